@@ -1,0 +1,15 @@
+//! modelwatch's vocabulary and pure logic.
+//!
+//! Everything here is deterministic: no I/O, no clock, no async runtime. Callers pass
+//! "now" in as a [`Timestamp`], which is what makes detection and rule evaluation
+//! testable at exact times. The store, the engine and the faces (CLI, HTTP) build on it.
+
+pub mod metric;
+pub mod sample;
+pub mod stats;
+pub mod time;
+
+pub use metric::{Direction, Metric, MetricDefinition, MetricFamily, ValueRange};
+pub use sample::{Dataset, ModelName, Point, Sample, SeriesKey, ValidationError, Version};
+pub use stats::{Bucket, Summary};
+pub use time::{TimeRange, Timestamp};

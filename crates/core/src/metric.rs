@@ -1,0 +1,348 @@
+//! Metrics: what is measured, which way is better, and which values are possible.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::sample::{check_name, ValidationError};
+
+/// Which way of change is an improvement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    HigherIsBetter,
+    LowerIsBetter,
+}
+
+impl Direction {
+    /// How much worse `current` is than `baseline`, as a signed amount: positive means a
+    /// degradation whatever the direction.
+    pub fn worsening(self, baseline: f64, current: f64) -> f64 {
+        match self {
+            Direction::HigherIsBetter => baseline - current,
+            Direction::LowerIsBetter => current - baseline,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::HigherIsBetter => "higher_is_better",
+            Direction::LowerIsBetter => "lower_is_better",
+        }
+    }
+}
+
+/// The family a metric belongs to; recommendations and dashboards group by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricFamily {
+    Classification,
+    Regression,
+    Serving,
+    Custom,
+}
+
+/// The closed interval of values a metric can take; `None` is unbounded on that side.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct ValueRange {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl ValueRange {
+    pub const UNBOUNDED: ValueRange = ValueRange {
+        min: None,
+        max: None,
+    };
+    pub const UNIT: ValueRange = ValueRange {
+        min: Some(0.0),
+        max: Some(1.0),
+    };
+    pub const NON_NEGATIVE: ValueRange = ValueRange {
+        min: Some(0.0),
+        max: None,
+    };
+    pub const AT_MOST_ONE: ValueRange = ValueRange {
+        min: None,
+        max: Some(1.0),
+    };
+
+    pub fn contains(&self, value: f64) -> bool {
+        self.min.is_none_or(|min| value >= min) && self.max.is_none_or(|max| value <= max)
+    }
+}
+
+impl fmt::Display for ValueRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.min, self.max) {
+            (Some(min), Some(max)) => write!(f, "[{min}, {max}]"),
+            (Some(min), None) => write!(f, ">= {min}"),
+            (None, Some(max)) => write!(f, "<= {max}"),
+            (None, None) => f.write_str("any finite number"),
+        }
+    }
+}
+
+/// A metric name: one of the built-in metrics, or a custom one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metric {
+    Accuracy,
+    Precision,
+    Recall,
+    F1Score,
+    AucRoc,
+    AucPr,
+    Mae,
+    Mse,
+    Rmse,
+    R2Score,
+    Mape,
+    Latency,
+    Throughput,
+    ErrorRate,
+    /// A metric the built-ins do not cover; its direction and range come from a
+    /// [`MetricDefinition`] (higher is better and unbounded when none is declared).
+    Custom(String),
+}
+
+impl Metric {
+    pub const BUILT_IN: [Metric; 14] = [
+        Metric::Accuracy,
+        Metric::Precision,
+        Metric::Recall,
+        Metric::F1Score,
+        Metric::AucRoc,
+        Metric::AucPr,
+        Metric::Mae,
+        Metric::Mse,
+        Metric::Rmse,
+        Metric::R2Score,
+        Metric::Mape,
+        Metric::Latency,
+        Metric::Throughput,
+        Metric::ErrorRate,
+    ];
+
+    /// Parses a metric name: a built-in name, or any other valid name as a custom metric.
+    pub fn parse(name: &str) -> Result<Self, ValidationError> {
+        check_name("metric", name)?;
+        Ok(Metric::BUILT_IN
+            .iter()
+            .find(|m| m.as_str() == name)
+            .cloned()
+            .unwrap_or_else(|| Metric::Custom(name.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::Precision => "precision",
+            Metric::Recall => "recall",
+            Metric::F1Score => "f1_score",
+            Metric::AucRoc => "auc_roc",
+            Metric::AucPr => "auc_pr",
+            Metric::Mae => "mae",
+            Metric::Mse => "mse",
+            Metric::Rmse => "rmse",
+            Metric::R2Score => "r2_score",
+            Metric::Mape => "mape",
+            Metric::Latency => "latency",
+            Metric::Throughput => "throughput",
+            Metric::ErrorRate => "error_rate",
+            Metric::Custom(name) => name,
+        }
+    }
+
+    pub fn is_custom(&self) -> bool {
+        matches!(self, Metric::Custom(_))
+    }
+
+    pub fn family(&self) -> MetricFamily {
+        use Metric::*;
+        match self {
+            Accuracy | Precision | Recall | F1Score | AucRoc | AucPr => {
+                MetricFamily::Classification
+            }
+            Mae | Mse | Rmse | R2Score | Mape => MetricFamily::Regression,
+            Latency | Throughput | ErrorRate => MetricFamily::Serving,
+            Custom(_) => MetricFamily::Custom,
+        }
+    }
+
+    /// The built-in definition; custom metrics get the default (higher is better, any value).
+    pub fn default_definition(&self) -> MetricDefinition {
+        use Metric::*;
+        let (direction, range) = match self {
+            Accuracy | Precision | Recall | F1Score | AucRoc | AucPr => {
+                (Direction::HigherIsBetter, ValueRange::UNIT)
+            }
+            R2Score => (Direction::HigherIsBetter, ValueRange::AT_MOST_ONE),
+            Throughput => (Direction::HigherIsBetter, ValueRange::NON_NEGATIVE),
+            Mae | Mse | Rmse | Mape | Latency => {
+                (Direction::LowerIsBetter, ValueRange::NON_NEGATIVE)
+            }
+            ErrorRate => (Direction::LowerIsBetter, ValueRange::UNIT),
+            Custom(_) => (Direction::HigherIsBetter, ValueRange::UNBOUNDED),
+        };
+        MetricDefinition {
+            metric: self.clone(),
+            direction,
+            range,
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Metric {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Metric::parse(s)
+    }
+}
+
+impl Serialize for Metric {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Metric {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Metric::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What modelwatch knows about a metric: its direction and valid range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricDefinition {
+    pub metric: Metric,
+    pub direction: Direction,
+    pub range: ValueRange,
+}
+
+impl MetricDefinition {
+    /// A declared custom metric. Built-in metrics keep their own definition.
+    pub fn custom(
+        metric: Metric,
+        direction: Direction,
+        range: ValueRange,
+    ) -> Result<Self, ValidationError> {
+        if !metric.is_custom() {
+            return Err(ValidationError::new(
+                "metric",
+                format!(
+                    "{metric} is a built-in metric; its direction and range cannot be redeclared"
+                ),
+            ));
+        }
+        let finite = |bound: Option<f64>| bound.is_none_or(f64::is_finite);
+        if !finite(range.min) || !finite(range.max) {
+            return Err(ValidationError::new(
+                "range",
+                "bounds must be finite numbers",
+            ));
+        }
+        if let (Some(min), Some(max)) = (range.min, range.max) {
+            if min > max {
+                return Err(ValidationError::new(
+                    "range",
+                    format!("min {min} is greater than max {max}"),
+                ));
+            }
+        }
+        Ok(MetricDefinition {
+            metric,
+            direction,
+            range,
+        })
+    }
+
+    /// Checks that a value is finite and within the metric's range.
+    pub fn check_value(&self, value: f64) -> Result<(), ValidationError> {
+        if value.is_nan() {
+            return Err(ValidationError::new("value", "NaN is not a measurement"));
+        }
+        if value.is_infinite() {
+            return Err(ValidationError::new(
+                "value",
+                "infinite values are not accepted",
+            ));
+        }
+        if !self.range.contains(value) {
+            return Err(ValidationError::new(
+                "value",
+                format!(
+                    "{value} is outside the valid range of {} ({})",
+                    self.metric, self.range
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_round_trips_through_its_name() {
+        for metric in Metric::BUILT_IN {
+            assert_eq!(Metric::parse(metric.as_str()).unwrap(), metric);
+        }
+        assert_eq!(
+            Metric::parse("queue_ms").unwrap(),
+            Metric::Custom("queue_ms".into())
+        );
+    }
+
+    #[test]
+    fn directions_follow_the_seed() {
+        use Direction::*;
+        for (metric, direction) in [
+            (Metric::Accuracy, HigherIsBetter),
+            (Metric::R2Score, HigherIsBetter),
+            (Metric::Throughput, HigherIsBetter),
+            (Metric::Latency, LowerIsBetter),
+            (Metric::ErrorRate, LowerIsBetter),
+            (Metric::Mape, LowerIsBetter),
+            (Metric::Custom("x".into()), HigherIsBetter),
+        ] {
+            assert_eq!(metric.default_definition().direction, direction, "{metric}");
+        }
+    }
+
+    #[test]
+    fn ranges_refuse_impossible_values() {
+        let accuracy = Metric::Accuracy.default_definition();
+        assert!(accuracy.check_value(1.0).is_ok());
+        assert!(accuracy.check_value(1.01).is_err());
+        assert!(accuracy.check_value(f64::NAN).is_err());
+        assert!(Metric::Latency
+            .default_definition()
+            .check_value(-0.5)
+            .is_err());
+        assert!(Metric::R2Score
+            .default_definition()
+            .check_value(-3.0)
+            .is_ok());
+        assert!(Metric::R2Score
+            .default_definition()
+            .check_value(1.5)
+            .is_err());
+        let error = accuracy.check_value(f64::INFINITY).unwrap_err();
+        assert_eq!(error.field, "value");
+    }
+
+    #[test]
+    fn worsening_is_direction_aware() {
+        assert_eq!(Direction::HigherIsBetter.worsening(0.9, 0.8), 0.9 - 0.8);
+        assert_eq!(Direction::LowerIsBetter.worsening(100.0, 120.0), 20.0);
+    }
+}

@@ -1,0 +1,317 @@
+//! Samples: one measured value of one metric of one model version at one time.
+//!
+//! Names are newtypes whose only constructors validate them, so a [`Sample`] that exists is
+//! well formed: names are non-empty, at most [`MAX_NAME_LEN`] characters, and use only
+//! characters that are safe in URLs, CSV and Prometheus labels.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::metric::{Metric, MetricDefinition};
+use crate::time::{Timestamp, TimestampError};
+
+/// The longest accepted model, version, metric or dataset name, in characters.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Bad input, naming the field that is wrong and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+fn is_allowed_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':' | '+' | '@')
+}
+
+pub(crate) fn check_name(field: &str, name: &str) -> Result<(), ValidationError> {
+    if name.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    let length = name.chars().count();
+    if length > MAX_NAME_LEN {
+        return Err(ValidationError::new(
+            field,
+            format!("is {length} characters long; at most {MAX_NAME_LEN} are allowed"),
+        ));
+    }
+    if let Some(bad) = name.chars().find(|c| !is_allowed_name_char(*c)) {
+        return Err(ValidationError::new(
+            field,
+            format!("character {bad:?} is not allowed in {name:?} (use letters, digits and _ . - : + @)"),
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const FIELD: &'static str = $field;
+
+            pub fn parse(name: &str) -> Result<Self, ValidationError> {
+                check_name($field, name)?;
+                Ok($name(name.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = ValidationError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::parse(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = String::deserialize(deserializer)?;
+                $name::parse(&name).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// The name of a model, e.g. `fraud_detector`.
+    ModelName,
+    "model"
+);
+name_type!(
+    /// A model version, e.g. `v2.1`.
+    Version,
+    "version"
+);
+name_type!(
+    /// An optional tag naming the data a sample was measured on, e.g. `holdout-2024-05`.
+    Dataset,
+    "dataset"
+);
+
+/// One time series: a metric of a model version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SeriesKey {
+    pub model: ModelName,
+    pub version: Version,
+    pub metric: Metric,
+}
+
+impl SeriesKey {
+    pub fn new(model: ModelName, version: Version, metric: Metric) -> Self {
+        SeriesKey {
+            model,
+            version,
+            metric,
+        }
+    }
+
+    /// Parses the three names, reporting the first bad one.
+    pub fn parse(model: &str, version: &str, metric: &str) -> Result<Self, ValidationError> {
+        Ok(SeriesKey {
+            model: ModelName::parse(model)?,
+            version: Version::parse(version)?,
+            metric: Metric::parse(metric)?,
+        })
+    }
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.model, self.version, self.metric)
+    }
+}
+
+/// A value of a series at a time, as stored and returned by range queries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub timestamp: Timestamp,
+    pub value: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<Dataset>,
+}
+
+/// One measurement. The JSON form uses the field names below; the seed's longer names
+/// (`model_name`, `model_version`, `metric_type`, `metric_value`) are accepted on input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    #[serde(alias = "model_name")]
+    pub model: ModelName,
+    #[serde(alias = "model_version")]
+    pub version: Version,
+    #[serde(alias = "metric_type")]
+    pub metric: Metric,
+    #[serde(alias = "metric_value")]
+    pub value: f64,
+    pub timestamp: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<Dataset>,
+}
+
+impl Sample {
+    pub fn series(&self) -> SeriesKey {
+        SeriesKey::new(
+            self.model.clone(),
+            self.version.clone(),
+            self.metric.clone(),
+        )
+    }
+
+    pub fn point(&self) -> Point {
+        Point {
+            timestamp: self.timestamp,
+            value: self.value,
+            dataset: self.dataset.clone(),
+        }
+    }
+
+    /// Checks the value against the metric's definition (finite, within range).
+    pub fn check(&self, definition: &MetricDefinition) -> Result<(), ValidationError> {
+        definition.check_value(self.value)
+    }
+
+    /// Builds a sample from text fields (CLI arguments, CSV cells), naming the first bad
+    /// field. The value is checked against the built-in definition of the metric.
+    pub fn parse_fields(fields: &RawSample<'_>) -> Result<Sample, ValidationError> {
+        let key = SeriesKey::parse(fields.model, fields.version, fields.metric)?;
+        let value = parse_value(fields.value)?;
+        let timestamp = Timestamp::parse(fields.timestamp).map_err(timestamp_error)?;
+        let dataset = match fields.dataset.map(str::trim) {
+            None | Some("") => None,
+            Some(name) => Some(Dataset::parse(name)?),
+        };
+        let sample = Sample {
+            model: key.model,
+            version: key.version,
+            metric: key.metric,
+            value,
+            timestamp,
+            dataset,
+        };
+        sample.check(&sample.metric.default_definition())?;
+        Ok(sample)
+    }
+}
+
+/// Text fields of a sample before validation.
+#[derive(Debug, Clone, Copy)]
+pub struct RawSample<'a> {
+    pub model: &'a str,
+    pub version: &'a str,
+    pub metric: &'a str,
+    pub value: &'a str,
+    pub timestamp: &'a str,
+    pub dataset: Option<&'a str>,
+}
+
+/// Parses a measured value; NaN and infinities are refused here already.
+pub fn parse_value(text: &str) -> Result<f64, ValidationError> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| ValidationError::new("value", format!("{text:?} is not a number")))?;
+    if !value.is_finite() {
+        return Err(ValidationError::new(
+            "value",
+            format!("{text:?} is not a finite number"),
+        ));
+    }
+    Ok(value)
+}
+
+pub fn timestamp_error(error: TimestampError) -> ValidationError {
+    ValidationError::new("timestamp", error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw<'a>(value: &'a str, timestamp: &'a str) -> RawSample<'a> {
+        RawSample {
+            model: "fraud",
+            version: "v1",
+            metric: "accuracy",
+            value,
+            timestamp,
+            dataset: None,
+        }
+    }
+
+    #[test]
+    fn names_are_checked_with_the_field_named() {
+        assert_eq!(ModelName::parse("").unwrap_err().field, "model");
+        assert_eq!(
+            Version::parse(&"v".repeat(129)).unwrap_err().field,
+            "version"
+        );
+        assert!(ModelName::parse("fraud detector")
+            .unwrap_err()
+            .message
+            .contains("' '"));
+        assert!(ModelName::parse("fraud_detector-2.1:prod@eu+x").is_ok());
+    }
+
+    #[test]
+    fn parse_fields_rejects_each_kind_of_bad_value() {
+        for (value, expect) in [
+            ("NaN", "value"),
+            ("inf", "value"),
+            ("abc", "value"),
+            ("1.5", "value"),
+        ] {
+            assert_eq!(
+                Sample::parse_fields(&raw(value, "0")).unwrap_err().field,
+                expect,
+                "{value}"
+            );
+        }
+        assert_eq!(
+            Sample::parse_fields(&raw("0.5", "soon")).unwrap_err().field,
+            "timestamp"
+        );
+        let sample = Sample::parse_fields(&raw("0.95", "2024-01-01T00:00:00Z")).unwrap();
+        assert_eq!(sample.value, 0.95);
+    }
+
+    #[test]
+    fn json_accepts_the_seed_field_names() {
+        let sample: Sample = serde_json::from_str(
+            r#"{"model_name":"m","model_version":"v1","metric_type":"latency","metric_value":12.5,"timestamp":0}"#,
+        )
+        .unwrap();
+        assert_eq!(sample.metric, Metric::Latency);
+        let json = serde_json::to_value(&sample).unwrap();
+        assert_eq!(json["model"], "m");
+        assert_eq!(json["timestamp"], "1970-01-01T00:00:00.000Z");
+    }
+}

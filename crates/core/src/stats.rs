@@ -1,0 +1,215 @@
+//! Summaries of a window of values and time-bucketed downsampling for charts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sample::Point;
+use crate::time::{TimeRange, Timestamp};
+
+/// Descriptive statistics of the values in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub count: u64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Sample standard deviation (n − 1 in the denominator); 0 for a single value.
+    pub std: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub first_timestamp: Timestamp,
+    pub last_timestamp: Timestamp,
+    /// The value at `last_timestamp`.
+    pub last_value: f64,
+}
+
+impl Summary {
+    /// Summarises points in time order; `None` when there are none.
+    pub fn of_points(points: &[Point]) -> Option<Summary> {
+        let first = points.first()?;
+        let last = points.last()?;
+        let (mean, std) = mean_and_std(points.iter().map(|p| p.value));
+        let mut sorted: Vec<f64> = points.iter().map(|p| p.value).collect();
+        sorted.sort_by(f64::total_cmp);
+        Some(Summary {
+            count: points.len() as u64,
+            mean,
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+            std,
+            p50: quantile_sorted(&sorted, 0.50),
+            p90: quantile_sorted(&sorted, 0.90),
+            p95: quantile_sorted(&sorted, 0.95),
+            p99: quantile_sorted(&sorted, 0.99),
+            first_timestamp: first.timestamp,
+            last_timestamp: last.timestamp,
+            last_value: last.value,
+        })
+    }
+}
+
+/// Mean and sample standard deviation by Welford's method (stable for long windows).
+pub fn mean_and_std(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    let (mut n, mut mean, mut m2) = (0u64, 0.0f64, 0.0f64);
+    for value in values {
+        n += 1;
+        let delta = value - mean;
+        mean += delta / n as f64;
+        m2 += delta * (value - mean);
+    }
+    let std = if n > 1 {
+        (m2 / (n - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    (if n == 0 { f64::NAN } else { mean }, std)
+}
+
+/// The `q`-quantile of sorted values, interpolating linearly between order statistics
+/// (numpy's default, R's type 7).
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        1 => sorted[0],
+        n => {
+            let position = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let lower = position.floor() as usize;
+            let upper = (lower + 1).min(n - 1);
+            let fraction = position - lower as f64;
+            sorted[lower] + (sorted[upper] - sorted[lower]) * fraction
+        }
+    }
+}
+
+/// One time bucket of a downsampled series. Minimum and maximum are kept so that spikes
+/// stay visible however far a chart zooms out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Start of the bucket (inclusive).
+    pub start: Timestamp,
+    pub count: u64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub first: f64,
+    pub last: f64,
+}
+
+/// Groups points (in time order) into at most `max_points` equal-width buckets over
+/// `range`, returning only the non-empty ones. When the range is unbounded on a side, the
+/// data's own first or last time bounds it.
+pub fn downsample(points: &[Point], range: TimeRange, max_points: usize) -> Vec<Bucket> {
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return Vec::new();
+    };
+    let max_points = max_points.max(1) as i64;
+    let start = range.start.max(first.timestamp);
+    let end = range
+        .end
+        .min(Timestamp::from_millis(last.timestamp.as_millis() + 1).unwrap_or(Timestamp::MAX));
+    let span = end.millis_since(start).max(1);
+    let width = (span + max_points - 1) / max_points;
+    let mut buckets: Vec<Bucket> = Vec::with_capacity(max_points.min(points.len() as i64) as usize);
+    let mut current_index = i64::MIN;
+    for point in points {
+        if !range.contains(point.timestamp) {
+            continue;
+        }
+        let index = point.timestamp.millis_since(start) / width;
+        match buckets.last_mut() {
+            Some(bucket) if index == current_index => {
+                bucket.count += 1;
+                bucket.mean += (point.value - bucket.mean) / bucket.count as f64;
+                bucket.min = bucket.min.min(point.value);
+                bucket.max = bucket.max.max(point.value);
+                bucket.last = point.value;
+            }
+            _ => {
+                current_index = index;
+                let bucket_start =
+                    Timestamp::from_millis(start.as_millis() + index * width).unwrap_or(start);
+                buckets.push(Bucket {
+                    start: bucket_start,
+                    count: 1,
+                    mean: point.value,
+                    min: point.value,
+                    max: point.value,
+                    first: point.value,
+                    last: point.value,
+                });
+            }
+        }
+    }
+    buckets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(values: &[(i64, f64)]) -> Vec<Point> {
+        values
+            .iter()
+            .map(|&(t, value)| Point {
+                timestamp: Timestamp::from_millis(t).unwrap(),
+                value,
+                dataset: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn summary_has_exact_values() {
+        let s = Summary::of_points(&points(&[
+            (1, 2.0),
+            (2, 4.0),
+            (3, 4.0),
+            (4, 4.0),
+            (5, 5.0),
+            (6, 5.0),
+            (7, 7.0),
+            (8, 9.0),
+        ]))
+        .unwrap();
+        assert_eq!(s.count, 8);
+        assert_eq!(s.mean, 5.0);
+        assert!((s.std - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        assert_eq!((s.min, s.max), (2.0, 9.0));
+        assert_eq!(s.p50, 4.5);
+        assert!((s.p90 - 7.6).abs() < 1e-12);
+        assert_eq!(s.last_value, 9.0);
+    }
+
+    #[test]
+    fn single_value_summary_has_zero_std() {
+        let s = Summary::of_points(&points(&[(1, 0.5)])).unwrap();
+        assert_eq!((s.std, s.p99, s.mean), (0.0, 0.5, 0.5));
+        assert!(Summary::of_points(&[]).is_none());
+    }
+
+    #[test]
+    fn downsample_never_exceeds_max_points_and_keeps_extremes() {
+        let data: Vec<(i64, f64)> = (0..10_000)
+            .map(|i| (i * 60_000, if i == 4_321 { 99.0 } else { 1.0 }))
+            .collect();
+        let buckets = downsample(&points(&data), TimeRange::all(), 7);
+        assert!(buckets.len() <= 7);
+        assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 10_000);
+        assert!(buckets.iter().any(|b| b.max == 99.0));
+    }
+
+    #[test]
+    fn downsample_respects_range() {
+        let data: Vec<(i64, f64)> = (0..100).map(|i| (i, i as f64)).collect();
+        let range = TimeRange::new(
+            Timestamp::from_millis(10).unwrap(),
+            Timestamp::from_millis(20).unwrap(),
+        );
+        let buckets = downsample(&points(&data), range, 5);
+        assert_eq!(buckets.len(), 5);
+        assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 10);
+        assert_eq!(buckets[0].start.as_millis(), 10);
+        assert_eq!((buckets[0].min, buckets[0].max), (10.0, 11.0));
+    }
+}
