@@ -4,6 +4,7 @@
 //! "now" in as a [`Timestamp`], which is what makes detection and rule evaluation
 //! testable at exact times. The store, the engine and the faces (CLI, HTTP) build on it.
 
+pub mod alerting;
 pub mod metric;
 pub mod sample;
 pub mod stats;

@@ -1,0 +1,165 @@
+//! Alerts: instances of a rule firing for one model version, and their history.
+//!
+//! An alert is *open* until it has a `resolved_at`. Status says what happened to it:
+//! `active` and `acknowledged` alerts were (or may still be) notified; `suppressed` alerts
+//! were held back by a limit or by the global switch and keep that status for good, so the
+//! summary counts them even after modelwatch closes them; `resolved` is final.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{AlertId, RuleId};
+use super::limits::HoldReason;
+use super::rule::{ComparisonOperator, Severity};
+use crate::metric::Metric;
+use crate::sample::{ModelName, Version};
+use crate::time::{TimeRange, Timestamp};
+
+/// Who modelwatch itself is in history records (auto-resolve, closing suppressed alerts).
+pub const SYSTEM_ACTOR: &str = "modelwatch";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Active,
+    Acknowledged,
+    Resolved,
+    Suppressed,
+}
+
+impl AlertStatus {
+    pub const ALL: [AlertStatus; 4] = [
+        AlertStatus::Active,
+        AlertStatus::Acknowledged,
+        AlertStatus::Resolved,
+        AlertStatus::Suppressed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Active => "active",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Resolved => "resolved",
+            AlertStatus::Suppressed => "suppressed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, crate::sample::ValidationError> {
+        AlertStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                crate::sample::ValidationError::new(
+                    "status",
+                    format!("{text:?} is not one of active, acknowledged, resolved, suppressed"),
+                )
+            })
+    }
+}
+
+impl fmt::Display for AlertStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The line an alert crossed, for messages and the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "condition_type", rename_all = "snake_case")]
+pub enum Trigger {
+    Threshold {
+        comparison_operator: ComparisonOperator,
+        threshold_value: f64,
+    },
+    Degradation {
+        max_degradation_percentage: f64,
+        degradation_percentage: f64,
+        current_value: f64,
+        baseline_value: f64,
+    },
+}
+
+/// One alert. `value` and `worst_value` are in the condition's terms: the metric value
+/// for threshold rules, the degradation percentage for degradation rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: AlertId,
+    pub rule_id: RuleId,
+    pub rule_name: String,
+    pub model: ModelName,
+    pub version: Version,
+    pub metric: Metric,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    pub message: String,
+    pub value: f64,
+    pub worst_value: f64,
+    pub trigger: Trigger,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub occurrences: u32,
+    /// Whether a firing notification was queued for this alert.
+    pub notified: bool,
+    /// Why the last firing notification was not queued, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_reason: Option<HoldReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_notes: Option<String>,
+}
+
+impl Alert {
+    /// Still open: deduplication folds new breaches into it and it can still be resolved.
+    pub fn is_open(&self) -> bool {
+        self.resolved_at.is_none()
+    }
+
+    /// Whether the alert was alive at some point of `range`: created before its end and
+    /// either still open or closed after its start.
+    pub fn overlaps(&self, range: TimeRange) -> bool {
+        self.first_seen < range.end
+            && match self.resolved_at {
+                None => true,
+                Some(resolved) => resolved.max(self.last_seen) >= range.start,
+            }
+    }
+}
+
+/// One change of an alert's status, kept as history. `from` is `None` when the alert was
+/// created. Escalations and closing a suppressed alert keep the status and say so in
+/// `notes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertTransition {
+    pub alert_id: AlertId,
+    pub at: Timestamp,
+    pub by: String,
+    pub from: Option<AlertStatus>,
+    pub to: AlertStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_parse_from_their_json_names() {
+        for status in AlertStatus::ALL {
+            assert_eq!(AlertStatus::parse(status.as_str()).unwrap(), status);
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::Value::String(status.as_str().into())
+            );
+        }
+        assert_eq!(AlertStatus::parse("open").unwrap_err().field, "status");
+    }
+}

@@ -1,0 +1,283 @@
+//! Observations and verdicts: what one evaluation saw, and whether that breaches the
+//! rule's condition.
+//!
+//! The verdict depends on whether an alert is already open, because hysteresis makes the
+//! line for clearing differ from the line for firing: between the two lines an open alert
+//! [`Verdict::Holds`] instead of clearing.
+
+use serde::{Deserialize, Serialize};
+
+use super::rule::{ComparisonOperator, Condition, ConditionKind, DEFAULT_EQ_TOLERANCE};
+use crate::time::Timestamp;
+
+/// What the engine measured for one rule and model version at one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Observation {
+    /// No data in the window; the rule's counters are left as they are.
+    NoData,
+    /// The value a threshold rule compares: normally the newest sample, observed at `at`.
+    Value { at: Timestamp, value: f64 },
+    /// The degradation detector's verdict, computed from data up to `at`.
+    Degradation(DegradationReading),
+}
+
+/// The degradation detector's output that a degradation rule needs. `degradation_percentage`
+/// is positive when the metric got worse, whatever its direction.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DegradationReading {
+    pub at: Timestamp,
+    pub degradation_percentage: f64,
+    pub significant: bool,
+    pub current_value: f64,
+    pub baseline_value: f64,
+}
+
+impl Observation {
+    /// The time of the newest data this observation was computed from.
+    pub fn observed_at(&self) -> Option<Timestamp> {
+        match self {
+            Observation::NoData => None,
+            Observation::Value { at, .. } => Some(*at),
+            Observation::Degradation(reading) => Some(reading.at),
+        }
+    }
+
+    pub fn kind(&self) -> Option<ConditionKind> {
+        match self {
+            Observation::NoData => None,
+            Observation::Value { .. } => Some(ConditionKind::Threshold),
+            Observation::Degradation(_) => Some(ConditionKind::Degradation),
+        }
+    }
+
+    /// The number an alert reports and ranks by: the value for threshold rules, the
+    /// degradation percentage for degradation rules.
+    pub fn condition_value(&self) -> Option<f64> {
+        match self {
+            Observation::NoData => None,
+            Observation::Value { value, .. } => Some(*value),
+            Observation::Degradation(reading) => Some(reading.degradation_percentage),
+        }
+    }
+}
+
+/// What an observation means for a condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Breaches,
+    /// Inside the hysteresis band while an alert is open: neither breaching nor clear.
+    Holds,
+    Clear,
+}
+
+/// Why an observation could not be judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Unjudgeable {
+    NoData,
+    NotFinite,
+    WrongKind {
+        expected: ConditionKind,
+        got: ConditionKind,
+    },
+}
+
+impl Condition {
+    /// Judges `observation`; `alert_open` selects the clearing line when hysteresis is set.
+    pub fn verdict(
+        &self,
+        observation: &Observation,
+        alert_open: bool,
+    ) -> Result<Verdict, Unjudgeable> {
+        match (self, observation) {
+            (_, Observation::NoData) => Err(Unjudgeable::NoData),
+            (
+                Condition::Threshold {
+                    comparison_operator,
+                    threshold_value,
+                    tolerance,
+                    clear_threshold,
+                },
+                Observation::Value { value, .. },
+            ) => {
+                if !value.is_finite() {
+                    return Err(Unjudgeable::NotFinite);
+                }
+                let tolerance = tolerance.unwrap_or(DEFAULT_EQ_TOLERANCE);
+                if comparison_operator.holds(*value, *threshold_value, tolerance) {
+                    return Ok(Verdict::Breaches);
+                }
+                match clear_threshold {
+                    Some(clear)
+                        if alert_open && still_unhealthy(*comparison_operator, *value, *clear) =>
+                    {
+                        Ok(Verdict::Holds)
+                    }
+                    _ => Ok(Verdict::Clear),
+                }
+            }
+            (
+                Condition::Degradation {
+                    max_degradation_percentage,
+                    clear_percentage,
+                    ..
+                },
+                Observation::Degradation(reading),
+            ) => {
+                if !reading.degradation_percentage.is_finite() {
+                    return Err(Unjudgeable::NotFinite);
+                }
+                let percentage = reading.degradation_percentage;
+                if reading.significant && percentage > *max_degradation_percentage {
+                    return Ok(Verdict::Breaches);
+                }
+                match clear_percentage {
+                    Some(clear) if alert_open && reading.significant && percentage > *clear => {
+                        Ok(Verdict::Holds)
+                    }
+                    _ => Ok(Verdict::Clear),
+                }
+            }
+            (condition, observation) => Err(Unjudgeable::WrongKind {
+                expected: condition.kind(),
+                got: observation.kind().unwrap_or(condition.kind()),
+            }),
+        }
+    }
+
+    /// Whether `candidate` is worse than `worst` for this condition, so alerts can keep
+    /// their worst value: lower is worse for `lt`/`lte`, higher for `gt`/`gte` and for
+    /// degradation percentages, closer to the target for `eq`.
+    pub fn is_worse(&self, candidate: f64, worst: f64) -> bool {
+        match self {
+            Condition::Threshold {
+                comparison_operator,
+                threshold_value,
+                ..
+            } => match comparison_operator {
+                ComparisonOperator::Lt | ComparisonOperator::Lte => candidate < worst,
+                ComparisonOperator::Gt | ComparisonOperator::Gte => candidate > worst,
+                ComparisonOperator::Eq => {
+                    (candidate - threshold_value).abs() < (worst - threshold_value).abs()
+                }
+            },
+            Condition::Degradation { .. } => candidate > worst,
+        }
+    }
+}
+
+/// Whether `value` has not yet crossed back over the clearing line `clear`.
+fn still_unhealthy(operator: ComparisonOperator, value: f64, clear: f64) -> bool {
+    match operator {
+        ComparisonOperator::Lt | ComparisonOperator::Lte => value < clear,
+        ComparisonOperator::Gt | ComparisonOperator::Gte => value > clear,
+        ComparisonOperator::Eq => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(v: f64) -> Observation {
+        Observation::Value {
+            at: Timestamp::MIN,
+            value: v,
+        }
+    }
+
+    fn degradation(percentage: f64, significant: bool) -> Observation {
+        Observation::Degradation(DegradationReading {
+            at: Timestamp::MIN,
+            degradation_percentage: percentage,
+            significant,
+            current_value: 0.0,
+            baseline_value: 0.0,
+        })
+    }
+
+    fn below(threshold: f64, clear: Option<f64>) -> Condition {
+        Condition::Threshold {
+            comparison_operator: ComparisonOperator::Lt,
+            threshold_value: threshold,
+            tolerance: None,
+            clear_threshold: clear,
+        }
+    }
+
+    #[test]
+    fn hysteresis_band_holds_only_while_an_alert_is_open() {
+        let condition = below(0.90, Some(0.92));
+        assert_eq!(
+            condition.verdict(&value(0.89), false),
+            Ok(Verdict::Breaches)
+        );
+        assert_eq!(condition.verdict(&value(0.91), false), Ok(Verdict::Clear));
+        assert_eq!(condition.verdict(&value(0.91), true), Ok(Verdict::Holds));
+        assert_eq!(condition.verdict(&value(0.92), true), Ok(Verdict::Clear));
+    }
+
+    #[test]
+    fn degradation_needs_significance_and_size() {
+        let condition = Condition::Degradation {
+            max_degradation_percentage: 5.0,
+            baseline_window_hours: 24,
+            clear_percentage: Some(2.0),
+        };
+        assert_eq!(
+            condition.verdict(&degradation(6.0, true), false),
+            Ok(Verdict::Breaches)
+        );
+        assert_eq!(
+            condition.verdict(&degradation(6.0, false), false),
+            Ok(Verdict::Clear)
+        );
+        assert_eq!(
+            condition.verdict(&degradation(3.0, true), true),
+            Ok(Verdict::Holds)
+        );
+        assert_eq!(
+            condition.verdict(&degradation(3.0, false), true),
+            Ok(Verdict::Clear)
+        );
+        assert_eq!(
+            condition.verdict(&degradation(1.0, true), true),
+            Ok(Verdict::Clear)
+        );
+    }
+
+    #[test]
+    fn unjudgeable_observations_say_why() {
+        let condition = below(0.9, None);
+        assert_eq!(
+            condition.verdict(&Observation::NoData, false),
+            Err(Unjudgeable::NoData)
+        );
+        assert_eq!(
+            condition.verdict(&value(f64::NAN), false),
+            Err(Unjudgeable::NotFinite)
+        );
+        assert_eq!(
+            condition.verdict(&degradation(1.0, true), false),
+            Err(Unjudgeable::WrongKind {
+                expected: ConditionKind::Threshold,
+                got: ConditionKind::Degradation
+            })
+        );
+    }
+
+    #[test]
+    fn worst_value_follows_the_operator() {
+        assert!(below(0.9, None).is_worse(0.5, 0.8));
+        let above = Condition::Threshold {
+            comparison_operator: ComparisonOperator::Gt,
+            threshold_value: 100.0,
+            tolerance: None,
+            clear_threshold: None,
+        };
+        assert!(above.is_worse(300.0, 200.0));
+        assert!(!above.is_worse(150.0, 200.0));
+    }
+}

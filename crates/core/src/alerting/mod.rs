@@ -1,0 +1,40 @@
+//! Alerting: rules, the per-rule evaluation state machine, silences, limits, the alert
+//! lifecycle, summaries, the notification outbox and backtests. All pure.
+//!
+//! The engine drives it like this, per enabled rule and per model version the rule
+//! applies to: read the persisted [`SeriesState`] (default when none) and the alert its
+//! `alert_id` names; build an [`Observation`] (the newest value, or the degradation
+//! detector's verdict); read the active silences and the [`RateCounts`] of the last hour;
+//! call [`evaluate`] with a fresh [`AlertId`]; then in one transaction write the returned
+//! alert and history record, compare-and-swap the state on its previous `revision`, and
+//! insert [`outbox::for_evaluation`]. People's actions go through [`acknowledge`] and
+//! [`resolve`] plus [`outbox::for_transition`].
+
+pub mod alert;
+pub mod backtest;
+pub mod condition;
+pub mod ids;
+pub mod lifecycle;
+pub mod limits;
+pub mod outbox;
+pub mod rule;
+pub mod silence;
+pub mod state;
+pub mod summary;
+
+#[cfg(test)]
+mod scenarios;
+
+pub use alert::{Alert, AlertStatus, AlertTransition, Trigger, SYSTEM_ACTOR};
+pub use backtest::{backtest, Backtest, BacktestEvent, BacktestEventKind};
+pub use condition::{DegradationReading, Observation, Unjudgeable, Verdict};
+pub use ids::{AlertId, RuleId, SilenceId};
+pub use lifecycle::{acknowledge, resolve, LifecycleError};
+pub use limits::{AlertConfig, HoldReason, NotifyDecision, NotifyReason, RateCounts, RateLedger};
+pub use outbox::{NotificationEvent, OutboxEntry};
+pub use rule::{
+    AntiFlap, ComparisonOperator, Condition, ConditionKind, Rule, RulePatch, RuleSpec, Severity,
+};
+pub use silence::{muting_silence, Silence, SilenceSpec};
+pub use state::{evaluate, AlertWrite, Decision, Evaluation, EvaluationContext, SeriesState};
+pub use summary::{last_hours, list_alerts, summarize, AlertFilter, AlertSummary};

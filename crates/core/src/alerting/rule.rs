@@ -1,0 +1,925 @@
+//! Rules: what to watch, when it is a problem, and whom to tell.
+//!
+//! A [`Rule`] only exists validated. It is built from a [`RuleSpec`], the raw input form
+//! that speaks the seed's flat JSON (`rule_name`, `model_name`, `threshold_value` +
+//! `comparison_operator` or `max_degradation_percentage`), refuses unknown fields, and
+//! turns every mistake into a [`ValidationError`] naming the field.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::RuleId;
+use crate::metric::Metric;
+use crate::sample::{check_name, ModelName, ValidationError, Version};
+use crate::time::Timestamp;
+
+/// How urgent an alert is; ordered so that `Low < Medium < High < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        Severity::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "severity",
+                    format!("{text:?} is not one of low, medium, high, critical"),
+                )
+            })
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::parse(s)
+    }
+}
+
+/// The seed's comparison operators. `Eq` matches within a tolerance because measured
+/// values are floating point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComparisonOperator {
+    Gt,
+    Lt,
+    Gte,
+    Lte,
+    Eq,
+}
+
+impl ComparisonOperator {
+    pub const ALL: [ComparisonOperator; 5] = [
+        ComparisonOperator::Gt,
+        ComparisonOperator::Lt,
+        ComparisonOperator::Gte,
+        ComparisonOperator::Lte,
+        ComparisonOperator::Eq,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComparisonOperator::Gt => "gt",
+            ComparisonOperator::Lt => "lt",
+            ComparisonOperator::Gte => "gte",
+            ComparisonOperator::Lte => "lte",
+            ComparisonOperator::Eq => "eq",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        ComparisonOperator::ALL
+            .into_iter()
+            .find(|op| op.as_str() == text.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "comparison_operator",
+                    format!("{text:?} is not one of gt, lt, gte, lte, eq"),
+                )
+            })
+    }
+
+    /// Whether `value` compared with `threshold` holds; `tolerance` is used by `Eq` only.
+    pub fn holds(self, value: f64, threshold: f64, tolerance: f64) -> bool {
+        match self {
+            ComparisonOperator::Gt => value > threshold,
+            ComparisonOperator::Lt => value < threshold,
+            ComparisonOperator::Gte => value >= threshold,
+            ComparisonOperator::Lte => value <= threshold,
+            ComparisonOperator::Eq => (value - threshold).abs() <= tolerance,
+        }
+    }
+
+    /// Words for messages: "below", "at or above", …
+    pub fn describe(self) -> &'static str {
+        match self {
+            ComparisonOperator::Gt => "above",
+            ComparisonOperator::Lt => "below",
+            ComparisonOperator::Gte => "at or above",
+            ComparisonOperator::Lte => "at or below",
+            ComparisonOperator::Eq => "equal to",
+        }
+    }
+}
+
+impl fmt::Display for ComparisonOperator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `eq` without an explicit tolerance: exact up to floating-point noise.
+pub const DEFAULT_EQ_TOLERANCE: f64 = 1e-9;
+pub const DEFAULT_BASELINE_WINDOW_HOURS: u32 = 24;
+pub const DEFAULT_COOLDOWN_MINUTES: u32 = 60;
+pub const DEFAULT_SEVERITY: Severity = Severity::Medium;
+/// A week; longer cooldowns are almost certainly a typo for something else.
+pub const MAX_COOLDOWN_MINUTES: u32 = 7 * 24 * 60;
+/// A year of baseline is the most the store keeps online.
+pub const MAX_BASELINE_WINDOW_HOURS: u32 = 366 * 24;
+pub const MAX_RULE_NAME_LEN: usize = 200;
+pub const MAX_ANTI_FLAP_EVALUATIONS: u32 = 1000;
+
+/// When a rule's series is in trouble.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "condition_type", rename_all = "snake_case")]
+pub enum Condition {
+    /// The latest value compared with a fixed threshold. With `clear_threshold` the alert
+    /// only clears once the value is past that second line (hysteresis).
+    Threshold {
+        comparison_operator: ComparisonOperator,
+        threshold_value: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tolerance: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clear_threshold: Option<f64>,
+    },
+    /// The degradation detector's verdict against a baseline: breaching when the change is
+    /// significant and worse than `max_degradation_percentage`. With `clear_percentage`
+    /// the alert only clears once the degradation is back at or under it.
+    Degradation {
+        max_degradation_percentage: f64,
+        baseline_window_hours: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clear_percentage: Option<f64>,
+    },
+}
+
+/// Which kind of observation a condition needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConditionKind {
+    Threshold,
+    Degradation,
+}
+
+impl Condition {
+    pub fn kind(&self) -> ConditionKind {
+        match self {
+            Condition::Threshold { .. } => ConditionKind::Threshold,
+            Condition::Degradation { .. } => ConditionKind::Degradation,
+        }
+    }
+}
+
+/// Anti-flap settings: how many evaluations in a row it takes to fire and to clear.
+///
+/// The defaults (3 to fire, 3 to clear, no auto-resolve) are chosen so that a signal that
+/// crosses its threshold 50 times notifies at most twice: a crossing must persist for
+/// three evaluations before anything fires, and once an alert is open every later breach
+/// only updates it until a person resolves it. With `auto_resolve` on, the rule's cooldown
+/// bounds re-firing instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AntiFlap {
+    /// Consecutive breaching evaluations before an alert fires (Prometheus' `for`).
+    pub for_evaluations: u32,
+    /// Consecutive clear evaluations before the condition counts as cleared.
+    pub clear_after_evaluations: u32,
+    /// Resolve the alert (as `modelwatch`) once the condition has cleared.
+    pub auto_resolve: bool,
+}
+
+impl AntiFlap {
+    pub const DEFAULT_FOR_EVALUATIONS: u32 = 3;
+    pub const DEFAULT_CLEAR_AFTER_EVALUATIONS: u32 = 3;
+}
+
+impl Default for AntiFlap {
+    fn default() -> Self {
+        AntiFlap {
+            for_evaluations: Self::DEFAULT_FOR_EVALUATIONS,
+            clear_after_evaluations: Self::DEFAULT_CLEAR_AFTER_EVALUATIONS,
+            auto_resolve: false,
+        }
+    }
+}
+
+/// A validated alert rule. `version: None` means every version of the model, each
+/// evaluated on its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    pub id: RuleId,
+    pub name: String,
+    pub model: ModelName,
+    pub version: Option<Version>,
+    pub metric: Metric,
+    pub severity: Severity,
+    pub enabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub cooldown_minutes: u32,
+    pub notify_channels: Vec<String>,
+    #[serde(flatten)]
+    pub condition: Condition,
+    #[serde(flatten)]
+    pub anti_flap: AntiFlap,
+}
+
+impl Rule {
+    /// Validates `spec` into a new rule created at `now`.
+    pub fn create(spec: RuleSpec, id: RuleId, now: Timestamp) -> Result<Rule, ValidationError> {
+        spec.validate(id, now, now)
+    }
+
+    /// Applies `patch` and validates the result as a whole; id and creation time stay.
+    pub fn update(&self, patch: RulePatch, now: Timestamp) -> Result<Rule, ValidationError> {
+        let mut spec = RuleSpec::from(self);
+        patch.apply_to(&mut spec)?;
+        spec.validate(self.id.clone(), self.created_at, now)
+    }
+
+    pub fn with_enabled(&self, enabled: bool, now: Timestamp) -> Rule {
+        Rule {
+            enabled,
+            updated_at: now,
+            ..self.clone()
+        }
+    }
+
+    /// Whether this rule watches `model`/`version`.
+    pub fn applies_to(&self, model: &ModelName, version: &Version) -> bool {
+        &self.model == model && self.version.as_ref().is_none_or(|v| v == version)
+    }
+
+    pub fn cooldown_millis(&self) -> i64 {
+        i64::from(self.cooldown_minutes) * 60_000
+    }
+}
+
+/// The raw input form of a rule in the seed's flat shape. `rule_name`/`name`,
+/// `model_name`/`model`, `model_version`/`version` and `metric_type`/`metric` are
+/// accepted; any other unknown field is refused.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    #[serde(alias = "rule_name")]
+    pub name: String,
+    #[serde(alias = "model_name")]
+    pub model: String,
+    #[serde(default, alias = "model_version")]
+    pub version: Option<String>,
+    #[serde(alias = "metric_type")]
+    pub metric: String,
+    #[serde(default)]
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub cooldown_minutes: Option<i64>,
+    #[serde(default)]
+    pub notify_channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub threshold_value: Option<f64>,
+    #[serde(default)]
+    pub comparison_operator: Option<String>,
+    #[serde(default)]
+    pub tolerance: Option<f64>,
+    #[serde(default)]
+    pub clear_threshold: Option<f64>,
+    #[serde(default)]
+    pub max_degradation_percentage: Option<f64>,
+    #[serde(default)]
+    pub baseline_window_hours: Option<i64>,
+    #[serde(default)]
+    pub clear_percentage: Option<f64>,
+    #[serde(default)]
+    pub for_evaluations: Option<i64>,
+    #[serde(default)]
+    pub clear_after_evaluations: Option<i64>,
+    #[serde(default)]
+    pub auto_resolve: Option<bool>,
+}
+
+impl RuleSpec {
+    fn has_threshold_fields(&self) -> bool {
+        self.threshold_value.is_some()
+            || self.comparison_operator.is_some()
+            || self.tolerance.is_some()
+            || self.clear_threshold.is_some()
+    }
+
+    fn has_degradation_fields(&self) -> bool {
+        self.max_degradation_percentage.is_some()
+            || self.baseline_window_hours.is_some()
+            || self.clear_percentage.is_some()
+    }
+
+    fn clear_threshold_fields(&mut self) {
+        self.threshold_value = None;
+        self.comparison_operator = None;
+        self.tolerance = None;
+        self.clear_threshold = None;
+    }
+
+    fn clear_degradation_fields(&mut self) {
+        self.max_degradation_percentage = None;
+        self.baseline_window_hours = None;
+        self.clear_percentage = None;
+    }
+
+    fn validate(
+        self,
+        id: RuleId,
+        created_at: Timestamp,
+        updated_at: Timestamp,
+    ) -> Result<Rule, ValidationError> {
+        let name = self.name.trim().to_owned();
+        if name.is_empty() {
+            return Err(ValidationError::new("name", "must not be empty"));
+        }
+        if name.chars().count() > MAX_RULE_NAME_LEN {
+            return Err(ValidationError::new(
+                "name",
+                format!("is longer than {MAX_RULE_NAME_LEN} characters"),
+            ));
+        }
+        let model = ModelName::parse(self.model.trim())?;
+        let version = match self.version.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(version) => Some(Version::parse(version)?),
+        };
+        let metric = Metric::parse(self.metric.trim())?;
+        let severity = match &self.severity {
+            None => DEFAULT_SEVERITY,
+            Some(text) => Severity::parse(text)?,
+        };
+        let cooldown_minutes = match self.cooldown_minutes {
+            None => DEFAULT_COOLDOWN_MINUTES,
+            Some(minutes) => bounded("cooldown_minutes", minutes, 0, MAX_COOLDOWN_MINUTES)?,
+        };
+        let condition = self.condition()?;
+        let notify_channels = validate_channels(self.notify_channels.unwrap_or_default())?;
+        let anti_flap = AntiFlap {
+            for_evaluations: match self.for_evaluations {
+                None => AntiFlap::DEFAULT_FOR_EVALUATIONS,
+                Some(n) => bounded("for_evaluations", n, 1, MAX_ANTI_FLAP_EVALUATIONS)?,
+            },
+            clear_after_evaluations: match self.clear_after_evaluations {
+                None => AntiFlap::DEFAULT_CLEAR_AFTER_EVALUATIONS,
+                Some(n) => bounded("clear_after_evaluations", n, 1, MAX_ANTI_FLAP_EVALUATIONS)?,
+            },
+            auto_resolve: self.auto_resolve.unwrap_or(false),
+        };
+        Ok(Rule {
+            id,
+            name,
+            model,
+            version,
+            metric,
+            severity,
+            enabled: self.enabled.unwrap_or(true),
+            created_at,
+            updated_at,
+            cooldown_minutes,
+            notify_channels,
+            condition,
+            anti_flap,
+        })
+    }
+
+    fn condition(&self) -> Result<Condition, ValidationError> {
+        match (self.has_threshold_fields(), self.has_degradation_fields()) {
+            (true, true) => Err(ValidationError::new(
+                "condition",
+                "give either threshold_value with comparison_operator, or max_degradation_percentage, not both",
+            )),
+            (false, false) => Err(ValidationError::new(
+                "condition",
+                "give threshold_value with comparison_operator, or max_degradation_percentage",
+            )),
+            (true, false) => self.threshold_condition(),
+            (false, true) => self.degradation_condition(),
+        }
+    }
+
+    fn threshold_condition(&self) -> Result<Condition, ValidationError> {
+        let threshold_value = finite(
+            "threshold_value",
+            self.threshold_value.ok_or_else(|| {
+                ValidationError::new("threshold_value", "is required with comparison_operator")
+            })?,
+        )?;
+        let comparison_operator =
+            ComparisonOperator::parse(self.comparison_operator.as_deref().ok_or_else(|| {
+                ValidationError::new(
+                    "comparison_operator",
+                    "is required with threshold_value (one of gt, lt, gte, lte, eq)",
+                )
+            })?)?;
+        let tolerance = match self.tolerance {
+            None => None,
+            Some(_) if comparison_operator != ComparisonOperator::Eq => {
+                return Err(ValidationError::new(
+                    "tolerance",
+                    "applies only to comparison_operator eq",
+                ))
+            }
+            Some(t) if !t.is_finite() || t < 0.0 => {
+                return Err(ValidationError::new(
+                    "tolerance",
+                    format!("{t} is not a non-negative number"),
+                ))
+            }
+            Some(t) => Some(t),
+        };
+        let clear_threshold = match self.clear_threshold {
+            None => None,
+            Some(clear) => {
+                let clear = finite("clear_threshold", clear)?;
+                // The clear line must lie on the healthy side of the firing line, or an
+                // alert could clear while still breaching.
+                let healthy_side = match comparison_operator {
+                    ComparisonOperator::Lt | ComparisonOperator::Lte => clear >= threshold_value,
+                    ComparisonOperator::Gt | ComparisonOperator::Gte => clear <= threshold_value,
+                    ComparisonOperator::Eq => {
+                        return Err(ValidationError::new(
+                            "clear_threshold",
+                            "does not apply to comparison_operator eq",
+                        ))
+                    }
+                };
+                if !healthy_side {
+                    return Err(ValidationError::new(
+                        "clear_threshold",
+                        format!(
+                            "{clear} must be on the healthy side of threshold_value {threshold_value} ({} it)",
+                            if matches!(comparison_operator, ComparisonOperator::Lt | ComparisonOperator::Lte) {
+                                "at or above"
+                            } else {
+                                "at or below"
+                            }
+                        ),
+                    ));
+                }
+                Some(clear)
+            }
+        };
+        Ok(Condition::Threshold {
+            comparison_operator,
+            threshold_value,
+            tolerance,
+            clear_threshold,
+        })
+    }
+
+    fn degradation_condition(&self) -> Result<Condition, ValidationError> {
+        let max = self.max_degradation_percentage.ok_or_else(|| {
+            ValidationError::new(
+                "max_degradation_percentage",
+                "is required with baseline_window_hours or clear_percentage",
+            )
+        })?;
+        let max_degradation_percentage = percentage("max_degradation_percentage", max)?;
+        let baseline_window_hours = match self.baseline_window_hours {
+            None => DEFAULT_BASELINE_WINDOW_HOURS,
+            Some(hours) => bounded("baseline_window_hours", hours, 1, MAX_BASELINE_WINDOW_HOURS)?,
+        };
+        let clear_percentage = match self.clear_percentage {
+            None => None,
+            Some(clear) => {
+                let clear = percentage("clear_percentage", clear)?;
+                if clear > max_degradation_percentage {
+                    return Err(ValidationError::new(
+                        "clear_percentage",
+                        format!(
+                            "{clear} must not exceed max_degradation_percentage {max_degradation_percentage}"
+                        ),
+                    ));
+                }
+                Some(clear)
+            }
+        };
+        Ok(Condition::Degradation {
+            max_degradation_percentage,
+            baseline_window_hours,
+            clear_percentage,
+        })
+    }
+}
+
+impl From<&Rule> for RuleSpec {
+    fn from(rule: &Rule) -> Self {
+        let mut spec = RuleSpec {
+            name: rule.name.clone(),
+            model: rule.model.to_string(),
+            version: rule.version.as_ref().map(ToString::to_string),
+            metric: rule.metric.to_string(),
+            severity: Some(rule.severity.to_string()),
+            enabled: Some(rule.enabled),
+            cooldown_minutes: Some(i64::from(rule.cooldown_minutes)),
+            notify_channels: Some(rule.notify_channels.clone()),
+            for_evaluations: Some(i64::from(rule.anti_flap.for_evaluations)),
+            clear_after_evaluations: Some(i64::from(rule.anti_flap.clear_after_evaluations)),
+            auto_resolve: Some(rule.anti_flap.auto_resolve),
+            ..RuleSpec::default()
+        };
+        match &rule.condition {
+            Condition::Threshold {
+                comparison_operator,
+                threshold_value,
+                tolerance,
+                clear_threshold,
+            } => {
+                spec.comparison_operator = Some(comparison_operator.to_string());
+                spec.threshold_value = Some(*threshold_value);
+                spec.tolerance = *tolerance;
+                spec.clear_threshold = *clear_threshold;
+            }
+            Condition::Degradation {
+                max_degradation_percentage,
+                baseline_window_hours,
+                clear_percentage,
+            } => {
+                spec.max_degradation_percentage = Some(*max_degradation_percentage);
+                spec.baseline_window_hours = Some(i64::from(*baseline_window_hours));
+                spec.clear_percentage = *clear_percentage;
+            }
+        }
+        spec
+    }
+}
+
+/// A partial update in the same flat shape; absent fields keep their value. Giving a field
+/// of the other condition kind switches the rule to that kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulePatch {
+    #[serde(default, alias = "rule_name")]
+    pub name: Option<String>,
+    #[serde(default, alias = "model_name")]
+    pub model: Option<String>,
+    /// `Some(None)` (JSON `null`) widens the rule to every version.
+    #[serde(default, alias = "model_version", with = "double_option")]
+    pub version: Option<Option<String>>,
+    #[serde(default, alias = "metric_type")]
+    pub metric: Option<String>,
+    #[serde(default)]
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub cooldown_minutes: Option<i64>,
+    #[serde(default)]
+    pub notify_channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub threshold_value: Option<f64>,
+    #[serde(default)]
+    pub comparison_operator: Option<String>,
+    #[serde(default)]
+    pub tolerance: Option<f64>,
+    #[serde(default)]
+    pub clear_threshold: Option<f64>,
+    #[serde(default)]
+    pub max_degradation_percentage: Option<f64>,
+    #[serde(default)]
+    pub baseline_window_hours: Option<i64>,
+    #[serde(default)]
+    pub clear_percentage: Option<f64>,
+    #[serde(default)]
+    pub for_evaluations: Option<i64>,
+    #[serde(default)]
+    pub clear_after_evaluations: Option<i64>,
+    #[serde(default)]
+    pub auto_resolve: Option<bool>,
+}
+
+impl RulePatch {
+    fn apply_to(self, spec: &mut RuleSpec) -> Result<(), ValidationError> {
+        let touches_threshold = self.threshold_value.is_some()
+            || self.comparison_operator.is_some()
+            || self.tolerance.is_some()
+            || self.clear_threshold.is_some();
+        let touches_degradation = self.max_degradation_percentage.is_some()
+            || self.baseline_window_hours.is_some()
+            || self.clear_percentage.is_some();
+        if touches_threshold && touches_degradation {
+            return Err(ValidationError::new(
+                "condition",
+                "an update may change a threshold condition or a degradation condition, not both",
+            ));
+        }
+        if touches_threshold && spec.has_degradation_fields() {
+            spec.clear_degradation_fields();
+        }
+        if touches_degradation && spec.has_threshold_fields() {
+            spec.clear_threshold_fields();
+        }
+        macro_rules! overlay {
+            ($($field:ident),*) => {
+                $(if let Some(value) = self.$field { spec.$field = Some(value); })*
+            };
+        }
+        if let Some(name) = self.name {
+            spec.name = name;
+        }
+        if let Some(model) = self.model {
+            spec.model = model;
+        }
+        if let Some(version) = self.version {
+            spec.version = version;
+        }
+        if let Some(metric) = self.metric {
+            spec.metric = metric;
+        }
+        overlay!(
+            severity,
+            enabled,
+            cooldown_minutes,
+            notify_channels,
+            threshold_value,
+            comparison_operator,
+            tolerance,
+            clear_threshold,
+            max_degradation_percentage,
+            baseline_window_hours,
+            clear_percentage,
+            for_evaluations,
+            clear_after_evaluations,
+            auto_resolve
+        );
+        Ok(())
+    }
+}
+
+/// Distinguishes an absent field from an explicit `null`.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<Option<String>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(deserializer).map(Some)
+    }
+}
+
+fn finite(field: &str, value: f64) -> Result<f64, ValidationError> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(ValidationError::new(field, "must be a finite number"))
+    }
+}
+
+fn percentage(field: &str, value: f64) -> Result<f64, ValidationError> {
+    if !value.is_finite() || value < 0.0 {
+        return Err(ValidationError::new(
+            field,
+            format!("{value} is not a percentage (use a number of at least 0, e.g. 5.0 for 5%)"),
+        ));
+    }
+    Ok(value)
+}
+
+fn bounded(field: &str, value: i64, min: u32, max: u32) -> Result<u32, ValidationError> {
+    u32::try_from(value)
+        .ok()
+        .filter(|v| (min..=max).contains(v))
+        .ok_or_else(|| {
+            ValidationError::new(field, format!("{value} is not between {min} and {max}"))
+        })
+}
+
+fn validate_channels(channels: Vec<String>) -> Result<Vec<String>, ValidationError> {
+    let mut valid: Vec<String> = Vec::with_capacity(channels.len());
+    for channel in channels {
+        let channel = channel.trim().to_owned();
+        check_name("notify_channels", &channel)?;
+        if !valid.contains(&channel) {
+            valid.push(channel);
+        }
+    }
+    Ok(valid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms).unwrap()
+    }
+
+    fn create(json: &str) -> Result<Rule, ValidationError> {
+        let spec: RuleSpec = serde_json::from_str(json).unwrap();
+        Rule::create(spec, RuleId::from_u32(1), at(1_000))
+    }
+
+    #[test]
+    fn seed_threshold_rule_is_accepted_with_defaults() {
+        let rule = create(
+            r#"{"rule_name":"Low Accuracy","model_name":"my_model","metric_type":"accuracy",
+                "threshold_value":0.90,"comparison_operator":"lt","severity":"high"}"#,
+        )
+        .unwrap();
+        assert_eq!(rule.name, "Low Accuracy");
+        assert_eq!(rule.version, None);
+        assert_eq!(rule.severity, Severity::High);
+        assert_eq!(rule.cooldown_minutes, 60);
+        assert!(rule.enabled);
+        assert_eq!(rule.anti_flap, AntiFlap::default());
+        assert_eq!(
+            rule.condition,
+            Condition::Threshold {
+                comparison_operator: ComparisonOperator::Lt,
+                threshold_value: 0.9,
+                tolerance: None,
+                clear_threshold: None
+            }
+        );
+    }
+
+    #[test]
+    fn seed_degradation_rule_defaults_its_baseline_window() {
+        let rule = create(
+            r#"{"name":"Precision Drop","model":"m","version":"v2","metric":"precision",
+                "max_degradation_percentage":5.0,"notify_channels":["slack","email","slack"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            rule.condition,
+            Condition::Degradation {
+                max_degradation_percentage: 5.0,
+                baseline_window_hours: 24,
+                clear_percentage: None
+            }
+        );
+        assert_eq!(rule.notify_channels, ["slack", "email"]);
+        assert_eq!(rule.version.unwrap().as_str(), "v2");
+    }
+
+    #[test]
+    fn invalid_rules_are_refused_naming_the_field() {
+        let base = r#""name":"r","model":"m","metric":"accuracy""#;
+        for (extra, field) in [
+            (
+                r#""threshold_value":0.9,"comparison_operator":"below""#,
+                "comparison_operator",
+            ),
+            (
+                r#""threshold_value":0.9,"comparison_operator":"lt","max_degradation_percentage":5"#,
+                "condition",
+            ),
+            (r#""severity":"high""#, "condition"),
+            (
+                r#""max_degradation_percentage":-5"#,
+                "max_degradation_percentage",
+            ),
+            (r#""threshold_value":0.9"#, "comparison_operator"),
+            (r#""comparison_operator":"gt""#, "threshold_value"),
+            (
+                r#""threshold_value":0.9,"comparison_operator":"lt","severity":"urgent""#,
+                "severity",
+            ),
+            (
+                r#""threshold_value":0.9,"comparison_operator":"lt","cooldown_minutes":-1"#,
+                "cooldown_minutes",
+            ),
+            (
+                r#""threshold_value":0.9,"comparison_operator":"lt","clear_threshold":0.8"#,
+                "clear_threshold",
+            ),
+            (
+                r#""threshold_value":0.9,"comparison_operator":"gt","tolerance":0.1"#,
+                "tolerance",
+            ),
+            (
+                r#""max_degradation_percentage":5,"clear_percentage":6"#,
+                "clear_percentage",
+            ),
+            (
+                r#""max_degradation_percentage":5,"baseline_window_hours":0"#,
+                "baseline_window_hours",
+            ),
+            (
+                r#""max_degradation_percentage":5,"for_evaluations":0"#,
+                "for_evaluations",
+            ),
+            (
+                r#""max_degradation_percentage":5,"notify_channels":["a b"]"#,
+                "notify_channels",
+            ),
+        ] {
+            let error = create(&format!("{{{base},{extra}}}")).unwrap_err();
+            assert_eq!(error.field, field, "{extra}: {error}");
+        }
+        let error = create(
+            r#"{"name":" ","model":"m","metric":"accuracy","max_degradation_percentage":5}"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.field, "name");
+        let error = create(
+            r#"{"name":"r","model":"a b","metric":"accuracy","max_degradation_percentage":5}"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.field, "model");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        let error = serde_json::from_str::<RuleSpec>(
+            r#"{"name":"r","modle_name":"m","metric":"accuracy","max_degradation_percentage":5}"#,
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `modle_name`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn rule_json_is_flat_with_the_seed_names_and_round_trips() {
+        let rule = create(
+            r#"{"name":"r","model":"m","metric":"latency","threshold_value":250,"comparison_operator":"gt","clear_threshold":200}"#,
+        )
+        .unwrap();
+        let json = serde_json::to_value(&rule).unwrap();
+        assert_eq!(json["condition_type"], "threshold");
+        assert_eq!(json["comparison_operator"], "gt");
+        assert_eq!(json["threshold_value"], 250.0);
+        assert_eq!(json["for_evaluations"], 3);
+        assert_eq!(json["id"], "rule_00000001");
+        let back: Rule = serde_json::from_value(json).unwrap();
+        assert_eq!(back, rule);
+    }
+
+    #[test]
+    fn update_keeps_identity_and_can_switch_condition_kind() {
+        let rule = create(
+            r#"{"name":"r","model":"m","version":"v1","metric":"accuracy","threshold_value":0.9,"comparison_operator":"lt"}"#,
+        )
+        .unwrap();
+        let patch: RulePatch = serde_json::from_str(
+            r#"{"max_degradation_percentage":7.5,"version":null,"severity":"critical"}"#,
+        )
+        .unwrap();
+        let updated = rule.update(patch, at(5_000)).unwrap();
+        assert_eq!(updated.id, rule.id);
+        assert_eq!(updated.created_at, at(1_000));
+        assert_eq!(updated.updated_at, at(5_000));
+        assert_eq!(updated.version, None);
+        assert_eq!(updated.severity, Severity::Critical);
+        assert!(matches!(
+            updated.condition,
+            Condition::Degradation { max_degradation_percentage, .. } if max_degradation_percentage == 7.5
+        ));
+        let bad: RulePatch = serde_json::from_str(r#"{"cooldown_minutes":-3}"#).unwrap();
+        assert_eq!(
+            rule.update(bad, at(6_000)).unwrap_err().field,
+            "cooldown_minutes"
+        );
+        assert!(!rule.with_enabled(false, at(7_000)).enabled);
+    }
+
+    #[test]
+    fn severities_are_ordered() {
+        assert!(Severity::Low < Severity::Medium);
+        assert!(Severity::High < Severity::Critical);
+        assert_eq!(Severity::parse("HIGH").unwrap(), Severity::High);
+    }
+
+    #[test]
+    fn eq_uses_its_tolerance() {
+        assert!(ComparisonOperator::Eq.holds(0.5000000001, 0.5, DEFAULT_EQ_TOLERANCE));
+        assert!(!ComparisonOperator::Eq.holds(0.51, 0.5, 0.001));
+        assert!(ComparisonOperator::Eq.holds(0.5005, 0.5, 0.001));
+    }
+}

@@ -1,0 +1,555 @@
+//! The evaluation state machine of one rule for one model version.
+//!
+//! [`evaluate`] is pure: it takes what the engine persisted last time ([`SeriesState`] and
+//! the alert it points at), this evaluation's [`Observation`], and an
+//! [`EvaluationContext`] holding "now", the global configuration, rate-limit counts and
+//! silences. It returns a [`Decision`] saying what happened and why, the state to persist,
+//! and the alert write and history record to apply. Live evaluation and the backtest both
+//! drive this one function, which is why they agree.
+//!
+//! Anti-flap: an alert fires after `for_evaluations` consecutive breaching observations
+//! and its condition counts as cleared after `clear_after_evaluations` clear ones. An
+//! observation that is not newer than the last one counted is ignored, so evaluating
+//! twice (or from two evaluators at once) without new data changes nothing.
+
+use serde::{Deserialize, Serialize};
+
+use super::alert::{Alert, AlertStatus, AlertTransition, Trigger, SYSTEM_ACTOR};
+use super::condition::{Observation, Unjudgeable, Verdict};
+use super::ids::AlertId;
+use super::limits::{
+    mute_reason, rate_limit_reason, AlertConfig, HoldReason, NotifyDecision, NotifyReason,
+    RateCounts,
+};
+use super::rule::{Condition, Rule, Severity};
+use super::silence::{muting_silence, Silence};
+use crate::sample::Version;
+use crate::time::Timestamp;
+
+/// What the engine persists per rule × model version between evaluations.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SeriesState {
+    pub consecutive_breaches: u32,
+    pub consecutive_clears: u32,
+    /// The newest alert this rule raised for this version, open or closed: the target of
+    /// deduplication while open, the start of the cooldown once resolved.
+    pub alert_id: Option<AlertId>,
+    /// The time of the newest observation counted; older or equal ones are ignored.
+    pub last_observed_at: Option<Timestamp>,
+    /// Bumped by every evaluation that changes the state, for compare-and-swap writes
+    /// when two evaluators race.
+    pub revision: u64,
+}
+
+/// Everything an evaluation needs besides the rule, its state and the observation.
+#[derive(Debug, Clone, Copy)]
+pub struct EvaluationContext<'a> {
+    pub now: Timestamp,
+    pub config: &'a AlertConfig,
+    /// Notified alerts created in the last hour (see [`super::limits::RateLedger`]).
+    pub rate: RateCounts,
+    /// Silences to consider; only those muting this series at `now` apply.
+    pub silences: &'a [Silence],
+    /// The id a new alert gets, if this evaluation creates one.
+    pub new_alert_id: &'a AlertId,
+}
+
+/// What one evaluation did, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    RuleDisabled,
+    /// The observation could not be judged (no data, not finite, wrong kind); nothing changed.
+    NotJudged {
+        why: Unjudgeable,
+    },
+    /// The observation is not newer than the last one counted; nothing changed.
+    AlreadyCounted {
+        last_observed_at: Timestamp,
+    },
+    /// Breaching, but not yet for long enough to fire.
+    Pending {
+        breaches: u32,
+        needed: u32,
+    },
+    /// Breaching for long enough, but the previous alert resolved too recently.
+    InCooldown {
+        until: Timestamp,
+        breaches: u32,
+    },
+    Fired {
+        alert_id: AlertId,
+        status: AlertStatus,
+        notify: NotifyDecision,
+    },
+    /// A new breach folded into the open alert.
+    Updated {
+        alert_id: AlertId,
+        occurrences: u32,
+        worst_value: f64,
+        severity_rose: Option<(Severity, Severity)>,
+        notify: NotifyDecision,
+    },
+    /// Between the firing and the clearing line (hysteresis): the open alert stays.
+    Holding {
+        alert_id: AlertId,
+    },
+    /// Clear, but not yet for long enough.
+    Clearing {
+        alert_id: AlertId,
+        clears: u32,
+        needed: u32,
+    },
+    /// Clear for long enough; without auto-resolve the alert waits for a person.
+    ConditionCleared {
+        alert_id: AlertId,
+    },
+    /// Still clear after [`Decision::ConditionCleared`], alert still open.
+    AwaitingResolution {
+        alert_id: AlertId,
+    },
+    /// Clear for long enough and resolved as `modelwatch`.
+    AutoResolved {
+        alert_id: AlertId,
+    },
+    /// A suppressed alert's condition cleared; it is closed and stays `suppressed`.
+    SuppressedClosed {
+        alert_id: AlertId,
+    },
+    /// Clear and no alert open.
+    Clear,
+}
+
+/// How the engine writes the alert an evaluation touched.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertWrite {
+    Insert(Alert),
+    Update(Alert),
+}
+
+impl AlertWrite {
+    pub fn alert(&self) -> &Alert {
+        match self {
+            AlertWrite::Insert(alert) | AlertWrite::Update(alert) => alert,
+        }
+    }
+}
+
+/// The result of [`evaluate`]: apply `alert` and `transition`, persist `state` (when it
+/// differs from the previous one) and enqueue [`super::outbox::for_evaluation`], all in one
+/// transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub decision: Decision,
+    pub state: SeriesState,
+    pub alert: Option<AlertWrite>,
+    pub transition: Option<AlertTransition>,
+}
+
+impl Evaluation {
+    fn unchanged(decision: Decision, state: &SeriesState) -> Evaluation {
+        Evaluation {
+            decision,
+            state: state.clone(),
+            alert: None,
+            transition: None,
+        }
+    }
+
+    /// Whether this evaluation created an alert whose notification counts against the
+    /// rate limits.
+    pub fn counts_against_rate_limits(&self) -> bool {
+        matches!(&self.decision, Decision::Fired { notify, .. } if notify.notifies())
+    }
+}
+
+/// Evaluates `rule` for `version`. `tracked` is the alert `state.alert_id` names, as the
+/// store has it now (a person may have acknowledged or resolved it since); any other
+/// alert passed in is ignored.
+pub fn evaluate(
+    rule: &Rule,
+    version: &Version,
+    state: &SeriesState,
+    tracked: Option<&Alert>,
+    observation: &Observation,
+    ctx: &EvaluationContext<'_>,
+) -> Evaluation {
+    if !rule.enabled {
+        return Evaluation::unchanged(Decision::RuleDisabled, state);
+    }
+    let tracked = tracked.filter(|alert| state.alert_id.as_ref() == Some(&alert.id));
+    let open = tracked.filter(|alert| alert.is_open());
+    if let (Some(at), Some(last)) = (observation.observed_at(), state.last_observed_at) {
+        if at <= last {
+            return Evaluation::unchanged(
+                Decision::AlreadyCounted {
+                    last_observed_at: last,
+                },
+                state,
+            );
+        }
+    }
+    let verdict = match rule.condition.verdict(observation, open.is_some()) {
+        Ok(verdict) => verdict,
+        Err(why) => return Evaluation::unchanged(Decision::NotJudged { why }, state),
+    };
+    let mut next = state.clone();
+    next.last_observed_at = observation.observed_at();
+    next.revision = state.revision.wrapping_add(1);
+    let step = Step {
+        rule,
+        version,
+        observation,
+        ctx,
+    };
+    match verdict {
+        Verdict::Breaches => {
+            next.consecutive_clears = 0;
+            next.consecutive_breaches = state.consecutive_breaches.saturating_add(1);
+            if let Some(alert) = open {
+                return step.update(alert, next);
+            }
+            let needed = rule.anti_flap.for_evaluations;
+            if next.consecutive_breaches < needed {
+                let breaches = next.consecutive_breaches;
+                return step.only_state(Decision::Pending { breaches, needed }, next);
+            }
+            if let Some(until) = cooldown_end(rule, tracked) {
+                if ctx.now < until {
+                    let breaches = next.consecutive_breaches;
+                    return step.only_state(Decision::InCooldown { until, breaches }, next);
+                }
+            }
+            step.fire(next)
+        }
+        Verdict::Holds => {
+            next.consecutive_breaches = 0;
+            next.consecutive_clears = 0;
+            // The condition only holds while an alert is open; without one this is clear.
+            let decision = open.map_or(Decision::Clear, |alert| Decision::Holding {
+                alert_id: alert.id.clone(),
+            });
+            step.only_state(decision, next)
+        }
+        Verdict::Clear => {
+            next.consecutive_breaches = 0;
+            next.consecutive_clears = state.consecutive_clears.saturating_add(1);
+            match open {
+                None => step.only_state(Decision::Clear, next),
+                Some(alert) => step.clear(alert, next),
+            }
+        }
+    }
+}
+
+/// When the cooldown after the tracked alert's resolution ends, if it was resolved.
+fn cooldown_end(rule: &Rule, tracked: Option<&Alert>) -> Option<Timestamp> {
+    let resolved_at = tracked?.resolved_at?;
+    let millis = u64::try_from(rule.cooldown_millis()).unwrap_or(0);
+    Some(resolved_at.saturating_add(std::time::Duration::from_millis(millis)))
+}
+
+struct Step<'a> {
+    rule: &'a Rule,
+    version: &'a Version,
+    observation: &'a Observation,
+    ctx: &'a EvaluationContext<'a>,
+}
+
+impl Step<'_> {
+    fn only_state(&self, decision: Decision, state: SeriesState) -> Evaluation {
+        Evaluation {
+            decision,
+            state,
+            alert: None,
+            transition: None,
+        }
+    }
+
+    fn silence_id(&self) -> Option<&super::ids::SilenceId> {
+        muting_silence(
+            self.ctx.silences,
+            &self.rule.model,
+            self.version,
+            &self.rule.metric,
+            self.ctx.now,
+        )
+        .map(|s| &s.id)
+    }
+
+    fn value(&self) -> f64 {
+        self.observation.condition_value().unwrap_or(f64::NAN)
+    }
+
+    fn trigger(&self) -> Trigger {
+        match (&self.rule.condition, self.observation) {
+            (
+                Condition::Degradation {
+                    max_degradation_percentage,
+                    ..
+                },
+                Observation::Degradation(reading),
+            ) => Trigger::Degradation {
+                max_degradation_percentage: *max_degradation_percentage,
+                degradation_percentage: reading.degradation_percentage,
+                current_value: reading.current_value,
+                baseline_value: reading.baseline_value,
+            },
+            (
+                Condition::Degradation {
+                    max_degradation_percentage,
+                    ..
+                },
+                _,
+            ) => Trigger::Degradation {
+                max_degradation_percentage: *max_degradation_percentage,
+                degradation_percentage: self.value(),
+                current_value: f64::NAN,
+                baseline_value: f64::NAN,
+            },
+            (
+                Condition::Threshold {
+                    comparison_operator,
+                    threshold_value,
+                    ..
+                },
+                _,
+            ) => Trigger::Threshold {
+                comparison_operator: *comparison_operator,
+                threshold_value: *threshold_value,
+            },
+        }
+    }
+
+    fn message(&self, trigger: &Trigger) -> String {
+        let rule = self.rule;
+        let series = format!("{} of {}/{}", rule.metric, rule.model, self.version);
+        match trigger {
+            Trigger::Threshold {
+                comparison_operator,
+                threshold_value,
+            } => format!(
+                "{}: {series} is {}, {} threshold {threshold_value}",
+                rule.name,
+                self.value(),
+                comparison_operator.describe()
+            ),
+            Trigger::Degradation {
+                max_degradation_percentage,
+                degradation_percentage,
+                current_value,
+                baseline_value,
+            } => format!(
+                "{}: {series} degraded {degradation_percentage:.1}% (from {baseline_value} to {current_value}), more than {max_degradation_percentage}%",
+                rule.name
+            ),
+        }
+    }
+
+    fn fire(&self, mut next: SeriesState) -> Evaluation {
+        let ctx = self.ctx;
+        let rule = self.rule;
+        let severity = rule.severity;
+        let hold = mute_reason(
+            ctx.config,
+            severity,
+            self.silence_id(),
+            !rule.notify_channels.is_empty(),
+        )
+        .or_else(|| rate_limit_reason(ctx.config, ctx.rate));
+        let status = match &hold {
+            Some(reason) if reason.suppresses() => AlertStatus::Suppressed,
+            _ => AlertStatus::Active,
+        };
+        let notify = match hold {
+            Some(reason) => NotifyDecision::Hold(reason),
+            None => NotifyDecision::Notify(NotifyReason::FirstNotification),
+        };
+        let trigger = self.trigger();
+        let value = self.value();
+        let alert = Alert {
+            id: ctx.new_alert_id.clone(),
+            rule_id: rule.id.clone(),
+            rule_name: rule.name.clone(),
+            model: rule.model.clone(),
+            version: self.version.clone(),
+            metric: rule.metric.clone(),
+            severity,
+            status,
+            message: self.message(&trigger),
+            value,
+            worst_value: value,
+            trigger,
+            first_seen: ctx.now,
+            last_seen: ctx.now,
+            occurrences: 1,
+            notified: notify.notifies(),
+            hold_reason: notify.hold_reason().cloned(),
+            acknowledged_by: None,
+            acknowledged_at: None,
+            resolved_by: None,
+            resolved_at: None,
+            resolution_notes: None,
+        };
+        let transition = AlertTransition {
+            alert_id: alert.id.clone(),
+            at: ctx.now,
+            by: SYSTEM_ACTOR.to_owned(),
+            from: None,
+            to: status,
+            notes: Some(format!(
+                "fired after {} breaching evaluations",
+                next.consecutive_breaches
+            )),
+        };
+        next.alert_id = Some(alert.id.clone());
+        Evaluation {
+            decision: Decision::Fired {
+                alert_id: alert.id.clone(),
+                status,
+                notify,
+            },
+            state: next,
+            alert: Some(AlertWrite::Insert(alert)),
+            transition: Some(transition),
+        }
+    }
+
+    fn update(&self, open: &Alert, next: SeriesState) -> Evaluation {
+        let ctx = self.ctx;
+        let rule = self.rule;
+        let value = self.value();
+        let mut alert = open.clone();
+        alert.occurrences = alert.occurrences.saturating_add(1);
+        alert.last_seen = ctx.now.max(alert.last_seen);
+        alert.value = value;
+        if rule.condition.is_worse(value, alert.worst_value) {
+            alert.worst_value = value;
+        }
+        alert.trigger = self.trigger();
+        alert.message = self.message(&alert.trigger);
+        let severity_rose =
+            (rule.severity > open.severity).then_some((open.severity, rule.severity));
+        if severity_rose.is_some() {
+            alert.severity = rule.severity;
+        }
+        let notify = self.renotify(open, alert.severity, severity_rose.is_some());
+        match &notify {
+            NotifyDecision::Notify(_) => {
+                alert.notified = true;
+                alert.hold_reason = None;
+            }
+            NotifyDecision::Hold(HoldReason::AlreadyNotified | HoldReason::Acknowledged) => {}
+            NotifyDecision::Hold(reason) => alert.hold_reason = Some(reason.clone()),
+        }
+        let transition = severity_rose.map(|(from, to)| AlertTransition {
+            alert_id: alert.id.clone(),
+            at: ctx.now,
+            by: SYSTEM_ACTOR.to_owned(),
+            from: Some(alert.status),
+            to: alert.status,
+            notes: Some(format!("severity rose from {from} to {to}")),
+        });
+        Evaluation {
+            decision: Decision::Updated {
+                alert_id: alert.id.clone(),
+                occurrences: alert.occurrences,
+                worst_value: alert.worst_value,
+                severity_rose,
+                notify,
+            },
+            state: next,
+            alert: Some(AlertWrite::Update(alert)),
+            transition,
+        }
+    }
+
+    /// Whether a breach folded into an open alert notifies: only when the alert was muted
+    /// so far and no longer is, or its severity rose. Suppressed alerts stay quiet.
+    fn renotify(&self, open: &Alert, severity: Severity, severity_rose: bool) -> NotifyDecision {
+        if open.status == AlertStatus::Suppressed {
+            return NotifyDecision::Hold(
+                open.hold_reason
+                    .clone()
+                    .unwrap_or(HoldReason::AlertsDisabled),
+            );
+        }
+        if !severity_rose && open.status == AlertStatus::Acknowledged {
+            return NotifyDecision::Hold(HoldReason::Acknowledged);
+        }
+        if !severity_rose && open.notified {
+            return NotifyDecision::Hold(HoldReason::AlreadyNotified);
+        }
+        let has_channels = !self.rule.notify_channels.is_empty();
+        if let Some(reason) =
+            mute_reason(self.ctx.config, severity, self.silence_id(), has_channels)
+        {
+            return NotifyDecision::Hold(reason);
+        }
+        if open.notified {
+            NotifyDecision::Notify(NotifyReason::SeverityRose {
+                from: open.severity,
+                to: severity,
+            })
+        } else {
+            NotifyDecision::Notify(NotifyReason::FirstNotification)
+        }
+    }
+
+    fn clear(&self, open: &Alert, next: SeriesState) -> Evaluation {
+        let needed = self.rule.anti_flap.clear_after_evaluations;
+        let clears = next.consecutive_clears;
+        let alert_id = open.id.clone();
+        if clears < needed {
+            return self.only_state(
+                Decision::Clearing {
+                    alert_id,
+                    clears,
+                    needed,
+                },
+                next,
+            );
+        }
+        let suppressed = open.status == AlertStatus::Suppressed;
+        if !suppressed && !self.rule.anti_flap.auto_resolve {
+            let decision = if clears == needed {
+                Decision::ConditionCleared { alert_id }
+            } else {
+                Decision::AwaitingResolution { alert_id }
+            };
+            return self.only_state(decision, next);
+        }
+        let now = self.ctx.now;
+        let notes = format!("condition clear for {clears} evaluations");
+        let mut alert = open.clone();
+        alert.resolved_by = Some(SYSTEM_ACTOR.to_owned());
+        alert.resolved_at = Some(now);
+        alert.resolution_notes = Some(notes.clone());
+        if !suppressed {
+            alert.status = AlertStatus::Resolved;
+        }
+        let transition = AlertTransition {
+            alert_id: alert.id.clone(),
+            at: now,
+            by: SYSTEM_ACTOR.to_owned(),
+            from: Some(open.status),
+            to: alert.status,
+            notes: Some(if suppressed {
+                format!("closed: {notes}")
+            } else {
+                notes
+            }),
+        };
+        let decision = if suppressed {
+            Decision::SuppressedClosed { alert_id }
+        } else {
+            Decision::AutoResolved { alert_id }
+        };
+        Evaluation {
+            decision,
+            state: next,
+            alert: Some(AlertWrite::Update(alert)),
+            transition: Some(transition),
+        }
+    }
+}
