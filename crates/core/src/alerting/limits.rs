@@ -63,9 +63,15 @@ impl RateLedger {
         RateLedger::default()
     }
 
+    /// Records a notified alert created at `at`, forgetting those that left the window
+    /// before it, so a long-lived ledger stays small.
     pub fn record(&mut self, model: &ModelName, at: Timestamp) {
+        let recent = |t: &Timestamp| at.millis_since(*t) < RATE_WINDOW_MS;
+        self.global.retain(recent);
         self.global.push(at);
-        self.per_model.entry(model.clone()).or_default().push(at);
+        let times = self.per_model.entry(model.clone()).or_default();
+        times.retain(recent);
+        times.push(at);
     }
 
     /// Notified alerts created in `(now - 1 h, now]`.
