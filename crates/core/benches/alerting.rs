@@ -148,7 +148,7 @@ fn main() {
         engine.fired
     );
 
-    // Backtest: a week of per-minute history, for one rule and for 1,000 rules.
+    // Backtest: a week of per-minute history for each of 1,000 rules.
     let sample_rules = 1_000;
     let observations: Vec<Vec<(Timestamp, Observation)>> = (0..sample_rules)
         .map(|i| {

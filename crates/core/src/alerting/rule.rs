@@ -230,10 +230,15 @@ impl Default for AntiFlap {
 /// evaluated on its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
+    #[serde(alias = "rule_id")]
     pub id: RuleId,
+    #[serde(alias = "rule_name")]
     pub name: String,
+    #[serde(alias = "model_name")]
     pub model: ModelName,
+    #[serde(alias = "model_version")]
     pub version: Option<Version>,
+    #[serde(alias = "metric_type")]
     pub metric: Metric,
     pub severity: Severity,
     pub enabled: bool,

@@ -1198,3 +1198,37 @@ fn backtest_reports_fired_cleared_and_cooldown_at_exact_times() {
     );
     assert_eq!(replay.last_alert.unwrap().status, AlertStatus::Resolved);
 }
+
+#[test]
+fn decisions_and_alerts_have_readable_json() {
+    let mut world = World::new();
+    world.config.max_alerts_per_hour = 0;
+    let mut series = Series::new(accuracy_rule(r#""for_evaluations":1"#), "v1");
+    let decision = world.value(&mut series, 0, 0.5);
+    let json = serde_json::to_value(&decision).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "decision": "fired",
+            "alert_id": "alert_00000001",
+            "status": "suppressed",
+            "notify": {"decision": "hold", "reason": "max_alerts_per_hour", "limit": 0}
+        })
+    );
+    assert_eq!(serde_json::from_value::<Decision>(json).unwrap(), decision);
+    let alert = world.alert(&series).clone();
+    let json = serde_json::to_value(&alert).unwrap();
+    assert_eq!(json["hold_reason"]["reason"], "max_alerts_per_hour");
+    assert_eq!(json["trigger"]["comparison_operator"], "lt");
+    assert_eq!(json["first_seen"], at(0).to_rfc3339());
+    assert_eq!(serde_json::from_value::<Alert>(json).unwrap(), alert);
+    let pending = serde_json::to_value(Decision::Pending {
+        breaches: 1,
+        needed: 3,
+    })
+    .unwrap();
+    assert_eq!(
+        pending,
+        serde_json::json!({"decision": "pending", "breaches": 1, "needed": 3})
+    );
+}
