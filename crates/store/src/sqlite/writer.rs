@@ -35,11 +35,7 @@ const MAX_COMPACTIONS_PER_ROUND: usize = 256;
 
 /// Work for the writer thread: runs inside a savepoint, then learns how the commit went.
 pub trait WriteJob: Send {
-    fn apply(
-        &mut self,
-        state: &mut WriterState,
-        transaction: &Transaction<'_>,
-    ) -> Result<(), StoreError>;
+    fn apply(&mut self, state: &mut WriterState, transaction: &Transaction<'_>) -> Result<(), StoreError>;
     fn finish(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
@@ -52,11 +48,7 @@ pub struct ClosureJob<T, F> {
 
 impl<T, F> ClosureJob<T, F> {
     pub fn new(run: F, reply: oneshot::Sender<Result<T, StoreError>>) -> Self {
-        ClosureJob {
-            run: Some(run),
-            output: None,
-            reply: Some(reply),
-        }
+        ClosureJob { run: Some(run), output: None, reply: Some(reply) }
     }
 }
 
@@ -65,17 +57,10 @@ where
     T: Send,
     F: FnOnce(&mut WriterState, &Transaction<'_>) -> Result<T, StoreError> + Send,
 {
-    fn apply(
-        &mut self,
-        state: &mut WriterState,
-        transaction: &Transaction<'_>,
-    ) -> Result<(), StoreError> {
+    fn apply(&mut self, state: &mut WriterState, transaction: &Transaction<'_>) -> Result<(), StoreError> {
         let run = self.run.take().ok_or(StoreError::Closed)?;
         let output = run(state, transaction);
-        let failed = output
-            .as_ref()
-            .err()
-            .map(|e| StoreError::Database(e.to_string()));
+        let failed = output.as_ref().err().map(|e| StoreError::Database(e.to_string()));
         self.output = Some(output);
         match failed {
             Some(error) => Err(error),
@@ -104,113 +89,115 @@ struct SmallChunks {
 }
 
 /// Caches the writer keeps between transactions. Entries learnt inside a transaction are
-/// staged and only kept once it commits, so a rolled-back job leaves no stale id behind.
+/// staged (a journal plus an index for lookups) and only kept once it commits, so a
+/// rolled-back job leaves no stale id behind.
 #[derive(Debug, Default)]
 pub struct WriterState {
     series_ids: HashMap<(String, String, String), i64>,
     dataset_ids: HashMap<String, u32>,
     small_chunks: HashMap<i64, SmallChunks>,
-    staged_series: Vec<((String, String, String), i64)>,
-    staged_datasets: Vec<(String, u32)>,
-    staged_small: Vec<(i64, SmallChunks)>,
+    staged: Staged,
+}
+
+#[derive(Debug, Default)]
+struct Staged {
+    series_journal: Vec<((String, String, String), i64)>,
+    dataset_journal: Vec<(String, u32)>,
+    small_journal: Vec<(i64, SmallChunks)>,
+    series: HashMap<(String, String, String), i64>,
+    datasets: HashMap<String, u32>,
+    small: HashMap<i64, SmallChunks>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct StageMark(usize, usize, usize);
 
-impl WriterState {
-    fn mark(&self) -> StageMark {
-        StageMark(
-            self.staged_series.len(),
-            self.staged_datasets.len(),
-            self.staged_small.len(),
-        )
+impl Staged {
+    fn series(&mut self, key: (String, String, String), id: i64) {
+        self.series.insert(key.clone(), id);
+        self.series_journal.push((key, id));
     }
 
+    fn dataset(&mut self, name: String, id: u32) {
+        self.datasets.insert(name.clone(), id);
+        self.dataset_journal.push((name, id));
+    }
+
+    fn small(&mut self, series_id: i64, small: SmallChunks) {
+        self.small.insert(series_id, small);
+        self.small_journal.push((series_id, small));
+    }
+}
+
+impl WriterState {
+    fn mark(&self) -> StageMark {
+        StageMark(self.staged.series_journal.len(), self.staged.dataset_journal.len(), self.staged.small_journal.len())
+    }
+
+    /// Forgets what was staged since `mark` (a job rolled back to its savepoint); rare, so
+    /// the indexes are simply rebuilt from the journals.
     fn rollback_to(&mut self, mark: StageMark) {
-        self.staged_series.truncate(mark.0);
-        self.staged_datasets.truncate(mark.1);
-        self.staged_small.truncate(mark.2);
+        let staged = &mut self.staged;
+        staged.series_journal.truncate(mark.0);
+        staged.dataset_journal.truncate(mark.1);
+        staged.small_journal.truncate(mark.2);
+        staged.series = staged.series_journal.iter().cloned().collect();
+        staged.datasets = staged.dataset_journal.iter().cloned().collect();
+        staged.small = staged.small_journal.iter().copied().collect();
     }
 
     fn commit_staged(&mut self) {
-        self.series_ids.extend(self.staged_series.drain(..));
-        self.dataset_ids.extend(self.staged_datasets.drain(..));
-        self.small_chunks.extend(self.staged_small.drain(..));
+        let staged = std::mem::take(&mut self.staged);
+        self.series_ids.extend(staged.series);
+        self.dataset_ids.extend(staged.datasets);
+        self.small_chunks.extend(staged.small);
     }
 
     fn discard_staged(&mut self) {
-        self.rollback_to(StageMark(0, 0, 0));
+        self.staged = Staged::default();
     }
 
-    fn series_id(
-        &mut self,
-        transaction: &Transaction<'_>,
-        key: (&str, &str, &str),
-    ) -> Result<i64, StoreError> {
+    fn series_id(&mut self, transaction: &Transaction<'_>, key: (&str, &str, &str)) -> Result<i64, StoreError> {
         let owned = (key.0.to_owned(), key.1.to_owned(), key.2.to_owned());
-        if let Some(id) = self.series_ids.get(&owned) {
-            return Ok(*id);
-        }
-        if let Some((_, id)) = self.staged_series.iter().rev().find(|(k, _)| *k == owned) {
+        if let Some(id) = self.series_ids.get(&owned).or_else(|| self.staged.series.get(&owned)) {
             return Ok(*id);
         }
         let existing: Option<i64> = transaction
-            .prepare_cached(
-                "SELECT id FROM series WHERE model = ?1 AND version = ?2 AND metric = ?3",
-            )?
+            .prepare_cached("SELECT id FROM series WHERE model = ?1 AND version = ?2 AND metric = ?3")?
             .query_row(params![key.0, key.1, key.2], |row| row.get(0))
             .optional()?;
         let id = match existing {
             Some(id) => id,
             None => {
                 transaction
-                    .prepare_cached(
-                        "INSERT INTO series (model, version, metric) VALUES (?1, ?2, ?3)",
-                    )?
+                    .prepare_cached("INSERT INTO series (model, version, metric) VALUES (?1, ?2, ?3)")?
                     .execute(params![key.0, key.1, key.2])?;
                 transaction.last_insert_rowid()
             }
         };
         let small = load_small_chunks(transaction, id)?;
-        self.staged_small.push((id, small));
-        self.staged_series.push((owned, id));
+        self.staged.small(id, small);
+        self.staged.series(owned, id);
         Ok(id)
     }
 
-    fn dataset_id(
-        &mut self,
-        transaction: &Transaction<'_>,
-        dataset: Option<&Dataset>,
-    ) -> Result<u32, StoreError> {
+    fn dataset_id(&mut self, transaction: &Transaction<'_>, dataset: Option<&Dataset>) -> Result<u32, StoreError> {
         let Some(dataset) = dataset else { return Ok(0) };
         let name = dataset.as_str();
-        if let Some(id) = self.dataset_ids.get(name) {
+        if let Some(id) = self.dataset_ids.get(name).or_else(|| self.staged.datasets.get(name)) {
             return Ok(*id);
         }
-        if let Some((_, id)) = self.staged_datasets.iter().rev().find(|(n, _)| n == name) {
-            return Ok(*id);
-        }
-        transaction
-            .prepare_cached("INSERT OR IGNORE INTO datasets (name) VALUES (?1)")?
-            .execute([name])?;
+        transaction.prepare_cached("INSERT OR IGNORE INTO datasets (name) VALUES (?1)")?.execute([name])?;
         let id: i64 = transaction
             .prepare_cached("SELECT id FROM datasets WHERE name = ?1")?
             .query_row([name], |row| row.get(0))?;
-        let id =
-            u32::try_from(id).map_err(|_| StoreError::Corrupt("dataset id out of range".into()))?;
-        self.staged_datasets.push((name.to_owned(), id));
+        let id = u32::try_from(id).map_err(|_| StoreError::Corrupt("dataset id out of range".into()))?;
+        self.staged.dataset(name.to_owned(), id);
         Ok(id)
     }
 
     fn small_chunks(&self, series_id: i64) -> SmallChunks {
-        self.staged_small
-            .iter()
-            .rev()
-            .find(|(id, _)| *id == series_id)
-            .map(|(_, s)| *s)
-            .or_else(|| self.small_chunks.get(&series_id).copied())
-            .unwrap_or_default()
+        self.staged.small.get(&series_id).or_else(|| self.small_chunks.get(&series_id)).copied().unwrap_or_default()
     }
 
     fn note_chunk(&mut self, series_id: i64, points: usize) {
@@ -220,7 +207,7 @@ impl WriterState {
         let mut small = self.small_chunks(series_id);
         small.chunks += 1;
         small.points += points as i64;
-        self.staged_small.push((series_id, small));
+        self.staged.small(series_id, small);
     }
 
     fn needs_compaction(small: SmallChunks) -> bool {
@@ -228,17 +215,11 @@ impl WriterState {
     }
 }
 
-fn load_small_chunks(
-    transaction: &Transaction<'_>,
-    series_id: i64,
-) -> Result<SmallChunks, StoreError> {
+fn load_small_chunks(transaction: &Transaction<'_>, series_id: i64) -> Result<SmallChunks, StoreError> {
     let (chunks, points): (i64, i64) = transaction
         .prepare_cached("SELECT count(*), coalesce(sum(count), 0) FROM chunks WHERE series_id = ?1 AND count < ?2")?
         .query_row(params![series_id, SEALED_CHUNK_LEN], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(SmallChunks {
-        chunks: u32::try_from(chunks).unwrap_or(u32::MAX),
-        points,
-    })
+    Ok(SmallChunks { chunks: u32::try_from(chunks).unwrap_or(u32::MAX), points })
 }
 
 /// Runs jobs until every sender is gone, then returns (after the last commit).
@@ -260,11 +241,7 @@ pub fn run(mut connection: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
     }
 }
 
-fn commit_batch(
-    connection: &mut Connection,
-    state: &mut WriterState,
-    batch: Vec<Box<dyn WriteJob>>,
-) {
+fn commit_batch(connection: &mut Connection, state: &mut WriterState, batch: Vec<Box<dyn WriteJob>>) {
     let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(transaction) => transaction,
         Err(error) => {
@@ -321,22 +298,11 @@ fn run_in_savepoint(
 
 /// Appends a batch as one chunk per series. Validation happens first, so an invalid
 /// sample stops the batch before anything is written.
-pub fn append(
-    state: &mut WriterState,
-    transaction: &Transaction<'_>,
-    samples: &[Sample],
-) -> Result<(), StoreError> {
+pub fn append(state: &mut WriterState, transaction: &Transaction<'_>, samples: &[Sample]) -> Result<(), StoreError> {
     validate_batch(samples, &load_custom_metrics(transaction)?)?;
     let mut groups: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
     for (index, sample) in samples.iter().enumerate() {
-        groups
-            .entry((
-                sample.model.as_str(),
-                sample.version.as_str(),
-                sample.metric.as_str(),
-            ))
-            .or_default()
-            .push(index);
+        groups.entry((sample.model.as_str(), sample.version.as_str(), sample.metric.as_str())).or_default().push(index);
     }
     let mut columns = Columns::default();
     for (key, mut indices) in groups {
@@ -348,9 +314,7 @@ pub fn append(
         columns.datasets.clear();
         for (position, &i) in indices.iter().enumerate() {
             let sample = &samples[i];
-            let next_same = indices
-                .get(position + 1)
-                .is_some_and(|&j| samples[j].timestamp == sample.timestamp);
+            let next_same = indices.get(position + 1).is_some_and(|&j| samples[j].timestamp == sample.timestamp);
             if next_same {
                 continue;
             }
@@ -363,11 +327,7 @@ pub fn append(
     Ok(())
 }
 
-fn insert_chunk(
-    transaction: &Transaction<'_>,
-    series_id: i64,
-    columns: &Columns,
-) -> Result<(), StoreError> {
+fn insert_chunk(transaction: &Transaction<'_>, series_id: i64, columns: &Columns) -> Result<(), StoreError> {
     let (Some(first), Some(last)) = (columns.timestamps.first(), columns.timestamps.last()) else {
         return Ok(());
     };
@@ -377,16 +337,9 @@ fn insert_chunk(
     Ok(())
 }
 
-pub fn define_metric(
-    transaction: &Transaction<'_>,
-    definition: &MetricDefinition,
-) -> Result<(), StoreError> {
-    let definition = MetricDefinition::custom(
-        definition.metric.clone(),
-        definition.direction,
-        definition.range,
-    )
-    .map_err(StoreError::Invalid)?;
+pub fn define_metric(transaction: &Transaction<'_>, definition: &MetricDefinition) -> Result<(), StoreError> {
+    let definition = MetricDefinition::custom(definition.metric.clone(), definition.direction, definition.range)
+        .map_err(StoreError::Invalid)?;
     transaction
         .prepare_cached(
             "INSERT INTO metric_definitions (metric, direction, min_value, max_value) VALUES (?1, ?2, ?3, ?4)
@@ -417,7 +370,7 @@ fn compact_some(connection: &mut Connection, state: &mut WriterState) -> Result<
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for series_id in due {
         let small = compact_series(&transaction, series_id)?;
-        state.staged_small.push((series_id, small));
+        state.staged.small(series_id, small);
     }
     transaction.commit()?;
     state.commit_staged();
@@ -427,47 +380,37 @@ fn compact_some(connection: &mut Connection, state: &mut WriterState) -> Result<
 /// Merges a series' small chunks into as few chunks as possible. Small chunks are always
 /// younger than sealed ones (sealed chunks come only from earlier compactions), so the
 /// merged chunk taking a new, higher id keeps "the later write wins" true for readers.
-fn compact_series(
-    transaction: &Transaction<'_>,
-    series_id: i64,
-) -> Result<SmallChunks, StoreError> {
-    let mut rows: Vec<(i64, Vec<u8>)> = Vec::new();
+fn compact_series(transaction: &Transaction<'_>, series_id: i64) -> Result<SmallChunks, StoreError> {
+    let mut rows: Vec<Vec<u8>> = Vec::new();
     {
-        let mut statement = transaction.prepare_cached(
-            "SELECT id, data FROM chunks WHERE series_id = ?1 AND count < ?2 ORDER BY id",
-        )?;
+        let mut statement =
+            transaction.prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 AND count < ?2 ORDER BY id")?;
         let mut found = statement.query(params![series_id, SEALED_CHUNK_LEN])?;
         while let Some(row) = found.next()? {
-            rows.push((row.get(0)?, row.get(1)?));
+            rows.push(row.get(0)?);
         }
     }
     if rows.len() < 2 {
         return load_small_chunks(transaction, series_id);
     }
     let mut merged = Columns::default();
-    for (_, data) in &rows {
+    for data in &rows {
         codec::decode_into(data, &mut merged)?;
     }
     let merged = sort_keeping_last(merged);
-    {
-        let mut delete = transaction.prepare_cached("DELETE FROM chunks WHERE id = ?1")?;
-        for (id, _) in &rows {
-            delete.execute([id])?;
-        }
-    }
+    // The same rows as read above: this writer holds the database's write lock.
+    transaction
+        .prepare_cached("DELETE FROM chunks WHERE series_id = ?1 AND count < ?2")?
+        .execute(params![series_id, SEALED_CHUNK_LEN])?;
     let mut piece = Columns::default();
     for start in (0..merged.len()).step_by(MAX_CHUNK_LEN) {
         let end = (start + MAX_CHUNK_LEN).min(merged.len());
         piece.timestamps.clear();
         piece.values.clear();
         piece.datasets.clear();
-        piece
-            .timestamps
-            .extend_from_slice(&merged.timestamps[start..end]);
+        piece.timestamps.extend_from_slice(&merged.timestamps[start..end]);
         piece.values.extend_from_slice(&merged.values[start..end]);
-        piece
-            .datasets
-            .extend_from_slice(&merged.datasets[start..end]);
+        piece.datasets.extend_from_slice(&merged.datasets[start..end]);
         insert_chunk(transaction, series_id, &piece)?;
     }
     load_small_chunks(transaction, series_id)
@@ -479,15 +422,9 @@ pub fn sort_keeping_last(columns: Columns) -> Columns {
     order.sort_by_key(|&i| columns.timestamps[i]);
     let mut sorted = Columns::default();
     for (position, &i) in order.iter().enumerate() {
-        let superseded = order
-            .get(position + 1)
-            .is_some_and(|&j| columns.timestamps[j] == columns.timestamps[i]);
+        let superseded = order.get(position + 1).is_some_and(|&j| columns.timestamps[j] == columns.timestamps[i]);
         if !superseded {
-            sorted.push(
-                columns.timestamps[i],
-                columns.values[i],
-                columns.datasets[i],
-            );
+            sorted.push(columns.timestamps[i], columns.values[i], columns.datasets[i]);
         }
     }
     sorted
