@@ -1,1 +1,195 @@
-pub fn placeholder() {}
+//! Storage for modelwatch: the contract every backend fulfils, and the backends.
+//!
+//! [`MetricStore`] is the seed's `TimeSeriesStore`: append samples (a batch is atomic),
+//! read a series back over a time range, its latest value, the catalogue of models,
+//! versions and metrics, and window summaries and time buckets. It is async because the
+//! PostgreSQL backend is; the SQLite backend runs its blocking work on a writer thread and
+//! a small reader pool. Every backend runs the same conformance suite (`conformance.rs`).
+//!
+//! Only this crate knows SQL.
+
+mod codec;
+pub mod memory;
+pub mod sqlite;
+
+#[cfg(test)]
+mod conformance;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use modelwatch_core::stats::downsample;
+use modelwatch_core::{
+    Bucket, Metric, MetricDefinition, ModelName, Point, Sample, SeriesKey, Summary, TimeRange, Timestamp,
+    ValidationError, Version,
+};
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A sample of a batch is invalid; nothing of the batch was stored.
+    #[error("sample {index} of the batch: {error}")]
+    InvalidSample { index: usize, error: ValidationError },
+    #[error("{0}")]
+    Invalid(ValidationError),
+    #[error(
+        "the database at {path} has schema version {found}, newer than the {supported} this modelwatch \
+         understands; upgrade modelwatch to open it"
+    )]
+    SchemaTooNew { path: PathBuf, found: i64, supported: i64 },
+    #[error("{path} is not a modelwatch database (it is an SQLite file of another application)")]
+    ForeignDatabase { path: PathBuf },
+    #[error("cannot open the database at {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("unsupported store location {0:?}: use a file path, sqlite:PATH or memory")]
+    UnsupportedLocation(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("the store has been shut down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Database(error.to_string())
+    }
+}
+
+/// A series and the span of time its samples cover.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesInfo {
+    pub key: SeriesKey,
+    pub first_timestamp: Timestamp,
+    pub last_timestamp: Timestamp,
+}
+
+/// Narrows a series listing; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesFilter {
+    pub model: Option<ModelName>,
+    pub version: Option<Version>,
+    pub metric: Option<Metric>,
+}
+
+impl SeriesFilter {
+    pub fn matches(&self, key: &SeriesKey) -> bool {
+        self.model.as_ref().is_none_or(|m| *m == key.model)
+            && self.version.as_ref().is_none_or(|v| *v == key.version)
+            && self.metric.as_ref().is_none_or(|m| *m == key.metric)
+    }
+}
+
+/// The storage contract. Samples are identified by series and timestamp: appending a
+/// sample at a timestamp the series already has replaces the stored value (so a
+/// re-import is idempotent).
+#[async_trait]
+pub trait MetricStore: Send + Sync + fmt::Debug {
+    /// Stores all samples or, when any is invalid or the write fails, none.
+    /// Returns once the samples are durable.
+    async fn append(&self, samples: Vec<Sample>) -> Result<(), StoreError>;
+
+    /// The points of a series in `range`, in time order.
+    async fn range(&self, series: &SeriesKey, range: TimeRange) -> Result<Vec<Point>, StoreError>;
+
+    /// The point with the greatest timestamp.
+    async fn latest(&self, series: &SeriesKey) -> Result<Option<Point>, StoreError>;
+
+    /// Every series matching the filter, ordered by model, version, metric.
+    async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError>;
+
+    /// Declares (or redeclares) a custom metric's direction and range.
+    async fn define_metric(&self, definition: MetricDefinition) -> Result<(), StoreError>;
+
+    /// The declared custom metrics.
+    async fn custom_metrics(&self) -> Result<Vec<MetricDefinition>, StoreError>;
+
+    /// Flushes and stops background work; later calls fail with [`StoreError::Closed`].
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The definition that applies to a metric: declared for custom metrics, built in otherwise.
+    async fn definition(&self, metric: &Metric) -> Result<MetricDefinition, StoreError> {
+        if metric.is_custom() {
+            if let Some(found) = self.custom_metrics().await?.into_iter().find(|d| d.metric == *metric) {
+                return Ok(found);
+            }
+        }
+        Ok(metric.default_definition())
+    }
+
+    async fn append_one(&self, sample: Sample) -> Result<(), StoreError> {
+        self.append(vec![sample]).await.map_err(|error| match error {
+            StoreError::InvalidSample { error, .. } => StoreError::Invalid(error),
+            other => other,
+        })
+    }
+
+    /// Count, mean, min, max, standard deviation and percentiles of a window.
+    async fn summary(&self, series: &SeriesKey, range: TimeRange) -> Result<Option<Summary>, StoreError> {
+        Ok(Summary::of_points(&self.range(series, range).await?))
+    }
+
+    /// At most `max_points` time buckets over `range` (for charts).
+    async fn buckets(
+        &self,
+        series: &SeriesKey,
+        range: TimeRange,
+        max_points: usize,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        Ok(downsample(&self.range(series, range).await?, range, max_points))
+    }
+
+    async fn models(&self) -> Result<Vec<ModelName>, StoreError> {
+        let mut models: Vec<ModelName> =
+            self.list_series(&SeriesFilter::default()).await?.into_iter().map(|s| s.key.model).collect();
+        models.dedup();
+        Ok(models)
+    }
+
+    async fn versions(&self, model: &ModelName) -> Result<Vec<Version>, StoreError> {
+        let filter = SeriesFilter { model: Some(model.clone()), ..SeriesFilter::default() };
+        let mut versions: Vec<Version> = self.list_series(&filter).await?.into_iter().map(|s| s.key.version).collect();
+        versions.dedup();
+        Ok(versions)
+    }
+
+    async fn metrics(&self, model: &ModelName, version: &Version) -> Result<Vec<Metric>, StoreError> {
+        let filter =
+            SeriesFilter { model: Some(model.clone()), version: Some(version.clone()), ..SeriesFilter::default() };
+        Ok(self.list_series(&filter).await?.into_iter().map(|s| s.key.metric).collect())
+    }
+}
+
+/// Checks every sample of a batch against the metric definitions, naming the first bad one.
+pub(crate) fn validate_batch(samples: &[Sample], custom: &[MetricDefinition]) -> Result<(), StoreError> {
+    for (index, sample) in samples.iter().enumerate() {
+        let definition = match &sample.metric {
+            metric @ Metric::Custom(_) => custom.iter().find(|d| d.metric == *metric).cloned(),
+            _ => None,
+        }
+        .unwrap_or_else(|| sample.metric.default_definition());
+        sample.check(&definition).map_err(|error| StoreError::InvalidSample { index, error })?;
+    }
+    Ok(())
+}
+
+/// Opens the store a location names: `memory` for an ephemeral in-memory store,
+/// `sqlite:PATH` or a plain path for an SQLite file (created when missing).
+pub async fn open(location: &str) -> Result<Arc<dyn MetricStore>, StoreError> {
+    if location == "memory" || location == ":memory:" {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        return Err(StoreError::UnsupportedLocation(location.to_owned()));
+    }
+    let path = location.strip_prefix("sqlite:").unwrap_or(location);
+    Ok(Arc::new(SqliteStore::open(path).await?))
+}

@@ -1,0 +1,446 @@
+//! The command line: argument parsing, then one function per command.
+//!
+//! `main` → `run() -> anyhow::Result<ExitCode>`; errors are printed with their cause chain.
+//! The wall clock is read here and passed inward.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use modelwatch_core::sample::RawSample;
+use modelwatch_core::{
+    Direction, Metric, MetricDefinition, ModelName, Sample, SeriesKey, Summary, TimeRange, ValueRange, Version,
+};
+use modelwatch_store::{MetricStore, SeriesFilter};
+use serde::Serialize;
+
+use crate::import::{ImportReport, Importer, Progress, Rejection};
+use crate::output::{emit, number, Format, Table};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "modelwatch",
+    version,
+    about = "Model performance monitoring: record metrics, detect degradation, alert."
+)]
+pub struct Cli {
+    /// The database: an SQLite file path (created when missing), `sqlite:PATH`, or `memory`.
+    /// Default: modelwatch.db in the user's data directory.
+    #[arg(long, env = "MODELWATCH_DB", global = true, value_name = "PATH")]
+    pub db: Option<String>,
+
+    /// Output format of listings; `table` on a terminal, `json` otherwise.
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<Format>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record, list, import and declare metrics.
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
+    /// The models that have metrics.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Record a week of realistic demo metrics (several models, a degradation, a daily cycle).
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Record one sample.
+    Record(RecordArgs),
+    /// Show a version's samples and summary of one metric, or a summary line per metric.
+    History(HistoryArgs),
+    /// Import samples from CSV (model,version,metric,value,timestamp[,dataset]) or JSON Lines.
+    Import(ImportArgs),
+    /// Declare a custom metric's direction and valid range.
+    Define(DefineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    pub model: String,
+    pub version: String,
+    /// A built-in metric (accuracy, precision, recall, f1_score, auc_roc, auc_pr, mae, mse, rmse,
+    /// r2_score, mape, latency, throughput, error_rate) or a custom name.
+    pub metric: String,
+    #[arg(allow_hyphen_values = true)]
+    pub value: String,
+    /// The data set the value was measured on.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// When it was measured: RFC 3339 or epoch milliseconds. Default: now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    pub model: String,
+    pub version: String,
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// How far back to look.
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file, or `-` for standard input. `.jsonl`/`.ndjson` files (or content starting
+    /// with `{`) are JSON Lines, anything else CSV; a CSV header line may name the columns.
+    pub file: PathBuf,
+    /// Print a line for every committed batch.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DefineArgs {
+    pub metric: String,
+    /// A rise is a degradation (like latency); the default is higher-is-better.
+    #[arg(long)]
+    pub lower_is_better: bool,
+    #[arg(long, allow_hyphen_values = true)]
+    pub min: Option<f64>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Every model version with its metrics and the time of its last sample.
+    List,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let location = match &cli.db {
+            Some(location) => location.clone(),
+            None => default_database()?,
+        };
+        let store =
+            modelwatch_store::open(&location).await.with_context(|| format!("cannot open the database {location}"))?;
+        let format = cli.format.unwrap_or_else(Format::default_for_stdout);
+        let outcome = dispatch(cli.command, Arc::clone(&store), format).await;
+        store.close().await.context("cannot close the database cleanly")?;
+        outcome
+    })
+}
+
+fn default_database() -> Result<String> {
+    let base = dirs::data_dir().context("no data directory for this user; pass --db PATH")?;
+    Ok(base.join("modelwatch").join("modelwatch.db").to_string_lossy().into_owned())
+}
+
+async fn dispatch(command: Command, store: Arc<dyn MetricStore>, format: Format) -> Result<ExitCode> {
+    match command {
+        Command::Metrics(MetricsCommand::Record(args)) => record(&*store, args, format).await,
+        Command::Metrics(MetricsCommand::History(args)) => history(&*store, args, format).await,
+        Command::Metrics(MetricsCommand::Import(args)) => import(store, args, format).await,
+        Command::Metrics(MetricsCommand::Define(args)) => define(&*store, args).await,
+        Command::Models(ModelsCommand::List) => list_models(&*store, format).await,
+        Command::Demo => demo(&*store, format).await,
+    }
+}
+
+async fn record(store: &dyn MetricStore, args: RecordArgs, format: Format) -> Result<ExitCode> {
+    let now = crate::now().as_millis().to_string();
+    let raw = RawSample {
+        model: &args.model,
+        version: &args.version,
+        metric: &args.metric,
+        value: &args.value,
+        timestamp: args.at.as_deref().unwrap_or(&now),
+        dataset: args.dataset.as_deref(),
+    };
+    let sample = Sample::parse_fields(&raw)?;
+    store.append_one(sample.clone()).await?;
+    let mut table = Table::new(&["model", "version", "metric", "value", "timestamp", "dataset"]);
+    table.push(vec![
+        sample.model.to_string(),
+        sample.version.to_string(),
+        sample.metric.to_string(),
+        number(sample.value),
+        sample.timestamp.to_string(),
+        sample.dataset.as_ref().map(ToString::to_string).unwrap_or_default(),
+    ]);
+    emit(format, &sample, &table)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A per-metric summary, as `metrics history` without `--metric` prints it.
+#[derive(Debug, Serialize)]
+pub struct MetricSummary {
+    pub metric: Metric,
+    pub direction: Direction,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+#[derive(Debug, Serialize)]
+struct SeriesHistory<'a> {
+    model: &'a ModelName,
+    version: &'a Version,
+    metric: &'a Metric,
+    hours: f64,
+    summary: Option<Summary>,
+    samples: Vec<modelwatch_core::Point>,
+}
+
+#[derive(Debug, Serialize)]
+struct VersionHistory<'a> {
+    model: &'a ModelName,
+    version: &'a Version,
+    hours: f64,
+    metrics: Vec<MetricSummary>,
+}
+
+fn window(hours: f64) -> Result<TimeRange> {
+    if !(hours.is_finite() && hours > 0.0) {
+        bail!("--hours: must be a positive number, not {hours}");
+    }
+    Ok(TimeRange::new(
+        crate::now().saturating_sub(Duration::from_secs_f64(hours * 3600.0)),
+        modelwatch_core::Timestamp::MAX,
+    ))
+}
+
+fn summary_row(metric: &Metric, summary: &Summary) -> Vec<String> {
+    vec![
+        metric.to_string(),
+        summary.count.to_string(),
+        number(summary.last_value),
+        number(summary.mean),
+        number(summary.min),
+        number(summary.max),
+        number(summary.std),
+        number(summary.p50),
+        number(summary.p95),
+        summary.last_timestamp.to_string(),
+    ]
+}
+
+const SUMMARY_HEADERS: [&str; 10] =
+    ["metric", "count", "current", "mean", "min", "max", "std", "p50", "p95", "last_sample"];
+
+async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> Result<ExitCode> {
+    let model = ModelName::parse(&args.model)?;
+    let version = Version::parse(&args.version)?;
+    let range = window(args.hours)?;
+    if let Some(metric) = &args.metric {
+        let metric = Metric::parse(metric)?;
+        let key = SeriesKey::new(model.clone(), version.clone(), metric.clone());
+        let samples = store.range(&key, range).await?;
+        let summary = Summary::of_points(&samples);
+        let mut table = Table::new(&["timestamp", "value", "dataset"]);
+        for point in &samples {
+            table.push(vec![
+                point.timestamp.to_string(),
+                number(point.value),
+                point.dataset.as_ref().map(ToString::to_string).unwrap_or_default(),
+            ]);
+        }
+        let history =
+            SeriesHistory { model: &model, version: &version, metric: &metric, hours: args.hours, summary, samples };
+        emit(format, &history, &table)?;
+        if format == Format::Table {
+            match &history.summary {
+                Some(s) => println!(
+                    "{} samples · mean {} · min {} · max {} · std {} · p50 {} · p95 {}",
+                    s.count,
+                    number(s.mean),
+                    number(s.min),
+                    number(s.max),
+                    number(s.std),
+                    number(s.p50),
+                    number(s.p95)
+                ),
+                None => println!("no samples of {key} in the last {} hours", args.hours),
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut metrics = Vec::new();
+    let mut table = Table::new(&SUMMARY_HEADERS);
+    for metric in store.metrics(&model, &version).await? {
+        let key = SeriesKey::new(model.clone(), version.clone(), metric.clone());
+        if let Some(summary) = store.summary(&key, range).await? {
+            table.push(summary_row(&metric, &summary));
+            let direction = store.definition(&metric).await?.direction;
+            metrics.push(MetricSummary { metric, direction, summary });
+        }
+    }
+    let empty = metrics.is_empty();
+    emit(format, &VersionHistory { model: &model, version: &version, hours: args.hours, metrics }, &table)?;
+    if empty && format == Format::Table {
+        println!("no samples of {model} {version} in the last {} hours", args.hours);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reports import progress on a terminal as a bar, elsewhere (with --verbose) as lines.
+struct ImportProgress {
+    bar: Option<ProgressBar>,
+    verbose: bool,
+    printed_rejections: u64,
+}
+
+const MAX_PRINTED_REJECTIONS: u64 = 100;
+
+impl Progress for ImportProgress {
+    fn bytes_read(&mut self, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(total);
+        }
+    }
+
+    fn committed(&mut self, through_line: u64, imported: u64) {
+        if self.verbose {
+            let line = format!("committed through line {through_line} ({imported} samples)");
+            match &self.bar {
+                Some(bar) => bar.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
+    }
+
+    fn rejected(&mut self, rejection: &Rejection) {
+        self.printed_rejections += 1;
+        let line = match self.printed_rejections {
+            n if n <= MAX_PRINTED_REJECTIONS => {
+                format!("line {}: {}: {}", rejection.line, rejection.field, rejection.reason)
+            }
+            n if n == MAX_PRINTED_REJECTIONS + 1 => "… more rejected lines are counted but not shown".to_owned(),
+            _ => return,
+        };
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+fn progress_bar(path: &Path) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let size = std::fs::metadata(path).ok()?.len();
+    let bar = ProgressBar::new(size);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})").ok()?,
+    );
+    Some(bar)
+}
+
+async fn import(store: Arc<dyn MetricStore>, args: ImportArgs, format: Format) -> Result<ExitCode> {
+    let mut progress = ImportProgress { bar: progress_bar(&args.file), verbose: args.verbose, printed_rejections: 0 };
+    let importer = Importer::new(store, &mut progress).await?;
+    let report: ImportReport = importer.import_path(&args.file).await?;
+    if let Some(bar) = &progress.bar {
+        bar.finish_and_clear();
+    }
+    let mut table = Table::new(&["imported", "rejected", "batches"]);
+    table.push(vec![report.imported.to_string(), report.rejected.to_string(), report.batches.to_string()]);
+    emit(format, &report, &table)?;
+    if report.rejected > 0 {
+        eprintln!("{} line(s) rejected; the other {} samples were stored", report.rejected, report.imported);
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn define(store: &dyn MetricStore, args: DefineArgs) -> Result<ExitCode> {
+    let metric = Metric::parse(&args.metric)?;
+    let direction = if args.lower_is_better { Direction::LowerIsBetter } else { Direction::HigherIsBetter };
+    let definition = MetricDefinition::custom(metric, direction, ValueRange { min: args.min, max: args.max })?;
+    store.define_metric(definition.clone()).await?;
+    println!("{} is {}, valid values: {}", definition.metric, definition.direction.as_str(), definition.range);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Serialize)]
+struct ModelVersionRow {
+    model: ModelName,
+    version: Version,
+    metrics: Vec<Metric>,
+    first_timestamp: modelwatch_core::Timestamp,
+    last_timestamp: modelwatch_core::Timestamp,
+}
+
+async fn list_models(store: &dyn MetricStore, format: Format) -> Result<ExitCode> {
+    let mut rows: Vec<ModelVersionRow> = Vec::new();
+    for series in store.list_series(&SeriesFilter::default()).await? {
+        match rows.last_mut() {
+            Some(row) if row.model == series.key.model && row.version == series.key.version => {
+                row.metrics.push(series.key.metric);
+                row.first_timestamp = row.first_timestamp.min(series.first_timestamp);
+                row.last_timestamp = row.last_timestamp.max(series.last_timestamp);
+            }
+            _ => rows.push(ModelVersionRow {
+                model: series.key.model,
+                version: series.key.version,
+                metrics: vec![series.key.metric],
+                first_timestamp: series.first_timestamp,
+                last_timestamp: series.last_timestamp,
+            }),
+        }
+    }
+    let mut table = Table::new(&["model", "version", "metrics", "first_sample", "last_sample"]);
+    for row in &rows {
+        table.push(vec![
+            row.model.to_string(),
+            row.version.to_string(),
+            row.metrics.iter().map(Metric::as_str).collect::<Vec<_>>().join(" "),
+            row.first_timestamp.to_string(),
+            row.last_timestamp.to_string(),
+        ]);
+    }
+    emit(format, &rows, &table)?;
+    if rows.is_empty() && format == Format::Table {
+        println!("no metrics recorded yet: try `modelwatch metrics record my_model v1 accuracy 0.95`");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(store: &dyn MetricStore, format: Format) -> Result<ExitCode> {
+    let samples = crate::demo::samples(crate::now());
+    let count = samples.len();
+    store.append(samples).await?;
+    eprintln!("recorded {count} demo samples (a week, every 5 minutes)");
+    list_models(store, format).await?;
+    if format == Format::Table {
+        println!("\nfraud_detector v2.1 over the last 24 hours (its accuracy is sliding):");
+    }
+    history(
+        store,
+        HistoryArgs { model: "fraud_detector".into(), version: "v2.1".into(), metric: None, hours: 24.0 },
+        format,
+    )
+    .await
+}

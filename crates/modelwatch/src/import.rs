@@ -1,0 +1,393 @@
+//! Streaming import of samples from CSV or JSON Lines.
+//!
+//! The file is read once, in constant memory: good lines are gathered into batches of
+//! [`BATCH_SIZE`] and committed while the next batch is parsed; bad lines are reported
+//! with their line number and reason and do not stop the import. A batch is committed
+//! atomically, so after a crash every batch reported as committed is fully stored and no
+//! other line is.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use modelwatch_core::sample::RawSample;
+use modelwatch_core::{Metric, MetricDefinition, Sample, ValidationError};
+use modelwatch_store::{MetricStore, StoreError};
+use serde::Serialize;
+
+pub const BATCH_SIZE: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    Csv,
+    JsonLines,
+}
+
+impl InputFormat {
+    /// By extension, else by the first non-blank byte (`{` means JSON Lines).
+    pub fn detect(path: &Path, first_bytes: &[u8]) -> InputFormat {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("jsonl" | "ndjson" | "json") => InputFormat::JsonLines,
+            Some("csv") => InputFormat::Csv,
+            _ => match first_bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') => InputFormat::JsonLines,
+                _ => InputFormat::Csv,
+            },
+        }
+    }
+}
+
+/// A line that was not imported.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejection {
+    pub line: u64,
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ImportReport {
+    pub imported: u64,
+    pub rejected: u64,
+    pub batches: u64,
+    /// The first rejections (all of them up to a limit), in line order.
+    pub rejections: Vec<Rejection>,
+}
+
+/// What the importer tells its caller as it goes.
+pub trait Progress {
+    fn bytes_read(&mut self, _total: u64) {}
+    fn committed(&mut self, _through_line: u64, _imported: u64) {}
+    fn rejected(&mut self, _rejection: &Rejection) {}
+}
+
+/// Where a sample came from, so the store's verdict can be mapped back to a line.
+struct Pending {
+    samples: Vec<Sample>,
+    lines: Vec<u64>,
+    last_line: u64,
+}
+
+const MAX_KEPT_REJECTIONS: usize = 1_000;
+
+#[allow(missing_debug_implementations)]
+pub struct Importer<'p> {
+    store: Arc<dyn MetricStore>,
+    definitions: HashMap<Metric, MetricDefinition>,
+    report: ImportReport,
+    progress: &'p mut dyn Progress,
+    in_flight: Option<tokio::task::JoinHandle<(Pending, usize, Result<(), StoreError>)>>,
+}
+
+impl<'p> Importer<'p> {
+    pub async fn new(store: Arc<dyn MetricStore>, progress: &'p mut dyn Progress) -> Result<Self, StoreError> {
+        let definitions = store.custom_metrics().await?.into_iter().map(|d| (d.metric.clone(), d)).collect();
+        Ok(Importer { store, definitions, report: ImportReport::default(), progress, in_flight: None })
+    }
+
+    /// Imports a whole file (`-` for standard input).
+    pub async fn import_path(mut self, path: &Path) -> anyhow::Result<ImportReport> {
+        let reader: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(File::open(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?)
+        };
+        let mut reader = BufReader::with_capacity(1 << 20, CountingReader { inner: reader, count: 0 });
+        let format = InputFormat::detect(path, reader.fill_buf()?);
+        match format {
+            InputFormat::Csv => self.import_csv(reader).await?,
+            InputFormat::JsonLines => self.import_json_lines(reader).await?,
+        }
+        Ok(self.report)
+    }
+
+    async fn import_csv(&mut self, reader: BufReader<CountingReader>) -> anyhow::Result<()> {
+        let mut csv =
+            csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(reader);
+        let mut columns = Columns::default();
+        let mut record = csv::StringRecord::new();
+        let mut pending =
+            Pending { samples: Vec::with_capacity(BATCH_SIZE), lines: Vec::with_capacity(BATCH_SIZE), last_line: 0 };
+        let mut first = true;
+        loop {
+            let line = csv.position().line();
+            match csv.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(error) => {
+                    self.reject(line, ValidationError::new("line", format!("unreadable CSV: {error}")));
+                    continue;
+                }
+            }
+            if first {
+                first = false;
+                if let Some(header) = Columns::from_header(&record) {
+                    columns = header?;
+                    continue;
+                }
+            }
+            if record.iter().all(str::is_empty) {
+                continue;
+            }
+            match columns.sample(&record, &self.definitions) {
+                Ok(sample) => {
+                    pending.samples.push(sample);
+                    pending.lines.push(line);
+                }
+                Err(error) => self.reject(line, error),
+            }
+            pending.last_line = line;
+            if pending.samples.len() >= BATCH_SIZE {
+                self.progress.bytes_read(csv.get_ref().get_ref().count);
+                pending = self.submit(pending).await?;
+            }
+        }
+        self.progress.bytes_read(csv.get_ref().get_ref().count);
+        self.submit(pending).await?;
+        self.drain().await
+    }
+
+    async fn import_json_lines(&mut self, mut reader: BufReader<CountingReader>) -> anyhow::Result<()> {
+        let mut pending =
+            Pending { samples: Vec::with_capacity(BATCH_SIZE), lines: Vec::with_capacity(BATCH_SIZE), last_line: 0 };
+        let mut text = String::new();
+        let mut line = 0u64;
+        loop {
+            text.clear();
+            let read = match reader.read_line(&mut text) {
+                Ok(read) => read,
+                Err(error) => {
+                    line += 1;
+                    self.reject(line, ValidationError::new("line", format!("unreadable: {error}")));
+                    skip_line(&mut reader)?;
+                    continue;
+                }
+            };
+            if read == 0 {
+                break;
+            }
+            line += 1;
+            let trimmed = text.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            match parse_json_sample(trimmed, &self.definitions) {
+                Ok(sample) => {
+                    pending.samples.push(sample);
+                    pending.lines.push(line);
+                }
+                Err(error) => self.reject(line, error),
+            }
+            pending.last_line = line;
+            if pending.samples.len() >= BATCH_SIZE {
+                self.progress.bytes_read(reader.get_ref().count);
+                pending = self.submit(pending).await?;
+            }
+        }
+        self.progress.bytes_read(reader.get_ref().count);
+        self.submit(pending).await?;
+        self.drain().await
+    }
+
+    fn reject(&mut self, line: u64, error: ValidationError) {
+        let rejection = Rejection { line, field: error.field, reason: error.message };
+        self.progress.rejected(&rejection);
+        self.report.rejected += 1;
+        if self.report.rejections.len() < MAX_KEPT_REJECTIONS {
+            self.report.rejections.push(rejection);
+        }
+    }
+
+    /// Hands a batch to the store and returns an empty one to fill, keeping at most one
+    /// batch in flight so parsing overlaps with committing.
+    async fn submit(&mut self, pending: Pending) -> anyhow::Result<Pending> {
+        self.drain().await?;
+        let last_line = pending.last_line;
+        if pending.samples.is_empty() {
+            return Ok(Pending { samples: pending.samples, lines: pending.lines, last_line });
+        }
+        let store = Arc::clone(&self.store);
+        self.in_flight = Some(tokio::spawn(async move {
+            let mut pending = pending;
+            let samples = std::mem::take(&mut pending.samples);
+            let count = samples.len();
+            let result = store.append(samples).await;
+            (pending, count, result)
+        }));
+        Ok(Pending { samples: Vec::with_capacity(BATCH_SIZE), lines: Vec::with_capacity(BATCH_SIZE), last_line })
+    }
+
+    /// Waits for the batch in flight. Lines are checked against the metric definitions
+    /// before they are sent, so the store refuses a batch only when a definition changed
+    /// during the import: then the whole batch is reported as rejected, naming the line.
+    async fn drain(&mut self) -> anyhow::Result<()> {
+        let Some(task) = self.in_flight.take() else { return Ok(()) };
+        let (pending, count, result) = task.await?;
+        match result {
+            Ok(()) => {
+                self.report.imported += count as u64;
+                self.report.batches += 1;
+                self.progress.committed(pending.last_line, self.report.imported);
+                Ok(())
+            }
+            Err(StoreError::InvalidSample { index, error }) => {
+                let culprit = pending.lines.get(index).copied().unwrap_or(pending.last_line);
+                for line in pending.lines {
+                    let reason = if line == culprit {
+                        error.clone()
+                    } else {
+                        ValidationError::new(
+                            "line",
+                            format!("not stored: its batch was refused because of line {culprit}"),
+                        )
+                    };
+                    self.reject(line, reason);
+                }
+                Ok(())
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+}
+
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    let mut sink = Vec::new();
+    reader.read_until(b'\n', &mut sink)?;
+    Ok(())
+}
+
+struct CountingReader {
+    inner: Box<dyn Read + Send>,
+    count: u64,
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Which CSV column holds which field. Without a header: model, version, metric, value,
+/// timestamp, dataset.
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    model: usize,
+    version: usize,
+    metric: usize,
+    value: usize,
+    timestamp: usize,
+    dataset: Option<usize>,
+}
+
+impl Default for Columns {
+    fn default() -> Self {
+        Columns { model: 0, version: 1, metric: 2, value: 3, timestamp: 4, dataset: Some(5) }
+    }
+}
+
+impl Columns {
+    /// A first line whose cells are all known column names is a header.
+    fn from_header(record: &csv::StringRecord) -> Option<anyhow::Result<Columns>> {
+        let known = |name: &str| {
+            matches!(
+                name,
+                "model"
+                    | "model_name"
+                    | "version"
+                    | "model_version"
+                    | "metric"
+                    | "metric_type"
+                    | "value"
+                    | "metric_value"
+                    | "timestamp"
+                    | "timestamp_ms"
+                    | "time"
+                    | "dataset"
+            )
+        };
+        if !record.iter().all(|cell| known(&cell.to_ascii_lowercase())) {
+            return None;
+        }
+        let find = |names: &[&str]| record.iter().position(|cell| names.contains(&cell.to_ascii_lowercase().as_str()));
+        let required = |names: &[&str]| {
+            find(names).ok_or_else(|| anyhow::anyhow!("line 1: the CSV header has no {} column", names[0]))
+        };
+        Some((|| {
+            Ok(Columns {
+                model: required(&["model", "model_name"])?,
+                version: required(&["version", "model_version"])?,
+                metric: required(&["metric", "metric_type"])?,
+                value: required(&["value", "metric_value"])?,
+                timestamp: required(&["timestamp", "timestamp_ms", "time"])?,
+                dataset: find(&["dataset"]),
+            })
+        })())
+    }
+
+    fn sample(
+        &self,
+        record: &csv::StringRecord,
+        definitions: &HashMap<Metric, MetricDefinition>,
+    ) -> Result<Sample, ValidationError> {
+        let cell = |index: usize, field: &str| {
+            record
+                .get(index)
+                .ok_or_else(|| ValidationError::new(field, format!("missing (the line has {} fields)", record.len())))
+        };
+        let raw = RawSample {
+            model: cell(self.model, "model")?,
+            version: cell(self.version, "version")?,
+            metric: cell(self.metric, "metric")?,
+            value: cell(self.value, "value")?,
+            timestamp: cell(self.timestamp, "timestamp")?,
+            dataset: self.dataset.and_then(|i| record.get(i)),
+        };
+        let sample = Sample::parse_fields(&raw)?;
+        check_declared(&sample, definitions)?;
+        Ok(sample)
+    }
+}
+
+fn check_declared(sample: &Sample, definitions: &HashMap<Metric, MetricDefinition>) -> Result<(), ValidationError> {
+    match definitions.get(&sample.metric) {
+        Some(definition) => sample.check(definition),
+        None => Ok(()),
+    }
+}
+
+fn parse_json_sample(text: &str, definitions: &HashMap<Metric, MetricDefinition>) -> Result<Sample, ValidationError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ValidationError::new("line", format!("invalid JSON: {e}")))?;
+    let object = value.as_object().ok_or_else(|| ValidationError::new("line", "expected a JSON object"))?;
+    let text_of = |names: &[&'static str]| -> Result<Option<String>, ValidationError> {
+        let Some(found) = names.iter().find_map(|n| object.get(*n)) else { return Ok(None) };
+        match found {
+            serde_json::Value::String(s) => Ok(Some(s.clone())),
+            serde_json::Value::Number(n) => Ok(Some(n.to_string())),
+            serde_json::Value::Null => Ok(None),
+            _ => Err(ValidationError::new(names[0], "must be a string or a number")),
+        }
+    };
+    let required = |names: &[&'static str]| text_of(names)?.ok_or_else(|| ValidationError::new(names[0], "missing"));
+    let model = required(&["model", "model_name"])?;
+    let version = required(&["version", "model_version"])?;
+    let metric = required(&["metric", "metric_type"])?;
+    let value = required(&["value", "metric_value"])?;
+    let timestamp = required(&["timestamp", "timestamp_ms", "time"])?;
+    let dataset = text_of(&["dataset"])?;
+    let raw = RawSample {
+        model: &model,
+        version: &version,
+        metric: &metric,
+        value: &value,
+        timestamp: &timestamp,
+        dataset: dataset.as_deref(),
+    };
+    let sample = Sample::parse_fields(&raw)?;
+    check_declared(&sample, definitions)?;
+    Ok(sample)
+}

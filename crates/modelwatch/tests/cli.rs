@@ -1,0 +1,266 @@
+//! Behaviour through the `modelwatch` binary, on a real temporary SQLite database.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("test.db")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
+        command.args(args).env("MODELWATCH_DB", self.db()).env_remove("MODELWATCH_CONFIG");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--format", "json"]);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    fn samples(&self, model: &str, version: &str, metric: &str) -> Vec<Value> {
+        let history = self.json(&["metrics", "history", model, version, "--metric", metric, "--hours", "1000000"]);
+        history["samples"].as_array().unwrap().clone()
+    }
+
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn record_then_history_round_trips_exact_values_across_invocations() {
+    let env = Env::new();
+    env.ok(&["metrics", "record", "fraud_detector", "v2.1", "precision", "0.94", "--at", "2024-05-01T12:00:00Z"]);
+    env.ok(&[
+        "metrics",
+        "record",
+        "fraud_detector",
+        "v2.1",
+        "precision",
+        "0.912345",
+        "--at",
+        "1714568460000",
+        "--dataset",
+        "holdout",
+    ]);
+    let samples = env.samples("fraud_detector", "v2.1", "precision");
+    assert_eq!(samples.len(), 2);
+    assert_eq!(samples[0]["value"], 0.94);
+    assert_eq!(samples[0]["timestamp"], "2024-05-01T12:00:00.000Z");
+    assert_eq!(samples[1]["value"], 0.912345);
+    assert_eq!(samples[1]["timestamp"], "2024-05-01T13:01:00.000Z");
+    assert_eq!(samples[1]["dataset"], "holdout");
+    let history =
+        env.json(&["metrics", "history", "fraud_detector", "v2.1", "--metric", "precision", "--hours", "1000000"]);
+    assert_eq!(history["summary"]["count"], 2);
+    assert_eq!(history["summary"]["max"], 0.94);
+
+    let per_metric = env.json(&["metrics", "history", "fraud_detector", "v2.1", "--hours", "1000000"]);
+    assert_eq!(per_metric["metrics"][0]["metric"], "precision");
+    assert_eq!(per_metric["metrics"][0]["direction"], "higher_is_better");
+    assert_eq!(per_metric["metrics"][0]["last_value"], 0.912345);
+}
+
+#[test]
+fn recording_without_a_time_uses_now_and_appears_in_the_default_window() {
+    let env = Env::new();
+    env.ok(&["metrics", "record", "m", "v1", "latency", "12.5"]);
+    let history = env.json(&["metrics", "history", "m", "v1", "--metric", "latency"]);
+    assert_eq!(history["samples"][0]["value"], 12.5);
+}
+
+#[test]
+fn each_kind_of_bad_input_is_refused_naming_the_field_and_nothing_is_stored() {
+    let env = Env::new();
+    let long = "x".repeat(129);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["bad name", "v1", "accuracy", "0.9"], "model"),
+        (vec!["m", "", "accuracy", "0.9"], "version"),
+        (vec!["m", "v1", &long, "0.9"], "metric"),
+        (vec!["m", "v1", "accuracy", "NaN"], "value"),
+        (vec!["m", "v1", "accuracy", "inf"], "value"),
+        (vec!["m", "v1", "accuracy", "1.2"], "value"),
+        (vec!["m", "v1", "latency", "-3"], "value"),
+        (vec!["m", "v1", "r2_score", "1.5"], "value"),
+        (vec!["m", "v1", "accuracy", "ninety"], "value"),
+        (vec!["m", "v1", "accuracy", "0.9", "--at", "yesterday"], "timestamp"),
+        (vec!["m", "v1", "accuracy", "0.9", "--dataset", "a/b"], "dataset"),
+    ];
+    for (args, field) in cases {
+        let mut all = vec!["metrics", "record"];
+        all.extend(&args);
+        let out = env.run(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(&format!("{field}:")), "{args:?}: {stderr}");
+    }
+    assert_eq!(env.json(&["models", "list"]), serde_json::json!([]));
+}
+
+#[test]
+fn declared_custom_metric_range_is_enforced() {
+    let env = Env::new();
+    env.ok(&["metrics", "define", "queue_ms", "--lower-is-better", "--min", "0"]);
+    let out = env.run(&["metrics", "record", "m", "v1", "queue_ms", "-1"]);
+    assert!(!out.status.success());
+    env.ok(&["metrics", "record", "m", "v1", "queue_ms", "3"]);
+    let history = env.json(&["metrics", "history", "m", "v1", "--hours", "1"]);
+    assert_eq!(history["metrics"][0]["direction"], "lower_is_better");
+}
+
+#[test]
+fn import_stores_good_lines_reports_bad_ones_by_line_and_fails() {
+    let env = Env::new();
+    let file = env.write(
+        "mixed.csv",
+        "model,version,metric,timestamp_ms,value\n\
+         m,v1,accuracy,1000,0.91\n\
+         m,v1,accuracy,2000,1.7\n\
+         m,v1,accuracy,3000,0.93\n\
+         m,v1,accuracy,oops,0.94\n\
+         m,v1\n\
+         m,v1,latency,4000,12.25\n",
+    );
+    let out = env.run(&["metrics", "import", path_str(&file), "--format", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("line 3: value:"), "{stderr}");
+    assert!(stderr.contains("line 5: timestamp:"), "{stderr}");
+    assert!(stderr.contains("line 6: "), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["imported"].as_u64(), report["rejected"].as_u64()), (Some(3), Some(3)));
+    let values: Vec<f64> = env.samples("m", "v1", "accuracy").iter().map(|s| s["value"].as_f64().unwrap()).collect();
+    assert_eq!(values, [0.91, 0.93]);
+    assert_eq!(env.samples("m", "v1", "latency")[0]["value"], 12.25);
+}
+
+#[test]
+fn import_reads_json_lines_and_headerless_csv() {
+    let env = Env::new();
+    let jsonl = env.write(
+        "in.jsonl",
+        "{\"model\":\"m\",\"version\":\"v1\",\"metric\":\"mae\",\"value\":0.5,\"timestamp\":\"2024-01-01T00:00:00Z\"}\n\
+         \n\
+         {\"model_name\":\"m\",\"model_version\":\"v1\",\"metric_type\":\"mae\",\"metric_value\":0.25,\"timestamp\":1704067260000,\"dataset\":\"d1\"}\n",
+    );
+    env.ok(&["metrics", "import", path_str(&jsonl)]);
+    let csv = env.write("plain.csv", "m,v1,mae,0.75,1704067320000,d2\n");
+    env.ok(&["metrics", "import", path_str(&csv)]);
+    let samples = env.samples("m", "v1", "mae");
+    let values: Vec<f64> = samples.iter().map(|s| s["value"].as_f64().unwrap()).collect();
+    assert_eq!(values, [0.5, 0.25, 0.75]);
+    assert_eq!(samples[2]["dataset"], "d2");
+    let bad = env.write("bad.jsonl", "{\"model\":\"m\"}\nnot json\n");
+    let out = env.run(&["metrics", "import", path_str(&bad)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("line 1: version: missing") && stderr.contains("line 2: line: invalid JSON"), "{stderr}");
+}
+
+#[test]
+fn listings_come_as_table_json_and_csv() {
+    let env = Env::new();
+    env.ok(&["metrics", "record", "alpha", "v1", "recall", "0.8", "--at", "2024-01-01T00:00:00Z"]);
+    env.ok(&["metrics", "record", "alpha", "v1", "accuracy", "0.9", "--at", "2024-01-02T00:00:00Z"]);
+    let json = env.json(&["models", "list"]);
+    assert_eq!(json[0]["metrics"], serde_json::json!(["accuracy", "recall"]));
+    assert_eq!(json[0]["last_timestamp"], "2024-01-02T00:00:00.000Z");
+    let csv = env.ok(&["models", "list", "--format", "csv"]);
+    assert_eq!(
+        csv,
+        "model,version,metrics,first_sample,last_sample\nalpha,v1,accuracy recall,2024-01-01T00:00:00.000Z,2024-01-02T00:00:00.000Z\n"
+    );
+    let table = env.ok(&["models", "list", "--format", "table"]);
+    assert!(table.contains("alpha") && table.contains("accuracy recall"), "{table}");
+}
+
+#[test]
+fn newer_database_is_refused_with_a_clear_message() {
+    let env = Env::new();
+    env.ok(&["metrics", "record", "m", "v1", "accuracy", "0.9"]);
+    bump_schema_version(&env.db());
+    let out = env.run(&["models", "list"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("upgrade modelwatch"));
+}
+
+/// Sets the schema version far ahead using the sqlite3 file format directly: the
+/// user_version is the big-endian u32 at byte offset 60 of the header.
+fn bump_schema_version(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[60..64].copy_from_slice(&999u32.to_be_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// kill -9 in the middle of a long import: every batch the importer reported as committed
+/// is in the database, exactly, and what is stored is a prefix of the file.
+#[test]
+fn kill_during_import_loses_no_reported_batch() {
+    let env = Env::new();
+    let path = env.dir.path().join("big.csv");
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for i in 0..2_000_000u64 {
+            writeln!(file, "m,v1,accuracy,0.{:06},{}", i % 1_000_000, 1_704_067_200_000 + i * 1000).unwrap();
+        }
+    }
+    let mut child = env
+        .command(&["metrics", "import", path_str(&path), "--verbose"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut reported = 0u64;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("committed through line ") {
+            reported = rest.split_whitespace().next().unwrap().parse().unwrap();
+            if reported >= 50_000 {
+                break;
+            }
+        }
+    }
+    assert!(reported >= 50_000, "the import never reported enough commits");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let samples = env.samples("m", "v1", "accuracy");
+    assert!(samples.len() as u64 >= reported, "{} stored < {reported} reported", samples.len());
+    assert!(samples.len() < 2_000_000, "the import was not interrupted");
+    assert_eq!(samples.len() % 10_000, 0, "a batch was half-written");
+    for (i, sample) in samples.iter().enumerate().step_by(997) {
+        let expected: f64 = format!("0.{:06}", i % 1_000_000).parse().unwrap();
+        assert_eq!(sample["value"].as_f64().unwrap(), expected);
+    }
+}

@@ -1,0 +1,199 @@
+//! Store benchmark: durable batch ingest and range queries on the SQLite backend.
+//!
+//! The workload is the peer benchmark's (../shared/bench/peers/gen.py): S series
+//! (10 metrics per model, 6-decimal accuracy-like and 3-decimal latency-like values), N
+//! samples each, one a minute, written in time order (all series for minute 0, then
+//! minute 1, …) in batches of 10,000, each batch committed durably before the next.
+//!
+//!     cargo bench -p modelwatch-store --bench store            # S=1000, N=10000
+//!     MW_SERIES=100 MW_SAMPLES=2000 cargo bench -p modelwatch-store --bench store
+//!
+//! Prints: ingest samples/s (time inside `append`, and wall time including generating
+//! the samples), database bytes per sample, and the median/p99 latency of reading back
+//! 10,000 points of one series, and of downsampling a 30-day per-minute series to 1,000
+//! points.
+
+use std::time::{Duration, Instant};
+
+use modelwatch_core::{Metric, ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version};
+use modelwatch_store::{MetricStore, SqliteStore};
+
+const START_MS: i64 = 1_704_110_400_000;
+const STEP_MS: i64 = 60_000;
+const BATCH: usize = 10_000;
+
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn gauss(&mut self) -> f64 {
+        (0..12).map(|_| self.unit()).sum::<f64>() - 6.0
+    }
+}
+
+const METRICS: [&str; 10] = [
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "auc",
+    "calibration",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "queue_ms",
+];
+
+struct SeriesGen {
+    key: SeriesKey,
+    base: f64,
+    accuracy_like: bool,
+}
+
+fn series(count: usize) -> Vec<SeriesGen> {
+    let mut rng = Rng(42);
+    (0..count)
+        .map(|i| {
+            let metric = METRICS[i % METRICS.len()];
+            let key = SeriesKey::new(
+                ModelName::parse(&format!("model_{:03}", i / METRICS.len())).unwrap(),
+                Version::parse(&format!("v{}", 1 + (i / METRICS.len()) % 5)).unwrap(),
+                Metric::parse(metric).unwrap(),
+            );
+            let accuracy_like = i % METRICS.len() < 6;
+            let base = if accuracy_like { 0.86 + 0.08 * rng.unit() } else { (20.0 * (0.5 + 1.5 * rng.unit())).ln() };
+            SeriesGen { key, base, accuracy_like }
+        })
+        .collect()
+}
+
+fn value(series: &SeriesGen, rng: &mut Rng) -> f64 {
+    if series.accuracy_like {
+        let v = (series.base + 0.004 * rng.gauss()).clamp(0.0, 1.0);
+        (v * 1e6).round() / 1e6
+    } else {
+        let v = (series.base + 0.25 * rng.gauss()).exp();
+        (v * 1e3).round() / 1e3
+    }
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn main() {
+    let s: usize = std::env::var("MW_SERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let n: usize = std::env::var("MW_SAMPLES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bench.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let all = series(s);
+        let mut rng = Rng(7);
+        let total = s * n;
+        let mut in_append = Duration::ZERO;
+        let wall = Instant::now();
+        let mut batch: Vec<Sample> = Vec::with_capacity(BATCH);
+        let mut written = 0usize;
+        for minute in 0..n {
+            let timestamp = Timestamp::from_millis(START_MS + minute as i64 * STEP_MS).unwrap();
+            for gen in &all {
+                batch.push(Sample {
+                    model: gen.key.model.clone(),
+                    version: gen.key.version.clone(),
+                    metric: gen.key.metric.clone(),
+                    value: value(gen, &mut rng),
+                    timestamp,
+                    dataset: None,
+                });
+                if batch.len() == BATCH {
+                    written += batch.len();
+                    let started = Instant::now();
+                    store.append(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).await.unwrap();
+                    in_append += started.elapsed();
+                }
+            }
+        }
+        if !batch.is_empty() {
+            written += batch.len();
+            let started = Instant::now();
+            store.append(batch).await.unwrap();
+            in_append += started.elapsed();
+        }
+        let wall = wall.elapsed();
+        assert_eq!(written, total);
+        println!("workload: {s} series x {n} samples = {total} samples, batches of {BATCH}, synchronous=FULL");
+        println!(
+            "ingest: {:.0} samples/s inside append ({:.2} s), {:.0} samples/s wall including sample generation ({:.2} s)",
+            total as f64 / in_append.as_secs_f64(),
+            in_append.as_secs_f64(),
+            total as f64 / wall.as_secs_f64(),
+            wall.as_secs_f64()
+        );
+
+        // Range query: 10,000 points of one series among all.
+        let key = &all[0].key;
+        let points = n.min(10_000) as i64;
+        let range = TimeRange::new(
+            Timestamp::from_millis(START_MS).unwrap(),
+            Timestamp::from_millis(START_MS + points * STEP_MS).unwrap(),
+        );
+        assert_eq!(store.range(key, range).await.unwrap().len(), points as usize);
+        let mut times = Vec::new();
+        for i in 0..200 {
+            let key = &all[(i * 37) % all.len()].key;
+            let started = Instant::now();
+            let got = store.range(key, range).await.unwrap();
+            times.push(started.elapsed());
+            assert_eq!(got.len(), points as usize);
+        }
+        times.sort();
+        println!(
+            "range query of {points} points (one series of {s}): median {:.3} ms, p99 {:.3} ms",
+            percentile(&times, 0.5).as_secs_f64() * 1e3,
+            percentile(&times, 0.99).as_secs_f64() * 1e3
+        );
+
+        store.close().await.unwrap();
+        let bytes: u64 = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+        println!("disk: {bytes} bytes for {total} samples = {:.2} bytes/sample (file + WAL after close)", bytes as f64 / total as f64);
+
+        // A 30-day per-minute series downsampled to 1,000 points.
+        let store = SqliteStore::open(&path).await.unwrap();
+        let month = 30 * 24 * 60;
+        let long = SeriesKey::parse("long_model", "v1", "latency").unwrap();
+        for start in (0..month).step_by(BATCH) {
+            let batch = (start..(start + BATCH).min(month))
+                .map(|i| Sample {
+                    model: long.model.clone(),
+                    version: long.version.clone(),
+                    metric: long.metric.clone(),
+                    value: (value(&all[6], &mut rng) * 1e3).round() / 1e3,
+                    timestamp: Timestamp::from_millis(START_MS + i as i64 * STEP_MS).unwrap(),
+                    dataset: None,
+                })
+                .collect();
+            store.append(batch).await.unwrap();
+        }
+        let mut times = Vec::new();
+        for _ in 0..100 {
+            let started = Instant::now();
+            let buckets = store.buckets(&long, TimeRange::all(), 1000).await.unwrap();
+            times.push(started.elapsed());
+            assert!(buckets.len() <= 1000 && buckets.len() > 900);
+        }
+        times.sort();
+        println!(
+            "30-day per-minute series ({month} points) downsampled to 1,000 buckets: median {:.3} ms, p99 {:.3} ms",
+            percentile(&times, 0.5).as_secs_f64() * 1e3,
+            percentile(&times, 0.99).as_secs_f64() * 1e3
+        );
+        store.close().await.unwrap();
+    });
+}

@@ -1,0 +1,98 @@
+//! The in-memory backend: for tests and ephemeral use. Nothing survives the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+use modelwatch_core::{Dataset, MetricDefinition, Point, Sample, SeriesKey, TimeRange, Timestamp};
+
+use crate::{validate_batch, MetricStore, SeriesFilter, SeriesInfo, StoreError};
+
+type Series = BTreeMap<Timestamp, (f64, Option<Dataset>)>;
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    series: RwLock<BTreeMap<SeriesKey, Series>>,
+    custom_metrics: RwLock<HashMap<String, MetricDefinition>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn custom_definitions(&self) -> Vec<MetricDefinition> {
+        self.custom_metrics.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Database("a thread panicked while holding the in-memory store".into())
+}
+
+#[async_trait]
+impl MetricStore for MemoryStore {
+    async fn append(&self, samples: Vec<Sample>) -> Result<(), StoreError> {
+        validate_batch(&samples, &self.custom_definitions())?;
+        let mut all = self.series.write().map_err(poisoned)?;
+        for sample in samples {
+            all.entry(sample.series()).or_default().insert(sample.timestamp, (sample.value, sample.dataset));
+        }
+        Ok(())
+    }
+
+    async fn range(&self, series: &SeriesKey, range: TimeRange) -> Result<Vec<Point>, StoreError> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let all = self.series.read().map_err(poisoned)?;
+        Ok(all
+            .get(series)
+            .map(|points| {
+                points
+                    .range(range.start..range.end)
+                    .map(|(t, (value, dataset))| Point { timestamp: *t, value: *value, dataset: dataset.clone() })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn latest(&self, series: &SeriesKey) -> Result<Option<Point>, StoreError> {
+        let all = self.series.read().map_err(poisoned)?;
+        Ok(all.get(series).and_then(|points| {
+            points.last_key_value().map(|(t, (value, dataset))| Point {
+                timestamp: *t,
+                value: *value,
+                dataset: dataset.clone(),
+            })
+        }))
+    }
+
+    async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError> {
+        let all = self.series.read().map_err(poisoned)?;
+        Ok(all
+            .iter()
+            .filter(|(key, _)| filter.matches(key))
+            .filter_map(|(key, points)| {
+                Some(SeriesInfo {
+                    key: key.clone(),
+                    first_timestamp: *points.first_key_value()?.0,
+                    last_timestamp: *points.last_key_value()?.0,
+                })
+            })
+            .collect())
+    }
+
+    async fn define_metric(&self, definition: MetricDefinition) -> Result<(), StoreError> {
+        let definition = MetricDefinition::custom(definition.metric, definition.direction, definition.range)
+            .map_err(StoreError::Invalid)?;
+        self.custom_metrics.write().map_err(poisoned)?.insert(definition.metric.as_str().to_owned(), definition);
+        Ok(())
+    }
+
+    async fn custom_metrics(&self) -> Result<Vec<MetricDefinition>, StoreError> {
+        let mut definitions = self.custom_definitions();
+        definitions.sort_by(|a, b| a.metric.cmp(&b.metric));
+        Ok(definitions)
+    }
+}

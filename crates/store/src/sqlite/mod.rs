@@ -1,0 +1,205 @@
+//! The SQLite backend, modelwatch's embedded default: one file, WAL journal,
+//! `synchronous = FULL`, versioned migrations, one writer thread with batched
+//! transactions and a small pool of reader connections.
+//!
+//! Several processes may open the same file (a server and the CLI, say): SQLite's own
+//! locking serialises their writers, and every cache here holds only facts that never
+//! change once committed (series and dataset ids).
+
+mod read;
+pub(crate) mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use modelwatch_core::{MetricDefinition, Point, Sample, SeriesKey, TimeRange};
+use rusqlite::{Connection, OpenFlags, Transaction};
+use tokio::sync::oneshot;
+
+use self::read::Catalogue;
+use self::writer::{ClosureJob, WriteJob, WriterState};
+use crate::{MetricStore, SeriesFilter, SeriesInfo, StoreError};
+
+pub use self::writer::SEALED_CHUNK_LEN;
+
+/// How long a connection waits for another process's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_IDLE_READERS: usize = 8;
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    jobs: Mutex<Option<Sender<Box<dyn WriteJob>>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Arc<ReaderPool>,
+}
+
+#[derive(Debug)]
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    catalogue: Catalogue,
+}
+
+impl ReaderPool {
+    fn with<T>(&self, query: impl FnOnce(&Connection, &Catalogue) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => open_connection(&self.path, true)?,
+        };
+        let result = query(&connection, &self.catalogue);
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(connection);
+            }
+        }
+        result
+    }
+}
+
+fn open_error(path: &Path, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Open { path: path.to_owned(), reason: error.to_string() }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let connection = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_error(path, e))?;
+    connection.set_prepared_statement_cache_capacity(64);
+    if read_only {
+        connection.execute_batch("PRAGMA cache_size = -16384;").map_err(|e| open_error(path, e))?;
+    }
+    Ok(connection)
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database file and migrates it to the current schema.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_owned();
+        let opened = tokio::task::spawn_blocking(move || Self::open_blocking(path, schema::LATEST_VERSION))
+            .await
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        opened
+    }
+
+    fn open_blocking(path: PathBuf, schema_version: i64) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| open_error(&path, e))?;
+        }
+        let mut connection = open_connection(&path, false)?;
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::NotADatabase => {
+                    StoreError::ForeignDatabase { path: path.clone() }
+                }
+                other => open_error(&path, other),
+            })?;
+        schema::migrate(&mut connection, &path, schema_version)?;
+        let (sender, receiver) = mpsc::channel();
+        let writer_thread = std::thread::Builder::new()
+            .name("modelwatch-sqlite-writer".into())
+            .spawn(move || writer::run(connection, receiver))
+            .map_err(|e| open_error(&path, e))?;
+        Ok(SqliteStore {
+            readers: Arc::new(ReaderPool {
+                path: path.clone(),
+                idle: Mutex::new(Vec::new()),
+                catalogue: Catalogue::default(),
+            }),
+            path,
+            jobs: Mutex::new(Some(sender)),
+            writer_thread: Mutex::new(Some(writer_thread)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` in the writer's next transaction and returns its result once committed.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriterState, &Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, committed) = oneshot::channel();
+        let job: Box<dyn WriteJob> = Box::new(ClosureJob::new(work, reply));
+        {
+            let jobs = self.jobs.lock().map_err(|_| StoreError::Closed)?;
+            let sender = jobs.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        committed.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Catalogue) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || readers.with(query))
+            .await
+            .map_err(|e| StoreError::Database(e.to_string()))?
+    }
+}
+
+#[async_trait]
+impl MetricStore for SqliteStore {
+    async fn append(&self, samples: Vec<Sample>) -> Result<(), StoreError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        self.write(move |state, transaction| writer::append(state, transaction, &samples)).await
+    }
+
+    async fn range(&self, series: &SeriesKey, range: TimeRange) -> Result<Vec<Point>, StoreError> {
+        let series = series.clone();
+        self.read(move |connection, catalogue| catalogue.range(connection, &series, range)).await
+    }
+
+    async fn latest(&self, series: &SeriesKey) -> Result<Option<Point>, StoreError> {
+        let series = series.clone();
+        self.read(move |connection, catalogue| catalogue.latest(connection, &series)).await
+    }
+
+    async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |connection, _| read::list_series(connection, &filter)).await
+    }
+
+    async fn define_metric(&self, definition: MetricDefinition) -> Result<(), StoreError> {
+        self.write(move |_, transaction| writer::define_metric(transaction, &definition)).await
+    }
+
+    async fn custom_metrics(&self) -> Result<Vec<MetricDefinition>, StoreError> {
+        self.read(|connection, _| read::load_custom_metrics(connection)).await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        // Dropping the sender lets the writer drain what is queued, commit, and stop.
+        drop(self.jobs.lock().map_err(|_| StoreError::Closed)?.take());
+        let thread = self.writer_thread.lock().map_err(|_| StoreError::Closed)?.take();
+        if let Some(thread) = thread {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|e| StoreError::Database(e.to_string()))?
+                .map_err(|_| StoreError::Database("the writer thread panicked".into()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

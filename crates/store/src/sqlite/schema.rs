@@ -1,0 +1,81 @@
+//! The SQLite schema and its versioned migrations.
+//!
+//! The schema version lives in `PRAGMA user_version` and the file is marked as
+//! modelwatch's with `PRAGMA application_id`, so a foreign SQLite file is refused instead
+//! of being written into. Migrations only ever move forward; a file written by a newer
+//! modelwatch is refused with a message rather than misread.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+/// "mwat" in ASCII.
+pub const APPLICATION_ID: i64 = 0x6D77_6174;
+
+/// Each entry brings the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: samples, stored as encoded chunks per series (see codec.rs).
+    "CREATE TABLE series (
+        id      INTEGER PRIMARY KEY,
+        model   TEXT NOT NULL,
+        version TEXT NOT NULL,
+        metric  TEXT NOT NULL,
+        UNIQUE (model, version, metric)
+    );
+    CREATE TABLE datasets (
+        id   INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE chunks (
+        id        INTEGER PRIMARY KEY,
+        series_id INTEGER NOT NULL REFERENCES series (id),
+        min_ms    INTEGER NOT NULL,
+        max_ms    INTEGER NOT NULL,
+        count     INTEGER NOT NULL,
+        data      BLOB NOT NULL
+    );
+    CREATE INDEX chunks_by_series_time ON chunks (series_id, max_ms);",
+    // 2: declared custom metrics; the chunk index also covers min_ms so that range
+    // lookups and series listings are answered from the index alone.
+    "CREATE TABLE metric_definitions (
+        metric    TEXT PRIMARY KEY,
+        direction TEXT NOT NULL CHECK (direction IN ('higher_is_better', 'lower_is_better')),
+        min_value REAL,
+        max_value REAL
+    );
+    DROP INDEX chunks_by_series_time;
+    CREATE INDEX chunks_by_series_time ON chunks (series_id, max_ms, min_ms);",
+];
+
+pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Checks the file is ours and brings its schema to `target` (normally [`LATEST_VERSION`]).
+pub fn migrate(connection: &mut Connection, path: &Path, target: i64) -> Result<(), StoreError> {
+    let application_id: i64 = connection.query_row("PRAGMA application_id", [], |row| row.get(0))?;
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let has_tables: bool =
+        connection.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table'", [], |row| row.get(0))?;
+    if has_tables && application_id != APPLICATION_ID {
+        return Err(StoreError::ForeignDatabase { path: path.to_owned() });
+    }
+    if version > LATEST_VERSION {
+        return Err(StoreError::SchemaTooNew { path: path.to_owned(), found: version, supported: LATEST_VERSION });
+    }
+    for next in version..target.min(LATEST_VERSION) {
+        let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+        // Another process may have migrated while we waited for the lock.
+        let current: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if current > next {
+            transaction.commit()?;
+            continue;
+        }
+        let migration = MIGRATIONS[next as usize];
+        transaction.execute_batch(migration)?;
+        transaction
+            .execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {};", next + 1))?;
+        transaction.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,431 @@
+//! The single writer: one thread owns the write connection and applies write jobs in
+//! batched transactions (group commit).
+//!
+//! Jobs that arrive while a transaction is being written wait and then go into the next
+//! transaction together, so many small concurrent writes cost one fsync instead of one
+//! each. Every job runs inside its own savepoint: a failing job is rolled back alone and
+//! its caller gets the error, the others commit. A caller's future resolves only after
+//! the COMMIT (with `synchronous = FULL`) has returned, so every acknowledged write is on
+//! disk. After each commit the writer compacts series whose recent samples sit in many
+//! small chunks (see [`SEALED_CHUNK_LEN`]).
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use modelwatch_core::{Dataset, MetricDefinition, Sample};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::read::load_custom_metrics;
+use crate::codec::{self, Columns};
+use crate::{validate_batch, StoreError};
+
+/// A chunk with at least this many points is final ("sealed"); smaller ones are merged
+/// by compaction once a series has enough of them.
+pub const SEALED_CHUNK_LEN: i64 = 1024;
+/// The largest chunk compaction writes.
+const MAX_CHUNK_LEN: usize = 4096;
+/// A series with this many small chunks is compacted even if they hold few points.
+const MAX_SMALL_CHUNKS: u32 = 64;
+/// At most this many jobs share one transaction.
+const MAX_JOBS_PER_COMMIT: usize = 512;
+/// At most this many series are compacted between two write transactions, so pending
+/// writes are not held up for long.
+const MAX_COMPACTIONS_PER_ROUND: usize = 256;
+
+/// Work for the writer thread: runs inside a savepoint, then learns how the commit went.
+pub trait WriteJob: Send {
+    fn apply(&mut self, state: &mut WriterState, transaction: &Transaction<'_>) -> Result<(), StoreError>;
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+/// A job built from a closure; its result reaches the caller only once committed.
+pub struct ClosureJob<T, F> {
+    run: Option<F>,
+    output: Option<Result<T, StoreError>>,
+    reply: Option<oneshot::Sender<Result<T, StoreError>>>,
+}
+
+impl<T, F> ClosureJob<T, F> {
+    pub fn new(run: F, reply: oneshot::Sender<Result<T, StoreError>>) -> Self {
+        ClosureJob { run: Some(run), output: None, reply: Some(reply) }
+    }
+}
+
+impl<T, F> WriteJob for ClosureJob<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut WriterState, &Transaction<'_>) -> Result<T, StoreError> + Send,
+{
+    fn apply(&mut self, state: &mut WriterState, transaction: &Transaction<'_>) -> Result<(), StoreError> {
+        let run = self.run.take().ok_or(StoreError::Closed)?;
+        let output = run(state, transaction);
+        let failed = output.as_ref().err().map(|e| StoreError::Database(e.to_string()));
+        self.output = Some(output);
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(mut self: Box<Self>, committed: Result<(), StoreError>) {
+        let result = match (committed, self.output.take()) {
+            (_, Some(Err(job_error))) => Err(job_error),
+            (Err(commit_error), _) => Err(commit_error),
+            (Ok(()), Some(output)) => output,
+            (Ok(()), None) => Err(StoreError::Closed),
+        };
+        if let Some(reply) = self.reply.take() {
+            // The caller may have gone away (e.g. a dropped HTTP request); the write stands.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct SmallChunks {
+    chunks: u32,
+    points: i64,
+}
+
+/// Caches the writer keeps between transactions. Entries learnt inside a transaction are
+/// staged (a journal plus an index for lookups) and only kept once it commits, so a
+/// rolled-back job leaves no stale id behind.
+#[derive(Debug, Default)]
+pub struct WriterState {
+    series_ids: HashMap<(String, String, String), i64>,
+    dataset_ids: HashMap<String, u32>,
+    small_chunks: HashMap<i64, SmallChunks>,
+    staged: Staged,
+}
+
+#[derive(Debug, Default)]
+struct Staged {
+    series_journal: Vec<((String, String, String), i64)>,
+    dataset_journal: Vec<(String, u32)>,
+    small_journal: Vec<(i64, SmallChunks)>,
+    series: HashMap<(String, String, String), i64>,
+    datasets: HashMap<String, u32>,
+    small: HashMap<i64, SmallChunks>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct StageMark(usize, usize, usize);
+
+impl Staged {
+    fn series(&mut self, key: (String, String, String), id: i64) {
+        self.series.insert(key.clone(), id);
+        self.series_journal.push((key, id));
+    }
+
+    fn dataset(&mut self, name: String, id: u32) {
+        self.datasets.insert(name.clone(), id);
+        self.dataset_journal.push((name, id));
+    }
+
+    fn small(&mut self, series_id: i64, small: SmallChunks) {
+        self.small.insert(series_id, small);
+        self.small_journal.push((series_id, small));
+    }
+}
+
+impl WriterState {
+    fn mark(&self) -> StageMark {
+        StageMark(self.staged.series_journal.len(), self.staged.dataset_journal.len(), self.staged.small_journal.len())
+    }
+
+    /// Forgets what was staged since `mark` (a job rolled back to its savepoint); rare, so
+    /// the indexes are simply rebuilt from the journals.
+    fn rollback_to(&mut self, mark: StageMark) {
+        let staged = &mut self.staged;
+        staged.series_journal.truncate(mark.0);
+        staged.dataset_journal.truncate(mark.1);
+        staged.small_journal.truncate(mark.2);
+        staged.series = staged.series_journal.iter().cloned().collect();
+        staged.datasets = staged.dataset_journal.iter().cloned().collect();
+        staged.small = staged.small_journal.iter().copied().collect();
+    }
+
+    fn commit_staged(&mut self) {
+        let staged = std::mem::take(&mut self.staged);
+        self.series_ids.extend(staged.series);
+        self.dataset_ids.extend(staged.datasets);
+        self.small_chunks.extend(staged.small);
+    }
+
+    fn discard_staged(&mut self) {
+        self.staged = Staged::default();
+    }
+
+    fn series_id(&mut self, transaction: &Transaction<'_>, key: (&str, &str, &str)) -> Result<i64, StoreError> {
+        let owned = (key.0.to_owned(), key.1.to_owned(), key.2.to_owned());
+        if let Some(id) = self.series_ids.get(&owned).or_else(|| self.staged.series.get(&owned)) {
+            return Ok(*id);
+        }
+        let existing: Option<i64> = transaction
+            .prepare_cached("SELECT id FROM series WHERE model = ?1 AND version = ?2 AND metric = ?3")?
+            .query_row(params![key.0, key.1, key.2], |row| row.get(0))
+            .optional()?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                transaction
+                    .prepare_cached("INSERT INTO series (model, version, metric) VALUES (?1, ?2, ?3)")?
+                    .execute(params![key.0, key.1, key.2])?;
+                transaction.last_insert_rowid()
+            }
+        };
+        let small = load_small_chunks(transaction, id)?;
+        self.staged.small(id, small);
+        self.staged.series(owned, id);
+        Ok(id)
+    }
+
+    fn dataset_id(&mut self, transaction: &Transaction<'_>, dataset: Option<&Dataset>) -> Result<u32, StoreError> {
+        let Some(dataset) = dataset else { return Ok(0) };
+        let name = dataset.as_str();
+        if let Some(id) = self.dataset_ids.get(name).or_else(|| self.staged.datasets.get(name)) {
+            return Ok(*id);
+        }
+        transaction.prepare_cached("INSERT OR IGNORE INTO datasets (name) VALUES (?1)")?.execute([name])?;
+        let id: i64 = transaction
+            .prepare_cached("SELECT id FROM datasets WHERE name = ?1")?
+            .query_row([name], |row| row.get(0))?;
+        let id = u32::try_from(id).map_err(|_| StoreError::Corrupt("dataset id out of range".into()))?;
+        self.staged.dataset(name.to_owned(), id);
+        Ok(id)
+    }
+
+    fn small_chunks(&self, series_id: i64) -> SmallChunks {
+        self.staged.small.get(&series_id).or_else(|| self.small_chunks.get(&series_id)).copied().unwrap_or_default()
+    }
+
+    fn note_chunk(&mut self, series_id: i64, points: usize) {
+        if points as i64 >= SEALED_CHUNK_LEN {
+            return;
+        }
+        let mut small = self.small_chunks(series_id);
+        small.chunks += 1;
+        small.points += points as i64;
+        self.staged.small(series_id, small);
+    }
+
+    fn needs_compaction(small: SmallChunks) -> bool {
+        small.chunks >= MAX_SMALL_CHUNKS || (small.chunks >= 2 && small.points >= SEALED_CHUNK_LEN)
+    }
+}
+
+fn load_small_chunks(transaction: &Transaction<'_>, series_id: i64) -> Result<SmallChunks, StoreError> {
+    let (chunks, points): (i64, i64) = transaction
+        .prepare_cached("SELECT count(*), coalesce(sum(count), 0) FROM chunks WHERE series_id = ?1 AND count < ?2")?
+        .query_row(params![series_id, SEALED_CHUNK_LEN], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(SmallChunks { chunks: u32::try_from(chunks).unwrap_or(u32::MAX), points })
+}
+
+/// Runs jobs until every sender is gone, then returns (after the last commit).
+pub fn run(mut connection: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
+    let mut state = WriterState::default();
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_JOBS_PER_COMMIT {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        commit_batch(&mut connection, &mut state, batch);
+        if let Err(error) = compact_some(&mut connection, &mut state) {
+            state.discard_staged();
+            eprintln!("modelwatch: compaction failed (will retry): {error}");
+        }
+    }
+}
+
+fn commit_batch(connection: &mut Connection, state: &mut WriterState, batch: Vec<Box<dyn WriteJob>>) {
+    let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(transaction) => transaction,
+        Err(error) => {
+            let message = error.to_string();
+            for job in batch {
+                job.finish(Err(StoreError::Database(message.clone())));
+            }
+            return;
+        }
+    };
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for mut job in batch {
+        let mark = state.mark();
+        let outcome = run_in_savepoint(&transaction, state, job.as_mut());
+        if outcome.is_err() {
+            state.rollback_to(mark);
+        }
+        outcomes.push((job, outcome));
+    }
+    match transaction.commit() {
+        Ok(()) => {
+            state.commit_staged();
+            for (job, outcome) in outcomes {
+                job.finish(outcome);
+            }
+        }
+        Err(error) => {
+            state.discard_staged();
+            let message = error.to_string();
+            for (job, _) in outcomes {
+                job.finish(Err(StoreError::Database(message.clone())));
+            }
+        }
+    }
+}
+
+fn run_in_savepoint(
+    transaction: &Transaction<'_>,
+    state: &mut WriterState,
+    job: &mut dyn WriteJob,
+) -> Result<(), StoreError> {
+    transaction.execute_batch("SAVEPOINT job")?;
+    match job.apply(state, transaction) {
+        Ok(()) => {
+            transaction.execute_batch("RELEASE job")?;
+            Ok(())
+        }
+        Err(error) => {
+            transaction.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(error)
+        }
+    }
+}
+
+/// Appends a batch as one chunk per series. Validation happens first, so an invalid
+/// sample stops the batch before anything is written.
+pub fn append(state: &mut WriterState, transaction: &Transaction<'_>, samples: &[Sample]) -> Result<(), StoreError> {
+    validate_batch(samples, &load_custom_metrics(transaction)?)?;
+    let mut groups: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+    for (index, sample) in samples.iter().enumerate() {
+        groups.entry((sample.model.as_str(), sample.version.as_str(), sample.metric.as_str())).or_default().push(index);
+    }
+    let mut columns = Columns::default();
+    for (key, mut indices) in groups {
+        let series_id = state.series_id(transaction, key)?;
+        // Stable sort keeps input order among equal timestamps; the last one wins.
+        indices.sort_by_key(|&i| samples[i].timestamp);
+        columns.timestamps.clear();
+        columns.values.clear();
+        columns.datasets.clear();
+        for (position, &i) in indices.iter().enumerate() {
+            let sample = &samples[i];
+            let next_same = indices.get(position + 1).is_some_and(|&j| samples[j].timestamp == sample.timestamp);
+            if next_same {
+                continue;
+            }
+            let dataset = state.dataset_id(transaction, sample.dataset.as_ref())?;
+            columns.push(sample.timestamp.as_millis(), sample.value, dataset);
+        }
+        insert_chunk(transaction, series_id, &columns)?;
+        state.note_chunk(series_id, columns.len());
+    }
+    Ok(())
+}
+
+fn insert_chunk(transaction: &Transaction<'_>, series_id: i64, columns: &Columns) -> Result<(), StoreError> {
+    let (Some(first), Some(last)) = (columns.timestamps.first(), columns.timestamps.last()) else {
+        return Ok(());
+    };
+    transaction
+        .prepare_cached("INSERT INTO chunks (series_id, min_ms, max_ms, count, data) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![series_id, first, last, columns.len() as i64, codec::encode(columns)])?;
+    Ok(())
+}
+
+pub fn define_metric(transaction: &Transaction<'_>, definition: &MetricDefinition) -> Result<(), StoreError> {
+    let definition = MetricDefinition::custom(definition.metric.clone(), definition.direction, definition.range)
+        .map_err(StoreError::Invalid)?;
+    transaction
+        .prepare_cached(
+            "INSERT INTO metric_definitions (metric, direction, min_value, max_value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (metric) DO UPDATE SET direction = excluded.direction,
+                 min_value = excluded.min_value, max_value = excluded.max_value",
+        )?
+        .execute(params![
+            definition.metric.as_str(),
+            definition.direction.as_str(),
+            definition.range.min,
+            definition.range.max
+        ])?;
+    Ok(())
+}
+
+/// Compacts up to [`MAX_COMPACTIONS_PER_ROUND`] series in one transaction.
+fn compact_some(connection: &mut Connection, state: &mut WriterState) -> Result<(), StoreError> {
+    let due: Vec<i64> = state
+        .small_chunks
+        .iter()
+        .filter(|(_, small)| WriterState::needs_compaction(**small))
+        .map(|(id, _)| *id)
+        .take(MAX_COMPACTIONS_PER_ROUND)
+        .collect();
+    if due.is_empty() {
+        return Ok(());
+    }
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for series_id in due {
+        let small = compact_series(&transaction, series_id)?;
+        state.staged.small(series_id, small);
+    }
+    transaction.commit()?;
+    state.commit_staged();
+    Ok(())
+}
+
+/// Merges a series' small chunks into as few chunks as possible. Small chunks are always
+/// younger than sealed ones (sealed chunks come only from earlier compactions), so the
+/// merged chunk taking a new, higher id keeps "the later write wins" true for readers.
+fn compact_series(transaction: &Transaction<'_>, series_id: i64) -> Result<SmallChunks, StoreError> {
+    let mut rows: Vec<Vec<u8>> = Vec::new();
+    {
+        let mut statement =
+            transaction.prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 AND count < ?2 ORDER BY id")?;
+        let mut found = statement.query(params![series_id, SEALED_CHUNK_LEN])?;
+        while let Some(row) = found.next()? {
+            rows.push(row.get(0)?);
+        }
+    }
+    if rows.len() < 2 {
+        return load_small_chunks(transaction, series_id);
+    }
+    let mut merged = Columns::default();
+    for data in &rows {
+        codec::decode_into(data, &mut merged)?;
+    }
+    let merged = sort_keeping_last(merged);
+    // The same rows as read above: this writer holds the database's write lock.
+    transaction
+        .prepare_cached("DELETE FROM chunks WHERE series_id = ?1 AND count < ?2")?
+        .execute(params![series_id, SEALED_CHUNK_LEN])?;
+    let mut piece = Columns::default();
+    for start in (0..merged.len()).step_by(MAX_CHUNK_LEN) {
+        let end = (start + MAX_CHUNK_LEN).min(merged.len());
+        piece.timestamps.clear();
+        piece.values.clear();
+        piece.datasets.clear();
+        piece.timestamps.extend_from_slice(&merged.timestamps[start..end]);
+        piece.values.extend_from_slice(&merged.values[start..end]);
+        piece.datasets.extend_from_slice(&merged.datasets[start..end]);
+        insert_chunk(transaction, series_id, &piece)?;
+    }
+    load_small_chunks(transaction, series_id)
+}
+
+/// Sorts points gathered in write order by time; for equal times the later one wins.
+pub fn sort_keeping_last(columns: Columns) -> Columns {
+    let mut order: Vec<usize> = (0..columns.len()).collect();
+    order.sort_by_key(|&i| columns.timestamps[i]);
+    let mut sorted = Columns::default();
+    for (position, &i) in order.iter().enumerate() {
+        let superseded = order.get(position + 1).is_some_and(|&j| columns.timestamps[j] == columns.timestamps[i]);
+        if !superseded {
+            sorted.push(columns.timestamps[i], columns.values[i], columns.datasets[i]);
+        }
+    }
+    sorted
+}
