@@ -5,6 +5,9 @@
 //! testable at exact times. The store, the engine and the faces (CLI, HTTP) build on it.
 
 pub mod alerting;
+pub mod compare;
+pub mod detection;
+pub mod health;
 pub mod metric;
 pub mod sample;
 pub mod stats;

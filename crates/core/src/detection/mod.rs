@@ -1,0 +1,401 @@
+//! Degradation detection: is a metric of a model version worse now than it used to be?
+//!
+//! A check compares a **comparison** (the latest value, or the mean of a recent window)
+//! with a **baseline** window (by default the 24 hours before; see [`windows`]). A result is
+//! `degraded` only when the worsening is both
+//!
+//! 1. **large enough**: at least [`DetectionOptions::min_degradation_percentage`] of the
+//!    baseline (alert rules pass their own `max_degradation_percentage`), and
+//! 2. **statistically supported**: one-sided p-value below [`DetectionOptions::alpha`].
+//!
+//! The p-value comes from the test that fits the data ([`DegradationResult::method`]):
+//!
+//! * `prediction_interval`: latest-value mode; is one new value outside what the baseline
+//!   distribution predicts (t with n − 1 degrees of freedom)?
+//! * `welch_t`: window mode; Welch's unequal-variance t-test on the two windows' samples.
+//! * `welch_t+batch_means`: window mode when the baseline holds at least
+//!   [`DetectionOptions::min_batches`] blocks of the comparison window's size. Welch's test
+//!   assumes independent samples; real metrics wander (autocorrelation) and cycle within a
+//!   day, which makes it call tiny, meaningless differences significant. The batch-means
+//!   test treats the comparison mean as one more draw from the baseline's block means, so
+//!   it sees the variation between windows that really occurs. Both must agree: the
+//!   p-value is the larger of the two (an intersection-union test, still valid at `alpha`).
+//! * `+daily_reference` / `+weekly_reference`: a seasonal guard (on by default, weekly).
+//!   The comparison must also be worse, by the same tests and threshold, than the same
+//!   hours one period earlier, so a weekend dip or a nightly trough that was there last
+//!   week too is not a degradation. Ignored while that window has too little data.
+//!
+//! Too little data (fewer than `min_baseline_samples` baseline values, or fewer than
+//! `min_comparison_samples` comparison values in window mode, or no latest value) gives
+//! status `insufficient_data` and never a verdict.
+//!
+//! **Zero baseline.** A percentage of zero is undefined: `percentage_change` and
+//! `degradation_percentage` are then `None` (JSON `null`) and the absolute change is still
+//! reported. Threshold and severity then measure the worsening as a percentage of the
+//! metric's valid range when it is bounded (an error rate going from 0 to 0.08 is 8 % of
+//! [0, 1]); for unbounded metrics any significant worsening is large enough, with severity
+//! `high`.
+//!
+//! **Severity** is `none` unless the worsening is statistically supported; then by its size:
+//! `critical` > 20 %, `high` 10–20 %, `medium` 5–10 % (lower bounds inclusive), `low`
+//! below 5 %. A significant worsening below the threshold is `low`/`medium` with status
+//! `ok` — it is reported, not alarmed.
+//!
+//! **Start of the change.** For a degraded window, a CUSUM ([`sequential`]) over the
+//! comparison samples dates the change (`change_started_at`); a change that began before
+//! the comparison window is dated at its first sample.
+
+mod recommend;
+pub mod sequential;
+pub mod significance;
+pub mod windows;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metric::{Direction, Metric, MetricDefinition};
+use crate::sample::{ModelName, Point, Version};
+use crate::time::Timestamp;
+
+pub use sequential::{cusum, ChangePoint, CusumOptions};
+pub use significance::Moments;
+pub use windows::{detection_windows, ComparisonWindow, DetectionWindows, Seasonality, WindowSpec};
+
+use significance::{block_means, prediction_worsening, welch_worsening};
+
+/// Thresholds of a check. Alert rules override `min_degradation_percentage`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectionOptions {
+    /// One-sided significance level.
+    pub alpha: f64,
+    /// The smallest worsening, in percent of the baseline, that counts as degraded.
+    pub min_degradation_percentage: f64,
+    pub min_baseline_samples: usize,
+    /// In window mode; latest-value mode needs one value.
+    pub min_comparison_samples: usize,
+    /// Baseline blocks needed before the batch-means test joins Welch's test.
+    pub min_batches: usize,
+    /// Dating of the change; its shift is the `min_degradation_percentage`.
+    pub cusum_threshold_sigmas: f64,
+}
+
+impl Default for DetectionOptions {
+    fn default() -> Self {
+        DetectionOptions {
+            alpha: 0.01,
+            min_degradation_percentage: 5.0,
+            min_baseline_samples: 10,
+            min_comparison_samples: 5,
+            min_batches: 5,
+            cusum_threshold_sigmas: CusumOptions::default().threshold_sigmas,
+        }
+    }
+}
+
+/// How bad a statistically supported worsening is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    None,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// The seed's bands: > 20 critical, [10, 20] high, [5, 10) medium, below 5 low.
+    pub fn of_percentage(percentage: f64) -> Severity {
+        if percentage > 20.0 {
+            Severity::Critical
+        } else if percentage >= 10.0 {
+            Severity::High
+        } else if percentage >= 5.0 {
+            Severity::Medium
+        } else {
+            Severity::Low
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::None => "none",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// The verdict of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DegradationStatus {
+    Ok,
+    Degraded,
+    InsufficientData,
+}
+
+/// What the baseline is compared with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Comparison<'a> {
+    /// The latest value (`None` when the series has none). Baseline points at or after it
+    /// are left out of the baseline, so the caller may pass a baseline that contains it.
+    Latest(Option<&'a Point>),
+    /// The points of the comparison window, time-ordered.
+    Window(&'a [Point]),
+}
+
+/// The points of the seasonal guard's window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reference<'a> {
+    pub seasonality: Seasonality,
+    pub points: &'a [Point],
+}
+
+/// Everything one check of one metric needs, as fetched for [`DetectionWindows`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricWindows<'a> {
+    pub definition: &'a MetricDefinition,
+    /// Time-ordered.
+    pub baseline: &'a [Point],
+    pub comparison: Comparison<'a>,
+    pub reference: Option<Reference<'a>>,
+}
+
+/// The result of a check; also the JSON contract of `check`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DegradationResult {
+    pub model: ModelName,
+    pub version: Version,
+    pub metric: Metric,
+    pub direction: Direction,
+    /// The latest value, or the comparison window's mean.
+    pub current_value: Option<f64>,
+    /// The baseline window's mean.
+    pub baseline_value: Option<f64>,
+    /// The seasonal guard window's mean, when it had enough data to take part.
+    pub reference_value: Option<f64>,
+    /// `current_value − baseline_value`.
+    pub absolute_change: Option<f64>,
+    /// `100 · absolute_change / |baseline_value|`; `None` for a zero baseline.
+    pub percentage_change: Option<f64>,
+    /// The worsening in percent of `|baseline_value|`, 0 for an improvement; `None` for a
+    /// zero baseline.
+    pub degradation_percentage: Option<f64>,
+    pub is_degraded: bool,
+    pub severity: Severity,
+    pub recommendation: String,
+    pub baseline_samples: u64,
+    pub comparison_samples: u64,
+    pub reference_samples: u64,
+    /// One-sided p-value of the worsening; `None` without a test.
+    pub p_value: Option<f64>,
+    /// The test(s) behind `p_value` (see the module documentation), `none` without one.
+    pub method: String,
+    pub status: DegradationStatus,
+    /// When a degraded comparison window's change began (CUSUM).
+    pub change_started_at: Option<Timestamp>,
+    /// The thresholds in force, so the output explains itself.
+    pub alpha: f64,
+    pub min_degradation_percentage: f64,
+}
+
+/// Checks one metric. Pure: the windows were chosen by [`detection_windows`] and fetched by
+/// the caller.
+pub fn check_degradation(
+    model: &ModelName,
+    version: &Version,
+    windows: &MetricWindows<'_>,
+    options: &DetectionOptions,
+) -> DegradationResult {
+    Detector::default().check(model, version, windows, options)
+}
+
+/// Checks every metric of a model version, reusing one scratch buffer across metrics.
+pub fn check_all_metrics(
+    model: &ModelName,
+    version: &Version,
+    metrics: &[MetricWindows<'_>],
+    options: &DetectionOptions,
+) -> Vec<DegradationResult> {
+    let mut detector = Detector::default();
+    metrics.iter().map(|windows| detector.check(model, version, windows, options)).collect()
+}
+
+/// Reusable scratch space for checks; [`check_all_metrics`] keeps one for all metrics.
+#[derive(Debug, Default)]
+pub struct Detector {
+    blocks: Vec<f64>,
+}
+
+/// Worsening as a percentage of the scale a metric's changes are judged on: `|baseline|`,
+/// or for a zero baseline the width of a bounded range. `None`: no scale (unbounded metric
+/// at zero).
+fn relative_worsening(definition: &MetricDefinition, baseline: f64, worsening: f64) -> Option<f64> {
+    let scale = if baseline != 0.0 {
+        baseline.abs()
+    } else {
+        match (definition.range.min, definition.range.max) {
+            (Some(min), Some(max)) if max > min => max - min,
+            _ => return None,
+        }
+    };
+    Some(100.0 * worsening / scale).filter(|p| p.is_finite())
+}
+
+fn is_material(definition: &MetricDefinition, baseline: f64, current: f64, threshold: f64) -> bool {
+    let worsening = definition.direction.worsening(baseline, current);
+    worsening > 0.0 && relative_worsening(definition, baseline, worsening).is_none_or(|p| p >= threshold)
+}
+
+fn finite(value: f64) -> Option<f64> {
+    Some(value).filter(|v| v.is_finite())
+}
+
+impl Detector {
+    pub fn check(
+        &mut self,
+        model: &ModelName,
+        version: &Version,
+        windows: &MetricWindows<'_>,
+        options: &DetectionOptions,
+    ) -> DegradationResult {
+        let definition = windows.definition;
+        let direction = definition.direction;
+        let latest_mode = matches!(windows.comparison, Comparison::Latest(_));
+        let (baseline_points, current) = match windows.comparison {
+            Comparison::Latest(Some(latest)) => {
+                let end = windows.baseline.partition_point(|p| p.timestamp < latest.timestamp);
+                (&windows.baseline[..end], Moments::of([latest.value]))
+            }
+            Comparison::Latest(None) => (windows.baseline, None),
+            Comparison::Window(points) => (windows.baseline, Moments::of(points.iter().map(|p| p.value))),
+        };
+        let baseline = Moments::of(baseline_points.iter().map(|p| p.value));
+        let min_reference = options.min_comparison_samples.max(2);
+        let reference = windows.reference.and_then(|r| {
+            Moments::of(r.points.iter().map(|p| p.value))
+                .filter(|m| m.count >= min_reference)
+                .map(|m| (r.seasonality, m))
+        });
+
+        let baseline_value = baseline.and_then(|m| finite(m.mean));
+        let current_value = current.and_then(|m| finite(m.mean));
+        let (absolute_change, percentage_change, degradation_percentage) = match (baseline_value, current_value) {
+            (Some(b), Some(c)) => {
+                let worsening = direction.worsening(b, c);
+                let relative = (b != 0.0).then(|| b.abs());
+                (
+                    finite(c - b),
+                    relative.and_then(|scale| finite(100.0 * (c - b) / scale)),
+                    relative.and_then(|scale| finite(if worsening > 0.0 { 100.0 * worsening / scale } else { 0.0 })),
+                )
+            }
+            _ => (None, None, None),
+        };
+
+        let mut result = DegradationResult {
+            model: model.clone(),
+            version: version.clone(),
+            metric: definition.metric.clone(),
+            direction,
+            current_value,
+            baseline_value,
+            reference_value: None,
+            absolute_change,
+            percentage_change,
+            degradation_percentage,
+            is_degraded: false,
+            severity: Severity::None,
+            recommendation: String::new(),
+            baseline_samples: baseline.map_or(0, |m| m.count) as u64,
+            comparison_samples: current.map_or(0, |m| m.count) as u64,
+            reference_samples: 0,
+            p_value: None,
+            method: "none".to_owned(),
+            status: DegradationStatus::InsufficientData,
+            change_started_at: None,
+            alpha: options.alpha,
+            min_degradation_percentage: options.min_degradation_percentage,
+        };
+
+        let min_comparison = if latest_mode { 1 } else { options.min_comparison_samples.max(2) };
+        let (Some(baseline), Some(current)) = (baseline, current) else {
+            return self.finish(result);
+        };
+        if baseline.count < options.min_baseline_samples.max(2) || current.count < min_comparison {
+            return self.finish(result);
+        }
+
+        let (mut p_value, mut method) = if latest_mode {
+            let p = prediction_worsening(direction, baseline, current.mean).map_or(1.0, |t| t.p_value);
+            (p, String::from("prediction_interval"))
+        } else {
+            let welch = welch_worsening(direction, baseline, current).map_or(1.0, |t| t.p_value);
+            block_means(baseline_points.iter().map(|p| p.value), current.count, &mut self.blocks);
+            match Moments::of(self.blocks.iter().copied()).filter(|m| m.count >= options.min_batches.max(2)) {
+                Some(batches) => {
+                    let batch = prediction_worsening(direction, batches, current.mean).map_or(1.0, |t| t.p_value);
+                    (welch.max(batch), String::from("welch_t+batch_means"))
+                }
+                None => (welch, String::from("welch_t")),
+            }
+        };
+
+        let mut material = is_material(definition, baseline.mean, current.mean, options.min_degradation_percentage);
+        if let Some((cycle, reference)) = reference {
+            let test = if latest_mode {
+                prediction_worsening(direction, reference, current.mean)
+            } else {
+                welch_worsening(direction, reference, current)
+            };
+            p_value = p_value.max(test.map_or(1.0, |t| t.p_value));
+            material &= is_material(definition, reference.mean, current.mean, options.min_degradation_percentage);
+            method.push('+');
+            method.push_str(cycle.as_str());
+            method.push_str("_reference");
+            result.reference_value = finite(reference.mean);
+            result.reference_samples = reference.count as u64;
+        }
+
+        let worsening = direction.worsening(baseline.mean, current.mean);
+        let significant = worsening > 0.0 && p_value < options.alpha;
+        result.is_degraded = significant && material;
+        result.severity = if significant {
+            relative_worsening(definition, baseline.mean, worsening).map_or(Severity::High, Severity::of_percentage)
+        } else {
+            Severity::None
+        };
+        result.p_value = finite(p_value);
+        result.method = method;
+        result.status = if result.is_degraded { DegradationStatus::Degraded } else { DegradationStatus::Ok };
+        if result.is_degraded {
+            if let Comparison::Window(points) = windows.comparison {
+                let cusum_options = CusumOptions {
+                    shift_percentage: options.min_degradation_percentage,
+                    threshold_sigmas: options.cusum_threshold_sigmas,
+                };
+                result.change_started_at = cusum(direction, baseline, points, &cusum_options)
+                    .map(|change| change.started_at)
+                    .or_else(|| points.first().map(|p| p.timestamp));
+            }
+        }
+        self.finish(result)
+    }
+
+    fn finish(&self, mut result: DegradationResult) -> DegradationResult {
+        result.recommendation = recommend::recommendation(
+            &result.metric,
+            result.direction,
+            result.status,
+            result.severity,
+            result.min_degradation_percentage,
+        );
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests;
