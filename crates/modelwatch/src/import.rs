@@ -72,13 +72,16 @@ struct Pending {
 
 const MAX_KEPT_REJECTIONS: usize = 1_000;
 
+/// The batch being committed: its lines, its size, and the store's answer.
+type InFlight = tokio::task::JoinHandle<(Pending, usize, Result<(), StoreError>)>;
+
 #[allow(missing_debug_implementations)]
 pub struct Importer<'p> {
     store: Arc<dyn MetricStore>,
     definitions: HashMap<Metric, MetricDefinition>,
     report: ImportReport,
     progress: &'p mut dyn Progress,
-    in_flight: Option<tokio::task::JoinHandle<(Pending, usize, Result<(), StoreError>)>>,
+    in_flight: Option<InFlight>,
 }
 
 impl<'p> Importer<'p> {

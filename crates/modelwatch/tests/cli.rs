@@ -1,5 +1,7 @@
 //! Behaviour through the `modelwatch` binary, on a real temporary SQLite database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

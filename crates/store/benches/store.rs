@@ -13,6 +13,8 @@
 //! 10,000 points of one series, and of downsampling a 30-day per-minute series to 1,000
 //! points.
 
+#![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
+
 use std::time::{Duration, Instant};
 
 use modelwatch_core::{Metric, ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version};
