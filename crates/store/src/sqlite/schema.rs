@@ -47,6 +47,16 @@ const MIGRATIONS: &[&str] = &[
     );
     DROP INDEX chunks_by_series_time;
     CREATE INDEX chunks_by_series_time ON chunks (series_id, max_ms, min_ms);",
+    // 3: the head: one row per committed batch holding all its series (see head.rs), so a
+    // batch costs one row instead of one index entry per series; compaction moves head
+    // rows into per-series chunks.
+    "CREATE TABLE head (
+        id     INTEGER PRIMARY KEY,
+        min_ms INTEGER NOT NULL,
+        max_ms INTEGER NOT NULL,
+        count  INTEGER NOT NULL,
+        data   BLOB NOT NULL
+    );",
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
