@@ -50,10 +50,22 @@ pub struct ValueRange {
 }
 
 impl ValueRange {
-    pub const UNBOUNDED: ValueRange = ValueRange { min: None, max: None };
-    pub const UNIT: ValueRange = ValueRange { min: Some(0.0), max: Some(1.0) };
-    pub const NON_NEGATIVE: ValueRange = ValueRange { min: Some(0.0), max: None };
-    pub const AT_MOST_ONE: ValueRange = ValueRange { min: None, max: Some(1.0) };
+    pub const UNBOUNDED: ValueRange = ValueRange {
+        min: None,
+        max: None,
+    };
+    pub const UNIT: ValueRange = ValueRange {
+        min: Some(0.0),
+        max: Some(1.0),
+    };
+    pub const NON_NEGATIVE: ValueRange = ValueRange {
+        min: Some(0.0),
+        max: None,
+    };
+    pub const AT_MOST_ONE: ValueRange = ValueRange {
+        min: None,
+        max: Some(1.0),
+    };
 
     pub fn contains(&self, value: f64) -> bool {
         self.min.is_none_or(|min| value >= min) && self.max.is_none_or(|max| value <= max)
@@ -148,7 +160,9 @@ impl Metric {
     pub fn family(&self) -> MetricFamily {
         use Metric::*;
         match self {
-            Accuracy | Precision | Recall | F1Score | AucRoc | AucPr => MetricFamily::Classification,
+            Accuracy | Precision | Recall | F1Score | AucRoc | AucPr => {
+                MetricFamily::Classification
+            }
             Mae | Mse | Rmse | R2Score | Mape => MetricFamily::Regression,
             Latency | Throughput | ErrorRate => MetricFamily::Serving,
             Custom(_) => MetricFamily::Custom,
@@ -159,14 +173,22 @@ impl Metric {
     pub fn default_definition(&self) -> MetricDefinition {
         use Metric::*;
         let (direction, range) = match self {
-            Accuracy | Precision | Recall | F1Score | AucRoc | AucPr => (Direction::HigherIsBetter, ValueRange::UNIT),
+            Accuracy | Precision | Recall | F1Score | AucRoc | AucPr => {
+                (Direction::HigherIsBetter, ValueRange::UNIT)
+            }
             R2Score => (Direction::HigherIsBetter, ValueRange::AT_MOST_ONE),
             Throughput => (Direction::HigherIsBetter, ValueRange::NON_NEGATIVE),
-            Mae | Mse | Rmse | Mape | Latency => (Direction::LowerIsBetter, ValueRange::NON_NEGATIVE),
+            Mae | Mse | Rmse | Mape | Latency => {
+                (Direction::LowerIsBetter, ValueRange::NON_NEGATIVE)
+            }
             ErrorRate => (Direction::LowerIsBetter, ValueRange::UNIT),
             Custom(_) => (Direction::HigherIsBetter, ValueRange::UNBOUNDED),
         };
-        MetricDefinition { metric: self.clone(), direction, range }
+        MetricDefinition {
+            metric: self.clone(),
+            direction,
+            range,
+        }
     }
 }
 
@@ -206,23 +228,39 @@ pub struct MetricDefinition {
 
 impl MetricDefinition {
     /// A declared custom metric. Built-in metrics keep their own definition.
-    pub fn custom(metric: Metric, direction: Direction, range: ValueRange) -> Result<Self, ValidationError> {
+    pub fn custom(
+        metric: Metric,
+        direction: Direction,
+        range: ValueRange,
+    ) -> Result<Self, ValidationError> {
         if !metric.is_custom() {
             return Err(ValidationError::new(
                 "metric",
-                format!("{metric} is a built-in metric; its direction and range cannot be redeclared"),
+                format!(
+                    "{metric} is a built-in metric; its direction and range cannot be redeclared"
+                ),
             ));
         }
         let finite = |bound: Option<f64>| bound.is_none_or(f64::is_finite);
         if !finite(range.min) || !finite(range.max) {
-            return Err(ValidationError::new("range", "bounds must be finite numbers"));
+            return Err(ValidationError::new(
+                "range",
+                "bounds must be finite numbers",
+            ));
         }
         if let (Some(min), Some(max)) = (range.min, range.max) {
             if min > max {
-                return Err(ValidationError::new("range", format!("min {min} is greater than max {max}")));
+                return Err(ValidationError::new(
+                    "range",
+                    format!("min {min} is greater than max {max}"),
+                ));
             }
         }
-        Ok(MetricDefinition { metric, direction, range })
+        Ok(MetricDefinition {
+            metric,
+            direction,
+            range,
+        })
     }
 
     /// Checks that a value is finite and within the metric's range.
@@ -231,12 +269,18 @@ impl MetricDefinition {
             return Err(ValidationError::new("value", "NaN is not a measurement"));
         }
         if value.is_infinite() {
-            return Err(ValidationError::new("value", "infinite values are not accepted"));
+            return Err(ValidationError::new(
+                "value",
+                "infinite values are not accepted",
+            ));
         }
         if !self.range.contains(value) {
             return Err(ValidationError::new(
                 "value",
-                format!("{value} is outside the valid range of {} ({})", self.metric, self.range),
+                format!(
+                    "{value} is outside the valid range of {} ({})",
+                    self.metric, self.range
+                ),
             ));
         }
         Ok(())
@@ -252,7 +296,10 @@ mod tests {
         for metric in Metric::BUILT_IN {
             assert_eq!(Metric::parse(metric.as_str()).unwrap(), metric);
         }
-        assert_eq!(Metric::parse("queue_ms").unwrap(), Metric::Custom("queue_ms".into()));
+        assert_eq!(
+            Metric::parse("queue_ms").unwrap(),
+            Metric::Custom("queue_ms".into())
+        );
     }
 
     #[test]
@@ -277,9 +324,18 @@ mod tests {
         assert!(accuracy.check_value(1.0).is_ok());
         assert!(accuracy.check_value(1.01).is_err());
         assert!(accuracy.check_value(f64::NAN).is_err());
-        assert!(Metric::Latency.default_definition().check_value(-0.5).is_err());
-        assert!(Metric::R2Score.default_definition().check_value(-3.0).is_ok());
-        assert!(Metric::R2Score.default_definition().check_value(1.5).is_err());
+        assert!(Metric::Latency
+            .default_definition()
+            .check_value(-0.5)
+            .is_err());
+        assert!(Metric::R2Score
+            .default_definition()
+            .check_value(-3.0)
+            .is_ok());
+        assert!(Metric::R2Score
+            .default_definition()
+            .check_value(1.5)
+            .is_err());
         let error = accuracy.check_value(f64::INFINITY).unwrap_err();
         assert_eq!(error.field, "value");
     }

@@ -24,7 +24,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ValidationError { field: field.into(), message: message.into() }
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -125,7 +128,11 @@ pub struct SeriesKey {
 
 impl SeriesKey {
     pub fn new(model: ModelName, version: Version, metric: Metric) -> Self {
-        SeriesKey { model, version, metric }
+        SeriesKey {
+            model,
+            version,
+            metric,
+        }
     }
 
     /// Parses the three names, reporting the first bad one.
@@ -172,11 +179,19 @@ pub struct Sample {
 
 impl Sample {
     pub fn series(&self) -> SeriesKey {
-        SeriesKey::new(self.model.clone(), self.version.clone(), self.metric.clone())
+        SeriesKey::new(
+            self.model.clone(),
+            self.version.clone(),
+            self.metric.clone(),
+        )
     }
 
     pub fn point(&self) -> Point {
-        Point { timestamp: self.timestamp, value: self.value, dataset: self.dataset.clone() }
+        Point {
+            timestamp: self.timestamp,
+            value: self.value,
+            dataset: self.dataset.clone(),
+        }
     }
 
     /// Checks the value against the metric's definition (finite, within range).
@@ -194,7 +209,14 @@ impl Sample {
             None | Some("") => None,
             Some(name) => Some(Dataset::parse(name)?),
         };
-        let sample = Sample { model: key.model, version: key.version, metric: key.metric, value, timestamp, dataset };
+        let sample = Sample {
+            model: key.model,
+            version: key.version,
+            metric: key.metric,
+            value,
+            timestamp,
+            dataset,
+        };
         sample.check(&sample.metric.default_definition())?;
         Ok(sample)
     }
@@ -213,10 +235,15 @@ pub struct RawSample<'a> {
 
 /// Parses a measured value; NaN and infinities are refused here already.
 pub fn parse_value(text: &str) -> Result<f64, ValidationError> {
-    let value: f64 =
-        text.trim().parse().map_err(|_| ValidationError::new("value", format!("{text:?} is not a number")))?;
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| ValidationError::new("value", format!("{text:?} is not a number")))?;
     if !value.is_finite() {
-        return Err(ValidationError::new("value", format!("{text:?} is not a finite number")));
+        return Err(ValidationError::new(
+            "value",
+            format!("{text:?} is not a finite number"),
+        ));
     }
     Ok(value)
 }
@@ -230,23 +257,48 @@ mod tests {
     use super::*;
 
     fn raw<'a>(value: &'a str, timestamp: &'a str) -> RawSample<'a> {
-        RawSample { model: "fraud", version: "v1", metric: "accuracy", value, timestamp, dataset: None }
+        RawSample {
+            model: "fraud",
+            version: "v1",
+            metric: "accuracy",
+            value,
+            timestamp,
+            dataset: None,
+        }
     }
 
     #[test]
     fn names_are_checked_with_the_field_named() {
         assert_eq!(ModelName::parse("").unwrap_err().field, "model");
-        assert_eq!(Version::parse(&"v".repeat(129)).unwrap_err().field, "version");
-        assert!(ModelName::parse("fraud detector").unwrap_err().message.contains("' '"));
+        assert_eq!(
+            Version::parse(&"v".repeat(129)).unwrap_err().field,
+            "version"
+        );
+        assert!(ModelName::parse("fraud detector")
+            .unwrap_err()
+            .message
+            .contains("' '"));
         assert!(ModelName::parse("fraud_detector-2.1:prod@eu+x").is_ok());
     }
 
     #[test]
     fn parse_fields_rejects_each_kind_of_bad_value() {
-        for (value, expect) in [("NaN", "value"), ("inf", "value"), ("abc", "value"), ("1.5", "value")] {
-            assert_eq!(Sample::parse_fields(&raw(value, "0")).unwrap_err().field, expect, "{value}");
+        for (value, expect) in [
+            ("NaN", "value"),
+            ("inf", "value"),
+            ("abc", "value"),
+            ("1.5", "value"),
+        ] {
+            assert_eq!(
+                Sample::parse_fields(&raw(value, "0")).unwrap_err().field,
+                expect,
+                "{value}"
+            );
         }
-        assert_eq!(Sample::parse_fields(&raw("0.5", "soon")).unwrap_err().field, "timestamp");
+        assert_eq!(
+            Sample::parse_fields(&raw("0.5", "soon")).unwrap_err().field,
+            "timestamp"
+        );
         let sample = Sample::parse_fields(&raw("0.95", "2024-01-01T00:00:00Z")).unwrap();
         assert_eq!(sample.value, 0.95);
     }

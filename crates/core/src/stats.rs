@@ -58,7 +58,11 @@ pub fn mean_and_std(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
         mean += delta / n as f64;
         m2 += delta * (value - mean);
     }
-    let std = if n > 1 { (m2 / (n - 1) as f64).sqrt() } else { 0.0 };
+    let std = if n > 1 {
+        (m2 / (n - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
     (if n == 0 { f64::NAN } else { mean }, std)
 }
 
@@ -101,7 +105,9 @@ pub fn downsample(points: &[Point], range: TimeRange, max_points: usize) -> Vec<
     };
     let max_points = max_points.max(1) as i64;
     let start = range.start.max(first.timestamp);
-    let end = range.end.min(Timestamp::from_millis(last.timestamp.as_millis() + 1).unwrap_or(Timestamp::MAX));
+    let end = range
+        .end
+        .min(Timestamp::from_millis(last.timestamp.as_millis() + 1).unwrap_or(Timestamp::MAX));
     let span = end.millis_since(start).max(1);
     let width = (span + max_points - 1) / max_points;
     let mut buckets: Vec<Bucket> = Vec::with_capacity(max_points.min(points.len() as i64) as usize);
@@ -121,7 +127,8 @@ pub fn downsample(points: &[Point], range: TimeRange, max_points: usize) -> Vec<
             }
             _ => {
                 current_index = index;
-                let bucket_start = Timestamp::from_millis(start.as_millis() + index * width).unwrap_or(start);
+                let bucket_start =
+                    Timestamp::from_millis(start.as_millis() + index * width).unwrap_or(start);
                 buckets.push(Bucket {
                     start: bucket_start,
                     count: 1,
@@ -144,7 +151,11 @@ mod tests {
     fn points(values: &[(i64, f64)]) -> Vec<Point> {
         values
             .iter()
-            .map(|&(t, value)| Point { timestamp: Timestamp::from_millis(t).unwrap(), value, dataset: None })
+            .map(|&(t, value)| Point {
+                timestamp: Timestamp::from_millis(t).unwrap(),
+                value,
+                dataset: None,
+            })
             .collect()
     }
 
@@ -179,7 +190,9 @@ mod tests {
 
     #[test]
     fn downsample_never_exceeds_max_points_and_keeps_extremes() {
-        let data: Vec<(i64, f64)> = (0..10_000).map(|i| (i * 60_000, if i == 4_321 { 99.0 } else { 1.0 })).collect();
+        let data: Vec<(i64, f64)> = (0..10_000)
+            .map(|i| (i * 60_000, if i == 4_321 { 99.0 } else { 1.0 }))
+            .collect();
         let buckets = downsample(&points(&data), TimeRange::all(), 7);
         assert!(buckets.len() <= 7);
         assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 10_000);
@@ -189,7 +202,10 @@ mod tests {
     #[test]
     fn downsample_respects_range() {
         let data: Vec<(i64, f64)> = (0..100).map(|i| (i, i as f64)).collect();
-        let range = TimeRange::new(Timestamp::from_millis(10).unwrap(), Timestamp::from_millis(20).unwrap());
+        let range = TimeRange::new(
+            Timestamp::from_millis(10).unwrap(),
+            Timestamp::from_millis(20).unwrap(),
+        );
         let buckets = downsample(&points(&data), range, 5);
         assert_eq!(buckets.len(), 5);
         assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 10);

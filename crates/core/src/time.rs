@@ -51,7 +51,8 @@ impl Timestamp {
         if let Ok(ms) = text.parse::<i64>() {
             return Self::from_millis(ms);
         }
-        let parsed = DateTime::parse_from_rfc3339(text).map_err(|_| TimestampError::Unparseable(text.to_owned()))?;
+        let parsed = DateTime::parse_from_rfc3339(text)
+            .map_err(|_| TimestampError::Unparseable(text.to_owned()))?;
         Self::from_millis(parsed.timestamp_millis())
     }
 
@@ -127,12 +128,18 @@ pub struct TimeRange {
 impl TimeRange {
     /// `[start, end)`; an `end` before `start` gives an empty range.
     pub fn new(start: Timestamp, end: Timestamp) -> Self {
-        TimeRange { start, end: end.max(start) }
+        TimeRange {
+            start,
+            end: end.max(start),
+        }
     }
 
     /// Every representable instant.
     pub fn all() -> Self {
-        TimeRange { start: Timestamp::MIN, end: Timestamp::MAX }
+        TimeRange {
+            start: Timestamp::MIN,
+            end: Timestamp::MAX,
+        }
     }
 
     /// The `length` of time that ends at `end` (exclusive).
@@ -166,13 +173,22 @@ mod tests {
 
     #[test]
     fn parses_epoch_millis() {
-        assert_eq!(Timestamp::parse("1704110400000").unwrap().as_millis(), 1_704_110_400_000);
+        assert_eq!(
+            Timestamp::parse("1704110400000").unwrap().as_millis(),
+            1_704_110_400_000
+        );
     }
 
     #[test]
     fn refuses_garbage_and_out_of_range() {
-        assert!(matches!(Timestamp::parse("yesterday"), Err(TimestampError::Unparseable(_))));
-        assert!(matches!(Timestamp::parse("-5"), Err(TimestampError::OutOfRange(-5))));
+        assert!(matches!(
+            Timestamp::parse("yesterday"),
+            Err(TimestampError::Unparseable(_))
+        ));
+        assert!(matches!(
+            Timestamp::parse("-5"),
+            Err(TimestampError::OutOfRange(-5))
+        ));
         assert!(Timestamp::from_millis(MAX_MS + 1).is_err());
     }
 
@@ -181,7 +197,10 @@ mod tests {
         let a: Timestamp = serde_json::from_str("1704110400000").unwrap();
         let b: Timestamp = serde_json::from_str("\"2024-01-01T12:00:00Z\"").unwrap();
         assert_eq!(a, b);
-        assert_eq!(serde_json::to_string(&a).unwrap(), "\"2024-01-01T12:00:00.000Z\"");
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            "\"2024-01-01T12:00:00.000Z\""
+        );
     }
 
     #[test]

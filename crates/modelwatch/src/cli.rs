@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use modelwatch_core::sample::RawSample;
 use modelwatch_core::{
-    Direction, Metric, MetricDefinition, ModelName, Sample, SeriesKey, Summary, TimeRange, ValueRange, Version,
+    Direction, Metric, MetricDefinition, ModelName, Sample, SeriesKey, Summary, TimeRange,
+    ValueRange, Version,
 };
 use modelwatch_store::{MetricStore, SeriesFilter};
 use serde::Serialize;
@@ -144,21 +145,33 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Some(location) => location.clone(),
             None => default_database()?,
         };
-        let store =
-            modelwatch_store::open(&location).await.with_context(|| format!("cannot open the database {location}"))?;
+        let store = modelwatch_store::open(&location)
+            .await
+            .with_context(|| format!("cannot open the database {location}"))?;
         let format = cli.format.unwrap_or_else(Format::default_for_stdout);
         let outcome = dispatch(cli.command, Arc::clone(&store), format).await;
-        store.close().await.context("cannot close the database cleanly")?;
+        store
+            .close()
+            .await
+            .context("cannot close the database cleanly")?;
         outcome
     })
 }
 
 fn default_database() -> Result<String> {
     let base = dirs::data_dir().context("no data directory for this user; pass --db PATH")?;
-    Ok(base.join("modelwatch").join("modelwatch.db").to_string_lossy().into_owned())
+    Ok(base
+        .join("modelwatch")
+        .join("modelwatch.db")
+        .to_string_lossy()
+        .into_owned())
 }
 
-async fn dispatch(command: Command, store: Arc<dyn MetricStore>, format: Format) -> Result<ExitCode> {
+async fn dispatch(
+    command: Command,
+    store: Arc<dyn MetricStore>,
+    format: Format,
+) -> Result<ExitCode> {
     match command {
         Command::Metrics(MetricsCommand::Record(args)) => record(&*store, args, format).await,
         Command::Metrics(MetricsCommand::History(args)) => history(&*store, args, format).await,
@@ -181,14 +194,25 @@ async fn record(store: &dyn MetricStore, args: RecordArgs, format: Format) -> Re
     };
     let sample = Sample::parse_fields(&raw)?;
     store.append_one(sample.clone()).await?;
-    let mut table = Table::new(&["model", "version", "metric", "value", "timestamp", "dataset"]);
+    let mut table = Table::new(&[
+        "model",
+        "version",
+        "metric",
+        "value",
+        "timestamp",
+        "dataset",
+    ]);
     table.push(vec![
         sample.model.to_string(),
         sample.version.to_string(),
         sample.metric.to_string(),
         number(sample.value),
         sample.timestamp.to_string(),
-        sample.dataset.as_ref().map(ToString::to_string).unwrap_or_default(),
+        sample
+            .dataset
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     ]);
     emit(format, &sample, &table)?;
     Ok(ExitCode::SUCCESS)
@@ -246,8 +270,18 @@ fn summary_row(metric: &Metric, summary: &Summary) -> Vec<String> {
     ]
 }
 
-const SUMMARY_HEADERS: [&str; 10] =
-    ["metric", "count", "current", "mean", "min", "max", "std", "p50", "p95", "last_sample"];
+const SUMMARY_HEADERS: [&str; 10] = [
+    "metric",
+    "count",
+    "current",
+    "mean",
+    "min",
+    "max",
+    "std",
+    "p50",
+    "p95",
+    "last_sample",
+];
 
 async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> Result<ExitCode> {
     let model = ModelName::parse(&args.model)?;
@@ -263,11 +297,21 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
             table.push(vec![
                 point.timestamp.to_string(),
                 number(point.value),
-                point.dataset.as_ref().map(ToString::to_string).unwrap_or_default(),
+                point
+                    .dataset
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
             ]);
         }
-        let history =
-            SeriesHistory { model: &model, version: &version, metric: &metric, hours: args.hours, summary, samples };
+        let history = SeriesHistory {
+            model: &model,
+            version: &version,
+            metric: &metric,
+            hours: args.hours,
+            summary,
+            samples,
+        };
         emit(format, &history, &table)?;
         if format == Format::Table {
             match &history.summary {
@@ -293,13 +337,29 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
         if let Some(summary) = store.summary(&key, range).await? {
             table.push(summary_row(&metric, &summary));
             let direction = store.definition(&metric).await?.direction;
-            metrics.push(MetricSummary { metric, direction, summary });
+            metrics.push(MetricSummary {
+                metric,
+                direction,
+                summary,
+            });
         }
     }
     let empty = metrics.is_empty();
-    emit(format, &VersionHistory { model: &model, version: &version, hours: args.hours, metrics }, &table)?;
+    emit(
+        format,
+        &VersionHistory {
+            model: &model,
+            version: &version,
+            hours: args.hours,
+            metrics,
+        },
+        &table,
+    )?;
     if empty && format == Format::Table {
-        println!("no samples of {model} {version} in the last {} hours", args.hours);
+        println!(
+            "no samples of {model} {version} in the last {} hours",
+            args.hours
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -334,9 +394,14 @@ impl Progress for ImportProgress {
         self.printed_rejections += 1;
         let line = match self.printed_rejections {
             n if n <= MAX_PRINTED_REJECTIONS => {
-                format!("line {}: {}: {}", rejection.line, rejection.field, rejection.reason)
+                format!(
+                    "line {}: {}: {}",
+                    rejection.line, rejection.field, rejection.reason
+                )
             }
-            n if n == MAX_PRINTED_REJECTIONS + 1 => "… more rejected lines are counted but not shown".to_owned(),
+            n if n == MAX_PRINTED_REJECTIONS + 1 => {
+                "… more rejected lines are counted but not shown".to_owned()
+            }
             _ => return,
         };
         match &self.bar {
@@ -353,23 +418,37 @@ fn progress_bar(path: &Path) -> Option<ProgressBar> {
     let size = std::fs::metadata(path).ok()?.len();
     let bar = ProgressBar::new(size);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})").ok()?,
+        ProgressStyle::with_template(
+            "{spinner} {bar:40} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        )
+        .ok()?,
     );
     Some(bar)
 }
 
 async fn import(store: Arc<dyn MetricStore>, args: ImportArgs, format: Format) -> Result<ExitCode> {
-    let mut progress = ImportProgress { bar: progress_bar(&args.file), verbose: args.verbose, printed_rejections: 0 };
+    let mut progress = ImportProgress {
+        bar: progress_bar(&args.file),
+        verbose: args.verbose,
+        printed_rejections: 0,
+    };
     let importer = Importer::new(store, &mut progress).await?;
     let report: ImportReport = importer.import_path(&args.file).await?;
     if let Some(bar) = &progress.bar {
         bar.finish_and_clear();
     }
     let mut table = Table::new(&["imported", "rejected", "batches"]);
-    table.push(vec![report.imported.to_string(), report.rejected.to_string(), report.batches.to_string()]);
+    table.push(vec![
+        report.imported.to_string(),
+        report.rejected.to_string(),
+        report.batches.to_string(),
+    ]);
     emit(format, &report, &table)?;
     if report.rejected > 0 {
-        eprintln!("{} line(s) rejected; the other {} samples were stored", report.rejected, report.imported);
+        eprintln!(
+            "{} line(s) rejected; the other {} samples were stored",
+            report.rejected, report.imported
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
@@ -377,10 +456,26 @@ async fn import(store: Arc<dyn MetricStore>, args: ImportArgs, format: Format) -
 
 async fn define(store: &dyn MetricStore, args: DefineArgs) -> Result<ExitCode> {
     let metric = Metric::parse(&args.metric)?;
-    let direction = if args.lower_is_better { Direction::LowerIsBetter } else { Direction::HigherIsBetter };
-    let definition = MetricDefinition::custom(metric, direction, ValueRange { min: args.min, max: args.max })?;
+    let direction = if args.lower_is_better {
+        Direction::LowerIsBetter
+    } else {
+        Direction::HigherIsBetter
+    };
+    let definition = MetricDefinition::custom(
+        metric,
+        direction,
+        ValueRange {
+            min: args.min,
+            max: args.max,
+        },
+    )?;
     store.define_metric(definition.clone()).await?;
-    println!("{} is {}, valid values: {}", definition.metric, definition.direction.as_str(), definition.range);
+    println!(
+        "{} is {}, valid values: {}",
+        definition.metric,
+        definition.direction.as_str(),
+        definition.range
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -416,14 +511,20 @@ async fn list_models(store: &dyn MetricStore, format: Format) -> Result<ExitCode
         table.push(vec![
             row.model.to_string(),
             row.version.to_string(),
-            row.metrics.iter().map(Metric::as_str).collect::<Vec<_>>().join(" "),
+            row.metrics
+                .iter()
+                .map(Metric::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
             row.first_timestamp.to_string(),
             row.last_timestamp.to_string(),
         ]);
     }
     emit(format, &rows, &table)?;
     if rows.is_empty() && format == Format::Table {
-        println!("no metrics recorded yet: try `modelwatch metrics record my_model v1 accuracy 0.95`");
+        println!(
+            "no metrics recorded yet: try `modelwatch metrics record my_model v1 accuracy 0.95`"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -439,7 +540,12 @@ async fn demo(store: &dyn MetricStore, format: Format) -> Result<ExitCode> {
     }
     history(
         store,
-        HistoryArgs { model: "fraud_detector".into(), version: "v2.1".into(), metric: None, hours: 24.0 },
+        HistoryArgs {
+            model: "fraud_detector".into(),
+            version: "v2.1".into(),
+            metric: None,
+            hours: 24.0,
+        },
         format,
     )
     .await

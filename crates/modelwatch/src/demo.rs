@@ -40,7 +40,15 @@ struct Series {
 
 fn catalogue() -> Vec<Series> {
     use Metric::*;
-    let s = |model, version, metric, base, noise, daily_amplitude, degrade_by, degrade_hours, decimals| Series {
+    let s = |model,
+             version,
+             metric,
+             base,
+             noise,
+             daily_amplitude,
+             degrade_by,
+             degrade_hours,
+             decimals| Series {
         model,
         version,
         metric,
@@ -52,20 +60,130 @@ fn catalogue() -> Vec<Series> {
         decimals,
     };
     vec![
-        s("fraud_detector", "v2.0", Accuracy, 0.942, 0.004, 0.0, 0.0, 0.0, 6),
-        s("fraud_detector", "v2.0", Precision, 0.915, 0.006, 0.0, 0.0, 0.0, 6),
-        s("fraud_detector", "v2.0", Recall, 0.884, 0.006, 0.0, 0.0, 0.0, 6),
-        s("fraud_detector", "v2.1", Accuracy, 0.951, 0.004, 0.0, -0.12, 18.0, 6),
-        s("fraud_detector", "v2.1", Precision, 0.928, 0.006, 0.0, -0.08, 18.0, 6),
-        s("fraud_detector", "v2.1", Recall, 0.893, 0.006, 0.0, 0.0, 0.0, 6),
-        s("fraud_detector", "v2.1", Latency, 42.0, 3.0, 0.0, 0.0, 0.0, 3),
-        s("recommender", "v3.0", AucRoc, 0.871, 0.003, 0.0, 0.0, 0.0, 6),
+        s(
+            "fraud_detector",
+            "v2.0",
+            Accuracy,
+            0.942,
+            0.004,
+            0.0,
+            0.0,
+            0.0,
+            6,
+        ),
+        s(
+            "fraud_detector",
+            "v2.0",
+            Precision,
+            0.915,
+            0.006,
+            0.0,
+            0.0,
+            0.0,
+            6,
+        ),
+        s(
+            "fraud_detector",
+            "v2.0",
+            Recall,
+            0.884,
+            0.006,
+            0.0,
+            0.0,
+            0.0,
+            6,
+        ),
+        s(
+            "fraud_detector",
+            "v2.1",
+            Accuracy,
+            0.951,
+            0.004,
+            0.0,
+            -0.12,
+            18.0,
+            6,
+        ),
+        s(
+            "fraud_detector",
+            "v2.1",
+            Precision,
+            0.928,
+            0.006,
+            0.0,
+            -0.08,
+            18.0,
+            6,
+        ),
+        s(
+            "fraud_detector",
+            "v2.1",
+            Recall,
+            0.893,
+            0.006,
+            0.0,
+            0.0,
+            0.0,
+            6,
+        ),
+        s(
+            "fraud_detector",
+            "v2.1",
+            Latency,
+            42.0,
+            3.0,
+            0.0,
+            0.0,
+            0.0,
+            3,
+        ),
+        s(
+            "recommender",
+            "v3.0",
+            AucRoc,
+            0.871,
+            0.003,
+            0.0,
+            0.0,
+            0.0,
+            6,
+        ),
         s("recommender", "v3.0", Latency, 85.0, 6.0, 0.35, 0.0, 0.0, 3),
-        s("recommender", "v3.0", Throughput, 1200.0, 40.0, 0.5, 0.0, 0.0, 1),
-        s("recommender", "v3.0", ErrorRate, 0.012, 0.002, 0.0, 0.9, 6.0, 5),
+        s(
+            "recommender",
+            "v3.0",
+            Throughput,
+            1200.0,
+            40.0,
+            0.5,
+            0.0,
+            0.0,
+            1,
+        ),
+        s(
+            "recommender",
+            "v3.0",
+            ErrorRate,
+            0.012,
+            0.002,
+            0.0,
+            0.9,
+            6.0,
+            5,
+        ),
         s("churn_regressor", "v1.5", Mae, 3.2, 0.08, 0.0, 0.0, 0.0, 4),
         s("churn_regressor", "v1.5", Rmse, 4.6, 0.1, 0.0, 0.0, 0.0, 4),
-        s("churn_regressor", "v1.5", R2Score, 0.81, 0.01, 0.0, 0.0, 0.0, 4),
+        s(
+            "churn_regressor",
+            "v1.5",
+            R2Score,
+            0.81,
+            0.01,
+            0.0,
+            0.0,
+            0.0,
+            4,
+        ),
     ]
 }
 
@@ -77,7 +195,10 @@ pub fn samples(now: Timestamp) -> Vec<Sample> {
     let mut noise = Noise(0x9E37_79B9_7F4A_7C15);
     let mut samples = Vec::new();
     for series in catalogue() {
-        let (Ok(model), Ok(version)) = (ModelName::parse(series.model), Version::parse(series.version)) else {
+        let (Ok(model), Ok(version)) = (
+            ModelName::parse(series.model),
+            Version::parse(series.version),
+        ) else {
             continue;
         };
         let definition = series.metric.default_definition();
@@ -95,7 +216,9 @@ pub fn samples(now: Timestamp) -> Vec<Sample> {
             value = (value * scale).round() / scale;
             let value = definition.range.min.map_or(value, |min| value.max(min));
             let value = definition.range.max.map_or(value, |max| value.min(max));
-            let Ok(timestamp) = Timestamp::from_millis(t) else { continue };
+            let Ok(timestamp) = Timestamp::from_millis(t) else {
+                continue;
+            };
             samples.push(Sample {
                 model: model.clone(),
                 version: version.clone(),

@@ -28,7 +28,12 @@ pub enum InputFormat {
 impl InputFormat {
     /// By extension, else by the first non-blank byte (`{` means JSON Lines).
     pub fn detect(path: &Path, first_bytes: &[u8]) -> InputFormat {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("jsonl" | "ndjson" | "json") => InputFormat::JsonLines,
             Some("csv") => InputFormat::Csv,
             _ => match first_bytes.iter().find(|b| !b.is_ascii_whitespace()) {
@@ -72,19 +77,36 @@ struct Pending {
 
 const MAX_KEPT_REJECTIONS: usize = 1_000;
 
+/// The batch being committed: its lines, its size, and the store's answer.
+type InFlight = tokio::task::JoinHandle<(Pending, usize, Result<(), StoreError>)>;
+
 #[allow(missing_debug_implementations)]
 pub struct Importer<'p> {
     store: Arc<dyn MetricStore>,
     definitions: HashMap<Metric, MetricDefinition>,
     report: ImportReport,
     progress: &'p mut dyn Progress,
-    in_flight: Option<tokio::task::JoinHandle<(Pending, usize, Result<(), StoreError>)>>,
+    in_flight: Option<InFlight>,
 }
 
 impl<'p> Importer<'p> {
-    pub async fn new(store: Arc<dyn MetricStore>, progress: &'p mut dyn Progress) -> Result<Self, StoreError> {
-        let definitions = store.custom_metrics().await?.into_iter().map(|d| (d.metric.clone(), d)).collect();
-        Ok(Importer { store, definitions, report: ImportReport::default(), progress, in_flight: None })
+    pub async fn new(
+        store: Arc<dyn MetricStore>,
+        progress: &'p mut dyn Progress,
+    ) -> Result<Self, StoreError> {
+        let definitions = store
+            .custom_metrics()
+            .await?
+            .into_iter()
+            .map(|d| (d.metric.clone(), d))
+            .collect();
+        Ok(Importer {
+            store,
+            definitions,
+            report: ImportReport::default(),
+            progress,
+            in_flight: None,
+        })
     }
 
     /// Imports a whole file (`-` for standard input).
@@ -92,9 +114,18 @@ impl<'p> Importer<'p> {
         let reader: Box<dyn Read + Send> = if path.as_os_str() == "-" {
             Box::new(std::io::stdin())
         } else {
-            Box::new(File::open(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?)
+            Box::new(
+                File::open(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+            )
         };
-        let mut reader = BufReader::with_capacity(1 << 20, CountingReader { inner: reader, count: 0 });
+        let mut reader = BufReader::with_capacity(
+            1 << 20,
+            CountingReader {
+                inner: reader,
+                count: 0,
+            },
+        );
         let format = InputFormat::detect(path, reader.fill_buf()?);
         match format {
             InputFormat::Csv => self.import_csv(reader).await?,
@@ -104,12 +135,18 @@ impl<'p> Importer<'p> {
     }
 
     async fn import_csv(&mut self, reader: BufReader<CountingReader>) -> anyhow::Result<()> {
-        let mut csv =
-            csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(reader);
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(reader);
         let mut columns = Columns::default();
         let mut record = csv::StringRecord::new();
-        let mut pending =
-            Pending { samples: Vec::with_capacity(BATCH_SIZE), lines: Vec::with_capacity(BATCH_SIZE), last_line: 0 };
+        let mut pending = Pending {
+            samples: Vec::with_capacity(BATCH_SIZE),
+            lines: Vec::with_capacity(BATCH_SIZE),
+            last_line: 0,
+        };
         let mut first = true;
         loop {
             let line = csv.position().line();
@@ -117,7 +154,10 @@ impl<'p> Importer<'p> {
                 Ok(false) => break,
                 Ok(true) => {}
                 Err(error) => {
-                    self.reject(line, ValidationError::new("line", format!("unreadable CSV: {error}")));
+                    self.reject(
+                        line,
+                        ValidationError::new("line", format!("unreadable CSV: {error}")),
+                    );
                     continue;
                 }
             }
@@ -149,9 +189,15 @@ impl<'p> Importer<'p> {
         self.drain().await
     }
 
-    async fn import_json_lines(&mut self, mut reader: BufReader<CountingReader>) -> anyhow::Result<()> {
-        let mut pending =
-            Pending { samples: Vec::with_capacity(BATCH_SIZE), lines: Vec::with_capacity(BATCH_SIZE), last_line: 0 };
+    async fn import_json_lines(
+        &mut self,
+        mut reader: BufReader<CountingReader>,
+    ) -> anyhow::Result<()> {
+        let mut pending = Pending {
+            samples: Vec::with_capacity(BATCH_SIZE),
+            lines: Vec::with_capacity(BATCH_SIZE),
+            last_line: 0,
+        };
         let mut text = String::new();
         let mut line = 0u64;
         loop {
@@ -160,7 +206,10 @@ impl<'p> Importer<'p> {
                 Ok(read) => read,
                 Err(error) => {
                     line += 1;
-                    self.reject(line, ValidationError::new("line", format!("unreadable: {error}")));
+                    self.reject(
+                        line,
+                        ValidationError::new("line", format!("unreadable: {error}")),
+                    );
                     skip_line(&mut reader)?;
                     continue;
                 }
@@ -192,7 +241,11 @@ impl<'p> Importer<'p> {
     }
 
     fn reject(&mut self, line: u64, error: ValidationError) {
-        let rejection = Rejection { line, field: error.field, reason: error.message };
+        let rejection = Rejection {
+            line,
+            field: error.field,
+            reason: error.message,
+        };
         self.progress.rejected(&rejection);
         self.report.rejected += 1;
         if self.report.rejections.len() < MAX_KEPT_REJECTIONS {
@@ -206,7 +259,11 @@ impl<'p> Importer<'p> {
         self.drain().await?;
         let last_line = pending.last_line;
         if pending.samples.is_empty() {
-            return Ok(Pending { samples: pending.samples, lines: pending.lines, last_line });
+            return Ok(Pending {
+                samples: pending.samples,
+                lines: pending.lines,
+                last_line,
+            });
         }
         let store = Arc::clone(&self.store);
         self.in_flight = Some(tokio::spawn(async move {
@@ -216,24 +273,35 @@ impl<'p> Importer<'p> {
             let result = store.append(samples).await;
             (pending, count, result)
         }));
-        Ok(Pending { samples: Vec::with_capacity(BATCH_SIZE), lines: Vec::with_capacity(BATCH_SIZE), last_line })
+        Ok(Pending {
+            samples: Vec::with_capacity(BATCH_SIZE),
+            lines: Vec::with_capacity(BATCH_SIZE),
+            last_line,
+        })
     }
 
     /// Waits for the batch in flight. Lines are checked against the metric definitions
     /// before they are sent, so the store refuses a batch only when a definition changed
     /// during the import: then the whole batch is reported as rejected, naming the line.
     async fn drain(&mut self) -> anyhow::Result<()> {
-        let Some(task) = self.in_flight.take() else { return Ok(()) };
+        let Some(task) = self.in_flight.take() else {
+            return Ok(());
+        };
         let (pending, count, result) = task.await?;
         match result {
             Ok(()) => {
                 self.report.imported += count as u64;
                 self.report.batches += 1;
-                self.progress.committed(pending.last_line, self.report.imported);
+                self.progress
+                    .committed(pending.last_line, self.report.imported);
                 Ok(())
             }
             Err(StoreError::InvalidSample { index, error }) => {
-                let culprit = pending.lines.get(index).copied().unwrap_or(pending.last_line);
+                let culprit = pending
+                    .lines
+                    .get(index)
+                    .copied()
+                    .unwrap_or(pending.last_line);
                 for line in pending.lines {
                     let reason = if line == culprit {
                         error.clone()
@@ -285,7 +353,14 @@ struct Columns {
 
 impl Default for Columns {
     fn default() -> Self {
-        Columns { model: 0, version: 1, metric: 2, value: 3, timestamp: 4, dataset: Some(5) }
+        Columns {
+            model: 0,
+            version: 1,
+            metric: 2,
+            value: 3,
+            timestamp: 4,
+            dataset: Some(5),
+        }
     }
 }
 
@@ -312,9 +387,14 @@ impl Columns {
         if !record.iter().all(|cell| known(&cell.to_ascii_lowercase())) {
             return None;
         }
-        let find = |names: &[&str]| record.iter().position(|cell| names.contains(&cell.to_ascii_lowercase().as_str()));
+        let find = |names: &[&str]| {
+            record
+                .iter()
+                .position(|cell| names.contains(&cell.to_ascii_lowercase().as_str()))
+        };
         let required = |names: &[&str]| {
-            find(names).ok_or_else(|| anyhow::anyhow!("line 1: the CSV header has no {} column", names[0]))
+            find(names)
+                .ok_or_else(|| anyhow::anyhow!("line 1: the CSV header has no {} column", names[0]))
         };
         Some((|| {
             Ok(Columns {
@@ -334,9 +414,12 @@ impl Columns {
         definitions: &HashMap<Metric, MetricDefinition>,
     ) -> Result<Sample, ValidationError> {
         let cell = |index: usize, field: &str| {
-            record
-                .get(index)
-                .ok_or_else(|| ValidationError::new(field, format!("missing (the line has {} fields)", record.len())))
+            record.get(index).ok_or_else(|| {
+                ValidationError::new(
+                    field,
+                    format!("missing (the line has {} fields)", record.len()),
+                )
+            })
         };
         let raw = RawSample {
             model: cell(self.model, "model")?,
@@ -352,27 +435,42 @@ impl Columns {
     }
 }
 
-fn check_declared(sample: &Sample, definitions: &HashMap<Metric, MetricDefinition>) -> Result<(), ValidationError> {
+fn check_declared(
+    sample: &Sample,
+    definitions: &HashMap<Metric, MetricDefinition>,
+) -> Result<(), ValidationError> {
     match definitions.get(&sample.metric) {
         Some(definition) => sample.check(definition),
         None => Ok(()),
     }
 }
 
-fn parse_json_sample(text: &str, definitions: &HashMap<Metric, MetricDefinition>) -> Result<Sample, ValidationError> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| ValidationError::new("line", format!("invalid JSON: {e}")))?;
-    let object = value.as_object().ok_or_else(|| ValidationError::new("line", "expected a JSON object"))?;
+fn parse_json_sample(
+    text: &str,
+    definitions: &HashMap<Metric, MetricDefinition>,
+) -> Result<Sample, ValidationError> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ValidationError::new("line", format!("invalid JSON: {e}")))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| ValidationError::new("line", "expected a JSON object"))?;
     let text_of = |names: &[&'static str]| -> Result<Option<String>, ValidationError> {
-        let Some(found) = names.iter().find_map(|n| object.get(*n)) else { return Ok(None) };
+        let Some(found) = names.iter().find_map(|n| object.get(*n)) else {
+            return Ok(None);
+        };
         match found {
             serde_json::Value::String(s) => Ok(Some(s.clone())),
             serde_json::Value::Number(n) => Ok(Some(n.to_string())),
             serde_json::Value::Null => Ok(None),
-            _ => Err(ValidationError::new(names[0], "must be a string or a number")),
+            _ => Err(ValidationError::new(
+                names[0],
+                "must be a string or a number",
+            )),
         }
     };
-    let required = |names: &[&'static str]| text_of(names)?.ok_or_else(|| ValidationError::new(names[0], "missing"));
+    let required = |names: &[&'static str]| {
+        text_of(names)?.ok_or_else(|| ValidationError::new(names[0], "missing"))
+    };
     let model = required(&["model", "model_name"])?;
     let version = required(&["version", "model_version"])?;
     let metric = required(&["metric", "metric_type"])?;

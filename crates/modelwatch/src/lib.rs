@@ -17,7 +17,9 @@ use modelwatch_core::Timestamp;
 
 /// The wall clock, read only at the edges (CLI, server) and passed inward.
 pub fn now() -> Timestamp {
-    let millis =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     Timestamp::from_millis(millis).unwrap_or(Timestamp::MIN)
 }

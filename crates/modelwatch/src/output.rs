@@ -37,7 +37,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[&'static str]) -> Self {
-        Table { headers: headers.to_vec(), rows: Vec::new() }
+        Table {
+            headers: headers.to_vec(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, row: Vec<String>) {
@@ -63,7 +66,8 @@ pub fn emit(format: Format, json: &impl Serialize, table: &Table) -> Result<()> 
         }
         Format::Table => {
             let mut grid = Grid::new();
-            grid.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+            grid.load_preset(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic);
             grid.set_header(&table.headers);
             for row in &table.rows {
                 grid.add_row(row);

@@ -1,5 +1,7 @@
 //! Behaviour through the `modelwatch` binary, on a real temporary SQLite database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -12,7 +14,9 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        Env { dir: tempfile::tempdir().unwrap() }
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn db(&self) -> PathBuf {
@@ -21,7 +25,10 @@ impl Env {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
-        command.args(args).env("MODELWATCH_DB", self.db()).env_remove("MODELWATCH_CONFIG");
+        command
+            .args(args)
+            .env("MODELWATCH_DB", self.db())
+            .env_remove("MODELWATCH_CONFIG");
         command
     }
 
@@ -31,7 +38,11 @@ impl Env {
 
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -42,7 +53,9 @@ impl Env {
     }
 
     fn samples(&self, model: &str, version: &str, metric: &str) -> Vec<Value> {
-        let history = self.json(&["metrics", "history", model, version, "--metric", metric, "--hours", "1000000"]);
+        let history = self.json(&[
+            "metrics", "history", model, version, "--metric", metric, "--hours", "1000000",
+        ]);
         history["samples"].as_array().unwrap().clone()
     }
 
@@ -60,7 +73,16 @@ fn path_str(path: &Path) -> &str {
 #[test]
 fn record_then_history_round_trips_exact_values_across_invocations() {
     let env = Env::new();
-    env.ok(&["metrics", "record", "fraud_detector", "v2.1", "precision", "0.94", "--at", "2024-05-01T12:00:00Z"]);
+    env.ok(&[
+        "metrics",
+        "record",
+        "fraud_detector",
+        "v2.1",
+        "precision",
+        "0.94",
+        "--at",
+        "2024-05-01T12:00:00Z",
+    ]);
     env.ok(&[
         "metrics",
         "record",
@@ -80,12 +102,27 @@ fn record_then_history_round_trips_exact_values_across_invocations() {
     assert_eq!(samples[1]["value"], 0.912345);
     assert_eq!(samples[1]["timestamp"], "2024-05-01T13:01:00.000Z");
     assert_eq!(samples[1]["dataset"], "holdout");
-    let history =
-        env.json(&["metrics", "history", "fraud_detector", "v2.1", "--metric", "precision", "--hours", "1000000"]);
+    let history = env.json(&[
+        "metrics",
+        "history",
+        "fraud_detector",
+        "v2.1",
+        "--metric",
+        "precision",
+        "--hours",
+        "1000000",
+    ]);
     assert_eq!(history["summary"]["count"], 2);
     assert_eq!(history["summary"]["max"], 0.94);
 
-    let per_metric = env.json(&["metrics", "history", "fraud_detector", "v2.1", "--hours", "1000000"]);
+    let per_metric = env.json(&[
+        "metrics",
+        "history",
+        "fraud_detector",
+        "v2.1",
+        "--hours",
+        "1000000",
+    ]);
     assert_eq!(per_metric["metrics"][0]["metric"], "precision");
     assert_eq!(per_metric["metrics"][0]["direction"], "higher_is_better");
     assert_eq!(per_metric["metrics"][0]["last_value"], 0.912345);
@@ -113,8 +150,14 @@ fn each_kind_of_bad_input_is_refused_naming_the_field_and_nothing_is_stored() {
         (vec!["m", "v1", "latency", "-3"], "value"),
         (vec!["m", "v1", "r2_score", "1.5"], "value"),
         (vec!["m", "v1", "accuracy", "ninety"], "value"),
-        (vec!["m", "v1", "accuracy", "0.9", "--at", "yesterday"], "timestamp"),
-        (vec!["m", "v1", "accuracy", "0.9", "--dataset", "a/b"], "dataset"),
+        (
+            vec!["m", "v1", "accuracy", "0.9", "--at", "yesterday"],
+            "timestamp",
+        ),
+        (
+            vec!["m", "v1", "accuracy", "0.9", "--dataset", "a/b"],
+            "dataset",
+        ),
     ];
     for (args, field) in cases {
         let mut all = vec!["metrics", "record"];
@@ -130,7 +173,14 @@ fn each_kind_of_bad_input_is_refused_naming_the_field_and_nothing_is_stored() {
 #[test]
 fn declared_custom_metric_range_is_enforced() {
     let env = Env::new();
-    env.ok(&["metrics", "define", "queue_ms", "--lower-is-better", "--min", "0"]);
+    env.ok(&[
+        "metrics",
+        "define",
+        "queue_ms",
+        "--lower-is-better",
+        "--min",
+        "0",
+    ]);
     let out = env.run(&["metrics", "record", "m", "v1", "queue_ms", "-1"]);
     assert!(!out.status.success());
     env.ok(&["metrics", "record", "m", "v1", "queue_ms", "3"]);
@@ -158,8 +208,15 @@ fn import_stores_good_lines_reports_bad_ones_by_line_and_fails() {
     assert!(stderr.contains("line 5: timestamp:"), "{stderr}");
     assert!(stderr.contains("line 6: "), "{stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((report["imported"].as_u64(), report["rejected"].as_u64()), (Some(3), Some(3)));
-    let values: Vec<f64> = env.samples("m", "v1", "accuracy").iter().map(|s| s["value"].as_f64().unwrap()).collect();
+    assert_eq!(
+        (report["imported"].as_u64(), report["rejected"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let values: Vec<f64> = env
+        .samples("m", "v1", "accuracy")
+        .iter()
+        .map(|s| s["value"].as_f64().unwrap())
+        .collect();
     assert_eq!(values, [0.91, 0.93]);
     assert_eq!(env.samples("m", "v1", "latency")[0]["value"], 12.25);
 }
@@ -177,23 +234,51 @@ fn import_reads_json_lines_and_headerless_csv() {
     let csv = env.write("plain.csv", "m,v1,mae,0.75,1704067320000,d2\n");
     env.ok(&["metrics", "import", path_str(&csv)]);
     let samples = env.samples("m", "v1", "mae");
-    let values: Vec<f64> = samples.iter().map(|s| s["value"].as_f64().unwrap()).collect();
+    let values: Vec<f64> = samples
+        .iter()
+        .map(|s| s["value"].as_f64().unwrap())
+        .collect();
     assert_eq!(values, [0.5, 0.25, 0.75]);
     assert_eq!(samples[2]["dataset"], "d2");
     let bad = env.write("bad.jsonl", "{\"model\":\"m\"}\nnot json\n");
     let out = env.run(&["metrics", "import", path_str(&bad)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("line 1: version: missing") && stderr.contains("line 2: line: invalid JSON"), "{stderr}");
+    assert!(
+        stderr.contains("line 1: version: missing")
+            && stderr.contains("line 2: line: invalid JSON"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn listings_come_as_table_json_and_csv() {
     let env = Env::new();
-    env.ok(&["metrics", "record", "alpha", "v1", "recall", "0.8", "--at", "2024-01-01T00:00:00Z"]);
-    env.ok(&["metrics", "record", "alpha", "v1", "accuracy", "0.9", "--at", "2024-01-02T00:00:00Z"]);
+    env.ok(&[
+        "metrics",
+        "record",
+        "alpha",
+        "v1",
+        "recall",
+        "0.8",
+        "--at",
+        "2024-01-01T00:00:00Z",
+    ]);
+    env.ok(&[
+        "metrics",
+        "record",
+        "alpha",
+        "v1",
+        "accuracy",
+        "0.9",
+        "--at",
+        "2024-01-02T00:00:00Z",
+    ]);
     let json = env.json(&["models", "list"]);
-    assert_eq!(json[0]["metrics"], serde_json::json!(["accuracy", "recall"]));
+    assert_eq!(
+        json[0]["metrics"],
+        serde_json::json!(["accuracy", "recall"])
+    );
     assert_eq!(json[0]["last_timestamp"], "2024-01-02T00:00:00.000Z");
     let csv = env.ok(&["models", "list", "--format", "csv"]);
     assert_eq!(
@@ -201,7 +286,10 @@ fn listings_come_as_table_json_and_csv() {
         "model,version,metrics,first_sample,last_sample\nalpha,v1,accuracy recall,2024-01-01T00:00:00.000Z,2024-01-02T00:00:00.000Z\n"
     );
     let table = env.ok(&["models", "list", "--format", "table"]);
-    assert!(table.contains("alpha") && table.contains("accuracy recall"), "{table}");
+    assert!(
+        table.contains("alpha") && table.contains("accuracy recall"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -231,7 +319,13 @@ fn kill_during_import_loses_no_reported_batch() {
     {
         let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         for i in 0..2_000_000u64 {
-            writeln!(file, "m,v1,accuracy,0.{:06},{}", i % 1_000_000, 1_704_067_200_000 + i * 1000).unwrap();
+            writeln!(
+                file,
+                "m,v1,accuracy,0.{:06},{}",
+                i % 1_000_000,
+                1_704_067_200_000 + i * 1000
+            )
+            .unwrap();
         }
     }
     let mut child = env
@@ -251,12 +345,19 @@ fn kill_during_import_loses_no_reported_batch() {
             }
         }
     }
-    assert!(reported >= 50_000, "the import never reported enough commits");
+    assert!(
+        reported >= 50_000,
+        "the import never reported enough commits"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 
     let samples = env.samples("m", "v1", "accuracy");
-    assert!(samples.len() as u64 >= reported, "{} stored < {reported} reported", samples.len());
+    assert!(
+        samples.len() as u64 >= reported,
+        "{} stored < {reported} reported",
+        samples.len()
+    );
     assert!(samples.len() < 2_000_000, "the import was not interrupted");
     assert_eq!(samples.len() % 10_000, 0, "a batch was half-written");
     for (i, sample) in samples.iter().enumerate().step_by(997) {

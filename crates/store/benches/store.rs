@@ -13,6 +13,8 @@
 //! 10,000 points of one series, and of downsampling a 30-day per-minute series to 1,000
 //! points.
 
+#![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
+
 use std::time::{Duration, Instant};
 
 use modelwatch_core::{Metric, ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version};
@@ -66,8 +68,16 @@ fn series(count: usize) -> Vec<SeriesGen> {
                 Metric::parse(metric).unwrap(),
             );
             let accuracy_like = i % METRICS.len() < 6;
-            let base = if accuracy_like { 0.86 + 0.08 * rng.unit() } else { (20.0 * (0.5 + 1.5 * rng.unit())).ln() };
-            SeriesGen { key, base, accuracy_like }
+            let base = if accuracy_like {
+                0.86 + 0.08 * rng.unit()
+            } else {
+                (20.0 * (0.5 + 1.5 * rng.unit())).ln()
+            };
+            SeriesGen {
+                key,
+                base,
+                accuracy_like,
+            }
         })
         .collect()
 }
@@ -87,9 +97,19 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 fn main() {
-    let s: usize = std::env::var("MW_SERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let n: usize = std::env::var("MW_SAMPLES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let s: usize = std::env::var("MW_SERIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let n: usize = std::env::var("MW_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bench.db");

@@ -56,7 +56,10 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn byte(&mut self) -> Result<u8, StoreError> {
-        let b = *self.bytes.get(self.at).ok_or_else(|| corrupt("chunk ends early"))?;
+        let b = *self
+            .bytes
+            .get(self.at)
+            .ok_or_else(|| corrupt("chunk ends early"))?;
         self.at += 1;
         Ok(b)
     }
@@ -80,7 +83,10 @@ impl Reader<'_> {
 
     fn f64(&mut self) -> Result<f64, StoreError> {
         let end = self.at + 8;
-        let bytes = self.bytes.get(self.at..end).ok_or_else(|| corrupt("chunk ends inside a value"))?;
+        let bytes = self
+            .bytes
+            .get(self.at..end)
+            .ok_or_else(|| corrupt("chunk ends inside a value"))?;
         self.at = end;
         let mut raw = [0u8; 8];
         raw.copy_from_slice(bytes);
@@ -159,7 +165,10 @@ pub fn encode(columns: &Columns) -> Vec<u8> {
     let mut i = 0;
     while i < n {
         let id = columns.datasets[i];
-        let run = columns.datasets[i..].iter().take_while(|&&d| d == id).count();
+        let run = columns.datasets[i..]
+            .iter()
+            .take_while(|&&d| d == id)
+            .count();
         put_uvarint(&mut out, run as u64);
         put_uvarint(&mut out, u64::from(id));
         i += run;
@@ -200,7 +209,9 @@ pub fn decode_into(bytes: &[u8], into: &mut Columns) -> Result<(), StoreError> {
     match reader.byte()? {
         VALUES_DECIMAL => {
             let exponent = u32::from(reader.byte()?);
-            let scale = *POW10.get(exponent as usize).ok_or_else(|| corrupt("decimal exponent"))?;
+            let scale = *POW10
+                .get(exponent as usize)
+                .ok_or_else(|| corrupt("decimal exponent"))?;
             let mut scaled = 0i64;
             for _ in 0..n {
                 scaled = scaled.wrapping_add(reader.ivarint()?);
@@ -247,7 +258,9 @@ mod tests {
     fn regular_decimal_series_is_small_and_exact() {
         let mut columns = Columns::default();
         for i in 0..1000 {
-            let value: f64 = format!("{:.6}", 0.9 + ((i * 7919) % 100) as f64 / 10_000.0).parse().unwrap();
+            let value: f64 = format!("{:.6}", 0.9 + ((i * 7919) % 100) as f64 / 10_000.0)
+                .parse()
+                .unwrap();
             columns.push(1_704_110_400_000 + i * 60_000, value, 0);
         }
         let bytes = round_trip(&columns);
@@ -257,7 +270,10 @@ mod tests {
     #[test]
     fn arbitrary_doubles_fall_back_to_raw_and_stay_exact() {
         let mut columns = Columns::default();
-        for (i, value) in [std::f64::consts::PI, -0.0, 1e300, 5e-324, 0.1 + 0.2].into_iter().enumerate() {
+        for (i, value) in [std::f64::consts::PI, -0.0, 1e300, 5e-324, 0.1 + 0.2]
+            .into_iter()
+            .enumerate()
+        {
             columns.push(i as i64 * 17 - 3, value, (i % 2) as u32);
         }
         round_trip(&columns);

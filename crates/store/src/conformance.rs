@@ -5,7 +5,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use modelwatch_core::{
-    Dataset, Direction, Metric, MetricDefinition, Point, Sample, SeriesKey, TimeRange, Timestamp, ValueRange,
+    Dataset, Direction, Metric, MetricDefinition, Point, Sample, SeriesKey, TimeRange, Timestamp,
+    ValueRange,
 };
 
 use crate::{MetricStore, SeriesFilter, StoreError};
@@ -29,7 +30,14 @@ pub fn at(ms: i64) -> Timestamp {
 
 pub fn sample(model: &str, version: &str, metric: &str, value: f64, ms: i64) -> Sample {
     let key = SeriesKey::parse(model, version, metric).unwrap();
-    Sample { model: key.model, version: key.version, metric: key.metric, value, timestamp: at(ms), dataset: None }
+    Sample {
+        model: key.model,
+        version: key.version,
+        metric: key.metric,
+        value,
+        timestamp: at(ms),
+        dataset: None,
+    }
 }
 
 fn key(model: &str, version: &str, metric: &str) -> SeriesKey {
@@ -37,23 +45,44 @@ fn key(model: &str, version: &str, metric: &str) -> SeriesKey {
 }
 
 fn values(points: &[Point]) -> Vec<(i64, f64)> {
-    points.iter().map(|p| (p.timestamp.as_millis(), p.value)).collect()
+    points
+        .iter()
+        .map(|p| (p.timestamp.as_millis(), p.value))
+        .collect()
 }
 
 pub async fn append_then_range_round_trips_exact_values(store: &dyn MetricStore) {
     let mut tagged = sample("fraud", "v1", "accuracy", 0.912345, 2_000);
     tagged.dataset = Some(Dataset::parse("holdout").unwrap());
-    store.append_one(sample("fraud", "v1", "accuracy", 0.95, 1_000)).await.unwrap();
+    store
+        .append_one(sample("fraud", "v1", "accuracy", 0.95, 1_000))
+        .await
+        .unwrap();
     store.append_one(tagged).await.unwrap();
-    store.append_one(sample("fraud", "v1", "accuracy", 0.1 + 0.2, 3_000)).await.unwrap();
-    let points = store.range(&key("fraud", "v1", "accuracy"), TimeRange::all()).await.unwrap();
-    assert_eq!(values(&points), vec![(1_000, 0.95), (2_000, 0.912345), (3_000, 0.1 + 0.2)]);
-    assert_eq!(points[1].dataset.as_ref().map(|d| d.as_str()), Some("holdout"));
+    store
+        .append_one(sample("fraud", "v1", "accuracy", 0.1 + 0.2, 3_000))
+        .await
+        .unwrap();
+    let points = store
+        .range(&key("fraud", "v1", "accuracy"), TimeRange::all())
+        .await
+        .unwrap();
+    assert_eq!(
+        values(&points),
+        vec![(1_000, 0.95), (2_000, 0.912345), (3_000, 0.1 + 0.2)]
+    );
+    assert_eq!(
+        points[1].dataset.as_ref().map(|d| d.as_str()),
+        Some("holdout")
+    );
     assert_eq!(points[0].dataset, None);
 }
 
 pub async fn batch_is_all_or_nothing(store: &dyn MetricStore) {
-    store.append_one(sample("m", "v1", "latency", 10.0, 1)).await.unwrap();
+    store
+        .append_one(sample("m", "v1", "latency", 10.0, 1))
+        .await
+        .unwrap();
     let batch = vec![
         sample("m", "v1", "latency", 11.0, 2),
         sample("m", "v2", "accuracy", 0.5, 2),
@@ -63,42 +92,97 @@ pub async fn batch_is_all_or_nothing(store: &dyn MetricStore) {
         Err(StoreError::InvalidSample { index: 2, error }) => assert_eq!(error.field, "value"),
         other => panic!("expected the third sample to be refused, got {other:?}"),
     }
-    let points = store.range(&key("m", "v1", "latency"), TimeRange::all()).await.unwrap();
+    let points = store
+        .range(&key("m", "v1", "latency"), TimeRange::all())
+        .await
+        .unwrap();
     assert_eq!(values(&points), vec![(1, 10.0)]);
-    assert!(store.range(&key("m", "v2", "accuracy"), TimeRange::all()).await.unwrap().is_empty());
-    assert_eq!(store.list_series(&SeriesFilter::default()).await.unwrap().len(), 1);
+    assert!(store
+        .range(&key("m", "v2", "accuracy"), TimeRange::all())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .list_series(&SeriesFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 pub async fn range_is_half_open_sorted_and_isolated(store: &dyn MetricStore) {
     let batch: Vec<Sample> = [5, 1, 4, 2, 3]
         .into_iter()
         .map(|t| sample("m", "v1", "mae", t as f64, t * 10))
-        .chain([sample("m", "v1", "rmse", 99.0, 20), sample("other", "v1", "mae", 99.0, 20)])
+        .chain([
+            sample("m", "v1", "rmse", 99.0, 20),
+            sample("other", "v1", "mae", 99.0, 20),
+        ])
         .collect();
     store.append(batch).await.unwrap();
-    let points = store.range(&key("m", "v1", "mae"), TimeRange::new(at(20), at(50))).await.unwrap();
+    let points = store
+        .range(&key("m", "v1", "mae"), TimeRange::new(at(20), at(50)))
+        .await
+        .unwrap();
     assert_eq!(values(&points), vec![(20, 2.0), (30, 3.0), (40, 4.0)]);
-    assert!(store.range(&key("m", "v1", "mae"), TimeRange::new(at(50), at(20))).await.unwrap().is_empty());
-    assert!(store.range(&key("m", "v9", "mae"), TimeRange::all()).await.unwrap().is_empty());
+    assert!(store
+        .range(&key("m", "v1", "mae"), TimeRange::new(at(50), at(20)))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .range(&key("m", "v9", "mae"), TimeRange::all())
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn same_timestamp_keeps_the_last_write(store: &dyn MetricStore) {
     let series = key("m", "v1", "accuracy");
-    store.append(vec![sample("m", "v1", "accuracy", 0.1, 7), sample("m", "v1", "accuracy", 0.2, 7)]).await.unwrap();
-    store.append_one(sample("m", "v1", "accuracy", 0.3, 8)).await.unwrap();
-    store.append_one(sample("m", "v1", "accuracy", 0.4, 7)).await.unwrap();
+    store
+        .append(vec![
+            sample("m", "v1", "accuracy", 0.1, 7),
+            sample("m", "v1", "accuracy", 0.2, 7),
+        ])
+        .await
+        .unwrap();
+    store
+        .append_one(sample("m", "v1", "accuracy", 0.3, 8))
+        .await
+        .unwrap();
+    store
+        .append_one(sample("m", "v1", "accuracy", 0.4, 7))
+        .await
+        .unwrap();
     let points = store.range(&series, TimeRange::all()).await.unwrap();
     assert_eq!(values(&points), vec![(7, 0.4), (8, 0.3)]);
-    assert_eq!(store.latest(&series).await.unwrap().map(|p| p.value), Some(0.3));
-    store.append_one(sample("m", "v1", "accuracy", 0.5, 8)).await.unwrap();
-    assert_eq!(store.latest(&series).await.unwrap().map(|p| p.value), Some(0.5));
+    assert_eq!(
+        store.latest(&series).await.unwrap().map(|p| p.value),
+        Some(0.3)
+    );
+    store
+        .append_one(sample("m", "v1", "accuracy", 0.5, 8))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.latest(&series).await.unwrap().map(|p| p.value),
+        Some(0.5)
+    );
 }
 
 pub async fn latest_is_the_greatest_timestamp(store: &dyn MetricStore) {
     let series = key("m", "v1", "latency");
     assert_eq!(store.latest(&series).await.unwrap(), None);
-    store.append_one(sample("m", "v1", "latency", 30.0, 300)).await.unwrap();
-    store.append_one(sample("m", "v1", "latency", 10.0, 100)).await.unwrap();
+    store
+        .append_one(sample("m", "v1", "latency", 30.0, 300))
+        .await
+        .unwrap();
+    store
+        .append_one(sample("m", "v1", "latency", 10.0, 100))
+        .await
+        .unwrap();
     let latest = store.latest(&series).await.unwrap().unwrap();
     assert_eq!((latest.timestamp.as_millis(), latest.value), (300, 30.0));
 }
@@ -114,16 +198,37 @@ pub async fn catalogue_lists_models_versions_metrics_in_order(store: &dyn Metric
         ])
         .await
         .unwrap();
-    let models: Vec<String> = store.models().await.unwrap().iter().map(|m| m.to_string()).collect();
+    let models: Vec<String> = store
+        .models()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
     assert_eq!(models, ["alpha", "zeta"]);
     let alpha = models_name("alpha");
-    let versions: Vec<String> = store.versions(&alpha).await.unwrap().iter().map(|v| v.to_string()).collect();
+    let versions: Vec<String> = store
+        .versions(&alpha)
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
     assert_eq!(versions, ["v1", "v2"]);
     let v1 = modelwatch_core::Version::parse("v1").unwrap();
-    assert_eq!(store.metrics(&alpha, &v1).await.unwrap(), vec![Metric::Accuracy, Metric::Recall]);
+    assert_eq!(
+        store.metrics(&alpha, &v1).await.unwrap(),
+        vec![Metric::Accuracy, Metric::Recall]
+    );
     let all = store.list_series(&SeriesFilter::default()).await.unwrap();
     assert_eq!(all.len(), 4);
-    assert_eq!((all[0].first_timestamp.as_millis(), all[0].last_timestamp.as_millis()), (2, 9));
+    assert_eq!(
+        (
+            all[0].first_timestamp.as_millis(),
+            all[0].last_timestamp.as_millis()
+        ),
+        (2, 9)
+    );
 }
 
 fn models_name(name: &str) -> modelwatch_core::ModelName {
@@ -132,16 +237,35 @@ fn models_name(name: &str) -> modelwatch_core::ModelName {
 
 pub async fn summary_and_buckets_are_exact(store: &dyn MetricStore) {
     let data = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
-    let batch = data.iter().enumerate().map(|(i, v)| sample("m", "v1", "mse", *v, i as i64 * 1000)).collect();
+    let batch = data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| sample("m", "v1", "mse", *v, i as i64 * 1000))
+        .collect();
     store.append(batch).await.unwrap();
     let series = key("m", "v1", "mse");
-    let summary = store.summary(&series, TimeRange::all()).await.unwrap().unwrap();
-    assert_eq!((summary.count, summary.mean, summary.min, summary.max), (8, 5.0, 2.0, 9.0));
+    let summary = store
+        .summary(&series, TimeRange::all())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (summary.count, summary.mean, summary.min, summary.max),
+        (8, 5.0, 2.0, 9.0)
+    );
     assert!((summary.std - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
     assert_eq!(summary.p50, 4.5);
-    let window = store.summary(&series, TimeRange::new(at(6000), at(100_000))).await.unwrap().unwrap();
+    let window = store
+        .summary(&series, TimeRange::new(at(6000), at(100_000)))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((window.count, window.mean), (2, 8.0));
-    assert!(store.summary(&series, TimeRange::new(at(100_000), at(200_000))).await.unwrap().is_none());
+    assert!(store
+        .summary(&series, TimeRange::new(at(100_000), at(200_000)))
+        .await
+        .unwrap()
+        .is_none());
     let buckets = store.buckets(&series, TimeRange::all(), 4).await.unwrap();
     assert_eq!(buckets.len(), 4);
     assert_eq!(
@@ -152,7 +276,10 @@ pub async fn summary_and_buckets_are_exact(store: &dyn MetricStore) {
 
 pub async fn custom_metrics_are_declared_and_enforced(store: &dyn MetricStore) {
     let queue = Metric::parse("queue_ms").unwrap();
-    assert_eq!(store.definition(&queue).await.unwrap().direction, Direction::HigherIsBetter);
+    assert_eq!(
+        store.definition(&queue).await.unwrap().direction,
+        Direction::HigherIsBetter
+    );
     store
         .define_metric(MetricDefinition {
             metric: queue.clone(),
@@ -161,7 +288,10 @@ pub async fn custom_metrics_are_declared_and_enforced(store: &dyn MetricStore) {
         })
         .await
         .unwrap();
-    assert_eq!(store.definition(&queue).await.unwrap().direction, Direction::LowerIsBetter);
+    assert_eq!(
+        store.definition(&queue).await.unwrap().direction,
+        Direction::LowerIsBetter
+    );
     assert_eq!(store.custom_metrics().await.unwrap().len(), 1);
     assert!(matches!(
         store.append_one(sample("m", "v1", "queue_ms", -2.0, 1)).await,
@@ -172,7 +302,10 @@ pub async fn custom_metrics_are_declared_and_enforced(store: &dyn MetricStore) {
         direction: Direction::LowerIsBetter,
         range: ValueRange::UNBOUNDED,
     };
-    assert!(matches!(store.define_metric(redefine).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        store.define_metric(redefine).await,
+        Err(StoreError::Invalid(_))
+    ));
 }
 
 /// Enough points, in small batches and out of order, to make a backend reorganise its
@@ -188,20 +321,40 @@ pub async fn many_small_batches_read_back_exactly(store: &dyn MetricStore) {
         store.append(batch).await.unwrap();
     }
     // Overwrite a few old points after the fact.
-    store.append(vec![sample("m", "v1", "throughput", 1234.5, 60_000 * 17)]).await.unwrap();
+    store
+        .append(vec![sample("m", "v1", "throughput", 1234.5, 60_000 * 17)])
+        .await
+        .unwrap();
     let points = store.range(&series, TimeRange::all()).await.unwrap();
     assert_eq!(points.len(), n as usize);
     for (i, point) in points.iter().enumerate() {
-        let expected = if i == 17 { 1234.5 } else { (i as i64 % 97) as f64 + 0.5 };
-        assert_eq!((point.timestamp.as_millis(), point.value), (i as i64 * 60_000, expected));
+        let expected = if i == 17 {
+            1234.5
+        } else {
+            (i as i64 % 97) as f64 + 0.5
+        };
+        assert_eq!(
+            (point.timestamp.as_millis(), point.value),
+            (i as i64 * 60_000, expected)
+        );
     }
-    let middle = store.range(&series, TimeRange::new(at(60_000 * 1000), at(60_000 * 1010))).await.unwrap();
+    let middle = store
+        .range(
+            &series,
+            TimeRange::new(at(60_000 * 1000), at(60_000 * 1010)),
+        )
+        .await
+        .unwrap();
     assert_eq!(middle.len(), 10);
 }
 
 pub async fn empty_batch_is_a_no_op(store: &dyn MetricStore) {
     store.append(Vec::new()).await.unwrap();
-    assert!(store.list_series(&SeriesFilter::default()).await.unwrap().is_empty());
+    assert!(store
+        .list_series(&SeriesFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
     assert!(store.models().await.unwrap().is_empty());
 }
 
@@ -236,10 +389,20 @@ macro_rules! conformance_suite {
     };
 }
 
-conformance_suite!(memory, async { Fixture { store: Arc::new(crate::MemoryStore::new()), _guard: Box::new(()) } });
+conformance_suite!(memory, async {
+    Fixture {
+        store: Arc::new(crate::MemoryStore::new()),
+        _guard: Box::new(()),
+    }
+});
 
 conformance_suite!(sqlite, async {
     let dir = tempfile::tempdir().unwrap();
-    let store = crate::SqliteStore::open(dir.path().join("conformance.db")).await.unwrap();
-    Fixture { store: Arc::new(store), _guard: Box::new(dir) }
+    let store = crate::SqliteStore::open(dir.path().join("conformance.db"))
+        .await
+        .unwrap();
+    Fixture {
+        store: Arc::new(store),
+        _guard: Box::new(dir),
+    }
 });

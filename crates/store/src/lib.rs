@@ -22,8 +22,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use modelwatch_core::stats::downsample;
 use modelwatch_core::{
-    Bucket, Metric, MetricDefinition, ModelName, Point, Sample, SeriesKey, Summary, TimeRange, Timestamp,
-    ValidationError, Version,
+    Bucket, Metric, MetricDefinition, ModelName, Point, Sample, SeriesKey, Summary, TimeRange,
+    Timestamp, ValidationError, Version,
 };
 
 pub use memory::MemoryStore;
@@ -34,14 +34,21 @@ pub use sqlite::SqliteStore;
 pub enum StoreError {
     /// A sample of a batch is invalid; nothing of the batch was stored.
     #[error("sample {index} of the batch: {error}")]
-    InvalidSample { index: usize, error: ValidationError },
+    InvalidSample {
+        index: usize,
+        error: ValidationError,
+    },
     #[error("{0}")]
     Invalid(ValidationError),
     #[error(
         "the database at {path} has schema version {found}, newer than the {supported} this modelwatch \
          understands; upgrade modelwatch to open it"
     )]
-    SchemaTooNew { path: PathBuf, found: i64, supported: i64 },
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
     #[error("{path} is not a modelwatch database (it is an SQLite file of another application)")]
     ForeignDatabase { path: PathBuf },
     #[error("cannot open the database at {path}: {reason}")]
@@ -118,7 +125,12 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
     /// The definition that applies to a metric: declared for custom metrics, built in otherwise.
     async fn definition(&self, metric: &Metric) -> Result<MetricDefinition, StoreError> {
         if metric.is_custom() {
-            if let Some(found) = self.custom_metrics().await?.into_iter().find(|d| d.metric == *metric) {
+            if let Some(found) = self
+                .custom_metrics()
+                .await?
+                .into_iter()
+                .find(|d| d.metric == *metric)
+            {
                 return Ok(found);
             }
         }
@@ -126,14 +138,20 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
     }
 
     async fn append_one(&self, sample: Sample) -> Result<(), StoreError> {
-        self.append(vec![sample]).await.map_err(|error| match error {
-            StoreError::InvalidSample { error, .. } => StoreError::Invalid(error),
-            other => other,
-        })
+        self.append(vec![sample])
+            .await
+            .map_err(|error| match error {
+                StoreError::InvalidSample { error, .. } => StoreError::Invalid(error),
+                other => other,
+            })
     }
 
     /// Count, mean, min, max, standard deviation and percentiles of a window.
-    async fn summary(&self, series: &SeriesKey, range: TimeRange) -> Result<Option<Summary>, StoreError> {
+    async fn summary(
+        &self,
+        series: &SeriesKey,
+        range: TimeRange,
+    ) -> Result<Option<Summary>, StoreError> {
         Ok(Summary::of_points(&self.range(series, range).await?))
     }
 
@@ -144,39 +162,72 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
         range: TimeRange,
         max_points: usize,
     ) -> Result<Vec<Bucket>, StoreError> {
-        Ok(downsample(&self.range(series, range).await?, range, max_points))
+        Ok(downsample(
+            &self.range(series, range).await?,
+            range,
+            max_points,
+        ))
     }
 
     async fn models(&self) -> Result<Vec<ModelName>, StoreError> {
-        let mut models: Vec<ModelName> =
-            self.list_series(&SeriesFilter::default()).await?.into_iter().map(|s| s.key.model).collect();
+        let mut models: Vec<ModelName> = self
+            .list_series(&SeriesFilter::default())
+            .await?
+            .into_iter()
+            .map(|s| s.key.model)
+            .collect();
         models.dedup();
         Ok(models)
     }
 
     async fn versions(&self, model: &ModelName) -> Result<Vec<Version>, StoreError> {
-        let filter = SeriesFilter { model: Some(model.clone()), ..SeriesFilter::default() };
-        let mut versions: Vec<Version> = self.list_series(&filter).await?.into_iter().map(|s| s.key.version).collect();
+        let filter = SeriesFilter {
+            model: Some(model.clone()),
+            ..SeriesFilter::default()
+        };
+        let mut versions: Vec<Version> = self
+            .list_series(&filter)
+            .await?
+            .into_iter()
+            .map(|s| s.key.version)
+            .collect();
         versions.dedup();
         Ok(versions)
     }
 
-    async fn metrics(&self, model: &ModelName, version: &Version) -> Result<Vec<Metric>, StoreError> {
-        let filter =
-            SeriesFilter { model: Some(model.clone()), version: Some(version.clone()), ..SeriesFilter::default() };
-        Ok(self.list_series(&filter).await?.into_iter().map(|s| s.key.metric).collect())
+    async fn metrics(
+        &self,
+        model: &ModelName,
+        version: &Version,
+    ) -> Result<Vec<Metric>, StoreError> {
+        let filter = SeriesFilter {
+            model: Some(model.clone()),
+            version: Some(version.clone()),
+            ..SeriesFilter::default()
+        };
+        Ok(self
+            .list_series(&filter)
+            .await?
+            .into_iter()
+            .map(|s| s.key.metric)
+            .collect())
     }
 }
 
 /// Checks every sample of a batch against the metric definitions, naming the first bad one.
-pub(crate) fn validate_batch(samples: &[Sample], custom: &[MetricDefinition]) -> Result<(), StoreError> {
+pub(crate) fn validate_batch(
+    samples: &[Sample],
+    custom: &[MetricDefinition],
+) -> Result<(), StoreError> {
     for (index, sample) in samples.iter().enumerate() {
         let definition = match &sample.metric {
             metric @ Metric::Custom(_) => custom.iter().find(|d| d.metric == *metric).cloned(),
             _ => None,
         }
         .unwrap_or_else(|| sample.metric.default_definition());
-        sample.check(&definition).map_err(|error| StoreError::InvalidSample { index, error })?;
+        sample
+            .check(&definition)
+            .map_err(|error| StoreError::InvalidSample { index, error })?;
     }
     Ok(())
 }

@@ -22,7 +22,10 @@ impl MemoryStore {
     }
 
     fn custom_definitions(&self) -> Vec<MetricDefinition> {
-        self.custom_metrics.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+        self.custom_metrics
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -36,7 +39,9 @@ impl MetricStore for MemoryStore {
         validate_batch(&samples, &self.custom_definitions())?;
         let mut all = self.series.write().map_err(poisoned)?;
         for sample in samples {
-            all.entry(sample.series()).or_default().insert(sample.timestamp, (sample.value, sample.dataset));
+            all.entry(sample.series())
+                .or_default()
+                .insert(sample.timestamp, (sample.value, sample.dataset));
         }
         Ok(())
     }
@@ -51,7 +56,11 @@ impl MetricStore for MemoryStore {
             .map(|points| {
                 points
                     .range(range.start..range.end)
-                    .map(|(t, (value, dataset))| Point { timestamp: *t, value: *value, dataset: dataset.clone() })
+                    .map(|(t, (value, dataset))| Point {
+                        timestamp: *t,
+                        value: *value,
+                        dataset: dataset.clone(),
+                    })
                     .collect()
             })
             .unwrap_or_default())
@@ -84,9 +93,13 @@ impl MetricStore for MemoryStore {
     }
 
     async fn define_metric(&self, definition: MetricDefinition) -> Result<(), StoreError> {
-        let definition = MetricDefinition::custom(definition.metric, definition.direction, definition.range)
-            .map_err(StoreError::Invalid)?;
-        self.custom_metrics.write().map_err(poisoned)?.insert(definition.metric.as_str().to_owned(), definition);
+        let definition =
+            MetricDefinition::custom(definition.metric, definition.direction, definition.range)
+                .map_err(StoreError::Invalid)?;
+        self.custom_metrics
+            .write()
+            .map_err(poisoned)?
+            .insert(definition.metric.as_str().to_owned(), definition);
         Ok(())
     }
 

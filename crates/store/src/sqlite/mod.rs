@@ -47,7 +47,10 @@ struct ReaderPool {
 }
 
 impl ReaderPool {
-    fn with<T>(&self, query: impl FnOnce(&Connection, &Catalogue) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn with<T>(
+        &self,
+        query: impl FnOnce(&Connection, &Catalogue) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let connection = match pooled {
             Some(connection) => connection,
@@ -64,20 +67,29 @@ impl ReaderPool {
 }
 
 fn open_error(path: &Path, error: impl std::fmt::Display) -> StoreError {
-    StoreError::Open { path: path.to_owned(), reason: error.to_string() }
+    StoreError::Open {
+        path: path.to_owned(),
+        reason: error.to_string(),
+    }
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let connection = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
-    connection.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_error(path, e))?;
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| open_error(path, e))?;
     connection.set_prepared_statement_cache_capacity(64);
     if read_only {
-        connection.execute_batch("PRAGMA cache_size = -16384;").map_err(|e| open_error(path, e))?;
+        connection
+            .execute_batch("PRAGMA cache_size = -16384;")
+            .map_err(|e| open_error(path, e))?;
     }
     Ok(connection)
 }
@@ -86,9 +98,10 @@ impl SqliteStore {
     /// Opens (creating when missing) the database file and migrates it to the current schema.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_owned();
-        let opened = tokio::task::spawn_blocking(move || Self::open_blocking(path, schema::LATEST_VERSION))
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))?;
+        let opened =
+            tokio::task::spawn_blocking(move || Self::open_blocking(path, schema::LATEST_VERSION))
+                .await
+                .map_err(|e| StoreError::Database(e.to_string()))?;
         opened
     }
 
@@ -98,9 +111,13 @@ impl SqliteStore {
         }
         let mut connection = open_connection(&path, false)?;
         connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )
             .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::NotADatabase => {
+                rusqlite::Error::SqliteFailure(code, _)
+                    if code.code == rusqlite::ErrorCode::NotADatabase =>
+                {
                     StoreError::ForeignDatabase { path: path.clone() }
                 }
                 other => open_error(&path, other),
@@ -161,36 +178,46 @@ impl MetricStore for SqliteStore {
         if samples.is_empty() {
             return Ok(());
         }
-        self.write(move |state, transaction| writer::append(state, transaction, &samples)).await
+        self.write(move |state, transaction| writer::append(state, transaction, &samples))
+            .await
     }
 
     async fn range(&self, series: &SeriesKey, range: TimeRange) -> Result<Vec<Point>, StoreError> {
         let series = series.clone();
-        self.read(move |connection, catalogue| catalogue.range(connection, &series, range)).await
+        self.read(move |connection, catalogue| catalogue.range(connection, &series, range))
+            .await
     }
 
     async fn latest(&self, series: &SeriesKey) -> Result<Option<Point>, StoreError> {
         let series = series.clone();
-        self.read(move |connection, catalogue| catalogue.latest(connection, &series)).await
+        self.read(move |connection, catalogue| catalogue.latest(connection, &series))
+            .await
     }
 
     async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError> {
         let filter = filter.clone();
-        self.read(move |connection, _| read::list_series(connection, &filter)).await
+        self.read(move |connection, _| read::list_series(connection, &filter))
+            .await
     }
 
     async fn define_metric(&self, definition: MetricDefinition) -> Result<(), StoreError> {
-        self.write(move |_, transaction| writer::define_metric(transaction, &definition)).await
+        self.write(move |_, transaction| writer::define_metric(transaction, &definition))
+            .await
     }
 
     async fn custom_metrics(&self) -> Result<Vec<MetricDefinition>, StoreError> {
-        self.read(|connection, _| read::load_custom_metrics(connection)).await
+        self.read(|connection, _| read::load_custom_metrics(connection))
+            .await
     }
 
     async fn close(&self) -> Result<(), StoreError> {
         // Dropping the sender lets the writer drain what is queued, commit, and stop.
         drop(self.jobs.lock().map_err(|_| StoreError::Closed)?.take());
-        let thread = self.writer_thread.lock().map_err(|_| StoreError::Closed)?.take();
+        let thread = self
+            .writer_thread
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .take();
         if let Some(thread) = thread {
             tokio::task::spawn_blocking(move || thread.join())
                 .await

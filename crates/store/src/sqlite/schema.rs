@@ -47,24 +47,45 @@ const MIGRATIONS: &[&str] = &[
     );
     DROP INDEX chunks_by_series_time;
     CREATE INDEX chunks_by_series_time ON chunks (series_id, max_ms, min_ms);",
+    // 3: the head: one row per committed batch holding all its series (see head.rs), so a
+    // batch costs one row instead of one index entry per series; compaction moves head
+    // rows into per-series chunks.
+    "CREATE TABLE head (
+        id     INTEGER PRIMARY KEY,
+        min_ms INTEGER NOT NULL,
+        max_ms INTEGER NOT NULL,
+        count  INTEGER NOT NULL,
+        data   BLOB NOT NULL
+    );",
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Checks the file is ours and brings its schema to `target` (normally [`LATEST_VERSION`]).
 pub fn migrate(connection: &mut Connection, path: &Path, target: i64) -> Result<(), StoreError> {
-    let application_id: i64 = connection.query_row("PRAGMA application_id", [], |row| row.get(0))?;
+    let application_id: i64 =
+        connection.query_row("PRAGMA application_id", [], |row| row.get(0))?;
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    let has_tables: bool =
-        connection.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table'", [], |row| row.get(0))?;
+    let has_tables: bool = connection.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table'",
+        [],
+        |row| row.get(0),
+    )?;
     if has_tables && application_id != APPLICATION_ID {
-        return Err(StoreError::ForeignDatabase { path: path.to_owned() });
+        return Err(StoreError::ForeignDatabase {
+            path: path.to_owned(),
+        });
     }
     if version > LATEST_VERSION {
-        return Err(StoreError::SchemaTooNew { path: path.to_owned(), found: version, supported: LATEST_VERSION });
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_owned(),
+            found: version,
+            supported: LATEST_VERSION,
+        });
     }
     for next in version..target.min(LATEST_VERSION) {
-        let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+        let transaction =
+            connection.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
         // Another process may have migrated while we waited for the lock.
         let current: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
         if current > next {
@@ -73,8 +94,10 @@ pub fn migrate(connection: &mut Connection, path: &Path, target: i64) -> Result<
         }
         let migration = MIGRATIONS[next as usize];
         transaction.execute_batch(migration)?;
-        transaction
-            .execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {};", next + 1))?;
+        transaction.execute_batch(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {};",
+            next + 1
+        ))?;
         transaction.commit()?;
     }
     Ok(())

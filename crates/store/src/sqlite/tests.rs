@@ -28,20 +28,43 @@ async fn data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dir/m.db");
     let store = SqliteStore::open(&path).await.unwrap();
-    store.append(vec![sample("accuracy", 0.91, 1), sample("accuracy", 0.92, 2)]).await.unwrap();
+    store
+        .append(vec![
+            sample("accuracy", 0.91, 1),
+            sample("accuracy", 0.92, 2),
+        ])
+        .await
+        .unwrap();
     store.close().await.unwrap();
-    assert!(matches!(store.append(vec![sample("accuracy", 0.9, 3)]).await, Err(StoreError::Closed)));
+    assert!(matches!(
+        store.append(vec![sample("accuracy", 0.9, 3)]).await,
+        Err(StoreError::Closed)
+    ));
     let reopened = SqliteStore::open(&path).await.unwrap();
-    let points = reopened.range(&series("accuracy"), TimeRange::all()).await.unwrap();
-    assert_eq!(points.iter().map(|p| p.value).collect::<Vec<_>>(), [0.91, 0.92]);
+    let points = reopened
+        .range(&series("accuracy"), TimeRange::all())
+        .await
+        .unwrap();
+    assert_eq!(
+        points.iter().map(|p| p.value).collect::<Vec<_>>(),
+        [0.91, 0.92]
+    );
 }
 
 #[tokio::test]
 async fn newer_schema_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
-    SqliteStore::open(&path).await.unwrap().close().await.unwrap();
-    Connection::open(&path).unwrap().execute_batch(&format!("PRAGMA user_version = {}", LATEST_VERSION + 1)).unwrap();
+    SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {}", LATEST_VERSION + 1))
+        .unwrap();
     let error = SqliteStore::open(&path).await.unwrap_err();
     assert!(matches!(error, StoreError::SchemaTooNew { .. }), "{error}");
     assert!(error.to_string().contains("upgrade modelwatch"));
@@ -55,11 +78,21 @@ async fn foreign_sqlite_file_is_refused_and_left_alone() {
         .unwrap()
         .execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep');")
         .unwrap();
-    assert!(matches!(SqliteStore::open(&path).await, Err(StoreError::ForeignDatabase { .. })));
-    let kept: String = Connection::open(&path).unwrap().query_row("SELECT body FROM notes", [], |r| r.get(0)).unwrap();
+    assert!(matches!(
+        SqliteStore::open(&path).await,
+        Err(StoreError::ForeignDatabase { .. })
+    ));
+    let kept: String = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT body FROM notes", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(kept, "keep");
     let garbage = dir.path().join("garbage.db");
-    std::fs::write(&garbage, b"this is not a database at all, just text that is long enough").unwrap();
+    std::fs::write(
+        &garbage,
+        b"this is not a database at all, just text that is long enough",
+    )
+    .unwrap();
     assert!(SqliteStore::open(&garbage).await.is_err());
 }
 
@@ -74,7 +107,10 @@ async fn older_schema_is_migrated_keeping_its_data() {
         let mut columns = crate::codec::Columns::default();
         columns.push(10, 12.5, 0);
         connection
-            .execute("INSERT INTO series (id, model, version, metric) VALUES (1, 'm', 'v1', 'latency')", [])
+            .execute(
+                "INSERT INTO series (id, model, version, metric) VALUES (1, 'm', 'v1', 'latency')",
+                [],
+            )
             .unwrap();
         connection
             .execute(
@@ -83,15 +119,29 @@ async fn older_schema_is_migrated_keeping_its_data() {
             )
             .unwrap();
     }
-    let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(version, 1);
 
     let store = SqliteStore::open(&path).await.unwrap();
     let connection = Connection::open(&path).unwrap();
-    let version: i64 = connection.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    let app: i64 = connection.query_row("PRAGMA application_id", [], |r| r.get(0)).unwrap();
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let app: i64 = connection
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .unwrap();
     assert_eq!((version, app), (LATEST_VERSION, APPLICATION_ID));
-    assert_eq!(store.latest(&series("latency")).await.unwrap().map(|p| p.value), Some(12.5));
+    assert_eq!(
+        store
+            .latest(&series("latency"))
+            .await
+            .unwrap()
+            .map(|p| p.value),
+        Some(12.5)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,14 +150,30 @@ async fn small_batches_are_compacted_into_few_chunks() {
     let path = dir.path().join("m.db");
     let store = SqliteStore::open(&path).await.unwrap();
     for start in (0..5_000i64).step_by(5) {
-        store.append((start..start + 5).map(|i| sample("recall", 0.5, i)).collect()).await.unwrap();
+        store
+            .append(
+                (start..start + 5)
+                    .map(|i| sample("recall", 0.5, i))
+                    .collect(),
+            )
+            .await
+            .unwrap();
     }
     store.close().await.unwrap();
-    let chunks: i64 =
-        Connection::open(&path).unwrap().query_row("SELECT count(*) FROM chunks", [], |r| r.get(0)).unwrap();
+    let chunks: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM chunks", [], |r| r.get(0))
+        .unwrap();
     assert!(chunks < 80, "{chunks} chunks for 5000 points");
     let reopened = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(reopened.range(&series("recall"), TimeRange::all()).await.unwrap().len(), 5_000);
+    assert_eq!(
+        reopened
+            .range(&series("recall"), TimeRange::all())
+            .await
+            .unwrap()
+            .len(),
+        5_000
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,12 +185,22 @@ async fn concurrent_writers_are_all_committed() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..50 {
-                store.append_one(sample("throughput", 1.0, writer * 1000 + i)).await.unwrap();
+                store
+                    .append_one(sample("throughput", 1.0, writer * 1000 + i))
+                    .await
+                    .unwrap();
             }
         }));
     }
     for task in tasks {
         task.await.unwrap();
     }
-    assert_eq!(store.range(&series("throughput"), TimeRange::all()).await.unwrap().len(), 400);
+    assert_eq!(
+        store
+            .range(&series("throughput"), TimeRange::all())
+            .await
+            .unwrap()
+            .len(),
+        400
+    );
 }

@@ -35,7 +35,11 @@ const MAX_COMPACTIONS_PER_ROUND: usize = 256;
 
 /// Work for the writer thread: runs inside a savepoint, then learns how the commit went.
 pub trait WriteJob: Send {
-    fn apply(&mut self, state: &mut WriterState, transaction: &Transaction<'_>) -> Result<(), StoreError>;
+    fn apply(
+        &mut self,
+        state: &mut WriterState,
+        transaction: &Transaction<'_>,
+    ) -> Result<(), StoreError>;
     fn finish(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
@@ -48,7 +52,11 @@ pub struct ClosureJob<T, F> {
 
 impl<T, F> ClosureJob<T, F> {
     pub fn new(run: F, reply: oneshot::Sender<Result<T, StoreError>>) -> Self {
-        ClosureJob { run: Some(run), output: None, reply: Some(reply) }
+        ClosureJob {
+            run: Some(run),
+            output: None,
+            reply: Some(reply),
+        }
     }
 }
 
@@ -57,10 +65,17 @@ where
     T: Send,
     F: FnOnce(&mut WriterState, &Transaction<'_>) -> Result<T, StoreError> + Send,
 {
-    fn apply(&mut self, state: &mut WriterState, transaction: &Transaction<'_>) -> Result<(), StoreError> {
+    fn apply(
+        &mut self,
+        state: &mut WriterState,
+        transaction: &Transaction<'_>,
+    ) -> Result<(), StoreError> {
         let run = self.run.take().ok_or(StoreError::Closed)?;
         let output = run(state, transaction);
-        let failed = output.as_ref().err().map(|e| StoreError::Database(e.to_string()));
+        let failed = output
+            .as_ref()
+            .err()
+            .map(|e| StoreError::Database(e.to_string()));
         self.output = Some(output);
         match failed {
             Some(error) => Err(error),
@@ -131,7 +146,11 @@ impl Staged {
 
 impl WriterState {
     fn mark(&self) -> StageMark {
-        StageMark(self.staged.series_journal.len(), self.staged.dataset_journal.len(), self.staged.small_journal.len())
+        StageMark(
+            self.staged.series_journal.len(),
+            self.staged.dataset_journal.len(),
+            self.staged.small_journal.len(),
+        )
     }
 
     /// Forgets what was staged since `mark` (a job rolled back to its savepoint); rare, so
@@ -157,20 +176,32 @@ impl WriterState {
         self.staged = Staged::default();
     }
 
-    fn series_id(&mut self, transaction: &Transaction<'_>, key: (&str, &str, &str)) -> Result<i64, StoreError> {
+    fn series_id(
+        &mut self,
+        transaction: &Transaction<'_>,
+        key: (&str, &str, &str),
+    ) -> Result<i64, StoreError> {
         let owned = (key.0.to_owned(), key.1.to_owned(), key.2.to_owned());
-        if let Some(id) = self.series_ids.get(&owned).or_else(|| self.staged.series.get(&owned)) {
+        if let Some(id) = self
+            .series_ids
+            .get(&owned)
+            .or_else(|| self.staged.series.get(&owned))
+        {
             return Ok(*id);
         }
         let existing: Option<i64> = transaction
-            .prepare_cached("SELECT id FROM series WHERE model = ?1 AND version = ?2 AND metric = ?3")?
+            .prepare_cached(
+                "SELECT id FROM series WHERE model = ?1 AND version = ?2 AND metric = ?3",
+            )?
             .query_row(params![key.0, key.1, key.2], |row| row.get(0))
             .optional()?;
         let id = match existing {
             Some(id) => id,
             None => {
                 transaction
-                    .prepare_cached("INSERT INTO series (model, version, metric) VALUES (?1, ?2, ?3)")?
+                    .prepare_cached(
+                        "INSERT INTO series (model, version, metric) VALUES (?1, ?2, ?3)",
+                    )?
                     .execute(params![key.0, key.1, key.2])?;
                 transaction.last_insert_rowid()
             }
@@ -181,23 +212,39 @@ impl WriterState {
         Ok(id)
     }
 
-    fn dataset_id(&mut self, transaction: &Transaction<'_>, dataset: Option<&Dataset>) -> Result<u32, StoreError> {
+    fn dataset_id(
+        &mut self,
+        transaction: &Transaction<'_>,
+        dataset: Option<&Dataset>,
+    ) -> Result<u32, StoreError> {
         let Some(dataset) = dataset else { return Ok(0) };
         let name = dataset.as_str();
-        if let Some(id) = self.dataset_ids.get(name).or_else(|| self.staged.datasets.get(name)) {
+        if let Some(id) = self
+            .dataset_ids
+            .get(name)
+            .or_else(|| self.staged.datasets.get(name))
+        {
             return Ok(*id);
         }
-        transaction.prepare_cached("INSERT OR IGNORE INTO datasets (name) VALUES (?1)")?.execute([name])?;
+        transaction
+            .prepare_cached("INSERT OR IGNORE INTO datasets (name) VALUES (?1)")?
+            .execute([name])?;
         let id: i64 = transaction
             .prepare_cached("SELECT id FROM datasets WHERE name = ?1")?
             .query_row([name], |row| row.get(0))?;
-        let id = u32::try_from(id).map_err(|_| StoreError::Corrupt("dataset id out of range".into()))?;
+        let id =
+            u32::try_from(id).map_err(|_| StoreError::Corrupt("dataset id out of range".into()))?;
         self.staged.dataset(name.to_owned(), id);
         Ok(id)
     }
 
     fn small_chunks(&self, series_id: i64) -> SmallChunks {
-        self.staged.small.get(&series_id).or_else(|| self.small_chunks.get(&series_id)).copied().unwrap_or_default()
+        self.staged
+            .small
+            .get(&series_id)
+            .or_else(|| self.small_chunks.get(&series_id))
+            .copied()
+            .unwrap_or_default()
     }
 
     fn note_chunk(&mut self, series_id: i64, points: usize) {
@@ -215,11 +262,17 @@ impl WriterState {
     }
 }
 
-fn load_small_chunks(transaction: &Transaction<'_>, series_id: i64) -> Result<SmallChunks, StoreError> {
+fn load_small_chunks(
+    transaction: &Transaction<'_>,
+    series_id: i64,
+) -> Result<SmallChunks, StoreError> {
     let (chunks, points): (i64, i64) = transaction
         .prepare_cached("SELECT count(*), coalesce(sum(count), 0) FROM chunks WHERE series_id = ?1 AND count < ?2")?
         .query_row(params![series_id, SEALED_CHUNK_LEN], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(SmallChunks { chunks: u32::try_from(chunks).unwrap_or(u32::MAX), points })
+    Ok(SmallChunks {
+        chunks: u32::try_from(chunks).unwrap_or(u32::MAX),
+        points,
+    })
 }
 
 /// Runs jobs until every sender is gone, then returns (after the last commit).
@@ -241,7 +294,11 @@ pub fn run(mut connection: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
     }
 }
 
-fn commit_batch(connection: &mut Connection, state: &mut WriterState, batch: Vec<Box<dyn WriteJob>>) {
+fn commit_batch(
+    connection: &mut Connection,
+    state: &mut WriterState,
+    batch: Vec<Box<dyn WriteJob>>,
+) {
     let transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(transaction) => transaction,
         Err(error) => {
@@ -298,11 +355,22 @@ fn run_in_savepoint(
 
 /// Appends a batch as one chunk per series. Validation happens first, so an invalid
 /// sample stops the batch before anything is written.
-pub fn append(state: &mut WriterState, transaction: &Transaction<'_>, samples: &[Sample]) -> Result<(), StoreError> {
+pub fn append(
+    state: &mut WriterState,
+    transaction: &Transaction<'_>,
+    samples: &[Sample],
+) -> Result<(), StoreError> {
     validate_batch(samples, &load_custom_metrics(transaction)?)?;
     let mut groups: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
     for (index, sample) in samples.iter().enumerate() {
-        groups.entry((sample.model.as_str(), sample.version.as_str(), sample.metric.as_str())).or_default().push(index);
+        groups
+            .entry((
+                sample.model.as_str(),
+                sample.version.as_str(),
+                sample.metric.as_str(),
+            ))
+            .or_default()
+            .push(index);
     }
     let mut columns = Columns::default();
     for (key, mut indices) in groups {
@@ -314,7 +382,9 @@ pub fn append(state: &mut WriterState, transaction: &Transaction<'_>, samples: &
         columns.datasets.clear();
         for (position, &i) in indices.iter().enumerate() {
             let sample = &samples[i];
-            let next_same = indices.get(position + 1).is_some_and(|&j| samples[j].timestamp == sample.timestamp);
+            let next_same = indices
+                .get(position + 1)
+                .is_some_and(|&j| samples[j].timestamp == sample.timestamp);
             if next_same {
                 continue;
             }
@@ -327,7 +397,11 @@ pub fn append(state: &mut WriterState, transaction: &Transaction<'_>, samples: &
     Ok(())
 }
 
-fn insert_chunk(transaction: &Transaction<'_>, series_id: i64, columns: &Columns) -> Result<(), StoreError> {
+fn insert_chunk(
+    transaction: &Transaction<'_>,
+    series_id: i64,
+    columns: &Columns,
+) -> Result<(), StoreError> {
     let (Some(first), Some(last)) = (columns.timestamps.first(), columns.timestamps.last()) else {
         return Ok(());
     };
@@ -337,9 +411,16 @@ fn insert_chunk(transaction: &Transaction<'_>, series_id: i64, columns: &Columns
     Ok(())
 }
 
-pub fn define_metric(transaction: &Transaction<'_>, definition: &MetricDefinition) -> Result<(), StoreError> {
-    let definition = MetricDefinition::custom(definition.metric.clone(), definition.direction, definition.range)
-        .map_err(StoreError::Invalid)?;
+pub fn define_metric(
+    transaction: &Transaction<'_>,
+    definition: &MetricDefinition,
+) -> Result<(), StoreError> {
+    let definition = MetricDefinition::custom(
+        definition.metric.clone(),
+        definition.direction,
+        definition.range,
+    )
+    .map_err(StoreError::Invalid)?;
     transaction
         .prepare_cached(
             "INSERT INTO metric_definitions (metric, direction, min_value, max_value) VALUES (?1, ?2, ?3, ?4)
@@ -380,11 +461,15 @@ fn compact_some(connection: &mut Connection, state: &mut WriterState) -> Result<
 /// Merges a series' small chunks into as few chunks as possible. Small chunks are always
 /// younger than sealed ones (sealed chunks come only from earlier compactions), so the
 /// merged chunk taking a new, higher id keeps "the later write wins" true for readers.
-fn compact_series(transaction: &Transaction<'_>, series_id: i64) -> Result<SmallChunks, StoreError> {
+fn compact_series(
+    transaction: &Transaction<'_>,
+    series_id: i64,
+) -> Result<SmallChunks, StoreError> {
     let mut rows: Vec<Vec<u8>> = Vec::new();
     {
-        let mut statement =
-            transaction.prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 AND count < ?2 ORDER BY id")?;
+        let mut statement = transaction.prepare_cached(
+            "SELECT data FROM chunks WHERE series_id = ?1 AND count < ?2 ORDER BY id",
+        )?;
         let mut found = statement.query(params![series_id, SEALED_CHUNK_LEN])?;
         while let Some(row) = found.next()? {
             rows.push(row.get(0)?);
@@ -408,9 +493,13 @@ fn compact_series(transaction: &Transaction<'_>, series_id: i64) -> Result<Small
         piece.timestamps.clear();
         piece.values.clear();
         piece.datasets.clear();
-        piece.timestamps.extend_from_slice(&merged.timestamps[start..end]);
+        piece
+            .timestamps
+            .extend_from_slice(&merged.timestamps[start..end]);
         piece.values.extend_from_slice(&merged.values[start..end]);
-        piece.datasets.extend_from_slice(&merged.datasets[start..end]);
+        piece
+            .datasets
+            .extend_from_slice(&merged.datasets[start..end]);
         insert_chunk(transaction, series_id, &piece)?;
     }
     load_small_chunks(transaction, series_id)
@@ -422,9 +511,15 @@ pub fn sort_keeping_last(columns: Columns) -> Columns {
     order.sort_by_key(|&i| columns.timestamps[i]);
     let mut sorted = Columns::default();
     for (position, &i) in order.iter().enumerate() {
-        let superseded = order.get(position + 1).is_some_and(|&j| columns.timestamps[j] == columns.timestamps[i]);
+        let superseded = order
+            .get(position + 1)
+            .is_some_and(|&j| columns.timestamps[j] == columns.timestamps[i]);
         if !superseded {
-            sorted.push(columns.timestamps[i], columns.values[i], columns.datasets[i]);
+            sorted.push(
+                columns.timestamps[i],
+                columns.values[i],
+                columns.datasets[i],
+            );
         }
     }
     sorted
