@@ -6,9 +6,9 @@
 //! locking serialises their writers, and every cache here holds only facts that never
 //! change once committed (series and dataset ids).
 
-mod read;
+pub(crate) mod read;
 pub(crate) mod schema;
-mod writer;
+pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
@@ -145,7 +145,7 @@ impl SqliteStore {
     }
 
     /// Runs `work` in the writer's next transaction and returns its result once committed.
-    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut WriterState, &Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
@@ -160,7 +160,7 @@ impl SqliteStore {
         committed.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
+    pub(crate) async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &Catalogue) -> Result<T, StoreError> + Send + 'static,

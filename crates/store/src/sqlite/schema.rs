@@ -14,52 +14,63 @@ use crate::StoreError;
 /// "mwat" in ASCII.
 pub const APPLICATION_ID: i64 = 0x6D77_6174;
 
-/// Each entry brings the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[
-    // 1: samples, stored as encoded chunks per series (see codec.rs).
-    "CREATE TABLE series (
-        id      INTEGER PRIMARY KEY,
-        model   TEXT NOT NULL,
-        version TEXT NOT NULL,
-        metric  TEXT NOT NULL,
-        UNIQUE (model, version, metric)
-    );
-    CREATE TABLE datasets (
-        id   INTEGER PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE
-    );
-    CREATE TABLE chunks (
-        id        INTEGER PRIMARY KEY,
-        series_id INTEGER NOT NULL REFERENCES series (id),
-        min_ms    INTEGER NOT NULL,
-        max_ms    INTEGER NOT NULL,
-        count     INTEGER NOT NULL,
-        data      BLOB NOT NULL
-    );
-    CREATE INDEX chunks_by_series_time ON chunks (series_id, max_ms);",
-    // 2: declared custom metrics; the chunk index also covers min_ms so that range
-    // lookups and series listings are answered from the index alone.
-    "CREATE TABLE metric_definitions (
-        metric    TEXT PRIMARY KEY,
-        direction TEXT NOT NULL CHECK (direction IN ('higher_is_better', 'lower_is_better')),
-        min_value REAL,
-        max_value REAL
-    );
-    DROP INDEX chunks_by_series_time;
-    CREATE INDEX chunks_by_series_time ON chunks (series_id, max_ms, min_ms);",
-    // 3: the head: one row per committed batch holding all its series (see head.rs), so a
+/// `(version, sql)`: each entry brings the schema from `version - 1` to `version`. Keep
+/// the versions contiguous and in order; a version, once landed, never changes.
+/// Reserved: 4 alerting (rules, alerts, history, silences, outbox), 5 API tokens.
+const MIGRATIONS: &[(i64, &str)] = &[
+    // Samples, stored as encoded chunks per series (see codec.rs).
+    (
+        1,
+        "CREATE TABLE series (
+            id      INTEGER PRIMARY KEY,
+            model   TEXT NOT NULL,
+            version TEXT NOT NULL,
+            metric  TEXT NOT NULL,
+            UNIQUE (model, version, metric)
+        );
+        CREATE TABLE datasets (
+            id   INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE
+        );
+        CREATE TABLE chunks (
+            id        INTEGER PRIMARY KEY,
+            series_id INTEGER NOT NULL REFERENCES series (id),
+            min_ms    INTEGER NOT NULL,
+            max_ms    INTEGER NOT NULL,
+            count     INTEGER NOT NULL,
+            data      BLOB NOT NULL
+        );
+        CREATE INDEX chunks_by_series_time ON chunks (series_id, max_ms);",
+    ),
+    // Declared custom metrics; the chunk index also covers min_ms so that range lookups
+    // and series listings are answered from the index alone.
+    (
+        2,
+        "CREATE TABLE metric_definitions (
+            metric    TEXT PRIMARY KEY,
+            direction TEXT NOT NULL CHECK (direction IN ('higher_is_better', 'lower_is_better')),
+            min_value REAL,
+            max_value REAL
+        );
+        DROP INDEX chunks_by_series_time;
+        CREATE INDEX chunks_by_series_time ON chunks (series_id, max_ms, min_ms);",
+    ),
+    // The head: one row per committed batch holding all its series (see head.rs), so a
     // batch costs one row instead of one index entry per series; compaction moves head
     // rows into per-series chunks.
-    "CREATE TABLE head (
-        id     INTEGER PRIMARY KEY,
-        min_ms INTEGER NOT NULL,
-        max_ms INTEGER NOT NULL,
-        count  INTEGER NOT NULL,
-        data   BLOB NOT NULL
-    );",
+    (
+        3,
+        "CREATE TABLE head (
+            id     INTEGER PRIMARY KEY,
+            min_ms INTEGER NOT NULL,
+            max_ms INTEGER NOT NULL,
+            count  INTEGER NOT NULL,
+            data   BLOB NOT NULL
+        );",
+    ),
 ];
 
-pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
+pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// Checks the file is ours and brings its schema to `target` (normally [`LATEST_VERSION`]).
 pub fn migrate(connection: &mut Connection, path: &Path, target: i64) -> Result<(), StoreError> {
@@ -83,20 +94,21 @@ pub fn migrate(connection: &mut Connection, path: &Path, target: i64) -> Result<
             supported: LATEST_VERSION,
         });
     }
-    for next in version..target.min(LATEST_VERSION) {
+    for &(next, migration) in MIGRATIONS
+        .iter()
+        .filter(|(v, _)| *v > version && *v <= target)
+    {
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
         // Another process may have migrated while we waited for the lock.
         let current: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        if current > next {
+        if current >= next {
             transaction.commit()?;
             continue;
         }
-        let migration = MIGRATIONS[next as usize];
         transaction.execute_batch(migration)?;
         transaction.execute_batch(&format!(
-            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {};",
-            next + 1
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {next};"
         ))?;
         transaction.commit()?;
     }
