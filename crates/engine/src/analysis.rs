@@ -1,0 +1,1 @@
+//! Degradation checks, history and health, version comparison over stored samples.
