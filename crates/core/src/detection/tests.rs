@@ -44,7 +44,8 @@ fn latest_accuracy_drop_is_a_critical_degradation_by_prediction_interval() {
         comparison: Comparison::Latest(series.last()),
         reference: None,
     };
-    let r = check_degradation(&model, &version, &windows, &small_windows());
+    let options = DetectionOptions { latest_value_alpha: 0.01, ..small_windows() };
+    let r = check_degradation(&model, &version, &windows, &options);
     let t = 0.2 / (0.02 * (4.0f64 / 3.0).sqrt());
     let p = 0.5 - t / (2.0 * (t * t + 2.0).sqrt());
     close(r.current_value, 0.70);
@@ -61,7 +62,10 @@ fn latest_accuracy_drop_is_a_critical_degradation_by_prediction_interval() {
     assert_eq!(r.method, "prediction_interval");
     assert_eq!((r.baseline_samples, r.comparison_samples, r.reference_samples), (3, 1, 0));
     assert_eq!(r.change_started_at, None);
-    assert_eq!((r.alpha, r.min_degradation_percentage), (0.01, 5.0));
+    assert_eq!((r.alpha, r.min_degradation_percentage), (0.01, 3.0));
+    // At the default single-value level of 0.001 the same value is not enough evidence.
+    let strict = check_degradation(&model, &version, &windows, &small_windows());
+    assert_eq!((strict.alpha, strict.is_degraded, strict.severity), (0.001, false, Severity::None));
     assert_eq!(
         r.recommendation,
         "accuracy has dropped sharply: compare recent inputs with the training data, and consider rolling back to the previous version or retraining."
@@ -155,7 +159,7 @@ fn zero_baseline_uses_the_range_and_never_emits_nan() {
     assert_eq!(json["severity"], "high");
     assert_eq!(json["status"], "degraded");
 
-    // 0 → 0.02 is 2 % of the range: real, but below the 5 % threshold.
+    // 0 → 0.02 is 2 % of the range: real, but below the 3 % threshold.
     let small = points_from(3, &[0.02, 0.02, 0.02]);
     let windows = MetricWindows { comparison: Comparison::Window(&small), ..windows };
     let r = check_degradation(&model, &version, &windows, &small_windows());
@@ -163,7 +167,7 @@ fn zero_baseline_uses_the_range_and_never_emits_nan() {
     assert_eq!((r.severity, r.status), (Severity::Low, DegradationStatus::Ok));
     assert_eq!(
         r.recommendation,
-        "Keep watching error_rate: it is measurably worse, but by less than the 5% that counts as degraded."
+        "Keep watching error_rate: it is measurably worse, but by less than the 3% that counts as degraded."
     );
 }
 

@@ -1,0 +1,118 @@
+//! The two detectors under test, both asked the same question at the same "now" over the
+//! same windows: (a) the seed's plain percentage rule, (b) modelwatch's default check.
+
+use modelwatch_core::detection::{
+    detection_windows, Comparison, ComparisonWindow, DetectionOptions, Detector, MetricWindows, Reference, WindowSpec,
+};
+use modelwatch_core::{MetricDefinition, ModelName, Point, TimeRange, Timestamp, Version};
+
+/// The seed's threshold: degraded when worse by more than 5 %.
+pub const PLAIN_THRESHOLD_PERCENTAGE: f64 = 5.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Plain,
+    Modelwatch,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Plain, Kind::Modelwatch];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Plain => "plain 5 % rule (seed)",
+            Kind::Modelwatch => "modelwatch default",
+        }
+    }
+}
+
+/// Points of a time-ordered series inside a range.
+pub fn slice(points: &[Point], range: TimeRange) -> &[Point] {
+    let start = points.partition_point(|p| p.timestamp < range.start);
+    let end = points.partition_point(|p| p.timestamp < range.end);
+    &points[start..end.max(start)]
+}
+
+/// A detector with its scratch buffers, reused across checks.
+#[derive(Debug)]
+pub struct Runner {
+    pub spec: WindowSpec,
+    pub options: DetectionOptions,
+    detector: Detector,
+    model: ModelName,
+    version: Version,
+}
+
+impl Runner {
+    pub fn new(comparison_hours: Option<u32>) -> Runner {
+        Runner {
+            spec: WindowSpec { comparison_hours, ..WindowSpec::default() },
+            options: options_from_env(),
+            detector: Detector::default(),
+            model: ModelName::parse("bench").unwrap_or_else(|_| unreachable!()),
+            version: Version::parse("v1").unwrap_or_else(|_| unreachable!()),
+        }
+    }
+
+    /// Does `kind` call the series degraded at `now` (only points before `now` are seen)?
+    pub fn degraded(&mut self, kind: Kind, definition: &MetricDefinition, series: &[Point], now: Timestamp) -> bool {
+        let windows = detection_windows(now, &self.spec);
+        let baseline = slice(series, windows.baseline);
+        let (comparison, latest_point);
+        match windows.comparison {
+            ComparisonWindow::Latest { search } => {
+                latest_point = slice(series, search).last();
+                comparison = Comparison::Latest(latest_point);
+            }
+            ComparisonWindow::Range(range) => comparison = Comparison::Window(slice(series, range)),
+        }
+        match kind {
+            Kind::Plain => plain_rule(definition, baseline, comparison),
+            Kind::Modelwatch => {
+                let reference = windows
+                    .reference
+                    .map(|(seasonality, range)| Reference { seasonality, points: slice(series, range) });
+                let input = MetricWindows { definition, baseline, comparison, reference };
+                self.detector.check(&self.model, &self.version, &input, &self.options).is_degraded
+            }
+        }
+    }
+}
+
+/// Baseline mean vs the latest value (or the comparison mean): degraded when worse by more
+/// than 5 % of the baseline. No statistics, no minimum sample count beyond one.
+fn plain_rule(definition: &MetricDefinition, baseline: &[Point], comparison: Comparison<'_>) -> bool {
+    let baseline: Vec<&Point> = match comparison {
+        Comparison::Latest(Some(latest)) => baseline.iter().filter(|p| p.timestamp < latest.timestamp).collect(),
+        _ => baseline.iter().collect(),
+    };
+    if baseline.is_empty() {
+        return false;
+    }
+    let base = baseline.iter().map(|p| p.value).sum::<f64>() / baseline.len() as f64;
+    let current = match comparison {
+        Comparison::Latest(Some(latest)) => latest.value,
+        Comparison::Latest(None) => return false,
+        Comparison::Window([]) => return false,
+        Comparison::Window(points) => points.iter().map(|p| p.value).sum::<f64>() / points.len() as f64,
+    };
+    if base == 0.0 {
+        return false;
+    }
+    100.0 * definition.direction.worsening(base, current) / base.abs() > PLAIN_THRESHOLD_PERCENTAGE
+}
+
+/// `DetectionOptions::default()`, or the JSON in `MODELWATCH_DETECTION_OPTIONS` (fields
+/// not given keep their defaults) to try other settings on the same streams.
+pub fn options_from_env() -> DetectionOptions {
+    match std::env::var("MODELWATCH_DETECTION_OPTIONS") {
+        Ok(json) => match serde_json::from_str(&json) {
+            Ok(options) => options,
+            Err(error) => {
+                eprintln!("ignoring MODELWATCH_DETECTION_OPTIONS: {error}");
+                DetectionOptions::default()
+            }
+        },
+        Err(_) => DetectionOptions::default(),
+    }
+}
