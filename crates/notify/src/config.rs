@@ -436,10 +436,12 @@ impl RawChannel {
     ) -> Result<ChannelConfig, ConfigError> {
         let channel_name = ChannelName::parse(name)?;
         let key = |field: &str| format!("channels.{name}.{field}");
-        let kind = self
-            .kind
-            .clone()
-            .ok_or_else(|| invalid(key("kind"), "missing (slack, pagerduty, email, webhook or alertmanager)"))?;
+        let kind = self.kind.clone().ok_or_else(|| {
+            invalid(
+                key("kind"),
+                "missing (slack, pagerduty, email, webhook or alertmanager)",
+            )
+        })?;
         let allowed: &[&str] = match kind.as_str() {
             "slack" => &["url", "digest_after"],
             "pagerduty" => &["url", "routing_key"],
@@ -516,22 +518,32 @@ impl RawChannel {
                 let credentials = match (self.username.clone(), self.password.clone()) {
                     (Some(user), Some(password)) => Some((user, password)),
                     (None, None) => None,
-                    (Some(_), None) => return Err(invalid(key("password"), "missing (username is set)")),
-                    (None, Some(_)) => return Err(invalid(key("username"), "missing (password is set)")),
+                    (Some(_), None) => {
+                        return Err(invalid(key("password"), "missing (username is set)"))
+                    }
+                    (None, Some(_)) => {
+                        return Err(invalid(key("username"), "missing (password is set)"))
+                    }
                 };
                 let from = self
                     .from
                     .clone()
                     .ok_or_else(|| invalid(key("from"), "missing"))?;
                 if !is_address(&from) {
-                    return Err(invalid(key("from"), format!("{from:?} is not an e-mail address")));
+                    return Err(invalid(
+                        key("from"),
+                        format!("{from:?} is not an e-mail address"),
+                    ));
                 }
                 let to = self.to.clone().unwrap_or_default();
                 if to.is_empty() {
                     return Err(invalid(key("to"), "needs at least one address"));
                 }
                 if let Some(bad) = to.iter().find(|a| !is_address(a)) {
-                    return Err(invalid(key("to"), format!("{bad:?} is not an e-mail address")));
+                    return Err(invalid(
+                        key("to"),
+                        format!("{bad:?} is not an e-mail address"),
+                    ));
                 }
                 ChannelKind::Email(EmailConfig {
                     smtp_host,
@@ -644,7 +656,8 @@ mod tests {
 
     #[test]
     fn pagerduty_defaults_to_the_events_api_v2() {
-        let config = load("[channels.p]\nkind = \"pagerduty\"\nrouting_key = \"k\"\n").expect("valid");
+        let config =
+            load("[channels.p]\nkind = \"pagerduty\"\nrouting_key = \"k\"\n").expect("valid");
         let Some(ChannelKind::PagerDuty(pd)) = config.channel("p").map(|c| &c.kind) else {
             panic!("pagerduty")
         };
@@ -665,7 +678,10 @@ mod tests {
         for secret in ["s3cret", "R0UT1NGKEY", "XXXXSECRET", "T000"] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
-        assert!(text.contains("http://127.0.0.1:9000/hook (signed)"), "{text}");
+        assert!(
+            text.contains("http://127.0.0.1:9000/hook (signed)"),
+            "{text}"
+        );
         assert!(!format!("{config:?}").contains("s3cret"));
     }
 

@@ -58,7 +58,10 @@ mod tests {
             assert!(DeliveryError::status(status, "").is_retryable(), "{status}");
         }
         for status in [400, 401, 403, 404, 410, 413, 422] {
-            assert!(!DeliveryError::status(status, "").is_retryable(), "{status}");
+            assert!(
+                !DeliveryError::status(status, "").is_retryable(),
+                "{status}"
+            );
         }
         assert!(DeliveryError::Timeout(Duration::from_secs(1)).is_retryable());
         assert!(!DeliveryError::Build("x".into()).is_retryable());

@@ -275,7 +275,9 @@ mod tests {
             Some("resolved by bob: rolled back")
         );
         assert_eq!(
-            message(NotificationEvent::Acknowledged).actor_line().as_deref(),
+            message(NotificationEvent::Acknowledged)
+                .actor_line()
+                .as_deref(),
             Some("acknowledged by alice")
         );
     }

@@ -201,7 +201,9 @@ impl Worker {
         while let Some(done) = tasks.join_next().await {
             match done {
                 Ok(Ok(part)) => report.add(&part),
-                Ok(Err(error)) => tracing::warn!(%error, "notification pass could not record an outcome"),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "notification pass could not record an outcome")
+                }
                 Err(error) => tracing::error!(%error, "notification task panicked"),
             }
         }
@@ -286,8 +288,15 @@ impl Worker {
                 tracing::warn!(channel = row.channel, alert_id = %row.alert_id, error, "notification failed for good");
             }
         }
-        if !self.outbox.finish(row.id, &self.owner, outcome, now).await? {
-            tracing::warn!(id = row.id, "lost the lease on a notification before recording it");
+        if !self
+            .outbox
+            .finish(row.id, &self.owner, outcome, now)
+            .await?
+        {
+            tracing::warn!(
+                id = row.id,
+                "lost the lease on a notification before recording it"
+            );
         }
         Ok(())
     }
@@ -318,15 +327,18 @@ impl Worker {
         // Waiting for the channel may have eaten into the lease: a row whose lease ends
         // before a send could finish is left alone; it is claimed again later.
         let (rows, stale): (Vec<Delivery>, Vec<Delivery>) = rows.into_iter().partition(|row| {
-            row.lease_until
-                .is_none_or(|until| {
-                    now.saturating_add(waiting_since.elapsed())
-                        .saturating_add(channel.timeout)
-                        < until
-                })
+            row.lease_until.is_none_or(|until| {
+                now.saturating_add(waiting_since.elapsed())
+                    .saturating_add(channel.timeout)
+                    < until
+            })
         });
         if !stale.is_empty() {
-            tracing::debug!(channel = channel_name, rows = stale.len(), "leases ran out while waiting");
+            tracing::debug!(
+                channel = channel_name,
+                rows = stale.len(),
+                "leases ran out while waiting"
+            );
         }
         let silences = self.outbox.silences(now).await?;
         let mut sendable: Vec<(Delivery, AlertMessage)> = Vec::new();
@@ -344,7 +356,8 @@ impl Worker {
             channel.digest_after,
         );
         for group in &plan.messages {
-            let messages: Vec<AlertMessage> = group.iter().map(|&i| sendable[i].1.clone()).collect();
+            let messages: Vec<AlertMessage> =
+                group.iter().map(|&i| sendable[i].1.clone()).collect();
             if messages.len() > 1 {
                 if let Some(c) = self.counters.get(channel_name) {
                     c.digests.fetch_add(1, Ordering::Relaxed);
@@ -357,9 +370,13 @@ impl Worker {
                 let row = &sendable[i].0;
                 let outcome = match &result {
                     Ok(()) => Outcome::Delivered,
-                    Err(error) => {
-                        after_failure(&self.config.policy, row.attempts, error, now, (self.jitter)())
-                    }
+                    Err(error) => after_failure(
+                        &self.config.policy,
+                        row.attempts,
+                        error,
+                        now,
+                        (self.jitter)(),
+                    ),
                 };
                 self.finish(row, outcome, now, &mut report).await?;
             }
@@ -378,7 +395,8 @@ impl Worker {
                     ),
                     retry_at,
                 };
-                self.finish(&sendable[i].0, outcome, now, &mut report).await?;
+                self.finish(&sendable[i].0, outcome, now, &mut report)
+                    .await?;
             }
         }
         Ok(report)

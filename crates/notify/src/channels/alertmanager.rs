@@ -64,10 +64,17 @@ mod tests {
         let firing = alert(&message(NotificationEvent::Firing), now, ttl).expect("firing");
         let resolved = alert(&message(NotificationEvent::Resolved), now, ttl).expect("resolved");
         assert_eq!(firing["labels"], resolved["labels"]);
-        for label in ["alertname", "model", "version", "metric", "severity", "rule"] {
+        for label in [
+            "alertname",
+            "model",
+            "version",
+            "metric",
+            "severity",
+            "rule",
+        ] {
             assert!(firing["labels"][label].is_string(), "{label}");
         }
-        assert_eq!(firing["endsAt"], "2024-05-01T12:41:40.000Z");
+        assert_eq!(firing["endsAt"], "2024-05-01T13:01:40.000Z");
         assert_eq!(resolved["endsAt"], "2024-05-01T12:01:00.000Z");
         assert_eq!(firing["startsAt"], "2024-05-01T12:00:00.000Z");
         assert!(alert(&message(NotificationEvent::Acknowledged), now, ttl).is_none());

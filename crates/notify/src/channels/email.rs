@@ -128,7 +128,13 @@ mod tests {
             "[modelwatch] [FIRING] high: fraud_detector v2.1 precision 0.87 (baseline 0.94, -7.4%)"
         );
         for part in [&email.text, &email.html] {
-            for expected in ["fraud_detector", "0.94", "-7.4%", "0.0012", "/alerts/alert_3f9a1c2b"] {
+            for expected in [
+                "fraud_detector",
+                "0.94",
+                "-7.4%",
+                "0.0012",
+                "/alerts/alert_3f9a1c2b",
+            ] {
                 assert!(part.contains(expected), "{expected} missing in {part}");
             }
         }

@@ -202,20 +202,15 @@ async fn send_email(
         Tls::None => {
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.smtp_host.as_str())
         }
-        Tls::Starttls => {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.smtp_host)
-                .map_err(smtp_error)?
-        }
+        Tls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.smtp_host)
+            .map_err(smtp_error)?,
         Tls::Tls => {
             AsyncSmtpTransport::<Tokio1Executor>::relay(&config.smtp_host).map_err(smtp_error)?
         }
     };
     let mut builder = builder.port(config.smtp_port).timeout(Some(timeout));
     if let Some((user, password)) = &config.credentials {
-        builder = builder.credentials(Credentials::new(
-            user.clone(),
-            password.expose().to_owned(),
-        ));
+        builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
     }
     builder
         .build()

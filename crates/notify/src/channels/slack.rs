@@ -119,7 +119,9 @@ pub fn digest(messages: &[AlertMessage]) -> Value {
         if let Some(actor) = m.actor_line() {
             line.push_str(&format!(" ({actor})"));
         }
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&line, 3000)}}));
+        blocks.push(
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&line, 3000)}}),
+        );
     }
     if messages.len() > MAX_DIGEST_ENTRIES {
         blocks.push(json!({"type": "context", "elements": [{
@@ -150,10 +152,20 @@ mod tests {
         assert!(!blocks.is_empty() && blocks.len() <= 50);
         for block in blocks {
             let kind = block["type"].as_str().expect("type");
-            assert!(["header", "section", "actions", "context"].contains(&kind), "{kind}");
+            assert!(
+                ["header", "section", "actions", "context"].contains(&kind),
+                "{kind}"
+            );
             if kind == "header" {
                 assert_eq!(block["text"]["type"], "plain_text");
-                assert!(block["text"]["text"].as_str().expect("text").chars().count() <= 150);
+                assert!(
+                    block["text"]["text"]
+                        .as_str()
+                        .expect("text")
+                        .chars()
+                        .count()
+                        <= 150
+                );
             }
             if let Some(fields) = block.get("fields") {
                 let fields = fields.as_array().expect("fields");
@@ -200,7 +212,9 @@ mod tests {
 
     #[test]
     fn digest_lists_every_alert_in_one_message() {
-        let many: Vec<AlertMessage> = (0..30).map(|_| message(NotificationEvent::Firing)).collect();
+        let many: Vec<AlertMessage> = (0..30)
+            .map(|_| message(NotificationEvent::Firing))
+            .collect();
         let payload = digest(&many);
         assert_valid_block_kit(&payload);
         assert!(payload.to_string().contains("30 alerts firing"));

@@ -66,6 +66,9 @@ mod tests {
         assert_eq!(b["alert"]["status"], "acknowledged");
         assert_eq!(b["alert"]["acknowledged_by"], "alice");
         assert_eq!(b["baseline"], 0.94);
-        assert_eq!(b["alert_url"], "http://127.0.0.1:7878/alerts/alert_3f9a1c2b");
+        assert_eq!(
+            b["alert_url"],
+            "http://127.0.0.1:7878/alerts/alert_3f9a1c2b"
+        );
     }
 }

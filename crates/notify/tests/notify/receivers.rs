@@ -3,11 +3,9 @@
 //! and a real Prometheus Alertmanager listing the alert until it is resolved. Plus the
 //! failure modes: receiver down, refusing, hanging.
 
-
-
-
 use std::time::{Duration, Instant};
 
+use crate::support::{Alertmanager, Behaviour, Receiver, SmtpSink};
 use modelwatch_core::alerting::{
     Alert, AlertId, AlertStatus, NotificationEvent, RuleId, Severity, Trigger,
 };
@@ -15,7 +13,6 @@ use modelwatch_core::{Metric, ModelName, Timestamp, Version};
 use modelwatch_notify::channels::webhook;
 use modelwatch_notify::{AlertMessage, ChannelConfig, DeliveryError, RawChannel, Secret, Sender};
 use reqwest::Url;
-use crate::support::{Alertmanager, Behaviour, Receiver, SmtpSink};
 
 pub fn now() -> Timestamp {
     let ms = std::time::SystemTime::now()
@@ -100,18 +97,28 @@ async fn webhook_posts_the_alert_signed_with_hmac_sha256() {
     let a = alert(1, now());
     let sender = Sender::new().unwrap();
     sender
-        .send(&hook, &[message(&a, NotificationEvent::Firing, now())], now())
+        .send(
+            &hook,
+            &[message(&a, NotificationEvent::Firing, now())],
+            now(),
+        )
         .await
         .unwrap();
     let [request] = receiver.requests().try_into().unwrap();
-    assert_eq!((request.method.as_str(), request.path.as_str()), ("POST", "/hook"));
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/hook")
+    );
     assert_eq!(request.header("content-type"), Some("application/json"));
     assert_eq!(
         request.header(webhook::SIGNATURE_HEADER),
         Some(webhook::signature("s3cret", &request.body).as_str())
     );
     assert_eq!(request.header(webhook::EVENT_HEADER), Some("firing"));
-    assert_eq!(request.header(webhook::DELIVERY_HEADER), Some("alert_00000001:firing:test"));
+    assert_eq!(
+        request.header(webhook::DELIVERY_HEADER),
+        Some("alert_00000001:firing:test")
+    );
     let body = request.json();
     assert_eq!(body["event"], "firing");
     assert_eq!(body["alert"]["id"], "alert_00000001");
@@ -129,11 +136,18 @@ async fn webhook_posts_the_alert_signed_with_hmac_sha256() {
 #[tokio::test]
 async fn unsigned_webhook_has_no_signature_header() {
     let receiver = Receiver::start(Behaviour::Status(204)).await;
-    let hook = channel("h", &format!("kind = \"webhook\"\nurl = \"{}\"\n", receiver.url("/")));
+    let hook = channel(
+        "h",
+        &format!("kind = \"webhook\"\nurl = \"{}\"\n", receiver.url("/")),
+    );
     let a = alert(2, now());
     Sender::new()
         .unwrap()
-        .send(&hook, &[message(&a, NotificationEvent::Resolved, now())], now())
+        .send(
+            &hook,
+            &[message(&a, NotificationEvent::Resolved, now())],
+            now(),
+        )
         .await
         .unwrap();
     let [request] = receiver.requests().try_into().unwrap();
@@ -146,7 +160,10 @@ async fn slack_receives_block_kit_and_follow_ups() {
     let receiver = Receiver::start(Behaviour::Status(200)).await;
     let slack = channel(
         "team-slack",
-        &format!("kind = \"slack\"\nurl = \"{}\"\n", receiver.url("/services/T0/B0/XYZ")),
+        &format!(
+            "kind = \"slack\"\nurl = \"{}\"\n",
+            receiver.url("/services/T0/B0/XYZ")
+        ),
     );
     let a = alert(3, now());
     let sender = Sender::new().unwrap();
@@ -164,7 +181,12 @@ async fn slack_receives_block_kit_and_follow_ups() {
     assert_eq!(requests.len(), 3);
     let headers: Vec<String> = requests
         .iter()
-        .map(|r| r.json()["blocks"][0]["text"]["text"].as_str().unwrap().to_owned())
+        .map(|r| {
+            r.json()["blocks"][0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert!(headers[0].contains("FIRING"), "{headers:?}");
     assert!(headers[1].contains("ACKNOWLEDGED"), "{headers:?}");
@@ -182,11 +204,18 @@ async fn slack_receives_block_kit_and_follow_ups() {
 #[tokio::test]
 async fn slack_digest_is_one_message_listing_every_alert() {
     let receiver = Receiver::start(Behaviour::Status(200)).await;
-    let slack = channel("s", &format!("kind = \"slack\"\nurl = \"{}\"\n", receiver.url("/")));
+    let slack = channel(
+        "s",
+        &format!("kind = \"slack\"\nurl = \"{}\"\n", receiver.url("/")),
+    );
     let messages: Vec<AlertMessage> = (10..15)
         .map(|id| message(&alert(id, now()), NotificationEvent::Firing, now()))
         .collect();
-    Sender::new().unwrap().send(&slack, &messages, now()).await.unwrap();
+    Sender::new()
+        .unwrap()
+        .send(&slack, &messages, now())
+        .await
+        .unwrap();
     let [request] = receiver.requests().try_into().unwrap();
     let text = request.json().to_string();
     assert!(text.contains("5 alerts firing"), "{text}");
@@ -212,10 +241,16 @@ async fn pagerduty_gets_trigger_acknowledge_resolve_on_one_dedup_key() {
         NotificationEvent::Acknowledged,
         NotificationEvent::Resolved,
     ] {
-        sender.send(&pd, &[message(&a, event, now())], now()).await.unwrap();
+        sender
+            .send(&pd, &[message(&a, event, now())], now())
+            .await
+            .unwrap();
     }
     let events: Vec<serde_json::Value> = receiver.requests().iter().map(|r| r.json()).collect();
-    let actions: Vec<&str> = events.iter().map(|e| e["event_action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, ["trigger", "acknowledge", "resolve"]);
     for e in &events {
         assert_eq!(e["routing_key"], "R0UT1NGKEY");
@@ -242,7 +277,11 @@ async fn email_arrives_with_a_plain_text_and_an_html_part() {
     let a = alert(5, now());
     Sender::new()
         .unwrap()
-        .send(&mail, &[message(&a, NotificationEvent::Firing, now())], now())
+        .send(
+            &mail,
+            &[message(&a, NotificationEvent::Firing, now())],
+            now(),
+        )
         .await
         .unwrap();
     let messages = crate::support::eventually("the e-mail", Duration::from_secs(10), || {
@@ -257,7 +296,10 @@ async fn email_arrives_with_a_plain_text_and_an_html_part() {
         serde_json::json!(["ml-team@example.com", "oncall@example.com"])
     );
     assert_eq!(email["content_type"], "multipart/alternative");
-    assert!(email["subject"].as_str().unwrap().contains("[FIRING] high: fraud_detector v2.1 precision"));
+    assert!(email["subject"]
+        .as_str()
+        .unwrap()
+        .contains("[FIRING] high: fraud_detector v2.1 precision"));
     let parts = email["parts"].as_array().unwrap();
     let part = |kind: &str| {
         parts
@@ -279,7 +321,10 @@ async fn email_arrives_with_a_plain_text_and_an_html_part() {
 #[tokio::test]
 async fn alertmanager_lists_the_alert_until_it_is_resolved() {
     let manager = Alertmanager::start().await;
-    let am = channel("am", &format!("kind = \"alertmanager\"\nurl = \"{}\"\n", manager.url()));
+    let am = channel(
+        "am",
+        &format!("kind = \"alertmanager\"\nurl = \"{}\"\n", manager.url()),
+    );
     let a = alert(6, now());
     let sender = Sender::new().unwrap();
     sender
@@ -299,18 +344,29 @@ async fn alertmanager_lists_the_alert_until_it_is_resolved() {
 
     // Acknowledgement means nothing to Alertmanager: still listed.
     sender
-        .send(&am, &[message(&a, NotificationEvent::Acknowledged, now())], now())
+        .send(
+            &am,
+            &[message(&a, NotificationEvent::Acknowledged, now())],
+            now(),
+        )
         .await
         .unwrap();
     assert_eq!(manager.alerts().await.len(), 1);
 
     sender
-        .send(&am, &[message(&a, NotificationEvent::Resolved, now())], now())
+        .send(
+            &am,
+            &[message(&a, NotificationEvent::Resolved, now())],
+            now(),
+        )
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !manager.alerts().await.is_empty() {
-        assert!(Instant::now() < deadline, "alertmanager still lists the resolved alert");
+        assert!(
+            Instant::now() < deadline,
+            "alertmanager still lists the resolved alert"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -322,19 +378,29 @@ async fn receiver_down_refusing_or_failing_is_classified() {
     let m = [message(&a, NotificationEvent::Firing, now())];
     let down = channel(
         "down",
-        &format!("kind = \"webhook\"\nurl = \"http://127.0.0.1:{}/\"\n", crate::support::free_port()),
+        &format!(
+            "kind = \"webhook\"\nurl = \"http://127.0.0.1:{}/\"\n",
+            crate::support::free_port()
+        ),
     );
     let error = sender.send(&down, &m, now()).await.unwrap_err();
     assert!(matches!(error, DeliveryError::Connect(_)), "{error}");
     assert!(error.is_retryable());
 
     let receiver = Receiver::start(Behaviour::Status(503)).await;
-    let hook = channel("h", &format!("kind = \"webhook\"\nurl = \"{}\"\n", receiver.url("/")));
+    let hook = channel(
+        "h",
+        &format!("kind = \"webhook\"\nurl = \"{}\"\n", receiver.url("/")),
+    );
     let error = sender.send(&hook, &m, now()).await.unwrap_err();
     assert_eq!(error, DeliveryError::status(503, "no"));
     assert!(error.is_retryable());
     receiver.set(Behaviour::Status(400));
-    assert!(!sender.send(&hook, &m, now()).await.unwrap_err().is_retryable());
+    assert!(!sender
+        .send(&hook, &m, now())
+        .await
+        .unwrap_err()
+        .is_retryable());
 }
 
 #[tokio::test]
@@ -343,9 +409,15 @@ async fn a_hanging_receiver_times_out_without_holding_up_another_channel() {
     let healthy = Receiver::start(Behaviour::Status(200)).await;
     let slow = channel(
         "slow",
-        &format!("kind = \"webhook\"\nurl = \"{}\"\ntimeout = \"1s\"\n", hanging.url("/")),
+        &format!(
+            "kind = \"webhook\"\nurl = \"{}\"\ntimeout = \"1s\"\n",
+            hanging.url("/")
+        ),
     );
-    let fine = channel("fine", &format!("kind = \"webhook\"\nurl = \"{}\"\n", healthy.url("/")));
+    let fine = channel(
+        "fine",
+        &format!("kind = \"webhook\"\nurl = \"{}\"\n", healthy.url("/")),
+    );
     let a = alert(9, now());
     let m = [message(&a, NotificationEvent::Firing, now())];
     let sender = Sender::new().unwrap();
@@ -359,7 +431,10 @@ async fn a_hanging_receiver_times_out_without_holding_up_another_channel() {
         (result, started.elapsed())
     };
     let ((slow_result, slow_took), (fine_result, fine_took)) = tokio::join!(slow_send, fine_send);
-    assert_eq!(slow_result, Err(DeliveryError::Timeout(Duration::from_secs(1))));
+    assert_eq!(
+        slow_result,
+        Err(DeliveryError::Timeout(Duration::from_secs(1)))
+    );
     assert!(slow_took >= Duration::from_secs(1) && slow_took < Duration::from_secs(3));
     assert!(fine_result.is_ok());
     assert!(fine_took < Duration::from_millis(900), "{fine_took:?}");

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use modelwatch_core::alerting::{
-    Alert, AlertId, AlertStatus, NotificationEvent, Silence,
-};
+use modelwatch_core::alerting::{Alert, AlertId, AlertStatus, NotificationEvent, Silence};
 use modelwatch_core::Timestamp;
 use modelwatch_notify::{
     Delivery, NotifyConfig, Outbox, OutboxError, Outcome, RawChannel, RawNotify, Worker,
@@ -91,7 +89,11 @@ impl Outbox for MemoryOutbox {
         let mut claimed = Vec::new();
         for row in rows.iter_mut() {
             let free = row.delivery.lease_until.is_none_or(|until| until <= now);
-            if claimed.len() < limit && row.status == "pending" && row.next_attempt_at <= now && free {
+            if claimed.len() < limit
+                && row.status == "pending"
+                && row.next_attempt_at <= now
+                && free
+            {
                 row.delivery.attempts += 1;
                 row.delivery.lease_until = Some(now.saturating_add(lease));
                 row.lease_owner = Some(owner.into());
@@ -141,19 +143,31 @@ impl Outbox for MemoryOutbox {
 fn config(channels: &[(&str, String)], notify: &str) -> Arc<NotifyConfig> {
     let channels = channels
         .iter()
-        .map(|(name, text)| (name.to_string(), toml::from_str::<RawChannel>(text).unwrap()))
+        .map(|(name, text)| {
+            (
+                name.to_string(),
+                toml::from_str::<RawChannel>(text).unwrap(),
+            )
+        })
         .collect();
     let notify: RawNotify = toml::from_str(notify).unwrap();
     Arc::new(NotifyConfig::from_raw(notify, channels).unwrap())
 }
 
 fn webhook(receiver: &Receiver, extra: &str) -> String {
-    format!("kind = \"webhook\"\nurl = \"{}\"\n{extra}", receiver.url("/"))
+    format!(
+        "kind = \"webhook\"\nurl = \"{}\"\n{extra}",
+        receiver.url("/")
+    )
 }
 
 fn worker(outbox: &Arc<MemoryOutbox>, config: Arc<NotifyConfig>) -> Arc<Worker> {
     let outbox: Arc<dyn Outbox> = outbox.clone();
-    Arc::new(Worker::new(outbox, config, "test-worker").unwrap().with_jitter(|| 0.0))
+    Arc::new(
+        Worker::new(outbox, config, "test-worker")
+            .unwrap()
+            .with_jitter(|| 0.0),
+    )
 }
 
 #[tokio::test]
@@ -161,7 +175,10 @@ async fn receiver_down_is_retried_and_delivered_exactly_once_after_it_comes_back
     let port = crate::support::free_port();
     let outbox = Arc::new(MemoryOutbox::default());
     let config = config(
-        &[("hook", format!("kind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\n"))],
+        &[(
+            "hook",
+            format!("kind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\n"),
+        )],
         "initial_backoff = \"10s\"\nmax_backoff = \"1m\"\n",
     );
     let w = worker(&outbox, config);
@@ -171,20 +188,38 @@ async fn receiver_down_is_retried_and_delivered_exactly_once_after_it_comes_back
     let report = w.run_once(t0).await.unwrap();
     assert_eq!((report.claimed, report.retried), (1, 1));
     // First retry after 10 s · ½ (jitter 0 → the lower bound of "equal jitter").
-    assert_eq!(outbox.next_attempt(1), t0.saturating_add(Duration::from_secs(5)));
+    assert_eq!(
+        outbox.next_attempt(1),
+        t0.saturating_add(Duration::from_secs(5))
+    );
     let (_, attempts, error) = outbox.statuses().remove(0);
     assert_eq!(attempts, 1);
     assert!(error.unwrap().contains("cannot reach the receiver"));
 
     // Not due yet: nothing is claimed.
-    assert_eq!(w.run_once(t0.saturating_add(Duration::from_secs(4))).await.unwrap().claimed, 0);
+    assert_eq!(
+        w.run_once(t0.saturating_add(Duration::from_secs(4)))
+            .await
+            .unwrap()
+            .claimed,
+        0
+    );
 
     let receiver = Receiver::start_on(port, Behaviour::Status(200)).await;
-    let report = w.run_once(t0.saturating_add(Duration::from_secs(5))).await.unwrap();
+    let report = w
+        .run_once(t0.saturating_add(Duration::from_secs(5)))
+        .await
+        .unwrap();
     assert_eq!(report.delivered, 1);
     assert_eq!(outbox.statuses()[0].0, "delivered");
     // Delivered rows are never claimed again.
-    assert_eq!(w.run_once(t0.saturating_add(Duration::from_secs(3600))).await.unwrap().claimed, 0);
+    assert_eq!(
+        w.run_once(t0.saturating_add(Duration::from_secs(3600)))
+            .await
+            .unwrap()
+            .claimed,
+        0
+    );
     assert_eq!(receiver.requests().len(), 1);
 }
 
@@ -194,7 +229,10 @@ async fn gives_up_after_max_attempts_with_the_last_error() {
     let outbox = Arc::new(MemoryOutbox::default());
     let w = worker(
         &outbox,
-        config(&[("hook", webhook(&receiver, ""))], "max_attempts = 3\ninitial_backoff = \"1s\"\n"),
+        config(
+            &[("hook", webhook(&receiver, ""))],
+            "max_attempts = 3\ninitial_backoff = \"1s\"\n",
+        ),
     );
     let mut t = now();
     outbox.enqueue(&alert(2, t), NotificationEvent::Firing, "hook", t);
@@ -205,9 +243,17 @@ async fn gives_up_after_max_attempts_with_the_last_error() {
     let (status, attempts, error) = outbox.statuses().remove(0);
     assert_eq!((status, attempts), ("failed", 3));
     let error = error.unwrap();
-    assert!(error.contains("HTTP 503") && error.contains("gave up after 3 attempts"), "{error}");
+    assert!(
+        error.contains("HTTP 503") && error.contains("gave up after 3 attempts"),
+        "{error}"
+    );
     assert_eq!(receiver.requests().len(), 3);
-    assert_eq!(w.counters()["hook"].failed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        w.counters()["hook"]
+            .failed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
 
 #[tokio::test]
@@ -239,7 +285,11 @@ async fn acknowledged_alert_is_not_renotified_but_its_follow_up_is_sent() {
     assert_eq!((report.skipped, report.delivered), (1, 1));
     let statuses = outbox.statuses();
     assert_eq!(statuses[0].0, "failed");
-    assert!(statuses[0].2.as_deref().unwrap().starts_with("skipped: alert was acknowledged by alice"));
+    assert!(statuses[0]
+        .2
+        .as_deref()
+        .unwrap()
+        .starts_with("skipped: alert was acknowledged by alice"));
     let [request] = receiver.requests().try_into().unwrap();
     assert_eq!(request.json()["event"], "acknowledged");
 }
@@ -265,7 +315,11 @@ async fn silenced_alert_is_not_notified() {
     outbox.enqueue(&a, NotificationEvent::Firing, "hook", t);
     let report = w.run_once(t).await.unwrap();
     assert_eq!(report.skipped, 1);
-    assert!(outbox.statuses()[0].2.as_deref().unwrap().contains("muted by silence_00c0ffee"));
+    assert!(outbox.statuses()[0]
+        .2
+        .as_deref()
+        .unwrap()
+        .contains("muted by silence_00c0ffee"));
     assert!(receiver.requests().is_empty());
 }
 
@@ -276,7 +330,13 @@ async fn many_alerts_firing_together_become_one_slack_digest() {
     let w = worker(
         &outbox,
         config(
-            &[("team", format!("kind = \"slack\"\nurl = \"{}\"\ndigest_after = 3\n", receiver.url("/")))],
+            &[(
+                "team",
+                format!(
+                    "kind = \"slack\"\nurl = \"{}\"\ndigest_after = 3\n",
+                    receiver.url("/")
+                ),
+            )],
             "",
         ),
     );
@@ -294,16 +354,29 @@ async fn many_alerts_firing_together_become_one_slack_digest() {
 async fn rate_limit_defers_what_the_minute_cannot_take() {
     let receiver = Receiver::start(Behaviour::Status(200)).await;
     let outbox = Arc::new(MemoryOutbox::default());
-    let w = worker(&outbox, config(&[("hook", webhook(&receiver, "max_per_minute = 2\n"))], ""));
+    let w = worker(
+        &outbox,
+        config(&[("hook", webhook(&receiver, "max_per_minute = 2\n"))], ""),
+    );
     let t = now();
     for id in 20..23 {
         outbox.enqueue(&alert(id, t), NotificationEvent::Firing, "hook", t);
     }
     let report = w.run_once(t).await.unwrap();
     assert_eq!((report.delivered, report.retried), (2, 1));
-    assert_eq!(outbox.next_attempt(3), t.saturating_add(Duration::from_secs(60)));
-    assert!(outbox.statuses()[2].2.as_deref().unwrap().contains("rate limited"));
-    let report = w.run_once(t.saturating_add(Duration::from_secs(60))).await.unwrap();
+    assert_eq!(
+        outbox.next_attempt(3),
+        t.saturating_add(Duration::from_secs(60))
+    );
+    assert!(outbox.statuses()[2]
+        .2
+        .as_deref()
+        .unwrap()
+        .contains("rate limited"));
+    let report = w
+        .run_once(t.saturating_add(Duration::from_secs(60)))
+        .await
+        .unwrap();
     assert_eq!(report.delivered, 1);
     assert_eq!(receiver.requests().len(), 3);
 }
@@ -338,7 +411,14 @@ async fn a_hanging_channel_does_not_hold_up_the_others() {
     let report = pass.await.unwrap();
     assert_eq!((report.delivered, report.retried), (1, 1));
     let statuses = outbox.statuses();
-    assert!(statuses[0].2.as_deref().unwrap().contains("no answer within 2s"), "{statuses:?}");
+    assert!(
+        statuses[0]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("no answer within 2s"),
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]

@@ -166,7 +166,11 @@ pub fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-pub async fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub async fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check() {
@@ -186,6 +190,8 @@ pub struct SmtpSink {
     pub port: u16,
     pub dir: tempfile::TempDir,
     child: Child,
+    /// Kept open: the sink's later writes to a closed pipe would kill it.
+    _stdout: tokio::process::ChildStdout,
 }
 
 impl SmtpSink {
@@ -200,7 +206,8 @@ impl SmtpSink {
         );
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/notify/support/smtp_sink.py");
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/notify/support/smtp_sink.py");
         let mut child = Command::new(python)
             .arg(script)
             .arg(port.to_string())
@@ -211,12 +218,17 @@ impl SmtpSink {
             .spawn()
             .expect("start the SMTP sink");
         let mut stdout = child.stdout.take().unwrap();
-        let mut ready = [0u8; 5];
+        let mut ready = [0u8; 6];
         tokio::time::timeout(Duration::from_secs(20), stdout.read_exact(&mut ready))
             .await
             .expect("SMTP sink ready in time")
             .expect("SMTP sink says ready");
-        SmtpSink { port, dir, child }
+        SmtpSink {
+            port,
+            dir,
+            child,
+            _stdout: stdout,
+        }
     }
 
     pub fn messages(&self) -> Vec<serde_json::Value> {
@@ -256,7 +268,10 @@ impl Alertmanager {
         let port = free_port();
         let child = Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--cluster.listen-address=")
             .stdout(Stdio::null())
@@ -280,7 +295,10 @@ impl Alertmanager {
             if ready {
                 return manager;
             }
-            assert!(Instant::now() < deadline, "alertmanager did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "alertmanager did not become ready"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
