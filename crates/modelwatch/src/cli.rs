@@ -145,12 +145,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Some(location) => location.clone(),
             None => default_database()?,
         };
-        let store = modelwatch_store::open(&location)
+        let stores = modelwatch_store::open(&location)
             .await
             .with_context(|| format!("cannot open the database {location}"))?;
         let format = cli.format.unwrap_or_else(Format::default_for_stdout);
-        let outcome = dispatch(cli.command, Arc::clone(&store), format).await;
-        store
+        let outcome = dispatch(cli.command, Arc::clone(&stores.metrics), format).await;
+        stores
             .close()
             .await
             .context("cannot close the database cleanly")?;

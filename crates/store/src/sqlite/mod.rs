@@ -6,6 +6,7 @@
 //! locking serialises their writers, and every cache here holds only facts that never
 //! change once committed (series and dataset ids).
 
+pub(crate) mod alerts;
 pub(crate) mod read;
 pub(crate) mod schema;
 pub(crate) mod writer;
