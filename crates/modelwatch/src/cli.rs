@@ -53,6 +53,12 @@ pub enum Command {
     Models(ModelsCommand),
     /// Record a week of realistic demo metrics (several models, a degradation, a daily cycle).
     Demo,
+    /// Check one metric of a model version for degradation (with significance).
+    Check(crate::analysis_cli::CheckArgs),
+    /// Health, each metric's summary and trend, and degradations of a model version.
+    Monitor(crate::analysis_cli::MonitorArgs),
+    /// Compare two versions of a model on one metric (champion vs challenger).
+    Compare(crate::analysis_cli::CompareArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +185,9 @@ async fn dispatch(
         Command::Metrics(MetricsCommand::Define(args)) => define(&*store, args).await,
         Command::Models(ModelsCommand::List) => list_models(&*store, format).await,
         Command::Demo => demo(&*store, format).await,
+        Command::Check(args) => crate::analysis_cli::check(&*store, args, format).await,
+        Command::Monitor(args) => crate::analysis_cli::monitor(&*store, args, format).await,
+        Command::Compare(args) => crate::analysis_cli::compare(&*store, args, format).await,
     }
 }
 

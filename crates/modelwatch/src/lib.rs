@@ -5,6 +5,7 @@
 //! reachable from here. The vocabulary and pure logic live in [`core`] (`modelwatch-core`),
 //! storage in [`store`] (`modelwatch-store`).
 
+pub mod analysis_cli;
 pub mod cli;
 pub mod demo;
 pub mod import;

@@ -226,13 +226,16 @@ pub(crate) fn validate_batch(
     custom: &[MetricDefinition],
 ) -> Result<(), StoreError> {
     for (index, sample) in samples.iter().enumerate() {
-        let definition = match &sample.metric {
-            metric @ Metric::Custom(_) => custom.iter().find(|d| d.metric == *metric).cloned(),
+        // Ranges are looked up, never cloned: this runs for every sample ingested.
+        let declared = match &sample.metric {
+            metric @ Metric::Custom(_) => {
+                custom.iter().find(|d| d.metric == *metric).map(|d| d.range)
+            }
             _ => None,
-        }
-        .unwrap_or_else(|| sample.metric.default_definition());
-        sample
-            .check(&definition)
+        };
+        let range = declared.unwrap_or_else(|| sample.metric.default_range());
+        range
+            .check(&sample.metric, sample.value)
             .map_err(|error| StoreError::InvalidSample { index, error })?;
     }
     Ok(())

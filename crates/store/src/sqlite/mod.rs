@@ -7,6 +7,7 @@
 //! change once committed (series and dataset ids).
 
 pub(crate) mod alerts;
+mod head;
 pub(crate) mod read;
 pub(crate) mod schema;
 pub(crate) mod writer;
