@@ -117,6 +117,16 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
     /// Every series matching the filter, ordered by model, version, metric.
     async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError>;
 
+    /// The latest point of each series, in order. Backends answer it in one round trip
+    /// where they can: rule evaluation asks for thousands at once.
+    async fn latest_many(&self, series: &[SeriesKey]) -> Result<Vec<Option<Point>>, StoreError> {
+        let mut found = Vec::with_capacity(series.len());
+        for key in series {
+            found.push(self.latest(key).await?);
+        }
+        Ok(found)
+    }
+
     /// Declares (or redeclares) a custom metric's direction and range.
     async fn define_metric(&self, definition: MetricDefinition) -> Result<(), StoreError>;
 

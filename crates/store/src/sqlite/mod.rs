@@ -196,6 +196,17 @@ impl MetricStore for SqliteStore {
             .await
     }
 
+    async fn latest_many(&self, series: &[SeriesKey]) -> Result<Vec<Option<Point>>, StoreError> {
+        let series = series.to_vec();
+        self.read(move |connection, catalogue| {
+            series
+                .iter()
+                .map(|key| catalogue.latest(connection, key))
+                .collect()
+        })
+        .await
+    }
+
     async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError> {
         let filter = filter.clone();
         self.read(move |connection, _| read::list_series(connection, &filter))
