@@ -23,13 +23,23 @@ fn main() {
         eprintln!("set MW_PEERS_DB to a database filled by bench/peers-modelwatch/run.sh");
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async move {
         let store = SqliteStore::open(&path).await.unwrap();
         let all = store.list_series(&SeriesFilter::default()).await.unwrap();
         let model = ModelName::parse("model_000").unwrap();
-        let one = all.iter().find(|s| s.key.model == model && s.key.metric == Metric::Accuracy).unwrap();
-        let whole = TimeRange::new(one.first_timestamp, Timestamp::from_millis(one.last_timestamp.as_millis() + 1).unwrap());
+        let one = all
+            .iter()
+            .find(|s| s.key.model == model && s.key.metric == Metric::Accuracy)
+            .unwrap();
+        let whole = TimeRange::new(
+            one.first_timestamp,
+            Timestamp::from_millis(one.last_timestamp.as_millis() + 1).unwrap(),
+        );
         let hours = (whole.length_millis() / 3_600_000 + 1) as usize;
 
         let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
@@ -45,7 +55,10 @@ fn main() {
 
             let started = Instant::now();
             let end = all.iter().map(|s| s.last_timestamp).max().unwrap();
-            let last_hour = TimeRange::new(Timestamp::from_millis(end.as_millis() - 3_600_000).unwrap(), Timestamp::from_millis(end.as_millis() + 1).unwrap());
+            let last_hour = TimeRange::new(
+                Timestamp::from_millis(end.as_millis() - 3_600_000).unwrap(),
+                Timestamp::from_millis(end.as_millis() + 1).unwrap(),
+            );
             series = 0;
             for info in &all {
                 if store.summary(&info.key, last_hour).await.unwrap().is_some() {
@@ -54,9 +67,18 @@ fn main() {
             }
             c.push(started.elapsed());
         }
-        println!("(a) one series raw, whole span: {:.1} ms ({points} points)", median(a));
-        println!("(b) one series, 1 h buckets: {:.1} ms ({buckets} buckets)", median(b));
-        println!("(c) all series, last 1 h mean: {:.1} ms ({series} series)", median(c));
+        println!(
+            "(a) one series raw, whole span: {:.1} ms ({points} points)",
+            median(a)
+        );
+        println!(
+            "(b) one series, 1 h buckets: {:.1} ms ({buckets} buckets)",
+            median(b)
+        );
+        println!(
+            "(c) all series, last 1 h mean: {:.1} ms ({series} series)",
+            median(c)
+        );
         store.close().await.unwrap();
     });
 }

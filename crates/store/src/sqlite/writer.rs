@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use modelwatch_core::{Dataset, MetricDefinition, Sample};
-use rustc_hash::FxHashMap;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rustc_hash::FxHashMap;
 use tokio::sync::oneshot;
 
 use super::head;
