@@ -29,7 +29,7 @@ pub(crate) const MAX_ATTEMPTS: usize = 5;
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error(transparent)]
     Lifecycle(#[from] LifecycleError),
