@@ -28,6 +28,9 @@ function route() {
   // Only the query changed (a filter was set): the page handles that itself.
   if (path === shownPath) return;
   shownPath = path;
+  // Marks for the speed bench: navigation → page ready (see bench/dashboard).
+  performance.clearMarks();
+  performance.mark("route");
   if (leave) leave();
   leave = undefined;
   for (const [pattern, page, nav] of routes) {
