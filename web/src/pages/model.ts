@@ -52,7 +52,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
   let degradation: any[] = [];
   let history: any = null;
 
-  function window(): [number, number] {
+  function timeWindow(): [number, number] {
     if (range === "custom" && customFrom && customTo) return [Number(customFrom), Number(customTo)];
     // Ranges end at the newest sample (or now, whichever is later), so a demo recorded
     // yesterday still shows data.
@@ -83,7 +83,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     // the charts still draw.
     const [r, a, d, hi] = await Promise.all([
       api(`/rules?model=${enc(model)}`).catch(() => null),
-      api(`/alerts?model=${enc(model)}&version=${enc(version)}&limit=1000`).catch(() => null),
+      api(`/alerts?model=${enc(model)}&version=${enc(version)}`).catch(() => null),
       api(`${seriesPath(model, version)}/degradation`).catch((e) => e),
       api(`${seriesPath(model, version)}/history?hours=168`).catch(() => null),
     ]);
@@ -96,7 +96,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
   }
 
   async function draw() {
-    const [from, to] = window();
+    const [from, to] = timeWindow();
     for (const button of rangeButtons.querySelectorAll<HTMLButtonElement>("button")) button.setAttribute("aria-pressed", String(button.dataset.range === range));
     const p = new URLSearchParams();
     if (range !== "24h") p.set("range", range);

@@ -169,9 +169,13 @@ export function overview(main: HTMLElement): () => void {
   async function loadAlerts() {
     let alerts: any[];
     try {
-      alerts = list(await api("/alerts?limit=1000"), "alerts").filter(isOpen);
+      alerts = list(await api("/alerts"), "alerts").filter(isOpen);
     } catch (error) {
-      clear(status, h("p", { class: "error" }, `Open alerts could not be loaded: ${(error as Error).message}`));
+      const missing = (error as { status?: number }).status === 404;
+      clear(status, h("p", { class: missing ? "muted" : "error" }, missing
+        ? "This server has no alerting, so open alerts are not shown."
+        : `Open alerts could not be loaded: ${(error as Error).message}`));
+      for (const row of rows) clear(row.alerts, h("span", { class: "muted" }, "n/a"));
       return;
     }
     const byVersion = new Map<string, Record<string, number>>();
