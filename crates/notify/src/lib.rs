@@ -15,6 +15,7 @@ pub mod error;
 pub mod message;
 pub mod schedule;
 pub mod secret;
+pub mod store_outbox;
 pub mod worker;
 
 pub use channels::Sender;
@@ -26,4 +27,5 @@ pub use error::DeliveryError;
 pub use message::AlertMessage;
 pub use schedule::{after_failure, backoff, plan, Outcome, Plan, RateLimiter};
 pub use secret::Secret;
+pub use store_outbox::StoreOutbox;
 pub use worker::{Delivery, Outbox, OutboxError, PassReport, Worker};

@@ -432,3 +432,67 @@ async fn a_channel_nobody_configured_fails_with_its_name() {
     assert_eq!(status, "failed");
     assert!(error.unwrap().contains("no channel named \"pagerduty\""));
 }
+
+#[tokio::test]
+async fn the_worker_delivers_rows_of_the_real_store_once() {
+    use modelwatch_store::alerts::{
+        AlertCommit, AlertWriteGuarded, NewNotification, NotificationFilter,
+    };
+    use modelwatch_store::AlertStore;
+
+    let receiver = Receiver::start(Behaviour::Status(200)).await;
+    let store = Arc::new(modelwatch_store::MemoryStore::new());
+    let t = now();
+    let a = alert(50, t);
+    let entry = modelwatch_core::alerting::OutboxEntry {
+        dedup_key: format!("{}:firing:high:hook", a.id),
+        alert_id: a.id.clone(),
+        channel: "hook".into(),
+        event: NotificationEvent::Firing,
+        severity: a.severity,
+        created_at: t,
+    };
+    let commit = AlertCommit {
+        alert: Some(AlertWriteGuarded {
+            previous: None,
+            alert: a.clone(),
+        }),
+        notifications: vec![NewNotification {
+            entry,
+            payload: serde_json::json!({"event": "firing", "channel": "hook", "alert": a})
+                .to_string(),
+        }],
+        ..AlertCommit::default()
+    };
+    store.commit(vec![commit]).await.unwrap();
+    let outbox: Arc<dyn Outbox> = Arc::new(modelwatch_notify::StoreOutbox::new(store.clone()));
+    let w = Arc::new(
+        Worker::new(
+            outbox,
+            config(&[("hook", webhook(&receiver, ""))], ""),
+            "w1",
+        )
+        .unwrap(),
+    );
+    assert_eq!(w.run_once(t).await.unwrap().delivered, 1);
+    assert_eq!(
+        w.run_once(t.saturating_add(Duration::from_secs(600)))
+            .await
+            .unwrap()
+            .claimed,
+        0
+    );
+    let rows = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[0].status,
+        modelwatch_store::alerts::DeliveryStatus::Delivered
+    );
+    assert_eq!(receiver.requests().len(), 1);
+    assert_eq!(
+        receiver.requests()[0].json()["alert"]["id"],
+        "alert_00000032"
+    );
+}
