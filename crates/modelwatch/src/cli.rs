@@ -53,6 +53,11 @@ pub enum Command {
     Models(ModelsCommand),
     /// Record a week of realistic demo metrics (several models, a degradation, a daily cycle).
     Demo,
+    /// Serve the HTTP API (JSON, OpenAPI, events, InfluxDB line protocol, Prometheus).
+    Serve(crate::serve::ServeArgs),
+    /// Manage the HTTP API's tokens.
+    #[command(subcommand)]
+    Tokens(crate::serve::TokensCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,15 +146,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let command = match cli.command {
+            Command::Serve(args) => return crate::serve::serve(args, cli.db).await,
+            other => other,
+        };
         let location = match &cli.db {
             Some(location) => location.clone(),
             None => default_database()?,
         };
-        let store = modelwatch_store::open(&location)
+        let stores = modelwatch_store::open_stores(&location)
             .await
             .with_context(|| format!("cannot open the database {location}"))?;
+        let store = Arc::clone(&stores.metrics);
+        if let Command::Tokens(tokens) = command {
+            let format = cli.format.unwrap_or_else(Format::default_for_stdout);
+            let outcome = crate::serve::tokens(&stores, tokens, format).await;
+            store.close().await.context("cannot close the database cleanly")?;
+            return outcome;
+        }
         let format = cli.format.unwrap_or_else(Format::default_for_stdout);
-        let outcome = dispatch(cli.command, Arc::clone(&store), format).await;
+        let outcome = dispatch(command, Arc::clone(&store), format).await;
         store
             .close()
             .await
@@ -158,7 +174,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
-fn default_database() -> Result<String> {
+pub(crate) fn default_database() -> Result<String> {
     let base = dirs::data_dir().context("no data directory for this user; pass --db PATH")?;
     Ok(base
         .join("modelwatch")
@@ -179,6 +195,9 @@ async fn dispatch(
         Command::Metrics(MetricsCommand::Define(args)) => define(&*store, args).await,
         Command::Models(ModelsCommand::List) => list_models(&*store, format).await,
         Command::Demo => demo(&*store, format).await,
+        Command::Serve(_) | Command::Tokens(_) => {
+            bail!("serve and tokens are handled before the metric store is opened")
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 mod codec;
 pub mod memory;
 pub mod sqlite;
+pub mod tokens;
 
 #[cfg(test)]
 mod conformance;
@@ -28,6 +29,7 @@ use modelwatch_core::{
 
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
+pub use tokens::{NewToken, Scope, TokenHash, TokenInfo, TokenStore};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +232,33 @@ pub(crate) fn validate_batch(
             .map_err(|error| StoreError::InvalidSample { index, error })?;
     }
     Ok(())
+}
+
+/// Every store a location names, sharing one backend (and, for SQLite, one writer).
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub metrics: Arc<dyn MetricStore>,
+    pub tokens: Arc<dyn TokenStore>,
+}
+
+/// Like [`open`], returning every store of the backend.
+pub async fn open_stores(location: &str) -> Result<Stores, StoreError> {
+    if location == "memory" || location == ":memory:" {
+        let store = Arc::new(MemoryStore::new());
+        return Ok(Stores {
+            metrics: store.clone(),
+            tokens: store,
+        });
+    }
+    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+        return Err(StoreError::UnsupportedLocation(location.to_owned()));
+    }
+    let path = location.strip_prefix("sqlite:").unwrap_or(location);
+    let store = Arc::new(SqliteStore::open(path).await?);
+    Ok(Stores {
+        metrics: store.clone(),
+        tokens: store,
+    })
 }
 
 /// Opens the store a location names: `memory` for an ephemeral in-memory store,

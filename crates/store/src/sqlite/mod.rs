@@ -8,6 +8,7 @@
 
 pub(crate) mod read;
 pub(crate) mod schema;
+mod tokens;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
