@@ -1,8 +1,10 @@
-//! The two detectors under test, both asked the same question at the same "now" over the
-//! same windows: (a) the seed's plain percentage rule, (b) modelwatch's default check.
+//! The detectors under test, all asked the same question at the same "now": (a) the
+//! seed's plain percentage rule, (b) modelwatch's default check over the same windows, and
+//! on streams with a daily cycle (c) modelwatch with its seasonal daily baseline.
 
 use modelwatch_core::detection::{
-    detection_windows, Comparison, ComparisonWindow, DetectionOptions, Detector, MetricWindows, Reference, WindowSpec,
+    detection_windows, Comparison, ComparisonWindow, DetectionOptions, Detector, MetricWindows,
+    Reference, Seasonality, WindowSpec,
 };
 use modelwatch_core::{MetricDefinition, ModelName, Point, TimeRange, Timestamp, Version};
 
@@ -13,15 +15,19 @@ pub const PLAIN_THRESHOLD_PERCENTAGE: f64 = 5.0;
 pub enum Kind {
     Plain,
     Modelwatch,
+    /// modelwatch with the `seasonal: daily` option: the baseline is the same hours a day
+    /// earlier. Run only where a daily cycle is known to exist.
+    ModelwatchDailyBaseline,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Plain, Kind::Modelwatch];
+    pub const ALL: [Kind; 3] = [Kind::Plain, Kind::Modelwatch, Kind::ModelwatchDailyBaseline];
 
     pub fn label(self) -> &'static str {
         match self {
             Kind::Plain => "plain 5 % rule (seed)",
             Kind::Modelwatch => "modelwatch default",
+            Kind::ModelwatchDailyBaseline => "modelwatch, seasonal: daily",
         }
     }
 }
@@ -46,7 +52,10 @@ pub struct Runner {
 impl Runner {
     pub fn new(comparison_hours: Option<u32>) -> Runner {
         Runner {
-            spec: WindowSpec { comparison_hours, ..WindowSpec::default() },
+            spec: WindowSpec {
+                comparison_hours,
+                ..WindowSpec::default()
+            },
             options: options_from_env(),
             detector: Detector::default(),
             model: ModelName::parse("bench").unwrap_or_else(|_| unreachable!()),
@@ -55,8 +64,21 @@ impl Runner {
     }
 
     /// Does `kind` call the series degraded at `now` (only points before `now` are seen)?
-    pub fn degraded(&mut self, kind: Kind, definition: &MetricDefinition, series: &[Point], now: Timestamp) -> bool {
-        let windows = detection_windows(now, &self.spec);
+    pub fn degraded(
+        &mut self,
+        kind: Kind,
+        definition: &MetricDefinition,
+        series: &[Point],
+        now: Timestamp,
+    ) -> bool {
+        let spec = match kind {
+            Kind::ModelwatchDailyBaseline => WindowSpec {
+                seasonal: Some(Seasonality::Daily),
+                ..self.spec
+            },
+            _ => self.spec,
+        };
+        let windows = detection_windows(now, &spec);
         let baseline = slice(series, windows.baseline);
         let (comparison, latest_point);
         match windows.comparison {
@@ -68,12 +90,20 @@ impl Runner {
         }
         match kind {
             Kind::Plain => plain_rule(definition, baseline, comparison),
-            Kind::Modelwatch => {
-                let reference = windows
-                    .reference
-                    .map(|(seasonality, range)| Reference { seasonality, points: slice(series, range) });
-                let input = MetricWindows { definition, baseline, comparison, reference };
-                self.detector.check(&self.model, &self.version, &input, &self.options).is_degraded
+            Kind::Modelwatch | Kind::ModelwatchDailyBaseline => {
+                let reference = windows.reference.map(|(seasonality, range)| Reference {
+                    seasonality,
+                    points: slice(series, range),
+                });
+                let input = MetricWindows {
+                    definition,
+                    baseline,
+                    comparison,
+                    reference,
+                };
+                self.detector
+                    .check(&self.model, &self.version, &input, &self.options)
+                    .is_degraded
             }
         }
     }
@@ -81,9 +111,16 @@ impl Runner {
 
 /// Baseline mean vs the latest value (or the comparison mean): degraded when worse by more
 /// than 5 % of the baseline. No statistics, no minimum sample count beyond one.
-fn plain_rule(definition: &MetricDefinition, baseline: &[Point], comparison: Comparison<'_>) -> bool {
+fn plain_rule(
+    definition: &MetricDefinition,
+    baseline: &[Point],
+    comparison: Comparison<'_>,
+) -> bool {
     let baseline: Vec<&Point> = match comparison {
-        Comparison::Latest(Some(latest)) => baseline.iter().filter(|p| p.timestamp < latest.timestamp).collect(),
+        Comparison::Latest(Some(latest)) => baseline
+            .iter()
+            .filter(|p| p.timestamp < latest.timestamp)
+            .collect(),
         _ => baseline.iter().collect(),
     };
     if baseline.is_empty() {
@@ -94,7 +131,9 @@ fn plain_rule(definition: &MetricDefinition, baseline: &[Point], comparison: Com
         Comparison::Latest(Some(latest)) => latest.value,
         Comparison::Latest(None) => return false,
         Comparison::Window([]) => return false,
-        Comparison::Window(points) => points.iter().map(|p| p.value).sum::<f64>() / points.len() as f64,
+        Comparison::Window(points) => {
+            points.iter().map(|p| p.value).sum::<f64>() / points.len() as f64
+        }
     };
     if base == 0.0 {
         return false;

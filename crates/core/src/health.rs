@@ -29,7 +29,7 @@ use crate::stats::{downsample, mean_and_std};
 use crate::time::{TimeRange, Timestamp};
 
 /// The grading rule, as shown to users.
-pub const HEALTH_FORMULA: &str = "each metric with a trend scores 100 unless its trend is degrading; a degrading metric scores 100 - min(100, 25 + 3 x its degradation % over the range) (50 when the % is undefined). health_score is the mean of the metric scores. overall_health: excellent when no metric is degrading, otherwise good if health_score >= 75, fair if >= 50, poor below. health_trend: degrading if more metrics degrade than improve, improving if more improve than degrade, else stable.";
+pub const HEALTH_FORMULA: &str = "each metric with a trend scores 100 unless its trend is degrading; a degrading metric scores 100 - min(100, 25 + 3 x its degradation % over the range) (50 when the % is undefined). health_score is the mean of the metric scores. overall_health: excellent when no metric is degrading, otherwise good if health_score >= 75, fair if >= 50, poor below. health_trend: degrading if more metrics degrade than improve, improving if more improve than degrade, else stable. When degradation checks are supplied (modelwatch monitor, the API), a metric whose check says degraded counts as degrading too, scored 100 - min(100, 25 + 3 x its degradation %) if that is lower.";
 
 const MS_PER_DAY: f64 = 86_400_000.0;
 
@@ -49,7 +49,12 @@ pub struct HealthOptions {
 
 impl Default for HealthOptions {
     fn default() -> Self {
-        HealthOptions { alpha: 0.05, min_trend_points: 8, min_trend_change_percentage: 1.0, max_trend_points: 120 }
+        HealthOptions {
+            alpha: 0.05,
+            min_trend_points: 8,
+            min_trend_change_percentage: 1.0,
+            max_trend_points: 120,
+        }
     }
 }
 
@@ -182,7 +187,11 @@ pub fn robust_trend(series: &[(f64, f64)]) -> Option<TrendFit> {
         s if s > 0 => (s - 1) as f64 / variance.sqrt(),
         s => (s + 1) as f64 / variance.sqrt(),
     };
-    let p_value = if z.is_infinite() { 0.0 } else { (2.0 * normal_upper_tail(z.abs())).min(1.0) };
+    let p_value = if z.is_infinite() {
+        0.0
+    } else {
+        (2.0 * normal_upper_tail(z.abs())).min(1.0)
+    };
     Some(TrendFit {
         slope,
         fitted_first: intercept + slope * series[0].0,
@@ -198,7 +207,11 @@ fn median(values: &mut [f64]) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 })
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
 }
 
 fn metric_score(trend: Trend, degradation: Option<f64>) -> f64 {
@@ -209,22 +222,34 @@ fn metric_score(trend: Trend, degradation: Option<f64>) -> f64 {
     }
 }
 
-fn metric_history(series: &MetricSeries<'_>, range: TimeRange, options: &HealthOptions) -> MetricHistory {
+fn metric_history(
+    series: &MetricSeries<'_>,
+    range: TimeRange,
+    options: &HealthOptions,
+) -> MetricHistory {
     let definition = series.definition;
     let points = series.points;
     let count = points.len();
     let (mean, std) = mean_and_std(points.iter().map(|p| p.value));
-    let (min, max) =
-        points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.value), hi.max(p.value)));
+    let (min, max) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.value), hi.max(p.value))
+        });
     let trend_series: Vec<(f64, f64)> = if count <= options.max_trend_points.max(2) {
-        points.iter().map(|p| (p.timestamp.as_millis() as f64, p.value)).collect()
+        points
+            .iter()
+            .map(|p| (p.timestamp.as_millis() as f64, p.value))
+            .collect()
     } else {
         downsample(points, range, options.max_trend_points.max(2))
             .iter()
             .map(|b| (b.start.as_millis() as f64, b.mean))
             .collect()
     };
-    let fit = (trend_series.len() >= options.min_trend_points.max(2)).then(|| robust_trend(&trend_series)).flatten();
+    let fit = (trend_series.len() >= options.min_trend_points.max(2))
+        .then(|| robust_trend(&trend_series))
+        .flatten();
     let finite = |v: f64| Some(v).filter(|v| v.is_finite());
     let (trend, change_percentage) = match fit {
         Some(fit) => {
@@ -232,7 +257,9 @@ fn metric_history(series: &MetricSeries<'_>, range: TimeRange, options: &HealthO
                 .then(|| 100.0 * (fit.fitted_last - fit.fitted_first) / fit.fitted_first.abs())
                 .and_then(finite);
             let large = change.is_none_or(|c| c.abs() >= options.min_trend_change_percentage);
-            let worsening = definition.direction.worsening(fit.fitted_first, fit.fitted_last);
+            let worsening = definition
+                .direction
+                .worsening(fit.fitted_first, fit.fitted_last);
             let trend = if fit.p_value < options.alpha && large && worsening != 0.0 {
                 if worsening > 0.0 {
                     Trend::Degrading
@@ -270,9 +297,10 @@ fn metric_history(series: &MetricSeries<'_>, range: TimeRange, options: &HealthO
 
 fn reason(history: &MetricHistory, options: &HealthOptions) -> Option<String> {
     let name = history.metric.as_str();
-    let change = history
-        .change_percentage
-        .map_or_else(|| "an undefined percentage (it started at zero)".to_owned(), |c| format!("{c:+.1}%"));
+    let change = history.change_percentage.map_or_else(
+        || "an undefined percentage (it started at zero)".to_owned(),
+        |c| format!("{c:+.1}%"),
+    );
     let p = history.trend_p_value.unwrap_or(1.0);
     match (history.trend, history.health_score) {
         (Trend::Degrading, Some(score)) => Some(format!(
@@ -298,11 +326,24 @@ pub fn performance_history(
     metrics: &[MetricSeries<'_>],
     options: &HealthOptions,
 ) -> PerformanceHistory {
-    let metric_summaries: Vec<MetricHistory> = metrics.iter().map(|m| metric_history(m, range, options)).collect();
-    let scores: Vec<f64> = metric_summaries.iter().filter_map(|m| m.health_score).collect();
-    let health_score = (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
-    let degrading = metric_summaries.iter().filter(|m| m.trend == Trend::Degrading).count();
-    let improving = metric_summaries.iter().filter(|m| m.trend == Trend::Improving).count();
+    let metric_summaries: Vec<MetricHistory> = metrics
+        .iter()
+        .map(|m| metric_history(m, range, options))
+        .collect();
+    let scores: Vec<f64> = metric_summaries
+        .iter()
+        .filter_map(|m| m.health_score)
+        .collect();
+    let health_score =
+        (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
+    let degrading = metric_summaries
+        .iter()
+        .filter(|m| m.trend == Trend::Degrading)
+        .count();
+    let improving = metric_summaries
+        .iter()
+        .filter(|m| m.trend == Trend::Improving)
+        .count();
     let overall_health = match health_score {
         None => OverallHealth::Unknown,
         Some(_) if degrading == 0 => OverallHealth::Excellent,
@@ -315,9 +356,15 @@ pub fn performance_history(
         std::cmp::Ordering::Less => Trend::Improving,
         std::cmp::Ordering::Equal => Trend::Stable,
     };
-    let mut health_reasons: Vec<String> = metric_summaries.iter().filter_map(|m| reason(m, options)).collect();
+    let mut health_reasons: Vec<String> = metric_summaries
+        .iter()
+        .filter_map(|m| reason(m, options))
+        .collect();
     if degrading == 0 && health_score.is_some() {
-        health_reasons.insert(0, "no metric shows a significant degrading trend".to_owned());
+        health_reasons.insert(
+            0,
+            "no metric shows a significant degrading trend".to_owned(),
+        );
     }
     PerformanceHistory {
         model: model.clone(),
@@ -332,6 +379,76 @@ pub fn performance_history(
         health_reasons,
         health_formula: HEALTH_FORMULA.to_owned(),
     }
+}
+
+/// Folds degradation checks into the grade: a trend over a long range misses a recent
+/// step (a robust slope ignores it), while the check against the baseline catches it, and
+/// a model whose accuracy just fell is not `excellent`.
+pub fn include_degradations(
+    history: &mut PerformanceHistory,
+    checks: &[crate::detection::DegradationResult],
+) {
+    let mut extra_reasons = Vec::new();
+    let mut degraded_metrics = Vec::new();
+    for check in checks.iter().filter(|c| c.is_degraded) {
+        let Some(summary) = history
+            .metric_summaries
+            .iter_mut()
+            .find(|m| m.metric == check.metric)
+        else {
+            continue;
+        };
+        let score = check
+            .degradation_percentage
+            .map_or(50.0, |d| 100.0 - (25.0 + 3.0 * d).min(100.0));
+        summary.health_score = Some(summary.health_score.map_or(score, |s| s.min(score)));
+        degraded_metrics.push(check.metric.clone());
+        extra_reasons.push(format!(
+            "{} is degraded against its baseline: {} worse (p = {}, {}); metric score {score:.0}",
+            check.metric,
+            check
+                .degradation_percentage
+                .map_or_else(|| "an undefined %".to_owned(), |d| format!("{d:.1}%")),
+            check
+                .p_value
+                .map_or_else(|| "n/a".to_owned(), |p| format!("{p:.4}")),
+            check.method,
+        ));
+    }
+    if degraded_metrics.is_empty() {
+        return;
+    }
+    let scores: Vec<f64> = history
+        .metric_summaries
+        .iter()
+        .filter_map(|m| m.health_score)
+        .collect();
+    let score = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
+    history.health_score = Some(score);
+    history.overall_health = match score {
+        s if s >= 75.0 => OverallHealth::Good,
+        s if s >= 50.0 => OverallHealth::Fair,
+        _ => OverallHealth::Poor,
+    };
+    let degrading = history
+        .metric_summaries
+        .iter()
+        .filter(|m| m.trend == Trend::Degrading || degraded_metrics.contains(&m.metric))
+        .count();
+    let improving = history
+        .metric_summaries
+        .iter()
+        .filter(|m| m.trend == Trend::Improving && !degraded_metrics.contains(&m.metric))
+        .count();
+    history.health_trend = match degrading.cmp(&improving) {
+        std::cmp::Ordering::Greater => Trend::Degrading,
+        std::cmp::Ordering::Less => Trend::Improving,
+        std::cmp::Ordering::Equal => Trend::Stable,
+    };
+    history
+        .health_reasons
+        .retain(|r| r != "no metric shows a significant degrading trend");
+    history.health_reasons.splice(0..0, extra_reasons);
 }
 
 #[cfg(test)]
@@ -353,23 +470,31 @@ mod tests {
     }
 
     fn range(hours: i64) -> TimeRange {
-        TimeRange::new(Timestamp::from_millis(0).unwrap(), Timestamp::from_millis(hours * HOUR).unwrap())
+        TimeRange::new(
+            Timestamp::from_millis(0).unwrap(),
+            Timestamp::from_millis(hours * HOUR).unwrap(),
+        )
     }
 
     fn names() -> (ModelName, Version) {
-        (ModelName::parse("m").unwrap(), Version::parse("v1").unwrap())
+        (
+            ModelName::parse("m").unwrap(),
+            Version::parse("v1").unwrap(),
+        )
     }
 
     #[test]
     fn theil_sen_ignores_an_outlier_and_mann_kendall_is_exact() {
         // y = 2t except one outlier: every pairwise slope not touching it is 2.
-        let series: Vec<(f64, f64)> =
-            (0..10).map(|t| (t as f64, if t == 4 { 100.0 } else { 2.0 * t as f64 })).collect();
+        let series: Vec<(f64, f64)> = (0..10)
+            .map(|t| (t as f64, if t == 4 { 100.0 } else { 2.0 * t as f64 }))
+            .collect();
         let fit = robust_trend(&series).unwrap();
         assert_eq!(fit.slope, 2.0);
         assert_eq!((fit.fitted_first, fit.fitted_last), (0.0, 18.0));
         // Strictly increasing 1..=5: S = 10, var = 5·4·15/18, z = 9/√var.
-        let fit = robust_trend(&[(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]).unwrap();
+        let fit =
+            robust_trend(&[(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]).unwrap();
         let z = 9.0 / (300.0f64 / 18.0).sqrt();
         assert!((fit.p_value - 2.0 * normal_upper_tail(z)).abs() < 1e-12);
         assert!(robust_trend(&[(0.0, 1.0)]).is_none());
@@ -385,13 +510,30 @@ mod tests {
         let falling: Vec<f64> = (0..24).map(|h| 0.90 - 0.001 * h as f64).collect();
         let a = hourly(&falling);
         let l = hourly(&[100.0; 24]);
-        let metrics =
-            [MetricSeries { definition: &accuracy, points: &a }, MetricSeries { definition: &latency, points: &l }];
-        let h = performance_history(&model, &version, range(24), &metrics, &HealthOptions::default());
+        let metrics = [
+            MetricSeries {
+                definition: &accuracy,
+                points: &a,
+            },
+            MetricSeries {
+                definition: &latency,
+                points: &l,
+            },
+        ];
+        let h = performance_history(
+            &model,
+            &version,
+            range(24),
+            &metrics,
+            &HealthOptions::default(),
+        );
         let acc = &h.metric_summaries[0];
         assert_eq!(acc.trend, Trend::Degrading);
         assert_eq!(acc.count, 24);
-        assert_eq!((acc.current_value, acc.max), (Some(0.90 - 0.023), Some(0.90)));
+        assert_eq!(
+            (acc.current_value, acc.max),
+            (Some(0.90 - 0.023), Some(0.90))
+        );
         assert!((acc.mean.unwrap() - 0.8885).abs() < 1e-12);
         let change = -0.023 / 0.90 * 100.0;
         assert!((acc.change_percentage.unwrap() - change).abs() < 1e-9);
@@ -420,15 +562,37 @@ mod tests {
         let (model, version) = names();
         let latency = Metric::Latency.default_definition();
         let falling: Vec<f64> = (0..24).map(|h| 200.0 - 2.0 * h as f64).collect();
-        let zigzag: Vec<f64> = (0..24).map(|h| if h % 2 == 0 { 101.0 } else { 99.0 }).collect();
+        let zigzag: Vec<f64> = (0..24)
+            .map(|h| if h % 2 == 0 { 101.0 } else { 99.0 })
+            .collect();
         let (f, z) = (hourly(&falling), hourly(&zigzag));
-        let metrics =
-            [MetricSeries { definition: &latency, points: &f }, MetricSeries { definition: &latency, points: &z }];
-        let h = performance_history(&model, &version, range(24), &metrics, &HealthOptions::default());
+        let metrics = [
+            MetricSeries {
+                definition: &latency,
+                points: &f,
+            },
+            MetricSeries {
+                definition: &latency,
+                points: &z,
+            },
+        ];
+        let h = performance_history(
+            &model,
+            &version,
+            range(24),
+            &metrics,
+            &HealthOptions::default(),
+        );
         assert_eq!(h.metric_summaries[0].trend, Trend::Improving);
         assert_eq!(h.metric_summaries[1].trend, Trend::Stable);
-        assert_eq!((h.overall_health, h.health_trend), (OverallHealth::Excellent, Trend::Improving));
-        assert_eq!(h.health_reasons[0], "no metric shows a significant degrading trend");
+        assert_eq!(
+            (h.overall_health, h.health_trend),
+            (OverallHealth::Excellent, Trend::Improving)
+        );
+        assert_eq!(
+            h.health_reasons[0],
+            "no metric shows a significant degrading trend"
+        );
     }
 
     #[test]
@@ -436,18 +600,106 @@ mod tests {
         let (model, version) = names();
         let accuracy = Metric::Accuracy.default_definition();
         let one = hourly(&[0.9]);
-        let metrics =
-            [MetricSeries { definition: &accuracy, points: &[] }, MetricSeries { definition: &accuracy, points: &one }];
-        let h = performance_history(&model, &version, range(24), &metrics, &HealthOptions::default());
+        let metrics = [
+            MetricSeries {
+                definition: &accuracy,
+                points: &[],
+            },
+            MetricSeries {
+                definition: &accuracy,
+                points: &one,
+            },
+        ];
+        let h = performance_history(
+            &model,
+            &version,
+            range(24),
+            &metrics,
+            &HealthOptions::default(),
+        );
         let empty = &h.metric_summaries[0];
-        assert_eq!((empty.count, empty.mean, empty.min, empty.std, empty.current_value), (0, None, None, None, None));
+        assert_eq!(
+            (
+                empty.count,
+                empty.mean,
+                empty.min,
+                empty.std,
+                empty.current_value
+            ),
+            (0, None, None, None, None)
+        );
         let single = &h.metric_summaries[1];
         assert_eq!(
             (single.mean, single.std, single.trend, single.health_score),
             (Some(0.9), Some(0.0), Trend::Stable, None)
         );
-        assert_eq!((h.overall_health, h.health_score, h.total_snapshots), (OverallHealth::Unknown, None, 1));
+        assert_eq!(
+            (h.overall_health, h.health_score, h.total_snapshots),
+            (OverallHealth::Unknown, None, 1)
+        );
         let json = serde_json::to_string(&h).unwrap();
         assert!(!json.contains("NaN") && !json.contains("inf"));
+    }
+}
+
+#[cfg(test)]
+mod degradation_grade_tests {
+    use super::*;
+    use crate::detection::{DegradationResult, DegradationStatus, Severity};
+
+    #[test]
+    fn a_degraded_check_pulls_an_otherwise_excellent_grade_down_and_says_why() {
+        let model = ModelName::parse("m").unwrap();
+        let version = Version::parse("v1").unwrap();
+        let definition = Metric::Accuracy.default_definition();
+        let points: Vec<Point> = (0..200)
+            .map(|i| Point {
+                timestamp: Timestamp::from_millis(i * 60_000).unwrap(),
+                value: 0.9,
+                dataset: None,
+            })
+            .collect();
+        let range = TimeRange::new(
+            Timestamp::MIN,
+            Timestamp::from_millis(200 * 60_000).unwrap(),
+        );
+        let series = [MetricSeries {
+            definition: &definition,
+            points: &points,
+        }];
+        let mut history =
+            performance_history(&model, &version, range, &series, &HealthOptions::default());
+        assert_eq!(history.overall_health, OverallHealth::Excellent);
+        let check = DegradationResult {
+            model: model.clone(),
+            version: version.clone(),
+            metric: Metric::Accuracy,
+            direction: Direction::HigherIsBetter,
+            current_value: Some(0.8),
+            baseline_value: Some(0.9),
+            reference_value: None,
+            absolute_change: Some(-0.1),
+            percentage_change: Some(-11.0),
+            degradation_percentage: Some(11.0),
+            is_degraded: true,
+            severity: Severity::High,
+            recommendation: String::new(),
+            baseline_samples: 100,
+            comparison_samples: 60,
+            reference_samples: 0,
+            p_value: Some(0.0001),
+            method: "welch_t".into(),
+            status: DegradationStatus::Degraded,
+            change_started_at: None,
+            alpha: 0.01,
+            min_degradation_percentage: 3.0,
+        };
+        include_degradations(&mut history, &[check]);
+        // 100 - (25 + 3 × 11) = 42 → poor.
+        assert_eq!(history.health_score, Some(42.0));
+        assert_eq!(history.overall_health, OverallHealth::Poor);
+        assert_eq!(history.health_trend, Trend::Degrading);
+        assert!(history.health_reasons[0]
+            .starts_with("accuracy is degraded against its baseline: 11.0% worse"));
     }
 }

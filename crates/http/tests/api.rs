@@ -28,7 +28,7 @@ struct TestServer {
 
 async fn spawn_app_with(limits: Limits) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let stores = modelwatch_store::open_stores(dir.path().join("api.db").to_str().unwrap())
+    let stores = modelwatch_store::open(dir.path().join("api.db").to_str().unwrap())
         .await
         .unwrap();
     let state = AppState::new(

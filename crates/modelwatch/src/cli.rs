@@ -39,6 +39,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
 
+    /// The configuration file (TOML; `[alerts]` holds the global alert settings).
+    #[arg(long, env = "MODELWATCH_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -53,6 +57,14 @@ pub enum Command {
     Models(ModelsCommand),
     /// Record a week of realistic demo metrics (several models, a degradation, a daily cycle).
     Demo,
+    /// Check one metric of a model version for degradation (with significance).
+    Check(crate::analysis_cli::CheckArgs),
+    /// Health, each metric's summary and trend, and degradations of a model version.
+    Monitor(crate::analysis_cli::MonitorArgs),
+    /// Compare two versions of a model on one metric (champion vs challenger).
+    Compare(crate::analysis_cli::CompareArgs),
+    #[command(flatten)]
+    Alerting(crate::alerts_cli::AlertingCommand),
     /// Serve the HTTP API (JSON, OpenAPI, events, InfluxDB line protocol, Prometheus).
     Serve(crate::serve::ServeArgs),
     /// Manage the HTTP API's tokens.
@@ -147,26 +159,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let command = match cli.command {
-            Command::Serve(args) => return crate::serve::serve(args, cli.db).await,
+            Command::Serve(args) => return crate::serve::serve(args, cli.db, cli.config).await,
             other => other,
         };
         let location = match &cli.db {
             Some(location) => location.clone(),
             None => default_database()?,
         };
-        let stores = modelwatch_store::open_stores(&location)
+        let stores = modelwatch_store::open(&location)
             .await
             .with_context(|| format!("cannot open the database {location}"))?;
-        let store = Arc::clone(&stores.metrics);
-        if let Command::Tokens(tokens) = command {
-            let format = cli.format.unwrap_or_else(Format::default_for_stdout);
-            let outcome = crate::serve::tokens(&stores, tokens, format).await;
-            store.close().await.context("cannot close the database cleanly")?;
-            return outcome;
-        }
         let format = cli.format.unwrap_or_else(Format::default_for_stdout);
-        let outcome = dispatch(command, Arc::clone(&store), format).await;
-        store
+        let outcome = match command {
+            Command::Alerting(command) => {
+                crate::alerts_cli::run(command, &stores, cli.config.as_ref(), format).await
+            }
+            Command::Tokens(command) => crate::serve::tokens(&stores, command, format).await,
+            command => dispatch(command, Arc::clone(&stores.metrics), format).await,
+        };
+        stores
             .close()
             .await
             .context("cannot close the database cleanly")?;
@@ -195,8 +206,13 @@ async fn dispatch(
         Command::Metrics(MetricsCommand::Define(args)) => define(&*store, args).await,
         Command::Models(ModelsCommand::List) => list_models(&*store, format).await,
         Command::Demo => demo(&*store, format).await,
+        Command::Check(args) => crate::analysis_cli::check(&*store, args, format).await,
+        Command::Monitor(args) => crate::analysis_cli::monitor(&*store, args, format).await,
+        Command::Compare(args) => crate::analysis_cli::compare(&*store, args, format).await,
+        // `run` hands these to alerts_cli with both stores before getting here.
+        Command::Alerting(_) => bail!("alerting commands need the alert store"),
         Command::Serve(_) | Command::Tokens(_) => {
-            bail!("serve and tokens are handled before the metric store is opened")
+            bail!("`run` handles serve and tokens before getting here")
         }
     }
 }

@@ -1,5 +1,28 @@
-//! The server's configuration: a TOML file, then `MODELWATCH_*` environment variables,
-//! then command-line flags, each overriding the one before.
+//! The configuration: a TOML file (`--config FILE` or `MODELWATCH_CONFIG`), then
+//! `MODELWATCH_*` environment variables, then command-line flags, each overriding the one
+//! before. No global configuration: the binary loads it once and passes sections on.
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:7878"
+//! max_body_bytes = 10485760
+//! request_timeout = "30s"
+//! log_level = "info"        # or a filter: "info,tower_http=debug"
+//! log_format = "text"       # or "json"
+//!
+//! [store]
+//! db = "/var/lib/modelwatch/modelwatch.db"
+//!
+//! [evaluation]
+//! interval = "60s"          # every enabled rule, this often
+//! debounce = "1s"           # a series' rules, this long after new samples arrive
+//!
+//! [alerts]                  # the seed's global alert configuration
+//! enable_alerts = true
+//! max_alerts_per_hour = 10
+//! max_alerts_per_model_per_hour = 5
+//! min_severity_to_notify = "medium"
+//! ```
 //!
 //! Every section has a raw form (what the file says, `deny_unknown_fields`, everything
 //! optional) and a validated form handed to constructors. Sections are independent: a
@@ -11,21 +34,27 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use modelwatch_core::alerting::AlertConfig;
 use serde::Deserialize;
 
-/// A configuration error naming the key.
+/// A configuration error naming the file or the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the configuration file {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
-    #[error("configuration file {path}: {reason}")]
-    Syntax { path: PathBuf, reason: String },
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Syntax, unknown keys and values the section's own types refuse; toml's message
+    /// names the key and shows the line.
+    #[error("the configuration file {path} is invalid: {message}")]
+    Invalid { path: PathBuf, message: String },
     #[error("configuration key {key}: {message}")]
-    Invalid { key: String, message: String },
+    Key { key: String, message: String },
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
+    ConfigError::Key {
         key: key.to_owned(),
         message: message.into(),
     }
@@ -35,6 +64,9 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Already typed: the core's `AlertConfig` validates itself while deserialising.
+    #[serde(default)]
+    pub alerts: AlertConfig,
     #[serde(default)]
     pub server: RawServer,
     #[serde(default)]
@@ -73,17 +105,10 @@ pub struct RawEvaluation {
     pub debounce: Option<String>,
 }
 
-/// Where a value came from, for error messages.
-#[derive(Debug, Clone, Copy)]
-enum Source {
-    File,
-    Env,
-    Flag,
-}
-
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub alerts: AlertConfig,
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub evaluation: EvaluationConfig,
@@ -145,25 +170,26 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl RawConfig {
+    /// Parses TOML text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|error| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: error.to_string(),
+        })
+    }
+
     /// Reads a file; a missing file is an error only when `required` (it was named).
     pub fn from_file(path: &Path, required: bool) -> Result<RawConfig, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
+        match std::fs::read_to_string(path) {
+            Ok(text) => RawConfig::parse(&text, path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-                return Ok(RawConfig::default())
+                Ok(RawConfig::default())
             }
-            Err(e) => {
-                return Err(ConfigError::Read {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                })
-            }
-        };
-        toml::from_str(&text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            // toml's message names the key and shows the line.
-            reason: e.to_string(),
-        })
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
     }
 
     /// Applies `MODELWATCH_*` variables; `lookup` is `std::env::var` in the binary.
@@ -211,6 +237,7 @@ impl RawConfig {
 
     pub fn validate(self) -> Result<Config, ConfigError> {
         Ok(Config {
+            alerts: self.alerts,
             server: self.server.validate()?,
             store: StoreConfig { db: self.store.db },
             evaluation: self.evaluation.validate()?,
@@ -290,7 +317,24 @@ impl RawEvaluation {
     }
 }
 
-/// File, then environment, then flags; validated.
+impl Config {
+    /// Parses and validates TOML text alone (no environment, no flags).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        RawConfig::parse(text, path)?.validate()
+    }
+
+    /// The file at `path` alone, or the defaults when none is given: what the one-shot
+    /// commands (`alerts`, `evaluate`, …) use.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => RawConfig::default().validate(),
+            Some(path) => RawConfig::from_file(path, true)?.validate(),
+        }
+    }
+}
+
+/// File, then environment, then flags; validated. Without a named file,
+/// `modelwatch.toml` in the working directory is read when it exists.
 pub fn load(
     file: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
@@ -307,7 +351,45 @@ pub fn load(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use modelwatch_core::alerting::Severity;
+
     use super::*;
+
+    #[test]
+    fn alerts_section_takes_the_seed_names_and_defaults() {
+        let config = Config::parse(
+            "[alerts]\nmax_alerts_per_hour = 3\nmin_severity_to_notify = \"high\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.alerts.max_alerts_per_hour, 3);
+        assert_eq!(config.alerts.max_alerts_per_model_per_hour, 5);
+        assert_eq!(config.alerts.min_severity_to_notify, Severity::High);
+        assert_eq!(
+            Config::parse("", Path::new("c.toml")).unwrap().alerts,
+            AlertConfig::default()
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused_with_the_file_named() {
+        for text in [
+            "[alerts]\nmax_alerts = 3\n",
+            "[alert]\n",
+            "[alerts]\nmin_severity_to_notify = \"urgent\"\n",
+            "[alerts]\nmax_alerts_per_hour = -1\n",
+        ] {
+            let error = Config::parse(text, Path::new("c.toml")).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("the configuration file c.toml is invalid"),
+                "{error}"
+            );
+        }
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None

@@ -25,9 +25,6 @@ pub struct ServeArgs {
     /// Address to listen on (default 127.0.0.1:7878; port 0 picks a free port).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
-    /// The configuration file (default: modelwatch.toml in the working directory, if any).
-    #[arg(long, env = "MODELWATCH_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// Log level or tracing filter, e.g. `debug` or `info,tower_http=debug`.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -65,14 +62,20 @@ fn init_logging(config: &Config) {
 }
 
 /// Runs the server until SIGINT or SIGTERM.
-pub async fn serve(args: ServeArgs, db_flag: Option<String>) -> Result<ExitCode> {
+/// `config_file`: the global `--config` (default: modelwatch.toml in the working
+/// directory, if any).
+pub async fn serve(
+    args: ServeArgs,
+    db_flag: Option<String>,
+    config_file: Option<PathBuf>,
+) -> Result<ExitCode> {
     let flags = Overrides {
         listen: args.listen.clone(),
         db: db_flag,
         log_level: args.log_level.clone(),
     };
     let config = config::load(
-        args.config.as_deref(),
+        config_file.as_deref(),
         |key| std::env::var(key).ok(),
         &flags,
     )?;
@@ -81,7 +84,7 @@ pub async fn serve(args: ServeArgs, db_flag: Option<String>) -> Result<ExitCode>
         Some(location) => location.clone(),
         None => crate::cli::default_database()?,
     };
-    let stores = modelwatch_store::open_stores(&location)
+    let stores = modelwatch_store::open(&location)
         .await
         .with_context(|| format!("cannot open the database {location}"))?;
     if args.demo {
@@ -114,7 +117,6 @@ pub async fn serve(args: ServeArgs, db_flag: Option<String>) -> Result<ExitCode>
         .await
         .context("the server failed")?;
     stores
-        .metrics
         .close()
         .await
         .context("cannot close the database cleanly")?;
