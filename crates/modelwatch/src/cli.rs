@@ -65,6 +65,11 @@ pub enum Command {
     Compare(crate::analysis_cli::CompareArgs),
     #[command(flatten)]
     Alerting(crate::alerts_cli::AlertingCommand),
+    /// Serve the HTTP API (JSON, OpenAPI, events, InfluxDB line protocol, Prometheus).
+    Serve(crate::serve::ServeArgs),
+    /// Manage the HTTP API's tokens.
+    #[command(subcommand)]
+    Tokens(crate::serve::TokensCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +158,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let command = match cli.command {
+            Command::Serve(args) => return crate::serve::serve(args, cli.db, cli.config).await,
+            other => other,
+        };
         let location = match &cli.db {
             Some(location) => location.clone(),
             None => default_database()?,
@@ -161,11 +170,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot open the database {location}"))?;
         let format = cli.format.unwrap_or_else(Format::default_for_stdout);
-        let outcome = match cli.command {
+        let outcome = match command {
             Command::Alerting(command) => {
                 crate::alerts_cli::run(command, &stores, cli.config.as_ref(), format).await
             }
             Command::Monitor(args) => crate::analysis_cli::monitor(&stores, args, format).await,
+            Command::Tokens(command) => crate::serve::tokens(&stores, command, format).await,
             command => dispatch(command, Arc::clone(&stores.metrics), format).await,
         };
         stores
@@ -176,7 +186,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
-fn default_database() -> Result<String> {
+pub(crate) fn default_database() -> Result<String> {
     let base = dirs::data_dir().context("no data directory for this user; pass --db PATH")?;
     Ok(base
         .join("modelwatch")
@@ -201,6 +211,9 @@ async fn dispatch(
         Command::Compare(args) => crate::analysis_cli::compare(&*store, args, format).await,
         // `run` hands these the alert store too before getting here.
         Command::Alerting(_) | Command::Monitor(_) => bail!("this command needs the alert store"),
+        Command::Serve(_) | Command::Tokens(_) => {
+            bail!("`run` handles serve and tokens before getting here")
+        }
     }
 }
 

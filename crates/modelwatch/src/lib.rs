@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod import;
 pub mod output;
+pub mod serve;
 
 pub use modelwatch_core as core;
 pub use modelwatch_store as store;
