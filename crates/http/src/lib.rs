@@ -12,6 +12,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod line_protocol;
+pub mod notifications;
 pub mod ops;
 pub mod series;
 pub mod telemetry;
@@ -36,6 +37,7 @@ use utoipa_axum::routes;
 pub use auth::{generate_token, Authenticator};
 pub use error::{ApiError, ApiResult};
 pub use events::{Event, EventHub};
+pub use notifications::Notifications;
 pub use telemetry::Telemetry;
 
 /// Limits of the server.
@@ -86,6 +88,8 @@ struct Inner {
     clock: Clock,
     /// Flips to true once when the server starts shutting down; ends event streams.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Set once by the binary when it delivers notifications.
+    notifications: std::sync::OnceLock<Notifications>,
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -112,6 +116,7 @@ impl AppState {
                 limits,
                 clock,
                 shutdown: tokio::sync::watch::Sender::new(false),
+                notifications: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -126,6 +131,15 @@ impl AppState {
 
     pub fn telemetry(&self) -> &Telemetry {
         &self.inner.telemetry
+    }
+
+    /// Exposes notification channels and deliveries; a second call changes nothing.
+    pub fn set_notifications(&self, notifications: Notifications) {
+        let _ = self.inner.notifications.set(notifications);
+    }
+
+    pub fn notifications(&self) -> Option<&Notifications> {
+        self.inner.notifications.get()
     }
 
     /// Ends the event streams, so a graceful shutdown is not held up by open connections.
@@ -199,6 +213,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(series::list_models))
         .routes(routes!(series::list_versions))
         .routes(routes!(series::series_points))
+        .routes(routes!(notifications::list_channels))
+        .routes(routes!(notifications::list_notifications))
         .routes(routes!(ops::events))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
