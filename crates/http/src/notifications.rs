@@ -219,7 +219,10 @@ pub async fn list_notifications(
     let status = match query.status.as_deref() {
         None => None,
         Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
-            ApiError::bad_request("status", format!("{text:?} is not pending, delivered or failed"))
+            ApiError::bad_request(
+                "status",
+                format!("{text:?} is not pending, delivered or failed"),
+            )
         })?),
     };
     let alert_id = query.alert_id.as_deref().map(AlertId::parse).transpose()?;

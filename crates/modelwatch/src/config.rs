@@ -207,13 +207,19 @@ impl RawConfig {
     }
 
     /// Applies `MODELWATCH_*` variables; `lookup` is `std::env::var` in the binary.
-    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         if let Some(v) = lookup("MODELWATCH_LISTEN") {
             self.server.listen = Some(v);
         }
         if let Some(v) = lookup("MODELWATCH_MAX_BODY_BYTES") {
             self.server.max_body_bytes = Some(v.trim().parse().map_err(|_| {
-                invalid("MODELWATCH_MAX_BODY_BYTES", format!("{v:?} is not a whole number"))
+                invalid(
+                    "MODELWATCH_MAX_BODY_BYTES",
+                    format!("{v:?} is not a whole number"),
+                )
             })?);
         }
         if let Some(v) = lookup("MODELWATCH_REQUEST_TIMEOUT") {
@@ -256,11 +262,12 @@ impl RawConfig {
             store: StoreConfig { db: self.store.db },
             evaluation: self.evaluation.validate()?,
             // The notify crate's error already names the key (`channels.NAME.url`).
-            notify: modelwatch_notify::NotifyConfig::from_raw(self.notify, self.channels)
-                .map_err(|e| ConfigError::Key {
+            notify: modelwatch_notify::NotifyConfig::from_raw(self.notify, self.channels).map_err(
+                |e| ConfigError::Key {
                     key: e.key,
                     message: e.message,
-                })?,
+                },
+            )?,
         })
     }
 }
@@ -481,11 +488,17 @@ mod tests {
             Path::new("c.toml"),
         )
         .unwrap_err();
-        assert!(error.to_string().contains("channels.ops-hook.url"), "{error}");
+        assert!(
+            error.to_string().contains("channels.ops-hook.url"),
+            "{error}"
+        );
         let error = Config::parse("[notify]\nmax_attempts = 0\n", Path::new("c.toml")).unwrap_err();
         assert!(error.to_string().contains("notify.max_attempts"), "{error}");
-        let error = Config::parse("[channels.x]\nkind = \"slack\"\nurll = \"u\"\n", Path::new("c.toml"))
-            .unwrap_err();
+        let error = Config::parse(
+            "[channels.x]\nkind = \"slack\"\nurll = \"u\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("urll"), "{error}");
     }
 

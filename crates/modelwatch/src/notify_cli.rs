@@ -206,7 +206,14 @@ pub fn summaries(notify: &NotifyConfig) -> Vec<ChannelSummary> {
 
 fn list(notify: &NotifyConfig, format: Format) -> Result<ExitCode> {
     let rows = summaries(notify);
-    let mut table = Table::new(&["name", "kind", "target", "timeout", "per minute", "digest after"]);
+    let mut table = Table::new(&[
+        "name",
+        "kind",
+        "target",
+        "timeout",
+        "per minute",
+        "digest after",
+    ]);
     for c in &rows {
         table.push(vec![
             c.name.clone(),
@@ -249,8 +256,7 @@ fn synthetic_alert(now: Timestamp) -> Result<Alert> {
         metric: Metric::parse("accuracy")?,
         severity: Severity::Low,
         status: AlertStatus::Active,
-        message: "A test notification sent by `modelwatch channels test`; nothing is wrong."
-            .into(),
+        message: "A test notification sent by `modelwatch channels test`; nothing is wrong.".into(),
         value: 0.0,
         worst_value: 0.0,
         trigger: Trigger::Degradation {
@@ -278,7 +284,10 @@ async fn test(notify: &NotifyConfig, name: &str, format: Format) -> Result<ExitC
         if known.is_empty() {
             bail!("no channel named {name:?}: no channels are configured");
         }
-        bail!("no channel named {name:?} (configured: {})", known.join(", "));
+        bail!(
+            "no channel named {name:?} (configured: {})",
+            known.join(", ")
+        );
     };
     let now = crate::now();
     // A dedup key of its own per test, so receivers that deduplicate show every test.
