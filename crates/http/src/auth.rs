@@ -65,7 +65,11 @@ impl Authenticator {
     }
 
     async fn reload_if_stale(&self) -> Result<(), StoreError> {
-        let fresh = |cache: &Cache| cache.loaded_at.is_some_and(|at| at.elapsed() < RELOAD_EVERY);
+        let fresh = |cache: &Cache| {
+            cache
+                .loaded_at
+                .is_some_and(|at| at.elapsed() < RELOAD_EVERY)
+        };
         if fresh(&*self.cache.read().await) {
             return Ok(());
         }
@@ -171,6 +175,9 @@ mod tests {
             needed_scope(&Method::POST, "/api/v1/rules/3/backtest"),
             Scope::Read
         );
-        assert_eq!(needed_scope(&Method::DELETE, "/api/v1/silences/3"), Scope::Write);
+        assert_eq!(
+            needed_scope(&Method::DELETE, "/api/v1/silences/3"),
+            Scope::Write
+        );
     }
 }

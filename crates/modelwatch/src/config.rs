@@ -193,13 +193,19 @@ impl RawConfig {
     }
 
     /// Applies `MODELWATCH_*` variables; `lookup` is `std::env::var` in the binary.
-    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         if let Some(v) = lookup("MODELWATCH_LISTEN") {
             self.server.listen = Some(v);
         }
         if let Some(v) = lookup("MODELWATCH_MAX_BODY_BYTES") {
             self.server.max_body_bytes = Some(v.trim().parse().map_err(|_| {
-                invalid("MODELWATCH_MAX_BODY_BYTES", format!("{v:?} is not a whole number"))
+                invalid(
+                    "MODELWATCH_MAX_BODY_BYTES",
+                    format!("{v:?} is not a whole number"),
+                )
             })?);
         }
         if let Some(v) = lookup("MODELWATCH_REQUEST_TIMEOUT") {
