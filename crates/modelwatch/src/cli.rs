@@ -39,6 +39,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
 
+    /// The configuration file (TOML; `[alerts]` holds the global alert settings).
+    #[arg(long, env = "MODELWATCH_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -59,6 +63,8 @@ pub enum Command {
     Monitor(crate::analysis_cli::MonitorArgs),
     /// Compare two versions of a model on one metric (champion vs challenger).
     Compare(crate::analysis_cli::CompareArgs),
+    #[command(flatten)]
+    Alerting(crate::alerts_cli::AlertingCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,12 +157,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Some(location) => location.clone(),
             None => default_database()?,
         };
-        let store = modelwatch_store::open(&location)
+        let stores = modelwatch_store::open(&location)
             .await
             .with_context(|| format!("cannot open the database {location}"))?;
         let format = cli.format.unwrap_or_else(Format::default_for_stdout);
-        let outcome = dispatch(cli.command, Arc::clone(&store), format).await;
-        store
+        let outcome = match cli.command {
+            Command::Alerting(command) => {
+                crate::alerts_cli::run(command, &stores, cli.config.as_ref(), format).await
+            }
+            Command::Monitor(args) => crate::analysis_cli::monitor(&stores, args, format).await,
+            command => dispatch(command, Arc::clone(&stores.metrics), format).await,
+        };
+        stores
             .close()
             .await
             .context("cannot close the database cleanly")?;
@@ -186,8 +198,9 @@ async fn dispatch(
         Command::Models(ModelsCommand::List) => list_models(&*store, format).await,
         Command::Demo => demo(&*store, format).await,
         Command::Check(args) => crate::analysis_cli::check(&*store, args, format).await,
-        Command::Monitor(args) => crate::analysis_cli::monitor(&*store, args, format).await,
         Command::Compare(args) => crate::analysis_cli::compare(&*store, args, format).await,
+        // `run` hands these the alert store too before getting here.
+        Command::Alerting(_) | Command::Monitor(_) => bail!("this command needs the alert store"),
     }
 }
 

@@ -8,6 +8,7 @@
 //!
 //! Only this crate knows SQL.
 
+pub mod alerts;
 mod codec;
 pub mod memory;
 pub mod sqlite;
@@ -26,6 +27,7 @@ use modelwatch_core::{
     Timestamp, ValidationError, Version,
 };
 
+pub use alerts::AlertStore;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
@@ -61,6 +63,10 @@ pub enum StoreError {
     Database(String),
     #[error("the store has been shut down")]
     Closed,
+    #[error("no {kind} has id {id}")]
+    NotFound { kind: &'static str, id: String },
+    #[error("a {kind} with id {id} already exists")]
+    AlreadyExists { kind: &'static str, id: String },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -110,6 +116,16 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
 
     /// Every series matching the filter, ordered by model, version, metric.
     async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError>;
+
+    /// The latest point of each series, in order. Backends answer it in one round trip
+    /// where they can: rule evaluation asks for thousands at once.
+    async fn latest_many(&self, series: &[SeriesKey]) -> Result<Vec<Option<Point>>, StoreError> {
+        let mut found = Vec::with_capacity(series.len());
+        for key in series {
+            found.push(self.latest(key).await?);
+        }
+        Ok(found)
+    }
 
     /// Declares (or redeclares) a custom metric's direction and range.
     async fn define_metric(&self, definition: MetricDefinition) -> Result<(), StoreError>;
@@ -235,15 +251,38 @@ pub(crate) fn validate_batch(
     Ok(())
 }
 
+/// Both stores a location holds: samples, and alerting (rules, alerts, silences, outbox).
+/// One backend object implements both traits, so they share one database and one writer.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub metrics: Arc<dyn MetricStore>,
+    pub alerts: Arc<dyn AlertStore>,
+}
+
+impl Stores {
+    /// Both views of one backend.
+    pub fn of<S: MetricStore + AlertStore + 'static>(store: Arc<S>) -> Stores {
+        Stores {
+            metrics: store.clone(),
+            alerts: store,
+        }
+    }
+
+    /// Flushes and stops background work (see [`MetricStore::close`]).
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.metrics.close().await
+    }
+}
+
 /// Opens the store a location names: `memory` for an ephemeral in-memory store,
 /// `sqlite:PATH` or a plain path for an SQLite file (created when missing).
-pub async fn open(location: &str) -> Result<Arc<dyn MetricStore>, StoreError> {
+pub async fn open(location: &str) -> Result<Stores, StoreError> {
     if location == "memory" || location == ":memory:" {
-        return Ok(Arc::new(MemoryStore::new()));
+        return Ok(Stores::of(Arc::new(MemoryStore::new())));
     }
     if location.starts_with("postgres://") || location.starts_with("postgresql://") {
         return Err(StoreError::UnsupportedLocation(location.to_owned()));
     }
     let path = location.strip_prefix("sqlite:").unwrap_or(location);
-    Ok(Arc::new(SqliteStore::open(path).await?))
+    Ok(Stores::of(Arc::new(SqliteStore::open(path).await?)))
 }
