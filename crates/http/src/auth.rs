@@ -1,6 +1,7 @@
 //! API tokens on the wire: generating them, and the middleware that checks them.
 //!
-//! Authentication is on as soon as one active token exists. Then every route but
+//! Authentication is on as soon as a token exists in the store, and stays on when tokens
+//! are revoked (revoking the last token must not open the API). Then every route but
 //! `/healthz` needs `Authorization: Bearer <token>` (or `Token <token>`, as Influx
 //! clients send it): reading (GET, and backtests) needs the read scope, everything else
 //! the write scope. The active tokens' hashes are cached and reloaded from the store at
@@ -42,6 +43,8 @@ pub fn generate_token() -> Result<(String, TokenHash), getrandom::Error> {
 
 #[derive(Debug)]
 struct Cache {
+    /// Whether any token, even a revoked one, exists.
+    configured: bool,
     by_hash: HashMap<String, Scope>,
     loaded_at: Option<Instant>,
 }
@@ -58,6 +61,7 @@ impl Authenticator {
         Authenticator {
             store,
             cache: Arc::new(RwLock::new(Cache {
+                configured: false,
                 by_hash: HashMap::new(),
                 loaded_at: None,
             })),
@@ -65,7 +69,11 @@ impl Authenticator {
     }
 
     async fn reload_if_stale(&self) -> Result<(), StoreError> {
-        let fresh = |cache: &Cache| cache.loaded_at.is_some_and(|at| at.elapsed() < RELOAD_EVERY);
+        let fresh = |cache: &Cache| {
+            cache
+                .loaded_at
+                .is_some_and(|at| at.elapsed() < RELOAD_EVERY)
+        };
         if fresh(&*self.cache.read().await) {
             return Ok(());
         }
@@ -73,11 +81,11 @@ impl Authenticator {
         if fresh(&cache) {
             return Ok(()); // another request reloaded while we waited
         }
-        cache.by_hash = self
-            .store
-            .active_tokens()
-            .await?
+        let tokens = self.store.list_tokens().await?;
+        cache.configured = !tokens.is_empty();
+        cache.by_hash = tokens
             .into_iter()
+            .filter(|t| t.is_active())
             .map(|t| (t.hash.as_str().to_owned(), t.scope))
             .collect();
         cache.loaded_at = Some(Instant::now());
@@ -88,7 +96,7 @@ impl Authenticator {
     pub async fn check(&self, authorization: Option<&str>, needed: Scope) -> Result<(), ApiError> {
         self.reload_if_stale().await.map_err(ApiError::from)?;
         let cache = self.cache.read().await;
-        if cache.by_hash.is_empty() {
+        if !cache.configured {
             return Ok(()); // no tokens configured: the API is open (on loopback by default)
         }
         let secret = authorization
@@ -171,6 +179,9 @@ mod tests {
             needed_scope(&Method::POST, "/api/v1/rules/3/backtest"),
             Scope::Read
         );
-        assert_eq!(needed_scope(&Method::DELETE, "/api/v1/silences/3"), Scope::Write);
+        assert_eq!(
+            needed_scope(&Method::DELETE, "/api/v1/silences/3"),
+            Scope::Write
+        );
     }
 }

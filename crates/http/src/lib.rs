@@ -8,8 +8,10 @@
 //! [`error`]. The OpenAPI document is generated from the handlers' annotations by the
 //! same calls that register the routes, so the two cannot drift.
 
+pub mod alerting;
 pub mod auth;
 pub mod error;
+pub mod evaluator;
 pub mod events;
 pub mod line_protocol;
 pub mod notifications;
@@ -86,6 +88,8 @@ struct Inner {
     telemetry: Telemetry,
     limits: Limits,
     clock: Clock,
+    /// Rules, alerts and silences; `None` answers their routes with 503.
+    engine: Option<modelwatch_engine::Engine>,
     /// Flips to true once when the server starts shutting down; ends event streams.
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Set once by the binary when it delivers notifications.
@@ -106,6 +110,7 @@ impl AppState {
         tokens: Option<Arc<dyn TokenStore>>,
         limits: Limits,
         clock: Clock,
+        engine: Option<modelwatch_engine::Engine>,
     ) -> AppState {
         AppState {
             inner: Arc::new(Inner {
@@ -115,6 +120,7 @@ impl AppState {
                 telemetry: Telemetry::default(),
                 limits,
                 clock,
+                engine,
                 shutdown: tokio::sync::watch::Sender::new(false),
                 notifications: std::sync::OnceLock::new(),
             }),
@@ -213,6 +219,24 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(series::list_models))
         .routes(routes!(series::list_versions))
         .routes(routes!(series::series_points))
+        .routes(routes!(alerting::version_history))
+        .routes(routes!(alerting::degradation))
+        .routes(routes!(alerting::compare))
+        .routes(routes!(alerting::list_rules, alerting::create_rule))
+        .routes(routes!(
+            alerting::get_rule,
+            alerting::patch_rule,
+            alerting::delete_rule
+        ))
+        .routes(routes!(alerting::backtest_rule))
+        .routes(routes!(alerting::list_alerts))
+        .routes(routes!(alerting::alert_summary))
+        .routes(routes!(alerting::get_alert))
+        .routes(routes!(alerting::acknowledge))
+        .routes(routes!(alerting::resolve))
+        .routes(routes!(alerting::alert_history))
+        .routes(routes!(alerting::list_silences, alerting::create_silence))
+        .routes(routes!(alerting::delete_silence))
         .routes(routes!(notifications::list_channels))
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(ops::events))
@@ -285,7 +309,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::middleware))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ))
         // Limits the decompressed body, so a small gzip bomb cannot get past it.
         .layer(DefaultBodyLimit::max(state.inner.limits.max_body_bytes))
         .layer(RequestDecompressionLayer::new())

@@ -80,11 +80,7 @@ fn error(line: usize, field: impl Into<String>, message: impl Into<String>) -> L
 
 /// Parses a whole request body; empty lines and `#` comments are skipped. Stops at the
 /// first bad line, since a write is all or nothing.
-pub fn parse(
-    body: &str,
-    precision: Precision,
-    now: Timestamp,
-) -> Result<Vec<Sample>, LineError> {
+pub fn parse(body: &str, precision: Precision, now: Timestamp) -> Result<Vec<Sample>, LineError> {
     let mut samples = Vec::new();
     for (index, line) in body.lines().enumerate() {
         let line = line.trim();
@@ -199,14 +195,18 @@ fn parse_line(
     let timestamp = match timestamp.map(str::trim).filter(|t| !t.is_empty()) {
         None => now,
         Some(text) => {
-            let raw: i64 = text.parse().map_err(|_| {
-                error(number, "timestamp", format!("{text:?} is not an integer"))
-            })?;
+            let raw: i64 = text
+                .parse()
+                .map_err(|_| error(number, "timestamp", format!("{text:?} is not an integer")))?;
             precision
                 .to_millis(raw)
                 .and_then(|ms| Timestamp::from_millis(ms).ok())
                 .ok_or_else(|| {
-                    error(number, "timestamp", format!("{text} is out of range for {precision:?}"))
+                    error(
+                        number,
+                        "timestamp",
+                        format!("{text} is out of range for {precision:?}"),
+                    )
                 })?
         }
     };
@@ -217,10 +217,10 @@ fn parse_line(
         let value = value
             .filter(|v| !v.is_empty())
             .ok_or_else(|| error(number, format!("field {key}"), "needs key=value"))?;
-        let metric = Metric::parse(&key)
-            .map_err(|e| error(number, format!("field {key}"), e.message))?;
-        let value = field_value(value)
-            .map_err(|message| error(number, format!("field {key}"), message))?;
+        let metric =
+            Metric::parse(&key).map_err(|e| error(number, format!("field {key}"), e.message))?;
+        let value =
+            field_value(value).map_err(|message| error(number, format!("field {key}"), message))?;
         out.push(Sample {
             model: model.clone(),
             version: version.clone(),
@@ -281,7 +281,10 @@ mod tests {
         assert_eq!(samples[0].timestamp.as_millis(), 1_714_564_800_000);
         assert_eq!(samples[1].metric, Metric::Latency);
         assert_eq!(samples[1].value, 41.0);
-        assert_eq!(samples[1].dataset.as_ref().map(|d| d.as_str()), Some("canary"));
+        assert_eq!(
+            samples[1].dataset.as_ref().map(|d| d.as_str()),
+            Some("canary")
+        );
     }
 
     #[test]
@@ -308,7 +311,8 @@ mod tests {
 
     #[test]
     fn errors_name_line_and_part() {
-        let body = "model_metrics,model=m,version=v accuracy=0.9\n\nmodel_metrics,model=m accuracy=0.9";
+        let body =
+            "model_metrics,model=m,version=v accuracy=0.9\n\nmodel_metrics,model=m accuracy=0.9";
         let error = one(body).expect_err("missing version");
         assert_eq!((error.line, error.field.as_str()), (3, "tag version"));
 

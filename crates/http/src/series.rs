@@ -126,7 +126,9 @@ fn json_error(prefix: Option<&str>, error: &serde_json::Error) -> ApiError {
 pub(crate) fn parse_ingest(body: &[u8], now: Timestamp) -> ApiResult<Vec<Sample>> {
     let parsed: IngestBody = match serde_json::from_slice(body) {
         Ok(parsed) => parsed,
-        Err(error) => return Err(locate_batch_error(body).unwrap_or_else(|| json_error(None, &error))),
+        Err(error) => {
+            return Err(locate_batch_error(body).unwrap_or_else(|| json_error(None, &error)))
+        }
     };
     let single = parsed.model.is_some()
         || parsed.version.is_some()
@@ -160,11 +162,15 @@ fn locate_batch_error(body: &[u8]) -> Option<ApiError> {
         samples: Vec<serde_json::Value>,
     }
     let loose: Loose = serde_json::from_slice(body).ok()?;
-    loose.samples.into_iter().enumerate().find_map(|(index, value)| {
-        serde_json::from_value::<SampleInput>(value)
-            .err()
-            .map(|error| json_error(Some(&format!("samples[{index}]")), &error))
-    })
+    loose
+        .samples
+        .into_iter()
+        .enumerate()
+        .find_map(|(index, value)| {
+            serde_json::from_value::<SampleInput>(value)
+                .err()
+                .map(|error| json_error(Some(&format!("samples[{index}]")), &error))
+        })
 }
 
 /// Store one sample or an atomic batch.
@@ -192,7 +198,23 @@ pub async fn ingest(
             return Err(error);
         }
     };
-    let accepted = state.store_samples(samples, "json").await?;
+    let single = !body
+        .windows(b"\"samples\"".len())
+        .any(|w| w == b"\"samples\"");
+    let accepted = state
+        .store_samples(samples, "json")
+        .await
+        .map_err(|error| match error {
+            // A lone sample's field is named without the batch index.
+            ApiError::BadRequest { field, message } if single => ApiError::BadRequest {
+                field: field
+                    .strip_prefix("samples[0].")
+                    .unwrap_or(&field)
+                    .to_owned(),
+                message,
+            },
+            other => other,
+        })?;
     Ok(Json(IngestResponse { accepted }))
 }
 
@@ -226,8 +248,14 @@ pub async fn list_models(State(state): State<AppState>) -> ApiResult<Json<Models
                 if entry.versions.last() != Some(&version) {
                     entry.versions.push(version);
                 }
-                entry.first_timestamp = entry.first_timestamp.clone().min(series.first_timestamp.to_rfc3339());
-                entry.last_timestamp = entry.last_timestamp.clone().max(series.last_timestamp.to_rfc3339());
+                entry.first_timestamp = entry
+                    .first_timestamp
+                    .clone()
+                    .min(series.first_timestamp.to_rfc3339());
+                entry.last_timestamp = entry
+                    .last_timestamp
+                    .clone()
+                    .max(series.last_timestamp.to_rfc3339());
             }
             _ => models.push(ModelEntry {
                 model,
@@ -289,8 +317,14 @@ pub async fn list_versions(
         match versions.last_mut() {
             Some(entry) if entry.version == version => {
                 entry.metrics.push(series.key.metric.to_string());
-                entry.first_timestamp = entry.first_timestamp.clone().min(series.first_timestamp.to_rfc3339());
-                entry.last_timestamp = entry.last_timestamp.clone().max(series.last_timestamp.to_rfc3339());
+                entry.first_timestamp = entry
+                    .first_timestamp
+                    .clone()
+                    .min(series.first_timestamp.to_rfc3339());
+                entry.last_timestamp = entry
+                    .last_timestamp
+                    .clone()
+                    .max(series.last_timestamp.to_rfc3339());
             }
             _ => versions.push(VersionEntry {
                 version,
@@ -416,7 +450,11 @@ pub async fn series_points(
         parse_version(&version)?,
         Metric::parse(&metric)?,
     );
-    let to = query.to.as_deref().map(|t| parse_time("to", t)).transpose()?;
+    let to = query
+        .to
+        .as_deref()
+        .map(|t| parse_time("to", t))
+        .transpose()?;
     let from = match query.from.as_deref() {
         Some(text) => parse_time("from", text)?,
         None => to
@@ -444,7 +482,10 @@ pub async fn series_points(
     let downsampled = count > max_points;
     let (points, buckets) = if downsampled {
         let buckets = modelwatch_core::stats::downsample(&points, range, max_points);
-        (Vec::new(), buckets.into_iter().map(BucketOut::from).collect())
+        (
+            Vec::new(),
+            buckets.into_iter().map(BucketOut::from).collect(),
+        )
     } else {
         (points.into_iter().map(PointOut::from).collect(), Vec::new())
     };

@@ -112,11 +112,7 @@ impl Telemetry {
         for (labels, value) in latest {
             models.get_or_create(&labels).set(value);
         }
-        registry.register(
-            "model_metric",
-            "Latest value of every model metric",
-            models,
-        );
+        registry.register("model_metric", "Latest value of every model metric", models);
         let mut text = String::new();
         encode(&mut text, &registry)?;
         Ok(text)
@@ -142,10 +138,18 @@ mod tests {
                 0.93,
             )])
             .expect("render");
-        assert!(text.contains("modelwatch_samples_ingested_total 3"), "{text}");
-        assert!(text.contains("modelwatch_samples_rejected_total{format=\"json\"} 2"), "{text}");
         assert!(
-            text.contains("modelwatch_model_metric{model=\"fraud\",version=\"v1\",metric=\"accuracy\"} 0.93"),
+            text.contains("modelwatch_samples_ingested_total 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("modelwatch_samples_rejected_total{format=\"json\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "modelwatch_model_metric{model=\"fraud\",version=\"v1\",metric=\"accuracy\"} 0.93"
+            ),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));

@@ -51,7 +51,8 @@ pub enum TokensCommand {
 }
 
 fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_new(&config.server.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_new(&config.server.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -91,6 +92,7 @@ pub async fn serve(
     if args.demo {
         fill_demo(&stores).await?;
     }
+    let engine = modelwatch_engine::Engine::new(&stores, config.alerts.clone());
     let state = AppState::new(
         Arc::clone(&stores.metrics),
         Some(Arc::clone(&stores.tokens)),
@@ -99,6 +101,7 @@ pub async fn serve(
             request_timeout: config.server.request_timeout,
         },
         Clock::new(crate::now),
+        Some(engine.clone()),
     );
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -107,6 +110,14 @@ pub async fn serve(
     tracing::info!(%address, db = %location, "modelwatch listening");
     // On stdout, for people and for scripts that asked for port 0.
     println!("modelwatch listening on http://{address}");
+    let evaluator = tokio::spawn(modelwatch_http::evaluator::run(
+        state.clone(),
+        engine,
+        modelwatch_http::evaluator::Schedule {
+            interval: config.evaluation.interval,
+            debounce: config.evaluation.debounce,
+        },
+    ));
     // The delivery worker beside the server; the same signal stops both.
     let notify = Arc::new(config.notify.clone());
     let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
@@ -130,6 +141,10 @@ pub async fn serve(
         })
         .await
         .context("the server failed")?;
+    // The evaluator stops at the shutdown signal; a pass in progress finishes first.
+    if let Err(error) = evaluator.await {
+        tracing::warn!(%error, "the evaluator stopped abnormally");
+    }
     // In-flight sends finish (each bounded by its channel's time-out) so their outcomes
     // are recorded before the store closes.
     if let Some((_, task)) = worker {
@@ -149,15 +164,16 @@ pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}
@@ -171,7 +187,10 @@ pub(crate) async fn shutdown_signal() {
 async fn fill_demo(stores: &Stores) -> Result<()> {
     let existing = stores.metrics.list_series(&SeriesFilter::default()).await?;
     if !existing.is_empty() {
-        tracing::info!(series = existing.len(), "the store has data; --demo adds nothing");
+        tracing::info!(
+            series = existing.len(),
+            "the store has data; --demo adds nothing"
+        );
         return Ok(());
     }
     let samples = crate::demo::samples(crate::now());

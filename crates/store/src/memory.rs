@@ -6,7 +6,6 @@ use std::sync::RwLock;
 use async_trait::async_trait;
 use modelwatch_core::{Dataset, MetricDefinition, Point, Sample, SeriesKey, TimeRange, Timestamp};
 
-
 use crate::tokens::{NewToken, TokenInfo, TokenStore};
 use crate::{validate_batch, MetricStore, SeriesFilter, SeriesInfo, StoreError};
 

@@ -12,7 +12,9 @@ fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_millis(ms).map_err(|e| StoreError::Corrupt(format!("token time: {e}")))
 }
 
-fn token_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, String, String, String, i64, Option<i64>)> {
+fn token_from_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<(i64, String, String, String, i64, Option<i64>)> {
     Ok((
         row.get(0)?,
         row.get(1)?,
