@@ -71,6 +71,11 @@ pub async fn run(
 ) -> Result<ExitCode> {
     let config = Config::load(config.map(PathBuf::as_path))?;
     let notify = Arc::new(config.notify);
+    // Without channels a pass would fail every pending row as "unknown channel", and
+    // adding the channel afterwards could no longer deliver them.
+    if matches!(command, NotifyCommand::Notify(_)) && notify.channels.is_empty() {
+        bail!("no channels are configured: add a [channels.NAME] table to the configuration file");
+    }
     match command {
         NotifyCommand::Notify(args) if args.once => once(stores, notify, format).await,
         NotifyCommand::Notify(_) => run_until_signal(stores, notify).await,

@@ -581,6 +581,12 @@ fn channels_list_hides_secrets_and_test_reports_the_outcome() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("gone, hook, team"));
 
+    // Delivering without channels would fail every row as "unknown channel": refused.
+    std::fs::write(&env.config, "").unwrap();
+    let out = env.run(&["notify", "--once"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no channels are configured"));
+
     // A bad channel table is refused with the key named.
     std::fs::write(&env.config, "[channels.x]\nkind = \"webhook\"\n").unwrap();
     let out = env.run(&["channels", "list"]);
