@@ -7,6 +7,7 @@ use anstream::println;
 use anstyle::{AnsiColor, Style};
 use anyhow::Result;
 use clap::Args;
+use modelwatch_core::alerting::{Alert, AlertConfig};
 use modelwatch_core::compare::{CompareOptions, Verdict};
 use modelwatch_core::detection::{
     DegradationResult, DegradationStatus, DetectionOptions, Seasonality, WindowSpec,
@@ -14,7 +15,8 @@ use modelwatch_core::detection::{
 use modelwatch_core::health::{HealthOptions, OverallHealth, PerformanceHistory, Trend};
 use modelwatch_core::{Metric, ModelName, SeriesKey, Version};
 use modelwatch_engine::analysis;
-use modelwatch_store::MetricStore;
+use modelwatch_engine::Engine;
+use modelwatch_store::{MetricStore, Stores};
 use serde::Serialize;
 
 use crate::output::{emit, number, Format, Table};
@@ -185,6 +187,7 @@ pub async fn check(store: &dyn MetricStore, args: CheckArgs, format: Format) -> 
 struct Monitor {
     history: PerformanceHistory,
     degradations: Vec<DegradationResult>,
+    open_alerts: Vec<Alert>,
 }
 
 fn trend_text(trend: Trend) -> (Style, &'static str) {
@@ -195,11 +198,8 @@ fn trend_text(trend: Trend) -> (Style, &'static str) {
     }
 }
 
-pub async fn monitor(
-    store: &dyn MetricStore,
-    args: MonitorArgs,
-    format: Format,
-) -> Result<ExitCode> {
+pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Result<ExitCode> {
+    let store = &*stores.metrics;
     let model = ModelName::parse(&args.model)?;
     let version = Version::parse(&args.version)?;
     let now = crate::now();
@@ -222,6 +222,13 @@ pub async fn monitor(
     )
     .await?;
     modelwatch_core::health::include_degradations(&mut history, &degradations);
+    let engine = Engine::new(stores, AlertConfig::default());
+    let open_alerts: Vec<Alert> = engine
+        .open_alerts(Some(&model))
+        .await?
+        .into_iter()
+        .filter(|a| a.version == version)
+        .collect();
     let mut table = Table::new(&[
         "metric", "current", "mean", "min", "max", "std", "count", "trend", "change",
     ]);
@@ -241,6 +248,7 @@ pub async fn monitor(
     let monitor = Monitor {
         history,
         degradations,
+        open_alerts,
     };
     if format != Format::Table {
         emit(format, &monitor, &table)?;
@@ -271,6 +279,38 @@ pub async fn monitor(
     }
     println!("degradation (last hour against the 24 h before):");
     emit(Format::Table, &(), &degraded)?;
+    if monitor.open_alerts.is_empty() {
+        println!("no open alerts");
+    } else {
+        let mut alerts = Table::new(&[
+            "alert",
+            "severity",
+            "status",
+            "metric",
+            "rule",
+            "first_seen",
+            "message",
+        ]);
+        for alert in &monitor.open_alerts {
+            alerts.push(vec![
+                alert.id.to_string(),
+                serde_json::to_value(alert.severity)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                serde_json::to_value(alert.status)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                alert.metric.to_string(),
+                alert.rule_name.clone(),
+                alert.first_seen.to_string(),
+                alert.message.clone(),
+            ]);
+        }
+        println!("open alerts:");
+        emit(Format::Table, &(), &alerts)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

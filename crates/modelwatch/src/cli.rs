@@ -165,6 +165,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Command::Alerting(command) => {
                 crate::alerts_cli::run(command, &stores, cli.config.as_ref(), format).await
             }
+            Command::Monitor(args) => crate::analysis_cli::monitor(&stores, args, format).await,
             command => dispatch(command, Arc::clone(&stores.metrics), format).await,
         };
         stores
@@ -197,10 +198,9 @@ async fn dispatch(
         Command::Models(ModelsCommand::List) => list_models(&*store, format).await,
         Command::Demo => demo(&*store, format).await,
         Command::Check(args) => crate::analysis_cli::check(&*store, args, format).await,
-        Command::Monitor(args) => crate::analysis_cli::monitor(&*store, args, format).await,
         Command::Compare(args) => crate::analysis_cli::compare(&*store, args, format).await,
-        // `run` hands these to alerts_cli with both stores before getting here.
-        Command::Alerting(_) => bail!("alerting commands need the alert store"),
+        // `run` hands these the alert store too before getting here.
+        Command::Alerting(_) | Command::Monitor(_) => bail!("this command needs the alert store"),
     }
 }
 

@@ -519,3 +519,39 @@ fn compare_names_the_better_version_with_an_interval() {
     ]);
     assert!(csv.starts_with("metric,champion,challenger"), "{csv}");
 }
+
+#[test]
+fn monitor_lists_the_versions_open_alerts() {
+    let env = demo_env();
+    env.ok(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "Low accuracy",
+        "--threshold",
+        "0.9",
+        "--operator",
+        "lt",
+        "--severity",
+        "high",
+        "--version",
+        "v2.1",
+        "--for",
+        "1",
+    ]);
+    env.ok(&["evaluate", "fraud_detector", "v2.1"]);
+    let monitor = env.json(&["monitor", "fraud_detector", "v2.1"]);
+    let alerts = monitor["open_alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{monitor}");
+    assert_eq!(alerts[0]["rule_name"], "Low accuracy");
+    assert_eq!(alerts[0]["status"], "active");
+    let other = env.json(&["monitor", "fraud_detector", "v2.0"]);
+    assert_eq!(other["open_alerts"], serde_json::json!([]));
+    let table = env.ok(&["monitor", "fraud_detector", "v2.1", "--format", "table"]);
+    assert!(
+        table.contains("open alerts") && table.contains("Low accuracy"),
+        "{table}"
+    );
+}
