@@ -197,21 +197,9 @@ impl MetricStore for SqliteStore {
     }
 
     async fn latest_many(&self, series: &[SeriesKey]) -> Result<Vec<Option<Point>>, StoreError> {
-        // Two halves on two reader connections: decoding the newest chunk of each series
-        // is CPU-bound, and the machine we aim at has two cores.
-        let (first, second) = series.split_at(series.len() / 2);
-        let latest_of = |keys: &[SeriesKey]| {
-            let keys = keys.to_vec();
-            self.read(move |connection, catalogue| {
-                keys.iter()
-                    .map(|key| catalogue.latest(connection, key))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-        };
-        let (first, second) = tokio::join!(latest_of(first), latest_of(second));
-        let mut found = first?;
-        found.extend(second?);
-        Ok(found)
+        let keys = series.to_vec();
+        self.read(move |connection, catalogue| catalogue.latest_many(connection, &keys))
+            .await
     }
 
     async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError> {
