@@ -6,6 +6,11 @@
 //! to `bench/quality/RESULTS.md`. Streams come from fixed seeds, so runs are reproducible.
 //! The NAB series are read from `MODELWATCH_NAB_DIR`, else from `shared/benchdata/nab`
 //! beside the repository; without them that section is skipped.
+//!
+//! For quick comparisons: `MODELWATCH_DETECTION_OPTIONS` (JSON) overrides detection
+//! options, `MODELWATCH_QUALITY_ONLY` runs only the scenarios whose name contains one of
+//! its `|`-separated parts (seeds unchanged; RESULTS.md is then not written) and
+//! `MODELWATCH_QUALITY_NO_NAB` skips the NAB section.
 
 mod detectors;
 mod nab;

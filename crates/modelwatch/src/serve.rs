@@ -92,7 +92,7 @@ pub async fn serve(
     if args.demo {
         fill_demo(&stores).await?;
     }
-    let engine = modelwatch_engine::Engine::new(&stores, config.alerts.clone());
+    let engine = modelwatch_engine::Engine::new(&stores, config.alerts);
     let state = AppState::new(
         Arc::clone(&stores.metrics),
         Some(Arc::clone(&stores.tokens)),
