@@ -25,6 +25,8 @@ enum Mode {
     /// Holds the n-th request (1-based) unanswered until released; the test kills the
     /// sender meanwhile, and the held request is then dropped unanswered.
     HoldNth(usize),
+    /// Holds the n-th request until released, then answers 200.
+    HoldThenAnswer(usize),
 }
 
 #[derive(Debug, Default)]
@@ -122,14 +124,16 @@ impl Receiver {
                     std::thread::sleep(Duration::from_secs(60));
                     return;
                 }
-                Mode::HoldNth(n) if n == nth => {
+                Mode::HoldNth(n) | Mode::HoldThenAnswer(n) if n == nth => {
                     let mut state = lock.lock().unwrap();
                     state.holding = true;
                     changed.notify_all();
                     while !state.released {
                         state = changed.wait(state).unwrap();
                     }
-                    return; // dropped unanswered
+                    if matches!(mode, Mode::HoldNth(_)) {
+                        return; // dropped unanswered
+                    }
                 }
                 _ => {}
             }
@@ -592,4 +596,40 @@ fn channels_list_hides_secrets_and_test_reports_the_outcome() {
     let out = env.run(&["channels", "list"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("channels.x.url"));
+}
+
+#[test]
+fn serve_stopped_with_sigterm_finishes_the_send_in_flight_and_records_it() {
+    let receiver = Receiver::start(Mode::HoldThenAnswer(1));
+    let env = Env::new(&webhook("hook", &receiver.url(), ""));
+    env.fire("hook", 1);
+    let mut server = env.spawn(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(
+        receiver.wait_for(Duration::from_secs(30), |s| s.holding),
+        "the delivery never arrived"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The server is stopping while the receiver still holds the request; it answers
+    // well within the channel's 1 s time-out.
+    std::thread::sleep(Duration::from_millis(300));
+    receiver.release();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit}");
+    assert_each_once(&receiver.acked(), 1);
+    // Recorded as delivered before the store closed: nothing left to claim once the
+    // 3 s lease an unrecorded send would have left behind has run out.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(env.notify_once()["claimed"], 0);
+    assert_each_once(&receiver.acked(), 1);
 }
