@@ -1,9 +1,10 @@
 //! `modelwatch serve` and `modelwatch tokens`: wiring the HTTP server at the binary's edge.
 //!
 //! Reads the configuration (file, environment, flags), starts logging, opens the store,
-//! optionally fills it with the demo, serves [`modelwatch_http::router`] and, on SIGINT
-//! or SIGTERM, stops accepting, lets in-flight requests finish, ends event streams and
-//! closes the store, which commits whatever writes are still queued.
+//! optionally fills it with the demo, starts the notification worker (when channels are
+//! configured), serves [`modelwatch_http::router`] and, on SIGINT or SIGTERM, stops
+//! accepting, lets in-flight requests and notification sends finish, ends event streams
+//! and closes the store, which commits whatever writes are still queued.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -117,19 +118,39 @@ pub async fn serve(
             debounce: config.evaluation.debounce,
         },
     ));
+    // The delivery worker beside the server; the same signal stops both.
+    let notify = Arc::new(config.notify.clone());
+    let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+    let worker = crate::notify_cli::start_worker(&stores, &notify, worker_stopped)?;
+    state.set_notifications(modelwatch_http::Notifications::new(
+        crate::notify_cli::summaries(&notify),
+        worker
+            .as_ref()
+            .map(|(w, _)| w.counters().clone())
+            .unwrap_or_default(),
+        Arc::clone(&stores.alerts),
+    ));
     let app = modelwatch_http::router(state.clone());
     let shutdown_state = state.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
-            tracing::info!("shutting down: finishing in-flight requests");
+            tracing::info!("shutting down: finishing in-flight requests and notifications");
             shutdown_state.begin_shutdown();
+            stop_worker.send_replace(true);
         })
         .await
         .context("the server failed")?;
     // The evaluator stops at the shutdown signal; a pass in progress finishes first.
     if let Err(error) = evaluator.await {
         tracing::warn!(%error, "the evaluator stopped abnormally");
+    }
+    // In-flight sends finish (each bounded by its channel's time-out) so their outcomes
+    // are recorded before the store closes.
+    if let Some((_, task)) = worker {
+        if let Err(error) = task.await {
+            tracing::warn!(%error, "the notification worker stopped abnormally");
+        }
     }
     stores
         .close()
@@ -139,7 +160,7 @@ pub async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
