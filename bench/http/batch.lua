@@ -6,7 +6,7 @@ local BODIES = 20
 local bodies = {}
 
 function init(args)
-  local thread_offset = math.random(1, 1000000) * 1000000000
+  local thread_offset = math.random(1, 1000) * 1000000000
   for b = 1, BODIES do
     local parts = {}
     for i = 1, BATCH do
