@@ -10,6 +10,7 @@
 
 mod codec;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(test)]
@@ -27,6 +28,7 @@ use modelwatch_core::{
 };
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -53,7 +55,11 @@ pub enum StoreError {
     ForeignDatabase { path: PathBuf },
     #[error("cannot open the database at {path}: {reason}")]
     Open { path: PathBuf, reason: String },
-    #[error("unsupported store location {0:?}: use a file path, sqlite:PATH or memory")]
+    #[error("cannot connect to PostgreSQL at {location}: {reason}")]
+    Connect { location: String, reason: String },
+    #[error(
+        "unsupported store location {0:?}: use a file path, sqlite:PATH, postgres://… or memory"
+    )]
     UnsupportedLocation(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -233,13 +239,14 @@ pub(crate) fn validate_batch(
 }
 
 /// Opens the store a location names: `memory` for an ephemeral in-memory store,
-/// `sqlite:PATH` or a plain path for an SQLite file (created when missing).
+/// `postgres://…` (or `postgresql://…`) for a PostgreSQL database, `sqlite:PATH` or a
+/// plain path for an SQLite file (created when missing).
 pub async fn open(location: &str) -> Result<Arc<dyn MetricStore>, StoreError> {
     if location == "memory" || location == ":memory:" {
         return Ok(Arc::new(MemoryStore::new()));
     }
-    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-        return Err(StoreError::UnsupportedLocation(location.to_owned()));
+    if postgres::is_postgres_location(location) {
+        return Ok(Arc::new(PostgresStore::open(location).await?));
     }
     let path = location.strip_prefix("sqlite:").unwrap_or(location);
     Ok(Arc::new(SqliteStore::open(path).await?))
