@@ -2,7 +2,8 @@
 //! same windows: (a) the seed's plain percentage rule, (b) modelwatch's default check.
 
 use modelwatch_core::detection::{
-    detection_windows, Comparison, ComparisonWindow, DetectionOptions, Detector, MetricWindows, Reference, WindowSpec,
+    detection_windows, Comparison, ComparisonWindow, DetectionOptions, Detector, MetricWindows,
+    Reference, WindowSpec,
 };
 use modelwatch_core::{MetricDefinition, ModelName, Point, TimeRange, Timestamp, Version};
 
@@ -46,7 +47,10 @@ pub struct Runner {
 impl Runner {
     pub fn new(comparison_hours: Option<u32>) -> Runner {
         Runner {
-            spec: WindowSpec { comparison_hours, ..WindowSpec::default() },
+            spec: WindowSpec {
+                comparison_hours,
+                ..WindowSpec::default()
+            },
             options: options_from_env(),
             detector: Detector::default(),
             model: ModelName::parse("bench").unwrap_or_else(|_| unreachable!()),
@@ -55,7 +59,13 @@ impl Runner {
     }
 
     /// Does `kind` call the series degraded at `now` (only points before `now` are seen)?
-    pub fn degraded(&mut self, kind: Kind, definition: &MetricDefinition, series: &[Point], now: Timestamp) -> bool {
+    pub fn degraded(
+        &mut self,
+        kind: Kind,
+        definition: &MetricDefinition,
+        series: &[Point],
+        now: Timestamp,
+    ) -> bool {
         let windows = detection_windows(now, &self.spec);
         let baseline = slice(series, windows.baseline);
         let (comparison, latest_point);
@@ -69,11 +79,19 @@ impl Runner {
         match kind {
             Kind::Plain => plain_rule(definition, baseline, comparison),
             Kind::Modelwatch => {
-                let reference = windows
-                    .reference
-                    .map(|(seasonality, range)| Reference { seasonality, points: slice(series, range) });
-                let input = MetricWindows { definition, baseline, comparison, reference };
-                self.detector.check(&self.model, &self.version, &input, &self.options).is_degraded
+                let reference = windows.reference.map(|(seasonality, range)| Reference {
+                    seasonality,
+                    points: slice(series, range),
+                });
+                let input = MetricWindows {
+                    definition,
+                    baseline,
+                    comparison,
+                    reference,
+                };
+                self.detector
+                    .check(&self.model, &self.version, &input, &self.options)
+                    .is_degraded
             }
         }
     }
@@ -81,9 +99,16 @@ impl Runner {
 
 /// Baseline mean vs the latest value (or the comparison mean): degraded when worse by more
 /// than 5 % of the baseline. No statistics, no minimum sample count beyond one.
-fn plain_rule(definition: &MetricDefinition, baseline: &[Point], comparison: Comparison<'_>) -> bool {
+fn plain_rule(
+    definition: &MetricDefinition,
+    baseline: &[Point],
+    comparison: Comparison<'_>,
+) -> bool {
     let baseline: Vec<&Point> = match comparison {
-        Comparison::Latest(Some(latest)) => baseline.iter().filter(|p| p.timestamp < latest.timestamp).collect(),
+        Comparison::Latest(Some(latest)) => baseline
+            .iter()
+            .filter(|p| p.timestamp < latest.timestamp)
+            .collect(),
         _ => baseline.iter().collect(),
     };
     if baseline.is_empty() {
@@ -94,7 +119,9 @@ fn plain_rule(definition: &MetricDefinition, baseline: &[Point], comparison: Com
         Comparison::Latest(Some(latest)) => latest.value,
         Comparison::Latest(None) => return false,
         Comparison::Window([]) => return false,
-        Comparison::Window(points) => points.iter().map(|p| p.value).sum::<f64>() / points.len() as f64,
+        Comparison::Window(points) => {
+            points.iter().map(|p| p.value).sum::<f64>() / points.len() as f64
+        }
     };
     if base == 0.0 {
         return false;

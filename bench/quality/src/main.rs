@@ -49,7 +49,9 @@ fn fmt_rate(outcome: &Outcome, scenario: &Scenario) -> String {
 }
 
 fn fmt_delay(outcome: &Outcome) -> String {
-    outcome.mean_delay_minutes().map_or_else(|| "–".to_owned(), |d| format!("{d:.0}"))
+    outcome
+        .mean_delay_minutes()
+        .map_or_else(|| "–".to_owned(), |d| format!("{d:.0}"))
 }
 
 fn synthetic_section(out: &mut String) -> Vec<String> {
@@ -66,7 +68,8 @@ fn synthetic_section(out: &mut String) -> Vec<String> {
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for (index, scenario) in synthetic::scenarios().iter().enumerate() {
         for hours in [None, Some(scenario.window_hours)] {
-            let outcomes = synthetic::run(scenario, hours, STREAMS_PER_SCENARIO, SEED ^ index as u64);
+            let outcomes =
+                synthetic::run(scenario, hours, STREAMS_PER_SCENARIO, SEED ^ index as u64);
             for (kind, outcome) in Kind::ALL.iter().zip(&outcomes) {
                 let _ = writeln!(
                     out,
@@ -89,7 +92,10 @@ fn synthetic_section(out: &mut String) -> Vec<String> {
                         "∞ (modelwatch 0)".to_owned()
                     }
                 } else {
-                    format!("{:.1}×", plain.false_alarms_per_1000() / ours.false_alarms_per_1000())
+                    format!(
+                        "{:.1}×",
+                        plain.false_alarms_per_1000() / ours.false_alarms_per_1000()
+                    )
                 };
                 goal_notes.push(format!(
                     "- {} / {}: plain {:.1} vs modelwatch {:.1} false alarms per 1000 checks → {} fewer (goal ≥ 10×)",
@@ -117,7 +123,10 @@ fn synthetic_section(out: &mut String) -> Vec<String> {
 }
 
 fn nab_section(out: &mut String) {
-    let _ = writeln!(out, "\n## NAB (Numenta Anomaly Benchmark v1.1), simplified scoring\n");
+    let _ = writeln!(
+        out,
+        "\n## NAB (Numenta Anomaly Benchmark v1.1), simplified scoring\n"
+    );
     let Some(root) = nab_root() else {
         let _ = writeln!(out, "NAB data not found (set MODELWATCH_NAB_DIR); skipped.");
         return;
@@ -135,7 +144,8 @@ fn nab_section(out: &mut String) {
         for kind in Kind::ALL {
             match nab::evaluate(&root, kind, hours) {
                 Some(scores) => {
-                    let mode = hours.map_or_else(|| "latest value".to_owned(), |h| format!("{h} h window"));
+                    let mode = hours
+                        .map_or_else(|| "latest value".to_owned(), |h| format!("{h} h window"));
                     let _ = writeln!(
                         out,
                         "| {} | {} | {:.1} | {:.1} | {:.1} | {}/{} | {} |",
@@ -150,8 +160,12 @@ fn nab_section(out: &mut String) {
                     );
                 }
                 None => {
-                    let _ =
-                        writeln!(out, "| {} | NAB files unreadable under {} | | | | | |", kind.label(), root.display());
+                    let _ = writeln!(
+                        out,
+                        "| {} | NAB files unreadable under {} | | | | | |",
+                        kind.label(),
+                        root.display()
+                    );
                 }
             }
             eprintln!("nab {} {:?} done", kind.label(), hours);

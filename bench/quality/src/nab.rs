@@ -28,9 +28,18 @@ pub struct Profile {
 }
 
 pub const PROFILES: [Profile; 3] = [
-    Profile { fp_weight: 0.11, fn_weight: 1.0 },
-    Profile { fp_weight: 0.22, fn_weight: 1.0 },
-    Profile { fp_weight: 0.11, fn_weight: 2.0 },
+    Profile {
+        fp_weight: 0.11,
+        fn_weight: 1.0,
+    },
+    Profile {
+        fp_weight: 0.22,
+        fn_weight: 1.0,
+    },
+    Profile {
+        fp_weight: 0.11,
+        fn_weight: 2.0,
+    },
 ];
 
 /// One series with its windows as row ranges and the detections of one detector.
@@ -60,7 +69,11 @@ fn read_series(path: &Path) -> Option<Vec<Point>> {
     let mut points = Vec::new();
     for line in text.lines().skip(1) {
         let (time, value) = line.split_once(',')?;
-        points.push(Point { timestamp: parse_time(time)?, value: value.trim().parse().ok()?, dataset: None });
+        points.push(Point {
+            timestamp: parse_time(time)?,
+            value: value.trim().parse().ok()?,
+            dataset: None,
+        });
     }
     Some(points)
 }
@@ -73,10 +86,15 @@ fn scaled_sigmoid(y: f64) -> f64 {
 /// data is not there.
 pub fn evaluate(root: &Path, kind: Kind, comparison_hours: Option<u32>) -> Option<Vec<NabScore>> {
     let labels: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(root.join("labels/combined_windows.json")).ok()?).ok()?;
+        serde_json::from_str(&fs::read_to_string(root.join("labels/combined_windows.json")).ok()?)
+            .ok()?;
     let labels = labels.as_object()?;
     let definitions = [Direction::HigherIsBetter, Direction::LowerIsBetter].map(|direction| {
-        MetricDefinition::custom(Metric::Custom("nab_value".to_owned()), direction, ValueRange::UNBOUNDED)
+        MetricDefinition::custom(
+            Metric::Custom("nab_value".to_owned()),
+            direction,
+            ValueRange::UNBOUNDED,
+        )
     });
     let [Ok(higher), Ok(lower)] = definitions else {
         return None;
@@ -94,7 +112,9 @@ pub fn evaluate(root: &Path, kind: Kind, comparison_hours: Option<u32>) -> Optio
                 let start = parse_time(w.get(0)?.as_str()?)?;
                 let end = parse_time(w.get(1)?.as_str()?)?;
                 let first = points.partition_point(|p| p.timestamp < start);
-                let last = points.partition_point(|p| p.timestamp <= end).checked_sub(1)?;
+                let last = points
+                    .partition_point(|p| p.timestamp <= end)
+                    .checked_sub(1)?;
                 (first <= last).then_some((first, last))
             })
             .collect();
@@ -102,25 +122,40 @@ pub fn evaluate(root: &Path, kind: Kind, comparison_hours: Option<u32>) -> Optio
         let mut detections = Vec::new();
         let mut was_flagged = false;
         for (row, point) in points.iter().enumerate() {
-            let now = Timestamp::from_millis(point.timestamp.as_millis() + 1).unwrap_or(Timestamp::MAX);
+            let now =
+                Timestamp::from_millis(point.timestamp.as_millis() + 1).unwrap_or(Timestamp::MAX);
             let seen = &points[..=row];
-            let flagged = runner.degraded(kind, &higher, seen, now) || runner.degraded(kind, &lower, seen, now);
+            let flagged = runner.degraded(kind, &higher, seen, now)
+                || runner.degraded(kind, &lower, seen, now);
             if flagged && !was_flagged && row >= probation {
                 detections.push(row);
             }
             was_flagged = flagged;
         }
-        runs.push(FileRun { probation, windows, detections });
+        runs.push(FileRun {
+            probation,
+            windows,
+            detections,
+        });
     }
-    Some(PROFILES.iter().map(|profile| score(&runs, *profile)).collect())
+    Some(
+        PROFILES
+            .iter()
+            .map(|profile| score(&runs, *profile))
+            .collect(),
+    )
 }
 
 fn score(runs: &[FileRun], profile: Profile) -> NabScore {
     let (mut raw, mut perfect, mut null) = (0.0, 0.0, 0.0);
     let mut result = NabScore::default();
     for run in runs {
-        let windows: Vec<(usize, usize)> =
-            run.windows.iter().copied().filter(|&(_, end)| end >= run.probation).collect();
+        let windows: Vec<(usize, usize)> = run
+            .windows
+            .iter()
+            .copied()
+            .filter(|&(_, end)| end >= run.probation)
+            .collect();
         for &(start, end) in &windows {
             let length = (end - start + 1) as f64;
             result.windows += 1;
@@ -135,12 +170,19 @@ fn score(runs: &[FileRun], profile: Profile) -> NabScore {
             }
         }
         for &row in &run.detections {
-            if !windows.iter().any(|&(start, end)| row >= start && row <= end) {
+            if !windows
+                .iter()
+                .any(|&(start, end)| row >= start && row <= end)
+            {
                 raw -= profile.fp_weight;
                 result.false_positives += 1;
             }
         }
     }
-    result.normalised = if perfect > null { 100.0 * (raw - null) / (perfect - null) } else { 0.0 };
+    result.normalised = if perfect > null {
+        100.0 * (raw - null) / (perfect - null)
+    } else {
+        0.0
+    };
     result
 }

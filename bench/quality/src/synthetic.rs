@@ -151,7 +151,9 @@ impl Scenario {
 
     /// One stream and its change time (minutes since the start).
     pub fn generate(&self, rng: &mut Rng) -> (Vec<Point>, Option<i64>) {
-        let change_at = self.has_change().then(|| (8.5 * DAY_MIN as f64 + rng.uniform() * 0.5 * DAY_MIN as f64) as i64);
+        let change_at = self
+            .has_change()
+            .then(|| (8.5 * DAY_MIN as f64 + rng.uniform() * 0.5 * DAY_MIN as f64) as i64);
         let (level, sign) = match self.family {
             Family::Accuracy => (0.9, -1.0),
             Family::Latency => (120.0, 1.0),
@@ -167,8 +169,13 @@ impl Scenario {
         while minute < STREAM_DAYS * DAY_MIN {
             let day = minute / DAY_MIN;
             let season = self.daily_percentage / 100.0
-                * (std::f64::consts::TAU * (minute % DAY_MIN) as f64 / DAY_MIN as f64 + phase).sin()
-                + if matches!(day % 7, 2 | 3) { self.weekend_percentage / 100.0 } else { 0.0 };
+                * (std::f64::consts::TAU * (minute % DAY_MIN) as f64 / DAY_MIN as f64 + phase)
+                    .sin()
+                + if matches!(day % 7, 2 | 3) {
+                    self.weekend_percentage / 100.0
+                } else {
+                    0.0
+                };
             let change = match (self.change, change_at) {
                 (Change::Step(p), Some(at)) if minute >= at => p / 100.0,
                 (Change::Drift { percentage, hours }, Some(at)) if minute >= at => {
@@ -177,8 +184,11 @@ impl Scenario {
                 _ => 0.0,
             };
             slow = phi * slow + innovation * rng.normal();
-            let mut value =
-                level * (1.0 + sign * (season + change) + slow + self.white_percentage / 100.0 * rng.normal());
+            let mut value = level
+                * (1.0
+                    + sign * (season + change)
+                    + slow
+                    + self.white_percentage / 100.0 * rng.normal());
             if self.family == Family::Latency && rng.uniform() < 0.01 {
                 value *= 1.5 + 1.5 * rng.uniform();
             }
@@ -187,7 +197,11 @@ impl Scenario {
                 Family::Latency => value.max(0.0),
             };
             if let Ok(timestamp) = Timestamp::from_millis(minute * MINUTE_MS) {
-                points.push(Point { timestamp, value, dataset: None });
+                points.push(Point {
+                    timestamp,
+                    value,
+                    dataset: None,
+                });
             }
             minute += self.interval;
         }
@@ -206,22 +220,38 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario::base("daily season, accuracy, dense", Accuracy).daily(6.0),
         Scenario::base("daily season, latency, dense", Latency).daily(20.0),
         Scenario::base("weekly season, accuracy, dense", Accuracy).weekend(8.0),
-        Scenario::base("weekly season, latency, sparse", Latency).sparse().weekend(25.0),
+        Scenario::base("weekly season, latency, sparse", Latency)
+            .sparse()
+            .weekend(25.0),
         Scenario::base("step 2 %, accuracy, dense", Accuracy).change(Change::Step(2.0)),
         Scenario::base("step 5 %, accuracy, dense", Accuracy).change(Change::Step(5.0)),
         Scenario::base("step 10 %, accuracy, dense", Accuracy).change(Change::Step(10.0)),
         Scenario::base("step 30 %, accuracy, dense", Accuracy).change(Change::Step(30.0)),
-        Scenario::base("step 5 %, accuracy, sparse", Accuracy).sparse().change(Change::Step(5.0)),
-        Scenario::base("step 10 %, accuracy, sparse", Accuracy).sparse().change(Change::Step(10.0)),
+        Scenario::base("step 5 %, accuracy, sparse", Accuracy)
+            .sparse()
+            .change(Change::Step(5.0)),
+        Scenario::base("step 10 %, accuracy, sparse", Accuracy)
+            .sparse()
+            .change(Change::Step(10.0)),
         Scenario::base("step 5 %, latency, dense", Latency).change(Change::Step(5.0)),
         Scenario::base("step 10 %, latency, dense", Latency).change(Change::Step(10.0)),
-        Scenario::base("step 20 %, latency, sparse", Latency).sparse().change(Change::Step(20.0)),
-        Scenario::base("drift 10 % in 24 h, accuracy, dense", Accuracy)
-            .change(Change::Drift { percentage: 10.0, hours: 24.0 }),
-        Scenario::base("drift 20 % in 6 h, latency, dense", Latency)
-            .change(Change::Drift { percentage: 20.0, hours: 6.0 }),
-        Scenario::base("step 10 % + daily season, accuracy", Accuracy).daily(6.0).change(Change::Step(10.0)),
-        Scenario::base("step 10 % + weekly season, accuracy", Accuracy).weekend(8.0).change(Change::Step(10.0)),
+        Scenario::base("step 20 %, latency, sparse", Latency)
+            .sparse()
+            .change(Change::Step(20.0)),
+        Scenario::base("drift 10 % in 24 h, accuracy, dense", Accuracy).change(Change::Drift {
+            percentage: 10.0,
+            hours: 24.0,
+        }),
+        Scenario::base("drift 20 % in 6 h, latency, dense", Latency).change(Change::Drift {
+            percentage: 20.0,
+            hours: 6.0,
+        }),
+        Scenario::base("step 10 % + daily season, accuracy", Accuracy)
+            .daily(6.0)
+            .change(Change::Step(10.0)),
+        Scenario::base("step 10 % + weekly season, accuracy", Accuracy)
+            .weekend(8.0)
+            .change(Change::Step(10.0)),
     ]
 }
 
@@ -259,7 +289,12 @@ impl Outcome {
 
 /// Runs both detectors on `streams` streams of a scenario; `comparison_hours` `None` is the
 /// seed's latest-value mode. Returns outcomes in [`Kind::ALL`] order.
-pub fn run(scenario: &Scenario, comparison_hours: Option<u32>, streams: usize, seed: u64) -> Vec<Outcome> {
+pub fn run(
+    scenario: &Scenario,
+    comparison_hours: Option<u32>,
+    streams: usize,
+    seed: u64,
+) -> Vec<Outcome> {
     let definition = scenario.definition();
     let mut runner = Runner::new(comparison_hours);
     let mut outcomes = vec![Outcome::default(); Kind::ALL.len()];

@@ -25,7 +25,10 @@ pub struct CompareOptions {
 
 impl Default for CompareOptions {
     fn default() -> Self {
-        CompareOptions { confidence: 0.95, min_samples: 10 }
+        CompareOptions {
+            confidence: 0.95,
+            min_samples: 10,
+        }
     }
 }
 
@@ -89,9 +92,13 @@ pub fn compare_versions(
     let finite = |v: f64| Some(v).filter(|v| v.is_finite());
     let champion_mean = a.and_then(|m| finite(m.mean));
     let challenger_mean = b.and_then(|m| finite(m.mean));
-    let difference = champion_mean.zip(challenger_mean).and_then(|(a, b)| finite(b - a));
-    let difference_percentage =
-        champion_mean.zip(difference).filter(|(a, _)| *a != 0.0).and_then(|(a, d)| finite(100.0 * d / a.abs()));
+    let difference = champion_mean
+        .zip(challenger_mean)
+        .and_then(|(a, b)| finite(b - a));
+    let difference_percentage = champion_mean
+        .zip(difference)
+        .filter(|(a, _)| *a != 0.0)
+        .and_then(|(a, d)| finite(100.0 * d / a.abs()));
     let mut result = VersionComparison {
         model: model.clone(),
         metric: definition.metric.clone(),
@@ -126,11 +133,18 @@ pub fn compare_versions(
         let df = se2 * se2 / (va * va / (a.count - 1) as f64 + vb * vb / (b.count - 1) as f64);
         let se = se2.sqrt();
         let q = student_t_quantile(0.5 + level / 2.0, df);
-        (q * se, (2.0 * student_t_upper_tail((d / se).abs(), df)).min(1.0))
+        (
+            q * se,
+            (2.0 * student_t_upper_tail((d / se).abs(), df)).min(1.0),
+        )
     } else {
         (0.0, if d == 0.0 { 1.0 } else { 0.0 })
     };
-    result.confidence_interval = Some(ConfidenceInterval { lower: d - half_width, upper: d + half_width, level });
+    result.confidence_interval = Some(ConfidenceInterval {
+        lower: d - half_width,
+        upper: d + half_width,
+        level,
+    });
     result.p_value = Some(p_value);
     let excludes_zero = d - half_width > 0.0 || d + half_width < 0.0;
     let challenger_improves = definition.direction.worsening(0.0, d) < 0.0;
@@ -146,7 +160,9 @@ pub fn compare_versions(
 fn summary(result: &VersionComparison, definition: &MetricDefinition) -> String {
     let metric = definition.metric.as_str();
     let (champion, challenger) = (&result.champion, &result.challenger);
-    let percent = result.difference_percentage.map_or_else(String::new, |p| format!(" ({p:+.2}%)"));
+    let percent = result
+        .difference_percentage
+        .map_or_else(String::new, |p| format!(" ({p:+.2}%)"));
     match result.verdict {
         Verdict::InsufficientData => format!(
             "not enough {metric} samples to compare {challenger} with {champion} ({} and {})",
@@ -155,8 +171,12 @@ fn summary(result: &VersionComparison, definition: &MetricDefinition) -> String 
         Verdict::NoSignificantDifference => {
             format!("no significant difference in {metric} between {challenger} and {champion}{percent}")
         }
-        Verdict::ChallengerBetter => format!("{challenger} is better than {champion} on {metric}{percent}"),
-        Verdict::ChampionBetter => format!("{champion} is better than {challenger} on {metric}{percent}"),
+        Verdict::ChallengerBetter => {
+            format!("{challenger} is better than {champion} on {metric}{percent}")
+        }
+        Verdict::ChampionBetter => {
+            format!("{champion} is better than {challenger} on {metric}{percent}")
+        }
     }
 }
 
@@ -169,7 +189,11 @@ mod tests {
         values
             .iter()
             .enumerate()
-            .map(|(i, &value)| Point { timestamp: Timestamp::from_millis(i as i64).unwrap(), value, dataset: None })
+            .map(|(i, &value)| Point {
+                timestamp: Timestamp::from_millis(i as i64).unwrap(),
+                value,
+                dataset: None,
+            })
             .collect()
     }
 
@@ -177,12 +201,21 @@ mod tests {
         let model = ModelName::parse("m").unwrap();
         let (v1, v2) = (Version::parse("v1").unwrap(), Version::parse("v2").unwrap());
         let (a, b) = (points(champion), points(challenger));
-        let options = CompareOptions { min_samples: 3, ..CompareOptions::default() };
+        let options = CompareOptions {
+            min_samples: 3,
+            ..CompareOptions::default()
+        };
         compare_versions(
             &model,
             &metric.default_definition(),
-            VersionPoints { version: &v1, points: &a },
-            VersionPoints { version: &v2, points: &b },
+            VersionPoints {
+                version: &v1,
+                points: &a,
+            },
+            VersionPoints {
+                version: &v2,
+                points: &b,
+            },
             &options,
         )
     }
@@ -195,7 +228,10 @@ mod tests {
         let ci = r.confidence_interval.unwrap();
         assert!((ci.lower - (-10.0 - 2.776445 * se)).abs() < 1e-5);
         assert!((ci.upper - (-10.0 + 2.776445 * se)).abs() < 1e-5);
-        assert_eq!((r.difference, r.difference_percentage), (Some(-10.0), Some(-10.0)));
+        assert_eq!(
+            (r.difference, r.difference_percentage),
+            (Some(-10.0), Some(-10.0))
+        );
         // Two-sided p for df = 4: 1 − u(3 − u²)/2... via the closed form of the tail.
         let t = 10.0 / se;
         let u = t / (1.0 + t * t / 4.0).sqrt();
@@ -212,8 +248,14 @@ mod tests {
         let r = compare(Metric::Accuracy, &[0.90, 0.95, 0.85], &[0.91, 0.86, 0.96]);
         assert_eq!(r.verdict, Verdict::NoSignificantDifference);
         let r = compare(Metric::Accuracy, &[0.9], &[0.8, 0.8, 0.8]);
-        assert_eq!((r.verdict, r.confidence_interval, r.p_value), (Verdict::InsufficientData, None, None));
-        assert_eq!(r.difference_percentage.map(|p| (p * 1e9).round() / 1e9), Some(-11.111111111));
+        assert_eq!(
+            (r.verdict, r.confidence_interval, r.p_value),
+            (Verdict::InsufficientData, None, None)
+        );
+        assert_eq!(
+            r.difference_percentage.map(|p| (p * 1e9).round() / 1e9),
+            Some(-11.111111111)
+        );
     }
 
     #[test]

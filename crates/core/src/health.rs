@@ -49,7 +49,12 @@ pub struct HealthOptions {
 
 impl Default for HealthOptions {
     fn default() -> Self {
-        HealthOptions { alpha: 0.05, min_trend_points: 8, min_trend_change_percentage: 1.0, max_trend_points: 120 }
+        HealthOptions {
+            alpha: 0.05,
+            min_trend_points: 8,
+            min_trend_change_percentage: 1.0,
+            max_trend_points: 120,
+        }
     }
 }
 
@@ -182,7 +187,11 @@ pub fn robust_trend(series: &[(f64, f64)]) -> Option<TrendFit> {
         s if s > 0 => (s - 1) as f64 / variance.sqrt(),
         s => (s + 1) as f64 / variance.sqrt(),
     };
-    let p_value = if z.is_infinite() { 0.0 } else { (2.0 * normal_upper_tail(z.abs())).min(1.0) };
+    let p_value = if z.is_infinite() {
+        0.0
+    } else {
+        (2.0 * normal_upper_tail(z.abs())).min(1.0)
+    };
     Some(TrendFit {
         slope,
         fitted_first: intercept + slope * series[0].0,
@@ -198,7 +207,11 @@ fn median(values: &mut [f64]) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 })
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
 }
 
 fn metric_score(trend: Trend, degradation: Option<f64>) -> f64 {
@@ -209,22 +222,34 @@ fn metric_score(trend: Trend, degradation: Option<f64>) -> f64 {
     }
 }
 
-fn metric_history(series: &MetricSeries<'_>, range: TimeRange, options: &HealthOptions) -> MetricHistory {
+fn metric_history(
+    series: &MetricSeries<'_>,
+    range: TimeRange,
+    options: &HealthOptions,
+) -> MetricHistory {
     let definition = series.definition;
     let points = series.points;
     let count = points.len();
     let (mean, std) = mean_and_std(points.iter().map(|p| p.value));
-    let (min, max) =
-        points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.value), hi.max(p.value)));
+    let (min, max) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.value), hi.max(p.value))
+        });
     let trend_series: Vec<(f64, f64)> = if count <= options.max_trend_points.max(2) {
-        points.iter().map(|p| (p.timestamp.as_millis() as f64, p.value)).collect()
+        points
+            .iter()
+            .map(|p| (p.timestamp.as_millis() as f64, p.value))
+            .collect()
     } else {
         downsample(points, range, options.max_trend_points.max(2))
             .iter()
             .map(|b| (b.start.as_millis() as f64, b.mean))
             .collect()
     };
-    let fit = (trend_series.len() >= options.min_trend_points.max(2)).then(|| robust_trend(&trend_series)).flatten();
+    let fit = (trend_series.len() >= options.min_trend_points.max(2))
+        .then(|| robust_trend(&trend_series))
+        .flatten();
     let finite = |v: f64| Some(v).filter(|v| v.is_finite());
     let (trend, change_percentage) = match fit {
         Some(fit) => {
@@ -232,7 +257,9 @@ fn metric_history(series: &MetricSeries<'_>, range: TimeRange, options: &HealthO
                 .then(|| 100.0 * (fit.fitted_last - fit.fitted_first) / fit.fitted_first.abs())
                 .and_then(finite);
             let large = change.is_none_or(|c| c.abs() >= options.min_trend_change_percentage);
-            let worsening = definition.direction.worsening(fit.fitted_first, fit.fitted_last);
+            let worsening = definition
+                .direction
+                .worsening(fit.fitted_first, fit.fitted_last);
             let trend = if fit.p_value < options.alpha && large && worsening != 0.0 {
                 if worsening > 0.0 {
                     Trend::Degrading
@@ -270,9 +297,10 @@ fn metric_history(series: &MetricSeries<'_>, range: TimeRange, options: &HealthO
 
 fn reason(history: &MetricHistory, options: &HealthOptions) -> Option<String> {
     let name = history.metric.as_str();
-    let change = history
-        .change_percentage
-        .map_or_else(|| "an undefined percentage (it started at zero)".to_owned(), |c| format!("{c:+.1}%"));
+    let change = history.change_percentage.map_or_else(
+        || "an undefined percentage (it started at zero)".to_owned(),
+        |c| format!("{c:+.1}%"),
+    );
     let p = history.trend_p_value.unwrap_or(1.0);
     match (history.trend, history.health_score) {
         (Trend::Degrading, Some(score)) => Some(format!(
@@ -298,11 +326,24 @@ pub fn performance_history(
     metrics: &[MetricSeries<'_>],
     options: &HealthOptions,
 ) -> PerformanceHistory {
-    let metric_summaries: Vec<MetricHistory> = metrics.iter().map(|m| metric_history(m, range, options)).collect();
-    let scores: Vec<f64> = metric_summaries.iter().filter_map(|m| m.health_score).collect();
-    let health_score = (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
-    let degrading = metric_summaries.iter().filter(|m| m.trend == Trend::Degrading).count();
-    let improving = metric_summaries.iter().filter(|m| m.trend == Trend::Improving).count();
+    let metric_summaries: Vec<MetricHistory> = metrics
+        .iter()
+        .map(|m| metric_history(m, range, options))
+        .collect();
+    let scores: Vec<f64> = metric_summaries
+        .iter()
+        .filter_map(|m| m.health_score)
+        .collect();
+    let health_score =
+        (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
+    let degrading = metric_summaries
+        .iter()
+        .filter(|m| m.trend == Trend::Degrading)
+        .count();
+    let improving = metric_summaries
+        .iter()
+        .filter(|m| m.trend == Trend::Improving)
+        .count();
     let overall_health = match health_score {
         None => OverallHealth::Unknown,
         Some(_) if degrading == 0 => OverallHealth::Excellent,
@@ -315,9 +356,15 @@ pub fn performance_history(
         std::cmp::Ordering::Less => Trend::Improving,
         std::cmp::Ordering::Equal => Trend::Stable,
     };
-    let mut health_reasons: Vec<String> = metric_summaries.iter().filter_map(|m| reason(m, options)).collect();
+    let mut health_reasons: Vec<String> = metric_summaries
+        .iter()
+        .filter_map(|m| reason(m, options))
+        .collect();
     if degrading == 0 && health_score.is_some() {
-        health_reasons.insert(0, "no metric shows a significant degrading trend".to_owned());
+        health_reasons.insert(
+            0,
+            "no metric shows a significant degrading trend".to_owned(),
+        );
     }
     PerformanceHistory {
         model: model.clone(),
@@ -353,23 +400,31 @@ mod tests {
     }
 
     fn range(hours: i64) -> TimeRange {
-        TimeRange::new(Timestamp::from_millis(0).unwrap(), Timestamp::from_millis(hours * HOUR).unwrap())
+        TimeRange::new(
+            Timestamp::from_millis(0).unwrap(),
+            Timestamp::from_millis(hours * HOUR).unwrap(),
+        )
     }
 
     fn names() -> (ModelName, Version) {
-        (ModelName::parse("m").unwrap(), Version::parse("v1").unwrap())
+        (
+            ModelName::parse("m").unwrap(),
+            Version::parse("v1").unwrap(),
+        )
     }
 
     #[test]
     fn theil_sen_ignores_an_outlier_and_mann_kendall_is_exact() {
         // y = 2t except one outlier: every pairwise slope not touching it is 2.
-        let series: Vec<(f64, f64)> =
-            (0..10).map(|t| (t as f64, if t == 4 { 100.0 } else { 2.0 * t as f64 })).collect();
+        let series: Vec<(f64, f64)> = (0..10)
+            .map(|t| (t as f64, if t == 4 { 100.0 } else { 2.0 * t as f64 }))
+            .collect();
         let fit = robust_trend(&series).unwrap();
         assert_eq!(fit.slope, 2.0);
         assert_eq!((fit.fitted_first, fit.fitted_last), (0.0, 18.0));
         // Strictly increasing 1..=5: S = 10, var = 5·4·15/18, z = 9/√var.
-        let fit = robust_trend(&[(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]).unwrap();
+        let fit =
+            robust_trend(&[(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]).unwrap();
         let z = 9.0 / (300.0f64 / 18.0).sqrt();
         assert!((fit.p_value - 2.0 * normal_upper_tail(z)).abs() < 1e-12);
         assert!(robust_trend(&[(0.0, 1.0)]).is_none());
@@ -385,13 +440,30 @@ mod tests {
         let falling: Vec<f64> = (0..24).map(|h| 0.90 - 0.001 * h as f64).collect();
         let a = hourly(&falling);
         let l = hourly(&[100.0; 24]);
-        let metrics =
-            [MetricSeries { definition: &accuracy, points: &a }, MetricSeries { definition: &latency, points: &l }];
-        let h = performance_history(&model, &version, range(24), &metrics, &HealthOptions::default());
+        let metrics = [
+            MetricSeries {
+                definition: &accuracy,
+                points: &a,
+            },
+            MetricSeries {
+                definition: &latency,
+                points: &l,
+            },
+        ];
+        let h = performance_history(
+            &model,
+            &version,
+            range(24),
+            &metrics,
+            &HealthOptions::default(),
+        );
         let acc = &h.metric_summaries[0];
         assert_eq!(acc.trend, Trend::Degrading);
         assert_eq!(acc.count, 24);
-        assert_eq!((acc.current_value, acc.max), (Some(0.90 - 0.023), Some(0.90)));
+        assert_eq!(
+            (acc.current_value, acc.max),
+            (Some(0.90 - 0.023), Some(0.90))
+        );
         assert!((acc.mean.unwrap() - 0.8885).abs() < 1e-12);
         let change = -0.023 / 0.90 * 100.0;
         assert!((acc.change_percentage.unwrap() - change).abs() < 1e-9);
@@ -420,15 +492,37 @@ mod tests {
         let (model, version) = names();
         let latency = Metric::Latency.default_definition();
         let falling: Vec<f64> = (0..24).map(|h| 200.0 - 2.0 * h as f64).collect();
-        let zigzag: Vec<f64> = (0..24).map(|h| if h % 2 == 0 { 101.0 } else { 99.0 }).collect();
+        let zigzag: Vec<f64> = (0..24)
+            .map(|h| if h % 2 == 0 { 101.0 } else { 99.0 })
+            .collect();
         let (f, z) = (hourly(&falling), hourly(&zigzag));
-        let metrics =
-            [MetricSeries { definition: &latency, points: &f }, MetricSeries { definition: &latency, points: &z }];
-        let h = performance_history(&model, &version, range(24), &metrics, &HealthOptions::default());
+        let metrics = [
+            MetricSeries {
+                definition: &latency,
+                points: &f,
+            },
+            MetricSeries {
+                definition: &latency,
+                points: &z,
+            },
+        ];
+        let h = performance_history(
+            &model,
+            &version,
+            range(24),
+            &metrics,
+            &HealthOptions::default(),
+        );
         assert_eq!(h.metric_summaries[0].trend, Trend::Improving);
         assert_eq!(h.metric_summaries[1].trend, Trend::Stable);
-        assert_eq!((h.overall_health, h.health_trend), (OverallHealth::Excellent, Trend::Improving));
-        assert_eq!(h.health_reasons[0], "no metric shows a significant degrading trend");
+        assert_eq!(
+            (h.overall_health, h.health_trend),
+            (OverallHealth::Excellent, Trend::Improving)
+        );
+        assert_eq!(
+            h.health_reasons[0],
+            "no metric shows a significant degrading trend"
+        );
     }
 
     #[test]
@@ -436,17 +530,43 @@ mod tests {
         let (model, version) = names();
         let accuracy = Metric::Accuracy.default_definition();
         let one = hourly(&[0.9]);
-        let metrics =
-            [MetricSeries { definition: &accuracy, points: &[] }, MetricSeries { definition: &accuracy, points: &one }];
-        let h = performance_history(&model, &version, range(24), &metrics, &HealthOptions::default());
+        let metrics = [
+            MetricSeries {
+                definition: &accuracy,
+                points: &[],
+            },
+            MetricSeries {
+                definition: &accuracy,
+                points: &one,
+            },
+        ];
+        let h = performance_history(
+            &model,
+            &version,
+            range(24),
+            &metrics,
+            &HealthOptions::default(),
+        );
         let empty = &h.metric_summaries[0];
-        assert_eq!((empty.count, empty.mean, empty.min, empty.std, empty.current_value), (0, None, None, None, None));
+        assert_eq!(
+            (
+                empty.count,
+                empty.mean,
+                empty.min,
+                empty.std,
+                empty.current_value
+            ),
+            (0, None, None, None, None)
+        );
         let single = &h.metric_summaries[1];
         assert_eq!(
             (single.mean, single.std, single.trend, single.health_score),
             (Some(0.9), Some(0.0), Trend::Stable, None)
         );
-        assert_eq!((h.overall_health, h.health_score, h.total_snapshots), (OverallHealth::Unknown, None, 1));
+        assert_eq!(
+            (h.overall_health, h.health_score, h.total_snapshots),
+            (OverallHealth::Unknown, None, 1)
+        );
         let json = serde_json::to_string(&h).unwrap();
         assert!(!json.contains("NaN") && !json.contains("inf"));
     }

@@ -30,7 +30,8 @@ use crate::output::{emit, number, Format, Table};
     about = "Model performance monitoring: record metrics, detect degradation, alert."
 )]
 pub struct Cli {
-    /// The database: an SQLite file path (created when missing), `sqlite:PATH`, or `memory`.
+    /// The database: an SQLite file path (created when missing), `sqlite:PATH`,
+    /// `postgres://…`, or `memory`.
     /// Default: modelwatch.db in the user's data directory.
     #[arg(long, env = "MODELWATCH_DB", global = true, value_name = "PATH")]
     pub db: Option<String>,
@@ -53,6 +54,8 @@ pub enum Command {
     Models(ModelsCommand),
     /// Record a week of realistic demo metrics (several models, a degradation, a daily cycle).
     Demo,
+    /// Move an installation to another database (e.g. SQLite to PostgreSQL), checking counts.
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,14 +144,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let format = cli.format.unwrap_or_else(Format::default_for_stdout);
+        // Migration names both of its databases itself.
+        if let Command::Migrate(args) = cli.command {
+            return crate::migrate::run(args, format).await;
+        }
         let location = match &cli.db {
             Some(location) => location.clone(),
             None => default_database()?,
         };
-        let store = modelwatch_store::open(&location)
-            .await
-            .with_context(|| format!("cannot open the database {location}"))?;
-        let format = cli.format.unwrap_or_else(Format::default_for_stdout);
+        let store = modelwatch_store::open(&location).await.with_context(|| {
+            format!(
+                "cannot open the database {}",
+                crate::migrate::shown(&location)
+            )
+        })?;
         let outcome = dispatch(cli.command, Arc::clone(&store), format).await;
         store
             .close()
@@ -179,6 +189,7 @@ async fn dispatch(
         Command::Metrics(MetricsCommand::Define(args)) => define(&*store, args).await,
         Command::Models(ModelsCommand::List) => list_models(&*store, format).await,
         Command::Demo => demo(&*store, format).await,
+        Command::Migrate(args) => crate::migrate::run(args, format).await,
     }
 }
 

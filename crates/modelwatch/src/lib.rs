@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod demo;
 pub mod import;
+pub mod migrate;
 pub mod output;
 
 pub use modelwatch_core as core;

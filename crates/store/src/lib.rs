@@ -152,6 +152,11 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
             })
     }
 
+    /// How many samples a series has in `range` (a migration checks its copy with it).
+    async fn count(&self, series: &SeriesKey, range: TimeRange) -> Result<u64, StoreError> {
+        Ok(self.range(series, range).await?.len() as u64)
+    }
+
     /// Count, mean, min, max, standard deviation and percentiles of a window.
     async fn summary(
         &self,

@@ -232,7 +232,10 @@ pub fn check_all_metrics(
     options: &DetectionOptions,
 ) -> Vec<DegradationResult> {
     let mut detector = Detector::default();
-    metrics.iter().map(|windows| detector.check(model, version, windows, options)).collect()
+    metrics
+        .iter()
+        .map(|windows| detector.check(model, version, windows, options))
+        .collect()
 }
 
 /// Reusable scratch space for checks; [`check_all_metrics`] keeps one for all metrics.
@@ -258,7 +261,8 @@ fn relative_worsening(definition: &MetricDefinition, baseline: f64, worsening: f
 
 fn is_material(definition: &MetricDefinition, baseline: f64, current: f64, threshold: f64) -> bool {
     let worsening = definition.direction.worsening(baseline, current);
-    worsening > 0.0 && relative_worsening(definition, baseline, worsening).is_none_or(|p| p >= threshold)
+    worsening > 0.0
+        && relative_worsening(definition, baseline, worsening).is_none_or(|p| p >= threshold)
 }
 
 fn finite(value: f64) -> Option<f64> {
@@ -278,11 +282,16 @@ impl Detector {
         let latest_mode = matches!(windows.comparison, Comparison::Latest(_));
         let (baseline_points, current) = match windows.comparison {
             Comparison::Latest(Some(latest)) => {
-                let end = windows.baseline.partition_point(|p| p.timestamp < latest.timestamp);
+                let end = windows
+                    .baseline
+                    .partition_point(|p| p.timestamp < latest.timestamp);
                 (&windows.baseline[..end], Moments::of([latest.value]))
             }
             Comparison::Latest(None) => (windows.baseline, None),
-            Comparison::Window(points) => (windows.baseline, Moments::of(points.iter().map(|p| p.value))),
+            Comparison::Window(points) => (
+                windows.baseline,
+                Moments::of(points.iter().map(|p| p.value)),
+            ),
         };
         let baseline = Moments::of(baseline_points.iter().map(|p| p.value));
         let min_reference = options.min_comparison_samples.max(2);
@@ -294,18 +303,25 @@ impl Detector {
 
         let baseline_value = baseline.and_then(|m| finite(m.mean));
         let current_value = current.and_then(|m| finite(m.mean));
-        let (absolute_change, percentage_change, degradation_percentage) = match (baseline_value, current_value) {
-            (Some(b), Some(c)) => {
-                let worsening = direction.worsening(b, c);
-                let relative = (b != 0.0).then(|| b.abs());
-                (
-                    finite(c - b),
-                    relative.and_then(|scale| finite(100.0 * (c - b) / scale)),
-                    relative.and_then(|scale| finite(if worsening > 0.0 { 100.0 * worsening / scale } else { 0.0 })),
-                )
-            }
-            _ => (None, None, None),
-        };
+        let (absolute_change, percentage_change, degradation_percentage) =
+            match (baseline_value, current_value) {
+                (Some(b), Some(c)) => {
+                    let worsening = direction.worsening(b, c);
+                    let relative = (b != 0.0).then(|| b.abs());
+                    (
+                        finite(c - b),
+                        relative.and_then(|scale| finite(100.0 * (c - b) / scale)),
+                        relative.and_then(|scale| {
+                            finite(if worsening > 0.0 {
+                                100.0 * worsening / scale
+                            } else {
+                                0.0
+                            })
+                        }),
+                    )
+                }
+                _ => (None, None, None),
+            };
 
         let mut result = DegradationResult {
             model: model.clone(),
@@ -328,11 +344,19 @@ impl Detector {
             method: "none".to_owned(),
             status: DegradationStatus::InsufficientData,
             change_started_at: None,
-            alpha: if latest_mode { options.latest_value_alpha } else { options.alpha },
+            alpha: if latest_mode {
+                options.latest_value_alpha
+            } else {
+                options.alpha
+            },
             min_degradation_percentage: options.min_degradation_percentage,
         };
 
-        let min_comparison = if latest_mode { 1 } else { options.min_comparison_samples.max(2) };
+        let min_comparison = if latest_mode {
+            1
+        } else {
+            options.min_comparison_samples.max(2)
+        };
         let (Some(baseline), Some(current)) = (baseline, current) else {
             return self.finish(result);
         };
@@ -341,21 +365,34 @@ impl Detector {
         }
 
         let (mut p_value, mut method) = if latest_mode {
-            let p = prediction_worsening(direction, baseline, current.mean).map_or(1.0, |t| t.p_value);
+            let p =
+                prediction_worsening(direction, baseline, current.mean).map_or(1.0, |t| t.p_value);
             (p, String::from("prediction_interval"))
         } else {
             let welch = welch_worsening(direction, baseline, current).map_or(1.0, |t| t.p_value);
-            block_means(baseline_points.iter().map(|p| p.value), current.count, &mut self.blocks);
-            match Moments::of(self.blocks.iter().copied()).filter(|m| m.count >= options.min_batches.max(2)) {
+            block_means(
+                baseline_points.iter().map(|p| p.value),
+                current.count,
+                &mut self.blocks,
+            );
+            match Moments::of(self.blocks.iter().copied())
+                .filter(|m| m.count >= options.min_batches.max(2))
+            {
                 Some(batches) => {
-                    let batch = prediction_worsening(direction, batches, current.mean).map_or(1.0, |t| t.p_value);
+                    let batch = prediction_worsening(direction, batches, current.mean)
+                        .map_or(1.0, |t| t.p_value);
                     (welch.max(batch), String::from("welch_t+batch_means"))
                 }
                 None => (welch, String::from("welch_t")),
             }
         };
 
-        let mut material = is_material(definition, baseline.mean, current.mean, options.min_degradation_percentage);
+        let mut material = is_material(
+            definition,
+            baseline.mean,
+            current.mean,
+            options.min_degradation_percentage,
+        );
         if let Some((cycle, reference)) = reference {
             let test = if latest_mode {
                 prediction_worsening(direction, reference, current.mean)
@@ -363,7 +400,12 @@ impl Detector {
                 welch_worsening(direction, reference, current)
             };
             p_value = p_value.max(test.map_or(1.0, |t| t.p_value));
-            material &= is_material(definition, reference.mean, current.mean, options.min_degradation_percentage);
+            material &= is_material(
+                definition,
+                reference.mean,
+                current.mean,
+                options.min_degradation_percentage,
+            );
             method.push('+');
             method.push_str(cycle.as_str());
             method.push_str("_reference");
@@ -375,13 +417,18 @@ impl Detector {
         let significant = worsening > 0.0 && p_value < result.alpha;
         result.is_degraded = significant && material;
         result.severity = if significant {
-            relative_worsening(definition, baseline.mean, worsening).map_or(Severity::High, Severity::of_percentage)
+            relative_worsening(definition, baseline.mean, worsening)
+                .map_or(Severity::High, Severity::of_percentage)
         } else {
             Severity::None
         };
         result.p_value = finite(p_value);
         result.method = method;
-        result.status = if result.is_degraded { DegradationStatus::Degraded } else { DegradationStatus::Ok };
+        result.status = if result.is_degraded {
+            DegradationStatus::Degraded
+        } else {
+            DegradationStatus::Ok
+        };
         if result.is_degraded {
             if let Comparison::Window(points) = windows.comparison {
                 let cusum_options = CusumOptions {

@@ -30,7 +30,10 @@ pub struct CusumOptions {
 
 impl Default for CusumOptions {
     fn default() -> Self {
-        CusumOptions { shift_percentage: 5.0, threshold_sigmas: 5.0 }
+        CusumOptions {
+            shift_percentage: 5.0,
+            threshold_sigmas: 5.0,
+        }
     }
 }
 
@@ -51,12 +54,25 @@ pub struct ChangePoint {
 /// and standard deviation `baseline.std()`; returns the first alarm. A constant baseline
 /// uses 1 % of its mean (or 1 when the mean is zero) as its scale so that the statistic
 /// stays defined.
-pub fn cusum(direction: Direction, baseline: Moments, stream: &[Point], options: &CusumOptions) -> Option<ChangePoint> {
+pub fn cusum(
+    direction: Direction,
+    baseline: Moments,
+    stream: &[Point],
+    options: &CusumOptions,
+) -> Option<ChangePoint> {
     let mut sigma = baseline.std();
     if sigma <= 0.0 || !sigma.is_finite() {
-        sigma = if baseline.mean != 0.0 { baseline.mean.abs() * 0.01 } else { 1.0 };
+        sigma = if baseline.mean != 0.0 {
+            baseline.mean.abs() * 0.01
+        } else {
+            1.0
+        };
     }
-    let shift = if baseline.mean != 0.0 { baseline.mean.abs() * options.shift_percentage / 100.0 } else { sigma };
+    let shift = if baseline.mean != 0.0 {
+        baseline.mean.abs() * options.shift_percentage / 100.0
+    } else {
+        sigma
+    };
     let allowance = shift / 2.0;
     let threshold = options.threshold_sigmas * sigma;
     let (mut statistic, mut start, mut sum) = (0.0f64, 0usize, 0.0f64);
@@ -65,7 +81,8 @@ pub fn cusum(direction: Direction, baseline: Moments, stream: &[Point], options:
             start = index;
             sum = 0.0;
         }
-        statistic = (statistic + direction.worsening(baseline.mean, point.value) - allowance).max(0.0);
+        statistic =
+            (statistic + direction.worsening(baseline.mean, point.value) - allowance).max(0.0);
         sum += point.value;
         if statistic > threshold {
             let samples = index - start + 1;
@@ -97,7 +114,11 @@ mod tests {
     }
 
     fn baseline(mean: f64, std: f64) -> Moments {
-        Moments { count: 100, mean, variance: std * std }
+        Moments {
+            count: 100,
+            mean,
+            variance: std * std,
+        }
     }
 
     #[test]
@@ -105,7 +126,13 @@ mod tests {
         // Baseline 100 ± 1; allowance 2.5, threshold 5. From index 3 each value adds
         // 10 − 2.5 = 7.5, so the alarm comes at index 3 itself.
         let s = stream(&[100.5, 99.5, 100.0, 90.0, 90.0, 90.0]);
-        let change = cusum(Direction::HigherIsBetter, baseline(100.0, 1.0), &s, &CusumOptions::default()).unwrap();
+        let change = cusum(
+            Direction::HigherIsBetter,
+            baseline(100.0, 1.0),
+            &s,
+            &CusumOptions::default(),
+        )
+        .unwrap();
         assert_eq!(change.started_at, s[3].timestamp);
         assert_eq!(change.detected_at, s[3].timestamp);
         assert_eq!(change.samples, 1);
@@ -119,7 +146,10 @@ mod tests {
         let s = stream(&[99.0, 101.0, 106.0, 106.0, 106.0]);
         let opts = CusumOptions::default();
         let change = cusum(Direction::LowerIsBetter, baseline(100.0, 1.0), &s, &opts).unwrap();
-        assert_eq!((change.started_at, change.detected_at), (s[2].timestamp, s[3].timestamp));
+        assert_eq!(
+            (change.started_at, change.detected_at),
+            (s[2].timestamp, s[3].timestamp)
+        );
         assert_eq!(change.samples, 2);
         assert!(cusum(Direction::HigherIsBetter, baseline(100.0, 1.0), &s, &opts).is_none());
         assert!(cusum(Direction::LowerIsBetter, baseline(100.0, 1.0), &[], &opts).is_none());

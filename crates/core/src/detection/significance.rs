@@ -31,8 +31,16 @@ impl Moments {
         }
         match count {
             0 => None,
-            1 => Some(Moments { count, mean, variance: 0.0 }),
-            _ => Some(Moments { count, mean, variance: (m2 / (count - 1) as f64).max(0.0) }),
+            1 => Some(Moments {
+                count,
+                mean,
+                variance: 0.0,
+            }),
+            _ => Some(Moments {
+                count,
+                mean,
+                variance: (m2 / (count - 1) as f64).max(0.0),
+            }),
         }
     }
 
@@ -62,7 +70,9 @@ pub fn student_t_upper_tail(t: f64, df: f64) -> f64 {
         return if t > 0.0 { 0.0 } else { 1.0 };
     }
     let tail = if df.is_finite() && df > 0.0 && df < LARGE_DF {
-        StudentsT::new(0.0, 1.0, df).map(|d| d.sf(t)).unwrap_or_else(|_| normal_upper_tail(t))
+        StudentsT::new(0.0, 1.0, df)
+            .map(|d| d.sf(t))
+            .unwrap_or_else(|_| normal_upper_tail(t))
     } else {
         normal_upper_tail(t)
     };
@@ -105,7 +115,11 @@ fn degenerate(worsening: f64) -> TestOutcome {
 
 /// Welch's unequal-variance t-test that `current` is worse than `baseline`. Both need at
 /// least two values; `None` otherwise.
-pub fn welch_worsening(direction: Direction, baseline: Moments, current: Moments) -> Option<TestOutcome> {
+pub fn welch_worsening(
+    direction: Direction,
+    baseline: Moments,
+    current: Moments,
+) -> Option<TestOutcome> {
     if baseline.count < 2 || current.count < 2 {
         return None;
     }
@@ -116,15 +130,24 @@ pub fn welch_worsening(direction: Direction, baseline: Moments, current: Moments
     if se2 <= 0.0 || !se2.is_finite() {
         return Some(degenerate(worsening));
     }
-    let df = se2 * se2 / (vb * vb / (baseline.count - 1) as f64 + vc * vc / (current.count - 1) as f64);
+    let df =
+        se2 * se2 / (vb * vb / (baseline.count - 1) as f64 + vc * vc / (current.count - 1) as f64);
     let t = worsening / se2.sqrt();
-    Some(TestOutcome { statistic: t, degrees_of_freedom: df, p_value: student_t_upper_tail(t, df) })
+    Some(TestOutcome {
+        statistic: t,
+        degrees_of_freedom: df,
+        p_value: student_t_upper_tail(t, df),
+    })
 }
 
 /// The prediction-interval test that one new value is worse than what the reference values
 /// let us expect: t = worsening / (s · √(1 + 1/n)) with n − 1 degrees of freedom. Needs at
 /// least two reference values.
-pub fn prediction_worsening(direction: Direction, reference: Moments, value: f64) -> Option<TestOutcome> {
+pub fn prediction_worsening(
+    direction: Direction,
+    reference: Moments,
+    value: f64,
+) -> Option<TestOutcome> {
     if reference.count < 2 {
         return None;
     }
@@ -135,13 +158,21 @@ pub fn prediction_worsening(direction: Direction, reference: Moments, value: f64
     }
     let df = (reference.count - 1) as f64;
     let t = worsening / scale;
-    Some(TestOutcome { statistic: t, degrees_of_freedom: df, p_value: student_t_upper_tail(t, df) })
+    Some(TestOutcome {
+        statistic: t,
+        degrees_of_freedom: df,
+        p_value: student_t_upper_tail(t, df),
+    })
 }
 
 /// Means of consecutive blocks of `block_len` values, aligned to the newest value (an
 /// incomplete block at the oldest end is dropped). Written into `out` so a caller can reuse
 /// the buffer.
-pub fn block_means(values: impl DoubleEndedIterator<Item = f64>, block_len: usize, out: &mut Vec<f64>) {
+pub fn block_means(
+    values: impl DoubleEndedIterator<Item = f64>,
+    block_len: usize,
+    out: &mut Vec<f64>,
+) {
     out.clear();
     if block_len == 0 {
         return;
@@ -192,7 +223,11 @@ mod tests {
         // df = 4: P(T ≥ t) = ½ − (3/8) · u · (1 − u² / 12), u = t / √(1 + t²/4).
         let u = lower.statistic / (1.0 + lower.statistic.powi(2) / 4.0).sqrt();
         let p = 0.5 - 0.375 * u * (1.0 - u * u / 12.0);
-        assert!((lower.p_value - p).abs() < 1e-12, "{} vs {p}", lower.p_value);
+        assert!(
+            (lower.p_value - p).abs() < 1e-12,
+            "{} vs {p}",
+            lower.p_value
+        );
         let higher = welch_worsening(Direction::HigherIsBetter, b, c).unwrap();
         assert!((higher.p_value - (1.0 - lower.p_value)).abs() < 1e-12);
     }

@@ -18,11 +18,18 @@ fn points_from(start_min: i64, values: &[f64]) -> Vec<Point> {
 }
 
 fn names() -> (ModelName, Version) {
-    (ModelName::parse("fraud").unwrap(), Version::parse("v1").unwrap())
+    (
+        ModelName::parse("fraud").unwrap(),
+        Version::parse("v1").unwrap(),
+    )
 }
 
 fn small_windows() -> DetectionOptions {
-    DetectionOptions { min_baseline_samples: 3, min_comparison_samples: 3, ..DetectionOptions::default() }
+    DetectionOptions {
+        min_baseline_samples: 3,
+        min_comparison_samples: 3,
+        ..DetectionOptions::default()
+    }
 }
 
 fn close(actual: Option<f64>, expected: f64) {
@@ -44,7 +51,10 @@ fn latest_accuracy_drop_is_a_critical_degradation_by_prediction_interval() {
         comparison: Comparison::Latest(series.last()),
         reference: None,
     };
-    let options = DetectionOptions { latest_value_alpha: 0.01, ..small_windows() };
+    let options = DetectionOptions {
+        latest_value_alpha: 0.01,
+        ..small_windows()
+    };
     let r = check_degradation(&model, &version, &windows, &options);
     let t = 0.2 / (0.02 * (4.0f64 / 3.0).sqrt());
     let p = 0.5 - t / (2.0 * (t * t + 2.0).sqrt());
@@ -60,12 +70,22 @@ fn latest_accuracy_drop_is_a_critical_degradation_by_prediction_interval() {
     assert_eq!(r.severity, Severity::Critical);
     assert_eq!(r.status, DegradationStatus::Degraded);
     assert_eq!(r.method, "prediction_interval");
-    assert_eq!((r.baseline_samples, r.comparison_samples, r.reference_samples), (3, 1, 0));
+    assert_eq!(
+        (
+            r.baseline_samples,
+            r.comparison_samples,
+            r.reference_samples
+        ),
+        (3, 1, 0)
+    );
     assert_eq!(r.change_started_at, None);
     assert_eq!((r.alpha, r.min_degradation_percentage), (0.01, 3.0));
     // At the default single-value level of 0.001 the same value is not enough evidence.
     let strict = check_degradation(&model, &version, &windows, &small_windows());
-    assert_eq!((strict.alpha, strict.is_degraded, strict.severity), (0.001, false, Severity::None));
+    assert_eq!(
+        (strict.alpha, strict.is_degraded, strict.severity),
+        (0.001, false, Severity::None)
+    );
     assert_eq!(
         r.recommendation,
         "accuracy has dropped sharply: compare recent inputs with the training data, and consider rolling back to the previous version or retraining."
@@ -96,7 +116,11 @@ fn latency_rise_is_a_degradation_by_welch_and_is_dated() {
     close(r.absolute_change, 20.0);
     close(r.percentage_change, 20.0);
     close(r.degradation_percentage, 20.0);
-    assert!((r.p_value.unwrap() - p).abs() < 1e-9, "{:?} vs {p}", r.p_value);
+    assert!(
+        (r.p_value.unwrap() - p).abs() < 1e-9,
+        "{:?} vs {p}",
+        r.p_value
+    );
     assert!(r.is_degraded);
     // Exactly 20 % is still `high`; critical starts above it.
     assert_eq!(r.severity, Severity::High);
@@ -129,9 +153,15 @@ fn an_improvement_is_never_a_degradation() {
     close(r.degradation_percentage, 0.0);
     assert!(r.p_value.unwrap() > 0.99);
     assert!(!r.is_degraded);
-    assert_eq!((r.severity, r.status), (Severity::None, DegradationStatus::Ok));
+    assert_eq!(
+        (r.severity, r.status),
+        (Severity::None, DegradationStatus::Ok)
+    );
     assert_eq!(r.change_started_at, None);
-    assert_eq!(r.recommendation, "No action needed: latency shows no statistically supported degradation.");
+    assert_eq!(
+        r.recommendation,
+        "No action needed: latency shows no statistically supported degradation."
+    );
 }
 
 #[test]
@@ -150,7 +180,10 @@ fn zero_baseline_uses_the_range_and_never_emits_nan() {
     };
     let r = check_degradation(&model, &version, &windows, &small_windows());
     close(r.absolute_change, 0.1);
-    assert_eq!((r.percentage_change, r.degradation_percentage), (None, None));
+    assert_eq!(
+        (r.percentage_change, r.degradation_percentage),
+        (None, None)
+    );
     assert_eq!(r.p_value, Some(0.0));
     assert!(r.is_degraded);
     assert_eq!(r.severity, Severity::High);
@@ -161,10 +194,16 @@ fn zero_baseline_uses_the_range_and_never_emits_nan() {
 
     // 0 → 0.02 is 2 % of the range: real, but below the 3 % threshold.
     let small = points_from(3, &[0.02, 0.02, 0.02]);
-    let windows = MetricWindows { comparison: Comparison::Window(&small), ..windows };
+    let windows = MetricWindows {
+        comparison: Comparison::Window(&small),
+        ..windows
+    };
     let r = check_degradation(&model, &version, &windows, &small_windows());
     assert!(!r.is_degraded);
-    assert_eq!((r.severity, r.status), (Severity::Low, DegradationStatus::Ok));
+    assert_eq!(
+        (r.severity, r.status),
+        (Severity::Low, DegradationStatus::Ok)
+    );
     assert_eq!(
         r.recommendation,
         "Keep watching error_rate: it is measurably worse, but by less than the 3% that counts as degraded."
@@ -176,30 +215,58 @@ fn single_sample_and_empty_windows_are_insufficient_data() {
     let (model, version) = names();
     let definition = Metric::Accuracy.default_definition();
     let one = points_from(0, &[0.9]);
-    let windows =
-        MetricWindows { definition: &definition, baseline: &one, comparison: Comparison::Window(&[]), reference: None };
+    let windows = MetricWindows {
+        definition: &definition,
+        baseline: &one,
+        comparison: Comparison::Window(&[]),
+        reference: None,
+    };
     let r = check_degradation(&model, &version, &windows, &DetectionOptions::default());
     assert_eq!(r.status, DegradationStatus::InsufficientData);
     close(r.baseline_value, 0.9);
     assert_eq!(
-        (r.current_value, r.absolute_change, r.percentage_change, r.degradation_percentage),
+        (
+            r.current_value,
+            r.absolute_change,
+            r.percentage_change,
+            r.degradation_percentage
+        ),
         (None, None, None, None)
     );
-    assert_eq!((r.p_value, r.method.as_str(), r.is_degraded, r.severity), (None, "none", false, Severity::None));
+    assert_eq!(
+        (r.p_value, r.method.as_str(), r.is_degraded, r.severity),
+        (None, "none", false, Severity::None)
+    );
     assert_eq!((r.baseline_samples, r.comparison_samples), (1, 0));
     assert_eq!(
         r.recommendation,
         "Not enough accuracy samples to judge; keep recording and check again once both windows hold enough data."
     );
 
-    let nothing = MetricWindows { baseline: &[], comparison: Comparison::Latest(None), ..windows };
+    let nothing = MetricWindows {
+        baseline: &[],
+        comparison: Comparison::Latest(None),
+        ..windows
+    };
     let r = check_degradation(&model, &version, &nothing, &DetectionOptions::default());
     assert_eq!(r.status, DegradationStatus::InsufficientData);
-    assert_eq!((r.current_value, r.baseline_value, r.baseline_samples, r.comparison_samples), (None, None, 0, 0));
+    assert_eq!(
+        (
+            r.current_value,
+            r.baseline_value,
+            r.baseline_samples,
+            r.comparison_samples
+        ),
+        (None, None, 0, 0)
+    );
 
     // A latest value with a one-point baseline: values are reported, no verdict.
     let two = points_from(0, &[0.9, 0.5]);
-    let latest = MetricWindows { baseline: &two, comparison: Comparison::Latest(two.last()), ..windows };
+    let latest = MetricWindows {
+        baseline: &two,
+        comparison: Comparison::Latest(two.last()),
+        ..windows
+    };
     let r = check_degradation(&model, &version, &latest, &DetectionOptions::default());
     assert_eq!(r.status, DegradationStatus::InsufficientData);
     close(r.degradation_percentage, 400.0 / 9.0);
@@ -219,7 +286,10 @@ fn the_weekly_reference_vetoes_a_change_that_was_there_last_week() {
         definition: &definition,
         baseline: &baseline,
         comparison: Comparison::Window(&comparison),
-        reference: Some(Reference { seasonality: Seasonality::Weekly, points: &last_week }),
+        reference: Some(Reference {
+            seasonality: Seasonality::Weekly,
+            points: &last_week,
+        }),
     };
     let r = check_degradation(&model, &version, &windows, &small_windows());
     assert_eq!(r.method, "welch_t+weekly_reference");
@@ -227,10 +297,16 @@ fn the_weekly_reference_vetoes_a_change_that_was_there_last_week() {
     assert_eq!(r.reference_samples, 3);
     close(r.p_value, 0.5);
     assert!(!r.is_degraded);
-    assert_eq!((r.severity, r.status), (Severity::None, DegradationStatus::Ok));
+    assert_eq!(
+        (r.severity, r.status),
+        (Severity::None, DegradationStatus::Ok)
+    );
 
     // Without last week's data the guard steps aside.
-    windows.reference = Some(Reference { seasonality: Seasonality::Weekly, points: &[] });
+    windows.reference = Some(Reference {
+        seasonality: Seasonality::Weekly,
+        points: &[],
+    });
     let r = check_degradation(&model, &version, &windows, &small_windows());
     assert_eq!(r.method, "welch_t");
     assert!(r.is_degraded);
@@ -271,8 +347,18 @@ fn check_all_metrics_checks_each_metric_in_order() {
     let a = points_from(0, &[0.9, 0.9, 0.9]);
     let l = points_from(0, &[100.0, 100.0, 100.0]);
     let metrics = [
-        MetricWindows { definition: &accuracy, baseline: &a, comparison: Comparison::Latest(None), reference: None },
-        MetricWindows { definition: &latency, baseline: &l, comparison: Comparison::Window(&l), reference: None },
+        MetricWindows {
+            definition: &accuracy,
+            baseline: &a,
+            comparison: Comparison::Latest(None),
+            reference: None,
+        },
+        MetricWindows {
+            definition: &latency,
+            baseline: &l,
+            comparison: Comparison::Window(&l),
+            reference: None,
+        },
     ];
     let results = check_all_metrics(&model, &version, &metrics, &small_windows());
     assert_eq!(results.len(), 2);
@@ -296,8 +382,12 @@ fn severity_bands_follow_the_seed() {
 fn result_json_uses_snake_case_names() {
     let (model, version) = names();
     let definition = Metric::F1Score.default_definition();
-    let windows =
-        MetricWindows { definition: &definition, baseline: &[], comparison: Comparison::Latest(None), reference: None };
+    let windows = MetricWindows {
+        definition: &definition,
+        baseline: &[],
+        comparison: Comparison::Latest(None),
+        reference: None,
+    };
     let r = check_degradation(&model, &version, &windows, &DetectionOptions::default());
     let json = serde_json::to_value(&r).unwrap();
     for key in [

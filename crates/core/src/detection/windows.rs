@@ -65,7 +65,12 @@ pub struct WindowSpec {
 
 impl Default for WindowSpec {
     fn default() -> Self {
-        WindowSpec { baseline_hours: 24, comparison_hours: None, seasonal: None, reference: Some(Seasonality::Weekly) }
+        WindowSpec {
+            baseline_hours: 24,
+            comparison_hours: None,
+            seasonal: None,
+            reference: Some(Seasonality::Weekly),
+        }
     }
 }
 
@@ -97,7 +102,9 @@ pub fn detection_windows(now: Timestamp, spec: &WindowSpec) -> DetectionWindows 
             (ComparisonWindow::Range(range), range)
         }
         None => (
-            ComparisonWindow::Latest { search: TimeRange::ending_at(now, baseline_length) },
+            ComparisonWindow::Latest {
+                search: TimeRange::ending_at(now, baseline_length),
+            },
             TimeRange::new(
                 now.saturating_sub(LATEST_SEASONAL_HALF_WIDTH),
                 now.saturating_add(LATEST_SEASONAL_HALF_WIDTH),
@@ -112,12 +119,20 @@ pub fn detection_windows(now: Timestamp, spec: &WindowSpec) -> DetectionWindows 
     };
     let baseline = match (spec.seasonal, comparison) {
         (Some(cycle), _) => one_period_earlier(cycle),
-        (None, ComparisonWindow::Range(range)) => TimeRange::ending_at(range.start, baseline_length),
+        (None, ComparisonWindow::Range(range)) => {
+            TimeRange::ending_at(range.start, baseline_length)
+        }
         (None, ComparisonWindow::Latest { .. }) => TimeRange::ending_at(now, baseline_length),
     };
-    let reference =
-        spec.reference.filter(|cycle| spec.seasonal != Some(*cycle)).map(|cycle| (cycle, one_period_earlier(cycle)));
-    DetectionWindows { baseline, comparison, reference }
+    let reference = spec
+        .reference
+        .filter(|cycle| spec.seasonal != Some(*cycle))
+        .map(|cycle| (cycle, one_period_earlier(cycle)));
+    DetectionWindows {
+        baseline,
+        comparison,
+        reference,
+    }
 }
 
 #[cfg(test)]
@@ -139,16 +154,28 @@ mod tests {
         let now = 30 * 24 * H;
         let w = detection_windows(at(now), &WindowSpec::default());
         assert_eq!(w.baseline, range(now - 24 * H, now));
-        assert_eq!(w.comparison, ComparisonWindow::Latest { search: range(now - 24 * H, now) });
+        assert_eq!(
+            w.comparison,
+            ComparisonWindow::Latest {
+                search: range(now - 24 * H, now)
+            }
+        );
         let week = 168 * H;
-        assert_eq!(w.reference, Some((Seasonality::Weekly, range(now - week - H, now - week + H))));
+        assert_eq!(
+            w.reference,
+            Some((Seasonality::Weekly, range(now - week - H, now - week + H)))
+        );
     }
 
     #[test]
     fn comparison_window_pushes_the_baseline_back() {
         let now = 30 * 24 * H;
-        let spec =
-            WindowSpec { baseline_hours: 168, comparison_hours: Some(1), reference: None, ..WindowSpec::default() };
+        let spec = WindowSpec {
+            baseline_hours: 168,
+            comparison_hours: Some(1),
+            reference: None,
+            ..WindowSpec::default()
+        };
         let w = detection_windows(at(now), &spec);
         assert_eq!(w.comparison, ComparisonWindow::Range(range(now - H, now)));
         assert_eq!(w.baseline, range(now - 169 * H, now - H));
@@ -158,13 +185,19 @@ mod tests {
     #[test]
     fn seasonal_baseline_is_the_same_hours_one_period_earlier() {
         let now = 30 * 24 * H;
-        let spec =
-            WindowSpec { comparison_hours: Some(2), seasonal: Some(Seasonality::Daily), ..WindowSpec::default() };
+        let spec = WindowSpec {
+            comparison_hours: Some(2),
+            seasonal: Some(Seasonality::Daily),
+            ..WindowSpec::default()
+        };
         let w = detection_windows(at(now), &spec);
         assert_eq!(w.baseline, range(now - 26 * H, now - 24 * H));
         let weekly = Some((Seasonality::Weekly, range(now - 170 * H, now - 168 * H)));
         assert_eq!(w.reference, weekly);
-        let same = WindowSpec { seasonal: Some(Seasonality::Weekly), ..spec };
+        let same = WindowSpec {
+            seasonal: Some(Seasonality::Weekly),
+            ..spec
+        };
         assert_eq!(detection_windows(at(now), &same).reference, None);
     }
 

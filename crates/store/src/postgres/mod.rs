@@ -16,6 +16,7 @@
 //! all or nothing; "later write wins" is `ON CONFLICT DO UPDATE`), and the only caches
 //! here hold facts that never change once committed (series and dataset ids).
 
+mod copy;
 mod samples;
 pub(crate) mod schema;
 pub mod testing;
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
-use modelwatch_core::{Dataset, MetricDefinition, Point, Sample, SeriesKey, TimeRange};
+use modelwatch_core::{Bucket, Dataset, MetricDefinition, Point, Sample, SeriesKey, TimeRange};
 use tokio_postgres::NoTls;
 
 use crate::{MetricStore, SeriesFilter, SeriesInfo, StoreError};
@@ -249,6 +250,19 @@ impl MetricStore for PostgresStore {
 
     async fn latest(&self, series: &SeriesKey) -> Result<Option<Point>, StoreError> {
         samples::latest(self, series).await
+    }
+
+    async fn count(&self, series: &SeriesKey, range: TimeRange) -> Result<u64, StoreError> {
+        samples::count(self, series, range).await
+    }
+
+    async fn buckets(
+        &self,
+        series: &SeriesKey,
+        range: TimeRange,
+        max_points: usize,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        samples::buckets(self, series, range, max_points).await
     }
 
     async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError> {

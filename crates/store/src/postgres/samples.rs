@@ -10,17 +10,20 @@
 use std::collections::{BTreeSet, HashMap};
 use std::pin::pin;
 
+use futures_util::StreamExt;
+
+use deadpool_postgres::ClientWrapper;
+use modelwatch_core::stats::downsample;
 use modelwatch_core::{
-    Dataset, Direction, Metric, MetricDefinition, Point, Sample, SeriesKey, TimeRange, Timestamp,
-    ValueRange,
+    Bucket, Dataset, Direction, Metric, MetricDefinition, Point, Sample, SeriesKey, TimeRange,
+    Timestamp, ValueRange,
 };
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
-use deadpool_postgres::ClientWrapper;
 use tokio_postgres::{Client, Transaction};
 
-use super::{pg_error, Catalogue, PostgresStore};
+use super::{copy, pg_error, Catalogue, PostgresStore};
 use crate::{validate_batch, SeriesFilter, SeriesInfo, StoreError};
 
 /// One row of `samples`.
@@ -46,8 +49,7 @@ pub(super) async fn append(store: &PostgresStore, samples: Vec<Sample>) -> Resul
     validate_batch(&samples, &custom)?;
 
     let transaction = client.transaction().await.map_err(pg_error)?;
-    let (series_ids, new_series) =
-        resolve_series(&transaction, &store.catalogue, &samples).await?;
+    let (series_ids, new_series) = resolve_series(&transaction, &store.catalogue, &samples).await?;
     let (dataset_ids, new_datasets) =
         resolve_datasets(&transaction, &store.catalogue, &samples).await?;
     let mut rows: Vec<Row> = Vec::with_capacity(samples.len());
@@ -55,12 +57,13 @@ pub(super) async fn append(store: &PostgresStore, samples: Vec<Sample>) -> Resul
         let series_id = *series_ids
             .get(&sample.series())
             .ok_or_else(|| StoreError::Database("a series id was not assigned".into()))?;
-        let dataset_id = match &sample.dataset {
-            Some(dataset) => Some(*dataset_ids.get(dataset).ok_or_else(|| {
-                StoreError::Database("a data set id was not assigned".into())
-            })?),
-            None => None,
-        };
+        let dataset_id =
+            match &sample.dataset {
+                Some(dataset) => Some(*dataset_ids.get(dataset).ok_or_else(|| {
+                    StoreError::Database("a data set id was not assigned".into())
+                })?),
+                None => None,
+            };
         rows.push(Row {
             series_id,
             ts: sample.timestamp.as_millis(),
@@ -94,7 +97,8 @@ fn keep_last_per_key(mut rows: Vec<Row>) -> Vec<Row> {
 /// Writes rows in the transaction and commits it.
 async fn write_rows(
     mut transaction: deadpool_postgres::Transaction<'_>,
-    rows: &[Row]) -> Result<(), StoreError> {
+    rows: &[Row],
+) -> Result<(), StoreError> {
     let savepoint = transaction.savepoint("copy").await.map_err(pg_error)?;
     match copy_rows(&savepoint, rows).await {
         Ok(()) => {
@@ -109,7 +113,10 @@ async fn write_rows(
     transaction.commit().await.map_err(pg_error)
 }
 
-async fn copy_rows(transaction: &Transaction<'_>, rows: &[Row]) -> Result<(), tokio_postgres::Error> {
+async fn copy_rows(
+    transaction: &Transaction<'_>,
+    rows: &[Row],
+) -> Result<(), tokio_postgres::Error> {
     let sink = transaction
         .copy_in("COPY samples (series_id, ts, value, dataset_id) FROM STDIN (FORMAT binary)")
         .await?;
@@ -283,7 +290,11 @@ async fn find_series(
     let row = client
         .query_opt(
             &statement,
-            &[&key.model.as_str(), &key.version.as_str(), &key.metric.as_str()],
+            &[
+                &key.model.as_str(),
+                &key.version.as_str(),
+                &key.metric.as_str(),
+            ],
         )
         .await
         .map_err(pg_error)?;
@@ -356,21 +367,71 @@ pub(super) async fn range(
     let Some(id) = find_series(store, &client, series).await? else {
         return Ok(Vec::new());
     };
-    let statement = client
-        .prepare_cached(
-            "SELECT ts, value, dataset_id FROM samples
-             WHERE series_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts",
-        )
-        .await
-        .map_err(pg_error)?;
-    let rows = client
-        .query(
-            &statement,
+    // COPY takes no parameters; every value inlined here is an integer of ours.
+    let query = format!(
+        "COPY (SELECT ts, value, dataset_id FROM samples
+               WHERE series_id = {id} AND ts >= {} AND ts < {} ORDER BY ts)
+         TO STDOUT (FORMAT binary)",
+        range.start.as_millis(),
+        range.end.as_millis()
+    );
+    let mut stream = pin!(client.copy_out(query.as_str()).await.map_err(pg_error)?);
+    let mut data = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        data.extend_from_slice(&chunk.map_err(pg_error)?);
+    }
+    let rows = copy::decode(&data)?;
+    let mut points = Vec::with_capacity(rows.len());
+    for (ts, value, dataset_id) in rows {
+        let dataset = match dataset_id {
+            Some(id) => Some(dataset_name(store, &client, id).await?),
+            None => None,
+        };
+        points.push(Point {
+            timestamp: timestamp(ts)?,
+            value,
+            dataset,
+        });
+    }
+    Ok(points)
+}
+
+/// Time buckets over `range`: the points come from one binary COPY (an index range scan)
+/// and are bucketed by [`downsample`], so the buckets are exactly those of every other
+/// backend. Measured against aggregating with `GROUP BY` in PostgreSQL, this is faster
+/// on PostgreSQL 15: the ordered aggregates that first/last need sort every bucket.
+pub(super) async fn buckets(
+    store: &PostgresStore,
+    series: &SeriesKey,
+    range: TimeRange,
+    max_points: usize,
+) -> Result<Vec<Bucket>, StoreError> {
+    let points = self::range(store, series, range).await?;
+    Ok(downsample(&points, range, max_points))
+}
+
+pub(super) async fn count(
+    store: &PostgresStore,
+    series: &SeriesKey,
+    range: TimeRange,
+) -> Result<u64, StoreError> {
+    if range.is_empty() {
+        return Ok(0);
+    }
+    let client = store.client().await?;
+    let Some(id) = find_series(store, &client, series).await? else {
+        return Ok(0);
+    };
+    let count: i64 = client
+        .query_one(
+            "SELECT count(*) FROM samples WHERE series_id = $1 AND ts >= $2 AND ts < $3",
             &[&id, &range.start.as_millis(), &range.end.as_millis()],
         )
         .await
+        .map_err(pg_error)?
+        .try_get(0)
         .map_err(pg_error)?;
-    points(store, &client, rows).await
+    u64::try_from(count).map_err(|_| StoreError::Corrupt(format!("negative count {count}")))
 }
 
 pub(super) async fn latest(

@@ -45,6 +45,11 @@ impl TestDatabase {
     /// Creates `mw_<label>_<unique suffix>`. Panics with the reason when PostgreSQL is
     /// unreachable: tests that need it must fail, not skip.
     pub async fn create(label: &str) -> TestDatabase {
+        Self::create_on(&admin_url(), label).await
+    }
+
+    /// Like [`TestDatabase::create`], on the server of the `admin` URL.
+    pub async fn create_on(admin: &str, label: &str) -> TestDatabase {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -56,7 +61,7 @@ impl TestDatabase {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             nanos
         );
-        let admin = admin_url();
+        let admin = admin.to_owned();
         run_admin(&admin, &format!("CREATE DATABASE \"{name}\""))
             .await
             .unwrap_or_else(|e| {
