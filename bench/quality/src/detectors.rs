@@ -1,9 +1,10 @@
-//! The two detectors under test, both asked the same question at the same "now" over the
-//! same windows: (a) the seed's plain percentage rule, (b) modelwatch's default check.
+//! The detectors under test, all asked the same question at the same "now": (a) the
+//! seed's plain percentage rule, (b) modelwatch's default check over the same windows, and
+//! on streams with a daily cycle (c) modelwatch with its seasonal daily baseline.
 
 use modelwatch_core::detection::{
     detection_windows, Comparison, ComparisonWindow, DetectionOptions, Detector, MetricWindows,
-    Reference, WindowSpec,
+    Reference, Seasonality, WindowSpec,
 };
 use modelwatch_core::{MetricDefinition, ModelName, Point, TimeRange, Timestamp, Version};
 
@@ -14,15 +15,19 @@ pub const PLAIN_THRESHOLD_PERCENTAGE: f64 = 5.0;
 pub enum Kind {
     Plain,
     Modelwatch,
+    /// modelwatch with the `seasonal: daily` option: the baseline is the same hours a day
+    /// earlier. Run only where a daily cycle is known to exist.
+    ModelwatchDailyBaseline,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Plain, Kind::Modelwatch];
+    pub const ALL: [Kind; 3] = [Kind::Plain, Kind::Modelwatch, Kind::ModelwatchDailyBaseline];
 
     pub fn label(self) -> &'static str {
         match self {
             Kind::Plain => "plain 5 % rule (seed)",
             Kind::Modelwatch => "modelwatch default",
+            Kind::ModelwatchDailyBaseline => "modelwatch, seasonal: daily",
         }
     }
 }
@@ -66,7 +71,14 @@ impl Runner {
         series: &[Point],
         now: Timestamp,
     ) -> bool {
-        let windows = detection_windows(now, &self.spec);
+        let spec = match kind {
+            Kind::ModelwatchDailyBaseline => WindowSpec {
+                seasonal: Some(Seasonality::Daily),
+                ..self.spec
+            },
+            _ => self.spec,
+        };
+        let windows = detection_windows(now, &spec);
         let baseline = slice(series, windows.baseline);
         let (comparison, latest_point);
         match windows.comparison {
@@ -78,7 +90,7 @@ impl Runner {
         }
         match kind {
             Kind::Plain => plain_rule(definition, baseline, comparison),
-            Kind::Modelwatch => {
+            Kind::Modelwatch | Kind::ModelwatchDailyBaseline => {
                 let reference = windows.reference.map(|(seasonality, range)| Reference {
                     seasonality,
                     points: slice(series, range),

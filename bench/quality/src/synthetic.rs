@@ -137,6 +137,15 @@ impl Scenario {
         }
     }
 
+    /// The detectors run on this scenario: the daily-baseline option only where there is
+    /// a daily cycle.
+    pub fn kinds(&self) -> Vec<Kind> {
+        Kind::ALL
+            .into_iter()
+            .filter(|k| *k != Kind::ModelwatchDailyBaseline || self.daily_percentage > 0.0)
+            .collect()
+    }
+
     pub fn has_change(&self) -> bool {
         self.change != Change::None
     }
@@ -288,7 +297,7 @@ impl Outcome {
 }
 
 /// Runs both detectors on `streams` streams of a scenario; `comparison_hours` `None` is the
-/// seed's latest-value mode. Returns outcomes in [`Kind::ALL`] order.
+/// seed's latest-value mode. Returns outcomes in the order of [`Scenario::kinds`].
 pub fn run(
     scenario: &Scenario,
     comparison_hours: Option<u32>,
@@ -297,12 +306,13 @@ pub fn run(
 ) -> Vec<Outcome> {
     let definition = scenario.definition();
     let mut runner = Runner::new(comparison_hours);
-    let mut outcomes = vec![Outcome::default(); Kind::ALL.len()];
+    let kinds = scenario.kinds();
+    let mut outcomes = vec![Outcome::default(); kinds.len()];
     let check_every = scenario.interval.max(10);
     for stream in 0..streams {
         let mut rng = Rng::new(seed ^ (stream as u64).wrapping_mul(0xA24B_AED4_963E_E407));
         let (points, change_at) = scenario.generate(&mut rng);
-        for (kind, outcome) in Kind::ALL.iter().zip(outcomes.iter_mut()) {
+        for (kind, outcome) in kinds.iter().zip(outcomes.iter_mut()) {
             outcome.streams += 1;
             let mut minute = CHECKS_FROM_DAY * DAY_MIN;
             while minute < STREAM_DAYS * DAY_MIN {

@@ -29,7 +29,7 @@ use crate::stats::{downsample, mean_and_std};
 use crate::time::{TimeRange, Timestamp};
 
 /// The grading rule, as shown to users.
-pub const HEALTH_FORMULA: &str = "each metric with a trend scores 100 unless its trend is degrading; a degrading metric scores 100 - min(100, 25 + 3 x its degradation % over the range) (50 when the % is undefined). health_score is the mean of the metric scores. overall_health: excellent when no metric is degrading, otherwise good if health_score >= 75, fair if >= 50, poor below. health_trend: degrading if more metrics degrade than improve, improving if more improve than degrade, else stable.";
+pub const HEALTH_FORMULA: &str = "each metric with a trend scores 100 unless its trend is degrading; a degrading metric scores 100 - min(100, 25 + 3 x its degradation % over the range) (50 when the % is undefined). health_score is the mean of the metric scores. overall_health: excellent when no metric is degrading, otherwise good if health_score >= 75, fair if >= 50, poor below. health_trend: degrading if more metrics degrade than improve, improving if more improve than degrade, else stable. When degradation checks are supplied (modelwatch monitor, the API), a metric whose check says degraded counts as degrading too, scored 100 - min(100, 25 + 3 x its degradation %) if that is lower.";
 
 const MS_PER_DAY: f64 = 86_400_000.0;
 
@@ -381,6 +381,76 @@ pub fn performance_history(
     }
 }
 
+/// Folds degradation checks into the grade: a trend over a long range misses a recent
+/// step (a robust slope ignores it), while the check against the baseline catches it, and
+/// a model whose accuracy just fell is not `excellent`.
+pub fn include_degradations(
+    history: &mut PerformanceHistory,
+    checks: &[crate::detection::DegradationResult],
+) {
+    let mut extra_reasons = Vec::new();
+    let mut degraded_metrics = Vec::new();
+    for check in checks.iter().filter(|c| c.is_degraded) {
+        let Some(summary) = history
+            .metric_summaries
+            .iter_mut()
+            .find(|m| m.metric == check.metric)
+        else {
+            continue;
+        };
+        let score = check
+            .degradation_percentage
+            .map_or(50.0, |d| 100.0 - (25.0 + 3.0 * d).min(100.0));
+        summary.health_score = Some(summary.health_score.map_or(score, |s| s.min(score)));
+        degraded_metrics.push(check.metric.clone());
+        extra_reasons.push(format!(
+            "{} is degraded against its baseline: {} worse (p = {}, {}); metric score {score:.0}",
+            check.metric,
+            check
+                .degradation_percentage
+                .map_or_else(|| "an undefined %".to_owned(), |d| format!("{d:.1}%")),
+            check
+                .p_value
+                .map_or_else(|| "n/a".to_owned(), |p| format!("{p:.4}")),
+            check.method,
+        ));
+    }
+    if degraded_metrics.is_empty() {
+        return;
+    }
+    let scores: Vec<f64> = history
+        .metric_summaries
+        .iter()
+        .filter_map(|m| m.health_score)
+        .collect();
+    let score = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
+    history.health_score = Some(score);
+    history.overall_health = match score {
+        s if s >= 75.0 => OverallHealth::Good,
+        s if s >= 50.0 => OverallHealth::Fair,
+        _ => OverallHealth::Poor,
+    };
+    let degrading = history
+        .metric_summaries
+        .iter()
+        .filter(|m| m.trend == Trend::Degrading || degraded_metrics.contains(&m.metric))
+        .count();
+    let improving = history
+        .metric_summaries
+        .iter()
+        .filter(|m| m.trend == Trend::Improving && !degraded_metrics.contains(&m.metric))
+        .count();
+    history.health_trend = match degrading.cmp(&improving) {
+        std::cmp::Ordering::Greater => Trend::Degrading,
+        std::cmp::Ordering::Less => Trend::Improving,
+        std::cmp::Ordering::Equal => Trend::Stable,
+    };
+    history
+        .health_reasons
+        .retain(|r| r != "no metric shows a significant degrading trend");
+    history.health_reasons.splice(0..0, extra_reasons);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,5 +639,67 @@ mod tests {
         );
         let json = serde_json::to_string(&h).unwrap();
         assert!(!json.contains("NaN") && !json.contains("inf"));
+    }
+}
+
+#[cfg(test)]
+mod degradation_grade_tests {
+    use super::*;
+    use crate::detection::{DegradationResult, DegradationStatus, Severity};
+
+    #[test]
+    fn a_degraded_check_pulls_an_otherwise_excellent_grade_down_and_says_why() {
+        let model = ModelName::parse("m").unwrap();
+        let version = Version::parse("v1").unwrap();
+        let definition = Metric::Accuracy.default_definition();
+        let points: Vec<Point> = (0..200)
+            .map(|i| Point {
+                timestamp: Timestamp::from_millis(i * 60_000).unwrap(),
+                value: 0.9,
+                dataset: None,
+            })
+            .collect();
+        let range = TimeRange::new(
+            Timestamp::MIN,
+            Timestamp::from_millis(200 * 60_000).unwrap(),
+        );
+        let series = [MetricSeries {
+            definition: &definition,
+            points: &points,
+        }];
+        let mut history =
+            performance_history(&model, &version, range, &series, &HealthOptions::default());
+        assert_eq!(history.overall_health, OverallHealth::Excellent);
+        let check = DegradationResult {
+            model: model.clone(),
+            version: version.clone(),
+            metric: Metric::Accuracy,
+            direction: Direction::HigherIsBetter,
+            current_value: Some(0.8),
+            baseline_value: Some(0.9),
+            reference_value: None,
+            absolute_change: Some(-0.1),
+            percentage_change: Some(-11.0),
+            degradation_percentage: Some(11.0),
+            is_degraded: true,
+            severity: Severity::High,
+            recommendation: String::new(),
+            baseline_samples: 100,
+            comparison_samples: 60,
+            reference_samples: 0,
+            p_value: Some(0.0001),
+            method: "welch_t".into(),
+            status: DegradationStatus::Degraded,
+            change_started_at: None,
+            alpha: 0.01,
+            min_degradation_percentage: 3.0,
+        };
+        include_degradations(&mut history, &[check]);
+        // 100 - (25 + 3 × 11) = 42 → poor.
+        assert_eq!(history.health_score, Some(42.0));
+        assert_eq!(history.overall_health, OverallHealth::Poor);
+        assert_eq!(history.health_trend, Trend::Degrading);
+        assert!(history.health_reasons[0]
+            .starts_with("accuracy is degraded against its baseline: 11.0% worse"));
     }
 }

@@ -67,6 +67,26 @@ impl ValueRange {
         max: Some(1.0),
     };
 
+    /// Checks that `value` is a finite number inside the range of `metric`.
+    pub fn check(&self, metric: &Metric, value: f64) -> Result<(), ValidationError> {
+        if value.is_nan() {
+            return Err(ValidationError::new("value", "NaN is not a measurement"));
+        }
+        if value.is_infinite() {
+            return Err(ValidationError::new(
+                "value",
+                "infinite values are not accepted",
+            ));
+        }
+        if !self.contains(value) {
+            return Err(ValidationError::new(
+                "value",
+                format!("{value} is outside the valid range of {metric} ({self})"),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn contains(&self, value: f64) -> bool {
         self.min.is_none_or(|min| value >= min) && self.max.is_none_or(|max| value <= max)
     }
@@ -171,8 +191,22 @@ impl Metric {
 
     /// The built-in definition; custom metrics get the default (higher is better, any value).
     pub fn default_definition(&self) -> MetricDefinition {
+        let (direction, range) = self.defaults();
+        MetricDefinition {
+            metric: self.clone(),
+            direction,
+            range,
+        }
+    }
+
+    /// The built-in valid range (unbounded for custom metrics until declared).
+    pub fn default_range(&self) -> ValueRange {
+        self.defaults().1
+    }
+
+    fn defaults(&self) -> (Direction, ValueRange) {
         use Metric::*;
-        let (direction, range) = match self {
+        match self {
             Accuracy | Precision | Recall | F1Score | AucRoc | AucPr => {
                 (Direction::HigherIsBetter, ValueRange::UNIT)
             }
@@ -183,11 +217,6 @@ impl Metric {
             }
             ErrorRate => (Direction::LowerIsBetter, ValueRange::UNIT),
             Custom(_) => (Direction::HigherIsBetter, ValueRange::UNBOUNDED),
-        };
-        MetricDefinition {
-            metric: self.clone(),
-            direction,
-            range,
         }
     }
 }
@@ -265,25 +294,7 @@ impl MetricDefinition {
 
     /// Checks that a value is finite and within the metric's range.
     pub fn check_value(&self, value: f64) -> Result<(), ValidationError> {
-        if value.is_nan() {
-            return Err(ValidationError::new("value", "NaN is not a measurement"));
-        }
-        if value.is_infinite() {
-            return Err(ValidationError::new(
-                "value",
-                "infinite values are not accepted",
-            ));
-        }
-        if !self.range.contains(value) {
-            return Err(ValidationError::new(
-                "value",
-                format!(
-                    "{value} is outside the valid range of {} ({})",
-                    self.metric, self.range
-                ),
-            ));
-        }
-        Ok(())
+        self.range.check(&self.metric, value)
     }
 }
 

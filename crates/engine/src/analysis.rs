@@ -1,1 +1,329 @@
-//! Degradation checks, history and health, version comparison over stored samples.
+//! Degradation checks, performance history and health, and version comparison over stored
+//! samples: fetch the windows the core asks for, then run the core's pure functions.
+
+use std::time::Duration;
+
+use modelwatch_core::compare::{
+    compare_versions, CompareOptions, VersionComparison, VersionPoints,
+};
+use modelwatch_core::detection::{
+    self, detection_windows, Comparison, ComparisonWindow, DegradationResult, DetectionOptions,
+    MetricWindows, Reference, WindowSpec,
+};
+use modelwatch_core::health::{
+    performance_history, HealthOptions, MetricSeries, PerformanceHistory,
+};
+use modelwatch_core::{
+    Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange, Timestamp, Version,
+};
+use modelwatch_store::{MetricStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{model} {version} has no samples of {metric}")]
+    UnknownSeries {
+        model: ModelName,
+        version: Version,
+        metric: Metric,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The points of one metric that a check needs, fetched from the store.
+struct FetchedWindows {
+    definition: MetricDefinition,
+    baseline: Vec<Point>,
+    latest: Option<Point>,
+    comparison: Option<Vec<Point>>,
+    reference: Option<(detection::Seasonality, Vec<Point>)>,
+}
+
+impl FetchedWindows {
+    fn as_windows(&self) -> MetricWindows<'_> {
+        MetricWindows {
+            definition: &self.definition,
+            baseline: &self.baseline,
+            comparison: match &self.comparison {
+                Some(points) => Comparison::Window(points),
+                None => Comparison::Latest(self.latest.as_ref()),
+            },
+            reference: self
+                .reference
+                .as_ref()
+                .map(|(seasonality, points)| Reference {
+                    seasonality: *seasonality,
+                    points,
+                }),
+        }
+    }
+}
+
+async fn fetch(
+    store: &dyn MetricStore,
+    key: &SeriesKey,
+    spec: &WindowSpec,
+    now: Timestamp,
+) -> Result<FetchedWindows, AnalysisError> {
+    let windows = detection_windows(now, spec);
+    let definition = store.definition(&key.metric).await?;
+    let baseline = store.range(key, windows.baseline).await?;
+    let (latest, comparison) = match windows.comparison {
+        ComparisonWindow::Latest { search } => (store.range(key, search).await?.pop(), None),
+        ComparisonWindow::Range(range) => (None, Some(store.range(key, range).await?)),
+    };
+    let reference = match windows.reference {
+        Some((seasonality, range)) => Some((seasonality, store.range(key, range).await?)),
+        None => None,
+    };
+    Ok(FetchedWindows {
+        definition,
+        baseline,
+        latest,
+        comparison,
+        reference,
+    })
+}
+
+/// Checks one metric of a model version for degradation at `now`.
+pub async fn check_degradation(
+    store: &dyn MetricStore,
+    key: &SeriesKey,
+    spec: &WindowSpec,
+    options: &DetectionOptions,
+    now: Timestamp,
+) -> Result<DegradationResult, AnalysisError> {
+    let fetched = fetch(store, key, spec, now).await?;
+    Ok(detection::check_degradation(
+        &key.model,
+        &key.version,
+        &fetched.as_windows(),
+        options,
+    ))
+}
+
+/// Checks every metric the version has.
+pub async fn check_all_metrics(
+    store: &dyn MetricStore,
+    model: &ModelName,
+    version: &Version,
+    spec: &WindowSpec,
+    options: &DetectionOptions,
+    now: Timestamp,
+) -> Result<Vec<DegradationResult>, AnalysisError> {
+    let mut fetched = Vec::new();
+    for metric in store.metrics(model, version).await? {
+        let key = SeriesKey::new(model.clone(), version.clone(), metric);
+        fetched.push(fetch(store, &key, spec, now).await?);
+    }
+    let windows: Vec<MetricWindows<'_>> = fetched.iter().map(FetchedWindows::as_windows).collect();
+    Ok(detection::check_all_metrics(
+        model, version, &windows, options,
+    ))
+}
+
+/// The window of the last `hours` before `now`.
+pub fn last_hours(hours: f64, now: Timestamp) -> Result<TimeRange, AnalysisError> {
+    if !(hours.is_finite() && hours > 0.0) {
+        return Err(AnalysisError::Invalid(format!(
+            "hours: must be a positive number, not {hours}"
+        )));
+    }
+    let end = now.saturating_add(Duration::from_millis(1));
+    Ok(TimeRange::new(
+        now.saturating_sub(Duration::from_secs_f64(hours * 3600.0)),
+        end,
+    ))
+}
+
+/// Performance history and health of a version over `range`.
+pub async fn history(
+    store: &dyn MetricStore,
+    model: &ModelName,
+    version: &Version,
+    range: TimeRange,
+    options: &HealthOptions,
+) -> Result<PerformanceHistory, AnalysisError> {
+    let mut fetched: Vec<(MetricDefinition, Vec<Point>)> = Vec::new();
+    for metric in store.metrics(model, version).await? {
+        let key = SeriesKey::new(model.clone(), version.clone(), metric.clone());
+        let points = store.range(&key, range).await?;
+        fetched.push((store.definition(&metric).await?, points));
+    }
+    let series: Vec<MetricSeries<'_>> = fetched
+        .iter()
+        .map(|(definition, points)| MetricSeries { definition, points })
+        .collect();
+    Ok(performance_history(model, version, range, &series, options))
+}
+
+/// Champion (`a`) against challenger (`b`) on one metric over `range`.
+pub async fn compare(
+    store: &dyn MetricStore,
+    model: &ModelName,
+    champion: &Version,
+    challenger: &Version,
+    metric: &Metric,
+    range: TimeRange,
+    options: &CompareOptions,
+) -> Result<VersionComparison, AnalysisError> {
+    let definition = store.definition(metric).await?;
+    let a = store
+        .range(
+            &SeriesKey::new(model.clone(), champion.clone(), metric.clone()),
+            range,
+        )
+        .await?;
+    let b = store
+        .range(
+            &SeriesKey::new(model.clone(), challenger.clone(), metric.clone()),
+            range,
+        )
+        .await?;
+    Ok(compare_versions(
+        model,
+        &definition,
+        VersionPoints {
+            version: champion,
+            points: &a,
+        },
+        VersionPoints {
+            version: challenger,
+            points: &b,
+        },
+        options,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelwatch_core::detection::DegradationStatus;
+    use modelwatch_core::Sample;
+    use modelwatch_store::MemoryStore;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    fn sample(version: &str, metric: &str, value: f64, ms: i64) -> Sample {
+        let key = SeriesKey::parse("fraud", version, metric).unwrap();
+        Sample {
+            model: key.model,
+            version: key.version,
+            metric: key.metric,
+            value,
+            timestamp: Timestamp::from_millis(ms).unwrap(),
+            dataset: None,
+        }
+    }
+
+    /// Two days of per-minute accuracy around 0.90, then `drop` in the last hour.
+    async fn store_with_drop(drop: f64) -> (MemoryStore, Timestamp) {
+        let store = MemoryStore::new();
+        let start = 1_700_000_000_000i64;
+        let minutes = 48 * 60;
+        let samples = (0..minutes)
+            .map(|i| {
+                let wobble = ((i * 7919) % 11) as f64 / 1000.0 - 0.005;
+                let value = if i >= minutes - 60 {
+                    0.90 - drop + wobble
+                } else {
+                    0.90 + wobble
+                };
+                sample(
+                    "v1",
+                    "accuracy",
+                    (value * 1e6).round() / 1e6,
+                    start + i * 60_000,
+                )
+            })
+            .collect();
+        store.append(samples).await.unwrap();
+        (
+            store,
+            Timestamp::from_millis(start + minutes * 60_000).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_real_drop_in_the_comparison_window_is_degraded() {
+        let (store, now) = store_with_drop(0.09).await;
+        let key = SeriesKey::parse("fraud", "v1", "accuracy").unwrap();
+        let spec = WindowSpec {
+            comparison_hours: Some(1),
+            reference: None,
+            ..WindowSpec::default()
+        };
+        let result = check_degradation(&store, &key, &spec, &DetectionOptions::default(), now)
+            .await
+            .unwrap();
+        assert_eq!(result.status, DegradationStatus::Degraded, "{result:?}");
+        assert_eq!(result.comparison_samples, 60);
+        assert!(result.degradation_percentage.unwrap() > 9.0);
+    }
+
+    #[tokio::test]
+    async fn noise_alone_is_not_degraded_and_every_metric_is_checked() {
+        let (store, now) = store_with_drop(0.0).await;
+        store
+            .append(vec![sample(
+                "v1",
+                "latency",
+                12.0,
+                now.as_millis() - HOUR_MS,
+            )])
+            .await
+            .unwrap();
+        let spec = WindowSpec {
+            comparison_hours: Some(1),
+            reference: None,
+            ..WindowSpec::default()
+        };
+        let model = ModelName::parse("fraud").unwrap();
+        let version = Version::parse("v1").unwrap();
+        let results = check_all_metrics(
+            &store,
+            &model,
+            &version,
+            &spec,
+            &DetectionOptions::default(),
+            now,
+        )
+        .await
+        .unwrap();
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[0].status, DegradationStatus::Ok);
+        assert_eq!(results[1].status, DegradationStatus::InsufficientData);
+    }
+
+    #[tokio::test]
+    async fn history_and_comparison_read_the_store() {
+        let (store, now) = store_with_drop(0.0).await;
+        let model = ModelName::parse("fraud").unwrap();
+        let v1 = Version::parse("v1").unwrap();
+        let range = last_hours(24.0, now).unwrap();
+        let history = history(&store, &model, &v1, range, &HealthOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(history.total_snapshots, 24 * 60);
+        let v2 = Version::parse("v2").unwrap();
+        let samples = (0..120)
+            .map(|i| sample("v2", "accuracy", 0.95, now.as_millis() - (i + 1) * 60_000))
+            .collect();
+        store.append(samples).await.unwrap();
+        let comparison = compare(
+            &store,
+            &model,
+            &v1,
+            &v2,
+            &Metric::Accuracy,
+            range,
+            &CompareOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(comparison.challenger_samples, 120);
+        assert!(last_hours(-1.0, now).is_err());
+    }
+}

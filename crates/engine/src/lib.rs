@@ -6,6 +6,16 @@
 //!
 //! - [`analysis`]: degradation checks, performance history and health, version comparison
 //!   over stored data (issue 3).
-//! - evaluation of alert rules (issue 4) lives beside it.
+//! - [`alerting`]: the [`Engine`] for rules, alert lifecycle, queries and silences;
+//!   [`evaluation`] evaluates rules and persists outcomes with their notifications;
+//!   [`backtest`] replays a rule over history through the same observation code (issue 4).
 
+pub mod alerting;
 pub mod analysis;
+pub mod backtest;
+pub mod evaluation;
+mod observe;
+
+pub use alerting::{Engine, EngineError, IdSource, RandomIds, SequentialIds};
+pub use backtest::{BacktestReport, VersionBacktest};
+pub use evaluation::{EvaluationReport, RuleEvaluation};

@@ -40,6 +40,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
 
+    /// The configuration file (TOML; `[alerts]` holds the global alert settings).
+    #[arg(long, env = "MODELWATCH_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -54,6 +58,14 @@ pub enum Command {
     Models(ModelsCommand),
     /// Record a week of realistic demo metrics (several models, a degradation, a daily cycle).
     Demo,
+    /// Check one metric of a model version for degradation (with significance).
+    Check(crate::analysis_cli::CheckArgs),
+    /// Health, each metric's summary and trend, and degradations of a model version.
+    Monitor(crate::analysis_cli::MonitorArgs),
+    /// Compare two versions of a model on one metric (champion vs challenger).
+    Compare(crate::analysis_cli::CompareArgs),
+    #[command(flatten)]
+    Alerting(crate::alerts_cli::AlertingCommand),
     /// Move an installation to another database (e.g. SQLite to PostgreSQL), checking counts.
     Migrate(crate::migrate::MigrateArgs),
 }
@@ -153,14 +165,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Some(location) => location.clone(),
             None => default_database()?,
         };
-        let store = modelwatch_store::open(&location).await.with_context(|| {
+        let stores = modelwatch_store::open(&location).await.with_context(|| {
             format!(
                 "cannot open the database {}",
                 crate::migrate::shown(&location)
             )
         })?;
-        let outcome = dispatch(cli.command, Arc::clone(&store), format).await;
-        store
+        let outcome = match cli.command {
+            Command::Alerting(command) => {
+                crate::alerts_cli::run(command, &stores, cli.config.as_ref(), format).await
+            }
+            Command::Monitor(args) => crate::analysis_cli::monitor(&stores, args, format).await,
+            command => dispatch(command, Arc::clone(&stores.metrics), format).await,
+        };
+        stores
             .close()
             .await
             .context("cannot close the database cleanly")?;
@@ -190,6 +208,10 @@ async fn dispatch(
         Command::Models(ModelsCommand::List) => list_models(&*store, format).await,
         Command::Demo => demo(&*store, format).await,
         Command::Migrate(args) => crate::migrate::run(args, format).await,
+        Command::Check(args) => crate::analysis_cli::check(&*store, args, format).await,
+        Command::Compare(args) => crate::analysis_cli::compare(&*store, args, format).await,
+        // `run` hands these the alert store too before getting here.
+        Command::Alerting(_) | Command::Monitor(_) => bail!("this command needs the alert store"),
     }
 }
 

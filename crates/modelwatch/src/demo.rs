@@ -38,153 +38,33 @@ struct Series {
     decimals: i32,
 }
 
+#[rustfmt::skip]
 fn catalogue() -> Vec<Series> {
     use Metric::*;
-    let s = |model,
-             version,
-             metric,
-             base,
-             noise,
-             daily_amplitude,
-             degrade_by,
-             degrade_hours,
-             decimals| Series {
-        model,
-        version,
-        metric,
-        base,
-        noise,
-        daily_amplitude,
-        degrade_by,
-        degrade_hours,
-        decimals,
-    };
-    vec![
-        s(
-            "fraud_detector",
-            "v2.0",
-            Accuracy,
-            0.942,
-            0.004,
-            0.0,
-            0.0,
-            0.0,
-            6,
-        ),
-        s(
-            "fraud_detector",
-            "v2.0",
-            Precision,
-            0.915,
-            0.006,
-            0.0,
-            0.0,
-            0.0,
-            6,
-        ),
-        s(
-            "fraud_detector",
-            "v2.0",
-            Recall,
-            0.884,
-            0.006,
-            0.0,
-            0.0,
-            0.0,
-            6,
-        ),
-        s(
-            "fraud_detector",
-            "v2.1",
-            Accuracy,
-            0.951,
-            0.004,
-            0.0,
-            -0.12,
-            18.0,
-            6,
-        ),
-        s(
-            "fraud_detector",
-            "v2.1",
-            Precision,
-            0.928,
-            0.006,
-            0.0,
-            -0.08,
-            18.0,
-            6,
-        ),
-        s(
-            "fraud_detector",
-            "v2.1",
-            Recall,
-            0.893,
-            0.006,
-            0.0,
-            0.0,
-            0.0,
-            6,
-        ),
-        s(
-            "fraud_detector",
-            "v2.1",
-            Latency,
-            42.0,
-            3.0,
-            0.0,
-            0.0,
-            0.0,
-            3,
-        ),
-        s(
-            "recommender",
-            "v3.0",
-            AucRoc,
-            0.871,
-            0.003,
-            0.0,
-            0.0,
-            0.0,
-            6,
-        ),
-        s("recommender", "v3.0", Latency, 85.0, 6.0, 0.35, 0.0, 0.0, 3),
-        s(
-            "recommender",
-            "v3.0",
-            Throughput,
-            1200.0,
-            40.0,
-            0.5,
-            0.0,
-            0.0,
-            1,
-        ),
-        s(
-            "recommender",
-            "v3.0",
-            ErrorRate,
-            0.012,
-            0.002,
-            0.0,
-            0.9,
-            6.0,
-            5,
-        ),
-        s("churn_regressor", "v1.5", Mae, 3.2, 0.08, 0.0, 0.0, 0.0, 4),
-        s("churn_regressor", "v1.5", Rmse, 4.6, 0.1, 0.0, 0.0, 0.0, 4),
-        s(
-            "churn_regressor",
-            "v1.5",
-            R2Score,
-            0.81,
-            0.01,
-            0.0,
-            0.0,
-            0.0,
-            4,
-        ),
-    ]
+    // (model, version, metric, base, noise, daily amplitude, change, change hours ago, decimals)
+    let rows = [
+        ("fraud_detector", "v2.0", Accuracy, 0.942, 0.004, 0.0, 0.0, 0.0, 6),
+        ("fraud_detector", "v2.0", Precision, 0.915, 0.006, 0.0, 0.0, 0.0, 6),
+        ("fraud_detector", "v2.0", Recall, 0.884, 0.006, 0.0, 0.0, 0.0, 6),
+        // A bad deploy two hours ago: accuracy and precision drop.
+        ("fraud_detector", "v2.1", Accuracy, 0.951, 0.004, 0.0, -0.12, 2.0, 6),
+        ("fraud_detector", "v2.1", Precision, 0.928, 0.006, 0.0, -0.08, 2.0, 6),
+        ("fraud_detector", "v2.1", Recall, 0.893, 0.006, 0.0, 0.0, 0.0, 6),
+        ("fraud_detector", "v2.1", Latency, 42.0, 3.0, 0.0, 0.0, 0.0, 3),
+        ("recommender", "v3.0", AucRoc, 0.871, 0.003, 0.0, 0.0, 0.0, 6),
+        // Serving metrics follow the daily traffic cycle.
+        ("recommender", "v3.0", Latency, 85.0, 6.0, 0.35, 0.0, 0.0, 3),
+        ("recommender", "v3.0", Throughput, 1200.0, 40.0, 0.5, 0.0, 0.0, 1),
+        ("recommender", "v3.0", ErrorRate, 0.012, 0.002, 0.0, 0.9, 2.0, 5),
+        ("churn_regressor", "v1.5", Mae, 3.2, 0.08, 0.0, 0.0, 0.0, 4),
+        ("churn_regressor", "v1.5", Rmse, 4.6, 0.1, 0.0, 0.0, 0.0, 4),
+        ("churn_regressor", "v1.5", R2Score, 0.81, 0.01, 0.0, 0.0, 0.0, 4),
+    ];
+    rows.into_iter()
+        .map(|(model, version, metric, base, noise, daily_amplitude, degrade_by, degrade_hours, decimals)| Series {
+            model, version, metric, base, noise, daily_amplitude, degrade_by, degrade_hours, decimals,
+        })
+        .collect()
 }
 
 /// A week of samples, one every five minutes per series, ending at `now`.
@@ -208,7 +88,8 @@ pub fn samples(now: Timestamp) -> Vec<Sample> {
             let phase = (t as f64 % DAY_MS) / DAY_MS * std::f64::consts::TAU;
             let mut value = series.base * (1.0 + series.daily_amplitude * phase.sin());
             if series.degrade_hours > 0.0 && hours_before_end < series.degrade_hours {
-                let progress = 1.0 - hours_before_end / series.degrade_hours;
+                // A bad deploy: the change ramps in over half an hour, then stays.
+                let progress = (series.degrade_hours - hours_before_end) / 0.5;
                 value *= 1.0 + series.degrade_by * progress.min(1.0);
             }
             value += series.noise * noise.gaussian();

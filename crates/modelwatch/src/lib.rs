@@ -5,7 +5,10 @@
 //! reachable from here. The vocabulary and pure logic live in [`core`] (`modelwatch-core`),
 //! storage in [`store`] (`modelwatch-store`).
 
+pub mod alerts_cli;
+pub mod analysis_cli;
 pub mod cli;
+pub mod config;
 pub mod demo;
 pub mod import;
 pub mod migrate;

@@ -60,10 +60,12 @@ pub async fn run(args: MigrateArgs, format: Format) -> Result<ExitCode> {
     }
     let source = modelwatch_store::open(&args.from)
         .await
-        .with_context(|| format!("cannot open the source {}", shown(&args.from)))?;
+        .with_context(|| format!("cannot open the source {}", shown(&args.from)))?
+        .metrics;
     let target = modelwatch_store::open(&args.to)
         .await
-        .with_context(|| format!("cannot open the target {}", shown(&args.to)))?;
+        .with_context(|| format!("cannot open the target {}", shown(&args.to)))?
+        .metrics;
     let outcome = migrate(&*source, &*target, args.batch as usize, &Bar::new()).await;
     source.close().await.context("cannot close the source")?;
     target.close().await.context("cannot close the target")?;

@@ -509,3 +509,193 @@ fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
 }
+
+fn demo_env() -> Env {
+    let env = Env::new();
+    env.ok(&["demo", "--format", "json"]);
+    env
+}
+
+#[test]
+fn check_calls_the_demo_drop_degraded_and_explains_it_in_both_formats() {
+    let env = demo_env();
+    let args = [
+        "check",
+        "fraud_detector",
+        "v2.1",
+        "--metric",
+        "accuracy",
+        "--comparison-hours",
+        "1",
+    ];
+    let result = env.json(&args);
+    for field in [
+        "model",
+        "version",
+        "metric",
+        "current_value",
+        "baseline_value",
+        "absolute_change",
+        "percentage_change",
+        "degradation_percentage",
+        "is_degraded",
+        "severity",
+        "recommendation",
+        "baseline_samples",
+        "comparison_samples",
+        "p_value",
+        "method",
+        "status",
+    ] {
+        assert!(result.get(field).is_some(), "missing {field}: {result}");
+    }
+    assert_eq!(result["status"], "degraded");
+    assert_eq!(result["is_degraded"], true);
+    assert_eq!(result["severity"], "high");
+    assert_eq!(result["comparison_samples"], 12);
+    let table = env.ok(&[&args[..], &["--format", "table"]].concat());
+    assert!(table.contains("DEGRADED") && table.contains("→"), "{table}");
+
+    let healthy = env.json(&["check", "fraud_detector", "v2.0", "--metric", "accuracy"]);
+    assert_eq!(healthy["status"], "ok");
+    assert_eq!(healthy["is_degraded"], false);
+    // The daily traffic cycle raises latency in the evening: not a degradation.
+    let seasonal = env.json(&[
+        "check",
+        "recommender",
+        "v3.0",
+        "--metric",
+        "latency",
+        "--comparison-hours",
+        "1",
+    ]);
+    assert_eq!(seasonal["is_degraded"], false);
+}
+
+#[test]
+fn check_with_too_little_data_gives_no_verdict() {
+    let env = Env::new();
+    env.ok(&["metrics", "record", "m", "v1", "accuracy", "0.9"]);
+    let result = env.json(&["check", "m", "v1", "--metric", "accuracy"]);
+    assert_eq!(result["status"], "insufficient_data");
+    assert_eq!(result["is_degraded"], false);
+    assert_eq!(result["p_value"], Value::Null);
+    let out = env.run(&[
+        "check",
+        "m",
+        "v1",
+        "--metric",
+        "accuracy",
+        "--seasonal",
+        "monthly",
+    ]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn monitor_shows_health_trends_and_degradations() {
+    let env = demo_env();
+    let monitor = env.json(&["monitor", "fraud_detector", "v2.1"]);
+    let history = &monitor["history"];
+    assert_eq!(history["metric_summaries"].as_array().unwrap().len(), 4);
+    assert!(
+        ["fair", "poor", "good"].contains(&history["overall_health"].as_str().unwrap()),
+        "{history}"
+    );
+    assert_eq!(history["health_trend"], "degrading");
+    assert!(history["health_reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("degraded against its baseline"));
+    assert!(history["health_formula"].as_str().is_some());
+    let degraded: Vec<&str> = monitor["degradations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["is_degraded"] == true)
+        .map(|d| d["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(degraded, ["accuracy", "precision"]);
+    let table = env.ok(&["monitor", "fraud_detector", "v2.1", "--format", "table"]);
+    assert!(
+        table.contains("health") && table.contains("degrading") && table.contains("DEGRADED"),
+        "{table}"
+    );
+}
+
+#[test]
+fn compare_names_the_better_version_with_an_interval() {
+    let env = demo_env();
+    let result = env.json(&[
+        "compare",
+        "fraud_detector",
+        "v2.0",
+        "v2.1",
+        "--metric",
+        "accuracy",
+        "--hours",
+        "1",
+    ]);
+    assert_eq!(result["verdict"], "champion_better");
+    let ci = &result["confidence_interval"];
+    assert!(ci["lower"].as_f64().unwrap() < ci["upper"].as_f64().unwrap());
+    assert!(ci["upper"].as_f64().unwrap() < 0.0);
+    let table = env.ok(&[
+        "compare",
+        "fraud_detector",
+        "v2.0",
+        "v2.1",
+        "--metric",
+        "accuracy",
+        "--format",
+        "table",
+    ]);
+    assert!(table.contains("verdict"), "{table}");
+    let csv = env.ok(&[
+        "compare",
+        "fraud_detector",
+        "v2.0",
+        "v2.1",
+        "--metric",
+        "accuracy",
+        "--format",
+        "csv",
+    ]);
+    assert!(csv.starts_with("metric,champion,challenger"), "{csv}");
+}
+
+#[test]
+fn monitor_lists_the_versions_open_alerts() {
+    let env = demo_env();
+    env.ok(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "Low accuracy",
+        "--threshold",
+        "0.9",
+        "--operator",
+        "lt",
+        "--severity",
+        "high",
+        "--version",
+        "v2.1",
+        "--for",
+        "1",
+    ]);
+    env.ok(&["evaluate", "fraud_detector", "v2.1"]);
+    let monitor = env.json(&["monitor", "fraud_detector", "v2.1"]);
+    let alerts = monitor["open_alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{monitor}");
+    assert_eq!(alerts[0]["rule_name"], "Low accuracy");
+    assert_eq!(alerts[0]["status"], "active");
+    let other = env.json(&["monitor", "fraud_detector", "v2.0"]);
+    assert_eq!(other["open_alerts"], serde_json::json!([]));
+    let table = env.ok(&["monitor", "fraud_detector", "v2.1", "--format", "table"]);
+    assert!(
+        table.contains("open alerts") && table.contains("Low accuracy"),
+        "{table}"
+    );
+}

@@ -101,6 +101,16 @@ fn value(series: &SeriesGen, rng: &mut Rng) -> f64 {
     }
 }
 
+/// CPU time this process has used (user + system), from /proc (Linux; USER_HZ = 100).
+/// On a shared 2-core machine wall time depends on what else runs; CPU time does not.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
@@ -136,6 +146,7 @@ fn main() {
         let total = s * n;
         let mut in_append = Duration::ZERO;
         let wall = Instant::now();
+        let cpu_before = cpu_time();
         let mut batch: Vec<Sample> = Vec::with_capacity(BATCH);
         let mut written = 0usize;
         for minute in 0..n {
@@ -164,6 +175,7 @@ fn main() {
             in_append += started.elapsed();
         }
         let wall = wall.elapsed();
+        let cpu = cpu_before.zip(cpu_time()).map(|(before, after)| after - before);
         assert_eq!(written, total);
         println!("backend: {backend}");
         println!("workload: {s} series x {n} samples = {total} samples, batches of {BATCH}, durable commits");
@@ -174,6 +186,13 @@ fn main() {
             total as f64 / wall.as_secs_f64(),
             wall.as_secs_f64()
         );
+        if let Some(cpu) = cpu {
+            println!(
+                "ingest CPU: {:.2} s of CPU for the whole process, including generation = {:.0} samples per CPU-second",
+                cpu.as_secs_f64(),
+                total as f64 / cpu.as_secs_f64()
+            );
+        }
 
         // Range query: 10,000 points of one series among all.
         let key = &all[0].key;

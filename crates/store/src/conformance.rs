@@ -185,6 +185,11 @@ pub async fn latest_is_the_greatest_timestamp(store: &dyn MetricStore) {
         .unwrap();
     let latest = store.latest(&series).await.unwrap().unwrap();
     assert_eq!((latest.timestamp.as_millis(), latest.value), (300, 30.0));
+    let many = store
+        .latest_many(&[key("m", "v2", "latency"), series.clone()])
+        .await
+        .unwrap();
+    assert_eq!(many, vec![None, Some(latest)]);
 }
 
 pub async fn catalogue_lists_models_versions_metrics_in_order(store: &dyn MetricStore) {

@@ -8,6 +8,7 @@
 //!
 //! Only this crate knows SQL.
 
+pub mod alerts;
 mod codec;
 pub mod memory;
 pub mod postgres;
@@ -27,6 +28,7 @@ use modelwatch_core::{
     Timestamp, ValidationError, Version,
 };
 
+pub use alerts::AlertStore;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -67,6 +69,15 @@ pub enum StoreError {
     Database(String),
     #[error("the store has been shut down")]
     Closed,
+    /// A part of the store that this backend does not have yet.
+    #[error(
+        "{what} is not available on the PostgreSQL backend yet; use an SQLite database for it"
+    )]
+    NotYetOnPostgres { what: &'static str },
+    #[error("no {kind} has id {id}")]
+    NotFound { kind: &'static str, id: String },
+    #[error("a {kind} with id {id} already exists")]
+    AlreadyExists { kind: &'static str, id: String },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -116,6 +127,16 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
 
     /// Every series matching the filter, ordered by model, version, metric.
     async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError>;
+
+    /// The latest point of each series, in order. Backends answer it in one round trip
+    /// where they can: rule evaluation asks for thousands at once.
+    async fn latest_many(&self, series: &[SeriesKey]) -> Result<Vec<Option<Point>>, StoreError> {
+        let mut found = Vec::with_capacity(series.len());
+        for key in series {
+            found.push(self.latest(key).await?);
+        }
+        Ok(found)
+    }
 
     /// Declares (or redeclares) a custom metric's direction and range.
     async fn define_metric(&self, definition: MetricDefinition) -> Result<(), StoreError>;
@@ -231,28 +252,54 @@ pub(crate) fn validate_batch(
     custom: &[MetricDefinition],
 ) -> Result<(), StoreError> {
     for (index, sample) in samples.iter().enumerate() {
-        let definition = match &sample.metric {
-            metric @ Metric::Custom(_) => custom.iter().find(|d| d.metric == *metric).cloned(),
+        // Ranges are looked up, never cloned: this runs for every sample ingested.
+        let declared = match &sample.metric {
+            metric @ Metric::Custom(_) => {
+                custom.iter().find(|d| d.metric == *metric).map(|d| d.range)
+            }
             _ => None,
-        }
-        .unwrap_or_else(|| sample.metric.default_definition());
-        sample
-            .check(&definition)
+        };
+        let range = declared.unwrap_or_else(|| sample.metric.default_range());
+        range
+            .check(&sample.metric, sample.value)
             .map_err(|error| StoreError::InvalidSample { index, error })?;
     }
     Ok(())
 }
 
+/// Both stores a location holds: samples, and alerting (rules, alerts, silences, outbox).
+/// One backend object implements both traits, so they share one database and one writer.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub metrics: Arc<dyn MetricStore>,
+    pub alerts: Arc<dyn AlertStore>,
+}
+
+impl Stores {
+    /// Both views of one backend.
+    pub fn of<S: MetricStore + AlertStore + 'static>(store: Arc<S>) -> Stores {
+        Stores {
+            metrics: store.clone(),
+            alerts: store,
+        }
+    }
+
+    /// Flushes and stops background work (see [`MetricStore::close`]).
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.metrics.close().await
+    }
+}
+
 /// Opens the store a location names: `memory` for an ephemeral in-memory store,
 /// `postgres://…` (or `postgresql://…`) for a PostgreSQL database, `sqlite:PATH` or a
 /// plain path for an SQLite file (created when missing).
-pub async fn open(location: &str) -> Result<Arc<dyn MetricStore>, StoreError> {
+pub async fn open(location: &str) -> Result<Stores, StoreError> {
     if location == "memory" || location == ":memory:" {
-        return Ok(Arc::new(MemoryStore::new()));
+        return Ok(Stores::of(Arc::new(MemoryStore::new())));
     }
     if postgres::is_postgres_location(location) {
-        return Ok(Arc::new(PostgresStore::open(location).await?));
+        return Ok(Stores::of(Arc::new(PostgresStore::open(location).await?)));
     }
     let path = location.strip_prefix("sqlite:").unwrap_or(location);
-    Ok(Arc::new(SqliteStore::open(path).await?))
+    Ok(Stores::of(Arc::new(SqliteStore::open(path).await?)))
 }

@@ -14,6 +14,8 @@ type Series = BTreeMap<Timestamp, (f64, Option<Dataset>)>;
 pub struct MemoryStore {
     series: RwLock<BTreeMap<SeriesKey, Series>>,
     custom_metrics: RwLock<HashMap<String, MetricDefinition>>,
+    /// Rules, alerts, silences and the outbox (see `alerts/memory.rs`).
+    pub(crate) alerting: std::sync::Mutex<crate::alerts::memory::Tables>,
 }
 
 impl MemoryStore {

@@ -16,6 +16,7 @@
 //! all or nothing; "later write wins" is `ON CONFLICT DO UPDATE`), and the only caches
 //! here hold facts that never change once committed (series and dataset ids).
 
+mod alerts;
 mod copy;
 mod samples;
 pub(crate) mod schema;

@@ -21,17 +21,18 @@ const MIGRATION_LOCK: i64 = 0x6D77_6174_0000_0001;
 /// `(version, description, sql)`: each entry brings the schema from `version - 1` to
 /// `version`. Keep the versions contiguous and in order; a version, once landed, never
 /// changes.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "samples: series, datasets, samples keyed by (series, time), custom metric definitions",
-    // Timestamps are epoch milliseconds in a bigint: exactly the precision of
-    // `Timestamp`, no conversion on the hot path, and TimescaleDB accepts integer time
-    // columns. The primary key (series_id, ts) is the index every range query, latest
-    // lookup and time-bucket aggregate uses. `samples` has no foreign keys on purpose:
-    // their per-row trigger checks cost more than the COPY itself (measured: 10,000 rows
-    // took 4x longer), and the ids are written only by `samples.rs`, which takes them
-    // from `series` and `datasets` in the same transaction.
-    r#"CREATE TABLE series (
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "samples: series, datasets, samples keyed by (series, time), custom metric definitions",
+        // Timestamps are epoch milliseconds in a bigint: exactly the precision of
+        // `Timestamp`, no conversion on the hot path, and TimescaleDB accepts integer time
+        // columns. The primary key (series_id, ts) is the index every range query, latest
+        // lookup and time-bucket aggregate uses. `samples` has no foreign keys on purpose:
+        // their per-row trigger checks cost more than the COPY itself (measured: 10,000 rows
+        // took 4x longer), and the ids are written only by `samples.rs`, which takes them
+        // from `series` and `datasets` in the same transaction.
+        r#"CREATE TABLE series (
         id      integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         model   text COLLATE "C" NOT NULL,
         version text COLLATE "C" NOT NULL,
@@ -55,7 +56,92 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
         min_value double precision,
         max_value double precision
     );"#,
-)];
+    ),
+    (
+        2,
+        "alerting: rules, evaluation states, alerts and their transitions, silences, outbox",
+        // Rules and alerts are the core's JSON plus the columns queries filter on, as
+        // in the SQLite schema.
+        r#"CREATE TABLE alert_rules (
+        id      text COLLATE "C" PRIMARY KEY,
+        model   text COLLATE "C" NOT NULL,
+        enabled boolean NOT NULL,
+        body    text NOT NULL
+    );
+    CREATE INDEX alert_rules_by_model ON alert_rules (model, id);
+    CREATE TABLE alert_states (
+        rule_id              text COLLATE "C" NOT NULL REFERENCES alert_rules (id) ON DELETE CASCADE,
+        version              text COLLATE "C" NOT NULL,
+        model                text COLLATE "C" NOT NULL,
+        consecutive_breaches bigint NOT NULL,
+        consecutive_clears   bigint NOT NULL,
+        alert_id             text,
+        last_observed_ms     bigint,
+        revision             bigint NOT NULL,
+        PRIMARY KEY (rule_id, version)
+    );
+    CREATE INDEX alert_states_by_model ON alert_states (model);
+    CREATE TABLE alerts (
+        id            text COLLATE "C" PRIMARY KEY,
+        rule_id       text NOT NULL,
+        model         text COLLATE "C" NOT NULL,
+        version       text NOT NULL,
+        status        text NOT NULL
+            CHECK (status IN ('active', 'acknowledged', 'resolved', 'suppressed')),
+        severity      text NOT NULL,
+        notified      boolean NOT NULL,
+        first_seen_ms bigint NOT NULL,
+        resolved_ms   bigint,
+        body          text NOT NULL
+    );
+    CREATE INDEX alerts_by_time ON alerts (first_seen_ms);
+    CREATE INDEX alerts_by_model_time ON alerts (model, first_seen_ms);
+    CREATE INDEX alerts_open ON alerts (model) WHERE resolved_ms IS NULL;
+    CREATE TABLE alert_transitions (
+        id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        alert_id    text NOT NULL REFERENCES alerts (id),
+        at_ms       bigint NOT NULL,
+        by_actor    text NOT NULL,
+        from_status text,
+        to_status   text NOT NULL,
+        notes       text
+    );
+    CREATE INDEX alert_transitions_by_alert ON alert_transitions (alert_id, id);
+    CREATE TABLE silences (
+        id         text COLLATE "C" PRIMARY KEY,
+        model      text NOT NULL,
+        version    text,
+        metric     text,
+        starts_ms  bigint NOT NULL,
+        ends_ms    bigint NOT NULL,
+        created_by text NOT NULL,
+        comment    text NOT NULL,
+        created_ms bigint NOT NULL
+    );
+    CREATE INDEX silences_by_end ON silences (ends_ms);
+    CREATE TABLE notification_outbox (
+        id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        alert_id        text NOT NULL REFERENCES alerts (id),
+        channel         text NOT NULL,
+        event           text NOT NULL CHECK (event IN ('firing', 'acknowledged', 'resolved')),
+        severity        text NOT NULL,
+        payload         text NOT NULL,
+        dedup_key       text NOT NULL UNIQUE,
+        status          text NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts        bigint NOT NULL DEFAULT 0,
+        next_attempt_ms bigint NOT NULL,
+        last_error      text,
+        created_ms      bigint NOT NULL,
+        delivered_ms    bigint,
+        lease_owner     text,
+        lease_until_ms  bigint
+    );
+    CREATE INDEX notification_outbox_due ON notification_outbox (next_attempt_ms)
+        WHERE status = 'pending';
+    CREATE INDEX notification_outbox_by_alert ON notification_outbox (alert_id, id);"#,
+    ),
+];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 

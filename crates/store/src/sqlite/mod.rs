@@ -6,6 +6,8 @@
 //! locking serialises their writers, and every cache here holds only facts that never
 //! change once committed (series and dataset ids).
 
+pub(crate) mod alerts;
+mod head;
 pub(crate) mod read;
 pub(crate) mod schema;
 pub(crate) mod writer;
@@ -192,6 +194,17 @@ impl MetricStore for SqliteStore {
         let series = series.clone();
         self.read(move |connection, catalogue| catalogue.latest(connection, &series))
             .await
+    }
+
+    async fn latest_many(&self, series: &[SeriesKey]) -> Result<Vec<Option<Point>>, StoreError> {
+        let series = series.to_vec();
+        self.read(move |connection, catalogue| {
+            series
+                .iter()
+                .map(|key| catalogue.latest(connection, key))
+                .collect()
+        })
+        .await
     }
 
     async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError> {

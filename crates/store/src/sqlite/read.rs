@@ -9,6 +9,7 @@ use modelwatch_core::{
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::head;
 use super::writer::sort_keeping_last;
 use crate::codec::{self, Columns};
 use crate::{SeriesFilter, SeriesInfo, StoreError};
@@ -107,6 +108,8 @@ impl Catalogue {
         Ok(points)
     }
 
+    /// Points of a series in `range`: its chunks, then the head (always newer), read in
+    /// one snapshot so a concurrent compaction cannot hide or double points.
     pub fn range(
         &self,
         connection: &Connection,
@@ -119,35 +122,35 @@ impl Catalogue {
         let Some(series_id) = self.series_id(connection, key)? else {
             return Ok(Vec::new());
         };
-        let mut statement = connection.prepare_cached(
-            "SELECT min_ms, max_ms, data FROM chunks
-             WHERE series_id = ?1 AND max_ms >= ?2 AND min_ms < ?3 ORDER BY id",
-        )?;
-        let mut rows = statement.query(params![
-            series_id,
-            range.start.as_millis(),
-            range.end.as_millis()
-        ])?;
-        let mut chunks: Vec<(i64, i64, Vec<u8>)> = Vec::new();
-        while let Some(row) = rows.next()? {
-            chunks.push((row.get(0)?, row.get(1)?, row.get(2)?));
-        }
-        let mut columns = Columns::default();
-        // In id order, so that for equal timestamps the later write comes last.
-        for (_, _, data) in &chunks {
-            codec::decode_into(data, &mut columns)?;
-        }
-        let mut spans: Vec<(i64, i64)> = chunks.iter().map(|(min, max, _)| (*min, *max)).collect();
-        let in_order = spans.windows(2).all(|w| w[0].1 < w[1].0);
-        if !in_order {
-            spans.sort_unstable();
-            let disjoint = spans.windows(2).all(|w| w[0].1 < w[1].0);
-            columns = if disjoint {
-                sort_by_time(columns)
-            } else {
-                sort_keeping_last(columns)
-            };
-        }
+        let (start, end) = (range.start.as_millis(), range.end.as_millis());
+        let columns = in_snapshot(connection, || {
+            let mut columns = Columns::default();
+            let mut spans: Vec<(i64, i64)> = Vec::new();
+            {
+                let mut statement = connection.prepare_cached(
+                    "SELECT min_ms, max_ms, data FROM chunks
+                     WHERE series_id = ?1 AND max_ms >= ?2 AND min_ms < ?3 ORDER BY id",
+                )?;
+                let mut rows = statement.query(params![series_id, start, end])?;
+                // In write order, so that for equal timestamps the later write comes last.
+                while let Some(row) = rows.next()? {
+                    spans.push((row.get(0)?, row.get(1)?));
+                    let data = row
+                        .get_ref(2)?
+                        .as_blob()
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    codec::decode_into(data, &mut columns)?;
+                }
+            }
+            for head_row in head_rows(connection, start, end)? {
+                if let Some(entry) =
+                    head::read_series(connection, head_row, series_id, &mut columns)?
+                {
+                    spans.push((entry.min_ms, entry.max_ms));
+                }
+            }
+            Ok(time_ordered(columns, spans))
+        })?;
         self.to_points(connection, columns, range)
     }
 
@@ -159,14 +162,84 @@ impl Catalogue {
         let Some(series_id) = self.series_id(connection, key)? else {
             return Ok(None);
         };
-        let data: Option<Vec<u8>> = connection
-            .prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 ORDER BY max_ms DESC, id DESC LIMIT 1")?
-            .query_row([series_id], |row| row.get(0))
-            .optional()?;
-        let Some(data) = data else { return Ok(None) };
+        let last = in_snapshot(connection, || {
+            let mut best: Option<(i64, f64, u32)> = None;
+            let data: Option<Vec<u8>> = connection
+                .prepare_cached(
+                    "SELECT data FROM chunks WHERE series_id = ?1 ORDER BY max_ms DESC, id DESC LIMIT 1",
+                )?
+                .query_row([series_id], |row| row.get(0))
+                .optional()?;
+            if let Some(data) = data {
+                let mut columns = Columns::default();
+                codec::decode_into(&data, &mut columns)?;
+                best = last_point(&columns);
+            }
+            // Head rows are newer than every chunk, and later head rows newer than earlier
+            // ones: on equal timestamps the later wins.
+            let since = best.map_or(i64::MIN, |(t, _, _)| t);
+            for head_row in head_rows(connection, since, i64::MAX)? {
+                let mut columns = Columns::default();
+                if head::read_series(connection, head_row, series_id, &mut columns)?.is_some() {
+                    if let Some(candidate) = last_point(&columns) {
+                        if best.is_none_or(|(t, _, _)| candidate.0 >= t) {
+                            best = Some(candidate);
+                        }
+                    }
+                }
+            }
+            Ok(best)
+        })?;
+        let Some((t, value, dataset)) = last else {
+            return Ok(None);
+        };
         let mut columns = Columns::default();
-        codec::decode_into(&data, &mut columns)?;
+        columns.push(t, value, dataset);
         Ok(self.to_points(connection, columns, TimeRange::all())?.pop())
+    }
+}
+
+fn last_point(columns: &Columns) -> Option<(i64, f64, u32)> {
+    let last = columns.len().checked_sub(1)?;
+    Some((
+        columns.timestamps[last],
+        columns.values[last],
+        columns.datasets[last],
+    ))
+}
+
+/// Ids of the head rows overlapping `[start, end)`, oldest first.
+fn head_rows(connection: &Connection, start: i64, end: i64) -> Result<Vec<i64>, StoreError> {
+    let mut statement = connection
+        .prepare_cached("SELECT id FROM head WHERE max_ms >= ?1 AND min_ms < ?2 ORDER BY id")?;
+    let ids = statement.query_map(params![start, end], |row| row.get(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
+/// Runs reads in one read transaction (one WAL snapshot).
+fn in_snapshot<T>(
+    connection: &Connection,
+    read: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    connection.execute_batch("BEGIN DEFERRED")?;
+    let result = read();
+    let finished = connection.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let value = result?;
+    finished?;
+    Ok(value)
+}
+
+/// Points gathered piece by piece in write order, with each piece's time span: put them
+/// in time order, resolving equal timestamps in favour of the later write.
+fn time_ordered(columns: Columns, mut spans: Vec<(i64, i64)>) -> Columns {
+    if spans.windows(2).all(|w| w[0].1 < w[1].0) {
+        return columns;
+    }
+    spans.sort_unstable();
+    if spans.windows(2).all(|w| w[0].1 < w[1].0) {
+        sort_by_time(columns)
+    } else {
+        sort_keeping_last(columns)
     }
 }
 
@@ -189,36 +262,59 @@ pub fn list_series(
     connection: &Connection,
     filter: &SeriesFilter,
 ) -> Result<Vec<SeriesInfo>, StoreError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT s.model, s.version, s.metric, min(c.min_ms), max(c.max_ms)
-         FROM series s JOIN chunks c ON c.series_id = s.id
-         WHERE (?1 IS NULL OR s.model = ?1) AND (?2 IS NULL OR s.version = ?2) AND (?3 IS NULL OR s.metric = ?3)
-         GROUP BY s.id
-         ORDER BY s.model, s.version, s.metric",
-    )?;
-    let mut rows = statement.query(params![
-        filter.model.as_ref().map(|m| m.as_str()),
-        filter.version.as_ref().map(|v| v.as_str()),
-        filter.metric.as_ref().map(|m| m.as_str()),
-    ])?;
-    let mut found = Vec::new();
-    while let Some(row) = rows.next()? {
-        let model: String = row.get(0)?;
-        let version: String = row.get(1)?;
-        let metric: String = row.get(2)?;
-        let corrupt = |e: &dyn std::fmt::Display| {
-            StoreError::Corrupt(format!("series {model}/{version}/{metric}: {e}"))
-        };
-        let key = SeriesKey::parse(&model, &version, &metric).map_err(|e| corrupt(&e))?;
-        let first = Timestamp::from_millis(row.get(3)?).map_err(|e| corrupt(&e))?;
-        let last = Timestamp::from_millis(row.get(4)?).map_err(|e| corrupt(&e))?;
-        found.push(SeriesInfo {
-            key,
-            first_timestamp: first,
-            last_timestamp: last,
-        });
-    }
-    Ok(found)
+    in_snapshot(connection, || {
+        let mut spans_in_head: HashMap<i64, (i64, i64)> = HashMap::new();
+        for head_row in head_rows(connection, i64::MIN, i64::MAX)? {
+            let bytes = head::read_all(connection, head_row)?;
+            for entry in head::entries(&bytes)? {
+                let span = spans_in_head
+                    .entry(entry.series_id)
+                    .or_insert((entry.min_ms, entry.max_ms));
+                *span = (span.0.min(entry.min_ms), span.1.max(entry.max_ms));
+            }
+        }
+        let mut statement = connection.prepare_cached(
+            "SELECT s.id, s.model, s.version, s.metric, min(c.min_ms), max(c.max_ms)
+             FROM series s LEFT JOIN chunks c ON c.series_id = s.id
+             WHERE (?1 IS NULL OR s.model = ?1) AND (?2 IS NULL OR s.version = ?2)
+               AND (?3 IS NULL OR s.metric = ?3)
+             GROUP BY s.id
+             ORDER BY s.model, s.version, s.metric",
+        )?;
+        let mut rows = statement.query(params![
+            filter.model.as_ref().map(|m| m.as_str()),
+            filter.version.as_ref().map(|v| v.as_str()),
+            filter.metric.as_ref().map(|m| m.as_str()),
+        ])?;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next()? {
+            let series_id: i64 = row.get(0)?;
+            let in_chunks: Option<(i64, i64)> = match (row.get(4)?, row.get(5)?) {
+                (Some(first), Some(last)) => Some((first, last)),
+                _ => None,
+            };
+            let span = match (in_chunks, spans_in_head.get(&series_id)) {
+                (Some(a), Some(b)) => (a.0.min(b.0), a.1.max(b.1)),
+                (Some(a), None) => a,
+                (None, Some(b)) => *b,
+                (None, None) => continue,
+            };
+            let (model, version, metric): (String, String, String) =
+                (row.get(1)?, row.get(2)?, row.get(3)?);
+            let corrupt = |e: &dyn std::fmt::Display| {
+                StoreError::Corrupt(format!("series {model}/{version}/{metric}: {e}"))
+            };
+            let key = SeriesKey::parse(&model, &version, &metric).map_err(|e| corrupt(&e))?;
+            let first = Timestamp::from_millis(span.0).map_err(|e| corrupt(&e))?;
+            let last = Timestamp::from_millis(span.1).map_err(|e| corrupt(&e))?;
+            found.push(SeriesInfo {
+                key,
+                first_timestamp: first,
+                last_timestamp: last,
+            });
+        }
+        Ok(found)
+    })
 }
 
 pub fn load_custom_metrics(connection: &Connection) -> Result<Vec<MetricDefinition>, StoreError> {

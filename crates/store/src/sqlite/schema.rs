@@ -16,7 +16,7 @@ pub const APPLICATION_ID: i64 = 0x6D77_6174;
 
 /// `(version, sql)`: each entry brings the schema from `version - 1` to `version`. Keep
 /// the versions contiguous and in order; a version, once landed, never changes.
-/// Reserved: 4 alerting (rules, alerts, history, silences, outbox), 5 API tokens.
+/// Reserved: 5 API tokens.
 const MIGRATIONS: &[(i64, &str)] = &[
     // Samples, stored as encoded chunks per series (see codec.rs).
     (
@@ -67,6 +67,91 @@ const MIGRATIONS: &[(i64, &str)] = &[
             count  INTEGER NOT NULL,
             data   BLOB NOT NULL
         );",
+    ),
+    // Alerting. Rules and alerts keep their full JSON in `body` (the core's serde, which
+    // also reads the seed's names back) with the columns queries filter on beside it; an
+    // alert's `body` doubles as its compare-and-swap guard. The outbox is shaped for a
+    // delivery worker and for several servers claiming rows with leases.
+    (
+        4,
+        "CREATE TABLE alert_rules (
+            id         TEXT PRIMARY KEY,
+            model      TEXT NOT NULL,
+            enabled    INTEGER NOT NULL,
+            body       TEXT NOT NULL
+        );
+        CREATE INDEX alert_rules_by_model ON alert_rules (model, id);
+        CREATE TABLE alert_states (
+            rule_id              TEXT NOT NULL REFERENCES alert_rules (id) ON DELETE CASCADE,
+            version              TEXT NOT NULL,
+            model                TEXT NOT NULL,
+            consecutive_breaches INTEGER NOT NULL,
+            consecutive_clears   INTEGER NOT NULL,
+            alert_id             TEXT,
+            last_observed_ms     INTEGER,
+            revision             INTEGER NOT NULL,
+            PRIMARY KEY (rule_id, version)
+        ) WITHOUT ROWID;
+        CREATE INDEX alert_states_by_model ON alert_states (model);
+        CREATE TABLE alerts (
+            id           TEXT PRIMARY KEY,
+            rule_id      TEXT NOT NULL,
+            model        TEXT NOT NULL,
+            version      TEXT NOT NULL,
+            status       TEXT NOT NULL
+                CHECK (status IN ('active', 'acknowledged', 'resolved', 'suppressed')),
+            severity     TEXT NOT NULL,
+            notified     INTEGER NOT NULL,
+            first_seen_ms  INTEGER NOT NULL,
+            resolved_ms    INTEGER,
+            body         TEXT NOT NULL
+        );
+        CREATE INDEX alerts_by_time ON alerts (first_seen_ms);
+        CREATE INDEX alerts_by_model_time ON alerts (model, first_seen_ms);
+        CREATE INDEX alerts_open ON alerts (model) WHERE resolved_ms IS NULL;
+        CREATE TABLE alert_transitions (
+            id          INTEGER PRIMARY KEY,
+            alert_id    TEXT NOT NULL REFERENCES alerts (id),
+            at_ms       INTEGER NOT NULL,
+            by_actor    TEXT NOT NULL,
+            from_status TEXT,
+            to_status   TEXT NOT NULL,
+            notes       TEXT
+        );
+        CREATE INDEX alert_transitions_by_alert ON alert_transitions (alert_id, id);
+        CREATE TABLE silences (
+            id          TEXT PRIMARY KEY,
+            model       TEXT NOT NULL,
+            version     TEXT,
+            metric      TEXT,
+            starts_ms   INTEGER NOT NULL,
+            ends_ms     INTEGER NOT NULL,
+            created_by  TEXT NOT NULL,
+            comment     TEXT NOT NULL,
+            created_ms  INTEGER NOT NULL
+        );
+        CREATE INDEX silences_by_end ON silences (ends_ms);
+        CREATE TABLE notification_outbox (
+            id              INTEGER PRIMARY KEY,
+            alert_id        TEXT NOT NULL REFERENCES alerts (id),
+            channel         TEXT NOT NULL,
+            event           TEXT NOT NULL CHECK (event IN ('firing', 'acknowledged', 'resolved')),
+            severity        TEXT NOT NULL,
+            payload         TEXT NOT NULL,
+            dedup_key       TEXT NOT NULL UNIQUE,
+            status          TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'delivered', 'failed')),
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_ms INTEGER NOT NULL,
+            last_error      TEXT,
+            created_ms      INTEGER NOT NULL,
+            delivered_ms    INTEGER,
+            lease_owner     TEXT,
+            lease_until_ms  INTEGER
+        );
+        CREATE INDEX notification_outbox_due ON notification_outbox (next_attempt_ms)
+            WHERE status = 'pending';
+        CREATE INDEX notification_outbox_by_alert ON notification_outbox (alert_id, id);",
     ),
 ];
 

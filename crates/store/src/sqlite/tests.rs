@@ -204,3 +204,53 @@ async fn concurrent_writers_are_all_committed() {
         400
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_and_chunks_read_as_one_with_later_writes_winning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    // 20 single-sample batches: the first 16 are compacted into chunks, 4 stay in the head.
+    for i in 0..20i64 {
+        store
+            .append(vec![sample("mae", i as f64, i * 10)])
+            .await
+            .unwrap();
+    }
+    let count = |table: &str| -> i64 {
+        Connection::open(&path)
+            .unwrap()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert!(
+        count("chunks") > 0 && count("head") > 0,
+        "both parts must hold data for this test"
+    );
+    // Overwrite a point that lives in a chunk, and one that lives in the head.
+    store
+        .append(vec![sample("mae", 100.0, 30), sample("mae", 190.0, 190)])
+        .await
+        .unwrap();
+    let points = store.range(&series("mae"), TimeRange::all()).await.unwrap();
+    let values: Vec<f64> = points.iter().map(|p| p.value).collect();
+    let mut expected: Vec<f64> = (0..20).map(|i| i as f64).collect();
+    expected[3] = 100.0;
+    expected[19] = 190.0;
+    assert_eq!(values, expected);
+    assert_eq!(
+        store.latest(&series("mae")).await.unwrap().map(|p| p.value),
+        Some(190.0)
+    );
+    let listed = store
+        .list_series(&crate::SeriesFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            listed[0].first_timestamp.as_millis(),
+            listed[0].last_timestamp.as_millis()
+        ),
+        (0, 190)
+    );
+}

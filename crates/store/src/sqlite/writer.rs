@@ -14,8 +14,10 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 
 use modelwatch_core::{Dataset, MetricDefinition, Sample};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rustc_hash::FxHashMap;
 use tokio::sync::oneshot;
 
+use super::head;
 use super::read::load_custom_metrics;
 use crate::codec::{self, Columns};
 use crate::{validate_batch, StoreError};
@@ -27,6 +29,9 @@ pub const SEALED_CHUNK_LEN: i64 = 1024;
 const MAX_CHUNK_LEN: usize = 4096;
 /// A series with this many small chunks is compacted even if they hold few points.
 const MAX_SMALL_CHUNKS: u32 = 64;
+/// The head is compacted once it holds this many batches or points.
+const MAX_HEAD_ROWS: i64 = 16;
+const MAX_HEAD_POINTS: i64 = 250_000;
 /// At most this many jobs share one transaction.
 const MAX_JOBS_PER_COMMIT: usize = 512;
 /// At most this many series are compacted between two write transactions, so pending
@@ -108,7 +113,9 @@ struct SmallChunks {
 /// rolled-back job leaves no stale id behind.
 #[derive(Debug, Default)]
 pub struct WriterState {
-    series_ids: HashMap<(String, String, String), i64>,
+    series_ids: HashMap<String, i64>,
+    /// Reused to build series cache keys without allocating per lookup.
+    key_buffer: String,
     dataset_ids: HashMap<String, u32>,
     small_chunks: HashMap<i64, SmallChunks>,
     staged: Staged,
@@ -116,10 +123,10 @@ pub struct WriterState {
 
 #[derive(Debug, Default)]
 struct Staged {
-    series_journal: Vec<((String, String, String), i64)>,
+    series_journal: Vec<(String, i64)>,
     dataset_journal: Vec<(String, u32)>,
     small_journal: Vec<(i64, SmallChunks)>,
-    series: HashMap<(String, String, String), i64>,
+    series: HashMap<String, i64>,
     datasets: HashMap<String, u32>,
     small: HashMap<i64, SmallChunks>,
 }
@@ -128,7 +135,7 @@ struct Staged {
 struct StageMark(usize, usize, usize);
 
 impl Staged {
-    fn series(&mut self, key: (String, String, String), id: i64) {
+    fn series(&mut self, key: String, id: i64) {
         self.series.insert(key.clone(), id);
         self.series_journal.push((key, id));
     }
@@ -181,11 +188,18 @@ impl WriterState {
         transaction: &Transaction<'_>,
         key: (&str, &str, &str),
     ) -> Result<i64, StoreError> {
-        let owned = (key.0.to_owned(), key.1.to_owned(), key.2.to_owned());
+        // Names cannot contain NUL (see core's name rules), so it separates them safely.
+        self.key_buffer.clear();
+        for (i, part) in [key.0, key.1, key.2].into_iter().enumerate() {
+            if i > 0 {
+                self.key_buffer.push('\0');
+            }
+            self.key_buffer.push_str(part);
+        }
         if let Some(id) = self
             .series_ids
-            .get(&owned)
-            .or_else(|| self.staged.series.get(&owned))
+            .get(&self.key_buffer)
+            .or_else(|| self.staged.series.get(&self.key_buffer))
         {
             return Ok(*id);
         }
@@ -208,6 +222,7 @@ impl WriterState {
         };
         let small = load_small_chunks(transaction, id)?;
         self.staged.small(id, small);
+        let owned = self.key_buffer.clone();
         self.staged.series(owned, id);
         Ok(id)
     }
@@ -361,7 +376,9 @@ pub fn append(
     samples: &[Sample],
 ) -> Result<(), StoreError> {
     validate_batch(samples, &load_custom_metrics(transaction)?)?;
-    let mut groups: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+    // FxHash: the grouping hashes three names per sample, and SipHash's DoS resistance buys
+    // nothing for keys that are already validated names of our own batch.
+    let mut groups: FxHashMap<(&str, &str, &str), Vec<usize>> = FxHashMap::default();
     for (index, sample) in samples.iter().enumerate() {
         groups
             .entry((
@@ -372,14 +389,13 @@ pub fn append(
             .or_default()
             .push(index);
     }
-    let mut columns = Columns::default();
+    let mut series = Vec::with_capacity(groups.len());
+    let (mut min_ms, mut max_ms, mut count) = (i64::MAX, i64::MIN, 0usize);
     for (key, mut indices) in groups {
         let series_id = state.series_id(transaction, key)?;
         // Stable sort keeps input order among equal timestamps; the last one wins.
         indices.sort_by_key(|&i| samples[i].timestamp);
-        columns.timestamps.clear();
-        columns.values.clear();
-        columns.datasets.clear();
+        let mut columns = Columns::default();
         for (position, &i) in indices.iter().enumerate() {
             let sample = &samples[i];
             let next_same = indices
@@ -391,9 +407,14 @@ pub fn append(
             let dataset = state.dataset_id(transaction, sample.dataset.as_ref())?;
             columns.push(sample.timestamp.as_millis(), sample.value, dataset);
         }
-        insert_chunk(transaction, series_id, &columns)?;
-        state.note_chunk(series_id, columns.len());
+        min_ms = min_ms.min(columns.timestamps[0]);
+        max_ms = max_ms.max(columns.timestamps[columns.len() - 1]);
+        count += columns.len();
+        series.push((series_id, columns));
     }
+    transaction
+        .prepare_cached("INSERT INTO head (min_ms, max_ms, count, data) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![min_ms, max_ms, count as i64, head::encode(series)])?;
     Ok(())
 }
 
@@ -436,8 +457,18 @@ pub fn define_metric(
     Ok(())
 }
 
-/// Compacts up to [`MAX_COMPACTIONS_PER_ROUND`] series in one transaction.
+/// Moves the head into per-series chunks once it holds enough batches, then compacts up
+/// to [`MAX_COMPACTIONS_PER_ROUND`] series with many small chunks, in one transaction.
 fn compact_some(connection: &mut Connection, state: &mut WriterState) -> Result<(), StoreError> {
+    let (head_rows, head_points): (i64, i64) = connection
+        .prepare_cached("SELECT count(*), coalesce(sum(count), 0) FROM head")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    if head_rows >= MAX_HEAD_ROWS || head_points >= MAX_HEAD_POINTS {
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        compact_head(&transaction, state)?;
+        transaction.commit()?;
+        state.commit_staged();
+    }
     let due: Vec<i64> = state
         .small_chunks
         .iter()
@@ -456,6 +487,50 @@ fn compact_some(connection: &mut Connection, state: &mut WriterState) -> Result<
     transaction.commit()?;
     state.commit_staged();
     Ok(())
+}
+
+/// Sorts every head row into per-series chunks and empties the head. All head rows go at
+/// once, so every chunk stays older than every head row (readers rely on it).
+fn compact_head(transaction: &Transaction<'_>, state: &mut WriterState) -> Result<(), StoreError> {
+    let ids: Vec<i64> = {
+        let mut statement = transaction.prepare_cached("SELECT id FROM head ORDER BY id")?;
+        let ids = statement.query_map([], |row| row.get(0))?;
+        ids.collect::<Result<_, _>>()?
+    };
+    let mut per_series: HashMap<i64, Columns> = HashMap::new();
+    for id in ids {
+        let bytes = head::read_all(transaction, id)?;
+        for entry in head::entries(&bytes)? {
+            head::decode_entry(
+                &bytes,
+                &entry,
+                per_series.entry(entry.series_id).or_default(),
+            )?;
+        }
+    }
+    transaction.execute("DELETE FROM head", [])?;
+    let mut per_series: Vec<(i64, Columns)> = per_series.into_iter().collect();
+    per_series.sort_unstable_by_key(|(id, _)| *id);
+    for (series_id, columns) in per_series {
+        let columns = sort_keeping_last(columns);
+        for piece in pieces(&columns) {
+            insert_chunk(transaction, series_id, &piece)?;
+            state.note_chunk(series_id, piece.len());
+        }
+    }
+    Ok(())
+}
+
+/// Splits time-ordered columns into chunks of at most [`MAX_CHUNK_LEN`] points.
+fn pieces(columns: &Columns) -> impl Iterator<Item = Columns> + '_ {
+    (0..columns.len()).step_by(MAX_CHUNK_LEN).map(|start| {
+        let end = (start + MAX_CHUNK_LEN).min(columns.len());
+        Columns {
+            timestamps: columns.timestamps[start..end].to_vec(),
+            values: columns.values[start..end].to_vec(),
+            datasets: columns.datasets[start..end].to_vec(),
+        }
+    })
 }
 
 /// Merges a series' small chunks into as few chunks as possible. Small chunks are always
@@ -487,19 +562,7 @@ fn compact_series(
     transaction
         .prepare_cached("DELETE FROM chunks WHERE series_id = ?1 AND count < ?2")?
         .execute(params![series_id, SEALED_CHUNK_LEN])?;
-    let mut piece = Columns::default();
-    for start in (0..merged.len()).step_by(MAX_CHUNK_LEN) {
-        let end = (start + MAX_CHUNK_LEN).min(merged.len());
-        piece.timestamps.clear();
-        piece.values.clear();
-        piece.datasets.clear();
-        piece
-            .timestamps
-            .extend_from_slice(&merged.timestamps[start..end]);
-        piece.values.extend_from_slice(&merged.values[start..end]);
-        piece
-            .datasets
-            .extend_from_slice(&merged.datasets[start..end]);
+    for piece in pieces(&merged) {
         insert_chunk(transaction, series_id, &piece)?;
     }
     load_small_chunks(transaction, series_id)
@@ -507,6 +570,9 @@ fn compact_series(
 
 /// Sorts points gathered in write order by time; for equal times the later one wins.
 pub fn sort_keeping_last(columns: Columns) -> Columns {
+    if columns.timestamps.windows(2).all(|w| w[0] < w[1]) {
+        return columns;
+    }
     let mut order: Vec<usize> = (0..columns.len()).collect();
     order.sort_by_key(|&i| columns.timestamps[i]);
     let mut sorted = Columns::default();

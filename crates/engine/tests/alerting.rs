@@ -1,0 +1,828 @@
+//! Alerting behaviour through the engine, on real stores, with an injected clock and
+//! predictable ids: every test reads as a timeline of samples and evaluations.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use modelwatch_core::alerting::{
+    AlertConfig, AlertFilter, AlertId, AlertStatus, BacktestEventKind, Decision, HoldReason,
+    LifecycleError, NotificationEvent, RulePatch, RuleSpec, Severity, SilenceSpec,
+};
+use modelwatch_core::{ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version};
+use modelwatch_engine::{Engine, EngineError, EvaluationReport, SequentialIds};
+use modelwatch_store::alerts::{DeliveryStatus, Notification, NotificationFilter};
+use modelwatch_store::{MemoryStore, SqliteStore, Stores};
+
+const T0: i64 = 1_700_000_000_000;
+const MINUTE: i64 = 60_000;
+
+fn at(minute: i64) -> Timestamp {
+    Timestamp::from_millis(T0 + minute * MINUTE).unwrap()
+}
+
+fn model() -> ModelName {
+    ModelName::parse("fraud").unwrap()
+}
+
+fn v1() -> Version {
+    Version::parse("v1").unwrap()
+}
+
+struct Env {
+    stores: Stores,
+    engine: Engine,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Env {
+    fn memory() -> Env {
+        Env::memory_with(AlertConfig::default())
+    }
+
+    fn memory_with(config: AlertConfig) -> Env {
+        let stores = Stores::of(Arc::new(MemoryStore::new()));
+        let engine = Engine::new(&stores, config).with_ids(Arc::new(SequentialIds::default()));
+        Env {
+            stores,
+            engine,
+            _dir: None,
+        }
+    }
+
+    async fn sqlite() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = Stores::of(Arc::new(
+            SqliteStore::open(dir.path().join("a.db")).await.unwrap(),
+        ));
+        let engine = Engine::new(&stores, AlertConfig::default())
+            .with_ids(Arc::new(SequentialIds::default()));
+        Env {
+            stores,
+            engine,
+            _dir: Some(dir),
+        }
+    }
+
+    async fn record(&self, version: &str, metric: &str, value: f64, minute: i64) {
+        let key = SeriesKey::parse("fraud", version, metric).unwrap();
+        self.stores
+            .metrics
+            .append_one(Sample {
+                model: key.model,
+                version: key.version,
+                metric: key.metric,
+                value,
+                timestamp: at(minute),
+                dataset: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Records `value` at `minute` and evaluates everything right then.
+    async fn step(&self, value: f64, minute: i64) -> EvaluationReport {
+        self.record("v1", "accuracy", value, minute).await;
+        self.engine.evaluate_all(at(minute)).await.unwrap()
+    }
+
+    async fn rule(&self, extra: impl FnOnce(&mut RuleSpec)) -> modelwatch_core::alerting::Rule {
+        let mut spec = RuleSpec {
+            name: "Low accuracy".into(),
+            model: "fraud".into(),
+            metric: "accuracy".into(),
+            threshold_value: Some(0.9),
+            comparison_operator: Some("lt".into()),
+            severity: Some("high".into()),
+            notify_channels: Some(vec!["ops".into(), "pager".into()]),
+            ..RuleSpec::default()
+        };
+        extra(&mut spec);
+        self.engine.create_rule(spec, at(0)).await.unwrap()
+    }
+
+    async fn outbox(&self) -> Vec<Notification> {
+        self.stores
+            .alerts
+            .list_notifications(&NotificationFilter::default())
+            .await
+            .unwrap()
+    }
+
+    async fn firing_notifications(&self) -> usize {
+        self.outbox()
+            .await
+            .iter()
+            .filter(|n| n.event == NotificationEvent::Firing && n.channel == "ops")
+            .count()
+    }
+
+    async fn alerts(&self) -> Vec<modelwatch_core::alerting::Alert> {
+        self.engine
+            .list_alerts(&AlertFilter::default())
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn threshold_rule_fires_after_three_breaches_and_queues_one_row_per_channel() {
+    let env = Env::memory();
+    env.rule(|_| {}).await;
+    assert!(env.step(0.95, 1).await.alerts_created.is_empty());
+    assert!(env.step(0.85, 2).await.alerts_created.is_empty());
+    let pending = env.step(0.84, 3).await;
+    assert!(matches!(
+        pending.evaluations[0].decision,
+        Decision::Pending {
+            breaches: 2,
+            needed: 3
+        }
+    ));
+    let fired = env.step(0.83, 4).await;
+    assert_eq!(fired.alerts_created.len(), 1);
+    let alert = &fired.alerts_created[0];
+    // Ids come from the injected source: rule 1, then one drawn per evaluation.
+    assert_eq!(alert.id.as_str(), "alert_00000005");
+    assert_eq!(alert.status, AlertStatus::Active);
+    assert_eq!(alert.severity, Severity::High);
+    assert_eq!(alert.first_seen, at(4));
+    assert!(alert.notified);
+    let outbox = env.outbox().await;
+    assert_eq!(
+        outbox
+            .iter()
+            .map(|n| n.channel.as_str())
+            .collect::<Vec<_>>(),
+        ["ops", "pager"]
+    );
+    assert!(outbox
+        .iter()
+        .all(|n| n.status == DeliveryStatus::Pending && n.alert_id == alert.id));
+    let payload: serde_json::Value = serde_json::from_str(&outbox[0].payload).unwrap();
+    assert_eq!(payload["event"], "firing");
+    assert_eq!(payload["alert"]["id"], alert.id.as_str());
+}
+
+#[tokio::test]
+async fn breaches_fold_into_the_open_alert_and_evaluating_again_changes_nothing() {
+    let env = Env::memory();
+    env.rule(|_| {}).await;
+    for minute in 1..=3 {
+        env.step(0.8, minute).await;
+    }
+    for minute in 4..=10 {
+        assert!(env
+            .step(0.7 - minute as f64 / 100.0, minute)
+            .await
+            .alerts_created
+            .is_empty());
+    }
+    let alerts = env.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].occurrences, 8);
+    assert!((alerts[0].worst_value - 0.6).abs() < 1e-9);
+    assert_eq!(env.firing_notifications().await, 1);
+
+    let before = env.stores.alerts.states(None).await.unwrap();
+    let again = env.engine.evaluate_all(at(11)).await.unwrap();
+    assert!(matches!(
+        again.evaluations[0].decision,
+        Decision::AlreadyCounted { .. }
+    ));
+    assert_eq!(env.stores.alerts.states(None).await.unwrap(), before);
+    assert_eq!(env.alerts().await, alerts);
+}
+
+#[tokio::test]
+async fn resolved_alert_is_followed_by_a_cooldown() {
+    let env = Env::memory();
+    env.rule(|spec| spec.cooldown_minutes = Some(30)).await;
+    for minute in 1..=3 {
+        env.step(0.8, minute).await;
+    }
+    let first = env.alerts().await[0].id.clone();
+    env.engine
+        .resolve(&first, "ana", Some("retrained"), at(5))
+        .await
+        .unwrap();
+    for minute in 6..=34 {
+        let report = env.step(0.8, minute).await;
+        assert!(report.alerts_created.is_empty(), "minute {minute}");
+    }
+    let report = env.step(0.8, 35).await;
+    assert_eq!(report.alerts_created.len(), 1, "cooldown over at minute 35");
+    assert_ne!(report.alerts_created[0].id, first);
+    assert_eq!(env.firing_notifications().await, 2);
+}
+
+#[tokio::test]
+async fn a_signal_crossing_the_threshold_50_times_notifies_at_most_twice_with_defaults() {
+    let env = Env::memory();
+    env.rule(|spec| spec.auto_resolve = Some(true)).await;
+    // Alternates around the threshold: 50 crossings downwards.
+    for minute in 0..100 {
+        let value = if minute % 2 == 0 { 0.85 } else { 0.95 };
+        env.step(value, minute).await;
+    }
+    assert!(env.firing_notifications().await <= 2);
+    assert!(env.alerts().await.len() <= 2);
+}
+
+#[tokio::test]
+async fn hysteresis_keeps_the_alert_open_between_the_lines_and_auto_resolves_as_modelwatch() {
+    let env = Env::memory();
+    env.rule(|spec| {
+        spec.clear_threshold = Some(0.93);
+        spec.auto_resolve = Some(true);
+        spec.for_evaluations = Some(1);
+        spec.clear_after_evaluations = Some(2);
+    })
+    .await;
+    assert_eq!(env.step(0.85, 1).await.alerts_created.len(), 1);
+    let id = env.alerts().await[0].id.clone();
+    // Above the firing line but below the clearing line: holds.
+    for minute in 2..=5 {
+        let report = env.step(0.91, minute).await;
+        assert!(matches!(
+            report.evaluations[0].decision,
+            Decision::Holding { .. }
+        ));
+    }
+    env.step(0.95, 6).await;
+    let report = env.step(0.95, 7).await;
+    assert!(matches!(
+        report.evaluations[0].decision,
+        Decision::AutoResolved { .. }
+    ));
+    let alert = env.engine.alert(&id).await.unwrap();
+    assert_eq!(alert.status, AlertStatus::Resolved);
+    assert_eq!(alert.resolved_by.as_deref(), Some("modelwatch"));
+    assert_eq!(alert.resolved_at, Some(at(7)));
+    let events: Vec<_> = env
+        .outbox()
+        .await
+        .iter()
+        .filter(|n| n.channel == "ops")
+        .map(|n| n.event)
+        .collect();
+    assert_eq!(
+        events,
+        [NotificationEvent::Firing, NotificationEvent::Resolved]
+    );
+    let history = env.engine.history(&id).await.unwrap();
+    assert_eq!(
+        history.iter().map(|t| (t.from, t.to)).collect::<Vec<_>>(),
+        [
+            (None, AlertStatus::Active),
+            (Some(AlertStatus::Active), AlertStatus::Resolved)
+        ]
+    );
+}
+
+async fn fire_rules(env: &Env, versions: &[&str], minute: i64) -> EvaluationReport {
+    for version in versions {
+        env.record(version, "accuracy", 0.5, minute).await;
+    }
+    env.engine.evaluate_all(at(minute)).await.unwrap()
+}
+
+#[tokio::test]
+async fn global_rate_limit_suppresses_and_counts_the_excess() {
+    let env = Env::memory_with(AlertConfig {
+        max_alerts_per_hour: 2,
+        max_alerts_per_model_per_hour: 100,
+        ..AlertConfig::default()
+    });
+    env.rule(|spec| spec.for_evaluations = Some(1)).await;
+    let report = fire_rules(&env, &["v1", "v2", "v3", "v4"], 1).await;
+    assert_eq!(report.alerts_created.len(), 4);
+    let statuses: Vec<AlertStatus> = report.alerts_created.iter().map(|a| a.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            AlertStatus::Active,
+            AlertStatus::Active,
+            AlertStatus::Suppressed,
+            AlertStatus::Suppressed
+        ]
+    );
+    assert_eq!(
+        report.alerts_created[2].hold_reason,
+        Some(HoldReason::MaxAlertsPerHour { limit: 2 })
+    );
+    assert_eq!(env.firing_notifications().await, 2);
+    let summary = env.engine.summary(None, 24, at(2)).await.unwrap();
+    assert_eq!((summary.active_count, summary.suppressed_count), (2, 2));
+    assert_eq!(summary.high_count, 4);
+
+    // An hour later the window has room again.
+    env.engine
+        .resolve(&report.alerts_created[0].id, "ana", None, at(5))
+        .await
+        .unwrap();
+    let env2_report = fire_rules(&env, &["v5"], 62).await;
+    assert_eq!(env2_report.alerts_created[0].status, AlertStatus::Active);
+}
+
+#[tokio::test]
+async fn per_model_rate_limit_suppresses_only_that_model() {
+    let env = Env::memory_with(AlertConfig {
+        max_alerts_per_hour: 100,
+        max_alerts_per_model_per_hour: 1,
+        ..AlertConfig::default()
+    });
+    env.rule(|spec| spec.for_evaluations = Some(1)).await;
+    let report = fire_rules(&env, &["v1", "v2"], 1).await;
+    assert_eq!(report.alerts_created[0].status, AlertStatus::Active);
+    assert_eq!(report.alerts_created[1].status, AlertStatus::Suppressed);
+    assert_eq!(
+        report.alerts_created[1].hold_reason,
+        Some(HoldReason::MaxAlertsPerModelPerHour { limit: 1 })
+    );
+    // A suppressed alert cannot be acknowledged, only resolved (closed), and still counts.
+    let suppressed = &report.alerts_created[1].id;
+    assert!(matches!(
+        env.engine.acknowledge(suppressed, "ana", at(2)).await,
+        Err(EngineError::Lifecycle(
+            LifecycleError::SuppressedNotAcknowledgeable(_)
+        ))
+    ));
+    let closed = env
+        .engine
+        .resolve(suppressed, "ana", None, at(2))
+        .await
+        .unwrap();
+    assert_eq!(closed.status, AlertStatus::Suppressed);
+    assert_eq!(
+        env.engine
+            .summary(None, 1, at(3))
+            .await
+            .unwrap()
+            .suppressed_count,
+        1
+    );
+}
+
+#[tokio::test]
+async fn disabled_alerts_and_low_severity_are_recorded_but_not_queued() {
+    let off = Env::memory_with(AlertConfig {
+        enable_alerts: false,
+        ..AlertConfig::default()
+    });
+    off.rule(|spec| spec.for_evaluations = Some(1)).await;
+    let report = off.step(0.5, 1).await;
+    assert_eq!(report.alerts_created[0].status, AlertStatus::Suppressed);
+    assert!(off.outbox().await.is_empty());
+
+    let env = Env::memory();
+    env.rule(|spec| {
+        spec.for_evaluations = Some(1);
+        spec.severity = Some("low".into());
+    })
+    .await;
+    let report = env.step(0.5, 1).await;
+    let alert = &report.alerts_created[0];
+    assert_eq!(alert.status, AlertStatus::Active);
+    assert!(!alert.notified);
+    assert!(matches!(
+        alert.hold_reason,
+        Some(HoldReason::BelowMinSeverity { .. })
+    ));
+    assert!(env.outbox().await.is_empty());
+}
+
+#[tokio::test]
+async fn silence_mutes_notifications_but_alerts_are_still_recorded() {
+    let env = Env::memory();
+    env.rule(|spec| spec.for_evaluations = Some(1)).await;
+    let silence = env
+        .engine
+        .add_silence(
+            SilenceSpec {
+                model: "fraud".into(),
+                version: Some("v1".into()),
+                duration_minutes: Some(60),
+                created_by: "ana".into(),
+                comment: "retraining".into(),
+                ..SilenceSpec::default()
+            },
+            at(0),
+        )
+        .await
+        .unwrap();
+    let report = env.step(0.5, 1).await;
+    assert_eq!(report.alerts_created.len(), 1);
+    assert!(matches!(
+        report.alerts_created[0].hold_reason,
+        Some(HoldReason::Silenced { .. })
+    ));
+    assert!(env.outbox().await.is_empty());
+    assert_eq!(
+        env.engine.list_silences(false, at(2)).await.unwrap().len(),
+        1
+    );
+
+    // Expired early: the still-open alert's firing is notified on the next breach.
+    env.engine
+        .expire_silence(&silence.id, at(10))
+        .await
+        .unwrap();
+    assert!(env
+        .engine
+        .list_silences(false, at(11))
+        .await
+        .unwrap()
+        .is_empty());
+    env.step(0.5, 11).await;
+    assert_eq!(env.firing_notifications().await, 1);
+}
+
+#[tokio::test]
+async fn lifecycle_transitions_are_kept_and_impossible_ones_refused() {
+    let env = Env::memory();
+    env.rule(|spec| spec.for_evaluations = Some(1)).await;
+    let id = env.step(0.5, 1).await.alerts_created[0].id.clone();
+
+    assert!(matches!(
+        env.engine.acknowledge(&id, "  ", at(2)).await,
+        Err(EngineError::Lifecycle(LifecycleError::MissingActor { .. }))
+    ));
+    let acked = env.engine.acknowledge(&id, "ana", at(2)).await.unwrap();
+    assert_eq!(acked.status, AlertStatus::Acknowledged);
+    assert_eq!(acked.acknowledged_by.as_deref(), Some("ana"));
+    let again = env.engine.acknowledge(&id, "bo", at(3)).await.unwrap_err();
+    assert!(
+        again.to_string().contains("already acknowledged (by ana"),
+        "{again}"
+    );
+
+    // Acknowledged: further breaches do not notify.
+    env.step(0.4, 4).await;
+    assert_eq!(env.firing_notifications().await, 1);
+
+    let resolved = env
+        .engine
+        .resolve(&id, "bo", Some("rolled back"), at(5))
+        .await
+        .unwrap();
+    assert_eq!(resolved.status, AlertStatus::Resolved);
+    assert_eq!(resolved.resolution_notes.as_deref(), Some("rolled back"));
+    let error = env
+        .engine
+        .resolve(&id, "bo", None, at(6))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("already resolved (by bo"),
+        "{error}"
+    );
+    assert!(matches!(
+        env.engine.acknowledge(&id, "ana", at(6)).await,
+        Err(EngineError::Lifecycle(
+            LifecycleError::AlreadyResolved { .. }
+        ))
+    ));
+    let unknown = AlertId::from_u32(0xdead_beef);
+    assert_eq!(
+        env.engine
+            .resolve(&unknown, "bo", None, at(6))
+            .await
+            .unwrap_err()
+            .to_string(),
+        "no alert has id alert_deadbeef"
+    );
+
+    let history = env.engine.history(&id).await.unwrap();
+    let steps: Vec<_> = history
+        .iter()
+        .map(|t| (t.by.as_str(), t.from, t.to, t.notes.as_deref()))
+        .collect();
+    assert_eq!(
+        steps[1],
+        (
+            "ana",
+            Some(AlertStatus::Active),
+            AlertStatus::Acknowledged,
+            None
+        )
+    );
+    assert_eq!(
+        steps[2],
+        (
+            "bo",
+            Some(AlertStatus::Acknowledged),
+            AlertStatus::Resolved,
+            Some("rolled back")
+        )
+    );
+    assert_eq!(history[1].at, at(2));
+    let events: Vec<_> = env
+        .outbox()
+        .await
+        .iter()
+        .filter(|n| n.channel == "ops")
+        .map(|n| n.event)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            NotificationEvent::Firing,
+            NotificationEvent::Acknowledged,
+            NotificationEvent::Resolved
+        ]
+    );
+}
+
+#[tokio::test]
+async fn acknowledged_alert_is_renotified_only_when_its_severity_rises() {
+    let env = Env::memory();
+    let rule = env
+        .rule(|spec| {
+            spec.for_evaluations = Some(1);
+            spec.severity = Some("medium".into());
+        })
+        .await;
+    let id = env.step(0.5, 1).await.alerts_created[0].id.clone();
+    env.engine.acknowledge(&id, "ana", at(2)).await.unwrap();
+    env.step(0.5, 3).await;
+    assert_eq!(env.firing_notifications().await, 1);
+    env.engine
+        .update_rule(
+            &rule.id,
+            RulePatch {
+                severity: Some("critical".into()),
+                ..RulePatch::default()
+            },
+            at(4),
+        )
+        .await
+        .unwrap();
+    let report = env.step(0.5, 5).await;
+    assert!(matches!(
+        report.evaluations[0].decision,
+        Decision::Updated {
+            severity_rose: Some((Severity::Medium, Severity::Critical)),
+            ..
+        }
+    ));
+    assert_eq!(env.firing_notifications().await, 2);
+    let alert = env.engine.alert(&id).await.unwrap();
+    assert_eq!(alert.severity, Severity::Critical);
+    assert_eq!(alert.status, AlertStatus::Acknowledged);
+}
+
+#[tokio::test]
+async fn rules_for_all_versions_evaluate_each_version_on_its_own() {
+    let env = Env::memory();
+    env.rule(|spec| spec.for_evaluations = Some(2)).await;
+    env.record("v2", "accuracy", 0.5, 1).await;
+    env.record("v1", "accuracy", 0.5, 1).await;
+    env.engine.evaluate_all(at(1)).await.unwrap();
+    env.record("v2", "accuracy", 0.5, 2).await;
+    env.record("v1", "accuracy", 0.95, 2).await;
+    let report = env
+        .engine
+        .evaluate_model(&model(), &Version::parse("v2").unwrap(), at(2))
+        .await
+        .unwrap();
+    assert_eq!(report.alerts_created.len(), 1);
+    assert_eq!(report.alerts_created[0].version.as_str(), "v2");
+    assert_eq!(report.evaluations.len(), 1, "only v2 was asked for");
+    let report = env
+        .engine
+        .evaluate_model(&model(), &v1(), at(2))
+        .await
+        .unwrap();
+    assert!(report.alerts_created.is_empty());
+}
+
+#[tokio::test]
+async fn invalid_rules_are_refused_with_the_field_named() {
+    let env = Env::memory();
+    let spec = RuleSpec {
+        name: "x".into(),
+        model: "fraud".into(),
+        metric: "accuracy".into(),
+        threshold_value: Some(0.9),
+        comparison_operator: Some("below".into()),
+        ..RuleSpec::default()
+    };
+    let error = env.engine.create_rule(spec, at(0)).await.unwrap_err();
+    assert!(error.to_string().contains("comparison_operator"), "{error}");
+    assert!(env.engine.list_rules(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn disabled_and_deleted_rules_do_not_evaluate() {
+    let env = Env::memory();
+    let rule = env.rule(|spec| spec.for_evaluations = Some(1)).await;
+    env.engine
+        .set_rule_enabled(&rule.id, false, at(0))
+        .await
+        .unwrap();
+    assert!(env.step(0.5, 1).await.evaluations.is_empty());
+    env.engine
+        .set_rule_enabled(&rule.id, true, at(1))
+        .await
+        .unwrap();
+    assert_eq!(env.step(0.5, 2).await.alerts_created.len(), 1);
+    env.engine.delete_rule(&rule.id).await.unwrap();
+    assert!(env.step(0.5, 3).await.evaluations.is_empty());
+    assert!(matches!(
+        env.engine.delete_rule(&rule.id).await,
+        Err(EngineError::UnknownRule(_))
+    ));
+    assert_eq!(env.alerts().await.len(), 1, "alerts outlive their rule");
+}
+
+#[tokio::test]
+async fn degradation_rule_fires_on_a_significant_drop() {
+    let env = Env::memory();
+    env.engine
+        .create_rule(
+            RuleSpec {
+                name: "Accuracy drop".into(),
+                model: "fraud".into(),
+                metric: "accuracy".into(),
+                max_degradation_percentage: Some(5.0),
+                baseline_window_hours: Some(2),
+                for_evaluations: Some(2),
+                notify_channels: Some(vec!["ops".into()]),
+                ..RuleSpec::default()
+            },
+            at(0),
+        )
+        .await
+        .unwrap();
+    // Two hours of a steady 0.95 with a little noise, then 0.80.
+    for minute in 0..120 {
+        let noise = if minute % 2 == 0 { 0.002 } else { -0.002 };
+        env.record("v1", "accuracy", 0.95 + noise, minute).await;
+    }
+    assert!(env
+        .engine
+        .evaluate_all(at(119))
+        .await
+        .unwrap()
+        .alerts_created
+        .is_empty());
+    env.step(0.80, 120).await;
+    let report = env.step(0.80, 121).await;
+    assert_eq!(report.alerts_created.len(), 1);
+    let alert = &report.alerts_created[0];
+    assert!(alert.value > 10.0, "degradation percentage {}", alert.value);
+    assert!(alert.message.contains("degraded"), "{}", alert.message);
+}
+
+/// The same samples, evaluated live after each one, and backtested afterwards.
+async fn live_and_backtest_agree(env: &Env, values: &[f64]) {
+    let mut fired_live = Vec::new();
+    let mut resolved_live = Vec::new();
+    for (minute, value) in values.iter().enumerate() {
+        let minute = minute as i64;
+        let report = env.step(*value, minute).await;
+        for evaluation in &report.evaluations {
+            match evaluation.decision {
+                Decision::Fired { .. } => fired_live.push(at(minute)),
+                Decision::AutoResolved { .. } => resolved_live.push(at(minute)),
+                _ => {}
+            }
+        }
+    }
+    let rule = &env.engine.list_rules(None).await.unwrap()[0];
+    let replay = env
+        .engine
+        .backtest(&rule.id, TimeRange::new(at(0), at(values.len() as i64)))
+        .await
+        .unwrap();
+    let events = &replay.versions[0].events;
+    let fired: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.kind, BacktestEventKind::Fired { .. }))
+        .map(|e| e.at)
+        .collect();
+    let resolved: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.kind, BacktestEventKind::AutoResolved))
+        .map(|e| e.at)
+        .collect();
+    assert_eq!(fired, fired_live);
+    assert_eq!(resolved, resolved_live);
+    assert!(!fired.is_empty());
+    assert_eq!(replay.versions[0].samples, values.len());
+}
+
+#[tokio::test]
+async fn backtest_agrees_with_live_evaluation() {
+    let env = Env::memory();
+    env.rule(|spec| {
+        spec.auto_resolve = Some(true);
+        spec.cooldown_minutes = Some(5);
+    })
+    .await;
+    let values: Vec<f64> = (0..80)
+        .map(|i| match i % 20 {
+            0..=7 => 0.8,
+            8..=9 => 0.92,
+            10 => 0.85,
+            _ => 0.95,
+        })
+        .collect();
+    live_and_backtest_agree(&env, &values).await;
+    // The backtest wrote nothing.
+    let alerts_before = env.alerts().await;
+    let rule = &env.engine.list_rules(None).await.unwrap()[0];
+    env.engine
+        .backtest(&rule.id, TimeRange::new(at(0), at(80)))
+        .await
+        .unwrap();
+    assert_eq!(env.alerts().await, alerts_before);
+}
+
+#[tokio::test]
+async fn degradation_backtest_agrees_with_live_evaluation() {
+    let env = Env::memory();
+    env.engine
+        .create_rule(
+            RuleSpec {
+                name: "drop".into(),
+                model: "fraud".into(),
+                metric: "accuracy".into(),
+                max_degradation_percentage: Some(5.0),
+                baseline_window_hours: Some(1),
+                auto_resolve: Some(true),
+                cooldown_minutes: Some(0),
+                ..RuleSpec::default()
+            },
+            at(0),
+        )
+        .await
+        .unwrap();
+    let values: Vec<f64> = (0..200)
+        .map(|i| {
+            let noise = [0.003, -0.002, 0.001, -0.003][i % 4];
+            (if (90..110).contains(&i) { 0.8 } else { 0.95 }) + noise
+        })
+        .collect();
+    live_and_backtest_agree(&env, &values).await;
+}
+
+async fn two_evaluators_race(first: Engine, second: Engine, env: &Env) {
+    env.rule(|spec| spec.for_evaluations = Some(1)).await;
+    for round in 0..20 {
+        env.record("v1", "accuracy", 0.5, round).await;
+        let (a, b) = tokio::join!(
+            first.evaluate_all(at(round)),
+            second.evaluate_all(at(round))
+        );
+        a.unwrap();
+        b.unwrap();
+    }
+    let alerts = env.alerts().await;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].occurrences, 20, "each sample counted once");
+    assert_eq!(env.firing_notifications().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_evaluators_create_no_duplicate_alert() {
+    let env = Env::memory();
+    let first = Engine::new(&env.stores, AlertConfig::default())
+        .with_ids(Arc::new(SequentialIds::after(1_000)));
+    let second = Engine::new(&env.stores, AlertConfig::default())
+        .with_ids(Arc::new(SequentialIds::after(2_000)));
+    two_evaluators_race(first, second, &env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_sqlite_file_create_no_duplicate_alert() {
+    let env = Env::sqlite().await;
+    let path = env._dir.as_ref().unwrap().path().join("a.db");
+    // A second store on the same file stands for another process: its own writer thread,
+    // serialised with ours only by SQLite's lock.
+    let other = Stores::of(Arc::new(SqliteStore::open(&path).await.unwrap()));
+    let first = Engine::new(&env.stores, AlertConfig::default())
+        .with_ids(Arc::new(SequentialIds::after(1_000)));
+    let second =
+        Engine::new(&other, AlertConfig::default()).with_ids(Arc::new(SequentialIds::after(2_000)));
+    two_evaluators_race(first, second, &env).await;
+    other.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_engine_round_trips_a_whole_lifecycle() {
+    let env = Env::sqlite().await;
+    env.rule(|spec| spec.for_evaluations = Some(1)).await;
+    let id = env.step(0.5, 1).await.alerts_created[0].id.clone();
+    env.engine.acknowledge(&id, "ana", at(2)).await.unwrap();
+    env.engine
+        .resolve(&id, "ana", Some("ok"), at(3))
+        .await
+        .unwrap();
+    assert_eq!(env.engine.history(&id).await.unwrap().len(), 3);
+    assert_eq!(env.outbox().await.len(), 6);
+    let summary = env.engine.summary(Some(&model()), 1, at(4)).await.unwrap();
+    assert_eq!((summary.total_count, summary.resolved_count), (1, 1));
+    assert!(env.engine.open_alerts(None).await.unwrap().is_empty());
+}

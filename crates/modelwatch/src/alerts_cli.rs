@@ -1,0 +1,629 @@
+//! The alerting commands: `alerts …` (rules, listing, lifecycle, summary, history,
+//! backtest), `rules …` (show, update, enable, disable, delete), `silences …` and
+//! `evaluate`. Each parses its arguments into the core's validated forms, calls the
+//! [`Engine`], and renders the result; the wall clock is read here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use modelwatch_core::alerting::{
+    Alert, AlertFilter, AlertId, AlertStatus, Condition, Rule, RuleId, RulePatch, RuleSpec,
+    Severity, Silence, SilenceId, SilenceSpec,
+};
+use modelwatch_core::{ModelName, TimeRange, Timestamp, Version};
+use modelwatch_engine::Engine;
+use modelwatch_store::Stores;
+
+use crate::config::Config;
+use crate::output::{emit, number, Format, Table};
+
+/// The alerting commands, flattened into the top-level command list.
+#[derive(Debug, Subcommand)]
+pub enum AlertingCommand {
+    /// Alert rules and alerts: create-rule, list-rules, list, acknowledge, resolve, summary,
+    /// history, backtest.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+    /// Show, update, enable, disable or delete a rule.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Mute notifications for a model (optionally a version or metric) for a while.
+    #[command(subcommand)]
+    Silences(SilencesCommand),
+    /// Evaluate the enabled rules now: all of them, or those of one model version.
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Create a threshold (--threshold X --operator OP) or degradation (--degradation PCT) rule.
+    CreateRule(Box<CreateRuleArgs>),
+    /// List rules.
+    ListRules {
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// List alerts alive in the last hours, newest first.
+    List(ListArgs),
+    /// Acknowledge an alert: stops re-notification unless its severity rises.
+    Acknowledge { alert_id: String, who: String },
+    /// Resolve an alert.
+    Resolve {
+        alert_id: String,
+        who: String,
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Counts of alerts by status and severity.
+    Summary {
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+    },
+    /// Every transition of an alert: who, when, from, to, notes.
+    History { alert_id: String },
+    /// Replay a rule over stored history: when it would have fired and cleared. Writes nothing.
+    Backtest {
+        rule_id: String,
+        /// RFC 3339 or epoch milliseconds.
+        #[arg(long)]
+        from: String,
+        /// RFC 3339 or epoch milliseconds. Default: now.
+        #[arg(long)]
+        to: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateRuleArgs {
+    pub model: String,
+    pub metric: String,
+    #[arg(long)]
+    pub name: String,
+    /// Threshold rule: the value to compare with.
+    #[arg(long, allow_hyphen_values = true)]
+    pub threshold: Option<f64>,
+    /// Threshold rule: gt, lt, gte, lte or eq.
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Threshold rule with eq: how close counts as equal.
+    #[arg(long)]
+    pub tolerance: Option<f64>,
+    /// Degradation rule: fire when the metric is worse than its baseline by more than PCT %.
+    #[arg(long, value_name = "PCT")]
+    pub degradation: Option<f64>,
+    /// Degradation rule: the baseline window (default 24).
+    #[arg(long, value_name = "H")]
+    pub baseline_hours: Option<i64>,
+    /// low, medium, high or critical (default medium).
+    #[arg(long)]
+    pub severity: Option<String>,
+    /// Only this version; default: every version, each evaluated on its own.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Minutes after a resolution during which the rule does not fire again (default 60).
+    #[arg(long, value_name = "MIN")]
+    pub cooldown: Option<i64>,
+    /// Channels to notify, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub channels: Vec<String>,
+    /// Consecutive breaching evaluations before firing (default 3).
+    #[arg(long = "for", value_name = "N")]
+    pub for_evaluations: Option<i64>,
+    /// Consecutive clear evaluations before the condition counts as cleared (default 3).
+    #[arg(long, value_name = "M")]
+    pub clear_after: Option<i64>,
+    /// Threshold rule: the line to cross back over to clear (hysteresis).
+    #[arg(long, allow_hyphen_values = true)]
+    pub clear_threshold: Option<f64>,
+    /// Degradation rule: the percentage to fall back under to clear (hysteresis).
+    #[arg(long)]
+    pub clear_percentage: Option<f64>,
+    /// Resolve alerts as `modelwatch` once the condition cleared.
+    #[arg(long)]
+    pub auto_resolve: bool,
+    /// Create the rule disabled.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long)]
+    pub version: Option<String>,
+    /// active, acknowledged, resolved or suppressed.
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub severity: Option<String>,
+    #[arg(long, default_value_t = 24)]
+    pub hours: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Show a rule.
+    Show {
+        rule_id: String,
+    },
+    /// Change a rule with a JSON patch of its fields (e.g. '{"threshold_value": 0.85}').
+    Update {
+        rule_id: String,
+        patch: String,
+    },
+    Enable {
+        rule_id: String,
+    },
+    Disable {
+        rule_id: String,
+    },
+    /// Delete a rule; its alerts and their history stay.
+    Delete {
+        rule_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilencesCommand {
+    /// Silence a model (optionally one version or metric).
+    Add(SilenceArgs),
+    /// Silences not yet over (with --all, expired ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// End a silence now.
+    Expire { silence_id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct SilenceArgs {
+    pub model: String,
+    #[arg(long)]
+    pub version: Option<String>,
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Start (RFC 3339 or epoch ms); default now.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End (RFC 3339 or epoch ms); or give --minutes.
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long)]
+    pub minutes: Option<i64>,
+    /// Who silences.
+    #[arg(long)]
+    pub by: String,
+    /// Why.
+    #[arg(long)]
+    pub comment: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    pub model: Option<String>,
+    pub version: Option<String>,
+}
+
+/// Runs one alerting command against `stores` with the configuration file at `config`.
+pub async fn run(
+    command: AlertingCommand,
+    stores: &Stores,
+    config: Option<&PathBuf>,
+    format: Format,
+) -> Result<ExitCode> {
+    let config = Config::load(config.map(PathBuf::as_path))?;
+    let engine = Engine::new(stores, config.alerts);
+    let now = crate::now();
+    match command {
+        AlertingCommand::Alerts(command) => alerts(&engine, command, format, now).await,
+        AlertingCommand::Rules(command) => rules(&engine, command, format, now).await,
+        AlertingCommand::Silences(command) => silences(&engine, command, format, now).await,
+        AlertingCommand::Evaluate(args) => evaluate(&engine, args, format, now).await,
+    }
+}
+
+/// Whether JSON output is one object or a list (a listing stays a list even of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    One,
+    List,
+}
+
+fn parse_time(field: &str, text: &str) -> Result<Timestamp> {
+    Timestamp::parse(text).with_context(|| format!("--{field}: {text:?}"))
+}
+
+fn optional_model(text: Option<&str>) -> Result<Option<ModelName>> {
+    Ok(text.map(ModelName::parse).transpose()?)
+}
+
+async fn alerts(
+    engine: &Engine,
+    command: AlertsCommand,
+    format: Format,
+    now: Timestamp,
+) -> Result<ExitCode> {
+    match command {
+        AlertsCommand::CreateRule(args) => {
+            let rule = engine.create_rule(rule_spec(*args), now).await?;
+            print_rules(&[rule], Shape::One, format)?;
+        }
+        AlertsCommand::ListRules { model } => {
+            let model = optional_model(model.as_deref())?;
+            let rules = engine.list_rules(model.as_ref()).await?;
+            print_rules(&rules, Shape::List, format)?;
+            if rules.is_empty() && format == Format::Table {
+                println!("no rules yet: try `modelwatch alerts create-rule MODEL METRIC --name N --threshold X --operator lt`");
+            }
+        }
+        AlertsCommand::List(args) => {
+            let filter = AlertFilter {
+                model: optional_model(args.model.as_deref())?,
+                version: args.version.as_deref().map(Version::parse).transpose()?,
+                rule_id: None,
+                status: args.status.as_deref().map(AlertStatus::parse).transpose()?,
+                severity: args.severity.as_deref().map(Severity::parse).transpose()?,
+                window: Some(modelwatch_core::alerting::last_hours(args.hours, now)),
+            };
+            let alerts = engine.list_alerts(&filter).await?;
+            emit(format, &alerts, &alerts_table(&alerts))?;
+        }
+        AlertsCommand::Acknowledge { alert_id, who } => {
+            let alert = engine
+                .acknowledge(&AlertId::parse(&alert_id)?, &who, now)
+                .await?;
+            emit(format, &alert, &alerts_table(std::slice::from_ref(&alert)))?;
+        }
+        AlertsCommand::Resolve {
+            alert_id,
+            who,
+            notes,
+        } => {
+            let alert = engine
+                .resolve(&AlertId::parse(&alert_id)?, &who, notes.as_deref(), now)
+                .await?;
+            emit(format, &alert, &alerts_table(std::slice::from_ref(&alert)))?;
+        }
+        AlertsCommand::Summary { model, hours } => {
+            let model = optional_model(model.as_deref())?;
+            let summary = engine.summary(model.as_ref(), hours, now).await?;
+            let mut table = Table::new(&[
+                "total",
+                "active",
+                "acknowledged",
+                "resolved",
+                "suppressed",
+                "critical",
+                "high",
+                "medium",
+                "low",
+            ]);
+            table.push(
+                [
+                    summary.total_count,
+                    summary.active_count,
+                    summary.acknowledged_count,
+                    summary.resolved_count,
+                    summary.suppressed_count,
+                    summary.critical_count,
+                    summary.high_count,
+                    summary.medium_count,
+                    summary.low_count,
+                ]
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            );
+            emit(format, &summary, &table)?;
+        }
+        AlertsCommand::History { alert_id } => {
+            let history = engine.history(&AlertId::parse(&alert_id)?).await?;
+            let mut table = Table::new(&["at", "by", "from", "to", "notes"]);
+            for t in &history {
+                table.push(vec![
+                    t.at.to_string(),
+                    t.by.clone(),
+                    t.from.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    t.to.to_string(),
+                    t.notes.clone().unwrap_or_default(),
+                ]);
+            }
+            emit(format, &history, &table)?;
+        }
+        AlertsCommand::Backtest { rule_id, from, to } => {
+            let from = parse_time("from", &from)?;
+            let to = match to {
+                Some(to) => parse_time("to", &to)?,
+                None => now,
+            };
+            if to <= from {
+                bail!("--to ({to}) must be after --from ({from})");
+            }
+            let report = engine
+                .backtest(&RuleId::parse(&rule_id)?, TimeRange::new(from, to))
+                .await?;
+            let mut table = Table::new(&["version", "at", "alert", "event", "value"]);
+            for version in &report.versions {
+                for event in &version.events {
+                    let kind = serde_json::to_value(event.kind)?;
+                    table.push(vec![
+                        version.version.to_string(),
+                        event.at.to_string(),
+                        event.alert_number.to_string(),
+                        kind["event"].as_str().unwrap_or_default().to_owned(),
+                        event.value.map(number).unwrap_or_default(),
+                    ]);
+                }
+            }
+            emit(format, &report, &table)?;
+            if format == Format::Table {
+                for version in &report.versions {
+                    println!(
+                        "{}: {} samples replayed, would have fired {} alert(s)",
+                        version.version, version.samples, version.alerts
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rule_spec(args: CreateRuleArgs) -> RuleSpec {
+    RuleSpec {
+        name: args.name,
+        model: args.model,
+        version: args.version,
+        metric: args.metric,
+        severity: args.severity,
+        enabled: Some(!args.disabled),
+        cooldown_minutes: args.cooldown,
+        notify_channels: Some(args.channels),
+        threshold_value: args.threshold,
+        comparison_operator: args.operator,
+        tolerance: args.tolerance,
+        clear_threshold: args.clear_threshold,
+        max_degradation_percentage: args.degradation,
+        baseline_window_hours: args.baseline_hours,
+        clear_percentage: args.clear_percentage,
+        for_evaluations: args.for_evaluations,
+        clear_after_evaluations: args.clear_after,
+        auto_resolve: Some(args.auto_resolve),
+    }
+}
+
+fn condition_text(rule: &Rule) -> String {
+    match &rule.condition {
+        Condition::Threshold {
+            comparison_operator,
+            threshold_value,
+            ..
+        } => format!("{comparison_operator} {threshold_value}"),
+        Condition::Degradation {
+            max_degradation_percentage,
+            baseline_window_hours,
+            ..
+        } => format!("degraded > {max_degradation_percentage}% vs {baseline_window_hours}h"),
+    }
+}
+
+fn print_rules(rules: &[Rule], shape: Shape, format: Format) -> Result<()> {
+    let mut table = Table::new(&[
+        "id",
+        "name",
+        "model",
+        "version",
+        "metric",
+        "condition",
+        "severity",
+        "enabled",
+        "cooldown_min",
+        "channels",
+    ]);
+    for rule in rules {
+        table.push(vec![
+            rule.id.to_string(),
+            rule.name.clone(),
+            rule.model.to_string(),
+            rule.version
+                .as_ref()
+                .map_or_else(|| "all".to_owned(), ToString::to_string),
+            rule.metric.to_string(),
+            condition_text(rule),
+            rule.severity.to_string(),
+            rule.enabled.to_string(),
+            rule.cooldown_minutes.to_string(),
+            rule.notify_channels.join(","),
+        ]);
+    }
+    match (shape, rules) {
+        (Shape::One, [rule]) => emit(format, rule, &table),
+        _ => emit(format, &rules, &table),
+    }
+}
+
+/// Alerts as table rows; `monitor` shows open alerts with it (see [`open_alerts`]).
+pub fn alerts_table(alerts: &[Alert]) -> Table {
+    let mut table = Table::new(&[
+        "id",
+        "status",
+        "severity",
+        "model",
+        "version",
+        "metric",
+        "value",
+        "first_seen",
+        "last_seen",
+        "message",
+    ]);
+    for alert in alerts {
+        table.push(vec![
+            alert.id.to_string(),
+            alert.status.to_string(),
+            alert.severity.to_string(),
+            alert.model.to_string(),
+            alert.version.to_string(),
+            alert.metric.to_string(),
+            number(alert.value),
+            alert.first_seen.to_string(),
+            alert.last_seen.to_string(),
+            alert.message.clone(),
+        ]);
+    }
+    table
+}
+
+/// The open alerts of a model (of one version when given), newest first, for `monitor`.
+pub async fn open_alerts(
+    stores: &Stores,
+    model: &ModelName,
+    version: Option<&Version>,
+) -> Result<Vec<Alert>> {
+    let mut alerts = stores.alerts.open_alerts(Some(model)).await?;
+    alerts.retain(|a| version.is_none_or(|v| *v == a.version));
+    Ok(alerts)
+}
+
+async fn rules(
+    engine: &Engine,
+    command: RulesCommand,
+    format: Format,
+    now: Timestamp,
+) -> Result<ExitCode> {
+    let rule = match command {
+        RulesCommand::Show { rule_id } => engine.rule(&RuleId::parse(&rule_id)?).await?,
+        RulesCommand::Update { rule_id, patch } => {
+            let patch: RulePatch = serde_json::from_str(&patch)
+                .context("the patch must be a JSON object of rule fields")?;
+            engine
+                .update_rule(&RuleId::parse(&rule_id)?, patch, now)
+                .await?
+        }
+        RulesCommand::Enable { rule_id } => {
+            engine
+                .set_rule_enabled(&RuleId::parse(&rule_id)?, true, now)
+                .await?
+        }
+        RulesCommand::Disable { rule_id } => {
+            engine
+                .set_rule_enabled(&RuleId::parse(&rule_id)?, false, now)
+                .await?
+        }
+        RulesCommand::Delete { rule_id } => {
+            let id = RuleId::parse(&rule_id)?;
+            engine.delete_rule(&id).await?;
+            eprintln!("deleted rule {id}; its alerts and their history are kept");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    print_rules(&[rule], Shape::One, format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_silences(silences: &[Silence], shape: Shape, format: Format) -> Result<()> {
+    let mut table = Table::new(&[
+        "id",
+        "model",
+        "version",
+        "metric",
+        "starts_at",
+        "ends_at",
+        "by",
+        "comment",
+    ]);
+    for s in silences {
+        table.push(vec![
+            s.id.to_string(),
+            s.model.to_string(),
+            s.version
+                .as_ref()
+                .map_or_else(|| "all".into(), ToString::to_string),
+            s.metric
+                .as_ref()
+                .map_or_else(|| "all".into(), ToString::to_string),
+            s.starts_at.to_string(),
+            s.ends_at.to_string(),
+            s.created_by.clone(),
+            s.comment.clone(),
+        ]);
+    }
+    match (shape, silences) {
+        (Shape::One, [silence]) => emit(format, silence, &table),
+        _ => emit(format, &silences, &table),
+    }
+}
+
+async fn silences(
+    engine: &Engine,
+    command: SilencesCommand,
+    format: Format,
+    now: Timestamp,
+) -> Result<ExitCode> {
+    match command {
+        SilencesCommand::Add(args) => {
+            let spec = SilenceSpec {
+                model: args.model,
+                version: args.version,
+                metric: args.metric,
+                starts_at: args
+                    .from
+                    .as_deref()
+                    .map(|t| parse_time("from", t))
+                    .transpose()?,
+                ends_at: args
+                    .until
+                    .as_deref()
+                    .map(|t| parse_time("until", t))
+                    .transpose()?,
+                duration_minutes: args.minutes,
+                created_by: args.by,
+                comment: args.comment,
+            };
+            let silence = engine.add_silence(spec, now).await?;
+            print_silences(&[silence], Shape::One, format)?;
+        }
+        SilencesCommand::List { all } => {
+            let silences = engine.list_silences(all, now).await?;
+            print_silences(&silences, Shape::List, format)?;
+        }
+        SilencesCommand::Expire { silence_id } => {
+            let silence = engine
+                .expire_silence(&SilenceId::parse(&silence_id)?, now)
+                .await?;
+            print_silences(&[silence], Shape::One, format)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn evaluate(
+    engine: &Engine,
+    args: EvaluateArgs,
+    format: Format,
+    now: Timestamp,
+) -> Result<ExitCode> {
+    let report = match (args.model, args.version) {
+        (Some(model), Some(version)) => {
+            engine
+                .evaluate_model(&ModelName::parse(&model)?, &Version::parse(&version)?, now)
+                .await?
+        }
+        (None, None) => engine.evaluate_all(now).await?,
+        _ => bail!("give both a model and a version, or neither to evaluate every rule"),
+    };
+    emit(format, &report, &alerts_table(&report.alerts_created))?;
+    if format == Format::Table {
+        println!(
+            "evaluated {} rule × version pair(s); {} alert(s) created",
+            report.evaluations.len(),
+            report.alerts_created.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,401 @@
+//! `check`, `monitor` and `compare`: degradation, health and version comparison for people
+//! (coloured, readable at a glance) and programs (`--format json`).
+
+use std::process::ExitCode;
+
+use anstream::println;
+use anstyle::{AnsiColor, Style};
+use anyhow::Result;
+use clap::Args;
+use modelwatch_core::alerting::{Alert, AlertConfig};
+use modelwatch_core::compare::{CompareOptions, Verdict};
+use modelwatch_core::detection::{
+    DegradationResult, DegradationStatus, DetectionOptions, Seasonality, WindowSpec,
+};
+use modelwatch_core::health::{HealthOptions, OverallHealth, PerformanceHistory, Trend};
+use modelwatch_core::{Metric, ModelName, SeriesKey, Version};
+use modelwatch_engine::analysis;
+use modelwatch_engine::Engine;
+use modelwatch_store::{MetricStore, Stores};
+use serde::Serialize;
+
+use crate::output::{emit, number, Format, Table};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    pub model: String,
+    pub version: String,
+    #[arg(long)]
+    pub metric: String,
+    /// The baseline: this many hours before the comparison window.
+    #[arg(long, default_value_t = 24)]
+    pub baseline_hours: u32,
+    /// Compare the mean of the last H hours; without it, the latest value.
+    #[arg(long, value_name = "H")]
+    pub comparison_hours: Option<u32>,
+    /// Take the baseline from the same hours one day or one week earlier.
+    #[arg(long, value_parser = parse_seasonality)]
+    pub seasonal: Option<Seasonality>,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    pub model: String,
+    pub version: String,
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    pub model: String,
+    /// The champion (the version in production).
+    pub version_a: String,
+    /// The challenger.
+    pub version_b: String,
+    #[arg(long)]
+    pub metric: String,
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+}
+
+fn parse_seasonality(text: &str) -> Result<Seasonality, String> {
+    match text {
+        "daily" => Ok(Seasonality::Daily),
+        "weekly" => Ok(Seasonality::Weekly),
+        other => Err(format!("{other:?} is not daily or weekly")),
+    }
+}
+
+const RED: Style = AnsiColor::Red.on_default().bold();
+const GREEN: Style = AnsiColor::Green.on_default().bold();
+const YELLOW: Style = AnsiColor::Yellow.on_default().bold();
+const DIM: Style = Style::new().dimmed();
+
+fn optional(value: Option<f64>) -> String {
+    value.map(number).unwrap_or_else(|| "–".into())
+}
+
+fn percent(value: Option<f64>) -> String {
+    value
+        .map(|v| format!("{v:+.2} %"))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn status_style(status: DegradationStatus) -> (Style, &'static str) {
+    match status {
+        DegradationStatus::Degraded => (RED, "DEGRADED"),
+        DegradationStatus::Ok => (GREEN, "ok"),
+        DegradationStatus::InsufficientData => (YELLOW, "insufficient data"),
+    }
+}
+
+fn severity_name(result: &DegradationResult) -> String {
+    serde_json::to_value(result.severity)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn degradation_row(result: &DegradationResult) -> Vec<String> {
+    let (_, status) = status_style(result.status);
+    vec![
+        result.metric.to_string(),
+        status.to_owned(),
+        severity_name(result),
+        optional(result.current_value),
+        optional(result.baseline_value),
+        percent(result.percentage_change),
+        result
+            .p_value
+            .map(|p| format!("{p:.4}"))
+            .unwrap_or_else(|| "–".into()),
+        result.recommendation.clone(),
+    ]
+}
+
+const DEGRADATION_HEADERS: [&str; 8] = [
+    "metric",
+    "status",
+    "severity",
+    "current",
+    "baseline",
+    "change",
+    "p_value",
+    "recommendation",
+];
+
+fn print_degradation(result: &DegradationResult) {
+    let (style, status) = status_style(result.status);
+    println!(
+        "{} {} {}: {style}{status}{style:#} (severity {})",
+        result.model,
+        result.version,
+        result.metric,
+        severity_name(result)
+    );
+    println!(
+        "  current {} ({} samples) · baseline {} ({} samples)",
+        optional(result.current_value),
+        result.comparison_samples,
+        optional(result.baseline_value),
+        result.baseline_samples
+    );
+    println!(
+        "  change {} · degradation {} · p = {} {DIM}({}){DIM:#}",
+        percent(result.percentage_change),
+        percent(result.degradation_percentage).trim_start_matches('+'),
+        result
+            .p_value
+            .map(|p| format!("{p:.4}"))
+            .unwrap_or_else(|| "–".into()),
+        result.method
+    );
+    if let Some(started) = result.change_started_at {
+        println!("  change started around {started}");
+    }
+    println!("  → {}", result.recommendation);
+}
+
+pub async fn check(store: &dyn MetricStore, args: CheckArgs, format: Format) -> Result<ExitCode> {
+    let key = SeriesKey::parse(&args.model, &args.version, &args.metric)?;
+    let spec = WindowSpec {
+        baseline_hours: args.baseline_hours,
+        comparison_hours: args.comparison_hours,
+        seasonal: args.seasonal,
+        ..WindowSpec::default()
+    };
+    let result = analysis::check_degradation(
+        store,
+        &key,
+        &spec,
+        &DetectionOptions::default(),
+        crate::now(),
+    )
+    .await?;
+    if format == Format::Table {
+        print_degradation(&result);
+    } else {
+        let mut table = Table::new(&DEGRADATION_HEADERS);
+        table.push(degradation_row(&result));
+        emit(format, &result, &table)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Serialize)]
+struct Monitor {
+    history: PerformanceHistory,
+    degradations: Vec<DegradationResult>,
+    open_alerts: Vec<Alert>,
+}
+
+fn trend_text(trend: Trend) -> (Style, &'static str) {
+    match trend {
+        Trend::Improving => (GREEN, "improving"),
+        Trend::Stable => (Style::new(), "stable"),
+        Trend::Degrading => (RED, "degrading"),
+    }
+}
+
+pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Result<ExitCode> {
+    let store = &*stores.metrics;
+    let model = ModelName::parse(&args.model)?;
+    let version = Version::parse(&args.version)?;
+    let now = crate::now();
+    let range = analysis::last_hours(args.hours, now)?;
+    let mut history =
+        analysis::history(store, &model, &version, range, &HealthOptions::default()).await?;
+    // The last hour against the 24 hours before it: enough samples for a verdict on
+    // frequently measured metrics.
+    let spec = WindowSpec {
+        comparison_hours: Some(1),
+        ..WindowSpec::default()
+    };
+    let degradations = analysis::check_all_metrics(
+        store,
+        &model,
+        &version,
+        &spec,
+        &DetectionOptions::default(),
+        now,
+    )
+    .await?;
+    modelwatch_core::health::include_degradations(&mut history, &degradations);
+    let engine = Engine::new(stores, AlertConfig::default());
+    let open_alerts: Vec<Alert> = engine
+        .open_alerts(Some(&model))
+        .await?
+        .into_iter()
+        .filter(|a| a.version == version)
+        .collect();
+    let mut table = Table::new(&[
+        "metric", "current", "mean", "min", "max", "std", "count", "trend", "change",
+    ]);
+    for m in &history.metric_summaries {
+        table.push(vec![
+            m.metric.to_string(),
+            optional(m.current_value),
+            optional(m.mean),
+            optional(m.min),
+            optional(m.max),
+            optional(m.std),
+            m.count.to_string(),
+            trend_text(m.trend).1.to_owned(),
+            percent(m.change_percentage),
+        ]);
+    }
+    let monitor = Monitor {
+        history,
+        degradations,
+        open_alerts,
+    };
+    if format != Format::Table {
+        emit(format, &monitor, &table)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let health_style = match monitor.history.overall_health {
+        OverallHealth::Excellent | OverallHealth::Good => GREEN,
+        OverallHealth::Fair => YELLOW,
+        OverallHealth::Poor => RED,
+        OverallHealth::Unknown => DIM,
+    };
+    let health = serde_json::to_value(monitor.history.overall_health)?;
+    let (trend_style, trend) = trend_text(monitor.history.health_trend);
+    println!(
+        "{model} {version} — health {health_style}{}{health_style:#}, trend {trend_style}{trend}{trend_style:#}, \
+         {} samples in the last {} h",
+        health.as_str().unwrap_or("unknown"),
+        monitor.history.total_snapshots,
+        args.hours
+    );
+    for reason in &monitor.history.health_reasons {
+        println!("  · {reason}");
+    }
+    emit(Format::Table, &(), &table)?;
+    let mut degraded = Table::new(&DEGRADATION_HEADERS);
+    for result in &monitor.degradations {
+        degraded.push(degradation_row(result));
+    }
+    println!("degradation (last hour against the 24 h before):");
+    emit(Format::Table, &(), &degraded)?;
+    if monitor.open_alerts.is_empty() {
+        println!("no open alerts");
+    } else {
+        let mut alerts = Table::new(&[
+            "alert",
+            "severity",
+            "status",
+            "metric",
+            "rule",
+            "first_seen",
+            "message",
+        ]);
+        for alert in &monitor.open_alerts {
+            alerts.push(vec![
+                alert.id.to_string(),
+                serde_json::to_value(alert.severity)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                serde_json::to_value(alert.status)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                alert.metric.to_string(),
+                alert.rule_name.clone(),
+                alert.first_seen.to_string(),
+                alert.message.clone(),
+            ]);
+        }
+        println!("open alerts:");
+        emit(Format::Table, &(), &alerts)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn compare(
+    store: &dyn MetricStore,
+    args: CompareArgs,
+    format: Format,
+) -> Result<ExitCode> {
+    let model = ModelName::parse(&args.model)?;
+    let champion = Version::parse(&args.version_a)?;
+    let challenger = Version::parse(&args.version_b)?;
+    let metric = Metric::parse(&args.metric)?;
+    let range = analysis::last_hours(args.hours, crate::now())?;
+    let result = analysis::compare(
+        store,
+        &model,
+        &champion,
+        &challenger,
+        &metric,
+        range,
+        &CompareOptions::default(),
+    )
+    .await?;
+    let interval = result
+        .confidence_interval
+        .map(|ci| {
+            format!(
+                "[{}, {}] at {:.0} %",
+                number(ci.lower),
+                number(ci.upper),
+                ci.level * 100.0
+            )
+        })
+        .unwrap_or_else(|| "–".into());
+    let verdict = serde_json::to_value(result.verdict)?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if format != Format::Table {
+        let mut table = Table::new(&[
+            "metric",
+            "champion",
+            "challenger",
+            "champion_mean",
+            "challenger_mean",
+            "difference",
+            "p_value",
+            "verdict",
+        ]);
+        table.push(vec![
+            result.metric.to_string(),
+            result.champion.to_string(),
+            result.challenger.to_string(),
+            optional(result.champion_mean),
+            optional(result.challenger_mean),
+            optional(result.difference),
+            optional(result.p_value),
+            verdict,
+        ]);
+        emit(format, &result, &table)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let style = match result.verdict {
+        Verdict::ChallengerBetter => GREEN,
+        Verdict::ChampionBetter => RED,
+        Verdict::NoSignificantDifference => Style::new(),
+        Verdict::InsufficientData => YELLOW,
+    };
+    println!(
+        "{model} {metric}: {champion} (champion) vs {challenger} (challenger), last {} h",
+        args.hours
+    );
+    println!(
+        "  means {} ({} samples) vs {} ({} samples)",
+        optional(result.champion_mean),
+        result.champion_samples,
+        optional(result.challenger_mean),
+        result.challenger_samples
+    );
+    println!(
+        "  difference {} ({}), CI {interval}, p = {}",
+        optional(result.difference),
+        percent(result.difference_percentage),
+        optional(result.p_value)
+    );
+    println!("  verdict: {style}{verdict}{style:#} — {}", result.summary);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,391 @@
+//! The seed's alerting flows through the real `modelwatch` binary on a temporary SQLite
+//! database: rules, evaluation, lifecycle, summary, silences, configuration, backtest.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: Option<PathBuf>,
+}
+
+/// Samples are recorded a few minutes in the past so evaluation (at the wall clock) sees
+/// them as already happened.
+fn minutes_ago(minutes: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    (now - minutes * 60_000).to_string()
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            config: None,
+        }
+    }
+
+    fn with_config(toml: &str) -> Self {
+        let mut env = Env::new();
+        let path = env.dir.path().join("modelwatch.toml");
+        std::fs::write(&path, toml).unwrap();
+        env.config = Some(path);
+        env
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
+        command
+            .args(args)
+            .args(["--format", "json"])
+            .env("MODELWATCH_DB", self.dir.path().join("test.db"))
+            .env_remove("MODELWATCH_CONFIG");
+        if let Some(config) = &self.config {
+            command.env("MODELWATCH_CONFIG", config);
+        }
+        command.output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "{args:?} should have failed");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn record(&self, version: &str, value: f64, minutes_before_now: i64) {
+        self.json(&[
+            "metrics",
+            "record",
+            "fraud_detector",
+            version,
+            "accuracy",
+            &value.to_string(),
+            "--at",
+            &minutes_ago(minutes_before_now),
+        ]);
+    }
+
+    fn create_rule(&self, extra: &[&str]) -> String {
+        let mut args = vec![
+            "alerts",
+            "create-rule",
+            "fraud_detector",
+            "accuracy",
+            "--name",
+            "Low Accuracy",
+            "--threshold",
+            "0.90",
+            "--operator",
+            "lt",
+            "--severity",
+            "high",
+            "--channels",
+            "ops,pager",
+        ];
+        args.extend_from_slice(extra);
+        self.json(&args)["id"].as_str().unwrap().to_owned()
+    }
+}
+
+#[test]
+fn create_rule_stores_the_seed_fields_and_refuses_invalid_rules() {
+    let env = Env::new();
+    let id = env.create_rule(&["--cooldown", "30"]);
+    assert!(id.starts_with("rule_"));
+    let rules = env.json(&["alerts", "list-rules", "--model", "fraud_detector"]);
+    let rule = &rules[0];
+    assert_eq!(rule["id"], id.as_str());
+    assert_eq!(rule["name"], "Low Accuracy");
+    assert_eq!(rule["model"], "fraud_detector");
+    assert_eq!(rule["metric"], "accuracy");
+    assert_eq!(rule["condition_type"], "threshold");
+    assert_eq!(rule["comparison_operator"], "lt");
+    assert_eq!(rule["threshold_value"], 0.9);
+    assert_eq!(rule["severity"], "high");
+    assert_eq!(rule["cooldown_minutes"], 30);
+    assert_eq!(rule["enabled"], true);
+    assert_eq!(rule["notify_channels"], serde_json::json!(["ops", "pager"]));
+
+    let degradation = env.json(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "Drop",
+        "--degradation",
+        "5",
+        "--severity",
+        "critical",
+        "--version",
+        "v2",
+    ]);
+    assert_eq!(degradation["condition_type"], "degradation");
+    assert_eq!(degradation["baseline_window_hours"], 24);
+    assert_eq!(degradation["version"], "v2");
+    assert_eq!(degradation["cooldown_minutes"], 60);
+
+    let error = env.fails(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "x",
+        "--threshold",
+        "0.9",
+    ]);
+    assert!(error.contains("comparison_operator"), "{error}");
+    let error = env.fails(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "x",
+        "--threshold",
+        "0.9",
+        "--operator",
+        "lt",
+        "--degradation",
+        "5",
+    ]);
+    assert!(error.contains("not both"), "{error}");
+    assert_eq!(
+        env.json(&["alerts", "list-rules"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn seed_flow_fires_acknowledges_resolves_and_keeps_history() {
+    let env = Env::new();
+    env.create_rule(&["--for", "2"]);
+    env.record("v2.1", 0.85, 3);
+    let first = env.json(&["evaluate"]);
+    assert!(first["alerts_created"].as_array().unwrap().is_empty());
+    env.record("v2.1", 0.84, 2);
+    let fired = env.json(&["evaluate", "fraud_detector", "v2.1"]);
+    let alert = &fired["alerts_created"][0];
+    let id = alert["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("alert_") && id.len() == 14, "{id}");
+    assert_eq!(alert["status"], "active");
+    assert_eq!(alert["severity"], "high");
+
+    // Evaluating again without new samples creates nothing.
+    assert!(env.json(&["evaluate"])["alerts_created"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let listed = env.json(&[
+        "alerts",
+        "list",
+        "--model",
+        "fraud_detector",
+        "--status",
+        "active",
+    ]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    let acked = env.json(&["alerts", "acknowledge", &id, "ana"]);
+    assert_eq!(acked["status"], "acknowledged");
+    assert_eq!(acked["acknowledged_by"], "ana");
+    let error = env.fails(&["alerts", "acknowledge", &id, "bo"]);
+    assert!(error.contains("already acknowledged (by ana"), "{error}");
+
+    let resolved = env.json(&["alerts", "resolve", &id, "bo", "--notes", "retrained"]);
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(resolved["resolution_notes"], "retrained");
+    let error = env.fails(&["alerts", "resolve", &id, "bo"]);
+    assert!(error.contains("already resolved"), "{error}");
+    let error = env.fails(&["alerts", "resolve", "alert_12", "bo"]);
+    assert!(error.contains("alert_id"), "{error}");
+    let error = env.fails(&["alerts", "acknowledge", "alert_00000000", "bo"]);
+    assert!(error.contains("no alert has id alert_00000000"), "{error}");
+
+    let history = env.json(&["alerts", "history", &id]);
+    let steps: Vec<(Value, Value, Value)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["by"].clone(), t["from"].clone(), t["to"].clone()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("modelwatch".into(), Value::Null, "active".into()),
+            ("ana".into(), "active".into(), "acknowledged".into()),
+            ("bo".into(), "acknowledged".into(), "resolved".into()),
+        ]
+    );
+    let summary = env.json(&["alerts", "summary"]);
+    assert_eq!(summary["total_count"], 1);
+    assert_eq!(summary["resolved_count"], 1);
+    assert_eq!(summary["high_count"], 1);
+}
+
+#[test]
+fn rate_limit_from_the_config_file_suppresses_and_counts() {
+    let env = Env::with_config("[alerts]\nmax_alerts_per_hour = 1\n");
+    env.create_rule(&["--for", "1"]);
+    env.record("v1", 0.5, 2);
+    env.record("v2", 0.5, 2);
+    let report = env.json(&["evaluate"]);
+    let statuses: Vec<&str> = report["alerts_created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["active", "suppressed"]);
+    let summary = env.json(&["alerts", "summary", "--model", "fraud_detector"]);
+    assert_eq!(summary["active_count"], 1);
+    assert_eq!(summary["suppressed_count"], 1);
+
+    let bad = Env::with_config("[alerts]\nmax_alerts = 1\n");
+    let error = bad.fails(&["alerts", "list"]);
+    assert!(
+        error.contains("is invalid") && error.contains("max_alerts"),
+        "{error}"
+    );
+}
+
+#[test]
+fn silences_mute_then_expire() {
+    let env = Env::new();
+    env.create_rule(&["--for", "1"]);
+    let silence = env.json(&[
+        "silences",
+        "add",
+        "fraud_detector",
+        "--version",
+        "v1",
+        "--minutes",
+        "60",
+        "--by",
+        "ana",
+        "--comment",
+        "retraining",
+    ]);
+    let silence_id = silence["id"].as_str().unwrap().to_owned();
+    assert_eq!(silence["created_by"], "ana");
+    assert_eq!(env.json(&["silences", "list"]).as_array().unwrap().len(), 1);
+
+    env.record("v1", 0.5, 2);
+    let report = env.json(&["evaluate"]);
+    let alert = &report["alerts_created"][0];
+    assert_eq!(alert["status"], "active");
+    assert_eq!(alert["notified"], false);
+    assert_eq!(alert["hold_reason"]["reason"], "silenced");
+    assert_eq!(alert["hold_reason"]["silence_id"], silence_id.as_str());
+
+    env.json(&["silences", "expire", &silence_id]);
+    assert!(env
+        .json(&["silences", "list"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        env.json(&["silences", "list", "--all"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let error = env.fails(&[
+        "silences",
+        "add",
+        "fraud_detector",
+        "--by",
+        "ana",
+        "--comment",
+        "x",
+    ]);
+    assert!(error.contains("ends_at"), "{error}");
+}
+
+#[test]
+fn rules_are_shown_updated_disabled_enabled_and_deleted() {
+    let env = Env::new();
+    let id = env.create_rule(&["--for", "1"]);
+    assert_eq!(env.json(&["rules", "show", &id])["name"], "Low Accuracy");
+    let updated = env.json(&["rules", "update", &id, r#"{"threshold_value": 0.8}"#]);
+    assert_eq!(updated["threshold_value"], 0.8);
+    let error = env.fails(&["rules", "update", &id, r#"{"cooldown_minutes": -5}"#]);
+    assert!(error.contains("cooldown_minutes"), "{error}");
+    assert_eq!(env.json(&["rules", "disable", &id])["enabled"], false);
+    env.record("v1", 0.5, 2);
+    assert!(env.json(&["evaluate"])["evaluations"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(env.json(&["rules", "enable", &id])["enabled"], true);
+    assert_eq!(
+        env.json(&["evaluate"])["alerts_created"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let out = env.run(&["rules", "delete", &id]);
+    assert!(out.status.success());
+    let error = env.fails(&["rules", "show", &id]);
+    assert!(error.contains(&format!("no rule has id {id}")), "{error}");
+    assert_eq!(env.json(&["alerts", "list"]).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn backtest_reports_when_the_rule_would_have_fired_without_creating_alerts() {
+    let env = Env::new();
+    let id = env.create_rule(&["--for", "2", "--auto-resolve", "--clear-after", "2"]);
+    for (minute, value) in [
+        (20, 0.95),
+        (19, 0.85),
+        (18, 0.85),
+        (17, 0.84),
+        (16, 0.95),
+        (15, 0.95),
+        (14, 0.95),
+    ] {
+        env.record("v1", value, minute);
+    }
+    let report = env.json(&["alerts", "backtest", &id, "--from", &minutes_ago(60)]);
+    let events = report["versions"][0]["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["fired", "auto_resolved"]);
+    assert_eq!(report["versions"][0]["samples"], 7);
+    assert!(env.json(&["alerts", "list"]).as_array().unwrap().is_empty());
+    let error = env.fails(&[
+        "alerts",
+        "backtest",
+        &id,
+        "--from",
+        &minutes_ago(1),
+        "--to",
+        &minutes_ago(2),
+    ]);
+    assert!(error.contains("must be after"), "{error}");
+}

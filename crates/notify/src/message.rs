@@ -1,0 +1,284 @@
+//! What a channel renders: one alert at one point of its lifecycle, with the numbers a
+//! person wants first (current vs baseline, change, p-value) and a link to the dashboard.
+//! Pure: built from the outbox row, the alert and the dashboard URL.
+
+use modelwatch_core::alerting::{Alert, NotificationEvent, Trigger};
+use modelwatch_core::Timestamp;
+use reqwest::Url;
+
+/// One notification to render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertMessage {
+    /// The outbox row's key: stable across retries, so receivers can deduplicate.
+    pub dedup_key: String,
+    pub event: NotificationEvent,
+    /// The alert as of the event.
+    pub alert: Alert,
+    /// When the event happened (the outbox row's creation).
+    pub at: Timestamp,
+    /// The detector's p-value, when the alert came from a significance test.
+    pub p_value: Option<f64>,
+    /// The alert on the dashboard.
+    pub alert_url: String,
+}
+
+impl AlertMessage {
+    pub fn new(
+        dedup_key: impl Into<String>,
+        event: NotificationEvent,
+        alert: Alert,
+        at: Timestamp,
+        p_value: Option<f64>,
+        dashboard: &Url,
+    ) -> AlertMessage {
+        let alert_url = alert_url(dashboard, &alert);
+        AlertMessage {
+            dedup_key: dedup_key.into(),
+            event,
+            alert,
+            at,
+            p_value,
+            alert_url,
+        }
+    }
+
+    /// Current value, what it is compared with, and the signed relative change in percent.
+    pub fn figures(&self) -> Figures {
+        match self.alert.trigger {
+            Trigger::Degradation {
+                current_value,
+                baseline_value,
+                degradation_percentage,
+                ..
+            } => {
+                let change = if baseline_value != 0.0 {
+                    (current_value - baseline_value) / baseline_value.abs() * 100.0
+                } else {
+                    -degradation_percentage
+                };
+                Figures {
+                    current: current_value,
+                    reference: Some(baseline_value),
+                    reference_label: "baseline",
+                    change_percent: Some(change),
+                }
+            }
+            Trigger::Threshold {
+                threshold_value, ..
+            } => {
+                let change = (threshold_value != 0.0)
+                    .then(|| (self.alert.value - threshold_value) / threshold_value.abs() * 100.0);
+                Figures {
+                    current: self.alert.value,
+                    reference: Some(threshold_value),
+                    reference_label: "threshold",
+                    change_percent: change,
+                }
+            }
+        }
+    }
+
+    /// "FIRING", "ACKNOWLEDGED", "RESOLVED".
+    pub fn state_word(&self) -> &'static str {
+        match self.event {
+            NotificationEvent::Firing => "FIRING",
+            NotificationEvent::Acknowledged => "ACKNOWLEDGED",
+            NotificationEvent::Resolved => "RESOLVED",
+        }
+    }
+
+    /// One line: `[FIRING] high: fraud_detector v2.1 precision 0.870 (baseline 0.940, -7.4%)`.
+    pub fn headline(&self) -> String {
+        let a = &self.alert;
+        format!(
+            "[{}] {}: {} {} {} {}",
+            self.state_word(),
+            a.severity,
+            a.model.as_str(),
+            a.version.as_str(),
+            a.metric,
+            self.figures().describe()
+        )
+    }
+
+    /// Who did what, for follow-ups: "acknowledged by alice", "resolved by modelwatch".
+    pub fn actor_line(&self) -> Option<String> {
+        let a = &self.alert;
+        match self.event {
+            NotificationEvent::Firing => None,
+            NotificationEvent::Acknowledged => Some(format!(
+                "acknowledged by {}",
+                a.acknowledged_by.as_deref().unwrap_or("someone")
+            )),
+            NotificationEvent::Resolved => {
+                let mut line = format!(
+                    "resolved by {}",
+                    a.resolved_by.as_deref().unwrap_or("someone")
+                );
+                if let Some(notes) = &a.resolution_notes {
+                    line.push_str(": ");
+                    line.push_str(notes);
+                }
+                Some(line)
+            }
+        }
+    }
+
+    pub fn p_value_text(&self) -> String {
+        self.p_value
+            .map(|p| format!("{p:.4}"))
+            .unwrap_or_else(|| "n/a".into())
+    }
+}
+
+/// The numbers of an alert.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Figures {
+    pub current: f64,
+    pub reference: Option<f64>,
+    /// "baseline" (degradation rules) or "threshold" (threshold rules).
+    pub reference_label: &'static str,
+    pub change_percent: Option<f64>,
+}
+
+impl Figures {
+    pub fn describe(&self) -> String {
+        let mut text = format!("{}", round(self.current));
+        if let Some(reference) = self.reference {
+            text.push_str(&format!(" ({} {}", self.reference_label, round(reference)));
+            if let Some(change) = self.change_percent {
+                text.push_str(&format!(", {}", percent(change)));
+            }
+            text.push(')');
+        }
+        text
+    }
+}
+
+/// Four significant decimals are what a metric reading needs; more is noise in a message.
+pub fn round(value: f64) -> f64 {
+    (value * 10_000.0).round() / 10_000.0
+}
+
+pub fn percent(change: f64) -> String {
+    format!("{change:+.1}%")
+}
+
+/// `{dashboard}/alerts/{id}`.
+pub fn alert_url(dashboard: &Url, alert: &Alert) -> String {
+    let base = dashboard.as_str().trim_end_matches('/');
+    format!("{base}/alerts/{}", alert.id)
+}
+
+/// The subject / header of a digest.
+pub fn digest_title(messages: &[AlertMessage]) -> String {
+    let firing = messages
+        .iter()
+        .filter(|m| m.event == NotificationEvent::Firing)
+        .count();
+    let other = messages.len() - firing;
+    match (firing, other) {
+        (f, 0) => format!("{f} alerts firing"),
+        (0, o) => format!("{o} alert updates"),
+        (f, o) => format!("{f} alerts firing, {o} updates"),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! A degradation alert as the engine writes it, for the payload tests.
+    use super::*;
+    use modelwatch_core::alerting::{AlertId, AlertStatus, RuleId, Severity};
+    use modelwatch_core::{Metric, ModelName, Version};
+
+    pub fn alert() -> Alert {
+        Alert {
+            id: AlertId::from_u32(0x3f9a_1c2b),
+            rule_id: RuleId::from_u32(42),
+            rule_name: "precision drop".into(),
+            model: ModelName::parse("fraud_detector").expect("name"),
+            version: Version::parse("v2.1").expect("version"),
+            metric: Metric::parse("precision").expect("metric"),
+            severity: Severity::High,
+            status: AlertStatus::Active,
+            message: "precision degraded 7.4% below its baseline".into(),
+            value: 7.4468,
+            worst_value: 7.4468,
+            trigger: Trigger::Degradation {
+                max_degradation_percentage: 5.0,
+                degradation_percentage: 7.4468,
+                current_value: 0.87,
+                baseline_value: 0.94,
+            },
+            first_seen: Timestamp::from_millis(1_714_564_800_000).expect("time"),
+            last_seen: Timestamp::from_millis(1_714_564_800_000).expect("time"),
+            occurrences: 1,
+            notified: true,
+            hold_reason: None,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            resolved_by: None,
+            resolved_at: None,
+            resolution_notes: None,
+        }
+    }
+
+    pub fn message(event: NotificationEvent) -> AlertMessage {
+        let dashboard = Url::parse("http://127.0.0.1:7878/").expect("url");
+        let mut alert = alert();
+        let at = Timestamp::from_millis(1_714_564_860_000).expect("time");
+        match event {
+            NotificationEvent::Firing => {}
+            NotificationEvent::Acknowledged => {
+                alert.status = AlertStatus::Acknowledged;
+                alert.acknowledged_by = Some("alice".into());
+                alert.acknowledged_at = Some(at);
+            }
+            NotificationEvent::Resolved => {
+                alert.status = AlertStatus::Resolved;
+                alert.resolved_by = Some("bob".into());
+                alert.resolved_at = Some(at);
+                alert.resolution_notes = Some("rolled back".into());
+            }
+        }
+        AlertMessage::new(
+            format!("{}:{}:team", alert.id, event.as_str()),
+            event,
+            alert,
+            at,
+            Some(0.0012),
+            &dashboard,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::message;
+    use super::*;
+
+    #[test]
+    fn headline_shows_current_baseline_and_change() {
+        let m = message(NotificationEvent::Firing);
+        assert_eq!(
+            m.headline(),
+            "[FIRING] high: fraud_detector v2.1 precision 0.87 (baseline 0.94, -7.4%)"
+        );
+        assert_eq!(m.alert_url, "http://127.0.0.1:7878/alerts/alert_3f9a1c2b");
+        assert_eq!(m.p_value_text(), "0.0012");
+    }
+
+    #[test]
+    fn follow_ups_say_who_and_why() {
+        assert_eq!(
+            message(NotificationEvent::Resolved).actor_line().as_deref(),
+            Some("resolved by bob: rolled back")
+        );
+        assert_eq!(
+            message(NotificationEvent::Acknowledged)
+                .actor_line()
+                .as_deref(),
+            Some("acknowledged by alice")
+        );
+    }
+}

@@ -1,0 +1,504 @@
+//! The delivery worker: claims due outbox rows under a lease, renders and sends them per
+//! channel, and records the outcome in the same store — delivered, retry later (back-off
+//! with jitter), or failed with the last error.
+//!
+//! Guarantees, given an outbox that leases rows atomically:
+//! - a row recorded as delivered is never claimed again, so never sent twice;
+//! - a row claimed by a worker that died becomes claimable when its lease runs out, so a
+//!   crash or restart loses nothing (the price is at-least-once: a crash between the
+//!   receiver's answer and the store's write sends that one row again — PagerDuty and
+//!   Alertmanager collapse it by key, webhooks carry `X-Modelwatch-Delivery`);
+//! - channels are delivered concurrently and every call has a timeout, so a dead or slow
+//!   receiver delays only its own channel;
+//! - a firing notification is not sent when, by the time it is due, its alert has been
+//!   acknowledged or resolved, or a silence now mutes it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use modelwatch_core::alerting::{
+    muting_silence, Alert, AlertId, AlertStatus, NotificationEvent, Silence,
+};
+use modelwatch_core::Timestamp;
+
+use crate::channels::Sender;
+use crate::config::{ChannelConfig, NotifyConfig};
+use crate::error::DeliveryError;
+use crate::message::AlertMessage;
+use crate::schedule::{after_failure, plan, Outcome, RateLimiter};
+
+/// One claimed outbox row, as the worker needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: i64,
+    pub alert_id: AlertId,
+    pub channel: String,
+    pub event: NotificationEvent,
+    /// JSON written with the row: the alert as of the event (and optionally `p_value`).
+    pub payload: String,
+    pub dedup_key: String,
+    /// Attempts so far, this claim included.
+    pub attempts: u32,
+    pub created_at: Timestamp,
+    pub lease_until: Option<Timestamp>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("outbox: {0}")]
+pub struct OutboxError(pub Box<dyn std::error::Error + Send + Sync>);
+
+/// What the worker needs from the store.
+#[async_trait]
+pub trait Outbox: Send + Sync + fmt::Debug {
+    /// Leases up to `limit` due pending rows to `owner` until `now + lease`, counting an
+    /// attempt on each.
+    async fn claim(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, OutboxError>;
+    /// Records an attempt's end; `false` when `owner` no longer holds the lease.
+    async fn finish(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Result<bool, OutboxError>;
+    async fn alert(&self, id: &AlertId) -> Result<Option<Alert>, OutboxError>;
+    /// Silences in force at `now`.
+    async fn silences(&self, now: Timestamp) -> Result<Vec<Silence>, OutboxError>;
+}
+
+/// Counts per channel since the worker started, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ChannelCounters {
+    pub delivered: AtomicU64,
+    pub retried: AtomicU64,
+    pub failed: AtomicU64,
+    pub skipped: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub digests: AtomicU64,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PassReport {
+    pub claimed: usize,
+    pub delivered: usize,
+    pub retried: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Messages actually sent (a digest is one).
+    pub messages: usize,
+}
+
+impl PassReport {
+    fn add(&mut self, other: &PassReport) {
+        self.claimed += other.claimed;
+        self.delivered += other.delivered;
+        self.retried += other.retried;
+        self.failed += other.failed;
+        self.skipped += other.skipped;
+        self.messages += other.messages;
+    }
+}
+
+/// Rows a pass claims at most; the rest wait for the next pass.
+const CLAIM_LIMIT: usize = 200;
+
+pub struct Worker {
+    outbox: Arc<dyn Outbox>,
+    sender: Sender,
+    config: Arc<NotifyConfig>,
+    owner: String,
+    limiters: Mutex<HashMap<String, RateLimiter>>,
+    /// One delivery at a time per channel: keeps its rate limit and event order.
+    channel_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    counters: BTreeMap<String, Arc<ChannelCounters>>,
+    jitter: Box<dyn Fn() -> f64 + Send + Sync>,
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("owner", &self.owner)
+            .field("channels", &self.config.channels.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A jitter in [0, 1) from the OS's random source; 0.5 should that fail (it does not on
+/// Linux), which only makes retries less spread.
+fn random_jitter() -> f64 {
+    let mut bytes = [0u8; 8];
+    match std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+    {
+        Ok(()) => (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64,
+        Err(_) => 0.5,
+    }
+}
+
+impl Worker {
+    /// `owner` names this worker in leases (host and pid, say): two workers must differ.
+    pub fn new(
+        outbox: Arc<dyn Outbox>,
+        config: Arc<NotifyConfig>,
+        owner: impl Into<String>,
+    ) -> Result<Worker, DeliveryError> {
+        let names: Vec<String> = config.channels.keys().map(|n| n.to_string()).collect();
+        Ok(Worker {
+            outbox,
+            sender: Sender::new()?,
+            owner: owner.into(),
+            limiters: Mutex::new(HashMap::new()),
+            channel_locks: names
+                .iter()
+                .map(|n| (n.clone(), Arc::new(tokio::sync::Mutex::new(()))))
+                .collect(),
+            counters: names
+                .iter()
+                .map(|n| (n.clone(), Arc::new(ChannelCounters::default())))
+                .collect(),
+            config,
+            jitter: Box::new(random_jitter),
+        })
+    }
+
+    /// Fixed jitter, for tests that assert retry times.
+    pub fn with_jitter(mut self, jitter: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.jitter = Box::new(jitter);
+        self
+    }
+
+    pub fn counters(&self) -> &BTreeMap<String, Arc<ChannelCounters>> {
+        &self.counters
+    }
+
+    /// One pass at `now`: claim what is due, deliver every channel concurrently, wait for
+    /// all of them (each bounded by its timeouts). `modelwatch notify --once` is this.
+    pub async fn run_once(self: &Arc<Self>, now: Timestamp) -> Result<PassReport, OutboxError> {
+        let rows = self
+            .outbox
+            .claim(&self.owner, now, self.config.policy.lease, CLAIM_LIMIT)
+            .await?;
+        let mut report = PassReport {
+            claimed: rows.len(),
+            ..PassReport::default()
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for (channel, rows) in by_channel(rows) {
+            let worker = Arc::clone(self);
+            tasks.spawn(async move { worker.deliver_channel(&channel, rows, now).await });
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(part)) => report.add(&part),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "notification pass could not record an outcome")
+                }
+                Err(error) => tracing::error!(%error, "notification task panicked"),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs passes every poll interval until `shutdown` turns true. A pass does not wait
+    /// for slow channels: each channel's deliveries run as their own task, serialised per
+    /// channel, so a hanging receiver never delays the others or the next pass.
+    pub async fn run(
+        self: Arc<Self>,
+        clock: impl Fn() -> Timestamp + Send + Sync + 'static,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(self.config.policy.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            while tasks.try_join_next().is_some() {}
+            let now = clock();
+            let rows = match self
+                .outbox
+                .claim(&self.owner, now, self.config.policy.lease, CLAIM_LIMIT)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot claim notifications; trying again next tick");
+                    continue;
+                }
+            };
+            for (channel, rows) in by_channel(rows) {
+                let worker = Arc::clone(&self);
+                tasks.spawn(async move {
+                    if let Err(error) = worker.deliver_channel(&channel, rows, now).await {
+                        tracing::warn!(%error, channel, "cannot record a notification outcome");
+                    }
+                });
+            }
+        }
+        // Let in-flight sends finish (each is bounded by its timeout) so their outcomes
+        // are recorded rather than left to lease expiry.
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn finish(
+        &self,
+        row: &Delivery,
+        outcome: Outcome,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<(), OutboxError> {
+        let counters = self.counters.get(&row.channel);
+        let count = |pick: fn(&ChannelCounters) -> &AtomicU64| {
+            if let Some(c) = counters {
+                pick(c).fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        match &outcome {
+            Outcome::Delivered => {
+                report.delivered += 1;
+                count(|c| &c.delivered);
+            }
+            Outcome::Retry { .. } => {
+                report.retried += 1;
+                count(|c| &c.retried);
+            }
+            Outcome::Failed { error } if error.starts_with(SKIPPED) => {
+                report.skipped += 1;
+                count(|c| &c.skipped);
+            }
+            Outcome::Failed { error } => {
+                report.failed += 1;
+                count(|c| &c.failed);
+                tracing::warn!(channel = row.channel, alert_id = %row.alert_id, error, "notification failed for good");
+            }
+        }
+        if !self
+            .outbox
+            .finish(row.id, &self.owner, outcome, now)
+            .await?
+        {
+            tracing::warn!(
+                id = row.id,
+                "lost the lease on a notification before recording it"
+            );
+        }
+        Ok(())
+    }
+
+    async fn deliver_channel(
+        &self,
+        channel_name: &str,
+        rows: Vec<Delivery>,
+        now: Timestamp,
+    ) -> Result<PassReport, OutboxError> {
+        let mut report = PassReport::default();
+        let Some(channel) = self.config.channel(channel_name) else {
+            let error = DeliveryError::UnknownChannel(channel_name.to_owned()).to_string();
+            for row in &rows {
+                let outcome = Outcome::Failed {
+                    error: error.clone(),
+                };
+                self.finish(row, outcome, now, &mut report).await?;
+            }
+            return Ok(report);
+        };
+        let waiting_since = std::time::Instant::now();
+        let lock = self.channel_locks.get(channel_name).cloned();
+        let _serial = match &lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        // Waiting for the channel may have eaten into the lease: a row whose lease ends
+        // before a send could finish is left alone; it is claimed again later.
+        let (rows, stale): (Vec<Delivery>, Vec<Delivery>) = rows.into_iter().partition(|row| {
+            row.lease_until.is_none_or(|until| {
+                now.saturating_add(waiting_since.elapsed())
+                    .saturating_add(channel.timeout)
+                    < until
+            })
+        });
+        if !stale.is_empty() {
+            tracing::debug!(
+                channel = channel_name,
+                rows = stale.len(),
+                "leases ran out while waiting"
+            );
+        }
+        let silences = self.outbox.silences(now).await?;
+        let mut sendable: Vec<(Delivery, AlertMessage)> = Vec::new();
+        for row in rows {
+            match self.prepare(&row, &silences, now).await? {
+                Ok(message) => sendable.push((row, message)),
+                Err(outcome) => self.finish(&row, outcome, now, &mut report).await?,
+            }
+        }
+        let available = self.limiter(channel, |l| l.available(now));
+        let plan = plan(
+            sendable.len(),
+            available,
+            channel.kind.digests(),
+            channel.digest_after,
+        );
+        for group in &plan.messages {
+            let messages: Vec<AlertMessage> =
+                group.iter().map(|&i| sendable[i].1.clone()).collect();
+            if messages.len() > 1 {
+                if let Some(c) = self.counters.get(channel_name) {
+                    c.digests.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let result = self.sender.send(channel, &messages, now).await;
+            self.limiter(channel, |l| l.record(now));
+            report.messages += 1;
+            for &i in group {
+                let row = &sendable[i].0;
+                let outcome = match &result {
+                    Ok(()) => Outcome::Delivered,
+                    Err(error) => after_failure(
+                        &self.config.policy,
+                        row.attempts,
+                        error,
+                        now,
+                        (self.jitter)(),
+                    ),
+                };
+                self.finish(row, outcome, now, &mut report).await?;
+            }
+        }
+        if !plan.deferred.is_empty() {
+            let retry_at = self.limiter(channel, |l| l.next_free(now));
+            if let Some(c) = self.counters.get(channel_name) {
+                c.rate_limited
+                    .fetch_add(plan.deferred.len() as u64, Ordering::Relaxed);
+            }
+            for &i in &plan.deferred {
+                let outcome = Outcome::Retry {
+                    error: format!(
+                        "rate limited: {} messages a minute to this channel",
+                        channel.max_per_minute
+                    ),
+                    retry_at,
+                };
+                self.finish(&sendable[i].0, outcome, now, &mut report)
+                    .await?;
+            }
+        }
+        Ok(report)
+    }
+
+    fn limiter<T>(&self, channel: &ChannelConfig, f: impl FnOnce(&mut RateLimiter) -> T) -> T {
+        let mut limiters = match self.limiters.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let limiter = limiters
+            .entry(channel.name.to_string())
+            .or_insert_with(|| RateLimiter::new(channel.max_per_minute));
+        f(limiter)
+    }
+
+    /// The message to send for `row`, or the outcome when there is nothing to send.
+    async fn prepare(
+        &self,
+        row: &Delivery,
+        silences: &[Silence],
+        now: Timestamp,
+    ) -> Result<Result<AlertMessage, Outcome>, OutboxError> {
+        let Some(current) = self.outbox.alert(&row.alert_id).await? else {
+            return Ok(Err(Outcome::Failed {
+                error: format!("alert {} no longer exists", row.alert_id),
+            }));
+        };
+        if let Some(reason) = skip_reason(row.event, &current, silences, now) {
+            return Ok(Err(Outcome::Failed {
+                error: format!("{SKIPPED}{reason}"),
+            }));
+        }
+        let (snapshot, p_value) = read_payload(&row.payload);
+        // The snapshot is the alert as of the event; without one the current alert is the
+        // best account there is.
+        let alert = snapshot.unwrap_or(current);
+        Ok(Ok(AlertMessage::new(
+            row.dedup_key.clone(),
+            row.event,
+            alert,
+            row.created_at,
+            p_value,
+            &self.config.dashboard_url,
+        )))
+    }
+}
+
+/// Outcome errors of rows the worker decided not to send start with this.
+pub const SKIPPED: &str = "skipped: ";
+
+/// Why a due notification should not go out any more, if so. Only firing notifications
+/// are held back: acknowledgement and resolution follow-ups always go to those who heard
+/// the alert fire.
+pub fn skip_reason(
+    event: NotificationEvent,
+    current: &Alert,
+    silences: &[Silence],
+    now: Timestamp,
+) -> Option<String> {
+    if event != NotificationEvent::Firing {
+        return None;
+    }
+    match current.status {
+        AlertStatus::Acknowledged => {
+            return Some(format!(
+                "alert was acknowledged by {} before delivery",
+                current.acknowledged_by.as_deref().unwrap_or("someone")
+            ))
+        }
+        AlertStatus::Resolved => return Some("alert was resolved before delivery".into()),
+        AlertStatus::Active | AlertStatus::Suppressed => {}
+    }
+    muting_silence(
+        silences,
+        &current.model,
+        &current.version,
+        &current.metric,
+        now,
+    )
+    .map(|silence| format!("muted by {}", silence.id))
+}
+
+/// The payload's alert snapshot and p-value. Accepts the alert itself or an object with
+/// `alert` (and optionally `p_value`); anything else yields nothing, not an error, since
+/// the current alert can stand in.
+pub fn read_payload(payload: &str) -> (Option<Alert>, Option<f64>) {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(payload) else {
+        return (None, None);
+    };
+    let p_value = value
+        .get("p_value")
+        .or_else(|| value.get("alert").and_then(|a| a.get("p_value")))
+        .and_then(serde_json::Value::as_f64);
+    let alert_value = value.get("alert").cloned().unwrap_or(value);
+    (serde_json::from_value(alert_value).ok(), p_value)
+}
+
+fn by_channel(rows: Vec<Delivery>) -> BTreeMap<String, Vec<Delivery>> {
+    let mut groups: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
+    for row in rows {
+        groups.entry(row.channel.clone()).or_default().push(row);
+    }
+    groups
+}

@@ -1,0 +1,641 @@
+//! The behaviour every [`AlertStore`] backend must show, written once and instantiated per
+//! backend by `alert_conformance_suite!` (a PostgreSQL backend will add one line).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use modelwatch_core::alerting::{
+    outbox, Alert, AlertFilter, AlertId, AlertStatus, AlertTransition, ComparisonOperator,
+    NotificationEvent, OutboxEntry, Rule, RuleId, RuleSpec, SeriesState, Severity, Silence,
+    SilenceId, Trigger, SYSTEM_ACTOR,
+};
+use modelwatch_core::{Metric, ModelName, TimeRange, Timestamp, Version};
+
+use super::{
+    AlertCommit, AlertStore, AlertWriteGuarded, CommitOutcome, DeliveryResult, DeliveryStatus,
+    NewNotification, NotificationFilter, StateWrite,
+};
+use crate::StoreError;
+
+pub struct AlertFixture {
+    pub store: Arc<dyn AlertStore>,
+    pub _guard: Box<dyn std::any::Any + Send>,
+}
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms).unwrap()
+}
+
+fn model(name: &str) -> ModelName {
+    ModelName::parse(name).unwrap()
+}
+
+fn v(name: &str) -> Version {
+    Version::parse(name).unwrap()
+}
+
+pub fn rule(id: u32, model_name: &str) -> Rule {
+    let spec = RuleSpec {
+        name: format!("rule {id}"),
+        model: model_name.into(),
+        metric: "accuracy".into(),
+        threshold_value: Some(0.9),
+        comparison_operator: Some("lt".into()),
+        notify_channels: Some(vec!["ops".into(), "slack".into()]),
+        ..RuleSpec::default()
+    };
+    Rule::create(spec, RuleId::from_u32(id), at(1_000)).unwrap()
+}
+
+pub fn alert(id: u32, rule: &Rule, version: &str, first_seen: i64) -> Alert {
+    Alert {
+        id: AlertId::from_u32(id),
+        rule_id: rule.id.clone(),
+        rule_name: rule.name.clone(),
+        model: rule.model.clone(),
+        version: v(version),
+        metric: rule.metric.clone(),
+        severity: rule.severity,
+        status: AlertStatus::Active,
+        message: "accuracy low".into(),
+        value: 0.8,
+        worst_value: 0.8,
+        trigger: Trigger::Threshold {
+            comparison_operator: ComparisonOperator::Lt,
+            threshold_value: 0.9,
+        },
+        first_seen: at(first_seen),
+        last_seen: at(first_seen),
+        occurrences: 1,
+        notified: true,
+        hold_reason: None,
+        acknowledged_by: None,
+        acknowledged_at: None,
+        resolved_by: None,
+        resolved_at: None,
+        resolution_notes: None,
+    }
+}
+
+fn created(alert: &Alert) -> AlertTransition {
+    AlertTransition {
+        alert_id: alert.id.clone(),
+        at: alert.first_seen,
+        by: SYSTEM_ACTOR.into(),
+        from: None,
+        to: alert.status,
+        notes: None,
+    }
+}
+
+fn notifications(alert: &Alert, event: NotificationEvent) -> Vec<NewNotification> {
+    ["ops", "slack"]
+        .into_iter()
+        .map(|channel| NewNotification {
+            entry: OutboxEntry {
+                dedup_key: format!("{}:{}:{channel}", alert.id, event.as_str()),
+                alert_id: alert.id.clone(),
+                channel: channel.into(),
+                event,
+                severity: alert.severity,
+                created_at: alert.first_seen,
+            },
+            payload: format!("{{\"alert_id\":\"{}\"}}", alert.id),
+        })
+        .collect()
+}
+
+/// The commit of an evaluation that fires `alert` from the state at `previous_revision`.
+fn firing(rule: &Rule, alert: &Alert, previous_revision: u64) -> AlertCommit {
+    AlertCommit {
+        state: Some(StateWrite {
+            rule_id: rule.id.clone(),
+            model: rule.model.clone(),
+            version: alert.version.clone(),
+            previous_revision,
+            next: SeriesState {
+                consecutive_breaches: 3,
+                consecutive_clears: 0,
+                alert_id: Some(alert.id.clone()),
+                last_observed_at: Some(alert.first_seen),
+                revision: previous_revision + 1,
+            },
+        }),
+        alert: Some(AlertWriteGuarded {
+            previous: None,
+            alert: alert.clone(),
+        }),
+        transition: Some(created(alert)),
+        notifications: notifications(alert, NotificationEvent::Firing),
+    }
+}
+
+pub async fn rules_round_trip_update_and_delete(store: &dyn AlertStore) {
+    let a = rule(1, "fraud");
+    let b = rule(2, "churn");
+    store.insert_rule(a.clone()).await.unwrap();
+    store.insert_rule(b.clone()).await.unwrap();
+    assert!(matches!(
+        store.insert_rule(a.clone()).await,
+        Err(StoreError::AlreadyExists { kind: "rule", .. })
+    ));
+    assert_eq!(store.rule(&a.id).await.unwrap(), Some(a.clone()));
+    let listed = store.list_rules(None).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![b.clone(), a.clone()],
+        "ordered by model then id"
+    );
+    assert_eq!(
+        store.list_rules(Some(&model("fraud"))).await.unwrap(),
+        vec![a.clone()]
+    );
+
+    let disabled = a.with_enabled(false, at(2_000));
+    store.update_rule(disabled.clone()).await.unwrap();
+    assert_eq!(store.rule(&a.id).await.unwrap(), Some(disabled));
+    assert!(matches!(
+        store.update_rule(rule(9, "x")).await,
+        Err(StoreError::NotFound { kind: "rule", .. })
+    ));
+
+    store
+        .commit(vec![firing(&a, &alert(1, &a, "v1", 5_000), 0)])
+        .await
+        .unwrap();
+    assert_eq!(store.states(None).await.unwrap().len(), 1);
+    assert!(store.delete_rule(&a.id).await.unwrap());
+    assert!(!store.delete_rule(&a.id).await.unwrap());
+    assert_eq!(store.rule(&a.id).await.unwrap(), None);
+    assert!(
+        store.states(None).await.unwrap().is_empty(),
+        "states go with the rule"
+    );
+    assert!(
+        store.alert(&AlertId::from_u32(1)).await.unwrap().is_some(),
+        "alerts stay"
+    );
+}
+
+pub async fn commit_writes_state_alert_history_and_outbox_together(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let a = alert(7, &r, "v1", 10_000);
+    let outcomes = store.commit(vec![firing(&r, &a, 0)]).await.unwrap();
+    assert_eq!(outcomes, vec![CommitOutcome::Applied]);
+
+    let states = store.states(Some(&model("fraud"))).await.unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!(states[0].state.revision, 1);
+    assert_eq!(states[0].state.alert_id, Some(a.id.clone()));
+    assert_eq!(states[0].state.last_observed_at, Some(at(10_000)));
+    assert!(store
+        .states(Some(&model("other")))
+        .await
+        .unwrap()
+        .is_empty());
+
+    assert_eq!(store.alert(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.history(&a.id).await.unwrap(), vec![created(&a)]);
+    let queued = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 2);
+    assert!(queued.iter().all(|n| n.status == DeliveryStatus::Pending
+        && n.attempts == 0
+        && n.next_attempt_at == at(10_000)
+        && n.alert_id == a.id
+        && n.event == NotificationEvent::Firing));
+    assert_eq!(
+        queued
+            .iter()
+            .map(|n| n.channel.as_str())
+            .collect::<Vec<_>>(),
+        ["ops", "slack"]
+    );
+}
+
+pub async fn stale_revision_or_changed_alert_is_a_conflict_and_writes_nothing(
+    store: &dyn AlertStore,
+) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let first = alert(1, &r, "v1", 10_000);
+    let racing = alert(2, &r, "v1", 10_000);
+    // Two evaluators read revision 0 and both fire: only the first commit lands.
+    let outcomes = store
+        .commit(vec![firing(&r, &first, 0), firing(&r, &racing, 0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![CommitOutcome::Applied, CommitOutcome::Conflict]
+    );
+    assert_eq!(store.alert(&racing.id).await.unwrap(), None);
+    assert!(store.history(&racing.id).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .list_notifications(&NotificationFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A person acknowledges; an evaluator that read the alert before must not undo it.
+    let mut acknowledged = first.clone();
+    acknowledged.status = AlertStatus::Acknowledged;
+    acknowledged.acknowledged_by = Some("ana".into());
+    let person = AlertCommit {
+        alert: Some(AlertWriteGuarded {
+            previous: Some(first.clone()),
+            alert: acknowledged.clone(),
+        }),
+        ..AlertCommit::default()
+    };
+    let mut stale_update = first.clone();
+    stale_update.occurrences = 2;
+    let evaluator = AlertCommit {
+        alert: Some(AlertWriteGuarded {
+            previous: Some(first.clone()),
+            alert: stale_update,
+        }),
+        ..AlertCommit::default()
+    };
+    let outcomes = store.commit(vec![person, evaluator]).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![CommitOutcome::Applied, CommitOutcome::Conflict]
+    );
+    assert_eq!(store.alert(&first.id).await.unwrap(), Some(acknowledged));
+
+    // Inserting an alert whose id exists is a conflict too.
+    let outcomes = store
+        .commit(vec![AlertCommit {
+            alert: Some(AlertWriteGuarded {
+                previous: None,
+                alert: first.clone(),
+            }),
+            ..AlertCommit::default()
+        }])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![CommitOutcome::Conflict]);
+}
+
+pub async fn state_of_a_deleted_rule_is_not_written(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    let outcomes = store
+        .commit(vec![firing(&r, &alert(1, &r, "v1", 1_000), 0)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![CommitOutcome::Conflict]);
+    assert!(store.states(None).await.unwrap().is_empty());
+}
+
+pub async fn outbox_deduplicates_on_its_key(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let a = alert(1, &r, "v1", 1_000);
+    store.commit(vec![firing(&r, &a, 0)]).await.unwrap();
+    let again = AlertCommit {
+        notifications: notifications(&a, NotificationEvent::Firing),
+        ..AlertCommit::default()
+    };
+    assert_eq!(
+        store.commit(vec![again]).await.unwrap(),
+        vec![CommitOutcome::Applied]
+    );
+    let all = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2, "same dedup keys are inserted once");
+    // The core's keys differ per event, so a resolution is queued beside the firing.
+    let mut resolved = a.clone();
+    resolved.status = AlertStatus::Resolved;
+    resolved.resolved_at = Some(at(2_000));
+    resolved.resolved_by = Some("ana".into());
+    let transition = AlertTransition {
+        alert_id: a.id.clone(),
+        at: at(2_000),
+        by: "ana".into(),
+        from: Some(AlertStatus::Active),
+        to: AlertStatus::Resolved,
+        notes: Some("fixed".into()),
+    };
+    let entries = outbox::for_transition(&r.notify_channels, &resolved, &transition);
+    let commit = AlertCommit {
+        alert: Some(AlertWriteGuarded {
+            previous: Some(a.clone()),
+            alert: resolved,
+        }),
+        transition: Some(transition.clone()),
+        notifications: entries
+            .into_iter()
+            .map(|entry| NewNotification {
+                entry,
+                payload: "{}".into(),
+            })
+            .collect(),
+        ..AlertCommit::default()
+    };
+    store.commit(vec![commit]).await.unwrap();
+    let filter = NotificationFilter {
+        alert_id: Some(a.id.clone()),
+        status: Some(DeliveryStatus::Pending),
+    };
+    let all = store.list_notifications(&filter).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[3].event, NotificationEvent::Resolved);
+    let history = store.history(&a.id).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1], transition);
+}
+
+pub async fn alerts_are_listed_filtered_and_newest_first(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    let s = rule(2, "churn");
+    store.insert_rule(r.clone()).await.unwrap();
+    store.insert_rule(s.clone()).await.unwrap();
+    let old = alert(1, &r, "v1", 1_000);
+    let new = alert(2, &r, "v2", 5_000);
+    let mut other = alert(3, &s, "v1", 3_000);
+    other.severity = Severity::Critical;
+    other.notified = false;
+    let mut resolved = alert(4, &r, "v1", 2_000);
+    resolved.status = AlertStatus::Resolved;
+    resolved.resolved_at = Some(at(2_500));
+    let commits = [&old, &new, &other, &resolved]
+        .into_iter()
+        .map(|a| AlertCommit {
+            alert: Some(AlertWriteGuarded {
+                previous: None,
+                alert: a.clone(),
+            }),
+            ..AlertCommit::default()
+        })
+        .collect();
+    store.commit(commits).await.unwrap();
+    let ids = |alerts: Vec<Alert>| alerts.into_iter().map(|a| a.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_alerts(&AlertFilter::default()).await.unwrap()),
+        [&new, &other, &resolved, &old].map(|a| a.id.clone())
+    );
+    let fraud_active = AlertFilter {
+        model: Some(model("fraud")),
+        status: Some(AlertStatus::Active),
+        ..AlertFilter::default()
+    };
+    assert_eq!(
+        ids(store.list_alerts(&fraud_active).await.unwrap()),
+        [&new, &old].map(|a| a.id.clone())
+    );
+    let critical = AlertFilter {
+        severity: Some(Severity::Critical),
+        ..AlertFilter::default()
+    };
+    assert_eq!(
+        ids(store.list_alerts(&critical).await.unwrap()),
+        [other.id.clone()]
+    );
+    // Alive in [2_600, 4_000): the resolved one closed before, the newest began after.
+    let window = AlertFilter {
+        window: Some(TimeRange::new(at(2_600), at(4_000))),
+        ..AlertFilter::default()
+    };
+    assert_eq!(
+        ids(store.list_alerts(&window).await.unwrap()),
+        [&other, &old].map(|a| a.id.clone())
+    );
+    assert_eq!(
+        ids(store.open_alerts(None).await.unwrap()),
+        [&new, &other, &old].map(|a| a.id.clone())
+    );
+    assert_eq!(
+        ids(store.open_alerts(Some(&model("churn"))).await.unwrap()),
+        [other.id.clone()]
+    );
+    let mut found = ids(store
+        .alerts_by_id(&[old.id.clone(), AlertId::from_u32(99), other.id.clone()])
+        .await
+        .unwrap());
+    found.sort();
+    assert_eq!(found, [old.id.clone(), other.id.clone()]);
+    assert_eq!(
+        store.notified_since(at(1_500)).await.unwrap(),
+        vec![(model("fraud"), at(2_000)), (model("fraud"), at(5_000))]
+    );
+}
+
+pub async fn silences_round_trip_and_expire(store: &dyn AlertStore) {
+    let silence = Silence {
+        id: SilenceId::from_u32(1),
+        model: model("fraud"),
+        version: Some(v("v1")),
+        metric: Some(Metric::parse("accuracy").unwrap()),
+        starts_at: at(1_000),
+        ends_at: at(10_000),
+        created_by: "ana".into(),
+        comment: "retraining".into(),
+        created_at: at(900),
+    };
+    let broad = Silence {
+        id: SilenceId::from_u32(2),
+        version: None,
+        metric: None,
+        starts_at: at(500),
+        ends_at: at(3_000),
+        ..silence.clone()
+    };
+    store.insert_silence(silence.clone()).await.unwrap();
+    store.insert_silence(broad.clone()).await.unwrap();
+    assert!(matches!(
+        store.insert_silence(broad.clone()).await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        store.silence(&silence.id).await.unwrap(),
+        Some(silence.clone())
+    );
+    assert_eq!(
+        store.list_silences(None).await.unwrap(),
+        vec![broad.clone(), silence.clone()]
+    );
+    assert_eq!(
+        store.list_silences(Some(at(3_000))).await.unwrap(),
+        vec![silence.clone()]
+    );
+    let expired = silence.expire(at(2_000));
+    store.update_silence(expired.clone()).await.unwrap();
+    assert_eq!(store.silence(&silence.id).await.unwrap(), Some(expired));
+    assert!(store
+        .list_silences(Some(at(3_000)))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store
+            .update_silence(Silence {
+                id: SilenceId::from_u32(3),
+                ..silence
+            })
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn claims_lease_rows_and_only_the_holder_finishes_them(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let a = alert(1, &r, "v1", 1_000);
+    store.commit(vec![firing(&r, &a, 0)]).await.unwrap();
+    let lease = Duration::from_secs(30);
+
+    assert!(
+        store
+            .claim_notifications("w1", at(999), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due before created"
+    );
+    let claimed = store
+        .claim_notifications("w1", at(2_000), lease, 1)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].attempts, 1);
+    assert_eq!(claimed[0].lease_owner.as_deref(), Some("w1"));
+    assert_eq!(claimed[0].lease_until, Some(at(32_000)));
+    let second = store
+        .claim_notifications("w2", at(2_000), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1, "a leased row is not claimed twice");
+    assert_ne!(second[0].id, claimed[0].id);
+
+    // w2 retries later; w1 delivers; a stranger cannot finish w1's row.
+    assert!(!store
+        .finish_notification(claimed[0].id, "w2", DeliveryResult::Delivered, at(3_000))
+        .await
+        .unwrap());
+    assert!(store
+        .finish_notification(claimed[0].id, "w1", DeliveryResult::Delivered, at(3_000))
+        .await
+        .unwrap());
+    let retry = DeliveryResult::Retry {
+        error: "timeout".into(),
+        retry_at: at(60_000),
+    };
+    assert!(store
+        .finish_notification(second[0].id, "w2", retry, at(3_000))
+        .await
+        .unwrap());
+    assert!(
+        store
+            .claim_notifications("w1", at(59_999), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "back-off respected"
+    );
+    let again = store
+        .claim_notifications("w1", at(60_000), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(again[0].last_error.as_deref(), Some("timeout"));
+
+    // w1 dies holding the lease; once it expires, w3 takes the row over and w1's late
+    // report is refused.
+    let taken = store
+        .claim_notifications("w3", at(90_000), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].attempts, 3);
+    assert!(!store
+        .finish_notification(taken[0].id, "w1", DeliveryResult::Delivered, at(91_000))
+        .await
+        .unwrap());
+    let failed = DeliveryResult::Failed {
+        error: "410 gone".into(),
+    };
+    assert!(store
+        .finish_notification(taken[0].id, "w3", failed, at(91_000))
+        .await
+        .unwrap());
+
+    let rows = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(rows[0].status, DeliveryStatus::Delivered);
+    assert_eq!(rows[0].delivered_at, Some(at(3_000)));
+    assert_eq!(rows[0].lease_owner, None);
+    assert_eq!(rows[1].status, DeliveryStatus::Failed);
+    assert_eq!(rows[1].last_error.as_deref(), Some("410 gone"));
+    assert!(matches!(
+        store
+            .finish_notification(999, "w1", DeliveryResult::Delivered, at(1))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+macro_rules! alert_conformance_suite {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+            alert_conformance_suite!(@cases $make;
+                rules_round_trip_update_and_delete,
+                commit_writes_state_alert_history_and_outbox_together,
+                stale_revision_or_changed_alert_is_a_conflict_and_writes_nothing,
+                state_of_a_deleted_rule_is_not_written,
+                outbox_deduplicates_on_its_key,
+                alerts_are_listed_filtered_and_newest_first,
+                silences_round_trip_and_expire,
+                claims_lease_rows_and_only_the_holder_finishes_them,
+            );
+        }
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture: AlertFixture = $make.await;
+                super::$case(&*fixture.store).await;
+            }
+        )*
+    };
+}
+
+alert_conformance_suite!(memory, async {
+    AlertFixture {
+        store: Arc::new(crate::MemoryStore::new()),
+        _guard: Box::new(()),
+    }
+});
+
+alert_conformance_suite!(sqlite, async {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::SqliteStore::open(dir.path().join("alerts.db"))
+        .await
+        .unwrap();
+    AlertFixture {
+        store: Arc::new(store),
+        _guard: Box::new(dir),
+    }
+});
+
+alert_conformance_suite!(postgres, async {
+    let database = crate::postgres::testing::TestDatabase::create("alerts").await;
+    let store = crate::PostgresStore::open(database.url()).await.unwrap();
+    AlertFixture {
+        store: Arc::new(store),
+        _guard: Box::new(database),
+    }
+});

@@ -1,0 +1,347 @@
+//! The in-memory alert store: every table a map behind one mutex, so a commit is atomic
+//! simply by holding the lock for all of it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use modelwatch_core::alerting::{
+    Alert, AlertFilter, AlertId, AlertTransition, Rule, RuleId, Silence, SilenceId,
+};
+use modelwatch_core::{ModelName, Timestamp, Version};
+
+use super::{
+    lease_end, newest_first, AlertCommit, AlertStore, CommitOutcome, DeliveryResult,
+    DeliveryStatus, Notification, NotificationFilter, StoredState,
+};
+use crate::{MemoryStore, StoreError};
+
+#[derive(Debug, Default)]
+pub(crate) struct Tables {
+    rules: BTreeMap<RuleId, Rule>,
+    states: BTreeMap<(RuleId, Version), StoredState>,
+    alerts: HashMap<AlertId, Alert>,
+    history: HashMap<AlertId, Vec<AlertTransition>>,
+    silences: BTreeMap<SilenceId, Silence>,
+    outbox: Vec<Notification>,
+    outbox_keys: HashMap<String, usize>,
+}
+
+impl Tables {
+    fn guards_hold(&self, commit: &AlertCommit) -> bool {
+        if let Some(write) = &commit.state {
+            if !self.rules.contains_key(&write.rule_id) {
+                // Deleted while being evaluated: nothing to record against.
+                return false;
+            }
+            let revision = self
+                .states
+                .get(&(write.rule_id.clone(), write.version.clone()))
+                .map_or(0, |s| s.state.revision);
+            if revision != write.previous_revision {
+                return false;
+            }
+        }
+        if let Some(write) = &commit.alert {
+            let stored = self.alerts.get(&write.alert.id);
+            if stored != write.previous.as_ref() {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn apply(&mut self, commit: AlertCommit) {
+        if let Some(write) = commit.state {
+            let key = (write.rule_id.clone(), write.version.clone());
+            self.states.insert(
+                key,
+                StoredState {
+                    rule_id: write.rule_id,
+                    model: write.model,
+                    version: write.version,
+                    state: write.next,
+                },
+            );
+        }
+        if let Some(write) = commit.alert {
+            self.alerts.insert(write.alert.id.clone(), write.alert);
+        }
+        if let Some(transition) = commit.transition {
+            self.history
+                .entry(transition.alert_id.clone())
+                .or_default()
+                .push(transition);
+        }
+        for new in commit.notifications {
+            if self.outbox_keys.contains_key(&new.entry.dedup_key) {
+                continue;
+            }
+            let id = i64::try_from(self.outbox.len()).unwrap_or(i64::MAX) + 1;
+            self.outbox_keys
+                .insert(new.entry.dedup_key.clone(), self.outbox.len());
+            self.outbox.push(Notification::from_new(id, &new));
+        }
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Database("a thread panicked while holding the in-memory alert store".into())
+}
+
+fn not_found(kind: &'static str, id: impl ToString) -> StoreError {
+    StoreError::NotFound {
+        kind,
+        id: id.to_string(),
+    }
+}
+
+impl MemoryStore {
+    fn tables(&self) -> Result<std::sync::MutexGuard<'_, Tables>, StoreError> {
+        self.alerting.lock().map_err(poisoned)
+    }
+}
+
+#[async_trait]
+impl AlertStore for MemoryStore {
+    async fn insert_rule(&self, rule: Rule) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        if tables.rules.contains_key(&rule.id) {
+            return Err(StoreError::AlreadyExists {
+                kind: "rule",
+                id: rule.id.to_string(),
+            });
+        }
+        tables.rules.insert(rule.id.clone(), rule);
+        Ok(())
+    }
+
+    async fn update_rule(&self, rule: Rule) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        match tables.rules.get_mut(&rule.id) {
+            Some(stored) => {
+                *stored = rule;
+                Ok(())
+            }
+            None => Err(not_found("rule", &rule.id)),
+        }
+    }
+
+    async fn delete_rule(&self, id: &RuleId) -> Result<bool, StoreError> {
+        let mut tables = self.tables()?;
+        tables.states.retain(|(rule_id, _), _| rule_id != id);
+        Ok(tables.rules.remove(id).is_some())
+    }
+
+    async fn rule(&self, id: &RuleId) -> Result<Option<Rule>, StoreError> {
+        Ok(self.tables()?.rules.get(id).cloned())
+    }
+
+    async fn list_rules(&self, model: Option<&ModelName>) -> Result<Vec<Rule>, StoreError> {
+        let tables = self.tables()?;
+        let mut rules: Vec<Rule> = tables
+            .rules
+            .values()
+            .filter(|r| model.is_none_or(|m| *m == r.model))
+            .cloned()
+            .collect();
+        rules.sort_by(|a, b| a.model.cmp(&b.model).then_with(|| a.id.cmp(&b.id)));
+        Ok(rules)
+    }
+
+    async fn states(&self, model: Option<&ModelName>) -> Result<Vec<StoredState>, StoreError> {
+        Ok(self
+            .tables()?
+            .states
+            .values()
+            .filter(|s| model.is_none_or(|m| *m == s.model))
+            .cloned()
+            .collect())
+    }
+
+    async fn commit(&self, commits: Vec<AlertCommit>) -> Result<Vec<CommitOutcome>, StoreError> {
+        let mut tables = self.tables()?;
+        let mut outcomes = Vec::with_capacity(commits.len());
+        for commit in commits {
+            if tables.guards_hold(&commit) {
+                tables.apply(commit);
+                outcomes.push(CommitOutcome::Applied);
+            } else {
+                outcomes.push(CommitOutcome::Conflict);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn alert(&self, id: &AlertId) -> Result<Option<Alert>, StoreError> {
+        Ok(self.tables()?.alerts.get(id).cloned())
+    }
+
+    async fn alerts_by_id(&self, ids: &[AlertId]) -> Result<Vec<Alert>, StoreError> {
+        let tables = self.tables()?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| tables.alerts.get(id).cloned())
+            .collect())
+    }
+
+    async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        let mut alerts: Vec<Alert> = self
+            .tables()?
+            .alerts
+            .values()
+            .filter(|a| filter.matches(a))
+            .cloned()
+            .collect();
+        newest_first(&mut alerts);
+        Ok(alerts)
+    }
+
+    async fn open_alerts(&self, model: Option<&ModelName>) -> Result<Vec<Alert>, StoreError> {
+        let mut alerts: Vec<Alert> = self
+            .tables()?
+            .alerts
+            .values()
+            .filter(|a| a.is_open() && model.is_none_or(|m| *m == a.model))
+            .cloned()
+            .collect();
+        newest_first(&mut alerts);
+        Ok(alerts)
+    }
+
+    async fn history(&self, id: &AlertId) -> Result<Vec<AlertTransition>, StoreError> {
+        Ok(self.tables()?.history.get(id).cloned().unwrap_or_default())
+    }
+
+    async fn notified_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(ModelName, Timestamp)>, StoreError> {
+        let mut found: Vec<(ModelName, Timestamp)> = self
+            .tables()?
+            .alerts
+            .values()
+            .filter(|a| a.notified && a.first_seen >= since)
+            .map(|a| (a.model.clone(), a.first_seen))
+            .collect();
+        found.sort_by_key(|(_, at)| *at);
+        Ok(found)
+    }
+
+    async fn insert_silence(&self, silence: Silence) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        if tables.silences.contains_key(&silence.id) {
+            return Err(StoreError::AlreadyExists {
+                kind: "silence",
+                id: silence.id.to_string(),
+            });
+        }
+        tables.silences.insert(silence.id.clone(), silence);
+        Ok(())
+    }
+
+    async fn update_silence(&self, silence: Silence) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        match tables.silences.get_mut(&silence.id) {
+            Some(stored) => {
+                *stored = silence;
+                Ok(())
+            }
+            None => Err(not_found("silence", &silence.id)),
+        }
+    }
+
+    async fn silence(&self, id: &SilenceId) -> Result<Option<Silence>, StoreError> {
+        Ok(self.tables()?.silences.get(id).cloned())
+    }
+
+    async fn list_silences(
+        &self,
+        ends_after: Option<Timestamp>,
+    ) -> Result<Vec<Silence>, StoreError> {
+        let mut silences: Vec<Silence> = self
+            .tables()?
+            .silences
+            .values()
+            .filter(|s| ends_after.is_none_or(|t| s.ends_at > t))
+            .cloned()
+            .collect();
+        silences.sort_by(|a, b| a.starts_at.cmp(&b.starts_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(silences)
+    }
+
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let mut tables = self.tables()?;
+        let mut due: Vec<usize> = (0..tables.outbox.len())
+            .filter(|&i| tables.outbox[i].claimable(now))
+            .collect();
+        due.sort_by_key(|&i| (tables.outbox[i].next_attempt_at, tables.outbox[i].id));
+        due.truncate(limit);
+        let until = lease_end(now, lease);
+        Ok(due
+            .into_iter()
+            .map(|i| {
+                let row = &mut tables.outbox[i];
+                row.lease_owner = Some(owner.to_owned());
+                row.lease_until = Some(until);
+                row.attempts = row.attempts.saturating_add(1);
+                row.clone()
+            })
+            .collect())
+    }
+
+    async fn finish_notification(
+        &self,
+        id: i64,
+        owner: &str,
+        result: DeliveryResult,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.tables()?;
+        let Some(row) = tables.outbox.iter_mut().find(|n| n.id == id) else {
+            return Err(not_found("notification", id));
+        };
+        let holds_lease = row.status == DeliveryStatus::Pending
+            && row.lease_owner.as_deref() == Some(owner)
+            && row.lease_until.is_some_and(|until| until > now);
+        if !holds_lease {
+            return Ok(false);
+        }
+        row.lease_owner = None;
+        row.lease_until = None;
+        match result {
+            DeliveryResult::Delivered => {
+                row.status = DeliveryStatus::Delivered;
+                row.delivered_at = Some(now);
+            }
+            DeliveryResult::Retry { error, retry_at } => {
+                row.last_error = Some(error);
+                row.next_attempt_at = retry_at;
+            }
+            DeliveryResult::Failed { error } => {
+                row.status = DeliveryStatus::Failed;
+                row.last_error = Some(error);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn list_notifications(
+        &self,
+        filter: &NotificationFilter,
+    ) -> Result<Vec<Notification>, StoreError> {
+        Ok(self
+            .tables()?
+            .outbox
+            .iter()
+            .filter(|n| filter.matches(n))
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,837 @@
+//! The alert store on SQLite. Writes go through the single writer (one job per call, in
+//! the writer's next IMMEDIATE transaction), so a commit's guard checks and its writes see
+//! no other writer in between, in this process or another. Reads use the reader pool.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use modelwatch_core::alerting::{
+    Alert, AlertFilter, AlertId, AlertStatus, AlertTransition, NotificationEvent, Rule, RuleId,
+    SeriesState, Severity, Silence, SilenceId,
+};
+use modelwatch_core::{Metric, ModelName, Timestamp, Version};
+use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
+
+use super::SqliteStore;
+use crate::alerts::{
+    lease_end, newest_first, AlertCommit, AlertStore, CommitOutcome, DeliveryResult,
+    DeliveryStatus, Notification, NotificationFilter, StoredState,
+};
+use crate::StoreError;
+
+/// Ids per `IN (…)` list, well under SQLite's parameter limit.
+const IDS_PER_QUERY: usize = 500;
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millis(ms).map_err(|e| corrupt("timestamp", e))
+}
+
+fn optional_timestamp(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
+    ms.map(timestamp).transpose()
+}
+
+fn status_column(text: Option<String>) -> Result<Option<AlertStatus>, StoreError> {
+    text.map(|t| AlertStatus::parse(&t).map_err(|e| corrupt("alert status", e)))
+        .transpose()
+}
+
+fn revision_to_sql(revision: u64) -> i64 {
+    // Revisions wrap; store the bits so the comparison stays exact.
+    revision as i64
+}
+
+fn revision_from_sql(revision: i64) -> u64 {
+    revision as u64
+}
+
+fn read_rules(connection: &Connection, model: Option<&ModelName>) -> Result<Vec<Rule>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT body FROM alert_rules WHERE ?1 IS NULL OR model = ?1 ORDER BY model, id",
+    )?;
+    let bodies = statement
+        .query_map(params![model.map(ModelName::as_str)], |row| {
+            row.get::<_, String>(0)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    bodies.iter().map(|b| from_json(b)).collect()
+}
+
+fn read_state(row: &Row<'_>) -> rusqlite::Result<(String, String, String, StateColumns)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        StateColumns {
+            consecutive_breaches: row.get(3)?,
+            consecutive_clears: row.get(4)?,
+            alert_id: row.get(5)?,
+            last_observed_ms: row.get(6)?,
+            revision: row.get(7)?,
+        },
+    ))
+}
+
+struct StateColumns {
+    consecutive_breaches: u32,
+    consecutive_clears: u32,
+    alert_id: Option<String>,
+    last_observed_ms: Option<i64>,
+    revision: i64,
+}
+
+fn stored_state(
+    (rule_id, model, version, columns): (String, String, String, StateColumns),
+) -> Result<StoredState, StoreError> {
+    Ok(StoredState {
+        rule_id: RuleId::parse(&rule_id).map_err(|e| corrupt("state", e))?,
+        model: ModelName::parse(&model).map_err(|e| corrupt("state", e))?,
+        version: Version::parse(&version).map_err(|e| corrupt("state", e))?,
+        state: SeriesState {
+            consecutive_breaches: columns.consecutive_breaches,
+            consecutive_clears: columns.consecutive_clears,
+            alert_id: columns
+                .alert_id
+                .map(|id| AlertId::parse(&id).map_err(|e| corrupt("state", e)))
+                .transpose()?,
+            last_observed_at: optional_timestamp(columns.last_observed_ms)?,
+            revision: revision_from_sql(columns.revision),
+        },
+    })
+}
+
+fn alert_bodies(
+    connection: &Connection,
+    sql: &str,
+    params: &[&dyn ToSql],
+) -> Result<Vec<Alert>, StoreError> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let bodies = statement
+        .query_map(params, |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    bodies.iter().map(|b| from_json(b)).collect()
+}
+
+fn stored_alert_body(connection: &Connection, id: &AlertId) -> Result<Option<String>, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT body FROM alerts WHERE id = ?1")?
+        .query_row(params![id.as_str()], |row| row.get(0))
+        .optional()?)
+}
+
+fn guards_hold(connection: &Connection, commit: &AlertCommit) -> Result<bool, StoreError> {
+    if let Some(write) = &commit.state {
+        let rule_exists: bool = connection
+            .prepare_cached("SELECT count(*) > 0 FROM alert_rules WHERE id = ?1")?
+            .query_row(params![write.rule_id.as_str()], |row| row.get(0))?;
+        if !rule_exists {
+            // Deleted while being evaluated: nothing to record against.
+            return Ok(false);
+        }
+        let revision: Option<i64> = connection
+            .prepare_cached(
+                "SELECT revision FROM alert_states WHERE rule_id = ?1 AND version = ?2",
+            )?
+            .query_row(
+                params![write.rule_id.as_str(), write.version.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if revision.map_or(0, revision_from_sql) != write.previous_revision {
+            return Ok(false);
+        }
+    }
+    if let Some(write) = &commit.alert {
+        let stored = stored_alert_body(connection, &write.alert.id)?;
+        let expected = write.previous.as_ref().map(to_json).transpose()?;
+        if stored != expected {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn apply(connection: &Connection, commit: &AlertCommit) -> Result<(), StoreError> {
+    if let Some(write) = &commit.state {
+        let state = &write.next;
+        connection
+            .prepare_cached(
+                "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
+                     consecutive_clears, alert_id, last_observed_ms, revision)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (rule_id, version) DO UPDATE SET
+                     model = excluded.model,
+                     consecutive_breaches = excluded.consecutive_breaches,
+                     consecutive_clears = excluded.consecutive_clears,
+                     alert_id = excluded.alert_id,
+                     last_observed_ms = excluded.last_observed_ms,
+                     revision = excluded.revision",
+            )?
+            .execute(params![
+                write.rule_id.as_str(),
+                write.version.as_str(),
+                write.model.as_str(),
+                state.consecutive_breaches,
+                state.consecutive_clears,
+                state.alert_id.as_ref().map(AlertId::as_str),
+                state.last_observed_at.map(Timestamp::as_millis),
+                revision_to_sql(state.revision),
+            ])?;
+    }
+    if let Some(write) = &commit.alert {
+        let alert = &write.alert;
+        connection
+            .prepare_cached(
+                "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
+                     first_seen_ms, resolved_ms, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (id) DO UPDATE SET
+                     status = excluded.status,
+                     severity = excluded.severity,
+                     notified = excluded.notified,
+                     resolved_ms = excluded.resolved_ms,
+                     body = excluded.body",
+            )?
+            .execute(params![
+                alert.id.as_str(),
+                alert.rule_id.as_str(),
+                alert.model.as_str(),
+                alert.version.as_str(),
+                alert.status.as_str(),
+                alert.severity.as_str(),
+                alert.notified,
+                alert.first_seen.as_millis(),
+                alert.resolved_at.map(Timestamp::as_millis),
+                to_json(alert)?,
+            ])?;
+    }
+    if let Some(transition) = &commit.transition {
+        connection
+            .prepare_cached(
+                "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                transition.alert_id.as_str(),
+                transition.at.as_millis(),
+                transition.by,
+                transition.from.map(AlertStatus::as_str),
+                transition.to.as_str(),
+                transition.notes,
+            ])?;
+    }
+    for new in &commit.notifications {
+        let entry = &new.entry;
+        connection
+            .prepare_cached(
+                "INSERT INTO notification_outbox (alert_id, channel, event, severity, payload,
+                     dedup_key, next_attempt_ms, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                 ON CONFLICT (dedup_key) DO NOTHING",
+            )?
+            .execute(params![
+                entry.alert_id.as_str(),
+                entry.channel,
+                entry.event.as_str(),
+                entry.severity.as_str(),
+                new.payload,
+                entry.dedup_key,
+                entry.created_at.as_millis(),
+            ])?;
+    }
+    Ok(())
+}
+
+const NOTIFICATION_COLUMNS: &str = "id, alert_id, channel, event, severity, payload, dedup_key,
+    status, attempts, next_attempt_ms, last_error, created_ms, delivered_ms, lease_owner,
+    lease_until_ms";
+
+struct NotificationRow {
+    id: i64,
+    alert_id: String,
+    channel: String,
+    event: String,
+    severity: String,
+    payload: String,
+    dedup_key: String,
+    status: String,
+    attempts: u32,
+    next_attempt_ms: i64,
+    last_error: Option<String>,
+    created_ms: i64,
+    delivered_ms: Option<i64>,
+    lease_owner: Option<String>,
+    lease_until_ms: Option<i64>,
+}
+
+fn notification_row(row: &Row<'_>) -> rusqlite::Result<NotificationRow> {
+    Ok(NotificationRow {
+        id: row.get(0)?,
+        alert_id: row.get(1)?,
+        channel: row.get(2)?,
+        event: row.get(3)?,
+        severity: row.get(4)?,
+        payload: row.get(5)?,
+        dedup_key: row.get(6)?,
+        status: row.get(7)?,
+        attempts: row.get(8)?,
+        next_attempt_ms: row.get(9)?,
+        last_error: row.get(10)?,
+        created_ms: row.get(11)?,
+        delivered_ms: row.get(12)?,
+        lease_owner: row.get(13)?,
+        lease_until_ms: row.get(14)?,
+    })
+}
+
+impl NotificationRow {
+    fn decode(self) -> Result<Notification, StoreError> {
+        let event = [
+            NotificationEvent::Firing,
+            NotificationEvent::Acknowledged,
+            NotificationEvent::Resolved,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == self.event)
+        .ok_or_else(|| corrupt("notification event", &self.event))?;
+        Ok(Notification {
+            id: self.id,
+            alert_id: AlertId::parse(&self.alert_id).map_err(|e| corrupt("notification", e))?,
+            channel: self.channel,
+            event,
+            severity: Severity::parse(&self.severity).map_err(|e| corrupt("notification", e))?,
+            payload: self.payload,
+            dedup_key: self.dedup_key,
+            status: DeliveryStatus::parse(&self.status)
+                .ok_or_else(|| corrupt("notification status", &self.status))?,
+            attempts: self.attempts,
+            next_attempt_at: timestamp(self.next_attempt_ms)?,
+            last_error: self.last_error,
+            created_at: timestamp(self.created_ms)?,
+            delivered_at: optional_timestamp(self.delivered_ms)?,
+            lease_owner: self.lease_owner,
+            lease_until: optional_timestamp(self.lease_until_ms)?,
+        })
+    }
+}
+
+fn silence_row(row: &Row<'_>) -> rusqlite::Result<SilenceRow> {
+    Ok(SilenceRow {
+        id: row.get(0)?,
+        model: row.get(1)?,
+        version: row.get(2)?,
+        metric: row.get(3)?,
+        starts_ms: row.get(4)?,
+        ends_ms: row.get(5)?,
+        created_by: row.get(6)?,
+        comment: row.get(7)?,
+        created_ms: row.get(8)?,
+    })
+}
+
+const SILENCE_COLUMNS: &str =
+    "id, model, version, metric, starts_ms, ends_ms, created_by, comment, created_ms";
+
+struct SilenceRow {
+    id: String,
+    model: String,
+    version: Option<String>,
+    metric: Option<String>,
+    starts_ms: i64,
+    ends_ms: i64,
+    created_by: String,
+    comment: String,
+    created_ms: i64,
+}
+
+impl SilenceRow {
+    fn decode(self) -> Result<Silence, StoreError> {
+        let bad = |e: modelwatch_core::ValidationError| corrupt("silence", e);
+        Ok(Silence {
+            id: SilenceId::parse(&self.id).map_err(bad)?,
+            model: ModelName::parse(&self.model).map_err(bad)?,
+            version: self
+                .version
+                .map(|v| Version::parse(&v))
+                .transpose()
+                .map_err(bad)?,
+            metric: self
+                .metric
+                .map(|m| Metric::parse(&m))
+                .transpose()
+                .map_err(bad)?,
+            starts_at: timestamp(self.starts_ms)?,
+            ends_at: timestamp(self.ends_ms)?,
+            created_by: self.created_by,
+            comment: self.comment,
+            created_at: timestamp(self.created_ms)?,
+        })
+    }
+}
+
+fn write_silence(
+    connection: &Connection,
+    silence: &Silence,
+    insert: bool,
+) -> Result<usize, StoreError> {
+    let sql = if insert {
+        "INSERT INTO silences (id, model, version, metric, starts_ms, ends_ms, created_by, comment, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING"
+    } else {
+        "UPDATE silences SET model = ?2, version = ?3, metric = ?4, starts_ms = ?5, ends_ms = ?6,
+             created_by = ?7, comment = ?8, created_ms = ?9 WHERE id = ?1"
+    };
+    Ok(connection.prepare_cached(sql)?.execute(params![
+        silence.id.as_str(),
+        silence.model.as_str(),
+        silence.version.as_ref().map(Version::as_str),
+        silence.metric.as_ref().map(Metric::as_str),
+        silence.starts_at.as_millis(),
+        silence.ends_at.as_millis(),
+        silence.created_by,
+        silence.comment,
+        silence.created_at.as_millis(),
+    ])?)
+}
+
+#[async_trait]
+impl AlertStore for SqliteStore {
+    async fn insert_rule(&self, rule: Rule) -> Result<(), StoreError> {
+        let body = to_json(&rule)?;
+        self.write(move |_, tx| {
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO alert_rules (id, model, enabled, body) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO NOTHING",
+                )?
+                .execute(params![
+                    rule.id.as_str(),
+                    rule.model.as_str(),
+                    rule.enabled,
+                    body
+                ])?;
+            if inserted == 0 {
+                return Err(StoreError::AlreadyExists {
+                    kind: "rule",
+                    id: rule.id.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_rule(&self, rule: Rule) -> Result<(), StoreError> {
+        let body = to_json(&rule)?;
+        self.write(move |_, tx| {
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE alert_rules SET model = ?2, enabled = ?3, body = ?4 WHERE id = ?1",
+                )?
+                .execute(params![
+                    rule.id.as_str(),
+                    rule.model.as_str(),
+                    rule.enabled,
+                    body
+                ])?;
+            if updated == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "rule",
+                    id: rule.id.to_string(),
+                });
+            }
+            // A rule moved to another model carries its states along.
+            tx.prepare_cached("UPDATE alert_states SET model = ?2 WHERE rule_id = ?1")?
+                .execute(params![rule.id.as_str(), rule.model.as_str()])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_rule(&self, id: &RuleId) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.write(move |_, tx| {
+            tx.prepare_cached("DELETE FROM alert_states WHERE rule_id = ?1")?
+                .execute(params![id.as_str()])?;
+            let deleted = tx
+                .prepare_cached("DELETE FROM alert_rules WHERE id = ?1")?
+                .execute(params![id.as_str()])?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn rule(&self, id: &RuleId) -> Result<Option<Rule>, StoreError> {
+        let id = id.clone();
+        self.read(move |connection, _| {
+            let body: Option<String> = connection
+                .prepare_cached("SELECT body FROM alert_rules WHERE id = ?1")?
+                .query_row(params![id.as_str()], |row| row.get(0))
+                .optional()?;
+            body.map(|b| from_json(&b)).transpose()
+        })
+        .await
+    }
+
+    async fn list_rules(&self, model: Option<&ModelName>) -> Result<Vec<Rule>, StoreError> {
+        let model = model.cloned();
+        self.read(move |connection, _| read_rules(connection, model.as_ref()))
+            .await
+    }
+
+    async fn states(&self, model: Option<&ModelName>) -> Result<Vec<StoredState>, StoreError> {
+        let model = model.cloned();
+        self.read(move |connection, _| {
+            let mut statement = connection.prepare_cached(
+                "SELECT rule_id, model, version, consecutive_breaches, consecutive_clears,
+                        alert_id, last_observed_ms, revision
+                 FROM alert_states WHERE ?1 IS NULL OR model = ?1",
+            )?;
+            let rows = statement
+                .query_map(params![model.as_ref().map(ModelName::as_str)], read_state)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(stored_state).collect()
+        })
+        .await
+    }
+
+    async fn commit(&self, commits: Vec<AlertCommit>) -> Result<Vec<CommitOutcome>, StoreError> {
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(move |_, tx| {
+            let mut outcomes = Vec::with_capacity(commits.len());
+            for commit in &commits {
+                // Guards are checked before anything of the commit is written, so a
+                // conflict needs no rollback; an SQL error fails the whole call.
+                if guards_hold(tx, commit)? {
+                    apply(tx, commit)?;
+                    outcomes.push(CommitOutcome::Applied);
+                } else {
+                    outcomes.push(CommitOutcome::Conflict);
+                }
+            }
+            Ok(outcomes)
+        })
+        .await
+    }
+
+    async fn alert(&self, id: &AlertId) -> Result<Option<Alert>, StoreError> {
+        let id = id.clone();
+        self.read(move |connection, _| {
+            stored_alert_body(connection, &id)?
+                .map(|b| from_json(&b))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn alerts_by_id(&self, ids: &[AlertId]) -> Result<Vec<Alert>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids.to_vec();
+        self.read(move |connection, _| {
+            let mut found = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(IDS_PER_QUERY) {
+                let placeholders = vec!["?"; chunk.len()].join(",");
+                let sql = format!("SELECT body FROM alerts WHERE id IN ({placeholders})");
+                let mut statement = connection.prepare(&sql)?;
+                let bodies = statement
+                    .query_map(
+                        rusqlite::params_from_iter(chunk.iter().map(AlertId::as_str)),
+                        |row| row.get::<_, String>(0),
+                    )?
+                    .collect::<Result<Vec<_>, _>>()?;
+                for body in bodies {
+                    found.push(from_json(&body)?);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |connection, _| {
+            // SQL narrows by the indexed columns; the core's filter has the final word, so
+            // "alive in the window" means the same on every backend.
+            let window_end = filter.window.map(|w| w.end.as_millis());
+            let mut alerts = alert_bodies(
+                connection,
+                "SELECT body FROM alerts
+                 WHERE (?1 IS NULL OR model = ?1) AND (?2 IS NULL OR status = ?2)
+                   AND (?3 IS NULL OR severity = ?3) AND (?4 IS NULL OR first_seen_ms < ?4)",
+                &[
+                    &filter.model.as_ref().map(ModelName::as_str),
+                    &filter.status.map(AlertStatus::as_str),
+                    &filter.severity.map(Severity::as_str),
+                    &window_end,
+                ],
+            )?;
+            alerts.retain(|a| filter.matches(a));
+            newest_first(&mut alerts);
+            Ok(alerts)
+        })
+        .await
+    }
+
+    async fn open_alerts(&self, model: Option<&ModelName>) -> Result<Vec<Alert>, StoreError> {
+        let model = model.cloned();
+        self.read(move |connection, _| {
+            let mut alerts = alert_bodies(
+                connection,
+                "SELECT body FROM alerts WHERE resolved_ms IS NULL AND (?1 IS NULL OR model = ?1)",
+                &[&model.as_ref().map(ModelName::as_str)],
+            )?;
+            newest_first(&mut alerts);
+            Ok(alerts)
+        })
+        .await
+    }
+
+    async fn history(&self, id: &AlertId) -> Result<Vec<AlertTransition>, StoreError> {
+        let id = id.clone();
+        self.read(move |connection, _| {
+            let mut statement = connection.prepare_cached(
+                "SELECT at_ms, by_actor, from_status, to_status, notes FROM alert_transitions
+                 WHERE alert_id = ?1 ORDER BY id",
+            )?;
+            let rows = statement
+                .query_map(params![id.as_str()], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, Option<String>>(4)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(at, by, from, to, notes)| {
+                    Ok(AlertTransition {
+                        alert_id: id.clone(),
+                        at: timestamp(at)?,
+                        by,
+                        from: status_column(from)?,
+                        to: status_column(Some(to))?.unwrap_or(AlertStatus::Active),
+                        notes,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn notified_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(ModelName, Timestamp)>, StoreError> {
+        self.read(move |connection, _| {
+            let mut statement = connection.prepare_cached(
+                "SELECT model, first_seen_ms FROM alerts
+                 WHERE notified AND first_seen_ms >= ?1 ORDER BY first_seen_ms",
+            )?;
+            let rows = statement
+                .query_map(params![since.as_millis()], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(model, at)| {
+                    Ok((
+                        ModelName::parse(&model).map_err(|e| corrupt("alert", e))?,
+                        timestamp(at)?,
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn insert_silence(&self, silence: Silence) -> Result<(), StoreError> {
+        self.write(move |_, tx| {
+            if write_silence(tx, &silence, true)? == 0 {
+                return Err(StoreError::AlreadyExists {
+                    kind: "silence",
+                    id: silence.id.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_silence(&self, silence: Silence) -> Result<(), StoreError> {
+        self.write(move |_, tx| {
+            if write_silence(tx, &silence, false)? == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "silence",
+                    id: silence.id.to_string(),
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn silence(&self, id: &SilenceId) -> Result<Option<Silence>, StoreError> {
+        let id = id.clone();
+        self.read(move |connection, _| {
+            let sql = format!("SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?1");
+            let row = connection
+                .prepare_cached(&sql)?
+                .query_row(params![id.as_str()], silence_row)
+                .optional()?;
+            row.map(SilenceRow::decode).transpose()
+        })
+        .await
+    }
+
+    async fn list_silences(
+        &self,
+        ends_after: Option<Timestamp>,
+    ) -> Result<Vec<Silence>, StoreError> {
+        self.read(move |connection, _| {
+            let sql = format!(
+                "SELECT {SILENCE_COLUMNS} FROM silences WHERE ?1 IS NULL OR ends_ms > ?1
+                 ORDER BY starts_ms, id"
+            );
+            let mut statement = connection.prepare_cached(&sql)?;
+            let rows = statement
+                .query_map(params![ends_after.map(Timestamp::as_millis)], silence_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(SilenceRow::decode).collect()
+        })
+        .await
+    }
+
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let owner = owner.to_owned();
+        let until = lease_end(now, lease);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Select-then-update inside the writer's IMMEDIATE transaction is atomic across
+        // processes; PostgreSQL will use `FOR UPDATE SKIP LOCKED` for the same contract.
+        self.write(move |_, tx| {
+            let sql = format!(
+                "UPDATE notification_outbox
+                 SET lease_owner = ?1, lease_until_ms = ?2, attempts = attempts + 1
+                 WHERE id IN (
+                     SELECT id FROM notification_outbox
+                     WHERE status = 'pending' AND next_attempt_ms <= ?3
+                       AND (lease_until_ms IS NULL OR lease_until_ms <= ?3)
+                     ORDER BY next_attempt_ms, id LIMIT ?4)
+                 RETURNING {NOTIFICATION_COLUMNS}"
+            );
+            let mut statement = tx.prepare_cached(&sql)?;
+            let rows = statement
+                .query_map(
+                    params![owner, until.as_millis(), now.as_millis(), limit],
+                    notification_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut claimed = rows
+                .into_iter()
+                .map(NotificationRow::decode)
+                .collect::<Result<Vec<_>, _>>()?;
+            claimed.sort_by_key(|n| (n.next_attempt_at, n.id));
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn finish_notification(
+        &self,
+        id: i64,
+        owner: &str,
+        result: DeliveryResult,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let owner = owner.to_owned();
+        self.write(move |_, tx| {
+            let exists: bool = tx
+                .prepare_cached("SELECT count(*) > 0 FROM notification_outbox WHERE id = ?1")?
+                .query_row(params![id], |row| row.get(0))?;
+            if !exists {
+                return Err(StoreError::NotFound {
+                    kind: "notification",
+                    id: id.to_string(),
+                });
+            }
+            let (status, error, next_attempt, delivered) = match &result {
+                DeliveryResult::Delivered => ("delivered", None, None, Some(now.as_millis())),
+                DeliveryResult::Retry { error, retry_at } => (
+                    "pending",
+                    Some(error.as_str()),
+                    Some(retry_at.as_millis()),
+                    None,
+                ),
+                DeliveryResult::Failed { error } => ("failed", Some(error.as_str()), None, None),
+            };
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE notification_outbox
+                     SET status = ?3, last_error = coalesce(?4, last_error),
+                         next_attempt_ms = coalesce(?5, next_attempt_ms),
+                         delivered_ms = ?6, lease_owner = NULL, lease_until_ms = NULL
+                     WHERE id = ?1 AND status = 'pending' AND lease_owner = ?2
+                       AND lease_until_ms > ?7",
+                )?
+                .execute(params![
+                    id,
+                    owner,
+                    status,
+                    error,
+                    next_attempt,
+                    delivered,
+                    now.as_millis()
+                ])?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn list_notifications(
+        &self,
+        filter: &NotificationFilter,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |connection, _| {
+            let sql = format!(
+                "SELECT {NOTIFICATION_COLUMNS} FROM notification_outbox
+                 WHERE (?1 IS NULL OR alert_id = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id"
+            );
+            let mut statement = connection.prepare_cached(&sql)?;
+            let rows = statement
+                .query_map(
+                    params![
+                        filter.alert_id.as_ref().map(AlertId::as_str),
+                        filter.status.map(DeliveryStatus::as_str)
+                    ],
+                    notification_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(NotificationRow::decode).collect()
+        })
+        .await
+    }
+}

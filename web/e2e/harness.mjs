@@ -1,0 +1,84 @@
+// Shared by the browser tests and the speed bench: starts the real `modelwatch serve`
+// on a free port with a temporary database, and Debian's chromium through playwright-core.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, existsSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const artifacts = join(repo, "test-artifacts");
+mkdirSync(artifacts, { recursive: true });
+
+export function binary() {
+  const target = process.env.CARGO_TARGET_DIR ?? join(repo, "target");
+  const bin = process.env.MODELWATCH_BIN ?? join(target, "debug", "modelwatch");
+  if (!existsSync(bin)) throw new Error(`no modelwatch binary at ${bin}: run cargo build -p modelwatch first (or set MODELWATCH_BIN)`);
+  return bin;
+}
+
+/** Starts `modelwatch serve` (with `--demo` unless told otherwise); resolves with its base URL. */
+export async function startServer({ demo = true } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "modelwatch-e2e-"));
+  const args = ["--db", join(dir, "e2e.db"), "serve", "--listen", "127.0.0.1:0"];
+  if (demo) args.push("--demo");
+  const child = spawn(binary(), args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
+  let stderr = "";
+  child.stderr.on("data", (d) => { stderr += d; });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`modelwatch serve did not start in 60 s:\n${stderr}`)), 60_000);
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const match = /listening on (http:\/\/\S+)/.exec(out);
+      if (match) { clearTimeout(timer); resolve(match[1]); }
+    });
+    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`modelwatch serve exited with ${code}:\n${stderr}`)); });
+  });
+  return {
+    url,
+    async stop() {
+      child.kill("SIGTERM");
+      await new Promise((r) => { if (child.exitCode !== null) r(); else child.on("exit", r); setTimeout(r, 5000); });
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+/** A fresh browser profile each time; fails (does not skip) when chromium is missing. */
+export async function startBrowser() {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup (apt-get install chromium)`);
+  const profile = mkdtempSync(join(tmpdir(), "modelwatch-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 860 },
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+  return {
+    context,
+    async stop() { await context.close(); rmSync(profile, { recursive: true, force: true }); },
+  };
+}
+
+export async function json(url, init = {}) {
+  const response = await fetch(url, { ...init, headers: { "content-type": "application/json", ...(init.headers ?? {}) } });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${init.method ?? "GET"} ${url}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** Whether the server documents a route (alerting routes may not exist yet). */
+export async function hasRoute(base, path) {
+  const doc = await json(`${base}/api/openapi.json`);
+  return Object.keys(doc.paths ?? {}).some((p) => p === path);
+}
+
+export function list(data, key) {
+  if (Array.isArray(data)) return data;
+  return data?.[key] ?? data?.items ?? [];
+}

@@ -1,0 +1,81 @@
+// The public HTTP API, nothing else: every call goes through `api`, which turns the
+// server's error body ({"error": {"code", "message", "field"}}) into an ApiError whose
+// message the pages show.
+
+export class ApiError extends Error {
+  constructor(public status: number, message: string, public field?: string) {
+    super(message);
+  }
+}
+
+export async function api<T = any>(path: string, init: RequestInit & { json?: unknown } = {}): Promise<T> {
+  const headers = new Headers(init.headers);
+  let body = init.body;
+  if (init.json !== undefined) {
+    headers.set("content-type", "application/json");
+    body = JSON.stringify(init.json);
+  }
+  const token = localStorage.getItem("modelwatch.token");
+  if (token) headers.set("authorization", `Bearer ${token}`);
+  let response: Response;
+  try {
+    response = await fetch(`/api/v1${path}`, { ...init, headers, body });
+  } catch {
+    throw new ApiError(0, "cannot reach the modelwatch server (is it running?)");
+  }
+  const text = await response.text();
+  let data: any = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = text; }
+  }
+  if (!response.ok) {
+    const error = data && typeof data === "object" ? data.error : null;
+    const message = error?.message ?? (typeof data === "string" && data ? data : response.statusText);
+    const field = error?.field;
+    throw new ApiError(response.status, `${response.status}: ${message}${field ? ` (field ${field})` : ""}`, field);
+  }
+  return data as T;
+}
+
+/** A list out of a response that is either the list itself or an object holding it. */
+export function list<T = any>(data: any, ...keys: string[]): T[] {
+  if (Array.isArray(data)) return data;
+  if (data && typeof data === "object") {
+    for (const key of [...keys, "items", "data", "results"]) {
+      if (Array.isArray(data[key])) return data[key];
+    }
+  }
+  return [];
+}
+
+export const enc = encodeURIComponent;
+
+export function seriesPath(model: string, version: string, metric?: string): string {
+  const base = `/models/${enc(model)}/versions/${enc(version)}`;
+  return metric ? `${base}/metrics/${enc(metric)}` : base;
+}
+
+export interface Series {
+  direction: string;
+  count: number;
+  downsampled: boolean;
+  points: { timestamp: string; value: number }[];
+  buckets: { start: string; count: number; mean: number; min: number; max: number }[];
+}
+
+/** A series as two arrays (seconds, values) for uPlot; buckets become their means. */
+export function columns(series: Series): [number[], (number | null)[]] {
+  const xs: number[] = [];
+  const ys: (number | null)[] = [];
+  if (series.downsampled) {
+    for (const b of series.buckets) { xs.push(Date.parse(b.start) / 1000); ys.push(b.count === 0 ? null : b.mean); }
+  } else {
+    for (const p of series.points) { xs.push(Date.parse(p.timestamp) / 1000); ys.push(p.value); }
+  }
+  return [xs, ys];
+}
+
+/** Open alerts are those not resolved yet. */
+export function isOpen(alert: any): boolean {
+  return !alert.resolved_at && alert.status !== "resolved";
+}

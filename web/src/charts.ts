@@ -1,0 +1,164 @@
+// Charts are uPlot (small, fast with 40k+ points, canvas). What uPlot does not draw by
+// itself — the baseline band, rule lines and alert markers — is drawn by a uPlot plugin
+// on its canvas in data coordinates, so zooming and resizing keep them in place.
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+
+function css(name: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
+}
+
+export function sparkline(el: HTMLElement, xs: number[], ys: (number | null)[]): uPlot {
+  const opts: uPlot.Options = {
+    width: 120, height: 28, pxAlign: 0,
+    cursor: { show: false }, legend: { show: false }, select: { show: false, left: 0, top: 0, width: 0, height: 0 },
+    axes: [{ show: false }, { show: false }],
+    scales: { x: { time: true } },
+    series: [{}, { stroke: css("--accent"), width: 1.25, points: { show: false } }],
+  };
+  return new uPlot(opts, [xs, ys], el);
+}
+
+export interface Marker { at: number; kind: "fired" | "resolved" | "preview"; label: string }
+export interface Line { value: number; label: string; dashed?: boolean; color?: string }
+export interface Overlays { band?: [number, number] | null; lines?: Line[]; markers?: Marker[] }
+
+function overlayPlugin(overlays: () => Overlays): uPlot.Plugin {
+  return {
+    hooks: {
+      drawAxes: [(u: uPlot) => {
+        // Under the series: the band.
+        const band = overlays().band;
+        if (!band) return;
+        const ctx = u.ctx;
+        const top = u.valToPos(Math.max(band[0], band[1]), "y", true);
+        const bottom = u.valToPos(Math.min(band[0], band[1]), "y", true);
+        ctx.save();
+        ctx.fillStyle = css("--band");
+        ctx.fillRect(u.bbox.left, top, u.bbox.width, bottom - top);
+        ctx.restore();
+      }],
+      draw: [(u: uPlot) => {
+        const { lines = [], markers = [] } = overlays();
+        const ctx = u.ctx;
+        const { left, top, width, height } = u.bbox;
+        ctx.save();
+        ctx.beginPath();
+        ctx.rect(left, top, width, height);
+        ctx.clip();
+        ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+        for (const line of lines) {
+          const y = Math.round(u.valToPos(line.value, "y", true));
+          ctx.strokeStyle = line.color ?? css("--threshold");
+          ctx.fillStyle = ctx.strokeStyle;
+          ctx.lineWidth = devicePixelRatio;
+          ctx.setLineDash(line.dashed ? [6 * devicePixelRatio, 4 * devicePixelRatio] : []);
+          ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + width, y); ctx.stroke();
+          ctx.fillText(line.label, left + 4 * devicePixelRatio, y - 3 * devicePixelRatio);
+        }
+        ctx.setLineDash([]);
+        for (const marker of markers) {
+          const x = Math.round(u.valToPos(marker.at, "x", true));
+          if (x < left || x > left + width) continue;
+          const color = marker.kind === "fired" ? css("--bad") : marker.kind === "resolved" ? css("--good") : css("--warn");
+          ctx.strokeStyle = color; ctx.fillStyle = color;
+          ctx.lineWidth = 1.5 * devicePixelRatio;
+          ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
+          ctx.beginPath();
+          const s = 5 * devicePixelRatio;
+          ctx.moveTo(x - s, top); ctx.lineTo(x + s, top); ctx.lineTo(x, top + s * 1.6); ctx.closePath(); ctx.fill();
+        }
+        ctx.restore();
+      }],
+    },
+  };
+}
+
+export interface ChartSeries { label: string; xs: number[]; ys: (number | null)[]; color?: string; dashed?: boolean }
+
+/** Joins series with different timestamps onto one x axis (uPlot needs aligned columns). */
+function align(series: ChartSeries[]): uPlot.AlignedData {
+  if (series.length === 1) return [series[0].xs, series[0].ys] as uPlot.AlignedData;
+  return uPlot.join(series.map((s) => [s.xs, s.ys] as uPlot.AlignedData)) as uPlot.AlignedData;
+}
+
+/**
+ * A metric chart: drag to zoom (double-click resets), hover shows values in the legend.
+ * `onZoom` gets the selected range in ms so the page can fetch finer data.
+ */
+export function metricChart(
+  el: HTMLElement,
+  series: ChartSeries[],
+  overlays: Overlays,
+  onZoom?: (from: number, to: number) => void,
+): uPlot {
+  const current = { overlays };
+  const width = Math.max(el.clientWidth, 280);
+  const colors = [css("--accent"), css("--compare"), css("--warn")];
+  const opts: uPlot.Options = {
+    width, height: 220,
+    scales: { x: { time: true }, y: { range: (_u, min, max) => rangeWith(min, max, current.overlays) } },
+    axes: [
+      { stroke: css("--muted"), grid: { stroke: css("--grid") }, ticks: { stroke: css("--grid") } },
+      { stroke: css("--muted"), grid: { stroke: css("--grid") }, ticks: { stroke: css("--grid") }, size: 60 },
+    ],
+    series: [
+      { value: (_u, v) => (v == null ? "—" : new Date(v * 1000).toLocaleString()) },
+      ...series.map((s, i) => ({
+        label: s.label,
+        stroke: s.color ?? colors[i % colors.length],
+        width: 1.5,
+        dash: s.dashed ? [6, 4] : undefined,
+        spanGaps: false,
+        points: { show: s.xs.length < 200 },
+        value: (_u: uPlot, v: number | null) => (v == null ? "—" : Number(v.toPrecision(5)).toString()),
+      })),
+    ],
+    cursor: { drag: { x: true, y: false, setScale: true } },
+    plugins: [overlayPlugin(() => current.overlays)],
+    hooks: {
+      setSelect: [(u: uPlot) => {
+        if (!onZoom || u.select.width < 5) return;
+        const from = u.posToVal(u.select.left, "x") * 1000;
+        const to = u.posToVal(u.select.left + u.select.width, "x") * 1000;
+        onZoom(from, to);
+      }],
+    },
+  };
+  const chart = new uPlot(opts, align(series), el);
+  // Fit the chart to its box when the window (or phone orientation) changes.
+  const observer = new ResizeObserver(() => {
+    const w = Math.max(el.clientWidth, 280);
+    if (Math.abs(w - chart.width) > 2) chart.setSize({ width: w, height: 220 });
+  });
+  observer.observe(el);
+  (chart as any)._observer = observer;
+  (chart as any).setOverlays = (next: Overlays) => { current.overlays = next; chart.redraw(false); };
+  return chart;
+}
+
+/** The y range covers the data and every overlay line, so thresholds are never off-chart. */
+function rangeWith(min: number | null, max: number | null, overlays: Overlays): uPlot.Range.MinMax {
+  let lo = min ?? Infinity;
+  let hi = max ?? -Infinity;
+  for (const line of overlays.lines ?? []) { lo = Math.min(lo, line.value); hi = Math.max(hi, line.value); }
+  if (overlays.band) { lo = Math.min(lo, ...overlays.band); hi = Math.max(hi, ...overlays.band); }
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
+  const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.05 || 1;
+  return [lo - pad, hi + pad];
+}
+
+export function destroyChart(chart: uPlot): void {
+  (chart as any)._observer?.disconnect();
+  chart.destroy();
+}
+
+/** Appends live points to a chart without refetching. */
+export function appendPoint(chart: uPlot, seriesIndex: number, x: number, y: number): void {
+  const data = chart.data.map((column) => Array.from(column as ArrayLike<number | null>)) as (number | null)[][];
+  data[0].push(x);
+  for (let i = 1; i < data.length; i++) data[i].push(i === seriesIndex ? y : null);
+  chart.setData(data as uPlot.AlignedData, false);
+  const xMin = chart.scales.x.min ?? x;
+  chart.setScale("x", { min: xMin, max: Math.max(chart.scales.x.max ?? x, x) });
+}

@@ -1,0 +1,70 @@
+// The app shell: hash routes (so the server serves one page), the theme switch and the
+// live indicator. Each page is a function that renders into <main> and returns a
+// clean-up function, called when the viewer navigates away.
+import "./style.css";
+import { startLive } from "./live";
+import { overview } from "./pages/overview";
+import { modelPage } from "./pages/model";
+import { alertsPage } from "./pages/alerts";
+import { rulesPage } from "./pages/rules";
+import { h, clear } from "./util";
+
+type Page = (main: HTMLElement, parts: string[]) => (() => void) | void;
+
+const routes: [RegExp, Page, string][] = [
+  [/^\/?$/, overview, "overview"],
+  [/^\/model\/([^/]+)\/([^/]+)$/, modelPage, "overview"],
+  [/^\/alerts$/, alertsPage, "alerts"],
+  [/^\/rules$/, rulesPage, "rules"],
+];
+
+let leave: (() => void) | void;
+let shownPath: string | null = null;
+
+function route() {
+  const main = document.getElementById("main")!;
+  const raw = location.hash.replace(/^#/, "");
+  const path = raw.split("?")[0] || "/";
+  // Only the query changed (a filter was set): the page handles that itself.
+  if (path === shownPath) return;
+  shownPath = path;
+  // Marks for the speed bench: navigation → page ready (see bench/dashboard).
+  performance.clearMarks();
+  performance.mark("route");
+  if (leave) leave();
+  leave = undefined;
+  for (const [pattern, page, nav] of routes) {
+    const match = pattern.exec(path);
+    if (!match) continue;
+    for (const link of document.querySelectorAll<HTMLElement>("[data-nav]")) {
+      if (link.dataset.nav === nav) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    clear(main);
+    leave = page(main, match.slice(1).map(decodeURIComponent));
+    return;
+  }
+  clear(main, h("h1", null, "Not found"), h("p", null, "No such page. ", h("a", { href: "#/" }, "Back to the overview")));
+}
+
+function setupTheme() {
+  const button = document.getElementById("theme")!;
+  const saved = localStorage.getItem("modelwatch.theme");
+  if (saved) document.documentElement.dataset.theme = saved;
+  button.addEventListener("click", () => {
+    const dark = document.documentElement.dataset.theme
+      ? document.documentElement.dataset.theme === "dark"
+      : matchMedia("(prefers-color-scheme: dark)").matches;
+    const next = dark ? "light" : "dark";
+    document.documentElement.dataset.theme = next;
+    localStorage.setItem("modelwatch.theme", next);
+    // Charts take their colours when drawn: draw the page again.
+    shownPath = null;
+    route();
+  });
+}
+
+setupTheme();
+startLive(document.getElementById("live")!);
+addEventListener("hashchange", route);
+route();

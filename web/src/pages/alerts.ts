@@ -1,0 +1,179 @@
+// Alerts: filter by status, severity, model and time; acknowledge and resolve (with
+// notes) as the person named in "You are"; each alert's history; silences.
+import { api, list, enc, isOpen } from "../api";
+import { onLive } from "../live";
+import { h, clear, time, num, badge, hashParams, setHashParams, SEVERITIES, RANGES } from "../util";
+
+export function whoField(): HTMLInputElement {
+  const input = h("input", { type: "text", id: "who", value: localStorage.getItem("modelwatch.user") ?? "", placeholder: "you@example.com", autocomplete: "email", required: true });
+  input.addEventListener("change", () => localStorage.setItem("modelwatch.user", input.value.trim()));
+  return input;
+}
+
+export function alertsPage(main: HTMLElement): () => void {
+  const params = hashParams();
+  const status = h("select", { "aria-label": "Status" }, ...[["open", "open (active or acknowledged)"], ["", "any status"], ["active", "active"], ["acknowledged", "acknowledged"], ["resolved", "resolved"], ["suppressed", "suppressed"]]
+    .map(([v, t]) => h("option", { value: v, selected: (params.get("status") ?? "open") === v }, t)));
+  const severity = h("select", { "aria-label": "Severity" }, h("option", { value: "" }, "any severity"), ...SEVERITIES.map((s) => h("option", { value: s, selected: params.get("severity") === s }, s)));
+  const model = h("input", { type: "search", placeholder: "model", value: params.get("model") ?? "", "aria-label": "Model" });
+  const since = h("select", { "aria-label": "Time" }, h("option", { value: "" }, "any time"), ...Object.keys(RANGES).map((r) => h("option", { value: r, selected: params.get("since") === r }, `last ${r}`)));
+  const who = whoField();
+  const message = h("div", { role: "status", "aria-live": "polite" });
+  const summary = h("div", { class: "summary" });
+  const tbody = h("tbody");
+  const silences = h("section", { "aria-labelledby": "sil-h" });
+  clear(main,
+    h("h1", null, "Alerts"),
+    summary,
+    h("div", { class: "toolbar" }, status, severity, model, since,
+      h("label", { class: "who" }, "You are ", who)),
+    message,
+    h("div", { class: "scroll" }, h("table", { class: "grid alerts" },
+      h("thead", null, h("tr", null, ...["Severity", "Status", "Alert", "Model", "First seen", "Last seen", "Handled", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+      tbody)),
+    silences);
+
+  let gone = false;
+  async function load() {
+    const p = new URLSearchParams();
+    if (status.value && status.value !== "open") p.set("status", status.value);
+    if (severity.value) p.set("severity", severity.value);
+    if (model.value.trim()) p.set("model", model.value.trim());
+    if (since.value) p.set("from", String(Date.now() - RANGES[since.value]));
+    const shown = new URLSearchParams();
+    if (status.value !== "open") shown.set("status", status.value);
+    for (const [k, v] of [["severity", severity.value], ["model", model.value.trim()], ["since", since.value]]) if (v) shown.set(k, v);
+    setHashParams(shown);
+    let alerts: any[];
+    try {
+      alerts = list(await api(`/alerts?${p}`), "alerts");
+    } catch (error) {
+      clear(tbody, h("tr", null, h("td", { colspan: 8, class: "error" }, `Cannot list alerts: ${(error as Error).message}`)));
+      return;
+    }
+    if (gone) return;
+    // The same filters again here, so the page is right even if the server ignores one.
+    alerts = alerts.filter((a) => (status.value === "open" ? isOpen(a) : !status.value || a.status === status.value)
+      && (!severity.value || a.severity === severity.value)
+      && (!model.value.trim() || a.model.includes(model.value.trim()))
+      && (!since.value || Date.parse(a.last_seen) >= Date.now() - RANGES[since.value]));
+    const counts: Record<string, number> = {};
+    for (const a of alerts) counts[a.severity] = (counts[a.severity] ?? 0) + 1;
+    clear(summary, SEVERITIES.map((s) => h("span", { class: `badge b-${s}` }, `${counts[s] ?? 0} ${s}`)));
+    if (alerts.length === 0) {
+      clear(tbody, h("tr", null, h("td", { colspan: 8, class: "empty" }, "No alerts match these filters.")));
+      return;
+    }
+    clear(tbody, alerts.map(row));
+  }
+
+  function row(alert: any): HTMLElement[] {
+    const history = h("tr", { class: "history", hidden: true }, h("td", { colspan: 8 }));
+    const notes = h("input", { type: "text", placeholder: "resolution notes", "aria-label": `Notes for resolving ${alert.rule_name}` });
+    const act = async (action: "acknowledge" | "resolve") => {
+      const user = who.value.trim();
+      if (!user) { clear(message, h("p", { class: "error" }, "Enter your name or e-mail in “You are” first.")); who.focus(); return; }
+      localStorage.setItem("modelwatch.user", user);
+      try {
+        const body: any = { user };
+        if (action === "resolve" && notes.value.trim()) body.notes = notes.value.trim();
+        await api(`/alerts/${enc(alert.id)}/${action}`, { method: "POST", json: body });
+        clear(message, h("p", { class: "ok" }, `${action === "acknowledge" ? "Acknowledged" : "Resolved"} ${alert.rule_name}.`));
+        await load();
+      } catch (error) {
+        clear(message, h("p", { class: "error" }, `Could not ${action}: ${(error as Error).message}`));
+      }
+    };
+    const open = isOpen(alert);
+    const tr = h("tr", { "data-alert": alert.id, "data-status": alert.status },
+      h("td", null, badge(alert.severity)),
+      h("td", null, badge(`s-${alert.status}`, alert.status)),
+      h("td", null, h("strong", null, alert.rule_name), h("div", { class: "muted small" }, alert.message),
+        h("div", { class: "muted small" }, `value ${num(alert.value)}, worst ${num(alert.worst_value)}, ${alert.occurrences}×`)),
+      h("td", null, h("a", { href: `#/model/${enc(alert.model)}/${enc(alert.version)}` }, `${alert.model} ${alert.version}`), h("div", { class: "muted small" }, alert.metric)),
+      h("td", null, time(alert.first_seen)),
+      h("td", null, time(alert.last_seen)),
+      h("td", { class: "small" },
+        alert.acknowledged_by ? h("div", null, "ack by ", alert.acknowledged_by, ", ", time(alert.acknowledged_at)) : null,
+        alert.resolved_by ? h("div", null, "resolved by ", alert.resolved_by, ", ", time(alert.resolved_at)) : null,
+        alert.resolution_notes ? h("div", { class: "muted" }, `“${alert.resolution_notes}”`) : null),
+      h("td", { class: "actions" },
+        open && alert.status !== "acknowledged" ? h("button", { type: "button", onclick: () => act("acknowledge") }, "Acknowledge") : null,
+        open ? h("span", { class: "resolve" }, notes, h("button", { type: "button", onclick: () => act("resolve") }, "Resolve")) : null,
+        h("button", { type: "button", class: "ghost", "aria-expanded": "false", onclick: async (e: Event) => {
+          const button = e.currentTarget as HTMLButtonElement;
+          history.hidden = !history.hidden;
+          button.setAttribute("aria-expanded", String(!history.hidden));
+          if (!history.hidden) await showHistory(alert.id, history.firstElementChild as HTMLElement);
+        } }, "History")));
+    return [tr, history];
+  }
+
+  async function showHistory(id: string, cell: HTMLElement) {
+    clear(cell, h("span", { class: "muted" }, "Loading…"));
+    try {
+      const entries = list(await api(`/alerts/${enc(id)}/history`), "history", "transitions");
+      clear(cell, entries.length === 0 ? h("span", { class: "muted" }, "No history.") : h("ol", { class: "timeline" },
+        entries.map((t: any) => h("li", null, time(t.at ?? t.timestamp), " ", h("strong", null, `${t.from ?? "new"} → ${t.to}`),
+          t.by || t.actor ? ` by ${t.by ?? t.actor}` : "", t.notes ? h("span", { class: "muted" }, ` — ${t.notes}`) : null))));
+    } catch (error) {
+      clear(cell, h("span", { class: "error" }, `Cannot load the history: ${(error as Error).message}`));
+    }
+  }
+
+  async function loadSilences() {
+    const form = h("form", { class: "inline-form" },
+      h("label", null, "Model ", h("input", { name: "model", required: true, size: 14 })),
+      h("label", null, "Version ", h("input", { name: "version", placeholder: "all", size: 8 })),
+      h("label", null, "Metric ", h("input", { name: "metric", placeholder: "all", size: 10 })),
+      h("label", null, "For ", h("select", { name: "duration" }, ...[["60", "1 hour"], ["240", "4 hours"], ["1440", "1 day"], ["10080", "1 week"]].map(([v, t]) => h("option", { value: v }, t)))),
+      h("label", null, "Comment ", h("input", { name: "comment", required: true, size: 18 })),
+      h("button", { type: "submit" }, "Create silence"));
+    const listBox = h("div");
+    clear(silences, h("h2", { id: "sil-h" }, "Silences"), h("p", { class: "muted" }, "A silence keeps matching alerts from notifying anyone while it lasts."), form, listBox);
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const data = new FormData(form);
+      const user = who.value.trim();
+      if (!user) { clear(message, h("p", { class: "error" }, "Enter your name in “You are” to create a silence.")); who.focus(); return; }
+      const spec: any = { model: data.get("model"), duration_minutes: Number(data.get("duration")), comment: data.get("comment"), created_by: user };
+      if (String(data.get("version") ?? "").trim()) spec.version = String(data.get("version")).trim();
+      if (String(data.get("metric") ?? "").trim()) spec.metric = String(data.get("metric")).trim();
+      try {
+        await api("/silences", { method: "POST", json: spec });
+        form.reset();
+        await loadSilences();
+      } catch (error) {
+        clear(message, h("p", { class: "error" }, `Could not create the silence: ${(error as Error).message}`));
+      }
+    });
+    try {
+      const all = list(await api("/silences"), "silences");
+      const now = Date.now();
+      clear(listBox, all.length === 0 ? h("p", { class: "empty" }, "No silences.") : h("table", { class: "grid" },
+        h("thead", null, h("tr", null, ...["Matches", "From", "Until", "By", "Comment", ""].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", null, all.map((s: any) => {
+          const active = Date.parse(s.ends_at) > now;
+          return h("tr", { class: active ? "" : "muted" },
+            h("td", null, [s.model, s.version ?? "all versions", s.metric ?? "all metrics"].join(" · ")),
+            h("td", null, time(s.starts_at)), h("td", null, time(s.ends_at), active ? "" : " (expired)"),
+            h("td", null, s.created_by), h("td", null, s.comment),
+            h("td", null, active ? h("button", { type: "button", onclick: async () => {
+              try {
+                await api(`/silences/${enc(s.id)}`, { method: "DELETE" }).catch(() => api(`/silences/${enc(s.id)}/expire`, { method: "POST" }));
+                await loadSilences();
+              } catch (error) { clear(message, h("p", { class: "error" }, `Could not expire: ${(error as Error).message}`)); }
+            } }, "Expire") : null));
+        }))));
+    } catch (error) {
+      clear(listBox, h("p", { class: "error" }, `Cannot list silences: ${(error as Error).message}`));
+    }
+  }
+
+  for (const el of [status, severity, since]) el.addEventListener("change", () => void load());
+  model.addEventListener("input", () => void load());
+  const unsubscribe = onLive((event) => { if (event.type !== "samples") void load(); });
+  void load();
+  void loadSilences();
+  return () => { gone = true; unsubscribe(); };
+}

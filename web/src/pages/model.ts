@@ -1,0 +1,223 @@
+// A model version: one chart per metric over the chosen range, with the baseline band,
+// the rules' lines and the alerts' firing/resolution markers; an optional overlay of
+// another version; the degradation table and per-metric trends. New samples arrive
+// over the event stream and are appended to the charts.
+import { api, list, seriesPath, columns, enc, type Series } from "../api";
+import { metricChart, destroyChart, appendPoint, type Line, type Marker, type Overlays } from "../charts";
+import { onLive } from "../live";
+import { h, clear, time, num, pct, badge, RANGES, hashParams, setHashParams } from "../util";
+import type uPlot from "uplot";
+
+export function modelPage(main: HTMLElement, [model, version]: string[]): () => void {
+  const params = hashParams();
+  let range = params.get("range") ?? "24h";
+  let compareWith = params.get("compare") ?? "";
+  let customFrom = params.get("from");
+  let customTo = params.get("to");
+  let gone = false;
+  const charts = new Map<string, uPlot>();
+
+  const rangeButtons = h("div", { class: "segmented", role: "group", "aria-label": "Time range" });
+  const fromInput = h("input", { type: "datetime-local", "aria-label": "From (your time zone)" });
+  const toInput = h("input", { type: "datetime-local", "aria-label": "To (your time zone)" });
+  const customForm = h("form", { class: "custom-range", onsubmit: (e: Event) => {
+    e.preventDefault();
+    if (!fromInput.value || !toInput.value) return;
+    range = "custom"; customFrom = String(new Date(fromInput.value).getTime()); customTo = String(new Date(toInput.value).getTime());
+    void draw();
+  } }, fromInput, "–", toInput, h("button", { type: "submit" }, "Show"));
+  const compareSelect = h("select", { "aria-label": "Compare with version" }, h("option", { value: "" }, "compare with…"));
+  const chartsBox = h("div", { class: "charts" });
+  const degradationBox = h("section", { "aria-labelledby": "deg-h" });
+  const status = h("div", { role: "status" });
+  clear(main,
+    h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "Models"), " / ", model, " / ", version),
+    h("h1", null, `${model} `, h("span", { class: "muted" }, version)),
+    h("div", { class: "toolbar" }, rangeButtons, customForm, compareSelect,
+      h("span", { class: "muted hint" }, "Drag on a chart to zoom, double-click to reset.")),
+    status, chartsBox, degradationBox);
+
+  for (const name of [...Object.keys(RANGES), "custom"]) {
+    rangeButtons.append(h("button", { type: "button", "data-range": name, "aria-pressed": String(name === range), onclick: () => {
+      if (name === "custom") { fromInput.focus(); return; }
+      range = name; customFrom = customTo = null; void draw();
+    } }, name));
+  }
+  compareSelect.addEventListener("change", () => { compareWith = compareSelect.value; void draw(); });
+
+  let metrics: string[] = [];
+  let lastTimestamp = Date.now();
+  let rules: any[] = [];
+  let alerts: any[] = [];
+  let degradation: any[] = [];
+  let history: any = null;
+
+  function timeWindow(): [number, number] {
+    if (range === "custom" && customFrom && customTo) return [Number(customFrom), Number(customTo)];
+    // Ranges end at the newest sample (or now, whichever is later), so a demo recorded
+    // yesterday still shows data.
+    const to = Math.max(Date.now(), lastTimestamp + 1);
+    return [to - (RANGES[range] ?? RANGES["24h"]), to];
+  }
+
+  async function start() {
+    let versions: any[];
+    try {
+      versions = list(await api(`/models/${enc(model)}/versions`), "versions");
+    } catch (error) {
+      clear(status, h("p", { class: "error" }, `Cannot load ${model}: ${(error as Error).message}`));
+      return;
+    }
+    const entry = versions.find((v) => v.version === version);
+    if (!entry) {
+      clear(status, h("p", { class: "error" }, `${model} has no version ${version}. `, h("a", { href: "#/" }, "Back to the overview")));
+      return;
+    }
+    metrics = entry.metrics;
+    lastTimestamp = Date.parse(entry.last_timestamp);
+    for (const other of versions) {
+      if (other.version !== version) compareSelect.append(h("option", { value: other.version, selected: other.version === compareWith }, `compare with ${other.version}`));
+    }
+    if (versions.length < 2) compareSelect.hidden = true;
+    // Context for the overlays; each may be missing on a server without alerting, and
+    // the charts still draw.
+    const [r, a, d, hi] = await Promise.all([
+      api(`/rules?model=${enc(model)}`).catch(() => null),
+      api(`/alerts?model=${enc(model)}&version=${enc(version)}`).catch(() => null),
+      api(`${seriesPath(model, version)}/degradation`).catch((e) => e),
+      api(`${seriesPath(model, version)}/history?hours=168`).catch(() => null),
+    ]);
+    rules = list(r, "rules").filter((rule: any) => rule.model === model && (!rule.version || rule.version === version));
+    alerts = list(a, "alerts").filter((alert: any) => alert.model === model && alert.version === version);
+    degradation = d instanceof Error ? [] : list(d, "results", "metrics", "degradations");
+    history = hi;
+    await draw();
+    renderDegradation(d instanceof Error ? d : null);
+  }
+
+  async function draw() {
+    const [from, to] = timeWindow();
+    for (const button of rangeButtons.querySelectorAll<HTMLButtonElement>("button")) button.setAttribute("aria-pressed", String(button.dataset.range === range));
+    const p = new URLSearchParams();
+    if (range !== "24h") p.set("range", range);
+    if (range === "custom" && customFrom && customTo) { p.set("from", customFrom); p.set("to", customTo); }
+    if (compareWith) p.set("compare", compareWith);
+    setHashParams(p);
+    fromInput.value = localInput(from); toInput.value = localInput(to);
+    const points = Math.min(Math.max(Math.round(chartsBox.clientWidth || 800), 300), 2000);
+    const results = await Promise.all(metrics.map(async (metric) => {
+      const query = `?from=${Math.floor(from)}&to=${Math.ceil(to)}&max_points=${points}`;
+      const [own, other] = await Promise.all([
+        api<Series>(`${seriesPath(model, version, metric)}${query}`).catch((e: Error) => e),
+        compareWith ? api<Series>(`${seriesPath(model, compareWith, metric)}${query}`).catch(() => null) : null,
+      ]);
+      return { metric, own, other };
+    }));
+    if (gone) return;
+    for (const chart of charts.values()) destroyChart(chart);
+    charts.clear();
+    clear(chartsBox);
+    if (metrics.length === 0) clear(chartsBox, h("p", { class: "empty" }, "This version has no metrics."));
+    for (const { metric, own, other } of results) {
+      const box = h("div", { class: "chart" });
+      const summary = (history?.metric_summaries ?? []).find((s: any) => s.metric === metric);
+      const figure = h("figure", { class: "card", "data-metric": metric },
+        h("figcaption", null, h("strong", null, metric), " ",
+          summary ? h("span", { class: `trend t-${summary.trend}` }, trendWord(summary.trend)) : null,
+          own instanceof Error ? null : h("span", { class: "muted" }, ` ${own.count} samples${own.downsampled ? `, shown as ${own.buckets.length} bucket means` : ""}`)),
+        box);
+      chartsBox.append(figure);
+      if (own instanceof Error) { box.append(h("p", { class: "error" }, `Cannot load ${metric}: ${own.message}`)); continue; }
+      const [xs, ys] = columns(own);
+      if (xs.length === 0) box.append(h("p", { class: "empty" }, `No ${metric} samples in this range.`));
+      const series = [{ label: version, xs, ys }];
+      if (other) { const [ox, oy] = columns(other); series.push({ label: compareWith, xs: ox, ys: oy, dashed: true } as any); }
+      const chart = metricChart(box, series, overlaysFor(metric, own.direction), (f, t) => {
+        range = "custom"; customFrom = String(Math.floor(f)); customTo = String(Math.ceil(t)); void draw();
+      });
+      chart.root.addEventListener("dblclick", () => { range = "24h"; customFrom = customTo = null; void draw(); });
+      charts.set(metric, chart);
+    }
+    // uPlot paints in the next frame; "ready" means the charts are on screen.
+    requestAnimationFrame(() => { main.dataset.ready = "1"; performance.mark("ready"); });
+  }
+
+  function overlaysFor(metric: string, direction: string): Overlays {
+    const lines: Line[] = [];
+    const deg = degradation.find((d: any) => d.metric === metric);
+    const baseline: number | null = deg?.baseline_value ?? null;
+    for (const rule of rules.filter((r: any) => r.metric === metric && r.enabled !== false)) {
+      if (rule.condition_type === "threshold" || rule.threshold_value != null) {
+        lines.push({ value: rule.threshold_value, label: `${rule.name} (${rule.comparison_operator} ${num(rule.threshold_value)})` });
+        if (rule.clear_threshold != null) lines.push({ value: rule.clear_threshold, label: `${rule.name} clears`, dashed: true });
+      } else if (rule.max_degradation_percentage != null && baseline != null) {
+        const sign = direction === "lower_is_better" ? 1 : -1;
+        lines.push({ value: baseline * (1 + (sign * rule.max_degradation_percentage) / 100), label: `${rule.name} (−${rule.max_degradation_percentage} % of baseline)` });
+      }
+    }
+    const summary = (history?.metric_summaries ?? []).find((s: any) => s.metric === metric);
+    // The band: the baseline ± one standard deviation of the week's values.
+    const band: [number, number] | null = baseline != null && summary?.std != null ? [baseline - summary.std, baseline + summary.std] : null;
+    if (baseline != null) lines.push({ value: baseline, label: "baseline", dashed: true, color: getComputedStyle(document.documentElement).getPropertyValue("--muted") });
+    const markers: Marker[] = [];
+    for (const alert of alerts.filter((a: any) => a.metric === metric)) {
+      markers.push({ at: Date.parse(alert.first_seen) / 1000, kind: "fired", label: alert.message });
+      if (alert.resolved_at) markers.push({ at: Date.parse(alert.resolved_at) / 1000, kind: "resolved", label: `resolved by ${alert.resolved_by}` });
+    }
+    return { band, lines, markers };
+  }
+
+  function renderDegradation(error: Error | null) {
+    const rowsOut = degradation.map((d: any) => h("tr", null,
+      h("th", { scope: "row" }, d.metric),
+      h("td", { class: "num" }, num(d.current_value)), h("td", { class: "num" }, num(d.baseline_value)),
+      h("td", { class: "num" }, pct(d.percentage_change)),
+      h("td", null, d.is_degraded ? badge(d.severity) : h("span", { class: "muted" }, d.status ?? "ok")),
+      h("td", { class: "num" }, d.p_value == null ? "—" : num(d.p_value, 2)),
+      h("td", null, trendWord((history?.metric_summaries ?? []).find((s: any) => s.metric === d.metric)?.trend)),
+      h("td", null, d.recommendation ?? "")));
+    clear(degradationBox,
+      h("h2", { id: "deg-h" }, "Degradation"),
+      history ? h("p", null, "Health: ", badge(`grade-${history.overall_health}`, history.overall_health), " ", trendWord(history.health_trend),
+        history.health_reasons?.length ? h("span", { class: "muted" }, ` — ${history.health_reasons.join("; ")}`) : null) : null,
+      error ? h("p", { class: "error" }, `The degradation check could not run: ${error.message}`)
+        : rowsOut.length === 0 ? h("p", { class: "empty" }, "No degradation results for this version yet.")
+        : h("div", { class: "scroll" }, h("table", { class: "grid" },
+          h("thead", null, h("tr", null, ...["Metric", "Current", "Baseline", "Change", "Severity", "p-value", "Trend", "Recommendation"].map((c) => h("th", { scope: "col" }, c)))),
+          h("tbody", null, rowsOut))));
+  }
+
+  const unsubscribe = onLive((event) => {
+    if (event.type === "samples" && event.data.model === model && event.data.version === version) {
+      const chart = charts.get(event.data.metric);
+      const at = Date.parse(event.data.last_timestamp) / 1000;
+      if (chart) {
+        appendPoint(chart, 1, at, event.data.last_value);
+        // For people (a flash) and for the browser tests (a counter).
+        const figure = chartsBox.querySelector<HTMLElement>(`figure[data-metric="${event.data.metric}"]`);
+        if (figure) { figure.dataset.live = String(Number(figure.dataset.live ?? 0) + event.data.count); figure.classList.remove("flash"); void figure.offsetWidth; figure.classList.add("flash"); }
+      }
+      else if (!metrics.includes(event.data.metric)) { metrics.push(event.data.metric); void draw(); }
+    } else if (event.type !== "samples" && event.data?.alert?.model === model) {
+      const alert = event.data.alert;
+      alerts = alerts.filter((a) => a.id !== alert.id).concat(alert);
+      const chart = charts.get(alert.metric);
+      (chart as any)?.setOverlays(overlaysFor(alert.metric, "higher_is_better"));
+    }
+  });
+
+  void start();
+  return () => { gone = true; unsubscribe(); for (const chart of charts.values()) destroyChart(chart); };
+}
+
+function trendWord(trend: string | undefined): HTMLElement | string {
+  if (!trend) return "—";
+  const arrow = trend === "improving" ? "↗" : trend === "degrading" ? "↘" : "→";
+  return h("span", { class: `trend t-${trend}` }, `${arrow} ${trend}`);
+}
+
+function localInput(ms: number): string {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+  return d.toISOString().slice(0, 16);
+}
+void time;

@@ -1,0 +1,176 @@
+// Rules: list, create (threshold or degradation, with anti-flap options), edit,
+// enable/disable and delete, and a backtest preview drawn on the metric's chart before
+// saving (POST /rules/backtest runs the same state machine over stored data).
+import { api, list, enc, seriesPath, columns, type Series } from "../api";
+import { metricChart, destroyChart, type Marker } from "../charts";
+import { h, clear, num } from "../util";
+import type uPlot from "uplot";
+
+const OPERATORS = ["lt", "lte", "gt", "gte", "eq"];
+const METRICS = ["accuracy", "precision", "recall", "f1_score", "auc_roc", "auc_pr", "mae", "mse", "rmse", "r2_score", "mape", "latency", "throughput", "error_rate"];
+
+export function rulesPage(main: HTMLElement): () => void {
+  const message = h("div", { role: "status", "aria-live": "polite" });
+  const tbody = h("tbody");
+  const editor = h("section", { class: "card", "aria-labelledby": "rule-h" });
+  clear(main, h("h1", null, "Rules"), message,
+    h("div", { class: "scroll" }, h("table", { class: "grid rules" },
+      h("thead", null, h("tr", null, ...["Name", "Applies to", "Condition", "Severity", "Anti-flap", "Enabled", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+      tbody)),
+    editor);
+  let preview: uPlot | null = null;
+  let models: any[] = [];
+
+  async function load() {
+    try {
+      const rules = list(await api("/rules"), "rules");
+      if (rules.length === 0) { clear(tbody, h("tr", null, h("td", { colspan: 7, class: "empty" }, "No rules yet. Create one below."))); return; }
+      clear(tbody, rules.map((rule: any) => h("tr", { "data-rule": rule.id },
+        h("td", null, h("strong", null, rule.name)),
+        h("td", null, `${rule.model} · ${rule.version ?? "all versions"} · ${rule.metric}`),
+        h("td", null, describe(rule)),
+        h("td", null, h("span", { class: `badge b-${rule.severity}` }, rule.severity)),
+        h("td", { class: "small" }, `fires after ${rule.for_evaluations ?? "?"}, clears after ${rule.clear_after_evaluations ?? "?"}${rule.auto_resolve ? ", auto-resolves" : ""}; cooldown ${rule.cooldown_minutes} min`),
+        h("td", null, h("input", { type: "checkbox", checked: rule.enabled, "aria-label": `${rule.name} enabled`, onchange: async (e: Event) => {
+          const enabled = (e.target as HTMLInputElement).checked;
+          try { await patch(rule.id, { enabled }); say("ok", `${rule.name} ${enabled ? "enabled" : "disabled"}.`); }
+          catch (error) { say("error", `Could not change ${rule.name}: ${(error as Error).message}`); (e.target as HTMLInputElement).checked = !enabled; }
+        } })),
+        h("td", { class: "actions" },
+          h("button", { type: "button", onclick: () => edit(rule) }, "Edit"),
+          h("button", { type: "button", class: "danger", onclick: async () => {
+            if (!confirm(`Delete the rule “${rule.name}”? Its alerts stay in the history.`)) return;
+            try { await api(`/rules/${enc(rule.id)}`, { method: "DELETE" }); say("ok", `Deleted ${rule.name}.`); await load(); }
+            catch (error) { say("error", `Could not delete: ${(error as Error).message}`); }
+          } }, "Delete")))));
+    } catch (error) {
+      clear(tbody, h("tr", null, h("td", { colspan: 7, class: "error" }, `Cannot list rules: ${(error as Error).message}`)));
+    }
+  }
+
+  function say(kind: "ok" | "error", text: string) { clear(message, h("p", { class: kind }, text)); }
+
+  async function patch(id: string, body: any) {
+    try { return await api(`/rules/${enc(id)}`, { method: "PATCH", json: body }); }
+    catch (error) { if ((error as any).status === 405) return api(`/rules/${enc(id)}`, { method: "PUT", json: body }); throw error; }
+  }
+
+  function field(label: string, input: HTMLElement, hint?: string) {
+    return h("label", { class: "field" }, h("span", null, label), input, hint ? h("small", { class: "muted" }, hint) : null);
+  }
+
+  function edit(rule: any | null) {
+    const f = {
+      name: h("input", { name: "name", required: true, value: rule?.name ?? "" }),
+      model: h("input", { name: "model", required: true, list: "models-list", value: rule?.model ?? "" }),
+      version: h("input", { name: "version", placeholder: "all versions", value: rule?.version ?? "" }),
+      metric: h("input", { name: "metric", required: true, list: "metrics-list", value: rule?.metric ?? "accuracy" }),
+      kind: h("select", { name: "kind" }, h("option", { value: "threshold" }, "threshold"), h("option", { value: "degradation", selected: rule?.condition_type === "degradation" }, "degradation")),
+      operator: h("select", { name: "operator" }, ...OPERATORS.map((o) => h("option", { value: o, selected: (rule?.comparison_operator ?? "lt") === o }, o))),
+      threshold: h("input", { name: "threshold", type: "number", step: "any", value: rule?.threshold_value ?? "" }),
+      clearThreshold: h("input", { name: "clear_threshold", type: "number", step: "any", value: rule?.clear_threshold ?? "" }),
+      maxPct: h("input", { name: "max_pct", type: "number", step: "any", min: 0, value: rule?.max_degradation_percentage ?? 5 }),
+      baselineHours: h("input", { name: "baseline_hours", type: "number", min: 1, value: rule?.baseline_window_hours ?? 168 }),
+      clearPct: h("input", { name: "clear_pct", type: "number", step: "any", min: 0, value: rule?.clear_percentage ?? "" }),
+      severity: h("select", { name: "severity" }, ...["low", "medium", "high", "critical"].map((s) => h("option", { value: s, selected: (rule?.severity ?? "medium") === s }, s))),
+      cooldown: h("input", { name: "cooldown", type: "number", min: 0, value: rule?.cooldown_minutes ?? 60 }),
+      forEvals: h("input", { name: "for", type: "number", min: 1, value: rule?.for_evaluations ?? 3 }),
+      clearEvals: h("input", { name: "clear_after", type: "number", min: 1, value: rule?.clear_after_evaluations ?? 3 }),
+      autoResolve: h("input", { name: "auto_resolve", type: "checkbox", checked: rule?.auto_resolve ?? false }),
+      enabled: h("input", { name: "enabled", type: "checkbox", checked: rule?.enabled ?? true }),
+    };
+    const thresholdBox = h("fieldset", null, h("legend", null, "Threshold"), field("Fires when the value is", f.operator), field("Threshold", f.threshold), field("Clears past (optional)", f.clearThreshold, "hysteresis"));
+    const degradationBox = h("fieldset", null, h("legend", null, "Degradation"), field("Worse than (%)", f.maxPct), field("Baseline window (hours)", f.baselineHours), field("Clears at or under (%, optional)", f.clearPct));
+    const showKind = () => { thresholdBox.hidden = f.kind.value !== "threshold"; degradationBox.hidden = f.kind.value !== "degradation"; };
+    f.kind.addEventListener("change", showKind);
+    showKind();
+    const chartBox = h("div", { class: "chart" });
+    const previewNote = h("p", { class: "muted", role: "status" });
+    const formError = h("div", { role: "alert" });
+
+    const spec = (): any => {
+      const s: any = {
+        name: f.name.value.trim(), model: f.model.value.trim(), metric: f.metric.value.trim(), severity: f.severity.value,
+        enabled: f.enabled.checked, cooldown_minutes: Number(f.cooldown.value),
+        for_evaluations: Number(f.forEvals.value), clear_after_evaluations: Number(f.clearEvals.value), auto_resolve: f.autoResolve.checked,
+      };
+      s.version = f.version.value.trim() || null;
+      if (f.kind.value === "threshold") {
+        s.comparison_operator = f.operator.value; s.threshold_value = Number(f.threshold.value);
+        if (f.clearThreshold.value !== "") s.clear_threshold = Number(f.clearThreshold.value);
+      } else {
+        s.max_degradation_percentage = Number(f.maxPct.value); s.baseline_window_hours = Number(f.baselineHours.value);
+        if (f.clearPct.value !== "") s.clear_percentage = Number(f.clearPct.value);
+      }
+      return s;
+    };
+
+    const runPreview = async () => {
+      const s = spec();
+      const version = s.version ?? (models.find((m) => m.model === s.model)?.versions ?? []).slice(-1)[0];
+      if (!s.model || !s.metric || !version) { previewNote.textContent = "Pick a model (and version) with data to preview."; return; }
+      const to = Date.now(), from = to - 7 * 86400e3;
+      previewNote.textContent = "Running the backtest…";
+      try {
+        const [series, backtest] = await Promise.all([
+          api<Series>(`${seriesPath(s.model, version, s.metric)}?from=${from}&to=${to}&max_points=1000`),
+          api("/rules/backtest", { method: "POST", json: { rule: { ...s, version }, from: new Date(from).toISOString(), to: new Date(to).toISOString() } }),
+        ]);
+        const events = list(backtest, "events");
+        const markers: Marker[] = events.filter((e: any) => e.kind === "fired" || e.kind === "resolved" || e.kind === "cleared")
+          .map((e: any) => ({ at: Date.parse(e.at) / 1000, kind: e.kind === "fired" ? "fired" : "resolved", label: e.kind }));
+        const fired = events.filter((e: any) => e.kind === "fired").length;
+        if (preview) destroyChart(preview);
+        clear(chartBox);
+        const [xs, ys] = columns(series);
+        preview = metricChart(chartBox, [{ label: `${s.metric} ${version}`, xs, ys }],
+          { lines: s.threshold_value != null && Number.isFinite(s.threshold_value) ? [{ value: s.threshold_value, label: `threshold ${num(s.threshold_value)}` }] : [], markers });
+        previewNote.textContent = `Over the last 7 days of ${s.model} ${version} this rule would have fired ${fired} time${fired === 1 ? "" : "s"}.`;
+      } catch (error) {
+        previewNote.textContent = `No preview: ${(error as Error).message}`;
+      }
+    };
+
+    const form = h("form", { class: "rule-form", novalidate: false },
+      h("div", { class: "fields" }, field("Name", f.name), field("Model", f.model), field("Version", f.version, "empty: every version"), field("Metric", f.metric),
+        field("Kind", f.kind), field("Severity", f.severity)),
+      thresholdBox, degradationBox,
+      h("fieldset", null, h("legend", null, "Anti-flap"), field("Breaching evaluations before firing", f.forEvals), field("Clear evaluations before clearing", f.clearEvals),
+        field("Cooldown (minutes)", f.cooldown), h("label", { class: "check" }, f.autoResolve, " resolve automatically once clear"), h("label", { class: "check" }, f.enabled, " enabled")),
+      formError,
+      h("div", { class: "buttons" },
+        h("button", { type: "button", onclick: runPreview }, "Preview (backtest)"),
+        h("button", { type: "submit", class: "primary" }, rule ? "Save changes" : "Create rule"),
+        rule ? h("button", { type: "button", class: "ghost", onclick: () => edit(null) }, "Cancel") : null),
+      previewNote, chartBox,
+      h("datalist", { id: "models-list" }, models.map((m) => h("option", { value: m.model }))),
+      h("datalist", { id: "metrics-list" }, METRICS.map((m) => h("option", { value: m }))));
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      clear(formError);
+      try {
+        if (rule) await patch(rule.id, spec());
+        else await api("/rules", { method: "POST", json: spec() });
+        say("ok", `${rule ? "Saved" : "Created"} ${f.name.value.trim()}.`);
+        await load();
+        edit(null);
+      } catch (error) {
+        clear(formError, h("p", { class: "error" }, `Not saved: ${(error as Error).message}`));
+      }
+    });
+    if (preview) { destroyChart(preview); preview = null; }
+    clear(editor, h("h2", { id: "rule-h" }, rule ? `Edit “${rule.name}”` : "New rule"), form);
+    if (rule) f.name.focus();
+  }
+
+  void api("/models").then((data) => { models = list(data, "models"); edit(null); }).catch(() => edit(null));
+  void load();
+  return () => { if (preview) destroyChart(preview); };
+}
+
+function describe(rule: any): string {
+  if (rule.condition_type === "degradation" || rule.max_degradation_percentage != null) {
+    return `worse than ${rule.max_degradation_percentage} % vs the last ${rule.baseline_window_hours} h${rule.clear_percentage != null ? `, clears ≤ ${rule.clear_percentage} %` : ""}`;
+  }
+  return `value ${rule.comparison_operator} ${num(rule.threshold_value)}${rule.clear_threshold != null ? `, clears past ${num(rule.clear_threshold)}` : ""}`;
+}

@@ -1,0 +1,125 @@
+// Small DOM and formatting helpers. Elements are built with `h` (never innerHTML) so
+// alert messages and notes, which people type, cannot inject markup.
+
+export type Child = Node | string | number | null | undefined | false | Child[];
+type Attrs = Record<string, unknown>;
+
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs | null = null,
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  if (attrs) {
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key.startsWith("on") && typeof value === "function") {
+        el.addEventListener(key.slice(2), value as EventListener);
+      } else if (key === "class") {
+        el.className = String(value);
+      } else if (key === "value" && "value" in el) {
+        (el as HTMLInputElement).value = String(value);
+      } else if (key === "checked" || key === "selected" || key === "disabled") {
+        (el as unknown as Record<string, boolean>)[key] = Boolean(value);
+      } else {
+        el.setAttribute(key, value === true ? "" : String(value));
+      }
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el: Node, children: Child[]): void {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else el.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function clear(el: Element, ...children: Child[]): void {
+  el.replaceChildren();
+  append(el, children);
+}
+
+const localFormat = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
+
+/** A time in the viewer's zone, with UTC on hover. */
+export function time(value: string | number | null | undefined): HTMLElement | string {
+  if (value === null || value === undefined || value === "") return "—";
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  return h("time", { datetime: date.toISOString(), title: `UTC: ${date.toISOString().replace(".000Z", "Z")}` },
+    localFormat.format(date));
+}
+
+/** "3 min ago", for last-sample columns, with the full time on hover. */
+export function ago(value: string | null | undefined, now = Date.now()): HTMLElement | string {
+  if (!value) return "—";
+  const date = new Date(value);
+  const seconds = Math.round((now - date.getTime()) / 1000);
+  let text: string;
+  if (seconds < 60) text = `${Math.max(seconds, 0)} s ago`;
+  else if (seconds < 3600) text = `${Math.round(seconds / 60)} min ago`;
+  else if (seconds < 86400 * 2) text = `${Math.round(seconds / 3600)} h ago`;
+  else text = `${Math.round(seconds / 86400)} d ago`;
+  return h("time", { datetime: date.toISOString(), title: `${localFormat.format(date)} (UTC: ${date.toISOString()})` }, text);
+}
+
+export function num(value: number | null | undefined, digits = 4): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "—";
+  const abs = Math.abs(value);
+  if (abs !== 0 && (abs >= 1e6 || abs < 1e-3)) return value.toExponential(2);
+  return Number(value.toPrecision(digits)).toString();
+}
+
+export function pct(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "—";
+  return `${value > 0 ? "+" : ""}${value.toFixed(1)} %`;
+}
+
+export function badge(kind: string, text?: string): HTMLElement {
+  return h("span", { class: `badge b-${kind}` }, text ?? kind);
+}
+
+/** Runs at most `limit` of the queued tasks at a time (keeps the overview's lazy loads polite). */
+export function limiter(limit: number) {
+  let running = 0;
+  const queue: (() => void)[] = [];
+  const next = () => {
+    if (running >= limit) return;
+    const task = queue.shift();
+    if (!task) return;
+    running++;
+    task();
+  };
+  return <T>(work: () => Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      queue.push(() => {
+        work().then(resolve, reject).finally(() => { running--; next(); });
+      });
+      next();
+    });
+}
+
+export const RANGES: Record<string, number> = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
+
+/** The parameters after `?` in the hash route. */
+export function hashParams(): URLSearchParams {
+  const hash = location.hash;
+  const at = hash.indexOf("?");
+  return new URLSearchParams(at >= 0 ? hash.slice(at + 1) : "");
+}
+
+export function setHashParams(params: URLSearchParams): void {
+  const hash = location.hash;
+  const at = hash.indexOf("?");
+  const base = at >= 0 ? hash.slice(0, at) : hash || "#/";
+  const query = params.toString();
+  history.replaceState(null, "", query ? `${base}?${query}` : base);
+}
+
+export const SEVERITIES = ["critical", "high", "medium", "low"] as const;
