@@ -6,6 +6,11 @@
 //! to `bench/quality/RESULTS.md`. Streams come from fixed seeds, so runs are reproducible.
 //! The NAB series are read from `MODELWATCH_NAB_DIR`, else from `shared/benchdata/nab`
 //! beside the repository; without them that section is skipped.
+//!
+//! For quick comparisons: `MODELWATCH_DETECTION_OPTIONS` (JSON) overrides detection
+//! options, `MODELWATCH_QUALITY_ONLY` runs only the scenarios whose name contains one of
+//! its `|`-separated parts (seeds unchanged; RESULTS.md is then not written) and
+//! `MODELWATCH_QUALITY_NO_NAB` skips the NAB section.
 
 mod detectors;
 mod nab;
@@ -66,7 +71,13 @@ fn synthetic_section(out: &mut String) -> Vec<String> {
         "| scenario | change | mode | detector | detection rate | false alarms / 1000 checks | mean delay (min) |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let only = std::env::var("MODELWATCH_QUALITY_ONLY").ok();
     for (index, scenario) in synthetic::scenarios().iter().enumerate() {
+        if let Some(only) = &only {
+            if !only.split('|').any(|part| scenario.name.contains(part)) {
+                continue;
+            }
+        }
         for hours in [None, Some(scenario.window_hours)] {
             let outcomes =
                 synthetic::run(scenario, hours, STREAMS_PER_SCENARIO, SEED ^ index as u64);
@@ -181,9 +192,15 @@ fn main() -> ExitCode {
     for goal in goals {
         let _ = writeln!(out, "{goal}");
     }
-    nab_section(&mut out);
+    let partial = std::env::var_os("MODELWATCH_QUALITY_ONLY").is_some();
+    if std::env::var_os("MODELWATCH_QUALITY_NO_NAB").is_none() {
+        nab_section(&mut out);
+    }
     let _ = writeln!(out, "\nRun time: {:.1} s.", started.elapsed().as_secs_f64());
     print!("{out}");
+    if partial {
+        return ExitCode::SUCCESS;
+    }
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md");
     match std::fs::write(&path, &out) {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,6 +51,9 @@ pub struct EvaluationReport {
 struct Target {
     rule: usize,
     version: Version,
+    /// The newest sample's time as the series listing has it: when it is not newer than
+    /// what the state counted, the pass skips reading the sample itself.
+    last_timestamp: Timestamp,
 }
 
 impl Engine {
@@ -135,23 +138,24 @@ impl Engine {
             version: version.cloned(),
             metric: None,
         };
-        let mut versions: HashMap<(ModelName, Metric), Vec<Version>> = HashMap::new();
+        let mut versions: HashMap<(ModelName, Metric), Vec<(Version, Timestamp)>> = HashMap::new();
         for series in self.metrics.list_series(&filter).await? {
             versions
                 .entry((series.key.model, series.key.metric))
                 .or_default()
-                .push(series.key.version);
+                .push((series.key.version, series.last_timestamp));
         }
         let mut targets = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
             let Some(found) = versions.get(&(rule.model.clone(), rule.metric.clone())) else {
                 continue;
             };
-            for v in found {
+            for (v, last_timestamp) in found {
                 if rule.applies_to(&rule.model, v) {
                     targets.push(Target {
                         rule: index,
                         version: v.clone(),
+                        last_timestamp: *last_timestamp,
                     });
                 }
             }
@@ -187,38 +191,61 @@ impl Engine {
             .into_iter()
             .map(|a| (a.id.clone(), a))
             .collect();
+        let default_state = SeriesState::default();
+        let state_of = |target: &Target| {
+            states
+                .get(&(rules[target.rule].id.clone(), target.version.clone()))
+                .unwrap_or(&default_state)
+        };
+        // Only series with a sample newer than their state counted need reading.
+        let fresh = |target: &Target| {
+            state_of(target)
+                .last_observed_at
+                .is_none_or(|last| target.last_timestamp > last)
+        };
         let keys: Vec<SeriesKey> = targets
             .iter()
+            .filter(|t| fresh(t))
             .map(|t| {
                 let rule = &rules[t.rule];
                 SeriesKey::new(rule.model.clone(), t.version.clone(), rule.metric.clone())
             })
             .collect();
-        let latest = self.metrics.latest_many(&keys).await?;
+        let mut fetched = self.metrics.latest_many(&keys).await?.into_iter();
+        let latest: Vec<Option<Point>> = targets
+            .iter()
+            .map(|t| {
+                if fresh(t) {
+                    fetched.next().flatten()
+                } else {
+                    None
+                }
+            })
+            .collect();
 
-        let default_state = SeriesState::default();
         let mut pending: Vec<(usize, AlertCommit, Decision, Option<Alert>)> = Vec::new();
         for (index, (target, latest)) in targets.iter().zip(&latest).enumerate() {
             let rule = &rules[target.rule];
-            let state = states
-                .get(&(rule.id.clone(), target.version.clone()))
-                .unwrap_or(&default_state);
+            let state = state_of(target);
             let decision = |decision| RuleEvaluation {
                 rule_id: rule.id.clone(),
                 model: rule.model.clone(),
                 version: target.version.clone(),
                 decision,
             };
-            let Some(latest) = latest else {
-                continue;
-            };
             // No newer sample: the core would say the same without us fetching windows.
-            if let Some(last) = state.last_observed_at.filter(|t| *t >= latest.timestamp) {
+            let newest = latest
+                .as_ref()
+                .map_or(target.last_timestamp, |p| p.timestamp);
+            if let Some(last) = state.last_observed_at.filter(|t| *t >= newest) {
                 report.evaluations.push(decision(Decision::AlreadyCounted {
                     last_observed_at: last,
                 }));
                 continue;
             }
+            let Some(latest) = latest else {
+                continue;
+            };
             let observation = self.observe(rule, &target.version, latest).await?;
             let tracked_alert = state.alert_id.as_ref().and_then(|id| tracked.get(id));
             let new_alert_id = AlertId::from_u32(self.ids.next_id());

@@ -6,9 +6,10 @@
 //! of NaN: identical constant windows give p = 1, a constant baseline that the current
 //! values leave in the bad direction gives p = 0.
 
-use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+use statrs::distribution::{ContinuousCDF, FisherSnedecor, Normal, StudentsT};
 
 use crate::metric::Direction;
+use crate::sample::Point;
 
 /// Count, mean and sample variance (n − 1 denominator) of a set of values.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -190,6 +191,159 @@ pub fn block_means(
     out.reverse();
 }
 
+/// One block of consecutive values: its mean time (ms since the epoch) and mean value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Block {
+    pub time_ms: f64,
+    pub mean: f64,
+}
+
+/// Like [`block_means`], with each block's mean time: blocks of `block_len` consecutive
+/// points aligned to the newest, oldest first.
+pub fn timed_block_means(points: &[Point], block_len: usize, out: &mut Vec<Block>) {
+    out.clear();
+    if block_len == 0 {
+        return;
+    }
+    let skip = points.len() % block_len;
+    out.extend(points[skip..].chunks_exact(block_len).map(|chunk| {
+        let (time, sum) = chunk.iter().fold((0.0, 0.0), |(t, s), p| {
+            (t + p.timestamp.as_millis() as f64, s + p.value)
+        });
+        Block {
+            time_ms: time / block_len as f64,
+            mean: sum / block_len as f64,
+        }
+    }));
+}
+
+/// A least-squares daily harmonic `a + b·sin θ + c·cos θ` (θ the time of day) fitted to
+/// block means, and its prediction at one time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DailyFit {
+    /// p-value of the F-test that the harmonic explains variation (2 and n − 3 df).
+    pub p_value: f64,
+    pub prediction: f64,
+    /// Residual variance (n − 3 denominator).
+    pub residual_variance: f64,
+    /// x′(X′X)⁻¹x of the prediction point.
+    pub leverage: f64,
+    pub degrees_of_freedom: f64,
+    pub r_squared: f64,
+    /// √(b² + c²).
+    pub amplitude: f64,
+}
+
+const DAY_MS: f64 = 86_400_000.0;
+
+fn solve3(m: [[f64; 3]; 3], v: [f64; 3]) -> Option<[f64; 3]> {
+    let det = |m: [[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(m);
+    if d.abs() < 1e-9 * (m[0][0] * m[1][1] * m[2][2]).abs().max(f64::MIN_POSITIVE) {
+        return None;
+    }
+    let mut x = [0.0; 3];
+    for (k, xk) in x.iter_mut().enumerate() {
+        let mut mk = m;
+        for r in 0..3 {
+            mk[r][k] = v[r];
+        }
+        *xk = det(mk) / d;
+    }
+    Some(x)
+}
+
+/// Fits the daily harmonic to `blocks` and predicts at `at_ms`. `None` when the blocks
+/// cover less than 20 hours or are fewer than 8.
+pub fn daily_fit(blocks: &[Block], at_ms: f64) -> Option<DailyFit> {
+    let n = blocks.len();
+    if n < 8 {
+        return None;
+    }
+    let span = blocks[n - 1].time_ms - blocks[0].time_ms;
+    let block_ms = span / (n - 1) as f64;
+    if span + block_ms < 20.0 * 3_600_000.0 {
+        return None;
+    }
+    let row = |t: f64| {
+        let theta = std::f64::consts::TAU * (t.rem_euclid(DAY_MS)) / DAY_MS;
+        [1.0, theta.sin(), theta.cos()]
+    };
+    let mean = blocks.iter().map(|b| b.mean).sum::<f64>() / n as f64;
+    let mut xtx = [[0.0; 3]; 3];
+    let mut xty = [0.0; 3];
+    for b in blocks {
+        let x = row(b.time_ms);
+        let y = b.mean - mean;
+        for r in 0..3 {
+            xty[r] += x[r] * y;
+            for c in 0..3 {
+                xtx[r][c] += x[r] * x[c];
+            }
+        }
+    }
+    let beta = solve3(xtx, xty)?;
+    let (mut rss, mut tss) = (0.0, 0.0);
+    for b in blocks {
+        let x = row(b.time_ms);
+        let y = b.mean - mean;
+        let fit = beta[0] * x[0] + beta[1] * x[1] + beta[2] * x[2];
+        rss += (y - fit) * (y - fit);
+        tss += y * y;
+    }
+    let df = (n - 3) as f64;
+    let residual_variance = rss / df;
+    let p_value = if rss <= 0.0 {
+        if tss > 0.0 {
+            0.0
+        } else {
+            1.0
+        }
+    } else {
+        let f = ((tss - rss).max(0.0) / 2.0) / residual_variance;
+        FisherSnedecor::new(2.0, df)
+            .map(|d| d.sf(f))
+            .unwrap_or(1.0)
+            .clamp(0.0, 1.0)
+    };
+    let x = row(at_ms);
+    let leverage =
+        solve3(xtx, x).map_or(f64::INFINITY, |w| w[0] * x[0] + w[1] * x[1] + w[2] * x[2]);
+    Some(DailyFit {
+        p_value,
+        prediction: mean + beta[0] * x[0] + beta[1] * x[1] + beta[2] * x[2],
+        residual_variance,
+        leverage,
+        degrees_of_freedom: df,
+        r_squared: if tss > 0.0 { 1.0 - rss / tss } else { 0.0 },
+        amplitude: beta[1].hypot(beta[2]),
+    })
+}
+
+/// The prediction test of a value against a fitted expectation: t = worsening / (s ·
+/// √(1 + leverage)) with the fit's degrees of freedom.
+pub fn fitted_prediction_worsening(
+    direction: Direction,
+    fit: &DailyFit,
+    value: f64,
+) -> TestOutcome {
+    let worsening = direction.worsening(fit.prediction, value);
+    let scale = (fit.residual_variance * (1.0 + fit.leverage)).sqrt();
+    if scale <= 0.0 || !scale.is_finite() {
+        return degenerate(worsening);
+    }
+    let t = worsening / scale;
+    TestOutcome {
+        statistic: t,
+        degrees_of_freedom: fit.degrees_of_freedom,
+        p_value: student_t_upper_tail(t, fit.degrees_of_freedom),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +395,70 @@ mod tests {
         assert_eq!(welch_worsening(dir, same, worse).unwrap().p_value, 0.0);
         assert_eq!(prediction_worsening(dir, same, 0.9).unwrap().p_value, 0.0);
         assert!(welch_worsening(dir, moments(&[1.0]), same).is_none());
+    }
+
+    #[test]
+    fn daily_fit_is_exact_on_a_sampled_harmonic() {
+        // 12 block means two hours apart, 10 + 2·sin θ + (−1)^k · 0.1: the alternating part
+        // is orthogonal to 1, sin and cos over a full day, so the fit recovers the
+        // harmonic exactly and leaves residuals ±0.1: RSS = 0.12, variance 0.12 / 9.
+        // X′X = diag(12, 6, 6), so the leverage of any time is 1/12 + 1/6 = 0.25.
+        let hour = 3_600_000.0;
+        let blocks: Vec<Block> = (0..12)
+            .map(|k| {
+                let theta = std::f64::consts::TAU * k as f64 / 12.0;
+                Block {
+                    time_ms: 2.0 * hour * k as f64,
+                    mean: 10.0 + 2.0 * theta.sin() + if k % 2 == 0 { 0.1 } else { -0.1 },
+                }
+            })
+            .collect();
+        let fit = daily_fit(&blocks, 30.0 * hour).unwrap();
+        // 30 h is 06:00: θ = π/2.
+        assert!((fit.prediction - 12.0).abs() < 1e-9, "{}", fit.prediction);
+        assert!((fit.residual_variance - 0.12 / 9.0).abs() < 1e-12);
+        assert!((fit.leverage - 0.25).abs() < 1e-12);
+        assert!((fit.amplitude - 2.0).abs() < 1e-9);
+        assert_eq!(fit.degrees_of_freedom, 9.0);
+        // TSS = 12 · (2² / 2) + 0.12 = 24.12.
+        assert!((fit.r_squared - (1.0 - 0.12 / 24.12)).abs() < 1e-12);
+        // F = (24 / 2) / (0.12 / 9) = 900 on (2, 9) df: P(F ≥ f) = (1 + 2f/9)^(−9/2).
+        let p = (1.0f64 + 2.0 * 900.0 / 9.0).powf(-4.5);
+        assert!(
+            (fit.p_value / p - 1.0).abs() < 1e-6,
+            "{} vs {p}",
+            fit.p_value
+        );
+        // Fewer than 20 hours covered: no fit.
+        assert!(daily_fit(&blocks[..9], 30.0 * hour).is_none());
+
+        let test = fitted_prediction_worsening(Direction::HigherIsBetter, &fit, 11.0);
+        let expected = 1.0 / (0.12 / 9.0 * 1.25f64).sqrt();
+        assert!((test.statistic - expected).abs() < 1e-9);
+    }
+
+    #[test]
+    fn timed_block_means_carry_their_mean_time() {
+        let points: Vec<Point> = (0..5)
+            .map(|i| Point {
+                timestamp: crate::time::Timestamp::from_millis(1000 * i).unwrap(),
+                value: i as f64,
+                dataset: None,
+            })
+            .collect();
+        let mut out = Vec::new();
+        timed_block_means(&points, 2, &mut out);
+        let expected = vec![
+            Block {
+                time_ms: 1500.0,
+                mean: 1.5,
+            },
+            Block {
+                time_ms: 3500.0,
+                mean: 3.5,
+            },
+        ];
+        assert_eq!(out, expected);
     }
 
     #[test]

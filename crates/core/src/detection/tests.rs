@@ -415,3 +415,67 @@ fn result_json_uses_snake_case_names() {
     let back: DegradationResult = serde_json::from_value(json).unwrap();
     assert_eq!(back, r);
 }
+
+/// 24 hours of an accuracy with a daily cycle of amplitude 0.05 around 0.9, a point every
+/// 40 minutes from day 1 00:00 − 40 min, so the 12 blocks of 3 are centred on 00:00,
+/// 02:00, …, 22:00. Within a block the values differ by ±0.001; the blocks alternate by
+/// ±0.002 (a pattern orthogonal to the daily harmonic), so the fit leaves residuals of
+/// exactly ±0.002 and the baseline mean is exactly 0.9.
+fn daily_cycle_baseline() -> Vec<Point> {
+    let day = 1440;
+    (0..36)
+        .map(|i: i64| {
+            let minute = day - 40 + 40 * i;
+            let theta = std::f64::consts::TAU * (minute % day) as f64 / day as f64;
+            let jitter = 0.001 * ((i % 3) - 1) as f64;
+            let alternate = if (i / 3) % 2 == 0 { 0.002 } else { -0.002 };
+            Point {
+                timestamp: Timestamp::from_millis(minute * MIN).unwrap(),
+                value: 0.9 + 0.05 * theta.sin() + jitter + alternate,
+                dataset: None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_daily_cycle_in_the_baseline_sharpens_the_batch_means_test() {
+    // The comparison, at 00:00 the next day where the cycle is at its mean, is 6 % below
+    // the baseline mean 0.9. Plain batch means see block means spread by the cycle (sd
+    // ≈ 0.035), so 0.054 is unremarkable; the daily fit predicts 0.9 there with a residual
+    // sd of ≈ 0.0023, so the drop is plain.
+    let (model, version) = names();
+    let definition = Metric::Accuracy.default_definition();
+    let baseline = daily_cycle_baseline();
+    let comparison: Vec<Point> = [-40i64, 0, 40]
+        .iter()
+        .zip([0.845, 0.846, 0.847])
+        .map(|(offset, value)| Point {
+            timestamp: Timestamp::from_millis((2 * 1440 + offset) * MIN).unwrap(),
+            value,
+            dataset: None,
+        })
+        .collect();
+    let windows = MetricWindows {
+        definition: &definition,
+        baseline: &baseline,
+        comparison: Comparison::Window(&comparison),
+        reference: None,
+    };
+    let r = check_degradation(&model, &version, &windows, &small_windows());
+    assert_eq!(r.method, "welch_t+batch_means+daily_cycle");
+    close(r.baseline_value, 0.9);
+    close(r.degradation_percentage, 6.0);
+    assert!(r.p_value.unwrap() < 1e-6, "{:?}", r.p_value);
+    assert!(r.is_degraded);
+    assert_eq!(r.severity, Severity::Medium);
+
+    let without = DetectionOptions {
+        daily_cycle_alpha: 0.0,
+        ..small_windows()
+    };
+    let r = check_degradation(&model, &version, &windows, &without);
+    assert_eq!(r.method, "welch_t+batch_means");
+    assert!(r.p_value.unwrap() > 0.01, "{:?}", r.p_value);
+    assert!(!r.is_degraded);
+}

@@ -197,14 +197,9 @@ impl MetricStore for SqliteStore {
     }
 
     async fn latest_many(&self, series: &[SeriesKey]) -> Result<Vec<Option<Point>>, StoreError> {
-        let series = series.to_vec();
-        self.read(move |connection, catalogue| {
-            series
-                .iter()
-                .map(|key| catalogue.latest(connection, key))
-                .collect()
-        })
-        .await
+        let keys = series.to_vec();
+        self.read(move |connection, catalogue| catalogue.latest_many(connection, &keys))
+            .await
     }
 
     async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError> {

@@ -199,6 +199,83 @@ impl Catalogue {
     }
 }
 
+impl Catalogue {
+    /// The newest point of many series at once: the head rows are read once for all of
+    /// them (instead of probing every head row per series), and a series' newest chunk is
+    /// decoded only when it is newer than what the head holds.
+    pub fn latest_many(
+        &self,
+        connection: &Connection,
+        keys: &[SeriesKey],
+    ) -> Result<Vec<Option<Point>>, StoreError> {
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in keys {
+            ids.push(self.series_id(connection, key)?);
+        }
+        let wanted: std::collections::HashSet<i64> = ids.iter().flatten().copied().collect();
+        let newest = in_snapshot(connection, || {
+            // Later head rows win ties, so scan in id order and replace on >=.
+            let mut best: HashMap<i64, (i64, f64, u32)> = HashMap::new();
+            for head_row in head_rows(connection, i64::MIN, i64::MAX)? {
+                let bytes = head::read_all(connection, head_row)?;
+                for entry in head::entries(&bytes)? {
+                    if !wanted.contains(&entry.series_id)
+                        || best
+                            .get(&entry.series_id)
+                            .is_some_and(|(t, _, _)| *t > entry.max_ms)
+                    {
+                        continue;
+                    }
+                    let mut columns = Columns::default();
+                    head::decode_entry(&bytes, &entry, &mut columns)?;
+                    if let Some(point) = last_point(&columns) {
+                        best.insert(entry.series_id, point);
+                    }
+                }
+            }
+            let mut newest_chunk =
+                connection.prepare_cached("SELECT max_ms, id FROM chunks WHERE series_id = ?1 ORDER BY max_ms DESC, id DESC LIMIT 1")?;
+            let mut chunk_data =
+                connection.prepare_cached("SELECT data FROM chunks WHERE id = ?1")?;
+            let mut found = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let Some(series_id) = id else {
+                    found.push(None);
+                    continue;
+                };
+                let in_head = best.get(series_id).copied();
+                let chunk: Option<(i64, i64)> = newest_chunk
+                    .query_row([series_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?;
+                let from_chunk = match (chunk, in_head) {
+                    // The head is younger than every chunk: on equal times it wins.
+                    (Some((max_ms, _)), Some((t, _, _))) if t >= max_ms => None,
+                    (Some((_, chunk_id)), _) => {
+                        let data: Vec<u8> = chunk_data.query_row([chunk_id], |row| row.get(0))?;
+                        let mut columns = Columns::default();
+                        codec::decode_into(&data, &mut columns)?;
+                        last_point(&columns)
+                    }
+                    (None, _) => None,
+                };
+                found.push(from_chunk.or(in_head));
+            }
+            Ok(found)
+        })?;
+        newest
+            .into_iter()
+            .map(|point| match point {
+                None => Ok(None),
+                Some((t, value, dataset)) => {
+                    let mut columns = Columns::default();
+                    columns.push(t, value, dataset);
+                    Ok(self.to_points(connection, columns, TimeRange::all())?.pop())
+                }
+            })
+            .collect()
+    }
+}
+
 fn last_point(columns: &Columns) -> Option<(i64, f64, u32)> {
     let last = columns.len().checked_sub(1)?;
     Some((

@@ -1,0 +1,185 @@
+//! Evaluation speed: 10,000 enabled threshold rules over 10,000 series, each holding one
+//! week of per-minute history, on the SQLite store (durable, `synchronous = FULL`).
+//!
+//! Prints the time of three passes of `evaluate_all`:
+//! - `first`: every rule sees a new sample (its first), so every state is written;
+//! - `idle`: no new sample anywhere, nothing to write (an evaluator ticking between
+//!   measurements);
+//! - `next minute`: one new sample per series, as in steady per-minute operation.
+//!
+//! `MODELWATCH_BENCH_SERIES` and `MODELWATCH_BENCH_MINUTES` shrink the workload.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use modelwatch_core::alerting::{AlertConfig, RuleSpec};
+use modelwatch_core::{Metric, ModelName, Sample, Timestamp, Version};
+use modelwatch_engine::Engine;
+use modelwatch_store::{SqliteStore, Stores};
+
+const T0: i64 = 1_700_000_000_000;
+const MINUTE: i64 = 60_000;
+const VERSIONS_PER_MODEL: usize = 10;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn series_name(i: usize) -> (ModelName, Version) {
+    (
+        ModelName::parse(&format!("model_{:04}", i / VERSIONS_PER_MODEL)).unwrap(),
+        Version::parse(&format!("v{}", i % VERSIONS_PER_MODEL)).unwrap(),
+    )
+}
+
+/// A healthy accuracy around 0.95; one series in a hundred degrades below 0.9.
+fn value(series: usize, minute: usize) -> f64 {
+    let wiggle = ((series * 31 + minute * 17) % 100) as f64 / 10_000.0;
+    if series.is_multiple_of(100) && minute % 1440 > 1200 {
+        0.85 + wiggle
+    } else {
+        0.95 + wiggle
+    }
+}
+
+fn samples(series: std::ops::Range<usize>, minutes: std::ops::Range<usize>) -> Vec<Sample> {
+    let accuracy = Metric::parse("accuracy").unwrap();
+    let mut batch = Vec::with_capacity(series.len() * minutes.len());
+    for s in series {
+        let (model, version) = series_name(s);
+        for m in minutes.clone() {
+            batch.push(Sample {
+                model: model.clone(),
+                version: version.clone(),
+                metric: accuracy.clone(),
+                value: value(s, m),
+                timestamp: Timestamp::from_millis(T0 + m as i64 * MINUTE).unwrap(),
+                dataset: None,
+            });
+        }
+    }
+    batch
+}
+
+fn main() {
+    let series = env_usize("MODELWATCH_BENCH_SERIES", 10_000);
+    let minutes = env_usize("MODELWATCH_BENCH_MINUTES", 7 * 24 * 60);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = Stores::of(Arc::new(
+            SqliteStore::open(dir.path().join("bench.db")).await.unwrap(),
+        ));
+        let engine = Engine::new(
+            &stores,
+            AlertConfig {
+                max_alerts_per_hour: 1_000_000,
+                max_alerts_per_model_per_hour: 1_000_000,
+                ..AlertConfig::default()
+            },
+        );
+
+        let started = Instant::now();
+        let per_batch = (200_000 / minutes.max(1)).max(1);
+        let mut start = 0;
+        while start < series {
+            let end = (start + per_batch).min(series);
+            stores
+                .metrics
+                .append(samples(start..end, 0..minutes))
+                .await
+                .unwrap();
+            start = end;
+        }
+        let total = series * minutes;
+        println!(
+            "workload: {series} series x {minutes} per-minute samples = {total} samples, loaded in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(series);
+        for s in 0..series {
+            let engine = engine.clone();
+            let (model, version) = series_name(s);
+            tasks.push(tokio::spawn(async move {
+                let spec = RuleSpec {
+                    name: format!("low accuracy {s}"),
+                    model: model.to_string(),
+                    version: Some(version.to_string()),
+                    metric: "accuracy".into(),
+                    threshold_value: Some(0.9),
+                    comparison_operator: Some("lt".into()),
+                    severity: Some("high".into()),
+                    notify_channels: Some(vec!["ops".into()]),
+                    for_evaluations: Some(1),
+                    ..RuleSpec::default()
+                };
+                engine
+                    .create_rule(spec, Timestamp::from_millis(T0).unwrap())
+                    .await
+                    .unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        println!(
+            "rules: {series} enabled threshold rules created in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+
+        let minute = |m: usize| Timestamp::from_millis(T0 + m as i64 * MINUTE).unwrap();
+        let pass = |label: &'static str, now: Timestamp| {
+            let engine = engine.clone();
+            async move {
+                let started = Instant::now();
+                let report = engine.evaluate_all(now).await.unwrap();
+                println!(
+                    "evaluate_all ({label}): {:.3} s for {} rule x version evaluations, {} alerts created, {} conflicts",
+                    started.elapsed().as_secs_f64(),
+                    report.evaluations.len(),
+                    report.alerts_created.len(),
+                    report.conflicts
+                );
+            }
+        };
+        // Where an idle pass goes: the bulk reads it is made of.
+        let started = Instant::now();
+        let rules = stores.alerts.list_rules(None).await.unwrap();
+        let t_rules = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let listed = stores
+            .metrics
+            .list_series(&modelwatch_store::SeriesFilter::default())
+            .await
+            .unwrap();
+        let t_series = started.elapsed().as_secs_f64();
+        let keys: Vec<_> = listed.into_iter().map(|s| s.key).collect();
+        let started = Instant::now();
+        stores.metrics.latest_many(&keys).await.unwrap();
+        let t_latest = started.elapsed().as_secs_f64();
+        println!(
+            "reads: list_rules {t_rules:.3} s ({} rules), list_series {t_series:.3} s, latest_many {t_latest:.3} s",
+            rules.len()
+        );
+        pass("first", minute(minutes)).await;
+        pass("idle", minute(minutes)).await;
+        stores
+            .metrics
+            .append(samples(0..series, minutes..minutes + 1))
+            .await
+            .unwrap();
+        pass("next minute", minute(minutes + 1)).await;
+        stores.close().await.unwrap();
+    });
+}
