@@ -68,6 +68,11 @@ pub enum Command {
     Alerting(crate::alerts_cli::AlertingCommand),
     /// Move an installation to another database (e.g. SQLite to PostgreSQL), checking counts.
     Migrate(crate::migrate::MigrateArgs),
+    /// Serve the HTTP API (JSON, OpenAPI, events, InfluxDB line protocol, Prometheus).
+    Serve(crate::serve::ServeArgs),
+    /// Manage the HTTP API's tokens.
+    #[command(subcommand)]
+    Tokens(crate::serve::TokensCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,10 +162,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let format = cli.format.unwrap_or_else(Format::default_for_stdout);
-        // Migration names both of its databases itself.
-        if let Command::Migrate(args) = cli.command {
-            return crate::migrate::run(args, format).await;
-        }
+        let command = match cli.command {
+            Command::Serve(args) => return crate::serve::serve(args, cli.db, cli.config).await,
+            // Migration names both of its databases itself.
+            Command::Migrate(args) => return crate::migrate::run(args, format).await,
+            other => other,
+        };
         let location = match &cli.db {
             Some(location) => location.clone(),
             None => default_database()?,
@@ -171,10 +178,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 crate::migrate::shown(&location)
             )
         })?;
-        let outcome = match cli.command {
+        let outcome = match command {
             Command::Alerting(command) => {
                 crate::alerts_cli::run(command, &stores, cli.config.as_ref(), format).await
             }
+            Command::Tokens(command) => crate::serve::tokens(&stores, command, format).await,
             Command::Monitor(args) => crate::analysis_cli::monitor(&stores, args, format).await,
             command => dispatch(command, Arc::clone(&stores.metrics), format).await,
         };
@@ -186,7 +194,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
-fn default_database() -> Result<String> {
+pub(crate) fn default_database() -> Result<String> {
     let base = dirs::data_dir().context("no data directory for this user; pass --db PATH")?;
     Ok(base
         .join("modelwatch")
@@ -212,6 +220,9 @@ async fn dispatch(
         Command::Compare(args) => crate::analysis_cli::compare(&*store, args, format).await,
         // `run` hands these the alert store too before getting here.
         Command::Alerting(_) | Command::Monitor(_) => bail!("this command needs the alert store"),
+        Command::Serve(_) | Command::Tokens(_) => {
+            bail!("`run` handles serve and tokens before getting here")
+        }
     }
 }
 

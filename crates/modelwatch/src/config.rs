@@ -1,23 +1,43 @@
-//! The configuration file (TOML; `--config FILE` or `MODELWATCH_CONFIG`): a raw,
-//! `deny_unknown_fields` form parsed into typed sections handed to constructors. No global
-//! configuration: the binary loads it once and passes the sections on.
+//! The configuration: a TOML file (`--config FILE` or `MODELWATCH_CONFIG`), then
+//! `MODELWATCH_*` environment variables, then command-line flags, each overriding the one
+//! before. No global configuration: the binary loads it once and passes sections on.
 //!
 //! ```toml
-//! [alerts]
+//! [server]
+//! listen = "127.0.0.1:7878"
+//! max_body_bytes = 10485760
+//! request_timeout = "30s"
+//! log_level = "info"        # or a filter: "info,tower_http=debug"
+//! log_format = "text"       # or "json"
+//!
+//! [store]
+//! db = "/var/lib/modelwatch/modelwatch.db"
+//!
+//! [evaluation]
+//! interval = "60s"          # every enabled rule, this often
+//! debounce = "1s"           # a series' rules, this long after new samples arrive
+//!
+//! [alerts]                  # the seed's global alert configuration
 //! enable_alerts = true
 //! max_alerts_per_hour = 10
 //! max_alerts_per_model_per_hour = 5
 //! min_severity_to_notify = "medium"
 //! ```
 //!
-//! Every section and field is optional; missing ones take the seed's defaults. Other
-//! sections (`[server]`, `[channels.*]`) will join this struct.
+//! Every section has a raw form (what the file says, `deny_unknown_fields`, everything
+//! optional) and a validated form handed to constructors. Sections are independent: a
+//! new one (say `[alerts]` or `[channels.*]`) adds a raw struct, a field of [`RawConfig`],
+//! a validated struct and one line in [`RawConfig::validate`]. Errors name the key
+//! (`server.listen`, or the environment variable / flag it came from).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use modelwatch_core::alerting::AlertConfig;
 use serde::Deserialize;
 
+/// A configuration error naming the file or the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the configuration file {path}: {source}")]
@@ -25,39 +45,314 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Syntax, unknown keys and values the section's own types refuse; toml's message
+    /// names the key and shows the line.
     #[error("the configuration file {path} is invalid: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("configuration key {key}: {message}")]
+    Key { key: String, message: String },
 }
 
-/// The whole file.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
-    /// The seed's global alert configuration.
+pub struct RawConfig {
+    /// Already typed: the core's `AlertConfig` validates itself while deserialising.
     #[serde(default)]
     pub alerts: AlertConfig,
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub evaluation: RawEvaluation,
 }
 
-impl Config {
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    /// e.g. "30s", "500ms", "2m".
+    pub request_timeout: Option<String>,
+    /// A level (error, warn, info, debug, trace) or a tracing filter
+    /// (`info,modelwatch_http=debug`).
+    pub log_level: Option<String>,
+    /// text or json
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// As `--db`: a file path, `sqlite:PATH` or `memory`.
+    pub db: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvaluation {
+    /// How often every enabled rule is evaluated (default 60s).
+    pub interval: Option<String>,
+    /// How long after new samples of a series its rules are evaluated (default 1s).
+    pub debounce: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub alerts: AlertConfig,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub evaluation: EvaluationConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `None`: the default database in the user's data directory.
+    pub db: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EvaluationConfig {
+    pub interval: Duration,
+    pub debounce: Duration,
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub db: Option<String>,
+    pub log_level: Option<String>,
+}
+
+/// Parses "30s", "500ms", "2m", "1h" (or a bare number of seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (like 30s, 500ms, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        other => return Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+impl RawConfig {
     /// Parses TOML text; `path` only names the file in errors.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
         toml::from_str(text).map_err(|error| ConfigError::Invalid {
             path: path.to_owned(),
-            message: error.message().to_owned(),
+            message: error.to_string(),
         })
     }
 
-    /// The file at `path`, or the defaults when none is given.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let Some(path) = path else {
-            return Ok(Config::default());
-        };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Config::parse(&text, path)
+    /// Reads a file; a missing file is an error only when `required` (it was named).
+    pub fn from_file(path: &Path, required: bool) -> Result<RawConfig, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => RawConfig::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                Ok(RawConfig::default())
+            }
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
     }
+
+    /// Applies `MODELWATCH_*` variables; `lookup` is `std::env::var` in the binary.
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        if let Some(v) = lookup("MODELWATCH_LISTEN") {
+            self.server.listen = Some(v);
+        }
+        if let Some(v) = lookup("MODELWATCH_MAX_BODY_BYTES") {
+            self.server.max_body_bytes = Some(v.trim().parse().map_err(|_| {
+                invalid(
+                    "MODELWATCH_MAX_BODY_BYTES",
+                    format!("{v:?} is not a whole number"),
+                )
+            })?);
+        }
+        if let Some(v) = lookup("MODELWATCH_REQUEST_TIMEOUT") {
+            self.server.request_timeout = Some(v);
+        }
+        if let Some(v) = lookup("MODELWATCH_LOG_LEVEL") {
+            self.server.log_level = Some(v);
+        }
+        if let Some(v) = lookup("MODELWATCH_LOG_FORMAT") {
+            self.server.log_format = Some(v);
+        }
+        if let Some(v) = lookup("MODELWATCH_DB") {
+            self.store.db = Some(v);
+        }
+        if let Some(v) = lookup("MODELWATCH_EVAL_INTERVAL") {
+            self.evaluation.interval = Some(v);
+        }
+        if let Some(v) = lookup("MODELWATCH_EVAL_DEBOUNCE") {
+            self.evaluation.debounce = Some(v);
+        }
+        Ok(())
+    }
+
+    pub fn apply_flags(&mut self, flags: &Overrides) {
+        if let Some(v) = &flags.listen {
+            self.server.listen = Some(v.clone());
+        }
+        if let Some(v) = &flags.db {
+            self.store.db = Some(v.clone());
+        }
+        if let Some(v) = &flags.log_level {
+            self.server.log_level = Some(v.clone());
+        }
+    }
+
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        Ok(Config {
+            alerts: self.alerts,
+            server: self.server.validate()?,
+            store: StoreConfig { db: self.store.db },
+            evaluation: self.evaluation.validate()?,
+        })
+    }
+}
+
+fn duration(key: &str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    match text {
+        None => Ok(default),
+        Some(text) => parse_duration(text).map_err(|message| invalid(key, message)),
+    }
+}
+
+impl RawServer {
+    fn validate(self) -> Result<ServerConfig, ConfigError> {
+        let listen = self.listen.as_deref().unwrap_or("127.0.0.1:7878");
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!("{listen:?} is not an address:port such as 127.0.0.1:7878"),
+            )
+        })?;
+        let max_body_bytes = self.max_body_bytes.unwrap_or(10 * 1024 * 1024);
+        if max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        let request_timeout = duration(
+            "server.request_timeout",
+            self.request_timeout.as_deref(),
+            Duration::from_secs(30),
+        )?;
+        if request_timeout.is_zero() {
+            return Err(invalid("server.request_timeout", "must be positive"));
+        }
+        let log_format = match self.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "server.log_format",
+                    format!("{other:?} is not text or json"),
+                ))
+            }
+        };
+        let log_level = self.log_level.unwrap_or_else(|| "info".into());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
+            return Err(invalid("server.log_level", e.to_string()));
+        }
+        Ok(ServerConfig {
+            listen,
+            max_body_bytes: usize::try_from(max_body_bytes)
+                .map_err(|_| invalid("server.max_body_bytes", "too large"))?,
+            request_timeout,
+            log_level,
+            log_format,
+        })
+    }
+}
+
+impl RawEvaluation {
+    fn validate(self) -> Result<EvaluationConfig, ConfigError> {
+        let interval = duration(
+            "evaluation.interval",
+            self.interval.as_deref(),
+            Duration::from_secs(60),
+        )?;
+        if interval < Duration::from_secs(1) {
+            return Err(invalid("evaluation.interval", "must be at least 1s"));
+        }
+        let debounce = duration(
+            "evaluation.debounce",
+            self.debounce.as_deref(),
+            Duration::from_secs(1),
+        )?;
+        Ok(EvaluationConfig { interval, debounce })
+    }
+}
+
+impl Config {
+    /// Parses and validates TOML text alone (no environment, no flags).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        RawConfig::parse(text, path)?.validate()
+    }
+
+    /// The file at `path` alone, or the defaults when none is given: what the one-shot
+    /// commands (`alerts`, `evaluate`, …) use.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => RawConfig::default().validate(),
+            Some(path) => RawConfig::from_file(path, true)?.validate(),
+        }
+    }
+}
+
+/// File, then environment, then flags; validated. Without a named file,
+/// `modelwatch.toml` in the working directory is read when it exists.
+pub fn load(
+    file: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+    flags: &Overrides,
+) -> Result<Config, ConfigError> {
+    let mut raw = match file {
+        Some(path) => RawConfig::from_file(path, true)?,
+        None => RawConfig::from_file(Path::new("modelwatch.toml"), false)?,
+    };
+    raw.apply_env(env)?;
+    raw.apply_flags(flags);
+    raw.validate()
 }
 
 #[cfg(test)]
@@ -79,8 +374,8 @@ mod tests {
         assert_eq!(config.alerts.max_alerts_per_model_per_hour, 5);
         assert_eq!(config.alerts.min_severity_to_notify, Severity::High);
         assert_eq!(
-            Config::parse("", Path::new("c.toml")).unwrap(),
-            Config::default()
+            Config::parse("", Path::new("c.toml")).unwrap().alerts,
+            AlertConfig::default()
         );
     }
 
@@ -100,5 +395,66 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback() {
+        let config = RawConfig::default().validate().expect("valid");
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:7878");
+        assert_eq!(config.server.max_body_bytes, 10 * 1024 * 1024);
+        assert_eq!(config.evaluation.interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("m.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:1\"\nlog_level = \"debug\"\n[store]\ndb = \"file.db\"\n",
+        )
+        .expect("write");
+        let env = |key: &str| match key {
+            "MODELWATCH_LISTEN" => Some("127.0.0.1:2".to_owned()),
+            "MODELWATCH_DB" => Some("env.db".to_owned()),
+            _ => None,
+        };
+        let flags = Overrides {
+            listen: Some("127.0.0.1:3".into()),
+            ..Overrides::default()
+        };
+        let config = load(Some(&path), env, &flags).expect("valid");
+        assert_eq!(config.server.listen.port(), 3);
+        assert_eq!(config.store.db.as_deref(), Some("env.db"));
+        assert_eq!(config.server.log_level, "debug");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "[server]\nlisten = \"everywhere\"\n").expect("write");
+        let error = load(Some(&path), no_env, &Overrides::default()).expect_err("bad");
+        assert!(error.to_string().contains("server.listen"), "{error}");
+
+        std::fs::write(&path, "[server]\nlisen = \"127.0.0.1:1\"\n").expect("write");
+        let error = load(Some(&path), no_env, &Overrides::default()).expect_err("unknown");
+        assert!(error.to_string().contains("lisen"), "{error}");
+
+        std::fs::write(&path, "[evaluation]\ninterval = \"soon\"\n").expect("write");
+        let error = load(Some(&path), no_env, &Overrides::default()).expect_err("bad");
+        assert!(error.to_string().contains("evaluation.interval"), "{error}");
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("2 weeks").is_err());
     }
 }

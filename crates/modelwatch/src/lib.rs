@@ -13,6 +13,7 @@ pub mod demo;
 pub mod import;
 pub mod migrate;
 pub mod output;
+pub mod serve;
 
 pub use modelwatch_core as core;
 pub use modelwatch_store as store;

@@ -13,6 +13,7 @@ mod codec;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
+pub mod tokens;
 
 #[cfg(test)]
 mod conformance;
@@ -32,6 +33,7 @@ pub use alerts::AlertStore;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use tokens::{NewToken, Scope, TokenHash, TokenInfo, TokenStore};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -267,20 +269,23 @@ pub(crate) fn validate_batch(
     Ok(())
 }
 
-/// Both stores a location holds: samples, and alerting (rules, alerts, silences, outbox).
+/// Every store a location holds: samples, alerting (rules, alerts, silences, outbox) and
+/// API tokens.
 /// One backend object implements both traits, so they share one database and one writer.
 #[derive(Debug, Clone)]
 pub struct Stores {
     pub metrics: Arc<dyn MetricStore>,
     pub alerts: Arc<dyn AlertStore>,
+    pub tokens: Arc<dyn TokenStore>,
 }
 
 impl Stores {
-    /// Both views of one backend.
-    pub fn of<S: MetricStore + AlertStore + 'static>(store: Arc<S>) -> Stores {
+    /// Every view of one backend.
+    pub fn of<S: MetricStore + AlertStore + TokenStore + 'static>(store: Arc<S>) -> Stores {
         Stores {
             metrics: store.clone(),
-            alerts: store,
+            alerts: store.clone(),
+            tokens: store,
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::RwLock;
 use async_trait::async_trait;
 use modelwatch_core::{Dataset, MetricDefinition, Point, Sample, SeriesKey, TimeRange, Timestamp};
 
+use crate::tokens::{NewToken, TokenInfo, TokenStore};
 use crate::{validate_batch, MetricStore, SeriesFilter, SeriesInfo, StoreError};
 
 type Series = BTreeMap<Timestamp, (f64, Option<Dataset>)>;
@@ -16,6 +17,7 @@ pub struct MemoryStore {
     custom_metrics: RwLock<HashMap<String, MetricDefinition>>,
     /// Rules, alerts, silences and the outbox (see `alerts/memory.rs`).
     pub(crate) alerting: std::sync::Mutex<crate::alerts::memory::Tables>,
+    tokens: RwLock<Vec<TokenInfo>>,
 }
 
 impl MemoryStore {
@@ -109,5 +111,40 @@ impl MetricStore for MemoryStore {
         let mut definitions = self.custom_definitions();
         definitions.sort_by(|a, b| a.metric.cmp(&b.metric));
         Ok(definitions)
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn create_token(&self, token: NewToken) -> Result<TokenInfo, StoreError> {
+        let mut tokens = self.tokens.write().map_err(poisoned)?;
+        if tokens.iter().any(|t| t.hash == token.hash) {
+            return Err(StoreError::Database("a token with this hash exists".into()));
+        }
+        let info = TokenInfo {
+            id: tokens.last().map_or(1, |t| t.id + 1),
+            name: token.name,
+            scope: token.scope,
+            hash: token.hash,
+            created_at: token.created_at,
+            revoked_at: None,
+        };
+        tokens.push(info.clone());
+        Ok(info)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        Ok(self.tokens.read().map_err(poisoned)?.clone())
+    }
+
+    async fn revoke_token(&self, id: i64, at: Timestamp) -> Result<bool, StoreError> {
+        let mut tokens = self.tokens.write().map_err(poisoned)?;
+        match tokens.iter_mut().find(|t| t.id == id && t.is_active()) {
+            Some(token) => {
+                token.revoked_at = Some(at);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }

@@ -21,6 +21,7 @@ mod copy;
 mod samples;
 pub(crate) mod schema;
 pub mod testing;
+mod tokens;
 
 use std::collections::HashMap;
 use std::fmt;

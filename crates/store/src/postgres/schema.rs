@@ -141,6 +141,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         WHERE status = 'pending';
     CREATE INDEX notification_outbox_by_alert ON notification_outbox (alert_id, id);"#,
     ),
+    (
+        3,
+        "API tokens (hash only)",
+        "CREATE TABLE api_tokens (
+        id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name       text NOT NULL,
+        scope      text NOT NULL CHECK (scope IN ('read', 'write')),
+        hash       text NOT NULL UNIQUE,
+        created_ms bigint NOT NULL,
+        revoked_ms bigint
+    );",
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -10,6 +10,7 @@ pub(crate) mod alerts;
 mod head;
 pub(crate) mod read;
 pub(crate) mod schema;
+mod tokens;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};

@@ -153,6 +153,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
             WHERE status = 'pending';
         CREATE INDEX notification_outbox_by_alert ON notification_outbox (alert_id, id);",
     ),
+    // API tokens for the HTTP server: only the SHA-256 of each token is kept.
+    (
+        5,
+        "CREATE TABLE api_tokens (
+            id         INTEGER PRIMARY KEY,
+            name       TEXT NOT NULL,
+            scope      TEXT NOT NULL CHECK (scope IN ('read', 'write')),
+            hash       TEXT NOT NULL UNIQUE,
+            created_ms INTEGER NOT NULL,
+            revoked_ms INTEGER
+        );",
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -1,0 +1,620 @@
+//! Rules, alerts, silences and the store-backed analyses (history, degradation,
+//! comparison) over HTTP: thin adapters from JSON and query strings to the
+//! [`modelwatch_engine::Engine`], with the same field names as the library and the CLI
+//! (the core's serde forms are the wire forms).
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use modelwatch_core::alerting::{
+    AlertFilter, AlertId, AlertStatus, LifecycleError, RuleId, RulePatch, RuleSpec, Severity,
+    SilenceId, SilenceSpec,
+};
+use modelwatch_core::compare::CompareOptions;
+use modelwatch_core::detection::{DetectionOptions, WindowSpec};
+use modelwatch_core::health::HealthOptions;
+use modelwatch_core::{Metric, SeriesKey, TimeRange, Timestamp};
+use modelwatch_engine::analysis::{self, AnalysisError};
+use modelwatch_engine::{Engine, EngineError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::series::{parse_model, parse_time, parse_version};
+use crate::AppState;
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Store(error) => error.into(),
+            EngineError::Invalid(error) => error.into(),
+            EngineError::Lifecycle(LifecycleError::UnknownAlert(id)) => {
+                ApiError::NotFound(format!("no alert has id {id}"))
+            }
+            EngineError::Lifecycle(LifecycleError::MissingActor { .. }) => {
+                ApiError::bad_request("by", "must not be empty")
+            }
+            EngineError::Lifecycle(other) => ApiError::Conflict(other.to_string()),
+            EngineError::UnknownRule(id) => ApiError::NotFound(format!("no rule has id {id}")),
+            EngineError::UnknownSilence(id) => {
+                ApiError::NotFound(format!("no silence has id {id}"))
+            }
+            EngineError::Contention(what) => ApiError::Conflict(format!(
+                "{what} kept changing while being written; try again"
+            )),
+            EngineError::Analysis(error) => error.into(),
+        }
+    }
+}
+
+impl From<AnalysisError> for ApiError {
+    fn from(error: AnalysisError) -> Self {
+        match error {
+            AnalysisError::Store(error) => error.into(),
+            unknown @ AnalysisError::UnknownSeries { .. } => {
+                ApiError::NotFound(unknown.to_string())
+            }
+            AnalysisError::Invalid(message) => {
+                let (field, message) = message
+                    .split_once(": ")
+                    .map(|(f, m)| (f.to_owned(), m.to_owned()))
+                    .unwrap_or(("query".to_owned(), message));
+                ApiError::bad_request(field, message)
+            }
+        }
+    }
+}
+
+fn engine(state: &AppState) -> ApiResult<&Engine> {
+    state
+        .inner
+        .engine
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("alerting is not configured on this server".into()))
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
+    let body = body?;
+    serde_json::from_slice(&body).map_err(|error| {
+        let message = error.to_string();
+        let field = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.contains("field `"))
+            .map(str::to_owned)
+            .or_else(|| {
+                message
+                    .split_once(": ")
+                    .map(|(f, _)| f.to_owned())
+                    .filter(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            })
+            .unwrap_or_else(|| "body".to_owned());
+        ApiError::bad_request(field, message)
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> ApiResult<Json<Value>> {
+    serde_json::to_value(value)
+        .map(Json)
+        .map_err(|e| ApiError::Internal(format!("cannot serialise: {e}")))
+}
+
+fn rule_id(text: &str) -> ApiResult<RuleId> {
+    Ok(RuleId::parse(text)?)
+}
+
+fn alert_id(text: &str) -> ApiResult<AlertId> {
+    Ok(AlertId::parse(text)?)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RulesQuery {
+    /// Only this model's rules.
+    pub model: Option<String>,
+}
+
+/// The rules, by id.
+#[utoipa::path(get, path = "/api/v1/rules", tag = "rules", params(RulesQuery),
+    responses((status = 200, description = "{\"rules\": [Rule]}", body = Object),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list_rules(
+    State(state): State<AppState>,
+    query: Result<Query<RulesQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query?;
+    let model = query.model.as_deref().map(parse_model).transpose()?;
+    let rules = engine(&state)?.list_rules(model.as_ref()).await?;
+    to_json(&serde_json::json!({ "rules": rules }))
+}
+
+/// Creates a rule (the seed's rule JSON).
+#[utoipa::path(post, path = "/api/v1/rules", tag = "rules",
+    request_body(content = Object, description = "A rule: name, model_name, metric_type, threshold_value + threshold_operator or degradation_percentage, severity, …"),
+    responses((status = 201, description = "The rule", body = Object),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create_rule(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let spec: RuleSpec = json_body(body)?;
+    let rule = engine(&state)?.create_rule(spec, state.now()).await?;
+    Ok((StatusCode::CREATED, to_json(&rule)?))
+}
+
+/// One rule.
+#[utoipa::path(get, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path)),
+    responses((status = 200, description = "The rule", body = Object), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn get_rule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let rule = engine(&state)?.rule(&rule_id(&id)?).await?;
+    to_json(&rule)
+}
+
+/// Changes some fields of a rule (including `enabled`).
+#[utoipa::path(patch, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path)),
+    request_body(content = Object, description = "The fields to change"),
+    responses((status = 200, description = "The rule", body = Object), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn patch_rule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let patch: RulePatch = json_body(body)?;
+    let rule = engine(&state)?
+        .update_rule(&rule_id(&id)?, patch, state.now())
+        .await?;
+    to_json(&rule)
+}
+
+/// Deletes a rule; its alerts and their history stay.
+#[utoipa::path(delete, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn delete_rule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    engine(&state)?.delete_rule(&rule_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BacktestQuery {
+    /// Start, RFC 3339 or epoch ms (default: 7 days before `to`).
+    pub from: Option<String>,
+    /// End (default: now).
+    pub to: Option<String>,
+}
+
+/// Replays a rule over stored samples: when it would have fired and resolved.
+#[utoipa::path(post, path = "/api/v1/rules/{id}/backtest", tag = "rules", params(("id" = String, Path), BacktestQuery),
+    responses((status = 200, description = "The backtest report", body = Object), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn backtest_rule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<BacktestQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query?;
+    let to = match query.to.as_deref() {
+        Some(text) => parse_time("to", text)?,
+        None => state.now(),
+    };
+    let from = match query.from.as_deref() {
+        Some(text) => parse_time("from", text)?,
+        None => to.saturating_sub(std::time::Duration::from_secs(7 * 24 * 3600)),
+    };
+    let report = engine(&state)?
+        .backtest(&rule_id(&id)?, TimeRange::new(from, to))
+        .await?;
+    to_json(&report)
+}
+
+/// The default and the largest page of alerts.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertsQuery {
+    pub model: Option<String>,
+    /// active, acknowledged, resolved or suppressed
+    pub status: Option<String>,
+    /// low, medium, high or critical
+    pub severity: Option<String>,
+    /// Alerts alive in the last `hours` (default 24).
+    pub hours: Option<u32>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<usize>,
+    /// How many alerts to skip.
+    pub offset: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertPage {
+    #[schema(value_type = Vec<Object>)]
+    pub alerts: Vec<Value>,
+    /// Alerts matching the filter, over all pages.
+    pub total: usize,
+    pub limit: usize,
+    pub offset: usize,
+    /// The offset of the next page, when there is one.
+    pub next_offset: Option<usize>,
+}
+
+fn parse_status(text: &str) -> ApiResult<AlertStatus> {
+    AlertStatus::ALL
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "status",
+                format!("{text:?} is not active, acknowledged, resolved or suppressed"),
+            )
+        })
+}
+
+fn parse_severity(text: &str) -> ApiResult<Severity> {
+    Severity::ALL
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "severity",
+                format!("{text:?} is not low, medium, high or critical"),
+            )
+        })
+}
+
+/// Alerts, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(AlertsQuery),
+    responses((status = 200, body = AlertPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    query: Result<Query<AlertsQuery>, QueryRejection>,
+) -> ApiResult<Json<AlertPage>> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let offset = query.offset.unwrap_or(0);
+    let hours = query.hours.unwrap_or(24);
+    if hours == 0 {
+        return Err(ApiError::bad_request("hours", "must be positive"));
+    }
+    let filter = AlertFilter {
+        model: query.model.as_deref().map(parse_model).transpose()?,
+        status: query.status.as_deref().map(parse_status).transpose()?,
+        severity: query.severity.as_deref().map(parse_severity).transpose()?,
+        window: Some(modelwatch_core::alerting::last_hours(hours, state.now())),
+        ..AlertFilter::default()
+    };
+    let alerts = engine(&state)?.list_alerts(&filter).await?;
+    let total = alerts.len();
+    let page: Vec<Value> = alerts
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(AlertPage {
+        alerts: page,
+        total,
+        limit,
+        offset,
+        next_offset: (offset + limit < total).then_some(offset + limit),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    pub model: Option<String>,
+    /// The last `hours` (default 24).
+    pub hours: Option<u32>,
+}
+
+/// Counts by status and severity, as `alerts summary` prints them.
+#[utoipa::path(get, path = "/api/v1/alerts/summary", tag = "alerts", params(SummaryQuery),
+    responses((status = 200, description = "The summary", body = Object), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn alert_summary(
+    State(state): State<AppState>,
+    query: Result<Query<SummaryQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query?;
+    let model = query.model.as_deref().map(parse_model).transpose()?;
+    let summary = engine(&state)?
+        .summary(model.as_ref(), query.hours.unwrap_or(24), state.now())
+        .await?;
+    to_json(&summary)
+}
+
+/// One alert.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", params(("id" = String, Path)),
+    responses((status = 200, description = "The alert", body = Object), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn get_alert(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    to_json(&engine(&state)?.alert(&alert_id(&id)?).await?)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgeBody {
+    /// Who acknowledges.
+    pub by: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    /// Who resolves.
+    pub by: String,
+    pub notes: Option<String>,
+}
+
+/// active → acknowledged.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/acknowledge", tag = "alerts", params(("id" = String, Path)),
+    request_body = AcknowledgeBody,
+    responses((status = 200, description = "The alert", body = Object), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "Impossible transition", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let body: AcknowledgeBody = json_body(body)?;
+    let alert = engine(&state)?
+        .acknowledge(&alert_id(&id)?, &body.by, state.now())
+        .await?;
+    let json = to_json(&alert)?;
+    state.events().alert("acknowledged", json.0.clone());
+    Ok(json)
+}
+
+/// active | acknowledged → resolved.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "alerts", params(("id" = String, Path)),
+    request_body = ResolveBody,
+    responses((status = 200, description = "The alert", body = Object), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "Impossible transition", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn resolve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let body: ResolveBody = json_body(body)?;
+    let alert = engine(&state)?
+        .resolve(
+            &alert_id(&id)?,
+            &body.by,
+            body.notes.as_deref(),
+            state.now(),
+        )
+        .await?;
+    let json = to_json(&alert)?;
+    state.events().alert("resolved", json.0.clone());
+    Ok(json)
+}
+
+/// An alert's transitions, oldest first.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}/history", tag = "alerts", params(("id" = String, Path)),
+    responses((status = 200, description = "{\"history\": [transition]}", body = Object), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn alert_history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let history = engine(&state)?.history(&alert_id(&id)?).await?;
+    to_json(&serde_json::json!({ "history": history }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SilencesQuery {
+    /// Include silences that are over.
+    pub include_expired: Option<bool>,
+}
+
+/// Current and future silences.
+#[utoipa::path(get, path = "/api/v1/silences", tag = "silences", params(SilencesQuery),
+    responses((status = 200, description = "{\"silences\": [Silence]}", body = Object), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list_silences(
+    State(state): State<AppState>,
+    query: Result<Query<SilencesQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query?;
+    let silences = engine(&state)?
+        .list_silences(query.include_expired.unwrap_or(false), state.now())
+        .await?;
+    to_json(&serde_json::json!({ "silences": silences }))
+}
+
+/// Adds a silence.
+#[utoipa::path(post, path = "/api/v1/silences", tag = "silences",
+    request_body(content = Object, description = "model, version?, metric?, starts_at?, ends_at or duration_minutes, created_by, comment"),
+    responses((status = 201, description = "The silence", body = Object), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create_silence(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let spec: SilenceSpec = json_body(body)?;
+    let silence = engine(&state)?.add_silence(spec, state.now()).await?;
+    Ok((StatusCode::CREATED, to_json(&silence)?))
+}
+
+/// Ends a silence now.
+#[utoipa::path(delete, path = "/api/v1/silences/{id}", tag = "silences", params(("id" = String, Path)),
+    responses((status = 200, description = "The silence, ended", body = Object), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn delete_silence(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = SilenceId::parse(&id)?;
+    let silence = engine(&state)?.expire_silence(&id, state.now()).await?;
+    to_json(&silence)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// The last `hours` (default 24).
+    pub hours: Option<f64>,
+}
+
+/// Performance history and health of a model version.
+#[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}/history", tag = "models",
+    params(("model" = String, Path), ("version" = String, Path), HistoryQuery),
+    responses((status = 200, description = "The performance history", body = Object), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn version_history(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query?;
+    let (model, version) = (parse_model(&model)?, parse_version(&version)?);
+    let range = analysis::last_hours(query.hours.unwrap_or(24.0), state.now())?;
+    if state.store().metrics(&model, &version).await?.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no samples of {model} {version}"
+        )));
+    }
+    let history = analysis::history(
+        &**state.store(),
+        &model,
+        &version,
+        range,
+        &HealthOptions::default(),
+    )
+    .await?;
+    to_json(&history)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DegradationQuery {
+    /// One metric; default: every metric of the version.
+    pub metric: Option<String>,
+    /// The baseline window (default 24).
+    pub baseline_hours: Option<u32>,
+    /// The comparison window; default: the latest value.
+    pub comparison_hours: Option<u32>,
+}
+
+/// Degradation check(s) with significance.
+#[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}/degradation", tag = "models",
+    params(("model" = String, Path), ("version" = String, Path), DegradationQuery),
+    responses((status = 200, description = "{\"results\": [DegradationResult]}", body = Object), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn degradation(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+    query: Result<Query<DegradationQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query?;
+    let (model, version) = (parse_model(&model)?, parse_version(&version)?);
+    let mut spec = WindowSpec::default();
+    if let Some(hours) = query.baseline_hours {
+        if hours == 0 {
+            return Err(ApiError::bad_request("baseline_hours", "must be positive"));
+        }
+        spec.baseline_hours = hours;
+    }
+    if let Some(hours) = query.comparison_hours {
+        if hours == 0 {
+            return Err(ApiError::bad_request(
+                "comparison_hours",
+                "must be positive",
+            ));
+        }
+        spec.comparison_hours = Some(hours);
+    }
+    let options = DetectionOptions::default();
+    let store = &**state.store();
+    let now: Timestamp = state.now();
+    if store.metrics(&model, &version).await?.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no samples of {model} {version}"
+        )));
+    }
+    let results = match query.metric.as_deref() {
+        Some(metric) => {
+            let key = SeriesKey::new(model, version, Metric::parse(metric)?);
+            if store.latest(&key).await?.is_none() {
+                return Err(ApiError::NotFound(format!("no series {key}")));
+            }
+            vec![analysis::check_degradation(store, &key, &spec, &options, now).await?]
+        }
+        None => analysis::check_all_metrics(store, &model, &version, &spec, &options, now).await?,
+    };
+    to_json(&serde_json::json!({ "results": results }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CompareQuery {
+    /// The champion version.
+    pub a: String,
+    /// The challenger version.
+    pub b: String,
+    pub metric: String,
+    /// The last `hours` (default 24).
+    pub hours: Option<f64>,
+}
+
+/// Champion vs challenger on one metric.
+#[utoipa::path(get, path = "/api/v1/models/{model}/compare", tag = "models",
+    params(("model" = String, Path), CompareQuery),
+    responses((status = 200, description = "The comparison", body = Object), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn compare(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    query: Result<Query<CompareQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query?;
+    let model = parse_model(&model)?;
+    let a = modelwatch_core::Version::parse(&query.a)
+        .map_err(|e| ApiError::bad_request("a", e.message))?;
+    let b = modelwatch_core::Version::parse(&query.b)
+        .map_err(|e| ApiError::bad_request("b", e.message))?;
+    let metric = Metric::parse(&query.metric)?;
+    let range = analysis::last_hours(query.hours.unwrap_or(24.0), state.now())?;
+    let comparison = analysis::compare(
+        &**state.store(),
+        &model,
+        &a,
+        &b,
+        &metric,
+        range,
+        &CompareOptions::default(),
+    )
+    .await?;
+    to_json(&comparison)
+}

@@ -1,0 +1,182 @@
+//! The one error type of the HTTP API and its mapping to status codes.
+//!
+//! Clients get `{"error": {"code": …, "message": …}}`: a stable machine-readable code and
+//! a message that names the bad field. Store and internal failures are logged in full
+//! and answered with a generic message, so no SQL, path or stack trace reaches a client.
+
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use modelwatch_core::ValidationError;
+use modelwatch_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Bad input; `field` names what is wrong.
+    #[error("{field}: {message}")]
+    BadRequest { field: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is valid but impossible in the current state (e.g. resolving twice).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is larger than the server's limit (max_body_bytes)")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the request took longer than {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything the client cannot fix; the detail is logged, not sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: bad_request, not_found, conflict, payload_too_large,
+    /// unauthorized, forbidden, timeout, unavailable, internal.
+    pub code: String,
+    /// For people; names the offending field where there is one.
+    pub message: String,
+    /// The offending field, for bad requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let message = match self {
+            ApiError::Internal(_) => "internal error; the server log has the details".to_owned(),
+            other => other.to_string(),
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message,
+                field: match self {
+                    ApiError::BadRequest { field, .. } => Some(field.clone()),
+                    _ => None,
+                },
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(error = %detail, "request failed"),
+            ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "request failed"),
+            _ => tracing::debug!(error = %self, "request rejected"),
+        }
+        (self.status(), Json(self.body())).into_response()
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(error: ValidationError) -> Self {
+        ApiError::BadRequest {
+            field: error.field,
+            message: error.message,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::InvalidSample { index, error } => ApiError::BadRequest {
+                field: format!("samples[{index}].{}", error.field),
+                message: error.message,
+            },
+            StoreError::Invalid(error) => error.into(),
+            StoreError::Closed => ApiError::Unavailable("the server is shutting down".into()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        body_rejection(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::BytesRejection(bytes) => bytes.into(),
+            JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
+                "content-type",
+                "expected a request with `Content-Type: application/json`",
+            ),
+            other => ApiError::bad_request("body", other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        // serde_urlencoded's message names the parameter ("invalid digit …" does not, so
+        // the whole text is passed on).
+        ApiError::bad_request("query", rejection.body_text())
+    }
+}
+
+pub(crate) fn body_rejection(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::PayloadTooLarge;
+    }
+    ApiError::bad_request("body", text)
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

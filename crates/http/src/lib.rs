@@ -1,0 +1,305 @@
+//! modelwatch's HTTP face: the JSON API under `/api/v1`, its OpenAPI document, the
+//! server-sent event stream, InfluxDB line-protocol ingestion and the Prometheus
+//! exposition.
+//!
+//! [`router`] builds the whole application from an [`AppState`]; tests call it without a
+//! socket, and the binary serves it. Only this crate knows wire formats: the core's
+//! types are mapped to JSON here, store and validation errors to HTTP statuses in
+//! [`error`]. The OpenAPI document is generated from the handlers' annotations by the
+//! same calls that register the routes, so the two cannot drift.
+
+pub mod alerting;
+pub mod auth;
+pub mod error;
+pub mod evaluator;
+pub mod events;
+pub mod line_protocol;
+pub mod ops;
+pub mod series;
+pub mod telemetry;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use modelwatch_core::{Sample, Timestamp};
+use modelwatch_store::{MetricStore, TokenStore};
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use auth::{generate_token, Authenticator};
+pub use error::{ApiError, ApiResult};
+pub use events::{Event, EventHub};
+pub use telemetry::Telemetry;
+
+/// Limits of the server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body, after gzip decompression.
+    pub max_body_bytes: usize,
+    /// Longest time a request may take before it is answered with 503.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 10 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Reads "now": the wall clock in the server, a fixed time in tests.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
+
+impl Clock {
+    pub fn new(now: impl Fn() -> Timestamp + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn MetricStore>,
+    auth: Option<Authenticator>,
+    events: EventHub,
+    telemetry: Telemetry,
+    limits: Limits,
+    clock: Clock,
+    /// Rules, alerts and silences; `None` answers their routes with 503.
+    engine: Option<modelwatch_engine::Engine>,
+    /// Flips to true once when the server starts shutting down; ends event streams.
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+impl AppState {
+    /// `tokens`: where API tokens live; `None` turns authentication off altogether.
+    /// Must be called inside a tokio runtime (the event hub starts a task).
+    pub fn new(
+        store: Arc<dyn MetricStore>,
+        tokens: Option<Arc<dyn TokenStore>>,
+        limits: Limits,
+        clock: Clock,
+        engine: Option<modelwatch_engine::Engine>,
+    ) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                auth: tokens.map(Authenticator::new),
+                events: EventHub::start(),
+                telemetry: Telemetry::default(),
+                limits,
+                clock,
+                engine,
+                shutdown: tokio::sync::watch::Sender::new(false),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn MetricStore> {
+        &self.inner.store
+    }
+
+    pub fn events(&self) -> &EventHub {
+        &self.inner.events
+    }
+
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
+    }
+
+    /// Ends the event streams, so a graceful shutdown is not held up by open connections.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`AppState::begin_shutdown`] was called.
+    pub fn shutting_down(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut receiver = self.inner.shutdown.subscribe();
+        async move {
+            // An error means the state is gone, which is a shutdown too.
+            let _ = receiver.wait_for(|down| *down).await;
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// Stores samples (all or nothing), counts them and tells the event hub.
+    pub(crate) async fn store_samples(
+        &self,
+        samples: Vec<Sample>,
+        format: &str,
+    ) -> ApiResult<usize> {
+        let count = samples.len();
+        // The hub needs the samples after the store took them; keeping a copy costs
+        // less than reading them back.
+        let (for_store, for_events) = if count <= 64 {
+            (samples.clone(), samples)
+        } else {
+            let copy = samples.clone();
+            (samples, copy)
+        };
+        match self.inner.store.append(for_store).await {
+            Ok(()) => {
+                self.inner.telemetry.samples_ingested.inc_by(count as u64);
+                self.inner.events.samples_stored(&for_events);
+                Ok(count)
+            }
+            Err(error) => {
+                if matches!(
+                    error,
+                    modelwatch_store::StoreError::InvalidSample { .. }
+                        | modelwatch_store::StoreError::Invalid(_)
+                ) {
+                    self.inner.telemetry.rejected(format, count as u64);
+                }
+                Err(error.into())
+            }
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "modelwatch",
+        description = "Model performance monitoring: samples, models, rules, alerts, silences and events. \
+                       Errors are {\"error\": {\"code\", \"message\", \"field\"}}."
+    ),
+    components(schemas(events::AlertEvent))
+)]
+struct ApiDoc;
+
+/// Every documented route; the OpenAPI document is collected from exactly these.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(series::ingest))
+        .routes(routes!(series::list_models))
+        .routes(routes!(series::list_versions))
+        .routes(routes!(series::series_points))
+        .routes(routes!(alerting::version_history))
+        .routes(routes!(alerting::degradation))
+        .routes(routes!(alerting::compare))
+        .routes(routes!(alerting::list_rules, alerting::create_rule))
+        .routes(routes!(
+            alerting::get_rule,
+            alerting::patch_rule,
+            alerting::delete_rule
+        ))
+        .routes(routes!(alerting::backtest_rule))
+        .routes(routes!(alerting::list_alerts))
+        .routes(routes!(alerting::alert_summary))
+        .routes(routes!(alerting::get_alert))
+        .routes(routes!(alerting::acknowledge))
+        .routes(routes!(alerting::resolve))
+        .routes(routes!(alerting::alert_history))
+        .routes(routes!(alerting::list_silences, alerting::create_silence))
+        .routes(routes!(alerting::delete_silence))
+        .routes(routes!(ops::events))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::exposition))
+        .routes(routes!(ops::write_v1))
+        .routes(routes!(ops::write_v2))
+}
+
+/// The OpenAPI 3 document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = api().split_for_parts();
+    document.paths.paths.insert(
+        "/api/openapi.json".into(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("This document"))
+                .tag("operations")
+                .response(
+                    "200",
+                    utoipa::openapi::ResponseBuilder::new()
+                        .description("OpenAPI 3 document")
+                        .content(
+                            "application/json",
+                            utoipa::openapi::ContentBuilder::new()
+                                .schema(Some(utoipa::openapi::ObjectBuilder::new()))
+                                .build(),
+                        ),
+                ),
+        ),
+    );
+    document
+}
+
+async fn timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.inner.limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        // A store write already handed to the writer still commits; only the answer is lost.
+        Err(_) => ApiError::Timeout(limit).into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; GET /api/openapi.json lists them".into())
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let (routes, _) = api().split_for_parts();
+    // Rendered once: the document is a constant of the build.
+    let document: Arc<str> = openapi()
+        .to_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the document: {e}\"}}"))
+        .into();
+    routes
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let document = Arc::clone(&document);
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        document.to_string(),
+                    )
+                }
+            }),
+        )
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), timeout))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ))
+        // Limits the decompressed body, so a small gzip bomb cannot get past it.
+        .layer(DefaultBodyLimit::max(state.inner.limits.max_body_bytes))
+        .layer(RequestDecompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

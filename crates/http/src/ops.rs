@@ -1,0 +1,213 @@
+//! Routes for machines: health checks, the Prometheus exposition, the InfluxDB write
+//! endpoints and the server-sent event stream.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream::Stream;
+use modelwatch_store::SeriesFilter;
+use serde::{Deserialize, Serialize};
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamExt;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::events::{AlertEvent, Event, SeriesUpdate};
+use crate::line_protocol::{self, Precision};
+use crate::telemetry::{SeriesLabels, CONTENT_TYPE};
+use crate::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    /// ok (healthz) or ready (readyz)
+    pub status: String,
+}
+
+/// The process is up. Never needs a token.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Status)))]
+pub async fn healthz() -> Json<Status> {
+    Json(Status {
+        status: "ok".into(),
+    })
+}
+
+/// The store is reachable and migrated.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, body = Status),
+        (status = 503, description = "The store is not reachable", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Status>> {
+    // Opening the store ran the migrations; a read proves it is still reachable.
+    state
+        .store()
+        .custom_metrics()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("store not reachable: {e}")))?;
+    Ok(Json(Status {
+        status: "ready".into(),
+    }))
+}
+
+/// modelwatch's own health and the latest value of every model metric, for Prometheus.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    )
+)]
+pub async fn exposition(State(state): State<AppState>) -> ApiResult<Response> {
+    let store = state.store();
+    let mut latest = Vec::new();
+    for series in store.list_series(&SeriesFilter::default()).await? {
+        if let Some(point) = store.latest(&series.key).await? {
+            latest.push((
+                SeriesLabels {
+                    model: series.key.model.to_string(),
+                    version: series.key.version.to_string(),
+                    metric: series.key.metric.to_string(),
+                },
+                point.value,
+            ));
+        }
+    }
+    let text = state
+        .inner
+        .telemetry
+        .render(latest)
+        .map_err(|e| ApiError::Internal(format!("cannot render metrics: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WriteQuery {
+    /// Timestamp precision: ns (default), us, ms, s (v1 also n, u, m, h).
+    pub precision: Option<String>,
+    /// Accepted and ignored (InfluxDB v1).
+    pub db: Option<String>,
+    /// Accepted and ignored (InfluxDB v2).
+    pub org: Option<String>,
+    /// Accepted and ignored (InfluxDB v2).
+    pub bucket: Option<String>,
+}
+
+async fn write_lines(
+    state: AppState,
+    query: Result<Query<WriteQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<StatusCode> {
+    let Query(query) = query?;
+    let body = body?;
+    let precision = match query.precision.as_deref() {
+        None | Some("") => Precision::Nanoseconds,
+        Some(text) => Precision::parse(text)?,
+    };
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::bad_request("body", format!("not UTF-8: {e}")))?;
+    let samples = match line_protocol::parse(text, precision, state.now()) {
+        Ok(samples) => samples,
+        Err(error) => {
+            state.inner.telemetry.rejected("line_protocol", 1);
+            return Err(ApiError::BadRequest {
+                field: format!("line {}: {}", error.line, error.field),
+                message: error.message,
+            });
+        }
+    };
+    state.store_samples(samples, "line_protocol").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// InfluxDB v1 line protocol (measurement `model_metrics`, tags `model`, `version`,
+/// `dataset`, one field per metric). gzip bodies accepted.
+#[utoipa::path(
+    post,
+    path = "/write",
+    tag = "ingestion",
+    params(WriteQuery),
+    request_body(content = String, content_type = "text/plain", description = "Line protocol"),
+    responses(
+        (status = 204, description = "Stored"),
+        (status = 400, description = "A bad line; the field names the line and part", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+    )
+)]
+pub async fn write_v1(
+    State(state): State<AppState>,
+    query: Result<Query<WriteQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<StatusCode> {
+    write_lines(state, query, body).await
+}
+
+/// InfluxDB v2 line protocol; same mapping as `/write`.
+#[utoipa::path(
+    post,
+    path = "/api/v2/write",
+    tag = "ingestion",
+    params(WriteQuery),
+    request_body(content = String, content_type = "text/plain", description = "Line protocol"),
+    responses(
+        (status = 204, description = "Stored"),
+        (status = 400, description = "A bad line; the field names the line and part", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+    )
+)]
+pub async fn write_v2(
+    State(state): State<AppState>,
+    query: Result<Query<WriteQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<StatusCode> {
+    write_lines(state, query, body).await
+}
+
+/// Server-sent events: `samples` (per series, coalesced), `alert_fired`, `alert_changed`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    responses(
+        (status = 200, description = "text/event-stream; `samples` events carry a SeriesUpdate, alert events an AlertEvent",
+         content_type = "text/event-stream", body = SeriesUpdate),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    )
+)]
+pub async fn events(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let stream = BroadcastStream::new(state.inner.events.subscribe()).map(|received| {
+        let event = match received {
+            Ok(event) => event,
+            Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                return Ok(SseEvent::default()
+                    .event("lagged")
+                    .data(format!("{{\"missed\":{missed}}}")));
+            }
+        };
+        let data = match &event {
+            Event::Samples(update) => serde_json::to_string::<SeriesUpdate>(update),
+            Event::Alert(alert) => serde_json::to_string::<AlertEvent>(alert),
+        }
+        .unwrap_or_else(|_| "{}".to_owned());
+        Ok(SseEvent::default().event(event.name()).data(data))
+    });
+    let stream = futures_util::StreamExt::take_until(stream, state.shutting_down());
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,555 @@
+//! Samples in and out: ingestion (`POST /api/v1/metrics`), the model catalogue and a
+//! series' points, downsampled on the server.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use modelwatch_core::{
+    Bucket, Dataset, Metric, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp, Version,
+};
+use modelwatch_store::SeriesFilter;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::AppState;
+
+/// One sample as sent to the API: the library's and the CLI's field names (the seed's
+/// `model_name`, `model_version`, `metric_type`, `metric_value` are accepted too).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleInput {
+    #[serde(alias = "model_name")]
+    #[schema(value_type = String, example = "fraud_detector")]
+    pub model: ModelName,
+    #[serde(alias = "model_version")]
+    #[schema(value_type = String, example = "v2.1")]
+    pub version: Version,
+    /// A built-in metric (accuracy, precision, recall, f1_score, auc_roc, auc_pr, mae, mse,
+    /// rmse, r2_score, mape, latency, throughput, error_rate) or a custom name.
+    #[serde(alias = "metric_type")]
+    #[schema(value_type = String, example = "accuracy")]
+    pub metric: Metric,
+    #[serde(alias = "metric_value")]
+    pub value: f64,
+    /// RFC 3339 or epoch milliseconds; default: when the server receives it.
+    #[serde(default)]
+    #[schema(value_type = Option<TimeInput>)]
+    pub timestamp: Option<Timestamp>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub dataset: Option<Dataset>,
+}
+
+/// RFC 3339 text (`2024-05-01T12:00:00Z`) or epoch milliseconds.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // exists for the OpenAPI document only
+pub enum TimeInput {
+    Text(String),
+    EpochMillis(i64),
+}
+
+impl SampleInput {
+    fn into_sample(self, now: Timestamp) -> Sample {
+        Sample {
+            model: self.model,
+            version: self.version,
+            metric: self.metric,
+            value: self.value,
+            timestamp: self.timestamp.unwrap_or(now),
+            dataset: self.dataset,
+        }
+    }
+}
+
+/// The body of `POST /api/v1/metrics`: one sample, or `{"samples": [...]}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestBody {
+    /// A batch, stored all or nothing. Leave out for a single sample.
+    pub samples: Option<Vec<SampleInput>>,
+    #[serde(alias = "model_name")]
+    #[schema(value_type = Option<String>)]
+    pub model: Option<ModelName>,
+    #[serde(alias = "model_version")]
+    #[schema(value_type = Option<String>)]
+    pub version: Option<Version>,
+    #[serde(alias = "metric_type")]
+    #[schema(value_type = Option<String>)]
+    pub metric: Option<Metric>,
+    #[serde(alias = "metric_value")]
+    pub value: Option<f64>,
+    #[serde(default)]
+    #[schema(value_type = Option<TimeInput>)]
+    pub timestamp: Option<Timestamp>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub dataset: Option<Dataset>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestResponse {
+    /// How many samples were stored.
+    pub accepted: usize,
+}
+
+/// The field a serde message is about: `missing field `x``, `unknown field `x``, or
+/// our own `x: reason`.
+fn field_of(message: &str) -> Option<String> {
+    for marker in ["missing field `", "unknown field `", "duplicate field `"] {
+        if let Some(rest) = message.split(marker).nth(1) {
+            return rest.split('`').next().map(str::to_owned);
+        }
+    }
+    let (field, _) = message.split_once(": ")?;
+    field
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        .then(|| field.to_owned())
+}
+
+fn json_error(prefix: Option<&str>, error: &serde_json::Error) -> ApiError {
+    let message = error.to_string();
+    let field = field_of(&message);
+    let field = match (prefix, field) {
+        (Some(prefix), Some(field)) => format!("{prefix}.{field}"),
+        (Some(prefix), None) => prefix.to_owned(),
+        (None, Some(field)) => field,
+        (None, None) => "body".to_owned(),
+    };
+    ApiError::bad_request(field, message)
+}
+
+/// Parses an ingestion body. The fast path deserialises straight into samples; only when
+/// that fails is the body parsed again, element by element, to name the bad sample.
+pub(crate) fn parse_ingest(body: &[u8], now: Timestamp) -> ApiResult<Vec<Sample>> {
+    let parsed: IngestBody = match serde_json::from_slice(body) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            return Err(locate_batch_error(body).unwrap_or_else(|| json_error(None, &error)))
+        }
+    };
+    let single = parsed.model.is_some()
+        || parsed.version.is_some()
+        || parsed.metric.is_some()
+        || parsed.value.is_some()
+        || parsed.timestamp.is_some()
+        || parsed.dataset.is_some();
+    match (parsed.samples, single) {
+        (Some(_), true) => Err(ApiError::bad_request(
+            "samples",
+            "send either one sample or {\"samples\": [...]}, not both",
+        )),
+        (Some(samples), false) => Ok(samples.into_iter().map(|s| s.into_sample(now)).collect()),
+        (None, _) => {
+            let missing = |field: &str| ApiError::bad_request(field, "missing");
+            Ok(vec![Sample {
+                model: parsed.model.ok_or_else(|| missing("model"))?,
+                version: parsed.version.ok_or_else(|| missing("version"))?,
+                metric: parsed.metric.ok_or_else(|| missing("metric"))?,
+                value: parsed.value.ok_or_else(|| missing("value"))?,
+                timestamp: parsed.timestamp.unwrap_or(now),
+                dataset: parsed.dataset,
+            }])
+        }
+    }
+}
+
+fn locate_batch_error(body: &[u8]) -> Option<ApiError> {
+    #[derive(Deserialize)]
+    struct Loose {
+        samples: Vec<serde_json::Value>,
+    }
+    let loose: Loose = serde_json::from_slice(body).ok()?;
+    loose
+        .samples
+        .into_iter()
+        .enumerate()
+        .find_map(|(index, value)| {
+            serde_json::from_value::<SampleInput>(value)
+                .err()
+                .map(|error| json_error(Some(&format!("samples[{index}]")), &error))
+        })
+}
+
+/// Store one sample or an atomic batch.
+#[utoipa::path(
+    post,
+    path = "/api/v1/metrics",
+    tag = "metrics",
+    request_body(content = IngestBody, description = "One sample, or {\"samples\": [...]} (all or nothing). gzip bodies are accepted with Content-Encoding: gzip."),
+    responses(
+        (status = 200, description = "Stored (durably)", body = IngestResponse),
+        (status = 400, description = "A bad sample; the field names it (samples[i].field for a batch)", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+    )
+)]
+pub async fn ingest(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<IngestResponse>> {
+    let body = body?;
+    let samples = match parse_ingest(&body, state.now()) {
+        Ok(samples) => samples,
+        Err(error) => {
+            state.inner.telemetry.rejected("json", 1);
+            return Err(error);
+        }
+    };
+    let single = !body
+        .windows(b"\"samples\"".len())
+        .any(|w| w == b"\"samples\"");
+    let accepted = state
+        .store_samples(samples, "json")
+        .await
+        .map_err(|error| match error {
+            // A lone sample's field is named without the batch index.
+            ApiError::BadRequest { field, message } if single => ApiError::BadRequest {
+                field: field
+                    .strip_prefix("samples[0].")
+                    .unwrap_or(&field)
+                    .to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+    Ok(Json(IngestResponse { accepted }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelEntry {
+    pub model: String,
+    pub versions: Vec<String>,
+    /// RFC 3339: the first and last sample of any of its series.
+    pub first_timestamp: String,
+    pub last_timestamp: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelsResponse {
+    pub models: Vec<ModelEntry>,
+}
+
+/// Every model that has samples, with its versions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/models",
+    tag = "models",
+    responses((status = 200, body = ModelsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn list_models(State(state): State<AppState>) -> ApiResult<Json<ModelsResponse>> {
+    let mut models: Vec<ModelEntry> = Vec::new();
+    for series in state.store().list_series(&SeriesFilter::default()).await? {
+        let (model, version) = (series.key.model.to_string(), series.key.version.to_string());
+        match models.last_mut() {
+            Some(entry) if entry.model == model => {
+                if entry.versions.last() != Some(&version) {
+                    entry.versions.push(version);
+                }
+                entry.first_timestamp = entry
+                    .first_timestamp
+                    .clone()
+                    .min(series.first_timestamp.to_rfc3339());
+                entry.last_timestamp = entry
+                    .last_timestamp
+                    .clone()
+                    .max(series.last_timestamp.to_rfc3339());
+            }
+            _ => models.push(ModelEntry {
+                model,
+                versions: vec![version],
+                first_timestamp: series.first_timestamp.to_rfc3339(),
+                last_timestamp: series.last_timestamp.to_rfc3339(),
+            }),
+        }
+    }
+    Ok(Json(ModelsResponse { models }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionEntry {
+    pub version: String,
+    pub metrics: Vec<String>,
+    pub first_timestamp: String,
+    pub last_timestamp: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionsResponse {
+    pub model: String,
+    pub versions: Vec<VersionEntry>,
+}
+
+pub(crate) fn parse_model(text: &str) -> ApiResult<ModelName> {
+    Ok(ModelName::parse(text)?)
+}
+
+pub(crate) fn parse_version(text: &str) -> ApiResult<Version> {
+    Ok(Version::parse(text)?)
+}
+
+/// A model's versions, with their metrics.
+#[utoipa::path(
+    get,
+    path = "/api/v1/models/{model}/versions",
+    tag = "models",
+    params(("model" = String, Path, description = "Model name")),
+    responses(
+        (status = 200, body = VersionsResponse),
+        (status = 400, body = ErrorBody), (status = 404, description = "No such model", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    )
+)]
+pub async fn list_versions(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> ApiResult<Json<VersionsResponse>> {
+    let model = parse_model(&model)?;
+    let filter = SeriesFilter {
+        model: Some(model.clone()),
+        ..SeriesFilter::default()
+    };
+    let mut versions: Vec<VersionEntry> = Vec::new();
+    for series in state.store().list_series(&filter).await? {
+        let version = series.key.version.to_string();
+        match versions.last_mut() {
+            Some(entry) if entry.version == version => {
+                entry.metrics.push(series.key.metric.to_string());
+                entry.first_timestamp = entry
+                    .first_timestamp
+                    .clone()
+                    .min(series.first_timestamp.to_rfc3339());
+                entry.last_timestamp = entry
+                    .last_timestamp
+                    .clone()
+                    .max(series.last_timestamp.to_rfc3339());
+            }
+            _ => versions.push(VersionEntry {
+                version,
+                metrics: vec![series.key.metric.to_string()],
+                first_timestamp: series.first_timestamp.to_rfc3339(),
+                last_timestamp: series.last_timestamp.to_rfc3339(),
+            }),
+        }
+    }
+    if versions.is_empty() {
+        return Err(ApiError::NotFound(format!("no model {model}")));
+    }
+    Ok(Json(VersionsResponse {
+        model: model.to_string(),
+        versions,
+    }))
+}
+
+/// The default and the largest `max_points`.
+pub const DEFAULT_MAX_POINTS: usize = 1_000;
+pub const LIMIT_MAX_POINTS: usize = 100_000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesQuery {
+    /// Start (inclusive), RFC 3339 or epoch ms. Default: 24 hours before `to` (or now).
+    pub from: Option<String>,
+    /// End (exclusive), RFC 3339 or epoch ms. Default: no end.
+    pub to: Option<String>,
+    /// At most this many points (default 1000, at most 100000); more are downsampled into
+    /// buckets that keep each bucket's minimum and maximum.
+    pub max_points: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PointOut {
+    pub timestamp: String,
+    pub value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+}
+
+impl From<Point> for PointOut {
+    fn from(point: Point) -> Self {
+        PointOut {
+            timestamp: point.timestamp.to_rfc3339(),
+            value: point.value,
+            dataset: point.dataset.map(|d| d.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BucketOut {
+    /// Start of the bucket (inclusive).
+    pub start: String,
+    pub count: u64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+    pub first: f64,
+    pub last: f64,
+}
+
+impl From<Bucket> for BucketOut {
+    fn from(bucket: Bucket) -> Self {
+        BucketOut {
+            start: bucket.start.to_rfc3339(),
+            count: bucket.count,
+            mean: bucket.mean,
+            min: bucket.min,
+            max: bucket.max,
+            first: bucket.first,
+            last: bucket.last,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesResponse {
+    pub model: String,
+    pub version: String,
+    pub metric: String,
+    /// higher_is_better or lower_is_better
+    pub direction: String,
+    pub from: String,
+    pub to: Option<String>,
+    /// Points in the range before any downsampling.
+    pub count: usize,
+    /// Whether `buckets` (true) or `points` (false) holds the data.
+    pub downsampled: bool,
+    pub points: Vec<PointOut>,
+    pub buckets: Vec<BucketOut>,
+}
+
+pub(crate) fn parse_time(field: &str, text: &str) -> ApiResult<Timestamp> {
+    Timestamp::parse(text).map_err(|e| ApiError::bad_request(field, e.to_string()))
+}
+
+/// A series' points over a time range, downsampled to at most `max_points`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/models/{model}/versions/{version}/metrics/{metric}",
+    tag = "models",
+    params(
+        ("model" = String, Path), ("version" = String, Path), ("metric" = String, Path),
+        SeriesQuery
+    ),
+    responses(
+        (status = 200, body = SeriesResponse),
+        (status = 400, body = ErrorBody), (status = 404, description = "No such series", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    )
+)]
+pub async fn series_points(
+    State(state): State<AppState>,
+    Path((model, version, metric)): Path<(String, String, String)>,
+    query: Result<Query<SeriesQuery>, QueryRejection>,
+) -> ApiResult<Json<SeriesResponse>> {
+    let Query(query) = query?;
+    let key = SeriesKey::new(
+        parse_model(&model)?,
+        parse_version(&version)?,
+        Metric::parse(&metric)?,
+    );
+    let to = query
+        .to
+        .as_deref()
+        .map(|t| parse_time("to", t))
+        .transpose()?;
+    let from = match query.from.as_deref() {
+        Some(text) => parse_time("from", text)?,
+        None => to
+            .unwrap_or_else(|| state.now())
+            .saturating_sub(std::time::Duration::from_secs(24 * 3600)),
+    };
+    if to.is_some_and(|to| to < from) {
+        return Err(ApiError::bad_request("to", "must not be before from"));
+    }
+    let max_points = query.max_points.unwrap_or(DEFAULT_MAX_POINTS);
+    if max_points == 0 || max_points > LIMIT_MAX_POINTS {
+        return Err(ApiError::bad_request(
+            "max_points",
+            format!("must be between 1 and {LIMIT_MAX_POINTS}"),
+        ));
+    }
+    let store = state.store();
+    if store.latest(&key).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no series {key}")));
+    }
+    let range = TimeRange::new(from, to.unwrap_or(Timestamp::MAX));
+    let points = store.range(&key, range).await?;
+    let direction = store.definition(&key.metric).await?.direction;
+    let count = points.len();
+    let downsampled = count > max_points;
+    let (points, buckets) = if downsampled {
+        let buckets = modelwatch_core::stats::downsample(&points, range, max_points);
+        (
+            Vec::new(),
+            buckets.into_iter().map(BucketOut::from).collect(),
+        )
+    } else {
+        (points.into_iter().map(PointOut::from).collect(), Vec::new())
+    };
+    Ok(Json(SeriesResponse {
+        model: key.model.to_string(),
+        version: key.version.to_string(),
+        metric: key.metric.to_string(),
+        direction: direction.as_str().to_owned(),
+        from: from.to_rfc3339(),
+        to: to.map(|t| t.to_rfc3339()),
+        count,
+        downsampled,
+        points,
+        buckets,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        Timestamp::from_millis(1_000).expect("valid")
+    }
+
+    #[test]
+    fn single_sample_without_timestamp_is_now() {
+        let samples = parse_ingest(
+            br#"{"model":"m","version":"v","metric":"accuracy","value":0.5}"#,
+            now(),
+        )
+        .expect("valid");
+        assert_eq!(samples[0].timestamp, now());
+    }
+
+    #[test]
+    fn batch_error_names_the_sample_and_field() {
+        let error = parse_ingest(
+            br#"{"samples":[{"model":"m","version":"v","metric":"accuracy","value":0.5},{"model":"m n","version":"v","metric":"accuracy","value":0.5}]}"#,
+            now(),
+        )
+        .expect_err("bad name");
+        match error {
+            ApiError::BadRequest { field, .. } => assert_eq!(field, "samples[1].model"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn single_sample_missing_value_names_value() {
+        let error = parse_ingest(br#"{"model":"m","version":"v","metric":"accuracy"}"#, now())
+            .expect_err("missing");
+        match error {
+            ApiError::BadRequest { field, .. } => assert_eq!(field, "value"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let error = parse_ingest(br#"{"model":"m","colour":"red"}"#, now()).expect_err("unknown");
+        match error {
+            ApiError::BadRequest { field, .. } => assert_eq!(field, "colour"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,1002 @@
+//! The HTTP API against a real server on an ephemeral port with a temporary SQLite file:
+//! every route, every error code, auth on and off, line protocol, gzip, server-sent
+//! events, the exposition, and every response checked against the OpenAPI document.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use modelwatch_core::Timestamp;
+use modelwatch_http::{AppState, Clock, Limits};
+use modelwatch_store::{NewToken, Scope, Stores};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// Fixed "now" for the server: 2024-05-01T12:00:00Z.
+const NOW_MS: i64 = 1_714_564_800_000;
+
+struct TestServer {
+    base: String,
+    client: reqwest::Client,
+    stores: Stores,
+    openapi: Value,
+    _dir: tempfile::TempDir,
+}
+
+async fn spawn_app_with(limits: Limits) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = modelwatch_store::open(dir.path().join("api.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let engine = modelwatch_engine::Engine::new(&stores, Default::default())
+        .with_ids(Arc::new(modelwatch_engine::SequentialIds::default()));
+    let state = AppState::new(
+        Arc::clone(&stores.metrics),
+        Some(Arc::clone(&stores.tokens)),
+        limits,
+        Clock::new(|| Timestamp::from_millis(NOW_MS).unwrap()),
+        Some(engine.clone()),
+    );
+    tokio::spawn(modelwatch_http::evaluator::run(
+        state.clone(),
+        engine,
+        modelwatch_http::evaluator::Schedule {
+            interval: Duration::from_secs(3600),
+            debounce: Duration::from_millis(50),
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, modelwatch_http::router(state))
+            .await
+            .unwrap();
+    });
+    TestServer {
+        base: format!("http://{address}"),
+        client: reqwest::Client::new(),
+        stores,
+        openapi: serde_json::to_value(modelwatch_http::openapi()).unwrap(),
+        _dir: dir,
+    }
+}
+
+async fn spawn_app() -> TestServer {
+    spawn_app_with(Limits::default()).await
+}
+
+/// A response, checked against the OpenAPI document's schema for its route and status.
+struct Reply {
+    status: StatusCode,
+    body: Value,
+}
+
+impl TestServer {
+    async fn call(&self, method: Method, route: &str, path: &str, body: Option<Value>) -> Reply {
+        self.call_with(method, route, path, body, None).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        route: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        self.reply(method, route, response).await
+    }
+
+    async fn reply(&self, method: Method, route: &str, response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let body: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        check_against_openapi(&self.openapi, &method, route, status, &body);
+        Reply { status, body }
+    }
+
+    async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}{path}", self.base)).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+/// Validates a JSON body against the schema the document gives for (route, method,
+/// status). Every status a route answers must be documented.
+fn check_against_openapi(
+    doc: &Value,
+    method: &Method,
+    route: &str,
+    status: StatusCode,
+    body: &Value,
+) {
+    let operation = &doc["paths"][route][method.as_str().to_lowercase()];
+    assert!(
+        operation.is_object(),
+        "{method} {route} is not in the OpenAPI document"
+    );
+    let response = &operation["responses"][status.as_str()];
+    assert!(
+        response.is_object(),
+        "{method} {route} answered {status}, which the document does not list"
+    );
+    let Some(schema) = response["content"]["application/json"].get("schema") else {
+        return; // not JSON (204, text)
+    };
+    // Validate inside the whole document so that #/components/schemas/… refs resolve.
+    let mut root = doc.clone();
+    root["x-under-test"] = schema.clone();
+    root["$ref"] = json!("#/x-under-test");
+    let validator = jsonschema::validator_for(&root).unwrap();
+    if let Err(error) = validator.validate(body) {
+        panic!("{method} {route} {status}: body does not match its schema: {error}\n{body:#}");
+    }
+}
+
+fn sample(metric: &str, value: f64, ms: i64) -> Value {
+    json!({"model": "fraud", "version": "v1", "metric": metric, "value": value, "timestamp": ms})
+}
+
+const METRICS: &str = "/api/v1/metrics";
+const SERIES: &str = "/api/v1/models/{model}/versions/{version}/metrics/{metric}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_go_in_and_come_back_out() {
+    let app = spawn_app().await;
+    let reply = app
+        .call(
+            Method::POST,
+            METRICS,
+            METRICS,
+            Some(sample("accuracy", 0.9, NOW_MS - 1000)),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["accepted"], 1);
+
+    let batch: Vec<Value> = (0..100)
+        .map(|i| sample("latency", 40.0 + i as f64, NOW_MS - 100_000 + i * 1000))
+        .collect();
+    let reply = app
+        .call(
+            Method::POST,
+            METRICS,
+            METRICS,
+            Some(json!({"samples": batch})),
+        )
+        .await;
+    assert_eq!(reply.body["accepted"], 100);
+
+    // The seed's field names work too, and a missing timestamp is "now".
+    let reply = app
+        .call(Method::POST, METRICS, METRICS, Some(json!({"model_name": "churn", "model_version": "v3", "metric_type": "auc_roc", "metric_value": 0.8})))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+
+    let reply = app
+        .call(Method::GET, "/api/v1/models", "/api/v1/models", None)
+        .await;
+    let models: Vec<&str> = reply.body["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models, ["churn", "fraud"]);
+
+    let route = "/api/v1/models/{model}/versions";
+    let reply = app
+        .call(Method::GET, route, "/api/v1/models/fraud/versions", None)
+        .await;
+    assert_eq!(reply.body["versions"][0]["version"], "v1");
+    assert_eq!(
+        reply.body["versions"][0]["metrics"],
+        json!(["accuracy", "latency"])
+    );
+
+    let reply = app
+        .call(
+            Method::GET,
+            SERIES,
+            "/api/v1/models/churn/versions/v3/metrics/auc_roc",
+            None,
+        )
+        .await;
+    assert_eq!(
+        reply.body["points"][0]["timestamp"],
+        "2024-05-01T12:00:00.000Z"
+    );
+
+    // Raw points when few, buckets keeping the extremes when over max_points.
+    let path = "/api/v1/models/fraud/versions/v1/metrics/latency?from=0";
+    let reply = app.call(Method::GET, SERIES, path, None).await;
+    assert_eq!(reply.body["count"], 100);
+    assert_eq!(reply.body["downsampled"], false);
+    assert_eq!(reply.body["points"].as_array().unwrap().len(), 100);
+    assert_eq!(reply.body["direction"], "lower_is_better");
+
+    let reply = app
+        .call(Method::GET, SERIES, &format!("{path}&max_points=10"), None)
+        .await;
+    assert_eq!(reply.body["downsampled"], true);
+    let buckets = reply.body["buckets"].as_array().unwrap();
+    assert!(buckets.len() <= 10 && !buckets.is_empty());
+    let max = buckets
+        .iter()
+        .map(|b| b["max"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    let min = buckets
+        .iter()
+        .map(|b| b["min"].as_f64().unwrap())
+        .fold(f64::MAX, f64::min);
+    assert_eq!((min, max), (40.0, 139.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_400_naming_the_field() {
+    let app = spawn_app().await;
+    let reply = app
+        .call(
+            Method::POST,
+            METRICS,
+            METRICS,
+            Some(json!({"model": "m", "version": "v", "metric": "accuracy", "value": 1.5})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["error"]["code"], "bad_request");
+    assert_eq!(reply.body["error"]["field"], "value");
+
+    let batch = json!({"samples": [sample("accuracy", 0.5, 1), {"model": "m", "version": "v", "metric": "accuracy"}]});
+    let reply = app.call(Method::POST, METRICS, METRICS, Some(batch)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["error"]["field"], "samples[1].value");
+
+    // A batch is atomic: the good first sample was not stored either.
+    let reply = app
+        .call(Method::GET, "/api/v1/models", "/api/v1/models", None)
+        .await;
+    assert_eq!(reply.body["models"], json!([]));
+
+    let batch = json!({"samples": [sample("accuracy", 0.5, 1), sample("accuracy", 7.0, 2)]});
+    let reply = app.call(Method::POST, METRICS, METRICS, Some(batch)).await;
+    assert_eq!(reply.body["error"]["field"], "samples[1].value");
+
+    let reply = app
+        .call(Method::POST, METRICS, METRICS, Some(json!("nonsense")))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    app.call(
+        Method::POST,
+        METRICS,
+        METRICS,
+        Some(sample("accuracy", 0.5, 1)),
+    )
+    .await;
+    let reply = app
+        .call(
+            Method::GET,
+            SERIES,
+            "/api/v1/models/fraud/versions/v1/metrics/accuracy?max_points=0",
+            None,
+        )
+        .await;
+    assert_eq!(reply.body["error"]["field"], "max_points");
+    let reply = app
+        .call(
+            Method::GET,
+            SERIES,
+            "/api/v1/models/fraud/versions/v1/metrics/accuracy?from=yesterday",
+            None,
+        )
+        .await;
+    assert_eq!(reply.body["error"]["field"], "from");
+    let reply = app
+        .call(
+            Method::GET,
+            SERIES,
+            "/api/v1/models/fr%20aud/versions/v1/metrics/accuracy",
+            None,
+        )
+        .await;
+    assert_eq!(reply.body["error"]["field"], "model");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_things_are_404() {
+    let app = spawn_app().await;
+    let reply = app
+        .call(
+            Method::GET,
+            "/api/v1/models/{model}/versions",
+            "/api/v1/models/nope/versions",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.body["error"]["code"], "not_found");
+    let reply = app
+        .call(
+            Method::GET,
+            SERIES,
+            "/api/v1/models/nope/versions/v1/metrics/accuracy",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let response = app
+        .client
+        .get(format!("{}/api/v1/nothing", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_over_the_limit_are_413_even_when_gzipped() {
+    let app = spawn_app_with(Limits {
+        max_body_bytes: 4096,
+        ..Limits::default()
+    })
+    .await;
+    let batch: Vec<Value> = (0..200).map(|i| sample("accuracy", 0.5, i)).collect();
+    let body = serde_json::to_vec(&json!({"samples": batch})).unwrap();
+    assert!(body.len() > 4096);
+    let response = app
+        .post_raw(
+            METRICS,
+            body.clone(),
+            &[("content-type", "application/json")],
+        )
+        .await;
+    let reply = app.reply(Method::POST, METRICS, response).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(reply.body["error"]["code"], "payload_too_large");
+
+    // Compressed it is small, but the limit applies to what it inflates to.
+    let zipped = gzip(&body);
+    assert!(zipped.len() < 4096);
+    let response = app
+        .post_raw(METRICS, zipped, &[("content-encoding", "gzip")])
+        .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_bodies_are_accepted_on_every_write_path() {
+    let app = spawn_app().await;
+    let body = serde_json::to_vec(
+        &json!({"samples": [sample("accuracy", 0.5, 1), sample("accuracy", 0.6, 2)]}),
+    )
+    .unwrap();
+    let response = app
+        .post_raw(
+            METRICS,
+            gzip(&body),
+            &[
+                ("content-encoding", "gzip"),
+                ("content-type", "application/json"),
+            ],
+        )
+        .await;
+    let reply = app.reply(Method::POST, METRICS, response).await;
+    assert_eq!(reply.body["accepted"], 2);
+
+    let lines = b"model_metrics,model=fraud,version=v1 recall=0.7 3000000\n".to_vec();
+    let response = app
+        .post_raw("/write", gzip(&lines), &[("content-encoding", "gzip")])
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let lines = b"model_metrics,model=fraud,version=v1 f1_score=0.7 4\n".to_vec();
+    let response = app
+        .post_raw(
+            "/api/v2/write?precision=ms&org=o&bucket=b",
+            gzip(&lines),
+            &[("content-encoding", "gzip")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let reply = app
+        .call(
+            Method::GET,
+            "/api/v1/models/{model}/versions",
+            "/api/v1/models/fraud/versions",
+            None,
+        )
+        .await;
+    assert_eq!(
+        reply.body["versions"][0]["metrics"],
+        json!(["accuracy", "f1_score", "recall"])
+    );
+
+    let response = app
+        .post_raw(
+            METRICS,
+            b"not gzip at all".to_vec(),
+            &[("content-encoding", "gzip")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_protocol_maps_tags_and_fields_and_names_bad_lines() {
+    let app = spawn_app().await;
+    let body = "model_metrics,model=fraud,version=v2,dataset=canary,host=box accuracy=0.91,latency=42i 1714564800000000000\n\
+                model_metrics,model=fraud,version=v2 accuracy=0.92 1714564860000000000\n";
+    let response = app
+        .post_raw("/write?db=x", body.as_bytes().to_vec(), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let reply = app
+        .call(
+            Method::GET,
+            SERIES,
+            "/api/v1/models/fraud/versions/v2/metrics/accuracy?from=0",
+            None,
+        )
+        .await;
+    assert_eq!(reply.body["points"][0]["value"], 0.91);
+    assert_eq!(reply.body["points"][0]["dataset"], "canary");
+    assert_eq!(
+        reply.body["points"][1]["timestamp"],
+        "2024-05-01T12:01:00.000Z"
+    );
+
+    let body = "model_metrics,model=fraud,version=v2 accuracy=0.5\nmodel_metrics,model=fraud accuracy=0.5\n";
+    let response = app
+        .post_raw("/api/v2/write", body.as_bytes().to_vec(), &[])
+        .await;
+    let reply = app.reply(Method::POST, "/api/v2/write", response).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["error"]["field"], "line 2: tag version");
+    let response = app
+        .post_raw("/write?precision=fortnights", b"x".to_vec(), &[])
+        .await;
+    let reply = app.reply(Method::POST, "/write", response).await;
+    assert_eq!(reply.body["error"]["field"], "precision");
+    // Out of range for the metric: the store's check names the sample.
+    let response = app
+        .post_raw(
+            "/write",
+            b"model_metrics,model=m,version=v accuracy=3".to_vec(),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn add_token(app: &TestServer, scope: Scope) -> String {
+    let (secret, hash) = modelwatch_http::generate_token().unwrap();
+    app.stores
+        .tokens
+        .create_token(NewToken {
+            name: format!("{scope}-token"),
+            scope,
+            hash,
+            created_at: Timestamp::from_millis(NOW_MS).unwrap(),
+        })
+        .await
+        .unwrap();
+    secret
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_every_route_but_healthz_needs_one() {
+    let app = spawn_app().await;
+    // Auth off: no token needed.
+    let reply = app
+        .call(Method::GET, "/api/v1/models", "/api/v1/models", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+
+    let reader = add_token(&app, Scope::Read).await;
+    let writer = add_token(&app, Scope::Write).await;
+    // The server reloads tokens at most every 2 s.
+    tokio::time::sleep(modelwatch_http::auth::RELOAD_EVERY + Duration::from_millis(200)).await;
+
+    let reply = app
+        .call(Method::GET, "/api/v1/models", "/api/v1/models", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.body["error"]["code"], "unauthorized");
+    let reply = app
+        .call_with(
+            Method::GET,
+            "/api/v1/models",
+            "/api/v1/models",
+            None,
+            Some("mw_wrong"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = app
+        .call_with(
+            Method::GET,
+            "/api/v1/models",
+            "/api/v1/models",
+            None,
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = app
+        .call_with(
+            Method::POST,
+            METRICS,
+            METRICS,
+            Some(sample("accuracy", 0.5, 1)),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.body["error"]["code"], "forbidden");
+    let reply = app
+        .call_with(
+            Method::POST,
+            METRICS,
+            METRICS,
+            Some(sample("accuracy", 0.5, 1)),
+            Some(&writer),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    // Influx clients send `Token …`.
+    let response = app
+        .post_raw(
+            "/api/v2/write",
+            b"model_metrics,model=m,version=v accuracy=0.5".to_vec(),
+            &[("authorization", &format!("Token {writer}"))],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    let reply = app.call(Method::GET, "/healthz", "/healthz", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    for route in ["/readyz", "/metrics", "/api/openapi.json", "/api/v1/events"] {
+        let response = app
+            .client
+            .get(format!("{}{route}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{route}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_openapi_and_exposition() {
+    let app = spawn_app().await;
+    let reply = app.call(Method::GET, "/healthz", "/healthz", None).await;
+    assert_eq!(reply.body["status"], "ok");
+    let reply = app.call(Method::GET, "/readyz", "/readyz", None).await;
+    assert_eq!(reply.body["status"], "ready");
+
+    let served: Value = app
+        .client
+        .get(format!("{}/api/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served, app.openapi);
+    assert!(served["openapi"].as_str().unwrap().starts_with("3."));
+
+    app.call(
+        Method::POST,
+        METRICS,
+        METRICS,
+        Some(sample("accuracy", 0.93, 1)),
+    )
+    .await;
+    app.call(
+        Method::POST,
+        METRICS,
+        METRICS,
+        Some(sample("accuracy", 2.0, 2)),
+    )
+    .await;
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(
+            "modelwatch_model_metric{model=\"fraud\",version=\"v1\",metric=\"accuracy\"} 0.93"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("modelwatch_samples_ingested_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("modelwatch_samples_rejected_total{format=\"json\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_coalesced_samples() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/api/v1/events", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = response.bytes_stream();
+    let batch: Vec<Value> = (0..50)
+        .map(|i| sample("accuracy", 0.5 + i as f64 / 100.0, i))
+        .collect();
+    app.call(
+        Method::POST,
+        METRICS,
+        METRICS,
+        Some(json!({"samples": batch})),
+    )
+    .await;
+    let mut text = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(chunk) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if text.contains("\n\n") && text.contains("event: samples") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "no samples event within 5 s: {text:?}");
+    let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    let update: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(update["count"], 50);
+    assert_eq!(update["last_value"], 0.99);
+    assert_eq!(
+        (update["min"].as_f64(), update["max"].as_f64()),
+        (Some(0.5), Some(0.99))
+    );
+}
+
+const RULES: &str = "/api/v1/rules";
+const RULE: &str = "/api/v1/rules/{id}";
+const ALERT: &str = "/api/v1/alerts/{id}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_alerts_and_silences_through_their_lifecycle() {
+    let app = spawn_app().await;
+    let rule = json!({"name": "Low accuracy", "model_name": "fraud", "metric_type": "accuracy",
+        "threshold_value": 0.9, "comparison_operator": "lt", "severity": "high", "for_evaluations": 1});
+    let reply = app.call(Method::POST, RULES, RULES, Some(rule)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+    let reply = app
+        .call(Method::GET, RULE, &format!("/api/v1/rules/{id}"), None)
+        .await;
+    assert_eq!(reply.body["name"], "Low accuracy");
+    let reply = app
+        .call(
+            Method::PATCH,
+            RULE,
+            &format!("/api/v1/rules/{id}"),
+            Some(json!({"cooldown_minutes": 5})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = app
+        .call(
+            Method::PATCH,
+            RULE,
+            &format!("/api/v1/rules/{id}"),
+            Some(json!({"cooldown_minutes": -5})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = app
+        .call(Method::GET, RULES, "/api/v1/rules?model=fraud", None)
+        .await;
+    assert_eq!(reply.body["rules"].as_array().unwrap().len(), 1);
+    let reply = app
+        .call(Method::POST, RULES, RULES, Some(json!({"name": "x"})))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = app
+        .call(Method::GET, RULE, "/api/v1/rules/rule_00000999", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+
+    // A bad sample fires the alert within the debounce.
+    app.call(
+        Method::POST,
+        METRICS,
+        METRICS,
+        Some(sample("accuracy", 0.5, NOW_MS - 1000)),
+    )
+    .await;
+    let mut alerts = Value::Null;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        alerts = app
+            .call(
+                Method::GET,
+                "/api/v1/alerts",
+                "/api/v1/alerts?model=fraud&status=active",
+                None,
+            )
+            .await
+            .body;
+        if alerts["total"] == 1 {
+            break;
+        }
+    }
+    assert_eq!(alerts["total"], 1, "{alerts}");
+    let alert_id = alerts["alerts"][0]["id"].as_str().unwrap().to_owned();
+    let reply = app
+        .call(
+            Method::GET,
+            ALERT,
+            &format!("/api/v1/alerts/{alert_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.body["severity"], "high");
+    let reply = app
+        .call(
+            Method::GET,
+            "/api/v1/alerts/summary",
+            "/api/v1/alerts/summary",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+
+    let route = "/api/v1/alerts/{id}/acknowledge";
+    let path = format!("/api/v1/alerts/{alert_id}/acknowledge");
+    let reply = app
+        .call(Method::POST, route, &path, Some(json!({"by": "ana"})))
+        .await;
+    assert_eq!(reply.body["status"], "acknowledged", "{}", reply.body);
+    let reply = app
+        .call(Method::POST, route, &path, Some(json!({"by": "ana"})))
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.body["error"]["code"], "conflict");
+    let reply = app.call(Method::POST, route, &path, Some(json!({}))).await;
+    assert_eq!(reply.body["error"]["field"], "by");
+    let route = "/api/v1/alerts/{id}/resolve";
+    let reply = app
+        .call(
+            Method::POST,
+            route,
+            &format!("/api/v1/alerts/{alert_id}/resolve"),
+            Some(json!({"by": "ana", "notes": "retrained"})),
+        )
+        .await;
+    assert_eq!(reply.body["status"], "resolved");
+    let reply = app
+        .call(
+            Method::GET,
+            "/api/v1/alerts/{id}/history",
+            &format!("/api/v1/alerts/{alert_id}/history"),
+            None,
+        )
+        .await;
+    assert!(reply.body["history"].as_array().unwrap().len() >= 2);
+    let reply = app
+        .call(Method::GET, ALERT, "/api/v1/alerts/alert_00000999", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = app
+        .call(
+            Method::GET,
+            "/api/v1/alerts",
+            "/api/v1/alerts?severity=urgent",
+            None,
+        )
+        .await;
+    assert_eq!(reply.body["error"]["field"], "severity");
+
+    let reply = app
+        .call(
+            Method::POST,
+            "/api/v1/rules/{id}/backtest",
+            &format!("/api/v1/rules/{id}/backtest?from=0"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    let silences = "/api/v1/silences";
+    let reply = app.call(Method::POST, silences, silences, Some(json!({"model": "fraud", "duration_minutes": 60, "created_by": "ana", "comment": "retraining"}))).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let silence_id = reply.body["id"].as_str().unwrap().to_owned();
+    let reply = app.call(Method::GET, silences, silences, None).await;
+    assert_eq!(reply.body["silences"].as_array().unwrap().len(), 1);
+    let reply = app
+        .call(
+            Method::DELETE,
+            "/api/v1/silences/{id}",
+            &format!("/api/v1/silences/{silence_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+
+    let reply = app
+        .call(Method::DELETE, RULE, &format!("/api/v1/rules/{id}"), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let reply = app
+        .call(Method::DELETE, RULE, &format!("/api/v1/rules/{id}"), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_degradation_and_compare() {
+    let app = spawn_app().await;
+    let mut samples = Vec::new();
+    for i in 0..48 {
+        let t = NOW_MS - (48 - i) * 1_800_000;
+        samples.push(json!({"model": "fraud", "version": "v1", "metric": "accuracy", "value": 0.95 - (i as f64) * 0.002, "timestamp": t}));
+        samples.push(json!({"model": "fraud", "version": "v2", "metric": "accuracy", "value": 0.96, "timestamp": t}));
+    }
+    app.call(
+        Method::POST,
+        METRICS,
+        METRICS,
+        Some(json!({"samples": samples})),
+    )
+    .await;
+    let route = "/api/v1/models/{model}/versions/{version}/history";
+    let reply = app
+        .call(
+            Method::GET,
+            route,
+            "/api/v1/models/fraud/versions/v1/history?hours=24",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = app
+        .call(
+            Method::GET,
+            route,
+            "/api/v1/models/fraud/versions/v1/history?hours=-1",
+            None,
+        )
+        .await;
+    assert_eq!(reply.body["error"]["field"], "hours");
+    let route = "/api/v1/models/{model}/versions/{version}/degradation";
+    let reply = app.call(Method::GET, route, "/api/v1/models/fraud/versions/v1/degradation?metric=accuracy&baseline_hours=12&comparison_hours=6", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["results"].as_array().unwrap().len(), 1);
+    let reply = app
+        .call(
+            Method::GET,
+            route,
+            "/api/v1/models/fraud/versions/v9/degradation?metric=accuracy",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
+    let route = "/api/v1/models/{model}/compare";
+    let reply = app
+        .call(
+            Method::GET,
+            route,
+            "/api/v1/models/fraud/compare?a=v1&b=v2&metric=accuracy",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = app
+        .call(
+            Method::GET,
+            route,
+            "/api/v1/models/fraud/compare?a=v1&metric=accuracy",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn openapi_lists_every_route_with_its_methods() {
+    let doc = serde_json::to_value(modelwatch_http::openapi()).unwrap();
+    let expected: &[(&str, &str)] = &[
+        ("/api/v1/metrics", "post"),
+        ("/api/v1/models", "get"),
+        ("/api/v1/models/{model}/versions", "get"),
+        (SERIES, "get"),
+        ("/api/v1/events", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/write", "post"),
+        ("/api/v2/write", "post"),
+        ("/api/openapi.json", "get"),
+        ("/api/v1/models/{model}/versions/{version}/history", "get"),
+        (
+            "/api/v1/models/{model}/versions/{version}/degradation",
+            "get",
+        ),
+        ("/api/v1/models/{model}/compare", "get"),
+        ("/api/v1/rules", "get"),
+        ("/api/v1/rules", "post"),
+        ("/api/v1/rules/{id}", "get"),
+        ("/api/v1/rules/{id}", "patch"),
+        ("/api/v1/rules/{id}", "delete"),
+        ("/api/v1/rules/{id}/backtest", "post"),
+        ("/api/v1/alerts", "get"),
+        ("/api/v1/alerts/summary", "get"),
+        ("/api/v1/alerts/{id}", "get"),
+        ("/api/v1/alerts/{id}/acknowledge", "post"),
+        ("/api/v1/alerts/{id}/resolve", "post"),
+        ("/api/v1/alerts/{id}/history", "get"),
+        ("/api/v1/silences", "get"),
+        ("/api/v1/silences", "post"),
+        ("/api/v1/silences/{id}", "delete"),
+    ];
+    for (path, method) in expected {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        expected.len(),
+        "a route is documented but not listed here"
+    );
+}

@@ -1,0 +1,250 @@
+//! `modelwatch serve` and `modelwatch tokens`: wiring the HTTP server at the binary's edge.
+//!
+//! Reads the configuration (file, environment, flags), starts logging, opens the store,
+//! optionally fills it with the demo, serves [`modelwatch_http::router`] and, on SIGINT
+//! or SIGTERM, stops accepting, lets in-flight requests finish, ends event streams and
+//! closes the store, which commits whatever writes are still queued.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use modelwatch_core::Timestamp;
+use modelwatch_http::{AppState, Clock, Limits};
+use modelwatch_store::{NewToken, Scope, SeriesFilter, Stores};
+use serde::Serialize;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{self, Config, LogFormat, Overrides};
+use crate::output::{emit, Format, Table};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:7878; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Log level or tracing filter, e.g. `debug` or `info,tower_http=debug`.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Fill an empty store with a week of demo data, rules and alerts first.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create an API token; it is printed once and only its hash is stored.
+    Create {
+        /// A name to recognise it by (who or what uses it).
+        name: String,
+        /// read, or write (which includes read).
+        #[arg(long, default_value = "read")]
+        scope: String,
+    },
+    /// Every token (never the token itself).
+    List,
+    /// Revoke a token by id; the server stops accepting it within seconds.
+    Revoke { id: i64 },
+}
+
+fn init_logging(config: &Config) {
+    let filter =
+        EnvFilter::try_new(&config.server.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests in one process) is harmless: the first subscriber stays.
+    let _ = match config.server.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+/// `config_file`: the global `--config` (default: modelwatch.toml in the working
+/// directory, if any).
+pub async fn serve(
+    args: ServeArgs,
+    db_flag: Option<String>,
+    config_file: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let flags = Overrides {
+        listen: args.listen.clone(),
+        db: db_flag,
+        log_level: args.log_level.clone(),
+    };
+    let config = config::load(
+        config_file.as_deref(),
+        |key| std::env::var(key).ok(),
+        &flags,
+    )?;
+    init_logging(&config);
+    let location = match &config.store.db {
+        Some(location) => location.clone(),
+        None => crate::cli::default_database()?,
+    };
+    let stores = modelwatch_store::open(&location)
+        .await
+        .with_context(|| format!("cannot open the database {location}"))?;
+    if args.demo {
+        fill_demo(&stores).await?;
+    }
+    let engine = modelwatch_engine::Engine::new(&stores, config.alerts);
+    let state = AppState::new(
+        Arc::clone(&stores.metrics),
+        Some(Arc::clone(&stores.tokens)),
+        Limits {
+            max_body_bytes: config.server.max_body_bytes,
+            request_timeout: config.server.request_timeout,
+        },
+        Clock::new(crate::now),
+        Some(engine.clone()),
+    );
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, db = %location, "modelwatch listening");
+    // On stdout, for people and for scripts that asked for port 0.
+    println!("modelwatch listening on http://{address}");
+    let evaluator = tokio::spawn(modelwatch_http::evaluator::run(
+        state.clone(),
+        engine,
+        modelwatch_http::evaluator::Schedule {
+            interval: config.evaluation.interval,
+            debounce: config.evaluation.debounce,
+        },
+    ));
+    let app = modelwatch_http::router(state.clone());
+    let shutdown_state = state.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            shutdown_state.begin_shutdown();
+        })
+        .await
+        .context("the server failed")?;
+    // The evaluator stops at the shutdown signal; a pass in progress finishes first.
+    if let Err(error) = evaluator.await {
+        tracing::warn!(%error, "the evaluator stopped abnormally");
+    }
+    stores
+        .close()
+        .await
+        .context("cannot close the database cleanly")?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// Fills an empty store with the demo; leaves a store with data alone.
+async fn fill_demo(stores: &Stores) -> Result<()> {
+    let existing = stores.metrics.list_series(&SeriesFilter::default()).await?;
+    if !existing.is_empty() {
+        tracing::info!(
+            series = existing.len(),
+            "the store has data; --demo adds nothing"
+        );
+        return Ok(());
+    }
+    let samples = crate::demo::samples(crate::now());
+    let count = samples.len();
+    stores.metrics.append(samples).await?;
+    tracing::info!(samples = count, "recorded the demo (a week of metrics)");
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct TokenRow {
+    id: i64,
+    name: String,
+    scope: String,
+    created_at: Timestamp,
+    revoked_at: Option<Timestamp>,
+}
+
+pub async fn tokens(stores: &Stores, command: TokensCommand, format: Format) -> Result<ExitCode> {
+    match command {
+        TokensCommand::Create { name, scope } => {
+            let scope = Scope::parse(&scope)?;
+            modelwatch_store::tokens::check_token_name(&name)?;
+            let (secret, hash) =
+                modelwatch_http::generate_token().context("no randomness for the token")?;
+            let info = stores
+                .tokens
+                .create_token(NewToken {
+                    name,
+                    scope,
+                    hash,
+                    created_at: crate::now(),
+                })
+                .await?;
+            eprintln!(
+                "created token {} ({}, {} scope); it is shown only now:",
+                info.id, info.name, info.scope
+            );
+            println!("{secret}");
+            Ok(ExitCode::SUCCESS)
+        }
+        TokensCommand::List => {
+            let rows: Vec<TokenRow> = stores
+                .tokens
+                .list_tokens()
+                .await?
+                .into_iter()
+                .map(|t| TokenRow {
+                    id: t.id,
+                    name: t.name,
+                    scope: t.scope.to_string(),
+                    created_at: t.created_at,
+                    revoked_at: t.revoked_at,
+                })
+                .collect();
+            let mut table = Table::new(&["id", "name", "scope", "created", "revoked"]);
+            for row in &rows {
+                table.push(vec![
+                    row.id.to_string(),
+                    row.name.clone(),
+                    row.scope.clone(),
+                    row.created_at.to_string(),
+                    row.revoked_at.map(|t| t.to_string()).unwrap_or_default(),
+                ]);
+            }
+            emit(format, &rows, &table)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        TokensCommand::Revoke { id } => {
+            if stores.tokens.revoke_token(id, crate::now()).await? {
+                eprintln!("revoked token {id}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                anyhow::bail!("no active token with id {id}")
+            }
+        }
+    }
+}
