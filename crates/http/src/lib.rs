@@ -14,6 +14,7 @@ pub mod error;
 pub mod evaluator;
 pub mod events;
 pub mod line_protocol;
+pub mod notifications;
 pub mod ops;
 pub mod series;
 pub mod telemetry;
@@ -38,6 +39,7 @@ use utoipa_axum::routes;
 pub use auth::{generate_token, Authenticator};
 pub use error::{ApiError, ApiResult};
 pub use events::{Event, EventHub};
+pub use notifications::Notifications;
 pub use telemetry::Telemetry;
 
 /// Limits of the server.
@@ -90,6 +92,8 @@ struct Inner {
     engine: Option<modelwatch_engine::Engine>,
     /// Flips to true once when the server starts shutting down; ends event streams.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Set once by the binary when it delivers notifications.
+    notifications: std::sync::OnceLock<Notifications>,
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -118,6 +122,7 @@ impl AppState {
                 clock,
                 engine,
                 shutdown: tokio::sync::watch::Sender::new(false),
+                notifications: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -132,6 +137,15 @@ impl AppState {
 
     pub fn telemetry(&self) -> &Telemetry {
         &self.inner.telemetry
+    }
+
+    /// Exposes notification channels and deliveries; a second call changes nothing.
+    pub fn set_notifications(&self, notifications: Notifications) {
+        let _ = self.inner.notifications.set(notifications);
+    }
+
+    pub fn notifications(&self) -> Option<&Notifications> {
+        self.inner.notifications.get()
     }
 
     /// Ends the event streams, so a graceful shutdown is not held up by open connections.
@@ -223,6 +237,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(alerting::alert_history))
         .routes(routes!(alerting::list_silences, alerting::create_silence))
         .routes(routes!(alerting::delete_silence))
+        .routes(routes!(notifications::list_channels))
+        .routes(routes!(notifications::list_notifications))
         .routes(routes!(ops::events))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

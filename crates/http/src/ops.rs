@@ -87,6 +87,9 @@ pub async fn exposition(State(state): State<AppState>) -> ApiResult<Response> {
             ));
         }
     }
+    if let Some(notifications) = state.notifications() {
+        notifications.sync_telemetry(&state.inner.telemetry);
+    }
     let text = state
         .inner
         .telemetry

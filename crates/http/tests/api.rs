@@ -945,6 +945,27 @@ async fn history_degradation_and_compare() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
 }
 
+/// Without a notification worker (the binary's tests cover one): no channels, and the
+/// delivery listing says the server does not deliver, both as documented.
+#[tokio::test]
+async fn channels_and_notifications_without_a_worker() {
+    let app = spawn_app().await;
+    let reply = app
+        .call(Method::GET, "/api/v1/channels", "/api/v1/channels", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, json!({"channels": []}));
+    let reply = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications",
+            "/api/v1/notifications?status=failed",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
 #[test]
 fn openapi_lists_every_route_with_its_methods() {
     let doc = serde_json::to_value(modelwatch_http::openapi()).unwrap();
@@ -981,6 +1002,8 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/api/v1/silences", "get"),
         ("/api/v1/silences", "post"),
         ("/api/v1/silences/{id}", "delete"),
+        ("/api/v1/channels", "get"),
+        ("/api/v1/notifications", "get"),
     ];
     for (path, method) in expected {
         assert!(

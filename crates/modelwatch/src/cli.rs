@@ -68,6 +68,8 @@ pub enum Command {
     Alerting(crate::alerts_cli::AlertingCommand),
     /// Move an installation to another database (e.g. SQLite to PostgreSQL), checking counts.
     Migrate(crate::migrate::MigrateArgs),
+    #[command(flatten)]
+    Notifications(crate::notify_cli::NotifyCommand),
     /// Serve the HTTP API (JSON, OpenAPI, events, InfluxDB line protocol, Prometheus).
     Serve(crate::serve::ServeArgs),
     /// Manage the HTTP API's tokens.
@@ -182,8 +184,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Command::Alerting(command) => {
                 crate::alerts_cli::run(command, &stores, cli.config.as_ref(), format).await
             }
-            Command::Tokens(command) => crate::serve::tokens(&stores, command, format).await,
             Command::Monitor(args) => crate::analysis_cli::monitor(&stores, args, format).await,
+            Command::Notifications(command) => {
+                crate::notify_cli::run(command, &stores, cli.config.as_ref(), format).await
+            }
+            Command::Tokens(command) => crate::serve::tokens(&stores, command, format).await,
             command => dispatch(command, Arc::clone(&stores.metrics), format).await,
         };
         stores
@@ -219,7 +224,9 @@ async fn dispatch(
         Command::Check(args) => crate::analysis_cli::check(&*store, args, format).await,
         Command::Compare(args) => crate::analysis_cli::compare(&*store, args, format).await,
         // `run` hands these the alert store too before getting here.
-        Command::Alerting(_) | Command::Monitor(_) => bail!("this command needs the alert store"),
+        Command::Alerting(_) | Command::Monitor(_) | Command::Notifications(_) => {
+            bail!("this command needs the alert store")
+        }
         Command::Serve(_) | Command::Tokens(_) => {
             bail!("`run` handles serve and tokens before getting here")
         }

@@ -22,6 +22,13 @@
 //! max_alerts_per_hour = 10
 //! max_alerts_per_model_per_hour = 5
 //! min_severity_to_notify = "medium"
+//!
+//! [notify]                  # the delivery worker (modelwatch-notify's RawNotify)
+//! dashboard_url = "https://modelwatch.example.com"
+//!
+//! [channels.ops-hook]       # one table per channel (modelwatch-notify's RawChannel)
+//! kind = "webhook"
+//! url = "https://hooks.example.com/modelwatch"
 //! ```
 //!
 //! Every section has a raw form (what the file says, `deny_unknown_fields`, everything
@@ -73,6 +80,11 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub evaluation: RawEvaluation,
+    /// `[channels.NAME]`: the notify crate owns the tables and their validation.
+    #[serde(default)]
+    pub channels: modelwatch_notify::RawChannels,
+    #[serde(default)]
+    pub notify: modelwatch_notify::RawNotify,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +124,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub evaluation: EvaluationConfig,
+    /// Channels and delivery policy, validated by the notify crate.
+    pub notify: modelwatch_notify::NotifyConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -247,6 +261,13 @@ impl RawConfig {
             server: self.server.validate()?,
             store: StoreConfig { db: self.store.db },
             evaluation: self.evaluation.validate()?,
+            // The notify crate's error already names the key (`channels.NAME.url`).
+            notify: modelwatch_notify::NotifyConfig::from_raw(self.notify, self.channels).map_err(
+                |e| ConfigError::Key {
+                    key: e.key,
+                    message: e.message,
+                },
+            )?,
         })
     }
 }
@@ -448,6 +469,37 @@ mod tests {
         std::fs::write(&path, "[evaluation]\ninterval = \"soon\"\n").expect("write");
         let error = load(Some(&path), no_env, &Overrides::default()).expect_err("bad");
         assert!(error.to_string().contains("evaluation.interval"), "{error}");
+    }
+
+    #[test]
+    fn channels_and_notify_sections_are_validated_with_the_key_named() {
+        let config = Config::parse(
+            "[notify]\nmax_attempts = 3\n[channels.ops-hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"s3cret\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.notify.policy.max_attempts, 3);
+        let hook = config.notify.channel("ops-hook").expect("channel");
+        assert_eq!(hook.kind.name(), "webhook");
+        assert!(!format!("{:?}", hook.summary()).contains("s3cret"));
+
+        let error = Config::parse(
+            "[channels.ops-hook]\nkind = \"webhook\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("channels.ops-hook.url"),
+            "{error}"
+        );
+        let error = Config::parse("[notify]\nmax_attempts = 0\n", Path::new("c.toml")).unwrap_err();
+        assert!(error.to_string().contains("notify.max_attempts"), "{error}");
+        let error = Config::parse(
+            "[channels.x]\nkind = \"slack\"\nurll = \"u\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("urll"), "{error}");
     }
 
     #[test]

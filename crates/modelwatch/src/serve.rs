@@ -1,9 +1,10 @@
 //! `modelwatch serve` and `modelwatch tokens`: wiring the HTTP server at the binary's edge.
 //!
 //! Reads the configuration (file, environment, flags), starts logging, opens the store,
-//! optionally fills it with the demo, serves [`modelwatch_http::router`] and, on SIGINT
-//! or SIGTERM, stops accepting, lets in-flight requests finish, ends event streams and
-//! closes the store, which commits whatever writes are still queued.
+//! optionally fills it with the demo, starts the notification worker (when channels are
+//! configured), serves [`modelwatch_http::router`] and, on SIGINT or SIGTERM, stops
+//! accepting, lets in-flight requests and notification sends finish, ends event streams
+//! and closes the store, which commits whatever writes are still queued.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,7 +90,7 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot open the database {location}"))?;
     if args.demo {
-        fill_demo(&stores).await?;
+        fill_demo(&stores, config.alerts).await?;
     }
     let engine = modelwatch_engine::Engine::new(&stores, config.alerts);
     let state = AppState::new(
@@ -117,19 +118,39 @@ pub async fn serve(
             debounce: config.evaluation.debounce,
         },
     ));
+    // The delivery worker beside the server; the same signal stops both.
+    let notify = Arc::new(config.notify.clone());
+    let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+    let worker = crate::notify_cli::start_worker(&stores, &notify, worker_stopped)?;
+    state.set_notifications(modelwatch_http::Notifications::new(
+        crate::notify_cli::summaries(&notify),
+        worker
+            .as_ref()
+            .map(|(w, _)| w.counters().clone())
+            .unwrap_or_default(),
+        Arc::clone(&stores.alerts),
+    ));
     let app = modelwatch_http::router(state.clone());
     let shutdown_state = state.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
-            tracing::info!("shutting down: finishing in-flight requests");
+            tracing::info!("shutting down: finishing in-flight requests and notifications");
             shutdown_state.begin_shutdown();
+            stop_worker.send_replace(true);
         })
         .await
         .context("the server failed")?;
     // The evaluator stops at the shutdown signal; a pass in progress finishes first.
     if let Err(error) = evaluator.await {
         tracing::warn!(%error, "the evaluator stopped abnormally");
+    }
+    // In-flight sends finish (each bounded by its channel's time-out) so their outcomes
+    // are recorded before the store closes.
+    if let Some((_, task)) = worker {
+        if let Err(error) = task.await {
+            tracing::warn!(%error, "the notification worker stopped abnormally");
+        }
     }
     stores
         .close()
@@ -139,7 +160,7 @@ pub async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -162,8 +183,11 @@ async fn shutdown_signal() {
     let _ = interrupt.await;
 }
 
-/// Fills an empty store with the demo; leaves a store with data alone.
-async fn fill_demo(stores: &Stores) -> Result<()> {
+/// Fills an empty store with the demo: a week of metrics, rules, a silence, and alerts in
+/// every state (active, acknowledged, resolved, suppressed). Leaves a store with data alone.
+async fn fill_demo(stores: &Stores, alerts: modelwatch_core::alerting::AlertConfig) -> Result<()> {
+    use modelwatch_core::alerting::{RuleSpec, SilenceSpec};
+
     let existing = stores.metrics.list_series(&SeriesFilter::default()).await?;
     if !existing.is_empty() {
         tracing::info!(
@@ -172,10 +196,153 @@ async fn fill_demo(stores: &Stores) -> Result<()> {
         );
         return Ok(());
     }
-    let samples = crate::demo::samples(crate::now());
+    let now = crate::now();
+    let samples = crate::demo::samples(now);
     let count = samples.len();
     stores.metrics.append(samples).await?;
-    tracing::info!(samples = count, "recorded the demo (a week of metrics)");
+
+    let engine = modelwatch_engine::Engine::new(stores, alerts);
+    let threshold = |name: &str,
+                     model: &str,
+                     version: Option<&str>,
+                     metric: &str,
+                     operator: &str,
+                     value: f64,
+                     severity: &str| RuleSpec {
+        name: name.into(),
+        model: model.into(),
+        version: version.map(Into::into),
+        metric: metric.into(),
+        severity: Some(severity.into()),
+        threshold_value: Some(value),
+        comparison_operator: Some(operator.into()),
+        for_evaluations: Some(1),
+        ..RuleSpec::default()
+    };
+    // The demo data's bad deploy (fraud_detector v2.1, two hours ago) and error-rate spike
+    // (recommender) breach these; the latency rule stays quiet.
+    let rules = [
+        threshold(
+            "Fraud accuracy below 90%",
+            "fraud_detector",
+            Some("v2.1"),
+            "accuracy",
+            "lt",
+            0.90,
+            "high",
+        ),
+        threshold(
+            "Fraud precision below 88%",
+            "fraud_detector",
+            Some("v2.1"),
+            "precision",
+            "lt",
+            0.88,
+            "medium",
+        ),
+        threshold(
+            "Recommender errors above 1.8%",
+            "recommender",
+            None,
+            "error_rate",
+            "gt",
+            0.018,
+            "critical",
+        ),
+        threshold(
+            "Churn MAE above 3.0",
+            "churn_regressor",
+            None,
+            "mae",
+            "gt",
+            3.0,
+            "low",
+        ),
+        threshold(
+            "Recommender latency above 250 ms",
+            "recommender",
+            None,
+            "latency",
+            "gt",
+            250.0,
+            "medium",
+        ),
+        RuleSpec {
+            name: "Fraud accuracy degraded 5%".into(),
+            model: "fraud_detector".into(),
+            metric: "accuracy".into(),
+            severity: Some("high".into()),
+            max_degradation_percentage: Some(5.0),
+            ..RuleSpec::default()
+        },
+    ];
+    for rule in rules {
+        engine.create_rule(rule, now).await?;
+    }
+    // Planned retraining of the churn model: its alert is suppressed.
+    engine
+        .add_silence(
+            SilenceSpec {
+                model: "churn_regressor".into(),
+                duration_minutes: Some(24 * 60),
+                created_by: "demo".into(),
+                comment: "retraining in progress".into(),
+                ..SilenceSpec::default()
+            },
+            now,
+        )
+        .await?;
+    let mut report = engine.evaluate_all(now).await?;
+    // One more rule, evaluated while alerting is switched off: its alert is recorded as
+    // suppressed, so the demo shows that state too.
+    engine
+        .create_rule(
+            threshold(
+                "Churn RMSE above 4.0",
+                "churn_regressor",
+                None,
+                "rmse",
+                "gt",
+                4.0,
+                "medium",
+            ),
+            now,
+        )
+        .await?;
+    let switched_off = modelwatch_core::alerting::AlertConfig {
+        enable_alerts: false,
+        ..alerts
+    };
+    let quiet = modelwatch_engine::Engine::new(stores, switched_off);
+    report
+        .alerts_created
+        .extend(quiet.evaluate_all(now).await?.alerts_created);
+    for alert in &report.alerts_created {
+        let outcome = match alert.metric.as_str() {
+            "precision" => engine
+                .acknowledge(&alert.id, "demo-oncall", now)
+                .await
+                .map(drop),
+            "error_rate" => engine
+                .resolve(
+                    &alert.id,
+                    "demo-oncall",
+                    Some("rolled back the bad feature flag"),
+                    now,
+                )
+                .await
+                .map(drop),
+            _ => Ok(()),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(%error, alert = %alert.id, "demo: cannot change the alert");
+        }
+    }
+    tracing::info!(
+        samples = count,
+        alerts = report.alerts_created.len(),
+        "recorded the demo: a week of metrics, rules, a silence and alerts"
+    );
     Ok(())
 }
 

@@ -236,6 +236,29 @@ fn a_bad_sample_fires_an_alert_on_the_event_stream_within_seconds() {
 }
 
 #[test]
+fn demo_shows_alerts_in_every_state() {
+    let env = Env::new();
+    let server = env.serve(&["--demo"], &[]);
+    let (status, body) = http(&server.address, "GET", "/api/v1/alerts?hours=168", "", None);
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    let mut states: Vec<&str> = page["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    states.sort_unstable();
+    states.dedup();
+    assert_eq!(states, ["acknowledged", "active", "resolved", "suppressed"]);
+    let (_, body) = http(&server.address, "GET", "/api/v1/models", "", None);
+    assert!(
+        body.contains("fraud_detector") && body.contains("recommender"),
+        "{body}"
+    );
+}
+
+#[test]
 fn sigterm_finishes_requests_and_commits() {
     let env = Env::new();
     let mut server = env.serve(&[], &[]);

@@ -1,0 +1,243 @@
+//! Notification channels and deliveries through the API, and the delivery worker's
+//! per-channel counters in `/metrics`.
+//!
+//! The binary runs the worker and hands this crate a [`Notifications`]: the channels'
+//! summaries (which never hold a secret), the worker's counters and the alert store whose
+//! outbox records every delivery. Without one, `/api/v1/channels` is an empty list and
+//! `/api/v1/notifications` answers 404.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::Json;
+use modelwatch_core::alerting::AlertId;
+use modelwatch_notify::worker::ChannelCounters;
+use modelwatch_notify::ChannelSummary;
+use modelwatch_store::alerts::{DeliveryStatus, Notification, NotificationFilter};
+use modelwatch_store::AlertStore;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::telemetry::{DeliveryLabels, Telemetry};
+use crate::AppState;
+
+/// What the server knows of notification delivery.
+#[derive(Debug)]
+pub struct Notifications {
+    channels: Vec<ChannelSummary>,
+    counters: BTreeMap<String, Arc<ChannelCounters>>,
+    alerts: Arc<dyn AlertStore>,
+    /// Serialises copying the worker's counters into the exposition's, so two scrapes at
+    /// once cannot both add the same increase.
+    sync: Mutex<()>,
+}
+
+impl Notifications {
+    /// `counters`: the running worker's (empty when none runs).
+    pub fn new(
+        channels: Vec<ChannelSummary>,
+        counters: BTreeMap<String, Arc<ChannelCounters>>,
+        alerts: Arc<dyn AlertStore>,
+    ) -> Notifications {
+        Notifications {
+            channels,
+            counters,
+            alerts,
+            sync: Mutex::new(()),
+        }
+    }
+
+    fn count(&self, channel: &str) -> (u64, u64, u64) {
+        self.counters.get(channel).map_or((0, 0, 0), |c| {
+            (
+                c.delivered.load(Ordering::Relaxed),
+                c.retried.load(Ordering::Relaxed),
+                c.failed.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// Brings `telemetry.notifications` up to the worker's counts. The worker's counters
+    /// only grow, so adding the difference keeps the Prometheus counters monotonic.
+    pub(crate) fn sync_telemetry(&self, telemetry: &Telemetry) {
+        // A poisoned lock only means a scrape panicked mid-copy; the counts are still sound.
+        let _guard = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        for channel in self.counters.keys() {
+            let (delivered, retried, failed) = self.count(channel);
+            for (outcome, value) in [
+                ("delivered", delivered),
+                ("retried", retried),
+                ("failed", failed),
+            ] {
+                let counter = telemetry.notifications.get_or_create(&DeliveryLabels {
+                    channel: channel.clone(),
+                    outcome: outcome.into(),
+                });
+                let shown = counter.get();
+                if value > shown {
+                    counter.inc_by(value - shown);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelOut {
+    pub name: String,
+    /// slack, pagerduty, email, webhook or alertmanager
+    pub kind: String,
+    /// Where messages go, credentials left out.
+    pub target: String,
+    pub timeout_ms: u64,
+    pub max_per_minute: u32,
+    /// 0: never a digest.
+    pub digest_after: usize,
+    /// Since the server started.
+    pub delivered: u64,
+    pub retried: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelsResponse {
+    pub channels: Vec<ChannelOut>,
+}
+
+/// The configured notification channels (never a secret) with their delivery counts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/channels",
+    tag = "notifications",
+    responses((status = 200, body = ChannelsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
+pub async fn list_channels(State(state): State<AppState>) -> Json<ChannelsResponse> {
+    let channels = state
+        .notifications()
+        .map(|n| {
+            n.channels
+                .iter()
+                .map(|c| {
+                    let (delivered, retried, failed) = n.count(&c.name);
+                    ChannelOut {
+                        name: c.name.clone(),
+                        kind: c.kind.clone(),
+                        target: c.target.clone(),
+                        timeout_ms: c.timeout_ms,
+                        max_per_minute: c.max_per_minute,
+                        digest_after: c.digest_after,
+                        delivered,
+                        retried,
+                        failed,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(ChannelsResponse { channels })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NotificationsQuery {
+    /// pending, delivered or failed
+    pub status: Option<String>,
+    pub alert_id: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationOut {
+    pub id: i64,
+    pub alert_id: String,
+    pub channel: String,
+    /// firing, acknowledged or resolved
+    pub event: String,
+    /// pending, delivered or failed
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Sent to receivers as `X-Modelwatch-Delivery` (webhooks) or the incident key.
+    pub dedup_key: String,
+    pub created_at: String,
+    /// When a pending delivery is next tried.
+    pub next_attempt_at: String,
+    pub delivered_at: Option<String>,
+    /// Why the last attempt failed (a failed delivery's final error).
+    pub last_error: Option<String>,
+}
+
+impl From<Notification> for NotificationOut {
+    fn from(n: Notification) -> Self {
+        NotificationOut {
+            id: n.id,
+            alert_id: n.alert_id.to_string(),
+            channel: n.channel,
+            event: n.event.as_str().into(),
+            status: n.status.as_str().into(),
+            attempts: n.attempts,
+            dedup_key: n.dedup_key,
+            created_at: n.created_at.to_rfc3339(),
+            next_attempt_at: n.next_attempt_at.to_rfc3339(),
+            delivered_at: n.delivered_at.map(|t| t.to_rfc3339()),
+            last_error: n.last_error,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationsResponse {
+    pub notifications: Vec<NotificationOut>,
+}
+
+/// Notification deliveries, newest first: failed ones carry their last error.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notifications",
+    tag = "notifications",
+    params(NotificationsQuery),
+    responses(
+        (status = 200, body = NotificationsResponse),
+        (status = 400, body = ErrorBody),
+        (status = 404, description = "This server does not deliver notifications", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    )
+)]
+pub async fn list_notifications(
+    State(state): State<AppState>,
+    query: Result<Query<NotificationsQuery>, QueryRejection>,
+) -> ApiResult<Json<NotificationsResponse>> {
+    let Query(query) = query?;
+    let notifications = state
+        .notifications()
+        .ok_or_else(|| ApiError::NotFound("this server does not deliver notifications".into()))?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "status",
+                format!("{text:?} is not pending, delivered or failed"),
+            )
+        })?),
+    };
+    let alert_id = query.alert_id.as_deref().map(AlertId::parse).transpose()?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit", "must be 1 to 1000"));
+    }
+    let mut rows = notifications
+        .alerts
+        .list_notifications(&NotificationFilter { alert_id, status })
+        .await?;
+    // The store lists oldest first; people want the latest.
+    rows.reverse();
+    rows.truncate(limit);
+    Ok(Json(NotificationsResponse {
+        notifications: rows.into_iter().map(NotificationOut::from).collect(),
+    }))
+}

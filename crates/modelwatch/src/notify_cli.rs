@@ -1,0 +1,334 @@
+//! `modelwatch notify` and `modelwatch channels`: the notification worker and the
+//! configured channels at the binary's edge, plus [`start_worker`], which `serve` uses to
+//! run the same worker beside the HTTP server.
+//!
+//! Channels and the delivery policy come from the configuration file (`[channels.NAME]`,
+//! `[notify]`); delivery state lives in the alert store's outbox, so a pass run here and a
+//! pass run by `serve` share leases and never both send a row they both see as due.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use modelwatch_core::alerting::{
+    Alert, AlertId, AlertStatus, NotificationEvent, RuleId, Severity, Trigger,
+};
+use modelwatch_core::{Metric, ModelName, Timestamp, Version};
+use modelwatch_notify::{
+    AlertMessage, ChannelSummary, NotifyConfig, PassReport, Sender, StoreOutbox, Worker,
+};
+use modelwatch_store::Stores;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::output::{emit, Format, Table};
+
+/// The commands this module adds to the command line.
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Deliver due notifications: one pass with --once, else until SIGINT/SIGTERM.
+    Notify(NotifyArgs),
+    /// The configured notification channels.
+    #[command(subcommand)]
+    Channels(ChannelsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    /// Run one delivery pass, print what it did and exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelsCommand {
+    /// Every configured channel: name, kind and target (never a secret).
+    List,
+    /// Send a synthetic notification to one channel and report the outcome.
+    Test { name: String },
+}
+
+/// Names this process in outbox leases: two workers (a `serve` and a `notify --once`,
+/// say) must never share a name, or one could finish the other's claim.
+pub fn worker_owner(role: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{role}@{host}:{}", std::process::id())
+}
+
+pub async fn run(
+    command: NotifyCommand,
+    stores: &Stores,
+    config: Option<&PathBuf>,
+    format: Format,
+) -> Result<ExitCode> {
+    let config = Config::load(config.map(PathBuf::as_path))?;
+    let notify = Arc::new(config.notify);
+    // Without channels a pass would fail every pending row as "unknown channel", and
+    // adding the channel afterwards could no longer deliver them.
+    if matches!(command, NotifyCommand::Notify(_)) && notify.channels.is_empty() {
+        bail!("no channels are configured: add a [channels.NAME] table to the configuration file");
+    }
+    match command {
+        NotifyCommand::Notify(args) if args.once => once(stores, notify, format).await,
+        NotifyCommand::Notify(_) => run_until_signal(stores, notify).await,
+        NotifyCommand::Channels(ChannelsCommand::List) => list(&notify, format),
+        NotifyCommand::Channels(ChannelsCommand::Test { name }) => {
+            test(&notify, &name, format).await
+        }
+    }
+}
+
+fn worker(stores: &Stores, notify: Arc<NotifyConfig>, role: &str) -> Result<Arc<Worker>> {
+    let outbox = Arc::new(StoreOutbox::new(Arc::clone(&stores.alerts)));
+    let worker = Worker::new(outbox, notify, worker_owner(role))
+        .context("cannot start the notification worker")?;
+    Ok(Arc::new(worker))
+}
+
+/// Per-channel counts of one run, as `notify --once` prints them.
+#[derive(Debug, Default, Serialize)]
+struct ChannelCounts {
+    delivered: u64,
+    retried: u64,
+    failed: u64,
+    skipped: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct PassOutput {
+    claimed: usize,
+    delivered: usize,
+    retried: usize,
+    failed: usize,
+    skipped: usize,
+    /// Messages sent (a digest of several notifications is one).
+    messages: usize,
+    channels: BTreeMap<String, ChannelCounts>,
+}
+
+fn counts(worker: &Worker) -> BTreeMap<String, ChannelCounts> {
+    worker
+        .counters()
+        .iter()
+        .map(|(name, c)| {
+            let counts = ChannelCounts {
+                delivered: c.delivered.load(Ordering::Relaxed),
+                retried: c.retried.load(Ordering::Relaxed),
+                failed: c.failed.load(Ordering::Relaxed),
+                skipped: c.skipped.load(Ordering::Relaxed),
+            };
+            (name.clone(), counts)
+        })
+        .collect()
+}
+
+async fn once(stores: &Stores, notify: Arc<NotifyConfig>, format: Format) -> Result<ExitCode> {
+    let worker = worker(stores, notify, "notify-once")?;
+    let report: PassReport = worker
+        .run_once(crate::now())
+        .await
+        .context("the notification pass could not read the outbox")?;
+    let output = PassOutput {
+        claimed: report.claimed,
+        delivered: report.delivered,
+        retried: report.retried,
+        failed: report.failed,
+        skipped: report.skipped,
+        messages: report.messages,
+        // Only channels this pass touched: an idle channel is noise here.
+        channels: counts(&worker)
+            .into_iter()
+            .filter(|(_, c)| c.delivered + c.retried + c.failed + c.skipped > 0)
+            .collect(),
+    };
+    let mut table = Table::new(&["channel", "delivered", "retried", "failed", "skipped"]);
+    for (name, c) in &output.channels {
+        table.push(vec![
+            name.clone(),
+            c.delivered.to_string(),
+            c.retried.to_string(),
+            c.failed.to_string(),
+            c.skipped.to_string(),
+        ]);
+    }
+    table.push(vec![
+        "(all)".into(),
+        output.delivered.to_string(),
+        output.retried.to_string(),
+        output.failed.to_string(),
+        output.skipped.to_string(),
+    ]);
+    emit(format, &output, &table)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The worker loop outside `serve`: polls until SIGINT/SIGTERM, then lets in-flight sends
+/// finish so their outcomes are recorded.
+async fn run_until_signal(stores: &Stores, notify: Arc<NotifyConfig>) -> Result<ExitCode> {
+    let worker = worker(stores, notify, "notify")?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(Arc::clone(&worker).run(crate::now, stopped));
+    eprintln!("modelwatch notify: delivering; stop with Ctrl-C");
+    crate::serve::shutdown_signal().await;
+    stop.send_replace(true);
+    task.await.context("the notification worker panicked")?;
+    for (name, c) in counts(&worker) {
+        eprintln!(
+            "{name}: {} delivered, {} retried, {} failed",
+            c.delivered, c.retried, c.failed
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The worker `serve` runs beside the HTTP server, or `None` when no channel is
+/// configured: without channels every pending row would be failed as "unknown channel",
+/// and adding the channel later could no longer deliver it.
+pub fn start_worker(
+    stores: &Stores,
+    notify: &Arc<NotifyConfig>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<(Arc<Worker>, tokio::task::JoinHandle<()>)>> {
+    if notify.channels.is_empty() {
+        return Ok(None);
+    }
+    let worker = worker(stores, Arc::clone(notify), "serve")?;
+    let task = tokio::spawn(Arc::clone(&worker).run(crate::now, shutdown));
+    Ok(Some((worker, task)))
+}
+
+pub fn summaries(notify: &NotifyConfig) -> Vec<ChannelSummary> {
+    notify.channels.values().map(|c| c.summary()).collect()
+}
+
+fn list(notify: &NotifyConfig, format: Format) -> Result<ExitCode> {
+    let rows = summaries(notify);
+    let mut table = Table::new(&[
+        "name",
+        "kind",
+        "target",
+        "timeout",
+        "per minute",
+        "digest after",
+    ]);
+    for c in &rows {
+        table.push(vec![
+            c.name.clone(),
+            c.kind.clone(),
+            c.target.clone(),
+            format!("{}ms", c.timeout_ms),
+            c.max_per_minute.to_string(),
+            c.digest_after.to_string(),
+        ]);
+    }
+    emit(format, &rows, &table)?;
+    if rows.is_empty() && format == Format::Table {
+        println!("no channels configured: add a [channels.NAME] table to the configuration file");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Serialize)]
+struct TestOutcome {
+    channel: String,
+    kind: String,
+    target: String,
+    ok: bool,
+    /// Whether the worker would try again after this error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retryable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    elapsed_ms: u64,
+}
+
+/// A low-severity alert that says what it is, so nobody acts on it.
+fn synthetic_alert(now: Timestamp) -> Result<Alert> {
+    Ok(Alert {
+        id: AlertId::from_u32(0),
+        rule_id: RuleId::from_u32(0),
+        rule_name: "modelwatch test notification".into(),
+        model: ModelName::parse("modelwatch")?,
+        version: Version::parse("test")?,
+        metric: Metric::parse("accuracy")?,
+        severity: Severity::Low,
+        status: AlertStatus::Active,
+        message: "A test notification sent by `modelwatch channels test`; nothing is wrong.".into(),
+        value: 0.0,
+        worst_value: 0.0,
+        trigger: Trigger::Degradation {
+            max_degradation_percentage: 5.0,
+            degradation_percentage: 0.0,
+            current_value: 1.0,
+            baseline_value: 1.0,
+        },
+        first_seen: now,
+        last_seen: now,
+        occurrences: 1,
+        notified: true,
+        hold_reason: None,
+        acknowledged_by: None,
+        acknowledged_at: None,
+        resolved_by: None,
+        resolved_at: None,
+        resolution_notes: None,
+    })
+}
+
+async fn test(notify: &NotifyConfig, name: &str, format: Format) -> Result<ExitCode> {
+    let Some(channel) = notify.channel(name) else {
+        let known: Vec<String> = notify.channels.keys().map(ToString::to_string).collect();
+        if known.is_empty() {
+            bail!("no channel named {name:?}: no channels are configured");
+        }
+        bail!(
+            "no channel named {name:?} (configured: {})",
+            known.join(", ")
+        );
+    };
+    let now = crate::now();
+    // A dedup key of its own per test, so receivers that deduplicate show every test.
+    let message = AlertMessage::new(
+        format!("test-{}", now.as_millis()),
+        NotificationEvent::Firing,
+        synthetic_alert(now)?,
+        now,
+        None,
+        &notify.dashboard_url,
+    );
+    let sender = Sender::new().context("cannot build the notification client")?;
+    let started = std::time::Instant::now();
+    let result = sender.send(channel, &[message], now).await;
+    let summary = channel.summary();
+    let outcome = TestOutcome {
+        channel: summary.name,
+        kind: summary.kind,
+        target: summary.target,
+        ok: result.is_ok(),
+        retryable: result.as_ref().err().map(|e| e.is_retryable()),
+        error: result.as_ref().err().map(ToString::to_string),
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let mut table = Table::new(&["channel", "kind", "target", "outcome", "elapsed"]);
+    table.push(vec![
+        outcome.channel.clone(),
+        outcome.kind.clone(),
+        outcome.target.clone(),
+        outcome.error.clone().unwrap_or_else(|| "delivered".into()),
+        format!("{}ms", outcome.elapsed_ms),
+    ]);
+    emit(format, &outcome, &table)?;
+    Ok(if outcome.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,595 @@
+//! Notification delivery through the real `modelwatch` binary on a temporary SQLite file,
+//! against webhook receivers started by the test: a receiver that is down, a worker
+//! killed with SIGKILL mid-delivery, a receiver that hangs. Receipts are counted by the
+//! `X-Modelwatch-Delivery` header, the key a receiver deduplicates on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+// ---------------------------------------------------------------- the receiver
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Answers 200 at once.
+    Answer,
+    /// Reads the request and never answers.
+    Hang,
+    /// Holds the n-th request (1-based) unanswered until released; the test kills the
+    /// sender meanwhile, and the held request is then dropped unanswered.
+    HoldNth(usize),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Delivery ids of requests that arrived, in order, with the arrival time.
+    arrivals: Vec<(String, Instant)>,
+    /// Delivery ids the receiver acknowledged with 200: what counts as received.
+    acked: Vec<String>,
+    holding: bool,
+    released: bool,
+}
+
+#[derive(Clone)]
+struct Receiver {
+    port: u16,
+    state: Arc<(Mutex<State>, Condvar)>,
+}
+
+/// A port nobody listens on (for now): bound, then closed.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Receiver {
+    fn start(mode: Mode) -> Receiver {
+        Receiver::start_on(0, mode)
+    }
+
+    fn start_on(port: u16, mode: Mode) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let receiver = Receiver {
+            port: listener.local_addr().unwrap().port(),
+            state: Arc::new((Mutex::new(State::default()), Condvar::new())),
+        };
+        let shared = receiver.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let shared = shared.clone();
+                std::thread::spawn(move || shared.serve(stream, mode));
+            }
+        });
+        receiver
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    /// One connection; reqwest keeps connections alive, so possibly several requests.
+    fn serve(&self, stream: TcpStream, mode: Mode) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        loop {
+            let mut delivery = String::new();
+            let mut length = 0usize;
+            let mut line = String::new();
+            // Request line, then headers up to the blank line.
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let trimmed = line.trim_end();
+                if trimmed.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = trimmed.split_once(':') {
+                    if name.eq_ignore_ascii_case("x-modelwatch-delivery") {
+                        delivery = value.trim().to_owned();
+                    } else if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let (lock, changed) = &*self.state;
+            let nth = {
+                let mut state = lock.lock().unwrap();
+                state.arrivals.push((delivery.clone(), Instant::now()));
+                changed.notify_all();
+                state.arrivals.len()
+            };
+            match mode {
+                Mode::Hang => {
+                    std::thread::sleep(Duration::from_secs(60));
+                    return;
+                }
+                Mode::HoldNth(n) if n == nth => {
+                    let mut state = lock.lock().unwrap();
+                    state.holding = true;
+                    changed.notify_all();
+                    while !state.released {
+                        state = changed.wait(state).unwrap();
+                    }
+                    return; // dropped unanswered
+                }
+                _ => {}
+            }
+            lock.lock().unwrap().acked.push(delivery);
+            changed.notify_all();
+            if writer
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    fn acked(&self) -> Vec<String> {
+        self.state.0.lock().unwrap().acked.clone()
+    }
+
+    fn arrivals(&self) -> Vec<(String, Instant)> {
+        self.state.0.lock().unwrap().arrivals.clone()
+    }
+
+    /// Waits until `done` holds for the state, at most `limit`.
+    fn wait_for(&self, limit: Duration, done: impl Fn(&State) -> bool) -> bool {
+        let (lock, changed) = &*self.state;
+        let deadline = Instant::now() + limit;
+        let mut state = lock.lock().unwrap();
+        while !done(&state) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = changed.wait_timeout(state, left).unwrap().0;
+        }
+        true
+    }
+
+    fn release(&self) {
+        let (lock, changed) = &*self.state;
+        lock.lock().unwrap().released = true;
+        changed.notify_all();
+    }
+}
+
+/// Each delivery id acknowledged exactly once, and `expected` of them.
+fn assert_each_once(acked: &[String], expected: usize) {
+    let mut ids = acked.to_vec();
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(
+        before,
+        ids.len(),
+        "a delivery was acknowledged twice: {acked:?}"
+    );
+    assert_eq!(ids.len(), expected, "{acked:?}");
+    assert!(ids.iter().all(|id| !id.is_empty()), "{acked:?}");
+}
+
+// ---------------------------------------------------------------- the binary
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+fn minutes_ago(minutes: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    (now - minutes * 60_000).to_string()
+}
+
+/// Fast retries and short leases, so the tests take seconds.
+const NOTIFY: &str = "[notify]\ninitial_backoff = \"500ms\"\nmax_backoff = \"1s\"\n\
+                      timeout = \"1s\"\nlease = \"3s\"\npoll_interval = \"200ms\"\n";
+
+impl Env {
+    fn new(channels: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("modelwatch.toml");
+        std::fs::write(&config, format!("{NOTIFY}{channels}")).unwrap();
+        Env { dir, config }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
+        command
+            .args(args)
+            .env("MODELWATCH_DB", self.dir.path().join("test.db"))
+            .env("MODELWATCH_CONFIG", &self.config)
+            .env_remove("MODELWATCH_LISTEN");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .args(["--format", "json"])
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// `count` rules on one metric notifying `channels`, and a sample that fires them
+    /// all: `count` outbox rows per channel.
+    fn fire(&self, channels: &str, count: usize) {
+        for i in 0..count {
+            let name = format!("low accuracy {i}");
+            self.json(&[
+                "alerts",
+                "create-rule",
+                "fraud_detector",
+                "accuracy",
+                "--name",
+                &name,
+                "--threshold",
+                "0.90",
+                "--operator",
+                "lt",
+                "--severity",
+                "high",
+                "--for",
+                "1",
+                "--channels",
+                channels,
+            ]);
+        }
+        self.json(&[
+            "metrics",
+            "record",
+            "fraud_detector",
+            "v1",
+            "accuracy",
+            "0.80",
+            "--at",
+            &minutes_ago(2),
+        ]);
+        let fired = self.json(&["evaluate"]);
+        assert_eq!(
+            fired["alerts_created"].as_array().unwrap().len(),
+            count,
+            "{fired}"
+        );
+    }
+
+    fn notify_once(&self) -> Value {
+        self.json(&["notify", "--once"])
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
+fn webhook(name: &str, url: &str, extra: &str) -> String {
+    format!("[channels.{name}]\nkind = \"webhook\"\nurl = \"{url}\"\n{extra}")
+}
+
+fn terminate(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exited with {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------- the faults
+
+#[test]
+fn receiver_down_is_retried_and_delivered_exactly_once_when_it_comes_back() {
+    let port = free_port();
+    let env = Env::new(&webhook(
+        "hook",
+        &format!("http://127.0.0.1:{port}/hook"),
+        "",
+    ));
+    env.fire("hook", 1);
+
+    let down = env.notify_once();
+    assert_eq!(down["claimed"], 1, "{down}");
+    assert_eq!(down["retried"], 1, "{down}");
+    assert_eq!(down["delivered"], 0, "{down}");
+    assert_eq!(down["channels"]["hook"]["retried"], 1, "{down}");
+
+    let receiver = Receiver::start_on(port, Mode::Answer);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut passes = Vec::new();
+    while receiver.acked().is_empty() {
+        assert!(Instant::now() < deadline, "never delivered: {passes:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        passes.push(env.notify_once());
+    }
+    let delivered: u64 = passes
+        .iter()
+        .map(|p| p["delivered"].as_u64().unwrap())
+        .sum();
+    assert_eq!(delivered, 1, "{passes:?}");
+    // Delivered rows are never claimed again.
+    std::thread::sleep(Duration::from_millis(1200));
+    let after = env.notify_once();
+    assert_eq!(after["claimed"], 0, "{after}");
+    assert_each_once(&receiver.acked(), 1);
+}
+
+#[test]
+fn a_hanging_receiver_times_out_while_another_channel_is_delivered_promptly() {
+    let hanging = Receiver::start(Mode::Hang);
+    let healthy = Receiver::start(Mode::Answer);
+    let env = Env::new(&format!(
+        "{}{}",
+        webhook("slow", &hanging.url(), "timeout = \"1s\"\n"),
+        webhook("fast", &healthy.url(), "")
+    ));
+    env.fire("slow,fast", 1);
+
+    let started = Instant::now();
+    let pass = env.notify_once();
+    let took = started.elapsed();
+    assert_eq!(pass["claimed"], 2, "{pass}");
+    assert_eq!(pass["channels"]["fast"]["delivered"], 1, "{pass}");
+    assert_eq!(pass["channels"]["slow"]["retried"], 1, "{pass}");
+    // The pass is bounded by the slow channel's time-out, not held by the hang.
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_each_once(&healthy.acked(), 1);
+    assert!(hanging.acked().is_empty());
+    // Concurrent, not after the slow channel's time-out: the healthy receiver had its
+    // request before the hanging one's call could have timed out.
+    let hung_at = hanging.arrivals()[0].1;
+    let fast_at = healthy.arrivals()[0].1;
+    assert!(
+        fast_at < hung_at + Duration::from_millis(900),
+        "fast channel waited for the slow one: {:?}",
+        fast_at.saturating_duration_since(hung_at)
+    );
+}
+
+/// Three deliveries; the receiver holds the second unanswered while the worker process
+/// is killed with SIGKILL. After a restart every delivery is acknowledged exactly once:
+/// the first was recorded before the second was sent, the held one is sent again once
+/// its lease runs out, the third was never sent.
+fn killed_mid_delivery_then_restarted(args: &[&str], check: impl FnOnce(&mut Child)) {
+    let receiver = Receiver::start(Mode::HoldNth(2));
+    let env = Env::new(&webhook("hook", &receiver.url(), ""));
+    env.fire("hook", 3);
+
+    let mut first = env.spawn(args);
+    assert!(
+        receiver.wait_for(Duration::from_secs(30), |s| s.holding),
+        "the second delivery never arrived: {:?}",
+        receiver.arrivals()
+    );
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    receiver.release();
+    assert_eq!(receiver.acked().len(), 1);
+
+    let mut second = env.spawn(args);
+    let all = receiver.wait_for(Duration::from_secs(30), |s| s.acked.len() >= 3);
+    // Room for a duplicate to show up, should there be one.
+    std::thread::sleep(Duration::from_millis(1500));
+    if all {
+        check(&mut second);
+    }
+    terminate(&mut second);
+    assert!(all, "not all delivered: {:?}", receiver.acked());
+    assert_each_once(&receiver.acked(), 3);
+    // The held one arrived twice but was acknowledged once: at-least-once, deduplicable.
+    assert_eq!(receiver.arrivals().len(), 4, "{:?}", receiver.arrivals());
+    assert_eq!(env.notify_once()["claimed"], 0);
+}
+
+#[test]
+fn notify_loop_killed_with_sigkill_delivers_everything_once_after_restart() {
+    killed_mid_delivery_then_restarted(&["notify"], |_| {});
+}
+
+/// The address `serve` printed on its first stdout line.
+fn listening_on(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim()
+        .strip_prefix("modelwatch listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned()
+}
+
+/// A GET with the standard library: status and body.
+fn get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+#[test]
+fn serve_killed_with_sigkill_delivers_everything_once_after_restart_and_shows_it() {
+    killed_mid_delivery_then_restarted(&["serve", "--listen", "127.0.0.1:0"], |server| {
+        let address = listening_on(server);
+        let (status, body) = get(&address, "/api/v1/notifications?status=delivered");
+        assert_eq!(status, 200, "{body}");
+        let listed: Value = serde_json::from_str(&body).unwrap();
+        let rows = listed["notifications"].as_array().unwrap();
+        assert_eq!(rows.len(), 3, "{body}");
+        // A claim counts as an attempt: the killed server had claimed the second and
+        // third deliveries (sending only the second), so they were claimed twice.
+        let mut attempts: Vec<u64> = rows
+            .iter()
+            .map(|r| r["attempts"].as_u64().unwrap())
+            .collect();
+        attempts.sort();
+        assert_eq!(attempts, [1, 2, 2], "{body}");
+
+        let (status, body) = get(&address, "/api/v1/channels");
+        assert_eq!(status, 200, "{body}");
+        let channels: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(channels["channels"][0]["name"], "hook", "{body}");
+        // This server delivered the two left after the restart.
+        assert_eq!(channels["channels"][0]["delivered"], 2, "{body}");
+
+        let (status, body) = get(&address, "/metrics");
+        assert_eq!(status, 200);
+        assert!(
+            body.contains(
+                "modelwatch_notification_deliveries_total{channel=\"hook\",outcome=\"delivered\"} 2"
+            ),
+            "{body}"
+        );
+        let (_, document) = get(&address, "/api/openapi.json");
+        assert!(document.contains("/api/v1/channels"));
+        assert!(document.contains("/api/v1/notifications"));
+    });
+}
+
+#[test]
+fn serve_lists_failed_deliveries_with_their_last_error_and_never_a_secret() {
+    let down = free_port();
+    let env = Env::new("");
+    // One attempt only: the first refusal fails it for good.
+    std::fs::write(
+        &env.config,
+        format!(
+            "[notify]\nmax_attempts = 1\ntimeout = \"1s\"\nlease = \"3s\"\npoll_interval = \"200ms\"\n{}",
+            webhook(
+                "hook",
+                &format!("http://127.0.0.1:{down}/hook"),
+                "secret = \"hmac-key-123\"\n"
+            )
+        ),
+    )
+    .unwrap();
+    env.fire("hook", 1);
+    let mut server = env.spawn(&["serve", "--listen", "127.0.0.1:0"]);
+    let address = listening_on(&mut server);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let failed = loop {
+        let (status, body) = get(&address, "/api/v1/notifications?status=failed");
+        assert_eq!(status, 200, "{body}");
+        let listed: Value = serde_json::from_str(&body).unwrap();
+        if let Some(row) = listed["notifications"].as_array().unwrap().first() {
+            break row.clone();
+        }
+        assert!(Instant::now() < deadline, "never failed: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(failed["channel"], "hook");
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cannot reach"),
+        "{failed}"
+    );
+    let (_, channels) = get(&address, "/api/v1/channels");
+    assert!(!channels.contains("hmac-key-123"), "{channels}");
+    assert!(channels.contains("(signed)"), "{channels}");
+    let (status, _) = get(&address, "/api/v1/notifications?status=lost");
+    assert_eq!(status, 400);
+    terminate(&mut server);
+}
+
+#[test]
+fn channels_list_hides_secrets_and_test_reports_the_outcome() {
+    let receiver = Receiver::start(Mode::Answer);
+    let down = free_port();
+    let env = Env::new(&format!(
+        "{}{}[channels.team]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/T000/B000/XXXXSECRET\"\n",
+        webhook("hook", &receiver.url(), "secret = \"hmac-key-123\"\n"),
+        webhook("gone", &format!("http://127.0.0.1:{down}/x"), "")
+    ));
+    let listed = env.json(&["channels", "list"]);
+    let text = listed.to_string();
+    assert!(
+        !text.contains("XXXXSECRET") && !text.contains("hmac-key-123"),
+        "{text}"
+    );
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["gone", "hook", "team"]);
+    assert_eq!(listed[1]["kind"], "webhook");
+    assert_eq!(listed[1]["target"], format!("{} (signed)", receiver.url()));
+
+    let ok = env.json(&["channels", "test", "hook"]);
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(receiver.acked().len(), 1);
+
+    let out = env.run(&["channels", "test", "gone"]);
+    assert!(!out.status.success());
+    let failed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(failed["ok"], false, "{failed}");
+    assert_eq!(failed["retryable"], true, "{failed}");
+
+    let out = env.run(&["channels", "test", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gone, hook, team"));
+
+    // Delivering without channels would fail every row as "unknown channel": refused.
+    std::fs::write(&env.config, "").unwrap();
+    let out = env.run(&["notify", "--once"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no channels are configured"));
+
+    // A bad channel table is refused with the key named.
+    std::fs::write(&env.config, "[channels.x]\nkind = \"webhook\"\n").unwrap();
+    let out = env.run(&["channels", "list"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("channels.x.url"));
+}
