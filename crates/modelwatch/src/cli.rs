@@ -30,7 +30,8 @@ use crate::output::{emit, number, Format, Table};
     about = "Model performance monitoring: record metrics, detect degradation, alert."
 )]
 pub struct Cli {
-    /// The database: an SQLite file path (created when missing), `sqlite:PATH`, or `memory`.
+    /// The database: an SQLite file path (created when missing), `sqlite:PATH`,
+    /// `postgres://…`, or `memory`.
     /// Default: modelwatch.db in the user's data directory.
     #[arg(long, env = "MODELWATCH_DB", global = true, value_name = "PATH")]
     pub db: Option<String>,
@@ -65,6 +66,8 @@ pub enum Command {
     Compare(crate::analysis_cli::CompareArgs),
     #[command(flatten)]
     Alerting(crate::alerts_cli::AlertingCommand),
+    /// Move an installation to another database (e.g. SQLite to PostgreSQL), checking counts.
+    Migrate(crate::migrate::MigrateArgs),
     #[command(flatten)]
     Notifications(crate::notify_cli::NotifyCommand),
     /// Serve the HTTP API (JSON, OpenAPI, events, InfluxDB line protocol, Prometheus).
@@ -160,18 +163,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let format = cli.format.unwrap_or_else(Format::default_for_stdout);
         let command = match cli.command {
             Command::Serve(args) => return crate::serve::serve(args, cli.db, cli.config).await,
+            // Migration names both of its databases itself.
+            Command::Migrate(args) => return crate::migrate::run(args, format).await,
             other => other,
         };
         let location = match &cli.db {
             Some(location) => location.clone(),
             None => default_database()?,
         };
-        let stores = modelwatch_store::open(&location)
-            .await
-            .with_context(|| format!("cannot open the database {location}"))?;
-        let format = cli.format.unwrap_or_else(Format::default_for_stdout);
+        let stores = modelwatch_store::open(&location).await.with_context(|| {
+            format!(
+                "cannot open the database {}",
+                crate::migrate::shown(&location)
+            )
+        })?;
         let outcome = match command {
             Command::Alerting(command) => {
                 crate::alerts_cli::run(command, &stores, cli.config.as_ref(), format).await
@@ -212,6 +220,7 @@ async fn dispatch(
         Command::Metrics(MetricsCommand::Define(args)) => define(&*store, args).await,
         Command::Models(ModelsCommand::List) => list_models(&*store, format).await,
         Command::Demo => demo(&*store, format).await,
+        Command::Migrate(args) => crate::migrate::run(args, format).await,
         Command::Check(args) => crate::analysis_cli::check(&*store, args, format).await,
         Command::Compare(args) => crate::analysis_cli::compare(&*store, args, format).await,
         // `run` hands these the alert store too before getting here.

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod import;
+pub mod migrate;
 pub mod notify_cli;
 pub mod output;
 pub mod serve;

@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use modelwatch::store::postgres::testing::TestDatabase;
 use serde_json::Value;
 
 struct Env {
@@ -364,6 +365,149 @@ fn kill_during_import_loses_no_reported_batch() {
         let expected: f64 = format!("0.{:06}", i % 1_000_000).parse().unwrap();
         assert_eq!(sample["value"].as_f64().unwrap(), expected);
     }
+}
+
+/// A fresh PostgreSQL database for one test; the test fails when PostgreSQL is unreachable.
+fn postgres_database(label: &str) -> (tokio::runtime::Runtime, TestDatabase) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let database = runtime.block_on(TestDatabase::create(label));
+    (runtime, database)
+}
+
+#[test]
+fn postgres_location_works_for_every_command() {
+    let env = Env::new();
+    let (_runtime, database) = postgres_database("cli");
+    let pg = |args: &[&str]| {
+        let mut all = vec!["--db", database.url()];
+        all.extend(args);
+        env.ok(&all)
+    };
+    pg(&[
+        "metrics",
+        "define",
+        "queue_ms",
+        "--lower-is-better",
+        "--min",
+        "0",
+    ]);
+    pg(&[
+        "metrics",
+        "record",
+        "m",
+        "v1",
+        "queue_ms",
+        "4.5",
+        "--at",
+        "1000",
+        "--dataset",
+        "canary",
+    ]);
+    let out = pg(&[
+        "metrics", "history", "m", "v1", "--metric", "queue_ms", "--hours", "1000000", "--format",
+        "json",
+    ]);
+    let history: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(history["samples"][0]["value"], 4.5);
+    assert_eq!(history["samples"][0]["dataset"], "canary");
+    let refused = env
+        .command(&[
+            "--db",
+            database.url(),
+            "metrics",
+            "record",
+            "m",
+            "v1",
+            "queue_ms",
+            "-1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}
+
+#[test]
+fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
+    let env = Env::new();
+    env.ok(&[
+        "metrics",
+        "define",
+        "queue_ms",
+        "--lower-is-better",
+        "--min",
+        "0",
+    ]);
+    let mut csv = String::from("model,version,metric,value,timestamp,dataset\n");
+    for i in 0..25_000i64 {
+        let dataset = if i % 1000 == 0 { "holdout" } else { "" };
+        csv.push_str(&format!(
+            "fraud,v{},{},{},{},{dataset}\n",
+            1 + i % 3,
+            ["accuracy", "latency", "queue_ms"][(i % 3) as usize],
+            (i % 100) as f64 / 100.0,
+            1_700_000_000_000 + i * 60_000
+        ));
+    }
+    let file = env.write("samples.csv", &csv);
+    env.ok(&["metrics", "import", path_str(&file)]);
+    let (_runtime, database) = postgres_database("migrate");
+
+    let source = format!("sqlite:{}", path_str(&env.db()));
+    let out = env.run(&[
+        "migrate",
+        "--from",
+        &source,
+        "--to",
+        database.url(),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "migrate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["samples"], 25_000);
+    assert_eq!(report["series"], 3);
+    assert_eq!(report["metric_definitions"], 1);
+    assert_eq!(report["mismatches"].as_array().unwrap().len(), 0);
+
+    // The same listing and the same exact values from both databases.
+    let listing = |db: &str| {
+        let out = env.ok(&["--db", db, "models", "list", "--format", "json"]);
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    assert_eq!(listing(&source), listing(database.url()));
+    let history = |db: &str, version: &str, metric: &str| {
+        let out = env.ok(&[
+            "--db", db, "metrics", "history", "fraud", version, "--metric", metric, "--hours",
+            "1000000", "--format", "json",
+        ]);
+        serde_json::from_str::<Value>(&out).unwrap()["samples"].clone()
+    };
+    assert_eq!(
+        history(&source, "v1", "accuracy"),
+        history(database.url(), "v1", "accuracy")
+    );
+    assert_eq!(
+        history(&source, "v3", "queue_ms"),
+        history(database.url(), "v3", "queue_ms")
+    );
+
+    // A missing source is refused rather than created empty.
+    let missing = env.run(&[
+        "migrate",
+        "--from",
+        "sqlite:/nonexistent/x.db",
+        "--to",
+        database.url(),
+    ]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
 }
 
 fn demo_env() -> Env {

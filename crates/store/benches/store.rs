@@ -1,4 +1,5 @@
-//! Store benchmark: durable batch ingest and range queries on the SQLite backend.
+//! Store benchmark: durable batch ingest and range queries, on the SQLite backend or, with
+//! `MW_BENCH_DB=postgres://…`, on PostgreSQL (same workload, same figures, side by side).
 //!
 //! The workload is the peer benchmark's (../shared/bench/peers/gen.py): S series
 //! (10 metrics per model, 6-decimal accuracy-like and 3-decimal latency-like values), N
@@ -7,6 +8,11 @@
 //!
 //!     cargo bench -p modelwatch-store --bench store            # S=1000, N=10000
 //!     MW_SERIES=100 MW_SAMPLES=2000 cargo bench -p modelwatch-store --bench store
+//!     MW_BENCH_DB=postgres://postgres@127.0.0.1:5432/test cargo bench -p modelwatch-store --bench store
+//!
+//! With PostgreSQL the URL names a database to connect to; the benchmark creates a
+//! scratch database next to it and drops it at the end. Commits there are durable too
+//! (the server's default `synchronous_commit = on`).
 //!
 //! Prints: ingest samples/s (time inside `append`, and wall time including generating
 //! the samples), database bytes per sample, and the median/p99 latency of reading back
@@ -18,7 +24,10 @@
 use std::time::{Duration, Instant};
 
 use modelwatch_core::{Metric, ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version};
-use modelwatch_store::{MetricStore, SqliteStore};
+use std::sync::Arc;
+
+use modelwatch_store::postgres::testing::TestDatabase;
+use modelwatch_store::{MetricStore, PostgresStore, SqliteStore};
 
 const START_MS: i64 = 1_704_110_400_000;
 const STEP_MS: i64 = 60_000;
@@ -123,7 +132,15 @@ fn main() {
     runtime.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bench.db");
-        let store = SqliteStore::open(&path).await.unwrap();
+        let postgres = match std::env::var("MW_BENCH_DB") {
+            Ok(url) if url.starts_with("postgres") => Some(TestDatabase::create_on(&url, "bench").await),
+            _ => None,
+        };
+        let store: Arc<dyn MetricStore> = match &postgres {
+            Some(database) => Arc::new(PostgresStore::open(database.url()).await.unwrap()),
+            None => Arc::new(SqliteStore::open(&path).await.unwrap()),
+        };
+        let backend = if postgres.is_some() { "postgresql" } else { "sqlite" };
         let all = series(s);
         let mut rng = Rng(7);
         let total = s * n;
@@ -160,7 +177,8 @@ fn main() {
         let wall = wall.elapsed();
         let cpu = cpu_before.zip(cpu_time()).map(|(before, after)| after - before);
         assert_eq!(written, total);
-        println!("workload: {s} series x {n} samples = {total} samples, batches of {BATCH}, synchronous=FULL");
+        println!("backend: {backend}");
+        println!("workload: {s} series x {n} samples = {total} samples, batches of {BATCH}, durable commits");
         println!(
             "ingest: {:.0} samples/s inside append ({:.2} s), {:.0} samples/s wall including sample generation ({:.2} s)",
             total as f64 / in_append.as_secs_f64(),
@@ -199,12 +217,21 @@ fn main() {
             percentile(&times, 0.99).as_secs_f64() * 1e3
         );
 
-        store.close().await.unwrap();
-        let bytes: u64 = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
-        println!("disk: {bytes} bytes for {total} samples = {:.2} bytes/sample (file + WAL after close)", bytes as f64 / total as f64);
+        let store = match &postgres {
+            Some(database) => {
+                let bytes = postgres_bytes(database.url()).await;
+                println!("disk: {bytes} bytes for {total} samples = {:.2} bytes/sample (tables + indexes)", bytes as f64 / total as f64);
+                store
+            }
+            None => {
+                store.close().await.unwrap();
+                let bytes: u64 = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+                println!("disk: {bytes} bytes for {total} samples = {:.2} bytes/sample (file + WAL after close)", bytes as f64 / total as f64);
+                Arc::new(SqliteStore::open(&path).await.unwrap())
+            }
+        };
 
         // A 30-day per-minute series downsampled to 1,000 points.
-        let store = SqliteStore::open(&path).await.unwrap();
         let month = 30 * 24 * 60;
         let long = SeriesKey::parse("long_model", "v1", "latency").unwrap();
         for start in (0..month).step_by(BATCH) {
@@ -234,5 +261,27 @@ fn main() {
             percentile(&times, 0.99).as_secs_f64() * 1e3
         );
         store.close().await.unwrap();
+        drop(store);
+        drop(postgres);
     });
+}
+
+/// Bytes the samples and series take in PostgreSQL, indexes and TOAST included.
+async fn postgres_bytes(url: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("VACUUM ANALYZE samples")
+        .await
+        .unwrap();
+    client
+        .query_one(
+            "SELECT pg_total_relation_size('samples') + pg_total_relation_size('series')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }

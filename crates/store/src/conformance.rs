@@ -411,3 +411,12 @@ conformance_suite!(sqlite, async {
         _guard: Box::new(dir),
     }
 });
+
+conformance_suite!(postgres, async {
+    let database = crate::postgres::testing::TestDatabase::create("conformance").await;
+    let store = crate::PostgresStore::open(database.url()).await.unwrap();
+    Fixture {
+        store: Arc::new(store),
+        _guard: Box::new(database),
+    }
+});

@@ -11,6 +11,7 @@
 pub mod alerts;
 mod codec;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 pub mod tokens;
 
@@ -30,6 +31,7 @@ use modelwatch_core::{
 
 pub use alerts::AlertStore;
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use tokens::{NewToken, Scope, TokenHash, TokenInfo, TokenStore};
 
@@ -57,7 +59,11 @@ pub enum StoreError {
     ForeignDatabase { path: PathBuf },
     #[error("cannot open the database at {path}: {reason}")]
     Open { path: PathBuf, reason: String },
-    #[error("unsupported store location {0:?}: use a file path, sqlite:PATH or memory")]
+    #[error("cannot connect to PostgreSQL at {location}: {reason}")]
+    Connect { location: String, reason: String },
+    #[error(
+        "unsupported store location {0:?}: use a file path, sqlite:PATH, postgres://… or memory"
+    )]
     UnsupportedLocation(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -65,6 +71,11 @@ pub enum StoreError {
     Database(String),
     #[error("the store has been shut down")]
     Closed,
+    /// A part of the store that this backend does not have yet.
+    #[error(
+        "{what} is not available on the PostgreSQL backend yet; use an SQLite database for it"
+    )]
+    NotYetOnPostgres { what: &'static str },
     #[error("no {kind} has id {id}")]
     NotFound { kind: &'static str, id: String },
     #[error("a {kind} with id {id} already exists")]
@@ -162,6 +173,11 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
                 StoreError::InvalidSample { error, .. } => StoreError::Invalid(error),
                 other => other,
             })
+    }
+
+    /// How many samples a series has in `range` (a migration checks its copy with it).
+    async fn count(&self, series: &SeriesKey, range: TimeRange) -> Result<u64, StoreError> {
+        Ok(self.range(series, range).await?.len() as u64)
     }
 
     /// Count, mean, min, max, standard deviation and percentiles of a window.
@@ -280,13 +296,14 @@ impl Stores {
 }
 
 /// Opens the store a location names: `memory` for an ephemeral in-memory store,
-/// `sqlite:PATH` or a plain path for an SQLite file (created when missing).
+/// `postgres://…` (or `postgresql://…`) for a PostgreSQL database, `sqlite:PATH` or a
+/// plain path for an SQLite file (created when missing).
 pub async fn open(location: &str) -> Result<Stores, StoreError> {
     if location == "memory" || location == ":memory:" {
         return Ok(Stores::of(Arc::new(MemoryStore::new())));
     }
-    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-        return Err(StoreError::UnsupportedLocation(location.to_owned()));
+    if postgres::is_postgres_location(location) {
+        return Ok(Stores::of(Arc::new(PostgresStore::open(location).await?)));
     }
     let path = location.strip_prefix("sqlite:").unwrap_or(location);
     Ok(Stores::of(Arc::new(SqliteStore::open(path).await?)))

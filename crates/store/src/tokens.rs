@@ -190,6 +190,19 @@ mod conformance {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_store_keeps_tokens() {
+        let database = crate::postgres::testing::TestDatabase::create("tokens").await;
+        let store = crate::PostgresStore::open(database.url())
+            .await
+            .expect("open");
+        tokens_are_created_listed_and_revoked(&store).await;
+        let reopened = crate::PostgresStore::open(database.url())
+            .await
+            .expect("reopen");
+        assert_eq!(reopened.active_tokens().await.expect("active").len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_store_keeps_tokens_across_reopening() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("tokens.db");

@@ -630,3 +630,12 @@ alert_conformance_suite!(sqlite, async {
         _guard: Box::new(dir),
     }
 });
+
+alert_conformance_suite!(postgres, async {
+    let database = crate::postgres::testing::TestDatabase::create("alerts").await;
+    let store = crate::PostgresStore::open(database.url()).await.unwrap();
+    AlertFixture {
+        store: Arc::new(store),
+        _guard: Box::new(database),
+    }
+});

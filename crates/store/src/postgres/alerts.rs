@@ -1,0 +1,760 @@
+//! The alert store on PostgreSQL: the same tables as SQLite's schema 4 (rules and alerts
+//! as the core's JSON plus the columns queries filter on).
+//!
+//! Several servers may share the database. An evaluation commit checks its guards
+//! (state revision, alert as last read) and writes in one transaction holding a
+//! transaction-scoped advisory lock, so commits of all processes are serialised exactly
+//! as SQLite's single writer serialises them: two servers evaluating the same rule
+//! cannot both open an alert — the second sees a stale revision and gets a conflict.
+//! The outbox is claimed with `SELECT … FOR UPDATE SKIP LOCKED` under a lease, so
+//! concurrent workers never claim one row twice and a dead worker's rows come back
+//! when the lease ends.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use modelwatch_core::alerting::{
+    Alert, AlertFilter, AlertId, AlertStatus, AlertTransition, NotificationEvent, Rule, RuleId,
+    SeriesState, Severity, Silence, SilenceId,
+};
+use modelwatch_core::{Metric, ModelName, Timestamp, Version};
+use tokio_postgres::{GenericClient, Row};
+
+use super::{pg_error, PostgresStore};
+use crate::alerts::{
+    lease_end, newest_first, AlertCommit, AlertStore, CommitOutcome, DeliveryResult,
+    DeliveryStatus, Notification, NotificationFilter, StoredState,
+};
+use crate::StoreError;
+
+/// Advisory lock key serialising alert commits and rule deletions across processes
+/// ("mwat" then 2 for "alerts").
+const ALERT_COMMIT_LOCK: i64 = 0x6D77_6174_0000_0002;
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millis(ms).map_err(|e| corrupt("timestamp", e))
+}
+
+fn optional_timestamp(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
+    ms.map(timestamp).transpose()
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+) -> Result<T, StoreError> {
+    row.try_get(index).map_err(pg_error)
+}
+
+fn count(value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|e| corrupt("count", e))
+}
+
+fn bodies<T: serde::de::DeserializeOwned>(rows: &[Row]) -> Result<Vec<T>, StoreError> {
+    rows.iter()
+        .map(|row| from_json(get::<&str>(row, 0)?))
+        .collect()
+}
+
+async fn lock_alert_commits(client: &impl GenericClient) -> Result<(), StoreError> {
+    client
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&ALERT_COMMIT_LOCK])
+        .await
+        .map_err(pg_error)?;
+    Ok(())
+}
+
+async fn stored_alert_body(
+    client: &impl GenericClient,
+    id: &AlertId,
+) -> Result<Option<String>, StoreError> {
+    let row = client
+        .query_opt("SELECT body FROM alerts WHERE id = $1", &[&id.as_str()])
+        .await
+        .map_err(pg_error)?;
+    row.map(|row| get(&row, 0)).transpose()
+}
+
+async fn guards_hold(
+    client: &impl GenericClient,
+    commit: &AlertCommit,
+) -> Result<bool, StoreError> {
+    if let Some(write) = &commit.state {
+        let rule = client
+            .query_opt(
+                "SELECT 1 FROM alert_rules WHERE id = $1",
+                &[&write.rule_id.as_str()],
+            )
+            .await
+            .map_err(pg_error)?;
+        if rule.is_none() {
+            // Deleted while being evaluated: nothing to record against.
+            return Ok(false);
+        }
+        let revision = client
+            .query_opt(
+                "SELECT revision FROM alert_states WHERE rule_id = $1 AND version = $2",
+                &[&write.rule_id.as_str(), &write.version.as_str()],
+            )
+            .await
+            .map_err(pg_error)?
+            .map(|row| get::<i64>(&row, 0))
+            .transpose()?;
+        // Revisions wrap; the bits are stored so the comparison stays exact.
+        if revision.map_or(0, |r| r as u64) != write.previous_revision {
+            return Ok(false);
+        }
+    }
+    if let Some(write) = &commit.alert {
+        let stored = stored_alert_body(client, &write.alert.id).await?;
+        let expected = write.previous.as_ref().map(to_json).transpose()?;
+        // Compared as JSON values: PostgreSQL returns the text as stored, but a
+        // value comparison does not depend on that.
+        let same = match (&stored, &expected) {
+            (None, None) => true,
+            (Some(stored), Some(expected)) => {
+                from_json::<serde_json::Value>(stored)? == from_json::<serde_json::Value>(expected)?
+            }
+            _ => false,
+        };
+        if !same {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), StoreError> {
+    if let Some(write) = &commit.state {
+        let state = &write.next;
+        client
+            .execute(
+                "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
+                     consecutive_clears, alert_id, last_observed_ms, revision)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (rule_id, version) DO UPDATE SET
+                     model = excluded.model,
+                     consecutive_breaches = excluded.consecutive_breaches,
+                     consecutive_clears = excluded.consecutive_clears,
+                     alert_id = excluded.alert_id,
+                     last_observed_ms = excluded.last_observed_ms,
+                     revision = excluded.revision",
+                &[
+                    &write.rule_id.as_str(),
+                    &write.version.as_str(),
+                    &write.model.as_str(),
+                    &i64::from(state.consecutive_breaches),
+                    &i64::from(state.consecutive_clears),
+                    &state.alert_id.as_ref().map(AlertId::as_str),
+                    &state.last_observed_at.map(Timestamp::as_millis),
+                    &(state.revision as i64),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    if let Some(write) = &commit.alert {
+        let alert = &write.alert;
+        client
+            .execute(
+                "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
+                     first_seen_ms, resolved_ms, body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (id) DO UPDATE SET
+                     status = excluded.status,
+                     severity = excluded.severity,
+                     notified = excluded.notified,
+                     resolved_ms = excluded.resolved_ms,
+                     body = excluded.body",
+                &[
+                    &alert.id.as_str(),
+                    &alert.rule_id.as_str(),
+                    &alert.model.as_str(),
+                    &alert.version.as_str(),
+                    &alert.status.as_str(),
+                    &alert.severity.as_str(),
+                    &alert.notified,
+                    &alert.first_seen.as_millis(),
+                    &alert.resolved_at.map(Timestamp::as_millis),
+                    &to_json(alert)?,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    if let Some(transition) = &commit.transition {
+        client
+            .execute(
+                "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &transition.alert_id.as_str(),
+                    &transition.at.as_millis(),
+                    &transition.by,
+                    &transition.from.map(AlertStatus::as_str),
+                    &transition.to.as_str(),
+                    &transition.notes,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    for new in &commit.notifications {
+        let entry = &new.entry;
+        client
+            .execute(
+                "INSERT INTO notification_outbox (alert_id, channel, event, severity, payload,
+                     dedup_key, next_attempt_ms, created_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                 ON CONFLICT (dedup_key) DO NOTHING",
+                &[
+                    &entry.alert_id.as_str(),
+                    &entry.channel,
+                    &entry.event.as_str(),
+                    &entry.severity.as_str(),
+                    &new.payload,
+                    &entry.dedup_key,
+                    &entry.created_at.as_millis(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    Ok(())
+}
+
+const NOTIFICATION_COLUMNS: &str = "id, alert_id, channel, event, severity, payload, dedup_key,
+    status, attempts, next_attempt_ms, last_error, created_ms, delivered_ms, lease_owner,
+    lease_until_ms";
+
+fn notification(row: &Row) -> Result<Notification, StoreError> {
+    let event_text: &str = get(row, 3)?;
+    let event = [
+        NotificationEvent::Firing,
+        NotificationEvent::Acknowledged,
+        NotificationEvent::Resolved,
+    ]
+    .into_iter()
+    .find(|e| e.as_str() == event_text)
+    .ok_or_else(|| corrupt("notification event", event_text))?;
+    let status: &str = get(row, 7)?;
+    Ok(Notification {
+        id: get(row, 0)?,
+        alert_id: AlertId::parse(get(row, 1)?).map_err(|e| corrupt("notification", e))?,
+        channel: get(row, 2)?,
+        event,
+        severity: Severity::parse(get(row, 4)?).map_err(|e| corrupt("notification", e))?,
+        payload: get(row, 5)?,
+        dedup_key: get(row, 6)?,
+        status: DeliveryStatus::parse(status)
+            .ok_or_else(|| corrupt("notification status", status))?,
+        attempts: count(get(row, 8)?)?,
+        next_attempt_at: timestamp(get(row, 9)?)?,
+        last_error: get(row, 10)?,
+        created_at: timestamp(get(row, 11)?)?,
+        delivered_at: optional_timestamp(get(row, 12)?)?,
+        lease_owner: get(row, 13)?,
+        lease_until: optional_timestamp(get(row, 14)?)?,
+    })
+}
+
+const SILENCE_COLUMNS: &str =
+    "id, model, version, metric, starts_ms, ends_ms, created_by, comment, created_ms";
+
+fn silence(row: &Row) -> Result<Silence, StoreError> {
+    let bad = |e: modelwatch_core::ValidationError| corrupt("silence", e);
+    Ok(Silence {
+        id: SilenceId::parse(get(row, 0)?).map_err(bad)?,
+        model: ModelName::parse(get(row, 1)?).map_err(bad)?,
+        version: get::<Option<&str>>(row, 2)?
+            .map(Version::parse)
+            .transpose()
+            .map_err(bad)?,
+        metric: get::<Option<&str>>(row, 3)?
+            .map(Metric::parse)
+            .transpose()
+            .map_err(bad)?,
+        starts_at: timestamp(get(row, 4)?)?,
+        ends_at: timestamp(get(row, 5)?)?,
+        created_by: get(row, 6)?,
+        comment: get(row, 7)?,
+        created_at: timestamp(get(row, 8)?)?,
+    })
+}
+
+async fn write_silence(
+    store: &PostgresStore,
+    silence: &Silence,
+    insert: bool,
+) -> Result<u64, StoreError> {
+    let sql = if insert {
+        "INSERT INTO silences (id, model, version, metric, starts_ms, ends_ms, created_by, comment, created_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING"
+    } else {
+        "UPDATE silences SET model = $2, version = $3, metric = $4, starts_ms = $5, ends_ms = $6,
+             created_by = $7, comment = $8, created_ms = $9 WHERE id = $1"
+    };
+    let client = store.client().await?;
+    client
+        .execute(
+            sql,
+            &[
+                &silence.id.as_str(),
+                &silence.model.as_str(),
+                &silence.version.as_ref().map(Version::as_str),
+                &silence.metric.as_ref().map(Metric::as_str),
+                &silence.starts_at.as_millis(),
+                &silence.ends_at.as_millis(),
+                &silence.created_by,
+                &silence.comment,
+                &silence.created_at.as_millis(),
+            ],
+        )
+        .await
+        .map_err(pg_error)
+}
+
+#[async_trait]
+impl AlertStore for PostgresStore {
+    async fn insert_rule(&self, rule: Rule) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO alert_rules (id, model, enabled, body) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO NOTHING",
+                &[
+                    &rule.id.as_str(),
+                    &rule.model.as_str(),
+                    &rule.enabled,
+                    &to_json(&rule)?,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists {
+                kind: "rule",
+                id: rule.id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn update_rule(&self, rule: Rule) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error)?;
+        let updated = transaction
+            .execute(
+                "UPDATE alert_rules SET model = $2, enabled = $3, body = $4 WHERE id = $1",
+                &[
+                    &rule.id.as_str(),
+                    &rule.model.as_str(),
+                    &rule.enabled,
+                    &to_json(&rule)?,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        if updated == 0 {
+            return Err(StoreError::NotFound {
+                kind: "rule",
+                id: rule.id.to_string(),
+            });
+        }
+        // A rule moved to another model carries its states along.
+        transaction
+            .execute(
+                "UPDATE alert_states SET model = $2 WHERE rule_id = $1",
+                &[&rule.id.as_str(), &rule.model.as_str()],
+            )
+            .await
+            .map_err(pg_error)?;
+        transaction.commit().await.map_err(pg_error)
+    }
+
+    async fn delete_rule(&self, id: &RuleId) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error)?;
+        // Not while a commit checks that the rule exists.
+        lock_alert_commits(&*transaction).await?;
+        transaction
+            .execute(
+                "DELETE FROM alert_states WHERE rule_id = $1",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(pg_error)?;
+        let deleted = transaction
+            .execute("DELETE FROM alert_rules WHERE id = $1", &[&id.as_str()])
+            .await
+            .map_err(pg_error)?;
+        transaction.commit().await.map_err(pg_error)?;
+        Ok(deleted > 0)
+    }
+
+    async fn rule(&self, id: &RuleId) -> Result<Option<Rule>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT body FROM alert_rules WHERE id = $1",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(pg_error)?;
+        row.map(|row| from_json(get::<&str>(&row, 0)?)).transpose()
+    }
+
+    async fn list_rules(&self, model: Option<&ModelName>) -> Result<Vec<Rule>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT body FROM alert_rules WHERE $1::text IS NULL OR model = $1
+                 ORDER BY model, id",
+                &[&model.map(ModelName::as_str)],
+            )
+            .await
+            .map_err(pg_error)?;
+        bodies(&rows)
+    }
+
+    async fn states(&self, model: Option<&ModelName>) -> Result<Vec<StoredState>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT rule_id, model, version, consecutive_breaches, consecutive_clears,
+                        alert_id, last_observed_ms, revision
+                 FROM alert_states WHERE $1::text IS NULL OR model = $1",
+                &[&model.map(ModelName::as_str)],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredState {
+                    rule_id: RuleId::parse(get(row, 0)?).map_err(|e| corrupt("state", e))?,
+                    model: ModelName::parse(get(row, 1)?).map_err(|e| corrupt("state", e))?,
+                    version: Version::parse(get(row, 2)?).map_err(|e| corrupt("state", e))?,
+                    state: SeriesState {
+                        consecutive_breaches: count(get(row, 3)?)?,
+                        consecutive_clears: count(get(row, 4)?)?,
+                        alert_id: get::<Option<&str>>(row, 5)?
+                            .map(|id| AlertId::parse(id).map_err(|e| corrupt("state", e)))
+                            .transpose()?,
+                        last_observed_at: optional_timestamp(get(row, 6)?)?,
+                        revision: get::<i64>(row, 7)? as u64,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn commit(&self, commits: Vec<AlertCommit>) -> Result<Vec<CommitOutcome>, StoreError> {
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error)?;
+        lock_alert_commits(&*transaction).await?;
+        let mut outcomes = Vec::with_capacity(commits.len());
+        for commit in &commits {
+            // Guards are checked before anything of the commit is written, so a conflict
+            // needs no rollback; an SQL error fails (and rolls back) the whole call.
+            if guards_hold(&*transaction, commit).await? {
+                apply(&*transaction, commit).await?;
+                outcomes.push(CommitOutcome::Applied);
+            } else {
+                outcomes.push(CommitOutcome::Conflict);
+            }
+        }
+        transaction.commit().await.map_err(pg_error)?;
+        Ok(outcomes)
+    }
+
+    async fn alert(&self, id: &AlertId) -> Result<Option<Alert>, StoreError> {
+        let client = self.client().await?;
+        stored_alert_body(&**client, id)
+            .await?
+            .map(|b| from_json(&b))
+            .transpose()
+    }
+
+    async fn alerts_by_id(&self, ids: &[AlertId]) -> Result<Vec<Alert>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = ids.iter().map(AlertId::as_str).collect();
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT body FROM alerts WHERE id = ANY ($1::text[])",
+                &[&ids],
+            )
+            .await
+            .map_err(pg_error)?;
+        bodies(&rows)
+    }
+
+    async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        // SQL narrows by the indexed columns; the core's filter has the final word, so
+        // "alive in the window" means the same on every backend.
+        let window_end = filter.window.map(|w| w.end.as_millis());
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT body FROM alerts
+                 WHERE ($1::text IS NULL OR model = $1) AND ($2::text IS NULL OR status = $2)
+                   AND ($3::text IS NULL OR severity = $3)
+                   AND ($4::bigint IS NULL OR first_seen_ms < $4)",
+                &[
+                    &filter.model.as_ref().map(ModelName::as_str),
+                    &filter.status.map(AlertStatus::as_str),
+                    &filter.severity.map(Severity::as_str),
+                    &window_end,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        let mut alerts: Vec<Alert> = bodies(&rows)?;
+        alerts.retain(|a| filter.matches(a));
+        newest_first(&mut alerts);
+        Ok(alerts)
+    }
+
+    async fn open_alerts(&self, model: Option<&ModelName>) -> Result<Vec<Alert>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT body FROM alerts
+                 WHERE resolved_ms IS NULL AND ($1::text IS NULL OR model = $1)",
+                &[&model.map(ModelName::as_str)],
+            )
+            .await
+            .map_err(pg_error)?;
+        let mut alerts: Vec<Alert> = bodies(&rows)?;
+        newest_first(&mut alerts);
+        Ok(alerts)
+    }
+
+    async fn history(&self, id: &AlertId) -> Result<Vec<AlertTransition>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT at_ms, by_actor, from_status, to_status, notes FROM alert_transitions
+                 WHERE alert_id = $1 ORDER BY id",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(pg_error)?;
+        let status = |text: &str| AlertStatus::parse(text).map_err(|e| corrupt("alert status", e));
+        rows.iter()
+            .map(|row| {
+                Ok(AlertTransition {
+                    alert_id: id.clone(),
+                    at: timestamp(get(row, 0)?)?,
+                    by: get(row, 1)?,
+                    from: get::<Option<&str>>(row, 2)?.map(status).transpose()?,
+                    to: status(get(row, 3)?)?,
+                    notes: get(row, 4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn notified_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(ModelName, Timestamp)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT model, first_seen_ms FROM alerts
+                 WHERE notified AND first_seen_ms >= $1 ORDER BY first_seen_ms",
+                &[&since.as_millis()],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    ModelName::parse(get(row, 0)?).map_err(|e| corrupt("alert", e))?,
+                    timestamp(get(row, 1)?)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn insert_silence(&self, silence: Silence) -> Result<(), StoreError> {
+        if write_silence(self, &silence, true).await? == 0 {
+            return Err(StoreError::AlreadyExists {
+                kind: "silence",
+                id: silence.id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn update_silence(&self, silence: Silence) -> Result<(), StoreError> {
+        if write_silence(self, &silence, false).await? == 0 {
+            return Err(StoreError::NotFound {
+                kind: "silence",
+                id: silence.id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn silence(&self, id: &SilenceId) -> Result<Option<Silence>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {SILENCE_COLUMNS} FROM silences WHERE id = $1"),
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(pg_error)?;
+        row.as_ref().map(silence).transpose()
+    }
+
+    async fn list_silences(
+        &self,
+        ends_after: Option<Timestamp>,
+    ) -> Result<Vec<Silence>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {SILENCE_COLUMNS} FROM silences
+                     WHERE $1::bigint IS NULL OR ends_ms > $1 ORDER BY starts_ms, id"
+                ),
+                &[&ends_after.map(Timestamp::as_millis)],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter().map(silence).collect()
+    }
+
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let until = lease_end(now, lease);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        // SKIP LOCKED: a row another worker is claiming right now is left to it rather
+        // than waited for; the statement is atomic, so no row is claimed twice.
+        let rows = client
+            .query(
+                &format!(
+                    "UPDATE notification_outbox
+                     SET lease_owner = $1, lease_until_ms = $2, attempts = attempts + 1
+                     WHERE id IN (
+                         SELECT id FROM notification_outbox
+                         WHERE status = 'pending' AND next_attempt_ms <= $3
+                           AND (lease_until_ms IS NULL OR lease_until_ms <= $3)
+                         ORDER BY next_attempt_ms, id LIMIT $4
+                         FOR UPDATE SKIP LOCKED)
+                     RETURNING {NOTIFICATION_COLUMNS}"
+                ),
+                &[&owner, &until.as_millis(), &now.as_millis(), &limit],
+            )
+            .await
+            .map_err(pg_error)?;
+        let mut claimed = rows
+            .iter()
+            .map(notification)
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by_key(|n| (n.next_attempt_at, n.id));
+        Ok(claimed)
+    }
+
+    async fn finish_notification(
+        &self,
+        id: i64,
+        owner: &str,
+        result: DeliveryResult,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let exists = client
+            .query_opt("SELECT 1 FROM notification_outbox WHERE id = $1", &[&id])
+            .await
+            .map_err(pg_error)?
+            .is_some();
+        if !exists {
+            return Err(StoreError::NotFound {
+                kind: "notification",
+                id: id.to_string(),
+            });
+        }
+        let (status, error, next_attempt, delivered) = match &result {
+            DeliveryResult::Delivered => ("delivered", None, None, Some(now.as_millis())),
+            DeliveryResult::Retry { error, retry_at } => (
+                "pending",
+                Some(error.as_str()),
+                Some(retry_at.as_millis()),
+                None,
+            ),
+            DeliveryResult::Failed { error } => ("failed", Some(error.as_str()), None, None),
+        };
+        // One statement: the lease check and the write cannot be separated by another
+        // worker's claim.
+        let changed = client
+            .execute(
+                "UPDATE notification_outbox
+                 SET status = $3, last_error = coalesce($4, last_error),
+                     next_attempt_ms = coalesce($5, next_attempt_ms),
+                     delivered_ms = $6, lease_owner = NULL, lease_until_ms = NULL
+                 WHERE id = $1 AND status = 'pending' AND lease_owner = $2
+                   AND lease_until_ms > $7",
+                &[
+                    &id,
+                    &owner,
+                    &status,
+                    &error,
+                    &next_attempt,
+                    &delivered,
+                    &now.as_millis(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(changed > 0)
+    }
+
+    async fn list_notifications(
+        &self,
+        filter: &NotificationFilter,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {NOTIFICATION_COLUMNS} FROM notification_outbox
+                     WHERE ($1::text IS NULL OR alert_id = $1) AND ($2::text IS NULL OR status = $2)
+                     ORDER BY id"
+                ),
+                &[
+                    &filter.alert_id.as_ref().map(AlertId::as_str),
+                    &filter.status.map(DeliveryStatus::as_str),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter().map(notification).collect()
+    }
+}

@@ -1,0 +1,550 @@
+//! Samples in PostgreSQL: batched appends and index range reads.
+//!
+//! An append is one transaction: resolve (creating when new) the batch's series and
+//! data set ids, then write all rows with one binary COPY straight into `samples`. When
+//! the COPY hits an existing `(series, ts)` — a re-import, a late correction — it is
+//! rolled back to a savepoint and the batch is written again as one multi-row
+//! `INSERT … ON CONFLICT DO UPDATE` from arrays, which gives "later write wins". New
+//! data, the common case, thus costs one COPY; overwrites cost one extra statement.
+
+use std::collections::{BTreeSet, HashMap};
+use std::pin::pin;
+
+use futures_util::StreamExt;
+
+use deadpool_postgres::ClientWrapper;
+use modelwatch_core::stats::downsample;
+use modelwatch_core::{
+    Bucket, Dataset, Direction, Metric, MetricDefinition, Point, Sample, SeriesKey, TimeRange,
+    Timestamp, ValueRange,
+};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Transaction};
+
+use super::{copy, pg_error, Catalogue, PostgresStore};
+use crate::{validate_batch, SeriesFilter, SeriesInfo, StoreError};
+
+/// One row of `samples`.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    series_id: i32,
+    ts: i64,
+    value: f64,
+    dataset_id: Option<i32>,
+}
+
+pub(super) async fn append(store: &PostgresStore, samples: Vec<Sample>) -> Result<(), StoreError> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let mut client = store.client().await?;
+    // Built-in metrics cannot be redefined, so the definitions matter only for custom ones.
+    let custom = if samples.iter().any(|s| s.metric.is_custom()) {
+        custom_metrics(&client).await?
+    } else {
+        Vec::new()
+    };
+    validate_batch(&samples, &custom)?;
+
+    let transaction = client.transaction().await.map_err(pg_error)?;
+    let (series_ids, new_series) = resolve_series(&transaction, &store.catalogue, &samples).await?;
+    let (dataset_ids, new_datasets) =
+        resolve_datasets(&transaction, &store.catalogue, &samples).await?;
+    let mut rows: Vec<Row> = Vec::with_capacity(samples.len());
+    for sample in &samples {
+        let series_id = *series_ids
+            .get(&sample.series())
+            .ok_or_else(|| StoreError::Database("a series id was not assigned".into()))?;
+        let dataset_id =
+            match &sample.dataset {
+                Some(dataset) => Some(*dataset_ids.get(dataset).ok_or_else(|| {
+                    StoreError::Database("a data set id was not assigned".into())
+                })?),
+                None => None,
+            };
+        rows.push(Row {
+            series_id,
+            ts: sample.timestamp.as_millis(),
+            value: sample.value,
+            dataset_id,
+        });
+    }
+    let rows = keep_last_per_key(rows);
+    write_rows(transaction, &rows).await?;
+    store.catalogue.learn_series(new_series);
+    store.catalogue.learn_datasets(new_datasets);
+    Ok(())
+}
+
+/// Sorts rows by (series, time) and keeps, of rows with the same key, the one that came
+/// last in the batch: a batch may repeat a timestamp, and the later sample wins. Sorted
+/// rows also reach the primary-key index in order.
+fn keep_last_per_key(mut rows: Vec<Row>) -> Vec<Row> {
+    // `sort_by_key` is stable: equal keys keep their batch order.
+    rows.sort_by_key(|r| (r.series_id, r.ts));
+    rows.dedup_by(|later, kept| {
+        let same = (later.series_id, later.ts) == (kept.series_id, kept.ts);
+        if same {
+            *kept = *later;
+        }
+        same
+    });
+    rows
+}
+
+/// Writes rows in the transaction and commits it.
+async fn write_rows(
+    mut transaction: deadpool_postgres::Transaction<'_>,
+    rows: &[Row],
+) -> Result<(), StoreError> {
+    let savepoint = transaction.savepoint("copy").await.map_err(pg_error)?;
+    match copy_rows(&savepoint, rows).await {
+        Ok(()) => {
+            savepoint.commit().await.map_err(pg_error)?;
+        }
+        Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            savepoint.rollback().await.map_err(pg_error)?;
+            upsert_rows(&transaction, rows).await?;
+        }
+        Err(error) => return Err(pg_error(error)),
+    }
+    transaction.commit().await.map_err(pg_error)
+}
+
+async fn copy_rows(
+    transaction: &Transaction<'_>,
+    rows: &[Row],
+) -> Result<(), tokio_postgres::Error> {
+    let sink = transaction
+        .copy_in("COPY samples (series_id, ts, value, dataset_id) FROM STDIN (FORMAT binary)")
+        .await?;
+    let mut writer = pin!(BinaryCopyInWriter::new(
+        sink,
+        &[Type::INT4, Type::INT8, Type::FLOAT8, Type::INT4],
+    ));
+    for row in rows {
+        writer
+            .as_mut()
+            .write(&[&row.series_id, &row.ts, &row.value, &row.dataset_id])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+async fn upsert_rows(transaction: &Transaction<'_>, rows: &[Row]) -> Result<(), StoreError> {
+    let series: Vec<i32> = rows.iter().map(|r| r.series_id).collect();
+    let times: Vec<i64> = rows.iter().map(|r| r.ts).collect();
+    let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
+    let datasets: Vec<Option<i32>> = rows.iter().map(|r| r.dataset_id).collect();
+    transaction
+        .execute(
+            "INSERT INTO samples (series_id, ts, value, dataset_id)
+             SELECT * FROM unnest($1::integer[], $2::bigint[], $3::double precision[], $4::integer[])
+             ON CONFLICT (series_id, ts) DO UPDATE
+                 SET value = excluded.value, dataset_id = excluded.dataset_id",
+            &[&series, &times, &values, &datasets],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok(())
+}
+
+/// The ids of the batch's series, creating the missing ones; also returns those not
+/// cached yet, to cache once the transaction commits.
+async fn resolve_series(
+    transaction: &Transaction<'_>,
+    catalogue: &Catalogue,
+    samples: &[Sample],
+) -> Result<(HashMap<SeriesKey, i32>, Vec<(SeriesKey, i32)>), StoreError> {
+    let mut ids = HashMap::new();
+    // Sorted, so concurrent writers creating overlapping series lock them in one order.
+    let mut missing = BTreeSet::new();
+    for sample in samples {
+        let key = sample.series();
+        if ids.contains_key(&key) || missing.contains(&key) {
+            continue;
+        }
+        match catalogue.series_id(&key) {
+            Some(id) => {
+                ids.insert(key, id);
+            }
+            None => {
+                missing.insert(key);
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok((ids, Vec::new()));
+    }
+    let models: Vec<&str> = missing.iter().map(|k| k.model.as_str()).collect();
+    let versions: Vec<&str> = missing.iter().map(|k| k.version.as_str()).collect();
+    let metrics: Vec<&str> = missing.iter().map(|k| k.metric.as_str()).collect();
+    transaction
+        .execute(
+            "INSERT INTO series (model, version, metric)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+             ON CONFLICT DO NOTHING",
+            &[&models, &versions, &metrics],
+        )
+        .await
+        .map_err(pg_error)?;
+    let found = transaction
+        .query(
+            "SELECT s.id, s.model, s.version, s.metric
+             FROM series s
+             JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (model, version, metric)
+               ON s.model = k.model AND s.version = k.version AND s.metric = k.metric",
+            &[&models, &versions, &metrics],
+        )
+        .await
+        .map_err(pg_error)?;
+    let mut learnt = Vec::with_capacity(found.len());
+    for row in found {
+        let id: i32 = row.try_get(0).map_err(pg_error)?;
+        let key = series_key(
+            row.try_get(1).map_err(pg_error)?,
+            row.try_get(2).map_err(pg_error)?,
+            row.try_get(3).map_err(pg_error)?,
+        )?;
+        ids.insert(key.clone(), id);
+        learnt.push((key, id));
+    }
+    Ok((ids, learnt))
+}
+
+async fn resolve_datasets(
+    transaction: &Transaction<'_>,
+    catalogue: &Catalogue,
+    samples: &[Sample],
+) -> Result<(HashMap<Dataset, i32>, Vec<(Dataset, i32)>), StoreError> {
+    let mut ids = HashMap::new();
+    let mut missing = BTreeSet::new();
+    for dataset in samples.iter().filter_map(|s| s.dataset.as_ref()) {
+        if ids.contains_key(dataset) || missing.contains(dataset) {
+            continue;
+        }
+        match catalogue.dataset_id(dataset) {
+            Some(id) => {
+                ids.insert(dataset.clone(), id);
+            }
+            None => {
+                missing.insert(dataset.clone());
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok((ids, Vec::new()));
+    }
+    let names: Vec<&str> = missing.iter().map(|d| d.as_str()).collect();
+    transaction
+        .execute(
+            "INSERT INTO datasets (name) SELECT * FROM unnest($1::text[]) ON CONFLICT DO NOTHING",
+            &[&names],
+        )
+        .await
+        .map_err(pg_error)?;
+    let found = transaction
+        .query(
+            "SELECT id, name FROM datasets WHERE name = ANY ($1::text[])",
+            &[&names],
+        )
+        .await
+        .map_err(pg_error)?;
+    let mut learnt = Vec::with_capacity(found.len());
+    for row in found {
+        let id: i32 = row.try_get(0).map_err(pg_error)?;
+        let name: &str = row.try_get(1).map_err(pg_error)?;
+        let dataset = Dataset::parse(name)
+            .map_err(|e| StoreError::Corrupt(format!("data set {name:?}: {e}")))?;
+        ids.insert(dataset.clone(), id);
+        learnt.push((dataset, id));
+    }
+    Ok((ids, learnt))
+}
+
+fn series_key(model: &str, version: &str, metric: &str) -> Result<SeriesKey, StoreError> {
+    SeriesKey::parse(model, version, metric)
+        .map_err(|e| StoreError::Corrupt(format!("series {model}/{version}/{metric}: {e}")))
+}
+
+fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millis(ms).map_err(|e| StoreError::Corrupt(format!("sample time {ms}: {e}")))
+}
+
+/// The id of a stored series, or `None` when it has never been written.
+async fn find_series(
+    store: &PostgresStore,
+    client: &ClientWrapper,
+    key: &SeriesKey,
+) -> Result<Option<i32>, StoreError> {
+    if let Some(id) = store.catalogue.series_id(key) {
+        return Ok(Some(id));
+    }
+    let statement = client
+        .prepare_cached("SELECT id FROM series WHERE model = $1 AND version = $2 AND metric = $3")
+        .await
+        .map_err(pg_error)?;
+    let row = client
+        .query_opt(
+            &statement,
+            &[
+                &key.model.as_str(),
+                &key.version.as_str(),
+                &key.metric.as_str(),
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let id: i32 = row.try_get(0).map_err(pg_error)?;
+    store.catalogue.learn_series([(key.clone(), id)]);
+    Ok(Some(id))
+}
+
+/// The data set of a stored id, loading the (small) data set table when the id is new
+/// to this process.
+async fn dataset_name(
+    store: &PostgresStore,
+    client: &ClientWrapper,
+    id: i32,
+) -> Result<Dataset, StoreError> {
+    if let Some(dataset) = store.catalogue.dataset_name(id) {
+        return Ok(dataset);
+    }
+    let rows = client
+        .query("SELECT id, name FROM datasets", &[])
+        .await
+        .map_err(pg_error)?;
+    let mut learnt = Vec::with_capacity(rows.len());
+    for row in rows {
+        let name: &str = row.try_get(1).map_err(pg_error)?;
+        let dataset = Dataset::parse(name)
+            .map_err(|e| StoreError::Corrupt(format!("data set {name:?}: {e}")))?;
+        learnt.push((dataset, row.try_get(0).map_err(pg_error)?));
+    }
+    store.catalogue.learn_datasets(learnt);
+    store
+        .catalogue
+        .dataset_name(id)
+        .ok_or_else(|| StoreError::Corrupt(format!("sample refers to unknown data set {id}")))
+}
+
+async fn points(
+    store: &PostgresStore,
+    client: &ClientWrapper,
+    rows: Vec<tokio_postgres::Row>,
+) -> Result<Vec<Point>, StoreError> {
+    let mut points = Vec::with_capacity(rows.len());
+    for row in rows {
+        let dataset_id: Option<i32> = row.try_get(2).map_err(pg_error)?;
+        let dataset = match dataset_id {
+            Some(id) => Some(dataset_name(store, client, id).await?),
+            None => None,
+        };
+        points.push(Point {
+            timestamp: timestamp(row.try_get(0).map_err(pg_error)?)?,
+            value: row.try_get(1).map_err(pg_error)?,
+            dataset,
+        });
+    }
+    Ok(points)
+}
+
+pub(super) async fn range(
+    store: &PostgresStore,
+    series: &SeriesKey,
+    range: TimeRange,
+) -> Result<Vec<Point>, StoreError> {
+    if range.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = store.client().await?;
+    let Some(id) = find_series(store, &client, series).await? else {
+        return Ok(Vec::new());
+    };
+    // COPY takes no parameters; every value inlined here is an integer of ours.
+    let query = format!(
+        "COPY (SELECT ts, value, dataset_id FROM samples
+               WHERE series_id = {id} AND ts >= {} AND ts < {} ORDER BY ts)
+         TO STDOUT (FORMAT binary)",
+        range.start.as_millis(),
+        range.end.as_millis()
+    );
+    let mut stream = pin!(client.copy_out(query.as_str()).await.map_err(pg_error)?);
+    let mut data = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        data.extend_from_slice(&chunk.map_err(pg_error)?);
+    }
+    let rows = copy::decode(&data)?;
+    let mut points = Vec::with_capacity(rows.len());
+    for (ts, value, dataset_id) in rows {
+        let dataset = match dataset_id {
+            Some(id) => Some(dataset_name(store, &client, id).await?),
+            None => None,
+        };
+        points.push(Point {
+            timestamp: timestamp(ts)?,
+            value,
+            dataset,
+        });
+    }
+    Ok(points)
+}
+
+/// Time buckets over `range`: the points come from one binary COPY (an index range scan)
+/// and are bucketed by [`downsample`], so the buckets are exactly those of every other
+/// backend. Measured against aggregating with `GROUP BY` in PostgreSQL, this is faster
+/// on PostgreSQL 15: the ordered aggregates that first/last need sort every bucket.
+pub(super) async fn buckets(
+    store: &PostgresStore,
+    series: &SeriesKey,
+    range: TimeRange,
+    max_points: usize,
+) -> Result<Vec<Bucket>, StoreError> {
+    let points = self::range(store, series, range).await?;
+    Ok(downsample(&points, range, max_points))
+}
+
+pub(super) async fn count(
+    store: &PostgresStore,
+    series: &SeriesKey,
+    range: TimeRange,
+) -> Result<u64, StoreError> {
+    if range.is_empty() {
+        return Ok(0);
+    }
+    let client = store.client().await?;
+    let Some(id) = find_series(store, &client, series).await? else {
+        return Ok(0);
+    };
+    let count: i64 = client
+        .query_one(
+            "SELECT count(*) FROM samples WHERE series_id = $1 AND ts >= $2 AND ts < $3",
+            &[&id, &range.start.as_millis(), &range.end.as_millis()],
+        )
+        .await
+        .map_err(pg_error)?
+        .try_get(0)
+        .map_err(pg_error)?;
+    u64::try_from(count).map_err(|_| StoreError::Corrupt(format!("negative count {count}")))
+}
+
+pub(super) async fn latest(
+    store: &PostgresStore,
+    series: &SeriesKey,
+) -> Result<Option<Point>, StoreError> {
+    let client = store.client().await?;
+    let Some(id) = find_series(store, &client, series).await? else {
+        return Ok(None);
+    };
+    let rows = client
+        .query(
+            "SELECT ts, value, dataset_id FROM samples WHERE series_id = $1 ORDER BY ts DESC LIMIT 1",
+            &[&id],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok(points(store, &client, rows).await?.pop())
+}
+
+pub(super) async fn list_series(
+    store: &PostgresStore,
+    filter: &SeriesFilter,
+) -> Result<Vec<SeriesInfo>, StoreError> {
+    let client = store.client().await?;
+    // Two index probes per series instead of aggregating every sample.
+    let rows = client
+        .query(
+            "SELECT s.model, s.version, s.metric, f.ts, l.ts
+             FROM series s
+             CROSS JOIN LATERAL
+                 (SELECT ts FROM samples WHERE series_id = s.id ORDER BY ts LIMIT 1) f
+             CROSS JOIN LATERAL
+                 (SELECT ts FROM samples WHERE series_id = s.id ORDER BY ts DESC LIMIT 1) l
+             WHERE ($1::text IS NULL OR s.model = $1)
+               AND ($2::text IS NULL OR s.version = $2)
+               AND ($3::text IS NULL OR s.metric = $3)
+             ORDER BY s.model, s.version, s.metric",
+            &[
+                &filter.model.as_ref().map(|m| m.as_str()),
+                &filter.version.as_ref().map(|v| v.as_str()),
+                &filter.metric.as_ref().map(|m| m.as_str()),
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(SeriesInfo {
+                key: series_key(
+                    row.try_get(0).map_err(pg_error)?,
+                    row.try_get(1).map_err(pg_error)?,
+                    row.try_get(2).map_err(pg_error)?,
+                )?,
+                first_timestamp: timestamp(row.try_get(3).map_err(pg_error)?)?,
+                last_timestamp: timestamp(row.try_get(4).map_err(pg_error)?)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn define_metric(
+    store: &PostgresStore,
+    definition: MetricDefinition,
+) -> Result<(), StoreError> {
+    let definition =
+        MetricDefinition::custom(definition.metric, definition.direction, definition.range)
+            .map_err(StoreError::Invalid)?;
+    let client = store.client().await?;
+    client
+        .execute(
+            "INSERT INTO metric_definitions (metric, direction, min_value, max_value)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (metric) DO UPDATE SET direction = excluded.direction,
+                 min_value = excluded.min_value, max_value = excluded.max_value",
+            &[
+                &definition.metric.as_str(),
+                &definition.direction.as_str(),
+                &definition.range.min,
+                &definition.range.max,
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok(())
+}
+
+pub(super) async fn custom_metrics(client: &Client) -> Result<Vec<MetricDefinition>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT metric, direction, min_value, max_value FROM metric_definitions ORDER BY metric",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?;
+    rows.into_iter()
+        .map(|row| {
+            let name: &str = row.try_get(0).map_err(pg_error)?;
+            let direction: &str = row.try_get(1).map_err(pg_error)?;
+            let metric = Metric::parse(name)
+                .map_err(|e| StoreError::Corrupt(format!("metric definition: {e}")))?;
+            let direction = match direction {
+                "lower_is_better" => Direction::LowerIsBetter,
+                _ => Direction::HigherIsBetter,
+            };
+            Ok(MetricDefinition {
+                metric,
+                direction,
+                range: ValueRange {
+                    min: row.try_get(2).map_err(pg_error)?,
+                    max: row.try_get(3).map_err(pg_error)?,
+                },
+            })
+        })
+        .collect()
+}
