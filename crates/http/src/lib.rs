@@ -307,6 +307,8 @@ pub fn router(state: AppState) -> Router {
                 }
             }),
         )
+        // The dashboard: the embedded front end at `/` (crates/dashboard).
+        .merge(modelwatch_dashboard::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(middleware::from_fn_with_state(
