@@ -75,7 +75,7 @@ export function alertsPage(main: HTMLElement): () => void {
       if (!user) { clear(message, h("p", { class: "error" }, "Enter your name or e-mail in “You are” first.")); who.focus(); return; }
       localStorage.setItem("modelwatch.user", user);
       try {
-        const body: any = { user };
+        const body: any = { by: user };
         if (action === "resolve" && notes.value.trim()) body.notes = notes.value.trim();
         await api(`/alerts/${enc(alert.id)}/${action}`, { method: "POST", json: body });
         clear(message, h("p", { class: "ok" }, `${action === "acknowledge" ? "Acknowledged" : "Resolved"} ${alert.rule_name}.`));
