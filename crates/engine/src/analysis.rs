@@ -138,7 +138,9 @@ pub fn last_hours(hours: f64, now: Timestamp) -> Result<TimeRange, AnalysisError
     ))
 }
 
-/// Performance history and health of a version over `range`.
+/// Performance history and health of a version over `range`. The grade also counts the
+/// metrics whose last hour is degraded against the 24 hours before `range.end` (see
+/// `health::include_degradations`): a robust slope over the range ignores a recent step.
 pub async fn history(
     store: &dyn MetricStore,
     model: &ModelName,
@@ -156,7 +158,23 @@ pub async fn history(
         .iter()
         .map(|(definition, points)| MetricSeries { definition, points })
         .collect();
-    Ok(performance_history(model, version, range, &series, options))
+    let mut history = performance_history(model, version, range, &series, options);
+    let now = Timestamp::from_millis(range.end.as_millis() - 1).unwrap_or(range.end);
+    let spec = WindowSpec {
+        comparison_hours: Some(1),
+        ..WindowSpec::default()
+    };
+    let checks = check_all_metrics(
+        store,
+        model,
+        version,
+        &spec,
+        &DetectionOptions::default(),
+        now,
+    )
+    .await?;
+    modelwatch_core::health::include_degradations(&mut history, &checks);
+    Ok(history)
 }
 
 /// Champion (`a`) against challenger (`b`) on one metric over `range`.

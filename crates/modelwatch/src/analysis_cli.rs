@@ -204,7 +204,7 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
     let version = Version::parse(&args.version)?;
     let now = crate::now();
     let range = analysis::last_hours(args.hours, now)?;
-    let mut history =
+    let history =
         analysis::history(store, &model, &version, range, &HealthOptions::default()).await?;
     // The last hour against the 24 hours before it: enough samples for a verdict on
     // frequently measured metrics.
@@ -221,7 +221,6 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
         now,
     )
     .await?;
-    modelwatch_core::health::include_degradations(&mut history, &degradations);
     let engine = Engine::new(stores, AlertConfig::default());
     let open_alerts: Vec<Alert> = engine
         .open_alerts(Some(&model))
