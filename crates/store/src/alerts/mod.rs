@@ -276,6 +276,28 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
     ) -> Result<Vec<Notification>, StoreError>;
 }
 
+/// Row mapping shared by the SQL backends: rules and alerts are stored as the core's JSON,
+/// times as epoch milliseconds.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {error}"))
+}
+
+pub(crate) fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millis(ms).map_err(|e| corrupt("timestamp", e))
+}
+
+pub(crate) fn optional_timestamp(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
+    ms.map(timestamp).transpose()
+}
+
 /// Sorts alerts newest first, the order every listing uses.
 pub(crate) fn newest_first(alerts: &mut [Alert]) {
     alerts.sort_by(|a, b| {

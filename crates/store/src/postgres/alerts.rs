@@ -22,34 +22,15 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::{pg_error, PostgresStore};
 use crate::alerts::{
-    lease_end, newest_first, AlertCommit, AlertStore, CommitOutcome, DeliveryResult,
-    DeliveryStatus, Notification, NotificationFilter, StoredState,
+    corrupt, from_json, lease_end, newest_first, optional_timestamp, timestamp, to_json,
+    AlertCommit, AlertStore, CommitOutcome, DeliveryResult, DeliveryStatus, Notification,
+    NotificationFilter, StoredState,
 };
 use crate::StoreError;
 
 /// Advisory lock key serialising alert commits and rule deletions across processes
 /// ("mwat" then 2 for "alerts").
 const ALERT_COMMIT_LOCK: i64 = 0x6D77_6174_0000_0002;
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {error}"))
-}
-
-fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_millis(ms).map_err(|e| corrupt("timestamp", e))
-}
-
-fn optional_timestamp(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
-    ms.map(timestamp).transpose()
-}
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
     row: &'a Row,

@@ -14,33 +14,14 @@ use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 
 use super::SqliteStore;
 use crate::alerts::{
-    lease_end, newest_first, AlertCommit, AlertStore, CommitOutcome, DeliveryResult,
-    DeliveryStatus, Notification, NotificationFilter, StoredState,
+    corrupt, from_json, lease_end, newest_first, optional_timestamp, timestamp, to_json,
+    AlertCommit, AlertStore, CommitOutcome, DeliveryResult, DeliveryStatus, Notification,
+    NotificationFilter, StoredState,
 };
 use crate::StoreError;
 
 /// Ids per `IN (…)` list, well under SQLite's parameter limit.
 const IDS_PER_QUERY: usize = 500;
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {error}"))
-}
-
-fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
-    Timestamp::from_millis(ms).map_err(|e| corrupt("timestamp", e))
-}
-
-fn optional_timestamp(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
-    ms.map(timestamp).transpose()
-}
 
 fn status_column(text: Option<String>) -> Result<Option<AlertStatus>, StoreError> {
     text.map(|t| AlertStatus::parse(&t).map_err(|e| corrupt("alert status", e)))
