@@ -292,6 +292,8 @@ async fn hysteresis_keeps_the_alert_open_between_the_lines_and_auto_resolves_as_
     assert_eq!(alert.status, AlertStatus::Resolved);
     assert_eq!(alert.resolved_by.as_deref(), Some("modelwatch"));
     assert_eq!(alert.resolved_at, Some(at(7)));
+    // The pass reports the alert it resolved, so the server can publish the change.
+    assert_eq!(report.alerts_updated, vec![alert.clone()]);
     let events: Vec<_> = env
         .outbox()
         .await
