@@ -41,8 +41,8 @@ struct Arrival {
 #[derive(Debug, Default)]
 struct Inbox {
     arrivals: Vec<Arrival>,
-    /// The next request from this server is held unanswered until released.
-    hold_from: Option<String>,
+    /// The next request is held unanswered until released.
+    hold_next: bool,
     held: Option<Arrival>,
     released: bool,
 }
@@ -121,8 +121,8 @@ impl Receiver {
             let mut inbox = lock.lock().unwrap();
             inbox.arrivals.push(arrival.clone());
             changed.notify_all();
-            if inbox.hold_from.as_deref() == Some(arrival.server.as_str()) {
-                inbox.hold_from = None;
+            if inbox.hold_next {
+                inbox.hold_next = false;
                 inbox.held = Some(arrival);
                 changed.notify_all();
                 while !inbox.released {
@@ -148,8 +148,8 @@ impl Receiver {
         self.inbox.0.lock().unwrap().arrivals.clone()
     }
 
-    fn hold_next_from(&self, server: &str) {
-        self.inbox.0.lock().unwrap().hold_from = Some(server.to_owned());
+    fn hold_next(&self) {
+        self.inbox.0.lock().unwrap().hold_next = true;
     }
 
     /// Waits (at most `limit`) until `done` holds for the inbox.
@@ -202,12 +202,21 @@ fn config(receiver: &Receiver, server: &str) -> String {
 }
 
 struct Server {
+    name: &'static str,
     child: Child,
     address: String,
 }
 
+/// A failing test must not leave servers behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Server {
-    fn start(database: &str, config: &Path) -> Server {
+    fn start(name: &'static str, database: &str, config: &Path) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
             .args(["serve", "--listen", "127.0.0.1:0", "--db", database])
             .env("MODELWATCH_CONFIG", config)
@@ -227,7 +236,11 @@ impl Server {
             .strip_prefix("modelwatch listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
-        Server { child, address }
+        Server {
+            name,
+            child,
+            address,
+        }
     }
 
     fn request(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
@@ -273,7 +286,7 @@ impl Server {
         self.child.wait().unwrap();
     }
 
-    fn terminate(mut self) {
+    fn terminate(&mut self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -343,10 +356,12 @@ fn two_servers_on_one_database_one_killed_make_one_alert_per_breach_and_one_deli
     let receiver = Receiver::start();
     create_rules(database.url());
     let a = Server::start(
+        "a",
         database.url(),
         &write(dir.path(), "a.toml", &config(&receiver, "a")),
     );
     let b = Server::start(
+        "b",
         database.url(),
         &write(dir.path(), "b.toml", &config(&receiver, "b")),
     );
@@ -366,31 +381,40 @@ fn two_servers_on_one_database_one_killed_make_one_alert_per_breach_and_one_deli
         server.breach(version, 0.4);
     }
 
-    // Server a is killed while a request of its own is in flight (held by the receiver).
-    receiver.hold_next_from("a");
+    // The server whose request the receiver holds next is killed while it waits for
+    // the answer; which one that is depends on who wins the claims.
+    receiver.hold_next();
     for i in 6..9 {
         let version = format!("v{i}");
-        a.breach(&version, 0.5);
+        let server = if i % 2 == 0 { &a } else { &b };
+        server.breach(&version, 0.5);
         versions.push(version);
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
         receiver.wait_for(Duration::from_secs(30), |inbox| inbox.held.is_some()),
-        "server a never sent anything: {:?}",
+        "no delivery arrived: {:?}",
         receiver.arrivals()
     );
-    a.kill();
+    let held = receiver.inbox.0.lock().unwrap().held.clone().unwrap();
+    let (victim, mut survivor) = if held.server == a.name {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let victim_name = victim.name;
+    victim.kill();
     receiver.release();
 
     // Samples keep coming, to the survivor only.
     for i in 9..12 {
         let version = format!("v{i}");
-        b.breach(&version, 0.5);
+        survivor.breach(&version, 0.5);
         versions.push(version);
         std::thread::sleep(Duration::from_millis(100));
     }
     for version in &versions {
-        b.breach(version, 0.3);
+        survivor.breach(version, 0.3);
     }
 
     let alerts_expected = versions.len() * RULES;
@@ -402,22 +426,23 @@ fn two_servers_on_one_database_one_killed_make_one_alert_per_breach_and_one_deli
     // anything the killed server had claimed, and a few polls more.
     std::thread::sleep(Duration::from_secs(5));
     let arrivals = receiver.arrivals();
-    let alerts = b.get("/api/v1/alerts?limit=1000")["alerts"]
+    let alerts = survivor.get("/api/v1/alerts?limit=1000")["alerts"]
         .as_array()
         .unwrap()
         .clone();
-    let delivered = b.get("/api/v1/notifications?status=delivered&limit=1000")["notifications"]
+    let delivered = survivor.get("/api/v1/notifications?status=delivered&limit=1000")
+        ["notifications"]
         .as_array()
         .unwrap()
         .len();
-    let pending = b.get("/api/v1/notifications?status=pending&limit=1000")["notifications"]
+    let pending = survivor.get("/api/v1/notifications?status=pending&limit=1000")["notifications"]
         .as_array()
         .unwrap()
         .len();
-    b.terminate();
-    let from_a = arrivals.iter().filter(|a| a.server == "a").count();
+    survivor.terminate();
+    let from_victim = arrivals.iter().filter(|a| a.server == victim_name).count();
     eprintln!(
-        "{} requests ({from_a} from the killed server) for {} deliveries",
+        "{} requests ({from_victim} from the killed server {victim_name}) for {} deliveries",
         arrivals.len(),
         distinct_deliveries(&arrivals).len()
     );
@@ -465,10 +490,9 @@ fn two_servers_on_one_database_one_killed_make_one_alert_per_breach_and_one_deli
     assert!(repeated.len() <= CHANNELS.len(), "{repeated:#?}");
     for sends in &repeated {
         assert_eq!(sends.len(), 2, "{sends:#?}");
-        assert_eq!(sends[0].server, "a", "{sends:#?}");
-        assert_eq!(sends[1].server, "b", "{sends:#?}");
+        assert_eq!(sends[0].server, victim_name, "{sends:#?}");
+        assert_eq!(sends[1].server, survivor.name, "{sends:#?}");
     }
     // The held request was one of them: a dead server's claim is taken over.
-    let held = receiver.inbox.0.lock().unwrap().held.clone().unwrap();
     assert_eq!(sent[held.delivery.as_str()].len(), 2, "{held:?}");
 }
