@@ -269,6 +269,7 @@ fn synthetic_alert(now: Timestamp) -> Result<Alert> {
             degradation_percentage: 0.0,
             current_value: 1.0,
             baseline_value: 1.0,
+            test: None,
         },
         first_seen: now,
         last_seen: now,
@@ -301,7 +302,6 @@ async fn test(notify: &NotifyConfig, name: &str, format: Format) -> Result<ExitC
         NotificationEvent::Firing,
         synthetic_alert(now)?,
         now,
-        None,
         &notify.dashboard_url,
     );
     let sender = Sender::new().context("cannot build the notification client")?;

@@ -38,7 +38,7 @@ pub struct Delivery {
     pub alert_id: AlertId,
     pub channel: String,
     pub event: NotificationEvent,
-    /// JSON written with the row: the alert as of the event (and optionally `p_value`).
+    /// JSON written with the row: the alert as of the event.
     pub payload: String,
     pub dedup_key: String,
     /// Attempts so far, this claim included.
@@ -430,16 +430,14 @@ impl Worker {
                 error: format!("{SKIPPED}{reason}"),
             }));
         }
-        let (snapshot, p_value) = read_payload(&row.payload);
-        // The snapshot is the alert as of the event; without one the current alert is the
-        // best account there is.
-        let alert = snapshot.unwrap_or(current);
+        // The snapshot is the alert as of the event, with the detector's test that fired
+        // it; without one the current alert is the best account there is.
+        let alert = read_payload(&row.payload).unwrap_or(current);
         Ok(Ok(AlertMessage::new(
             row.dedup_key.clone(),
             row.event,
             alert,
             row.created_at,
-            p_value,
             &self.config.dashboard_url,
         )))
     }
@@ -480,19 +478,12 @@ pub fn skip_reason(
     .map(|silence| format!("muted by {}", silence.id))
 }
 
-/// The payload's alert snapshot and p-value. Accepts the alert itself or an object with
-/// `alert` (and optionally `p_value`); anything else yields nothing, not an error, since
-/// the current alert can stand in.
-pub fn read_payload(payload: &str) -> (Option<Alert>, Option<f64>) {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(payload) else {
-        return (None, None);
-    };
-    let p_value = value
-        .get("p_value")
-        .or_else(|| value.get("alert").and_then(|a| a.get("p_value")))
-        .and_then(serde_json::Value::as_f64);
+/// The payload's alert snapshot: the alert itself or an object with `alert`. Anything
+/// else yields nothing, not an error, since the current alert can stand in.
+pub fn read_payload(payload: &str) -> Option<Alert> {
+    let value = serde_json::from_str::<serde_json::Value>(payload).ok()?;
     let alert_value = value.get("alert").cloned().unwrap_or(value);
-    (serde_json::from_value(alert_value).ok(), p_value)
+    serde_json::from_value(alert_value).ok()
 }
 
 fn by_channel(rows: Vec<Delivery>) -> BTreeMap<String, Vec<Delivery>> {

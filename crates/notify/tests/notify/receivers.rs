@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Alertmanager, Behaviour, Receiver, SmtpSink};
 use modelwatch_core::alerting::{
-    Alert, AlertId, AlertStatus, NotificationEvent, RuleId, Severity, Trigger,
+    Alert, AlertId, AlertStatus, NotificationEvent, RuleId, Severity, SignificanceTest, Trigger,
 };
 use modelwatch_core::{Metric, ModelName, Timestamp, Version};
 use modelwatch_notify::channels::webhook;
@@ -40,6 +40,11 @@ pub fn alert(id: u32, first_seen: Timestamp) -> Alert {
             degradation_percentage: 7.4468,
             current_value: 0.87,
             baseline_value: 0.94,
+            test: Some(SignificanceTest {
+                p_value: Some(0.003),
+                method: "welch_t+batch_means".into(),
+                alpha: 0.01,
+            }),
         },
         first_seen,
         last_seen: first_seen,
@@ -74,7 +79,6 @@ fn message(alert: &Alert, event: NotificationEvent, at: Timestamp) -> AlertMessa
         event,
         alert,
         at,
-        Some(0.003),
         &Url::parse("http://127.0.0.1:7878").unwrap(),
     )
 }
@@ -195,6 +199,10 @@ async fn slack_receives_block_kit_and_follow_ups() {
     assert!(firing["text"].as_str().unwrap().contains("fraud_detector"));
     let fields = firing["blocks"][1]["fields"].as_array().unwrap();
     assert_eq!(fields.len(), 8);
+    assert_eq!(
+        fields[7]["text"],
+        "*p-value*\n0.0030 (welch_t+batch_means, alpha 0.01)"
+    );
     assert_eq!(
         firing["blocks"][3]["elements"][0]["url"],
         "http://127.0.0.1:7878/alerts/alert_00000003"
