@@ -182,8 +182,8 @@ async fn run_until_signal(stores: &Stores, notify: Arc<NotifyConfig>) -> Result<
     task.await.context("the notification worker panicked")?;
     for (name, c) in counts(&worker) {
         eprintln!(
-            "{name}: {} delivered, {} retried, {} failed",
-            c.delivered, c.retried, c.failed
+            "{name}: {} delivered, {} retried, {} failed, {} skipped",
+            c.delivered, c.retried, c.failed, c.skipped
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -249,7 +249,7 @@ impl Env {
 
     /// `count` rules on one metric notifying `channels`, and a sample that fires them
     /// all: `count` outbox rows per channel.
-    fn fire(&self, channels: &str, count: usize) {
+    fn fire(&self, channels: &str, count: usize) -> Value {
         for i in 0..count {
             let name = format!("low accuracy {i}");
             self.json(&[
@@ -287,6 +287,7 @@ impl Env {
             count,
             "{fired}"
         );
+        fired
     }
 
     fn notify_once(&self) -> Value {
@@ -632,4 +633,60 @@ fn serve_stopped_with_sigterm_finishes_the_send_in_flight_and_records_it() {
     std::thread::sleep(Duration::from_millis(3500));
     assert_eq!(env.notify_once()["claimed"], 0);
     assert_each_once(&receiver.acked(), 1);
+}
+
+#[test]
+fn a_notification_held_back_is_skipped_not_failed_in_the_api_and_metrics() {
+    let receiver = Receiver::start(Mode::Answer);
+    let env = Env::new(&webhook("hook", &receiver.url(), ""));
+    let fired = env.fire("hook", 1);
+    let id = fired["alerts_created"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Acknowledged before any worker ran: the firing row is held back, the follow-up
+    // is not (the alert was notified, so its acknowledgement goes out).
+    env.json(&["alerts", "acknowledge", &id, "alice"]);
+    let mut server = env.spawn(&["serve", "--listen", "127.0.0.1:0"]);
+    let address = listening_on(&mut server);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let skipped = loop {
+        let (status, body) = get(&address, "/api/v1/notifications?status=skipped");
+        assert_eq!(status, 200, "{body}");
+        let listed: Value = serde_json::from_str(&body).unwrap();
+        if let Some(row) = listed["notifications"].as_array().unwrap().first() {
+            break row.clone();
+        }
+        assert!(Instant::now() < deadline, "never skipped: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(skipped["event"], "firing", "{skipped}");
+    assert_eq!(skipped["status"], "skipped", "{skipped}");
+    assert_eq!(
+        skipped["last_error"], "alert was acknowledged by alice before delivery",
+        "{skipped}"
+    );
+    assert!(
+        receiver.wait_for(Duration::from_secs(30), |s| s.acked.len() == 1),
+        "the acknowledgement was not delivered"
+    );
+    let (_, body) = get(&address, "/api/v1/notifications?status=failed");
+    let failed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(failed["notifications"], serde_json::json!([]), "{body}");
+    let (_, body) = get(&address, "/api/v1/channels");
+    let channels: Value = serde_json::from_str(&body).unwrap();
+    let hook = &channels["channels"][0];
+    assert_eq!(
+        (&hook["delivered"], &hook["skipped"], &hook["failed"]),
+        (&Value::from(1), &Value::from(1), &Value::from(0)),
+        "{body}"
+    );
+    let (_, metrics) = get(&address, "/metrics");
+    for line in [
+        "modelwatch_notification_deliveries_total{channel=\"hook\",outcome=\"skipped\"} 1",
+        "modelwatch_notification_deliveries_total{channel=\"hook\",outcome=\"failed\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} missing in {metrics}");
+    }
+    terminate(&mut server);
 }

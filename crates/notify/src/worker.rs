@@ -1,6 +1,6 @@
 //! The delivery worker: claims due outbox rows under a lease, renders and sends them per
 //! channel, and records the outcome in the same store — delivered, retry later (back-off
-//! with jitter), or failed with the last error.
+//! with jitter), failed with the last error, or skipped with the reason it was held back.
 //!
 //! Guarantees, given an outbox that leases rows atomically:
 //! - a row recorded as delivered is never claimed again, so never sent twice;
@@ -278,9 +278,10 @@ impl Worker {
                 report.retried += 1;
                 count(|c| &c.retried);
             }
-            Outcome::Failed { error } if error.starts_with(SKIPPED) => {
+            Outcome::Skipped { reason } => {
                 report.skipped += 1;
                 count(|c| &c.skipped);
+                tracing::debug!(channel = row.channel, alert_id = %row.alert_id, reason, "notification skipped");
             }
             Outcome::Failed { error } => {
                 report.failed += 1;
@@ -426,9 +427,7 @@ impl Worker {
             }));
         };
         if let Some(reason) = skip_reason(row.event, &current, silences, now) {
-            return Ok(Err(Outcome::Failed {
-                error: format!("{SKIPPED}{reason}"),
-            }));
+            return Ok(Err(Outcome::Skipped { reason }));
         }
         // The snapshot is the alert as of the event, with the detector's test that fired
         // it; without one the current alert is the best account there is.
@@ -442,9 +441,6 @@ impl Worker {
         )))
     }
 }
-
-/// Outcome errors of rows the worker decided not to send start with this.
-pub const SKIPPED: &str = "skipped: ";
 
 /// Why a due notification should not go out any more, if so. Only firing notifications
 /// are held back: acknowledgement and resolution follow-ups always go to those who heard

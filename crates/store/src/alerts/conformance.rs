@@ -586,6 +586,64 @@ pub async fn claims_lease_rows_and_only_the_holder_finishes_them(store: &dyn Ale
     ));
 }
 
+pub async fn skipped_rows_are_kept_apart_from_failures(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let a = alert(1, &r, "v1", 1_000);
+    store.commit(vec![firing(&r, &a, 0)]).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let claimed = store
+        .claim_notifications("w1", at(2_000), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let skipped = DeliveryResult::Skipped {
+        reason: "alert was acknowledged by alice before delivery".into(),
+    };
+    assert!(store
+        .finish_notification(claimed[0].id, "w1", skipped, at(3_000))
+        .await
+        .unwrap());
+    let failed = DeliveryResult::Failed {
+        error: "410 gone".into(),
+    };
+    assert!(store
+        .finish_notification(claimed[1].id, "w1", failed, at(3_000))
+        .await
+        .unwrap());
+
+    let only = |status| NotificationFilter {
+        status: Some(status),
+        ..NotificationFilter::default()
+    };
+    let rows = store
+        .list_notifications(&only(DeliveryStatus::Skipped))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, claimed[0].id);
+    assert_eq!(
+        rows[0].last_error.as_deref(),
+        Some("alert was acknowledged by alice before delivery")
+    );
+    assert_eq!(
+        (rows[0].delivered_at, rows[0].lease_owner.as_deref()),
+        (None, None)
+    );
+    let rows = store
+        .list_notifications(&only(DeliveryStatus::Failed))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, claimed[1].id);
+    // Settled either way: neither is claimed again, even long after.
+    assert!(store
+        .claim_notifications("w2", at(10_000_000), lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 macro_rules! alert_conformance_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -599,6 +657,7 @@ macro_rules! alert_conformance_suite {
                 alerts_are_listed_filtered_and_newest_first,
                 silences_round_trip_and_expire,
                 claims_lease_rows_and_only_the_holder_finishes_them,
+                skipped_rows_are_kept_apart_from_failures,
             );
         }
     };

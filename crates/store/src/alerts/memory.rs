@@ -328,6 +328,10 @@ impl AlertStore for MemoryStore {
                 row.status = DeliveryStatus::Failed;
                 row.last_error = Some(error);
             }
+            DeliveryResult::Skipped { reason } => {
+                row.status = DeliveryStatus::Skipped;
+                row.last_error = Some(reason);
+            }
         }
         Ok(true)
     }

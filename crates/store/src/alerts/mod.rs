@@ -96,31 +96,38 @@ pub enum CommitOutcome {
     Conflict,
 }
 
+/// Where a delivery stands. `failed` means a real failure (refused, or retries
+/// exhausted); a notification held back on purpose is `skipped`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Pending,
     Delivered,
     Failed,
+    /// Not sent, by decision: the alert was acknowledged, resolved or silenced before
+    /// the notification was due.
+    Skipped,
 }
 
 impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 4] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Skipped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Skipped => "skipped",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            DeliveryStatus::Pending,
-            DeliveryStatus::Delivered,
-            DeliveryStatus::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        DeliveryStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 
@@ -138,6 +145,7 @@ pub struct Notification {
     /// Claims so far (a claim is an attempt, so a worker dying mid-delivery still counts).
     pub attempts: u32,
     pub next_attempt_at: Timestamp,
+    /// The last attempt's error; for a `skipped` row, why it was held back.
     pub last_error: Option<String>,
     pub created_at: Timestamp,
     pub delivered_at: Option<Timestamp>,
@@ -186,6 +194,10 @@ pub enum DeliveryResult {
     /// Give up for good.
     Failed {
         error: String,
+    },
+    /// Not sent, on purpose; `reason` is kept in `last_error`.
+    Skipped {
+        reason: String,
     },
 }
 

@@ -691,6 +691,7 @@ impl AlertStore for PostgresStore {
                 None,
             ),
             DeliveryResult::Failed { error } => ("failed", Some(error.as_str()), None, None),
+            DeliveryResult::Skipped { reason } => ("skipped", Some(reason.as_str()), None, None),
         };
         // One statement: the lease check and the write cannot be separated by another
         // worker's claim.

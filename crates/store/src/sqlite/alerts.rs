@@ -767,6 +767,9 @@ impl AlertStore for SqliteStore {
                     None,
                 ),
                 DeliveryResult::Failed { error } => ("failed", Some(error.as_str()), None, None),
+                DeliveryResult::Skipped { reason } => {
+                    ("skipped", Some(reason.as_str()), None, None)
+                }
             };
             let changed = tx
                 .prepare_cached(
