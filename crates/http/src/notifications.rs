@@ -162,6 +162,8 @@ pub struct NotificationsQuery {
     /// pending, delivered, failed or skipped
     pub status: Option<String>,
     pub alert_id: Option<String>,
+    /// Only deliveries to this channel.
+    pub channel: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<usize>,
 }
@@ -248,13 +250,15 @@ pub async fn list_notifications(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit", "must be 1 to 1000"));
     }
-    let mut rows = notifications
+    let filter = NotificationFilter {
+        alert_id,
+        status,
+        channel: query.channel,
+    };
+    let rows = notifications
         .alerts
-        .list_notifications(&NotificationFilter { alert_id, status })
+        .recent_notifications(&filter, limit)
         .await?;
-    // The store lists oldest first; people want the latest.
-    rows.reverse();
-    rows.truncate(limit);
     Ok(Json(NotificationsResponse {
         notifications: rows.into_iter().map(NotificationOut::from).collect(),
     }))

@@ -690,3 +690,108 @@ fn a_notification_held_back_is_skipped_not_failed_in_the_api_and_metrics() {
     }
     terminate(&mut server);
 }
+
+#[test]
+fn notifications_list_shows_deliveries_by_status_and_channel_newest_first() {
+    let receiver = Receiver::start(Mode::Answer);
+    let down = free_port();
+    let env = Env::new(&format!(
+        "{}{}",
+        webhook("hook", &receiver.url(), ""),
+        webhook("gone", &format!("http://127.0.0.1:{down}/x"), "")
+    ));
+    env.fire("hook,gone", 2);
+    let pending = env.json(&["notifications", "list", "--status", "pending"]);
+    assert_eq!(pending.as_array().unwrap().len(), 4, "{pending}");
+
+    let pass = env.notify_once();
+    assert_eq!(
+        (&pass["delivered"], &pass["retried"]),
+        (&2.into(), &2.into())
+    );
+
+    let delivered = env.json(&["notifications", "list", "--status", "delivered"]);
+    let delivered = delivered.as_array().unwrap();
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    for row in delivered {
+        assert_eq!(row["channel"], "hook", "{row}");
+        assert_eq!(row["event"], "firing", "{row}");
+        assert!(row["delivered_at"].is_string(), "{row}");
+    }
+    let gone = env.json(&["notifications", "list", "--channel", "gone"]);
+    let gone = gone.as_array().unwrap();
+    assert_eq!(gone.len(), 2, "{gone:?}");
+    for row in gone {
+        assert_eq!(
+            (&row["status"], &row["attempts"]),
+            (&"pending".into(), &1.into())
+        );
+        assert!(
+            row["last_error"].as_str().unwrap().contains("cannot reach"),
+            "{row}"
+        );
+    }
+    // Newest first, as the API lists them, with the API's fields.
+    let all = env.json(&["notifications", "list"]);
+    let ids: Vec<i64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!((ids.len(), &ids), (4, &sorted));
+    let newest = env.json(&["notifications", "list", "--limit", "1"]);
+    assert_eq!(newest[0]["id"], ids[0], "{newest}");
+    let mut fields: Vec<&str> = newest[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "alert_id",
+            "attempts",
+            "channel",
+            "created_at",
+            "dedup_key",
+            "delivered_at",
+            "event",
+            "id",
+            "last_error",
+            "next_attempt_at",
+            "status"
+        ]
+    );
+
+    let table = env
+        .command(&[
+            "--format",
+            "table",
+            "notifications",
+            "list",
+            "--channel",
+            "hook",
+        ])
+        .output()
+        .unwrap();
+    assert!(table.status.success());
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("delivered") && text.contains("hook"),
+        "{text}"
+    );
+    assert!(!text.contains("gone"), "{text}");
+
+    let out = env.run(&["notifications", "list", "--status", "lost"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pending, delivered, failed or skipped"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -345,6 +345,7 @@ pub async fn outbox_deduplicates_on_its_key(store: &dyn AlertStore) {
     let filter = NotificationFilter {
         alert_id: Some(a.id.clone()),
         status: Some(DeliveryStatus::Pending),
+        channel: None,
     };
     let all = store.list_notifications(&filter).await.unwrap();
     assert_eq!(all.len(), 4);
@@ -644,6 +645,57 @@ pub async fn skipped_rows_are_kept_apart_from_failures(store: &dyn AlertStore) {
         .is_empty());
 }
 
+pub async fn recent_notifications_are_newest_first_filtered_and_limited(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let a = alert(1, &r, "v1", 1_000);
+    let b = alert(2, &r, "v2", 2_000);
+    store.commit(vec![firing(&r, &a, 0)]).await.unwrap();
+    assert_eq!(
+        store.commit(vec![firing(&r, &b, 0)]).await.unwrap(),
+        [CommitOutcome::Applied]
+    );
+    let all = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    let ids = |rows: &[super::Notification]| rows.iter().map(|n| n.id).collect::<Vec<_>>();
+
+    let recent = store
+        .recent_notifications(&NotificationFilter::default(), 3)
+        .await
+        .unwrap();
+    assert_eq!(ids(&recent), [all[3].id, all[2].id, all[1].id]);
+    let slack = NotificationFilter {
+        channel: Some("slack".into()),
+        ..NotificationFilter::default()
+    };
+    let recent = store.recent_notifications(&slack, 10).await.unwrap();
+    assert_eq!(recent.len(), 2);
+    assert!(recent.iter().all(|n| n.channel == "slack"));
+    assert_eq!(recent[0].alert_id, b.id);
+    assert_eq!(store.list_notifications(&slack).await.unwrap().len(), 2);
+    let of_a_on_ops = NotificationFilter {
+        alert_id: Some(a.id.clone()),
+        channel: Some("ops".into()),
+        status: Some(DeliveryStatus::Pending),
+    };
+    let recent = store.recent_notifications(&of_a_on_ops, 10).await.unwrap();
+    assert_eq!(ids(&recent), [all[0].id]);
+    assert!(store
+        .recent_notifications(
+            &NotificationFilter {
+                channel: Some("nowhere".into()),
+                ..NotificationFilter::default()
+            },
+            10
+        )
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 macro_rules! alert_conformance_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -658,6 +710,7 @@ macro_rules! alert_conformance_suite {
                 silences_round_trip_and_expire,
                 claims_lease_rows_and_only_the_holder_finishes_them,
                 skipped_rows_are_kept_apart_from_failures,
+                recent_notifications_are_newest_first_filtered_and_limited,
             );
         }
     };

@@ -348,4 +348,20 @@ impl AlertStore for MemoryStore {
             .cloned()
             .collect())
     }
+
+    async fn recent_notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        Ok(self
+            .tables()?
+            .outbox
+            .iter()
+            .rev()
+            .filter(|n| filter.matches(n))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
 }

@@ -206,12 +206,14 @@ pub enum DeliveryResult {
 pub struct NotificationFilter {
     pub alert_id: Option<AlertId>,
     pub status: Option<DeliveryStatus>,
+    pub channel: Option<String>,
 }
 
 impl NotificationFilter {
     pub fn matches(&self, n: &Notification) -> bool {
         self.alert_id.as_ref().is_none_or(|a| *a == n.alert_id)
             && self.status.is_none_or(|s| s == n.status)
+            && self.channel.as_ref().is_none_or(|c| *c == n.channel)
     }
 }
 
@@ -285,6 +287,13 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
     async fn list_notifications(
         &self,
         filter: &NotificationFilter,
+    ) -> Result<Vec<Notification>, StoreError>;
+    /// The newest `limit` matching outbox rows, newest first: what people look at (the
+    /// API's `/api/v1/notifications` and `modelwatch notifications list`).
+    async fn recent_notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: usize,
     ) -> Result<Vec<Notification>, StoreError>;
 }
 
