@@ -696,6 +696,35 @@ pub async fn recent_notifications_are_newest_first_filtered_and_limited(store: &
         .is_empty());
 }
 
+/// An evaluator guards its update with the alert as it read it back; a value whose text
+/// did not parse back to the same bits made that guard fail forever on SQLite (every
+/// commit a conflict, the pass given up as contention).
+pub async fn an_alert_read_back_guards_its_own_update(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let mut fired = alert(10, &r, "v1", 5_000);
+    // A degradation percentage that serde_json's default (fast, inexact) float parsing
+    // reads back one unit in the last place off.
+    fired.value = 90.422_252_909_423_83;
+    fired.worst_value = fired.value;
+    store.commit(vec![firing(&r, &fired, 0)]).await.unwrap();
+    let read = store.alert(&fired.id).await.unwrap().unwrap();
+    assert_eq!(read.value.to_bits(), fired.value.to_bits());
+    let mut updated = read.clone();
+    updated.occurrences += 1;
+    let update = AlertCommit {
+        alert: Some(AlertWriteGuarded {
+            previous: Some(read),
+            alert: updated,
+        }),
+        ..AlertCommit::default()
+    };
+    assert_eq!(
+        store.commit(vec![update]).await.unwrap(),
+        [CommitOutcome::Applied]
+    );
+}
+
 macro_rules! alert_conformance_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -711,6 +740,7 @@ macro_rules! alert_conformance_suite {
                 claims_lease_rows_and_only_the_holder_finishes_them,
                 skipped_rows_are_kept_apart_from_failures,
                 recent_notifications_are_newest_first_filtered_and_limited,
+                an_alert_read_back_guards_its_own_update,
             );
         }
     };
