@@ -41,10 +41,20 @@ pub struct RuleEvaluation {
 pub struct EvaluationReport {
     /// Alerts this pass created (including suppressed ones), in evaluation order.
     pub alerts_created: Vec<Alert>,
+    /// Alerts this pass changed, as they now stand: a repeated breach (occurrences, worst
+    /// value, a severity rise) or an auto-resolve.
+    pub alerts_updated: Vec<Alert>,
     /// Every rule × version evaluated, with its decision.
     pub evaluations: Vec<RuleEvaluation>,
     /// Writes that lost a race with another evaluator or a person and were decided again.
     pub conflicts: u32,
+}
+
+/// The alert an evaluation wrote, kept until its commit is known to have applied.
+enum AlertWritten {
+    Created(Alert),
+    Updated(Alert),
+    Nothing,
 }
 
 #[derive(Debug, Clone)]
@@ -223,7 +233,7 @@ impl Engine {
             })
             .collect();
 
-        let mut pending: Vec<(usize, AlertCommit, Decision, Option<Alert>)> = Vec::new();
+        let mut pending: Vec<(usize, AlertCommit, Decision, AlertWritten)> = Vec::new();
         for (index, (target, latest)) in targets.iter().zip(&latest).enumerate() {
             let rule = &rules[target.rule];
             let state = state_of(target);
@@ -274,9 +284,10 @@ impl Engine {
                 ledger.record(&rule.model, now);
             }
             let entries = outbox::for_evaluation(&rule.notify_channels, &evaluation, now);
-            let created = match &evaluation.alert {
-                Some(AlertWrite::Insert(alert)) => Some(alert.clone()),
-                _ => None,
+            let written = match &evaluation.alert {
+                Some(AlertWrite::Insert(alert)) => AlertWritten::Created(alert.clone()),
+                Some(AlertWrite::Update(alert)) => AlertWritten::Updated(alert.clone()),
+                None => AlertWritten::Nothing,
             };
             let alert = evaluation.alert.as_ref().map(|write| AlertWriteGuarded {
                 previous: match write {
@@ -300,15 +311,15 @@ impl Engine {
                 alert,
                 transition: evaluation.transition.clone(),
             };
-            pending.push((index, commit, evaluation.decision, created));
+            pending.push((index, commit, evaluation.decision, written));
         }
         let (meta, commits): (Vec<_>, Vec<_>) = pending
             .into_iter()
-            .map(|(index, commit, decision, created)| ((index, decision, created), commit))
+            .map(|(index, commit, decision, written)| ((index, decision, written), commit))
             .unzip();
         let outcomes = self.alerts.commit(commits).await?;
         let mut retry = Vec::new();
-        for ((index, decision, created), outcome) in meta.into_iter().zip(outcomes) {
+        for ((index, decision, written), outcome) in meta.into_iter().zip(outcomes) {
             let target = &targets[index];
             match outcome {
                 CommitOutcome::Applied => {
@@ -319,7 +330,11 @@ impl Engine {
                         version: target.version.clone(),
                         decision,
                     });
-                    report.alerts_created.extend(created);
+                    match written {
+                        AlertWritten::Created(alert) => report.alerts_created.push(alert),
+                        AlertWritten::Updated(alert) => report.alerts_updated.push(alert),
+                        AlertWritten::Nothing => {}
+                    }
                 }
                 CommitOutcome::Conflict => retry.push(target.clone()),
             }

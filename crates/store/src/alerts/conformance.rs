@@ -586,6 +586,35 @@ pub async fn claims_lease_rows_and_only_the_holder_finishes_them(store: &dyn Ale
     ));
 }
 
+/// An evaluator guards its update with the alert as it read it back; a value whose text
+/// did not parse back to the same bits made that guard fail forever on SQLite (every
+/// commit a conflict, the pass given up as contention).
+pub async fn an_alert_read_back_guards_its_own_update(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let mut fired = alert(10, &r, "v1", 5_000);
+    // A degradation percentage that serde_json's default (fast, inexact) float parsing
+    // reads back one unit in the last place off.
+    fired.value = 90.422_252_909_423_83;
+    fired.worst_value = fired.value;
+    store.commit(vec![firing(&r, &fired, 0)]).await.unwrap();
+    let read = store.alert(&fired.id).await.unwrap().unwrap();
+    assert_eq!(read.value.to_bits(), fired.value.to_bits());
+    let mut updated = read.clone();
+    updated.occurrences += 1;
+    let update = AlertCommit {
+        alert: Some(AlertWriteGuarded {
+            previous: Some(read),
+            alert: updated,
+        }),
+        ..AlertCommit::default()
+    };
+    assert_eq!(
+        store.commit(vec![update]).await.unwrap(),
+        [CommitOutcome::Applied]
+    );
+}
+
 macro_rules! alert_conformance_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -599,6 +628,7 @@ macro_rules! alert_conformance_suite {
                 alerts_are_listed_filtered_and_newest_first,
                 silences_round_trip_and_expire,
                 claims_lease_rows_and_only_the_holder_finishes_them,
+                an_alert_read_back_guards_its_own_update,
             );
         }
     };
