@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use modelwatch_core::alerting::{Condition, DegradationReading, Observation, Rule};
+use modelwatch_core::alerting::{
+    Condition, DegradationReading, Observation, Rule, SignificanceTest,
+};
 use modelwatch_core::detection::{
     self, detection_windows, Comparison, DegradationStatus, DetectionOptions, DetectionWindows,
     MetricWindows, Reference, Seasonality, WindowSpec,
@@ -93,6 +95,11 @@ pub(crate) fn degradation_observation(
                 significant: result.severity != detection::Severity::None,
                 current_value,
                 baseline_value,
+                test: Some(SignificanceTest {
+                    p_value: result.p_value,
+                    method: result.method.clone(),
+                    alpha: result.alpha,
+                }),
             })
         }
         // A zero baseline has no percentage to compare with the rule's.
