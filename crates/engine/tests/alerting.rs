@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use modelwatch_core::alerting::{
     AlertConfig, AlertFilter, AlertId, AlertStatus, BacktestEventKind, Decision, HoldReason,
-    LifecycleError, NotificationEvent, RulePatch, RuleSpec, Severity, SilenceSpec,
+    LifecycleError, NotificationEvent, RulePatch, RuleSpec, Severity, SilenceSpec, Trigger,
 };
 use modelwatch_core::{ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version};
 use modelwatch_engine::{Engine, EngineError, EvaluationReport, SequentialIds};
@@ -710,6 +710,33 @@ async fn degradation_rule_fires_on_a_significant_drop(backend: Backend) {
     let alert = &report.alerts_created[0];
     assert!(alert.value > 10.0, "degradation percentage {}", alert.value);
     assert!(alert.message.contains("degraded"), "{}", alert.message);
+    // The detector's test rides on the alert and into the outbox payload, where the
+    // notification worker reads the p-value from.
+    let Trigger::Degradation {
+        test: Some(test), ..
+    } = &alert.trigger
+    else {
+        panic!("no significance test on {:?}", alert.trigger);
+    };
+    let p_value = test.p_value.expect("a p-value");
+    assert!(
+        p_value < test.alpha,
+        "p {p_value} not below alpha {}",
+        test.alpha
+    );
+    assert!(
+        !test.method.is_empty() && test.method != "none",
+        "{}",
+        test.method
+    );
+    let outbox = env.outbox().await;
+    assert_eq!(outbox.len(), 1);
+    let payload: serde_json::Value = serde_json::from_str(&outbox[0].payload).unwrap();
+    assert_eq!(payload["alert"]["trigger"]["test"]["p_value"], p_value);
+    assert_eq!(
+        payload["alert"]["trigger"]["test"]["method"],
+        test.method.as_str()
+    );
 }
 
 /// The same samples, evaluated live after each one, and backtested afterwards.
