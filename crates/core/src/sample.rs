@@ -69,6 +69,12 @@ macro_rules! name_type {
                 Ok($name(name.to_owned()))
             }
 
+            /// [`Self::parse`] for text already owned: keeps its allocation.
+            pub fn parse_owned(name: String) -> Result<Self, ValidationError> {
+                check_name($field, &name)?;
+                Ok($name(name))
+            }
+
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -96,7 +102,7 @@ macro_rules! name_type {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let name = String::deserialize(deserializer)?;
-                $name::parse(&name).map_err(serde::de::Error::custom)
+                $name::parse_owned(name).map_err(serde::de::Error::custom)
             }
         }
     };

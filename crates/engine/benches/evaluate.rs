@@ -7,7 +7,9 @@
 //!   measurements);
 //! - `next minute`: one new sample per series, as in steady per-minute operation.
 //!
-//! `MODELWATCH_BENCH_SERIES` and `MODELWATCH_BENCH_MINUTES` shrink the workload.
+//! `MODELWATCH_BENCH_SERIES` and `MODELWATCH_BENCH_MINUTES` shrink the workload;
+//! `MODELWATCH_BENCH_RULES=degradation` makes every rule a degradation rule (the newest
+//! sample against the 24 h before it, significance test included) instead of a threshold.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -69,6 +71,7 @@ fn samples(series: std::ops::Range<usize>, minutes: std::ops::Range<usize>) -> V
 fn main() {
     let series = env_usize("MODELWATCH_BENCH_SERIES", 10_000);
     let minutes = env_usize("MODELWATCH_BENCH_MINUTES", 7 * 24 * 60);
+    let degradation = std::env::var("MODELWATCH_BENCH_RULES").as_deref() == Ok("degradation");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -112,17 +115,28 @@ fn main() {
             let engine = engine.clone();
             let (model, version) = series_name(s);
             tasks.push(tokio::spawn(async move {
+                let condition = if degradation {
+                    RuleSpec {
+                        max_degradation_percentage: Some(5.0),
+                        baseline_window_hours: Some(24),
+                        ..RuleSpec::default()
+                    }
+                } else {
+                    RuleSpec {
+                        threshold_value: Some(0.9),
+                        comparison_operator: Some("lt".into()),
+                        ..RuleSpec::default()
+                    }
+                };
                 let spec = RuleSpec {
                     name: format!("low accuracy {s}"),
                     model: model.to_string(),
                     version: Some(version.to_string()),
                     metric: "accuracy".into(),
-                    threshold_value: Some(0.9),
-                    comparison_operator: Some("lt".into()),
                     severity: Some("high".into()),
                     notify_channels: Some(vec!["ops".into()]),
                     for_evaluations: Some(1),
-                    ..RuleSpec::default()
+                    ..condition
                 };
                 engine
                     .create_rule(spec, Timestamp::from_millis(T0).unwrap())
@@ -134,7 +148,8 @@ fn main() {
             task.await.unwrap();
         }
         println!(
-            "rules: {series} enabled threshold rules created in {:.1} s",
+            "rules: {series} enabled {} rules created in {:.1} s",
+            if degradation { "degradation" } else { "threshold" },
             started.elapsed().as_secs_f64()
         );
 

@@ -24,7 +24,7 @@ use modelwatch_store::SeriesFilter;
 use serde::Serialize;
 
 use crate::alerting::{notifications, Engine, EngineError, MAX_ATTEMPTS};
-use crate::observe::live_observation;
+use crate::observe::{live_observations, LiveCheck};
 
 /// What one rule did for one version in a pass.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,10 +41,30 @@ pub struct RuleEvaluation {
 pub struct EvaluationReport {
     /// Alerts this pass created (including suppressed ones), in evaluation order.
     pub alerts_created: Vec<Alert>,
+    /// Alerts this pass changed, as they now stand: a repeated breach (occurrences, worst
+    /// value, a severity rise) or an auto-resolve.
+    pub alerts_updated: Vec<Alert>,
     /// Every rule × version evaluated, with its decision.
     pub evaluations: Vec<RuleEvaluation>,
     /// Writes that lost a race with another evaluator or a person and were decided again.
     pub conflicts: u32,
+}
+
+/// What a pass does with one target before the core decides.
+enum Step {
+    /// The state already counted the newest sample.
+    AlreadyCounted(Timestamp),
+    /// The series has no sample.
+    Skip,
+    /// The newest sample is new: observe it.
+    Observe,
+}
+
+/// The alert an evaluation wrote, kept until its commit is known to have applied.
+enum AlertWritten {
+    Created(Alert),
+    Updated(Alert),
+    Nothing,
 }
 
 #[derive(Debug, Clone)]
@@ -223,8 +243,36 @@ impl Engine {
             })
             .collect();
 
-        let mut pending: Vec<(usize, AlertCommit, Decision, Option<Alert>)> = Vec::new();
-        for (index, (target, latest)) in targets.iter().zip(&latest).enumerate() {
+        // Which targets have a sample to observe: the rest are decided without one.
+        let mut checks = Vec::new();
+        let steps: Vec<Step> = targets
+            .iter()
+            .zip(&latest)
+            .map(|(target, latest)| {
+                let newest = latest
+                    .as_ref()
+                    .map_or(target.last_timestamp, |p| p.timestamp);
+                if let Some(last) = state_of(target).last_observed_at.filter(|t| *t >= newest) {
+                    // No newer sample: the core would say the same without windows fetched.
+                    return Step::AlreadyCounted(last);
+                }
+                let Some(latest) = latest else {
+                    return Step::Skip;
+                };
+                checks.push(LiveCheck {
+                    rule: &rules[target.rule],
+                    version: &target.version,
+                    latest,
+                });
+                Step::Observe
+            })
+            .collect();
+        let mut observations = live_observations(&*self.metrics, &checks, &self.detection)
+            .await?
+            .into_iter();
+
+        let mut pending: Vec<(usize, AlertCommit, Decision, AlertWritten)> = Vec::new();
+        for (index, (target, step)) in targets.iter().zip(steps).enumerate() {
             let rule = &rules[target.rule];
             let state = state_of(target);
             let decision = |decision| RuleEvaluation {
@@ -233,20 +281,19 @@ impl Engine {
                 version: target.version.clone(),
                 decision,
             };
-            // No newer sample: the core would say the same without us fetching windows.
-            let newest = latest
-                .as_ref()
-                .map_or(target.last_timestamp, |p| p.timestamp);
-            if let Some(last) = state.last_observed_at.filter(|t| *t >= newest) {
-                report.evaluations.push(decision(Decision::AlreadyCounted {
-                    last_observed_at: last,
-                }));
-                continue;
-            }
-            let Some(latest) = latest else {
-                continue;
+            let observation = match step {
+                Step::AlreadyCounted(last_observed_at) => {
+                    report
+                        .evaluations
+                        .push(decision(Decision::AlreadyCounted { last_observed_at }));
+                    continue;
+                }
+                Step::Skip => continue,
+                Step::Observe => match observations.next() {
+                    Some(observation) => observation,
+                    None => continue,
+                },
             };
-            let observation = self.observe(rule, &target.version, latest).await?;
             let tracked_alert = state.alert_id.as_ref().and_then(|id| tracked.get(id));
             let new_alert_id = AlertId::from_u32(self.ids.next_id());
             let ctx = EvaluationContext {
@@ -274,9 +321,10 @@ impl Engine {
                 ledger.record(&rule.model, now);
             }
             let entries = outbox::for_evaluation(&rule.notify_channels, &evaluation, now);
-            let created = match &evaluation.alert {
-                Some(AlertWrite::Insert(alert)) => Some(alert.clone()),
-                _ => None,
+            let written = match &evaluation.alert {
+                Some(AlertWrite::Insert(alert)) => AlertWritten::Created(alert.clone()),
+                Some(AlertWrite::Update(alert)) => AlertWritten::Updated(alert.clone()),
+                None => AlertWritten::Nothing,
             };
             let alert = evaluation.alert.as_ref().map(|write| AlertWriteGuarded {
                 previous: match write {
@@ -300,15 +348,15 @@ impl Engine {
                 alert,
                 transition: evaluation.transition.clone(),
             };
-            pending.push((index, commit, evaluation.decision, created));
+            pending.push((index, commit, evaluation.decision, written));
         }
         let (meta, commits): (Vec<_>, Vec<_>) = pending
             .into_iter()
-            .map(|(index, commit, decision, created)| ((index, decision, created), commit))
+            .map(|(index, commit, decision, written)| ((index, decision, written), commit))
             .unzip();
         let outcomes = self.alerts.commit(commits).await?;
         let mut retry = Vec::new();
-        for ((index, decision, created), outcome) in meta.into_iter().zip(outcomes) {
+        for ((index, decision, written), outcome) in meta.into_iter().zip(outcomes) {
             let target = &targets[index];
             match outcome {
                 CommitOutcome::Applied => {
@@ -319,20 +367,15 @@ impl Engine {
                         version: target.version.clone(),
                         decision,
                     });
-                    report.alerts_created.extend(created);
+                    match written {
+                        AlertWritten::Created(alert) => report.alerts_created.push(alert),
+                        AlertWritten::Updated(alert) => report.alerts_updated.push(alert),
+                        AlertWritten::Nothing => {}
+                    }
                 }
                 CommitOutcome::Conflict => retry.push(target.clone()),
             }
         }
         Ok(retry)
-    }
-
-    async fn observe(
-        &self,
-        rule: &Rule,
-        version: &Version,
-        latest: &Point,
-    ) -> Result<modelwatch_core::alerting::Observation, EngineError> {
-        Ok(live_observation(&*self.metrics, rule, version, latest, &self.detection).await?)
     }
 }

@@ -1,5 +1,9 @@
 //! Alerting behaviour through the engine, on real stores, with an injected clock and
 //! predictable ids: every test reads as a timeline of samples and evaluations.
+//!
+//! Each test is written once and runs on every backend — in memory, an SQLite file and a
+//! fresh PostgreSQL database (created per test, dropped afterwards; the PostgreSQL cases
+//! fail when the server is unreachable) — so the behaviour cannot depend on the store.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +16,8 @@ use modelwatch_core::alerting::{
 use modelwatch_core::{ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version};
 use modelwatch_engine::{Engine, EngineError, EvaluationReport, SequentialIds};
 use modelwatch_store::alerts::{DeliveryStatus, Notification, NotificationFilter};
-use modelwatch_store::{MemoryStore, SqliteStore, Stores};
+use modelwatch_store::postgres::testing::TestDatabase;
+use modelwatch_store::{MemoryStore, PostgresStore, SqliteStore, Stores};
 
 const T0: i64 = 1_700_000_000_000;
 const MINUTE: i64 = 60_000;
@@ -29,38 +34,65 @@ fn v1() -> Version {
     Version::parse("v1").unwrap()
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Memory,
+    Sqlite,
+    Postgres,
+}
+
+/// What keeps a test's database alive (and removes it afterwards).
+#[allow(dead_code)]
+enum Database {
+    Memory,
+    Sqlite(tempfile::TempDir),
+    Postgres(TestDatabase),
+}
+
+impl Database {
+    async fn create(backend: Backend) -> Database {
+        match backend {
+            Backend::Memory => Database::Memory,
+            Backend::Sqlite => Database::Sqlite(tempfile::tempdir().unwrap()),
+            Backend::Postgres => Database::Postgres(TestDatabase::create("engine").await),
+        }
+    }
+
+    /// A new connection to this database: for the durable backends another process's view
+    /// (its own writer thread or connection pool), serialised with ours only by the
+    /// database itself. In memory there is nothing to share: each call is a new store.
+    async fn open(&self) -> Stores {
+        match self {
+            Database::Memory => Stores::of(Arc::new(MemoryStore::new())),
+            Database::Sqlite(dir) => Stores::of(Arc::new(
+                SqliteStore::open(dir.path().join("a.db")).await.unwrap(),
+            )),
+            Database::Postgres(database) => {
+                Stores::of(Arc::new(PostgresStore::open(database.url()).await.unwrap()))
+            }
+        }
+    }
+}
+
 struct Env {
     stores: Stores,
     engine: Engine,
-    _dir: Option<tempfile::TempDir>,
+    database: Database,
 }
 
 impl Env {
-    fn memory() -> Env {
-        Env::memory_with(AlertConfig::default())
+    async fn new(backend: Backend) -> Env {
+        Env::with(backend, AlertConfig::default()).await
     }
 
-    fn memory_with(config: AlertConfig) -> Env {
-        let stores = Stores::of(Arc::new(MemoryStore::new()));
+    async fn with(backend: Backend, config: AlertConfig) -> Env {
+        let database = Database::create(backend).await;
+        let stores = database.open().await;
         let engine = Engine::new(&stores, config).with_ids(Arc::new(SequentialIds::default()));
         Env {
             stores,
             engine,
-            _dir: None,
-        }
-    }
-
-    async fn sqlite() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let stores = Stores::of(Arc::new(
-            SqliteStore::open(dir.path().join("a.db")).await.unwrap(),
-        ));
-        let engine = Engine::new(&stores, AlertConfig::default())
-            .with_ids(Arc::new(SequentialIds::default()));
-        Env {
-            stores,
-            engine,
-            _dir: Some(dir),
+            database,
         }
     }
 
@@ -125,9 +157,10 @@ impl Env {
     }
 }
 
-#[tokio::test]
-async fn threshold_rule_fires_after_three_breaches_and_queues_one_row_per_channel() {
-    let env = Env::memory();
+async fn threshold_rule_fires_after_three_breaches_and_queues_one_row_per_channel(
+    backend: Backend,
+) {
+    let env = Env::new(backend).await;
     env.rule(|_| {}).await;
     assert!(env.step(0.95, 1).await.alerts_created.is_empty());
     assert!(env.step(0.85, 2).await.alerts_created.is_empty());
@@ -164,9 +197,8 @@ async fn threshold_rule_fires_after_three_breaches_and_queues_one_row_per_channe
     assert_eq!(payload["alert"]["id"], alert.id.as_str());
 }
 
-#[tokio::test]
-async fn breaches_fold_into_the_open_alert_and_evaluating_again_changes_nothing() {
-    let env = Env::memory();
+async fn breaches_fold_into_the_open_alert_and_evaluating_again_changes_nothing(backend: Backend) {
+    let env = Env::new(backend).await;
     env.rule(|_| {}).await;
     for minute in 1..=3 {
         env.step(0.8, minute).await;
@@ -194,9 +226,8 @@ async fn breaches_fold_into_the_open_alert_and_evaluating_again_changes_nothing(
     assert_eq!(env.alerts().await, alerts);
 }
 
-#[tokio::test]
-async fn resolved_alert_is_followed_by_a_cooldown() {
-    let env = Env::memory();
+async fn resolved_alert_is_followed_by_a_cooldown(backend: Backend) {
+    let env = Env::new(backend).await;
     env.rule(|spec| spec.cooldown_minutes = Some(30)).await;
     for minute in 1..=3 {
         env.step(0.8, minute).await;
@@ -216,9 +247,10 @@ async fn resolved_alert_is_followed_by_a_cooldown() {
     assert_eq!(env.firing_notifications().await, 2);
 }
 
-#[tokio::test]
-async fn a_signal_crossing_the_threshold_50_times_notifies_at_most_twice_with_defaults() {
-    let env = Env::memory();
+async fn a_signal_crossing_the_threshold_50_times_notifies_at_most_twice_with_defaults(
+    backend: Backend,
+) {
+    let env = Env::new(backend).await;
     env.rule(|spec| spec.auto_resolve = Some(true)).await;
     // Alternates around the threshold: 50 crossings downwards.
     for minute in 0..100 {
@@ -229,9 +261,10 @@ async fn a_signal_crossing_the_threshold_50_times_notifies_at_most_twice_with_de
     assert!(env.alerts().await.len() <= 2);
 }
 
-#[tokio::test]
-async fn hysteresis_keeps_the_alert_open_between_the_lines_and_auto_resolves_as_modelwatch() {
-    let env = Env::memory();
+async fn hysteresis_keeps_the_alert_open_between_the_lines_and_auto_resolves_as_modelwatch(
+    backend: Backend,
+) {
+    let env = Env::new(backend).await;
     env.rule(|spec| {
         spec.clear_threshold = Some(0.93);
         spec.auto_resolve = Some(true);
@@ -259,6 +292,8 @@ async fn hysteresis_keeps_the_alert_open_between_the_lines_and_auto_resolves_as_
     assert_eq!(alert.status, AlertStatus::Resolved);
     assert_eq!(alert.resolved_by.as_deref(), Some("modelwatch"));
     assert_eq!(alert.resolved_at, Some(at(7)));
+    // The pass reports the alert it resolved, so the server can publish the change.
+    assert_eq!(report.alerts_updated, vec![alert.clone()]);
     let events: Vec<_> = env
         .outbox()
         .await
@@ -287,13 +322,16 @@ async fn fire_rules(env: &Env, versions: &[&str], minute: i64) -> EvaluationRepo
     env.engine.evaluate_all(at(minute)).await.unwrap()
 }
 
-#[tokio::test]
-async fn global_rate_limit_suppresses_and_counts_the_excess() {
-    let env = Env::memory_with(AlertConfig {
-        max_alerts_per_hour: 2,
-        max_alerts_per_model_per_hour: 100,
-        ..AlertConfig::default()
-    });
+async fn global_rate_limit_suppresses_and_counts_the_excess(backend: Backend) {
+    let env = Env::with(
+        backend,
+        AlertConfig {
+            max_alerts_per_hour: 2,
+            max_alerts_per_model_per_hour: 100,
+            ..AlertConfig::default()
+        },
+    )
+    .await;
     env.rule(|spec| spec.for_evaluations = Some(1)).await;
     let report = fire_rules(&env, &["v1", "v2", "v3", "v4"], 1).await;
     assert_eq!(report.alerts_created.len(), 4);
@@ -325,13 +363,16 @@ async fn global_rate_limit_suppresses_and_counts_the_excess() {
     assert_eq!(env2_report.alerts_created[0].status, AlertStatus::Active);
 }
 
-#[tokio::test]
-async fn per_model_rate_limit_suppresses_only_that_model() {
-    let env = Env::memory_with(AlertConfig {
-        max_alerts_per_hour: 100,
-        max_alerts_per_model_per_hour: 1,
-        ..AlertConfig::default()
-    });
+async fn per_model_rate_limit_suppresses_only_that_model(backend: Backend) {
+    let env = Env::with(
+        backend,
+        AlertConfig {
+            max_alerts_per_hour: 100,
+            max_alerts_per_model_per_hour: 1,
+            ..AlertConfig::default()
+        },
+    )
+    .await;
     env.rule(|spec| spec.for_evaluations = Some(1)).await;
     let report = fire_rules(&env, &["v1", "v2"], 1).await;
     assert_eq!(report.alerts_created[0].status, AlertStatus::Active);
@@ -364,18 +405,21 @@ async fn per_model_rate_limit_suppresses_only_that_model() {
     );
 }
 
-#[tokio::test]
-async fn disabled_alerts_and_low_severity_are_recorded_but_not_queued() {
-    let off = Env::memory_with(AlertConfig {
-        enable_alerts: false,
-        ..AlertConfig::default()
-    });
+async fn disabled_alerts_and_low_severity_are_recorded_but_not_queued(backend: Backend) {
+    let off = Env::with(
+        backend,
+        AlertConfig {
+            enable_alerts: false,
+            ..AlertConfig::default()
+        },
+    )
+    .await;
     off.rule(|spec| spec.for_evaluations = Some(1)).await;
     let report = off.step(0.5, 1).await;
     assert_eq!(report.alerts_created[0].status, AlertStatus::Suppressed);
     assert!(off.outbox().await.is_empty());
 
-    let env = Env::memory();
+    let env = Env::new(backend).await;
     env.rule(|spec| {
         spec.for_evaluations = Some(1);
         spec.severity = Some("low".into());
@@ -392,9 +436,8 @@ async fn disabled_alerts_and_low_severity_are_recorded_but_not_queued() {
     assert!(env.outbox().await.is_empty());
 }
 
-#[tokio::test]
-async fn silence_mutes_notifications_but_alerts_are_still_recorded() {
-    let env = Env::memory();
+async fn silence_mutes_notifications_but_alerts_are_still_recorded(backend: Backend) {
+    let env = Env::new(backend).await;
     env.rule(|spec| spec.for_evaluations = Some(1)).await;
     let silence = env
         .engine
@@ -438,9 +481,8 @@ async fn silence_mutes_notifications_but_alerts_are_still_recorded() {
     assert_eq!(env.firing_notifications().await, 1);
 }
 
-#[tokio::test]
-async fn lifecycle_transitions_are_kept_and_impossible_ones_refused() {
-    let env = Env::memory();
+async fn lifecycle_transitions_are_kept_and_impossible_ones_refused(backend: Backend) {
+    let env = Env::new(backend).await;
     env.rule(|spec| spec.for_evaluations = Some(1)).await;
     let id = env.step(0.5, 1).await.alerts_created[0].id.clone();
 
@@ -534,9 +576,8 @@ async fn lifecycle_transitions_are_kept_and_impossible_ones_refused() {
     );
 }
 
-#[tokio::test]
-async fn acknowledged_alert_is_renotified_only_when_its_severity_rises() {
-    let env = Env::memory();
+async fn acknowledged_alert_is_renotified_only_when_its_severity_rises(backend: Backend) {
+    let env = Env::new(backend).await;
     let rule = env
         .rule(|spec| {
             spec.for_evaluations = Some(1);
@@ -572,9 +613,8 @@ async fn acknowledged_alert_is_renotified_only_when_its_severity_rises() {
     assert_eq!(alert.status, AlertStatus::Acknowledged);
 }
 
-#[tokio::test]
-async fn rules_for_all_versions_evaluate_each_version_on_its_own() {
-    let env = Env::memory();
+async fn rules_for_all_versions_evaluate_each_version_on_its_own(backend: Backend) {
+    let env = Env::new(backend).await;
     env.rule(|spec| spec.for_evaluations = Some(2)).await;
     env.record("v2", "accuracy", 0.5, 1).await;
     env.record("v1", "accuracy", 0.5, 1).await;
@@ -597,9 +637,8 @@ async fn rules_for_all_versions_evaluate_each_version_on_its_own() {
     assert!(report.alerts_created.is_empty());
 }
 
-#[tokio::test]
-async fn invalid_rules_are_refused_with_the_field_named() {
-    let env = Env::memory();
+async fn invalid_rules_are_refused_with_the_field_named(backend: Backend) {
+    let env = Env::new(backend).await;
     let spec = RuleSpec {
         name: "x".into(),
         model: "fraud".into(),
@@ -613,9 +652,8 @@ async fn invalid_rules_are_refused_with_the_field_named() {
     assert!(env.engine.list_rules(None).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn disabled_and_deleted_rules_do_not_evaluate() {
-    let env = Env::memory();
+async fn disabled_and_deleted_rules_do_not_evaluate(backend: Backend) {
+    let env = Env::new(backend).await;
     let rule = env.rule(|spec| spec.for_evaluations = Some(1)).await;
     env.engine
         .set_rule_enabled(&rule.id, false, at(0))
@@ -636,9 +674,8 @@ async fn disabled_and_deleted_rules_do_not_evaluate() {
     assert_eq!(env.alerts().await.len(), 1, "alerts outlive their rule");
 }
 
-#[tokio::test]
-async fn degradation_rule_fires_on_a_significant_drop() {
-    let env = Env::memory();
+async fn degradation_rule_fires_on_a_significant_drop(backend: Backend) {
+    let env = Env::new(backend).await;
     env.engine
         .create_rule(
             RuleSpec {
@@ -713,9 +750,8 @@ async fn live_and_backtest_agree(env: &Env, values: &[f64]) {
     assert_eq!(replay.versions[0].samples, values.len());
 }
 
-#[tokio::test]
-async fn backtest_agrees_with_live_evaluation() {
-    let env = Env::memory();
+async fn backtest_agrees_with_live_evaluation(backend: Backend) {
+    let env = Env::new(backend).await;
     env.rule(|spec| {
         spec.auto_resolve = Some(true);
         spec.cooldown_minutes = Some(5);
@@ -740,9 +776,8 @@ async fn backtest_agrees_with_live_evaluation() {
     assert_eq!(env.alerts().await, alerts_before);
 }
 
-#[tokio::test]
-async fn degradation_backtest_agrees_with_live_evaluation() {
-    let env = Env::memory();
+async fn degradation_backtest_agrees_with_live_evaluation(backend: Backend) {
+    let env = Env::new(backend).await;
     env.engine
         .create_rule(
             RuleSpec {
@@ -785,9 +820,8 @@ async fn two_evaluators_race(first: Engine, second: Engine, env: &Env) {
     assert_eq!(env.firing_notifications().await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_concurrent_evaluators_create_no_duplicate_alert() {
-    let env = Env::memory();
+async fn two_concurrent_evaluators_create_no_duplicate_alert(backend: Backend) {
+    let env = Env::new(backend).await;
     let first = Engine::new(&env.stores, AlertConfig::default())
         .with_ids(Arc::new(SequentialIds::after(1_000)));
     let second = Engine::new(&env.stores, AlertConfig::default())
@@ -795,13 +829,12 @@ async fn two_concurrent_evaluators_create_no_duplicate_alert() {
     two_evaluators_race(first, second, &env).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_on_one_sqlite_file_create_no_duplicate_alert() {
-    let env = Env::sqlite().await;
-    let path = env._dir.as_ref().unwrap().path().join("a.db");
-    // A second store on the same file stands for another process: its own writer thread,
-    // serialised with ours only by SQLite's lock.
-    let other = Stores::of(Arc::new(SqliteStore::open(&path).await.unwrap()));
+/// The durable backends only: a second store on the same database stands for another
+/// process (its own SQLite writer thread, or its own PostgreSQL connection pool),
+/// serialised with ours by nothing but the database.
+async fn two_processes_on_one_database_create_no_duplicate_alert(backend: Backend) {
+    let env = Env::new(backend).await;
+    let other = env.database.open().await;
     let first = Engine::new(&env.stores, AlertConfig::default())
         .with_ids(Arc::new(SequentialIds::after(1_000)));
     let second =
@@ -810,9 +843,8 @@ async fn two_processes_on_one_sqlite_file_create_no_duplicate_alert() {
     other.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn sqlite_engine_round_trips_a_whole_lifecycle() {
-    let env = Env::sqlite().await;
+async fn engine_round_trips_a_whole_lifecycle(backend: Backend) {
+    let env = Env::new(backend).await;
     env.rule(|spec| spec.for_evaluations = Some(1)).await;
     let id = env.step(0.5, 1).await.alerts_created[0].id.clone();
     env.engine.acknowledge(&id, "ana", at(2)).await.unwrap();
@@ -825,4 +857,62 @@ async fn sqlite_engine_round_trips_a_whole_lifecycle() {
     let summary = env.engine.summary(Some(&model()), 1, at(4)).await.unwrap();
     assert_eq!((summary.total_count, summary.resolved_count), (1, 1));
     assert!(env.engine.open_alerts(None).await.unwrap().is_empty());
+}
+
+/// One `#[tokio::test]` per case, calling it with `$backend`.
+macro_rules! cases {
+    ($backend:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case($backend).await;
+            }
+        )*
+    };
+}
+
+/// Every case above for one backend, plus `$extra` cases.
+macro_rules! alerting_suite {
+    ($backend:expr $(, $extra:ident)* $(,)?) => {
+        cases!($backend;
+            threshold_rule_fires_after_three_breaches_and_queues_one_row_per_channel,
+            breaches_fold_into_the_open_alert_and_evaluating_again_changes_nothing,
+            resolved_alert_is_followed_by_a_cooldown,
+            a_signal_crossing_the_threshold_50_times_notifies_at_most_twice_with_defaults,
+            hysteresis_keeps_the_alert_open_between_the_lines_and_auto_resolves_as_modelwatch,
+            global_rate_limit_suppresses_and_counts_the_excess,
+            per_model_rate_limit_suppresses_only_that_model,
+            disabled_alerts_and_low_severity_are_recorded_but_not_queued,
+            silence_mutes_notifications_but_alerts_are_still_recorded,
+            lifecycle_transitions_are_kept_and_impossible_ones_refused,
+            acknowledged_alert_is_renotified_only_when_its_severity_rises,
+            rules_for_all_versions_evaluate_each_version_on_its_own,
+            invalid_rules_are_refused_with_the_field_named,
+            disabled_and_deleted_rules_do_not_evaluate,
+            degradation_rule_fires_on_a_significant_drop,
+            backtest_agrees_with_live_evaluation,
+            degradation_backtest_agrees_with_live_evaluation,
+            two_concurrent_evaluators_create_no_duplicate_alert,
+            engine_round_trips_a_whole_lifecycle,
+            $($extra,)*
+        );
+    };
+}
+
+mod memory {
+    alerting_suite!(super::Backend::Memory);
+}
+
+mod sqlite {
+    alerting_suite!(
+        super::Backend::Sqlite,
+        two_processes_on_one_database_create_no_duplicate_alert
+    );
+}
+
+mod postgres {
+    alerting_suite!(
+        super::Backend::Postgres,
+        two_processes_on_one_database_create_no_duplicate_alert
+    );
 }

@@ -97,6 +97,18 @@ fn publish(state: &AppState, report: &EvaluationReport) {
             state.events().alert("fired", json);
         }
     }
+    for alert in &report.alerts_updated {
+        let change = if alert.status == AlertStatus::Resolved {
+            tracing::info!(alert = %alert.id, model = %alert.model, version = %alert.version,
+                metric = %alert.metric, "alert resolved automatically");
+            "resolved"
+        } else {
+            "updated"
+        };
+        if let Ok(json) = serde_json::to_value(alert) {
+            state.events().alert(change, json);
+        }
+    }
 }
 
 /// Sets `modelwatch_alerts{state, severity}` from the open alerts.

@@ -8,11 +8,13 @@
 //! happen. Subscribers that fall behind lose the oldest events (and are told so) instead
 //! of slowing ingestion down.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use modelwatch_core::{Sample, SeriesKey, Timestamp};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use tokio::sync::{broadcast, Notify};
 use utoipa::ToSchema;
@@ -65,6 +67,83 @@ impl Event {
             Event::Alert(event) if event.change == "fired" => "alert_fired",
             Event::Alert(_) => "alert_changed",
         }
+    }
+}
+
+impl SeriesUpdate {
+    fn first(key: SeriesKey, value: f64) -> SeriesUpdate {
+        SeriesUpdate {
+            model: key.model.to_string(),
+            version: key.version.to_string(),
+            metric: key.metric.to_string(),
+            count: 0,
+            last_value: value,
+            last_timestamp: String::new(),
+            min: value,
+            max: value,
+            key: Some(key),
+            last_ms: i64::MIN,
+        }
+    }
+
+    fn add(&mut self, value: f64, ms: i64) {
+        self.count += 1;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        // Equal times: the later sample replaced the earlier one in the store too.
+        if ms >= self.last_ms {
+            self.last_ms = ms;
+            self.last_value = value;
+        }
+    }
+
+    fn merge(&mut self, later: &SeriesUpdate) {
+        self.count += later.count;
+        self.min = self.min.min(later.min);
+        self.max = self.max.max(later.max);
+        if later.last_ms >= self.last_ms {
+            self.last_ms = later.last_ms;
+            self.last_value = later.last_value;
+        }
+    }
+}
+
+/// What a batch brings to the event stream, summarised per series *before* the batch is
+/// handed to the store: the samples then move into the store instead of being copied
+/// for the hub, and the hub's lock is held once per series, not once per sample.
+#[derive(Debug, Default)]
+pub struct Arrivals(Vec<SeriesUpdate>);
+
+impl Arrivals {
+    pub fn of(samples: &[Sample]) -> Arrivals {
+        let mut slots: FxHashMap<(&str, &str, &str), usize> = FxHashMap::default();
+        let mut updates: Vec<SeriesUpdate> = Vec::new();
+        let mut previous: Option<(&Sample, usize)> = None;
+        for sample in samples {
+            let slot = match previous {
+                // Batches are mostly grouped by series: skip the hashing then.
+                Some((p, slot))
+                    if p.metric == sample.metric
+                        && p.version == sample.version
+                        && p.model == sample.model =>
+                {
+                    slot
+                }
+                _ => *slots
+                    .entry((
+                        sample.model.as_str(),
+                        sample.version.as_str(),
+                        sample.metric.as_str(),
+                    ))
+                    .or_insert_with(|| {
+                        updates.push(SeriesUpdate::first(sample.series(), sample.value));
+                        updates.len() - 1
+                    }),
+            };
+            previous = Some((sample, slot));
+            updates[slot].add(sample.value, sample.timestamp.as_millis());
+        }
+        Arrivals(updates)
     }
 }
 
@@ -125,54 +204,28 @@ impl EventHub {
     }
 
     /// Records committed samples for the next flush.
-    pub fn samples_stored(&self, samples: &[Sample]) {
-        if samples.is_empty() {
+    pub fn samples_stored(&self, arrivals: Arrivals) {
+        if arrivals.0.is_empty() {
             return;
         }
         let Ok(mut pending) = self.inner.pending.lock() else {
             return;
         };
-        let mut previous: Option<&Sample> = None;
-        let mut current: Option<&mut SeriesUpdate> = None;
-        for sample in samples {
-            let same = previous.is_some_and(|p| {
-                p.model == sample.model && p.version == sample.version && p.metric == sample.metric
-            });
-            if !same {
-                let key = sample.series();
-                current = Some(pending.entry(key.clone()).or_insert_with(|| SeriesUpdate {
-                    model: key.model.to_string(),
-                    version: key.version.to_string(),
-                    metric: key.metric.to_string(),
-                    count: 0,
-                    last_value: sample.value,
-                    last_timestamp: String::new(),
-                    min: sample.value,
-                    max: sample.value,
-                    key: Some(key),
-                    last_ms: i64::MIN,
-                }));
-                // Re-borrowing through the map each time a series changes keeps this
-                // simple; batches are mostly grouped by series.
-            }
-            previous = Some(sample);
-            if let Some(update) = current.as_deref_mut() {
-                update.count += 1;
-                update.min = update.min.min(sample.value);
-                update.max = update.max.max(sample.value);
-                let ms = sample.timestamp.as_millis();
-                if ms >= update.last_ms {
-                    update.last_ms = ms;
-                    update.last_value = sample.value;
+        for update in arrivals.0 {
+            let Some(key) = update.key.clone() else {
+                continue;
+            };
+            let merged = match pending.entry(key) {
+                Entry::Occupied(entry) => {
+                    let merged = entry.into_mut();
+                    merged.merge(&update);
+                    merged
                 }
-            }
-        }
-        for update in pending.values_mut() {
-            if update.last_timestamp.is_empty() || update.count > 0 {
-                update.last_timestamp = Timestamp::from_millis(update.last_ms)
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_default();
-            }
+                Entry::Vacant(entry) => entry.insert(update),
+            };
+            merged.last_timestamp = Timestamp::from_millis(merged.last_ms)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
         }
         drop(pending);
         self.inner.wake.notify_one();

@@ -173,18 +173,11 @@ impl AppState {
         format: &str,
     ) -> ApiResult<usize> {
         let count = samples.len();
-        // The hub needs the samples after the store took them; keeping a copy costs
-        // less than reading them back.
-        let (for_store, for_events) = if count <= 64 {
-            (samples.clone(), samples)
-        } else {
-            let copy = samples.clone();
-            (samples, copy)
-        };
-        match self.inner.store.append(for_store).await {
+        let arrivals = events::Arrivals::of(&samples);
+        match self.inner.store.append(samples).await {
             Ok(()) => {
                 self.inner.telemetry.samples_ingested.inc_by(count as u64);
-                self.inner.events.samples_stored(&for_events);
+                self.inner.events.samples_stored(arrivals);
                 Ok(count)
             }
             Err(error) => {

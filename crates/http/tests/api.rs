@@ -1043,3 +1043,115 @@ fn openapi_lists_every_route_with_its_methods() {
         "a route is documented but not listed here"
     );
 }
+
+/// A real SQLite store whose range reads take `delay`: the fault that makes a request
+/// outlive the server's per-request time-out.
+#[derive(Debug)]
+struct SlowReads {
+    inner: Arc<dyn modelwatch_store::MetricStore>,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl modelwatch_store::MetricStore for SlowReads {
+    async fn append(
+        &self,
+        samples: Vec<modelwatch_core::Sample>,
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.append(samples).await
+    }
+    async fn range(
+        &self,
+        series: &modelwatch_core::SeriesKey,
+        range: modelwatch_core::TimeRange,
+    ) -> Result<Vec<modelwatch_core::Point>, modelwatch_store::StoreError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.range(series, range).await
+    }
+    async fn latest(
+        &self,
+        series: &modelwatch_core::SeriesKey,
+    ) -> Result<Option<modelwatch_core::Point>, modelwatch_store::StoreError> {
+        self.inner.latest(series).await
+    }
+    async fn list_series(
+        &self,
+        filter: &modelwatch_store::SeriesFilter,
+    ) -> Result<Vec<modelwatch_store::SeriesInfo>, modelwatch_store::StoreError> {
+        self.inner.list_series(filter).await
+    }
+    async fn define_metric(
+        &self,
+        definition: modelwatch_core::MetricDefinition,
+    ) -> Result<(), modelwatch_store::StoreError> {
+        self.inner.define_metric(definition).await
+    }
+    async fn custom_metrics(
+        &self,
+    ) -> Result<Vec<modelwatch_core::MetricDefinition>, modelwatch_store::StoreError> {
+        self.inner.custom_metrics().await
+    }
+}
+
+#[tokio::test]
+async fn a_request_over_the_time_out_gets_503_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = modelwatch_store::open(dir.path().join("slow.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let slow: Arc<dyn modelwatch_store::MetricStore> = Arc::new(SlowReads {
+        inner: Arc::clone(&stores.metrics),
+        delay: Duration::from_secs(3),
+    });
+    let state = AppState::new(
+        slow,
+        None,
+        Limits {
+            request_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        Clock::new(|| Timestamp::from_millis(NOW_MS).unwrap()),
+        None,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, modelwatch_http::router(state))
+            .await
+            .unwrap();
+    });
+    let client = reqwest::Client::new();
+    let stored = client
+        .post(format!("{base}{METRICS}"))
+        .json(&sample("accuracy", 0.9, 0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), StatusCode::OK);
+
+    let started = std::time::Instant::now();
+    let slow_read = client
+        .get(format!(
+            "{base}/api/v1/models/fraud/versions/v1/metrics/accuracy"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(slow_read.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = slow_read.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "timeout", "{body}");
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(2),
+        "answered after {waited:?}"
+    );
+    // The time-out ended that request only: the next ones are served.
+    let models = client
+        .get(format!("{base}/api/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(models.status(), StatusCode::OK);
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}

@@ -1,16 +1,28 @@
-//! The seed's alerting flows through the real `modelwatch` binary on a temporary SQLite
-//! database: rules, evaluation, lifecycle, summary, silences, configuration, backtest.
+//! The seed's alerting flows through the real `modelwatch` binary: rules, evaluation,
+//! lifecycle, summary, silences, configuration, backtest. Every test runs twice, on a
+//! temporary SQLite file and on a fresh PostgreSQL database (which must be reachable).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use modelwatch::store::postgres::testing::TestDatabase;
 use serde_json::Value;
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
 
 struct Env {
     dir: tempfile::TempDir,
     config: Option<PathBuf>,
+    /// The database's location, as `MODELWATCH_DB` takes it.
+    db: String,
+    /// The PostgreSQL database, dropped (on its runtime) with the test.
+    _postgres: Option<(TestDatabase, tokio::runtime::Runtime)>,
 }
 
 /// Samples are recorded a few minutes in the past so evaluation (at the wall clock) sees
@@ -24,15 +36,29 @@ fn minutes_ago(minutes: i64) -> String {
 }
 
 impl Env {
-    fn new() -> Self {
+    fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, postgres) = match backend {
+            Backend::Sqlite => (dir.path().join("test.db").display().to_string(), None),
+            Backend::Postgres => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let database = runtime.block_on(TestDatabase::create("cli_alerts"));
+                (database.url().to_owned(), Some((database, runtime)))
+            }
+        };
         Env {
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             config: None,
+            db,
+            _postgres: postgres,
         }
     }
 
-    fn with_config(toml: &str) -> Self {
-        let mut env = Env::new();
+    fn with_config(backend: Backend, toml: &str) -> Self {
+        let mut env = Env::new(backend);
         let path = env.dir.path().join("modelwatch.toml");
         std::fs::write(&path, toml).unwrap();
         env.config = Some(path);
@@ -44,7 +70,7 @@ impl Env {
         command
             .args(args)
             .args(["--format", "json"])
-            .env("MODELWATCH_DB", self.dir.path().join("test.db"))
+            .env("MODELWATCH_DB", &self.db)
             .env_remove("MODELWATCH_CONFIG");
         if let Some(config) = &self.config {
             command.env("MODELWATCH_CONFIG", config);
@@ -103,9 +129,8 @@ impl Env {
     }
 }
 
-#[test]
-fn create_rule_stores_the_seed_fields_and_refuses_invalid_rules() {
-    let env = Env::new();
+fn create_rule_stores_the_seed_fields_and_refuses_invalid_rules(backend: Backend) {
+    let env = Env::new(backend);
     let id = env.create_rule(&["--cooldown", "30"]);
     assert!(id.starts_with("rule_"));
     let rules = env.json(&["alerts", "list-rules", "--model", "fraud_detector"]);
@@ -176,9 +201,8 @@ fn create_rule_stores_the_seed_fields_and_refuses_invalid_rules() {
     );
 }
 
-#[test]
-fn seed_flow_fires_acknowledges_resolves_and_keeps_history() {
-    let env = Env::new();
+fn seed_flow_fires_acknowledges_resolves_and_keeps_history(backend: Backend) {
+    let env = Env::new(backend);
     env.create_rule(&["--for", "2"]);
     env.record("v2.1", 0.85, 3);
     let first = env.json(&["evaluate"]);
@@ -244,9 +268,8 @@ fn seed_flow_fires_acknowledges_resolves_and_keeps_history() {
     assert_eq!(summary["high_count"], 1);
 }
 
-#[test]
-fn rate_limit_from_the_config_file_suppresses_and_counts() {
-    let env = Env::with_config("[alerts]\nmax_alerts_per_hour = 1\n");
+fn rate_limit_from_the_config_file_suppresses_and_counts(backend: Backend) {
+    let env = Env::with_config(backend, "[alerts]\nmax_alerts_per_hour = 1\n");
     env.create_rule(&["--for", "1"]);
     env.record("v1", 0.5, 2);
     env.record("v2", 0.5, 2);
@@ -262,7 +285,7 @@ fn rate_limit_from_the_config_file_suppresses_and_counts() {
     assert_eq!(summary["active_count"], 1);
     assert_eq!(summary["suppressed_count"], 1);
 
-    let bad = Env::with_config("[alerts]\nmax_alerts = 1\n");
+    let bad = Env::with_config(backend, "[alerts]\nmax_alerts = 1\n");
     let error = bad.fails(&["alerts", "list"]);
     assert!(
         error.contains("is invalid") && error.contains("max_alerts"),
@@ -270,9 +293,8 @@ fn rate_limit_from_the_config_file_suppresses_and_counts() {
     );
 }
 
-#[test]
-fn silences_mute_then_expire() {
-    let env = Env::new();
+fn silences_mute_then_expire(backend: Backend) {
+    let env = Env::new(backend);
     env.create_rule(&["--for", "1"]);
     let silence = env.json(&[
         "silences",
@@ -324,9 +346,8 @@ fn silences_mute_then_expire() {
     assert!(error.contains("ends_at"), "{error}");
 }
 
-#[test]
-fn rules_are_shown_updated_disabled_enabled_and_deleted() {
-    let env = Env::new();
+fn rules_are_shown_updated_disabled_enabled_and_deleted(backend: Backend) {
+    let env = Env::new(backend);
     let id = env.create_rule(&["--for", "1"]);
     assert_eq!(env.json(&["rules", "show", &id])["name"], "Low Accuracy");
     let updated = env.json(&["rules", "update", &id, r#"{"threshold_value": 0.8}"#]);
@@ -354,9 +375,8 @@ fn rules_are_shown_updated_disabled_enabled_and_deleted() {
     assert_eq!(env.json(&["alerts", "list"]).as_array().unwrap().len(), 1);
 }
 
-#[test]
-fn backtest_reports_when_the_rule_would_have_fired_without_creating_alerts() {
-    let env = Env::new();
+fn backtest_reports_when_the_rule_would_have_fired_without_creating_alerts(backend: Backend) {
+    let env = Env::new(backend);
     let id = env.create_rule(&["--for", "2", "--auto-resolve", "--clear-after", "2"]);
     for (minute, value) in [
         (20, 0.95),
@@ -389,3 +409,24 @@ fn backtest_reports_when_the_rule_would_have_fired_without_creating_alerts() {
     ]);
     assert!(error.contains("must be after"), "{error}");
 }
+
+/// One `#[test]` per case and backend.
+macro_rules! on_every_backend {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $case() { super::$case(super::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $case() { super::$case(super::Backend::Postgres) })*
+        }
+    };
+}
+
+on_every_backend!(
+    create_rule_stores_the_seed_fields_and_refuses_invalid_rules,
+    seed_flow_fires_acknowledges_resolves_and_keeps_history,
+    rate_limit_from_the_config_file_suppresses_and_counts,
+    silences_mute_then_expire,
+    rules_are_shown_updated_disabled_enabled_and_deleted,
+    backtest_reports_when_the_rule_would_have_fired_without_creating_alerts,
+);

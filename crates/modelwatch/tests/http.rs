@@ -163,7 +163,7 @@ fn tokens_from_the_cli_guard_the_server() {
 }
 
 #[test]
-fn a_bad_sample_fires_an_alert_on_the_event_stream_within_seconds() {
+fn a_bad_sample_fires_an_alert_and_a_good_one_resolves_it_on_the_event_stream() {
     let env = Env::new();
     let out = env.run(&[
         "alerts",
@@ -178,6 +178,9 @@ fn a_bad_sample_fires_an_alert_on_the_event_stream_within_seconds() {
         "lt",
         "--for",
         "1",
+        "--clear-after",
+        "1",
+        "--auto-resolve",
         "--severity",
         "high",
     ]);
@@ -233,6 +236,42 @@ fn a_bad_sample_fires_an_alert_on_the_event_stream_within_seconds() {
     assert_eq!(alert["change"], "fired");
     assert_eq!(alert["alert"]["model"], "fraud");
     assert_eq!(alert["alert"]["severity"], "high");
+
+    // A healthy sample clears the rule; auto-resolve publishes the change.
+    let (status, body) = http(
+        &server.address,
+        "POST",
+        "/api/v1/metrics",
+        r#"{"model":"fraud","version":"v1","metric":"accuracy","value":0.99}"#,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let sent = Instant::now();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => panic!("no alert_changed event within 5 s; saw:\n{seen}"),
+            Ok(_) => {}
+        }
+        seen.push_str(&line);
+        if line.starts_with("event: alert_changed") {
+            break;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "too slow; saw:\n{seen}"
+        );
+    }
+    line.clear();
+    while !line.starts_with("data: ") {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    let change: Value = serde_json::from_str(line.trim_start_matches("data: ").trim()).unwrap();
+    assert_eq!(change["change"], "resolved");
+    assert_eq!(change["alert"]["id"], alert["alert"]["id"]);
+    assert_eq!(change["alert"]["status"], "resolved");
+    assert_eq!(change["alert"]["resolved_by"], "modelwatch");
 }
 
 #[test]

@@ -328,6 +328,10 @@ impl AlertStore for MemoryStore {
                 row.status = DeliveryStatus::Failed;
                 row.last_error = Some(error);
             }
+            DeliveryResult::Skipped { reason } => {
+                row.status = DeliveryStatus::Skipped;
+                row.last_error = Some(reason);
+            }
         }
         Ok(true)
     }
@@ -341,6 +345,22 @@ impl AlertStore for MemoryStore {
             .outbox
             .iter()
             .filter(|n| filter.matches(n))
+            .cloned()
+            .collect())
+    }
+
+    async fn recent_notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        Ok(self
+            .tables()?
+            .outbox
+            .iter()
+            .rev()
+            .filter(|n| filter.matches(n))
+            .take(limit)
             .cloned()
             .collect())
     }
