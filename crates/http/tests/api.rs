@@ -661,6 +661,26 @@ async fn health_readiness_openapi_and_exposition() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_says_something_at_once() {
+    // Browsers (Firefox) report the stream open only once bytes arrive; the first
+    // keep-alive is 15 s away.
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/api/v1/events", app.base))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = response.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(2), stream.next()).await;
+    let chunk = first
+        .expect("bytes within 2 s")
+        .expect("a chunk")
+        .expect("no error");
+    assert_eq!(String::from_utf8_lossy(&chunk), "retry: 3000\n\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stream_coalesced_samples() {
     let app = spawn_app().await;
     let response = app

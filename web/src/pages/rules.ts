@@ -3,7 +3,7 @@
 // saving (POST /rules/backtest runs the same state machine over stored data).
 import { api, list, enc, seriesPath, columns, type Series } from "../api";
 import { metricChart, destroyChart, type Marker } from "../charts";
-import { h, clear, num } from "../util";
+import { h, clear, num, markReady } from "../util";
 import type uPlot from "uplot";
 
 const OPERATORS = ["lt", "lte", "gt", "gte", "eq"];
@@ -164,8 +164,9 @@ export function rulesPage(main: HTMLElement): () => void {
   }
 
   void api("/models").then((data) => { models = list(data, "models"); edit(null); }).catch(() => edit(null));
-  void load();
-  return () => { if (preview) destroyChart(preview); };
+  let gone = false;
+  void load().finally(() => { if (!gone) markReady(main); });
+  return () => { gone = true; if (preview) destroyChart(preview); };
 }
 
 function describe(rule: any): string {
