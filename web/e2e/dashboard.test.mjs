@@ -194,6 +194,12 @@ for (const browserName of selectedBrowsers()) {
       await page.locator("input[name=metric]").fill("accuracy");
       await page.locator("input[name=threshold]").fill("0.9");
       await clickButton("form.rule-form", "Preview (backtest)");
+      // The preview replays the unsaved rule on the server and draws where it would fire.
+      await page.waitForSelector("form.rule-form .chart canvas");
+      const note = await page.$eval("form.rule-form p[role=status]", (p) => p.textContent);
+      assert.match(note, /would have fired [1-9]\d* times?/, note);
+      await shot("rules-preview");
+      assert.ok(!list(await json(`${server.url}/api/v1/rules`), "rules").some((r) => r.name === name), "the preview saved nothing");
       await clickButton("form.rule-form", "Create rule");
       await page.waitForFunction((text) => document.querySelector("main [role=status]")?.textContent.includes(text), {}, `Created ${name}`);
       const rules = list(await json(`${server.url}/api/v1/rules`), "rules");

@@ -870,6 +870,31 @@ async fn rules_alerts_and_silences_through_their_lifecycle() {
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 
+    // The same rule, unsaved: replayed the same, and no rule is added.
+    let unsaved = json!({"name": "Low accuracy", "model_name": "fraud", "metric_type": "accuracy",
+        "threshold_value": 0.9, "comparison_operator": "lt", "severity": "high", "for_evaluations": 1});
+    let preview = app
+        .call(
+            Method::POST,
+            "/api/v1/rules/backtest",
+            "/api/v1/rules/backtest?from=0",
+            Some(unsaved),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["versions"], reply.body["versions"]);
+    let rules = app.call(Method::GET, RULES, RULES, None).await;
+    assert_eq!(rules.body["rules"].as_array().unwrap().len(), 1);
+    let invalid = app
+        .call(
+            Method::POST,
+            "/api/v1/rules/backtest",
+            "/api/v1/rules/backtest",
+            Some(json!({"name": "x", "model": "fraud", "metric": "accuracy", "threshold_value": 0.9, "comparison_operator": "about"})),
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST, "{}", invalid.body);
+
     let silences = "/api/v1/silences";
     let reply = app.call(Method::POST, silences, silences, Some(json!({"model": "fraud", "duration_minutes": 60, "created_by": "ana", "comment": "retraining"}))).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
@@ -1013,6 +1038,7 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/api/v1/rules/{id}", "patch"),
         ("/api/v1/rules/{id}", "delete"),
         ("/api/v1/rules/{id}/backtest", "post"),
+        ("/api/v1/rules/backtest", "post"),
         ("/api/v1/alerts", "get"),
         ("/api/v1/alerts/summary", "get"),
         ("/api/v1/alerts/{id}", "get"),
