@@ -207,6 +207,50 @@ for (const browserName of selectedBrowsers()) {
       await shot("rules-created");
     });
 
+    test("a one-minute spike inside a bucket shows in the min–max band and the legend", async () => {
+      // Three days back, between the demo's five-minute samples: three samples over one
+      // minute, far above latency's usual ~42 ms. Over 7 days the chart has buckets of
+      // ~15 min, whose mean dilutes the spike; the bucket's max must keep it.
+      const versions = list(await json(`${server.url}/api/v1/models/fraud_detector/versions`), "versions");
+      const last = Date.parse(versions.find((v) => v.version === "v2.1").last_timestamp);
+      const start = Math.floor((last - 3 * 86400e3) / 300e3) * 300e3 + 100e3;
+      const spike = [400, 420, 410];
+      await json(`${server.url}/api/v1/metrics`, { method: "POST", body: JSON.stringify({ samples: spike.map((value, i) =>
+        ({ model: "fraud_detector", version: "v2.1", metric: "latency", value, timestamp: start + i * 30e3 })) }) });
+      await go("#/model/fraud_detector/v2.1?range=7d");
+      await ready("figure[data-metric=latency] canvas");
+      const found = await page.$eval("figure[data-metric=latency] .chart", (box) => {
+        box.scrollIntoView({ block: "center" });
+        const u = box.uplot;
+        const column = (label) => u.data[u.series.findIndex((s) => s.label === label)] ?? [];
+        const max = column("v2.1 max");
+        const top = Math.max(...max.filter((v) => v != null));
+        const idx = max.indexOf(top);
+        const over = u.over.getBoundingClientRect();
+        return { top, meanTop: Math.max(...column("v2.1").filter((v) => v != null)), buckets: u.data[0].length,
+          x: over.left + u.valToPos(u.data[0][idx], "x"), y: over.top + over.height / 2 };
+      });
+      assert.equal(found.top, Math.max(...spike), `the band's max holds the spike (${found.buckets} buckets)`);
+      assert.ok(found.meanTop < Math.max(...spike), `the bucket means alone hide it (${found.meanTop})`);
+      // Hovering that bucket, the legend gives its min and max beside its mean. A bucket
+      // can be narrower than a pixel, which a mouse cannot pick: the mouse goes there,
+      // then the cursor is set on the bucket's exact position.
+      await page.mouse.move(found.x, found.y);
+      await page.$eval("figure[data-metric=latency] .chart", (box, { x, y }) => {
+        const over = box.uplot.over.getBoundingClientRect();
+        box.uplot.setCursor({ left: x - over.left, top: y - over.top });
+      }, found);
+      const legend = "figure[data-metric=latency] .u-legend .u-series:nth-child(2) .u-value";
+      await page.waitForFunction((legend) => /max 420\b/.test(document.querySelector(legend)?.textContent ?? ""), { timeout: 5_000 }, legend)
+        .catch(async (e) => assert.fail(`${e.message}; the legend says ${await page.$eval(legend, (el) => el.textContent)}`));
+      await shot("model-range");
+      await theme("dark");
+      await ready("figure[data-metric=latency] canvas");
+      await shot("model-range-dark");
+      await theme("light");
+      assert.deepEqual(errors, []);
+    });
+
     test("API errors are explained on the page", async () => {
       await go("#/model/no_such_model/v1");
       await page.waitForSelector("main .error");

@@ -2,8 +2,8 @@
 // the rules' lines and the alerts' firing/resolution markers; an optional overlay of
 // another version; the degradation table and per-metric trends. New samples arrive
 // over the event stream and are appended to the charts.
-import { api, list, seriesPath, columns, enc, type Series } from "../api";
-import { metricChart, destroyChart, appendPoint, type Line, type Marker, type Overlays } from "../charts";
+import { api, list, seriesPath, columns, ranges, enc, type Series } from "../api";
+import { metricChart, destroyChart, appendPoint, type ChartSeries, type Line, type Marker, type Overlays } from "../charts";
 import { onLive } from "../live";
 import { h, clear, time, num, pct, badge, markReady, RANGES, hashParams, setHashParams } from "../util";
 import type uPlot from "uplot";
@@ -172,15 +172,17 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
         return;
       }
       directions.set(metric, own.direction);
-      count.textContent = ` ${own.count} samples${own.downsampled ? `, shown as ${own.buckets.length} bucket means` : ""}`;
+      count.textContent = ` ${own.count} samples${own.downsampled ? `, shown as ${own.buckets.length} buckets (mean line, min–max band)` : ""}`;
       const [xs, ys] = columns(own);
       if (xs.length === 0) box.append(h("p", { class: "empty" }, `No ${metric} samples in this range.`));
-      const series = [{ label: version, xs, ys }];
-      if (other) { const [ox, oy] = columns(other); series.push({ label: compareWith, xs: ox, ys: oy, dashed: true } as any); }
+      const series: ChartSeries[] = [{ label: version, xs, ys, ...ranges(own) }];
+      if (other) { const [ox, oy] = columns(other); series.push({ label: compareWith, xs: ox, ys: oy, dashed: true, ...ranges(other) }); }
       const chart = metricChart(box, series, overlaysFor(metric), (f, t) => {
         range = "custom"; customFrom = String(Math.floor(f)); customTo = String(Math.ceil(t)); void draw();
       }, width);
       chart.root.addEventListener("dblclick", () => { range = "24h"; customFrom = customTo = null; void draw(); });
+      // The chart's data where the browser tests (and anyone in the console) can read it.
+      (box as any).uplot = chart;
       charts.set(metric, chart);
     });
     // uPlot paints in the next frame; "ready" means the charts are on screen.

@@ -1,7 +1,7 @@
 // Rules: list, create (threshold or degradation, with anti-flap options), edit,
 // enable/disable and delete, and a backtest preview drawn on the metric's chart before
 // saving (POST /rules/backtest runs the same state machine over stored data).
-import { api, list, enc, seriesPath, columns, type Series } from "../api";
+import { api, list, enc, seriesPath, columns, ranges, type Series } from "../api";
 import { metricChart, destroyChart, type Marker } from "../charts";
 import { h, clear, num, markReady } from "../util";
 import type uPlot from "uplot";
@@ -124,7 +124,8 @@ export function rulesPage(main: HTMLElement): () => void {
         if (preview) destroyChart(preview);
         clear(chartBox);
         const [xs, ys] = columns(series);
-        preview = metricChart(chartBox, [{ label: `${s.metric} ${version}`, xs, ys }],
+        // With the min–max band, a threshold crossed only inside a bucket still shows where it fired.
+        preview = metricChart(chartBox, [{ label: `${s.metric} ${version}`, xs, ys, ...ranges(series) }],
           { lines: s.threshold_value != null && Number.isFinite(s.threshold_value) ? [{ value: s.threshold_value, label: `threshold ${num(s.threshold_value)}` }] : [], markers });
         previewNote.textContent = `Over the last 7 days of ${s.model} ${version} this rule would have fired ${fired} time${fired === 1 ? "" : "s"}.`;
       } catch (error) {
