@@ -47,16 +47,41 @@ function overlayPlugin(overlays: () => Overlays): uPlot.Plugin {
         ctx.rect(left, top, width, height);
         ctx.clip();
         ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
-        for (const line of lines) {
-          const y = Math.round(u.valToPos(line.value, "y", true));
-          ctx.strokeStyle = line.color ?? css("--threshold");
-          ctx.fillStyle = ctx.strokeStyle;
+        // uPlot leaves its axis labels' alignment on the context (right-aligned), which
+        // would push each line's label out of the plot to its left.
+        ctx.textAlign = "left";
+        ctx.textBaseline = "alphabetic";
+        // Every line first, then the labels over them: each on a patch of the card's
+        // colour (readable over the data) just above its line or, when that would cover
+        // a label placed already, just below it (moved down past any other label there).
+        const lineHeight = 14 * devicePixelRatio;
+        const placed: [number, number][] = [];
+        const clash = (top: number) => placed.filter(([t, b]) => top < b && top + lineHeight > t);
+        const drawn = lines.map((line) => ({ line, y: Math.round(u.valToPos(line.value, "y", true)), color: line.color ?? css("--threshold") }))
+          .sort((a, b) => a.y - b.y);
+        for (const { line, y, color } of drawn) {
+          ctx.strokeStyle = color;
           ctx.lineWidth = devicePixelRatio;
           ctx.setLineDash(line.dashed ? [6 * devicePixelRatio, 4 * devicePixelRatio] : []);
           ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + width, y); ctx.stroke();
-          ctx.fillText(line.label, left + 4 * devicePixelRatio, y - 3 * devicePixelRatio);
         }
         ctx.setLineDash([]);
+        const background = css("--card");
+        for (const { line, y, color } of drawn) {
+          let labelTop = y - lineHeight - devicePixelRatio;
+          if (clash(labelTop).length > 0) {
+            labelTop = y + 2 * devicePixelRatio;
+            for (let hit = clash(labelTop); hit.length > 0; hit = clash(labelTop)) labelTop = Math.max(...hit.map(([, b]) => b)) + devicePixelRatio;
+          }
+          placed.push([labelTop, labelTop + lineHeight]);
+          const textWidth = ctx.measureText(line.label).width;
+          ctx.globalAlpha = 0.8;
+          ctx.fillStyle = background;
+          ctx.fillRect(left + 2 * devicePixelRatio, labelTop, textWidth + 4 * devicePixelRatio, lineHeight);
+          ctx.globalAlpha = 1;
+          ctx.fillStyle = color;
+          ctx.fillText(line.label, left + 4 * devicePixelRatio, labelTop + lineHeight - 3 * devicePixelRatio);
+        }
         for (const marker of markers) {
           const x = Math.round(u.valToPos(marker.at, "x", true));
           if (x < left || x > left + width) continue;
@@ -84,16 +109,18 @@ function align(series: ChartSeries[]): uPlot.AlignedData {
 
 /**
  * A metric chart: drag to zoom (double-click resets), hover shows values in the legend.
- * `onZoom` gets the selected range in ms so the page can fetch finer data.
+ * `onZoom` gets the selected range in ms so the page can fetch finer data. `knownWidth`
+ * spares a layout read when the page has measured the box already.
  */
 export function metricChart(
   el: HTMLElement,
   series: ChartSeries[],
   overlays: Overlays,
   onZoom?: (from: number, to: number) => void,
+  knownWidth?: number,
 ): uPlot {
   const current = { overlays };
-  const width = Math.max(el.clientWidth, 280);
+  const width = knownWidth ?? Math.max(el.clientWidth, 280);
   const colors = [css("--accent"), css("--compare"), css("--warn")];
   const opts: uPlot.Options = {
     width, height: 220,
@@ -133,7 +160,12 @@ export function metricChart(
   });
   observer.observe(el);
   (chart as any)._observer = observer;
-  (chart as any).setOverlays = (next: Overlays) => { current.overlays = next; chart.redraw(false); };
+  // `rescale`: the y range is taken again, so lines that arrive later are on the chart.
+  (chart as any).setOverlays = (next: Overlays, rescale = false) => {
+    current.overlays = next;
+    if (rescale) chart.setData(chart.data);
+    else chart.redraw(false);
+  };
   return chart;
 }
 

@@ -803,6 +803,54 @@ async fn backtest_agrees_with_live_evaluation(backend: Backend) {
     assert_eq!(env.alerts().await, alerts_before);
 }
 
+async fn an_unsaved_rule_backtests_as_the_same_rule_saved_and_stores_nothing(backend: Backend) {
+    let env = Env::new(backend).await;
+    for minute in 0..40 {
+        let value = if (10..20).contains(&minute) {
+            0.8
+        } else {
+            0.95
+        };
+        env.record("v1", "accuracy", value, minute).await;
+    }
+    let spec = RuleSpec {
+        name: "Low accuracy".into(),
+        model: "fraud".into(),
+        version: Some("v1".into()),
+        metric: "accuracy".into(),
+        threshold_value: Some(0.9),
+        comparison_operator: Some("lt".into()),
+        auto_resolve: Some(true),
+        ..RuleSpec::default()
+    };
+    let range = TimeRange::new(at(0), at(40));
+    let unsaved = env
+        .engine
+        .backtest_spec(spec.clone(), range, at(40))
+        .await
+        .unwrap();
+    assert!(env.engine.list_rules(None).await.unwrap().is_empty());
+    assert!(env.alerts().await.is_empty());
+    let saved = env.engine.create_rule(spec.clone(), at(40)).await.unwrap();
+    let replay = env.engine.backtest(&saved.id, range).await.unwrap();
+    assert_eq!(unsaved.versions, replay.versions);
+    assert!(unsaved.versions[0]
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, BacktestEventKind::Fired { .. })));
+
+    let invalid = RuleSpec {
+        comparison_operator: Some("about".into()),
+        ..spec
+    };
+    let error = env
+        .engine
+        .backtest_spec(invalid, range, at(40))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, EngineError::Invalid(_)), "{error:?}");
+}
+
 async fn degradation_backtest_agrees_with_live_evaluation(backend: Backend) {
     let env = Env::new(backend).await;
     env.engine
@@ -919,6 +967,7 @@ macro_rules! alerting_suite {
             degradation_rule_fires_on_a_significant_drop,
             backtest_agrees_with_live_evaluation,
             degradation_backtest_agrees_with_live_evaluation,
+            an_unsaved_rule_backtests_as_the_same_rule_saved_and_stores_nothing,
             two_concurrent_evaluators_create_no_duplicate_alert,
             engine_round_trips_a_whole_lifecycle,
             $($extra,)*
