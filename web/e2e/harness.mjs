@@ -1,11 +1,13 @@
 // Shared by the browser tests and the speed bench: starts the real `modelwatch serve`
-// on a free port with a temporary database, and Debian's chromium through playwright-core.
+// on a free port with a temporary database, and a browser from Debian (chromium or
+// firefox-esr) through puppeteer-core — one driver and one API for both browsers, so
+// every scenario runs unchanged in each (CDP for chromium, WebDriver BiDi for Firefox).
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, existsSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import puppeteer from "puppeteer-core";
 
 export const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const artifacts = join(repo, "test-artifacts");
@@ -46,22 +48,55 @@ export async function startServer({ demo = true } = {}) {
   };
 }
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+/** The browsers the tests run in, each a Debian package (scripts/setup installs both). */
+export const BROWSERS = {
+  chromium: {
+    executable: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    package: "chromium",
+    launch: { browser: "chrome", args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"] },
+  },
+  firefox: {
+    executable: process.env.FIREFOX ?? "/usr/bin/firefox-esr",
+    package: "firefox-esr",
+    launch: { browser: "firefox" },
+  },
+};
 
-/** A fresh browser profile each time; fails (does not skip) when chromium is missing. */
-export async function startBrowser() {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup (apt-get install chromium)`);
-  const profile = mkdtempSync(join(tmpdir(), "modelwatch-chromium-"));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+/** The browsers selected by E2E_BROWSERS (comma-separated), all of them by default. */
+export function selectedBrowsers() {
+  const names = (process.env.E2E_BROWSERS ?? Object.keys(BROWSERS).join(",")).split(",").map((s) => s.trim()).filter(Boolean);
+  for (const name of names) if (!BROWSERS[name]) throw new Error(`E2E_BROWSERS: unknown browser ${name} (known: ${Object.keys(BROWSERS)})`);
+  return names;
+}
+
+export const VIEWPORT = { width: 1280, height: 860 };
+
+/**
+ * A fresh profile each time; fails (never skips) when the browser is missing. `args` are
+ * added to the browser's own.
+ */
+export async function startBrowser(name = "chromium", { args = [] } = {}) {
+  const spec = BROWSERS[name];
+  if (!spec) throw new Error(`unknown browser ${name}`);
+  if (!existsSync(spec.executable)) throw new Error(`${spec.executable} is missing: run scripts/setup (apt-get install ${spec.package})`);
+  const profile = mkdtempSync(join(tmpdir(), `modelwatch-${name}-`));
+  const browser = await puppeteer.launch({
+    ...spec.launch,
+    args: [...(spec.launch.args ?? []), ...args],
+    executablePath: spec.executable,
     headless: true,
-    viewport: { width: 1280, height: 860 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
+    userDataDir: profile,
+    defaultViewport: VIEWPORT,
+    // A loaded two-core machine can take a while to start a browser.
+    timeout: 60_000,
+    protocolTimeout: 120_000,
   });
   return {
-    context,
-    async stop() { await context.close(); rmSync(profile, { recursive: true, force: true }); },
+    name,
+    browser,
+    newPage: () => browser.newPage(),
+    async stop() { await browser.close(); rmSync(profile, { recursive: true, force: true }); },
   };
 }
 

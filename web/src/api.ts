@@ -75,6 +75,21 @@ export function columns(series: Series): [number[], (number | null)[]] {
   return [xs, ys];
 }
 
+/**
+ * Each bucket's minimum and maximum, aligned with `columns`; null when the series came
+ * as raw points (every point is drawn then, so there is no range to show).
+ */
+export function ranges(series: Series): { lo: (number | null)[]; hi: (number | null)[] } | null {
+  if (!series.downsampled) return null;
+  const lo: (number | null)[] = [];
+  const hi: (number | null)[] = [];
+  for (const b of series.buckets) {
+    lo.push(b.count === 0 ? null : b.min);
+    hi.push(b.count === 0 ? null : b.max);
+  }
+  return { lo, hi };
+}
+
 /** Open alerts are those not resolved yet. */
 export function isOpen(alert: any): boolean {
   return !alert.resolved_at && alert.status !== "resolved";

@@ -47,16 +47,41 @@ function overlayPlugin(overlays: () => Overlays): uPlot.Plugin {
         ctx.rect(left, top, width, height);
         ctx.clip();
         ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
-        for (const line of lines) {
-          const y = Math.round(u.valToPos(line.value, "y", true));
-          ctx.strokeStyle = line.color ?? css("--threshold");
-          ctx.fillStyle = ctx.strokeStyle;
+        // uPlot leaves its axis labels' alignment on the context (right-aligned), which
+        // would push each line's label out of the plot to its left.
+        ctx.textAlign = "left";
+        ctx.textBaseline = "alphabetic";
+        // Every line first, then the labels over them: each on a patch of the card's
+        // colour (readable over the data) just above its line or, when that would cover
+        // a label placed already, just below it (moved down past any other label there).
+        const lineHeight = 14 * devicePixelRatio;
+        const placed: [number, number][] = [];
+        const clash = (top: number) => placed.filter(([t, b]) => top < b && top + lineHeight > t);
+        const drawn = lines.map((line) => ({ line, y: Math.round(u.valToPos(line.value, "y", true)), color: line.color ?? css("--threshold") }))
+          .sort((a, b) => a.y - b.y);
+        for (const { line, y, color } of drawn) {
+          ctx.strokeStyle = color;
           ctx.lineWidth = devicePixelRatio;
           ctx.setLineDash(line.dashed ? [6 * devicePixelRatio, 4 * devicePixelRatio] : []);
           ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + width, y); ctx.stroke();
-          ctx.fillText(line.label, left + 4 * devicePixelRatio, y - 3 * devicePixelRatio);
         }
         ctx.setLineDash([]);
+        const background = css("--card");
+        for (const { line, y, color } of drawn) {
+          let labelTop = y - lineHeight - devicePixelRatio;
+          if (clash(labelTop).length > 0) {
+            labelTop = y + 2 * devicePixelRatio;
+            for (let hit = clash(labelTop); hit.length > 0; hit = clash(labelTop)) labelTop = Math.max(...hit.map(([, b]) => b)) + devicePixelRatio;
+          }
+          placed.push([labelTop, labelTop + lineHeight]);
+          const textWidth = ctx.measureText(line.label).width;
+          ctx.globalAlpha = 0.8;
+          ctx.fillStyle = background;
+          ctx.fillRect(left + 2 * devicePixelRatio, labelTop, textWidth + 4 * devicePixelRatio, lineHeight);
+          ctx.globalAlpha = 1;
+          ctx.fillStyle = color;
+          ctx.fillText(line.label, left + 4 * devicePixelRatio, labelTop + lineHeight - 3 * devicePixelRatio);
+        }
         for (const marker of markers) {
           const x = Math.round(u.valToPos(marker.at, "x", true));
           if (x < left || x > left + width) continue;
@@ -74,27 +99,79 @@ function overlayPlugin(overlays: () => Overlays): uPlot.Plugin {
   };
 }
 
-export interface ChartSeries { label: string; xs: number[]; ys: (number | null)[]; color?: string; dashed?: boolean }
-
-/** Joins series with different timestamps onto one x axis (uPlot needs aligned columns). */
-function align(series: ChartSeries[]): uPlot.AlignedData {
-  if (series.length === 1) return [series[0].xs, series[0].ys] as uPlot.AlignedData;
-  return uPlot.join(series.map((s) => [s.xs, s.ys] as uPlot.AlignedData)) as uPlot.AlignedData;
+/**
+ * One line on a metric chart. `lo`/`hi` (aligned with `xs`) are each bucket's minimum and
+ * maximum when the series was downsampled: drawn as a band behind the line, because the
+ * line alone is the bucket means and a short spike inside a bucket would vanish in them.
+ */
+export interface ChartSeries {
+  label: string; xs: number[]; ys: (number | null)[]; color?: string; dashed?: boolean;
+  lo?: (number | null)[]; hi?: (number | null)[];
 }
 
 /**
+ * The chart's columns: x, then every series' line (so series i is uPlot series i + 1, as
+ * the legend and `appendPoint` count them), then each range as its (max, min) pair.
+ * uPlot needs all columns on one x axis; series with different timestamps are joined.
+ */
+function align(series: ChartSeries[]): { data: uPlot.AlignedData; ranges: Map<number, [number, number]> } {
+  const tables = series.map((s) => (s.lo && s.hi ? [s.xs, s.ys, s.hi, s.lo] : [s.xs, s.ys]) as uPlot.AlignedData);
+  const joined = (tables.length === 1 ? tables[0] : uPlot.join(tables)) as (number | null | undefined)[][];
+  const lines: (number | null | undefined)[][] = [];
+  const bounds: (number | null | undefined)[][] = [];
+  const ranges = new Map<number, [number, number]>();
+  let column = 1;
+  series.forEach((s, i) => {
+    lines.push(joined[column++]);
+    if (s.lo && s.hi) {
+      const at = 1 + series.length + bounds.length;
+      ranges.set(i + 1, [at, at + 1]);
+      bounds.push(joined[column++], joined[column++]);
+    }
+  });
+  return { data: [joined[0], ...lines, ...bounds] as uPlot.AlignedData, ranges };
+}
+
+const format = (v: number | null | undefined) => (v == null ? "—" : Number(v.toPrecision(5)).toString());
+
+/**
  * A metric chart: drag to zoom (double-click resets), hover shows values in the legend.
- * `onZoom` gets the selected range in ms so the page can fetch finer data.
+ * `onZoom` gets the selected range in ms so the page can fetch finer data. `knownWidth`
+ * spares a layout read when the page has measured the box already.
  */
 export function metricChart(
   el: HTMLElement,
   series: ChartSeries[],
   overlays: Overlays,
   onZoom?: (from: number, to: number) => void,
+  knownWidth?: number,
 ): uPlot {
   const current = { overlays };
-  const width = Math.max(el.clientWidth, 280);
+  const width = knownWidth ?? Math.max(el.clientWidth, 280);
   const colors = [css("--accent"), css("--compare"), css("--warn")];
+  const rangeColors = [css("--range"), css("--compare-range"), css("--range")];
+  const { data, ranges } = align(series);
+  // The legend gives a bucket's min and max beside its mean; the range series' own legend
+  // rows are hidden (class u-range), so each version stays one entry.
+  const lineValue = (u: uPlot, v: number | null, seriesIdx: number, idx: number | null) => {
+    if (v == null) return "—";
+    const range = ranges.get(seriesIdx);
+    if (!range || idx == null) return format(v);
+    const hi = u.data[range[0]][idx];
+    const lo = u.data[range[1]][idx];
+    return lo == null || hi == null || lo === hi ? format(v) : `${format(v)} (min ${format(lo)}, max ${format(hi)})`;
+  };
+  const rangeSeries: uPlot.Series[] = [];
+  const bands: uPlot.Band[] = [];
+  for (const [line, [hi, lo]] of ranges) {
+    const fill = rangeColors[(line - 1) % rangeColors.length];
+    for (const [idx, name] of [[hi, "max"], [lo, "min"]] as const) {
+      // The band's edges get a hairline of the band's colour: a spike one bucket wide is
+      // narrower than a pixel, and as fill alone it would be barely visible.
+      rangeSeries[idx - 1 - series.length] = { label: `${series[line - 1].label} ${name}`, class: "u-range", stroke: fill, width: 1, points: { show: false }, spanGaps: false, value: (_u, v) => format(v) };
+    }
+    bands.push({ series: [hi, lo], fill });
+  }
   const opts: uPlot.Options = {
     width, height: 220,
     scales: { x: { time: true }, y: { range: (_u, min, max) => rangeWith(min, max, current.overlays) } },
@@ -111,9 +188,11 @@ export function metricChart(
         dash: s.dashed ? [6, 4] : undefined,
         spanGaps: false,
         points: { show: s.xs.length < 200 },
-        value: (_u: uPlot, v: number | null) => (v == null ? "—" : Number(v.toPrecision(5)).toString()),
+        value: lineValue,
       })),
+      ...rangeSeries,
     ],
+    bands,
     cursor: { drag: { x: true, y: false, setScale: true } },
     plugins: [overlayPlugin(() => current.overlays)],
     hooks: {
@@ -125,7 +204,8 @@ export function metricChart(
       }],
     },
   };
-  const chart = new uPlot(opts, align(series), el);
+  const chart = new uPlot(opts, data, el);
+  (chart as any)._ranges = ranges;
   // Fit the chart to its box when the window (or phone orientation) changes.
   const observer = new ResizeObserver(() => {
     const w = Math.max(el.clientWidth, 280);
@@ -133,7 +213,12 @@ export function metricChart(
   });
   observer.observe(el);
   (chart as any)._observer = observer;
-  (chart as any).setOverlays = (next: Overlays) => { current.overlays = next; chart.redraw(false); };
+  // `rescale`: the y range is taken again, so lines that arrive later are on the chart.
+  (chart as any).setOverlays = (next: Overlays, rescale = false) => {
+    current.overlays = next;
+    if (rescale) chart.setData(chart.data);
+    else chart.redraw(false);
+  };
   return chart;
 }
 
@@ -153,11 +238,18 @@ export function destroyChart(chart: uPlot): void {
   chart.destroy();
 }
 
-/** Appends live points to a chart without refetching. */
+/**
+ * Appends a live point to series `seriesIndex` without refetching; its range (if drawn)
+ * gets the point as both min and max. A point not after the chart's last one (a backfill)
+ * is left for the next fetch: uPlot needs x in ascending order.
+ */
 export function appendPoint(chart: uPlot, seriesIndex: number, x: number, y: number): void {
+  const xs = chart.data[0];
+  if (xs.length > 0 && x <= xs[xs.length - 1]) return;
+  const range: [number, number] | undefined = (chart as any)._ranges?.get(seriesIndex);
   const data = chart.data.map((column) => Array.from(column as ArrayLike<number | null>)) as (number | null)[][];
   data[0].push(x);
-  for (let i = 1; i < data.length; i++) data[i].push(i === seriesIndex ? y : null);
+  for (let i = 1; i < data.length; i++) data[i].push(i === seriesIndex || range?.includes(i) ? y : null);
   chart.setData(data as uPlot.AlignedData, false);
   const xMin = chart.scales.x.min ?? x;
   chart.setScale("x", { min: xMin, max: Math.max(chart.scales.x.max ?? x, x) });

@@ -20,6 +20,16 @@ function show(state: "live" | "reconnecting" | "connecting", text: string) {
 export function startLive(el: HTMLElement): void {
   indicator = el;
   connect();
+  // A page the browser keeps in its back/forward cache would keep its stream open, and
+  // a browser has only six connections per server: a few trips away and back and the
+  // dashboard's own requests would wait forever. Close on leaving, reopen on return.
+  addEventListener("pagehide", () => {
+    source?.close();
+    source = null;
+  });
+  addEventListener("pageshow", (event) => {
+    if (event.persisted && !source) connect();
+  });
 }
 
 function connect() {

@@ -7,7 +7,7 @@ import { overview } from "./pages/overview";
 import { modelPage } from "./pages/model";
 import { alertsPage } from "./pages/alerts";
 import { rulesPage } from "./pages/rules";
-import { h, clear } from "./util";
+import { h, clear, markReady } from "./util";
 
 type Page = (main: HTMLElement, parts: string[]) => (() => void) | void;
 
@@ -31,6 +31,8 @@ function route() {
   // Marks for the speed bench: navigation → page ready (see bench/dashboard).
   performance.clearMarks();
   performance.mark("route");
+  // Cleared until the new page says it has drawn (tests and the bench wait for it).
+  delete main.dataset.ready;
   if (leave) leave();
   leave = undefined;
   for (const [pattern, page, nav] of routes) {
@@ -45,6 +47,7 @@ function route() {
     return;
   }
   clear(main, h("h1", null, "Not found"), h("p", null, "No such page. ", h("a", { href: "#/" }, "Back to the overview")));
+  markReady(main);
 }
 
 function setupTheme() {
@@ -64,7 +67,21 @@ function setupTheme() {
   });
 }
 
+// The skip link moves focus into the page. As a plain "#main" link it would change the
+// hash, which is the route, and show "Not found".
+function setupSkipLink() {
+  document.querySelector<HTMLAnchorElement>("a.skip")?.addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("main")!.focus();
+  });
+}
+
 setupTheme();
+setupSkipLink();
 startLive(document.getElementById("live")!);
 addEventListener("hashchange", route);
+// Back from the back/forward cache: the stream was closed meanwhile, so draw afresh.
+addEventListener("pageshow", (event) => {
+  if (event.persisted) { shownPath = null; route(); }
+});
 route();

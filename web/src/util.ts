@@ -105,6 +105,16 @@ export function limiter(limit: number) {
     });
 }
 
+/**
+ * Says the page has shown what it has — data, an empty state or an error — for the
+ * browser tests (`main[data-ready]`) and the speed bench (the "ready" mark).
+ */
+export function markReady(main: HTMLElement): void {
+  if (main.dataset.ready) return;
+  main.dataset.ready = "1";
+  performance.mark("ready");
+}
+
 export const RANGES: Record<string, number> = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
 
 /** The parameters after `?` in the hash route. */

@@ -6,7 +6,7 @@
 //! Navigation inside the app uses the URL fragment (`/#/alerts`), so only `/` and the
 //! built assets need routes.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -23,26 +23,54 @@ pub fn asset(path: &str) -> Option<&'static [u8]> {
         .map(|(_, bytes)| *bytes)
 }
 
+/// The content codings the build stores beside a text file (`x.js.br`, `x.js.gz`), best
+/// first. They are compressed once at build time, so serving them costs nothing.
+const CODINGS: [(&str, &str); 2] = [("br", "br"), ("gzip", "gz")];
+
 /// Routes for `/` and `/assets/…`; merge into the application's router.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/", get(|| async { serve("index.html") }))
-        .route("/index.html", get(|| async { serve("index.html") }))
+        .route("/", get(|headers: HeaderMap| async move { serve("index.html", &headers) }))
+        .route(
+            "/index.html",
+            get(|headers: HeaderMap| async move { serve("index.html", &headers) }),
+        )
         .route(
             "/assets/{*path}",
             get(
-                |axum::extract::Path(path): axum::extract::Path<String>| async move {
-                    serve(&format!("assets/{path}"))
+                |axum::extract::Path(path): axum::extract::Path<String>, headers: HeaderMap| async move {
+                    serve(&format!("assets/{path}"), &headers)
                 },
             ),
         )
-        .route("/favicon.svg", get(|| async { serve("favicon.svg") }))
+        .route(
+            "/favicon.svg",
+            get(|headers: HeaderMap| async move { serve("favicon.svg", &headers) }),
+        )
 }
 
-fn serve(path: &str) -> Response {
-    let Some(bytes) = asset(path) else {
+fn serve(path: &str, request: &HeaderMap) -> Response {
+    // The compressed copies are variants of their file, not files of their own.
+    let is_variant = CODINGS
+        .iter()
+        .any(|(_, ext)| path.ends_with(&format!(".{ext}")));
+    let Some(identity) = asset(path).filter(|_| !is_variant) else {
         return (StatusCode::NOT_FOUND, "no such dashboard file").into_response();
     };
+    let accept = request
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut has_variants = false;
+    let mut chosen = None;
+    for (coding, ext) in CODINGS {
+        if let Some(bytes) = asset(&format!("{path}.{ext}")) {
+            has_variants = true;
+            if chosen.is_none() && accepts(accept, coding) {
+                chosen = Some((coding, bytes));
+            }
+        }
+    }
     // Built assets carry a content hash in their names, so they never change; the page
     // itself must be revalidated to pick up a new build.
     let cache = if path.starts_with("assets/") {
@@ -50,7 +78,7 @@ fn serve(path: &str) -> Response {
     } else {
         "no-cache"
     };
-    let mut response = bytes.into_response();
+    let mut response = chosen.map_or(identity, |(_, bytes)| bytes).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -61,6 +89,13 @@ fn serve(path: &str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    if let Some((coding, _)) = chosen {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    if has_variants {
+        // Caches must keep the variants apart.
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     if path.ends_with(".html") {
         // Only our own scripts and styles; the API is same-origin.
         headers.insert(
@@ -71,6 +106,23 @@ fn serve(path: &str) -> Response {
         );
     }
     response
+}
+
+/// Whether an `Accept-Encoding` value accepts `coding`: named (or `*`) without `q=0`.
+fn accepts(accept_encoding: &str, coding: &str) -> bool {
+    accept_encoding.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        if !(name.eq_ignore_ascii_case(coding) || name == "*") {
+            return false;
+        }
+        !parts.any(|param| {
+            param
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        })
+    })
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -94,10 +146,33 @@ mod tests {
     use tower::ServiceExt;
 
     async fn get(path: &str) -> Response {
+        get_with(path, None).await
+    }
+
+    async fn get_with(path: &str, accept_encoding: Option<&str>) -> Response {
+        let mut request = Request::get(path);
+        if let Some(value) = accept_encoding {
+            request = request.header(header::ACCEPT_ENCODING, value);
+        }
         router::<()>()
-            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .oneshot(request.body(Body::empty()).expect("request"))
             .await
             .expect("infallible")
+    }
+
+    async fn body(response: Response) -> Vec<u8> {
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body")
+            .to_vec()
+    }
+
+    /// The built script (absent when the build fell back to the placeholder page).
+    fn script() -> Option<&'static str> {
+        table::ASSETS
+            .iter()
+            .map(|(name, _)| *name)
+            .find(|name| name.starts_with("assets/") && name.ends_with(".js"))
     }
 
     #[tokio::test]
@@ -114,7 +189,7 @@ mod tests {
     #[tokio::test]
     async fn every_embedded_asset_is_served_with_its_type() {
         for (name, bytes) in table::ASSETS {
-            if !name.starts_with("assets/") {
+            if !name.starts_with("assets/") || name.ends_with(".br") || name.ends_with(".gz") {
                 continue;
             }
             let response = get(&format!("/{name}")).await;
@@ -134,5 +209,52 @@ mod tests {
     #[tokio::test]
     async fn unknown_asset_is_404() {
         assert_eq!(get("/assets/nope.js").await.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_browser_accepting_brotli_gets_the_precompressed_script() {
+        let Some(name) = script() else { return };
+        let response = get_with(&format!("/{name}"), Some("gzip, deflate, br, zstd")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_ENCODING], "br");
+        assert_eq!(response.headers()[header::VARY], "accept-encoding");
+        assert_eq!(
+            response.headers()[header::CACHE_CONTROL],
+            "public, max-age=31536000, immutable"
+        );
+        let expected = asset(&format!("{name}.br")).expect("a .br beside the script");
+        assert_eq!(body(response).await, expected);
+    }
+
+    #[tokio::test]
+    async fn gzip_is_sent_where_brotli_is_refused_and_identity_where_nothing_is_accepted() {
+        let Some(name) = script() else { return };
+        let gzip = get_with(&format!("/{name}"), Some("br;q=0, gzip")).await;
+        assert_eq!(gzip.headers()[header::CONTENT_ENCODING], "gzip");
+        let plain = get(&format!("/{name}")).await;
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(plain.headers()[header::VARY], "accept-encoding");
+        assert_eq!(body(plain).await, asset(name).expect("the script"));
+    }
+
+    #[tokio::test]
+    async fn compressed_copies_are_not_files_of_their_own() {
+        let Some(name) = script() else { return };
+        assert_eq!(
+            get(&format!("/{name}.br")).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn accept_encoding_is_read_with_its_weights() {
+        assert!(accepts("gzip, br", "br"));
+        assert!(accepts("BR", "br"));
+        assert!(accepts("*", "gzip"));
+        assert!(accepts("br;q=0.5", "br"));
+        assert!(!accepts("br;q=0", "br"));
+        assert!(!accepts("br; q=0.0, gzip", "br"));
+        assert!(!accepts("", "gzip"));
+        assert!(!accepts("identity", "gzip"));
     }
 }

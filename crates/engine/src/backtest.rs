@@ -6,7 +6,7 @@
 //! state machine as live evaluation. So a backtest agrees with a live evaluator that
 //! evaluated after every sample; an evaluator that runs less often sees fewer samples.
 
-use modelwatch_core::alerting::{backtest, BacktestEvent, Rule, RuleId, SeriesState};
+use modelwatch_core::alerting::{backtest, BacktestEvent, Rule, RuleId, RuleSpec, SeriesState};
 use modelwatch_core::{SeriesKey, TimeRange, Timestamp, Version};
 use modelwatch_store::SeriesFilter;
 use serde::Serialize;
@@ -42,6 +42,24 @@ impl Engine {
         range: TimeRange,
     ) -> Result<BacktestReport, EngineError> {
         let rule = self.rule(rule_id).await?;
+        self.replay(rule, range).await
+    }
+
+    /// Replays a rule that is not stored (yet): `spec` is validated as creating it would
+    /// be, then replayed like [`Engine::backtest`]. Nothing is written, so a person can
+    /// see what a rule would have done before saving it. The report's rule carries the
+    /// placeholder id 0.
+    pub async fn backtest_spec(
+        &self,
+        spec: RuleSpec,
+        range: TimeRange,
+        now: Timestamp,
+    ) -> Result<BacktestReport, EngineError> {
+        let rule = Rule::create(spec, RuleId::from_u32(0), now)?;
+        self.replay(rule, range).await
+    }
+
+    async fn replay(&self, rule: Rule, range: TimeRange) -> Result<BacktestReport, EngineError> {
         let versions: Vec<Version> = match &rule.version {
             Some(version) => vec![version.clone()],
             None => self

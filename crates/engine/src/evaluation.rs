@@ -24,7 +24,7 @@ use modelwatch_store::SeriesFilter;
 use serde::Serialize;
 
 use crate::alerting::{notifications, Engine, EngineError, MAX_ATTEMPTS};
-use crate::observe::live_observation;
+use crate::observe::{live_observations, LiveCheck};
 
 /// What one rule did for one version in a pass.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,6 +48,16 @@ pub struct EvaluationReport {
     pub evaluations: Vec<RuleEvaluation>,
     /// Writes that lost a race with another evaluator or a person and were decided again.
     pub conflicts: u32,
+}
+
+/// What a pass does with one target before the core decides.
+enum Step {
+    /// The state already counted the newest sample.
+    AlreadyCounted(Timestamp),
+    /// The series has no sample.
+    Skip,
+    /// The newest sample is new: observe it.
+    Observe,
 }
 
 /// The alert an evaluation wrote, kept until its commit is known to have applied.
@@ -233,8 +243,36 @@ impl Engine {
             })
             .collect();
 
+        // Which targets have a sample to observe: the rest are decided without one.
+        let mut checks = Vec::new();
+        let steps: Vec<Step> = targets
+            .iter()
+            .zip(&latest)
+            .map(|(target, latest)| {
+                let newest = latest
+                    .as_ref()
+                    .map_or(target.last_timestamp, |p| p.timestamp);
+                if let Some(last) = state_of(target).last_observed_at.filter(|t| *t >= newest) {
+                    // No newer sample: the core would say the same without windows fetched.
+                    return Step::AlreadyCounted(last);
+                }
+                let Some(latest) = latest else {
+                    return Step::Skip;
+                };
+                checks.push(LiveCheck {
+                    rule: &rules[target.rule],
+                    version: &target.version,
+                    latest,
+                });
+                Step::Observe
+            })
+            .collect();
+        let mut observations = live_observations(&*self.metrics, &checks, &self.detection)
+            .await?
+            .into_iter();
+
         let mut pending: Vec<(usize, AlertCommit, Decision, AlertWritten)> = Vec::new();
-        for (index, (target, latest)) in targets.iter().zip(&latest).enumerate() {
+        for (index, (target, step)) in targets.iter().zip(steps).enumerate() {
             let rule = &rules[target.rule];
             let state = state_of(target);
             let decision = |decision| RuleEvaluation {
@@ -243,20 +281,19 @@ impl Engine {
                 version: target.version.clone(),
                 decision,
             };
-            // No newer sample: the core would say the same without us fetching windows.
-            let newest = latest
-                .as_ref()
-                .map_or(target.last_timestamp, |p| p.timestamp);
-            if let Some(last) = state.last_observed_at.filter(|t| *t >= newest) {
-                report.evaluations.push(decision(Decision::AlreadyCounted {
-                    last_observed_at: last,
-                }));
-                continue;
-            }
-            let Some(latest) = latest else {
-                continue;
+            let observation = match step {
+                Step::AlreadyCounted(last_observed_at) => {
+                    report
+                        .evaluations
+                        .push(decision(Decision::AlreadyCounted { last_observed_at }));
+                    continue;
+                }
+                Step::Skip => continue,
+                Step::Observe => match observations.next() {
+                    Some(observation) => observation,
+                    None => continue,
+                },
             };
-            let observation = self.observe(rule, &target.version, latest).await?;
             let tracked_alert = state.alert_id.as_ref().and_then(|id| tracked.get(id));
             let new_alert_id = AlertId::from_u32(self.ids.next_id());
             let ctx = EvaluationContext {
@@ -340,14 +377,5 @@ impl Engine {
             }
         }
         Ok(retry)
-    }
-
-    async fn observe(
-        &self,
-        rule: &Rule,
-        version: &Version,
-        latest: &Point,
-    ) -> Result<modelwatch_core::alerting::Observation, EngineError> {
-        Ok(live_observation(&*self.metrics, rule, version, latest, &self.detection).await?)
     }
 }

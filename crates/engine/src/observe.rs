@@ -7,14 +7,17 @@
 //! of one preloaded range, and both hand identical points to the same pure function, which
 //! is why a backtest agrees with live evaluation.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use modelwatch_core::alerting::{Condition, DegradationReading, Observation, Rule};
+use modelwatch_core::alerting::{
+    Condition, DegradationReading, Observation, Rule, SignificanceTest,
+};
 use modelwatch_core::detection::{
     self, detection_windows, Comparison, DegradationStatus, DetectionOptions, DetectionWindows,
     MetricWindows, Reference, Seasonality, WindowSpec,
 };
-use modelwatch_core::{MetricDefinition, Point, SeriesKey, TimeRange, Timestamp, Version};
+use modelwatch_core::{Metric, MetricDefinition, Point, SeriesKey, TimeRange, Timestamp, Version};
 use modelwatch_store::{MetricStore, StoreError};
 
 /// The windows a degradation rule's check of the sample at `at` uses.
@@ -92,6 +95,11 @@ pub(crate) fn degradation_observation(
                 significant: result.severity != detection::Severity::None,
                 current_value,
                 baseline_value,
+                test: Some(SignificanceTest {
+                    p_value: result.p_value,
+                    method: result.method.clone(),
+                    alpha: result.alpha,
+                }),
             })
         }
         // A zero baseline has no percentage to compare with the rule's.
@@ -99,44 +107,123 @@ pub(crate) fn degradation_observation(
     }
 }
 
-/// The observation of `latest` for a live evaluation, fetching what a degradation check
-/// needs from the store.
-pub(crate) async fn live_observation(
+/// How many checks read their windows in one store call: enough that the round trip is
+/// negligible, few enough to bound the points held at once (two days' minutes per check).
+const CHECKS_PER_READ: usize = 256;
+
+/// One check of a live pass: a rule's observation of the newest sample of one version.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LiveCheck<'a> {
+    pub rule: &'a Rule,
+    pub version: &'a Version,
+    pub latest: &'a Point,
+}
+
+/// The observations of many live checks, in order. Degradation checks fetch their windows
+/// from the store and hand them to the same pure function the backtest uses; they read
+/// them in bulk, two reads in flight at a time so that
+/// both reader threads decode while this task runs the detector.
+pub(crate) async fn live_observations(
     metrics: &dyn MetricStore,
-    rule: &Rule,
-    version: &Version,
-    latest: &Point,
+    checks: &[LiveCheck<'_>],
     base: &DetectionOptions,
-) -> Result<Observation, StoreError> {
-    let Condition::Degradation {
-        baseline_window_hours,
-        ..
-    } = &rule.condition
-    else {
-        return Ok(Observation::Value {
-            at: latest.timestamp,
-            value: latest.value,
+) -> Result<Vec<Observation>, StoreError> {
+    let mut definitions: HashMap<&Metric, MetricDefinition> = HashMap::new();
+    for check in checks {
+        if matches!(check.rule.condition, Condition::Degradation { .. })
+            && !definitions.contains_key(&check.rule.metric)
+        {
+            let definition = metrics.definition(&check.rule.metric).await?;
+            definitions.insert(&check.rule.metric, definition);
+        }
+    }
+    let mut observations = Vec::with_capacity(checks.len());
+    let mut groups = checks.chunks(CHECKS_PER_READ);
+    while let Some(first) = groups.next() {
+        let second = groups.next().unwrap_or(&[]);
+        let (first_windows, second_windows) =
+            tokio::join!(read_windows(metrics, first), read_windows(metrics, second));
+        for (group, windows) in [(first, first_windows?), (second, second_windows?)] {
+            for (check, windows) in group.iter().zip(windows) {
+                observations.push(match (windows, definitions.get(&check.rule.metric)) {
+                    (Some((baseline, reference)), Some(definition)) => degradation_observation(
+                        check.rule,
+                        check.version,
+                        definition,
+                        check.latest,
+                        &baseline,
+                        reference
+                            .as_ref()
+                            .map(|(seasonality, points)| (*seasonality, points.as_slice())),
+                        base,
+                    ),
+                    _ => Observation::Value {
+                        at: check.latest.timestamp,
+                        value: check.latest.value,
+                    },
+                });
+            }
+        }
+    }
+    Ok(observations)
+}
+
+/// A degradation check's baseline and seasonal-reference points.
+type Windows = (Vec<Point>, Option<(Seasonality, Vec<Point>)>);
+
+/// The windows of each degradation check of `group` (None for threshold checks), in one
+/// store call.
+async fn read_windows(
+    metrics: &dyn MetricStore,
+    group: &[LiveCheck<'_>],
+) -> Result<Vec<Option<Windows>>, StoreError> {
+    let mut requests = Vec::new();
+    let mut layout = Vec::with_capacity(group.len());
+    for check in group {
+        let Condition::Degradation {
+            baseline_window_hours,
+            ..
+        } = &check.rule.condition
+        else {
+            layout.push(None);
+            continue;
+        };
+        let key = SeriesKey::new(
+            check.rule.model.clone(),
+            check.version.clone(),
+            check.rule.metric.clone(),
+        );
+        let windows = windows_at(check.latest.timestamp, *baseline_window_hours);
+        requests.push((key.clone(), windows.baseline));
+        let seasonality = windows.reference.map(|(seasonality, range)| {
+            requests.push((key, range));
+            seasonality
         });
+        layout.push(Some(seasonality));
+    }
+    if requests.is_empty() {
+        return Ok(layout.into_iter().map(|_| None).collect());
+    }
+    let mut points = metrics.range_many(&requests).await?.into_iter();
+    let mut next = || {
+        points
+            .next()
+            .ok_or_else(|| StoreError::Database("range_many answered too few ranges".into()))
     };
-    let key = SeriesKey::new(rule.model.clone(), version.clone(), rule.metric.clone());
-    let windows = windows_at(latest.timestamp, *baseline_window_hours);
-    let definition = metrics.definition(&rule.metric).await?;
-    let baseline = metrics.range(&key, windows.baseline).await?;
-    let reference = match windows.reference {
-        Some((seasonality, range)) => Some((seasonality, metrics.range(&key, range).await?)),
-        None => None,
-    };
-    Ok(degradation_observation(
-        rule,
-        version,
-        &definition,
-        latest,
-        &baseline,
-        reference
-            .as_ref()
-            .map(|(s, points)| (*s, points.as_slice())),
-        base,
-    ))
+    layout
+        .into_iter()
+        .map(|shape| {
+            let Some(seasonality) = shape else {
+                return Ok(None);
+            };
+            let baseline = next()?;
+            let reference = match seasonality {
+                Some(seasonality) => Some((seasonality, next()?)),
+                None => None,
+            };
+            Ok(Some((baseline, reference)))
+        })
+        .collect()
 }
 
 /// Every observation of a rule for one version over `points`, the series' points from

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use modelwatch_core::alerting::{
     AlertConfig, AlertFilter, AlertId, AlertStatus, BacktestEventKind, Decision, HoldReason,
-    LifecycleError, NotificationEvent, RulePatch, RuleSpec, Severity, SilenceSpec,
+    LifecycleError, NotificationEvent, RulePatch, RuleSpec, Severity, SilenceSpec, Trigger,
 };
 use modelwatch_core::{ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version};
 use modelwatch_engine::{Engine, EngineError, EvaluationReport, SequentialIds};
@@ -710,6 +710,33 @@ async fn degradation_rule_fires_on_a_significant_drop(backend: Backend) {
     let alert = &report.alerts_created[0];
     assert!(alert.value > 10.0, "degradation percentage {}", alert.value);
     assert!(alert.message.contains("degraded"), "{}", alert.message);
+    // The detector's test rides on the alert and into the outbox payload, where the
+    // notification worker reads the p-value from.
+    let Trigger::Degradation {
+        test: Some(test), ..
+    } = &alert.trigger
+    else {
+        panic!("no significance test on {:?}", alert.trigger);
+    };
+    let p_value = test.p_value.expect("a p-value");
+    assert!(
+        p_value < test.alpha,
+        "p {p_value} not below alpha {}",
+        test.alpha
+    );
+    assert!(
+        !test.method.is_empty() && test.method != "none",
+        "{}",
+        test.method
+    );
+    let outbox = env.outbox().await;
+    assert_eq!(outbox.len(), 1);
+    let payload: serde_json::Value = serde_json::from_str(&outbox[0].payload).unwrap();
+    assert_eq!(payload["alert"]["trigger"]["test"]["p_value"], p_value);
+    assert_eq!(
+        payload["alert"]["trigger"]["test"]["method"],
+        test.method.as_str()
+    );
 }
 
 /// The same samples, evaluated live after each one, and backtested afterwards.
@@ -774,6 +801,54 @@ async fn backtest_agrees_with_live_evaluation(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(env.alerts().await, alerts_before);
+}
+
+async fn an_unsaved_rule_backtests_as_the_same_rule_saved_and_stores_nothing(backend: Backend) {
+    let env = Env::new(backend).await;
+    for minute in 0..40 {
+        let value = if (10..20).contains(&minute) {
+            0.8
+        } else {
+            0.95
+        };
+        env.record("v1", "accuracy", value, minute).await;
+    }
+    let spec = RuleSpec {
+        name: "Low accuracy".into(),
+        model: "fraud".into(),
+        version: Some("v1".into()),
+        metric: "accuracy".into(),
+        threshold_value: Some(0.9),
+        comparison_operator: Some("lt".into()),
+        auto_resolve: Some(true),
+        ..RuleSpec::default()
+    };
+    let range = TimeRange::new(at(0), at(40));
+    let unsaved = env
+        .engine
+        .backtest_spec(spec.clone(), range, at(40))
+        .await
+        .unwrap();
+    assert!(env.engine.list_rules(None).await.unwrap().is_empty());
+    assert!(env.alerts().await.is_empty());
+    let saved = env.engine.create_rule(spec.clone(), at(40)).await.unwrap();
+    let replay = env.engine.backtest(&saved.id, range).await.unwrap();
+    assert_eq!(unsaved.versions, replay.versions);
+    assert!(unsaved.versions[0]
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, BacktestEventKind::Fired { .. })));
+
+    let invalid = RuleSpec {
+        comparison_operator: Some("about".into()),
+        ..spec
+    };
+    let error = env
+        .engine
+        .backtest_spec(invalid, range, at(40))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, EngineError::Invalid(_)), "{error:?}");
 }
 
 async fn degradation_backtest_agrees_with_live_evaluation(backend: Backend) {
@@ -892,6 +967,7 @@ macro_rules! alerting_suite {
             degradation_rule_fires_on_a_significant_drop,
             backtest_agrees_with_live_evaluation,
             degradation_backtest_agrees_with_live_evaluation,
+            an_unsaved_rule_backtests_as_the_same_rule_saved_and_stores_nothing,
             two_concurrent_evaluators_create_no_duplicate_alert,
             engine_round_trips_a_whole_lifecycle,
             $($extra,)*

@@ -207,6 +207,33 @@ pub async fn backtest_rule(
     query: Result<Query<BacktestQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query?;
+    let range = backtest_range(&state, &query)?;
+    let report = engine(&state)?.backtest(&rule_id(&id)?, range).await?;
+    to_json(&report)
+}
+
+/// Replays a rule that is not saved, so its effect can be seen before saving it (the
+/// dashboard's rule preview). Nothing is stored; the report's rule has a placeholder id.
+#[utoipa::path(post, path = "/api/v1/rules/backtest", tag = "rules", params(BacktestQuery),
+    request_body(content = Object, description = "A rule, as for POST /api/v1/rules"),
+    responses((status = 200, description = "The backtest report", body = Object), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn backtest_unsaved_rule(
+    State(state): State<AppState>,
+    query: Result<Query<BacktestQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query?;
+    let spec: RuleSpec = json_body(body)?;
+    let range = backtest_range(&state, &query)?;
+    let report = engine(&state)?
+        .backtest_spec(spec, range, state.now())
+        .await?;
+    to_json(&report)
+}
+
+fn backtest_range(state: &AppState, query: &BacktestQuery) -> ApiResult<TimeRange> {
     let to = match query.to.as_deref() {
         Some(text) => parse_time("to", text)?,
         None => state.now(),
@@ -215,10 +242,10 @@ pub async fn backtest_rule(
         Some(text) => parse_time("from", text)?,
         None => to.saturating_sub(std::time::Duration::from_secs(7 * 24 * 3600)),
     };
-    let report = engine(&state)?
-        .backtest(&rule_id(&id)?, TimeRange::new(from, to))
-        .await?;
-    to_json(&report)
+    if to < from {
+        return Err(ApiError::bad_request("to", "must not be before from"));
+    }
+    Ok(TimeRange::new(from, to))
 }
 
 /// The default and the largest page of alerts.

@@ -222,6 +222,7 @@ fn api() -> OpenApiRouter<AppState> {
             alerting::delete_rule
         ))
         .routes(routes!(alerting::backtest_rule))
+        .routes(routes!(alerting::backtest_unsaved_rule))
         .routes(routes!(alerting::list_alerts))
         .routes(routes!(alerting::alert_summary))
         .routes(routes!(alerting::get_alert))

@@ -51,14 +51,15 @@ impl Notifications {
         }
     }
 
-    fn count(&self, channel: &str) -> (u64, u64, u64) {
-        self.counters.get(channel).map_or((0, 0, 0), |c| {
-            (
-                c.delivered.load(Ordering::Relaxed),
-                c.retried.load(Ordering::Relaxed),
-                c.failed.load(Ordering::Relaxed),
-            )
-        })
+    fn count(&self, channel: &str) -> Counts {
+        self.counters
+            .get(channel)
+            .map_or_else(Counts::default, |c| Counts {
+                delivered: c.delivered.load(Ordering::Relaxed),
+                retried: c.retried.load(Ordering::Relaxed),
+                failed: c.failed.load(Ordering::Relaxed),
+                skipped: c.skipped.load(Ordering::Relaxed),
+            })
     }
 
     /// Brings `telemetry.notifications` up to the worker's counts. The worker's counters
@@ -67,11 +68,12 @@ impl Notifications {
         // A poisoned lock only means a scrape panicked mid-copy; the counts are still sound.
         let _guard = self.sync.lock().unwrap_or_else(|e| e.into_inner());
         for channel in self.counters.keys() {
-            let (delivered, retried, failed) = self.count(channel);
+            let counts = self.count(channel);
             for (outcome, value) in [
-                ("delivered", delivered),
-                ("retried", retried),
-                ("failed", failed),
+                ("delivered", counts.delivered),
+                ("retried", counts.retried),
+                ("failed", counts.failed),
+                ("skipped", counts.skipped),
             ] {
                 let counter = telemetry.notifications.get_or_create(&DeliveryLabels {
                     channel: channel.clone(),
@@ -84,6 +86,15 @@ impl Notifications {
             }
         }
     }
+}
+
+/// A channel's delivery counts since the worker started.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    delivered: u64,
+    retried: u64,
+    failed: u64,
+    skipped: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -100,7 +111,10 @@ pub struct ChannelOut {
     /// Since the server started.
     pub delivered: u64,
     pub retried: u64,
+    /// Real failures: refused, or retries exhausted.
     pub failed: u64,
+    /// Held back because the alert was acknowledged, resolved or silenced first.
+    pub skipped: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -122,7 +136,7 @@ pub async fn list_channels(State(state): State<AppState>) -> Json<ChannelsRespon
             n.channels
                 .iter()
                 .map(|c| {
-                    let (delivered, retried, failed) = n.count(&c.name);
+                    let counts = n.count(&c.name);
                     ChannelOut {
                         name: c.name.clone(),
                         kind: c.kind.clone(),
@@ -130,9 +144,10 @@ pub async fn list_channels(State(state): State<AppState>) -> Json<ChannelsRespon
                         timeout_ms: c.timeout_ms,
                         max_per_minute: c.max_per_minute,
                         digest_after: c.digest_after,
-                        delivered,
-                        retried,
-                        failed,
+                        delivered: counts.delivered,
+                        retried: counts.retried,
+                        failed: counts.failed,
+                        skipped: counts.skipped,
                     }
                 })
                 .collect()
@@ -144,9 +159,11 @@ pub async fn list_channels(State(state): State<AppState>) -> Json<ChannelsRespon
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct NotificationsQuery {
-    /// pending, delivered or failed
+    /// pending, delivered, failed or skipped
     pub status: Option<String>,
     pub alert_id: Option<String>,
+    /// Only deliveries to this channel.
+    pub channel: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<usize>,
 }
@@ -158,7 +175,8 @@ pub struct NotificationOut {
     pub channel: String,
     /// firing, acknowledged or resolved
     pub event: String,
-    /// pending, delivered or failed
+    /// pending, delivered, failed (a real failure) or skipped (held back because the
+    /// alert was acknowledged, resolved or silenced before sending)
     pub status: String,
     /// Attempts so far.
     pub attempts: u32,
@@ -168,7 +186,8 @@ pub struct NotificationOut {
     /// When a pending delivery is next tried.
     pub next_attempt_at: String,
     pub delivered_at: Option<String>,
-    /// Why the last attempt failed (a failed delivery's final error).
+    /// Why the last attempt failed (a failed delivery's final error); for a skipped
+    /// delivery, why it was held back.
     pub last_error: Option<String>,
 }
 
@@ -195,7 +214,8 @@ pub struct NotificationsResponse {
     pub notifications: Vec<NotificationOut>,
 }
 
-/// Notification deliveries, newest first: failed ones carry their last error.
+/// Notification deliveries, newest first: failed ones carry their last error, skipped
+/// ones why they were held back.
 #[utoipa::path(
     get,
     path = "/api/v1/notifications",
@@ -221,7 +241,7 @@ pub async fn list_notifications(
         Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
             ApiError::bad_request(
                 "status",
-                format!("{text:?} is not pending, delivered or failed"),
+                format!("{text:?} is not pending, delivered, failed or skipped"),
             )
         })?),
     };
@@ -230,13 +250,15 @@ pub async fn list_notifications(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit", "must be 1 to 1000"));
     }
-    let mut rows = notifications
+    let filter = NotificationFilter {
+        alert_id,
+        status,
+        channel: query.channel,
+    };
+    let rows = notifications
         .alerts
-        .list_notifications(&NotificationFilter { alert_id, status })
+        .recent_notifications(&filter, limit)
         .await?;
-    // The store lists oldest first; people want the latest.
-    rows.reverse();
-    rows.truncate(limit);
     Ok(Json(NotificationsResponse {
         notifications: rows.into_iter().map(NotificationOut::from).collect(),
     }))

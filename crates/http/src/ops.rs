@@ -211,6 +211,10 @@ pub async fn events(
         .unwrap_or_else(|_| "{}".to_owned());
         Ok(SseEvent::default().event(event.name()).data(data))
     });
-    let stream = futures_util::StreamExt::take_until(stream, state.shutting_down());
+    // Something is sent at once: Firefox reports the stream open only when the first
+    // bytes arrive, so without it a page would say "connecting" until the first
+    // keep-alive. The retry field also sets the browser's reconnection delay.
+    let hello = tokio_stream::once(Ok(SseEvent::default().retry(Duration::from_secs(3))));
+    let stream = futures_util::StreamExt::take_until(hello.chain(stream), state.shutting_down());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

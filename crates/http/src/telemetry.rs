@@ -41,7 +41,7 @@ pub struct AlertLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabels {
     pub channel: String,
-    /// delivered, retried, failed
+    /// delivered, retried, failed, skipped
     pub outcome: String,
 }
 

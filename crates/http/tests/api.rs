@@ -661,6 +661,26 @@ async fn health_readiness_openapi_and_exposition() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_says_something_at_once() {
+    // Browsers (Firefox) report the stream open only once bytes arrive; the first
+    // keep-alive is 15 s away.
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/api/v1/events", app.base))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = response.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(2), stream.next()).await;
+    let chunk = first
+        .expect("bytes within 2 s")
+        .expect("a chunk")
+        .expect("no error");
+    assert_eq!(String::from_utf8_lossy(&chunk), "retry: 3000\n\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stream_coalesced_samples() {
     let app = spawn_app().await;
     let response = app
@@ -850,6 +870,31 @@ async fn rules_alerts_and_silences_through_their_lifecycle() {
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
 
+    // The same rule, unsaved: replayed the same, and no rule is added.
+    let unsaved = json!({"name": "Low accuracy", "model_name": "fraud", "metric_type": "accuracy",
+        "threshold_value": 0.9, "comparison_operator": "lt", "severity": "high", "for_evaluations": 1});
+    let preview = app
+        .call(
+            Method::POST,
+            "/api/v1/rules/backtest",
+            "/api/v1/rules/backtest?from=0",
+            Some(unsaved),
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.body["versions"], reply.body["versions"]);
+    let rules = app.call(Method::GET, RULES, RULES, None).await;
+    assert_eq!(rules.body["rules"].as_array().unwrap().len(), 1);
+    let invalid = app
+        .call(
+            Method::POST,
+            "/api/v1/rules/backtest",
+            "/api/v1/rules/backtest",
+            Some(json!({"name": "x", "model": "fraud", "metric": "accuracy", "threshold_value": 0.9, "comparison_operator": "about"})),
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST, "{}", invalid.body);
+
     let silences = "/api/v1/silences";
     let reply = app.call(Method::POST, silences, silences, Some(json!({"model": "fraud", "duration_minutes": 60, "created_by": "ana", "comment": "retraining"}))).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
@@ -993,6 +1038,7 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/api/v1/rules/{id}", "patch"),
         ("/api/v1/rules/{id}", "delete"),
         ("/api/v1/rules/{id}/backtest", "post"),
+        ("/api/v1/rules/backtest", "post"),
         ("/api/v1/alerts", "get"),
         ("/api/v1/alerts/summary", "get"),
         ("/api/v1/alerts/{id}", "get"),

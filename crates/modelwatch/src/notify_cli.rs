@@ -1,6 +1,7 @@
-//! `modelwatch notify` and `modelwatch channels`: the notification worker and the
-//! configured channels at the binary's edge, plus [`start_worker`], which `serve` uses to
-//! run the same worker beside the HTTP server.
+//! `modelwatch notify`, `modelwatch channels` and `modelwatch notifications`: the
+//! notification worker, the configured channels and the deliveries at the binary's edge,
+//! plus [`start_worker`], which `serve` uses to run the same worker beside the HTTP
+//! server.
 //!
 //! Channels and the delivery policy come from the configuration file (`[channels.NAME]`,
 //! `[notify]`); delivery state lives in the alert store's outbox, so a pass run here and a
@@ -18,9 +19,11 @@ use modelwatch_core::alerting::{
     Alert, AlertId, AlertStatus, NotificationEvent, RuleId, Severity, Trigger,
 };
 use modelwatch_core::{Metric, ModelName, Timestamp, Version};
+use modelwatch_http::notifications::NotificationOut;
 use modelwatch_notify::{
     AlertMessage, ChannelSummary, NotifyConfig, PassReport, Sender, StoreOutbox, Worker,
 };
+use modelwatch_store::alerts::{DeliveryStatus, NotificationFilter};
 use modelwatch_store::Stores;
 use serde::Serialize;
 
@@ -35,6 +38,37 @@ pub enum NotifyCommand {
     /// The configured notification channels.
     #[command(subcommand)]
     Channels(ChannelsCommand),
+    /// Notification deliveries recorded in the outbox.
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// Deliveries, newest first: status, attempts, the last error of failed ones and the
+    /// reason skipped ones were held back (as GET /api/v1/notifications).
+    List(ListNotificationsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListNotificationsArgs {
+    /// pending, delivered, failed or skipped
+    #[arg(long, value_parser = parse_delivery_status)]
+    pub status: Option<DeliveryStatus>,
+    /// Only deliveries to this channel.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Only deliveries of this alert.
+    #[arg(long = "alert")]
+    pub alert_id: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub limit: u32,
+}
+
+fn parse_delivery_status(text: &str) -> Result<DeliveryStatus, String> {
+    DeliveryStatus::parse(text)
+        .ok_or_else(|| format!("{text:?} is not pending, delivered, failed or skipped"))
 }
 
 #[derive(Debug, Args)]
@@ -83,7 +117,58 @@ pub async fn run(
         NotifyCommand::Channels(ChannelsCommand::Test { name }) => {
             test(&notify, &name, format).await
         }
+        NotifyCommand::Notifications(NotificationsCommand::List(args)) => {
+            list_notifications(stores, args, format).await
+        }
     }
+}
+
+/// The same store call and JSON shape as `GET /api/v1/notifications`.
+async fn list_notifications(
+    stores: &Stores,
+    args: ListNotificationsArgs,
+    format: Format,
+) -> Result<ExitCode> {
+    let filter = NotificationFilter {
+        alert_id: args.alert_id.as_deref().map(AlertId::parse).transpose()?,
+        status: args.status,
+        channel: args.channel,
+    };
+    let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
+    let rows: Vec<NotificationOut> = stores
+        .alerts
+        .recent_notifications(&filter, limit)
+        .await
+        .context("cannot read the notification outbox")?
+        .into_iter()
+        .map(NotificationOut::from)
+        .collect();
+    let mut table = Table::new(&[
+        "id", "created", "channel", "event", "alert", "status", "attempts", "when", "error",
+    ]);
+    for n in &rows {
+        // Pending: when it is next tried; delivered: when it went out.
+        let when = match n.status.as_str() {
+            "pending" => format!("next {}", n.next_attempt_at),
+            _ => n.delivered_at.clone().unwrap_or_default(),
+        };
+        table.push(vec![
+            n.id.to_string(),
+            n.created_at.clone(),
+            n.channel.clone(),
+            n.event.clone(),
+            n.alert_id.clone(),
+            n.status.clone(),
+            n.attempts.to_string(),
+            when,
+            n.last_error.clone().unwrap_or_default(),
+        ]);
+    }
+    emit(format, &rows, &table)?;
+    if rows.is_empty() && format == Format::Table {
+        println!("no notifications match");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn worker(stores: &Stores, notify: Arc<NotifyConfig>, role: &str) -> Result<Arc<Worker>> {
@@ -182,8 +267,8 @@ async fn run_until_signal(stores: &Stores, notify: Arc<NotifyConfig>) -> Result<
     task.await.context("the notification worker panicked")?;
     for (name, c) in counts(&worker) {
         eprintln!(
-            "{name}: {} delivered, {} retried, {} failed",
-            c.delivered, c.retried, c.failed
+            "{name}: {} delivered, {} retried, {} failed, {} skipped",
+            c.delivered, c.retried, c.failed, c.skipped
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -269,6 +354,7 @@ fn synthetic_alert(now: Timestamp) -> Result<Alert> {
             degradation_percentage: 0.0,
             current_value: 1.0,
             baseline_value: 1.0,
+            test: None,
         },
         first_seen: now,
         last_seen: now,
@@ -301,7 +387,6 @@ async fn test(notify: &NotifyConfig, name: &str, format: Format) -> Result<ExitC
         NotificationEvent::Firing,
         synthetic_alert(now)?,
         now,
-        None,
         &notify.dashboard_url,
     );
     let sender = Sender::new().context("cannot build the notification client")?;

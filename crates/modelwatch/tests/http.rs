@@ -209,30 +209,7 @@ fn a_bad_sample_fires_an_alert_and_a_good_one_resolves_it_on_the_event_stream() 
         None,
     );
     assert_eq!(status, 200, "{body}");
-    let sent = Instant::now();
-    let mut seen = String::new();
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => panic!("no alert_fired event within 5 s; saw:\n{seen}"),
-            Ok(_) => {}
-        }
-        seen.push_str(&line);
-        if line.starts_with("event: alert_fired") {
-            break;
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(5),
-            "too slow; saw:\n{seen}"
-        );
-    }
-    line.clear();
-    // Chunked transfer: the data line may follow a chunk-size line.
-    while !line.starts_with("data: ") {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-    }
-    let alert: Value = serde_json::from_str(line.trim_start_matches("data: ").trim()).unwrap();
+    let alert = next_event(&mut reader, "alert_fired");
     assert_eq!(alert["change"], "fired");
     assert_eq!(alert["alert"]["model"], "fraud");
     assert_eq!(alert["alert"]["severity"], "high");
@@ -246,32 +223,39 @@ fn a_bad_sample_fires_an_alert_and_a_good_one_resolves_it_on_the_event_stream() 
         None,
     );
     assert_eq!(status, 200, "{body}");
-    let sent = Instant::now();
-    loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => panic!("no alert_changed event within 5 s; saw:\n{seen}"),
-            Ok(_) => {}
-        }
-        seen.push_str(&line);
-        if line.starts_with("event: alert_changed") {
-            break;
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(5),
-            "too slow; saw:\n{seen}"
-        );
-    }
-    line.clear();
-    while !line.starts_with("data: ") {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-    }
-    let change: Value = serde_json::from_str(line.trim_start_matches("data: ").trim()).unwrap();
+    let change = next_event(&mut reader, "alert_changed");
     assert_eq!(change["change"], "resolved");
     assert_eq!(change["alert"]["id"], alert["alert"]["id"]);
     assert_eq!(change["alert"]["status"], "resolved");
     assert_eq!(change["alert"]["resolved_by"], "modelwatch");
+}
+
+/// The data of the next `name` event on an open event stream, within 5 s.
+fn next_event(reader: &mut BufReader<TcpStream>, name: &str) -> Value {
+    let started = Instant::now();
+    let mut seen = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => panic!("no {name} event within 5 s; saw:\n{seen}"),
+            Ok(_) => {}
+        }
+        seen.push_str(&line);
+        if line.starts_with(&format!("event: {name}")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "too slow; saw:\n{seen}"
+        );
+    }
+    // Chunked transfer: the data line may follow a chunk-size line.
+    while !line.starts_with("data: ") {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    serde_json::from_str(line.trim_start_matches("data: ").trim()).unwrap()
 }
 
 #[test]

@@ -249,7 +249,7 @@ impl Env {
 
     /// `count` rules on one metric notifying `channels`, and a sample that fires them
     /// all: `count` outbox rows per channel.
-    fn fire(&self, channels: &str, count: usize) {
+    fn fire(&self, channels: &str, count: usize) -> Value {
         for i in 0..count {
             let name = format!("low accuracy {i}");
             self.json(&[
@@ -287,6 +287,7 @@ impl Env {
             count,
             "{fired}"
         );
+        fired
     }
 
     fn notify_once(&self) -> Value {
@@ -632,4 +633,320 @@ fn serve_stopped_with_sigterm_finishes_the_send_in_flight_and_records_it() {
     std::thread::sleep(Duration::from_millis(3500));
     assert_eq!(env.notify_once()["claimed"], 0);
     assert_each_once(&receiver.acked(), 1);
+}
+
+#[test]
+fn a_notification_held_back_is_skipped_not_failed_in_the_api_and_metrics() {
+    let receiver = Receiver::start(Mode::Answer);
+    let env = Env::new(&webhook("hook", &receiver.url(), ""));
+    let fired = env.fire("hook", 1);
+    let id = fired["alerts_created"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Acknowledged before any worker ran: the firing row is held back, the follow-up
+    // is not (the alert was notified, so its acknowledgement goes out).
+    env.json(&["alerts", "acknowledge", &id, "alice"]);
+    let mut server = env.spawn(&["serve", "--listen", "127.0.0.1:0"]);
+    let address = listening_on(&mut server);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let skipped = loop {
+        let (status, body) = get(&address, "/api/v1/notifications?status=skipped");
+        assert_eq!(status, 200, "{body}");
+        let listed: Value = serde_json::from_str(&body).unwrap();
+        if let Some(row) = listed["notifications"].as_array().unwrap().first() {
+            break row.clone();
+        }
+        assert!(Instant::now() < deadline, "never skipped: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(skipped["event"], "firing", "{skipped}");
+    assert_eq!(skipped["status"], "skipped", "{skipped}");
+    assert_eq!(
+        skipped["last_error"], "alert was acknowledged by alice before delivery",
+        "{skipped}"
+    );
+    assert!(
+        receiver.wait_for(Duration::from_secs(30), |s| s.acked.len() == 1),
+        "the acknowledgement was not delivered"
+    );
+    let (_, body) = get(&address, "/api/v1/notifications?status=failed");
+    let failed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(failed["notifications"], serde_json::json!([]), "{body}");
+    let (_, body) = get(&address, "/api/v1/channels");
+    let channels: Value = serde_json::from_str(&body).unwrap();
+    let hook = &channels["channels"][0];
+    assert_eq!(
+        (&hook["delivered"], &hook["skipped"], &hook["failed"]),
+        (&Value::from(1), &Value::from(1), &Value::from(0)),
+        "{body}"
+    );
+    let (_, metrics) = get(&address, "/metrics");
+    for line in [
+        "modelwatch_notification_deliveries_total{channel=\"hook\",outcome=\"skipped\"} 1",
+        "modelwatch_notification_deliveries_total{channel=\"hook\",outcome=\"failed\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} missing in {metrics}");
+    }
+    terminate(&mut server);
+}
+
+#[test]
+fn notifications_list_shows_deliveries_by_status_and_channel_newest_first() {
+    let receiver = Receiver::start(Mode::Answer);
+    let down = free_port();
+    let env = Env::new(&format!(
+        "{}{}",
+        webhook("hook", &receiver.url(), ""),
+        webhook("gone", &format!("http://127.0.0.1:{down}/x"), "")
+    ));
+    env.fire("hook,gone", 2);
+    let pending = env.json(&["notifications", "list", "--status", "pending"]);
+    assert_eq!(pending.as_array().unwrap().len(), 4, "{pending}");
+
+    let pass = env.notify_once();
+    assert_eq!(
+        (&pass["delivered"], &pass["retried"]),
+        (&2.into(), &2.into())
+    );
+
+    let delivered = env.json(&["notifications", "list", "--status", "delivered"]);
+    let delivered = delivered.as_array().unwrap();
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    for row in delivered {
+        assert_eq!(row["channel"], "hook", "{row}");
+        assert_eq!(row["event"], "firing", "{row}");
+        assert!(row["delivered_at"].is_string(), "{row}");
+    }
+    let gone = env.json(&["notifications", "list", "--channel", "gone"]);
+    let gone = gone.as_array().unwrap();
+    assert_eq!(gone.len(), 2, "{gone:?}");
+    for row in gone {
+        assert_eq!(
+            (&row["status"], &row["attempts"]),
+            (&"pending".into(), &1.into())
+        );
+        assert!(
+            row["last_error"].as_str().unwrap().contains("cannot reach"),
+            "{row}"
+        );
+    }
+    // Newest first, as the API lists them, with the API's fields.
+    let all = env.json(&["notifications", "list"]);
+    let ids: Vec<i64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!((ids.len(), &ids), (4, &sorted));
+    let newest = env.json(&["notifications", "list", "--limit", "1"]);
+    assert_eq!(newest[0]["id"], ids[0], "{newest}");
+    let mut fields: Vec<&str> = newest[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "alert_id",
+            "attempts",
+            "channel",
+            "created_at",
+            "dedup_key",
+            "delivered_at",
+            "event",
+            "id",
+            "last_error",
+            "next_attempt_at",
+            "status"
+        ]
+    );
+
+    let table = env
+        .command(&[
+            "--format",
+            "table",
+            "notifications",
+            "list",
+            "--channel",
+            "hook",
+        ])
+        .output()
+        .unwrap();
+    assert!(table.status.success());
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("delivered") && text.contains("hook"),
+        "{text}"
+    );
+    assert!(!text.contains("gone"), "{text}");
+
+    let out = env.run(&["notifications", "list", "--status", "lost"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pending, delivered, failed or skipped"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `GET path` on the server until `done` accepts its JSON, at most 30 s.
+fn api_until(address: &str, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = get(address, path);
+        assert_eq!(status, 200, "{body}");
+        let value: Value = serde_json::from_str(&body).unwrap();
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn channel_counts<'a>(channels: &'a Value, name: &str) -> &'a Value {
+    channels["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no channel {name} in {channels}"))
+}
+
+#[test]
+fn serve_retries_a_receiver_that_is_down_and_delivers_once_when_it_comes_back() {
+    let port = free_port();
+    let env = Env::new(&webhook(
+        "hook",
+        &format!("http://127.0.0.1:{port}/hook"),
+        "",
+    ));
+    env.fire("hook", 1);
+    let mut server = env.spawn(&["serve", "--listen", "127.0.0.1:0"]);
+    let address = listening_on(&mut server);
+
+    // Down: the server's worker tries, fails to connect, and keeps the row pending.
+    let listed = api_until(&address, "/api/v1/notifications", "a failed attempt", |v| {
+        v["notifications"][0]["attempts"].as_u64() >= Some(2)
+    });
+    let row = &listed["notifications"][0];
+    assert_eq!(row["status"], "pending", "{row}");
+    assert!(
+        row["last_error"].as_str().unwrap().contains("cannot reach"),
+        "{row}"
+    );
+
+    let receiver = Receiver::start_on(port, Mode::Answer);
+    assert!(
+        receiver.wait_for(Duration::from_secs(30), |s| !s.acked.is_empty()),
+        "never delivered after the receiver came back"
+    );
+    let listed = api_until(&address, "/api/v1/notifications", "delivered", |v| {
+        v["notifications"][0]["status"] == "delivered"
+    });
+    let attempts = listed["notifications"][0]["attempts"].as_u64().unwrap();
+    assert!(attempts >= 3, "{listed}");
+    // Room for a duplicate to show up, should there be one: several poll intervals and
+    // more than the longest back-off.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_each_once(&receiver.acked(), 1);
+    assert_eq!(receiver.arrivals().len(), 1, "{:?}", receiver.arrivals());
+    let (_, body) = get(&address, "/api/v1/channels");
+    let channels: Value = serde_json::from_str(&body).unwrap();
+    let hook = channel_counts(&channels, "hook");
+    assert_eq!(
+        (&hook["delivered"], &hook["failed"]),
+        (&1.into(), &0.into()),
+        "{body}"
+    );
+    assert_eq!(hook["retried"].as_u64(), Some(attempts - 1), "{body}");
+    terminate(&mut server);
+    assert_eq!(env.notify_once()["claimed"], 0);
+    assert_each_once(&receiver.acked(), 1);
+}
+
+#[test]
+fn serve_times_out_a_hanging_receiver_while_another_channel_delivers_promptly() {
+    let hanging = Receiver::start(Mode::Hang);
+    let healthy = Receiver::start(Mode::Answer);
+    let env = Env::new(&format!(
+        "{}{}",
+        webhook("slow", &hanging.url(), "timeout = \"1s\"\n"),
+        webhook("fast", &healthy.url(), "")
+    ));
+    env.fire("slow,fast", 1);
+    let mut server = env.spawn(&["serve", "--listen", "127.0.0.1:0"]);
+    let address = listening_on(&mut server);
+
+    assert!(
+        healthy.wait_for(Duration::from_secs(30), |s| s.acked.len() == 1),
+        "the healthy channel was not delivered"
+    );
+    assert!(
+        hanging.wait_for(Duration::from_secs(30), |s| !s.arrivals.is_empty()),
+        "the hanging receiver never got its request"
+    );
+    // Concurrent: the healthy receiver had its request before the hanging call could
+    // have timed out.
+    let hung_at = hanging.arrivals()[0].1;
+    let fast_at = healthy.arrivals()[0].1;
+    assert!(
+        fast_at < hung_at + Duration::from_millis(900),
+        "fast channel waited for the slow one: {:?}",
+        fast_at.saturating_duration_since(hung_at)
+    );
+
+    // The hanging call times out, is recorded as a retry, and is tried again; the
+    // server stays responsive meanwhile.
+    let slow = api_until(
+        &address,
+        "/api/v1/notifications?channel=slow",
+        "a timed-out attempt",
+        |v| {
+            v["notifications"][0]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("no answer within 1s"))
+        },
+    );
+    assert_eq!(slow["notifications"][0]["status"], "pending", "{slow}");
+    assert!(
+        hanging.wait_for(Duration::from_secs(30), |s| s.arrivals.len() >= 2),
+        "the timed-out delivery was not tried again"
+    );
+    let (_, body) = get(&address, "/api/v1/channels");
+    let channels: Value = serde_json::from_str(&body).unwrap();
+    let fast = channel_counts(&channels, "fast");
+    assert_eq!(
+        (&fast["delivered"], &fast["retried"]),
+        (&1.into(), &0.into()),
+        "{body}"
+    );
+    assert!(
+        channel_counts(&channels, "slow")["retried"].as_u64() >= Some(1),
+        "{body}"
+    );
+    let (_, body) = get(&address, "/api/v1/notifications?channel=fast");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed["notifications"][0]["status"], "delivered", "{body}");
+    assert_eq!(listed["notifications"][0]["attempts"], 1, "{body}");
+    // SIGTERM waits for the hanging send only as long as its time-out.
+    let stopping = Instant::now();
+    terminate(&mut server);
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        stopping.elapsed()
+    );
+    assert!(hanging.acked().is_empty());
+    assert_each_once(&healthy.acked(), 1);
 }

@@ -8,6 +8,7 @@
 //! error rather than ignored, so a typo'd or misplaced key never silently does nothing.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -49,6 +50,9 @@ pub struct RawChannel {
     pub smtp_port: Option<u16>,
     /// none | starttls | tls
     pub tls: Option<String>,
+    /// email: a PEM file of CA certificates to trust besides the public roots (a private
+    /// CA, or a self-signed server). Verification always stays on.
+    pub ca_file: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub from: Option<String>,
@@ -142,9 +146,41 @@ pub struct EmailConfig {
     pub smtp_host: String,
     pub smtp_port: u16,
     pub tls: Tls,
+    /// Extra trusted CA certificates, read when the configuration was validated.
+    pub ca: Option<CaFile>,
     pub credentials: Option<(String, Secret)>,
     pub from: String,
     pub to: Vec<String>,
+}
+
+/// A `ca_file` as read: its path (for listings) and its PEM text, which holds at least
+/// one certificate.
+#[derive(Debug, Clone)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pub pem: Vec<u8>,
+}
+
+impl CaFile {
+    /// Reads and checks `path` now, so a wrong path or a key file given by mistake stops
+    /// the configuration instead of failing every delivery later.
+    fn read(key: &str, path: &str) -> Result<CaFile, ConfigError> {
+        let pem =
+            std::fs::read(path).map_err(|e| invalid(key, format!("cannot read {path:?}: {e}")))?;
+        let text = String::from_utf8_lossy(&pem);
+        if !text.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(invalid(
+                key,
+                format!("{path:?} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+            ));
+        }
+        lettre::transport::smtp::client::Certificate::from_pem(&pem)
+            .map_err(|e| invalid(key, format!("{path:?}: {e}")))?;
+        Ok(CaFile {
+            path: PathBuf::from(path),
+            pem,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -225,17 +261,23 @@ impl ChannelConfig {
                 Err(_) => "***".into(),
             },
             ChannelKind::PagerDuty(c) => origin_and_path(&c.url),
-            ChannelKind::Email(c) => format!(
-                "smtp://{}:{} ({:?}) {} -> {}",
-                c.smtp_host,
-                c.smtp_port,
-                c.tls,
-                c.from,
-                c.to.join(", ")
-            )
-            .replace("(None)", "(plain)")
-            .replace("(Starttls)", "(starttls)")
-            .replace("(Tls)", "(tls)"),
+            ChannelKind::Email(c) => {
+                format!(
+                    "smtp://{}:{} ({:?}) {} -> {}",
+                    c.smtp_host,
+                    c.smtp_port,
+                    c.tls,
+                    c.from,
+                    c.to.join(", ")
+                )
+                .replace("(None)", "(plain)")
+                .replace("(Starttls)", "(starttls)")
+                .replace("(Tls)", "(tls)")
+                    + &c.ca
+                        .as_ref()
+                        .map(|ca| format!(" [ca_file {}]", ca.path.display()))
+                        .unwrap_or_default()
+            }
             ChannelKind::Webhook(c) => {
                 let signed = if c.secret.is_some() { " (signed)" } else { "" };
                 format!("{}{signed}", origin_and_path(&c.url))
@@ -420,6 +462,7 @@ impl RawChannel {
         note(self.smtp_host.is_some(), "smtp_host");
         note(self.smtp_port.is_some(), "smtp_port");
         note(self.tls.is_some(), "tls");
+        note(self.ca_file.is_some(), "ca_file");
         note(self.username.is_some(), "username");
         note(self.password.is_some(), "password");
         note(self.from.is_some(), "from");
@@ -449,6 +492,7 @@ impl RawChannel {
                 "smtp_host",
                 "smtp_port",
                 "tls",
+                "ca_file",
                 "username",
                 "password",
                 "from",
@@ -510,6 +554,16 @@ impl RawChannel {
                         ))
                     }
                 };
+                let ca = match (&self.ca_file, tls) {
+                    (None, _) => None,
+                    (Some(_), Tls::None) => {
+                        return Err(invalid(
+                            key("ca_file"),
+                            "needs tls = \"starttls\" or \"tls\" (with tls = \"none\" nothing is verified)",
+                        ))
+                    }
+                    (Some(path), _) => Some(CaFile::read(&key("ca_file"), path)?),
+                };
                 let smtp_port = self.smtp_port.unwrap_or(match tls {
                     Tls::Tls => 465,
                     Tls::Starttls => 587,
@@ -549,6 +603,7 @@ impl RawChannel {
                     smtp_host,
                     smtp_port,
                     tls,
+                    ca,
                     credentials,
                     from,
                     to,
@@ -652,6 +707,72 @@ mod tests {
         };
         assert_eq!(pd.url.as_str(), "http://127.0.0.1:9001/v2/enqueue");
         assert_eq!(config.policy, DeliveryPolicy::default());
+    }
+
+    fn email_with(extra: &str) -> String {
+        format!(
+            "[channels.mail]\nkind = \"email\"\nsmtp_host = \"127.0.0.1\"\n\
+             from = \"a@example.com\"\nto = [\"b@example.com\"]\n{extra}"
+        )
+    }
+
+    #[test]
+    fn ca_file_is_read_when_validated_and_named_in_errors() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let key = dir.path().join("key.pem");
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        let ca_path = ca.display().to_string();
+
+        let config = load(&email_with(&format!(
+            "tls = \"tls\"\nca_file = {ca_path:?}\n"
+        )))
+        .expect("valid");
+        let Some(ChannelKind::Email(email)) = config.channel("mail").map(|c| &c.kind) else {
+            panic!("email")
+        };
+        assert_eq!(email.ca.as_ref().map(|c| c.path.clone()), Some(ca.clone()));
+        let target = config.channel("mail").expect("mail").summary().target;
+        assert!(
+            target.ends_with(&format!("[ca_file {ca_path}]")),
+            "{target}"
+        );
+
+        for (extra, needle) in [
+            (
+                format!("tls = \"none\"\nca_file = {ca_path:?}\n"),
+                "needs tls",
+            ),
+            (
+                format!(
+                    "ca_file = {:?}\n",
+                    dir.path().join("missing.pem").display().to_string()
+                ),
+                "cannot read",
+            ),
+            (
+                format!("ca_file = {:?}\n", key.display().to_string()),
+                "holds no PEM certificate",
+            ),
+        ] {
+            let error = load(&email_with(&extra)).expect_err(&extra);
+            assert_eq!(error.key, "channels.mail.ca_file", "{error}");
+            assert!(error.message.contains(needle), "{error}");
+        }
+        let error = load(&format!(
+            "[channels.h]\nkind = \"webhook\"\nurl = \"http://h/\"\nca_file = {ca_path:?}\n"
+        ))
+        .expect_err("not a webhook setting");
+        assert_eq!(error.key, "channels.h.ca_file");
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! What a channel renders: one alert at one point of its lifecycle, with the numbers a
 //! person wants first (current vs baseline, change, p-value) and a link to the dashboard.
 //! Pure: built from the outbox row, the alert and the dashboard URL.
+//!
+//! The p-value comes from the alert itself: a degradation alert carries the detector's
+//! significance test of the observation that fired (or last updated) it. Threshold rules
+//! run no test, and messages say so instead of showing a blank.
 
-use modelwatch_core::alerting::{Alert, NotificationEvent, Trigger};
+use modelwatch_core::alerting::{Alert, NotificationEvent, SignificanceTest, Trigger};
 use modelwatch_core::Timestamp;
 use reqwest::Url;
 
@@ -16,8 +20,6 @@ pub struct AlertMessage {
     pub alert: Alert,
     /// When the event happened (the outbox row's creation).
     pub at: Timestamp,
-    /// The detector's p-value, when the alert came from a significance test.
-    pub p_value: Option<f64>,
     /// The alert on the dashboard.
     pub alert_url: String,
 }
@@ -28,7 +30,6 @@ impl AlertMessage {
         event: NotificationEvent,
         alert: Alert,
         at: Timestamp,
-        p_value: Option<f64>,
         dashboard: &Url,
     ) -> AlertMessage {
         let alert_url = alert_url(dashboard, &alert);
@@ -37,7 +38,6 @@ impl AlertMessage {
             event,
             alert,
             at,
-            p_value,
             alert_url,
         }
     }
@@ -124,10 +124,77 @@ impl AlertMessage {
         }
     }
 
+    /// The statistics behind the alert.
+    pub fn evidence(&self) -> Evidence<'_> {
+        match &self.alert.trigger {
+            Trigger::Threshold { .. } => Evidence::ThresholdRule,
+            Trigger::Degradation {
+                test: Some(test), ..
+            } => Evidence::Tested(test),
+            Trigger::Degradation { test: None, .. } => Evidence::NotRecorded,
+        }
+    }
+
+    /// The p-value, when a test produced one.
+    pub fn p_value(&self) -> Option<f64> {
+        match self.evidence() {
+            Evidence::Tested(test) => test.p_value,
+            Evidence::NotRecorded | Evidence::ThresholdRule => None,
+        }
+    }
+
+    /// What the p-value field says: `0.0012 (welch_t+batch_means, alpha 0.01)`, or why
+    /// there is none: `none (threshold rule)`.
     pub fn p_value_text(&self) -> String {
-        self.p_value
-            .map(|p| format!("{p:.4}"))
-            .unwrap_or_else(|| "n/a".into())
+        match self.evidence() {
+            Evidence::Tested(test) => {
+                let p = test
+                    .p_value
+                    .map_or_else(|| "not computed".to_owned(), format_p_value);
+                format!("{p} ({}, alpha {})", test.method, test.alpha)
+            }
+            Evidence::NotRecorded => "not recorded".into(),
+            Evidence::ThresholdRule => "none (threshold rule)".into(),
+        }
+    }
+
+    /// The test's name for machine-read payloads: the detector's method, `threshold rule`
+    /// or `not recorded`.
+    pub fn test_name(&self) -> &str {
+        match self.evidence() {
+            Evidence::Tested(test) => &test.method,
+            Evidence::NotRecorded => "not recorded",
+            Evidence::ThresholdRule => "threshold rule",
+        }
+    }
+
+    /// The level the p-value was judged at, when there was a test.
+    pub fn alpha(&self) -> Option<f64> {
+        match self.evidence() {
+            Evidence::Tested(test) => Some(test.alpha),
+            Evidence::NotRecorded | Evidence::ThresholdRule => None,
+        }
+    }
+}
+
+/// The statistics behind an alert, as far as a message can state them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Evidence<'a> {
+    /// A degradation rule: the detector's significance test.
+    Tested(&'a SignificanceTest),
+    /// A degradation alert stored before tests were recorded on alerts.
+    NotRecorded,
+    /// A threshold rule compares a value with a line; no test applies.
+    ThresholdRule,
+}
+
+/// Four decimals, or two significant digits in scientific notation below 0.0001, where
+/// four decimals would print a misleading 0.0000.
+pub fn format_p_value(p: f64) -> String {
+    if p != 0.0 && p.abs() < 1e-4 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.4}")
     }
 }
 
@@ -209,6 +276,11 @@ pub(crate) mod fixtures {
                 degradation_percentage: 7.4468,
                 current_value: 0.87,
                 baseline_value: 0.94,
+                test: Some(SignificanceTest {
+                    p_value: Some(0.0012),
+                    method: "welch_t+batch_means".into(),
+                    alpha: 0.01,
+                }),
             },
             first_seen: Timestamp::from_millis(1_714_564_800_000).expect("time"),
             last_seen: Timestamp::from_millis(1_714_564_800_000).expect("time"),
@@ -246,7 +318,6 @@ pub(crate) mod fixtures {
             event,
             alert,
             at,
-            Some(0.0012),
             &dashboard,
         )
     }
@@ -265,7 +336,31 @@ mod tests {
             "[FIRING] high: fraud_detector v2.1 precision 0.87 (baseline 0.94, -7.4%)"
         );
         assert_eq!(m.alert_url, "http://127.0.0.1:7878/alerts/alert_3f9a1c2b");
-        assert_eq!(m.p_value_text(), "0.0012");
+        assert_eq!(m.p_value_text(), "0.0012 (welch_t+batch_means, alpha 0.01)");
+        assert_eq!(m.p_value(), Some(0.0012));
+    }
+
+    #[test]
+    fn threshold_rules_say_no_test_applies_and_old_alerts_say_not_recorded() {
+        let mut m = message(NotificationEvent::Firing);
+        m.alert.trigger = Trigger::Threshold {
+            comparison_operator: modelwatch_core::alerting::ComparisonOperator::Lt,
+            threshold_value: 0.9,
+        };
+        assert_eq!(m.p_value_text(), "none (threshold rule)");
+        assert_eq!((m.p_value(), m.test_name()), (None, "threshold rule"));
+        let mut old = message(NotificationEvent::Firing);
+        if let Trigger::Degradation { test, .. } = &mut old.alert.trigger {
+            *test = None;
+        }
+        assert_eq!(old.p_value_text(), "not recorded");
+    }
+
+    #[test]
+    fn tiny_p_values_keep_their_magnitude() {
+        assert_eq!(format_p_value(0.0012), "0.0012");
+        assert_eq!(format_p_value(3.2e-9), "3.2e-9");
+        assert_eq!(format_p_value(0.0), "0.0000");
     }
 
     #[test]

@@ -14,8 +14,18 @@ use crate::error::DeliveryError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Delivered,
-    Retry { error: String, retry_at: Timestamp },
-    Failed { error: String },
+    Retry {
+        error: String,
+        retry_at: Timestamp,
+    },
+    /// A real failure: refused, or retries exhausted.
+    Failed {
+        error: String,
+    },
+    /// Held back on purpose (acknowledged, resolved or silenced before it was due).
+    Skipped {
+        reason: String,
+    },
 }
 
 /// The delay before retry number `attempt` (1 = the first retry): `initial · 2^(attempt-1)`

@@ -71,6 +71,7 @@ impl Outbox for StoreOutbox {
             Outcome::Delivered => DeliveryResult::Delivered,
             Outcome::Retry { error, retry_at } => DeliveryResult::Retry { error, retry_at },
             Outcome::Failed { error } => DeliveryResult::Failed { error },
+            Outcome::Skipped { reason } => DeliveryResult::Skipped { reason },
         };
         self.store
             .finish_notification(id, owner, result, now)

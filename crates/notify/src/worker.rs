@@ -1,6 +1,6 @@
 //! The delivery worker: claims due outbox rows under a lease, renders and sends them per
 //! channel, and records the outcome in the same store — delivered, retry later (back-off
-//! with jitter), or failed with the last error.
+//! with jitter), failed with the last error, or skipped with the reason it was held back.
 //!
 //! Guarantees, given an outbox that leases rows atomically:
 //! - a row recorded as delivered is never claimed again, so never sent twice;
@@ -43,7 +43,7 @@ pub struct Delivery {
     pub alert_id: AlertId,
     pub channel: String,
     pub event: NotificationEvent,
-    /// JSON written with the row: the alert as of the event (and optionally `p_value`).
+    /// JSON written with the row: the alert as of the event.
     pub payload: String,
     pub dedup_key: String,
     /// Attempts so far, this claim included.
@@ -296,9 +296,10 @@ impl Worker {
                 report.retried += 1;
                 count(|c| &c.retried);
             }
-            Outcome::Failed { error } if error.starts_with(SKIPPED) => {
+            Outcome::Skipped { reason } => {
                 report.skipped += 1;
                 count(|c| &c.skipped);
+                tracing::debug!(channel = row.channel, alert_id = %row.alert_id, reason, "notification skipped");
             }
             Outcome::Failed { error } => {
                 report.failed += 1;
@@ -463,27 +464,20 @@ impl Worker {
             }));
         };
         if let Some(reason) = skip_reason(row.event, &current, silences, now) {
-            return Ok(Err(Outcome::Failed {
-                error: format!("{SKIPPED}{reason}"),
-            }));
+            return Ok(Err(Outcome::Skipped { reason }));
         }
-        let (snapshot, p_value) = read_payload(&row.payload);
-        // The snapshot is the alert as of the event; without one the current alert is the
-        // best account there is.
-        let alert = snapshot.unwrap_or(current);
+        // The snapshot is the alert as of the event, with the detector's test that fired
+        // it; without one the current alert is the best account there is.
+        let alert = read_payload(&row.payload).unwrap_or(current);
         Ok(Ok(AlertMessage::new(
             row.dedup_key.clone(),
             row.event,
             alert,
             row.created_at,
-            p_value,
             &self.config.dashboard_url,
         )))
     }
 }
-
-/// Outcome errors of rows the worker decided not to send start with this.
-pub const SKIPPED: &str = "skipped: ";
 
 /// Why a due notification should not go out any more, if so. Only firing notifications
 /// are held back: acknowledgement and resolution follow-ups always go to those who heard
@@ -517,19 +511,12 @@ pub fn skip_reason(
     .map(|silence| format!("muted by {}", silence.id))
 }
 
-/// The payload's alert snapshot and p-value. Accepts the alert itself or an object with
-/// `alert` (and optionally `p_value`); anything else yields nothing, not an error, since
-/// the current alert can stand in.
-pub fn read_payload(payload: &str) -> (Option<Alert>, Option<f64>) {
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(payload) else {
-        return (None, None);
-    };
-    let p_value = value
-        .get("p_value")
-        .or_else(|| value.get("alert").and_then(|a| a.get("p_value")))
-        .and_then(serde_json::Value::as_f64);
+/// The payload's alert snapshot: the alert itself or an object with `alert`. Anything
+/// else yields nothing, not an error, since the current alert can stand in.
+pub fn read_payload(payload: &str) -> Option<Alert> {
+    let value = serde_json::from_str::<serde_json::Value>(payload).ok()?;
     let alert_value = value.get("alert").cloned().unwrap_or(value);
-    (serde_json::from_value(alert_value).ok(), p_value)
+    serde_json::from_value(alert_value).ok()
 }
 
 fn by_channel(rows: Vec<Delivery>) -> BTreeMap<String, Vec<Delivery>> {

@@ -137,6 +137,21 @@ pub async fn range_is_half_open_sorted_and_isolated(store: &dyn MetricStore) {
         .await
         .unwrap()
         .is_empty());
+
+    // Many ranges at once answer exactly what each range answers, in request order.
+    let requests = vec![
+        (key("m", "v1", "mae"), TimeRange::new(at(20), at(50))),
+        (key("m", "v9", "mae"), TimeRange::all()),
+        (key("m", "v1", "rmse"), TimeRange::all()),
+        (key("m", "v1", "mae"), TimeRange::new(at(50), at(20))),
+        (key("m", "v1", "mae"), TimeRange::all()),
+    ];
+    let many = store.range_many(&requests).await.unwrap();
+    assert_eq!(many.len(), requests.len());
+    for ((series, range), points) in requests.iter().zip(&many) {
+        assert_eq!(*points, store.range(series, *range).await.unwrap());
+    }
+    assert_eq!(values(&many[2]), vec![(20, 99.0)]);
 }
 
 pub async fn same_timestamp_keeps_the_last_write(store: &dyn MetricStore) {

@@ -124,6 +124,20 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
     /// The points of a series in `range`, in time order.
     async fn range(&self, series: &SeriesKey, range: TimeRange) -> Result<Vec<Point>, StoreError>;
 
+    /// The points of each `(series, range)` request, in request order. Backends answer it
+    /// in one round trip where they can: a degradation pass reads two windows for each of
+    /// thousands of series.
+    async fn range_many(
+        &self,
+        requests: &[(SeriesKey, TimeRange)],
+    ) -> Result<Vec<Vec<Point>>, StoreError> {
+        let mut found = Vec::with_capacity(requests.len());
+        for (series, range) in requests {
+            found.push(self.range(series, *range).await?);
+        }
+        Ok(found)
+    }
+
     /// The point with the greatest timestamp.
     async fn latest(&self, series: &SeriesKey) -> Result<Option<Point>, StoreError>;
 

@@ -2,7 +2,7 @@
 // notes) as the person named in "You are"; each alert's history; silences.
 import { api, list, enc, isOpen } from "../api";
 import { onLive } from "../live";
-import { h, clear, time, num, badge, hashParams, setHashParams, SEVERITIES, RANGES } from "../util";
+import { h, clear, time, num, badge, markReady, hashParams, setHashParams, SEVERITIES, RANGES } from "../util";
 
 export function whoField(): HTMLInputElement {
   const input = h("input", { type: "text", id: "who", value: localStorage.getItem("modelwatch.user") ?? "", placeholder: "you@example.com", autocomplete: "email", required: true });
@@ -150,7 +150,7 @@ export function alertsPage(main: HTMLElement): () => void {
     try {
       const all = list(await api("/silences"), "silences");
       const now = Date.now();
-      clear(listBox, all.length === 0 ? h("p", { class: "empty" }, "No silences.") : h("table", { class: "grid" },
+      clear(listBox, all.length === 0 ? h("p", { class: "empty" }, "No silences.") : h("div", { class: "scroll" }, h("table", { class: "grid" },
         h("thead", null, h("tr", null, ...["Matches", "From", "Until", "By", "Comment", ""].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", null, all.map((s: any) => {
           const active = Date.parse(s.ends_at) > now;
@@ -164,7 +164,7 @@ export function alertsPage(main: HTMLElement): () => void {
                 await loadSilences();
               } catch (error) { clear(message, h("p", { class: "error" }, `Could not expire: ${(error as Error).message}`)); }
             } }, "Expire") : null));
-        }))));
+        })))));
     } catch (error) {
       clear(listBox, h("p", { class: "error" }, `Cannot list silences: ${(error as Error).message}`));
     }
@@ -173,7 +173,7 @@ export function alertsPage(main: HTMLElement): () => void {
   for (const el of [status, severity, since]) el.addEventListener("change", () => void load());
   model.addEventListener("input", () => void load());
   const unsubscribe = onLive((event) => { if (event.type !== "samples") void load(); });
-  void load();
+  void load().finally(() => { if (!gone) markReady(main); });
   void loadSilences();
   return () => { gone = true; unsubscribe(); };
 }

@@ -2,10 +2,10 @@
 // the rules' lines and the alerts' firing/resolution markers; an optional overlay of
 // another version; the degradation table and per-metric trends. New samples arrive
 // over the event stream and are appended to the charts.
-import { api, list, seriesPath, columns, enc, type Series } from "../api";
-import { metricChart, destroyChart, appendPoint, type Line, type Marker, type Overlays } from "../charts";
+import { api, list, seriesPath, columns, ranges, enc, type Series } from "../api";
+import { metricChart, destroyChart, appendPoint, type ChartSeries, type Line, type Marker, type Overlays } from "../charts";
 import { onLive } from "../live";
-import { h, clear, time, num, pct, badge, RANGES, hashParams, setHashParams } from "../util";
+import { h, clear, time, num, pct, badge, markReady, RANGES, hashParams, setHashParams } from "../util";
 import type uPlot from "uplot";
 
 export function modelPage(main: HTMLElement, [model, version]: string[]): () => void {
@@ -25,7 +25,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     if (!fromInput.value || !toInput.value) return;
     range = "custom"; customFrom = String(new Date(fromInput.value).getTime()); customTo = String(new Date(toInput.value).getTime());
     void draw();
-  } }, fromInput, "–", toInput, h("button", { type: "submit" }, "Show"));
+  } }, fromInput, h("span", { class: "dash", "aria-hidden": "true" }, "–"), toInput, h("button", { type: "submit" }, "Show"));
   const compareSelect = h("select", { "aria-label": "Compare with version" }, h("option", { value: "" }, "compare with…"));
   const chartsBox = h("div", { class: "charts" });
   const degradationBox = h("section", { "aria-labelledby": "deg-h" });
@@ -51,6 +51,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
   let alerts: any[] = [];
   let degradation: any[] = [];
   let history: any = null;
+  const directions = new Map<string, string>();
 
   function timeWindow(): [number, number] {
     if (range === "custom" && customFrom && customTo) return [Number(customFrom), Number(customTo)];
@@ -61,16 +62,26 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
   }
 
   async function start() {
+    clear(degradationBox, h("h2", { id: "deg-h" }, "Degradation"), h("p", { class: "muted" }, "Checking for degradation…"));
+    // Rules and alerts are cheap reads: asked for at once, beside the version list, so
+    // their lines and markers are there when the charts draw. Each may be missing on a
+    // server without alerting, and the charts still draw.
+    const context = Promise.all([
+      api(`/rules?model=${enc(model)}`).catch(() => null),
+      api(`/alerts?model=${enc(model)}&version=${enc(version)}`).catch(() => null),
+    ]);
     let versions: any[];
     try {
       versions = list(await api(`/models/${enc(model)}/versions`), "versions");
     } catch (error) {
       clear(status, h("p", { class: "error" }, `Cannot load ${model}: ${(error as Error).message}`));
+      markReady(main);
       return;
     }
     const entry = versions.find((v) => v.version === version);
     if (!entry) {
       clear(status, h("p", { class: "error" }, `${model} has no version ${version}. `, h("a", { href: "#/" }, "Back to the overview")));
+      markReady(main);
       return;
     }
     metrics = entry.metrics;
@@ -79,23 +90,50 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
       if (other.version !== version) compareSelect.append(h("option", { value: other.version, selected: other.version === compareWith }, `compare with ${other.version}`));
     }
     if (versions.length < 2) compareSelect.hidden = true;
-    // Context for the overlays; each may be missing on a server without alerting, and
-    // the charts still draw.
-    const [r, a, d, hi] = await Promise.all([
-      api(`/rules?model=${enc(model)}`).catch(() => null),
-      api(`/alerts?model=${enc(model)}&version=${enc(version)}`).catch(() => null),
+    await draw(context);
+    if (gone) return;
+    // The degradation check and the week's history are the slow reads (they compute over
+    // the stored windows): asked for only once the charts are on screen, so they never
+    // hold back the charts nor take the connections the series need. They add the
+    // baseline band, the trends and the table.
+    const [d, hi] = await Promise.all([
       api(`${seriesPath(model, version)}/degradation`).catch((e) => e),
       api(`${seriesPath(model, version)}/history?hours=168`).catch(() => null),
     ]);
-    rules = list(r, "rules").filter((rule: any) => rule.model === model && (!rule.version || rule.version === version));
-    alerts = list(a, "alerts").filter((alert: any) => alert.model === model && alert.version === version);
+    if (gone) return;
     degradation = d instanceof Error ? [] : list(d, "results", "metrics", "degradations");
     history = hi;
-    await draw();
+    for (const [metric, chart] of charts) {
+      (chart as any).setOverlays(overlaysFor(metric), true);
+      showTrend(metric);
+    }
     renderDegradation(d instanceof Error ? d : null);
   }
 
-  async function draw() {
+  /** The figure of each metric, created once and kept across redraws so the layout stays put. */
+  const figures = new Map<string, { figure: HTMLElement; trend: HTMLElement; count: HTMLElement; box: HTMLElement }>();
+  function figureFor(metric: string) {
+    let parts = figures.get(metric);
+    if (!parts) {
+      const trend = h("span");
+      const count = h("span", { class: "muted" });
+      const box = h("div", { class: "chart" });
+      const figure = h("figure", { class: "card", "data-metric": metric }, h("figcaption", null, h("strong", null, metric), " ", trend, count), box);
+      parts = { figure, trend, count, box };
+      figures.set(metric, parts);
+      chartsBox.append(figure);
+      showTrend(metric);
+    }
+    return parts;
+  }
+
+  function showTrend(metric: string) {
+    const parts = figures.get(metric);
+    const summary = (history?.metric_summaries ?? []).find((s: any) => s.metric === metric);
+    if (parts) clear(parts.trend, summary ? trendWord(summary.trend) : null);
+  }
+
+  async function draw(context?: Promise<[any, any]>) {
     const [from, to] = timeWindow();
     for (const button of rangeButtons.querySelectorAll<HTMLButtonElement>("button")) button.setAttribute("aria-pressed", String(button.dataset.range === range));
     const p = new URLSearchParams();
@@ -104,45 +142,55 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     if (compareWith) p.set("compare", compareWith);
     setHashParams(p);
     fromInput.value = localInput(from); toInput.value = localInput(to);
-    const points = Math.min(Math.max(Math.round(chartsBox.clientWidth || 800), 300), 2000);
-    const results = await Promise.all(metrics.map(async (metric) => {
-      const query = `?from=${Math.floor(from)}&to=${Math.ceil(to)}&max_points=${points}`;
-      const [own, other] = await Promise.all([
-        api<Series>(`${seriesPath(model, version, metric)}${query}`).catch((e: Error) => e),
-        compareWith ? api<Series>(`${seriesPath(model, compareWith, metric)}${query}`).catch(() => null) : null,
-      ]);
-      return { metric, own, other };
-    }));
+    if (metrics.length === 0) { clear(chartsBox, h("p", { class: "empty" }, "This version has no metrics.")); markReady(main); return; }
+    // One layout, read once: every chart is as wide as the first figure's box, and a
+    // series needs no more points than the chart has pixels across.
+    const boxes = metrics.map((metric) => figureFor(metric).box);
+    const width = Math.max(boxes[0].clientWidth, 280);
+    const points = Math.min(Math.max(Math.round(width * devicePixelRatio), 200), 2000);
+    const query = `?from=${Math.floor(from)}&to=${Math.ceil(to)}&max_points=${points}`;
+    const requests = metrics.map((metric) => Promise.all([
+      api<Series>(`${seriesPath(model, version, metric)}${query}`).catch((e: Error) => e),
+      compareWith ? api<Series>(`${seriesPath(model, compareWith, metric)}${query}`).catch(() => null) : null,
+    ]));
+    if (context) {
+      const [r, a] = await context;
+      rules = list(r, "rules").filter((rule: any) => rule.model === model && (!rule.version || rule.version === version));
+      alerts = list(a, "alerts").filter((alert: any) => alert.model === model && alert.version === version);
+    }
+    const results = await Promise.all(requests);
     if (gone) return;
-    for (const chart of charts.values()) destroyChart(chart);
-    charts.clear();
-    clear(chartsBox);
-    if (metrics.length === 0) clear(chartsBox, h("p", { class: "empty" }, "This version has no metrics."));
-    for (const { metric, own, other } of results) {
-      const box = h("div", { class: "chart" });
-      const summary = (history?.metric_summaries ?? []).find((s: any) => s.metric === metric);
-      const figure = h("figure", { class: "card", "data-metric": metric },
-        h("figcaption", null, h("strong", null, metric), " ",
-          summary ? h("span", { class: `trend t-${summary.trend}` }, trendWord(summary.trend)) : null,
-          own instanceof Error ? null : h("span", { class: "muted" }, ` ${own.count} samples${own.downsampled ? `, shown as ${own.buckets.length} bucket means` : ""}`)),
-        box);
-      chartsBox.append(figure);
-      if (own instanceof Error) { box.append(h("p", { class: "error" }, `Cannot load ${metric}: ${own.message}`)); continue; }
+    results.forEach(([own, other], i) => {
+      const metric = metrics[i];
+      const { count, box } = figureFor(metric);
+      const old = charts.get(metric);
+      if (old) { destroyChart(old); charts.delete(metric); }
+      clear(box);
+      if (own instanceof Error) {
+        clear(count);
+        box.append(h("p", { class: "error" }, `Cannot load ${metric}: ${own.message}`));
+        return;
+      }
+      directions.set(metric, own.direction);
+      count.textContent = ` ${own.count} samples${own.downsampled ? `, shown as ${own.buckets.length} buckets (mean line, min–max band)` : ""}`;
       const [xs, ys] = columns(own);
       if (xs.length === 0) box.append(h("p", { class: "empty" }, `No ${metric} samples in this range.`));
-      const series = [{ label: version, xs, ys }];
-      if (other) { const [ox, oy] = columns(other); series.push({ label: compareWith, xs: ox, ys: oy, dashed: true } as any); }
-      const chart = metricChart(box, series, overlaysFor(metric, own.direction), (f, t) => {
+      const series: ChartSeries[] = [{ label: version, xs, ys, ...ranges(own) }];
+      if (other) { const [ox, oy] = columns(other); series.push({ label: compareWith, xs: ox, ys: oy, dashed: true, ...ranges(other) }); }
+      const chart = metricChart(box, series, overlaysFor(metric), (f, t) => {
         range = "custom"; customFrom = String(Math.floor(f)); customTo = String(Math.ceil(t)); void draw();
-      });
+      }, width);
       chart.root.addEventListener("dblclick", () => { range = "24h"; customFrom = customTo = null; void draw(); });
+      // The chart's data where the browser tests (and anyone in the console) can read it.
+      (box as any).uplot = chart;
       charts.set(metric, chart);
-    }
+    });
     // uPlot paints in the next frame; "ready" means the charts are on screen.
-    requestAnimationFrame(() => { main.dataset.ready = "1"; performance.mark("ready"); });
+    requestAnimationFrame(() => markReady(main));
   }
 
-  function overlaysFor(metric: string, direction: string): Overlays {
+  function overlaysFor(metric: string): Overlays {
+    const direction = directions.get(metric) ?? "higher_is_better";
     const lines: Line[] = [];
     const deg = degradation.find((d: any) => d.metric === metric);
     const baseline: number | null = deg?.baseline_value ?? null;
@@ -175,7 +223,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
       h("td", null, d.is_degraded ? badge(d.severity) : h("span", { class: "muted" }, d.status ?? "ok")),
       h("td", { class: "num" }, d.p_value == null ? "—" : num(d.p_value, 2)),
       h("td", null, trendWord((history?.metric_summaries ?? []).find((s: any) => s.metric === d.metric)?.trend)),
-      h("td", null, d.recommendation ?? "")));
+      h("td", { class: "prose" }, d.recommendation ?? "")));
     clear(degradationBox,
       h("h2", { id: "deg-h" }, "Degradation"),
       history ? h("p", null, "Health: ", badge(`grade-${history.overall_health}`, history.overall_health), " ", trendWord(history.health_trend),
@@ -202,7 +250,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
       const alert = event.data.alert;
       alerts = alerts.filter((a) => a.id !== alert.id).concat(alert);
       const chart = charts.get(alert.metric);
-      (chart as any)?.setOverlays(overlaysFor(alert.metric, "higher_is_better"));
+      (chart as any)?.setOverlays(overlaysFor(alert.metric));
     }
   });
 

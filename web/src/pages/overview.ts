@@ -5,7 +5,7 @@
 import { api, list, seriesPath, columns, isOpen, enc, type Series } from "../api";
 import { sparkline } from "../charts";
 import { onLive } from "../live";
-import { h, clear, ago, badge, limiter, hashParams, setHashParams, SEVERITIES } from "../util";
+import { h, clear, ago, badge, limiter, markReady, hashParams, setHashParams, SEVERITIES } from "../util";
 import type uPlot from "uplot";
 
 /** Which metric a model's sparkline shows: the first of these it has. */
@@ -130,6 +130,7 @@ export function overview(main: HTMLElement): () => void {
       models = list(await api("/models"), "models");
     } catch (error) {
       clear(status, h("p", { class: "error" }, `Cannot list the models: ${(error as Error).message}`));
+      markReady(main);
       return;
     }
     if (gone) return;
@@ -139,6 +140,7 @@ export function overview(main: HTMLElement): () => void {
         h("p", null, "Send one with ", h("code", null, 'curl -XPOST localhost:7878/api/v1/metrics -d \'{"model":"m","version":"v1","metric":"accuracy","value":0.93}\''),
           " or start the server with ", h("code", null, "modelwatch serve --demo"), ".")));
       table.hidden = true;
+      markReady(main);
       return;
     }
     const fragment = document.createDocumentFragment();
@@ -161,8 +163,7 @@ export function overview(main: HTMLElement): () => void {
     tbody.append(fragment);
     for (const row of rows) observer.observe(row.tr);
     applyFilters();
-    main.dataset.ready = "1";
-    performance.mark("ready");
+    markReady(main);
     void loadAlerts();
   }
 

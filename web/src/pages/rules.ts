@@ -1,9 +1,9 @@
 // Rules: list, create (threshold or degradation, with anti-flap options), edit,
 // enable/disable and delete, and a backtest preview drawn on the metric's chart before
 // saving (POST /rules/backtest runs the same state machine over stored data).
-import { api, list, enc, seriesPath, columns, type Series } from "../api";
+import { api, list, enc, seriesPath, columns, ranges, type Series } from "../api";
 import { metricChart, destroyChart, type Marker } from "../charts";
-import { h, clear, num } from "../util";
+import { h, clear, num, markReady } from "../util";
 import type uPlot from "uplot";
 
 const OPERATORS = ["lt", "lte", "gt", "gte", "eq"];
@@ -112,18 +112,20 @@ export function rulesPage(main: HTMLElement): () => void {
       const to = Date.now(), from = to - 7 * 86400e3;
       previewNote.textContent = "Running the backtest…";
       try {
-        const [series, backtest] = await Promise.all([
+        // The server replays the unsaved rule with the live evaluator's state machine.
+        const [series, report] = await Promise.all([
           api<Series>(`${seriesPath(s.model, version, s.metric)}?from=${from}&to=${to}&max_points=1000`),
-          api("/rules/backtest", { method: "POST", json: { rule: { ...s, version }, from: new Date(from).toISOString(), to: new Date(to).toISOString() } }),
+          api(`/rules/backtest?from=${from}&to=${to}`, { method: "POST", json: { ...s, version } }),
         ]);
-        const events = list(backtest, "events");
-        const markers: Marker[] = events.filter((e: any) => e.kind === "fired" || e.kind === "resolved" || e.kind === "cleared")
-          .map((e: any) => ({ at: Date.parse(e.at) / 1000, kind: e.kind === "fired" ? "fired" : "resolved", label: e.kind }));
-        const fired = events.filter((e: any) => e.kind === "fired").length;
+        const events: any[] = (report?.versions ?? []).find((v: any) => v.version === version)?.events ?? [];
+        const markers: Marker[] = events.filter((e) => e.event === "fired" || e.event === "auto_resolved" || e.event === "condition_cleared")
+          .map((e) => ({ at: Date.parse(e.at) / 1000, kind: e.event === "fired" ? "fired" : "resolved", label: e.event.replace("_", " ") }));
+        const fired = events.filter((e) => e.event === "fired").length;
         if (preview) destroyChart(preview);
         clear(chartBox);
         const [xs, ys] = columns(series);
-        preview = metricChart(chartBox, [{ label: `${s.metric} ${version}`, xs, ys }],
+        // With the min–max band, a threshold crossed only inside a bucket still shows where it fired.
+        preview = metricChart(chartBox, [{ label: `${s.metric} ${version}`, xs, ys, ...ranges(series) }],
           { lines: s.threshold_value != null && Number.isFinite(s.threshold_value) ? [{ value: s.threshold_value, label: `threshold ${num(s.threshold_value)}` }] : [], markers });
         previewNote.textContent = `Over the last 7 days of ${s.model} ${version} this rule would have fired ${fired} time${fired === 1 ? "" : "s"}.`;
       } catch (error) {
@@ -164,8 +166,9 @@ export function rulesPage(main: HTMLElement): () => void {
   }
 
   void api("/models").then((data) => { models = list(data, "models"); edit(null); }).catch(() => edit(null));
-  void load();
-  return () => { if (preview) destroyChart(preview); };
+  let gone = false;
+  void load().finally(() => { if (!gone) markReady(main); });
+  return () => { gone = true; if (preview) destroyChart(preview); };
 }
 
 function describe(rule: any): string {

@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::condition::SignificanceTest;
 use super::ids::{AlertId, RuleId};
 use super::limits::HoldReason;
 use super::rule::{ComparisonOperator, Severity};
@@ -65,9 +66,10 @@ impl fmt::Display for AlertStatus {
 }
 
 /// The line an alert crossed, for messages and the UI.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "condition_type", rename_all = "snake_case")]
 pub enum Trigger {
+    /// A value compared with a line: no statistical test applies.
     Threshold {
         comparison_operator: ComparisonOperator,
         threshold_value: f64,
@@ -77,6 +79,11 @@ pub enum Trigger {
         degradation_percentage: f64,
         current_value: f64,
         baseline_value: f64,
+        /// The detector's test at the observation that fired or last updated the alert.
+        /// Absent in alerts stored before it was recorded; left out of the JSON when
+        /// absent, so such alerts read back byte for byte (their body is a CAS guard).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test: Option<SignificanceTest>,
     },
 }
 
@@ -161,5 +168,37 @@ mod tests {
             );
         }
         assert_eq!(AlertStatus::parse("open").unwrap_err().field, "status");
+    }
+
+    /// A degradation alert as stored before alerts carried their significance test. The
+    /// stores compare an alert's stored JSON with the re-serialized alert as read (the
+    /// compare-and-swap guard), so such a body must read back byte for byte.
+    const STORED_BEFORE_TESTS: &str = r#"{"id":"alert_0000002a","rule_id":"rule_00000007","rule_name":"precision drop","model":"fraud_detector","version":"v2","metric":"precision","severity":"high","status":"active","message":"m","value":7.5,"worst_value":7.5,"trigger":{"condition_type":"degradation","max_degradation_percentage":5.0,"degradation_percentage":7.5,"current_value":0.87,"baseline_value":0.94},"first_seen":"2024-05-01T12:00:00.000Z","last_seen":"2024-05-01T12:00:00.000Z","occurrences":1,"notified":true}"#;
+
+    #[test]
+    fn alerts_stored_before_tests_were_recorded_read_back_unchanged() {
+        let alert: Alert = serde_json::from_str(STORED_BEFORE_TESTS).unwrap();
+        assert!(matches!(
+            alert.trigger,
+            Trigger::Degradation { test: None, .. }
+        ));
+        assert_eq!(serde_json::to_string(&alert).unwrap(), STORED_BEFORE_TESTS);
+    }
+
+    #[test]
+    fn a_degradation_alert_carries_its_test_in_json() {
+        let mut alert: Alert = serde_json::from_str(STORED_BEFORE_TESTS).unwrap();
+        if let Trigger::Degradation { test, .. } = &mut alert.trigger {
+            *test = Some(SignificanceTest {
+                p_value: Some(0.0012),
+                method: "welch_t+batch_means".into(),
+                alpha: 0.01,
+            });
+        }
+        let json = serde_json::to_value(&alert).unwrap();
+        assert_eq!(json["trigger"]["test"]["p_value"], 0.0012);
+        assert_eq!(json["trigger"]["test"]["method"], "welch_t+batch_means");
+        let back: Alert = serde_json::from_value(json).unwrap();
+        assert_eq!(back, alert);
     }
 }

@@ -11,7 +11,7 @@ use super::rule::{ComparisonOperator, Condition, ConditionKind, DEFAULT_EQ_TOLER
 use crate::time::Timestamp;
 
 /// What the engine measured for one rule and model version at one evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Observation {
     /// No data in the window; the rule's counters are left as they are.
@@ -24,13 +24,28 @@ pub enum Observation {
 
 /// The degradation detector's output that a degradation rule needs. `degradation_percentage`
 /// is positive when the metric got worse, whatever its direction.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DegradationReading {
     pub at: Timestamp,
     pub degradation_percentage: f64,
     pub significant: bool,
     pub current_value: f64,
     pub baseline_value: f64,
+    /// The test behind `significant`, carried onto the alert so notifications can say how
+    /// sure the detector was.
+    #[serde(default)]
+    pub test: Option<SignificanceTest>,
+}
+
+/// A significance test's result as the detector reported it: the one-sided p-value of
+/// the worsening, the test(s) that produced it (the detector's `method`, e.g.
+/// `welch_t+batch_means`) and the level it was judged at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignificanceTest {
+    /// `None` when the test could not produce a finite p-value.
+    pub p_value: Option<f64>,
+    pub method: String,
+    pub alpha: f64,
 }
 
 impl Observation {
@@ -195,6 +210,7 @@ mod tests {
             significant,
             current_value: 0.0,
             baseline_value: 0.0,
+            test: None,
         })
     }
 

@@ -27,7 +27,7 @@ mod scenarios;
 
 pub use alert::{Alert, AlertStatus, AlertTransition, Trigger, SYSTEM_ACTOR};
 pub use backtest::{backtest, Backtest, BacktestEvent, BacktestEventKind};
-pub use condition::{DegradationReading, Observation, Unjudgeable, Verdict};
+pub use condition::{DegradationReading, Observation, SignificanceTest, Unjudgeable, Verdict};
 pub use ids::{AlertId, RuleId, SilenceId};
 pub use lifecycle::{acknowledge, resolve, LifecycleError};
 pub use limits::{AlertConfig, HoldReason, NotifyDecision, NotifyReason, RateCounts, RateLedger};

@@ -340,6 +340,7 @@ fn wrong_kind_of_observation_is_reported_not_judged() {
         significant: true,
         current_value: 0.5,
         baseline_value: 1.0,
+        test: None,
     });
     assert!(matches!(
         world.observe(&mut series, at(0), reading),
@@ -976,6 +977,11 @@ fn degradation_rule_fires_only_on_significant_degradation() {
             significant,
             current_value: 0.9 * (1.0 - percentage / 100.0),
             baseline_value: 0.9,
+            test: Some(SignificanceTest {
+                p_value: Some((if significant { 0.0005 } else { 0.3 }) + minute as f64 / 1e6),
+                method: "welch_t+batch_means".into(),
+                alpha: 0.01,
+            }),
         })
     };
     for minute in 0..5 {
@@ -1001,6 +1007,19 @@ fn degradation_rule_fires_only_on_significant_degradation() {
     );
     assert!(
         matches!(alert.trigger, Trigger::Degradation { max_degradation_percentage, .. } if max_degradation_percentage == 5.0)
+    );
+    // The alert carries the test of the observation that last updated it, so a
+    // notification can say how sure the detector was.
+    let Trigger::Degradation {
+        test: Some(test), ..
+    } = &alert.trigger
+    else {
+        panic!("no test on {:?}", alert.trigger);
+    };
+    assert_eq!(test.p_value, Some(0.0005 + 7.0 / 1e6));
+    assert_eq!(
+        (test.method.as_str(), test.alpha),
+        ("welch_t+batch_means", 0.01)
     );
 }
 
@@ -1119,7 +1138,7 @@ fn backtest_agrees_with_live_evaluation() {
         let mut series = Series::new(rule.clone(), "v1");
         let mut live = Vec::new();
         for (now, observation) in &observations {
-            match world.observe(&mut series, *now, *observation) {
+            match world.observe(&mut series, *now, observation.clone()) {
                 Decision::Fired { .. } => live.push((*now, "fired")),
                 Decision::AutoResolved { .. } | Decision::SuppressedClosed { .. } => {
                     live.push((*now, "resolved"))

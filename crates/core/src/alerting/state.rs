@@ -294,6 +294,7 @@ impl Step<'_> {
                 degradation_percentage: reading.degradation_percentage,
                 current_value: reading.current_value,
                 baseline_value: reading.baseline_value,
+                test: reading.test.clone(),
             },
             (
                 Condition::Degradation {
@@ -306,6 +307,7 @@ impl Step<'_> {
                 degradation_percentage: self.value(),
                 current_value: f64::NAN,
                 baseline_value: f64::NAN,
+                test: None,
             },
             (
                 Condition::Threshold {
@@ -339,6 +341,7 @@ impl Step<'_> {
                 degradation_percentage,
                 current_value,
                 baseline_value,
+                ..
             } => format!(
                 "{}: {series} degraded {degradation_percentage:.1}% (from {baseline_value} to {current_value}), more than {max_degradation_percentage}%",
                 rule.name

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use modelwatch_core::Timestamp;
 use serde_json::Value;
@@ -198,14 +199,27 @@ async fn send_email(
         permanent: e.is_permanent(),
         message: e.to_string(),
     };
-    let builder = match config.tls {
-        Tls::None => {
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.smtp_host.as_str())
+    let host = config.smtp_host.as_str();
+    let builder = match (config.tls, &config.ca) {
+        (Tls::None, _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+        (Tls::Starttls, None) => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(smtp_error)?
         }
-        Tls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.smtp_host)
-            .map_err(smtp_error)?,
-        Tls::Tls => {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(&config.smtp_host).map_err(smtp_error)?
+        (Tls::Tls, None) => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(smtp_error)?
+        }
+        // The configured CA is trusted besides the public roots; the certificate and the
+        // host name are still verified.
+        (tls, Some(ca)) => {
+            let parameters = TlsParameters::builder(host.to_owned())
+                .add_root_certificate(Certificate::from_pem(&ca.pem).map_err(smtp_error)?)
+                .build()
+                .map_err(smtp_error)?;
+            let tls = match tls {
+                Tls::Starttls => SmtpTls::Required(parameters),
+                _ => SmtpTls::Wrapper(parameters),
+            };
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).tls(tls)
         }
     };
     let mut builder = builder.port(config.smtp_port).timeout(Some(timeout));

@@ -63,7 +63,9 @@ pub fn event(routing_key: &str, m: &AlertMessage) -> Value {
                 "current": round(figures.current),
                 figures.reference_label: figures.reference.map(round),
                 "change_percent": figures.change_percent.map(|c| (c * 10.0).round() / 10.0),
-                "p_value": m.p_value,
+                "p_value": m.p_value(),
+                "significance": m.p_value_text(),
+                "test": m.test_name(),
                 "message": a.message,
             },
         },
@@ -119,5 +121,6 @@ mod tests {
         assert_eq!(trigger["severity"], "error");
         assert_eq!(trigger["custom_details"]["baseline"], 0.94);
         assert_eq!(trigger["custom_details"]["p_value"], 0.0012);
+        assert_eq!(trigger["custom_details"]["test"], "welch_t+batch_means");
     }
 }

@@ -201,6 +201,18 @@ mod tests {
     }
 
     #[test]
+    fn threshold_alerts_say_no_test_applies() {
+        let mut m = message(NotificationEvent::Firing);
+        m.alert.trigger = modelwatch_core::alerting::Trigger::Threshold {
+            comparison_operator: modelwatch_core::alerting::ComparisonOperator::Lt,
+            threshold_value: 0.9,
+        };
+        let text = single(&m).to_string();
+        assert!(text.contains("*p-value*\\nnone (threshold rule)"), "{text}");
+        assert!(!text.contains("n/a"), "{text}");
+    }
+
+    #[test]
     fn follow_ups_name_the_transition() {
         let payload = single(&message(NotificationEvent::Resolved));
         assert_valid_block_kit(&payload);

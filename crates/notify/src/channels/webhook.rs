@@ -26,7 +26,9 @@ pub fn body(m: &AlertMessage) -> Value {
         "current": figures.current,
         figures.reference_label: figures.reference,
         "change_percent": figures.change_percent,
-        "p_value": m.p_value,
+        "p_value": m.p_value(),
+        "test": m.test_name(),
+        "alpha": m.alpha(),
         "alert_url": m.alert_url,
     })
 }
@@ -66,6 +68,10 @@ mod tests {
         assert_eq!(b["alert"]["status"], "acknowledged");
         assert_eq!(b["alert"]["acknowledged_by"], "alice");
         assert_eq!(b["baseline"], 0.94);
+        assert_eq!(b["p_value"], 0.0012);
+        assert_eq!(b["test"], "welch_t+batch_means");
+        assert_eq!(b["alpha"], 0.01);
+        assert_eq!(b["alert"]["trigger"]["test"]["p_value"], 0.0012);
         assert_eq!(
             b["alert_url"],
             "http://127.0.0.1:7878/alerts/alert_3f9a1c2b"

@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Alertmanager, Behaviour, Receiver, SmtpSink};
+use crate::support::{Alertmanager, Behaviour, Receiver, SmtpSink, SmtpTls, TestPki};
 use modelwatch_core::alerting::{
-    Alert, AlertId, AlertStatus, NotificationEvent, RuleId, Severity, Trigger,
+    Alert, AlertId, AlertStatus, NotificationEvent, RuleId, Severity, SignificanceTest, Trigger,
 };
 use modelwatch_core::{Metric, ModelName, Timestamp, Version};
 use modelwatch_notify::channels::webhook;
@@ -40,6 +40,11 @@ pub fn alert(id: u32, first_seen: Timestamp) -> Alert {
             degradation_percentage: 7.4468,
             current_value: 0.87,
             baseline_value: 0.94,
+            test: Some(SignificanceTest {
+                p_value: Some(0.003),
+                method: "welch_t+batch_means".into(),
+                alpha: 0.01,
+            }),
         },
         first_seen,
         last_seen: first_seen,
@@ -74,7 +79,6 @@ fn message(alert: &Alert, event: NotificationEvent, at: Timestamp) -> AlertMessa
         event,
         alert,
         at,
-        Some(0.003),
         &Url::parse("http://127.0.0.1:7878").unwrap(),
     )
 }
@@ -196,6 +200,10 @@ async fn slack_receives_block_kit_and_follow_ups() {
     let fields = firing["blocks"][1]["fields"].as_array().unwrap();
     assert_eq!(fields.len(), 8);
     assert_eq!(
+        fields[7]["text"],
+        "*p-value*\n0.0030 (welch_t+batch_means, alpha 0.01)"
+    );
+    assert_eq!(
         firing["blocks"][3]["elements"][0]["url"],
         "http://127.0.0.1:7878/alerts/alert_00000003"
     );
@@ -316,6 +324,121 @@ async fn email_arrives_with_a_plain_text_and_an_html_part() {
         assert!(body.contains("http://127.0.0.1:7878/alerts/alert_00000005"));
     }
     assert!(html.contains("<table>"));
+}
+
+/// An e-mail channel to `sink` over `tls`, trusting `ca_file` when given.
+fn tls_mail(sink: &SmtpSink, tls: &str, ca_file: Option<&std::path::Path>) -> ChannelConfig {
+    let ca = ca_file
+        .map(|p| format!("ca_file = {:?}\n", p.display().to_string()))
+        .unwrap_or_default();
+    channel(
+        "secure-mail",
+        &format!(
+            "kind = \"email\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls = \"{tls}\"\n{ca}\
+             from = \"modelwatch@example.com\"\nto = [\"ml-team@example.com\"]\n",
+            sink.port
+        ),
+    )
+}
+
+/// Sends one firing message over `mail` and returns the message the sink received.
+async fn send_and_receive(sink: &SmtpSink, mail: &ChannelConfig, id: u32) -> serde_json::Value {
+    let a = alert(id, now());
+    Sender::new()
+        .unwrap()
+        .send(
+            mail,
+            &[message(&a, NotificationEvent::Firing, now())],
+            now(),
+        )
+        .await
+        .unwrap();
+    let messages = crate::support::eventually("the e-mail", Duration::from_secs(10), || {
+        let m = sink.messages();
+        (!m.is_empty()).then_some(m)
+    })
+    .await;
+    let [email] = messages.try_into().unwrap();
+    email
+}
+
+#[tokio::test]
+async fn email_over_starttls_trusts_the_configured_ca() {
+    let pki = TestPki::generate();
+    let sink = SmtpSink::start_with(SmtpTls::Starttls {
+        cert: pki.cert.clone(),
+        key: pki.key.clone(),
+    })
+    .await;
+    let email = send_and_receive(&sink, &tls_mail(&sink, "starttls", Some(&pki.ca)), 21).await;
+    // The sink refuses MAIL before STARTTLS, and records the session's TLS version.
+    assert!(
+        email["tls"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("TLSv1.")),
+        "{email}"
+    );
+    assert!(email["subject"].as_str().unwrap().contains("[FIRING]"));
+}
+
+#[tokio::test]
+async fn email_over_implicit_tls_trusts_the_configured_ca() {
+    let pki = TestPki::generate();
+    let sink = SmtpSink::start_with(SmtpTls::Implicit {
+        cert: pki.cert.clone(),
+        key: pki.key.clone(),
+    })
+    .await;
+    let email = send_and_receive(&sink, &tls_mail(&sink, "tls", Some(&pki.ca)), 22).await;
+    assert!(
+        email["tls"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("TLSv1.")),
+        "{email}"
+    );
+    let parts = email["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 2, "{email}");
+}
+
+#[tokio::test]
+async fn email_tls_to_an_untrusted_certificate_is_refused_and_nothing_is_sent() {
+    let pki = TestPki::generate();
+    let other = TestPki::generate();
+    for (tls, sink_tls) in [
+        (
+            "starttls",
+            SmtpTls::Starttls {
+                cert: pki.cert.clone(),
+                key: pki.key.clone(),
+            },
+        ),
+        (
+            "tls",
+            SmtpTls::Implicit {
+                cert: pki.cert.clone(),
+                key: pki.key.clone(),
+            },
+        ),
+    ] {
+        let sink = SmtpSink::start_with(sink_tls).await;
+        // No ca_file: only the public roots are trusted. Another CA: not this one either.
+        for ca in [None, Some(other.ca.as_path())] {
+            let a = alert(23, now());
+            let error = Sender::new()
+                .unwrap()
+                .send(
+                    &tls_mail(&sink, tls, ca),
+                    &[message(&a, NotificationEvent::Firing, now())],
+                    now(),
+                )
+                .await
+                .expect_err("an untrusted certificate must be refused");
+            let text = error.to_string().to_lowercase();
+            assert!(text.contains("certificate"), "{tls} {ca:?}: {error}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(sink.messages().is_empty(), "{tls}: a message got through");
+    }
 }
 
 #[tokio::test]

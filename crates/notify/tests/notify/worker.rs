@@ -127,6 +127,10 @@ impl Outbox for MemoryOutbox {
                 row.status = "failed";
                 row.last_error = Some(error);
             }
+            Outcome::Skipped { reason } => {
+                row.status = "skipped";
+                row.last_error = Some(reason);
+            }
         }
         Ok(true)
     }
@@ -284,12 +288,13 @@ async fn acknowledged_alert_is_not_renotified_but_its_follow_up_is_sent() {
     let report = w.run_once(t).await.unwrap();
     assert_eq!((report.skipped, report.delivered), (1, 1));
     let statuses = outbox.statuses();
-    assert_eq!(statuses[0].0, "failed");
+    assert_eq!(statuses[0].0, "skipped");
     assert!(statuses[0]
         .2
         .as_deref()
         .unwrap()
-        .starts_with("skipped: alert was acknowledged by alice"));
+        .starts_with("alert was acknowledged by alice"));
+    assert_eq!(report.failed, 0);
     let [request] = receiver.requests().try_into().unwrap();
     assert_eq!(request.json()["event"], "acknowledged");
 }
@@ -314,7 +319,8 @@ async fn silenced_alert_is_not_notified() {
     outbox.silences.lock().unwrap().push(silence);
     outbox.enqueue(&a, NotificationEvent::Firing, "hook", t);
     let report = w.run_once(t).await.unwrap();
-    assert_eq!(report.skipped, 1);
+    assert_eq!((report.skipped, report.failed), (1, 0));
+    assert_eq!(outbox.statuses()[0].0, "skipped");
     assert!(outbox.statuses()[0]
         .2
         .as_deref()

@@ -345,6 +345,7 @@ pub async fn outbox_deduplicates_on_its_key(store: &dyn AlertStore) {
     let filter = NotificationFilter {
         alert_id: Some(a.id.clone()),
         status: Some(DeliveryStatus::Pending),
+        channel: None,
     };
     let all = store.list_notifications(&filter).await.unwrap();
     assert_eq!(all.len(), 4);
@@ -586,6 +587,115 @@ pub async fn claims_lease_rows_and_only_the_holder_finishes_them(store: &dyn Ale
     ));
 }
 
+pub async fn skipped_rows_are_kept_apart_from_failures(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let a = alert(1, &r, "v1", 1_000);
+    store.commit(vec![firing(&r, &a, 0)]).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let claimed = store
+        .claim_notifications("w1", at(2_000), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let skipped = DeliveryResult::Skipped {
+        reason: "alert was acknowledged by alice before delivery".into(),
+    };
+    assert!(store
+        .finish_notification(claimed[0].id, "w1", skipped, at(3_000))
+        .await
+        .unwrap());
+    let failed = DeliveryResult::Failed {
+        error: "410 gone".into(),
+    };
+    assert!(store
+        .finish_notification(claimed[1].id, "w1", failed, at(3_000))
+        .await
+        .unwrap());
+
+    let only = |status| NotificationFilter {
+        status: Some(status),
+        ..NotificationFilter::default()
+    };
+    let rows = store
+        .list_notifications(&only(DeliveryStatus::Skipped))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, claimed[0].id);
+    assert_eq!(
+        rows[0].last_error.as_deref(),
+        Some("alert was acknowledged by alice before delivery")
+    );
+    assert_eq!(
+        (rows[0].delivered_at, rows[0].lease_owner.as_deref()),
+        (None, None)
+    );
+    let rows = store
+        .list_notifications(&only(DeliveryStatus::Failed))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, claimed[1].id);
+    // Settled either way: neither is claimed again, even long after.
+    assert!(store
+        .claim_notifications("w2", at(10_000_000), lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn recent_notifications_are_newest_first_filtered_and_limited(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let a = alert(1, &r, "v1", 1_000);
+    let b = alert(2, &r, "v2", 2_000);
+    store.commit(vec![firing(&r, &a, 0)]).await.unwrap();
+    assert_eq!(
+        store.commit(vec![firing(&r, &b, 0)]).await.unwrap(),
+        [CommitOutcome::Applied]
+    );
+    let all = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    let ids = |rows: &[super::Notification]| rows.iter().map(|n| n.id).collect::<Vec<_>>();
+
+    let recent = store
+        .recent_notifications(&NotificationFilter::default(), 3)
+        .await
+        .unwrap();
+    assert_eq!(ids(&recent), [all[3].id, all[2].id, all[1].id]);
+    let slack = NotificationFilter {
+        channel: Some("slack".into()),
+        ..NotificationFilter::default()
+    };
+    let recent = store.recent_notifications(&slack, 10).await.unwrap();
+    assert_eq!(recent.len(), 2);
+    assert!(recent.iter().all(|n| n.channel == "slack"));
+    assert_eq!(recent[0].alert_id, b.id);
+    assert_eq!(store.list_notifications(&slack).await.unwrap().len(), 2);
+    let of_a_on_ops = NotificationFilter {
+        alert_id: Some(a.id.clone()),
+        channel: Some("ops".into()),
+        status: Some(DeliveryStatus::Pending),
+    };
+    let recent = store.recent_notifications(&of_a_on_ops, 10).await.unwrap();
+    assert_eq!(ids(&recent), [all[0].id]);
+    assert!(store
+        .recent_notifications(
+            &NotificationFilter {
+                channel: Some("nowhere".into()),
+                ..NotificationFilter::default()
+            },
+            10
+        )
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 /// An evaluator guards its update with the alert as it read it back; a value whose text
 /// did not parse back to the same bits made that guard fail forever on SQLite (every
 /// commit a conflict, the pass given up as contention).
@@ -741,6 +851,8 @@ macro_rules! alert_conformance_suite {
                 silences_round_trip_and_expire,
                 claims_lease_rows_and_only_the_holder_finishes_them,
                 exported_rows_import_as_they_are_and_only_once,
+                skipped_rows_are_kept_apart_from_failures,
+                recent_notifications_are_newest_first_filtered_and_limited,
                 an_alert_read_back_guards_its_own_update,
             );
         }

@@ -329,6 +329,10 @@ impl AlertStore for MemoryStore {
                 row.status = DeliveryStatus::Failed;
                 row.last_error = Some(error);
             }
+            DeliveryResult::Skipped { reason } => {
+                row.status = DeliveryStatus::Skipped;
+                row.last_error = Some(reason);
+            }
         }
         Ok(true)
     }
@@ -390,5 +394,21 @@ impl AlertStore for MemoryStore {
             .collect();
         tables.outbox_keys = keys;
         Ok(())
+    }
+
+    async fn recent_notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        Ok(self
+            .tables()?
+            .outbox
+            .iter()
+            .rev()
+            .filter(|n| filter.matches(n))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }

@@ -96,31 +96,38 @@ pub enum CommitOutcome {
     Conflict,
 }
 
+/// Where a delivery stands. `failed` means a real failure (refused, or retries
+/// exhausted); a notification held back on purpose is `skipped`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Pending,
     Delivered,
     Failed,
+    /// Not sent, by decision: the alert was acknowledged, resolved or silenced before
+    /// the notification was due.
+    Skipped,
 }
 
 impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 4] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Skipped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Skipped => "skipped",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            DeliveryStatus::Pending,
-            DeliveryStatus::Delivered,
-            DeliveryStatus::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        DeliveryStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 
@@ -138,6 +145,7 @@ pub struct Notification {
     /// Claims so far (a claim is an attempt, so a worker dying mid-delivery still counts).
     pub attempts: u32,
     pub next_attempt_at: Timestamp,
+    /// The last attempt's error; for a `skipped` row, why it was held back.
     pub last_error: Option<String>,
     pub created_at: Timestamp,
     pub delivered_at: Option<Timestamp>,
@@ -187,6 +195,10 @@ pub enum DeliveryResult {
     Failed {
         error: String,
     },
+    /// Not sent, on purpose; `reason` is kept in `last_error`.
+    Skipped {
+        reason: String,
+    },
 }
 
 /// Narrows the outbox listing; `None` matches everything.
@@ -194,12 +206,14 @@ pub enum DeliveryResult {
 pub struct NotificationFilter {
     pub alert_id: Option<AlertId>,
     pub status: Option<DeliveryStatus>,
+    pub channel: Option<String>,
 }
 
 impl NotificationFilter {
     pub fn matches(&self, n: &Notification) -> bool {
         self.alert_id.as_ref().is_none_or(|a| *a == n.alert_id)
             && self.status.is_none_or(|s| s == n.status)
+            && self.channel.as_ref().is_none_or(|c| *c == n.channel)
     }
 }
 
@@ -307,6 +321,13 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
     async fn list_notifications(
         &self,
         filter: &NotificationFilter,
+    ) -> Result<Vec<Notification>, StoreError>;
+    /// The newest `limit` matching outbox rows, newest first: what people look at (the
+    /// API's `/api/v1/notifications` and `modelwatch notifications list`).
+    async fn recent_notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: usize,
     ) -> Result<Vec<Notification>, StoreError>;
 
     /// Every row, for moving the installation to another store.

@@ -890,6 +890,7 @@ impl AlertStore for PostgresStore {
                 None,
             ),
             DeliveryResult::Failed { error } => ("failed", Some(error.as_str()), None, None),
+            DeliveryResult::Skipped { reason } => ("skipped", Some(reason.as_str()), None, None),
         };
         // One statement: the lease check and the write cannot be separated by another
         // worker's claim.
@@ -920,22 +921,16 @@ impl AlertStore for PostgresStore {
         &self,
         filter: &NotificationFilter,
     ) -> Result<Vec<Notification>, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT {NOTIFICATION_COLUMNS} FROM notification_outbox
-                     WHERE ($1::text IS NULL OR alert_id = $1) AND ($2::text IS NULL OR status = $2)
-                     ORDER BY id"
-                ),
-                &[
-                    &filter.alert_id.as_ref().map(AlertId::as_str),
-                    &filter.status.map(DeliveryStatus::as_str),
-                ],
-            )
+        self.select_notifications(filter, "ORDER BY id", None).await
+    }
+
+    async fn recent_notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.select_notifications(filter, "ORDER BY id DESC", Some(limit))
             .await
-            .map_err(pg_error)?;
-        rows.iter().map(notification).collect()
     }
 
     async fn import_alerting(&self, rows: AlertingRows) -> Result<(), StoreError> {
@@ -943,5 +938,36 @@ impl AlertStore for PostgresStore {
         let transaction = client.transaction().await.map_err(pg_error)?;
         import_rows(&transaction, &rows).await?;
         transaction.commit().await.map_err(pg_error)
+    }
+}
+
+impl PostgresStore {
+    async fn select_notifications(
+        &self,
+        filter: &NotificationFilter,
+        order: &'static str,
+        limit: Option<usize>,
+    ) -> Result<Vec<Notification>, StoreError> {
+        // LIMIT NULL is no limit.
+        let limit = limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {NOTIFICATION_COLUMNS} FROM notification_outbox
+                     WHERE ($1::text IS NULL OR alert_id = $1) AND ($2::text IS NULL OR status = $2)
+                       AND ($3::text IS NULL OR channel = $3)
+                     {order} LIMIT $4"
+                ),
+                &[
+                    &filter.alert_id.as_ref().map(AlertId::as_str),
+                    &filter.status.map(DeliveryStatus::as_str),
+                    &filter.channel,
+                    &limit,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter().map(notification).collect()
     }
 }

@@ -153,6 +153,17 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         revoked_ms bigint
     );",
     ),
+    (
+        4,
+        "notification outbox: status skipped for deliveries held back on purpose",
+        // `failed` then means a real failure. Rows earlier versions recorded as failed
+        // with "skipped: reason" become skipped with the reason alone.
+        "ALTER TABLE notification_outbox DROP CONSTRAINT notification_outbox_status_check;
+    ALTER TABLE notification_outbox ADD CONSTRAINT notification_outbox_status_check
+        CHECK (status IN ('pending', 'delivered', 'failed', 'skipped'));
+    UPDATE notification_outbox SET status = 'skipped', last_error = substr(last_error, 10)
+        WHERE status = 'failed' AND last_error LIKE 'skipped: %';",
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -160,6 +171,16 @@ pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 /// Brings the database's schema to [`LATEST_VERSION`]; turns `samples` into a hypertable
 /// when TimescaleDB is available.
 pub async fn migrate(client: &mut Client, location: &Location) -> Result<(), StoreError> {
+    migrate_to(client, location, LATEST_VERSION).await
+}
+
+/// Brings the schema to `target`: tests use an older target to build what an earlier
+/// modelwatch left behind.
+pub(crate) async fn migrate_to(
+    client: &mut Client,
+    location: &Location,
+    target: i64,
+) -> Result<(), StoreError> {
     let transaction = client.transaction().await.map_err(pg_error)?;
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -192,7 +213,10 @@ pub async fn migrate(client: &mut Client, location: &Location) -> Result<(), Sto
         });
     }
     let fresh = current == 0;
-    for &(version, description, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
+    for &(version, description, sql) in MIGRATIONS
+        .iter()
+        .filter(|(v, _, _)| *v > current && *v <= target)
+    {
         transaction.batch_execute(sql).await.map_err(pg_error)?;
         transaction
             .execute(
@@ -276,4 +300,65 @@ pub async fn is_hypertable(client: &Client) -> Result<bool, StoreError> {
         .await
         .map_err(pg_error)?
         .is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::NoTls;
+
+    use super::*;
+    use crate::alerts::{DeliveryStatus, NotificationFilter};
+    use crate::postgres::testing::TestDatabase;
+
+    /// Schema 3 recorded deliveries held back on purpose as failed with "skipped: …";
+    /// schema 4 turns them into `skipped` rows and leaves real failures alone.
+    #[tokio::test]
+    async fn outbox_rows_failed_as_skipped_become_skipped() {
+        let database = TestDatabase::create("outbox_v4").await;
+        let (mut client, connection) = tokio_postgres::connect(database.url(), NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        migrate_to(&mut client, &Location::new(database.url()), 3)
+            .await
+            .unwrap();
+        client
+            .batch_execute(
+                "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
+                     first_seen_ms, body)
+                 VALUES ('alert_00000001', 'rule_00000001', 'm', 'v1', 'acknowledged', 'high',
+                     true, 1000, '{}');
+                 INSERT INTO notification_outbox (alert_id, channel, event, severity, payload,
+                     dedup_key, status, next_attempt_ms, created_ms, last_error)
+                 VALUES ('alert_00000001', 'ops', 'firing', 'high', '{}', 'k1', 'failed', 1000,
+                     1000, 'skipped: alert was acknowledged by alice before delivery'),
+                    ('alert_00000001', 'team', 'firing', 'high', '{}', 'k2', 'failed', 1000,
+                     1000, '410 gone (not retried)');",
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+
+        let stores = crate::open(database.url()).await.unwrap();
+        let rows = stores
+            .alerts
+            .list_notifications(&NotificationFilter::default())
+            .await
+            .unwrap();
+        let statuses: Vec<(DeliveryStatus, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r.status, r.last_error.as_deref()))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                (
+                    DeliveryStatus::Skipped,
+                    Some("alert was acknowledged by alice before delivery")
+                ),
+                (DeliveryStatus::Failed, Some("410 gone (not retried)")),
+            ]
+        );
+    }
 }

@@ -871,6 +871,9 @@ impl AlertStore for SqliteStore {
                     None,
                 ),
                 DeliveryResult::Failed { error } => ("failed", Some(error.as_str()), None, None),
+                DeliveryResult::Skipped { reason } => {
+                    ("skipped", Some(reason.as_str()), None, None)
+                }
             };
             let changed = tx
                 .prepare_cached(
@@ -899,18 +902,48 @@ impl AlertStore for SqliteStore {
         &self,
         filter: &NotificationFilter,
     ) -> Result<Vec<Notification>, StoreError> {
+        self.select_notifications(filter, "ORDER BY id", None).await
+    }
+
+    async fn recent_notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.select_notifications(filter, "ORDER BY id DESC", Some(limit))
+            .await
+    }
+
+    async fn import_alerting(&self, rows: AlertingRows) -> Result<(), StoreError> {
+        self.write(move |_, tx| import_rows(tx, &rows)).await
+    }
+}
+
+impl SqliteStore {
+    async fn select_notifications(
+        &self,
+        filter: &NotificationFilter,
+        order: &'static str,
+        limit: Option<usize>,
+    ) -> Result<Vec<Notification>, StoreError> {
         let filter = filter.clone();
+        // SQLite reads a negative LIMIT as "no limit".
+        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
         self.read(move |connection, _| {
             let sql = format!(
                 "SELECT {NOTIFICATION_COLUMNS} FROM notification_outbox
-                 WHERE (?1 IS NULL OR alert_id = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id"
+                 WHERE (?1 IS NULL OR alert_id = ?1) AND (?2 IS NULL OR status = ?2)
+                   AND (?3 IS NULL OR channel = ?3)
+                 {order} LIMIT ?4"
             );
             let mut statement = connection.prepare_cached(&sql)?;
             let rows = statement
                 .query_map(
                     params![
                         filter.alert_id.as_ref().map(AlertId::as_str),
-                        filter.status.map(DeliveryStatus::as_str)
+                        filter.status.map(DeliveryStatus::as_str),
+                        filter.channel,
+                        limit,
                     ],
                     notification_row,
                 )?
@@ -918,9 +951,5 @@ impl AlertStore for SqliteStore {
             rows.into_iter().map(NotificationRow::decode).collect()
         })
         .await
-    }
-
-    async fn import_alerting(&self, rows: AlertingRows) -> Result<(), StoreError> {
-        self.write(move |_, tx| import_rows(tx, &rows)).await
     }
 }

@@ -191,6 +191,20 @@ impl MetricStore for SqliteStore {
             .await
     }
 
+    async fn range_many(
+        &self,
+        requests: &[(SeriesKey, TimeRange)],
+    ) -> Result<Vec<Vec<Point>>, StoreError> {
+        let requests = requests.to_vec();
+        self.read(move |connection, catalogue| {
+            requests
+                .iter()
+                .map(|(series, range)| catalogue.range(connection, series, *range))
+                .collect()
+        })
+        .await
+    }
+
     async fn latest(&self, series: &SeriesKey) -> Result<Option<Point>, StoreError> {
         let series = series.clone();
         self.read(move |connection, catalogue| catalogue.latest(connection, &series))

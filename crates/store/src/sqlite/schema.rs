@@ -16,7 +16,6 @@ pub const APPLICATION_ID: i64 = 0x6D77_6174;
 
 /// `(version, sql)`: each entry brings the schema from `version - 1` to `version`. Keep
 /// the versions contiguous and in order; a version, once landed, never changes.
-/// Reserved: 5 API tokens.
 const MIGRATIONS: &[(i64, &str)] = &[
     // Samples, stored as encoded chunks per series (see codec.rs).
     (
@@ -164,6 +163,48 @@ const MIGRATIONS: &[(i64, &str)] = &[
             created_ms INTEGER NOT NULL,
             revoked_ms INTEGER
         );",
+    ),
+    // Deliveries held back on purpose (alert acknowledged, resolved or silenced before
+    // sending) get their own status `skipped`, so `failed` means a real failure. SQLite
+    // cannot alter a CHECK constraint, so the outbox is rebuilt (ids kept); rows that
+    // earlier versions recorded as failed with "skipped: reason" become skipped with
+    // the reason alone.
+    (
+        6,
+        "CREATE TABLE notification_outbox_v6 (
+            id              INTEGER PRIMARY KEY,
+            alert_id        TEXT NOT NULL REFERENCES alerts (id),
+            channel         TEXT NOT NULL,
+            event           TEXT NOT NULL CHECK (event IN ('firing', 'acknowledged', 'resolved')),
+            severity        TEXT NOT NULL,
+            payload         TEXT NOT NULL,
+            dedup_key       TEXT NOT NULL UNIQUE,
+            status          TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'delivered', 'failed', 'skipped')),
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_ms INTEGER NOT NULL,
+            last_error      TEXT,
+            created_ms      INTEGER NOT NULL,
+            delivered_ms    INTEGER,
+            lease_owner     TEXT,
+            lease_until_ms  INTEGER
+        );
+        INSERT INTO notification_outbox_v6 (id, alert_id, channel, event, severity, payload,
+            dedup_key, status, attempts, next_attempt_ms, last_error, created_ms, delivered_ms,
+            lease_owner, lease_until_ms)
+        SELECT id, alert_id, channel, event, severity, payload, dedup_key,
+            CASE WHEN status = 'failed' AND last_error LIKE 'skipped: %' THEN 'skipped'
+                 ELSE status END,
+            attempts, next_attempt_ms,
+            CASE WHEN status = 'failed' AND last_error LIKE 'skipped: %'
+                 THEN substr(last_error, 10) ELSE last_error END,
+            created_ms, delivered_ms, lease_owner, lease_until_ms
+        FROM notification_outbox;
+        DROP TABLE notification_outbox;
+        ALTER TABLE notification_outbox_v6 RENAME TO notification_outbox;
+        CREATE INDEX notification_outbox_due ON notification_outbox (next_attempt_ms)
+            WHERE status = 'pending';
+        CREATE INDEX notification_outbox_by_alert ON notification_outbox (alert_id, id);",
     ),
 ];
 

@@ -254,3 +254,78 @@ async fn head_and_chunks_read_as_one_with_later_writes_winning() {
         (0, 190)
     );
 }
+
+/// Schema 5 recorded deliveries held back on purpose as failed with "skipped: …"; schema
+/// 6 turns them into `skipped` rows, keeps ids and real failures, and accepts the status.
+#[tokio::test]
+async fn outbox_rows_failed_as_skipped_become_skipped() {
+    use crate::alerts::{DeliveryStatus, NotificationFilter};
+    use crate::AlertStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    {
+        let mut connection = Connection::open(&path).unwrap();
+        schema::migrate(&mut connection, &path, 5).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
+                     first_seen_ms, body)
+                 VALUES ('alert_00000001', 'rule_00000001', 'm', 'v1', 'acknowledged', 'high',
+                     1, 1000, '{}');
+                 INSERT INTO notification_outbox (id, alert_id, channel, event, severity,
+                     payload, dedup_key, status, next_attempt_ms, created_ms, last_error)
+                 VALUES (7, 'alert_00000001', 'ops', 'firing', 'high', '{}', 'k1', 'failed',
+                     1000, 1000, 'skipped: alert was acknowledged by alice before delivery'),
+                    (9, 'alert_00000001', 'team', 'firing', 'high', '{}', 'k2', 'failed', 1000,
+                     1000, '410 gone (not retried)'),
+                    (12, 'alert_00000001', 'hook', 'firing', 'high', '{}', 'k3', 'pending',
+                     1000, 1000, NULL);",
+            )
+            .unwrap();
+        assert!(connection
+            .execute(
+                "UPDATE notification_outbox SET status = 'skipped' WHERE id = 12",
+                []
+            )
+            .is_err());
+    }
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let rows = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    let seen: Vec<(i64, DeliveryStatus, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.id, r.status, r.last_error.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                7,
+                DeliveryStatus::Skipped,
+                Some("alert was acknowledged by alice before delivery")
+            ),
+            (9, DeliveryStatus::Failed, Some("410 gone (not retried)")),
+            (12, DeliveryStatus::Pending, None),
+        ]
+    );
+    let connection = Connection::open(&path).unwrap();
+    connection
+        .execute(
+            "UPDATE notification_outbox SET status = 'skipped' WHERE id = 12",
+            [],
+        )
+        .unwrap();
+    let indexes: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index'
+                 AND tbl_name = 'notification_outbox' AND name LIKE 'notification_outbox_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 2);
+}

@@ -194,8 +194,28 @@ pub struct SmtpSink {
     _stdout: tokio::process::ChildStdout,
 }
 
+/// How the SMTP sink speaks TLS, with its certificate and key (PEM files).
+#[derive(Debug, Clone)]
+pub enum SmtpTls {
+    None,
+    /// STARTTLS required before MAIL.
+    Starttls {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// TLS from the first byte.
+    Implicit {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+}
+
 impl SmtpSink {
     pub async fn start() -> SmtpSink {
+        Self::start_with(SmtpTls::None).await
+    }
+
+    pub async fn start_with(tls: SmtpTls) -> SmtpSink {
         let python = std::env::var_os("MODELWATCH_TEST_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo_root().join("target/notify-venv/bin/python"));
@@ -208,10 +228,18 @@ impl SmtpSink {
         let port = free_port();
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/notify/support/smtp_sink.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir.path())
+        let mut command = Command::new(python);
+        command.arg(script).arg(port.to_string()).arg(dir.path());
+        match &tls {
+            SmtpTls::None => {}
+            SmtpTls::Starttls { cert, key } => {
+                command.arg("starttls").arg(cert).arg(key);
+            }
+            SmtpTls::Implicit { cert, key } => {
+                command.arg("tls").arg(cert).arg(key);
+            }
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -317,5 +345,47 @@ impl Alertmanager {
             .json()
             .await
             .unwrap()
+    }
+}
+
+/// A certificate authority and a server certificate it signed for 127.0.0.1 and
+/// localhost, generated for one test (rcgen), as PEM files in a temporary directory.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestPki {
+    pub fn generate() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "modelwatch test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+
+        let server_key = KeyPair::generate().unwrap();
+        let server_params =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        let server_cert = server_params
+            .signed_by(&server_key, &ca_cert, &ca_key)
+            .unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, pem: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).unwrap();
+            path
+        };
+        let ca = write("ca.pem", ca_cert.pem());
+        let cert = write("server.pem", server_cert.pem());
+        let key = write("server-key.pem", server_key.serialize_pem());
+        TestPki { dir, ca, cert, key }
     }
 }
