@@ -15,7 +15,9 @@
 //! (the server's default `synchronous_commit = on`).
 //!
 //! Prints: ingest samples/s (time inside `append`, and wall time including generating
-//! the samples), database bytes per sample, and the median/p99 latency of reading back
+//! the samples), the CPU time ingestion took in this process and, for a PostgreSQL on this
+//! machine, in its backends (samples per CPU-second do not depend on what else runs on
+//! a shared machine), database bytes per sample, and the median/p99 latency of reading back
 //! 10,000 points of one series, and of downsampling a 30-day per-minute series to 1,000
 //! points.
 
@@ -145,6 +147,10 @@ fn main() {
         let mut rng = Rng(7);
         let total = s * n;
         let mut in_append = Duration::ZERO;
+        let server_before = match &postgres {
+            Some(database) => server_cpu(database.url()).await,
+            None => None,
+        };
         let wall = Instant::now();
         let cpu_before = cpu_time();
         let mut batch: Vec<Sample> = Vec::with_capacity(BATCH);
@@ -191,6 +197,18 @@ fn main() {
                 "ingest CPU: {:.2} s of CPU for the whole process, including generation = {:.0} samples per CPU-second",
                 cpu.as_secs_f64(),
                 total as f64 / cpu.as_secs_f64()
+            );
+        }
+        let server_after = match &postgres {
+            Some(database) => server_cpu(database.url()).await,
+            None => None,
+        };
+        if let (Some(before), Some(after)) = (server_before, server_after) {
+            let server = after.saturating_sub(before);
+            println!(
+                "ingest server CPU: {:.2} s in this database's PostgreSQL backends = {:.0} samples per server CPU-second",
+                server.as_secs_f64(),
+                total as f64 / server.as_secs_f64()
             );
         }
 
@@ -264,6 +282,34 @@ fn main() {
         drop(store);
         drop(postgres);
     });
+}
+
+/// CPU time used so far by the PostgreSQL backends serving `url`'s database (the server
+/// must run on this machine; `None` otherwise). Ingestion costs the server at least as
+/// much as the client; on two shared cores both decide the rate.
+async fn server_cpu(url: &str) -> Option<Duration> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .ok()?;
+    tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .ok()?;
+    let mut total = Duration::ZERO;
+    for row in rows {
+        let pid: i32 = row.get(0);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after_name = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        total += Duration::from_millis(ticks * 10);
+    }
+    Some(total)
 }
 
 /// Bytes the samples and series take in PostgreSQL, indexes and TOAST included.
