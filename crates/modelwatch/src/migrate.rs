@@ -2,11 +2,14 @@
 //! store to another (typically an SQLite file to PostgreSQL).
 //!
 //! It copies the custom metric definitions, then every series page by page in batches,
-//! and finally counts each series on both sides: the command succeeds only when every
-//! count matches. Appends replace samples at existing timestamps, so an interrupted
-//! migration is resumed by running the same command again.
-//!
-//! Not copied yet: alerting state and API tokens, whose stores land later.
+//! then the alerting state — rules, their evaluation states, alerts and their history,
+//! silences, the notification outbox (with each row's delivery status, attempts and
+//! lease) — and the API tokens, all with their ids. At the end it counts each series and
+//! each table on both sides: the command succeeds only when every count matches.
+//! Appends replace samples at existing timestamps and imported rows whose key the target
+//! already has are left alone, so an interrupted migration is resumed by running the
+//! same command again. Servers should be stopped meanwhile: what they change during the
+//! copy may be missed.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -17,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use modelwatch_core::{Point, Sample, SeriesKey, TimeRange, Timestamp};
-use modelwatch_store::{MetricStore, SeriesFilter, SeriesInfo};
+use modelwatch_store::{MetricStore, SeriesFilter, SeriesInfo, Stores};
 use serde::Serialize;
 
 use crate::output::{emit, Format, Table};
@@ -41,8 +44,30 @@ pub struct MigrationReport {
     pub series: u64,
     pub samples: u64,
     pub metric_definitions: u64,
+    pub rules: u64,
+    pub rule_states: u64,
+    pub alerts: u64,
+    pub alert_transitions: u64,
+    pub silences: u64,
+    pub notifications: u64,
+    pub tokens: u64,
     /// Series whose sample count differs between source and target after the copy.
     pub mismatches: Vec<Mismatch>,
+    /// Tables (rules, alerts, …, tokens) whose row count differs after the copy.
+    pub table_mismatches: Vec<TableMismatch>,
+}
+
+impl MigrationReport {
+    pub fn is_complete(&self) -> bool {
+        self.mismatches.is_empty() && self.table_mismatches.is_empty()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TableMismatch {
+    pub table: String,
+    pub source: u64,
+    pub target: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,37 +85,55 @@ pub async fn run(args: MigrateArgs, format: Format) -> Result<ExitCode> {
     }
     let source = modelwatch_store::open(&args.from)
         .await
-        .with_context(|| format!("cannot open the source {}", shown(&args.from)))?
-        .metrics;
+        .with_context(|| format!("cannot open the source {}", shown(&args.from)))?;
     let target = modelwatch_store::open(&args.to)
         .await
-        .with_context(|| format!("cannot open the target {}", shown(&args.to)))?
-        .metrics;
-    let outcome = migrate(&*source, &*target, args.batch as usize, &Bar::new()).await;
+        .with_context(|| format!("cannot open the target {}", shown(&args.to)))?;
+    let outcome = migrate(&source, &target, args.batch as usize, &Bar::new()).await;
     source.close().await.context("cannot close the source")?;
     target.close().await.context("cannot close the target")?;
     let report = outcome?;
 
-    let mut table = Table::new(&["series", "samples", "metric_definitions", "mismatches"]);
-    table.push(vec![
-        report.series.to_string(),
-        report.samples.to_string(),
-        report.metric_definitions.to_string(),
-        report.mismatches.len().to_string(),
-    ]);
+    let mut table = Table::new(&["what", "copied"]);
+    for (what, copied) in [
+        ("series", report.series),
+        ("samples", report.samples),
+        ("metric definitions", report.metric_definitions),
+        ("rules", report.rules),
+        ("rule states", report.rule_states),
+        ("alerts", report.alerts),
+        ("alert transitions", report.alert_transitions),
+        ("silences", report.silences),
+        ("notifications", report.notifications),
+        ("tokens", report.tokens),
+    ] {
+        table.push(vec![what.to_owned(), copied.to_string()]);
+    }
     emit(format, &report, &table)?;
-    if !report.mismatches.is_empty() {
+    if !report.is_complete() {
         for mismatch in &report.mismatches {
             eprintln!(
                 "count mismatch in {}: {} in the source, {} in the target",
                 mismatch.series, mismatch.source, mismatch.target
             );
         }
+        for mismatch in &report.table_mismatches {
+            eprintln!(
+                "count mismatch in {}: {} in the source, {} in the target",
+                mismatch.table, mismatch.source, mismatch.target
+            );
+        }
         return Ok(ExitCode::FAILURE);
     }
     eprintln!(
-        "migrated {} samples of {} series; counts checked",
-        report.samples, report.series
+        "migrated {} samples of {} series, {} rules, {} alerts, {} notifications and {} tokens; \
+         counts checked",
+        report.samples,
+        report.series,
+        report.rules,
+        report.alerts,
+        report.notifications,
+        report.tokens
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -172,6 +215,72 @@ const FIRST_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 /// Copies everything `source` holds into `target` and checks the counts.
 pub async fn migrate(
+    source: &Stores,
+    target: &Stores,
+    batch: usize,
+    progress: &dyn MigrationProgress,
+) -> Result<MigrationReport> {
+    let mut report = migrate_samples(&*source.metrics, &*target.metrics, batch, progress).await?;
+    migrate_alerting(source, target, &mut report).await?;
+    Ok(report)
+}
+
+/// Alerting rows and tokens: one import each (they are few next to samples), then the
+/// row counts of every table compared.
+async fn migrate_alerting(
+    source: &Stores,
+    target: &Stores,
+    report: &mut MigrationReport,
+) -> Result<()> {
+    let rows = source
+        .alerts
+        .export_alerting()
+        .await
+        .context("cannot read the alerting state")?;
+    let tokens = source
+        .tokens
+        .list_tokens()
+        .await
+        .context("cannot read the API tokens")?;
+    let copied = rows.counts();
+    let count = |rows: usize| rows as u64;
+    report.rules = count(rows.rules.len());
+    report.rule_states = count(rows.states.len());
+    report.alerts = count(rows.alerts.len());
+    report.alert_transitions = count(rows.transitions.len());
+    report.silences = count(rows.silences.len());
+    report.notifications = count(rows.notifications.len());
+    report.tokens = count(tokens.len());
+    target
+        .alerts
+        .import_alerting(rows)
+        .await
+        .context("cannot copy the alerting state")?;
+    target
+        .tokens
+        .import_tokens(tokens)
+        .await
+        .context("cannot copy the API tokens")?;
+    let stored = target.alerts.export_alerting().await?.counts();
+    let stored_tokens = target.tokens.list_tokens().await?.len() as u64;
+    let mut compare = copied.to_vec();
+    compare.push(("tokens", report.tokens));
+    let mut found = stored.to_vec();
+    found.push(("tokens", stored_tokens));
+    for ((table, source), (_, target)) in compare.into_iter().zip(found) {
+        if source != target {
+            report.table_mismatches.push(TableMismatch {
+                table: table.to_owned(),
+                source,
+                target,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Metric definitions and samples, with every series counted on both sides.
+async fn migrate_samples(
     source: &dyn MetricStore,
     target: &dyn MetricStore,
     batch: usize,
@@ -318,7 +427,9 @@ mod tests {
         batch.push(tagged);
         source.append(batch).await.unwrap();
 
-        let report = migrate(&source, &target, 7_000, &Silent).await.unwrap();
+        let report = migrate_samples(&source, &target, 7_000, &Silent)
+            .await
+            .unwrap();
         assert_eq!(
             (report.series, report.samples, report.metric_definitions),
             (3, 120_051, 1)
@@ -335,7 +446,9 @@ mod tests {
         assert_eq!(target.custom_metrics().await.unwrap().len(), 1);
 
         // Running it again changes nothing and still checks out.
-        let again = migrate(&source, &target, 7_000, &Silent).await.unwrap();
+        let again = migrate_samples(&source, &target, 7_000, &Silent)
+            .await
+            .unwrap();
         assert!(again.mismatches.is_empty());
     }
 
@@ -351,7 +464,9 @@ mod tests {
             .append(vec![sample("latency", 2, 1.0)])
             .await
             .unwrap();
-        let report = migrate(&source, &target, 10, &Silent).await.unwrap();
+        let report = migrate_samples(&source, &target, 10, &Silent)
+            .await
+            .unwrap();
         assert_eq!(report.mismatches.len(), 1);
         assert_eq!(
             (report.mismatches[0].source, report.mismatches[0].target),

@@ -453,6 +453,77 @@ fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
     }
     let file = env.write("samples.csv", &csv);
     env.ok(&["metrics", "import", path_str(&file)]);
+
+    // The alerting state and tokens of a running installation: rules firing on fresh
+    // samples, one alert acknowledged and one resolved (history, follow-up
+    // notifications), a silence, tokens one of which is revoked.
+    for (name, threshold) in [("low", "0.9"), ("very low", "0.6")] {
+        env.json(&[
+            "alerts",
+            "create-rule",
+            "fraud",
+            "accuracy",
+            "--name",
+            name,
+            "--threshold",
+            threshold,
+            "--operator",
+            "lt",
+            "--severity",
+            "high",
+            "--for",
+            "1",
+            "--channels",
+            "ops,pager",
+        ]);
+    }
+    let two_minutes_ago = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 120_000)
+        .to_string();
+    env.ok(&[
+        "metrics",
+        "record",
+        "fraud",
+        "v1",
+        "accuracy",
+        "0.5",
+        "--at",
+        &two_minutes_ago,
+    ]);
+    let fired = env.json(&["evaluate"]);
+    let alerts: Vec<String> = fired["alerts_created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(alerts.len(), 2, "{fired}");
+    env.json(&["alerts", "acknowledge", &alerts[0], "ana"]);
+    env.json(&[
+        "alerts",
+        "resolve",
+        &alerts[1],
+        "bo",
+        "--notes",
+        "retrained",
+    ]);
+    env.json(&[
+        "silences",
+        "add",
+        "fraud",
+        "--minutes",
+        "60",
+        "--by",
+        "ana",
+        "--comment",
+        "retraining",
+    ]);
+    env.ok(&["tokens", "create", "ci", "--scope", "write"]);
+    env.ok(&["tokens", "create", "grafana"]);
+    env.ok(&["tokens", "revoke", "1"]);
     let (_runtime, database) = postgres_database("migrate");
 
     let source = format!("sqlite:{}", path_str(&env.db()));
@@ -471,10 +542,73 @@ fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["samples"], 25_000);
+    assert_eq!(report["samples"], 25_001);
     assert_eq!(report["series"], 3);
     assert_eq!(report["metric_definitions"], 1);
     assert_eq!(report["mismatches"].as_array().unwrap().len(), 0);
+    // Firing for two channels, then one acknowledgement and one resolution each.
+    let copied = [
+        ("rules", 2),
+        ("rule_states", 2),
+        ("alerts", 2),
+        ("alert_transitions", 4),
+        ("silences", 1),
+        ("notifications", 8),
+        ("tokens", 2),
+    ];
+    for (table, count) in copied {
+        assert_eq!(report[table], count, "{table}: {report}");
+    }
+    assert_eq!(report["table_mismatches"].as_array().unwrap().len(), 0);
+
+    // Alerting reads the same from both databases.
+    let read = |db: &str, args: &[&str]| {
+        let mut all = vec!["--db", db];
+        all.extend(args);
+        all.extend(["--format", "json"]);
+        serde_json::from_str::<Value>(&env.ok(&all)).unwrap()
+    };
+    for args in [
+        &["alerts", "list-rules"][..],
+        &["alerts", "list", "--hours", "1000"],
+        &["alerts", "history", &alerts[0]],
+        &["alerts", "history", &alerts[1]],
+        &["silences", "list", "--all"],
+        &["tokens", "list"],
+    ] {
+        assert_eq!(read(&source, args), read(database.url(), args), "{args:?}");
+    }
+    // Ids carry on after the copied ones.
+    let created = env.ok(&["--db", database.url(), "tokens", "create", "later"]);
+    let listed = read(database.url(), &["tokens", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{created}");
+    assert_eq!(listed[2]["id"], 3, "{listed}");
+
+    // Running it again copies nothing twice and still checks out.
+    let again = env.run(&[
+        "migrate",
+        "--from",
+        &source,
+        "--to",
+        database.url(),
+        "--format",
+        "json",
+    ]);
+    let report: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert!(
+        !again.status.success(),
+        "the extra token is a mismatch: {report}"
+    );
+    let mismatches = report["table_mismatches"].as_array().unwrap();
+    assert_eq!(mismatches.len(), 1, "{report}");
+    assert_eq!(mismatches[0]["table"], "tokens");
+    assert_eq!(
+        (
+            mismatches[0]["source"].as_u64(),
+            mismatches[0]["target"].as_u64()
+        ),
+        (Some(2), Some(3))
+    );
 
     // The same listing and the same exact values from both databases.
     let listing = |db: &str| {

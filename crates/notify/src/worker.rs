@@ -4,10 +4,15 @@
 //!
 //! Guarantees, given an outbox that leases rows atomically:
 //! - a row recorded as delivered is never claimed again, so never sent twice;
+//! - a send starts only when it can end (the channel's time-out plus [`LEASE_MARGIN`])
+//!   before the row's lease does, and only the lease holder records the outcome, so two
+//!   workers — of one server or of several sharing the database — never send one row at
+//!   the same time;
 //! - a row claimed by a worker that died becomes claimable when its lease runs out, so a
-//!   crash or restart loses nothing (the price is at-least-once: a crash between the
-//!   receiver's answer and the store's write sends that one row again — PagerDuty and
-//!   Alertmanager collapse it by key, webhooks carry `X-Modelwatch-Delivery`);
+//!   crash or restart loses nothing (the price is at-least-once: a crash, or a time-out,
+//!   between the receiver taking the request and the store's write sends that one row
+//!   again — under the same key: PagerDuty and Alertmanager collapse it, webhooks carry
+//!   it as `X-Modelwatch-Delivery`);
 //! - channels are delivered concurrently and every call has a timeout, so a dead or slow
 //!   receiver delays only its own channel;
 //! - a firing notification is not sent when, by the time it is due, its alert has been
@@ -113,6 +118,10 @@ impl PassReport {
 /// Rows a pass claims at most; the rest wait for the next pass.
 const CLAIM_LIMIT: usize = 200;
 
+/// A send must end at least this long before its row's lease does: room to record the
+/// outcome, and for the clocks of servers sharing one outbox to differ a little.
+const LEASE_MARGIN: Duration = Duration::from_millis(500);
+
 pub struct Worker {
     outbox: Arc<dyn Outbox>,
     sender: Sender,
@@ -185,6 +194,7 @@ impl Worker {
     /// One pass at `now`: claim what is due, deliver every channel concurrently, wait for
     /// all of them (each bounded by its timeouts). `modelwatch notify --once` is this.
     pub async fn run_once(self: &Arc<Self>, now: Timestamp) -> Result<PassReport, OutboxError> {
+        let claimed_at = std::time::Instant::now();
         let rows = self
             .outbox
             .claim(&self.owner, now, self.config.policy.lease, CLAIM_LIMIT)
@@ -196,7 +206,11 @@ impl Worker {
         let mut tasks = tokio::task::JoinSet::new();
         for (channel, rows) in by_channel(rows) {
             let worker = Arc::clone(self);
-            tasks.spawn(async move { worker.deliver_channel(&channel, rows, now).await });
+            tasks.spawn(async move {
+                worker
+                    .deliver_channel(&channel, rows, now, claimed_at)
+                    .await
+            });
         }
         while let Some(done) = tasks.join_next().await {
             match done {
@@ -231,6 +245,7 @@ impl Worker {
             }
             while tasks.try_join_next().is_some() {}
             let now = clock();
+            let claimed_at = std::time::Instant::now();
             let rows = match self
                 .outbox
                 .claim(&self.owner, now, self.config.policy.lease, CLAIM_LIMIT)
@@ -245,7 +260,10 @@ impl Worker {
             for (channel, rows) in by_channel(rows) {
                 let worker = Arc::clone(&self);
                 tasks.spawn(async move {
-                    if let Err(error) = worker.deliver_channel(&channel, rows, now).await {
+                    if let Err(error) = worker
+                        .deliver_channel(&channel, rows, now, claimed_at)
+                        .await
+                    {
                         tracing::warn!(%error, channel, "cannot record a notification outcome");
                     }
                 });
@@ -302,11 +320,14 @@ impl Worker {
         Ok(())
     }
 
+    /// `now` is the time the rows were claimed at, `claimed_at` the same moment on the
+    /// monotonic clock: their leases are measured from it.
     async fn deliver_channel(
         &self,
         channel_name: &str,
         rows: Vec<Delivery>,
         now: Timestamp,
+        claimed_at: std::time::Instant,
     ) -> Result<PassReport, OutboxError> {
         let mut report = PassReport::default();
         let Some(channel) = self.config.channel(channel_name) else {
@@ -319,21 +340,26 @@ impl Worker {
             }
             return Ok(report);
         };
-        let waiting_since = std::time::Instant::now();
         let lock = self.channel_locks.get(channel_name).cloned();
         let _serial = match &lock {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        // Waiting for the channel may have eaten into the lease: a row whose lease ends
-        // before a send could finish is left alone; it is claimed again later.
-        let (rows, stale): (Vec<Delivery>, Vec<Delivery>) = rows.into_iter().partition(|row| {
+        // Whether a send started now ends, at the channel's time-out, safely before the
+        // row's lease does. Only then may it start: once the lease has run out another
+        // worker may claim the row and send it too.
+        let fits_lease = |row: &Delivery| {
             row.lease_until.is_none_or(|until| {
-                now.saturating_add(waiting_since.elapsed())
+                now.saturating_add(claimed_at.elapsed())
                     .saturating_add(channel.timeout)
+                    .saturating_add(LEASE_MARGIN)
                     < until
             })
-        });
+        };
+        // Waiting for the channel may have eaten into the lease: a row whose lease ends
+        // before a send could finish is left alone; it is claimed again later.
+        let (rows, stale): (Vec<Delivery>, Vec<Delivery>) =
+            rows.into_iter().partition(|row| fits_lease(row));
         if !stale.is_empty() {
             tracing::debug!(
                 channel = channel_name,
@@ -357,6 +383,17 @@ impl Worker {
             channel.digest_after,
         );
         for group in &plan.messages {
+            // Sends within a channel are serialised, so a long batch can outlive its
+            // leases; what could no longer finish in time goes back to the outbox when
+            // its lease runs out, for whichever worker claims it then.
+            if !group.iter().all(|&i| fits_lease(&sendable[i].0)) {
+                tracing::debug!(
+                    channel = channel_name,
+                    rows = group.len(),
+                    "lease too short for another send; left for the next claim"
+                );
+                continue;
+            }
             let messages: Vec<AlertMessage> =
                 group.iter().map(|&i| sendable[i].1.clone()).collect();
             if messages.len() > 1 {

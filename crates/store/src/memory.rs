@@ -137,6 +137,21 @@ impl TokenStore for MemoryStore {
         Ok(self.tokens.read().map_err(poisoned)?.clone())
     }
 
+    async fn import_tokens(&self, imported: Vec<TokenInfo>) -> Result<(), StoreError> {
+        let mut tokens = self.tokens.write().map_err(poisoned)?;
+        for token in imported {
+            if !tokens
+                .iter()
+                .any(|t| t.id == token.id || t.hash == token.hash)
+            {
+                tokens.push(token);
+            }
+        }
+        // Listed by id, and new ids continue after the greatest.
+        tokens.sort_by_key(|t| t.id);
+        Ok(())
+    }
+
     async fn revoke_token(&self, id: i64, at: Timestamp) -> Result<bool, StoreError> {
         let mut tokens = self.tokens.write().map_err(poisoned)?;
         match tokens.iter_mut().find(|t| t.id == id && t.is_active()) {

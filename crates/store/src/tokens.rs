@@ -132,6 +132,10 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     /// Revokes a token; `Ok(false)` when there is no such active token.
     async fn revoke_token(&self, id: i64, at: Timestamp) -> Result<bool, StoreError>;
 
+    /// Stores tokens exported from another store as they are, ids included; a token whose
+    /// id or hash the store already has is left as it is.
+    async fn import_tokens(&self, tokens: Vec<TokenInfo>) -> Result<(), StoreError>;
+
     /// The tokens that are not revoked.
     async fn active_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
         Ok(self
@@ -182,6 +186,35 @@ mod conformance {
         assert_eq!(active[0].id, b.id);
         let all = store.list_tokens().await.expect("list");
         assert_eq!(all[0].revoked_at, Some(at));
+        imported_tokens_keep_their_ids(store, all).await;
+    }
+
+    /// `modelwatch migrate`: tokens come across with their ids and revocations, only
+    /// once, and new ids continue after them.
+    async fn imported_tokens_keep_their_ids(store: &dyn TokenStore, existing: Vec<TokenInfo>) {
+        let mut moved = new("dashboard", Scope::Read, "secret-c");
+        moved.created_at = Timestamp::from_millis(3_000).expect("valid");
+        let imported = TokenInfo {
+            id: 40,
+            name: moved.name,
+            scope: moved.scope,
+            hash: moved.hash,
+            created_at: moved.created_at,
+            revoked_at: None,
+        };
+        let mut rows = existing.clone();
+        rows.push(imported.clone());
+        store.import_tokens(rows.clone()).await.expect("import");
+        store
+            .import_tokens(rows.clone())
+            .await
+            .expect("import again");
+        assert_eq!(store.list_tokens().await.expect("list"), rows);
+        let next = store
+            .create_token(new("later", Scope::Read, "secret-d"))
+            .await
+            .expect("create");
+        assert!(next.id > 40, "{next:?}");
     }
 
     #[tokio::test]
@@ -199,7 +232,8 @@ mod conformance {
         let reopened = crate::PostgresStore::open(database.url())
             .await
             .expect("reopen");
-        assert_eq!(reopened.active_tokens().await.expect("active").len(), 1);
+        // The one left active, the one imported and the one created after it.
+        assert_eq!(reopened.active_tokens().await.expect("active").len(), 3);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +244,8 @@ mod conformance {
         tokens_are_created_listed_and_revoked(&store).await;
         crate::MetricStore::close(&store).await.expect("close");
         let reopened = crate::SqliteStore::open(&path).await.expect("reopen");
-        assert_eq!(reopened.active_tokens().await.expect("active").len(), 1);
+        // The one left active, the one imported and the one created after it.
+        assert_eq!(reopened.active_tokens().await.expect("active").len(), 3);
     }
 
     #[test]

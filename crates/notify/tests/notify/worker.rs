@@ -427,6 +427,45 @@ async fn a_hanging_channel_does_not_hold_up_the_others() {
     );
 }
 
+/// Sends within a channel are serialised; without a check before each one, a long batch
+/// would keep sending rows whose lease had already run out — rows another worker may
+/// have claimed and be sending too.
+#[tokio::test]
+async fn no_send_starts_that_could_outlast_its_lease() {
+    let hanging = Receiver::start(Behaviour::Hang).await;
+    let outbox = Arc::new(MemoryOutbox::default());
+    let w = worker(
+        &outbox,
+        config(
+            &[("slow", webhook(&hanging, ""))],
+            "timeout = \"1s\"\nlease = \"3s\"\ninitial_backoff = \"1m\"\n",
+        ),
+    );
+    let t = now();
+    for n in 0..5 {
+        outbox.enqueue(&alert(60 + n, t), NotificationEvent::Firing, "slow", t);
+    }
+    let report = w.run_once(t).await.unwrap();
+    // Each send takes its whole 1 s time-out: the first two end by 2 s, before the 3 s
+    // lease (less the margin); a third could end after it, so it is not started.
+    assert_eq!((report.claimed, report.retried), (5, 2), "{report:?}");
+    let statuses = outbox.statuses();
+    assert!(
+        statuses[..2].iter().all(|(_, _, e)| e.is_some()),
+        "{statuses:?}"
+    );
+    assert!(statuses[2..]
+        .iter()
+        .all(|(s, a, e)| *s == "pending" && *a == 1 && e.is_none()));
+    // Still leased: nobody else takes them before the lease ends, anyone may after (the
+    // two that timed out wait for their retry a minute later).
+    let claim = |after: Duration| {
+        outbox.claim("other", t.saturating_add(after), Duration::from_secs(3), 10)
+    };
+    assert!(claim(Duration::from_millis(2900)).await.unwrap().is_empty());
+    assert_eq!(claim(Duration::from_secs(3)).await.unwrap().len(), 3);
+}
+
 #[tokio::test]
 async fn a_channel_nobody_configured_fails_with_its_name() {
     let outbox = Arc::new(MemoryOutbox::default());

@@ -725,6 +725,118 @@ pub async fn an_alert_read_back_guards_its_own_update(store: &dyn AlertStore) {
     );
 }
 
+/// A store with a bit of everything: two rules, a fired and acknowledged alert with its
+/// history, a second alert, a silence, outbox rows delivered, failed, leased and pending.
+async fn populated() -> crate::MemoryStore {
+    let store = crate::MemoryStore::new();
+    let (a, b) = (rule(1, "fraud"), rule(2, "churn"));
+    store.insert_rule(a.clone()).await.unwrap();
+    store.insert_rule(b.clone()).await.unwrap();
+    let first = alert(10, &a, "v1", 5_000);
+    let second = alert(11, &b, "v2", 6_000);
+    let outcomes = store
+        .commit(vec![firing(&a, &first, 0), firing(&b, &second, 0)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [CommitOutcome::Applied, CommitOutcome::Applied]);
+    let mut acked = first.clone();
+    acked.status = AlertStatus::Acknowledged;
+    acked.acknowledged_by = Some("ana".into());
+    acked.acknowledged_at = Some(at(7_000));
+    let ack = AlertCommit {
+        alert: Some(AlertWriteGuarded {
+            previous: Some(first.clone()),
+            alert: acked.clone(),
+        }),
+        transition: Some(AlertTransition {
+            alert_id: first.id.clone(),
+            at: at(7_000),
+            by: "ana".into(),
+            from: Some(AlertStatus::Active),
+            to: AlertStatus::Acknowledged,
+            notes: Some("looking".into()),
+        }),
+        notifications: notifications(&acked, NotificationEvent::Acknowledged),
+        ..AlertCommit::default()
+    };
+    assert_eq!(
+        store.commit(vec![ack]).await.unwrap(),
+        [CommitOutcome::Applied]
+    );
+    store
+        .insert_silence(Silence {
+            id: SilenceId::from_u32(3),
+            model: model("fraud"),
+            version: None,
+            metric: Some(Metric::parse("accuracy").unwrap()),
+            starts_at: at(1_000),
+            ends_at: at(90_000),
+            created_by: "bo".into(),
+            comment: "retraining".into(),
+            created_at: at(1_000),
+        })
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_notifications("w1", at(8_000), Duration::from_secs(60), 3)
+        .await
+        .unwrap();
+    let (delivered, failed) = (claimed[0].id, claimed[1].id);
+    let finished = [
+        (delivered, DeliveryResult::Delivered),
+        (
+            failed,
+            DeliveryResult::Failed {
+                error: "410 gone".into(),
+            },
+        ),
+    ];
+    for (id, result) in finished {
+        assert!(store
+            .finish_notification(id, "w1", result, at(8_500))
+            .await
+            .unwrap());
+    }
+    store
+}
+
+/// What `modelwatch migrate` relies on: every row comes across as it was (ids, status,
+/// attempts and leases of the outbox included), and importing again changes nothing.
+pub async fn exported_rows_import_as_they_are_and_only_once(store: &dyn AlertStore) {
+    let rows = populated().await.export_alerting().await.unwrap();
+    let counts: Vec<u64> = rows.counts().iter().map(|(_, n)| *n).collect();
+    assert_eq!(counts, [2, 2, 2, 3, 1, 6], "{rows:#?}");
+    let statuses: Vec<DeliveryStatus> = rows.notifications.iter().map(|n| n.status).collect();
+    assert!(statuses.contains(&DeliveryStatus::Delivered));
+    assert!(statuses.contains(&DeliveryStatus::Failed));
+    assert!(rows.notifications.iter().any(|n| n.lease_owner.is_some()));
+
+    store.import_alerting(rows.clone()).await.unwrap();
+    assert_eq!(store.export_alerting().await.unwrap(), rows);
+    store.import_alerting(rows.clone()).await.unwrap();
+    assert_eq!(store.export_alerting().await.unwrap(), rows);
+
+    // New rows continue after the imported ids, and the imported state guards commits.
+    let a = store.rule(&RuleId::from_u32(1)).await.unwrap().unwrap();
+    let third = alert(12, &a, "v3", 9_000);
+    assert_eq!(
+        store.commit(vec![firing(&a, &third, 0)]).await.unwrap(),
+        [CommitOutcome::Applied]
+    );
+    let stale = alert(13, &a, "v1", 9_000);
+    assert_eq!(
+        store.commit(vec![firing(&a, &stale, 0)]).await.unwrap(),
+        [CommitOutcome::Conflict]
+    );
+    let outbox = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    let greatest_imported = rows.notifications.iter().map(|n| n.id).max().unwrap();
+    assert_eq!(outbox.len(), 8);
+    assert!(outbox[6].id > greatest_imported, "{outbox:#?}");
+}
+
 macro_rules! alert_conformance_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -738,6 +850,7 @@ macro_rules! alert_conformance_suite {
                 alerts_are_listed_filtered_and_newest_first,
                 silences_round_trip_and_expire,
                 claims_lease_rows_and_only_the_holder_finishes_them,
+                exported_rows_import_as_they_are_and_only_once,
                 skipped_rows_are_kept_apart_from_failures,
                 recent_notifications_are_newest_first_filtered_and_limited,
                 an_alert_read_back_guards_its_own_update,

@@ -1,7 +1,7 @@
 //! The in-memory alert store: every table a map behind one mutex, so a commit is atomic
 //! simply by holding the lock for all of it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,7 +11,7 @@ use modelwatch_core::alerting::{
 use modelwatch_core::{ModelName, Timestamp, Version};
 
 use super::{
-    lease_end, newest_first, AlertCommit, AlertStore, CommitOutcome, DeliveryResult,
+    lease_end, newest_first, AlertCommit, AlertStore, AlertingRows, CommitOutcome, DeliveryResult,
     DeliveryStatus, Notification, NotificationFilter, StoredState,
 };
 use crate::{MemoryStore, StoreError};
@@ -77,7 +77,8 @@ impl Tables {
             if self.outbox_keys.contains_key(&new.entry.dedup_key) {
                 continue;
             }
-            let id = i64::try_from(self.outbox.len()).unwrap_or(i64::MAX) + 1;
+            // Kept in id order (imports included), so the last row has the greatest id.
+            let id = self.outbox.last().map_or(1, |n| n.id.saturating_add(1));
             self.outbox_keys
                 .insert(new.entry.dedup_key.clone(), self.outbox.len());
             self.outbox.push(Notification::from_new(id, &new));
@@ -347,6 +348,52 @@ impl AlertStore for MemoryStore {
             .filter(|n| filter.matches(n))
             .cloned()
             .collect())
+    }
+
+    async fn import_alerting(&self, rows: AlertingRows) -> Result<(), StoreError> {
+        let mut tables = self.tables()?;
+        for rule in rows.rules {
+            tables.rules.entry(rule.id.clone()).or_insert(rule);
+        }
+        for state in rows.states {
+            let key = (state.rule_id.clone(), state.version.clone());
+            tables.states.entry(key).or_insert(state);
+        }
+        let mut inserted = HashSet::new();
+        for alert in rows.alerts {
+            if !tables.alerts.contains_key(&alert.id) {
+                inserted.insert(alert.id.clone());
+                tables.alerts.insert(alert.id.clone(), alert);
+            }
+        }
+        for transition in rows.transitions {
+            if inserted.contains(&transition.alert_id) {
+                tables
+                    .history
+                    .entry(transition.alert_id.clone())
+                    .or_default()
+                    .push(transition);
+            }
+        }
+        for silence in rows.silences {
+            tables.silences.entry(silence.id.clone()).or_insert(silence);
+        }
+        let ids: HashSet<i64> = tables.outbox.iter().map(|n| n.id).collect();
+        for row in rows.notifications {
+            if !ids.contains(&row.id) && !tables.outbox_keys.contains_key(&row.dedup_key) {
+                tables.outbox_keys.insert(row.dedup_key.clone(), 0);
+                tables.outbox.push(row);
+            }
+        }
+        tables.outbox.sort_by_key(|n| n.id);
+        let keys = tables
+            .outbox
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.dedup_key.clone(), i))
+            .collect();
+        tables.outbox_keys = keys;
+        Ok(())
     }
 
     async fn recent_notifications(

@@ -217,6 +217,40 @@ impl NotificationFilter {
     }
 }
 
+/// Every row an alert store holds, exactly as stored (ids, revisions, delivery status,
+/// attempts and leases included): what `modelwatch migrate` moves from one store to
+/// another.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertingRows {
+    /// Ordered by model, then id.
+    pub rules: Vec<Rule>,
+    /// Ordered by rule, then version.
+    pub states: Vec<StoredState>,
+    /// Newest first, as listings have them.
+    pub alerts: Vec<Alert>,
+    /// Every alert's transitions, in the order of `alerts`, each alert's oldest first.
+    pub transitions: Vec<AlertTransition>,
+    /// Ordered by start, then id.
+    pub silences: Vec<Silence>,
+    /// The outbox, by id.
+    pub notifications: Vec<Notification>,
+}
+
+impl AlertingRows {
+    /// Rows per table, by table name: what a migration compares at the end.
+    pub fn counts(&self) -> [(&'static str, u64); 6] {
+        let n = |len: usize| len as u64;
+        [
+            ("rules", n(self.rules.len())),
+            ("rule_states", n(self.states.len())),
+            ("alerts", n(self.alerts.len())),
+            ("alert_transitions", n(self.transitions.len())),
+            ("silences", n(self.silences.len())),
+            ("notifications", n(self.notifications.len())),
+        ]
+    }
+}
+
 /// The alerting storage contract.
 #[async_trait]
 pub trait AlertStore: Send + Sync + fmt::Debug {
@@ -295,6 +329,34 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
         filter: &NotificationFilter,
         limit: usize,
     ) -> Result<Vec<Notification>, StoreError>;
+
+    /// Every row, for moving the installation to another store.
+    async fn export_alerting(&self) -> Result<AlertingRows, StoreError> {
+        let rules = self.list_rules(None).await?;
+        let mut states = self.states(None).await?;
+        states.sort_by(|a, b| (&a.rule_id, &a.version).cmp(&(&b.rule_id, &b.version)));
+        let alerts = self.list_alerts(&AlertFilter::default()).await?;
+        let mut transitions = Vec::new();
+        for alert in &alerts {
+            transitions.extend(self.history(&alert.id).await?);
+        }
+        Ok(AlertingRows {
+            rules,
+            states,
+            alerts,
+            transitions,
+            silences: self.list_silences(None).await?,
+            notifications: self
+                .list_notifications(&NotificationFilter::default())
+                .await?,
+        })
+    }
+
+    /// Writes exported rows as they are, all in one transaction. Rows whose key the store
+    /// already has (a rule's or alert's id, a state's rule and version, an outbox row's id
+    /// or dedup key) are left as they are, and an alert's transitions are written only
+    /// with the alert itself: importing the same rows twice changes nothing.
+    async fn import_alerting(&self, rows: AlertingRows) -> Result<(), StoreError>;
 }
 
 /// Row mapping shared by the SQL backends: rules and alerts are stored as the core's JSON,

@@ -23,8 +23,8 @@ use tokio_postgres::{GenericClient, Row};
 use super::{pg_error, PostgresStore};
 use crate::alerts::{
     corrupt, from_json, lease_end, newest_first, optional_timestamp, timestamp, to_json,
-    AlertCommit, AlertStore, CommitOutcome, DeliveryResult, DeliveryStatus, Notification,
-    NotificationFilter, StoredState,
+    AlertCommit, AlertStore, AlertingRows, CommitOutcome, DeliveryResult, DeliveryStatus,
+    Notification, NotificationFilter, StoredState,
 };
 use crate::StoreError;
 
@@ -305,6 +305,205 @@ async fn write_silence(
         )
         .await
         .map_err(pg_error)
+}
+
+/// Writes exported rows as they are; rows whose key exists are left alone (see
+/// [`AlertStore::import_alerting`]). One statement per row: a migration's alerting rows
+/// are few next to its samples.
+async fn import_rows(
+    transaction: &tokio_postgres::Transaction<'_>,
+    rows: &AlertingRows,
+) -> Result<(), StoreError> {
+    // Rule deletions and evaluation commits check rules and states under this lock.
+    lock_alert_commits(transaction).await?;
+    let insert = transaction
+        .prepare(
+            "INSERT INTO alert_rules (id, model, enabled, body) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(pg_error)?;
+    for rule in &rows.rules {
+        transaction
+            .execute(
+                &insert,
+                &[
+                    &rule.id.as_str(),
+                    &rule.model.as_str(),
+                    &rule.enabled,
+                    &to_json(rule)?,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    let insert = transaction
+        .prepare(
+            "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
+                 consecutive_clears, alert_id, last_observed_ms, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(pg_error)?;
+    for stored in &rows.states {
+        let state = &stored.state;
+        transaction
+            .execute(
+                &insert,
+                &[
+                    &stored.rule_id.as_str(),
+                    &stored.version.as_str(),
+                    &stored.model.as_str(),
+                    &i64::from(state.consecutive_breaches),
+                    &i64::from(state.consecutive_clears),
+                    &state.alert_id.as_ref().map(AlertId::as_str),
+                    &state.last_observed_at.map(Timestamp::as_millis),
+                    &(state.revision as i64),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    let insert = transaction
+        .prepare(
+            "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
+                 first_seen_ms, resolved_ms, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(pg_error)?;
+    let mut inserted = std::collections::HashSet::new();
+    for alert in &rows.alerts {
+        let changed = transaction
+            .execute(
+                &insert,
+                &[
+                    &alert.id.as_str(),
+                    &alert.rule_id.as_str(),
+                    &alert.model.as_str(),
+                    &alert.version.as_str(),
+                    &alert.status.as_str(),
+                    &alert.severity.as_str(),
+                    &alert.notified,
+                    &alert.first_seen.as_millis(),
+                    &alert.resolved_at.map(Timestamp::as_millis),
+                    &to_json(alert)?,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        if changed > 0 {
+            inserted.insert(&alert.id);
+        }
+    }
+    let insert = transaction
+        .prepare(
+            "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await
+        .map_err(pg_error)?;
+    for transition in rows
+        .transitions
+        .iter()
+        .filter(|t| inserted.contains(&t.alert_id))
+    {
+        transaction
+            .execute(
+                &insert,
+                &[
+                    &transition.alert_id.as_str(),
+                    &transition.at.as_millis(),
+                    &transition.by,
+                    &transition.from.map(AlertStatus::as_str),
+                    &transition.to.as_str(),
+                    &transition.notes,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    let insert = transaction
+        .prepare(&format!(
+            "INSERT INTO silences ({SILENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT DO NOTHING"
+        ))
+        .await
+        .map_err(pg_error)?;
+    for silence in &rows.silences {
+        transaction
+            .execute(
+                &insert,
+                &[
+                    &silence.id.as_str(),
+                    &silence.model.as_str(),
+                    &silence.version.as_ref().map(Version::as_str),
+                    &silence.metric.as_ref().map(Metric::as_str),
+                    &silence.starts_at.as_millis(),
+                    &silence.ends_at.as_millis(),
+                    &silence.created_by,
+                    &silence.comment,
+                    &silence.created_at.as_millis(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    // Ids are kept (the API shows them), so the identity has to be told to continue
+    // after the greatest.
+    let insert = transaction
+        .prepare(&format!(
+            "INSERT INTO notification_outbox ({NOTIFICATION_COLUMNS}) OVERRIDING SYSTEM VALUE
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             ON CONFLICT DO NOTHING"
+        ))
+        .await
+        .map_err(pg_error)?;
+    for n in &rows.notifications {
+        transaction
+            .execute(
+                &insert,
+                &[
+                    &n.id,
+                    &n.alert_id.as_str(),
+                    &n.channel,
+                    &n.event.as_str(),
+                    &n.severity.as_str(),
+                    &n.payload,
+                    &n.dedup_key,
+                    &n.status.as_str(),
+                    &i64::from(n.attempts),
+                    &n.next_attempt_at.as_millis(),
+                    &n.last_error,
+                    &n.created_at.as_millis(),
+                    &n.delivered_at.map(Timestamp::as_millis),
+                    &n.lease_owner,
+                    &n.lease_until.map(Timestamp::as_millis),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    continue_identity_after_max(transaction, "notification_outbox").await
+}
+
+/// Makes a table's identity column continue after its greatest id (after rows were
+/// inserted with their own ids).
+pub(crate) async fn continue_identity_after_max(
+    client: &impl GenericClient,
+    table: &str,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            &format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}
+                 HAVING max(id) IS NOT NULL"
+            ),
+            &[],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok(())
 }
 
 #[async_trait]
@@ -732,6 +931,13 @@ impl AlertStore for PostgresStore {
     ) -> Result<Vec<Notification>, StoreError> {
         self.select_notifications(filter, "ORDER BY id DESC", Some(limit))
             .await
+    }
+
+    async fn import_alerting(&self, rows: AlertingRows) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error)?;
+        import_rows(&transaction, &rows).await?;
+        transaction.commit().await.map_err(pg_error)
     }
 }
 

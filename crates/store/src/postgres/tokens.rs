@@ -65,6 +65,36 @@ impl TokenStore for PostgresStore {
             .collect()
     }
 
+    async fn import_tokens(&self, tokens: Vec<TokenInfo>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error)?;
+        let insert = transaction
+            .prepare(
+                "INSERT INTO api_tokens (id, name, scope, hash, created_ms, revoked_ms)
+                 OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .await
+            .map_err(pg_error)?;
+        for token in &tokens {
+            transaction
+                .execute(
+                    &insert,
+                    &[
+                        &token.id,
+                        &token.name,
+                        &token.scope.as_str(),
+                        &token.hash.as_str(),
+                        &token.created_at.as_millis(),
+                        &token.revoked_at.map(Timestamp::as_millis),
+                    ],
+                )
+                .await
+                .map_err(pg_error)?;
+        }
+        super::alerts::continue_identity_after_max(&*transaction, "api_tokens").await?;
+        transaction.commit().await.map_err(pg_error)
+    }
+
     async fn revoke_token(&self, id: i64, at: Timestamp) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let changed = client

@@ -15,8 +15,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use super::SqliteStore;
 use crate::alerts::{
     corrupt, from_json, lease_end, newest_first, optional_timestamp, timestamp, to_json,
-    AlertCommit, AlertStore, CommitOutcome, DeliveryResult, DeliveryStatus, Notification,
-    NotificationFilter, StoredState,
+    AlertCommit, AlertStore, AlertingRows, CommitOutcome, DeliveryResult, DeliveryStatus,
+    Notification, NotificationFilter, StoredState,
 };
 use crate::StoreError;
 
@@ -384,6 +384,110 @@ fn write_silence(
         silence.comment,
         silence.created_at.as_millis(),
     ])?)
+}
+
+/// Writes exported rows as they are; rows whose key exists are left alone (see
+/// [`AlertStore::import_alerting`]).
+fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), StoreError> {
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO alert_rules (id, model, enabled, body) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO NOTHING",
+    )?;
+    for rule in &rows.rules {
+        insert.execute(params![
+            rule.id.as_str(),
+            rule.model.as_str(),
+            rule.enabled,
+            to_json(rule)?
+        ])?;
+    }
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
+             consecutive_clears, alert_id, last_observed_ms, revision)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+    )?;
+    for stored in &rows.states {
+        let state = &stored.state;
+        insert.execute(params![
+            stored.rule_id.as_str(),
+            stored.version.as_str(),
+            stored.model.as_str(),
+            state.consecutive_breaches,
+            state.consecutive_clears,
+            state.alert_id.as_ref().map(AlertId::as_str),
+            state.last_observed_at.map(Timestamp::as_millis),
+            revision_to_sql(state.revision),
+        ])?;
+    }
+    let mut inserted = std::collections::HashSet::new();
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
+             first_seen_ms, resolved_ms, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+    )?;
+    for alert in &rows.alerts {
+        let changed = insert.execute(params![
+            alert.id.as_str(),
+            alert.rule_id.as_str(),
+            alert.model.as_str(),
+            alert.version.as_str(),
+            alert.status.as_str(),
+            alert.severity.as_str(),
+            alert.notified,
+            alert.first_seen.as_millis(),
+            alert.resolved_at.map(Timestamp::as_millis),
+            to_json(alert)?,
+        ])?;
+        if changed > 0 {
+            inserted.insert(&alert.id);
+        }
+    }
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for transition in rows
+        .transitions
+        .iter()
+        .filter(|t| inserted.contains(&t.alert_id))
+    {
+        insert.execute(params![
+            transition.alert_id.as_str(),
+            transition.at.as_millis(),
+            transition.by,
+            transition.from.map(AlertStatus::as_str),
+            transition.to.as_str(),
+            transition.notes,
+        ])?;
+    }
+    for silence in &rows.silences {
+        write_silence(connection, silence, true)?;
+    }
+    let mut insert = connection.prepare_cached(&format!(
+        "INSERT INTO notification_outbox ({NOTIFICATION_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         ON CONFLICT DO NOTHING"
+    ))?;
+    for n in &rows.notifications {
+        insert.execute(params![
+            n.id,
+            n.alert_id.as_str(),
+            n.channel,
+            n.event.as_str(),
+            n.severity.as_str(),
+            n.payload,
+            n.dedup_key,
+            n.status.as_str(),
+            n.attempts,
+            n.next_attempt_at.as_millis(),
+            n.last_error,
+            n.created_at.as_millis(),
+            n.delivered_at.map(Timestamp::as_millis),
+            n.lease_owner,
+            n.lease_until.map(Timestamp::as_millis),
+        ])?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -808,6 +912,10 @@ impl AlertStore for SqliteStore {
     ) -> Result<Vec<Notification>, StoreError> {
         self.select_notifications(filter, "ORDER BY id DESC", Some(limit))
             .await
+    }
+
+    async fn import_alerting(&self, rows: AlertingRows) -> Result<(), StoreError> {
+        self.write(move |_, tx| import_rows(tx, &rows)).await
     }
 }
 

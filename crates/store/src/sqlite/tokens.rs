@@ -76,6 +76,27 @@ impl TokenStore for SqliteStore {
         self.read(|connection, _| list(connection)).await
     }
 
+    async fn import_tokens(&self, tokens: Vec<TokenInfo>) -> Result<(), StoreError> {
+        self.write(move |_, transaction| {
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO api_tokens (id, name, scope, hash, created_ms, revoked_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            )?;
+            for token in &tokens {
+                insert.execute(params![
+                    token.id,
+                    token.name,
+                    token.scope.as_str(),
+                    token.hash.as_str(),
+                    token.created_at.as_millis(),
+                    token.revoked_at.map(Timestamp::as_millis),
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn revoke_token(&self, id: i64, at: Timestamp) -> Result<bool, StoreError> {
         self.write(move |_, transaction| {
             let changed = transaction

@@ -1,0 +1,498 @@
+//! Several `modelwatch serve` processes on one PostgreSQL database: the real binary, twice,
+//! on a fresh database, with a short evaluation interval and two webhook channels
+//! pointing at a receiver started by the test that records every request. Breaching
+//! samples are posted to both servers; one server is killed with SIGKILL while a delivery
+//! of its own is in flight; samples keep coming. In the end there is exactly one alert per
+//! breach and exactly one delivery per alert and channel.
+//!
+//! "Delivery" is what a receiver that deduplicates on `X-Modelwatch-Delivery` (the outbox
+//! row's stable key) takes in. The raw requests are counted too: the only one that may
+//! arrive twice is a request the killed server had in flight — it got no chance to record
+//! the outcome, so the row went back to the outbox when its lease ran out and the other
+//! server sent it again, under the same key.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use modelwatch::store::postgres::testing::TestDatabase;
+use serde_json::{json, Value};
+
+// ---------------------------------------------------------------- the receiver
+
+/// One request as the receiver took it in (on arrival, as a receiver that processes and
+/// then answers would).
+#[derive(Debug, Clone)]
+struct Arrival {
+    /// The server that sent it (each server's channel URLs carry `?server=NAME`).
+    server: String,
+    channel: String,
+    delivery: String,
+    event: String,
+    alert_id: String,
+}
+
+#[derive(Debug, Default)]
+struct Inbox {
+    arrivals: Vec<Arrival>,
+    /// The next request is held unanswered until released.
+    hold_next: bool,
+    held: Option<Arrival>,
+    released: bool,
+}
+
+#[derive(Clone)]
+struct Receiver {
+    port: u16,
+    inbox: Arc<(Mutex<Inbox>, Condvar)>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let receiver = Receiver {
+            port: listener.local_addr().unwrap().port(),
+            inbox: Arc::default(),
+        };
+        let shared = receiver.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let shared = shared.clone();
+                std::thread::spawn(move || shared.serve(stream));
+            }
+        });
+        receiver
+    }
+
+    /// One connection; the sender keeps connections alive, so possibly many requests.
+    fn serve(&self, stream: TcpStream) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let target = line.split(' ').nth(1).unwrap_or("").to_owned();
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let mut headers = BTreeMap::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let trimmed = line.trim_end();
+                if trimmed.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = trimmed.split_once(':') {
+                    headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+                }
+            }
+            let length = headers
+                .get("content-length")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let arrival = Arrival {
+                server: query.strip_prefix("server=").unwrap_or("").to_owned(),
+                channel: path.trim_start_matches('/').to_owned(),
+                delivery: headers
+                    .get("x-modelwatch-delivery")
+                    .cloned()
+                    .unwrap_or_default(),
+                event: headers
+                    .get("x-modelwatch-event")
+                    .cloned()
+                    .unwrap_or_default(),
+                alert_id: body["alert"]["id"].as_str().unwrap_or("").to_owned(),
+            };
+            let (lock, changed) = &*self.inbox;
+            let mut inbox = lock.lock().unwrap();
+            inbox.arrivals.push(arrival.clone());
+            changed.notify_all();
+            if inbox.hold_next {
+                inbox.hold_next = false;
+                inbox.held = Some(arrival);
+                changed.notify_all();
+                while !inbox.released {
+                    inbox = changed.wait(inbox).unwrap();
+                }
+                return; // its sender is gone: dropped unanswered
+            }
+            drop(inbox);
+            if writer
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    fn url(&self, channel: &str, server: &str) -> String {
+        format!("http://127.0.0.1:{}/{channel}?server={server}", self.port)
+    }
+
+    fn arrivals(&self) -> Vec<Arrival> {
+        self.inbox.0.lock().unwrap().arrivals.clone()
+    }
+
+    fn hold_next(&self) {
+        self.inbox.0.lock().unwrap().hold_next = true;
+    }
+
+    /// Waits (at most `limit`) until `done` holds for the inbox.
+    fn wait_for(&self, limit: Duration, done: impl Fn(&Inbox) -> bool) -> bool {
+        let (lock, changed) = &*self.inbox;
+        let deadline = Instant::now() + limit;
+        let mut inbox = lock.lock().unwrap();
+        while !done(&inbox) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            inbox = changed.wait_timeout(inbox, left).unwrap().0;
+        }
+        true
+    }
+
+    fn release(&self) {
+        let (lock, changed) = &*self.inbox;
+        lock.lock().unwrap().released = true;
+        changed.notify_all();
+    }
+}
+
+fn distinct_deliveries(arrivals: &[Arrival]) -> BTreeSet<String> {
+    arrivals.iter().map(|a| a.delivery.clone()).collect()
+}
+
+// ---------------------------------------------------------------- the servers
+
+const RULES: usize = 3;
+const CHANNELS: [&str; 2] = ["ops", "pager"];
+
+/// Fast evaluation, fast polling, short leases; limits high enough that every alert is
+/// notified (the test is about duplicates, not rate limits).
+fn config(receiver: &Receiver, server: &str) -> String {
+    let mut text = String::from(
+        "[evaluation]\ninterval = \"1s\"\ndebounce = \"100ms\"\n\
+         [alerts]\nmax_alerts_per_hour = 100000\nmax_alerts_per_model_per_hour = 100000\n\
+         [notify]\ntimeout = \"1s\"\nlease = \"3s\"\npoll_interval = \"100ms\"\n\
+         initial_backoff = \"200ms\"\nmax_backoff = \"1s\"\n",
+    );
+    for channel in CHANNELS {
+        text.push_str(&format!(
+            "[channels.{channel}]\nkind = \"webhook\"\nurl = \"{}\"\nmax_per_minute = 100000\n",
+            receiver.url(channel, server)
+        ));
+    }
+    text
+}
+
+struct Server {
+    name: &'static str,
+    child: Child,
+    address: String,
+}
+
+/// A failing test must not leave servers behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(name: &'static str, database: &str, config: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", database])
+            .env("MODELWATCH_CONFIG", config)
+            .env("MODELWATCH_LOG_LEVEL", "warn")
+            .env_remove("MODELWATCH_DB")
+            .env_remove("MODELWATCH_LISTEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("modelwatch listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server {
+            name,
+            child,
+            address,
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut stream = TcpStream::connect(&self.address).unwrap();
+        let body = body.map(Value::to_string).unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.address,
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// A breaching accuracy sample for `version`, stamped a moment ago.
+    fn breach(&self, version: &str, value: f64) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let sample = json!({
+            "model": "fraud", "version": version, "metric": "accuracy",
+            "value": value, "timestamp": now_ms - 500,
+        });
+        let (status, body) = self.request("POST", "/api/v1/metrics", Some(&sample));
+        assert_eq!(status, 200, "{body}");
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let (status, body) = self.request("GET", path, None);
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn create_rules(database: &str) {
+    for i in 0..RULES {
+        let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args([
+                "--db",
+                database,
+                "alerts",
+                "create-rule",
+                "fraud",
+                "accuracy",
+                "--name",
+                &format!("accuracy below {i}"),
+                "--threshold",
+                &format!("0.9{i}"),
+                "--operator",
+                "lt",
+                "--severity",
+                "high",
+                "--for",
+                "1",
+                "--channels",
+                &CHANNELS.join(","),
+            ])
+            .env_remove("MODELWATCH_CONFIG")
+            .env_remove("MODELWATCH_DB")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn two_servers_on_one_database_one_killed_make_one_alert_per_breach_and_one_delivery_each() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let database = runtime.block_on(TestDatabase::create("servers"));
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    create_rules(database.url());
+    let a = Server::start(
+        "a",
+        database.url(),
+        &write(dir.path(), "a.toml", &config(&receiver, "a")),
+    );
+    let b = Server::start(
+        "b",
+        database.url(),
+        &write(dir.path(), "b.toml", &config(&receiver, "b")),
+    );
+
+    // Each new version breaching is one breach per rule: RULES alerts. Later breaching
+    // samples of a version fold into its open alerts and notify nobody.
+    let mut versions = Vec::new();
+    for i in 0..6 {
+        let version = format!("v{i}");
+        let server = if i % 2 == 0 { &a } else { &b };
+        server.breach(&version, 0.5);
+        versions.push(version);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    for (i, version) in versions.iter().enumerate() {
+        let server = if i % 2 == 0 { &b } else { &a };
+        server.breach(version, 0.4);
+    }
+
+    // The server whose request the receiver holds next is killed while it waits for
+    // the answer; which one that is depends on who wins the claims.
+    receiver.hold_next();
+    for i in 6..9 {
+        let version = format!("v{i}");
+        let server = if i % 2 == 0 { &a } else { &b };
+        server.breach(&version, 0.5);
+        versions.push(version);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        receiver.wait_for(Duration::from_secs(30), |inbox| inbox.held.is_some()),
+        "no delivery arrived: {:?}",
+        receiver.arrivals()
+    );
+    let held = receiver.inbox.0.lock().unwrap().held.clone().unwrap();
+    let (victim, mut survivor) = if held.server == a.name {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let victim_name = victim.name;
+    victim.kill();
+    receiver.release();
+
+    // Samples keep coming, to the survivor only.
+    for i in 9..12 {
+        let version = format!("v{i}");
+        survivor.breach(&version, 0.5);
+        versions.push(version);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for version in &versions {
+        survivor.breach(version, 0.3);
+    }
+
+    let alerts_expected = versions.len() * RULES;
+    let deliveries_expected = alerts_expected * CHANNELS.len();
+    let all = receiver.wait_for(Duration::from_secs(60), |inbox| {
+        distinct_deliveries(&inbox.arrivals).len() >= deliveries_expected
+    });
+    // Room for a late duplicate to show up, should there be one: past the 3 s lease of
+    // anything the killed server had claimed, and a few polls more.
+    std::thread::sleep(Duration::from_secs(5));
+    let arrivals = receiver.arrivals();
+    let alerts = survivor.get("/api/v1/alerts?limit=1000")["alerts"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let delivered = survivor.get("/api/v1/notifications?status=delivered&limit=1000")
+        ["notifications"]
+        .as_array()
+        .unwrap()
+        .len();
+    let pending = survivor.get("/api/v1/notifications?status=pending&limit=1000")["notifications"]
+        .as_array()
+        .unwrap()
+        .len();
+    survivor.terminate();
+    let from_victim = arrivals.iter().filter(|a| a.server == victim_name).count();
+    eprintln!(
+        "{} requests ({from_victim} from the killed server {victim_name}) for {} deliveries",
+        arrivals.len(),
+        distinct_deliveries(&arrivals).len()
+    );
+    assert!(all, "not everything was delivered: {arrivals:#?}");
+
+    // Exactly one alert per breach: one per rule and version.
+    let mut per_breach: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for alert in &alerts {
+        *per_breach
+            .entry((
+                alert["rule_id"].as_str().unwrap().to_owned(),
+                alert["version"].as_str().unwrap().to_owned(),
+            ))
+            .or_default() += 1;
+    }
+    assert_eq!(alerts.len(), alerts_expected, "{alerts:#?}");
+    assert_eq!(per_breach.len(), alerts_expected, "{per_breach:?}");
+    assert!(per_breach.values().all(|&n| n == 1), "{per_breach:?}");
+
+    // Exactly one delivery per alert and channel: one key each, and nothing else.
+    let alert_ids: BTreeSet<&str> = alerts.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let mut keys: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for arrival in &arrivals {
+        assert_eq!(arrival.event, "firing", "{arrival:?}");
+        assert!(alert_ids.contains(arrival.alert_id.as_str()), "{arrival:?}");
+        assert!(!arrival.delivery.is_empty(), "{arrival:?}");
+        keys.entry((arrival.alert_id.clone(), arrival.channel.clone()))
+            .or_default()
+            .insert(arrival.delivery.clone());
+    }
+    assert_eq!(keys.len(), deliveries_expected, "{keys:#?}");
+    assert!(keys.values().all(|k| k.len() == 1), "{keys:#?}");
+    assert_eq!(distinct_deliveries(&arrivals).len(), deliveries_expected);
+    assert_eq!((delivered, pending), (deliveries_expected, 0));
+
+    // Sent twice only what the killed server had in flight — the held request, and at
+    // most one more on its other channel — and each time under the same key.
+    let mut sent: BTreeMap<&str, Vec<&Arrival>> = BTreeMap::new();
+    for arrival in &arrivals {
+        sent.entry(arrival.delivery.as_str())
+            .or_default()
+            .push(arrival);
+    }
+    let repeated: Vec<&Vec<&Arrival>> = sent.values().filter(|s| s.len() > 1).collect();
+    assert!(repeated.len() <= CHANNELS.len(), "{repeated:#?}");
+    for sends in &repeated {
+        assert_eq!(sends.len(), 2, "{sends:#?}");
+        assert_eq!(sends[0].server, victim_name, "{sends:#?}");
+        assert_eq!(sends[1].server, survivor.name, "{sends:#?}");
+    }
+    // The held request was one of them: a dead server's claim is taken over.
+    assert_eq!(sent[held.delivery.as_str()].len(), 2, "{held:?}");
+}
