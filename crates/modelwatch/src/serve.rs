@@ -289,6 +289,9 @@ async fn fill_demo(stores: &Stores, alerts: modelwatch_core::alerting::AlertConf
             metric: "accuracy".into(),
             severity: Some("high".into()),
             max_degradation_percentage: Some(5.0),
+            // Fires at the demo's one evaluation (the default waits for three), so the
+            // demo shows a degradation alert with its significance test.
+            for_evaluations: Some(1),
             ..RuleSpec::default()
         },
     ];

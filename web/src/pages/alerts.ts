@@ -10,6 +10,39 @@ export function whoField(): HTMLInputElement {
   return input;
 }
 
+/** The alerts table's column count (for cells spanning a whole row). */
+const COLUMNS = 10;
+
+/**
+ * The p-value and test cells of an alert. A degradation alert records the detector's
+ * significance test when it fired (`trigger.test`); a threshold alert compares a value
+ * with a line, so no test applies ("—"); a degradation alert stored before tests were
+ * recorded has none to show. Worded as the notifications word them (notify's message.rs).
+ */
+function evidence(trigger: any): HTMLElement[] {
+  if (trigger?.condition_type !== "degradation") {
+    const why = "a threshold rule compares a value with a line: no statistical test";
+    return [h("td", { class: "num p-value", title: why }, "—"), h("td", { class: "test", title: why }, "—")];
+  }
+  const test = trigger.test;
+  if (!test) {
+    const why = "this alert was stored before modelwatch recorded the test on alerts";
+    return [h("td", { class: "num p-value muted", title: why }, "not recorded"), h("td", { class: "test muted", title: why }, "—")];
+  }
+  return [
+    h("td", { class: "num p-value", title: test.p_value == null ? "the test gave no finite p-value" : `p = ${test.p_value}` },
+      test.p_value == null ? "not computed" : pValue(test.p_value)),
+    // Combined tests ("prediction_interval+weekly_reference") may break after each "+".
+    h("td", { class: "test small" }, String(test.method).split("+").map((part, i) => (i === 0 ? part : ["+", h("wbr"), part])),
+      h("div", { class: "muted" }, `α ${test.alpha}`)),
+  ];
+}
+
+/** Four decimals; below 0.0001 two significant digits, where four decimals would say 0.0000. */
+export function pValue(p: number): string {
+  return p !== 0 && Math.abs(p) < 1e-4 ? p.toExponential(1) : p.toFixed(4);
+}
+
 export function alertsPage(main: HTMLElement): () => void {
   const params = hashParams();
   const status = h("select", { "aria-label": "Status" }, ...[["open", "open (active or acknowledged)"], ["", "any status"], ["active", "active"], ["acknowledged", "acknowledged"], ["resolved", "resolved"], ["suppressed", "suppressed"]]
@@ -29,7 +62,7 @@ export function alertsPage(main: HTMLElement): () => void {
       h("label", { class: "who" }, "You are ", who)),
     message,
     h("div", { class: "scroll" }, h("table", { class: "grid alerts" },
-      h("thead", null, h("tr", null, ...["Severity", "Status", "Alert", "Model", "First seen", "Last seen", "Handled", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", null, h("tr", null, ...["Severity", "Status", "Alert", "Model", "p-value", "Test", "First seen", "Last seen", "Handled", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
       tbody)),
     silences);
 
@@ -48,7 +81,7 @@ export function alertsPage(main: HTMLElement): () => void {
     try {
       alerts = list(await api(`/alerts?${p}`), "alerts");
     } catch (error) {
-      clear(tbody, h("tr", null, h("td", { colspan: 8, class: "error" }, `Cannot list alerts: ${(error as Error).message}`)));
+      clear(tbody, h("tr", null, h("td", { colspan: COLUMNS, class: "error" }, `Cannot list alerts: ${(error as Error).message}`)));
       return;
     }
     if (gone) return;
@@ -61,14 +94,24 @@ export function alertsPage(main: HTMLElement): () => void {
     for (const a of alerts) counts[a.severity] = (counts[a.severity] ?? 0) + 1;
     clear(summary, SEVERITIES.map((s) => h("span", { class: `badge b-${s}` }, `${counts[s] ?? 0} ${s}`)));
     if (alerts.length === 0) {
-      clear(tbody, h("tr", null, h("td", { colspan: 8, class: "empty" }, "No alerts match these filters.")));
+      clear(tbody, h("tr", null, h("td", { colspan: COLUMNS, class: "empty" }, "No alerts match these filters.")));
       return;
     }
-    clear(tbody, alerts.map(row));
+    // Rows of alerts that did not change are kept as they are: live events reload the
+    // list often, and a rebuilt row would drop the notes someone is typing into it.
+    const next = new Map<string, { json: string; rows: HTMLElement[] }>();
+    for (const alert of alerts) {
+      const json = JSON.stringify(alert);
+      const kept = shownRows.get(alert.id);
+      next.set(alert.id, kept && kept.json === json ? kept : { json, rows: row(alert) });
+    }
+    shownRows = next;
+    clear(tbody, [...next.values()].map((r) => r.rows));
   }
+  let shownRows = new Map<string, { json: string; rows: HTMLElement[] }>();
 
   function row(alert: any): HTMLElement[] {
-    const history = h("tr", { class: "history", hidden: true }, h("td", { colspan: 8 }));
+    const history = h("tr", { class: "history", hidden: true }, h("td", { colspan: COLUMNS }));
     const notes = h("input", { type: "text", placeholder: "resolution notes", "aria-label": `Notes for resolving ${alert.rule_name}` });
     const act = async (action: "acknowledge" | "resolve") => {
       const user = who.value.trim();
@@ -91,6 +134,7 @@ export function alertsPage(main: HTMLElement): () => void {
       h("td", null, h("strong", null, alert.rule_name), h("div", { class: "muted small" }, alert.message),
         h("div", { class: "muted small" }, `value ${num(alert.value)}, worst ${num(alert.worst_value)}, ${alert.occurrences}×`)),
       h("td", null, h("a", { href: `#/model/${enc(alert.model)}/${enc(alert.version)}` }, `${alert.model} ${alert.version}`), h("div", { class: "muted small" }, alert.metric)),
+      ...evidence(alert.trigger),
       h("td", null, time(alert.first_seen)),
       h("td", null, time(alert.last_seen)),
       h("td", { class: "small" },

@@ -40,8 +40,9 @@ export function overview(main: HTMLElement): () => void {
   const table = h("table", { class: "grid overview" },
     h("thead", null, h("tr", null,
       h("th", { scope: "col" }, "Model"), h("th", { scope: "col" }, "Version"), h("th", { scope: "col" }, "Health"),
-      h("th", { scope: "col" }, "Trend"), h("th", { scope: "col" }, "Open alerts"), h("th", { scope: "col" }, "Key metric (24 h)"),
-      h("th", { scope: "col" }, "Last sample"))),
+      // "wide-only" columns are hidden on a phone (style.css), so the table fits.
+      h("th", { scope: "col", class: "wide-only" }, "Trend"), h("th", { scope: "col" }, "Open alerts"),
+      h("th", { scope: "col", class: "wide-only" }, "Key metric (24 h)"), h("th", { scope: "col", class: "wide-only" }, "Last sample"))),
     tbody);
   clear(main,
     h("h1", null, "Models"),
@@ -147,11 +148,11 @@ export function overview(main: HTMLElement): () => void {
     for (const model of models) {
       for (const version of model.versions as string[]) {
         const row: Row = {
-          model: model.model, version, tr: h("tr"), grade: h("td"), trend: h("td"), spark: h("td", { class: "spark" }),
-          last: h("td"), alerts: h("td"), openAlerts: 0, loaded: false,
+          model: model.model, version, tr: h("tr"), grade: h("td"), trend: h("td", { class: "wide-only" }), spark: h("td", { class: "spark wide-only" }),
+          last: h("td", { class: "wide-only" }), alerts: h("td"), openAlerts: 0, loaded: false,
         };
         const href = `#/model/${enc(model.model)}/${enc(version)}`;
-        row.tr.append(h("td", null, h("a", { href }, model.model)), h("td", null, h("a", { href, "aria-label": `${model.model} ${version}` }, version)),
+        row.tr.append(h("td", null, h("a", { href }, breakable(model.model))), h("td", null, h("a", { href, "aria-label": `${model.model} ${version}` }, version)),
           row.grade, row.trend, row.alerts, row.spark, row.last);
         row.tr.dataset.model = model.model;
         row.tr.dataset.version = version;
@@ -228,6 +229,11 @@ export function overview(main: HTMLElement): () => void {
     for (const row of rows) row.chart?.destroy();
   }
   return () => { cleanup(); leaveNext?.(); };
+}
+
+/** A name that may wrap after each "_", "-" or "." (a narrow screen), never inside a word. */
+function breakable(name: string): (string | HTMLElement)[] {
+  return name.split(/(?<=[_.-])/).flatMap((part, i) => (i === 0 ? [part] : [h("wbr"), part]));
 }
 
 function trendText(trend: string | undefined): HTMLElement {
