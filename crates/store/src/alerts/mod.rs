@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use modelwatch_core::alerting::{
-    Alert, AlertFilter, AlertId, AlertTransition, NotificationEvent, OutboxEntry, Rule, RuleId,
-    SeriesState, Severity, Silence, SilenceId,
+    Alert, AlertFilter, AlertId, AlertStatus, AlertTransition, NotificationEvent, OutboxEntry,
+    Rule, RuleId, SeriesState, Severity, Silence, SilenceId,
 };
-use modelwatch_core::{ModelName, Timestamp, Version};
+use modelwatch_core::{Metric, ModelName, Timestamp, Version};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
@@ -357,6 +357,203 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
     /// or dedup key) are left as they are, and an alert's transitions are written only
     /// with the alert itself: importing the same rows twice changes nothing.
     async fn import_alerting(&self, rows: AlertingRows) -> Result<(), StoreError>;
+}
+
+/// The values one row of an alerting table binds, built from the core's types in one
+/// place so both SQL backends, and in each of them the API's writes and the import, bind
+/// the same columns the same way. Integers are `i64`, the type both databases store.
+/// Each backend turns these into its driver's parameter list (`sqlite_params`,
+/// `pg_params`), in the column order the struct's doc comment gives.
+///
+/// An `alert_rules` row: `(id, model, enabled, body)`.
+pub(crate) struct RuleValues<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) model: &'a str,
+    pub(crate) enabled: bool,
+    pub(crate) body: &'a str,
+}
+
+impl<'a> RuleValues<'a> {
+    /// `body` is the rule's JSON, serialised by the caller so it can be done before a
+    /// write is queued.
+    pub(crate) fn new(rule: &'a Rule, body: &'a str) -> Self {
+        RuleValues {
+            id: rule.id.as_str(),
+            model: rule.model.as_str(),
+            enabled: rule.enabled,
+            body,
+        }
+    }
+}
+
+/// An `alert_states` row: `(rule_id, version, model, consecutive_breaches,
+/// consecutive_clears, alert_id, last_observed_ms, revision)`.
+pub(crate) struct StateValues<'a> {
+    pub(crate) rule_id: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) model: &'a str,
+    pub(crate) consecutive_breaches: i64,
+    pub(crate) consecutive_clears: i64,
+    pub(crate) alert_id: Option<&'a str>,
+    pub(crate) last_observed_ms: Option<i64>,
+    pub(crate) revision: i64,
+}
+
+impl<'a> StateValues<'a> {
+    pub(crate) fn new(
+        rule_id: &'a RuleId,
+        version: &'a Version,
+        model: &'a ModelName,
+        state: &'a SeriesState,
+    ) -> Self {
+        StateValues {
+            rule_id: rule_id.as_str(),
+            version: version.as_str(),
+            model: model.as_str(),
+            consecutive_breaches: i64::from(state.consecutive_breaches),
+            consecutive_clears: i64::from(state.consecutive_clears),
+            alert_id: state.alert_id.as_ref().map(AlertId::as_str),
+            last_observed_ms: state.last_observed_at.map(Timestamp::as_millis),
+            revision: revision_to_sql(state.revision),
+        }
+    }
+}
+
+/// Revisions wrap; the bits are stored so the comparison stays exact.
+pub(crate) fn revision_to_sql(revision: u64) -> i64 {
+    revision as i64
+}
+
+pub(crate) fn revision_from_sql(revision: i64) -> u64 {
+    revision as u64
+}
+
+/// An `alerts` row: `(id, rule_id, model, version, status, severity, notified,
+/// first_seen_ms, resolved_ms, body)`.
+pub(crate) struct AlertValues<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) rule_id: &'a str,
+    pub(crate) model: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) status: &'static str,
+    pub(crate) severity: &'static str,
+    pub(crate) notified: bool,
+    pub(crate) first_seen_ms: i64,
+    pub(crate) resolved_ms: Option<i64>,
+    pub(crate) body: String,
+}
+
+impl<'a> AlertValues<'a> {
+    pub(crate) fn new(alert: &'a Alert) -> Result<Self, StoreError> {
+        Ok(AlertValues {
+            id: alert.id.as_str(),
+            rule_id: alert.rule_id.as_str(),
+            model: alert.model.as_str(),
+            version: alert.version.as_str(),
+            status: alert.status.as_str(),
+            severity: alert.severity.as_str(),
+            notified: alert.notified,
+            first_seen_ms: alert.first_seen.as_millis(),
+            resolved_ms: alert.resolved_at.map(Timestamp::as_millis),
+            body: to_json(alert)?,
+        })
+    }
+}
+
+/// An `alert_transitions` row: `(alert_id, at_ms, by_actor, from_status, to_status, notes)`.
+pub(crate) struct TransitionValues<'a> {
+    pub(crate) alert_id: &'a str,
+    pub(crate) at_ms: i64,
+    pub(crate) by_actor: &'a str,
+    pub(crate) from_status: Option<&'static str>,
+    pub(crate) to_status: &'static str,
+    pub(crate) notes: Option<&'a str>,
+}
+
+impl<'a> TransitionValues<'a> {
+    pub(crate) fn new(transition: &'a AlertTransition) -> Self {
+        TransitionValues {
+            alert_id: transition.alert_id.as_str(),
+            at_ms: transition.at.as_millis(),
+            by_actor: &transition.by,
+            from_status: transition.from.map(AlertStatus::as_str),
+            to_status: transition.to.as_str(),
+            notes: transition.notes.as_deref(),
+        }
+    }
+}
+
+/// A `silences` row: `(id, model, version, metric, starts_ms, ends_ms, created_by,
+/// comment, created_ms)`.
+pub(crate) struct SilenceValues<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) model: &'a str,
+    pub(crate) version: Option<&'a str>,
+    pub(crate) metric: Option<&'a str>,
+    pub(crate) starts_ms: i64,
+    pub(crate) ends_ms: i64,
+    pub(crate) created_by: &'a str,
+    pub(crate) comment: &'a str,
+    pub(crate) created_ms: i64,
+}
+
+impl<'a> SilenceValues<'a> {
+    pub(crate) fn new(silence: &'a Silence) -> Self {
+        SilenceValues {
+            id: silence.id.as_str(),
+            model: silence.model.as_str(),
+            version: silence.version.as_ref().map(Version::as_str),
+            metric: silence.metric.as_ref().map(Metric::as_str),
+            starts_ms: silence.starts_at.as_millis(),
+            ends_ms: silence.ends_at.as_millis(),
+            created_by: &silence.created_by,
+            comment: &silence.comment,
+            created_ms: silence.created_at.as_millis(),
+        }
+    }
+}
+
+/// A whole `notification_outbox` row, id included, as the import writes it:
+/// `(id, alert_id, channel, event, severity, payload, dedup_key, status, attempts,
+/// next_attempt_ms, last_error, created_ms, delivered_ms, lease_owner, lease_until_ms)`.
+pub(crate) struct NotificationValues<'a> {
+    pub(crate) id: i64,
+    pub(crate) alert_id: &'a str,
+    pub(crate) channel: &'a str,
+    pub(crate) event: &'static str,
+    pub(crate) severity: &'static str,
+    pub(crate) payload: &'a str,
+    pub(crate) dedup_key: &'a str,
+    pub(crate) status: &'static str,
+    pub(crate) attempts: i64,
+    pub(crate) next_attempt_ms: i64,
+    pub(crate) last_error: Option<&'a str>,
+    pub(crate) created_ms: i64,
+    pub(crate) delivered_ms: Option<i64>,
+    pub(crate) lease_owner: Option<&'a str>,
+    pub(crate) lease_until_ms: Option<i64>,
+}
+
+impl<'a> NotificationValues<'a> {
+    pub(crate) fn new(n: &'a Notification) -> Self {
+        NotificationValues {
+            id: n.id,
+            alert_id: n.alert_id.as_str(),
+            channel: &n.channel,
+            event: n.event.as_str(),
+            severity: n.severity.as_str(),
+            payload: &n.payload,
+            dedup_key: &n.dedup_key,
+            status: n.status.as_str(),
+            attempts: i64::from(n.attempts),
+            next_attempt_ms: n.next_attempt_at.as_millis(),
+            last_error: n.last_error.as_deref(),
+            created_ms: n.created_at.as_millis(),
+            delivered_ms: n.delivered_at.map(Timestamp::as_millis),
+            lease_owner: n.lease_owner.as_deref(),
+            lease_until_ms: n.lease_until.map(Timestamp::as_millis),
+        }
+    }
 }
 
 /// Row mapping shared by the SQL backends: rules and alerts are stored as the core's JSON,

@@ -23,9 +23,10 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::{pg_error, PostgresStore};
 use crate::alerts::{
-    corrupt, from_json, lease_end, newest_first, optional_timestamp, timestamp, to_json,
-    AlertCommit, AlertStore, AlertingRows, CommitOutcome, DeliveryResult, DeliveryStatus,
-    Notification, NotificationFilter, StoredState,
+    corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
+    to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, CommitOutcome, DeliveryResult,
+    DeliveryStatus, Notification, NotificationFilter, NotificationValues, RuleValues,
+    SilenceValues, StateValues, StoredState, TransitionValues,
 };
 use crate::StoreError;
 
@@ -94,8 +95,7 @@ async fn guards_hold(
             .map_err(pg_error)?
             .map(|row| get::<i64>(&row, 0))
             .transpose()?;
-        // Revisions wrap; the bits are stored so the comparison stays exact.
-        if revision.map_or(0, |r| r as u64) != write.previous_revision {
+        if revision.map_or(0, revision_from_sql) != write.previous_revision {
             return Ok(false);
         }
     }
@@ -118,66 +118,16 @@ async fn guards_hold(
     Ok(true)
 }
 
-// Each table's parameter list is built in one place, so the API's writes and the
-// import bind the same columns the same way; only their SQL (ON CONFLICT) differs.
+// The shared row values ([`RuleValues`] and the rest) as this driver's parameters.
 
-/// An `alert_rules` row: `(id, model, enabled, body)`.
-struct RuleParams<'a> {
-    id: &'a str,
-    model: &'a str,
-    enabled: bool,
-    body: String,
-}
-
-impl<'a> RuleParams<'a> {
-    fn new(rule: &'a Rule) -> Result<Self, StoreError> {
-        Ok(RuleParams {
-            id: rule.id.as_str(),
-            model: rule.model.as_str(),
-            enabled: rule.enabled,
-            body: to_json(rule)?,
-        })
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 4] {
+impl RuleValues<'_> {
+    fn pg_params(&self) -> [&(dyn ToSql + Sync); 4] {
         [&self.id, &self.model, &self.enabled, &self.body]
     }
 }
 
-/// An `alert_states` row: `(rule_id, version, model, consecutive_breaches,
-/// consecutive_clears, alert_id, last_observed_ms, revision)`.
-struct StateParams<'a> {
-    rule_id: &'a str,
-    version: &'a str,
-    model: &'a str,
-    consecutive_breaches: i64,
-    consecutive_clears: i64,
-    alert_id: Option<&'a str>,
-    last_observed_ms: Option<i64>,
-    revision: i64,
-}
-
-impl<'a> StateParams<'a> {
-    fn new(
-        rule_id: &'a RuleId,
-        version: &'a Version,
-        model: &'a ModelName,
-        state: &'a SeriesState,
-    ) -> Self {
-        StateParams {
-            rule_id: rule_id.as_str(),
-            version: version.as_str(),
-            model: model.as_str(),
-            consecutive_breaches: i64::from(state.consecutive_breaches),
-            consecutive_clears: i64::from(state.consecutive_clears),
-            alert_id: state.alert_id.as_ref().map(AlertId::as_str),
-            last_observed_ms: state.last_observed_at.map(Timestamp::as_millis),
-            // Revisions wrap; the bits are stored so the comparison stays exact.
-            revision: state.revision as i64,
-        }
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+impl StateValues<'_> {
+    fn pg_params(&self) -> [&(dyn ToSql + Sync); 8] {
         [
             &self.rule_id,
             &self.version,
@@ -191,38 +141,8 @@ impl<'a> StateParams<'a> {
     }
 }
 
-/// An `alerts` row: `(id, rule_id, model, version, status, severity, notified,
-/// first_seen_ms, resolved_ms, body)`.
-struct AlertParams<'a> {
-    id: &'a str,
-    rule_id: &'a str,
-    model: &'a str,
-    version: &'a str,
-    status: &'static str,
-    severity: &'static str,
-    notified: bool,
-    first_seen_ms: i64,
-    resolved_ms: Option<i64>,
-    body: String,
-}
-
-impl<'a> AlertParams<'a> {
-    fn new(alert: &'a Alert) -> Result<Self, StoreError> {
-        Ok(AlertParams {
-            id: alert.id.as_str(),
-            rule_id: alert.rule_id.as_str(),
-            model: alert.model.as_str(),
-            version: alert.version.as_str(),
-            status: alert.status.as_str(),
-            severity: alert.severity.as_str(),
-            notified: alert.notified,
-            first_seen_ms: alert.first_seen.as_millis(),
-            resolved_ms: alert.resolved_at.map(Timestamp::as_millis),
-            body: to_json(alert)?,
-        })
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+impl AlertValues<'_> {
+    fn pg_params(&self) -> [&(dyn ToSql + Sync); 10] {
         [
             &self.id,
             &self.rule_id,
@@ -238,29 +158,8 @@ impl<'a> AlertParams<'a> {
     }
 }
 
-/// An `alert_transitions` row: `(alert_id, at_ms, by_actor, from_status, to_status, notes)`.
-struct TransitionParams<'a> {
-    alert_id: &'a str,
-    at_ms: i64,
-    by_actor: &'a str,
-    from_status: Option<&'static str>,
-    to_status: &'static str,
-    notes: Option<&'a str>,
-}
-
-impl<'a> TransitionParams<'a> {
-    fn new(transition: &'a AlertTransition) -> Self {
-        TransitionParams {
-            alert_id: transition.alert_id.as_str(),
-            at_ms: transition.at.as_millis(),
-            by_actor: &transition.by,
-            from_status: transition.from.map(AlertStatus::as_str),
-            to_status: transition.to.as_str(),
-            notes: transition.notes.as_deref(),
-        }
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+impl TransitionValues<'_> {
+    fn pg_params(&self) -> [&(dyn ToSql + Sync); 6] {
         [
             &self.alert_id,
             &self.at_ms,
@@ -268,6 +167,44 @@ impl<'a> TransitionParams<'a> {
             &self.from_status,
             &self.to_status,
             &self.notes,
+        ]
+    }
+}
+
+impl SilenceValues<'_> {
+    fn pg_params(&self) -> [&(dyn ToSql + Sync); 9] {
+        [
+            &self.id,
+            &self.model,
+            &self.version,
+            &self.metric,
+            &self.starts_ms,
+            &self.ends_ms,
+            &self.created_by,
+            &self.comment,
+            &self.created_ms,
+        ]
+    }
+}
+
+impl NotificationValues<'_> {
+    fn pg_params(&self) -> [&(dyn ToSql + Sync); 15] {
+        [
+            &self.id,
+            &self.alert_id,
+            &self.channel,
+            &self.event,
+            &self.severity,
+            &self.payload,
+            &self.dedup_key,
+            &self.status,
+            &self.attempts,
+            &self.next_attempt_ms,
+            &self.last_error,
+            &self.created_ms,
+            &self.delivered_ms,
+            &self.lease_owner,
+            &self.lease_until_ms,
         ]
     }
 }
@@ -290,8 +227,8 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
                      alert_id = excluded.alert_id,
                      last_observed_ms = excluded.last_observed_ms,
                      revision = excluded.revision",
-                &StateParams::new(&write.rule_id, &write.version, &write.model, &write.next)
-                    .params(),
+                &StateValues::new(&write.rule_id, &write.version, &write.model, &write.next)
+                    .pg_params(),
             )
             .await
             .map_err(pg_error)?;
@@ -308,7 +245,7 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
                      notified = excluded.notified,
                      resolved_ms = excluded.resolved_ms,
                      body = excluded.body",
-                &AlertParams::new(&write.alert)?.params(),
+                &AlertValues::new(&write.alert)?.pg_params(),
             )
             .await
             .map_err(pg_error)?;
@@ -317,7 +254,7 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
         client
             .execute(
                 INSERT_TRANSITION,
-                &TransitionParams::new(transition).params(),
+                &TransitionValues::new(transition).pg_params(),
             )
             .await
             .map_err(pg_error)?;
@@ -405,50 +342,6 @@ fn silence(row: &Row) -> Result<Silence, StoreError> {
     })
 }
 
-/// A `silences` row: `(id, model, version, metric, starts_ms, ends_ms, created_by,
-/// comment, created_ms)`.
-struct SilenceParams<'a> {
-    id: &'a str,
-    model: &'a str,
-    version: Option<&'a str>,
-    metric: Option<&'a str>,
-    starts_ms: i64,
-    ends_ms: i64,
-    created_by: &'a str,
-    comment: &'a str,
-    created_ms: i64,
-}
-
-impl<'a> SilenceParams<'a> {
-    fn new(silence: &'a Silence) -> Self {
-        SilenceParams {
-            id: silence.id.as_str(),
-            model: silence.model.as_str(),
-            version: silence.version.as_ref().map(Version::as_str),
-            metric: silence.metric.as_ref().map(Metric::as_str),
-            starts_ms: silence.starts_at.as_millis(),
-            ends_ms: silence.ends_at.as_millis(),
-            created_by: &silence.created_by,
-            comment: &silence.comment,
-            created_ms: silence.created_at.as_millis(),
-        }
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
-        [
-            &self.id,
-            &self.model,
-            &self.version,
-            &self.metric,
-            &self.starts_ms,
-            &self.ends_ms,
-            &self.created_by,
-            &self.comment,
-            &self.created_ms,
-        ]
-    }
-}
-
 async fn write_silence(
     store: &PostgresStore,
     silence: &Silence,
@@ -463,7 +356,7 @@ async fn write_silence(
     };
     let client = store.client().await?;
     client
-        .execute(sql, &SilenceParams::new(silence).params())
+        .execute(sql, &SilenceValues::new(silence).pg_params())
         .await
         .map_err(pg_error)
 }
@@ -486,7 +379,7 @@ async fn import_rows(
         .map_err(pg_error)?;
     for rule in &rows.rules {
         transaction
-            .execute(&insert, &RuleParams::new(rule)?.params())
+            .execute(&insert, &RuleValues::new(rule, &to_json(rule)?).pg_params())
             .await
             .map_err(pg_error)?;
     }
@@ -502,13 +395,13 @@ async fn import_rows(
         transaction
             .execute(
                 &insert,
-                &StateParams::new(
+                &StateValues::new(
                     &stored.rule_id,
                     &stored.version,
                     &stored.model,
                     &stored.state,
                 )
-                .params(),
+                .pg_params(),
             )
             .await
             .map_err(pg_error)?;
@@ -524,7 +417,7 @@ async fn import_rows(
     let mut inserted = std::collections::HashSet::new();
     for alert in &rows.alerts {
         let changed = transaction
-            .execute(&insert, &AlertParams::new(alert)?.params())
+            .execute(&insert, &AlertValues::new(alert)?.pg_params())
             .await
             .map_err(pg_error)?;
         if changed > 0 {
@@ -541,7 +434,7 @@ async fn import_rows(
         .filter(|t| inserted.contains(&t.alert_id))
     {
         transaction
-            .execute(&insert, &TransitionParams::new(transition).params())
+            .execute(&insert, &TransitionValues::new(transition).pg_params())
             .await
             .map_err(pg_error)?;
     }
@@ -554,7 +447,7 @@ async fn import_rows(
         .map_err(pg_error)?;
     for silence in &rows.silences {
         transaction
-            .execute(&insert, &SilenceParams::new(silence).params())
+            .execute(&insert, &SilenceValues::new(silence).pg_params())
             .await
             .map_err(pg_error)?;
     }
@@ -570,26 +463,7 @@ async fn import_rows(
         .map_err(pg_error)?;
     for n in &rows.notifications {
         transaction
-            .execute(
-                &insert,
-                &[
-                    &n.id,
-                    &n.alert_id.as_str(),
-                    &n.channel,
-                    &n.event.as_str(),
-                    &n.severity.as_str(),
-                    &n.payload,
-                    &n.dedup_key,
-                    &n.status.as_str(),
-                    &i64::from(n.attempts),
-                    &n.next_attempt_at.as_millis(),
-                    &n.last_error,
-                    &n.created_at.as_millis(),
-                    &n.delivered_at.map(Timestamp::as_millis),
-                    &n.lease_owner,
-                    &n.lease_until.map(Timestamp::as_millis),
-                ],
-            )
+            .execute(&insert, &NotificationValues::new(n).pg_params())
             .await
             .map_err(pg_error)?;
     }
@@ -623,7 +497,7 @@ impl AlertStore for PostgresStore {
             .execute(
                 "INSERT INTO alert_rules (id, model, enabled, body) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (id) DO NOTHING",
-                &RuleParams::new(&rule)?.params(),
+                &RuleValues::new(&rule, &to_json(&rule)?).pg_params(),
             )
             .await
             .map_err(pg_error)?;
@@ -642,7 +516,7 @@ impl AlertStore for PostgresStore {
         let updated = transaction
             .execute(
                 "UPDATE alert_rules SET model = $2, enabled = $3, body = $4 WHERE id = $1",
-                &RuleParams::new(&rule)?.params(),
+                &RuleValues::new(&rule, &to_json(&rule)?).pg_params(),
             )
             .await
             .map_err(pg_error)?;

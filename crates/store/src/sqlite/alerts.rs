@@ -14,9 +14,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 
 use super::SqliteStore;
 use crate::alerts::{
-    corrupt, from_json, lease_end, newest_first, optional_timestamp, timestamp, to_json,
-    AlertCommit, AlertStore, AlertingRows, CommitOutcome, DeliveryResult, DeliveryStatus,
-    Notification, NotificationFilter, StoredState,
+    corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
+    to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, CommitOutcome, DeliveryResult,
+    DeliveryStatus, Notification, NotificationFilter, NotificationValues, RuleValues,
+    SilenceValues, StateValues, StoredState, TransitionValues,
 };
 use crate::StoreError;
 
@@ -26,15 +27,6 @@ const IDS_PER_QUERY: usize = 500;
 fn status_column(text: Option<String>) -> Result<Option<AlertStatus>, StoreError> {
     text.map(|t| AlertStatus::parse(&t).map_err(|e| corrupt("alert status", e)))
         .transpose()
-}
-
-fn revision_to_sql(revision: u64) -> i64 {
-    // Revisions wrap; store the bits so the comparison stays exact.
-    revision as i64
-}
-
-fn revision_from_sql(revision: i64) -> u64 {
-    revision as u64
 }
 
 fn read_rules(connection: &Connection, model: Option<&ModelName>) -> Result<Vec<Rule>, StoreError> {
@@ -143,65 +135,16 @@ fn guards_hold(connection: &Connection, commit: &AlertCommit) -> Result<bool, St
     Ok(true)
 }
 
-// Each table's parameter list is built in one place, so the API's writes and the
-// import bind the same columns the same way; only their SQL (ON CONFLICT) differs.
+// The shared row values ([`RuleValues`] and the rest) as this driver's parameters.
 
-/// An `alert_rules` row: `(id, model, enabled, body)`.
-struct RuleParams<'a> {
-    id: &'a str,
-    model: &'a str,
-    enabled: bool,
-    body: &'a str,
-}
-
-impl<'a> RuleParams<'a> {
-    fn new(rule: &'a Rule, body: &'a str) -> Self {
-        RuleParams {
-            id: rule.id.as_str(),
-            model: rule.model.as_str(),
-            enabled: rule.enabled,
-            body,
-        }
-    }
-
-    fn params(&self) -> [&dyn ToSql; 4] {
+impl RuleValues<'_> {
+    fn sqlite_params(&self) -> [&dyn ToSql; 4] {
         [&self.id, &self.model, &self.enabled, &self.body]
     }
 }
 
-/// An `alert_states` row: `(rule_id, version, model, consecutive_breaches,
-/// consecutive_clears, alert_id, last_observed_ms, revision)`.
-struct StateParams<'a> {
-    rule_id: &'a str,
-    version: &'a str,
-    model: &'a str,
-    consecutive_breaches: u32,
-    consecutive_clears: u32,
-    alert_id: Option<&'a str>,
-    last_observed_ms: Option<i64>,
-    revision: i64,
-}
-
-impl<'a> StateParams<'a> {
-    fn new(
-        rule_id: &'a RuleId,
-        version: &'a Version,
-        model: &'a ModelName,
-        state: &'a SeriesState,
-    ) -> Self {
-        StateParams {
-            rule_id: rule_id.as_str(),
-            version: version.as_str(),
-            model: model.as_str(),
-            consecutive_breaches: state.consecutive_breaches,
-            consecutive_clears: state.consecutive_clears,
-            alert_id: state.alert_id.as_ref().map(AlertId::as_str),
-            last_observed_ms: state.last_observed_at.map(Timestamp::as_millis),
-            revision: revision_to_sql(state.revision),
-        }
-    }
-
-    fn params(&self) -> [&dyn ToSql; 8] {
+impl StateValues<'_> {
+    fn sqlite_params(&self) -> [&dyn ToSql; 8] {
         [
             &self.rule_id,
             &self.version,
@@ -215,38 +158,8 @@ impl<'a> StateParams<'a> {
     }
 }
 
-/// An `alerts` row: `(id, rule_id, model, version, status, severity, notified,
-/// first_seen_ms, resolved_ms, body)`.
-struct AlertParams<'a> {
-    id: &'a str,
-    rule_id: &'a str,
-    model: &'a str,
-    version: &'a str,
-    status: &'static str,
-    severity: &'static str,
-    notified: bool,
-    first_seen_ms: i64,
-    resolved_ms: Option<i64>,
-    body: String,
-}
-
-impl<'a> AlertParams<'a> {
-    fn new(alert: &'a Alert) -> Result<Self, StoreError> {
-        Ok(AlertParams {
-            id: alert.id.as_str(),
-            rule_id: alert.rule_id.as_str(),
-            model: alert.model.as_str(),
-            version: alert.version.as_str(),
-            status: alert.status.as_str(),
-            severity: alert.severity.as_str(),
-            notified: alert.notified,
-            first_seen_ms: alert.first_seen.as_millis(),
-            resolved_ms: alert.resolved_at.map(Timestamp::as_millis),
-            body: to_json(alert)?,
-        })
-    }
-
-    fn params(&self) -> [&dyn ToSql; 10] {
+impl AlertValues<'_> {
+    fn sqlite_params(&self) -> [&dyn ToSql; 10] {
         [
             &self.id,
             &self.rule_id,
@@ -262,29 +175,8 @@ impl<'a> AlertParams<'a> {
     }
 }
 
-/// An `alert_transitions` row: `(alert_id, at_ms, by_actor, from_status, to_status, notes)`.
-struct TransitionParams<'a> {
-    alert_id: &'a str,
-    at_ms: i64,
-    by_actor: &'a str,
-    from_status: Option<&'static str>,
-    to_status: &'static str,
-    notes: Option<&'a str>,
-}
-
-impl<'a> TransitionParams<'a> {
-    fn new(transition: &'a AlertTransition) -> Self {
-        TransitionParams {
-            alert_id: transition.alert_id.as_str(),
-            at_ms: transition.at.as_millis(),
-            by_actor: &transition.by,
-            from_status: transition.from.map(AlertStatus::as_str),
-            to_status: transition.to.as_str(),
-            notes: transition.notes.as_deref(),
-        }
-    }
-
-    fn params(&self) -> [&dyn ToSql; 6] {
+impl TransitionValues<'_> {
+    fn sqlite_params(&self) -> [&dyn ToSql; 6] {
         [
             &self.alert_id,
             &self.at_ms,
@@ -292,6 +184,44 @@ impl<'a> TransitionParams<'a> {
             &self.from_status,
             &self.to_status,
             &self.notes,
+        ]
+    }
+}
+
+impl SilenceValues<'_> {
+    fn sqlite_params(&self) -> [&dyn ToSql; 9] {
+        [
+            &self.id,
+            &self.model,
+            &self.version,
+            &self.metric,
+            &self.starts_ms,
+            &self.ends_ms,
+            &self.created_by,
+            &self.comment,
+            &self.created_ms,
+        ]
+    }
+}
+
+impl NotificationValues<'_> {
+    fn sqlite_params(&self) -> [&dyn ToSql; 15] {
+        [
+            &self.id,
+            &self.alert_id,
+            &self.channel,
+            &self.event,
+            &self.severity,
+            &self.payload,
+            &self.dedup_key,
+            &self.status,
+            &self.attempts,
+            &self.next_attempt_ms,
+            &self.last_error,
+            &self.created_ms,
+            &self.delivered_ms,
+            &self.lease_owner,
+            &self.lease_until_ms,
         ]
     }
 }
@@ -316,8 +246,8 @@ fn apply(connection: &Connection, commit: &AlertCommit) -> Result<(), StoreError
                      revision = excluded.revision",
             )?
             .execute(
-                StateParams::new(&write.rule_id, &write.version, &write.model, &write.next)
-                    .params(),
+                StateValues::new(&write.rule_id, &write.version, &write.model, &write.next)
+                    .sqlite_params(),
             )?;
     }
     if let Some(write) = &commit.alert {
@@ -333,12 +263,12 @@ fn apply(connection: &Connection, commit: &AlertCommit) -> Result<(), StoreError
                      resolved_ms = excluded.resolved_ms,
                      body = excluded.body",
             )?
-            .execute(AlertParams::new(&write.alert)?.params())?;
+            .execute(AlertValues::new(&write.alert)?.sqlite_params())?;
     }
     if let Some(transition) = &commit.transition {
         connection
             .prepare_cached(INSERT_TRANSITION)?
-            .execute(TransitionParams::new(transition).params())?;
+            .execute(TransitionValues::new(transition).sqlite_params())?;
     }
     for new in &commit.notifications {
         let entry = &new.entry;
@@ -501,17 +431,9 @@ fn write_silence(
         "UPDATE silences SET model = ?2, version = ?3, metric = ?4, starts_ms = ?5, ends_ms = ?6,
              created_by = ?7, comment = ?8, created_ms = ?9 WHERE id = ?1"
     };
-    Ok(connection.prepare_cached(sql)?.execute(params![
-        silence.id.as_str(),
-        silence.model.as_str(),
-        silence.version.as_ref().map(Version::as_str),
-        silence.metric.as_ref().map(Metric::as_str),
-        silence.starts_at.as_millis(),
-        silence.ends_at.as_millis(),
-        silence.created_by,
-        silence.comment,
-        silence.created_at.as_millis(),
-    ])?)
+    Ok(connection
+        .prepare_cached(sql)?
+        .execute(SilenceValues::new(silence).sqlite_params())?)
 }
 
 /// Writes exported rows as they are; rows whose key exists are left alone (see
@@ -523,7 +445,7 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
     )?;
     for rule in &rows.rules {
         let body = to_json(rule)?;
-        insert.execute(RuleParams::new(rule, &body).params())?;
+        insert.execute(RuleValues::new(rule, &body).sqlite_params())?;
     }
     let mut insert = connection.prepare_cached(
         "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
@@ -532,13 +454,13 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
     )?;
     for stored in &rows.states {
         insert.execute(
-            StateParams::new(
+            StateValues::new(
                 &stored.rule_id,
                 &stored.version,
                 &stored.model,
                 &stored.state,
             )
-            .params(),
+            .sqlite_params(),
         )?;
     }
     let mut inserted = std::collections::HashSet::new();
@@ -548,7 +470,7 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
     )?;
     for alert in &rows.alerts {
-        let changed = insert.execute(AlertParams::new(alert)?.params())?;
+        let changed = insert.execute(AlertValues::new(alert)?.sqlite_params())?;
         if changed > 0 {
             inserted.insert(&alert.id);
         }
@@ -559,7 +481,7 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
         .iter()
         .filter(|t| inserted.contains(&t.alert_id))
     {
-        insert.execute(TransitionParams::new(transition).params())?;
+        insert.execute(TransitionValues::new(transition).sqlite_params())?;
     }
     for silence in &rows.silences {
         write_silence(connection, silence, true)?;
@@ -570,23 +492,7 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
          ON CONFLICT DO NOTHING"
     ))?;
     for n in &rows.notifications {
-        insert.execute(params![
-            n.id,
-            n.alert_id.as_str(),
-            n.channel,
-            n.event.as_str(),
-            n.severity.as_str(),
-            n.payload,
-            n.dedup_key,
-            n.status.as_str(),
-            n.attempts,
-            n.next_attempt_at.as_millis(),
-            n.last_error,
-            n.created_at.as_millis(),
-            n.delivered_at.map(Timestamp::as_millis),
-            n.lease_owner,
-            n.lease_until.map(Timestamp::as_millis),
-        ])?;
+        insert.execute(NotificationValues::new(n).sqlite_params())?;
     }
     Ok(())
 }
@@ -601,7 +507,7 @@ impl AlertStore for SqliteStore {
                     "INSERT INTO alert_rules (id, model, enabled, body) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (id) DO NOTHING",
                 )?
-                .execute(RuleParams::new(&rule, &body).params())?;
+                .execute(RuleValues::new(&rule, &body).sqlite_params())?;
             if inserted == 0 {
                 return Err(StoreError::AlreadyExists {
                     kind: "rule",
@@ -620,7 +526,7 @@ impl AlertStore for SqliteStore {
                 .prepare_cached(
                     "UPDATE alert_rules SET model = ?2, enabled = ?3, body = ?4 WHERE id = ?1",
                 )?
-                .execute(RuleParams::new(&rule, &body).params())?;
+                .execute(RuleValues::new(&rule, &body).sqlite_params())?;
             if updated == 0 {
                 return Err(StoreError::NotFound {
                     kind: "rule",
