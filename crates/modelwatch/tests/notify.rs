@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -86,35 +86,12 @@ impl Receiver {
     fn serve(&self, stream: TcpStream, mode: Mode) {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut writer = stream;
-        loop {
-            let mut delivery = String::new();
-            let mut length = 0usize;
-            let mut line = String::new();
-            // Request line, then headers up to the blank line.
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let trimmed = line.trim_end();
-                if trimmed.is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = trimmed.split_once(':') {
-                    if name.eq_ignore_ascii_case("x-modelwatch-delivery") {
-                        delivery = value.trim().to_owned();
-                    } else if name.eq_ignore_ascii_case("content-length") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                }
-            }
-            let mut body = vec![0u8; length];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
+        while let Some(request) = common::read_request(&mut reader) {
+            let delivery = request
+                .headers
+                .get("x-modelwatch-delivery")
+                .cloned()
+                .unwrap_or_default();
             let (lock, changed) = &*self.state;
             let nth = {
                 let mut state = lock.lock().unwrap();

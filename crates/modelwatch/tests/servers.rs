@@ -14,7 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -76,36 +76,11 @@ impl Receiver {
     fn serve(&self, stream: TcpStream) {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut writer = stream;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let target = line.split(' ').nth(1).unwrap_or("").to_owned();
-            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-            let mut headers = BTreeMap::new();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let trimmed = line.trim_end();
-                if trimmed.is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = trimmed.split_once(':') {
-                    headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-                }
-            }
-            let length = headers
-                .get("content-length")
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(0);
-            let mut body = vec![0u8; length];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
-            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        while let Some(request) = common::read_request(&mut reader) {
+            let target = &request.target;
+            let headers = &request.headers;
+            let (path, query) = target.split_once('?').unwrap_or((target, ""));
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
             let arrival = Arrival {
                 server: query.strip_prefix("server=").unwrap_or("").to_owned(),
                 channel: path.trim_start_matches('/').to_owned(),
@@ -202,8 +177,7 @@ struct Server {
 /// A failing test must not leave servers behind.
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::reap(&mut self.child);
     }
 }
 

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -78,6 +79,61 @@ pub fn status_and_body(response: &str) -> (u16, &str) {
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, body)
+}
+
+/// One request as a test's webhook receiver reads it.
+#[allow(dead_code)]
+pub struct Request {
+    /// The request target: path and query.
+    pub target: String,
+    /// Names lower-cased; a repeated header keeps its last value.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// The next request on a kept-alive connection; `None` once the sender closed it or sent
+/// less than it announced.
+#[allow(dead_code)]
+pub fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    // Request line, then headers up to the blank line.
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let target = line.split(' ').nth(1).unwrap_or("").to_owned();
+    let mut headers = BTreeMap::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = trimmed.split_once(':') {
+            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+        }
+    }
+    let length = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        target,
+        headers,
+        body,
+    })
+}
+
+/// Kills and reaps a child, ignoring errors: for `Drop`, so that a failing test leaves
+/// no process behind.
+#[allow(dead_code)]
+pub fn reap(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Waits until `done` holds for a receiver's state, at most `limit`; false on time-out.
