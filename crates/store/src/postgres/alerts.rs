@@ -18,6 +18,7 @@ use modelwatch_core::alerting::{
     SeriesState, Severity, Silence, SilenceId,
 };
 use modelwatch_core::{Metric, ModelName, Timestamp, Version};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
 use super::{pg_error, PostgresStore};
@@ -117,9 +118,166 @@ async fn guards_hold(
     Ok(true)
 }
 
+// Each table's parameter list is built in one place, so the API's writes and the
+// import bind the same columns the same way; only their SQL (ON CONFLICT) differs.
+
+/// An `alert_rules` row: `(id, model, enabled, body)`.
+struct RuleParams<'a> {
+    id: &'a str,
+    model: &'a str,
+    enabled: bool,
+    body: String,
+}
+
+impl<'a> RuleParams<'a> {
+    fn new(rule: &'a Rule) -> Result<Self, StoreError> {
+        Ok(RuleParams {
+            id: rule.id.as_str(),
+            model: rule.model.as_str(),
+            enabled: rule.enabled,
+            body: to_json(rule)?,
+        })
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 4] {
+        [&self.id, &self.model, &self.enabled, &self.body]
+    }
+}
+
+/// An `alert_states` row: `(rule_id, version, model, consecutive_breaches,
+/// consecutive_clears, alert_id, last_observed_ms, revision)`.
+struct StateParams<'a> {
+    rule_id: &'a str,
+    version: &'a str,
+    model: &'a str,
+    consecutive_breaches: i64,
+    consecutive_clears: i64,
+    alert_id: Option<&'a str>,
+    last_observed_ms: Option<i64>,
+    revision: i64,
+}
+
+impl<'a> StateParams<'a> {
+    fn new(
+        rule_id: &'a RuleId,
+        version: &'a Version,
+        model: &'a ModelName,
+        state: &'a SeriesState,
+    ) -> Self {
+        StateParams {
+            rule_id: rule_id.as_str(),
+            version: version.as_str(),
+            model: model.as_str(),
+            consecutive_breaches: i64::from(state.consecutive_breaches),
+            consecutive_clears: i64::from(state.consecutive_clears),
+            alert_id: state.alert_id.as_ref().map(AlertId::as_str),
+            last_observed_ms: state.last_observed_at.map(Timestamp::as_millis),
+            // Revisions wrap; the bits are stored so the comparison stays exact.
+            revision: state.revision as i64,
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.rule_id,
+            &self.version,
+            &self.model,
+            &self.consecutive_breaches,
+            &self.consecutive_clears,
+            &self.alert_id,
+            &self.last_observed_ms,
+            &self.revision,
+        ]
+    }
+}
+
+/// An `alerts` row: `(id, rule_id, model, version, status, severity, notified,
+/// first_seen_ms, resolved_ms, body)`.
+struct AlertParams<'a> {
+    id: &'a str,
+    rule_id: &'a str,
+    model: &'a str,
+    version: &'a str,
+    status: &'static str,
+    severity: &'static str,
+    notified: bool,
+    first_seen_ms: i64,
+    resolved_ms: Option<i64>,
+    body: String,
+}
+
+impl<'a> AlertParams<'a> {
+    fn new(alert: &'a Alert) -> Result<Self, StoreError> {
+        Ok(AlertParams {
+            id: alert.id.as_str(),
+            rule_id: alert.rule_id.as_str(),
+            model: alert.model.as_str(),
+            version: alert.version.as_str(),
+            status: alert.status.as_str(),
+            severity: alert.severity.as_str(),
+            notified: alert.notified,
+            first_seen_ms: alert.first_seen.as_millis(),
+            resolved_ms: alert.resolved_at.map(Timestamp::as_millis),
+            body: to_json(alert)?,
+        })
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+        [
+            &self.id,
+            &self.rule_id,
+            &self.model,
+            &self.version,
+            &self.status,
+            &self.severity,
+            &self.notified,
+            &self.first_seen_ms,
+            &self.resolved_ms,
+            &self.body,
+        ]
+    }
+}
+
+/// An `alert_transitions` row: `(alert_id, at_ms, by_actor, from_status, to_status, notes)`.
+struct TransitionParams<'a> {
+    alert_id: &'a str,
+    at_ms: i64,
+    by_actor: &'a str,
+    from_status: Option<&'static str>,
+    to_status: &'static str,
+    notes: Option<&'a str>,
+}
+
+impl<'a> TransitionParams<'a> {
+    fn new(transition: &'a AlertTransition) -> Self {
+        TransitionParams {
+            alert_id: transition.alert_id.as_str(),
+            at_ms: transition.at.as_millis(),
+            by_actor: &transition.by,
+            from_status: transition.from.map(AlertStatus::as_str),
+            to_status: transition.to.as_str(),
+            notes: transition.notes.as_deref(),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
+            &self.alert_id,
+            &self.at_ms,
+            &self.by_actor,
+            &self.from_status,
+            &self.to_status,
+            &self.notes,
+        ]
+    }
+}
+
+const INSERT_TRANSITION: &str =
+    "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
 async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), StoreError> {
     if let Some(write) = &commit.state {
-        let state = &write.next;
         client
             .execute(
                 "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
@@ -132,22 +290,13 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
                      alert_id = excluded.alert_id,
                      last_observed_ms = excluded.last_observed_ms,
                      revision = excluded.revision",
-                &[
-                    &write.rule_id.as_str(),
-                    &write.version.as_str(),
-                    &write.model.as_str(),
-                    &i64::from(state.consecutive_breaches),
-                    &i64::from(state.consecutive_clears),
-                    &state.alert_id.as_ref().map(AlertId::as_str),
-                    &state.last_observed_at.map(Timestamp::as_millis),
-                    &(state.revision as i64),
-                ],
+                &StateParams::new(&write.rule_id, &write.version, &write.model, &write.next)
+                    .params(),
             )
             .await
             .map_err(pg_error)?;
     }
     if let Some(write) = &commit.alert {
-        let alert = &write.alert;
         client
             .execute(
                 "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
@@ -159,18 +308,7 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
                      notified = excluded.notified,
                      resolved_ms = excluded.resolved_ms,
                      body = excluded.body",
-                &[
-                    &alert.id.as_str(),
-                    &alert.rule_id.as_str(),
-                    &alert.model.as_str(),
-                    &alert.version.as_str(),
-                    &alert.status.as_str(),
-                    &alert.severity.as_str(),
-                    &alert.notified,
-                    &alert.first_seen.as_millis(),
-                    &alert.resolved_at.map(Timestamp::as_millis),
-                    &to_json(alert)?,
-                ],
+                &AlertParams::new(&write.alert)?.params(),
             )
             .await
             .map_err(pg_error)?;
@@ -178,16 +316,8 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
     if let Some(transition) = &commit.transition {
         client
             .execute(
-                "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &transition.alert_id.as_str(),
-                    &transition.at.as_millis(),
-                    &transition.by,
-                    &transition.from.map(AlertStatus::as_str),
-                    &transition.to.as_str(),
-                    &transition.notes,
-                ],
+                INSERT_TRANSITION,
+                &TransitionParams::new(transition).params(),
             )
             .await
             .map_err(pg_error)?;
@@ -275,6 +405,50 @@ fn silence(row: &Row) -> Result<Silence, StoreError> {
     })
 }
 
+/// A `silences` row: `(id, model, version, metric, starts_ms, ends_ms, created_by,
+/// comment, created_ms)`.
+struct SilenceParams<'a> {
+    id: &'a str,
+    model: &'a str,
+    version: Option<&'a str>,
+    metric: Option<&'a str>,
+    starts_ms: i64,
+    ends_ms: i64,
+    created_by: &'a str,
+    comment: &'a str,
+    created_ms: i64,
+}
+
+impl<'a> SilenceParams<'a> {
+    fn new(silence: &'a Silence) -> Self {
+        SilenceParams {
+            id: silence.id.as_str(),
+            model: silence.model.as_str(),
+            version: silence.version.as_ref().map(Version::as_str),
+            metric: silence.metric.as_ref().map(Metric::as_str),
+            starts_ms: silence.starts_at.as_millis(),
+            ends_ms: silence.ends_at.as_millis(),
+            created_by: &silence.created_by,
+            comment: &silence.comment,
+            created_ms: silence.created_at.as_millis(),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+        [
+            &self.id,
+            &self.model,
+            &self.version,
+            &self.metric,
+            &self.starts_ms,
+            &self.ends_ms,
+            &self.created_by,
+            &self.comment,
+            &self.created_ms,
+        ]
+    }
+}
+
 async fn write_silence(
     store: &PostgresStore,
     silence: &Silence,
@@ -289,20 +463,7 @@ async fn write_silence(
     };
     let client = store.client().await?;
     client
-        .execute(
-            sql,
-            &[
-                &silence.id.as_str(),
-                &silence.model.as_str(),
-                &silence.version.as_ref().map(Version::as_str),
-                &silence.metric.as_ref().map(Metric::as_str),
-                &silence.starts_at.as_millis(),
-                &silence.ends_at.as_millis(),
-                &silence.created_by,
-                &silence.comment,
-                &silence.created_at.as_millis(),
-            ],
-        )
+        .execute(sql, &SilenceParams::new(silence).params())
         .await
         .map_err(pg_error)
 }
@@ -325,15 +486,7 @@ async fn import_rows(
         .map_err(pg_error)?;
     for rule in &rows.rules {
         transaction
-            .execute(
-                &insert,
-                &[
-                    &rule.id.as_str(),
-                    &rule.model.as_str(),
-                    &rule.enabled,
-                    &to_json(rule)?,
-                ],
-            )
+            .execute(&insert, &RuleParams::new(rule)?.params())
             .await
             .map_err(pg_error)?;
     }
@@ -346,20 +499,16 @@ async fn import_rows(
         .await
         .map_err(pg_error)?;
     for stored in &rows.states {
-        let state = &stored.state;
         transaction
             .execute(
                 &insert,
-                &[
-                    &stored.rule_id.as_str(),
-                    &stored.version.as_str(),
-                    &stored.model.as_str(),
-                    &i64::from(state.consecutive_breaches),
-                    &i64::from(state.consecutive_clears),
-                    &state.alert_id.as_ref().map(AlertId::as_str),
-                    &state.last_observed_at.map(Timestamp::as_millis),
-                    &(state.revision as i64),
-                ],
+                &StateParams::new(
+                    &stored.rule_id,
+                    &stored.version,
+                    &stored.model,
+                    &stored.state,
+                )
+                .params(),
             )
             .await
             .map_err(pg_error)?;
@@ -375,21 +524,7 @@ async fn import_rows(
     let mut inserted = std::collections::HashSet::new();
     for alert in &rows.alerts {
         let changed = transaction
-            .execute(
-                &insert,
-                &[
-                    &alert.id.as_str(),
-                    &alert.rule_id.as_str(),
-                    &alert.model.as_str(),
-                    &alert.version.as_str(),
-                    &alert.status.as_str(),
-                    &alert.severity.as_str(),
-                    &alert.notified,
-                    &alert.first_seen.as_millis(),
-                    &alert.resolved_at.map(Timestamp::as_millis),
-                    &to_json(alert)?,
-                ],
-            )
+            .execute(&insert, &AlertParams::new(alert)?.params())
             .await
             .map_err(pg_error)?;
         if changed > 0 {
@@ -397,10 +532,7 @@ async fn import_rows(
         }
     }
     let insert = transaction
-        .prepare(
-            "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
+        .prepare(INSERT_TRANSITION)
         .await
         .map_err(pg_error)?;
     for transition in rows
@@ -409,17 +541,7 @@ async fn import_rows(
         .filter(|t| inserted.contains(&t.alert_id))
     {
         transaction
-            .execute(
-                &insert,
-                &[
-                    &transition.alert_id.as_str(),
-                    &transition.at.as_millis(),
-                    &transition.by,
-                    &transition.from.map(AlertStatus::as_str),
-                    &transition.to.as_str(),
-                    &transition.notes,
-                ],
-            )
+            .execute(&insert, &TransitionParams::new(transition).params())
             .await
             .map_err(pg_error)?;
     }
@@ -432,20 +554,7 @@ async fn import_rows(
         .map_err(pg_error)?;
     for silence in &rows.silences {
         transaction
-            .execute(
-                &insert,
-                &[
-                    &silence.id.as_str(),
-                    &silence.model.as_str(),
-                    &silence.version.as_ref().map(Version::as_str),
-                    &silence.metric.as_ref().map(Metric::as_str),
-                    &silence.starts_at.as_millis(),
-                    &silence.ends_at.as_millis(),
-                    &silence.created_by,
-                    &silence.comment,
-                    &silence.created_at.as_millis(),
-                ],
-            )
+            .execute(&insert, &SilenceParams::new(silence).params())
             .await
             .map_err(pg_error)?;
     }
@@ -514,12 +623,7 @@ impl AlertStore for PostgresStore {
             .execute(
                 "INSERT INTO alert_rules (id, model, enabled, body) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (id) DO NOTHING",
-                &[
-                    &rule.id.as_str(),
-                    &rule.model.as_str(),
-                    &rule.enabled,
-                    &to_json(&rule)?,
-                ],
+                &RuleParams::new(&rule)?.params(),
             )
             .await
             .map_err(pg_error)?;
@@ -538,12 +642,7 @@ impl AlertStore for PostgresStore {
         let updated = transaction
             .execute(
                 "UPDATE alert_rules SET model = $2, enabled = $3, body = $4 WHERE id = $1",
-                &[
-                    &rule.id.as_str(),
-                    &rule.model.as_str(),
-                    &rule.enabled,
-                    &to_json(&rule)?,
-                ],
+                &RuleParams::new(&rule)?.params(),
             )
             .await
             .map_err(pg_error)?;

@@ -143,9 +143,165 @@ fn guards_hold(connection: &Connection, commit: &AlertCommit) -> Result<bool, St
     Ok(true)
 }
 
+// Each table's parameter list is built in one place, so the API's writes and the
+// import bind the same columns the same way; only their SQL (ON CONFLICT) differs.
+
+/// An `alert_rules` row: `(id, model, enabled, body)`.
+struct RuleParams<'a> {
+    id: &'a str,
+    model: &'a str,
+    enabled: bool,
+    body: &'a str,
+}
+
+impl<'a> RuleParams<'a> {
+    fn new(rule: &'a Rule, body: &'a str) -> Self {
+        RuleParams {
+            id: rule.id.as_str(),
+            model: rule.model.as_str(),
+            enabled: rule.enabled,
+            body,
+        }
+    }
+
+    fn params(&self) -> [&dyn ToSql; 4] {
+        [&self.id, &self.model, &self.enabled, &self.body]
+    }
+}
+
+/// An `alert_states` row: `(rule_id, version, model, consecutive_breaches,
+/// consecutive_clears, alert_id, last_observed_ms, revision)`.
+struct StateParams<'a> {
+    rule_id: &'a str,
+    version: &'a str,
+    model: &'a str,
+    consecutive_breaches: u32,
+    consecutive_clears: u32,
+    alert_id: Option<&'a str>,
+    last_observed_ms: Option<i64>,
+    revision: i64,
+}
+
+impl<'a> StateParams<'a> {
+    fn new(
+        rule_id: &'a RuleId,
+        version: &'a Version,
+        model: &'a ModelName,
+        state: &'a SeriesState,
+    ) -> Self {
+        StateParams {
+            rule_id: rule_id.as_str(),
+            version: version.as_str(),
+            model: model.as_str(),
+            consecutive_breaches: state.consecutive_breaches,
+            consecutive_clears: state.consecutive_clears,
+            alert_id: state.alert_id.as_ref().map(AlertId::as_str),
+            last_observed_ms: state.last_observed_at.map(Timestamp::as_millis),
+            revision: revision_to_sql(state.revision),
+        }
+    }
+
+    fn params(&self) -> [&dyn ToSql; 8] {
+        [
+            &self.rule_id,
+            &self.version,
+            &self.model,
+            &self.consecutive_breaches,
+            &self.consecutive_clears,
+            &self.alert_id,
+            &self.last_observed_ms,
+            &self.revision,
+        ]
+    }
+}
+
+/// An `alerts` row: `(id, rule_id, model, version, status, severity, notified,
+/// first_seen_ms, resolved_ms, body)`.
+struct AlertParams<'a> {
+    id: &'a str,
+    rule_id: &'a str,
+    model: &'a str,
+    version: &'a str,
+    status: &'static str,
+    severity: &'static str,
+    notified: bool,
+    first_seen_ms: i64,
+    resolved_ms: Option<i64>,
+    body: String,
+}
+
+impl<'a> AlertParams<'a> {
+    fn new(alert: &'a Alert) -> Result<Self, StoreError> {
+        Ok(AlertParams {
+            id: alert.id.as_str(),
+            rule_id: alert.rule_id.as_str(),
+            model: alert.model.as_str(),
+            version: alert.version.as_str(),
+            status: alert.status.as_str(),
+            severity: alert.severity.as_str(),
+            notified: alert.notified,
+            first_seen_ms: alert.first_seen.as_millis(),
+            resolved_ms: alert.resolved_at.map(Timestamp::as_millis),
+            body: to_json(alert)?,
+        })
+    }
+
+    fn params(&self) -> [&dyn ToSql; 10] {
+        [
+            &self.id,
+            &self.rule_id,
+            &self.model,
+            &self.version,
+            &self.status,
+            &self.severity,
+            &self.notified,
+            &self.first_seen_ms,
+            &self.resolved_ms,
+            &self.body,
+        ]
+    }
+}
+
+/// An `alert_transitions` row: `(alert_id, at_ms, by_actor, from_status, to_status, notes)`.
+struct TransitionParams<'a> {
+    alert_id: &'a str,
+    at_ms: i64,
+    by_actor: &'a str,
+    from_status: Option<&'static str>,
+    to_status: &'static str,
+    notes: Option<&'a str>,
+}
+
+impl<'a> TransitionParams<'a> {
+    fn new(transition: &'a AlertTransition) -> Self {
+        TransitionParams {
+            alert_id: transition.alert_id.as_str(),
+            at_ms: transition.at.as_millis(),
+            by_actor: &transition.by,
+            from_status: transition.from.map(AlertStatus::as_str),
+            to_status: transition.to.as_str(),
+            notes: transition.notes.as_deref(),
+        }
+    }
+
+    fn params(&self) -> [&dyn ToSql; 6] {
+        [
+            &self.alert_id,
+            &self.at_ms,
+            &self.by_actor,
+            &self.from_status,
+            &self.to_status,
+            &self.notes,
+        ]
+    }
+}
+
+const INSERT_TRANSITION: &str =
+    "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
 fn apply(connection: &Connection, commit: &AlertCommit) -> Result<(), StoreError> {
     if let Some(write) = &commit.state {
-        let state = &write.next;
         connection
             .prepare_cached(
                 "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
@@ -159,19 +315,12 @@ fn apply(connection: &Connection, commit: &AlertCommit) -> Result<(), StoreError
                      last_observed_ms = excluded.last_observed_ms,
                      revision = excluded.revision",
             )?
-            .execute(params![
-                write.rule_id.as_str(),
-                write.version.as_str(),
-                write.model.as_str(),
-                state.consecutive_breaches,
-                state.consecutive_clears,
-                state.alert_id.as_ref().map(AlertId::as_str),
-                state.last_observed_at.map(Timestamp::as_millis),
-                revision_to_sql(state.revision),
-            ])?;
+            .execute(
+                StateParams::new(&write.rule_id, &write.version, &write.model, &write.next)
+                    .params(),
+            )?;
     }
     if let Some(write) = &commit.alert {
-        let alert = &write.alert;
         connection
             .prepare_cached(
                 "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
@@ -184,33 +333,12 @@ fn apply(connection: &Connection, commit: &AlertCommit) -> Result<(), StoreError
                      resolved_ms = excluded.resolved_ms,
                      body = excluded.body",
             )?
-            .execute(params![
-                alert.id.as_str(),
-                alert.rule_id.as_str(),
-                alert.model.as_str(),
-                alert.version.as_str(),
-                alert.status.as_str(),
-                alert.severity.as_str(),
-                alert.notified,
-                alert.first_seen.as_millis(),
-                alert.resolved_at.map(Timestamp::as_millis),
-                to_json(alert)?,
-            ])?;
+            .execute(AlertParams::new(&write.alert)?.params())?;
     }
     if let Some(transition) = &commit.transition {
         connection
-            .prepare_cached(
-                "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                transition.alert_id.as_str(),
-                transition.at.as_millis(),
-                transition.by,
-                transition.from.map(AlertStatus::as_str),
-                transition.to.as_str(),
-                transition.notes,
-            ])?;
+            .prepare_cached(INSERT_TRANSITION)?
+            .execute(TransitionParams::new(transition).params())?;
     }
     for new in &commit.notifications {
         let entry = &new.entry;
@@ -394,12 +522,8 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
          ON CONFLICT DO NOTHING",
     )?;
     for rule in &rows.rules {
-        insert.execute(params![
-            rule.id.as_str(),
-            rule.model.as_str(),
-            rule.enabled,
-            to_json(rule)?
-        ])?;
+        let body = to_json(rule)?;
+        insert.execute(RuleParams::new(rule, &body).params())?;
     }
     let mut insert = connection.prepare_cached(
         "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
@@ -407,17 +531,15 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
     )?;
     for stored in &rows.states {
-        let state = &stored.state;
-        insert.execute(params![
-            stored.rule_id.as_str(),
-            stored.version.as_str(),
-            stored.model.as_str(),
-            state.consecutive_breaches,
-            state.consecutive_clears,
-            state.alert_id.as_ref().map(AlertId::as_str),
-            state.last_observed_at.map(Timestamp::as_millis),
-            revision_to_sql(state.revision),
-        ])?;
+        insert.execute(
+            StateParams::new(
+                &stored.rule_id,
+                &stored.version,
+                &stored.model,
+                &stored.state,
+            )
+            .params(),
+        )?;
     }
     let mut inserted = std::collections::HashSet::new();
     let mut insert = connection.prepare_cached(
@@ -426,39 +548,18 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
     )?;
     for alert in &rows.alerts {
-        let changed = insert.execute(params![
-            alert.id.as_str(),
-            alert.rule_id.as_str(),
-            alert.model.as_str(),
-            alert.version.as_str(),
-            alert.status.as_str(),
-            alert.severity.as_str(),
-            alert.notified,
-            alert.first_seen.as_millis(),
-            alert.resolved_at.map(Timestamp::as_millis),
-            to_json(alert)?,
-        ])?;
+        let changed = insert.execute(AlertParams::new(alert)?.params())?;
         if changed > 0 {
             inserted.insert(&alert.id);
         }
     }
-    let mut insert = connection.prepare_cached(
-        "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
+    let mut insert = connection.prepare_cached(INSERT_TRANSITION)?;
     for transition in rows
         .transitions
         .iter()
         .filter(|t| inserted.contains(&t.alert_id))
     {
-        insert.execute(params![
-            transition.alert_id.as_str(),
-            transition.at.as_millis(),
-            transition.by,
-            transition.from.map(AlertStatus::as_str),
-            transition.to.as_str(),
-            transition.notes,
-        ])?;
+        insert.execute(TransitionParams::new(transition).params())?;
     }
     for silence in &rows.silences {
         write_silence(connection, silence, true)?;
@@ -500,12 +601,7 @@ impl AlertStore for SqliteStore {
                     "INSERT INTO alert_rules (id, model, enabled, body) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (id) DO NOTHING",
                 )?
-                .execute(params![
-                    rule.id.as_str(),
-                    rule.model.as_str(),
-                    rule.enabled,
-                    body
-                ])?;
+                .execute(RuleParams::new(&rule, &body).params())?;
             if inserted == 0 {
                 return Err(StoreError::AlreadyExists {
                     kind: "rule",
@@ -524,12 +620,7 @@ impl AlertStore for SqliteStore {
                 .prepare_cached(
                     "UPDATE alert_rules SET model = ?2, enabled = ?3, body = ?4 WHERE id = ?1",
                 )?
-                .execute(params![
-                    rule.id.as_str(),
-                    rule.model.as_str(),
-                    rule.enabled,
-                    body
-                ])?;
+                .execute(RuleParams::new(&rule, &body).params())?;
             if updated == 0 {
                 return Err(StoreError::NotFound {
                     kind: "rule",
