@@ -5,10 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use modelwatch::store::postgres::testing::TestDatabase;
 use serde_json::Value;
+
+mod common;
+use common::{minutes_ago, postgres_database, succeeded};
 
 #[derive(Debug, Clone, Copy)]
 enum Backend {
@@ -25,27 +28,13 @@ struct Env {
     _postgres: Option<(TestDatabase, tokio::runtime::Runtime)>,
 }
 
-/// Samples are recorded a few minutes in the past so evaluation (at the wall clock) sees
-/// them as already happened.
-fn minutes_ago(minutes: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    (now - minutes * 60_000).to_string()
-}
-
 impl Env {
     fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (db, postgres) = match backend {
             Backend::Sqlite => (dir.path().join("test.db").display().to_string(), None),
             Backend::Postgres => {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                let database = runtime.block_on(TestDatabase::create("cli_alerts"));
+                let (runtime, database) = postgres_database("cli_alerts");
                 (database.url().to_owned(), Some((database, runtime)))
             }
         };
@@ -66,12 +55,8 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
-        command
-            .args(args)
-            .args(["--format", "json"])
-            .env("MODELWATCH_DB", &self.db)
-            .env_remove("MODELWATCH_CONFIG");
+        let mut command = common::modelwatch(&self.db);
+        command.args(args).args(["--format", "json"]);
         if let Some(config) = &self.config {
             command.env("MODELWATCH_CONFIG", config);
         }
@@ -79,13 +64,7 @@ impl Env {
     }
 
     fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        serde_json::from_slice(&succeeded(args, self.run(args))).unwrap()
     }
 
     fn fails(&self, args: &[&str]) -> String {

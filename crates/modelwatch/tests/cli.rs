@@ -6,8 +6,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use modelwatch::store::postgres::testing::TestDatabase;
 use serde_json::Value;
+
+mod common;
+use common::{minutes_ago, postgres_database, succeeded};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -25,11 +27,8 @@ impl Env {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
-        command
-            .args(args)
-            .env("MODELWATCH_DB", self.db())
-            .env_remove("MODELWATCH_CONFIG");
+        let mut command = common::modelwatch(self.db());
+        command.args(args);
         command
     }
 
@@ -38,13 +37,7 @@ impl Env {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        String::from_utf8(succeeded(args, self.run(args))).unwrap()
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -367,16 +360,6 @@ fn kill_during_import_loses_no_reported_batch() {
     }
 }
 
-/// A fresh PostgreSQL database for one test; the test fails when PostgreSQL is unreachable.
-fn postgres_database(label: &str) -> (tokio::runtime::Runtime, TestDatabase) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let database = runtime.block_on(TestDatabase::create(label));
-    (runtime, database)
-}
-
 #[test]
 fn postgres_location_works_for_every_command() {
     let env = Env::new();
@@ -477,12 +460,7 @@ fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
             "ops,pager",
         ]);
     }
-    let two_minutes_ago = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        - 120_000)
-        .to_string();
+    let two_minutes_ago = minutes_ago(2);
     env.ok(&[
         "metrics",
         "record",

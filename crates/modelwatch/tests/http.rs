@@ -5,13 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::listening_on;
 
 struct Env {
     dir: tempfile::TempDir,
@@ -29,12 +32,10 @@ impl Env {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
+        let mut command = common::modelwatch(self.db());
         command
             .args(args)
             .current_dir(self.dir.path())
-            .env("MODELWATCH_DB", self.db())
-            .env_remove("MODELWATCH_CONFIG")
             .env_remove("MODELWATCH_LISTEN");
         command
     }
@@ -56,14 +57,7 @@ impl Env {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("modelwatch listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let address = listening_on(child.stdout.take().unwrap());
         Server { child, address }
     }
 }
@@ -75,28 +69,20 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::reap(&mut self.child);
     }
 }
 
 /// One HTTP/1.1 request over a fresh connection: (status, body).
 fn http(address: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    write!(
-        stream,
+    let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    );
+    let response = common::exchange(address, &request, Some(Duration::from_secs(20)));
     let status: u16 = response[9..12].parse().unwrap();
     let body = response
         .split_once("\r\n\r\n")

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -13,6 +13,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::{minutes_ago, succeeded, terminate};
 
 // ---------------------------------------------------------------- the receiver
 
@@ -83,35 +86,12 @@ impl Receiver {
     fn serve(&self, stream: TcpStream, mode: Mode) {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut writer = stream;
-        loop {
-            let mut delivery = String::new();
-            let mut length = 0usize;
-            let mut line = String::new();
-            // Request line, then headers up to the blank line.
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let trimmed = line.trim_end();
-                if trimmed.is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = trimmed.split_once(':') {
-                    if name.eq_ignore_ascii_case("x-modelwatch-delivery") {
-                        delivery = value.trim().to_owned();
-                    } else if name.eq_ignore_ascii_case("content-length") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                }
-            }
-            let mut body = vec![0u8; length];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
+        while let Some(request) = common::read_request(&mut reader) {
+            let delivery = request
+                .headers
+                .get("x-modelwatch-delivery")
+                .cloned()
+                .unwrap_or_default();
             let (lock, changed) = &*self.state;
             let nth = {
                 let mut state = lock.lock().unwrap();
@@ -158,17 +138,7 @@ impl Receiver {
 
     /// Waits until `done` holds for the state, at most `limit`.
     fn wait_for(&self, limit: Duration, done: impl Fn(&State) -> bool) -> bool {
-        let (lock, changed) = &*self.state;
-        let deadline = Instant::now() + limit;
-        let mut state = lock.lock().unwrap();
-        while !done(&state) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            state = changed.wait_timeout(state, left).unwrap().0;
-        }
-        true
+        common::wait_for(&self.state, limit, done)
     }
 
     fn release(&self) {
@@ -200,14 +170,6 @@ struct Env {
     config: PathBuf,
 }
 
-fn minutes_ago(minutes: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    (now - minutes * 60_000).to_string()
-}
-
 /// Fast retries and short leases, so the tests take seconds.
 const NOTIFY: &str = "[notify]\ninitial_backoff = \"500ms\"\nmax_backoff = \"1s\"\n\
                       timeout = \"1s\"\nlease = \"3s\"\npoll_interval = \"200ms\"\n";
@@ -221,10 +183,9 @@ impl Env {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
+        let mut command = common::modelwatch(self.dir.path().join("test.db"));
         command
             .args(args)
-            .env("MODELWATCH_DB", self.dir.path().join("test.db"))
             .env("MODELWATCH_CONFIG", &self.config)
             .env_remove("MODELWATCH_LISTEN");
         command
@@ -238,13 +199,7 @@ impl Env {
     }
 
     fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        serde_json::from_slice(&succeeded(args, self.run(args))).unwrap()
     }
 
     /// `count` rules on one metric notifying `channels`, and a sample that fires them
@@ -305,23 +260,6 @@ impl Env {
 
 fn webhook(name: &str, url: &str, extra: &str) -> String {
     format!("[channels.{name}]\nkind = \"webhook\"\nurl = \"{url}\"\n{extra}")
-}
-
-fn terminate(child: &mut Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "exited with {status}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 // ---------------------------------------------------------------- the faults
@@ -435,29 +373,16 @@ fn notify_loop_killed_with_sigkill_delivers_everything_once_after_restart() {
 }
 
 /// The address `serve` printed on its first stdout line.
+/// The pipe stays open: the child keeps its stdout.
 fn listening_on(child: &mut Child) -> String {
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    line.trim()
-        .strip_prefix("modelwatch listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned()
+    common::listening_on(child.stdout.as_mut().unwrap())
 }
 
 /// A GET with the standard library: status and body.
 fn get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let response = common::exchange(address, &request, None);
+    let (status, body) = common::status_and_body(&response);
     (status, body.to_owned())
 }
 

@@ -14,15 +14,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use modelwatch::store::postgres::testing::TestDatabase;
 use serde_json::{json, Value};
+
+mod common;
+use common::{listening_on, postgres_database};
 
 // ---------------------------------------------------------------- the receiver
 
@@ -74,36 +76,11 @@ impl Receiver {
     fn serve(&self, stream: TcpStream) {
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut writer = stream;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let target = line.split(' ').nth(1).unwrap_or("").to_owned();
-            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-            let mut headers = BTreeMap::new();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let trimmed = line.trim_end();
-                if trimmed.is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = trimmed.split_once(':') {
-                    headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
-                }
-            }
-            let length = headers
-                .get("content-length")
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(0);
-            let mut body = vec![0u8; length];
-            if reader.read_exact(&mut body).is_err() {
-                return;
-            }
-            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        while let Some(request) = common::read_request(&mut reader) {
+            let target = &request.target;
+            let headers = &request.headers;
+            let (path, query) = target.split_once('?').unwrap_or((target, ""));
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
             let arrival = Arrival {
                 server: query.strip_prefix("server=").unwrap_or("").to_owned(),
                 channel: path.trim_start_matches('/').to_owned(),
@@ -154,17 +131,7 @@ impl Receiver {
 
     /// Waits (at most `limit`) until `done` holds for the inbox.
     fn wait_for(&self, limit: Duration, done: impl Fn(&Inbox) -> bool) -> bool {
-        let (lock, changed) = &*self.inbox;
-        let deadline = Instant::now() + limit;
-        let mut inbox = lock.lock().unwrap();
-        while !done(&inbox) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            inbox = changed.wait_timeout(inbox, left).unwrap().0;
-        }
-        true
+        common::wait_for(&self.inbox, limit, done)
     }
 
     fn release(&self) {
@@ -210,8 +177,7 @@ struct Server {
 /// A failing test must not leave servers behind.
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::reap(&mut self.child);
     }
 }
 
@@ -227,15 +193,7 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("modelwatch listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let address = listening_on(child.stdout.take().unwrap());
         Server {
             name,
             child,
@@ -244,20 +202,15 @@ impl Server {
     }
 
     fn request(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut stream = TcpStream::connect(&self.address).unwrap();
         let body = body.map(Value::to_string).unwrap_or_default();
-        write!(
-            stream,
+        let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.address,
             body.len()
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        );
+        let response = common::exchange(&self.address, &request, None);
+        let (status, body) = common::status_and_body(&response);
         (status, serde_json::from_str(body).unwrap_or(Value::Null))
     }
 
@@ -287,20 +240,7 @@ impl Server {
     }
 
     fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::terminate(&mut self.child);
     }
 }
 
@@ -347,11 +287,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 #[test]
 fn two_servers_on_one_database_one_killed_make_one_alert_per_breach_and_one_delivery_each() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let database = runtime.block_on(TestDatabase::create("servers"));
+    let (_runtime, database) = postgres_database("servers");
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
     create_rules(database.url());
