@@ -343,8 +343,10 @@ impl Step<'_> {
                 baseline_value,
                 ..
             } => format!(
-                "{}: {series} degraded {degradation_percentage:.1}% (from {baseline_value} to {current_value}), more than {max_degradation_percentage}%",
-                rule.name
+                "{}: {series} degraded {degradation_percentage:.1}% (from {} to {}), more than {max_degradation_percentage}%",
+                rule.name,
+                readable(*baseline_value),
+                readable(*current_value)
             ),
         }
     }
@@ -554,5 +556,38 @@ impl Step<'_> {
             alert: Some(AlertWrite::Update(alert)),
             transition: Some(transition),
         }
+    }
+}
+
+/// A computed value for people: six significant digits, trailing zeros dropped. A
+/// baseline is a mean, and its full binary expansion (0.9430495818815334) reads as noise.
+fn readable(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = usize::try_from((5 - magnitude).clamp(0, 12)).unwrap_or(0);
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable;
+
+    #[test]
+    fn computed_values_read_with_six_significant_digits() {
+        assert_eq!(readable(0.943_049_581_881_533_4), "0.94305");
+        assert_eq!(readable(41.891_234), "41.8912");
+        assert_eq!(readable(0.834_27), "0.83427");
+        assert_eq!(readable(1_234_567.8), "1234568");
+        assert_eq!(readable(-0.000_123_456_78), "-0.000123457");
+        assert_eq!(readable(0.5), "0.5");
+        assert_eq!(readable(0.0), "0");
+        assert_eq!(readable(f64::NAN), "NaN");
     }
 }
