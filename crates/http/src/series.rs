@@ -8,7 +8,7 @@ use axum::Json;
 use modelwatch_core::{
     Bucket, Dataset, Metric, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp, Version,
 };
-use modelwatch_store::SeriesFilter;
+use modelwatch_store::{SeriesFilter, SeriesInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -240,32 +240,57 @@ pub struct ModelsResponse {
     responses((status = 200, body = ModelsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
 )]
 pub async fn list_models(State(state): State<AppState>) -> ApiResult<Json<ModelsResponse>> {
-    let mut models: Vec<ModelEntry> = Vec::new();
-    for series in state.store().list_series(&SeriesFilter::default()).await? {
-        let (model, version) = (series.key.model.to_string(), series.key.version.to_string());
-        match models.last_mut() {
-            Some(entry) if entry.model == model => {
-                if entry.versions.last() != Some(&version) {
-                    entry.versions.push(version);
+    let series = state.store().list_series(&SeriesFilter::default()).await?;
+    let models = group_series(
+        &series,
+        |s| s.key.model.as_str(),
+        |s| s.key.version.as_str(),
+    )
+    .into_iter()
+    .map(|group| ModelEntry {
+        model: group.key.to_owned(),
+        versions: group.members,
+        first_timestamp: group.first.to_rfc3339(),
+        last_timestamp: group.last.to_rfc3339(),
+    })
+    .collect();
+    Ok(Json(ModelsResponse { models }))
+}
+
+/// Runs of consecutive series sharing a key (the listing is ordered by model, version,
+/// metric), with their distinct members in order and the span of their samples.
+struct SeriesGroup<'a> {
+    key: &'a str,
+    members: Vec<String>,
+    first: Timestamp,
+    last: Timestamp,
+}
+
+fn group_series<'a>(
+    series: &'a [SeriesInfo],
+    key: impl Fn(&'a SeriesInfo) -> &'a str,
+    member: impl Fn(&'a SeriesInfo) -> &'a str,
+) -> Vec<SeriesGroup<'a>> {
+    let mut groups: Vec<SeriesGroup<'a>> = Vec::new();
+    for info in series {
+        let (key, member) = (key(info), member(info));
+        match groups.last_mut() {
+            Some(group) if group.key == key => {
+                if group.members.last().map(String::as_str) != Some(member) {
+                    group.members.push(member.to_owned());
                 }
-                entry.first_timestamp = entry
-                    .first_timestamp
-                    .clone()
-                    .min(series.first_timestamp.to_rfc3339());
-                entry.last_timestamp = entry
-                    .last_timestamp
-                    .clone()
-                    .max(series.last_timestamp.to_rfc3339());
+                group.first = group.first.min(info.first_timestamp);
+                group.last = group.last.max(info.last_timestamp);
             }
-            _ => models.push(ModelEntry {
-                model,
-                versions: vec![version],
-                first_timestamp: series.first_timestamp.to_rfc3339(),
-                last_timestamp: series.last_timestamp.to_rfc3339(),
+            _ => groups.push(SeriesGroup {
+                key,
+                members: vec![member.to_owned()],
+                first: info.first_timestamp,
+                last: info.last_timestamp,
             }),
         }
     }
-    Ok(Json(ModelsResponse { models }))
+    groups
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -311,29 +336,20 @@ pub async fn list_versions(
         model: Some(model.clone()),
         ..SeriesFilter::default()
     };
-    let mut versions: Vec<VersionEntry> = Vec::new();
-    for series in state.store().list_series(&filter).await? {
-        let version = series.key.version.to_string();
-        match versions.last_mut() {
-            Some(entry) if entry.version == version => {
-                entry.metrics.push(series.key.metric.to_string());
-                entry.first_timestamp = entry
-                    .first_timestamp
-                    .clone()
-                    .min(series.first_timestamp.to_rfc3339());
-                entry.last_timestamp = entry
-                    .last_timestamp
-                    .clone()
-                    .max(series.last_timestamp.to_rfc3339());
-            }
-            _ => versions.push(VersionEntry {
-                version,
-                metrics: vec![series.key.metric.to_string()],
-                first_timestamp: series.first_timestamp.to_rfc3339(),
-                last_timestamp: series.last_timestamp.to_rfc3339(),
-            }),
-        }
-    }
+    let series = state.store().list_series(&filter).await?;
+    let versions: Vec<VersionEntry> = group_series(
+        &series,
+        |s| s.key.version.as_str(),
+        |s| s.key.metric.as_str(),
+    )
+    .into_iter()
+    .map(|group| VersionEntry {
+        version: group.key.to_owned(),
+        metrics: group.members,
+        first_timestamp: group.first.to_rfc3339(),
+        last_timestamp: group.last.to_rfc3339(),
+    })
+    .collect();
     if versions.is_empty() {
         return Err(ApiError::NotFound(format!("no model {model}")));
     }
