@@ -163,25 +163,8 @@ pub struct Overrides {
     pub log_level: Option<String>,
 }
 
-/// Parses "30s", "500ms", "2m", "1h" (or a bare number of seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (like 30s, 500ms, 2m)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => number,
-        "ms" => number / 1000.0,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        other => return Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
-}
+/// The server's and the channels' durations are written alike ("30s", "500ms", "2m", "1h").
+pub use modelwatch_notify::config::parse_duration;
 
 impl RawConfig {
     /// Parses TOML text; `path` only names the file in errors.
