@@ -299,33 +299,23 @@ async fn bad_input_gets_400_naming_the_field() {
         Some(sample("accuracy", 0.5, 1)),
     )
     .await;
-    let reply = app
-        .call(
-            Method::GET,
-            SERIES,
+    for (path, field) in [
+        (
             "/api/v1/models/fraud/versions/v1/metrics/accuracy?max_points=0",
-            None,
-        )
-        .await;
-    assert_eq!(reply.body["error"]["field"], "max_points");
-    let reply = app
-        .call(
-            Method::GET,
-            SERIES,
+            "max_points",
+        ),
+        (
             "/api/v1/models/fraud/versions/v1/metrics/accuracy?from=yesterday",
-            None,
-        )
-        .await;
-    assert_eq!(reply.body["error"]["field"], "from");
-    let reply = app
-        .call(
-            Method::GET,
-            SERIES,
+            "from",
+        ),
+        (
             "/api/v1/models/fr%20aud/versions/v1/metrics/accuracy",
-            None,
-        )
-        .await;
-    assert_eq!(reply.body["error"]["field"], "model");
+            "model",
+        ),
+    ] {
+        let reply = app.call(Method::GET, SERIES, path, None).await;
+        assert_eq!(reply.body["error"]["field"], field, "{path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
