@@ -144,7 +144,7 @@ for (const browserName of selectedBrowsers()) {
           await go(hash);
           await ready(selector);
           if (name === "overview") await page.waitForFunction(() => document.querySelectorAll("td.spark canvas").length >= 4, { timeout: 15_000 });
-          // Wide tables scroll inside their own box; the page itself never scrolls sideways.
+          // The page itself never scrolls sideways (tables: see the 375 px scenario).
           const width = await page.evaluate(() => document.documentElement.scrollWidth);
           assert.ok(width <= 390, `${name}: the page is ${width} px wide on a 390 px screen`);
           if (name === "overview") {
@@ -163,6 +163,86 @@ for (const browserName of selectedBrowsers()) {
       } finally {
         await page.setViewport(VIEWPORT);
       }
+      assert.deepEqual(errors, []);
+    });
+
+    test("on a 375 px phone no table scrolls sideways: rows are cards, each cell labelled", async () => {
+      await page.setViewport({ width: 375, height: 800 });
+      const problems = [];
+      try {
+        for (const [name, hash, selector] of [
+          ["overview", "#/", "tbody tr"],
+          // The degradation table comes after the charts.
+          ["model", "#/model/fraud_detector/v2.1", "section[aria-labelledby=deg-h] tbody tr"],
+          ["alerts", "#/alerts?status=", "tbody tr[data-alert]"],
+          ["rules", "#/rules", "tbody tr[data-rule]"],
+        ]) {
+          await go(hash);
+          await ready();
+          await page.waitForSelector(selector);
+          // The overview's grades load per row, and widen their column.
+          if (name === "overview") await page.waitForFunction(() => document.querySelectorAll("tbody [class*=b-grade-]").length >= 4, { timeout: 15_000 });
+          const [wide, innerWidth] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+          if (wide > innerWidth) problems.push(`${name}: the page is ${wide} px wide on a ${innerWidth} px screen`);
+          const boxes = await page.$$eval("main .scroll", (els) => els.map((el) => [el.scrollWidth, el.clientWidth]));
+          assert.ok(boxes.length > 0, `${name} has a table`);
+          for (const [inner, box] of boxes) if (inner > box) problems.push(`${name}: a table is ${inner} px wide in a ${box} px box`);
+          await shot(`${name}-375`);
+        }
+        assert.deepEqual(problems, []);
+        // The alerts' cards name each value after its column, and every action is a
+        // button on the screen that a tap reaches (nothing covers it).
+        await go("#/alerts?status=");
+        await ready("tbody tr[data-alert]");
+        const labels = await page.$eval("tbody tr[data-alert]", (tr) =>
+          [...tr.cells].filter((td) => td.offsetParent !== null).map((td) => [td.dataset.label, getComputedStyle(td, "::before").content]));
+        assert.deepEqual(labels.slice(0, 4).map(([label]) => label), ["Severity", "Status", "Alert", "Model"]);
+        // Chromium gives the label's text, Firefox the expression that makes it.
+        for (const [label, content] of labels) assert.ok([`"${label}"`, "attr(data-label)"].includes(content), `${label}: ${content}`);
+        const buttons = await page.$$eval("tbody tr[data-alert] td.actions button", (bs) => bs.map((b) => {
+          b.scrollIntoView({ block: "center" });
+          const r = b.getBoundingClientRect();
+          const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+          return { text: b.textContent, left: r.left, right: r.right, width: r.width, hit: hit?.outerHTML.slice(0, 120), reached: b === hit || b.contains(hit) };
+        }));
+        assert.ok(buttons.some((b) => b.text === "Acknowledge") && buttons.some((b) => b.text === "Resolve"), JSON.stringify(buttons));
+        for (const b of buttons) assert.ok(b.reached && b.width > 0 && b.left >= 0 && b.right <= 375, `${b.text}: ${JSON.stringify(b)}`);
+      } finally {
+        await page.setViewport(VIEWPORT);
+      }
+      assert.deepEqual(errors, []);
+    });
+
+    test("the keyboard reaches a chart's alert markers, named for screen readers", async () => {
+      const alerts = list(await json(`${server.url}/api/v1/alerts?model=fraud_detector&version=v2.1`), "alerts");
+      assert.ok(alerts.length > 0, "the demo has alerts on fraud_detector v2.1");
+      await page.goto("about:blank");
+      await page.goto(`${server.url}/#/model/fraud_detector/v2.1?range=7d`);
+      await ready("figure canvas");
+      await page.keyboard.press("Tab");
+      await page.keyboard.press("Enter"); // the skip link: into the page
+      let reached = false;
+      for (let i = 0; i < 60 && !reached; i++) {
+        await page.keyboard.press("Tab");
+        reached = await page.evaluate(() => document.activeElement?.matches(".chart-markers button") ?? false);
+      }
+      assert.ok(reached, "Tab reaches a marker of a chart");
+      const focused = await page.evaluate(() => {
+        const button = document.activeElement;
+        const figure = button.closest("figure");
+        const tip = figure.querySelector(".marker-tip");
+        return { name: button.getAttribute("aria-label"), metric: figure.dataset.metric, outline: getComputedStyle(button).outlineStyle,
+          tip: tip && !tip.hidden ? tip.textContent : null };
+      });
+      // "alert: <the alert's message> at <time>, <severity>"
+      const match = /^alert: (.+) at .+, (critical|high|medium|low)$/.exec(focused.name ?? "");
+      assert.ok(match, `the marker's accessible name describes the alert: ${focused.name}`);
+      assert.ok(alerts.some((a) => a.metric === focused.metric && a.message === match[1] && a.severity === match[2]),
+        `${focused.name} is an alert of ${focused.metric}: ${JSON.stringify(alerts.map((a) => [a.metric, a.message, a.severity]))}`);
+      assert.notEqual(focused.outline, "none", "the focused marker shows its focus");
+      // Focused, its marker shows the same words on the chart as a tooltip.
+      assert.equal(focused.tip, focused.name);
+      await shot("model-marker-keyboard");
       assert.deepEqual(errors, []);
     });
 
@@ -230,6 +310,54 @@ for (const browserName of selectedBrowsers()) {
       assert.deepEqual(got, want);
       await shot("alerts-tests");
       assert.deepEqual(errors, []);
+    });
+
+    test("the model page and the alerts page print a p-value alike, the full value on hover", async () => {
+      // The demo's p-values are whatever its detectors compute. To see both pages print one
+      // known value, a second tab answers the pages with the API's responses rewritten in
+      // the page: every degradation result and every recorded test get p = 0.0003. (In a
+      // tab of its own, so no other scenario sees these answers.)
+      const tab = await browser.newPage();
+      const tabErrors = [];
+      tab.on("pageerror", (e) => tabErrors.push(String(e)));
+      try {
+        await tab.goto(`${server.url}/#/rules`);
+        await tab.waitForSelector("main[data-ready]");
+        await tab.evaluate((p) => {
+          const fromServer = window.fetch.bind(window);
+          window.fetch = async (input, init) => {
+            const response = await fromServer(input, init);
+            const path = new URL(String(input), location.href).pathname;
+            const degradation = path.endsWith("/degradation");
+            if (!response.ok || !(degradation || path === "/api/v1/alerts")) return response;
+            const data = await response.json();
+            const items = Array.isArray(data) ? data : Object.values(data).find(Array.isArray) ?? [];
+            for (const item of items) {
+              if (degradation) item.p_value = p;
+              else if (item.trigger?.test) item.trigger.test.p_value = p;
+            }
+            return new Response(JSON.stringify(data), { status: response.status, headers: response.headers });
+          };
+        }, 0.0003);
+        // The cells of the column headed "p-value" that show a number, as [text, title].
+        const cells = (table) => tab.$eval(table, (table) => {
+          const column = [...table.tHead.rows[0].cells].findIndex((th) => th.textContent === "p-value");
+          return [...table.tBodies[0].rows].map((tr) => tr.cells[column]).filter((td) => /\d/.test(td?.textContent ?? ""))
+            .map((td) => [td.textContent, td.title]);
+        });
+        await tab.evaluate(() => { location.hash = "#/model/fraud_detector/v2.1"; });
+        await tab.waitForSelector("main[data-ready] section[aria-labelledby=deg-h] tbody tr");
+        const model = await cells("section[aria-labelledby=deg-h] table");
+        await tab.evaluate(() => { location.hash = "#/alerts?status="; });
+        await tab.waitForSelector("main[data-ready] tbody tr[data-alert]");
+        const alerts = await cells("table.alerts");
+        assert.ok(model.length > 0 && alerts.length > 0, `p-values on both pages: ${JSON.stringify({ model, alerts })}`);
+        for (const cell of [...model, ...alerts]) assert.deepEqual(cell, ["0.0003", "p = 0.0003"]);
+        await tab.screenshot({ path: join(artifacts, `${browserName}-alerts-p-value.png`), fullPage: true });
+      } finally {
+        await tab.close();
+      }
+      assert.deepEqual(tabErrors, []);
     });
 
     test("creating a rule from the page makes it appear in GET /api/v1/rules", async () => {

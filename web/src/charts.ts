@@ -1,8 +1,11 @@
 // Charts are uPlot (small, fast with 40k+ points, canvas). What uPlot does not draw by
 // itself — the baseline band, rule lines and alert markers — is drawn by a uPlot plugin
-// on its canvas in data coordinates, so zooming and resizing keep them in place.
+// on its canvas in data coordinates, so zooming and resizing keep them in place. The
+// canvas is for the eye and the mouse; the markers are also a list of buttons under the
+// chart, for the keyboard and screen readers.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { h, clear } from "./util";
 
 function css(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
@@ -19,11 +22,25 @@ export function sparkline(el: HTMLElement, xs: number[], ys: (number | null)[]):
   return new uPlot(opts, [xs, ys], el);
 }
 
-export interface Marker { at: number; kind: "fired" | "resolved" | "preview"; label: string }
+/** A moment on a chart. `label` says what happened ("alert: accuracy below 0.9"). */
+export interface Marker { at: number; kind: "fired" | "resolved" | "preview"; label: string; severity?: string }
 export interface Line { value: number; label: string; dashed?: boolean; color?: string }
 export interface Overlays { band?: [number, number] | null; lines?: Line[]; markers?: Marker[] }
 
-function overlayPlugin(overlays: () => Overlays): uPlot.Plugin {
+const markerTime = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+
+/**
+ * What a marker says: `name` for its button and tooltip ("alert: accuracy below 0.9 at
+ * Nov 30, 14:05, critical"); `short`, the end of it, as the button's visible text.
+ */
+export function markerText(marker: Marker): { name: string; short: string } {
+  const when = markerTime.format(new Date(marker.at * 1000));
+  const short = marker.severity ? `${when}, ${marker.severity}` : when;
+  return { name: `${marker.label} at ${short}`, short };
+}
+
+/** `highlighted`: the marker whose button has the focus (or the mouse), drawn emphasised. */
+function overlayPlugin(overlays: () => Overlays, highlighted: () => Marker | null): uPlot.Plugin {
   return {
     hooks: {
       drawAxes: [(u: uPlot) => {
@@ -86,11 +103,18 @@ function overlayPlugin(overlays: () => Overlays): uPlot.Plugin {
           const x = Math.round(u.valToPos(marker.at, "x", true));
           if (x < left || x > left + width) continue;
           const color = marker.kind === "fired" ? css("--bad") : marker.kind === "resolved" ? css("--good") : css("--warn");
+          const emphasised = marker === highlighted();
+          if (emphasised) {
+            // A halo in the focus colour, as focused controls have.
+            ctx.strokeStyle = css("--focus");
+            ctx.lineWidth = 6 * devicePixelRatio;
+            ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
+          }
           ctx.strokeStyle = color; ctx.fillStyle = color;
-          ctx.lineWidth = 1.5 * devicePixelRatio;
+          ctx.lineWidth = (emphasised ? 2.5 : 1.5) * devicePixelRatio;
           ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
           ctx.beginPath();
-          const s = 5 * devicePixelRatio;
+          const s = (emphasised ? 8 : 5) * devicePixelRatio;
           ctx.moveTo(x - s, top); ctx.lineTo(x + s, top); ctx.lineTo(x, top + s * 1.6); ctx.closePath(); ctx.fill();
         }
         ctx.restore();
@@ -134,19 +158,26 @@ function align(series: ChartSeries[]): { data: uPlot.AlignedData; ranges: Map<nu
 
 const format = (v: number | null | undefined) => (v == null ? "—" : Number(v.toPrecision(5)).toString());
 
-/**
- * A metric chart: drag to zoom (double-click resets), hover shows values in the legend.
- * `onZoom` gets the selected range in ms so the page can fetch finer data. `knownWidth`
- * spares a layout read when the page has measured the box already.
- */
+export interface ChartOptions {
+  /** Gets the range selected by dragging, in ms, so the page can fetch finer data. */
+  onZoom?: (from: number, to: number) => void;
+  /** The box's width when the page has measured it already (spares a layout read). */
+  width?: number;
+  /**
+   * The time range shown, in ms, instead of the data's own: the range the page asked for,
+   * so an alert fired after the last sample (as one just fired is) is on the chart.
+   */
+  timeWindow?: [number, number];
+}
+
+/** A metric chart: drag to zoom (double-click resets), hover shows values in the legend. */
 export function metricChart(
   el: HTMLElement,
   series: ChartSeries[],
   overlays: Overlays,
-  onZoom?: (from: number, to: number) => void,
-  knownWidth?: number,
+  { onZoom, width: knownWidth, timeWindow }: ChartOptions = {},
 ): uPlot {
-  const current = { overlays };
+  const current: { overlays: Overlays; highlighted: Marker | null } = { overlays, highlighted: null };
   const width = knownWidth ?? Math.max(el.clientWidth, 280);
   const colors = [css("--accent"), css("--compare"), css("--warn")];
   const rangeColors = [css("--range"), css("--compare-range"), css("--range")];
@@ -194,8 +225,11 @@ export function metricChart(
     ],
     bands,
     cursor: { drag: { x: true, y: false, setScale: true } },
-    plugins: [overlayPlugin(() => current.overlays)],
+    plugins: [overlayPlugin(() => current.overlays, () => current.highlighted)],
     hooks: {
+      // A zoom or a live point changes which markers are on the chart.
+      setScale: [(_u: uPlot, key: string) => { if (key === "x") markers?.render(); }],
+      setCursor: [(u: uPlot) => markers?.hover(u.cursor.left ?? -1)],
       setSelect: [(u: uPlot) => {
         if (!onZoom || u.select.width < 5) return;
         const from = u.posToVal(u.select.left, "x") * 1000;
@@ -204,8 +238,13 @@ export function metricChart(
       }],
     },
   };
+  let markers: MarkerControls | undefined;
   const chart = new uPlot(opts, data, el);
   (chart as any)._ranges = ranges;
+  if (timeWindow) chart.setScale("x", { min: timeWindow[0] / 1000, max: timeWindow[1] / 1000 });
+  markers = markerControls(chart, el, current);
+  markers.render();
+  (chart as any)._markerList = markers.list;
   // Fit the chart to its box when the window (or phone orientation) changes.
   const observer = new ResizeObserver(() => {
     const w = Math.max(el.clientWidth, 280);
@@ -213,13 +252,81 @@ export function metricChart(
   });
   observer.observe(el);
   (chart as any)._observer = observer;
-  // `rescale`: the y range is taken again, so lines that arrive later are on the chart.
+  // `rescale`: the y range is taken again, so lines that arrive later are on the chart
+  // (setting x, even to what it is, makes uPlot range y anew; the time range stays).
   (chart as any).setOverlays = (next: Overlays, rescale = false) => {
     current.overlays = next;
-    if (rescale) chart.setData(chart.data);
+    const { min, max } = chart.scales.x;
+    if (rescale && min != null && max != null) chart.setScale("x", { min, max });
     else chart.redraw(false);
+    markers?.render();
   };
   return chart;
+}
+
+interface MarkerControls { list: HTMLElement; render: () => void; hover: (cursorLeft: number) => void }
+
+/**
+ * The chart's markers as buttons in a list under it, each named by `markerText`, so the
+ * keyboard reaches them and screen readers read them. Focusing or hovering a button
+ * emphasises its marker, shows its tooltip and puts the chart's cursor there (the legend
+ * then gives the values at that moment); the mouse over the chart near a marker shows
+ * the same tooltip.
+ */
+function markerControls(chart: uPlot, el: HTMLElement, current: { overlays: Overlays; highlighted: Marker | null }): MarkerControls {
+  const tip = h("div", { class: "marker-tip", "aria-hidden": "true", hidden: true });
+  chart.over.append(tip);
+  const list = h("ul", { class: "chart-markers", "aria-label": "Markers on this chart", hidden: true });
+  el.append(list);
+  let shownKey = "";
+
+  const show = (marker: Marker | null) => {
+    current.highlighted = marker;
+    chart.redraw(false);
+    tip.hidden = !marker;
+    if (!marker) return;
+    tip.textContent = markerText(marker).name;
+    // Centred on the marker, but inside the plot (a tooltip past the edge would widen the page).
+    const x = chart.valToPos(marker.at, "x");
+    const room = chart.over.clientWidth;
+    tip.style.left = `${Math.min(Math.max(x - tip.offsetWidth / 2, 0), Math.max(room - tip.offsetWidth, 0))}px`;
+  };
+  const point = (marker: Marker) => {
+    show(marker);
+    chart.setCursor({ left: chart.valToPos(marker.at, "x"), top: chart.over.clientHeight / 2 });
+  };
+
+  const render = () => {
+    const { min, max } = chart.scales.x;
+    const visible = (current.overlays.markers ?? []).filter((m) => min == null || max == null || (m.at >= min && m.at <= max));
+    const key = JSON.stringify(visible);
+    if (key === shownKey) return;
+    shownKey = key;
+    // A redraw keeps the focus on the marker that had it.
+    const focused = list.contains(document.activeElement) ? document.activeElement?.getAttribute("aria-label") : null;
+    if (current.highlighted && !visible.includes(current.highlighted)) show(null);
+    list.hidden = visible.length === 0;
+    clear(list, visible.map((marker) => {
+      const { name, short } = markerText(marker);
+      const button = h("button", {
+        type: "button", class: `marker m-${marker.kind}`, "aria-label": name,
+        onfocus: () => point(marker), onclick: () => point(marker), onmouseenter: () => show(marker),
+        onblur: () => show(null), onmouseleave: () => { if (document.activeElement !== button) show(null); },
+      }, short);
+      return h("li", null, button);
+    }));
+    if (focused) list.querySelector<HTMLElement>(`button[aria-label="${CSS.escape(focused)}"]`)?.focus();
+  };
+
+  const hover = (cursorLeft: number) => {
+    // The keyboard's marker stays until the focus leaves it.
+    if (list.contains(document.activeElement)) return;
+    const near = cursorLeft < 0 ? null
+      : (current.overlays.markers ?? []).find((m) => Math.abs(chart.valToPos(m.at, "x") - cursorLeft) <= 6) ?? null;
+    if (near !== current.highlighted) show(near);
+  };
+
+  return { list, render, hover };
 }
 
 /** The y range covers the data and every overlay line, so thresholds are never off-chart. */
@@ -235,6 +342,7 @@ function rangeWith(min: number | null, max: number | null, overlays: Overlays): 
 
 export function destroyChart(chart: uPlot): void {
   (chart as any)._observer?.disconnect();
+  (chart as any)._markerList?.remove();
   chart.destroy();
 }
 

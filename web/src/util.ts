@@ -76,9 +76,28 @@ export function num(value: number | null | undefined, digits = 4): string {
   return Number(value.toPrecision(digits)).toString();
 }
 
+/**
+ * A p-value as the notifications print it (notify's `format_p_value`): four decimals;
+ * below 0.0001 two significant digits, where four decimals would say 0.0000. Every page
+ * shows p-values through this, with the full value in the cell's title.
+ */
+export function pValue(p: number): string {
+  return p !== 0 && Math.abs(p) < 1e-4 ? p.toExponential(1) : p.toFixed(4);
+}
+
 export function pct(value: number | null | undefined): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return "—";
   return `${value > 0 ? "+" : ""}${value.toFixed(1)} %`;
+}
+
+/**
+ * Names each cell after its column (`data-label`). On a narrow screen style.css shows the
+ * rows of a `table.cards` as cards, each cell under its label, so no table needs sideways
+ * scrolling on a phone.
+ */
+export function labelled(columns: readonly string[], cells: HTMLElement[]): HTMLElement[] {
+  cells.forEach((cell, i) => { if (columns[i]) cell.dataset.label = columns[i]; });
+  return cells;
 }
 
 export function badge(kind: string, text?: string): HTMLElement {

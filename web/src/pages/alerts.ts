@@ -2,7 +2,7 @@
 // notes) as the person named in "You are"; each alert's history; silences.
 import { api, list, enc, isOpen } from "../api";
 import { onLive } from "../live";
-import { h, clear, time, num, badge, markReady, hashParams, setHashParams, SEVERITIES, RANGES } from "../util";
+import { h, clear, time, num, pValue, badge, labelled, markReady, hashParams, setHashParams, SEVERITIES, RANGES } from "../util";
 
 export function whoField(): HTMLInputElement {
   const input = h("input", { type: "text", id: "who", value: localStorage.getItem("modelwatch.user") ?? "", placeholder: "you@example.com", autocomplete: "email", required: true });
@@ -10,8 +10,10 @@ export function whoField(): HTMLInputElement {
   return input;
 }
 
-/** The alerts table's column count (for cells spanning a whole row). */
-const COLUMNS = 10;
+/** The alerts table's columns (their count for cells spanning a whole row). */
+const HEADERS = ["Severity", "Status", "Alert", "Model", "p-value", "Test", "First seen", "Last seen", "Handled", "Actions"];
+const COLUMNS = HEADERS.length;
+const SILENCE_HEADERS = ["Matches", "From", "Until", "By", "Comment", ""];
 
 /**
  * The p-value and test cells of an alert. A degradation alert records the detector's
@@ -38,11 +40,6 @@ function evidence(trigger: any): HTMLElement[] {
   ];
 }
 
-/** Four decimals; below 0.0001 two significant digits, where four decimals would say 0.0000. */
-export function pValue(p: number): string {
-  return p !== 0 && Math.abs(p) < 1e-4 ? p.toExponential(1) : p.toFixed(4);
-}
-
 export function alertsPage(main: HTMLElement): () => void {
   const params = hashParams();
   const status = h("select", { "aria-label": "Status" }, ...[["open", "open (active or acknowledged)"], ["", "any status"], ["active", "active"], ["acknowledged", "acknowledged"], ["resolved", "resolved"], ["suppressed", "suppressed"]]
@@ -61,8 +58,8 @@ export function alertsPage(main: HTMLElement): () => void {
     h("div", { class: "toolbar" }, status, severity, model, since,
       h("label", { class: "who" }, "You are ", who)),
     message,
-    h("div", { class: "scroll" }, h("table", { class: "grid alerts" },
-      h("thead", null, h("tr", null, ...["Severity", "Status", "Alert", "Model", "p-value", "Test", "First seen", "Last seen", "Handled", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+    h("div", { class: "scroll" }, h("table", { class: "grid alerts cards" },
+      h("thead", null, h("tr", null, ...HEADERS.map((c) => h("th", { scope: "col" }, c)))),
       tbody)),
     silences);
 
@@ -128,7 +125,7 @@ export function alertsPage(main: HTMLElement): () => void {
       }
     };
     const open = isOpen(alert);
-    const tr = h("tr", { "data-alert": alert.id, "data-status": alert.status },
+    const tr = h("tr", { "data-alert": alert.id, "data-status": alert.status }, ...labelled(HEADERS, [
       h("td", null, badge(alert.severity)),
       h("td", null, badge(`s-${alert.status}`, alert.status)),
       h("td", null, h("strong", null, alert.rule_name), h("div", { class: "muted small" }, alert.message),
@@ -149,7 +146,7 @@ export function alertsPage(main: HTMLElement): () => void {
           history.hidden = !history.hidden;
           button.setAttribute("aria-expanded", String(!history.hidden));
           if (!history.hidden) await showHistory(alert.id, history.firstElementChild as HTMLElement);
-        } }, "History")));
+        } }, "History"))]));
     return [tr, history];
   }
 
@@ -194,11 +191,11 @@ export function alertsPage(main: HTMLElement): () => void {
     try {
       const all = list(await api("/silences"), "silences");
       const now = Date.now();
-      clear(listBox, all.length === 0 ? h("p", { class: "empty" }, "No silences.") : h("div", { class: "scroll" }, h("table", { class: "grid" },
-        h("thead", null, h("tr", null, ...["Matches", "From", "Until", "By", "Comment", ""].map((c) => h("th", { scope: "col" }, c)))),
+      clear(listBox, all.length === 0 ? h("p", { class: "empty" }, "No silences.") : h("div", { class: "scroll" }, h("table", { class: "grid cards" },
+        h("thead", null, h("tr", null, ...SILENCE_HEADERS.map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", null, all.map((s: any) => {
           const active = Date.parse(s.ends_at) > now;
-          return h("tr", { class: active ? "" : "muted" },
+          return h("tr", { class: active ? "" : "muted" }, ...labelled(SILENCE_HEADERS, [
             h("td", null, [s.model, s.version ?? "all versions", s.metric ?? "all metrics"].join(" · ")),
             h("td", null, time(s.starts_at)), h("td", null, time(s.ends_at), active ? "" : " (expired)"),
             h("td", null, s.created_by), h("td", null, s.comment),
@@ -207,7 +204,7 @@ export function alertsPage(main: HTMLElement): () => void {
                 await api(`/silences/${enc(s.id)}`, { method: "DELETE" }).catch(() => api(`/silences/${enc(s.id)}/expire`, { method: "POST" }));
                 await loadSilences();
               } catch (error) { clear(message, h("p", { class: "error" }, `Could not expire: ${(error as Error).message}`)); }
-            } }, "Expire") : null));
+            } }, "Expire") : null)]));
         })))));
     } catch (error) {
       clear(listBox, h("p", { class: "error" }, `Cannot list silences: ${(error as Error).message}`));

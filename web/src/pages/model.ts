@@ -5,7 +5,7 @@
 import { api, list, seriesPath, columns, ranges, enc, type Series } from "../api";
 import { metricChart, destroyChart, appendPoint, type ChartSeries, type Line, type Marker, type Overlays } from "../charts";
 import { onLive } from "../live";
-import { h, clear, time, num, pct, badge, markReady, RANGES, hashParams, setHashParams } from "../util";
+import { h, clear, time, num, pct, pValue, badge, labelled, markReady, RANGES, hashParams, setHashParams } from "../util";
 import type uPlot from "uplot";
 
 export function modelPage(main: HTMLElement, [model, version]: string[]): () => void {
@@ -177,9 +177,10 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
       if (xs.length === 0) box.append(h("p", { class: "empty" }, `No ${metric} samples in this range.`));
       const series: ChartSeries[] = [{ label: version, xs, ys, ...ranges(own) }];
       if (other) { const [ox, oy] = columns(other); series.push({ label: compareWith, xs: ox, ys: oy, dashed: true, ...ranges(other) }); }
-      const chart = metricChart(box, series, overlaysFor(metric), (f, t) => {
-        range = "custom"; customFrom = String(Math.floor(f)); customTo = String(Math.ceil(t)); void draw();
-      }, width);
+      const chart = metricChart(box, series, overlaysFor(metric), {
+        onZoom: (f, t) => { range = "custom"; customFrom = String(Math.floor(f)); customTo = String(Math.ceil(t)); void draw(); },
+        width, timeWindow: [from, to],
+      });
       chart.root.addEventListener("dblclick", () => { range = "24h"; customFrom = customTo = null; void draw(); });
       // The chart's data where the browser tests (and anyone in the console) can read it.
       (box as any).uplot = chart;
@@ -209,29 +210,30 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     if (baseline != null) lines.push({ value: baseline, label: "baseline", dashed: true, color: getComputedStyle(document.documentElement).getPropertyValue("--muted") });
     const markers: Marker[] = [];
     for (const alert of alerts.filter((a: any) => a.metric === metric)) {
-      markers.push({ at: Date.parse(alert.first_seen) / 1000, kind: "fired", label: alert.message });
-      if (alert.resolved_at) markers.push({ at: Date.parse(alert.resolved_at) / 1000, kind: "resolved", label: `resolved by ${alert.resolved_by}` });
+      markers.push({ at: Date.parse(alert.first_seen) / 1000, kind: "fired", label: `alert: ${alert.message}`, severity: alert.severity });
+      if (alert.resolved_at) markers.push({ at: Date.parse(alert.resolved_at) / 1000, kind: "resolved", label: `resolved: ${alert.rule_name}${alert.resolved_by ? `, by ${alert.resolved_by}` : ""}` });
     }
     return { band, lines, markers };
   }
 
   function renderDegradation(error: Error | null) {
-    const rowsOut = degradation.map((d: any) => h("tr", null,
+    const headers = ["Metric", "Current", "Baseline", "Change", "Severity", "p-value", "Trend", "Recommendation"];
+    const rowsOut = degradation.map((d: any) => h("tr", { "data-metric": d.metric }, ...labelled(headers, [
       h("th", { scope: "row" }, d.metric),
       h("td", { class: "num" }, num(d.current_value)), h("td", { class: "num" }, num(d.baseline_value)),
       h("td", { class: "num" }, pct(d.percentage_change)),
       h("td", null, d.is_degraded ? badge(d.severity) : h("span", { class: "muted" }, d.status ?? "ok")),
-      h("td", { class: "num" }, d.p_value == null ? "—" : num(d.p_value, 2)),
+      h("td", { class: "num p-value", title: d.p_value == null ? undefined : `p = ${d.p_value}` }, d.p_value == null ? "—" : pValue(d.p_value)),
       h("td", null, trendWord((history?.metric_summaries ?? []).find((s: any) => s.metric === d.metric)?.trend)),
-      h("td", { class: "prose" }, d.recommendation ?? "")));
+      h("td", { class: "prose" }, d.recommendation ?? "")])));
     clear(degradationBox,
       h("h2", { id: "deg-h" }, "Degradation"),
       history ? h("p", null, "Health: ", badge(`grade-${history.overall_health}`, history.overall_health), " ", trendWord(history.health_trend),
         history.health_reasons?.length ? h("span", { class: "muted" }, ` — ${history.health_reasons.join("; ")}`) : null) : null,
       error ? h("p", { class: "error" }, `The degradation check could not run: ${error.message}`)
         : rowsOut.length === 0 ? h("p", { class: "empty" }, "No degradation results for this version yet.")
-        : h("div", { class: "scroll" }, h("table", { class: "grid" },
-          h("thead", null, h("tr", null, ...["Metric", "Current", "Baseline", "Change", "Severity", "p-value", "Trend", "Recommendation"].map((c) => h("th", { scope: "col" }, c)))),
+        : h("div", { class: "scroll" }, h("table", { class: "grid cards degradation" },
+          h("thead", null, h("tr", null, ...headers.map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", null, rowsOut))));
   }
 

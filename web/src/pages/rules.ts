@@ -3,10 +3,13 @@
 // saving (POST /rules/backtest runs the same state machine over stored data).
 import { api, list, enc, seriesPath, columns, ranges, type Series } from "../api";
 import { metricChart, destroyChart, type Marker } from "../charts";
-import { h, clear, num, markReady } from "../util";
+import { h, clear, num, labelled, markReady } from "../util";
 import type uPlot from "uplot";
 
 const OPERATORS = ["lt", "lte", "gt", "gte", "eq"];
+const HEADERS = ["Name", "Applies to", "Condition", "Severity", "Anti-flap", "Enabled", "Actions"];
+/** How the preview's markers name the backtest's events. */
+const PREVIEW_EVENTS: Record<string, string> = { fired: "would fire", auto_resolved: "would resolve itself", condition_cleared: "condition would clear" };
 const METRICS = ["accuracy", "precision", "recall", "f1_score", "auc_roc", "auc_pr", "mae", "mse", "rmse", "r2_score", "mape", "latency", "throughput", "error_rate"];
 
 export function rulesPage(main: HTMLElement): () => void {
@@ -14,8 +17,8 @@ export function rulesPage(main: HTMLElement): () => void {
   const tbody = h("tbody");
   const editor = h("section", { class: "card", "aria-labelledby": "rule-h" });
   clear(main, h("h1", null, "Rules"), message,
-    h("div", { class: "scroll" }, h("table", { class: "grid rules" },
-      h("thead", null, h("tr", null, ...["Name", "Applies to", "Condition", "Severity", "Anti-flap", "Enabled", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+    h("div", { class: "scroll" }, h("table", { class: "grid rules cards" },
+      h("thead", null, h("tr", null, ...HEADERS.map((c) => h("th", { scope: "col" }, c)))),
       tbody)),
     editor);
   let preview: uPlot | null = null;
@@ -24,8 +27,8 @@ export function rulesPage(main: HTMLElement): () => void {
   async function load() {
     try {
       const rules = list(await api("/rules"), "rules");
-      if (rules.length === 0) { clear(tbody, h("tr", null, h("td", { colspan: 7, class: "empty" }, "No rules yet. Create one below."))); return; }
-      clear(tbody, rules.map((rule: any) => h("tr", { "data-rule": rule.id },
+      if (rules.length === 0) { clear(tbody, h("tr", null, h("td", { colspan: HEADERS.length, class: "empty" }, "No rules yet. Create one below."))); return; }
+      clear(tbody, rules.map((rule: any) => h("tr", { "data-rule": rule.id }, ...labelled(HEADERS, [
         h("td", null, h("strong", null, rule.name)),
         h("td", null, `${rule.model} · ${rule.version ?? "all versions"} · ${rule.metric}`),
         h("td", null, describe(rule)),
@@ -42,9 +45,9 @@ export function rulesPage(main: HTMLElement): () => void {
             if (!confirm(`Delete the rule “${rule.name}”? Its alerts stay in the history.`)) return;
             try { await api(`/rules/${enc(rule.id)}`, { method: "DELETE" }); say("ok", `Deleted ${rule.name}.`); await load(); }
             catch (error) { say("error", `Could not delete: ${(error as Error).message}`); }
-          } }, "Delete")))));
+          } }, "Delete"))]))));
     } catch (error) {
-      clear(tbody, h("tr", null, h("td", { colspan: 7, class: "error" }, `Cannot list rules: ${(error as Error).message}`)));
+      clear(tbody, h("tr", null, h("td", { colspan: HEADERS.length, class: "error" }, `Cannot list rules: ${(error as Error).message}`)));
     }
   }
 
@@ -119,14 +122,15 @@ export function rulesPage(main: HTMLElement): () => void {
         ]);
         const events: any[] = (report?.versions ?? []).find((v: any) => v.version === version)?.events ?? [];
         const markers: Marker[] = events.filter((e) => e.event === "fired" || e.event === "auto_resolved" || e.event === "condition_cleared")
-          .map((e) => ({ at: Date.parse(e.at) / 1000, kind: e.event === "fired" ? "fired" : "resolved", label: e.event.replace("_", " ") }));
+          .map((e) => ({ at: Date.parse(e.at) / 1000, kind: e.event === "fired" ? "fired" : "resolved", label: PREVIEW_EVENTS[e.event], severity: e.event === "fired" ? s.severity : undefined }));
         const fired = events.filter((e) => e.event === "fired").length;
         if (preview) destroyChart(preview);
         clear(chartBox);
         const [xs, ys] = columns(series);
         // With the min–max band, a threshold crossed only inside a bucket still shows where it fired.
         preview = metricChart(chartBox, [{ label: `${s.metric} ${version}`, xs, ys, ...ranges(series) }],
-          { lines: s.threshold_value != null && Number.isFinite(s.threshold_value) ? [{ value: s.threshold_value, label: `threshold ${num(s.threshold_value)}` }] : [], markers });
+          { lines: s.threshold_value != null && Number.isFinite(s.threshold_value) ? [{ value: s.threshold_value, label: `threshold ${num(s.threshold_value)}` }] : [], markers },
+          { timeWindow: [from, to] });
         previewNote.textContent = `Over the last 7 days of ${s.model} ${version} this rule would have fired ${fired} time${fired === 1 ? "" : "s"}.`;
       } catch (error) {
         previewNote.textContent = `No preview: ${(error as Error).message}`;
