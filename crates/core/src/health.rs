@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::detection::significance::normal_upper_tail;
 use crate::metric::{Direction, Metric, MetricDefinition};
 use crate::sample::{ModelName, Point, Version};
-use crate::stats::{downsample, mean_and_std};
+use crate::stats::{downsample, format_p_value, mean_and_std};
 use crate::time::{TimeRange, Timestamp};
 
 /// The grading rule, as shown to users.
@@ -301,13 +301,13 @@ fn reason(history: &MetricHistory, options: &HealthOptions) -> Option<String> {
         || "an undefined percentage (it started at zero)".to_owned(),
         |c| format!("{c:+.1}%"),
     );
-    let p = history.trend_p_value.unwrap_or(1.0);
+    let p = format_p_value(history.trend_p_value.unwrap_or(1.0));
     match (history.trend, history.health_score) {
         (Trend::Degrading, Some(score)) => Some(format!(
-            "{name} is degrading: {change} over the range (Mann-Kendall p = {p:.4}); metric score {score:.0}"
+            "{name} is degrading: {change} over the range (Mann-Kendall p = {p}); metric score {score:.0}"
         )),
         (Trend::Improving, _) => {
-            Some(format!("{name} is improving: {change} over the range (Mann-Kendall p = {p:.4})"))
+            Some(format!("{name} is improving: {change} over the range (Mann-Kendall p = {p})"))
         }
         (_, None) => Some(format!(
             "{name} has too few data points for a trend ({} of {} time buckets); left out of the grade",
@@ -411,7 +411,7 @@ pub fn include_degradations(
                 .map_or_else(|| "an undefined %".to_owned(), |d| format!("{d:.1}%")),
             check
                 .p_value
-                .map_or_else(|| "n/a".to_owned(), |p| format!("{p:.4}")),
+                .map_or_else(|| "n/a".to_owned(), format_p_value),
             check.method,
         ));
     }
@@ -687,7 +687,7 @@ mod degradation_grade_tests {
             baseline_samples: 100,
             comparison_samples: 60,
             reference_samples: 0,
-            p_value: Some(0.0001),
+            p_value: Some(0.00002),
             method: "welch_t".into(),
             status: DegradationStatus::Degraded,
             change_started_at: None,
@@ -699,7 +699,9 @@ mod degradation_grade_tests {
         assert_eq!(history.health_score, Some(42.0));
         assert_eq!(history.overall_health, OverallHealth::Poor);
         assert_eq!(history.health_trend, Trend::Degrading);
-        assert!(history.health_reasons[0]
-            .starts_with("accuracy is degraded against its baseline: 11.0% worse"));
+        assert_eq!(
+            history.health_reasons[0],
+            "accuracy is degraded against its baseline: 11.0% worse (p = 2.0e-5, welch_t); metric score 42"
+        );
     }
 }

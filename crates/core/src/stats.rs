@@ -1,4 +1,5 @@
-//! Summaries of a window of values and time-bucketed downsampling for charts.
+//! Summaries of a window of values, time-bucketed downsampling for charts, and how a
+//! p-value is written.
 
 use serde::{Deserialize, Serialize};
 
@@ -144,9 +145,29 @@ pub fn downsample(points: &[Point], range: TimeRange, max_points: usize) -> Vec<
     buckets
 }
 
+/// A p-value as every output writes it (health reasons, the CLI, notifications; the
+/// dashboard's `pValue` matches): four decimals, or two significant digits in scientific
+/// notation below 0.0001, where four decimals would print a misleading 0.0000.
+pub fn format_p_value(p: f64) -> String {
+    if p != 0.0 && p.abs() < 1e-4 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.4}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tiny_p_values_keep_their_magnitude() {
+        assert_eq!(format_p_value(0.0012), "0.0012");
+        assert_eq!(format_p_value(0.0003), "0.0003");
+        assert_eq!(format_p_value(9.4e-5), "9.4e-5");
+        assert_eq!(format_p_value(3.2e-9), "3.2e-9");
+        assert_eq!(format_p_value(0.0), "0.0000");
+    }
 
     fn points(values: &[(i64, f64)]) -> Vec<Point> {
         values

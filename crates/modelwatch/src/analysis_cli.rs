@@ -13,6 +13,7 @@ use modelwatch_core::detection::{
     DegradationResult, DegradationStatus, DetectionOptions, Seasonality, WindowSpec,
 };
 use modelwatch_core::health::{HealthOptions, OverallHealth, PerformanceHistory, Trend};
+use modelwatch_core::stats::format_p_value;
 use modelwatch_core::{Metric, ModelName, SeriesKey, Version};
 use modelwatch_engine::analysis;
 use modelwatch_engine::Engine;
@@ -76,6 +77,10 @@ fn optional(value: Option<f64>) -> String {
     value.map(number).unwrap_or_else(|| "–".into())
 }
 
+fn p_value(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".into(), format_p_value)
+}
+
 fn percent(value: Option<f64>) -> String {
     value
         .map(|v| format!("{v:+.2} %"))
@@ -106,10 +111,7 @@ fn degradation_row(result: &DegradationResult) -> Vec<String> {
         optional(result.current_value),
         optional(result.baseline_value),
         percent(result.percentage_change),
-        result
-            .p_value
-            .map(|p| format!("{p:.4}"))
-            .unwrap_or_else(|| "–".into()),
+        p_value(result.p_value),
         result.recommendation.clone(),
     ]
 }
@@ -145,10 +147,7 @@ fn print_degradation(result: &DegradationResult) {
         "  change {} · degradation {} · p = {} {DIM}({}){DIM:#}",
         percent(result.percentage_change),
         percent(result.degradation_percentage).trim_start_matches('+'),
-        result
-            .p_value
-            .map(|p| format!("{p:.4}"))
-            .unwrap_or_else(|| "–".into()),
+        p_value(result.p_value),
         result.method
     );
     if let Some(started) = result.change_started_at {
@@ -366,7 +365,7 @@ pub async fn compare(
             optional(result.champion_mean),
             optional(result.challenger_mean),
             optional(result.difference),
-            optional(result.p_value),
+            p_value(result.p_value),
             verdict,
         ]);
         emit(format, &result, &table)?;
@@ -393,7 +392,7 @@ pub async fn compare(
         "  difference {} ({}), CI {interval}, p = {}",
         optional(result.difference),
         percent(result.difference_percentage),
-        optional(result.p_value)
+        p_value(result.p_value)
     );
     println!("  verdict: {style}{verdict}{style:#} — {}", result.summary);
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@
 //! run no test, and messages say so instead of showing a blank.
 
 use modelwatch_core::alerting::{Alert, NotificationEvent, SignificanceTest, Trigger};
+use modelwatch_core::stats::format_p_value;
 use modelwatch_core::Timestamp;
 use reqwest::Url;
 
@@ -188,16 +189,6 @@ pub enum Evidence<'a> {
     ThresholdRule,
 }
 
-/// Four decimals, or two significant digits in scientific notation below 0.0001, where
-/// four decimals would print a misleading 0.0000.
-pub fn format_p_value(p: f64) -> String {
-    if p != 0.0 && p.abs() < 1e-4 {
-        format!("{p:.1e}")
-    } else {
-        format!("{p:.4}")
-    }
-}
-
 /// The numbers of an alert.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Figures {
@@ -354,13 +345,6 @@ mod tests {
             *test = None;
         }
         assert_eq!(old.p_value_text(), "not recorded");
-    }
-
-    #[test]
-    fn tiny_p_values_keep_their_magnitude() {
-        assert_eq!(format_p_value(0.0012), "0.0012");
-        assert_eq!(format_p_value(3.2e-9), "3.2e-9");
-        assert_eq!(format_p_value(0.0), "0.0000");
     }
 
     #[test]
