@@ -26,7 +26,8 @@ use crate::alerts::{
     corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
     to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, CommitOutcome, DeliveryResult,
     DeliveryStatus, Notification, NotificationFilter, NotificationValues, RuleValues,
-    SilenceValues, StateValues, StoredState, TransitionValues,
+    SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
+    PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
 
@@ -888,6 +889,34 @@ impl AlertStore for PostgresStore {
             .await
             .map_err(pg_error)?;
         Ok(changed > 0)
+    }
+
+    async fn delete_finished_notifications(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        // Each statement commits on its own; a row another server deleted first is
+        // simply not found, so concurrent prunes count every row once between them.
+        let delete = client
+            .prepare(&format!(
+                "DELETE FROM notification_outbox WHERE id IN (
+                     SELECT id FROM notification_outbox WHERE {FINISHED_BEFORE} $1
+                     LIMIT $2)"
+            ))
+            .await
+            .map_err(pg_error)?;
+        let mut removed = 0u64;
+        loop {
+            let deleted = client
+                .execute(
+                    &delete,
+                    &[&cutoff.as_millis(), &PRUNE_NOTIFICATIONS_PER_STATEMENT],
+                )
+                .await
+                .map_err(pg_error)?;
+            removed += deleted;
+            if deleted < PRUNE_NOTIFICATIONS_PER_STATEMENT as u64 {
+                return Ok(removed);
+            }
+        }
     }
 
     async fn list_notifications(
