@@ -309,7 +309,7 @@ async fn a_trimmed_chunk_never_wins_over_later_writes() {
         fill_head(&store, 15).await;
     }
     let points = store.range(&series("mae"), TimeRange::all()).await.unwrap();
-    assert_eq!(points.len(), 600 + 1_100 + 1_200);
+    assert_eq!(points.len(), 500 + 1_100 + 1_200);
     for point in &points {
         let t = point.timestamp.as_millis();
         let expected = match t {
