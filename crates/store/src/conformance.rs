@@ -491,6 +491,33 @@ pub async fn samples_before_a_cutoff_are_deleted_exactly(store: &dyn MetricStore
     assert_eq!(values(&accuracy)[500], (1_500 * second, 0.75));
 }
 
+/// Several servers may prune one database at once: between them every sample is
+/// removed, and counted, exactly once.
+pub async fn concurrent_prunes_remove_and_count_each_sample_once(store: &dyn MetricStore) {
+    for metric in ["accuracy", "precision", "recall"] {
+        for start in (0..2_000i64).step_by(500) {
+            let batch = (start..start + 500)
+                .map(|i| sample("m", "v1", metric, 0.5, i * 1_000))
+                .collect();
+            store.append(batch).await.unwrap();
+        }
+    }
+    let cutoff = at(1_500 * 1_000);
+    let (first, second) = tokio::join!(
+        store.delete_samples_before(cutoff),
+        store.delete_samples_before(cutoff)
+    );
+    assert_eq!(first.unwrap() + second.unwrap(), 3 * 1_500);
+    for metric in ["accuracy", "precision", "recall"] {
+        let points = store
+            .range(&key("m", "v1", metric), TimeRange::all())
+            .await
+            .unwrap();
+        assert_eq!(points.len(), 500, "{metric}");
+        assert_eq!(points[0].timestamp, cutoff);
+    }
+}
+
 pub async fn deleting_before_the_earliest_sample_changes_nothing(store: &dyn MetricStore) {
     store
         .append(vec![
@@ -531,6 +558,7 @@ macro_rules! conformance_suite {
                 empty_batch_is_a_no_op,
                 samples_before_a_cutoff_are_deleted_exactly,
                 deleting_before_the_earliest_sample_changes_nothing,
+                concurrent_prunes_remove_and_count_each_sample_once,
             );
         }
     };
