@@ -14,6 +14,7 @@ pub mod import;
 pub mod migrate;
 pub mod notify_cli;
 pub mod output;
+pub mod retention;
 pub mod serve;
 
 pub use modelwatch_core as core;

@@ -264,13 +264,21 @@ async fn make_hypertable_if_possible(
         .await;
     match converted {
         Ok(()) => {
+            tracing::info!("samples table is a TimescaleDB hypertable (week-long chunks)");
             transaction
                 .batch_execute("RELEASE SAVEPOINT timescale")
                 .await
         }
         // Typically: the library is installed but not preloaded, or we may not create
-        // extensions. Plain tables serve the same queries, so keep them.
-        Err(_) => {
+        // extensions. Plain tables serve the same queries, so keep them, but say so: an
+        // operator who installed TimescaleDB expects a hypertable.
+        Err(error) => {
+            tracing::warn!(
+                error = %error,
+                "TimescaleDB is installed but the samples table could not become a hypertable; \
+                 keeping plain PostgreSQL tables (is timescaledb in shared_preload_libraries, \
+                 and may this role create extensions?)"
+            );
             transaction
                 .batch_execute("ROLLBACK TO SAVEPOINT timescale")
                 .await
