@@ -218,7 +218,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
 
   function renderDegradation(error: Error | null) {
     const headers = ["Metric", "Current", "Baseline", "Change", "Severity", "p-value", "Trend", "Recommendation"];
-    const rowsOut = degradation.map((d: any) => h("tr", { "data-metric": d.metric }, ...labelled(headers, [
+    const rowsOut = degradation.map((d: any) => h("tr", null, ...labelled(headers, [
       h("th", { scope: "row" }, d.metric),
       h("td", { class: "num" }, num(d.current_value)), h("td", { class: "num" }, num(d.baseline_value)),
       h("td", { class: "num" }, pct(d.percentage_change)),
@@ -232,7 +232,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
         history.health_reasons?.length ? h("span", { class: "muted" }, ` — ${history.health_reasons.join("; ")}`) : null) : null,
       error ? h("p", { class: "error" }, `The degradation check could not run: ${error.message}`)
         : rowsOut.length === 0 ? h("p", { class: "empty" }, "No degradation results for this version yet.")
-        : h("div", { class: "scroll" }, h("table", { class: "grid cards degradation" },
+        : h("div", { class: "scroll" }, h("table", { class: "grid cards" },
           h("thead", null, h("tr", null, ...headers.map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", null, rowsOut))));
   }
