@@ -591,6 +591,7 @@ fn a_notification_held_back_is_skipped_not_failed_in_the_api_and_metrics() {
         skipped["last_error"], "alert was acknowledged by alice before delivery",
         "{skipped}"
     );
+    assert!(skipped["finished_at"].is_string(), "{skipped}");
     assert!(
         receiver.wait_for(Duration::from_secs(30), |s| s.acked.len() == 1),
         "the acknowledgement was not delivered"
@@ -642,14 +643,15 @@ fn notifications_list_shows_deliveries_by_status_and_channel_newest_first() {
         assert_eq!(row["channel"], "hook", "{row}");
         assert_eq!(row["event"], "firing", "{row}");
         assert!(row["delivered_at"].is_string(), "{row}");
+        assert_eq!(row["finished_at"], row["delivered_at"], "{row}");
     }
     let gone = env.json(&["notifications", "list", "--channel", "gone"]);
     let gone = gone.as_array().unwrap();
     assert_eq!(gone.len(), 2, "{gone:?}");
     for row in gone {
         assert_eq!(
-            (&row["status"], &row["attempts"]),
-            (&"pending".into(), &1.into())
+            (&row["status"], &row["attempts"], &row["finished_at"]),
+            (&"pending".into(), &1.into(), &Value::Null)
         );
         assert!(
             row["last_error"].as_str().unwrap().contains("cannot reach"),
@@ -686,6 +688,7 @@ fn notifications_list_shows_deliveries_by_status_and_channel_newest_first() {
             "dedup_key",
             "delivered_at",
             "event",
+            "finished_at",
             "id",
             "last_error",
             "next_attempt_at",
