@@ -376,10 +376,11 @@ pub(crate) const PRUNE_NOTIFICATIONS_PER_STATEMENT: i64 = if cfg!(test) { 2 } el
 
 /// The outbox rows that [`AlertStore::delete_finished_notifications`] deletes, as a SQL
 /// condition on a cutoff in epoch milliseconds bound as `$1`/`?1`: finished before the
-/// cutoff. Both schemas index `finished_ms` where it is not null (`notification_outbox_finished`),
-/// and the comparison implies that predicate, so the prune is a range scan of finished rows
-/// in time order on both engines. `finished_ms` is set exactly when a row becomes final;
-/// the status test keeps a pending row out even if an import brought one with a time.
+/// cutoff. Both schemas index `finished_ms` where it is not null
+/// (`notification_outbox_finished`), and the comparison implies that predicate, so the
+/// prune is a range scan of finished rows in time order on both engines. `finished_ms` is
+/// set exactly when a row becomes final; the status test keeps a pending row out even if
+/// an import brought one with a time.
 pub(crate) const FINISHED_BEFORE: &str = "status <> 'pending' AND finished_ms < ";
 
 /// The values one row of an alerting table binds, built from the core's types in one
@@ -582,11 +583,11 @@ impl<'a> NotificationValues<'a> {
     }
 }
 
-/// The columns [`AlertStore::finish_notification`] writes for an attempt's result, in one
+/// The columns [`AlertStore::finish_notification`] writes for an attempt's outcome, in one
 /// place so both SQL backends record an outcome the same way: `None` for `error` and
 /// `next_attempt_ms` keeps the stored value; `delivered_ms` and `finished_ms` are written
 /// as they are (a retry leaves the row pending, so both stay null).
-pub(crate) struct FinishedRow<'a> {
+pub(crate) struct OutcomeValues<'a> {
     pub(crate) status: &'static str,
     pub(crate) error: Option<&'a str>,
     pub(crate) next_attempt_ms: Option<i64>,
@@ -594,10 +595,10 @@ pub(crate) struct FinishedRow<'a> {
     pub(crate) finished_ms: Option<i64>,
 }
 
-impl<'a> FinishedRow<'a> {
+impl<'a> OutcomeValues<'a> {
     pub(crate) fn new(result: &'a DeliveryResult, now: Timestamp) -> Self {
         let now = now.as_millis();
-        let final_state = |status, error: &'a str| FinishedRow {
+        let final_state = |status, error: &'a str| OutcomeValues {
             status,
             error: Some(error),
             next_attempt_ms: None,
@@ -605,14 +606,14 @@ impl<'a> FinishedRow<'a> {
             finished_ms: Some(now),
         };
         match result {
-            DeliveryResult::Delivered => FinishedRow {
+            DeliveryResult::Delivered => OutcomeValues {
                 status: DeliveryStatus::Delivered.as_str(),
                 error: None,
                 next_attempt_ms: None,
                 delivered_ms: Some(now),
                 finished_ms: Some(now),
             },
-            DeliveryResult::Retry { error, retry_at } => FinishedRow {
+            DeliveryResult::Retry { error, retry_at } => OutcomeValues {
                 status: DeliveryStatus::Pending.as_str(),
                 error: Some(error),
                 next_attempt_ms: Some(retry_at.as_millis()),

@@ -25,8 +25,8 @@ use super::{pg_error, PostgresStore};
 use crate::alerts::{
     corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
     to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, CommitOutcome, DeliveryResult,
-    DeliveryStatus, FinishedRow, Notification, NotificationFilter, NotificationValues, RuleValues,
-    SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
+    DeliveryStatus, Notification, NotificationFilter, NotificationValues, OutcomeValues,
+    RuleValues, SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
     PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
@@ -857,7 +857,7 @@ impl AlertStore for PostgresStore {
                 id: id.to_string(),
             });
         }
-        let outcome = FinishedRow::new(&result, now);
+        let outcome = OutcomeValues::new(&result, now);
         // One statement: the lease check and the write cannot be separated by another
         // worker's claim.
         let changed = client

@@ -16,8 +16,8 @@ use super::SqliteStore;
 use crate::alerts::{
     corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
     to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, CommitOutcome, DeliveryResult,
-    DeliveryStatus, FinishedRow, Notification, NotificationFilter, NotificationValues, RuleValues,
-    SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
+    DeliveryStatus, Notification, NotificationFilter, NotificationValues, OutcomeValues,
+    RuleValues, SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
     PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
@@ -864,7 +864,7 @@ impl AlertStore for SqliteStore {
                     id: id.to_string(),
                 });
             }
-            let outcome = FinishedRow::new(&result, now);
+            let outcome = OutcomeValues::new(&result, now);
             let changed = tx
                 .prepare_cached(
                     "UPDATE notification_outbox
