@@ -45,6 +45,9 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The password of the `admin` user of a server started with basic auth.
+const ADMIN_PASSWORD: &str = "test-Admin-pass-1";
+
 /// A tracking server on a fresh SQLite database in its own directory. Its process group
 /// (the CLI and the uvicorn worker it starts) is killed on drop, so a failing test leaves
 /// nothing running.
@@ -54,17 +57,37 @@ struct MlflowServer {
     url: String,
     http: reqwest::Client,
     runtime: tokio::runtime::Runtime,
+    /// Whether the server runs MLflow's basic-auth app (then every call logs in as admin).
+    basic_auth: bool,
 }
 
 impl MlflowServer {
     fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    fn start_with_basic_auth() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(basic_auth: bool) -> Self {
         let python = mlflow_python();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
         let artifacts = dir.path().join("artifacts");
-        let child = Command::new(python)
-            .args(["-m", "mlflow", "server", "--backend-store-uri"])
+        let mut command = Command::new(python);
+        if basic_auth {
+            // Its user database lands in the working directory (the temporary one).
+            command
+                .args(["-m", "mlflow", "server", "--app-name", "basic-auth"])
+                .env("MLFLOW_AUTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("MLFLOW_FLASK_SERVER_SECRET_KEY", "modelwatch-test");
+        } else {
+            command.args(["-m", "mlflow", "server"]);
+        }
+        let child = command
+            .arg("--backend-store-uri")
             .arg(format!(
                 "sqlite:///{}",
                 dir.path().join("mlflow.db").display()
@@ -100,6 +123,7 @@ impl MlflowServer {
             url: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
             runtime,
+            basic_auth,
         };
         server.wait_until_it_answers();
         server
@@ -141,11 +165,24 @@ impl MlflowServer {
     fn call(&self, endpoint: &str, body: Value) -> Value {
         let url = format!("{}/api/2.0/mlflow/{endpoint}", self.url);
         let (status, text) = self.runtime.block_on(async {
-            let response = self.http.post(&url).json(&body).send().await.unwrap();
+            let response = self
+                .authed(self.http.post(&url))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             (response.status(), response.text().await.unwrap())
         });
         assert!(status.is_success(), "{endpoint} {body}: {status} {text}");
         serde_json::from_str(&text).unwrap()
+    }
+
+    fn authed(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.basic_auth {
+            request.basic_auth("admin", Some(ADMIN_PASSWORD))
+        } else {
+            request
+        }
     }
 
     fn create_run(&self, experiment_id: &str) -> String {
@@ -174,14 +211,16 @@ impl MlflowServer {
     /// without a run).
     fn register(&self, model: &str, run_id: Option<&str>) {
         let exists = self.runtime.block_on(async {
-            self.http
-                .get(format!("{}/api/2.0/mlflow/registered-models/get", self.url))
-                .query(&[("name", model)])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .is_success()
+            self.authed(
+                self.http
+                    .get(format!("{}/api/2.0/mlflow/registered-models/get", self.url)),
+            )
+            .query(&[("name", model)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
         });
         if !exists {
             self.call("registered-models/create", json!({"name": model}));
@@ -217,13 +256,21 @@ impl Modelwatch {
         }
     }
 
+    fn command(&self) -> Command {
+        let mut command = common::modelwatch(self.dir.path().join("modelwatch.db"));
+        for name in [
+            "MLFLOW_TRACKING_URI",
+            "MLFLOW_TRACKING_TOKEN",
+            "MLFLOW_TRACKING_USERNAME",
+            "MLFLOW_TRACKING_PASSWORD",
+        ] {
+            command.env_remove(name);
+        }
+        command
+    }
+
     fn run(&self, args: &[&str]) -> Output {
-        common::modelwatch(self.dir.path().join("modelwatch.db"))
-            .env_remove("MLFLOW_TRACKING_URI")
-            .env_remove("MLFLOW_TRACKING_TOKEN")
-            .args(args)
-            .output()
-            .unwrap()
+        self.command().args(args).output().unwrap()
     }
 
     /// `mlflow import` with `--format json`: its exit success, report and stderr.
@@ -460,4 +507,42 @@ fn an_unreachable_tracking_server_is_a_clear_error_naming_it() {
             .contains("\"file:///tmp/mlruns\" is not the http(s) URL of an MLflow tracking server"),
         "{stderr}"
     );
+}
+
+#[test]
+fn basic_auth_credentials_come_from_mlflows_own_environment_variables() {
+    let mlflow = MlflowServer::start_with_basic_auth();
+    let experiment = mlflow.call("experiments/create", json!({"name": "guarded"}));
+    let run = mlflow.create_run(experiment["experiment_id"].as_str().unwrap());
+    mlflow.log_metrics(&run, &[("auc_roc", json!(0.88), T0, 0)]);
+    mlflow.register("guarded", Some(&run));
+    let modelwatch = Modelwatch::new();
+    let args = [
+        "mlflow",
+        "import",
+        "--tracking-uri",
+        &mlflow.url,
+        "--format",
+        "json",
+    ];
+
+    let out = modelwatch.command().args(args).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("answered registered-models/search with HTTP 401")
+            && stderr.contains("MLFLOW_TRACKING_USERNAME"),
+        "{stderr}"
+    );
+
+    let out = modelwatch
+        .command()
+        .args(args)
+        .env("MLFLOW_TRACKING_USERNAME", "admin")
+        .env("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&common::succeeded(&args, out)).unwrap();
+    assert_eq!(counts(&report), [1, 1, 1, 1, 0, 0], "{report}");
+    assert_eq!(modelwatch.history("guarded", "1", "auc_roc"), [(T0, 0.88)]);
 }

@@ -353,18 +353,29 @@ impl Client {
 
     fn api_error(&self, endpoint: &'static str, status: StatusCode, body: &[u8]) -> MlflowError {
         let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-        let message = parsed.message.unwrap_or_else(|| {
-            // Not MLflow's JSON error (a proxy's page, say): show its start.
+        let mut message = parsed.message.unwrap_or_else(|| {
+            // Not MLflow's JSON error (a proxy's page, say): its start, on one line.
             let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            match text.char_indices().nth(200) {
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let shown = match text.char_indices().nth(200) {
                 Some((cut, _)) => format!("{}…", &text[..cut]),
                 None if text.is_empty() => {
                     status.canonical_reason().unwrap_or("no message").to_owned()
                 }
-                None => text.to_owned(),
+                None => text,
+            };
+            if status == StatusCode::NOT_FOUND {
+                format!("{shown} (is this the URL of an MLflow tracking server?)")
+            } else {
+                shown
             }
         });
+        if status == StatusCode::UNAUTHORIZED {
+            message.push_str(
+                " (modelwatch sends MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and \
+                 MLFLOW_TRACKING_PASSWORD, from its environment)",
+            );
+        }
         MlflowError::Api {
             uri: self.uri.clone(),
             endpoint,
@@ -576,13 +587,15 @@ mod tests {
             "the MLflow tracking server at http://127.0.0.1:1 answered runs/get with HTTP 404 \
              (RESOURCE_DOES_NOT_EXIST): Run 'x' not found"
         );
-        let error = client.api_error("runs/get", StatusCode::NOT_FOUND, b"<html>nope</html>");
+        let error = client.api_error("runs/get", StatusCode::NOT_FOUND, b"<html>\n nope\n</html>");
         assert!(
             !error.is_not_found(),
             "a 404 without MLflow's code may be no MLflow at all"
         );
         assert!(
-            error.to_string().ends_with("HTTP 404: <html>nope</html>"),
+            error.to_string().ends_with(
+                "HTTP 404: <html> nope </html> (is this the URL of an MLflow tracking server?)"
+            ),
             "{error}"
         );
         let error = client.api_error("runs/get", StatusCode::BAD_GATEWAY, b"");
