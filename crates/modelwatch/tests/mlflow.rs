@@ -482,6 +482,33 @@ fn registered_versions_import_with_exact_history_once_and_refused_items_are_repo
         "the tracking server has no registered model of this name"
     );
     assert_eq!(report["samples_unchanged"], 3, "{report}");
+
+    // Every listing is followed through its pages: with one item per page (3 registered
+    // models, 2 versions of churn, 4 values of churn 1's accuracy…) the library imports
+    // exactly what the binary did.
+    mlflow.runtime.block_on(async {
+        let stores = modelwatch::store::open("memory").await.unwrap();
+        let client =
+            modelwatch::mlflow::Client::new(&mlflow.url, modelwatch::mlflow::Credentials::None)
+                .unwrap()
+                .with_page_size(1);
+        let report = modelwatch::mlflow::import(&client, &*stores.metrics, &[])
+            .await
+            .unwrap();
+        let report = serde_json::to_value(&report).unwrap();
+        assert_eq!(counts(&report), [2, 3, 6, 12, 0, 0], "{report}");
+        assert_eq!(report["skipped"].as_array().unwrap().len(), 5, "{report}");
+        let key = modelwatch::core::SeriesKey::parse("churn", "1", "accuracy").unwrap();
+        let points: Vec<(i64, f64)> = stores
+            .metrics
+            .range(&key, modelwatch::core::TimeRange::all())
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| (p.timestamp.as_millis(), p.value))
+            .collect();
+        assert_eq!(points, modelwatch.history("churn", "1", "accuracy"));
+    });
 }
 
 #[test]
