@@ -1096,6 +1096,12 @@ impl modelwatch_store::MetricStore for SlowReads {
     ) -> Result<Vec<modelwatch_store::SeriesInfo>, modelwatch_store::StoreError> {
         self.inner.list_series(filter).await
     }
+    async fn delete_samples_before(
+        &self,
+        cutoff: Timestamp,
+    ) -> Result<u64, modelwatch_store::StoreError> {
+        self.inner.delete_samples_before(cutoff).await
+    }
     async fn define_metric(
         &self,
         definition: modelwatch_core::MetricDefinition,

@@ -71,6 +71,9 @@ pub enum Command {
     /// Import registered models' metrics from an MLflow tracking server.
     #[command(subcommand)]
     Mlflow(crate::mlflow::MlflowCommand),
+    /// Delete old samples and finished notifications once (for cron); `serve` does it
+    /// hourly with its `[retention]` settings.
+    Prune(crate::retention::PruneArgs),
     #[command(flatten)]
     Notifications(crate::notify_cli::NotifyCommand),
     /// Serve the HTTP API (JSON, OpenAPI, events, InfluxDB line protocol, Prometheus).
@@ -192,6 +195,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 crate::notify_cli::run(command, &stores, cli.config.as_ref(), format).await
             }
             Command::Tokens(command) => crate::serve::tokens(&stores, command, format).await,
+            Command::Prune(args) => crate::retention::prune_command(&stores, args, format).await,
             command => dispatch(command, Arc::clone(&stores.metrics), format).await,
         };
         stores
@@ -228,7 +232,10 @@ async fn dispatch(
         Command::Check(args) => crate::analysis_cli::check(&*store, args, format).await,
         Command::Compare(args) => crate::analysis_cli::compare(&*store, args, format).await,
         // `run` hands these the alert store too before getting here.
-        Command::Alerting(_) | Command::Monitor(_) | Command::Notifications(_) => {
+        Command::Alerting(_)
+        | Command::Monitor(_)
+        | Command::Notifications(_)
+        | Command::Prune(_) => {
             bail!("this command needs the alert store")
         }
         Command::Serve(_) | Command::Tokens(_) => {

@@ -23,6 +23,10 @@
 //! max_alerts_per_model_per_hour = 5
 //! min_severity_to_notify = "medium"
 //!
+//! [retention]               # what `serve` prunes at start-up and hourly
+//! samples = "90d"           # default: kept forever
+//! notifications = "30d"     # finished (delivered, failed, skipped) outbox rows; or "forever"
+//!
 //! [notify]                  # the delivery worker (modelwatch-notify's RawNotify)
 //! dashboard_url = "https://modelwatch.example.com"
 //!
@@ -80,6 +84,8 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub evaluation: RawEvaluation,
+    #[serde(default)]
+    pub retention: RawRetention,
     /// `[channels.NAME]`: the notify crate owns the tables and their validation.
     #[serde(default)]
     pub channels: modelwatch_notify::RawChannels,
@@ -117,6 +123,15 @@ pub struct RawEvaluation {
     pub debounce: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// How long samples are kept, e.g. "90d"; "forever" (the default) keeps them all.
+    pub samples: Option<String>,
+    /// How long finished notifications are kept (default "30d"); "forever" keeps them.
+    pub notifications: Option<String>,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -124,6 +139,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub evaluation: EvaluationConfig,
+    pub retention: RetentionConfig,
     /// Channels and delivery policy, validated by the notify crate.
     pub notify: modelwatch_notify::NotifyConfig,
 }
@@ -155,12 +171,48 @@ pub struct EvaluationConfig {
     pub debounce: Duration,
 }
 
+/// How long `serve` keeps what it would otherwise keep forever; `None` keeps it forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    pub samples: Option<Duration>,
+    /// Outbox rows in a final state (delivered, failed, skipped); pending rows always stay.
+    pub notifications: Option<Duration>,
+}
+
+impl Default for RetentionConfig {
+    /// Samples are a model's history: never dropped unless asked. Finished notifications
+    /// are only a delivery log: a month of it.
+    fn default() -> Self {
+        RetentionConfig {
+            samples: None,
+            notifications: Some(Duration::from_secs(30 * 86_400)),
+        }
+    }
+}
+
+/// The shortest retention accepted. A bare number is seconds, so "90" meant as days
+/// would otherwise delete all but the last minute and a half of history.
+pub const MIN_RETENTION: Duration = Duration::from_secs(3_600);
+
+/// Parses a retention period ("90d", "720h"): at least [`MIN_RETENTION`].
+pub fn parse_retention(text: &str) -> Result<Duration, String> {
+    let period = parse_duration(text)?;
+    if period < MIN_RETENTION {
+        return Err(format!(
+            "{text:?} is shorter than the 1h minimum (a bare number counts seconds; use e.g. 90d)"
+        ));
+    }
+    Ok(period)
+}
+
 /// Values given on the command line; `None` leaves the lower layers' value.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub listen: Option<String>,
     pub db: Option<String>,
     pub log_level: Option<String>,
+    pub sample_retention: Option<String>,
+    pub notification_retention: Option<String>,
 }
 
 /// The server's and the channels' durations are written alike ("30s", "500ms", "2m", "1h").
@@ -223,6 +275,12 @@ impl RawConfig {
         if let Some(v) = lookup("MODELWATCH_EVAL_DEBOUNCE") {
             self.evaluation.debounce = Some(v);
         }
+        if let Some(v) = lookup("MODELWATCH_SAMPLE_RETENTION") {
+            self.retention.samples = Some(v);
+        }
+        if let Some(v) = lookup("MODELWATCH_NOTIFICATION_RETENTION") {
+            self.retention.notifications = Some(v);
+        }
         Ok(())
     }
 
@@ -236,6 +294,12 @@ impl RawConfig {
         if let Some(v) = &flags.log_level {
             self.server.log_level = Some(v.clone());
         }
+        if let Some(v) = &flags.sample_retention {
+            self.retention.samples = Some(v.clone());
+        }
+        if let Some(v) = &flags.notification_retention {
+            self.retention.notifications = Some(v.clone());
+        }
     }
 
     pub fn validate(self) -> Result<Config, ConfigError> {
@@ -244,6 +308,7 @@ impl RawConfig {
             server: self.server.validate()?,
             store: StoreConfig { db: self.store.db },
             evaluation: self.evaluation.validate()?,
+            retention: self.retention.validate()?,
             // The notify crate's error already names the key (`channels.NAME.url`).
             notify: modelwatch_notify::NotifyConfig::from_raw(self.notify, self.channels).map_err(
                 |e| ConfigError::Key {
@@ -324,6 +389,30 @@ impl RawEvaluation {
             Duration::from_secs(1),
         )?;
         Ok(EvaluationConfig { interval, debounce })
+    }
+}
+
+impl RawRetention {
+    fn validate(self) -> Result<RetentionConfig, ConfigError> {
+        let defaults = RetentionConfig::default();
+        let period = |key: &str, text: Option<String>, default: Option<Duration>| match text
+            .as_deref()
+            .map(str::trim)
+        {
+            None => Ok(default),
+            Some("forever") => Ok(None),
+            Some(text) => parse_retention(text)
+                .map(Some)
+                .map_err(|message| invalid(key, message)),
+        };
+        Ok(RetentionConfig {
+            samples: period("retention.samples", self.samples, defaults.samples)?,
+            notifications: period(
+                "retention.notifications",
+                self.notifications,
+                defaults.notifications,
+            )?,
+        })
     }
 }
 
@@ -486,10 +575,63 @@ mod tests {
     }
 
     #[test]
+    fn retention_keeps_samples_forever_unless_configured() {
+        let defaults = Config::parse("", Path::new("c.toml")).unwrap().retention;
+        assert_eq!(defaults.samples, None);
+        assert_eq!(
+            defaults.notifications,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        let config = Config::parse(
+            "[retention]\nsamples = \"90d\"\nnotifications = \"forever\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.retention,
+            RetentionConfig {
+                samples: Some(Duration::from_secs(90 * 86_400)),
+                notifications: None,
+            }
+        );
+        let env = |key: &str| (key == "MODELWATCH_SAMPLE_RETENTION").then(|| "48h".to_owned());
+        let flags = Overrides {
+            notification_retention: Some("7d".into()),
+            ..Overrides::default()
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "[retention]\nsamples = \"90d\"\n").expect("write");
+        let config = load(Some(&path), env, &flags).expect("valid");
+        assert_eq!(
+            config.retention.samples,
+            Some(Duration::from_secs(48 * 3_600))
+        );
+        assert_eq!(
+            config.retention.notifications,
+            Some(Duration::from_secs(7 * 86_400))
+        );
+    }
+
+    #[test]
+    fn a_retention_too_short_to_be_meant_is_refused() {
+        for text in ["90", "30m", "0s"] {
+            let error = Config::parse(
+                &format!("[retention]\nsamples = \"{text}\"\n"),
+                Path::new("c.toml"),
+            )
+            .unwrap_err();
+            assert!(error.to_string().contains("retention.samples"), "{error}");
+        }
+        assert!(parse_retention("1h").is_ok());
+    }
+
+    #[test]
     fn durations_take_units() {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert!(parse_duration("2 weeks").is_err());
     }
 }

@@ -15,6 +15,7 @@ pub mod migrate;
 pub mod mlflow;
 pub mod notify_cli;
 pub mod output;
+pub mod retention;
 pub mod serve;
 
 pub use modelwatch_core as core;

@@ -2,7 +2,7 @@
 //!
 //! Reads the configuration (file, environment, flags), starts logging, opens the store,
 //! optionally fills it with the demo, starts the notification worker (when channels are
-//! configured), serves [`modelwatch_http::router`] and, on SIGINT or SIGTERM, stops
+//! configured) and the pruner (`retention.rs`), serves [`modelwatch_http::router`] and, on SIGINT or SIGTERM, stops
 //! accepting, lets in-flight requests and notification sends finish, ends event streams
 //! and closes the store, which commits whatever writes are still queued.
 
@@ -32,6 +32,14 @@ pub struct ServeArgs {
     /// Fill an empty store with a week of demo data, rules and alerts first.
     #[arg(long)]
     pub demo: bool,
+    /// Delete samples older than this (e.g. 90d), at start-up and hourly; `forever`
+    /// (the default) keeps them all.
+    #[arg(long, value_name = "DURATION")]
+    pub sample_retention: Option<String>,
+    /// Delete notifications that finished (delivered, failed, skipped) longer ago than
+    /// this (default 30d; `forever` keeps them).
+    #[arg(long, value_name = "DURATION")]
+    pub notification_retention: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +83,8 @@ pub async fn serve(
         listen: args.listen.clone(),
         db: db_flag,
         log_level: args.log_level.clone(),
+        sample_retention: args.sample_retention.clone(),
+        notification_retention: args.notification_retention.clone(),
     };
     let config = config::load(
         config_file.as_deref(),
@@ -122,6 +132,8 @@ pub async fn serve(
     // The delivery worker beside the server; the same signal stops both.
     let notify = Arc::new(config.notify.clone());
     let (stop_worker, worker_stopped) = tokio::sync::watch::channel(false);
+    let pruner =
+        crate::retention::spawn_pruner(stores.clone(), config.retention, worker_stopped.clone());
     let worker = crate::notify_cli::start_worker(&stores, &notify, worker_stopped)?;
     state.set_notifications(modelwatch_http::Notifications::new(
         crate::notify_cli::summaries(&notify),
@@ -151,6 +163,11 @@ pub async fn serve(
     if let Some((_, task)) = worker {
         if let Err(error) = task.await {
             tracing::warn!(%error, "the notification worker stopped abnormally");
+        }
+    }
+    if let Some(task) = pruner {
+        if let Err(error) = task.await {
+            tracing::warn!(%error, "the pruner stopped abnormally");
         }
     }
     stores

@@ -287,6 +287,69 @@ fn listings_come_as_table_json_and_csv() {
 }
 
 #[test]
+fn prune_deletes_old_samples_keeps_recent_ones_and_prints_the_counts() {
+    let env = Env::new();
+    let recent = minutes_ago(5);
+    for (value, at) in [
+        ("0.91", "2001-01-01T00:00:00Z"),
+        ("0.92", "2001-01-02T00:00:00Z"),
+        ("0.93", recent.as_str()),
+    ] {
+        env.ok(&[
+            "metrics", "record", "m", "v1", "accuracy", value, "--at", at,
+        ]);
+    }
+    env.ok(&[
+        "metrics",
+        "record",
+        "m",
+        "v2",
+        "latency",
+        "12",
+        "--at",
+        "2001-01-01T00:00:00Z",
+    ]);
+
+    let pruned = env.json(&[
+        "prune",
+        "--samples-older-than",
+        "30d",
+        "--notifications-older-than",
+        "30d",
+    ]);
+    assert_eq!(pruned[0]["kind"], "samples");
+    assert_eq!(pruned[0]["removed"], 3);
+    assert_eq!(pruned[1]["kind"], "notifications");
+    assert_eq!(pruned[1]["removed"], 0);
+    let kept = env.samples("m", "v1", "accuracy");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["value"], 0.93);
+    assert!(env.samples("m", "v2", "latency").is_empty());
+
+    // Idempotent, and the table names what went.
+    let table = env.ok(&["prune", "--samples-older-than", "30d", "--format", "table"]);
+    assert!(table.contains("samples"), "{table}");
+    assert!(table.contains(" 0 "), "{table}");
+    assert_eq!(env.samples("m", "v1", "accuracy").len(), 1);
+}
+
+#[test]
+fn prune_refuses_a_missing_or_too_short_period() {
+    let env = Env::new();
+    env.ok(&["metrics", "record", "m", "v1", "accuracy", "0.9"]);
+    let out = env.run(&["prune"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to prune"));
+    // A bare number is seconds: almost certainly not what was meant.
+    let out = env.run(&["prune", "--samples-older-than", "90"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--samples-older-than"), "{stderr}");
+    assert!(stderr.contains("1h minimum"), "{stderr}");
+    assert_eq!(env.samples("m", "v1", "accuracy").len(), 1);
+}
+
+#[test]
 fn newer_database_is_refused_with_a_clear_message() {
     let env = Env::new();
     env.ok(&["metrics", "record", "m", "v1", "accuracy", "0.9"]);

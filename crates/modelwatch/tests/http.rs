@@ -267,6 +267,60 @@ fn demo_shows_alerts_in_every_state() {
     );
 }
 
+/// `serve` prunes at start-up with the configured sample retention: samples older than
+/// it go, recent ones and the series stay.
+#[test]
+fn serve_prunes_samples_older_than_the_retention_at_start_up() {
+    let env = Env::new();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let recent = (now_ms - 60_000).to_string();
+    for (value, at) in [
+        ("0.91", "2001-01-01T00:00:00Z"),
+        ("0.92", "2001-01-02T00:00:00Z"),
+        ("0.93", recent.as_str()),
+    ] {
+        let out = env.run(&[
+            "metrics", "record", "m", "v1", "accuracy", value, "--at", at,
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let values = || -> Vec<f64> {
+        let out = env.run(&[
+            "metrics", "history", "m", "v1", "--metric", "accuracy", "--hours", "1000000",
+            "--format", "json",
+        ]);
+        let history: Value = serde_json::from_slice(&out.stdout).unwrap();
+        history["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["value"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(values(), [0.91, 0.92, 0.93]);
+
+    std::fs::write(
+        env.dir.path().join("retention.toml"),
+        "[retention]\nsamples = \"30d\"\n",
+    )
+    .unwrap();
+    let mut server = env.serve(&[], &[("MODELWATCH_CONFIG", "retention.toml")]);
+    // The start-up pass runs beside the server; wait for it.
+    let started = Instant::now();
+    while values() != [0.93] {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "old samples still there: {:?}",
+            values()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    common::terminate(&mut server.child);
+}
+
 #[test]
 fn sigterm_finishes_requests_and_commits() {
     let env = Env::new();

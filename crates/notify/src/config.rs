@@ -403,7 +403,7 @@ impl NotifyConfig {
     }
 }
 
-/// Parses "30s", "500ms", "2m", "1h" (or a bare number of seconds).
+/// Parses "30s", "500ms", "2m", "1h", "30d" (or a bare number of seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -418,7 +418,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => number / 1000.0,
         "m" => number * 60.0,
         "h" => number * 3600.0,
-        other => return Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
+        // Retention periods are counted in days.
+        "d" => number * 86_400.0,
+        other => return Err(format!("unknown unit {other:?} (use ms, s, m, h or d)")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }

@@ -378,6 +378,167 @@ pub async fn empty_batch_is_a_no_op(store: &dyn MetricStore) {
     assert!(store.models().await.unwrap().is_empty());
 }
 
+/// Retention: everything before the cutoff goes, exactly, wherever a backend keeps it
+/// (for SQLite: sealed chunks, a chunk straddling the cutoff, the head), and nothing at or
+/// after it.
+pub async fn samples_before_a_cutoff_are_deleted_exactly(store: &dyn MetricStore) {
+    let second = 1_000i64;
+    // 16 batches of 100: the SQLite backend compacts them into one sealed chunk of
+    // 1,600 points, which the cutoff at point 1,000.5 straddles; the next 14 batches
+    // stay in its head.
+    for start in (0..3_000i64).step_by(100) {
+        let batch = (start..start + 100)
+            .map(|i| sample("m", "v1", "accuracy", (i % 100) as f64 / 100.0, i * second))
+            .collect();
+        store.append(batch).await.unwrap();
+    }
+    // A timestamp written twice (once in a chunk, once in the head) is one sample.
+    store
+        .append(vec![sample("m", "v1", "accuracy", 0.99, 500 * second)])
+        .await
+        .unwrap();
+    store
+        .append(vec![sample("m", "v2", "accuracy", 0.5, 5 * second)])
+        .await
+        .unwrap();
+    // After the 32nd batch (a second compaction for SQLite), so in its head: old and
+    // recent points of one series in one batch.
+    store
+        .append(vec![
+            sample("m", "v1", "latency", 10.0, 10 * second),
+            sample("m", "v1", "latency", 20.0, 2_000 * second),
+        ])
+        .await
+        .unwrap();
+    store
+        .append(vec![sample("m", "v3", "accuracy", 0.7, 2_500 * second)])
+        .await
+        .unwrap();
+
+    let cutoff = at(1_000 * second + 500);
+    let removed = store.delete_samples_before(cutoff).await.unwrap();
+    // accuracy: points 0..=1000; latency: one; v2: its only point.
+    assert_eq!(removed, 1_001 + 1 + 1);
+
+    let accuracy = store
+        .range(&key("m", "v1", "accuracy"), TimeRange::all())
+        .await
+        .unwrap();
+    let expected: Vec<(i64, f64)> = (1_001..3_000i64)
+        .map(|i| (i * second, (i % 100) as f64 / 100.0))
+        .collect();
+    assert_eq!(values(&accuracy), expected);
+    assert_eq!(
+        values(
+            &store
+                .range(&key("m", "v1", "latency"), TimeRange::all())
+                .await
+                .unwrap()
+        ),
+        vec![(2_000 * second, 20.0)]
+    );
+    assert!(store
+        .range(&key("m", "v2", "accuracy"), TimeRange::all())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.latest(&key("m", "v2", "accuracy")).await.unwrap(),
+        None
+    );
+    let listed: Vec<(String, i64, i64)> = store
+        .list_series(&SeriesFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            (
+                format!("{}/{}", s.key.version, s.key.metric),
+                s.first_timestamp.as_millis(),
+                s.last_timestamp.as_millis(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("v1/accuracy".into(), 1_001 * second, 2_999 * second),
+            ("v1/latency".into(), 2_000 * second, 2_000 * second),
+            ("v3/accuracy".into(), 2_500 * second, 2_500 * second),
+        ]
+    );
+
+    // Nothing is left before the cutoff: a second prune removes nothing.
+    assert_eq!(store.delete_samples_before(cutoff).await.unwrap(), 0);
+    // Pruning does not hide the past: a sample written before the cutoff afterwards
+    // (a backfill) is stored and read like any other, and later writes still win.
+    store
+        .append(vec![
+            sample("m", "v1", "accuracy", 0.25, 7 * second),
+            sample("m", "v1", "accuracy", 0.75, 1_500 * second),
+        ])
+        .await
+        .unwrap();
+    let accuracy = store
+        .range(
+            &key("m", "v1", "accuracy"),
+            TimeRange::new(at(0), at(1_501 * second)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(accuracy.len(), 1 + 500);
+    assert_eq!(values(&accuracy)[0], (7 * second, 0.25));
+    assert_eq!(values(&accuracy)[500], (1_500 * second, 0.75));
+}
+
+/// Several servers may prune one database at once: between them every sample is
+/// removed, and counted, exactly once.
+pub async fn concurrent_prunes_remove_and_count_each_sample_once(store: &dyn MetricStore) {
+    for metric in ["accuracy", "precision", "recall"] {
+        for start in (0..2_000i64).step_by(500) {
+            let batch = (start..start + 500)
+                .map(|i| sample("m", "v1", metric, 0.5, i * 1_000))
+                .collect();
+            store.append(batch).await.unwrap();
+        }
+    }
+    let cutoff = at(1_500 * 1_000);
+    let (first, second) = tokio::join!(
+        store.delete_samples_before(cutoff),
+        store.delete_samples_before(cutoff)
+    );
+    assert_eq!(first.unwrap() + second.unwrap(), 3 * 1_500);
+    for metric in ["accuracy", "precision", "recall"] {
+        let points = store
+            .range(&key("m", "v1", metric), TimeRange::all())
+            .await
+            .unwrap();
+        assert_eq!(points.len(), 500, "{metric}");
+        assert_eq!(points[0].timestamp, cutoff);
+    }
+}
+
+pub async fn deleting_before_the_earliest_sample_changes_nothing(store: &dyn MetricStore) {
+    store
+        .append(vec![
+            sample("m", "v1", "accuracy", 0.5, 1_000),
+            sample("m", "v1", "accuracy", 0.6, 2_000),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.delete_samples_before(at(1_000)).await.unwrap(), 0);
+    assert_eq!(store.delete_samples_before(at(0)).await.unwrap(), 0);
+    assert_eq!(
+        values(
+            &store
+                .range(&key("m", "v1", "accuracy"), TimeRange::all())
+                .await
+                .unwrap()
+        ),
+        vec![(1_000, 0.5), (2_000, 0.6)]
+    );
+}
+
 /// Instantiates every case of the suite for one backend; `$make` is an async expression
 /// giving a fresh, empty [`Fixture`].
 macro_rules! conformance_suite {
@@ -395,6 +556,9 @@ macro_rules! conformance_suite {
                 custom_metrics_are_declared_and_enforced,
                 many_small_batches_read_back_exactly,
                 empty_batch_is_a_no_op,
+                samples_before_a_cutoff_are_deleted_exactly,
+                deleting_before_the_earliest_sample_changes_nothing,
+                concurrent_prunes_remove_and_count_each_sample_once,
             );
         }
     };

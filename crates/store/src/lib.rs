@@ -154,6 +154,13 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
         Ok(found)
     }
 
+    /// Deletes every sample, of every series, with a timestamp before `cutoff`; samples
+    /// at or after it stay. Returns how many samples were removed (each (series,
+    /// timestamp) once, however many times it was written). Series and metric definitions
+    /// stay. Idempotent, and safe while other writers (or another process pruning) run:
+    /// backends work in bounded steps so ingestion is never held up for long.
+    async fn delete_samples_before(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
+
     /// Declares (or redeclares) a custom metric's direction and range.
     async fn define_metric(&self, definition: MetricDefinition) -> Result<(), StoreError>;
 

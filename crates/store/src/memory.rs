@@ -96,6 +96,20 @@ impl MetricStore for MemoryStore {
             .collect())
     }
 
+    async fn delete_samples_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let mut all = self.series.write().map_err(poisoned)?;
+        let mut removed = 0u64;
+        for points in all.values_mut() {
+            let kept = points.split_off(&cutoff);
+            removed += points.len() as u64;
+            *points = kept;
+        }
+        // A series without points is not listed (as in the SQL backends, where its
+        // catalogue row stays but has no samples to show).
+        all.retain(|_, points| !points.is_empty());
+        Ok(removed)
+    }
+
     async fn define_metric(&self, definition: MetricDefinition) -> Result<(), StoreError> {
         let definition =
             MetricDefinition::custom(definition.metric, definition.direction, definition.range)

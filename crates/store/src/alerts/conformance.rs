@@ -645,6 +645,122 @@ pub async fn skipped_rows_are_kept_apart_from_failures(store: &dyn AlertStore) {
         .is_empty());
 }
 
+/// Retention of the outbox: rows that finished (delivered, failed, skipped) before the
+/// cutoff go; pending rows, leased or not, and every alert and its history stay.
+pub async fn finished_notifications_before_a_cutoff_are_deleted(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let early = [alert(1, &r, "v1", 1_000), alert(2, &r, "v2", 1_000)];
+    let late = alert(3, &r, "v3", 50_000);
+    store.commit(vec![firing(&r, &early[0], 0)]).await.unwrap();
+    store.commit(vec![firing(&r, &early[1], 0)]).await.unwrap();
+    store.commit(vec![firing(&r, &late, 0)]).await.unwrap();
+    let lease = Duration::from_secs(3_600);
+
+    let claimed = store
+        .claim_notifications("w1", at(2_000), lease, 4)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    let finish = |id, result| store.finish_notification(id, "w1", result, at(3_000));
+    assert!(finish(claimed[0].id, DeliveryResult::Delivered)
+        .await
+        .unwrap());
+    let failed = DeliveryResult::Failed {
+        error: "410 gone".into(),
+    };
+    assert!(finish(claimed[1].id, failed).await.unwrap());
+    let skipped = DeliveryResult::Skipped {
+        reason: "acknowledged".into(),
+    };
+    assert!(finish(claimed[2].id, skipped).await.unwrap());
+    let in_flight = claimed[3].id;
+    let delivered_late = store
+        .claim_notifications("w2", at(60_000), lease, 1)
+        .await
+        .unwrap();
+    assert_eq!(delivered_late.len(), 1);
+    assert!(store
+        .finish_notification(
+            delivered_late[0].id,
+            "w2",
+            DeliveryResult::Delivered,
+            at(70_000)
+        )
+        .await
+        .unwrap());
+
+    // Finished at 3,000 (delivered) and at 1,000 (failed and skipped: when they were
+    // due) go; finished exactly at the cutoff, leased and never claimed rows stay.
+    assert_eq!(
+        store
+            .delete_finished_notifications(at(70_000))
+            .await
+            .unwrap(),
+        3
+    );
+    let left = |rows: Vec<super::Notification>| {
+        rows.into_iter()
+            .map(|n| (n.id, n.status, n.lease_owner))
+            .collect::<Vec<_>>()
+    };
+    let rows = left(
+        store
+            .list_notifications(&NotificationFilter::default())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.contains(&(in_flight, DeliveryStatus::Pending, Some("w1".into()))));
+    assert!(rows.contains(&(delivered_late[0].id, DeliveryStatus::Delivered, None)));
+    assert_eq!(
+        rows.iter()
+            .filter(|(_, status, owner)| *status == DeliveryStatus::Pending && owner.is_none())
+            .count(),
+        1
+    );
+    assert_eq!(
+        store
+            .delete_finished_notifications(at(70_000))
+            .await
+            .unwrap(),
+        0,
+        "idempotent"
+    );
+
+    // The lease holder still finishes its row; only then may it go.
+    assert!(store
+        .finish_notification(in_flight, "w1", DeliveryResult::Delivered, at(80_000))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .delete_finished_notifications(at(i64::from(u32::MAX)))
+            .await
+            .unwrap(),
+        2
+    );
+    let rows = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, DeliveryStatus::Pending);
+
+    // The audit trail stays whole.
+    assert_eq!(
+        store
+            .list_alerts(&AlertFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    for alert in early.iter().chain([&late]) {
+        assert_eq!(store.history(&alert.id).await.unwrap().len(), 1);
+    }
+}
+
 pub async fn recent_notifications_are_newest_first_filtered_and_limited(store: &dyn AlertStore) {
     let r = rule(1, "fraud");
     store.insert_rule(r.clone()).await.unwrap();
@@ -854,6 +970,7 @@ macro_rules! alert_conformance_suite {
                 skipped_rows_are_kept_apart_from_failures,
                 recent_notifications_are_newest_first_filtered_and_limited,
                 an_alert_read_back_guards_its_own_update,
+                finished_notifications_before_a_cutoff_are_deleted,
             );
         }
     };

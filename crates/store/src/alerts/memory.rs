@@ -337,6 +337,15 @@ impl AlertStore for MemoryStore {
         Ok(true)
     }
 
+    async fn delete_finished_notifications(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let mut tables = self.tables()?;
+        let before = tables.outbox.len();
+        tables
+            .outbox
+            .retain(|n| n.finished_at().is_none_or(|finished| finished >= cutoff));
+        Ok((before - tables.outbox.len()) as u64)
+    }
+
     async fn list_notifications(
         &self,
         filter: &NotificationFilter,

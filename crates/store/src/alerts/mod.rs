@@ -174,6 +174,18 @@ impl Notification {
         }
     }
 
+    /// When the row reached its final state; `None` while pending (leased or not).
+    /// Delivered rows record it; failed and skipped rows record no finishing time of
+    /// their own, so it is when their last attempt was due, at or shortly before they
+    /// finished (the attempt's send, or a wait for a worker while none ran).
+    pub fn finished_at(&self) -> Option<Timestamp> {
+        match self.status {
+            DeliveryStatus::Pending => None,
+            DeliveryStatus::Delivered => Some(self.delivered_at.unwrap_or(self.next_attempt_at)),
+            DeliveryStatus::Failed | DeliveryStatus::Skipped => Some(self.next_attempt_at),
+        }
+    }
+
     /// Whether a worker may claim it at `now`: pending, due, and not leased to anyone.
     pub fn claimable(&self, now: Timestamp) -> bool {
         self.status == DeliveryStatus::Pending
@@ -330,6 +342,12 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
         limit: usize,
     ) -> Result<Vec<Notification>, StoreError>;
 
+    /// Deletes the outbox rows in a final state (delivered, failed, skipped) that
+    /// finished before `cutoff` (see [`Notification::finished_at`]) and returns how many.
+    /// Pending rows, leased or not, are never deleted; alerts and their history stay.
+    /// Idempotent, and safe while workers (of this or other servers) run.
+    async fn delete_finished_notifications(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
+
     /// Every row, for moving the installation to another store.
     async fn export_alerting(&self) -> Result<AlertingRows, StoreError> {
         let rules = self.list_rules(None).await?;
@@ -358,6 +376,18 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
     /// with the alert itself: importing the same rows twice changes nothing.
     async fn import_alerting(&self, rows: AlertingRows) -> Result<(), StoreError>;
 }
+
+/// Outbox rows deleted per statement when pruning: a bounded transaction each, so the
+/// outbox is never locked for long. (Tiny under test, so the conformance suite crosses
+/// statement boundaries.)
+pub(crate) const PRUNE_NOTIFICATIONS_PER_STATEMENT: i64 = if cfg!(test) { 2 } else { 5_000 };
+
+/// The outbox rows that [`AlertStore::delete_finished_notifications`] deletes, as a SQL
+/// condition on a cutoff in epoch milliseconds bound as `$1`/`?1`: in a final state, and
+/// finished (as [`Notification::finished_at`] says) before the cutoff. Only delivered rows
+/// have a `delivered_ms`.
+pub(crate) const FINISHED_BEFORE: &str = "status IN ('delivered', 'failed', 'skipped')
+    AND coalesce(delivered_ms, next_attempt_ms) < ";
 
 /// The values one row of an alerting table binds, built from the core's types in one
 /// place so both SQL backends, and in each of them the API's writes and the import, bind

@@ -26,7 +26,8 @@ use crate::alerts::{
     corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
     to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, CommitOutcome, DeliveryResult,
     DeliveryStatus, Notification, NotificationFilter, NotificationValues, RuleValues,
-    SilenceValues, StateValues, StoredState, TransitionValues,
+    SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
+    PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
 
@@ -888,6 +889,45 @@ impl AlertStore for PostgresStore {
             .await
             .map_err(pg_error)?;
         Ok(changed > 0)
+    }
+
+    async fn delete_finished_notifications(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        // Each statement commits on its own; a row another server deleted first is
+        // simply not found, so concurrent prunes count every row once between them. Done
+        // when a statement finds fewer rows than its limit (rows another server took
+        // from under it do not mean none are left). The condition is repeated in the
+        // DELETE so that it holds for the row as it is when deleted.
+        let delete = client
+            .prepare(&format!(
+                "WITH batch AS (
+                     SELECT id FROM notification_outbox WHERE {FINISHED_BEFORE} $1 LIMIT $2),
+                 gone AS (
+                     DELETE FROM notification_outbox
+                     WHERE id IN (SELECT id FROM batch) AND {FINISHED_BEFORE} $1
+                     RETURNING 1)
+                 SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM gone)"
+            ))
+            .await
+            .map_err(pg_error)?;
+        let mut removed = 0u64;
+        loop {
+            let row = client
+                .query_one(
+                    &delete,
+                    &[&cutoff.as_millis(), &PRUNE_NOTIFICATIONS_PER_STATEMENT],
+                )
+                .await
+                .map_err(pg_error)?;
+            let (found, deleted): (i64, i64) = (
+                row.try_get(0).map_err(pg_error)?,
+                row.try_get(1).map_err(pg_error)?,
+            );
+            removed += deleted.unsigned_abs();
+            if found < PRUNE_NOTIFICATIONS_PER_STATEMENT {
+                return Ok(removed);
+            }
+        }
     }
 
     async fn list_notifications(

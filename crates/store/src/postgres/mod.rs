@@ -30,7 +30,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
-use modelwatch_core::{Bucket, Dataset, MetricDefinition, Point, Sample, SeriesKey, TimeRange};
+use modelwatch_core::{
+    Bucket, Dataset, MetricDefinition, Point, Sample, SeriesKey, TimeRange, Timestamp,
+};
 use tokio_postgres::NoTls;
 
 use crate::{MetricStore, SeriesFilter, SeriesInfo, StoreError};
@@ -269,6 +271,10 @@ impl MetricStore for PostgresStore {
 
     async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError> {
         samples::list_series(self, filter).await
+    }
+
+    async fn delete_samples_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        samples::delete_before(self, cutoff).await
     }
 
     async fn define_metric(&self, definition: MetricDefinition) -> Result<(), StoreError> {

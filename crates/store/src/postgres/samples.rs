@@ -474,6 +474,69 @@ pub(super) async fn count(
     u64::try_from(count).map_err(|_| StoreError::Corrupt(format!("negative count {count}")))
 }
 
+/// Series per delete statement: their ids go in one array, so the primary key is probed
+/// once per series.
+/// (Tiny under test, so the conformance suite crosses statement boundaries.)
+const PRUNE_SERIES_PER_STATEMENT: usize = if cfg!(test) { 2 } else { 1_000 };
+/// Rows per delete statement: each statement is its own short transaction, so ingestion
+/// and other servers are never blocked behind one huge delete.
+const PRUNE_ROWS_PER_STATEMENT: i64 = if cfg!(test) { 700 } else { 50_000 };
+
+/// Deletes the samples before `cutoff`, a bounded statement at a time. Several servers
+/// may do it at once: a row is deleted (and counted) by exactly one of them, whichever
+/// locks it first; the others skip it once it is gone. A group is done when a statement
+/// *finds* fewer rows than its limit (not when it deletes fewer: rows another server
+/// took from under it do not mean none are left).
+pub(super) async fn delete_before(
+    store: &PostgresStore,
+    cutoff: Timestamp,
+) -> Result<u64, StoreError> {
+    let client = store.client().await?;
+    let series_ids: Vec<i32> = client
+        .query("SELECT id FROM series ORDER BY id", &[])
+        .await
+        .map_err(pg_error)?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(pg_error)?;
+    let delete = client
+        .prepare(
+            "WITH batch AS (
+                 SELECT series_id, ts FROM samples
+                 WHERE series_id = ANY($1) AND ts < $2
+                 LIMIT $3),
+             gone AS (
+                 DELETE FROM samples s USING batch b
+                 WHERE s.series_id = b.series_id AND s.ts = b.ts
+                 RETURNING 1)
+             SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM gone)",
+        )
+        .await
+        .map_err(pg_error)?;
+    let mut removed = 0u64;
+    for group in series_ids.chunks(PRUNE_SERIES_PER_STATEMENT) {
+        loop {
+            let row = client
+                .query_one(
+                    &delete,
+                    &[&group, &cutoff.as_millis(), &PRUNE_ROWS_PER_STATEMENT],
+                )
+                .await
+                .map_err(pg_error)?;
+            let (found, deleted): (i64, i64) = (
+                row.try_get(0).map_err(pg_error)?,
+                row.try_get(1).map_err(pg_error)?,
+            );
+            removed += deleted.unsigned_abs();
+            if found < PRUNE_ROWS_PER_STATEMENT {
+                break;
+            }
+        }
+    }
+    Ok(removed)
+}
+
 pub(super) async fn latest(
     store: &PostgresStore,
     series: &SeriesKey,

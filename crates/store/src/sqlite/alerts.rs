@@ -17,7 +17,8 @@ use crate::alerts::{
     corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
     to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, CommitOutcome, DeliveryResult,
     DeliveryStatus, Notification, NotificationFilter, NotificationValues, RuleValues,
-    SilenceValues, StateValues, StoredState, TransitionValues,
+    SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
+    PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
 
@@ -893,6 +894,29 @@ impl AlertStore for SqliteStore {
             Ok(changed > 0)
         })
         .await
+    }
+
+    async fn delete_finished_notifications(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let mut removed = 0u64;
+        loop {
+            let deleted = self
+                .write(move |_, tx| {
+                    let sql = format!(
+                        "DELETE FROM notification_outbox WHERE id IN (
+                             SELECT id FROM notification_outbox WHERE {FINISHED_BEFORE} ?1
+                             LIMIT ?2)"
+                    );
+                    Ok(tx.prepare_cached(&sql)?.execute(params![
+                        cutoff.as_millis(),
+                        PRUNE_NOTIFICATIONS_PER_STATEMENT
+                    ])?)
+                })
+                .await?;
+            removed += deleted as u64;
+            if (deleted as i64) < PRUNE_NOTIFICATIONS_PER_STATEMENT {
+                return Ok(removed);
+            }
+        }
     }
 
     async fn list_notifications(

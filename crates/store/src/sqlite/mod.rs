@@ -8,6 +8,7 @@
 
 pub(crate) mod alerts;
 mod head;
+mod prune;
 pub(crate) mod read;
 pub(crate) mod schema;
 mod tokens;
@@ -20,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use modelwatch_core::{MetricDefinition, Point, Sample, SeriesKey, TimeRange};
+use modelwatch_core::{MetricDefinition, Point, Sample, SeriesKey, TimeRange, Timestamp};
 use rusqlite::{Connection, OpenFlags, Transaction};
 use tokio::sync::oneshot;
 
@@ -221,6 +222,10 @@ impl MetricStore for SqliteStore {
         let filter = filter.clone();
         self.read(move |connection, _| read::list_series(connection, &filter))
             .await
+    }
+
+    async fn delete_samples_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        prune::delete_samples_before(self, cutoff).await
     }
 
     async fn define_metric(&self, definition: MetricDefinition) -> Result<(), StoreError> {

@@ -255,7 +255,87 @@ async fn head_and_chunks_read_as_one_with_later_writes_winning() {
     );
 }
 
-/// Schema 5 recorded deliveries held back on purpose as failed with "skipped: …"; schema
+/// Appends `batches` one-sample batches to another series, so the head reaches its
+/// compaction threshold (16 rows) and everything in it becomes chunks.
+async fn fill_head(store: &SqliteStore, batches: i64) {
+    for i in 0..batches {
+        store
+            .append(vec![sample("filler", 1.0, 1_000_000 + i)])
+            .await
+            .unwrap();
+    }
+}
+
+/// Pruning trims a sealed chunk below the sealed size; compaction must not merge it with
+/// younger small chunks past a younger sealed chunk, or its older values of shared
+/// timestamps would win over the later writes that sealed chunk holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trimmed_chunk_never_wins_over_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    // Sealed chunk 1: points 0..1100 with value 1; sealed chunk 2, written later:
+    // points 1000..2100 with value 2 (overwriting 1000..1099).
+    for value in [1.0, 2.0] {
+        let start = (value as i64 - 1) * 1_000;
+        store
+            .append(
+                (start..start + 1_100)
+                    .map(|t| sample("mae", value, t))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        fill_head(&store, 15).await;
+    }
+    assert_eq!(
+        store
+            .delete_samples_before(Timestamp::from_millis(500).unwrap())
+            .await
+            .unwrap(),
+        500
+    );
+    // Two more head compactions leave two small chunks of 600 points: compaction is due.
+    for round in 0..2i64 {
+        let start = 3_000 + round * 600;
+        store
+            .append(
+                (start..start + 600)
+                    .map(|t| sample("mae", 3.0, t))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        fill_head(&store, 15).await;
+    }
+    let points = store.range(&series("mae"), TimeRange::all()).await.unwrap();
+    assert_eq!(points.len(), 500 + 1_100 + 1_200);
+    for point in &points {
+        let t = point.timestamp.as_millis();
+        let expected = match t {
+            500..=999 => 1.0,
+            1_000..=2_099 => 2.0,
+            _ => 3.0,
+        };
+        assert_eq!(point.value, expected, "at {t}");
+    }
+    store.close().await.unwrap();
+    // The trimmed chunk, the sealed one, and the two young small chunks merged into one.
+    let chunks: Vec<(i64, i64)> = Connection::open(&path)
+        .unwrap()
+        .prepare(
+            "SELECT min_ms, count FROM chunks
+             WHERE series_id = (SELECT id FROM series WHERE metric = 'mae') ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(chunks, [(500, 600), (1_000, 1_100), (3_000, 1_200)]);
+}
+
+/// Schema 5 recorded deliveries/// Schema 5 recorded deliveries held back on purpose as failed with "skipped: …"; schema
 /// 6 turns them into `skipped` rows, keeps ids and real failures, and accepts the status.
 #[tokio::test]
 async fn outbox_rows_failed_as_skipped_become_skipped() {

@@ -24,6 +24,13 @@ use crate::{validate_batch, StoreError};
 
 /// A chunk with at least this many points is final ("sealed"); smaller ones are merged
 /// by compaction once a series has enough of them.
+///
+/// Only the small chunks younger than the series' youngest sealed chunk are merged
+/// ("mergeable"): the merged chunk takes a new, higher id, and jumping a sealed chunk
+/// would let an older write of a timestamp win over the sealed chunk's later one. Small
+/// chunks older than a sealed one arise when compacting the head seals a chunk directly
+/// (a series with many points in the head) and when pruning trims a sealed chunk
+/// (`prune.rs`); they stay as they are.
 pub const SEALED_CHUNK_LEN: i64 = 1024;
 /// The largest chunk compaction writes.
 const MAX_CHUNK_LEN: usize = 4096;
@@ -272,18 +279,38 @@ impl WriterState {
         self.staged.small(series_id, small);
     }
 
+    /// Re-reads a series' mergeable small chunks after chunks were deleted or trimmed.
+    pub(super) fn reload_small_chunks(
+        &mut self,
+        transaction: &Transaction<'_>,
+        series_id: i64,
+    ) -> Result<(), StoreError> {
+        let small = load_small_chunks(transaction, series_id)?;
+        self.staged.small(series_id, small);
+        Ok(())
+    }
+
     fn needs_compaction(small: SmallChunks) -> bool {
         small.chunks >= MAX_SMALL_CHUNKS || (small.chunks >= 2 && small.points >= SEALED_CHUNK_LEN)
     }
 }
+
+/// The condition selecting a series' mergeable small chunks (see [`SEALED_CHUNK_LEN`]);
+/// binds the series id as `?1` and [`SEALED_CHUNK_LEN`] as `?2`.
+const MERGEABLE_CHUNKS: &str = "series_id = ?1 AND count < ?2
+    AND id > (SELECT coalesce(max(id), 0) FROM chunks WHERE series_id = ?1 AND count >= ?2)";
 
 fn load_small_chunks(
     transaction: &Transaction<'_>,
     series_id: i64,
 ) -> Result<SmallChunks, StoreError> {
     let (chunks, points): (i64, i64) = transaction
-        .prepare_cached("SELECT count(*), coalesce(sum(count), 0) FROM chunks WHERE series_id = ?1 AND count < ?2")?
-        .query_row(params![series_id, SEALED_CHUNK_LEN], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        .prepare_cached(&format!(
+            "SELECT count(*), coalesce(sum(count), 0) FROM chunks WHERE {MERGEABLE_CHUNKS}"
+        ))?
+        .query_row(params![series_id, SEALED_CHUNK_LEN], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
     Ok(SmallChunks {
         chunks: u32::try_from(chunks).unwrap_or(u32::MAX),
         points,
@@ -491,7 +518,10 @@ fn compact_some(connection: &mut Connection, state: &mut WriterState) -> Result<
 
 /// Sorts every head row into per-series chunks and empties the head. All head rows go at
 /// once, so every chunk stays older than every head row (readers rely on it).
-fn compact_head(transaction: &Transaction<'_>, state: &mut WriterState) -> Result<(), StoreError> {
+pub(super) fn compact_head(
+    transaction: &Transaction<'_>,
+    state: &mut WriterState,
+) -> Result<(), StoreError> {
     let ids: Vec<i64> = {
         let mut statement = transaction.prepare_cached("SELECT id FROM head ORDER BY id")?;
         let ids = statement.query_map([], |row| row.get(0))?;
@@ -533,18 +563,18 @@ fn pieces(columns: &Columns) -> impl Iterator<Item = Columns> + '_ {
     })
 }
 
-/// Merges a series' small chunks into as few chunks as possible. Small chunks are always
-/// younger than sealed ones (sealed chunks come only from earlier compactions), so the
-/// merged chunk taking a new, higher id keeps "the later write wins" true for readers.
+/// Merges a series' mergeable small chunks into as few chunks as possible. They are all
+/// younger than every sealed chunk of the series, so the merged chunk taking a new,
+/// higher id keeps "the later write wins" true for readers.
 fn compact_series(
     transaction: &Transaction<'_>,
     series_id: i64,
 ) -> Result<SmallChunks, StoreError> {
     let mut rows: Vec<Vec<u8>> = Vec::new();
     {
-        let mut statement = transaction.prepare_cached(
-            "SELECT data FROM chunks WHERE series_id = ?1 AND count < ?2 ORDER BY id",
-        )?;
+        let mut statement = transaction.prepare_cached(&format!(
+            "SELECT data FROM chunks WHERE {MERGEABLE_CHUNKS} ORDER BY id"
+        ))?;
         let mut found = statement.query(params![series_id, SEALED_CHUNK_LEN])?;
         while let Some(row) = found.next()? {
             rows.push(row.get(0)?);
@@ -560,7 +590,7 @@ fn compact_series(
     let merged = sort_keeping_last(merged);
     // The same rows as read above: this writer holds the database's write lock.
     transaction
-        .prepare_cached("DELETE FROM chunks WHERE series_id = ?1 AND count < ?2")?
+        .prepare_cached(&format!("DELETE FROM chunks WHERE {MERGEABLE_CHUNKS}"))?
         .execute(params![series_id, SEALED_CHUNK_LEN])?;
     for piece in pieces(&merged) {
         insert_chunk(transaction, series_id, &piece)?;

@@ -1,0 +1,148 @@
+//! Retention: deleting samples and finished notifications older than a period.
+//!
+//! `modelwatch prune` does it once (for cron); `serve` runs [`spawn_pruner`] beside the
+//! HTTP server, which prunes at start-up and then hourly with the configured
+//! [`RetentionConfig`]. What goes and what never goes is the store's contract
+//! ([`MetricStore::delete_samples_before`], [`AlertStore::delete_finished_notifications`]):
+//! samples before the cutoff; outbox rows that finished before it. Pending notifications,
+//! alerts, their history, rules, silences and tokens are never pruned. The deletes are
+//! idempotent, so several servers on one database may prune at once.
+//!
+//! [`MetricStore::delete_samples_before`]: modelwatch_store::MetricStore::delete_samples_before
+//! [`AlertStore::delete_finished_notifications`]: modelwatch_store::AlertStore::delete_finished_notifications
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use modelwatch_core::Timestamp;
+use modelwatch_store::{StoreError, Stores};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{parse_retention, RetentionConfig};
+use crate::output::{emit, Format, Table};
+
+/// How often `serve` prunes after the start-up pass.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete samples older than this, e.g. 90d or 720h (at least 1h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_retention)]
+    pub samples_older_than: Option<Duration>,
+    /// Delete notifications that finished (delivered, failed, skipped) longer ago than
+    /// this, e.g. 30d; pending ones always stay.
+    #[arg(long, value_name = "DURATION", value_parser = parse_retention)]
+    pub notifications_older_than: Option<Duration>,
+}
+
+/// What one kind of pruning removed.
+#[derive(Debug, Serialize)]
+pub struct Pruned {
+    /// `samples` or `notifications`.
+    pub kind: &'static str,
+    /// Everything (finished) before this went.
+    pub before: Timestamp,
+    pub removed: u64,
+}
+
+async fn prune_samples(stores: &Stores, before: Timestamp) -> Result<Pruned, StoreError> {
+    Ok(Pruned {
+        kind: "samples",
+        before,
+        removed: stores.metrics.delete_samples_before(before).await?,
+    })
+}
+
+async fn prune_notifications(stores: &Stores, before: Timestamp) -> Result<Pruned, StoreError> {
+    Ok(Pruned {
+        kind: "notifications",
+        before,
+        removed: stores.alerts.delete_finished_notifications(before).await?,
+    })
+}
+
+/// `modelwatch prune`: one pass with the periods given, printing what went.
+pub async fn prune_command(stores: &Stores, args: PruneArgs, format: Format) -> Result<ExitCode> {
+    if args.samples_older_than.is_none() && args.notifications_older_than.is_none() {
+        bail!("nothing to prune: give --samples-older-than and/or --notifications-older-than");
+    }
+    let now = crate::now();
+    let mut rows = Vec::new();
+    if let Some(period) = args.samples_older_than {
+        rows.push(prune_samples(stores, now.saturating_sub(period)).await?);
+    }
+    if let Some(period) = args.notifications_older_than {
+        rows.push(prune_notifications(stores, now.saturating_sub(period)).await?);
+    }
+    let mut table = Table::new(&["pruned", "before", "removed"]);
+    for row in &rows {
+        table.push(vec![
+            row.kind.to_owned(),
+            row.before.to_string(),
+            row.removed.to_string(),
+        ]);
+    }
+    emit(format, &rows, &table)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One pass of the server's pruner: each kind on its own, failures logged, never fatal
+/// (the next pass tries again).
+pub async fn prune_pass(stores: &Stores, retention: RetentionConfig, now: Timestamp) {
+    if let Some(period) = retention.samples {
+        match prune_samples(stores, now.saturating_sub(period)).await {
+            Ok(pruned) => tracing::info!(
+                removed = pruned.removed,
+                before = %pruned.before,
+                "pruned samples"
+            ),
+            Err(error) => tracing::error!(%error, "cannot prune samples; retrying in an hour"),
+        }
+    }
+    if let Some(period) = retention.notifications {
+        match prune_notifications(stores, now.saturating_sub(period)).await {
+            Ok(pruned) => tracing::info!(
+                removed = pruned.removed,
+                before = %pruned.before,
+                "pruned finished notifications"
+            ),
+            Err(error) => {
+                tracing::error!(%error, "cannot prune notifications; retrying in an hour")
+            }
+        }
+    }
+}
+
+/// Prunes at once, then every [`PRUNE_EVERY`], until `stop` turns true; a pass in
+/// progress is abandoned then (each of its steps is committed on its own, so nothing is
+/// left half done). `None` when nothing is to be pruned.
+pub fn spawn_pruner(
+    stores: Stores,
+    retention: RetentionConfig,
+    mut stop: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    if retention.samples.is_none() && retention.notifications.is_none() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(PRUNE_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.changed() => return,
+            }
+            tokio::select! {
+                () = prune_pass(&stores, retention, crate::now()) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }))
+}
