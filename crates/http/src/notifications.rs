@@ -186,6 +186,9 @@ pub struct NotificationOut {
     /// When a pending delivery is next tried.
     pub next_attempt_at: String,
     pub delivered_at: Option<String>,
+    /// When it reached its final state (delivered, failed or skipped); null while
+    /// pending. Retention deletes rows by this time.
+    pub finished_at: Option<String>,
     /// Why the last attempt failed (a failed delivery's final error); for a skipped
     /// delivery, why it was held back.
     pub last_error: Option<String>,
@@ -204,6 +207,7 @@ impl From<Notification> for NotificationOut {
             created_at: n.created_at.to_rfc3339(),
             next_attempt_at: n.next_attempt_at.to_rfc3339(),
             delivered_at: n.delivered_at.map(|t| t.to_rfc3339()),
+            finished_at: n.finished_at.map(|t| t.to_rfc3339()),
             last_error: n.last_error,
         }
     }

@@ -68,6 +68,9 @@ pub enum Command {
     Alerting(crate::alerts_cli::AlertingCommand),
     /// Move an installation to another database (e.g. SQLite to PostgreSQL), checking counts.
     Migrate(crate::migrate::MigrateArgs),
+    /// Import registered models' metrics from an MLflow tracking server.
+    #[command(subcommand)]
+    Mlflow(crate::mlflow::MlflowCommand),
     /// Delete old samples and finished notifications once (for cron); `serve` does it
     /// hourly with its `[retention]` settings.
     Prune(crate::retention::PruneArgs),
@@ -225,6 +228,7 @@ async fn dispatch(
         Command::Models(ModelsCommand::List) => list_models(&*store, format).await,
         Command::Demo => demo(&*store, format).await,
         Command::Migrate(args) => crate::migrate::run(args, format).await,
+        Command::Mlflow(command) => crate::mlflow::run(command, &*store, format).await,
         Command::Check(args) => crate::analysis_cli::check(&*store, args, format).await,
         Command::Compare(args) => crate::analysis_cli::compare(&*store, args, format).await,
         // `run` hands these the alert store too before getting here.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod import;
 pub mod migrate;
+pub mod mlflow;
 pub mod notify_cli;
 pub mod output;
 pub mod retention;

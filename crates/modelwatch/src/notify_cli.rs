@@ -147,10 +147,11 @@ async fn list_notifications(
         "id", "created", "channel", "event", "alert", "status", "attempts", "when", "error",
     ]);
     for n in &rows {
-        // Pending: when it is next tried; delivered: when it went out.
-        let when = match n.status.as_str() {
-            "pending" => format!("next {}", n.next_attempt_at),
-            _ => n.delivered_at.clone().unwrap_or_default(),
+        // Pending: when it is next tried; otherwise when it finished (went out, failed
+        // for good or was held back).
+        let when = match &n.finished_at {
+            None => format!("next {}", n.next_attempt_at),
+            Some(finished) => finished.clone(),
         };
         table.push(vec![
             n.id.to_string(),

@@ -565,6 +565,29 @@ fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
     env.ok(&["tokens", "create", "ci", "--scope", "write"]);
     env.ok(&["tokens", "create", "grafana"]);
     env.ok(&["tokens", "revoke", "1"]);
+    // One delivery pass: the firing notifications of the acknowledged and the resolved
+    // alert are held back (skipped, finished now); the follow-ups wait for receivers
+    // that are not there.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let channels: String = ["ops", "pager"]
+        .iter()
+        .map(|name| {
+            format!(
+                "[channels.{name}]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{closed_port}/{name}\"\n"
+            )
+        })
+        .collect();
+    let config = env.write("modelwatch.toml", &channels);
+    let pass = env.json(&["--config", path_str(&config), "notify", "--once"]);
+    assert_eq!(
+        (&pass["skipped"], &pass["retried"]),
+        (&4.into(), &4.into()),
+        "{pass}"
+    );
     let (_runtime, database) = postgres_database("migrate");
 
     let source = format!("sqlite:{}", path_str(&env.db()));
@@ -616,9 +639,21 @@ fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
         &["alerts", "history", &alerts[1]],
         &["silences", "list", "--all"],
         &["tokens", "list"],
+        &["notifications", "list"],
     ] {
         assert_eq!(read(&source, args), read(database.url(), args), "{args:?}");
     }
+    // Finishing times came across (retention ages rows by them).
+    let skipped = read(
+        database.url(),
+        &["notifications", "list", "--status", "skipped"],
+    );
+    let skipped = skipped.as_array().unwrap();
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    assert!(
+        skipped.iter().all(|n| n["finished_at"].is_string()),
+        "{skipped:?}"
+    );
     // Ids carry on after the copied ones.
     let created = env.ok(&["--db", database.url(), "tokens", "create", "later"]);
     let listed = read(database.url(), &["tokens", "list"]);

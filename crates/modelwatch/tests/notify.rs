@@ -591,21 +591,31 @@ fn a_notification_held_back_is_skipped_not_failed_in_the_api_and_metrics() {
         skipped["last_error"], "alert was acknowledged by alice before delivery",
         "{skipped}"
     );
+    assert!(skipped["finished_at"].is_string(), "{skipped}");
     assert!(
         receiver.wait_for(Duration::from_secs(30), |s| s.acked.len() == 1),
         "the acknowledgement was not delivered"
     );
+    // The receiver sees the request before the worker has its answer and records the
+    // delivery, so the counters are waited for rather than read once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = get(&address, "/api/v1/channels");
+        let channels: Value = serde_json::from_str(&body).unwrap();
+        let hook = &channels["channels"][0];
+        let counts = (&hook["delivered"], &hook["skipped"], &hook["failed"]);
+        if counts == (&Value::from(1), &Value::from(1), &Value::from(0)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && hook["delivered"] == 0,
+            "{body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (_, body) = get(&address, "/api/v1/notifications?status=failed");
     let failed: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(failed["notifications"], serde_json::json!([]), "{body}");
-    let (_, body) = get(&address, "/api/v1/channels");
-    let channels: Value = serde_json::from_str(&body).unwrap();
-    let hook = &channels["channels"][0];
-    assert_eq!(
-        (&hook["delivered"], &hook["skipped"], &hook["failed"]),
-        (&Value::from(1), &Value::from(1), &Value::from(0)),
-        "{body}"
-    );
     let (_, metrics) = get(&address, "/metrics");
     for line in [
         "modelwatch_notification_deliveries_total{channel=\"hook\",outcome=\"skipped\"} 1",
@@ -642,14 +652,15 @@ fn notifications_list_shows_deliveries_by_status_and_channel_newest_first() {
         assert_eq!(row["channel"], "hook", "{row}");
         assert_eq!(row["event"], "firing", "{row}");
         assert!(row["delivered_at"].is_string(), "{row}");
+        assert_eq!(row["finished_at"], row["delivered_at"], "{row}");
     }
     let gone = env.json(&["notifications", "list", "--channel", "gone"]);
     let gone = gone.as_array().unwrap();
     assert_eq!(gone.len(), 2, "{gone:?}");
     for row in gone {
         assert_eq!(
-            (&row["status"], &row["attempts"]),
-            (&"pending".into(), &1.into())
+            (&row["status"], &row["attempts"], &row["finished_at"]),
+            (&"pending".into(), &1.into(), &Value::Null)
         );
         assert!(
             row["last_error"].as_str().unwrap().contains("cannot reach"),
@@ -686,6 +697,7 @@ fn notifications_list_shows_deliveries_by_status_and_channel_newest_first() {
             "dedup_key",
             "delivered_at",
             "event",
+            "finished_at",
             "id",
             "last_error",
             "next_attempt_at",

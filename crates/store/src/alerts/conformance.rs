@@ -549,6 +549,7 @@ pub async fn claims_lease_rows_and_only_the_holder_finishes_them(store: &dyn Ale
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
     assert_eq!(again[0].last_error.as_deref(), Some("timeout"));
+    assert_eq!(again[0].finished_at, None, "a retry is not an end");
 
     // w1 dies holding the lease; once it expires, w3 takes the row over and w1's late
     // report is refused.
@@ -576,9 +577,15 @@ pub async fn claims_lease_rows_and_only_the_holder_finishes_them(store: &dyn Ale
         .unwrap();
     assert_eq!(rows[0].status, DeliveryStatus::Delivered);
     assert_eq!(rows[0].delivered_at, Some(at(3_000)));
+    assert_eq!(rows[0].finished_at, Some(at(3_000)));
     assert_eq!(rows[0].lease_owner, None);
     assert_eq!(rows[1].status, DeliveryStatus::Failed);
     assert_eq!(rows[1].last_error.as_deref(), Some("410 gone"));
+    // Failed when w3 said so, not when its last attempt was due (60,000).
+    assert_eq!(
+        (rows[1].next_attempt_at, rows[1].finished_at),
+        (at(60_000), Some(at(91_000)))
+    );
     assert!(matches!(
         store
             .finish_notification(999, "w1", DeliveryResult::Delivered, at(1))
@@ -609,7 +616,7 @@ pub async fn skipped_rows_are_kept_apart_from_failures(store: &dyn AlertStore) {
         error: "410 gone".into(),
     };
     assert!(store
-        .finish_notification(claimed[1].id, "w1", failed, at(3_000))
+        .finish_notification(claimed[1].id, "w1", failed, at(4_000))
         .await
         .unwrap());
 
@@ -628,8 +635,12 @@ pub async fn skipped_rows_are_kept_apart_from_failures(store: &dyn AlertStore) {
         Some("alert was acknowledged by alice before delivery")
     );
     assert_eq!(
-        (rows[0].delivered_at, rows[0].lease_owner.as_deref()),
-        (None, None)
+        (
+            rows[0].delivered_at,
+            rows[0].finished_at,
+            rows[0].lease_owner.as_deref()
+        ),
+        (None, Some(at(3_000)), None)
     );
     let rows = store
         .list_notifications(&only(DeliveryStatus::Failed))
@@ -637,6 +648,10 @@ pub async fn skipped_rows_are_kept_apart_from_failures(store: &dyn AlertStore) {
         .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].id, claimed[1].id);
+    assert_eq!(
+        (rows[0].delivered_at, rows[0].finished_at),
+        (None, Some(at(4_000)))
+    );
     // Settled either way: neither is claimed again, even long after.
     assert!(store
         .claim_notifications("w2", at(10_000_000), lease, 10)
@@ -646,52 +661,84 @@ pub async fn skipped_rows_are_kept_apart_from_failures(store: &dyn AlertStore) {
 }
 
 /// Retention of the outbox: rows that finished (delivered, failed, skipped) before the
-/// cutoff go; pending rows, leased or not, and every alert and its history stay.
+/// cutoff go, by when they finished — not by when their last attempt was due; pending
+/// rows, leased or not, and every alert and its history stay.
 pub async fn finished_notifications_before_a_cutoff_are_deleted(store: &dyn AlertStore) {
     let r = rule(1, "fraud");
     store.insert_rule(r.clone()).await.unwrap();
-    let early = [alert(1, &r, "v1", 1_000), alert(2, &r, "v2", 1_000)];
+    let early = [
+        alert(1, &r, "v1", 1_000),
+        alert(2, &r, "v2", 1_000),
+        alert(4, &r, "v4", 1_000),
+    ];
     let late = alert(3, &r, "v3", 50_000);
-    store.commit(vec![firing(&r, &early[0], 0)]).await.unwrap();
-    store.commit(vec![firing(&r, &early[1], 0)]).await.unwrap();
-    store.commit(vec![firing(&r, &late, 0)]).await.unwrap();
+    for a in early.iter().chain([&late]) {
+        store.commit(vec![firing(&r, a, 0)]).await.unwrap();
+    }
     let lease = Duration::from_secs(3_600);
 
+    // The six early rows, all due at 1,000, oldest first.
     let claimed = store
-        .claim_notifications("w1", at(2_000), lease, 4)
+        .claim_notifications("w1", at(2_000), lease, 6)
         .await
         .unwrap();
-    assert_eq!(claimed.len(), 4);
-    let finish = |id, result| store.finish_notification(id, "w1", result, at(3_000));
-    assert!(finish(claimed[0].id, DeliveryResult::Delivered)
-        .await
-        .unwrap());
-    let failed = DeliveryResult::Failed {
+    assert_eq!(claimed.len(), 6);
+    let id = |i: usize| claimed[i].id;
+    let finish = |id, result, ms| store.finish_notification(id, "w1", result, at(ms));
+    let failed = || DeliveryResult::Failed {
         error: "410 gone".into(),
     };
-    assert!(finish(claimed[1].id, failed).await.unwrap());
-    let skipped = DeliveryResult::Skipped {
+    let skipped = || DeliveryResult::Skipped {
         reason: "acknowledged".into(),
     };
-    assert!(finish(claimed[2].id, skipped).await.unwrap());
-    let in_flight = claimed[3].id;
+    assert!(finish(id(0), DeliveryResult::Delivered, 3_000)
+        .await
+        .unwrap());
+    assert!(finish(id(1), failed(), 3_000).await.unwrap());
+    assert!(finish(id(2), skipped(), 3_000).await.unwrap());
+    let in_flight = id(3);
+    // Due long ago, finished just now (a worker that held them through a long wait).
+    assert!(finish(id(4), failed(), 75_000).await.unwrap());
+    assert!(finish(id(5), skipped(), 75_000).await.unwrap());
     let delivered_late = store
         .claim_notifications("w2", at(60_000), lease, 1)
         .await
         .unwrap();
     assert_eq!(delivered_late.len(), 1);
+    let delivered_late = delivered_late[0].id;
     assert!(store
-        .finish_notification(
-            delivered_late[0].id,
-            "w2",
-            DeliveryResult::Delivered,
-            at(70_000)
-        )
+        .finish_notification(delivered_late, "w2", DeliveryResult::Delivered, at(70_000))
         .await
         .unwrap());
 
-    // Finished at 3,000 (delivered) and at 1,000 (failed and skipped: when they were
-    // due) go; finished exactly at the cutoff, leased and never claimed rows stay.
+    let finished: Vec<(i64, DeliveryStatus, Option<Timestamp>)> = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.id, n.status, n.finished_at))
+        .collect();
+    let never_claimed = finished
+        .iter()
+        .map(|(id, _, _)| *id)
+        .find(|id| !claimed.iter().any(|c| c.id == *id) && *id != delivered_late)
+        .unwrap();
+    assert_eq!(
+        finished,
+        [
+            (id(0), DeliveryStatus::Delivered, Some(at(3_000))),
+            (id(1), DeliveryStatus::Failed, Some(at(3_000))),
+            (id(2), DeliveryStatus::Skipped, Some(at(3_000))),
+            (in_flight, DeliveryStatus::Pending, None),
+            (id(4), DeliveryStatus::Failed, Some(at(75_000))),
+            (id(5), DeliveryStatus::Skipped, Some(at(75_000))),
+            (delivered_late, DeliveryStatus::Delivered, Some(at(70_000))),
+            (never_claimed, DeliveryStatus::Pending, None),
+        ]
+    );
+
+    // Finished at 3,000 go; finished exactly at the cutoff or after it (however long
+    // ago they were due), leased and never claimed rows stay.
     assert_eq!(
         store
             .delete_finished_notifications(at(70_000))
@@ -699,25 +746,11 @@ pub async fn finished_notifications_before_a_cutoff_are_deleted(store: &dyn Aler
             .unwrap(),
         3
     );
-    let left = |rows: Vec<super::Notification>| {
-        rows.into_iter()
-            .map(|n| (n.id, n.status, n.lease_owner))
-            .collect::<Vec<_>>()
-    };
-    let rows = left(
-        store
-            .list_notifications(&NotificationFilter::default())
-            .await
-            .unwrap(),
-    );
-    assert_eq!(rows.len(), 3, "{rows:?}");
-    assert!(rows.contains(&(in_flight, DeliveryStatus::Pending, Some("w1".into()))));
-    assert!(rows.contains(&(delivered_late[0].id, DeliveryStatus::Delivered, None)));
+    let ids = |rows: Vec<super::Notification>| rows.into_iter().map(|n| n.id).collect::<Vec<_>>();
+    let all = NotificationFilter::default();
     assert_eq!(
-        rows.iter()
-            .filter(|(_, status, owner)| *status == DeliveryStatus::Pending && owner.is_none())
-            .count(),
-        1
+        ids(store.list_notifications(&all).await.unwrap()),
+        [in_flight, id(4), id(5), delivered_late, never_claimed]
     );
     assert_eq!(
         store
@@ -726,6 +759,17 @@ pub async fn finished_notifications_before_a_cutoff_are_deleted(store: &dyn Aler
             .unwrap(),
         0,
         "idempotent"
+    );
+    assert_eq!(
+        store
+            .delete_finished_notifications(at(75_000))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        ids(store.list_notifications(&all).await.unwrap()),
+        [in_flight, id(4), id(5), never_claimed]
     );
 
     // The lease holder still finishes its row; only then may it go.
@@ -738,14 +782,15 @@ pub async fn finished_notifications_before_a_cutoff_are_deleted(store: &dyn Aler
             .delete_finished_notifications(at(i64::from(u32::MAX)))
             .await
             .unwrap(),
-        2
+        3
     );
-    let rows = store
-        .list_notifications(&NotificationFilter::default())
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].status, DeliveryStatus::Pending);
+    let rows = store.list_notifications(&all).await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|n| (n.id, n.status, n.finished_at))
+            .collect::<Vec<_>>(),
+        [(never_claimed, DeliveryStatus::Pending, None)]
+    );
 
     // The audit trail stays whole.
     assert_eq!(
@@ -754,7 +799,7 @@ pub async fn finished_notifications_before_a_cutoff_are_deleted(store: &dyn Aler
             .await
             .unwrap()
             .len(),
-        3
+        4
     );
     for alert in early.iter().chain([&late]) {
         assert_eq!(store.history(&alert.id).await.unwrap().len(), 1);
@@ -926,6 +971,11 @@ pub async fn exported_rows_import_as_they_are_and_only_once(store: &dyn AlertSto
     assert!(statuses.contains(&DeliveryStatus::Delivered));
     assert!(statuses.contains(&DeliveryStatus::Failed));
     assert!(rows.notifications.iter().any(|n| n.lease_owner.is_some()));
+    // Finishing times come across too (retention ages rows by them).
+    for n in &rows.notifications {
+        let expected = (n.status != DeliveryStatus::Pending).then(|| at(8_500));
+        assert_eq!(n.finished_at, expected, "{n:?}");
+    }
 
     store.import_alerting(rows.clone()).await.unwrap();
     assert_eq!(store.export_alerting().await.unwrap(), rows);

@@ -334,15 +334,19 @@ impl AlertStore for MemoryStore {
                 row.last_error = Some(reason);
             }
         }
+        if row.status != DeliveryStatus::Pending {
+            row.finished_at = Some(now);
+        }
         Ok(true)
     }
 
     async fn delete_finished_notifications(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
         let mut tables = self.tables()?;
         let before = tables.outbox.len();
-        tables
-            .outbox
-            .retain(|n| n.finished_at().is_none_or(|finished| finished >= cutoff));
+        tables.outbox.retain(|n| {
+            n.status == DeliveryStatus::Pending
+                || n.finished_at.is_none_or(|finished| finished >= cutoff)
+        });
         Ok((before - tables.outbox.len()) as u64)
     }
 

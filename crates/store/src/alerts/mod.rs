@@ -149,6 +149,9 @@ pub struct Notification {
     pub last_error: Option<String>,
     pub created_at: Timestamp,
     pub delivered_at: Option<Timestamp>,
+    /// When the row reached its final state (delivered, failed or skipped); `None` while
+    /// pending, leased or not. What retention ages rows by.
+    pub finished_at: Option<Timestamp>,
     pub lease_owner: Option<String>,
     pub lease_until: Option<Timestamp>,
 }
@@ -169,20 +172,9 @@ impl Notification {
             last_error: None,
             created_at: new.entry.created_at,
             delivered_at: None,
+            finished_at: None,
             lease_owner: None,
             lease_until: None,
-        }
-    }
-
-    /// When the row reached its final state; `None` while pending (leased or not).
-    /// Delivered rows record it; failed and skipped rows record no finishing time of
-    /// their own, so it is when their last attempt was due, at or shortly before they
-    /// finished (the attempt's send, or a wait for a worker while none ran).
-    pub fn finished_at(&self) -> Option<Timestamp> {
-        match self.status {
-            DeliveryStatus::Pending => None,
-            DeliveryStatus::Delivered => Some(self.delivered_at.unwrap_or(self.next_attempt_at)),
-            DeliveryStatus::Failed | DeliveryStatus::Skipped => Some(self.next_attempt_at),
         }
     }
 
@@ -342,8 +334,8 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
         limit: usize,
     ) -> Result<Vec<Notification>, StoreError>;
 
-    /// Deletes the outbox rows in a final state (delivered, failed, skipped) that
-    /// finished before `cutoff` (see [`Notification::finished_at`]) and returns how many.
+    /// Deletes the outbox rows in a final state (delivered, failed, skipped) whose
+    /// [`Notification::finished_at`] is before `cutoff`, and returns how many.
     /// Pending rows, leased or not, are never deleted; alerts and their history stay.
     /// Idempotent, and safe while workers (of this or other servers) run.
     async fn delete_finished_notifications(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
@@ -383,11 +375,13 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
 pub(crate) const PRUNE_NOTIFICATIONS_PER_STATEMENT: i64 = if cfg!(test) { 2 } else { 5_000 };
 
 /// The outbox rows that [`AlertStore::delete_finished_notifications`] deletes, as a SQL
-/// condition on a cutoff in epoch milliseconds bound as `$1`/`?1`: in a final state, and
-/// finished (as [`Notification::finished_at`] says) before the cutoff. Only delivered rows
-/// have a `delivered_ms`.
-pub(crate) const FINISHED_BEFORE: &str = "status IN ('delivered', 'failed', 'skipped')
-    AND coalesce(delivered_ms, next_attempt_ms) < ";
+/// condition on a cutoff in epoch milliseconds bound as `$1`/`?1`: finished before the
+/// cutoff. Both schemas index `finished_ms` where it is not null
+/// (`notification_outbox_finished`), and the comparison implies that predicate, so the
+/// prune is a range scan of finished rows in time order on both engines. `finished_ms` is
+/// set exactly when a row becomes final; the status test keeps a pending row out even if
+/// an import brought one with a time.
+pub(crate) const FINISHED_BEFORE: &str = "status <> 'pending' AND finished_ms < ";
 
 /// The values one row of an alerting table binds, built from the core's types in one
 /// place so both SQL backends, and in each of them the API's writes and the import, bind
@@ -545,7 +539,8 @@ impl<'a> SilenceValues<'a> {
 
 /// A whole `notification_outbox` row, id included, as the import writes it:
 /// `(id, alert_id, channel, event, severity, payload, dedup_key, status, attempts,
-/// next_attempt_ms, last_error, created_ms, delivered_ms, lease_owner, lease_until_ms)`.
+/// next_attempt_ms, last_error, created_ms, delivered_ms, lease_owner, lease_until_ms,
+/// finished_ms)`.
 pub(crate) struct NotificationValues<'a> {
     pub(crate) id: i64,
     pub(crate) alert_id: &'a str,
@@ -562,6 +557,7 @@ pub(crate) struct NotificationValues<'a> {
     pub(crate) delivered_ms: Option<i64>,
     pub(crate) lease_owner: Option<&'a str>,
     pub(crate) lease_until_ms: Option<i64>,
+    pub(crate) finished_ms: Option<i64>,
 }
 
 impl<'a> NotificationValues<'a> {
@@ -582,6 +578,52 @@ impl<'a> NotificationValues<'a> {
             delivered_ms: n.delivered_at.map(Timestamp::as_millis),
             lease_owner: n.lease_owner.as_deref(),
             lease_until_ms: n.lease_until.map(Timestamp::as_millis),
+            finished_ms: n.finished_at.map(Timestamp::as_millis),
+        }
+    }
+}
+
+/// The columns [`AlertStore::finish_notification`] writes for an attempt's outcome, in one
+/// place so both SQL backends record an outcome the same way: `None` for `error` and
+/// `next_attempt_ms` keeps the stored value; `delivered_ms` and `finished_ms` are written
+/// as they are (a retry leaves the row pending, so both stay null).
+pub(crate) struct OutcomeValues<'a> {
+    pub(crate) status: &'static str,
+    pub(crate) error: Option<&'a str>,
+    pub(crate) next_attempt_ms: Option<i64>,
+    pub(crate) delivered_ms: Option<i64>,
+    pub(crate) finished_ms: Option<i64>,
+}
+
+impl<'a> OutcomeValues<'a> {
+    pub(crate) fn new(result: &'a DeliveryResult, now: Timestamp) -> Self {
+        let now = now.as_millis();
+        let final_state = |status, error: &'a str| OutcomeValues {
+            status,
+            error: Some(error),
+            next_attempt_ms: None,
+            delivered_ms: None,
+            finished_ms: Some(now),
+        };
+        match result {
+            DeliveryResult::Delivered => OutcomeValues {
+                status: DeliveryStatus::Delivered.as_str(),
+                error: None,
+                next_attempt_ms: None,
+                delivered_ms: Some(now),
+                finished_ms: Some(now),
+            },
+            DeliveryResult::Retry { error, retry_at } => OutcomeValues {
+                status: DeliveryStatus::Pending.as_str(),
+                error: Some(error),
+                next_attempt_ms: Some(retry_at.as_millis()),
+                delivered_ms: None,
+                finished_ms: None,
+            },
+            DeliveryResult::Failed { error } => final_state(DeliveryStatus::Failed.as_str(), error),
+            DeliveryResult::Skipped { reason } => {
+                final_state(DeliveryStatus::Skipped.as_str(), reason)
+            }
         }
     }
 }

@@ -25,8 +25,8 @@ use super::{pg_error, PostgresStore};
 use crate::alerts::{
     corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
     to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, CommitOutcome, DeliveryResult,
-    DeliveryStatus, Notification, NotificationFilter, NotificationValues, RuleValues,
-    SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
+    DeliveryStatus, Notification, NotificationFilter, NotificationValues, OutcomeValues,
+    RuleValues, SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
     PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
@@ -189,7 +189,7 @@ impl SilenceValues<'_> {
 }
 
 impl NotificationValues<'_> {
-    fn pg_params(&self) -> [&(dyn ToSql + Sync); 15] {
+    fn pg_params(&self) -> [&(dyn ToSql + Sync); 16] {
         [
             &self.id,
             &self.alert_id,
@@ -206,6 +206,7 @@ impl NotificationValues<'_> {
             &self.delivered_ms,
             &self.lease_owner,
             &self.lease_until_ms,
+            &self.finished_ms,
         ]
     }
 }
@@ -286,7 +287,7 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
 
 const NOTIFICATION_COLUMNS: &str = "id, alert_id, channel, event, severity, payload, dedup_key,
     status, attempts, next_attempt_ms, last_error, created_ms, delivered_ms, lease_owner,
-    lease_until_ms";
+    lease_until_ms, finished_ms";
 
 fn notification(row: &Row) -> Result<Notification, StoreError> {
     let event_text: &str = get(row, 3)?;
@@ -316,6 +317,7 @@ fn notification(row: &Row) -> Result<Notification, StoreError> {
         delivered_at: optional_timestamp(get(row, 12)?)?,
         lease_owner: get(row, 13)?,
         lease_until: optional_timestamp(get(row, 14)?)?,
+        finished_at: optional_timestamp(get(row, 15)?)?,
     })
 }
 
@@ -457,7 +459,7 @@ async fn import_rows(
     let insert = transaction
         .prepare(&format!(
             "INSERT INTO notification_outbox ({NOTIFICATION_COLUMNS}) OVERRIDING SYSTEM VALUE
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              ON CONFLICT DO NOTHING"
         ))
         .await
@@ -855,17 +857,7 @@ impl AlertStore for PostgresStore {
                 id: id.to_string(),
             });
         }
-        let (status, error, next_attempt, delivered) = match &result {
-            DeliveryResult::Delivered => ("delivered", None, None, Some(now.as_millis())),
-            DeliveryResult::Retry { error, retry_at } => (
-                "pending",
-                Some(error.as_str()),
-                Some(retry_at.as_millis()),
-                None,
-            ),
-            DeliveryResult::Failed { error } => ("failed", Some(error.as_str()), None, None),
-            DeliveryResult::Skipped { reason } => ("skipped", Some(reason.as_str()), None, None),
-        };
+        let outcome = OutcomeValues::new(&result, now);
         // One statement: the lease check and the write cannot be separated by another
         // worker's claim.
         let changed = client
@@ -873,17 +865,19 @@ impl AlertStore for PostgresStore {
                 "UPDATE notification_outbox
                  SET status = $3, last_error = coalesce($4, last_error),
                      next_attempt_ms = coalesce($5, next_attempt_ms),
-                     delivered_ms = $6, lease_owner = NULL, lease_until_ms = NULL
+                     delivered_ms = $6, finished_ms = $8,
+                     lease_owner = NULL, lease_until_ms = NULL
                  WHERE id = $1 AND status = 'pending' AND lease_owner = $2
                    AND lease_until_ms > $7",
                 &[
                     &id,
                     &owner,
-                    &status,
-                    &error,
-                    &next_attempt,
-                    &delivered,
+                    &outcome.status,
+                    &outcome.error,
+                    &outcome.next_attempt_ms,
+                    &outcome.delivered_ms,
                     &now.as_millis(),
+                    &outcome.finished_ms,
                 ],
             )
             .await

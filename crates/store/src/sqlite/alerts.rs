@@ -16,8 +16,8 @@ use super::SqliteStore;
 use crate::alerts::{
     corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
     to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, CommitOutcome, DeliveryResult,
-    DeliveryStatus, Notification, NotificationFilter, NotificationValues, RuleValues,
-    SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
+    DeliveryStatus, Notification, NotificationFilter, NotificationValues, OutcomeValues,
+    RuleValues, SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
     PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
@@ -206,7 +206,7 @@ impl SilenceValues<'_> {
 }
 
 impl NotificationValues<'_> {
-    fn sqlite_params(&self) -> [&dyn ToSql; 15] {
+    fn sqlite_params(&self) -> [&dyn ToSql; 16] {
         [
             &self.id,
             &self.alert_id,
@@ -223,6 +223,7 @@ impl NotificationValues<'_> {
             &self.delivered_ms,
             &self.lease_owner,
             &self.lease_until_ms,
+            &self.finished_ms,
         ]
     }
 }
@@ -295,7 +296,7 @@ fn apply(connection: &Connection, commit: &AlertCommit) -> Result<(), StoreError
 
 const NOTIFICATION_COLUMNS: &str = "id, alert_id, channel, event, severity, payload, dedup_key,
     status, attempts, next_attempt_ms, last_error, created_ms, delivered_ms, lease_owner,
-    lease_until_ms";
+    lease_until_ms, finished_ms";
 
 struct NotificationRow {
     id: i64,
@@ -313,6 +314,7 @@ struct NotificationRow {
     delivered_ms: Option<i64>,
     lease_owner: Option<String>,
     lease_until_ms: Option<i64>,
+    finished_ms: Option<i64>,
 }
 
 fn notification_row(row: &Row<'_>) -> rusqlite::Result<NotificationRow> {
@@ -332,6 +334,7 @@ fn notification_row(row: &Row<'_>) -> rusqlite::Result<NotificationRow> {
         delivered_ms: row.get(12)?,
         lease_owner: row.get(13)?,
         lease_until_ms: row.get(14)?,
+        finished_ms: row.get(15)?,
     })
 }
 
@@ -360,6 +363,7 @@ impl NotificationRow {
             last_error: self.last_error,
             created_at: timestamp(self.created_ms)?,
             delivered_at: optional_timestamp(self.delivered_ms)?,
+            finished_at: optional_timestamp(self.finished_ms)?,
             lease_owner: self.lease_owner,
             lease_until: optional_timestamp(self.lease_until_ms)?,
         })
@@ -489,7 +493,7 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
     }
     let mut insert = connection.prepare_cached(&format!(
         "INSERT INTO notification_outbox ({NOTIFICATION_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT DO NOTHING"
     ))?;
     for n in &rows.notifications {
@@ -860,36 +864,26 @@ impl AlertStore for SqliteStore {
                     id: id.to_string(),
                 });
             }
-            let (status, error, next_attempt, delivered) = match &result {
-                DeliveryResult::Delivered => ("delivered", None, None, Some(now.as_millis())),
-                DeliveryResult::Retry { error, retry_at } => (
-                    "pending",
-                    Some(error.as_str()),
-                    Some(retry_at.as_millis()),
-                    None,
-                ),
-                DeliveryResult::Failed { error } => ("failed", Some(error.as_str()), None, None),
-                DeliveryResult::Skipped { reason } => {
-                    ("skipped", Some(reason.as_str()), None, None)
-                }
-            };
+            let outcome = OutcomeValues::new(&result, now);
             let changed = tx
                 .prepare_cached(
                     "UPDATE notification_outbox
                      SET status = ?3, last_error = coalesce(?4, last_error),
                          next_attempt_ms = coalesce(?5, next_attempt_ms),
-                         delivered_ms = ?6, lease_owner = NULL, lease_until_ms = NULL
+                         delivered_ms = ?6, finished_ms = ?8,
+                         lease_owner = NULL, lease_until_ms = NULL
                      WHERE id = ?1 AND status = 'pending' AND lease_owner = ?2
                        AND lease_until_ms > ?7",
                 )?
                 .execute(params![
                     id,
                     owner,
-                    status,
-                    error,
-                    next_attempt,
-                    delivered,
-                    now.as_millis()
+                    outcome.status,
+                    outcome.error,
+                    outcome.next_attempt_ms,
+                    outcome.delivered_ms,
+                    now.as_millis(),
+                    outcome.finished_ms,
                 ])?;
             Ok(changed > 0)
         })

@@ -206,6 +206,22 @@ const MIGRATIONS: &[(i64, &str)] = &[
             WHERE status = 'pending';
         CREATE INDEX notification_outbox_by_alert ON notification_outbox (alert_id, id);",
     ),
+    // When an outbox row reached its final state, for retention. Rows already final get
+    // the best time there is: delivered ones when they were delivered, failed and
+    // skipped ones when their last attempt was due (at or shortly before they finished).
+    // The index holds finished rows only (pending ones, which churn, stay out of it); the
+    // prune's `finished_ms < ?` implies its predicate, so SQLite range-scans it.
+    (
+        7,
+        "ALTER TABLE notification_outbox ADD COLUMN finished_ms INTEGER;
+        UPDATE notification_outbox
+            SET finished_ms = CASE WHEN status = 'delivered'
+                                   THEN coalesce(delivered_ms, next_attempt_ms)
+                                   ELSE next_attempt_ms END
+            WHERE status <> 'pending';
+        CREATE INDEX notification_outbox_finished ON notification_outbox (finished_ms)
+            WHERE finished_ms IS NOT NULL;",
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -335,7 +335,7 @@ async fn a_trimmed_chunk_never_wins_over_later_writes() {
     assert_eq!(chunks, [(500, 600), (1_000, 1_100), (3_000, 1_200)]);
 }
 
-/// Schema 5 recorded deliveries/// Schema 5 recorded deliveries held back on purpose as failed with "skipped: …"; schema
+/// Schema 5 recorded deliveries held back on purpose as failed with "skipped: …"; schema
 /// 6 turns them into `skipped` rows, keeps ids and real failures, and accepts the status.
 #[tokio::test]
 async fn outbox_rows_failed_as_skipped_become_skipped() {
@@ -399,13 +399,134 @@ async fn outbox_rows_failed_as_skipped_become_skipped() {
             [],
         )
         .unwrap();
-    let indexes: i64 = connection
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'index'
-                 AND tbl_name = 'notification_outbox' AND name LIKE 'notification_outbox_%'",
-            [],
-            |r| r.get(0),
+    let indexes: Vec<String> = connection
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index'
+                 AND tbl_name = 'notification_outbox' AND name LIKE 'notification_outbox_%'
+             ORDER BY name",
         )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(indexes, 2);
+    assert_eq!(
+        indexes,
+        [
+            "notification_outbox_by_alert",
+            "notification_outbox_due",
+            "notification_outbox_finished"
+        ]
+    );
+}
+
+/// Schema 7 records when an outbox row finished. Rows a schema 6 file holds get the best
+/// time it has: delivered ones their delivery time, failed and skipped ones when their
+/// last attempt was due; pending ones, leased or not, none. Pruning then goes by it.
+#[tokio::test]
+async fn finished_outbox_rows_of_schema_6_get_a_finishing_time() {
+    use crate::alerts::NotificationFilter;
+    use crate::AlertStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    {
+        let mut connection = Connection::open(&path).unwrap();
+        schema::migrate(&mut connection, &path, 6).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
+                     first_seen_ms, body)
+                 VALUES ('alert_00000001', 'rule_00000001', 'm', 'v1', 'active', 'high',
+                     1, 1000, '{}');
+                 INSERT INTO notification_outbox (id, alert_id, channel, event, severity,
+                     payload, dedup_key, status, attempts, next_attempt_ms, created_ms,
+                     delivered_ms, last_error, lease_owner, lease_until_ms)
+                 VALUES
+                    (3, 'alert_00000001', 'a', 'firing', 'high', '{}', 'k1', 'delivered', 1,
+                     1000, 1000, 1500, NULL, NULL, NULL),
+                    (5, 'alert_00000001', 'b', 'firing', 'high', '{}', 'k2', 'failed', 4,
+                     9000, 1000, NULL, '410 gone', NULL, NULL),
+                    (8, 'alert_00000001', 'c', 'firing', 'high', '{}', 'k3', 'skipped', 1,
+                     2000, 1000, NULL, 'acknowledged', NULL, NULL),
+                    (9, 'alert_00000001', 'd', 'firing', 'high', '{}', 'k4', 'pending', 2,
+                     4000, 1000, NULL, 'timeout', 'w1', 99000),
+                    (11, 'alert_00000001', 'e', 'firing', 'high', '{}', 'k5', 'pending', 0,
+                     1000, 1000, NULL, NULL, NULL, NULL);",
+            )
+            .unwrap();
+    }
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let all = NotificationFilter::default();
+    let finished: Vec<(i64, Option<i64>)> = store
+        .list_notifications(&all)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| (n.id, n.finished_at.map(Timestamp::as_millis)))
+        .collect();
+    assert_eq!(
+        finished,
+        [
+            (3, Some(1500)),
+            (5, Some(9000)),
+            (8, Some(2000)),
+            (9, None),
+            (11, None)
+        ]
+    );
+    let at = |ms| Timestamp::from_millis(ms).unwrap();
+    assert_eq!(
+        store
+            .delete_finished_notifications(at(2_000))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .delete_finished_notifications(at(9_001))
+            .await
+            .unwrap(),
+        2
+    );
+    let left: Vec<i64> = store
+        .list_notifications(&all)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(left, [9, 11]);
+}
+
+/// The prune's statement reads the finished-rows index, not the whole outbox.
+#[tokio::test]
+async fn pruning_the_outbox_reads_the_finished_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    SqliteStore::open(&path)
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    let connection = Connection::open(&path).unwrap();
+    let plan: Vec<String> = connection
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN SELECT id FROM notification_outbox
+             WHERE {} ?1 LIMIT ?2",
+            crate::alerts::FINISHED_BEFORE
+        ))
+        .unwrap()
+        .query_map(rusqlite::params![70_000, 2], |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(plan.len(), 1, "{plan:?}");
+    assert!(
+        plan[0].starts_with("SEARCH notification_outbox USING INDEX notification_outbox_finished"),
+        "{plan:?}"
+    );
 }
