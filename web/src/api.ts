@@ -90,6 +90,44 @@ export function ranges(series: Series): { lo: (number | null)[]; hi: (number | n
   return { lo, hi };
 }
 
+/** The most alerts a page reads for one listing: five pages of the API's largest size. */
+export const ALERTS_CAP = 5000;
+
+export interface AlertListing {
+  /** Newest first, every matching alert up to ALERTS_CAP. */
+  alerts: any[];
+  /** How many alerts match, over all pages (may exceed alerts.length at the cap). */
+  total: number;
+  /** Matching alerts per severity, over all pages. */
+  bySeverity: Record<string, number>;
+}
+
+/**
+ * Every alert matching `params` (GET /api/v1/alerts), following `next_offset` in pages of
+ * 1,000 up to ALERTS_CAP. A page of a listing that hides the rest would hide alerts from
+ * whoever is on call, so the pages never stop at the API's first page. The counts come
+ * from the first page's answer, which counts every match.
+ */
+export async function allAlerts(params: URLSearchParams): Promise<AlertListing> {
+  const query = new URLSearchParams(params);
+  query.set("limit", "1000");
+  const seen = new Set<string>();
+  const alerts: any[] = [];
+  let total = 0;
+  let bySeverity: Record<string, number> = {};
+  let offset: number | null = 0;
+  for (let first = true; offset != null && alerts.length < ALERTS_CAP; first = false) {
+    query.set("offset", String(offset));
+    const page: any = await api(`/alerts?${query}`);
+    if (first) { total = page.total; bySeverity = page.by_severity ?? {}; }
+    // Alerts that fire while the pages are read shift the later pages: one already read
+    // may come again, and is shown once. (The next live event reloads the listing.)
+    for (const alert of list(page, "alerts")) if (!seen.has(alert.id)) { seen.add(alert.id); alerts.push(alert); }
+    offset = page.next_offset ?? null;
+  }
+  return { alerts: alerts.slice(0, ALERTS_CAP), total, bySeverity };
+}
+
 /** Open alerts are those not resolved yet. */
 export function isOpen(alert: any): boolean {
   return !alert.resolved_at && alert.status !== "resolved";

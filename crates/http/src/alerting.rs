@@ -9,8 +9,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use modelwatch_core::alerting::{
-    AlertFilter, AlertId, AlertStatus, LifecycleError, RuleId, RulePatch, RuleSpec, Severity,
-    SilenceId, SilenceSpec,
+    Alert, AlertFilter, AlertId, AlertStatus, LifecycleError, RuleId, RulePatch, RuleSpec,
+    Severity, SilenceId, SilenceSpec,
 };
 use modelwatch_core::compare::CompareOptions;
 use modelwatch_core::detection::{DetectionOptions, WindowSpec};
@@ -111,6 +111,7 @@ fn alert_id(text: &str) -> ApiResult<AlertId> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RulesQuery {
     /// Only this model's rules.
@@ -189,6 +190,7 @@ pub async fn delete_rule(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct BacktestQuery {
     /// Start, RFC 3339 or epoch ms (default: 7 days before `to`).
@@ -253,15 +255,21 @@ const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
     pub model: Option<String>,
-    /// active, acknowledged, resolved or suppressed
+    /// Only this version's alerts.
+    pub version: Option<String>,
+    /// active, acknowledged, resolved, suppressed, or open (not resolved yet, whatever
+    /// the status)
     pub status: Option<String>,
     /// low, medium, high or critical
     pub severity: Option<String>,
-    /// Alerts alive in the last `hours` (default 24).
-    pub hours: Option<u32>,
+    /// Alerts alive at some point of the last `hours` (a positive whole number, default
+    /// 24), or `all` for alerts of any time.
+    #[param(value_type = Option<String>, pattern = "^([1-9][0-9]*|all)$", example = "168")]
+    pub hours: Option<String>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<usize>,
     /// How many alerts to skip.
@@ -274,22 +282,76 @@ pub struct AlertPage {
     pub alerts: Vec<Value>,
     /// Alerts matching the filter, over all pages.
     pub total: usize,
+    /// How many of those `total` alerts have each severity (every severity is present), so
+    /// a client can count all matching alerts without reading every page.
+    pub by_severity: SeverityCounts,
     pub limit: usize,
     pub offset: usize,
     /// The offset of the next page, when there is one.
     pub next_offset: Option<usize>,
 }
 
-fn parse_status(text: &str) -> ApiResult<AlertStatus> {
+/// Alerts per severity.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct SeverityCounts {
+    pub low: usize,
+    pub medium: usize,
+    pub high: usize,
+    pub critical: usize,
+}
+
+impl SeverityCounts {
+    fn count(alerts: &[Alert]) -> Self {
+        let mut counts = SeverityCounts::default();
+        for alert in alerts {
+            *match alert.severity {
+                Severity::Low => &mut counts.low,
+                Severity::Medium => &mut counts.medium,
+                Severity::High => &mut counts.high,
+                Severity::Critical => &mut counts.critical,
+            } += 1;
+        }
+        counts
+    }
+}
+
+/// The `status` of an alert listing: one status, or every open alert.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum StatusFilter {
+    Is(AlertStatus),
+    /// Not resolved yet ([`Alert::is_open`]): active, acknowledged, or suppressed and not
+    /// closed — what someone on call has to look at.
+    Open,
+}
+
+fn parse_status(text: &str) -> ApiResult<StatusFilter> {
+    if text == "open" {
+        return Ok(StatusFilter::Open);
+    }
     AlertStatus::ALL
         .into_iter()
         .find(|s| s.as_str() == text)
+        .map(StatusFilter::Is)
         .ok_or_else(|| {
             ApiError::bad_request(
                 "status",
-                format!("{text:?} is not active, acknowledged, resolved or suppressed"),
+                format!("{text:?} is not active, acknowledged, resolved, suppressed or open"),
             )
         })
+}
+
+/// `hours`: how far back a listing reaches; `None` is any time.
+fn parse_hours(text: &str) -> ApiResult<Option<u32>> {
+    if text == "all" {
+        return Ok(None);
+    }
+    match text.parse::<u32>() {
+        Ok(hours) if hours > 0 => Ok(Some(hours)),
+        _ => Err(ApiError::bad_request(
+            "hours",
+            format!("{text:?} is neither a positive whole number of hours nor all"),
+        )),
+    }
 }
 
 fn parse_severity(text: &str) -> ApiResult<Severity> {
@@ -304,7 +366,8 @@ fn parse_severity(text: &str) -> ApiResult<Severity> {
         })
 }
 
-/// Alerts, newest first, a page at a time.
+/// Alerts, newest first (by when they fired), a page at a time. `total` and
+/// `by_severity` count every matching alert, not only the page.
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(AlertsQuery),
     responses((status = 200, body = AlertPage), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -321,18 +384,26 @@ pub async fn list_alerts(
         ));
     }
     let offset = query.offset.unwrap_or(0);
-    let hours = query.hours.unwrap_or(24);
-    if hours == 0 {
-        return Err(ApiError::bad_request("hours", "must be positive"));
-    }
+    let hours = match query.hours.as_deref() {
+        Some(text) => parse_hours(text)?,
+        None => Some(24),
+    };
+    let status = query.status.as_deref().map(parse_status).transpose()?;
     let filter = AlertFilter {
         model: query.model.as_deref().map(parse_model).transpose()?,
-        status: query.status.as_deref().map(parse_status).transpose()?,
+        version: query.version.as_deref().map(parse_version).transpose()?,
+        status: match status {
+            Some(StatusFilter::Is(status)) => Some(status),
+            Some(StatusFilter::Open) | None => None,
+        },
         severity: query.severity.as_deref().map(parse_severity).transpose()?,
-        window: Some(modelwatch_core::alerting::last_hours(hours, state.now())),
+        window: hours.map(|hours| modelwatch_core::alerting::last_hours(hours, state.now())),
         ..AlertFilter::default()
     };
-    let alerts = engine(&state)?.list_alerts(&filter).await?;
+    let mut alerts = engine(&state)?.list_alerts(&filter).await?;
+    if status == Some(StatusFilter::Open) {
+        alerts.retain(Alert::is_open);
+    }
     let total = alerts.len();
     let page: Vec<Value> = alerts
         .iter()
@@ -344,6 +415,7 @@ pub async fn list_alerts(
     Ok(Json(AlertPage {
         alerts: page,
         total,
+        by_severity: SeverityCounts::count(&alerts),
         limit,
         offset,
         next_offset: (offset + limit < total).then_some(offset + limit),
@@ -351,6 +423,7 @@ pub async fn list_alerts(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SummaryQuery {
     pub model: Option<String>,
@@ -458,6 +531,7 @@ pub async fn alert_history(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SilencesQuery {
     /// Include silences that are over.
@@ -507,6 +581,7 @@ pub async fn delete_silence(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// The last `hours` (default 24).
@@ -544,6 +619,7 @@ pub async fn version_history(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DegradationQuery {
     /// One metric; default: every metric of the version.
@@ -604,6 +680,7 @@ pub async fn degradation(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CompareQuery {
     /// The champion version.

@@ -167,8 +167,25 @@ impl From<JsonRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         // serde_urlencoded's message names the parameter ("invalid digit …" does not, so
-        // the whole text is passed on).
-        ApiError::bad_request("query", rejection.body_text())
+        // the whole text is passed on). An unknown parameter is named as the field: a
+        // misspelt or unsupported filter must not be silently ignored.
+        let text = rejection.body_text();
+        let unknown = text
+            .split_once("unknown field `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(name, _)| name.to_owned());
+        match unknown {
+            Some(name) => {
+                let takes = text
+                    .split_once("expected one of ")
+                    .or_else(|| text.split_once("expected "))
+                    .map_or(String::new(), |(_, takes)| {
+                        format!(": this route takes {takes}")
+                    });
+                ApiError::bad_request(name, format!("unknown parameter{takes}"))
+            }
+            None => ApiError::bad_request("query", text),
+        }
     }
 }
 

@@ -157,6 +157,7 @@ pub async fn list_channels(State(state): State<AppState>) -> Json<ChannelsRespon
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct NotificationsQuery {
     /// pending, delivered, failed or skipped

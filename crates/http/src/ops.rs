@@ -98,6 +98,8 @@ pub async fn exposition(State(state): State<AppState>) -> ApiResult<Response> {
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }
 
+/// Unlike the other routes' queries, unknown parameters are accepted: InfluxDB clients
+/// send ones modelwatch has no use for (`rp`, `u`, `p`, `consistency`, …).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WriteQuery {

@@ -364,6 +364,7 @@ pub const DEFAULT_MAX_POINTS: usize = 1_000;
 pub const LIMIT_MAX_POINTS: usize = 100_000;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
     /// Start (inclusive), RFC 3339 or epoch ms. Default: 24 hours before `to` (or now).

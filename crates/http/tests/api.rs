@@ -1177,3 +1177,151 @@ async fn a_request_over_the_time_out_gets_503_and_the_server_keeps_serving() {
     let health = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 }
+
+/// An alert of rule_00000001 on fraud `version` that fired `ago_ms` before now, at
+/// `severity`; resolved 30 s after it fired unless `open`.
+fn stored_alert(n: u32, version: &str, ago_ms: i64, severity: &str, open: bool) -> Value {
+    let fired = NOW_MS - ago_ms;
+    let mut alert = json!({"id": format!("alert_{n:08x}"), "rule_id": "rule_00000001",
+        "rule_name": "Low accuracy", "model": "fraud", "version": version, "metric": "accuracy",
+        "severity": severity, "status": if open { "active" } else { "resolved" }, "message": "m",
+        "value": 0.5, "worst_value": 0.5,
+        "trigger": {"condition_type": "threshold", "comparison_operator": "lt", "threshold_value": 0.9},
+        "first_seen": fired, "last_seen": fired, "occurrences": 1, "notified": false});
+    if !open {
+        alert["resolved_by"] = json!("ana");
+        alert["resolved_at"] = json!(fired + 30_000);
+    }
+    alert
+}
+
+const ALERTS: &str = "/api/v1/alerts";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_listing_reaches_any_time_and_counts_every_page() {
+    let app = spawn_app().await;
+    // 150 alerts, one an hour back from now, every other one still open (open alerts are
+    // alive now, so every window has them), severities in turn; and one of v2 three weeks
+    // ago. Stored as a migration stores them, so their times are in the past.
+    const HOUR: i64 = 3_600_000;
+    let severities = ["low", "medium", "high", "critical"];
+    let mut alerts: Vec<Value> = (0..150u32)
+        .map(|i| {
+            let severity = severities[i as usize % 4];
+            stored_alert(
+                i + 1,
+                "v1",
+                i64::from(i) * HOUR + 60_000,
+                severity,
+                i % 2 == 0,
+            )
+        })
+        .collect();
+    alerts.push(stored_alert(1000, "v2", 21 * 24 * HOUR, "critical", false));
+    let rows = modelwatch_store::alerts::AlertingRows {
+        alerts: alerts
+            .into_iter()
+            .map(|a| serde_json::from_value(a).unwrap())
+            .collect(),
+        ..Default::default()
+    };
+    app.stores.alerts.import_alerting(rows).await.unwrap();
+    let get = |query: &'static str| {
+        let app = &app;
+        async move {
+            app.call(Method::GET, ALERTS, &format!("{ALERTS}{query}"), None)
+                .await
+        }
+    };
+
+    // Any time: all 151, over two pages, counted by severity over both.
+    let first = get("?hours=all").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["total"], 151);
+    assert_eq!(first.body["alerts"].as_array().unwrap().len(), 100);
+    assert_eq!(first.body["next_offset"], 100);
+    assert_eq!(
+        first.body["by_severity"],
+        json!({"low": 38, "medium": 38, "high": 37, "critical": 38})
+    );
+    let second = get("?hours=all&offset=100").await;
+    assert_eq!(second.body["alerts"].as_array().unwrap().len(), 51);
+    assert_eq!(second.body["next_offset"], Value::Null);
+    assert_eq!(second.body["by_severity"], first.body["by_severity"]);
+    assert_eq!(second.body["alerts"][50]["id"], "alert_000003e8");
+
+    // The default window is the last 24 hours: the 75 open alerts and the 12 resolved in
+    // it (fired 1, 3, …, 23 hours ago). Seven days reach back to the 84 resolved hours.
+    assert_eq!(get("").await.body["total"], 75 + 12);
+    assert_eq!(get("?hours=24").await.body["total"], 75 + 12);
+    assert_eq!(get("?hours=168").await.body["total"], 150);
+    // Open: not resolved, whatever the window.
+    let open = get("?status=open&hours=all&limit=1000").await;
+    assert_eq!(open.body["total"], 75);
+    assert!(open.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["status"] == "active"));
+    assert_eq!(
+        open.body["by_severity"],
+        json!({"low": 38, "medium": 0, "high": 37, "critical": 0})
+    );
+    // One version's alerts.
+    let v2 = get("?version=v2&hours=all").await;
+    assert_eq!(v2.body["total"], 1);
+    assert_eq!(v2.body["by_severity"]["critical"], 1);
+
+    // Bad input is named: a bad `hours`, and a parameter the route does not take (the
+    // dashboard once sent `from`, which was silently ignored).
+    for query in ["?hours=0", "?hours=-3", "?hours=ever", "?hours=1.5"] {
+        let reply = get(query).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(
+            reply.body["error"]["field"], "hours",
+            "{query}: {}",
+            reply.body
+        );
+    }
+    let reply = get("?from=1714000000000").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["error"]["field"], "from", "{}", reply.body);
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`hours`"),
+        "the message lists what the route takes: {}",
+        reply.body
+    );
+    let reply = get("?status=closed").await;
+    assert_eq!(reply.body["error"]["field"], "status");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_listing_names_an_unknown_query_parameter() {
+    let app = spawn_app().await;
+    for (route, path) in [
+        (RULES, "/api/v1/rules?modle=fraud"),
+        ("/api/v1/silences", "/api/v1/silences?expired=true"),
+        ("/api/v1/notifications", "/api/v1/notifications?modle=x"),
+        (
+            SERIES,
+            "/api/v1/models/fraud/versions/v1/metrics/accuracy?since=0",
+        ),
+    ] {
+        let reply = app.call(Method::GET, route, path, None).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            reply.body
+        );
+        let field = path.split_once('?').unwrap().1.split('=').next().unwrap();
+        assert_eq!(
+            reply.body["error"]["field"], field,
+            "{path}: {}",
+            reply.body
+        );
+    }
+}

@@ -216,8 +216,9 @@ pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// Fills an empty store with the demo: a week of metrics, rules, a silence, and alerts in
-/// every state (active, acknowledged, resolved, suppressed). Leaves a store with data alone.
+/// Fills an empty store with the demo: a week of metrics, rules, a silence, alerts in every
+/// state (active, acknowledged, resolved, suppressed) and one from three days ago. Leaves a
+/// store with data alone.
 async fn fill_demo(stores: &Stores, alerts: modelwatch_core::alerting::AlertConfig) -> Result<()> {
     use modelwatch_core::alerting::{RuleSpec, SilenceSpec};
 
@@ -232,7 +233,14 @@ async fn fill_demo(stores: &Stores, alerts: modelwatch_core::alerting::AlertConf
     let now = crate::now();
     let samples = crate::demo::samples(now);
     let count = samples.len();
-    stores.metrics.append(samples).await?;
+    // A past incident: three days ago the churn model's MAE rule fired, and the on-call
+    // resolved it an hour later. Recorded as it happened (the samples up to then written
+    // first, the model evaluated at that time), so the demo has an alert older than a
+    // day, which only the dashboard's longer time filters show.
+    let incident = now.saturating_sub(std::time::Duration::from_secs(3 * 24 * 3600));
+    let (before, after): (Vec<_>, Vec<_>) =
+        samples.into_iter().partition(|s| s.timestamp <= incident);
+    stores.metrics.append(before).await?;
 
     let engine = modelwatch_engine::Engine::new(stores, alerts);
     let threshold = |name: &str,
@@ -313,8 +321,24 @@ async fn fill_demo(stores: &Stores, alerts: modelwatch_core::alerting::AlertConf
         },
     ];
     for rule in rules {
-        engine.create_rule(rule, now).await?;
+        engine.create_rule(rule, incident).await?;
     }
+    let churn = (
+        modelwatch_core::ModelName::parse("churn_regressor")?,
+        modelwatch_core::Version::parse("v1.5")?,
+    );
+    let past = engine.evaluate_model(&churn.0, &churn.1, incident).await?;
+    for alert in &past.alerts_created {
+        engine
+            .resolve(
+                &alert.id,
+                "demo-oncall",
+                Some("expected until the retraining; silenced while it runs"),
+                incident.saturating_add(std::time::Duration::from_secs(3600)),
+            )
+            .await?;
+    }
+    stores.metrics.append(after).await?;
     // Planned retraining of the churn model: its alert is suppressed.
     engine
         .add_silence(
@@ -376,8 +400,8 @@ async fn fill_demo(stores: &Stores, alerts: modelwatch_core::alerting::AlertConf
     }
     tracing::info!(
         samples = count,
-        alerts = report.alerts_created.len(),
-        "recorded the demo: a week of metrics, rules, a silence and alerts"
+        alerts = report.alerts_created.len() + past.alerts_created.len(),
+        "recorded the demo: a week of metrics, rules, a silence, alerts and a past incident"
     );
     Ok(())
 }

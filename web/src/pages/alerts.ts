@@ -1,6 +1,6 @@
 // Alerts: filter by status, severity, model and time; acknowledge and resolve (with
 // notes) as the person named in "You are"; each alert's history; silences.
-import { api, list, enc, isOpen } from "../api";
+import { api, allAlerts, list, enc, isOpen, type AlertListing } from "../api";
 import { onLive } from "../live";
 import { h, clear, time, num, pValue, badge, labelled, markReady, hashParams, setHashParams, SEVERITIES, RANGES } from "../util";
 
@@ -42,7 +42,7 @@ function evidence(trigger: any): HTMLElement[] {
 
 export function alertsPage(main: HTMLElement): () => void {
   const params = hashParams();
-  const status = h("select", { "aria-label": "Status" }, ...[["open", "open (active or acknowledged)"], ["", "any status"], ["active", "active"], ["acknowledged", "acknowledged"], ["resolved", "resolved"], ["suppressed", "suppressed"]]
+  const status = h("select", { "aria-label": "Status" }, ...[["open", "open (not resolved yet)"], ["", "any status"], ["active", "active"], ["acknowledged", "acknowledged"], ["resolved", "resolved"], ["suppressed", "suppressed"]]
     .map(([v, t]) => h("option", { value: v, selected: (params.get("status") ?? "open") === v }, t)));
   const severity = h("select", { "aria-label": "Severity" }, h("option", { value: "" }, "any severity"), ...SEVERITIES.map((s) => h("option", { value: s, selected: params.get("severity") === s }, s)));
   const model = h("input", { type: "search", placeholder: "model", value: params.get("model") ?? "", "aria-label": "Model" });
@@ -64,38 +64,53 @@ export function alertsPage(main: HTMLElement): () => void {
     silences);
 
   let gone = false;
+  // Live events reload the list often, and a reload reads several pages: only the
+  // newest load may draw, so an older answer arriving late never replaces a newer one.
+  let loads = 0;
   async function load() {
     const p = new URLSearchParams();
-    if (status.value && status.value !== "open") p.set("status", status.value);
+    if (status.value) p.set("status", status.value);
     if (severity.value) p.set("severity", severity.value);
     if (model.value.trim()) p.set("model", model.value.trim());
-    if (since.value) p.set("from", String(Date.now() - RANGES[since.value]));
+    // "last 7d" is alerts alive at some point of the last 7 days; "any time" is all of them.
+    p.set("hours", since.value ? String(Math.round(RANGES[since.value] / 3600e3)) : "all");
     const shown = new URLSearchParams();
     if (status.value !== "open") shown.set("status", status.value);
     for (const [k, v] of [["severity", severity.value], ["model", model.value.trim()], ["since", since.value]]) if (v) shown.set(k, v);
     setHashParams(shown);
-    let alerts: any[];
+    const ticket = ++loads;
+    let listing: AlertListing;
     try {
-      alerts = list(await api(`/alerts?${p}`), "alerts");
+      listing = await allAlerts(p);
     } catch (error) {
+      if (gone || ticket !== loads) return;
+      clear(summary);
       clear(tbody, h("tr", null, h("td", { colspan: COLUMNS, class: "error" }, `Cannot list alerts: ${(error as Error).message}`)));
       return;
     }
-    if (gone) return;
-    // The same filters again here, so the page is right even if the server ignores one.
-    alerts = alerts.filter((a) => (status.value === "open" ? isOpen(a) : !status.value || a.status === status.value)
-      && (!severity.value || a.severity === severity.value)
-      && (!model.value.trim() || a.model.includes(model.value.trim()))
-      && (!since.value || Date.parse(a.last_seen) >= Date.now() - RANGES[since.value]));
-    const counts: Record<string, number> = {};
-    for (const a of alerts) counts[a.severity] = (counts[a.severity] ?? 0) + 1;
-    clear(summary, SEVERITIES.map((s) => h("span", { class: `badge b-${s}` }, `${counts[s] ?? 0} ${s}`)));
+    if (gone || ticket !== loads) return;
+    const { alerts, total, bySeverity } = listing;
+    // The counts are the server's, over every matching alert (even beyond the cap).
+    clear(summary, SEVERITIES.map((s) => h("span", { class: `badge b-${s}` }, `${bySeverity[s] ?? 0} ${s}`)),
+      h("span", { class: "muted", "data-total": String(total) },
+        alerts.length < total
+          ? `showing the newest ${alerts.length.toLocaleString()} of ${total.toLocaleString()} matching alerts: narrow the filters to see the others`
+          : `${total.toLocaleString()} matching ${total === 1 ? "alert" : "alerts"}`));
+    // The query the table shows, once drawn: a test (or a person in the inspector) can
+    // tell which filters the rows and counts answer.
+    summary.dataset.query = p.toString();
     if (alerts.length === 0) {
+      shownRows = new Map();
       clear(tbody, h("tr", null, h("td", { colspan: COLUMNS, class: "empty" }, "No alerts match these filters.")));
       return;
     }
     // Rows of alerts that did not change are kept as they are: live events reload the
-    // list often, and a rebuilt row would drop the notes someone is typing into it.
+    // list often. An open alert changes at every evaluation (last seen, occurrences), so
+    // its row is rebuilt then: the notes typed into it, their focus and an open history
+    // carry over (see `row`).
+    const focused = document.activeElement;
+    const typing = focused instanceof HTMLInputElement && focused.dataset.notesFor
+      ? { id: focused.dataset.notesFor, start: focused.selectionStart, end: focused.selectionEnd } : null;
     const next = new Map<string, { json: string; rows: HTMLElement[] }>();
     for (const alert of alerts) {
       const json = JSON.stringify(alert);
@@ -104,12 +119,23 @@ export function alertsPage(main: HTMLElement): () => void {
     }
     shownRows = next;
     clear(tbody, [...next.values()].map((r) => r.rows));
+    if (typing && !document.activeElement?.closest("tbody")) {
+      const input = [...tbody.querySelectorAll<HTMLInputElement>("input[data-notes-for]")].find((i) => i.dataset.notesFor === typing.id);
+      input?.focus();
+      input?.setSelectionRange(typing.start, typing.end);
+    }
   }
   let shownRows = new Map<string, { json: string; rows: HTMLElement[] }>();
+  /** Resolution notes being typed, by alert id; the alerts whose history is open. */
+  const drafts = new Map<string, string>();
+  const historyOpen = new Set<string>();
 
   function row(alert: any): HTMLElement[] {
-    const history = h("tr", { class: "history", hidden: true }, h("td", { colspan: COLUMNS }));
-    const notes = h("input", { type: "text", placeholder: "resolution notes", "aria-label": `Notes for resolving ${alert.rule_name}` });
+    const history = h("tr", { class: "history", hidden: !historyOpen.has(alert.id) }, h("td", { colspan: COLUMNS }));
+    if (!history.hidden) void showHistory(alert.id, history.firstElementChild as HTMLElement);
+    const notes = h("input", { type: "text", placeholder: "resolution notes", "aria-label": `Notes for resolving ${alert.rule_name}`,
+      value: drafts.get(alert.id) ?? "", "data-notes-for": alert.id });
+    notes.addEventListener("input", () => drafts.set(alert.id, notes.value));
     const act = async (action: "acknowledge" | "resolve") => {
       const user = who.value.trim();
       if (!user) { clear(message, h("p", { class: "error" }, "Enter your name or e-mail in “You are” first.")); who.focus(); return; }
@@ -118,6 +144,7 @@ export function alertsPage(main: HTMLElement): () => void {
         const body: any = { by: user };
         if (action === "resolve" && notes.value.trim()) body.notes = notes.value.trim();
         await api(`/alerts/${enc(alert.id)}/${action}`, { method: "POST", json: body });
+        if (action === "resolve") drafts.delete(alert.id);
         clear(message, h("p", { class: "ok" }, `${action === "acknowledge" ? "Acknowledged" : "Resolved"} ${alert.rule_name}.`));
         await load();
       } catch (error) {
@@ -141,9 +168,10 @@ export function alertsPage(main: HTMLElement): () => void {
       h("td", { class: "actions" },
         open && alert.status !== "acknowledged" ? h("button", { type: "button", onclick: () => act("acknowledge") }, "Acknowledge") : null,
         open ? h("span", { class: "resolve" }, notes, h("button", { type: "button", onclick: () => act("resolve") }, "Resolve")) : null,
-        h("button", { type: "button", class: "ghost", "aria-expanded": "false", onclick: async (e: Event) => {
+        h("button", { type: "button", class: "ghost", "aria-expanded": String(!history.hidden), onclick: async (e: Event) => {
           const button = e.currentTarget as HTMLButtonElement;
           history.hidden = !history.hidden;
+          if (history.hidden) historyOpen.delete(alert.id); else historyOpen.add(alert.id);
           button.setAttribute("aria-expanded", String(!history.hidden));
           if (!history.hidden) await showHistory(alert.id, history.firstElementChild as HTMLElement);
         } }, "History"))]));

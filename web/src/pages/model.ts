@@ -2,7 +2,7 @@
 // the rules' lines and the alerts' firing/resolution markers; an optional overlay of
 // another version; the degradation table and per-metric trends. New samples arrive
 // over the event stream and are appended to the charts.
-import { api, list, seriesPath, columns, ranges, enc, type Series } from "../api";
+import { api, allAlerts, list, seriesPath, columns, ranges, enc, type Series } from "../api";
 import { metricChart, destroyChart, appendPoint, type ChartSeries, type Line, type Marker, type Overlays } from "../charts";
 import { onLive } from "../live";
 import { h, clear, time, num, pct, pValue, badge, labelled, markReady, RANGES, hashParams, setHashParams } from "../util";
@@ -68,7 +68,9 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     // server without alerting, and the charts still draw.
     const context = Promise.all([
       api(`/rules?model=${enc(model)}`).catch(() => null),
-      api(`/alerts?model=${enc(model)}&version=${enc(version)}`).catch(() => null),
+      // Of any time: a custom range may lie weeks back, and markers outside the chart's
+      // range are not drawn.
+      allAlerts(new URLSearchParams({ model, version, hours: "all" })).catch(() => null),
     ]);
     let versions: any[];
     try {
@@ -156,7 +158,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     if (context) {
       const [r, a] = await context;
       rules = list(r, "rules").filter((rule: any) => rule.model === model && (!rule.version || rule.version === version));
-      alerts = list(a, "alerts").filter((alert: any) => alert.model === model && alert.version === version);
+      alerts = (a?.alerts ?? []).filter((alert: any) => alert.model === model && alert.version === version);
     }
     const results = await Promise.all(requests);
     if (gone) return;

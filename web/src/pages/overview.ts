@@ -2,7 +2,7 @@
 // the open alerts from a second, so the table is interactive at once even with 1,000
 // versions; the per-row details (health grade, trend, sparkline, last sample) load only
 // for rows scrolled into view, a few requests at a time.
-import { api, list, seriesPath, columns, isOpen, enc, type Series } from "../api";
+import { api, list, seriesPath, columns, allAlerts, enc, type Series } from "../api";
 import { sparkline } from "../charts";
 import { onLive } from "../live";
 import { h, clear, ago, badge, limiter, markReady, hashParams, setHashParams, SEVERITIES } from "../util";
@@ -171,7 +171,8 @@ export function overview(main: HTMLElement): () => void {
   async function loadAlerts() {
     let alerts: any[];
     try {
-      alerts = list(await api("/alerts"), "alerts").filter(isOpen);
+      // Every open alert, however old: an alert still open is the version's concern.
+      alerts = (await allAlerts(new URLSearchParams({ status: "open", hours: "all" }))).alerts;
     } catch (error) {
       const missing = (error as { status?: number }).status === 404;
       clear(status, h("p", { class: missing ? "muted" : "error" }, missing
