@@ -31,9 +31,19 @@ for (const browserName of selectedBrowsers()) {
       await page.screenshot({ path: join(artifacts, `${browserName}-${name}.png`), fullPage: true });
     }
 
-    /** In-app navigation, as following a link does (the first load is a page.goto). */
+    /**
+     * In-app navigation, as following a link does (the first load is a page.goto).
+     * Resolves once the router has handled it: `hashchange` comes as a task of its own,
+     * and until it runs the previous page (and its `data-ready`) is still shown, so a
+     * `ready()` straight after setting the hash could find the page being left.
+     */
     async function go(hash) {
-      await page.evaluate((h) => { location.hash = h; }, hash);
+      await page.evaluate((h) => new Promise((resolve) => {
+        if (location.hash === h) return resolve();
+        // After the router's own listener, which was added first.
+        addEventListener("hashchange", () => resolve(), { once: true });
+        location.hash = h;
+      }), hash);
     }
 
     /** Waits until the page shown is drawn: `data-ready` is cleared on every route. */

@@ -349,7 +349,10 @@ fn parse_hours(text: &str) -> ApiResult<Option<u32>> {
         Ok(hours) if hours > 0 => Ok(Some(hours)),
         _ => Err(ApiError::bad_request(
             "hours",
-            format!("{text:?} is neither a positive whole number of hours nor all"),
+            format!(
+                "{text:?} is neither a whole number of hours from 1 to {} nor all",
+                u32::MAX
+            ),
         )),
     }
 }

@@ -260,6 +260,33 @@ fn demo_shows_alerts_in_every_state() {
     states.sort_unstable();
     states.dedup();
     assert_eq!(states, ["acknowledged", "active", "resolved", "suppressed"]);
+    // Its past incident, three days back, is listed only by a window reaching it.
+    let ids = |query: &str| -> Vec<String> {
+        let (status, body) = http(
+            &server.address,
+            "GET",
+            &format!("/api/v1/alerts?{query}"),
+            "",
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        let page: Value = serde_json::from_str(&body).unwrap();
+        page["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let week = ids("hours=168");
+    let day = ids("hours=24");
+    let past: Vec<&String> = week.iter().filter(|id| !day.contains(id)).collect();
+    assert_eq!(
+        past.len(),
+        1,
+        "one alert older than a day: {week:?} vs {day:?}"
+    );
+    assert!(ids("hours=all").contains(past[0]));
     let (_, body) = http(&server.address, "GET", "/api/v1/models", "", None);
     assert!(
         body.contains("fraud_detector") && body.contains("recommender"),

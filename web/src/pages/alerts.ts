@@ -67,6 +67,7 @@ export function alertsPage(main: HTMLElement): () => void {
   // Live events reload the list often, and a reload reads several pages: only the
   // newest load may draw, so an older answer arriving late never replaces a newer one.
   let loads = 0;
+  let refreshError: HTMLElement | null = null;
   async function load() {
     const p = new URLSearchParams();
     if (status.value) p.set("status", status.value);
@@ -84,11 +85,23 @@ export function alertsPage(main: HTMLElement): () => void {
       listing = await allAlerts(p);
     } catch (error) {
       if (gone || ticket !== loads) return;
+      // A failed refresh of the same filters keeps the rows shown (an alert does not
+      // vanish from the screen because one reload failed) and says so.
+      if (summary.dataset.query === p.toString()) {
+        refreshError?.remove();
+        refreshError = h("p", { class: "error" }, `Could not refresh the alerts, shown as they were: ${(error as Error).message}`);
+        message.append(refreshError);
+        return;
+      }
+      delete summary.dataset.query;
       clear(summary);
+      shownRows = new Map();
       clear(tbody, h("tr", null, h("td", { colspan: COLUMNS, class: "error" }, `Cannot list alerts: ${(error as Error).message}`)));
       return;
     }
     if (gone || ticket !== loads) return;
+    refreshError?.remove();
+    refreshError = null;
     const { alerts, total, bySeverity } = listing;
     // The counts are the server's, over every matching alert (even beyond the cap).
     clear(summary, SEVERITIES.map((s) => h("span", { class: `badge b-${s}` }, `${bySeverity[s] ?? 0} ${s}`)),
