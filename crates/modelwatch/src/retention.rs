@@ -49,34 +49,55 @@ pub struct Pruned {
     pub removed: u64,
 }
 
-async fn prune_samples(stores: &Stores, before: Timestamp) -> Result<Pruned, StoreError> {
-    Ok(Pruned {
-        kind: "samples",
-        before,
-        removed: stores.metrics.delete_samples_before(before).await?,
-    })
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Samples,
+    Notifications,
 }
 
-async fn prune_notifications(stores: &Stores, before: Timestamp) -> Result<Pruned, StoreError> {
+/// The kinds `retention` asks to prune, each with its cutoff: everything (finished)
+/// before `now − period`.
+fn cutoffs(retention: RetentionConfig, now: Timestamp) -> Vec<(Kind, Timestamp)> {
+    [
+        (Kind::Samples, retention.samples),
+        (Kind::Notifications, retention.notifications),
+    ]
+    .into_iter()
+    .filter_map(|(kind, period)| period.map(|p| (kind, now.saturating_sub(p))))
+    .collect()
+}
+
+async fn prune(stores: &Stores, kind: Kind, before: Timestamp) -> Result<Pruned, StoreError> {
+    let (kind, removed) = match kind {
+        Kind::Samples => (
+            "samples",
+            stores.metrics.delete_samples_before(before).await?,
+        ),
+        Kind::Notifications => (
+            "notifications",
+            stores.alerts.delete_finished_notifications(before).await?,
+        ),
+    };
     Ok(Pruned {
-        kind: "notifications",
+        kind,
         before,
-        removed: stores.alerts.delete_finished_notifications(before).await?,
+        removed,
     })
 }
 
 /// `modelwatch prune`: one pass with the periods given, printing what went.
 pub async fn prune_command(stores: &Stores, args: PruneArgs, format: Format) -> Result<ExitCode> {
-    if args.samples_older_than.is_none() && args.notifications_older_than.is_none() {
+    let retention = RetentionConfig {
+        samples: args.samples_older_than,
+        notifications: args.notifications_older_than,
+    };
+    let cutoffs = cutoffs(retention, crate::now());
+    if cutoffs.is_empty() {
         bail!("nothing to prune: give --samples-older-than and/or --notifications-older-than");
     }
-    let now = crate::now();
     let mut rows = Vec::new();
-    if let Some(period) = args.samples_older_than {
-        rows.push(prune_samples(stores, now.saturating_sub(period)).await?);
-    }
-    if let Some(period) = args.notifications_older_than {
-        rows.push(prune_notifications(stores, now.saturating_sub(period)).await?);
+    for (kind, before) in cutoffs {
+        rows.push(prune(stores, kind, before).await?);
     }
     let mut table = Table::new(&["pruned", "before", "removed"]);
     for row in &rows {
@@ -93,26 +114,15 @@ pub async fn prune_command(stores: &Stores, args: PruneArgs, format: Format) -> 
 /// One pass of the server's pruner: each kind on its own, failures logged, never fatal
 /// (the next pass tries again).
 pub async fn prune_pass(stores: &Stores, retention: RetentionConfig, now: Timestamp) {
-    if let Some(period) = retention.samples {
-        match prune_samples(stores, now.saturating_sub(period)).await {
+    for (kind, before) in cutoffs(retention, now) {
+        match prune(stores, kind, before).await {
             Ok(pruned) => tracing::info!(
+                kind = pruned.kind,
                 removed = pruned.removed,
-                before = %pruned.before,
-                "pruned samples"
+                before = %before,
+                "pruned"
             ),
-            Err(error) => tracing::error!(%error, "cannot prune samples; retrying in an hour"),
-        }
-    }
-    if let Some(period) = retention.notifications {
-        match prune_notifications(stores, now.saturating_sub(period)).await {
-            Ok(pruned) => tracing::info!(
-                removed = pruned.removed,
-                before = %pruned.before,
-                "pruned finished notifications"
-            ),
-            Err(error) => {
-                tracing::error!(%error, "cannot prune notifications; retrying in an hour")
-            }
+            Err(error) => tracing::error!(?kind, %error, "cannot prune; retrying in an hour"),
         }
     }
 }
