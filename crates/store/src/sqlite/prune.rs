@@ -139,19 +139,24 @@ fn prune_series(
         codec::decode_into(data, &mut columns)?;
         let kept = points_from(&columns, cutoff);
         removed_timestamps.extend(columns.timestamps.iter().filter(|&&t| t < cutoff));
-        match (kept.timestamps.first(), kept.len()) {
-            (None, _) => {
+        match kept.timestamps.first() {
+            None => {
                 transaction
                     .prepare_cached("DELETE FROM chunks WHERE id = ?1")?
                     .execute([chunk_id])?;
             }
             // The chunk's max_ms is its last point, which is kept: only min_ms changes.
-            (Some(first), count) => {
+            Some(first) => {
                 transaction
                     .prepare_cached(
                         "UPDATE chunks SET min_ms = ?2, count = ?3, data = ?4 WHERE id = ?1",
                     )?
-                    .execute(params![chunk_id, first, count as i64, codec::encode(&kept)])?;
+                    .execute(params![
+                        chunk_id,
+                        first,
+                        kept.len() as i64,
+                        codec::encode(&kept)
+                    ])?;
             }
         }
     }
