@@ -386,7 +386,7 @@ pub(crate) const FINISHED_BEFORE: &str = "status <> 'pending' AND finished_ms < 
 /// The values one row of an alerting table binds, built from the core's types in one
 /// place so both SQL backends, and in each of them the API's writes and the import, bind
 /// the same columns the same way. Integers are `i64`, the type both databases store.
-/// Each backend turns these into its driver's parameter list (`sqlite_params`,
+/// [`bind_columns!`] turns each into both drivers' parameter lists (`sqlite_params`,
 /// `pg_params`), in the column order the struct's doc comment gives.
 ///
 /// An `alert_rules` row: `(id, model, enabled, body)`.
@@ -582,6 +582,54 @@ impl<'a> NotificationValues<'a> {
         }
     }
 }
+
+/// The length of a parameter array: one per field named.
+macro_rules! count_fields {
+    () => { 0 };
+    ($head:ident $($tail:ident)*) => { 1 + count_fields!($($tail)*) };
+}
+
+/// A row-values struct's fields, in column order, as each driver's parameter list
+/// (`sqlite_params`, `pg_params`): one list, so the two SQL backends cannot bind a column
+/// at different positions.
+macro_rules! bind_columns {
+    ($values:ident: $($field:ident),+ $(,)?) => {
+        impl $values<'_> {
+            pub(crate) fn sqlite_params(
+                &self,
+            ) -> [&dyn rusqlite::ToSql; count_fields!($($field)+)] {
+                [$(&self.$field),+]
+            }
+
+            pub(crate) fn pg_params(
+                &self,
+            ) -> [&(dyn tokio_postgres::types::ToSql + Sync); count_fields!($($field)+)] {
+                [$(&self.$field),+]
+            }
+        }
+    };
+}
+
+bind_columns!(RuleValues: id, model, enabled, body);
+bind_columns!(
+    StateValues:
+    rule_id, version, model, consecutive_breaches, consecutive_clears, alert_id, last_observed_ms,
+    revision,
+);
+bind_columns!(
+    AlertValues:
+    id, rule_id, model, version, status, severity, notified, first_seen_ms, resolved_ms, body,
+);
+bind_columns!(TransitionValues: alert_id, at_ms, by_actor, from_status, to_status, notes);
+bind_columns!(
+    SilenceValues:
+    id, model, version, metric, starts_ms, ends_ms, created_by, comment, created_ms,
+);
+bind_columns!(
+    NotificationValues:
+    id, alert_id, channel, event, severity, payload, dedup_key, status, attempts, next_attempt_ms,
+    last_error, created_ms, delivered_ms, lease_owner, lease_until_ms, finished_ms,
+);
 
 /// The columns [`AlertStore::finish_notification`] writes for an attempt's outcome, in one
 /// place so both SQL backends record an outcome the same way: `None` for `error` and

@@ -18,7 +18,6 @@ use modelwatch_core::alerting::{
     SeriesState, Severity, Silence, SilenceId,
 };
 use modelwatch_core::{Metric, ModelName, Timestamp, Version};
-use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
 use super::{pg_error, PostgresStore};
@@ -117,98 +116,6 @@ async fn guards_hold(
         }
     }
     Ok(true)
-}
-
-// The shared row values ([`RuleValues`] and the rest) as this driver's parameters.
-
-impl RuleValues<'_> {
-    fn pg_params(&self) -> [&(dyn ToSql + Sync); 4] {
-        [&self.id, &self.model, &self.enabled, &self.body]
-    }
-}
-
-impl StateValues<'_> {
-    fn pg_params(&self) -> [&(dyn ToSql + Sync); 8] {
-        [
-            &self.rule_id,
-            &self.version,
-            &self.model,
-            &self.consecutive_breaches,
-            &self.consecutive_clears,
-            &self.alert_id,
-            &self.last_observed_ms,
-            &self.revision,
-        ]
-    }
-}
-
-impl AlertValues<'_> {
-    fn pg_params(&self) -> [&(dyn ToSql + Sync); 10] {
-        [
-            &self.id,
-            &self.rule_id,
-            &self.model,
-            &self.version,
-            &self.status,
-            &self.severity,
-            &self.notified,
-            &self.first_seen_ms,
-            &self.resolved_ms,
-            &self.body,
-        ]
-    }
-}
-
-impl TransitionValues<'_> {
-    fn pg_params(&self) -> [&(dyn ToSql + Sync); 6] {
-        [
-            &self.alert_id,
-            &self.at_ms,
-            &self.by_actor,
-            &self.from_status,
-            &self.to_status,
-            &self.notes,
-        ]
-    }
-}
-
-impl SilenceValues<'_> {
-    fn pg_params(&self) -> [&(dyn ToSql + Sync); 9] {
-        [
-            &self.id,
-            &self.model,
-            &self.version,
-            &self.metric,
-            &self.starts_ms,
-            &self.ends_ms,
-            &self.created_by,
-            &self.comment,
-            &self.created_ms,
-        ]
-    }
-}
-
-impl NotificationValues<'_> {
-    fn pg_params(&self) -> [&(dyn ToSql + Sync); 16] {
-        [
-            &self.id,
-            &self.alert_id,
-            &self.channel,
-            &self.event,
-            &self.severity,
-            &self.payload,
-            &self.dedup_key,
-            &self.status,
-            &self.attempts,
-            &self.next_attempt_ms,
-            &self.last_error,
-            &self.created_ms,
-            &self.delivered_ms,
-            &self.lease_owner,
-            &self.lease_until_ms,
-            &self.finished_ms,
-        ]
-    }
 }
 
 const INSERT_TRANSITION: &str =
