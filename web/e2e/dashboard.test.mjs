@@ -73,11 +73,11 @@ for (const browserName of selectedBrowsers()) {
     async function allAlerts(query = "") {
       const alerts = [];
       let first = null;
-      for (let offset = 0; offset != null;) {
-        const page = await json(`${server.url}/api/v1/alerts?${query}&limit=1000&offset=${offset}`);
+      for (let cursor = ""; cursor != null;) {
+        const page = await json(`${server.url}/api/v1/alerts?${query}&limit=1000${cursor}`);
         first ??= page;
         alerts.push(...page.alerts);
-        offset = page.next_offset;
+        cursor = page.next_cursor == null ? null : `&cursor=${encodeURIComponent(page.next_cursor)}`;
       }
       return { alerts, total: first.total, bySeverity: first.by_severity };
     }

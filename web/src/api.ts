@@ -103,27 +103,26 @@ export interface AlertListing {
 }
 
 /**
- * Every alert matching `params` (GET /api/v1/alerts), following `next_offset` in pages of
+ * Every alert matching `params` (GET /api/v1/alerts), following `next_cursor` in pages of
  * 1,000 up to ALERTS_CAP. A page of a listing that hides the rest would hide alerts from
- * whoever is on call, so the pages never stop at the API's first page. The counts come
+ * whoever is on call, so the pages never stop at the API's first page. A cursor continues
+ * after the last alert read, so alerts firing while the pages are read neither shift nor
+ * repeat rows (the next live event reloads the listing to show them). The counts come
  * from the first page's answer, which counts every match.
  */
 export async function allAlerts(params: URLSearchParams): Promise<AlertListing> {
   const query = new URLSearchParams(params);
   query.set("limit", "1000");
-  const seen = new Set<string>();
+  query.delete("offset");
   const alerts: any[] = [];
   let total = 0;
   let bySeverity: Record<string, number> = {};
-  let offset: number | null = 0;
-  for (let first = true; offset != null && alerts.length < ALERTS_CAP; first = false) {
-    query.set("offset", String(offset));
+  for (let first = true; alerts.length < ALERTS_CAP; first = false) {
     const page: any = await api(`/alerts?${query}`);
     if (first) { total = page.total; bySeverity = page.by_severity ?? {}; }
-    // Alerts that fire while the pages are read shift the later pages: one already read
-    // may come again, and is shown once. (The next live event reloads the listing.)
-    for (const alert of list(page, "alerts")) if (!seen.has(alert.id)) { seen.add(alert.id); alerts.push(alert); }
-    offset = page.next_offset ?? null;
+    alerts.push(...list(page, "alerts"));
+    if (typeof page.next_cursor !== "string") break;
+    query.set("cursor", page.next_cursor);
   }
   return { alerts: alerts.slice(0, ALERTS_CAP), total, bySeverity };
 }

@@ -300,17 +300,17 @@ impl Engine {
         Ok(self.alerts.history(id).await?)
     }
 
-    /// The seed's summary of the alerts alive in the last `hours`.
+    /// The seed's summary of the alerts alive in the last `hours` (`None`: at any time).
     pub async fn summary(
         &self,
         model: Option<&ModelName>,
-        hours: u32,
+        hours: Option<u32>,
         now: Timestamp,
     ) -> Result<AlertSummary, EngineError> {
-        let window = modelwatch_core::alerting::last_hours(hours, now);
+        let window = hours.map(|hours| modelwatch_core::alerting::last_hours(hours, now));
         let filter = AlertFilter {
             model: model.cloned(),
-            window: Some(window),
+            window,
             ..AlertFilter::default()
         };
         let alerts = self.alerts.list_alerts(&filter).await?;

@@ -9,8 +9,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use modelwatch_core::alerting::{
-    Alert, AlertFilter, AlertId, AlertStatus, LifecycleError, RuleId, RulePatch, RuleSpec,
-    Severity, SilenceId, SilenceSpec,
+    Alert, AlertFilter, AlertId, AlertStatus, LifecycleError, ListingPosition, RuleId, RulePatch,
+    RuleSpec, Severity, SilenceId, SilenceSpec,
 };
 use modelwatch_core::compare::CompareOptions;
 use modelwatch_core::detection::{DetectionOptions, WindowSpec};
@@ -272,7 +272,13 @@ pub struct AlertsQuery {
     pub hours: Option<String>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<usize>,
-    /// How many alerts to skip.
+    /// The `next_cursor` of the previous page: this page lists the alerts after it. Alerts
+    /// fired between the requests neither shift nor repeat rows, as they do with `offset`.
+    /// Opaque to clients (today `<first_seen epoch ms>.<alert id>`); not with `offset`.
+    #[param(example = "1714561200000.alert_0000002a")]
+    pub cursor: Option<String>,
+    /// How many alerts to skip. Alerts fired between two requests shift the pages, so
+    /// one may be skipped or listed twice; `cursor` does not have that problem.
     pub offset: Option<usize>,
 }
 
@@ -286,9 +292,15 @@ pub struct AlertPage {
     /// a client can count all matching alerts without reading every page.
     pub by_severity: SeverityCounts,
     pub limit: usize,
+    /// Where this page starts among the matching alerts (with `cursor`: how many match
+    /// before it now).
     pub offset: usize,
     /// The offset of the next page, when there is one.
     pub next_offset: Option<usize>,
+    /// Pass as `cursor` for the next page, when there is one: the way to read every page
+    /// while alerts fire. An opaque string.
+    #[schema(example = "1714561200000.alert_0000002a")]
+    pub next_cursor: Option<String>,
 }
 
 /// Alerts per severity.
@@ -340,6 +352,11 @@ fn parse_status(text: &str) -> ApiResult<StatusFilter> {
         })
 }
 
+/// `hours` when given, else the last 24 hours.
+fn window_hours(text: Option<&str>) -> ApiResult<Option<u32>> {
+    text.map_or(Ok(Some(24)), parse_hours)
+}
+
 /// `hours`: how far back a listing reaches; `None` is any time.
 fn parse_hours(text: &str) -> ApiResult<Option<u32>> {
     if text == "all" {
@@ -357,6 +374,28 @@ fn parse_hours(text: &str) -> ApiResult<Option<u32>> {
     }
 }
 
+/// `cursor`: the listing position a page ended at, written by [`cursor`].
+fn parse_cursor(text: &str) -> ApiResult<ListingPosition> {
+    let malformed = || {
+        ApiError::bad_request(
+            "cursor",
+            format!("{text:?} is not a cursor this server gave out (a page's next_cursor)"),
+        )
+    };
+    let (ms, id) = text.split_once('.').ok_or_else(malformed)?;
+    let ms = ms.parse::<i64>().map_err(|_| malformed())?;
+    Ok(ListingPosition {
+        first_seen: Timestamp::from_millis(ms).map_err(|_| malformed())?,
+        id: AlertId::parse(id).map_err(|_| malformed())?,
+    })
+}
+
+/// The `next_cursor` of a page that ends at `alert`. Plain text rather than encoded:
+/// both parts are already URL-safe, and clients are told to treat it as opaque.
+fn cursor(alert: &Alert) -> String {
+    format!("{}.{}", alert.first_seen.as_millis(), alert.id)
+}
+
 fn parse_severity(text: &str) -> ApiResult<Severity> {
     Severity::ALL
         .into_iter()
@@ -369,8 +408,9 @@ fn parse_severity(text: &str) -> ApiResult<Severity> {
         })
 }
 
-/// Alerts, newest first (by when they fired), a page at a time. `total` and
-/// `by_severity` count every matching alert, not only the page.
+/// Alerts, newest first (by when they fired, then by id), a page at a time: follow
+/// `next_cursor` (or, as before cursors, `next_offset`). `total` and `by_severity` count
+/// every matching alert, not only the page.
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(AlertsQuery),
     responses((status = 200, body = AlertPage), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -386,11 +426,17 @@ pub async fn list_alerts(
             format!("must be between 1 and {MAX_PAGE}"),
         ));
     }
-    let offset = query.offset.unwrap_or(0);
-    let hours = match query.hours.as_deref() {
-        Some(text) => parse_hours(text)?,
-        None => Some(24),
+    let after = match (query.cursor.as_deref(), query.offset) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "offset",
+                "cannot be combined with cursor; a cursor already says where the page starts",
+            ))
+        }
+        (Some(text), None) => Some(parse_cursor(text)?),
+        (None, _) => None,
     };
+    let hours = window_hours(query.hours.as_deref())?;
     let status = query.status.as_deref().map(parse_status).transpose()?;
     let filter = AlertFilter {
         model: query.model.as_deref().map(parse_model).transpose()?,
@@ -408,20 +454,31 @@ pub async fn list_alerts(
         alerts.retain(Alert::is_open);
     }
     let total = alerts.len();
-    let page: Vec<Value> = alerts
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(serde_json::to_value)
-        .collect::<Result<_, _>>()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The store lists in the core's listing order, so the alerts after a cursor are
+    // the ones from the first alert after its position on.
+    let offset = match &after {
+        Some(position) => alerts
+            .iter()
+            .position(|alert| position.is_before(alert))
+            .unwrap_or(total),
+        None => query.offset.unwrap_or(0),
+    };
+    let start = offset.min(total);
+    let page = &alerts[start..total.min(start.saturating_add(limit))];
+    let end = start + page.len();
+    let more = end < total;
     Ok(Json(AlertPage {
-        alerts: page,
+        alerts: page
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
         total,
         by_severity: SeverityCounts::count(&alerts),
         limit,
         offset,
-        next_offset: (offset + limit < total).then_some(offset + limit),
+        next_offset: more.then_some(end),
+        next_cursor: page.last().filter(|_| more).map(cursor),
     }))
 }
 
@@ -430,8 +487,10 @@ pub async fn list_alerts(
 #[into_params(parameter_in = Query)]
 pub struct SummaryQuery {
     pub model: Option<String>,
-    /// The last `hours` (default 24).
-    pub hours: Option<u32>,
+    /// Alerts alive at some point of the last `hours` (a positive whole number, default
+    /// 24), or `all` for alerts of any time.
+    #[param(value_type = Option<String>, pattern = "^([1-9][0-9]*|all)$", example = "168")]
+    pub hours: Option<String>,
 }
 
 /// Counts by status and severity, as `alerts summary` prints them.
@@ -444,8 +503,9 @@ pub async fn alert_summary(
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query?;
     let model = query.model.as_deref().map(parse_model).transpose()?;
+    let hours = window_hours(query.hours.as_deref())?;
     let summary = engine(&state)?
-        .summary(model.as_ref(), query.hours.unwrap_or(24), state.now())
+        .summary(model.as_ref(), hours, state.now())
         .await?;
     to_json(&summary)
 }

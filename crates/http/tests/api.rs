@@ -1060,6 +1060,49 @@ fn openapi_lists_every_route_with_its_methods() {
     );
 }
 
+/// The alert listing's and summary's parameters as the document gives them: the cursor,
+/// the page's `next_cursor`, and `hours` as a number or `all` on both routes.
+#[test]
+fn openapi_documents_alert_cursors_and_hours() {
+    let doc = serde_json::to_value(modelwatch_http::openapi()).unwrap();
+    let parameter = |path: &str, name: &str| -> Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("GET {path} does not document {name}"))
+            .clone()
+    };
+    let names = |path: &str| -> Vec<String> {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names("/api/v1/alerts"),
+        ["model", "version", "status", "severity", "hours", "limit", "cursor", "offset"]
+    );
+    assert_eq!(names("/api/v1/alerts/summary"), ["model", "hours"]);
+    for path in ["/api/v1/alerts", "/api/v1/alerts/summary"] {
+        let hours = parameter(path, "hours");
+        assert_eq!(hours["schema"]["pattern"], "^([1-9][0-9]*|all)$", "{path}");
+    }
+    let cursor = parameter("/api/v1/alerts", "cursor");
+    assert!(cursor["description"]
+        .as_str()
+        .unwrap()
+        .contains("next_cursor"));
+    let page = &doc["components"]["schemas"]["AlertPage"]["properties"];
+    assert!(page["next_cursor"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("cursor"));
+}
+
 /// A real SQLite store whose range reads take `delay`: the fault that makes a request
 /// outlive the server's per-request time-out.
 #[derive(Debug)]
@@ -1196,14 +1239,25 @@ fn stored_alert(n: u32, version: &str, ago_ms: i64, severity: &str, open: bool) 
 }
 
 const ALERTS: &str = "/api/v1/alerts";
+const HOUR: i64 = 3_600_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alert_listing_reaches_any_time_and_counts_every_page() {
-    let app = spawn_app().await;
-    // 150 alerts, one an hour back from now, every other one still open (open alerts are
-    // alive now, so every window has them), severities in turn; and one of v2 three weeks
-    // ago. Stored as a migration stores them, so their times are in the past.
-    const HOUR: i64 = 3_600_000;
+/// Stores `alerts` (from [`stored_alert`]) as a migration stores them, so their times
+/// can be in the past.
+async fn import_alerts(app: &TestServer, alerts: Vec<Value>) {
+    let rows = modelwatch_store::alerts::AlertingRows {
+        alerts: alerts
+            .into_iter()
+            .map(|a| serde_json::from_value(a).unwrap())
+            .collect(),
+        ..Default::default()
+    };
+    app.stores.alerts.import_alerting(rows).await.unwrap();
+}
+
+/// 150 alerts, one an hour back from now, every other one still open (open alerts are
+/// alive now, so every window has them), severities in turn; and one of v2 three weeks
+/// ago.
+async fn import_151_alerts(app: &TestServer) {
     let severities = ["low", "medium", "high", "critical"];
     let mut alerts: Vec<Value> = (0..150u32)
         .map(|i| {
@@ -1218,14 +1272,13 @@ async fn alert_listing_reaches_any_time_and_counts_every_page() {
         })
         .collect();
     alerts.push(stored_alert(1000, "v2", 21 * 24 * HOUR, "critical", false));
-    let rows = modelwatch_store::alerts::AlertingRows {
-        alerts: alerts
-            .into_iter()
-            .map(|a| serde_json::from_value(a).unwrap())
-            .collect(),
-        ..Default::default()
-    };
-    app.stores.alerts.import_alerting(rows).await.unwrap();
+    import_alerts(app, alerts).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_listing_reaches_any_time_and_counts_every_page() {
+    let app = spawn_app().await;
+    import_151_alerts(&app).await;
     let get = |query: &'static str| {
         let app = &app;
         async move {
@@ -1296,6 +1349,161 @@ async fn alert_listing_reaches_any_time_and_counts_every_page() {
     );
     let reply = get("?status=closed").await;
     assert_eq!(reply.body["error"]["field"], "status");
+}
+
+/// The ids of a listing page's alerts.
+fn page_ids(page: &Value) -> Vec<String> {
+    page["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_paging_lists_every_alert_once_while_alerts_fire() {
+    let app = spawn_app().await;
+    import_151_alerts(&app).await;
+    let get = |query: String| {
+        let app = &app;
+        async move {
+            let reply = app
+                .call(Method::GET, ALERTS, &format!("{ALERTS}{query}"), None)
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.body);
+            reply
+        }
+    };
+    let before: Vec<String> = page_ids(&get("?hours=all&limit=1000".into()).await.body);
+    assert_eq!(before.len(), 151);
+
+    // Offset paging under churn: an alert fired between two pages shifts the second page
+    // by one, so the first page's last alert comes again.
+    let first = get("?hours=all&limit=40".into()).await;
+    import_alerts(&app, vec![stored_alert(2000, "v1", 1000, "high", true)]).await;
+    let second = get("?hours=all&limit=40&offset=40".into()).await;
+    assert_eq!(page_ids(&second.body)[0], page_ids(&first.body)[39]);
+
+    // Cursor paging under the same churn: a newer alert fired mid-walk belongs before the
+    // pages already read and is not listed; an older one (an import, a late evaluation)
+    // belongs after them and is listed once. Every alert there at the start is listed
+    // exactly once, in the listing's order.
+    let mut walked: Vec<String> = Vec::new();
+    let mut query = "?hours=all&limit=40".to_owned();
+    let mut pages = 0;
+    loop {
+        let page = get(query.clone()).await;
+        assert_eq!(page.body["offset"], walked.len() + usize::from(pages > 0));
+        walked.extend(page_ids(&page.body));
+        pages += 1;
+        if pages == 1 {
+            import_alerts(
+                &app,
+                vec![
+                    stored_alert(2001, "v1", 500, "low", true),
+                    stored_alert(2002, "v1", 30 * 24 * HOUR, "low", false),
+                ],
+            )
+            .await;
+        }
+        // The counts are over every match, whichever page.
+        assert_eq!(page.body["total"], if pages == 1 { 152 } else { 154 });
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => {
+                assert_eq!(page.body["next_offset"], walked.len() + pages.min(2) - 1);
+                query = format!("?hours=all&limit=40&cursor={cursor}");
+            }
+            None => {
+                assert_eq!(page.body["next_offset"], Value::Null);
+                break;
+            }
+        }
+    }
+    assert_eq!(pages, 4);
+    let mut expected: Vec<String> = vec!["alert_000007d0".into()];
+    expected.extend(before);
+    expected.push("alert_000007d2".into());
+    assert_eq!(walked, expected, "every alert once, newest first");
+
+    // A cursor past the last alert: an empty last page, still counting every match.
+    let last = get("?hours=all&cursor=0.alert_ffffffff".into()).await;
+    assert_eq!(last.body["alerts"], json!([]));
+    assert_eq!(last.body["total"], 154);
+    assert_eq!(last.body["next_cursor"], Value::Null);
+    // Filters apply after a cursor as on the first page.
+    let cursor = format!("{}.alert_00000001", NOW_MS - 60_000);
+    let open = get(format!("?status=open&hours=all&limit=1000&cursor={cursor}")).await;
+    assert_eq!(open.body["total"], 77);
+    assert_eq!(open.body["alerts"].as_array().unwrap().len(), 74);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_cursor_or_a_cursor_with_an_offset_is_a_400_naming_it() {
+    let app = spawn_app().await;
+    import_151_alerts(&app).await;
+    let first = app
+        .call(Method::GET, ALERTS, "/api/v1/alerts?hours=all", None)
+        .await;
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let mut cases = vec![(format!("cursor={cursor}&offset=100"), "offset")];
+    for bad in [
+        "",
+        "abc",
+        "1714561200000",
+        "1714561200000.",
+        ".alert_00000001",
+        "-1.alert_00000001",
+        "99999999999999999999.alert_00000001",
+        "1714561200000.rule_00000001",
+        "1714561200000.alert_XYZ",
+        "1714561200000.alert_00000001.5",
+    ] {
+        cases.push((format!("cursor={bad}"), "cursor"));
+    }
+    for (query, field) in cases {
+        let reply = app
+            .call(Method::GET, ALERTS, &format!("{ALERTS}?{query}"), None)
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(
+            reply.body["error"]["field"], field,
+            "{query}: {}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_summary_reaches_any_time() {
+    let app = spawn_app().await;
+    import_151_alerts(&app).await;
+    const SUMMARY: &str = "/api/v1/alerts/summary";
+    let get = |query: &'static str| {
+        let app = &app;
+        async move {
+            app.call(Method::GET, SUMMARY, &format!("{SUMMARY}{query}"), None)
+                .await
+        }
+    };
+    // As the listing counts them: 75 open and 12 resolved in the last 24 hours, all 151
+    // at any time.
+    assert_eq!(get("").await.body["total_count"], 75 + 12);
+    let all = get("?hours=all").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!(all.body["total_count"], 151);
+    assert_eq!(all.body["resolved_count"], 76);
+    assert_eq!(all.body["critical_count"], 38);
+    assert_eq!(get("?hours=168&model=fraud").await.body["total_count"], 150);
+    for query in ["?hours=0", "?hours=ever", "?hours=1.5", "?hours=-3"] {
+        let reply = get(query).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(
+            reply.body["error"]["field"], "hours",
+            "{query}: {}",
+            reply.body
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -292,7 +292,7 @@ async fn alerts(
         }
         AlertsCommand::Summary { model, hours } => {
             let model = optional_model(model.as_deref())?;
-            let summary = engine.summary(model.as_ref(), hours, now).await?;
+            let summary = engine.summary(model.as_ref(), Some(hours), now).await?;
             let mut table = Table::new(&[
                 "total",
                 "active",

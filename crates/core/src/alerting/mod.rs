@@ -37,4 +37,6 @@ pub use rule::{
 };
 pub use silence::{muting_silence, Silence, SilenceSpec};
 pub use state::{evaluate, AlertWrite, Decision, Evaluation, EvaluationContext, SeriesState};
-pub use summary::{last_hours, list_alerts, summarize, AlertFilter, AlertSummary};
+pub use summary::{
+    last_hours, list_alerts, listing_order, summarize, AlertFilter, AlertSummary, ListingPosition,
+};

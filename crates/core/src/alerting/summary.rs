@@ -3,12 +3,13 @@
 //! These work on a slice the store returned, so the store may pre-filter in SQL and still
 //! use the same definitions of "in the window".
 
+use std::cmp::{Ordering, Reverse};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::alert::{Alert, AlertStatus};
-use super::ids::RuleId;
+use super::ids::{AlertId, RuleId};
 use super::rule::Severity;
 use crate::sample::{ModelName, Version};
 use crate::time::{TimeRange, Timestamp};
@@ -45,15 +46,45 @@ impl AlertFilter {
     }
 }
 
-/// The matching alerts, newest first.
+/// The matching alerts, in [`listing_order`].
 pub fn list_alerts<'a>(alerts: &'a [Alert], filter: &AlertFilter) -> Vec<&'a Alert> {
     let mut listed: Vec<&Alert> = alerts.iter().filter(|a| filter.matches(a)).collect();
-    listed.sort_by(|a, b| {
-        b.first_seen
-            .cmp(&a.first_seen)
-            .then_with(|| a.id.cmp(&b.id))
-    });
+    listed.sort_by(|a, b| listing_order(a, b));
     listed
+}
+
+/// The order of every alert listing: newest first (by `first_seen`), then by id, so no
+/// two alerts tie and a [`ListingPosition`] falls between exactly two of them.
+pub fn listing_order(a: &Alert, b: &Alert) -> Ordering {
+    listing_key(a.first_seen, &a.id).cmp(&listing_key(b.first_seen, &b.id))
+}
+
+fn listing_key(first_seen: Timestamp, id: &AlertId) -> (Reverse<Timestamp>, &AlertId) {
+    (Reverse(first_seen), id)
+}
+
+/// Where an alert stands in [`listing_order`]. A listing continued after the position
+/// its last page ended at (keyset paging) neither skips nor repeats an alert when
+/// others are added between the pages, as continuing at an offset would: a position
+/// names an alert, not a count of alerts before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingPosition {
+    pub first_seen: Timestamp,
+    pub id: AlertId,
+}
+
+impl ListingPosition {
+    pub fn of(alert: &Alert) -> Self {
+        ListingPosition {
+            first_seen: alert.first_seen,
+            id: alert.id.clone(),
+        }
+    }
+
+    /// Whether `alert` is listed strictly after this position.
+    pub fn is_before(&self, alert: &Alert) -> bool {
+        listing_key(alert.first_seen, &alert.id) > listing_key(self.first_seen, &self.id)
+    }
 }
 
 /// Counts of the alerts alive in a window, by status and by severity.
@@ -72,15 +103,19 @@ pub struct AlertSummary {
     pub low_count: u32,
 }
 
-/// Summarizes the alerts of `model` (or all) alive in `window`.
-pub fn summarize(alerts: &[Alert], model: Option<&ModelName>, window: TimeRange) -> AlertSummary {
+/// Summarizes the alerts of `model` (or all) alive in `window` (`None`: at any time).
+pub fn summarize(
+    alerts: &[Alert],
+    model: Option<&ModelName>,
+    window: Option<TimeRange>,
+) -> AlertSummary {
     let mut summary = AlertSummary {
         model: model.cloned(),
         ..AlertSummary::default()
     };
     let filter = AlertFilter {
         model: model.cloned(),
-        window: Some(window),
+        window,
         ..AlertFilter::default()
     };
     for alert in alerts.iter().filter(|a| filter.matches(a)) {
@@ -99,4 +134,57 @@ pub fn summarize(alerts: &[Alert], model: Option<&ModelName>, window: TimeRange)
         } += 1;
     }
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(id: u32, first_seen_ms: i64) -> Alert {
+        let mut alert: Alert = serde_json::from_value(serde_json::json!({
+            "id": "alert_00000000", "rule_id": "rule_00000001", "rule_name": "r",
+            "model": "fraud", "version": "v1", "metric": "accuracy", "severity": "high",
+            "status": "active", "message": "m", "value": 0.5, "worst_value": 0.5,
+            "trigger": {"condition_type": "threshold", "comparison_operator": "lt", "threshold_value": 0.9},
+            "first_seen": 0, "last_seen": 0, "occurrences": 1, "notified": false,
+        }))
+        .unwrap();
+        alert.id = AlertId::from_u32(id);
+        alert.first_seen = Timestamp::from_millis(first_seen_ms).unwrap();
+        alert.last_seen = alert.first_seen;
+        alert
+    }
+
+    #[test]
+    fn a_listing_continued_after_a_position_neither_skips_nor_repeats() {
+        // Two alerts share a first_seen, so the id decides between them.
+        let mut alerts = [
+            alert(3, 1000),
+            alert(1, 2000),
+            alert(2, 2000),
+            alert(4, 500),
+        ];
+        alerts.sort_by(listing_order);
+        let ids: Vec<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "alert_00000001",
+                "alert_00000002",
+                "alert_00000003",
+                "alert_00000004"
+            ]
+        );
+
+        let position = ListingPosition::of(&alerts[1]);
+        let after: Vec<bool> = alerts.iter().map(|a| position.is_before(a)).collect();
+        assert_eq!(after, [false, false, true, true]);
+
+        // Alerts added after the page was read: a newer one belongs before the position
+        // (a later listing's first page shows it), an older one after it.
+        assert!(!position.is_before(&alert(9, 3000)));
+        assert!(!position.is_before(&alert(0, 2000)));
+        assert!(position.is_before(&alert(5, 2000)));
+        assert!(position.is_before(&alert(8, 1500)));
+    }
 }

@@ -698,13 +698,10 @@ pub(crate) fn optional_timestamp(ms: Option<i64>) -> Result<Option<Timestamp>, S
     ms.map(timestamp).transpose()
 }
 
-/// Sorts alerts newest first, the order every listing uses.
+/// Sorts alerts newest first, the core's order of every listing (the HTTP API's cursor
+/// paging relies on every backend answering in it).
 pub(crate) fn newest_first(alerts: &mut [Alert]) {
-    alerts.sort_by(|a, b| {
-        b.first_seen
-            .cmp(&a.first_seen)
-            .then_with(|| a.id.cmp(&b.id))
-    });
+    alerts.sort_by(modelwatch_core::alerting::listing_order);
 }
 
 pub(crate) fn lease_end(now: Timestamp, lease: Duration) -> Timestamp {
