@@ -459,7 +459,7 @@ pub async fn list_alerts(
     let offset = match &after {
         Some(position) => alerts
             .iter()
-            .position(|alert| position.is_before(alert))
+            .position(|alert| position.precedes(alert))
             .unwrap_or(total),
         None => query.offset.unwrap_or(0),
     };

@@ -82,7 +82,7 @@ impl ListingPosition {
     }
 
     /// Whether `alert` is listed strictly after this position.
-    pub fn is_before(&self, alert: &Alert) -> bool {
+    pub fn precedes(&self, alert: &Alert) -> bool {
         listing_key(alert.first_seen, &alert.id) > listing_key(self.first_seen, &self.id)
     }
 }
@@ -177,14 +177,14 @@ mod tests {
         );
 
         let position = ListingPosition::of(&alerts[1]);
-        let after: Vec<bool> = alerts.iter().map(|a| position.is_before(a)).collect();
+        let after: Vec<bool> = alerts.iter().map(|a| position.precedes(a)).collect();
         assert_eq!(after, [false, false, true, true]);
 
         // Alerts added after the page was read: a newer one belongs before the position
         // (a later listing's first page shows it), an older one after it.
-        assert!(!position.is_before(&alert(9, 3000)));
-        assert!(!position.is_before(&alert(0, 2000)));
-        assert!(position.is_before(&alert(5, 2000)));
-        assert!(position.is_before(&alert(8, 1500)));
+        assert!(!position.precedes(&alert(9, 3000)));
+        assert!(!position.precedes(&alert(0, 2000)));
+        assert!(position.precedes(&alert(5, 2000)));
+        assert!(position.precedes(&alert(8, 1500)));
     }
 }
