@@ -4,11 +4,7 @@
 //! Core has no random number generator: callers draw a `u32` (or pick one in tests) and
 //! pass it to `from_u32`, which keeps every id in a test predictable.
 
-use std::fmt;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::sample::ValidationError;
+use crate::sample::{validated_string_traits, ValidationError};
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $field:literal) => {
@@ -46,36 +42,13 @@ macro_rules! id_type {
                 Ok($name(text.to_owned()))
             }
 
-            pub fn as_str(&self) -> &str {
-                &self.0
+            /// [`Self::parse`] for owned text, as the shared traits expect.
+            pub fn parse_owned(text: String) -> Result<Self, ValidationError> {
+                Self::parse(&text)
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = ValidationError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $name::parse(s)
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.0)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                $name::parse(&text).map_err(serde::de::Error::custom)
-            }
-        }
+        validated_string_traits!($name);
     };
 }
 
