@@ -60,8 +60,9 @@ pub enum AlertsCommand {
     Summary {
         #[arg(long)]
         model: Option<String>,
-        #[arg(long, default_value_t = 24)]
-        hours: u32,
+        /// Alerts alive in the last HOURS (a whole number), or `all` for any time.
+        #[arg(long, default_value = "24", value_parser = parse_hours)]
+        hours: Hours,
     },
     /// Every transition of an alert: who, when, from, to, notes.
     History { alert_id: String },
@@ -136,13 +137,33 @@ pub struct ListArgs {
     pub model: Option<String>,
     #[arg(long)]
     pub version: Option<String>,
-    /// active, acknowledged, resolved or suppressed.
+    /// active, acknowledged, resolved, suppressed, or open (not resolved yet, whatever the
+    /// status: what someone on call has to look at).
     #[arg(long)]
     pub status: Option<String>,
     #[arg(long)]
     pub severity: Option<String>,
-    #[arg(long, default_value_t = 24)]
-    pub hours: u32,
+    /// Alerts alive in the last HOURS (a whole number), or `all` for any time.
+    #[arg(long, default_value = "24", value_parser = parse_hours)]
+    pub hours: Hours,
+}
+
+/// How far back a listing reaches: `None` is any time. The HTTP API's `hours` reads the
+/// same way.
+#[derive(Debug, Clone, Copy)]
+pub struct Hours(Option<u32>);
+
+fn parse_hours(text: &str) -> Result<Hours, String> {
+    if text == "all" {
+        return Ok(Hours(None));
+    }
+    match text.parse::<u32>() {
+        Ok(hours) if hours > 0 => Ok(Hours(Some(hours))),
+        _ => Err(format!(
+            "{text:?} is neither a whole number of hours from 1 to {} nor all",
+            u32::MAX
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,15 +284,33 @@ async fn alerts(
             }
         }
         AlertsCommand::List(args) => {
+            let open_only = args.status.as_deref() == Some("open");
             let filter = AlertFilter {
                 model: optional_model(args.model.as_deref())?,
                 version: args.version.as_deref().map(Version::parse).transpose()?,
                 rule_id: None,
-                status: args.status.as_deref().map(AlertStatus::parse).transpose()?,
+                status: args
+                    .status
+                    .as_deref()
+                    .filter(|_| !open_only)
+                    .map(|text| {
+                        AlertStatus::parse(text).map_err(|_| {
+                            anyhow::anyhow!(
+                                "--status: {text:?} is not active, acknowledged, resolved, suppressed or open"
+                            )
+                        })
+                    })
+                    .transpose()?,
                 severity: args.severity.as_deref().map(Severity::parse).transpose()?,
-                window: Some(modelwatch_core::alerting::last_hours(args.hours, now)),
+                window: args
+                    .hours
+                    .0
+                    .map(|hours| modelwatch_core::alerting::last_hours(hours, now)),
             };
-            let alerts = engine.list_alerts(&filter).await?;
+            let mut alerts = engine.list_alerts(&filter).await?;
+            if open_only {
+                alerts.retain(Alert::is_open);
+            }
             emit(format, &alerts, &alerts_table(&alerts))?;
         }
         AlertsCommand::Acknowledge { alert_id, who } => {
@@ -292,7 +331,7 @@ async fn alerts(
         }
         AlertsCommand::Summary { model, hours } => {
             let model = optional_model(model.as_deref())?;
-            let summary = engine.summary(model.as_ref(), Some(hours), now).await?;
+            let summary = engine.summary(model.as_ref(), hours.0, now).await?;
             let mut table = Table::new(&[
                 "total",
                 "active",

@@ -213,6 +213,21 @@ fn seed_flow_fires_acknowledges_resolves_and_keeps_history(backend: Backend) {
     let acked = env.json(&["alerts", "acknowledge", &id, "ana"]);
     assert_eq!(acked["status"], "acknowledged");
     assert_eq!(acked["acknowledged_by"], "ana");
+    // Acknowledged is still open: someone on call has to look at it.
+    let open = env.json(&["alerts", "list", "--status", "open", "--hours", "all"]);
+    assert_eq!(open.as_array().unwrap().len(), 1);
+    let error = env.fails(&["alerts", "list", "--status", "gone"]);
+    assert!(
+        error.contains("--status") && error.contains("or open"),
+        "{error}"
+    );
+    for bad in ["0", "1.5", "forever"] {
+        let error = env.fails(&["alerts", "summary", "--hours", bad]);
+        assert!(
+            error.contains("--hours") && error.contains("nor all"),
+            "{error}"
+        );
+    }
     let error = env.fails(&["alerts", "acknowledge", &id, "bo"]);
     assert!(error.contains("already acknowledged (by ana"), "{error}");
 
@@ -245,6 +260,19 @@ fn seed_flow_fires_acknowledges_resolves_and_keeps_history(backend: Backend) {
     assert_eq!(summary["total_count"], 1);
     assert_eq!(summary["resolved_count"], 1);
     assert_eq!(summary["high_count"], 1);
+    assert_eq!(env.json(&["alerts", "summary", "--hours", "all"]), summary);
+    assert!(env
+        .json(&["alerts", "list", "--status", "open"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        env.json(&["alerts", "list", "--hours", "all"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 fn rate_limit_from_the_config_file_suppresses_and_counts(backend: Backend) {
