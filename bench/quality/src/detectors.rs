@@ -3,8 +3,8 @@
 //! on streams with a daily cycle (c) modelwatch with its seasonal daily baseline.
 
 use modelwatch_core::detection::{
-    detection_windows, Comparison, ComparisonWindow, DetectionOptions, Detector, MetricWindows,
-    Reference, Seasonality, WindowSpec,
+    detection_windows, Comparison, ComparisonWindow, DetectionOptions, Detector, History,
+    MetricWindows, Reference, Seasonality, WindowSpec,
 };
 use modelwatch_core::{MetricDefinition, ModelName, Point, TimeRange, Timestamp, Version};
 
@@ -95,11 +95,21 @@ impl Runner {
                     seasonality,
                     points: slice(series, range),
                 });
+                let history = match (windows.comparison, windows.history) {
+                    (ComparisonWindow::Range(range), Some(history)) => Some(History {
+                        points: slice(series, history),
+                        end: range.end,
+                        window_minutes: ((range.end.as_millis() - range.start.as_millis()) / 60_000)
+                            as usize,
+                    }),
+                    _ => None,
+                };
                 let input = MetricWindows {
                     definition,
                     baseline,
                     comparison,
                     reference,
+                    history,
                 };
                 self.detector
                     .check(&self.model, &self.version, &input, &self.options)

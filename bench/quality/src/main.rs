@@ -135,7 +135,7 @@ fn synthetic_section(out: &mut String, (streams, seed): (usize, u64)) -> Vec<Str
                     )
                 };
                 goal_notes.push(format!(
-                    "- {} / {}: plain {:.1} vs modelwatch {:.1} false alarms per 1000 checks → {} fewer (goal ≥ 10×)",
+                    "- {} / {}: plain {:.2} vs modelwatch {:.2} false alarms per 1000 checks → {} fewer (goal ≥ 10×)",
                     scenario.name,
                     mode_label(hours, scenario),
                     plain.false_alarms_per_1000(),
@@ -147,10 +147,12 @@ fn synthetic_section(out: &mut String, (streams, seed): (usize, u64)) -> Vec<Str
                 && matches!(scenario.change, synthetic::Change::Step(p) if p >= 5.0)
             {
                 goal_notes.push(format!(
-                    "- {} / {}: modelwatch detects {:.0} % (goal ≥ 95 %)",
+                    "- {} / {}: modelwatch detects {:.1} % ({} of {}; goal ≥ 95 %)",
                     scenario.name,
                     mode_label(hours, scenario),
-                    100.0 * ours.detection_rate()
+                    100.0 * ours.detection_rate(),
+                    ours.detected,
+                    ours.streams
                 ));
             }
         }

@@ -1,19 +1,22 @@
 //! Speed of the pure detection path: `check_all_metrics` over one week of per-minute data
-//! for 15 metrics (the budget is 10 ms), and `performance_history` over the same data.
+//! for 15 metrics (the budget is 10 ms), also with the long-run test, which reads a week and
+//! 16 hours, and `performance_history` over the same data.
 //! Run with `cargo bench -p modelwatch-core --bench detection`; prints medians.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use modelwatch_core::detection::{
-    check_all_metrics, detection_windows, Comparison, ComparisonWindow, DetectionOptions,
-    MetricWindows, WindowSpec,
+    check_all_metrics, detection_windows, long_run, Comparison, ComparisonWindow, DetectionOptions,
+    History, MetricWindows, WindowSpec,
 };
 use modelwatch_core::health::{performance_history, HealthOptions, MetricSeries};
 use modelwatch_core::{Metric, MetricDefinition, ModelName, Point, TimeRange, Timestamp, Version};
 
 const METRICS: usize = 15;
 const WEEK_MINUTES: i64 = 7 * 24 * 60;
+/// What the long-run test reads: a week and 16 hours.
+const SERIES_MINUTES: i64 = long_run::HISTORY_MINUTES as i64;
 const REPETITIONS: usize = 51;
 
 fn slice(points: &[Point], range: TimeRange) -> &[Point] {
@@ -47,7 +50,7 @@ fn main() {
     // A cheap deterministic wiggle: the values' distribution does not change the cost.
     let series: Vec<Vec<Point>> = (0..METRICS)
         .map(|m| {
-            (0..WEEK_MINUTES)
+            (0..SERIES_MINUTES)
                 .filter_map(|minute| {
                     let value =
                         0.5 + 0.1 * ((minute * 7919 + m as i64 * 104_729) % 1000) as f64 / 1000.0;
@@ -64,10 +67,14 @@ fn main() {
         .collect();
     let model = ModelName::parse("bench").unwrap_or_else(|_| unreachable!());
     let version = Version::parse("v1").unwrap_or_else(|_| unreachable!());
-    let now = Timestamp::from_millis(WEEK_MINUTES * 60_000).unwrap_or(Timestamp::MAX);
+    let now = Timestamp::from_millis(SERIES_MINUTES * 60_000).unwrap_or(Timestamp::MAX);
     let options = DetectionOptions::default();
 
-    for (label, comparison_hours) in [("1 h window", Some(1)), ("latest value", None)] {
+    for (label, comparison_hours, with_history) in [
+        ("1 h window", Some(1), false),
+        ("latest value", None, false),
+        ("1 h window + long-run test (7 d 16 h read)", Some(1), true),
+    ] {
         // The baseline covers the rest of the week, so every sample is read once.
         let spec = WindowSpec {
             baseline_hours: 167,
@@ -89,6 +96,16 @@ fn main() {
                         }
                     },
                     reference: None,
+                    history: match (windows.comparison, windows.history) {
+                        (ComparisonWindow::Range(range), Some(history)) if with_history => {
+                            Some(History {
+                                points: slice(points, history),
+                                end: range.end,
+                                window_minutes: 60,
+                            })
+                        }
+                        _ => None,
+                    },
                 })
                 .collect();
             black_box(check_all_metrics(
@@ -104,12 +121,17 @@ fn main() {
         );
     }
 
-    let range = TimeRange::new(Timestamp::MIN, now);
+    let week_start =
+        Timestamp::from_millis((SERIES_MINUTES - WEEK_MINUTES) * 60_000).unwrap_or(Timestamp::MIN);
+    let range = TimeRange::new(week_start, now);
     let elapsed = time(|| {
         let metrics: Vec<MetricSeries<'_>> = definitions
             .iter()
             .zip(&series)
-            .map(|(definition, points)| MetricSeries { definition, points })
+            .map(|(definition, points)| MetricSeries {
+                definition,
+                points: slice(points, range),
+            })
             .collect();
         black_box(performance_history(
             &model,

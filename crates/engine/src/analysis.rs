@@ -8,7 +8,7 @@ use modelwatch_core::compare::{
 };
 use modelwatch_core::detection::{
     self, detection_windows, Comparison, ComparisonWindow, DegradationResult, DetectionOptions,
-    MetricWindows, Reference, WindowSpec,
+    History, MetricWindows, Reference, WindowSpec,
 };
 use modelwatch_core::health::{
     performance_history, HealthOptions, MetricSeries, PerformanceHistory,
@@ -39,6 +39,8 @@ struct FetchedWindows {
     latest: Option<Point>,
     comparison: Option<Vec<Point>>,
     reference: Option<(detection::Seasonality, Vec<Point>)>,
+    /// The long-run test's history: its points, the comparison window's end and length.
+    history: Option<(Vec<Point>, Timestamp, usize)>,
 }
 
 impl FetchedWindows {
@@ -57,6 +59,14 @@ impl FetchedWindows {
                     seasonality: *seasonality,
                     points,
                 }),
+            history: self
+                .history
+                .as_ref()
+                .map(|(points, end, window_minutes)| History {
+                    points,
+                    end: *end,
+                    window_minutes: *window_minutes,
+                }),
         }
     }
 }
@@ -70,9 +80,22 @@ async fn fetch(
     let windows = detection_windows(now, spec);
     let definition = store.definition(&key.metric).await?;
     let baseline = store.range(key, windows.baseline).await?;
-    let (latest, comparison) = match windows.comparison {
-        ComparisonWindow::Latest { search } => (store.range(key, search).await?.pop(), None),
-        ComparisonWindow::Range(range) => (None, Some(store.range(key, range).await?)),
+    let (latest, comparison, history) = match windows.comparison {
+        ComparisonWindow::Latest { search } => (store.range(key, search).await?.pop(), None, None),
+        ComparisonWindow::Range(range) => {
+            let history = match windows.history {
+                Some(history) => {
+                    let minutes = (range.end.as_millis() - range.start.as_millis()) / 60_000;
+                    Some((
+                        store.range(key, history).await?,
+                        range.end,
+                        usize::try_from(minutes).unwrap_or(0),
+                    ))
+                }
+                None => None,
+            };
+            (None, Some(store.range(key, range).await?), history)
+        }
     };
     let reference = match windows.reference {
         Some((seasonality, range)) => Some((seasonality, store.range(key, range).await?)),
@@ -84,6 +107,7 @@ async fn fetch(
         latest,
         comparison,
         reference,
+        history,
     })
 }
 

@@ -77,6 +77,7 @@ pub(crate) fn degradation_observation(
             seasonality,
             points,
         }),
+        history: None,
     };
     let result = detection::check_degradation(&rule.model, version, &windows, &options);
     match (

@@ -34,6 +34,16 @@
 //!   alarms on the NAB series (bench/quality/RESULTS.md). Welch's test against the
 //!   baseline mean still applies, so a result is only degraded when it is also worse than
 //!   the reported `baseline_value`.
+//! * `long_run_<scale>min+same_hours+week_ago`: window mode when the caller passes the
+//!   [`DetectionWindows::history`] (a week and 16 hours) of a dense series (a sample in at
+//!   least 80 % of its minutes) and the window is 5 minutes to 16 hours long. It replaces
+//!   the tests above and the seasonal guard: the window and the 4, 8 and 16 hours ending
+//!   now are each compared with the same clock hours of the six previous days, z-scored
+//!   with a spread fitted to the history, and must also be worse than the same hours one
+//!   week earlier; `<scale>` names the most significant window, the p-value is Bonferroni
+//!   over the scales and `alpha` is [`DetectionOptions::long_run_alpha`]. It sees a
+//!   sustained 5 % latency step that a 2-hour window hides in the wander, at fewer false
+//!   alarms ([`long_run`] says how and why; bench/quality/RESULTS.md has the figures).
 //! * `+daily_reference` / `+weekly_reference`: a seasonal guard (on by default, weekly).
 //!   The comparison must also be worse, by the same tests and threshold, than the same
 //!   hours one period earlier, so a weekend dip or a nightly trough that was there last
@@ -67,6 +77,7 @@
 //! comparison samples dates the change (`change_started_at`); a change that began before
 //! the comparison window is dated at its first sample.
 
+pub mod long_run;
 mod recommend;
 pub mod sequential;
 pub mod significance;
@@ -115,6 +126,10 @@ pub struct DetectionOptions {
     /// ... and explains at least this share of their variance (R²). `daily_cycle_alpha`
     /// 0 turns the adjustment off.
     pub daily_cycle_min_r_squared: f64,
+    /// One-sided significance level of the long-run test ([`long_run`]), which replaces the
+    /// window tests when a dense week of history is at hand; 0 turns it off. The default,
+    /// 0.002, is a z of 3.29 on each of four scales.
+    pub long_run_alpha: f64,
 }
 
 impl Default for DetectionOptions {
@@ -129,6 +144,7 @@ impl Default for DetectionOptions {
             cusum_threshold_sigmas: CusumOptions::default().threshold_sigmas,
             daily_cycle_alpha: 1e-7,
             daily_cycle_min_r_squared: 0.95,
+            long_run_alpha: 0.002,
         }
     }
 }
@@ -203,6 +219,19 @@ pub struct MetricWindows<'a> {
     pub baseline: &'a [Point],
     pub comparison: Comparison<'a>,
     pub reference: Option<Reference<'a>>,
+    /// Window mode: the week and more before the comparison window's end that the long-run
+    /// test reads ([`DetectionWindows::history`]); `None` leaves it out.
+    pub history: Option<History<'a>>,
+}
+
+/// The points of [`DetectionWindows::history`], with the comparison window they lead up to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct History<'a> {
+    /// Time-ordered.
+    pub points: &'a [Point],
+    /// The comparison window's end ("now").
+    pub end: Timestamp,
+    pub window_minutes: usize,
 }
 
 /// The result of a check; also the JSON contract of `check`.
@@ -325,12 +354,6 @@ impl Detector {
             ),
         };
         let baseline = Moments::of(baseline_points.iter().map(|p| p.value));
-        let min_reference = options.min_comparison_samples.max(2);
-        let reference = windows.reference.and_then(|r| {
-            Moments::of(r.points.iter().map(|p| p.value))
-                .filter(|m| m.count >= min_reference)
-                .map(|m| (r.seasonality, m))
-        });
 
         let baseline_value = baseline.and_then(|m| finite(m.mean));
         let current_value = current.and_then(|m| finite(m.mean));
@@ -395,6 +418,94 @@ impl Detector {
             return self.finish(result);
         }
 
+        let long_run = match (windows.comparison, windows.history) {
+            (Comparison::Window(_), Some(history)) if options.long_run_alpha > 0.0 => {
+                long_run::long_run_test(
+                    direction,
+                    history.points,
+                    history.end,
+                    history.window_minutes,
+                    options.min_degradation_percentage,
+                )
+            }
+            _ => None,
+        };
+        let (p_value, method, material) = match long_run {
+            // The long-run test brings its own seasonal references (same hours on six
+            // days, and one week earlier), so the weekly guard's window is not re-tested.
+            Some(verdict) => {
+                result.alpha = options.long_run_alpha;
+                (
+                    verdict.p_value,
+                    format!("long_run_{}min+same_hours+week_ago", verdict.scale_minutes),
+                    is_material(
+                        definition,
+                        baseline.mean,
+                        current.mean,
+                        options.min_degradation_percentage,
+                    ),
+                )
+            }
+            None => self.window_tests(
+                windows,
+                baseline_points,
+                baseline,
+                current,
+                &mut result,
+                options,
+            ),
+        };
+        let worsening = direction.worsening(baseline.mean, current.mean);
+        let significant = worsening > 0.0 && p_value < result.alpha;
+        result.is_degraded = significant && material;
+        result.p_value = finite(p_value);
+        result.method = method;
+        result.severity = if significant {
+            relative_worsening(definition, baseline.mean, worsening)
+                .map_or(Severity::High, Severity::of_percentage)
+        } else {
+            Severity::None
+        };
+        result.status = if result.is_degraded {
+            DegradationStatus::Degraded
+        } else {
+            DegradationStatus::Ok
+        };
+        if result.is_degraded {
+            if let Comparison::Window(points) = windows.comparison {
+                let cusum_options = CusumOptions {
+                    shift_percentage: options.min_degradation_percentage,
+                    threshold_sigmas: options.cusum_threshold_sigmas,
+                };
+                result.change_started_at = cusum(direction, baseline, points, &cusum_options)
+                    .map(|change| change.started_at)
+                    .or_else(|| points.first().map(|p| p.timestamp));
+            }
+        }
+        self.finish(result)
+    }
+
+    /// The tests of the module documentation other than the long-run one: the p-value, the
+    /// method, and whether the worsening is material against the baseline (and the seasonal
+    /// guard's window, which it also fills in on `result`).
+    fn window_tests(
+        &mut self,
+        windows: &MetricWindows<'_>,
+        baseline_points: &[Point],
+        baseline: Moments,
+        current: Moments,
+        result: &mut DegradationResult,
+        options: &DetectionOptions,
+    ) -> (f64, String, bool) {
+        let definition = windows.definition;
+        let direction = definition.direction;
+        let latest_mode = matches!(windows.comparison, Comparison::Latest(_));
+        let min_reference = options.min_comparison_samples.max(2);
+        let reference = windows.reference.and_then(|r| {
+            Moments::of(r.points.iter().map(|p| p.value))
+                .filter(|m| m.count >= min_reference)
+                .map(|m| (r.seasonality, m))
+        });
         let (mut p_value, mut method) = if latest_mode {
             let p =
                 prediction_worsening(direction, baseline, current.mean).map_or(1.0, |t| t.p_value);
@@ -466,34 +577,7 @@ impl Detector {
             result.reference_samples = reference.count as u64;
         }
 
-        let worsening = direction.worsening(baseline.mean, current.mean);
-        let significant = worsening > 0.0 && p_value < result.alpha;
-        result.is_degraded = significant && material;
-        result.severity = if significant {
-            relative_worsening(definition, baseline.mean, worsening)
-                .map_or(Severity::High, Severity::of_percentage)
-        } else {
-            Severity::None
-        };
-        result.p_value = finite(p_value);
-        result.method = method;
-        result.status = if result.is_degraded {
-            DegradationStatus::Degraded
-        } else {
-            DegradationStatus::Ok
-        };
-        if result.is_degraded {
-            if let Comparison::Window(points) = windows.comparison {
-                let cusum_options = CusumOptions {
-                    shift_percentage: options.min_degradation_percentage,
-                    threshold_sigmas: options.cusum_threshold_sigmas,
-                };
-                result.change_started_at = cusum(direction, baseline, points, &cusum_options)
-                    .map(|change| change.started_at)
-                    .or_else(|| points.first().map(|p| p.timestamp));
-            }
-        }
-        self.finish(result)
+        (p_value, method, material)
     }
 
     fn finish(&self, mut result: DegradationResult) -> DegradationResult {

@@ -50,6 +50,7 @@ fn latest_accuracy_drop_is_a_critical_degradation_by_prediction_interval() {
         baseline: &series,
         comparison: Comparison::Latest(series.last()),
         reference: None,
+        history: None,
     };
     let options = DetectionOptions {
         latest_value_alpha: 0.01,
@@ -106,6 +107,7 @@ fn latency_rise_is_a_degradation_by_welch_and_is_dated() {
         baseline: &baseline,
         comparison: Comparison::Window(&comparison),
         reference: None,
+        history: None,
     };
     let r = check_degradation(&model, &version, &windows, &small_windows());
     let t = 20.0 / (8.0f64 / 3.0).sqrt();
@@ -147,6 +149,7 @@ fn an_improvement_is_never_a_degradation() {
         baseline: &baseline,
         comparison: Comparison::Window(&comparison),
         reference: None,
+        history: None,
     };
     let r = check_degradation(&model, &version, &windows, &small_windows());
     close(r.percentage_change, -20.0);
@@ -177,6 +180,7 @@ fn zero_baseline_uses_the_range_and_never_emits_nan() {
         baseline: &baseline,
         comparison: Comparison::Window(&comparison),
         reference: None,
+        history: None,
     };
     let r = check_degradation(&model, &version, &windows, &small_windows());
     close(r.absolute_change, 0.1);
@@ -220,6 +224,7 @@ fn single_sample_and_empty_windows_are_insufficient_data() {
         baseline: &one,
         comparison: Comparison::Window(&[]),
         reference: None,
+        history: None,
     };
     let r = check_degradation(&model, &version, &windows, &DetectionOptions::default());
     assert_eq!(r.status, DegradationStatus::InsufficientData);
@@ -290,6 +295,7 @@ fn the_weekly_reference_vetoes_a_change_that_was_there_last_week() {
             seasonality: Seasonality::Weekly,
             points: &last_week,
         }),
+        history: None,
     };
     let r = check_degradation(&model, &version, &windows, &small_windows());
     assert_eq!(r.method, "welch_t+weekly_reference");
@@ -331,6 +337,7 @@ fn batch_means_keep_a_wandering_series_from_alarming() {
         baseline: &baseline,
         comparison: Comparison::Window(&comparison),
         reference: None,
+        history: None,
     };
     let r = check_degradation(&model, &version, &windows, &small_windows());
     assert_eq!(r.method, "welch_t+batch_means");
@@ -352,12 +359,14 @@ fn check_all_metrics_checks_each_metric_in_order() {
             baseline: &a,
             comparison: Comparison::Latest(None),
             reference: None,
+            history: None,
         },
         MetricWindows {
             definition: &latency,
             baseline: &l,
             comparison: Comparison::Window(&l),
             reference: None,
+            history: None,
         },
     ];
     let results = check_all_metrics(&model, &version, &metrics, &small_windows());
@@ -387,6 +396,7 @@ fn result_json_uses_snake_case_names() {
         baseline: &[],
         comparison: Comparison::Latest(None),
         reference: None,
+        history: None,
     };
     let r = check_degradation(&model, &version, &windows, &DetectionOptions::default());
     let json = serde_json::to_value(&r).unwrap();
@@ -461,6 +471,7 @@ fn a_daily_cycle_in_the_baseline_sharpens_the_batch_means_test() {
         baseline: &baseline,
         comparison: Comparison::Window(&comparison),
         reference: None,
+        history: None,
     };
     let r = check_degradation(&model, &version, &windows, &small_windows());
     assert_eq!(r.method, "welch_t+batch_means+daily_cycle");

@@ -90,6 +90,9 @@ pub struct DetectionWindows {
     pub comparison: ComparisonWindow,
     /// The seasonal guard's window, with the cycle it guards against.
     pub reference: Option<(Seasonality, TimeRange)>,
+    /// Window mode: what the long-run test ([`super::long_run`]) reads, a week and 16 hours
+    /// up to now. A caller that cannot afford the read leaves it out.
+    pub history: Option<TimeRange>,
 }
 
 /// The windows for a check at `now`.
@@ -128,10 +131,18 @@ pub fn detection_windows(now: Timestamp, spec: &WindowSpec) -> DetectionWindows 
         .reference
         .filter(|cycle| spec.seasonal != Some(*cycle))
         .map(|cycle| (cycle, one_period_earlier(cycle)));
+    let history = match comparison {
+        ComparisonWindow::Range(_) => Some(TimeRange::ending_at(
+            now,
+            Duration::from_secs(60 * super::long_run::HISTORY_MINUTES as u64),
+        )),
+        ComparisonWindow::Latest { .. } => None,
+    };
     DetectionWindows {
         baseline,
         comparison,
         reference,
+        history,
     }
 }
 
@@ -180,6 +191,7 @@ mod tests {
         assert_eq!(w.comparison, ComparisonWindow::Range(range(now - H, now)));
         assert_eq!(w.baseline, range(now - 169 * H, now - H));
         assert_eq!(w.reference, None);
+        assert_eq!(w.history, Some(range(now - (168 + 16) * H, now)));
     }
 
     #[test]

@@ -1,0 +1,476 @@
+//! The long-run test: window mode on dense series with a week of history.
+//!
+//! A real metric wanders: traffic mix, time of day and upstream load move it for hours at a
+//! time. Between two 2-hour windows that wander dwarfs the per-sample noise, so a test that
+//! only sees the comparison window and the day before it cannot tell a 5 % step from a
+//! wander and must either alarm on noise or miss steps (bench/quality/CEILING.md measured
+//! that ceiling). This test sees more, in three ways:
+//!
+//! 1. **Longer scales.** Besides the comparison window (`W`), the windows of 4, 8 and 16
+//!    hours ending now (those longer than `W`): a sustained change keeps adding evidence,
+//!    a wander averages out.
+//! 2. **The spread of those windows, fitted.** From six days of history before the longest
+//!    window (spikes winsorised at ± 3 robust standard deviations from the median of their
+//!    half hour, the mean time-of-day profile removed), the variance of 5 … 240-minute block means is measured
+//!    and fitted with white noise plus one exponentially correlated wander:
+//!    `V(L) = white / L + slow · g(L / τ)`, `g(x) = 2/x · (1 − (1 − e^(−x)) / x)`, with `L`
+//!    in minutes. Hundreds of short blocks pin the model down far better than the nine
+//!    16-hour blocks six days hold; the model then gives the spread of every scale.
+//! 3. **Seasonal references.** Each scale's window is compared with the mean of the same
+//!    clock hours on each of the six previous days (a daily cycle cancels), z-scored with
+//!    the fitted spread, and must also be worse than the same hours one week earlier (a
+//!    weekend dip that was there last week too is not a degradation).
+//!
+//! A scale fires when its window is at least the minimum worsening worse than both
+//! references and its z-score is significant; the p-value is the smallest scale's
+//! Bonferroni-adjusted one-sided normal tail. Data is put on a one-minute grid (bin means),
+//! so the test needs at least [`MIN_DENSITY`] of the grid's minutes to hold a sample; sparser
+//! series, shorter histories and comparison windows longer than 16 hours fall back to the
+//! window tests of [`super`].
+//!
+//! The model matches the benchmark's generator in form (white noise plus one wander), which
+//! is also the textbook first-order model of a metric; a metric with longer memory makes
+//! the extrapolation to 16 hours optimistic. The NAB series in bench/quality/RESULTS.md are
+//! the check on real data.
+
+use crate::metric::Direction;
+use crate::sample::Point;
+use crate::time::Timestamp;
+
+use super::significance::normal_upper_tail;
+
+const MINUTE_MS: i64 = 60_000;
+const HOUR: usize = 60;
+const DAY: usize = 24 * HOUR;
+const WEEK: usize = 7 * DAY;
+/// The longer scales, minutes.
+const LONG_SCALES: [usize; 3] = [4 * HOUR, 8 * HOUR, 16 * HOUR];
+const LONGEST_SCALE: usize = 16 * HOUR;
+/// History the spread is fitted on, before the longest window.
+const FIT_SPAN: usize = 6 * DAY;
+/// Days averaged by the same-clock-hours reference.
+const SAME_HOURS_DAYS: usize = 6;
+/// Block lengths (minutes) whose mean variance is measured for the fit.
+const FIT_SCALES: [usize; 6] = [5, 15, 30, 60, 120, 240];
+/// Correlation times (minutes) tried for the wander; the best weighted least-squares fit
+/// wins.
+const FIT_TAUS: [f64; 14] = [
+    10.0, 20.0, 30.0, 45.0, 60.0, 80.0, 100.0, 120.0, 150.0, 180.0, 240.0, 360.0, 480.0, 720.0,
+];
+/// Share of the grid's minutes that must hold a sample.
+pub const MIN_DENSITY: f64 = 0.8;
+/// Winsorising limit, robust standard deviations from the local level.
+const WINSOR_SIGMAS: f64 = 3.0;
+/// Minutes whose median is the local level spikes are measured from.
+const LEVEL_BLOCK: usize = 30;
+
+/// The minutes of history the test reads before `now`: the longest window, its week-ago
+/// reference and the fitted span all fit in it.
+pub const HISTORY_MINUTES: usize = WEEK + LONGEST_SCALE;
+
+/// What the test concluded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LongRunVerdict {
+    /// Bonferroni-adjusted one-sided p-value of the most significant scale that is worse by
+    /// the minimum against both references; 1 when none is.
+    pub p_value: f64,
+    /// That scale, in minutes.
+    pub scale_minutes: usize,
+}
+
+/// Minute bins ending at `now`: bin `i` covers `[now − (n − i) min, now − (n − i − 1) min)`.
+struct Grid {
+    /// Prefix sums of the present bins' (winsorised) means and of their presence.
+    sums: Vec<f64>,
+    present: Vec<f64>,
+}
+
+impl Grid {
+    fn len(&self) -> usize {
+        self.sums.len() - 1
+    }
+
+    /// Mean over bins `[start, end)`, `None` when too few hold a sample.
+    fn mean(&self, start: usize, end: usize) -> Option<f64> {
+        let present = self.present[end] - self.present[start];
+        (present >= MIN_DENSITY * (end - start) as f64)
+            .then(|| (self.sums[end] - self.sums[start]) / present)
+    }
+
+    /// Mean over the `minutes` ending `back` minutes before now.
+    fn window(&self, minutes: usize, back: usize) -> Option<f64> {
+        let end = self.len().checked_sub(back)?;
+        self.mean(end.checked_sub(minutes)?, end)
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    let middle = values.len() / 2;
+    *values.select_nth_unstable_by(middle, f64::total_cmp).1
+}
+
+/// Bins `history` (time-ordered, the [`HISTORY_MINUTES`] before `now`) onto the minute grid,
+/// winsorised at limits taken from the fitted span. `None` when the grid is too sparse.
+fn grid(history: &[Point], now: Timestamp) -> Option<(Grid, Vec<Option<f64>>)> {
+    let start_ms = now.as_millis() - (HISTORY_MINUTES as i64) * MINUTE_MS;
+    let mut bins = vec![(0.0, 0u32); HISTORY_MINUTES];
+    for point in history {
+        let offset = point.timestamp.as_millis() - start_ms;
+        if (0..(HISTORY_MINUTES as i64) * MINUTE_MS).contains(&offset) && point.value.is_finite() {
+            let bin = &mut bins[(offset / MINUTE_MS) as usize];
+            bin.0 += point.value;
+            bin.1 += 1;
+        }
+    }
+    let raw: Vec<Option<f64>> = bins
+        .iter()
+        .map(|&(sum, count)| (count > 0).then(|| sum / f64::from(count)))
+        .collect();
+    let fit_end = HISTORY_MINUTES - LONGEST_SCALE;
+    let fitted = raw[fit_end - FIT_SPAN..fit_end].iter().flatten().count();
+    if (fitted as f64) < MIN_DENSITY * FIT_SPAN as f64 {
+        return None;
+    }
+    // Spikes are clipped against the level of their own half hour, not a global one, so a
+    // real step, a weekend dip or a daily peak is never mistaken for a spike and clipped.
+    let levels: Vec<Option<f64>> = raw
+        .chunks(LEVEL_BLOCK)
+        .map(|block| {
+            let mut values: Vec<f64> = block.iter().flatten().copied().collect();
+            (!values.is_empty()).then(|| median(&mut values))
+        })
+        .collect();
+    let level = |i: usize| levels[i / LEVEL_BLOCK];
+    let mut deviations: Vec<f64> = (fit_end - FIT_SPAN..fit_end)
+        .filter_map(|i| Some((raw[i]? - level(i)?).abs()))
+        .collect();
+    let sigma = 1.4826 * median(&mut deviations);
+    let winsorised: Vec<Option<f64>> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let (v, level) = (v.as_ref()?, level(i)?);
+            let limit = WINSOR_SIGMAS * sigma;
+            Some(if limit > 0.0 {
+                v.clamp(level - limit, level + limit)
+            } else {
+                *v
+            })
+        })
+        .collect();
+    let mut sums = Vec::with_capacity(HISTORY_MINUTES + 1);
+    let mut present = Vec::with_capacity(HISTORY_MINUTES + 1);
+    let (mut sum, mut count) = (0.0, 0.0);
+    sums.push(sum);
+    present.push(count);
+    for value in &winsorised {
+        if let Some(v) = value {
+            sum += v;
+            count += 1.0;
+        }
+        sums.push(sum);
+        present.push(count);
+    }
+    Some((Grid { sums, present }, winsorised))
+}
+
+/// Variance of the mean over `x` correlation times of a unit-variance AR(1) process.
+fn ar1_mean_variance(x: f64) -> f64 {
+    2.0 / x * (1.0 + (-x).exp_m1() / x)
+}
+
+/// White noise plus one exponentially correlated wander (module documentation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SpreadModel {
+    white: f64,
+    slow: f64,
+    tau: f64,
+}
+
+impl SpreadModel {
+    /// Fits the model to `values` (whole days of minute bins; `None` = empty bin) after
+    /// removing their mean time-of-day profile. The profile takes `1/days` of every
+    /// component's variance with it, which the fitted columns allow for.
+    fn fit(values: &[Option<f64>]) -> Option<SpreadModel> {
+        let days = values.len() / DAY;
+        let mut profile = vec![(0.0, 0u32); DAY];
+        for (i, v) in values.iter().enumerate() {
+            if let Some(v) = v {
+                profile[i % DAY].0 += v;
+                profile[i % DAY].1 += 1;
+            }
+        }
+        let mut sums = vec![0.0];
+        let mut present = vec![0.0];
+        let (mut sum, mut count) = (0.0, 0.0);
+        for (i, v) in values.iter().enumerate() {
+            if let Some(v) = v {
+                let (profile_sum, n) = profile[i % DAY];
+                sum += v - profile_sum / f64::from(n);
+                count += 1.0;
+            }
+            sums.push(sum);
+            present.push(count);
+        }
+        let residuals = Grid { sums, present };
+        let span = values.len() as f64;
+        let shrink = 1.0 - 1.0 / days as f64;
+        let mut observed = Vec::with_capacity(FIT_SCALES.len());
+        for scale in FIT_SCALES {
+            // Overlapping blocks use the history better than disjoint ones; a step of an
+            // eighth of the scale gets most of that at little cost.
+            let step = (scale / 8).clamp(5, scale);
+            let means: Vec<f64> = (0..=values.len() - scale)
+                .step_by(step)
+                .filter_map(|s| residuals.mean(s, s + scale))
+                .collect();
+            if means.len() < 2 {
+                return None;
+            }
+            let n = means.len() as f64;
+            let centre = means.iter().sum::<f64>() / n;
+            let variance = means.iter().map(|m| (m - centre).powi(2)).sum::<f64>() / n;
+            // A variance from `span / scale` independent blocks has a relative error of
+            // about √(2 · scale / span): squared relative residuals weighed by the blocks.
+            let weight = span / scale as f64 / variance.max(f64::MIN_POSITIVE).powi(2);
+            observed.push((scale as f64, variance, weight));
+        }
+        let columns = |scale: f64, tau: f64| {
+            (
+                shrink * (1.0 / scale),
+                shrink * ar1_mean_variance(scale / tau),
+            )
+        };
+        let residual = |white: f64, slow: f64, tau: f64| {
+            observed
+                .iter()
+                .map(|&(scale, variance, weight)| {
+                    let (f1, f2) = columns(scale, tau);
+                    weight * (variance - white * f1 - slow * f2).powi(2)
+                })
+                .sum::<f64>()
+        };
+        let mut best: Option<(f64, SpreadModel)> = None;
+        for tau in FIT_TAUS {
+            let (mut s11, mut s12, mut s22, mut r1, mut r2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for &(scale, variance, weight) in &observed {
+                let (f1, f2) = columns(scale, tau);
+                s11 += weight * f1 * f1;
+                s12 += weight * f1 * f2;
+                s22 += weight * f2 * f2;
+                r1 += weight * f1 * variance;
+                r2 += weight * f2 * variance;
+            }
+            let determinant = s11 * s22 - s12 * s12;
+            let (mut white, mut slow) = (
+                (r1 * s22 - r2 * s12) / determinant,
+                (r2 * s11 - r1 * s12) / determinant,
+            );
+            // A negative component means the other alone fits better: refit it alone.
+            if !(white >= 0.0 && slow >= 0.0) {
+                let (white_alone, slow_alone) = ((r1 / s11).max(0.0), (r2 / s22).max(0.0));
+                (white, slow) = if residual(white_alone, 0.0, tau) <= residual(0.0, slow_alone, tau)
+                {
+                    (white_alone, 0.0)
+                } else {
+                    (0.0, slow_alone)
+                };
+            }
+            let fit = residual(white, slow, tau);
+            if fit.is_finite() && best.is_none_or(|(b, _)| fit < b) {
+                best = Some((fit, SpreadModel { white, slow, tau }));
+            }
+        }
+        best.map(|(_, model)| model)
+    }
+
+    /// Variance of a `minutes`-long mean.
+    fn variance(&self, minutes: f64) -> f64 {
+        self.white / minutes + self.slow * ar1_mean_variance(minutes / self.tau)
+    }
+}
+
+/// Runs the test on `history` (the [`HISTORY_MINUTES`] before `now`, time-ordered) for a
+/// comparison window of `window_minutes`. `None` when it does not apply: window longer than
+/// 16 hours or shorter than 5 minutes, too sparse a series, or a history that cannot be
+/// fitted (constant values).
+pub fn long_run_test(
+    direction: Direction,
+    history: &[Point],
+    now: Timestamp,
+    window_minutes: usize,
+    min_worsening_percentage: f64,
+) -> Option<LongRunVerdict> {
+    if !(5..=LONGEST_SCALE).contains(&window_minutes) {
+        return None;
+    }
+    let (grid, winsorised) = grid(history, now)?;
+    let fit_end = HISTORY_MINUTES - LONGEST_SCALE;
+    let model = SpreadModel::fit(&winsorised[fit_end - FIT_SPAN..fit_end])?;
+    // The comparison window itself must have the density the grid asks for.
+    grid.window(window_minutes, 0)?;
+    let scales: Vec<usize> = std::iter::once(window_minutes)
+        .chain(LONG_SCALES.into_iter().filter(|s| *s > window_minutes))
+        .collect();
+    let worsening = |base: f64, current: f64| {
+        (base != 0.0).then(|| 100.0 * direction.worsening(base, current) / base.abs())
+    };
+    let mut best = LongRunVerdict {
+        p_value: 1.0,
+        scale_minutes: window_minutes,
+    };
+    for &scale in &scales {
+        let Some(current) = grid.window(scale, 0) else {
+            continue;
+        };
+        let same_hours: Option<Vec<f64>> = (1..=SAME_HOURS_DAYS)
+            .map(|days| grid.window(scale, days * DAY))
+            .collect();
+        let Some(same_hours) = same_hours else {
+            continue;
+        };
+        let same_hours = same_hours.iter().sum::<f64>() / SAME_HOURS_DAYS as f64;
+        let Some(week_ago) = grid.window(scale, WEEK) else {
+            continue;
+        };
+        let material =
+            |base: f64| worsening(base, current).is_some_and(|p| p >= min_worsening_percentage);
+        if !(material(same_hours) && material(week_ago)) {
+            continue;
+        }
+        // Windows a day apart are practically independent (the wander forgets in hours),
+        // so the same-hours mean adds 1/days of the window's variance.
+        let spread = (model.variance(scale as f64) * (1.0 + 1.0 / SAME_HOURS_DAYS as f64)).sqrt();
+        let z = direction.worsening(same_hours, current) / spread;
+        let p_value = (normal_upper_tail(z) * scales.len() as f64).min(1.0);
+        if p_value.is_finite() && p_value < best.p_value {
+            best = LongRunVerdict {
+                p_value,
+                scale_minutes: scale,
+            };
+        }
+    }
+    Some(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minute: i64) -> Timestamp {
+        Timestamp::from_millis(minute * MINUTE_MS).unwrap()
+    }
+
+    /// SplitMix64 with Box–Muller: reproducible noise without a dependency.
+    struct Noise(u64);
+
+    impl Noise {
+        fn uniform(&mut self) -> f64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        }
+
+        fn normal(&mut self) -> f64 {
+            let u1 = self.uniform().max(f64::MIN_POSITIVE);
+            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * self.uniform()).cos()
+        }
+    }
+
+    /// Per-minute latency-like values: 10 % white noise and a 2 % wander with a two-hour
+    /// correlation time, worse by `step` from minute `from` on.
+    fn series(seed: u64, minutes: i64, step: Option<(i64, f64)>) -> Vec<Point> {
+        let mut noise = Noise(seed);
+        let phi = (-1.0f64 / 120.0).exp();
+        let mut wander = 0.0;
+        (0..minutes)
+            .map(|m| {
+                wander = phi * wander + 0.02 * (1.0 - phi * phi).sqrt() * noise.normal();
+                let change = step.map_or(0.0, |(from, p)| if m >= from { p } else { 0.0 });
+                Point {
+                    timestamp: at(m),
+                    value: 120.0 * (1.0 + change + wander + 0.1 * noise.normal()),
+                    dataset: None,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sustained_step_is_found_and_quiet_weeks_are_not() {
+        let minutes = HISTORY_MINUTES as i64 + 60;
+        let now = at(minutes);
+        let mut quiet_p_values = Vec::new();
+        for seed in 0..20 {
+            let quiet = series(seed, minutes, None);
+            let verdict = long_run_test(Direction::LowerIsBetter, &quiet, now, 120, 3.0).unwrap();
+            quiet_p_values.push(verdict.p_value);
+        }
+        assert!(
+            quiet_p_values.iter().all(|p| *p > 0.002),
+            "{quiet_p_values:?}"
+        );
+
+        let stepped = series(7, minutes, Some((minutes - 12 * 60, 0.08)));
+        let verdict = long_run_test(Direction::LowerIsBetter, &stepped, now, 120, 3.0).unwrap();
+        assert!(verdict.p_value < 1e-4, "{verdict:?}");
+        // The same rise is an improvement for a higher-is-better metric.
+        let verdict = long_run_test(Direction::HigherIsBetter, &stepped, now, 120, 3.0).unwrap();
+        assert_eq!(verdict.p_value, 1.0);
+    }
+
+    #[test]
+    fn does_not_apply_without_enough_dense_history() {
+        let minutes = HISTORY_MINUTES as i64;
+        let now = at(minutes);
+        let full = series(1, minutes, None);
+        assert!(long_run_test(Direction::LowerIsBetter, &full, now, 120, 3.0).is_some());
+        let short = &full[3 * DAY..];
+        assert_eq!(
+            long_run_test(Direction::LowerIsBetter, short, now, 120, 3.0),
+            None
+        );
+        let sparse: Vec<Point> = full.iter().step_by(2).cloned().collect();
+        assert_eq!(
+            long_run_test(Direction::LowerIsBetter, &sparse, now, 120, 3.0),
+            None
+        );
+        assert_eq!(
+            long_run_test(Direction::LowerIsBetter, &full, now, 17 * 60, 3.0),
+            None
+        );
+        assert_eq!(
+            long_run_test(Direction::LowerIsBetter, &full, now, 4, 3.0),
+            None
+        );
+        let constant: Vec<Point> = full
+            .iter()
+            .map(|p| Point {
+                value: 1.0,
+                ..p.clone()
+            })
+            .collect();
+        assert_eq!(
+            long_run_test(Direction::LowerIsBetter, &constant, now, 120, 3.0),
+            None
+        );
+    }
+
+    #[test]
+    fn the_fit_recovers_the_spread_of_long_windows() {
+        // Six days of the generator above: the fitted spread of a 16-hour mean is within a
+        // quarter of the true one (2 % wander over 8 correlation times, 10 % white noise).
+        let values: Vec<Option<f64>> = series(3, FIT_SPAN as i64, None)
+            .iter()
+            .map(|p| Some(p.value / 120.0 - 1.0))
+            .collect();
+        let model = SpreadModel::fit(&values).unwrap();
+        let truth = 0.0004 * ar1_mean_variance(8.0) + 0.01 / 960.0;
+        let ratio = (model.variance(960.0) / truth).sqrt();
+        assert!((0.75..1.25).contains(&ratio), "{model:?}: {ratio}");
+        assert!((ar1_mean_variance(1e-9) - 1.0).abs() < 1e-6);
+        assert!((ar1_mean_variance(100.0) - 0.0198).abs() < 1e-9);
+    }
+}
