@@ -262,13 +262,22 @@ mod tests {
 
     /// Two days of per-minute accuracy around 0.90, then `drop` in the last hour.
     async fn store_with_drop(drop: f64) -> (MemoryStore, Timestamp) {
+        store_with_drop_over(drop, 48 * 60, 60).await
+    }
+
+    /// `minutes` of per-minute accuracy around 0.90, `drop` lower in the last
+    /// `drop_minutes`.
+    async fn store_with_drop_over(
+        drop: f64,
+        minutes: i64,
+        drop_minutes: i64,
+    ) -> (MemoryStore, Timestamp) {
         let store = MemoryStore::new();
         let start = 1_700_000_000_000i64;
-        let minutes = 48 * 60;
         let samples = (0..minutes)
             .map(|i| {
                 let wobble = ((i * 7919) % 11) as f64 / 1000.0 - 0.005;
-                let value = if i >= minutes - 60 {
+                let value = if i >= minutes - drop_minutes {
                     0.90 - drop + wobble
                 } else {
                     0.90 + wobble
@@ -303,6 +312,43 @@ mod tests {
         assert_eq!(result.status, DegradationStatus::Degraded, "{result:?}");
         assert_eq!(result.comparison_samples, 60);
         assert!(result.degradation_percentage.unwrap() > 9.0);
+    }
+
+    #[tokio::test]
+    async fn a_dense_week_of_history_brings_the_long_run_test() {
+        let key = SeriesKey::parse("fraud", "v1", "accuracy").unwrap();
+        let spec = WindowSpec {
+            comparison_hours: Some(1),
+            ..WindowSpec::default()
+        };
+        let options = DetectionOptions::default();
+        let (store, now) = store_with_drop_over(0.06, 8 * 24 * 60, 10 * 60).await;
+        let result = check_degradation(&store, &key, &spec, &options, now)
+            .await
+            .unwrap();
+        assert_eq!(result.status, DegradationStatus::Degraded, "{result:?}");
+        assert!(
+            result.method.starts_with("long_run_")
+                && result.method.ends_with("+same_hours+week_ago"),
+            "{}",
+            result.method
+        );
+        assert_eq!(result.alpha, options.long_run_alpha);
+        assert_eq!(result.comparison_samples, 60);
+
+        let (quiet, now) = store_with_drop_over(0.0, 8 * 24 * 60, 0).await;
+        let result = check_degradation(&quiet, &key, &spec, &options, now)
+            .await
+            .unwrap();
+        assert_eq!(result.status, DegradationStatus::Ok, "{result:?}");
+        assert!(result.method.starts_with("long_run_"), "{}", result.method);
+
+        // Two days are not enough history: the window tests decide.
+        let (short, now) = store_with_drop_over(0.04, 48 * 60, 10 * 60).await;
+        let result = check_degradation(&short, &key, &spec, &options, now)
+            .await
+            .unwrap();
+        assert!(result.method.starts_with("welch_t"), "{}", result.method);
     }
 
     #[tokio::test]
