@@ -35,8 +35,9 @@
 //!   baseline mean still applies, so a result is only degraded when it is also worse than
 //!   the reported `baseline_value`.
 //! * `long_run_<scale>min+same_hours+week_ago`: window mode when the caller passes the
-//!   [`DetectionWindows::history`] (a week and 16 hours) of a dense series (a sample in at
-//!   least 80 % of its minutes) and the window is 5 minutes to 16 hours long. It replaces
+//!   [`DetectionWindows::history`] (a week and 16 hours) of a densely sampled series (at
+//!   least every two minutes, see [`long_run`]) and the window is at most 16 hours long and
+//!   spans at least five sampling intervals. It replaces
 //!   the tests above and the seasonal guard: the window and the 4, 8 and 16 hours ending
 //!   now are each compared with the same clock hours of the six previous days, z-scored
 //!   with a spread fitted to the history, and must also be worse than the same hours one
