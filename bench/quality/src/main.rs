@@ -17,7 +17,7 @@
 //! minutes.
 //!
 //! `MODELWATCH_QUALITY_CEILING=1` prints instead how far detectors of several shapes can get
-//! on the goal rows that modelwatch misses (see `ceiling.rs`; output in
+//! on the latency goal rows, which led to the long-run test (see `ceiling.rs`; output in
 //! `bench/quality/CEILING.md`).
 
 mod ceiling;
