@@ -82,16 +82,33 @@ pub struct LongRunVerdict {
     pub scale_minutes: usize,
 }
 
-/// Bins of `width` minutes ending at `now`: bin `i` of `n` covers
-/// `[now − (n − i)·width, now − (n − i − 1)·width)`.
-struct Grid {
-    width: usize,
-    /// Prefix sums of the present bins' (winsorised) means and of their presence.
+/// Buffers a check reuses: a week of per-minute data takes about 1 MB of them, which
+/// [`super::Detector`] keeps across the metrics of a `check_all_metrics`.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// Bin means, NaN for an empty bin; winsorised in place.
+    values: Vec<f64>,
+    counts: Vec<f64>,
+    /// Medians and gaps.
+    work: Vec<f64>,
+    levels: Vec<f64>,
     sums: Vec<f64>,
     present: Vec<f64>,
+    residual_sums: Vec<f64>,
+    residual_present: Vec<f64>,
+    profile: Vec<(f64, u32)>,
 }
 
-impl Grid {
+/// Bins of `width` minutes ending at `now`: bin `i` of `n` covers
+/// `[now − (n − i)·width, now − (n − i − 1)·width)`, as prefix sums of the present bins'
+/// values and of their presence.
+struct Grid<'a> {
+    width: usize,
+    sums: &'a [f64],
+    present: &'a [f64],
+}
+
+impl Grid<'_> {
     fn len(&self) -> usize {
         self.sums.len() - 1
     }
@@ -109,26 +126,22 @@ impl Grid {
         let end = self.len().checked_sub(back / self.width)?;
         self.mean(end.checked_sub(minutes / self.width)?, end)
     }
+}
 
-    fn from_bins(width: usize, values: &[Option<f64>]) -> Grid {
-        let mut sums = Vec::with_capacity(values.len() + 1);
-        let mut present = Vec::with_capacity(values.len() + 1);
-        let (mut sum, mut count) = (0.0, 0.0);
+/// Prefix sums of `values` (NaN = empty) and of their presence.
+fn prefix_sums(values: impl Iterator<Item = f64>, sums: &mut Vec<f64>, present: &mut Vec<f64>) {
+    sums.clear();
+    present.clear();
+    let (mut sum, mut count) = (0.0, 0.0);
+    sums.push(sum);
+    present.push(count);
+    for value in values {
+        if !value.is_nan() {
+            sum += value;
+            count += 1.0;
+        }
         sums.push(sum);
         present.push(count);
-        for value in values {
-            if let Some(v) = value {
-                sum += v;
-                count += 1.0;
-            }
-            sums.push(sum);
-            present.push(count);
-        }
-        Grid {
-            width,
-            sums,
-            present,
-        }
     }
 }
 
@@ -142,19 +155,20 @@ const WIDTHS: [usize; 2] = [1, 2];
 /// The grid's bin width for a series: the smallest of [`WIDTHS`] that is not shorter than
 /// the median gap between its samples. `None` for series sampled less often than every two
 /// minutes.
-fn bin_width(history: &[Point]) -> Option<usize> {
-    let mut gaps: Vec<i64> = history
-        .windows(2)
-        .map(|pair| pair[1].timestamp.as_millis() - pair[0].timestamp.as_millis())
-        .collect();
-    if gaps.is_empty() {
+fn bin_width(history: &[Point], work: &mut Vec<f64>) -> Option<usize> {
+    work.clear();
+    work.extend(
+        history
+            .windows(2)
+            .map(|pair| (pair[1].timestamp.as_millis() - pair[0].timestamp.as_millis()) as f64),
+    );
+    if work.is_empty() {
         return None;
     }
-    let middle = gaps.len() / 2;
-    let gap = *gaps.select_nth_unstable(middle).1;
+    let gap = median(work);
     WIDTHS
         .into_iter()
-        .find(|width| (*width as i64) * MINUTE_MS >= gap)
+        .find(|width| (*width as i64 * MINUTE_MS) as f64 >= gap)
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -162,60 +176,72 @@ fn median(values: &mut [f64]) -> f64 {
     *values.select_nth_unstable_by(middle, f64::total_cmp).1
 }
 
-/// Bins `history` (time-ordered, the [`HISTORY_MINUTES`] before `now`) onto a grid of
-/// `width`-minute bins, winsorised (module documentation). `None` when the fitted span is
-/// too sparse.
-fn grid(history: &[Point], now: Timestamp, width: usize) -> Option<(Grid, Vec<Option<f64>>)> {
+/// Bins `history` (time-ordered, the [`HISTORY_MINUTES`] before `now`) into
+/// `scratch.values` as `width`-minute bin means, winsorised (module documentation). `None`
+/// when the fitted span is too sparse.
+fn bin(history: &[Point], now: Timestamp, width: usize, scratch: &mut Scratch) -> Option<()> {
+    let Scratch {
+        values,
+        counts,
+        work,
+        levels,
+        ..
+    } = scratch;
     let bin_ms = (width as i64) * MINUTE_MS;
     let count = HISTORY_MINUTES / width;
     let start_ms = now.as_millis() - (count as i64) * bin_ms;
-    let mut bins = vec![(0.0, 0u32); count];
+    values.clear();
+    values.resize(count, 0.0);
+    counts.clear();
+    counts.resize(count, 0.0);
     for point in history {
         let offset = point.timestamp.as_millis() - start_ms;
         if (0..(count as i64) * bin_ms).contains(&offset) && point.value.is_finite() {
-            let bin = &mut bins[(offset / bin_ms) as usize];
-            bin.0 += point.value;
-            bin.1 += 1;
+            let bin = (offset / bin_ms) as usize;
+            values[bin] += point.value;
+            counts[bin] += 1.0;
         }
     }
-    let raw: Vec<Option<f64>> = bins
-        .iter()
-        .map(|&(sum, count)| (count > 0).then(|| sum / f64::from(count)))
-        .collect();
+    for (value, n) in values.iter_mut().zip(counts.iter()) {
+        *value = if *n > 0.0 { *value / n } else { f64::NAN };
+    }
     let (fit_start, fit_end) = fit_span(width);
-    let fitted = raw[fit_start..fit_end].iter().flatten().count();
+    let fitted = values[fit_start..fit_end]
+        .iter()
+        .filter(|v| !v.is_nan())
+        .count();
     if (fitted as f64) < MIN_DENSITY * (fit_end - fit_start) as f64 {
         return None;
     }
     // Spikes are clipped against the level of their own half hour, not a global one, so a
     // real step, a weekend dip or a daily peak is never mistaken for a spike and clipped.
     let level_block = (LEVEL_BLOCK / width).max(1);
-    let levels: Vec<Option<f64>> = raw
-        .chunks(level_block)
-        .map(|block| {
-            let mut values: Vec<f64> = block.iter().flatten().copied().collect();
-            (!values.is_empty()).then(|| median(&mut values))
-        })
-        .collect();
-    let level = |i: usize| levels[i / level_block];
-    let mut deviations: Vec<f64> = (fit_start..fit_end)
-        .filter_map(|i| Some((raw[i]? - level(i)?).abs()))
-        .collect();
-    let sigma = 1.4826 * median(&mut deviations);
-    let winsorised: Vec<Option<f64>> = raw
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let (v, level) = (v.as_ref()?, level(i)?);
-            let limit = WINSOR_SIGMAS * sigma;
-            Some(if limit > 0.0 {
-                v.clamp(level - limit, level + limit)
-            } else {
-                *v
-            })
-        })
-        .collect();
-    Some((Grid::from_bins(width, &winsorised), winsorised))
+    levels.clear();
+    for block in values.chunks(level_block) {
+        work.clear();
+        work.extend(block.iter().filter(|v| !v.is_nan()));
+        levels.push(if work.is_empty() {
+            f64::NAN
+        } else {
+            median(work)
+        });
+    }
+    work.clear();
+    work.extend(
+        (fit_start..fit_end)
+            .map(|i| (values[i] - levels[i / level_block]).abs())
+            .filter(|d| !d.is_nan()),
+    );
+    let limit = WINSOR_SIGMAS * 1.4826 * median(work);
+    if limit > 0.0 {
+        for (i, value) in values.iter_mut().enumerate() {
+            let level = levels[i / level_block];
+            if !(value.is_nan() || level.is_nan()) {
+                *value = value.clamp(level - limit, level + limit);
+            }
+        }
+    }
+    Some(())
 }
 
 /// The bins the spread is fitted on: the six days before the longest window.
@@ -241,48 +267,64 @@ impl SpreadModel {
     /// Fits the model to `values` (whole days of minute bins; `None` = empty bin) after
     /// removing their mean time-of-day profile. The profile takes `1/days` of every
     /// component's variance with it, which the fitted columns allow for.
-    fn fit(values: &[Option<f64>], width: usize) -> Option<SpreadModel> {
+    fn fit(
+        values: &[f64],
+        width: usize,
+        profile: &mut Vec<(f64, u32)>,
+        sums: &mut Vec<f64>,
+        present: &mut Vec<f64>,
+    ) -> Option<SpreadModel> {
         let day = DAY / width;
         let days = values.len() / day;
-        let mut profile = vec![(0.0, 0u32); day];
+        profile.clear();
+        profile.resize(day, (0.0, 0));
         for (i, v) in values.iter().enumerate() {
-            if let Some(v) = v {
+            if !v.is_nan() {
                 profile[i % day].0 += v;
                 profile[i % day].1 += 1;
             }
         }
-        let residuals: Vec<Option<f64>> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
+        prefix_sums(
+            values.iter().enumerate().map(|(i, v)| {
                 let (profile_sum, n) = profile[i % day];
-                v.map(|v| v - profile_sum / f64::from(n))
-            })
-            .collect();
-        let residuals = Grid::from_bins(width, &residuals);
+                v - profile_sum / f64::from(n.max(1))
+            }),
+            sums,
+            present,
+        );
+        let residuals = Grid {
+            width,
+            sums,
+            present,
+        };
         let span = (values.len() * width) as f64;
         let shrink = 1.0 - 1.0 / days as f64;
-        let mut scales: Vec<usize> = FIT_SCALES
-            .iter()
-            .map(|minutes| (minutes / width).max(1))
-            .collect();
-        scales.dedup();
-        let mut observed = Vec::with_capacity(scales.len());
-        for bins in scales {
+        let mut observed = Vec::with_capacity(FIT_SCALES.len());
+        let mut previous_bins = 0;
+        for minutes in FIT_SCALES {
+            let bins = (minutes / width).max(1);
+            if bins == previous_bins {
+                continue;
+            }
+            previous_bins = bins;
             let scale = bins * width;
             // Overlapping blocks use the history better than disjoint ones; a step of an
             // eighth of the scale gets most of that at little cost.
             let step = ((scale / 8).max(5).min(scale) / width).max(1);
-            let means: Vec<f64> = (0..=values.len() - bins)
+            let (mut n, mut sum, mut sum_of_squares) = (0.0, 0.0, 0.0);
+            for mean in (0..=values.len() - bins)
                 .step_by(step)
                 .filter_map(|s| residuals.mean(s, s + bins))
-                .collect();
-            if means.len() < 2 {
+            {
+                n += 1.0;
+                sum += mean;
+                sum_of_squares += mean * mean;
+            }
+            if n < 2.0 {
                 return None;
             }
-            let n = means.len() as f64;
-            let centre = means.iter().sum::<f64>() / n;
-            let variance = means.iter().map(|m| (m - centre).powi(2)).sum::<f64>() / n;
+            let centre = sum / n;
+            let variance = (sum_of_squares / n - centre * centre).max(0.0);
             // A variance from `span / scale` independent blocks has a relative error of
             // about √(2 · scale / span): squared relative residuals weighed by the blocks.
             let weight = span / scale as f64 / variance.max(f64::MIN_POSITIVE).powi(2);
@@ -345,8 +387,8 @@ impl SpreadModel {
 
 /// Runs the test on `history` (the [`HISTORY_MINUTES`] before `now`, time-ordered) for a
 /// comparison window of `window_minutes`. `None` when it does not apply: window longer than
-/// 16 hours or shorter than 5 minutes, too sparse a series, or a history that cannot be
-/// fitted (constant values).
+/// 16 hours or shorter than five sampling intervals, too sparse a series, or a history that
+/// cannot be fitted (constant values).
 pub fn long_run_test(
     direction: Direction,
     history: &[Point],
@@ -354,16 +396,56 @@ pub fn long_run_test(
     window_minutes: usize,
     min_worsening_percentage: f64,
 ) -> Option<LongRunVerdict> {
-    let width = bin_width(history)?;
+    long_run_test_in(
+        &mut Scratch::default(),
+        direction,
+        history,
+        now,
+        window_minutes,
+        min_worsening_percentage,
+    )
+}
+
+/// [`long_run_test`] with buffers kept across calls.
+pub fn long_run_test_in(
+    scratch: &mut Scratch,
+    direction: Direction,
+    history: &[Point],
+    now: Timestamp,
+    window_minutes: usize,
+    min_worsening_percentage: f64,
+) -> Option<LongRunVerdict> {
+    let width = bin_width(history, &mut scratch.work)?;
     let window_fits = window_minutes <= LONGEST_SCALE
         && window_minutes.is_multiple_of(width)
         && window_minutes / width >= MIN_WINDOW_BINS;
     if !window_fits {
         return None;
     }
-    let (grid, winsorised) = grid(history, now, width)?;
+    bin(history, now, width, scratch)?;
+    let Scratch {
+        values,
+        sums,
+        present,
+        residual_sums,
+        residual_present,
+        profile,
+        ..
+    } = scratch;
     let (fit_start, fit_end) = fit_span(width);
-    let model = SpreadModel::fit(&winsorised[fit_start..fit_end], width)?;
+    let model = SpreadModel::fit(
+        &values[fit_start..fit_end],
+        width,
+        profile,
+        residual_sums,
+        residual_present,
+    )?;
+    prefix_sums(values.iter().copied(), sums, present);
+    let grid = Grid {
+        width,
+        sums,
+        present,
+    };
     // The comparison window itself must have the density the grid asks for.
     grid.window(window_minutes, 0)?;
     let scales: Vec<usize> = std::iter::once(window_minutes)
@@ -530,11 +612,19 @@ mod tests {
     fn the_fit_recovers_the_spread_of_long_windows() {
         // Six days of the generator above: the fitted spread of a 16-hour mean is within a
         // quarter of the true one (2 % wander over 8 correlation times, 10 % white noise).
-        let values: Vec<Option<f64>> = series(3, FIT_SPAN as i64, None)
+        let values: Vec<f64> = series(3, FIT_SPAN as i64, None)
             .iter()
-            .map(|p| Some(p.value / 120.0 - 1.0))
+            .map(|p| p.value / 120.0 - 1.0)
             .collect();
-        let model = SpreadModel::fit(&values, 1).unwrap();
+        let mut scratch = Scratch::default();
+        let model = SpreadModel::fit(
+            &values,
+            1,
+            &mut scratch.profile,
+            &mut scratch.sums,
+            &mut scratch.present,
+        )
+        .unwrap();
         let truth = 0.0004 * ar1_mean_variance(8.0) + 0.01 / 960.0;
         let ratio = (model.variance(960.0) / truth).sqrt();
         assert!((0.75..1.25).contains(&ratio), "{model:?}: {ratio}");

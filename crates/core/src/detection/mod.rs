@@ -303,6 +303,7 @@ pub fn check_all_metrics(
 #[derive(Debug, Default)]
 pub struct Detector {
     blocks: Vec<Block>,
+    long_run: long_run::Scratch,
 }
 
 /// Worsening as a percentage of the scale a metric's changes are judged on: `|baseline|`,
@@ -421,7 +422,8 @@ impl Detector {
 
         let long_run = match (windows.comparison, windows.history) {
             (Comparison::Window(_), Some(history)) if options.long_run_alpha > 0.0 => {
-                long_run::long_run_test(
+                long_run::long_run_test_in(
+                    &mut self.long_run,
                     direction,
                     history.points,
                     history.end,
