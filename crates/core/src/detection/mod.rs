@@ -99,6 +99,10 @@ use significance::{
     welch_worsening, Block,
 };
 
+/// When the long-run test runs, the window tests' p-value is multiplied by this: they then
+/// fire at a twentieth of `long_run_alpha`, for large sudden drops.
+const WINDOW_TESTS_BESIDE_LONG_RUN: f64 = 20.0;
+
 /// Thresholds of a check. Alert rules override `min_degradation_percentage`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -434,20 +438,42 @@ impl Detector {
             _ => None,
         };
         let (p_value, method, material) = match long_run {
-            // The long-run test brings its own seasonal references (same hours on six
-            // days, and one week earlier), so the weekly guard's window is not re-tested.
+            // The window tests still run beside the long-run test, at a twentieth of its
+            // level (their p-value is multiplied by 20): a large, sudden drop is then
+            // reported within the hour even when the history's weekly cycle widens the
+            // long-run test's spread. The pair's false-alarm level is at most 1.05 alpha.
+            // The long-run test brings its own seasonal references (same hours on six days,
+            // one week earlier).
             Some(verdict) => {
                 result.alpha = options.long_run_alpha;
-                (
-                    verdict.p_value,
-                    format!("long_run_{}min+same_hours+week_ago", verdict.scale_minutes),
-                    is_material(
-                        definition,
-                        baseline.mean,
-                        current.mean,
-                        options.min_degradation_percentage,
-                    ),
-                )
+                let long_run_p = verdict.p_value;
+                let (window_p, window_method, window_material) = self.window_tests(
+                    windows,
+                    baseline_points,
+                    baseline,
+                    current,
+                    &mut result,
+                    options,
+                );
+                let window_p = (window_p * WINDOW_TESTS_BESIDE_LONG_RUN).min(1.0);
+                if window_material && window_p < long_run_p {
+                    (
+                        window_p,
+                        format!("{window_method}+long_run_{}min", verdict.scale_minutes),
+                        window_material,
+                    )
+                } else {
+                    (
+                        long_run_p,
+                        format!("long_run_{}min+same_hours+week_ago", verdict.scale_minutes),
+                        is_material(
+                            definition,
+                            baseline.mean,
+                            current.mean,
+                            options.min_degradation_percentage,
+                        ),
+                    )
+                }
             }
             None => self.window_tests(
                 windows,
