@@ -37,14 +37,17 @@
 //! * `long_run_<scale>min+same_hours+week_ago`: window mode when the caller passes the
 //!   [`DetectionWindows::history`] (a week and 16 hours) of a densely sampled series (at
 //!   least every two minutes, see [`long_run`]) and the window is at most 16 hours long and
-//!   spans at least five sampling intervals. It replaces
-//!   the tests above and the seasonal guard: the window and the 4, 8 and 16 hours ending
+//!   spans at least five sampling intervals. The window and the 4, 8 and 16 hours ending
 //!   now are each compared with the same clock hours of the six previous days, z-scored
 //!   with a spread fitted to the history, and must also be worse than the same hours one
 //!   week earlier; `<scale>` names the most significant window, the p-value is Bonferroni
 //!   over the scales and `alpha` is [`DetectionOptions::long_run_alpha`]. It sees a
 //!   sustained 5 % latency step that a 2-hour window hides in the wander, at fewer false
 //!   alarms ([`long_run`] says how and why; bench/quality/RESULTS.md has the figures).
+//!   The tests above (with the seasonal guard) still run beside it at a twentieth of its
+//!   level, so a large sudden drop is reported within the hour even when a weekly cycle in
+//!   the history widens the fitted spread; when they decide, the method is theirs followed
+//!   by `+long_run_<scale>min` and the p-value is theirs times 20.
 //! * `+daily_reference` / `+weekly_reference`: a seasonal guard (on by default, weekly).
 //!   The comparison must also be worse, by the same tests and threshold, than the same
 //!   hours one period earlier, so a weekend dip or a nightly trough that was there last
