@@ -386,28 +386,10 @@ impl SpreadModel {
 }
 
 /// Runs the test on `history` (the [`HISTORY_MINUTES`] before `now`, time-ordered) for a
-/// comparison window of `window_minutes`. `None` when it does not apply: window longer than
-/// 16 hours or shorter than five sampling intervals, too sparse a series, or a history that
-/// cannot be fitted (constant values).
+/// comparison window of `window_minutes`, in buffers kept across calls. `None` when it does
+/// not apply: window longer than 16 hours or shorter than five sampling intervals, too
+/// sparse a series, or a history that cannot be fitted (constant values).
 pub fn long_run_test(
-    direction: Direction,
-    history: &[Point],
-    now: Timestamp,
-    window_minutes: usize,
-    min_worsening_percentage: f64,
-) -> Option<LongRunVerdict> {
-    long_run_test_in(
-        &mut Scratch::default(),
-        direction,
-        history,
-        now,
-        window_minutes,
-        min_worsening_percentage,
-    )
-}
-
-/// [`long_run_test`] with buffers kept across calls.
-pub fn long_run_test_in(
     scratch: &mut Scratch,
     direction: Direction,
     history: &[Point],
@@ -544,7 +526,15 @@ mod tests {
         let mut quiet_p_values = Vec::new();
         for seed in 0..20 {
             let quiet = series(seed, minutes, None);
-            let verdict = long_run_test(Direction::LowerIsBetter, &quiet, now, 120, 3.0).unwrap();
+            let verdict = long_run_test(
+                &mut Scratch::default(),
+                Direction::LowerIsBetter,
+                &quiet,
+                now,
+                120,
+                3.0,
+            )
+            .unwrap();
             quiet_p_values.push(verdict.p_value);
         }
         assert!(
@@ -555,12 +545,36 @@ mod tests {
         let stepped = series(7, minutes, Some((minutes - 12 * 60, 0.08)));
         // The same series sampled every 2 minutes is judged on a 2-minute grid.
         let every_two: Vec<Point> = stepped.iter().skip(1).step_by(2).cloned().collect();
-        let verdict = long_run_test(Direction::LowerIsBetter, &every_two, now, 120, 3.0).unwrap();
+        let verdict = long_run_test(
+            &mut Scratch::default(),
+            Direction::LowerIsBetter,
+            &every_two,
+            now,
+            120,
+            3.0,
+        )
+        .unwrap();
         assert!(verdict.p_value < 1e-4, "{verdict:?}");
-        let verdict = long_run_test(Direction::LowerIsBetter, &stepped, now, 120, 3.0).unwrap();
+        let verdict = long_run_test(
+            &mut Scratch::default(),
+            Direction::LowerIsBetter,
+            &stepped,
+            now,
+            120,
+            3.0,
+        )
+        .unwrap();
         assert!(verdict.p_value < 1e-4, "{verdict:?}");
         // The same rise is an improvement for a higher-is-better metric.
-        let verdict = long_run_test(Direction::HigherIsBetter, &stepped, now, 120, 3.0).unwrap();
+        let verdict = long_run_test(
+            &mut Scratch::default(),
+            Direction::HigherIsBetter,
+            &stepped,
+            now,
+            120,
+            3.0,
+        )
+        .unwrap();
         assert_eq!(verdict.p_value, 1.0);
     }
 
@@ -569,30 +583,81 @@ mod tests {
         let minutes = HISTORY_MINUTES as i64;
         let now = at(minutes);
         let full = series(1, minutes, None);
-        assert!(long_run_test(Direction::LowerIsBetter, &full, now, 120, 3.0).is_some());
+        assert!(long_run_test(
+            &mut Scratch::default(),
+            Direction::LowerIsBetter,
+            &full,
+            now,
+            120,
+            3.0
+        )
+        .is_some());
         let short = &full[3 * DAY..];
         assert_eq!(
-            long_run_test(Direction::LowerIsBetter, short, now, 120, 3.0),
+            long_run_test(
+                &mut Scratch::default(),
+                Direction::LowerIsBetter,
+                short,
+                now,
+                120,
+                3.0
+            ),
             None
         );
         let every_five: Vec<Point> = full.iter().step_by(5).cloned().collect();
         assert_eq!(
-            long_run_test(Direction::LowerIsBetter, &every_five, now, 120, 3.0),
+            long_run_test(
+                &mut Scratch::default(),
+                Direction::LowerIsBetter,
+                &every_five,
+                now,
+                120,
+                3.0
+            ),
             None
         );
         let every_two: Vec<Point> = full.iter().step_by(2).cloned().collect();
-        assert!(long_run_test(Direction::LowerIsBetter, &every_two, now, 120, 3.0).is_some());
+        assert!(long_run_test(
+            &mut Scratch::default(),
+            Direction::LowerIsBetter,
+            &every_two,
+            now,
+            120,
+            3.0
+        )
+        .is_some());
         // Five bins at the least: a 9-minute window on a 2-minute grid is too short.
         assert_eq!(
-            long_run_test(Direction::LowerIsBetter, &every_two, now, 9, 3.0),
+            long_run_test(
+                &mut Scratch::default(),
+                Direction::LowerIsBetter,
+                &every_two,
+                now,
+                9,
+                3.0
+            ),
             None
         );
         assert_eq!(
-            long_run_test(Direction::LowerIsBetter, &full, now, 17 * 60, 3.0),
+            long_run_test(
+                &mut Scratch::default(),
+                Direction::LowerIsBetter,
+                &full,
+                now,
+                17 * 60,
+                3.0
+            ),
             None
         );
         assert_eq!(
-            long_run_test(Direction::LowerIsBetter, &full, now, 4, 3.0),
+            long_run_test(
+                &mut Scratch::default(),
+                Direction::LowerIsBetter,
+                &full,
+                now,
+                4,
+                3.0
+            ),
             None
         );
         let constant: Vec<Point> = full
@@ -603,7 +668,14 @@ mod tests {
             })
             .collect();
         assert_eq!(
-            long_run_test(Direction::LowerIsBetter, &constant, now, 120, 3.0),
+            long_run_test(
+                &mut Scratch::default(),
+                Direction::LowerIsBetter,
+                &constant,
+                now,
+                120,
+                3.0
+            ),
             None
         );
     }

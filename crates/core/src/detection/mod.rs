@@ -429,7 +429,7 @@ impl Detector {
 
         let long_run = match (windows.comparison, windows.history) {
             (Comparison::Window(_), Some(history)) if options.long_run_alpha > 0.0 => {
-                long_run::long_run_test_in(
+                long_run::long_run_test(
                     &mut self.long_run,
                     direction,
                     history.points,
@@ -440,6 +440,14 @@ impl Detector {
             }
             _ => None,
         };
+        let window = self.window_tests(
+            windows,
+            baseline_points,
+            baseline,
+            current,
+            &mut result,
+            options,
+        );
         let (p_value, method, material) = match long_run {
             // The window tests still run beside the long-run test, at a twentieth of its
             // level (their p-value is multiplied by 20): a large, sudden drop is then
@@ -450,14 +458,7 @@ impl Detector {
             Some(verdict) => {
                 result.alpha = options.long_run_alpha;
                 let long_run_p = verdict.p_value;
-                let (window_p, window_method, window_material) = self.window_tests(
-                    windows,
-                    baseline_points,
-                    baseline,
-                    current,
-                    &mut result,
-                    options,
-                );
+                let (window_p, window_method, window_material) = window;
                 let window_p = (window_p * WINDOW_TESTS_BESIDE_LONG_RUN).min(1.0);
                 if window_material && window_p < long_run_p {
                     (
@@ -478,14 +479,7 @@ impl Detector {
                     )
                 }
             }
-            None => self.window_tests(
-                windows,
-                baseline_points,
-                baseline,
-                current,
-                &mut result,
-                options,
-            ),
+            None => window,
         };
         let worsening = direction.worsening(baseline.mean, current.mean);
         let significant = worsening > 0.0 && p_value < result.alpha;
