@@ -579,6 +579,78 @@ mod tests {
     }
 
     #[test]
+    fn a_sudden_large_drop_is_decided_by_the_window_tests_beside_it() {
+        use crate::detection::{
+            check_degradation, detection_windows, Comparison, ComparisonWindow, DegradationStatus,
+            DetectionOptions, History, MetricWindows, Reference, WindowSpec,
+        };
+        use crate::metric::Metric;
+        use crate::sample::{ModelName, Version};
+        use crate::time::TimeRange;
+
+        // Per-minute accuracy around 0.9 whose history holds a two-day 8 % dip (a weekend),
+        // which widens the long-run test's fitted spread, then 15 % lower in the last hour.
+        let minutes = HISTORY_MINUTES as i64 + 60;
+        let mut noise = Noise(11);
+        let points: Vec<Point> = (0..minutes)
+            .map(|m| {
+                let day = m / DAY as i64;
+                let weekend = if (2..4).contains(&day) { -0.08 } else { 0.0 };
+                let drop = if m >= minutes - 60 { -0.15 } else { 0.0 };
+                Point {
+                    timestamp: at(m),
+                    value: 0.9 * (1.0 + weekend + drop + 0.02 * noise.normal()),
+                    dataset: None,
+                }
+            })
+            .collect();
+        let now = at(minutes);
+        let spec = WindowSpec {
+            comparison_hours: Some(1),
+            ..WindowSpec::default()
+        };
+        let windows = detection_windows(now, &spec);
+        let slice = |range: TimeRange| {
+            let start = points.partition_point(|p| p.timestamp < range.start);
+            let end = points.partition_point(|p| p.timestamp < range.end);
+            &points[start..end]
+        };
+        let (ComparisonWindow::Range(window), Some(history)) =
+            (windows.comparison, windows.history)
+        else {
+            panic!("window mode has a comparison range and a history");
+        };
+        let definition = Metric::Accuracy.default_definition();
+        let input = MetricWindows {
+            definition: &definition,
+            baseline: slice(windows.baseline),
+            comparison: Comparison::Window(slice(window)),
+            reference: windows.reference.map(|(seasonality, range)| Reference {
+                seasonality,
+                points: slice(range),
+            }),
+            history: Some(History {
+                points: slice(history),
+                end: window.end,
+                window_minutes: 60,
+            }),
+        };
+        let result = check_degradation(
+            &ModelName::parse("m").unwrap(),
+            &Version::parse("v").unwrap(),
+            &input,
+            &DetectionOptions::default(),
+        );
+        assert_eq!(result.status, DegradationStatus::Degraded, "{result:?}");
+        assert!(
+            result.method.starts_with("welch_t") && result.method.ends_with("+long_run_60min"),
+            "{}",
+            result.method
+        );
+        assert!(result.p_value.unwrap() < DetectionOptions::default().long_run_alpha);
+    }
+
+    #[test]
     fn does_not_apply_without_enough_dense_history() {
         let minutes = HISTORY_MINUTES as i64;
         let now = at(minutes);
