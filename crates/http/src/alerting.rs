@@ -359,19 +359,7 @@ fn window_hours(text: Option<&str>) -> ApiResult<Option<u32>> {
 
 /// `hours`: how far back a listing reaches; `None` is any time.
 fn parse_hours(text: &str) -> ApiResult<Option<u32>> {
-    if text == "all" {
-        return Ok(None);
-    }
-    match text.parse::<u32>() {
-        Ok(hours) if hours > 0 => Ok(Some(hours)),
-        _ => Err(ApiError::bad_request(
-            "hours",
-            format!(
-                "{text:?} is neither a whole number of hours from 1 to {} nor all",
-                u32::MAX
-            ),
-        )),
-    }
+    Ok(modelwatch_core::alerting::parse_hours_or_all(text)?)
 }
 
 /// `cursor`: the listing position a page ended at, written by [`cursor`].

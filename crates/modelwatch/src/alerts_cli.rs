@@ -154,16 +154,9 @@ pub struct ListArgs {
 pub struct Hours(Option<u32>);
 
 fn parse_hours(text: &str) -> Result<Hours, String> {
-    if text == "all" {
-        return Ok(Hours(None));
-    }
-    match text.parse::<u32>() {
-        Ok(hours) if hours > 0 => Ok(Hours(Some(hours))),
-        _ => Err(format!(
-            "{text:?} is neither a whole number of hours from 1 to {} nor all",
-            u32::MAX
-        )),
-    }
+    modelwatch_core::alerting::parse_hours_or_all(text)
+        .map(Hours)
+        .map_err(|error| error.message)
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,5 +38,6 @@ pub use rule::{
 pub use silence::{muting_silence, Silence, SilenceSpec};
 pub use state::{evaluate, AlertWrite, Decision, Evaluation, EvaluationContext, SeriesState};
 pub use summary::{
-    last_hours, list_alerts, listing_order, summarize, AlertFilter, AlertSummary, ListingPosition,
+    last_hours, list_alerts, listing_order, parse_hours_or_all, summarize, AlertFilter,
+    AlertSummary, ListingPosition,
 };

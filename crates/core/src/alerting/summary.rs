@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::alert::{Alert, AlertStatus};
 use super::ids::{AlertId, RuleId};
 use super::rule::Severity;
-use crate::sample::{ModelName, Version};
+use crate::sample::{ModelName, ValidationError, Version};
 use crate::time::{TimeRange, Timestamp};
 
 /// The window of the last `hours` hours up to and including `now`.
@@ -21,6 +21,24 @@ pub fn last_hours(hours: u32, now: Timestamp) -> TimeRange {
         now.saturating_sub(Duration::from_secs(u64::from(hours) * 3600)),
         end,
     )
+}
+
+/// How far back a listing or summary reaches, as the CLI and the HTTP API both take it: a
+/// whole number of hours from 1, or `all` (`None`) for any time.
+pub fn parse_hours_or_all(text: &str) -> Result<Option<u32>, ValidationError> {
+    if text == "all" {
+        return Ok(None);
+    }
+    match text.parse::<u32>() {
+        Ok(hours) if hours > 0 => Ok(Some(hours)),
+        _ => Err(ValidationError::new(
+            "hours",
+            format!(
+                "{text:?} is neither a whole number of hours from 1 to {} nor all",
+                u32::MAX
+            ),
+        )),
+    }
 }
 
 /// Which alerts `list_alerts` returns; `None` fields do not filter.

@@ -478,6 +478,23 @@ pub fn long_run_test(
 mod tests {
     use super::*;
 
+    /// The test at the default 3 % minimum worsening, in fresh buffers.
+    fn run(
+        direction: Direction,
+        history: &[Point],
+        now: Timestamp,
+        window_minutes: usize,
+    ) -> Option<LongRunVerdict> {
+        long_run_test(
+            &mut Scratch::default(),
+            direction,
+            history,
+            now,
+            window_minutes,
+            3.0,
+        )
+    }
+
     fn at(minute: i64) -> Timestamp {
         Timestamp::from_millis(minute * MINUTE_MS).unwrap()
     }
@@ -526,15 +543,7 @@ mod tests {
         let mut quiet_p_values = Vec::new();
         for seed in 0..20 {
             let quiet = series(seed, minutes, None);
-            let verdict = long_run_test(
-                &mut Scratch::default(),
-                Direction::LowerIsBetter,
-                &quiet,
-                now,
-                120,
-                3.0,
-            )
-            .unwrap();
+            let verdict = run(Direction::LowerIsBetter, &quiet, now, 120).unwrap();
             quiet_p_values.push(verdict.p_value);
         }
         assert!(
@@ -545,36 +554,12 @@ mod tests {
         let stepped = series(7, minutes, Some((minutes - 12 * 60, 0.08)));
         // The same series sampled every 2 minutes is judged on a 2-minute grid.
         let every_two: Vec<Point> = stepped.iter().skip(1).step_by(2).cloned().collect();
-        let verdict = long_run_test(
-            &mut Scratch::default(),
-            Direction::LowerIsBetter,
-            &every_two,
-            now,
-            120,
-            3.0,
-        )
-        .unwrap();
+        let verdict = run(Direction::LowerIsBetter, &every_two, now, 120).unwrap();
         assert!(verdict.p_value < 1e-4, "{verdict:?}");
-        let verdict = long_run_test(
-            &mut Scratch::default(),
-            Direction::LowerIsBetter,
-            &stepped,
-            now,
-            120,
-            3.0,
-        )
-        .unwrap();
+        let verdict = run(Direction::LowerIsBetter, &stepped, now, 120).unwrap();
         assert!(verdict.p_value < 1e-4, "{verdict:?}");
         // The same rise is an improvement for a higher-is-better metric.
-        let verdict = long_run_test(
-            &mut Scratch::default(),
-            Direction::HigherIsBetter,
-            &stepped,
-            now,
-            120,
-            3.0,
-        )
-        .unwrap();
+        let verdict = run(Direction::HigherIsBetter, &stepped, now, 120).unwrap();
         assert_eq!(verdict.p_value, 1.0);
     }
 
@@ -655,83 +640,17 @@ mod tests {
         let minutes = HISTORY_MINUTES as i64;
         let now = at(minutes);
         let full = series(1, minutes, None);
-        assert!(long_run_test(
-            &mut Scratch::default(),
-            Direction::LowerIsBetter,
-            &full,
-            now,
-            120,
-            3.0
-        )
-        .is_some());
+        assert!(run(Direction::LowerIsBetter, &full, now, 120).is_some());
         let short = &full[3 * DAY..];
-        assert_eq!(
-            long_run_test(
-                &mut Scratch::default(),
-                Direction::LowerIsBetter,
-                short,
-                now,
-                120,
-                3.0
-            ),
-            None
-        );
+        assert_eq!(run(Direction::LowerIsBetter, short, now, 120), None);
         let every_five: Vec<Point> = full.iter().step_by(5).cloned().collect();
-        assert_eq!(
-            long_run_test(
-                &mut Scratch::default(),
-                Direction::LowerIsBetter,
-                &every_five,
-                now,
-                120,
-                3.0
-            ),
-            None
-        );
+        assert_eq!(run(Direction::LowerIsBetter, &every_five, now, 120), None);
         let every_two: Vec<Point> = full.iter().step_by(2).cloned().collect();
-        assert!(long_run_test(
-            &mut Scratch::default(),
-            Direction::LowerIsBetter,
-            &every_two,
-            now,
-            120,
-            3.0
-        )
-        .is_some());
+        assert!(run(Direction::LowerIsBetter, &every_two, now, 120).is_some());
         // Five bins at the least: a 9-minute window on a 2-minute grid is too short.
-        assert_eq!(
-            long_run_test(
-                &mut Scratch::default(),
-                Direction::LowerIsBetter,
-                &every_two,
-                now,
-                9,
-                3.0
-            ),
-            None
-        );
-        assert_eq!(
-            long_run_test(
-                &mut Scratch::default(),
-                Direction::LowerIsBetter,
-                &full,
-                now,
-                17 * 60,
-                3.0
-            ),
-            None
-        );
-        assert_eq!(
-            long_run_test(
-                &mut Scratch::default(),
-                Direction::LowerIsBetter,
-                &full,
-                now,
-                4,
-                3.0
-            ),
-            None
-        );
+        assert_eq!(run(Direction::LowerIsBetter, &every_two, now, 9), None);
+        assert_eq!(run(Direction::LowerIsBetter, &full, now, 17 * 60), None);
+        assert_eq!(run(Direction::LowerIsBetter, &full, now, 4), None);
         let constant: Vec<Point> = full
             .iter()
             .map(|p| Point {
@@ -739,17 +658,7 @@ mod tests {
                 ..p.clone()
             })
             .collect();
-        assert_eq!(
-            long_run_test(
-                &mut Scratch::default(),
-                Direction::LowerIsBetter,
-                &constant,
-                now,
-                120,
-                3.0
-            ),
-            None
-        );
+        assert_eq!(run(Direction::LowerIsBetter, &constant, now, 120), None);
     }
 
     #[test]
