@@ -273,7 +273,7 @@ async fn alerts(
             let rules = engine.list_rules(model.as_ref()).await?;
             print_rules(&rules, Shape::List, format)?;
             if rules.is_empty() && format == Format::Table {
-                println!("no rules yet: try `modelwatch alerts create-rule MODEL METRIC --name N --threshold X --operator lt`");
+                outln!("no rules yet: try `modelwatch alerts create-rule MODEL METRIC --name N --threshold X --operator lt`")?;
             }
         }
         AlertsCommand::List(args) => {
@@ -396,10 +396,12 @@ async fn alerts(
             emit(format, &report, &table)?;
             if format == Format::Table {
                 for version in &report.versions {
-                    println!(
+                    outln!(
                         "{}: {} samples replayed, would have fired {} alert(s)",
-                        version.version, version.samples, version.alerts
-                    );
+                        version.version,
+                        version.samples,
+                        version.alerts
+                    )?;
                 }
             }
         }
@@ -550,7 +552,7 @@ async fn rules(
         RulesCommand::Delete { rule_id } => {
             let id = RuleId::parse(&rule_id)?;
             engine.delete_rule(&id).await?;
-            eprintln!("deleted rule {id}; its alerts and their history are kept");
+            note!("deleted rule {id}; its alerts and their history are kept");
             return Ok(ExitCode::SUCCESS);
         }
     };
@@ -651,11 +653,11 @@ async fn evaluate(
     };
     emit(format, &report, &alerts_table(&report.alerts_created))?;
     if format == Format::Table {
-        println!(
+        outln!(
             "evaluated {} rule × version pair(s); {} alert(s) created",
             report.evaluations.len(),
             report.alerts_created.len()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

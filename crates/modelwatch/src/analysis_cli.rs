@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use anstream::println;
 use anstyle::{AnsiColor, Style};
 use anyhow::Result;
 use clap::Args;
@@ -127,33 +126,33 @@ const DEGRADATION_HEADERS: [&str; 8] = [
     "recommendation",
 ];
 
-fn print_degradation(result: &DegradationResult) {
+fn print_degradation(result: &DegradationResult) -> std::io::Result<()> {
     let (style, status) = status_style(result.status);
-    println!(
+    outln!(
         "{} {} {}: {style}{status}{style:#} (severity {})",
         result.model,
         result.version,
         result.metric,
         severity_name(result)
-    );
-    println!(
+    )?;
+    outln!(
         "  current {} ({} samples) · baseline {} ({} samples)",
         optional(result.current_value),
         result.comparison_samples,
         optional(result.baseline_value),
         result.baseline_samples
-    );
-    println!(
+    )?;
+    outln!(
         "  change {} · degradation {} · p = {} {DIM}({}){DIM:#}",
         percent(result.percentage_change),
         percent(result.degradation_percentage).trim_start_matches('+'),
         p_value(result.p_value),
         result.method
-    );
+    )?;
     if let Some(started) = result.change_started_at {
-        println!("  change started around {started}");
+        outln!("  change started around {started}")?;
     }
-    println!("  → {}", result.recommendation);
+    outln!("  → {}", result.recommendation)
 }
 
 pub async fn check(store: &dyn MetricStore, args: CheckArgs, format: Format) -> Result<ExitCode> {
@@ -173,7 +172,7 @@ pub async fn check(store: &dyn MetricStore, args: CheckArgs, format: Format) -> 
     )
     .await?;
     if format == Format::Table {
-        print_degradation(&result);
+        print_degradation(&result)?;
     } else {
         let mut table = Table::new(&DEGRADATION_HEADERS);
         table.push(degradation_row(&result));
@@ -260,25 +259,25 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
     };
     let health = serde_json::to_value(monitor.history.overall_health)?;
     let (trend_style, trend) = trend_text(monitor.history.health_trend);
-    println!(
+    outln!(
         "{model} {version} — health {health_style}{}{health_style:#}, trend {trend_style}{trend}{trend_style:#}, \
          {} samples in the last {} h",
         health.as_str().unwrap_or("unknown"),
         monitor.history.total_snapshots,
         args.hours
-    );
+    )?;
     for reason in &monitor.history.health_reasons {
-        println!("  · {reason}");
+        outln!("  · {reason}")?;
     }
     emit(Format::Table, &(), &table)?;
     let mut degraded = Table::new(&DEGRADATION_HEADERS);
     for result in &monitor.degradations {
         degraded.push(degradation_row(result));
     }
-    println!("degradation (last hour against the 24 h before):");
+    outln!("degradation (last hour against the 24 h before):")?;
     emit(Format::Table, &(), &degraded)?;
     if monitor.open_alerts.is_empty() {
-        println!("no open alerts");
+        outln!("no open alerts")?;
     } else {
         let mut alerts = Table::new(&[
             "alert",
@@ -306,7 +305,7 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
                 alert.message.clone(),
             ]);
         }
-        println!("open alerts:");
+        outln!("open alerts:")?;
         emit(Format::Table, &(), &alerts)?;
     }
     Ok(ExitCode::SUCCESS)
@@ -377,23 +376,23 @@ pub async fn compare(
         Verdict::NoSignificantDifference => Style::new(),
         Verdict::InsufficientData => YELLOW,
     };
-    println!(
+    outln!(
         "{model} {metric}: {champion} (champion) vs {challenger} (challenger), last {} h",
         args.hours
-    );
-    println!(
+    )?;
+    outln!(
         "  means {} ({} samples) vs {} ({} samples)",
         optional(result.champion_mean),
         result.champion_samples,
         optional(result.challenger_mean),
         result.challenger_samples
-    );
-    println!(
+    )?;
+    outln!(
         "  difference {} ({}), CI {interval}, p = {}",
         optional(result.difference),
         percent(result.difference_percentage),
         p_value(result.p_value)
-    );
-    println!("  verdict: {style}{verdict}{style:#} — {}", result.summary);
+    )?;
+    outln!("  verdict: {style}{verdict}{style:#} — {}", result.summary)?;
     Ok(ExitCode::SUCCESS)
 }

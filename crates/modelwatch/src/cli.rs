@@ -155,11 +155,33 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // The reader went away (`modelwatch … | head`): it has what it wanted, as with
+        // any Unix tool; nothing to say and nobody to say it to.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            note!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `error` comes from writing to a pipe whose reader has gone.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let kind = if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            Some(io.kind())
+        } else if let Some(json) = cause.downcast_ref::<serde_json::Error>() {
+            json.io_error_kind()
+        } else if let Some(csv) = cause.downcast_ref::<csv::Error>() {
+            match csv.kind() {
+                csv::ErrorKind::Io(io) => Some(io.kind()),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
@@ -377,7 +399,7 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
         emit(format, &history, &table)?;
         if format == Format::Table {
             match &history.summary {
-                Some(s) => println!(
+                Some(s) => outln!(
                     "{} samples · mean {} · min {} · max {} · std {} · p50 {} · p95 {}",
                     s.count,
                     number(s.mean),
@@ -386,8 +408,8 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
                     number(s.std),
                     number(s.p50),
                     number(s.p95)
-                ),
-                None => println!("no samples of {key} in the last {} hours", args.hours),
+                )?,
+                None => outln!("no samples of {key} in the last {} hours", args.hours)?,
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -418,10 +440,10 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
         &table,
     )?;
     if empty && format == Format::Table {
-        println!(
+        outln!(
             "no samples of {model} {version} in the last {} hours",
             args.hours
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -447,7 +469,7 @@ impl Progress for ImportProgress {
             let line = format!("committed through line {through_line} ({imported} samples)");
             match &self.bar {
                 Some(bar) => bar.println(line),
-                None => eprintln!("{line}"),
+                None => note!("{line}"),
             }
         }
     }
@@ -468,7 +490,7 @@ impl Progress for ImportProgress {
         };
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => note!("{line}"),
         }
     }
 }
@@ -507,9 +529,10 @@ async fn import(store: Arc<dyn MetricStore>, args: ImportArgs, format: Format) -
     ]);
     emit(format, &report, &table)?;
     if report.rejected > 0 {
-        eprintln!(
+        note!(
             "{} line(s) rejected; the other {} samples were stored",
-            report.rejected, report.imported
+            report.rejected,
+            report.imported
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -532,12 +555,12 @@ async fn define(store: &dyn MetricStore, args: DefineArgs) -> Result<ExitCode> {
         },
     )?;
     store.define_metric(definition.clone()).await?;
-    println!(
+    outln!(
         "{} is {}, valid values: {}",
         definition.metric,
         definition.direction.as_str(),
         definition.range
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -584,9 +607,9 @@ async fn list_models(store: &dyn MetricStore, format: Format) -> Result<ExitCode
     }
     emit(format, &rows, &table)?;
     if rows.is_empty() && format == Format::Table {
-        println!(
+        outln!(
             "no metrics recorded yet: try `modelwatch metrics record my_model v1 accuracy 0.95`"
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -595,10 +618,10 @@ async fn demo(store: &dyn MetricStore, format: Format) -> Result<ExitCode> {
     let samples = crate::demo::samples(crate::now());
     let count = samples.len();
     store.append(samples).await?;
-    eprintln!("recorded {count} demo samples (a week, every 5 minutes)");
+    note!("recorded {count} demo samples (a week, every 5 minutes)");
     list_models(store, format).await?;
     if format == Format::Table {
-        println!("\nfraud_detector v2.1 over the last 24 hours (its accuracy is sliding):");
+        outln!("\nfraud_detector v2.1 over the last 24 hours (its accuracy is sliding):")?;
     }
     history(
         store,

@@ -112,20 +112,24 @@ pub async fn run(args: MigrateArgs, format: Format) -> Result<ExitCode> {
     emit(format, &report, &table)?;
     if !report.is_complete() {
         for mismatch in &report.mismatches {
-            eprintln!(
+            note!(
                 "count mismatch in {}: {} in the source, {} in the target",
-                mismatch.series, mismatch.source, mismatch.target
+                mismatch.series,
+                mismatch.source,
+                mismatch.target
             );
         }
         for mismatch in &report.table_mismatches {
-            eprintln!(
+            note!(
                 "count mismatch in {}: {} in the source, {} in the target",
-                mismatch.table, mismatch.source, mismatch.target
+                mismatch.table,
+                mismatch.source,
+                mismatch.target
             );
         }
         return Ok(ExitCode::FAILURE);
     }
-    eprintln!(
+    note!(
         "migrated {} samples of {} series, {} rules, {} alerts, {} notifications and {} tokens; \
          counts checked",
         report.samples,

@@ -167,7 +167,7 @@ async fn list_notifications(
     }
     emit(format, &rows, &table)?;
     if rows.is_empty() && format == Format::Table {
-        println!("no notifications match");
+        outln!("no notifications match")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -262,14 +262,17 @@ async fn run_until_signal(stores: &Stores, notify: Arc<NotifyConfig>) -> Result<
     let worker = worker(stores, notify, "notify")?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(Arc::clone(&worker).run(crate::now, stopped));
-    eprintln!("modelwatch notify: delivering; stop with Ctrl-C");
+    note!("modelwatch notify: delivering; stop with Ctrl-C");
     crate::serve::shutdown_signal().await;
     stop.send_replace(true);
     task.await.context("the notification worker panicked")?;
     for (name, c) in counts(&worker) {
-        eprintln!(
+        note!(
             "{name}: {} delivered, {} retried, {} failed, {} skipped",
-            c.delivered, c.retried, c.failed, c.skipped
+            c.delivered,
+            c.retried,
+            c.failed,
+            c.skipped
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -317,7 +320,7 @@ fn list(notify: &NotifyConfig, format: Format) -> Result<ExitCode> {
     }
     emit(format, &rows, &table)?;
     if rows.is_empty() && format == Format::Table {
-        println!("no channels configured: add a [channels.NAME] table to the configuration file");
+        outln!("no channels configured: add a [channels.NAME] table to the configuration file")?;
     }
     Ok(ExitCode::SUCCESS)
 }

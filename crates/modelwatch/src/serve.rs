@@ -6,6 +6,7 @@
 //! accepting, lets in-flight requests and notification sends finish, ends event streams
 //! and closes the store, which commits whatever writes are still queued.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -61,8 +62,10 @@ pub enum TokensCommand {
 fn init_logging(config: &Config) {
     let filter =
         EnvFilter::try_new(&config.server.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal: a log file or a journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second init (tests in one process) is harmless: the first subscriber stays.
     let _ = match config.server.log_format {
@@ -119,8 +122,14 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, db = %location, "modelwatch listening");
-    // On stdout, for people and for scripts that asked for port 0.
-    println!("modelwatch listening on http://{address}");
+    // On stdout, for people and for scripts that asked for port 0. The server runs on
+    // when nobody reads its standard output.
+    let _ = outln!("modelwatch listening on http://{address}");
+    if args.demo {
+        let _ = outln!(
+            "demo: open http://{address}/ in a browser, or try: curl -s 'http://{address}/api/v1/alerts?hours=168'"
+        );
+    }
     let evaluator = tokio::spawn(modelwatch_http::evaluator::run(
         state.clone(),
         engine,
@@ -406,6 +415,14 @@ async fn fill_demo(stores: &Stores, alerts: modelwatch_core::alerting::AlertConf
     Ok(())
 }
 
+/// Writes the secret and its newline to standard output and flushes it.
+fn print_secret(secret: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{secret}")?;
+    out.flush()
+}
+
 #[derive(Debug, Serialize)]
 struct TokenRow {
     id: i64,
@@ -422,6 +439,11 @@ pub async fn tokens(stores: &Stores, command: TokensCommand, format: Format) -> 
             modelwatch_store::tokens::check_token_name(&name)?;
             let (secret, hash) =
                 modelwatch_http::generate_token().context("no randomness for the token")?;
+            // The secret is printed before the token exists: a token whose secret could
+            // not be shown (`| head -c0`, a closed pipe) is never created.
+            print_secret(&secret).map_err(|error| {
+                anyhow::anyhow!("cannot print the token ({error}); no token was created")
+            })?;
             let info = stores
                 .tokens
                 .create_token(NewToken {
@@ -430,12 +452,14 @@ pub async fn tokens(stores: &Stores, command: TokensCommand, format: Format) -> 
                     hash,
                     created_at: crate::now(),
                 })
-                .await?;
-            eprintln!(
-                "created token {} ({}, {} scope); it is shown only now:",
-                info.id, info.name, info.scope
+                .await
+                .context("the token printed above was not stored and does not work")?;
+            note!(
+                "created token {} ({}, {} scope); it was printed above and is shown only this once",
+                info.id,
+                info.name,
+                info.scope
             );
-            println!("{secret}");
             Ok(ExitCode::SUCCESS)
         }
         TokensCommand::List => {
@@ -467,7 +491,7 @@ pub async fn tokens(stores: &Stores, command: TokensCommand, format: Format) -> 
         }
         TokensCommand::Revoke { id } => {
             if stores.tokens.revoke_token(id, crate::now()).await? {
-                eprintln!("revoked token {id}");
+                note!("revoked token {id}");
                 Ok(ExitCode::SUCCESS)
             } else {
                 anyhow::bail!("no active token with id {id}")

@@ -909,3 +909,167 @@ fn monitor_lists_the_versions_open_alerts() {
         "{table}"
     );
 }
+
+/// Runs `args` with standard output a pipe whose reader has already gone (`| head -c0`).
+fn into_closed_pipe(env: &Env, args: &[&str]) -> Output {
+    let mut child = env
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+fn assert_no_panic(args: &[&str], out: &Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "{args:?} panicked: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+}
+
+#[test]
+fn a_token_whose_secret_cannot_be_printed_is_never_created() {
+    let env = Env::new();
+    let args = ["tokens", "create", "ci", "--scope", "read"];
+    let out = into_closed_pipe(&env, &args);
+    assert_no_panic(&args, &out);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no token was created"), "{stderr}");
+    assert_eq!(env.json(&["tokens", "list"]), serde_json::json!([]));
+
+    // `| head -c1`: the reader takes a byte and leaves. The whole secret went into the
+    // pipe before the token was stored, so the token exists and nothing panicked.
+    let mut child = env
+        .command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_no_panic(&args, &out);
+    assert!(out.status.success());
+    assert_eq!(&first, b"m");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("shown only this once"), "{stderr}");
+    assert_eq!(env.json(&["tokens", "list"])[0]["name"], "ci");
+}
+
+#[test]
+fn no_command_panics_when_its_reader_goes_away() {
+    let env = demo_env();
+    for args in [
+        &["models", "list", "--format", "table"][..],
+        &["models", "list", "--format", "json"],
+        &["models", "list", "--format", "csv"],
+        &[
+            "metrics",
+            "history",
+            "fraud_detector",
+            "v2.1",
+            "--format",
+            "table",
+        ],
+        &[
+            "check",
+            "fraud_detector",
+            "v2.1",
+            "--metric",
+            "accuracy",
+            "--format",
+            "table",
+        ],
+        &["monitor", "fraud_detector", "v2.1", "--format", "table"],
+        &["alerts", "list", "--format", "table"],
+        &["tokens", "list", "--format", "table"],
+        &["--help"],
+    ] {
+        let out = into_closed_pipe(&env, args);
+        assert_no_panic(args, &out);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `MODELWATCH_DB=/path/to/precious.db scripts/demo` once replaced that database with
+/// demo data. The script runs here as written, with a stand-in `cargo` (the build is this
+/// test's binary) and a target directory of its own.
+#[test]
+fn the_demo_script_leaves_the_users_database_alone_and_prints_its_real_address() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let env = Env::new();
+    env.ok(&["metrics", "record", "precious", "v1", "accuracy", "0.9"]);
+    let bin = env.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(bin.join("cargo"), "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(bin.join("cargo"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let target = env.dir.path().join("target");
+    std::fs::create_dir_all(target.join("release")).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_modelwatch"),
+        target.join("release/modelwatch"),
+    )
+    .unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut demo = Command::new(repo.join("scripts/demo"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("CARGO_TARGET_DIR", &target)
+        .env("MODELWATCH_DB", env.db())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let address = first
+        .strip_prefix("modelwatch listening on http://")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    assert!(
+        !address.ends_with(":7878"),
+        "port 0 was asked for: {address}"
+    );
+    let hint = lines.next().unwrap().unwrap();
+    assert!(
+        hint.contains(&format!("http://{address}/")) && !hint.contains("7878"),
+        "the hint names the real address: {hint}"
+    );
+    let response = common::exchange(
+        &address,
+        &format!("GET /api/v1/models HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
+        Some(std::time::Duration::from_secs(10)),
+    );
+    let (status, body) = common::status_and_body(&response);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("fraud_detector") && !body.contains("precious"),
+        "{body}"
+    );
+    common::terminate(&mut demo);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(demo.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("leaves that database alone"), "{stderr}");
+
+    // The user's database holds what it held, and no demo data.
+    let models = env.json(&["models", "list"]);
+    assert_eq!(models.as_array().unwrap().len(), 1, "{models}");
+    assert_eq!(models[0]["model"], "precious");
+    assert!(target.join("demo/modelwatch-demo.db").exists());
+}

@@ -235,17 +235,17 @@ pub async fn run(
             .iter()
             .map(Metric::as_str)
             .collect();
-        eprintln!(
+        note!(
             "custom metrics taken as higher-is-better with any value: {} \
              (declare them with `modelwatch metrics define NAME [--lower-is-better] [--min X] [--max Y]`)",
             names.join(", ")
         );
     }
     for skipped in &report.skipped {
-        eprintln!("skipped {}: {}", skipped.path(), skipped.reason);
+        note!("skipped {}: {}", skipped.path(), skipped.reason);
     }
     if !report.skipped.is_empty() {
-        eprintln!(
+        note!(
             "{} item(s) skipped; everything else was imported",
             report.skipped.len()
         );
