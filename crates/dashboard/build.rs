@@ -1,11 +1,17 @@
-//! Builds the front end (`web/`, TypeScript + Vite) into `OUT_DIR` and writes a table of
-//! its files for `include_bytes!`, so the dashboard ships inside the one binary.
+//! Embeds the dashboard's built files (`index.html`, `assets/…`, their `.br`/`.gz`
+//! copies) and writes a table of them for `include_bytes!`, so the dashboard ships
+//! inside the one binary.
 //!
-//! The build runs only when `web/node_modules` is there (`scripts/setup` runs `npm ci`).
-//! Without it the table holds a single page saying how to build the dashboard: `cargo
-//! clippy` and `cargo test` of the Rust crates must work on a machine without Node. When
-//! the dependencies are installed, a failing front-end build fails the cargo build instead
-//! of silently shipping that page.
+//! Where the files come from:
+//! - `crates/dashboard/assets/`, the build of `web/` committed to the repository
+//!   (`scripts/build-dashboard` writes it). A plain `cargo build --release` or
+//!   `cargo install --path crates/modelwatch` embeds these: every normal build ships the
+//!   real dashboard, with no Node.js on the machine.
+//! - When `web/node_modules` is installed (`scripts/setup`), the front end is built
+//!   afresh from `web/` into `OUT_DIR` instead, so whoever works on it sees their change
+//!   in the next `cargo build`. `scripts/build-dashboard --check` (run by `scripts/test`)
+//!   and this crate's tests fail while the committed files differ from that build.
+//!   `MODELWATCH_DASHBOARD=committed` embeds the committed files even then.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,9 +21,11 @@ fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
     let web = manifest.join("../../web");
+    let committed = manifest.join("assets");
     for input in [
         "src",
         "index.html",
+        "public",
         "package.json",
         "package-lock.json",
         "vite.config.ts",
@@ -26,20 +34,29 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", web.join(input).display());
     }
+    println!("cargo:rerun-if-changed={}", committed.display());
     println!("cargo:rerun-if-env-changed=MODELWATCH_NPM");
+    println!("cargo:rerun-if-env-changed=MODELWATCH_DASHBOARD");
 
-    let dist = out.join("web");
-    let files = if web.join("node_modules").is_dir() {
+    let use_committed = std::env::var("MODELWATCH_DASHBOARD").as_deref() == Ok("committed");
+    let (root, source) = if web.join("node_modules").is_dir() && !use_committed {
+        let dist = out.join("web");
         build_front_end(&web, &dist);
-        collect(&dist)
+        (dist, "web")
     } else {
-        println!("cargo:warning=web/node_modules is missing: the dashboard is a placeholder page; run scripts/setup");
-        let placeholder = out.join("placeholder.html");
-        std::fs::write(&placeholder, PLACEHOLDER).expect("write the placeholder page");
-        vec![("index.html".to_owned(), placeholder)]
+        assert!(
+            committed.join("index.html").is_file(),
+            "{} holds no built dashboard: run scripts/build-dashboard",
+            committed.display()
+        );
+        (committed, "committed")
     };
+    let files = collect(&root);
 
-    let mut table = String::from("/// (path under the dashboard root, file contents)\npub static ASSETS: &[(&str, &[u8])] = &[\n");
+    let mut table =
+        String::from("/// Where the files came from: `web` (built now) or `committed`.\n");
+    writeln!(table, "pub const SOURCE: &str = {source:?};").expect("write to a string");
+    table.push_str("/// (path under the dashboard root, file contents)\npub static ASSETS: &[(&str, &[u8])] = &[\n");
     for (name, path) in files {
         writeln!(
             table,
@@ -90,12 +107,3 @@ fn collect(dir: &Path) -> Vec<(String, PathBuf)> {
     files.sort();
     files
 }
-
-const PLACEHOLDER: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>modelwatch</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto">
-<h1>modelwatch</h1>
-<p>This binary was built without its dashboard: <code>web/node_modules</code> was missing.
-Run <code>scripts/setup</code> and build again. The API is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>
-</body></html>
-"#;

@@ -7,7 +7,8 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
-import { startServer, startBrowser, selectedBrowsers, json, list, artifacts, VIEWPORT } from "./harness.mjs";
+import { readFileSync } from "node:fs";
+import { startServer, startBrowser, selectedBrowsers, json, list, artifacts, repo, VIEWPORT } from "./harness.mjs";
 
 for (const browserName of selectedBrowsers()) {
   describe(browserName, () => {
@@ -98,6 +99,14 @@ for (const browserName of selectedBrowsers()) {
       if (current !== wanted) await page.click("#theme");
       assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), wanted);
     }
+
+    test("the server ships the dashboard committed in crates/dashboard/assets", async () => {
+      // A build without Node embeds the committed files; this binary (built with
+      // web/node_modules) embeds a fresh build of web/. Both must be the same page.
+      const served = await (await fetch(`${server.url}/`)).text();
+      const committed = readFileSync(join(repo, "crates", "dashboard", "assets", "index.html"), "utf8");
+      assert.equal(served, committed, "web/ changed without scripts/build-dashboard: run it and commit crates/dashboard/assets");
+    });
 
     test("overview lists the demo models with their health grades", async () => {
       await page.goto(`${server.url}/`);

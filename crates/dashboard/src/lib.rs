@@ -1,7 +1,8 @@
 //! The web dashboard, served at `/` from files embedded in the binary.
 //!
-//! The front end lives in `web/` (TypeScript, uPlot, built by Vite); `build.rs` builds it
-//! and embeds every output file. It talks to the server only through the public HTTP API
+//! The front end lives in `web/` (TypeScript, uPlot, built by Vite); its build is
+//! committed in `crates/dashboard/assets` (so a build without Node ships it) and
+//! `build.rs` embeds it, or a fresh build when `web/node_modules` is installed. It talks to the server only through the public HTTP API
 //! and the event stream, so this crate knows nothing of them: it serves files.
 //! Navigation inside the app uses the URL fragment (`/#/alerts`), so only `/` and the
 //! built assets need routes.
@@ -14,6 +15,10 @@ use axum::Router;
 mod table {
     include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 }
+
+/// Where the embedded files came from: `"committed"` (`crates/dashboard/assets`) or
+/// `"web"` (built from `web/` by this build, which had `web/node_modules`).
+pub const BUILT_FROM: &str = table::SOURCE;
 
 /// The embedded file at `path` (relative to the dashboard root, no leading `/`).
 pub fn asset(path: &str) -> Option<&'static [u8]> {
@@ -167,12 +172,61 @@ mod tests {
             .to_vec()
     }
 
-    /// The built script (absent when the build fell back to the placeholder page).
-    fn script() -> Option<&'static str> {
+    /// The built script.
+    fn script() -> &'static str {
         table::ASSETS
             .iter()
             .map(|(name, _)| *name)
             .find(|name| name.starts_with("assets/") && name.ends_with(".js"))
+            .expect("the dashboard's script is embedded")
+    }
+
+    /// The files a browser gets (not their compressed copies) under `dir`.
+    fn served_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(current) = pending.pop() {
+            for entry in std::fs::read_dir(&current).expect("read the committed dashboard") {
+                let path = entry.expect("an entry").path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let name = path
+                    .strip_prefix(dir)
+                    .expect("under dir")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                if !(name.ends_with(".br") || name.ends_with(".gz")) {
+                    files.push((name, std::fs::read(&path).expect("read")));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// With `web/node_modules` installed the build embeds a fresh build of `web/`; it must
+    /// be what is committed, which is what a build without Node embeds.
+    #[test]
+    fn the_embedded_dashboard_is_the_committed_one() {
+        let committed =
+            served_files(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets"));
+        let mut embedded: Vec<(String, Vec<u8>)> = table::ASSETS
+            .iter()
+            .filter(|(name, _)| !(name.ends_with(".br") || name.ends_with(".gz")))
+            .map(|(name, bytes)| ((*name).to_owned(), bytes.to_vec()))
+            .collect();
+        embedded.sort();
+        let names =
+            |files: &[(String, Vec<u8>)]| files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert!(
+            embedded == committed,
+            "the dashboard built from web/ ({}: {:?}) is not the one committed in crates/dashboard/assets ({:?}): run scripts/build-dashboard and commit it",
+            BUILT_FROM,
+            names(&embedded),
+            names(&committed)
+        );
     }
 
     #[tokio::test]
@@ -213,7 +267,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_browser_accepting_brotli_gets_the_precompressed_script() {
-        let Some(name) = script() else { return };
+        let name = script();
         let response = get_with(&format!("/{name}"), Some("gzip, deflate, br, zstd")).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[header::CONTENT_ENCODING], "br");
@@ -228,7 +282,7 @@ mod tests {
 
     #[tokio::test]
     async fn gzip_is_sent_where_brotli_is_refused_and_identity_where_nothing_is_accepted() {
-        let Some(name) = script() else { return };
+        let name = script();
         let gzip = get_with(&format!("/{name}"), Some("br;q=0, gzip")).await;
         assert_eq!(gzip.headers()[header::CONTENT_ENCODING], "gzip");
         let plain = get(&format!("/{name}")).await;
@@ -239,7 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn compressed_copies_are_not_files_of_their_own() {
-        let Some(name) = script() else { return };
+        let name = script();
         assert_eq!(
             get(&format!("/{name}.br")).await.status(),
             StatusCode::NOT_FOUND
