@@ -89,7 +89,7 @@ async fn pass(state: &AppState, engine: &Engine, scope: Option<(&ModelName, &Ver
     }
 }
 
-fn publish(state: &AppState, report: &EvaluationReport) {
+pub(crate) fn publish(state: &AppState, report: &EvaluationReport) {
     for alert in &report.alerts_created {
         tracing::info!(alert = %alert.id, model = %alert.model, version = %alert.version,
             metric = %alert.metric, severity = ?alert.severity, "alert fired");

@@ -214,6 +214,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(series::series_points))
         .routes(routes!(alerting::version_history))
         .routes(routes!(alerting::degradation))
+        .routes(routes!(alerting::evaluate))
         .routes(routes!(alerting::compare))
         .routes(routes!(alerting::list_rules, alerting::create_rule))
         .routes(routes!(

@@ -184,6 +184,28 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// The command line run from another program (the Python package's `modelwatch`
+/// command): `args` with the program name first; returns the exit status. Help, version
+/// and usage errors print as the binary prints them.
+pub fn main_with_args(args: Vec<String>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return error.exit_code();
+        }
+    };
+    match run(cli) {
+        Ok(code) if code == ExitCode::SUCCESS => 0,
+        Ok(_) => 1,
+        Err(error) if is_broken_pipe(&error) => 0,
+        Err(error) => {
+            note!("error: {error:#}");
+            1
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -228,7 +250,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     })
 }
 
-pub(crate) fn default_database() -> Result<String> {
+/// The database used without `--db` or `MODELWATCH_DB`: `modelwatch/modelwatch.db` in
+/// the user's data directory.
+pub fn default_database() -> Result<String> {
     let base = dirs::data_dir().context("no data directory for this user; pass --db PATH")?;
     Ok(base
         .join("modelwatch")

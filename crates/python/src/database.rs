@@ -1,0 +1,789 @@
+//! `Database`: the embedded mode. Opens a store location as the CLI does (an SQLite file,
+//! `sqlite:PATH`, `postgres://…` or `memory`) and answers the seed's calls with the same
+//! engine functions the HTTP handlers call, returning the same serde forms; so a
+//! `modelwatch.Client` against `modelwatch serve` on the same database gets the same
+//! dicts. Safe beside a running server on the same file: the stores coordinate processes
+//! (SQLite's lock, PostgreSQL's transactions and advisory locks).
+//!
+//! Writes of single samples go through [`WriteBehind`]; reads flush it first. Every call
+//! that touches the store releases the GIL.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use modelwatch_core::alerting::{
+    parse_hours_or_all, AlertConfig, AlertFilter, AlertId, AlertStatus, RuleSpec, Severity,
+};
+use modelwatch_core::detection::{DetectionOptions, WindowSpec};
+use modelwatch_core::health::HealthOptions;
+use modelwatch_core::sample::timestamp_error;
+use modelwatch_core::{
+    Dataset, Direction, Metric, MetricDefinition, ModelName, Sample, SeriesKey, TimeRange,
+    Timestamp, ValueRange, Version,
+};
+use modelwatch_engine::analysis;
+use modelwatch_engine::Engine;
+use modelwatch_store::Stores;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyInt, PyString};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::buffer::{Pushed, WriteBehind};
+use crate::convert::{python_to_json, to_python};
+use crate::errors;
+
+/// The wall clock in epoch milliseconds (what `record_metric` stamps by default).
+#[pyfunction]
+pub fn now_ms() -> i64 {
+    modelwatch::now().as_millis()
+}
+
+#[pyclass(module = "modelwatch._native", frozen)]
+#[derive(Debug)]
+pub struct Database {
+    location: String,
+    runtime: tokio::runtime::Runtime,
+    stores: Stores,
+    engine: Engine,
+    buffer: Arc<WriteBehind>,
+    stop: Arc<Notify>,
+    closed: AtomicBool,
+}
+
+/// One series' points over a range: the HTTP series route's fields without its
+/// downsampling (`points` always holds every point).
+#[derive(Debug, Serialize)]
+struct SeriesPoints {
+    model: ModelName,
+    version: Version,
+    metric: Metric,
+    direction: Direction,
+    from: Timestamp,
+    to: Option<Timestamp>,
+    count: usize,
+    points: Vec<modelwatch_core::Point>,
+}
+
+fn validation<T>(result: Result<T, modelwatch_core::ValidationError>) -> PyResult<T> {
+    result.map_err(errors::from_validation)
+}
+
+/// A timestamp argument: epoch milliseconds (int) or RFC 3339 / epoch-ms text.
+fn timestamp(field: &str, value: &Bound<'_, PyAny>) -> PyResult<Timestamp> {
+    let parsed = if value.is_instance_of::<PyInt>() {
+        Timestamp::from_millis(value.extract::<i64>()?)
+    } else if let Ok(text) = value.cast::<PyString>() {
+        Timestamp::parse(&text.to_cow()?)
+    } else {
+        return Err(errors::validation(
+            field,
+            "must be epoch milliseconds (int), RFC 3339 text or a datetime",
+        ));
+    };
+    parsed.map_err(|e| errors::validation(field, timestamp_error(e).message))
+}
+
+/// A column of numbers: little-endian bytes of 8-byte items (NumPy's `tobytes()`), or
+/// any sequence the caller converted to a list.
+fn column<T>(field: &str, value: &Bound<'_, PyAny>, from_le: fn([u8; 8]) -> T) -> PyResult<Vec<T>>
+where
+    for<'a, 'py> T: Copy + FromPyObject<'a, 'py>,
+{
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        let bytes = bytes.as_bytes();
+        if bytes.len() % 8 != 0 {
+            return Err(errors::validation(
+                field,
+                "byte length is not a multiple of 8",
+            ));
+        }
+        return Ok(bytes
+            .chunks_exact(8)
+            .map(|chunk| {
+                let mut item = [0u8; 8];
+                item.copy_from_slice(chunk);
+                from_le(item)
+            })
+            .collect());
+    }
+    value
+        .extract::<Vec<T>>()
+        .map_err(|_| errors::validation(field, "must be a sequence of numbers"))
+}
+
+impl Database {
+    /// Runs `work` on the runtime with the GIL released.
+    fn block<T: Send, F: Future<Output = T> + Send>(&self, py: Python<'_>, work: F) -> T {
+        py.detach(|| self.runtime.block_on(work))
+    }
+
+    fn check_open(&self) -> PyResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(errors::store_error(format!(
+                "the database {} is closed",
+                self.location
+            )));
+        }
+        Ok(())
+    }
+
+    /// Raises the failures of background writes since the last call, if any.
+    fn report_failures(&self) -> PyResult<()> {
+        let failures = self.buffer.take_failures();
+        if failures.is_empty() {
+            return Ok(());
+        }
+        Err(errors::store_error(format!(
+            "queued samples were not stored: {}",
+            failures.join("; ")
+        )))
+    }
+
+    /// Appends what is queued (and `more`), durable on return; what the store refused
+    /// is raised.
+    fn write(&self, py: Python<'_>, more: Vec<Sample>) -> PyResult<()> {
+        self.check_open()?;
+        let store = Arc::clone(&self.stores.metrics);
+        let refused = self
+            .block(py, self.buffer.flush_then(&*store, more))
+            .map_err(errors::from_store)?;
+        self.report_failures()?;
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(errors::validation("value", refused.join("; ")))
+        }
+    }
+
+    /// Before every read: what this handle wrote is visible to it.
+    fn settle(&self, py: Python<'_>) -> PyResult<()> {
+        self.write(py, Vec::new())
+    }
+
+    fn key(model: &str, version: &str, metric: &str) -> PyResult<SeriesKey> {
+        validation(SeriesKey::parse(model, version, metric))
+    }
+}
+
+#[pymethods]
+impl Database {
+    /// Opens (creating or migrating as the CLI does) the database at `location`; `None`
+    /// is `MODELWATCH_DB`, else the CLI's default file. `alert_config` is the `[alerts]`
+    /// section as a dict (the core's `AlertConfig` fields).
+    #[new]
+    #[pyo3(signature = (location=None, alert_config=None))]
+    fn new(
+        py: Python<'_>,
+        location: Option<String>,
+        alert_config: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let location = match location.or_else(|| std::env::var("MODELWATCH_DB").ok()) {
+            Some(location) => location,
+            None => modelwatch::cli::default_database()
+                .map_err(|e| errors::store_error(e.to_string()))?,
+        };
+        let config = match alert_config {
+            None => AlertConfig::default(),
+            Some(config) => alert_config_from(config)?,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("modelwatch")
+            .enable_all()
+            .build()
+            .map_err(|e| errors::store_error(format!("cannot start the async runtime: {e}")))?;
+        if let Some(parent) =
+            std::path::Path::new(location.strip_prefix("sqlite:").unwrap_or(&location))
+                .parent()
+                .filter(|p| {
+                    !p.as_os_str().is_empty() && location != "memory" && !location.contains("://")
+                })
+        {
+            // As the CLI's default location, a missing directory is created.
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let stores = py
+            .detach(|| runtime.block_on(modelwatch_store::open(&location)))
+            .map_err(errors::from_store)?;
+        let engine = Engine::new(&stores, config);
+        let buffer = Arc::new(WriteBehind::default());
+        let stop = Arc::new(Notify::new());
+        runtime.spawn(Arc::clone(&buffer).run(Arc::clone(&stores.metrics), Arc::clone(&stop)));
+        Ok(Database {
+            location,
+            runtime,
+            stores,
+            engine,
+            buffer,
+            stop,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    #[getter]
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Validates one sample and queues it; returns the sample's serde form.
+    #[pyo3(signature = (model, version, metric, value, timestamp=None, dataset=None))]
+    #[allow(clippy::too_many_arguments)] // the Python call's keyword arguments
+    fn record(
+        &self,
+        py: Python<'_>,
+        model: &str,
+        version: &str,
+        metric: &str,
+        value: f64,
+        timestamp: Option<&Bound<'_, PyAny>>,
+        dataset: Option<&str>,
+    ) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        self.report_failures()?;
+        let sample = build_sample(model, version, metric, value, timestamp, dataset)?;
+        let json = to_python(py, &sample)?;
+        if self.buffer.push([sample]) == Pushed::FlushNow {
+            self.write(py, Vec::new())?;
+        }
+        Ok(json)
+    }
+
+    /// Stores one series' values at their timestamps (epoch ms), durable on return.
+    /// `values` and `timestamps` are little-endian float64 / int64 bytes or sequences.
+    #[pyo3(signature = (model, version, metric, values, timestamps, dataset=None))]
+    #[allow(clippy::too_many_arguments)] // the Python call's keyword arguments
+    fn record_columns(
+        &self,
+        py: Python<'_>,
+        model: &str,
+        version: &str,
+        metric: &str,
+        values: &Bound<'_, PyAny>,
+        timestamps: &Bound<'_, PyAny>,
+        dataset: Option<&str>,
+    ) -> PyResult<usize> {
+        self.check_open()?;
+        let samples = build_columns(model, version, metric, values, timestamps, dataset)?;
+        let count = samples.len();
+        self.write(py, samples)?;
+        Ok(count)
+    }
+
+    /// Stores everything queued; returns once it is durable.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        self.write(py, Vec::new())
+    }
+
+    /// Samples queued and not yet stored.
+    fn queued(&self) -> usize {
+        self.buffer.queued()
+    }
+
+    /// Declares a custom metric's direction and range (`metrics define`).
+    #[pyo3(signature = (metric, lower_is_better=false, min=None, max=None))]
+    fn define_metric(
+        &self,
+        py: Python<'_>,
+        metric: &str,
+        lower_is_better: bool,
+        min: Option<f64>,
+        max: Option<f64>,
+    ) -> PyResult<Py<PyAny>> {
+        self.settle(py)?;
+        let direction = if lower_is_better {
+            Direction::LowerIsBetter
+        } else {
+            Direction::HigherIsBetter
+        };
+        let definition = validation(MetricDefinition::custom(
+            validation(Metric::parse(metric))?,
+            direction,
+            ValueRange { min, max },
+        ))?;
+        let store = Arc::clone(&self.stores.metrics);
+        let stored = definition.clone();
+        self.block(py, async move { store.define_metric(stored).await })
+            .map_err(errors::from_store)?;
+        to_python(py, &definition)
+    }
+
+    /// Degradation check(s), as `GET …/degradation`: one metric, or every metric of the
+    /// version (`metric=None`). Returns the list of results.
+    #[pyo3(signature = (model, version, metric=None, baseline_hours=None, comparison_hours=None))]
+    fn check_degradation(
+        &self,
+        py: Python<'_>,
+        model: &str,
+        version: &str,
+        metric: Option<&str>,
+        baseline_hours: Option<u32>,
+        comparison_hours: Option<u32>,
+    ) -> PyResult<Py<PyAny>> {
+        self.settle(py)?;
+        let model = validation(ModelName::parse(model))?;
+        let version = validation(Version::parse(version))?;
+        let metric = metric
+            .map(Metric::parse)
+            .transpose()
+            .map_err(errors::from_validation)?;
+        let mut spec = WindowSpec::default();
+        if let Some(hours) = baseline_hours {
+            if hours == 0 {
+                return Err(errors::validation(
+                    "baseline_window_hours",
+                    "must be positive",
+                ));
+            }
+            spec.baseline_hours = hours;
+        }
+        if let Some(hours) = comparison_hours {
+            if hours == 0 {
+                return Err(errors::validation(
+                    "comparison_window_hours",
+                    "must be positive",
+                ));
+            }
+            spec.comparison_hours = Some(hours);
+        }
+        let store = Arc::clone(&self.stores.metrics);
+        let now = modelwatch::now();
+        let results = self.block(py, async move {
+            let options = DetectionOptions::default();
+            if store
+                .metrics(&model, &version)
+                .await
+                .map_err(errors::from_store)?
+                .is_empty()
+            {
+                return Err(errors::not_found(format!(
+                    "no samples of {model} {version}"
+                )));
+            }
+            match metric {
+                Some(metric) => {
+                    let key = SeriesKey::new(model, version, metric);
+                    if store
+                        .latest(&key)
+                        .await
+                        .map_err(errors::from_store)?
+                        .is_none()
+                    {
+                        return Err(errors::not_found(format!("no series {key}")));
+                    }
+                    analysis::check_degradation(&*store, &key, &spec, &options, now)
+                        .await
+                        .map(|result| vec![result])
+                        .map_err(errors::from_analysis)
+                }
+                None => {
+                    analysis::check_all_metrics(&*store, &model, &version, &spec, &options, now)
+                        .await
+                        .map_err(errors::from_analysis)
+                }
+            }
+        })?;
+        to_python(py, &results)
+    }
+
+    /// Performance history and health over the last `hours` (`GET …/history`).
+    #[pyo3(signature = (model, version, hours=24.0))]
+    fn performance_history(
+        &self,
+        py: Python<'_>,
+        model: &str,
+        version: &str,
+        hours: f64,
+    ) -> PyResult<Py<PyAny>> {
+        self.settle(py)?;
+        let model = validation(ModelName::parse(model))?;
+        let version = validation(Version::parse(version))?;
+        let range =
+            analysis::last_hours(hours, modelwatch::now()).map_err(errors::from_analysis)?;
+        let store = Arc::clone(&self.stores.metrics);
+        let history = self.block(py, async move {
+            if store
+                .metrics(&model, &version)
+                .await
+                .map_err(errors::from_store)?
+                .is_empty()
+            {
+                return Err(errors::not_found(format!(
+                    "no samples of {model} {version}"
+                )));
+            }
+            analysis::history(&*store, &model, &version, range, &HealthOptions::default())
+                .await
+                .map_err(errors::from_analysis)
+        })?;
+        to_python(py, &history)
+    }
+
+    /// A series' points from `start` (default: 24 hours before `end` or now) to `end`
+    /// (default: all), as the series route returns them without downsampling.
+    #[pyo3(signature = (model, version, metric, start=None, end=None))]
+    fn series(
+        &self,
+        py: Python<'_>,
+        model: &str,
+        version: &str,
+        metric: &str,
+        start: Option<&Bound<'_, PyAny>>,
+        end: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.settle(py)?;
+        let key = Self::key(model, version, metric)?;
+        let to = end.map(|value| timestamp("to", value)).transpose()?;
+        let from = match start {
+            Some(value) => timestamp("from", value)?,
+            None => to
+                .unwrap_or_else(modelwatch::now)
+                .saturating_sub(std::time::Duration::from_secs(24 * 3600)),
+        };
+        if to.is_some_and(|to| to < from) {
+            return Err(errors::validation("to", "must not be before from"));
+        }
+        let store = Arc::clone(&self.stores.metrics);
+        let series = self.block(py, async move {
+            if store
+                .latest(&key)
+                .await
+                .map_err(errors::from_store)?
+                .is_none()
+            {
+                return Err(errors::not_found(format!("no series {key}")));
+            }
+            let points = store
+                .range(&key, TimeRange::new(from, to.unwrap_or(Timestamp::MAX)))
+                .await
+                .map_err(errors::from_store)?;
+            let direction = store
+                .definition(&key.metric)
+                .await
+                .map_err(errors::from_store)?
+                .direction;
+            Ok(SeriesPoints {
+                model: key.model,
+                version: key.version,
+                metric: key.metric,
+                direction,
+                from,
+                to,
+                count: points.len(),
+                points,
+            })
+        })?;
+        to_python(py, &series)
+    }
+
+    /// Creates a rule from the seed's flat rule fields (a dict, as `POST /api/v1/rules`).
+    fn create_rule(&self, py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let spec: RuleSpec = serde_json::from_value(python_to_json(spec)?)
+            .map_err(|e| errors::validation("rule", e.to_string()))?;
+        let now = modelwatch::now();
+        let rule = self
+            .block(py, self.engine.create_rule(spec, now))
+            .map_err(errors::from_engine)?;
+        to_python(py, &rule)
+    }
+
+    #[pyo3(signature = (model=None))]
+    fn list_rules(&self, py: Python<'_>, model: Option<&str>) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let model = model
+            .map(ModelName::parse)
+            .transpose()
+            .map_err(errors::from_validation)?;
+        let rules = self
+            .block(py, self.engine.list_rules(model.as_ref()))
+            .map_err(errors::from_engine)?;
+        to_python(py, &rules)
+    }
+
+    /// Evaluates the enabled rules of one model version now (the CLI's `evaluate MODEL
+    /// VERSION`); returns the pass's report (`alerts_created`, `alerts_updated`, …).
+    /// `alert_config` (the `[alerts]` fields) replaces the handle's settings for this pass.
+    #[pyo3(signature = (model, version, alert_config=None))]
+    fn evaluate_model(
+        &self,
+        py: Python<'_>,
+        model: &str,
+        version: &str,
+        alert_config: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        self.settle(py)?;
+        let model = validation(ModelName::parse(model))?;
+        let version = validation(Version::parse(version))?;
+        let configured = alert_config
+            .map(|config| alert_config_from(config).map(|config| Engine::new(&self.stores, config)))
+            .transpose()?;
+        let engine = configured.as_ref().unwrap_or(&self.engine);
+        let now = modelwatch::now();
+        let report = self
+            .block(py, engine.evaluate_model(&model, &version, now))
+            .map_err(errors::from_engine)?;
+        to_python(py, &report)
+    }
+
+    fn get_alert(&self, py: Python<'_>, alert_id: &str) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let id = validation(AlertId::parse(alert_id))?;
+        let alert = self
+            .block(py, self.engine.alert(&id))
+            .map_err(errors::from_engine)?;
+        to_python(py, &alert)
+    }
+
+    fn acknowledge(&self, py: Python<'_>, alert_id: &str, by: &str) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let id = validation(AlertId::parse(alert_id))?;
+        let now = modelwatch::now();
+        let alert = self
+            .block(py, self.engine.acknowledge(&id, by, now))
+            .map_err(errors::from_engine)?;
+        to_python(py, &alert)
+    }
+
+    #[pyo3(signature = (alert_id, by, notes=None))]
+    fn resolve(
+        &self,
+        py: Python<'_>,
+        alert_id: &str,
+        by: &str,
+        notes: Option<&str>,
+    ) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let id = validation(AlertId::parse(alert_id))?;
+        let now = modelwatch::now();
+        let alert = self
+            .block(py, self.engine.resolve(&id, by, notes, now))
+            .map_err(errors::from_engine)?;
+        to_python(py, &alert)
+    }
+
+    /// Alerts newest first, as `GET /api/v1/alerts` lists them (every page): `status`
+    /// one status or `open`; `hours` a positive whole number or `all` (default 24).
+    #[pyo3(signature = (model=None, version=None, status=None, severity=None, hours=None))]
+    fn list_alerts(
+        &self,
+        py: Python<'_>,
+        model: Option<&str>,
+        version: Option<&str>,
+        status: Option<&str>,
+        severity: Option<&str>,
+        hours: Option<&str>,
+    ) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let open = status == Some("open");
+        let filter = AlertFilter {
+            model: model
+                .map(ModelName::parse)
+                .transpose()
+                .map_err(errors::from_validation)?,
+            version: version
+                .map(Version::parse)
+                .transpose()
+                .map_err(errors::from_validation)?,
+            status: match status {
+                Some("open") | None => None,
+                Some(text) => Some(validation(AlertStatus::parse(text))?),
+            },
+            severity: severity
+                .map(Severity::parse)
+                .transpose()
+                .map_err(errors::from_validation)?,
+            window: validation(parse_hours_or_all(hours.unwrap_or("24")))?
+                .map(|hours| modelwatch_core::alerting::last_hours(hours, modelwatch::now())),
+            ..AlertFilter::default()
+        };
+        let mut alerts = self
+            .block(py, self.engine.list_alerts(&filter))
+            .map_err(errors::from_engine)?;
+        if open {
+            alerts.retain(modelwatch_core::alerting::Alert::is_open);
+        }
+        to_python(py, &alerts)
+    }
+
+    /// Counts by status and severity (`GET /api/v1/alerts/summary`).
+    #[pyo3(signature = (model=None, hours=None))]
+    fn alert_summary(
+        &self,
+        py: Python<'_>,
+        model: Option<&str>,
+        hours: Option<&str>,
+    ) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let model = model
+            .map(ModelName::parse)
+            .transpose()
+            .map_err(errors::from_validation)?;
+        let hours = validation(parse_hours_or_all(hours.unwrap_or("24")))?;
+        let now = modelwatch::now();
+        let summary = self
+            .block(py, self.engine.summary(model.as_ref(), hours, now))
+            .map_err(errors::from_engine)?;
+        to_python(py, &summary)
+    }
+
+    /// Stores what is queued, stops the background writer and closes the store. Later
+    /// calls raise; closing again does nothing.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let flushed = self.write(py, Vec::new());
+        self.closed.store(true, Ordering::Release);
+        self.stop.notify_one();
+        let stores = &self.stores;
+        self.block(py, async { stores.metrics.close().await })
+            .map_err(errors::from_store)?;
+        flushed
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            // Not closed by Python: store what is queued, best effort.
+            let store = Arc::clone(&self.stores.metrics);
+            let buffer = Arc::clone(&self.buffer);
+            let _ = self.runtime.block_on(async move {
+                let _ = buffer.flush(&*store).await;
+                store.close().await
+            });
+        }
+    }
+}
+
+/// One sample from the seed's fields, validated as the store validates it (a custom
+/// metric's declared range excepted: the store checks that when it writes).
+fn build_sample(
+    model: &str,
+    version: &str,
+    metric: &str,
+    value: f64,
+    timestamp: Option<&Bound<'_, PyAny>>,
+    dataset: Option<&str>,
+) -> PyResult<Sample> {
+    let key = Database::key(model, version, metric)?;
+    let timestamp = match timestamp {
+        Some(value) => self::timestamp("timestamp", value)?,
+        None => modelwatch::now(),
+    };
+    let dataset = match dataset.map(str::trim) {
+        None | Some("") => None,
+        Some(name) => Some(validation(Dataset::parse(name))?),
+    };
+    if key.metric.default_definition().check_value(value).is_err() {
+        return Err(errors::validation(
+            "value",
+            out_of_range(&key.metric, value),
+        ));
+    }
+    Ok(Sample {
+        model: key.model,
+        version: key.version,
+        metric: key.metric,
+        value,
+        timestamp,
+        dataset,
+    })
+}
+
+/// One series' samples from columns of values and epoch-ms timestamps.
+fn build_columns(
+    model: &str,
+    version: &str,
+    metric: &str,
+    values: &Bound<'_, PyAny>,
+    timestamps: &Bound<'_, PyAny>,
+    dataset: Option<&str>,
+) -> PyResult<Vec<Sample>> {
+    let key = Database::key(model, version, metric)?;
+    let values = column("values", values, f64::from_le_bytes)?;
+    let timestamps = column("timestamps", timestamps, i64::from_le_bytes)?;
+    if values.len() != timestamps.len() {
+        return Err(errors::validation(
+            "timestamps",
+            format!("has {} items for {} values", timestamps.len(), values.len()),
+        ));
+    }
+    let dataset = match dataset.map(str::trim) {
+        None | Some("") => None,
+        Some(name) => Some(validation(Dataset::parse(name))?),
+    };
+    let definition = key.metric.default_definition();
+    let mut samples = Vec::with_capacity(values.len());
+    for (index, (&value, &ms)) in values.iter().zip(&timestamps).enumerate() {
+        if definition.check_value(value).is_err() {
+            return Err(errors::validation(
+                format!("values[{index}]"),
+                out_of_range(&key.metric, value),
+            ));
+        }
+        let timestamp = Timestamp::from_millis(ms)
+            .map_err(|e| errors::validation(format!("timestamps[{index}]"), e.to_string()))?;
+        samples.push(Sample {
+            model: key.model.clone(),
+            version: key.version.clone(),
+            metric: key.metric.clone(),
+            value,
+            timestamp,
+            dataset: dataset.clone(),
+        });
+    }
+    Ok(samples)
+}
+
+/// Validates one sample without storing it (the remote client queues its serde form).
+#[pyfunction]
+#[pyo3(signature = (model, version, metric, value, timestamp=None, dataset=None))]
+pub fn validate_sample(
+    py: Python<'_>,
+    model: &str,
+    version: &str,
+    metric: &str,
+    value: f64,
+    timestamp: Option<&Bound<'_, PyAny>>,
+    dataset: Option<&str>,
+) -> PyResult<Py<PyAny>> {
+    to_python(
+        py,
+        &build_sample(model, version, metric, value, timestamp, dataset)?,
+    )
+}
+
+/// Validates columns without storing them; returns the samples' serde forms.
+#[pyfunction]
+#[pyo3(signature = (model, version, metric, values, timestamps, dataset=None))]
+pub fn validate_columns(
+    py: Python<'_>,
+    model: &str,
+    version: &str,
+    metric: &str,
+    values: &Bound<'_, PyAny>,
+    timestamps: &Bound<'_, PyAny>,
+    dataset: Option<&str>,
+) -> PyResult<Py<PyAny>> {
+    to_python(
+        py,
+        &build_columns(model, version, metric, values, timestamps, dataset)?,
+    )
+}
+
+/// The `[alerts]` settings from a dict of the core's `AlertConfig` fields.
+fn alert_config_from(config: &Bound<'_, PyAny>) -> PyResult<AlertConfig> {
+    serde_json::from_value(python_to_json(config)?)
+        .map_err(|e| errors::validation("config", e.to_string()))
+}
+
+/// The message of a value outside a built-in metric's range.
+fn out_of_range(metric: &Metric, value: f64) -> String {
+    match metric.default_definition().check_value(value) {
+        Err(error) => error.message,
+        Ok(()) => format!("{value} is not a valid {metric}"),
+    }
+}

@@ -1,0 +1,1 @@
+"""The seed's ``monitoring.models`` paths (``metrics_models``, ``alert_models``)."""

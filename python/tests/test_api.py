@@ -1,0 +1,158 @@
+"""The package's own surface: typed records against the engine's JSON (no drift),
+batches from lists, NumPy and pandas, history to pandas, errors naming the field."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import modelwatch
+from modelwatch import MetricsCollector, MetricType
+from modelwatch._wire import Record
+
+NOW_MS = (modelwatch._native.now_ms() // 1000) * 1000
+
+
+def records(collector: MetricsCollector) -> Dict[type[Record], List[Dict[str, Any]]]:
+    """One JSON object of each record type, straight from the engine."""
+    backend = collector.backend
+    ms = np.arange(NOW_MS - 3_600_000 * 30, NOW_MS, 60_000, dtype=np.int64)
+    collector.record_many(model_name="wire", model_version="v1", metric_type=MetricType.ACCURACY,
+                          values=0.9 + 0.01 * np.sin(np.arange(len(ms))), timestamps=ms)
+    sample = backend.record("wire", "v1", "accuracy", 0.5, None, "holdout")
+    threshold = backend.create_rule({"rule_name": "low", "model_name": "wire", "metric_type": "accuracy",
+                                     "threshold_value": 0.95, "comparison_operator": "lt", "for_evaluations": 1})
+    degradation = backend.create_rule({"rule_name": "drop", "model_name": "wire", "metric_type": "accuracy",
+                                       "max_degradation_percentage": 5, "clear_percentage": 1})
+    alerts = backend.evaluate_model("wire", "v1")["alerts_created"]
+    acknowledged = backend.resolve(alerts[0]["id"], "ana", "retrained")
+    history = backend.performance_history("wire", "v1", 48)
+    series = backend.series("wire", "v1", "accuracy", NOW_MS - 3_600_000, None)
+    return {
+        modelwatch.PerformanceMetric: [sample],
+        modelwatch.DegradationResult: backend.check_degradation("wire", "v1", None, None, 1),
+        modelwatch.PerformanceHistory: [history],
+        modelwatch.MetricHistory: history["metric_summaries"],
+        modelwatch.Rule: [threshold, degradation],
+        modelwatch.Alert: [alerts[0], acknowledged],
+        modelwatch.AlertSummary: [backend.alert_summary("wire", "all"), backend.alert_summary(None, "24")],
+        modelwatch.SeriesHistory: [series],
+        modelwatch.Point: series["points"][:1],
+    }
+
+
+def test_records_declare_exactly_the_fields_the_engine_sends(tmp_path: Path) -> None:
+    collector = MetricsCollector(str(tmp_path / "wire.db"))
+    seen: Dict[type[Record], set[str]] = {}
+    for kind, objects in records(collector).items():
+        for data in objects:
+            seen.setdefault(kind, set()).update(data)
+            record: Record = kind(data)
+            assert record.to_dict() == data
+            for name in kind.field_names():
+                getattr(record, "from_" if name == "from" else name)
+    for kind, names in seen.items():
+        declared = set(kind.field_names())
+        # Fields the engine leaves out when empty (skip_serializing_if) are declared too.
+        assert names <= declared, f"{kind.__name__} lacks {names - declared}: declare them in _wire.py"
+        assert declared - names <= {
+            "dataset", "hold_reason", "acknowledged_by", "acknowledged_at", "model", "tolerance",
+            "clear_threshold", "comparison_operator", "threshold_value", "max_degradation_percentage",
+            "baseline_window_hours", "clear_percentage", "resolved_by", "resolved_at", "resolution_notes",
+        }, f"{kind.__name__} declares fields the engine never sends: {declared - names}"
+
+
+def test_typed_attributes_and_seed_names() -> None:
+    collector = MetricsCollector("memory")
+    sample = collector.record_metric(model_name="typed", model_version="v1", metric_type=MetricType.LATENCY,
+                                     metric_value=12.5, timestamp=datetime(2024, 5, 1, 12, tzinfo=timezone.utc))
+    assert sample.metric is MetricType.LATENCY and sample.metric_type is MetricType.LATENCY
+    assert sample.timestamp == datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+    assert sample.model_name == "typed" and sample.metric_value == 12.5
+    assert sample.to_dict()["timestamp"] == "2024-05-01T12:00:00.000Z"
+    assert f"{modelwatch.AlertSeverity.HIGH}" == "high" and str(modelwatch.AlertStatus.ACTIVE) == "active"
+    custom = collector.record_metric(model_name="typed", model_version="v1", metric_type="queue_ms", metric_value=3)
+    assert isinstance(custom.metric_type, modelwatch.CustomMetric) and custom.metric_type.value == "queue_ms"
+
+
+@pytest.mark.parametrize(
+    "call, field",
+    [
+        (dict(model_name="bad name", model_version="v1", metric_type="accuracy", metric_value=0.5), "model"),
+        (dict(model_name="m", model_version="", metric_type="accuracy", metric_value=0.5), "version"),
+        (dict(model_name="m", model_version="v1", metric_type="accuracy", metric_value=1.5), "value"),
+        (dict(model_name="m", model_version="v1", metric_type="latency", metric_value=float("nan")), "value"),
+        (dict(model_name="m", model_version="v1", metric_type="bad metric", metric_value=1.0), "metric"),
+        (dict(model_name="m", model_version="v1", metric_type="accuracy", metric_value=0.5, timestamp="yesterday"),
+         "timestamp"),
+    ],
+)
+def test_bad_input_raises_validation_error_naming_the_field(call: Dict[str, Any], field: str) -> None:
+    collector = MetricsCollector("memory")
+    with pytest.raises(modelwatch.ValidationError) as raised:
+        collector.record_metric(**call)
+    assert raised.value.field == field
+    assert isinstance(raised.value, ValueError)
+
+
+def test_errors_of_the_alert_lifecycle() -> None:
+    service = modelwatch.AlertService(modelwatch.DegradationDetector(MetricsCollector("memory")))
+    with pytest.raises(modelwatch.NotFoundError):
+        service.acknowledge_alert("alert_0000abcd", "ana")
+    with pytest.raises(modelwatch.ValidationError) as raised:
+        service.create_rule(rule_name="r", model_name="m", metric_type="accuracy", threshold_value=0.9,
+                            comparison_operator="below")
+    assert raised.value.field == "comparison_operator"
+    with pytest.raises(modelwatch.ValidationError) as raised:
+        service.create_rule(rule_name="r", model_name="m", metric_type="accuracy", threshold_value=0.9,
+                            comparison_operator="lt", severity="urgent")
+    assert raised.value.field == "severity"
+
+
+def test_record_many_from_lists_numpy_and_pandas(tmp_path: Path) -> None:
+    collector = MetricsCollector(str(tmp_path / "many.db"))
+    start = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    assert collector.record_many([0.9, 0.91], model_name="m", model_version="v1", metric_type=MetricType.ACCURACY,
+                                 timestamps=[start, start + timedelta(minutes=1)]) == 2
+    ms = np.arange(10, dtype=np.int64) * 1000 + int(start.timestamp() * 1000) + 120_000
+    assert collector.record_many(model_name="m", model_version="v1", metric_type="accuracy",
+                                 values=np.linspace(0.8, 0.9, 10), timestamps=ms) == 10
+    frame = pd.DataFrame({
+        "model_name": ["m", "m", "other"],
+        "model_version": ["v1", "v1", "v7"],
+        "metric_type": ["latency", "latency", "rmse"],
+        "metric_value": [40.0, 41.0, 0.3],
+        "timestamp": pd.to_datetime(["2024-05-01T01:00:00Z", "2024-05-01T01:01:00Z", "2024-05-01T01:00:00Z"]),
+    })
+    assert collector.record_many(frame) == 3
+    history = collector.history("m", "v1", MetricType.ACCURACY, start=start)
+    assert history.count == 12
+    df = history.to_pandas()
+    assert list(df.columns) == ["value", "dataset"] and len(df) == 12
+    assert df.index[0] == pd.Timestamp("2024-05-01T00:00:00Z")
+    latency = collector.history("m", "v1", "latency", start=start).to_pandas()
+    assert latency["value"].tolist() == [40.0, 41.0]
+    with pytest.raises(modelwatch.ValidationError) as raised:
+        collector.record_many(model_name="m", model_version="v1", metric_type="accuracy",
+                              values=np.array([0.5, 2.0]), timestamps=ms[:2])
+    assert raised.value.field == "values[1]"
+    with pytest.raises(modelwatch.ValidationError) as raised:
+        collector.record_many([0.5], model_name="m", model_version="v1", metric_type="accuracy")
+    assert raised.value.field == "timestamps"
+
+
+def test_a_custom_metric_out_of_its_declared_range_is_reported_at_flush(tmp_path: Path) -> None:
+    collector = MetricsCollector(str(tmp_path / "custom.db"))
+    collector.define_metric("queue_ms", lower_is_better=True, min=0)
+    collector.record_metric(model_name="m", model_version="v1", metric_type="queue_ms", metric_value=-1)
+    collector.record_metric(model_name="m", model_version="v1", metric_type="queue_ms", metric_value=5,
+                            timestamp=NOW_MS + 1)
+    with pytest.raises(modelwatch.ValidationError) as raised:
+        collector.flush()
+    assert raised.value.field == "value" and "queue_ms" in str(raised.value)
+    assert [p.value for p in collector.history("m", "v1", "queue_ms").points] == [5.0]
