@@ -912,6 +912,34 @@ async fn rules_alerts_and_silences_through_their_lifecycle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluate_runs_a_version_s_rules_now_and_then_finds_nothing_new() {
+    const EVALUATE: &str = "/api/v1/models/{model}/versions/{version}/evaluate";
+    let app = spawn_app().await;
+    let rule = json!({"name": "Low accuracy", "model_name": "fraud", "metric_type": "accuracy",
+        "threshold_value": 0.9, "comparison_operator": "lt", "for_evaluations": 1});
+    let reply = app.call(Method::POST, RULES, RULES, Some(rule)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let sample = json!({"model": "fraud", "version": "v1", "metric": "accuracy", "value": 0.5});
+    let reply = app.call(Method::POST, METRICS, METRICS, Some(sample)).await;
+    assert!(reply.status.is_success(), "{}", reply.body);
+    let path = "/api/v1/models/fraud/versions/v1/evaluate";
+    let first = app.call(Method::POST, EVALUATE, path, None).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    // The server's own evaluation (debounced after the sample) may have been first.
+    let created = first.body["alerts_created"].as_array().unwrap().len();
+    assert!(created <= 1, "{}", first.body);
+    let again = app.call(Method::POST, EVALUATE, path, None).await;
+    assert_eq!(again.body["alerts_created"], json!([]), "{}", again.body);
+    let alerts = app
+        .call(Method::GET, ALERTS, "/api/v1/alerts?model=fraud", None)
+        .await;
+    assert_eq!(alerts.body["total"], 1, "{}", alerts.body);
+    let bad = "/api/v1/models/fraud/versions/v%201/evaluate";
+    let bad = app.call(Method::POST, EVALUATE, bad, None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_degradation_and_compare() {
     let app = spawn_app().await;
     let mut samples = Vec::new();
@@ -1022,6 +1050,7 @@ fn openapi_lists_every_route_with_its_methods() {
             "get",
         ),
         ("/api/v1/models/{model}/compare", "get"),
+        ("/api/v1/models/{model}/versions/{version}/evaluate", "post"),
         ("/api/v1/rules", "get"),
         ("/api/v1/rules", "post"),
         ("/api/v1/rules/{id}", "get"),
