@@ -39,6 +39,7 @@ class Database:
     def define_metric(
         self, metric: str, lower_is_better: bool = False, min: Optional[float] = None, max: Optional[float] = None
     ) -> Dict[str, Any]: ...
+    def custom_metrics(self) -> List[Dict[str, Any]]: ...
     def check_degradation(
         self,
         model: str,

@@ -370,8 +370,16 @@ fn registered_versions_import_with_exact_history_once_and_refused_items_are_repo
     assert!(ok, "{report} {stderr}");
     assert_eq!(counts(&report), [1, 2, 4, 8, 0, 0], "{report}");
     assert_eq!(report["skipped"], json!([]));
-    assert_eq!(report["undeclared_custom_metrics"], json!(["val_loss"]));
-    assert!(stderr.contains("modelwatch metrics define"), "{stderr}");
+    // The name says which way is better: declared lower-is-better, and said so.
+    assert_eq!(report["undeclared_custom_metrics"], json!([]));
+    assert_eq!(
+        report["inferred_directions"],
+        json!({"val_loss": {"direction": "lower_is_better", "reason": "\"loss\" in its name"}})
+    );
+    assert!(
+        stderr.contains("val_loss: lower is better (inferred from \"loss\" in its name"),
+        "{stderr}"
+    );
 
     // Version = MLflow's number, metric = the key, timestamps and values exact.
     assert_eq!(

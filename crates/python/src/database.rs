@@ -309,6 +309,16 @@ impl Database {
         to_python(py, &definition)
     }
 
+    /// The declared custom metrics.
+    fn custom_metrics(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let store = Arc::clone(&self.stores.metrics);
+        let definitions = self
+            .block(py, async move { store.custom_metrics().await })
+            .map_err(errors::from_store)?;
+        to_python(py, &definitions)
+    }
+
     /// Degradation check(s), as `GET …/degradation`: one metric, or every metric of the
     /// version (`metric=None`). Returns the list of results.
     #[pyo3(signature = (model, version, metric=None, baseline_hours=None, comparison_hours=None))]

@@ -31,11 +31,20 @@ fn default_location() -> PyResult<String> {
     modelwatch::cli::default_database().map_err(|e| errors::store_error(e.to_string()))
 }
 
+/// A custom metric's direction as the MLflow import infers it from the name
+/// (`higher_is_better` / `lower_is_better` and why), `None` when the name does not say.
+#[pyfunction]
+fn infer_direction(name: &str) -> Option<(&'static str, String)> {
+    modelwatch::mlflow::infer_direction(name)
+        .map(|(direction, reason)| (direction.as_str(), reason))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<database::Database>()?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(default_location, m)?)?;
+    m.add_function(wrap_pyfunction!(infer_direction, m)?)?;
     m.add_function(wrap_pyfunction!(database::now_ms, m)?)?;
     m.add_function(wrap_pyfunction!(database::validate_sample, m)?)?;
     m.add_function(wrap_pyfunction!(database::validate_columns, m)?)?;

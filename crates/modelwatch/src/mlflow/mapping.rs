@@ -5,7 +5,9 @@
 //! - version number → [`Version`], unchanged (`3`, as in MLflow's `models:/churn/3`);
 //! - metric key → a built-in [`Metric`] when the name is one (`accuracy`, `rmse`, …),
 //!   otherwise a custom metric of that name;
-//! - each logged value → a [`Sample`] at the value's timestamp (ms).
+//! - each logged value → a [`Sample`] at the value's timestamp (ms);
+//! - a custom metric's direction, when its name says it unambiguously
+//!   ([`infer_direction`]: `val_loss`, `train_error`, `mae_holdout` are lower-is-better).
 //!
 //! modelwatch keeps one value per (series, timestamp); MLflow keeps every step, and a
 //! fast training loop logs several steps within one millisecond. Of values sharing a
@@ -15,8 +17,8 @@
 use std::collections::BTreeMap;
 
 use modelwatch_core::{
-    Metric, MetricDefinition, ModelName, Point, Sample, SeriesKey, Timestamp, ValidationError,
-    Version,
+    Direction, Metric, MetricDefinition, ModelName, Point, Sample, SeriesKey, Timestamp,
+    ValidationError, Version,
 };
 use serde::Serialize;
 
@@ -92,6 +94,93 @@ pub fn version_name(version: &str) -> Result<Version, String> {
 /// A metric key as a built-in metric when the names match exactly, else a custom metric.
 pub fn metric_name(key: &str) -> Result<Metric, String> {
     Metric::parse(key).map_err(|e| refused("metric", e))
+}
+
+/// Name parts that mean lower is better: losses, errors and error measures, and costs of
+/// serving.
+const LOWER_IS_BETTER: &[&str] = &[
+    "loss",
+    "error",
+    "err",
+    "mae",
+    "mse",
+    "rmse",
+    "mape",
+    "smape",
+    "rmsle",
+    "msle",
+    "wer",
+    "cer",
+    "perplexity",
+    "ppl",
+    "latency",
+    "regret",
+    "nll",
+    "logloss",
+    "brier",
+    "fpr",
+    "fnr",
+    "eer",
+    "hamming",
+];
+/// Name parts that mean higher is better.
+const HIGHER_IS_BETTER: &[&str] = &[
+    "accuracy",
+    "acc",
+    "precision",
+    "recall",
+    "f1",
+    "auc",
+    "roc",
+    "r2",
+    "ndcg",
+    "map",
+    "mrr",
+    "bleu",
+    "rouge",
+    "iou",
+    "dice",
+    "throughput",
+    "tpr",
+    "tnr",
+    "specificity",
+    "sensitivity",
+    "hit",
+    "hitrate",
+];
+
+/// A custom metric's direction from its name, and why, when the name says it without
+/// doubt: one of its parts (split at `_ . - : + @ /`, trailing digits aside) or, for `loss` and
+/// `error`, any part of the name (`valloss`) names a lower-is-better measure and none a
+/// higher-is-better one, or the other way round. `None` when nothing or both match.
+pub fn infer_direction(name: &str) -> Option<(Direction, String)> {
+    let lower_name = name.to_ascii_lowercase();
+    let parts: Vec<&str> = lower_name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .collect();
+    // `f1` as it is, `rmse2` as `rmse`.
+    let word_of = |list: &[&str]| {
+        parts.iter().find_map(|part| {
+            let bare = part.trim_end_matches(|c: char| c.is_ascii_digit());
+            [*part, bare]
+                .into_iter()
+                .find(|candidate| list.contains(candidate))
+                .map(str::to_owned)
+        })
+    };
+    let lower = word_of(LOWER_IS_BETTER).or_else(|| {
+        ["loss", "error"]
+            .into_iter()
+            .find(|word| lower_name.contains(word))
+            .map(str::to_owned)
+    });
+    let higher = word_of(HIGHER_IS_BETTER);
+    match (lower, higher) {
+        (Some(word), None) => Some((Direction::LowerIsBetter, format!("{word:?} in its name"))),
+        (None, Some(word)) => Some((Direction::HigherIsBetter, format!("{word:?} in its name"))),
+        _ => None,
+    }
 }
 
 /// The samples of one series made from a metric's history, and what was left out.
@@ -342,6 +431,43 @@ mod tests {
             mapped.skipped[0].reason,
             "3 of 4 values refused, the first because: NaN is not a measurement"
         );
+    }
+
+    #[test]
+    fn directions_are_inferred_only_from_unambiguous_names() {
+        let direction = |name: &str| infer_direction(name).map(|(direction, _)| direction);
+        for lower in [
+            "val_loss",
+            "train/loss",
+            "valloss",
+            "test_error",
+            "mae_holdout",
+            "rmse2",
+            "eval.perplexity",
+            "p99_latency_ms",
+            "TrainLoss",
+            "word-error-rate",
+        ] {
+            assert_eq!(direction(lower), Some(Direction::LowerIsBetter), "{lower}");
+        }
+        for higher in [
+            "val_accuracy",
+            "top5_acc",
+            "ndcg@10",
+            "eval_f1",
+            "auc_holdout",
+        ] {
+            assert_eq!(
+                direction(higher),
+                Some(Direction::HigherIsBetter),
+                "{higher}"
+            );
+        }
+        for unknown in ["calibration", "score", "epoch", "accuracy_loss", "lr"] {
+            assert_eq!(direction(unknown), None, "{unknown}");
+        }
+        let (_, reason) = infer_direction("val_loss").expect("inferred");
+        assert_eq!(reason, "\"loss\" in its name");
     }
 
     #[test]

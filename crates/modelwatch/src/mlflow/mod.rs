@@ -15,17 +15,17 @@
 pub mod client;
 pub mod mapping;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use modelwatch_core::{Metric, MetricDefinition, SeriesKey, TimeRange};
+use modelwatch_core::{Direction, Metric, MetricDefinition, SeriesKey, TimeRange, ValueRange};
 use modelwatch_store::{MetricStore, StoreError};
 use serde::Serialize;
 
 pub use client::{Client, Credentials, MlflowError};
-pub use mapping::Skipped;
+pub use mapping::{infer_direction, Skipped};
 
 use crate::output::{emit, Format, Table};
 
@@ -77,10 +77,22 @@ pub struct ImportReport {
     pub samples_updated: u64,
     /// Samples the store held already, exactly; not written again.
     pub samples_unchanged: u64,
-    /// Custom metrics imported that have no declaration, so modelwatch takes them as
-    /// higher-is-better with any value; `modelwatch metrics define` declares them.
+    /// Custom metrics imported that have no declaration and whose name does not say their
+    /// direction, so modelwatch takes them as higher-is-better with any value;
+    /// `modelwatch metrics define` declares them.
     pub undeclared_custom_metrics: BTreeSet<Metric>,
+    /// Custom metrics without a declaration whose direction the name gave (`val_loss`:
+    /// lower is better), declared so by this import (any value allowed); `modelwatch
+    /// metrics define` overrides.
+    pub inferred_directions: BTreeMap<Metric, InferredDirection>,
     pub skipped: Vec<Skipped>,
+}
+
+/// A custom metric's direction as the import inferred it from the name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InferredDirection {
+    pub direction: Direction,
+    pub reason: String,
 }
 
 /// Imports the registered models named in `wanted` (every one when empty) from the server
@@ -94,7 +106,7 @@ pub async fn import(
         tracking_uri: client.uri().to_owned(),
         ..ImportReport::default()
     };
-    let declared: HashMap<Metric, MetricDefinition> = store
+    let mut declared: HashMap<Metric, MetricDefinition> = store
         .custom_metrics()
         .await?
         .into_iter()
@@ -176,12 +188,27 @@ pub async fn import(
                 };
                 let definition = match declared.get(&metric) {
                     Some(declared) => declared.clone(),
-                    None => {
-                        if metric.is_custom() {
-                            report.undeclared_custom_metrics.insert(metric.clone());
+                    None if metric.is_custom() => match mapping::infer_direction(metric.as_str()) {
+                        Some((direction, reason)) => {
+                            let definition = MetricDefinition::custom(
+                                metric.clone(),
+                                direction,
+                                ValueRange::default(),
+                            )
+                            .map_err(StoreError::Invalid)?;
+                            store.define_metric(definition.clone()).await?;
+                            declared.insert(metric.clone(), definition.clone());
+                            report
+                                .inferred_directions
+                                .insert(metric.clone(), InferredDirection { direction, reason });
+                            definition
                         }
-                        metric.default_definition()
-                    }
+                        None => {
+                            report.undeclared_custom_metrics.insert(metric.clone());
+                            metric.default_definition()
+                        }
+                    },
+                    None => metric.default_definition(),
                 };
                 let history = client.metric_history(run_id, &key).await?;
                 let series = SeriesKey::new(model.clone(), version.clone(), metric);
@@ -229,6 +256,13 @@ pub async fn run(
         table.push(vec![what.to_owned(), count.to_string()]);
     }
     emit(format, &report, &table)?;
+    for (metric, inferred) in &report.inferred_directions {
+        note!(
+            "{metric}: {} (inferred from {}; `modelwatch metrics define {metric}` overrides)",
+            inferred.direction.as_str().replace('_', " "),
+            inferred.reason
+        );
+    }
     if !report.undeclared_custom_metrics.is_empty() {
         let names: Vec<&str> = report
             .undeclared_custom_metrics
