@@ -179,7 +179,7 @@ pub struct NotificationOut {
     /// pending, delivered, failed (a real failure) or skipped (held back because the
     /// alert was acknowledged, resolved or silenced before sending)
     pub status: String,
-    /// Attempts so far.
+    /// Sends made so far (a send whose sender died before recording it is not counted).
     pub attempts: u32,
     /// Sent to receivers as `X-Modelwatch-Delivery` (webhooks) or the incident key.
     pub dedup_key: String,

@@ -32,6 +32,16 @@ impl DeliveryError {
         }
     }
 
+    /// Whether the attempt put something on the wire (or tried to): what counts as one of
+    /// a row's attempts. A message that could not be built, or a channel that is not
+    /// configured, was never sent.
+    pub fn was_sent(&self) -> bool {
+        !matches!(
+            self,
+            DeliveryError::Build(_) | DeliveryError::UnknownChannel(_)
+        )
+    }
+
     /// The receiver's answer, trimmed so a chatty error page does not fill the store.
     pub fn status(status: u16, body: &str) -> DeliveryError {
         let mut body: String = body.trim().chars().take(300).collect();

@@ -10,23 +10,11 @@ use modelwatch_core::Timestamp;
 use crate::config::DeliveryPolicy;
 use crate::error::DeliveryError;
 
-/// How a delivery attempt ends for the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Delivered,
-    Retry {
-        error: String,
-        retry_at: Timestamp,
-    },
-    /// A real failure: refused, or retries exhausted.
-    Failed {
-        error: String,
-    },
-    /// Held back on purpose (acknowledged, resolved or silenced before it was due).
-    Skipped {
-        reason: String,
-    },
-}
+/// How a claim ends for the outbox: the store's own type, so what the worker decides is
+/// what the store records (`Failed` is a real failure: refused, or retries exhausted;
+/// `Skipped` held back on purpose; only a result that says a send was made counts an
+/// attempt).
+pub use modelwatch_store::alerts::DeliveryResult as Outcome;
 
 /// The delay before retry number `attempt` (1 = the first retry): `initial · 2^(attempt-1)`
 /// capped at `max`, of which the upper half is scaled by `jitter` ∈ [0, 1) ("equal
@@ -42,7 +30,7 @@ pub fn backoff(policy: &DeliveryPolicy, attempt: u32, jitter: f64) -> Duration {
     half + half.mul_f64(jitter.clamp(0.0, 1.0))
 }
 
-/// What to record after attempt number `attempts` failed with `error`.
+/// What to record after send number `attempts` (this one included) failed with `error`.
 pub fn after_failure(
     policy: &DeliveryPolicy,
     attempts: u32,
@@ -51,19 +39,23 @@ pub fn after_failure(
     jitter: f64,
 ) -> Outcome {
     let error_text = error.to_string();
+    let sent = error.was_sent();
     if !error.is_retryable() {
         return Outcome::Failed {
             error: format!("{error_text} (not retried)"),
+            sent,
         };
     }
     if attempts >= policy.max_attempts {
         return Outcome::Failed {
             error: format!("{error_text} (gave up after {attempts} attempts)"),
+            sent,
         };
     }
     Outcome::Retry {
         error: error_text,
         retry_at: now.saturating_add(backoff(policy, attempts, jitter)),
+        sent,
     }
 }
 
@@ -193,10 +185,11 @@ mod tests {
             after_failure(&p, 1, &down, at(0), 0.0),
             Outcome::Retry {
                 error: "cannot reach the receiver: connection refused".into(),
-                retry_at: at(5)
+                retry_at: at(5),
+                sent: true,
             }
         );
-        let Outcome::Failed { error } = after_failure(&p, 4, &down, at(0), 0.0) else {
+        let Outcome::Failed { error, sent: true } = after_failure(&p, 4, &down, at(0), 0.0) else {
             panic!("fails at the limit")
         };
         assert!(error.contains("connection refused") && error.contains("4 attempts"));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use modelwatch_core::alerting::{Alert, AlertId, Silence};
 use modelwatch_core::Timestamp;
-use modelwatch_store::alerts::{DeliveryResult, Notification};
+use modelwatch_store::alerts::{ClaimChannels, Notification};
 use modelwatch_store::AlertStore;
 
 use crate::schedule::Outcome;
@@ -50,11 +50,12 @@ impl Outbox for StoreOutbox {
         owner: &str,
         now: Timestamp,
         lease: Duration,
+        channels: ClaimChannels<'_>,
         limit: usize,
     ) -> Result<Vec<Delivery>, OutboxError> {
         let rows = self
             .store
-            .claim_notifications(owner, now, lease, limit)
+            .claim_notifications(owner, now, lease, channels, limit)
             .await
             .map_err(store_error)?;
         Ok(rows.into_iter().map(delivery).collect())
@@ -67,14 +68,8 @@ impl Outbox for StoreOutbox {
         outcome: Outcome,
         now: Timestamp,
     ) -> Result<bool, OutboxError> {
-        let result = match outcome {
-            Outcome::Delivered => DeliveryResult::Delivered,
-            Outcome::Retry { error, retry_at } => DeliveryResult::Retry { error, retry_at },
-            Outcome::Failed { error } => DeliveryResult::Failed { error },
-            Outcome::Skipped { reason } => DeliveryResult::Skipped { reason },
-        };
         self.store
-            .finish_notification(id, owner, result, now)
+            .finish_notification(id, owner, outcome, now)
             .await
             .map_err(store_error)
     }

@@ -13,6 +13,12 @@
 //!   between the receiver taking the request and the store's write sends that one row
 //!   again — under the same key: PagerDuty and Alertmanager collapse it, webhooks carry
 //!   it as `X-Modelwatch-Delivery`);
+//! - an attempt is a send: a claim counts none, rows that cannot be sent before their
+//!   lease ends are given back unsent, and a worker that dies records nothing, so a row
+//!   is failed only after `max_attempts` real sends (issue 15);
+//! - a worker leases per channel only what that channel can send within one lease (each
+//!   send taking its whole time-out), and claims for a channel again only once its
+//!   previous rows are done: a backlog of thousands waits in the outbox, not in leases;
 //! - channels are delivered concurrently and every call has a timeout, so a dead or slow
 //!   receiver delays only its own channel;
 //! - a firing notification is not sent when, by the time it is due, its alert has been
@@ -29,6 +35,7 @@ use modelwatch_core::alerting::{
     muting_silence, Alert, AlertId, AlertStatus, NotificationEvent, Silence,
 };
 use modelwatch_core::Timestamp;
+use modelwatch_store::alerts::ClaimChannels;
 
 use crate::channels::Sender;
 use crate::config::{ChannelConfig, NotifyConfig};
@@ -46,7 +53,7 @@ pub struct Delivery {
     /// JSON written with the row: the alert as of the event.
     pub payload: String,
     pub dedup_key: String,
-    /// Attempts so far, this claim included.
+    /// Sends recorded so far, before this claim (a claim is not an attempt).
     pub attempts: u32,
     pub created_at: Timestamp,
     pub lease_until: Option<Timestamp>,
@@ -59,16 +66,18 @@ pub struct OutboxError(pub Box<dyn std::error::Error + Send + Sync>);
 /// What the worker needs from the store.
 #[async_trait]
 pub trait Outbox: Send + Sync + fmt::Debug {
-    /// Leases up to `limit` due pending rows to `owner` until `now + lease`, counting an
-    /// attempt on each.
+    /// Leases up to `limit` due pending rows of `channels` to `owner` until
+    /// `now + lease`. A claim counts no attempt.
     async fn claim(
         &self,
         owner: &str,
         now: Timestamp,
         lease: Duration,
+        channels: ClaimChannels<'_>,
         limit: usize,
     ) -> Result<Vec<Delivery>, OutboxError>;
-    /// Records an attempt's end; `false` when `owner` no longer holds the lease.
+    /// Records how a claim ended, counting an attempt when a send was made
+    /// ([`Outcome::sent`]); `false` when `owner` no longer holds the lease.
     async fn finish(
         &self,
         id: i64,
@@ -100,6 +109,8 @@ pub struct PassReport {
     pub retried: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Claimed but given back unsent: their leases would have ended before a send could.
+    pub released: usize,
     /// Messages actually sent (a digest is one).
     pub messages: usize,
 }
@@ -111,22 +122,37 @@ impl PassReport {
         self.retried += other.retried;
         self.failed += other.failed;
         self.skipped += other.skipped;
+        self.released += other.released;
         self.messages += other.messages;
     }
 }
 
-/// Rows a pass claims at most; the rest wait for the next pass.
+/// Rows one claim takes at most: for a channel that digests, what one message lists.
 const CLAIM_LIMIT: usize = 200;
 
 /// A send must end at least this long before its row's lease does: room to record the
 /// outcome, and for the clocks of servers sharing one outbox to differ a little.
 const LEASE_MARGIN: Duration = Duration::from_millis(500);
 
+/// What a send costs beyond its receiver's answer (reading the alert, recording the
+/// outcome), in the budget of sends that fit one lease.
+const SEND_OVERHEAD: Duration = Duration::from_millis(100);
+
+/// Who a claim is for: one configured channel, or the rows of channels this worker does
+/// not know (failed at once: there is nowhere to send them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Lane {
+    Channel(String),
+    Unknown,
+}
+
 pub struct Worker {
     outbox: Arc<dyn Outbox>,
     sender: Sender,
     config: Arc<NotifyConfig>,
     owner: String,
+    /// The configured channels' names, for the claim of everything else.
+    channel_names: Vec<String>,
     limiters: Mutex<HashMap<String, RateLimiter>>,
     /// One delivery at a time per channel: keeps its rate limit and event order.
     channel_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
@@ -155,6 +181,27 @@ fn random_jitter() -> f64 {
     }
 }
 
+/// How many sends to `channel` surely fit in one lease, one after another, each taking
+/// its whole time-out: at least one (validation keeps the lease at three time-outs).
+fn sends_per_lease(lease: Duration, channel: &ChannelConfig) -> usize {
+    let budget = lease.saturating_sub(LEASE_MARGIN).as_millis();
+    let per_send = (channel.timeout + SEND_OVERHEAD).as_millis().max(1);
+    usize::try_from(budget / per_send)
+        .unwrap_or(usize::MAX)
+        .max(1)
+}
+
+/// Rows to lease for `channel` at once: what its sends within one lease can carry — one
+/// row a send, or for a channel that digests, up to [`CLAIM_LIMIT`] (they go as one
+/// message). Rows planned beyond that are given back unsent.
+fn claim_limit(lease: Duration, channel: &ChannelConfig) -> usize {
+    if channel.kind.digests() {
+        CLAIM_LIMIT
+    } else {
+        sends_per_lease(lease, channel).min(CLAIM_LIMIT)
+    }
+}
+
 impl Worker {
     /// `owner` names this worker in leases (host and pid, say): two workers must differ.
     pub fn new(
@@ -176,6 +223,7 @@ impl Worker {
                 .iter()
                 .map(|n| (n.clone(), Arc::new(ChannelCounters::default())))
                 .collect(),
+            channel_names: names,
             config,
             jitter: Box::new(random_jitter),
         })
@@ -191,26 +239,89 @@ impl Worker {
         &self.counters
     }
 
-    /// One pass at `now`: claim what is due, deliver every channel concurrently, wait for
-    /// all of them (each bounded by its timeouts). `modelwatch notify --once` is this.
-    pub async fn run_once(self: &Arc<Self>, now: Timestamp) -> Result<PassReport, OutboxError> {
-        let claimed_at = std::time::Instant::now();
+    fn lanes(&self) -> impl Iterator<Item = Lane> + '_ {
+        self.channel_names
+            .iter()
+            .map(|name| Lane::Channel(name.clone()))
+            .chain([Lane::Unknown])
+    }
+
+    /// Leases what `lane` can send within one lease; also says whether that was all it
+    /// could take (more may be due).
+    async fn claim(
+        &self,
+        lane: &Lane,
+        now: Timestamp,
+    ) -> Result<(Vec<Delivery>, bool), OutboxError> {
+        let lease = self.config.policy.lease;
+        let (channels, limit) = match lane {
+            Lane::Channel(name) => {
+                let Some(channel) = self.config.channel(name) else {
+                    return Ok((Vec::new(), false));
+                };
+                (ClaimChannels::Only(name), claim_limit(lease, channel))
+            }
+            Lane::Unknown => (ClaimChannels::AllBut(&self.channel_names), CLAIM_LIMIT),
+        };
         let rows = self
             .outbox
-            .claim(&self.owner, now, self.config.policy.lease, CLAIM_LIMIT)
+            .claim(&self.owner, now, lease, channels, limit)
             .await?;
-        let mut report = PassReport {
-            claimed: rows.len(),
-            ..PassReport::default()
-        };
+        let full = rows.len() >= limit;
+        Ok((rows, full))
+    }
+
+    /// Delivers one lane's claimed rows.
+    async fn deliver(
+        &self,
+        lane: &Lane,
+        rows: Vec<Delivery>,
+        now: Timestamp,
+        claimed_at: std::time::Instant,
+    ) -> Result<PassReport, OutboxError> {
+        match lane {
+            Lane::Channel(name) => self.deliver_channel(name, rows, now, claimed_at).await,
+            Lane::Unknown => self.fail_unknown(rows, now).await,
+        }
+    }
+
+    /// Works through one lane's backlog: claims, delivers, and claims again at once while
+    /// claims come back full, until the lane is drained or `shutdown` turns true.
+    async fn drain(
+        &self,
+        lane: &Lane,
+        clock: &(dyn Fn() -> Timestamp + Send + Sync),
+        shutdown: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), OutboxError> {
+        loop {
+            let now = clock();
+            let claimed_at = std::time::Instant::now();
+            let (rows, full) = self.claim(lane, now).await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            self.deliver(lane, rows, now, claimed_at).await?;
+            if !full || *shutdown.borrow() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One pass at `now`: claim what is due for every channel (once), deliver every
+    /// channel concurrently, wait for all of them (each bounded by its timeouts).
+    /// `modelwatch notify --once` is this.
+    pub async fn run_once(self: &Arc<Self>, now: Timestamp) -> Result<PassReport, OutboxError> {
+        let mut report = PassReport::default();
         let mut tasks = tokio::task::JoinSet::new();
-        for (channel, rows) in by_channel(rows) {
+        for lane in self.lanes() {
+            let claimed_at = std::time::Instant::now();
+            let (rows, _) = self.claim(&lane, now).await?;
+            if rows.is_empty() {
+                continue;
+            }
+            report.claimed += rows.len();
             let worker = Arc::clone(self);
-            tasks.spawn(async move {
-                worker
-                    .deliver_channel(&channel, rows, now, claimed_at)
-                    .await
-            });
+            tasks.spawn(async move { worker.deliver(&lane, rows, now, claimed_at).await });
         }
         while let Some(done) = tasks.join_next().await {
             match done {
@@ -224,49 +335,53 @@ impl Worker {
         Ok(report)
     }
 
-    /// Runs passes every poll interval until `shutdown` turns true. A pass does not wait
-    /// for slow channels: each channel's deliveries run as their own task, serialised per
-    /// channel, so a hanging receiver never delays the others or the next pass.
+    /// Every poll interval, starts a task for each channel that has none running, which
+    /// works through that channel's backlog a lease's worth at a time, until `shutdown`
+    /// turns true. A slow or hanging receiver delays only its own channel and holds no
+    /// more rows than it can send within a lease; a fast one drains a backlog without
+    /// waiting for the next tick.
     pub async fn run(
         self: Arc<Self>,
         clock: impl Fn() -> Timestamp + Send + Sync + 'static,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
+        let clock: Arc<dyn Fn() -> Timestamp + Send + Sync> = Arc::new(clock);
         let mut tick = tokio::time::interval(self.config.policy.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tasks = tokio::task::JoinSet::new();
+        let mut busy: HashMap<tokio::task::Id, Lane> = HashMap::new();
+        let mut stop = shutdown.clone();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = shutdown.changed() => {}
+                _ = stop.changed() => {}
             }
-            if *shutdown.borrow() {
+            if *stop.borrow() {
                 break;
             }
-            while tasks.try_join_next().is_some() {}
-            let now = clock();
-            let claimed_at = std::time::Instant::now();
-            let rows = match self
-                .outbox
-                .claim(&self.owner, now, self.config.policy.lease, CLAIM_LIMIT)
-                .await
-            {
-                Ok(rows) => rows,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot claim notifications; trying again next tick");
+            while let Some(done) = tasks.try_join_next_with_id() {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(error) => {
+                        tracing::error!(%error, "notification task panicked");
+                        error.id()
+                    }
+                };
+                busy.remove(&id);
+            }
+            for lane in self.lanes() {
+                if busy.values().any(|b| *b == lane) {
                     continue;
                 }
-            };
-            for (channel, rows) in by_channel(rows) {
                 let worker = Arc::clone(&self);
-                tasks.spawn(async move {
-                    if let Err(error) = worker
-                        .deliver_channel(&channel, rows, now, claimed_at)
-                        .await
-                    {
-                        tracing::warn!(%error, channel, "cannot record a notification outcome");
+                let (clock, shutdown) = (Arc::clone(&clock), shutdown.clone());
+                let task_lane = lane.clone();
+                let handle = tasks.spawn(async move {
+                    if let Err(error) = worker.drain(&task_lane, &*clock, &shutdown).await {
+                        tracing::warn!(%error, "cannot claim notifications or record an outcome; trying again next tick");
                     }
                 });
+                busy.insert(handle.id(), lane);
             }
         }
         // Let in-flight sends finish (each is bounded by its timeout) so their outcomes
@@ -301,11 +416,12 @@ impl Worker {
                 count(|c| &c.skipped);
                 tracing::debug!(channel = row.channel, alert_id = %row.alert_id, reason, "notification skipped");
             }
-            Outcome::Failed { error } => {
+            Outcome::Failed { error, .. } => {
                 report.failed += 1;
                 count(|c| &c.failed);
                 tracing::warn!(channel = row.channel, alert_id = %row.alert_id, error, "notification failed for good");
             }
+            Outcome::Released => report.released += 1,
         }
         if !self
             .outbox
@@ -320,6 +436,23 @@ impl Worker {
         Ok(())
     }
 
+    /// Rows of a channel this worker does not know: nothing to send them with.
+    async fn fail_unknown(
+        &self,
+        rows: Vec<Delivery>,
+        now: Timestamp,
+    ) -> Result<PassReport, OutboxError> {
+        let mut report = PassReport::default();
+        for row in &rows {
+            let outcome = Outcome::Failed {
+                error: DeliveryError::UnknownChannel(row.channel.clone()).to_string(),
+                sent: false,
+            };
+            self.finish(row, outcome, now, &mut report).await?;
+        }
+        Ok(report)
+    }
+
     /// `now` is the time the rows were claimed at, `claimed_at` the same moment on the
     /// monotonic clock: their leases are measured from it.
     async fn deliver_channel(
@@ -331,14 +464,7 @@ impl Worker {
     ) -> Result<PassReport, OutboxError> {
         let mut report = PassReport::default();
         let Some(channel) = self.config.channel(channel_name) else {
-            let error = DeliveryError::UnknownChannel(channel_name.to_owned()).to_string();
-            for row in &rows {
-                let outcome = Outcome::Failed {
-                    error: error.clone(),
-                };
-                self.finish(row, outcome, now, &mut report).await?;
-            }
-            return Ok(report);
+            return self.fail_unknown(rows, now).await;
         };
         let lock = self.channel_locks.get(channel_name).cloned();
         let _serial = match &lock {
@@ -357,15 +483,12 @@ impl Worker {
             })
         };
         // Waiting for the channel may have eaten into the lease: a row whose lease ends
-        // before a send could finish is left alone; it is claimed again later.
+        // before a send could finish is given back unsent, for the next claim.
         let (rows, stale): (Vec<Delivery>, Vec<Delivery>) =
             rows.into_iter().partition(|row| fits_lease(row));
-        if !stale.is_empty() {
-            tracing::debug!(
-                channel = channel_name,
-                rows = stale.len(),
-                "leases ran out while waiting"
-            );
+        for row in &stale {
+            self.finish(row, Outcome::Released, now, &mut report)
+                .await?;
         }
         let silences = self.outbox.silences(now).await?;
         let mut sendable: Vec<(Delivery, AlertMessage)> = Vec::new();
@@ -384,14 +507,13 @@ impl Worker {
         );
         for group in &plan.messages {
             // Sends within a channel are serialised, so a long batch can outlive its
-            // leases; what could no longer finish in time goes back to the outbox when
-            // its lease runs out, for whichever worker claims it then.
+            // leases: what could no longer finish in time is given back unsent, for
+            // whichever worker claims it next. No attempt is counted for it.
             if !group.iter().all(|&i| fits_lease(&sendable[i].0)) {
-                tracing::debug!(
-                    channel = channel_name,
-                    rows = group.len(),
-                    "lease too short for another send; left for the next claim"
-                );
+                for &i in group {
+                    self.finish(&sendable[i].0, Outcome::Released, now, &mut report)
+                        .await?;
+                }
                 continue;
             }
             let messages: Vec<AlertMessage> =
@@ -410,7 +532,7 @@ impl Worker {
                     Ok(()) => Outcome::Delivered,
                     Err(error) => after_failure(
                         &self.config.policy,
-                        row.attempts,
+                        row.attempts.saturating_add(1),
                         error,
                         now,
                         (self.jitter)(),
@@ -432,6 +554,7 @@ impl Worker {
                         channel.max_per_minute
                     ),
                     retry_at,
+                    sent: false,
                 };
                 self.finish(&sendable[i].0, outcome, now, &mut report)
                     .await?;
@@ -461,6 +584,7 @@ impl Worker {
         let Some(current) = self.outbox.alert(&row.alert_id).await? else {
             return Ok(Err(Outcome::Failed {
                 error: format!("alert {} no longer exists", row.alert_id),
+                sent: false,
             }));
         };
         if let Some(reason) = skip_reason(row.event, &current, silences, now) {
@@ -517,12 +641,4 @@ pub fn read_payload(payload: &str) -> Option<Alert> {
     let value = serde_json::from_str::<serde_json::Value>(payload).ok()?;
     let alert_value = value.get("alert").cloned().unwrap_or(value);
     serde_json::from_value(alert_value).ok()
-}
-
-fn by_channel(rows: Vec<Delivery>) -> BTreeMap<String, Vec<Delivery>> {
-    let mut groups: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
-    for row in rows {
-        groups.entry(row.channel.clone()).or_default().push(row);
-    }
-    groups
 }

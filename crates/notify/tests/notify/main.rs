@@ -2,6 +2,7 @@
 //! receiver, and the delivery worker's retry, digest, rate-limit and skip behaviour.
 #![allow(clippy::unwrap_used)]
 
+mod faults;
 mod receivers;
 mod support;
 mod worker;

@@ -12,8 +12,8 @@ use modelwatch_core::alerting::{
 use modelwatch_core::{Metric, ModelName, TimeRange, Timestamp, Version};
 
 use super::{
-    AlertCommit, AlertStore, AlertWriteGuarded, CommitOutcome, DeliveryResult, DeliveryStatus,
-    NewNotification, NotificationFilter, StateWrite,
+    AlertCommit, AlertStore, AlertWriteGuarded, ClaimChannels, CommitOutcome, DeliveryResult,
+    DeliveryStatus, NewNotification, NotificationFilter, StateWrite,
 };
 use crate::StoreError;
 
@@ -496,22 +496,22 @@ pub async fn claims_lease_rows_and_only_the_holder_finishes_them(store: &dyn Ale
 
     assert!(
         store
-            .claim_notifications("w1", at(999), lease, 10)
+            .claim_notifications("w1", at(999), lease, ClaimChannels::ANY, 10)
             .await
             .unwrap()
             .is_empty(),
         "not due before created"
     );
     let claimed = store
-        .claim_notifications("w1", at(2_000), lease, 1)
+        .claim_notifications("w1", at(2_000), lease, ClaimChannels::ANY, 1)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].attempts, 1);
+    assert_eq!(claimed[0].attempts, 0, "a claim is not an attempt");
     assert_eq!(claimed[0].lease_owner.as_deref(), Some("w1"));
     assert_eq!(claimed[0].lease_until, Some(at(32_000)));
     let second = store
-        .claim_notifications("w2", at(2_000), lease, 10)
+        .claim_notifications("w2", at(2_000), lease, ClaimChannels::ANY, 10)
         .await
         .unwrap();
     assert_eq!(second.len(), 1, "a leased row is not claimed twice");
@@ -529,6 +529,7 @@ pub async fn claims_lease_rows_and_only_the_holder_finishes_them(store: &dyn Ale
     let retry = DeliveryResult::Retry {
         error: "timeout".into(),
         retry_at: at(60_000),
+        sent: true,
     };
     assert!(store
         .finish_notification(second[0].id, "w2", retry, at(3_000))
@@ -536,35 +537,36 @@ pub async fn claims_lease_rows_and_only_the_holder_finishes_them(store: &dyn Ale
         .unwrap());
     assert!(
         store
-            .claim_notifications("w1", at(59_999), lease, 10)
+            .claim_notifications("w1", at(59_999), lease, ClaimChannels::ANY, 10)
             .await
             .unwrap()
             .is_empty(),
         "back-off respected"
     );
     let again = store
-        .claim_notifications("w1", at(60_000), lease, 10)
+        .claim_notifications("w1", at(60_000), lease, ClaimChannels::ANY, 10)
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
-    assert_eq!(again[0].attempts, 2);
+    assert_eq!(again[0].attempts, 1, "the failed send counted");
     assert_eq!(again[0].last_error.as_deref(), Some("timeout"));
     assert_eq!(again[0].finished_at, None, "a retry is not an end");
 
     // w1 dies holding the lease; once it expires, w3 takes the row over and w1's late
     // report is refused.
     let taken = store
-        .claim_notifications("w3", at(90_000), lease, 10)
+        .claim_notifications("w3", at(90_000), lease, ClaimChannels::ANY, 10)
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
-    assert_eq!(taken[0].attempts, 3);
+    assert_eq!(taken[0].attempts, 1, "w1 recorded no send");
     assert!(!store
         .finish_notification(taken[0].id, "w1", DeliveryResult::Delivered, at(91_000))
         .await
         .unwrap());
     let failed = DeliveryResult::Failed {
         error: "410 gone".into(),
+        sent: true,
     };
     assert!(store
         .finish_notification(taken[0].id, "w3", failed, at(91_000))
@@ -581,6 +583,7 @@ pub async fn claims_lease_rows_and_only_the_holder_finishes_them(store: &dyn Ale
     assert_eq!(rows[0].lease_owner, None);
     assert_eq!(rows[1].status, DeliveryStatus::Failed);
     assert_eq!(rows[1].last_error.as_deref(), Some("410 gone"));
+    assert_eq!((rows[0].attempts, rows[1].attempts), (1, 2));
     // Failed when w3 said so, not when its last attempt was due (60,000).
     assert_eq!(
         (rows[1].next_attempt_at, rows[1].finished_at),
@@ -594,6 +597,107 @@ pub async fn claims_lease_rows_and_only_the_holder_finishes_them(store: &dyn Ale
     ));
 }
 
+/// Attempts count sends, not claims: a row claimed and given back, claimed by a worker
+/// that died, or held back by a rate limit has used none of its attempts (issue 15: rows
+/// failed after one real request). Claims take one channel, or every channel but some.
+pub async fn only_sends_count_as_attempts_and_claims_take_channels(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let a = alert(1, &r, "v1", 1_000);
+    store.commit(vec![firing(&r, &a, 0)]).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let only = |channel| ClaimChannels::Only(channel);
+
+    assert!(store
+        .claim_notifications("w1", at(2_000), lease, only("pager"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let ops = store
+        .claim_notifications("w1", at(2_000), lease, only("ops"), 10)
+        .await
+        .unwrap();
+    assert_eq!(ops.len(), 1);
+    assert_eq!(ops[0].channel, "ops");
+    let others = ["ops".to_owned()];
+    let slack = store
+        .claim_notifications("w1", at(2_000), lease, ClaimChannels::AllBut(&others), 10)
+        .await
+        .unwrap();
+    assert_eq!(slack.len(), 1);
+    assert_eq!(slack[0].channel, "slack");
+
+    // Given back: claimable again at once, nothing counted, nothing else changed.
+    assert!(store
+        .finish_notification(ops[0].id, "w1", DeliveryResult::Released, at(2_500))
+        .await
+        .unwrap());
+    // Held back by a rate limit: a retry without a send.
+    let held = DeliveryResult::Retry {
+        error: "rate limited".into(),
+        retry_at: at(3_000),
+        sent: false,
+    };
+    assert!(store
+        .finish_notification(slack[0].id, "w1", held, at(2_500))
+        .await
+        .unwrap());
+    // A worker dies holding the lease of `ops` five times over.
+    let mut now = 2_500;
+    for _ in 0..5 {
+        let claimed = store
+            .claim_notifications("dead", at(now), lease, only("ops"), 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].attempts, 0);
+        now += 30_000;
+    }
+    let rows = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    assert!(rows.iter().all(|n| n.attempts == 0), "{rows:?}");
+    let slack_row = rows.iter().find(|n| n.channel == "slack").unwrap();
+    assert_eq!(slack_row.last_error.as_deref(), Some("rate limited"));
+    let ops_row = rows.iter().find(|n| n.channel == "ops").unwrap();
+    assert_eq!(
+        (ops_row.status, ops_row.last_error.as_deref()),
+        (DeliveryStatus::Pending, None)
+    );
+
+    // Two sends that failed, then one that went through: three attempts.
+    for sent in 0..3 {
+        let claimed = store
+            .claim_notifications("w2", at(now), lease, only("ops"), 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed[0].attempts, sent);
+        let result = if sent < 2 {
+            DeliveryResult::Retry {
+                error: "HTTP 500".into(),
+                retry_at: at(now),
+                sent: true,
+            }
+        } else {
+            DeliveryResult::Delivered
+        };
+        assert!(store
+            .finish_notification(claimed[0].id, "w2", result, at(now))
+            .await
+            .unwrap());
+    }
+    let rows = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    let ops_row = rows.iter().find(|n| n.channel == "ops").unwrap();
+    assert_eq!(
+        (ops_row.status, ops_row.attempts),
+        (DeliveryStatus::Delivered, 3)
+    );
+}
+
 pub async fn skipped_rows_are_kept_apart_from_failures(store: &dyn AlertStore) {
     let r = rule(1, "fraud");
     store.insert_rule(r.clone()).await.unwrap();
@@ -601,7 +705,7 @@ pub async fn skipped_rows_are_kept_apart_from_failures(store: &dyn AlertStore) {
     store.commit(vec![firing(&r, &a, 0)]).await.unwrap();
     let lease = Duration::from_secs(30);
     let claimed = store
-        .claim_notifications("w1", at(2_000), lease, 10)
+        .claim_notifications("w1", at(2_000), lease, ClaimChannels::ANY, 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);
@@ -614,6 +718,7 @@ pub async fn skipped_rows_are_kept_apart_from_failures(store: &dyn AlertStore) {
         .unwrap());
     let failed = DeliveryResult::Failed {
         error: "410 gone".into(),
+        sent: true,
     };
     assert!(store
         .finish_notification(claimed[1].id, "w1", failed, at(4_000))
@@ -654,7 +759,7 @@ pub async fn skipped_rows_are_kept_apart_from_failures(store: &dyn AlertStore) {
     );
     // Settled either way: neither is claimed again, even long after.
     assert!(store
-        .claim_notifications("w2", at(10_000_000), lease, 10)
+        .claim_notifications("w2", at(10_000_000), lease, ClaimChannels::ANY, 10)
         .await
         .unwrap()
         .is_empty());
@@ -679,7 +784,7 @@ pub async fn finished_notifications_before_a_cutoff_are_deleted(store: &dyn Aler
 
     // The six early rows, all due at 1,000, oldest first.
     let claimed = store
-        .claim_notifications("w1", at(2_000), lease, 6)
+        .claim_notifications("w1", at(2_000), lease, ClaimChannels::ANY, 6)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 6);
@@ -687,6 +792,7 @@ pub async fn finished_notifications_before_a_cutoff_are_deleted(store: &dyn Aler
     let finish = |id, result, ms| store.finish_notification(id, "w1", result, at(ms));
     let failed = || DeliveryResult::Failed {
         error: "410 gone".into(),
+        sent: true,
     };
     let skipped = || DeliveryResult::Skipped {
         reason: "acknowledged".into(),
@@ -701,7 +807,7 @@ pub async fn finished_notifications_before_a_cutoff_are_deleted(store: &dyn Aler
     assert!(finish(id(4), failed(), 75_000).await.unwrap());
     assert!(finish(id(5), skipped(), 75_000).await.unwrap());
     let delivered_late = store
-        .claim_notifications("w2", at(60_000), lease, 1)
+        .claim_notifications("w2", at(60_000), lease, ClaimChannels::ANY, 1)
         .await
         .unwrap();
     assert_eq!(delivered_late.len(), 1);
@@ -939,7 +1045,13 @@ async fn populated() -> crate::MemoryStore {
         .await
         .unwrap();
     let claimed = store
-        .claim_notifications("w1", at(8_000), Duration::from_secs(60), 3)
+        .claim_notifications(
+            "w1",
+            at(8_000),
+            Duration::from_secs(60),
+            ClaimChannels::ANY,
+            3,
+        )
         .await
         .unwrap();
     let (delivered, failed) = (claimed[0].id, claimed[1].id);
@@ -949,6 +1061,7 @@ async fn populated() -> crate::MemoryStore {
             failed,
             DeliveryResult::Failed {
                 error: "410 gone".into(),
+                sent: true,
             },
         ),
     ];
@@ -1016,6 +1129,7 @@ macro_rules! alert_conformance_suite {
                 alerts_are_listed_filtered_and_newest_first,
                 silences_round_trip_and_expire,
                 claims_lease_rows_and_only_the_holder_finishes_them,
+                only_sends_count_as_attempts_and_claims_take_channels,
                 exported_rows_import_as_they_are_and_only_once,
                 skipped_rows_are_kept_apart_from_failures,
                 recent_notifications_are_newest_first_filtered_and_limited,

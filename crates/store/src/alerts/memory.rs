@@ -11,8 +11,8 @@ use modelwatch_core::alerting::{
 use modelwatch_core::{ModelName, Timestamp, Version};
 
 use super::{
-    lease_end, newest_first, AlertCommit, AlertStore, AlertingRows, CommitOutcome, DeliveryResult,
-    DeliveryStatus, Notification, NotificationFilter, StoredState,
+    lease_end, newest_first, AlertCommit, AlertStore, AlertingRows, ClaimChannels, CommitOutcome,
+    DeliveryResult, DeliveryStatus, Notification, NotificationFilter, StoredState,
 };
 use crate::{MemoryStore, StoreError};
 
@@ -276,11 +276,14 @@ impl AlertStore for MemoryStore {
         owner: &str,
         now: Timestamp,
         lease: Duration,
+        channels: ClaimChannels<'_>,
         limit: usize,
     ) -> Result<Vec<Notification>, StoreError> {
         let mut tables = self.tables()?;
         let mut due: Vec<usize> = (0..tables.outbox.len())
-            .filter(|&i| tables.outbox[i].claimable(now))
+            .filter(|&i| {
+                tables.outbox[i].claimable(now) && channels.matches(&tables.outbox[i].channel)
+            })
             .collect();
         due.sort_by_key(|&i| (tables.outbox[i].next_attempt_at, tables.outbox[i].id));
         due.truncate(limit);
@@ -291,7 +294,6 @@ impl AlertStore for MemoryStore {
                 let row = &mut tables.outbox[i];
                 row.lease_owner = Some(owner.to_owned());
                 row.lease_until = Some(until);
-                row.attempts = row.attempts.saturating_add(1);
                 row.clone()
             })
             .collect())
@@ -316,16 +318,22 @@ impl AlertStore for MemoryStore {
         }
         row.lease_owner = None;
         row.lease_until = None;
+        if result.sent() {
+            row.attempts = row.attempts.saturating_add(1);
+        }
         match result {
             DeliveryResult::Delivered => {
                 row.status = DeliveryStatus::Delivered;
                 row.delivered_at = Some(now);
             }
-            DeliveryResult::Retry { error, retry_at } => {
+            DeliveryResult::Retry {
+                error, retry_at, ..
+            } => {
                 row.last_error = Some(error);
                 row.next_attempt_at = retry_at;
             }
-            DeliveryResult::Failed { error } => {
+            DeliveryResult::Released => {}
+            DeliveryResult::Failed { error, .. } => {
                 row.status = DeliveryStatus::Failed;
                 row.last_error = Some(error);
             }

@@ -142,7 +142,9 @@ pub struct Notification {
     pub payload: String,
     pub dedup_key: String,
     pub status: DeliveryStatus,
-    /// Claims so far (a claim is an attempt, so a worker dying mid-delivery still counts).
+    /// Sends made so far, as their senders recorded them: a claim alone is no attempt,
+    /// and a send whose sender died before recording it is not counted, so a row fails
+    /// only after `max_attempts` sends a receiver could have seen.
     pub attempts: u32,
     pub next_attempt_at: Timestamp,
     /// The last attempt's error; for a `skipped` row, why it was held back.
@@ -186,23 +188,64 @@ impl Notification {
     }
 }
 
-/// How a delivery attempt ended, reported by the lease holder.
+/// How a claim ended, reported by the lease holder. A result that says a send was made
+/// (`Delivered`, or `sent: true`) counts one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryResult {
     Delivered,
-    /// Try again at `retry_at`.
+    /// Try again at `retry_at`; `sent` when a send failed, not when it was held back (by
+    /// a rate limit, say).
     Retry {
         error: String,
         retry_at: Timestamp,
+        sent: bool,
     },
-    /// Give up for good.
+    /// Give up for good; `sent` when a send was refused or was the last one allowed,
+    /// not when there was nothing to send (the alert is gone, the channel unknown).
     Failed {
         error: String,
+        sent: bool,
     },
     /// Not sent, on purpose; `reason` is kept in `last_error`.
     Skipped {
         reason: String,
     },
+    /// Not sent, not even tried: the lease is given back and the row is claimable again
+    /// at once (its lease would have run out before a send could finish).
+    Released,
+}
+
+impl DeliveryResult {
+    /// Whether this result records a send, i.e. counts an attempt.
+    pub fn sent(&self) -> bool {
+        match self {
+            DeliveryResult::Delivered => true,
+            DeliveryResult::Retry { sent, .. } | DeliveryResult::Failed { sent, .. } => *sent,
+            DeliveryResult::Skipped { .. } | DeliveryResult::Released => false,
+        }
+    }
+}
+
+/// Which rows a claim may take, by channel: one worker claims each channel it knows
+/// within what it can send before the lease ends, and the rows of channels it does not
+/// know apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimChannels<'a> {
+    /// Rows of this channel.
+    Only(&'a str),
+    /// Rows of every channel but these (`AllBut(&[])`: every row).
+    AllBut(&'a [String]),
+}
+
+impl ClaimChannels<'_> {
+    pub const ANY: ClaimChannels<'static> = ClaimChannels::AllBut(&[]);
+
+    pub fn matches(&self, channel: &str) -> bool {
+        match self {
+            ClaimChannels::Only(only) => *only == channel,
+            ClaimChannels::AllBut(others) => !others.iter().any(|c| c == channel),
+        }
+    }
 }
 
 /// Narrows the outbox listing; `None` matches everything.
@@ -302,18 +345,23 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
         ends_after: Option<Timestamp>,
     ) -> Result<Vec<Silence>, StoreError>;
 
-    /// Leases up to `limit` claimable rows (oldest due first) to `owner` until
-    /// `now + lease`, counting an attempt on each. Rows whose lease expired are claimable
-    /// again: a worker that died does not strand them.
+    /// Leases up to `limit` claimable rows of `channels` (oldest due first) to `owner`
+    /// until `now + lease`. A claim is not an attempt: [`finish_notification`] counts one
+    /// when a send was made. Rows whose lease expired are claimable again: a worker that
+    /// died does not strand them.
+    ///
+    /// [`finish_notification`]: AlertStore::finish_notification
     async fn claim_notifications(
         &self,
         owner: &str,
         now: Timestamp,
         lease: Duration,
+        channels: ClaimChannels<'_>,
         limit: usize,
     ) -> Result<Vec<Notification>, StoreError>;
-    /// Records the end of an attempt and releases the lease. Returns `false` (changing
-    /// nothing) when `owner` no longer holds the lease on row `id`.
+    /// Records how a claim ended (counting an attempt when [`DeliveryResult::sent`]) and
+    /// releases the lease. Returns `false` (changing nothing) when `owner` no longer
+    /// holds the lease on row `id`.
     async fn finish_notification(
         &self,
         id: i64,
@@ -637,6 +685,8 @@ bind_columns!(
 /// as they are (a retry leaves the row pending, so both stay null).
 pub(crate) struct OutcomeValues<'a> {
     pub(crate) status: &'static str,
+    /// Attempts to add: 1 for a send, 0 otherwise.
+    pub(crate) attempts: i64,
     pub(crate) error: Option<&'a str>,
     pub(crate) next_attempt_ms: Option<i64>,
     pub(crate) delivered_ms: Option<i64>,
@@ -646,8 +696,10 @@ pub(crate) struct OutcomeValues<'a> {
 impl<'a> OutcomeValues<'a> {
     pub(crate) fn new(result: &'a DeliveryResult, now: Timestamp) -> Self {
         let now = now.as_millis();
+        let attempts = i64::from(result.sent());
         let final_state = |status, error: &'a str| OutcomeValues {
             status,
+            attempts,
             error: Some(error),
             next_attempt_ms: None,
             delivered_ms: None,
@@ -656,22 +708,36 @@ impl<'a> OutcomeValues<'a> {
         match result {
             DeliveryResult::Delivered => OutcomeValues {
                 status: DeliveryStatus::Delivered.as_str(),
+                attempts,
                 error: None,
                 next_attempt_ms: None,
                 delivered_ms: Some(now),
                 finished_ms: Some(now),
             },
-            DeliveryResult::Retry { error, retry_at } => OutcomeValues {
+            DeliveryResult::Retry {
+                error, retry_at, ..
+            } => OutcomeValues {
                 status: DeliveryStatus::Pending.as_str(),
+                attempts,
                 error: Some(error),
                 next_attempt_ms: Some(retry_at.as_millis()),
                 delivered_ms: None,
                 finished_ms: None,
             },
-            DeliveryResult::Failed { error } => final_state(DeliveryStatus::Failed.as_str(), error),
+            DeliveryResult::Failed { error, .. } => {
+                final_state(DeliveryStatus::Failed.as_str(), error)
+            }
             DeliveryResult::Skipped { reason } => {
                 final_state(DeliveryStatus::Skipped.as_str(), reason)
             }
+            DeliveryResult::Released => OutcomeValues {
+                status: DeliveryStatus::Pending.as_str(),
+                attempts,
+                error: None,
+                next_attempt_ms: None,
+                delivered_ms: None,
+                finished_ms: None,
+            },
         }
     }
 }

@@ -23,10 +23,10 @@ use tokio_postgres::{GenericClient, Row};
 use super::{pg_error, PostgresStore};
 use crate::alerts::{
     corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
-    to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, CommitOutcome, DeliveryResult,
-    DeliveryStatus, Notification, NotificationFilter, NotificationValues, OutcomeValues,
-    RuleValues, SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
-    PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome,
+    DeliveryResult, DeliveryStatus, Notification, NotificationFilter, NotificationValues,
+    OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState, TransitionValues,
+    FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
 
@@ -713,30 +713,61 @@ impl AlertStore for PostgresStore {
         owner: &str,
         now: Timestamp,
         lease: Duration,
+        channels: ClaimChannels<'_>,
         limit: usize,
     ) -> Result<Vec<Notification>, StoreError> {
         let until = lease_end(now, lease);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let condition = match channels {
+            ClaimChannels::Only(_) => "channel = $5",
+            ClaimChannels::AllBut(_) => "channel <> ALL($5)",
+        };
         let client = self.client().await?;
+        let sql = format!(
+            "UPDATE notification_outbox
+             SET lease_owner = $1, lease_until_ms = $2
+             WHERE id IN (
+                 SELECT id FROM notification_outbox
+                 WHERE status = 'pending' AND next_attempt_ms <= $3
+                   AND (lease_until_ms IS NULL OR lease_until_ms <= $3)
+                   AND {condition}
+                 ORDER BY next_attempt_ms, id LIMIT $4
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING {NOTIFICATION_COLUMNS}"
+        );
         // SKIP LOCKED: a row another worker is claiming right now is left to it rather
         // than waited for; the statement is atomic, so no row is claimed twice.
-        let rows = client
-            .query(
-                &format!(
-                    "UPDATE notification_outbox
-                     SET lease_owner = $1, lease_until_ms = $2, attempts = attempts + 1
-                     WHERE id IN (
-                         SELECT id FROM notification_outbox
-                         WHERE status = 'pending' AND next_attempt_ms <= $3
-                           AND (lease_until_ms IS NULL OR lease_until_ms <= $3)
-                         ORDER BY next_attempt_ms, id LIMIT $4
-                         FOR UPDATE SKIP LOCKED)
-                     RETURNING {NOTIFICATION_COLUMNS}"
-                ),
-                &[&owner, &until.as_millis(), &now.as_millis(), &limit],
-            )
-            .await
-            .map_err(pg_error)?;
+        let rows = match channels {
+            ClaimChannels::Only(channel) => {
+                client
+                    .query(
+                        &sql,
+                        &[
+                            &owner,
+                            &until.as_millis(),
+                            &now.as_millis(),
+                            &limit,
+                            &channel,
+                        ],
+                    )
+                    .await
+            }
+            ClaimChannels::AllBut(others) => {
+                client
+                    .query(
+                        &sql,
+                        &[
+                            &owner,
+                            &until.as_millis(),
+                            &now.as_millis(),
+                            &limit,
+                            &others,
+                        ],
+                    )
+                    .await
+            }
+        }
+        .map_err(pg_error)?;
         let mut claimed = rows
             .iter()
             .map(notification)
@@ -772,7 +803,7 @@ impl AlertStore for PostgresStore {
                 "UPDATE notification_outbox
                  SET status = $3, last_error = coalesce($4, last_error),
                      next_attempt_ms = coalesce($5, next_attempt_ms),
-                     delivered_ms = $6, finished_ms = $8,
+                     delivered_ms = $6, finished_ms = $8, attempts = attempts + $9,
                      lease_owner = NULL, lease_until_ms = NULL
                  WHERE id = $1 AND status = 'pending' AND lease_owner = $2
                    AND lease_until_ms > $7",
@@ -785,6 +816,7 @@ impl AlertStore for PostgresStore {
                     &outcome.delivered_ms,
                     &now.as_millis(),
                     &outcome.finished_ms,
+                    &outcome.attempts,
                 ],
             )
             .await

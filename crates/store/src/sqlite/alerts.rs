@@ -15,10 +15,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use super::SqliteStore;
 use crate::alerts::{
     corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
-    to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, CommitOutcome, DeliveryResult,
-    DeliveryStatus, Notification, NotificationFilter, NotificationValues, OutcomeValues,
-    RuleValues, SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
-    PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome,
+    DeliveryResult, DeliveryStatus, Notification, NotificationFilter, NotificationValues,
+    OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState, TransitionValues,
+    FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
 
@@ -719,28 +719,39 @@ impl AlertStore for SqliteStore {
         owner: &str,
         now: Timestamp,
         lease: Duration,
+        channels: ClaimChannels<'_>,
         limit: usize,
     ) -> Result<Vec<Notification>, StoreError> {
         let owner = owner.to_owned();
         let until = lease_end(now, lease);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // One channel, or every channel but a list (as a JSON array, so one statement
+        // takes any number of names).
+        let (condition, channels) = match channels {
+            ClaimChannels::Only(channel) => ("channel = ?5", channel.to_owned()),
+            ClaimChannels::AllBut(others) => (
+                "channel NOT IN (SELECT value FROM json_each(?5))",
+                serde_json::to_string(others).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ),
+        };
         // Select-then-update inside the writer's IMMEDIATE transaction is atomic across
-        // processes; PostgreSQL will use `FOR UPDATE SKIP LOCKED` for the same contract.
+        // processes; PostgreSQL uses `FOR UPDATE SKIP LOCKED` for the same contract.
         self.write(move |_, tx| {
             let sql = format!(
                 "UPDATE notification_outbox
-                 SET lease_owner = ?1, lease_until_ms = ?2, attempts = attempts + 1
+                 SET lease_owner = ?1, lease_until_ms = ?2
                  WHERE id IN (
                      SELECT id FROM notification_outbox
                      WHERE status = 'pending' AND next_attempt_ms <= ?3
                        AND (lease_until_ms IS NULL OR lease_until_ms <= ?3)
+                       AND {condition}
                      ORDER BY next_attempt_ms, id LIMIT ?4)
                  RETURNING {NOTIFICATION_COLUMNS}"
             );
             let mut statement = tx.prepare_cached(&sql)?;
             let rows = statement
                 .query_map(
-                    params![owner, until.as_millis(), now.as_millis(), limit],
+                    params![owner, until.as_millis(), now.as_millis(), limit, channels],
                     notification_row,
                 )?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -778,7 +789,7 @@ impl AlertStore for SqliteStore {
                     "UPDATE notification_outbox
                      SET status = ?3, last_error = coalesce(?4, last_error),
                          next_attempt_ms = coalesce(?5, next_attempt_ms),
-                         delivered_ms = ?6, finished_ms = ?8,
+                         delivered_ms = ?6, finished_ms = ?8, attempts = attempts + ?9,
                          lease_owner = NULL, lease_until_ms = NULL
                      WHERE id = ?1 AND status = 'pending' AND lease_owner = ?2
                        AND lease_until_ms > ?7",
@@ -792,6 +803,7 @@ impl AlertStore for SqliteStore {
                     outcome.delivered_ms,
                     now.as_millis(),
                     outcome.finished_ms,
+                    outcome.attempts,
                 ])?;
             Ok(changed > 0)
         })
