@@ -156,3 +156,36 @@ def test_a_custom_metric_out_of_its_declared_range_is_reported_at_flush(tmp_path
         collector.flush()
     assert raised.value.field == "value" and "queue_ms" in str(raised.value)
     assert [p.value for p in collector.history("m", "v1", "queue_ms").points] == [5.0]
+
+
+def test_store_work_releases_the_gil(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    database = modelwatch.Database(str(tmp_path / "gil.db"))
+    ms = (np.arange(1_000_000, dtype=np.int64) * 1000 + NOW_MS - 1_000_000_000).tobytes()
+    values = np.full(1_000_000, 0.5).tobytes()
+    span: List[float] = []
+    seen: List[float] = []
+    done = threading.Event()
+
+    def write() -> None:
+        span.append(time.perf_counter())
+        database.record_columns("gil", "v1", "accuracy", values, ms)
+        span.append(time.perf_counter())
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    ticks = 0
+    while not done.is_set():
+        ticks += 1
+        if ticks % 1000 == 0:
+            seen.append(time.perf_counter())
+    writer.join()
+    start, end = span
+    assert end - start > 0.05, "the write was too short to tell"
+    # Held, the GIL would stop this thread for the whole call (a switch interval aside).
+    inside = [t for t in seen if start + 0.01 < t < end - 0.01]
+    assert inside, (start, end, seen[:3], seen[-3:])
+    database.close()
