@@ -3,6 +3,7 @@ batches from lists, NumPy and pandas, history to pandas, errors naming the field
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List
@@ -189,3 +190,24 @@ def test_store_work_releases_the_gil(tmp_path: Path) -> None:
     inside = [t for t in seen if start + 0.01 < t < end - 0.01]
     assert inside, (start, end, seen[:3], seen[-3:])
     database.close()
+
+
+def test_embedded_mode_on_postgresql() -> None:
+    """A PostgreSQL URL opens as the CLI opens it (a fresh database, dropped after)."""
+    import subprocess
+    import uuid
+
+    server = os.environ.get("MODELWATCH_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+    name = f"mw_python_{uuid.uuid4().hex[:12]}"
+    subprocess.run(["psql", server, "-qc", f"CREATE DATABASE {name}"], check=True)
+    try:
+        location = server.rsplit("/", 1)[0] + "/" + name
+        collector = MetricsCollector(modelwatch.Database(location))
+        collector.record_many(model_name="pg", model_version="v1", metric_type=MetricType.RMSE,
+                              values=[1.0, 1.5], timestamps=[NOW_MS - 60_000, NOW_MS])
+        collector.record_metric(model_name="pg", model_version="v1", metric_type=MetricType.RMSE,
+                                metric_value=2.0, timestamp=NOW_MS + 1)
+        assert [p.value for p in collector.history("pg", "v1", MetricType.RMSE).points] == [1.0, 1.5, 2.0]
+        collector.close()
+    finally:
+        subprocess.run(["psql", server, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=True)
