@@ -78,6 +78,7 @@ fn pass(
         let new_alert_id = AlertId::from_u32(engine.next_id);
         let ctx = EvaluationContext {
             now,
+            historical: false,
             config,
             rate: engine.ledger.counts(&rule.model, now),
             silences: &[],

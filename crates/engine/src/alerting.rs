@@ -124,6 +124,9 @@ pub struct Engine {
     pub(crate) config: AlertConfig,
     pub(crate) detection: DetectionOptions,
     pub(crate) ids: Arc<dyn IdSource>,
+    /// Samples older than this before a pass's clock cannot page (see
+    /// [`crate::evaluation`]).
+    pub(crate) horizon: std::time::Duration,
 }
 
 impl Engine {
@@ -134,7 +137,15 @@ impl Engine {
             config,
             detection: DetectionOptions::default(),
             ids: Arc::new(RandomIds::new()),
+            horizon: modelwatch_core::alerting::PAGING_HORIZON,
         }
+    }
+
+    /// Pages only for samples at most `horizon` old (default
+    /// [`PAGING_HORIZON`](modelwatch_core::alerting::PAGING_HORIZON)).
+    pub fn with_horizon(mut self, horizon: std::time::Duration) -> Engine {
+        self.horizon = horizon;
+        self
     }
 
     /// Draws ids from `ids` instead of at random.

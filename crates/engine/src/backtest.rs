@@ -1,18 +1,19 @@
 //! Backtests: replay a stored rule over stored history, reporting when it would have
 //! fired and cleared, without writing anything.
 //!
-//! Every sample in the range is observed exactly as live evaluation observes a newest
-//! sample ([`crate::observe`]) and fed to the core's [`backtest`], which drives the same
-//! state machine as live evaluation. So a backtest agrees with a live evaluator that
-//! evaluated after every sample; an evaluator that runs less often sees fewer samples.
+//! Every sample in the range is observed exactly as live evaluation observes a sample it
+//! has not counted yet ([`crate::observe`]) and fed to the core's [`backtest`], which
+//! replays them as live evaluation does. So a backtest agrees with live evaluation, which
+//! counts every sample, whenever it runs.
 
+use modelwatch_core::alerting::observe::{observations, SeriesPoints};
 use modelwatch_core::alerting::{backtest, BacktestEvent, Rule, RuleId, RuleSpec, SeriesState};
 use modelwatch_core::{SeriesKey, TimeRange, Timestamp, Version};
 use modelwatch_store::SeriesFilter;
 use serde::Serialize;
 
 use crate::alerting::{Engine, EngineError};
-use crate::observe::{earliest_needed, replay_observations};
+use crate::observe::{read_series, SeriesRead};
 
 /// The replay of one version.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,28 +76,27 @@ impl Engine {
                 .collect(),
         };
         let definition = self.metrics.definition(&rule.metric).await?;
+        let last = Timestamp::from_millis(range.end.as_millis() - 1).unwrap_or(range.start);
+        let reads: Vec<SeriesRead> = versions
+            .iter()
+            .map(|version| SeriesRead {
+                key: SeriesKey::new(rule.model.clone(), version.clone(), rule.metric.clone()),
+                first: range.start,
+                last,
+            })
+            .collect();
         let mut replays = Vec::with_capacity(versions.len());
-        for version in versions {
-            let key = SeriesKey::new(rule.model.clone(), version.clone(), rule.metric.clone());
-            let load_from = match &rule.condition {
-                modelwatch_core::alerting::Condition::Degradation {
-                    baseline_window_hours,
-                    ..
-                } => earliest_needed(range.start, *baseline_window_hours),
-                modelwatch_core::alerting::Condition::Threshold { .. } => range.start,
+        for (read, version) in reads.chunks(1).zip(versions) {
+            // One version at a time: a long range holds many points.
+            let points = read_series(&*self.metrics, read, |_| &rule)
+                .await?
+                .pop()
+                .unwrap_or_default();
+            let series = SeriesPoints {
+                definition: &definition,
+                points: &points,
             };
-            let points = self
-                .metrics
-                .range(&key, TimeRange::new(load_from, range.end))
-                .await?;
-            let observations = replay_observations(
-                &rule,
-                &version,
-                &definition,
-                &points,
-                range.start,
-                &self.detection,
-            );
+            let observations = observations(&rule, &version, series, range, &self.detection);
             let replay = backtest(&rule, &version, &observations, SeriesState::default());
             replays.push(VersionBacktest {
                 version,

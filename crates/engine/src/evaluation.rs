@@ -1,30 +1,58 @@
-//! Evaluation of alert rules: per enabled rule × model version, read the persisted state
-//! and the alert it tracks, observe the newest sample, let the core's [`evaluate`] decide,
-//! and commit the outcome (alert, history, state, outbox) as one guarded write.
+//! Evaluation of alert rules: per enabled rule × model version, count every sample not
+//! yet counted, in order, through the core's replay ([`plan`]), and apply what it plans
+//! (alerts, history, state, outbox) as guarded commits.
 //!
 //! A pass reads everything it needs in bulk (rules, states, tracked alerts, silences, the
-//! last hour's notified alerts, the newest sample of every series) and commits all its
-//! writes in one store call, which is what makes 10,000 rules cheap. Each write is guarded
-//! by compare-and-swap on the state's revision and the tracked alert, so a second
-//! evaluator running at the same moment cannot create a duplicate: the loser's write is
-//! refused, it re-reads, and sees that the sample was already counted. Evaluating again
-//! without new samples changes nothing.
+//! last hour's notified alerts, the uncounted samples of every series and the windows
+//! their observations need) and commits all its writes in one store call, which is what
+//! makes 10,000 rules cheap. Each commit is guarded by compare-and-swap on the state's
+//! revision and the tracked alert, so a second evaluator running at the same moment cannot
+//! create a duplicate: the loser's write is refused, it re-reads, and sees that the
+//! samples were already counted. Evaluating again without new samples changes nothing.
+//!
+//! **What is counted.** Every sample newer than the last one the state counted. A rule ×
+//! version evaluated for the first time starts one paging horizon back (24 h, see
+//! [`PAGING_HORIZON`](modelwatch_core::alerting::PAGING_HORIZON)): a rule created over an imported day fires now for a condition
+//! that holds at the end of it, as the backtest says it would. Samples older than the
+//! horizon are replayed too (after an outage, or an import into a watched series) but
+//! cannot page: where they would fire, the state records a past breach.
+//!
+//! **Bounded passes.** A pass counts at most [`MAX_SAMPLES_PER_PASS`] threshold samples
+//! and [`MAX_CHECKS_PER_PASS`] detector checks, shared evenly among the rule × versions
+//! with samples to count (each gets at least one), and reads at most [`READ_SPAN`] past a
+//! target's last counted sample. The state records how far it got; the report's
+//! `backlog` says more is waiting, and the server's evaluator runs the next pass at once.
+//!
+//! **Contention.** A target whose commit loses a race is re-read and re-planned, up to
+//! [`MAX_ATTEMPTS`] rounds; what a pass committed is always reported, and targets still
+//! contended after the last round are listed in [`EvaluationReport::contended`] for the
+//! next pass to pick up.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use modelwatch_core::alerting::limits::RATE_WINDOW_MS;
+use modelwatch_core::alerting::observe::{observations, SeriesPoints};
 use modelwatch_core::alerting::{
-    evaluate, outbox, Alert, AlertId, AlertWrite, Decision, EvaluationContext, RateLedger, Rule,
-    RuleId, SeriesState,
+    plan, Alert, AlertId, Clock, Condition, Decision, Observation, Plan, PlanContext,
+    PlannedCommit, RateLedger, Rule, RuleId, SeriesState, Silence, Target,
 };
-use modelwatch_core::{Metric, ModelName, Point, SeriesKey, Timestamp, Version};
+use modelwatch_core::{
+    Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange, Timestamp, Version,
+};
 use modelwatch_store::alerts::{AlertCommit, AlertWriteGuarded, CommitOutcome, StateWrite};
-use modelwatch_store::SeriesFilter;
+use modelwatch_store::{SeriesFilter, SeriesInfo};
 use serde::Serialize;
 
 use crate::alerting::{notifications, Engine, EngineError, MAX_ATTEMPTS};
-use crate::observe::{live_observations, LiveCheck};
+use crate::observe::{read_series, SeriesRead};
+
+/// Threshold samples one pass counts, at most.
+pub const MAX_SAMPLES_PER_PASS: usize = 1_000_000;
+/// Detector checks (degradation observations) one pass makes, at most.
+pub const MAX_CHECKS_PER_PASS: usize = 20_000;
+/// How far past its last counted sample a target's samples are read in one pass.
+pub const READ_SPAN: Duration = Duration::from_secs(6 * 3600);
 
 /// What one rule did for one version in a pass.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,8 +60,29 @@ pub struct RuleEvaluation {
     pub rule_id: RuleId,
     pub model: ModelName,
     pub version: Version,
+    /// Samples counted in this pass.
+    pub counted: usize,
+    /// The decision at the last sample counted (or why none was).
     #[serde(flatten)]
     pub decision: Decision,
+}
+
+/// A rule × version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct TargetKey {
+    pub rule_id: RuleId,
+    pub version: Version,
+}
+
+/// A breach this pass recorded instead of paging for it: it would have fired at a sample
+/// older than the paging horizon.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PastBreachRecorded {
+    pub rule_id: RuleId,
+    pub model: ModelName,
+    pub version: Version,
+    pub would_have_fired_at: Timestamp,
+    pub value: Option<f64>,
 }
 
 /// The outcome of a pass.
@@ -44,36 +93,51 @@ pub struct EvaluationReport {
     /// Alerts this pass changed, as they now stand: a repeated breach (occurrences, worst
     /// value, a severity rise) or an auto-resolve.
     pub alerts_updated: Vec<Alert>,
-    /// Every rule × version evaluated, with its decision.
+    /// Every rule × version evaluated, with its last decision.
     pub evaluations: Vec<RuleEvaluation>,
+    /// Breaches older than the paging horizon, recorded in the rule's state, not paged.
+    pub past_breaches: Vec<PastBreachRecorded>,
     /// Writes that lost a race with another evaluator or a person and were decided again.
     pub conflicts: u32,
-}
-
-/// What a pass does with one target before the core decides.
-enum Step {
-    /// The state already counted the newest sample.
-    AlreadyCounted(Timestamp),
-    /// The series has no sample.
-    Skip,
-    /// The newest sample is new: observe it.
-    Observe,
-}
-
-/// The alert an evaluation wrote, kept until its commit is known to have applied.
-enum AlertWritten {
-    Created(Alert),
-    Updated(Alert),
-    Nothing,
+    /// Rule × versions whose writes still lost after the last round: what they committed
+    /// before is reported above, the rest is left to the next pass.
+    pub contended: Vec<TargetKey>,
+    /// Samples are left to count (the pass reached its bounds): run another pass.
+    pub backlog: bool,
 }
 
 #[derive(Debug, Clone)]
-struct Target {
+struct PassTarget {
     rule: usize,
     version: Version,
-    /// The newest sample's time as the series listing has it: when it is not newer than
-    /// what the state counted, the pass skips reading the sample itself.
+    /// The series' oldest and newest samples' times as the series listing has them: when
+    /// the newest is not newer than what the state counted, the pass reads nothing.
+    first_timestamp: Timestamp,
     last_timestamp: Timestamp,
+}
+
+/// What a pass shares between its rounds.
+struct Pass<'a> {
+    rules: &'a [Rule],
+    model: Option<&'a ModelName>,
+    silences: &'a [Silence],
+    now: Timestamp,
+}
+
+/// A target read and observed, ready to plan.
+struct Observed {
+    target: usize,
+    state: SeriesState,
+    tracked: Option<Alert>,
+    observations: Vec<(Timestamp, Observation)>,
+}
+
+/// What a round reads for its targets.
+struct RoundInput {
+    observed: Vec<Observed>,
+    /// Targets with nothing new, and the time they counted up to.
+    counted: Vec<(usize, Timestamp)>,
+    backlog: bool,
 }
 
 impl Engine {
@@ -118,30 +182,29 @@ impl Engine {
         for (notified_model, at) in self.alerts.notified_since(hour_ago).await? {
             ledger.record(&notified_model, at);
         }
+        let pass = Pass {
+            rules: &rules,
+            model,
+            silences: &silences,
+            now,
+        };
         for _ in 0..MAX_ATTEMPTS {
             if targets.is_empty() {
                 break;
             }
             let retry = self
-                .evaluate_targets(
-                    &rules,
-                    &targets,
-                    model,
-                    &silences,
-                    &mut ledger,
-                    now,
-                    &mut report,
-                )
+                .round(&pass, &targets, &mut ledger, &mut report)
                 .await?;
             report.conflicts += u32::try_from(retry.len()).unwrap_or(u32::MAX);
             targets = retry;
         }
-        if !targets.is_empty() {
-            return Err(EngineError::Contention(format!(
-                "the evaluation states of {} rule(s)",
-                targets.len()
-            )));
-        }
+        report.contended = targets
+            .iter()
+            .map(|t| TargetKey {
+                rule_id: rules[t.rule].id.clone(),
+                version: t.version.clone(),
+            })
+            .collect();
         Ok(report)
     }
 
@@ -152,30 +215,31 @@ impl Engine {
         rules: &[Rule],
         model: Option<&ModelName>,
         version: Option<&Version>,
-    ) -> Result<Vec<Target>, EngineError> {
+    ) -> Result<Vec<PassTarget>, EngineError> {
         let filter = SeriesFilter {
             model: model.cloned(),
             version: version.cloned(),
             metric: None,
         };
-        let mut versions: HashMap<(ModelName, Metric), Vec<(Version, Timestamp)>> = HashMap::new();
+        let mut versions: HashMap<(ModelName, Metric), Vec<SeriesInfo>> = HashMap::new();
         for series in self.metrics.list_series(&filter).await? {
             versions
-                .entry((series.key.model, series.key.metric))
+                .entry((series.key.model.clone(), series.key.metric.clone()))
                 .or_default()
-                .push((series.key.version, series.last_timestamp));
+                .push(series);
         }
         let mut targets = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
             let Some(found) = versions.get(&(rule.model.clone(), rule.metric.clone())) else {
                 continue;
             };
-            for (v, last_timestamp) in found {
-                if rule.applies_to(&rule.model, v) {
-                    targets.push(Target {
+            for series in found {
+                if rule.applies_to(&rule.model, &series.key.version) {
+                    targets.push(PassTarget {
                         rule: index,
-                        version: v.clone(),
-                        last_timestamp: *last_timestamp,
+                        version: series.key.version.clone(),
+                        first_timestamp: series.first_timestamp,
+                        last_timestamp: series.last_timestamp,
                     });
                 }
             }
@@ -183,199 +247,324 @@ impl Engine {
         Ok(targets)
     }
 
-    /// One round over `targets`; returns those whose write lost a race.
-    #[allow(clippy::too_many_arguments)]
-    async fn evaluate_targets(
+    /// One round over `targets`: read, plan, commit. Returns those whose commits lost a
+    /// race (after reporting what they did commit).
+    async fn round(
         &self,
-        rules: &[Rule],
-        targets: &[Target],
-        model: Option<&ModelName>,
-        silences: &[modelwatch_core::alerting::Silence],
+        pass: &Pass<'_>,
+        targets: &[PassTarget],
         ledger: &mut RateLedger,
-        now: Timestamp,
         report: &mut EvaluationReport,
-    ) -> Result<Vec<Target>, EngineError> {
-        let wanted: HashSet<&RuleId> = targets.iter().map(|t| &rules[t.rule].id).collect();
+    ) -> Result<Vec<PassTarget>, EngineError> {
+        let input = self.observe_targets(pass, targets).await?;
+        report.backlog |= input.backlog;
+        for (index, last_observed_at) in input.counted {
+            let target = &targets[index];
+            let rule = &pass.rules[target.rule];
+            report.evaluations.push(RuleEvaluation {
+                rule_id: rule.id.clone(),
+                model: rule.model.clone(),
+                version: target.version.clone(),
+                counted: 0,
+                decision: Decision::AlreadyCounted { last_observed_at },
+            });
+        }
+        let mut planned: Vec<(usize, Plan)> = Vec::with_capacity(input.observed.len());
+        for observed in input.observed {
+            let target = &targets[observed.target];
+            let rule = &pass.rules[target.rule];
+            let mut new_alert_id = || AlertId::from_u32(self.ids.next_id());
+            let plan = plan(
+                Target {
+                    rule,
+                    version: &target.version,
+                    state: &observed.state,
+                    tracked: observed.tracked.as_ref(),
+                },
+                observed.observations,
+                &mut PlanContext {
+                    clock: Clock::Live {
+                        now: pass.now,
+                        horizon: self.horizon,
+                    },
+                    config: &self.config,
+                    silences: pass.silences,
+                    ledger,
+                    new_alert_id: &mut new_alert_id,
+                },
+            );
+            planned.push((observed.target, plan));
+        }
+        let commits: Vec<AlertCommit> = planned
+            .iter()
+            .flat_map(|(index, plan)| {
+                let target = &targets[*index];
+                let rule = &pass.rules[target.rule];
+                plan.commits
+                    .iter()
+                    .map(move |commit| store_commit(rule, &target.version, commit))
+            })
+            .collect();
+        let mut outcomes = self.alerts.commit(commits).await?.into_iter();
+        let mut retry = Vec::new();
+        for (index, plan) in planned {
+            let target = &targets[index];
+            let rule = &pass.rules[target.rule];
+            // A target's commits are chained: after a conflict, the rest conflict too.
+            let applied = outcomes
+                .by_ref()
+                .take(plan.commits.len())
+                .collect::<Vec<_>>()
+                .iter()
+                .take_while(|outcome| **outcome == CommitOutcome::Applied)
+                .count();
+            for commit in &plan.commits[..applied] {
+                match &commit.alert {
+                    Some(written) if written.previous.is_none() => {
+                        report.alerts_created.push(written.alert.clone());
+                    }
+                    Some(written) => report.alerts_updated.push(written.alert.clone()),
+                    None => {}
+                }
+            }
+            if applied < plan.commits.len() {
+                retry.push(target.clone());
+                continue;
+            }
+            for step in &plan.steps {
+                if matches!(step.decision, Decision::WouldHaveFired { .. }) {
+                    report.past_breaches.push(PastBreachRecorded {
+                        rule_id: rule.id.clone(),
+                        model: rule.model.clone(),
+                        version: target.version.clone(),
+                        would_have_fired_at: step.at,
+                        value: step.value,
+                    });
+                }
+            }
+            if let Some(last) = plan.steps.last() {
+                report.evaluations.push(RuleEvaluation {
+                    rule_id: rule.id.clone(),
+                    model: rule.model.clone(),
+                    version: target.version.clone(),
+                    counted: plan.steps.len(),
+                    decision: last.decision.clone(),
+                });
+            }
+        }
+        Ok(retry)
+    }
+
+    /// Reads the states, tracked alerts and uncounted samples of `targets`, and observes
+    /// the samples each target counts this round.
+    async fn observe_targets(
+        &self,
+        pass: &Pass<'_>,
+        targets: &[PassTarget],
+    ) -> Result<RoundInput, EngineError> {
+        let wanted: HashSet<&RuleId> = targets.iter().map(|t| &pass.rules[t.rule].id).collect();
         let mut states: HashMap<(RuleId, Version), SeriesState> = HashMap::new();
-        for stored in self.alerts.states(model).await? {
+        for stored in self.alerts.states(pass.model).await? {
             if wanted.contains(&stored.rule_id) {
                 states.insert((stored.rule_id, stored.version), stored.state);
             }
         }
         let tracked_ids: Vec<AlertId> =
             states.values().filter_map(|s| s.alert_id.clone()).collect();
-        let tracked: HashMap<AlertId, Alert> = self
+        let mut tracked: HashMap<AlertId, Alert> = self
             .alerts
             .alerts_by_id(&tracked_ids)
             .await?
             .into_iter()
             .map(|a| (a.id.clone(), a))
             .collect();
-        let default_state = SeriesState::default();
-        let state_of = |target: &Target| {
-            states
-                .get(&(rules[target.rule].id.clone(), target.version.clone()))
-                .unwrap_or(&default_state)
-        };
-        // Only series with a sample newer than their state counted need reading.
-        let fresh = |target: &Target| {
-            state_of(target)
-                .last_observed_at
-                .is_none_or(|last| target.last_timestamp > last)
-        };
-        let keys: Vec<SeriesKey> = targets
-            .iter()
-            .filter(|t| fresh(t))
-            .map(|t| {
-                let rule = &rules[t.rule];
-                SeriesKey::new(rule.model.clone(), t.version.clone(), rule.metric.clone())
-            })
-            .collect();
-        let mut fetched = self.metrics.latest_many(&keys).await?.into_iter();
-        let latest: Vec<Option<Point>> = targets
-            .iter()
-            .map(|t| {
-                if fresh(t) {
-                    fetched.next().flatten()
-                } else {
-                    None
-                }
-            })
-            .collect();
 
-        // Which targets have a sample to observe: the rest are decided without one.
-        let mut checks = Vec::new();
-        let steps: Vec<Step> = targets
-            .iter()
-            .zip(&latest)
-            .map(|(target, latest)| {
-                let newest = latest
-                    .as_ref()
-                    .map_or(target.last_timestamp, |p| p.timestamp);
-                if let Some(last) = state_of(target).last_observed_at.filter(|t| *t >= newest) {
-                    // No newer sample: the core would say the same without windows fetched.
-                    return Step::AlreadyCounted(last);
-                }
-                let Some(latest) = latest else {
-                    return Step::Skip;
-                };
-                checks.push(LiveCheck {
-                    rule: &rules[target.rule],
-                    version: &target.version,
-                    latest,
-                });
-                Step::Observe
-            })
-            .collect();
-        let mut observations = live_observations(&*self.metrics, &checks, &self.detection)
-            .await?
-            .into_iter();
-
-        let mut pending: Vec<(usize, AlertCommit, Decision, AlertWritten)> = Vec::new();
-        for (index, (target, step)) in targets.iter().zip(steps).enumerate() {
-            let rule = &rules[target.rule];
-            let state = state_of(target);
-            let decision = |decision| RuleEvaluation {
-                rule_id: rule.id.clone(),
-                model: rule.model.clone(),
-                version: target.version.clone(),
-                decision,
-            };
-            let observation = match step {
-                Step::AlreadyCounted(last_observed_at) => {
-                    report
-                        .evaluations
-                        .push(decision(Decision::AlreadyCounted { last_observed_at }));
+        // Which targets have samples to count, and from when.
+        let mut input = RoundInput {
+            observed: Vec::new(),
+            counted: Vec::new(),
+            backlog: false,
+        };
+        let mut due: Vec<(usize, SeriesState, TimeRange)> = Vec::new();
+        let fresh_start = pass.now.saturating_sub(self.horizon);
+        for (index, target) in targets.iter().enumerate() {
+            let rule = &pass.rules[target.rule];
+            let state = states
+                .remove(&(rule.id.clone(), target.version.clone()))
+                .unwrap_or_default();
+            let start = match state.last_observed_at {
+                Some(last) if target.last_timestamp <= last => {
+                    input.counted.push((index, last));
                     continue;
                 }
-                Step::Skip => continue,
-                Step::Observe => match observations.next() {
-                    Some(observation) => observation,
-                    None => continue,
-                },
+                Some(last) => last.saturating_add(Duration::from_millis(1)),
+                None if target.last_timestamp < fresh_start => continue,
+                None => fresh_start.max(target.first_timestamp),
             };
-            let tracked_alert = state.alert_id.as_ref().and_then(|id| tracked.get(id));
-            let new_alert_id = AlertId::from_u32(self.ids.next_id());
-            let ctx = EvaluationContext {
-                now,
-                config: &self.config,
-                rate: ledger.counts(&rule.model, now),
-                silences,
-                new_alert_id: &new_alert_id,
-            };
-            let evaluation = evaluate(
-                rule,
-                &target.version,
-                state,
-                tracked_alert,
-                &observation,
-                &ctx,
-            );
-            if evaluation.state == *state && evaluation.alert.is_none() {
-                report.evaluations.push(decision(evaluation.decision));
-                continue;
-            }
-            // Counted now so later rules of this pass see it; a write that then loses a
-            // race leaves the count one high for this pass, erring on the quiet side.
-            if evaluation.counts_against_rate_limits() {
-                ledger.record(&rule.model, now);
-            }
-            let entries = outbox::for_evaluation(&rule.notify_channels, &evaluation, now);
-            let written = match &evaluation.alert {
-                Some(AlertWrite::Insert(alert)) => AlertWritten::Created(alert.clone()),
-                Some(AlertWrite::Update(alert)) => AlertWritten::Updated(alert.clone()),
-                None => AlertWritten::Nothing,
-            };
-            let alert = evaluation.alert.as_ref().map(|write| AlertWriteGuarded {
-                previous: match write {
-                    AlertWrite::Insert(_) => None,
-                    AlertWrite::Update(_) => tracked_alert.cloned(),
-                },
-                alert: write.alert().clone(),
-            });
-            let commit = AlertCommit {
-                state: Some(StateWrite {
-                    rule_id: rule.id.clone(),
-                    model: rule.model.clone(),
-                    version: target.version.clone(),
-                    previous_revision: state.revision,
-                    next: evaluation.state.clone(),
-                }),
-                notifications: alert
-                    .as_ref()
-                    .map(|w| notifications(entries, &w.alert))
-                    .unwrap_or_default(),
-                alert,
-                transition: evaluation.transition.clone(),
-            };
-            pending.push((index, commit, evaluation.decision, written));
+            let end = target
+                .last_timestamp
+                .saturating_add(Duration::from_millis(1));
+            due.push((index, state, TimeRange::new(start, end)));
         }
-        let (meta, commits): (Vec<_>, Vec<_>) = pending
-            .into_iter()
-            .map(|(index, commit, decision, written)| ((index, decision, written), commit))
-            .unzip();
-        let outcomes = self.alerts.commit(commits).await?;
-        let mut retry = Vec::new();
-        for ((index, decision, written), outcome) in meta.into_iter().zip(outcomes) {
+
+        // The uncounted samples, at most an even share of the pass's bounds each.
+        let checks = due
+            .iter()
+            .filter(|(i, ..)| is_check(&pass.rules[targets[*i].rule]))
+            .count();
+        let samples = due.len() - checks;
+        let check_share = (MAX_CHECKS_PER_PASS / checks.max(1)).max(1);
+        let sample_share = (MAX_SAMPLES_PER_PASS / samples.max(1)).max(1);
+        let uncounted = self.uncounted(pass, targets, &due).await?;
+        let mut reads = Vec::new();
+        let mut ready = Vec::new();
+        for ((index, state, _), (mut points, more)) in due.into_iter().zip(uncounted) {
+            input.backlog |= more;
             let target = &targets[index];
-            match outcome {
-                CommitOutcome::Applied => {
-                    let rule = &rules[target.rule];
-                    report.evaluations.push(RuleEvaluation {
-                        rule_id: rule.id.clone(),
-                        model: rule.model.clone(),
-                        version: target.version.clone(),
-                        decision,
-                    });
-                    match written {
-                        AlertWritten::Created(alert) => report.alerts_created.push(alert),
-                        AlertWritten::Updated(alert) => report.alerts_updated.push(alert),
-                        AlertWritten::Nothing => {}
-                    }
-                }
-                CommitOutcome::Conflict => retry.push(target.clone()),
+            let rule = &pass.rules[target.rule];
+            let share = if is_check(rule) {
+                check_share
+            } else {
+                sample_share
+            };
+            if points.len() > share {
+                points.truncate(share);
+                input.backlog = true;
+            }
+            let (Some(first), Some(last)) = (points.first(), points.last()) else {
+                continue;
+            };
+            reads.push(SeriesRead {
+                key: self.key(pass, target),
+                first: first.timestamp,
+                last: last.timestamp,
+            });
+            let tracked = state.alert_id.as_ref().and_then(|id| tracked.remove(id));
+            ready.push((index, state, tracked));
+        }
+
+        // The windows their observations need, read in bulk; then observed.
+        let mut definitions: HashMap<Metric, MetricDefinition> = HashMap::new();
+        for (index, ..) in &ready {
+            let metric = &pass.rules[targets[*index].rule].metric;
+            if !definitions.contains_key(metric) {
+                definitions.insert(metric.clone(), self.metrics.definition(metric).await?);
             }
         }
-        Ok(retry)
+        let points = read_series(&*self.metrics, &reads, |i| {
+            &pass.rules[targets[ready[i].0].rule]
+        })
+        .await?;
+        for ((index, state, tracked), (read, points)) in
+            ready.into_iter().zip(reads.iter().zip(points))
+        {
+            let target = &targets[index];
+            let rule = &pass.rules[target.rule];
+            let Some(definition) = definitions.get(&rule.metric) else {
+                continue;
+            };
+            let instants = TimeRange::new(
+                read.first,
+                read.last.saturating_add(Duration::from_millis(1)),
+            );
+            let series = SeriesPoints {
+                definition,
+                points: &points,
+            };
+            input.observed.push(Observed {
+                target: index,
+                tracked,
+                observations: observations(
+                    rule,
+                    &target.version,
+                    series,
+                    instants,
+                    &self.detection,
+                ),
+                state,
+            });
+        }
+        Ok(input)
+    }
+
+    /// The uncounted samples of each due target (in `due`'s order), read [`READ_SPAN`] at a
+    /// time: a span without samples (a gap) is skipped and the read goes on with a span
+    /// twice as long, until it finds samples or reaches the newest. Also says whether
+    /// samples are left after what was read.
+    async fn uncounted(
+        &self,
+        pass: &Pass<'_>,
+        targets: &[PassTarget],
+        due: &[(usize, SeriesState, TimeRange)],
+    ) -> Result<Vec<(Vec<Point>, bool)>, EngineError> {
+        let mut found: Vec<(Vec<Point>, bool)> = vec![(Vec::new(), false); due.len()];
+        // (index into `due`, start of the next span, its length)
+        let mut pending: Vec<(usize, Timestamp, Duration)> = due
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, range))| (i, range.start, READ_SPAN))
+            .collect();
+        while !pending.is_empty() {
+            let spans: Vec<TimeRange> = pending
+                .iter()
+                .map(|(i, start, span)| {
+                    TimeRange::new(*start, due[*i].2.end.min(start.saturating_add(*span)))
+                })
+                .collect();
+            let requests: Vec<(SeriesKey, TimeRange)> = pending
+                .iter()
+                .zip(&spans)
+                .map(|((i, ..), span)| (self.key(pass, &targets[due[*i].0]), *span))
+                .collect();
+            let answered = self.metrics.range_many(&requests).await?;
+            let mut next = Vec::new();
+            for (((i, _, length), span), points) in pending.into_iter().zip(spans).zip(answered) {
+                let more = span.end < due[i].2.end;
+                if points.is_empty() && more {
+                    next.push((i, span.end, length.saturating_mul(2)));
+                } else {
+                    found[i] = (points, more);
+                }
+            }
+            pending = next;
+        }
+        Ok(found)
+    }
+
+    fn key(&self, pass: &Pass<'_>, target: &PassTarget) -> SeriesKey {
+        let rule = &pass.rules[target.rule];
+        SeriesKey::new(
+            rule.model.clone(),
+            target.version.clone(),
+            rule.metric.clone(),
+        )
+    }
+}
+
+/// Whether observing `rule` runs the detector (a check) rather than reading a value.
+fn is_check(rule: &Rule) -> bool {
+    matches!(rule.condition, Condition::Degradation { .. })
+}
+
+/// A planned commit as the store takes it: the outbox rows get their payloads.
+fn store_commit(rule: &Rule, version: &Version, commit: &PlannedCommit) -> AlertCommit {
+    AlertCommit {
+        state: Some(StateWrite {
+            rule_id: rule.id.clone(),
+            model: rule.model.clone(),
+            version: version.clone(),
+            previous_revision: commit.previous_revision,
+            next: commit.state.clone(),
+        }),
+        alert: commit.alert.as_ref().map(|planned| AlertWriteGuarded {
+            previous: planned.previous.clone(),
+            alert: planned.alert.clone(),
+        }),
+        transition: commit.transition.clone(),
+        notifications: commit
+            .notifications
+            .iter()
+            .flat_map(|(entry, alert)| notifications(vec![entry.clone()], alert))
+            .collect(),
     }
 }

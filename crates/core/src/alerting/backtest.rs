@@ -1,9 +1,9 @@
 //! Backtest: replay a rule over stored history and report when it would have fired and
 //! cleared, without creating alerts.
 //!
-//! The replay drives [`evaluate`] exactly as the engine does, feeding each observation at
-//! its own time and keeping the alert it would have created in memory, so a backtest and
-//! live evaluation of the same observations agree by construction. What it cannot know is
+//! The replay is live evaluation's ([`super::pass::plan`]), with each observation
+//! evaluated at its own time and the commits applied to memory, so a backtest and live
+//! evaluation of the same observations agree by construction. What it cannot know is
 //! left out: people acknowledging or resolving alerts, silences and rate limits (which
 //! change who is told, not when a rule fires).
 
@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::alert::Alert;
 use super::condition::Observation;
 use super::ids::AlertId;
-use super::limits::{AlertConfig, RateCounts};
+use super::limits::{AlertConfig, RateLedger};
+use super::pass::{plan, Clock, InMemory, PlanContext, Target};
 use super::rule::{Rule, Severity};
-use super::state::{evaluate, AlertWrite, Decision, EvaluationContext, SeriesState};
+use super::state::{Decision, SeriesState};
 use crate::sample::Version;
 use crate::time::Timestamp;
 
@@ -72,23 +73,35 @@ pub fn backtest(
         max_alerts_per_model_per_hour: u32::MAX,
         min_severity_to_notify: Severity::Low,
     };
-    let mut state = initial;
-    let mut alert: Option<Alert> = None;
+    let mut ledger = RateLedger::new();
+    let mut drawn = 0u32;
+    let mut new_alert_id = || {
+        drawn = drawn.wrapping_add(1);
+        AlertId::from_u32(drawn)
+    };
+    let plan = plan(
+        Target {
+            rule: &rule,
+            version,
+            state: &initial,
+            tracked: None,
+        },
+        observations.iter().cloned(),
+        &mut PlanContext {
+            clock: Clock::Backtest,
+            config: &config,
+            silences: &[],
+            ledger: &mut ledger,
+            new_alert_id: &mut new_alert_id,
+        },
+    );
+    let mut memory = InMemory::default();
+    memory.apply(&plan.commits);
     let mut alerts_fired = 0u32;
     let mut events = Vec::new();
     let mut reported_cooldown: Option<Timestamp> = None;
-    for (now, observation) in observations {
-        let new_alert_id = AlertId::from_u32(alerts_fired.wrapping_add(1));
-        let ctx = EvaluationContext {
-            now: *now,
-            config: &config,
-            rate: RateCounts::default(),
-            silences: &[],
-            new_alert_id: &new_alert_id,
-        };
-        let evaluation = evaluate(&rule, version, &state, alert.as_ref(), observation, &ctx);
-        let value = observation.condition_value();
-        let kind = match &evaluation.decision {
+    for step in &plan.steps {
+        let kind = match &step.decision {
             Decision::Fired { .. } => {
                 alerts_fired += 1;
                 Some(BacktestEventKind::Fired {
@@ -107,22 +120,16 @@ pub fn backtest(
         };
         if let Some(kind) = kind {
             events.push(BacktestEvent {
-                at: *now,
+                at: step.at,
                 alert_number: alerts_fired,
-                value,
+                value: step.value,
                 kind,
             });
         }
-        if let Some(write) = evaluation.alert {
-            alert = Some(match write {
-                AlertWrite::Insert(a) | AlertWrite::Update(a) => a,
-            });
-        }
-        state = evaluation.state;
     }
     Backtest {
         events,
-        final_state: state,
-        last_alert: alert,
+        last_alert: memory.tracked(&plan.state).cloned(),
+        final_state: plan.state,
     }
 }

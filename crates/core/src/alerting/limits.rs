@@ -114,6 +114,9 @@ pub enum HoldReason {
     AlreadyNotified,
     /// Someone acknowledged the alert and its severity did not rise.
     Acknowledged,
+    /// The observation is older than the paging horizon: it updates the open alert, and
+    /// pages nobody.
+    OlderThanHorizon,
 }
 
 impl HoldReason {

@@ -3,12 +3,13 @@
 //!
 //! The engine drives it like this, per enabled rule and per model version the rule
 //! applies to: read the persisted [`SeriesState`] (default when none) and the alert its
-//! `alert_id` names; build an [`Observation`] (the newest value, or the degradation
-//! detector's verdict); read the active silences and the [`RateCounts`] of the last hour;
-//! call [`evaluate`] with a fresh [`AlertId`]; then in one transaction write the returned
-//! alert and history record, compare-and-swap the state on its previous `revision`, and
-//! insert [`outbox::for_evaluation`]. People's actions go through [`acknowledge`] and
-//! [`resolve`] plus [`outbox::for_transition`].
+//! `alert_id` names; build an [`Observation`] for every sample not yet counted (the value,
+//! or the degradation detector's verdict); read the active silences and the notified
+//! alerts of the last hour; let [`plan`] replay them through [`evaluate`]; then apply each
+//! [`PlannedCommit`] in one transaction, compare-and-swapping the state on its previous
+//! `revision`. The backtest and the scenario tests apply the same plans to memory
+//! ([`InMemory`]). People's actions go through [`acknowledge`] and [`resolve`] plus
+//! [`outbox::for_transition`].
 
 pub mod alert;
 pub mod backtest;
@@ -16,7 +17,9 @@ pub mod condition;
 pub mod ids;
 pub mod lifecycle;
 pub mod limits;
+pub mod observe;
 pub mod outbox;
+pub mod pass;
 pub mod rule;
 pub mod silence;
 pub mod state;
@@ -32,11 +35,18 @@ pub use ids::{AlertId, RuleId, SilenceId};
 pub use lifecycle::{acknowledge, resolve, LifecycleError};
 pub use limits::{AlertConfig, HoldReason, NotifyDecision, NotifyReason, RateCounts, RateLedger};
 pub use outbox::{NotificationEvent, OutboxEntry};
+pub use pass::{
+    plan, Clock, InMemory, Plan, PlanContext, PlannedAlert, PlannedCommit, PlannedStep, Target,
+    PAGING_HORIZON,
+};
 pub use rule::{
     AntiFlap, ComparisonOperator, Condition, ConditionKind, Rule, RulePatch, RuleSpec, Severity,
 };
 pub use silence::{muting_silence, Silence, SilenceSpec};
-pub use state::{evaluate, AlertWrite, Decision, Evaluation, EvaluationContext, SeriesState};
+pub use state::{
+    evaluate, AlertWrite, Decision, Evaluation, EvaluationContext, PastBreach, SeriesState,
+    StateDetail,
+};
 pub use summary::{
     last_hours, list_alerts, listing_order, parse_hours_or_all, summarize, AlertFilter,
     AlertSummary, ListingPosition,

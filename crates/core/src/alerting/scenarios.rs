@@ -1,8 +1,6 @@
 //! Timeline tests of the alerting pieces working together, the way the engine drives
 //! them: a small in-memory world applies every evaluation's writes, history and outbox.
 
-use std::collections::BTreeMap;
-
 use super::*;
 use crate::sample::{ModelName, Version};
 use crate::time::Timestamp;
@@ -61,9 +59,7 @@ struct World {
     config: AlertConfig,
     ledger: RateLedger,
     silences: Vec<Silence>,
-    alerts: BTreeMap<AlertId, Alert>,
-    history: Vec<AlertTransition>,
-    outbox: Vec<OutboxEntry>,
+    memory: InMemory,
     next_id: u32,
 }
 
@@ -81,56 +77,46 @@ impl World {
         }
     }
 
+    /// Evaluates `observation` at `now` as a live pass would, and applies what it writes.
     fn observe(
         &mut self,
         series: &mut Series,
         now: Timestamp,
         observation: Observation,
     ) -> Decision {
-        self.next_id += 1;
-        let new_alert_id = AlertId::from_u32(self.next_id);
-        let tracked = series
-            .state
-            .alert_id
-            .as_ref()
-            .and_then(|id| self.alerts.get(id));
-        let ctx = EvaluationContext {
-            now,
-            config: &self.config,
-            rate: self.ledger.counts(&series.rule.model, now),
-            silences: &self.silences,
-            new_alert_id: &new_alert_id,
+        let at = observation.observed_at().unwrap_or(now);
+        let mut next_id = self.next_id;
+        let mut new_alert_id = || {
+            next_id += 1;
+            AlertId::from_u32(next_id)
         };
-        let evaluation = evaluate(
-            &series.rule,
-            &series.version,
-            &series.state,
-            tracked,
-            &observation,
-            &ctx,
+        let plan = plan(
+            Target {
+                rule: &series.rule,
+                version: &series.version,
+                state: &series.state,
+                tracked: self.memory.tracked(&series.state),
+            },
+            [(at, observation)],
+            &mut PlanContext {
+                clock: Clock::Live {
+                    now,
+                    horizon: PAGING_HORIZON,
+                },
+                config: &self.config,
+                silences: &self.silences,
+                ledger: &mut self.ledger,
+                new_alert_id: &mut new_alert_id,
+            },
         );
-        self.outbox.extend(outbox::for_evaluation(
-            &series.rule.notify_channels,
-            &evaluation,
-            now,
-        ));
-        if evaluation.counts_against_rate_limits() {
-            self.ledger.record(&series.rule.model, now);
+        self.next_id = next_id;
+        assert!(self.memory.apply(&plan.commits), "a guard failed");
+        if plan.state != series.state {
+            assert_eq!(plan.state.revision, series.state.revision + 1);
         }
-        if let Some(write) = evaluation.alert {
-            let alert = write.alert().clone();
-            match write {
-                AlertWrite::Insert(_) => assert!(!self.alerts.contains_key(&alert.id)),
-                AlertWrite::Update(_) => assert!(self.alerts.contains_key(&alert.id)),
-            }
-            self.alerts.insert(alert.id.clone(), alert);
-        }
-        self.history.extend(evaluation.transition);
-        if evaluation.state != series.state {
-            assert_eq!(evaluation.state.revision, series.state.revision + 1);
-        }
-        series.state = evaluation.state;
-        evaluation.decision
+        series.state = plan.state;
+        let [step] = <[PlannedStep; 1]>::try_from(plan.steps).unwrap();
+        step.decision
     }
 
     fn value(&mut self, series: &mut Series, minute: i64, value: f64) -> Decision {
@@ -153,7 +139,7 @@ impl World {
     }
 
     fn alert(&self, series: &Series) -> &Alert {
-        &self.alerts[series.state.alert_id.as_ref().expect("an alert was raised")]
+        &self.memory.alerts[series.state.alert_id.as_ref().expect("an alert was raised")]
     }
 
     fn acknowledge(&mut self, id: &AlertId, by: &str, minute: i64) -> Result<(), LifecycleError> {
@@ -177,20 +163,23 @@ impl World {
         action: impl FnOnce(&Alert, Timestamp) -> Result<(Alert, AlertTransition), LifecycleError>,
     ) -> Result<(), LifecycleError> {
         let alert = self
+            .memory
             .alerts
             .get(id)
             .ok_or_else(|| LifecycleError::UnknownAlert(id.clone()))?;
         let (alert, transition) = action(alert, at(minute))?;
         let channels = ["slack".to_owned(), "email".to_owned()];
-        self.outbox
+        self.memory
+            .outbox
             .extend(outbox::for_transition(&channels, &alert, &transition));
-        self.history.push(transition);
-        self.alerts.insert(alert.id.clone(), alert);
+        self.memory.history.push(transition);
+        self.memory.alerts.insert(alert.id.clone(), alert);
         Ok(())
     }
 
     fn firing_deliveries(&self, channel: &str) -> usize {
-        self.outbox
+        self.memory
+            .outbox
             .iter()
             .filter(|e| e.channel == channel && e.event == NotificationEvent::Firing)
             .count()
@@ -235,6 +224,7 @@ fn fires_after_three_consecutive_breaches_and_notifies_each_channel() {
         "Low accuracy: accuracy of m/v1 is 0.84, below threshold 0.9"
     );
     let channels: Vec<_> = world
+        .memory
         .outbox
         .iter()
         .map(|e| (e.channel.as_str(), e.event))
@@ -247,12 +237,12 @@ fn fires_after_three_consecutive_breaches_and_notifies_each_channel() {
         ]
     );
     assert_eq!(
-        world.outbox[0].dedup_key,
+        world.memory.outbox[0].dedup_key,
         "alert_00000004:firing:high:slack"
     );
-    assert_eq!(world.history.len(), 1);
-    assert_eq!(world.history[0].from, None);
-    assert_eq!(world.history[0].to, AlertStatus::Active);
+    assert_eq!(world.memory.history.len(), 1);
+    assert_eq!(world.memory.history[0].from, None);
+    assert_eq!(world.memory.history[0].to, AlertStatus::Active);
 }
 
 #[test]
@@ -267,7 +257,7 @@ fn a_breach_streak_broken_by_a_clear_value_starts_over() {
             needed: 3
         }
     );
-    assert!(world.alerts.is_empty());
+    assert!(world.memory.alerts.is_empty());
 }
 
 #[test]
@@ -287,8 +277,8 @@ fn breaches_while_open_update_the_alert_instead_of_creating_another() {
             notify: NotifyDecision::Hold(HoldReason::AlreadyNotified),
         }
     );
-    assert_eq!(world.alerts.len(), 1);
-    let alert = &world.alerts[&id];
+    assert_eq!(world.memory.alerts.len(), 1);
+    let alert = &world.memory.alerts[&id];
     assert_eq!((alert.first_seen, alert.last_seen), (at(2), at(4)));
     assert_eq!(
         (alert.value, alert.worst_value, alert.occurrences),
@@ -319,6 +309,7 @@ fn evaluating_again_without_new_data_changes_nothing() {
         }
     );
     assert_eq!(series.state, before);
+    // A sample that cannot be judged is counted, its streak left as it is.
     let nothing = world.observe(&mut series, at(6), Observation::NoData);
     assert_eq!(
         nothing,
@@ -326,8 +317,15 @@ fn evaluating_again_without_new_data_changes_nothing() {
             why: Unjudgeable::NoData
         }
     );
-    assert_eq!(series.state, before);
-    assert!(world.alerts.is_empty());
+    assert_eq!(
+        series.state,
+        SeriesState {
+            last_observed_at: Some(at(6)),
+            revision: before.revision + 1,
+            ..before
+        }
+    );
+    assert!(world.memory.alerts.is_empty());
 }
 
 #[test]
@@ -383,18 +381,19 @@ fn auto_resolve_then_cooldown_holds_the_next_alert_until_it_ends() {
             alert_id: first.clone()
         }
     );
-    let resolved = &world.alerts[&first];
+    let resolved = &world.memory.alerts[&first];
     assert_eq!(resolved.status, AlertStatus::Resolved);
     assert_eq!(resolved.resolved_by.as_deref(), Some(SYSTEM_ACTOR));
     assert_eq!(resolved.resolved_at, Some(at(5)));
     let resolved_events: Vec<_> = world
+        .memory
         .outbox
         .iter()
         .filter(|e| e.event == NotificationEvent::Resolved)
         .map(|e| e.channel.as_str())
         .collect();
     assert_eq!(resolved_events, ["slack", "email"]);
-    let last = world.history.last().unwrap();
+    let last = world.memory.history.last().unwrap();
     assert_eq!(
         (last.from, last.to, last.by.as_str()),
         (
@@ -428,7 +427,7 @@ fn auto_resolve_then_cooldown_holds_the_next_alert_until_it_ends() {
         world.value(&mut series, 35, 0.8),
         Decision::Fired { .. }
     ));
-    assert_eq!(world.alerts.len(), 2);
+    assert_eq!(world.memory.alerts.len(), 2);
 }
 
 #[test]
@@ -475,7 +474,7 @@ fn without_auto_resolve_a_cleared_alert_waits_for_a_person_and_absorbs_new_breac
     assert!(
         matches!(&decisions[4], Decision::Updated { alert_id, occurrences: 2, .. } if *alert_id == id)
     );
-    assert_eq!(world.alerts[&id].status, AlertStatus::Active);
+    assert_eq!(world.memory.alerts[&id].status, AlertStatus::Active);
     assert_eq!(world.firing_deliveries("email"), 1);
 }
 
@@ -496,7 +495,12 @@ fn a_signal_crossing_the_threshold_fifty_times_notifies_at_most_twice_with_the_d
         breaching = !breaching;
         crossings += 1;
     }
-    let notifications = world.outbox.iter().filter(|e| e.channel == "slack").count();
+    let notifications = world
+        .memory
+        .outbox
+        .iter()
+        .filter(|e| e.channel == "slack")
+        .count();
     assert!(notifications <= 2, "{notifications} notifications");
     assert_eq!(world.firing_deliveries("slack"), 1);
 
@@ -510,7 +514,7 @@ fn a_signal_crossing_the_threshold_fifty_times_notifies_at_most_twice_with_the_d
             if minute % 2 == 0 { 0.8 } else { 0.95 },
         );
     }
-    assert!(quiet.alerts.is_empty());
+    assert!(quiet.memory.alerts.is_empty());
 }
 
 #[test]
@@ -570,6 +574,7 @@ fn acknowledged_alert_is_not_renotified_unless_its_severity_rises() {
         }
     );
     let acks: Vec<_> = world
+        .memory
         .outbox
         .iter()
         .filter(|e| e.event == NotificationEvent::Acknowledged)
@@ -599,17 +604,18 @@ fn acknowledged_alert_is_not_renotified_unless_its_severity_rises() {
             }),
         }
     );
-    let alert = &world.alerts[&id];
+    let alert = &world.memory.alerts[&id];
     assert_eq!(
         (alert.severity, alert.status),
         (Severity::Critical, AlertStatus::Acknowledged)
     );
     assert_eq!(world.firing_deliveries("slack"), 2);
     assert!(world
+        .memory
         .outbox
         .iter()
         .any(|e| e.dedup_key == "alert_00000003:firing:critical:slack"));
-    let escalation = world.history.last().unwrap();
+    let escalation = world.memory.history.last().unwrap();
     assert_eq!(
         escalation.notes.as_deref(),
         Some("severity rose from high to critical")
@@ -654,14 +660,14 @@ fn global_rate_limit_suppresses_and_the_summary_counts_it() {
             notify: NotifyDecision::Hold(HoldReason::MaxAlertsPerHour { limit: 2 }),
         }
     );
-    let suppressed = &world.alerts[&AlertId::from_u32(3)];
+    let suppressed = &world.memory.alerts[&AlertId::from_u32(3)];
     assert!(!suppressed.notified);
     assert_eq!(
         suppressed.hold_reason,
         Some(HoldReason::MaxAlertsPerHour { limit: 2 })
     );
     assert_eq!(world.firing_deliveries("slack"), 2);
-    let all: Vec<Alert> = world.alerts.values().cloned().collect();
+    let all: Vec<Alert> = world.memory.alerts.values().cloned().collect();
     let summary = summarize(&all, None, Some(last_hours(24, at(0))));
     assert_eq!(
         (
@@ -751,10 +757,10 @@ fn suppressed_alert_is_closed_when_its_condition_clears_and_stays_suppressed() {
             alert_id: id.clone()
         }
     );
-    let alert = &world.alerts[&id];
+    let alert = &world.memory.alerts[&id];
     assert_eq!(alert.status, AlertStatus::Suppressed);
     assert!(!alert.is_open());
-    assert!(world.outbox.is_empty());
+    assert!(world.memory.outbox.is_empty());
     assert!(matches!(
         world.resolve(&id, "ana", None, 10),
         Err(LifecycleError::AlreadyResolved { .. })
@@ -777,12 +783,12 @@ fn below_min_severity_is_recorded_but_not_notified() {
             }),
         }
     );
-    assert!(world.outbox.is_empty());
+    assert!(world.memory.outbox.is_empty());
     // Nobody heard of it, so nobody hears that it was resolved either.
     world
         .resolve(&AlertId::from_u32(3), "ana", None, 5)
         .unwrap();
-    assert!(world.outbox.is_empty());
+    assert!(world.memory.outbox.is_empty());
 }
 
 #[test]
@@ -798,7 +804,7 @@ fn rule_without_channels_records_alerts_without_deliveries() {
             ..
         }
     ));
-    assert!(world.outbox.is_empty());
+    assert!(world.memory.outbox.is_empty());
 }
 
 #[test]
@@ -830,7 +836,7 @@ fn silenced_alert_is_recorded_quietly_and_notified_once_the_silence_ends() {
             }),
         }
     );
-    assert!(world.outbox.is_empty());
+    assert!(world.memory.outbox.is_empty());
     // The silence names v1 only.
     let v2 = world.values(&mut other_version, 0, &[0.8, 0.8, 0.8]);
     assert!(matches!(
@@ -856,7 +862,7 @@ fn silenced_alert_is_recorded_quietly_and_notified_once_the_silence_ends() {
         }
     ));
     assert_eq!(world.firing_deliveries("slack"), 2);
-    assert!(world.alerts[&AlertId::from_u32(3)].notified);
+    assert!(world.memory.alerts[&AlertId::from_u32(3)].notified);
 }
 
 #[test]
@@ -897,13 +903,14 @@ fn every_lifecycle_transition_is_kept_and_impossible_ones_are_refused() {
             .to_string(),
         "no alert has id alert_0000dead"
     );
-    let alert = &world.alerts[&id];
+    let alert = &world.memory.alerts[&id];
     assert_eq!(alert.acknowledged_by.as_deref(), Some("ana@example.com"));
     assert_eq!(
         alert.resolution_notes.as_deref(),
         Some("fixed the pipeline")
     );
     let history: Vec<_> = world
+        .memory
         .history
         .iter()
         .filter(|t| t.alert_id == id)
@@ -928,6 +935,7 @@ fn every_lifecycle_transition_is_kept_and_impossible_ones_are_refused() {
         ]
     );
     let events: Vec<_> = world
+        .memory
         .outbox
         .iter()
         .filter(|e| e.channel == "slack")
@@ -958,7 +966,7 @@ fn a_rule_for_all_versions_keeps_each_version_apart() {
         Decision::Fired { .. }
     ));
     assert_eq!(world.value(&mut v2, 2, 0.95), Decision::Clear);
-    assert_eq!(world.alerts.len(), 1);
+    assert_eq!(world.memory.alerts.len(), 1);
     assert_eq!(world.alert(&v1).version, v("v1"));
 }
 
@@ -1039,7 +1047,7 @@ fn list_and_summary_filter_by_model_status_severity_and_window() {
     world
         .acknowledge(&AlertId::from_u32(2), "ana", 121)
         .unwrap();
-    let all: Vec<Alert> = world.alerts.values().cloned().collect();
+    let all: Vec<Alert> = world.memory.alerts.values().cloned().collect();
 
     let recent = AlertFilter {
         window: Some(last_hours(1, at(121))),
@@ -1082,7 +1090,7 @@ fn list_and_summary_filter_by_model_status_severity_and_window() {
     world
         .resolve(&AlertId::from_u32(1), "ana", None, 122)
         .unwrap();
-    let all: Vec<Alert> = world.alerts.values().cloned().collect();
+    let all: Vec<Alert> = world.memory.alerts.values().cloned().collect();
     let m = ModelName::parse("m").unwrap();
     // Resolved at minute 122: outside a 1-hour window that ends three hours later.
     assert_eq!(

@@ -11,6 +11,13 @@
 //! and its condition counts as cleared after `clear_after_evaluations` clear ones. An
 //! observation that is not newer than the last one counted is ignored, so evaluating
 //! twice (or from two evaluators at once) without new data changes nothing.
+//!
+//! **Past breaches.** An observation older than the paging horizon (see
+//! [`super::pass`]) is evaluated with [`EvaluationContext::historical`] set: where it
+//! would fire, nobody is paged for an incident long over; the breach is recorded in the
+//! state as a [`PastBreach`] ([`Decision::WouldHaveFired`]) and stays open until the
+//! condition counts as cleared. When the breach is still going on at an observation
+//! inside the horizon, the alert fires there and then, as it would have all along.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +34,7 @@ use crate::sample::Version;
 use crate::time::Timestamp;
 
 /// What the engine persists per rule × model version between evaluations.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SeriesState {
     pub consecutive_breaches: u32,
     pub consecutive_clears: u32,
@@ -39,12 +46,78 @@ pub struct SeriesState {
     /// Bumped by every evaluation that changes the state, for compare-and-swap writes
     /// when two evaluators race.
     pub revision: u64,
+    /// What else a rule keeps between evaluations; the stores keep it as one JSON value,
+    /// so it can grow without a migration.
+    #[serde(default, skip_serializing_if = "StateDetail::is_empty")]
+    pub detail: StateDetail,
+}
+
+/// The part of a [`SeriesState`] stored as one JSON value. Every field has a default, so
+/// a state stored before a field existed reads back as it was.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StateDetail {
+    /// Breaches older than the paging horizon that would have fired, oldest first (at
+    /// most [`MAX_PAST_BREACHES`]): the rule's history of what it did not page for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub past_breaches: Vec<PastBreach>,
+}
+
+impl StateDetail {
+    pub fn is_empty(&self) -> bool {
+        *self == StateDetail::default()
+    }
+
+    /// The past breach still going on, if any: neither cleared nor paged yet.
+    pub fn open_past_breach(&self) -> Option<&PastBreach> {
+        self.past_breaches.last().filter(|b| b.is_open())
+    }
+
+    fn open_past_breach_mut(&mut self) -> Option<&mut PastBreach> {
+        self.past_breaches.last_mut().filter(|b| b.is_open())
+    }
+
+    fn record_past_breach(&mut self, breach: PastBreach) {
+        if self.past_breaches.len() >= MAX_PAST_BREACHES {
+            self.past_breaches.remove(0);
+        }
+        self.past_breaches.push(breach);
+    }
+}
+
+/// How many past breaches a state keeps; a backtest lists them all.
+pub const MAX_PAST_BREACHES: usize = 20;
+
+/// A breach that would have fired at an observation older than the paging horizon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PastBreach {
+    /// The observation at which the rule would have fired.
+    pub would_have_fired_at: Timestamp,
+    /// The condition's value there (see [`Observation::condition_value`]).
+    pub value: Option<f64>,
+    /// When the condition counted as cleared again, all before the horizon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared_at: Option<Timestamp>,
+    /// The alert that fired when the breach lasted into the horizon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_id: Option<AlertId>,
+}
+
+impl PastBreach {
+    pub fn is_open(&self) -> bool {
+        self.cleared_at.is_none() && self.alert_id.is_none()
+    }
 }
 
 /// Everything an evaluation needs besides the rule, its state and the observation.
 #[derive(Debug, Clone, Copy)]
 pub struct EvaluationContext<'a> {
+    /// The time the evaluation happens at: the pass's clock, or in a backtest and for a
+    /// historical observation, the observation's own time.
     pub now: Timestamp,
+    /// The observation is older than the paging horizon: a firing is recorded as a
+    /// [`PastBreach`] instead, and nothing notifies.
+    pub historical: bool,
     pub config: &'a AlertConfig,
     /// Notified alerts created in the last hour (see [`super::limits::RateLedger`]).
     pub rate: RateCounts,
@@ -118,6 +191,19 @@ pub enum Decision {
     },
     /// Clear and no alert open.
     Clear,
+    /// Breaching for long enough at an observation older than the paging horizon: would
+    /// have fired, recorded as a [`PastBreach`], nobody paged.
+    WouldHaveFired {
+        breaches: u32,
+    },
+    /// Still breaching (or between the lines) during a past breach, before the horizon.
+    PastBreachGoesOn {
+        since: Timestamp,
+    },
+    /// A past breach's condition cleared for long enough before the horizon.
+    PastBreachCleared {
+        since: Timestamp,
+    },
 }
 
 /// How the engine writes the alert an evaluation touched.
@@ -189,7 +275,11 @@ pub fn evaluate(
             );
         }
     }
-    let verdict = match rule.condition.verdict(observation, open.is_some()) {
+    let past = state.detail.open_past_breach();
+    let verdict = match rule
+        .condition
+        .verdict(observation, open.is_some() || past.is_some())
+    {
         Ok(verdict) => verdict,
         Err(why) => return Evaluation::unchanged(Decision::NotJudged { why }, state),
     };
@@ -214,29 +304,60 @@ pub fn evaluate(
                 let breaches = next.consecutive_breaches;
                 return step.only_state(Decision::Pending { breaches, needed }, next);
             }
+            if let (Some(breach), true) = (past, ctx.historical) {
+                let since = breach.would_have_fired_at;
+                return step.only_state(Decision::PastBreachGoesOn { since }, next);
+            }
             if let Some(until) = cooldown_end(rule, tracked) {
                 if ctx.now < until {
                     let breaches = next.consecutive_breaches;
                     return step.only_state(Decision::InCooldown { until, breaches }, next);
                 }
             }
+            if ctx.historical {
+                next.detail.record_past_breach(PastBreach {
+                    would_have_fired_at: ctx.now,
+                    value: observation.condition_value(),
+                    cleared_at: None,
+                    alert_id: None,
+                });
+                let breaches = next.consecutive_breaches;
+                return step.only_state(Decision::WouldHaveFired { breaches }, next);
+            }
             step.fire(next)
         }
         Verdict::Holds => {
             next.consecutive_breaches = 0;
             next.consecutive_clears = 0;
-            // The condition only holds while an alert is open; without one this is clear.
-            let decision = open.map_or(Decision::Clear, |alert| Decision::Holding {
-                alert_id: alert.id.clone(),
-            });
+            // The condition only holds while an alert (or a past breach) is open; without
+            // one this is clear.
+            let decision = match (open, past) {
+                (Some(alert), _) => Decision::Holding {
+                    alert_id: alert.id.clone(),
+                },
+                (None, Some(breach)) => Decision::PastBreachGoesOn {
+                    since: breach.would_have_fired_at,
+                },
+                (None, None) => Decision::Clear,
+            };
             step.only_state(decision, next)
         }
         Verdict::Clear => {
             next.consecutive_breaches = 0;
             next.consecutive_clears = state.consecutive_clears.saturating_add(1);
-            match open {
-                None => step.only_state(Decision::Clear, next),
-                Some(alert) => step.clear(alert, next),
+            match (open, past) {
+                (Some(alert), _) => step.clear(alert, next),
+                (None, Some(breach)) => {
+                    let since = breach.would_have_fired_at;
+                    if next.consecutive_clears < rule.anti_flap.clear_after_evaluations {
+                        return step.only_state(Decision::PastBreachGoesOn { since }, next);
+                    }
+                    if let Some(breach) = next.detail.open_past_breach_mut() {
+                        breach.cleared_at = Some(ctx.now);
+                    }
+                    step.only_state(Decision::PastBreachCleared { since }, next)
+                }
+                (None, None) => step.only_state(Decision::Clear, next),
             }
         }
     }
@@ -408,6 +529,9 @@ impl Step<'_> {
             )),
         };
         next.alert_id = Some(alert.id.clone());
+        if let Some(breach) = next.detail.open_past_breach_mut() {
+            breach.alert_id = Some(alert.id.clone());
+        }
         Evaluation {
             decision: Decision::Fired {
                 alert_id: alert.id.clone(),
@@ -444,7 +568,11 @@ impl Step<'_> {
                 alert.notified = true;
                 alert.hold_reason = None;
             }
-            NotifyDecision::Hold(HoldReason::AlreadyNotified | HoldReason::Acknowledged) => {}
+            NotifyDecision::Hold(
+                HoldReason::AlreadyNotified
+                | HoldReason::Acknowledged
+                | HoldReason::OlderThanHorizon,
+            ) => {}
             NotifyDecision::Hold(reason) => alert.hold_reason = Some(reason.clone()),
         }
         let transition = severity_rose.map(|(from, to)| AlertTransition {
@@ -472,6 +600,9 @@ impl Step<'_> {
     /// Whether a breach folded into an open alert notifies: only when the alert was muted
     /// so far and no longer is, or its severity rose. Suppressed alerts stay quiet.
     fn renotify(&self, open: &Alert, severity: Severity, severity_rose: bool) -> NotifyDecision {
+        if self.ctx.historical {
+            return NotifyDecision::Hold(HoldReason::OlderThanHorizon);
+        }
         if open.status == AlertStatus::Suppressed {
             return NotifyDecision::Hold(
                 open.hold_reason
@@ -524,7 +655,8 @@ impl Step<'_> {
             };
             return self.only_state(decision, next);
         }
-        let now = self.ctx.now;
+        // A historical observation may be older than the alert itself.
+        let now = self.ctx.now.max(open.first_seen);
         let notes = format!("condition clear for {clears} evaluations");
         let mut alert = open.clone();
         alert.resolved_by = Some(SYSTEM_ACTOR.to_owned());

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use modelwatch_core::alerting::{
     outbox, Alert, AlertFilter, AlertId, AlertStatus, AlertTransition, ComparisonOperator,
-    NotificationEvent, OutboxEntry, Rule, RuleId, RuleSpec, SeriesState, Severity, Silence,
-    SilenceId, Trigger, SYSTEM_ACTOR,
+    NotificationEvent, OutboxEntry, PastBreach, Rule, RuleId, RuleSpec, SeriesState, Severity,
+    Silence, SilenceId, StateDetail, Trigger, SYSTEM_ACTOR,
 };
 use modelwatch_core::{Metric, ModelName, TimeRange, Timestamp, Version};
 
@@ -119,6 +119,15 @@ fn firing(rule: &Rule, alert: &Alert, previous_revision: u64) -> AlertCommit {
                 alert_id: Some(alert.id.clone()),
                 last_observed_at: Some(alert.first_seen),
                 revision: previous_revision + 1,
+                // The state's JSON part round-trips with the rest.
+                detail: StateDetail {
+                    past_breaches: vec![PastBreach {
+                        would_have_fired_at: at(1),
+                        value: Some(0.5),
+                        cleared_at: None,
+                        alert_id: Some(alert.id.clone()),
+                    }],
+                },
             },
         }),
         alert: Some(AlertWriteGuarded {

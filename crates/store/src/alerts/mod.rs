@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use modelwatch_core::alerting::{
     Alert, AlertFilter, AlertId, AlertStatus, AlertTransition, NotificationEvent, OutboxEntry,
-    Rule, RuleId, SeriesState, Severity, Silence, SilenceId,
+    Rule, RuleId, SeriesState, Severity, Silence, SilenceId, StateDetail,
 };
 use modelwatch_core::{Metric, ModelName, Timestamp, Version};
 use serde::{Deserialize, Serialize};
@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::StoreError;
 
 /// The evaluation state of one rule for one model version, as persisted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredState {
     pub rule_id: RuleId,
     /// The rule's model, so a model's states are found without reading its rules.
@@ -43,7 +43,7 @@ pub struct StoredState {
 
 /// Write `next` if the stored state of (`rule_id`, `version`) still has
 /// `previous_revision` (a missing state counts as revision 0, the default state's).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StateWrite {
     pub rule_id: RuleId,
     pub model: ModelName,
@@ -459,7 +459,8 @@ impl<'a> RuleValues<'a> {
 }
 
 /// An `alert_states` row: `(rule_id, version, model, consecutive_breaches,
-/// consecutive_clears, alert_id, last_observed_ms, revision)`.
+/// consecutive_clears, alert_id, last_observed_ms, revision, detail)`; `detail` is the
+/// state's [`StateDetail`] as JSON, null when empty (every state stored before it existed).
 pub(crate) struct StateValues<'a> {
     pub(crate) rule_id: &'a str,
     pub(crate) version: &'a str,
@@ -469,6 +470,7 @@ pub(crate) struct StateValues<'a> {
     pub(crate) alert_id: Option<&'a str>,
     pub(crate) last_observed_ms: Option<i64>,
     pub(crate) revision: i64,
+    pub(crate) detail: Option<String>,
 }
 
 impl<'a> StateValues<'a> {
@@ -477,8 +479,8 @@ impl<'a> StateValues<'a> {
         version: &'a Version,
         model: &'a ModelName,
         state: &'a SeriesState,
-    ) -> Self {
-        StateValues {
+    ) -> Result<Self, StoreError> {
+        Ok(StateValues {
             rule_id: rule_id.as_str(),
             version: version.as_str(),
             model: model.as_str(),
@@ -487,8 +489,18 @@ impl<'a> StateValues<'a> {
             alert_id: state.alert_id.as_ref().map(AlertId::as_str),
             last_observed_ms: state.last_observed_at.map(Timestamp::as_millis),
             revision: revision_to_sql(state.revision),
-        }
+            detail: if state.detail.is_empty() {
+                None
+            } else {
+                Some(to_json(&state.detail)?)
+            },
+        })
     }
+}
+
+/// A state's [`StateDetail`] from its `detail` column.
+pub(crate) fn state_detail(column: Option<&str>) -> Result<StateDetail, StoreError> {
+    column.map_or_else(|| Ok(StateDetail::default()), from_json)
 }
 
 /// Revisions wrap; the bits are stored so the comparison stays exact.
@@ -662,7 +674,7 @@ bind_columns!(RuleValues: id, model, enabled, body);
 bind_columns!(
     StateValues:
     rule_id, version, model, consecutive_breaches, consecutive_clears, alert_id, last_observed_ms,
-    revision,
+    revision, detail,
 );
 bind_columns!(
     AlertValues:

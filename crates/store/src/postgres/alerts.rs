@@ -22,11 +22,11 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::{pg_error, PostgresStore};
 use crate::alerts::{
-    corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
-    to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome,
-    DeliveryResult, DeliveryStatus, Notification, NotificationFilter, NotificationValues,
-    OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState, TransitionValues,
-    FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql,
+    state_detail, timestamp, to_json, AlertCommit, AlertStore, AlertValues, AlertingRows,
+    ClaimChannels, CommitOutcome, DeliveryResult, DeliveryStatus, Notification, NotificationFilter,
+    NotificationValues, OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState,
+    TransitionValues, FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
 
@@ -127,16 +127,17 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
         client
             .execute(
                 "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
-                     consecutive_clears, alert_id, last_observed_ms, revision)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     consecutive_clears, alert_id, last_observed_ms, revision, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (rule_id, version) DO UPDATE SET
                      model = excluded.model,
                      consecutive_breaches = excluded.consecutive_breaches,
                      consecutive_clears = excluded.consecutive_clears,
                      alert_id = excluded.alert_id,
                      last_observed_ms = excluded.last_observed_ms,
-                     revision = excluded.revision",
-                &StateValues::new(&write.rule_id, &write.version, &write.model, &write.next)
+                     revision = excluded.revision,
+                     detail = excluded.detail",
+                &StateValues::new(&write.rule_id, &write.version, &write.model, &write.next)?
                     .pg_params(),
             )
             .await
@@ -296,8 +297,8 @@ async fn import_rows(
     let insert = transaction
         .prepare(
             "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
-                 consecutive_clears, alert_id, last_observed_ms, revision)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                 consecutive_clears, alert_id, last_observed_ms, revision, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
         )
         .await
         .map_err(pg_error)?;
@@ -310,7 +311,7 @@ async fn import_rows(
                     &stored.version,
                     &stored.model,
                     &stored.state,
-                )
+                )?
                 .pg_params(),
             )
             .await
@@ -497,7 +498,7 @@ impl AlertStore for PostgresStore {
         let rows = client
             .query(
                 "SELECT rule_id, model, version, consecutive_breaches, consecutive_clears,
-                        alert_id, last_observed_ms, revision
+                        alert_id, last_observed_ms, revision, detail
                  FROM alert_states WHERE $1::text IS NULL OR model = $1",
                 &[&model.map(ModelName::as_str)],
             )
@@ -517,6 +518,7 @@ impl AlertStore for PostgresStore {
                             .transpose()?,
                         last_observed_at: optional_timestamp(get(row, 6)?)?,
                         revision: get::<i64>(row, 7)? as u64,
+                        detail: state_detail(get::<Option<&str>>(row, 8)?)?,
                     },
                 })
             })

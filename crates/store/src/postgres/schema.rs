@@ -182,6 +182,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     CREATE INDEX notification_outbox_finished ON notification_outbox (finished_ms)
         WHERE finished_ms IS NOT NULL;",
     ),
+    (
+        6,
+        "rule states: detail, what else a rule keeps per version (JSON, null when empty)",
+        // Null in every existing row, which reads as an empty detail; adding a nullable
+        // column without a default rewrites nothing.
+        "ALTER TABLE alert_states ADD COLUMN detail text;",
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

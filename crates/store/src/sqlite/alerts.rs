@@ -14,11 +14,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 
 use super::SqliteStore;
 use crate::alerts::{
-    corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql, timestamp,
-    to_json, AlertCommit, AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome,
-    DeliveryResult, DeliveryStatus, Notification, NotificationFilter, NotificationValues,
-    OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState, TransitionValues,
-    FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql,
+    state_detail, timestamp, to_json, AlertCommit, AlertStore, AlertValues, AlertingRows,
+    ClaimChannels, CommitOutcome, DeliveryResult, DeliveryStatus, Notification, NotificationFilter,
+    NotificationValues, OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState,
+    TransitionValues, FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
 
@@ -53,6 +53,7 @@ fn read_state(row: &Row<'_>) -> rusqlite::Result<(String, String, String, StateC
             alert_id: row.get(5)?,
             last_observed_ms: row.get(6)?,
             revision: row.get(7)?,
+            detail: row.get(8)?,
         },
     ))
 }
@@ -63,6 +64,7 @@ struct StateColumns {
     alert_id: Option<String>,
     last_observed_ms: Option<i64>,
     revision: i64,
+    detail: Option<String>,
 }
 
 fn stored_state(
@@ -81,6 +83,7 @@ fn stored_state(
                 .transpose()?,
             last_observed_at: optional_timestamp(columns.last_observed_ms)?,
             revision: revision_from_sql(columns.revision),
+            detail: state_detail(columns.detail.as_deref())?,
         },
     })
 }
@@ -145,18 +148,19 @@ fn apply(connection: &Connection, commit: &AlertCommit) -> Result<(), StoreError
         connection
             .prepare_cached(
                 "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
-                     consecutive_clears, alert_id, last_observed_ms, revision)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     consecutive_clears, alert_id, last_observed_ms, revision, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (rule_id, version) DO UPDATE SET
                      model = excluded.model,
                      consecutive_breaches = excluded.consecutive_breaches,
                      consecutive_clears = excluded.consecutive_clears,
                      alert_id = excluded.alert_id,
                      last_observed_ms = excluded.last_observed_ms,
-                     revision = excluded.revision",
+                     revision = excluded.revision,
+                     detail = excluded.detail",
             )?
             .execute(
-                StateValues::new(&write.rule_id, &write.version, &write.model, &write.next)
+                StateValues::new(&write.rule_id, &write.version, &write.model, &write.next)?
                     .sqlite_params(),
             )?;
     }
@@ -362,8 +366,8 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
     }
     let mut insert = connection.prepare_cached(
         "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
-             consecutive_clears, alert_id, last_observed_ms, revision)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+             consecutive_clears, alert_id, last_observed_ms, revision, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
     )?;
     for stored in &rows.states {
         insert.execute(
@@ -372,7 +376,7 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
                 &stored.version,
                 &stored.model,
                 &stored.state,
-            )
+            )?
             .sqlite_params(),
         )?;
     }
@@ -490,7 +494,7 @@ impl AlertStore for SqliteStore {
         self.read(move |connection, _| {
             let mut statement = connection.prepare_cached(
                 "SELECT rule_id, model, version, consecutive_breaches, consecutive_clears,
-                        alert_id, last_observed_ms, revision
+                        alert_id, last_observed_ms, revision, detail
                  FROM alert_states WHERE ?1 IS NULL OR model = ?1",
             )?;
             let rows = statement

@@ -222,6 +222,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
         CREATE INDEX notification_outbox_finished ON notification_outbox (finished_ms)
             WHERE finished_ms IS NOT NULL;",
     ),
+    // What else a rule keeps per version between evaluations (past breaches, detector
+    // state), as JSON; null in every existing row, which reads as an empty detail.
+    (8, "ALTER TABLE alert_states ADD COLUMN detail TEXT;"),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
