@@ -19,8 +19,9 @@
 //!
 //! **Bounded passes.** A pass counts at most [`MAX_SAMPLES_PER_PASS`] threshold samples
 //! and [`MAX_CHECKS_PER_PASS`] detector checks, shared evenly among the rule × versions
-//! with samples to count (each gets at least one), and reads at most [`READ_SPAN`] past a
-//! target's last counted sample. The state records how far it got; the report's
+//! with samples to count (each gets at least one), and reads a span past a target's last
+//! counted sample that fits its share at a sample a minute, between [`MIN_READ_SPAN`] and
+//! [`MAX_READ_SPAN`] (a gap is skipped, reading on with twice the span). The state records how far it got; the report's
 //! `backlog` says more is waiting, and the server's evaluator runs the next pass at once.
 //!
 //! **Contention.** A target whose commit loses a race is re-read and re-planned, up to
@@ -51,8 +52,10 @@ use crate::observe::{read_series, SeriesRead};
 pub const MAX_SAMPLES_PER_PASS: usize = 1_000_000;
 /// Detector checks (degradation observations) one pass makes, at most.
 pub const MAX_CHECKS_PER_PASS: usize = 20_000;
-/// How far past its last counted sample a target's samples are read in one pass.
-pub const READ_SPAN: Duration = Duration::from_secs(6 * 3600);
+/// How far past its last counted sample a target's samples are read in one pass, at
+/// least and at most: the share of a pass's bounds at one sample a minute, within these.
+pub const MIN_READ_SPAN: Duration = Duration::from_secs(3600);
+pub const MAX_READ_SPAN: Duration = Duration::from_secs(24 * 3600);
 
 /// What one rule did for one version in a pass.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,6 +109,21 @@ pub struct EvaluationReport {
     pub backlog: bool,
 }
 
+impl EvaluationReport {
+    /// Adds the next pass's report to this one (passes run back to back over a backlog):
+    /// its lists are appended, counts added, and `contended` and `backlog` are the later
+    /// pass's.
+    pub fn absorb(&mut self, next: EvaluationReport) {
+        self.alerts_created.extend(next.alerts_created);
+        self.alerts_updated.extend(next.alerts_updated);
+        self.evaluations.extend(next.evaluations);
+        self.past_breaches.extend(next.past_breaches);
+        self.conflicts = self.conflicts.saturating_add(next.conflicts);
+        self.contended = next.contended;
+        self.backlog = next.backlog;
+    }
+}
+
 #[derive(Debug, Clone)]
 struct PassTarget {
     rule: usize,
@@ -154,6 +172,26 @@ impl Engine {
     /// Evaluates every enabled rule for every version it applies to.
     pub async fn evaluate_all(&self, now: Timestamp) -> Result<EvaluationReport, EngineError> {
         self.evaluate_scope(None, None, now).await
+    }
+
+    /// Passes at `now`, one after the other, until every sample is counted (each pass is
+    /// bounded; see the module documentation), reported as one. `scope` narrows them to
+    /// one model version.
+    pub async fn evaluate_until_counted(
+        &self,
+        scope: Option<(&ModelName, &Version)>,
+        now: Timestamp,
+    ) -> Result<EvaluationReport, EngineError> {
+        let mut report = EvaluationReport::default();
+        loop {
+            let (model, version) = scope.map_or((None, None), |(m, v)| (Some(m), Some(v)));
+            let pass = self.evaluate_scope(model, version, now).await?;
+            let more = pass.backlog;
+            report.absorb(pass);
+            if !more {
+                return Ok(report);
+            }
+        }
     }
 
     async fn evaluate_scope(
@@ -415,7 +453,20 @@ impl Engine {
         let samples = due.len() - checks;
         let check_share = (MAX_CHECKS_PER_PASS / checks.max(1)).max(1);
         let sample_share = (MAX_SAMPLES_PER_PASS / samples.max(1)).max(1);
-        let uncounted = self.uncounted(pass, targets, &due).await?;
+        let span = |share: usize| {
+            Duration::from_secs(60 * share as u64).clamp(MIN_READ_SPAN, MAX_READ_SPAN)
+        };
+        let spans: Vec<Duration> = due
+            .iter()
+            .map(|(i, ..)| {
+                span(if is_check(&pass.rules[targets[*i].rule]) {
+                    check_share
+                } else {
+                    sample_share
+                })
+            })
+            .collect();
+        let uncounted = self.uncounted(pass, targets, &due, &spans).await?;
         let mut reads = Vec::new();
         let mut ready = Vec::new();
         for ((index, state, _), (mut points, more)) in due.into_iter().zip(uncounted) {
@@ -487,22 +538,23 @@ impl Engine {
         Ok(input)
     }
 
-    /// The uncounted samples of each due target (in `due`'s order), read [`READ_SPAN`] at a
-    /// time: a span without samples (a gap) is skipped and the read goes on with a span
-    /// twice as long, until it finds samples or reaches the newest. Also says whether
-    /// samples are left after what was read.
+    /// The uncounted samples of each due target (in `due`'s order), read its span of
+    /// `spans` at a time: a span without samples (a gap) is skipped and the read goes on
+    /// with a span twice as long, until it finds samples or reaches the newest. Also says
+    /// whether samples are left after what was read.
     async fn uncounted(
         &self,
         pass: &Pass<'_>,
         targets: &[PassTarget],
         due: &[(usize, SeriesState, TimeRange)],
+        spans: &[Duration],
     ) -> Result<Vec<(Vec<Point>, bool)>, EngineError> {
         let mut found: Vec<(Vec<Point>, bool)> = vec![(Vec::new(), false); due.len()];
         // (index into `due`, start of the next span, its length)
         let mut pending: Vec<(usize, Timestamp, Duration)> = due
             .iter()
             .enumerate()
-            .map(|(i, (_, _, range))| (i, range.start, READ_SPAN))
+            .map(|(i, (_, _, range))| (i, range.start, spans[i]))
             .collect();
         while !pending.is_empty() {
             let spans: Vec<TimeRange> = pending

@@ -7,8 +7,9 @@
 //! - [`analysis`]: degradation checks, performance history and health, version comparison
 //!   over stored data (issue 3).
 //! - [`alerting`]: the [`Engine`] for rules, alert lifecycle, queries and silences;
-//!   [`evaluation`] evaluates rules and persists outcomes with their notifications;
-//!   [`backtest`] replays a rule over history through the same observation code (issue 4).
+//!   [`evaluation`] counts every new sample through the core's replay and persists what it
+//!   plans with its notifications; [`backtest`] replays a rule over history through the
+//!   same observations and the same replay.
 
 pub mod alerting;
 pub mod analysis;
@@ -18,4 +19,4 @@ mod observe;
 
 pub use alerting::{Engine, EngineError, IdSource, RandomIds, SequentialIds};
 pub use backtest::{BacktestReport, VersionBacktest};
-pub use evaluation::{EvaluationReport, RuleEvaluation};
+pub use evaluation::{EvaluationReport, PastBreachRecorded, RuleEvaluation, TargetKey};

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use modelwatch_core::alerting::{
     AlertConfig, AlertFilter, AlertId, AlertStatus, BacktestEventKind, Decision, HoldReason,
-    LifecycleError, NotificationEvent, RulePatch, RuleSpec, Severity, SilenceSpec, Trigger,
+    LifecycleError, NotificationEvent, PastBreach, RulePatch, RuleSpec, Severity, SilenceSpec,
+    Trigger,
 };
 use modelwatch_core::{ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version};
 use modelwatch_engine::{Engine, EngineError, EvaluationReport, SequentialIds};
@@ -878,6 +879,122 @@ async fn degradation_backtest_agrees_with_live_evaluation(backend: Backend) {
     live_and_backtest_agree(&env, &values).await;
 }
 
+/// Samples of v1's accuracy at `minutes`, `value(minute)` each, written in one batch.
+async fn import(env: &Env, minutes: std::ops::Range<i64>, value: impl Fn(i64) -> f64) {
+    let key = SeriesKey::parse("fraud", "v1", "accuracy").unwrap();
+    let samples = minutes
+        .map(|minute| Sample {
+            model: key.model.clone(),
+            version: key.version.clone(),
+            metric: key.metric.clone(),
+            value: value(minute),
+            timestamp: at(minute),
+            dataset: None,
+        })
+        .collect();
+    env.stores.metrics.append(samples).await.unwrap();
+}
+
+/// Passes at `now` until no samples are left to count.
+async fn evaluate_until_counted(env: &Env, now: Timestamp) -> Vec<EvaluationReport> {
+    let mut reports = Vec::new();
+    loop {
+        let report = env.engine.evaluate_all(now).await.unwrap();
+        let done = !report.backlog;
+        reports.push(report);
+        if done || reports.len() > 100 {
+            return reports;
+        }
+    }
+}
+
+async fn an_imported_day_fires_now_where_the_backtest_says(backend: Backend) {
+    let env = Env::new(backend).await;
+    let rule = env.rule(|_| {}).await;
+    // Ten healthy hours, then twenty minutes of breach, all imported at once.
+    import(&env, 0..600, |minute| if minute < 580 { 0.95 } else { 0.8 }).await;
+    let report = env.engine.evaluate_all(at(600)).await.unwrap();
+    assert_eq!(report.evaluations.len(), 1);
+    assert_eq!(report.evaluations[0].counted, 600);
+    assert!(!report.backlog);
+    let [alert] = &report.alerts_created[..] else {
+        panic!("{report:#?}")
+    };
+    // Fired now, with every breaching sample of the import folded in.
+    assert_eq!(alert.first_seen, at(600));
+    assert_eq!(alert.occurrences, 18);
+    assert_eq!(env.firing_notifications().await, 1);
+    let backtest = env
+        .engine
+        .backtest(&rule.id, TimeRange::new(at(0), at(600)))
+        .await
+        .unwrap();
+    let fired: Vec<_> = backtest.versions[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, BacktestEventKind::Fired { .. }))
+        .map(|e| e.at)
+        .collect();
+    assert_eq!(fired, [at(582)]);
+    assert_eq!(
+        env.stores.alerts.states(None).await.unwrap()[0]
+            .state
+            .last_observed_at,
+        Some(at(599))
+    );
+}
+
+async fn a_backlog_pages_only_inside_the_horizon_and_records_the_rest(backend: Backend) {
+    let env = Env::new(backend).await;
+    env.rule(|_| {}).await;
+    env.step(0.95, 0).await;
+    // Three days arrive at once: a breach on the first day that ended long ago, and one
+    // still going on at the end.
+    let day = 24 * 60;
+    import(&env, 1..3 * day, |minute| {
+        if (100..200).contains(&minute) || minute >= 3 * day - 10 {
+            0.8
+        } else {
+            0.95
+        }
+    })
+    .await;
+    let reports = evaluate_until_counted(&env, at(3 * day)).await;
+    // Read a day at a time: three passes.
+    assert_eq!(reports.len(), 3);
+    let created: Vec<_> = reports.iter().flat_map(|r| &r.alerts_created).collect();
+    let [alert] = &created[..] else {
+        panic!("{created:#?}")
+    };
+    assert_eq!(alert.first_seen, at(3 * day));
+    let past: Vec<_> = reports
+        .iter()
+        .flat_map(|r| &r.past_breaches)
+        .map(|b| (b.would_have_fired_at, b.value))
+        .collect();
+    assert_eq!(past, [(at(102), Some(0.8))]);
+    // Only the alert of the breach still going on notifies.
+    assert_eq!(env.outbox().await.len(), 2);
+    assert!(env.outbox().await.iter().all(|n| n.alert_id == alert.id));
+    let state = &env.stores.alerts.states(None).await.unwrap()[0].state;
+    assert_eq!(state.last_observed_at, Some(at(3 * day - 1)));
+    assert_eq!(
+        state.detail.past_breaches,
+        [PastBreach {
+            would_have_fired_at: at(102),
+            value: Some(0.8),
+            cleared_at: Some(at(202)),
+            alert_id: None
+        }]
+    );
+    let counted: usize = reports
+        .iter()
+        .flat_map(|r| &r.evaluations)
+        .map(|e| e.counted)
+        .sum();
+    assert_eq!(counted, 3 * day as usize - 1);
+}
+
 async fn two_evaluators_race(first: Engine, second: Engine, env: &Env) {
     env.rule(|spec| spec.for_evaluations = Some(1)).await;
     for round in 0..20 {
@@ -980,6 +1097,8 @@ macro_rules! alerting_suite {
             an_unsaved_rule_backtests_as_the_same_rule_saved_and_stores_nothing,
             two_concurrent_evaluators_create_no_duplicate_alert,
             engine_round_trips_a_whole_lifecycle,
+            an_imported_day_fires_now_where_the_backtest_says,
+            a_backlog_pages_only_inside_the_horizon_and_records_the_rest,
             $($extra,)*
         );
     };

@@ -670,11 +670,12 @@ pub async fn version_history(
 }
 
 /// Evaluates the enabled rules of one model version now, as `modelwatch evaluate MODEL
-/// VERSION` does (the server also evaluates on its own: every interval, and shortly after
-/// samples arrive over HTTP). Alerts it creates or changes go to the event stream.
+/// VERSION` does: every sample not yet counted, in bounded passes run back to back (the
+/// server also evaluates on its own: every interval, and shortly after samples arrive over
+/// HTTP). Alerts it creates or changes go to the event stream.
 #[utoipa::path(post, path = "/api/v1/models/{model}/versions/{version}/evaluate", tag = "rules",
     params(("model" = String, Path), ("version" = String, Path)),
-    responses((status = 200, description = "The pass: alerts_created, alerts_updated, evaluations, conflicts", body = Object),
+    responses((status = 200, description = "The passes: alerts_created, alerts_updated, evaluations, past_breaches, conflicts, contended, backlog", body = Object),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn evaluate(
@@ -683,7 +684,7 @@ pub async fn evaluate(
 ) -> ApiResult<Json<Value>> {
     let (model, version) = (parse_model(&model)?, parse_version(&version)?);
     let report = engine(&state)?
-        .evaluate_model(&model, &version, state.now())
+        .evaluate_until_counted(Some((&model, &version)), state.now())
         .await?;
     crate::evaluator::publish(&state, &report);
     to_json(&report)

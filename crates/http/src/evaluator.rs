@@ -72,24 +72,50 @@ pub async fn run(state: AppState, engine: Engine, schedule: Schedule) {
     }
 }
 
+/// Passes at most this many in a row while samples are left to count (an import or an
+/// outage); the next tick carries on.
+const MAX_CATCH_UP_PASSES: usize = 100;
+
+/// One pass, then more at once while the pass left samples to count: each pass is
+/// bounded, so a large import is counted in steps without holding anything up for long.
 async fn pass(state: &AppState, engine: &Engine, scope: Option<(&ModelName, &Version)>) {
-    let started = std::time::Instant::now();
-    let now = state.now();
-    let outcome = match scope {
-        Some((model, version)) => engine.evaluate_model(model, version, now).await,
-        None => engine.evaluate_all(now).await,
-    };
-    state
-        .telemetry()
-        .evaluation_seconds
-        .observe(started.elapsed().as_secs_f64());
-    match outcome {
-        Ok(report) => publish(state, &report),
-        Err(error) => tracing::warn!(%error, ?scope, "evaluation pass failed"),
+    for _ in 0..MAX_CATCH_UP_PASSES {
+        let started = std::time::Instant::now();
+        let now = state.now();
+        let outcome = match scope {
+            Some((model, version)) => engine.evaluate_model(model, version, now).await,
+            None => engine.evaluate_all(now).await,
+        };
+        state
+            .telemetry()
+            .evaluation_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(report) => {
+                publish(state, &report);
+                if !report.backlog {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, ?scope, "evaluation pass failed");
+                return;
+            }
+        }
     }
 }
 
 pub(crate) fn publish(state: &AppState, report: &EvaluationReport) {
+    for breach in &report.past_breaches {
+        tracing::info!(rule = %breach.rule_id, model = %breach.model, version = %breach.version,
+            at = %breach.would_have_fired_at,
+            "past breach recorded: it would have fired before the paging horizon; nobody paged");
+    }
+    for target in &report.contended {
+        tracing::warn!(rule = %target.rule_id, version = %target.version,
+            "evaluation kept losing races with another evaluator; the next pass carries on");
+    }
     for alert in &report.alerts_created {
         tracing::info!(alert = %alert.id, model = %alert.model, version = %alert.version,
             metric = %alert.metric, severity = ?alert.severity, "alert fired");

@@ -336,7 +336,9 @@ async fn fill_demo(stores: &Stores, alerts: modelwatch_core::alerting::AlertConf
         modelwatch_core::ModelName::parse("churn_regressor")?,
         modelwatch_core::Version::parse("v1.5")?,
     );
-    let past = engine.evaluate_model(&churn.0, &churn.1, incident).await?;
+    let past = engine
+        .evaluate_until_counted(Some((&churn.0, &churn.1)), incident)
+        .await?;
     for alert in &past.alerts_created {
         engine
             .resolve(
@@ -361,7 +363,7 @@ async fn fill_demo(stores: &Stores, alerts: modelwatch_core::alerting::AlertConf
             now,
         )
         .await?;
-    let mut report = engine.evaluate_all(now).await?;
+    let mut report = engine.evaluate_until_counted(None, now).await?;
     // One more rule, evaluated while alerting is switched off: its alert is recorded as
     // suppressed, so the demo shows that state too.
     engine
@@ -383,9 +385,12 @@ async fn fill_demo(stores: &Stores, alerts: modelwatch_core::alerting::AlertConf
         ..alerts
     };
     let quiet = modelwatch_engine::Engine::new(stores, switched_off);
-    report
-        .alerts_created
-        .extend(quiet.evaluate_all(now).await?.alerts_created);
+    report.alerts_created.extend(
+        quiet
+            .evaluate_until_counted(None, now)
+            .await?
+            .alerts_created,
+    );
     for alert in &report.alerts_created {
         let outcome = match alert.metric.as_str() {
             "precision" => engine

@@ -296,3 +296,288 @@ impl InMemory {
         state.alert_id.as_ref().and_then(|id| self.alerts.get(id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::{AlertStatus, PastBreach, RuleId, RuleSpec, Severity};
+
+    const MINUTE: i64 = 60_000;
+
+    fn at(minute: i64) -> Timestamp {
+        Timestamp::from_millis(1_700_000_000_000 + minute * MINUTE).unwrap()
+    }
+
+    /// `accuracy < 0.9` on model `m`, notifying ops and pager, plus `extra` fields.
+    fn rule(extra: &str) -> Rule {
+        let spec: RuleSpec = serde_json::from_str(&format!(
+            r#"{{"name":"low","model":"m","metric":"accuracy","threshold_value":0.9,
+                "comparison_operator":"lt","severity":"high","notify_channels":["ops","pager"]{extra}}}"#
+        ))
+        .unwrap();
+        Rule::create(spec, RuleId::from_u32(1), at(-100_000)).unwrap()
+    }
+
+    fn values(from_minute: i64, values: &[f64]) -> Vec<(Timestamp, Observation)> {
+        values
+            .iter()
+            .zip(from_minute..)
+            .map(|(value, minute)| {
+                (
+                    at(minute),
+                    Observation::Value {
+                        at: at(minute),
+                        value: *value,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Plans `observations` for a fresh state of `rule` at the clock `now` (minutes).
+    fn live(
+        rule: &Rule,
+        state: &SeriesState,
+        now: i64,
+        observations: Vec<(Timestamp, Observation)>,
+    ) -> Plan {
+        let version = Version::parse("v1").unwrap();
+        let config = AlertConfig::default();
+        let mut ledger = RateLedger::new();
+        let mut drawn = 0;
+        let mut new_alert_id = || {
+            drawn += 1;
+            AlertId::from_u32(drawn)
+        };
+        plan(
+            Target {
+                rule,
+                version: &version,
+                state,
+                tracked: None,
+            },
+            observations,
+            &mut PlanContext {
+                clock: Clock::Live {
+                    now: at(now),
+                    horizon: PAGING_HORIZON,
+                },
+                config: &config,
+                silences: &[],
+                ledger: &mut ledger,
+                new_alert_id: &mut new_alert_id,
+            },
+        )
+    }
+
+    fn decisions(plan: &Plan) -> Vec<(Timestamp, &'static str)> {
+        plan.steps
+            .iter()
+            .filter_map(|step| {
+                let name = match step.decision {
+                    Decision::Fired { .. } => "fired",
+                    Decision::WouldHaveFired { .. } => "would have fired",
+                    Decision::PastBreachCleared { .. } => "past breach cleared",
+                    Decision::AutoResolved { .. } => "resolved",
+                    Decision::ConditionCleared { .. } => "cleared",
+                    _ => return None,
+                };
+                Some((step.at, name))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_import_replayed_at_once_fires_now_at_its_third_breach_in_one_commit() {
+        let rule = rule("");
+        let observations = values(90, &[0.95, 0.95, 0.95, 0.95, 0.95, 0.8, 0.8, 0.8, 0.7, 0.8]);
+        let plan = live(&rule, &SeriesState::default(), 120, observations);
+        assert_eq!(decisions(&plan), [(at(97), "fired")]);
+        // The alert fires now, for the sample that made it fire, and folds in the rest.
+        let [commit] = &plan.commits[..] else {
+            panic!("{:#?}", plan.commits)
+        };
+        let alert = &commit.alert.as_ref().unwrap().alert;
+        assert_eq!(commit.alert.as_ref().unwrap().previous, None);
+        assert_eq!((alert.first_seen, alert.last_seen), (at(120), at(120)));
+        assert_eq!((alert.occurrences, alert.worst_value), (3, 0.7));
+        assert_eq!(alert.status, AlertStatus::Active);
+        assert_eq!(commit.notifications.len(), 2);
+        assert_eq!(commit.transition.as_ref().unwrap().at, at(120));
+        assert_eq!((commit.previous_revision, commit.state.revision), (0, 1));
+        assert_eq!(plan.state.last_observed_at, Some(at(99)));
+        assert_eq!(plan.state.consecutive_breaches, 5);
+    }
+
+    #[test]
+    fn a_breach_that_ended_before_the_horizon_is_recorded_and_pages_nobody() {
+        let rule = rule("");
+        let day = 24 * 60;
+        // Minutes 0..10 breach, then clear; "now" is three days later.
+        let mut observations = values(0, &[0.8; 10]);
+        observations.extend(values(10, &[0.95; 10]));
+        let plan = live(&rule, &SeriesState::default(), 3 * day, observations);
+        assert_eq!(
+            decisions(&plan),
+            [(at(2), "would have fired"), (at(12), "past breach cleared")]
+        );
+        assert!(plan.alerts().next().is_none());
+        assert!(plan.commits.iter().all(|c| c.notifications.is_empty()));
+        assert_eq!(
+            plan.state.detail.past_breaches,
+            [PastBreach {
+                would_have_fired_at: at(2),
+                value: Some(0.8),
+                cleared_at: Some(at(12)),
+                alert_id: None
+            }]
+        );
+        assert_eq!(plan.state.alert_id, None);
+    }
+
+    #[test]
+    fn a_past_breach_still_going_on_inside_the_horizon_fires_at_its_first_recent_sample() {
+        let rule = rule("");
+        let day = 24 * 60;
+        let now = 2 * day;
+        // Breaching from 30 minutes before the horizon until now, a sample a minute.
+        let first = now - day - 30;
+        let plan = live(
+            &rule,
+            &SeriesState::default(),
+            now,
+            values(first, &[0.8; 60]),
+        );
+        assert_eq!(
+            decisions(&plan),
+            [
+                (at(first + 2), "would have fired"),
+                (at(now - day), "fired")
+            ]
+        );
+        let alert = &plan.alerts().next().unwrap().alert;
+        assert_eq!(alert.first_seen, at(now));
+        assert_eq!(
+            plan.state.detail.past_breaches,
+            [PastBreach {
+                would_have_fired_at: at(first + 2),
+                value: Some(0.8),
+                cleared_at: None,
+                alert_id: Some(alert.id.clone())
+            }]
+        );
+        assert_eq!(plan.state.alert_id, Some(alert.id.clone()));
+    }
+
+    #[test]
+    fn each_alert_and_each_history_record_gets_its_own_chained_commit() {
+        let rule = rule(
+            r#","auto_resolve":true,"cooldown_minutes":0,"for_evaluations":1,"clear_after_evaluations":1"#,
+        );
+        let observations = values(0, &[0.8, 0.7, 0.95, 0.95, 0.8]);
+        let state = SeriesState {
+            revision: 41,
+            ..SeriesState::default()
+        };
+        let plan = live(&rule, &state, 10, observations);
+        assert_eq!(
+            decisions(&plan),
+            [(at(0), "fired"), (at(2), "resolved"), (at(4), "fired")]
+        );
+        let shape: Vec<_> = plan
+            .commits
+            .iter()
+            .map(|c| {
+                let alert = c.alert.as_ref().unwrap();
+                (
+                    c.previous_revision,
+                    c.state.revision,
+                    alert.alert.id.as_str().to_owned(),
+                    alert.previous.as_ref().map(|a| a.status),
+                    alert.alert.status,
+                    c.transition.as_ref().map(|t| t.to),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (
+                    41,
+                    42,
+                    "alert_00000001".into(),
+                    None,
+                    AlertStatus::Active,
+                    Some(AlertStatus::Active)
+                ),
+                (
+                    42,
+                    43,
+                    "alert_00000001".into(),
+                    Some(AlertStatus::Active),
+                    AlertStatus::Resolved,
+                    Some(AlertStatus::Resolved)
+                ),
+                (
+                    43,
+                    44,
+                    "alert_00000005".into(),
+                    None,
+                    AlertStatus::Active,
+                    Some(AlertStatus::Active)
+                ),
+            ]
+        );
+        // The first commit folded the second breach into the new alert.
+        assert_eq!(plan.commits[0].alert.as_ref().unwrap().alert.occurrences, 2);
+        let mut memory = InMemory::default();
+        assert!(memory.apply(&plan.commits));
+        assert_eq!(memory.alerts.len(), 2);
+        assert_eq!(memory.history.len(), 3);
+        assert_eq!(plan.state.revision, 44);
+        assert_eq!(rule.severity, Severity::High);
+    }
+
+    #[test]
+    fn a_historical_breach_folds_into_an_open_alert_without_notifying() {
+        let rule = rule(r#","for_evaluations":1"#);
+        let day = 24 * 60;
+        let first = live(&rule, &SeriesState::default(), 0, values(0, &[0.8]));
+        let mut memory = InMemory::default();
+        memory.apply(&first.commits);
+        // An outage, then a backlog from long ago (after the last sample counted).
+        let version = Version::parse("v1").unwrap();
+        let config = AlertConfig::default();
+        let mut ledger = RateLedger::new();
+        let mut new_alert_id = || AlertId::from_u32(99);
+        let backlog = plan(
+            Target {
+                rule: &rule,
+                version: &version,
+                state: &first.state,
+                tracked: memory.tracked(&first.state),
+            },
+            values(1, &[0.5, 0.6]),
+            &mut PlanContext {
+                clock: Clock::Live {
+                    now: at(3 * day),
+                    horizon: PAGING_HORIZON,
+                },
+                config: &config,
+                silences: &[],
+                ledger: &mut ledger,
+                new_alert_id: &mut new_alert_id,
+            },
+        );
+        let [commit] = &backlog.commits[..] else {
+            panic!("{:#?}", backlog.commits)
+        };
+        let alert = &commit.alert.as_ref().unwrap().alert;
+        assert_eq!((alert.occurrences, alert.worst_value), (3, 0.5));
+        assert!(commit.notifications.is_empty());
+        assert!(backlog.steps.iter().all(|s| matches!(
+            &s.decision,
+            Decision::Updated { notify, .. } if !notify.notifies()
+        )));
+    }
+}
