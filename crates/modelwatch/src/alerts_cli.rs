@@ -655,33 +655,30 @@ async fn evaluate(
         .await?;
     emit(format, &report, &alerts_table(&report.alerts_created))?;
     if format == Format::Table {
-<<<<<<< HEAD
+        let counted: usize = report.evaluations.iter().map(|e| e.counted).sum();
+        let pairs: std::collections::HashSet<_> = report
+            .evaluations
+            .iter()
+            .map(|e| (&e.rule_id, &e.version))
+            .collect();
         outln!(
-            "evaluated {} rule × version pair(s); {} alert(s) created",
-            report.evaluations.len(),
+            "evaluated {} rule × version pair(s), {counted} new sample(s) counted; {} alert(s) created",
+            pairs.len(),
             report.alerts_created.len()
         )?;
-=======
-        let counted: usize = report.evaluations.iter().map(|e| e.counted).sum();
-        println!(
-            "evaluated {} rule × version pair(s), {counted} new sample(s) counted; {} alert(s) created",
-            report.evaluations.iter().map(|e| (&e.rule_id, &e.version)).collect::<std::collections::HashSet<_>>().len(),
-            report.alerts_created.len()
-        );
         if !report.past_breaches.is_empty() {
-            println!(
+            outln!(
                 "{} past breach(es) recorded, not paged: they would have fired more than {} hours ago",
                 report.past_breaches.len(),
                 modelwatch_core::alerting::PAGING_HORIZON.as_secs() / 3600
-            );
+            )?;
         }
         if !report.contended.is_empty() {
-            println!(
+            outln!(
                 "{} rule × version pair(s) kept losing races with another evaluator; run again",
                 report.contended.len()
-            );
+            )?;
         }
->>>>>>> 8d3e59d (Evaluation: bounded passes run back to back over a backlog (evaluate, the server's evaluator, the demo); tests with exact times for imports, the paging horizon, chained commits and contention)
     }
     Ok(ExitCode::SUCCESS)
 }
