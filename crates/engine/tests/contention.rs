@@ -17,8 +17,8 @@ use modelwatch_core::{ModelName, Sample, SeriesKey, Timestamp, Version};
 use modelwatch_engine::evaluation::TargetKey;
 use modelwatch_engine::{Engine, SequentialIds};
 use modelwatch_store::alerts::{
-    AlertCommit, AlertStore, AlertingRows, CommitOutcome, DeliveryResult, Notification,
-    NotificationFilter, StoredState,
+    AlertCommit, AlertStore, AlertingRows, ClaimChannels, CommitOutcome, DeliveryResult,
+    Notification, NotificationFilter, StoredState,
 };
 use modelwatch_store::{MemoryStore, MetricStore, StoreError, Stores};
 
@@ -106,10 +106,11 @@ impl AlertStore for Contended {
         owner: &str,
         now: Timestamp,
         lease: Duration,
+        channels: ClaimChannels<'_>,
         limit: usize,
     ) -> Result<Vec<Notification>, StoreError> {
         self.inner
-            .claim_notifications(owner, now, lease, limit)
+            .claim_notifications(owner, now, lease, channels, limit)
             .await
     }
     async fn finish_notification(
