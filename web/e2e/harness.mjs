@@ -2,7 +2,7 @@
 // on a free port with a temporary database, and a browser from Debian (chromium or
 // firefox-esr) through puppeteer-core — one driver and one API for both browsers, so
 // every scenario runs unchanged in each (CDP for chromium, WebDriver BiDi for Firefox).
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, existsSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -20,10 +20,14 @@ export function binary() {
   return bin;
 }
 
-/** Starts `modelwatch serve` (with `--demo` unless told otherwise); resolves with its base URL. */
-export async function startServer({ demo = true } = {}) {
+/**
+ * Starts `modelwatch serve` (with `--demo` unless told otherwise, and `args` added);
+ * resolves with its base URL, its database and a way to run the CLI on that database.
+ */
+export async function startServer({ demo = true, args: extra = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "modelwatch-e2e-"));
-  const args = ["--db", join(dir, "e2e.db"), "serve", "--listen", "127.0.0.1:0"];
+  const db = join(dir, "e2e.db");
+  const args = ["--db", db, "serve", "--listen", "127.0.0.1:0", ...extra];
   if (demo) args.push("--demo");
   const child = spawn(binary(), args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
   let stderr = "";
@@ -40,6 +44,13 @@ export async function startServer({ demo = true } = {}) {
   });
   return {
     url,
+    db,
+    /** Runs `modelwatch --db DB ARGS…` and returns its standard output. */
+    cli(...cliArgs) {
+      const run = spawnSync(binary(), ["--db", db, ...cliArgs], { encoding: "utf8" });
+      if (run.status !== 0) throw new Error(`modelwatch ${cliArgs.join(" ")}: ${run.stderr}`);
+      return run.stdout;
+    },
     async stop() {
       child.kill("SIGTERM");
       await new Promise((r) => { if (child.exitCode !== null) r(); else child.on("exit", r); setTimeout(r, 5000); });

@@ -1,6 +1,7 @@
 // The public HTTP API, nothing else: every call goes through `api`, which turns the
 // server's error body ({"error": {"code", "message", "field"}}) into an ApiError whose
-// message the pages show.
+// message the pages show. Credentials travel in the session cookie (session.ts), never
+// in page scripts.
 
 export class ApiError extends Error {
   constructor(public status: number, message: string, public field?: string) {
@@ -15,8 +16,6 @@ export async function api<T = any>(path: string, init: RequestInit & { json?: un
     headers.set("content-type", "application/json");
     body = JSON.stringify(init.json);
   }
-  const token = localStorage.getItem("modelwatch.token");
-  if (token) headers.set("authorization", `Bearer ${token}`);
   let response: Response;
   try {
     response = await fetch(`/api/v1${path}`, { ...init, headers, body });
@@ -32,6 +31,8 @@ export async function api<T = any>(path: string, init: RequestInit & { json?: un
     const error = data && typeof data === "object" ? data.error : null;
     const message = error?.message ?? (typeof data === "string" && data ? data : response.statusText);
     const field = error?.field;
+    // Signed out (or the token was revoked meanwhile): the app shows its sign-in page.
+    if (response.status === 401 && path !== "/session") dispatchEvent(new Event("modelwatch:unauthorized"));
     throw new ApiError(response.status, `${response.status}: ${message}${field ? ` (field ${field})` : ""}`, field);
   }
   return data as T;

@@ -1,6 +1,8 @@
 // The event stream (GET /api/v1/events, server-sent events). One EventSource for the
 // whole app; pages subscribe while they are shown. The browser reconnects by itself; we
-// show the connection's state in the header so a dropped stream is never silent.
+// show the connection's state in the header so a dropped stream is never silent. On a
+// server that wants tokens the stream carries the session cookie like any request.
+import { needsSignIn } from "./session";
 
 export type LiveEvent = { type: "samples" | "alert_fired" | "alert_changed"; data: any };
 type Listener = (event: LiveEvent) => void;
@@ -32,7 +34,16 @@ export function startLive(el: HTMLElement): void {
   });
 }
 
+/** Closes the stream and opens it again: after signing in or out. */
+export function restartLive(): void {
+  source?.close();
+  source = null;
+  connect();
+}
+
 function connect() {
+  // Signed out on a server that wants tokens: the stream would only be refused.
+  if (needsSignIn()) { show("connecting", "signed out"); return; }
   show("connecting", "connecting…");
   source = new EventSource("/api/v1/events");
   source.onopen = () => {
@@ -44,8 +55,9 @@ function connect() {
     // error status): retry ourselves after a pause.
     show("reconnecting", "connection lost, reconnecting…");
     if (source && source.readyState === EventSource.CLOSED) {
+      const closed = source;
       source = null;
-      setTimeout(connect, 3000);
+      setTimeout(() => { if (!source && closed) connect(); }, 3000);
     }
   };
   for (const type of ["samples", "alert_fired", "alert_changed"] as const) {

@@ -2,11 +2,12 @@
 // live indicator. Each page is a function that renders into <main> and returns a
 // clean-up function, called when the viewer navigates away.
 import "./style.css";
-import { startLive } from "./live";
+import { startLive, restartLive } from "./live";
 import { overview } from "./pages/overview";
 import { modelPage } from "./pages/model";
 import { alertsPage } from "./pages/alerts";
 import { rulesPage } from "./pages/rules";
+import { loadSession, needsSignIn, signInPage } from "./session";
 import { h, clear, markReady } from "./util";
 
 type Page = (main: HTMLElement, parts: string[]) => (() => void) | void;
@@ -28,6 +29,14 @@ function route() {
   // Only the query changed (a filter was set): the page handles that itself.
   if (path === shownPath) return;
   shownPath = path;
+  if (needsSignIn()) {
+    delete main.dataset.ready;
+    if (leave) leave();
+    leave = undefined;
+    shownPath = null;
+    signInPage(main);
+    return;
+  }
   // Marks for the speed bench: navigation → page ready (see bench/dashboard).
   performance.clearMarks();
   performance.mark("route");
@@ -76,12 +85,27 @@ function setupSkipLink() {
   });
 }
 
+/** `/alerts/ID` (the link in every notification) is the alert's page: `/#/alerts/ID`. */
+function followAlertLink() {
+  const match = /^\/alerts\/([^/]+)$/.exec(location.pathname);
+  if (match) history.replaceState(null, "", `/#/alerts/${match[1]}`);
+}
+
+followAlertLink();
 setupTheme();
 setupSkipLink();
-startLive(document.getElementById("live")!);
+// A change of who is signed in draws the page again (signed in: the page asked for;
+// signed out or revoked: the sign-in page), and reconnects the event stream.
+addEventListener("modelwatch:session", () => { shownPath = null; restartLive(); route(); });
+addEventListener("modelwatch:unauthorized", () => {
+  void loadSession().then(() => { if (needsSignIn()) { shownPath = null; route(); } });
+});
 addEventListener("hashchange", route);
 // Back from the back/forward cache: the stream was closed meanwhile, so draw afresh.
 addEventListener("pageshow", (event) => {
   if (event.persisted) { shownPath = null; route(); }
 });
-route();
+void loadSession().then(() => {
+  startLive(document.getElementById("live")!);
+  route();
+});

@@ -5,7 +5,8 @@
 //! `build.rs` embeds it, or a fresh build when `web/node_modules` is installed. It talks to the server only through the public HTTP API
 //! and the event stream, so this crate knows nothing of them: it serves files.
 //! Navigation inside the app uses the URL fragment (`/#/alerts`), so only `/` and the
-//! built assets need routes.
+//! built assets need routes, plus `/alerts/{id}`: the "Open in modelwatch" link of every
+//! notification, which serves the page; the app shows that alert.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,10 +33,25 @@ pub fn asset(path: &str) -> Option<&'static [u8]> {
 /// first. They are compressed once at build time, so serving them costs nothing.
 const CODINGS: [(&str, &str); 2] = [("br", "br"), ("gzip", "gz")];
 
-/// Routes for `/` and `/assets/…`; merge into the application's router.
+/// Whether `path` is one of the dashboard's own pages or files. They hold no data (the
+/// page reads it through the API), so a server that wants tokens still serves them: the
+/// page is where one signs in.
+pub fn is_page(path: &str) -> bool {
+    matches!(path, "/" | "/index.html" | "/favicon.svg")
+        || path.starts_with("/assets/")
+        || path
+            .strip_prefix("/alerts/")
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// Routes for `/`, `/alerts/{id}` and `/assets/…`; merge into the application's router.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(|headers: HeaderMap| async move { serve("index.html", &headers) }))
+        .route(
+            "/alerts/{id}",
+            get(|headers: HeaderMap| async move { serve("index.html", &headers) }),
+        )
         .route(
             "/index.html",
             get(|headers: HeaderMap| async move { serve("index.html", &headers) }),
@@ -258,6 +274,20 @@ mod tests {
                 .expect("body");
             assert_eq!(&body[..], *bytes, "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_alert_link_serves_the_page() {
+        let response = get("/alerts/alert_3f9a1c2b").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(body(response).await, asset("index.html").expect("the page"));
+        assert!(is_page("/alerts/alert_3f9a1c2b"));
+        assert!(!is_page("/alerts/"));
+        assert!(!is_page("/api/v1/alerts"));
     }
 
     #[tokio::test]

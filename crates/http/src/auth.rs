@@ -1,25 +1,41 @@
-//! API tokens on the wire: generating them, and the middleware that checks them.
+//! API tokens on the wire: generating them, the dashboard's sign-in session, and the
+//! middleware that checks them.
 //!
-//! Authentication is on as soon as a token exists in the store, and stays on when tokens
-//! are revoked (revoking the last token must not open the API). Then every route but
-//! `/healthz` needs `Authorization: Bearer <token>` (or `Token <token>`, as Influx
-//! clients send it): reading (GET, and backtests) needs the read scope, everything else
-//! the write scope. The active tokens' hashes are cached and reloaded from the store at
-//! most every [`RELOAD_EVERY`], so a token created or revoked by `modelwatch tokens` in
-//! another process takes effect within seconds without a store read per request.
+//! Whether the server requires tokens is decided once, at start-up, by whoever builds
+//! the [`crate::AppState`] (`serve --auth tokens` or `[server] auth = "tokens"` in the
+//! binary): with an [`Authenticator`] every route but `/healthz`, `/readyz`, the dashboard's own
+//! files and the session routes needs a token, whether or not any token exists yet
+//! (revoking every token leaves the API closed; nothing but a restart with auth off
+//! opens it). Without one, nothing is checked.
+//!
+//! A request carries its token as `Authorization: Bearer <token>` (or `Token <token>`,
+//! as Influx clients send it), or, from the dashboard, in the session cookie
+//! [`SESSION_COOKIE`] that `POST /api/v1/session` sets after checking a token: `HttpOnly`
+//! (page scripts cannot read it), `SameSite=Strict` (other sites' pages cannot send it),
+//! and for the browser's session only. The browser's event stream, which cannot carry a
+//! header, sends it like every other request. A cookie-authenticated write must also
+//! come from the server's own origin when the browser says where it comes from.
+//! Reading (GET, and backtests) needs the read scope, everything else the write scope.
+//! The active tokens' hashes are cached and reloaded from the store at most every
+//! [`RELOAD_EVERY`], so a token created or revoked by `modelwatch tokens` in another
+//! process takes effect within seconds without a store read per request.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
-use axum::http::{header, Method};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use modelwatch_store::{Scope, StoreError, TokenHash, TokenStore};
+use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
+use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::AppState;
 
 /// How stale the cached token list may get.
@@ -43,10 +59,16 @@ pub fn generate_token() -> Result<(String, TokenHash), getrandom::Error> {
 
 #[derive(Debug)]
 struct Cache {
-    /// Whether any token, even a revoked one, exists.
-    configured: bool,
-    by_hash: HashMap<String, Scope>,
+    by_hash: HashMap<String, Identity>,
     loaded_at: Option<Instant>,
+}
+
+/// Who a valid token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub id: i64,
+    pub name: String,
+    pub scope: Scope,
 }
 
 /// The active tokens, cached.
@@ -61,7 +83,6 @@ impl Authenticator {
         Authenticator {
             store,
             cache: Arc::new(RwLock::new(Cache {
-                configured: false,
                 by_hash: HashMap::new(),
                 loaded_at: None,
             })),
@@ -82,47 +103,123 @@ impl Authenticator {
             return Ok(()); // another request reloaded while we waited
         }
         let tokens = self.store.list_tokens().await?;
-        cache.configured = !tokens.is_empty();
         cache.by_hash = tokens
             .into_iter()
             .filter(|t| t.is_active())
-            .map(|t| (t.hash.as_str().to_owned(), t.scope))
+            .map(|t| {
+                let identity = Identity {
+                    id: t.id,
+                    name: t.name,
+                    scope: t.scope,
+                };
+                (t.hash.as_str().to_owned(), identity)
+            })
             .collect();
         cache.loaded_at = Some(Instant::now());
         Ok(())
     }
 
-    /// Whether a request with this `Authorization` header may do what `needed` asks.
-    pub async fn check(&self, authorization: Option<&str>, needed: Scope) -> Result<(), ApiError> {
+    /// Whose token `secret` is, if it is an active one.
+    pub async fn identify(&self, secret: &str) -> Result<Identity, ApiError> {
         self.reload_if_stale().await.map_err(ApiError::from)?;
         let cache = self.cache.read().await;
-        if !cache.configured {
-            return Ok(()); // no tokens configured: the API is open (on loopback by default)
-        }
-        let secret = authorization
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("Token "))
-            })
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::Unauthorized(
-                    "this server requires an API token: send `Authorization: Bearer <token>`"
-                        .into(),
-                )
-            })?;
-        let scope = cache
+        cache
             .by_hash
-            .get(TokenHash::of_secret(secret).as_str())
-            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API token".into()))?;
-        if !scope.allows(needed) {
+            .get(TokenHash::of_secret(secret.trim()).as_str())
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API token".into()))
+    }
+
+    /// Whether a request with this token (from its `Authorization` header or session
+    /// cookie) may do what `needed` asks.
+    pub async fn check(&self, secret: Option<&str>, needed: Scope) -> Result<Identity, ApiError> {
+        let secret = secret.ok_or_else(|| {
+            ApiError::Unauthorized(
+                "this server requires an API token: send `Authorization: Bearer <token>`, or sign in to the dashboard"
+                    .into(),
+            )
+        })?;
+        let identity = self.identify(secret).await?;
+        if !identity.scope.allows(needed) {
             return Err(ApiError::Forbidden(format!(
-                "this token has the {scope} scope; this request needs {needed}"
+                "this token has the {} scope; this request needs {needed}",
+                identity.scope
             )));
         }
-        Ok(())
+        Ok(identity)
     }
+}
+
+/// The name of the dashboard's session cookie; its value is the token.
+pub const SESSION_COOKIE: &str = "modelwatch_session";
+
+/// Where a request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Header,
+    Cookie,
+}
+
+/// The token in `Authorization` (Bearer or Token), else in the session cookie.
+fn credentials(headers: &HeaderMap) -> Option<(&str, Source)> {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("Token "))
+        })
+        .map(str::trim);
+    if let Some(secret) = from_header {
+        return Some((secret, Source::Header));
+    }
+    session_cookie(headers).map(|secret| (secret, Source::Cookie))
+}
+
+/// The session cookie's value, if the request has one.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
+/// Whether a browser says this request comes from another site: its `Origin` names
+/// another host than the one asked, or `Sec-Fetch-Site` says `cross-site`. A cookie is
+/// not proof of intent when another page made the browser send it.
+fn cross_site(headers: &HeaderMap) -> bool {
+    if headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| site == "cross-site")
+    {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .split_once("://")
+        .map_or(origin, |(_, rest)| rest)
+        .trim_end_matches('/');
+    host != Some(origin_host)
+}
+
+/// Paths anyone may fetch: liveness and readiness (load balancers' probes carry no
+/// token; the answers say nothing but "up"), the dashboard's own files (its sign-in page among
+/// them; no data in them) and the session routes (signing in needs no token).
+fn is_public(method: &Method, path: &str) -> bool {
+    path == "/healthz"
+        || path == "/readyz"
+        || path == SESSION_PATH
+        || (matches!(*method, Method::GET | Method::HEAD) && modelwatch_dashboard::is_page(path))
 }
 
 /// The scope a request needs.
@@ -141,21 +238,145 @@ pub(crate) async fn middleware(
     request: Request,
     next: Next,
 ) -> Response {
+    let Some(auth) = &state.inner.auth else {
+        return next.run(request).await;
+    };
     let path = request.uri().path();
-    if path == "/healthz" {
+    if is_public(request.method(), path) {
         return next.run(request).await;
     }
-    if let Some(auth) = &state.inner.auth {
-        let needed = needed_scope(request.method(), path);
-        let header = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if let Err(error) = auth.check(header, needed).await {
-            return error.into_response();
+    let needed = needed_scope(request.method(), path);
+    let found = credentials(request.headers());
+    if let Some((_, Source::Cookie)) = found {
+        if needed == Scope::Write && cross_site(request.headers()) {
+            return ApiError::Forbidden(
+                "a signed-in write must come from the dashboard's own page".into(),
+            )
+            .into_response();
         }
     }
+    if let Err(error) = auth.check(found.map(|(secret, _)| secret), needed).await {
+        return error.into_response();
+    }
     next.run(request).await
+}
+
+/// The path of the session routes.
+pub const SESSION_PATH: &str = "/api/v1/session";
+
+/// What `GET /api/v1/session` says: whether the server wants tokens and who is signed in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionOut {
+    /// `off` (no token needed) or `tokens`.
+    pub auth: &'static str,
+    /// Whether this request carried a valid token (always false with auth off).
+    pub signed_in: bool,
+    /// The token's name, when signed in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `read` (sees everything) or `write` (also acts), when signed in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// The token to sign in with.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    pub token: String,
+}
+
+fn session_out(identity: Option<Identity>) -> SessionOut {
+    SessionOut {
+        auth: "tokens",
+        signed_in: identity.is_some(),
+        name: identity.as_ref().map(|i| i.name.clone()),
+        scope: identity.map(|i| i.scope.to_string()),
+    }
+}
+
+/// The session cookie's attributes; `Secure` when a proxy says the browser used HTTPS.
+fn cookie(value: &str, headers: &HeaderMap, clear: bool) -> HeaderValue {
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+    let text = format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{}{}",
+        if secure { "; Secure" } else { "" },
+        if clear { "; Max-Age=0" } else { "" },
+    );
+    HeaderValue::from_str(&text)
+        .unwrap_or_else(|_| HeaderValue::from_static("modelwatch_session=; Max-Age=0"))
+}
+
+/// Whether this server wants tokens and who this request is signed in as. Never needs a
+/// token.
+#[utoipa::path(get, path = "/api/v1/session", tag = "session",
+    responses((status = 200, body = SessionOut)))]
+pub async fn session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Json<SessionOut>> {
+    let Some(auth) = &state.inner.auth else {
+        return Ok(Json(SessionOut {
+            auth: "off",
+            signed_in: false,
+            name: None,
+            scope: None,
+        }));
+    };
+    let identity = match credentials(&headers) {
+        Some((secret, _)) => auth.identify(secret).await.ok(),
+        None => None,
+    };
+    Ok(Json(session_out(identity)))
+}
+
+/// Signs the dashboard in: checks the token and sets it as an `HttpOnly`,
+/// `SameSite=Strict` session cookie. 401 for an unknown or revoked token; 409 when the
+/// server does not use tokens.
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = SignIn,
+    responses((status = 200, body = SessionOut), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<SignIn>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Some(auth) = &state.inner.auth else {
+        return Err(ApiError::Conflict(
+            "this server does not use tokens (auth off): there is nothing to sign in to".into(),
+        ));
+    };
+    let Json(SignIn { token }) = body.map_err(ApiError::from)?;
+    let token = token.trim();
+    if token.is_empty()
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(ApiError::bad_request(
+            "token",
+            "not a modelwatch token (mw_…)",
+        ));
+    }
+    let identity = auth.identify(token).await?;
+    let mut response = Json(session_out(Some(identity))).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, cookie(token, &headers, false));
+    Ok(response)
+}
+
+/// Signs the dashboard out: the browser forgets the session cookie.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session",
+    responses((status = 204, description = "signed out")))]
+pub async fn sign_out(headers: HeaderMap) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, cookie("", &headers, true));
+    response
 }
 
 #[cfg(test)]
@@ -169,6 +390,83 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with(TOKEN_PREFIX) && a.len() == 67);
         assert_eq!(TokenHash::of_secret(&a), hash);
+    }
+
+    fn headers(lines: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in lines {
+            map.append(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn the_header_wins_over_the_cookie_and_the_cookie_is_found_among_others() {
+        let both = headers(&[
+            ("authorization", "Bearer mw_a"),
+            ("cookie", "theme=dark; modelwatch_session=mw_b"),
+        ]);
+        assert_eq!(credentials(&both), Some(("mw_a", Source::Header)));
+        let cookie = headers(&[("cookie", "theme=dark; modelwatch_session=mw_b; x=1")]);
+        assert_eq!(credentials(&cookie), Some(("mw_b", Source::Cookie)));
+        let influx = headers(&[("authorization", "Token mw_c")]);
+        assert_eq!(credentials(&influx), Some(("mw_c", Source::Header)));
+        assert_eq!(
+            credentials(&headers(&[("cookie", "modelwatch_session=")])),
+            None
+        );
+        assert_eq!(credentials(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_request_from_another_site_is_told_apart() {
+        let host = ("host", "127.0.0.1:7878");
+        assert!(!cross_site(&headers(&[host])));
+        assert!(!cross_site(&headers(&[
+            host,
+            ("origin", "http://127.0.0.1:7878")
+        ])));
+        assert!(cross_site(&headers(&[
+            host,
+            ("origin", "https://evil.example")
+        ])));
+        assert!(cross_site(&headers(&[
+            host,
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(!cross_site(&headers(&[
+            host,
+            ("sec-fetch-site", "same-origin")
+        ])));
+    }
+
+    #[test]
+    fn the_dashboard_and_sign_in_are_public_and_nothing_else() {
+        assert!(is_public(&Method::GET, "/"));
+        assert!(is_public(&Method::GET, "/assets/index-x.js"));
+        assert!(is_public(&Method::GET, "/alerts/alert_1"));
+        assert!(is_public(&Method::POST, "/api/v1/session"));
+        assert!(is_public(&Method::GET, "/healthz"));
+        assert!(!is_public(&Method::GET, "/api/v1/alerts"));
+        assert!(!is_public(&Method::POST, "/"));
+        assert!(is_public(&Method::GET, "/readyz"));
+        assert!(!is_public(&Method::GET, "/metrics"));
+    }
+
+    #[test]
+    fn the_cookie_is_http_only_strict_and_secure_behind_https() {
+        let plain = cookie("mw_x", &HeaderMap::new(), false);
+        assert_eq!(
+            plain,
+            "modelwatch_session=mw_x; Path=/; HttpOnly; SameSite=Strict"
+        );
+        let proxied = cookie("mw_x", &headers(&[("x-forwarded-proto", "https")]), false);
+        assert!(proxied.to_str().expect("ascii").ends_with("; Secure"));
+        let cleared = cookie("", &HeaderMap::new(), true);
+        assert!(cleared.to_str().expect("ascii").ends_with("Max-Age=0"));
     }
 
     #[test]

@@ -232,6 +232,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(alerting::alert_history))
         .routes(routes!(alerting::list_silences, alerting::create_silence))
         .routes(routes!(alerting::delete_silence))
+        .routes(routes!(auth::session, auth::sign_in, auth::sign_out))
         .routes(routes!(notifications::list_channels))
         .routes(routes!(notifications::list_notifications))
         .routes(routes!(ops::events))

@@ -27,6 +27,15 @@ struct TestServer {
 }
 
 async fn spawn_app_with(limits: Limits) -> TestServer {
+    spawn(limits, false).await
+}
+
+/// A server that requires tokens (`serve --auth tokens`).
+async fn spawn_app_with_auth() -> TestServer {
+    spawn(Limits::default(), true).await
+}
+
+async fn spawn(limits: Limits, auth: bool) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let stores = modelwatch_store::open(dir.path().join("api.db").to_str().unwrap())
         .await
@@ -35,7 +44,7 @@ async fn spawn_app_with(limits: Limits) -> TestServer {
         .with_ids(Arc::new(modelwatch_engine::SequentialIds::default()));
     let state = AppState::new(
         Arc::clone(&stores.metrics),
-        Some(Arc::clone(&stores.tokens)),
+        auth.then(|| Arc::clone(&stores.tokens)),
         limits,
         Clock::new(|| Timestamp::from_millis(NOW_MS).unwrap()),
         Some(engine.clone()),
@@ -508,12 +517,20 @@ async fn add_token(app: &TestServer, scope: Scope) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_tokens_every_route_but_healthz_needs_one() {
-    let app = spawn_app().await;
-    // Auth off: no token needed.
-    let reply = app
+    // Auth off: no token needed, even once tokens exist.
+    let open = spawn_app().await;
+    add_token(&open, Scope::Write).await;
+    let reply = open
         .call(Method::GET, "/api/v1/models", "/api/v1/models", None)
         .await;
     assert_eq!(reply.status, StatusCode::OK);
+
+    // Auth on: every route needs a token, even before one exists.
+    let app = spawn_app_with_auth().await;
+    let reply = app
+        .call(Method::GET, "/api/v1/models", "/api/v1/models", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 
     let reader = add_token(&app, Scope::Read).await;
     let writer = add_token(&app, Scope::Write).await;
@@ -578,7 +595,9 @@ async fn with_tokens_every_route_but_healthz_needs_one() {
 
     let reply = app.call(Method::GET, "/healthz", "/healthz", None).await;
     assert_eq!(reply.status, StatusCode::OK);
-    for route in ["/readyz", "/metrics", "/api/openapi.json", "/api/v1/events"] {
+    let reply = app.call(Method::GET, "/readyz", "/readyz", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "probes need no token");
+    for route in ["/metrics", "/api/openapi.json", "/api/v1/events"] {
         let response = app
             .client
             .get(format!("{}{route}", app.base))
@@ -1069,6 +1088,9 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/api/v1/silences/{id}", "delete"),
         ("/api/v1/channels", "get"),
         ("/api/v1/notifications", "get"),
+        ("/api/v1/session", "get"),
+        ("/api/v1/session", "post"),
+        ("/api/v1/session", "delete"),
     ];
     for (path, method) in expected {
         assert!(

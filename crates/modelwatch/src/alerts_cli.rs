@@ -3,7 +3,6 @@
 //! `evaluate`. Each parses its arguments into the core's validated forms, calls the
 //! [`Engine`], and renders the result; the wall clock is read here.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -224,14 +223,13 @@ pub struct EvaluateArgs {
     pub version: Option<String>,
 }
 
-/// Runs one alerting command against `stores` with the configuration file at `config`.
+/// Runs one alerting command against `stores` with the loaded configuration.
 pub async fn run(
     command: AlertingCommand,
     stores: &Stores,
-    config: Option<&PathBuf>,
+    config: &Config,
     format: Format,
 ) -> Result<ExitCode> {
-    let config = Config::load(config.map(PathBuf::as_path))?;
     let engine = Engine::new(stores, config.alerts);
     let now = crate::now();
     match command {

@@ -40,7 +40,8 @@ pub struct Cli {
     #[arg(long, global = true, value_enum)]
     pub format: Option<Format>,
 
-    /// The configuration file (TOML; `[alerts]` holds the global alert settings).
+    /// The configuration file (TOML; see examples/modelwatch.toml). Default:
+    /// modelwatch.toml in the working directory, when it exists. Every command reads it.
     #[arg(long, env = "MODELWATCH_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -220,7 +221,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Command::Migrate(args) => return crate::migrate::run(args, format).await,
             other => other,
         };
-        let location = match &cli.db {
+        // One discovery rule for every command: --config / MODELWATCH_CONFIG, else
+        // ./modelwatch.toml; then MODELWATCH_* and the flags (config.rs).
+        let config = crate::config::load(
+            cli.config.as_deref(),
+            |key| std::env::var(key).ok(),
+            &crate::config::Overrides {
+                db: cli.db.clone(),
+                ..crate::config::Overrides::default()
+            },
+        )?;
+        let location = match &config.store.db {
             Some(location) => location.clone(),
             None => default_database()?,
         };
@@ -232,11 +243,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         })?;
         let outcome = match command {
             Command::Alerting(command) => {
-                crate::alerts_cli::run(command, &stores, cli.config.as_ref(), format).await
+                crate::alerts_cli::run(command, &stores, &config, format).await
             }
             Command::Monitor(args) => crate::analysis_cli::monitor(&stores, args, format).await,
             Command::Notifications(command) => {
-                crate::notify_cli::run(command, &stores, cli.config.as_ref(), format).await
+                crate::notify_cli::run(command, &stores, &config, format).await
             }
             Command::Tokens(command) => crate::serve::tokens(&stores, command, format).await,
             Command::Prune(args) => crate::retention::prune_command(&stores, args, format).await,

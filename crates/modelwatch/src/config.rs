@@ -1,6 +1,11 @@
-//! The configuration: a TOML file (`--config FILE` or `MODELWATCH_CONFIG`), then
-//! `MODELWATCH_*` environment variables, then command-line flags, each overriding the one
-//! before. No global configuration: the binary loads it once and passes sections on.
+//! The configuration: a TOML file, then `MODELWATCH_*` environment variables, then
+//! command-line flags, each overriding the one before. No global configuration: the
+//! binary loads it once and passes sections on.
+//!
+//! One discovery rule for every command (`serve`, `channels`, `notify`, `alerts`, …):
+//! the file named by `--config FILE` or `MODELWATCH_CONFIG` (an error if it cannot be
+//! read), else `modelwatch.toml` in the working directory when it exists, else none (the
+//! defaults). `examples/modelwatch.toml` is a commented example of every section.
 //!
 //! ```toml
 //! [server]
@@ -9,6 +14,7 @@
 //! request_timeout = "30s"
 //! log_level = "info"        # or a filter: "info,tower_http=debug"
 //! log_format = "text"       # or "json"
+//! auth = "tokens"           # or "off": whether the API and dashboard require a token
 //!
 //! [store]
 //! db = "/var/lib/modelwatch/modelwatch.db"
@@ -51,9 +57,11 @@ use serde::Deserialize;
 /// A configuration error naming the file or the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the configuration file {path}: {source}")]
+    /// The cause follows in the error chain (`…: No such file or directory`), once.
+    #[error("cannot read the configuration file {path}")]
     Read {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
     /// Syntax, unknown keys and values the section's own types refuse; toml's message
@@ -105,6 +113,8 @@ pub struct RawServer {
     pub log_level: Option<String>,
     /// text or json
     pub log_format: Option<String>,
+    /// off or tokens.
+    pub auth: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +161,28 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     pub log_level: String,
     pub log_format: LogFormat,
+    /// `None`: not configured, which `serve` accepts only while no token exists.
+    pub auth: Option<AuthMode>,
+}
+
+/// Whether the server requires API tokens: chosen explicitly, never inferred from
+/// whether tokens exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Every request is served without a token (on loopback by default).
+    Off,
+    /// Every request but `/healthz`, the dashboard's files and sign-in needs a token.
+    Tokens,
+}
+
+impl AuthMode {
+    pub fn parse(text: &str) -> Result<AuthMode, String> {
+        match text.trim() {
+            "off" => Ok(AuthMode::Off),
+            "tokens" => Ok(AuthMode::Tokens),
+            other => Err(format!("{other:?} is not off or tokens")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +245,7 @@ pub struct Overrides {
     pub log_level: Option<String>,
     pub sample_retention: Option<String>,
     pub notification_retention: Option<String>,
+    pub auth: Option<String>,
 }
 
 /// The server's and the channels' durations are written alike ("30s", "500ms", "2m", "1h").
@@ -266,6 +299,9 @@ impl RawConfig {
         if let Some(v) = lookup("MODELWATCH_LOG_FORMAT") {
             self.server.log_format = Some(v);
         }
+        if let Some(v) = lookup("MODELWATCH_AUTH") {
+            self.server.auth = Some(v);
+        }
         if let Some(v) = lookup("MODELWATCH_DB") {
             self.store.db = Some(v);
         }
@@ -299,6 +335,9 @@ impl RawConfig {
         }
         if let Some(v) = &flags.notification_retention {
             self.retention.notifications = Some(v.clone());
+        }
+        if let Some(v) = &flags.auth {
+            self.server.auth = Some(v.clone());
         }
     }
 
@@ -358,6 +397,12 @@ impl RawServer {
                 ))
             }
         };
+        let auth = self
+            .auth
+            .as_deref()
+            .map(AuthMode::parse)
+            .transpose()
+            .map_err(|message| invalid("server.auth", message))?;
         let log_level = self.log_level.unwrap_or_else(|| "info".into());
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
             return Err(invalid("server.log_level", e.to_string()));
@@ -369,6 +414,7 @@ impl RawServer {
             request_timeout,
             log_level,
             log_format,
+            auth,
         })
     }
 }
@@ -421,19 +467,14 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         RawConfig::parse(text, path)?.validate()
     }
-
-    /// The file at `path` alone, or the defaults when none is given: what the one-shot
-    /// commands (`alerts`, `evaluate`, …) use.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        match path {
-            None => RawConfig::default().validate(),
-            Some(path) => RawConfig::from_file(path, true)?.validate(),
-        }
-    }
 }
 
+/// The file that discovery picks (see the module docs), when there is one to read.
+pub const DEFAULT_FILE: &str = "modelwatch.toml";
+
 /// File, then environment, then flags; validated. Without a named file,
-/// `modelwatch.toml` in the working directory is read when it exists.
+/// `modelwatch.toml` in the working directory is read when it exists. Every command
+/// loads its configuration through this.
 pub fn load(
     file: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
@@ -441,7 +482,7 @@ pub fn load(
 ) -> Result<Config, ConfigError> {
     let mut raw = match file {
         Some(path) => RawConfig::from_file(path, true)?,
-        None => RawConfig::from_file(Path::new("modelwatch.toml"), false)?,
+        None => RawConfig::from_file(Path::new(DEFAULT_FILE), false)?,
     };
     raw.apply_env(env)?;
     raw.apply_flags(flags);
@@ -624,6 +665,54 @@ mod tests {
             assert!(error.to_string().contains("retention.samples"), "{error}");
         }
         assert!(parse_retention("1h").is_ok());
+    }
+
+    #[test]
+    fn auth_is_off_or_tokens_from_file_environment_or_flag() {
+        let config = Config::parse("[server]\nauth = \"tokens\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(config.server.auth, Some(AuthMode::Tokens));
+        assert_eq!(
+            Config::parse("", Path::new("c.toml")).unwrap().server.auth,
+            None
+        );
+        let error = Config::parse("[server]\nauth = \"on\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(error.to_string().contains("server.auth"), "{error}");
+        let env = |key: &str| (key == "MODELWATCH_AUTH").then(|| "tokens".to_owned());
+        let flags = Overrides {
+            auth: Some("off".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            load(None, env, &Overrides::default()).unwrap().server.auth,
+            Some(AuthMode::Tokens)
+        );
+        assert_eq!(
+            load(None, env, &flags).unwrap().server.auth,
+            Some(AuthMode::Off)
+        );
+    }
+
+    #[test]
+    fn the_example_configuration_is_valid() {
+        let config = Config::parse(
+            include_str!("../../../examples/modelwatch.toml"),
+            Path::new("examples/modelwatch.toml"),
+        )
+        .unwrap();
+        assert!(config.notify.channel("ops").is_some());
+        assert_eq!(config.server.listen.to_string(), "127.0.0.1:7878");
+    }
+
+    #[test]
+    fn a_missing_file_states_its_cause_once() {
+        let error = load(
+            Some(Path::new("/nonexistent/m.toml")),
+            no_env,
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::from(error));
+        assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
     }
 
     #[test]

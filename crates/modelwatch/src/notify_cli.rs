@@ -8,7 +8,6 @@
 //! pass run by `serve` share leases and never both send a row they both see as due.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -100,11 +99,10 @@ pub fn worker_owner(role: &str) -> String {
 pub async fn run(
     command: NotifyCommand,
     stores: &Stores,
-    config: Option<&PathBuf>,
+    config: &Config,
     format: Format,
 ) -> Result<ExitCode> {
-    let config = Config::load(config.map(PathBuf::as_path))?;
-    let notify = Arc::new(config.notify);
+    let notify = Arc::new(config.notify.clone());
     // Without channels a pass would fail every pending row as "unknown channel", and
     // adding the channel afterwards could no longer deliver them.
     if matches!(command, NotifyCommand::Notify(_)) && notify.channels.is_empty() {

@@ -4,7 +4,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::ValueEnum;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table as Grid};
@@ -12,9 +12,15 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Aligned columns for people.
     Table,
+    /// The result types as JSON (snake_case field names, shared with the HTTP API).
     Json,
+    /// The table's columns as CSV with a header line.
     Csv,
+    /// Only the ids (rules, alerts, silences, tokens, notifications), one per line, for
+    /// scripts: `alert=$(modelwatch alerts list --status open --format id | head -n 1)`.
+    Id,
 }
 
 impl Format {
@@ -63,6 +69,14 @@ pub fn emit(format: Format, json: &impl Serialize, table: &Table) -> Result<()> 
                 writer.write_record(row)?;
             }
             writer.flush()?;
+        }
+        Format::Id => {
+            let Some(column) = table.headers.iter().position(|h| *h == "id") else {
+                bail!("--format id: this output has no ids; use --format json or csv");
+            };
+            for row in &table.rows {
+                writeln!(out, "{}", row[column])?;
+            }
         }
         Format::Table => {
             let mut grid = Grid::new();

@@ -19,7 +19,7 @@ use modelwatch_store::{NewToken, Scope, SeriesFilter, Stores};
 use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{self, Config, LogFormat, Overrides};
+use crate::config::{self, AuthMode, Config, LogFormat, Overrides};
 use crate::output::{emit, Format, Table};
 
 #[derive(Debug, Args)]
@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// Log level or tracing filter, e.g. `debug` or `info,tower_http=debug`.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Whether the API and the dashboard require a token: `off` or `tokens` (default: the
+    /// configuration's `[server] auth`, else `off`; a database with tokens must say).
+    #[arg(long, value_name = "MODE", value_parser = ["off", "tokens"])]
+    pub auth: Option<String>,
     /// Fill an empty store with a week of demo data, rules and alerts first.
     #[arg(long)]
     pub demo: bool,
@@ -88,6 +92,7 @@ pub async fn serve(
         log_level: args.log_level.clone(),
         sample_retention: args.sample_retention.clone(),
         notification_retention: args.notification_retention.clone(),
+        auth: args.auth.clone(),
     };
     let config = config::load(
         config_file.as_deref(),
@@ -105,10 +110,11 @@ pub async fn serve(
     if args.demo {
         fill_demo(&stores, config.alerts).await?;
     }
+    let (auth, auth_note) = decide_auth(&stores, config.server.auth).await?;
     let engine = modelwatch_engine::Engine::new(&stores, config.alerts);
     let state = AppState::new(
         Arc::clone(&stores.metrics),
-        Some(Arc::clone(&stores.tokens)),
+        (auth == AuthMode::Tokens).then(|| Arc::clone(&stores.tokens)),
         Limits {
             max_body_bytes: config.server.max_body_bytes,
             request_timeout: config.server.request_timeout,
@@ -121,10 +127,10 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, db = %location, "modelwatch listening");
-    // On stdout, for people and for scripts that asked for port 0. The server runs on
-    // when nobody reads its standard output.
-    let _ = outln!("modelwatch listening on http://{address}");
+    tracing::info!(%address, db = %location, auth = %auth_note, "modelwatch listening");
+    // On stdout, for people and for scripts that asked for port 0 (the address is the
+    // first word after "on"). The server runs on when nobody reads its standard output.
+    let _ = outln!("modelwatch listening on http://{address} ({auth_note})");
     if args.demo {
         let _ = outln!(
             "demo: open http://{address}/ in a browser, or try: curl -s 'http://{address}/api/v1/alerts?hours=168'"
@@ -185,6 +191,36 @@ pub async fn serve(
         .context("cannot close the database cleanly")?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The authentication the server runs with, and how the start-up line says it. Never
+/// inferred from the tokens: a database that has tokens (even revoked ones) must be told
+/// whether to require them, so an upgrade from the days when a token switched auth on
+/// cannot silently open an API that was closed.
+async fn decide_auth(stores: &Stores, configured: Option<AuthMode>) -> Result<(AuthMode, String)> {
+    let tokens = stores
+        .tokens
+        .list_tokens()
+        .await
+        .context("cannot read the API tokens")?;
+    let active = tokens.iter().filter(|t| t.is_active()).count();
+    let mode = match configured {
+        Some(mode) => mode,
+        None if !tokens.is_empty() => anyhow::bail!(
+            "this database has API tokens ({active} active): say whether the server requires them, \
+             with `serve --auth tokens` (or [server] auth = \"tokens\", MODELWATCH_AUTH=tokens) or `--auth off`"
+        ),
+        None => AuthMode::Off,
+    };
+    let note = match (mode, active) {
+        (AuthMode::Off, _) => "auth off: no token needed".to_owned(),
+        (AuthMode::Tokens, 0) => "auth tokens: no active token yet; create one with `modelwatch tokens create NAME --scope write`".to_owned(),
+        (AuthMode::Tokens, n) => format!("auth tokens: {n} active; the dashboard asks for one"),
+    };
+    if mode == AuthMode::Tokens && active == 0 {
+        tracing::warn!("auth is on and no token is active: only /healthz and the dashboard's sign-in page answer");
+    }
+    Ok((mode, note))
 }
 
 /// Waits for SIGINT or SIGTERM. The handlers are installed when this is called, not when

@@ -1040,8 +1040,10 @@ fn the_demo_script_leaves_the_users_database_alone_and_prints_its_real_address()
     let first = lines.next().unwrap().unwrap();
     let address = first
         .strip_prefix("modelwatch listening on http://")
+        .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("{first}"))
         .to_owned();
+    assert!(first.ends_with("(auth off: no token needed)"), "{first}");
     assert!(
         !address.ends_with(":7878"),
         "port 0 was asked for: {address}"
@@ -1072,4 +1074,70 @@ fn the_demo_script_leaves_the_users_database_alone_and_prints_its_real_address()
     assert_eq!(models.as_array().unwrap().len(), 1, "{models}");
     assert_eq!(models[0]["model"], "precious");
     assert!(target.join("demo/modelwatch-demo.db").exists());
+}
+
+/// `./modelwatch.toml` is read by every command, not only by `serve`.
+#[test]
+fn every_command_reads_modelwatch_toml_in_the_working_directory() {
+    let env = Env::new();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/modelwatch.toml"),
+        env.dir.path().join("modelwatch.toml"),
+    )
+    .unwrap();
+    let here = |args: &[&str]| {
+        let out = env
+            .command(args)
+            .current_dir(env.dir.path())
+            .output()
+            .unwrap();
+        String::from_utf8(succeeded(args, out)).unwrap()
+    };
+    let channels: Value =
+        serde_json::from_str(&here(&["channels", "list", "--format", "json"])).unwrap();
+    assert_eq!(channels[0]["name"], "ops", "{channels}");
+    let pass: Value =
+        serde_json::from_str(&here(&["notify", "--once", "--format", "json"])).unwrap();
+    assert_eq!(pass["claimed"], 0, "{pass}");
+
+    // A named file that is missing is an error stating its cause once.
+    let out = env.run(&["--config", "/nonexistent/m.toml", "models", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/m.toml"), "{stderr}");
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+}
+
+/// `--format id` prints only ids, for `rule=$(modelwatch … --format id)` in scripts.
+#[test]
+fn format_id_prints_only_the_ids() {
+    let env = Env::new();
+    let rule = env.ok(&[
+        "alerts",
+        "create-rule",
+        "m",
+        "accuracy",
+        "--name",
+        "Low",
+        "--threshold",
+        "0.9",
+        "--operator",
+        "lt",
+        "--format",
+        "id",
+    ]);
+    let rule = rule.trim();
+    assert!(
+        rule.starts_with("rule_") && !rule.contains(char::is_whitespace),
+        "{rule}"
+    );
+    assert_eq!(
+        env.ok(&["alerts", "list-rules", "--format", "id"]).trim(),
+        rule
+    );
+    let shown = env.json(&["rules", "show", rule]);
+    assert_eq!(shown["id"], rule);
+    let out = env.run(&["models", "list", "--format", "id"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ids"));
 }

@@ -113,24 +113,94 @@ fn bad_configuration_stops_start_up_naming_the_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.listen"));
 }
 
-#[test]
-fn tokens_from_the_cli_guard_the_server() {
-    let env = Env::new();
-    let out = env.run(&["tokens", "create", "ci", "--scope", "write"]);
+/// One raw HTTP/1.1 request with extra header lines: (status, head, body).
+fn http_raw(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let response = common::exchange(address, &request, Some(Duration::from_secs(20)));
+    let status: u16 = response[9..12].parse().unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (status, head.to_owned(), body.to_owned())
+}
+
+fn create_token(env: &Env, name: &str, scope: &str) -> String {
+    let out = env.run(&["tokens", "create", name, "--scope", scope]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Starts `serve` and returns it with its whole start-up line.
+fn serve_with_line(env: &Env, extra: &[&str]) -> (Server, String) {
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut child = env
+        .command(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("modelwatch listening on http://")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    (Server { child, address }, line.trim().to_owned())
+}
+
+#[test]
+fn auth_is_switched_explicitly_and_shown_at_start_up() {
+    let env = Env::new();
+    let (server, line) = serve_with_line(&env, &[]);
+    assert!(line.ends_with("(auth off: no token needed)"), "{line}");
+    drop(server);
+
+    // Once tokens exist, the server does not guess: it asks to be told.
+    let token = create_token(&env, "ci", "write");
     assert!(token.starts_with("mw_"));
     let listed = env.run(&["tokens", "list", "--format", "json"]);
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(listed[0]["name"], "ci");
     assert!(listed[0].get("hash").is_none());
+    let out = env.run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--auth tokens") && stderr.contains("--auth off"),
+        "{stderr}"
+    );
 
-    let server = env.serve(&[], &[]);
-    assert_eq!(http(&server.address, "GET", "/healthz", "", None).0, 200);
+    let (server, line) = serve_with_line(&env, &["--auth", "off"]);
+    assert!(line.contains("auth off"), "{line}");
+    assert_eq!(
+        http(&server.address, "GET", "/api/v1/models", "", None).0,
+        200
+    );
+    drop(server);
+
+    std::fs::write(
+        env.dir.path().join("modelwatch.toml"),
+        "[server]\nauth = \"tokens\"\n",
+    )
+    .unwrap();
+    let (server, line) = serve_with_line(&env, &[]);
+    assert!(line.contains("(auth tokens: 1 active"), "{line}");
     assert_eq!(
         http(&server.address, "GET", "/api/v1/models", "", None).0,
         401
@@ -139,11 +209,139 @@ fn tokens_from_the_cli_guard_the_server() {
         http(&server.address, "GET", "/api/v1/models", "", Some(&token)).0,
         200
     );
+}
 
+/// Signs in with `token`; the response's session and the `Cookie:` header line to send.
+fn sign_in(address: &str, token: &str) -> (Value, String) {
+    let (status, head, body) = http_raw(
+        address,
+        "POST",
+        "/api/v1/session",
+        "",
+        &format!(r#"{{"token": "{token}"}}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {head}"))
+        .to_owned();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        !cookie.contains("Max-Age") && !cookie.contains("Expires"),
+        "a cookie for the browser's session only: {cookie}"
+    );
+    let pair = cookie.split_once(':').unwrap().1.trim();
+    let pair = pair.split(';').next().unwrap();
+    (
+        serde_json::from_str(&body).unwrap(),
+        format!("Cookie: {pair}\r\n"),
+    )
+}
+
+#[test]
+fn the_dashboard_signs_in_with_a_token_in_an_http_only_strict_cookie() {
+    let env = Env::new();
+    let (server, line) = serve_with_line(&env, &["--auth", "tokens"]);
+    assert!(line.contains("no active token yet"), "{line}");
+    let address = server.address.clone();
+    // The page and its files are served to anyone: it is where one signs in.
+    assert_eq!(http(&address, "GET", "/", "", None).0, 200);
+    assert_eq!(
+        http(&address, "GET", "/alerts/alert_00000001", "", None).0,
+        200
+    );
+    assert_eq!(http(&address, "GET", "/healthz", "", None).0, 200);
+    let (status, body) = http(&address, "GET", "/api/v1/session", "", None);
+    assert_eq!(status, 200);
+    let session: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(session["auth"], "tokens");
+    assert_eq!(session["signed_in"], false);
+    assert_eq!(http(&address, "GET", "/readyz", "", None).0, 200);
+    for route in ["/api/v1/models", "/api/v1/events", "/metrics"] {
+        assert_eq!(http(&address, "GET", route, "", None).0, 401, "{route}");
+    }
+
+    let reader = create_token(&env, "viewer", "read");
+    let writer = create_token(&env, "oncall", "write");
+    std::thread::sleep(Duration::from_millis(2500));
+    let (status, _, _) = http_raw(
+        &address,
+        "POST",
+        "/api/v1/session",
+        "",
+        r#"{"token": "mw_nope"}"#,
+    );
+    assert_eq!(status, 401);
+
+    let (who, read_cookie) = sign_in(&address, &reader);
+    assert_eq!(who["name"], "viewer");
+    assert_eq!(who["scope"], "read");
+    let sample = r#"{"model": "m", "version": "v1", "metric": "accuracy", "value": 0.9}"#;
+    // Read tokens see; write tokens act.
+    assert_eq!(
+        http_raw(&address, "GET", "/api/v1/models", &read_cookie, "").0,
+        200
+    );
+    assert_eq!(
+        http_raw(&address, "POST", "/api/v1/metrics", &read_cookie, sample).0,
+        403
+    );
+    let (_, write_cookie) = sign_in(&address, &writer);
+    assert_eq!(
+        http_raw(&address, "POST", "/api/v1/metrics", &write_cookie, sample).0,
+        200
+    );
+    let (_, _, body) = http_raw(&address, "GET", "/api/v1/session", &write_cookie, "");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["scope"],
+        "write"
+    );
+    // Another site's page cannot make the browser act with the cookie.
+    let evil = format!("{write_cookie}Origin: https://evil.example\r\n");
+    assert_eq!(
+        http_raw(&address, "POST", "/api/v1/metrics", &evil, sample).0,
+        403
+    );
+    let own = format!("{write_cookie}Origin: http://{address}\r\n");
+    assert_eq!(
+        http_raw(&address, "POST", "/api/v1/metrics", &own, sample).0,
+        200
+    );
+
+    // The event stream, which a browser cannot give a header, works signed in.
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /api/v1/events HTTP/1.1\r\nHost: {address}\r\n{read_cookie}\r\n"
+    )
+    .unwrap();
+    let mut status_line = String::new();
+    BufReader::new(stream.try_clone().unwrap())
+        .read_line(&mut status_line)
+        .unwrap();
+    assert!(status_line.contains(" 200 "), "{status_line}");
+    drop(stream);
+
+    // Signing out makes the browser forget the cookie.
+    let (status, head, _) = http_raw(&address, "DELETE", "/api/v1/session", &write_cookie, "");
+    assert_eq!(status, 204);
+    assert!(head.contains("Max-Age=0"), "{head}");
+
+    // Revoking every token closes the API, as documented: auth stays on.
     assert!(env.run(&["tokens", "revoke", "1"]).status.success());
+    assert!(env.run(&["tokens", "revoke", "2"]).status.success());
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(
-        http(&server.address, "GET", "/api/v1/models", "", Some(&token)).0,
+        http_raw(&address, "GET", "/api/v1/models", &read_cookie, "").0,
+        401
+    );
+    assert_eq!(
+        http(&address, "GET", "/api/v1/models", "", Some(&writer)).0,
         401
     );
 }

@@ -56,7 +56,8 @@ export function alertsPage(main: HTMLElement): () => void {
     h("h1", null, "Alerts"),
     summary,
     h("div", { class: "toolbar" }, status, severity, model, since,
-      h("label", { class: "who" }, "You are ", who)),
+      h("label", { class: "who needs-write" }, "You are ", who)),
+    h("p", { class: "read-only-note muted" }, "Signed in with a read token: you can look, not act. Sign in with a write token to acknowledge, resolve or silence."),
     message,
     h("div", { class: "scroll" }, h("table", { class: "grid alerts cards" },
       h("thead", null, h("tr", null, ...HEADERS.map((c) => h("th", { scope: "col" }, c)))),
@@ -179,8 +180,8 @@ export function alertsPage(main: HTMLElement): () => void {
         alert.resolved_by ? h("div", null, "resolved by ", alert.resolved_by, ", ", time(alert.resolved_at)) : null,
         alert.resolution_notes ? h("div", { class: "muted" }, `“${alert.resolution_notes}”`) : null),
       h("td", { class: "actions" },
-        open && alert.status !== "acknowledged" ? h("button", { type: "button", onclick: () => act("acknowledge") }, "Acknowledge") : null,
-        open ? h("span", { class: "resolve" }, notes, h("button", { type: "button", onclick: () => act("resolve") }, "Resolve")) : null,
+        open && alert.status !== "acknowledged" ? h("button", { type: "button", class: "needs-write", onclick: () => act("acknowledge") }, "Acknowledge") : null,
+        open ? h("span", { class: "resolve needs-write" }, notes, h("button", { type: "button", onclick: () => act("resolve") }, "Resolve")) : null,
         h("button", { type: "button", class: "ghost", "aria-expanded": String(!history.hidden), onclick: async (e: Event) => {
           const button = e.currentTarget as HTMLButtonElement;
           history.hidden = !history.hidden;
@@ -204,7 +205,7 @@ export function alertsPage(main: HTMLElement): () => void {
   }
 
   async function loadSilences() {
-    const form = h("form", { class: "inline-form" },
+    const form = h("form", { class: "inline-form needs-write" },
       h("label", null, "Model ", h("input", { name: "model", required: true, size: 14 })),
       h("label", null, "Version ", h("input", { name: "version", placeholder: "all", size: 8 })),
       h("label", null, "Metric ", h("input", { name: "metric", placeholder: "all", size: 10 })),
@@ -240,7 +241,7 @@ export function alertsPage(main: HTMLElement): () => void {
             h("td", null, [s.model, s.version ?? "all versions", s.metric ?? "all metrics"].join(" · ")),
             h("td", null, time(s.starts_at)), h("td", null, time(s.ends_at), active ? "" : " (expired)"),
             h("td", null, s.created_by), h("td", null, s.comment),
-            h("td", null, active ? h("button", { type: "button", onclick: async () => {
+            h("td", null, active ? h("button", { type: "button", class: "needs-write", onclick: async () => {
               try {
                 await api(`/silences/${enc(s.id)}`, { method: "DELETE" }).catch(() => api(`/silences/${enc(s.id)}/expire`, { method: "POST" }));
                 await loadSilences();

@@ -4,6 +4,7 @@
 import { api, list, enc, seriesPath, columns, ranges, type Series } from "../api";
 import { metricChart, destroyChart, type Marker } from "../charts";
 import { h, clear, num, labelled, markReady } from "../util";
+import { canWrite } from "../session";
 import type uPlot from "uplot";
 
 const OPERATORS = ["lt", "lte", "gt", "gte", "eq"];
@@ -15,8 +16,10 @@ const METRICS = ["accuracy", "precision", "recall", "f1_score", "auc_roc", "auc_
 export function rulesPage(main: HTMLElement): () => void {
   const message = h("div", { role: "status", "aria-live": "polite" });
   const tbody = h("tbody");
-  const editor = h("section", { class: "card", "aria-labelledby": "rule-h" });
-  clear(main, h("h1", null, "Rules"), message,
+  const editor = h("section", { class: "card needs-write", "aria-labelledby": "rule-h" });
+  clear(main, h("h1", null, "Rules"),
+    h("p", { class: "read-only-note muted" }, "Signed in with a read token: you can look, not act. Sign in with a write token to create or change rules."),
+    message,
     h("div", { class: "scroll" }, h("table", { class: "grid rules cards" },
       h("thead", null, h("tr", null, ...HEADERS.map((c) => h("th", { scope: "col" }, c)))),
       tbody)),
@@ -34,14 +37,14 @@ export function rulesPage(main: HTMLElement): () => void {
         h("td", null, describe(rule)),
         h("td", null, h("span", { class: `badge b-${rule.severity}` }, rule.severity)),
         h("td", { class: "small" }, `fires after ${rule.for_evaluations ?? "?"}, clears after ${rule.clear_after_evaluations ?? "?"}${rule.auto_resolve ? ", auto-resolves" : ""}; cooldown ${rule.cooldown_minutes} min`),
-        h("td", null, h("input", { type: "checkbox", checked: rule.enabled, "aria-label": `${rule.name} enabled`, onchange: async (e: Event) => {
+        h("td", null, h("input", { type: "checkbox", checked: rule.enabled, disabled: !canWrite(), "aria-label": `${rule.name} enabled`, onchange: async (e: Event) => {
           const enabled = (e.target as HTMLInputElement).checked;
           try { await patch(rule.id, { enabled }); say("ok", `${rule.name} ${enabled ? "enabled" : "disabled"}.`); }
           catch (error) { say("error", `Could not change ${rule.name}: ${(error as Error).message}`); (e.target as HTMLInputElement).checked = !enabled; }
         } })),
         h("td", { class: "actions" },
-          h("button", { type: "button", onclick: () => edit(rule) }, "Edit"),
-          h("button", { type: "button", class: "danger", onclick: async () => {
+          h("button", { type: "button", class: "needs-write", onclick: () => edit(rule) }, "Edit"),
+          h("button", { type: "button", class: "danger needs-write", onclick: async () => {
             if (!confirm(`Delete the rule “${rule.name}”? Its alerts stay in the history.`)) return;
             try { await api(`/rules/${enc(rule.id)}`, { method: "DELETE" }); say("ok", `Deleted ${rule.name}.`); await load(); }
             catch (error) { say("error", `Could not delete: ${(error as Error).message}`); }

@@ -57,6 +57,7 @@ pub fn listening_on(stdout: impl Read) -> String {
     BufReader::new(stdout).read_line(&mut line).unwrap();
     line.trim()
         .strip_prefix("modelwatch listening on http://")
+        .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned()
 }
