@@ -177,6 +177,42 @@ impl Metric {
         matches!(self, Metric::Custom(_))
     }
 
+    /// The built-in metric `name` most likely misspells (`acuracy` → accuracy,
+    /// `Precision` → precision, `f1score` → f1_score), if any: at most one edit away when
+    /// either name has up to four letters, else two (case and `_`/`-` aside; a
+    /// swap of neighbours counts once). A name with a digit or a sign (`@ : + .`) the
+    /// built-in lacks is a different metric, not a typo (`precision@5`, `recall@10`).
+    pub fn likely_misspelling_of(name: &str) -> Option<Metric> {
+        let wanted = normalise(name);
+        let mut best: Option<(usize, &Metric)> = None;
+        for metric in &Metric::BUILT_IN {
+            let builtin = metric.as_str();
+            if builtin == name {
+                return None;
+            }
+            let marks = |text: &str| {
+                text.chars()
+                    .filter(|c| c.is_ascii_digit() || "@:+.".contains(*c))
+                    .collect::<Vec<_>>()
+            };
+            let own = marks(builtin);
+            if marks(name).iter().any(|c| !own.contains(c)) {
+                continue;
+            }
+            let builtin_chars = normalise(builtin);
+            let limit = if wanted.len().min(builtin_chars.len()) <= 4 {
+                1
+            } else {
+                2
+            };
+            let distance = edit_distance(&wanted, &builtin_chars);
+            if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
+                best = Some((distance, metric));
+            }
+        }
+        best.map(|(_, metric)| metric.clone())
+    }
+
     pub fn family(&self) -> MetricFamily {
         use Metric::*;
         match self {
@@ -219,6 +255,39 @@ impl Metric {
             Custom(_) => (Direction::HigherIsBetter, ValueRange::UNBOUNDED),
         }
     }
+}
+
+/// Lower case without separators: how two names are compared for typos.
+fn normalise(name: &str) -> Vec<char> {
+    name.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let (n, m) = (a.len(), b.len());
+    let mut d = vec![vec![0usize; m + 1]; n + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=n {
+        for j in 1..=m {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[n][m]
 }
 
 impl fmt::Display for Metric {
@@ -355,5 +424,51 @@ mod tests {
     fn worsening_is_direction_aware() {
         assert_eq!(Direction::HigherIsBetter.worsening(0.9, 0.8), 0.9 - 0.8);
         assert_eq!(Direction::LowerIsBetter.worsening(100.0, 120.0), 20.0);
+    }
+}
+
+#[cfg(test)]
+mod misspelling_tests {
+    use super::*;
+
+    fn suggestion(name: &str) -> Option<String> {
+        Metric::likely_misspelling_of(name).map(|m| m.as_str().to_owned())
+    }
+
+    #[test]
+    fn near_misses_of_built_ins_are_named() {
+        for (typo, meant) in [
+            ("acuracy", "accuracy"),
+            ("accuarcy", "accuracy"),
+            ("Accuracy", "accuracy"),
+            ("precison", "precision"),
+            ("recal", "recall"),
+            ("f1score", "f1_score"),
+            ("f1-score", "f1_score"),
+            ("latncy", "latency"),
+            ("error-rate", "error_rate"),
+            ("rsme", "rmse"),
+            ("throughtput", "throughput"),
+        ] {
+            assert_eq!(suggestion(typo).as_deref(), Some(meant), "{typo}");
+        }
+    }
+
+    #[test]
+    fn other_metrics_are_not_typos() {
+        for name in [
+            "accuracy",
+            "queue_ms",
+            "precision@5",
+            "recall@10",
+            "val_loss",
+            "auc",
+            "f1",
+            "latency_p99",
+            "gpu_util",
+            "drift_score",
+        ] {
+            assert_eq!(suggestion(name), None, "{name}");
+        }
     }
 }

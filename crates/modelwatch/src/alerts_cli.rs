@@ -233,8 +233,8 @@ pub async fn run(
     let engine = Engine::new(stores, config.alerts);
     let now = crate::now();
     match command {
-        AlertingCommand::Alerts(command) => alerts(&engine, command, format, now).await,
-        AlertingCommand::Rules(command) => rules(&engine, command, format, now).await,
+        AlertingCommand::Alerts(command) => alerts(&engine, config, command, format, now).await,
+        AlertingCommand::Rules(command) => rules(&engine, config, command, format, now).await,
         AlertingCommand::Silences(command) => silences(&engine, command, format, now).await,
         AlertingCommand::Evaluate(args) => evaluate(&engine, args, format, now).await,
     }
@@ -255,14 +255,38 @@ fn optional_model(text: Option<&str>) -> Result<Option<ModelName>> {
     Ok(text.map(ModelName::parse).transpose()?)
 }
 
+/// Refuses channels the configuration does not have: a rule naming one would leave its
+/// notifications pending forever.
+pub fn check_channels(config: &Config, channels: &[String]) -> Result<()> {
+    let known: Vec<&str> = config.notify.channels.keys().map(|k| k.as_str()).collect();
+    for channel in channels {
+        if known.contains(&channel.as_str()) {
+            continue;
+        }
+        if known.is_empty() {
+            bail!(
+                "--channels: no channel named {channel:?}: no channels are configured \
+                 (add a [channels.{channel}] table to modelwatch.toml; see examples/modelwatch.toml)"
+            );
+        }
+        bail!(
+            "--channels: no channel named {channel:?} (configured: {})",
+            known.join(", ")
+        );
+    }
+    Ok(())
+}
+
 async fn alerts(
     engine: &Engine,
+    config: &Config,
     command: AlertsCommand,
     format: Format,
     now: Timestamp,
 ) -> Result<ExitCode> {
     match command {
         AlertsCommand::CreateRule(args) => {
+            check_channels(config, &args.channels)?;
             let rule = engine.create_rule(rule_spec(*args), now).await?;
             print_rules(&[rule], Shape::One, format)?;
         }
@@ -524,6 +548,7 @@ pub async fn open_alerts(
 
 async fn rules(
     engine: &Engine,
+    config: &Config,
     command: RulesCommand,
     format: Format,
     now: Timestamp,
@@ -533,6 +558,9 @@ async fn rules(
         RulesCommand::Update { rule_id, patch } => {
             let patch: RulePatch = serde_json::from_str(&patch)
                 .context("the patch must be a JSON object of rule fields")?;
+            if let Some(channels) = &patch.notify_channels {
+                check_channels(config, channels)?;
+            }
             engine
                 .update_rule(&RuleId::parse(&rule_id)?, patch, now)
                 .await?

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anstyle::{AnsiColor, Style};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use modelwatch_core::alerting::{Alert, AlertConfig};
 use modelwatch_core::compare::{CompareOptions, Verdict};
@@ -16,15 +16,24 @@ use modelwatch_core::stats::format_p_value;
 use modelwatch_core::{Metric, ModelName, SeriesKey, Version};
 use modelwatch_engine::analysis;
 use modelwatch_engine::Engine;
-use modelwatch_store::{MetricStore, Stores};
+use modelwatch_store::{MetricStore, SeriesFilter, Stores};
 use serde::Serialize;
 
 use crate::output::{emit, number, Format, Table};
 
+/// How `check` ends, for scripts: `modelwatch check … || page-someone`.
+pub const CHECK_EXIT_CODES: &str =
+    "Exit status: 0 ok, 1 error (bad arguments, unknown model, version \
+or metric, database), 2 degraded, 3 insufficient data (no verdict).";
+
 #[derive(Debug, Args)]
+#[command(after_help = CHECK_EXIT_CODES)]
 pub struct CheckArgs {
+    /// The model, as recorded.
     pub model: String,
+    /// The model's version, as recorded.
     pub version: String,
+    /// The metric to check (a built-in such as accuracy or latency, or a custom one).
     #[arg(long)]
     pub metric: String,
     /// The baseline: this many hours before the comparison window.
@@ -33,8 +42,9 @@ pub struct CheckArgs {
     /// Compare the mean of the last H hours; without it, the latest value.
     #[arg(long, value_name = "H")]
     pub comparison_hours: Option<u32>,
-    /// Take the baseline from the same hours one day or one week earlier.
-    #[arg(long, value_parser = parse_seasonality)]
+    /// Take the baseline from the same hours one day or one week earlier: daily or
+    /// weekly.
+    #[arg(long, value_name = "daily|weekly", value_parser = parse_seasonality)]
     pub seasonal: Option<Seasonality>,
 }
 
@@ -155,8 +165,81 @@ fn print_degradation(result: &DegradationResult) -> std::io::Result<()> {
     outln!("  → {}", result.recommendation)
 }
 
+/// Fails unless `model` (and `version`, and `metric`) has samples, naming what exists:
+/// a misspelt name is an error, not "insufficient data".
+pub async fn ensure_recorded(
+    store: &dyn MetricStore,
+    model: &ModelName,
+    version: Option<&Version>,
+    metric: Option<&Metric>,
+) -> Result<()> {
+    let all = store.list_series(&SeriesFilter::default()).await?;
+    let listing = |names: Vec<String>| -> String {
+        let mut names = names;
+        names.dedup();
+        let shown: Vec<String> = names.iter().take(12).cloned().collect();
+        let more = names.len().saturating_sub(shown.len());
+        if shown.is_empty() {
+            "none recorded yet".into()
+        } else if more > 0 {
+            format!("{} and {more} more", shown.join(", "))
+        } else {
+            shown.join(", ")
+        }
+    };
+    let of_model: Vec<_> = all.iter().filter(|s| s.key.model == *model).collect();
+    if of_model.is_empty() {
+        bail!(
+            "no model named {model} has samples (models: {})",
+            listing(all.iter().map(|s| s.key.model.to_string()).collect())
+        );
+    }
+    let Some(version) = version else {
+        return Ok(());
+    };
+    let of_version: Vec<_> = of_model
+        .iter()
+        .filter(|s| s.key.version == *version)
+        .collect();
+    if of_version.is_empty() {
+        bail!(
+            "{model} has no version {version} (versions: {})",
+            listing(of_model.iter().map(|s| s.key.version.to_string()).collect())
+        );
+    }
+    let Some(metric) = metric else {
+        return Ok(());
+    };
+    if !of_version.iter().any(|s| s.key.metric == *metric) {
+        let hint = match Metric::likely_misspelling_of(metric.as_str()) {
+            Some(meant) => format!("; did you mean {meant}?"),
+            None => String::new(),
+        };
+        bail!(
+            "{model} {version} has no metric {metric}{hint} (metrics: {})",
+            listing(
+                of_version
+                    .iter()
+                    .map(|s| s.key.metric.to_string())
+                    .collect()
+            )
+        );
+    }
+    Ok(())
+}
+
+/// `check`'s exit status for a verdict (see [`CHECK_EXIT_CODES`]).
+pub fn check_exit_code(status: DegradationStatus) -> ExitCode {
+    match status {
+        DegradationStatus::Ok => ExitCode::SUCCESS,
+        DegradationStatus::Degraded => ExitCode::from(2),
+        DegradationStatus::InsufficientData => ExitCode::from(3),
+    }
+}
+
 pub async fn check(store: &dyn MetricStore, args: CheckArgs, format: Format) -> Result<ExitCode> {
     let key = SeriesKey::parse(&args.model, &args.version, &args.metric)?;
+    ensure_recorded(store, &key.model, Some(&key.version), Some(&key.metric)).await?;
     let spec = WindowSpec {
         baseline_hours: args.baseline_hours,
         comparison_hours: args.comparison_hours,
@@ -178,7 +261,7 @@ pub async fn check(store: &dyn MetricStore, args: CheckArgs, format: Format) -> 
         table.push(degradation_row(&result));
         emit(format, &result, &table)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(check_exit_code(result.status))
 }
 
 #[derive(Debug, Serialize)]
@@ -200,6 +283,7 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
     let store = &*stores.metrics;
     let model = ModelName::parse(&args.model)?;
     let version = Version::parse(&args.version)?;
+    ensure_recorded(store, &model, Some(&version), None).await?;
     let now = crate::now();
     let range = analysis::last_hours(args.hours, now)?;
     let history =
@@ -320,6 +404,8 @@ pub async fn compare(
     let champion = Version::parse(&args.version_a)?;
     let challenger = Version::parse(&args.version_b)?;
     let metric = Metric::parse(&args.metric)?;
+    ensure_recorded(store, &model, Some(&champion), Some(&metric)).await?;
+    ensure_recorded(store, &model, Some(&challenger), Some(&metric)).await?;
     let range = analysis::last_hours(args.hours, crate::now())?;
     let result = analysis::compare(
         store,

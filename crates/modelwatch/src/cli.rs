@@ -153,7 +153,19 @@ pub enum ModelsCommand {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Help and --version exit 0; a bad argument is an error like any other (exit 1), so
+    // `check`'s 2 and 3 keep meaning degraded and insufficient data.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         // The reader went away (`modelwatch … | head`): it has what it wanted, as with

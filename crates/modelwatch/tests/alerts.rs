@@ -19,6 +19,10 @@ enum Backend {
     Postgres,
 }
 
+/// Channels for rules to name; nothing listens there (nothing here delivers).
+const CHANNELS: &str = "[channels.ops]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/ops\"\n\
+                        [channels.pager]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/pager\"\n";
+
 struct Env {
     dir: tempfile::TempDir,
     config: Option<PathBuf>,
@@ -29,7 +33,12 @@ struct Env {
 }
 
 impl Env {
+    /// With the channels the rules name and no other setting.
     fn new(backend: Backend) -> Self {
+        Env::with_config(backend, "")
+    }
+
+    fn without_config(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (db, postgres) = match backend {
             Backend::Sqlite => (dir.path().join("test.db").display().to_string(), None),
@@ -46,10 +55,11 @@ impl Env {
         }
     }
 
+    /// With a configuration file: `toml` and the channels the rules name (ops, pager).
     fn with_config(backend: Backend, toml: &str) -> Self {
-        let mut env = Env::new(backend);
+        let mut env = Env::without_config(backend);
         let path = env.dir.path().join("modelwatch.toml");
-        std::fs::write(&path, toml).unwrap();
+        std::fs::write(&path, format!("{toml}\n{CHANNELS}")).unwrap();
         env.config = Some(path);
         env
     }

@@ -503,8 +503,14 @@ fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
     // The alerting state and tokens of a running installation: rules firing on fresh
     // samples, one alert acknowledged and one resolved (history, follow-up
     // notifications), a silence, tokens one of which is revoked.
+    let channels = env.write(
+        "channels.toml",
+        "[channels.ops]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n[channels.pager]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n",
+    );
     for (name, threshold) in [("low", "0.9"), ("very low", "0.6")] {
         env.json(&[
+            "--config",
+            path_str(&channels),
             "alerts",
             "create-rule",
             "fraud",
@@ -738,7 +744,8 @@ fn check_calls_the_demo_drop_degraded_and_explains_it_in_both_formats() {
         "--comparison-hours",
         "1",
     ];
-    let result = env.json(&args);
+    let (result, code) = check_json(&env, &args[1..]);
+    assert_eq!(code, Some(2), "degraded");
     for field in [
         "model",
         "version",
@@ -763,7 +770,9 @@ fn check_calls_the_demo_drop_degraded_and_explains_it_in_both_formats() {
     assert_eq!(result["is_degraded"], true);
     assert_eq!(result["severity"], "high");
     assert_eq!(result["comparison_samples"], 12);
-    let table = env.ok(&[&args[..], &["--format", "table"]].concat());
+    let table = env.run(&[&args[..], &["--format", "table"]].concat());
+    assert_eq!(table.status.code(), Some(2));
+    let table = String::from_utf8(table.stdout).unwrap();
     assert!(table.contains("DEGRADED") && table.contains("→"), "{table}");
 
     let healthy = env.json(&["check", "fraud_detector", "v2.0", "--metric", "accuracy"]);
@@ -782,11 +791,23 @@ fn check_calls_the_demo_drop_degraded_and_explains_it_in_both_formats() {
     assert_eq!(seasonal["is_degraded"], false);
 }
 
+/// `check`'s JSON and its exit status (0 ok, 2 degraded, 3 insufficient data).
+fn check_json(env: &Env, args: &[&str]) -> (Value, Option<i32>) {
+    let mut all = vec!["check"];
+    all.extend_from_slice(args);
+    all.extend(["--format", "json"]);
+    let out = env.run(&all);
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{all:?}: {}", String::from_utf8_lossy(&out.stderr)));
+    (json, out.status.code())
+}
+
 #[test]
 fn check_with_too_little_data_gives_no_verdict() {
     let env = Env::new();
     env.ok(&["metrics", "record", "m", "v1", "accuracy", "0.9"]);
-    let result = env.json(&["check", "m", "v1", "--metric", "accuracy"]);
+    let (result, code) = check_json(&env, &["m", "v1", "--metric", "accuracy"]);
+    assert_eq!(code, Some(3), "insufficient data");
     assert_eq!(result["status"], "insufficient_data");
     assert_eq!(result["is_degraded"], false);
     assert_eq!(result["p_value"], Value::Null);
@@ -1140,4 +1161,105 @@ fn format_id_prints_only_the_ids() {
     let out = env.run(&["models", "list", "--format", "id"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no ids"));
+}
+
+/// A misspelt name is an error naming what exists, never "insufficient data" with exit 0.
+#[test]
+fn check_on_an_unknown_model_version_or_metric_is_an_error_naming_what_exists() {
+    let env = demo_env();
+    for (args, expected) in [
+        (
+            ["fraud_detecter", "v2.1", "accuracy"],
+            "no model named fraud_detecter has samples (models: churn_regressor, fraud_detector, recommender)",
+        ),
+        (
+            ["fraud_detector", "v9", "accuracy"],
+            "fraud_detector has no version v9 (versions: v2.0, v2.1)",
+        ),
+        (
+            ["fraud_detector", "v2.1", "acuracy"],
+            "fraud_detector v2.1 has no metric acuracy; did you mean accuracy?",
+        ),
+    ] {
+        let out = env.run(&["check", args[0], args[1], "--metric", args[2]]);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let out = env.run(&["monitor", "fraud_detecter", "v2.1"]);
+    assert_eq!(out.status.code(), Some(1));
+    // A bad argument is an error (1), never mistaken for a verdict (2, 3).
+    let out = env.run(&["check", "fraud_detector", "v2.1", "--metrc", "accuracy"]);
+    assert_eq!(out.status.code(), Some(1));
+    let help = env.ok(&["check", "--help"]);
+    assert!(
+        help.contains("2 degraded") && help.contains("3 insufficient data"),
+        "{help}"
+    );
+    assert!(help.contains("daily|weekly"), "{help}");
+}
+
+#[test]
+fn a_misspelt_built_in_metric_is_refused_with_a_hint() {
+    let env = Env::new();
+    let out = env.run(&["metrics", "record", "m", "v1", "acuracy", "0.9"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("did you mean accuracy?") && stderr.contains("metrics define acuracy"),
+        "{stderr}"
+    );
+    let file = env.write("typo.csv", "model,version,metric,value,timestamp\nm,v1,precison,0.9,1714564800000\nm,v1,precision,0.9,1714564800000\n");
+    let out = env.run(&["metrics", "import", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 2: metric") && stderr.contains("did you mean precision?"),
+        "{stderr}"
+    );
+    // Declared, the name is a custom metric of its own.
+    env.ok(&["metrics", "define", "acuracy", "--min", "0", "--max", "1"]);
+    env.ok(&["metrics", "record", "m", "v1", "acuracy", "0.9"]);
+}
+
+#[test]
+fn a_rule_naming_a_channel_that_is_not_configured_is_refused() {
+    let env = Env::new();
+    let rule = |extra: &[&str]| {
+        let mut args = vec![
+            "alerts",
+            "create-rule",
+            "m",
+            "accuracy",
+            "--name",
+            "Low",
+            "--threshold",
+            "0.9",
+            "--operator",
+            "lt",
+            "--channels",
+            "ops",
+        ];
+        args.extend_from_slice(extra);
+        env.run(&args)
+    };
+    let out = rule(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no channels are configured") && stderr.contains("[channels.ops]"),
+        "{stderr}"
+    );
+    let config = env.write(
+        "m.toml",
+        "[channels.team]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n[channels.pager]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n",
+    );
+    let out = rule(&["--config", path_str(&config)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"no channel named "ops" (configured: pager, team)"#),
+        "{stderr}"
+    );
+    assert_eq!(env.json(&["alerts", "list-rules"]), serde_json::json!([]));
 }

@@ -326,6 +326,31 @@ pub async fn custom_metrics_are_declared_and_enforced(store: &dyn MetricStore) {
         store.define_metric(redefine).await,
         Err(StoreError::Invalid(_))
     ));
+
+    // A misspelt built-in does not silently start a custom series; declared, it may.
+    match store.append_one(sample("m", "v1", "acuracy", 0.9, 1)).await {
+        Err(StoreError::Invalid(e)) => {
+            assert_eq!(e.field, "metric");
+            assert!(
+                e.message.contains("did you mean accuracy?"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("a misspelt metric was accepted: {other:?}"),
+    }
+    store
+        .define_metric(MetricDefinition {
+            metric: Metric::parse("acuracy").unwrap(),
+            direction: Direction::HigherIsBetter,
+            range: ValueRange::UNIT,
+        })
+        .await
+        .unwrap();
+    store
+        .append_one(sample("m", "v1", "acuracy", 0.9, 1))
+        .await
+        .unwrap();
 }
 
 /// Enough points, in small batches and out of order, to make a backend reorganise its

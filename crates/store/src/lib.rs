@@ -277,8 +277,26 @@ pub(crate) fn validate_batch(
     for (index, sample) in samples.iter().enumerate() {
         // Ranges are looked up, never cloned: this runs for every sample ingested.
         let declared = match &sample.metric {
-            metric @ Metric::Custom(_) => {
-                custom.iter().find(|d| d.metric == *metric).map(|d| d.range)
+            metric @ Metric::Custom(name) => {
+                let found = custom.iter().find(|d| d.metric == *metric).map(|d| d.range);
+                // An undeclared name one typo away from a built-in would otherwise start
+                // a custom series of its own, silently.
+                if found.is_none() {
+                    if let Some(meant) = Metric::likely_misspelling_of(name) {
+                        return Err(StoreError::InvalidSample {
+                            index,
+                            error: ValidationError::new(
+                                "metric",
+                                format!(
+                                    "{name:?} is not a built-in metric; did you mean {meant}? \
+                                     (a custom metric of that name must be declared first: \
+                                     modelwatch metrics define {name})"
+                                ),
+                            ),
+                        });
+                    }
+                }
+                found
             }
             _ => None,
         };
