@@ -22,6 +22,8 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
     let web = manifest.join("../../web");
     let committed = manifest.join("assets");
+    // Only paths that exist: cargo reruns a build script whenever a path it watches is
+    // missing, and a fresh clone has no node_modules.
     for input in [
         "src",
         "index.html",
@@ -32,7 +34,10 @@ fn main() {
         "tsconfig.json",
         "node_modules/.package-lock.json",
     ] {
-        println!("cargo:rerun-if-changed={}", web.join(input).display());
+        let path = web.join(input);
+        if path.exists() {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
     }
     println!("cargo:rerun-if-changed={}", committed.display());
     println!("cargo:rerun-if-env-changed=MODELWATCH_NPM");
