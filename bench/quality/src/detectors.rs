@@ -165,3 +165,35 @@ pub fn options_from_env() -> DetectionOptions {
         Err(_) => DetectionOptions::default(),
     }
 }
+
+/// The rows of `points` where `kind`, replayed causally over both directions, turns to
+/// degraded: where an alert on its verdict would open. Rows of NAB's probation period
+/// count like any other (the scorer ignores them).
+pub fn check_onsets(kind: Kind, comparison_hours: Option<u32>, points: &[Point]) -> Vec<usize> {
+    use modelwatch_core::{Direction, Metric, ValueRange};
+    let definitions = [Direction::HigherIsBetter, Direction::LowerIsBetter].map(|direction| {
+        MetricDefinition::custom(
+            Metric::Custom("nab_value".to_owned()),
+            direction,
+            ValueRange::UNBOUNDED,
+        )
+    });
+    let [Ok(higher), Ok(lower)] = definitions else {
+        return Vec::new();
+    };
+    let mut runner = Runner::new(comparison_hours);
+    let mut onsets = Vec::new();
+    let mut was_flagged = false;
+    for row in 0..points.len() {
+        let now = Timestamp::from_millis(points[row].timestamp.as_millis() + 1)
+            .unwrap_or(Timestamp::MAX);
+        let seen = &points[..=row];
+        let flagged = runner.degraded(kind, &higher, seen, now)
+            || runner.degraded(kind, &lower, seen, now);
+        if flagged && !was_flagged {
+            onsets.push(row);
+        }
+        was_flagged = flagged;
+    }
+    onsets
+}

@@ -81,6 +81,7 @@
 //! comparison samples dates the change (`change_started_at`); a change that began before
 //! the comparison window is dated at its first sample.
 
+pub mod changepoint;
 pub mod long_run;
 mod recommend;
 pub mod sequential;
