@@ -80,7 +80,10 @@ fn cusum(points: &[Point], settings: &ChangePointSettings, tuning: &Tuning) -> V
     let mut state = ChangePointState::default();
     let mut alarms = Vec::new();
     for (row, point) in points.iter().enumerate() {
-        if let Some(change) = state.observe(settings, tuning, point.timestamp, point.value) {
+        if let Some(change) = state
+            .observe(settings, tuning, point.timestamp, point.value)
+            .filter(|change| settings.sides.watches(change.upward))
+        {
             alarms.push(Alarm {
                 row,
                 onset: row_of(points, change.started_at),
@@ -153,7 +156,8 @@ impl Reference {
         self.previous = clipped;
         self.n += 1.0;
         self.level += (1.0 / self.n).max(self.rate) * r.clamp(-3.0, 3.0) * scale;
-        self.spread += self.rate / 4.0 * ((value - self.level).abs().min(3.0 * scale) - self.spread);
+        self.spread +=
+            self.rate / 4.0 * ((value - self.level).abs().min(3.0 * scale) - self.spread);
         Some(r / inflation)
     }
 
@@ -299,7 +303,10 @@ pub fn tuning() -> Tuning {
     let Ok(text) = std::env::var("MODELWATCH_CP_TUNING") else {
         return Tuning::default();
     };
-    let v: Vec<f64> = text.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    let v: Vec<f64> = text
+        .split(',')
+        .filter_map(|x| x.trim().parse().ok())
+        .collect();
     if v.len() != 5 {
         eprintln!("ignoring MODELWATCH_CP_TUNING: 5 numbers expected");
         return Tuning::default();
@@ -362,7 +369,11 @@ pub fn event_series(count: usize, seed: u64) -> Vec<EventSeries> {
                     let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
                     match kind {
                         0 => (0, sign * (1.5 + 2.5 * rng.uniform()), 0.0),
-                        1 => (1, sign * (2.0 + 3.0 * rng.uniform()), 20.0 + 80.0 * rng.uniform()),
+                        1 => (
+                            1,
+                            sign * (2.0 + 3.0 * rng.uniform()),
+                            20.0 + 80.0 * rng.uniform(),
+                        ),
                         _ => {
                             let factor = 2.0 + rng.uniform();
                             (2, if sign > 0.0 { factor } else { 1.0 / factor }, 0.0)
@@ -487,7 +498,11 @@ pub fn calibration_noise(count: usize, seed: u64) -> Vec<Vec<Point>> {
             let values: Vec<f64> = (0..5000)
                 .map(|_| {
                     let spike = if rng.uniform() < 0.005 {
-                        if rng.uniform() < 0.5 { -7.0 } else { 7.0 }
+                        if rng.uniform() < 0.5 {
+                            -7.0
+                        } else {
+                            7.0
+                        }
                     } else {
                         0.0
                     };
@@ -555,7 +570,11 @@ mod tests {
         ] {
             let alarms = run(&method, &points, Sides::Both);
             eprintln!("{} {alarms:?}", method.name());
-            assert!(alarms.iter().any(|a| a.row >= 500 && a.row < 520), "{}", method.name());
+            assert!(
+                alarms.iter().any(|a| a.row >= 500 && a.row < 520),
+                "{}",
+                method.name()
+            );
         }
     }
 }

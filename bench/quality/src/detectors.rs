@@ -185,11 +185,11 @@ pub fn check_onsets(kind: Kind, comparison_hours: Option<u32>, points: &[Point])
     let mut onsets = Vec::new();
     let mut was_flagged = false;
     for row in 0..points.len() {
-        let now = Timestamp::from_millis(points[row].timestamp.as_millis() + 1)
-            .unwrap_or(Timestamp::MAX);
+        let now =
+            Timestamp::from_millis(points[row].timestamp.as_millis() + 1).unwrap_or(Timestamp::MAX);
         let seen = &points[..=row];
-        let flagged = runner.degraded(kind, &higher, seen, now)
-            || runner.degraded(kind, &lower, seen, now);
+        let flagged =
+            runner.degraded(kind, &higher, seen, now) || runner.degraded(kind, &lower, seen, now);
         if flagged && !was_flagged {
             onsets.push(row);
         }

@@ -45,7 +45,11 @@ pub fn f_measure(truth: &[usize], predictions: &[usize], margin: usize) -> (f64,
 
 /// Segment bounds `[start, end)` of a series of `rows` cut at `points`.
 fn segments(points: &[usize], rows: usize) -> Vec<(usize, usize)> {
-    let cuts: BTreeSet<usize> = points.iter().copied().filter(|&p| p > 0 && p < rows).collect();
+    let cuts: BTreeSet<usize> = points
+        .iter()
+        .copied()
+        .filter(|&p| p > 0 && p < rows)
+        .collect();
     let mut bounds = Vec::with_capacity(cuts.len() + 1);
     let mut start = 0;
     for cut in cuts {
@@ -85,8 +89,14 @@ mod tests {
         assert_eq!(f_measure(&[10, 20], &[10, 20], 5).0, 1.0);
         // {10} against truth {50}: P = 1/2, R = 1/2.
         assert_eq!(f_measure(&[50], &[10], 5).0, 0.5);
-        assert_eq!(true_positives(&[1, 10, 20, 23].into(), &[3, 8, 20].into(), 5), 3);
-        assert_eq!(true_positives(&[1, 10, 20, 23].into(), &[1, 3, 5, 8, 20].into(), 5), 3);
+        assert_eq!(
+            true_positives(&[1, 10, 20, 23].into(), &[3, 8, 20].into(), 5),
+            3
+        );
+        assert_eq!(
+            true_positives(&[1, 10, 20, 23].into(), &[1, 3, 5, 8, 20].into(), 5),
+            3
+        );
         assert_eq!(f_measure(&[], &[], 5).0, 1.0);
     }
 

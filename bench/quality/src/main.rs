@@ -171,7 +171,10 @@ fn published(root: &std::path::Path) -> (serde_json::Value, serde_json::Value) {
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or(serde_json::Value::Null)
     };
-    (read("results/final_results.json"), read("config/thresholds.json"))
+    (
+        read("results/final_results.json"),
+        read("config/thresholds.json"),
+    )
 }
 
 /// One NAB table row: a detector's normalised score under the three profiles.
@@ -209,7 +212,11 @@ fn nab_section(out: &mut String) {
         return;
     };
     let (Some(files), Some(profiles)) = (nab::load(&root), nab::profiles(&root)) else {
-        let _ = writeln!(out, "NAB files unreadable under {}; skipped.", root.display());
+        let _ = writeln!(
+            out,
+            "NAB files unreadable under {}; skipped.",
+            root.display()
+        );
         return;
     };
     let (final_results, thresholds) = published(&root);
@@ -264,7 +271,14 @@ fn nab_section(out: &mut String) {
         .iter()
         .map(|f| f.windows.iter().map(|w| w.0).collect())
         .collect();
-    nab_row(out, "perfect (first row of every window)", &files, &perfect, &profiles, "100 by definition");
+    nab_row(
+        out,
+        "perfect (first row of every window)",
+        &files,
+        &perfect,
+        &profiles,
+        "100 by definition",
+    );
     let relative_entropy: Vec<Vec<usize>> = files
         .iter()
         .map(|f| nab::relative_entropy_detections(&f.points))
@@ -282,12 +296,17 @@ fn nab_section(out: &mut String) {
         .iter()
         .zip(&profiles)
         .map(|(name, profile)| {
-            let threshold = thresholds["random"][name]["threshold"].as_f64().unwrap_or(1.1);
+            let threshold = thresholds["random"][name]["threshold"]
+                .as_f64()
+                .unwrap_or(1.1);
             let detections: Vec<Vec<usize>> = files
                 .iter()
                 .map(|f| nab::random_detections(f.points.len(), threshold))
                 .collect();
-            format!("{:.2}", nab::score_corpus(&files, &detections, profile).normalised)
+            format!(
+                "{:.2}",
+                nab::score_corpus(&files, &detections, profile).normalised
+            )
         })
         .collect();
     let _ = writeln!(
@@ -381,10 +400,16 @@ fn bad_side(scenario: &Scenario) -> Sides {
 }
 
 /// Runs `method` over `streams` streams of `scenario` in its bad direction.
-fn tally_scenario(method: &changepoints::Method, scenario: &Scenario, streams: usize, seed: u64) -> changepoints::Tally {
+fn tally_scenario(
+    method: &changepoints::Method,
+    scenario: &Scenario,
+    streams: usize,
+    seed: u64,
+) -> changepoints::Tally {
     let mut tally = changepoints::Tally::default();
     for stream in 0..streams {
-        let mut rng = synthetic::Rng::new(seed ^ (stream as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+        let mut rng =
+            synthetic::Rng::new(seed ^ (stream as u64).wrapping_mul(0xA24B_AED4_963E_E407));
         let (points, change_at) = scenario.generate(&mut rng);
         let alarms = changepoints::run(method, &points, bad_side(scenario));
         let change = change_at.map(|minute| (minute / scenario.interval) as usize);
@@ -430,7 +455,10 @@ fn event_scores(predictions: &[Vec<usize>], series: &[changepoints::EventSeries]
     (f1 / series.len() as f64, cover / series.len() as f64)
 }
 
-fn method_onsets(method: &changepoints::Method, series: &[changepoints::EventSeries]) -> Vec<Vec<usize>> {
+fn method_onsets(
+    method: &changepoints::Method,
+    series: &[changepoints::EventSeries],
+) -> Vec<Vec<usize>> {
     series
         .iter()
         .map(|s| {
@@ -469,8 +497,12 @@ fn binseg(series: &[changepoints::EventSeries]) -> Result<Vec<Vec<usize>>, Strin
 }
 
 fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
-    let _ = writeln!(out, "\n## Change-point detection (`crates/core/src/detection/changepoint.rs`)\n");
-    let default = changepoints::Method::Cusum(changepoints::default_settings(), changepoints::tuning());
+    let _ = writeln!(
+        out,
+        "\n## Change-point detection (`crates/core/src/detection/changepoint.rs`)\n"
+    );
+    let default =
+        changepoints::Method::Cusum(changepoints::default_settings(), changepoints::tuning());
     let daily_rule = changepoints::Method::Cusum(
         changepoints::settings(MinShift::Sd(1.5), 1000),
         changepoints::tuning(),
@@ -483,24 +515,49 @@ fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
     );
     let _ = writeln!(out, "| scenario | settings | false alarms / 1000 evaluations | detected | onset within ±3 samples | mean delay (samples) |");
     let _ = writeln!(out, "|---|---|---|---|---|---|");
-    let row = |out: &mut String, name: &str, label: &str, tally: changepoints::Tally, change: bool| {
-        let (detected, onset, delay) = if change {
-            (
-                format!("{:.1} % ({} of {})", 100.0 * tally.detection_rate(), tally.detected, tally.streams),
-                format!("{:.1} %", 100.0 * tally.onset_rate()),
-                format!("{:.1}", tally.mean_delay()),
-            )
-        } else {
-            ("–".into(), "–".into(), "–".into())
+    let row =
+        |out: &mut String, name: &str, label: &str, tally: changepoints::Tally, change: bool| {
+            let (detected, onset, delay) = if change {
+                (
+                    format!(
+                        "{:.1} % ({} of {})",
+                        100.0 * tally.detection_rate(),
+                        tally.detected,
+                        tally.streams
+                    ),
+                    format!("{:.1} %", 100.0 * tally.onset_rate()),
+                    format!("{:.1}", tally.mean_delay()),
+                )
+            } else {
+                ("–".into(), "–".into(), "–".into())
+            };
+            let _ = writeln!(
+                out,
+                "| {name} | {label} | {:.3} | {detected} | {onset} | {delay} |",
+                tally.false_alarms_per_1000()
+            );
         };
-        let _ = writeln!(out, "| {name} | {label} | {:.3} | {detected} | {onset} | {delay} |", tally.false_alarms_per_1000());
-    };
     for (index, scenario) in change_point_scenarios().iter().enumerate() {
         let tally = tally_scenario(&default, scenario, streams, seed ^ (index as u64) << 8);
-        row(out, scenario.name, "default (1 sd, 10,000 samples)", tally, scenario.has_change());
+        row(
+            out,
+            scenario.name,
+            "default (1 sd, 10,000 samples)",
+            tally,
+            scenario.has_change(),
+        );
     }
-    for (label, method) in [("default (1 sd, 10,000 samples)", &default), ("min shift 1.5 sd, 1,000 samples", &daily_rule)] {
-        row(out, "1.5-sd drop, daily", label, tally_daily(method, streams, seed), true);
+    for (label, method) in [
+        ("default (1 sd, 10,000 samples)", &default),
+        ("min shift 1.5 sd, 1,000 samples", &daily_rule),
+    ] {
+        row(
+            out,
+            "1.5-sd drop, daily",
+            label,
+            tally_daily(method, streams, seed),
+            true,
+        );
     }
     eprintln!("change-point goals done");
     if std::env::var_os("MODELWATCH_QUALITY_CP_FAST").is_some() {
@@ -515,7 +572,10 @@ fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
         changepoints::calibrated_survey(0.1, &calibration)
     };
     let survey_streams = (streams / 4).max(25);
-    let _ = writeln!(out, "\n### Survey of causal methods at equal false-alarm rates\n");
+    let _ = writeln!(
+        out,
+        "\n### Survey of causal methods at equal false-alarm rates\n"
+    );
     let _ = writeln!(
         out,
         "Each method's knob set by bisection so that it gives 0.1 false alarms per 1000 samples on 40 series of 5,000 samples of unit noise with 0.5 % spikes of 7 sd (two-sided); then {survey_streams} streams per scenario. Methods in `bench/quality/src/changepoints.rs`.\n"
@@ -529,17 +589,39 @@ fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
     let skip_survey = std::env::var_os("MODELWATCH_QUALITY_NO_SURVEY").is_some();
     for (method, calibrated) in survey.iter().filter(|_| !skip_survey) {
         let mut cells = vec![method.name().to_owned(), format!("{calibrated:.3}")];
-        for name in ["noise, accuracy, dense", "noise, latency, dense", "daily season, latency, dense", "weekly season, accuracy, dense"] {
-            cells.push(find(name).map_or("–".into(), |s| format!("{:.3}", tally_scenario(method, s, survey_streams, seed).false_alarms_per_1000())));
+        for name in [
+            "noise, accuracy, dense",
+            "noise, latency, dense",
+            "daily season, latency, dense",
+            "weekly season, accuracy, dense",
+        ] {
+            cells.push(find(name).map_or("–".into(), |s| {
+                format!(
+                    "{:.3}",
+                    tally_scenario(method, s, survey_streams, seed).false_alarms_per_1000()
+                )
+            }));
         }
         cells.push(find("step 5 %, accuracy, dense").map_or("–".into(), |s| {
             let t = tally_scenario(method, s, survey_streams, seed);
-            format!("{:.1} % / {:.1} % / {:.1}", 100.0 * t.detection_rate(), 100.0 * t.onset_rate(), t.mean_delay())
+            format!(
+                "{:.1} % / {:.1} % / {:.1}",
+                100.0 * t.detection_rate(),
+                100.0 * t.onset_rate(),
+                t.mean_delay()
+            )
         }));
-        cells.push(format!("{:.1} %", 100.0 * tally_daily(method, survey_streams, seed).detection_rate()));
+        cells.push(format!(
+            "{:.1} %",
+            100.0 * tally_daily(method, survey_streams, seed).detection_rate()
+        ));
         cells.push(nab_data.as_ref().map_or("–".into(), |(files, profiles)| {
             let detections = nab_alarms(method, files);
-            profiles.iter().map(|p| format!("{:.1}", nab::score_corpus(files, &detections, p).normalised)).collect::<Vec<_>>().join(" / ")
+            profiles
+                .iter()
+                .map(|p| format!("{:.1}", nab::score_corpus(files, &detections, p).normalised))
+                .collect::<Vec<_>>()
+                .join(" / ")
         }));
         let (f1, cover) = event_scores(&method_onsets(method, &event_data), &event_data);
         cells.push(format!("{f1:.3} / {cover:.3}"));
@@ -548,7 +630,10 @@ fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
     }
 
     // Event scores against binary segmentation.
-    let _ = writeln!(out, "\n### Event F1 (margin 5) and covering against offline binary segmentation\n");
+    let _ = writeln!(
+        out,
+        "\n### Event F1 (margin 5) and covering against offline binary segmentation\n"
+    );
     let _ = writeln!(
         out,
         "200 labelled series (`changepoints::event_series`: 1,500 samples, 0–4 steps, ramps or variance changes, 0.5 % spikes that are not changes). Our detector with the default chosen before scoring (both directions, min shift 1 sd, 10,000 samples between false alarms), its change points are the reported onsets; binary segmentation sees each whole series offline.\n"
@@ -556,11 +641,17 @@ fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
     let _ = writeln!(out, "| detector | F1 | covering |");
     let _ = writeln!(out, "|---|---|---|");
     let (f1, cover) = event_scores(&method_onsets(&default, &event_data), &event_data);
-    let _ = writeln!(out, "| modelwatch change point (default) | {f1:.3} | {cover:.3} |");
+    let _ = writeln!(
+        out,
+        "| modelwatch change point (default) | {f1:.3} | {cover:.3} |"
+    );
     match binseg(&event_data) {
         Ok(predictions) => {
             let (f1, cover) = event_scores(&predictions, &event_data);
-            let _ = writeln!(out, "| binary segmentation (ruptures 1.1.9, l2, MBIC penalty) | {f1:.3} | {cover:.3} |");
+            let _ = writeln!(
+                out,
+                "| binary segmentation (ruptures 1.1.9, l2, MBIC penalty) | {f1:.3} | {cover:.3} |"
+            );
         }
         Err(why) => {
             let _ = writeln!(out, "| binary segmentation | not run: {why} | |");
@@ -575,10 +666,34 @@ fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
         let _ = writeln!(out, "\n### NAB, official scorer\n");
         let _ = writeln!(out, "| detector | standard | reward low FP | reward low FN | windows detected | false positives | note |");
         let _ = writeln!(out, "|---|---|---|---|---|---|---|");
-        nab_row(out, "modelwatch change point (default)", files, &nab_alarms(&default, files), profiles, "both directions, 1 sd, 10,000 samples");
-        for (shift, arl) in [(1.0, 1000), (2.0, 10_000), (3.0, 10_000), (2.0, 100_000), (3.0, 1_000), (4.0, 10_000)] {
-            let method = changepoints::Method::Cusum(changepoints::settings(MinShift::Sd(shift), arl), changepoints::tuning());
-            nab_row(out, &format!("modelwatch change point, {shift} sd, {arl} samples"), files, &nab_alarms(&method, files), profiles, "sensitivity sweep");
+        nab_row(
+            out,
+            "modelwatch change point (default)",
+            files,
+            &nab_alarms(&default, files),
+            profiles,
+            "both directions, 1 sd, 10,000 samples",
+        );
+        for (shift, arl) in [
+            (1.0, 1000),
+            (2.0, 10_000),
+            (3.0, 10_000),
+            (2.0, 100_000),
+            (3.0, 1_000),
+            (4.0, 10_000),
+        ] {
+            let method = changepoints::Method::Cusum(
+                changepoints::settings(MinShift::Sd(shift), arl),
+                changepoints::tuning(),
+            );
+            nab_row(
+                out,
+                &format!("modelwatch change point, {shift} sd, {arl} samples"),
+                files,
+                &nab_alarms(&method, files),
+                profiles,
+                "sensitivity sweep",
+            );
         }
     }
 }

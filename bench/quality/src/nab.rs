@@ -61,18 +61,11 @@ pub fn profiles(root: &Path) -> Option<Vec<Profile>> {
 /// One labelled NAB file: its rows and its windows as inclusive row ranges.
 #[derive(Debug, Clone)]
 pub struct LabelledFile {
-    pub name: String,
     pub points: Vec<Point>,
     pub windows: Vec<(usize, usize)>,
 }
 
-impl LabelledFile {
-    /// NAB's probation period: `min(floor(0.15 · rows), 0.15 · 5000)`.
-    pub fn probation(&self) -> usize {
-        probation(self.points.len())
-    }
-}
-
+/// NAB's probation period: `min(floor(0.15 · rows), 0.15 · 5000)`.
 pub fn probation(rows: usize) -> usize {
     ((0.15 * rows as f64).floor() as usize).min(750)
 }
@@ -123,7 +116,6 @@ pub fn load(root: &Path) -> Option<Vec<LabelledFile>> {
                 })
                 .collect::<Option<Vec<_>>>()?;
             Some(LabelledFile {
-                name: name.clone(),
                 points,
                 windows,
             })
@@ -432,10 +424,9 @@ impl MersenneTwister {
         let key = [seed];
         let (mut i, mut j) = (1usize, 0usize);
         for _ in 0..624.max(key.len()) {
-            state[i] = (state[i]
-                ^ (state[i - 1] ^ (state[i - 1] >> 30)).wrapping_mul(1_664_525))
-            .wrapping_add(key[j])
-            .wrapping_add(j as u32);
+            state[i] = (state[i] ^ (state[i - 1] ^ (state[i - 1] >> 30)).wrapping_mul(1_664_525))
+                .wrapping_add(key[j])
+                .wrapping_add(j as u32);
             i += 1;
             j += 1;
             if i >= 624 {
@@ -493,7 +484,11 @@ mod twister_tests {
     fn matches_cpython_random_seed_42() {
         // python3 -c "import random; random.seed(42); print([random.random() for _ in range(3)])"
         let mut twister = super::MersenneTwister::seeded(42);
-        let expected = [0.639_426_798_457_883_7, 0.025_010_755_222_666_936, 0.275_029_318_369_119_26];
+        let expected = [
+            0.639_426_798_457_883_7,
+            0.025_010_755_222_666_936,
+            0.275_029_318_369_119_26,
+        ];
         for value in expected {
             assert_eq!(twister.random(), value);
         }
