@@ -1,6 +1,6 @@
-//! Detection-quality benchmark: how often do the seed's plain percentage rule and
-//! modelwatch's default check raise false alarms, and how reliably and quickly do they
-//! detect real degradations?
+//! Detection-quality benchmark: how often do the seed's plain percentage rule,
+//! modelwatch's default check and its change-point detector raise false alarms, and how
+//! reliably and quickly do they detect real degradations?
 //!
 //! `cargo run --release -p modelwatch-quality-bench` prints markdown tables and writes them
 //! to `bench/quality/RESULTS.md`. Streams come from fixed seeds, so runs are reproducible.
@@ -15,6 +15,17 @@
 //! written either). 400 streams measure a detection rate near 95 % with a standard error of
 //! about 1 point (40 streams: about 3.5), which the goal rows need; a run takes a few
 //! minutes.
+//!
+//! The NAB section scores with NAB's official rules (`nab.rs`), and first reproduces NAB's
+//! published null, relativeEntropy and random baselines to show the scorer is NAB's.
+//! The change-point section (`changepoints.rs`) measures the change-point detector on the
+//! goal scenarios, surveys the causal methods it was chosen among, scores event F1 and
+//! covering (`events.rs`) against ruptures' binary segmentation (`bench/quality/binseg`,
+//! which creates `target/bench-venv`), and scores it on NAB.
+//! `MODELWATCH_QUALITY_CHANGE_POINTS_ONLY=1` runs that section alone (with
+//! `MODELWATCH_QUALITY_NO_SURVEY` / `MODELWATCH_QUALITY_CP_FAST` to skip the survey / all
+//! but the goal rows, `MODELWATCH_CP_TUNING` to try other detector constants), and
+//! `MODELWATCH_QUALITY_NO_CHECK` skips `check` on NAB, the slowest part.
 //!
 //! `MODELWATCH_QUALITY_CEILING=1` prints instead how far detectors of several shapes can get
 //! on the latency goal rows, which led to the long-run test (see `ceiling.rs`; output in
@@ -368,6 +379,7 @@ fn main() -> ExitCode {
     if std::env::var_os("MODELWATCH_QUALITY_NO_NAB").is_none() {
         nab_section(&mut out);
     }
+    change_point_section(&mut out, sampling);
     let _ = writeln!(out, "\nRun time: {:.1} s.", started.elapsed().as_secs_f64());
     print!("{out}");
     if partial {

@@ -115,10 +115,7 @@ pub fn load(root: &Path) -> Option<Vec<LabelledFile>> {
                     (first <= last).then_some((first, last))
                 })
                 .collect::<Option<Vec<_>>>()?;
-            Some(LabelledFile {
-                points,
-                windows,
-            })
+            Some(LabelledFile { points, windows })
         })
         .collect()
 }

@@ -532,7 +532,9 @@ mod tests {
         // Watching upward shifts only, the drop is still reported, as not watched.
         let mut state = ChangePointState::default();
         let alarms = replay(&mut state, Sides::Up, &minutes(600), &values);
-        assert!(alarms.iter().all(|(_, _, change)| !Sides::Up.watches(change.upward)));
+        assert!(alarms
+            .iter()
+            .all(|(_, _, change)| !Sides::Up.watches(change.upward)));
     }
 
     #[test]
