@@ -293,7 +293,8 @@ impl Server {
     }
 }
 
-fn create_rules(database: &str) {
+/// The rules, created with `config` (which has the channels they name).
+fn create_rules(database: &str, config: &Path) {
     for i in 0..RULES {
         let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
             .args([
@@ -316,7 +317,7 @@ fn create_rules(database: &str) {
                 "--channels",
                 &CHANNELS.join(","),
             ])
-            .env_remove("MODELWATCH_CONFIG")
+            .env("MODELWATCH_CONFIG", config)
             .env_remove("MODELWATCH_DB")
             .output()
             .unwrap();
@@ -339,12 +340,9 @@ fn two_servers_on_one_database_one_killed_make_one_alert_per_breach_and_one_deli
     let (_runtime, database) = postgres_database("servers");
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start();
-    create_rules(database.url());
-    let a = Server::start(
-        "a",
-        database.url(),
-        &write(dir.path(), "a.toml", &config(&receiver, "a")),
-    );
+    let a_config = write(dir.path(), "a.toml", &config(&receiver, "a"));
+    create_rules(database.url(), &a_config);
+    let a = Server::start("a", database.url(), &a_config);
     let b = Server::start(
         "b",
         database.url(),
