@@ -160,9 +160,42 @@ impl TimeRange {
     }
 }
 
+/// The most hours a span may cover: the whole supported range, 1970 to 9999.
+pub const MAX_HOURS: f64 = MAX_MS as f64 / 3_600_000.0;
+
+/// A client's number of hours (`--hours 1.5`, `?hours=36`) as a duration: positive,
+/// finite and no longer than the supported range, so no figure a client sends can
+/// overflow a conversion. The error names `field`.
+pub fn hours_span(field: &str, hours: f64) -> Result<Duration, crate::ValidationError> {
+    if !(hours.is_finite() && hours > 0.0 && hours <= MAX_HOURS) {
+        return Err(crate::ValidationError::new(
+            field,
+            format!(
+                "must be a positive number of hours up to {} (1970 to 9999), not {hours:?}",
+                MAX_HOURS.floor()
+            ),
+        ));
+    }
+    Ok(Duration::from_millis((hours * 3_600_000.0).round() as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hours_spans_are_range_checked_not_overflowed() {
+        assert_eq!(hours_span("hours", 1.5), Ok(Duration::from_secs(5400)));
+        assert_eq!(
+            hours_span("hours", MAX_HOURS).map(|d| d.as_millis()),
+            Ok(MAX_MS as u128)
+        );
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e300, MAX_HOURS * 1.01] {
+            let error = hours_span("hours", bad).unwrap_err();
+            assert_eq!(error.field, "hours", "{bad}");
+            assert!(error.message.contains("70389527"), "{}", error.message);
+        }
+    }
 
     #[test]
     fn parses_rfc3339_with_offset_into_utc_millis() {

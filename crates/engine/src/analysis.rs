@@ -14,7 +14,8 @@ use modelwatch_core::health::{
     performance_history, HealthOptions, MetricSeries, PerformanceHistory,
 };
 use modelwatch_core::{
-    Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange, Timestamp, Version,
+    Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange, Timestamp, ValidationError,
+    Version,
 };
 use modelwatch_store::{MetricStore, StoreError};
 
@@ -28,8 +29,8 @@ pub enum AnalysisError {
         version: Version,
         metric: Metric,
     },
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
 }
 
 /// The points of one metric that a check needs, fetched from the store.
@@ -119,6 +120,7 @@ pub async fn check_degradation(
     options: &DetectionOptions,
     now: Timestamp,
 ) -> Result<DegradationResult, AnalysisError> {
+    spec.validate()?;
     let fetched = fetch(store, key, spec, now).await?;
     Ok(detection::check_degradation(
         &key.model,
@@ -148,18 +150,12 @@ pub async fn check_all_metrics(
     ))
 }
 
-/// The window of the last `hours` before `now`.
+/// The window of the last `hours` before `now` (range-checked, see
+/// [`modelwatch_core::time::hours_span`]).
 pub fn last_hours(hours: f64, now: Timestamp) -> Result<TimeRange, AnalysisError> {
-    if !(hours.is_finite() && hours > 0.0) {
-        return Err(AnalysisError::Invalid(format!(
-            "hours: must be a positive number, not {hours}"
-        )));
-    }
+    let span = modelwatch_core::time::hours_span("hours", hours)?;
     let end = now.saturating_add(Duration::from_millis(1));
-    Ok(TimeRange::new(
-        now.saturating_sub(Duration::from_secs_f64(hours * 3600.0)),
-        end,
-    ))
+    Ok(TimeRange::new(now.saturating_sub(span), end))
 }
 
 /// Performance history and health of a version over `range`. The grade also counts the

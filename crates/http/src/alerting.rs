@@ -57,13 +57,7 @@ impl From<AnalysisError> for ApiError {
             unknown @ AnalysisError::UnknownSeries { .. } => {
                 ApiError::NotFound(unknown.to_string())
             }
-            AnalysisError::Invalid(message) => {
-                let (field, message) = message
-                    .split_once(": ")
-                    .map(|(f, m)| (f.to_owned(), m.to_owned()))
-                    .unwrap_or(("query".to_owned(), message));
-                ApiError::bad_request(field, message)
-            }
+            AnalysisError::Invalid(error) => error.into(),
         }
     }
 }
@@ -635,7 +629,7 @@ pub async fn delete_silence(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    /// The last `hours` (default 24).
+    /// The last `hours`, more than 0 and at most 70389527 (default 24).
     pub hours: Option<f64>,
 }
 
@@ -696,9 +690,9 @@ pub async fn evaluate(
 pub struct DegradationQuery {
     /// One metric; default: every metric of the version.
     pub metric: Option<String>,
-    /// The baseline window (default 24).
+    /// The baseline window in hours, 1 to 8784 (default 24).
     pub baseline_hours: Option<u32>,
-    /// The comparison window; default: the latest value.
+    /// The comparison window in hours, 1 to 8784; default: the latest value.
     pub comparison_hours: Option<u32>,
 }
 
@@ -716,20 +710,10 @@ pub async fn degradation(
     let (model, version) = (parse_model(&model)?, parse_version(&version)?);
     let mut spec = WindowSpec::default();
     if let Some(hours) = query.baseline_hours {
-        if hours == 0 {
-            return Err(ApiError::bad_request("baseline_hours", "must be positive"));
-        }
         spec.baseline_hours = hours;
     }
-    if let Some(hours) = query.comparison_hours {
-        if hours == 0 {
-            return Err(ApiError::bad_request(
-                "comparison_hours",
-                "must be positive",
-            ));
-        }
-        spec.comparison_hours = Some(hours);
-    }
+    spec.comparison_hours = query.comparison_hours.or(spec.comparison_hours);
+    spec.validate()?;
     let options = DetectionOptions::default();
     let store = &**state.store();
     let now: Timestamp = state.now();
@@ -760,7 +744,7 @@ pub struct CompareQuery {
     /// The challenger version.
     pub b: String,
     pub metric: String,
-    /// The last `hours` (default 24).
+    /// The last `hours`, more than 0 and at most 70389527 (default 24).
     pub hours: Option<f64>,
 }
 

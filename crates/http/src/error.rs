@@ -166,26 +166,52 @@ impl From<JsonRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        // serde_urlencoded's message names the parameter ("invalid digit …" does not, so
-        // the whole text is passed on). An unknown parameter is named as the field: a
-        // misspelt or unsupported filter must not be silently ignored.
-        let text = rejection.body_text();
-        let unknown = text
-            .split_once("unknown field `")
-            .and_then(|(_, rest)| rest.split_once('`'))
-            .map(|(name, _)| name.to_owned());
-        match unknown {
-            Some(name) => {
-                let takes = text
-                    .split_once("expected one of ")
-                    .or_else(|| text.split_once("expected "))
-                    .map_or(String::new(), |(_, takes)| {
-                        format!(": this route takes {takes}")
-                    });
-                ApiError::bad_request(name, format!("unknown parameter{takes}"))
+        // axum deserializes through serde_path_to_error: a bad value carries the
+        // parameter's name as its path. At the top (path ".") the error is about the
+        // parameters as a whole: an unknown one is named as the field — a misspelt or
+        // unsupported filter must not be silently ignored — from serde's message, the
+        // only place that has it.
+        let mut source = std::error::Error::source(&rejection);
+        while let Some(error) = source {
+            if let Some(typed) =
+                error.downcast_ref::<serde_path_to_error::Error<serde::de::value::Error>>()
+            {
+                let path = typed.path().to_string();
+                let message = typed.inner().to_string();
+                if path != "." {
+                    return ApiError::bad_request(path, message);
+                }
+                return top_level_query_error(&message);
             }
-            None => ApiError::bad_request("query", text),
+            source = error.source();
         }
+        ApiError::bad_request("query", rejection.body_text())
+    }
+}
+
+fn top_level_query_error(text: &str) -> ApiError {
+    let missing = text
+        .split_once("missing field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned());
+    if let Some(name) = missing {
+        return ApiError::bad_request(name, "this parameter is required");
+    }
+    let unknown = text
+        .split_once("unknown field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(name, _)| name.to_owned());
+    match unknown {
+        Some(name) => {
+            let takes = text
+                .split_once("expected one of ")
+                .or_else(|| text.split_once("expected "))
+                .map_or(String::new(), |(_, takes)| {
+                    format!(": this route takes {takes}")
+                });
+            ApiError::bad_request(name, format!("unknown parameter{takes}"))
+        }
+        None => ApiError::bad_request("query", text),
     }
 }
 

@@ -30,6 +30,7 @@ use axum::routing::get;
 use axum::Router;
 use modelwatch_core::{Sample, Timestamp};
 use modelwatch_store::{MetricStore, TokenStore};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -314,6 +315,18 @@ pub fn router(state: AppState) -> Router {
         // Limits the decompressed body, so a small gzip bomb cannot get past it.
         .layer(DefaultBodyLimit::max(state.inner.limits.max_body_bytes))
         .layer(RequestDecompressionLayer::new())
+        // The last guard: a bug that panics answers 500 with the JSON error body, logged,
+        // instead of dropping the connection.
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    ApiError::Internal(format!("handler panicked: {what}")).into_response()
 }

@@ -36,11 +36,11 @@ pub struct CheckArgs {
     /// The metric to check (a built-in such as accuracy or latency, or a custom one).
     #[arg(long)]
     pub metric: String,
-    /// The baseline: this many hours before the comparison window.
-    #[arg(long, default_value_t = 24)]
+    /// The baseline: this many hours before the comparison window (1 to 8784).
+    #[arg(long, default_value_t = 24, value_parser = window_hours)]
     pub baseline_hours: u32,
-    /// Compare the mean of the last H hours; without it, the latest value.
-    #[arg(long, value_name = "H")]
+    /// Compare the mean of the last H hours (1 to 8784); without it, the latest value.
+    #[arg(long, value_name = "H", value_parser = window_hours)]
     pub comparison_hours: Option<u32>,
     /// Take the baseline from the same hours one day or one week earlier: daily or
     /// weekly.
@@ -52,7 +52,7 @@ pub struct CheckArgs {
 pub struct MonitorArgs {
     pub model: String,
     pub version: String,
-    #[arg(long, default_value_t = 24.0)]
+    #[arg(long, default_value_t = 24.0, value_parser = crate::cli::hours_arg)]
     pub hours: f64,
 }
 
@@ -65,8 +65,19 @@ pub struct CompareArgs {
     pub version_b: String,
     #[arg(long)]
     pub metric: String,
-    #[arg(long, default_value_t = 24.0)]
+    #[arg(long, default_value_t = 24.0, value_parser = crate::cli::hours_arg)]
     pub hours: f64,
+}
+
+/// A window's hours, in the range the analysis takes.
+fn window_hours(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(hours) if (1..=WindowSpec::MAX_HOURS).contains(&hours) => Ok(hours),
+        _ => Err(format!(
+            "must be a whole number of hours from 1 to {}",
+            WindowSpec::MAX_HOURS
+        )),
+    }
 }
 
 fn parse_seasonality(text: &str) -> Result<Seasonality, String> {

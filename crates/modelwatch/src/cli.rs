@@ -7,7 +7,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -120,7 +119,7 @@ pub struct HistoryArgs {
     #[arg(long)]
     pub metric: Option<String>,
     /// How far back to look.
-    #[arg(long, default_value_t = 24.0)]
+    #[arg(long, default_value_t = 24.0, value_parser = hours_arg)]
     pub hours: f64,
 }
 
@@ -376,12 +375,19 @@ struct VersionHistory<'a> {
     metrics: Vec<MetricSummary>,
 }
 
+/// `--hours`: a positive number of hours within the supported time range.
+pub fn hours_arg(text: &str) -> Result<f64, String> {
+    let hours: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of hours"))?;
+    modelwatch_core::time::hours_span("--hours", hours).map_err(|e| e.message)?;
+    Ok(hours)
+}
+
 fn window(hours: f64) -> Result<TimeRange> {
-    if !(hours.is_finite() && hours > 0.0) {
-        bail!("--hours: must be a positive number, not {hours}");
-    }
+    let span = modelwatch_core::time::hours_span("--hours", hours)?;
     Ok(TimeRange::new(
-        crate::now().saturating_sub(Duration::from_secs_f64(hours * 3600.0)),
+        crate::now().saturating_sub(span),
         modelwatch_core::Timestamp::MAX,
     ))
 }

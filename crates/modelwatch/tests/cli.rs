@@ -1263,3 +1263,50 @@ fn a_rule_naming_a_channel_that_is_not_configured_is_refused() {
     );
     assert_eq!(env.json(&["alerts", "list-rules"]), serde_json::json!([]));
 }
+
+/// Hours and window sizes out of range are refused naming the option, never a panic
+/// (issue 15: `--hours 1e300` could not be converted to a duration).
+#[test]
+fn out_of_range_hours_are_refused_naming_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    for args in [
+        &["metrics", "history", "fraud", "v1", "--hours", "1e300"][..],
+        &["monitor", "fraud", "v1", "--hours", "1e300"],
+        &[
+            "compare",
+            "fraud",
+            "v1",
+            "v2",
+            "--metric",
+            "accuracy",
+            "--hours=-5",
+        ],
+        &[
+            "check",
+            "fraud",
+            "v1",
+            "--metric",
+            "accuracy",
+            "--baseline-hours",
+            "4294967295",
+        ],
+        &[
+            "check",
+            "fraud",
+            "v1",
+            "--metric",
+            "accuracy",
+            "--comparison-hours",
+            "0",
+        ],
+    ] {
+        let out = common::modelwatch(&db).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let option = args.iter().rev().find(|a| a.starts_with("--")).unwrap();
+        let option = option.split('=').next().unwrap();
+        assert!(stderr.contains(option), "{args:?}: {stderr}");
+    }
+}

@@ -69,10 +69,7 @@ pub fn from_analysis(error: AnalysisError) -> PyErr {
     match error {
         AnalysisError::Store(error) => from_store(error),
         unknown @ AnalysisError::UnknownSeries { .. } => not_found(unknown.to_string()),
-        AnalysisError::Invalid(message) => match message.split_once(": ") {
-            Some((field, message)) => validation(field, message),
-            None => validation("query", message),
-        },
+        AnalysisError::Invalid(error) => from_validation(error),
     }
 }
 

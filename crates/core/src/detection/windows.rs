@@ -63,6 +63,31 @@ pub struct WindowSpec {
     pub reference: Option<Seasonality>,
 }
 
+impl WindowSpec {
+    /// The most hours a baseline or comparison window may cover: a leap year, as rules'
+    /// baseline windows.
+    pub const MAX_HOURS: u32 = crate::alerting::rule::MAX_BASELINE_WINDOW_HOURS;
+
+    /// Checks the hour counts a client chose, naming the one out of range.
+    pub fn validate(&self) -> Result<(), crate::ValidationError> {
+        let check = |field: &str, hours: u32| {
+            if (1..=Self::MAX_HOURS).contains(&hours) {
+                Ok(())
+            } else {
+                Err(crate::ValidationError::new(
+                    field,
+                    format!("must be 1 to {} hours, not {hours}", Self::MAX_HOURS),
+                ))
+            }
+        };
+        check("baseline_hours", self.baseline_hours)?;
+        if let Some(hours) = self.comparison_hours {
+            check("comparison_hours", hours)?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for WindowSpec {
     fn default() -> Self {
         WindowSpec {
