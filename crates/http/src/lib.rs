@@ -17,6 +17,7 @@ pub mod line_protocol;
 pub mod notifications;
 pub mod ops;
 pub mod series;
+pub mod server;
 pub mod telemetry;
 
 use std::fmt;

@@ -12,6 +12,8 @@
 //! listen = "127.0.0.1:7878"
 //! max_body_bytes = 10485760
 //! request_timeout = "30s"
+//! max_connections = 1024    # served at once; one more is answered 503 and closed
+//! header_timeout = "10s"    # to send a request's headers; also how long an idle connection stays
 //! log_level = "info"        # or a filter: "info,tower_http=debug"
 //! log_format = "text"       # or "json"
 //! auth = "tokens"           # or "off": whether the API and dashboard require a token
@@ -108,6 +110,11 @@ pub struct RawServer {
     pub max_body_bytes: Option<u64>,
     /// e.g. "30s", "500ms", "2m".
     pub request_timeout: Option<String>,
+    /// Connections served at once (default 1024).
+    pub max_connections: Option<u64>,
+    /// Time a client has to send a request's headers, and that an idle kept-alive
+    /// connection stays open (default 10s).
+    pub header_timeout: Option<String>,
     /// A level (error, warn, info, debug, trace) or a tracing filter
     /// (`info,modelwatch_http=debug`).
     pub log_level: Option<String>,
@@ -159,6 +166,7 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    pub connections: modelwatch_http::server::ConnectionLimits,
     pub log_level: String,
     pub log_format: LogFormat,
     /// `None`: not configured, which `serve` accepts only while no token exists.
@@ -387,6 +395,25 @@ impl RawServer {
         if request_timeout.is_zero() {
             return Err(invalid("server.request_timeout", "must be positive"));
         }
+        let defaults = modelwatch_http::server::ConnectionLimits::default();
+        let max_connections = match self.max_connections {
+            None => defaults.max_connections,
+            Some(n) if (1..=1_000_000).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(invalid(
+                    "server.max_connections",
+                    format!("must be 1 to 1000000, not {n}"),
+                ))
+            }
+        };
+        let header_timeout = duration(
+            "server.header_timeout",
+            self.header_timeout.as_deref(),
+            defaults.header_timeout,
+        )?;
+        if header_timeout.is_zero() {
+            return Err(invalid("server.header_timeout", "must be positive"));
+        }
         let log_format = match self.log_format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -412,6 +439,10 @@ impl RawServer {
             max_body_bytes: usize::try_from(max_body_bytes)
                 .map_err(|_| invalid("server.max_body_bytes", "too large"))?,
             request_timeout,
+            connections: modelwatch_http::server::ConnectionLimits {
+                max_connections,
+                header_timeout,
+            },
             log_level,
             log_format,
             auth,
@@ -541,6 +572,35 @@ mod tests {
         assert_eq!(config.server.listen.to_string(), "127.0.0.1:7878");
         assert_eq!(config.server.max_body_bytes, 10 * 1024 * 1024);
         assert_eq!(config.evaluation.interval, Duration::from_secs(60));
+        assert_eq!(config.server.connections.max_connections, 1024);
+        assert_eq!(
+            config.server.connections.header_timeout,
+            Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn connection_limits_are_read_and_checked() {
+        let config = Config::parse(
+            "[server]\nmax_connections = 50\nheader_timeout = \"2s\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.server.connections.max_connections, 50);
+        assert_eq!(
+            config.server.connections.header_timeout,
+            Duration::from_secs(2)
+        );
+        for (text, key) in [
+            ("[server]\nmax_connections = 0\n", "server.max_connections"),
+            (
+                "[server]\nheader_timeout = \"0s\"\n",
+                "server.header_timeout",
+            ),
+        ] {
+            let error = Config::parse(text, Path::new("c.toml")).unwrap_err();
+            assert!(format!("{error:#}").contains(key), "{error:#}");
+        }
     }
 
     #[test]

@@ -160,15 +160,13 @@ pub async fn serve(
     ));
     let app = modelwatch_http::router(state.clone());
     let shutdown_state = state.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests and notifications");
-            shutdown_state.begin_shutdown();
-            stop_worker.send_replace(true);
-        })
-        .await
-        .context("the server failed")?;
+    modelwatch_http::server::serve(listener, app, config.server.connections, async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests and notifications");
+        shutdown_state.begin_shutdown();
+        stop_worker.send_replace(true);
+    })
+    .await;
     // The evaluator stops at the shutdown signal; a pass in progress finishes first.
     if let Err(error) = evaluator.await {
         tracing::warn!(%error, "the evaluator stopped abnormally");

@@ -653,3 +653,58 @@ fn prometheus_scrapes_the_model_gauges() {
         "prometheus did not ingest modelwatch_model_metric: {last}"
     );
 }
+
+/// Slow-loris (issue 15: sockets that never finished their headers were held forever):
+/// a client must send its headers within `header_timeout`, and connections over
+/// `max_connections` are answered 503 at once; once the slow ones are dropped, the
+/// server answers everybody again.
+#[test]
+fn connections_that_never_finish_their_headers_are_dropped_and_capped() {
+    let env = Env::new();
+    std::fs::write(
+        env.dir.path().join("limits.toml"),
+        "[server]\nmax_connections = 20\nheader_timeout = \"1s\"\n",
+    )
+    .unwrap();
+    let server = env.serve(&[], &[("MODELWATCH_CONFIG", "limits.toml")]);
+    let started = Instant::now();
+    let mut slow: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&server.address).unwrap();
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    // Every slot held: one more is told so at once.
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, body) = http(&server.address, "GET", "/healthz", "", None);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("max_connections"), "{body}");
+    // The slow ones are closed after the header time-out, without an answer past it.
+    for stream in &mut slow {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(stream, &mut rest);
+        assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // An idle kept-alive connection is closed too.
+    let mut idle = TcpStream::connect(&server.address).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut idle, &mut answer);
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    let (status, _) = http(&server.address, "GET", "/healthz", "", None);
+    assert_eq!(status, 200);
+}
