@@ -7,8 +7,8 @@ use modelwatch_core::compare::{
     compare_versions, CompareOptions, VersionComparison, VersionPoints,
 };
 use modelwatch_core::detection::{
-    self, detection_windows, Comparison, ComparisonWindow, DegradationResult, DetectionOptions,
-    History, MetricWindows, Reference, WindowSpec,
+    check_at, detection_windows, DegradationResult, DetectionOptions, DetectionWindows, Detector,
+    SeriesPoints, WindowSpec,
 };
 use modelwatch_core::health::{
     performance_history, HealthOptions, MetricSeries, PerformanceHistory,
@@ -33,86 +33,26 @@ pub enum AnalysisError {
     Invalid(#[from] ValidationError),
 }
 
-/// The points of one metric that a check needs, fetched from the store.
-struct FetchedWindows {
-    definition: MetricDefinition,
-    baseline: Vec<Point>,
-    latest: Option<Point>,
-    comparison: Option<Vec<Point>>,
-    reference: Option<(detection::Seasonality, Vec<Point>)>,
-    /// The long-run test's history: its points, the comparison window's end and length.
-    history: Option<(Vec<Point>, Timestamp, usize)>,
-}
-
-impl FetchedWindows {
-    fn as_windows(&self) -> MetricWindows<'_> {
-        MetricWindows {
-            definition: &self.definition,
-            baseline: &self.baseline,
-            comparison: match &self.comparison {
-                Some(points) => Comparison::Window(points),
-                None => Comparison::Latest(self.latest.as_ref()),
-            },
-            reference: self
-                .reference
-                .as_ref()
-                .map(|(seasonality, points)| Reference {
-                    seasonality: *seasonality,
-                    points,
-                }),
-            history: self
-                .history
-                .as_ref()
-                .map(|(points, end, window_minutes)| History {
-                    points,
-                    end: *end,
-                    window_minutes: *window_minutes,
-                }),
-        }
-    }
-}
-
+/// The points of one metric that a check at `now` needs ([`DetectionWindows::ranges`]),
+/// fetched from the store in one call.
 async fn fetch(
     store: &dyn MetricStore,
     key: &SeriesKey,
-    spec: &WindowSpec,
-    now: Timestamp,
-) -> Result<FetchedWindows, AnalysisError> {
-    let windows = detection_windows(now, spec);
+    windows: &DetectionWindows,
+) -> Result<(MetricDefinition, Vec<Point>), AnalysisError> {
     let definition = store.definition(&key.metric).await?;
-    let baseline = store.range(key, windows.baseline).await?;
-    let (latest, comparison, history) = match windows.comparison {
-        ComparisonWindow::Latest { search } => (store.range(key, search).await?.pop(), None, None),
-        ComparisonWindow::Range(range) => {
-            let history = match windows.history {
-                Some(history) => {
-                    let minutes = (range.end.as_millis() - range.start.as_millis()) / 60_000;
-                    Some((
-                        store.range(key, history).await?,
-                        range.end,
-                        usize::try_from(minutes).unwrap_or(0),
-                    ))
-                }
-                None => None,
-            };
-            (None, Some(store.range(key, range).await?), history)
-        }
-    };
-    let reference = match windows.reference {
-        Some((seasonality, range)) => Some((seasonality, store.range(key, range).await?)),
-        None => None,
-    };
-    Ok(FetchedWindows {
-        definition,
-        baseline,
-        latest,
-        comparison,
-        reference,
-        history,
-    })
+    let requests: Vec<(SeriesKey, TimeRange)> = windows
+        .ranges()
+        .into_iter()
+        .map(|range| (key.clone(), range))
+        .collect();
+    let points = store.range_many(&requests).await?.concat();
+    Ok((definition, points))
 }
 
-/// Checks one metric of a model version for degradation at `now`.
+/// Checks one metric of a model version for degradation at `now`: the same function a
+/// degradation rule's observation runs ([`check_at`]), so `check` at `now` and a rule
+/// with the same windows and options evaluated at a sample just before `now` agree.
 pub async fn check_degradation(
     store: &dyn MetricStore,
     key: &SeriesKey,
@@ -121,16 +61,22 @@ pub async fn check_degradation(
     now: Timestamp,
 ) -> Result<DegradationResult, AnalysisError> {
     spec.validate()?;
-    let fetched = fetch(store, key, spec, now).await?;
-    Ok(detection::check_degradation(
+    let windows = detection_windows(now, spec);
+    let (definition, points) = fetch(store, key, &windows).await?;
+    Ok(check_at(
+        &mut Detector::default(),
         &key.model,
         &key.version,
-        &fetched.as_windows(),
+        SeriesPoints {
+            definition: &definition,
+            points: &points,
+        },
+        &windows,
         options,
     ))
 }
 
-/// Checks every metric the version has.
+/// Checks every metric the version has, reusing one detector's buffers.
 pub async fn check_all_metrics(
     store: &dyn MetricStore,
     model: &ModelName,
@@ -139,15 +85,25 @@ pub async fn check_all_metrics(
     options: &DetectionOptions,
     now: Timestamp,
 ) -> Result<Vec<DegradationResult>, AnalysisError> {
-    let mut fetched = Vec::new();
+    let windows = detection_windows(now, spec);
+    let mut detector = Detector::default();
+    let mut results = Vec::new();
     for metric in store.metrics(model, version).await? {
         let key = SeriesKey::new(model.clone(), version.clone(), metric);
-        fetched.push(fetch(store, &key, spec, now).await?);
+        let (definition, points) = fetch(store, &key, &windows).await?;
+        results.push(check_at(
+            &mut detector,
+            model,
+            version,
+            SeriesPoints {
+                definition: &definition,
+                points: &points,
+            },
+            &windows,
+            options,
+        ));
     }
-    let windows: Vec<MetricWindows<'_>> = fetched.iter().map(FetchedWindows::as_windows).collect();
-    Ok(detection::check_all_metrics(
-        model, version, &windows, options,
-    ))
+    Ok(results)
 }
 
 /// The window of the last `hours` before `now` (range-checked, see

@@ -6,13 +6,20 @@
 //! replays them as live evaluation does. So a backtest agrees with live evaluation, which
 //! counts every sample, whenever it runs.
 
-use modelwatch_core::alerting::observe::{observations, SeriesPoints};
-use modelwatch_core::alerting::{backtest, BacktestEvent, Rule, RuleId, RuleSpec, SeriesState};
+use modelwatch_core::alerting::observe::{
+    degradation_check, instants, observations, slice, SAMPLING_SAMPLES,
+};
+use modelwatch_core::alerting::{
+    backtest, BacktestEvent, ComparisonMode, Condition, Observation, Rule, RuleId, RuleSpec,
+    SeriesState,
+};
+use modelwatch_core::detection::{sampling_interval, DegradationResult, SeriesPoints};
 use modelwatch_core::{SeriesKey, TimeRange, Timestamp, Version};
 use modelwatch_store::SeriesFilter;
 use serde::Serialize;
 
 use crate::alerting::{Engine, EngineError};
+use crate::analysis;
 use crate::observe::{read_series, SeriesRead};
 
 /// The replay of one version.
@@ -60,6 +67,74 @@ impl Engine {
         self.replay(rule, range).await
     }
 
+    /// What `rule` observes of `version`'s series at each sample in `range` it observes
+    /// (every sample, or one per slot of its cadence from the range's first sample), as
+    /// live evaluation observes them.
+    pub async fn observe_range(
+        &self,
+        rule: &Rule,
+        version: &Version,
+        range: TimeRange,
+    ) -> Result<Vec<(Timestamp, Observation)>, EngineError> {
+        let definition = self.metrics.definition(&rule.metric).await?;
+        let read = [SeriesRead {
+            key: SeriesKey::new(rule.model.clone(), version.clone(), rule.metric.clone()),
+            first: range.start,
+            last: Timestamp::from_millis(range.end.as_millis() - 1).unwrap_or(range.start),
+        }];
+        let points = read_series(&*self.metrics, &read, |_| rule)
+            .await?
+            .pop()
+            .unwrap_or_default();
+        let series = SeriesPoints {
+            definition: &definition,
+            points: &points,
+        };
+        let samples = instants(rule, version, None, slice(&points, range));
+        Ok(observations(
+            rule,
+            version,
+            series,
+            samples,
+            &self.detection,
+        ))
+    }
+
+    /// What `check` says of `version`'s series at the instant just after `at`, given the
+    /// windows and significance level `rule` stands for (`None` for a rule that is not a
+    /// degradation rule): what the rule observes of a sample at `at`.
+    pub async fn check_as_rule(
+        &self,
+        rule: &Rule,
+        version: &Version,
+        at: Timestamp,
+    ) -> Result<Option<DegradationResult>, EngineError> {
+        let key = SeriesKey::new(rule.model.clone(), version.clone(), rule.metric.clone());
+        let sampling = match rule.condition {
+            Condition::Degradation {
+                comparison: ComparisonMode::Auto,
+                ..
+            } => {
+                let read = [SeriesRead {
+                    key: key.clone(),
+                    first: at,
+                    last: at,
+                }];
+                let points = read_series(&*self.metrics, &read, |_| rule).await?.concat();
+                sampling_interval(&points, at, SAMPLING_SAMPLES)
+            }
+            _ => None,
+        };
+        let Some(check) = degradation_check(rule, &self.detection, sampling) else {
+            return Ok(None);
+        };
+        let now = at.saturating_add(std::time::Duration::from_millis(1));
+        Ok(Some(
+            analysis::check_degradation(&*self.metrics, &key, &check.spec, &check.options, now)
+                .await?,
+        ))
+    }
+
     async fn replay(&self, rule: Rule, range: TimeRange) -> Result<BacktestReport, EngineError> {
         let versions: Vec<Version> = match &rule.version {
             Some(version) => vec![version.clone()],
@@ -75,28 +150,9 @@ impl Engine {
                 .map(|s| s.key.version)
                 .collect(),
         };
-        let definition = self.metrics.definition(&rule.metric).await?;
-        let last = Timestamp::from_millis(range.end.as_millis() - 1).unwrap_or(range.start);
-        let reads: Vec<SeriesRead> = versions
-            .iter()
-            .map(|version| SeriesRead {
-                key: SeriesKey::new(rule.model.clone(), version.clone(), rule.metric.clone()),
-                first: range.start,
-                last,
-            })
-            .collect();
         let mut replays = Vec::with_capacity(versions.len());
-        for (read, version) in reads.chunks(1).zip(versions) {
-            // One version at a time: a long range holds many points.
-            let points = read_series(&*self.metrics, read, |_| &rule)
-                .await?
-                .pop()
-                .unwrap_or_default();
-            let series = SeriesPoints {
-                definition: &definition,
-                points: &points,
-            };
-            let observations = observations(&rule, &version, series, range, &self.detection);
+        for version in versions {
+            let observations = self.observe_range(&rule, &version, range).await?;
             let replay = backtest(&rule, &version, &observations, SeriesState::default());
             replays.push(VersionBacktest {
                 version,

@@ -33,11 +33,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use modelwatch_core::alerting::limits::RATE_WINDOW_MS;
-use modelwatch_core::alerting::observe::{observations, SeriesPoints};
+use modelwatch_core::alerting::observe::{cadence, instants, observations, observes};
 use modelwatch_core::alerting::{
     plan, Alert, AlertId, Clock, Condition, Decision, Observation, Plan, PlanContext,
     PlannedCommit, RateLedger, Rule, RuleId, SeriesState, Silence, Target,
 };
+use modelwatch_core::detection::SeriesPoints;
 use modelwatch_core::{
     Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange, Timestamp, Version,
 };
@@ -431,7 +432,9 @@ impl Engine {
                 .remove(&(rule.id.clone(), target.version.clone()))
                 .unwrap_or_default();
             let start = match state.last_observed_at {
-                Some(last) if target.last_timestamp <= last => {
+                Some(last)
+                    if !observes(rule, &target.version, Some(last), target.last_timestamp) =>
+                {
                     input.counted.push((index, last));
                     continue;
                 }
@@ -453,36 +456,41 @@ impl Engine {
         let samples = due.len() - checks;
         let check_share = (MAX_CHECKS_PER_PASS / checks.max(1)).max(1);
         let sample_share = (MAX_SAMPLES_PER_PASS / samples.max(1)).max(1);
-        let span = |share: usize| {
-            Duration::from_secs(60 * share as u64).clamp(MIN_READ_SPAN, MAX_READ_SPAN)
+        // The span a share covers at a sample a minute, or one observation per slot of a
+        // rule's cadence.
+        let share_of = |rule: &Rule| {
+            if is_check(rule) {
+                check_share
+            } else {
+                sample_share
+            }
         };
         let spans: Vec<Duration> = due
             .iter()
             .map(|(i, ..)| {
-                span(if is_check(&pass.rules[targets[*i].rule]) {
-                    check_share
-                } else {
-                    sample_share
-                })
+                let rule = &pass.rules[targets[*i].rule];
+                let every = cadence(rule).unwrap_or(Duration::from_secs(60));
+                (every * u32::try_from(share_of(rule)).unwrap_or(u32::MAX))
+                    .clamp(MIN_READ_SPAN, MAX_READ_SPAN)
             })
             .collect();
         let uncounted = self.uncounted(pass, targets, &due, &spans).await?;
         let mut reads = Vec::new();
         let mut ready = Vec::new();
-        for ((index, state, _), (mut points, more)) in due.into_iter().zip(uncounted) {
+        for ((index, state, _), (points, more)) in due.into_iter().zip(uncounted) {
             input.backlog |= more;
             let target = &targets[index];
             let rule = &pass.rules[target.rule];
-            let share = if is_check(rule) {
-                check_share
-            } else {
-                sample_share
-            };
-            if points.len() > share {
-                points.truncate(share);
+            let mut observed: Vec<Point> =
+                instants(rule, &target.version, state.last_observed_at, &points)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+            if observed.len() > share_of(rule) {
+                observed.truncate(share_of(rule));
                 input.backlog = true;
             }
-            let (Some(first), Some(last)) = (points.first(), points.last()) else {
+            let (Some(first), Some(last)) = (observed.first(), observed.last()) else {
                 continue;
             };
             reads.push(SeriesRead {
@@ -491,7 +499,7 @@ impl Engine {
                 last: last.timestamp,
             });
             let tracked = state.alert_id.as_ref().and_then(|id| tracked.remove(id));
-            ready.push((index, state, tracked));
+            ready.push((index, state, tracked, observed));
         }
 
         // The windows their observations need, read in bulk; then observed.
@@ -506,18 +514,12 @@ impl Engine {
             &pass.rules[targets[ready[i].0].rule]
         })
         .await?;
-        for ((index, state, tracked), (read, points)) in
-            ready.into_iter().zip(reads.iter().zip(points))
-        {
+        for ((index, state, tracked, observed), points) in ready.into_iter().zip(points) {
             let target = &targets[index];
             let rule = &pass.rules[target.rule];
             let Some(definition) = definitions.get(&rule.metric) else {
                 continue;
             };
-            let instants = TimeRange::new(
-                read.first,
-                read.last.saturating_add(Duration::from_millis(1)),
-            );
             let series = SeriesPoints {
                 definition,
                 points: &points,
@@ -529,7 +531,7 @@ impl Engine {
                     rule,
                     &target.version,
                     series,
-                    instants,
+                    &observed,
                     &self.detection,
                 ),
                 state,

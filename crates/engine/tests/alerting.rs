@@ -685,6 +685,7 @@ async fn degradation_rule_fires_on_a_significant_drop(backend: Backend) {
                 metric: "accuracy".into(),
                 max_degradation_percentage: Some(5.0),
                 baseline_window_hours: Some(2),
+                comparison: Some("latest".into()),
                 for_evaluations: Some(2),
                 notify_channels: Some(vec!["ops".into()]),
                 ..RuleSpec::default()
@@ -862,6 +863,7 @@ async fn degradation_backtest_agrees_with_live_evaluation(backend: Backend) {
                 metric: "accuracy".into(),
                 max_degradation_percentage: Some(5.0),
                 baseline_window_hours: Some(1),
+                comparison: Some("latest".into()),
                 auto_resolve: Some(true),
                 cooldown_minutes: Some(0),
                 ..RuleSpec::default()

@@ -13,7 +13,7 @@ use modelwatch_core::alerting::{
     RuleSpec, Severity, SilenceId, SilenceSpec,
 };
 use modelwatch_core::compare::CompareOptions;
-use modelwatch_core::detection::{DetectionOptions, WindowSpec};
+use modelwatch_core::detection::{significance_level, DetectionOptions, Seasonality, WindowSpec};
 use modelwatch_core::health::HealthOptions;
 use modelwatch_core::{Metric, SeriesKey, TimeRange, Timestamp};
 use modelwatch_engine::analysis::{self, AnalysisError};
@@ -694,6 +694,10 @@ pub struct DegradationQuery {
     pub baseline_hours: Option<u32>,
     /// The comparison window in hours, 1 to 8784; default: the latest value.
     pub comparison_hours: Option<u32>,
+    /// `daily` or `weekly`: the baseline is the same hours one day or week earlier.
+    pub seasonal: Option<String>,
+    /// The significance level of every test, between 0 and 0.5 (default: the detector's).
+    pub alpha: Option<f64>,
 }
 
 /// Degradation check(s) with significance.
@@ -713,8 +717,23 @@ pub async fn degradation(
         spec.baseline_hours = hours;
     }
     spec.comparison_hours = query.comparison_hours.or(spec.comparison_hours);
+    spec.seasonal = match query.seasonal.as_deref() {
+        None => None,
+        Some("daily") => Some(Seasonality::Daily),
+        Some("weekly") => Some(Seasonality::Weekly),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "seasonal",
+                format!("{other:?} is not daily or weekly"),
+            ))
+        }
+    };
     spec.validate()?;
     let options = DetectionOptions::default();
+    let options = match query.alpha {
+        Some(alpha) => options.with_alpha(significance_level("alpha", alpha)?),
+        None => options,
+    };
     let store = &**state.store();
     let now: Timestamp = state.now();
     if store.metrics(&model, &version).await?.is_empty() {

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use modelwatch_core::alerting::{
-    Alert, AlertFilter, AlertId, AlertStatus, Condition, Rule, RuleId, RulePatch, RuleSpec,
-    Severity, Silence, SilenceId, SilenceSpec,
+    Alert, AlertFilter, AlertId, AlertStatus, ComparisonMode, Condition, Rule, RuleId, RulePatch,
+    RuleSpec, Severity, Silence, SilenceId, SilenceSpec,
 };
 use modelwatch_core::{ModelName, TimeRange, Timestamp, Version};
 use modelwatch_engine::Engine;
@@ -98,6 +98,26 @@ pub struct CreateRuleArgs {
     /// Degradation rule: the baseline window (default 24).
     #[arg(long, value_name = "H")]
     pub baseline_hours: Option<i64>,
+    /// Degradation rule: compare the mean of the last H hours (1 to 168), as `check
+    /// --comparison-hours` does, observed on a cadence of a twelfth of the window.
+    #[arg(long, value_name = "H")]
+    pub comparison_hours: Option<i64>,
+    /// Degradation rule: `auto` (the default) picks what the quality benchmark supports
+    /// for the series' sampling: a 2-hour window (with the long-run test once there is a
+    /// week of history) on a sample every 2 minutes or more often, a 6-hour window up to
+    /// every 20 minutes, the latest value for sparser series; `latest` judges each new
+    /// value on its own.
+    #[arg(long, value_name = "MODE")]
+    pub comparison: Option<String>,
+    /// Degradation rule: take the baseline from the same hours one day or one week
+    /// earlier (daily or weekly).
+    #[arg(long, value_name = "CYCLE")]
+    pub seasonal: Option<String>,
+    /// Degradation rule: the significance level of every test, between 0 and 0.5
+    /// (default: the detector's, 0.01 for window tests, 0.002 for the long-run test,
+    /// 0.001 for a single value).
+    #[arg(long)]
+    pub alpha: Option<f64>,
     /// low, medium, high or critical (default medium).
     #[arg(long)]
     pub severity: Option<String>,
@@ -448,6 +468,10 @@ fn rule_spec(args: CreateRuleArgs) -> RuleSpec {
         max_degradation_percentage: args.degradation,
         baseline_window_hours: args.baseline_hours,
         clear_percentage: args.clear_percentage,
+        comparison: args.comparison,
+        comparison_hours: args.comparison_hours,
+        seasonal: args.seasonal,
+        alpha: args.alpha,
         for_evaluations: args.for_evaluations,
         clear_after_evaluations: args.clear_after,
         auto_resolve: Some(args.auto_resolve),
@@ -464,8 +488,23 @@ fn condition_text(rule: &Rule) -> String {
         Condition::Degradation {
             max_degradation_percentage,
             baseline_window_hours,
+            comparison,
+            comparison_hours,
+            seasonal,
+            alpha,
             ..
-        } => format!("degraded > {max_degradation_percentage}% vs {baseline_window_hours}h"),
+        } => {
+            let compared = match (comparison, comparison_hours) {
+                (ComparisonMode::Window, Some(hours)) => format!("{hours}h mean"),
+                (mode, _) => mode.as_str().to_owned(),
+            };
+            let baseline = match seasonal {
+                Some(cycle) => format!("same hours {}", cycle.as_str()),
+                None => format!("{baseline_window_hours}h"),
+            };
+            let level = alpha.map(|a| format!(", alpha {a}")).unwrap_or_default();
+            format!("degraded > {max_degradation_percentage}% ({compared} vs {baseline}{level})")
+        }
     }
 }
 

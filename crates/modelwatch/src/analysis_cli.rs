@@ -46,6 +46,18 @@ pub struct CheckArgs {
     /// weekly.
     #[arg(long, value_name = "daily|weekly", value_parser = parse_seasonality)]
     pub seasonal: Option<Seasonality>,
+    /// The significance level of every test, between 0 and 0.5 (default: 0.01 for window
+    /// tests, 0.002 for the long-run test, 0.001 for a single value). A degradation rule
+    /// with the same windows and `--alpha` decides as this does.
+    #[arg(long, value_parser = parse_alpha)]
+    pub alpha: Option<f64>,
+}
+
+fn parse_alpha(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    modelwatch_core::detection::significance_level("alpha", value).map_err(|e| e.message)
 }
 
 #[derive(Debug, Args)]
@@ -257,14 +269,11 @@ pub async fn check(store: &dyn MetricStore, args: CheckArgs, format: Format) -> 
         seasonal: args.seasonal,
         ..WindowSpec::default()
     };
-    let result = analysis::check_degradation(
-        store,
-        &key,
-        &spec,
-        &DetectionOptions::default(),
-        crate::now(),
-    )
-    .await?;
+    let options = DetectionOptions::default();
+    let options = args
+        .alpha
+        .map_or(options, |alpha| options.with_alpha(alpha));
+    let result = analysis::check_degradation(store, &key, &spec, &options, crate::now()).await?;
     if format == Format::Table {
         print_degradation(&result)?;
     } else {

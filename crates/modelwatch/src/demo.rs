@@ -117,6 +117,78 @@ pub fn samples(now: Timestamp) -> Vec<Sample> {
 mod tests {
     use super::*;
 
+    /// On the demo data, each kind of degradation rule observes exactly what `check`
+    /// says at the same instant with the same windows and significance level.
+    #[tokio::test]
+    async fn degradation_rules_agree_with_check_on_the_demo_data() {
+        use std::sync::Arc;
+
+        use modelwatch_core::alerting::observe::reading;
+        use modelwatch_core::alerting::{AlertConfig, RuleSpec};
+        use modelwatch_core::TimeRange;
+        use modelwatch_store::{MemoryStore, Stores};
+
+        let now = Timestamp::from_millis(1_704_110_400_000).unwrap();
+        let stores = Stores::of(Arc::new(MemoryStore::new()));
+        stores.metrics.append(samples(now)).await.unwrap();
+        let engine = modelwatch_engine::Engine::new(&stores, AlertConfig::default());
+        let rule = |model: &str, metric: &str, extra: fn(&mut RuleSpec)| {
+            let mut spec = RuleSpec {
+                name: format!("{model} {metric}"),
+                model: model.into(),
+                metric: metric.into(),
+                max_degradation_percentage: Some(5.0),
+                ..RuleSpec::default()
+            };
+            extra(&mut spec);
+            spec
+        };
+        let specs = [
+            // The demo's own rule: the last hour against the day before.
+            rule("fraud_detector", "accuracy", |s| {
+                s.comparison_hours = Some(1)
+            }),
+            // The daily traffic cycle, against the same hours a day earlier.
+            rule("recommender", "latency", |s| {
+                s.comparison_hours = Some(2);
+                s.seasonal = Some("daily".into());
+            }),
+            // Auto on five-minute data: a 6-hour window.
+            rule("recommender", "error_rate", |_| {}),
+            rule("fraud_detector", "precision", |s| {
+                s.comparison = Some("latest".into());
+                s.alpha = Some(0.01);
+            }),
+        ];
+        let range = TimeRange::new(
+            now.saturating_sub(std::time::Duration::from_secs(12 * 3600)),
+            now,
+        );
+        let mut breaching = 0;
+        for spec in specs {
+            let rule = engine.create_rule(spec, now).await.unwrap();
+            let versions = stores.metrics.versions(&rule.model).await.unwrap();
+            for version in versions {
+                let observed = engine.observe_range(&rule, &version, range).await.unwrap();
+                assert!(!observed.is_empty(), "{} {version}", rule.name);
+                for (t, observation) in observed {
+                    let check = engine.check_as_rule(&rule, &version, t).await.unwrap();
+                    assert_eq!(
+                        reading(check.unwrap(), t),
+                        observation,
+                        "{} {version} at {t}",
+                        rule.name
+                    );
+                    if let modelwatch_core::alerting::Observation::Degradation(r) = observation {
+                        breaching += usize::from(r.significant && r.degradation_percentage > 5.0);
+                    }
+                }
+            }
+        }
+        // The bad deploy and the error-rate spike are seen.
+        assert!(breaching > 0);
+    }
+
     #[test]
     fn demo_values_are_valid_and_deterministic() {
         let now = Timestamp::from_millis(1_704_110_400_000).unwrap();

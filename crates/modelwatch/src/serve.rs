@@ -357,8 +357,11 @@ async fn fill_demo(stores: &Stores, alerts: modelwatch_core::alerting::AlertConf
             metric: "accuracy".into(),
             severity: Some("high".into()),
             max_degradation_percentage: Some(5.0),
-            // Fires at the demo's one evaluation (the default waits for three), so the
-            // demo shows a degradation alert with its significance test.
+            // The last hour's mean, all of it after the bad deploy (`auto` would take six
+            // hours on this five-minute data, two of them bad: under 5 % worse).
+            comparison_hours: Some(1),
+            // Fires at once (the default waits for three), so the demo shows a
+            // degradation alert with its significance test.
             for_evaluations: Some(1),
             ..RuleSpec::default()
         },

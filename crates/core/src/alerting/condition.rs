@@ -241,6 +241,10 @@ mod tests {
             max_degradation_percentage: 5.0,
             baseline_window_hours: 24,
             clear_percentage: Some(2.0),
+            comparison: crate::alerting::rule::ComparisonMode::Auto,
+            comparison_hours: None,
+            seasonal: None,
+            alpha: None,
         };
         assert_eq!(
             condition.verdict(&degradation(6.0, true), false),

@@ -40,7 +40,8 @@ pub use pass::{
     PAGING_HORIZON,
 };
 pub use rule::{
-    AntiFlap, ComparisonOperator, Condition, ConditionKind, Rule, RulePatch, RuleSpec, Severity,
+    AntiFlap, ComparisonMode, ComparisonOperator, Condition, ConditionKind, Rule, RulePatch,
+    RuleSpec, Severity,
 };
 pub use silence::{muting_silence, Silence, SilenceSpec};
 pub use state::{

@@ -11,6 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::ids::RuleId;
+use crate::detection::{significance_level, Seasonality};
 use crate::metric::Metric;
 use crate::sample::{check_name, ModelName, ValidationError, Version};
 use crate::time::Timestamp;
@@ -151,6 +152,66 @@ pub const MAX_COOLDOWN_MINUTES: u32 = 7 * 24 * 60;
 pub const MAX_BASELINE_WINDOW_HOURS: u32 = 366 * 24;
 pub const MAX_RULE_NAME_LEN: usize = 200;
 pub const MAX_ANTI_FLAP_EVALUATIONS: u32 = 1000;
+/// A week: a longer comparison window is a different question (compare versions).
+pub const MAX_COMPARISON_HOURS: u32 = 7 * 24;
+
+/// What a degradation rule compares with its baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComparisonMode {
+    /// The best the quality benchmark supports for the series' sampling, chosen at each
+    /// evaluation (see [`super::observe`]): the default of a new rule.
+    Auto,
+    /// Each new value on its own (a prediction interval): how rules stored before the
+    /// comparison could be chosen keep working.
+    Latest,
+    /// The mean of the last `comparison_hours`, as `check --comparison-hours` does.
+    Window,
+}
+
+impl ComparisonMode {
+    pub const ALL: [ComparisonMode; 3] = [
+        ComparisonMode::Auto,
+        ComparisonMode::Latest,
+        ComparisonMode::Window,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComparisonMode::Auto => "auto",
+            ComparisonMode::Latest => "latest",
+            ComparisonMode::Window => "window",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        ComparisonMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == text.trim().to_ascii_lowercase())
+            .ok_or_else(|| {
+                ValidationError::new(
+                    "comparison",
+                    format!("{text:?} is not one of auto, latest, window"),
+                )
+            })
+    }
+
+    /// A rule stored before the field existed compared the latest value.
+    fn stored_default() -> Self {
+        ComparisonMode::Latest
+    }
+}
+
+fn parse_seasonality(text: &str) -> Result<Seasonality, ValidationError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "daily" => Ok(Seasonality::Daily),
+        "weekly" => Ok(Seasonality::Weekly),
+        _ => Err(ValidationError::new(
+            "seasonal",
+            format!("{text:?} is not one of daily, weekly"),
+        )),
+    }
+}
 
 /// When a rule's series is in trouble.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,14 +227,26 @@ pub enum Condition {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         clear_threshold: Option<f64>,
     },
-    /// The degradation detector's verdict against a baseline: breaching when the change is
-    /// significant and worse than `max_degradation_percentage`. With `clear_percentage`
-    /// the alert only clears once the degradation is back at or under it.
+    /// The degradation detector's verdict against a baseline, as `check` gives it with
+    /// the same windows and significance level: breaching when the change is significant
+    /// and worse than `max_degradation_percentage`. With `clear_percentage` the alert
+    /// only clears once the degradation is back at or under it.
     Degradation {
         max_degradation_percentage: f64,
         baseline_window_hours: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         clear_percentage: Option<f64>,
+        #[serde(default = "ComparisonMode::stored_default")]
+        comparison: ComparisonMode,
+        /// The comparison window, with `comparison: window`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comparison_hours: Option<u32>,
+        /// Take the baseline from the same hours one day or one week earlier.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seasonal: Option<Seasonality>,
+        /// The significance level of every test; `None`: the detector's defaults.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alpha: Option<f64>,
     },
 }
 
@@ -319,6 +392,16 @@ pub struct RuleSpec {
     pub baseline_window_hours: Option<i64>,
     #[serde(default)]
     pub clear_percentage: Option<f64>,
+    /// `auto` (default), `latest` or `window` (with `comparison_hours`).
+    #[serde(default)]
+    pub comparison: Option<String>,
+    #[serde(default)]
+    pub comparison_hours: Option<i64>,
+    /// `daily` or `weekly`.
+    #[serde(default)]
+    pub seasonal: Option<String>,
+    #[serde(default)]
+    pub alpha: Option<f64>,
     #[serde(default)]
     pub for_evaluations: Option<i64>,
     #[serde(default)]
@@ -339,6 +422,10 @@ impl RuleSpec {
         self.max_degradation_percentage.is_some()
             || self.baseline_window_hours.is_some()
             || self.clear_percentage.is_some()
+            || self.comparison.is_some()
+            || self.comparison_hours.is_some()
+            || self.seasonal.is_some()
+            || self.alpha.is_some()
     }
 
     fn clear_threshold_fields(&mut self) {
@@ -352,6 +439,10 @@ impl RuleSpec {
         self.max_degradation_percentage = None;
         self.baseline_window_hours = None;
         self.clear_percentage = None;
+        self.comparison = None;
+        self.comparison_hours = None;
+        self.seasonal = None;
+        self.alpha = None;
     }
 
     fn validate(
@@ -503,7 +594,7 @@ impl RuleSpec {
         let max = self.max_degradation_percentage.ok_or_else(|| {
             ValidationError::new(
                 "max_degradation_percentage",
-                "is required with baseline_window_hours or clear_percentage",
+                "is required with the other degradation fields (baseline_window_hours, clear_percentage, comparison, comparison_hours, seasonal, alpha)",
             )
         })?;
         let max_degradation_percentage = percentage("max_degradation_percentage", max)?;
@@ -526,10 +617,48 @@ impl RuleSpec {
                 Some(clear)
             }
         };
+        let comparison_hours = self
+            .comparison_hours
+            .map(|hours| bounded("comparison_hours", hours, 1, MAX_COMPARISON_HOURS))
+            .transpose()?;
+        let comparison =
+            match (self.comparison.as_deref(), comparison_hours) {
+                (None, None) => ComparisonMode::Auto,
+                (None, Some(_)) => ComparisonMode::Window,
+                (Some(text), hours) => {
+                    let mode = ComparisonMode::parse(text)?;
+                    match (mode, hours) {
+                        (ComparisonMode::Window, None) => return Err(ValidationError::new(
+                            "comparison_hours",
+                            "is required with comparison window (the window's length, 1 to 168)",
+                        )),
+                        (ComparisonMode::Auto | ComparisonMode::Latest, Some(_)) => {
+                            return Err(ValidationError::new(
+                                "comparison_hours",
+                                format!("applies only to comparison window, not {}", mode.as_str()),
+                            ))
+                        }
+                        _ => mode,
+                    }
+                }
+            };
+        let seasonal = self
+            .seasonal
+            .as_deref()
+            .map(parse_seasonality)
+            .transpose()?;
+        let alpha = self
+            .alpha
+            .map(|alpha| significance_level("alpha", alpha))
+            .transpose()?;
         Ok(Condition::Degradation {
             max_degradation_percentage,
             baseline_window_hours,
             clear_percentage,
+            comparison,
+            comparison_hours,
+            seasonal,
+            alpha,
         })
     }
 }
@@ -566,10 +695,18 @@ impl From<&Rule> for RuleSpec {
                 max_degradation_percentage,
                 baseline_window_hours,
                 clear_percentage,
+                comparison,
+                comparison_hours,
+                seasonal,
+                alpha,
             } => {
                 spec.max_degradation_percentage = Some(*max_degradation_percentage);
                 spec.baseline_window_hours = Some(i64::from(*baseline_window_hours));
                 spec.clear_percentage = *clear_percentage;
+                spec.comparison = Some(comparison.as_str().to_owned());
+                spec.comparison_hours = comparison_hours.map(i64::from);
+                spec.seasonal = seasonal.map(|s| s.as_str().to_owned());
+                spec.alpha = *alpha;
             }
         }
         spec
@@ -613,6 +750,14 @@ pub struct RulePatch {
     #[serde(default)]
     pub clear_percentage: Option<f64>,
     #[serde(default)]
+    pub comparison: Option<String>,
+    #[serde(default)]
+    pub comparison_hours: Option<i64>,
+    #[serde(default)]
+    pub seasonal: Option<String>,
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    #[serde(default)]
     pub for_evaluations: Option<i64>,
     #[serde(default)]
     pub clear_after_evaluations: Option<i64>,
@@ -628,7 +773,11 @@ impl RulePatch {
             || self.clear_threshold.is_some();
         let touches_degradation = self.max_degradation_percentage.is_some()
             || self.baseline_window_hours.is_some()
-            || self.clear_percentage.is_some();
+            || self.clear_percentage.is_some()
+            || self.comparison.is_some()
+            || self.comparison_hours.is_some()
+            || self.seasonal.is_some()
+            || self.alpha.is_some();
         if touches_threshold && touches_degradation {
             return Err(ValidationError::new(
                 "condition",
@@ -658,6 +807,14 @@ impl RulePatch {
         if let Some(metric) = self.metric {
             spec.metric = metric;
         }
+        // A new window length implies window mode; another mode drops the old length.
+        match (&self.comparison, self.comparison_hours) {
+            (None, Some(_)) => spec.comparison = None,
+            (Some(mode), None) if !mode.trim().eq_ignore_ascii_case("window") => {
+                spec.comparison_hours = None;
+            }
+            _ => {}
+        }
         overlay!(
             severity,
             enabled,
@@ -670,6 +827,10 @@ impl RulePatch {
             max_degradation_percentage,
             baseline_window_hours,
             clear_percentage,
+            comparison,
+            comparison_hours,
+            seasonal,
+            alpha,
             for_evaluations,
             clear_after_evaluations,
             auto_resolve
@@ -773,7 +934,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_degradation_rule_defaults_its_baseline_window() {
+    fn seed_degradation_rule_defaults_its_baseline_window_and_an_automatic_comparison() {
         let rule = create(
             r#"{"name":"Precision Drop","model":"m","version":"v2","metric":"precision",
                 "max_degradation_percentage":5.0,"notify_channels":["slack","email","slack"]}"#,
@@ -784,7 +945,11 @@ mod tests {
             Condition::Degradation {
                 max_degradation_percentage: 5.0,
                 baseline_window_hours: 24,
-                clear_percentage: None
+                clear_percentage: None,
+                comparison: ComparisonMode::Auto,
+                comparison_hours: None,
+                seasonal: None,
+                alpha: None,
             }
         );
         assert_eq!(rule.notify_channels, ["slack", "email"]);
@@ -912,6 +1077,108 @@ mod tests {
             "cooldown_minutes"
         );
         assert!(!rule.with_enabled(false, at(7_000)).enabled);
+    }
+
+    #[test]
+    fn degradation_rules_take_the_checks_windows_and_significance_level() {
+        let rule = create(
+            r#"{"name":"r","model":"m","metric":"latency","max_degradation_percentage":5,
+                "comparison_hours":2,"seasonal":"weekly","alpha":0.001}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            rule.condition,
+            Condition::Degradation {
+                comparison: ComparisonMode::Window,
+                comparison_hours: Some(2),
+                seasonal: Some(Seasonality::Weekly),
+                alpha: Some(alpha),
+                ..
+            } if alpha == 0.001
+        ));
+        let json = serde_json::to_value(&rule).unwrap();
+        assert_eq!(json["comparison"], "window");
+        assert_eq!(json["comparison_hours"], 2);
+        assert_eq!(json["seasonal"], "weekly");
+        assert_eq!(serde_json::from_value::<Rule>(json).unwrap(), rule);
+        let latest = create(
+            r#"{"name":"r","model":"m","metric":"latency","max_degradation_percentage":5,"comparison":"latest"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            latest.condition,
+            Condition::Degradation {
+                comparison: ComparisonMode::Latest,
+                comparison_hours: None,
+                ..
+            }
+        ));
+        let base = r#""name":"r","model":"m","metric":"accuracy","max_degradation_percentage":5"#;
+        for (extra, field) in [
+            (r#""comparison":"window""#, "comparison_hours"),
+            (
+                r#""comparison":"latest","comparison_hours":2"#,
+                "comparison_hours",
+            ),
+            (r#""comparison_hours":0"#, "comparison_hours"),
+            (r#""comparison_hours":169"#, "comparison_hours"),
+            (r#""comparison":"sometimes""#, "comparison"),
+            (r#""seasonal":"hourly""#, "seasonal"),
+            (r#""alpha":0"#, "alpha"),
+            (r#""alpha":0.5"#, "alpha"),
+        ] {
+            let error = create(&format!("{{{base},{extra}}}")).unwrap_err();
+            assert_eq!(error.field, field, "{extra}: {error}");
+        }
+        let error = create(
+            r#"{"name":"r","model":"m","metric":"accuracy","threshold_value":0.9,"comparison_operator":"lt","alpha":0.01}"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.field, "condition");
+    }
+
+    #[test]
+    fn a_degradation_rule_stored_before_the_comparison_existed_compares_the_latest_value() {
+        let rule = create(
+            r#"{"name":"r","model":"m","metric":"accuracy","max_degradation_percentage":5}"#,
+        )
+        .unwrap();
+        let mut json = serde_json::to_value(&rule).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("comparison");
+        let stored: Rule = serde_json::from_value(json).unwrap();
+        assert!(matches!(
+            stored.condition,
+            Condition::Degradation {
+                comparison: ComparisonMode::Latest,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_update_switches_between_comparisons() {
+        let rule = create(
+            r#"{"name":"r","model":"m","metric":"accuracy","max_degradation_percentage":5,"comparison_hours":2}"#,
+        )
+        .unwrap();
+        let mode = |rule: &Rule| match rule.condition {
+            Condition::Degradation {
+                comparison,
+                comparison_hours,
+                ..
+            } => (comparison, comparison_hours),
+            Condition::Threshold { .. } => panic!("not a degradation rule"),
+        };
+        let patch = |json: &str| serde_json::from_str::<RulePatch>(json).unwrap();
+        let auto = rule
+            .update(patch(r#"{"comparison":"auto"}"#), at(2_000))
+            .unwrap();
+        assert_eq!(mode(&auto), (ComparisonMode::Auto, None));
+        let window = auto
+            .update(patch(r#"{"comparison_hours":6}"#), at(3_000))
+            .unwrap();
+        assert_eq!(mode(&window), (ComparisonMode::Window, Some(6)));
     }
 
     #[test]

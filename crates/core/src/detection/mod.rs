@@ -85,6 +85,7 @@ pub mod changepoint;
 pub mod long_run;
 mod recommend;
 pub mod sequential;
+pub mod series;
 pub mod significance;
 pub mod windows;
 
@@ -95,6 +96,7 @@ use crate::sample::{ModelName, Point, Version};
 use crate::time::Timestamp;
 
 pub use sequential::{cusum, ChangePoint, CusumOptions};
+pub use series::{check_at, sampling_interval, significance_level, SeriesPoints};
 pub use significance::Moments;
 pub use windows::{detection_windows, ComparisonWindow, DetectionWindows, Seasonality, WindowSpec};
 
