@@ -1,15 +1,21 @@
 //! Evaluation speed: 10,000 enabled threshold rules over 10,000 series, each holding one
 //! week of per-minute history, on the SQLite store (durable, `synchronous = FULL`).
 //!
-//! Prints the time of three passes of `evaluate_all`:
-//! - `first`: every rule sees a new sample (its first), so every state is written;
+//! Prints the time of passes of `evaluate_all`:
+//! - `first`: every rule is evaluated for the first time and counts the last day of its
+//!   series (a pass is bounded, see `modelwatch_engine::evaluation`);
+//! - `catch-up`: the passes after it until every sample is counted (how many, how long);
 //! - `idle`: no new sample anywhere, nothing to write (an evaluator ticking between
 //!   measurements);
-//! - `next minute`: one new sample per series, as in steady per-minute operation.
+//! - `next minute`: one new sample per series, as in steady per-minute operation;
+//! - `next 10 minutes`: ten such minutes, averaged (window rules observe on a 10-minute
+//!   cadence spread over the series, so a tenth of them works each minute).
 //!
 //! `MODELWATCH_BENCH_SERIES` and `MODELWATCH_BENCH_MINUTES` shrink the workload;
-//! `MODELWATCH_BENCH_RULES=degradation` makes every rule a degradation rule (the newest
-//! sample against the 24 h before it, significance test included) instead of a threshold.
+//! `MODELWATCH_BENCH_RULES=degradation` makes every rule a degradation rule created as a
+//! user would (`--degradation 5`: `comparison: auto`, here a 2-hour window with the
+//! long-run test), `=latest` one comparing each new value with the 24 h before it
+//! (`comparison: latest`), instead of a threshold.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -71,7 +77,9 @@ fn samples(series: std::ops::Range<usize>, minutes: std::ops::Range<usize>) -> V
 fn main() {
     let series = env_usize("MODELWATCH_BENCH_SERIES", 10_000);
     let minutes = env_usize("MODELWATCH_BENCH_MINUTES", 7 * 24 * 60);
-    let degradation = std::env::var("MODELWATCH_BENCH_RULES").as_deref() == Ok("degradation");
+    let kind = std::env::var("MODELWATCH_BENCH_RULES").unwrap_or_else(|_| "threshold".into());
+    let degradation = kind == "degradation" || kind == "latest";
+    let latest = kind == "latest";
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -118,7 +126,7 @@ fn main() {
                 let condition = if degradation {
                     RuleSpec {
                         max_degradation_percentage: Some(5.0),
-                        baseline_window_hours: Some(24),
+                        comparison: latest.then(|| "latest".to_owned()),
                         ..RuleSpec::default()
                     }
                 } else {
@@ -149,7 +157,7 @@ fn main() {
         }
         println!(
             "rules: {series} enabled {} rules created in {:.1} s",
-            if degradation { "degradation" } else { "threshold" },
+            kind,
             started.elapsed().as_secs_f64()
         );
 
@@ -160,12 +168,15 @@ fn main() {
                 let started = Instant::now();
                 let report = engine.evaluate_all(now).await.unwrap();
                 println!(
-                    "evaluate_all ({label}): {:.3} s for {} rule x version evaluations, {} alerts created, {} conflicts",
+                    "evaluate_all ({label}): {:.3} s for {} rule x version evaluations ({} samples counted), {} alerts created, {} conflicts{}",
                     started.elapsed().as_secs_f64(),
                     report.evaluations.len(),
+                    report.evaluations.iter().map(|e| e.counted).sum::<usize>(),
                     report.alerts_created.len(),
-                    report.conflicts
+                    report.conflicts,
+                    if report.backlog { ", more to count" } else { "" }
                 );
+                report.backlog
             }
         };
         // Where an idle pass goes: the bulk reads it is made of.
@@ -187,7 +198,22 @@ fn main() {
             "reads: list_rules {t_rules:.3} s ({} rules), list_series {t_series:.3} s, latest_many {t_latest:.3} s",
             rules.len()
         );
-        pass("first", minute(minutes)).await;
+        let backlog = pass("first", minute(minutes)).await;
+        if backlog {
+            let started = Instant::now();
+            let mut passes = 0;
+            loop {
+                passes += 1;
+                let report = engine.evaluate_all(minute(minutes)).await.unwrap();
+                if !report.backlog {
+                    break;
+                }
+            }
+            println!(
+                "evaluate_all (catch-up): {passes} more passes, {:.3} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
         pass("idle", minute(minutes)).await;
         stores
             .metrics
@@ -195,6 +221,19 @@ fn main() {
             .await
             .unwrap();
         pass("next minute", minute(minutes + 1)).await;
+        let started = Instant::now();
+        for m in minutes + 1..minutes + 11 {
+            stores
+                .metrics
+                .append(samples(0..series, m..m + 1))
+                .await
+                .unwrap();
+            engine.evaluate_all(minute(m)).await.unwrap();
+        }
+        println!(
+            "evaluate_all (next 10 minutes): {:.3} s per pass on average (appends included)",
+            started.elapsed().as_secs_f64() / 10.0
+        );
         stores.close().await.unwrap();
     });
 }

@@ -17,11 +17,14 @@
 //! horizon are replayed too (after an outage, or an import into a watched series) but
 //! cannot page: where they would fire, the state records a past breach.
 //!
-//! **Bounded passes.** A pass counts at most [`MAX_SAMPLES_PER_PASS`] threshold samples
-//! and [`MAX_CHECKS_PER_PASS`] detector checks, shared evenly among the rule × versions
-//! with samples to count (each gets at least one), and reads a span past a target's last
-//! counted sample that fits its share at a sample a minute, between [`MIN_READ_SPAN`] and
-//! [`MAX_READ_SPAN`] (a gap is skipped, reading on with twice the span). The state records how far it got; the report's
+//! **Bounded passes.** A pass does at most [`MAX_WORK_PER_PASS`] units of work, an
+//! observation costing what it was measured to take in microseconds ([`cost`]: a
+//! threshold sample 1, a latest-value check 30, a window check with its week of history
+//! 900), so about two seconds. It serves the rule × versions with the
+//! smallest backlog first (in steady operation every one has a sample or two, and all are
+//! served), each up to [`READ_SPAN`] of samples past its last counted one (a gap is
+//! skipped); the rest wait for the next pass. So a target's windows (a week of history for
+//! a window rule) are read once for a day of its samples, not once per sample. The state records how far it got; the report's
 //! `backlog` says more is waiting, and the server's evaluator runs the next pass at once.
 //!
 //! **Contention.** A target whose commit loses a race is re-read and re-planned, up to
@@ -33,10 +36,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use modelwatch_core::alerting::limits::RATE_WINDOW_MS;
-use modelwatch_core::alerting::observe::{cadence, instants, observations, observes};
+use modelwatch_core::alerting::observe::{instants, observations, observes};
 use modelwatch_core::alerting::{
-    plan, Alert, AlertId, Clock, Condition, Decision, Observation, Plan, PlanContext,
-    PlannedCommit, RateLedger, Rule, RuleId, SeriesState, Silence, Target,
+    plan, Alert, AlertId, Clock, ComparisonMode, Condition, Decision, Observation, Plan,
+    PlanContext, PlannedCommit, RateLedger, Rule, RuleId, SeriesState, Silence, Target,
 };
 use modelwatch_core::detection::SeriesPoints;
 use modelwatch_core::{
@@ -49,14 +52,46 @@ use serde::Serialize;
 use crate::alerting::{notifications, Engine, EngineError, MAX_ATTEMPTS};
 use crate::observe::{read_series, SeriesRead};
 
-/// Threshold samples one pass counts, at most.
-pub const MAX_SAMPLES_PER_PASS: usize = 1_000_000;
-/// Detector checks (degradation observations) one pass makes, at most.
-pub const MAX_CHECKS_PER_PASS: usize = 20_000;
-/// How far past its last counted sample a target's samples are read in one pass, at
-/// least and at most: the share of a pass's bounds at one sample a minute, within these.
-pub const MIN_READ_SPAN: Duration = Duration::from_secs(3600);
-pub const MAX_READ_SPAN: Duration = Duration::from_secs(24 * 3600);
+/// The work one pass does at most, in [`cost`] units (about microseconds).
+pub const MAX_WORK_PER_PASS: usize = 2_000_000;
+/// How far past its last counted sample a target's samples are read in one pass.
+pub const READ_SPAN: Duration = Duration::from_secs(24 * 3600);
+/// Targets whose uncounted samples are read in one store call.
+const UNCOUNTED_PER_READ: usize = 1024;
+/// Targets whose observations' windows are read (and held) at once.
+const OBSERVED_PER_READ: usize = 64;
+
+/// What one observation of `rule` costs, in units of about a microsecond (measured with
+/// `cargo bench -p modelwatch-engine --bench evaluate`): a threshold sample is read and
+/// compared; a latest-value check runs the prediction interval over a day; a window
+/// check reads and fits a week of history for the long-run test.
+pub fn cost(rule: &Rule) -> usize {
+    match &rule.condition {
+        Condition::Threshold { .. } => 1,
+        Condition::Degradation {
+            comparison: ComparisonMode::Latest,
+            ..
+        } => 30,
+        Condition::Degradation { .. } => 900,
+    }
+}
+
+/// What is left of a pass's work (see [`cost`]).
+struct Budget(usize);
+
+impl Budget {
+    fn spent(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// Takes up to `wanted` observations of `rule`, returning how many were granted.
+    fn take(&mut self, rule: &Rule, wanted: usize) -> usize {
+        let each = cost(rule);
+        let granted = wanted.min(self.0 / each);
+        self.0 -= granted * each;
+        granted
+    }
+}
 
 /// What one rule did for one version in a pass.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -448,61 +483,38 @@ impl Engine {
             due.push((index, state, TimeRange::new(start, end)));
         }
 
-        // The uncounted samples, at most an even share of the pass's bounds each.
-        let checks = due
-            .iter()
-            .filter(|(i, ..)| is_check(&pass.rules[targets[*i].rule]))
-            .count();
-        let samples = due.len() - checks;
-        let check_share = (MAX_CHECKS_PER_PASS / checks.max(1)).max(1);
-        let sample_share = (MAX_SAMPLES_PER_PASS / samples.max(1)).max(1);
-        // The span a share covers at a sample a minute, or one observation per slot of a
-        // rule's cadence.
-        let share_of = |rule: &Rule| {
-            if is_check(rule) {
-                check_share
-            } else {
-                sample_share
-            }
-        };
-        let spans: Vec<Duration> = due
-            .iter()
-            .map(|(i, ..)| {
-                let rule = &pass.rules[targets[*i].rule];
-                let every = cadence(rule).unwrap_or(Duration::from_secs(60));
-                (every * u32::try_from(share_of(rule)).unwrap_or(u32::MAX))
-                    .clamp(MIN_READ_SPAN, MAX_READ_SPAN)
-            })
-            .collect();
-        let uncounted = self.uncounted(pass, targets, &due, &spans).await?;
-        let mut reads = Vec::new();
+        // The smallest backlogs first (a target evaluated every pass has a sample or two),
+        // each up to a day of samples, until the pass's bounds are spent; the others wait
+        // for the next pass.
+        due.sort_by_key(|(_, _, range)| range.length_millis());
+        let mut budget = Budget(MAX_WORK_PER_PASS);
         let mut ready = Vec::new();
-        for ((index, state, _), (points, more)) in due.into_iter().zip(uncounted) {
-            input.backlog |= more;
-            let target = &targets[index];
-            let rule = &pass.rules[target.rule];
-            let mut observed: Vec<Point> =
-                instants(rule, &target.version, state.last_observed_at, &points)
-                    .into_iter()
-                    .cloned()
-                    .collect();
-            if observed.len() > share_of(rule) {
-                observed.truncate(share_of(rule));
-                input.backlog = true;
+        let mut due = due.into_iter().peekable();
+        while due.peek().is_some() && !budget.spent() {
+            let group: Vec<_> = due.by_ref().take(UNCOUNTED_PER_READ).collect();
+            let uncounted = self.uncounted(pass, targets, &group).await?;
+            for ((index, state, _), (points, more)) in group.into_iter().zip(uncounted) {
+                let target = &targets[index];
+                let rule = &pass.rules[target.rule];
+                let mut observed: Vec<Point> =
+                    instants(rule, &target.version, state.last_observed_at, &points)
+                        .into_iter()
+                        .cloned()
+                        .collect();
+                let allowed = budget.take(rule, observed.len());
+                input.backlog |= more || allowed < observed.len();
+                observed.truncate(allowed);
+                if observed.is_empty() {
+                    continue;
+                }
+                let tracked = state.alert_id.as_ref().and_then(|id| tracked.remove(id));
+                ready.push((index, state, tracked, observed));
             }
-            let (Some(first), Some(last)) = (observed.first(), observed.last()) else {
-                continue;
-            };
-            reads.push(SeriesRead {
-                key: self.key(pass, target),
-                first: first.timestamp,
-                last: last.timestamp,
-            });
-            let tracked = state.alert_id.as_ref().and_then(|id| tracked.remove(id));
-            ready.push((index, state, tracked, observed));
         }
+        input.backlog |= due.peek().is_some();
 
-        // The windows their observations need, read in bulk; then observed.
+        // The windows their observations need, read a few series at a time (a window
+        // rule's week of history is large); then observed.
         let mut definitions: HashMap<Metric, MetricDefinition> = HashMap::new();
         for (index, ..) in &ready {
             let metric = &pass.rules[targets[*index].rule].metric;
@@ -510,53 +522,64 @@ impl Engine {
                 definitions.insert(metric.clone(), self.metrics.definition(metric).await?);
             }
         }
-        let points = read_series(&*self.metrics, &reads, |i| {
-            &pass.rules[targets[ready[i].0].rule]
-        })
-        .await?;
-        for ((index, state, tracked, observed), points) in ready.into_iter().zip(points) {
-            let target = &targets[index];
-            let rule = &pass.rules[target.rule];
-            let Some(definition) = definitions.get(&rule.metric) else {
-                continue;
-            };
-            let series = SeriesPoints {
-                definition,
-                points: &points,
-            };
-            input.observed.push(Observed {
-                target: index,
-                tracked,
-                observations: observations(
-                    rule,
-                    &target.version,
-                    series,
-                    &observed,
-                    &self.detection,
-                ),
-                state,
-            });
+        let mut ready = ready.into_iter().peekable();
+        while ready.peek().is_some() {
+            let group: Vec<_> = ready.by_ref().take(OBSERVED_PER_READ).collect();
+            let reads: Vec<SeriesRead> = group
+                .iter()
+                .map(|(index, _, _, observed)| SeriesRead {
+                    key: self.key(pass, &targets[*index]),
+                    first: observed.first().map_or(pass.now, |p| p.timestamp),
+                    last: observed.last().map_or(pass.now, |p| p.timestamp),
+                })
+                .collect();
+            let points = read_series(&*self.metrics, &reads, |i| {
+                &pass.rules[targets[group[i].0].rule]
+            })
+            .await?;
+            for ((index, state, tracked, observed), points) in group.into_iter().zip(points) {
+                let target = &targets[index];
+                let rule = &pass.rules[target.rule];
+                let Some(definition) = definitions.get(&rule.metric) else {
+                    continue;
+                };
+                let series = SeriesPoints {
+                    definition,
+                    points: &points,
+                };
+                input.observed.push(Observed {
+                    target: index,
+                    tracked,
+                    observations: observations(
+                        rule,
+                        &target.version,
+                        series,
+                        &observed,
+                        &self.detection,
+                    ),
+                    state,
+                });
+            }
         }
         Ok(input)
     }
 
-    /// The uncounted samples of each due target (in `due`'s order), read its span of
-    /// `spans` at a time: a span without samples (a gap) is skipped and the read goes on
-    /// with a span twice as long, until it finds samples or reaches the newest. Also says
-    /// whether samples are left after what was read.
+    /// The uncounted samples of each due target (in `due`'s order), [`READ_SPAN`] at a
+    /// time: a span without samples (a gap) is skipped and the read goes on with a span
+    /// twice as long, until it finds samples or reaches the newest. Also says whether
+    /// samples are left after what was read.
     async fn uncounted(
         &self,
         pass: &Pass<'_>,
         targets: &[PassTarget],
         due: &[(usize, SeriesState, TimeRange)],
-        spans: &[Duration],
     ) -> Result<Vec<(Vec<Point>, bool)>, EngineError> {
         let mut found: Vec<(Vec<Point>, bool)> = vec![(Vec::new(), false); due.len()];
         // (index into `due`, start of the next span, its length)
         let mut pending: Vec<(usize, Timestamp, Duration)> = due
             .iter()
             .enumerate()
-            .map(|(i, (_, _, range))| (i, range.start, spans[i]))
+            .map(|(i, (_, _, range))| (i, range.start, READ_SPAN))
             .collect();
         while !pending.is_empty() {
             let spans: Vec<TimeRange> = pending
@@ -593,11 +616,6 @@ impl Engine {
             rule.metric.clone(),
         )
     }
-}
-
-/// Whether observing `rule` runs the detector (a check) rather than reading a value.
-fn is_check(rule: &Rule) -> bool {
-    matches!(rule.condition, Condition::Degradation { .. })
 }
 
 /// A planned commit as the store takes it: the outbox rows get their payloads.
