@@ -22,6 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alerting::{Alert, Severity};
 use crate::detection::significance::normal_upper_tail;
 use crate::metric::{Direction, Metric, MetricDefinition};
 use crate::sample::{ModelName, Point, Version};
@@ -29,7 +30,7 @@ use crate::stats::{downsample, format_p_value, mean_and_std};
 use crate::time::{TimeRange, Timestamp};
 
 /// The grading rule, as shown to users.
-pub const HEALTH_FORMULA: &str = "each metric with a trend scores 100 unless its trend is degrading; a degrading metric scores 100 - min(100, 25 + 3 x its degradation % over the range) (50 when the % is undefined). health_score is the mean of the metric scores. overall_health: excellent when no metric is degrading, otherwise good if health_score >= 75, fair if >= 50, poor below. health_trend: degrading if more metrics degrade than improve, improving if more improve than degrade, else stable. When degradation checks are supplied (modelwatch monitor, the API), a metric whose check says degraded counts as degrading too, scored 100 - min(100, 25 + 3 x its degradation %) if that is lower.";
+pub const HEALTH_FORMULA: &str = "each metric with a trend scores 100 unless its trend is degrading; a degrading metric scores 100 - min(100, 25 + 3 x its degradation % over the range) (50 when the % is undefined). health_score is the mean of the metric scores. overall_health: excellent when no metric is degrading, otherwise good if health_score >= 75, fair if >= 50, poor below. health_trend: degrading if more metrics degrade than improve, improving if more improve than degrade, else stable. When degradation checks are supplied (modelwatch monitor, the API, the dashboard), a metric whose check says degraded is degrading (its trend says so too), scored 100 - min(100, 25 + 3 x its degradation %) if that is lower. Open alerts cap the grade: a critical one at poor, a high one at fair, a medium or low one at good.";
 
 const MS_PER_DAY: f64 = 86_400_000.0;
 
@@ -108,6 +109,9 @@ pub struct MetricHistory {
     pub trend_points: u64,
     /// This metric's part of the health formula; `None` without a trend.
     pub health_score: Option<f64>,
+    /// Alerts of this metric not resolved yet (see [`include_open_alerts`]).
+    #[serde(default)]
+    pub open_alerts: u32,
 }
 
 /// The history and health of a model version; the seed's `get_performance_history`.
@@ -292,6 +296,7 @@ fn metric_history(
         trend_p_value: fit.map(|f| f.p_value),
         trend_points: trend_series.len() as u64,
         health_score: fit.map(|_| metric_score(trend, degradation)),
+        open_alerts: 0,
     }
 }
 
@@ -402,6 +407,9 @@ pub fn include_degradations(
             .degradation_percentage
             .map_or(50.0, |d| 100.0 - (25.0 + 3.0 * d).min(100.0));
         summary.health_score = Some(summary.health_score.map_or(score, |s| s.min(score)));
+        // A recent drop the range's robust slope does not see is still a degradation:
+        // the metric's trend says what its check says.
+        summary.trend = Trend::Degrading;
         degraded_metrics.push(check.metric.clone());
         extra_reasons.push(format!(
             "{} is degraded against its baseline: {} worse (p = {}, {}); metric score {score:.0}",
@@ -433,7 +441,7 @@ pub fn include_degradations(
     let degrading = history
         .metric_summaries
         .iter()
-        .filter(|m| m.trend == Trend::Degrading || degraded_metrics.contains(&m.metric))
+        .filter(|m| m.trend == Trend::Degrading)
         .count();
     let improving = history
         .metric_summaries
@@ -448,7 +456,91 @@ pub fn include_degradations(
     history
         .health_reasons
         .retain(|r| r != "no metric shows a significant degrading trend");
+    // The trend reason of a metric the check found degraded would repeat it (or, saying
+    // "improving", contradict it): the check's reason stands for the metric.
+    history.health_reasons.retain(|r| {
+        !degraded_metrics.iter().any(|m| {
+            r.starts_with(&format!("{m} is degrading:"))
+                || r.starts_with(&format!("{m} is improving:"))
+        })
+    });
     history.health_reasons.splice(0..0, extra_reasons);
+}
+
+/// The best grade a version with an open alert of `severity` can have.
+fn grade_cap(severity: Severity) -> OverallHealth {
+    match severity {
+        Severity::Critical => OverallHealth::Poor,
+        Severity::High => OverallHealth::Fair,
+        Severity::Medium | Severity::Low => OverallHealth::Good,
+    }
+}
+
+fn rank(health: OverallHealth) -> u8 {
+    match health {
+        OverallHealth::Excellent => 4,
+        OverallHealth::Good => 3,
+        OverallHealth::Fair => 2,
+        OverallHealth::Poor => 1,
+        OverallHealth::Unknown => 0,
+    }
+}
+
+/// Folds the version's open alerts into the grade: a version someone is paged about is
+/// not `excellent`. Each metric counts its open alerts; the worst severity caps the
+/// grade (critical: poor, high: fair, medium or low: good) and is named in the reasons.
+/// `alerts` are this version's; resolved ones are ignored.
+pub fn include_open_alerts(history: &mut PerformanceHistory, alerts: &[Alert]) {
+    let open: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.is_open() && a.model == history.model && a.version == history.version)
+        .collect();
+    let Some(worst) = open.iter().max_by_key(|a| a.severity) else {
+        return;
+    };
+    for summary in &mut history.metric_summaries {
+        summary.open_alerts = open
+            .iter()
+            .filter(|a| a.metric == summary.metric)
+            .count()
+            .try_into()
+            .unwrap_or(u32::MAX);
+    }
+    let cap = grade_cap(worst.severity);
+    let capped = history.overall_health == OverallHealth::Unknown
+        || rank(history.overall_health) > rank(cap);
+    if capped {
+        history.overall_health = cap;
+    }
+    let count = open.len();
+    history
+        .health_reasons
+        .retain(|r| r != "no metric shows a significant degrading trend");
+    history.health_reasons.insert(
+        0,
+        format!(
+            "{count} open {} (worst: {} “{}” on {}){}",
+            if count == 1 { "alert" } else { "alerts" },
+            worst.severity,
+            worst.rule_name,
+            worst.metric,
+            if capped {
+                format!(": health at most {}", grade_name(cap))
+            } else {
+                String::new()
+            }
+        ),
+    );
+}
+
+fn grade_name(health: OverallHealth) -> &'static str {
+    match health {
+        OverallHealth::Excellent => "excellent",
+        OverallHealth::Good => "good",
+        OverallHealth::Fair => "fair",
+        OverallHealth::Poor => "poor",
+        OverallHealth::Unknown => "unknown",
+    }
 }
 
 #[cfg(test)]
@@ -699,9 +791,87 @@ mod degradation_grade_tests {
         assert_eq!(history.health_score, Some(42.0));
         assert_eq!(history.overall_health, OverallHealth::Poor);
         assert_eq!(history.health_trend, Trend::Degrading);
+        // The metric's trend sees the drop too: no "stable" row under a degraded grade.
+        assert_eq!(history.metric_summaries[0].trend, Trend::Degrading);
         assert_eq!(
             history.health_reasons[0],
             "accuracy is degraded against its baseline: 11.0% worse (p = 2.0e-5, welch_t); metric score 42"
         );
+    }
+
+    fn flat_history() -> PerformanceHistory {
+        let model = ModelName::parse("fraud").unwrap();
+        let version = Version::parse("v1").unwrap();
+        let definitions = [
+            Metric::Accuracy.default_definition(),
+            Metric::Precision.default_definition(),
+        ];
+        let points: Vec<Point> = (0..200)
+            .map(|i| Point {
+                timestamp: Timestamp::from_millis(i * 60_000).unwrap(),
+                value: 0.9,
+                dataset: None,
+            })
+            .collect();
+        let range = TimeRange::new(
+            Timestamp::MIN,
+            Timestamp::from_millis(200 * 60_000).unwrap(),
+        );
+        let series: Vec<MetricSeries<'_>> = definitions
+            .iter()
+            .map(|definition| MetricSeries {
+                definition,
+                points: &points,
+            })
+            .collect();
+        performance_history(&model, &version, range, &series, &HealthOptions::default())
+    }
+
+    fn open_alert(metric: &str, severity: &str, resolved: bool) -> Alert {
+        serde_json::from_value(serde_json::json!({
+            "id": "alert_00000001", "rule_id": "rule_00000001", "rule_name": format!("{metric} rule"),
+            "model": "fraud", "version": "v1", "metric": metric, "severity": severity,
+            "status": if resolved { "resolved" } else { "active" }, "message": "m", "value": 0.5, "worst_value": 0.5,
+            "trigger": {"condition_type": "threshold", "comparison_operator": "lt", "threshold_value": 0.9},
+            "first_seen": 0, "last_seen": 0, "occurrences": 1, "notified": false,
+            "resolved_at": if resolved { serde_json::json!(1) } else { serde_json::Value::Null },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_version_with_open_alerts_is_not_excellent() {
+        let mut history = flat_history();
+        assert_eq!(history.overall_health, OverallHealth::Excellent);
+        include_open_alerts(
+            &mut history,
+            &[
+                open_alert("precision", "medium", false),
+                open_alert("accuracy", "high", false),
+                open_alert("accuracy", "critical", true),
+            ],
+        );
+        assert_eq!(history.overall_health, OverallHealth::Fair);
+        assert_eq!(
+            history.health_reasons[0],
+            "2 open alerts (worst: high “accuracy rule” on accuracy): health at most fair"
+        );
+        let counts: Vec<u32> = history
+            .metric_summaries
+            .iter()
+            .map(|m| m.open_alerts)
+            .collect();
+        assert_eq!(counts, [1, 1]);
+        assert!(!history
+            .health_reasons
+            .iter()
+            .any(|r| r.contains("no metric shows")));
+
+        let mut critical = flat_history();
+        include_open_alerts(&mut critical, &[open_alert("accuracy", "critical", false)]);
+        assert_eq!(critical.overall_health, OverallHealth::Poor);
+        let mut resolved = flat_history();
+        include_open_alerts(&mut resolved, &[open_alert("accuracy", "critical", true)]);
+        assert_eq!(resolved.overall_health, OverallHealth::Excellent);
     }
 }

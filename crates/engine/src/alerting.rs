@@ -315,7 +315,7 @@ impl Engine {
     pub async fn summary(
         &self,
         model: Option<&ModelName>,
-        hours: Option<u32>,
+        hours: Option<f64>,
         now: Timestamp,
     ) -> Result<AlertSummary, EngineError> {
         let window = hours.map(|hours| modelwatch_core::alerting::last_hours(hours, now));

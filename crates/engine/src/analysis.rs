@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use modelwatch_core::alerting::Alert;
 use modelwatch_core::compare::{
     compare_versions, CompareOptions, VersionComparison, VersionPoints,
 };
@@ -106,6 +107,16 @@ pub async fn check_all_metrics(
     Ok(results)
 }
 
+/// The window of the last `hours` before `now` (fractions too), or of everything up to
+/// `now` for `None` (`--hours all`).
+pub fn window(hours: Option<f64>, now: Timestamp) -> TimeRange {
+    let end = now.saturating_add(Duration::from_millis(1));
+    match hours {
+        Some(hours) => modelwatch_core::alerting::last_hours(hours, now),
+        None => TimeRange::new(Timestamp::MIN, end),
+    }
+}
+
 /// The window of the last `hours` before `now` (range-checked, see
 /// [`modelwatch_core::time::hours_span`]).
 pub fn last_hours(hours: f64, now: Timestamp) -> Result<TimeRange, AnalysisError> {
@@ -114,16 +125,37 @@ pub fn last_hours(hours: f64, now: Timestamp) -> Result<TimeRange, AnalysisError
     Ok(TimeRange::new(now.saturating_sub(span), end))
 }
 
-/// Performance history and health of a version over `range`. The grade also counts the
-/// metrics whose last hour is degraded against the 24 hours before `range.end` (see
-/// `health::include_degradations`): a robust slope over the range ignores a recent step.
-pub async fn history(
+/// The degradation check every view of a version shares: the last hour against the
+/// 24 hours before it, enough samples for a verdict on frequently measured metrics.
+pub fn analysis_spec() -> WindowSpec {
+    WindowSpec {
+        comparison_hours: Some(1),
+        ..WindowSpec::default()
+    }
+}
+
+/// One analysis of a version: what the dashboard's model page, `modelwatch monitor` and
+/// `GET …/analysis` show, computed once so they cannot disagree. `history` has each
+/// metric's summary and trend over the range, with the checks and open alerts folded
+/// into the trends, the grade and its reasons; `degradations` are those checks
+/// ([`analysis_spec`]); `open_alerts` the version's alerts not resolved yet.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionAnalysis {
+    pub history: PerformanceHistory,
+    pub degradations: Vec<DegradationResult>,
+    pub open_alerts: Vec<Alert>,
+}
+
+/// Analyses `model`/`version` over `range` (its end is "now" for the checks), with the
+/// version's `open_alerts` (other versions' and resolved ones are left out).
+pub async fn analyse_version(
     store: &dyn MetricStore,
     model: &ModelName,
     version: &Version,
     range: TimeRange,
+    open_alerts: Vec<Alert>,
     options: &HealthOptions,
-) -> Result<PerformanceHistory, AnalysisError> {
+) -> Result<VersionAnalysis, AnalysisError> {
     let mut fetched: Vec<(MetricDefinition, Vec<Point>)> = Vec::new();
     for metric in store.metrics(model, version).await? {
         let key = SeriesKey::new(model.clone(), version.clone(), metric.clone());
@@ -136,21 +168,42 @@ pub async fn history(
         .collect();
     let mut history = performance_history(model, version, range, &series, options);
     let now = Timestamp::from_millis(range.end.as_millis() - 1).unwrap_or(range.end);
-    let spec = WindowSpec {
-        comparison_hours: Some(1),
-        ..WindowSpec::default()
-    };
-    let checks = check_all_metrics(
+    let degradations = check_all_metrics(
         store,
         model,
         version,
-        &spec,
+        &analysis_spec(),
         &DetectionOptions::default(),
         now,
     )
     .await?;
-    modelwatch_core::health::include_degradations(&mut history, &checks);
-    Ok(history)
+    modelwatch_core::health::include_degradations(&mut history, &degradations);
+    let open_alerts: Vec<Alert> = open_alerts
+        .into_iter()
+        .filter(|a| a.is_open() && a.model == *model && a.version == *version)
+        .collect();
+    modelwatch_core::health::include_open_alerts(&mut history, &open_alerts);
+    Ok(VersionAnalysis {
+        history,
+        degradations,
+        open_alerts,
+    })
+}
+
+/// Performance history and health of a version over `range`, as [`analyse_version`]
+/// grades it without alerts (the seed's `get_performance_history`).
+pub async fn history(
+    store: &dyn MetricStore,
+    model: &ModelName,
+    version: &Version,
+    range: TimeRange,
+    options: &HealthOptions,
+) -> Result<PerformanceHistory, AnalysisError> {
+    Ok(
+        analyse_version(store, model, version, range, Vec::new(), options)
+            .await?
+            .history,
+    )
 }
 
 /// Champion (`a`) against challenger (`b`) on one metric over `range`.

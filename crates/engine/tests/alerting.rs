@@ -351,7 +351,7 @@ async fn global_rate_limit_suppresses_and_counts_the_excess(backend: Backend) {
         Some(HoldReason::MaxAlertsPerHour { limit: 2 })
     );
     assert_eq!(env.firing_notifications().await, 2);
-    let summary = env.engine.summary(None, Some(24), at(2)).await.unwrap();
+    let summary = env.engine.summary(None, Some(24.0), at(2)).await.unwrap();
     assert_eq!((summary.active_count, summary.suppressed_count), (2, 2));
     assert_eq!(summary.high_count, 4);
 
@@ -398,7 +398,7 @@ async fn per_model_rate_limit_suppresses_only_that_model(backend: Backend) {
     assert_eq!(closed.status, AlertStatus::Suppressed);
     assert_eq!(
         env.engine
-            .summary(None, Some(1), at(3))
+            .summary(None, Some(1.0), at(3))
             .await
             .unwrap()
             .suppressed_count,
@@ -1050,13 +1050,16 @@ async fn engine_round_trips_a_whole_lifecycle(backend: Backend) {
     assert_eq!(env.outbox().await.len(), 6);
     let summary = env
         .engine
-        .summary(Some(&model()), Some(1), at(4))
+        .summary(Some(&model()), Some(1.0), at(4))
         .await
         .unwrap();
     assert_eq!((summary.total_count, summary.resolved_count), (1, 1));
     // A day later the last hour has nothing; any time still has the alert.
     let day_later = at(4 + 24 * 60);
-    let summary = env.engine.summary(Some(&model()), Some(1), day_later).await;
+    let summary = env
+        .engine
+        .summary(Some(&model()), Some(1.0), day_later)
+        .await;
     assert_eq!(summary.unwrap().total_count, 0);
     let summary = env.engine.summary(Some(&model()), None, day_later).await;
     assert_eq!(summary.unwrap().resolved_count, 1);

@@ -96,6 +96,31 @@ fn to_json<T: Serialize>(value: &T) -> ApiResult<Json<Value>> {
         .map_err(|e| ApiError::Internal(format!("cannot serialise: {e}")))
 }
 
+/// Refuses channel names the server has no channel for, naming the configured ones. A
+/// server without notifications set up (tests of the router alone) checks nothing.
+fn check_channels(state: &AppState, channels: &[String]) -> ApiResult<()> {
+    let Some(notifications) = state.notifications() else {
+        return Ok(());
+    };
+    let known = notifications.channel_names();
+    for channel in channels {
+        if !known.iter().any(|k| k == channel) {
+            return Err(ApiError::bad_request(
+                "notify_channels",
+                format!(
+                    "no channel named {channel:?} (configured: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn rule_id(text: &str) -> ApiResult<RuleId> {
     Ok(RuleId::parse(text)?)
 }
@@ -126,9 +151,10 @@ pub async fn list_rules(
     to_json(&serde_json::json!({ "rules": rules }))
 }
 
-/// Creates a rule (the seed's rule JSON).
+/// Creates a rule (the seed's rule JSON). A `notify_channels` name the server has no
+/// channel for is refused (its notifications would stay pending forever).
 #[utoipa::path(post, path = "/api/v1/rules", tag = "rules",
-    request_body(content = Object, description = "A rule: name, model_name, metric_type, threshold_value + threshold_operator or degradation_percentage, severity, …"),
+    request_body(content = Object, description = "A rule, as these fields: name (or rule_name), model (or model_name), version (or model_version; absent: every version), metric (or metric_type), severity (low, medium, high, critical), enabled, cooldown_minutes, notify_channels (configured channel names), for_evaluations, clear_after_evaluations, auto_resolve; a threshold rule adds threshold_value and comparison_operator (lt, lte, gt, gte, eq), optionally tolerance and clear_threshold; a degradation rule adds max_degradation_percentage, optionally baseline_window_hours, clear_percentage, comparison (auto, latest or window), comparison_hours, seasonal (daily or weekly) and alpha. Any other field is refused."),
     responses((status = 201, description = "The rule", body = Object),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -137,6 +163,7 @@ pub async fn create_rule(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let spec: RuleSpec = json_body(body)?;
+    check_channels(&state, spec.notify_channels.as_deref().unwrap_or_default())?;
     let rule = engine(&state)?.create_rule(spec, state.now()).await?;
     Ok((StatusCode::CREATED, to_json(&rule)?))
 }
@@ -165,6 +192,7 @@ pub async fn patch_rule(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let patch: RulePatch = json_body(body)?;
+    check_channels(&state, patch.notify_channels.as_deref().unwrap_or_default())?;
     let rule = engine(&state)?
         .update_rule(&rule_id(&id)?, patch, state.now())
         .await?;
@@ -260,9 +288,9 @@ pub struct AlertsQuery {
     pub status: Option<String>,
     /// low, medium, high or critical
     pub severity: Option<String>,
-    /// Alerts alive at some point of the last `hours` (a positive whole number, default
-    /// 24), or `all` for alerts of any time.
-    #[param(value_type = Option<String>, pattern = "^([1-9][0-9]*|all)$", example = "168")]
+    /// Alerts alive at some point of the last `hours` (a positive number, fractions too:
+    /// 0.5 is half an hour; default 24), or `all` for alerts of any time.
+    #[param(value_type = Option<String>, pattern = "^([0-9]*[.]?[0-9]+|all)$", example = "168")]
     pub hours: Option<String>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<usize>,
@@ -347,12 +375,12 @@ fn parse_status(text: &str) -> ApiResult<StatusFilter> {
 }
 
 /// `hours` when given, else the last 24 hours.
-fn window_hours(text: Option<&str>) -> ApiResult<Option<u32>> {
-    text.map_or(Ok(Some(24)), parse_hours)
+fn window_hours(text: Option<&str>) -> ApiResult<Option<f64>> {
+    text.map_or(Ok(Some(24.0)), parse_hours)
 }
 
 /// `hours`: how far back a listing reaches; `None` is any time.
-fn parse_hours(text: &str) -> ApiResult<Option<u32>> {
+fn parse_hours(text: &str) -> ApiResult<Option<f64>> {
     Ok(modelwatch_core::alerting::parse_hours_or_all(text)?)
 }
 
@@ -469,9 +497,9 @@ pub async fn list_alerts(
 #[into_params(parameter_in = Query)]
 pub struct SummaryQuery {
     pub model: Option<String>,
-    /// Alerts alive at some point of the last `hours` (a positive whole number, default
-    /// 24), or `all` for alerts of any time.
-    #[param(value_type = Option<String>, pattern = "^([1-9][0-9]*|all)$", example = "168")]
+    /// Alerts alive at some point of the last `hours` (a positive number, fractions too:
+    /// 0.5 is half an hour; default 24), or `all` for alerts of any time.
+    #[param(value_type = Option<String>, pattern = "^([0-9]*[.]?[0-9]+|all)$", example = "168")]
     pub hours: Option<String>,
 }
 
@@ -506,15 +534,19 @@ pub async fn get_alert(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcknowledgeBody {
-    /// Who acknowledges.
+    /// Who acknowledges (the seed's `acknowledged_by` works too).
+    #[serde(alias = "acknowledged_by")]
     pub by: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveBody {
-    /// Who resolves.
+    /// Who resolves (the seed's `resolved_by` works too).
+    #[serde(alias = "resolved_by")]
     pub by: String,
+    /// What was done (the seed's `resolution_notes` works too).
+    #[serde(alias = "resolution_notes")]
     pub notes: Option<String>,
 }
 
@@ -629,11 +661,44 @@ pub async fn delete_silence(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    /// The last `hours`, more than 0 and at most 70389527 (default 24).
-    pub hours: Option<f64>,
+    /// The last `hours` (more than 0 and at most 70389527, fractions too; default 24),
+    /// or `all` for the version's whole history.
+    #[param(value_type = Option<String>, pattern = "^([0-9]*[.]?[0-9]+|all)$", example = "168")]
+    pub hours: Option<String>,
 }
 
-/// Performance history and health of a model version.
+/// The version's analysis over the last `hours`, with its open alerts when the server
+/// has alerting: [`analysis::analyse_version`].
+async fn analyse(
+    state: &AppState,
+    model: &str,
+    version: &str,
+    hours: Option<&str>,
+) -> ApiResult<analysis::VersionAnalysis> {
+    let (model, version) = (parse_model(model)?, parse_version(version)?);
+    let range = analysis::window(window_hours(hours)?, state.now());
+    if state.store().metrics(&model, &version).await?.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no samples of {model} {version}"
+        )));
+    }
+    let open_alerts = match &state.inner.engine {
+        Some(engine) => engine.open_alerts(Some(&model)).await?,
+        None => Vec::new(),
+    };
+    Ok(analysis::analyse_version(
+        &**state.store(),
+        &model,
+        &version,
+        range,
+        open_alerts,
+        &HealthOptions::default(),
+    )
+    .await?)
+}
+
+/// Performance history and health of a model version (the `history` of its analysis:
+/// degradation checks and open alerts folded into the trends and the grade).
 #[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}/history", tag = "models",
     params(("model" = String, Path), ("version" = String, Path), HistoryQuery),
     responses((status = 200, description = "The performance history", body = Object), (status = 400, body = ErrorBody),
@@ -645,22 +710,29 @@ pub async fn version_history(
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query?;
-    let (model, version) = (parse_model(&model)?, parse_version(&version)?);
-    let range = analysis::last_hours(query.hours.unwrap_or(24.0), state.now())?;
-    if state.store().metrics(&model, &version).await?.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no samples of {model} {version}"
-        )));
-    }
-    let history = analysis::history(
-        &**state.store(),
-        &model,
-        &version,
-        range,
-        &HealthOptions::default(),
+    to_json(
+        &analyse(&state, &model, &version, query.hours.as_deref())
+            .await?
+            .history,
     )
-    .await?;
-    to_json(&history)
+}
+
+/// A model version's analysis, as the dashboard's model page and `modelwatch monitor`
+/// show it: `history` (summaries, trends, grade and reasons over the last `hours`),
+/// `degradations` (each metric's last hour against the 24 hours before) and
+/// `open_alerts`, computed together so they agree.
+#[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}/analysis", tag = "models",
+    params(("model" = String, Path), ("version" = String, Path), HistoryQuery),
+    responses((status = 200, description = "{history, degradations, open_alerts}", body = Object), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn version_analysis(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query?;
+    to_json(&analyse(&state, &model, &version, query.hours.as_deref()).await?)
 }
 
 /// Evaluates the enabled rules of one model version now, as `modelwatch evaluate MODEL

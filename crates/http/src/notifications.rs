@@ -11,11 +11,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use modelwatch_core::alerting::AlertId;
 use modelwatch_notify::worker::ChannelCounters;
-use modelwatch_notify::ChannelSummary;
+use modelwatch_notify::{ChannelSummary, NotifyConfig, TestOutcome};
 use modelwatch_store::alerts::{DeliveryStatus, Notification, NotificationFilter};
 use modelwatch_store::AlertStore;
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,8 @@ pub struct Notifications {
     channels: Vec<ChannelSummary>,
     counters: BTreeMap<String, Arc<ChannelCounters>>,
     alerts: Arc<dyn AlertStore>,
+    /// The channels' settings, for test sends; `None`: this server cannot send tests.
+    config: Option<Arc<NotifyConfig>>,
     /// Serialises copying the worker's counters into the exposition's, so two scrapes at
     /// once cannot both add the same increase.
     sync: Mutex<()>,
@@ -47,8 +49,20 @@ impl Notifications {
             channels,
             counters,
             alerts,
+            config: None,
             sync: Mutex::new(()),
         }
+    }
+
+    /// The configured channels' names.
+    pub fn channel_names(&self) -> Vec<String> {
+        self.channels.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// Lets `POST /api/v1/channels/{name}/test` send to the configured channels.
+    pub fn with_config(mut self, config: Arc<NotifyConfig>) -> Notifications {
+        self.config = Some(config);
+        self
     }
 
     fn count(&self, channel: &str) -> Counts {
@@ -267,4 +281,73 @@ pub async fn list_notifications(
     Ok(Json(NotificationsResponse {
         notifications: rows.into_iter().map(NotificationOut::from).collect(),
     }))
+}
+
+/// What a test send did: `ok`, or the `error` (and whether the worker would retry it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestOut {
+    pub channel: String,
+    pub kind: String,
+    pub target: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+impl From<TestOutcome> for TestOut {
+    fn from(o: TestOutcome) -> Self {
+        TestOut {
+            channel: o.channel,
+            kind: o.kind,
+            target: o.target,
+            ok: o.ok,
+            retryable: o.retryable,
+            error: o.error,
+            elapsed_ms: o.elapsed_ms,
+        }
+    }
+}
+
+/// Sends a synthetic, clearly labelled low-severity notification to one channel now, as
+/// `modelwatch channels test NAME` does, and says how it went (200 either way; `ok`
+/// false with the error when the channel refused or did not answer). Nothing is written
+/// to the outbox.
+#[utoipa::path(
+    post,
+    path = "/api/v1/channels/{name}/test",
+    tag = "notifications",
+    params(("name" = String, Path, description = "A configured channel")),
+    responses(
+        (status = 200, body = TestOut),
+        (status = 404, description = "No such channel", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    )
+)]
+pub async fn test_channel(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<TestOut>> {
+    let config = state
+        .notifications()
+        .and_then(|n| n.config.clone())
+        .ok_or_else(|| ApiError::NotFound("this server has no channels to test".into()))?;
+    let channel = config.channel(&name).ok_or_else(|| {
+        let known: Vec<String> = config.channels.keys().map(ToString::to_string).collect();
+        ApiError::NotFound(format!(
+            "no channel named {name:?} (configured: {})",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })?;
+    let sender = modelwatch_notify::Sender::new()
+        .map_err(|e| ApiError::Internal(format!("cannot build the notification client: {e}")))?;
+    let outcome =
+        modelwatch_notify::send_test(&sender, channel, &config.dashboard_url, state.now()).await;
+    Ok(Json(outcome.into()))
 }

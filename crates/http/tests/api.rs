@@ -825,10 +825,17 @@ async fn rules_alerts_and_silences_through_their_lifecycle() {
 
     let route = "/api/v1/alerts/{id}/acknowledge";
     let path = format!("/api/v1/alerts/{alert_id}/acknowledge");
+    // The seed's field names work as well as `by` and `notes`.
     let reply = app
-        .call(Method::POST, route, &path, Some(json!({"by": "ana"})))
+        .call(
+            Method::POST,
+            route,
+            &path,
+            Some(json!({"acknowledged_by": "ana"})),
+        )
         .await;
     assert_eq!(reply.body["status"], "acknowledged", "{}", reply.body);
+    assert_eq!(reply.body["acknowledged_by"], "ana");
     let reply = app
         .call(Method::POST, route, &path, Some(json!({"by": "ana"})))
         .await;
@@ -842,10 +849,12 @@ async fn rules_alerts_and_silences_through_their_lifecycle() {
             Method::POST,
             route,
             &format!("/api/v1/alerts/{alert_id}/resolve"),
-            Some(json!({"by": "ana", "notes": "retrained"})),
+            Some(json!({"resolved_by": "ana", "resolution_notes": "retrained"})),
         )
         .await;
-    assert_eq!(reply.body["status"], "resolved");
+    assert_eq!(reply.body["status"], "resolved", "{}", reply.body);
+    assert_eq!(reply.body["resolved_by"], "ana");
+    assert_eq!(reply.body["resolution_notes"], "retrained");
     let reply = app
         .call(
             Method::GET,
@@ -1064,6 +1073,7 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/api/v2/write", "post"),
         ("/api/openapi.json", "get"),
         ("/api/v1/models/{model}/versions/{version}/history", "get"),
+        ("/api/v1/models/{model}/versions/{version}/analysis", "get"),
         (
             "/api/v1/models/{model}/versions/{version}/degradation",
             "get",
@@ -1087,6 +1097,7 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/api/v1/silences", "post"),
         ("/api/v1/silences/{id}", "delete"),
         ("/api/v1/channels", "get"),
+        ("/api/v1/channels/{name}/test", "post"),
         ("/api/v1/notifications", "get"),
         ("/api/v1/session", "get"),
         ("/api/v1/session", "post"),
@@ -1140,7 +1151,10 @@ fn openapi_documents_alert_cursors_and_hours() {
     assert_eq!(names("/api/v1/alerts/summary"), ["model", "hours"]);
     for path in ["/api/v1/alerts", "/api/v1/alerts/summary"] {
         let hours = parameter(path, "hours");
-        assert_eq!(hours["schema"]["pattern"], "^([1-9][0-9]*|all)$", "{path}");
+        assert_eq!(
+            hours["schema"]["pattern"], "^([0-9]*[.]?[0-9]+|all)$",
+            "{path}"
+        );
     }
     let cursor = parameter("/api/v1/alerts", "cursor");
     assert!(cursor["description"]
@@ -1378,7 +1392,15 @@ async fn alert_listing_reaches_any_time_and_counts_every_page() {
 
     // Bad input is named: a bad `hours`, and a parameter the route does not take (the
     // dashboard once sent `from`, which was silently ignored).
-    for query in ["?hours=0", "?hours=-3", "?hours=ever", "?hours=1.5"] {
+    // Fractions of an hour, as everywhere `hours` is taken.
+    assert_eq!(get("?hours=1.5").await.status, StatusCode::OK);
+    for query in [
+        "?hours=0",
+        "?hours=-3",
+        "?hours=ever",
+        "?hours=1e3",
+        "?hours=inf",
+    ] {
         let reply = get(query).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(
@@ -1546,7 +1568,8 @@ async fn alert_summary_reaches_any_time() {
     assert_eq!(all.body["resolved_count"], 76);
     assert_eq!(all.body["critical_count"], 38);
     assert_eq!(get("?hours=168&model=fraud").await.body["total_count"], 150);
-    for query in ["?hours=0", "?hours=ever", "?hours=1.5", "?hours=-3"] {
+    assert_eq!(get("?hours=0.5").await.status, StatusCode::OK);
+    for query in ["?hours=0", "?hours=ever", "?hours=1e3", "?hours=-3"] {
         let reply = get(query).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(
@@ -1663,4 +1686,52 @@ async fn no_query_parameter_value_breaks_a_route() {
             }
         }
     }
+}
+
+/// The document of `POST /api/v1/rules` names exactly the fields the endpoint takes: each
+/// of `RuleSpec`'s fields, and no field (a name with `_`) it would refuse.
+#[tokio::test]
+async fn the_rule_documentation_names_only_fields_the_endpoint_accepts() {
+    let doc = serde_json::to_value(modelwatch_http::openapi()).unwrap();
+    let description = doc["paths"]["/api/v1/rules"]["post"]["requestBody"]["description"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let spec = serde_json::to_value(modelwatch_core::alerting::RuleSpec::default()).unwrap();
+    let fields: Vec<&String> = spec.as_object().unwrap().keys().collect();
+    let aliases = ["rule_name", "model_name", "model_version", "metric_type"];
+    for field in &fields {
+        assert!(
+            description.contains(field.as_str()),
+            "{field} undocumented: {description}"
+        );
+    }
+    let named: Vec<&str> = description
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.contains('_'))
+        .collect();
+    let app = spawn_app().await;
+    for word in named {
+        assert!(
+            fields.iter().any(|f| f.as_str() == word) || aliases.contains(&word),
+            "documented but refused: {word}"
+        );
+    }
+    // Every documented field together (the seed's names where there are two) is one
+    // valid rule.
+    let reply = app
+        .call(
+            Method::POST,
+            "/api/v1/rules",
+            "/api/v1/rules",
+            Some(json!({
+                "rule_name": "doc", "model_name": "m", "model_version": "v1",
+                "metric_type": "accuracy", "severity": "high", "enabled": true,
+                "cooldown_minutes": 5, "notify_channels": [], "for_evaluations": 2,
+                "clear_after_evaluations": 2, "auto_resolve": true,
+                "threshold_value": 0.9, "comparison_operator": "lt", "clear_threshold": 0.92,
+            })),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
 }

@@ -16,7 +16,7 @@ use modelwatch_engine::Engine;
 use modelwatch_store::Stores;
 
 use crate::config::Config;
-use crate::output::{emit, number, Format, Table};
+use crate::output::{emit, number, parse_hours, Format, Hours, Table};
 
 /// The alerting commands, flattened into the top-level command list.
 #[derive(Debug, Subcommand)]
@@ -59,8 +59,8 @@ pub enum AlertsCommand {
     Summary {
         #[arg(long)]
         model: Option<String>,
-        /// Alerts alive in the last HOURS (a whole number), or `all` for any time.
-        #[arg(long, default_value = "24", value_parser = parse_hours)]
+        /// Alerts alive in the last HOURS (fractions too), or `all` for any time.
+        #[arg(long, default_value = "24", value_name = "HOURS|all", value_parser = parse_hours)]
         hours: Hours,
     },
     /// Every transition of an alert: who, when, from, to, notes.
@@ -162,20 +162,9 @@ pub struct ListArgs {
     pub status: Option<String>,
     #[arg(long)]
     pub severity: Option<String>,
-    /// Alerts alive in the last HOURS (a whole number), or `all` for any time.
-    #[arg(long, default_value = "24", value_parser = parse_hours)]
+    /// Alerts alive in the last HOURS (fractions too), or `all` for any time.
+    #[arg(long, default_value = "24", value_name = "HOURS|all", value_parser = parse_hours)]
     pub hours: Hours,
-}
-
-/// How far back a listing reaches: `None` is any time. The HTTP API's `hours` reads the
-/// same way.
-#[derive(Debug, Clone, Copy)]
-pub struct Hours(Option<u32>);
-
-fn parse_hours(text: &str) -> Result<Hours, String> {
-    modelwatch_core::alerting::parse_hours_or_all(text)
-        .map(Hours)
-        .map_err(|error| error.message)
 }
 
 #[derive(Debug, Subcommand)]
@@ -520,7 +509,8 @@ fn print_rules(rules: &[Rule], shape: Shape, format: Format) -> Result<()> {
         "enabled",
         "cooldown_min",
         "channels",
-    ]);
+    ])
+    .optional(&["cooldown_min", "channels", "enabled", "version", "severity"]);
     for rule in rules {
         table.push(vec![
             rule.id.to_string(),
@@ -556,6 +546,14 @@ pub fn alerts_table(alerts: &[Alert]) -> Table {
         "first_seen",
         "last_seen",
         "message",
+    ])
+    .optional(&[
+        "last_seen",
+        "value",
+        "version",
+        "metric",
+        "first_seen",
+        "severity",
     ]);
     for alert in alerts {
         table.push(vec![
@@ -635,7 +633,8 @@ fn print_silences(silences: &[Silence], shape: Shape, format: Format) -> Result<
         "ends_at",
         "by",
         "comment",
-    ]);
+    ])
+    .optional(&["starts_at", "metric", "version", "by"]);
     for s in silences {
         table.push(vec![
             s.id.to_string(),

@@ -19,7 +19,7 @@ use modelwatch_engine::Engine;
 use modelwatch_store::{MetricStore, SeriesFilter, Stores};
 use serde::Serialize;
 
-use crate::output::{emit, number, Format, Table};
+use crate::output::{count, emit, number, parse_hours, Format, Hours, Table};
 
 /// How `check` ends, for scripts: `modelwatch check … || page-someone`.
 pub const CHECK_EXIT_CODES: &str =
@@ -62,10 +62,14 @@ fn parse_alpha(text: &str) -> Result<f64, String> {
 
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
+    /// The model, as recorded.
     pub model: String,
+    /// The model's version.
     pub version: String,
-    #[arg(long, default_value_t = 24.0, value_parser = crate::cli::hours_arg)]
-    pub hours: f64,
+    /// The range of the summaries and trends: hours (fractions too) or `all`. The
+    /// degradation checks always compare the last hour with the 24 before it.
+    #[arg(long, default_value = "24", value_name = "HOURS|all", value_parser = parse_hours)]
+    pub hours: Hours,
 }
 
 #[derive(Debug, Args)]
@@ -75,10 +79,12 @@ pub struct CompareArgs {
     pub version_a: String,
     /// The challenger.
     pub version_b: String,
+    /// The metric to compare them on.
     #[arg(long)]
     pub metric: String,
-    #[arg(long, default_value_t = 24.0, value_parser = crate::cli::hours_arg)]
-    pub hours: f64,
+    /// The samples of the last HOURS (fractions too), or `all`.
+    #[arg(long, default_value = "24", value_name = "HOURS|all", value_parser = parse_hours)]
+    pub hours: Hours,
 }
 
 /// A window's hours, in the range the analysis takes.
@@ -121,9 +127,10 @@ fn percent(value: Option<f64>) -> String {
 
 fn status_style(status: DegradationStatus) -> (Style, &'static str) {
     match status {
-        DegradationStatus::Degraded => (RED, "DEGRADED"),
+        // Spelt as in JSON (`--format json`) and the API.
+        DegradationStatus::Degraded => (RED, "degraded"),
         DegradationStatus::Ok => (GREEN, "ok"),
-        DegradationStatus::InsufficientData => (YELLOW, "insufficient data"),
+        DegradationStatus::InsufficientData => (YELLOW, "insufficient_data"),
     }
 }
 
@@ -147,6 +154,9 @@ fn degradation_row(result: &DegradationResult) -> Vec<String> {
         result.recommendation.clone(),
     ]
 }
+
+/// What a narrow terminal leaves out of the degradation table first.
+const DEGRADATION_OPTIONAL: [&str; 3] = ["severity", "baseline", "p_value"];
 
 const DEGRADATION_HEADERS: [&str; 8] = [
     "metric",
@@ -277,7 +287,7 @@ pub async fn check(store: &dyn MetricStore, args: CheckArgs, format: Format) -> 
     if format == Format::Table {
         print_degradation(&result)?;
     } else {
-        let mut table = Table::new(&DEGRADATION_HEADERS);
+        let mut table = Table::new(&DEGRADATION_HEADERS).optional(&DEGRADATION_OPTIONAL);
         table.push(degradation_row(&result));
         emit(format, &result, &table)?;
     }
@@ -305,34 +315,37 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
     let version = Version::parse(&args.version)?;
     ensure_recorded(store, &model, Some(&version), None).await?;
     let now = crate::now();
-    let range = analysis::last_hours(args.hours, now)?;
-    let history =
-        analysis::history(store, &model, &version, range, &HealthOptions::default()).await?;
-    // The last hour against the 24 hours before it: enough samples for a verdict on
-    // frequently measured metrics.
-    let spec = WindowSpec {
-        comparison_hours: Some(1),
-        ..WindowSpec::default()
-    };
-    let degradations = analysis::check_all_metrics(
+    let engine = Engine::new(stores, AlertConfig::default());
+    // One analysis: the same the dashboard's model page and GET …/analysis show.
+    let analysis = analysis::analyse_version(
         store,
         &model,
         &version,
-        &spec,
-        &DetectionOptions::default(),
-        now,
+        args.hours.window(now),
+        engine.open_alerts(Some(&model)).await?,
+        &HealthOptions::default(),
     )
     .await?;
-    let engine = Engine::new(stores, AlertConfig::default());
-    let open_alerts: Vec<Alert> = engine
-        .open_alerts(Some(&model))
-        .await?
-        .into_iter()
-        .filter(|a| a.version == version)
-        .collect();
+    let analysis::VersionAnalysis {
+        history,
+        degradations,
+        open_alerts,
+    } = analysis;
+    // "trend" is the analysis's (a degraded check makes it degrading); "fitted change"
+    // is the robust line's change over the range, whichever way the trend went.
     let mut table = Table::new(&[
-        "metric", "current", "mean", "min", "max", "std", "count", "trend", "change",
-    ]);
+        "metric",
+        "current",
+        "mean",
+        "min",
+        "max",
+        "std",
+        "samples",
+        "trend",
+        "fitted change",
+        "open alerts",
+    ])
+    .optional(&["std", "min", "max", "mean", "fitted change", "samples"]);
     for m in &history.metric_summaries {
         table.push(vec![
             m.metric.to_string(),
@@ -344,6 +357,7 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
             m.count.to_string(),
             trend_text(m.trend).1.to_owned(),
             percent(m.change_percentage),
+            m.open_alerts.to_string(),
         ]);
     }
     let monitor = Monitor {
@@ -365,16 +379,16 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
     let (trend_style, trend) = trend_text(monitor.history.health_trend);
     outln!(
         "{model} {version} — health {health_style}{}{health_style:#}, trend {trend_style}{trend}{trend_style:#}, \
-         {} samples in the last {} h",
+         {} in {}",
         health.as_str().unwrap_or("unknown"),
-        monitor.history.total_snapshots,
-        args.hours
+        count(monitor.history.total_snapshots, "sample"),
+        args.hours.describe()
     )?;
     for reason in &monitor.history.health_reasons {
         outln!("  · {reason}")?;
     }
     emit(Format::Table, &(), &table)?;
-    let mut degraded = Table::new(&DEGRADATION_HEADERS);
+    let mut degraded = Table::new(&DEGRADATION_HEADERS).optional(&DEGRADATION_OPTIONAL);
     for result in &monitor.degradations {
         degraded.push(degradation_row(result));
     }
@@ -384,14 +398,15 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
         outln!("no open alerts")?;
     } else {
         let mut alerts = Table::new(&[
-            "alert",
+            "id",
             "severity",
             "status",
             "metric",
             "rule",
             "first_seen",
             "message",
-        ]);
+        ])
+        .optional(&["first_seen", "rule", "status"]);
         for alert in &monitor.open_alerts {
             alerts.push(vec![
                 alert.id.to_string(),
@@ -426,7 +441,7 @@ pub async fn compare(
     let metric = Metric::parse(&args.metric)?;
     ensure_recorded(store, &model, Some(&champion), Some(&metric)).await?;
     ensure_recorded(store, &model, Some(&challenger), Some(&metric)).await?;
-    let range = analysis::last_hours(args.hours, crate::now())?;
+    let range = args.hours.window(crate::now());
     let result = analysis::compare(
         store,
         &model,
@@ -483,8 +498,8 @@ pub async fn compare(
         Verdict::InsufficientData => YELLOW,
     };
     outln!(
-        "{model} {metric}: {champion} (champion) vs {challenger} (challenger), last {} h",
-        args.hours
+        "{model} {metric}: {champion} (champion) vs {challenger} (challenger), {}",
+        args.hours.describe()
     )?;
     outln!(
         "  means {} ({} samples) vs {} ({} samples)",

@@ -20,7 +20,7 @@ use modelwatch_store::{MetricStore, SeriesFilter};
 use serde::Serialize;
 
 use crate::import::{ImportReport, Importer, Progress, Rejection};
-use crate::output::{emit, number, Format, Table};
+use crate::output::{count, emit, number, parse_hours, Format, Hours, Table};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -114,13 +114,16 @@ pub struct RecordArgs {
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
+    /// The model, as recorded.
     pub model: String,
+    /// The model's version.
     pub version: String,
+    /// One metric's samples and summary; without it, a summary line per metric.
     #[arg(long)]
     pub metric: Option<String>,
-    /// How far back to look.
-    #[arg(long, default_value_t = 24.0, value_parser = hours_arg)]
-    pub hours: f64,
+    /// How far back to look: hours (fractions too) or `all`.
+    #[arg(long, default_value = "24", value_name = "HOURS|all", value_parser = parse_hours)]
+    pub hours: Hours,
 }
 
 #[derive(Debug, Args)]
@@ -362,7 +365,7 @@ struct SeriesHistory<'a> {
     model: &'a ModelName,
     version: &'a Version,
     metric: &'a Metric,
-    hours: f64,
+    hours: Hours,
     summary: Option<Summary>,
     samples: Vec<modelwatch_core::Point>,
 }
@@ -371,25 +374,16 @@ struct SeriesHistory<'a> {
 struct VersionHistory<'a> {
     model: &'a ModelName,
     version: &'a Version,
-    hours: f64,
+    hours: Hours,
     metrics: Vec<MetricSummary>,
 }
 
-/// `--hours`: a positive number of hours within the supported time range.
-pub fn hours_arg(text: &str) -> Result<f64, String> {
-    let hours: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of hours"))?;
-    modelwatch_core::time::hours_span("--hours", hours).map_err(|e| e.message)?;
-    Ok(hours)
-}
-
-fn window(hours: f64) -> Result<TimeRange> {
-    let span = modelwatch_core::time::hours_span("--hours", hours)?;
-    Ok(TimeRange::new(
-        crate::now().saturating_sub(span),
+/// The samples of the last `hours` (or all), later ones included.
+fn window(hours: Hours) -> TimeRange {
+    TimeRange::new(
+        hours.window(crate::now()).start,
         modelwatch_core::Timestamp::MAX,
-    ))
+    )
 }
 
 fn summary_row(metric: &Metric, summary: &Summary) -> Vec<String> {
@@ -423,7 +417,7 @@ const SUMMARY_HEADERS: [&str; 10] = [
 async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> Result<ExitCode> {
     let model = ModelName::parse(&args.model)?;
     let version = Version::parse(&args.version)?;
-    let range = window(args.hours)?;
+    let range = window(args.hours);
     if let Some(metric) = &args.metric {
         let metric = Metric::parse(metric)?;
         let key = SeriesKey::new(model.clone(), version.clone(), metric.clone());
@@ -453,8 +447,8 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
         if format == Format::Table {
             match &history.summary {
                 Some(s) => outln!(
-                    "{} samples · mean {} · min {} · max {} · std {} · p50 {} · p95 {}",
-                    s.count,
+                    "{} · mean {} · min {} · max {} · std {} · p50 {} · p95 {}",
+                    count(s.count, "sample"),
                     number(s.mean),
                     number(s.min),
                     number(s.max),
@@ -462,13 +456,14 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
                     number(s.p50),
                     number(s.p95)
                 )?,
-                None => outln!("no samples of {key} in the last {} hours", args.hours)?,
+                None => outln!("no samples of {key} in {}", args.hours.describe())?,
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
     let mut metrics = Vec::new();
-    let mut table = Table::new(&SUMMARY_HEADERS);
+    let mut table =
+        Table::new(&SUMMARY_HEADERS).optional(&["p50", "p95", "std", "min", "max", "last_sample"]);
     for metric in store.metrics(&model, &version).await? {
         let key = SeriesKey::new(model.clone(), version.clone(), metric.clone());
         if let Some(summary) = store.summary(&key, range).await? {
@@ -494,8 +489,8 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
     )?;
     if empty && format == Format::Table {
         outln!(
-            "no samples of {model} {version} in the last {} hours",
-            args.hours
+            "no samples of {model} {version} in {}",
+            args.hours.describe()
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -644,7 +639,8 @@ async fn list_models(store: &dyn MetricStore, format: Format) -> Result<ExitCode
             }),
         }
     }
-    let mut table = Table::new(&["model", "version", "metrics", "first_sample", "last_sample"]);
+    let mut table = Table::new(&["model", "version", "metrics", "first_sample", "last_sample"])
+        .optional(&["first_sample"]);
     for row in &rows {
         table.push(vec![
             row.model.to_string(),
@@ -682,7 +678,7 @@ async fn demo(store: &dyn MetricStore, format: Format) -> Result<ExitCode> {
             model: "fraud_detector".into(),
             version: "v2.1".into(),
             metric: None,
-            hours: 24.0,
+            hours: Hours::DAY,
         },
         format,
     )

@@ -14,14 +14,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use modelwatch_core::alerting::{
-    Alert, AlertId, AlertStatus, NotificationEvent, RuleId, Severity, Trigger,
-};
-use modelwatch_core::{Metric, ModelName, Timestamp, Version};
+use modelwatch_core::alerting::AlertId;
 use modelwatch_http::notifications::NotificationOut;
-use modelwatch_notify::{
-    AlertMessage, ChannelSummary, NotifyConfig, PassReport, Sender, StoreOutbox, Worker,
-};
+use modelwatch_notify::{ChannelSummary, NotifyConfig, PassReport, Sender, StoreOutbox, Worker};
 use modelwatch_store::alerts::{DeliveryStatus, NotificationFilter};
 use modelwatch_store::Stores;
 use serde::Serialize;
@@ -143,7 +138,8 @@ async fn list_notifications(
         .collect();
     let mut table = Table::new(&[
         "id", "created", "channel", "event", "alert", "status", "attempts", "when", "error",
-    ]);
+    ])
+    .optional(&["created", "attempts", "event", "when"]);
     for n in &rows {
         // Pending: when it is next tried; otherwise when it finished (went out, failed
         // for good or was held back).
@@ -323,54 +319,6 @@ fn list(notify: &NotifyConfig, format: Format) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Debug, Serialize)]
-struct TestOutcome {
-    channel: String,
-    kind: String,
-    target: String,
-    ok: bool,
-    /// Whether the worker would try again after this error.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retryable: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    elapsed_ms: u64,
-}
-
-/// A low-severity alert that says what it is, so nobody acts on it.
-fn synthetic_alert(now: Timestamp) -> Result<Alert> {
-    Ok(Alert {
-        id: AlertId::from_u32(0),
-        rule_id: RuleId::from_u32(0),
-        rule_name: "modelwatch test notification".into(),
-        model: ModelName::parse("modelwatch")?,
-        version: Version::parse("test")?,
-        metric: Metric::parse("accuracy")?,
-        severity: Severity::Low,
-        status: AlertStatus::Active,
-        message: "A test notification sent by `modelwatch channels test`; nothing is wrong.".into(),
-        value: 0.0,
-        worst_value: 0.0,
-        trigger: Trigger::Degradation {
-            max_degradation_percentage: 5.0,
-            degradation_percentage: 0.0,
-            current_value: 1.0,
-            baseline_value: 1.0,
-            test: None,
-        },
-        first_seen: now,
-        last_seen: now,
-        occurrences: 1,
-        notified: true,
-        hold_reason: None,
-        acknowledged_by: None,
-        acknowledged_at: None,
-        resolved_by: None,
-        resolved_at: None,
-        resolution_notes: None,
-    })
-}
-
 async fn test(notify: &NotifyConfig, name: &str, format: Format) -> Result<ExitCode> {
     let Some(channel) = notify.channel(name) else {
         let known: Vec<String> = notify.channels.keys().map(ToString::to_string).collect();
@@ -382,28 +330,9 @@ async fn test(notify: &NotifyConfig, name: &str, format: Format) -> Result<ExitC
             known.join(", ")
         );
     };
-    let now = crate::now();
-    // A dedup key of its own per test, so receivers that deduplicate show every test.
-    let message = AlertMessage::new(
-        format!("test-{}", now.as_millis()),
-        NotificationEvent::Firing,
-        synthetic_alert(now)?,
-        now,
-        &notify.dashboard_url,
-    );
     let sender = Sender::new().context("cannot build the notification client")?;
-    let started = std::time::Instant::now();
-    let result = sender.send(channel, &[message], now).await;
-    let summary = channel.summary();
-    let outcome = TestOutcome {
-        channel: summary.name,
-        kind: summary.kind,
-        target: summary.target,
-        ok: result.is_ok(),
-        retryable: result.as_ref().err().map(|e| e.is_retryable()),
-        error: result.as_ref().err().map(ToString::to_string),
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    };
+    let outcome =
+        modelwatch_notify::send_test(&sender, channel, &notify.dashboard_url, crate::now()).await;
     let mut table = Table::new(&["channel", "kind", "target", "outcome", "elapsed"]);
     table.push(vec![
         outcome.channel.clone(),

@@ -150,14 +150,17 @@ pub async fn serve(
     let pruner =
         crate::retention::spawn_pruner(stores.clone(), config.retention, worker_stopped.clone());
     let worker = crate::notify_cli::start_worker(&stores, &notify, worker_stopped)?;
-    state.set_notifications(modelwatch_http::Notifications::new(
-        crate::notify_cli::summaries(&notify),
-        worker
-            .as_ref()
-            .map(|(w, _)| w.counters().clone())
-            .unwrap_or_default(),
-        Arc::clone(&stores.alerts),
-    ));
+    state.set_notifications(
+        modelwatch_http::Notifications::new(
+            crate::notify_cli::summaries(&notify),
+            worker
+                .as_ref()
+                .map(|(w, _)| w.counters().clone())
+                .unwrap_or_default(),
+            Arc::clone(&stores.alerts),
+        )
+        .with_config(Arc::clone(&notify)),
+    );
     let app = modelwatch_http::router(state.clone());
     let shutdown_state = state.clone();
     modelwatch_http::server::serve(listener, app, config.server.connections, async move {

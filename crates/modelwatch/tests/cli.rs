@@ -773,7 +773,7 @@ fn check_calls_the_demo_drop_degraded_and_explains_it_in_both_formats() {
     let table = env.run(&[&args[..], &["--format", "table"]].concat());
     assert_eq!(table.status.code(), Some(2));
     let table = String::from_utf8(table.stdout).unwrap();
-    assert!(table.contains("DEGRADED") && table.contains("→"), "{table}");
+    assert!(table.contains("degraded") && table.contains("→"), "{table}");
 
     let healthy = env.json(&["check", "fraud_detector", "v2.0", "--metric", "accuracy"]);
     assert_eq!(healthy["status"], "ok");
@@ -849,7 +849,7 @@ fn monitor_shows_health_trends_and_degradations() {
     assert_eq!(degraded, ["accuracy", "precision"]);
     let table = env.ok(&["monitor", "fraud_detector", "v2.1", "--format", "table"]);
     assert!(
-        table.contains("health") && table.contains("degrading") && table.contains("DEGRADED"),
+        table.contains("health") && table.contains("degrading") && table.contains("degraded"),
         "{table}"
     );
 }
@@ -1313,4 +1313,160 @@ fn out_of_range_hours_are_refused_naming_the_option() {
         let option = option.split('=').next().unwrap();
         assert!(stderr.contains(option), "{args:?}: {stderr}");
     }
+}
+
+/// Ids are copied from tables: at 80 and 120 columns no line is wider than the terminal
+/// and every id is whole on its row (messages are cut instead).
+#[test]
+fn ids_never_wrap_in_80_and_120_column_tables() {
+    let env = demo_env();
+    let config = env.write(
+        "c.toml",
+        "[channels.ops]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n",
+    );
+    env.ok(&[
+        "--config",
+        path_str(&config),
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "A long rule name that says a great deal about what it watches",
+        "--threshold",
+        "0.9",
+        "--operator",
+        "lt",
+        "--for",
+        "1",
+        "--channels",
+        "ops",
+    ]);
+    env.ok(&["evaluate"]);
+    env.ok(&[
+        "silences",
+        "add",
+        "fraud_detector",
+        "--minutes",
+        "60",
+        "--by",
+        "ana",
+        "--comment",
+        "retraining the model with last month's labels, back tomorrow",
+    ]);
+    let alert_ids: Vec<String> = env
+        .ok(&["alerts", "list", "--format", "id"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(!alert_ids.is_empty());
+    for width in ["80", "120"] {
+        for args in [
+            &["alerts", "list"][..],
+            &["alerts", "list-rules"],
+            &["silences", "list"],
+            &["monitor", "fraud_detector", "v2.1"],
+            &["metrics", "history", "fraud_detector", "v2.1"],
+            &["models", "list"],
+            &["notifications", "list"],
+        ] {
+            let mut all = args.to_vec();
+            all.extend(["--format", "table"]);
+            let out = env.command(&all).env("COLUMNS", width).output().unwrap();
+            let text = String::from_utf8(succeeded(&all, out)).unwrap();
+            let limit: usize = width.parse().unwrap();
+            // The tables' lines (prose around them wraps as the terminal wraps it).
+            for line in text.lines().filter(|l| l.starts_with(['┌', '│', '╞', '└'])) {
+                assert!(
+                    line.chars().count() <= limit,
+                    "{args:?} at {width} columns: {} wide:\n{text}",
+                    line.chars().count()
+                );
+            }
+            if args[0] == "alerts" && args[1] == "list" {
+                for id in &alert_ids {
+                    assert!(
+                        text.lines().any(|l| l.contains(id.as_str())),
+                        "{id} whole at {width} columns:\n{text}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `monitor` shows one analysis: a degraded check makes the metric's trend degrading
+/// (the 11 % crash is seen), the header agrees with the rows, and a version with open
+/// alerts is not "excellent".
+#[test]
+fn monitor_shows_one_analysis_that_agrees_with_itself() {
+    let env = demo_env();
+    let config = env.write(
+        "c.toml",
+        "[channels.ops]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n",
+    );
+    let monitor = env.json(&["monitor", "fraud_detector", "v2.1"]);
+    let history = &monitor["history"];
+    for degradation in monitor["degradations"].as_array().unwrap() {
+        let metric = degradation["metric"].as_str().unwrap();
+        let summary = history["metric_summaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == metric)
+            .unwrap();
+        if degradation["is_degraded"] == true {
+            assert_eq!(summary["trend"], "degrading", "{metric}: {monitor}");
+        }
+    }
+    // Two open alerts on the healthy champion: its grade is no longer excellent.
+    let before = env.json(&["monitor", "fraud_detector", "v2.0"]);
+    assert_eq!(before["history"]["overall_health"], "excellent", "{before}");
+    for (metric, threshold) in [("accuracy", "0.99"), ("precision", "0.99")] {
+        env.ok(&[
+            "--config",
+            path_str(&config),
+            "alerts",
+            "create-rule",
+            "fraud_detector",
+            metric,
+            "--name",
+            &format!("{metric} watch"),
+            "--threshold",
+            threshold,
+            "--operator",
+            "lt",
+            "--for",
+            "1",
+            "--severity",
+            "high",
+            "--version",
+            "v2.0",
+        ]);
+    }
+    env.ok(&["evaluate", "fraud_detector", "v2.0"]);
+    let after = env.json(&["monitor", "fraud_detector", "v2.0"]);
+    assert_eq!(after["open_alerts"].as_array().unwrap().len(), 2, "{after}");
+    assert_eq!(after["history"]["overall_health"], "fair", "{after}");
+    assert!(after["history"]["health_reasons"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("2 open alerts (worst: high"));
+    let table = env.ok(&["monitor", "fraud_detector", "v2.0", "--format", "table"]);
+    assert!(table.contains("health fair"), "{table}");
+    assert!(!table.contains("1 samples"), "{table}");
+    // `--hours` takes fractions and all, as everywhere.
+    env.ok(&["monitor", "fraud_detector", "v2.0", "--hours", "0.5"]);
+    env.ok(&["monitor", "fraud_detector", "v2.0", "--hours", "all"]);
+    env.ok(&[
+        "metrics",
+        "history",
+        "fraud_detector",
+        "v2.0",
+        "--hours",
+        "all",
+    ]);
+    env.ok(&["alerts", "summary", "--hours", "1.5"]);
+    let bad = env.run(&["monitor", "fraud_detector", "v2.0", "--hours", "soon"]);
+    assert_eq!(bad.status.code(), Some(1));
 }

@@ -708,3 +708,88 @@ fn connections_that_never_finish_their_headers_are_dropped_and_capped() {
     let (status, _) = http(&server.address, "GET", "/healthz", "", None);
     assert_eq!(status, 200);
 }
+
+/// A webhook receiver answering 200 to every request; the bodies it got.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&got);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            while let Some(request) = common::read_request(&mut reader) {
+                if let Ok(body) = serde_json::from_slice(&request.body) {
+                    seen.lock().unwrap().push(body);
+                }
+                let mut out = stream.try_clone().unwrap();
+                let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            }
+        }
+    });
+    (address, got)
+}
+
+/// The dashboard's channels page and rule form: what the server has, a test send to one
+/// channel, rules naming only configured channels, the seed's field names when acting.
+#[test]
+fn channels_are_tested_from_the_api_and_rules_name_only_configured_ones() {
+    let env = Env::new();
+    let (hook, got) = receiver();
+    std::fs::write(
+        env.dir.path().join("modelwatch.toml"),
+        format!(
+            "[channels.ops]\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\n\
+             [channels.dead]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\ntimeout = \"2s\"\n"
+        ),
+    )
+    .unwrap();
+    let server = env.serve(&[], &[]);
+    let address = server.address.clone();
+    let (status, body) = http(&address, "GET", "/api/v1/channels", "", None);
+    assert_eq!(status, 200);
+    let channels: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = channels["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dead", "ops"]);
+
+    let (status, body) = http(&address, "POST", "/api/v1/channels/ops/test", "", None);
+    assert_eq!(status, 200, "{body}");
+    let outcome: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(outcome["ok"], true, "{outcome}");
+    let bodies = got.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(bodies[0].to_string().contains("test notification"));
+    let (status, body) = http(&address, "POST", "/api/v1/channels/dead/test", "", None);
+    assert_eq!(status, 200);
+    let outcome: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(outcome["ok"], false);
+    assert!(outcome["error"].as_str().is_some(), "{outcome}");
+    let (status, body) = http(&address, "POST", "/api/v1/channels/nope/test", "", None);
+    assert_eq!(status, 404);
+    assert!(body.contains("configured: dead, ops"), "{body}");
+
+    let rule = |channels: &str| {
+        format!(
+            r#"{{"name": "low", "model": "m", "metric": "accuracy", "threshold_value": 0.9,
+                "comparison_operator": "lt", "notify_channels": {channels}}}"#
+        )
+    };
+    let (status, body) = http(
+        &address,
+        "POST",
+        "/api/v1/rules",
+        &rule(r#"["pager"]"#),
+        None,
+    );
+    assert_eq!(status, 400);
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"]["field"], "notify_channels");
+    assert!(body.contains("configured: dead, ops"), "{body}");
+    let (status, body) = http(&address, "POST", "/api/v1/rules", &rule(r#"["ops"]"#), None);
+    assert_eq!(status, 201, "{body}");
+}

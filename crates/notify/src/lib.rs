@@ -16,6 +16,7 @@ pub mod message;
 pub mod schedule;
 pub mod secret;
 pub mod store_outbox;
+pub mod test_send;
 pub mod worker;
 
 pub use channels::Sender;
@@ -28,4 +29,5 @@ pub use message::AlertMessage;
 pub use schedule::{after_failure, backoff, plan, Outcome, Plan, RateLimiter};
 pub use secret::Secret;
 pub use store_outbox::StoreOutbox;
+pub use test_send::{send_test, TestOutcome};
 pub use worker::{Delivery, Outbox, OutboxError, PassReport, Worker};

@@ -668,7 +668,7 @@ fn global_rate_limit_suppresses_and_the_summary_counts_it() {
     );
     assert_eq!(world.firing_deliveries("slack"), 2);
     let all: Vec<Alert> = world.memory.alerts.values().cloned().collect();
-    let summary = summarize(&all, None, Some(last_hours(24, at(0))));
+    let summary = summarize(&all, None, Some(last_hours(24.0, at(0))));
     assert_eq!(
         (
             summary.total_count,
@@ -1050,7 +1050,7 @@ fn list_and_summary_filter_by_model_status_severity_and_window() {
     let all: Vec<Alert> = world.memory.alerts.values().cloned().collect();
 
     let recent = AlertFilter {
-        window: Some(last_hours(1, at(121))),
+        window: Some(last_hours(1.0, at(121))),
         ..AlertFilter::default()
     };
     let listed: Vec<_> = list_alerts(&all, &recent)
@@ -1071,7 +1071,7 @@ fn list_and_summary_filter_by_model_status_severity_and_window() {
     };
     assert_eq!(list_alerts(&all, &acknowledged).len(), 1);
 
-    let summary = summarize(&all, None, Some(last_hours(24, at(121))));
+    let summary = summarize(&all, None, Some(last_hours(24.0, at(121))));
     assert_eq!(
         summary,
         AlertSummary {
@@ -1094,11 +1094,11 @@ fn list_and_summary_filter_by_model_status_severity_and_window() {
     let m = ModelName::parse("m").unwrap();
     // Resolved at minute 122: outside a 1-hour window that ends three hours later.
     assert_eq!(
-        summarize(&all, Some(&m), Some(last_hours(1, at(300)))).total_count,
+        summarize(&all, Some(&m), Some(last_hours(1.0, at(300)))).total_count,
         0
     );
     assert_eq!(
-        summarize(&all, Some(&m), Some(last_hours(1, at(150)))).resolved_count,
+        summarize(&all, Some(&m), Some(last_hours(1.0, at(150)))).resolved_count,
         1
     );
 }

@@ -14,29 +14,35 @@ use super::rule::Severity;
 use crate::sample::{ModelName, ValidationError, Version};
 use crate::time::{TimeRange, Timestamp};
 
-/// The window of the last `hours` hours up to and including `now`.
-pub fn last_hours(hours: u32, now: Timestamp) -> TimeRange {
+/// The window of the last `hours` hours (fractions too) up to and including `now`.
+pub fn last_hours(hours: f64, now: Timestamp) -> TimeRange {
     let end = now.saturating_add(Duration::from_millis(1));
-    TimeRange::new(
-        now.saturating_sub(Duration::from_secs(u64::from(hours) * 3600)),
-        end,
-    )
+    // Out of range (parse_hours_or_all refuses it): everything up to now.
+    let span = crate::time::hours_span("hours", hours).unwrap_or(Duration::MAX);
+    TimeRange::new(now.saturating_sub(span), end)
 }
 
-/// How far back a listing or summary reaches, as the CLI and the HTTP API both take it: a
-/// whole number of hours from 1, or `all` (`None`) for any time.
-pub fn parse_hours_or_all(text: &str) -> Result<Option<u32>, ValidationError> {
-    if text == "all" {
+/// How far back a listing, summary or analysis reaches, as the CLI and the HTTP API both
+/// take it: a positive number of hours (`24`, or `0.5` for half an hour), or `all`
+/// (`None`) for any time.
+pub fn parse_hours_or_all(text: &str) -> Result<Option<f64>, ValidationError> {
+    if text.trim() == "all" {
         return Ok(None);
     }
-    match text.parse::<u32>() {
-        Ok(hours) if hours > 0 => Ok(Some(hours)),
+    let text = text.trim();
+    // Digits with at most one point: what the documents' pattern says (no 1e3, no inf).
+    let plain = !text.is_empty()
+        && text.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && text.matches('.').count() <= 1;
+    match text.parse::<f64>() {
+        Ok(hours) if plain && hours > 0.0 => {
+            // Within the supported time range, so no window computation can overflow.
+            crate::time::hours_span("hours", hours)?;
+            Ok(Some(hours))
+        }
         _ => Err(ValidationError::new(
             "hours",
-            format!(
-                "{text:?} is neither a whole number of hours from 1 to {} nor all",
-                u32::MAX
-            ),
+            format!("{text:?} is neither a positive number of hours (0.5 is half an hour) nor all"),
         )),
     }
 }

@@ -233,3 +233,40 @@ async fn send_email(
         .map(|_| ())
         .map_err(smtp_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::fixtures::message;
+    use modelwatch_core::alerting::NotificationEvent;
+
+    /// Every channel's "Open in modelwatch" link is `{dashboard}/alerts/{id}`, the path the
+    /// server answers with the dashboard's page for that alert (crates/dashboard).
+    #[test]
+    fn every_channel_links_to_the_alerts_page() {
+        let m = message(NotificationEvent::Firing);
+        let link = "http://127.0.0.1:7878/alerts/alert_3f9a1c2b";
+        assert_eq!(m.alert_url, link);
+        let now = m.at;
+        let payloads = [
+            ("slack", slack::single(&m).to_string()),
+            (
+                "slack digest",
+                slack::digest(std::slice::from_ref(&m)).to_string(),
+            ),
+            ("pagerduty", pagerduty::event("key", &m).to_string()),
+            ("webhook", webhook::body(&m).to_string()),
+            (
+                "alertmanager",
+                alertmanager::alert(&m, now, Duration::from_secs(3600))
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            ),
+            ("email text", email::single(&m).text),
+            ("email html", email::single(&m).html),
+        ];
+        for (kind, payload) in payloads {
+            assert!(payload.contains(link), "{kind}: {payload}");
+        }
+    }
+}
