@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::condition::SignificanceTest;
 use super::ids::{AlertId, RuleId};
 use super::limits::HoldReason;
-use super::rule::{ComparisonOperator, Severity};
+use super::rule::{ChangePointCondition, ComparisonOperator, Severity};
 use crate::metric::Metric;
 use crate::sample::{ModelName, Version};
 use crate::time::{TimeRange, Timestamp};
@@ -84,6 +84,23 @@ pub enum Trigger {
         /// absent, so such alerts read back byte for byte (their body is a CAS guard).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         test: Option<SignificanceTest>,
+    },
+    /// A change-point detector found a sustained shift of the level.
+    ChangePoint {
+        #[serde(flatten)]
+        condition: ChangePointCondition,
+        /// The first sample of the shift.
+        change_started_at: Timestamp,
+        level_before: f64,
+        level_after: f64,
+        /// `level_after − level_before`, in the metric's units.
+        shift: f64,
+        /// The shift in percent of `|level_before|`; absent when that is zero.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shift_percentage: Option<f64>,
+        /// The shift in noise units (robust standard deviations around the level).
+        shift_sd: f64,
+        noise_sd: f64,
     },
 }
 

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::rule::{ComparisonOperator, Condition, ConditionKind, DEFAULT_EQ_TOLERANCE};
+use crate::detection::changepoint::Change;
+use crate::metric::Direction;
 use crate::time::Timestamp;
 
 /// What the engine measured for one rule and model version at one evaluation.
@@ -20,6 +22,33 @@ pub enum Observation {
     Value { at: Timestamp, value: f64 },
     /// The degradation detector's verdict, computed from data up to `at`.
     Degradation(DegradationReading),
+    /// One sample for a change-point rule, with the direction of its metric; evaluation
+    /// counts it with the rule's detector (kept in the rule's state) into a
+    /// [`Observation::ChangePoint`].
+    Sample {
+        at: Timestamp,
+        value: f64,
+        direction: Direction,
+    },
+    /// A change-point detector's reading after counting the sample at `at`.
+    ChangePoint(ChangePointReading),
+}
+
+/// What a change-point rule's detector made of one sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangePointReading {
+    pub at: Timestamp,
+    pub value: f64,
+    /// The shift this sample completed the evidence for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+    /// Whether `change` is in a direction the rule watches.
+    #[serde(default)]
+    pub watched: bool,
+    /// Whether the last shift reported (this one or an earlier one) was watched: the level
+    /// is still shifted, nothing has brought it back.
+    #[serde(default)]
+    pub shifted: bool,
 }
 
 /// The degradation detector's output that a degradation rule needs. `degradation_percentage`
@@ -55,6 +84,8 @@ impl Observation {
             Observation::NoData => None,
             Observation::Value { at, .. } => Some(*at),
             Observation::Degradation(reading) => Some(reading.at),
+            Observation::Sample { at, .. } => Some(*at),
+            Observation::ChangePoint(reading) => Some(reading.at),
         }
     }
 
@@ -63,16 +94,22 @@ impl Observation {
             Observation::NoData => None,
             Observation::Value { .. } => Some(ConditionKind::Threshold),
             Observation::Degradation(_) => Some(ConditionKind::Degradation),
+            Observation::Sample { .. } | Observation::ChangePoint(_) => {
+                Some(ConditionKind::ChangePoint)
+            }
         }
     }
 
     /// The number an alert reports and ranks by: the value for threshold rules, the
-    /// degradation percentage for degradation rules.
+    /// degradation percentage for degradation rules, the shift in noise units for
+    /// change-point rules (none without a shift).
     pub fn condition_value(&self) -> Option<f64> {
         match self {
             Observation::NoData => None,
             Observation::Value { value, .. } => Some(*value),
             Observation::Degradation(reading) => Some(reading.degradation_percentage),
+            Observation::Sample { .. } => None,
+            Observation::ChangePoint(reading) => reading.change.map(|c| c.shift_sd),
         }
     }
 }
@@ -155,6 +192,18 @@ impl Condition {
                     _ => Ok(Verdict::Clear),
                 }
             }
+            (Condition::ChangePoint(_), Observation::ChangePoint(reading)) => {
+                if !reading.value.is_finite() {
+                    return Err(Unjudgeable::NotFinite);
+                }
+                if reading.change.is_some() && reading.watched {
+                    Ok(Verdict::Breaches)
+                } else if reading.shifted && alert_open {
+                    Ok(Verdict::Holds)
+                } else {
+                    Ok(Verdict::Clear)
+                }
+            }
             (condition, observation) => Err(Unjudgeable::WrongKind {
                 expected: condition.kind(),
                 got: observation.kind().unwrap_or(condition.kind()),
@@ -179,6 +228,7 @@ impl Condition {
                 }
             },
             Condition::Degradation { .. } => candidate > worst,
+            Condition::ChangePoint(_) => candidate.abs() > worst.abs(),
         }
     }
 }

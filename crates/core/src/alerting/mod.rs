@@ -30,7 +30,9 @@ mod scenarios;
 
 pub use alert::{Alert, AlertStatus, AlertTransition, Trigger, SYSTEM_ACTOR};
 pub use backtest::{backtest, Backtest, BacktestEvent, BacktestEventKind};
-pub use condition::{DegradationReading, Observation, SignificanceTest, Unjudgeable, Verdict};
+pub use condition::{
+    ChangePointReading, DegradationReading, Observation, SignificanceTest, Unjudgeable, Verdict,
+};
 pub use ids::{AlertId, RuleId, SilenceId};
 pub use lifecycle::{acknowledge, resolve, LifecycleError};
 pub use limits::{AlertConfig, HoldReason, NotifyDecision, NotifyReason, RateCounts, RateLedger};
@@ -40,8 +42,8 @@ pub use pass::{
     PAGING_HORIZON,
 };
 pub use rule::{
-    AntiFlap, ComparisonMode, ComparisonOperator, Condition, ConditionKind, Rule, RulePatch,
-    RuleSpec, Severity,
+    AntiFlap, ChangeDirection, ChangePointCondition, ComparisonMode, ComparisonOperator,
+    Condition, ConditionKind, Rule, RulePatch, RuleSpec, Severity,
 };
 pub use silence::{muting_silence, Silence, SilenceSpec};
 pub use state::{

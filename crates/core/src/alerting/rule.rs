@@ -11,8 +11,12 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::ids::RuleId;
+use crate::detection::changepoint::{
+    ChangePointSettings, FalseAlarmInterval, MinShift, Sides, DEFAULT_FALSE_ALARM_INTERVAL,
+    DEFAULT_MIN_SHIFT,
+};
 use crate::detection::{significance_level, Seasonality};
-use crate::metric::Metric;
+use crate::metric::{Direction, Metric};
 use crate::sample::{check_name, ModelName, ValidationError, Version};
 use crate::time::Timestamp;
 
@@ -212,6 +216,10 @@ fn parse_seasonality(text: &str) -> Result<Seasonality, ValidationError> {
         )),
     }
 }
+/// What a change-point rule without sensitivity settings gets: shifts of one noise unit,
+/// one false alarm per 10,000 samples on average.
+pub const DEFAULT_MIN_SHIFT_SD: f64 = 1.0;
+pub const DEFAULT_FALSE_ALARM_INTERVAL_SAMPLES: u64 = 10_000;
 
 /// When a rule's series is in trouble.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,6 +256,11 @@ pub enum Condition {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         alpha: Option<f64>,
     },
+    /// A causal change-point detector on every sample
+    /// ([`crate::detection::changepoint`]): breaching at the sample that completes the
+    /// evidence of a sustained shift of the level in the watched direction, holding while
+    /// the level stays shifted, clear once a shift the other way brings it back.
+    ChangePoint(ChangePointCondition),
 }
 
 /// Which kind of observation a condition needs.
@@ -256,6 +269,92 @@ pub enum Condition {
 pub enum ConditionKind {
     Threshold,
     Degradation,
+    ChangePoint,
+}
+
+impl ConditionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionKind::Threshold => "threshold",
+            ConditionKind::Degradation => "degradation",
+            ConditionKind::ChangePoint => "change_point",
+        }
+    }
+}
+
+/// Which shifts a change-point rule reports: those that make the metric worse (its
+/// direction says which way that is), or any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeDirection {
+    Worse,
+    Both,
+}
+
+impl ChangeDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeDirection::Worse => "worse",
+            ChangeDirection::Both => "both",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "worse" => Ok(ChangeDirection::Worse),
+            "both" => Ok(ChangeDirection::Both),
+            _ => Err(ValidationError::new(
+                "change_direction",
+                format!("{text:?} is not one of worse, both"),
+            )),
+        }
+    }
+
+    /// The detector's sides for a metric of `direction`.
+    pub fn sides(self, direction: Direction) -> Sides {
+        match (self, direction) {
+            (ChangeDirection::Both, _) => Sides::Both,
+            (ChangeDirection::Worse, Direction::HigherIsBetter) => Sides::Down,
+            (ChangeDirection::Worse, Direction::LowerIsBetter) => Sides::Up,
+        }
+    }
+}
+
+/// A change-point rule's detector settings as stored: exactly one minimum shift and one
+/// false-alarm interval (validation fills in the defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ChangePointCondition {
+    pub change_direction: ChangeDirection,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_shift_percentage: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_shift_sd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_alarm_interval_samples: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_alarm_interval_hours: Option<f64>,
+}
+
+impl ChangePointCondition {
+    /// The detector's settings for a metric of `direction`.
+    pub fn settings(&self, direction: Direction) -> ChangePointSettings {
+        ChangePointSettings {
+            sides: self.change_direction.sides(direction),
+            min_shift: match (self.min_shift_percentage, self.min_shift_sd) {
+                (Some(p), _) => MinShift::Percent(p),
+                (None, Some(sd)) => MinShift::Sd(sd),
+                (None, None) => DEFAULT_MIN_SHIFT,
+            },
+            false_alarm_interval: match (
+                self.false_alarm_interval_samples,
+                self.false_alarm_interval_hours,
+            ) {
+                (Some(n), _) => FalseAlarmInterval::Samples(n),
+                (None, Some(hours)) => FalseAlarmInterval::Millis((hours * 3_600_000.0) as i64),
+                (None, None) => DEFAULT_FALSE_ALARM_INTERVAL,
+            },
+        }
+    }
 }
 
 impl Condition {
@@ -263,6 +362,7 @@ impl Condition {
         match self {
             Condition::Threshold { .. } => ConditionKind::Threshold,
             Condition::Degradation { .. } => ConditionKind::Degradation,
+            Condition::ChangePoint(_) => ConditionKind::ChangePoint,
         }
     }
 }
@@ -402,6 +502,20 @@ pub struct RuleSpec {
     pub seasonal: Option<String>,
     #[serde(default)]
     pub alpha: Option<f64>,
+    /// `threshold`, `degradation` or `change_point`; optional where the fields given
+    /// say which (a change-point rule with every setting at its default needs it).
+    #[serde(default)]
+    pub condition_type: Option<String>,
+    #[serde(default)]
+    pub change_direction: Option<String>,
+    #[serde(default)]
+    pub min_shift_percentage: Option<f64>,
+    #[serde(default)]
+    pub min_shift_sd: Option<f64>,
+    #[serde(default)]
+    pub false_alarm_interval_samples: Option<i64>,
+    #[serde(default)]
+    pub false_alarm_interval_hours: Option<f64>,
     #[serde(default)]
     pub for_evaluations: Option<i64>,
     #[serde(default)]
@@ -426,6 +540,22 @@ impl RuleSpec {
             || self.comparison_hours.is_some()
             || self.seasonal.is_some()
             || self.alpha.is_some()
+    }
+
+    fn has_change_point_fields(&self) -> bool {
+        self.change_direction.is_some()
+            || self.min_shift_percentage.is_some()
+            || self.min_shift_sd.is_some()
+            || self.false_alarm_interval_samples.is_some()
+            || self.false_alarm_interval_hours.is_some()
+    }
+
+    fn clear_change_point_fields(&mut self) {
+        self.change_direction = None;
+        self.min_shift_percentage = None;
+        self.min_shift_sd = None;
+        self.false_alarm_interval_samples = None;
+        self.false_alarm_interval_hours = None;
     }
 
     fn clear_threshold_fields(&mut self) {
@@ -477,9 +607,19 @@ impl RuleSpec {
         };
         let condition = self.condition()?;
         let notify_channels = validate_channels(self.notify_channels.unwrap_or_default())?;
+        // A change-point rule breaches at the one sample that completes the evidence of a
+        // shift: it fires there or not at all.
+        let change_point = condition.kind() == ConditionKind::ChangePoint;
         let anti_flap = AntiFlap {
             for_evaluations: match self.for_evaluations {
+                None if change_point => 1,
                 None => AntiFlap::DEFAULT_FOR_EVALUATIONS,
+                Some(n) if change_point && n != 1 => {
+                    return Err(ValidationError::new(
+                        "for_evaluations",
+                        "must be 1 for a change-point rule: its detector already waits for a sustained shift",
+                    ))
+                }
                 Some(n) => bounded("for_evaluations", n, 1, MAX_ANTI_FLAP_EVALUATIONS)?,
             },
             clear_after_evaluations: match self.clear_after_evaluations {
@@ -506,18 +646,117 @@ impl RuleSpec {
     }
 
     fn condition(&self) -> Result<Condition, ValidationError> {
-        match (self.has_threshold_fields(), self.has_degradation_fields()) {
-            (true, true) => Err(ValidationError::new(
-                "condition",
-                "give either threshold_value with comparison_operator, or max_degradation_percentage, not both",
-            )),
-            (false, false) => Err(ValidationError::new(
-                "condition",
-                "give threshold_value with comparison_operator, or max_degradation_percentage",
-            )),
-            (true, false) => self.threshold_condition(),
-            (false, true) => self.degradation_condition(),
+        let given: Vec<ConditionKind> = [
+            (self.has_threshold_fields(), ConditionKind::Threshold),
+            (self.has_degradation_fields(), ConditionKind::Degradation),
+            (self.has_change_point_fields(), ConditionKind::ChangePoint),
+        ]
+        .into_iter()
+        .filter_map(|(given, kind)| given.then_some(kind))
+        .collect();
+        let named = match self.condition_type.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(
+                [
+                    ConditionKind::Threshold,
+                    ConditionKind::Degradation,
+                    ConditionKind::ChangePoint,
+                ]
+                .into_iter()
+                .find(|kind| kind.as_str() == text.to_ascii_lowercase())
+                .ok_or_else(|| {
+                    ValidationError::new(
+                        "condition_type",
+                        format!("{text:?} is not one of threshold, degradation, change_point"),
+                    )
+                })?,
+            ),
+        };
+        let kind = match (named, given.as_slice()) {
+            (_, [_, _, ..]) => {
+                return Err(ValidationError::new(
+                    "condition",
+                    "give the fields of one condition: threshold_value with comparison_operator, max_degradation_percentage, or change-point settings",
+                ))
+            }
+            (Some(named), [given]) if named != *given => {
+                return Err(ValidationError::new(
+                    "condition_type",
+                    format!(
+                        "is {} but the fields given are those of a {} condition",
+                        named.as_str(),
+                        given.as_str()
+                    ),
+                ))
+            }
+            (Some(named), _) => named,
+            (None, [given]) => *given,
+            (None, []) => {
+                return Err(ValidationError::new(
+                    "condition",
+                    "give threshold_value with comparison_operator, max_degradation_percentage, or condition_type change_point",
+                ))
+            }
+        };
+        match kind {
+            ConditionKind::Threshold => self.threshold_condition(),
+            ConditionKind::Degradation => self.degradation_condition(),
+            ConditionKind::ChangePoint => self.change_point_condition(),
         }
+    }
+
+    fn change_point_condition(&self) -> Result<Condition, ValidationError> {
+        let change_direction = match &self.change_direction {
+            None => ChangeDirection::Worse,
+            Some(text) => ChangeDirection::parse(text)?,
+        };
+        let (min_shift_percentage, min_shift_sd) =
+            match (self.min_shift_percentage, self.min_shift_sd) {
+                (Some(_), Some(_)) => {
+                    return Err(ValidationError::new(
+                        "min_shift_sd",
+                        "give min_shift_percentage or min_shift_sd, not both",
+                    ))
+                }
+                (Some(p), None) => (Some(in_range("min_shift_percentage", p, 0.01, 1000.0)?), None),
+                (None, Some(sd)) => (None, Some(in_range("min_shift_sd", sd, 0.05, 20.0)?)),
+                (None, None) => (None, Some(DEFAULT_MIN_SHIFT_SD)),
+            };
+        let (false_alarm_interval_samples, false_alarm_interval_hours) = match (
+            self.false_alarm_interval_samples,
+            self.false_alarm_interval_hours,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ValidationError::new(
+                    "false_alarm_interval_hours",
+                    "give false_alarm_interval_samples or false_alarm_interval_hours, not both",
+                ))
+            }
+            (Some(n), None) => {
+                let n = u64::try_from(n)
+                    .ok()
+                    .filter(|n| (10..=1_000_000_000).contains(n))
+                    .ok_or_else(|| {
+                        ValidationError::new(
+                            "false_alarm_interval_samples",
+                            format!("{n} is not between 10 and 1000000000"),
+                        )
+                    })?;
+                (Some(n), None)
+            }
+            (None, Some(hours)) => (
+                None,
+                Some(in_range("false_alarm_interval_hours", hours, 0.01, 1e6)?),
+            ),
+            (None, None) => (Some(DEFAULT_FALSE_ALARM_INTERVAL_SAMPLES), None),
+        };
+        Ok(Condition::ChangePoint(ChangePointCondition {
+            change_direction,
+            min_shift_percentage,
+            min_shift_sd,
+            false_alarm_interval_samples,
+            false_alarm_interval_hours,
+        }))
     }
 
     fn threshold_condition(&self) -> Result<Condition, ValidationError> {
@@ -708,6 +947,16 @@ impl From<&Rule> for RuleSpec {
                 spec.seasonal = seasonal.map(|s| s.as_str().to_owned());
                 spec.alpha = *alpha;
             }
+            Condition::ChangePoint(condition) => {
+                spec.condition_type = Some(ConditionKind::ChangePoint.as_str().to_owned());
+                spec.change_direction = Some(condition.change_direction.as_str().to_owned());
+                spec.min_shift_percentage = condition.min_shift_percentage;
+                spec.min_shift_sd = condition.min_shift_sd;
+                spec.false_alarm_interval_samples = condition
+                    .false_alarm_interval_samples
+                    .and_then(|n| i64::try_from(n).ok());
+                spec.false_alarm_interval_hours = condition.false_alarm_interval_hours;
+            }
         }
         spec
     }
@@ -757,6 +1006,17 @@ pub struct RulePatch {
     pub seasonal: Option<String>,
     #[serde(default)]
     pub alpha: Option<f64>,
+    pub condition_type: Option<String>,
+    #[serde(default)]
+    pub change_direction: Option<String>,
+    #[serde(default)]
+    pub min_shift_percentage: Option<f64>,
+    #[serde(default)]
+    pub min_shift_sd: Option<f64>,
+    #[serde(default)]
+    pub false_alarm_interval_samples: Option<i64>,
+    #[serde(default)]
+    pub false_alarm_interval_hours: Option<f64>,
     #[serde(default)]
     pub for_evaluations: Option<i64>,
     #[serde(default)]
@@ -778,17 +1038,44 @@ impl RulePatch {
             || self.comparison_hours.is_some()
             || self.seasonal.is_some()
             || self.alpha.is_some();
-        if touches_threshold && touches_degradation {
+        let touches_change_point = self.change_direction.is_some()
+            || self.min_shift_percentage.is_some()
+            || self.min_shift_sd.is_some()
+            || self.false_alarm_interval_samples.is_some()
+            || self.false_alarm_interval_hours.is_some()
+            || self.condition_type.as_deref().map(str::trim) == Some("change_point");
+        if [touches_threshold, touches_degradation, touches_change_point]
+            .into_iter()
+            .filter(|t| *t)
+            .count()
+            > 1
+        {
             return Err(ValidationError::new(
                 "condition",
-                "an update may change a threshold condition or a degradation condition, not both",
+                "an update may change a threshold, a degradation or a change-point condition, not two",
             ));
         }
-        if touches_threshold && spec.has_degradation_fields() {
+        if touches_threshold || touches_degradation || touches_change_point {
+            // Switching kinds (or naming one) drops the other kinds' fields, the old
+            // condition_type with them; an explicit one in the patch is laid on below.
+            spec.condition_type = None;
+        }
+        if !touches_threshold && (touches_degradation || touches_change_point) {
+            spec.clear_threshold_fields();
+        }
+        if !touches_degradation && (touches_threshold || touches_change_point) {
             spec.clear_degradation_fields();
         }
-        if touches_degradation && spec.has_threshold_fields() {
-            spec.clear_threshold_fields();
+        if !touches_change_point && (touches_threshold || touches_degradation) {
+            spec.clear_change_point_fields();
+            // A change-point rule's for_evaluations of 1 would not carry its meaning over.
+            if spec.for_evaluations == Some(1) && self.for_evaluations.is_none() {
+                spec.for_evaluations = None;
+            }
+        }
+        if touches_change_point && !spec.has_change_point_fields() && self.for_evaluations.is_none()
+        {
+            spec.for_evaluations = None;
         }
         macro_rules! overlay {
             ($($field:ident),*) => {
@@ -831,6 +1118,12 @@ impl RulePatch {
             comparison_hours,
             seasonal,
             alpha,
+            condition_type,
+            change_direction,
+            min_shift_percentage,
+            min_shift_sd,
+            false_alarm_interval_samples,
+            false_alarm_interval_hours,
             for_evaluations,
             clear_after_evaluations,
             auto_resolve
@@ -873,6 +1166,17 @@ fn percentage(field: &str, value: f64) -> Result<f64, ValidationError> {
         ));
     }
     Ok(value)
+}
+
+fn in_range(field: &str, value: f64, min: f64, max: f64) -> Result<f64, ValidationError> {
+    if value.is_finite() && (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!("{value} is not between {min} and {max}"),
+        ))
+    }
 }
 
 fn bounded(field: &str, value: i64, min: u32, max: u32) -> Result<u32, ValidationError> {

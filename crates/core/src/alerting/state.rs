@@ -22,7 +22,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::alert::{Alert, AlertStatus, AlertTransition, Trigger, SYSTEM_ACTOR};
-use super::condition::{Observation, Unjudgeable, Verdict};
+use super::condition::{ChangePointReading, Observation, Unjudgeable, Verdict};
 use super::ids::AlertId;
 use super::limits::{
     mute_reason, rate_limit_reason, AlertConfig, HoldReason, NotifyDecision, NotifyReason,
@@ -30,6 +30,7 @@ use super::limits::{
 };
 use super::rule::{Condition, Rule, Severity};
 use super::silence::{muting_silence, Silence};
+use crate::detection::changepoint::{ChangePointState, Tuning};
 use crate::sample::Version;
 use crate::time::Timestamp;
 
@@ -61,6 +62,9 @@ pub struct StateDetail {
     /// most [`MAX_PAST_BREACHES`]): the rule's history of what it did not page for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub past_breaches: Vec<PastBreach>,
+    /// A change-point rule's detector, advanced by every sample counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_point: Option<ChangePointState>,
 }
 
 impl StateDetail {
@@ -275,6 +279,9 @@ pub fn evaluate(
             );
         }
     }
+    // A change-point rule's detector counts every new sample, whatever comes of it.
+    let (stepped, detector) = step_change_point(rule, state, observation);
+    let observation = stepped.as_ref().unwrap_or(observation);
     let past = state.detail.open_past_breach();
     let verdict = match rule
         .condition
@@ -284,6 +291,9 @@ pub fn evaluate(
         Err(why) => return Evaluation::unchanged(Decision::NotJudged { why }, state),
     };
     let mut next = state.clone();
+    if detector.is_some() {
+        next.detail.change_point = detector;
+    }
     next.last_observed_at = observation.observed_at();
     next.revision = state.revision.wrapping_add(1);
     let step = Step {
@@ -361,6 +371,42 @@ pub fn evaluate(
             }
         }
     }
+}
+
+/// Counts a change-point rule's sample with its detector: the reading the condition
+/// judges and the detector's next state; `(None, None)` for any other rule or observation.
+fn step_change_point(
+    rule: &Rule,
+    state: &SeriesState,
+    observation: &Observation,
+) -> (Option<Observation>, Option<ChangePointState>) {
+    let (
+        Condition::ChangePoint(condition),
+        Observation::Sample {
+            at,
+            value,
+            direction,
+        },
+    ) = (&rule.condition, observation)
+    else {
+        return (None, None);
+    };
+    if !value.is_finite() {
+        return (None, None);
+    }
+    let settings = condition.settings(*direction);
+    let mut detector = state.detail.change_point.clone().unwrap_or_default();
+    let change = detector.observe(&settings, &Tuning::default(), *at, *value);
+    let reading = ChangePointReading {
+        at: *at,
+        value: *value,
+        change,
+        watched: change.is_some_and(|c| settings.sides.watches(c.upward)),
+        shifted: detector
+            .last_change_upward
+            .is_some_and(|upward| settings.sides.watches(upward)),
+    };
+    (Some(Observation::ChangePoint(reading)), Some(detector))
 }
 
 /// When the cooldown after the tracked alert's resolution ends, if it was resolved.
@@ -441,6 +487,23 @@ impl Step<'_> {
                 comparison_operator: *comparison_operator,
                 threshold_value: *threshold_value,
             },
+            (Condition::ChangePoint(condition), observation) => {
+                let change = match observation {
+                    Observation::ChangePoint(reading) => reading.change,
+                    _ => None,
+                };
+                let at = observation.observed_at().unwrap_or(self.ctx.now);
+                Trigger::ChangePoint {
+                    condition: *condition,
+                    change_started_at: change.map_or(at, |c| c.started_at),
+                    level_before: change.map_or(f64::NAN, |c| c.level_before),
+                    level_after: change.map_or(f64::NAN, |c| c.level_after),
+                    shift: change.map_or(f64::NAN, |c| c.shift),
+                    shift_percentage: change.and_then(|c| c.shift_percentage),
+                    shift_sd: change.map_or(f64::NAN, |c| c.shift_sd),
+                    noise_sd: change.map_or(f64::NAN, |c| c.noise_sd),
+                }
+            }
         }
     }
 
@@ -469,6 +532,27 @@ impl Step<'_> {
                 readable(*baseline_value),
                 readable(*current_value)
             ),
+            Trigger::ChangePoint {
+                change_started_at,
+                level_before,
+                level_after,
+                shift,
+                shift_percentage,
+                shift_sd,
+                ..
+            } => {
+                let percentage =
+                    shift_percentage.map_or(String::new(), |p| format!("{p:+.1}%, "));
+                format!(
+                    "{}: {series} shifted {} by {} ({percentage}{shift_sd:+.1} sd of its noise), from {} to {}, starting {}",
+                    rule.name,
+                    if *shift < 0.0 { "down" } else { "up" },
+                    readable(shift.abs()),
+                    readable(*level_before),
+                    readable(*level_after),
+                    change_started_at.to_rfc3339()
+                )
+            }
         }
     }
 
