@@ -13,7 +13,9 @@
 //! **What is counted.** Every sample newer than the last one the state counted. A rule ×
 //! version evaluated for the first time starts one paging horizon back (24 h, see
 //! [`PAGING_HORIZON`](modelwatch_core::alerting::PAGING_HORIZON)): a rule created over an imported day fires now for a condition
-//! that holds at the end of it, as the backtest says it would. Samples older than the
+//! that holds at the end of it, as the backtest says it would. A change-point rule starts
+//! 30 days back ([`CHANGE_POINT_WARM_UP`](modelwatch_core::alerting::CHANGE_POINT_WARM_UP)),
+//! so its detector has learnt the series before it may page. Samples older than the
 //! horizon are replayed too (after an outage, or an import into a watched series) but
 //! cannot page: where they would fire, the state records a past breach.
 //!
@@ -38,8 +40,8 @@ use std::time::Duration;
 use modelwatch_core::alerting::limits::RATE_WINDOW_MS;
 use modelwatch_core::alerting::observe::{instants, observations, observes};
 use modelwatch_core::alerting::{
-    plan, Alert, AlertId, Clock, ComparisonMode, Condition, Decision, Observation, Plan,
-    PlanContext, PlannedCommit, RateLedger, Rule, RuleId, SeriesState, Silence, Target,
+    first_counted, plan, Alert, AlertId, Clock, ComparisonMode, Condition, Decision, Observation,
+    Plan, PlanContext, PlannedCommit, RateLedger, Rule, RuleId, SeriesState, Silence, Target,
 };
 use modelwatch_core::detection::SeriesPoints;
 use modelwatch_core::{
@@ -63,11 +65,12 @@ const OBSERVED_PER_READ: usize = 64;
 
 /// What one observation of `rule` costs, in units of about a microsecond (measured with
 /// `cargo bench -p modelwatch-engine --bench evaluate`): a threshold sample is read and
-/// compared; a latest-value check runs the prediction interval over a day; a window
-/// check reads and fits a week of history for the long-run test.
+/// compared; a change-point sample is read and counted by the rule's detector (a few
+/// floating-point operations); a latest-value check runs the prediction interval over a
+/// day; a window check reads and fits a week of history for the long-run test.
 pub fn cost(rule: &Rule) -> usize {
     match &rule.condition {
-        Condition::Threshold { .. } => 1,
+        Condition::Threshold { .. } | Condition::ChangePoint(_) => 1,
         Condition::Degradation {
             comparison: ComparisonMode::Latest,
             ..
@@ -460,9 +463,9 @@ impl Engine {
             backlog: false,
         };
         let mut due: Vec<(usize, SeriesState, TimeRange)> = Vec::new();
-        let fresh_start = pass.now.saturating_sub(self.horizon);
         for (index, target) in targets.iter().enumerate() {
             let rule = &pass.rules[target.rule];
+            let fresh_start = first_counted(rule, pass.now, self.horizon);
             let state = states
                 .remove(&(rule.id.clone(), target.version.clone()))
                 .unwrap_or_default();

@@ -37,7 +37,8 @@ pub enum AlertingCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
-    /// Create a threshold (--threshold X --operator OP) or degradation (--degradation PCT) rule.
+    /// Create a threshold (--threshold X --operator OP), degradation (--degradation PCT) or
+    /// change-point (--change-point [--min-shift 5% --false-alarm-every 90d]) rule.
     CreateRule(Box<CreateRuleArgs>),
     /// List rules.
     ListRules {
@@ -118,6 +119,21 @@ pub struct CreateRuleArgs {
     /// 0.001 for a single value).
     #[arg(long)]
     pub alpha: Option<f64>,
+    /// Change-point rule: fire once per sustained shift of the metric's level, dated to
+    /// when it began (a causal CUSUM; see --min-shift and --false-alarm-every).
+    #[arg(long)]
+    pub change_point: bool,
+    /// Change-point rule: `worse` (default: shifts in the metric's bad direction) or `both`.
+    #[arg(long, value_name = "DIR")]
+    pub change_direction: Option<String>,
+    /// Change-point rule: the smallest shift worth knowing, `1.5sd` (in the series' noise,
+    /// the default unit; default 1sd) or `5%` (of its level).
+    #[arg(long, value_name = "SHIFT")]
+    pub min_shift: Option<String>,
+    /// Change-point rule: one false alarm on average per this many samples (default
+    /// 10000), or per this long with a unit (`90d`, `12h`, `2w`).
+    #[arg(long, value_name = "N|DURATION")]
+    pub false_alarm_every: Option<String>,
     /// low, medium, high or critical (default medium).
     #[arg(long)]
     pub severity: Option<String>,
@@ -296,7 +312,7 @@ async fn alerts(
     match command {
         AlertsCommand::CreateRule(args) => {
             check_channels(config, &args.channels)?;
-            let rule = engine.create_rule(rule_spec(*args), now).await?;
+            let rule = engine.create_rule(rule_spec(*args)?, now).await?;
             print_rules(&[rule], Shape::One, format)?;
         }
         AlertsCommand::ListRules { model } => {
@@ -440,8 +456,54 @@ async fn alerts(
     Ok(ExitCode::SUCCESS)
 }
 
-fn rule_spec(args: CreateRuleArgs) -> RuleSpec {
-    RuleSpec {
+/// `--min-shift`: `5%` → (Some(5), None), `1.5sd` or `1.5` → (None, Some(1.5)).
+fn min_shift(text: &str) -> Result<(Option<f64>, Option<f64>)> {
+    let text = text.trim();
+    let (number, percent) = match text.strip_suffix('%') {
+        Some(number) => (number, true),
+        None => (text.strip_suffix("sd").unwrap_or(text), false),
+    };
+    let value: f64 = number.trim().parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--min-shift {text:?}: give a number of noise sd (1.5sd) or a percentage (5%)"
+        )
+    })?;
+    Ok(if percent {
+        (Some(value), None)
+    } else {
+        (None, Some(value))
+    })
+}
+
+/// `--false-alarm-every`: a number of samples, or a duration in hours, days or weeks.
+fn false_alarm_every(text: &str) -> Result<(Option<i64>, Option<f64>)> {
+    let text = text.trim();
+    if let Ok(samples) = text.parse::<i64>() {
+        return Ok((Some(samples), None));
+    }
+    let hours_per_unit = [("h", 1.0), ("d", 24.0), ("w", 168.0)];
+    for (unit, hours) in hours_per_unit {
+        if let Some(number) = text.strip_suffix(unit) {
+            if let Ok(value) = number.trim().parse::<f64>() {
+                return Ok((None, Some(value * hours)));
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "--false-alarm-every {text:?}: give a number of samples (10000) or a duration (90d, 12h, 2w)"
+    ))
+}
+
+fn rule_spec(args: CreateRuleArgs) -> Result<RuleSpec> {
+    let (min_shift_percentage, min_shift_sd) = match &args.min_shift {
+        Some(text) => min_shift(text)?,
+        None => (None, None),
+    };
+    let (false_alarm_interval_samples, false_alarm_interval_hours) = match &args.false_alarm_every {
+        Some(text) => false_alarm_every(text)?,
+        None => (None, None),
+    };
+    Ok(RuleSpec {
         name: args.name,
         model: args.model,
         version: args.version,
@@ -461,10 +523,16 @@ fn rule_spec(args: CreateRuleArgs) -> RuleSpec {
         comparison_hours: args.comparison_hours,
         seasonal: args.seasonal,
         alpha: args.alpha,
+        condition_type: args.change_point.then(|| "change_point".to_owned()),
+        change_direction: args.change_direction,
+        min_shift_percentage,
+        min_shift_sd,
+        false_alarm_interval_samples,
+        false_alarm_interval_hours,
         for_evaluations: args.for_evaluations,
         clear_after_evaluations: args.clear_after,
         auto_resolve: Some(args.auto_resolve),
-    }
+    })
 }
 
 fn condition_text(rule: &Rule) -> String {
@@ -493,6 +561,25 @@ fn condition_text(rule: &Rule) -> String {
             };
             let level = alpha.map(|a| format!(", alpha {a}")).unwrap_or_default();
             format!("degraded > {max_degradation_percentage}% ({compared} vs {baseline}{level})")
+        }
+        Condition::ChangePoint(condition) => {
+            let shift = match (condition.min_shift_percentage, condition.min_shift_sd) {
+                (Some(p), _) => format!("{p}%"),
+                (None, Some(sd)) => format!("{sd}sd"),
+                (None, None) => "1sd".to_owned(),
+            };
+            let every = match (
+                condition.false_alarm_interval_samples,
+                condition.false_alarm_interval_hours,
+            ) {
+                (Some(n), _) => format!("{n} samples"),
+                (None, Some(hours)) => format!("{hours}h"),
+                (None, None) => "10000 samples".to_owned(),
+            };
+            format!(
+                "change point ≥ {shift} ({}), 1 false alarm / {every}",
+                condition.change_direction.as_str()
+            )
         }
     }
 }

@@ -64,6 +64,17 @@ impl AlertMessage {
                     change_percent: Some(change),
                 }
             }
+            Trigger::ChangePoint {
+                level_before,
+                level_after,
+                shift_percentage,
+                ..
+            } => Figures {
+                current: level_after,
+                reference: Some(level_before),
+                reference_label: "before the shift",
+                change_percent: shift_percentage,
+            },
             Trigger::Threshold {
                 threshold_value, ..
             } => {
@@ -133,6 +144,14 @@ impl AlertMessage {
                 test: Some(test), ..
             } => Evidence::Tested(test),
             Trigger::Degradation { test: None, .. } => Evidence::NotRecorded,
+            Trigger::ChangePoint {
+                change_started_at,
+                shift_sd,
+                ..
+            } => Evidence::ChangePoint {
+                started_at: *change_started_at,
+                shift_sd: *shift_sd,
+            },
         }
     }
 
@@ -140,7 +159,7 @@ impl AlertMessage {
     pub fn p_value(&self) -> Option<f64> {
         match self.evidence() {
             Evidence::Tested(test) => test.p_value,
-            Evidence::NotRecorded | Evidence::ThresholdRule => None,
+            Evidence::NotRecorded | Evidence::ThresholdRule | Evidence::ChangePoint { .. } => None,
         }
     }
 
@@ -156,6 +175,13 @@ impl AlertMessage {
             }
             Evidence::NotRecorded => "not recorded".into(),
             Evidence::ThresholdRule => "none (threshold rule)".into(),
+            Evidence::ChangePoint {
+                started_at,
+                shift_sd,
+            } => format!(
+                "none (change point: a shift of {shift_sd:+.1} sd that began {})",
+                started_at.to_rfc3339()
+            ),
         }
     }
 
@@ -166,6 +192,7 @@ impl AlertMessage {
             Evidence::Tested(test) => &test.method,
             Evidence::NotRecorded => "not recorded",
             Evidence::ThresholdRule => "threshold rule",
+            Evidence::ChangePoint { .. } => "change point",
         }
     }
 
@@ -173,7 +200,7 @@ impl AlertMessage {
     pub fn alpha(&self) -> Option<f64> {
         match self.evidence() {
             Evidence::Tested(test) => Some(test.alpha),
-            Evidence::NotRecorded | Evidence::ThresholdRule => None,
+            Evidence::NotRecorded | Evidence::ThresholdRule | Evidence::ChangePoint { .. } => None,
         }
     }
 }
@@ -187,6 +214,11 @@ pub enum Evidence<'a> {
     NotRecorded,
     /// A threshold rule compares a value with a line; no test applies.
     ThresholdRule,
+    /// A change-point rule: a sequential test found a shift that began at `started_at`.
+    ChangePoint {
+        started_at: modelwatch_core::Timestamp,
+        shift_sd: f64,
+    },
 }
 
 /// The numbers of an alert.
@@ -194,7 +226,8 @@ pub enum Evidence<'a> {
 pub struct Figures {
     pub current: f64,
     pub reference: Option<f64>,
-    /// "baseline" (degradation rules) or "threshold" (threshold rules).
+    /// "baseline" (degradation rules), "threshold" (threshold rules) or "before the
+    /// shift" (change-point rules).
     pub reference_label: &'static str,
     pub change_percent: Option<f64>,
 }

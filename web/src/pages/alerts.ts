@@ -19,9 +19,19 @@ const SILENCE_HEADERS = ["Matches", "From", "Until", "By", "Comment", ""];
  * The p-value and test cells of an alert. A degradation alert records the detector's
  * significance test when it fired (`trigger.test`); a threshold alert compares a value
  * with a line, so no test applies ("—"); a degradation alert stored before tests were
- * recorded has none to show. Worded as the notifications word them (notify's message.rs).
+ * recorded has none to show; a change-point alert shows when the shift began and its size.
+ * Worded as the notifications word them (notify's message.rs).
  */
 function evidence(trigger: any): HTMLElement[] {
+  if (trigger?.condition_type === "change_point") {
+    // A change-point alert says when the shift began and how large it is; its evidence is
+    // a sequential test's statistic crossing a line set by the false-alarm interval.
+    const why = "a change-point rule's CUSUM crossed the line its false-alarm interval sets: no p-value";
+    const pct = trigger.shift_percentage != null ? `${trigger.shift_percentage > 0 ? "+" : ""}${num(trigger.shift_percentage)} %, ` : "";
+    return [h("td", { class: "num p-value", title: why }, "—"),
+      h("td", { class: "test small" }, h("div", null, "change began ", time(trigger.change_started_at)),
+        h("div", { class: "muted" }, `shift ${num(trigger.shift)} (${pct}${num(trigger.shift_sd)} sd)`))];
+  }
   if (trigger?.condition_type !== "degradation") {
     const why = "a threshold rule compares a value with a line: no statistical test";
     return [h("td", { class: "num p-value", title: why }, "—"), h("td", { class: "test", title: why }, "—")];

@@ -1,4 +1,4 @@
-// Rules: list, create (threshold or degradation, with anti-flap options), edit,
+// Rules: list, create (threshold, degradation or change point, with anti-flap options), edit,
 // enable/disable and delete, and a backtest preview drawn on the metric's chart before
 // saving (POST /rules/backtest runs the same state machine over stored data).
 import { api, list, enc, seriesPath, columns, ranges, type Series } from "../api";
@@ -71,7 +71,13 @@ export function rulesPage(main: HTMLElement): () => void {
       model: h("input", { name: "model", required: true, list: "models-list", value: rule?.model ?? "" }),
       version: h("input", { name: "version", placeholder: "all versions", value: rule?.version ?? "" }),
       metric: h("input", { name: "metric", required: true, list: "metrics-list", value: rule?.metric ?? "accuracy" }),
-      kind: h("select", { name: "kind" }, h("option", { value: "threshold" }, "threshold"), h("option", { value: "degradation", selected: rule?.condition_type === "degradation" }, "degradation")),
+      kind: h("select", { name: "kind" }, h("option", { value: "threshold" }, "threshold"), h("option", { value: "degradation", selected: rule?.condition_type === "degradation" }, "degradation"),
+        h("option", { value: "change_point", selected: rule?.condition_type === "change_point" }, "change point")),
+      changeDirection: h("select", { name: "change_direction" }, h("option", { value: "worse" }, "worse only"), h("option", { value: "both", selected: rule?.change_direction === "both" }, "either way")),
+      minShift: h("input", { name: "min_shift", type: "number", step: "any", min: 0, value: rule?.min_shift_percentage ?? rule?.min_shift_sd ?? 1 }),
+      minShiftUnit: h("select", { name: "min_shift_unit" }, h("option", { value: "sd" }, "noise sd"), h("option", { value: "percent", selected: rule?.min_shift_percentage != null }, "%")),
+      falseAlarm: h("input", { name: "false_alarm", type: "number", step: "any", min: 0, value: rule?.false_alarm_interval_hours ?? rule?.false_alarm_interval_samples ?? 10000 }),
+      falseAlarmUnit: h("select", { name: "false_alarm_unit" }, h("option", { value: "samples" }, "samples"), h("option", { value: "hours", selected: rule?.false_alarm_interval_hours != null }, "hours")),
       operator: h("select", { name: "operator" }, ...OPERATORS.map((o) => h("option", { value: o, selected: (rule?.comparison_operator ?? "lt") === o }, o))),
       threshold: h("input", { name: "threshold", type: "number", step: "any", value: rule?.threshold_value ?? "" }),
       clearThreshold: h("input", { name: "clear_threshold", type: "number", step: "any", value: rule?.clear_threshold ?? "" }),
@@ -87,7 +93,16 @@ export function rulesPage(main: HTMLElement): () => void {
     };
     const thresholdBox = h("fieldset", null, h("legend", null, "Threshold"), field("Fires when the value is", f.operator), field("Threshold", f.threshold), field("Clears past (optional)", f.clearThreshold, "hysteresis"));
     const degradationBox = h("fieldset", null, h("legend", null, "Degradation"), field("Worse than (%)", f.maxPct), field("Baseline window (hours)", f.baselineHours), field("Clears at or under (%, optional)", f.clearPct));
-    const showKind = () => { thresholdBox.hidden = f.kind.value !== "threshold"; degradationBox.hidden = f.kind.value !== "degradation"; };
+    const changePointBox = h("fieldset", null, h("legend", null, "Change point"),
+      field("Shifts that count", f.changeDirection, "worse: in the metric's bad direction"),
+      field("Smallest shift worth knowing", h("span", { class: "pair" }, f.minShift, f.minShiftUnit), "in the series' own noise or in % of its level"),
+      field("One false alarm every", h("span", { class: "pair" }, f.falseAlarm, f.falseAlarmUnit), "on average, on a series without changes"));
+    const showKind = () => {
+      thresholdBox.hidden = f.kind.value !== "threshold"; degradationBox.hidden = f.kind.value !== "degradation"; changePointBox.hidden = f.kind.value !== "change_point";
+      // A change-point rule fires at the sample that completes the evidence: never later.
+      f.forEvals.disabled = f.kind.value === "change_point";
+      if (f.kind.value === "change_point") f.forEvals.value = "1";
+    };
     f.kind.addEventListener("change", showKind);
     showKind();
     const chartBox = h("div", { class: "chart" });
@@ -104,6 +119,11 @@ export function rulesPage(main: HTMLElement): () => void {
       if (f.kind.value === "threshold") {
         s.comparison_operator = f.operator.value; s.threshold_value = Number(f.threshold.value);
         if (f.clearThreshold.value !== "") s.clear_threshold = Number(f.clearThreshold.value);
+      } else if (f.kind.value === "change_point") {
+        s.condition_type = "change_point"; s.change_direction = f.changeDirection.value; s.for_evaluations = 1;
+        if (f.minShiftUnit.value === "percent") s.min_shift_percentage = Number(f.minShift.value); else s.min_shift_sd = Number(f.minShift.value);
+        if (f.falseAlarmUnit.value === "hours") s.false_alarm_interval_hours = Number(f.falseAlarm.value);
+        else s.false_alarm_interval_samples = Math.round(Number(f.falseAlarm.value));
       } else {
         s.max_degradation_percentage = Number(f.maxPct.value); s.baseline_window_hours = Number(f.baselineHours.value);
         if (f.clearPct.value !== "") s.clear_percentage = Number(f.clearPct.value);
@@ -143,7 +163,7 @@ export function rulesPage(main: HTMLElement): () => void {
     const form = h("form", { class: "rule-form", novalidate: false },
       h("div", { class: "fields" }, field("Name", f.name), field("Model", f.model), field("Version", f.version, "empty: every version"), field("Metric", f.metric),
         field("Kind", f.kind), field("Severity", f.severity)),
-      thresholdBox, degradationBox,
+      thresholdBox, degradationBox, changePointBox,
       h("fieldset", null, h("legend", null, "Anti-flap"), field("Breaching evaluations before firing", f.forEvals), field("Clear evaluations before clearing", f.clearEvals),
         field("Cooldown (minutes)", f.cooldown), h("label", { class: "check" }, f.autoResolve, " resolve automatically once clear"), h("label", { class: "check" }, f.enabled, " enabled")),
       formError,
@@ -179,6 +199,11 @@ export function rulesPage(main: HTMLElement): () => void {
 }
 
 function describe(rule: any): string {
+  if (rule.condition_type === "change_point") {
+    const shift = rule.min_shift_percentage != null ? `${num(rule.min_shift_percentage)} %` : `${num(rule.min_shift_sd)} sd`;
+    const every = rule.false_alarm_interval_hours != null ? `${num(rule.false_alarm_interval_hours)} h` : `${num(rule.false_alarm_interval_samples)} samples`;
+    return `level shift ≥ ${shift} ${rule.change_direction === "both" ? "either way" : "for the worse"}, a false alarm per ${every}`;
+  }
   if (rule.condition_type === "degradation" || rule.max_degradation_percentage != null) {
     return `worse than ${rule.max_degradation_percentage} % vs the last ${rule.baseline_window_hours} h${rule.clear_percentage != null ? `, clears ≤ ${rule.clear_percentage} %` : ""}`;
   }

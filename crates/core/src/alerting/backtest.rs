@@ -33,6 +33,9 @@ pub enum BacktestEventKind {
     HeldByCooldown {
         until: Timestamp,
     },
+    /// A change-point rule's detector found another shift while its alert was open: the
+    /// alert is updated, nobody is paged again.
+    Shifted,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +44,9 @@ pub struct BacktestEvent {
     /// Which would-be alert, numbered from 1 in the order they fire.
     pub alert_number: u32,
     pub value: Option<f64>,
+    /// For a change-point rule's firing or shift: when the shift began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_started_at: Option<Timestamp>,
     #[serde(flatten)]
     pub kind: BacktestEventKind,
 }
@@ -116,6 +122,7 @@ pub fn backtest(
                 reported_cooldown = Some(*until);
                 Some(BacktestEventKind::HeldByCooldown { until: *until })
             }
+            Decision::Updated { .. } if step.change.is_some() => Some(BacktestEventKind::Shifted),
             _ => None,
         };
         if let Some(kind) = kind {
@@ -123,6 +130,7 @@ pub fn backtest(
                 at: step.at,
                 alert_number: alerts_fired,
                 value: step.value,
+                change_started_at: step.change.map(|c| c.started_at),
                 kind,
             });
         }

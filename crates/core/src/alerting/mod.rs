@@ -28,6 +28,9 @@ pub mod summary;
 #[cfg(test)]
 mod scenarios;
 
+#[cfg(test)]
+mod change_point_tests;
+
 pub use alert::{Alert, AlertStatus, AlertTransition, Trigger, SYSTEM_ACTOR};
 pub use backtest::{backtest, Backtest, BacktestEvent, BacktestEventKind};
 pub use condition::{
@@ -38,12 +41,12 @@ pub use lifecycle::{acknowledge, resolve, LifecycleError};
 pub use limits::{AlertConfig, HoldReason, NotifyDecision, NotifyReason, RateCounts, RateLedger};
 pub use outbox::{NotificationEvent, OutboxEntry};
 pub use pass::{
-    plan, Clock, InMemory, Plan, PlanContext, PlannedAlert, PlannedCommit, PlannedStep, Target,
-    PAGING_HORIZON,
+    first_counted, plan, Clock, InMemory, Plan, PlanContext, PlannedAlert, PlannedCommit,
+    PlannedStep, Target, CHANGE_POINT_WARM_UP, PAGING_HORIZON,
 };
 pub use rule::{
-    AntiFlap, ChangeDirection, ChangePointCondition, ComparisonMode, ComparisonOperator,
-    Condition, ConditionKind, Rule, RulePatch, RuleSpec, Severity,
+    AntiFlap, ChangeDirection, ChangePointCondition, ComparisonMode, ComparisonOperator, Condition,
+    ConditionKind, Rule, RulePatch, RuleSpec, Severity,
 };
 pub use silence::{muting_silence, Silence, SilenceSpec};
 pub use state::{

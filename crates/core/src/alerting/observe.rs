@@ -20,6 +20,9 @@
 //! every 2 minutes or more often, a 2-hour window (with the long-run test once a week of
 //! history is there); every 20 minutes or more often, a 6-hour window; sparser series,
 //! the latest value. Its cadence is 10 minutes whatever it picks.
+//!
+//! A change-point rule observes every sample with its metric's direction: its detector,
+//! kept in the rule's state, counts it during evaluation.
 
 use std::time::Duration;
 
@@ -252,6 +255,13 @@ pub fn observe(
     base: &DetectionOptions,
     detector: &mut Detector,
 ) -> Observation {
+    if let Condition::ChangePoint(_) = &rule.condition {
+        return Observation::Sample {
+            at: sample.timestamp,
+            value: sample.value,
+            direction: series.definition.direction,
+        };
+    }
     match check_of_sample(rule, version, series, sample, base, detector) {
         Some(result) => reading(result, sample.timestamp),
         None => Observation::Value {

@@ -34,6 +34,7 @@ use super::outbox::{self, OutboxEntry};
 use super::rule::Rule;
 use super::silence::Silence;
 use super::state::{evaluate, AlertWrite, Decision, EvaluationContext, SeriesState};
+use crate::detection::changepoint::Change;
 use crate::sample::Version;
 use crate::time::Timestamp;
 
@@ -41,6 +42,22 @@ use crate::time::Timestamp;
 /// observations are all older is recorded as a past breach, not paged: a server that was
 /// down overnight still pages for the night, an import of last year does not.
 pub const PAGING_HORIZON: Duration = Duration::from_secs(24 * 3600);
+
+/// How far back a change-point rule evaluated for the first time starts counting: 30
+/// days, so its detector learns the series' level and noise from history (30 samples of
+/// a daily metric, a month of a per-minute one) instead of paging blind for its first
+/// samples. What it would have fired for before the paging horizon is recorded, not
+/// paged, as for any rule.
+pub const CHANGE_POINT_WARM_UP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Where a rule × version evaluated for the first time at `now` starts counting.
+pub fn first_counted(rule: &Rule, now: Timestamp, horizon: Duration) -> Timestamp {
+    let back = match rule.condition {
+        super::rule::Condition::ChangePoint(_) => horizon.max(CHANGE_POINT_WARM_UP),
+        _ => horizon,
+    };
+    now.saturating_sub(back)
+}
 
 /// When observations are evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +121,8 @@ pub struct PlannedStep {
     /// The condition's value, when the observation had one.
     pub value: Option<f64>,
     pub decision: Decision,
+    /// The shift a change-point rule's detector reported at this sample, watched or not.
+    pub change: Option<Change>,
 }
 
 /// An alert to write: insert when `previous` is `None`, else replace `previous`.
@@ -187,11 +206,19 @@ pub fn plan(
             evaluation.state.last_observed_at = Some(at);
             evaluation.state.revision = state.revision.wrapping_add(1);
         }
+        let change = evaluation
+            .state
+            .detail
+            .change_point
+            .as_ref()
+            .and_then(|detector| detector.last_change)
+            .filter(|change| change.detected_at == at && state.last_observed_at < Some(at));
         steps.push(PlannedStep {
             at,
             evaluated_at: now,
-            value: observation.condition_value(),
+            value: change.map_or_else(|| observation.condition_value(), |c| Some(c.shift_sd)),
             decision: evaluation.decision.clone(),
+            change,
         });
         if evaluation.state == state && evaluation.alert.is_none() {
             continue;

@@ -718,7 +718,10 @@ impl RuleSpec {
                         "give min_shift_percentage or min_shift_sd, not both",
                     ))
                 }
-                (Some(p), None) => (Some(in_range("min_shift_percentage", p, 0.01, 1000.0)?), None),
+                (Some(p), None) => (
+                    Some(in_range("min_shift_percentage", p, 0.01, 1000.0)?),
+                    None,
+                ),
                 (None, Some(sd)) => (None, Some(in_range("min_shift_sd", sd, 0.05, 20.0)?)),
                 (None, None) => (None, Some(DEFAULT_MIN_SHIFT_SD)),
             };

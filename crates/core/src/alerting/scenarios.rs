@@ -1163,7 +1163,7 @@ fn backtest_agrees_with_live_evaluation() {
                 BacktestEventKind::Fired { .. } => Some((e.at, "fired")),
                 BacktestEventKind::AutoResolved => Some((e.at, "resolved")),
                 BacktestEventKind::ConditionCleared => Some((e.at, "cleared")),
-                BacktestEventKind::HeldByCooldown { .. } => None,
+                BacktestEventKind::HeldByCooldown { .. } | BacktestEventKind::Shifted => None,
             })
             .collect();
         assert!(

@@ -403,8 +403,8 @@ fn step_change_point(
         change,
         watched: change.is_some_and(|c| settings.sides.watches(c.upward)),
         shifted: detector
-            .last_change_upward
-            .is_some_and(|upward| settings.sides.watches(upward)),
+            .last_change
+            .is_some_and(|last| settings.sides.watches(last.upward)),
     };
     (Some(Observation::ChangePoint(reading)), Some(detector))
 }

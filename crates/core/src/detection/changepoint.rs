@@ -212,9 +212,9 @@ pub struct ChangePointState {
     pub lag_product: f64,
     pub up: Cusum,
     pub down: Cusum,
-    /// The direction of the last shift reported (`true`: up), until the next one.
+    /// The last shift reported, until the next one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_change_upward: Option<bool>,
+    pub last_change: Option<Change>,
 }
 
 /// A detected shift.
@@ -419,7 +419,7 @@ impl ChangePointState {
             noise_sd: scale,
         };
         self.rearm(level_after, samples, tuning);
-        self.last_change_upward = Some(upward);
+        self.last_change = Some(change);
         Some(change)
     }
 
