@@ -881,6 +881,119 @@ async fn degradation_backtest_agrees_with_live_evaluation(backend: Backend) {
     live_and_backtest_agree(&env, &values).await;
 }
 
+/// Accuracy around 0.9 with deterministic noise of sd 0.01, 0.03 lower from minute 300.
+fn shifted_accuracy(count: usize) -> Vec<f64> {
+    let mut state = 7u64;
+    (0..count)
+        .map(|i| {
+            let mut uniform = || {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+            };
+            let (u1, u2) = (uniform(), uniform());
+            let noise = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            0.9 + 0.01 * noise - if i >= 300 { 0.03 } else { 0.0 }
+        })
+        .collect()
+}
+
+fn change_point_spec() -> RuleSpec {
+    RuleSpec {
+        name: "accuracy shift".into(),
+        model: "fraud".into(),
+        metric: "accuracy".into(),
+        condition_type: Some("change_point".into()),
+        notify_channels: Some(vec!["ops".into()]),
+        ..RuleSpec::default()
+    }
+}
+
+/// The alert's change-point trigger: when the shift began and its size in noise units.
+fn change_of(alert: &modelwatch_core::alerting::Alert) -> (Timestamp, f64) {
+    match alert.trigger {
+        Trigger::ChangePoint {
+            change_started_at,
+            shift_sd,
+            ..
+        } => (change_started_at, shift_sd),
+        ref other => panic!("{other:?}"),
+    }
+}
+
+async fn change_point_rule_fires_live_where_the_backtest_says(backend: Backend) {
+    let env = Env::new(backend).await;
+    env.engine
+        .create_rule(change_point_spec(), at(0))
+        .await
+        .unwrap();
+    let values = shifted_accuracy(400);
+    live_and_backtest_agree(&env, &values).await;
+    let alerts = env.alerts().await;
+    let [alert] = &alerts[..] else {
+        panic!("{alerts:#?}")
+    };
+    assert_eq!(alert.first_seen, at(304));
+    let (started, shift_sd) = change_of(alert);
+    assert_eq!(started, at(300));
+    assert!((shift_sd + 3.0).abs() < 1.0, "{shift_sd}");
+    assert_eq!(env.firing_notifications().await, 1);
+    // The detector's state is stored with the rule's state.
+    let state = &env.stores.alerts.states(None).await.unwrap()[0].state;
+    let detector = state.detail.change_point.as_ref().unwrap();
+    assert_eq!(detector.last_at, Some(at(399)));
+}
+
+/// The durable backends: the detector's state goes through the database. Minutes are
+/// evaluated by two servers in turn (each its own connection), then by a third after a
+/// restart; the alert is the one a single evaluator and the backtest give.
+async fn change_point_state_survives_restarts_and_moves_between_servers(backend: Backend) {
+    let env = Env::new(backend).await;
+    let rule = env
+        .engine
+        .create_rule(change_point_spec(), at(0))
+        .await
+        .unwrap();
+    let other = env.database.open().await;
+    let second = Engine::new(&other, AlertConfig::default())
+        .with_ids(Arc::new(SequentialIds::after(1_000)));
+    let values = shifted_accuracy(400);
+    for (minute, value) in values.iter().enumerate().take(301) {
+        env.record("v1", "accuracy", *value, minute as i64).await;
+        let engine = if minute % 2 == 0 { &env.engine } else { &second };
+        engine.evaluate_all(at(minute as i64)).await.unwrap();
+    }
+    other.close().await.unwrap();
+    // A restart mid-change: a new connection, a new engine.
+    let restarted = env.database.open().await;
+    let third = Engine::new(&restarted, AlertConfig::default())
+        .with_ids(Arc::new(SequentialIds::after(2_000)));
+    for (minute, value) in values.iter().enumerate().skip(301) {
+        env.record("v1", "accuracy", *value, minute as i64).await;
+        third.evaluate_all(at(minute as i64)).await.unwrap();
+    }
+    let alerts = env.alerts().await;
+    let [alert] = &alerts[..] else {
+        panic!("{alerts:#?}")
+    };
+    assert_eq!(alert.first_seen, at(304));
+    assert_eq!(change_of(alert).0, at(300));
+    let replay = env
+        .engine
+        .backtest(&rule.id, TimeRange::new(at(0), at(400)))
+        .await
+        .unwrap();
+    let fired: Vec<_> = replay.versions[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, BacktestEventKind::Fired { .. }))
+        .map(|e| (e.at, e.change_started_at))
+        .collect();
+    assert_eq!(fired, [(at(304), Some(at(300)))]);
+    restarted.close().await.unwrap();
+}
+
 /// Samples of v1's accuracy at `minutes`, `value(minute)` each, written in one batch.
 async fn import(env: &Env, minutes: std::ops::Range<i64>, value: impl Fn(i64) -> f64) {
     let key = SeriesKey::parse("fraud", "v1", "accuracy").unwrap();
@@ -1104,6 +1217,7 @@ macro_rules! alerting_suite {
             engine_round_trips_a_whole_lifecycle,
             an_imported_day_fires_now_where_the_backtest_says,
             a_backlog_pages_only_inside_the_horizon_and_records_the_rest,
+            change_point_rule_fires_live_where_the_backtest_says,
             $($extra,)*
         );
     };
@@ -1116,13 +1230,15 @@ mod memory {
 mod sqlite {
     alerting_suite!(
         super::Backend::Sqlite,
-        two_processes_on_one_database_create_no_duplicate_alert
+        two_processes_on_one_database_create_no_duplicate_alert,
+        change_point_state_survives_restarts_and_moves_between_servers
     );
 }
 
 mod postgres {
     alerting_suite!(
         super::Backend::Postgres,
-        two_processes_on_one_database_create_no_duplicate_alert
+        two_processes_on_one_database_create_no_duplicate_alert,
+        change_point_state_survives_restarts_and_moves_between_servers
     );
 }
