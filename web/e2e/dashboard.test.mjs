@@ -432,6 +432,37 @@ for (const browserName of selectedBrowsers()) {
       await shot("rules-created");
     });
 
+    test("a change-point rule is created from the form with its own settings", async () => {
+      await go("#/rules");
+      await page.waitForSelector("form.rule-form");
+      const name = `e2e accuracy shift (${browserName})`;
+      await page.locator("input[name=name]").fill(name);
+      await page.locator("input[name=model]").fill("fraud_detector");
+      await page.locator("input[name=version]").fill("v2.1");
+      await page.locator("input[name=metric]").fill("accuracy");
+      await page.select("select[name=kind]", "change_point");
+      // The change-point settings show, the threshold's hide, and a change-point rule
+      // fires at the sample that completes the evidence: "for" is 1 and fixed.
+      await page.waitForFunction(() => document.querySelector("input[name=min_shift]")?.offsetParent !== null
+        && document.querySelector("input[name=threshold]")?.offsetParent === null
+        && document.querySelector("input[name=for]")?.disabled);
+      await page.locator("input[name=min_shift]").fill("2");
+      await page.select("select[name=min_shift_unit]", "percent");
+      await page.locator("input[name=false_alarm]").fill("2000");
+      await clickButton("form.rule-form", "Preview (backtest)");
+      await page.waitForFunction(() => /would have fired \d+ times?/.test(document.querySelector("form.rule-form p[role=status]")?.textContent ?? ""));
+      await shot("rules-change-point-preview");
+      await clickButton("form.rule-form", "Create rule");
+      await page.waitForFunction((text) => document.querySelector("main [role=status]")?.textContent.includes(text), {}, `Created ${name}`);
+      const rule = list(await json(`${server.url}/api/v1/rules`), "rules").find((r) => r.name === name);
+      assert.ok(rule, "the rule was created");
+      assert.equal(rule.condition_type, "change_point");
+      assert.equal(rule.min_shift_percentage, 2);
+      assert.equal(rule.false_alarm_interval_samples, 2000);
+      assert.equal(rule.for_evaluations, 1);
+      await page.waitForFunction((text) => [...document.querySelectorAll("tbody tr[data-rule]")].some((tr) => tr.textContent.includes(text)), {}, "level shift ≥ 2 %");
+    });
+
     test("a one-minute spike inside a bucket shows in the min–max band and the legend", async () => {
       // Three days back, between the demo's five-minute samples: three samples over one
       // minute, far above latency's usual ~42 ms. Over 7 days the chart has buckets of

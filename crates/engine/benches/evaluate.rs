@@ -15,7 +15,9 @@
 //! `MODELWATCH_BENCH_RULES=degradation` makes every rule a degradation rule created as a
 //! user would (`--degradation 5`: `comparison: auto`, here a 2-hour window with the
 //! long-run test), `=latest` one comparing each new value with the 24 h before it
-//! (`comparison: latest`), instead of a threshold.
+//! (`comparison: latest`), `=change_point` a change-point rule (its detector, kept in the
+//! rule's state, counts every sample; the first passes learn each series from its history),
+//! instead of a threshold.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -80,6 +82,7 @@ fn main() {
     let kind = std::env::var("MODELWATCH_BENCH_RULES").unwrap_or_else(|_| "threshold".into());
     let degradation = kind == "degradation" || kind == "latest";
     let latest = kind == "latest";
+    let change_point = kind == "change_point";
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -123,7 +126,12 @@ fn main() {
             let engine = engine.clone();
             let (model, version) = series_name(s);
             tasks.push(tokio::spawn(async move {
-                let condition = if degradation {
+                let condition = if change_point {
+                    RuleSpec {
+                        condition_type: Some("change_point".into()),
+                        ..RuleSpec::default()
+                    }
+                } else if degradation {
                     RuleSpec {
                         max_degradation_percentage: Some(5.0),
                         comparison: latest.then(|| "latest".to_owned()),

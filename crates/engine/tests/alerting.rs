@@ -956,12 +956,16 @@ async fn change_point_state_survives_restarts_and_moves_between_servers(backend:
         .await
         .unwrap();
     let other = env.database.open().await;
-    let second = Engine::new(&other, AlertConfig::default())
-        .with_ids(Arc::new(SequentialIds::after(1_000)));
+    let second =
+        Engine::new(&other, AlertConfig::default()).with_ids(Arc::new(SequentialIds::after(1_000)));
     let values = shifted_accuracy(400);
     for (minute, value) in values.iter().enumerate().take(301) {
         env.record("v1", "accuracy", *value, minute as i64).await;
-        let engine = if minute % 2 == 0 { &env.engine } else { &second };
+        let engine = if minute % 2 == 0 {
+            &env.engine
+        } else {
+            &second
+        };
         engine.evaluate_all(at(minute as i64)).await.unwrap();
     }
     other.close().await.unwrap();

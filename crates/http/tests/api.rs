@@ -940,6 +940,75 @@ async fn rules_alerts_and_silences_through_their_lifecycle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_point_rules_are_created_refused_naming_the_field_and_backtested() {
+    let app = spawn_app().await;
+    let rule = json!({"name": "Accuracy shift", "model": "fraud", "metric": "accuracy",
+        "condition_type": "change_point", "min_shift_percentage": 2.0,
+        "false_alarm_interval_samples": 5000});
+    let reply = app.call(Method::POST, RULES, RULES, Some(rule)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["condition_type"], "change_point");
+    assert_eq!(reply.body["change_direction"], "worse");
+    assert_eq!(reply.body["min_shift_percentage"], 2.0);
+    assert_eq!(reply.body["for_evaluations"], 1);
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+    for (body, field) in [
+        (
+            json!({"name": "x", "model": "fraud", "metric": "accuracy", "condition_type": "change_point", "min_shift_sd": 0}),
+            "min_shift_sd",
+        ),
+        (
+            json!({"name": "x", "model": "fraud", "metric": "accuracy", "change_direction": "up"}),
+            "change_direction",
+        ),
+        (
+            json!({"name": "x", "model": "fraud", "metric": "accuracy", "min_shift_sd": 1, "for_evaluations": 2}),
+            "for_evaluations",
+        ),
+    ] {
+        let reply = app.call(Method::POST, RULES, RULES, Some(body)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert_eq!(reply.body["error"]["field"], field, "{}", reply.body);
+    }
+    // Two hours a minute apart, 3 points lower from minute 90; the backtest dates the
+    // shift at its first sample.
+    let start = NOW_MS - 3 * 3_600_000;
+    let batch: Vec<Value> = (0..120)
+        .map(|i| {
+            let wiggle = [0.004, -0.003, 0.001, -0.002, 0.0, 0.003, -0.004][i % 7];
+            let value = if i >= 90 { 0.87 } else { 0.90 } + wiggle;
+            sample("accuracy", value, start + i as i64 * 60_000)
+        })
+        .collect();
+    let reply = app
+        .call(
+            Method::POST,
+            METRICS,
+            METRICS,
+            Some(json!({"samples": batch})),
+        )
+        .await;
+    assert_eq!(reply.body["accepted"], 120, "{}", reply.body);
+    let reply = app
+        .call(
+            Method::POST,
+            "/api/v1/rules/{id}/backtest",
+            &format!("/api/v1/rules/{id}/backtest?from=0"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let events = reply.body["versions"][0]["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(events.len(), 1, "{}", reply.body);
+    assert_eq!(events[0]["event"], "fired");
+    let began = Timestamp::from_millis(start + 90 * 60_000).unwrap();
+    assert_eq!(events[0]["change_started_at"], began.to_rfc3339());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evaluate_runs_a_version_s_rules_now_and_then_finds_nothing_new() {
     const EVALUATE: &str = "/api/v1/models/{model}/versions/{version}/evaluate";
     let app = spawn_app().await;

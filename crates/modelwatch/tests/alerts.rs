@@ -427,6 +427,102 @@ fn backtest_reports_when_the_rule_would_have_fired_without_creating_alerts(backe
     assert!(error.contains("must be after"), "{error}");
 }
 
+fn change_point_rules_are_created_listed_evaluated_and_backtested(backend: Backend) {
+    let env = Env::new(backend);
+    // Refusals name the flag's field.
+    let error = env.fails(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "shift",
+        "--change-point",
+        "--min-shift",
+        "5%",
+        "--for",
+        "3",
+    ]);
+    assert!(error.contains("for_evaluations"), "{error}");
+    let error = env.fails(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "shift",
+        "--change-point",
+        "--min-shift",
+        "a lot",
+    ]);
+    assert!(error.contains("--min-shift"), "{error}");
+    let rule = env.json(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "shift",
+        "--change-point",
+        "--min-shift",
+        "1.5sd",
+        "--false-alarm-every",
+        "90d",
+        "--channels",
+        "ops",
+    ]);
+    assert_eq!(rule["condition_type"], "change_point");
+    assert_eq!(rule["change_direction"], "worse");
+    assert_eq!(rule["min_shift_sd"], 1.5);
+    assert_eq!(rule["false_alarm_interval_hours"], 2160.0);
+    assert_eq!(rule["for_evaluations"], 1);
+    let id = rule["id"].as_str().unwrap().to_owned();
+    let rules = env.json(&["alerts", "list-rules"]);
+    assert_eq!(rules.as_array().unwrap().len(), 1);
+    // Four hours of accuracy at one sample a minute, 3 points lower for the last hour.
+    let csv = env.dir.path().join("samples.csv");
+    let mut text = String::from("model,version,metric,value,timestamp\n");
+    let mut shift_began = String::new();
+    for minute in (1..=240).rev() {
+        let wiggle = [0.004, -0.003, 0.001, -0.002, 0.0, 0.003, -0.004][minute as usize % 7];
+        let value = if minute <= 60 { 0.87 } else { 0.90 } + wiggle;
+        let at = minutes_ago(minute);
+        if minute == 60 {
+            shift_began = events_time(&at);
+        }
+        text.push_str(&format!("fraud_detector,v1,accuracy,{value},{at}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    env.json(&["metrics", "import", csv.to_str().unwrap()]);
+    let report = env.json(&["alerts", "backtest", &id, "--from", &minutes_ago(300)]);
+    let events = report["versions"][0]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["event"], "fired");
+    // The shift began at the first sample of the last hour.
+    assert_eq!(events[0]["change_started_at"], shift_began.as_str());
+    // Live evaluation counts the imported samples and fires now, as the backtest says.
+    env.json(&["evaluate"]);
+    let alerts = env.json(&["alerts", "list"]);
+    let alert = &alerts.as_array().unwrap()[0];
+    assert_eq!(alert["trigger"]["condition_type"], "change_point");
+    assert_eq!(
+        alert["trigger"]["change_started_at"],
+        events[0]["change_started_at"]
+    );
+    assert!(
+        alert["message"].as_str().unwrap().contains("shifted down"),
+        "{alert}"
+    );
+}
+
+/// A millisecond timestamp as the JSON output writes times (RFC 3339).
+fn events_time(millis: &str) -> String {
+    let millis: i64 = millis.parse().unwrap();
+    modelwatch::core::Timestamp::from_millis(millis)
+        .unwrap()
+        .to_rfc3339()
+}
+
 /// One `#[test]` per case and backend.
 macro_rules! on_every_backend {
     ($($case:ident),* $(,)?) => {
@@ -446,4 +542,5 @@ on_every_backend!(
     silences_mute_then_expire,
     rules_are_shown_updated_disabled_enabled_and_deleted,
     backtest_reports_when_the_rule_would_have_fired_without_creating_alerts,
+    change_point_rules_are_created_listed_evaluated_and_backtested,
 );

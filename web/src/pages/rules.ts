@@ -10,7 +10,7 @@ import type uPlot from "uplot";
 const OPERATORS = ["lt", "lte", "gt", "gte", "eq"];
 const HEADERS = ["Name", "Applies to", "Condition", "Severity", "Anti-flap", "Enabled", "Actions"];
 /** How the preview's markers name the backtest's events. */
-const PREVIEW_EVENTS: Record<string, string> = { fired: "would fire", auto_resolved: "would resolve itself", condition_cleared: "condition would clear" };
+const PREVIEW_EVENTS: Record<string, string> = { fired: "would fire", auto_resolved: "would resolve itself", condition_cleared: "condition would clear", shifted: "another shift (alert updated)" };
 const METRICS = ["accuracy", "precision", "recall", "f1_score", "auc_roc", "auc_pr", "mae", "mse", "rmse", "r2_score", "mape", "latency", "throughput", "error_rate"];
 
 export function rulesPage(main: HTMLElement): () => void {
@@ -144,8 +144,8 @@ export function rulesPage(main: HTMLElement): () => void {
           api(`/rules/backtest?from=${from}&to=${to}`, { method: "POST", json: { ...s, version } }),
         ]);
         const events: any[] = (report?.versions ?? []).find((v: any) => v.version === version)?.events ?? [];
-        const markers: Marker[] = events.filter((e) => e.event === "fired" || e.event === "auto_resolved" || e.event === "condition_cleared")
-          .map((e) => ({ at: Date.parse(e.at) / 1000, kind: e.event === "fired" ? "fired" : "resolved", label: PREVIEW_EVENTS[e.event], severity: e.event === "fired" ? s.severity : undefined }));
+        const markers: Marker[] = events.filter((e) => PREVIEW_EVENTS[e.event] !== undefined)
+          .map((e) => ({ at: Date.parse(e.at) / 1000, kind: e.event === "fired" || e.event === "shifted" ? "fired" : "resolved", label: PREVIEW_EVENTS[e.event], severity: e.event === "fired" || e.event === "shifted" ? s.severity : undefined }));
         const fired = events.filter((e) => e.event === "fired").length;
         if (preview) destroyChart(preview);
         clear(chartBox);
