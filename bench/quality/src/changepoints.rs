@@ -3,7 +3,9 @@
 //! causal methods that chose the detector (`crates/core/src/detection/changepoint.rs`).
 //!
 //! Every method runs causally, sample by sample, and reports alarms as (row of the alarm,
-//! row where it says the change began). The survey's methods share the production
+//! row where it says the change began). The production detector with its default
+//! constants runs as a change-point **rule** through the alerting core's replay (the
+//! backtest, which live evaluation shares), so its rows are what the alert path does. The survey's methods share the production
 //! detector's robust learning and noise tracking so that only the statistic differs:
 //! - `cusum`: the production detector (Huberised two-sided CUSUM, adaptive reference);
 //! - `page_hinkley`: the same CUSUM around the running mean since the last alarm
@@ -76,7 +78,86 @@ pub fn run(method: &Method, points: &[Point], sides: Sides) -> Vec<Alarm> {
     }
 }
 
+/// The production detector as a user gets it: a change-point rule with these settings,
+/// replayed by the alerting core's one replay (`observations` then `backtest`, as `alerts
+/// backtest` and live evaluation run it); its alarms are the samples where it fires or
+/// folds another shift into its open alert.
+fn rule_alarms(points: &[Point], settings: &ChangePointSettings) -> Vec<Alarm> {
+    use modelwatch_core::alerting::observe::{observations, SeriesPoints};
+    use modelwatch_core::alerting::{
+        backtest, BacktestEventKind, Rule, RuleId, RuleSpec, SeriesState,
+    };
+    use modelwatch_core::detection::DetectionOptions;
+    use modelwatch_core::{Direction, Metric, MetricDefinition, TimeRange, ValueRange, Version};
+    let (direction, change_direction) = match settings.sides {
+        Sides::Down => (Direction::HigherIsBetter, "worse"),
+        Sides::Up => (Direction::LowerIsBetter, "worse"),
+        Sides::Both => (Direction::HigherIsBetter, "both"),
+    };
+    let (min_shift_percentage, min_shift_sd) = match settings.min_shift {
+        MinShift::Percent(p) => (Some(p), None),
+        MinShift::Sd(sd) => (None, Some(sd)),
+    };
+    let (false_alarm_interval_samples, false_alarm_interval_hours) =
+        match settings.false_alarm_interval {
+            FalseAlarmInterval::Samples(n) => (i64::try_from(n).ok(), None),
+            FalseAlarmInterval::Millis(ms) => (None, Some(ms as f64 / 3_600_000.0)),
+        };
+    let spec = RuleSpec {
+        name: "bench".into(),
+        model: "bench".into(),
+        metric: "bench_value".into(),
+        condition_type: Some("change_point".into()),
+        change_direction: Some(change_direction.into()),
+        min_shift_percentage,
+        min_shift_sd,
+        false_alarm_interval_samples,
+        false_alarm_interval_hours,
+        ..RuleSpec::default()
+    };
+    let (Ok(rule), Ok(definition), Ok(version)) = (
+        Rule::create(spec, RuleId::from_u32(1), Timestamp::MIN),
+        MetricDefinition::custom(
+            Metric::Custom("bench_value".into()),
+            direction,
+            ValueRange::UNBOUNDED,
+        ),
+        Version::parse("v1"),
+    ) else {
+        eprintln!("bench rule refused");
+        return Vec::new();
+    };
+    let series = SeriesPoints {
+        definition: &definition,
+        points,
+    };
+    let observed = observations(
+        &rule,
+        &version,
+        series,
+        TimeRange::all(),
+        &DetectionOptions::default(),
+    );
+    backtest(&rule, &version, &observed, SeriesState::default())
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                BacktestEventKind::Fired { .. } | BacktestEventKind::Shifted
+            )
+        })
+        .map(|e| Alarm {
+            row: row_of(points, e.at),
+            onset: row_of(points, e.change_started_at.unwrap_or(e.at)),
+        })
+        .collect()
+}
+
 fn cusum(points: &[Point], settings: &ChangePointSettings, tuning: &Tuning) -> Vec<Alarm> {
+    if *tuning == Tuning::default() {
+        return rule_alarms(points, settings);
+    }
     let mut state = ChangePointState::default();
     let mut alarms = Vec::new();
     for (row, point) in points.iter().enumerate() {

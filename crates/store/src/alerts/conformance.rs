@@ -9,6 +9,7 @@ use modelwatch_core::alerting::{
     NotificationEvent, OutboxEntry, PastBreach, Rule, RuleId, RuleSpec, SeriesState, Severity,
     Silence, SilenceId, StateDetail, Trigger, SYSTEM_ACTOR,
 };
+use modelwatch_core::detection::changepoint::ChangePointState;
 use modelwatch_core::{Metric, ModelName, TimeRange, Timestamp, Version};
 
 use super::{
@@ -127,6 +128,17 @@ fn firing(rule: &Rule, alert: &Alert, previous_revision: u64) -> AlertCommit {
                         cleared_at: None,
                         alert_id: Some(alert.id.clone()),
                     }],
+                    // A change-point rule's detector, floats and all.
+                    change_point: Some(ChangePointState {
+                        last_at: Some(at(1)),
+                        samples: 42,
+                        level: 0.912_345_678_901_234_5,
+                        scale: 0.013_579,
+                        spread: 0.010_804,
+                        interval_ms: Some(60_000.0),
+                        lag_product: -0.125,
+                        ..ChangePointState::default()
+                    }),
                 },
             },
         }),
