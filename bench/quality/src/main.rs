@@ -523,7 +523,7 @@ fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
     let _ = writeln!(out, "### Goal scenarios\n");
     let _ = writeln!(
         out,
-        "{streams} streams per scenario, every sample an evaluation, each detector in the metric's bad direction. Dense streams are the scenarios above (1 sample/min, 10 days; the change in day 8.5–9, detected when an alarm comes within 24 h); the daily stream is 400 days of 2 % noise around 0.9 with a 1.5-sd drop on a day between 250 and 350, detected when an alarm comes within 10 samples. False alarms are alarms before the change per 1000 samples.\n"
+        "{streams} streams per scenario, every sample an evaluation. The detector runs as a change-point rule (`change_direction: worse`, so in the metric's bad direction) replayed by the alerting core's backtest, the replay live evaluation shares; an alarm is a sample where the rule fires or folds another shift into its open alert. Dense streams are the scenarios above (1 sample/min, 10 days; the change in day 8.5–9, detected when an alarm comes within 24 h); the daily stream is 400 days of 2 % noise around 0.9 with a 1.5-sd drop on a day between 250 and 350, detected when an alarm comes within 10 samples. False alarms are alarms before the change per 1000 samples.\n"
     );
     let _ = writeln!(out, "| scenario | settings | false alarms / 1000 evaluations | detected | onset within ±3 samples | mean delay (samples) |");
     let _ = writeln!(out, "|---|---|---|---|---|---|");
