@@ -83,12 +83,13 @@ pub fn run(method: &Method, points: &[Point], sides: Sides) -> Vec<Alarm> {
 /// backtest` and live evaluation run it); its alarms are the samples where it fires or
 /// folds another shift into its open alert.
 fn rule_alarms(points: &[Point], settings: &ChangePointSettings) -> Vec<Alarm> {
-    use modelwatch_core::alerting::observe::{observations, SeriesPoints};
+    use modelwatch_core::alerting::observe::observations;
+    use modelwatch_core::detection::SeriesPoints;
     use modelwatch_core::alerting::{
         backtest, BacktestEventKind, Rule, RuleId, RuleSpec, SeriesState,
     };
     use modelwatch_core::detection::DetectionOptions;
-    use modelwatch_core::{Direction, Metric, MetricDefinition, TimeRange, ValueRange, Version};
+    use modelwatch_core::{Direction, Metric, MetricDefinition, ValueRange, Version};
     let (direction, change_direction) = match settings.sides {
         Sides::Down => (Direction::HigherIsBetter, "worse"),
         Sides::Up => (Direction::LowerIsBetter, "worse"),
@@ -135,7 +136,7 @@ fn rule_alarms(points: &[Point], settings: &ChangePointSettings) -> Vec<Alarm> {
         &rule,
         &version,
         series,
-        TimeRange::all(),
+        points,
         &DetectionOptions::default(),
     );
     backtest(&rule, &version, &observed, SeriesState::default())
