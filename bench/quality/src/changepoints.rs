@@ -84,11 +84,11 @@ pub fn run(method: &Method, points: &[Point], sides: Sides) -> Vec<Alarm> {
 /// folds another shift into its open alert.
 fn rule_alarms(points: &[Point], settings: &ChangePointSettings) -> Vec<Alarm> {
     use modelwatch_core::alerting::observe::observations;
-    use modelwatch_core::detection::SeriesPoints;
     use modelwatch_core::alerting::{
         backtest, BacktestEventKind, Rule, RuleId, RuleSpec, SeriesState,
     };
     use modelwatch_core::detection::DetectionOptions;
+    use modelwatch_core::detection::SeriesPoints;
     use modelwatch_core::{Direction, Metric, MetricDefinition, ValueRange, Version};
     let (direction, change_direction) = match settings.sides {
         Sides::Down => (Direction::HigherIsBetter, "worse"),

@@ -676,7 +676,7 @@ impl RuleSpec {
             (_, [_, _, ..]) => {
                 return Err(ValidationError::new(
                     "condition",
-                    "give the fields of one condition: threshold_value with comparison_operator, max_degradation_percentage, or change-point settings",
+                    "give either threshold_value with comparison_operator, max_degradation_percentage, or change-point settings, not both",
                 ))
             }
             (Some(named), [given]) if named != *given => {
@@ -1070,9 +1070,11 @@ impl RulePatch {
             spec.clear_degradation_fields();
         }
         if !touches_change_point && (touches_threshold || touches_degradation) {
+            // A change-point rule's for_evaluations of 1 (its only value) is not carried
+            // over to the kind it becomes.
+            let was_change_point = spec.has_change_point_fields();
             spec.clear_change_point_fields();
-            // A change-point rule's for_evaluations of 1 would not carry its meaning over.
-            if spec.for_evaluations == Some(1) && self.for_evaluations.is_none() {
+            if was_change_point && self.for_evaluations.is_none() {
                 spec.for_evaluations = None;
             }
         }
@@ -1475,7 +1477,9 @@ mod tests {
                 comparison_hours,
                 ..
             } => (comparison, comparison_hours),
-            Condition::Threshold { .. } => panic!("not a degradation rule"),
+            Condition::Threshold { .. } | Condition::ChangePoint(_) => {
+                panic!("not a degradation rule")
+            }
         };
         let patch = |json: &str| serde_json::from_str::<RulePatch>(json).unwrap();
         let auto = rule
