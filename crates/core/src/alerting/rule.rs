@@ -663,7 +663,7 @@ impl RuleSpec {
                     ConditionKind::ChangePoint,
                 ]
                 .into_iter()
-                .find(|kind| kind.as_str() == text.to_ascii_lowercase())
+                .find(|kind| kind.as_str() == text.to_ascii_lowercase().replace('-', "_"))
                 .ok_or_else(|| {
                     ValidationError::new(
                         "condition_type",
