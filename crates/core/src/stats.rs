@@ -104,22 +104,51 @@ pub fn downsample(points: &[Point], range: TimeRange, max_points: usize) -> Vec<
     let (Some(first), Some(last)) = (points.first(), points.last()) else {
         return Vec::new();
     };
-    let max_points = max_points.max(1) as i64;
-    let start = range.start.max(first.timestamp);
-    let end = range
-        .end
-        .min(Timestamp::from_millis(last.timestamp.as_millis() + 1).unwrap_or(Timestamp::MAX));
-    let span = end.millis_since(start).max(1);
-    let width = (span + max_points - 1) / max_points;
-    let mut buckets: Vec<Bucket> = Vec::with_capacity(max_points.min(points.len() as i64) as usize);
-    let mut current_index = i64::MIN;
+    let mut buckets = Downsampler::new(range, first.timestamp, last.timestamp, max_points);
     for point in points {
-        if !range.contains(point.timestamp) {
-            continue;
+        buckets.push(point);
+    }
+    buckets.finish()
+}
+
+/// [`downsample`] a point at a time, for points read a page at a time: it holds only its
+/// buckets. It needs the times of the first and last point in `range` up front (they
+/// fix the buckets' width); fed the same points, it gives what [`downsample`] gives.
+#[derive(Debug, Clone)]
+pub struct Downsampler {
+    range: TimeRange,
+    start: Timestamp,
+    width: i64,
+    buckets: Vec<Bucket>,
+    current_index: i64,
+}
+
+impl Downsampler {
+    pub fn new(range: TimeRange, first: Timestamp, last: Timestamp, max_points: usize) -> Self {
+        let max_points = i64::try_from(max_points.max(1)).unwrap_or(i64::MAX);
+        let start = range.start.max(first);
+        let end = range
+            .end
+            .min(Timestamp::from_millis(last.as_millis() + 1).unwrap_or(Timestamp::MAX));
+        let span = end.millis_since(start).max(1);
+        let width = (span + max_points - 1) / max_points;
+        Downsampler {
+            range,
+            start,
+            width,
+            buckets: Vec::new(),
+            current_index: i64::MIN,
         }
-        let index = point.timestamp.millis_since(start) / width;
-        match buckets.last_mut() {
-            Some(bucket) if index == current_index => {
+    }
+
+    /// The next point, in time order.
+    pub fn push(&mut self, point: &Point) {
+        if !self.range.contains(point.timestamp) {
+            return;
+        }
+        let index = point.timestamp.millis_since(self.start) / self.width;
+        match self.buckets.last_mut() {
+            Some(bucket) if index == self.current_index => {
                 bucket.count += 1;
                 bucket.mean += (point.value - bucket.mean) / bucket.count as f64;
                 bucket.min = bucket.min.min(point.value);
@@ -127,10 +156,11 @@ pub fn downsample(points: &[Point], range: TimeRange, max_points: usize) -> Vec<
                 bucket.last = point.value;
             }
             _ => {
-                current_index = index;
+                self.current_index = index;
                 let bucket_start =
-                    Timestamp::from_millis(start.as_millis() + index * width).unwrap_or(start);
-                buckets.push(Bucket {
+                    Timestamp::from_millis(self.start.as_millis() + index * self.width)
+                        .unwrap_or(self.start);
+                self.buckets.push(Bucket {
                     start: bucket_start,
                     count: 1,
                     mean: point.value,
@@ -142,7 +172,10 @@ pub fn downsample(points: &[Point], range: TimeRange, max_points: usize) -> Vec<
             }
         }
     }
-    buckets
+
+    pub fn finish(self) -> Vec<Bucket> {
+        self.buckets
+    }
 }
 
 /// A p-value as every output writes it (health reasons, the CLI, notifications; the

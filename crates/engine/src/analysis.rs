@@ -18,7 +18,7 @@ use modelwatch_core::{
     Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange, Timestamp, ValidationError,
     Version,
 };
-use modelwatch_store::{MetricStore, StoreError};
+use modelwatch_store::{MetricStore, Pages, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
@@ -32,6 +32,50 @@ pub enum AnalysisError {
     },
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// The ranges asked for hold more points than one analysis reads.
+    #[error("{series} has more than {limit} points in the range asked for; ask for a shorter one")]
+    TooManyPoints { series: SeriesKey, limit: usize },
+}
+
+/// The most points one analysis (a history, a comparison, a check of every metric)
+/// reads, in all its windows together: about 40 MB held at once. (Smaller under test, so
+/// a test crosses it with a small store.)
+pub const MAX_ANALYSIS_POINTS: usize = if cfg!(test) { 50_000 } else { 1_000_000 };
+
+/// What one analysis may still read; its reads go a page at a time and stop, with
+/// [`AnalysisError::TooManyPoints`], the moment they would pass it.
+#[derive(Debug)]
+struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Budget {
+            left: MAX_ANALYSIS_POINTS,
+        }
+    }
+
+    async fn range(
+        &mut self,
+        store: &dyn MetricStore,
+        key: &SeriesKey,
+        range: TimeRange,
+    ) -> Result<Vec<Point>, AnalysisError> {
+        let mut points = Vec::new();
+        let mut pages = Pages::new(store, key, range);
+        while let Some(page) = pages.next_page().await? {
+            if page.len() > self.left {
+                return Err(AnalysisError::TooManyPoints {
+                    series: key.clone(),
+                    limit: MAX_ANALYSIS_POINTS,
+                });
+            }
+            self.left -= page.len();
+            points.extend(page);
+        }
+        Ok(points)
+    }
 }
 
 /// The points of one metric that a check at `now` needs ([`DetectionWindows::ranges`]),
@@ -40,14 +84,13 @@ async fn fetch(
     store: &dyn MetricStore,
     key: &SeriesKey,
     windows: &DetectionWindows,
+    budget: &mut Budget,
 ) -> Result<(MetricDefinition, Vec<Point>), AnalysisError> {
     let definition = store.definition(&key.metric).await?;
-    let requests: Vec<(SeriesKey, TimeRange)> = windows
-        .ranges()
-        .into_iter()
-        .map(|range| (key.clone(), range))
-        .collect();
-    let points = store.range_many(&requests).await?.concat();
+    let mut points = Vec::new();
+    for range in windows.ranges() {
+        points.extend(budget.range(store, key, range).await?);
+    }
     Ok((definition, points))
 }
 
@@ -63,7 +106,7 @@ pub async fn check_degradation(
 ) -> Result<DegradationResult, AnalysisError> {
     spec.validate()?;
     let windows = detection_windows(now, spec);
-    let (definition, points) = fetch(store, key, &windows).await?;
+    let (definition, points) = fetch(store, key, &windows, &mut Budget::new()).await?;
     Ok(check_at(
         &mut Detector::default(),
         &key.model,
@@ -88,10 +131,11 @@ pub async fn check_all_metrics(
 ) -> Result<Vec<DegradationResult>, AnalysisError> {
     let windows = detection_windows(now, spec);
     let mut detector = Detector::default();
+    let mut budget = Budget::new();
     let mut results = Vec::new();
     for metric in store.metrics(model, version).await? {
         let key = SeriesKey::new(model.clone(), version.clone(), metric);
-        let (definition, points) = fetch(store, &key, &windows).await?;
+        let (definition, points) = fetch(store, &key, &windows, &mut budget).await?;
         results.push(check_at(
             &mut detector,
             model,
@@ -157,9 +201,10 @@ pub async fn analyse_version(
     options: &HealthOptions,
 ) -> Result<VersionAnalysis, AnalysisError> {
     let mut fetched: Vec<(MetricDefinition, Vec<Point>)> = Vec::new();
+    let mut budget = Budget::new();
     for metric in store.metrics(model, version).await? {
         let key = SeriesKey::new(model.clone(), version.clone(), metric.clone());
-        let points = store.range(&key, range).await?;
+        let points = budget.range(store, &key, range).await?;
         fetched.push((store.definition(&metric).await?, points));
     }
     let series: Vec<MetricSeries<'_>> = fetched
@@ -217,14 +262,17 @@ pub async fn compare(
     options: &CompareOptions,
 ) -> Result<VersionComparison, AnalysisError> {
     let definition = store.definition(metric).await?;
-    let a = store
+    let mut budget = Budget::new();
+    let a = budget
         .range(
+            store,
             &SeriesKey::new(model.clone(), champion.clone(), metric.clone()),
             range,
         )
         .await?;
-    let b = store
+    let b = budget
         .range(
+            store,
             &SeriesKey::new(model.clone(), challenger.clone(), metric.clone()),
             range,
         )
@@ -300,6 +348,49 @@ mod tests {
             store,
             Timestamp::from_millis(start + minutes * 60_000).unwrap(),
         )
+    }
+
+    /// An analysis whose windows hold more points than it may read stops reading and
+    /// says which series and how many, before holding them all.
+    #[tokio::test]
+    async fn an_analysis_over_too_many_points_is_refused() {
+        let (store, now) = store_with_drop_over(0.0, 60_000, 0).await;
+        let key = SeriesKey::parse("fraud", "v1", "accuracy").unwrap();
+        let fraud = ModelName::parse("fraud").unwrap();
+        let v1 = Version::parse("v1").unwrap();
+        let everything = TimeRange::new(Timestamp::MIN, now);
+        let error = history(&store, &fraud, &v1, everything, &HealthOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, AnalysisError::TooManyPoints { series, limit }
+                if *series == key && *limit == MAX_ANALYSIS_POINTS),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("ask for a shorter one"),
+            "{error}"
+        );
+        let error = compare(
+            &store,
+            &fraud,
+            &v1,
+            &v1,
+            &key.metric,
+            everything,
+            &Default::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(error, AnalysisError::TooManyPoints { .. }),
+            "{error}"
+        );
+        // The last day is well within it.
+        let day = last_hours(24.0, now).unwrap();
+        assert!(history(&store, &fraud, &v1, day, &HealthOptions::default())
+            .await
+            .is_ok());
     }
 
     #[tokio::test]

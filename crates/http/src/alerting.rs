@@ -58,7 +58,20 @@ impl From<AnalysisError> for ApiError {
                 ApiError::NotFound(unknown.to_string())
             }
             AnalysisError::Invalid(error) => error.into(),
+            too_many @ AnalysisError::TooManyPoints { .. } => {
+                ApiError::bad_request("range", too_many.to_string())
+            }
         }
+    }
+}
+
+/// An analysis' error, a range too large for it named as the parameter that sets it.
+fn analysis_error(field: &'static str) -> impl Fn(AnalysisError) -> ApiError {
+    move |error| match error {
+        too_many @ AnalysisError::TooManyPoints { .. } => {
+            ApiError::bad_request(field, too_many.to_string())
+        }
+        other => other.into(),
     }
 }
 
@@ -232,6 +245,7 @@ pub async fn backtest_rule(
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query?;
     let range = backtest_range(&state, &query)?;
+    let _turn = state.expensive().await?;
     let report = engine(&state)?.backtest(&rule_id(&id)?, range).await?;
     to_json(&report)
 }
@@ -251,6 +265,7 @@ pub async fn backtest_unsaved_rule(
     let Query(query) = query?;
     let spec: RuleSpec = json_body(body)?;
     let range = backtest_range(&state, &query)?;
+    let _turn = state.expensive().await?;
     let report = engine(&state)?
         .backtest_spec(spec, range, state.now())
         .await?;
@@ -677,6 +692,7 @@ async fn analyse(
 ) -> ApiResult<analysis::VersionAnalysis> {
     let (model, version) = (parse_model(model)?, parse_version(version)?);
     let range = analysis::window(window_hours(hours)?, state.now());
+    let _turn = state.expensive().await?;
     if state.store().metrics(&model, &version).await?.is_empty() {
         return Err(ApiError::NotFound(format!(
             "no samples of {model} {version}"
@@ -694,7 +710,8 @@ async fn analyse(
         open_alerts,
         &HealthOptions::default(),
     )
-    .await?)
+    .await
+    .map_err(analysis_error("hours"))?)
 }
 
 /// Performance history and health of a model version (the `history` of its analysis:
@@ -801,6 +818,7 @@ pub async fn degradation(
         }
     };
     spec.validate()?;
+    let _turn = state.expensive().await?;
     let options = DetectionOptions::default();
     let options = match query.alpha {
         Some(alpha) => options.with_alpha(significance_level("alpha", alpha)?),
@@ -819,9 +837,15 @@ pub async fn degradation(
             if store.latest(&key).await?.is_none() {
                 return Err(ApiError::NotFound(format!("no series {key}")));
             }
-            vec![analysis::check_degradation(store, &key, &spec, &options, now).await?]
+            vec![
+                analysis::check_degradation(store, &key, &spec, &options, now)
+                    .await
+                    .map_err(analysis_error("baseline_hours"))?,
+            ]
         }
-        None => analysis::check_all_metrics(store, &model, &version, &spec, &options, now).await?,
+        None => analysis::check_all_metrics(store, &model, &version, &spec, &options, now)
+            .await
+            .map_err(analysis_error("baseline_hours"))?,
     };
     to_json(&serde_json::json!({ "results": results }))
 }
@@ -857,6 +881,7 @@ pub async fn compare(
         .map_err(|e| ApiError::bad_request("b", e.message))?;
     let metric = Metric::parse(&query.metric)?;
     let range = analysis::last_hours(query.hours.unwrap_or(24.0), state.now())?;
+    let _turn = state.expensive().await?;
     let comparison = analysis::compare(
         &**state.store(),
         &model,
@@ -866,6 +891,7 @@ pub async fn compare(
         range,
         &CompareOptions::default(),
     )
-    .await?;
+    .await
+    .map_err(analysis_error("hours"))?;
     to_json(&comparison)
 }

@@ -34,6 +34,9 @@ pub enum ApiError {
     Timeout(std::time::Duration),
     #[error("{0}")]
     Unavailable(String),
+    /// Too much expensive work at once; the client should retry after a moment.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// Anything the client cannot fix; the detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -48,7 +51,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: bad_request, not_found, conflict, payload_too_large,
-    /// unauthorized, forbidden, timeout, unavailable, internal.
+    /// unauthorized, forbidden, timeout, unavailable, too_many_requests, internal.
     pub code: String,
     /// For people; names the offending field where there is one.
     pub message: String,
@@ -75,6 +78,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,6 +93,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Timeout(_) => "timeout",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -118,7 +123,15 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "request failed"),
             _ => tracing::debug!(error = %self, "request rejected"),
         }
-        (self.status(), Json(self.body())).into_response()
+        let mut response = (self.status(), Json(self.body())).into_response();
+        // Load and time-outs pass: say when to come back.
+        if matches!(self, ApiError::TooManyRequests(_) | ApiError::Timeout(_)) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 

@@ -8,6 +8,7 @@
 //! [`error`]. The OpenAPI document is generated from the handlers' annotations by the
 //! same calls that register the routes, so the two cannot drift.
 
+pub mod admission;
 pub mod alerting;
 pub mod auth;
 pub mod error;
@@ -51,6 +52,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Longest time a request may take before it is answered with 503.
     pub request_timeout: Duration,
+    /// Expensive reads running and waiting at once.
+    pub reads: admission::ReadLimits,
 }
 
 impl Default for Limits {
@@ -58,6 +61,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 10 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            reads: admission::ReadLimits::default(),
         }
     }
 }
@@ -89,6 +93,8 @@ struct Inner {
     events: EventHub,
     telemetry: Telemetry,
     limits: Limits,
+    /// Turns for expensive reads.
+    admission: admission::Admission,
     clock: Clock,
     /// Rules, alerts and silences; `None` answers their routes with 503.
     engine: Option<modelwatch_engine::Engine>,
@@ -120,6 +126,7 @@ impl AppState {
                 auth: tokens.map(Authenticator::new),
                 events: EventHub::start(),
                 telemetry: Telemetry::default(),
+                admission: admission::Admission::new(limits.reads),
                 limits,
                 clock,
                 engine,
@@ -166,6 +173,11 @@ impl AppState {
 
     pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
+    }
+
+    /// A turn for an expensive read (see [`admission`]): held until dropped.
+    pub(crate) async fn expensive(&self) -> ApiResult<admission::Turn> {
+        self.inner.admission.enter().await
     }
 
     /// Stores samples (all or nothing), counts them and tells the event hub.
@@ -247,9 +259,68 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::write_v2))
 }
 
+/// The routes that take a turn for expensive reads ([`admission`]) and may answer 429.
+const EXPENSIVE: [(&str, utoipa::openapi::HttpMethod); 7] = {
+    use utoipa::openapi::HttpMethod::{Get, Post};
+    [
+        (
+            "/api/v1/models/{model}/versions/{version}/metrics/{metric}",
+            Get,
+        ),
+        ("/api/v1/models/{model}/versions/{version}/history", Get),
+        ("/api/v1/models/{model}/versions/{version}/analysis", Get),
+        ("/api/v1/models/{model}/versions/{version}/degradation", Get),
+        ("/api/v1/models/{model}/compare", Get),
+        ("/api/v1/rules/{id}/backtest", Post),
+        ("/api/v1/rules/backtest", Post),
+    ]
+};
+
+/// Answers every route may give whatever it does: 503 when the request time-out passes,
+/// and 429 on the expensive ones, both with `Retry-After` and the error body.
+fn document_load_answers(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in document.paths.paths.iter_mut() {
+        let operations = [
+            (utoipa::openapi::HttpMethod::Get, &mut item.get),
+            (utoipa::openapi::HttpMethod::Post, &mut item.post),
+            (utoipa::openapi::HttpMethod::Put, &mut item.put),
+            (utoipa::openapi::HttpMethod::Patch, &mut item.patch),
+            (utoipa::openapi::HttpMethod::Delete, &mut item.delete),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            let responses = &mut operation.responses.responses;
+            responses.entry("503".into()).or_insert_with(|| {
+                error(
+                    "The request time-out passed, or the server is shutting down; see Retry-After",
+                )
+                .into()
+            });
+            if EXPENSIVE.contains(&(path.as_str(), method)) {
+                responses.entry("429".into()).or_insert_with(|| {
+                    error("Too many expensive reads at once; try again after Retry-After").into()
+                });
+            }
+        }
+    }
+}
+
 /// The OpenAPI 3 document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut document) = api().split_for_parts();
+    document_load_answers(&mut document);
     document.paths.paths.insert(
         "/api/openapi.json".into(),
         utoipa::openapi::path::PathItem::new(

@@ -5,10 +5,11 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use modelwatch_core::stats::Downsampler;
 use modelwatch_core::{
     Bucket, Dataset, Metric, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp, Version,
 };
-use modelwatch_store::{SeriesFilter, SeriesInfo};
+use modelwatch_store::{MetricStore, Pages, SeriesFilter, SeriesInfo};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -437,6 +438,83 @@ pub struct SeriesResponse {
     pub buckets: Vec<BucketOut>,
 }
 
+/// A series over a range, read a page at a time: every point while there are at most
+/// `max_points`, their buckets otherwise (as `stats::downsample` makes them).
+struct Downsampled {
+    count: usize,
+    points: Vec<Point>,
+    buckets: Vec<Bucket>,
+}
+
+/// Reads `key` over `range` holding at most `max_points` points and as many buckets,
+/// plus one page: however long the range, a request holds little (issue 15).
+/// `latest` is the series' newest time, which usually bounds the buckets' span.
+async fn read_downsampled(
+    store: &dyn MetricStore,
+    key: &SeriesKey,
+    range: TimeRange,
+    latest: Timestamp,
+    max_points: usize,
+) -> ApiResult<Downsampled> {
+    let mut read = Downsampled {
+        count: 0,
+        points: Vec::new(),
+        buckets: Vec::new(),
+    };
+    let last = if latest < range.end {
+        (latest >= range.start).then_some(latest)
+    } else {
+        last_time_in(store, key, range).await?
+    };
+    let Some(last) = last else {
+        return Ok(read);
+    };
+    let mut pages = Pages::new(store, key, range);
+    let mut buckets: Option<Downsampler> = None;
+    while let Some(page) = pages.next_page().await? {
+        for point in page {
+            read.count += 1;
+            buckets
+                .get_or_insert_with(|| Downsampler::new(range, point.timestamp, last, max_points))
+                .push(&point);
+            if read.count <= max_points {
+                read.points.push(point);
+            } else if read.count == max_points + 1 {
+                read.points = Vec::new();
+            }
+        }
+    }
+    read.buckets = buckets.map(Downsampler::finish).unwrap_or_default();
+    Ok(read)
+}
+
+/// The time of the last point in `range`, looking back from its end over windows that
+/// grow fourfold from a minute, each read a page at a time.
+async fn last_time_in(
+    store: &dyn MetricStore,
+    key: &SeriesKey,
+    range: TimeRange,
+) -> ApiResult<Option<Timestamp>> {
+    let mut width = std::time::Duration::from_secs(60);
+    let mut end = range.end;
+    while end > range.start {
+        let start = end.saturating_sub(width).max(range.start);
+        let mut pages = Pages::new(store, key, TimeRange::new(start, end));
+        let mut last = None;
+        while let Some(page) = pages.next_page().await? {
+            if let Some(point) = page.last() {
+                last = Some(point.timestamp);
+            }
+        }
+        if last.is_some() {
+            return Ok(last);
+        }
+        end = start;
+        width = width.saturating_mul(4);
+    }
+    Ok(None)
+}
+
 pub(crate) fn parse_time(field: &str, text: &str) -> ApiResult<Timestamp> {
     Timestamp::parse(text).map_err(|e| ApiError::bad_request(field, e.to_string()))
 }
@@ -488,23 +566,26 @@ pub async fn series_points(
             format!("must be between 1 and {LIMIT_MAX_POINTS}"),
         ));
     }
-    let store = state.store();
-    if store.latest(&key).await?.is_none() {
+    let _turn = state.expensive().await?;
+    let store = &**state.store();
+    let Some(latest) = store.latest(&key).await? else {
         return Err(ApiError::NotFound(format!("no series {key}")));
-    }
+    };
     let range = TimeRange::new(from, to.unwrap_or(Timestamp::MAX));
-    let points = store.range(&key, range).await?;
     let direction = store.definition(&key.metric).await?.direction;
-    let count = points.len();
+    let read = read_downsampled(store, &key, range, latest.timestamp, max_points).await?;
+    let count = read.count;
     let downsampled = count > max_points;
     let (points, buckets) = if downsampled {
-        let buckets = modelwatch_core::stats::downsample(&points, range, max_points);
         (
             Vec::new(),
-            buckets.into_iter().map(BucketOut::from).collect(),
+            read.buckets.into_iter().map(BucketOut::from).collect(),
         )
     } else {
-        (points.into_iter().map(PointOut::from).collect(), Vec::new())
+        (
+            read.points.into_iter().map(PointOut::from).collect(),
+            Vec::new(),
+        )
     };
     Ok(Json(SeriesResponse {
         model: key.model.to_string(),
@@ -567,6 +648,56 @@ mod tests {
         match error {
             ApiError::BadRequest { field, .. } => assert_eq!(field, "colour"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// Read a page at a time, a series gives exactly what one read and `downsample` give:
+    /// over several pages, with `to` inside the data (found by looking back), beyond it,
+    /// and `from` before the first point.
+    #[tokio::test]
+    async fn paged_downsampling_matches_the_whole_read() {
+        use modelwatch_store::{MemoryStore, MetricStore};
+        let store = MemoryStore::new();
+        let key = SeriesKey::parse("m", "v1", "latency").expect("key");
+        // 150,000 points a second apart, then a gap of a day, then 5,000 more.
+        let samples: Vec<Sample> = (0..155_000i64)
+            .map(|i| {
+                let ms = 1_000_000 + i * 1000 + if i >= 150_000 { 86_400_000 } else { 0 };
+                Sample {
+                    model: key.model.clone(),
+                    version: key.version.clone(),
+                    metric: key.metric.clone(),
+                    value: (i % 977) as f64,
+                    timestamp: Timestamp::from_millis(ms).expect("time"),
+                    dataset: None,
+                }
+            })
+            .collect();
+        store.append(samples).await.expect("append");
+        let latest = store.latest(&key).await.expect("latest").expect("some");
+        let at = |ms| Timestamp::from_millis(ms).expect("time");
+        for (range, max_points) in [
+            (TimeRange::all(), 1000),
+            (TimeRange::new(at(0), at(120_000_000)), 500),
+            (TimeRange::new(at(50_000_000), at(160_000_000)), 999),
+            (TimeRange::new(at(2_000_000), at(2_050_000)), 1000),
+            (TimeRange::new(at(1), at(2)), 10),
+        ] {
+            let read = read_downsampled(&store, &key, range, latest.timestamp, max_points)
+                .await
+                .expect("read");
+            let whole = store.range(&key, range).await.expect("range");
+            assert_eq!(read.count, whole.len(), "{range:?}");
+            if whole.len() > max_points {
+                assert!(read.points.is_empty());
+                assert_eq!(
+                    read.buckets,
+                    modelwatch_core::stats::downsample(&whole, range, max_points),
+                    "{range:?}"
+                );
+            } else {
+                assert_eq!(read.points, whole, "{range:?}");
+            }
         }
     }
 }

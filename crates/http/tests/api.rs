@@ -1243,6 +1243,22 @@ fn openapi_documents_alert_cursors_and_hours() {
 struct SlowReads {
     inner: Arc<dyn modelwatch_store::MetricStore>,
     delay: Duration,
+    /// Range reads started.
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl SlowReads {
+    fn over(inner: &Arc<dyn modelwatch_store::MetricStore>, delay: Duration) -> Arc<SlowReads> {
+        Arc::new(SlowReads {
+            inner: Arc::clone(inner),
+            delay,
+            reads: Default::default(),
+        })
+    }
+
+    fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[async_trait::async_trait]
@@ -1258,8 +1274,18 @@ impl modelwatch_store::MetricStore for SlowReads {
         series: &modelwatch_core::SeriesKey,
         range: modelwatch_core::TimeRange,
     ) -> Result<Vec<modelwatch_core::Point>, modelwatch_store::StoreError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
         self.inner.range(series, range).await
+    }
+    /// Pages of one point: a long read is many slow reads.
+    async fn page_end(
+        &self,
+        series: &modelwatch_core::SeriesKey,
+        range: modelwatch_core::TimeRange,
+        _target: usize,
+    ) -> Result<Timestamp, modelwatch_store::StoreError> {
+        self.inner.page_end(series, range, 1).await
     }
     async fn latest(
         &self,
@@ -1292,26 +1318,7 @@ impl modelwatch_store::MetricStore for SlowReads {
     }
 }
 
-#[tokio::test]
-async fn a_request_over_the_time_out_gets_503_and_the_server_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let stores = modelwatch_store::open(dir.path().join("slow.db").to_str().unwrap())
-        .await
-        .unwrap();
-    let slow: Arc<dyn modelwatch_store::MetricStore> = Arc::new(SlowReads {
-        inner: Arc::clone(&stores.metrics),
-        delay: Duration::from_secs(3),
-    });
-    let state = AppState::new(
-        slow,
-        None,
-        Limits {
-            request_timeout: Duration::from_millis(300),
-            ..Limits::default()
-        },
-        Clock::new(|| Timestamp::from_millis(NOW_MS).unwrap()),
-        None,
-    );
+async fn serve_state(state: AppState) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -1319,31 +1326,65 @@ async fn a_request_over_the_time_out_gets_503_and_the_server_keeps_serving() {
             .await
             .unwrap();
     });
-    let client = reqwest::Client::new();
-    let stored = client
-        .post(format!("{base}{METRICS}"))
-        .json(&sample("accuracy", 0.9, 0))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stored.status(), StatusCode::OK);
+    base
+}
 
+/// A store whose every range read takes `delay`, read a point at a time (the memory
+/// store's pages are exact), holding ten accuracy samples of fraud v1 in the last minutes.
+async fn slow_app(delay: Duration, limits: Limits) -> (String, Arc<SlowReads>) {
+    let stores = modelwatch_store::open("memory").await.unwrap();
+    let samples: Vec<modelwatch_core::Sample> = (0..10)
+        .map(|i| {
+            serde_json::from_value(sample("accuracy", 0.9, NOW_MS - 600_000 + i * 1000)).unwrap()
+        })
+        .collect();
+    stores.metrics.append(samples).await.unwrap();
+    let slow = SlowReads::over(&stores.metrics, delay);
+    let store: Arc<dyn modelwatch_store::MetricStore> = slow.clone();
+    let state = AppState::new(
+        store,
+        None,
+        limits,
+        Clock::new(|| Timestamp::from_millis(NOW_MS).unwrap()),
+        None,
+    );
+    (serve_state(state).await, slow)
+}
+
+const SLOW_SERIES: &str = "/api/v1/models/fraud/versions/v1/metrics/accuracy";
+
+/// A read over its time-out is answered 503 with Retry-After, and stops reading: the
+/// pages after the time-out are never read (issue 15: after a 503 the work went on).
+#[tokio::test]
+async fn a_request_over_the_time_out_gets_503_stops_reading_and_the_server_keeps_serving() {
+    let (base, slow) = slow_app(
+        Duration::from_millis(100),
+        Limits {
+            request_timeout: Duration::from_millis(350),
+            ..Limits::default()
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
     let started = std::time::Instant::now();
     let slow_read = client
-        .get(format!(
-            "{base}/api/v1/models/fraud/versions/v1/metrics/accuracy"
-        ))
+        .get(format!("{base}{SLOW_SERIES}"))
         .send()
         .await
         .unwrap();
     let waited = started.elapsed();
     assert_eq!(slow_read.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(slow_read.headers()["retry-after"], "1");
     let body: Value = slow_read.json().await.unwrap();
     assert_eq!(body["error"]["code"], "timeout", "{body}");
     assert!(
-        waited >= Duration::from_millis(300) && waited < Duration::from_secs(2),
+        waited >= Duration::from_millis(350) && waited < Duration::from_secs(2),
         "answered after {waited:?}"
     );
+    let read = slow.reads();
+    assert!((2..=5).contains(&read), "{read} pages before the time-out");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(slow.reads(), read, "reading went on after the 503");
     // The time-out ended that request only: the next ones are served.
     let models = client
         .get(format!("{base}/api/v1/models"))
@@ -1353,6 +1394,60 @@ async fn a_request_over_the_time_out_gets_503_and_the_server_keeps_serving() {
     assert_eq!(models.status(), StatusCode::OK);
     let health = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
+}
+
+/// Expensive reads beyond those running and waiting are answered 429 with Retry-After at
+/// once; a client that gives up stops its read; the turns come back.
+#[tokio::test]
+async fn expensive_reads_beyond_the_limits_are_429_and_a_client_that_gives_up_stops_its_read() {
+    let (base, slow) = slow_app(
+        Duration::from_millis(50),
+        Limits {
+            reads: modelwatch_http::admission::ReadLimits {
+                concurrent: 1,
+                queued: 1,
+            },
+            ..Limits::default()
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let get = || client.get(format!("{base}{SLOW_SERIES}")).send();
+    let (running, waiting) = (tokio::spawn(get()), tokio::spawn(get()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = get().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_expensive_reads"),
+        "{body}"
+    );
+    for answer in [running, waiting] {
+        let answer = answer.await.unwrap().unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["count"], 10, "{body}");
+    }
+    // A client that gives up: its read stops at the next page.
+    let before = slow.reads();
+    let gave_up = tokio::time::timeout(Duration::from_millis(180), get()).await;
+    assert!(gave_up.is_err());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let stopped_at = slow.reads();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        slow.reads(),
+        stopped_at,
+        "reading went on for a client gone"
+    );
+    assert!(stopped_at - before < 10, "{} pages", stopped_at - before);
+    let again = get().await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
 }
 
 /// An alert of rule_00000001 on fraud `version` that fired `ago_ms` before now, at

@@ -14,6 +14,8 @@
 //! request_timeout = "30s"
 //! max_connections = 1024    # served at once; one more is answered 503 and closed
 //! header_timeout = "10s"    # to send a request's headers; also how long an idle connection stays
+//! max_expensive_reads = 2   # long reads (series, history, compare, checks) at once; default: cores
+//! max_queued_reads = 16     # waiting for a turn; one more is answered 429 (default: 8 × the above)
 //! log_level = "info"        # or a filter: "info,tower_http=debug"
 //! log_format = "text"       # or "json"
 //! auth = "tokens"           # or "off": whether the API and dashboard require a token
@@ -115,6 +117,10 @@ pub struct RawServer {
     /// Time a client has to send a request's headers, and that an idle kept-alive
     /// connection stays open (default 10s).
     pub header_timeout: Option<String>,
+    /// Expensive reads running at once (default: the number of cores, at least 2).
+    pub max_expensive_reads: Option<u64>,
+    /// Expensive reads waiting for a turn (default: 8 × max_expensive_reads).
+    pub max_queued_reads: Option<u64>,
     /// A level (error, warn, info, debug, trace) or a tracing filter
     /// (`info,modelwatch_http=debug`).
     pub log_level: Option<String>,
@@ -167,6 +173,7 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub connections: modelwatch_http::server::ConnectionLimits,
+    pub reads: modelwatch_http::admission::ReadLimits,
     pub log_level: String,
     pub log_format: LogFormat,
     /// `None`: not configured, which `serve` accepts only while no token exists.
@@ -414,6 +421,24 @@ impl RawServer {
         if header_timeout.is_zero() {
             return Err(invalid("server.header_timeout", "must be positive"));
         }
+        let count = |key: &str, value: Option<u64>, default: usize| match value {
+            None => Ok(default),
+            Some(n) if (1..=100_000).contains(&n) => Ok(n as usize),
+            Some(n) => Err(invalid(key, format!("must be 1 to 100000, not {n}"))),
+        };
+        let concurrent = count(
+            "server.max_expensive_reads",
+            self.max_expensive_reads,
+            modelwatch_http::admission::ReadLimits::default().concurrent,
+        )?;
+        let reads = modelwatch_http::admission::ReadLimits {
+            concurrent,
+            queued: count(
+                "server.max_queued_reads",
+                self.max_queued_reads,
+                8 * concurrent,
+            )?,
+        };
         let log_format = match self.log_format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -443,6 +468,7 @@ impl RawServer {
                 max_connections,
                 header_timeout,
             },
+            reads,
             log_level,
             log_format,
             auth,

@@ -118,6 +118,7 @@ pub async fn serve(
         Limits {
             max_body_bytes: config.server.max_body_bytes,
             request_timeout: config.server.request_timeout,
+            reads: config.server.reads,
         },
         Clock::new(crate::now),
         Some(engine.clone()),

@@ -70,6 +70,7 @@ pub fn from_analysis(error: AnalysisError) -> PyErr {
         AnalysisError::Store(error) => from_store(error),
         unknown @ AnalysisError::UnknownSeries { .. } => not_found(unknown.to_string()),
         AnalysisError::Invalid(error) => from_validation(error),
+        too_many @ AnalysisError::TooManyPoints { .. } => validation("range", too_many.to_string()),
     }
 }
 

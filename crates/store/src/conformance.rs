@@ -393,6 +393,48 @@ pub async fn many_small_batches_read_back_exactly(store: &dyn MetricStore) {
     assert_eq!(middle.len(), 10);
 }
 
+/// A long range read a page at a time comes back exactly as in one read, in order, each
+/// point once, across a gap of a year and rewritten points.
+pub async fn pages_read_a_range_exactly_once_in_order(store: &dyn MetricStore) {
+    let series = key("m", "v1", "latency");
+    let year = 365 * 24 * 3_600_000i64;
+    for batch in 0..30i64 {
+        let gap = if batch >= 15 { year } else { 0 };
+        let samples = (batch * 1000..(batch + 1) * 1000)
+            .map(|i| sample("m", "v1", "latency", i as f64, gap + i * 1000))
+            .collect();
+        store.append(samples).await.unwrap();
+    }
+    store
+        .append(vec![sample("m", "v1", "latency", 0.5, 5_000 * 1000)])
+        .await
+        .unwrap();
+    let whole = store.range(&series, TimeRange::all()).await.unwrap();
+    assert_eq!(whole.len(), 30_000);
+    for range in [
+        TimeRange::all(),
+        TimeRange::new(at(2_500_000), at(year + 20_000_000)),
+    ] {
+        let mut pages = crate::Pages::new(store, &series, range).with_target(2_000);
+        let mut read = Vec::new();
+        let mut count = 0;
+        while let Some(page) = pages.next_page().await.unwrap() {
+            count += 1;
+            read.extend(page);
+        }
+        let expected = store.range(&series, range).await.unwrap();
+        assert!(count >= 3, "{count} pages");
+        assert_eq!(values(&read), values(&expected));
+    }
+    assert_eq!(
+        store
+            .page_end(&series, TimeRange::new(at(0), at(1)), 10)
+            .await
+            .unwrap(),
+        at(1)
+    );
+}
+
 pub async fn empty_batch_is_a_no_op(store: &dyn MetricStore) {
     store.append(Vec::new()).await.unwrap();
     assert!(store
@@ -580,6 +622,7 @@ macro_rules! conformance_suite {
                 summary_and_buckets_are_exact,
                 custom_metrics_are_declared_and_enforced,
                 many_small_batches_read_back_exactly,
+                pages_read_a_range_exactly_once_in_order,
                 empty_batch_is_a_no_op,
                 samples_before_a_cutoff_are_deleted_exactly,
                 deleting_before_the_earliest_sample_changes_nothing,

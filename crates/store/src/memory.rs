@@ -70,6 +70,27 @@ impl MetricStore for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn page_end(
+        &self,
+        series: &SeriesKey,
+        range: TimeRange,
+        target: usize,
+    ) -> Result<Timestamp, StoreError> {
+        if range.is_empty() {
+            return Ok(range.end);
+        }
+        let all = self.series.read().map_err(poisoned)?;
+        Ok(all
+            .get(series)
+            .and_then(|points| {
+                points
+                    .range(range.start..range.end)
+                    .nth(target.max(1))
+                    .map(|(t, _)| *t)
+            })
+            .unwrap_or(range.end))
+    }
+
     async fn latest(&self, series: &SeriesKey) -> Result<Option<Point>, StoreError> {
         let all = self.series.read().map_err(poisoned)?;
         Ok(all.get(series).and_then(|points| {

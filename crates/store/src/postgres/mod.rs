@@ -256,6 +256,15 @@ impl MetricStore for PostgresStore {
         samples::latest(self, series).await
     }
 
+    async fn page_end(
+        &self,
+        series: &SeriesKey,
+        range: TimeRange,
+        target: usize,
+    ) -> Result<Timestamp, StoreError> {
+        samples::page_end(self, series, range, target).await
+    }
+
     async fn count(&self, series: &SeriesKey, range: TimeRange) -> Result<u64, StoreError> {
         samples::count(self, series, range).await
     }

@@ -450,6 +450,41 @@ pub(super) async fn buckets(
     Ok(downsample(&points, range, max_points))
 }
 
+/// The time of the point `target` places after `range.start` (an index range scan of
+/// `target` entries), or `range.end` when fewer remain.
+pub(super) async fn page_end(
+    store: &PostgresStore,
+    series: &SeriesKey,
+    range: TimeRange,
+    target: usize,
+) -> Result<Timestamp, StoreError> {
+    if range.is_empty() {
+        return Ok(range.end);
+    }
+    let client = store.client().await?;
+    let Some(id) = find_series(store, &client, series).await? else {
+        return Ok(range.end);
+    };
+    let offset = i64::try_from(target.max(1)).unwrap_or(i64::MAX);
+    let row = client
+        .query_opt(
+            "SELECT ts FROM samples WHERE series_id = $1 AND ts >= $2 AND ts < $3
+             ORDER BY ts OFFSET $4 LIMIT 1",
+            &[
+                &id,
+                &range.start.as_millis(),
+                &range.end.as_millis(),
+                &offset,
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    match row {
+        Some(row) => timestamp(row.try_get(0).map_err(pg_error)?),
+        None => Ok(range.end),
+    }
+}
+
 pub(super) async fn count(
     store: &PostgresStore,
     series: &SeriesKey,

@@ -206,6 +206,19 @@ impl MetricStore for SqliteStore {
         .await
     }
 
+    async fn page_end(
+        &self,
+        series: &SeriesKey,
+        range: TimeRange,
+        target: usize,
+    ) -> Result<Timestamp, StoreError> {
+        let series = series.clone();
+        self.read(move |connection, catalogue| {
+            catalogue.page_end(connection, &series, range, target)
+        })
+        .await
+    }
+
     async fn latest(&self, series: &SeriesKey) -> Result<Option<Point>, StoreError> {
         let series = series.clone();
         self.read(move |connection, catalogue| catalogue.latest(connection, &series))

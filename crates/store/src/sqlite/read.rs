@@ -154,6 +154,42 @@ impl Catalogue {
         self.to_points(connection, columns, range)
     }
 
+    /// Where a page of about `target` points starting at `range.start` ends, from the
+    /// chunks' counts: chunks in order of their first time are taken while their counts
+    /// fit, and the page ends where the next one starts (every chunk starting before
+    /// that end was counted). The head is small and not counted.
+    pub fn page_end(
+        &self,
+        connection: &Connection,
+        key: &SeriesKey,
+        range: TimeRange,
+        target: usize,
+    ) -> Result<Timestamp, StoreError> {
+        if range.is_empty() {
+            return Ok(range.end);
+        }
+        let Some(series_id) = self.series_id(connection, key)? else {
+            return Ok(range.end);
+        };
+        let (start, end) = (range.start.as_millis(), range.end.as_millis());
+        let mut statement = connection.prepare_cached(
+            "SELECT min_ms, count FROM chunks
+             WHERE series_id = ?1 AND max_ms >= ?2 AND min_ms < ?3 ORDER BY min_ms",
+        )?;
+        let mut rows = statement.query(params![series_id, start, end])?;
+        let mut counted: i64 = 0;
+        let target = i64::try_from(target.max(1)).unwrap_or(i64::MAX);
+        while let Some(row) = rows.next()? {
+            let (min_ms, count): (i64, i64) = (row.get(0)?, row.get(1)?);
+            if counted > 0 && counted.saturating_add(count) > target && min_ms > start {
+                return Timestamp::from_millis(min_ms.min(end))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()));
+            }
+            counted = counted.saturating_add(count);
+        }
+        Ok(range.end)
+    }
+
     pub fn latest(
         &self,
         connection: &Connection,
