@@ -11,6 +11,7 @@ pub mod health;
 pub mod metric;
 pub mod sample;
 pub mod stats;
+pub mod text;
 pub mod time;
 
 pub use metric::{Direction, Metric, MetricDefinition, MetricFamily, ValueRange};

@@ -160,15 +160,17 @@ enum Source {
     Cookie,
 }
 
-/// The token in `Authorization` (Bearer or Token), else in the session cookie.
+/// The token in `Authorization` (Bearer or Token, in any case), else in the session
+/// cookie.
 fn credentials(headers: &HeaderMap) -> Option<(&str, Source)> {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("Token "))
+            // The scheme is case-insensitive (RFC 9110 §11.1): bearer, BEARER, Bearer.
+            let (scheme, secret) = value.trim_start().split_once(' ')?;
+            (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
+                .then_some(secret)
         })
         .map(str::trim);
     if let Some(secret) = from_header {
@@ -419,6 +421,32 @@ mod tests {
             None
         );
         assert_eq!(credentials(&HeaderMap::new()), None);
+    }
+
+    /// The scheme is case-insensitive (issue 15: `bearer` and `BEARER` were refused).
+    #[test]
+    fn the_scheme_is_read_in_any_case() {
+        for value in [
+            "bearer mw_a",
+            "BEARER mw_a",
+            "Bearer  mw_a",
+            "token mw_a",
+            "TOKEN mw_a",
+        ] {
+            let sent = headers(&[("authorization", value)]);
+            assert_eq!(
+                credentials(&sent),
+                Some(("mw_a", Source::Header)),
+                "{value}"
+            );
+        }
+        for value in ["Basic mw_a", "Bearermw_a", "mw_a"] {
+            assert_eq!(
+                credentials(&headers(&[("authorization", value)])),
+                None,
+                "{value}"
+            );
+        }
     }
 
     #[test]

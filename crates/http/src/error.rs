@@ -8,7 +8,11 @@ use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use modelwatch_core::text::{elide, MAX_MESSAGE_CHARS};
 use modelwatch_core::ValidationError;
+
+/// The longest field name an error body shows (an unknown key is named as the field).
+const MAX_FIELD_CHARS: usize = 200;
 use modelwatch_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -37,6 +41,10 @@ pub enum ApiError {
     /// Too much expensive work at once; the client should retry after a moment.
     #[error("{0}")]
     TooManyRequests(String),
+    /// A configured limit refuses the request (too many series, say); the message names
+    /// the limit and its configuration key.
+    #[error("{0}")]
+    LimitExceeded(String),
     /// Anything the client cannot fix; the detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -51,7 +59,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: bad_request, not_found, conflict, payload_too_large,
-    /// unauthorized, forbidden, timeout, unavailable, too_many_requests, internal.
+    /// unauthorized, forbidden, timeout, unavailable, too_many_requests, limit_exceeded,
+    /// internal.
     pub code: String,
     /// For people; names the offending field where there is one.
     pub message: String,
@@ -79,6 +88,7 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::LimitExceeded(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,21 +104,26 @@ impl ApiError {
             ApiError::Timeout(_) => "timeout",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::LimitExceeded(_) => "limit_exceeded",
             ApiError::Internal(_) => "internal",
         }
     }
 
+    /// The error as clients get it. What echoes their input (an unknown key, a bad
+    /// value) is cut to a readable size: [`elide`] keeps the start and the end.
     pub fn body(&self) -> ErrorBody {
         let message = match self {
             ApiError::Internal(_) => "internal error; the server log has the details".to_owned(),
-            other => other.to_string(),
+            other => elide(&other.to_string(), MAX_MESSAGE_CHARS).into_owned(),
         };
         ErrorBody {
             error: ErrorDetail {
                 code: self.code().to_owned(),
                 message,
                 field: match self {
-                    ApiError::BadRequest { field, .. } => Some(field.clone()),
+                    ApiError::BadRequest { field, .. } => {
+                        Some(elide(field, MAX_FIELD_CHARS).into_owned())
+                    }
                     _ => None,
                 },
             },
@@ -121,7 +136,9 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Internal(detail) => tracing::error!(error = %detail, "request failed"),
             ApiError::Unavailable(detail) => tracing::warn!(error = %detail, "request failed"),
-            _ => tracing::debug!(error = %self, "request rejected"),
+            _ => {
+                tracing::debug!(error = %elide(&self.to_string(), MAX_MESSAGE_CHARS), "request rejected")
+            }
         }
         let mut response = (self.status(), Json(self.body())).into_response();
         // Load and time-outs pass: say when to come back.
@@ -152,6 +169,7 @@ impl From<StoreError> for ApiError {
                 message: error.message,
             },
             StoreError::Invalid(error) => error.into(),
+            StoreError::TooManySeries(exceeded) => ApiError::LimitExceeded(exceeded.to_string()),
             StoreError::Closed => ApiError::Unavailable("the server is shutting down".into()),
             other => ApiError::Internal(other.to_string()),
         }

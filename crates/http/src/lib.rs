@@ -54,6 +54,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Expensive reads running and waiting at once.
     pub reads: admission::ReadLimits,
+    /// Series whose latest value `/metrics` exports as a gauge, at most (the first, by
+    /// model, version and metric); 0 exports none.
+    pub metrics_series: usize,
 }
 
 impl Default for Limits {
@@ -62,6 +65,7 @@ impl Default for Limits {
             max_body_bytes: 10 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             reads: admission::ReadLimits::default(),
+            metrics_series: 1_000,
         }
     }
 }
@@ -199,6 +203,7 @@ impl AppState {
                     error,
                     modelwatch_store::StoreError::InvalidSample { .. }
                         | modelwatch_store::StoreError::Invalid(_)
+                        | modelwatch_store::StoreError::TooManySeries(_)
                 ) {
                     self.inner.telemetry.rejected(format, count as u64);
                 }
@@ -276,8 +281,12 @@ const EXPENSIVE: [(&str, utoipa::openapi::HttpMethod); 7] = {
     ]
 };
 
+/// The routes that store samples, and may answer 422 when a series limit refuses them.
+const INGEST: [&str; 3] = ["/api/v1/metrics", "/write", "/api/v2/write"];
+
 /// Answers every route may give whatever it does: 503 when the request time-out passes,
-/// and 429 on the expensive ones, both with `Retry-After` and the error body.
+/// and 429 on the expensive ones, both with `Retry-After` and the error body; 422 on
+/// the writes when a series limit refuses them.
 fn document_load_answers(document: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let error = |description: &str| {
@@ -308,6 +317,11 @@ fn document_load_answers(document: &mut utoipa::openapi::OpenApi) {
                 )
                 .into()
             });
+            if method == utoipa::openapi::HttpMethod::Post && INGEST.contains(&path.as_str()) {
+                responses.entry("422".into()).or_insert_with(|| {
+                    error("A series limit ([limits]) refuses the write; nothing was stored").into()
+                });
+            }
             if EXPENSIVE.contains(&(path.as_str(), method)) {
                 responses.entry("429".into()).or_insert_with(|| {
                     error("Too many expensive reads at once; try again after Retry-After").into()

@@ -77,10 +77,13 @@ impl Telemetry {
             .inc_by(count);
     }
 
-    /// Renders the exposition with the given latest model values.
+    /// Renders the exposition with the given latest model values, of `series` series of
+    /// which `omitted` are left out.
     pub fn render(
         &self,
         latest: impl IntoIterator<Item = (SeriesLabels, f64)>,
+        series: usize,
+        omitted: usize,
     ) -> Result<String, std::fmt::Error> {
         let mut registry = Registry::with_prefix("modelwatch");
         registry.register(
@@ -112,7 +115,22 @@ impl Telemetry {
         for (labels, value) in latest {
             models.get_or_create(&labels).set(value);
         }
-        registry.register("model_metric", "Latest value of every model metric", models);
+        registry.register(
+            "model_metric",
+            "Latest value of each model metric, for the first [limits] metrics_series series",
+            models,
+        );
+        let count = |n: usize| {
+            let gauge = Gauge::<i64>::default();
+            gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+            gauge
+        };
+        registry.register("series", "Series in the store", count(series));
+        registry.register(
+            "model_metric_omitted_series",
+            "Series whose latest value is not exported ([limits] metrics_series)",
+            count(omitted),
+        );
         let mut text = String::new();
         encode(&mut text, &registry)?;
         Ok(text)
@@ -129,14 +147,18 @@ mod tests {
         telemetry.samples_ingested.inc_by(3);
         telemetry.rejected("json", 2);
         let text = telemetry
-            .render([(
-                SeriesLabels {
-                    model: "fraud".into(),
-                    version: "v1".into(),
-                    metric: "accuracy".into(),
-                },
-                0.93,
-            )])
+            .render(
+                [(
+                    SeriesLabels {
+                        model: "fraud".into(),
+                        version: "v1".into(),
+                        metric: "accuracy".into(),
+                    },
+                    0.93,
+                )],
+                3,
+                2,
+            )
             .expect("render");
         assert!(
             text.contains("modelwatch_samples_ingested_total 3"),

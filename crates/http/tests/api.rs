@@ -36,10 +36,26 @@ async fn spawn_app_with_auth() -> TestServer {
 }
 
 async fn spawn(limits: Limits, auth: bool) -> TestServer {
+    spawn_full(limits, auth, modelwatch_store::SeriesLimits::default()).await
+}
+
+async fn spawn_app_limited(
+    limits: Limits,
+    series_limits: modelwatch_store::SeriesLimits,
+) -> TestServer {
+    spawn_full(limits, false, series_limits).await
+}
+
+async fn spawn_full(
+    limits: Limits,
+    auth: bool,
+    series_limits: modelwatch_store::SeriesLimits,
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let stores = modelwatch_store::open(dir.path().join("api.db").to_str().unwrap())
-        .await
-        .unwrap();
+    let stores =
+        modelwatch_store::open_with(dir.path().join("api.db").to_str().unwrap(), series_limits)
+            .await
+            .unwrap();
     let engine = modelwatch_engine::Engine::new(&stores, Default::default())
         .with_ids(Arc::new(modelwatch_engine::SequentialIds::default()));
     let state = AppState::new(
@@ -1898,4 +1914,121 @@ async fn the_rule_documentation_names_only_fields_the_endpoint_accepts() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
+
+/// Cardinality (issue 15: one line-protocol line with 400,000 fields made 400,000 series
+/// and a 36 MB exposition): a write past a series limit is refused whole, 422 naming the
+/// limit's configuration key, and `/metrics` shows at most `metrics_series` series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_limits_refuse_writes_and_bound_the_exposition() {
+    let app = spawn_app_limited(
+        Limits {
+            metrics_series: 3,
+            ..Limits::default()
+        },
+        modelwatch_store::SeriesLimits {
+            new_per_batch: 50,
+            per_model: 60,
+            total: 1_000,
+        },
+    )
+    .await;
+    let fields: Vec<String> = (0..400).map(|i| format!("custom_f{i}=0.5")).collect();
+    let line = format!(
+        "model_metrics,model=fraud,version=v1 {} 1714564800000000000",
+        fields.join(",")
+    );
+    let response = app.post_raw("/write", line.into_bytes(), &[]).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "limit_exceeded", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("400 new series") && message.contains("limits.new_series_per_request"),
+        "{message}"
+    );
+    // Within the batch limit, up to the model's.
+    for start in [0, 40] {
+        let batch: Vec<Value> = (start..start + 40)
+            .map(|i| {
+                json!({"model": "fraud", "version": "v1", "metric": format!("custom_m{i}"),
+                            "value": 0.5, "timestamp": NOW_MS})
+            })
+            .collect();
+        let reply = app
+            .call(
+                Method::POST,
+                METRICS,
+                METRICS,
+                Some(json!({"samples": batch})),
+            )
+            .await;
+        if start == 0 {
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        } else {
+            assert_eq!(
+                reply.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{}",
+                reply.body
+            );
+            let message = reply.body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("limits.series_per_model"), "{message}");
+        }
+    }
+    let models = app
+        .call(Method::GET, "/api/v1/models", "/api/v1/models", None)
+        .await;
+    assert_eq!(models.status, StatusCode::OK);
+    let exposition = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    let text = exposition.text().await.unwrap();
+    let gauges = text
+        .lines()
+        .filter(|l| l.starts_with("modelwatch_model_metric{"))
+        .count();
+    assert_eq!(gauges, 3, "{text}");
+    assert!(text.contains("modelwatch_series 40"), "{text}");
+    assert!(
+        text.contains("modelwatch_model_metric_omitted_series 37"),
+        "{text}"
+    );
+}
+
+/// Error bodies echo what the client sent only in part (issue 15: a 5 MB unknown JSON key
+/// gave a 15 MB error body): the start and the end, and how much was left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_bodies_cut_the_input_they_echo() {
+    let app = spawn_app().await;
+    let key = "k".repeat(5 * 1024 * 1024);
+    let body =
+        format!(r#"{{"model":"fraud","version":"v1","metric":"accuracy","value":0.5,"{key}":1}}"#);
+    let response = app
+        .post_raw(
+            METRICS,
+            body.into_bytes(),
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let text = response.text().await.unwrap();
+    assert!(text.len() < 4_000, "{} bytes", text.len());
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("characters left out"), "{message}");
+    let name = "m".repeat(6_000);
+    let reply = app
+        .call(
+            Method::GET,
+            SERIES,
+            &format!("/api/v1/models/{name}/versions/v1/metrics/accuracy"),
+            None,
+        )
+        .await;
+    assert!(reply.status.is_client_error(), "{}", reply.status);
+    assert!(reply.body.to_string().len() < 4_000);
 }

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use modelwatch_core::sample::RawSample;
+use modelwatch_core::text::{elide, MAX_MESSAGE_CHARS};
 use modelwatch_core::{
     Direction, Metric, MetricDefinition, ModelName, Sample, SeriesKey, Summary, TimeRange,
     ValueRange, Version,
@@ -174,7 +175,7 @@ pub fn main() -> ExitCode {
         // any Unix tool; nothing to say and nobody to say it to.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            note!("error: {error:#}");
+            note!("error: {}", elide(&format!("{error:#}"), MAX_MESSAGE_CHARS));
             ExitCode::FAILURE
         }
     }
@@ -215,7 +216,7 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
         Ok(_) => 1,
         Err(error) if is_broken_pipe(&error) => 0,
         Err(error) => {
-            note!("error: {error:#}");
+            note!("error: {}", elide(&format!("{error:#}"), MAX_MESSAGE_CHARS));
             1
         }
     }
@@ -249,12 +250,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Some(location) => location.clone(),
             None => default_database()?,
         };
-        let stores = modelwatch_store::open(&location).await.with_context(|| {
-            format!(
-                "cannot open the database {}",
-                crate::migrate::shown(&location)
-            )
-        })?;
+        let stores = modelwatch_store::open_with(&location, config.limits.series)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    crate::migrate::shown(&location)
+                )
+            })?;
         let outcome = match command {
             Command::Alerting(command) => {
                 crate::alerts_cli::run(command, &stores, &config, format).await

@@ -33,6 +33,12 @@
 //! max_alerts_per_model_per_hour = 5
 //! min_severity_to_notify = "medium"
 //!
+//! [limits]                  # how many series there may be (a batch past one is refused, 422)
+//! new_series_per_request = 1000
+//! series_per_model = 10000
+//! series = 100000
+//! metrics_series = 1000     # /metrics exports the latest value of this many series at most
+//!
 //! [retention]               # what `serve` prunes at start-up and hourly
 //! samples = "90d"           # default: kept forever
 //! notifications = "30d"     # finished (delivered, failed, skipped) outbox rows; or "forever"
@@ -98,6 +104,8 @@ pub struct RawConfig {
     pub evaluation: RawEvaluation,
     #[serde(default)]
     pub retention: RawRetention,
+    #[serde(default)]
+    pub limits: RawLimits,
     /// `[channels.NAME]`: the notify crate owns the tables and their validation.
     #[serde(default)]
     pub channels: modelwatch_notify::RawChannels,
@@ -155,6 +163,60 @@ pub struct RawRetention {
     pub notifications: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// New series one request (or import batch) may create (default 1000).
+    pub new_series_per_request: Option<u64>,
+    /// Series one model may have (default 10000).
+    pub series_per_model: Option<u64>,
+    /// Series in the store (default 100000).
+    pub series: Option<u64>,
+    /// Series whose latest value `/metrics` exports (default 1000; 0: none).
+    pub metrics_series: Option<u64>,
+}
+
+/// How many series there may be, and how many `/metrics` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub series: modelwatch_store::SeriesLimits,
+    pub metrics_series: usize,
+}
+
+impl RawLimits {
+    fn validate(self) -> Result<LimitsConfig, ConfigError> {
+        let defaults = modelwatch_store::SeriesLimits::default();
+        let count = |key: &str, value: Option<u64>, default: usize, least: u64| match value {
+            None => Ok(default),
+            Some(n) if n >= least => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+            Some(n) => Err(invalid(key, format!("must be at least {least}, not {n}"))),
+        };
+        Ok(LimitsConfig {
+            series: modelwatch_store::SeriesLimits {
+                new_per_batch: count(
+                    "limits.new_series_per_request",
+                    self.new_series_per_request,
+                    defaults.new_per_batch,
+                    1,
+                )?,
+                per_model: count(
+                    "limits.series_per_model",
+                    self.series_per_model,
+                    defaults.per_model,
+                    1,
+                )?,
+                total: count("limits.series", self.series, defaults.total, 1)?,
+            },
+            metrics_series: count(
+                "limits.metrics_series",
+                self.metrics_series,
+                modelwatch_http::Limits::default().metrics_series,
+                0,
+            )?,
+        })
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -163,6 +225,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub evaluation: EvaluationConfig,
     pub retention: RetentionConfig,
+    pub limits: LimitsConfig,
     /// Channels and delivery policy, validated by the notify crate.
     pub notify: modelwatch_notify::NotifyConfig,
 }
@@ -363,6 +426,7 @@ impl RawConfig {
             store: StoreConfig { db: self.store.db },
             evaluation: self.evaluation.validate()?,
             retention: self.retention.validate()?,
+            limits: self.limits.validate()?,
             // The notify crate's error already names the key (`channels.NAME.url`).
             notify: modelwatch_notify::NotifyConfig::from_raw(self.notify, self.channels).map_err(
                 |e| ConfigError::Key {
@@ -603,6 +667,29 @@ mod tests {
             config.server.connections.header_timeout,
             Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn series_limits_are_read_and_checked() {
+        let config = Config::parse(
+            "[limits]\nnew_series_per_request = 5\nseries_per_model = 50\nseries = 500\nmetrics_series = 0\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.limits.series,
+            modelwatch_store::SeriesLimits {
+                new_per_batch: 5,
+                per_model: 50,
+                total: 500
+            }
+        );
+        assert_eq!(config.limits.metrics_series, 0);
+        let defaults = Config::parse("", Path::new("c.toml")).unwrap().limits;
+        assert_eq!(defaults.series, modelwatch_store::SeriesLimits::default());
+        assert_eq!(defaults.metrics_series, 1000);
+        let error = Config::parse("[limits]\nseries = 0\n", Path::new("c.toml")).unwrap_err();
+        assert!(format!("{error:#}").contains("limits.series"), "{error:#}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use modelwatch_core::sample::RawSample;
+use modelwatch_core::text::{elide, MAX_MESSAGE_CHARS};
 use modelwatch_core::{Metric, MetricDefinition, Sample, ValidationError};
 use modelwatch_store::{MetricStore, StoreError};
 use serde::Serialize;
@@ -241,10 +242,11 @@ impl<'p> Importer<'p> {
     }
 
     fn reject(&mut self, line: u64, error: ValidationError) {
+        // What echoes the file is cut to a readable size (a 10 MB field is not printed).
         let rejection = Rejection {
             line,
-            field: error.field,
-            reason: error.message,
+            field: elide(&error.field, 200).into_owned(),
+            reason: elide(&error.message, MAX_MESSAGE_CHARS).into_owned(),
         };
         self.progress.rejected(&rejection);
         self.report.rejected += 1;

@@ -86,7 +86,9 @@ pub async fn run(args: MigrateArgs, format: Format) -> Result<ExitCode> {
     let source = modelwatch_store::open(&args.from)
         .await
         .with_context(|| format!("cannot open the source {}", shown(&args.from)))?;
-    let target = modelwatch_store::open(&args.to)
+    // The target takes every series of the source, however many: limits are for what
+    // clients send, not for moving an installation.
+    let target = modelwatch_store::open_with(&args.to, modelwatch_store::SeriesLimits::UNLIMITED)
         .await
         .with_context(|| format!("cannot open the target {}", shown(&args.to)))?;
     let outcome = migrate(&source, &target, args.batch as usize, &Bar::new()).await;

@@ -104,7 +104,7 @@ pub async fn serve(
         Some(location) => location.clone(),
         None => crate::cli::default_database()?,
     };
-    let stores = modelwatch_store::open(&location)
+    let stores = modelwatch_store::open_with(&location, config.limits.series)
         .await
         .with_context(|| format!("cannot open the database {location}"))?;
     if args.demo {
@@ -119,6 +119,7 @@ pub async fn serve(
             max_body_bytes: config.server.max_body_bytes,
             request_timeout: config.server.request_timeout,
             reads: config.server.reads,
+            metrics_series: config.limits.metrics_series,
         },
         Clock::new(crate::now),
         Some(engine.clone()),

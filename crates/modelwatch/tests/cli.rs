@@ -1470,3 +1470,44 @@ fn monitor_shows_one_analysis_that_agrees_with_itself() {
     let bad = env.run(&["monitor", "fraud_detector", "v2.0", "--hours", "soon"]);
     assert_eq!(bad.status.code(), Some(1));
 }
+
+/// The CLI's messages echo a bad input only in part (issue 15: a 10 MB field was printed
+/// to stderr whole).
+#[test]
+fn messages_cut_the_input_they_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let file = dir.path().join("big.jsonl");
+    let huge = "x".repeat(10 * 1024 * 1024);
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"model\":\"{huge}\",\"version\":\"v1\",\"metric\":\"accuracy\",\"value\":0.5,\"timestamp\":1000}}\n"
+        ),
+    )
+    .unwrap();
+    let out = common::modelwatch(&db)
+        .args(["metrics", "import", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.len() < 8_000, "{} bytes on stderr", stderr.len());
+    assert!(stderr.contains("model"), "{stderr}");
+    let out = common::modelwatch(&db)
+        .args([
+            "metrics",
+            "record",
+            &huge[..100_000],
+            "v1",
+            "accuracy",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.len() < 8_000,
+        "{} bytes on stderr",
+        out.stderr.len()
+    );
+}

@@ -57,8 +57,14 @@ impl Env {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let address = listening_on(child.stdout.take().unwrap());
-        Server { child, address }
+        let stdout = child.stdout.take().unwrap();
+        // Owned by a Server before anything can panic, so that it is reaped.
+        let mut server = Server {
+            child,
+            address: String::new(),
+        };
+        server.address = listening_on(stdout);
+        server
     }
 }
 

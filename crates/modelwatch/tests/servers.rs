@@ -242,12 +242,15 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let address = listening_on(child.stdout.take().unwrap());
-        Server {
+        let stdout = child.stdout.take().unwrap();
+        // Owned by a Server before anything can panic, so that it is reaped.
+        let mut server = Server {
             name,
             child,
-            address,
-        }
+            address: String::new(),
+        };
+        server.address = listening_on(stdout);
+        server
     }
 
     fn request(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {

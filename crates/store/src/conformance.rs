@@ -608,6 +608,70 @@ pub async fn deleting_before_the_earliest_sample_changes_nothing(store: &dyn Met
 
 /// Instantiates every case of the suite for one backend; `$make` is an async expression
 /// giving a fresh, empty [`Fixture`].
+const SMALL_LIMITS: crate::SeriesLimits = crate::SeriesLimits {
+    new_per_batch: 3,
+    per_model: 4,
+    total: 6,
+};
+
+/// A batch that would pass a limit is refused whole, naming the limit; samples of series
+/// that exist always go in.
+pub async fn series_limits_refuse_a_batch_whole(store: &dyn MetricStore) {
+    use crate::SeriesLimit;
+    let batch = |model: &str, metrics: &[&str]| -> Vec<Sample> {
+        metrics
+            .iter()
+            .map(|m| sample(model, "v1", &format!("custom_{m}"), 0.5, 1_000))
+            .collect()
+    };
+    for m in ["a", "b", "c", "d", "e", "f", "g"] {
+        store
+            .define_metric(MetricDefinition {
+                metric: Metric::parse(&format!("custom_{m}")).unwrap(),
+                direction: Direction::HigherIsBetter,
+                range: ValueRange::default(),
+            })
+            .await
+            .unwrap();
+    }
+    let refused = |result: Result<(), StoreError>, limit: SeriesLimit| match result {
+        Err(StoreError::TooManySeries(exceeded)) => {
+            assert_eq!(exceeded.limit, limit, "{exceeded}");
+            assert!(
+                exceeded.to_string().contains(limit.config_key()),
+                "{exceeded}"
+            );
+        }
+        other => panic!("expected {limit:?} refused, got {other:?}"),
+    };
+    refused(
+        store.append(batch("m1", &["a", "b", "c", "d"])).await,
+        SeriesLimit::NewPerBatch,
+    );
+    assert!(store.models().await.unwrap().is_empty(), "nothing written");
+    store.append(batch("m1", &["a", "b", "c"])).await.unwrap();
+    // Existing series take any number of samples; one more new one is the model's 4th.
+    let mut more = batch("m1", &["a", "b", "c", "d"]);
+    more.extend(batch("m1", &["a", "b"]));
+    store.append(more).await.unwrap();
+    refused(
+        store.append(batch("m1", &["e"])).await,
+        SeriesLimit::PerModel,
+    );
+    store.append(batch("m2", &["a", "b"])).await.unwrap();
+    refused(store.append(batch("m3", &["a"])).await, SeriesLimit::Total);
+    let series = store.list_series(&SeriesFilter::default()).await.unwrap();
+    assert_eq!(series.len(), 6);
+    assert_eq!(
+        store
+            .range(&key("m1", "v1", "custom_d"), TimeRange::all())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 macro_rules! conformance_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -628,40 +692,50 @@ macro_rules! conformance_suite {
                 deleting_before_the_earliest_sample_changes_nothing,
                 concurrent_prunes_remove_and_count_each_sample_once,
             );
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn series_limits_refuse_a_batch_whole() {
+                let fixture: Fixture = ($make)(SMALL_LIMITS).await;
+                super::series_limits_refuse_a_batch_whole(&*fixture).await;
+            }
         }
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let fixture: Fixture = $make.await;
+                let fixture: Fixture = ($make)(crate::SeriesLimits::default()).await;
                 super::$case(&*fixture).await;
             }
         )*
     };
 }
 
-conformance_suite!(memory, async {
+conformance_suite!(memory, |limits| async move {
     Fixture {
-        store: Arc::new(crate::MemoryStore::new()),
+        store: Arc::new(crate::MemoryStore::new().with_series_limits(limits)),
         _guard: Box::new(()),
     }
 });
 
-conformance_suite!(sqlite, async {
+conformance_suite!(sqlite, |limits| async move {
     let dir = tempfile::tempdir().unwrap();
     let store = crate::SqliteStore::open(dir.path().join("conformance.db"))
         .await
-        .unwrap();
+        .unwrap()
+        .with_series_limits(limits);
     Fixture {
         store: Arc::new(store),
         _guard: Box::new(dir),
     }
 });
 
-conformance_suite!(postgres, async {
+conformance_suite!(postgres, |limits| async move {
     let database = crate::postgres::testing::TestDatabase::create("conformance").await;
-    let store = crate::PostgresStore::open(database.url()).await.unwrap();
+    let store = crate::PostgresStore::open(database.url())
+        .await
+        .unwrap()
+        .with_series_limits(limits);
     Fixture {
         store: Arc::new(store),
         _guard: Box::new(database),

@@ -78,6 +78,10 @@ pub enum StoreError {
     NotYetOnPostgres { what: &'static str },
     #[error("no {kind} has id {id}")]
     NotFound { kind: &'static str, id: String },
+    /// A batch would create more series than a [`SeriesLimits`] allows; nothing of it
+    /// was written.
+    #[error("{0}")]
+    TooManySeries(SeriesLimitExceeded),
     #[error("a {kind} with id {id} already exists")]
     AlreadyExists { kind: &'static str, id: String },
 }
@@ -85,6 +89,131 @@ pub enum StoreError {
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
         StoreError::Database(error.to_string())
+    }
+}
+
+/// How many series may exist (issue 15: one line-protocol line with 400,000 fields made
+/// 400,000 series). Every backend refuses a batch that would pass one, writing nothing,
+/// with [`StoreError::TooManySeries`]. Several servers creating series at once may pass
+/// `per_model` and `total` by what they create together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesLimits {
+    /// New series one batch (one request, one import batch) may create.
+    pub new_per_batch: usize,
+    /// Series one model may have.
+    pub per_model: usize,
+    /// Series the store may hold.
+    pub total: usize,
+}
+
+impl Default for SeriesLimits {
+    fn default() -> Self {
+        SeriesLimits {
+            new_per_batch: 1_000,
+            per_model: 10_000,
+            total: 100_000,
+        }
+    }
+}
+
+/// Which of the [`SeriesLimits`] a batch would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesLimit {
+    NewPerBatch,
+    PerModel,
+    Total,
+}
+
+impl SeriesLimit {
+    /// The limit's name in modelwatch's configuration file.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            SeriesLimit::NewPerBatch => "limits.new_series_per_request",
+            SeriesLimit::PerModel => "limits.series_per_model",
+            SeriesLimit::Total => "limits.series",
+        }
+    }
+}
+
+/// A batch refused by [`SeriesLimits`]: which limit, its value, and what the batch would
+/// have made of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesLimitExceeded {
+    pub limit: SeriesLimit,
+    pub allowed: usize,
+    /// The series (new ones, or in all) there would have been.
+    pub would_be: usize,
+    /// The model, for `PerModel`.
+    pub model: Option<ModelName>,
+}
+
+impl fmt::Display for SeriesLimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = self.limit.config_key();
+        match (self.limit, &self.model) {
+            (SeriesLimit::NewPerBatch, _) => write!(
+                f,
+                "the batch would create {} new series; at most {} may be created at once ({key})",
+                self.would_be, self.allowed
+            ),
+            (SeriesLimit::PerModel, Some(model)) => write!(
+                f,
+                "model {model} would have {} series; a model may have at most {} ({key})",
+                self.would_be, self.allowed
+            ),
+            (SeriesLimit::PerModel, None) | (SeriesLimit::Total, _) => write!(
+                f,
+                "there would be {} series; the store holds at most {} ({key})",
+                self.would_be, self.allowed
+            ),
+        }
+    }
+}
+
+impl SeriesLimits {
+    /// No limit: what a migration copies into its target.
+    pub const UNLIMITED: SeriesLimits = SeriesLimits {
+        new_per_batch: usize::MAX,
+        per_model: usize::MAX,
+        total: usize::MAX,
+    };
+
+    /// Checks a batch creating `new` series (each model's new series in `new_by_model`)
+    /// in a store of `existing` series, each model's count given by `existing_in`.
+    pub fn check(
+        &self,
+        new_by_model: &std::collections::BTreeMap<ModelName, usize>,
+        existing: usize,
+        mut existing_in: impl FnMut(&ModelName) -> Result<usize, StoreError>,
+    ) -> Result<(), StoreError> {
+        let new: usize = new_by_model.values().sum();
+        if new == 0 {
+            return Ok(());
+        }
+        let refuse = |limit, allowed, would_be, model: Option<&ModelName>| {
+            Err(StoreError::TooManySeries(SeriesLimitExceeded {
+                limit,
+                allowed,
+                would_be,
+                model: model.cloned(),
+            }))
+        };
+        if new > self.new_per_batch {
+            return refuse(SeriesLimit::NewPerBatch, self.new_per_batch, new, None);
+        }
+        if existing.saturating_add(new) > self.total {
+            return refuse(SeriesLimit::Total, self.total, existing + new, None);
+        }
+        if self.per_model == usize::MAX {
+            return Ok(());
+        }
+        for (model, added) in new_by_model {
+            let would_be = existing_in(model)?.saturating_add(*added);
+            if would_be > self.per_model {
+                return refuse(SeriesLimit::PerModel, self.per_model, would_be, Some(model));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -408,12 +537,25 @@ impl Stores {
 /// `postgres://…` (or `postgresql://…`) for a PostgreSQL database, `sqlite:PATH` or a
 /// plain path for an SQLite file (created when missing).
 pub async fn open(location: &str) -> Result<Stores, StoreError> {
+    open_with(location, SeriesLimits::default()).await
+}
+
+/// [`open`] with other [`SeriesLimits`] than the defaults.
+pub async fn open_with(location: &str, limits: SeriesLimits) -> Result<Stores, StoreError> {
     if location == "memory" || location == ":memory:" {
-        return Ok(Stores::of(Arc::new(MemoryStore::new())));
+        return Ok(Stores::of(Arc::new(
+            MemoryStore::new().with_series_limits(limits),
+        )));
     }
     if postgres::is_postgres_location(location) {
-        return Ok(Stores::of(Arc::new(PostgresStore::open(location).await?)));
+        return Ok(Stores::of(Arc::new(
+            PostgresStore::open(location)
+                .await?
+                .with_series_limits(limits),
+        )));
     }
     let path = location.strip_prefix("sqlite:").unwrap_or(location);
-    Ok(Stores::of(Arc::new(SqliteStore::open(path).await?)))
+    Ok(Stores::of(Arc::new(
+        SqliteStore::open(path).await?.with_series_limits(limits),
+    )))
 }

@@ -1,13 +1,15 @@
 //! The in-memory backend: for tests and ephemeral use. Nothing survives the process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::RwLock;
 
 use async_trait::async_trait;
-use modelwatch_core::{Dataset, MetricDefinition, Point, Sample, SeriesKey, TimeRange, Timestamp};
+use modelwatch_core::{
+    Dataset, MetricDefinition, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp,
+};
 
 use crate::tokens::{NewToken, TokenInfo, TokenStore};
-use crate::{validate_batch, MetricStore, SeriesFilter, SeriesInfo, StoreError};
+use crate::{validate_batch, MetricStore, SeriesFilter, SeriesInfo, SeriesLimits, StoreError};
 
 type Series = BTreeMap<Timestamp, (f64, Option<Dataset>)>;
 
@@ -18,11 +20,18 @@ pub struct MemoryStore {
     /// Rules, alerts, silences and the outbox (see `alerts/memory.rs`).
     pub(crate) alerting: std::sync::Mutex<crate::alerts::memory::Tables>,
     tokens: RwLock<Vec<TokenInfo>>,
+    series_limits: SeriesLimits,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Refuses batches that would pass `limits` (default: [`SeriesLimits::default`]).
+    pub fn with_series_limits(mut self, limits: SeriesLimits) -> Self {
+        self.series_limits = limits;
+        self
     }
 
     fn custom_definitions(&self) -> Vec<MetricDefinition> {
@@ -42,6 +51,21 @@ impl MetricStore for MemoryStore {
     async fn append(&self, samples: Vec<Sample>) -> Result<(), StoreError> {
         validate_batch(&samples, &self.custom_definitions())?;
         let mut all = self.series.write().map_err(poisoned)?;
+        let mut new: BTreeMap<ModelName, BTreeSet<SeriesKey>> = BTreeMap::new();
+        for sample in &samples {
+            let key = sample.series();
+            if !all.contains_key(&key) {
+                new.entry(key.model.clone()).or_default().insert(key);
+            }
+        }
+        let new_by_model = new
+            .iter()
+            .map(|(m, keys)| (m.clone(), keys.len()))
+            .collect();
+        self.series_limits
+            .check(&new_by_model, all.len(), |model| {
+                Ok(all.keys().filter(|k| k.model == *model).count())
+            })?;
         for sample in samples {
             all.entry(sample.series())
                 .or_default()

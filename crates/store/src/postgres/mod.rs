@@ -35,7 +35,7 @@ use modelwatch_core::{
 };
 use tokio_postgres::NoTls;
 
-use crate::{MetricStore, SeriesFilter, SeriesInfo, StoreError};
+use crate::{MetricStore, SeriesFilter, SeriesInfo, SeriesLimits, StoreError};
 
 /// Connections kept by one process; PostgreSQL's default `max_connections` is 100.
 const POOL_SIZE: usize = 16;
@@ -175,6 +175,7 @@ pub struct PostgresStore {
     pool: Pool,
     location: Location,
     catalogue: Catalogue,
+    pub(crate) series_limits: SeriesLimits,
 }
 
 impl PostgresStore {
@@ -216,10 +217,17 @@ impl PostgresStore {
             pool,
             location,
             catalogue: Catalogue::default(),
+            series_limits: SeriesLimits::default(),
         };
         let mut client = store.client().await?;
         schema::migrate(&mut client, &store.location).await?;
         Ok(store)
+    }
+
+    /// Refuses batches that would pass `limits` (default: [`SeriesLimits::default`]).
+    pub fn with_series_limits(mut self, limits: SeriesLimits) -> Self {
+        self.series_limits = limits;
+        self
     }
 
     /// The location with the password masked.

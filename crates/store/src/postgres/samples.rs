@@ -14,7 +14,7 @@
 //! rows into the table without its index takes a quarter of the time. The client's
 //! side is kept small: series ids are looked up once per distinct series of a batch.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::pin;
 
 use futures_util::StreamExt;
@@ -31,7 +31,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Transaction};
 
 use super::{copy, pg_error, Catalogue, PostgresStore};
-use crate::{validate_batch, SeriesFilter, SeriesInfo, StoreError};
+use crate::{validate_batch, SeriesFilter, SeriesInfo, SeriesLimits, StoreError};
 
 /// One row of `samples`.
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +85,13 @@ async fn write_batch(
     write: Write,
 ) -> Result<bool, StoreError> {
     let transaction = client.transaction().await.map_err(pg_error)?;
-    let (series_ids, new_series) = resolve_series(&transaction, &store.catalogue, samples).await?;
+    let (series_ids, new_series) = resolve_series(
+        &transaction,
+        &store.catalogue,
+        samples,
+        &store.series_limits,
+    )
+    .await?;
     let (dataset_ids, new_datasets) =
         resolve_datasets(&transaction, &store.catalogue, samples).await?;
     let mut rows: Vec<Row> = Vec::with_capacity(samples.len());
@@ -185,6 +191,7 @@ async fn resolve_series(
     transaction: &Transaction<'_>,
     catalogue: &Catalogue,
     samples: &[Sample],
+    limits: &SeriesLimits,
 ) -> Result<(Vec<i32>, Vec<(SeriesKey, i32)>), StoreError> {
     let mut distinct: HashMap<(&ModelName, &Version, &Metric), Option<i32>> = HashMap::new();
     for sample in samples {
@@ -208,15 +215,56 @@ async fn resolve_series(
         let models: Vec<&str> = missing.iter().map(|k| k.model.as_str()).collect();
         let versions: Vec<&str> = missing.iter().map(|k| k.version.as_str()).collect();
         let metrics: Vec<&str> = missing.iter().map(|k| k.metric.as_str()).collect();
-        transaction
-            .execute(
+        // The series this batch creates, checked against the limits in its transaction:
+        // a refusal rolls them back with the rest.
+        let created = transaction
+            .query(
                 "INSERT INTO series (model, version, metric)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-                 ON CONFLICT DO NOTHING",
+                 ON CONFLICT DO NOTHING RETURNING model",
                 &[&models, &versions, &metrics],
             )
             .await
             .map_err(pg_error)?;
+        if !created.is_empty() {
+            let mut new_by_model: BTreeMap<ModelName, usize> = BTreeMap::new();
+            for row in &created {
+                let model: String = row.try_get(0).map_err(pg_error)?;
+                let model = ModelName::parse(&model)
+                    .map_err(|e| StoreError::Corrupt(format!("series model: {e}")))?;
+                *new_by_model.entry(model).or_default() += 1;
+            }
+            let new: usize = new_by_model.values().sum();
+            let count = |row: tokio_postgres::Row| -> Result<usize, StoreError> {
+                let n: i64 = row.try_get(0).map_err(pg_error)?;
+                Ok(usize::try_from(n).unwrap_or(0))
+            };
+            let total = count(
+                transaction
+                    .query_one("SELECT count(*) FROM series", &[])
+                    .await
+                    .map_err(pg_error)?,
+            )?;
+            let names: Vec<&str> = new_by_model.keys().map(ModelName::as_str).collect();
+            let mut per_model: HashMap<String, usize> = HashMap::new();
+            for row in transaction
+                .query(
+                    "SELECT model, count(*) FROM series WHERE model = ANY($1) GROUP BY model",
+                    &[&names],
+                )
+                .await
+                .map_err(pg_error)?
+            {
+                let model: String = row.try_get(0).map_err(pg_error)?;
+                let n: i64 = row.try_get(1).map_err(pg_error)?;
+                per_model.insert(model, usize::try_from(n).unwrap_or(0));
+            }
+            // The counts include what this batch just created.
+            limits.check(&new_by_model, total - new, |model| {
+                let with_new = per_model.get(model.as_str()).copied().unwrap_or(0);
+                Ok(with_new - new_by_model.get(model).copied().unwrap_or(0))
+            })?;
+        }
         let found = transaction
             .query(
                 "SELECT s.id, s.model, s.version, s.metric

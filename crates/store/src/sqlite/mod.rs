@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 
 use self::read::Catalogue;
 use self::writer::{ClosureJob, WriteJob, WriterState};
-use crate::{MetricStore, SeriesFilter, SeriesInfo, StoreError};
+use crate::{MetricStore, SeriesFilter, SeriesInfo, SeriesLimits, StoreError};
 
 pub use self::writer::SEALED_CHUNK_LEN;
 
@@ -41,6 +41,7 @@ pub struct SqliteStore {
     jobs: Mutex<Option<Sender<Box<dyn WriteJob>>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReaderPool>,
+    series_limits: SeriesLimits,
 }
 
 #[derive(Debug)]
@@ -141,7 +142,14 @@ impl SqliteStore {
             path,
             jobs: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
+            series_limits: SeriesLimits::default(),
         })
+    }
+
+    /// Refuses batches that would pass `limits` (default: [`SeriesLimits::default`]).
+    pub fn with_series_limits(mut self, limits: SeriesLimits) -> Self {
+        self.series_limits = limits;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -182,7 +190,8 @@ impl MetricStore for SqliteStore {
         if samples.is_empty() {
             return Ok(());
         }
-        self.write(move |state, transaction| writer::append(state, transaction, &samples))
+        let limits = self.series_limits;
+        self.write(move |state, transaction| writer::append(state, transaction, &samples, &limits))
             .await
     }
 

@@ -9,10 +9,10 @@
 //! disk. After each commit the writer compacts series whose recent samples sit in many
 //! small chunks (see [`SEALED_CHUNK_LEN`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-use modelwatch_core::{Dataset, MetricDefinition, Sample};
+use modelwatch_core::{Dataset, MetricDefinition, ModelName, Sample};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use rustc_hash::FxHashMap;
 use tokio::sync::oneshot;
@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use super::head;
 use super::read::load_custom_metrics;
 use crate::codec::{self, Columns};
-use crate::{validate_batch, StoreError};
+use crate::{validate_batch, SeriesLimits, StoreError};
 
 /// A chunk with at least this many points is final ("sealed"); smaller ones are merged
 /// by compaction once a series has enough of them.
@@ -190,11 +190,8 @@ impl WriterState {
         self.staged = Staged::default();
     }
 
-    fn series_id(
-        &mut self,
-        transaction: &Transaction<'_>,
-        key: (&str, &str, &str),
-    ) -> Result<i64, StoreError> {
+    /// Builds the cache key of a series in `key_buffer`.
+    fn cache_key(&mut self, key: (&str, &str, &str)) {
         // Names cannot contain NUL (see core's name rules), so it separates them safely.
         self.key_buffer.clear();
         for (i, part) in [key.0, key.1, key.2].into_iter().enumerate() {
@@ -203,12 +200,21 @@ impl WriterState {
             }
             self.key_buffer.push_str(part);
         }
+    }
+
+    /// The id of a series that exists (cached, or in the database), without creating it.
+    fn existing_series_id(
+        &mut self,
+        transaction: &Transaction<'_>,
+        key: (&str, &str, &str),
+    ) -> Result<Option<i64>, StoreError> {
+        self.cache_key(key);
         if let Some(id) = self
             .series_ids
             .get(&self.key_buffer)
             .or_else(|| self.staged.series.get(&self.key_buffer))
         {
-            return Ok(*id);
+            return Ok(Some(*id));
         }
         let existing: Option<i64> = transaction
             .prepare_cached(
@@ -216,21 +222,32 @@ impl WriterState {
             )?
             .query_row(params![key.0, key.1, key.2], |row| row.get(0))
             .optional()?;
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                transaction
-                    .prepare_cached(
-                        "INSERT INTO series (model, version, metric) VALUES (?1, ?2, ?3)",
-                    )?
-                    .execute(params![key.0, key.1, key.2])?;
-                transaction.last_insert_rowid()
-            }
-        };
+        if let Some(id) = existing {
+            self.learn_series(transaction, id)?;
+        }
+        Ok(existing)
+    }
+
+    /// Stages the series whose key is in `key_buffer` as `id`, with its small chunks.
+    fn learn_series(&mut self, transaction: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
         let small = load_small_chunks(transaction, id)?;
         self.staged.small(id, small);
         let owned = self.key_buffer.clone();
         self.staged.series(owned, id);
+        Ok(())
+    }
+
+    fn create_series(
+        &mut self,
+        transaction: &Transaction<'_>,
+        key: (&str, &str, &str),
+    ) -> Result<i64, StoreError> {
+        transaction
+            .prepare_cached("INSERT INTO series (model, version, metric) VALUES (?1, ?2, ?3)")?
+            .execute(params![key.0, key.1, key.2])?;
+        let id = transaction.last_insert_rowid();
+        self.cache_key(key);
+        self.learn_series(transaction, id)?;
         Ok(id)
     }
 
@@ -401,6 +418,7 @@ pub fn append(
     state: &mut WriterState,
     transaction: &Transaction<'_>,
     samples: &[Sample],
+    limits: &SeriesLimits,
 ) -> Result<(), StoreError> {
     validate_batch(samples, &load_custom_metrics(transaction)?)?;
     // FxHash: the grouping hashes three names per sample, and SipHash's DoS resistance buys
@@ -416,10 +434,46 @@ pub fn append(
             .or_default()
             .push(index);
     }
+    // Series that exist, then the new ones, checked against the limits before any is
+    // created.
+    let mut ids: FxHashMap<(&str, &str, &str), i64> = FxHashMap::default();
+    let mut new_by_model: BTreeMap<ModelName, usize> = BTreeMap::new();
+    for (key, indices) in &groups {
+        match state.existing_series_id(transaction, *key)? {
+            Some(id) => {
+                ids.insert(*key, id);
+            }
+            None => {
+                *new_by_model
+                    .entry(samples[indices[0]].model.clone())
+                    .or_default() += 1
+            }
+        }
+    }
+    if !new_by_model.is_empty() {
+        let count = |sql: &str, model: Option<&str>| -> Result<usize, StoreError> {
+            let mut statement = transaction.prepare_cached(sql)?;
+            let n: i64 = match model {
+                Some(model) => statement.query_row([model], |row| row.get(0))?,
+                None => statement.query_row([], |row| row.get(0))?,
+            };
+            Ok(usize::try_from(n).unwrap_or(0))
+        };
+        let existing = count("SELECT count(*) FROM series", None)?;
+        limits.check(&new_by_model, existing, |model| {
+            count(
+                "SELECT count(*) FROM series WHERE model = ?1",
+                Some(model.as_str()),
+            )
+        })?;
+    }
     let mut series = Vec::with_capacity(groups.len());
     let (mut min_ms, mut max_ms, mut count) = (i64::MAX, i64::MIN, 0usize);
     for (key, mut indices) in groups {
-        let series_id = state.series_id(transaction, key)?;
+        let series_id = match ids.get(&key) {
+            Some(id) => *id,
+            None => state.create_series(transaction, key)?,
+        };
         // Stable sort keeps input order among equal timestamps; the last one wins.
         indices.sort_by_key(|&i| samples[i].timestamp);
         let mut columns = Columns::default();
