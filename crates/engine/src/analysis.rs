@@ -76,25 +76,6 @@ impl Budget {
         }
         Ok(points)
     }
-
-    /// [`Budget::range`] for a window the analysis can do without: `None`, with the
-    /// budget as it was, when the window does not fit.
-    async fn optional_range(
-        &mut self,
-        store: &dyn MetricStore,
-        key: &SeriesKey,
-        range: TimeRange,
-    ) -> Result<Option<Vec<Point>>, AnalysisError> {
-        let before = self.left;
-        match self.range(store, key, range).await {
-            Ok(points) => Ok(Some(points)),
-            Err(AnalysisError::TooManyPoints { .. }) => {
-                self.left = before;
-                Ok(None)
-            }
-            Err(other) => Err(other),
-        }
-    }
 }
 
 /// The points of one metric that a check at `now` needs ([`DetectionWindows::ranges`]),

@@ -702,7 +702,7 @@ async fn analyse(
         Some(engine) => engine.open_alerts(Some(&model)).await?,
         None => Vec::new(),
     };
-    Ok(analysis::analyse_version(
+    analysis::analyse_version(
         &**state.store(),
         &model,
         &version,
@@ -711,7 +711,7 @@ async fn analyse(
         &HealthOptions::default(),
     )
     .await
-    .map_err(analysis_error("hours"))?)
+    .map_err(analysis_error("hours"))
 }
 
 /// Performance history and health of a model version (the `history` of its analysis:
