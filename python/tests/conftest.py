@@ -44,7 +44,7 @@ class Server:
             if not line:
                 raise RuntimeError(f"modelwatch serve exited with {self.process.wait()}")
             if line.startswith("modelwatch listening on "):
-                self.url = line.split(" on ", 1)[1].strip()
+                self.url = line.split(" on ", 1)[1].split()[0]
                 # A restart listens on the same port, so clients keep their URL.
                 self.address = self.url.removeprefix("http://")
                 return self
