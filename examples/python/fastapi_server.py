@@ -79,6 +79,10 @@ def main() -> None:
             max_degradation_percentage=20.0,
             severity=AlertSeverity.HIGH,
             for_evaluations=2,
+            # Each new value against the hour before it: this demo has only an hour of
+            # history, too little for the comparison window the default picks for a
+            # series sampled every minute.
+            comparison="latest",
         )
         print(f"usual latency {usual:.1f} ms; rule {rule.rule_id}: {rule.rule_name} "
               f"(latency {rule.max_degradation_percentage:.0f} % worse, twice in a row)")

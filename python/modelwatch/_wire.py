@@ -232,6 +232,7 @@ class MetricHistory(Record):
     trend_p_value: Optional[float]
     trend_points: int
     health_score: Optional[float]
+    open_alerts: int
     metric_type: Metric
     _convert = {"metric": _metric, "direction": Direction, "trend": Trend}
     _aliases = {"metric_type": "metric"}
