@@ -265,8 +265,10 @@ class PerformanceHistory(Record):
 
 class Rule(Record):
     """An alert rule (``/api/v1/rules``). Threshold rules carry ``comparison_operator``
-    and ``threshold_value``, degradation rules ``max_degradation_percentage`` and
-    ``baseline_window_hours`` (``condition_type`` says which)."""
+    and ``threshold_value``; degradation rules ``max_degradation_percentage``,
+    ``baseline_window_hours`` and how they compare (``comparison``, ``comparison_hours``,
+    ``seasonal``, ``alpha``); change-point rules ``change_direction``, a minimum shift
+    and a false-alarm interval (``condition_type`` says which)."""
 
     id: str
     name: str
@@ -287,6 +289,15 @@ class Rule(Record):
     max_degradation_percentage: Optional[float]
     baseline_window_hours: Optional[int]
     clear_percentage: Optional[float]
+    comparison: Optional[str]
+    comparison_hours: Optional[int]
+    seasonal: Optional[str]
+    alpha: Optional[float]
+    change_direction: Optional[str]
+    min_shift_percentage: Optional[float]
+    min_shift_sd: Optional[float]
+    false_alarm_interval_samples: Optional[int]
+    false_alarm_interval_hours: Optional[float]
     for_evaluations: int
     clear_after_evaluations: int
     auto_resolve: bool

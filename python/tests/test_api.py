@@ -29,7 +29,12 @@ def records(collector: MetricsCollector) -> Dict[type[Record], List[Dict[str, An
     threshold = backend.create_rule({"rule_name": "low", "model_name": "wire", "metric_type": "accuracy",
                                      "threshold_value": 0.95, "comparison_operator": "lt", "for_evaluations": 1})
     degradation = backend.create_rule({"rule_name": "drop", "model_name": "wire", "metric_type": "accuracy",
-                                       "max_degradation_percentage": 5, "clear_percentage": 1})
+                                       "max_degradation_percentage": 5, "clear_percentage": 1,
+                                       "comparison": "window", "comparison_hours": 2, "seasonal": "daily",
+                                       "alpha": 0.01, "enabled": False})
+    change_point = backend.create_rule({"rule_name": "shift", "model_name": "wire", "metric_type": "accuracy",
+                                        "condition_type": "change_point", "min_shift_sd": 1.5,
+                                        "false_alarm_interval_samples": 1000, "enabled": False})
     alerts = backend.evaluate_model("wire", "v1")["alerts_created"]
     acknowledged = backend.resolve(alerts[0]["id"], "ana", "retrained")
     history = backend.performance_history("wire", "v1", 48)
@@ -39,7 +44,7 @@ def records(collector: MetricsCollector) -> Dict[type[Record], List[Dict[str, An
         modelwatch.DegradationResult: backend.check_degradation("wire", "v1", None, None, 1),
         modelwatch.PerformanceHistory: [history],
         modelwatch.MetricHistory: history["metric_summaries"],
-        modelwatch.Rule: [threshold, degradation],
+        modelwatch.Rule: [threshold, degradation, change_point],
         modelwatch.Alert: [alerts[0], acknowledged],
         modelwatch.AlertSummary: [backend.alert_summary("wire", "all"), backend.alert_summary(None, "24")],
         modelwatch.SeriesHistory: [series],
@@ -65,6 +70,8 @@ def test_records_declare_exactly_the_fields_the_engine_sends(tmp_path: Path) -> 
             "dataset", "hold_reason", "acknowledged_by", "acknowledged_at", "model", "tolerance",
             "clear_threshold", "comparison_operator", "threshold_value", "max_degradation_percentage",
             "baseline_window_hours", "clear_percentage", "resolved_by", "resolved_at", "resolution_notes",
+            # A rule's condition carries one minimum shift and one false-alarm interval.
+            "min_shift_percentage", "false_alarm_interval_hours",
         }, f"{kind.__name__} declares fields the engine never sends: {declared - names}"
 
 
