@@ -59,6 +59,15 @@ for (const browserName of selectedBrowsers()) {
       assert.equal(session.sameSite, "Strict");
       assert.ok(session.session || session.expires === -1, "it lasts the browser's session");
       await page.screenshot({ path: join(artifacts, `${browserName}-read-only.png`) });
+      // An open alert's page: a read token sees the alert, not the actions on it.
+      const id = await page.$eval("table.alerts tr[data-status=active][data-alert]", (tr) => tr.dataset.alert);
+      await page.evaluate((id) => { location.hash = `#/alerts/${id}`; }, id);
+      await ready(".alert-chart canvas");
+      assert.ok(await page.$eval("section[aria-labelledby=trigger-h]", (el) => el.offsetParent !== null));
+      assert.equal(await page.$eval(".alert-actions", (el) => getComputedStyle(el).display), "none");
+      assert.ok(await page.$eval(".read-only-note", (el) => el.offsetParent !== null));
+      await page.evaluate(() => { location.hash = "#/alerts"; });
+      await ready("table.alerts tbody tr[data-alert]");
     });
 
     test("signing out shows the sign-in page; a write token acts", async () => {
@@ -71,6 +80,11 @@ for (const browserName of selectedBrowsers()) {
       await page.evaluate(() => { const who = document.querySelector("input#who"); if (who) { who.value = "e2e"; who.dispatchEvent(new Event("change")); } });
       await page.$eval(`tr[data-alert="${id}"] button.needs-write`, (b) => b.click());
       await page.waitForFunction((id) => document.querySelector(`tr[data-alert="${id}"]`)?.dataset.status === "acknowledged", {}, id);
+      // Its page offers a write token what is left to do: resolve (with notes) and silence.
+      await page.evaluate((id) => { location.hash = `#/alerts/${id}`; }, id);
+      await ready(".alert-chart canvas");
+      const actions = await page.$$eval(".alert-actions button", (all) => all.filter((b) => b.offsetParent !== null).map((b) => b.textContent.trim()));
+      assert.deepEqual(actions, ["Resolve", "Silence"]);
     });
   });
 }

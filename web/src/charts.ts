@@ -23,7 +23,7 @@ export function sparkline(el: HTMLElement, xs: number[], ys: (number | null)[]):
 }
 
 /** A moment on a chart. `label` says what happened ("alert: accuracy below 0.9"). */
-export interface Marker { at: number; kind: "fired" | "resolved" | "preview"; label: string; severity?: string }
+export interface Marker { at: number; kind: "fired" | "acknowledged" | "resolved" | "preview"; label: string; severity?: string }
 export interface Line { value: number; label: string; dashed?: boolean; color?: string }
 export interface Overlays { band?: [number, number] | null; lines?: Line[]; markers?: Marker[] }
 
@@ -102,7 +102,7 @@ function overlayPlugin(overlays: () => Overlays, highlighted: () => Marker | nul
         for (const marker of markers) {
           const x = Math.round(u.valToPos(marker.at, "x", true));
           if (x < left || x > left + width) continue;
-          const color = marker.kind === "fired" ? css("--bad") : marker.kind === "resolved" ? css("--good") : css("--warn");
+          const color = marker.kind === "fired" ? css("--bad") : marker.kind === "resolved" ? css("--good") : marker.kind === "acknowledged" ? css("--accent") : css("--warn");
           const emphasised = marker === highlighted();
           if (emphasised) {
             // A halo in the focus colour, as focused controls have.

@@ -6,7 +6,9 @@ import { startLive, restartLive } from "./live";
 import { overview } from "./pages/overview";
 import { modelPage } from "./pages/model";
 import { alertsPage } from "./pages/alerts";
+import { alertPage } from "./pages/alert";
 import { rulesPage } from "./pages/rules";
+import { channelsPage } from "./pages/channels";
 import { loadSession, needsSignIn, signInPage } from "./session";
 import { h, clear, markReady } from "./util";
 
@@ -16,7 +18,9 @@ const routes: [RegExp, Page, string][] = [
   [/^\/?$/, overview, "overview"],
   [/^\/model\/([^/]+)\/([^/]+)$/, modelPage, "overview"],
   [/^\/alerts$/, alertsPage, "alerts"],
+  [/^\/alerts\/([^/]+)$/, alertPage, "alerts"],
   [/^\/rules$/, rulesPage, "rules"],
+  [/^\/channels$/, channelsPage, "channels"],
 ];
 
 let leave: (() => void) | void;

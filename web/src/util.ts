@@ -91,6 +91,36 @@ export function pct(value: number | null | undefined): string {
 }
 
 /**
+ * An alert's value in its rule kind's unit. The core keeps `value` and `worst_value` "in
+ * the condition's terms": a threshold alert's are the metric's value, a degradation
+ * alert's the percentage by which the metric is worse than its baseline, a change-point
+ * alert's the level shift in noise standard deviations. Every page shows them through
+ * this, so a percentage never reads as a metric value.
+ */
+export function alertValue(alert: any, value: number | null | undefined = alert?.value): string {
+  if (value == null || !Number.isFinite(value)) return "—";
+  switch (alert?.trigger?.condition_type) {
+    case "degradation": return `${num(value)} %`;
+    case "change_point": return `${value > 0 ? "+" : ""}${num(value)} sd`;
+    default: return num(value);
+  }
+}
+
+/**
+ * An alert's value with its meaning and the worst one seen, as the alerts table and the
+ * alert page say it: "value 0.87 (worst 0.85)", "11.53 % worse than baseline (worst
+ * 12.1 %)", "shift +2.4 sd (worst +3.1 sd)".
+ */
+export function alertFigures(alert: any): string {
+  const worst = alert.worst_value != null && alert.worst_value !== alert.value ? ` (worst ${alertValue(alert, alert.worst_value)})` : "";
+  switch (alert?.trigger?.condition_type) {
+    case "degradation": return `${alertValue(alert)} worse than baseline${worst}`;
+    case "change_point": return `shift ${alertValue(alert)}${worst}`;
+    default: return `value ${alertValue(alert)}${worst}`;
+  }
+}
+
+/**
  * Names each cell after its column (`data-label`). On a narrow screen style.css shows the
  * rows of a `table.cards` as cards, each cell under its label, so no table needs sideways
  * scrolling on a phone.

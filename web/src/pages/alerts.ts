@@ -2,7 +2,7 @@
 // notes) as the person named in "You are"; each alert's history; silences.
 import { api, allAlerts, list, enc, isOpen, type AlertListing } from "../api";
 import { onLive } from "../live";
-import { h, clear, time, num, pValue, badge, labelled, markReady, hashParams, setHashParams, SEVERITIES, RANGES } from "../util";
+import { h, clear, time, num, pValue, badge, alertFigures, labelled, markReady, hashParams, setHashParams, SEVERITIES, RANGES } from "../util";
 
 export function whoField(): HTMLInputElement {
   const input = h("input", { type: "text", id: "who", value: localStorage.getItem("modelwatch.user") ?? "", placeholder: "you@example.com", autocomplete: "email", required: true });
@@ -179,8 +179,8 @@ export function alertsPage(main: HTMLElement): () => void {
     const tr = h("tr", { "data-alert": alert.id, "data-status": alert.status }, ...labelled(HEADERS, [
       h("td", null, badge(alert.severity)),
       h("td", null, badge(`s-${alert.status}`, alert.status)),
-      h("td", null, h("strong", null, alert.rule_name), h("div", { class: "muted small" }, alert.message),
-        h("div", { class: "muted small" }, `value ${num(alert.value)}, worst ${num(alert.worst_value)}, ${alert.occurrences}×`)),
+      h("td", null, h("a", { href: `#/alerts/${enc(alert.id)}`, class: "alert-link" }, h("strong", null, alert.rule_name)), h("div", { class: "muted small" }, alert.message),
+        h("div", { class: "muted small figures" }, `${alertFigures(alert)}, ${alert.occurrences}×`)),
       h("td", null, h("a", { href: `#/model/${enc(alert.model)}/${enc(alert.version)}` }, `${alert.model} ${alert.version}`), h("div", { class: "muted small" }, alert.metric)),
       ...evidence(alert.trigger),
       h("td", null, time(alert.first_seen)),

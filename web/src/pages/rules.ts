@@ -26,6 +26,8 @@ export function rulesPage(main: HTMLElement): () => void {
     editor);
   let preview: uPlot | null = null;
   let models: any[] = [];
+  /** The configured notification channels (GET /channels); null when they could not be read. */
+  let channels: any[] | null = [];
 
   async function load() {
     try {
@@ -33,7 +35,8 @@ export function rulesPage(main: HTMLElement): () => void {
       if (rules.length === 0) { clear(tbody, h("tr", null, h("td", { colspan: HEADERS.length, class: "empty" }, "No rules yet. Create one below."))); return; }
       clear(tbody, rules.map((rule: any) => h("tr", { "data-rule": rule.id }, ...labelled(HEADERS, [
         h("td", null, h("strong", null, rule.name)),
-        h("td", null, `${rule.model} · ${rule.version ?? "all versions"} · ${rule.metric}`),
+        h("td", null, `${rule.model} · ${rule.version ?? "all versions"} · ${rule.metric}`,
+          h("div", { class: "muted small notifies" }, rule.notify_channels?.length ? `notifies ${rule.notify_channels.join(", ")}` : "notifies no one")),
         h("td", null, describe(rule)),
         h("td", null, h("span", { class: `badge b-${rule.severity}` }, rule.severity)),
         h("td", { class: "small" }, `fires after ${rule.for_evaluations ?? "?"}, clears after ${rule.clear_after_evaluations ?? "?"}${rule.auto_resolve ? ", auto-resolves" : ""}; cooldown ${rule.cooldown_minutes} min`),
@@ -105,6 +108,7 @@ export function rulesPage(main: HTMLElement): () => void {
     };
     f.kind.addEventListener("change", showKind);
     showKind();
+    const notifyBox = channelsField(rule);
     const chartBox = h("div", { class: "chart" });
     const previewNote = h("p", { class: "muted", role: "status" });
     const formError = h("div", { role: "alert" });
@@ -116,6 +120,7 @@ export function rulesPage(main: HTMLElement): () => void {
         for_evaluations: Number(f.forEvals.value), clear_after_evaluations: Number(f.clearEvals.value), auto_resolve: f.autoResolve.checked,
       };
       s.version = f.version.value.trim() || null;
+      s.notify_channels = [...notifyBox.querySelectorAll<HTMLInputElement>("input[name=notify_channel]:checked")].map((c) => c.value);
       if (f.kind.value === "threshold") {
         s.comparison_operator = f.operator.value; s.threshold_value = Number(f.threshold.value);
         if (f.clearThreshold.value !== "") s.clear_threshold = Number(f.clearThreshold.value);
@@ -166,6 +171,7 @@ export function rulesPage(main: HTMLElement): () => void {
       thresholdBox, degradationBox, changePointBox,
       h("fieldset", null, h("legend", null, "Anti-flap"), field("Breaching evaluations before firing", f.forEvals), field("Clear evaluations before clearing", f.clearEvals),
         field("Cooldown (minutes)", f.cooldown), h("label", { class: "check" }, f.autoResolve, " resolve automatically once clear"), h("label", { class: "check" }, f.enabled, " enabled")),
+      notifyBox,
       formError,
       h("div", { class: "buttons" },
         h("button", { type: "button", onclick: runPreview }, "Preview (backtest)"),
@@ -192,7 +198,35 @@ export function rulesPage(main: HTMLElement): () => void {
     if (rule) f.name.focus();
   }
 
-  void api("/models").then((data) => { models = list(data, "models"); edit(null); }).catch(() => edit(null));
+  /**
+   * A checkbox per configured channel, ticked for those the rule notifies. A channel the
+   * rule names but the configuration no longer has stays listed (and ticked), marked as
+   * such: saving then says so instead of dropping it silently.
+   */
+  function channelsField(rule: any | null): HTMLElement {
+    const chosen: string[] = rule?.notify_channels ?? [];
+    const configured = channels ?? [];
+    const names = [...configured.map((c: any) => c.name), ...chosen.filter((n) => !configured.some((c: any) => c.name === n))];
+    const box = h("fieldset", { class: "notify-channels" }, h("legend", null, "Notify"));
+    if (channels === null) box.append(h("p", { class: "error small" }, "Cannot read the configured channels."));
+    if (names.length === 0) {
+      box.append(h("p", { class: "muted small" }, "No channels are configured: this rule's alerts will notify no one. ",
+        h("a", { href: "#/channels" }, "Channels"), " says how to add one."));
+      return box;
+    }
+    for (const name of names) {
+      const channel = configured.find((c: any) => c.name === name);
+      box.append(h("label", { class: "check" },
+        h("input", { type: "checkbox", name: "notify_channel", value: name, checked: chosen.includes(name) }),
+        ` ${name}`, h("span", { class: channel ? "muted small" : "error-inline small" }, channel ? ` (${channel.kind})` : " (not configured)")));
+    }
+    return box;
+  }
+
+  void Promise.all([
+    api("/models").then((data) => { models = list(data, "models"); }).catch(() => undefined),
+    api("/channels").then((data) => { channels = list(data, "channels"); }).catch(() => { channels = null; }),
+  ]).then(() => edit(null));
   let gone = false;
   void load().finally(() => { if (!gone) markReady(main); });
   return () => { gone = true; if (preview) destroyChart(preview); };
