@@ -104,17 +104,39 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Wire {
-            Millis(i64),
-            Text(String),
-        }
-        match Wire::deserialize(deserializer)? {
-            Wire::Millis(ms) => Timestamp::from_millis(ms),
-            Wire::Text(text) => Timestamp::parse(&text),
-        }
-        .map_err(serde::de::Error::custom)
+        deserializer.deserialize_any(TimestampVisitor)
+    }
+}
+
+/// Reads either wire form and says what a timestamp is when it gets anything else (a
+/// float, a boolean), rather than serde's "did not match any variant of untagged enum".
+struct TimestampVisitor;
+
+impl serde::de::Visitor<'_> for TimestampVisitor {
+    type Value = Timestamp;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RFC 3339 text (2024-05-01T12:00:00Z) or an integer of epoch milliseconds")
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Timestamp, E> {
+        Timestamp::from_millis(ms).map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Timestamp, E> {
+        let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+        Timestamp::from_millis(ms).map_err(E::custom)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Timestamp, E> {
+        Err(E::custom(format!(
+            "{value} is not a timestamp: send RFC 3339 text (2024-05-01T12:00:00Z) or an \
+             integer of epoch milliseconds (no fraction, no exponent)"
+        )))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+        Timestamp::parse(text).map_err(E::custom)
     }
 }
 
@@ -223,6 +245,24 @@ mod tests {
             Err(TimestampError::OutOfRange(-5))
         ));
         assert!(Timestamp::from_millis(MAX_MS + 1).is_err());
+    }
+
+    #[test]
+    fn json_refuses_floats_booleans_and_huge_integers_saying_what_a_timestamp_is() {
+        for (json, says) in [
+            ("1e20", "is not a timestamp"),
+            ("1.5", "is not a timestamp"),
+            ("true", "RFC 3339 text"),
+            ("null", "RFC 3339 text"),
+            ("18446744073709551615", "outside the supported range"),
+            ("-1", "outside the supported range"),
+        ] {
+            let error = serde_json::from_str::<Timestamp>(json)
+                .expect_err(json)
+                .to_string();
+            assert!(error.contains(says), "{json}: {error}");
+            assert!(!error.contains("untagged"), "{json}: {error}");
+        }
     }
 
     #[test]

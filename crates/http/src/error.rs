@@ -30,6 +30,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("the request body is larger than the server's limit (max_body_bytes)")]
     PayloadTooLarge,
+    /// The route exists but not with this method; the message names the ones it takes.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The body's type or encoding is not one the route takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -58,9 +64,9 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable: bad_request, not_found, conflict, payload_too_large,
-    /// unauthorized, forbidden, timeout, unavailable, too_many_requests, limit_exceeded,
-    /// internal.
+    /// Stable, machine-readable: bad_request, not_found, method_not_allowed, conflict,
+    /// payload_too_large, unsupported_media_type, unauthorized, forbidden, timeout,
+    /// unavailable, too_many_requests, limit_exceeded, internal.
     pub code: String,
     /// For people; names the offending field where there is one.
     pub message: String,
@@ -83,6 +89,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -99,6 +107,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Timeout(_) => "timeout",
@@ -190,9 +200,91 @@ impl From<JsonRejection> for ApiError {
                 "content-type",
                 "expected a request with `Content-Type: application/json`",
             ),
-            other => ApiError::bad_request("body", other.body_text()),
+            other => {
+                // axum deserializes through serde_path_to_error: the error has the path.
+                let mut source = std::error::Error::source(&other);
+                while let Some(error) = source {
+                    if let Some(typed) =
+                        error.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>()
+                    {
+                        return json_error(typed, "body").into();
+                    }
+                    source = error.source();
+                }
+                ApiError::bad_request("body", other.body_text())
+            }
         }
     }
+}
+
+/// A JSON document's error as the field it is about and what is wrong with it.
+///
+/// The field is the error's path (`samples[3].value`; a missing or unknown key is named
+/// as the field), or `whole` for the document as a whole. The message leaves out what
+/// the field already says: serde_json's position (kept for syntax errors, which have no
+/// field) and a validated type's own field name (`metric: must not be empty` under the
+/// field `metric`).
+pub fn json_error(
+    error: &serde_path_to_error::Error<serde_json::Error>,
+    whole: &str,
+) -> ValidationError {
+    let inner = error.inner();
+    let text = inner.to_string();
+    if !inner.is_data() {
+        return ValidationError::new(whole, format!("invalid JSON: {text}"));
+    }
+    let position = format!(" at line {} column {}", inner.line(), inner.column());
+    let message = text.strip_suffix(&position).unwrap_or(&text);
+    let path = error.path().to_string();
+    // The path ends at the key for an unknown or duplicate one, before it for a missing one.
+    let under = |name: &str| match path.as_str() {
+        "." => name.to_owned(),
+        _ if path == name || path.ends_with(&format!(".{name}")) => path.clone(),
+        _ => format!("{path}.{name}"),
+    };
+    let quoted = |marker: &str| {
+        message
+            .split_once(marker)
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(name, rest)| (name.to_owned(), rest.to_owned()))
+    };
+    if let Some((name, _)) = quoted("missing field `") {
+        return ValidationError::new(under(&name), "missing");
+    }
+    if let Some((name, _)) = quoted("duplicate field `") {
+        return ValidationError::new(under(&name), "appears twice");
+    }
+    if let Some((name, rest)) = quoted("unknown field `") {
+        let takes = rest
+            .split_once("expected one of ")
+            .or_else(|| rest.split_once("expected "))
+            .map_or(String::new(), |(_, takes)| {
+                format!("; the fields are {takes}")
+            });
+        return ValidationError::new(under(&name), format!("unknown field{takes}"));
+    }
+    let field = match path.as_str() {
+        "." => whole.to_owned(),
+        _ => path.clone(),
+    };
+    let last = field.rsplit(['.', ']']).next().unwrap_or(&field);
+    let message = message
+        .split_once(": ")
+        .filter(|(named, _)| *named == last || Some(*named) == canonical_name(last))
+        .map_or(message, |(_, rest)| rest);
+    ValidationError::new(field, message)
+}
+
+/// The name a validated type gives itself when the wire used one of the seed's longer
+/// names for it.
+fn canonical_name(wire: &str) -> Option<&'static str> {
+    Some(match wire {
+        "model_name" => "model",
+        "model_version" => "version",
+        "metric_type" => "metric",
+        "metric_value" => "value",
+        _ => return None,
+    })
 }
 
 impl From<QueryRejection> for ApiError {

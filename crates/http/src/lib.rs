@@ -11,6 +11,7 @@
 pub mod admission;
 pub mod alerting;
 pub mod auth;
+mod edge;
 pub mod error;
 pub mod evaluator;
 pub mod events;
@@ -184,11 +185,14 @@ impl AppState {
         self.inner.admission.enter().await
     }
 
-    /// Stores samples (all or nothing), counts them and tells the event hub.
+    /// Stores samples (all or nothing), counts them and tells the event hub. A sample the
+    /// store refuses (its value outside its metric's declared range) is named by `locate`
+    /// from its index, in the terms of the request's own format.
     pub(crate) async fn store_samples(
         &self,
         samples: Vec<Sample>,
         format: &str,
+        locate: impl FnOnce(usize, modelwatch_core::ValidationError) -> ApiError,
     ) -> ApiResult<usize> {
         let count = samples.len();
         let arrivals = events::Arrivals::of(&samples);
@@ -207,7 +211,12 @@ impl AppState {
                 ) {
                     self.inner.telemetry.rejected(format, count as u64);
                 }
-                Err(error.into())
+                match error {
+                    modelwatch_store::StoreError::InvalidSample { index, error } => {
+                        Err(locate(index, error))
+                    }
+                    other => Err(other.into()),
+                }
             }
         }
     }
@@ -284,8 +293,9 @@ const EXPENSIVE: [(&str, utoipa::openapi::HttpMethod); 7] = {
 /// The routes that store samples, and may answer 422 when a series limit refuses them.
 const INGEST: [&str; 3] = ["/api/v1/metrics", "/write", "/api/v2/write"];
 
-/// Answers every route may give whatever it does: 503 when the request time-out passes,
-/// and 429 on the expensive ones, both with `Retry-After` and the error body; 422 on
+/// Answers every route may give whatever it does: 400 for a query parameter it does not
+/// take (but the InfluxDB writes), 503 when the request time-out passes, and 429 on the
+/// expensive ones, both with `Retry-After` and the error body; 422 on
 /// the writes when a series limit refuses them.
 fn document_load_answers(document: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
@@ -311,6 +321,11 @@ fn document_load_answers(document: &mut utoipa::openapi::OpenApi) {
         for (method, operation) in operations {
             let Some(operation) = operation else { continue };
             let responses = &mut operation.responses.responses;
+            if !edge::LENIENT.contains(&path.as_str()) {
+                responses.entry("400".into()).or_insert_with(|| {
+                    error("A query parameter this route does not take, named as the field").into()
+                });
+            }
             responses.entry("503".into()).or_insert_with(|| {
                 error(
                     "The request time-out passed, or the server is shutting down; see Retry-After",
@@ -334,7 +349,6 @@ fn document_load_answers(document: &mut utoipa::openapi::OpenApi) {
 /// The OpenAPI 3 document of every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut document) = api().split_for_parts();
-    document_load_answers(&mut document);
     document.paths.paths.insert(
         "/api/openapi.json".into(),
         utoipa::openapi::path::PathItem::new(
@@ -355,6 +369,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                 ),
         ),
     );
+    document_load_answers(&mut document);
     document
 }
 
@@ -379,6 +394,7 @@ pub fn router(state: AppState) -> Router {
         .to_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the document: {e}\"}}"))
         .into();
+    let parameters = Arc::new(edge::QueryParameters::of(&openapi()));
     routes
         .route(
             "/api/openapi.json",
@@ -395,6 +411,10 @@ pub fn router(state: AppState) -> Router {
         // The dashboard: the embedded front end at `/` (crates/dashboard).
         .merge(modelwatch_dashboard::router())
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            parameters,
+            edge::refuse_unknown_parameters,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -403,10 +423,12 @@ pub fn router(state: AppState) -> Router {
         // Limits the decompressed body, so a small gzip bomb cannot get past it.
         .layer(DefaultBodyLimit::max(state.inner.limits.max_body_bytes))
         .layer(RequestDecompressionLayer::new())
+        // Every error with the JSON body, also those the layers above answer (405, 415).
+        .layer(middleware::from_fn(edge::json_error_bodies))
         // The last guard: a bug that panics answers 500 with the JSON error body, logged,
         // instead of dropping the connection.
         .layer(CatchPanicLayer::custom(panicked))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(edge::request_span))
         .with_state(state)
 }
 

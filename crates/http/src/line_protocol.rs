@@ -78,18 +78,36 @@ fn error(line: usize, field: impl Into<String>, message: impl Into<String>) -> L
     }
 }
 
+/// A parsed body: the samples and, at the same index, the line each came from, so that a
+/// refusal of the store (a value outside its metric's declared range) can name the line
+/// and field rather than a sample's index.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub samples: Vec<Sample>,
+    pub lines: Vec<usize>,
+}
+
+impl Parsed {
+    /// The line and field of the sample at `index`, as a [`LineError`] names them.
+    pub fn origin(&self, index: usize) -> Option<(usize, String)> {
+        let line = *self.lines.get(index)?;
+        let metric = &self.samples.get(index)?.metric;
+        Some((line, format!("field {metric}")))
+    }
+}
+
 /// Parses a whole request body; empty lines and `#` comments are skipped. Stops at the
 /// first bad line, since a write is all or nothing.
-pub fn parse(body: &str, precision: Precision, now: Timestamp) -> Result<Vec<Sample>, LineError> {
-    let mut samples = Vec::new();
+pub fn parse(body: &str, precision: Precision, now: Timestamp) -> Result<Parsed, LineError> {
+    let mut parsed = Parsed::default();
     for (index, line) in body.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        parse_line(line, index + 1, precision, now, &mut samples)?;
+        parse_line(line, index + 1, precision, now, &mut parsed)?;
     }
-    Ok(samples)
+    Ok(parsed)
 }
 
 /// Splits at the first unescaped, unquoted `separator`.
@@ -156,7 +174,7 @@ fn parse_line(
     number: usize,
     precision: Precision,
     now: Timestamp,
-    out: &mut Vec<Sample>,
+    out: &mut Parsed,
 ) -> Result<(), LineError> {
     let (series, rest) = split_unescaped(line, b' ', false);
     let rest = rest
@@ -211,6 +229,7 @@ fn parse_line(
         }
     };
 
+    let mut metrics_of_line = std::collections::HashSet::new();
     for field in split_all(fields, b',', true) {
         let (key, value) = split_unescaped(field, b'=', true);
         let key = unescape(key);
@@ -221,7 +240,16 @@ fn parse_line(
             Metric::parse(&key).map_err(|e| error(number, format!("field {key}"), e.message))?;
         let value =
             field_value(value).map_err(|message| error(number, format!("field {key}"), message))?;
-        out.push(Sample {
+        // One line is one point: a metric twice on it has no single value.
+        if !metrics_of_line.insert(metric.clone()) {
+            return Err(error(
+                number,
+                format!("field {key}"),
+                "appears twice on the line; a line gives each metric one value",
+            ));
+        }
+        out.lines.push(number);
+        out.samples.push(Sample {
             model: model.clone(),
             version: version.clone(),
             metric,
@@ -243,11 +271,21 @@ fn field_value(text: &str) -> Result<f64, String> {
     ) {
         return Err("boolean values are not metrics; send a number".into());
     }
-    let number = text
-        .strip_suffix('i')
-        .or_else(|| text.strip_suffix('u'))
-        .unwrap_or(text);
-    let value: f64 = number
+    // Integers are exact in the line protocol: one that does not fit its type is an
+    // error, as InfluxDB makes it, not a float rounded to something else.
+    if let Some(digits) = text.strip_suffix('i') {
+        return digits
+            .parse::<i64>()
+            .map(|n| n as f64)
+            .map_err(|_| format!("{text:?} is not a 64-bit signed integer"));
+    }
+    if let Some(digits) = text.strip_suffix('u') {
+        return digits
+            .parse::<u64>()
+            .map(|n| n as f64)
+            .map_err(|_| format!("{text:?} is not a 64-bit unsigned integer"));
+    }
+    let value: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number"))?;
     if !value.is_finite() {
@@ -265,7 +303,7 @@ mod tests {
     }
 
     fn one(body: &str) -> Result<Vec<Sample>, LineError> {
-        parse(body, Precision::Nanoseconds, now())
+        parse(body, Precision::Nanoseconds, now()).map(|parsed| parsed.samples)
     }
 
     #[test]
@@ -296,7 +334,8 @@ mod tests {
             Precision::Seconds,
             now(),
         )
-        .expect("valid");
+        .expect("valid")
+        .samples;
         assert_eq!(samples[0].timestamp.as_millis(), 1_714_564_800_000);
     }
 
@@ -338,5 +377,63 @@ mod tests {
             .expect("valid");
         assert_eq!(samples.len(), 1);
         assert_eq!(samples[0].timestamp.as_millis(), 1);
+    }
+
+    #[test]
+    fn integers_out_of_their_range_are_errors_not_rounded_floats() {
+        for (value, says) in [
+            ("99999999999999999999999i", "64-bit signed integer"),
+            ("9223372036854775808i", "64-bit signed integer"),
+            ("-1u", "64-bit unsigned integer"),
+            ("18446744073709551616u", "64-bit unsigned integer"),
+            ("1.5i", "64-bit signed integer"),
+        ] {
+            let error =
+                one(&format!("model_metrics,model=m,version=v latency={value}")).expect_err(value);
+            assert_eq!(error.field, "field latency", "{value}");
+            assert!(error.message.contains(says), "{value}: {}", error.message);
+        }
+        let samples = one(
+            "model_metrics,model=m,version=v latency=-9223372036854775808i,throughput=18446744073709551615u",
+        )
+        .expect("the extremes fit");
+        assert_eq!(samples[0].value, i64::MIN as f64);
+        assert_eq!(samples[1].value, u64::MAX as f64);
+    }
+
+    #[test]
+    fn a_metric_twice_on_one_line_is_an_error_naming_it() {
+        let error = one("model_metrics,model=m,version=v accuracy=0.9,accuracy=0.8")
+            .expect_err("duplicate");
+        assert_eq!((error.line, error.field.as_str()), (1, "field accuracy"));
+        assert!(error.message.contains("twice"), "{}", error.message);
+        // The same metric on two lines is two points.
+        let samples = one("model_metrics,model=m,version=v accuracy=0.9 1000000\n\
+             model_metrics,model=m,version=v accuracy=0.8 2000000")
+        .expect("two lines");
+        assert_eq!(samples.len(), 2);
+    }
+
+    #[test]
+    fn every_sample_knows_its_line_and_field() {
+        let parsed = parse(
+            "# header\nmodel_metrics,model=m,version=v accuracy=0.9,latency=3i\n\n\
+             model_metrics,model=m,version=v f1_score=0.5",
+            Precision::Nanoseconds,
+            now(),
+        )
+        .expect("valid");
+        let origins: Vec<_> = (0..parsed.samples.len())
+            .map(|index| parsed.origin(index).expect("every sample has one"))
+            .collect();
+        assert_eq!(
+            origins,
+            [
+                (2, "field accuracy".to_owned()),
+                (2, "field latency".to_owned()),
+                (4, "field f1_score".to_owned())
+            ]
+        );
+        assert_eq!(parsed.origin(3), None);
     }
 }

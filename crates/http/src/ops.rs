@@ -137,17 +137,34 @@ async fn write_lines(
     };
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request("body", format!("not UTF-8: {e}")))?;
-    let samples = match line_protocol::parse(text, precision, state.now()) {
-        Ok(samples) => samples,
+    let line_error = |error: line_protocol::LineError| ApiError::BadRequest {
+        field: format!("line {}: {}", error.line, error.field),
+        message: error.message,
+    };
+    let now = state.now();
+    let samples = match line_protocol::parse(text, precision, now) {
+        Ok(parsed) => parsed.samples,
         Err(error) => {
             state.inner.telemetry.rejected("line_protocol", 1);
-            return Err(ApiError::BadRequest {
-                field: format!("line {}: {}", error.line, error.field),
-                message: error.message,
-            });
+            return Err(line_error(error));
         }
     };
-    state.store_samples(samples, "line_protocol").await?;
+    state
+        .store_samples(samples, "line_protocol", |index, error| {
+            // Rare: the body is parsed again to name the sample's line and field.
+            let origin = line_protocol::parse(text, precision, now)
+                .ok()
+                .and_then(|parsed| parsed.origin(index));
+            match origin {
+                Some((line, field)) => line_error(line_protocol::LineError {
+                    line,
+                    field,
+                    message: error.message,
+                }),
+                None => error.into(),
+            }
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -7,7 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use modelwatch_core::stats::Downsampler;
 use modelwatch_core::{
-    Bucket, Dataset, Metric, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp, Version,
+    Bucket, Dataset, Metric, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp,
+    ValidationError, Version,
 };
 use modelwatch_store::{MetricStore, Pages, SeriesFilter, SeriesInfo};
 use serde::{Deserialize, Serialize};
@@ -52,7 +53,8 @@ pub enum TimeInput {
 }
 
 impl SampleInput {
-    fn into_sample(self, now: Timestamp) -> Sample {
+    /// The sample, at `now` when it did not say when it was measured.
+    pub fn into_sample(self, now: Timestamp) -> Sample {
         Sample {
             model: self.model,
             version: self.version,
@@ -95,40 +97,15 @@ pub struct IngestResponse {
     pub accepted: usize,
 }
 
-/// The field a serde message is about: `missing field `x``, `unknown field `x``, or
-/// our own `x: reason`.
-fn field_of(message: &str) -> Option<String> {
-    for marker in ["missing field `", "unknown field `", "duplicate field `"] {
-        if let Some(rest) = message.split(marker).nth(1) {
-            return rest.split('`').next().map(str::to_owned);
-        }
-    }
-    let (field, _) = message.split_once(": ")?;
-    field
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        .then(|| field.to_owned())
-}
-
-fn json_error(prefix: Option<&str>, error: &serde_json::Error) -> ApiError {
-    let message = error.to_string();
-    let field = field_of(&message);
-    let field = match (prefix, field) {
-        (Some(prefix), Some(field)) => format!("{prefix}.{field}"),
-        (Some(prefix), None) => prefix.to_owned(),
-        (None, Some(field)) => field,
-        (None, None) => "body".to_owned(),
-    };
-    ApiError::bad_request(field, message)
-}
-
 /// Parses an ingestion body. The fast path deserialises straight into samples; only when
-/// that fails is the body parsed again, element by element, to name the bad sample.
+/// that fails is the body parsed again, tracking the path, to name the bad field
+/// (`samples[3].value`).
 pub(crate) fn parse_ingest(body: &[u8], now: Timestamp) -> ApiResult<Vec<Sample>> {
     let parsed: IngestBody = match serde_json::from_slice(body) {
         Ok(parsed) => parsed,
         Err(error) => {
-            return Err(locate_batch_error(body).unwrap_or_else(|| json_error(None, &error)))
+            return Err(located::<IngestBody>(body, "body")
+                .unwrap_or_else(|| ApiError::bad_request("body", error.to_string())))
         }
     };
     let single = parsed.model.is_some()
@@ -157,21 +134,26 @@ pub(crate) fn parse_ingest(body: &[u8], now: Timestamp) -> ApiResult<Vec<Sample>
     }
 }
 
-fn locate_batch_error(body: &[u8]) -> Option<ApiError> {
-    #[derive(Deserialize)]
-    struct Loose {
-        samples: Vec<serde_json::Value>,
-    }
-    let loose: Loose = serde_json::from_slice(body).ok()?;
-    loose
-        .samples
-        .into_iter()
-        .enumerate()
-        .find_map(|(index, value)| {
-            serde_json::from_value::<SampleInput>(value)
-                .err()
-                .map(|error| json_error(Some(&format!("samples[{index}]")), &error))
-        })
+/// The error of parsing `body` as a `T`, with its path; `None` if it parses.
+fn located<T: serde::de::DeserializeOwned>(body: &[u8], whole: &str) -> Option<ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let error = serde_path_to_error::deserialize::<_, T>(&mut deserializer).err()?;
+    Some(crate::error::json_error(&error, whole).into())
+}
+
+/// One sample as a JSON object, by the rules of `POST /api/v1/metrics`: the same names
+/// (the seed's longer ones too), types (`"value": "0.5"` and `"model": 5` are refused)
+/// and no unknown fields. `metrics import` reads JSON Lines with it, so a line the API
+/// refuses is refused there too. The error's field is `line` for a line that is not
+/// a JSON object.
+pub fn parse_sample(text: &str) -> Result<SampleInput, ValidationError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let sample = serde_path_to_error::deserialize::<_, SampleInput>(&mut deserializer)
+        .map_err(|error| crate::error::json_error(&error, "line"))?;
+    deserializer
+        .end()
+        .map_err(|error| ValidationError::new("line", error.to_string()))?;
+    Ok(sample)
 }
 
 /// Store one sample or an atomic batch.
@@ -203,19 +185,15 @@ pub async fn ingest(
         .windows(b"\"samples\"".len())
         .any(|w| w == b"\"samples\"");
     let accepted = state
-        .store_samples(samples, "json")
-        .await
-        .map_err(|error| match error {
+        .store_samples(samples, "json", |index, error| {
             // A lone sample's field is named without the batch index.
-            ApiError::BadRequest { field, message } if single => ApiError::BadRequest {
-                field: field
-                    .strip_prefix("samples[0].")
-                    .unwrap_or(&field)
-                    .to_owned(),
-                message,
-            },
-            other => other,
-        })?;
+            let field = match single {
+                true => error.field,
+                false => format!("samples[{index}].{}", error.field),
+            };
+            ApiError::bad_request(field, error.message)
+        })
+        .await?;
     Ok(Json(IngestResponse { accepted }))
 }
 

@@ -1771,6 +1771,17 @@ async fn every_listing_names_an_unknown_query_parameter() {
             SERIES,
             "/api/v1/models/fraud/versions/v1/metrics/accuracy?since=0",
         ),
+        // Routes that take no parameter at all (issue 15, point 7).
+        ("/api/v1/models", "/api/v1/models?model=fraud"),
+        (
+            "/api/v1/models/{model}/versions",
+            "/api/v1/models/fraud/versions?version=v1",
+        ),
+        ("/api/v1/channels", "/api/v1/channels?kind=webhook"),
+        ("/api/v1/events", "/api/v1/events?since=0"),
+        ("/metrics", "/metrics?name=x"),
+        ("/readyz", "/readyz?verbose=1"),
+        ("/healthz", "/healthz?verbose=1"),
     ] {
         let reply = app.call(Method::GET, route, path, None).await;
         assert_eq!(
@@ -1786,6 +1797,208 @@ async fn every_listing_names_an_unknown_query_parameter() {
             reply.body
         );
     }
+    // A write too, before its body is read; the InfluxDB routes alone take any.
+    let reply = app
+        .call(
+            Method::POST,
+            METRICS,
+            "/api/v1/metrics?dry_run=1",
+            Some(sample("accuracy", 0.5, 1)),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(reply.body["error"]["field"], "dry_run");
+    assert_eq!(
+        reply.body["error"]["message"],
+        "dry_run: unknown parameter: this route takes none"
+    );
+    let reply = app
+        .call(Method::GET, "/api/v1/models", "/api/v1/models", None)
+        .await;
+    assert_eq!(reply.body["models"], json!([]), "nothing was stored");
+    let response = app
+        .post_raw(
+            "/write?db=x&rp=autogen&u=me&p=secret&consistency=one",
+            b"model_metrics,model=m,version=v accuracy=0.5".to_vec(),
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
+
+/// Answers made by the framework rather than a handler (a method a route does not take,
+/// a body encoding it cannot read) carry the JSON error body too (issue 15, point 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn method_not_allowed_and_unsupported_media_type_have_the_json_error_body() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .delete(format!("{}/api/v1/models", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = response.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET"), "{allow}");
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not take DELETE"),
+        "{body}"
+    );
+
+    for encoding in ["br", "deflate", "compress"] {
+        let response = app
+            .post_raw(
+                METRICS,
+                b"\x00\x01garbage".to_vec(),
+                &[
+                    ("content-type", "application/json"),
+                    ("content-encoding", encoding),
+                ],
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{encoding}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_media_type", "{body}");
+        assert!(
+            !body["error"]["message"].as_str().unwrap().is_empty(),
+            "{body}"
+        );
+    }
+
+    // A rule's body that is not JSON at all: 415 from the JSON extractor, with the body.
+    let response = app
+        .post_raw(RULES, b"{}".to_vec(), &[("content-type", "text/plain")])
+        .await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert!(status.is_client_error(), "{status}");
+    assert!(body["error"]["code"].is_string(), "{body}");
+}
+
+/// Line protocol: integers that do not fit are errors, a metric twice on a line is an
+/// error, and a value the store refuses is named by its line and field, not a sample
+/// index (issue 15, point 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn line_protocol_errors_name_the_line_and_field() {
+    let app = spawn_app().await;
+    for (body, field, says) in [
+        (
+            "model_metrics,model=m,version=v latency=99999999999999999999999i",
+            "line 1: field latency",
+            "64-bit signed integer",
+        ),
+        (
+            "model_metrics,model=m,version=v throughput=-5u",
+            "line 1: field throughput",
+            "64-bit unsigned integer",
+        ),
+        (
+            "model_metrics,model=m,version=v accuracy=0.9,accuracy=0.8",
+            "line 1: field accuracy",
+            "twice",
+        ),
+        (
+            "# comment\nmodel_metrics,model=m,version=v accuracy=0.5\n\
+             model_metrics,model=m,version=v latency=3i,accuracy=3",
+            "line 3: field accuracy",
+            "",
+        ),
+    ] {
+        let response = app.post_raw("/write", body.as_bytes().to_vec(), &[]).await;
+        let reply = app.reply(Method::POST, "/write", response).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(reply.body["error"]["field"], field, "{}", reply.body);
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+        assert!(!message.contains("samples["), "{message}");
+    }
+    let reply = app
+        .call(Method::GET, "/api/v1/models", "/api/v1/models", None)
+        .await;
+    assert_eq!(reply.body["models"], json!([]), "nothing was stored");
+}
+
+/// Timestamps that are neither RFC 3339 text nor integer milliseconds, and empty names,
+/// get one clear message each (issue 15, point 7: "untagged enum Wire", and
+/// "metric: metric: must not be empty").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_timestamps_and_empty_names_get_one_clear_message() {
+    let app = spawn_app().await;
+    for timestamp in ["1e20", "1.5", "true", "[1]", "18446744073709551616"] {
+        let body = format!(
+            r#"{{"model":"m","version":"v","metric":"accuracy","value":0.5,"timestamp":{timestamp}}}"#
+        );
+        let response = app
+            .post_raw(
+                METRICS,
+                body.into_bytes(),
+                &[("content-type", "application/json")],
+            )
+            .await;
+        let reply = app.reply(Method::POST, METRICS, response).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{timestamp}");
+        assert_eq!(reply.body["error"]["field"], "timestamp", "{}", reply.body);
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(!message.contains("untagged"), "{message}");
+        assert!(
+            message.contains("RFC 3339") || message.contains("not a number"),
+            "{message}"
+        );
+    }
+
+    let reply = app
+        .call(
+            Method::POST,
+            METRICS,
+            METRICS,
+            Some(json!({"model": "m", "version": "v", "metric": "", "value": 0.5})),
+        )
+        .await;
+    assert_eq!(reply.body["error"]["field"], "metric");
+    assert_eq!(reply.body["error"]["message"], "metric: must not be empty");
+    let reply = app
+        .call(
+            Method::POST,
+            METRICS,
+            METRICS,
+            Some(json!({"samples": [sample("accuracy", 0.5, 1), {"model_name": "", "version": "v", "metric": "accuracy", "value": 0.5}]})),
+        )
+        .await;
+    assert_eq!(reply.body["error"]["field"], "samples[1].model_name");
+    assert_eq!(
+        reply.body["error"]["message"],
+        "samples[1].model_name: must not be empty"
+    );
+    // Through the JSON extractor of the other routes too.
+    let reply = app
+        .call(
+            Method::POST,
+            RULES,
+            RULES,
+            Some(
+                json!({"name": "r", "model": "", "version": "v1", "metric": "accuracy",
+                        "condition_type": "threshold", "comparison_operator": "lt",
+                        "threshold_value": 0.9, "severity": "high"}),
+            ),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    let message = reply.body["error"]["message"].as_str().unwrap();
+    assert_eq!(message.matches("model").count(), 1, "{message}");
+    assert!(message.contains("must not be empty"), "{message}");
 }
 
 /// Every query parameter of every GET route in the OpenAPI document, with hostile values:

@@ -367,45 +367,83 @@ impl Default for Columns {
 }
 
 impl Columns {
-    /// A first line whose cells are all known column names is a header.
+    /// The column names a header may use, each with the field it is.
+    const NAMES: [(&'static str, &'static str); 12] = [
+        ("model", "model"),
+        ("model_name", "model"),
+        ("version", "version"),
+        ("model_version", "version"),
+        ("metric", "metric"),
+        ("metric_type", "metric"),
+        ("value", "value"),
+        ("metric_value", "value"),
+        ("timestamp", "timestamp"),
+        ("timestamp_ms", "timestamp"),
+        ("time", "timestamp"),
+        ("dataset", "dataset"),
+    ];
+
+    /// A first line that names a column and has no number where a data line has its
+    /// value is a header. Every cell of it must then name a column: an unknown one (a
+    /// misspelling, a column modelwatch does not read) stops the import before anything
+    /// is stored, rather than being read as data or ignored.
     fn from_header(record: &csv::StringRecord) -> Option<anyhow::Result<Columns>> {
-        let known = |name: &str| {
-            matches!(
-                name,
-                "model"
-                    | "model_name"
-                    | "version"
-                    | "model_version"
-                    | "metric"
-                    | "metric_type"
-                    | "value"
-                    | "metric_value"
-                    | "timestamp"
-                    | "timestamp_ms"
-                    | "time"
-                    | "dataset"
-            )
+        let field_of = |cell: &str| {
+            let cell = cell.to_ascii_lowercase();
+            Columns::NAMES
+                .iter()
+                .find(|(name, _)| *name == cell)
+                .map(|(_, field)| *field)
         };
-        if !record.iter().all(|cell| known(&cell.to_ascii_lowercase())) {
+        let names_a_column = record.iter().any(|cell| field_of(cell).is_some());
+        let value_is_a_number = record
+            .get(Columns::default().value)
+            .is_some_and(|cell| cell.parse::<f64>().is_ok());
+        if !names_a_column || value_is_a_number {
             return None;
         }
-        let find = |names: &[&str]| {
-            record
-                .iter()
-                .position(|cell| names.contains(&cell.to_ascii_lowercase().as_str()))
-        };
-        let required = |names: &[&str]| {
-            find(names)
-                .ok_or_else(|| anyhow::anyhow!("line 1: the CSV header has no {} column", names[0]))
-        };
         Some((|| {
+            let unknown: Vec<&str> = record
+                .iter()
+                .filter(|cell| field_of(cell).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                let known: Vec<&str> = Columns::NAMES.iter().map(|(name, _)| *name).collect();
+                anyhow::bail!(
+                    "line 1: the CSV header names unknown column{} {}; the columns are {}",
+                    if unknown.len() == 1 { "" } else { "s" },
+                    unknown
+                        .iter()
+                        .map(|name| format!("{:?}", elide(name, 100)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    known.join(", ")
+                );
+            }
+            let find = |wanted: &str| {
+                let mut found = record
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, cell)| field_of(cell) == Some(wanted));
+                let first = found.next().map(|(index, _)| index);
+                match found.next() {
+                    Some(_) => Err(anyhow::anyhow!(
+                        "line 1: the CSV header names the {wanted} column twice"
+                    )),
+                    None => Ok(first),
+                }
+            };
+            let required = |wanted: &str| {
+                find(wanted)?
+                    .ok_or_else(|| anyhow::anyhow!("line 1: the CSV header has no {wanted} column"))
+            };
             Ok(Columns {
-                model: required(&["model", "model_name"])?,
-                version: required(&["version", "model_version"])?,
-                metric: required(&["metric", "metric_type"])?,
-                value: required(&["value", "metric_value"])?,
-                timestamp: required(&["timestamp", "timestamp_ms", "time"])?,
-                dataset: find(&["dataset"]),
+                model: required("model")?,
+                version: required("version")?,
+                metric: required("metric")?,
+                value: required("value")?,
+                timestamp: required("timestamp")?,
+                dataset: find("dataset")?,
             })
         })())
     }
@@ -443,51 +481,24 @@ fn check_declared(
 ) -> Result<(), ValidationError> {
     match definitions.get(&sample.metric) {
         Some(definition) => sample.check(definition),
-        None => Ok(()),
+        None => sample.check(&sample.metric.default_definition()),
     }
 }
 
+/// One JSON Lines line, by the HTTP API's rules ([`modelwatch_http::series::parse_sample`]),
+/// and a timestamp is required: a line in a file has no time of arrival to default to.
 fn parse_json_sample(
     text: &str,
     definitions: &HashMap<Metric, MetricDefinition>,
 ) -> Result<Sample, ValidationError> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| ValidationError::new("line", format!("invalid JSON: {e}")))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| ValidationError::new("line", "expected a JSON object"))?;
-    let text_of = |names: &[&'static str]| -> Result<Option<String>, ValidationError> {
-        let Some(found) = names.iter().find_map(|n| object.get(*n)) else {
-            return Ok(None);
-        };
-        match found {
-            serde_json::Value::String(s) => Ok(Some(s.clone())),
-            serde_json::Value::Number(n) => Ok(Some(n.to_string())),
-            serde_json::Value::Null => Ok(None),
-            _ => Err(ValidationError::new(
-                names[0],
-                "must be a string or a number",
-            )),
-        }
+    let input = modelwatch_http::series::parse_sample(text)?;
+    let Some(timestamp) = input.timestamp else {
+        return Err(ValidationError::new(
+            "timestamp",
+            "missing: an imported sample must say when it was measured",
+        ));
     };
-    let required = |names: &[&'static str]| {
-        text_of(names)?.ok_or_else(|| ValidationError::new(names[0], "missing"))
-    };
-    let model = required(&["model", "model_name"])?;
-    let version = required(&["version", "model_version"])?;
-    let metric = required(&["metric", "metric_type"])?;
-    let value = required(&["value", "metric_value"])?;
-    let timestamp = required(&["timestamp", "timestamp_ms", "time"])?;
-    let dataset = text_of(&["dataset"])?;
-    let raw = RawSample {
-        model: &model,
-        version: &version,
-        metric: &metric,
-        value: &value,
-        timestamp: &timestamp,
-        dataset: dataset.as_deref(),
-    };
-    let sample = Sample::parse_fields(&raw)?;
+    let sample = input.into_sample(timestamp);
     check_declared(&sample, definitions)?;
     Ok(sample)
 }

@@ -245,6 +245,64 @@ fn import_reads_json_lines_and_headerless_csv() {
     );
 }
 
+/// JSON Lines are read by the HTTP API's rules (issue 15, point 7): a value as text, a
+/// name as a number and unknown fields are refused there as they are over HTTP, named
+/// the same way; and a CSV header naming a column modelwatch does not read is refused
+/// before anything is stored.
+#[test]
+fn import_takes_json_lines_by_the_api_rules_and_refuses_unknown_csv_columns() {
+    let env = Env::new();
+    let lines = env.write(
+        "strict.jsonl",
+        "{\"model\":\"m\",\"version\":\"v1\",\"metric\":\"mae\",\"value\":\"0.5\",\"timestamp\":1000}\n\
+         {\"model\":5,\"version\":\"v1\",\"metric\":\"mae\",\"value\":0.5,\"timestamp\":1000}\n\
+         {\"model\":\"m\",\"version\":\"v1\",\"metric\":\"mae\",\"value\":0.5,\"timestamp\":1000,\"colour\":\"red\"}\n\
+         {\"model\":\"m\",\"version\":\"v1\",\"metric\":\"\",\"value\":0.5,\"timestamp\":1000}\n\
+         {\"model\":\"m\",\"version\":\"v1\",\"metric\":\"mae\",\"value\":0.5,\"timestamp\":1.5}\n\
+         {\"model\":\"m\",\"version\":\"v1\",\"metric\":\"accuracy\",\"value\":1.5,\"timestamp\":1000}\n\
+         {\"model\":\"m\",\"version\":\"v1\",\"metric\":\"mae\",\"value\":0.5}\n\
+         {\"model\":\"m\",\"version\":\"v1\",\"metric\":\"mae\",\"value\":0.25,\"timestamp\":2000}\n",
+    );
+    let out = env.run(&["metrics", "import", path_str(&lines), "--format", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for expected in [
+        "line 1: value: invalid type: string \"0.5\", expected f64",
+        "line 2: model: invalid type: integer `5`, expected a string",
+        "line 3: colour: unknown field",
+        "line 4: metric: must not be empty",
+        "line 5: timestamp: 1.5 is not a timestamp",
+        "line 6: value:",
+        "line 7: timestamp: missing",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+    assert!(!stderr.contains("metric: metric:"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["imported"].as_u64(), report["rejected"].as_u64()),
+        (Some(1), Some(7))
+    );
+
+    let csv = env.write(
+        "extra.csv",
+        "model,version,metric,value,timestamp,region\nm,v1,mae,0.75,3000,eu\n",
+    );
+    let out = env.run(&["metrics", "import", path_str(&csv)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("unknown column \"region\"") && stderr.contains("line 1"),
+        "{stderr}"
+    );
+    let values: Vec<f64> = env
+        .samples("m", "v1", "mae")
+        .iter()
+        .map(|s| s["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, [0.25], "nothing of the refused CSV was stored");
+}
+
 #[test]
 fn listings_come_as_table_json_and_csv() {
     let env = Env::new();

@@ -799,3 +799,52 @@ fn channels_are_tested_from_the_api_and_rules_name_only_configured_ones() {
     let (status, body) = http(&address, "POST", "/api/v1/rules", &rule(r#"["ops"]"#), None);
     assert_eq!(status, 201, "{body}");
 }
+
+/// At debug level the request log shows each request's URI; a secret sent in the query
+/// string (a token, InfluxDB's `p`) shows as `<redacted>`, never in plain text (issue 15,
+/// point 7), in the text and the JSON log formats.
+#[test]
+fn a_token_in_a_query_string_is_never_logged() {
+    for format in ["text", "json"] {
+        let env = Env::new();
+        let log = env.dir.path().join("serve.log");
+        let mut child = env
+            .command(&["serve", "--listen", "127.0.0.1:0"])
+            .env("MODELWATCH_LOG_LEVEL", "debug")
+            .env("MODELWATCH_LOG_FORMAT", format)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let server = Server {
+            child,
+            address: String::new(),
+        };
+        let address = listening_on(stdout);
+        let (status, _) = http(
+            &address,
+            "GET",
+            "/api/v1/models?token=mw_plaintext_secret_1&hours=24",
+            "",
+            None,
+        );
+        assert_eq!(status, 400);
+        let (status, _) = http(
+            &address,
+            "POST",
+            "/write?db=x&u=me&p=plaintext_secret_2",
+            "model_metrics,model=m,version=v accuracy=0.5",
+            None,
+        );
+        assert_eq!(status, 204);
+        let mut server = server;
+        common::terminate(&mut server.child);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("<redacted>"), "{format}: {text}");
+        assert!(text.contains("hours=24"), "{format}: {text}");
+        for secret in ["mw_plaintext_secret_1", "plaintext_secret_2"] {
+            assert!(!text.contains(secret), "{format}: {secret} logged:\n{text}");
+        }
+    }
+}
