@@ -103,6 +103,8 @@ fn rule_alarms(points: &[Point], settings: &ChangePointSettings) -> Vec<Alarm> {
         match settings.false_alarm_interval {
             FalseAlarmInterval::Samples(n) => (i64::try_from(n).ok(), None),
             FalseAlarmInterval::Millis(ms) => (None, Some(ms as f64 / 3_600_000.0)),
+            // A rule states no interval to get the default, the only `Longest` it uses.
+            FalseAlarmInterval::Longest { .. } => (None, None),
         };
     let spec = RuleSpec {
         name: "bench".into(),
@@ -380,7 +382,8 @@ fn bocpd(points: &[Point], sides: Sides, threshold: f64) -> Vec<Alarm> {
 }
 
 /// `Tuning::default()`, or the comma-separated `MODELWATCH_CP_TUNING` (learning samples,
-/// level rate, settle samples, interval factor, clip fraction) to try others.
+/// level rate, settle samples, interval factor, clip fraction, and optionally slow level
+/// rate and the unwatched side's interval factor) to try others.
 pub fn tuning() -> Tuning {
     let Ok(text) = std::env::var("MODELWATCH_CP_TUNING") else {
         return Tuning::default();
@@ -389,16 +392,22 @@ pub fn tuning() -> Tuning {
         .split(',')
         .filter_map(|x| x.trim().parse().ok())
         .collect();
-    if v.len() != 5 {
+    if v.len() < 5 {
         eprintln!("ignoring MODELWATCH_CP_TUNING: 5 numbers expected");
         return Tuning::default();
     }
+    let default = Tuning::default();
     Tuning {
         learning_samples: v[0] as u32,
         level_rate: v[1],
         settle_samples: v[2] as u32,
         interval_factor: v[3],
         clip_fraction: v[4],
+        slow_level_rate: v.get(5).copied().unwrap_or(default.slow_level_rate),
+        unwatched_interval_factor: v
+            .get(6)
+            .copied()
+            .unwrap_or(default.unwatched_interval_factor),
     }
 }
 

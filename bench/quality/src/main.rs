@@ -26,6 +26,12 @@
 //! `MODELWATCH_QUALITY_NO_SURVEY` / `MODELWATCH_QUALITY_CP_FAST` to skip the survey / all
 //! but the goal rows, `MODELWATCH_CP_TUNING` to try other detector constants), and
 //! `MODELWATCH_QUALITY_NO_CHECK` skips `check` on NAB, the slowest part.
+//! `MODELWATCH_CP_EXPERIMENT=1` prints, for quick tuning (a few seconds), the change-point
+//! detector's goal rows with `MODELWATCH_CP_TUNING` (the daily row at several settings,
+//! with detections split by whether a false alarm came in the 100 samples before the
+//! change, and an oracle CUSUM knowing the mean and the noise); `MODELWATCH_CP_DAILY_ONLY`,
+//! `MODELWATCH_CP_EVENTS`, `MODELWATCH_CP_NAB` and `MODELWATCH_CP_DEFAULT_DAYS` (the
+//! default interval in days, at least 1,000 samples) select and vary what it prints.
 //!
 //! `MODELWATCH_QUALITY_CEILING=1` prints instead how far detectors of several shapes can get
 //! on the latency goal rows, which led to the long-run test (see `ceiling.rs`; output in
@@ -362,6 +368,10 @@ fn main() -> ExitCode {
     let sampling = sampling();
     if std::env::var_os("MODELWATCH_QUALITY_CEILING").is_some() {
         print!("{}", ceiling::report(sampling.0, sampling.1));
+        return ExitCode::SUCCESS;
+    }
+    if std::env::var_os("MODELWATCH_CP_EXPERIMENT").is_some() {
+        cp_experiment(sampling);
         return ExitCode::SUCCESS;
     }
     if std::env::var_os("MODELWATCH_QUALITY_CHANGE_POINTS_ONLY").is_some() {
@@ -706,6 +716,116 @@ fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
                 profiles,
                 "sensitivity sweep",
             );
+        }
+    }
+}
+
+fn cp_experiment((streams, seed): (usize, u64)) {
+    let tuning = changepoints::tuning();
+    let fmt = |t: &changepoints::Tally| {
+        format!(
+            "FA {:.3} det {:.1} onset {:.1} delay {:.1}",
+            t.false_alarms_per_1000(),
+            100.0 * t.detection_rate(),
+            100.0 * t.onset_rate(),
+            t.mean_delay()
+        )
+    };
+    for (label, s) in [
+        ("daily default", changepoints::default_settings()),
+        (
+            "daily 1.5/1000",
+            changepoints::settings(MinShift::Sd(1.5), 1000),
+        ),
+        (
+            "daily 1/1000",
+            changepoints::settings(MinShift::Sd(1.0), 1000),
+        ),
+        (
+            "daily 1/1250",
+            changepoints::settings(MinShift::Sd(1.0), 1250),
+        ),
+    ] {
+        let m = changepoints::Method::Cusum(s, tuning);
+        println!("{label}: {}", fmt(&tally_daily(&m, 400, seed)));
+        let mut rng = synthetic::Rng::new(seed ^ 0xDA11);
+        let (mut with_fa, mut with_fa_det, mut clean, mut clean_det) = (0, 0, 0, 0);
+        for _ in 0..400 {
+            let (points, change) = changepoints::daily_series(&mut rng, 1.5);
+            let alarms = changepoints::run(&m, &points, Sides::Down);
+            let fa = alarms
+                .iter()
+                .any(|a| a.row < change && a.row + 100 >= change);
+            let det = alarms
+                .iter()
+                .any(|a| a.row >= change && a.row < change + 10);
+            if fa {
+                with_fa += 1;
+                with_fa_det += usize::from(det);
+            } else {
+                clean += 1;
+                clean_det += usize::from(det);
+            }
+        }
+        println!("   FA within 100 before: {with_fa_det}/{with_fa}; none: {clean_det}/{clean}");
+    }
+    {
+        use modelwatch_core::detection::changepoint::threshold_for;
+        let mut rng = synthetic::Rng::new(seed ^ 0xDA11);
+        let mut t = changepoints::Tally::default();
+        let h = threshold_for(0.75, 1000.0);
+        for _ in 0..400 {
+            let (points, change) = changepoints::daily_series(&mut rng, 1.5);
+            let mut g = 0.0f64;
+            let mut start = 0;
+            let mut alarms = Vec::new();
+            for (row, p) in points.iter().enumerate() {
+                let r = (p.value - 0.9) / 0.018;
+                if g <= 0.0 {
+                    start = row;
+                }
+                g = (g - r - 0.75).max(0.0);
+                if g > h {
+                    alarms.push(changepoints::Alarm { row, onset: start });
+                    g = 0.0;
+                }
+            }
+            t.count(&alarms, points.len(), Some(change), 10);
+        }
+        println!("daily oracle k .75 ARL 1000: {}", fmt(&t));
+    }
+    if std::env::var_os("MODELWATCH_CP_DAILY_ONLY").is_some() {
+        return;
+    }
+    let mut default_settings = changepoints::default_settings();
+    if let Ok(text) = std::env::var("MODELWATCH_CP_DEFAULT_DAYS") {
+        let days: f64 = text.parse().unwrap_or(7.0);
+        default_settings.false_alarm_interval =
+            modelwatch_core::detection::changepoint::FalseAlarmInterval::Longest {
+                millis: (days * 86_400_000.0) as i64,
+                samples: 1000,
+            };
+    }
+    let default = changepoints::Method::Cusum(default_settings, tuning);
+    for (index, scenario) in change_point_scenarios().iter().enumerate() {
+        let t = tally_scenario(&default, scenario, streams, seed ^ (index as u64) << 8);
+        println!("{}: {}", scenario.name, fmt(&t));
+    }
+    if std::env::var_os("MODELWATCH_CP_EVENTS").is_some() {
+        let event_data = changepoints::event_series(200, seed ^ 0xE7E7);
+        let (f1, cover) = event_scores(&method_onsets(&default, &event_data), &event_data);
+        println!("events F1 {f1:.3} cover {cover:.3}");
+    }
+    if std::env::var_os("MODELWATCH_CP_NAB").is_some() {
+        if let Some((files, profiles)) =
+            nab_root().and_then(|root| Some((nab::load(&root)?, nab::profiles(&root)?)))
+        {
+            let d = nab_alarms(&default, &files);
+            let s: Vec<String> = profiles
+                .iter()
+                .map(|p| format!("{:.1}", nab::score_corpus(&files, &d, p).normalised))
+                .collect();
+            println!("NAB {}", s.join(" / "));
         }
     }
 }

@@ -130,8 +130,8 @@ pub struct CreateRuleArgs {
     /// the default unit; default 1sd) or `5%` (of its level).
     #[arg(long, value_name = "SHIFT")]
     pub min_shift: Option<String>,
-    /// Change-point rule: one false alarm on average per this many samples (default
-    /// 10000), or per this long with a unit (`90d`, `12h`, `2w`).
+    /// Change-point rule: one false alarm on average per this many samples, or per this
+    /// long with a unit (`90d`, `12h`, `2w`); default 90 days but at least 1000 samples.
     #[arg(long, value_name = "N|DURATION")]
     pub false_alarm_every: Option<String>,
     /// low, medium, high or critical (default medium).
@@ -574,7 +574,7 @@ fn condition_text(rule: &Rule) -> String {
             ) {
                 (Some(n), _) => format!("{n} samples"),
                 (None, Some(hours)) => format!("{hours}h"),
-                (None, None) => "10000 samples".to_owned(),
+                (None, None) => "90 days (≥ 1000 samples)".to_owned(),
             };
             format!(
                 "change point ≥ {shift} ({}), 1 false alarm / {every}",

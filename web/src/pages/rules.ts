@@ -79,7 +79,7 @@ export function rulesPage(main: HTMLElement): () => void {
       changeDirection: h("select", { name: "change_direction" }, h("option", { value: "worse" }, "worse only"), h("option", { value: "both", selected: rule?.change_direction === "both" }, "either way")),
       minShift: h("input", { name: "min_shift", type: "number", step: "any", min: 0, value: rule?.min_shift_percentage ?? rule?.min_shift_sd ?? 1 }),
       minShiftUnit: h("select", { name: "min_shift_unit" }, h("option", { value: "sd" }, "noise sd"), h("option", { value: "percent", selected: rule?.min_shift_percentage != null }, "%")),
-      falseAlarm: h("input", { name: "false_alarm", type: "number", step: "any", min: 0, value: rule?.false_alarm_interval_hours ?? rule?.false_alarm_interval_samples ?? 10000 }),
+      falseAlarm: h("input", { name: "false_alarm", type: "number", step: "any", min: 0, value: rule?.false_alarm_interval_hours ?? rule?.false_alarm_interval_samples ?? "", placeholder: "default: 90 days, ≥ 1000 samples" }),
       falseAlarmUnit: h("select", { name: "false_alarm_unit" }, h("option", { value: "samples" }, "samples"), h("option", { value: "hours", selected: rule?.false_alarm_interval_hours != null }, "hours")),
       operator: h("select", { name: "operator" }, ...OPERATORS.map((o) => h("option", { value: o, selected: (rule?.comparison_operator ?? "lt") === o }, o))),
       threshold: h("input", { name: "threshold", type: "number", step: "any", value: rule?.threshold_value ?? "" }),
@@ -127,7 +127,9 @@ export function rulesPage(main: HTMLElement): () => void {
       } else if (f.kind.value === "change_point") {
         s.condition_type = "change_point"; s.change_direction = f.changeDirection.value; s.for_evaluations = 1;
         if (f.minShiftUnit.value === "percent") s.min_shift_percentage = Number(f.minShift.value); else s.min_shift_sd = Number(f.minShift.value);
-        if (f.falseAlarmUnit.value === "hours") s.false_alarm_interval_hours = Number(f.falseAlarm.value);
+        // Empty: the detector's default, which depends on the series' sampling.
+        if (f.falseAlarm.value === "") { /* default */ }
+        else if (f.falseAlarmUnit.value === "hours") s.false_alarm_interval_hours = Number(f.falseAlarm.value);
         else s.false_alarm_interval_samples = Math.round(Number(f.falseAlarm.value));
       } else {
         s.max_degradation_percentage = Number(f.maxPct.value); s.baseline_window_hours = Number(f.baselineHours.value);
@@ -235,7 +237,8 @@ export function rulesPage(main: HTMLElement): () => void {
 function describe(rule: any): string {
   if (rule.condition_type === "change_point") {
     const shift = rule.min_shift_percentage != null ? `${num(rule.min_shift_percentage)} %` : `${num(rule.min_shift_sd)} sd`;
-    const every = rule.false_alarm_interval_hours != null ? `${num(rule.false_alarm_interval_hours)} h` : `${num(rule.false_alarm_interval_samples)} samples`;
+    const every = rule.false_alarm_interval_hours != null ? `${num(rule.false_alarm_interval_hours)} h`
+      : rule.false_alarm_interval_samples != null ? `${num(rule.false_alarm_interval_samples)} samples` : "90 days (at least 1000 samples)";
     return `level shift ≥ ${shift} ${rule.change_direction === "both" ? "either way" : "for the worse"}, a false alarm per ${every}`;
   }
   if (rule.condition_type === "degradation" || rule.max_degradation_percentage != null) {

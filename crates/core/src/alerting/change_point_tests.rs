@@ -3,7 +3,7 @@
 //! mid-change and the rule's validation.
 
 use super::*;
-use crate::detection::changepoint::ChangePointState;
+use crate::detection::changepoint::{ChangePointState, DEFAULT_FALSE_ALARM_INTERVAL};
 use crate::metric::Direction;
 use crate::time::Timestamp;
 use crate::Version;
@@ -97,7 +97,7 @@ fn a_drop_fires_once_with_its_onset_and_size() {
         &samples(&values, 0),
         SeriesState::default(),
     );
-    assert_eq!(events(&result), vec![(303, FIRED, Some(300))]);
+    assert_eq!(events(&result), vec![(305, FIRED, Some(300))]);
     let alert = result.last_alert.unwrap_or_else(|| panic!("no alert"));
     let Trigger::ChangePoint {
         change_started_at,
@@ -131,7 +131,7 @@ fn improvements_are_not_watched_unless_both_ways_are_asked_for() {
         &observations,
         SeriesState::default(),
     );
-    assert_eq!(events(&both), vec![(305, FIRED, Some(300))]);
+    assert_eq!(events(&both), vec![(307, FIRED, Some(300))]);
 }
 
 #[test]
@@ -166,9 +166,9 @@ fn a_recovery_clears_and_a_later_shift_is_folded_into_the_open_alert() {
     assert_eq!(
         events(&result),
         vec![
-            (304, FIRED, Some(300)),
-            (605, BacktestEventKind::ConditionCleared, None),
-            (901, BacktestEventKind::Shifted, Some(895)),
+            (305, FIRED, Some(300)),
+            (611, BacktestEventKind::ConditionCleared, None),
+            (903, BacktestEventKind::Shifted, Some(899)),
         ]
     );
 }
@@ -234,7 +234,15 @@ fn change_point_rules_validate_naming_the_field() {
     };
     assert_eq!(condition.change_direction, ChangeDirection::Worse);
     assert_eq!(condition.min_shift_sd, Some(1.0));
-    assert_eq!(condition.false_alarm_interval_samples, Some(10_000));
+    // No interval stated: none stored, the detector's sampling-aware default applies.
+    assert_eq!(condition.false_alarm_interval_samples, None);
+    assert_eq!(condition.false_alarm_interval_hours, None);
+    assert_eq!(
+        condition
+            .settings(Direction::HigherIsBetter)
+            .false_alarm_interval,
+        DEFAULT_FALSE_ALARM_INTERVAL
+    );
     let base = r#""name":"r","model":"m","metric":"accuracy""#;
     for (extra, field) in [
         (

@@ -216,10 +216,10 @@ fn parse_seasonality(text: &str) -> Result<Seasonality, ValidationError> {
         )),
     }
 }
-/// What a change-point rule without sensitivity settings gets: shifts of one noise unit,
-/// one false alarm per 10,000 samples on average.
+/// What a change-point rule without a minimum shift gets: shifts of one noise unit. One
+/// without a false-alarm interval keeps none and gets the detector's
+/// [`DEFAULT_FALSE_ALARM_INTERVAL`] (90 days, at least 1,000 samples).
 pub const DEFAULT_MIN_SHIFT_SD: f64 = 1.0;
-pub const DEFAULT_FALSE_ALARM_INTERVAL_SAMPLES: u64 = 10_000;
 
 /// When a rule's series is in trouble.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -751,7 +751,8 @@ impl RuleSpec {
                 None,
                 Some(in_range("false_alarm_interval_hours", hours, 0.01, 1e6)?),
             ),
-            (None, None) => (Some(DEFAULT_FALSE_ALARM_INTERVAL_SAMPLES), None),
+            // No interval stated: the detector's default, which depends on the sampling.
+            (None, None) => (None, None),
         };
         Ok(Condition::ChangePoint(ChangePointCondition {
             change_direction,
