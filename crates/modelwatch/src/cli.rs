@@ -572,13 +572,29 @@ async fn import(store: Arc<dyn MetricStore>, args: ImportArgs, format: Format) -
     if let Some(bar) = &progress.bar {
         bar.finish_and_clear();
     }
-    let mut table = Table::new(&["imported", "rejected", "batches"]);
+    let mut table = Table::new(&[
+        "imported",
+        "new",
+        "replaced",
+        "unchanged",
+        "rejected",
+        "batches",
+    ]);
     table.push(vec![
         report.imported.to_string(),
+        report.new.to_string(),
+        report.replaced.to_string(),
+        report.unchanged.to_string(),
         report.rejected.to_string(),
         report.batches.to_string(),
     ]);
     emit(format, &report, &table)?;
+    if report.imported > 0 && report.unchanged == report.imported {
+        note!(
+            "all {} samples were stored already with these values: nothing changed",
+            report.imported
+        );
+    }
     if report.rejected > 0 {
         note!(
             "{} line(s) rejected; the other {} samples were stored",

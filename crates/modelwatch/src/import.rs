@@ -15,7 +15,7 @@ use std::sync::Arc;
 use modelwatch_core::sample::RawSample;
 use modelwatch_core::text::{elide, MAX_MESSAGE_CHARS};
 use modelwatch_core::{Metric, MetricDefinition, Sample, ValidationError};
-use modelwatch_store::{MetricStore, StoreError};
+use modelwatch_store::{MetricStore, StoreError, WriteCounts};
 use serde::Serialize;
 
 pub const BATCH_SIZE: usize = 10_000;
@@ -56,6 +56,12 @@ pub struct Rejection {
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct ImportReport {
     pub imported: u64,
+    /// Of the imported samples: at a timestamp their series did not have yet.
+    pub new: u64,
+    /// At a stored timestamp, with a different value: the file's value replaced it.
+    pub replaced: u64,
+    /// At a stored timestamp with the same value: a re-import of the same data.
+    pub unchanged: u64,
     pub rejected: u64,
     pub batches: u64,
     /// The first rejections (all of them up to a limit), in line order.
@@ -79,7 +85,7 @@ struct Pending {
 const MAX_KEPT_REJECTIONS: usize = 1_000;
 
 /// The batch being committed: its lines, its size, and the store's answer.
-type InFlight = tokio::task::JoinHandle<(Pending, usize, Result<(), StoreError>)>;
+type InFlight = tokio::task::JoinHandle<(Pending, usize, Result<WriteCounts, StoreError>)>;
 
 #[allow(missing_debug_implementations)]
 pub struct Importer<'p> {
@@ -272,7 +278,9 @@ impl<'p> Importer<'p> {
             let mut pending = pending;
             let samples = std::mem::take(&mut pending.samples);
             let count = samples.len();
-            let result = store.append(samples).await;
+            // Judged and written one batch at a time (the previous one has committed), so
+            // a timestamp repeated in a later batch counts against the earlier one.
+            let result = store.append_counted(samples).await;
             (pending, count, result)
         }));
         Ok(Pending {
@@ -291,8 +299,11 @@ impl<'p> Importer<'p> {
         };
         let (pending, count, result) = task.await?;
         match result {
-            Ok(()) => {
+            Ok(counts) => {
                 self.report.imported += count as u64;
+                self.report.new += counts.new;
+                self.report.replaced += counts.replaced;
+                self.report.unchanged += counts.unchanged;
                 self.report.batches += 1;
                 self.progress
                     .committed(pending.last_line, self.report.imported);

@@ -216,6 +216,53 @@ fn import_stores_good_lines_reports_bad_ones_by_line_and_fails() {
 }
 
 #[test]
+fn importing_a_file_again_says_its_samples_are_unchanged_not_imported_anew() {
+    let env = Env::new();
+    let file = env.write(
+        "week.csv",
+        "model,version,metric,timestamp_ms,value\n\
+         m,v1,accuracy,1000,0.91\n\
+         m,v1,accuracy,2000,0.92\n\
+         m,v1,latency,1000,12.5\n",
+    );
+    let counts = |report: &Value| {
+        ["imported", "new", "replaced", "unchanged"].map(|k| report[k].as_u64().unwrap_or(u64::MAX))
+    };
+    let first = env.json(&["metrics", "import", path_str(&file)]);
+    assert_eq!(counts(&first), [3, 3, 0, 0]);
+    // The same file again: every sample is stored already, with the same value.
+    let out = env.run(&["metrics", "import", path_str(&file), "--format", "table"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for header in ["new", "replaced", "unchanged"] {
+        assert!(stdout.contains(header), "{stdout}");
+    }
+    assert!(
+        stderr.contains("all 3 samples were stored already with these values: nothing changed"),
+        "{stderr}"
+    );
+    let again = env.json(&["metrics", "import", path_str(&file)]);
+    assert_eq!(counts(&again), [3, 0, 0, 3]);
+    // A corrected value, a new timestamp and an unchanged line.
+    let corrected = env.write(
+        "corrected.csv",
+        "model,version,metric,timestamp_ms,value\n\
+         m,v1,accuracy,1000,0.81\n\
+         m,v1,accuracy,3000,0.93\n\
+         m,v1,latency,1000,12.5\n",
+    );
+    let report = env.json(&["metrics", "import", path_str(&corrected)]);
+    assert_eq!(counts(&report), [3, 1, 1, 1]);
+    let values: Vec<f64> = env
+        .samples("m", "v1", "accuracy")
+        .iter()
+        .map(|s| s["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, [0.81, 0.92, 0.93]);
+}
+
+#[test]
 fn import_reads_json_lines_and_headerless_csv() {
     let env = Env::new();
     let jsonl = env.write(

@@ -9,7 +9,7 @@ use modelwatch_core::{
     ValueRange,
 };
 
-use crate::{MetricStore, SeriesFilter, StoreError};
+use crate::{MetricStore, SeriesFilter, StoreError, WriteCounts};
 
 /// A store under test plus whatever keeps it alive (a temporary directory, a database).
 pub struct Fixture {
@@ -672,6 +672,55 @@ pub async fn series_limits_refuse_a_batch_whole(store: &dyn MetricStore) {
     );
 }
 
+pub async fn a_write_counts_its_samples_as_new_replaced_or_unchanged(store: &dyn MetricStore) {
+    let counts = |new, replaced, unchanged| WriteCounts {
+        new,
+        replaced,
+        unchanged,
+    };
+    let first = vec![
+        sample("fraud", "v1", "accuracy", 0.9, 1_000),
+        sample("fraud", "v1", "accuracy", 0.8, 2_000),
+        sample("fraud", "v1", "latency", 40.0, 1_000),
+        sample("fraud", "v2", "accuracy", 0.9, 1_000),
+    ];
+    assert_eq!(
+        store.append_counted(first.clone()).await.unwrap(),
+        counts(4, 0, 0)
+    );
+    assert_eq!(store.append_counted(first).await.unwrap(), counts(0, 0, 4));
+    // A changed value, a new timestamp written twice in the batch (the second write
+    // replaces the first, as append keeps the last), an unchanged point, and a point
+    // outside the stored span.
+    let next = vec![
+        sample("fraud", "v1", "accuracy", 0.5, 1_000),
+        sample("fraud", "v1", "accuracy", 0.7, 3_000),
+        sample("fraud", "v1", "latency", 40.0, 1_000),
+        sample("fraud", "v1", "accuracy", 0.6, 3_000),
+        sample("fraud", "v2", "accuracy", 0.9, 500),
+    ];
+    assert_eq!(store.append_counted(next).await.unwrap(), counts(2, 2, 1));
+    let points = store
+        .range(&key("fraud", "v1", "accuracy"), TimeRange::all())
+        .await
+        .unwrap();
+    assert_eq!(
+        values(&points),
+        vec![(1_000, 0.5), (2_000, 0.8), (3_000, 0.6)]
+    );
+    // Judging alone writes nothing.
+    let judged = store
+        .classify(&[sample("fraud", "v3", "accuracy", 0.9, 1_000)])
+        .await
+        .unwrap();
+    assert_eq!(judged, counts(1, 0, 0));
+    assert!(store
+        .range(&key("fraud", "v3", "accuracy"), TimeRange::all())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 macro_rules! conformance_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -691,6 +740,7 @@ macro_rules! conformance_suite {
                 samples_before_a_cutoff_are_deleted_exactly,
                 deleting_before_the_earliest_sample_changes_nothing,
                 concurrent_prunes_remove_and_count_each_sample_once,
+                a_write_counts_its_samples_as_new_replaced_or_unchanged,
             );
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

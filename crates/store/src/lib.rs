@@ -18,6 +18,7 @@ pub mod tokens;
 #[cfg(test)]
 mod conformance;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -241,6 +242,29 @@ impl SeriesFilter {
     }
 }
 
+/// What a write did to its samples: stored at a new timestamp of their series, replaced
+/// a different stored point, or matched the stored point exactly.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WriteCounts {
+    pub new: u64,
+    pub replaced: u64,
+    pub unchanged: u64,
+}
+
+impl WriteCounts {
+    pub fn total(&self) -> u64 {
+        self.new + self.replaced + self.unchanged
+    }
+}
+
+impl std::ops::AddAssign for WriteCounts {
+    fn add_assign(&mut self, other: WriteCounts) {
+        self.new += other.new;
+        self.replaced += other.replaced;
+        self.unchanged += other.unchanged;
+    }
+}
+
 /// The storage contract. Samples are identified by series and timestamp: appending a
 /// sample at a timestamp the series already has replaces the stored value (so a
 /// re-import is idempotent).
@@ -329,6 +353,59 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
             }
         }
         Ok(metric.default_definition())
+    }
+
+    /// What appending `samples` would do to each of them, judged against what is stored
+    /// now: a sample at a timestamp its series lacks is new; one at a stored timestamp
+    /// replaces a different point or leaves an equal one unchanged. Samples of the batch
+    /// are judged in order, each against the stored points and the batch's earlier
+    /// samples (the last write wins, as `append` does), so the counts add up to the
+    /// batch's length. Built on [`MetricStore::range_many`], so every backend answers
+    /// alike; one read per series over the batch's time span.
+    async fn classify(&self, samples: &[Sample]) -> Result<WriteCounts, StoreError> {
+        let mut spans: HashMap<SeriesKey, (Timestamp, Timestamp)> = HashMap::new();
+        for sample in samples {
+            spans
+                .entry(sample.series())
+                .and_modify(|(first, last)| {
+                    *first = (*first).min(sample.timestamp);
+                    *last = (*last).max(sample.timestamp);
+                })
+                .or_insert((sample.timestamp, sample.timestamp));
+        }
+        let requests: Vec<(SeriesKey, TimeRange)> = spans
+            .into_iter()
+            .map(|(series, (first, last))| {
+                let end = last.saturating_add(std::time::Duration::from_millis(1));
+                (series, TimeRange::new(first, end))
+            })
+            .collect();
+        let found = self.range_many(&requests).await?;
+        let mut current: HashMap<(SeriesKey, Timestamp), Point> = HashMap::new();
+        for ((series, _), points) in requests.into_iter().zip(found) {
+            for point in points {
+                current.insert((series.clone(), point.timestamp), point);
+            }
+        }
+        let mut counts = WriteCounts::default();
+        for sample in samples {
+            let point = sample.point();
+            match current.insert((sample.series(), sample.timestamp), point.clone()) {
+                None => counts.new += 1,
+                Some(stored) if stored == point => counts.unchanged += 1,
+                Some(_) => counts.replaced += 1,
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Appends like [`MetricStore::append`] and says what the batch changed (see
+    /// [`MetricStore::classify`]). The judgement is made just before the write: a writer
+    /// storing the same points meanwhile can make a "new" sample a replacement.
+    async fn append_counted(&self, samples: Vec<Sample>) -> Result<WriteCounts, StoreError> {
+        let counts = self.classify(&samples).await?;
+        self.append(samples).await?;
+        Ok(counts)
     }
 
     async fn append_one(&self, sample: Sample) -> Result<(), StoreError> {
