@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use modelwatch_core::alerting::{
     Alert, AlertFilter, AlertId, AlertStatus, ComparisonMode, Condition, Rule, RuleId, RulePatch,
-    RuleSpec, Severity, Silence, SilenceId, SilenceSpec,
+    RuleSpec, Severity, Silence, SilenceId, SilenceSpec, Trigger,
 };
 use modelwatch_core::{ModelName, TimeRange, Timestamp, Version};
 use modelwatch_engine::Engine;
@@ -650,13 +650,24 @@ pub fn alerts_table(alerts: &[Alert]) -> Table {
             alert.model.to_string(),
             alert.version.to_string(),
             alert.metric.to_string(),
-            number(alert.value),
+            alert_value(alert),
             alert.first_seen.to_string(),
             alert.last_seen.to_string(),
             alert.message.clone(),
         ]);
     }
     table
+}
+
+/// An alert's value in its rule kind's unit, as the dashboard shows it: a threshold
+/// alert's is the metric's value, a degradation alert's the percentage by which the metric
+/// is worse than its baseline, a change-point alert's the shift in noise sd.
+fn alert_value(alert: &Alert) -> String {
+    match alert.trigger {
+        Trigger::Threshold { .. } => number(alert.value),
+        Trigger::Degradation { .. } => format!("{:.2} % worse", alert.value),
+        Trigger::ChangePoint { .. } => format!("{:+.2} sd", alert.value),
+    }
 }
 
 /// The open alerts of a model (of one version when given), newest first, for `monitor`.
@@ -832,4 +843,43 @@ async fn evaluate(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(trigger: serde_json::Value, value: f64) -> Alert {
+        serde_json::from_value(serde_json::json!({
+            "id": "alert_0000002a", "rule_id": "rule_0000002a", "rule_name": "r",
+            "model": "m", "version": "v1", "metric": "accuracy", "severity": "high",
+            "status": "active", "message": "r fired", "value": value, "worst_value": value,
+            "trigger": trigger, "first_seen": 1_000, "last_seen": 1_000,
+            "occurrences": 1, "notified": true,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_alerts_value_is_listed_in_its_rule_kinds_unit() {
+        let threshold = alert(
+            serde_json::json!({"condition_type": "threshold", "comparison_operator": "lt", "threshold_value": 0.9}),
+            0.8725,
+        );
+        let degradation = alert(
+            serde_json::json!({"condition_type": "degradation", "max_degradation_percentage": 5.0,
+                "degradation_percentage": 11.534, "current_value": 0.83, "baseline_value": 0.94}),
+            11.534,
+        );
+        let change_point = alert(
+            serde_json::json!({"condition_type": "change_point", "change_direction": "worse",
+                "change_started_at": 500, "level_before": 0.94, "level_after": 0.83, "shift": -0.11,
+                "shift_percentage": -11.7, "shift_sd": -4.25, "noise_sd": 0.026}),
+            -4.25,
+        );
+        let table = alerts_table(&[threshold, degradation, change_point]);
+        let column = table.headers.iter().position(|h| *h == "value").unwrap();
+        let shown: Vec<&str> = table.rows.iter().map(|r| r[column].as_str()).collect();
+        assert_eq!(shown, ["0.8725", "11.53 % worse", "-4.25 sd"]);
+    }
 }
