@@ -463,6 +463,51 @@ for (const browserName of selectedBrowsers()) {
       await page.waitForFunction((text) => [...document.querySelectorAll("tbody tr[data-rule]")].some((tr) => tr.textContent.includes(text)), {}, "level shift ≥ 2 %");
     });
 
+    test("a no-data rule is created from the form, and a silent version is marked stale on the overview", async () => {
+      // A version that reported every minute for 20 minutes and stopped 100 minutes ago.
+      const model = `e2e_silent_${browserName.replace(/[^A-Za-z0-9_]/g, "_")}`;
+      const now = Date.now();
+      await json(`${server.url}/api/v1/metrics`, { method: "POST", body: JSON.stringify({ samples: Array.from({ length: 20 }, (_, i) =>
+        ({ model, version: "v1", metric: "accuracy", value: 0.9, timestamp: now - (120 - i) * 60e3 })) }) });
+      await go("#/rules");
+      await page.waitForSelector("form.rule-form");
+      const name = `e2e silent (${browserName})`;
+      await page.locator("input[name=name]").fill(name);
+      await page.locator("input[name=model]").fill(model);
+      await page.locator("input[name=version]").fill("v1");
+      await page.locator("input[name=metric]").fill("accuracy");
+      await page.select("select[name=kind]", "no_data");
+      // The no-data settings show, the threshold's hide; it fires when the silence reaches
+      // its limit ("for" is 1 and fixed) and resolves itself when data returns.
+      await page.waitForFunction(() => document.querySelector("input[name=no_data_minutes]")?.offsetParent !== null
+        && document.querySelector("input[name=threshold]")?.offsetParent === null
+        && document.querySelector("input[name=for]")?.disabled
+        && document.querySelector("input[name=auto_resolve]")?.checked);
+      await page.locator("input[name=no_data_minutes]").fill("30");
+      await page.locator("input[name=no_data_intervals]").fill("5");
+      await shot("rules-no-data");
+      await clickButton("form.rule-form", "Create rule");
+      await page.waitForFunction((text) => document.querySelector("main [role=status]")?.textContent.includes(text), {}, `Created ${name}`);
+      const rule = list(await json(`${server.url}/api/v1/rules`), "rules").find((r) => r.name === name);
+      assert.ok(rule, "the rule was created");
+      assert.equal(rule.condition_type, "no_data");
+      assert.equal(rule.no_data_minutes, 30);
+      assert.equal(rule.no_data_intervals, 5);
+      assert.equal(rule.for_evaluations, 1);
+      assert.equal(rule.clear_after_evaluations, 1);
+      assert.equal(rule.auto_resolve, true);
+      await page.waitForFunction((text) => [...document.querySelectorAll("tbody tr[data-rule]")].some((tr) => tr.textContent.includes(text)), {}, "no data for 30 min and 5 usual intervals");
+      // The versions listing says the version is stale, and the overview shows it.
+      const versions = list(await json(`${server.url}/api/v1/models/${model}/versions`), "versions");
+      assert.equal(versions[0].stale, true, JSON.stringify(versions));
+      assert.equal(versions[0].usual_interval_seconds, 60);
+      await go(`#/?q=${model}`);
+      await page.waitForSelector("table.overview tbody tr:not([hidden]) .b-stale");
+      const fresh = await page.$$eval("table.overview tbody tr", (trs) => trs.filter((tr) => !tr.hidden).length);
+      assert.equal(fresh, 1);
+      await shot("overview-stale");
+    });
+
     test("a one-minute spike inside a bucket shows in the min–max band and the legend", async () => {
       // Three days back, between the demo's five-minute samples: three samples over one
       // minute, far above latency's usual ~42 ms. Over 7 days the chart has buckets of

@@ -6,6 +6,7 @@
 //! replays them as live evaluation does. So a backtest agrees with live evaluation, which
 //! counts every sample, whenever it runs.
 
+use modelwatch_core::alerting::no_data::{self, Tail};
 use modelwatch_core::alerting::observe::{
     degradation_check, instants, observations, slice, SAMPLING_SAMPLES,
 };
@@ -90,6 +91,15 @@ impl Engine {
             definition: &definition,
             points: &points,
         };
+        if let Condition::NoData(condition) = &rule.condition {
+            let times: Vec<Timestamp> = slice(&points, range).iter().map(|p| p.timestamp).collect();
+            return Ok(no_data::observations(
+                condition,
+                &SeriesState::default(),
+                &times,
+                Tail::Until(range.end),
+            ));
+        }
         let samples = instants(rule, version, None, slice(&points, range));
         Ok(observations(
             rule,

@@ -38,6 +38,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use modelwatch_core::alerting::limits::RATE_WINDOW_MS;
+use modelwatch_core::alerting::no_data::{self, Tail};
 use modelwatch_core::alerting::observe::{instants, observations, observes};
 use modelwatch_core::alerting::{
     first_counted, plan, Alert, AlertId, Clock, ComparisonMode, Condition, Decision, Observation,
@@ -70,7 +71,7 @@ const OBSERVED_PER_READ: usize = 64;
 /// day; a window check reads and fits a week of history for the long-run test.
 pub fn cost(rule: &Rule) -> usize {
     match &rule.condition {
-        Condition::Threshold { .. } | Condition::ChangePoint(_) => 1,
+        Condition::Threshold { .. } | Condition::ChangePoint(_) | Condition::NoData(_) => 1,
         Condition::Degradation {
             comparison: ComparisonMode::Latest,
             ..
@@ -469,14 +470,40 @@ impl Engine {
             let state = states
                 .remove(&(rule.id.clone(), target.version.clone()))
                 .unwrap_or_default();
+            let no_data = match &rule.condition {
+                Condition::NoData(condition) => Some(condition),
+                _ => None,
+            };
             let start = match state.last_observed_at {
                 Some(last)
                     if !observes(rule, &target.version, Some(last), target.last_timestamp) =>
                 {
-                    input.counted.push((index, last));
+                    // Nothing new: a no-data rule looks at the silence all the same.
+                    let tracked_alert = state.alert_id.as_ref().and_then(|id| tracked.get(id));
+                    let open = tracked_alert.is_some_and(Alert::is_open);
+                    let silence = no_data.and_then(|condition| {
+                        no_data::silence_due(condition, &state, open, pass.now)
+                    });
+                    match silence {
+                        Some(observation) => {
+                            let tracked = state.alert_id.as_ref().and_then(|id| tracked.remove(id));
+                            input.observed.push(Observed {
+                                target: index,
+                                state,
+                                tracked,
+                                observations: vec![observation],
+                            });
+                        }
+                        None => input.counted.push((index, last)),
+                    }
                     continue;
                 }
                 Some(last) => last.saturating_add(Duration::from_millis(1)),
+                // A no-data rule learns the series' usual interval from its last week.
+                None if no_data.is_some() => {
+                    no_data::first_counted(target.last_timestamp, pass.now, self.horizon)
+                        .max(target.first_timestamp)
+                }
                 None if target.last_timestamp < fresh_start => continue,
                 None => fresh_start.max(target.first_timestamp),
             };
@@ -505,12 +532,29 @@ impl Engine {
                         .cloned()
                         .collect();
                 let allowed = budget.take(rule, observed.len());
-                input.backlog |= more || allowed < observed.len();
+                let unread = more || allowed < observed.len();
+                input.backlog |= unread;
                 observed.truncate(allowed);
                 if observed.is_empty() {
                     continue;
                 }
                 let tracked = state.alert_id.as_ref().and_then(|id| tracked.remove(id));
+                // A no-data rule needs only the samples' times: no windows to read.
+                if let Condition::NoData(condition) = &rule.condition {
+                    let times: Vec<Timestamp> = observed.iter().map(|p| p.timestamp).collect();
+                    let tail = if unread {
+                        Tail::Open
+                    } else {
+                        Tail::Now(pass.now)
+                    };
+                    input.observed.push(Observed {
+                        target: index,
+                        observations: no_data::observations(condition, &state, &times, tail),
+                        state,
+                        tracked,
+                    });
+                    continue;
+                }
                 ready.push((index, state, tracked, observed));
             }
         }

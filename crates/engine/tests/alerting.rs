@@ -998,6 +998,117 @@ async fn change_point_state_survives_restarts_and_moves_between_servers(backend:
     restarted.close().await.unwrap();
 }
 
+fn no_data_spec() -> RuleSpec {
+    RuleSpec {
+        name: "fraud silent".into(),
+        model: "fraud".into(),
+        metric: "accuracy".into(),
+        no_data_intervals: Some(5.0),
+        notify_channels: Some(vec!["ops".into()]),
+        ..RuleSpec::default()
+    }
+}
+
+/// A series reporting every minute stops after minute 60: passes without new samples
+/// (the injected clock moving on) fire the rule once the silence reaches five usual
+/// intervals, once; data coming back resolves it; the backtest dates the same silence.
+async fn a_silent_series_fires_on_passes_without_samples_and_resolves_when_data_returns(
+    backend: Backend,
+) {
+    let env = Env::new(backend).await;
+    let rule = env.engine.create_rule(no_data_spec(), at(0)).await.unwrap();
+    for minute in 0..=60 {
+        env.step(0.95, minute).await;
+    }
+    for minute in 61..65 {
+        let report = env.engine.evaluate_all(at(minute)).await.unwrap();
+        assert!(report.alerts_created.is_empty(), "{minute}: {report:#?}");
+    }
+    let report = env.engine.evaluate_all(at(65)).await.unwrap();
+    let [alert] = &report.alerts_created[..] else {
+        panic!("{report:#?}")
+    };
+    assert_eq!(alert.first_seen, at(65));
+    assert!(
+        alert
+            .message
+            .contains("no data for 5 min (usual interval 1 min)"),
+        "{}",
+        alert.message
+    );
+    assert!(matches!(
+        alert.trigger,
+        Trigger::NoData { last_sample_at, .. } if last_sample_at == at(60)
+    ));
+    // Later passes while still silent change nothing and page nobody again.
+    for minute in [66, 80, 120] {
+        let report = env.engine.evaluate_all(at(minute)).await.unwrap();
+        assert!(report.alerts_created.is_empty() && report.alerts_updated.is_empty());
+    }
+    assert_eq!(env.firing_notifications().await, 1);
+    // Data returns at 130: resolved then, by modelwatch.
+    let report = env.step(0.95, 130).await;
+    let [resolved] = &report.alerts_updated[..] else {
+        panic!("{report:#?}")
+    };
+    assert_eq!(resolved.status, AlertStatus::Resolved);
+    assert_eq!(resolved.resolved_at, Some(at(130)));
+    assert!(env.engine.open_alerts(None).await.unwrap().is_empty());
+    // The backtest over the same history fires at the limit and resolves with the data.
+    let replay = env
+        .engine
+        .backtest(&rule.id, TimeRange::new(at(0), at(131)))
+        .await
+        .unwrap();
+    let events: Vec<_> = replay.versions[0]
+        .events
+        .iter()
+        .map(|e| (e.at, e.kind))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (
+                at(65),
+                BacktestEventKind::Fired {
+                    severity: Severity::Medium
+                }
+            ),
+            (at(130), BacktestEventKind::AutoResolved)
+        ]
+    );
+}
+
+/// The usual interval lives in the rule's state: a second server and a restarted one
+/// judge the silence as the first would have.
+async fn no_data_state_moves_between_servers(backend: Backend) {
+    let env = Env::new(backend).await;
+    env.engine.create_rule(no_data_spec(), at(0)).await.unwrap();
+    for minute in 0..=30 {
+        env.step(0.95, minute).await;
+    }
+    let other = env.database.open().await;
+    let second =
+        Engine::new(&other, AlertConfig::default()).with_ids(Arc::new(SequentialIds::after(1_000)));
+    assert!(second
+        .evaluate_all(at(34))
+        .await
+        .unwrap()
+        .alerts_created
+        .is_empty());
+    let report = second.evaluate_all(at(36)).await.unwrap();
+    assert_eq!(report.alerts_created.len(), 1, "{report:#?}");
+    assert_eq!(report.alerts_created[0].first_seen, at(36));
+    assert!(env
+        .engine
+        .evaluate_all(at(37))
+        .await
+        .unwrap()
+        .alerts_created
+        .is_empty());
+    other.close().await.unwrap();
+}
+
 /// Samples of v1's accuracy at `minutes`, `value(minute)` each, written in one batch.
 async fn import(env: &Env, minutes: std::ops::Range<i64>, value: impl Fn(i64) -> f64) {
     let key = SeriesKey::parse("fraud", "v1", "accuracy").unwrap();
@@ -1222,6 +1333,7 @@ macro_rules! alerting_suite {
             an_imported_day_fires_now_where_the_backtest_says,
             a_backlog_pages_only_inside_the_horizon_and_records_the_rest,
             change_point_rule_fires_live_where_the_backtest_says,
+            a_silent_series_fires_on_passes_without_samples_and_resolves_when_data_returns,
             $($extra,)*
         );
     };
@@ -1235,7 +1347,8 @@ mod sqlite {
     alerting_suite!(
         super::Backend::Sqlite,
         two_processes_on_one_database_create_no_duplicate_alert,
-        change_point_state_survives_restarts_and_moves_between_servers
+        change_point_state_survives_restarts_and_moves_between_servers,
+        no_data_state_moves_between_servers
     );
 }
 
@@ -1243,6 +1356,7 @@ mod postgres {
     alerting_suite!(
         super::Backend::Postgres,
         two_processes_on_one_database_create_no_duplicate_alert,
-        change_point_state_survives_restarts_and_moves_between_servers
+        change_point_state_survives_restarts_and_moves_between_servers,
+        no_data_state_moves_between_servers
     );
 }

@@ -94,6 +94,7 @@ pub async fn exposition(State(state): State<AppState>) -> ApiResult<Response> {
                         metric: key.metric.to_string(),
                     },
                     point.value,
+                    point.timestamp.as_millis() as f64 / 1000.0,
                 )
             })
         })

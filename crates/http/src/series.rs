@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use modelwatch_core::alerting::no_data;
 use modelwatch_core::stats::Downsampler;
 use modelwatch_core::{
     Bucket, Dataset, Metric, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp,
@@ -277,7 +278,14 @@ pub struct VersionEntry {
     pub version: String,
     pub metrics: Vec<String>,
     pub first_timestamp: String,
+    /// RFC 3339: the version's newest sample, of any metric.
     pub last_timestamp: String,
+    /// The usual interval between samples of its freshest series, in seconds: the median
+    /// of its last 32 gaps (absent with fewer than four samples).
+    pub usual_interval_seconds: Option<f64>,
+    /// Nothing for longer than 5 usual intervals, and at least 10 minutes (24 hours when
+    /// the usual interval is unknown): the version has stopped reporting.
+    pub stale: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -316,19 +324,37 @@ pub async fn list_versions(
         ..SeriesFilter::default()
     };
     let series = state.store().list_series(&filter).await?;
-    let versions: Vec<VersionEntry> = group_series(
+    let groups = group_series(
         &series,
         |s| s.key.version.as_str(),
         |s| s.key.metric.as_str(),
-    )
-    .into_iter()
-    .map(|group| VersionEntry {
-        version: group.key.to_owned(),
-        metrics: group.members,
-        first_timestamp: group.first.to_rfc3339(),
-        last_timestamp: group.last.to_rfc3339(),
-    })
-    .collect();
+    );
+    // Each version's freshest series (the newest sample of any of its metrics).
+    let mut freshest: Vec<&SeriesInfo> = Vec::with_capacity(groups.len());
+    for info in &series {
+        match freshest.last_mut() {
+            Some(last) if last.key.version == info.key.version => {
+                if info.last_timestamp > last.last_timestamp {
+                    *last = info;
+                }
+            }
+            _ => freshest.push(info),
+        }
+    }
+    let intervals = usual_intervals(state.store().as_ref(), &freshest).await?;
+    let now = state.now();
+    let versions: Vec<VersionEntry> = groups
+        .into_iter()
+        .zip(intervals)
+        .map(|(group, usual)| VersionEntry {
+            version: group.key.to_owned(),
+            metrics: group.members,
+            first_timestamp: group.first.to_rfc3339(),
+            last_timestamp: group.last.to_rfc3339(),
+            usual_interval_seconds: usual.map(|d| d.as_secs_f64()),
+            stale: no_data::is_stale(group.last, usual, now),
+        })
+        .collect();
     if versions.is_empty() {
         return Err(ApiError::NotFound(format!("no model {model}")));
     }
@@ -336,6 +362,43 @@ pub async fn list_versions(
         model: model.to_string(),
         versions,
     }))
+}
+
+/// The usual interval of each series (see [`no_data::usual_interval_of`]), read from its
+/// newest samples: an hour before its last one, then a week, then half a year for those
+/// with fewer than four samples so far, so a dense series is never read far back.
+async fn usual_intervals(
+    store: &dyn MetricStore,
+    series: &[&SeriesInfo],
+) -> ApiResult<Vec<Option<std::time::Duration>>> {
+    const HOUR: u64 = 3600;
+    let mut found = vec![None; series.len()];
+    let mut pending: Vec<usize> = (0..series.len()).collect();
+    for span in [HOUR, 7 * 24 * HOUR, 183 * 24 * HOUR] {
+        if pending.is_empty() {
+            break;
+        }
+        let requests: Vec<(SeriesKey, TimeRange)> = pending
+            .iter()
+            .map(|&i| {
+                let last = series[i].last_timestamp;
+                let end = last.saturating_add(std::time::Duration::from_millis(1));
+                let start = last.saturating_sub(std::time::Duration::from_secs(span));
+                (series[i].key.clone(), TimeRange::new(start, end))
+            })
+            .collect();
+        let answered = store.range_many(&requests).await?;
+        let mut next = Vec::new();
+        for (i, points) in pending.into_iter().zip(answered) {
+            let times: Vec<Timestamp> = points.iter().map(|p| p.timestamp).collect();
+            match no_data::usual_interval_of(&times) {
+                Some(usual) => found[i] = Some(usual),
+                None => next.push(i),
+            }
+        }
+        pending = next;
+    }
+    Ok(found)
 }
 
 /// The default and the largest `max_points`.

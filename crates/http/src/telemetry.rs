@@ -1,5 +1,7 @@
 //! The Prometheus exposition at `/metrics`: modelwatch's own health, and the latest
-//! value of every model metric as a gauge labelled by model, version and metric.
+//! value of every model metric and the time of its last sample as gauges labelled by
+//! model, version and metric (`time() - modelwatch_series_last_sample_timestamp_seconds`
+//! is how long a series has been silent).
 //!
 //! Own counters live for the whole process and are shared with the evaluator and the
 //! notifier through [`Telemetry`]; model gauges are read from the store at each scrape
@@ -77,11 +79,11 @@ impl Telemetry {
             .inc_by(count);
     }
 
-    /// Renders the exposition with the given latest model values, of `series` series of
-    /// which `omitted` are left out.
+    /// Renders the exposition with the given latest model values and their times (Unix
+    /// seconds), of `series` series of which `omitted` are left out.
     pub fn render(
         &self,
-        latest: impl IntoIterator<Item = (SeriesLabels, f64)>,
+        latest: impl IntoIterator<Item = (SeriesLabels, f64, f64)>,
         series: usize,
         omitted: usize,
     ) -> Result<String, std::fmt::Error> {
@@ -112,13 +114,20 @@ impl Telemetry {
             self.notifications.clone(),
         );
         let models = Family::<SeriesLabels, Gauge<f64, AtomicU64>>::default();
-        for (labels, value) in latest {
+        let last_samples = Family::<SeriesLabels, Gauge<f64, AtomicU64>>::default();
+        for (labels, value, at_seconds) in latest {
             models.get_or_create(&labels).set(value);
+            last_samples.get_or_create(&labels).set(at_seconds);
         }
         registry.register(
             "model_metric",
             "Latest value of each model metric, for the first [limits] metrics_series series",
             models,
+        );
+        registry.register(
+            "series_last_sample_timestamp_seconds",
+            "Time of each series' newest sample (Unix seconds), for the first [limits] metrics_series series",
+            last_samples,
         );
         let count = |n: usize| {
             let gauge = Gauge::<i64>::default();
@@ -155,6 +164,7 @@ mod tests {
                         metric: "accuracy".into(),
                     },
                     0.93,
+                    1_700_000_000.5,
                 )],
                 3,
                 2,
@@ -171,6 +181,12 @@ mod tests {
         assert!(
             text.contains(
                 "modelwatch_model_metric{model=\"fraud\",version=\"v1\",metric=\"accuracy\"} 0.93"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "modelwatch_series_last_sample_timestamp_seconds{model=\"fraud\",version=\"v1\",metric=\"accuracy\"} 1700000000.5"
             ),
             "{text}"
         );

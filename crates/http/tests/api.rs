@@ -1025,6 +1025,83 @@ async fn change_point_rules_are_created_refused_naming_the_field_and_backtested(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_data_rules_are_created_refused_naming_the_field_and_backtested() {
+    let app = spawn_app().await;
+    let rule = json!({"name": "Fraud silent", "model": "fraud", "version": "v1",
+        "metric": "accuracy", "condition_type": "no_data", "no_data_minutes": 30});
+    let reply = app.call(Method::POST, RULES, RULES, Some(rule)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["condition_type"], "no_data");
+    assert_eq!(reply.body["no_data_minutes"], 30.0);
+    assert_eq!(reply.body["for_evaluations"], 1);
+    assert_eq!(reply.body["auto_resolve"], true);
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+    for (body, field) in [
+        (
+            json!({"name": "x", "model": "fraud", "metric": "accuracy", "condition_type": "no_data"}),
+            "no_data_minutes",
+        ),
+        (
+            json!({"name": "x", "model": "fraud", "metric": "accuracy", "no_data_intervals": 0}),
+            "no_data_intervals",
+        ),
+        (
+            json!({"name": "x", "model": "fraud", "metric": "accuracy", "no_data_minutes": 5, "for_evaluations": 2}),
+            "for_evaluations",
+        ),
+    ] {
+        let reply = app.call(Method::POST, RULES, RULES, Some(body)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert_eq!(reply.body["error"]["field"], field, "{}", reply.body);
+    }
+    // An hour a minute apart, then nothing for 45 minutes, then 15 more minutes: the
+    // backtest fires 30 minutes after the last sample before the gap and resolves at
+    // the first one after it.
+    let start = NOW_MS - 3 * 3_600_000;
+    let minutes: Vec<i64> = (0..60).chain(105..120).collect();
+    let batch: Vec<Value> = minutes
+        .iter()
+        .map(|m| sample("accuracy", 0.9, start + m * 60_000))
+        .collect();
+    let reply = app
+        .call(
+            Method::POST,
+            METRICS,
+            METRICS,
+            Some(json!({"samples": batch})),
+        )
+        .await;
+    assert_eq!(reply.body["accepted"], 75, "{}", reply.body);
+    let reply = app
+        .call(
+            Method::POST,
+            "/api/v1/rules/{id}/backtest",
+            &format!(
+                "/api/v1/rules/{id}/backtest?from={start}&to={}",
+                start + 120 * 60_000
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let events = reply.body["versions"][0]["events"].as_array().unwrap();
+    let minute = |event: &Value| {
+        let at = Timestamp::parse(event["at"].as_str().unwrap()).unwrap();
+        (at.as_millis() - start) / 60_000
+    };
+    let seen: Vec<(i64, &str)> = events
+        .iter()
+        .map(|e| (minute(e), e["event"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [(89, "fired"), (105, "auto_resolved")],
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evaluate_runs_a_version_s_rules_now_and_then_finds_nothing_new() {
     const EVALUATE: &str = "/api/v1/models/{model}/versions/{version}/evaluate";
     let app = spawn_app().await;

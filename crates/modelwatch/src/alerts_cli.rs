@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use modelwatch_core::alerting::{
-    Alert, AlertFilter, AlertId, AlertStatus, ComparisonMode, Condition, Rule, RuleId, RulePatch,
-    RuleSpec, Severity, Silence, SilenceId, SilenceSpec, Trigger,
+    minutes_words, Alert, AlertFilter, AlertId, AlertStatus, ComparisonMode, Condition, Rule,
+    RuleId, RulePatch, RuleSpec, Severity, Silence, SilenceId, SilenceSpec, Trigger,
 };
 use modelwatch_core::{ModelName, TimeRange, Timestamp, Version};
 use modelwatch_engine::Engine;
@@ -37,8 +37,9 @@ pub enum AlertingCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
-    /// Create a threshold (--threshold X --operator OP), degradation (--degradation PCT) or
-    /// change-point (--change-point [--min-shift 5% --false-alarm-every 90d]) rule.
+    /// Create a threshold (--threshold X --operator OP), degradation (--degradation PCT),
+    /// change-point (--change-point [--min-shift 5% --false-alarm-every 90d]) or no-data
+    /// (--no-data-for 30m and/or --no-data-intervals N) rule.
     CreateRule(Box<CreateRuleArgs>),
     /// List rules.
     ListRules {
@@ -134,6 +135,16 @@ pub struct CreateRuleArgs {
     /// long with a unit (`90d`, `12h`, `2w`); default 90 days but at least 1000 samples.
     #[arg(long, value_name = "N|DURATION")]
     pub false_alarm_every: Option<String>,
+    /// No-data rule: fire when the series has reported nothing for this long (`30m`,
+    /// `90s`, `2h`, `1d`; a bare number is minutes). Resolves itself at the first sample
+    /// back (unless --no-auto-resolve).
+    #[arg(long, value_name = "DURATION")]
+    pub no_data_for: Option<String>,
+    /// No-data rule: fire when the series has reported nothing for N times its usual
+    /// interval (the median gap of its last 32 samples; never less than a minute). With
+    /// --no-data-for too, the silence must exceed both.
+    #[arg(long, value_name = "N")]
+    pub no_data_intervals: Option<f64>,
     /// low, medium, high or critical (default medium).
     #[arg(long)]
     pub severity: Option<String>,
@@ -158,9 +169,14 @@ pub struct CreateRuleArgs {
     /// Degradation rule: the percentage to fall back under to clear (hysteresis).
     #[arg(long)]
     pub clear_percentage: Option<f64>,
-    /// Resolve alerts as `modelwatch` once the condition cleared.
-    #[arg(long)]
+    /// Resolve alerts as `modelwatch` once the condition cleared (the default of no-data
+    /// rules).
+    #[arg(long, conflicts_with = "no_auto_resolve")]
     pub auto_resolve: bool,
+    /// Leave alerts open for a person to resolve even after the condition cleared (the
+    /// default of every rule but no-data rules).
+    #[arg(long)]
+    pub no_auto_resolve: bool,
     /// Create the rule disabled.
     #[arg(long)]
     pub disabled: bool,
@@ -494,7 +510,34 @@ fn false_alarm_every(text: &str) -> Result<(Option<i64>, Option<f64>)> {
     ))
 }
 
+/// `--no-data-for`: a duration in seconds, minutes, hours or days, in minutes; a bare
+/// number is minutes.
+fn no_data_for(text: &str) -> Result<f64> {
+    let text = text.trim();
+    if let Ok(minutes) = text.parse::<f64>() {
+        return Ok(minutes);
+    }
+    let minutes_per_unit = [
+        ("min", 1.0),
+        ("s", 1.0 / 60.0),
+        ("m", 1.0),
+        ("h", 60.0),
+        ("d", 1440.0),
+    ];
+    for (unit, minutes) in minutes_per_unit {
+        if let Some(number) = text.strip_suffix(unit) {
+            if let Ok(value) = number.trim().parse::<f64>() {
+                return Ok(value * minutes);
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "--no-data-for {text:?}: give a duration (30m, 90s, 2h, 1d) or a number of minutes"
+    ))
+}
+
 fn rule_spec(args: CreateRuleArgs) -> Result<RuleSpec> {
+    let no_data_minutes = args.no_data_for.as_deref().map(no_data_for).transpose()?;
     let (min_shift_percentage, min_shift_sd) = match &args.min_shift {
         Some(text) => min_shift(text)?,
         None => (None, None),
@@ -529,9 +572,15 @@ fn rule_spec(args: CreateRuleArgs) -> Result<RuleSpec> {
         min_shift_sd,
         false_alarm_interval_samples,
         false_alarm_interval_hours,
+        no_data_minutes,
+        no_data_intervals: args.no_data_intervals,
         for_evaluations: args.for_evaluations,
         clear_after_evaluations: args.clear_after,
-        auto_resolve: Some(args.auto_resolve),
+        auto_resolve: match (args.auto_resolve, args.no_auto_resolve) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
     })
 }
 
@@ -580,6 +629,18 @@ fn condition_text(rule: &Rule) -> String {
                 "change point ≥ {shift} ({}), 1 false alarm / {every}",
                 condition.change_direction.as_str()
             )
+        }
+        Condition::NoData(condition) => {
+            let limits: Vec<String> = [
+                condition.no_data_minutes.map(minutes_words),
+                condition
+                    .no_data_intervals
+                    .map(|n| format!("{n}× usual interval")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            format!("no data for {}", limits.join(" and "))
         }
     }
 }
@@ -667,6 +728,7 @@ fn alert_value(alert: &Alert) -> String {
         Trigger::Threshold { .. } => number(alert.value),
         Trigger::Degradation { .. } => format!("{:.2} % worse", alert.value),
         Trigger::ChangePoint { .. } => format!("{:+.2} sd", alert.value),
+        Trigger::NoData { .. } => format!("silent {}", minutes_words(alert.value)),
     }
 }
 

@@ -515,6 +515,100 @@ fn change_point_rules_are_created_listed_evaluated_and_backtested(backend: Backe
     );
 }
 
+fn no_data_rules_are_created_listed_evaluated_and_backtested(backend: Backend) {
+    let env = Env::new(backend);
+    let error = env.fails(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "silent",
+        "--no-data-for",
+        "a while",
+    ]);
+    assert!(error.contains("--no-data-for"), "{error}");
+    let error = env.fails(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "silent",
+        "--no-data-intervals",
+        "0.5",
+    ]);
+    assert!(error.contains("no_data_intervals"), "{error}");
+    let rule = env.json(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "silent",
+        "--no-data-for",
+        "30m",
+        "--channels",
+        "ops",
+    ]);
+    assert_eq!(rule["condition_type"], "no_data");
+    assert_eq!(rule["no_data_minutes"], 30.0);
+    assert_eq!(rule["auto_resolve"], true);
+    let intervals = env.json(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "silent for five",
+        "--no-data-intervals",
+        "5",
+        "--no-auto-resolve",
+    ]);
+    assert_eq!(intervals["no_data_intervals"], 5.0);
+    assert_eq!(intervals["auto_resolve"], false);
+    let id = rule["id"].as_str().unwrap().to_owned();
+    let rules = env.json(&["alerts", "list-rules"]);
+    assert_eq!(rules.as_array().unwrap().len(), 2);
+    // Two hours of accuracy a minute apart that stopped 50 minutes ago.
+    let csv = env.dir.path().join("samples.csv");
+    let mut text = String::from("model,version,metric,value,timestamp\n");
+    for minute in (50..=170).rev() {
+        text.push_str(&format!(
+            "fraud_detector,v1,accuracy,0.9,{}\n",
+            minutes_ago(minute)
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    env.json(&["metrics", "import", csv.to_str().unwrap()]);
+    let report = env.json(&["alerts", "backtest", &id, "--from", &minutes_ago(300)]);
+    let events = report["versions"][0]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["event"], "fired");
+    // Live evaluation fires now for the silence going on.
+    env.json(&["evaluate"]);
+    let alerts = env.json(&["alerts", "list"]);
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    for alert in alerts {
+        assert_eq!(alert["trigger"]["condition_type"], "no_data");
+        let message = alert["message"].as_str().unwrap();
+        // 50 minutes, or 51 on a slow machine.
+        assert!(message.contains("no data for 5"), "{message}");
+    }
+    let five = alerts
+        .iter()
+        .find(|a| a["rule_name"] == "silent for five")
+        .unwrap();
+    assert!(
+        five["message"]
+            .as_str()
+            .unwrap()
+            .contains("(usual interval 1 min)"),
+        "{five}"
+    );
+}
+
 /// A millisecond timestamp as the JSON output writes times (RFC 3339).
 fn events_time(millis: &str) -> String {
     let millis: i64 = millis.parse().unwrap();
@@ -543,4 +637,5 @@ on_every_backend!(
     rules_are_shown_updated_disabled_enabled_and_deleted,
     backtest_reports_when_the_rule_would_have_fired_without_creating_alerts,
     change_point_rules_are_created_listed_evaluated_and_backtested,
+    no_data_rules_are_created_listed_evaluated_and_backtested,
 );

@@ -6,7 +6,9 @@
 //! significance test of the observation that fired (or last updated) it. Threshold rules
 //! run no test, and messages say so instead of showing a blank.
 
-use modelwatch_core::alerting::{Alert, NotificationEvent, SignificanceTest, Trigger};
+use modelwatch_core::alerting::{
+    no_data_words, Alert, NotificationEvent, SignificanceTest, Trigger,
+};
 use modelwatch_core::stats::format_p_value;
 use modelwatch_core::Timestamp;
 use reqwest::Url;
@@ -75,6 +77,16 @@ impl AlertMessage {
                 reference_label: "before the shift",
                 change_percent: shift_percentage,
             },
+            Trigger::NoData {
+                silent_minutes,
+                limit_minutes,
+                ..
+            } => Figures {
+                current: silent_minutes,
+                reference: Some(limit_minutes),
+                reference_label: "minutes silent, limit",
+                change_percent: None,
+            },
             Trigger::Threshold {
                 threshold_value, ..
             } => {
@@ -99,9 +111,27 @@ impl AlertMessage {
         }
     }
 
-    /// One line: `[FIRING] high: fraud_detector v2.1 precision 0.870 (baseline 0.940, -7.4%)`.
+    /// One line: `[FIRING] high: fraud_detector v2.1 precision 0.870 (baseline 0.940, -7.4%)`,
+    /// or for a silence `[FIRING] high: fraud-model v2 accuracy: no data for 47 min (usual
+    /// interval 1 min)`.
     pub fn headline(&self) -> String {
         let a = &self.alert;
+        if let Trigger::NoData {
+            silent_minutes,
+            usual_interval_minutes,
+            ..
+        } = a.trigger
+        {
+            return format!(
+                "[{}] {}: {} {} {}: {}",
+                self.state_word(),
+                a.severity,
+                a.model.as_str(),
+                a.version.as_str(),
+                a.metric,
+                no_data_words(silent_minutes, usual_interval_minutes)
+            );
+        }
         format!(
             "[{}] {}: {} {} {} {}",
             self.state_word(),
@@ -152,6 +182,9 @@ impl AlertMessage {
                 started_at: *change_started_at,
                 shift_sd: *shift_sd,
             },
+            Trigger::NoData { last_sample_at, .. } => Evidence::NoData {
+                last_sample_at: *last_sample_at,
+            },
         }
     }
 
@@ -159,7 +192,10 @@ impl AlertMessage {
     pub fn p_value(&self) -> Option<f64> {
         match self.evidence() {
             Evidence::Tested(test) => test.p_value,
-            Evidence::NotRecorded | Evidence::ThresholdRule | Evidence::ChangePoint { .. } => None,
+            Evidence::NotRecorded
+            | Evidence::ThresholdRule
+            | Evidence::ChangePoint { .. }
+            | Evidence::NoData { .. } => None,
         }
     }
 
@@ -182,6 +218,10 @@ impl AlertMessage {
                 "none (change point: a shift of {shift_sd:+.1} sd that began {})",
                 started_at.to_rfc3339()
             ),
+            Evidence::NoData { last_sample_at } => format!(
+                "none (no-data rule: last sample at {})",
+                last_sample_at.to_rfc3339()
+            ),
         }
     }
 
@@ -193,6 +233,7 @@ impl AlertMessage {
             Evidence::NotRecorded => "not recorded",
             Evidence::ThresholdRule => "threshold rule",
             Evidence::ChangePoint { .. } => "change point",
+            Evidence::NoData { .. } => "no data",
         }
     }
 
@@ -200,7 +241,10 @@ impl AlertMessage {
     pub fn alpha(&self) -> Option<f64> {
         match self.evidence() {
             Evidence::Tested(test) => Some(test.alpha),
-            Evidence::NotRecorded | Evidence::ThresholdRule | Evidence::ChangePoint { .. } => None,
+            Evidence::NotRecorded
+            | Evidence::ThresholdRule
+            | Evidence::ChangePoint { .. }
+            | Evidence::NoData { .. } => None,
         }
     }
 }
@@ -218,6 +262,10 @@ pub enum Evidence<'a> {
     ChangePoint {
         started_at: modelwatch_core::Timestamp,
         shift_sd: f64,
+    },
+    /// A no-data rule: the series reported nothing since `last_sample_at`.
+    NoData {
+        last_sample_at: modelwatch_core::Timestamp,
     },
 }
 

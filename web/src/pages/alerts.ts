@@ -32,6 +32,13 @@ function evidence(trigger: any): HTMLElement[] {
       h("td", { class: "test small" }, h("div", null, "change began ", time(trigger.change_started_at)),
         h("div", { class: "muted" }, `shift ${num(trigger.shift)} (${pct}${num(trigger.shift_sd)} sd)`))];
   }
+  if (trigger?.condition_type === "no_data") {
+    const why = "a no-data rule: the series reported nothing for longer than its limit";
+    const usual = trigger.usual_interval_minutes != null ? `, usual interval ${num(trigger.usual_interval_minutes)} min` : "";
+    return [h("td", { class: "num p-value", title: why }, "—"),
+      h("td", { class: "test small" }, h("div", null, "last sample ", time(trigger.last_sample_at)),
+        h("div", { class: "muted" }, `silent ${num(trigger.silent_minutes)} min (limit ${num(trigger.limit_minutes)} min${usual})`))];
+  }
   if (trigger?.condition_type !== "degradation") {
     const why = "a threshold rule compares a value with a line: no statistical test";
     return [h("td", { class: "num p-value", title: why }, "—"), h("td", { class: "test", title: why }, "—")];

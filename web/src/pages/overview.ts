@@ -75,6 +75,13 @@ export function overview(main: HTMLElement): () => void {
       const entry = versions.find((v: any) => v.version === row.version);
       if (!entry) return;
       clear(row.last, ago(entry.last_timestamp));
+      // The server marks a version stale when it has sent nothing for 5 of its usual
+      // intervals (at least 10 minutes): it has stopped reporting.
+      if (entry.stale) {
+        const usual = entry.usual_interval_seconds != null ? `; usual interval ${duration(entry.usual_interval_seconds)}` : "";
+        row.tr.classList.add("stale");
+        row.last.append(" ", h("span", { class: "badge b-stale", title: `no sample since ${entry.last_timestamp}${usual}` }, "stale"));
+      }
       row.keyMetric = KEY_METRICS.find((m) => entry.metrics.includes(m)) ?? entry.metrics[0];
       const to = Date.parse(entry.last_timestamp) + 1;
       const from = to - 86400e3;
@@ -235,6 +242,14 @@ export function overview(main: HTMLElement): () => void {
 /** A name that may wrap after each "_", "-" or "." (a narrow screen), never inside a word. */
 function breakable(name: string): (string | HTMLElement)[] {
   return name.split(/(?<=[_.-])/).flatMap((part, i) => (i === 0 ? [part] : [h("wbr"), part]));
+}
+
+/** "45 s", "5 min", "2 h", "1 d": a usual interval. */
+function duration(seconds: number): string {
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172800) return `${Math.round(seconds / 360) / 10} h`;
+  return `${Math.round(seconds / 8640) / 10} d`;
 }
 
 function trendText(trend: string | undefined): HTMLElement {

@@ -1,4 +1,4 @@
-// Rules: list, create (threshold, degradation or change point, with anti-flap options), edit,
+// Rules: list, create (threshold, degradation, change point or no data, with anti-flap options), edit,
 // enable/disable and delete, and a backtest preview drawn on the metric's chart before
 // saving (POST /rules/backtest runs the same state machine over stored data).
 import { api, list, enc, seriesPath, columns, ranges, type Series } from "../api";
@@ -75,7 +75,10 @@ export function rulesPage(main: HTMLElement): () => void {
       version: h("input", { name: "version", placeholder: "all versions", value: rule?.version ?? "" }),
       metric: h("input", { name: "metric", required: true, list: "metrics-list", value: rule?.metric ?? "accuracy" }),
       kind: h("select", { name: "kind" }, h("option", { value: "threshold" }, "threshold"), h("option", { value: "degradation", selected: rule?.condition_type === "degradation" }, "degradation"),
-        h("option", { value: "change_point", selected: rule?.condition_type === "change_point" }, "change point")),
+        h("option", { value: "change_point", selected: rule?.condition_type === "change_point" }, "change point"),
+        h("option", { value: "no_data", selected: rule?.condition_type === "no_data" }, "no data")),
+      noDataMinutes: h("input", { name: "no_data_minutes", type: "number", step: "any", min: 0, placeholder: "e.g. 30", value: rule?.no_data_minutes ?? (rule ? "" : 30) }),
+      noDataIntervals: h("input", { name: "no_data_intervals", type: "number", step: "any", min: 1, placeholder: "e.g. 5", value: rule?.no_data_intervals ?? "" }),
       changeDirection: h("select", { name: "change_direction" }, h("option", { value: "worse" }, "worse only"), h("option", { value: "both", selected: rule?.change_direction === "both" }, "either way")),
       minShift: h("input", { name: "min_shift", type: "number", step: "any", min: 0, value: rule?.min_shift_percentage ?? rule?.min_shift_sd ?? 1 }),
       minShiftUnit: h("select", { name: "min_shift_unit" }, h("option", { value: "sd" }, "noise sd"), h("option", { value: "percent", selected: rule?.min_shift_percentage != null }, "%")),
@@ -100,11 +103,21 @@ export function rulesPage(main: HTMLElement): () => void {
       field("Shifts that count", f.changeDirection, "worse: in the metric's bad direction"),
       field("Smallest shift worth knowing", h("span", { class: "pair" }, f.minShift, f.minShiftUnit), "in the series' own noise or in % of its level"),
       field("One false alarm every", h("span", { class: "pair" }, f.falseAlarm, f.falseAlarmUnit), "on average, on a series without changes"));
+    const noDataBox = h("fieldset", null, h("legend", null, "No data"),
+      field("Silent for longer than (minutes)", f.noDataMinutes, "empty: no fixed limit"),
+      field("Or than this many usual intervals", f.noDataIntervals, "the median gap of its recent samples (never under a minute); with both, the silence must exceed both"));
+    let lastKind = f.kind.value;
     const showKind = () => {
       thresholdBox.hidden = f.kind.value !== "threshold"; degradationBox.hidden = f.kind.value !== "degradation"; changePointBox.hidden = f.kind.value !== "change_point";
-      // A change-point rule fires at the sample that completes the evidence: never later.
-      f.forEvals.disabled = f.kind.value === "change_point";
-      if (f.kind.value === "change_point") f.forEvals.value = "1";
+      noDataBox.hidden = f.kind.value !== "no_data";
+      // A change-point rule fires at the sample that completes the evidence, a no-data rule
+      // when the silence reaches its limit: never later.
+      const once = f.kind.value === "change_point" || f.kind.value === "no_data";
+      f.forEvals.disabled = once;
+      if (once) f.forEvals.value = "1";
+      // A no-data alert is over when data returns: it resolves itself at the first sample back.
+      if (f.kind.value === "no_data" && lastKind !== "no_data" && !rule) { f.clearEvals.value = "1"; f.autoResolve.checked = true; }
+      lastKind = f.kind.value;
     };
     f.kind.addEventListener("change", showKind);
     showKind();
@@ -124,6 +137,10 @@ export function rulesPage(main: HTMLElement): () => void {
       if (f.kind.value === "threshold") {
         s.comparison_operator = f.operator.value; s.threshold_value = Number(f.threshold.value);
         if (f.clearThreshold.value !== "") s.clear_threshold = Number(f.clearThreshold.value);
+      } else if (f.kind.value === "no_data") {
+        s.condition_type = "no_data"; s.for_evaluations = 1;
+        if (f.noDataMinutes.value !== "") s.no_data_minutes = Number(f.noDataMinutes.value);
+        if (f.noDataIntervals.value !== "") s.no_data_intervals = Number(f.noDataIntervals.value);
       } else if (f.kind.value === "change_point") {
         s.condition_type = "change_point"; s.change_direction = f.changeDirection.value; s.for_evaluations = 1;
         if (f.minShiftUnit.value === "percent") s.min_shift_percentage = Number(f.minShift.value); else s.min_shift_sd = Number(f.minShift.value);
@@ -170,7 +187,7 @@ export function rulesPage(main: HTMLElement): () => void {
     const form = h("form", { class: "rule-form", novalidate: false },
       h("div", { class: "fields" }, field("Name", f.name), field("Model", f.model), field("Version", f.version, "empty: every version"), field("Metric", f.metric),
         field("Kind", f.kind), field("Severity", f.severity)),
-      thresholdBox, degradationBox, changePointBox,
+      thresholdBox, degradationBox, changePointBox, noDataBox,
       h("fieldset", null, h("legend", null, "Anti-flap"), field("Breaching evaluations before firing", f.forEvals), field("Clear evaluations before clearing", f.clearEvals),
         field("Cooldown (minutes)", f.cooldown), h("label", { class: "check" }, f.autoResolve, " resolve automatically once clear"), h("label", { class: "check" }, f.enabled, " enabled")),
       notifyBox,
@@ -235,6 +252,11 @@ export function rulesPage(main: HTMLElement): () => void {
 }
 
 function describe(rule: any): string {
+  if (rule.condition_type === "no_data") {
+    const limits = [rule.no_data_minutes != null ? `${num(rule.no_data_minutes)} min` : null,
+      rule.no_data_intervals != null ? `${num(rule.no_data_intervals)} usual intervals` : null].filter(Boolean);
+    return `no data for ${limits.join(" and ")}`;
+  }
   if (rule.condition_type === "change_point") {
     const shift = rule.min_shift_percentage != null ? `${num(rule.min_shift_percentage)} %` : `${num(rule.min_shift_sd)} sd`;
     const every = rule.false_alarm_interval_hours != null ? `${num(rule.false_alarm_interval_hours)} h`

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::condition::SignificanceTest;
 use super::ids::{AlertId, RuleId};
 use super::limits::HoldReason;
-use super::rule::{ChangePointCondition, ComparisonOperator, Severity};
+use super::rule::{ChangePointCondition, ComparisonOperator, NoDataCondition, Severity};
 use crate::metric::Metric;
 use crate::sample::{ModelName, Version};
 use crate::time::{TimeRange, Timestamp};
@@ -101,6 +101,20 @@ pub enum Trigger {
         /// The shift in noise units (robust standard deviations around the level).
         shift_sd: f64,
         noise_sd: f64,
+    },
+    /// A series (or model version) reported nothing for longer than the rule allows.
+    NoData {
+        #[serde(flatten)]
+        condition: NoDataCondition,
+        /// The newest sample before the silence.
+        last_sample_at: Timestamp,
+        /// How long it had been silent when observed.
+        silent_minutes: f64,
+        /// The series' usual interval, once known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usual_interval_minutes: Option<f64>,
+        /// The longest silence the rule allowed.
+        limit_minutes: f64,
     },
 }
 

@@ -32,6 +32,33 @@ pub enum Observation {
     },
     /// A change-point detector's reading after counting the sample at `at`.
     ChangePoint(ChangePointReading),
+    /// A no-data rule's look at its series at `at`: a sample (fresh) or a silence.
+    Freshness(FreshnessReading),
+}
+
+/// How long a no-data rule's series has been silent at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FreshnessReading {
+    pub at: Timestamp,
+    /// The newest sample at `at` (`at` itself when observing a sample).
+    pub last_sample_at: Timestamp,
+    /// The series' usual interval (see [`super::no_data::Cadence`]), once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usual_interval_ms: Option<u64>,
+    /// The longest silence the rule allows, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_ms: Option<u64>,
+}
+
+impl FreshnessReading {
+    pub fn silent_ms(&self) -> u64 {
+        u64::try_from(self.at.millis_since(self.last_sample_at)).unwrap_or(0)
+    }
+
+    /// Whether this reading is of a sample rather than of a silence.
+    pub fn is_sample(&self) -> bool {
+        self.at == self.last_sample_at
+    }
 }
 
 /// What a change-point rule's detector made of one sample.
@@ -86,6 +113,7 @@ impl Observation {
             Observation::Degradation(reading) => Some(reading.at),
             Observation::Sample { at, .. } => Some(*at),
             Observation::ChangePoint(reading) => Some(reading.at),
+            Observation::Freshness(reading) => Some(reading.at),
         }
     }
 
@@ -97,12 +125,14 @@ impl Observation {
             Observation::Sample { .. } | Observation::ChangePoint(_) => {
                 Some(ConditionKind::ChangePoint)
             }
+            Observation::Freshness(_) => Some(ConditionKind::NoData),
         }
     }
 
     /// The number an alert reports and ranks by: the value for threshold rules, the
     /// degradation percentage for degradation rules, the shift in noise units for
-    /// change-point rules (none without a shift).
+    /// change-point rules (none without a shift), the silence in minutes for no-data
+    /// rules.
     pub fn condition_value(&self) -> Option<f64> {
         match self {
             Observation::NoData => None,
@@ -110,6 +140,7 @@ impl Observation {
             Observation::Degradation(reading) => Some(reading.degradation_percentage),
             Observation::Sample { .. } => None,
             Observation::ChangePoint(reading) => reading.change.map(|c| c.shift_sd),
+            Observation::Freshness(reading) => Some(reading.silent_ms() as f64 / 60_000.0),
         }
     }
 }
@@ -204,6 +235,16 @@ impl Condition {
                     Ok(Verdict::Clear)
                 }
             }
+            (Condition::NoData(_), Observation::Freshness(reading)) => {
+                if reading.is_sample() {
+                    return Ok(Verdict::Clear);
+                }
+                match reading.limit_ms {
+                    None => Err(Unjudgeable::NoData),
+                    Some(limit) if reading.silent_ms() >= limit => Ok(Verdict::Breaches),
+                    Some(_) => Ok(Verdict::Clear),
+                }
+            }
             (condition, observation) => Err(Unjudgeable::WrongKind {
                 expected: condition.kind(),
                 got: observation.kind().unwrap_or(condition.kind()),
@@ -229,6 +270,7 @@ impl Condition {
             },
             Condition::Degradation { .. } => candidate > worst,
             Condition::ChangePoint(_) => candidate.abs() > worst.abs(),
+            Condition::NoData(_) => candidate > worst,
         }
     }
 }

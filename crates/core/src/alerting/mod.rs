@@ -17,6 +17,7 @@ pub mod condition;
 pub mod ids;
 pub mod lifecycle;
 pub mod limits;
+pub mod no_data;
 pub mod observe;
 pub mod outbox;
 pub mod pass;
@@ -31,10 +32,14 @@ mod scenarios;
 #[cfg(test)]
 mod change_point_tests;
 
+#[cfg(test)]
+mod no_data_tests;
+
 pub use alert::{Alert, AlertStatus, AlertTransition, Trigger, SYSTEM_ACTOR};
 pub use backtest::{backtest, Backtest, BacktestEvent, BacktestEventKind};
 pub use condition::{
-    ChangePointReading, DegradationReading, Observation, SignificanceTest, Unjudgeable, Verdict,
+    ChangePointReading, DegradationReading, FreshnessReading, Observation, SignificanceTest,
+    Unjudgeable, Verdict,
 };
 pub use ids::{AlertId, RuleId, SilenceId};
 pub use lifecycle::{acknowledge, resolve, LifecycleError};
@@ -46,12 +51,12 @@ pub use pass::{
 };
 pub use rule::{
     AntiFlap, ChangeDirection, ChangePointCondition, ComparisonMode, ComparisonOperator, Condition,
-    ConditionKind, Rule, RulePatch, RuleSpec, Severity,
+    ConditionKind, NoDataCondition, Rule, RulePatch, RuleSpec, Severity,
 };
 pub use silence::{muting_silence, Silence, SilenceSpec};
 pub use state::{
-    evaluate, AlertWrite, Decision, Evaluation, EvaluationContext, PastBreach, SeriesState,
-    StateDetail,
+    evaluate, minutes_words, no_data_words, AlertWrite, Decision, Evaluation, EvaluationContext,
+    PastBreach, SeriesState, StateDetail,
 };
 pub use summary::{
     last_hours, list_alerts, listing_order, parse_hours_or_all, summarize, AlertFilter,

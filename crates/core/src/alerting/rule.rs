@@ -261,7 +261,25 @@ pub enum Condition {
     /// evidence of a sustained shift of the level in the watched direction, holding while
     /// the level stays shifted, clear once a shift the other way brings it back.
     ChangePoint(ChangePointCondition),
+    /// Nothing reported for longer than a duration or a multiple of the series' usual
+    /// interval ([`super::no_data`]): breaching once the silence reaches the limit, clear
+    /// at the first sample back.
+    NoData(NoDataCondition),
 }
+
+/// A no-data rule's limit as stored: a duration, a multiple of the usual interval, or both
+/// (the silence must then exceed both).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NoDataCondition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data_minutes: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_data_intervals: Option<f64>,
+}
+
+/// The longest silence a no-data rule may allow: 30 days.
+pub const MAX_NO_DATA_MINUTES: f64 = 30.0 * 24.0 * 60.0;
+pub const MAX_NO_DATA_INTERVALS: f64 = 10_000.0;
 
 /// Which kind of observation a condition needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,14 +288,23 @@ pub enum ConditionKind {
     Threshold,
     Degradation,
     ChangePoint,
+    NoData,
 }
 
 impl ConditionKind {
+    pub const ALL: [ConditionKind; 4] = [
+        ConditionKind::Threshold,
+        ConditionKind::Degradation,
+        ConditionKind::ChangePoint,
+        ConditionKind::NoData,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ConditionKind::Threshold => "threshold",
             ConditionKind::Degradation => "degradation",
             ConditionKind::ChangePoint => "change_point",
+            ConditionKind::NoData => "no_data",
         }
     }
 }
@@ -363,6 +390,7 @@ impl Condition {
             Condition::Threshold { .. } => ConditionKind::Threshold,
             Condition::Degradation { .. } => ConditionKind::Degradation,
             Condition::ChangePoint(_) => ConditionKind::ChangePoint,
+            Condition::NoData(_) => ConditionKind::NoData,
         }
     }
 }
@@ -502,8 +530,8 @@ pub struct RuleSpec {
     pub seasonal: Option<String>,
     #[serde(default)]
     pub alpha: Option<f64>,
-    /// `threshold`, `degradation` or `change_point`; optional where the fields given
-    /// say which (a change-point rule with every setting at its default needs it).
+    /// `threshold`, `degradation`, `change_point` or `no_data`; optional where the fields
+    /// given say which (a change-point rule with every setting at its default needs it).
     #[serde(default)]
     pub condition_type: Option<String>,
     #[serde(default)]
@@ -516,6 +544,12 @@ pub struct RuleSpec {
     pub false_alarm_interval_samples: Option<i64>,
     #[serde(default)]
     pub false_alarm_interval_hours: Option<f64>,
+    /// A no-data rule: the longest silence, in minutes.
+    #[serde(default)]
+    pub no_data_minutes: Option<f64>,
+    /// A no-data rule: the longest silence, in multiples of the series' usual interval.
+    #[serde(default)]
+    pub no_data_intervals: Option<f64>,
     #[serde(default)]
     pub for_evaluations: Option<i64>,
     #[serde(default)]
@@ -548,6 +582,15 @@ impl RuleSpec {
             || self.min_shift_sd.is_some()
             || self.false_alarm_interval_samples.is_some()
             || self.false_alarm_interval_hours.is_some()
+    }
+
+    fn has_no_data_fields(&self) -> bool {
+        self.no_data_minutes.is_some() || self.no_data_intervals.is_some()
+    }
+
+    fn clear_no_data_fields(&mut self) {
+        self.no_data_minutes = None;
+        self.no_data_intervals = None;
     }
 
     fn clear_change_point_fields(&mut self) {
@@ -608,25 +651,37 @@ impl RuleSpec {
         let condition = self.condition()?;
         let notify_channels = validate_channels(self.notify_channels.unwrap_or_default())?;
         // A change-point rule breaches at the one sample that completes the evidence of a
-        // shift: it fires there or not at all.
-        let change_point = condition.kind() == ConditionKind::ChangePoint;
+        // shift, a no-data rule at the one instant its silence reaches the limit: each
+        // fires there or not at all.
+        let kind = condition.kind();
+        let single_breach = matches!(kind, ConditionKind::ChangePoint | ConditionKind::NoData);
+        // A no-data rule's alert is over when data returns: the first sample clears it,
+        // and it resolves itself unless asked not to.
+        let no_data = kind == ConditionKind::NoData;
         let anti_flap = AntiFlap {
             for_evaluations: match self.for_evaluations {
-                None if change_point => 1,
+                None if single_breach => 1,
                 None => AntiFlap::DEFAULT_FOR_EVALUATIONS,
-                Some(n) if change_point && n != 1 => {
+                Some(n) if kind == ConditionKind::ChangePoint && n != 1 => {
                     return Err(ValidationError::new(
                         "for_evaluations",
                         "must be 1 for a change-point rule: its detector already waits for a sustained shift",
                     ))
                 }
+                Some(n) if no_data && n != 1 => {
+                    return Err(ValidationError::new(
+                        "for_evaluations",
+                        "must be 1 for a no-data rule: its limit already says how long to wait",
+                    ))
+                }
                 Some(n) => bounded("for_evaluations", n, 1, MAX_ANTI_FLAP_EVALUATIONS)?,
             },
             clear_after_evaluations: match self.clear_after_evaluations {
+                None if no_data => 1,
                 None => AntiFlap::DEFAULT_CLEAR_AFTER_EVALUATIONS,
                 Some(n) => bounded("clear_after_evaluations", n, 1, MAX_ANTI_FLAP_EVALUATIONS)?,
             },
-            auto_resolve: self.auto_resolve.unwrap_or(false),
+            auto_resolve: self.auto_resolve.unwrap_or(no_data),
         };
         Ok(Rule {
             id,
@@ -650,6 +705,7 @@ impl RuleSpec {
             (self.has_threshold_fields(), ConditionKind::Threshold),
             (self.has_degradation_fields(), ConditionKind::Degradation),
             (self.has_change_point_fields(), ConditionKind::ChangePoint),
+            (self.has_no_data_fields(), ConditionKind::NoData),
         ]
         .into_iter()
         .filter_map(|(given, kind)| given.then_some(kind))
@@ -657,26 +713,24 @@ impl RuleSpec {
         let named = match self.condition_type.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => Some(
-                [
-                    ConditionKind::Threshold,
-                    ConditionKind::Degradation,
-                    ConditionKind::ChangePoint,
-                ]
-                .into_iter()
-                .find(|kind| kind.as_str() == text.to_ascii_lowercase().replace('-', "_"))
-                .ok_or_else(|| {
-                    ValidationError::new(
-                        "condition_type",
-                        format!("{text:?} is not one of threshold, degradation, change_point"),
-                    )
-                })?,
+                ConditionKind::ALL
+                    .into_iter()
+                    .find(|kind| kind.as_str() == text.to_ascii_lowercase().replace('-', "_"))
+                    .ok_or_else(|| {
+                        ValidationError::new(
+                            "condition_type",
+                            format!(
+                                "{text:?} is not one of threshold, degradation, change_point, no_data"
+                            ),
+                        )
+                    })?,
             ),
         };
         let kind = match (named, given.as_slice()) {
             (_, [_, _, ..]) => {
                 return Err(ValidationError::new(
                     "condition",
-                    "give either threshold_value with comparison_operator, max_degradation_percentage, or change-point settings, not both",
+                    "give either threshold_value with comparison_operator, max_degradation_percentage, change-point settings or no-data settings, not both",
                 ))
             }
             (Some(named), [given]) if named != *given => {
@@ -694,7 +748,7 @@ impl RuleSpec {
             (None, []) => {
                 return Err(ValidationError::new(
                     "condition",
-                    "give threshold_value with comparison_operator, max_degradation_percentage, or condition_type change_point",
+                    "give threshold_value with comparison_operator, max_degradation_percentage, no_data_minutes or no_data_intervals, or condition_type change_point",
                 ))
             }
         };
@@ -702,7 +756,29 @@ impl RuleSpec {
             ConditionKind::Threshold => self.threshold_condition(),
             ConditionKind::Degradation => self.degradation_condition(),
             ConditionKind::ChangePoint => self.change_point_condition(),
+            ConditionKind::NoData => self.no_data_condition(),
         }
+    }
+
+    fn no_data_condition(&self) -> Result<Condition, ValidationError> {
+        if !self.has_no_data_fields() {
+            return Err(ValidationError::new(
+                "no_data_minutes",
+                "a no-data rule needs no_data_minutes, no_data_intervals or both",
+            ));
+        }
+        let no_data_minutes = self
+            .no_data_minutes
+            .map(|m| in_range("no_data_minutes", m, 1.0 / 60.0, MAX_NO_DATA_MINUTES))
+            .transpose()?;
+        let no_data_intervals = self
+            .no_data_intervals
+            .map(|n| in_range("no_data_intervals", n, 1.0, MAX_NO_DATA_INTERVALS))
+            .transpose()?;
+        Ok(Condition::NoData(NoDataCondition {
+            no_data_minutes,
+            no_data_intervals,
+        }))
     }
 
     fn change_point_condition(&self) -> Result<Condition, ValidationError> {
@@ -961,6 +1037,11 @@ impl From<&Rule> for RuleSpec {
                     .and_then(|n| i64::try_from(n).ok());
                 spec.false_alarm_interval_hours = condition.false_alarm_interval_hours;
             }
+            Condition::NoData(condition) => {
+                spec.condition_type = Some(ConditionKind::NoData.as_str().to_owned());
+                spec.no_data_minutes = condition.no_data_minutes;
+                spec.no_data_intervals = condition.no_data_intervals;
+            }
         }
         spec
     }
@@ -1021,6 +1102,12 @@ pub struct RulePatch {
     pub false_alarm_interval_samples: Option<i64>,
     #[serde(default)]
     pub false_alarm_interval_hours: Option<f64>,
+    /// A no-data rule: the longest silence, in minutes.
+    #[serde(default)]
+    pub no_data_minutes: Option<f64>,
+    /// A no-data rule: the longest silence, in multiples of the series' usual interval.
+    #[serde(default)]
+    pub no_data_intervals: Option<f64>,
     #[serde(default)]
     pub for_evaluations: Option<i64>,
     #[serde(default)]
@@ -1042,46 +1129,84 @@ impl RulePatch {
             || self.comparison_hours.is_some()
             || self.seasonal.is_some()
             || self.alpha.is_some();
+        let named = |kind: ConditionKind| {
+            self.condition_type
+                .as_deref()
+                .map(|t| t.trim().to_ascii_lowercase().replace('-', "_"))
+                .as_deref()
+                == Some(kind.as_str())
+        };
         let touches_change_point = self.change_direction.is_some()
             || self.min_shift_percentage.is_some()
             || self.min_shift_sd.is_some()
             || self.false_alarm_interval_samples.is_some()
             || self.false_alarm_interval_hours.is_some()
-            || self.condition_type.as_deref().map(str::trim) == Some("change_point");
-        if [touches_threshold, touches_degradation, touches_change_point]
-            .into_iter()
-            .filter(|t| *t)
-            .count()
-            > 1
-        {
+            || named(ConditionKind::ChangePoint);
+        let touches_no_data = self.no_data_minutes.is_some()
+            || self.no_data_intervals.is_some()
+            || named(ConditionKind::NoData);
+        let touched: Vec<ConditionKind> = [
+            (touches_threshold, ConditionKind::Threshold),
+            (touches_degradation, ConditionKind::Degradation),
+            (touches_change_point, ConditionKind::ChangePoint),
+            (touches_no_data, ConditionKind::NoData),
+        ]
+        .into_iter()
+        .filter_map(|(touches, kind)| touches.then_some(kind))
+        .collect();
+        if touched.len() > 1 {
             return Err(ValidationError::new(
                 "condition",
-                "an update may change a threshold, a degradation or a change-point condition, not two",
+                "an update may change a threshold, a degradation, a change-point or a no-data condition, not two",
             ));
         }
-        if touches_threshold || touches_degradation || touches_change_point {
+        if let Some(&kind) = touched.first() {
+            let was = if spec.has_change_point_fields()
+                || named_kind(spec) == Some(ConditionKind::ChangePoint)
+            {
+                Some(ConditionKind::ChangePoint)
+            } else if spec.has_no_data_fields() {
+                Some(ConditionKind::NoData)
+            } else {
+                None
+            };
             // Switching kinds (or naming one) drops the other kinds' fields, the old
             // condition_type with them; an explicit one in the patch is laid on below.
             spec.condition_type = None;
-        }
-        if !touches_threshold && (touches_degradation || touches_change_point) {
-            spec.clear_threshold_fields();
-        }
-        if !touches_degradation && (touches_threshold || touches_change_point) {
-            spec.clear_degradation_fields();
-        }
-        if !touches_change_point && (touches_threshold || touches_degradation) {
-            // A change-point rule's for_evaluations of 1 (its only value) is not carried
-            // over to the kind it becomes.
-            let was_change_point = spec.has_change_point_fields();
-            spec.clear_change_point_fields();
-            if was_change_point && self.for_evaluations.is_none() {
+            if kind != ConditionKind::Threshold {
+                spec.clear_threshold_fields();
+            }
+            if kind != ConditionKind::Degradation {
+                spec.clear_degradation_fields();
+            }
+            if kind != ConditionKind::ChangePoint {
+                spec.clear_change_point_fields();
+            }
+            if kind != ConditionKind::NoData {
+                spec.clear_no_data_fields();
+            }
+            // Change-point and no-data rules have anti-flap defaults of their own (fire at
+            // once; a no-data alert resolves at the first sample back): a switch to or
+            // from them starts from the new kind's defaults unless the patch sets them.
+            let own_defaults = |k: Option<ConditionKind>| {
+                matches!(k, Some(ConditionKind::ChangePoint | ConditionKind::NoData))
+            };
+            let switched = was != Some(kind);
+            if switched
+                && (own_defaults(was) || own_defaults(Some(kind)))
+                && self.for_evaluations.is_none()
+            {
                 spec.for_evaluations = None;
             }
-        }
-        if touches_change_point && !spec.has_change_point_fields() && self.for_evaluations.is_none()
-        {
-            spec.for_evaluations = None;
+            let no_data = |k: Option<ConditionKind>| k == Some(ConditionKind::NoData);
+            if switched && (no_data(was) || no_data(Some(kind))) {
+                if self.clear_after_evaluations.is_none() {
+                    spec.clear_after_evaluations = None;
+                }
+                if self.auto_resolve.is_none() {
+                    spec.auto_resolve = None;
+                }
+            }
         }
         macro_rules! overlay {
             ($($field:ident),*) => {
@@ -1130,12 +1255,25 @@ impl RulePatch {
             min_shift_sd,
             false_alarm_interval_samples,
             false_alarm_interval_hours,
+            no_data_minutes,
+            no_data_intervals,
             for_evaluations,
             clear_after_evaluations,
             auto_resolve
         );
         Ok(())
     }
+}
+
+/// The kind a spec's `condition_type` names, if any.
+fn named_kind(spec: &RuleSpec) -> Option<ConditionKind> {
+    let text = spec
+        .condition_type
+        .as_deref()?
+        .trim()
+        .to_ascii_lowercase()
+        .replace('-', "_");
+    ConditionKind::ALL.into_iter().find(|k| k.as_str() == text)
 }
 
 /// Distinguishes an absent field from an explicit `null`.
@@ -1478,7 +1616,7 @@ mod tests {
                 comparison_hours,
                 ..
             } => (comparison, comparison_hours),
-            Condition::Threshold { .. } | Condition::ChangePoint(_) => {
+            Condition::Threshold { .. } | Condition::ChangePoint(_) | Condition::NoData(_) => {
                 panic!("not a degradation rule")
             }
         };

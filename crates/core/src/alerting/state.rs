@@ -28,6 +28,7 @@ use super::limits::{
     mute_reason, rate_limit_reason, AlertConfig, HoldReason, NotifyDecision, NotifyReason,
     RateCounts,
 };
+use super::no_data::Cadence;
 use super::rule::{Condition, Rule, Severity};
 use super::silence::{muting_silence, Silence};
 use crate::detection::changepoint::{ChangePointState, Tuning};
@@ -65,6 +66,9 @@ pub struct StateDetail {
     /// A change-point rule's detector, advanced by every sample counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change_point: Option<ChangePointState>,
+    /// A no-data rule's view of its series' sampling, advanced by every sample counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cadence: Option<Cadence>,
 }
 
 impl StateDetail {
@@ -294,6 +298,15 @@ pub fn evaluate(
     if detector.is_some() {
         next.detail.change_point = detector;
     }
+    if let (Condition::NoData(_), Observation::Freshness(reading)) = (&rule.condition, observation)
+    {
+        if reading.is_sample() {
+            next.detail
+                .cadence
+                .get_or_insert_with(Cadence::default)
+                .record(reading.at);
+        }
+    }
     next.last_observed_at = observation.observed_at();
     next.revision = state.revision.wrapping_add(1);
     let step = Step {
@@ -504,6 +517,20 @@ impl Step<'_> {
                     noise_sd: change.map_or(f64::NAN, |c| c.noise_sd),
                 }
             }
+            (Condition::NoData(condition), observation) => {
+                let reading = match observation {
+                    Observation::Freshness(reading) => Some(reading),
+                    _ => None,
+                };
+                let minutes = |ms: u64| ms as f64 / 60_000.0;
+                Trigger::NoData {
+                    condition: *condition,
+                    last_sample_at: reading.map_or(self.ctx.now, |r| r.last_sample_at),
+                    silent_minutes: reading.map_or(f64::NAN, |r| minutes(r.silent_ms())),
+                    usual_interval_minutes: reading.and_then(|r| r.usual_interval_ms).map(minutes),
+                    limit_minutes: reading.and_then(|r| r.limit_ms).map_or(f64::NAN, minutes),
+                }
+            }
         }
     }
 
@@ -553,6 +580,17 @@ impl Step<'_> {
                     change_started_at.to_rfc3339()
                 )
             }
+            Trigger::NoData {
+                silent_minutes,
+                usual_interval_minutes,
+                last_sample_at,
+                ..
+            } => format!(
+                "{}: {series}: {}, last sample at {}",
+                rule.name,
+                no_data_words(*silent_minutes, *usual_interval_minutes),
+                last_sample_at.to_rfc3339()
+            ),
         }
     }
 
@@ -772,6 +810,32 @@ impl Step<'_> {
             alert: Some(AlertWrite::Update(alert)),
             transition: Some(transition),
         }
+    }
+}
+
+/// "no data for 47 min (usual interval 1 min)": how messages and notifications describe
+/// a silence.
+pub fn no_data_words(silent_minutes: f64, usual_interval_minutes: Option<f64>) -> String {
+    let usual = usual_interval_minutes.map_or(String::new(), |m| {
+        format!(" (usual interval {})", minutes_words(m))
+    });
+    format!("no data for {}{usual}", minutes_words(silent_minutes))
+}
+
+/// A length of time given in minutes, as people say it: "45 s", "47 min", "3.5 h", "2 d".
+pub fn minutes_words(minutes: f64) -> String {
+    if !minutes.is_finite() {
+        return "an unknown time".to_owned();
+    }
+    let seconds = minutes * 60.0;
+    if seconds < 60.0 {
+        format!("{} s", readable((seconds * 10.0).round() / 10.0))
+    } else if minutes < 120.0 {
+        format!("{} min", readable(minutes.round()))
+    } else if minutes < 48.0 * 60.0 {
+        format!("{} h", readable((minutes / 6.0).round() / 10.0))
+    } else {
+        format!("{} d", readable((minutes / 144.0).round() / 10.0))
     }
 }
 

@@ -139,6 +139,11 @@ fn firing(rule: &Rule, alert: &Alert, previous_revision: u64) -> AlertCommit {
                         lag_product: -0.125,
                         ..ChangePointState::default()
                     }),
+                    // A no-data rule's view of the series' sampling.
+                    cadence: Some(modelwatch_core::alerting::no_data::Cadence {
+                        last_sample_at: Some(at(1)),
+                        gaps_ms: vec![60_000, 59_000, 61_000],
+                    }),
                 },
             },
         }),
