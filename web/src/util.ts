@@ -102,6 +102,7 @@ export function alertValue(alert: any, value: number | null | undefined = alert?
   switch (alert?.trigger?.condition_type) {
     case "degradation": return `${num(value)} %`;
     case "change_point": return `${value > 0 ? "+" : ""}${num(value)} sd`;
+    case "no_data": return `${num(value)} min`;
     default: return num(value);
   }
 }
@@ -116,6 +117,7 @@ export function alertFigures(alert: any): string {
   switch (alert?.trigger?.condition_type) {
     case "degradation": return `${alertValue(alert)} worse than baseline${worst}`;
     case "change_point": return `shift ${alertValue(alert)}${worst}`;
+    case "no_data": return `silent for ${alertValue(alert)}`;
     default: return `value ${alertValue(alert)}${worst}`;
   }
 }

@@ -114,6 +114,10 @@ export function alertPage(main: HTMLElement, [id]: string[]): () => void {
       figures.push(["Change began", time(t.change_started_at)], ["Level before", num(t.level_before)], ["Level after", num(t.level_after)],
         ["Shift", `${num(t.shift)}${t.shift_percentage != null ? ` (${pct(t.shift_percentage)})` : ""}`],
         ["p-value", h("span", { class: "p-value", title: "a change-point rule's CUSUM crossed the line its false-alarm interval sets: no p-value" }, "—")]);
+    } else if (t.condition_type === "no_data") {
+      figures.push(["Last sample", time(t.last_sample_at)], ["Limit", `${num(t.limit_minutes)} min`],
+        ["Usual interval", t.usual_interval_minutes != null ? `${num(t.usual_interval_minutes)} min` : "not known yet"],
+        ["p-value", h("span", { class: "p-value", title: "a no-data rule measures a silence: no statistical test" }, "—")]);
     } else if (t.condition_type === "threshold") {
       figures.push(["Threshold", `${t.comparison_operator} ${num(t.threshold_value)}`],
         ["p-value", h("span", { class: "p-value", title: "a threshold rule compares a value with a line: no statistical test" }, "—")]);
@@ -223,6 +227,7 @@ export function alertPage(main: HTMLElement, [id]: string[]): () => void {
       if (Number.isFinite(t.level_after)) lines.push({ value: t.level_after, label: "level after", dashed: true });
     }
     const markers: Marker[] = [];
+    if (t.last_sample_at) markers.push({ at: Date.parse(t.last_sample_at) / 1000, kind: "preview", label: "last sample before the silence" });
     if (t.change_started_at) markers.push({ at: Date.parse(t.change_started_at) / 1000, kind: "preview", label: "change began" });
     markers.push({ at: Date.parse(alert.first_seen) / 1000, kind: "fired", label: `first seen: ${alert.message}`, severity: alert.severity });
     if (alert.acknowledged_at) markers.push({ at: Date.parse(alert.acknowledged_at) / 1000, kind: "acknowledged", label: `acknowledged by ${alert.acknowledged_by}` });
@@ -241,7 +246,7 @@ export function alertPage(main: HTMLElement, [id]: string[]): () => void {
 }
 
 function valueLabel(kind: string | undefined): string {
-  return kind === "degradation" ? "Worse than baseline by" : kind === "change_point" ? "Shift (noise sd)" : "Value";
+  return kind === "degradation" ? "Worse than baseline by" : kind === "change_point" ? "Shift (noise sd)" : kind === "no_data" ? "Silent for" : "Value";
 }
 
 /** The rule's condition in words, from the alert's trigger (what held when it fired). */
@@ -251,6 +256,7 @@ function condition(alert: any, rule: any): string {
     case "threshold": return `${alert.metric} ${t.comparison_operator} ${num(t.threshold_value)}${rule?.for_evaluations > 1 ? ` for ${rule.for_evaluations} evaluations` : ""}`;
     case "degradation": return `${alert.metric} more than ${num(t.max_degradation_percentage)} % worse than its baseline${rule?.baseline_window_hours ? ` (the last ${rule.baseline_window_hours} h)` : ""}`;
     case "change_point": return `a sustained shift of ${alert.metric}'s level${t.min_shift_sd != null ? ` of at least ${num(t.min_shift_sd)} sd` : t.min_shift_percentage != null ? ` of at least ${num(t.min_shift_percentage)} %` : ""}`;
+    case "no_data": return `${alert.model} ${alert.version} ${alert.metric} sends nothing for longer than${t.no_data_minutes != null ? ` ${num(t.no_data_minutes)} min` : ""}${t.no_data_minutes != null && t.no_data_intervals != null ? " and" : ""}${t.no_data_intervals != null ? ` ${num(t.no_data_intervals)} usual intervals` : ""}`;
     default: return alert.message;
   }
 }

@@ -105,7 +105,7 @@ export function rulesPage(main: HTMLElement): () => void {
       field("One false alarm every", h("span", { class: "pair" }, f.falseAlarm, f.falseAlarmUnit), "on average, on a series without changes"));
     const noDataBox = h("fieldset", null, h("legend", null, "No data"),
       field("Silent for longer than (minutes)", f.noDataMinutes, "empty: no fixed limit"),
-      field("Or than this many usual intervals", f.noDataIntervals, "the median gap of its recent samples (never under a minute); with both, the silence must exceed both"));
+      field("Silent for longer than this many usual intervals", f.noDataIntervals, "a usual interval is the median gap of its recent samples (the limit is never under a minute); with both limits, the silence must exceed both"));
     let lastKind = f.kind.value;
     const showKind = () => {
       thresholdBox.hidden = f.kind.value !== "threshold"; degradationBox.hidden = f.kind.value !== "degradation"; changePointBox.hidden = f.kind.value !== "change_point";
