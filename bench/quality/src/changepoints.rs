@@ -408,6 +408,7 @@ pub fn tuning() -> Tuning {
             .get(6)
             .copied()
             .unwrap_or(default.unwatched_interval_factor),
+        likelihood_onset: v.get(7).map_or(default.likelihood_onset, |x| *x > 0.0),
     }
 }
 

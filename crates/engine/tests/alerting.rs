@@ -934,7 +934,7 @@ async fn change_point_rule_fires_live_where_the_backtest_says(backend: Backend) 
     let [alert] = &alerts[..] else {
         panic!("{alerts:#?}")
     };
-    assert_eq!(alert.first_seen, at(304));
+    assert_eq!(alert.first_seen, at(306));
     let (started, shift_sd) = change_of(alert);
     assert_eq!(started, at(300));
     assert!((shift_sd + 3.0).abs() < 1.0, "{shift_sd}");
@@ -981,7 +981,7 @@ async fn change_point_state_survives_restarts_and_moves_between_servers(backend:
     let [alert] = &alerts[..] else {
         panic!("{alerts:#?}")
     };
-    assert_eq!(alert.first_seen, at(304));
+    assert_eq!(alert.first_seen, at(306));
     assert_eq!(change_of(alert).0, at(300));
     let replay = env
         .engine
@@ -994,7 +994,7 @@ async fn change_point_state_survives_restarts_and_moves_between_servers(backend:
         .filter(|e| matches!(e.kind, BacktestEventKind::Fired { .. }))
         .map(|e| (e.at, e.change_started_at))
         .collect();
-    assert_eq!(fired, [(at(304), Some(at(300)))]);
+    assert_eq!(fired, [(at(306), Some(at(300)))]);
     restarted.close().await.unwrap();
 }
 

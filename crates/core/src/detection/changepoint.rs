@@ -43,10 +43,14 @@
 //!   between false alarms is converted to samples with the series' typical sampling
 //!   interval; the default is 90 days but at least 1,000 samples
 //!   ([`DEFAULT_FALSE_ALARM_INTERVAL`]).
-//! - *Onset and size.* The change began at the first sample after the alarming side last
-//!   stood at zero (the maximum-likelihood onset of a step); its size is the mean of the
-//!   raw samples since then minus the reference level (absolute, in percent of the level
-//!   and in noise units).
+//! - *Onset and size.* Among the samples since the alarming side last stood at zero
+//!   (kept while either side holds evidence, at most 256), the change began at the split
+//!   `s` that maximises `(Σ_{s..t} r)² / (t − s + 1)`, the likelihood-ratio onset of a
+//!   step of unknown size; the CUSUM's own start is often early by the run of noise that
+//!   happened to precede the shift (bench: onsets within ±3 samples 82 % → 97 % on the
+//!   dense 5 % drop, 81 % → 87 % on the daily one, NAB standard 34.3 → 35.2, event F1
+//!   0.718 → 0.713). Its size is the mean of the raw samples since then minus the
+//!   reference level (absolute, in percent of the level and in noise units).
 //! - *Re-arming.* After an alarm both levels jump to that post-onset mean, both
 //!   CUSUMs restart at zero, the levels and the scale are re-learnt as running means, and for
 //!   [`Tuning::settle_samples`] samples (60) the CUSUMs are held at zero: one shift, and
@@ -174,6 +178,9 @@ pub struct Tuning {
     /// Multiplies the false-alarm interval of the side the settings do not watch (it only
     /// re-arms the detector on an improvement, so it need not be quick).
     pub unwatched_interval_factor: f64,
+    /// Date the change at the most likely onset of a step within the alarm's evidence
+    /// (the GLR split), rather than where the CUSUM last stood at zero.
+    pub likelihood_onset: bool,
 }
 
 impl Default for Tuning {
@@ -186,6 +193,7 @@ impl Default for Tuning {
             interval_factor: 1.0,
             clip_fraction: 0.4,
             unwatched_interval_factor: 10.0,
+            likelihood_onset: true,
         }
     }
 }
@@ -232,6 +240,17 @@ impl Cusum {
     }
 }
 
+/// One sample while a CUSUM holds evidence: its time, value and standardised residual.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub at: Timestamp,
+    pub value: f64,
+    pub residual: f64,
+}
+
+/// The most samples of evidence kept for dating a change.
+const MAX_EVIDENCE: usize = 256;
+
 /// A detector's whole memory.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChangePointState {
@@ -264,6 +283,10 @@ pub struct ChangePointState {
     pub wander: Option<f64>,
     pub up: Cusum,
     pub down: Cusum,
+    /// The samples since the earlier of the two CUSUMs last stood at zero (at most
+    /// [`MAX_EVIDENCE`]), to date a change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
     /// The last shift reported, until the next one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_change: Option<Change>,
@@ -450,6 +473,18 @@ impl ChangePointState {
         // improvement is not later mistaken for its return.
         self.up.step(at, residual - k, value, reference);
         self.down.step(at, -residual - k, value, reference);
+        if self.up.statistic > 0.0 || self.down.statistic > 0.0 {
+            if self.evidence.len() >= MAX_EVIDENCE {
+                self.evidence.remove(0);
+            }
+            self.evidence.push(Evidence {
+                at,
+                value,
+                residual,
+            });
+        } else {
+            self.evidence.clear();
+        }
 
         // Follow the level and the noise with the clipped residual.
         self.samples += 1;
@@ -487,6 +522,7 @@ impl ChangePointState {
             self.settling -= 1;
             self.up = Cusum::default();
             self.down = Cusum::default();
+            self.evidence.clear();
             return None;
         }
         let (cusum, upward) = if self.up.statistic > h_up
@@ -498,9 +534,17 @@ impl ChangePointState {
         } else {
             return None;
         };
-        let started_at = cusum.started_at.unwrap_or(at);
-        let samples = cusum.samples.max(1);
-        let level_after = cusum.value_sum / samples as f64;
+        let (started_at, samples, level_after) = self
+            .likeliest_onset(&cusum, upward)
+            .filter(|_| tuning.likelihood_onset)
+            .unwrap_or_else(|| {
+                let samples = cusum.samples.max(1);
+                (
+                    cusum.started_at.unwrap_or(at),
+                    samples,
+                    cusum.value_sum / samples as f64,
+                )
+            });
         let reference = cusum.reference;
         let shift = level_after - reference;
         let change = Change {
@@ -532,6 +576,35 @@ impl ChangePointState {
         slow + fast_share * (self.level - slow)
     }
 
+    /// The onset of a step that best explains the alarming side's evidence: the split
+    /// `s` maximising `(Σ_{s..t} r)² / (t − s + 1)` over the samples since that side last
+    /// stood at zero (the likelihood-ratio estimate; the CUSUM's own start is often early
+    /// by the run of noise that happened to precede the shift). Returns the onset, the
+    /// samples since and their mean value.
+    fn likeliest_onset(&self, cusum: &Cusum, upward: bool) -> Option<(Timestamp, u64, f64)> {
+        let start = cusum.started_at?;
+        let sign = if upward { 1.0 } else { -1.0 };
+        let (mut best, mut found) = (0.0, None);
+        let (mut sum, mut value_sum) = (0.0, 0.0);
+        for (count, sample) in (1u64..).zip(self.evidence.iter().rev()) {
+            if sample.at < start {
+                break;
+            }
+            sum += sign * sample.residual;
+            value_sum += sample.value;
+            let statistic = if sum > 0.0 {
+                sum * sum / count as f64
+            } else {
+                0.0
+            };
+            if statistic > best {
+                best = statistic;
+                found = Some((sample.at, count, value_sum / count as f64));
+            }
+        }
+        found
+    }
+
     /// Restarts on the level after a shift: the running mean of the post-onset samples,
     /// no alarm for the settling samples.
     fn rearm(&mut self, level: f64, samples: u64, tuning: &Tuning) {
@@ -541,6 +614,7 @@ impl ChangePointState {
         self.settling = tuning.settle_samples;
         self.up = Cusum::default();
         self.down = Cusum::default();
+        self.evidence.clear();
     }
 }
 
@@ -747,9 +821,14 @@ mod tests {
             .collect();
         let mut state = ChangePointState::default();
         let alarms = replay(&mut state, Sides::Both, &minutes(1200), &values);
-        // The noise runs high over samples 788–799 (a mean of +0.9), so the second shift's
-        // evidence began there and it is dated 12 samples early.
-        assert_eq!(indices(&alarms), vec![(304, 299), (802, 788)]);
+        // The noise runs high over samples 788–799 (a mean of +0.9), so the upward CUSUM's
+        // evidence began there; the likeliest step within it begins at 800.
+        assert_eq!(indices(&alarms), vec![(304, 299), (802, 800)]);
+        assert!(
+            (alarms[1].2.level_after - 110.0).abs() < 1.5,
+            "{:?}",
+            alarms[1].2
+        );
         assert!(
             (alarms[1].2.level_before - 105.0).abs() < 0.5,
             "{:?}",
