@@ -15,6 +15,8 @@ pub mod text;
 pub mod time;
 
 pub use metric::{Direction, Metric, MetricDefinition, MetricFamily, ValueRange};
-pub use sample::{Dataset, ModelName, Point, Sample, SeriesKey, ValidationError, Version};
+pub use sample::{
+    Dataset, DatasetScope, ModelName, Point, Sample, SeriesKey, ValidationError, Version,
+};
 pub use stats::{Bucket, Summary};
 pub use time::{TimeRange, Timestamp};

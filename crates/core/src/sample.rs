@@ -131,42 +131,151 @@ name_type!(
     Version,
     "version"
 );
-name_type!(
-    /// An optional tag naming the data a sample was measured on, e.g. `holdout-2024-05`.
-    Dataset,
-    "dataset"
-);
+/// A named dataset (segment) a sample was measured on, e.g. `prod`, `canary` or
+/// `holdout-2024-05`: a dimension of the series, so samples of two datasets at one time
+/// are two samples and detection never mixes them.
+///
+/// Samples sent without a dataset belong to the *default dataset*. It has no `Dataset`
+/// value (it is `None` wherever a dataset is optional) and is written
+/// [`Dataset::DEFAULT_NAME`] where one has to be named (filters, listings); so `default`
+/// is not a name a `Dataset` can have, and a sample tagged `default` is in the default
+/// dataset ([`Dataset::parse_optional`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Dataset(String);
 
-/// One time series: a metric of a model version.
+impl Dataset {
+    pub const FIELD: &'static str = "dataset";
+    /// How the default dataset is written.
+    pub const DEFAULT_NAME: &'static str = "default";
+
+    /// A named dataset; `default` is refused (see [`Dataset::parse_optional`]).
+    pub fn parse(name: &str) -> Result<Self, ValidationError> {
+        Self::check(name)?;
+        Ok(Dataset(name.to_owned()))
+    }
+
+    /// [`Self::parse`] for text already owned: keeps its allocation.
+    pub fn parse_owned(name: String) -> Result<Self, ValidationError> {
+        Self::check(&name)?;
+        Ok(Dataset(name))
+    }
+
+    /// A dataset as samples and filters name it: empty text and `default` are the
+    /// default dataset (`None`).
+    pub fn parse_optional(name: &str) -> Result<Option<Self>, ValidationError> {
+        match name.trim() {
+            "" | Self::DEFAULT_NAME => Ok(None),
+            name => Self::parse(name).map(Some),
+        }
+    }
+
+    /// The name of an optional dataset: its own, or `default`.
+    pub fn name_of(dataset: Option<&Dataset>) -> &str {
+        dataset.map_or(Self::DEFAULT_NAME, Dataset::as_str)
+    }
+
+    fn check(name: &str) -> Result<(), ValidationError> {
+        check_name(Self::FIELD, name)?;
+        if name == Self::DEFAULT_NAME {
+            return Err(ValidationError::new(
+                Self::FIELD,
+                "\"default\" is the default dataset, which samples without a dataset belong to",
+            ));
+        }
+        Ok(())
+    }
+}
+
+validated_string_traits!(Dataset);
+
+/// Reads an optional dataset the way samples carry one: absent, null, empty or
+/// `default` are the default dataset.
+pub fn deserialize_optional_dataset<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Dataset>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(text) => Dataset::parse_optional(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Which datasets a read, a listing or a rule covers: each dataset (every one, each on its
+/// own — never mixed), or one of them (`None`: the default dataset).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum DatasetScope {
+    #[default]
+    Each,
+    One(Option<Dataset>),
+}
+
+impl DatasetScope {
+    /// A filter as users write it: a dataset name, or `default`.
+    pub fn parse(name: &str) -> Result<Self, ValidationError> {
+        Dataset::parse_optional(name).map(DatasetScope::One)
+    }
+
+    /// An optional filter: absent is [`DatasetScope::Each`].
+    pub fn parse_filter(name: Option<&str>) -> Result<Self, ValidationError> {
+        name.map_or(Ok(DatasetScope::Each), Self::parse)
+    }
+
+    pub fn matches(&self, dataset: Option<&Dataset>) -> bool {
+        match self {
+            DatasetScope::Each => true,
+            DatasetScope::One(one) => one.as_ref() == dataset,
+        }
+    }
+}
+
+/// One time series: a metric of a model version on a dataset (`None`: the default one).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeriesKey {
     pub model: ModelName,
     pub version: Version,
     pub metric: Metric,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "deserialize_optional_dataset"
+    )]
+    pub dataset: Option<Dataset>,
 }
 
 impl SeriesKey {
+    /// A series of the default dataset.
     pub fn new(model: ModelName, version: Version, metric: Metric) -> Self {
         SeriesKey {
             model,
             version,
             metric,
+            dataset: None,
         }
     }
 
-    /// Parses the three names, reporting the first bad one.
+    /// The same metric of the same version on `dataset`.
+    pub fn with_dataset(mut self, dataset: Option<Dataset>) -> Self {
+        self.dataset = dataset;
+        self
+    }
+
+    /// Parses the three names, reporting the first bad one (a series of the default
+    /// dataset).
     pub fn parse(model: &str, version: &str, metric: &str) -> Result<Self, ValidationError> {
-        Ok(SeriesKey {
-            model: ModelName::parse(model)?,
-            version: Version::parse(version)?,
-            metric: Metric::parse(metric)?,
-        })
+        Ok(SeriesKey::new(
+            ModelName::parse(model)?,
+            Version::parse(version)?,
+            Metric::parse(metric)?,
+        ))
     }
 }
 
 impl fmt::Display for SeriesKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.model, self.version, self.metric)
+        write!(f, "{}/{}/{}", self.model, self.version, self.metric)?;
+        match &self.dataset {
+            Some(dataset) => write!(f, " [{dataset}]"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -175,7 +284,11 @@ impl fmt::Display for SeriesKey {
 pub struct Point {
     pub timestamp: Timestamp,
     pub value: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "deserialize_optional_dataset"
+    )]
     pub dataset: Option<Dataset>,
 }
 
@@ -192,17 +305,24 @@ pub struct Sample {
     #[serde(alias = "metric_value")]
     pub value: f64,
     pub timestamp: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The dataset measured on; absent (or `default`) for the default dataset.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "deserialize_optional_dataset"
+    )]
     pub dataset: Option<Dataset>,
 }
 
 impl Sample {
+    /// The series the sample belongs to: its dataset is part of it.
     pub fn series(&self) -> SeriesKey {
-        SeriesKey::new(
-            self.model.clone(),
-            self.version.clone(),
-            self.metric.clone(),
-        )
+        SeriesKey {
+            model: self.model.clone(),
+            version: self.version.clone(),
+            metric: self.metric.clone(),
+            dataset: self.dataset.clone(),
+        }
     }
 
     pub fn point(&self) -> Point {
@@ -224,9 +344,9 @@ impl Sample {
         let key = SeriesKey::parse(fields.model, fields.version, fields.metric)?;
         let value = parse_value(fields.value)?;
         let timestamp = Timestamp::parse(fields.timestamp).map_err(timestamp_error)?;
-        let dataset = match fields.dataset.map(str::trim) {
-            None | Some("") => None,
-            Some(name) => Some(Dataset::parse(name)?),
+        let dataset = match fields.dataset {
+            None => None,
+            Some(name) => Dataset::parse_optional(name)?,
         };
         let sample = Sample {
             model: key.model,
@@ -320,6 +440,45 @@ mod tests {
         );
         let sample = Sample::parse_fields(&raw("0.95", "2024-01-01T00:00:00Z")).unwrap();
         assert_eq!(sample.value, 0.95);
+    }
+
+    #[test]
+    fn the_default_dataset_is_absent_and_named_default() {
+        assert!(Dataset::parse("default").is_err());
+        assert_eq!(Dataset::parse_optional("default").unwrap(), None);
+        assert_eq!(Dataset::parse_optional(" ").unwrap(), None);
+        let prod = Dataset::parse_optional("prod").unwrap();
+        assert_eq!(Dataset::name_of(prod.as_ref()), "prod");
+        assert_eq!(Dataset::name_of(None), "default");
+        let tagged: Sample = serde_json::from_str(
+            r#"{"model":"m","version":"v1","metric":"accuracy","value":0.5,"timestamp":0,"dataset":"default"}"#,
+        )
+        .unwrap();
+        assert_eq!(tagged.dataset, None);
+        let mut raw = raw("0.5", "0");
+        raw.dataset = Some("default");
+        assert_eq!(Sample::parse_fields(&raw).unwrap().dataset, None);
+    }
+
+    #[test]
+    fn a_sample_of_a_dataset_is_in_that_dataset_s_series() {
+        let mut sample = Sample::parse_fields(&raw("0.5", "0")).unwrap();
+        let default_series = sample.series();
+        assert_eq!(
+            default_series,
+            SeriesKey::parse("fraud", "v1", "accuracy").unwrap()
+        );
+        sample.dataset = Some(Dataset::parse("canary").unwrap());
+        let canary = sample.series();
+        assert_ne!(canary, default_series);
+        assert_eq!(canary.to_string(), "fraud/v1/accuracy [canary]");
+        assert!(DatasetScope::Each.matches(canary.dataset.as_ref()));
+        assert!(!DatasetScope::parse("default")
+            .unwrap()
+            .matches(canary.dataset.as_ref()));
+        assert!(DatasetScope::parse("canary")
+            .unwrap()
+            .matches(canary.dataset.as_ref()));
     }
 
     #[test]

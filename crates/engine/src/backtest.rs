@@ -15,7 +15,7 @@ use modelwatch_core::alerting::{
     SeriesState,
 };
 use modelwatch_core::detection::{sampling_interval, DegradationResult, SeriesPoints};
-use modelwatch_core::{SeriesKey, TimeRange, Timestamp, Version};
+use modelwatch_core::{DatasetScope, SeriesKey, TimeRange, Timestamp, Version};
 use modelwatch_store::SeriesFilter;
 use serde::Serialize;
 
@@ -154,6 +154,7 @@ impl Engine {
                     model: Some(rule.model.clone()),
                     version: None,
                     metric: Some(rule.metric.clone()),
+                    dataset: DatasetScope::One(None),
                 })
                 .await?
                 .into_iter()

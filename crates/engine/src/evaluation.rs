@@ -46,7 +46,8 @@ use modelwatch_core::alerting::{
 };
 use modelwatch_core::detection::SeriesPoints;
 use modelwatch_core::{
-    Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange, Timestamp, Version,
+    DatasetScope, Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange, Timestamp,
+    Version,
 };
 use modelwatch_store::alerts::{AlertCommit, AlertWriteGuarded, CommitOutcome, StateWrite};
 use modelwatch_store::{SeriesFilter, SeriesInfo};
@@ -298,6 +299,7 @@ impl Engine {
             model: model.cloned(),
             version: version.cloned(),
             metric: None,
+            dataset: DatasetScope::One(None),
         };
         let mut versions: HashMap<(ModelName, Metric), Vec<SeriesInfo>> = HashMap::new();
         for series in self.metrics.list_series(&filter).await? {

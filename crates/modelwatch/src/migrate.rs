@@ -378,7 +378,7 @@ fn samples(key: &SeriesKey, points: &[Point]) -> Vec<Sample> {
             metric: key.metric.clone(),
             value: point.value,
             timestamp: point.timestamp,
-            dataset: point.dataset.clone(),
+            dataset: key.dataset.clone(),
         })
         .collect()
 }

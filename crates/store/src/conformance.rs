@@ -5,8 +5,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use modelwatch_core::{
-    Dataset, Direction, Metric, MetricDefinition, Point, Sample, SeriesKey, TimeRange, Timestamp,
-    ValueRange,
+    Dataset, DatasetScope, Direction, Metric, MetricDefinition, Point, Sample, SeriesKey,
+    TimeRange, Timestamp, ValueRange,
 };
 
 use crate::{MetricStore, SeriesFilter, StoreError, WriteCounts};
@@ -51,14 +51,24 @@ fn values(points: &[Point]) -> Vec<(i64, f64)> {
         .collect()
 }
 
+fn on(dataset: &str, mut sample: Sample) -> Sample {
+    sample.dataset = Some(Dataset::parse(dataset).unwrap());
+    sample
+}
+
+fn key_on(dataset: &str, model: &str, version: &str, metric: &str) -> SeriesKey {
+    key(model, version, metric).with_dataset(Some(Dataset::parse(dataset).unwrap()))
+}
+
 pub async fn append_then_range_round_trips_exact_values(store: &dyn MetricStore) {
-    let mut tagged = sample("fraud", "v1", "accuracy", 0.912345, 2_000);
-    tagged.dataset = Some(Dataset::parse("holdout").unwrap());
     store
         .append_one(sample("fraud", "v1", "accuracy", 0.95, 1_000))
         .await
         .unwrap();
-    store.append_one(tagged).await.unwrap();
+    store
+        .append_one(sample("fraud", "v1", "accuracy", 0.912345, 2_000))
+        .await
+        .unwrap();
     store
         .append_one(sample("fraud", "v1", "accuracy", 0.1 + 0.2, 3_000))
         .await
@@ -71,11 +81,106 @@ pub async fn append_then_range_round_trips_exact_values(store: &dyn MetricStore)
         values(&points),
         vec![(1_000, 0.95), (2_000, 0.912345), (3_000, 0.1 + 0.2)]
     );
+    assert!(points.iter().all(|p| p.dataset.is_none()));
+}
+
+/// The dataset is part of the series: samples of several datasets at one timestamp are
+/// all kept, each read back only from its own series, and listings name the datasets.
+pub async fn datasets_at_one_timestamp_are_separate_series(store: &dyn MetricStore) {
+    store
+        .append(vec![
+            on("prod", sample("fraud", "v1", "accuracy", 0.90, 1_000)),
+            on("canary", sample("fraud", "v1", "accuracy", 0.70, 1_000)),
+            sample("fraud", "v1", "accuracy", 0.80, 1_000),
+            on("prod", sample("fraud", "v1", "accuracy", 0.91, 2_000)),
+        ])
+        .await
+        .unwrap();
+    // A later write to one dataset replaces that dataset's sample only.
+    store
+        .append_one(on("canary", sample("fraud", "v1", "accuracy", 0.60, 1_000)))
+        .await
+        .unwrap();
+    let prod = key_on("prod", "fraud", "v1", "accuracy");
+    let canary = key_on("canary", "fraud", "v1", "accuracy");
+    let default = key("fraud", "v1", "accuracy");
+    let read =
+        |series: SeriesKey| async move { store.range(&series, TimeRange::all()).await.unwrap() };
+    let prod_points = read(prod.clone()).await;
+    assert_eq!(values(&prod_points), vec![(1_000, 0.90), (2_000, 0.91)]);
+    assert!(prod_points.iter().all(|p| p.dataset == prod.dataset));
+    assert_eq!(values(&read(canary.clone()).await), vec![(1_000, 0.60)]);
+    assert_eq!(values(&read(default.clone()).await), vec![(1_000, 0.80)]);
+    assert!(read(key_on("holdout", "fraud", "v1", "accuracy"))
+        .await
+        .is_empty());
+
+    let latest = store
+        .latest_many(&[canary.clone(), default.clone(), prod.clone()])
+        .await
+        .unwrap();
+    let latest: Vec<(i64, f64)> = latest
+        .iter()
+        .map(|p| {
+            let p = p.as_ref().unwrap();
+            (p.timestamp.as_millis(), p.value)
+        })
+        .collect();
+    assert_eq!(latest, [(1_000, 0.60), (1_000, 0.80), (2_000, 0.91)]);
     assert_eq!(
-        points[1].dataset.as_ref().map(|d| d.as_str()),
-        Some("holdout")
+        store
+            .summary(&prod, TimeRange::all())
+            .await
+            .unwrap()
+            .map(|s| s.count),
+        Some(2)
     );
-    assert_eq!(points[0].dataset, None);
+
+    // Listed default first, then by name; filtered by one dataset or the default one.
+    let all = store.list_series(&SeriesFilter::default()).await.unwrap();
+    let keys: Vec<SeriesKey> = all.iter().map(|s| s.key.clone()).collect();
+    assert_eq!(keys, [default.clone(), canary.clone(), prod.clone()]);
+    let only = |dataset: DatasetScope| {
+        let filter = SeriesFilter {
+            dataset,
+            ..SeriesFilter::default()
+        };
+        async move {
+            store
+                .list_series(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.key)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        only(DatasetScope::parse("prod").unwrap()).await,
+        std::slice::from_ref(&prod)
+    );
+    assert_eq!(
+        only(DatasetScope::One(None)).await,
+        std::slice::from_ref(&default)
+    );
+    assert!(only(DatasetScope::parse("holdout").unwrap())
+        .await
+        .is_empty());
+    let fraud = models_name("fraud");
+    assert_eq!(
+        store.datasets(&fraud, None).await.unwrap(),
+        [None, canary.dataset.clone(), prod.dataset.clone()]
+    );
+    let v1 = modelwatch_core::Version::parse("v1").unwrap();
+    assert_eq!(
+        store.metrics(&fraud, &v1).await.unwrap(),
+        [Metric::Accuracy]
+    );
+
+    // Pruning goes through every dataset's series.
+    assert_eq!(store.delete_samples_before(at(1_500)).await.unwrap(), 3);
+    assert_eq!(values(&read(prod).await), vec![(2_000, 0.91)]);
+    assert!(read(canary).await.is_empty());
 }
 
 pub async fn batch_is_all_or_nothing(store: &dyn MetricStore) {
@@ -727,6 +832,7 @@ macro_rules! conformance_suite {
             use super::*;
             conformance_suite!(@cases $make;
                 append_then_range_round_trips_exact_values,
+                datasets_at_one_timestamp_are_separate_series,
                 batch_is_all_or_nothing,
                 range_is_half_open_sorted_and_isolated,
                 same_timestamp_keeps_the_last_write,

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use modelwatch_core::stats::downsample;
 use modelwatch_core::{
-    Bucket, Metric, MetricDefinition, ModelName, Point, Sample, SeriesKey, Summary, TimeRange,
-    Timestamp, ValidationError, Version,
+    Bucket, Dataset, DatasetScope, Metric, MetricDefinition, ModelName, Point, Sample, SeriesKey,
+    Summary, TimeRange, Timestamp, ValidationError, Version,
 };
 
 pub use alerts::AlertStore;
@@ -226,12 +226,13 @@ pub struct SeriesInfo {
     pub last_timestamp: Timestamp,
 }
 
-/// Narrows a series listing; `None` matches everything.
+/// Narrows a series listing; `None` (and [`DatasetScope::Each`]) matches everything.
 #[derive(Debug, Clone, Default)]
 pub struct SeriesFilter {
     pub model: Option<ModelName>,
     pub version: Option<Version>,
     pub metric: Option<Metric>,
+    pub dataset: DatasetScope,
 }
 
 impl SeriesFilter {
@@ -239,6 +240,7 @@ impl SeriesFilter {
         self.model.as_ref().is_none_or(|m| *m == key.model)
             && self.version.as_ref().is_none_or(|v| *v == key.version)
             && self.metric.as_ref().is_none_or(|m| *m == key.metric)
+            && self.dataset.matches(key.dataset.as_ref())
     }
 }
 
@@ -267,7 +269,9 @@ impl std::ops::AddAssign for WriteCounts {
 
 /// The storage contract. Samples are identified by series and timestamp: appending a
 /// sample at a timestamp the series already has replaces the stored value (so a
-/// re-import is idempotent).
+/// re-import is idempotent). A series is a metric of a model version on one dataset
+/// (`SeriesKey::dataset`, `None` for the default one): samples of two datasets at one
+/// time are two samples, and every read names its dataset.
 #[async_trait]
 pub trait MetricStore: Send + Sync + fmt::Debug {
     /// Stores all samples or, when any is invalid or the write fails, none.
@@ -309,7 +313,8 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
         Ok(range.end)
     }
 
-    /// Every series matching the filter, ordered by model, version, metric.
+    /// Every series matching the filter, ordered by model, version, metric, dataset (the
+    /// default dataset first, then by name).
     async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError>;
 
     /// The latest point of each series, in order. Backends answer it in one round trip
@@ -481,12 +486,37 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
             version: Some(version.clone()),
             ..SeriesFilter::default()
         };
-        Ok(self
+        let mut metrics: Vec<Metric> = self
             .list_series(&filter)
             .await?
             .into_iter()
             .map(|s| s.key.metric)
-            .collect())
+            .collect();
+        metrics.dedup();
+        Ok(metrics)
+    }
+
+    /// The datasets a model (or one of its versions) has samples of, the default one
+    /// (`None`) first, then by name.
+    async fn datasets(
+        &self,
+        model: &ModelName,
+        version: Option<&Version>,
+    ) -> Result<Vec<Option<Dataset>>, StoreError> {
+        let filter = SeriesFilter {
+            model: Some(model.clone()),
+            version: version.cloned(),
+            ..SeriesFilter::default()
+        };
+        let mut datasets: Vec<Option<Dataset>> = self
+            .list_series(&filter)
+            .await?
+            .into_iter()
+            .map(|s| s.key.dataset)
+            .collect();
+        datasets.sort();
+        datasets.dedup();
+        Ok(datasets)
     }
 }
 

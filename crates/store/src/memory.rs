@@ -5,13 +5,14 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 use modelwatch_core::{
-    Dataset, MetricDefinition, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp,
+    MetricDefinition, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp,
 };
 
 use crate::tokens::{NewToken, TokenInfo, TokenStore};
 use crate::{validate_batch, MetricStore, SeriesFilter, SeriesInfo, SeriesLimits, StoreError};
 
-type Series = BTreeMap<Timestamp, (f64, Option<Dataset>)>;
+/// A series' values by time (its dataset is in its key).
+type Series = BTreeMap<Timestamp, f64>;
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -69,7 +70,7 @@ impl MetricStore for MemoryStore {
         for sample in samples {
             all.entry(sample.series())
                 .or_default()
-                .insert(sample.timestamp, (sample.value, sample.dataset));
+                .insert(sample.timestamp, sample.value);
         }
         Ok(())
     }
@@ -84,10 +85,10 @@ impl MetricStore for MemoryStore {
             .map(|points| {
                 points
                     .range(range.start..range.end)
-                    .map(|(t, (value, dataset))| Point {
+                    .map(|(t, value)| Point {
                         timestamp: *t,
                         value: *value,
-                        dataset: dataset.clone(),
+                        dataset: series.dataset.clone(),
                     })
                     .collect()
             })
@@ -118,10 +119,10 @@ impl MetricStore for MemoryStore {
     async fn latest(&self, series: &SeriesKey) -> Result<Option<Point>, StoreError> {
         let all = self.series.read().map_err(poisoned)?;
         Ok(all.get(series).and_then(|points| {
-            points.last_key_value().map(|(t, (value, dataset))| Point {
+            points.last_key_value().map(|(t, value)| Point {
                 timestamp: *t,
                 value: *value,
-                dataset: dataset.clone(),
+                dataset: series.dataset.clone(),
             })
         }))
     }

@@ -22,8 +22,8 @@ use futures_util::StreamExt;
 use deadpool_postgres::ClientWrapper;
 use modelwatch_core::stats::downsample;
 use modelwatch_core::{
-    Bucket, Dataset, Direction, Metric, MetricDefinition, ModelName, Point, Sample, SeriesKey,
-    TimeRange, Timestamp, ValueRange, Version,
+    Bucket, Dataset, DatasetScope, Direction, Metric, MetricDefinition, ModelName, Point, Sample,
+    SeriesKey, TimeRange, Timestamp, ValueRange, Version,
 };
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
@@ -85,15 +85,16 @@ async fn write_batch(
     write: Write,
 ) -> Result<bool, StoreError> {
     let transaction = client.transaction().await.map_err(pg_error)?;
+    let (dataset_ids, new_datasets) =
+        resolve_datasets(&transaction, &store.catalogue, samples).await?;
     let (series_ids, new_series) = resolve_series(
         &transaction,
         &store.catalogue,
         samples,
+        &dataset_ids,
         &store.series_limits,
     )
     .await?;
-    let (dataset_ids, new_datasets) =
-        resolve_datasets(&transaction, &store.catalogue, samples).await?;
     let mut rows: Vec<Row> = Vec::with_capacity(samples.len());
     for (sample, series_id) in samples.iter().zip(series_ids) {
         let dataset_id =
@@ -191,18 +192,22 @@ async fn resolve_series(
     transaction: &Transaction<'_>,
     catalogue: &Catalogue,
     samples: &[Sample],
+    dataset_ids: &HashMap<Dataset, i32>,
     limits: &SeriesLimits,
 ) -> Result<(Vec<i32>, Vec<(SeriesKey, i32)>), StoreError> {
-    let mut distinct: HashMap<(&ModelName, &Version, &Metric), Option<i32>> = HashMap::new();
+    type Names<'a> = (&'a ModelName, &'a Version, &'a Metric, Option<&'a Dataset>);
+    fn names(s: &Sample) -> Names<'_> {
+        (&s.model, &s.version, &s.metric, s.dataset.as_ref())
+    }
+    let mut distinct: HashMap<Names<'_>, Option<i32>> = HashMap::new();
     for sample in samples {
-        distinct
-            .entry((&sample.model, &sample.version, &sample.metric))
-            .or_insert(None);
+        distinct.entry(names(sample)).or_insert(None);
     }
     // Sorted, so concurrent writers creating overlapping series lock them in one order.
     let mut missing = BTreeSet::new();
-    for ((model, version, metric), id) in distinct.iter_mut() {
-        let key = SeriesKey::new((*model).clone(), (*version).clone(), (*metric).clone());
+    for ((model, version, metric, dataset), id) in distinct.iter_mut() {
+        let key = SeriesKey::new((*model).clone(), (*version).clone(), (*metric).clone())
+            .with_dataset(dataset.cloned());
         match catalogue.series_id(&key) {
             Some(found) => *id = Some(found),
             None => {
@@ -215,14 +220,25 @@ async fn resolve_series(
         let models: Vec<&str> = missing.iter().map(|k| k.model.as_str()).collect();
         let versions: Vec<&str> = missing.iter().map(|k| k.version.as_str()).collect();
         let metrics: Vec<&str> = missing.iter().map(|k| k.metric.as_str()).collect();
+        // 0 is the default dataset (see the schema).
+        let datasets = missing
+            .iter()
+            .map(|k| match &k.dataset {
+                None => Ok(0),
+                Some(dataset) => dataset_ids
+                    .get(dataset)
+                    .copied()
+                    .ok_or_else(|| StoreError::Database("a data set id was not assigned".into())),
+            })
+            .collect::<Result<Vec<i32>, StoreError>>()?;
         // The series this batch creates, checked against the limits in its transaction:
         // a refusal rolls them back with the rest.
         let created = transaction
             .query(
-                "INSERT INTO series (model, version, metric)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+                "INSERT INTO series (model, version, metric, dataset_id)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[])
                  ON CONFLICT DO NOTHING RETURNING model",
-                &[&models, &versions, &metrics],
+                &[&models, &versions, &metrics, &datasets],
             )
             .await
             .map_err(pg_error)?;
@@ -267,25 +283,28 @@ async fn resolve_series(
         }
         let found = transaction
             .query(
-                "SELECT s.id, s.model, s.version, s.metric
-                 FROM series s
-                 JOIN unnest($1::text[], $2::text[], $3::text[]) AS k (model, version, metric)
-                   ON s.model = k.model AND s.version = k.version AND s.metric = k.metric",
-                &[&models, &versions, &metrics],
+                "SELECT s.id, k.i
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[])
+                     WITH ORDINALITY AS k (model, version, metric, dataset_id, i)
+                 JOIN series s ON s.model = k.model AND s.version = k.version
+                     AND s.metric = k.metric AND s.dataset_id = k.dataset_id",
+                &[&models, &versions, &metrics, &datasets],
             )
             .await
             .map_err(pg_error)?;
+        let missing: Vec<SeriesKey> = missing.into_iter().collect();
         for row in found {
             let id: i32 = row.try_get(0).map_err(pg_error)?;
-            let key = series_key(
-                row.try_get(1).map_err(pg_error)?,
-                row.try_get(2).map_err(pg_error)?,
-                row.try_get(3).map_err(pg_error)?,
-            )?;
-            learnt.push((key, id));
+            let ordinal: i64 = row.try_get(1).map_err(pg_error)?;
+            let key = usize::try_from(ordinal - 1)
+                .ok()
+                .and_then(|i| missing.get(i))
+                .ok_or_else(|| StoreError::Database("a series id was not assigned".into()))?;
+            learnt.push((key.clone(), id));
         }
         for (key, id) in &learnt {
-            if let Some(slot) = distinct.get_mut(&(&key.model, &key.version, &key.metric)) {
+            let names = (&key.model, &key.version, &key.metric, key.dataset.as_ref());
+            if let Some(slot) = distinct.get_mut(&names) {
                 *slot = Some(*id);
             }
         }
@@ -294,7 +313,7 @@ async fn resolve_series(
         .iter()
         .map(|s| {
             distinct
-                .get(&(&s.model, &s.version, &s.metric))
+                .get(&names(s))
                 .copied()
                 .flatten()
                 .ok_or_else(|| StoreError::Database("a series id was not assigned".into()))
@@ -371,8 +390,13 @@ async fn find_series(
     if let Some(id) = store.catalogue.series_id(key) {
         return Ok(Some(id));
     }
+    // A dataset name no dataset has matches nothing.
     let statement = client
-        .prepare_cached("SELECT id FROM series WHERE model = $1 AND version = $2 AND metric = $3")
+        .prepare_cached(
+            "SELECT id FROM series WHERE model = $1 AND version = $2 AND metric = $3
+               AND dataset_id = CASE WHEN $4::text IS NULL THEN 0
+                                     ELSE (SELECT id FROM datasets WHERE name = $4) END",
+        )
         .await
         .map_err(pg_error)?;
     let row = client
@@ -382,6 +406,7 @@ async fn find_series(
                 &key.model.as_str(),
                 &key.version.as_str(),
                 &key.metric.as_str(),
+                &key.dataset.as_ref().map(Dataset::as_str),
             ],
         )
         .await
@@ -643,11 +668,17 @@ pub(super) async fn list_series(
     filter: &SeriesFilter,
 ) -> Result<Vec<SeriesInfo>, StoreError> {
     let client = store.client().await?;
-    // Two index probes per series instead of aggregating every sample.
+    let (every_dataset, dataset) = match &filter.dataset {
+        DatasetScope::Each => (true, None),
+        DatasetScope::One(dataset) => (false, dataset.as_ref().map(Dataset::as_str)),
+    };
+    // Two index probes per series instead of aggregating every sample. The default
+    // dataset (no name) sorts first, as `None` does in Rust.
     let rows = client
         .query(
-            "SELECT s.model, s.version, s.metric, f.ts, l.ts
+            "SELECT s.model, s.version, s.metric, f.ts, l.ts, d.name
              FROM series s
+             LEFT JOIN datasets d ON d.id = s.dataset_id
              CROSS JOIN LATERAL
                  (SELECT ts FROM samples WHERE series_id = s.id ORDER BY ts LIMIT 1) f
              CROSS JOIN LATERAL
@@ -655,23 +686,33 @@ pub(super) async fn list_series(
              WHERE ($1::text IS NULL OR s.model = $1)
                AND ($2::text IS NULL OR s.version = $2)
                AND ($3::text IS NULL OR s.metric = $3)
-             ORDER BY s.model, s.version, s.metric",
+               AND ($4 OR (CASE WHEN $5::text IS NULL THEN s.dataset_id = 0
+                                ELSE d.name = $5 END))
+             ORDER BY s.model, s.version, s.metric, d.name NULLS FIRST",
             &[
                 &filter.model.as_ref().map(|m| m.as_str()),
                 &filter.version.as_ref().map(|v| v.as_str()),
                 &filter.metric.as_ref().map(|m| m.as_str()),
+                &every_dataset,
+                &dataset,
             ],
         )
         .await
         .map_err(pg_error)?;
     rows.into_iter()
         .map(|row| {
+            let dataset: Option<&str> = row.try_get(5).map_err(pg_error)?;
+            let dataset = dataset
+                .map(Dataset::parse)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("data set: {e}")))?;
             Ok(SeriesInfo {
                 key: series_key(
                     row.try_get(0).map_err(pg_error)?,
                     row.try_get(1).map_err(pg_error)?,
                     row.try_get(2).map_err(pg_error)?,
-                )?,
+                )?
+                .with_dataset(dataset),
                 first_timestamp: timestamp(row.try_get(3).map_err(pg_error)?)?,
                 last_timestamp: timestamp(row.try_get(4).map_err(pg_error)?)?,
             })

@@ -189,6 +189,33 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         // column without a default rewrites nothing.
         "ALTER TABLE alert_states ADD COLUMN detail text;",
     ),
+    (
+        7,
+        "series: the dataset is part of the series (model, version, metric, dataset); samples of other datasets than the default move into series of their own",
+        // `series.dataset_id` is 0 for the default dataset (a real id would need a
+        // nullable column, and NULLs are distinct in a UNIQUE constraint), else a
+        // `datasets` id. Every series was of the default dataset until now; a series'
+        // samples that carried a dataset move to the series of that dataset. A series
+        // held one sample per timestamp, so the moves cannot collide. A dataset literally
+        // named `default` is the default dataset from now on (the name is reserved).
+        "ALTER TABLE series ADD COLUMN dataset_id integer NOT NULL DEFAULT 0;
+    ALTER TABLE series DROP CONSTRAINT series_model_version_metric_key;
+    ALTER TABLE series ADD CONSTRAINT series_model_version_metric_dataset_key
+        UNIQUE (model, version, metric, dataset_id);
+    UPDATE samples SET dataset_id = NULL
+        WHERE dataset_id IN (SELECT id FROM datasets WHERE name = 'default');
+    DELETE FROM datasets WHERE name = 'default';
+    INSERT INTO series (model, version, metric, dataset_id)
+        SELECT DISTINCT s.model, s.version, s.metric, x.dataset_id
+        FROM samples x JOIN series s ON s.id = x.series_id
+        WHERE x.dataset_id IS NOT NULL
+        ORDER BY 1, 2, 3, 4;
+    UPDATE samples x SET series_id = n.id
+        FROM series s, series n
+        WHERE x.dataset_id IS NOT NULL AND s.id = x.series_id AND s.dataset_id = 0
+          AND n.model = s.model AND n.version = s.version AND n.metric = s.metric
+          AND n.dataset_id = x.dataset_id;",
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -470,6 +497,123 @@ mod tests {
             .map(|n| n.id)
             .collect();
         assert_eq!(left, [9, 11]);
+    }
+
+    /// What a schema 6 modelwatch (one series per model, version and metric, a dataset
+    /// per sample) left behind becomes one series per dataset at schema 7, every sample
+    /// kept; a sample tagged `default` is in the default dataset.
+    #[tokio::test]
+    async fn schema_6_series_are_split_by_dataset_keeping_every_sample() {
+        use crate::{DatasetScope, SeriesFilter};
+        use modelwatch_core::{Dataset, Sample, SeriesKey, TimeRange};
+
+        let database = TestDatabase::create("series_v7").await;
+        let (mut client, connection) = tokio_postgres::connect(database.url(), NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        migrate_to(&mut client, &Location::new(database.url()), 6)
+            .await
+            .unwrap();
+        client
+            .batch_execute(
+                "INSERT INTO series (id, model, version, metric) OVERRIDING SYSTEM VALUE VALUES
+                     (1, 'fraud', 'v1', 'accuracy'), (2, 'fraud', 'v1', 'latency');
+                 SELECT setval(pg_get_serial_sequence('series', 'id'), 2);
+                 INSERT INTO datasets (id, name) OVERRIDING SYSTEM VALUE VALUES
+                     (1, 'prod'), (2, 'canary'), (3, 'default');
+                 SELECT setval(pg_get_serial_sequence('datasets', 'id'), 3);
+                 INSERT INTO samples (series_id, ts, value, dataset_id) VALUES
+                     (1, 1, 0.90, 1), (1, 2, 0.95, 1), (1, 3, 0.80, NULL), (1, 4, 0.85, 3),
+                     (1, 5, 0.75, 2), (2, 1, 20.0, NULL), (2, 2, 21.0, NULL);",
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+
+        let stores = crate::open(database.url()).await.unwrap();
+        let store = &stores.metrics;
+        let dataset = |name: &str| Dataset::parse_optional(name).unwrap();
+        let read = |metric: &str, on: &str| {
+            let key = SeriesKey::parse("fraud", "v1", metric)
+                .unwrap()
+                .with_dataset(dataset(on));
+            async move {
+                store
+                    .range(&key, TimeRange::all())
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|p| (p.timestamp.as_millis(), p.value, p.dataset.clone()))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let listed: Vec<String> = store
+            .list_series(&SeriesFilter::default())
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.key.to_string())
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "fraud/v1/accuracy",
+                "fraud/v1/accuracy [canary]",
+                "fraud/v1/accuracy [prod]",
+                "fraud/v1/latency"
+            ]
+        );
+        assert_eq!(
+            read("accuracy", "default").await,
+            [(3, 0.80, None), (4, 0.85, None)]
+        );
+        assert_eq!(
+            read("accuracy", "prod").await,
+            [(1, 0.90, dataset("prod")), (2, 0.95, dataset("prod"))]
+        );
+        assert_eq!(
+            read("accuracy", "canary").await,
+            [(5, 0.75, dataset("canary"))]
+        );
+        assert_eq!(read("latency", "default").await.len(), 2);
+
+        // New samples of each dataset go to their series; "default" is no dataset of
+        // its own any more.
+        let fraud = |value: f64, on: &str| Sample {
+            model: modelwatch_core::ModelName::parse("fraud").unwrap(),
+            version: modelwatch_core::Version::parse("v1").unwrap(),
+            metric: modelwatch_core::Metric::Accuracy,
+            value,
+            timestamp: Timestamp::from_millis(6).unwrap(),
+            dataset: dataset(on),
+        };
+        store
+            .append(vec![fraud(0.65, "canary"), fraud(0.81, "default")])
+            .await
+            .unwrap();
+        assert_eq!(read("accuracy", "canary").await.len(), 2);
+        assert_eq!(read("accuracy", "default").await.len(), 3);
+        let only_default = SeriesFilter {
+            dataset: DatasetScope::One(None),
+            ..SeriesFilter::default()
+        };
+        assert_eq!(store.list_series(&only_default).await.unwrap().len(), 2);
+        let (client, connection) = tokio_postgres::connect(database.url(), NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        let names: Vec<String> = client
+            .query("SELECT name FROM datasets ORDER BY name", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(names, ["canary", "prod"]);
+        drop(client);
+        let _ = driver.await;
     }
 
     /// The prune's statement can read the finished-rows index, with the cutoff as a

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use modelwatch_core::{
-    Dataset, Direction, Metric, MetricDefinition, Point, SeriesKey, TimeRange, Timestamp,
-    ValueRange,
+    Dataset, DatasetScope, Direction, Metric, MetricDefinition, Point, SeriesKey, TimeRange,
+    Timestamp, ValueRange,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::head;
-use super::writer::sort_keeping_last;
+use super::writer::{sort_keeping_last, SERIES_DATASET_IS_4};
 use crate::codec::{self, Columns};
 use crate::{SeriesFilter, SeriesInfo, StoreError};
 
@@ -36,14 +36,16 @@ impl Catalogue {
             return Ok(Some(id));
         }
         let id: Option<i64> = connection
-            .prepare_cached(
-                "SELECT id FROM series WHERE model = ?1 AND version = ?2 AND metric = ?3",
-            )?
+            .prepare_cached(&format!(
+                "SELECT id FROM series WHERE model = ?1 AND version = ?2 AND metric = ?3 AND {}",
+                SERIES_DATASET_IS_4
+            ))?
             .query_row(
                 params![
                     key.model.as_str(),
                     key.version.as_str(),
-                    key.metric.as_str()
+                    key.metric.as_str(),
+                    key.dataset.as_ref().map(Dataset::as_str),
                 ],
                 |row| row.get(0),
             )
@@ -386,18 +388,27 @@ pub fn list_series(
                 *span = (span.0.min(entry.min_ms), span.1.max(entry.max_ms));
             }
         }
+        // The default dataset (no name) sorts first, as `None` does in Rust.
         let mut statement = connection.prepare_cached(
-            "SELECT s.id, s.model, s.version, s.metric, min(c.min_ms), max(c.max_ms)
+            "SELECT s.id, s.model, s.version, s.metric, min(c.min_ms), max(c.max_ms), d.name
              FROM series s LEFT JOIN chunks c ON c.series_id = s.id
+                 LEFT JOIN datasets d ON d.id = s.dataset_id
              WHERE (?1 IS NULL OR s.model = ?1) AND (?2 IS NULL OR s.version = ?2)
                AND (?3 IS NULL OR s.metric = ?3)
+               AND (?4 OR (CASE WHEN ?5 IS NULL THEN s.dataset_id = 0 ELSE d.name = ?5 END))
              GROUP BY s.id
-             ORDER BY s.model, s.version, s.metric",
+             ORDER BY s.model, s.version, s.metric, d.name NULLS FIRST",
         )?;
+        let (every_dataset, dataset) = match &filter.dataset {
+            DatasetScope::Each => (true, None),
+            DatasetScope::One(dataset) => (false, dataset.as_ref().map(Dataset::as_str)),
+        };
         let mut rows = statement.query(params![
             filter.model.as_ref().map(|m| m.as_str()),
             filter.version.as_ref().map(|v| v.as_str()),
             filter.metric.as_ref().map(|m| m.as_str()),
+            every_dataset,
+            dataset,
         ])?;
         let mut found = Vec::new();
         while let Some(row) = rows.next()? {
@@ -417,7 +428,14 @@ pub fn list_series(
             let corrupt = |e: &dyn std::fmt::Display| {
                 StoreError::Corrupt(format!("series {model}/{version}/{metric}: {e}"))
             };
-            let key = SeriesKey::parse(&model, &version, &metric).map_err(|e| corrupt(&e))?;
+            let dataset: Option<String> = row.get(6)?;
+            let dataset = dataset
+                .map(Dataset::parse_owned)
+                .transpose()
+                .map_err(|e| corrupt(&e))?;
+            let key = SeriesKey::parse(&model, &version, &metric)
+                .map_err(|e| corrupt(&e))?
+                .with_dataset(dataset);
             let first = Timestamp::from_millis(span.0).map_err(|e| corrupt(&e))?;
             let last = Timestamp::from_millis(span.1).map_err(|e| corrupt(&e))?;
             found.push(SeriesInfo {

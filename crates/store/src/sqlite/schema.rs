@@ -7,8 +7,12 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use std::collections::BTreeMap;
 
+use rusqlite::{Connection, OptionalExtension, Transaction};
+
+use super::writer;
+use crate::codec::{self, Columns};
 use crate::StoreError;
 
 /// "mwat" in ASCII.
@@ -225,7 +229,126 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // What else a rule keeps per version between evaluations (past breaches, detector
     // state), as JSON; null in every existing row, which reads as an empty detail.
     (8, "ALTER TABLE alert_states ADD COLUMN detail TEXT;"),
+    // The dataset becomes part of the series: (model, version, metric, dataset), 0 for the
+    // default dataset, else a `datasets` id. SQLite cannot alter a UNIQUE constraint, so
+    // the catalogue is rebuilt (ids kept; foreign keys are off while migrating, see
+    // `migrate`). Every series was of the default dataset until now; the samples that
+    // carried another one are then moved into series of their own by
+    // `split_series_by_dataset`.
+    (
+        9,
+        "CREATE TABLE series_v9 (
+            id         INTEGER PRIMARY KEY,
+            model      TEXT NOT NULL,
+            version    TEXT NOT NULL,
+            metric     TEXT NOT NULL,
+            dataset_id INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (model, version, metric, dataset_id)
+        );
+        INSERT INTO series_v9 (id, model, version, metric)
+            SELECT id, model, version, metric FROM series;
+        DROP TABLE series;
+        ALTER TABLE series_v9 RENAME TO series;",
+    ),
 ];
+
+/// Work a migration needs beyond its SQL, run in the same transaction right after it.
+fn after_sql(version: i64, transaction: &Transaction<'_>) -> Result<(), StoreError> {
+    match version {
+        9 => split_series_by_dataset(transaction),
+        _ => Ok(()),
+    }
+}
+
+/// Schema 9: the samples of a series tagged with datasets move into one series per
+/// dataset, keeping every sample. Up to schema 8 a series held one sample per timestamp
+/// (whatever its dataset; the later write won), so the samples are read as a reader sees
+/// them — chunks in write order, later writes winning — and then split: no two datasets
+/// can clash at one time, and no overwritten sample comes back. The head is compacted
+/// first, so every sample sits in a chunk. A dataset literally named `default` is the
+/// default dataset from now on (that name is reserved for it).
+fn split_series_by_dataset(transaction: &Transaction<'_>) -> Result<(), StoreError> {
+    writer::compact_head(transaction, &mut writer::WriterState::default())?;
+    let default_named: Option<u32> = transaction
+        .query_row(
+            "SELECT id FROM datasets WHERE name = ?1",
+            [modelwatch_core::Dataset::DEFAULT_NAME],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let as_stored = |id: u32| if Some(id) == default_named { 0 } else { id };
+    let series: Vec<(i64, String, String, String)> = {
+        let mut statement =
+            transaction.prepare("SELECT id, model, version, metric FROM series ORDER BY id")?;
+        let rows = statement.query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (series_id, model, version, metric) in series {
+        let chunks: Vec<Vec<u8>> = {
+            let mut statement = transaction
+                .prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 ORDER BY id")?;
+            let rows = statement.query_map([series_id], |row| row.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut tagged = false;
+        for data in &chunks {
+            let mut columns = Columns::default();
+            codec::decode_into(data, &mut columns)?;
+            if columns.datasets.iter().any(|&id| id != 0) {
+                tagged = true;
+                break;
+            }
+        }
+        if !tagged {
+            continue;
+        }
+        let mut all = Columns::default();
+        for data in &chunks {
+            codec::decode_into(data, &mut all)?;
+        }
+        let all = writer::sort_keeping_last(all);
+        let mut by_dataset: BTreeMap<u32, Columns> = BTreeMap::new();
+        for ((&t, &value), &dataset) in all.timestamps.iter().zip(&all.values).zip(&all.datasets) {
+            let dataset = as_stored(dataset);
+            by_dataset
+                .entry(dataset)
+                .or_default()
+                .push(t, value, dataset);
+        }
+        transaction
+            .prepare_cached("DELETE FROM chunks WHERE series_id = ?1")?
+            .execute([series_id])?;
+        for (dataset_id, columns) in by_dataset {
+            let target = if dataset_id == 0 {
+                series_id
+            } else {
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO series (model, version, metric, dataset_id) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(rusqlite::params![model, version, metric, dataset_id])?;
+                transaction.last_insert_rowid()
+            };
+            for piece in writer::pieces(&columns) {
+                writer::insert_chunk(transaction, target, &piece)?;
+            }
+        }
+    }
+    if let Some(id) = default_named {
+        transaction.execute("DELETE FROM datasets WHERE id = ?1", [id])?;
+    }
+    let broken: Option<i64> = transaction
+        .query_row("PRAGMA foreign_key_check(chunks)", [], |row| row.get(1))
+        .optional()?;
+    if let Some(row) = broken {
+        return Err(StoreError::Corrupt(format!(
+            "chunk {row} refers to a series that does not exist"
+        )));
+    }
+    Ok(())
+}
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
@@ -251,6 +374,17 @@ pub fn migrate(connection: &mut Connection, path: &Path, target: i64) -> Result<
             supported: LATEST_VERSION,
         });
     }
+    // Rebuilding a table others refer to (schema 9's `series`) needs foreign keys off:
+    // SQLite would otherwise check the references to the dropped table. The pragma is
+    // ignored inside a transaction, hence here; a migration that rebuilds a table checks
+    // the references to it before committing.
+    connection.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let migrated = apply(connection, version, target);
+    connection.execute_batch("PRAGMA foreign_keys = ON")?;
+    migrated
+}
+
+fn apply(connection: &mut Connection, version: i64, target: i64) -> Result<(), StoreError> {
     for &(next, migration) in MIGRATIONS
         .iter()
         .filter(|(v, _)| *v > version && *v <= target)
@@ -264,6 +398,7 @@ pub fn migrate(connection: &mut Connection, path: &Path, target: i64) -> Result<
             continue;
         }
         transaction.execute_batch(migration)?;
+        after_sql(next, &transaction)?;
         transaction.execute_batch(&format!(
             "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {next};"
         ))?;

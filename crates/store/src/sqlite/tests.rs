@@ -530,3 +530,152 @@ async fn pruning_the_outbox_reads_the_finished_index() {
         "{plan:?}"
     );
 }
+
+/// What a schema 8 modelwatch (one series per model, version and metric, a dataset per
+/// sample) left behind becomes one series per dataset at schema 9, keeping every sample
+/// a reader saw — and none that a later write had replaced.
+#[tokio::test]
+async fn schema_8_series_are_split_by_dataset_keeping_every_sample() {
+    use crate::codec::{self, Columns};
+    use crate::{DatasetScope, SeriesFilter};
+    use modelwatch_core::Dataset;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wave1.db");
+    {
+        let mut connection = Connection::open(&path).unwrap();
+        schema::migrate(&mut connection, &path, 8).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO series (id, model, version, metric) VALUES
+                     (1, 'fraud', 'v1', 'accuracy'), (2, 'fraud', 'v1', 'latency');
+                 INSERT INTO datasets (id, name) VALUES (1, 'prod'), (2, 'canary'), (3, 'default');",
+            )
+            .unwrap();
+        let chunk = |points: &[(i64, f64, u32)]| {
+            let mut columns = Columns::default();
+            for &(t, value, dataset) in points {
+                columns.push(t, value, dataset);
+            }
+            columns
+        };
+        let insert_chunk = |series_id: i64, columns: &Columns| {
+            connection
+                .execute(
+                    "INSERT INTO chunks (series_id, min_ms, max_ms, count, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    rusqlite::params![
+                        series_id,
+                        columns.timestamps[0],
+                        columns.timestamps[columns.len() - 1],
+                        columns.len() as i64,
+                        codec::encode(columns)
+                    ],
+                )
+                .unwrap();
+        };
+        // prod, canary and untagged samples; a later chunk replaces canary's sample at 2
+        // with prod's; a sample tagged "default" at 4.
+        insert_chunk(1, &chunk(&[(1, 0.90, 1), (2, 0.70, 2), (3, 0.80, 0)]));
+        insert_chunk(1, &chunk(&[(2, 0.95, 1), (4, 0.85, 3)]));
+        insert_chunk(2, &chunk(&[(1, 20.0, 0), (2, 21.0, 0)]));
+        // A batch not compacted yet: canary at 5, latency at 3.
+        let row = super::head::encode(vec![
+            (1, chunk(&[(5, 0.75, 2)])),
+            (2, chunk(&[(3, 22.0, 0)])),
+        ]);
+        connection
+            .execute(
+                "INSERT INTO head (min_ms, max_ms, count, data) VALUES (3, 5, 2, ?1)",
+                [row],
+            )
+            .unwrap();
+    }
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let dataset = |name: &str| Dataset::parse_optional(name).unwrap();
+    let read = |metric: &str, on: &str| {
+        let key = SeriesKey::parse("fraud", "v1", metric)
+            .unwrap()
+            .with_dataset(dataset(on));
+        let store = &store;
+        async move {
+            store
+                .range(&key, TimeRange::all())
+                .await
+                .unwrap()
+                .iter()
+                .map(|p| (p.timestamp.as_millis(), p.value, p.dataset.clone()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let listed: Vec<String> = store
+        .list_series(&SeriesFilter {
+            model: Some(modelwatch_core::ModelName::parse("fraud").unwrap()),
+            ..SeriesFilter::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.key.to_string())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "fraud/v1/accuracy",
+            "fraud/v1/accuracy [canary]",
+            "fraud/v1/accuracy [prod]",
+            "fraud/v1/latency"
+        ]
+    );
+    assert_eq!(
+        read("accuracy", "default").await,
+        [(3, 0.80, None), (4, 0.85, None)]
+    );
+    assert_eq!(
+        read("accuracy", "prod").await,
+        [(1, 0.90, dataset("prod")), (2, 0.95, dataset("prod"))]
+    );
+    assert_eq!(
+        read("accuracy", "canary").await,
+        [(5, 0.75, dataset("canary"))]
+    );
+    assert_eq!(
+        read("latency", "default").await,
+        [(1, 20.0, None), (2, 21.0, None), (3, 22.0, None)]
+    );
+
+    // The migrated file takes new samples of each dataset, and "default" is no
+    // dataset of its own any more.
+    let fraud = |value: f64, on: &str| Sample {
+        model: modelwatch_core::ModelName::parse("fraud").unwrap(),
+        dataset: dataset(on),
+        value,
+        ..sample("accuracy", value, 6)
+    };
+    store
+        .append(vec![fraud(0.65, "canary"), fraud(0.81, "default")])
+        .await
+        .unwrap();
+    assert_eq!(read("accuracy", "canary").await.len(), 2);
+    assert_eq!(read("accuracy", "default").await.len(), 3);
+    let only_default = SeriesFilter {
+        dataset: DatasetScope::One(None),
+        ..SeriesFilter::default()
+    };
+    assert_eq!(store.list_series(&only_default).await.unwrap().len(), 2);
+    store.close().await.unwrap();
+    let connection = Connection::open(&path).unwrap();
+    let names: Vec<String> = connection
+        .prepare("SELECT name FROM datasets ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(names, ["canary", "prod"]);
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, LATEST_VERSION);
+}

@@ -191,10 +191,14 @@ impl WriterState {
     }
 
     /// Builds the cache key of a series in `key_buffer`.
-    fn cache_key(&mut self, key: (&str, &str, &str)) {
-        // Names cannot contain NUL (see core's name rules), so it separates them safely.
+    fn cache_key(&mut self, key: SeriesNames<'_>) {
+        // Names cannot contain NUL (see core's name rules), so it separates them safely;
+        // nor be empty, so "" is the default dataset unambiguously.
         self.key_buffer.clear();
-        for (i, part) in [key.0, key.1, key.2].into_iter().enumerate() {
+        for (i, part) in [key.0, key.1, key.2, key.3.unwrap_or("")]
+            .into_iter()
+            .enumerate()
+        {
             if i > 0 {
                 self.key_buffer.push('\0');
             }
@@ -206,7 +210,7 @@ impl WriterState {
     fn existing_series_id(
         &mut self,
         transaction: &Transaction<'_>,
-        key: (&str, &str, &str),
+        key: SeriesNames<'_>,
     ) -> Result<Option<i64>, StoreError> {
         self.cache_key(key);
         if let Some(id) = self
@@ -217,10 +221,11 @@ impl WriterState {
             return Ok(Some(*id));
         }
         let existing: Option<i64> = transaction
-            .prepare_cached(
-                "SELECT id FROM series WHERE model = ?1 AND version = ?2 AND metric = ?3",
-            )?
-            .query_row(params![key.0, key.1, key.2], |row| row.get(0))
+            .prepare_cached(&format!(
+                "SELECT id FROM series WHERE model = ?1 AND version = ?2 AND metric = ?3 AND {}",
+                SERIES_DATASET_IS_4
+            ))?
+            .query_row(params![key.0, key.1, key.2, key.3], |row| row.get(0))
             .optional()?;
         if let Some(id) = existing {
             self.learn_series(transaction, id)?;
@@ -240,11 +245,15 @@ impl WriterState {
     fn create_series(
         &mut self,
         transaction: &Transaction<'_>,
-        key: (&str, &str, &str),
+        key: SeriesNames<'_>,
+        dataset: Option<&Dataset>,
     ) -> Result<i64, StoreError> {
+        let dataset_id = self.dataset_id(transaction, dataset)?;
         transaction
-            .prepare_cached("INSERT INTO series (model, version, metric) VALUES (?1, ?2, ?3)")?
-            .execute(params![key.0, key.1, key.2])?;
+            .prepare_cached(
+                "INSERT INTO series (model, version, metric, dataset_id) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![key.0, key.1, key.2, dataset_id])?;
         let id = transaction.last_insert_rowid();
         self.cache_key(key);
         self.learn_series(transaction, id)?;
@@ -311,6 +320,15 @@ impl WriterState {
         small.chunks >= MAX_SMALL_CHUNKS || (small.chunks >= 2 && small.points >= SEALED_CHUNK_LEN)
     }
 }
+
+/// A series' names: model, version, metric and dataset (`None`: the default one).
+type SeriesNames<'a> = (&'a str, &'a str, &'a str, Option<&'a str>);
+
+/// The condition matching a series (`series`, unaliased) whose dataset is named by
+/// parameter 4, null for the default dataset (stored as 0). A name no dataset has
+/// matches nothing.
+pub(super) const SERIES_DATASET_IS_4: &str = "dataset_id = CASE WHEN ?4 IS NULL THEN 0
+    ELSE (SELECT id FROM datasets WHERE name = ?4) END";
 
 /// The condition selecting a series' mergeable small chunks (see [`SEALED_CHUNK_LEN`]);
 /// binds the series id as `?1` and [`SEALED_CHUNK_LEN`] as `?2`.
@@ -423,20 +441,21 @@ pub fn append(
     validate_batch(samples, &load_custom_metrics(transaction)?)?;
     // FxHash: the grouping hashes three names per sample, and SipHash's DoS resistance buys
     // nothing for keys that are already validated names of our own batch.
-    let mut groups: FxHashMap<(&str, &str, &str), Vec<usize>> = FxHashMap::default();
+    let mut groups: FxHashMap<SeriesNames<'_>, Vec<usize>> = FxHashMap::default();
     for (index, sample) in samples.iter().enumerate() {
         groups
             .entry((
                 sample.model.as_str(),
                 sample.version.as_str(),
                 sample.metric.as_str(),
+                sample.dataset.as_ref().map(Dataset::as_str),
             ))
             .or_default()
             .push(index);
     }
     // Series that exist, then the new ones, checked against the limits before any is
     // created.
-    let mut ids: FxHashMap<(&str, &str, &str), i64> = FxHashMap::default();
+    let mut ids: FxHashMap<SeriesNames<'_>, i64> = FxHashMap::default();
     let mut new_by_model: BTreeMap<ModelName, usize> = BTreeMap::new();
     for (key, indices) in &groups {
         match state.existing_series_id(transaction, *key)? {
@@ -472,8 +491,13 @@ pub fn append(
     for (key, mut indices) in groups {
         let series_id = match ids.get(&key) {
             Some(id) => *id,
-            None => state.create_series(transaction, key)?,
+            None => {
+                let dataset = samples[indices[0]].dataset.as_ref();
+                state.create_series(transaction, key, dataset)?
+            }
         };
+        // Every point of a series has the series' dataset.
+        let dataset = state.dataset_id(transaction, samples[indices[0]].dataset.as_ref())?;
         // Stable sort keeps input order among equal timestamps; the last one wins.
         indices.sort_by_key(|&i| samples[i].timestamp);
         let mut columns = Columns::default();
@@ -485,7 +509,6 @@ pub fn append(
             if next_same {
                 continue;
             }
-            let dataset = state.dataset_id(transaction, sample.dataset.as_ref())?;
             columns.push(sample.timestamp.as_millis(), sample.value, dataset);
         }
         min_ms = min_ms.min(columns.timestamps[0]);
@@ -499,7 +522,7 @@ pub fn append(
     Ok(())
 }
 
-fn insert_chunk(
+pub(super) fn insert_chunk(
     transaction: &Transaction<'_>,
     series_id: i64,
     columns: &Columns,
@@ -606,7 +629,7 @@ pub(super) fn compact_head(
 }
 
 /// Splits time-ordered columns into chunks of at most [`MAX_CHUNK_LEN`] points.
-fn pieces(columns: &Columns) -> impl Iterator<Item = Columns> + '_ {
+pub(super) fn pieces(columns: &Columns) -> impl Iterator<Item = Columns> + '_ {
     (0..columns.len()).step_by(MAX_CHUNK_LEN).map(|start| {
         let end = (start + MAX_CHUNK_LEN).min(columns.len());
         Columns {
