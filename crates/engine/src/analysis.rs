@@ -15,10 +15,10 @@ use modelwatch_core::health::{
     performance_history, HealthOptions, MetricSeries, PerformanceHistory,
 };
 use modelwatch_core::{
-    Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange, Timestamp, ValidationError,
-    Version,
+    Dataset, DatasetScope, Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange,
+    Timestamp, ValidationError, Version,
 };
-use modelwatch_store::{MetricStore, Pages, StoreError};
+use modelwatch_store::{MetricStore, Pages, SeriesFilter, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
@@ -120,11 +120,33 @@ pub async fn check_degradation(
     ))
 }
 
-/// Checks every metric the version has, reusing one detector's buffers.
+/// The metrics a version has samples of in one dataset (`None`: the default one).
+pub async fn metrics_in(
+    store: &dyn MetricStore,
+    model: &ModelName,
+    version: &Version,
+    dataset: Option<&Dataset>,
+) -> Result<Vec<Metric>, StoreError> {
+    let filter = SeriesFilter {
+        model: Some(model.clone()),
+        version: Some(version.clone()),
+        metric: None,
+        dataset: DatasetScope::One(dataset.cloned()),
+    };
+    Ok(store
+        .list_series(&filter)
+        .await?
+        .into_iter()
+        .map(|s| s.key.metric)
+        .collect())
+}
+
+/// Checks every metric the version has in `dataset`, reusing one detector's buffers.
 pub async fn check_all_metrics(
     store: &dyn MetricStore,
     model: &ModelName,
     version: &Version,
+    dataset: Option<&Dataset>,
     spec: &WindowSpec,
     options: &DetectionOptions,
     now: Timestamp,
@@ -133,8 +155,9 @@ pub async fn check_all_metrics(
     let mut detector = Detector::default();
     let mut budget = Budget::new();
     let mut results = Vec::new();
-    for metric in store.metrics(model, version).await? {
-        let key = SeriesKey::new(model.clone(), version.clone(), metric);
+    for metric in metrics_in(store, model, version, dataset).await? {
+        let key =
+            SeriesKey::new(model.clone(), version.clone(), metric).with_dataset(dataset.cloned());
         let (definition, points) = fetch(store, &key, &windows, &mut budget).await?;
         results.push(check_at(
             &mut detector,
@@ -190,20 +213,23 @@ pub struct VersionAnalysis {
     pub open_alerts: Vec<Alert>,
 }
 
-/// Analyses `model`/`version` over `range` (its end is "now" for the checks), with the
-/// version's `open_alerts` (other versions' and resolved ones are left out).
+/// Analyses `model`/`version` on one dataset (`None`: the default one) over `range`
+/// (its end is "now" for the checks), with the version's `open_alerts` (other versions'
+/// and resolved ones are left out). Datasets are never mixed: each is its own analysis.
 pub async fn analyse_version(
     store: &dyn MetricStore,
     model: &ModelName,
     version: &Version,
+    dataset: Option<&Dataset>,
     range: TimeRange,
     open_alerts: Vec<Alert>,
     options: &HealthOptions,
 ) -> Result<VersionAnalysis, AnalysisError> {
     let mut fetched: Vec<(MetricDefinition, Vec<Point>)> = Vec::new();
     let mut budget = Budget::new();
-    for metric in store.metrics(model, version).await? {
-        let key = SeriesKey::new(model.clone(), version.clone(), metric.clone());
+    for metric in metrics_in(store, model, version, dataset).await? {
+        let key = SeriesKey::new(model.clone(), version.clone(), metric.clone())
+            .with_dataset(dataset.cloned());
         let points = budget.range(store, &key, range).await?;
         fetched.push((store.definition(&metric).await?, points));
     }
@@ -217,6 +243,7 @@ pub async fn analyse_version(
         store,
         model,
         version,
+        dataset,
         &analysis_spec(),
         &DetectionOptions::default(),
         now,
@@ -241,42 +268,37 @@ pub async fn history(
     store: &dyn MetricStore,
     model: &ModelName,
     version: &Version,
+    dataset: Option<&Dataset>,
     range: TimeRange,
     options: &HealthOptions,
 ) -> Result<PerformanceHistory, AnalysisError> {
     Ok(
-        analyse_version(store, model, version, range, Vec::new(), options)
+        analyse_version(store, model, version, dataset, range, Vec::new(), options)
             .await?
             .history,
     )
 }
 
-/// Champion (`a`) against challenger (`b`) on one metric over `range`.
+/// Champion (`a`) against challenger (`b`) on one metric of one dataset over `range`.
+#[allow(clippy::too_many_arguments)]
 pub async fn compare(
     store: &dyn MetricStore,
     model: &ModelName,
     champion: &Version,
     challenger: &Version,
     metric: &Metric,
+    dataset: Option<&Dataset>,
     range: TimeRange,
     options: &CompareOptions,
 ) -> Result<VersionComparison, AnalysisError> {
     let definition = store.definition(metric).await?;
     let mut budget = Budget::new();
-    let a = budget
-        .range(
-            store,
-            &SeriesKey::new(model.clone(), champion.clone(), metric.clone()),
-            range,
-        )
-        .await?;
-    let b = budget
-        .range(
-            store,
-            &SeriesKey::new(model.clone(), challenger.clone(), metric.clone()),
-            range,
-        )
-        .await?;
+    let series = |version: &Version| {
+        SeriesKey::new(model.clone(), version.clone(), metric.clone())
+            .with_dataset(dataset.cloned())
+    };
+    let a = budget.range(store, &series(champion), range).await?;
+    let b = budget.range(store, &series(challenger), range).await?;
     Ok(compare_versions(
         model,
         &definition,
@@ -359,9 +381,16 @@ mod tests {
         let fraud = ModelName::parse("fraud").unwrap();
         let v1 = Version::parse("v1").unwrap();
         let everything = TimeRange::new(Timestamp::MIN, now);
-        let error = history(&store, &fraud, &v1, everything, &HealthOptions::default())
-            .await
-            .unwrap_err();
+        let error = history(
+            &store,
+            &fraud,
+            &v1,
+            None,
+            everything,
+            &HealthOptions::default(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(&error, AnalysisError::TooManyPoints { series, limit }
                 if *series == key && *limit == MAX_ANALYSIS_POINTS),
@@ -377,6 +406,7 @@ mod tests {
             &v1,
             &v1,
             &key.metric,
+            None,
             everything,
             &Default::default(),
         )
@@ -388,9 +418,74 @@ mod tests {
         );
         // The last day is well within it.
         let day = last_hours(24.0, now).unwrap();
-        assert!(history(&store, &fraud, &v1, day, &HealthOptions::default())
+        assert!(
+            history(&store, &fraud, &v1, None, day, &HealthOptions::default())
+                .await
+                .is_ok()
+        );
+    }
+
+    /// A canary's drop is the canary's: the default dataset's check of the same metric
+    /// stays ok, and each dataset is analysed only from its own samples.
+    #[tokio::test]
+    async fn datasets_are_checked_and_analysed_apart() {
+        let (store, now) = store_with_drop(0.0).await;
+        let (dropped, _) = store_with_drop(0.09).await;
+        let canary = Dataset::parse("canary").unwrap();
+        let everything = TimeRange::new(Timestamp::MIN, now);
+        let key = SeriesKey::parse("fraud", "v1", "accuracy").unwrap();
+        let samples: Vec<Sample> = dropped
+            .range(&key, everything)
             .await
-            .is_ok());
+            .unwrap()
+            .into_iter()
+            .map(|point| Sample {
+                dataset: Some(canary.clone()),
+                ..sample("v1", "accuracy", point.value, point.timestamp.as_millis())
+            })
+            .collect();
+        store.append(samples).await.unwrap();
+        let (fraud, v1) = (key.model.clone(), key.version.clone());
+        let spec = WindowSpec {
+            comparison_hours: Some(1),
+            reference: None,
+            ..WindowSpec::default()
+        };
+        let check = |dataset: Option<Dataset>| {
+            let (store, fraud, v1, spec) = (&store, &fraud, &v1, &spec);
+            async move {
+                let results = check_all_metrics(
+                    store,
+                    fraud,
+                    v1,
+                    dataset.as_ref(),
+                    spec,
+                    &DetectionOptions::default(),
+                    now,
+                )
+                .await
+                .unwrap();
+                assert_eq!(results.len(), 1);
+                results[0].status
+            }
+        };
+        assert_eq!(check(None).await, DegradationStatus::Ok);
+        assert_eq!(
+            check(Some(canary.clone())).await,
+            DegradationStatus::Degraded
+        );
+        let analysed = analyse_version(
+            &store,
+            &fraud,
+            &v1,
+            Some(&canary),
+            last_hours(24.0, now).unwrap(),
+            Vec::new(),
+            &HealthOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(analysed.degradations[0].status, DegradationStatus::Degraded);
     }
 
     #[tokio::test]
@@ -470,6 +565,7 @@ mod tests {
             &store,
             &model,
             &version,
+            None,
             &spec,
             &DetectionOptions::default(),
             now,
@@ -487,7 +583,7 @@ mod tests {
         let model = ModelName::parse("fraud").unwrap();
         let v1 = Version::parse("v1").unwrap();
         let range = last_hours(24.0, now).unwrap();
-        let history = history(&store, &model, &v1, range, &HealthOptions::default())
+        let history = history(&store, &model, &v1, None, range, &HealthOptions::default())
             .await
             .unwrap();
         assert_eq!(history.total_snapshots, 24 * 60);
@@ -502,6 +598,7 @@ mod tests {
             &v1,
             &v2,
             &Metric::Accuracy,
+            None,
             range,
             &CompareOptions::default(),
         )

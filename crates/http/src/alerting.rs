@@ -15,7 +15,7 @@ use modelwatch_core::alerting::{
 use modelwatch_core::compare::CompareOptions;
 use modelwatch_core::detection::{significance_level, DetectionOptions, Seasonality, WindowSpec};
 use modelwatch_core::health::HealthOptions;
-use modelwatch_core::{Metric, SeriesKey, TimeRange, Timestamp};
+use modelwatch_core::{Dataset, Metric, ModelName, SeriesKey, TimeRange, Timestamp, Version};
 use modelwatch_engine::analysis::{self, AnalysisError};
 use modelwatch_engine::{Engine, EngineError};
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::series::{parse_model, parse_time, parse_version};
+use crate::series::{parse_dataset, parse_model, parse_time, parse_version};
 use crate::AppState;
 
 impl From<EngineError> for ApiError {
@@ -680,24 +680,24 @@ pub struct HistoryQuery {
     /// or `all` for the version's whole history.
     #[param(value_type = Option<String>, pattern = "^([0-9]*[.]?[0-9]+|all)$", example = "168")]
     pub hours: Option<String>,
+    /// The dataset (segment) to analyse: a name, or `default` (the default, for samples
+    /// sent without one). Datasets are never mixed.
+    pub dataset: Option<String>,
 }
 
-/// The version's analysis over the last `hours`, with its open alerts when the server
-/// has alerting: [`analysis::analyse_version`].
+/// The version's analysis of one dataset over the last `hours`, with its open alerts
+/// when the server has alerting: [`analysis::analyse_version`].
 async fn analyse(
     state: &AppState,
     model: &str,
     version: &str,
-    hours: Option<&str>,
+    query: &HistoryQuery,
 ) -> ApiResult<analysis::VersionAnalysis> {
     let (model, version) = (parse_model(model)?, parse_version(version)?);
-    let range = analysis::window(window_hours(hours)?, state.now());
+    let dataset = parse_dataset(query.dataset.as_deref())?;
+    let range = analysis::window(window_hours(query.hours.as_deref())?, state.now());
     let _turn = state.expensive().await?;
-    if state.store().metrics(&model, &version).await?.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no samples of {model} {version}"
-        )));
-    }
+    no_samples_is_not_found(state, &model, &version, dataset.as_ref()).await?;
     let open_alerts = match &state.inner.engine {
         Some(engine) => engine.open_alerts(Some(&model)).await?,
         None => Vec::new(),
@@ -706,12 +706,32 @@ async fn analyse(
         &**state.store(),
         &model,
         &version,
+        dataset.as_ref(),
         range,
         open_alerts,
         &HealthOptions::default(),
     )
     .await
     .map_err(analysis_error("hours"))
+}
+
+/// A 404 naming the dataset when a version has no samples in it.
+async fn no_samples_is_not_found(
+    state: &AppState,
+    model: &ModelName,
+    version: &Version,
+    dataset: Option<&Dataset>,
+) -> ApiResult<()> {
+    if !analysis::metrics_in(&**state.store(), model, version, dataset)
+        .await?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    Err(ApiError::NotFound(match dataset {
+        None => format!("no samples of {model} {version}"),
+        Some(dataset) => format!("no samples of {model} {version} in dataset {dataset}"),
+    }))
 }
 
 /// Performance history and health of a model version (the `history` of its analysis:
@@ -727,11 +747,7 @@ pub async fn version_history(
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query?;
-    to_json(
-        &analyse(&state, &model, &version, query.hours.as_deref())
-            .await?
-            .history,
-    )
+    to_json(&analyse(&state, &model, &version, &query).await?.history)
 }
 
 /// A model version's analysis, as the dashboard's model page and `modelwatch monitor`
@@ -749,7 +765,7 @@ pub async fn version_analysis(
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query?;
-    to_json(&analyse(&state, &model, &version, query.hours.as_deref()).await?)
+    to_json(&analyse(&state, &model, &version, &query).await?)
 }
 
 /// Evaluates the enabled rules of one model version now, as `modelwatch evaluate MODEL
@@ -787,6 +803,8 @@ pub struct DegradationQuery {
     pub seasonal: Option<String>,
     /// The significance level of every test, between 0 and 0.5 (default: the detector's).
     pub alpha: Option<f64>,
+    /// The dataset (segment) to check: a name, or `default` (the default).
+    pub dataset: Option<String>,
 }
 
 /// Degradation check(s) with significance.
@@ -801,6 +819,7 @@ pub async fn degradation(
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query?;
     let (model, version) = (parse_model(&model)?, parse_version(&version)?);
+    let dataset = parse_dataset(query.dataset.as_deref())?;
     let mut spec = WindowSpec::default();
     if let Some(hours) = query.baseline_hours {
         spec.baseline_hours = hours;
@@ -826,14 +845,10 @@ pub async fn degradation(
     };
     let store = &**state.store();
     let now: Timestamp = state.now();
-    if store.metrics(&model, &version).await?.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no samples of {model} {version}"
-        )));
-    }
+    no_samples_is_not_found(&state, &model, &version, dataset.as_ref()).await?;
     let results = match query.metric.as_deref() {
         Some(metric) => {
-            let key = SeriesKey::new(model, version, Metric::parse(metric)?);
+            let key = SeriesKey::new(model, version, Metric::parse(metric)?).with_dataset(dataset);
             if store.latest(&key).await?.is_none() {
                 return Err(ApiError::NotFound(format!("no series {key}")));
             }
@@ -843,9 +858,17 @@ pub async fn degradation(
                     .map_err(analysis_error("baseline_hours"))?,
             ]
         }
-        None => analysis::check_all_metrics(store, &model, &version, &spec, &options, now)
-            .await
-            .map_err(analysis_error("baseline_hours"))?,
+        None => analysis::check_all_metrics(
+            store,
+            &model,
+            &version,
+            dataset.as_ref(),
+            &spec,
+            &options,
+            now,
+        )
+        .await
+        .map_err(analysis_error("baseline_hours"))?,
     };
     to_json(&serde_json::json!({ "results": results }))
 }
@@ -861,6 +884,8 @@ pub struct CompareQuery {
     pub metric: String,
     /// The last `hours`, more than 0 and at most 70389527 (default 24).
     pub hours: Option<f64>,
+    /// The dataset (segment) both versions are compared on: a name, or `default`.
+    pub dataset: Option<String>,
 }
 
 /// Champion vs challenger on one metric.
@@ -880,6 +905,7 @@ pub async fn compare(
     let b = modelwatch_core::Version::parse(&query.b)
         .map_err(|e| ApiError::bad_request("b", e.message))?;
     let metric = Metric::parse(&query.metric)?;
+    let dataset = parse_dataset(query.dataset.as_deref())?;
     let range = analysis::last_hours(query.hours.unwrap_or(24.0), state.now())?;
     let _turn = state.expensive().await?;
     let comparison = analysis::compare(
@@ -888,6 +914,7 @@ pub async fn compare(
         &a,
         &b,
         &metric,
+        dataset.as_ref(),
         range,
         &CompareOptions::default(),
     )

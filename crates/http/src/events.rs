@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use modelwatch_core::{Sample, SeriesKey, Timestamp};
+use modelwatch_core::{Dataset, Sample, SeriesKey, Timestamp};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use tokio::sync::{broadcast, Notify};
@@ -29,6 +29,8 @@ pub struct SeriesUpdate {
     pub model: String,
     pub version: String,
     pub metric: String,
+    /// The dataset: a name, or `default`.
+    pub dataset: String,
     /// How many samples arrived.
     pub count: u64,
     pub last_value: f64,
@@ -76,6 +78,7 @@ impl SeriesUpdate {
             model: key.model.to_string(),
             version: key.version.to_string(),
             metric: key.metric.to_string(),
+            dataset: Dataset::name_of(key.dataset.as_ref()).to_owned(),
             count: 0,
             last_value: value,
             last_timestamp: String::new(),
@@ -116,7 +119,8 @@ pub struct Arrivals(Vec<SeriesUpdate>);
 
 impl Arrivals {
     pub fn of(samples: &[Sample]) -> Arrivals {
-        let mut slots: FxHashMap<(&str, &str, &str), usize> = FxHashMap::default();
+        type Names<'a> = (&'a str, &'a str, &'a str, Option<&'a str>);
+        let mut slots: FxHashMap<Names<'_>, usize> = FxHashMap::default();
         let mut updates: Vec<SeriesUpdate> = Vec::new();
         let mut previous: Option<(&Sample, usize)> = None;
         for sample in samples {
@@ -125,7 +129,8 @@ impl Arrivals {
                 Some((p, slot))
                     if p.metric == sample.metric
                         && p.version == sample.version
-                        && p.model == sample.model =>
+                        && p.model == sample.model
+                        && p.dataset == sample.dataset =>
                 {
                     slot
                 }
@@ -134,6 +139,7 @@ impl Arrivals {
                         sample.model.as_str(),
                         sample.version.as_str(),
                         sample.metric.as_str(),
+                        sample.dataset.as_ref().map(Dataset::as_str),
                     ))
                     .or_insert_with(|| {
                         updates.push(SeriesUpdate::first(sample.series(), sample.value));

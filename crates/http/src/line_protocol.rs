@@ -203,7 +203,7 @@ fn parse_line(
         match key {
             "model" => model = Some(ModelName::parse(&value).map_err(named)?),
             "version" => version = Some(Version::parse(&value).map_err(named)?),
-            "dataset" => dataset = Some(Dataset::parse(&value).map_err(named)?),
+            "dataset" => dataset = Dataset::parse_optional(&value).map_err(named)?,
             _ => {} // Telegraf adds host and others; they carry no meaning here.
         }
     }

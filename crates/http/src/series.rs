@@ -202,6 +202,9 @@ pub async fn ingest(
 pub struct ModelEntry {
     pub model: String,
     pub versions: Vec<String>,
+    /// The datasets (segments) it has samples of: `default` (samples sent without one)
+    /// first, then by name.
+    pub datasets: Vec<String>,
     /// RFC 3339: the first and last sample of any of its series.
     pub first_timestamp: String,
     pub last_timestamp: String,
@@ -228,6 +231,7 @@ pub async fn list_models(State(state): State<AppState>) -> ApiResult<Json<Models
     )
     .into_iter()
     .map(|group| ModelEntry {
+        datasets: datasets_of(&series, |s| s.key.model.as_str() == group.key),
         model: group.key.to_owned(),
         versions: group.members,
         first_timestamp: group.first.to_rfc3339(),
@@ -235,6 +239,24 @@ pub async fn list_models(State(state): State<AppState>) -> ApiResult<Json<Models
     })
     .collect();
     Ok(Json(ModelsResponse { models }))
+}
+
+/// The datasets of the series `of` picks, `default` first, then by name.
+fn datasets_of(series: &[SeriesInfo], of: impl Fn(&SeriesInfo) -> bool) -> Vec<String> {
+    let found: std::collections::BTreeSet<Option<&Dataset>> = series
+        .iter()
+        .filter(|s| of(s))
+        .map(|s| s.key.dataset.as_ref())
+        .collect();
+    found
+        .into_iter()
+        .map(|dataset| Dataset::name_of(dataset).to_owned())
+        .collect()
+}
+
+/// A dataset filter as queries write it: a name, or `default` (absent: the default).
+pub(crate) fn parse_dataset(text: Option<&str>) -> ApiResult<Option<Dataset>> {
+    Ok(text.map(Dataset::parse_optional).transpose()?.flatten())
 }
 
 /// Runs of consecutive series sharing a key (the listing is ordered by model, version,
@@ -277,6 +299,8 @@ fn group_series<'a>(
 pub struct VersionEntry {
     pub version: String,
     pub metrics: Vec<String>,
+    /// The datasets (segments) it has samples of: `default` first, then by name.
+    pub datasets: Vec<String>,
     pub first_timestamp: String,
     /// RFC 3339: the version's newest sample, of any metric.
     pub last_timestamp: String,
@@ -347,6 +371,7 @@ pub async fn list_versions(
         .into_iter()
         .zip(intervals)
         .map(|(group, usual)| VersionEntry {
+            datasets: datasets_of(&series, |s| s.key.version.as_str() == group.key),
             version: group.key.to_owned(),
             metrics: group.members,
             first_timestamp: group.first.to_rfc3339(),
@@ -416,6 +441,9 @@ pub struct SeriesQuery {
     /// At most this many points (default 1000, at most 100000); more are downsampled into
     /// buckets that keep each bucket's minimum and maximum.
     pub max_points: Option<usize>,
+    /// The dataset (segment): a name, or `default` (default: the default dataset,
+    /// samples sent without one).
+    pub dataset: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -467,6 +495,8 @@ pub struct SeriesResponse {
     pub model: String,
     pub version: String,
     pub metric: String,
+    /// The dataset: a name, or `default`.
+    pub dataset: String,
     /// higher_is_better or lower_is_better
     pub direction: String,
     pub from: String,
@@ -585,7 +615,8 @@ pub async fn series_points(
         parse_model(&model)?,
         parse_version(&version)?,
         Metric::parse(&metric)?,
-    );
+    )
+    .with_dataset(parse_dataset(query.dataset.as_deref())?);
     let to = query
         .to
         .as_deref()
@@ -632,6 +663,7 @@ pub async fn series_points(
         model: key.model.to_string(),
         version: key.version.to_string(),
         metric: key.metric.to_string(),
+        dataset: Dataset::name_of(key.dataset.as_ref()).to_owned(),
         direction: direction.as_str().to_owned(),
         from: from.to_rfc3339(),
         to: to.map(|t| t.to_rfc3339()),

@@ -189,6 +189,7 @@ fn sample(metric: &str, value: f64, ms: i64) -> Value {
 
 const METRICS: &str = "/api/v1/metrics";
 const SERIES: &str = "/api/v1/models/{model}/versions/{version}/metrics/{metric}";
+const ANALYSIS: &str = "/api/v1/models/{model}/versions/{version}/analysis";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_go_in_and_come_back_out() {
@@ -486,12 +487,63 @@ async fn line_protocol_maps_tags_and_fields_and_names_bad_lines() {
             None,
         )
         .await;
-    assert_eq!(reply.body["points"][0]["value"], 0.91);
-    assert_eq!(reply.body["points"][0]["dataset"], "canary");
+    assert_eq!(reply.body["points"][0]["value"], 0.92);
+    assert_eq!(reply.body["dataset"], "default");
     assert_eq!(
-        reply.body["points"][1]["timestamp"],
+        reply.body["points"][0]["timestamp"],
         "2024-05-01T12:01:00.000Z"
     );
+    let canary = app
+        .call(
+            Method::GET,
+            SERIES,
+            "/api/v1/models/fraud/versions/v2/metrics/accuracy?from=0&dataset=canary",
+            None,
+        )
+        .await;
+    assert_eq!(canary.body["points"][0]["value"], 0.91);
+    assert_eq!(canary.body["points"][0]["dataset"], "canary");
+    assert_eq!(canary.body["dataset"], "canary");
+    let models = app
+        .call(Method::GET, "/api/v1/models", "/api/v1/models", None)
+        .await;
+    assert_eq!(
+        models.body["models"][0]["datasets"],
+        serde_json::json!(["default", "canary"])
+    );
+    let analysis = app
+        .call(
+            Method::GET,
+            ANALYSIS,
+            "/api/v1/models/fraud/versions/v2/analysis?dataset=canary&hours=all",
+            None,
+        )
+        .await;
+    assert_eq!(analysis.status, StatusCode::OK);
+    assert_eq!(analysis.body["history"]["total_snapshots"], 2);
+    let absent = app
+        .call(
+            Method::GET,
+            "/api/v1/models/{model}/versions/{version}/degradation",
+            "/api/v1/models/fraud/versions/v2/degradation?dataset=prod",
+            None,
+        )
+        .await;
+    assert_eq!(absent.status, StatusCode::NOT_FOUND);
+    assert!(absent.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("in dataset prod"));
+    let bad = app
+        .call(
+            Method::GET,
+            ANALYSIS,
+            "/api/v1/models/fraud/versions/v2/analysis?dataset=a/b",
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["error"]["field"], "dataset");
 
     let body = "model_metrics,model=fraud,version=v2 accuracy=0.5\nmodel_metrics,model=fraud accuracy=0.5\n";
     let response = app

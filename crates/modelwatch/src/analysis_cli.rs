@@ -13,10 +13,10 @@ use modelwatch_core::detection::{
 };
 use modelwatch_core::health::{HealthOptions, OverallHealth, PerformanceHistory, Trend};
 use modelwatch_core::stats::format_p_value;
-use modelwatch_core::{Metric, ModelName, SeriesKey, Version};
+use modelwatch_core::{Dataset, Metric, ModelName, SeriesKey, Version};
 use modelwatch_engine::analysis;
 use modelwatch_engine::Engine;
-use modelwatch_store::{MetricStore, SeriesFilter, Stores};
+use modelwatch_store::{MetricStore, SeriesFilter, SeriesInfo, Stores};
 use serde::Serialize;
 
 use crate::output::{count, emit, number, parse_hours, Format, Hours, Table};
@@ -51,6 +51,16 @@ pub struct CheckArgs {
     /// with the same windows and `--alpha` decides as this does.
     #[arg(long, value_parser = parse_alpha)]
     pub alpha: Option<f64>,
+    /// The dataset (segment), e.g. prod or canary; `default` (the default) is the samples
+    /// recorded without one. Datasets are never mixed.
+    #[arg(long, value_name = "NAME|default")]
+    pub dataset: Option<String>,
+}
+
+/// A `--dataset` value: a name, or `default` (the default dataset, `None`, as without
+/// the option).
+pub fn dataset_arg(text: Option<&str>) -> Result<Option<Dataset>> {
+    Ok(text.map(Dataset::parse_optional).transpose()?.flatten())
 }
 
 fn parse_alpha(text: &str) -> Result<f64, String> {
@@ -70,6 +80,10 @@ pub struct MonitorArgs {
     /// degradation checks always compare the last hour with the 24 before it.
     #[arg(long, default_value = "24", value_name = "HOURS|all", value_parser = parse_hours)]
     pub hours: Hours,
+    /// The dataset (segment), e.g. prod or canary; `default` (the default) is the samples
+    /// recorded without one. Datasets are never mixed.
+    #[arg(long, value_name = "NAME|default")]
+    pub dataset: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +99,10 @@ pub struct CompareArgs {
     /// The samples of the last HOURS (fractions too), or `all`.
     #[arg(long, default_value = "24", value_name = "HOURS|all", value_parser = parse_hours)]
     pub hours: Hours,
+    /// The dataset (segment), e.g. prod or canary; `default` (the default) is the samples
+    /// recorded without one. Datasets are never mixed.
+    #[arg(long, value_name = "NAME|default")]
+    pub dataset: Option<String>,
 }
 
 /// A window's hours, in the range the analysis takes.
@@ -198,13 +216,14 @@ fn print_degradation(result: &DegradationResult) -> std::io::Result<()> {
     outln!("  → {}", result.recommendation)
 }
 
-/// Fails unless `model` (and `version`, and `metric`) has samples, naming what exists:
-/// a misspelt name is an error, not "insufficient data".
+/// Fails unless `model` (and `version`, and `metric`, in `dataset`) has samples, naming
+/// what exists: a misspelt name is an error, not "insufficient data".
 pub async fn ensure_recorded(
     store: &dyn MetricStore,
     model: &ModelName,
     version: Option<&Version>,
     metric: Option<&Metric>,
+    dataset: Option<&Dataset>,
 ) -> Result<()> {
     let all = store.list_series(&SeriesFilter::default()).await?;
     let listing = |names: Vec<String>| -> String {
@@ -240,10 +259,36 @@ pub async fn ensure_recorded(
             listing(of_model.iter().map(|s| s.key.version.to_string()).collect())
         );
     }
-    let Some(metric) = metric else {
-        return Ok(());
+    let of_metric: Vec<_> = of_version
+        .iter()
+        .filter(|s| metric.is_none_or(|m| s.key.metric == *m))
+        .collect();
+    let in_dataset = |found: &[&&&SeriesInfo]| -> Result<()> {
+        if found.iter().any(|s| s.key.dataset.as_ref() == dataset) {
+            return Ok(());
+        }
+        let what = match metric {
+            Some(metric) => format!("{model} {version} {metric}"),
+            None => format!("{model} {version}"),
+        };
+        let mut names: Vec<Option<&Dataset>> =
+            found.iter().map(|s| s.key.dataset.as_ref()).collect();
+        names.sort();
+        bail!(
+            "{what} has no samples in dataset {} (datasets: {}; choose one with --dataset)",
+            Dataset::name_of(dataset),
+            listing(
+                names
+                    .into_iter()
+                    .map(|d| Dataset::name_of(d).to_owned())
+                    .collect()
+            )
+        )
     };
-    if !of_version.iter().any(|s| s.key.metric == *metric) {
+    let Some(metric) = metric else {
+        return in_dataset(&of_metric);
+    };
+    if of_metric.is_empty() {
         let hint = match Metric::likely_misspelling_of(metric.as_str()) {
             Some(meant) => format!("; did you mean {meant}?"),
             None => String::new(),
@@ -258,7 +303,7 @@ pub async fn ensure_recorded(
             )
         );
     }
-    Ok(())
+    in_dataset(&of_metric)
 }
 
 /// `check`'s exit status for a verdict (see [`CHECK_EXIT_CODES`]).
@@ -271,8 +316,16 @@ pub fn check_exit_code(status: DegradationStatus) -> ExitCode {
 }
 
 pub async fn check(store: &dyn MetricStore, args: CheckArgs, format: Format) -> Result<ExitCode> {
-    let key = SeriesKey::parse(&args.model, &args.version, &args.metric)?;
-    ensure_recorded(store, &key.model, Some(&key.version), Some(&key.metric)).await?;
+    let key = SeriesKey::parse(&args.model, &args.version, &args.metric)?
+        .with_dataset(dataset_arg(args.dataset.as_deref())?);
+    ensure_recorded(
+        store,
+        &key.model,
+        Some(&key.version),
+        Some(&key.metric),
+        key.dataset.as_ref(),
+    )
+    .await?;
     let spec = WindowSpec {
         baseline_hours: args.baseline_hours,
         comparison_hours: args.comparison_hours,
@@ -285,6 +338,9 @@ pub async fn check(store: &dyn MetricStore, args: CheckArgs, format: Format) -> 
         .map_or(options, |alpha| options.with_alpha(alpha));
     let result = analysis::check_degradation(store, &key, &spec, &options, crate::now()).await?;
     if format == Format::Table {
+        if let Some(dataset) = &key.dataset {
+            outln!("dataset {dataset}")?;
+        }
         print_degradation(&result)?;
     } else {
         let mut table = Table::new(&DEGRADATION_HEADERS).optional(&DEGRADATION_OPTIONAL);
@@ -313,7 +369,8 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
     let store = &*stores.metrics;
     let model = ModelName::parse(&args.model)?;
     let version = Version::parse(&args.version)?;
-    ensure_recorded(store, &model, Some(&version), None).await?;
+    let dataset = dataset_arg(args.dataset.as_deref())?;
+    ensure_recorded(store, &model, Some(&version), None, dataset.as_ref()).await?;
     let now = crate::now();
     let engine = Engine::new(stores, AlertConfig::default());
     // One analysis: the same the dashboard's model page and GET …/analysis show.
@@ -321,6 +378,7 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
         store,
         &model,
         &version,
+        dataset.as_ref(),
         args.hours.window(now),
         engine.open_alerts(Some(&model)).await?,
         &HealthOptions::default(),
@@ -377,8 +435,12 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
     };
     let health = serde_json::to_value(monitor.history.overall_health)?;
     let (trend_style, trend) = trend_text(monitor.history.health_trend);
+    let on = match &dataset {
+        Some(dataset) => format!(" (dataset {dataset})"),
+        None => String::new(),
+    };
     outln!(
-        "{model} {version} — health {health_style}{}{health_style:#}, trend {trend_style}{trend}{trend_style:#}, \
+        "{model} {version}{on} — health {health_style}{}{health_style:#}, trend {trend_style}{trend}{trend_style:#}, \
          {} in {}",
         health.as_str().unwrap_or("unknown"),
         count(monitor.history.total_snapshots, "sample"),
@@ -439,8 +501,17 @@ pub async fn compare(
     let champion = Version::parse(&args.version_a)?;
     let challenger = Version::parse(&args.version_b)?;
     let metric = Metric::parse(&args.metric)?;
-    ensure_recorded(store, &model, Some(&champion), Some(&metric)).await?;
-    ensure_recorded(store, &model, Some(&challenger), Some(&metric)).await?;
+    let dataset = dataset_arg(args.dataset.as_deref())?;
+    for version in [&champion, &challenger] {
+        ensure_recorded(
+            store,
+            &model,
+            Some(version),
+            Some(&metric),
+            dataset.as_ref(),
+        )
+        .await?;
+    }
     let range = args.hours.window(crate::now());
     let result = analysis::compare(
         store,
@@ -448,6 +519,7 @@ pub async fn compare(
         &champion,
         &challenger,
         &metric,
+        dataset.as_ref(),
         range,
         &CompareOptions::default(),
     )

@@ -14,9 +14,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use modelwatch_core::sample::RawSample;
 use modelwatch_core::text::{elide, MAX_MESSAGE_CHARS};
 use modelwatch_core::{
-    Direction, Metric, MetricDefinition, ModelName, Sample, SeriesKey, Summary, TimeRange,
+    Dataset, Direction, Metric, MetricDefinition, ModelName, Sample, SeriesKey, Summary, TimeRange,
     ValueRange, Version,
 };
+use modelwatch_engine::analysis::metrics_in;
 use modelwatch_store::{MetricStore, SeriesFilter};
 use serde::Serialize;
 
@@ -125,6 +126,10 @@ pub struct HistoryArgs {
     /// How far back to look: hours (fractions too) or `all`.
     #[arg(long, default_value = "24", value_name = "HOURS|all", value_parser = parse_hours)]
     pub hours: Hours,
+    /// The dataset (segment), e.g. prod or canary; `default` (the default) is the samples
+    /// recorded without one. Datasets are never mixed.
+    #[arg(long, value_name = "NAME|default")]
+    pub dataset: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -368,6 +373,7 @@ struct SeriesHistory<'a> {
     model: &'a ModelName,
     version: &'a Version,
     metric: &'a Metric,
+    dataset: &'a str,
     hours: Hours,
     summary: Option<Summary>,
     samples: Vec<modelwatch_core::Point>,
@@ -377,6 +383,7 @@ struct SeriesHistory<'a> {
 struct VersionHistory<'a> {
     model: &'a ModelName,
     version: &'a Version,
+    dataset: &'a str,
     hours: Hours,
     metrics: Vec<MetricSummary>,
 }
@@ -420,10 +427,13 @@ const SUMMARY_HEADERS: [&str; 10] = [
 async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> Result<ExitCode> {
     let model = ModelName::parse(&args.model)?;
     let version = Version::parse(&args.version)?;
+    let dataset = crate::analysis_cli::dataset_arg(args.dataset.as_deref())?;
+    let dataset_name = Dataset::name_of(dataset.as_ref());
     let range = window(args.hours);
     if let Some(metric) = &args.metric {
         let metric = Metric::parse(metric)?;
-        let key = SeriesKey::new(model.clone(), version.clone(), metric.clone());
+        let key = SeriesKey::new(model.clone(), version.clone(), metric.clone())
+            .with_dataset(dataset.clone());
         let samples = store.range(&key, range).await?;
         let summary = Summary::of_points(&samples);
         let mut table = Table::new(&["timestamp", "value", "dataset"]);
@@ -442,6 +452,7 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
             model: &model,
             version: &version,
             metric: &metric,
+            dataset: dataset_name,
             hours: args.hours,
             summary,
             samples,
@@ -467,8 +478,9 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
     let mut metrics = Vec::new();
     let mut table =
         Table::new(&SUMMARY_HEADERS).optional(&["p50", "p95", "std", "min", "max", "last_sample"]);
-    for metric in store.metrics(&model, &version).await? {
-        let key = SeriesKey::new(model.clone(), version.clone(), metric.clone());
+    for metric in metrics_in(store, &model, &version, dataset.as_ref()).await? {
+        let key = SeriesKey::new(model.clone(), version.clone(), metric.clone())
+            .with_dataset(dataset.clone());
         if let Some(summary) = store.summary(&key, range).await? {
             table.push(summary_row(&metric, &summary));
             let direction = store.definition(&metric).await?.direction;
@@ -485,6 +497,7 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
         &VersionHistory {
             model: &model,
             version: &version,
+            dataset: dataset_name,
             hours: args.hours,
             metrics,
         },
@@ -492,9 +505,22 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
     )?;
     if empty && format == Format::Table {
         outln!(
-            "no samples of {model} {version} in {}",
+            "no samples of {model} {version} in dataset {dataset_name} in {}",
             args.hours.describe()
         )?;
+        let others: Vec<String> = store
+            .datasets(&model, Some(&version))
+            .await?
+            .iter()
+            .filter(|other| **other != dataset)
+            .map(|other| Dataset::name_of(other.as_ref()).to_owned())
+            .collect();
+        if !others.is_empty() {
+            outln!(
+                "its other datasets: {} (choose one with --dataset)",
+                others.join(", ")
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -636,6 +662,8 @@ struct ModelVersionRow {
     model: ModelName,
     version: Version,
     metrics: Vec<Metric>,
+    /// Its datasets: `default` first, then by name.
+    datasets: Vec<String>,
     first_timestamp: modelwatch_core::Timestamp,
     last_timestamp: modelwatch_core::Timestamp,
 }
@@ -645,7 +673,13 @@ async fn list_models(store: &dyn MetricStore, format: Format) -> Result<ExitCode
     for series in store.list_series(&SeriesFilter::default()).await? {
         match rows.last_mut() {
             Some(row) if row.model == series.key.model && row.version == series.key.version => {
-                row.metrics.push(series.key.metric);
+                if row.metrics.last() != Some(&series.key.metric) {
+                    row.metrics.push(series.key.metric);
+                }
+                let dataset = Dataset::name_of(series.key.dataset.as_ref());
+                if !row.datasets.iter().any(|d| d == dataset) {
+                    row.datasets.push(dataset.to_owned());
+                }
                 row.first_timestamp = row.first_timestamp.min(series.first_timestamp);
                 row.last_timestamp = row.last_timestamp.max(series.last_timestamp);
             }
@@ -653,13 +687,26 @@ async fn list_models(store: &dyn MetricStore, format: Format) -> Result<ExitCode
                 model: series.key.model,
                 version: series.key.version,
                 metrics: vec![series.key.metric],
+                datasets: vec![Dataset::name_of(series.key.dataset.as_ref()).to_owned()],
                 first_timestamp: series.first_timestamp,
                 last_timestamp: series.last_timestamp,
             }),
         }
     }
-    let mut table = Table::new(&["model", "version", "metrics", "first_sample", "last_sample"])
-        .optional(&["first_sample"]);
+    let mut table = Table::new(&[
+        "model",
+        "version",
+        "metrics",
+        "datasets",
+        "first_sample",
+        "last_sample",
+    ])
+    .optional(&["first_sample"]);
+    for row in rows.iter_mut() {
+        // Listed default first, then by name.
+        row.datasets
+            .sort_by_key(|d| (d != Dataset::DEFAULT_NAME, d.clone()));
+    }
     for row in &rows {
         table.push(vec![
             row.model.to_string(),
@@ -669,6 +716,7 @@ async fn list_models(store: &dyn MetricStore, format: Format) -> Result<ExitCode
                 .map(Metric::as_str)
                 .collect::<Vec<_>>()
                 .join(" "),
+            row.datasets.join(" "),
             row.first_timestamp.to_string(),
             row.last_timestamp.to_string(),
         ]);
@@ -698,6 +746,7 @@ async fn demo(store: &dyn MetricStore, format: Format) -> Result<ExitCode> {
             version: "v2.1".into(),
             metric: None,
             hours: Hours::DAY,
+            dataset: None,
         },
         format,
     )

@@ -446,7 +446,9 @@ mod tests {
             source.range(&key, TimeRange::all()).await.unwrap(),
             target.range(&key, TimeRange::all()).await.unwrap()
         );
-        let accuracy = SeriesKey::parse("m", "v1", "accuracy").unwrap();
+        let accuracy = SeriesKey::parse("m", "v1", "accuracy")
+            .unwrap()
+            .with_dataset(Some(Dataset::parse("holdout").unwrap()));
         let copied = target.latest(&accuracy).await.unwrap().unwrap();
         assert_eq!(copied.dataset.unwrap().as_str(), "holdout");
         assert_eq!(target.custom_metrics().await.unwrap().len(), 1);

@@ -53,6 +53,22 @@ impl Env {
         history["samples"].as_array().unwrap().clone()
     }
 
+    fn samples_in(&self, model: &str, version: &str, metric: &str, dataset: &str) -> Vec<Value> {
+        let history = self.json(&[
+            "metrics",
+            "history",
+            model,
+            version,
+            "--metric",
+            metric,
+            "--hours",
+            "1000000",
+            "--dataset",
+            dataset,
+        ]);
+        history["samples"].as_array().unwrap().clone()
+    }
+
     fn write(&self, name: &str, content: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         std::fs::write(&path, content).unwrap();
@@ -89,13 +105,34 @@ fn record_then_history_round_trips_exact_values_across_invocations() {
         "--dataset",
         "holdout",
     ]);
+    // Another dataset at the very time of the default dataset's sample: both are kept.
+    env.ok(&[
+        "metrics",
+        "record",
+        "fraud_detector",
+        "v2.1",
+        "precision",
+        "0.5",
+        "--at",
+        "2024-05-01T12:00:00Z",
+        "--dataset",
+        "canary",
+    ]);
     let samples = env.samples("fraud_detector", "v2.1", "precision");
-    assert_eq!(samples.len(), 2);
+    assert_eq!(samples.len(), 1);
     assert_eq!(samples[0]["value"], 0.94);
     assert_eq!(samples[0]["timestamp"], "2024-05-01T12:00:00.000Z");
-    assert_eq!(samples[1]["value"], 0.912345);
-    assert_eq!(samples[1]["timestamp"], "2024-05-01T13:01:00.000Z");
-    assert_eq!(samples[1]["dataset"], "holdout");
+    let holdout = env.samples_in("fraud_detector", "v2.1", "precision", "holdout");
+    assert_eq!(holdout.len(), 1);
+    assert_eq!(holdout[0]["value"], 0.912345);
+    assert_eq!(holdout[0]["timestamp"], "2024-05-01T13:01:00.000Z");
+    assert_eq!(holdout[0]["dataset"], "holdout");
+    let canary = env.samples_in("fraud_detector", "v2.1", "precision", "canary");
+    assert_eq!(canary[0]["value"], 0.5);
+    assert_eq!(
+        env.samples_in("fraud_detector", "v2.1", "precision", "default"),
+        samples
+    );
     let history = env.json(&[
         "metrics",
         "history",
@@ -106,8 +143,9 @@ fn record_then_history_round_trips_exact_values_across_invocations() {
         "--hours",
         "1000000",
     ]);
-    assert_eq!(history["summary"]["count"], 2);
+    assert_eq!(history["summary"]["count"], 1);
     assert_eq!(history["summary"]["max"], 0.94);
+    assert_eq!(history["dataset"], "default");
 
     let per_metric = env.json(&[
         "metrics",
@@ -116,10 +154,35 @@ fn record_then_history_round_trips_exact_values_across_invocations() {
         "v2.1",
         "--hours",
         "1000000",
+        "--dataset",
+        "holdout",
     ]);
+    assert_eq!(per_metric["dataset"], "holdout");
     assert_eq!(per_metric["metrics"][0]["metric"], "precision");
     assert_eq!(per_metric["metrics"][0]["direction"], "higher_is_better");
     assert_eq!(per_metric["metrics"][0]["last_value"], 0.912345);
+
+    let models = env.json(&["models", "list"]);
+    assert_eq!(
+        models[0]["datasets"],
+        serde_json::json!(["default", "canary", "holdout"])
+    );
+    // A dataset without samples is named, with the ones there are.
+    let out = env.run(&[
+        "check",
+        "fraud_detector",
+        "v2.1",
+        "--metric",
+        "precision",
+        "--dataset",
+        "prod",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("has no samples in dataset prod (datasets: default, canary, holdout"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -274,13 +337,16 @@ fn import_reads_json_lines_and_headerless_csv() {
     env.ok(&["metrics", "import", path_str(&jsonl)]);
     let csv = env.write("plain.csv", "m,v1,mae,0.75,1704067320000,d2\n");
     env.ok(&["metrics", "import", path_str(&csv)]);
-    let samples = env.samples("m", "v1", "mae");
-    let values: Vec<f64> = samples
-        .iter()
-        .map(|s| s["value"].as_f64().unwrap())
-        .collect();
-    assert_eq!(values, [0.5, 0.25, 0.75]);
-    assert_eq!(samples[2]["dataset"], "d2");
+    let value_in = |dataset: &str| -> Vec<f64> {
+        env.samples_in("m", "v1", "mae", dataset)
+            .iter()
+            .map(|s| s["value"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(value_in("default"), [0.5]);
+    assert_eq!(value_in("d1"), [0.25]);
+    assert_eq!(value_in("d2"), [0.75]);
+    assert_eq!(env.samples_in("m", "v1", "mae", "d2")[0]["dataset"], "d2");
     let bad = env.write("bad.jsonl", "{\"model\":\"m\"}\nnot json\n");
     let out = env.run(&["metrics", "import", path_str(&bad)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -382,7 +448,7 @@ fn listings_come_as_table_json_and_csv() {
     let csv = env.ok(&["models", "list", "--format", "csv"]);
     assert_eq!(
         csv,
-        "model,version,metrics,first_sample,last_sample\nalpha,v1,accuracy recall,2024-01-01T00:00:00.000Z,2024-01-02T00:00:00.000Z\n"
+        "model,version,metrics,datasets,first_sample,last_sample\nalpha,v1,accuracy recall,default,2024-01-01T00:00:00.000Z,2024-01-02T00:00:00.000Z\n"
     );
     let table = env.ok(&["models", "list", "--format", "table"]);
     assert!(
@@ -558,7 +624,17 @@ fn postgres_location_works_for_every_command() {
         "canary",
     ]);
     let out = pg(&[
-        "metrics", "history", "m", "v1", "--metric", "queue_ms", "--hours", "1000000", "--format",
+        "metrics",
+        "history",
+        "m",
+        "v1",
+        "--metric",
+        "queue_ms",
+        "--hours",
+        "1000000",
+        "--dataset",
+        "canary",
+        "--format",
         "json",
     ]);
     let history: Value = serde_json::from_str(&out).unwrap();
@@ -718,7 +794,8 @@ fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["samples"], 25_001);
-    assert_eq!(report["series"], 3);
+    // Three series of the default dataset and the holdout samples' three.
+    assert_eq!(report["series"], 6);
     assert_eq!(report["metric_definitions"], 1);
     assert_eq!(report["mismatches"].as_array().unwrap().len(), 0);
     // Firing for two channels, then one acknowledgement and one resolution each.

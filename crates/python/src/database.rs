@@ -387,11 +387,11 @@ impl Database {
                         .map(|result| vec![result])
                         .map_err(errors::from_analysis)
                 }
-                None => {
-                    analysis::check_all_metrics(&*store, &model, &version, &spec, &options, now)
-                        .await
-                        .map_err(errors::from_analysis)
-                }
+                None => analysis::check_all_metrics(
+                    &*store, &model, &version, None, &spec, &options, now,
+                )
+                .await
+                .map_err(errors::from_analysis),
             }
         })?;
         to_python(py, &results)
@@ -423,9 +423,16 @@ impl Database {
                     "no samples of {model} {version}"
                 )));
             }
-            analysis::history(&*store, &model, &version, range, &HealthOptions::default())
-                .await
-                .map_err(errors::from_analysis)
+            analysis::history(
+                &*store,
+                &model,
+                &version,
+                None,
+                range,
+                &HealthOptions::default(),
+            )
+            .await
+            .map_err(errors::from_analysis)
         })?;
         to_python(py, &history)
     }
@@ -683,10 +690,7 @@ fn build_sample(
         Some(value) => self::timestamp("timestamp", value)?,
         None => modelwatch::now(),
     };
-    let dataset = match dataset.map(str::trim) {
-        None | Some("") => None,
-        Some(name) => Some(validation(Dataset::parse(name))?),
-    };
+    let dataset = validation(dataset.map(Dataset::parse_optional).transpose())?.flatten();
     if key.metric.default_definition().check_value(value).is_err() {
         return Err(errors::validation(
             "value",
@@ -721,10 +725,7 @@ fn build_columns(
             format!("has {} items for {} values", timestamps.len(), values.len()),
         ));
     }
-    let dataset = match dataset.map(str::trim) {
-        None | Some("") => None,
-        Some(name) => Some(validation(Dataset::parse(name))?),
-    };
+    let dataset = validation(dataset.map(Dataset::parse_optional).transpose())?.flatten();
     let definition = key.metric.default_definition();
     let mut samples = Vec::with_capacity(values.len());
     for (index, (&value, &ms)) in values.iter().zip(&timestamps).enumerate() {
