@@ -484,7 +484,7 @@ impl Engine {
                     let tracked_alert = state.alert_id.as_ref().and_then(|id| tracked.get(id));
                     let open = tracked_alert.is_some_and(Alert::is_open);
                     let silence = no_data.and_then(|condition| {
-                        no_data::silence_due(condition, &state, open, pass.now)
+                        no_data::silence_due(condition, &state, open, pass.now, self.horizon)
                     });
                     match silence {
                         Some(observation) => {
@@ -547,7 +547,10 @@ impl Engine {
                     let tail = if unread {
                         Tail::Open
                     } else {
-                        Tail::Now(pass.now)
+                        Tail::Now {
+                            now: pass.now,
+                            horizon: self.horizon,
+                        }
                     };
                     input.observed.push(Observed {
                         target: index,

@@ -413,6 +413,33 @@ mod tests {
     }
 
     #[test]
+    fn a_silence_reads_how_long_and_against_what_usual_interval() {
+        let mut m = message(NotificationEvent::Firing);
+        m.alert.model = modelwatch_core::ModelName::parse("fraud-model").expect("name");
+        m.alert.version = modelwatch_core::Version::parse("v2").expect("version");
+        m.alert.value = 47.2;
+        m.alert.trigger = Trigger::NoData {
+            condition: modelwatch_core::alerting::NoDataCondition {
+                no_data_minutes: None,
+                no_data_intervals: Some(5.0),
+            },
+            last_sample_at: Timestamp::from_millis(1_714_562_000_000).expect("time"),
+            silent_minutes: 47.2,
+            usual_interval_minutes: Some(1.0),
+            limit_minutes: 5.0,
+        };
+        assert_eq!(
+            m.headline(),
+            "[FIRING] high: fraud-model v2 precision: no data for 47 min (usual interval 1 min)"
+        );
+        assert_eq!(
+            m.p_value_text(),
+            "none (no-data rule: last sample at 2024-05-01T11:13:20.000Z)"
+        );
+        assert_eq!(m.test_name(), "no data");
+    }
+
+    #[test]
     fn threshold_rules_say_no_test_applies_and_old_alerts_say_not_recorded() {
         let mut m = message(NotificationEvent::Firing);
         m.alert.trigger = Trigger::Threshold {

@@ -139,8 +139,10 @@ fn reading(
 pub enum Tail {
     /// More samples may follow what was read: no trailing observation.
     Open,
-    /// Live evaluation at `now`: the silence as it stands now, once past the limit.
-    Now(Timestamp),
+    /// Live evaluation at `now`: the silence as it stands now, once past the limit; a
+    /// silence that reached the limit before the paging horizon (`now − horizon`) is
+    /// observed at that instant instead, so it is recorded as a past breach, not paged.
+    Now { now: Timestamp, horizon: Duration },
     /// A replay ending at `end` (exclusive): the instant the silence reached the limit,
     /// if that is before the end.
     Until(Timestamp),
@@ -171,7 +173,9 @@ pub fn observations(
         counted = Some(at);
     }
     let tail_at = match (tail, condition.deadline(&cadence)) {
-        (Tail::Now(now), Some(deadline)) if deadline <= now => Some(now),
+        (Tail::Now { now, horizon }, Some(deadline)) if deadline <= now => {
+            Some(live_instant(deadline, now, horizon))
+        }
         (Tail::Until(end), Some(deadline)) if deadline < end => Some(deadline),
         _ => None,
     };
@@ -181,15 +185,29 @@ pub fn observations(
     found
 }
 
+/// Where live evaluation observes a silence that reached the limit at `deadline`: now,
+/// unless that was before the paging horizon — a version that stopped reporting long ago
+/// (a retired one, when a rule for every version is created) is recorded, not paged.
+fn live_instant(deadline: Timestamp, now: Timestamp, horizon: Duration) -> Timestamp {
+    if deadline < now.saturating_sub(horizon) {
+        deadline
+    } else {
+        now
+    }
+}
+
 /// The observation live evaluation makes at `now` of a silence going on after the samples
 /// `state` counted, when one is due: the silence has reached the limit and either was not
 /// counted yet, or it breached without an open alert (held by a cooldown, or resolved
-/// by a person while still silent), so it may fire now.
+/// by a person while still silent), so it may fire now. A silence recorded as a past
+/// breach (it reached the limit before the paging horizon) is not looked at again until
+/// data returns.
 pub fn silence_due(
     condition: &NoDataCondition,
     state: &SeriesState,
     alert_open: bool,
     now: Timestamp,
+    horizon: Duration,
 ) -> Option<(Timestamp, Observation)> {
     let cadence = state.detail.cadence.as_ref()?;
     let deadline = condition.deadline(cadence)?;
@@ -197,8 +215,17 @@ pub fn silence_due(
         return None;
     }
     let uncounted = state.last_observed_at.is_none_or(|c| c < deadline);
-    let held = state.consecutive_breaches > 0 && !alert_open;
-    (uncounted || held).then(|| reading(condition, cadence, now))?
+    let held =
+        state.consecutive_breaches > 0 && !alert_open && state.detail.open_past_breach().is_none();
+    if !(uncounted || held) {
+        return None;
+    }
+    let at = if uncounted {
+        live_instant(deadline, now, horizon)
+    } else {
+        now
+    };
+    reading(condition, cadence, at)
 }
 
 /// Where a no-data rule evaluated for the first time starts counting a series whose

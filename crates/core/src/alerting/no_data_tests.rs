@@ -235,16 +235,29 @@ fn live_passes_without_new_samples_fire_once_the_silence_reaches_the_limit() {
         &SeriesState::default(),
         None,
         at(100),
-        observations(&c, &SeriesState::default(), &samples, Tail::Now(at(100))),
+        observations(
+            &c,
+            &SeriesState::default(),
+            &samples,
+            Tail::Now {
+                now: at(100),
+                horizon: PAGING_HORIZON,
+            },
+        ),
     );
     let state = first.state.clone();
     assert_eq!(state.last_observed_at, Some(at(100)));
     // Passes at 101..104 find nothing due; at 105 the silence has reached the limit.
     for minute in 101..105 {
-        assert_eq!(silence_due(&c, &state, false, at(minute)), None, "{minute}");
+        assert_eq!(
+            silence_due(&c, &state, false, at(minute), PAGING_HORIZON),
+            None,
+            "{minute}"
+        );
     }
     let late = at_ms(107 * MINUTE + 30 * SECOND);
-    let due = silence_due(&c, &state, false, late).unwrap_or_else(|| panic!("not due"));
+    let due =
+        silence_due(&c, &state, false, late, PAGING_HORIZON).unwrap_or_else(|| panic!("not due"));
     let fired = live(&rule, &state, None, late, vec![due]);
     let mut memory = InMemory::default();
     assert!(memory.apply(&fired.commits));
@@ -263,14 +276,25 @@ fn live_passes_without_new_samples_fire_once_the_silence_reaches_the_limit() {
     );
     assert_eq!(memory.outbox.len(), 1);
     // Still silent, alert open: nothing more to observe, nobody paged twice.
-    assert_eq!(silence_due(&c, &fired.state, true, at(200)), None);
+    assert_eq!(
+        silence_due(&c, &fired.state, true, at(200), PAGING_HORIZON),
+        None
+    );
     // Data returns at 130: the alert resolves itself there.
     let back = live(
         &rule,
         &fired.state,
         Some(&alert),
         at(130),
-        observations(&c, &fired.state, &minutes([130]), Tail::Now(at(130))),
+        observations(
+            &c,
+            &fired.state,
+            &minutes([130]),
+            Tail::Now {
+                now: at(130),
+                horizon: PAGING_HORIZON,
+            },
+        ),
     );
     assert!(matches!(
         back.steps.last().map(|s| &s.decision),
@@ -295,7 +319,15 @@ fn a_silence_held_by_the_cooldown_fires_once_the_cooldown_is_over() {
         &SeriesState::default(),
         None,
         at(50),
-        observations(&c, &SeriesState::default(), &samples, Tail::Now(at(50))),
+        observations(
+            &c,
+            &SeriesState::default(),
+            &samples,
+            Tail::Now {
+                now: at(50),
+                horizon: PAGING_HORIZON,
+            },
+        ),
     );
     let mut state = counted.state;
     let resolved_alert = {
@@ -308,13 +340,15 @@ fn a_silence_held_by_the_cooldown_fires_once_the_cooldown_is_over() {
     };
     state.alert_id = Some(resolved_alert.id.clone());
     // Silent from 50: due at 60, held until 110, fires at the first pass after.
-    let due = silence_due(&c, &state, false, at(61)).unwrap_or_else(|| panic!("not due"));
+    let due =
+        silence_due(&c, &state, false, at(61), PAGING_HORIZON).unwrap_or_else(|| panic!("not due"));
     let held = live(&rule, &state, Some(&resolved_alert), at(61), vec![due]);
     assert!(matches!(
         held.steps[0].decision,
         Decision::InCooldown { until, .. } if until == at(110)
     ));
-    let due = silence_due(&c, &held.state, false, at(111)).unwrap_or_else(|| panic!("not due"));
+    let due = silence_due(&c, &held.state, false, at(111), PAGING_HORIZON)
+        .unwrap_or_else(|| panic!("not due"));
     let fired = live(
         &rule,
         &held.state,
@@ -323,6 +357,49 @@ fn a_silence_held_by_the_cooldown_fires_once_the_cooldown_is_over() {
         vec![due],
     );
     assert!(matches!(fired.steps[0].decision, Decision::Fired { .. }));
+}
+
+#[test]
+fn a_silence_that_began_before_the_paging_horizon_is_recorded_not_paged() {
+    // A version that stopped two days before the rule first looks at it (a retired one).
+    let rule = rule(r#","no_data_minutes":30"#);
+    let c = condition(&rule);
+    let now = at(3 * 24 * 60);
+    let tail = Tail::Now {
+        now,
+        horizon: PAGING_HORIZON,
+    };
+    let observed = observations(&c, &SeriesState::default(), &minutes(0..=60), tail);
+    let first = live(&rule, &SeriesState::default(), None, now, observed);
+    assert!(first.alerts().next().is_none());
+    assert!(matches!(
+        first.steps.last().map(|s| &s.decision),
+        Some(Decision::WouldHaveFired { .. })
+    ));
+    let breach = first.state.detail.open_past_breach().cloned();
+    assert_eq!(breach.map(|b| b.would_have_fired_at), Some(at(90)));
+    // Later passes leave it alone; data coming back closes the past breach.
+    assert_eq!(
+        silence_due(&c, &first.state, false, at(4 * 24 * 60), PAGING_HORIZON),
+        None
+    );
+    let back = at(4 * 24 * 60);
+    let tail = Tail::Now {
+        now: back,
+        horizon: PAGING_HORIZON,
+    };
+    let returned = live(
+        &rule,
+        &first.state,
+        None,
+        back,
+        observations(&c, &first.state, &[back], tail),
+    );
+    assert!(returned.alerts().next().is_none());
+    assert!(matches!(
+        returned.steps.last().map(|s| &s.decision),
+        Some(Decision::PastBreachCleared { .. })
+    ));
 }
 
 #[test]
