@@ -727,6 +727,13 @@ async fn health_readiness_openapi_and_exposition() {
         ),
         "{text}"
     );
+    // When the series last reported: `time() - …` is how long it has been silent.
+    assert!(
+        text.contains(
+            "modelwatch_series_last_sample_timestamp_seconds{model=\"fraud\",version=\"v1\",metric=\"accuracy\"} 0.001"
+        ),
+        "{text}"
+    );
     assert!(
         text.contains("modelwatch_samples_ingested_total 1"),
         "{text}"
@@ -1074,6 +1081,63 @@ async fn change_point_rules_are_created_refused_naming_the_field_and_backtested(
     assert_eq!(events[0]["event"], "fired");
     let began = Timestamp::from_millis(start + 90 * 60_000).unwrap();
     assert_eq!(events[0]["change_started_at"], began.to_rfc3339());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_versions_listing_marks_a_version_that_stopped_reporting_stale() {
+    let app = spawn_app().await;
+    // v1 reported every minute and stopped 100 minutes ago; v2 reported a minute ago;
+    // v3 has two samples, too few for a usual interval, the last an hour ago.
+    let mut batch: Vec<Value> = Vec::new();
+    for i in 0..20 {
+        for (version, end) in [("v1", 100), ("v2", 1)] {
+            let at = NOW_MS - (end + 19 - i) * 60_000;
+            batch.push(json!({"model": "fraud", "version": version, "metric": "accuracy", "value": 0.9, "timestamp": at}));
+        }
+    }
+    for minutes in [120, 60] {
+        batch.push(json!({"model": "fraud", "version": "v3", "metric": "accuracy", "value": 0.9, "timestamp": NOW_MS - minutes * 60_000}));
+    }
+    let reply = app
+        .call(
+            Method::POST,
+            METRICS,
+            METRICS,
+            Some(json!({"samples": batch})),
+        )
+        .await;
+    assert_eq!(reply.body["accepted"], 42, "{}", reply.body);
+    let reply = app
+        .call(
+            Method::GET,
+            "/api/v1/models/{model}/versions",
+            "/api/v1/models/fraud/versions",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let seen: Vec<(&str, bool, Option<f64>)> = reply.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_str().unwrap(),
+                v["stale"].as_bool().unwrap(),
+                v["usual_interval_seconds"].as_f64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("v1", true, Some(60.0)),
+            ("v2", false, Some(60.0)),
+            ("v3", false, None)
+        ],
+        "{}",
+        reply.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
