@@ -303,6 +303,40 @@ for (const browserName of selectedBrowsers()) {
       await shot("model-live");
     });
 
+    test("the model page shows one dataset at a time, chosen with its dataset selector", async () => {
+      // Canary samples of a metric the default dataset has too, at times of their own.
+      const now = Date.now();
+      const samples = Array.from({ length: 5 }, (_, i) => ({
+        model: "fraud_detector", version: "v2.1", metric: "accuracy", value: 0.42, timestamp: now - (i + 1) * 60_000, dataset: "canary",
+      }));
+      await json(`${server.url}/api/v1/metrics`, { method: "POST", body: JSON.stringify({ samples }) });
+      await go("#/");
+      await go("#/model/fraud_detector/v2.1");
+      await ready("figure[data-metric=accuracy] canvas");
+      const select = "select[name=dataset]";
+      assert.deepEqual(await page.$$eval(`${select} option`, (os) => os.map((o) => o.value)), ["default", "canary"]);
+      assert.equal(await page.$eval(select, (s) => s.value), "default");
+      const accuracy = () => page.$eval("figure[data-metric=accuracy] .chart", (box) => [...box.uplot.data[1]].filter((v) => v != null));
+      assert.ok(!(await accuracy()).includes(0.42), "the default dataset's chart holds no canary sample");
+
+      await page.select(select, "canary");
+      await page.waitForFunction(() => /dataset=canary/.test(location.hash));
+      await page.waitForFunction(() => /\b5 samples/.test(document.querySelector("figure[data-metric=accuracy] figcaption")?.textContent ?? ""), { timeout: 10_000 });
+      assert.deepEqual(await accuracy(), [0.42, 0.42, 0.42, 0.42, 0.42]);
+      // The other metrics have no canary samples, and say so.
+      await page.waitForFunction(() => /No latency samples in dataset canary/.test(document.querySelector("figure[data-metric=latency]")?.textContent ?? ""));
+      await shot("model-dataset");
+
+      // The choice is in the address: a reload shows the same dataset.
+      await page.reload();
+      await ready("figure[data-metric=accuracy] canvas");
+      assert.equal(await page.$eval(select, (s) => s.value), "canary");
+      await page.select(select, "default");
+      await page.waitForFunction(() => !/dataset=/.test(location.hash));
+      await page.waitForFunction(() => !/\b5 samples/.test(document.querySelector("figure[data-metric=accuracy] figcaption")?.textContent ?? "5 samples"));
+      assert.deepEqual(errors, []);
+    });
+
     test("acknowledging and then resolving an alert from the page changes it in the API", async () => {
       const open = list(await json(`${server.url}/api/v1/alerts`), "alerts").filter((a) => a.status === "active");
       assert.ok(open.length > 0, "the demo has an active alert");

@@ -1,8 +1,9 @@
 // A model version: one chart per metric over the chosen range, with the baseline band,
 // the rules' lines and the alerts' firing/resolution markers; an optional overlay of
 // another version; the degradation table and per-metric trends. New samples arrive
-// over the event stream and are appended to the charts.
-import { api, allAlerts, list, seriesPath, columns, ranges, enc, type Series } from "../api";
+// over the event stream and are appended to the charts. Everything shown is of one
+// dataset (segment), chosen with the dataset selector: datasets are never mixed.
+import { api, ApiError, allAlerts, list, seriesPath, columns, ranges, enc, type Series } from "../api";
 import { metricChart, destroyChart, appendPoint, type ChartSeries, type Line, type Marker, type Overlays } from "../charts";
 import { onLive } from "../live";
 import { h, clear, time, num, pct, pValue, badge, labelled, markReady, RANGES, hashParams, setHashParams } from "../util";
@@ -14,6 +15,8 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
   let compareWith = params.get("compare") ?? "";
   let customFrom = params.get("from");
   let customTo = params.get("to");
+  // "" until the version's datasets are known; then one of them (`default` first).
+  let dataset = params.get("dataset") ?? "";
   let gone = false;
   const charts = new Map<string, uPlot>();
 
@@ -27,13 +30,14 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     void draw();
   } }, fromInput, h("span", { class: "dash", "aria-hidden": "true" }, "–"), toInput, h("button", { type: "submit" }, "Show"));
   const compareSelect = h("select", { "aria-label": "Compare with version" }, h("option", { value: "" }, "compare with…"));
+  const datasetSelect = h("select", { "aria-label": "Dataset", name: "dataset" });
   const chartsBox = h("div", { class: "charts" });
   const degradationBox = h("section", { "aria-labelledby": "deg-h" });
   const status = h("div", { role: "status" });
   clear(main,
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "Models"), " / ", model, " / ", version),
     h("h1", null, `${model} `, h("span", { class: "muted" }, version)),
-    h("div", { class: "toolbar" }, rangeButtons, customForm, compareSelect,
+    h("div", { class: "toolbar" }, rangeButtons, customForm, datasetSelect, compareSelect,
       h("span", { class: "muted hint" }, "Drag on a chart to zoom, double-click to reset.")),
     status, chartsBox, degradationBox);
 
@@ -44,6 +48,16 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     } }, name));
   }
   compareSelect.addEventListener("change", () => { compareWith = compareSelect.value; void draw(); });
+  datasetSelect.addEventListener("change", () => {
+    dataset = datasetSelect.value;
+    degradation = []; history = null;
+    for (const metric of figures.keys()) showTrend(metric);
+    for (const chart of charts.values()) destroyChart(chart);
+    charts.clear();
+    void draw().then(() => loadAnalysis());
+  });
+  /** The dataset as a query parameter, `&dataset=…` (the server's default is `default`). */
+  const inDataset = () => `dataset=${enc(dataset)}`;
 
   let metrics: string[] = [];
   let lastTimestamp = Date.now();
@@ -88,27 +102,35 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     }
     metrics = entry.metrics;
     lastTimestamp = Date.parse(entry.last_timestamp);
+    const datasets: string[] = entry.datasets?.length ? entry.datasets : ["default"];
+    if (!datasets.includes(dataset)) dataset = datasets.includes("default") ? "default" : datasets[0];
+    for (const name of datasets) datasetSelect.append(h("option", { value: name, selected: name === dataset }, `dataset: ${name}`));
+    if (datasets.length < 2) datasetSelect.hidden = true;
     for (const other of versions) {
       if (other.version !== version) compareSelect.append(h("option", { value: other.version, selected: other.version === compareWith }, `compare with ${other.version}`));
     }
     if (versions.length < 2) compareSelect.hidden = true;
     await draw(context);
+    await loadAnalysis();
+  }
+
+  /** The degradation check and the week's history are the slow reads (they compute over
+   * the stored windows): asked for only once the charts are on screen, so they never
+   * hold back the charts nor take the connections the series need. They add the
+   * baseline band, the trends and the table. */
+  async function loadAnalysis() {
     if (gone) return;
-    // The degradation check and the week's history are the slow reads (they compute over
-    // the stored windows): asked for only once the charts are on screen, so they never
-    // hold back the charts nor take the connections the series need. They add the
-    // baseline band, the trends and the table.
+    const asked = dataset;
     const [d, hi] = await Promise.all([
-      api(`${seriesPath(model, version)}/degradation`).catch((e) => e),
-      api(`${seriesPath(model, version)}/history?hours=168`).catch(() => null),
+      api(`${seriesPath(model, version)}/degradation?${inDataset()}`).catch((e) => e),
+      api(`${seriesPath(model, version)}/history?hours=168&${inDataset()}`).catch(() => null),
     ]);
-    if (gone) return;
+    if (gone || asked !== dataset) return;
     degradation = d instanceof Error ? [] : list(d, "results", "metrics", "degradations");
     history = hi;
-    for (const [metric, chart] of charts) {
-      (chart as any).setOverlays(overlaysFor(metric), true);
-      showTrend(metric);
-    }
+    for (const [metric, chart] of charts) (chart as any).setOverlays(overlaysFor(metric), true);
+    // Every figure's: a metric without samples in this dataset has no trend in it.
+    for (const metric of figures.keys()) showTrend(metric);
     renderDegradation(d instanceof Error ? d : null);
   }
 
@@ -142,6 +164,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     if (range !== "24h") p.set("range", range);
     if (range === "custom" && customFrom && customTo) { p.set("from", customFrom); p.set("to", customTo); }
     if (compareWith) p.set("compare", compareWith);
+    if (dataset && dataset !== "default") p.set("dataset", dataset);
     setHashParams(p);
     fromInput.value = localInput(from); toInput.value = localInput(to);
     if (metrics.length === 0) { clear(chartsBox, h("p", { class: "empty" }, "This version has no metrics.")); markReady(main); return; }
@@ -150,7 +173,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     const boxes = metrics.map((metric) => figureFor(metric).box);
     const width = Math.max(boxes[0].clientWidth, 280);
     const points = Math.min(Math.max(Math.round(width * devicePixelRatio), 200), 2000);
-    const query = `?from=${Math.floor(from)}&to=${Math.ceil(to)}&max_points=${points}`;
+    const query = `?from=${Math.floor(from)}&to=${Math.ceil(to)}&max_points=${points}&${inDataset()}`;
     const requests = metrics.map((metric) => Promise.all([
       api<Series>(`${seriesPath(model, version, metric)}${query}`).catch((e: Error) => e),
       compareWith ? api<Series>(`${seriesPath(model, compareWith, metric)}${query}`).catch(() => null) : null,
@@ -168,6 +191,11 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
       const old = charts.get(metric);
       if (old) { destroyChart(old); charts.delete(metric); }
       clear(box);
+      if (own instanceof ApiError && own.status === 404) {
+        clear(count);
+        box.append(h("p", { class: "empty" }, `No ${metric} samples in dataset ${dataset}.`));
+        return;
+      }
       if (own instanceof Error) {
         clear(count);
         box.append(h("p", { class: "error" }, `Cannot load ${metric}: ${own.message}`));
@@ -240,7 +268,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
   }
 
   const unsubscribe = onLive((event) => {
-    if (event.type === "samples" && event.data.model === model && event.data.version === version) {
+    if (event.type === "samples" && event.data.model === model && event.data.version === version && (event.data.dataset ?? "default") === dataset) {
       const chart = charts.get(event.data.metric);
       const at = Date.parse(event.data.last_timestamp) / 1000;
       if (chart) {
