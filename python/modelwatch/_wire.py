@@ -141,6 +141,7 @@ class SeriesHistory(Record):
     model: str
     version: str
     metric: Metric
+    dataset: str
     direction: Direction
     from_: datetime
     to: Optional[datetime]
@@ -268,7 +269,8 @@ class Rule(Record):
     and ``threshold_value``; degradation rules ``max_degradation_percentage``,
     ``baseline_window_hours`` and how they compare (``comparison``, ``comparison_hours``,
     ``seasonal``, ``alpha``); change-point rules ``change_direction``, a minimum shift
-    and a false-alarm interval (``condition_type`` says which)."""
+    and a false-alarm interval; no-data rules ``no_data_minutes`` and/or
+    ``no_data_intervals`` (``condition_type`` says which)."""
 
     id: str
     name: str
@@ -298,6 +300,8 @@ class Rule(Record):
     min_shift_sd: Optional[float]
     false_alarm_interval_samples: Optional[int]
     false_alarm_interval_hours: Optional[float]
+    no_data_minutes: Optional[float]
+    no_data_intervals: Optional[float]
     for_evaluations: int
     clear_after_evaluations: int
     auto_resolve: bool

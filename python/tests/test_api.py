@@ -35,6 +35,9 @@ def records(collector: MetricsCollector) -> Dict[type[Record], List[Dict[str, An
     change_point = backend.create_rule({"rule_name": "shift", "model_name": "wire", "metric_type": "accuracy",
                                         "condition_type": "change_point", "min_shift_sd": 1.5,
                                         "false_alarm_interval_samples": 1000, "enabled": False})
+    no_data = backend.create_rule({"rule_name": "silent", "model_name": "wire", "metric_type": "accuracy",
+                                   "condition_type": "no_data", "no_data_minutes": 30, "no_data_intervals": 5,
+                                   "enabled": False})
     alerts = backend.evaluate_model("wire", "v1")["alerts_created"]
     acknowledged = backend.resolve(alerts[0]["id"], "ana", "retrained")
     history = backend.performance_history("wire", "v1", 48)
@@ -44,7 +47,7 @@ def records(collector: MetricsCollector) -> Dict[type[Record], List[Dict[str, An
         modelwatch.DegradationResult: backend.check_degradation("wire", "v1", None, None, 1),
         modelwatch.PerformanceHistory: [history],
         modelwatch.MetricHistory: history["metric_summaries"],
-        modelwatch.Rule: [threshold, degradation, change_point],
+        modelwatch.Rule: [threshold, degradation, change_point, no_data],
         modelwatch.Alert: [alerts[0], acknowledged],
         modelwatch.AlertSummary: [backend.alert_summary("wire", "all"), backend.alert_summary(None, "24")],
         modelwatch.SeriesHistory: [series],

@@ -59,6 +59,8 @@ struct SeriesPoints {
     model: ModelName,
     version: Version,
     metric: Metric,
+    /// The dataset: a name, or `default` (the HTTP route's spelling).
+    dataset: String,
     direction: Direction,
     from: Timestamp,
     to: Option<Timestamp>,
@@ -481,6 +483,7 @@ impl Database {
                 .map_err(errors::from_store)?
                 .direction;
             Ok(SeriesPoints {
+                dataset: Dataset::name_of(key.dataset.as_ref()).to_owned(),
                 model: key.model,
                 version: key.version,
                 metric: key.metric,
