@@ -39,8 +39,20 @@ pub enum EngineError {
     UnknownSilence(SilenceId),
     #[error("{0} kept changing while being written; try again")]
     Contention(String),
+    /// The thing a request was changing was deleted between its read and its write (a
+    /// rule's PATCH racing its DELETE): a conflict, not a missing id.
+    #[error("the {kind} {id} was deleted while this request changed it")]
+    Deleted { kind: &'static str, id: String },
     #[error(transparent)]
     Analysis(#[from] AnalysisError),
+}
+
+/// A write's "no such id" after the read that found it: someone deleted it in between.
+fn deleted_meanwhile(error: StoreError) -> EngineError {
+    match error {
+        StoreError::NotFound { kind, id } => EngineError::Deleted { kind, id },
+        other => other.into(),
+    }
 }
 
 /// Where new rule, alert and silence ids come from.
@@ -197,7 +209,10 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Rule, EngineError> {
         let updated = self.rule(id).await?.update(patch, now)?;
-        self.alerts.update_rule(updated.clone()).await?;
+        self.alerts
+            .update_rule(updated.clone())
+            .await
+            .map_err(deleted_meanwhile)?;
         Ok(updated)
     }
 
@@ -208,7 +223,10 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Rule, EngineError> {
         let updated = self.rule(id).await?.with_enabled(enabled, now);
-        self.alerts.update_rule(updated.clone()).await?;
+        self.alerts
+            .update_rule(updated.clone())
+            .await
+            .map_err(deleted_meanwhile)?;
         Ok(updated)
     }
 
@@ -371,7 +389,10 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::UnknownSilence(id.clone()))?;
         let expired = silence.expire(now);
-        self.alerts.update_silence(expired.clone()).await?;
+        self.alerts
+            .update_silence(expired.clone())
+            .await
+            .map_err(deleted_meanwhile)?;
         Ok(expired)
     }
 }

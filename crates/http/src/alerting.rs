@@ -45,6 +45,7 @@ impl From<EngineError> for ApiError {
             EngineError::Contention(what) => ApiError::Conflict(format!(
                 "{what} kept changing while being written; try again"
             )),
+            deleted @ EngineError::Deleted { .. } => ApiError::Conflict(deleted.to_string()),
             EngineError::Analysis(error) => error.into(),
         }
     }
@@ -198,6 +199,7 @@ pub async fn get_rule(
     request_body(content = Object, description = "The fields to change"),
     responses((status = 200, description = "The rule", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "The rule was deleted while this request changed it", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn patch_rule(
     State(state): State<AppState>,

@@ -181,6 +181,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(error) => error.into(),
             StoreError::TooManySeries(exceeded) => ApiError::LimitExceeded(exceeded.to_string()),
             StoreError::Closed => ApiError::Unavailable("the server is shutting down".into()),
+            missing @ StoreError::NotFound { .. } => ApiError::NotFound(missing.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -9,9 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use modelwatch_core::Timestamp;
+use modelwatch_core::alerting::{
+    Alert, AlertFilter, AlertId, AlertTransition, Rule, RuleId, Silence, SilenceId,
+};
+use modelwatch_core::{ModelName, Timestamp};
 use modelwatch_http::{AppState, Clock, Limits};
-use modelwatch_store::{NewToken, Scope, Stores};
+use modelwatch_store::alerts::{
+    AlertCommit, AlertingRows, ClaimChannels, CommitOutcome, DeliveryResult, Notification,
+    NotificationFilter, StoredState,
+};
+use modelwatch_store::{NewToken, Scope, StoreError, Stores};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -2437,4 +2444,167 @@ async fn error_bodies_cut_the_input_they_echo() {
         .await;
     assert!(reply.status.is_client_error(), "{}", reply.status);
     assert!(reply.body.to_string().len() < 4_000);
+}
+
+/// The SQLite store, except that a rule's update first loses it to a concurrent delete:
+/// a DELETE landing between a PATCH's read and its write.
+#[derive(Debug)]
+struct DeletedDuringUpdate {
+    inner: Arc<dyn modelwatch_store::alerts::AlertStore>,
+}
+
+#[async_trait::async_trait]
+impl modelwatch_store::alerts::AlertStore for DeletedDuringUpdate {
+    async fn insert_rule(&self, rule: Rule) -> Result<(), StoreError> {
+        self.inner.insert_rule(rule).await
+    }
+    async fn update_rule(&self, rule: Rule) -> Result<(), StoreError> {
+        assert!(self.inner.delete_rule(&rule.id).await?);
+        self.inner.update_rule(rule).await
+    }
+    async fn delete_rule(&self, id: &RuleId) -> Result<bool, StoreError> {
+        self.inner.delete_rule(id).await
+    }
+    async fn rule(&self, id: &RuleId) -> Result<Option<Rule>, StoreError> {
+        self.inner.rule(id).await
+    }
+    async fn list_rules(&self, model: Option<&ModelName>) -> Result<Vec<Rule>, StoreError> {
+        self.inner.list_rules(model).await
+    }
+    async fn states(&self, model: Option<&ModelName>) -> Result<Vec<StoredState>, StoreError> {
+        self.inner.states(model).await
+    }
+    async fn commit(&self, commits: Vec<AlertCommit>) -> Result<Vec<CommitOutcome>, StoreError> {
+        self.inner.commit(commits).await
+    }
+    async fn alert(&self, id: &AlertId) -> Result<Option<Alert>, StoreError> {
+        self.inner.alert(id).await
+    }
+    async fn alerts_by_id(&self, ids: &[AlertId]) -> Result<Vec<Alert>, StoreError> {
+        self.inner.alerts_by_id(ids).await
+    }
+    async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
+        self.inner.list_alerts(filter).await
+    }
+    async fn open_alerts(&self, model: Option<&ModelName>) -> Result<Vec<Alert>, StoreError> {
+        self.inner.open_alerts(model).await
+    }
+    async fn history(&self, id: &AlertId) -> Result<Vec<AlertTransition>, StoreError> {
+        self.inner.history(id).await
+    }
+    async fn notified_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(ModelName, Timestamp)>, StoreError> {
+        self.inner.notified_since(since).await
+    }
+    async fn insert_silence(&self, silence: Silence) -> Result<(), StoreError> {
+        self.inner.insert_silence(silence).await
+    }
+    async fn update_silence(&self, silence: Silence) -> Result<(), StoreError> {
+        self.inner.update_silence(silence).await
+    }
+    async fn silence(&self, id: &SilenceId) -> Result<Option<Silence>, StoreError> {
+        self.inner.silence(id).await
+    }
+    async fn list_silences(
+        &self,
+        ends_after: Option<Timestamp>,
+    ) -> Result<Vec<Silence>, StoreError> {
+        self.inner.list_silences(ends_after).await
+    }
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: Duration,
+        channels: ClaimChannels<'_>,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.inner
+            .claim_notifications(owner, now, lease, channels, limit)
+            .await
+    }
+    async fn finish_notification(
+        &self,
+        id: i64,
+        owner: &str,
+        result: DeliveryResult,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.finish_notification(id, owner, result, now).await
+    }
+    async fn list_notifications(
+        &self,
+        filter: &NotificationFilter,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.inner.list_notifications(filter).await
+    }
+    async fn recent_notifications(
+        &self,
+        filter: &NotificationFilter,
+        limit: usize,
+    ) -> Result<Vec<Notification>, StoreError> {
+        self.inner.recent_notifications(filter, limit).await
+    }
+    async fn delete_finished_notifications(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        self.inner.delete_finished_notifications(cutoff).await
+    }
+    async fn import_alerting(&self, rows: AlertingRows) -> Result<(), StoreError> {
+        self.inner.import_alerting(rows).await
+    }
+}
+
+/// A PATCH that loses its rule to a DELETE between reading and writing it is a conflict
+/// (409 naming the rule), not an internal error; the rule stays deleted, and a PATCH
+/// after the DELETE is an unknown id (404). Issue 18: this was a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_racing_a_delete_is_409_and_a_patch_after_it_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = modelwatch_store::open(dir.path().join("race.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let racing = Stores {
+        alerts: Arc::new(DeletedDuringUpdate {
+            inner: Arc::clone(&stores.alerts),
+        }),
+        ..stores.clone()
+    };
+    let engine = modelwatch_engine::Engine::new(&racing, Default::default())
+        .with_ids(Arc::new(modelwatch_engine::SequentialIds::default()));
+    let state = AppState::new(
+        Arc::clone(&stores.metrics),
+        None,
+        Limits::default(),
+        Clock::new(|| Timestamp::from_millis(NOW_MS).unwrap()),
+        Some(engine),
+    );
+    let app = TestServer {
+        base: serve_state(state).await,
+        client: reqwest::Client::new(),
+        stores,
+        openapi: serde_json::to_value(modelwatch_http::openapi()).unwrap(),
+        _dir: dir,
+    };
+    let rule = json!({"name": "Low accuracy", "model": "fraud", "metric": "accuracy",
+        "threshold_value": 0.9, "comparison_operator": "lt"});
+    let reply = app.call(Method::POST, RULES, RULES, Some(rule)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let path = format!("/api/v1/rules/{}", reply.body["id"].as_str().unwrap());
+
+    let patch = json!({"cooldown_minutes": 5});
+    let reply = app
+        .call(Method::PATCH, RULE, &path, Some(patch.clone()))
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], "conflict");
+    let message = reply.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("rule_") && message.contains("deleted"),
+        "{message}"
+    );
+    assert!(app.stores.alerts.list_rules(None).await.unwrap().is_empty());
+
+    let reply = app.call(Method::PATCH, RULE, &path, Some(patch)).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.body);
 }

@@ -88,7 +88,9 @@ pub fn from_engine(error: EngineError) -> PyErr {
         unknown @ (EngineError::UnknownRule(_) | EngineError::UnknownSilence(_)) => {
             not_found(unknown.to_string())
         }
-        contention @ EngineError::Contention(_) => conflict(contention.to_string()),
+        conflicting @ (EngineError::Contention(_) | EngineError::Deleted { .. }) => {
+            conflict(conflicting.to_string())
+        }
         EngineError::Analysis(error) => from_analysis(error),
     }
 }
