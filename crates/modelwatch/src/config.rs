@@ -785,7 +785,12 @@ mod tests {
             Path::new("c.toml"),
         )
         .unwrap_err();
-        assert!(error.to_string().contains("urll"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("channels.x: unknown field `urll`"),
+            "{error}"
+        );
     }
 
     #[test]

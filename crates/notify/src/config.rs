@@ -1,11 +1,14 @@
 //! Channel and delivery configuration: the raw `[channels.NAME]` and `[notify]` tables as
-//! the file writes them (`deny_unknown_fields`, everything optional), validated into typed
+//! the file writes them (`deny_unknown_fields`, values optional), validated into typed
 //! per-kind settings that the channel constructors take.
 //!
 //! The binary owns reading the file; it embeds [`RawChannels`] and [`RawNotify`] in its
-//! own raw configuration and calls [`NotifyConfig::from_raw`]. Errors name the key
-//! (`channels.ops-hook.url`). A setting that does not belong to the channel's kind is an
-//! error rather than ignored, so a typo'd or misplaced key never silently does nothing.
+//! own raw configuration and calls [`NotifyConfig::from_raw`]. A channel table is a
+//! [`RawChannel`], an enum tagged by `kind`: an unknown kind, or a setting that does not
+//! belong to the kind, is refused while the file is read, the error naming the channel
+//! (`channels.ops-hook: unknown field `routing_key`, expected one of …`), so a typo'd or
+//! misplaced key never silently does nothing. Validation errors name the key
+//! (`channels.ops-hook.url`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,41 +34,124 @@ fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// `[channels.NAME]` tables by name.
-pub type RawChannels = BTreeMap<String, RawChannel>;
+/// `[channels.NAME]` tables by name. Each table is read as its kind's settings and
+/// nothing else, and an error says which channel it is about
+/// (`channels.ops: unknown field `routing_key`, expected one of `url`, `secret`, …`).
+#[derive(Debug, Default, Clone)]
+pub struct RawChannels(BTreeMap<String, RawChannel>);
 
-/// One `[channels.NAME]` table as written. Which keys apply depends on `kind`.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawChannel {
-    /// slack | pagerduty | email | webhook | alertmanager
-    pub kind: Option<String>,
-    /// slack, webhook, alertmanager: where to send; pagerduty: the Events API endpoint.
-    pub url: Option<Secret>,
-    /// webhook: HMAC-SHA256 key for `X-Modelwatch-Signature`.
-    pub secret: Option<Secret>,
-    /// pagerduty: the integration's routing key.
-    pub routing_key: Option<Secret>,
-    pub smtp_host: Option<String>,
-    pub smtp_port: Option<u16>,
-    /// none | starttls | tls
-    pub tls: Option<String>,
-    /// email: a PEM file of CA certificates to trust besides the public roots (a private
-    /// CA, or a self-signed server). Verification always stays on.
-    pub ca_file: Option<String>,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub from: Option<String>,
-    pub to: Option<Vec<String>>,
-    /// Per outbound call, e.g. "10s" (default: `[notify] timeout`).
-    pub timeout: Option<String>,
-    /// At most this many messages a minute to this channel (default 30).
-    pub max_per_minute: Option<u32>,
-    /// When at least this many notifications for the channel are due together, send one
-    /// digest listing them (slack and email; default 3; 0 turns digests off).
-    pub digest_after: Option<usize>,
-    /// alertmanager: how long a firing alert stays active there without news (default 24h).
-    pub firing_ttl: Option<String>,
+impl RawChannels {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, RawChannel)> for RawChannels {
+    fn from_iter<I: IntoIterator<Item = (String, RawChannel)>>(tables: I) -> Self {
+        RawChannels(tables.into_iter().collect())
+    }
+}
+
+impl IntoIterator for RawChannels {
+    type Item = (String, RawChannel);
+    type IntoIter = std::collections::btree_map::IntoIter<String, RawChannel>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'de> Deserialize<'de> for RawChannels {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Tables;
+
+        impl<'de> serde::de::Visitor<'de> for Tables {
+            type Value = RawChannels;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("one table per channel, by name")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawChannels, A::Error> {
+                use serde::de::Error;
+                let mut channels = BTreeMap::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    let channel = map
+                        .next_value::<RawChannel>()
+                        .map_err(|error| A::Error::custom(format!("channels.{name}: {error}")))?;
+                    if channels.insert(name.clone(), channel).is_some() {
+                        return Err(A::Error::custom(format!("channels.{name} appears twice")));
+                    }
+                }
+                Ok(RawChannels(channels))
+            }
+        }
+
+        deserializer.deserialize_map(Tables)
+    }
+}
+
+/// One `[channels.NAME]` table as written: its `kind` decides which settings it takes,
+/// and any other key is refused while reading (a typo'd or misplaced key never silently
+/// does nothing). Every kind takes `timeout` (per outbound call, e.g. "10s"; default:
+/// `[notify] timeout`) and `max_per_minute` (default 30).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawChannel {
+    Slack {
+        /// The incoming-webhook URL (required).
+        url: Option<Secret>,
+        /// When at least this many notifications for the channel are due together, send
+        /// one digest listing them (default 3; 0 turns digests off).
+        digest_after: Option<usize>,
+        timeout: Option<String>,
+        max_per_minute: Option<u32>,
+    },
+    PagerDuty {
+        /// The integration's routing key (required).
+        routing_key: Option<Secret>,
+        /// The Events API endpoint (default [`PAGERDUTY_EVENTS_URL`]).
+        url: Option<Secret>,
+        timeout: Option<String>,
+        max_per_minute: Option<u32>,
+    },
+    Email {
+        /// Required, as are `from` and `to`.
+        smtp_host: Option<String>,
+        smtp_port: Option<u16>,
+        /// none | starttls | tls
+        tls: Option<String>,
+        /// A PEM file of CA certificates to trust besides the public roots (a private
+        /// CA, or a self-signed server). Verification always stays on.
+        ca_file: Option<String>,
+        username: Option<String>,
+        password: Option<Secret>,
+        from: Option<String>,
+        to: Option<Vec<String>>,
+        /// As for Slack.
+        digest_after: Option<usize>,
+        timeout: Option<String>,
+        max_per_minute: Option<u32>,
+    },
+    Webhook {
+        /// Required.
+        url: Option<Secret>,
+        /// HMAC-SHA256 key for `X-Modelwatch-Signature`.
+        secret: Option<Secret>,
+        timeout: Option<String>,
+        max_per_minute: Option<u32>,
+    },
+    Alertmanager {
+        /// The Alertmanager's base URL (required).
+        url: Option<Secret>,
+        /// How long a firing alert stays active there without news (default 24h).
+        firing_ttl: Option<String>,
+        timeout: Option<String>,
+        max_per_minute: Option<u32>,
+    },
 }
 
 /// The `[notify]` table: delivery-worker settings.
@@ -440,6 +526,11 @@ fn http_url(key: &str, text: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
+fn required_url(key: &str, url: Option<&Secret>) -> Result<Url, ConfigError> {
+    let url = url.ok_or_else(|| invalid(key, "missing"))?;
+    http_url(key, url.expose())
+}
+
 fn is_address(text: &str) -> bool {
     // A light check (the SMTP server has the last word): one @ with text on both sides
     // and no whitespace or angle brackets that would break the header.
@@ -449,31 +540,14 @@ fn is_address(text: &str) -> bool {
         && !text.contains(|c: char| c.is_whitespace() || c == '<' || c == '>')
 }
 
-impl RawChannel {
-    /// The keys present, for rejecting those that do not belong to the kind.
-    fn present(&self) -> Vec<&'static str> {
-        let mut keys = Vec::new();
-        let mut note = |present: bool, key: &'static str| {
-            if present {
-                keys.push(key);
-            }
-        };
-        note(self.url.is_some(), "url");
-        note(self.secret.is_some(), "secret");
-        note(self.routing_key.is_some(), "routing_key");
-        note(self.smtp_host.is_some(), "smtp_host");
-        note(self.smtp_port.is_some(), "smtp_port");
-        note(self.tls.is_some(), "tls");
-        note(self.ca_file.is_some(), "ca_file");
-        note(self.username.is_some(), "username");
-        note(self.password.is_some(), "password");
-        note(self.from.is_some(), "from");
-        note(self.to.is_some(), "to");
-        note(self.digest_after.is_some(), "digest_after");
-        note(self.firing_ttl.is_some(), "firing_ttl");
-        keys
-    }
+/// The settings every kind shares, as written.
+struct Shared {
+    timeout: Option<String>,
+    max_per_minute: Option<u32>,
+    digest_after: Option<usize>,
+}
 
+impl RawChannel {
     pub fn validate(
         self,
         name: &str,
@@ -481,154 +555,119 @@ impl RawChannel {
     ) -> Result<ChannelConfig, ConfigError> {
         let channel_name = ChannelName::parse(name)?;
         let key = |field: &str| format!("channels.{name}.{field}");
-        let kind = self.kind.clone().ok_or_else(|| {
-            invalid(
-                key("kind"),
-                "missing (slack, pagerduty, email, webhook or alertmanager)",
-            )
-        })?;
-        let allowed: &[&str] = match kind.as_str() {
-            "slack" => &["url", "digest_after"],
-            "pagerduty" => &["url", "routing_key"],
-            "email" => &[
-                "smtp_host",
-                "smtp_port",
-                "tls",
-                "ca_file",
-                "username",
-                "password",
-                "from",
-                "to",
-                "digest_after",
-            ],
-            "webhook" => &["url", "secret"],
-            "alertmanager" => &["url", "firing_ttl"],
-            other => {
-                return Err(invalid(
-                    key("kind"),
-                    format!("{other:?} is not slack, pagerduty, email, webhook or alertmanager"),
-                ))
+        let (kind, shared) = match self {
+            RawChannel::Slack {
+                url,
+                digest_after,
+                timeout,
+                max_per_minute,
+            } => {
+                required_url(&key("url"), url.as_ref())?;
+                let url = url.unwrap_or_else(|| Secret::new(""));
+                let shared = Shared {
+                    timeout,
+                    max_per_minute,
+                    digest_after,
+                };
+                (ChannelKind::Slack(SlackConfig { url }), shared)
             }
-        };
-        if let Some(stray) = self.present().into_iter().find(|k| !allowed.contains(k)) {
-            return Err(invalid(
-                key(stray),
-                format!("is not a setting of a {kind} channel"),
-            ));
-        }
-        let required_url = |url: &Option<Secret>| -> Result<Url, ConfigError> {
-            let url = url.as_ref().ok_or_else(|| invalid(key("url"), "missing"))?;
-            http_url(&key("url"), url.expose())
-        };
-        let kind = match kind.as_str() {
-            "slack" => {
-                required_url(&self.url)?;
-                ChannelKind::Slack(SlackConfig {
-                    url: self.url.clone().unwrap_or_else(|| Secret::new("")),
-                })
-            }
-            "pagerduty" => {
-                let routing_key = self
-                    .routing_key
-                    .clone()
+            RawChannel::PagerDuty {
+                routing_key,
+                url,
+                timeout,
+                max_per_minute,
+            } => {
+                let routing_key = routing_key
                     .filter(|k| !k.expose().trim().is_empty())
                     .ok_or_else(|| invalid(key("routing_key"), "missing"))?;
-                let url = match &self.url {
-                    Some(url) => http_url(&key("url"), url.expose())?,
-                    None => http_url(&key("url"), PAGERDUTY_EVENTS_URL)?,
+                let url = http_url(
+                    &key("url"),
+                    url.as_ref().map_or(PAGERDUTY_EVENTS_URL, Secret::expose),
+                )?;
+                let shared = Shared {
+                    timeout,
+                    max_per_minute,
+                    digest_after: None,
                 };
-                ChannelKind::PagerDuty(PagerDutyConfig { routing_key, url })
+                (
+                    ChannelKind::PagerDuty(PagerDutyConfig { routing_key, url }),
+                    shared,
+                )
             }
-            "email" => {
-                let smtp_host = self
-                    .smtp_host
-                    .clone()
-                    .filter(|h| !h.trim().is_empty())
-                    .ok_or_else(|| invalid(key("smtp_host"), "missing"))?;
-                let tls = match self.tls.as_deref().unwrap_or("starttls") {
-                    "none" => Tls::None,
-                    "starttls" => Tls::Starttls,
-                    "tls" => Tls::Tls,
-                    other => {
-                        return Err(invalid(
-                            key("tls"),
-                            format!("{other:?} is not none, starttls or tls"),
-                        ))
-                    }
+            RawChannel::Email {
+                smtp_host,
+                smtp_port,
+                tls,
+                ca_file,
+                username,
+                password,
+                from,
+                to,
+                digest_after,
+                timeout,
+                max_per_minute,
+            } => {
+                let email = EmailConfig::validate(
+                    &key,
+                    RawEmail {
+                        smtp_host,
+                        smtp_port,
+                        tls,
+                        ca_file,
+                        username,
+                        password,
+                        from,
+                        to,
+                    },
+                )?;
+                let shared = Shared {
+                    timeout,
+                    max_per_minute,
+                    digest_after,
                 };
-                let ca = match (&self.ca_file, tls) {
-                    (None, _) => None,
-                    (Some(_), Tls::None) => {
-                        return Err(invalid(
-                            key("ca_file"),
-                            "needs tls = \"starttls\" or \"tls\" (with tls = \"none\" nothing is verified)",
-                        ))
-                    }
-                    (Some(path), _) => Some(CaFile::read(&key("ca_file"), path)?),
-                };
-                let smtp_port = self.smtp_port.unwrap_or(match tls {
-                    Tls::Tls => 465,
-                    Tls::Starttls => 587,
-                    Tls::None => 25,
-                });
-                let credentials = match (self.username.clone(), self.password.clone()) {
-                    (Some(user), Some(password)) => Some((user, password)),
-                    (None, None) => None,
-                    (Some(_), None) => {
-                        return Err(invalid(key("password"), "missing (username is set)"))
-                    }
-                    (None, Some(_)) => {
-                        return Err(invalid(key("username"), "missing (password is set)"))
-                    }
-                };
-                let from = self
-                    .from
-                    .clone()
-                    .ok_or_else(|| invalid(key("from"), "missing"))?;
-                if !is_address(&from) {
-                    return Err(invalid(
-                        key("from"),
-                        format!("{from:?} is not an e-mail address"),
-                    ));
-                }
-                let to = self.to.clone().unwrap_or_default();
-                if to.is_empty() {
-                    return Err(invalid(key("to"), "needs at least one address"));
-                }
-                if let Some(bad) = to.iter().find(|a| !is_address(a)) {
-                    return Err(invalid(
-                        key("to"),
-                        format!("{bad:?} is not an e-mail address"),
-                    ));
-                }
-                ChannelKind::Email(EmailConfig {
-                    smtp_host,
-                    smtp_port,
-                    tls,
-                    ca,
-                    credentials,
-                    from,
-                    to,
-                })
+                (ChannelKind::Email(email), shared)
             }
-            "webhook" => ChannelKind::Webhook(WebhookConfig {
-                url: required_url(&self.url)?,
-                secret: self.secret.clone(),
-            }),
-            _ => ChannelKind::Alertmanager(AlertmanagerConfig {
-                url: required_url(&self.url)?,
-                firing_ttl: duration(
-                    &key("firing_ttl"),
-                    self.firing_ttl.as_deref(),
-                    Duration::from_secs(24 * 3600),
-                )?,
-            }),
+            RawChannel::Webhook {
+                url,
+                secret,
+                timeout,
+                max_per_minute,
+            } => {
+                let url = required_url(&key("url"), url.as_ref())?;
+                let shared = Shared {
+                    timeout,
+                    max_per_minute,
+                    digest_after: None,
+                };
+                (ChannelKind::Webhook(WebhookConfig { url, secret }), shared)
+            }
+            RawChannel::Alertmanager {
+                url,
+                firing_ttl,
+                timeout,
+                max_per_minute,
+            } => {
+                let alertmanager = AlertmanagerConfig {
+                    url: required_url(&key("url"), url.as_ref())?,
+                    firing_ttl: duration(
+                        &key("firing_ttl"),
+                        firing_ttl.as_deref(),
+                        Duration::from_secs(24 * 3600),
+                    )?,
+                };
+                let shared = Shared {
+                    timeout,
+                    max_per_minute,
+                    digest_after: None,
+                };
+                (ChannelKind::Alertmanager(alertmanager), shared)
+            }
         };
-        let timeout = duration(&key("timeout"), self.timeout.as_deref(), default_timeout)?;
+        let timeout = duration(&key("timeout"), shared.timeout.as_deref(), default_timeout)?;
         if timeout.is_zero() {
             return Err(invalid(key("timeout"), "must be positive"));
         }
-        let max_per_minute = self.max_per_minute.unwrap_or(30);
+        let max_per_minute = shared.max_per_minute.unwrap_or(30);
         if max_per_minute == 0 {
             return Err(invalid(key("max_per_minute"), "must be at least 1"));
         }
@@ -637,7 +676,85 @@ impl RawChannel {
             kind,
             timeout,
             max_per_minute,
-            digest_after: self.digest_after.unwrap_or(3),
+            digest_after: shared.digest_after.unwrap_or(3),
+        })
+    }
+}
+
+/// An email channel's own settings, as written.
+struct RawEmail {
+    smtp_host: Option<String>,
+    smtp_port: Option<u16>,
+    tls: Option<String>,
+    ca_file: Option<String>,
+    username: Option<String>,
+    password: Option<Secret>,
+    from: Option<String>,
+    to: Option<Vec<String>>,
+}
+
+impl EmailConfig {
+    fn validate(key: &dyn Fn(&str) -> String, raw: RawEmail) -> Result<EmailConfig, ConfigError> {
+        let smtp_host = raw
+            .smtp_host
+            .filter(|h| !h.trim().is_empty())
+            .ok_or_else(|| invalid(key("smtp_host"), "missing"))?;
+        let tls = match raw.tls.as_deref().unwrap_or("starttls") {
+            "none" => Tls::None,
+            "starttls" => Tls::Starttls,
+            "tls" => Tls::Tls,
+            other => {
+                return Err(invalid(
+                    key("tls"),
+                    format!("{other:?} is not none, starttls or tls"),
+                ))
+            }
+        };
+        let ca =
+            match (&raw.ca_file, tls) {
+                (None, _) => None,
+                (Some(_), Tls::None) => return Err(invalid(
+                    key("ca_file"),
+                    "needs tls = \"starttls\" or \"tls\" (with tls = \"none\" nothing is verified)",
+                )),
+                (Some(path), _) => Some(CaFile::read(&key("ca_file"), path)?),
+            };
+        let smtp_port = raw.smtp_port.unwrap_or(match tls {
+            Tls::Tls => 465,
+            Tls::Starttls => 587,
+            Tls::None => 25,
+        });
+        let credentials = match (raw.username, raw.password) {
+            (Some(user), Some(password)) => Some((user, password)),
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid(key("password"), "missing (username is set)")),
+            (None, Some(_)) => return Err(invalid(key("username"), "missing (password is set)")),
+        };
+        let from = raw.from.ok_or_else(|| invalid(key("from"), "missing"))?;
+        if !is_address(&from) {
+            return Err(invalid(
+                key("from"),
+                format!("{from:?} is not an e-mail address"),
+            ));
+        }
+        let to = raw.to.unwrap_or_default();
+        if to.is_empty() {
+            return Err(invalid(key("to"), "needs at least one address"));
+        }
+        if let Some(bad) = to.iter().find(|a| !is_address(a)) {
+            return Err(invalid(
+                key("to"),
+                format!("{bad:?} is not an e-mail address"),
+            ));
+        }
+        Ok(EmailConfig {
+            smtp_host,
+            smtp_port,
+            tls,
+            ca,
+            credentials,
+            from,
+            to,
         })
     }
 }
@@ -774,7 +891,12 @@ mod tests {
             "[channels.h]\nkind = \"webhook\"\nurl = \"http://h/\"\nca_file = {ca_path:?}\n"
         ))
         .expect_err("not a webhook setting");
-        assert_eq!(error.key, "channels.h.ca_file");
+        assert!(
+            error
+                .message
+                .contains("channels.h: unknown field `ca_file`"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -811,10 +933,8 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let cases = [
-            ("[channels.x]\nurl = \"http://a\"\n", "channels.x.kind"),
-            ("[channels.x]\nkind = \"sms\"\n", "channels.x.kind"),
             ("[channels.x]\nkind = \"webhook\"\nurl = \"ftp://a\"\n", "channels.x.url"),
-            ("[channels.x]\nkind = \"webhook\"\nurl = \"http://a\"\nrouting_key = \"k\"\n", "channels.x.routing_key"),
+            ("[channels.x]\nkind = \"webhook\"\n", "channels.x.url"),
             ("[channels.x]\nkind = \"email\"\nsmtp_host = \"h\"\nfrom = \"a@b\"\n", "channels.x.to"),
             ("[channels.x]\nkind = \"email\"\nsmtp_host = \"h\"\nfrom = \"a@b\"\nto = [\"c@d\"]\ntls = \"ssl\"\n", "channels.x.tls"),
             ("[channels.x]\nkind = \"pagerduty\"\n", "channels.x.routing_key"),
@@ -826,7 +946,47 @@ mod tests {
             let error = load(text).expect_err(text);
             assert_eq!(error.key, key, "{text}: {error}");
         }
-        // Unknown keys are refused by serde before validation.
-        assert!(load("[channels.x]\nkind = \"slack\"\nurl = \"http://a\"\nchanel = 1\n").is_err());
+    }
+
+    /// What the kind does not take is refused while reading (`deny_unknown_fields` on the
+    /// tagged enum), the error naming the channel, what is wrong and what would be right.
+    #[test]
+    fn unknown_kinds_and_settings_are_refused_naming_the_channel() {
+        let cases = [
+            (
+                "[channels.x]\nurl = \"http://a\"\n",
+                &["channels.x: missing field `kind`"][..],
+            ),
+            (
+                "[channels.x]\nkind = \"sms\"\n",
+                &["channels.x: unknown variant `sms`", "`slack`, `pagerduty`, `email`, `webhook`, `alertmanager`"],
+            ),
+            (
+                "[channels.hook]\nkind = \"webhook\"\nurl = \"http://a\"\nrouting_key = \"k\"\n",
+                &["channels.hook: unknown field `routing_key`", "`url`, `secret`, `timeout`, `max_per_minute`"],
+            ),
+            (
+                "[channels.team]\nkind = \"slack\"\nurl = \"http://a\"\nchanel = 1\n",
+                &["channels.team: unknown field `chanel`"],
+            ),
+            (
+                "[channels.am]\nkind = \"alertmanager\"\nurl = \"http://a\"\ndigest_after = 2\n",
+                &["channels.am: unknown field `digest_after`"],
+            ),
+            (
+                "[channels.p]\nkind = \"pagerduty\"\nrouting_key = \"k\"\nmax_per_minute = \"ten\"\n",
+                &["channels.p: invalid type: string \"ten\""],
+            ),
+        ];
+        for (text, needles) in cases {
+            let error = load(text).expect_err(text);
+            assert_eq!(error.key, "file", "{text}: {error}");
+            for needle in needles {
+                assert!(error.message.contains(needle), "{text}: {error}");
+            }
+        }
+        // The kind is exactly one of the five, in lower case.
+        assert!(load("[channels.x]\nkind = \"Slack\"\nurl = \"http://a\"\n").is_err());
+        assert!(load("[channels.x]\nkind = \"pager_duty\"\nrouting_key = \"k\"\n").is_err());
     }
 }
