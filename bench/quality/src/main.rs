@@ -30,7 +30,9 @@
 //! detector's goal rows with `MODELWATCH_CP_TUNING` (the daily row at several settings,
 //! with detections split by whether a false alarm came in the 100 samples before the
 //! change, and an oracle CUSUM knowing the mean and the noise); `MODELWATCH_CP_DAILY_ONLY`,
-//! `MODELWATCH_CP_EVENTS`, `MODELWATCH_CP_NAB` and `MODELWATCH_CP_DEFAULT_DAYS` (the
+//! `MODELWATCH_CP_EVENTS`, `MODELWATCH_CP_NAB`, `MODELWATCH_CP_MISSES` (each daily stream
+//! the detector misses, with its false alarms and state at the change, and each the oracle
+//! finds but it does not) and `MODELWATCH_CP_DEFAULT_DAYS` (the
 //! default interval in days, at least 1,000 samples) select and vary what it prints.
 //!
 //! `MODELWATCH_QUALITY_CEILING=1` prints instead how far detectors of several shapes can get
@@ -779,6 +781,26 @@ fn cp_experiment((streams, seed): (usize, u64)) {
     }
     {
         use modelwatch_core::detection::changepoint::threshold_for;
+        for (k, arl) in [(0.5, 1000.0), (0.75, 2000.0), (0.5, 2000.0)] {
+            let mut rng = synthetic::Rng::new(seed ^ 0xDA11);
+            let mut t = changepoints::Tally::default();
+            let h = threshold_for(k, arl);
+            for _ in 0..400 {
+                let (points, change) = changepoints::daily_series(&mut rng, 1.5);
+                let mut g = 0.0f64;
+                let mut alarms = Vec::new();
+                for (row, p) in points.iter().enumerate() {
+                    let r = (p.value - 0.9) / 0.018;
+                    g = (g - r - k).max(0.0);
+                    if g > h {
+                        alarms.push(changepoints::Alarm { row, onset: row });
+                        g = 0.0;
+                    }
+                }
+                t.count(&alarms, points.len(), Some(change), 10);
+            }
+            println!("daily oracle k {k} ARL {arl}: {}", fmt(&t));
+        }
         let mut rng = synthetic::Rng::new(seed ^ 0xDA11);
         let mut t = changepoints::Tally::default();
         let h = threshold_for(0.75, 1000.0);
@@ -801,6 +823,9 @@ fn cp_experiment((streams, seed): (usize, u64)) {
             t.count(&alarms, points.len(), Some(change), 10);
         }
         println!("daily oracle k .75 ARL 1000: {}", fmt(&t));
+    }
+    if std::env::var_os("MODELWATCH_CP_MISSES").is_some() {
+        daily_misses(seed);
     }
     if std::env::var_os("MODELWATCH_CP_DAILY_ONLY").is_some() {
         return;
@@ -835,5 +860,84 @@ fn cp_experiment((streams, seed): (usize, u64)) {
                 .collect();
             println!("NAB {}", s.join(" / "));
         }
+    }
+}
+
+/// Prints, for each daily stream the default detector misses, why: false alarms before the
+/// change and the detector's state when the change came.
+fn daily_misses(seed: u64) {
+    use modelwatch_core::detection::changepoint::ChangePointState;
+    let settings = modelwatch_core::detection::changepoint::ChangePointSettings {
+        sides: Sides::Down,
+        ..changepoints::default_settings()
+    };
+    let tuning = changepoints::tuning();
+    let mut rng = synthetic::Rng::new(seed ^ 0xDA11);
+    for stream in 0..400 {
+        let (points, change) = changepoints::daily_series(&mut rng, 1.5);
+        let mut state = ChangePointState::default();
+        let mut alarms = Vec::new();
+        let mut at_change = None;
+        let mut max_down = 0.0f64;
+        for (row, p) in points.iter().enumerate() {
+            if row == change {
+                at_change = Some(state.clone());
+            }
+            if let Some(c) = state.observe(&settings, &tuning, p.timestamp, p.value) {
+                alarms.push((row, c.upward, c.started_at.as_millis() / 86_400_000));
+            }
+            if row >= change && row < change + 10 {
+                max_down = max_down.max(state.down.statistic);
+            }
+        }
+        let found = alarms
+            .iter()
+            .any(|a| !a.1 && a.0 >= change && a.0 < change + 10);
+        // The oracle (k 0.5, ARL 1000, true mean and noise) on the same stream.
+        let h = modelwatch_core::detection::changepoint::threshold_for(0.5, 1000.0);
+        let (mut g, mut oracle_found, mut g_at_change, mut our_at_change) =
+            (0.0f64, false, 0.0, 0.0);
+        let mut trace = Vec::new();
+        for (row, p) in points.iter().enumerate() {
+            if row == change {
+                g_at_change = g;
+                our_at_change = at_change.as_ref().map_or(0.0, |s| s.down.statistic);
+            }
+            g = (g - (p.value - 0.9) / 0.018 - 0.5).max(0.0);
+            if row >= change && row < change + 10 {
+                trace.push(format!("{:.1}", g));
+            }
+            if g > h {
+                g = 0.0;
+                if row >= change && row < change + 10 {
+                    oracle_found = true;
+                }
+            }
+        }
+        if oracle_found && !found {
+            println!("oracle-only {stream}: g at change {g_at_change:.2} ours {our_at_change:.2} oracle trace {trace:?}");
+        }
+        if found {
+            continue;
+        }
+        let Some(s) = at_change else { continue };
+        let before: Vec<_> = alarms.iter().filter(|a| a.0 < change + 10).collect();
+        let post_mean: f64 = points[change..change + 10]
+            .iter()
+            .map(|p| p.value)
+            .sum::<f64>()
+            / 10.0;
+        println!(
+            "miss {stream}: change {change} alarms {before:?} level {:+.2}sd slow {:+.2}sd scale {:.2} rho {:.2} wander {:.2} settling {} since {} | post10 mean {:+.2}sd maxdown {max_down:.2} later {:?}",
+            (s.level - 0.9) / 0.018,
+            (s.slow_level.unwrap_or(s.level) - 0.9) / 0.018,
+            s.scale / 0.018,
+            s.lag_product,
+            s.wander.unwrap_or(-1.0),
+            s.settling,
+            s.samples,
+            (post_mean - 0.9) / 0.018,
+            alarms.iter().find(|a| a.0 >= change + 10),
+        );
     }
 }
