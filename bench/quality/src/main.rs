@@ -859,6 +859,9 @@ fn cp_experiment((streams, seed): (usize, u64)) {
                 .map(|p| format!("{:.1}", nab::score_corpus(&files, &d, p).normalised))
                 .collect();
             println!("NAB {}", s.join(" / "));
+            if std::env::var_os("MODELWATCH_CP_NAB_FILES").is_some() {
+                nab_breakdown(&files, &d, &profiles[0]);
+            }
         }
     }
 }
@@ -940,4 +943,39 @@ fn daily_misses(seed: u64) {
             alarms.iter().find(|a| a.0 >= change + 10),
         );
     }
+}
+
+/// Where a detector's NAB score goes, file by file (one profile): the false positives'
+/// cost, the windows missed and what the detected ones lost to lateness, in raw points
+/// (the null detector scores `-fn` per window, the perfect one `tp`).
+fn nab_breakdown(files: &[nab::LabelledFile], detections: &[Vec<usize>], profile: &nab::Profile) {
+    println!("file | rows | windows detected | FPs | FP cost | missed cost | lateness cost | raw");
+    let (mut fp_sum, mut miss_sum, mut late_sum) = (0.0, 0.0, 0.0);
+    for (index, (file, rows)) in files.iter().zip(detections).enumerate() {
+        let n = file.points.len();
+        let inside = |row: usize| file.windows.iter().any(|w| row >= w.0 && row <= w.1);
+        let all = nab::score_file(
+            n,
+            &file.windows,
+            |r| rows.binary_search(&r).is_ok(),
+            profile,
+        );
+        let tp_only = nab::score_file(
+            n,
+            &file.windows,
+            |r| inside(r) && rows.binary_search(&r).is_ok(),
+            profile,
+        );
+        let fp_cost = all.raw - tp_only.raw;
+        let missed = (tp_only.windows - tp_only.detected_windows) as f64 * profile.fn_weight;
+        let late = tp_only.detected_windows as f64 * profile.tp_weight - (tp_only.raw + missed);
+        fp_sum += fp_cost;
+        miss_sum += missed;
+        late_sum += late;
+        println!(
+            "{index} | {n} | {}/{} | {} | {fp_cost:.2} | {missed:.2} | {late:.2} | {:.2}",
+            all.detected_windows, all.windows, all.false_positives, all.raw
+        );
+    }
+    println!("total FP cost {fp_sum:.2}, missed {miss_sum:.2}, lateness {late_sum:.2}");
 }
