@@ -8,10 +8,13 @@
 //! - `idle`: no new sample anywhere, nothing to write (an evaluator ticking between
 //!   measurements);
 //! - `next minute`: one new sample per series, as in steady per-minute operation;
-//! - `next 10 minutes`: ten such minutes, averaged (window rules observe on a 10-minute
+//! - `next 10 minutes`: ten such minutes (`MODELWATCH_BENCH_STEADY`), averaged (window rules observe on a 10-minute
 //!   cadence spread over the series, so a tenth of them works each minute).
 //!
 //! `MODELWATCH_BENCH_SERIES` and `MODELWATCH_BENCH_MINUTES` shrink the workload;
+//! `MODELWATCH_BENCH_STEADY` sets how many minutes the last figure averages (10; with 0
+//! and 20 under `valgrind --tool=callgrind`, the difference of the instruction counts is
+//! the cost of 20 steady passes whatever the machine's load);
 //! `MODELWATCH_BENCH_RULES=degradation` makes every rule a degradation rule created as a
 //! user would (`--degradation 5`: `comparison: auto`, here a 2-hour window with the
 //! long-run test), `=latest` one comparing each new value with the 24 h before it
@@ -79,6 +82,7 @@ fn samples(series: std::ops::Range<usize>, minutes: std::ops::Range<usize>) -> V
 fn main() {
     let series = env_usize("MODELWATCH_BENCH_SERIES", 10_000);
     let minutes = env_usize("MODELWATCH_BENCH_MINUTES", 7 * 24 * 60);
+    let steady = env_usize("MODELWATCH_BENCH_STEADY", 10);
     let kind = std::env::var("MODELWATCH_BENCH_RULES").unwrap_or_else(|_| "threshold".into());
     let degradation = kind == "degradation" || kind == "latest";
     let latest = kind == "latest";
@@ -230,7 +234,7 @@ fn main() {
             .unwrap();
         pass("next minute", minute(minutes + 1)).await;
         let started = Instant::now();
-        for m in minutes + 1..minutes + 11 {
+        for m in minutes + 1..minutes + 1 + steady {
             stores
                 .metrics
                 .append(samples(0..series, m..m + 1))
@@ -239,8 +243,8 @@ fn main() {
             engine.evaluate_all(minute(m)).await.unwrap();
         }
         println!(
-            "evaluate_all (next 10 minutes): {:.3} s per pass on average (appends included)",
-            started.elapsed().as_secs_f64() / 10.0
+            "evaluate_all (next {steady} minutes): {:.3} s per pass on average (appends included)",
+            started.elapsed().as_secs_f64() / steady.max(1) as f64
         );
         stores.close().await.unwrap();
     });

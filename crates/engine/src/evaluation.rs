@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use modelwatch_core::alerting::limits::RATE_WINDOW_MS;
 use modelwatch_core::alerting::no_data::{self, Tail};
-use modelwatch_core::alerting::observe::{instants, observations, observes};
+use modelwatch_core::alerting::observe::{instants, needs_windows, observations, observes};
 use modelwatch_core::alerting::{
     first_counted, plan, Alert, AlertId, Clock, ComparisonMode, Condition, Decision, Observation,
     Plan, PlanContext, PlannedCommit, RateLedger, Rule, RuleId, SeriesState, Silence, Target,
@@ -566,7 +566,8 @@ impl Engine {
         input.backlog |= due.peek().is_some();
 
         // The windows their observations need, read a few series at a time (a window
-        // rule's week of history is large); then observed.
+        // rule's week of history is large); then observed. A rule observing each sample
+        // alone (threshold, change point) has read all it needs: its samples.
         let mut definitions: HashMap<Metric, MetricDefinition> = HashMap::new();
         for (index, ..) in &ready {
             let metric = &pass.rules[targets[*index].rule].metric;
@@ -577,27 +578,43 @@ impl Engine {
         let mut ready = ready.into_iter().peekable();
         while ready.peek().is_some() {
             let group: Vec<_> = ready.by_ref().take(OBSERVED_PER_READ).collect();
-            let reads: Vec<SeriesRead> = group
+            let windowed: Vec<usize> = (0..group.len())
+                .filter(|&i| needs_windows(&pass.rules[targets[group[i].0].rule]))
+                .collect();
+            let reads: Vec<SeriesRead> = windowed
                 .iter()
-                .map(|(index, _, _, observed)| SeriesRead {
-                    key: self.key(pass, &targets[*index]),
-                    first: observed.first().map_or(pass.now, |p| p.timestamp),
-                    last: observed.last().map_or(pass.now, |p| p.timestamp),
+                .map(|&i| {
+                    let (index, _, _, observed) = &group[i];
+                    SeriesRead {
+                        key: self.key(pass, &targets[*index]),
+                        first: observed.first().map_or(pass.now, |p| p.timestamp),
+                        last: observed.last().map_or(pass.now, |p| p.timestamp),
+                    }
                 })
                 .collect();
-            let points = read_series(&*self.metrics, &reads, |i| {
-                &pass.rules[targets[group[i].0].rule]
+            let mut windows = read_series(&*self.metrics, &reads, |i| {
+                &pass.rules[targets[group[windowed[i]].0].rule]
             })
-            .await?;
-            for ((index, state, tracked, observed), points) in group.into_iter().zip(points) {
+            .await?
+            .into_iter();
+            for (index, state, tracked, observed) in group {
                 let target = &targets[index];
                 let rule = &pass.rules[target.rule];
+                let read = if needs_windows(rule) {
+                    windows.next().unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
                 let Some(definition) = definitions.get(&rule.metric) else {
                     continue;
                 };
                 let series = SeriesPoints {
                     definition,
-                    points: &points,
+                    points: if needs_windows(rule) {
+                        &read
+                    } else {
+                        &observed
+                    },
                 };
                 input.observed.push(Observed {
                     target: index,

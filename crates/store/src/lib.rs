@@ -10,6 +10,7 @@
 
 pub mod alerts;
 mod codec;
+mod decoded;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;

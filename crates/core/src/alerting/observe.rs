@@ -167,6 +167,13 @@ fn windows_at(at: Timestamp, spec: &WindowSpec) -> DetectionWindows {
     detection_windows(at.saturating_add(Duration::from_millis(1)), spec)
 }
 
+/// Whether observing `rule` at a sample needs more of its series than the sample itself
+/// (a degradation rule's windows). A rule that does not observes each sample alone, so
+/// the samples it counts are all it reads ([`ranges_needed`] is their range).
+pub fn needs_windows(rule: &Rule) -> bool {
+    matches!(rule.condition, Condition::Degradation { .. })
+}
+
 /// The ranges of its series that observing `rule` at samples from `first` to `last`
 /// reads, ordered and without overlaps. The samples themselves are always inside.
 pub fn ranges_needed(rule: &Rule, first: Timestamp, last: Timestamp) -> Vec<TimeRange> {
@@ -353,6 +360,27 @@ mod tests {
             [TimeRange::new(at(t), at(t + H + 1))]
         );
         assert_eq!(cadence(&threshold), None);
+    }
+
+    #[test]
+    fn only_degradation_rules_need_more_than_their_samples() {
+        let t = 30 * 24 * H;
+        let alone = [
+            rule(
+                r#"{"name":"r","model":"m","metric":"accuracy","threshold_value":0.9,"comparison_operator":"lt"}"#,
+            ),
+            rule(r#"{"name":"r","model":"m","metric":"accuracy","condition_type":"change_point"}"#),
+            rule(r#"{"name":"r","model":"m","metric":"accuracy","no_data_minutes":60}"#),
+        ];
+        for rule in &alone {
+            assert!(!needs_windows(rule));
+            assert_eq!(
+                ranges_needed(rule, at(t), at(t + H)),
+                [TimeRange::new(at(t), at(t + H + 1))]
+            );
+        }
+        assert!(needs_windows(&degradation(r#","comparison":"latest""#)));
+        assert!(needs_windows(&degradation("")));
     }
 
     #[test]

@@ -12,6 +12,8 @@ use modelwatch_core::alerting::{
 use modelwatch_core::{Metric, ModelName, Timestamp, Version};
 use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 
+use std::sync::Arc;
+
 use super::SqliteStore;
 use crate::alerts::{
     corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql,
@@ -20,6 +22,7 @@ use crate::alerts::{
     NotificationValues, OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState,
     TransitionValues, FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
+use crate::decoded::{rule_prefix, state_key, DecodedRows};
 use crate::StoreError;
 
 /// Ids per `IN (…)` list, well under SQLite's parameter limit.
@@ -30,16 +33,22 @@ fn status_column(text: Option<String>) -> Result<Option<AlertStatus>, StoreError
         .transpose()
 }
 
-fn read_rules(connection: &Connection, model: Option<&ModelName>) -> Result<Vec<Rule>, StoreError> {
+fn read_rules(
+    connection: &Connection,
+    model: Option<&ModelName>,
+    decoded: &DecodedRows,
+) -> Result<Vec<Rule>, StoreError> {
     let mut statement = connection.prepare_cached(
-        "SELECT body FROM alert_rules WHERE ?1 IS NULL OR model = ?1 ORDER BY model, id",
+        "SELECT id, body FROM alert_rules WHERE ?1 IS NULL OR model = ?1 ORDER BY model, id",
     )?;
-    let bodies = statement
+    let rows = statement
         .query_map(params![model.map(ModelName::as_str)], |row| {
-            row.get::<_, String>(0)
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    bodies.iter().map(|b| from_json(b)).collect()
+    rows.iter()
+        .map(|(id, body)| decoded.rules.decode(id, body))
+        .collect()
 }
 
 fn read_state(row: &Row<'_>) -> rusqlite::Result<(String, String, String, StateColumns)> {
@@ -69,7 +78,14 @@ struct StateColumns {
 
 fn stored_state(
     (rule_id, model, version, columns): (String, String, String, StateColumns),
+    decoded: &DecodedRows,
 ) -> Result<StoredState, StoreError> {
+    let detail = match columns.detail.as_deref() {
+        Some(text) => decoded
+            .details
+            .decode(&state_key(&rule_id, &version), text)?,
+        None => state_detail(None)?,
+    };
     Ok(StoredState {
         rule_id: RuleId::parse(&rule_id).map_err(|e| corrupt("state", e))?,
         model: ModelName::parse(&model).map_err(|e| corrupt("state", e))?,
@@ -83,7 +99,7 @@ fn stored_state(
                 .transpose()?,
             last_observed_at: optional_timestamp(columns.last_observed_ms)?,
             revision: revision_from_sql(columns.revision),
-            detail: state_detail(columns.detail.as_deref())?,
+            detail,
         },
     })
 }
@@ -143,8 +159,13 @@ const INSERT_TRANSITION: &str =
     "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
-fn apply(connection: &Connection, commit: &AlertCommit) -> Result<(), StoreError> {
+fn apply(
+    connection: &Connection,
+    commit: &AlertCommit,
+    decoded: &DecodedRows,
+) -> Result<(), StoreError> {
     if let Some(write) = &commit.state {
+        let values = StateValues::new(&write.rule_id, &write.version, &write.model, &write.next)?;
         connection
             .prepare_cached(
                 "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
@@ -159,10 +180,14 @@ fn apply(connection: &Connection, commit: &AlertCommit) -> Result<(), StoreError
                      revision = excluded.revision,
                      detail = excluded.detail",
             )?
-            .execute(
-                StateValues::new(&write.rule_id, &write.version, &write.model, &write.next)?
-                    .sqlite_params(),
-            )?;
+            .execute(values.sqlite_params())?;
+        if let Some(text) = values.detail {
+            decoded.details.record(
+                state_key(write.rule_id.as_str(), write.version.as_str()),
+                text,
+                write.next.detail.clone(),
+            );
+        }
     }
     if let Some(write) = &commit.alert {
         connection
@@ -460,6 +485,8 @@ impl AlertStore for SqliteStore {
 
     async fn delete_rule(&self, id: &RuleId) -> Result<bool, StoreError> {
         let id = id.clone();
+        self.decoded.details.forget(&rule_prefix(id.as_str()));
+        self.decoded.rules.forget(id.as_str());
         self.write(move |_, tx| {
             tx.prepare_cached("DELETE FROM alert_states WHERE rule_id = ?1")?
                 .execute(params![id.as_str()])?;
@@ -485,12 +512,14 @@ impl AlertStore for SqliteStore {
 
     async fn list_rules(&self, model: Option<&ModelName>) -> Result<Vec<Rule>, StoreError> {
         let model = model.cloned();
-        self.read(move |connection, _| read_rules(connection, model.as_ref()))
+        let decoded = Arc::clone(&self.decoded);
+        self.read(move |connection, _| read_rules(connection, model.as_ref(), &decoded))
             .await
     }
 
     async fn states(&self, model: Option<&ModelName>) -> Result<Vec<StoredState>, StoreError> {
         let model = model.cloned();
+        let decoded = Arc::clone(&self.decoded);
         self.read(move |connection, _| {
             let mut statement = connection.prepare_cached(
                 "SELECT rule_id, model, version, consecutive_breaches, consecutive_clears,
@@ -500,7 +529,9 @@ impl AlertStore for SqliteStore {
             let rows = statement
                 .query_map(params![model.as_ref().map(ModelName::as_str)], read_state)?
                 .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter().map(stored_state).collect()
+            rows.into_iter()
+                .map(|row| stored_state(row, &decoded))
+                .collect()
         })
         .await
     }
@@ -509,13 +540,14 @@ impl AlertStore for SqliteStore {
         if commits.is_empty() {
             return Ok(Vec::new());
         }
+        let decoded = Arc::clone(&self.decoded);
         self.write(move |_, tx| {
             let mut outcomes = Vec::with_capacity(commits.len());
             for commit in &commits {
                 // Guards are checked before anything of the commit is written, so a
                 // conflict needs no rollback; an SQL error fails the whole call.
                 if guards_hold(tx, commit)? {
-                    apply(tx, commit)?;
+                    apply(tx, commit, &decoded)?;
                     outcomes.push(CommitOutcome::Applied);
                 } else {
                     outcomes.push(CommitOutcome::Conflict);

@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 
 use self::read::Catalogue;
 use self::writer::{ClosureJob, WriteJob, WriterState};
+use crate::decoded::DecodedRows;
 use crate::{MetricStore, SeriesFilter, SeriesInfo, SeriesLimits, StoreError};
 
 pub use self::writer::SEALED_CHUNK_LEN;
@@ -42,6 +43,8 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReaderPool>,
     series_limits: SeriesLimits,
+    /// Rules and rule states' details as last read or written (see [`crate::decoded`]).
+    decoded: Arc<DecodedRows>,
 }
 
 #[derive(Debug)]
@@ -143,6 +146,7 @@ impl SqliteStore {
             jobs: Mutex::new(Some(sender)),
             writer_thread: Mutex::new(Some(writer_thread)),
             series_limits: SeriesLimits::default(),
+            decoded: Arc::default(),
         })
     }
 
@@ -206,13 +210,8 @@ impl MetricStore for SqliteStore {
         requests: &[(SeriesKey, TimeRange)],
     ) -> Result<Vec<Vec<Point>>, StoreError> {
         let requests = requests.to_vec();
-        self.read(move |connection, catalogue| {
-            requests
-                .iter()
-                .map(|(series, range)| catalogue.range(connection, series, *range))
-                .collect()
-        })
-        .await
+        self.read(move |connection, catalogue| catalogue.range_many(connection, &requests))
+            .await
     }
 
     async fn page_end(

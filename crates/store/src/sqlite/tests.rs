@@ -679,3 +679,41 @@ async fn schema_8_series_are_split_by_dataset_keeping_every_sample() {
         .unwrap();
     assert_eq!(version, LATEST_VERSION);
 }
+
+#[tokio::test]
+async fn many_ranges_read_from_shared_head_rows_answer_what_each_range_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("m.db")).await.unwrap();
+    let metrics: Vec<String> = (0..50).map(|i| format!("metric_{i:02}")).collect();
+    // Three batches over every series (three head rows), the last rewriting a time.
+    for (batch, ms) in [(0.0, 10), (1.0, 20), (2.0, 20)] {
+        store
+            .append(
+                metrics
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| sample(m, batch + i as f64, ms))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut requests: Vec<(SeriesKey, TimeRange)> = metrics
+        .iter()
+        .map(|m| (series(m), TimeRange::all()))
+        .collect();
+    requests.push((series("metric_07"), TimeRange::new(at(15), at(30))));
+    requests.push((series("absent"), TimeRange::all()));
+    let many = store.range_many(&requests).await.unwrap();
+    for ((key, range), points) in requests.iter().zip(&many) {
+        assert_eq!(*points, store.range(key, *range).await.unwrap(), "{key:?}");
+    }
+    let values: Vec<f64> = many[7].iter().map(|p| p.value).collect();
+    assert_eq!(values, [7.0, 9.0]);
+    assert_eq!(many[50].len(), 1);
+    assert!(many[51].is_empty());
+}
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms).unwrap()
+}
