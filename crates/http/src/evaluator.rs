@@ -3,13 +3,14 @@
 //! alert within seconds instead of at the next full pass.
 //!
 //! The evaluator listens to the same event hub the SSE stream reads, which already
-//! coalesces samples per series; it publishes the alerts a pass fires back to the hub and
-//! times each pass for `/metrics`. A failing pass is logged and the loop goes on.
+//! coalesces samples per series; it publishes the alerts a pass fires back to the hub,
+//! times each pass and keeps the alert gauges for `/metrics`. A failing pass is logged
+//! and the loop goes on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use modelwatch_core::alerting::{AlertFilter, AlertStatus, Severity};
+use modelwatch_core::alerting::{AlertId, AlertStatus, Severity};
 use modelwatch_core::{ModelName, Version};
 use modelwatch_engine::alerting::Engine;
 use modelwatch_engine::evaluation::EvaluationReport;
@@ -34,6 +35,7 @@ pub async fn run(state: AppState, engine: Engine, schedule: Schedule) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dirty: HashSet<(ModelName, Version)> = HashSet::new();
     let mut due: Option<Instant> = None;
+    let mut gauges = AlertGauges::default();
     let shutdown = state.shutting_down();
     tokio::pin!(shutdown);
     loop {
@@ -46,8 +48,8 @@ pub async fn run(state: AppState, engine: Engine, schedule: Schedule) {
         tokio::select! {
             _ = &mut shutdown => return,
             _ = ticker.tick() => {
-                pass(&state, &engine, None).await;
-                refresh_alert_gauges(&state, &engine).await;
+                pass(&state, &engine, None, &mut gauges).await;
+                gauges.refresh(&state, &engine).await;
             }
             received = events.recv() => match received {
                 Ok(Event::Samples(update)) => {
@@ -64,9 +66,9 @@ pub async fn run(state: AppState, engine: Engine, schedule: Schedule) {
             _ = debounce_elapsed => {
                 due = None;
                 for (model, version) in std::mem::take(&mut dirty) {
-                    pass(&state, &engine, Some((&model, &version))).await;
+                    pass(&state, &engine, Some((&model, &version)), &mut gauges).await;
                 }
-                refresh_alert_gauges(&state, &engine).await;
+                gauges.refresh(&state, &engine).await;
             }
         }
     }
@@ -78,7 +80,12 @@ const MAX_CATCH_UP_PASSES: usize = 100;
 
 /// One pass, then more at once while the pass left samples to count: each pass is
 /// bounded, so a large import is counted in steps without holding anything up for long.
-async fn pass(state: &AppState, engine: &Engine, scope: Option<(&ModelName, &Version)>) {
+async fn pass(
+    state: &AppState,
+    engine: &Engine,
+    scope: Option<(&ModelName, &Version)>,
+    gauges: &mut AlertGauges,
+) {
     for _ in 0..MAX_CATCH_UP_PASSES {
         let started = std::time::Instant::now();
         let now = state.now();
@@ -93,6 +100,7 @@ async fn pass(state: &AppState, engine: &Engine, scope: Option<(&ModelName, &Ver
         match outcome {
             Ok(report) => {
                 publish(state, &report);
+                gauges.note(&report);
                 if !report.backlog {
                     return;
                 }
@@ -137,24 +145,245 @@ pub(crate) fn publish(state: &AppState, report: &EvaluationReport) {
     }
 }
 
-/// Sets `modelwatch_alerts{state, severity}` from the open alerts.
-async fn refresh_alert_gauges(state: &AppState, engine: &Engine) {
-    let Ok(alerts) = engine.list_alerts(&AlertFilter::default()).await else {
-        return;
-    };
-    let gauges = &state.telemetry().alerts;
-    for status in AlertStatus::ALL {
-        for severity in Severity::ALL {
-            let count = alerts
+/// How often the resolved alerts are counted afresh, which takes in what the gauges
+/// could not see close: alerts that another server or the CLI opened and resolved
+/// between two counts.
+const RECOUNT_RESOLVED_EVERY: Duration = Duration::from_secs(3600);
+
+/// `modelwatch_alerts{state, severity}`, kept without reading every alert ever stored.
+///
+/// After each pass the open alerts are counted from their labels alone (the store's
+/// open-alerts index, no bodies). Resolved alerts (never deleted, never reopened) are
+/// counted in the store at the first refresh and hourly; in between, the count grows by
+/// the open alerts that have closed since the previous refresh, and by those this
+/// server's passes resolved without their ever being counted open.
+#[derive(Debug, Default)]
+struct AlertGauges {
+    /// The open alerts at the previous refresh.
+    open: HashMap<AlertId, Severity>,
+    /// How many of them are in each (status, severity).
+    open_statuses: HashMap<(AlertStatus, Severity), u64>,
+    resolved: HashMap<Severity, u64>,
+    /// Alerts the passes since the previous refresh resolved.
+    resolved_by_passes: HashMap<AlertId, Severity>,
+    counted_at: Option<Instant>,
+}
+
+impl AlertGauges {
+    /// Takes note of the alerts a pass resolved.
+    fn note(&mut self, report: &EvaluationReport) {
+        let alerts = report.alerts_created.iter().chain(&report.alerts_updated);
+        for alert in alerts.filter(|a| a.status == AlertStatus::Resolved) {
+            self.resolved_by_passes
+                .insert(alert.id.clone(), alert.severity);
+        }
+    }
+
+    /// Counts again and sets every gauge; on a store error the gauges keep their values
+    /// and the next refresh counts afresh.
+    async fn refresh(&mut self, state: &AppState, engine: &Engine) {
+        if let Err(error) = self.count(engine).await {
+            tracing::warn!(%error, "cannot count the alerts for /metrics");
+            self.counted_at = None;
+            return;
+        }
+        let gauges = &state.telemetry().alerts;
+        for status in AlertStatus::ALL {
+            for severity in Severity::ALL {
+                let count = match status {
+                    AlertStatus::Resolved => self.resolved.get(&severity).copied().unwrap_or(0),
+                    open => self.open_count(open, severity),
+                };
+                gauges
+                    .get_or_create(&AlertLabels {
+                        state: status.as_str().to_owned(),
+                        severity: severity.as_str().to_owned(),
+                    })
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    async fn count(&mut self, engine: &Engine) -> Result<(), modelwatch_store::StoreError> {
+        let store = engine.alert_store();
+        let labels = store.open_alert_labels().await?;
+        let open: HashMap<AlertId, Severity> = labels
+            .iter()
+            .map(|label| (label.id.clone(), label.severity))
+            .collect();
+        let recount = self
+            .counted_at
+            .is_none_or(|at| at.elapsed() >= RECOUNT_RESOLVED_EVERY);
+        if recount {
+            self.resolved = store.resolved_alert_counts().await?.into_iter().collect();
+            self.counted_at = Some(Instant::now());
+        } else {
+            let closed = self.open.iter().filter(|(id, _)| !open.contains_key(*id));
+            let never_counted_open = self
+                .resolved_by_passes
                 .iter()
-                .filter(|a| a.status == status && a.severity == severity)
-                .count();
-            gauges
-                .get_or_create(&AlertLabels {
+                .filter(|(id, _)| !self.open.contains_key(*id) && !open.contains_key(*id));
+            for (_, severity) in closed.chain(never_counted_open) {
+                *self.resolved.entry(*severity).or_default() += 1;
+            }
+        }
+        self.resolved_by_passes.clear();
+        self.open_statuses = labels
+            .iter()
+            .map(|label| (label.status, label.severity))
+            .fold(HashMap::new(), |mut counts, key| {
+                *counts.entry(key).or_default() += 1;
+                counts
+            });
+        self.open = open;
+        Ok(())
+    }
+
+    fn open_count(&self, status: AlertStatus, severity: Severity) -> u64 {
+        self.open_statuses
+            .get(&(status, severity))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use modelwatch_core::alerting::{Alert, AlertFilter};
+    use modelwatch_core::Timestamp;
+    use modelwatch_store::alerts::AlertingRows;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{Clock, Limits};
+
+    const NOW_MS: i64 = 1_714_564_800_000;
+
+    fn alert(n: u32, severity: &str, status: &str) -> Alert {
+        let mut alert = json!({"id": format!("alert_{n:08x}"), "rule_id": "rule_00000001",
+            "rule_name": "Low accuracy", "model": "fraud", "version": "v1", "metric": "accuracy",
+            "severity": severity, "status": status, "message": "m", "value": 0.5,
+            "worst_value": 0.5,
+            "trigger": {"condition_type": "threshold", "comparison_operator": "lt", "threshold_value": 0.9},
+            "first_seen": NOW_MS - 60_000, "last_seen": NOW_MS - 60_000, "occurrences": 1,
+            "notified": false});
+        if status == "resolved" {
+            alert["resolved_by"] = json!("ana");
+            alert["resolved_at"] = json!(NOW_MS - 30_000);
+        }
+        serde_json::from_value(alert).expect("an alert")
+    }
+
+    async fn import(engine: &Engine, alerts: Vec<Alert>) {
+        let rows = AlertingRows {
+            alerts,
+            ..AlertingRows::default()
+        };
+        engine
+            .alert_store()
+            .import_alerting(rows)
+            .await
+            .expect("import");
+    }
+
+    /// What `/metrics` showed before the gauges were kept: every alert listed and counted.
+    async fn listed_and_counted(engine: &Engine) -> Vec<(AlertStatus, Severity, i64)> {
+        let alerts = engine
+            .list_alerts(&AlertFilter::default())
+            .await
+            .expect("list");
+        let mut counts = Vec::new();
+        for status in AlertStatus::ALL {
+            for severity in Severity::ALL {
+                let n = alerts
+                    .iter()
+                    .filter(|a| a.status == status && a.severity == severity)
+                    .count();
+                counts.push((status, severity, n as i64));
+            }
+        }
+        counts
+    }
+
+    fn shown(state: &AppState) -> Vec<(AlertStatus, Severity, i64)> {
+        let mut shown = Vec::new();
+        for status in AlertStatus::ALL {
+            for severity in Severity::ALL {
+                let labels = AlertLabels {
                     state: status.as_str().to_owned(),
                     severity: severity.as_str().to_owned(),
-                })
-                .set(count as i64);
+                };
+                shown.push((
+                    status,
+                    severity,
+                    state.telemetry().alerts.get_or_create(&labels).get(),
+                ));
+            }
         }
+        shown
+    }
+
+    /// The gauges read only open alerts after a pass, yet show what listing and counting
+    /// every alert showed: through acknowledgements, resolutions by people, alerts a
+    /// pass opened and resolved at once, and alerts resolved where this server could not
+    /// see them (taken in at the next recount).
+    #[tokio::test]
+    async fn gauges_kept_from_open_alerts_show_what_counting_every_alert_showed() {
+        let stores = modelwatch_store::open("memory").await.expect("store");
+        let engine = Engine::new(&stores, Default::default());
+        let state = AppState::new(
+            Arc::clone(&stores.metrics),
+            None,
+            Limits::default(),
+            Clock::new(|| Timestamp::from_millis(NOW_MS).expect("now")),
+            Some(engine.clone()),
+        );
+        let now = state.now();
+        import(
+            &engine,
+            vec![
+                alert(1, "low", "resolved"),
+                alert(2, "low", "resolved"),
+                alert(3, "high", "active"),
+                alert(4, "critical", "acknowledged"),
+                alert(5, "high", "active"),
+            ],
+        )
+        .await;
+        let mut gauges = AlertGauges::default();
+        gauges.refresh(&state, &engine).await;
+        assert_eq!(shown(&state), listed_and_counted(&engine).await);
+
+        let id = |n: u32| AlertId::from_u32(n);
+        engine.acknowledge(&id(3), "ana", now).await.expect("ack");
+        engine
+            .resolve(&id(4), "ana", None, now)
+            .await
+            .expect("resolve");
+        engine
+            .resolve(&id(5), "ana", None, now)
+            .await
+            .expect("resolve");
+        gauges.refresh(&state, &engine).await;
+        assert_eq!(shown(&state), listed_and_counted(&engine).await);
+
+        // A pass that opened and resolved an alert between two refreshes.
+        import(&engine, vec![alert(6, "medium", "resolved")]).await;
+        gauges.note(&EvaluationReport {
+            alerts_updated: vec![alert(6, "medium", "resolved")],
+            ..EvaluationReport::default()
+        });
+        gauges.refresh(&state, &engine).await;
+        assert_eq!(shown(&state), listed_and_counted(&engine).await);
+
+        // Another process opened and resolved one unseen: the hourly recount takes it in.
+        import(&engine, vec![alert(7, "critical", "resolved")]).await;
+        gauges.refresh(&state, &engine).await;
+        assert_ne!(shown(&state), listed_and_counted(&engine).await);
+        gauges.counted_at = None; // as an hour later
+        gauges.refresh(&state, &engine).await;
+        assert_eq!(shown(&state), listed_and_counted(&engine).await);
     }
 }

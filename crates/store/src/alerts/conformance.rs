@@ -13,8 +13,8 @@ use modelwatch_core::detection::changepoint::ChangePointState;
 use modelwatch_core::{Metric, ModelName, TimeRange, Timestamp, Version};
 
 use super::{
-    AlertCommit, AlertStore, AlertWriteGuarded, ClaimChannels, CommitOutcome, DeliveryResult,
-    DeliveryStatus, NewNotification, NotificationFilter, StateWrite,
+    AlertCommit, AlertLabel, AlertStore, AlertWriteGuarded, ClaimChannels, CommitOutcome,
+    DeliveryResult, DeliveryStatus, NewNotification, NotificationFilter, StateWrite,
 };
 use crate::StoreError;
 
@@ -454,6 +454,59 @@ pub async fn alerts_are_listed_filtered_and_newest_first(store: &dyn AlertStore)
         store.notified_since(at(1_500)).await.unwrap(),
         vec![(model("fraud"), at(2_000)), (model("fraud"), at(5_000))]
     );
+}
+
+/// The gauges' reads see exactly what the listing sees: the open alerts' labels, and
+/// the resolved ones counted by severity.
+pub async fn open_labels_and_resolved_counts_match_the_listing(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let active = alert(1, &r, "v1", 1_000);
+    let mut acknowledged = alert(2, &r, "v2", 2_000);
+    acknowledged.status = AlertStatus::Acknowledged;
+    acknowledged.severity = Severity::Critical;
+    let resolved = |id: u32, severity: Severity| {
+        let mut a = alert(id, &r, "v3", 3_000 + i64::from(id));
+        a.status = AlertStatus::Resolved;
+        a.resolved_at = Some(at(9_000));
+        a.severity = severity;
+        a
+    };
+    let alerts = [
+        active.clone(),
+        acknowledged.clone(),
+        resolved(3, Severity::Low),
+        resolved(4, Severity::Low),
+        resolved(5, Severity::Critical),
+    ];
+    let commits = alerts
+        .iter()
+        .map(|a| AlertCommit {
+            alert: Some(AlertWriteGuarded {
+                previous: None,
+                alert: a.clone(),
+            }),
+            ..AlertCommit::default()
+        })
+        .collect();
+    store.commit(commits).await.unwrap();
+
+    let mut labels = store.open_alert_labels().await.unwrap();
+    labels.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        labels,
+        [
+            AlertLabel::of(&active),
+            AlertLabel {
+                id: acknowledged.id.clone(),
+                status: AlertStatus::Acknowledged,
+                severity: Severity::Critical,
+            },
+        ]
+    );
+    let mut counts = store.resolved_alert_counts().await.unwrap();
+    counts.sort();
+    assert_eq!(counts, [(Severity::Low, 2), (Severity::Critical, 1)]);
 }
 
 pub async fn silences_round_trip_and_expire(store: &dyn AlertStore) {
@@ -1153,6 +1206,7 @@ macro_rules! alert_conformance_suite {
                 state_of_a_deleted_rule_is_not_written,
                 outbox_deduplicates_on_its_key,
                 alerts_are_listed_filtered_and_newest_first,
+                open_labels_and_resolved_counts_match_the_listing,
                 silences_round_trip_and_expire,
                 claims_lease_rows_and_only_the_holder_finishes_them,
                 only_sends_count_as_attempts_and_claims_take_channels,

@@ -298,6 +298,24 @@ impl AlertingRows {
     }
 }
 
+/// An alert as the `modelwatch_alerts{state, severity}` gauges count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertLabel {
+    pub id: AlertId,
+    pub status: AlertStatus,
+    pub severity: Severity,
+}
+
+impl AlertLabel {
+    pub fn of(alert: &Alert) -> AlertLabel {
+        AlertLabel {
+            id: alert.id.clone(),
+            status: alert.status,
+            severity: alert.severity,
+        }
+    }
+}
+
 /// The alerting storage contract.
 #[async_trait]
 pub trait AlertStore: Send + Sync + fmt::Debug {
@@ -325,6 +343,33 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
     async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError>;
     /// Open alerts (not resolved, whatever their status), newest first.
     async fn open_alerts(&self, model: Option<&ModelName>) -> Result<Vec<Alert>, StoreError>;
+    /// Every open alert's id, status and severity, read without its body through the open
+    /// alerts' index: what `/metrics` counts after each pass.
+    async fn open_alert_labels(&self) -> Result<Vec<AlertLabel>, StoreError> {
+        Ok(self
+            .open_alerts(None)
+            .await?
+            .iter()
+            .map(AlertLabel::of)
+            .collect())
+    }
+    /// How many resolved alerts there are of each severity (none: left out), counted
+    /// without reading their bodies.
+    async fn resolved_alert_counts(&self) -> Result<Vec<(Severity, u64)>, StoreError> {
+        let resolved = AlertFilter {
+            status: Some(AlertStatus::Resolved),
+            ..AlertFilter::default()
+        };
+        let alerts = self.list_alerts(&resolved).await?;
+        Ok(Severity::ALL
+            .into_iter()
+            .map(|severity| {
+                let n = alerts.iter().filter(|a| a.severity == severity).count();
+                (severity, n as u64)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect())
+    }
     /// An alert's transitions, oldest first.
     async fn history(&self, id: &AlertId) -> Result<Vec<AlertTransition>, StoreError>;
     /// Model and creation time of every notified alert created at or after `since`, to
@@ -762,6 +807,27 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreErr
 
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// An `(id, status, severity)` row of the alerts table.
+pub(crate) fn alert_label(
+    id: &str,
+    status: &str,
+    severity: &str,
+) -> Result<AlertLabel, StoreError> {
+    Ok(AlertLabel {
+        id: AlertId::parse(id).map_err(|e| corrupt("alert id", e))?,
+        status: AlertStatus::parse(status).map_err(|e| corrupt("alert status", e))?,
+        severity: Severity::parse(severity).map_err(|e| corrupt("alert severity", e))?,
+    })
+}
+
+/// A `(severity, count(*))` row of the alerts table.
+pub(crate) fn severity_count(severity: &str, n: i64) -> Result<(Severity, u64), StoreError> {
+    Ok((
+        Severity::parse(severity).map_err(|e| corrupt("alert severity", e))?,
+        u64::try_from(n).map_err(|e| corrupt("alert count", e))?,
+    ))
 }
 
 pub(crate) fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {

@@ -22,11 +22,12 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::{pg_error, PostgresStore};
 use crate::alerts::{
-    corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql,
-    state_detail, timestamp, to_json, AlertCommit, AlertStore, AlertValues, AlertingRows,
-    ClaimChannels, CommitOutcome, DeliveryResult, DeliveryStatus, Notification, NotificationFilter,
-    NotificationValues, OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState,
-    TransitionValues, FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    alert_label, corrupt, from_json, lease_end, newest_first, optional_timestamp,
+    revision_from_sql, severity_count, state_detail, timestamp, to_json, AlertCommit, AlertLabel,
+    AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome, DeliveryResult,
+    DeliveryStatus, Notification, NotificationFilter, NotificationValues, OutcomeValues,
+    RuleValues, SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
+    PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
 
@@ -610,6 +611,35 @@ impl AlertStore for PostgresStore {
         let mut alerts: Vec<Alert> = bodies(&rows)?;
         newest_first(&mut alerts);
         Ok(alerts)
+    }
+
+    async fn open_alert_labels(&self) -> Result<Vec<AlertLabel>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, status, severity FROM alerts WHERE resolved_ms IS NULL",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(|row| alert_label(get(row, 0)?, get(row, 1)?, get(row, 2)?))
+            .collect()
+    }
+
+    async fn resolved_alert_counts(&self) -> Result<Vec<(Severity, u64)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT severity, count(*) FROM alerts WHERE status = 'resolved'
+                 GROUP BY severity",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(|row| severity_count(get(row, 0)?, get(row, 1)?))
+            .collect()
     }
 
     async fn history(&self, id: &AlertId) -> Result<Vec<AlertTransition>, StoreError> {

@@ -16,11 +16,12 @@ use std::sync::Arc;
 
 use super::SqliteStore;
 use crate::alerts::{
-    corrupt, from_json, lease_end, newest_first, optional_timestamp, revision_from_sql,
-    state_detail, timestamp, to_json, AlertCommit, AlertStore, AlertValues, AlertingRows,
-    ClaimChannels, CommitOutcome, DeliveryResult, DeliveryStatus, Notification, NotificationFilter,
-    NotificationValues, OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState,
-    TransitionValues, FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    alert_label, corrupt, from_json, lease_end, newest_first, optional_timestamp,
+    revision_from_sql, severity_count, state_detail, timestamp, to_json, AlertCommit, AlertLabel,
+    AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome, DeliveryResult,
+    DeliveryStatus, Notification, NotificationFilter, NotificationValues, OutcomeValues,
+    RuleValues, SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
+    PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::decoded::{rule_prefix, state_key, DecodedRows};
 use crate::StoreError;
@@ -629,6 +630,45 @@ impl AlertStore for SqliteStore {
             )?;
             newest_first(&mut alerts);
             Ok(alerts)
+        })
+        .await
+    }
+
+    async fn open_alert_labels(&self) -> Result<Vec<AlertLabel>, StoreError> {
+        self.read(move |connection, _| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id, status, severity FROM alerts WHERE resolved_ms IS NULL",
+            )?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.iter()
+                .map(|(id, status, severity)| alert_label(id, status, severity))
+                .collect()
+        })
+        .await
+    }
+
+    async fn resolved_alert_counts(&self) -> Result<Vec<(Severity, u64)>, StoreError> {
+        self.read(move |connection, _| {
+            let mut statement = connection.prepare_cached(
+                "SELECT severity, count(*) FROM alerts WHERE status = 'resolved'
+                 GROUP BY severity",
+            )?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.iter()
+                .map(|(severity, n)| severity_count(severity, *n))
+                .collect()
         })
         .await
     }
