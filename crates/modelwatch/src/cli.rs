@@ -253,7 +253,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         )?;
         let location = match &config.store.db {
             Some(location) => location.clone(),
-            None => default_database()?,
+            None => crate::config::default_database()?,
         };
         let stores = modelwatch_store::open_with(&location, config.limits.series)
             .await
@@ -281,17 +281,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             .context("cannot close the database cleanly")?;
         outcome
     })
-}
-
-/// The database used without `--db` or `MODELWATCH_DB`: `modelwatch/modelwatch.db` in
-/// the user's data directory.
-pub fn default_database() -> Result<String> {
-    let base = dirs::data_dir().context("no data directory for this user; pass --db PATH")?;
-    Ok(base
-        .join("modelwatch")
-        .join("modelwatch.db")
-        .to_string_lossy()
-        .into_owned())
 }
 
 async fn dispatch(

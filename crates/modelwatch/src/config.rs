@@ -610,6 +610,18 @@ pub fn load(
     raw.validate()
 }
 
+/// The database used without `--db` or `MODELWATCH_DB`: `modelwatch/modelwatch.db` in
+/// the user's data directory.
+pub fn default_database() -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let base = dirs::data_dir().context("no data directory for this user; pass --db PATH")?;
+    Ok(base
+        .join("modelwatch")
+        .join("modelwatch.db")
+        .to_string_lossy()
+        .into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

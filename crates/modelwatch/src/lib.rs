@@ -43,6 +43,7 @@ pub mod notify_cli;
 pub mod output;
 pub mod retention;
 pub mod serve;
+mod shutdown;
 
 pub use modelwatch_core as core;
 pub use modelwatch_store as store;

@@ -257,7 +257,7 @@ async fn run_until_signal(stores: &Stores, notify: Arc<NotifyConfig>) -> Result<
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(Arc::clone(&worker).run(crate::now, stopped));
     note!("modelwatch notify: delivering; stop with Ctrl-C");
-    crate::serve::shutdown_signal().await;
+    crate::shutdown::signal().await;
     stop.send_replace(true);
     task.await.context("the notification worker panicked")?;
     for (name, c) in counts(&worker) {

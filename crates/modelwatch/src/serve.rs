@@ -102,7 +102,7 @@ pub async fn serve(
     init_logging(&config);
     let location = match &config.store.db {
         Some(location) => location.clone(),
-        None => crate::cli::default_database()?,
+        None => crate::config::default_database()?,
     };
     let stores = modelwatch_store::open_with(&location, config.limits.series)
         .await
@@ -124,7 +124,7 @@ pub async fn serve(
         Clock::new(crate::now),
         Some(engine.clone()),
     );
-    let shutdown = shutdown_signal();
+    let shutdown = crate::shutdown::signal();
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -224,44 +224,6 @@ async fn decide_auth(stores: &Stores, configured: Option<AuthMode>) -> Result<(A
         tracing::warn!("auth is on and no token is active: only /healthz and the dashboard's sign-in page answer");
     }
     Ok((mode, note))
-}
-
-/// Waits for SIGINT or SIGTERM. The handlers are installed when this is called, not when
-/// the future is first polled: a signal that arrives while the server is still starting
-/// (deliveries already running, say) must stop it gracefully, not kill it.
-pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let interrupt = signal(SignalKind::interrupt());
-        let terminate = signal(SignalKind::terminate());
-        async move {
-            match (interrupt, terminate) {
-                (Ok(mut interrupt), Ok(mut terminate)) => {
-                    tokio::select! {
-                        _ = interrupt.recv() => {}
-                        _ = terminate.recv() => {}
-                    }
-                }
-                (Ok(mut interrupt), Err(error)) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
-                    interrupt.recv().await;
-                }
-                (Err(error), Ok(mut terminate)) => {
-                    tracing::warn!(%error, "cannot listen for SIGINT; only SIGTERM stops the server");
-                    terminate.recv().await;
-                }
-                (Err(error), Err(_)) => {
-                    tracing::warn!(%error, "cannot listen for signals; falling back to ctrl-c");
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// Fills an empty store with the demo: a week of metrics, rules, a silence, alerts in every

@@ -183,7 +183,7 @@ impl Database {
     ) -> PyResult<Self> {
         let location = match location.or_else(|| std::env::var("MODELWATCH_DB").ok()) {
             Some(location) => location,
-            None => modelwatch::cli::default_database()
+            None => modelwatch::config::default_database()
                 .map_err(|e| errors::store_error(e.to_string()))?,
         };
         let config = match alert_config {

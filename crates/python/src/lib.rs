@@ -28,7 +28,7 @@ fn run_cli(py: Python<'_>, args: Vec<String>) -> i32 {
 /// The database the CLI opens without `--db` or `MODELWATCH_DB`.
 #[pyfunction]
 fn default_location() -> PyResult<String> {
-    modelwatch::cli::default_database().map_err(|e| errors::store_error(e.to_string()))
+    modelwatch::config::default_database().map_err(|e| errors::store_error(e.to_string()))
 }
 
 /// A custom metric's direction as the MLflow import infers it from the name
