@@ -238,6 +238,29 @@ pub fn decode_into(bytes: &[u8], into: &mut Columns) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Sorts points gathered in write order by time; for equal times the later one wins.
+pub fn sort_keeping_last(columns: Columns) -> Columns {
+    if columns.timestamps.windows(2).all(|w| w[0] < w[1]) {
+        return columns;
+    }
+    let mut order: Vec<usize> = (0..columns.len()).collect();
+    order.sort_by_key(|&i| columns.timestamps[i]);
+    let mut sorted = Columns::default();
+    for (position, &i) in order.iter().enumerate() {
+        let superseded = order
+            .get(position + 1)
+            .is_some_and(|&j| columns.timestamps[j] == columns.timestamps[i]);
+        if !superseded {
+            sorted.push(
+                columns.timestamps[i],
+                columns.values[i],
+                columns.datasets[i],
+            );
+        }
+    }
+    sorted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

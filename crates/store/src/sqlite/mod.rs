@@ -11,6 +11,7 @@ mod head;
 mod prune;
 pub(crate) mod read;
 pub(crate) mod schema;
+mod tables;
 mod tokens;
 pub(crate) mod writer;
 
@@ -255,7 +256,7 @@ impl MetricStore for SqliteStore {
     }
 
     async fn custom_metrics(&self) -> Result<Vec<MetricDefinition>, StoreError> {
-        self.read(|connection, _| read::load_custom_metrics(connection))
+        self.read(|connection, _| tables::load_custom_metrics(connection))
             .await
     }
 

@@ -4,15 +4,12 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use modelwatch_core::{
-    Dataset, DatasetScope, Direction, Metric, MetricDefinition, Point, SeriesKey, TimeRange,
-    Timestamp, ValueRange,
-};
+use modelwatch_core::{Dataset, DatasetScope, Point, SeriesKey, TimeRange, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::head;
-use super::writer::{sort_keeping_last, SERIES_DATASET_IS_4};
-use crate::codec::{self, Columns};
+use super::tables::SERIES_DATASET_IS_4;
+use crate::codec::{self, sort_keeping_last, Columns};
 use crate::{SeriesFilter, SeriesInfo, StoreError};
 
 /// Ids and names that never change once written, shared by the readers.
@@ -535,31 +532,4 @@ pub fn list_series(
         }
         Ok(found)
     })
-}
-
-pub fn load_custom_metrics(connection: &Connection) -> Result<Vec<MetricDefinition>, StoreError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT metric, direction, min_value, max_value FROM metric_definitions ORDER BY metric",
-    )?;
-    let mut rows = statement.query([])?;
-    let mut definitions = Vec::new();
-    while let Some(row) = rows.next()? {
-        let name: String = row.get(0)?;
-        let direction: String = row.get(1)?;
-        let metric = Metric::parse(&name)
-            .map_err(|e| StoreError::Corrupt(format!("metric definition: {e}")))?;
-        let direction = match direction.as_str() {
-            "lower_is_better" => Direction::LowerIsBetter,
-            _ => Direction::HigherIsBetter,
-        };
-        definitions.push(MetricDefinition {
-            metric,
-            direction,
-            range: ValueRange {
-                min: row.get(2)?,
-                max: row.get(3)?,
-            },
-        });
-    }
-    Ok(definitions)
 }

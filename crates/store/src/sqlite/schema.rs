@@ -308,7 +308,7 @@ fn split_series_by_dataset(transaction: &Transaction<'_>) -> Result<(), StoreErr
         for data in &chunks {
             codec::decode_into(data, &mut all)?;
         }
-        let all = writer::sort_keeping_last(all);
+        let all = codec::sort_keeping_last(all);
         let mut by_dataset: BTreeMap<u32, Columns> = BTreeMap::new();
         for ((&t, &value), &dataset) in all.timestamps.iter().zip(&all.values).zip(&all.datasets) {
             let dataset = as_stored(dataset);

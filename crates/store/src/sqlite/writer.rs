@@ -18,8 +18,8 @@ use rustc_hash::FxHashMap;
 use tokio::sync::oneshot;
 
 use super::head;
-use super::read::load_custom_metrics;
-use crate::codec::{self, Columns};
+use super::tables::{load_custom_metrics, SERIES_DATASET_IS_4};
+use crate::codec::{self, sort_keeping_last, Columns};
 use crate::{validate_batch, SeriesLimits, StoreError};
 
 /// A chunk with at least this many points is final ("sealed"); smaller ones are merged
@@ -323,12 +323,6 @@ impl WriterState {
 
 /// A series' names: model, version, metric and dataset (`None`: the default one).
 type SeriesNames<'a> = (&'a str, &'a str, &'a str, Option<&'a str>);
-
-/// The condition matching a series (`series`, unaliased) whose dataset is named by
-/// parameter 4, null for the default dataset (stored as 0). A name no dataset has
-/// matches nothing.
-pub(super) const SERIES_DATASET_IS_4: &str = "dataset_id = CASE WHEN ?4 IS NULL THEN 0
-    ELSE (SELECT id FROM datasets WHERE name = ?4) END";
 
 /// The condition selecting a series' mergeable small chunks (see [`SEALED_CHUNK_LEN`]);
 /// binds the series id as `?1` and [`SEALED_CHUNK_LEN`] as `?2`.
@@ -673,27 +667,4 @@ fn compact_series(
         insert_chunk(transaction, series_id, &piece)?;
     }
     load_small_chunks(transaction, series_id)
-}
-
-/// Sorts points gathered in write order by time; for equal times the later one wins.
-pub fn sort_keeping_last(columns: Columns) -> Columns {
-    if columns.timestamps.windows(2).all(|w| w[0] < w[1]) {
-        return columns;
-    }
-    let mut order: Vec<usize> = (0..columns.len()).collect();
-    order.sort_by_key(|&i| columns.timestamps[i]);
-    let mut sorted = Columns::default();
-    for (position, &i) in order.iter().enumerate() {
-        let superseded = order
-            .get(position + 1)
-            .is_some_and(|&j| columns.timestamps[j] == columns.timestamps[i]);
-        if !superseded {
-            sorted.push(
-                columns.timestamps[i],
-                columns.values[i],
-                columns.datasets[i],
-            );
-        }
-    }
-    sorted
 }
