@@ -66,6 +66,11 @@ impl ReaderPool {
             None => open_connection(&self.path, true)?,
         };
         let result = query(&connection, &self.catalogue);
+        // An idle reader keeps no page cache: after a burst of long reads the pool would
+        // otherwise hold up to MAX_IDLE_READERS full caches for good (issue 15), and a
+        // commit by the writer empties a reader's cache at its next read anyway (WAL).
+        // A failure here only means the memory stays until the next read.
+        let _ = connection.execute_batch("PRAGMA shrink_memory;");
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < MAX_IDLE_READERS {
                 idle.push(connection);
