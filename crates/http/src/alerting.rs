@@ -148,6 +148,7 @@ fn alert_id(text: &str) -> ApiResult<AlertId> {
 #[into_params(parameter_in = Query)]
 pub struct RulesQuery {
     /// Only this model's rules.
+    #[param(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector")]
     pub model: Option<String>,
 }
 
@@ -168,7 +169,7 @@ pub async fn list_rules(
 /// Creates a rule (the seed's rule JSON). A `notify_channels` name the server has no
 /// channel for is refused (its notifications would stay pending forever).
 #[utoipa::path(post, path = "/api/v1/rules", tag = "rules",
-    request_body(content = Object, description = "A rule, as these fields: name (or rule_name), model (or model_name), version (or model_version; absent: every version), metric (or metric_type), severity (low, medium, high, critical), enabled, cooldown_minutes, notify_channels (configured channel names), for_evaluations, clear_after_evaluations, auto_resolve; a threshold rule adds threshold_value and comparison_operator (lt, lte, gt, gte, eq), optionally tolerance and clear_threshold; a degradation rule adds max_degradation_percentage, optionally baseline_window_hours, clear_percentage, comparison (auto, latest or window), comparison_hours, seasonal (daily or weekly) and alpha; a change-point rule adds condition_type (change-point), optionally change_direction (worse or both), min_shift_sd or min_shift_percentage, and false_alarm_interval_samples or false_alarm_interval_hours (for_evaluations is 1); a no-data rule adds condition_type (no-data) with no_data_minutes (the longest silence), no_data_intervals (a multiple of the series' usual interval, the median gap of its recent samples, never under a minute) or both (the silence must exceed both); for_evaluations is 1 and it resolves itself at the first sample back unless auto_resolve is false. Any other field is refused."),
+    request_body(content = Object, description = "A rule, as these fields: name (or rule_name), model (or model_name), version (or model_version; absent: every version), metric (or metric_type), severity (low, medium, high, critical), enabled, cooldown_minutes, notify_channels (configured channel names), for_evaluations, clear_after_evaluations, auto_resolve; a threshold rule adds threshold_value and comparison_operator (lt, lte, gt, gte, eq), optionally tolerance and clear_threshold; a degradation rule adds max_degradation_percentage, optionally baseline_window_hours, clear_percentage, comparison (auto, latest or window), comparison_hours, seasonal (daily or weekly) and alpha; a change-point rule adds condition_type (change-point), optionally change_direction (worse or both), min_shift_sd or min_shift_percentage, and false_alarm_interval_samples or false_alarm_interval_hours (for_evaluations is 1); a no-data rule adds condition_type (no-data) with no_data_minutes (the longest silence), no_data_intervals (a multiple of the series' usual interval, the median gap of its recent samples, never under a minute) or both (the silence must exceed both); for_evaluations is 1 and it resolves itself at the first sample back unless auto_resolve is false. Any other field is refused.", example = json!({"name": "fuzz latency", "model": "fraud_detector", "version": "v2.1", "metric": "latency", "threshold_value": 100.0, "comparison_operator": "gt", "severity": "low"})),
     responses((status = 201, description = "The rule", body = Object),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -183,7 +184,7 @@ pub async fn create_rule(
 }
 
 /// One rule.
-#[utoipa::path(get, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path, pattern = r"^rule_[0-9a-f]{8}$", example = "rule_75e4c7c4")),
     responses((status = 200, description = "The rule", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get_rule(
@@ -195,8 +196,8 @@ pub async fn get_rule(
 }
 
 /// Changes some fields of a rule (including `enabled`).
-#[utoipa::path(patch, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path)),
-    request_body(content = Object, description = "The fields to change"),
+#[utoipa::path(patch, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path, pattern = r"^rule_[0-9a-f]{8}$", example = "rule_75e4c7c4")),
+    request_body(content = Object, description = "The fields to change", example = json!({"cooldown_minutes": 30})),
     responses((status = 200, description = "The rule", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, description = "The rule was deleted while this request changed it", body = ErrorBody),
@@ -215,7 +216,7 @@ pub async fn patch_rule(
 }
 
 /// Deletes a rule; its alerts and their history stay.
-#[utoipa::path(delete, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path, pattern = r"^rule_[0-9a-f]{8}$", example = "rule_75e4c7c4")),
     responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete_rule(
@@ -237,7 +238,7 @@ pub struct BacktestQuery {
 }
 
 /// Replays a rule over stored samples: when it would have fired and resolved.
-#[utoipa::path(post, path = "/api/v1/rules/{id}/backtest", tag = "rules", params(("id" = String, Path), BacktestQuery),
+#[utoipa::path(post, path = "/api/v1/rules/{id}/backtest", tag = "rules", params(("id" = String, Path, pattern = r"^rule_[0-9a-f]{8}$", example = "rule_75e4c7c4"), BacktestQuery),
     responses((status = 200, description = "The backtest report", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn backtest_rule(
@@ -255,7 +256,7 @@ pub async fn backtest_rule(
 /// Replays a rule that is not saved, so its effect can be seen before saving it (the
 /// dashboard's rule preview). Nothing is stored; the report's rule has a placeholder id.
 #[utoipa::path(post, path = "/api/v1/rules/backtest", tag = "rules", params(BacktestQuery),
-    request_body(content = Object, description = "A rule, as for POST /api/v1/rules"),
+    request_body(content = Object, description = "A rule, as for POST /api/v1/rules", example = json!({"name": "fuzz latency", "model": "fraud_detector", "version": "v2.1", "metric": "latency", "threshold_value": 100.0, "comparison_operator": "gt", "severity": "low"})),
     responses((status = 200, description = "The backtest report", body = Object), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
@@ -538,7 +539,7 @@ pub async fn alert_summary(
 }
 
 /// One alert.
-#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", params(("id" = String, Path, pattern = r"^alert_[0-9a-f]{8}$", example = "alert_08ae4e0f")),
     responses((status = 200, description = "The alert", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get_alert(
@@ -568,7 +569,7 @@ pub struct ResolveBody {
 }
 
 /// active → acknowledged.
-#[utoipa::path(post, path = "/api/v1/alerts/{id}/acknowledge", tag = "alerts", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/acknowledge", tag = "alerts", params(("id" = String, Path, pattern = r"^alert_[0-9a-f]{8}$", example = "alert_08ae4e0f")),
     request_body = AcknowledgeBody,
     responses((status = 200, description = "The alert", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "Impossible transition", body = ErrorBody),
@@ -588,7 +589,7 @@ pub async fn acknowledge(
 }
 
 /// active | acknowledged → resolved.
-#[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "alerts", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "alerts", params(("id" = String, Path, pattern = r"^alert_[0-9a-f]{8}$", example = "alert_08ae4e0f")),
     request_body = ResolveBody,
     responses((status = 200, description = "The alert", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "Impossible transition", body = ErrorBody),
@@ -613,7 +614,7 @@ pub async fn resolve(
 }
 
 /// An alert's transitions, oldest first.
-#[utoipa::path(get, path = "/api/v1/alerts/{id}/history", tag = "alerts", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/alerts/{id}/history", tag = "alerts", params(("id" = String, Path, pattern = r"^alert_[0-9a-f]{8}$", example = "alert_08ae4e0f")),
     responses((status = 200, description = "{\"history\": [transition]}", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn alert_history(
@@ -649,7 +650,8 @@ pub async fn list_silences(
 
 /// Adds a silence.
 #[utoipa::path(post, path = "/api/v1/silences", tag = "silences",
-    request_body(content = Object, description = "model, version?, metric?, starts_at?, ends_at or duration_minutes, created_by, comment"),
+    request_body(content = Object, description = "model, version?, metric?, starts_at?, ends_at or duration_minutes, created_by, comment",
+        example = json!({"model": "recommender", "metric": "latency", "duration_minutes": 60, "created_by": "api-fuzz", "comment": "load test"})),
     responses((status = 201, description = "The silence", body = Object), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_silence(
@@ -662,7 +664,7 @@ pub async fn create_silence(
 }
 
 /// Ends a silence now.
-#[utoipa::path(delete, path = "/api/v1/silences/{id}", tag = "silences", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/silences/{id}", tag = "silences", params(("id" = String, Path, pattern = r"^silence_[0-9a-f]{8}$", example = "silence_62b16460")),
     responses((status = 200, description = "The silence, ended", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete_silence(
@@ -739,7 +741,7 @@ async fn no_samples_is_not_found(
 /// Performance history and health of a model version (the `history` of its analysis:
 /// degradation checks and open alerts folded into the trends and the grade).
 #[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}/history", tag = "models",
-    params(("model" = String, Path), ("version" = String, Path), HistoryQuery),
+    params(("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector"), ("version" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "v2.1"), HistoryQuery),
     responses((status = 200, description = "The performance history", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -757,7 +759,7 @@ pub async fn version_history(
 /// `degradations` (each metric's last hour against the 24 hours before) and
 /// `open_alerts`, computed together so they agree.
 #[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}/analysis", tag = "models",
-    params(("model" = String, Path), ("version" = String, Path), HistoryQuery),
+    params(("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector"), ("version" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "v2.1"), HistoryQuery),
     responses((status = 200, description = "{history, degradations, open_alerts}", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -775,7 +777,7 @@ pub async fn version_analysis(
 /// server also evaluates on its own: every interval, and shortly after samples arrive over
 /// HTTP). Alerts it creates or changes go to the event stream.
 #[utoipa::path(post, path = "/api/v1/models/{model}/versions/{version}/evaluate", tag = "rules",
-    params(("model" = String, Path), ("version" = String, Path)),
+    params(("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector"), ("version" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "v2.1")),
     responses((status = 200, description = "The passes: alerts_created, alerts_updated, evaluations, past_breaches, conflicts, contended, backlog", body = Object),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
@@ -811,7 +813,7 @@ pub struct DegradationQuery {
 
 /// Degradation check(s) with significance.
 #[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}/degradation", tag = "models",
-    params(("model" = String, Path), ("version" = String, Path), DegradationQuery),
+    params(("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector"), ("version" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "v2.1"), DegradationQuery),
     responses((status = 200, description = "{\"results\": [DegradationResult]}", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn degradation(
@@ -880,19 +882,24 @@ pub async fn degradation(
 #[into_params(parameter_in = Query)]
 pub struct CompareQuery {
     /// The champion version.
+    #[param(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "v2.0")]
     pub a: String,
     /// The challenger version.
+    #[param(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "v2.1")]
     pub b: String,
+    #[param(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "accuracy")]
     pub metric: String,
     /// The last `hours`, more than 0 and at most 70389527 (default 24).
+    #[param(exclusive_minimum = 0.0, maximum = 70389527.0, example = 24)]
     pub hours: Option<f64>,
     /// The dataset (segment) both versions are compared on: a name, or `default`.
+    #[param(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "default")]
     pub dataset: Option<String>,
 }
 
 /// Champion vs challenger on one metric.
 #[utoipa::path(get, path = "/api/v1/models/{model}/compare", tag = "models",
-    params(("model" = String, Path), CompareQuery),
+    params(("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector"), CompareQuery),
     responses((status = 200, description = "The comparison", body = Object), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn compare(

@@ -319,7 +319,7 @@ impl From<TestOutcome> for TestOut {
     post,
     path = "/api/v1/channels/{name}/test",
     tag = "notifications",
-    params(("name" = String, Path, description = "A configured channel")),
+    params(("name" = String, Path, description = "A configured channel", example = "ops")),
     responses(
         (status = 200, body = TestOut),
         (status = 404, description = "No such channel", body = ErrorBody),

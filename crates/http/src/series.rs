@@ -70,6 +70,7 @@ impl SampleInput {
 /// The body of `POST /api/v1/metrics`: one sample, or `{"samples": [...]}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"model": "fraud_detector", "version": "v2.1", "metric": "latency", "value": 41.5}))]
 pub struct IngestBody {
     /// A batch, stored all or nothing. Leave out for a single sample.
     pub samples: Option<Vec<SampleInput>>,
@@ -331,7 +332,7 @@ pub(crate) fn parse_version(text: &str) -> ApiResult<Version> {
     get,
     path = "/api/v1/models/{model}/versions",
     tag = "models",
-    params(("model" = String, Path, description = "Model name")),
+    params(("model" = String, Path, description = "Model name", pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector")),
     responses(
         (status = 200, body = VersionsResponse),
         (status = 400, body = ErrorBody), (status = 404, description = "No such model", body = ErrorBody),
@@ -435,14 +436,18 @@ pub const LIMIT_MAX_POINTS: usize = 100_000;
 #[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
     /// Start (inclusive), RFC 3339 or epoch ms. Default: 24 hours before `to` (or now).
+    #[param(example = "2026-01-01T00:00:00Z")]
     pub from: Option<String>,
     /// End (exclusive), RFC 3339 or epoch ms. Default: no end.
+    #[param(example = "2030-01-01T00:00:00Z")]
     pub to: Option<String>,
     /// At most this many points (default 1000, at most 100000); more are downsampled into
     /// buckets that keep each bucket's minimum and maximum.
+    #[param(minimum = 1, maximum = 100000, example = 1000)]
     pub max_points: Option<usize>,
     /// The dataset (segment): a name, or `default` (default: the default dataset,
     /// samples sent without one).
+    #[param(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "default")]
     pub dataset: Option<String>,
 }
 
@@ -596,7 +601,7 @@ pub(crate) fn parse_time(field: &str, text: &str) -> ApiResult<Timestamp> {
     path = "/api/v1/models/{model}/versions/{version}/metrics/{metric}",
     tag = "models",
     params(
-        ("model" = String, Path), ("version" = String, Path), ("metric" = String, Path),
+        ("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector"), ("version" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "v2.1"), ("metric" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "accuracy"),
         SeriesQuery
     ),
     responses(
