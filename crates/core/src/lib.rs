@@ -9,6 +9,7 @@ pub mod compare;
 pub mod detection;
 pub mod health;
 pub mod metric;
+pub mod name;
 pub mod sample;
 pub mod stats;
 pub mod text;

@@ -11,49 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::metric::{Metric, MetricDefinition};
 use crate::time::{Timestamp, TimestampError};
 
-/// The longest accepted model, version, metric or dataset name, in characters.
-pub const MAX_NAME_LEN: usize = 128;
-
-/// Bad input, naming the field that is wrong and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct ValidationError {
-    pub field: String,
-    pub message: String,
-}
-
-impl ValidationError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ValidationError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-fn is_allowed_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':' | '+' | '@')
-}
-
-pub(crate) fn check_name(field: &str, name: &str) -> Result<(), ValidationError> {
-    if name.is_empty() {
-        return Err(ValidationError::new(field, "must not be empty"));
-    }
-    let length = name.chars().count();
-    if length > MAX_NAME_LEN {
-        return Err(ValidationError::new(
-            field,
-            format!("is {length} characters long; at most {MAX_NAME_LEN} are allowed"),
-        ));
-    }
-    if let Some(bad) = name.chars().find(|c| !is_allowed_name_char(*c)) {
-        return Err(ValidationError::new(
-            field,
-            format!("character {bad:?} is not allowed in {name:?} (use letters, digits and _ . - : + @)"),
-        ));
-    }
-    Ok(())
-}
+pub(crate) use crate::name::check_name;
+pub use crate::name::{ValidationError, MAX_NAME_LEN};
 
 /// What every validated string newtype (`ModelName`, `AlertId`, …) shares: reading it as
 /// text, printing it, and parsing it from text, `FromStr` or serde alike, through the type's
