@@ -47,10 +47,19 @@ class Database:
         metric: Optional[str] = None,
         baseline_hours: Optional[int] = None,
         comparison_hours: Optional[int] = None,
+        dataset: Optional[str] = None,
     ) -> List[Dict[str, Any]]: ...
-    def performance_history(self, model: str, version: str, hours: float = 24.0) -> Dict[str, Any]: ...
+    def performance_history(
+        self, model: str, version: str, hours: float = 24.0, dataset: Optional[str] = None
+    ) -> Dict[str, Any]: ...
     def series(
-        self, model: str, version: str, metric: str, start: Optional[_Time] = None, end: Optional[_Time] = None
+        self,
+        model: str,
+        version: str,
+        metric: str,
+        start: Optional[_Time] = None,
+        end: Optional[_Time] = None,
+        dataset: Optional[str] = None,
     ) -> Dict[str, Any]: ...
     def create_rule(self, spec: Mapping[str, Any]) -> Dict[str, Any]: ...
     def list_rules(self, model: Optional[str] = None) -> List[Dict[str, Any]]: ...

@@ -256,16 +256,25 @@ class Client:
         metric: Optional[str] = None,
         baseline_hours: Optional[int] = None,
         comparison_hours: Optional[int] = None,
+        dataset: Optional[str] = None,
     ) -> List[Dict[str, Any]]:
         self._settle()
-        query = {"metric": metric, "baseline_hours": baseline_hours, "comparison_hours": comparison_hours}
+        query = {
+            "metric": metric,
+            "baseline_hours": baseline_hours,
+            "comparison_hours": comparison_hours,
+            "dataset": dataset,
+        }
         answer = self.request("GET", self._version_path(model, version) + "/degradation", query)
         results: List[Dict[str, Any]] = answer["results"]
         return results
 
-    def performance_history(self, model: str, version: str, hours: float = 24.0) -> Dict[str, Any]:
+    def performance_history(
+        self, model: str, version: str, hours: float = 24.0, dataset: Optional[str] = None
+    ) -> Dict[str, Any]:
         self._settle()
-        history: Dict[str, Any] = self.request("GET", self._version_path(model, version) + "/history", {"hours": hours})
+        query = {"hours": hours, "dataset": dataset}
+        history: Dict[str, Any] = self.request("GET", self._version_path(model, version) + "/history", query)
         return history
 
     def series(
@@ -275,18 +284,20 @@ class Client:
         metric: str,
         start: Union[int, str, None] = None,
         end: Union[int, str, None] = None,
+        dataset: Optional[str] = None,
     ) -> Dict[str, Any]:
         self._settle()
         path = self._version_path(model, version) + f"/metrics/{_segment(metric)}"
-        answer: Dict[str, Any] = self.request("GET", path, {"from": start, "to": end, "max_points": MAX_POINTS})
+        query = {"from": start, "to": end, "max_points": MAX_POINTS, "dataset": dataset}
+        answer: Dict[str, Any] = self.request("GET", path, query)
         if answer.get("downsampled"):
             # More points than one answer holds: read the range in halves.
-            answer["points"] = self._split_points(path, answer)
+            answer["points"] = self._split_points(path, answer, dataset)
         answer.pop("downsampled", None)
         answer.pop("buckets", None)
         return answer
 
-    def _split_points(self, path: str, answer: Dict[str, Any]) -> List[Dict[str, Any]]:
+    def _split_points(self, path: str, answer: Dict[str, Any], dataset: Optional[str]) -> List[Dict[str, Any]]:
         from ._wire import parse_time
 
         start = int(parse_time(answer["from"]).timestamp() * 1000)
@@ -295,7 +306,7 @@ class Client:
         spans = [(start, end)]
         while spans:
             low, high = spans.pop(0)
-            part = self.request("GET", path, {"from": low, "to": high, "max_points": MAX_POINTS})
+            part = self.request("GET", path, {"from": low, "to": high, "max_points": MAX_POINTS, "dataset": dataset})
             if part.get("downsampled") and high - low > 1:
                 middle = (low + high) // 2
                 spans[:0] = [(low, middle), (middle, high)]

@@ -270,13 +270,15 @@ class Rule(Record):
     ``baseline_window_hours`` and how they compare (``comparison``, ``comparison_hours``,
     ``seasonal``, ``alpha``); change-point rules ``change_direction``, a minimum shift
     and a false-alarm interval; no-data rules ``no_data_minutes`` and/or
-    ``no_data_intervals`` (``condition_type`` says which)."""
+    ``no_data_intervals`` (``condition_type`` says which). ``dataset`` is the dataset
+    whose series it watches (``"default"``), or ``"*"`` for each dataset separately."""
 
     id: str
     name: str
     model: str
     version: Optional[str]
     metric: Metric
+    dataset: str
     severity: AlertSeverity
     enabled: bool
     created_at: datetime
@@ -321,13 +323,15 @@ class Rule(Record):
 
 
 class Alert(Record):
-    """An alert (``/api/v1/alerts``)."""
+    """An alert (``/api/v1/alerts``). ``dataset`` is absent (``None``) for the default
+    dataset."""
 
     id: str
     rule_id: str
     rule_name: str
     model: str
     version: str
+    dataset: Optional[str]
     metric: Metric
     severity: AlertSeverity
     status: AlertStatus

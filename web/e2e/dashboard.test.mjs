@@ -292,6 +292,20 @@ for (const browserName of selectedBrowsers()) {
       assert.deepEqual(errors, []);
     });
 
+    test("an alert's marker on the model page links to the alert's page", async () => {
+      await page.goto("about:blank");
+      await page.goto(`${server.url}/#/model/fraud_detector/v2.1?range=7d`);
+      await ready("figure canvas");
+      await page.waitForSelector(".chart-markers a.marker-link");
+      const href = await page.$eval(".chart-markers a.marker-link", (a) => a.getAttribute("href"));
+      const id = /^#\/alerts\/(alert_[0-9a-f]+)$/.exec(href ?? "")?.[1];
+      assert.ok(id, `the marker links to an alert's page: ${href}`);
+      await page.$eval(".chart-markers a.marker-link", (a) => a.click());
+      await page.waitForFunction((id) => location.hash === `#/alerts/${id}`, {}, id);
+      await page.waitForFunction((id) => document.querySelector("main")?.textContent.includes(id), {}, id);
+      assert.deepEqual(errors, []);
+    });
+
     test("a sample POSTed to the API appears on an open model page without reload", async () => {
       await go("#/model/fraud_detector/v2.1");
       await ready("figure[data-metric=accuracy] canvas");
@@ -464,6 +478,23 @@ for (const browserName of selectedBrowsers()) {
       const rules = list(await json(`${server.url}/api/v1/rules`), "rules");
       assert.ok(rules.some((r) => r.name === name), JSON.stringify(rules));
       await shot("rules-created");
+    });
+
+    test("a rule for each dataset is created from the form with its dataset", async () => {
+      await go("#/rules");
+      await page.waitForSelector("form.rule-form");
+      const name = `e2e each dataset (${browserName})`;
+      await page.locator("input[name=name]").fill(name);
+      await page.locator("input[name=model]").fill("fraud_detector");
+      await page.locator("input[name=metric]").fill("accuracy");
+      await page.locator("input[name=dataset]").fill("*");
+      await page.locator("input[name=threshold]").fill("0.5");
+      await clickButton("form.rule-form", "Create rule");
+      await page.waitForFunction((text) => document.querySelector("main [role=status]")?.textContent.includes(text), {}, `Created ${name}`);
+      const rule = list(await json(`${server.url}/api/v1/rules`), "rules").find((r) => r.name === name);
+      assert.ok(rule, "the rule was created");
+      assert.equal(rule.dataset, "*");
+      await page.waitForFunction((text) => [...document.querySelectorAll("tbody tr[data-rule]")].some((tr) => tr.textContent.includes(text) && tr.textContent.includes("on each dataset")), {}, name);
     });
 
     test("a change-point rule is created from the form with its own settings", async () => {

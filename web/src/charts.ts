@@ -23,7 +23,8 @@ export function sparkline(el: HTMLElement, xs: number[], ys: (number | null)[]):
 }
 
 /** A moment on a chart. `label` says what happened ("alert: accuracy below 0.9"). */
-export interface Marker { at: number; kind: "fired" | "acknowledged" | "resolved" | "preview"; label: string; severity?: string }
+/** `href`: a page the marker stands for (an alert's `#/alerts/{id}`), linked beside its button. */
+export interface Marker { at: number; kind: "fired" | "acknowledged" | "resolved" | "preview"; label: string; severity?: string; href?: string }
 export interface Line { value: number; label: string; dashed?: boolean; color?: string }
 export interface Overlays { band?: [number, number] | null; lines?: Line[]; markers?: Marker[] }
 
@@ -313,7 +314,8 @@ function markerControls(chart: uPlot, el: HTMLElement, current: { overlays: Over
         onfocus: () => point(marker), onclick: () => point(marker), onmouseenter: () => show(marker),
         onblur: () => show(null), onmouseleave: () => { if (document.activeElement !== button) show(null); },
       }, short);
-      return h("li", null, button);
+      const link = marker.href ? h("a", { class: "marker-link", href: marker.href, "aria-label": `open ${name}` }, "open") : null;
+      return h("li", null, button, link);
     }));
     if (focused) list.querySelector<HTMLElement>(`button[aria-label="${CSS.escape(focused)}"]`)?.focus();
   };

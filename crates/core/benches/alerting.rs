@@ -91,6 +91,7 @@ fn pass(
         let evaluation = evaluate(
             rule,
             &versions[i],
+            None,
             &engine.states[i],
             engine.alerts[i].as_ref(),
             &observation,

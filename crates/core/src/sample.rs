@@ -184,6 +184,56 @@ impl DatasetScope {
             DatasetScope::One(one) => one.as_ref() == dataset,
         }
     }
+
+    /// How [`DatasetScope::Each`] is written where a scope is stored or given as text
+    /// (a rule's `dataset`): `*`, which no dataset name can contain.
+    pub const EACH: &'static str = "*";
+
+    /// A scope as rules write it: `*` for each dataset, else a dataset name, with empty
+    /// text and `default` meaning the default dataset.
+    pub fn parse_scope(text: &str) -> Result<Self, ValidationError> {
+        match text.trim() {
+            Self::EACH => Ok(DatasetScope::Each),
+            name => Self::parse(name),
+        }
+    }
+
+    /// The text [`Self::parse_scope`] reads back: `*`, `default` or the dataset's name.
+    pub fn as_text(&self) -> &str {
+        match self {
+            DatasetScope::Each => Self::EACH,
+            DatasetScope::One(one) => Dataset::name_of(one.as_ref()),
+        }
+    }
+}
+
+/// Serde for a rule's scope: a string as [`DatasetScope::parse_scope`] reads it, written
+/// as [`DatasetScope::as_text`] gives it; absent is the default dataset (rules stored
+/// before rules had a dataset watched the default one).
+pub mod scope_serde {
+    use super::DatasetScope;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        scope: &DatasetScope,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(scope.as_text())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DatasetScope, D::Error> {
+        match Option::<String>::deserialize(deserializer)? {
+            None => Ok(DatasetScope::One(None)),
+            Some(text) => DatasetScope::parse_scope(&text).map_err(serde::de::Error::custom),
+        }
+    }
+
+    /// The scope of a rule that names none: the default dataset.
+    pub fn default_dataset() -> DatasetScope {
+        DatasetScope::One(None)
+    }
 }
 
 /// One time series: a metric of a model version on a dataset (`None`: the default one).

@@ -11,11 +11,11 @@ use modelwatch_core::alerting::observe::{
     degradation_check, instants, observations, slice, SAMPLING_SAMPLES,
 };
 use modelwatch_core::alerting::{
-    backtest, BacktestEvent, ComparisonMode, Condition, Observation, Rule, RuleId, RuleSpec,
+    backtest_on, BacktestEvent, ComparisonMode, Condition, Observation, Rule, RuleId, RuleSpec,
     SeriesState,
 };
 use modelwatch_core::detection::{sampling_interval, DegradationResult, SeriesPoints};
-use modelwatch_core::{DatasetScope, SeriesKey, TimeRange, Timestamp, Version};
+use modelwatch_core::{Dataset, DatasetScope, SeriesKey, TimeRange, Timestamp, Version};
 use modelwatch_store::SeriesFilter;
 use serde::Serialize;
 
@@ -23,10 +23,13 @@ use crate::alerting::{Engine, EngineError};
 use crate::analysis;
 use crate::observe::{read_series, SeriesRead};
 
-/// The replay of one version.
+/// The replay of one version's series on one dataset.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VersionBacktest {
     pub version: Version,
+    /// The dataset replayed; absent for the default dataset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<Dataset>,
     /// Samples replayed.
     pub samples: usize,
     /// Alerts that would have fired.
@@ -54,6 +57,21 @@ impl Engine {
         self.replay(rule, range).await
     }
 
+    /// [`Engine::backtest`] on the datasets of `scope` instead of the rule's own: one
+    /// dataset, or each dataset separately.
+    pub async fn backtest_on(
+        &self,
+        rule_id: &RuleId,
+        range: TimeRange,
+        scope: DatasetScope,
+    ) -> Result<BacktestReport, EngineError> {
+        let rule = Rule {
+            dataset: scope,
+            ..self.rule(rule_id).await?
+        };
+        self.replay(rule, range).await
+    }
+
     /// Replays a rule that is not stored (yet): `spec` is validated as creating it would
     /// be, then replayed like [`Engine::backtest`]. Nothing is written, so a person can
     /// see what a rule would have done before saving it. The report's rule carries the
@@ -77,9 +95,22 @@ impl Engine {
         version: &Version,
         range: TimeRange,
     ) -> Result<Vec<(Timestamp, Observation)>, EngineError> {
+        self.observe_range_on(rule, version, None, range).await
+    }
+
+    /// [`Engine::observe_range`] of `version`'s series on `dataset` (`None`: the
+    /// default dataset).
+    pub async fn observe_range_on(
+        &self,
+        rule: &Rule,
+        version: &Version,
+        dataset: Option<&Dataset>,
+        range: TimeRange,
+    ) -> Result<Vec<(Timestamp, Observation)>, EngineError> {
         let definition = self.metrics.definition(&rule.metric).await?;
         let read = [SeriesRead {
-            key: SeriesKey::new(rule.model.clone(), version.clone(), rule.metric.clone()),
+            key: SeriesKey::new(rule.model.clone(), version.clone(), rule.metric.clone())
+                .with_dataset(dataset.cloned()),
             first: range.start,
             last: Timestamp::from_millis(range.end.as_millis() - 1).unwrap_or(range.start),
         }];
@@ -146,27 +177,41 @@ impl Engine {
     }
 
     async fn replay(&self, rule: Rule, range: TimeRange) -> Result<BacktestReport, EngineError> {
-        let versions: Vec<Version> = match &rule.version {
-            Some(version) => vec![version.clone()],
-            None => self
+        // The rule's version (each with samples, when it has none) on its dataset (each
+        // with samples, when it watches each); a named version or dataset without samples
+        // is replayed too, and reports no samples.
+        let series: Vec<(Version, Option<Dataset>)> = match (&rule.version, &rule.dataset) {
+            (Some(version), DatasetScope::One(dataset)) => {
+                vec![(version.clone(), dataset.clone())]
+            }
+            (version, scope) => self
                 .metrics
                 .list_series(&SeriesFilter {
                     model: Some(rule.model.clone()),
-                    version: None,
+                    version: version.clone(),
                     metric: Some(rule.metric.clone()),
-                    dataset: DatasetScope::One(None),
+                    dataset: scope.clone(),
                 })
                 .await?
                 .into_iter()
-                .map(|s| s.key.version)
+                .map(|s| (s.key.version, s.key.dataset))
                 .collect(),
         };
-        let mut replays = Vec::with_capacity(versions.len());
-        for version in versions {
-            let observations = self.observe_range(&rule, &version, range).await?;
-            let replay = backtest(&rule, &version, &observations, SeriesState::default());
+        let mut replays = Vec::with_capacity(series.len());
+        for (version, dataset) in series {
+            let observations = self
+                .observe_range_on(&rule, &version, dataset.as_ref(), range)
+                .await?;
+            let replay = backtest_on(
+                &rule,
+                &version,
+                dataset.as_ref(),
+                &observations,
+                SeriesState::default(),
+            );
             replays.push(VersionBacktest {
                 version,
+                dataset,
                 samples: observations.len(),
                 alerts: replay.events.last().map_or(0, |event| event.alert_number),
                 events: replay.events,

@@ -1,4 +1,5 @@
-//! Evaluation of alert rules: per enabled rule × model version, count every sample not
+//! Evaluation of alert rules: per enabled rule × model version × dataset (one dataset, or
+//! each separately: see [`Rule`]), count every sample not
 //! yet counted, in order, through the core's replay ([`plan`]), and apply what it plans
 //! (alerts, history, state, outbox) as guarded commits.
 //!
@@ -46,8 +47,8 @@ use modelwatch_core::alerting::{
 };
 use modelwatch_core::detection::SeriesPoints;
 use modelwatch_core::{
-    DatasetScope, Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange, Timestamp,
-    Version,
+    Dataset, DatasetScope, Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange,
+    Timestamp, Version,
 };
 use modelwatch_store::alerts::{AlertCommit, AlertWriteGuarded, CommitOutcome, StateWrite};
 use modelwatch_store::{SeriesFilter, SeriesInfo};
@@ -104,6 +105,9 @@ pub struct RuleEvaluation {
     pub rule_id: RuleId,
     pub model: ModelName,
     pub version: Version,
+    /// The dataset evaluated; absent for the default dataset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<Dataset>,
     /// Samples counted in this pass.
     pub counted: usize,
     /// The decision at the last sample counted (or why none was).
@@ -116,6 +120,8 @@ pub struct RuleEvaluation {
 pub struct TargetKey {
     pub rule_id: RuleId,
     pub version: Version,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<Dataset>,
 }
 
 /// A breach this pass recorded instead of paging for it: it would have fired at a sample
@@ -125,6 +131,8 @@ pub struct PastBreachRecorded {
     pub rule_id: RuleId,
     pub model: ModelName,
     pub version: Version,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<Dataset>,
     pub would_have_fired_at: Timestamp,
     pub value: Option<f64>,
 }
@@ -169,6 +177,7 @@ impl EvaluationReport {
 struct PassTarget {
     rule: usize,
     version: Version,
+    dataset: Option<Dataset>,
     /// The series' oldest and newest samples' times as the series listing has them: when
     /// the newest is not newer than what the state counted, the pass reads nothing.
     first_timestamp: Timestamp,
@@ -282,13 +291,15 @@ impl Engine {
             .map(|t| TargetKey {
                 rule_id: rules[t.rule].id.clone(),
                 version: t.version.clone(),
+                dataset: t.dataset.clone(),
             })
             .collect();
         Ok(report)
     }
 
-    /// Every (rule, version) pair to evaluate: a rule for one version, or for each version
-    /// of its model that has samples of its metric.
+    /// Every (rule, version, dataset) to evaluate: a rule for one version, or for each
+    /// version of its model that has samples of its metric; on one dataset, or on each
+    /// dataset with samples, each on its own.
     async fn targets(
         &self,
         rules: &[Rule],
@@ -299,7 +310,7 @@ impl Engine {
             model: model.cloned(),
             version: version.cloned(),
             metric: None,
-            dataset: DatasetScope::One(None),
+            dataset: DatasetScope::Each,
         };
         let mut versions: HashMap<(ModelName, Metric), Vec<SeriesInfo>> = HashMap::new();
         for series in self.metrics.list_series(&filter).await? {
@@ -314,10 +325,15 @@ impl Engine {
                 continue;
             };
             for series in found {
-                if rule.applies_to(&rule.model, &series.key.version) {
+                if rule.watches(
+                    &rule.model,
+                    &series.key.version,
+                    series.key.dataset.as_ref(),
+                ) {
                     targets.push(PassTarget {
                         rule: index,
                         version: series.key.version.clone(),
+                        dataset: series.key.dataset.clone(),
                         first_timestamp: series.first_timestamp,
                         last_timestamp: series.last_timestamp,
                     });
@@ -345,6 +361,7 @@ impl Engine {
                 rule_id: rule.id.clone(),
                 model: rule.model.clone(),
                 version: target.version.clone(),
+                dataset: target.dataset.clone(),
                 counted: 0,
                 decision: Decision::AlreadyCounted { last_observed_at },
             });
@@ -358,6 +375,7 @@ impl Engine {
                 Target {
                     rule,
                     version: &target.version,
+                    dataset: target.dataset.as_ref(),
                     state: &observed.state,
                     tracked: observed.tracked.as_ref(),
                 },
@@ -382,7 +400,7 @@ impl Engine {
                 let rule = &pass.rules[target.rule];
                 plan.commits
                     .iter()
-                    .map(move |commit| store_commit(rule, &target.version, commit))
+                    .map(move |commit| store_commit(rule, target, commit))
             })
             .collect();
         let mut outcomes = self.alerts.commit(commits).await?.into_iter();
@@ -417,6 +435,7 @@ impl Engine {
                         rule_id: rule.id.clone(),
                         model: rule.model.clone(),
                         version: target.version.clone(),
+                        dataset: target.dataset.clone(),
                         would_have_fired_at: step.at,
                         value: step.value,
                     });
@@ -427,6 +446,7 @@ impl Engine {
                     rule_id: rule.id.clone(),
                     model: rule.model.clone(),
                     version: target.version.clone(),
+                    dataset: target.dataset.clone(),
                     counted: plan.steps.len(),
                     decision: last.decision.clone(),
                 });
@@ -443,10 +463,13 @@ impl Engine {
         targets: &[PassTarget],
     ) -> Result<RoundInput, EngineError> {
         let wanted: HashSet<&RuleId> = targets.iter().map(|t| &pass.rules[t.rule].id).collect();
-        let mut states: HashMap<(RuleId, Version), SeriesState> = HashMap::new();
+        let mut states: HashMap<(RuleId, Version, Option<Dataset>), SeriesState> = HashMap::new();
         for stored in self.alerts.states(pass.model).await? {
             if wanted.contains(&stored.rule_id) {
-                states.insert((stored.rule_id, stored.version), stored.state);
+                states.insert(
+                    (stored.rule_id, stored.version, stored.dataset),
+                    stored.state,
+                );
             }
         }
         let tracked_ids: Vec<AlertId> =
@@ -470,7 +493,11 @@ impl Engine {
             let rule = &pass.rules[target.rule];
             let fresh_start = first_counted(rule, pass.now, self.horizon);
             let state = states
-                .remove(&(rule.id.clone(), target.version.clone()))
+                .remove(&(
+                    rule.id.clone(),
+                    target.version.clone(),
+                    target.dataset.clone(),
+                ))
                 .unwrap_or_default();
             let no_data = match &rule.condition {
                 Condition::NoData(condition) => Some(condition),
@@ -684,16 +711,18 @@ impl Engine {
             target.version.clone(),
             rule.metric.clone(),
         )
+        .with_dataset(target.dataset.clone())
     }
 }
 
 /// A planned commit as the store takes it: the outbox rows get their payloads.
-fn store_commit(rule: &Rule, version: &Version, commit: &PlannedCommit) -> AlertCommit {
+fn store_commit(rule: &Rule, target: &PassTarget, commit: &PlannedCommit) -> AlertCommit {
     AlertCommit {
         state: Some(StateWrite {
             rule_id: rule.id.clone(),
             model: rule.model.clone(),
-            version: version.clone(),
+            version: target.version.clone(),
+            dataset: target.dataset.clone(),
             previous_revision: commit.previous_revision,
             next: commit.state.clone(),
         }),

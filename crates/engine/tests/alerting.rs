@@ -14,7 +14,9 @@ use modelwatch_core::alerting::{
     LifecycleError, NotificationEvent, PastBreach, RulePatch, RuleSpec, Severity, SilenceSpec,
     Trigger,
 };
-use modelwatch_core::{ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version};
+use modelwatch_core::{
+    Dataset, DatasetScope, ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version,
+};
 use modelwatch_engine::{Engine, EngineError, EvaluationReport, SequentialIds};
 use modelwatch_store::alerts::{DeliveryStatus, Notification, NotificationFilter};
 use modelwatch_store::postgres::testing::TestDatabase;
@@ -1294,6 +1296,92 @@ async fn engine_round_trips_a_whole_lifecycle(backend: Backend) {
     assert!(env.engine.open_alerts(None).await.unwrap().is_empty());
 }
 
+/// The rule-level twin of the analysis' "a canary's drop is the canary's": a rule for each
+/// dataset evaluates each on its own, with a state of its own, and alerts only for the
+/// canary that degraded; a rule for the canary alone does too; the default dataset's rule
+/// stays quiet; the backtest replays each dataset apart and agrees.
+async fn each_dataset_is_evaluated_apart_and_only_the_degraded_one_alerts(backend: Backend) {
+    let env = Env::new(backend).await;
+    let canary = Dataset::parse("canary").unwrap();
+    let each = env.rule(|s| s.dataset = Some("*".into())).await;
+    let only_canary = env.rule(|s| s.dataset = Some("canary".into())).await;
+    let default = env.rule(|_| {}).await;
+    assert_eq!(each.dataset, DatasetScope::Each);
+    assert_eq!(default.dataset, DatasetScope::One(None));
+    for minute in 1..=4 {
+        env.record("v1", "accuracy", 0.95, minute).await;
+        let key = SeriesKey::parse("fraud", "v1", "accuracy").unwrap();
+        env.stores
+            .metrics
+            .append_one(Sample {
+                model: key.model,
+                version: key.version,
+                metric: key.metric,
+                value: 0.80,
+                timestamp: at(minute),
+                dataset: Some(canary.clone()),
+            })
+            .await
+            .unwrap();
+        env.engine.evaluate_all(at(minute)).await.unwrap();
+    }
+    let mut fired: Vec<_> = env
+        .alerts()
+        .await
+        .into_iter()
+        .map(|a| {
+            (
+                a.rule_id,
+                a.dataset,
+                a.message.contains("on dataset canary"),
+            )
+        })
+        .collect();
+    fired.sort();
+    assert_eq!(
+        fired,
+        [
+            (each.id.clone(), Some(canary.clone()), true),
+            (only_canary.id.clone(), Some(canary.clone()), true)
+        ]
+    );
+    let mut states: Vec<_> = env
+        .stores
+        .alerts
+        .states(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.rule_id, s.dataset, s.state.alert_id.is_some()))
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        [
+            (each.id.clone(), None, false),
+            (each.id.clone(), Some(canary.clone()), true),
+            (only_canary.id.clone(), Some(canary.clone()), true),
+            (default.id.clone(), None, false),
+        ]
+    );
+
+    let range = TimeRange::new(at(0), at(5));
+    let replay = env.engine.backtest(&each.id, range).await.unwrap();
+    let per_dataset: Vec<_> = replay
+        .versions
+        .iter()
+        .map(|v| (v.dataset.clone(), v.samples, v.alerts))
+        .collect();
+    assert_eq!(per_dataset, [(None, 4, 0), (Some(canary.clone()), 4, 1)]);
+    let on_canary = env
+        .engine
+        .backtest_on(&default.id, range, DatasetScope::One(Some(canary.clone())))
+        .await
+        .unwrap();
+    assert_eq!(on_canary.versions.len(), 1);
+    assert_eq!(on_canary.versions[0].alerts, 1);
+}
+
 /// One `#[tokio::test]` per case, calling it with `$backend`.
 macro_rules! cases {
     ($backend:expr; $($case:ident),* $(,)?) => {
@@ -1334,6 +1422,7 @@ macro_rules! alerting_suite {
             a_backlog_pages_only_inside_the_horizon_and_records_the_rest,
             change_point_rule_fires_live_where_the_backtest_says,
             a_silent_series_fires_on_passes_without_samples_and_resolves_when_data_returns,
+            each_dataset_is_evaluated_apart_and_only_the_degraded_one_alerts,
             $($extra,)*
         );
     };

@@ -198,7 +198,8 @@ async fn a_contended_pass_reports_what_it_committed_and_what_it_left() {
         report.contended,
         [TargetKey {
             rule_id: rule.id.clone(),
-            version: Version::parse("v2").unwrap()
+            version: Version::parse("v2").unwrap(),
+            dataset: None,
         }]
     );
     assert_eq!(report.conflicts, 5);

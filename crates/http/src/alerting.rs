@@ -15,7 +15,9 @@ use modelwatch_core::alerting::{
 use modelwatch_core::compare::CompareOptions;
 use modelwatch_core::detection::{significance_level, DetectionOptions, Seasonality, WindowSpec};
 use modelwatch_core::health::HealthOptions;
-use modelwatch_core::{Dataset, Metric, ModelName, SeriesKey, TimeRange, Timestamp, Version};
+use modelwatch_core::{
+    Dataset, DatasetScope, Metric, ModelName, SeriesKey, TimeRange, Timestamp, Version,
+};
 use modelwatch_engine::analysis::{self, AnalysisError};
 use modelwatch_engine::{Engine, EngineError};
 use serde::{Deserialize, Serialize};
@@ -169,7 +171,7 @@ pub async fn list_rules(
 /// Creates a rule (the seed's rule JSON). A `notify_channels` name the server has no
 /// channel for is refused (its notifications would stay pending forever).
 #[utoipa::path(post, path = "/api/v1/rules", tag = "rules",
-    request_body(content = Object, description = "A rule, as these fields: name (or rule_name), model (or model_name), version (or model_version; absent: every version), metric (or metric_type), severity (low, medium, high, critical), enabled, cooldown_minutes, notify_channels (configured channel names), for_evaluations, clear_after_evaluations, auto_resolve; a threshold rule adds threshold_value and comparison_operator (lt, lte, gt, gte, eq), optionally tolerance and clear_threshold; a degradation rule adds max_degradation_percentage, optionally baseline_window_hours, clear_percentage, comparison (auto, latest or window), comparison_hours, seasonal (daily or weekly) and alpha; a change-point rule adds condition_type (change-point), optionally change_direction (worse or both), min_shift_sd or min_shift_percentage, and false_alarm_interval_samples or false_alarm_interval_hours (for_evaluations is 1); a no-data rule adds condition_type (no-data) with no_data_minutes (the longest silence), no_data_intervals (a multiple of the series' usual interval, the median gap of its recent samples, never under a minute) or both (the silence must exceed both); for_evaluations is 1 and it resolves itself at the first sample back unless auto_resolve is false. Any other field is refused.", example = json!({"name": "fuzz latency", "model": "fraud_detector", "version": "v2.1", "metric": "latency", "threshold_value": 100.0, "comparison_operator": "gt", "severity": "low"})),
+    request_body(content = Object, description = "A rule, as these fields: name (or rule_name), model (or model_name), version (or model_version; absent: every version), metric (or metric_type), dataset (a dataset's name, default (the default dataset, also when absent), or * for each dataset separately, each with its own state and alerts), severity (low, medium, high, critical), enabled, cooldown_minutes, notify_channels (configured channel names), for_evaluations, clear_after_evaluations, auto_resolve; a threshold rule adds threshold_value and comparison_operator (lt, lte, gt, gte, eq), optionally tolerance and clear_threshold; a degradation rule adds max_degradation_percentage, optionally baseline_window_hours, clear_percentage, comparison (auto, latest or window), comparison_hours, seasonal (daily or weekly) and alpha; a change-point rule adds condition_type (change-point), optionally change_direction (worse or both), min_shift_sd or min_shift_percentage, and false_alarm_interval_samples or false_alarm_interval_hours (for_evaluations is 1); a no-data rule adds condition_type (no-data) with no_data_minutes (the longest silence), no_data_intervals (a multiple of the series' usual interval, the median gap of its recent samples, never under a minute) or both (the silence must exceed both); for_evaluations is 1 and it resolves itself at the first sample back unless auto_resolve is false. Any other field is refused.", example = json!({"name": "fuzz latency", "model": "fraud_detector", "version": "v2.1", "metric": "latency", "threshold_value": 100.0, "comparison_operator": "gt", "severity": "low"})),
     responses((status = 201, description = "The rule", body = Object),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -197,7 +199,7 @@ pub async fn get_rule(
 
 /// Changes some fields of a rule (including `enabled`).
 #[utoipa::path(patch, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path, pattern = r"^rule_[0-9a-f]{8}$", example = "rule_75e4c7c4")),
-    request_body(content = Object, description = "The fields to change", example = json!({"cooldown_minutes": 30})),
+    request_body(content = Object, description = "The fields to change, as for POST /api/v1/rules (dataset: a name, default, or * for each dataset separately)", example = json!({"cooldown_minutes": 30})),
     responses((status = 200, description = "The rule", body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, description = "The rule was deleted while this request changed it", body = ErrorBody),
@@ -235,6 +237,9 @@ pub struct BacktestQuery {
     pub from: Option<String>,
     /// End (default: now).
     pub to: Option<String>,
+    /// Replay on this dataset (`default` for the default one) or on each dataset
+    /// separately (`*`) instead of the rule's own.
+    pub dataset: Option<String>,
 }
 
 /// Replays a rule over stored samples: when it would have fired and resolved.
@@ -249,7 +254,15 @@ pub async fn backtest_rule(
     let Query(query) = query?;
     let range = backtest_range(&state, &query)?;
     let _turn = state.expensive().await?;
-    let report = engine(&state)?.backtest(&rule_id(&id)?, range).await?;
+    let report = match query.dataset.as_deref() {
+        None => engine(&state)?.backtest(&rule_id(&id)?, range).await?,
+        Some(text) => {
+            let scope = DatasetScope::parse_scope(text)?;
+            engine(&state)?
+                .backtest_on(&rule_id(&id)?, range, scope)
+                .await?
+        }
+    };
     to_json(&report)
 }
 
@@ -266,7 +279,10 @@ pub async fn backtest_unsaved_rule(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query?;
-    let spec: RuleSpec = json_body(body)?;
+    let mut spec: RuleSpec = json_body(body)?;
+    if let Some(dataset) = query.dataset.clone() {
+        spec.dataset = Some(dataset);
+    }
     let range = backtest_range(&state, &query)?;
     let _turn = state.expensive().await?;
     let report = engine(&state)?

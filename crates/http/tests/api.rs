@@ -1252,6 +1252,125 @@ async fn evaluate_runs_a_version_s_rules_now_and_then_finds_nothing_new() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
 }
 
+/// A rule for one dataset and a rule for each dataset: only the dataset that degraded
+/// alerts, its alert names it, and the backtest takes a dataset too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_watch_one_dataset_or_each_and_alert_only_for_the_degraded_one() {
+    const EVALUATE: &str = "/api/v1/models/{model}/versions/{version}/evaluate";
+    let app = spawn_app().await;
+    let rule = |name: &str, dataset: Option<&str>| {
+        let mut rule = json!({"name": name, "model": "fraud", "metric": "accuracy",
+            "threshold_value": 0.9, "comparison_operator": "lt", "for_evaluations": 1});
+        if let Some(dataset) = dataset {
+            rule["dataset"] = json!(dataset);
+        }
+        rule
+    };
+    let mut ids = Vec::new();
+    for (name, dataset, stored) in [
+        ("each", Some("*"), "*"),
+        ("canary", Some("canary"), "canary"),
+        ("prod", Some("prod"), "prod"),
+        ("default", None, "default"),
+    ] {
+        let reply = app
+            .call(Method::POST, RULES, RULES, Some(rule(name, dataset)))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        assert_eq!(reply.body["dataset"], stored);
+        ids.push(reply.body["id"].as_str().unwrap().to_owned());
+    }
+    let bad = app
+        .call(Method::POST, RULES, RULES, Some(rule("bad", Some("a b"))))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert_eq!(bad.body["error"]["field"], "dataset", "{}", bad.body);
+    for (value, dataset) in [(0.95, None), (0.5, Some("canary")), (0.97, Some("prod"))] {
+        let mut sample = json!({"model": "fraud", "version": "v1", "metric": "accuracy",
+            "value": value, "timestamp": 1_714_564_800_000_i64});
+        if let Some(dataset) = dataset {
+            sample["dataset"] = json!(dataset);
+        }
+        let reply = app.call(Method::POST, METRICS, METRICS, Some(sample)).await;
+        assert!(reply.status.is_success(), "{}", reply.body);
+    }
+    let path = "/api/v1/models/fraud/versions/v1/evaluate";
+    let reply = app.call(Method::POST, EVALUATE, path, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let alerts = app
+        .call(
+            Method::GET,
+            ALERTS,
+            "/api/v1/alerts?model=fraud&hours=all",
+            None,
+        )
+        .await;
+    let mut fired: Vec<(String, String)> = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert!(
+                a["message"].as_str().unwrap().contains("on dataset canary"),
+                "{a}"
+            );
+            (
+                a["rule_id"].as_str().unwrap().to_owned(),
+                a["dataset"].as_str().unwrap_or("default").to_owned(),
+            )
+        })
+        .collect();
+    fired.sort();
+    assert_eq!(
+        fired,
+        [
+            (ids[0].clone(), "canary".to_owned()),
+            (ids[1].clone(), "canary".to_owned())
+        ]
+    );
+    // Moved to each dataset, the prod rule replays prod and the others apart.
+    let rule_path = format!("/api/v1/rules/{}", ids[2]);
+    let reply = app
+        .call(
+            Method::PATCH,
+            "/api/v1/rules/{id}",
+            &rule_path,
+            Some(json!({"dataset": "*"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["dataset"], "*");
+    let backtest = |query: &str| {
+        format!(
+            "/api/v1/rules/{}/backtest?from=1714564000000&to=1714565000000{query}",
+            ids[3]
+        )
+    };
+    const BACKTEST: &str = "/api/v1/rules/{id}/backtest";
+    let own = app.call(Method::POST, BACKTEST, &backtest(""), None).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    assert_eq!(own.body["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(own.body["versions"][0]["alerts"], 0);
+    let each = app
+        .call(Method::POST, BACKTEST, &backtest("&dataset=*"), None)
+        .await;
+    assert_eq!(each.status, StatusCode::OK, "{}", each.body);
+    let replayed: Vec<(Value, Value)> = each.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["dataset"].clone(), v["alerts"].clone()))
+        .collect();
+    assert_eq!(
+        replayed,
+        [
+            (Value::Null, json!(0)),
+            (json!("canary"), json!(1)),
+            (json!("prod"), json!(0))
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_degradation_and_compare() {
     let app = spawn_app().await;

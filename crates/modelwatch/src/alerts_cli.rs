@@ -11,7 +11,7 @@ use modelwatch_core::alerting::{
     minutes_words, Alert, AlertFilter, AlertId, AlertStatus, ComparisonMode, Condition, Rule,
     RuleId, RulePatch, RuleSpec, Severity, Silence, SilenceId, SilenceSpec, Trigger,
 };
-use modelwatch_core::{ModelName, TimeRange, Timestamp, Version};
+use modelwatch_core::{DatasetScope, ModelName, TimeRange, Timestamp, Version};
 use modelwatch_engine::Engine;
 use modelwatch_store::Stores;
 
@@ -70,6 +70,10 @@ pub enum AlertsCommand {
     /// Replay a rule over stored history: when it would have fired and cleared. Writes nothing.
     Backtest {
         rule_id: String,
+        /// Replay on this dataset (`default` for the default one), or on each dataset
+        /// separately (`*`), instead of the rule's own.
+        #[arg(long, value_name = "NAME|default|*")]
+        dataset: Option<String>,
         /// RFC 3339 or epoch milliseconds.
         #[arg(long)]
         from: String,
@@ -151,6 +155,11 @@ pub struct CreateRuleArgs {
     /// Only this version; default: every version, each evaluated on its own.
     #[arg(long)]
     pub version: Option<String>,
+    /// The dataset whose series the rule watches (default: the default dataset, samples
+    /// sent without one), or `*` for each dataset separately, each with its own state and
+    /// alerts.
+    #[arg(long, value_name = "NAME|default|*")]
+    pub dataset: Option<String>,
     /// Minutes after a resolution during which the rule does not fire again (default 60).
     #[arg(long, value_name = "MIN")]
     pub cooldown: Option<i64>,
@@ -431,7 +440,12 @@ async fn alerts(
             }
             emit(format, &history, &table)?;
         }
-        AlertsCommand::Backtest { rule_id, from, to } => {
+        AlertsCommand::Backtest {
+            rule_id,
+            dataset,
+            from,
+            to,
+        } => {
             let from = parse_time("from", &from)?;
             let to = match to {
                 Some(to) => parse_time("to", &to)?,
@@ -440,15 +454,25 @@ async fn alerts(
             if to <= from {
                 bail!("--to ({to}) must be after --from ({from})");
             }
-            let report = engine
-                .backtest(&RuleId::parse(&rule_id)?, TimeRange::new(from, to))
-                .await?;
+            let rule_id = RuleId::parse(&rule_id)?;
+            let range = TimeRange::new(from, to);
+            let report = match dataset {
+                None => engine.backtest(&rule_id, range).await?,
+                Some(text) => {
+                    let scope = DatasetScope::parse_scope(&text)?;
+                    engine.backtest_on(&rule_id, range, scope).await?
+                }
+            };
+            let series = |v: &modelwatch_engine::VersionBacktest| match &v.dataset {
+                None => v.version.to_string(),
+                Some(dataset) => format!("{} [{dataset}]", v.version),
+            };
             let mut table = Table::new(&["version", "at", "alert", "event", "value"]);
             for version in &report.versions {
                 for event in &version.events {
                     let kind = serde_json::to_value(event.kind)?;
                     table.push(vec![
-                        version.version.to_string(),
+                        series(version),
                         event.at.to_string(),
                         event.alert_number.to_string(),
                         kind["event"].as_str().unwrap_or_default().to_owned(),
@@ -461,7 +485,7 @@ async fn alerts(
                 for version in &report.versions {
                     outln!(
                         "{}: {} samples replayed, would have fired {} alert(s)",
-                        version.version,
+                        series(version),
                         version.samples,
                         version.alerts
                     )?;
@@ -551,6 +575,7 @@ fn rule_spec(args: CreateRuleArgs) -> Result<RuleSpec> {
         model: args.model,
         version: args.version,
         metric: args.metric,
+        dataset: args.dataset,
         severity: args.severity,
         enabled: Some(!args.disabled),
         cooldown_minutes: args.cooldown,
@@ -651,6 +676,7 @@ fn print_rules(rules: &[Rule], shape: Shape, format: Format) -> Result<()> {
         "name",
         "model",
         "version",
+        "dataset",
         "metric",
         "condition",
         "severity",
@@ -658,7 +684,14 @@ fn print_rules(rules: &[Rule], shape: Shape, format: Format) -> Result<()> {
         "cooldown_min",
         "channels",
     ])
-    .optional(&["cooldown_min", "channels", "enabled", "version", "severity"]);
+    .optional(&[
+        "cooldown_min",
+        "channels",
+        "enabled",
+        "dataset",
+        "version",
+        "severity",
+    ]);
     for rule in rules {
         table.push(vec![
             rule.id.to_string(),
@@ -667,6 +700,10 @@ fn print_rules(rules: &[Rule], shape: Shape, format: Format) -> Result<()> {
             rule.version
                 .as_ref()
                 .map_or_else(|| "all".to_owned(), ToString::to_string),
+            match &rule.dataset {
+                DatasetScope::Each => "each".to_owned(),
+                scope => scope.as_text().to_owned(),
+            },
             rule.metric.to_string(),
             condition_text(rule),
             rule.severity.to_string(),
@@ -709,7 +746,10 @@ pub fn alerts_table(alerts: &[Alert]) -> Table {
             alert.status.to_string(),
             alert.severity.to_string(),
             alert.model.to_string(),
-            alert.version.to_string(),
+            match &alert.dataset {
+                None => alert.version.to_string(),
+                Some(dataset) => format!("{} [{dataset}]", alert.version),
+            },
             alert.metric.to_string(),
             alert_value(alert),
             alert.first_seen.to_string(),

@@ -427,6 +427,95 @@ fn backtest_reports_when_the_rule_would_have_fired_without_creating_alerts(backe
     assert!(error.contains("must be after"), "{error}");
 }
 
+/// `--dataset canary` watches the canary alone, `--dataset '*'` each dataset apart: a drop
+/// of the canary alerts for the canary only, and the backtest takes a dataset too.
+fn rules_per_dataset_alert_only_for_the_dataset_that_degraded(backend: Backend) {
+    let env = Env::new(backend);
+    let each = env.create_rule(&["--for", "1", "--dataset", "*"]);
+    let canary = env.create_rule(&["--for", "1", "--dataset", "canary"]);
+    let default = env.create_rule(&["--for", "1"]);
+    let rule = env.json(&["rules", "show", &each]);
+    assert_eq!(rule["dataset"], "*");
+    assert_eq!(env.json(&["rules", "show", &default])["dataset"], "default");
+    let error = env.fails(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "accuracy",
+        "--name",
+        "bad",
+        "--threshold",
+        "0.9",
+        "--operator",
+        "lt",
+        "--dataset",
+        "can ary",
+    ]);
+    assert!(error.contains("dataset"), "{error}");
+    for (value, dataset) in [(0.95, "default"), (0.80, "canary"), (0.97, "prod")] {
+        env.json(&[
+            "metrics",
+            "record",
+            "fraud_detector",
+            "v1",
+            "accuracy",
+            &value.to_string(),
+            "--at",
+            &minutes_ago(2),
+            "--dataset",
+            dataset,
+        ]);
+    }
+    env.json(&["evaluate"]);
+    let alerts = env.json(&["alerts", "list", "--hours", "all"]);
+    let mut fired: Vec<(String, String)> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["rule_id"].as_str().unwrap().to_owned(),
+                a["dataset"].as_str().unwrap_or("default").to_owned(),
+            )
+        })
+        .collect();
+    fired.sort();
+    let mut expected = vec![
+        (each.clone(), "canary".to_owned()),
+        (canary.clone(), "canary".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(fired, expected);
+    let report = env.json(&["alerts", "backtest", &each, "--from", &minutes_ago(60)]);
+    let replayed: Vec<(Value, Value)> = report["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["dataset"].clone(), v["alerts"].clone()))
+        .collect();
+    assert_eq!(
+        replayed,
+        [
+            (Value::Null, 0.into()),
+            ("canary".into(), 1.into()),
+            ("prod".into(), 0.into())
+        ]
+    );
+    let on_canary = env.json(&[
+        "alerts",
+        "backtest",
+        &default,
+        "--from",
+        &minutes_ago(60),
+        "--dataset",
+        "canary",
+    ]);
+    assert_eq!(on_canary["versions"][0]["dataset"], "canary");
+    assert_eq!(on_canary["versions"][0]["alerts"], 1);
+    let moved = env.json(&["rules", "update", &default, r#"{"dataset": "prod"}"#]);
+    assert_eq!(moved["dataset"], "prod");
+}
+
 fn change_point_rules_are_created_listed_evaluated_and_backtested(backend: Backend) {
     let env = Env::new(backend);
     // Refusals name the flag's field.
@@ -636,6 +725,7 @@ on_every_backend!(
     silences_mute_then_expire,
     rules_are_shown_updated_disabled_enabled_and_deleted,
     backtest_reports_when_the_rule_would_have_fired_without_creating_alerts,
+    rules_per_dataset_alert_only_for_the_dataset_that_degraded,
     change_point_rules_are_created_listed_evaluated_and_backtested,
     no_data_rules_are_created_listed_evaluated_and_backtested,
 );

@@ -579,6 +579,7 @@ fn backlog_alert(id: u32, at: modelwatch::core::Timestamp) -> modelwatch::core::
         rule_name: "accuracy below 0.9".into(),
         model: ModelName::parse("fraud").unwrap(),
         version: Version::parse("v1").unwrap(),
+        dataset: None,
         metric: Metric::parse("accuracy").unwrap(),
         severity: Severity::High,
         status: AlertStatus::Active,

@@ -111,6 +111,16 @@ impl AlertMessage {
         }
     }
 
+    /// The version as messages name it: `v2.1`, or `v2.1 [canary]` when the alert is of a
+    /// dataset other than the default one.
+    pub fn version_words(&self) -> String {
+        let a = &self.alert;
+        match &a.dataset {
+            None => a.version.as_str().to_owned(),
+            Some(dataset) => format!("{} [{dataset}]", a.version),
+        }
+    }
+
     /// One line: `[FIRING] high: fraud_detector v2.1 precision 0.870 (baseline 0.940, -7.4%)`,
     /// or for a silence `[FIRING] high: fraud-model v2 accuracy: no data for 47 min (usual
     /// interval 1 min)`.
@@ -127,7 +137,7 @@ impl AlertMessage {
                 self.state_word(),
                 a.severity,
                 a.model.as_str(),
-                a.version.as_str(),
+                self.version_words(),
                 a.metric,
                 no_data_words(silent_minutes, usual_interval_minutes)
             );
@@ -137,7 +147,7 @@ impl AlertMessage {
             self.state_word(),
             a.severity,
             a.model.as_str(),
-            a.version.as_str(),
+            self.version_words(),
             a.metric,
             self.figures().describe()
         )
@@ -337,6 +347,7 @@ pub(crate) mod fixtures {
             rule_name: "precision drop".into(),
             model: ModelName::parse("fraud_detector").expect("name"),
             version: Version::parse("v2.1").expect("version"),
+            dataset: None,
             metric: Metric::parse("precision").expect("metric"),
             severity: Severity::High,
             status: AlertStatus::Active,

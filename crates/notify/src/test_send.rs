@@ -35,6 +35,7 @@ pub fn synthetic_alert(now: Timestamp) -> Result<Alert, ValidationError> {
         rule_name: "modelwatch test notification".into(),
         model: ModelName::parse("modelwatch")?,
         version: Version::parse("test")?,
+        dataset: None,
         metric: Metric::parse("accuracy")?,
         severity: Severity::Low,
         status: AlertStatus::Active,

@@ -323,7 +323,8 @@ impl Database {
 
     /// Degradation check(s), as `GET …/degradation`: one metric, or every metric of the
     /// version (`metric=None`). Returns the list of results.
-    #[pyo3(signature = (model, version, metric=None, baseline_hours=None, comparison_hours=None))]
+    #[pyo3(signature = (model, version, metric=None, baseline_hours=None, comparison_hours=None, dataset=None))]
+    #[allow(clippy::too_many_arguments)]
     fn check_degradation(
         &self,
         py: Python<'_>,
@@ -332,10 +333,12 @@ impl Database {
         metric: Option<&str>,
         baseline_hours: Option<u32>,
         comparison_hours: Option<u32>,
+        dataset: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
         self.settle(py)?;
         let model = validation(ModelName::parse(model))?;
         let version = validation(Version::parse(version))?;
+        let dataset = validation(Dataset::parse_optional(dataset.unwrap_or_default()))?;
         let metric = metric
             .map(Metric::parse)
             .transpose()
@@ -375,7 +378,7 @@ impl Database {
             }
             match metric {
                 Some(metric) => {
-                    let key = SeriesKey::new(model, version, metric);
+                    let key = SeriesKey::new(model, version, metric).with_dataset(dataset);
                     if store
                         .latest(&key)
                         .await
@@ -390,7 +393,13 @@ impl Database {
                         .map_err(errors::from_analysis)
                 }
                 None => analysis::check_all_metrics(
-                    &*store, &model, &version, None, &spec, &options, now,
+                    &*store,
+                    &model,
+                    &version,
+                    dataset.as_ref(),
+                    &spec,
+                    &options,
+                    now,
                 )
                 .await
                 .map_err(errors::from_analysis),
@@ -400,17 +409,19 @@ impl Database {
     }
 
     /// Performance history and health over the last `hours` (`GET …/history`).
-    #[pyo3(signature = (model, version, hours=24.0))]
+    #[pyo3(signature = (model, version, hours=24.0, dataset=None))]
     fn performance_history(
         &self,
         py: Python<'_>,
         model: &str,
         version: &str,
         hours: f64,
+        dataset: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
         self.settle(py)?;
         let model = validation(ModelName::parse(model))?;
         let version = validation(Version::parse(version))?;
+        let dataset = validation(Dataset::parse_optional(dataset.unwrap_or_default()))?;
         let range =
             analysis::last_hours(hours, modelwatch::now()).map_err(errors::from_analysis)?;
         let store = Arc::clone(&self.stores.metrics);
@@ -429,7 +440,7 @@ impl Database {
                 &*store,
                 &model,
                 &version,
-                None,
+                dataset.as_ref(),
                 range,
                 &HealthOptions::default(),
             )
@@ -441,7 +452,8 @@ impl Database {
 
     /// A series' points from `start` (default: 24 hours before `end` or now) to `end`
     /// (default: all), as the series route returns them without downsampling.
-    #[pyo3(signature = (model, version, metric, start=None, end=None))]
+    #[pyo3(signature = (model, version, metric, start=None, end=None, dataset=None))]
+    #[allow(clippy::too_many_arguments)]
     fn series(
         &self,
         py: Python<'_>,
@@ -450,9 +462,12 @@ impl Database {
         metric: &str,
         start: Option<&Bound<'_, PyAny>>,
         end: Option<&Bound<'_, PyAny>>,
+        dataset: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
         self.settle(py)?;
-        let key = Self::key(model, version, metric)?;
+        let key = Self::key(model, version, metric)?.with_dataset(validation(
+            Dataset::parse_optional(dataset.unwrap_or_default()),
+        )?);
         let to = end.map(|value| timestamp("to", value)).transpose()?;
         let from = match start {
             Some(value) => timestamp("from", value)?,

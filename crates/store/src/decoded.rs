@@ -70,10 +70,10 @@ pub(crate) struct DecodedRows {
     pub(crate) details: Decoded<StateDetail>,
 }
 
-/// The key of a rule state's row in [`DecodedRows::details`]; [`rule_prefix`] of its rule
-/// starts it.
-pub(crate) fn state_key(rule_id: &str, version: &str) -> String {
-    format!("{}{version}", rule_prefix(rule_id))
+/// The key of a rule state's row in [`DecodedRows::details`] (rule, version, dataset as
+/// stored, empty for the default one); [`rule_prefix`] of its rule starts it.
+pub(crate) fn state_key(rule_id: &str, version: &str, dataset: &str) -> String {
+    format!("{}{version}\u{0}{dataset}", rule_prefix(rule_id))
 }
 
 /// What every key of `rule_id`'s states starts with.
@@ -100,8 +100,9 @@ mod tests {
     #[test]
     fn a_deleted_rules_states_are_forgotten() {
         let cache: Decoded<Vec<f64>> = Decoded::default();
-        cache.record(state_key("r1", "v1"), "[1]".into(), vec![1.0]);
-        cache.record(state_key("r10", "v1"), "[2]".into(), vec![2.0]);
+        cache.record(state_key("r1", "v1", ""), "[1]".into(), vec![1.0]);
+        cache.record(state_key("r1", "v1", "canary"), "[3]".into(), vec![3.0]);
+        cache.record(state_key("r10", "v1", ""), "[2]".into(), vec![2.0]);
         cache.forget(&rule_prefix("r1"));
         let entries = cache.entries.lock().map(|e| e.len()).unwrap_or(0);
         assert_eq!(entries, 1);

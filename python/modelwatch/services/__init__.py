@@ -271,9 +271,12 @@ class MetricsCollector:
         """Stores what ``record_metric`` queued; returns once it is durable."""
         self.backend.flush()
 
-    def get_performance_history(self, model_name: str, model_version: str, hours: float = 24) -> PerformanceHistory:
-        """Health, trend and a summary per metric over the last ``hours``."""
-        return PerformanceHistory(self.backend.performance_history(model_name, model_version, float(hours)))
+    def get_performance_history(
+        self, model_name: str, model_version: str, hours: float = 24, *, dataset: Optional[str] = None
+    ) -> PerformanceHistory:
+        """Health, trend and a summary per metric over the last ``hours``, on ``dataset``
+        (default: the default dataset; datasets are never mixed)."""
+        return PerformanceHistory(self.backend.performance_history(model_name, model_version, float(hours), dataset))
 
     def history(
         self,
@@ -284,9 +287,11 @@ class MetricsCollector:
         *,
         start: Optional[Time] = None,
         end: Optional[Time] = None,
+        dataset: Optional[str] = None,
     ) -> SeriesHistory:
         """Every point of one series over the last ``hours`` (or from ``start`` to
-        ``end``); ``.to_pandas()`` gives a DataFrame."""
+        ``end``), on ``dataset`` (default: the default dataset); ``.to_pandas()`` gives a
+        DataFrame."""
         if start is None and hours is not None:
             if not hours > 0:
                 raise ValidationError("must be positive", "hours")
@@ -298,6 +303,7 @@ class MetricsCollector:
                 _name(metric_type),
                 None if start is None else _time("start", start),
                 None if end is None else _time("end", end),
+                dataset,
             )
         )
 
@@ -335,11 +341,14 @@ class DegradationDetector:
         metric_type: Union[MetricType, str],
         baseline_window_hours: int = 24,
         comparison_window_hours: Optional[int] = None,
+        *,
+        dataset: Optional[str] = None,
     ) -> DegradationResult:
         """The latest value (or the last ``comparison_window_hours``' mean) against the
-        ``baseline_window_hours`` before it, with a significance test."""
+        ``baseline_window_hours`` before it, with a significance test, on ``dataset``
+        (default: the default dataset)."""
         results = self.backend.check_degradation(
-            model_name, model_version, _name(metric_type), baseline_window_hours, comparison_window_hours
+            model_name, model_version, _name(metric_type), baseline_window_hours, comparison_window_hours, dataset
         )
         return DegradationResult(results[0])
 
@@ -349,10 +358,12 @@ class DegradationDetector:
         model_version: str,
         baseline_window_hours: int = 24,
         comparison_window_hours: Optional[int] = None,
+        *,
+        dataset: Optional[str] = None,
     ) -> List[DegradationResult]:
-        """``check_degradation`` for every metric the version has."""
+        """``check_degradation`` for every metric the version has, on ``dataset``."""
         results = self.backend.check_degradation(
-            model_name, model_version, None, baseline_window_hours, comparison_window_hours
+            model_name, model_version, None, baseline_window_hours, comparison_window_hours, dataset
         )
         return [DegradationResult(result) for result in results]
 
@@ -409,12 +420,14 @@ class AlertService:
         cooldown_minutes: Optional[int] = None,
         notify_channels: Optional[Sequence[str]] = None,
         enabled: bool = True,
+        dataset: Optional[str] = None,
         **more: Any,
     ) -> Rule:
         """A threshold rule: fires when the metric is ``comparison_operator`` (``gt``,
-        ``lt``, ``gte``, ``lte``, ``eq``) ``threshold_value``. ``more`` takes the other
-        rule fields (``for_evaluations``, ``clear_after_evaluations``, ``auto_resolve``,
-        ``clear_threshold``, ``tolerance``)."""
+        ``lt``, ``gte``, ``lte``, ``eq``) ``threshold_value``. ``dataset`` is the dataset
+        it watches (default: the default dataset) or ``"*"`` for each dataset separately.
+        ``more`` takes the other rule fields (``for_evaluations``,
+        ``clear_after_evaluations``, ``auto_resolve``, ``clear_threshold``, ``tolerance``)."""
         return self._rule(
             dict(
                 rule_name=rule_name,
@@ -427,6 +440,7 @@ class AlertService:
                 cooldown_minutes=cooldown_minutes,
                 notify_channels=None if notify_channels is None else list(notify_channels),
                 enabled=enabled,
+                dataset=dataset,
                 **more,
             )
         )
@@ -443,10 +457,12 @@ class AlertService:
         cooldown_minutes: Optional[int] = None,
         notify_channels: Optional[Sequence[str]] = None,
         enabled: bool = True,
+        dataset: Optional[str] = None,
         **more: Any,
     ) -> Rule:
         """A degradation rule: fires when the metric is significantly worse than its
-        baseline by more than ``max_degradation_percentage`` percent."""
+        baseline by more than ``max_degradation_percentage`` percent; ``dataset`` as for
+        ``create_rule``."""
         return self._rule(
             dict(
                 rule_name=rule_name,
@@ -459,6 +475,7 @@ class AlertService:
                 cooldown_minutes=cooldown_minutes,
                 notify_channels=None if notify_channels is None else list(notify_channels),
                 enabled=enabled,
+                dataset=dataset,
                 **more,
             )
         )

@@ -155,7 +155,7 @@ export function alertPage(main: HTMLElement, [id]: string[]): () => void {
           h("dl", { class: "facts" },
             h("dt", null, "Rule"), h("dd", null, alert.rule_name, " ", h("code", { class: "small" }, alert.rule_id), rule ? null : h("span", { class: "muted" }, " (deleted since)")),
             h("dt", null, "Condition"), h("dd", { class: "condition" }, condition(alert, rule)),
-            h("dt", null, "Series"), h("dd", null, h("a", { href: `#/model/${enc(alert.model)}/${enc(alert.version)}` }, `${alert.model} ${alert.version}`), ` · ${alert.metric}`),
+            h("dt", null, "Series"), h("dd", null, h("a", { href: `#/model/${enc(alert.model)}/${enc(alert.version)}${alert.dataset ? `?dataset=${enc(alert.dataset)}` : ""}` }, `${alert.model} ${alert.version}`), ` · ${alert.metric}`, alert.dataset ? ` · dataset ${alert.dataset}` : ""),
             figures.map(([name, value]) => [h("dt", null, name), h("dd", { "data-figure": name }, value as any)]))),
         h("figure", { class: "card alert-chart", "data-metric": alert.metric },
           h("figcaption", null, h("strong", null, alert.metric), h("span", { class: "muted small chart-caption" })),
@@ -200,7 +200,8 @@ export function alertPage(main: HTMLElement, [id]: string[]): () => void {
     const width = Math.max(box.clientWidth, 280);
     let series: Series;
     try {
-      series = await api<Series>(`${seriesPath(alert.model, alert.version, alert.metric)}?from=${Math.floor(from)}&to=${Math.ceil(to)}&max_points=${Math.min(Math.max(Math.round(width), 200), 2000)}`);
+      // The alert's own dataset's series (absent: the default dataset).
+      series = await api<Series>(`${seriesPath(alert.model, alert.version, alert.metric)}?from=${Math.floor(from)}&to=${Math.ceil(to)}&max_points=${Math.min(Math.max(Math.round(width), 200), 2000)}&dataset=${enc(alert.dataset ?? "default")}`);
     } catch (error) {
       if (!gone) clear(box, h("p", { class: "error" }, `Cannot load ${alert.metric}: ${(error as Error).message}`));
       return;

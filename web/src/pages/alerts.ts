@@ -188,7 +188,7 @@ export function alertsPage(main: HTMLElement): () => void {
       h("td", null, badge(`s-${alert.status}`, alert.status)),
       h("td", null, h("a", { href: `#/alerts/${enc(alert.id)}`, class: "alert-link" }, h("strong", null, alert.rule_name)), h("div", { class: "muted small" }, alert.message),
         h("div", { class: "muted small figures" }, `${alertFigures(alert)}, ${alert.occurrences}×`)),
-      h("td", null, h("a", { href: `#/model/${enc(alert.model)}/${enc(alert.version)}` }, `${alert.model} ${alert.version}`), h("div", { class: "muted small" }, alert.metric)),
+      h("td", null, h("a", { href: `#/model/${enc(alert.model)}/${enc(alert.version)}` }, `${alert.model} ${alert.version}`), h("div", { class: "muted small" }, alert.dataset ? `${alert.metric} · ${alert.dataset}` : alert.metric)),
       ...evidence(alert.trigger),
       h("td", null, time(alert.first_seen)),
       h("td", null, time(alert.last_seen)),

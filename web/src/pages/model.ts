@@ -239,9 +239,11 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     const band: [number, number] | null = baseline != null && summary?.std != null ? [baseline - summary.std, baseline + summary.std] : null;
     if (baseline != null) lines.push({ value: baseline, label: "baseline", dashed: true, color: getComputedStyle(document.documentElement).getPropertyValue("--muted") });
     const markers: Marker[] = [];
-    for (const alert of alerts.filter((a: any) => a.metric === metric)) {
-      markers.push({ at: Date.parse(alert.first_seen) / 1000, kind: "fired", label: `alert: ${alert.message}`, severity: alert.severity });
-      if (alert.resolved_at) markers.push({ at: Date.parse(alert.resolved_at) / 1000, kind: "resolved", label: `resolved: ${alert.rule_name}${alert.resolved_by ? `, by ${alert.resolved_by}` : ""}` });
+    // An alert's markers link to its page; alerts of other datasets are not this chart's.
+    for (const alert of alerts.filter((a: any) => a.metric === metric && (a.dataset ?? "default") === (dataset || "default"))) {
+      const href = `#/alerts/${enc(alert.id)}`;
+      markers.push({ at: Date.parse(alert.first_seen) / 1000, kind: "fired", label: `alert: ${alert.message}`, severity: alert.severity, href });
+      if (alert.resolved_at) markers.push({ at: Date.parse(alert.resolved_at) / 1000, kind: "resolved", label: `resolved: ${alert.rule_name}${alert.resolved_by ? `, by ${alert.resolved_by}` : ""}`, href });
     }
     return { band, lines, markers };
   }

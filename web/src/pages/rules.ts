@@ -35,7 +35,7 @@ export function rulesPage(main: HTMLElement): () => void {
       if (rules.length === 0) { clear(tbody, h("tr", null, h("td", { colspan: HEADERS.length, class: "empty" }, "No rules yet. Create one below."))); return; }
       clear(tbody, rules.map((rule: any) => h("tr", { "data-rule": rule.id }, ...labelled(HEADERS, [
         h("td", null, h("strong", null, rule.name)),
-        h("td", null, `${rule.model} · ${rule.version ?? "all versions"} · ${rule.metric}`,
+        h("td", null, `${rule.model} · ${rule.version ?? "all versions"} · ${rule.metric}${datasetWords(rule.dataset)}`,
           h("div", { class: "muted small notifies" }, rule.notify_channels?.length ? `notifies ${rule.notify_channels.join(", ")}` : "notifies no one")),
         h("td", null, describe(rule)),
         h("td", null, h("span", { class: `badge b-${rule.severity}` }, rule.severity)),
@@ -73,6 +73,7 @@ export function rulesPage(main: HTMLElement): () => void {
       name: h("input", { name: "name", required: true, value: rule?.name ?? "" }),
       model: h("input", { name: "model", required: true, list: "models-list", value: rule?.model ?? "" }),
       version: h("input", { name: "version", placeholder: "all versions", value: rule?.version ?? "" }),
+      dataset: h("input", { name: "dataset", list: "datasets-list", placeholder: "default", value: rule?.dataset ?? "default" }),
       metric: h("input", { name: "metric", required: true, list: "metrics-list", value: rule?.metric ?? "accuracy" }),
       kind: h("select", { name: "kind" }, h("option", { value: "threshold" }, "threshold"), h("option", { value: "degradation", selected: rule?.condition_type === "degradation" }, "degradation"),
         h("option", { value: "change_point", selected: rule?.condition_type === "change_point" }, "change point"),
@@ -133,6 +134,7 @@ export function rulesPage(main: HTMLElement): () => void {
         for_evaluations: Number(f.forEvals.value), clear_after_evaluations: Number(f.clearEvals.value), auto_resolve: f.autoResolve.checked,
       };
       s.version = f.version.value.trim() || null;
+      s.dataset = f.dataset.value.trim() || "default";
       s.notify_channels = [...notifyBox.querySelectorAll<HTMLInputElement>("input[name=notify_channel]:checked")].map((c) => c.value);
       if (f.kind.value === "threshold") {
         s.comparison_operator = f.operator.value; s.threshold_value = Number(f.threshold.value);
@@ -160,14 +162,16 @@ export function rulesPage(main: HTMLElement): () => void {
       const version = s.version ?? (models.find((m) => m.model === s.model)?.versions ?? []).slice(-1)[0];
       if (!s.model || !s.metric || !version) { previewNote.textContent = "Pick a model (and version) with data to preview."; return; }
       const to = Date.now(), from = to - 7 * 86400e3;
+      // A rule for each dataset is previewed on the default one.
+      const dataset = s.dataset === "*" ? "default" : s.dataset;
       previewNote.textContent = "Running the backtest…";
       try {
         // The server replays the unsaved rule with the live evaluator's state machine.
         const [series, report] = await Promise.all([
-          api<Series>(`${seriesPath(s.model, version, s.metric)}?from=${from}&to=${to}&max_points=1000`),
-          api(`/rules/backtest?from=${from}&to=${to}`, { method: "POST", json: { ...s, version } }),
+          api<Series>(`${seriesPath(s.model, version, s.metric)}?from=${from}&to=${to}&max_points=1000&dataset=${enc(dataset)}`),
+          api(`/rules/backtest?from=${from}&to=${to}`, { method: "POST", json: { ...s, version, dataset } }),
         ]);
-        const events: any[] = (report?.versions ?? []).find((v: any) => v.version === version)?.events ?? [];
+        const events: any[] = (report?.versions ?? []).find((v: any) => v.version === version && (v.dataset ?? "default") === dataset)?.events ?? [];
         const markers: Marker[] = events.filter((e) => PREVIEW_EVENTS[e.event] !== undefined)
           .map((e) => ({ at: Date.parse(e.at) / 1000, kind: e.event === "fired" || e.event === "shifted" ? "fired" : "resolved", label: PREVIEW_EVENTS[e.event], severity: e.event === "fired" || e.event === "shifted" ? s.severity : undefined }));
         const fired = events.filter((e) => e.event === "fired").length;
@@ -178,14 +182,15 @@ export function rulesPage(main: HTMLElement): () => void {
         preview = metricChart(chartBox, [{ label: `${s.metric} ${version}`, xs, ys, ...ranges(series) }],
           { lines: s.threshold_value != null && Number.isFinite(s.threshold_value) ? [{ value: s.threshold_value, label: `threshold ${num(s.threshold_value)}` }] : [], markers },
           { timeWindow: [from, to] });
-        previewNote.textContent = `Over the last 7 days of ${s.model} ${version} this rule would have fired ${fired} time${fired === 1 ? "" : "s"}.`;
+        previewNote.textContent = `Over the last 7 days of ${s.model} ${version}${datasetWords(dataset)} this rule would have fired ${fired} time${fired === 1 ? "" : "s"}.`;
       } catch (error) {
         previewNote.textContent = `No preview: ${(error as Error).message}`;
       }
     };
 
     const form = h("form", { class: "rule-form", novalidate: false },
-      h("div", { class: "fields" }, field("Name", f.name), field("Model", f.model), field("Version", f.version, "empty: every version"), field("Metric", f.metric),
+      h("div", { class: "fields" }, field("Name", f.name), field("Model", f.model), field("Version", f.version, "empty: every version"),
+        field("Dataset", f.dataset, "default, a dataset's name, or * for each dataset separately"), field("Metric", f.metric),
         field("Kind", f.kind), field("Severity", f.severity)),
       thresholdBox, degradationBox, changePointBox, noDataBox,
       h("fieldset", null, h("legend", null, "Anti-flap"), field("Breaching evaluations before firing", f.forEvals), field("Clear evaluations before clearing", f.clearEvals),
@@ -198,6 +203,7 @@ export function rulesPage(main: HTMLElement): () => void {
         rule ? h("button", { type: "button", class: "ghost", onclick: () => edit(null) }, "Cancel") : null),
       previewNote, chartBox,
       h("datalist", { id: "models-list" }, models.map((m) => h("option", { value: m.model }))),
+      h("datalist", { id: "datasets-list" }, [...new Set(["default", "*", ...models.flatMap((m) => m.datasets ?? [])])].map((d) => h("option", { value: d }))),
       h("datalist", { id: "metrics-list" }, METRICS.map((m) => h("option", { value: m }))));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -249,6 +255,12 @@ export function rulesPage(main: HTMLElement): () => void {
   let gone = false;
   void load().finally(() => { if (!gone) markReady(main); });
   return () => { gone = true; if (preview) destroyChart(preview); };
+}
+
+/** " · on dataset canary", " · on each dataset", or nothing for the default dataset. */
+function datasetWords(dataset: string | undefined): string {
+  if (!dataset || dataset === "default") return "";
+  return dataset === "*" ? " · on each dataset" : ` · on dataset ${dataset}`;
 }
 
 function describe(rule: any): string {

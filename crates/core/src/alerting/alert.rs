@@ -14,7 +14,7 @@ use super::ids::{AlertId, RuleId};
 use super::limits::HoldReason;
 use super::rule::{ChangePointCondition, ComparisonOperator, NoDataCondition, Severity};
 use crate::metric::Metric;
-use crate::sample::{ModelName, Version};
+use crate::sample::{deserialize_optional_dataset, Dataset, ModelName, Version};
 use crate::time::{TimeRange, Timestamp};
 
 /// Who modelwatch itself is in history records (auto-resolve, closing suppressed alerts).
@@ -127,6 +127,14 @@ pub struct Alert {
     pub rule_name: String,
     pub model: ModelName,
     pub version: Version,
+    /// The dataset whose series fired; absent for the default dataset (so alerts stored
+    /// before rules had datasets read back byte for byte).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "deserialize_optional_dataset"
+    )]
+    pub dataset: Option<Dataset>,
     pub metric: Metric,
     pub severity: Severity,
     pub status: AlertStatus,

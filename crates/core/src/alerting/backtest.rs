@@ -16,7 +16,7 @@ use super::limits::{AlertConfig, RateLedger};
 use super::pass::{plan, Clock, InMemory, PlanContext, Target};
 use super::rule::{Rule, Severity};
 use super::state::{Decision, SeriesState};
-use crate::sample::Version;
+use crate::sample::{Dataset, Version};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -69,6 +69,17 @@ pub fn backtest(
     observations: &[(Timestamp, Observation)],
     initial: SeriesState,
 ) -> Backtest {
+    backtest_on(rule, version, None, observations, initial)
+}
+
+/// [`backtest`] of `version`'s series on `dataset` (`None`: the default dataset).
+pub fn backtest_on(
+    rule: &Rule,
+    version: &Version,
+    dataset: Option<&Dataset>,
+    observations: &[(Timestamp, Observation)],
+    initial: SeriesState,
+) -> Backtest {
     let rule = Rule {
         enabled: true,
         ..rule.clone()
@@ -89,6 +100,7 @@ pub fn backtest(
         Target {
             rule: &rule,
             version,
+            dataset,
             state: &initial,
             tracked: None,
         },

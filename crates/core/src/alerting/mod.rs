@@ -36,7 +36,7 @@ mod change_point_tests;
 mod no_data_tests;
 
 pub use alert::{Alert, AlertStatus, AlertTransition, Trigger, SYSTEM_ACTOR};
-pub use backtest::{backtest, Backtest, BacktestEvent, BacktestEventKind};
+pub use backtest::{backtest, backtest_on, Backtest, BacktestEvent, BacktestEventKind};
 pub use condition::{
     ChangePointReading, DegradationReading, FreshnessReading, Observation, SignificanceTest,
     Unjudgeable, Verdict,

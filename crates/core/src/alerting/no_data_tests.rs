@@ -207,6 +207,7 @@ fn live(
         Target {
             rule,
             version: &version(),
+            dataset: None,
             state,
             tracked,
         },

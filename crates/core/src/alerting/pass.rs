@@ -35,7 +35,7 @@ use super::rule::Rule;
 use super::silence::Silence;
 use super::state::{evaluate, AlertWrite, Decision, EvaluationContext, SeriesState};
 use crate::detection::changepoint::Change;
-use crate::sample::Version;
+use crate::sample::{Dataset, Version};
 use crate::time::Timestamp;
 
 /// How long after an observation it may still page: 24 hours. A breach whose breaching
@@ -84,6 +84,8 @@ impl Clock {
 pub struct Target<'a> {
     pub rule: &'a Rule,
     pub version: &'a Version,
+    /// The dataset of the series (`None`: the default one).
+    pub dataset: Option<&'a Dataset>,
     pub state: &'a SeriesState,
     /// The alert `state.alert_id` names, as stored.
     pub tracked: Option<&'a Alert>,
@@ -186,6 +188,7 @@ pub fn plan(
         let mut evaluation = evaluate(
             rule,
             target.version,
+            target.dataset,
             &state,
             tracked.as_ref(),
             &observation,
@@ -380,6 +383,7 @@ mod tests {
             Target {
                 rule,
                 version: &version,
+                dataset: None,
                 state,
                 tracked: None,
             },
@@ -395,6 +399,50 @@ mod tests {
                 new_alert_id: &mut new_alert_id,
             },
         )
+    }
+
+    #[test]
+    fn an_alert_of_a_named_dataset_carries_it_and_says_so() {
+        let rule = rule(r#","dataset":"*""#);
+        let version = Version::parse("v1").unwrap();
+        let canary = Dataset::parse("canary").unwrap();
+        let breaching = values(0, &[0.5, 0.5, 0.5]);
+        let replay = |dataset: Option<&Dataset>| {
+            crate::alerting::backtest_on(
+                &rule,
+                &version,
+                dataset,
+                &breaching,
+                SeriesState::default(),
+            )
+            .last_alert
+            .unwrap()
+        };
+        let on_canary = replay(Some(&canary));
+        assert_eq!(on_canary.dataset, Some(canary));
+        assert!(
+            on_canary
+                .message
+                .contains("accuracy of m/v1 on dataset canary"),
+            "{}",
+            on_canary.message
+        );
+        let on_default = replay(None);
+        assert_eq!(on_default.dataset, None);
+        assert!(
+            !on_default.message.contains("dataset"),
+            "{}",
+            on_default.message
+        );
+        // The default dataset's alert is written as alerts always were.
+        assert!(serde_json::to_value(&on_default)
+            .unwrap()
+            .get("dataset")
+            .is_none());
+        assert_eq!(
+            serde_json::to_value(&on_canary).unwrap()["dataset"],
+            "canary"
+        );
     }
 
     fn decisions(plan: &Plan) -> Vec<(Timestamp, &'static str)> {
@@ -581,6 +629,7 @@ mod tests {
             Target {
                 rule: &rule,
                 version: &version,
+                dataset: None,
                 state: &first.state,
                 tracked: memory.tracked(&first.state),
             },

@@ -17,7 +17,9 @@ use crate::detection::changepoint::{
 };
 use crate::detection::{significance_level, Seasonality};
 use crate::metric::{Direction, Metric};
-use crate::sample::{check_name, ModelName, ValidationError, Version};
+use crate::sample::{
+    check_name, scope_serde, Dataset, DatasetScope, ModelName, ValidationError, Version,
+};
 use crate::time::Timestamp;
 
 /// How urgent an alert is; ordered so that `Low < Medium < High < Critical`.
@@ -429,6 +431,12 @@ impl Default for AntiFlap {
 
 /// A validated alert rule. `version: None` means every version of the model, each
 /// evaluated on its own.
+///
+/// `dataset` says which datasets' series it watches: one dataset (`"canary"`; the
+/// default dataset, written `"default"`, when none is given, which is what every rule
+/// stored before rules had a dataset watched), or each dataset separately (`"*"`). A rule
+/// for each dataset is evaluated per version × dataset, with a state and alerts of its
+/// own for each: datasets are never mixed, and one degrading alerts for it alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
     #[serde(alias = "rule_id")]
@@ -441,6 +449,8 @@ pub struct Rule {
     pub version: Option<Version>,
     #[serde(alias = "metric_type")]
     pub metric: Metric,
+    #[serde(default = "scope_serde::default_dataset", with = "scope_serde")]
+    pub dataset: DatasetScope,
     pub severity: Severity,
     pub enabled: bool,
     pub created_at: Timestamp,
@@ -479,6 +489,12 @@ impl Rule {
         &self.model == model && self.version.as_ref().is_none_or(|v| v == version)
     }
 
+    /// Whether this rule watches the series of `model`/`version` on `dataset` (`None`:
+    /// the default dataset).
+    pub fn watches(&self, model: &ModelName, version: &Version, dataset: Option<&Dataset>) -> bool {
+        self.applies_to(model, version) && self.dataset.matches(dataset)
+    }
+
     pub fn cooldown_millis(&self) -> i64 {
         i64::from(self.cooldown_minutes) * 60_000
     }
@@ -498,6 +514,10 @@ pub struct RuleSpec {
     pub version: Option<String>,
     #[serde(alias = "metric_type")]
     pub metric: String,
+    /// A dataset's name, `default` (the default, also when absent), or `*` for each
+    /// dataset separately.
+    #[serde(default)]
+    pub dataset: Option<String>,
     #[serde(default)]
     pub severity: Option<String>,
     #[serde(default)]
@@ -640,6 +660,10 @@ impl RuleSpec {
             Some(version) => Some(Version::parse(version)?),
         };
         let metric = Metric::parse(self.metric.trim())?;
+        let dataset = match self.dataset.as_deref() {
+            None => DatasetScope::One(None),
+            Some(text) => DatasetScope::parse_scope(text)?,
+        };
         let severity = match &self.severity {
             None => DEFAULT_SEVERITY,
             Some(text) => Severity::parse(text)?,
@@ -689,6 +713,7 @@ impl RuleSpec {
             model,
             version,
             metric,
+            dataset,
             severity,
             enabled: self.enabled.unwrap_or(true),
             created_at,
@@ -989,6 +1014,7 @@ impl From<&Rule> for RuleSpec {
             model: rule.model.to_string(),
             version: rule.version.as_ref().map(ToString::to_string),
             metric: rule.metric.to_string(),
+            dataset: Some(rule.dataset.as_text().to_owned()),
             severity: Some(rule.severity.to_string()),
             enabled: Some(rule.enabled),
             cooldown_minutes: Some(i64::from(rule.cooldown_minutes)),
@@ -1061,6 +1087,9 @@ pub struct RulePatch {
     pub version: Option<Option<String>>,
     #[serde(default, alias = "metric_type")]
     pub metric: Option<String>,
+    /// A dataset's name, `default`, or `*` for each dataset separately.
+    #[serde(default)]
+    pub dataset: Option<String>,
     #[serde(default)]
     pub severity: Option<String>,
     #[serde(default)]
@@ -1234,6 +1263,7 @@ impl RulePatch {
             _ => {}
         }
         overlay!(
+            dataset,
             severity,
             enabled,
             cooldown_minutes,
@@ -1355,6 +1385,75 @@ mod tests {
     fn create(json: &str) -> Result<Rule, ValidationError> {
         let spec: RuleSpec = serde_json::from_str(json).unwrap();
         Rule::create(spec, RuleId::from_u32(1), at(1_000))
+    }
+
+    const LOW_ACCURACY: &str = r#""name":"low","model":"m","metric":"accuracy","threshold_value":0.9,"comparison_operator":"lt""#;
+
+    #[test]
+    fn a_rule_watches_the_default_dataset_unless_it_names_one_or_each() {
+        let scope = |extra: &str| create(&format!("{{{LOW_ACCURACY}{extra}}}")).map(|r| r.dataset);
+        let canary = Dataset::parse("canary").unwrap();
+        assert_eq!(scope("").unwrap(), DatasetScope::One(None));
+        assert_eq!(
+            scope(r#","dataset":"default""#).unwrap(),
+            DatasetScope::One(None)
+        );
+        assert_eq!(
+            scope(r#","dataset":"canary""#).unwrap(),
+            DatasetScope::One(Some(canary.clone()))
+        );
+        assert_eq!(scope(r#","dataset":"*""#).unwrap(), DatasetScope::Each);
+        assert_eq!(
+            scope(r#","dataset":"can ary""#).unwrap_err().field,
+            "dataset"
+        );
+        let version = Version::parse("v1").unwrap();
+        let model = ModelName::parse("m").unwrap();
+        let each = create(&format!(r#"{{{LOW_ACCURACY},"dataset":"*"}}"#)).unwrap();
+        assert!(each.watches(&model, &version, None));
+        assert!(each.watches(&model, &version, Some(&canary)));
+        let default = create(&format!("{{{LOW_ACCURACY}}}")).unwrap();
+        assert!(default.watches(&model, &version, None));
+        assert!(!default.watches(&model, &version, Some(&canary)));
+    }
+
+    #[test]
+    fn a_rule_s_dataset_is_written_out_and_read_back() {
+        let rule = create(&format!(r#"{{{LOW_ACCURACY},"dataset":"*"}}"#)).unwrap();
+        let json = serde_json::to_value(&rule).unwrap();
+        assert_eq!(json["dataset"], "*");
+        assert_eq!(serde_json::from_value::<Rule>(json).unwrap(), rule);
+        let default = create(&format!("{{{LOW_ACCURACY}}}")).unwrap();
+        assert_eq!(
+            serde_json::to_value(&default).unwrap()["dataset"],
+            "default"
+        );
+        // A rule stored before rules had a dataset watches the default one.
+        let mut stored = serde_json::to_value(&default).unwrap();
+        stored.as_object_mut().unwrap().remove("dataset");
+        assert_eq!(serde_json::from_value::<Rule>(stored).unwrap(), default);
+    }
+
+    #[test]
+    fn an_update_moves_a_rule_to_another_dataset_or_back_to_the_default() {
+        let rule = create(&format!("{{{LOW_ACCURACY}}}")).unwrap();
+        let patch = |json: &str| serde_json::from_str::<RulePatch>(json).unwrap();
+        let each = rule.update(patch(r#"{"dataset":"*"}"#), at(2_000)).unwrap();
+        assert_eq!(each.dataset, DatasetScope::Each);
+        let untouched = each
+            .update(patch(r#"{"severity":"high"}"#), at(3_000))
+            .unwrap();
+        assert_eq!(untouched.dataset, DatasetScope::Each);
+        let back = each
+            .update(patch(r#"{"dataset":"default"}"#), at(4_000))
+            .unwrap();
+        assert_eq!(back.dataset, DatasetScope::One(None));
+        assert_eq!(
+            rule.update(patch(r#"{"dataset":"default "}"#), at(5_000))
+                .unwrap()
+                .dataset,
+            DatasetScope::One(None)
+        );
     }
 
     #[test]

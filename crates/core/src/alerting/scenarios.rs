@@ -94,6 +94,7 @@ impl World {
             Target {
                 rule: &series.rule,
                 version: &series.version,
+                dataset: None,
                 state: &series.state,
                 tracked: self.memory.tracked(&series.state),
             },

@@ -32,7 +32,7 @@ use super::no_data::Cadence;
 use super::rule::{Condition, Rule, Severity};
 use super::silence::{muting_silence, Silence};
 use crate::detection::changepoint::{ChangePointState, Tuning};
-use crate::sample::Version;
+use crate::sample::{Dataset, Version};
 use crate::time::Timestamp;
 
 /// What the engine persists per rule × model version between evaluations.
@@ -257,12 +257,14 @@ impl Evaluation {
     }
 }
 
-/// Evaluates `rule` for `version`. `tracked` is the alert `state.alert_id` names, as the
+/// Evaluates `rule` for `version`'s series on `dataset` (`None`: the default dataset).
+/// `tracked` is the alert `state.alert_id` names, as the
 /// store has it now (a person may have acknowledged or resolved it since); any other
 /// alert passed in is ignored.
 pub fn evaluate(
     rule: &Rule,
     version: &Version,
+    dataset: Option<&Dataset>,
     state: &SeriesState,
     tracked: Option<&Alert>,
     observation: &Observation,
@@ -312,6 +314,7 @@ pub fn evaluate(
     let step = Step {
         rule,
         version,
+        dataset,
         observation,
         ctx,
     };
@@ -432,6 +435,7 @@ fn cooldown_end(rule: &Rule, tracked: Option<&Alert>) -> Option<Timestamp> {
 struct Step<'a> {
     rule: &'a Rule,
     version: &'a Version,
+    dataset: Option<&'a Dataset>,
     observation: &'a Observation,
     ctx: &'a EvaluationContext<'a>,
 }
@@ -536,7 +540,13 @@ impl Step<'_> {
 
     fn message(&self, trigger: &Trigger) -> String {
         let rule = self.rule;
-        let series = format!("{} of {}/{}", rule.metric, rule.model, self.version);
+        let series = match self.dataset {
+            None => format!("{} of {}/{}", rule.metric, rule.model, self.version),
+            Some(dataset) => format!(
+                "{} of {}/{} on dataset {dataset}",
+                rule.metric, rule.model, self.version
+            ),
+        };
         match trigger {
             Trigger::Threshold {
                 comparison_operator,
@@ -621,6 +631,7 @@ impl Step<'_> {
             rule_name: rule.name.clone(),
             model: rule.model.clone(),
             version: self.version.clone(),
+            dataset: self.dataset.cloned(),
             metric: rule.metric.clone(),
             severity,
             status,

@@ -27,19 +27,24 @@ pub fn alert(m: &AlertMessage, now: Timestamp, firing_ttl: Duration) -> Option<V
         NotificationEvent::Acknowledged => return None,
         NotificationEvent::Resolved => a.resolved_at.unwrap_or(m.at).max(a.first_seen),
     };
+    // The label set is the alert's identity in Alertmanager: it must be the same for the
+    // firing and the resolving post, so only stable facts go in. A dataset other than the
+    // default one is a label of its own (absent for the default dataset, as before).
+    let mut labels = json!({
+        "alertname": a.rule_name,
+        "model": a.model.as_str(),
+        "version": a.version.as_str(),
+        "metric": a.metric.to_string(),
+        "severity": a.severity.as_str(),
+        "rule": a.rule_id.as_str(),
+        "alert_id": a.id.as_str(),
+        "source": "modelwatch",
+    });
+    if let (Some(dataset), Some(labels)) = (&a.dataset, labels.as_object_mut()) {
+        labels.insert("dataset".into(), json!(dataset.as_str()));
+    }
     Some(json!({
-        // The label set is the alert's identity in Alertmanager: it must be the same for
-        // the firing and the resolving post, so only stable facts go in.
-        "labels": {
-            "alertname": a.rule_name,
-            "model": a.model.as_str(),
-            "version": a.version.as_str(),
-            "metric": a.metric.to_string(),
-            "severity": a.severity.as_str(),
-            "rule": a.rule_id.as_str(),
-            "alert_id": a.id.as_str(),
-            "source": "modelwatch",
-        },
+        "labels": labels,
         "annotations": {
             "summary": m.headline(),
             "description": a.message,

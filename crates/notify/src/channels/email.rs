@@ -35,10 +35,15 @@ fn rows(m: &AlertMessage) -> Vec<(&'static str, String)> {
         ("Status", m.state_word().to_owned()),
         ("Model", a.model.as_str().to_owned()),
         ("Version", a.version.as_str().to_owned()),
+    ];
+    if let Some(dataset) = &a.dataset {
+        rows.push(("Dataset", dataset.to_string()));
+    }
+    rows.extend([
         ("Metric", a.metric.to_string()),
         ("Severity", a.severity.to_string()),
         ("Current", round(figures.current).to_string()),
-    ];
+    ]);
     if let Some(reference) = figures.reference {
         let label = if figures.reference_label == "baseline" {
             "Baseline"

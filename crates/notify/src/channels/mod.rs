@@ -269,4 +269,47 @@ mod tests {
             assert!(payload.contains(link), "{kind}: {payload}");
         }
     }
+
+    /// Every channel names the dataset of an alert of a dataset other than the default
+    /// one, and none mentions a dataset for the default one.
+    #[test]
+    fn every_channel_names_a_dataset_other_than_the_default() {
+        let payloads = |m: &crate::message::AlertMessage| {
+            let now = m.at;
+            [
+                ("slack", slack::single(m).to_string()),
+                (
+                    "slack digest",
+                    slack::digest(std::slice::from_ref(m)).to_string(),
+                ),
+                ("pagerduty", pagerduty::event("key", m).to_string()),
+                ("webhook", webhook::body(m).to_string()),
+                (
+                    "alertmanager",
+                    alertmanager::alert(m, now, Duration::from_secs(3600))
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                ),
+                ("email text", email::single(m).text),
+                ("email html", email::single(m).html),
+            ]
+        };
+        let mut m = message(NotificationEvent::Firing);
+        for (kind, payload) in payloads(&m) {
+            assert!(
+                !payload.to_lowercase().contains("dataset"),
+                "{kind}: {payload}"
+            );
+        }
+        m.alert.dataset = Some(modelwatch_core::Dataset::parse("canary-eu").expect("dataset"));
+        assert_eq!(
+            m.headline(),
+            "[FIRING] high: fraud_detector v2.1 [canary-eu] precision 0.87 (baseline 0.94, -7.4%)"
+        );
+        for (kind, payload) in payloads(&m) {
+            assert!(payload.contains("canary-eu"), "{kind}: {payload}");
+        }
+        let labels = alertmanager::alert(&m, m.at, Duration::from_secs(3600)).expect("posted");
+        assert_eq!(labels["labels"]["dataset"], "canary-eu");
+    }
 }

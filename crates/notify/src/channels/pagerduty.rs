@@ -40,13 +40,20 @@ pub fn event(routing_key: &str, m: &AlertMessage) -> Value {
     let a = &m.alert;
     let figures = m.figures();
     let summary: String = m.headline().chars().take(1024).collect();
-    json!({
+    let mut event = json!({
         "routing_key": routing_key,
         "event_action": action,
         "dedup_key": dedup_key(m),
         "payload": {
             "summary": summary,
-            "source": format!("modelwatch/{}/{}", a.model.as_str(), a.version.as_str()),
+            "source": match &a.dataset {
+                None => format!("modelwatch/{}/{}", a.model.as_str(), a.version.as_str()),
+                Some(dataset) => format!(
+                    "modelwatch/{}/{}/{dataset}",
+                    a.model.as_str(),
+                    a.version.as_str()
+                ),
+            },
             "severity": severity(a.severity),
             "timestamp": m.at.to_rfc3339(),
             "component": a.model.as_str(),
@@ -72,7 +79,15 @@ pub fn event(routing_key: &str, m: &AlertMessage) -> Value {
         "links": [{"href": m.alert_url, "text": "Open in modelwatch"}],
         "client": "modelwatch",
         "client_url": m.alert_url,
-    })
+    });
+    // A dataset other than the default one is named among the details.
+    if let (Some(dataset), Some(details)) = (
+        &a.dataset,
+        event["payload"]["custom_details"].as_object_mut(),
+    ) {
+        details.insert("dataset".into(), json!(dataset.as_str()));
+    }
+    event
 }
 
 #[cfg(test)]

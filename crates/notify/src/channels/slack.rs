@@ -43,16 +43,21 @@ pub fn single(m: &AlertMessage) -> Value {
         emoji(m.event),
         m.state_word(),
         a.model.as_str(),
-        a.version.as_str(),
+        m.version_words(),
         a.metric
     );
     let mut fields = vec![
         field("Model", a.model.as_str()),
         field("Version", a.version.as_str()),
+    ];
+    if let Some(dataset) = &a.dataset {
+        fields.push(field("Dataset", dataset));
+    }
+    fields.extend([
         field("Metric", &a.metric),
         field("Severity", a.severity),
         field("Current", round(figures.current)),
-    ];
+    ]);
     let reference_label = if figures.reference_label == "baseline" {
         "Baseline"
     } else {
@@ -110,7 +115,7 @@ pub fn digest(messages: &[AlertMessage]) -> Value {
             m.state_word(),
             a.severity,
             a.model.as_str(),
-            a.version.as_str(),
+            m.version_words(),
             a.metric,
             m.figures().describe(),
             m.p_value_text(),

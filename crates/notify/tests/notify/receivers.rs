@@ -29,6 +29,7 @@ pub fn alert(id: u32, first_seen: Timestamp) -> Alert {
         rule_name: "precision_drop".into(),
         model: ModelName::parse("fraud_detector").unwrap(),
         version: Version::parse("v2.1").unwrap(),
+        dataset: None,
         metric: Metric::parse("precision").unwrap(),
         severity: Severity::High,
         status: AlertStatus::Active,

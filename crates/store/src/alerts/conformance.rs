@@ -10,7 +10,7 @@ use modelwatch_core::alerting::{
     Silence, SilenceId, StateDetail, Trigger, SYSTEM_ACTOR,
 };
 use modelwatch_core::detection::changepoint::ChangePointState;
-use modelwatch_core::{Metric, ModelName, TimeRange, Timestamp, Version};
+use modelwatch_core::{Dataset, Metric, ModelName, TimeRange, Timestamp, Version};
 
 use super::{
     AlertCommit, AlertLabel, AlertStore, AlertWriteGuarded, ClaimChannels, CommitOutcome,
@@ -55,6 +55,7 @@ pub fn alert(id: u32, rule: &Rule, version: &str, first_seen: i64) -> Alert {
         rule_name: rule.name.clone(),
         model: rule.model.clone(),
         version: v(version),
+        dataset: None,
         metric: rule.metric.clone(),
         severity: rule.severity,
         status: AlertStatus::Active,
@@ -113,6 +114,7 @@ fn firing(rule: &Rule, alert: &Alert, previous_revision: u64) -> AlertCommit {
             rule_id: rule.id.clone(),
             model: rule.model.clone(),
             version: alert.version.clone(),
+            dataset: alert.dataset.clone(),
             previous_revision,
             next: SeriesState {
                 consecutive_breaches: 3,
@@ -154,6 +156,60 @@ fn firing(rule: &Rule, alert: &Alert, previous_revision: u64) -> AlertCommit {
         transition: Some(created(alert)),
         notifications: notifications(alert, NotificationEvent::Firing),
     }
+}
+
+/// A rule watching each dataset keeps a state per dataset: both start at revision 0, a
+/// stale write to one conflicts without touching the other, and exports carry them.
+pub async fn each_dataset_of_a_rule_keeps_its_own_state(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let canary = Some(Dataset::parse("canary").unwrap());
+    let on_default = alert(1, &r, "v1", 5_000);
+    let on_canary = Alert {
+        id: AlertId::from_u32(2),
+        dataset: canary.clone(),
+        ..on_default.clone()
+    };
+    let outcomes = store
+        .commit(vec![firing(&r, &on_default, 0), firing(&r, &on_canary, 0)])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [CommitOutcome::Applied, CommitOutcome::Applied]);
+    let by_dataset = |states: Vec<super::StoredState>| {
+        let mut seen: Vec<_> = states
+            .into_iter()
+            .map(|s| (s.dataset, s.state.alert_id, s.state.revision))
+            .collect();
+        seen.sort();
+        seen
+    };
+    assert_eq!(
+        by_dataset(store.states(None).await.unwrap()),
+        [
+            (None, Some(on_default.id.clone()), 1),
+            (canary.clone(), Some(on_canary.id.clone()), 1)
+        ]
+    );
+    let stale = Alert {
+        id: AlertId::from_u32(3),
+        ..on_canary.clone()
+    };
+    assert_eq!(
+        store.commit(vec![firing(&r, &stale, 0)]).await.unwrap(),
+        [CommitOutcome::Conflict]
+    );
+    assert_eq!(
+        store.alert(&on_canary.id).await.unwrap().unwrap().dataset,
+        canary
+    );
+    let rows = store.export_alerting().await.unwrap();
+    assert_eq!(
+        rows.states
+            .iter()
+            .map(|s| s.dataset.clone())
+            .collect::<Vec<_>>(),
+        [None, canary]
+    );
 }
 
 pub async fn rules_round_trip_update_and_delete(store: &dyn AlertStore) {
@@ -1201,6 +1257,7 @@ macro_rules! alert_conformance_suite {
             use super::*;
             alert_conformance_suite!(@cases $make;
                 rules_round_trip_update_and_delete,
+                each_dataset_of_a_rule_keeps_its_own_state,
                 commit_writes_state_alert_history_and_outbox_together,
                 stale_revision_or_changed_alert_is_a_conflict_and_writes_nothing,
                 state_of_a_deleted_rule_is_not_written,

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use modelwatch_core::alerting::{
     Alert, AlertFilter, AlertId, AlertTransition, Rule, RuleId, Silence, SilenceId,
 };
-use modelwatch_core::{ModelName, Timestamp, Version};
+use modelwatch_core::{Dataset, ModelName, Timestamp, Version};
 
 use super::{
     lease_end, newest_first, AlertCommit, AlertStore, AlertingRows, ClaimChannels, CommitOutcome,
@@ -19,7 +19,7 @@ use crate::{MemoryStore, StoreError};
 #[derive(Debug, Default)]
 pub(crate) struct Tables {
     rules: BTreeMap<RuleId, Rule>,
-    states: BTreeMap<(RuleId, Version), StoredState>,
+    states: BTreeMap<(RuleId, Version, Option<Dataset>), StoredState>,
     alerts: HashMap<AlertId, Alert>,
     history: HashMap<AlertId, Vec<AlertTransition>>,
     silences: BTreeMap<SilenceId, Silence>,
@@ -36,7 +36,11 @@ impl Tables {
             }
             let revision = self
                 .states
-                .get(&(write.rule_id.clone(), write.version.clone()))
+                .get(&(
+                    write.rule_id.clone(),
+                    write.version.clone(),
+                    write.dataset.clone(),
+                ))
                 .map_or(0, |s| s.state.revision);
             if revision != write.previous_revision {
                 return false;
@@ -53,13 +57,18 @@ impl Tables {
 
     fn apply(&mut self, commit: AlertCommit) {
         if let Some(write) = commit.state {
-            let key = (write.rule_id.clone(), write.version.clone());
+            let key = (
+                write.rule_id.clone(),
+                write.version.clone(),
+                write.dataset.clone(),
+            );
             self.states.insert(
                 key,
                 StoredState {
                     rule_id: write.rule_id,
                     model: write.model,
                     version: write.version,
+                    dataset: write.dataset,
                     state: write.next,
                 },
             );
@@ -130,7 +139,7 @@ impl AlertStore for MemoryStore {
 
     async fn delete_rule(&self, id: &RuleId) -> Result<bool, StoreError> {
         let mut tables = self.tables()?;
-        tables.states.retain(|(rule_id, _), _| rule_id != id);
+        tables.states.retain(|(rule_id, _, _), _| rule_id != id);
         Ok(tables.rules.remove(id).is_some())
     }
 
@@ -377,7 +386,11 @@ impl AlertStore for MemoryStore {
             tables.rules.entry(rule.id.clone()).or_insert(rule);
         }
         for state in rows.states {
-            let key = (state.rule_id.clone(), state.version.clone());
+            let key = (
+                state.rule_id.clone(),
+                state.version.clone(),
+                state.dataset.clone(),
+            );
             tables.states.entry(key).or_insert(state);
         }
         let mut inserted = HashSet::new();

@@ -1,4 +1,4 @@
-//! The alerting storage contract: rules, per rule × version evaluation states, alerts and
+//! The alerting storage contract: rules, per rule × version × dataset evaluation states, alerts and
 //! their history, silences, and the notification outbox.
 //!
 //! Everything an evaluation or a person's action changes goes through one call,
@@ -26,28 +26,32 @@ use modelwatch_core::alerting::{
     Alert, AlertFilter, AlertId, AlertStatus, AlertTransition, NotificationEvent, OutboxEntry,
     Rule, RuleId, SeriesState, Severity, Silence, SilenceId, StateDetail,
 };
-use modelwatch_core::{Metric, ModelName, Timestamp, Version};
+use modelwatch_core::{Dataset, Metric, ModelName, Timestamp, Version};
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
-/// The evaluation state of one rule for one model version, as persisted.
+/// The evaluation state of one rule for one model version's series on one dataset, as
+/// persisted: a rule for each dataset has one per dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredState {
     pub rule_id: RuleId,
     /// The rule's model, so a model's states are found without reading its rules.
     pub model: ModelName,
     pub version: Version,
+    /// `None`: the default dataset.
+    pub dataset: Option<Dataset>,
     pub state: SeriesState,
 }
 
-/// Write `next` if the stored state of (`rule_id`, `version`) still has
+/// Write `next` if the stored state of (`rule_id`, `version`, `dataset`) still has
 /// `previous_revision` (a missing state counts as revision 0, the default state's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateWrite {
     pub rule_id: RuleId,
     pub model: ModelName,
     pub version: Version,
+    pub dataset: Option<Dataset>,
     pub previous_revision: u64,
     pub next: SeriesState,
 }
@@ -271,7 +275,7 @@ impl NotificationFilter {
 pub struct AlertingRows {
     /// Ordered by model, then id.
     pub rules: Vec<Rule>,
-    /// Ordered by rule, then version.
+    /// Ordered by rule, then version, then dataset.
     pub states: Vec<StoredState>,
     /// Newest first, as listings have them.
     pub alerts: Vec<Alert>,
@@ -437,7 +441,9 @@ pub trait AlertStore: Send + Sync + fmt::Debug {
     async fn export_alerting(&self) -> Result<AlertingRows, StoreError> {
         let rules = self.list_rules(None).await?;
         let mut states = self.states(None).await?;
-        states.sort_by(|a, b| (&a.rule_id, &a.version).cmp(&(&b.rule_id, &b.version)));
+        states.sort_by(|a, b| {
+            (&a.rule_id, &a.version, &a.dataset).cmp(&(&b.rule_id, &b.version, &b.dataset))
+        });
         let alerts = self.list_alerts(&AlertFilter::default()).await?;
         let mut transitions = Vec::new();
         for alert in &alerts {
@@ -504,8 +510,10 @@ impl<'a> RuleValues<'a> {
 }
 
 /// An `alert_states` row: `(rule_id, version, model, consecutive_breaches,
-/// consecutive_clears, alert_id, last_observed_ms, revision, detail)`; `detail` is the
-/// state's [`StateDetail`] as JSON, null when empty (every state stored before it existed).
+/// consecutive_clears, alert_id, last_observed_ms, revision, detail, dataset)`; `detail` is
+/// the state's [`StateDetail`] as JSON, null when empty (every state stored before it
+/// existed); `dataset` is the dataset's name, empty for the default dataset (what every
+/// state stored before rules had datasets is).
 pub(crate) struct StateValues<'a> {
     pub(crate) rule_id: &'a str,
     pub(crate) version: &'a str,
@@ -516,12 +524,14 @@ pub(crate) struct StateValues<'a> {
     pub(crate) last_observed_ms: Option<i64>,
     pub(crate) revision: i64,
     pub(crate) detail: Option<String>,
+    pub(crate) dataset: &'a str,
 }
 
 impl<'a> StateValues<'a> {
     pub(crate) fn new(
         rule_id: &'a RuleId,
         version: &'a Version,
+        dataset: Option<&'a Dataset>,
         model: &'a ModelName,
         state: &'a SeriesState,
     ) -> Result<Self, StoreError> {
@@ -539,8 +549,14 @@ impl<'a> StateValues<'a> {
             } else {
                 Some(to_json(&state.detail)?)
             },
+            dataset: dataset.map_or("", Dataset::as_str),
         })
     }
+}
+
+/// A state's dataset from its `dataset` column (empty: the default dataset).
+pub(crate) fn state_dataset(column: &str) -> Result<Option<Dataset>, StoreError> {
+    Dataset::parse_optional(column).map_err(|e| corrupt("state", e))
 }
 
 /// A state's [`StateDetail`] from its `detail` column.
@@ -719,7 +735,7 @@ bind_columns!(RuleValues: id, model, enabled, body);
 bind_columns!(
     StateValues:
     rule_id, version, model, consecutive_breaches, consecutive_clears, alert_id, last_observed_ms,
-    revision, detail,
+    revision, detail, dataset,
 );
 bind_columns!(
     AlertValues:

@@ -23,11 +23,11 @@ use tokio_postgres::{GenericClient, Row};
 use super::{pg_error, PostgresStore};
 use crate::alerts::{
     alert_label, corrupt, from_json, lease_end, newest_first, optional_timestamp,
-    revision_from_sql, severity_count, state_detail, timestamp, to_json, AlertCommit, AlertLabel,
-    AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome, DeliveryResult,
-    DeliveryStatus, Notification, NotificationFilter, NotificationValues, OutcomeValues,
-    RuleValues, SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
-    PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    revision_from_sql, severity_count, state_dataset, state_detail, timestamp, to_json,
+    AlertCommit, AlertLabel, AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome,
+    DeliveryResult, DeliveryStatus, Notification, NotificationFilter, NotificationValues,
+    OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState, TransitionValues,
+    FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
 
@@ -89,8 +89,13 @@ async fn guards_hold(
         }
         let revision = client
             .query_opt(
-                "SELECT revision FROM alert_states WHERE rule_id = $1 AND version = $2",
-                &[&write.rule_id.as_str(), &write.version.as_str()],
+                "SELECT revision FROM alert_states
+                 WHERE rule_id = $1 AND version = $2 AND dataset = $3",
+                &[
+                    &write.rule_id.as_str(),
+                    &write.version.as_str(),
+                    &write.dataset.as_ref().map_or("", |d| d.as_str()),
+                ],
             )
             .await
             .map_err(pg_error)?
@@ -128,9 +133,9 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
         client
             .execute(
                 "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
-                     consecutive_clears, alert_id, last_observed_ms, revision, detail)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (rule_id, version) DO UPDATE SET
+                     consecutive_clears, alert_id, last_observed_ms, revision, detail, dataset)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (rule_id, version, dataset) DO UPDATE SET
                      model = excluded.model,
                      consecutive_breaches = excluded.consecutive_breaches,
                      consecutive_clears = excluded.consecutive_clears,
@@ -138,8 +143,14 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
                      last_observed_ms = excluded.last_observed_ms,
                      revision = excluded.revision,
                      detail = excluded.detail",
-                &StateValues::new(&write.rule_id, &write.version, &write.model, &write.next)?
-                    .pg_params(),
+                &StateValues::new(
+                    &write.rule_id,
+                    &write.version,
+                    write.dataset.as_ref(),
+                    &write.model,
+                    &write.next,
+                )?
+                .pg_params(),
             )
             .await
             .map_err(pg_error)?;
@@ -298,8 +309,8 @@ async fn import_rows(
     let insert = transaction
         .prepare(
             "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
-                 consecutive_clears, alert_id, last_observed_ms, revision, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                 consecutive_clears, alert_id, last_observed_ms, revision, detail, dataset)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
         )
         .await
         .map_err(pg_error)?;
@@ -310,6 +321,7 @@ async fn import_rows(
                 &StateValues::new(
                     &stored.rule_id,
                     &stored.version,
+                    stored.dataset.as_ref(),
                     &stored.model,
                     &stored.state,
                 )?
@@ -499,7 +511,7 @@ impl AlertStore for PostgresStore {
         let rows = client
             .query(
                 "SELECT rule_id, model, version, consecutive_breaches, consecutive_clears,
-                        alert_id, last_observed_ms, revision, detail
+                        alert_id, last_observed_ms, revision, detail, dataset
                  FROM alert_states WHERE $1::text IS NULL OR model = $1",
                 &[&model.map(ModelName::as_str)],
             )
@@ -511,6 +523,7 @@ impl AlertStore for PostgresStore {
                     rule_id: RuleId::parse(get(row, 0)?).map_err(|e| corrupt("state", e))?,
                     model: ModelName::parse(get(row, 1)?).map_err(|e| corrupt("state", e))?,
                     version: Version::parse(get(row, 2)?).map_err(|e| corrupt("state", e))?,
+                    dataset: state_dataset(get(row, 9)?)?,
                     state: SeriesState {
                         consecutive_breaches: count(get(row, 3)?)?,
                         consecutive_clears: count(get(row, 4)?)?,

@@ -216,6 +216,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
           AND n.model = s.model AND n.version = s.version AND n.metric = s.metric
           AND n.dataset_id = x.dataset_id;",
     ),
+    (
+        8,
+        "rule states: the dataset joins the key (rule, version, dataset), empty for the default dataset",
+        // Rules watch one dataset or each separately, with a state per dataset. Every
+        // existing state was of the default dataset; a column with a constant default is
+        // added without rewriting the table.
+        r#"ALTER TABLE alert_states ADD COLUMN dataset text COLLATE "C" NOT NULL DEFAULT '';
+    ALTER TABLE alert_states DROP CONSTRAINT alert_states_pkey;
+    ALTER TABLE alert_states ADD PRIMARY KEY (rule_id, version, dataset);"#,
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -614,6 +624,95 @@ mod tests {
         assert_eq!(names, ["canary", "prod"]);
         drop(client);
         let _ = driver.await;
+    }
+
+    /// A schema 7 database's rule states (keyed by rule and version) become the default
+    /// dataset's states at schema 8, every column kept; the rule can then keep a state
+    /// per dataset, and a stale write to one dataset's state still conflicts.
+    #[tokio::test]
+    async fn schema_7_rule_states_become_the_default_dataset_s() {
+        use crate::alerts::{conformance, AlertCommit, CommitOutcome, StateWrite};
+        use modelwatch_core::alerting::AlertId;
+        use modelwatch_core::Dataset;
+
+        let database = TestDatabase::create("states_v8").await;
+        let (mut client, connection) = tokio_postgres::connect(database.url(), NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        migrate_to(&mut client, &Location::new(database.url()), 7)
+            .await
+            .unwrap();
+        let rule = conformance::rule(1, "fraud");
+        let body = serde_json::to_string(&rule)
+            .unwrap()
+            .replace(r#""dataset":"default","#, "");
+        client
+            .execute(
+                "INSERT INTO alert_rules (id, model, enabled, body) VALUES ($1, 'fraud', true, $2)",
+                &[&rule.id.as_str(), &body],
+            )
+            .await
+            .unwrap();
+        client
+            .batch_execute(
+                r#"INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
+                     consecutive_clears, alert_id, last_observed_ms, revision, detail)
+                 VALUES ('rule_00000001', 'v1', 'fraud', 3, 0, 'alert_00000009', 5000, 7,
+                     '{"past_breaches":[{"would_have_fired_at":"1970-01-01T00:00:00.001Z","value":0.5}]}'),
+                    ('rule_00000001', 'v2', 'fraud', 1, 2, NULL, 6000, 4, NULL);"#,
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+
+        let stores = crate::open(database.url()).await.unwrap();
+        let store = &stores.alerts;
+        assert_eq!(store.rule(&rule.id).await.unwrap(), Some(rule.clone()));
+        let mut states = store.states(None).await.unwrap();
+        states.sort_by(|a, b| a.version.cmp(&b.version));
+        let seen: Vec<_> = states
+            .iter()
+            .map(|s| {
+                (
+                    s.version.as_str(),
+                    s.dataset.clone(),
+                    s.state.consecutive_breaches,
+                    s.state.alert_id.clone(),
+                    s.state.last_observed_at.map(Timestamp::as_millis),
+                    s.state.revision,
+                    s.state.detail.past_breaches.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("v1", None, 3, Some(AlertId::from_u32(9)), Some(5000), 7, 1),
+                ("v2", None, 1, None, Some(6000), 4, 0)
+            ]
+        );
+        let write = |dataset: Option<Dataset>, previous_revision: u64| AlertCommit {
+            state: Some(StateWrite {
+                rule_id: rule.id.clone(),
+                model: rule.model.clone(),
+                version: states[0].version.clone(),
+                dataset,
+                previous_revision,
+                next: states[0].state.clone(),
+            }),
+            ..AlertCommit::default()
+        };
+        let canary = Some(Dataset::parse("canary").unwrap());
+        assert_eq!(
+            store
+                .commit(vec![write(canary, 0), write(None, 0)])
+                .await
+                .unwrap(),
+            [CommitOutcome::Applied, CommitOutcome::Conflict]
+        );
+        assert_eq!(store.states(None).await.unwrap().len(), 3);
     }
 
     /// The prune's statement can read the finished-rows index, with the cutoff as a

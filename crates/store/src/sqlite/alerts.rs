@@ -17,11 +17,11 @@ use std::sync::Arc;
 use super::SqliteStore;
 use crate::alerts::{
     alert_label, corrupt, from_json, lease_end, newest_first, optional_timestamp,
-    revision_from_sql, severity_count, state_detail, timestamp, to_json, AlertCommit, AlertLabel,
-    AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome, DeliveryResult,
-    DeliveryStatus, Notification, NotificationFilter, NotificationValues, OutcomeValues,
-    RuleValues, SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
-    PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    revision_from_sql, severity_count, state_dataset, state_detail, timestamp, to_json,
+    AlertCommit, AlertLabel, AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome,
+    DeliveryResult, DeliveryStatus, Notification, NotificationFilter, NotificationValues,
+    OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState, TransitionValues,
+    FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::decoded::{rule_prefix, state_key, DecodedRows};
 use crate::StoreError;
@@ -64,6 +64,7 @@ fn read_state(row: &Row<'_>) -> rusqlite::Result<(String, String, String, StateC
             last_observed_ms: row.get(6)?,
             revision: row.get(7)?,
             detail: row.get(8)?,
+            dataset: row.get(9)?,
         },
     ))
 }
@@ -75,6 +76,7 @@ struct StateColumns {
     last_observed_ms: Option<i64>,
     revision: i64,
     detail: Option<String>,
+    dataset: String,
 }
 
 fn stored_state(
@@ -84,13 +86,14 @@ fn stored_state(
     let detail = match columns.detail.as_deref() {
         Some(text) => decoded
             .details
-            .decode(&state_key(&rule_id, &version), text)?,
+            .decode(&state_key(&rule_id, &version, &columns.dataset), text)?,
         None => state_detail(None)?,
     };
     Ok(StoredState {
         rule_id: RuleId::parse(&rule_id).map_err(|e| corrupt("state", e))?,
         model: ModelName::parse(&model).map_err(|e| corrupt("state", e))?,
         version: Version::parse(&version).map_err(|e| corrupt("state", e))?,
+        dataset: state_dataset(&columns.dataset)?,
         state: SeriesState {
             consecutive_breaches: columns.consecutive_breaches,
             consecutive_clears: columns.consecutive_clears,
@@ -135,10 +138,15 @@ fn guards_hold(connection: &Connection, commit: &AlertCommit) -> Result<bool, St
         }
         let revision: Option<i64> = connection
             .prepare_cached(
-                "SELECT revision FROM alert_states WHERE rule_id = ?1 AND version = ?2",
+                "SELECT revision FROM alert_states
+                 WHERE rule_id = ?1 AND version = ?2 AND dataset = ?3",
             )?
             .query_row(
-                params![write.rule_id.as_str(), write.version.as_str()],
+                params![
+                    write.rule_id.as_str(),
+                    write.version.as_str(),
+                    write.dataset.as_ref().map_or("", |d| d.as_str())
+                ],
                 |row| row.get(0),
             )
             .optional()?;
@@ -166,13 +174,19 @@ fn apply(
     decoded: &DecodedRows,
 ) -> Result<(), StoreError> {
     if let Some(write) = &commit.state {
-        let values = StateValues::new(&write.rule_id, &write.version, &write.model, &write.next)?;
+        let values = StateValues::new(
+            &write.rule_id,
+            &write.version,
+            write.dataset.as_ref(),
+            &write.model,
+            &write.next,
+        )?;
         connection
             .prepare_cached(
                 "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
-                     consecutive_clears, alert_id, last_observed_ms, revision, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (rule_id, version) DO UPDATE SET
+                     consecutive_clears, alert_id, last_observed_ms, revision, detail, dataset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (rule_id, version, dataset) DO UPDATE SET
                      model = excluded.model,
                      consecutive_breaches = excluded.consecutive_breaches,
                      consecutive_clears = excluded.consecutive_clears,
@@ -184,7 +198,11 @@ fn apply(
             .execute(values.sqlite_params())?;
         if let Some(text) = values.detail {
             decoded.details.record(
-                state_key(write.rule_id.as_str(), write.version.as_str()),
+                state_key(
+                    write.rule_id.as_str(),
+                    write.version.as_str(),
+                    values.dataset,
+                ),
                 text,
                 write.next.detail.clone(),
             );
@@ -392,14 +410,15 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
     }
     let mut insert = connection.prepare_cached(
         "INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
-             consecutive_clears, alert_id, last_observed_ms, revision, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+             consecutive_clears, alert_id, last_observed_ms, revision, detail, dataset)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
     )?;
     for stored in &rows.states {
         insert.execute(
             StateValues::new(
                 &stored.rule_id,
                 &stored.version,
+                stored.dataset.as_ref(),
                 &stored.model,
                 &stored.state,
             )?
@@ -524,7 +543,7 @@ impl AlertStore for SqliteStore {
         self.read(move |connection, _| {
             let mut statement = connection.prepare_cached(
                 "SELECT rule_id, model, version, consecutive_breaches, consecutive_clears,
-                        alert_id, last_observed_ms, revision, detail
+                        alert_id, last_observed_ms, revision, detail, dataset
                  FROM alert_states WHERE ?1 IS NULL OR model = ?1",
             )?;
             let rows = statement

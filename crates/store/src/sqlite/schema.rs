@@ -250,6 +250,33 @@ const MIGRATIONS: &[(i64, &str)] = &[
         DROP TABLE series;
         ALTER TABLE series_v9 RENAME TO series;",
     ),
+    // Rules watch one dataset or each separately, with a state per dataset: the dataset
+    // joins the state's key, empty for the default dataset, which is what every existing
+    // state was of. SQLite cannot alter a primary key, so the table is rebuilt.
+    (
+        10,
+        "CREATE TABLE alert_states_v10 (
+            rule_id              TEXT NOT NULL REFERENCES alert_rules (id) ON DELETE CASCADE,
+            version              TEXT NOT NULL,
+            dataset              TEXT NOT NULL DEFAULT '',
+            model                TEXT NOT NULL,
+            consecutive_breaches INTEGER NOT NULL,
+            consecutive_clears   INTEGER NOT NULL,
+            alert_id             TEXT,
+            last_observed_ms     INTEGER,
+            revision             INTEGER NOT NULL,
+            detail               TEXT,
+            PRIMARY KEY (rule_id, version, dataset)
+        ) WITHOUT ROWID;
+        INSERT INTO alert_states_v10 (rule_id, version, model, consecutive_breaches,
+            consecutive_clears, alert_id, last_observed_ms, revision, detail)
+        SELECT rule_id, version, model, consecutive_breaches, consecutive_clears, alert_id,
+            last_observed_ms, revision, detail
+        FROM alert_states;
+        DROP TABLE alert_states;
+        ALTER TABLE alert_states_v10 RENAME TO alert_states;
+        CREATE INDEX alert_states_by_model ON alert_states (model);",
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right after it.

@@ -714,6 +714,106 @@ async fn many_ranges_read_from_shared_head_rows_answer_what_each_range_answers()
     assert!(many[51].is_empty());
 }
 
+/// A schema 9 file's rule states (keyed by rule and version) become the default dataset's
+/// states at schema 10, every column kept; the rule can then keep a state per dataset.
+#[tokio::test]
+async fn schema_9_rule_states_become_the_default_dataset_s() {
+    use crate::alerts::conformance;
+    use crate::AlertStore;
+    use modelwatch_core::alerting::{AlertId, StateDetail};
+    use modelwatch_core::Dataset;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v9.db");
+    let rule = conformance::rule(1, "fraud");
+    {
+        let mut connection = Connection::open(&path).unwrap();
+        schema::migrate(&mut connection, &path, 9).unwrap();
+        connection
+            .execute(
+                "INSERT INTO alert_rules (id, model, enabled, body) VALUES (?1, 'fraud', 1, ?2)",
+                rusqlite::params![
+                    rule.id.as_str(),
+                    serde_json::to_string(&rule)
+                        .unwrap()
+                        .replace(r#""dataset":"default","#, "")
+                ],
+            )
+            .unwrap();
+        connection
+            .execute_batch(
+                r#"INSERT INTO alert_states (rule_id, version, model, consecutive_breaches,
+                     consecutive_clears, alert_id, last_observed_ms, revision, detail)
+                 VALUES ('rule_00000001', 'v1', 'fraud', 3, 0, 'alert_00000009', 5000, 7,
+                     '{"past_breaches":[{"would_have_fired_at":"1970-01-01T00:00:00.001Z","value":0.5}]}'),
+                    ('rule_00000001', 'v2', 'fraud', 1, 2, NULL, 6000, 4, NULL);"#,
+            )
+            .unwrap();
+    }
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.rule(&rule.id).await.unwrap(), Some(rule.clone()));
+    let mut states = store.states(None).await.unwrap();
+    states.sort_by(|a, b| a.version.cmp(&b.version));
+    let seen: Vec<_> = states
+        .iter()
+        .map(|s| {
+            (
+                s.version.as_str(),
+                s.dataset.clone(),
+                s.state.consecutive_breaches,
+                s.state.consecutive_clears,
+                s.state.alert_id.clone(),
+                s.state.last_observed_at.map(Timestamp::as_millis),
+                s.state.revision,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("v1", None, 3, 0, Some(AlertId::from_u32(9)), Some(5000), 7),
+            ("v2", None, 1, 2, None, Some(6000), 4)
+        ]
+    );
+    assert_eq!(states[0].state.detail.past_breaches.len(), 1);
+    assert_eq!(states[1].state.detail, StateDetail::default());
+
+    // The canary's state of v1 is a state of its own, beside the default dataset's.
+    let mut canary_state = states[0].clone();
+    canary_state.dataset = Some(Dataset::parse("canary").unwrap());
+    canary_state.state.revision = 1;
+    let outcome = store
+        .commit(vec![crate::alerts::AlertCommit {
+            state: Some(crate::alerts::StateWrite {
+                rule_id: canary_state.rule_id.clone(),
+                model: canary_state.model.clone(),
+                version: canary_state.version.clone(),
+                dataset: canary_state.dataset.clone(),
+                previous_revision: 0,
+                next: canary_state.state.clone(),
+            }),
+            ..Default::default()
+        }])
+        .await
+        .unwrap();
+    assert_eq!(outcome, [crate::alerts::CommitOutcome::Applied]);
+    assert_eq!(store.states(None).await.unwrap().len(), 3);
+    // Deleting the rule still takes its states along.
+    assert!(store.delete_rule(&rule.id).await.unwrap());
+    assert!(store.states(None).await.unwrap().is_empty());
+    store.close().await.unwrap();
+    let connection = Connection::open(&path).unwrap();
+    let index: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'alert_states_by_model'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(index, 1);
+}
+
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms).unwrap()
 }
