@@ -211,24 +211,15 @@ pub struct ListArgs {
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
     /// Show a rule.
-    Show {
-        rule_id: String,
-    },
+    Show { rule_id: String },
     /// Change a rule with a JSON patch of its fields (e.g. '{"threshold_value": 0.85}').
-    Update {
-        rule_id: String,
-        patch: String,
-    },
-    Enable {
-        rule_id: String,
-    },
-    Disable {
-        rule_id: String,
-    },
+    Update { rule_id: String, patch: String },
+    /// Enable a rule: it is evaluated again from the next pass.
+    Enable { rule_id: String },
+    /// Disable a rule: it is not evaluated until it is enabled again.
+    Disable { rule_id: String },
     /// Delete a rule; its alerts and their history stay.
-    Delete {
-        rule_id: String,
-    },
+    Delete { rule_id: String },
 }
 
 #[derive(Debug, Subcommand)]
