@@ -383,8 +383,9 @@ fn bocpd(points: &[Point], sides: Sides, threshold: f64) -> Vec<Alarm> {
 
 /// `Tuning::default()`, or the comma-separated `MODELWATCH_CP_TUNING` (learning samples,
 /// level rate, settle samples, interval factor, clip fraction, and optionally slow level
-/// rate, the unwatched side's interval factor, likelihood onset (1/0), revert samples and
-/// revert z) to try others.
+/// rate, the unwatched side's interval factor, likelihood onset (1/0), revert samples,
+/// revert z, early revert samples, early revert z and the autocorrelation's shrinkage in
+/// standard errors) to try others.
 pub fn tuning() -> Tuning {
     let Ok(text) = std::env::var("MODELWATCH_CP_TUNING") else {
         return Tuning::default();
@@ -412,6 +413,11 @@ pub fn tuning() -> Tuning {
         likelihood_onset: v.get(7).map_or(default.likelihood_onset, |x| *x > 0.0),
         revert_samples: v.get(8).map_or(default.revert_samples, |x| *x as u32),
         revert_z: v.get(9).copied().unwrap_or(default.revert_z),
+        revert_early_samples: v
+            .get(10)
+            .map_or(default.revert_early_samples, |x| *x as u32),
+        revert_early_z: v.get(11).copied().unwrap_or(default.revert_early_z),
+        autocorrelation_shrink: v.get(12).copied().unwrap_or(default.autocorrelation_shrink),
     }
 }
 
