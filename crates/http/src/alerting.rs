@@ -1,7 +1,7 @@
 //! Rules, alerts, silences and the store-backed analyses (history, degradation,
 //! comparison) over HTTP: thin adapters from JSON and query strings to the
-//! [`modelwatch_engine::Engine`], with the same field names as the library and the CLI
-//! (the core's serde forms are the wire forms).
+//! [`modelwatch_engine::Engine`], answering with the [`wire`] types (the evaluation
+//! report still with the engine's serde form).
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -26,7 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::series::{parse_dataset, parse_model, parse_time, parse_version};
-use crate::AppState;
+use crate::{wire, AppState};
 
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
@@ -156,51 +156,53 @@ pub struct RulesQuery {
 
 /// The rules, by id.
 #[utoipa::path(get, path = "/api/v1/rules", tag = "rules", params(RulesQuery),
-    responses((status = 200, description = "{\"rules\": [Rule]}", body = Object),
+    responses((status = 200, body = wire::RulesResponse),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list_rules(
     State(state): State<AppState>,
     query: Result<Query<RulesQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::RulesResponse>> {
     let Query(query) = query?;
     let model = query.model.as_deref().map(parse_model).transpose()?;
     let rules = engine(&state)?.list_rules(model.as_ref()).await?;
-    to_json(&serde_json::json!({ "rules": rules }))
+    Ok(Json(wire::RulesResponse {
+        rules: rules.iter().map(wire::Rule::from).collect(),
+    }))
 }
 
 /// Creates a rule (the seed's rule JSON). A `notify_channels` name the server has no
 /// channel for is refused (its notifications would stay pending forever).
 #[utoipa::path(post, path = "/api/v1/rules", tag = "rules",
     request_body(content = Object, description = "A rule, as these fields: name (or rule_name), model (or model_name), version (or model_version; absent: every version), metric (or metric_type), dataset (a dataset's name, default (the default dataset, also when absent), or * for each dataset separately, each with its own state and alerts), severity (low, medium, high, critical), enabled, cooldown_minutes, notify_channels (configured channel names), for_evaluations, clear_after_evaluations, auto_resolve; a threshold rule adds threshold_value and comparison_operator (lt, lte, gt, gte, eq), optionally tolerance and clear_threshold; a degradation rule adds max_degradation_percentage, optionally baseline_window_hours, clear_percentage, comparison (auto, latest or window), comparison_hours, seasonal (daily or weekly) and alpha; a change-point rule adds condition_type (change-point), optionally change_direction (worse or both), min_shift_sd or min_shift_percentage, and false_alarm_interval_samples or false_alarm_interval_hours (for_evaluations is 1); a no-data rule adds condition_type (no-data) with no_data_minutes (the longest silence), no_data_intervals (a multiple of the series' usual interval, the median gap of its recent samples, never under a minute) or both (the silence must exceed both); for_evaluations is 1 and it resolves itself at the first sample back unless auto_resolve is false. Any other field is refused.", example = json!({"name": "fuzz latency", "model": "fraud_detector", "version": "v2.1", "metric": "latency", "threshold_value": 100.0, "comparison_operator": "gt", "severity": "low"})),
-    responses((status = 201, description = "The rule", body = Object),
+    responses((status = 201, description = "The rule", body = wire::Rule),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_rule(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<wire::Rule>)> {
     let spec: RuleSpec = json_body(body)?;
     check_channels(&state, spec.notify_channels.as_deref().unwrap_or_default())?;
     let rule = engine(&state)?.create_rule(spec, state.now()).await?;
-    Ok((StatusCode::CREATED, to_json(&rule)?))
+    Ok((StatusCode::CREATED, Json(wire::Rule::from(&rule))))
 }
 
 /// One rule.
 #[utoipa::path(get, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path, pattern = r"^rule_[0-9a-f]{8}$", example = "rule_75e4c7c4")),
-    responses((status = 200, description = "The rule", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "The rule", body = wire::Rule), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get_rule(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Rule>> {
     let rule = engine(&state)?.rule(&rule_id(&id)?).await?;
-    to_json(&rule)
+    Ok(Json(wire::Rule::from(&rule)))
 }
 
 /// Changes some fields of a rule (including `enabled`).
 #[utoipa::path(patch, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path, pattern = r"^rule_[0-9a-f]{8}$", example = "rule_75e4c7c4")),
     request_body(content = Object, description = "The fields to change, as for POST /api/v1/rules (dataset: a name, default, or * for each dataset separately)", example = json!({"cooldown_minutes": 30})),
-    responses((status = 200, description = "The rule", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "The rule", body = wire::Rule), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, description = "The rule was deleted while this request changed it", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -208,13 +210,13 @@ pub async fn patch_rule(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Rule>> {
     let patch: RulePatch = json_body(body)?;
     check_channels(&state, patch.notify_channels.as_deref().unwrap_or_default())?;
     let rule = engine(&state)?
         .update_rule(&rule_id(&id)?, patch, state.now())
         .await?;
-    to_json(&rule)
+    Ok(Json(wire::Rule::from(&rule)))
 }
 
 /// Deletes a rule; its alerts and their history stay.
@@ -244,13 +246,13 @@ pub struct BacktestQuery {
 
 /// Replays a rule over stored samples: when it would have fired and resolved.
 #[utoipa::path(post, path = "/api/v1/rules/{id}/backtest", tag = "rules", params(("id" = String, Path, pattern = r"^rule_[0-9a-f]{8}$", example = "rule_75e4c7c4"), BacktestQuery),
-    responses((status = 200, description = "The backtest report", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "The backtest report", body = wire::BacktestReport), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn backtest_rule(
     State(state): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<BacktestQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::BacktestReport>> {
     let Query(query) = query?;
     let range = backtest_range(&state, &query)?;
     let _turn = state.expensive().await?;
@@ -263,21 +265,21 @@ pub async fn backtest_rule(
                 .await?
         }
     };
-    to_json(&report)
+    Ok(Json(wire::BacktestReport::from(&report)))
 }
 
 /// Replays a rule that is not saved, so its effect can be seen before saving it (the
 /// dashboard's rule preview). Nothing is stored; the report's rule has a placeholder id.
 #[utoipa::path(post, path = "/api/v1/rules/backtest", tag = "rules", params(BacktestQuery),
     request_body(content = Object, description = "A rule, as for POST /api/v1/rules", example = json!({"name": "fuzz latency", "model": "fraud_detector", "version": "v2.1", "metric": "latency", "threshold_value": 100.0, "comparison_operator": "gt", "severity": "low"})),
-    responses((status = 200, description = "The backtest report", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "The backtest report", body = wire::BacktestReport), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn backtest_unsaved_rule(
     State(state): State<AppState>,
     query: Result<Query<BacktestQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::BacktestReport>> {
     let Query(query) = query?;
     let mut spec: RuleSpec = json_body(body)?;
     if let Some(dataset) = query.dataset.clone() {
@@ -288,7 +290,7 @@ pub async fn backtest_unsaved_rule(
     let report = engine(&state)?
         .backtest_spec(spec, range, state.now())
         .await?;
-    to_json(&report)
+    Ok(Json(wire::BacktestReport::from(&report)))
 }
 
 fn backtest_range(state: &AppState, query: &BacktestQuery) -> ApiResult<TimeRange> {
@@ -340,8 +342,7 @@ pub struct AlertsQuery {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertPage {
-    #[schema(value_type = Vec<Object>)]
-    pub alerts: Vec<Value>,
+    pub alerts: Vec<wire::Alert>,
     /// Alerts matching the filter, over all pages.
     pub total: usize,
     /// How many of those `total` alerts have each severity (every severity is present), so
@@ -512,11 +513,7 @@ pub async fn list_alerts(
     let end = start + page.len();
     let more = end < total;
     Ok(Json(AlertPage {
-        alerts: page
-            .iter()
-            .map(serde_json::to_value)
-            .collect::<Result<_, _>>()
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        alerts: page.iter().map(wire::Alert::from).collect(),
         total,
         by_severity: SeverityCounts::count(&alerts),
         limit,
@@ -539,30 +536,31 @@ pub struct SummaryQuery {
 
 /// Counts by status and severity, as `alerts summary` prints them.
 #[utoipa::path(get, path = "/api/v1/alerts/summary", tag = "alerts", params(SummaryQuery),
-    responses((status = 200, description = "The summary", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "The summary", body = wire::AlertSummary), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn alert_summary(
     State(state): State<AppState>,
     query: Result<Query<SummaryQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::AlertSummary>> {
     let Query(query) = query?;
     let model = query.model.as_deref().map(parse_model).transpose()?;
     let hours = window_hours(query.hours.as_deref())?;
     let summary = engine(&state)?
         .summary(model.as_ref(), hours, state.now())
         .await?;
-    to_json(&summary)
+    Ok(Json(wire::AlertSummary::from(&summary)))
 }
 
 /// One alert.
 #[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", params(("id" = String, Path, pattern = r"^alert_[0-9a-f]{8}$", example = "alert_08ae4e0f")),
-    responses((status = 200, description = "The alert", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "The alert", body = wire::Alert), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get_alert(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    to_json(&engine(&state)?.alert(&alert_id(&id)?).await?)
+) -> ApiResult<Json<wire::Alert>> {
+    let alert = engine(&state)?.alert(&alert_id(&id)?).await?;
+    Ok(Json(wire::Alert::from(&alert)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -587,34 +585,34 @@ pub struct ResolveBody {
 /// active → acknowledged.
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/acknowledge", tag = "alerts", params(("id" = String, Path, pattern = r"^alert_[0-9a-f]{8}$", example = "alert_08ae4e0f")),
     request_body = AcknowledgeBody,
-    responses((status = 200, description = "The alert", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "The alert", body = wire::Alert), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "Impossible transition", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Alert>> {
     let body: AcknowledgeBody = json_body(body)?;
     let alert = engine(&state)?
         .acknowledge(&alert_id(&id)?, &body.by, state.now())
         .await?;
-    let json = to_json(&alert)?;
-    state.events().alert("acknowledged", json.0.clone());
-    Ok(json)
+    let alert = wire::Alert::from(&alert);
+    state.events().alert("acknowledged", alert.clone());
+    Ok(Json(alert))
 }
 
 /// active | acknowledged → resolved.
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "alerts", params(("id" = String, Path, pattern = r"^alert_[0-9a-f]{8}$", example = "alert_08ae4e0f")),
     request_body = ResolveBody,
-    responses((status = 200, description = "The alert", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "The alert", body = wire::Alert), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "Impossible transition", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn resolve(
     State(state): State<AppState>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Alert>> {
     let body: ResolveBody = json_body(body)?;
     let alert = engine(&state)?
         .resolve(
@@ -624,21 +622,23 @@ pub async fn resolve(
             state.now(),
         )
         .await?;
-    let json = to_json(&alert)?;
-    state.events().alert("resolved", json.0.clone());
-    Ok(json)
+    let alert = wire::Alert::from(&alert);
+    state.events().alert("resolved", alert.clone());
+    Ok(Json(alert))
 }
 
 /// An alert's transitions, oldest first.
 #[utoipa::path(get, path = "/api/v1/alerts/{id}/history", tag = "alerts", params(("id" = String, Path, pattern = r"^alert_[0-9a-f]{8}$", example = "alert_08ae4e0f")),
-    responses((status = 200, description = "{\"history\": [transition]}", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, body = wire::AlertHistoryResponse), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn alert_history(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::AlertHistoryResponse>> {
     let history = engine(&state)?.history(&alert_id(&id)?).await?;
-    to_json(&serde_json::json!({ "history": history }))
+    Ok(Json(wire::AlertHistoryResponse {
+        history: history.iter().map(wire::AlertTransition::from).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -651,45 +651,47 @@ pub struct SilencesQuery {
 
 /// Current and future silences.
 #[utoipa::path(get, path = "/api/v1/silences", tag = "silences", params(SilencesQuery),
-    responses((status = 200, description = "{\"silences\": [Silence]}", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, body = wire::SilencesResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list_silences(
     State(state): State<AppState>,
     query: Result<Query<SilencesQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::SilencesResponse>> {
     let Query(query) = query?;
     let silences = engine(&state)?
         .list_silences(query.include_expired.unwrap_or(false), state.now())
         .await?;
-    to_json(&serde_json::json!({ "silences": silences }))
+    Ok(Json(wire::SilencesResponse {
+        silences: silences.iter().map(wire::Silence::from).collect(),
+    }))
 }
 
 /// Adds a silence.
 #[utoipa::path(post, path = "/api/v1/silences", tag = "silences",
     request_body(content = Object, description = "model, version?, metric?, starts_at?, ends_at or duration_minutes, created_by, comment",
         example = json!({"model": "recommender", "metric": "latency", "duration_minutes": 60, "created_by": "api-fuzz", "comment": "load test"})),
-    responses((status = 201, description = "The silence", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 201, description = "The silence", body = wire::Silence), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_silence(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<wire::Silence>)> {
     let spec: SilenceSpec = json_body(body)?;
     let silence = engine(&state)?.add_silence(spec, state.now()).await?;
-    Ok((StatusCode::CREATED, to_json(&silence)?))
+    Ok((StatusCode::CREATED, Json(wire::Silence::from(&silence))))
 }
 
 /// Ends a silence now.
 #[utoipa::path(delete, path = "/api/v1/silences/{id}", tag = "silences", params(("id" = String, Path, pattern = r"^silence_[0-9a-f]{8}$", example = "silence_62b16460")),
-    responses((status = 200, description = "The silence, ended", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "The silence, ended", body = wire::Silence), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete_silence(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::Silence>> {
     let id = SilenceId::parse(&id)?;
     let silence = engine(&state)?.expire_silence(&id, state.now()).await?;
-    to_json(&silence)
+    Ok(Json(wire::Silence::from(&silence)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -758,16 +760,17 @@ async fn no_samples_is_not_found(
 /// degradation checks and open alerts folded into the trends and the grade).
 #[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}/history", tag = "models",
     params(("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector"), ("version" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "v2.1"), HistoryQuery),
-    responses((status = 200, description = "The performance history", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "The performance history", body = wire::PerformanceHistory), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn version_history(
     State(state): State<AppState>,
     Path((model, version)): Path<(String, String)>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::PerformanceHistory>> {
     let Query(query) = query?;
-    to_json(&analyse(&state, &model, &version, &query).await?.history)
+    let analysis = analyse(&state, &model, &version, &query).await?;
+    Ok(Json(wire::PerformanceHistory::from(&analysis.history)))
 }
 
 /// A model version's analysis, as the dashboard's model page and `modelwatch monitor`
@@ -776,16 +779,17 @@ pub async fn version_history(
 /// `open_alerts`, computed together so they agree.
 #[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}/analysis", tag = "models",
     params(("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector"), ("version" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "v2.1"), HistoryQuery),
-    responses((status = 200, description = "{history, degradations, open_alerts}", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, body = wire::VersionAnalysis), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn version_analysis(
     State(state): State<AppState>,
     Path((model, version)): Path<(String, String)>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::VersionAnalysis>> {
     let Query(query) = query?;
-    to_json(&analyse(&state, &model, &version, &query).await?)
+    let analysis = analyse(&state, &model, &version, &query).await?;
+    Ok(Json(wire::VersionAnalysis::from(&analysis)))
 }
 
 /// Evaluates the enabled rules of one model version now, as `modelwatch evaluate MODEL
@@ -830,13 +834,13 @@ pub struct DegradationQuery {
 /// Degradation check(s) with significance.
 #[utoipa::path(get, path = "/api/v1/models/{model}/versions/{version}/degradation", tag = "models",
     params(("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector"), ("version" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "v2.1"), DegradationQuery),
-    responses((status = 200, description = "{\"results\": [DegradationResult]}", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, body = wire::DegradationsResponse), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn degradation(
     State(state): State<AppState>,
     Path((model, version)): Path<(String, String)>,
     query: Result<Query<DegradationQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::DegradationsResponse>> {
     let Query(query) = query?;
     let (model, version) = (parse_model(&model)?, parse_version(&version)?);
     let dataset = parse_dataset(query.dataset.as_deref())?;
@@ -890,7 +894,9 @@ pub async fn degradation(
         .await
         .map_err(analysis_error("baseline_hours"))?,
     };
-    to_json(&serde_json::json!({ "results": results }))
+    Ok(Json(wire::DegradationsResponse {
+        results: results.iter().map(wire::DegradationResult::from).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -916,13 +922,13 @@ pub struct CompareQuery {
 /// Champion vs challenger on one metric.
 #[utoipa::path(get, path = "/api/v1/models/{model}/compare", tag = "models",
     params(("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector"), CompareQuery),
-    responses((status = 200, description = "The comparison", body = Object), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "The comparison", body = wire::VersionComparison), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn compare(
     State(state): State<AppState>,
     Path(model): Path<String>,
     query: Result<Query<CompareQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::VersionComparison>> {
     let Query(query) = query?;
     let model = parse_model(&model)?;
     let a = modelwatch_core::Version::parse(&query.a)
@@ -945,5 +951,5 @@ pub async fn compare(
     )
     .await
     .map_err(analysis_error("hours"))?;
-    to_json(&comparison)
+    Ok(Json(wire::VersionComparison::from(&comparison)))
 }

@@ -127,9 +127,9 @@ pub(crate) fn publish(state: &AppState, report: &EvaluationReport) {
     for alert in &report.alerts_created {
         tracing::info!(alert = %alert.id, model = %alert.model, version = %alert.version,
             metric = %alert.metric, severity = ?alert.severity, "alert fired");
-        if let Ok(json) = serde_json::to_value(alert) {
-            state.events().alert("fired", json);
-        }
+        state
+            .events()
+            .alert("fired", crate::wire::Alert::from(alert));
     }
     for alert in &report.alerts_updated {
         let change = if alert.status == AlertStatus::Resolved {
@@ -139,9 +139,9 @@ pub(crate) fn publish(state: &AppState, report: &EvaluationReport) {
         } else {
             "updated"
         };
-        if let Ok(json) = serde_json::to_value(alert) {
-            state.events().alert(change, json);
-        }
+        state
+            .events()
+            .alert(change, crate::wire::Alert::from(alert));
     }
 }
 

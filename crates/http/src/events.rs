@@ -50,8 +50,7 @@ pub struct SeriesUpdate {
 pub struct AlertEvent {
     /// fired, acknowledged, resolved, …
     pub change: String,
-    #[schema(value_type = Object)]
-    pub alert: serde_json::Value,
+    pub alert: crate::wire::Alert,
 }
 
 /// What the hub publishes.
@@ -238,7 +237,7 @@ impl EventHub {
     }
 
     /// Publishes an alert event at once.
-    pub fn alert(&self, change: impl Into<String>, alert: serde_json::Value) {
+    pub fn alert(&self, change: impl Into<String>, alert: crate::wire::Alert) {
         let _ = self.inner.sender.send(Event::Alert(Arc::new(AlertEvent {
             change: change.into(),
             alert,

@@ -21,6 +21,7 @@ pub mod ops;
 pub mod series;
 pub mod server;
 pub mod telemetry;
+pub mod wire;
 
 use std::fmt;
 use std::sync::Arc;
@@ -296,7 +297,8 @@ const INGEST: [&str; 3] = ["/api/v1/metrics", "/write", "/api/v2/write"];
 /// Answers every route may give whatever it does: 400 for a query parameter it does not
 /// take (but the InfluxDB writes), 503 when the request time-out passes, and 429 on the
 /// expensive ones, both with `Retry-After` and the error body; 422 on
-/// the writes when a series limit refuses them.
+/// the writes when a series limit refuses them; 415 on the routes that take a body, for a
+/// `Content-Encoding` other than gzip (the decompression layer answers it for any route).
 fn document_load_answers(document: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let error = |description: &str| {
@@ -332,6 +334,11 @@ fn document_load_answers(document: &mut utoipa::openapi::OpenApi) {
                 )
                 .into()
             });
+            if operation.request_body.is_some() {
+                responses.entry("415".into()).or_insert_with(|| {
+                    error("A Content-Encoding other than gzip; nothing was read").into()
+                });
+            }
             if method == utoipa::openapi::HttpMethod::Post && INGEST.contains(&path.as_str()) {
                 responses.entry("422".into()).or_insert_with(|| {
                     error("A series limit ([limits]) refuses the write; nothing was stored").into()
@@ -344,6 +351,26 @@ fn document_load_answers(document: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
+}
+
+/// What `GET /api/openapi.json` answers: an OpenAPI 3 document (its own schema is
+/// OpenAPI's, not repeated here).
+fn openapi_document_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "openapi",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^3[.]")),
+        )
+        .property("info", ObjectBuilder::new().schema_type(Type::Object))
+        .property("paths", ObjectBuilder::new().schema_type(Type::Object))
+        .required("openapi")
+        .required("info")
+        .required("paths")
+        .build()
 }
 
 /// The OpenAPI 3 document of every route.
@@ -363,7 +390,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
                         .content(
                             "application/json",
                             utoipa::openapi::ContentBuilder::new()
-                                .schema(Some(utoipa::openapi::ObjectBuilder::new()))
+                                .schema(Some(openapi_document_schema()))
+                                .build(),
+                        ),
+                )
+                .response(
+                    "401",
+                    utoipa::openapi::ResponseBuilder::new()
+                        .description("No valid token (serve --auth tokens)")
+                        .content(
+                            "application/json",
+                            utoipa::openapi::ContentBuilder::new()
+                                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
                                 .build(),
                         ),
                 ),

@@ -13,6 +13,7 @@ use modelwatch_core::alerting::{
 };
 use modelwatch_core::{DatasetScope, ModelName, TimeRange, Timestamp, Version};
 use modelwatch_engine::Engine;
+use modelwatch_http::wire;
 use modelwatch_store::Stores;
 
 use crate::config::Config;
@@ -367,13 +368,17 @@ async fn alerts(
             if open_only {
                 alerts.retain(Alert::is_open);
             }
-            emit(format, &alerts, &alerts_table(&alerts))?;
+            emit(format, &wire_alerts(&alerts), &alerts_table(&alerts))?;
         }
         AlertsCommand::Acknowledge { alert_id, who } => {
             let alert = engine
                 .acknowledge(&AlertId::parse(&alert_id)?, &who, now)
                 .await?;
-            emit(format, &alert, &alerts_table(std::slice::from_ref(&alert)))?;
+            emit(
+                format,
+                &wire::Alert::from(&alert),
+                &alerts_table(std::slice::from_ref(&alert)),
+            )?;
         }
         AlertsCommand::Resolve {
             alert_id,
@@ -383,7 +388,11 @@ async fn alerts(
             let alert = engine
                 .resolve(&AlertId::parse(&alert_id)?, &who, notes.as_deref(), now)
                 .await?;
-            emit(format, &alert, &alerts_table(std::slice::from_ref(&alert)))?;
+            emit(
+                format,
+                &wire::Alert::from(&alert),
+                &alerts_table(std::slice::from_ref(&alert)),
+            )?;
         }
         AlertsCommand::Summary { model, hours } => {
             let model = optional_model(model.as_deref())?;
@@ -415,7 +424,7 @@ async fn alerts(
                 .map(ToString::to_string)
                 .collect(),
             );
-            emit(format, &summary, &table)?;
+            emit(format, &wire::AlertSummary::from(&summary), &table)?;
         }
         AlertsCommand::History { alert_id } => {
             let history = engine.history(&AlertId::parse(&alert_id)?).await?;
@@ -429,6 +438,7 @@ async fn alerts(
                     t.notes.clone().unwrap_or_default(),
                 ]);
             }
+            let history: Vec<wire::AlertTransition> = history.iter().map(Into::into).collect();
             emit(format, &history, &table)?;
         }
         AlertsCommand::Backtest {
@@ -471,7 +481,7 @@ async fn alerts(
                     ]);
                 }
             }
-            emit(format, &report, &table)?;
+            emit(format, &wire::BacktestReport::from(&report), &table)?;
             if format == Format::Table {
                 for version in &report.versions {
                     outln!(
@@ -704,9 +714,17 @@ fn print_rules(rules: &[Rule], shape: Shape, format: Format) -> Result<()> {
         ]);
     }
     match (shape, rules) {
-        (Shape::One, [rule]) => emit(format, rule, &table),
-        _ => emit(format, &rules, &table),
+        (Shape::One, [rule]) => emit(format, &wire::Rule::from(rule), &table),
+        _ => {
+            let rules: Vec<wire::Rule> = rules.iter().map(Into::into).collect();
+            emit(format, &rules, &table)
+        }
     }
+}
+
+/// Alerts in their JSON form: the HTTP API's.
+fn wire_alerts(alerts: &[Alert]) -> Vec<wire::Alert> {
+    alerts.iter().map(Into::into).collect()
 }
 
 /// Alerts as table rows; `monitor` shows open alerts with it (see [`open_alerts`]).
@@ -843,8 +861,11 @@ fn print_silences(silences: &[Silence], shape: Shape, format: Format) -> Result<
         ]);
     }
     match (shape, silences) {
-        (Shape::One, [silence]) => emit(format, silence, &table),
-        _ => emit(format, &silences, &table),
+        (Shape::One, [silence]) => emit(format, &wire::Silence::from(silence), &table),
+        _ => {
+            let silences: Vec<wire::Silence> = silences.iter().map(Into::into).collect();
+            emit(format, &silences, &table)
+        }
     }
 }
 

@@ -17,7 +17,6 @@ use modelwatch_core::{Dataset, Metric, ModelName, SeriesKey, Version};
 use modelwatch_engine::analysis;
 use modelwatch_engine::Engine;
 use modelwatch_store::{MetricStore, SeriesFilter, SeriesInfo, Stores};
-use serde::Serialize;
 
 use crate::output::{count, emit, number, parse_hours, Format, Hours, Table};
 
@@ -345,12 +344,16 @@ pub async fn check(store: &dyn MetricStore, args: CheckArgs, format: Format) -> 
     } else {
         let mut table = Table::new(&DEGRADATION_HEADERS).optional(&DEGRADATION_OPTIONAL);
         table.push(degradation_row(&result));
-        emit(format, &result, &table)?;
+        emit(
+            format,
+            &modelwatch_http::wire::DegradationResult::from(&result),
+            &table,
+        )?;
     }
     Ok(check_exit_code(result.status))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 struct Monitor {
     history: PerformanceHistory,
     degradations: Vec<DegradationResult>,
@@ -424,7 +427,13 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
         open_alerts,
     };
     if format != Format::Table {
-        emit(format, &monitor, &table)?;
+        // The JSON of GET …/analysis.
+        let wire = modelwatch_http::wire::VersionAnalysis {
+            history: (&monitor.history).into(),
+            degradations: monitor.degradations.iter().map(Into::into).collect(),
+            open_alerts: monitor.open_alerts.iter().map(Into::into).collect(),
+        };
+        emit(format, &wire, &table)?;
         return Ok(ExitCode::SUCCESS);
     }
     let health_style = match monitor.history.overall_health {
@@ -560,7 +569,11 @@ pub async fn compare(
             p_value(result.p_value),
             verdict,
         ]);
-        emit(format, &result, &table)?;
+        emit(
+            format,
+            &modelwatch_http::wire::VersionComparison::from(&result),
+            &table,
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let style = match result.verdict {
