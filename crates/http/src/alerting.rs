@@ -1,7 +1,6 @@
 //! Rules, alerts, silences and the store-backed analyses (history, degradation,
 //! comparison) over HTTP: thin adapters from JSON and query strings to the
-//! [`modelwatch_engine::Engine`], answering with the [`wire`] types (the evaluation
-//! report still with the engine's serde form).
+//! [`modelwatch_engine::Engine`], answering with the [`wire`] types.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -21,7 +20,6 @@ use modelwatch_core::{
 use modelwatch_engine::analysis::{self, AnalysisError};
 use modelwatch_engine::{Engine, EngineError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -104,12 +102,6 @@ fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>
             .unwrap_or_else(|| "body".to_owned());
         ApiError::bad_request(field, message)
     })
-}
-
-fn to_json<T: Serialize>(value: &T) -> ApiResult<Json<Value>> {
-    serde_json::to_value(value)
-        .map(Json)
-        .map_err(|e| ApiError::Internal(format!("cannot serialise: {e}")))
 }
 
 /// Refuses channel names the server has no channel for, naming the configured ones. A
@@ -798,19 +790,19 @@ pub async fn version_analysis(
 /// HTTP). Alerts it creates or changes go to the event stream.
 #[utoipa::path(post, path = "/api/v1/models/{model}/versions/{version}/evaluate", tag = "rules",
     params(("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector"), ("version" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "v2.1")),
-    responses((status = 200, description = "The passes: alerts_created, alerts_updated, evaluations, past_breaches, conflicts, contended, backlog", body = Object),
+    responses((status = 200, description = "The passes, reported together", body = wire::EvaluationReport),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn evaluate(
     State(state): State<AppState>,
     Path((model, version)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<wire::EvaluationReport>> {
     let (model, version) = (parse_model(&model)?, parse_version(&version)?);
     let report = engine(&state)?
         .evaluate_until_counted(Some((&model, &version)), state.now())
         .await?;
     crate::evaluator::publish(&state, &report);
-    to_json(&report)
+    Ok(Json(wire::EvaluationReport::from(&report)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -929,7 +929,11 @@ async fn evaluate(
     let report = engine
         .evaluate_until_counted(scope.as_ref().map(|(m, v)| (m, v)), now)
         .await?;
-    emit(format, &report, &alerts_table(&report.alerts_created))?;
+    emit(
+        format,
+        &wire::EvaluationReport::from(&report),
+        &alerts_table(&report.alerts_created),
+    )?;
     if format == Format::Table {
         let counted: usize = report.evaluations.iter().map(|e| e.counted).sum();
         let pairs: std::collections::HashSet<_> = report

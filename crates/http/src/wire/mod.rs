@@ -16,6 +16,7 @@
 
 pub mod alerting;
 pub mod analysis;
+pub mod evaluation;
 
 pub use alerting::{
     Alert, AlertHistoryResponse, AlertStatus, AlertSummary, AlertTransition, ChangeDirection,
@@ -27,6 +28,10 @@ pub use analysis::{
     DegradationSeverity, DegradationStatus, DegradationsResponse, Direction, MetricHistory,
     OverallHealth, PerformanceHistory, Trend, Verdict, VersionAnalysis, VersionBacktest,
     VersionComparison,
+};
+pub use evaluation::{
+    ConditionKind, Decision, EvaluationReport, NotifyDecision, NotifyReason, PastBreachRecorded,
+    RuleEvaluation, TargetKey, Unjudgeable,
 };
 
 /// What a model, version, metric or dataset name may be: 1 to 128 of these characters
