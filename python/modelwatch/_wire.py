@@ -4,9 +4,10 @@ Every record wraps the dict the engine produced — in embedded mode the serde f
 core's types (``crates/python/src/convert.rs``), in remote mode the same types' JSON from
 ``modelwatch serve`` — so field names have one source, the core's serde attributes, and
 ``to_dict()`` returns exactly the JSON API's object. The annotations below declare those
-fields for type checkers; ``python/tests/test_wire.py`` checks them against what the
-engine sends, so a renamed or added field fails a test instead of drifting. This module
-is the one place that knows the wire shapes (issue 18's contract can replace it).
+fields for type checkers; ``python/tests/test_api.py`` checks them against what the
+engine sends and against the API's OpenAPI schemas (the wire types of
+``crates/http/src/wire``), so a renamed or added field fails a test instead of drifting.
+This module is the one place in the package that knows the wire shapes.
 
 Attribute values are typed: enums for closed vocabularies, ``datetime`` (UTC) for
 times, records for nested objects. ``from`` is ``from_``. The seed's names work too

@@ -3,10 +3,12 @@ batches from lists, NumPy and pandas, history to pandas, errors naming the field
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Set
 
 import numpy as np
 import pandas as pd
@@ -15,6 +17,8 @@ import pytest
 import modelwatch
 from modelwatch import MetricsCollector, MetricType
 from modelwatch._wire import Record
+
+from conftest import Server
 
 NOW_MS = (modelwatch._native.now_ms() // 1000) * 1000
 
@@ -76,6 +80,43 @@ def test_records_declare_exactly_the_fields_the_engine_sends(tmp_path: Path) -> 
             # A rule's condition carries one minimum shift and one false-alarm interval.
             "min_shift_percentage", "false_alarm_interval_hours",
         }, f"{kind.__name__} declares fields the engine never sends: {declared - names}"
+
+
+#: The OpenAPI schema (crates/http/src/wire) whose JSON each record wraps.
+OPENAPI_SCHEMAS: Dict[type[Record], str] = {
+    modelwatch.DegradationResult: "DegradationResult",
+    modelwatch.MetricHistory: "MetricHistory",
+    modelwatch.PerformanceHistory: "PerformanceHistory",
+    modelwatch.Rule: "Rule",
+    modelwatch.Alert: "Alert",
+    modelwatch.AlertSummary: "AlertSummary",
+}
+
+
+def schema_fields(document: Dict[str, Any], schema: Dict[str, Any]) -> Set[str]:
+    """Every property a schema can have: its own, its references' and its variants'."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return schema_fields(document, document["components"]["schemas"][name])
+    fields = set(schema.get("properties", {}))
+    for key in ("allOf", "oneOf", "anyOf"):
+        for member in schema.get(key, []):
+            fields |= schema_fields(document, member)
+    return fields
+
+
+def test_records_declare_exactly_the_fields_of_the_api_schemas(server: Server) -> None:
+    """The package reads the API's wire types: a field renamed, added or removed in the
+    OpenAPI document (crates/http/src/wire) fails here until _wire.py follows."""
+    with urllib.request.urlopen(server.url + "/api/openapi.json", timeout=10) as response:
+        document: Dict[str, Any] = json.load(response)
+    for kind, name in OPENAPI_SCHEMAS.items():
+        documented = schema_fields(document, document["components"]["schemas"][name])
+        declared = set(kind.field_names())
+        assert declared == documented, (
+            f"{kind.__name__}: declared but not in the API's {name}: {sorted(declared - documented)}; "
+            f"in the API's {name} but not declared: {sorted(documented - declared)}"
+        )
 
 
 def test_typed_attributes_and_seed_names() -> None:
