@@ -32,7 +32,8 @@
 //! change, and an oracle CUSUM knowing the mean and the noise); `MODELWATCH_CP_DAILY_ONLY`,
 //! `MODELWATCH_CP_EVENTS`, `MODELWATCH_CP_NAB`, `MODELWATCH_CP_MISSES` (each daily stream
 //! the detector misses, with its false alarms and state at the change, and each the oracle
-//! finds but it does not) and `MODELWATCH_CP_DEFAULT_DAYS` (the
+//! finds but it does not), `MODELWATCH_CP_FA_ROWS` (the daily row's false alarms by
+//! position, per 50 samples: count / per 1000 samples) and `MODELWATCH_CP_DEFAULT_DAYS` (the
 //! default interval in days, at least 1,000 samples) select and vary what it prints.
 //! With `MODELWATCH_CP_NAB`, `MODELWATCH_CP_NAB_SEASONAL=1` also scores two NAB ideas with
 //! the default rule: a daily seasonal reference (the rule on the series less a causal
@@ -764,6 +765,14 @@ fn cp_experiment((streams, seed): (usize, u64)) {
             "daily 1/1250",
             changepoints::settings(MinShift::Sd(1.0), 1250),
         ),
+        (
+            "daily 0.8/1000",
+            changepoints::settings(MinShift::Sd(0.8), 1000),
+        ),
+        (
+            "daily 0.7/1000",
+            changepoints::settings(MinShift::Sd(0.7), 1000),
+        ),
     ] {
         let m = changepoints::Method::Cusum(s, tuning);
         println!("{label}: {}", fmt(&tally_daily(&m, 400, seed)));
@@ -832,6 +841,29 @@ fn cp_experiment((streams, seed): (usize, u64)) {
             t.count(&alarms, points.len(), Some(change), 10);
         }
         println!("daily oracle k .75 ARL 1000: {}", fmt(&t));
+    }
+    if std::env::var_os("MODELWATCH_CP_FA_ROWS").is_some() {
+        let m = changepoints::Method::Cusum(changepoints::default_settings(), tuning);
+        let mut rng = synthetic::Rng::new(seed ^ 0xDA11);
+        let mut buckets = [0usize; 8];
+        let mut exposure = [0usize; 8];
+        for _ in 0..400 {
+            let (points, change) = changepoints::daily_series(&mut rng, 1.5);
+            for row in 0..change {
+                exposure[row / 50] += 1;
+            }
+            for a in changepoints::run(&m, &points, Sides::Down) {
+                if a.row < change {
+                    buckets[a.row / 50] += 1;
+                }
+            }
+        }
+        let text: Vec<String> = buckets
+            .iter()
+            .zip(exposure)
+            .map(|(b, e)| format!("{b}/{:.2}", 1000.0 * *b as f64 / e.max(1) as f64))
+            .collect();
+        println!("FA by 50 rows: {}", text.join(" "));
     }
     if std::env::var_os("MODELWATCH_CP_MISSES").is_some() {
         daily_misses(seed);
