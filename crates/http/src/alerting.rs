@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use modelwatch_core::alerting::{
     Alert, AlertFilter, AlertId, AlertStatus, LifecycleError, ListingPosition, RuleId, RulePatch,
-    RuleSpec, Severity, SilenceId, SilenceSpec,
+    RuleSpec, Severity, SilenceId,
 };
 use modelwatch_core::compare::CompareOptions;
 use modelwatch_core::detection::{significance_level, DetectionOptions, Seasonality, WindowSpec};
@@ -660,7 +660,7 @@ pub async fn list_silences(
 
 /// Adds a silence.
 #[utoipa::path(post, path = "/api/v1/silences", tag = "silences",
-    request_body(content = Object, description = "model, version?, metric?, starts_at?, ends_at or duration_minutes, created_by, comment",
+    request_body(content = wire::SilenceRequest, description = "model, version?, metric?, starts_at?, ends_at or duration_minutes, created_by, comment",
         example = json!({"model": "recommender", "metric": "latency", "duration_minutes": 60, "created_by": "api-fuzz", "comment": "load test"})),
     responses((status = 201, description = "The silence", body = wire::Silence), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -668,8 +668,10 @@ pub async fn create_silence(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<wire::Silence>)> {
-    let spec: SilenceSpec = json_body(body)?;
-    let silence = engine(&state)?.add_silence(spec, state.now()).await?;
+    let request: wire::SilenceRequest = json_body(body)?;
+    let silence = engine(&state)?
+        .add_silence(request.into(), state.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(wire::Silence::from(&silence))))
 }
 

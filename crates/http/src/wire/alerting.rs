@@ -3,7 +3,7 @@
 use modelwatch_core::alerting as domain;
 use modelwatch_core::detection::Seasonality as DomainSeasonality;
 use modelwatch_core::{Dataset, DatasetScope, Metric, ModelName, Timestamp, Version};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// How urgent an alert is (low < medium < high < critical).
@@ -647,6 +647,51 @@ impl From<&domain::Silence> for Silence {
     }
 }
 
+/// `POST /api/v1/silences`: a silence to add. `starts_at` defaults to now; give
+/// `ends_at` or `duration_minutes`. The seed's `model_name`, `model_version` and
+/// `metric_type` work too; any other field is refused.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceRequest {
+    #[serde(alias = "model_name")]
+    #[schema(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "recommender")]
+    pub model: String,
+    /// Only this version (absent or empty: every version).
+    #[serde(default, alias = "model_version")]
+    pub version: Option<String>,
+    /// Only this metric (absent or empty: every metric).
+    #[serde(default, alias = "metric_type")]
+    pub metric: Option<String>,
+    /// RFC 3339 or epoch milliseconds (default: now).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub starts_at: Option<Timestamp>,
+    /// RFC 3339 or epoch milliseconds; or give `duration_minutes`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ends_at: Option<Timestamp>,
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub duration_minutes: Option<i64>,
+    pub created_by: String,
+    pub comment: String,
+}
+
+impl From<SilenceRequest> for domain::SilenceSpec {
+    fn from(request: SilenceRequest) -> Self {
+        domain::SilenceSpec {
+            model: request.model,
+            version: request.version,
+            metric: request.metric,
+            starts_at: request.starts_at,
+            ends_at: request.ends_at,
+            duration_minutes: request.duration_minutes,
+            created_by: request.created_by,
+            comment: request.comment,
+        }
+    }
+}
+
 /// `GET /api/v1/silences`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -808,5 +853,26 @@ mod tests {
         let mut one_model = counts;
         one_model["model"] = json!("fraud");
         same_json::<domain::AlertSummary, AlertSummary>(one_model);
+    }
+
+    #[test]
+    fn a_silence_request_reads_as_the_core_spec_does() {
+        for body in [
+            json!({"model": "fraud", "duration_minutes": 60, "created_by": "ann", "comment": "c"}),
+            json!({"model_name": "fraud", "model_version": "v1", "metric_type": "latency",
+                "starts_at": 1714564800000_i64, "ends_at": "2024-05-01T13:00:00Z",
+                "created_by": "ann", "comment": "c"}),
+        ] {
+            let request: SilenceRequest = serde_json::from_value(body.clone()).unwrap();
+            let spec: domain::SilenceSpec = serde_json::from_value(body).unwrap();
+            assert_eq!(domain::SilenceSpec::from(request), spec);
+        }
+        for refused in [
+            json!({"model": "fraud", "created_by": "ann", "comment": "c", "until": 5}),
+            json!({"model": "fraud", "comment": "c"}),
+        ] {
+            assert!(serde_json::from_value::<SilenceRequest>(refused.clone()).is_err());
+            assert!(serde_json::from_value::<domain::SilenceSpec>(refused).is_err());
+        }
     }
 }

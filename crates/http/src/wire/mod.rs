@@ -21,7 +21,7 @@ pub mod evaluation;
 pub use alerting::{
     Alert, AlertHistoryResponse, AlertStatus, AlertSummary, AlertTransition, ChangeDirection,
     ComparisonMode, ComparisonOperator, HoldReason, Rule, RuleCondition, RulesResponse,
-    Seasonality, Severity, SignificanceTest, Silence, SilencesResponse, Trigger,
+    Seasonality, Severity, SignificanceTest, Silence, SilenceRequest, SilencesResponse, Trigger,
 };
 pub use analysis::{
     BacktestEvent, BacktestEventKind, BacktestReport, ConfidenceInterval, DegradationResult,
