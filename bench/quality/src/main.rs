@@ -33,7 +33,11 @@
 //! `MODELWATCH_CP_EVENTS`, `MODELWATCH_CP_NAB`, `MODELWATCH_CP_MISSES` (each daily stream
 //! the detector misses, with its false alarms and state at the change, and each the oracle
 //! finds but it does not), `MODELWATCH_CP_FA_ROWS` (the daily row's false alarms by
-//! position, per 50 samples: count / per 1000 samples) and `MODELWATCH_CP_DEFAULT_DAYS` (the
+//! position, per 50 samples: count / per 1000 samples), `MODELWATCH_CP_LONG` (false alarms
+//! of the default on 3,000 days of the daily noise, overall and after the first 1,000: the
+//! budget over a long horizon, which the daily row's 250–350 samples before the change do
+//! not show), `MODELWATCH_CP_KNOWN_START` (the daily row with the level and noise set to
+//! the truth after learning) and `MODELWATCH_CP_DEFAULT_DAYS` (the
 //! default interval in days, at least 1,000 samples) select and vary what it prints.
 //! With `MODELWATCH_CP_NAB`, `MODELWATCH_CP_NAB_SEASONAL=1` also scores two NAB ideas with
 //! the default rule: a daily seasonal reference (the rule on the series less a causal
@@ -864,6 +868,56 @@ fn cp_experiment((streams, seed): (usize, u64)) {
             .map(|(b, e)| format!("{b}/{:.2}", 1000.0 * *b as f64 / e.max(1) as f64))
             .collect();
         println!("FA by 50 rows: {}", text.join(" "));
+    }
+    if std::env::var_os("MODELWATCH_CP_LONG").is_some() {
+        let m = changepoints::Method::Cusum(changepoints::default_settings(), tuning);
+        let mut rng = synthetic::Rng::new(seed ^ 0x10A6);
+        let mut t = changepoints::Tally::default();
+        let mut late = (0usize, 0usize);
+        for _ in 0..200 {
+            let values: Vec<f64> = (0..3000).map(|_| 0.9 + 0.018 * rng.normal()).collect();
+            let points = changepoints::as_points(&values, 86_400_000);
+            let alarms = changepoints::run(&m, &points, Sides::Down);
+            late.0 += alarms.iter().filter(|a| a.row >= 1000).count();
+            late.1 += 2000;
+            t.count(&alarms, points.len(), None, 0);
+        }
+        println!(
+            "daily long (3000 rows, no change): {} ; after row 1000: {:.3} per 1000",
+            fmt(&t),
+            1000.0 * late.0 as f64 / late.1 as f64
+        );
+    }
+    if std::env::var_os("MODELWATCH_CP_KNOWN_START").is_some() {
+        use modelwatch_core::detection::changepoint::ChangePointState;
+        let settings = modelwatch_core::detection::changepoint::ChangePointSettings {
+            sides: Sides::Down,
+            ..changepoints::default_settings()
+        };
+        let mut rng = synthetic::Rng::new(seed ^ 0xDA11);
+        let mut t = changepoints::Tally::default();
+        for _ in 0..400 {
+            let (points, change) = changepoints::daily_series(&mut rng, 1.5);
+            let mut state = ChangePointState::default();
+            let mut alarms = Vec::new();
+            for (row, p) in points.iter().enumerate() {
+                // Learnt: the true level and noise, as if from a long history.
+                if row == 30 {
+                    state.level = 0.9;
+                    state.slow_level = Some(0.9);
+                    state.scale = 0.018;
+                    state.spread = 0.018 * 0.795_640_4 * (1.0f64 + 1.0 / 59.0).sqrt();
+                    state.samples = 100_000;
+                }
+                if let Some(c) = state.observe(&settings, &tuning, p.timestamp, p.value) {
+                    if !c.upward {
+                        alarms.push(changepoints::Alarm { row, onset: row });
+                    }
+                }
+            }
+            t.count(&alarms, points.len(), Some(change), 10);
+        }
+        println!("daily known start: {}", fmt(&t));
     }
     if std::env::var_os("MODELWATCH_CP_MISSES").is_some() {
         daily_misses(seed);
