@@ -165,7 +165,7 @@ pub async fn list_rules(
 /// Creates a rule (the seed's rule JSON). A `notify_channels` name the server has no
 /// channel for is refused (its notifications would stay pending forever).
 #[utoipa::path(post, path = "/api/v1/rules", tag = "rules",
-    request_body(content = Object, description = "A rule, as these fields: name (or rule_name), model (or model_name), version (or model_version; absent: every version), metric (or metric_type), dataset (a dataset's name, default (the default dataset, also when absent), or * for each dataset separately, each with its own state and alerts), severity (low, medium, high, critical), enabled, cooldown_minutes, notify_channels (configured channel names), for_evaluations, clear_after_evaluations, auto_resolve; a threshold rule adds threshold_value and comparison_operator (lt, lte, gt, gte, eq), optionally tolerance and clear_threshold; a degradation rule adds max_degradation_percentage, optionally baseline_window_hours, clear_percentage, comparison (auto, latest or window), comparison_hours, seasonal (daily or weekly) and alpha; a change-point rule adds condition_type (change-point), optionally change_direction (worse or both), min_shift_sd or min_shift_percentage, and false_alarm_interval_samples or false_alarm_interval_hours (for_evaluations is 1); a no-data rule adds condition_type (no-data) with no_data_minutes (the longest silence), no_data_intervals (a multiple of the series' usual interval, the median gap of its recent samples, never under a minute) or both (the silence must exceed both); for_evaluations is 1 and it resolves itself at the first sample back unless auto_resolve is false. Any other field is refused.", example = json!({"name": "fuzz latency", "model": "fraud_detector", "version": "v2.1", "metric": "latency", "threshold_value": 100.0, "comparison_operator": "gt", "severity": "low"})),
+    request_body(content = wire::RuleRequest, description = "A rule, as these fields: name (or rule_name), model (or model_name), version (or model_version; absent: every version), metric (or metric_type), dataset (a dataset's name, default (the default dataset, also when absent), or * for each dataset separately, each with its own state and alerts), severity (low, medium, high, critical), enabled, cooldown_minutes, notify_channels (configured channel names), for_evaluations, clear_after_evaluations, auto_resolve; a threshold rule adds threshold_value and comparison_operator (lt, lte, gt, gte, eq), optionally tolerance and clear_threshold; a degradation rule adds max_degradation_percentage, optionally baseline_window_hours, clear_percentage, comparison (auto, latest or window), comparison_hours, seasonal (daily or weekly) and alpha; a change-point rule adds condition_type (change-point), optionally change_direction (worse or both), min_shift_sd or min_shift_percentage, and false_alarm_interval_samples or false_alarm_interval_hours (for_evaluations is 1); a no-data rule adds condition_type (no-data) with no_data_minutes (the longest silence), no_data_intervals (a multiple of the series' usual interval, the median gap of its recent samples, never under a minute) or both (the silence must exceed both); for_evaluations is 1 and it resolves itself at the first sample back unless auto_resolve is false. Any other field is refused.", example = json!({"name": "fuzz latency", "model": "fraud_detector", "version": "v2.1", "metric": "latency", "threshold_value": 100.0, "comparison_operator": "gt", "severity": "low"})),
     responses((status = 201, description = "The rule", body = wire::Rule),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -173,7 +173,7 @@ pub async fn create_rule(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<wire::Rule>)> {
-    let spec: RuleSpec = json_body(body)?;
+    let spec = RuleSpec::from(json_body::<wire::RuleRequest>(body)?);
     check_channels(&state, spec.notify_channels.as_deref().unwrap_or_default())?;
     let rule = engine(&state)?.create_rule(spec, state.now()).await?;
     Ok((StatusCode::CREATED, Json(wire::Rule::from(&rule))))
@@ -263,7 +263,7 @@ pub async fn backtest_rule(
 /// Replays a rule that is not saved, so its effect can be seen before saving it (the
 /// dashboard's rule preview). Nothing is stored; the report's rule has a placeholder id.
 #[utoipa::path(post, path = "/api/v1/rules/backtest", tag = "rules", params(BacktestQuery),
-    request_body(content = Object, description = "A rule, as for POST /api/v1/rules", example = json!({"name": "fuzz latency", "model": "fraud_detector", "version": "v2.1", "metric": "latency", "threshold_value": 100.0, "comparison_operator": "gt", "severity": "low"})),
+    request_body(content = wire::RuleRequest, description = "A rule, as for POST /api/v1/rules", example = json!({"name": "fuzz latency", "model": "fraud_detector", "version": "v2.1", "metric": "latency", "threshold_value": 100.0, "comparison_operator": "gt", "severity": "low"})),
     responses((status = 200, description = "The backtest report", body = wire::BacktestReport), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
@@ -273,7 +273,7 @@ pub async fn backtest_unsaved_rule(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<wire::BacktestReport>> {
     let Query(query) = query?;
-    let mut spec: RuleSpec = json_body(body)?;
+    let mut spec = RuleSpec::from(json_body::<wire::RuleRequest>(body)?);
     if let Some(dataset) = query.dataset.clone() {
         spec.dataset = Some(dataset);
     }

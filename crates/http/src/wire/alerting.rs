@@ -278,6 +278,131 @@ impl From<&domain::Rule> for Rule {
     }
 }
 
+/// `POST /api/v1/rules` and `POST /api/v1/rules/backtest`: a rule to create (or replay),
+/// in the seed's flat shape: a threshold rule gives `threshold_value` and
+/// `comparison_operator`, a degradation rule `max_degradation_percentage`, a change-point
+/// or no-data rule its `condition_type`. Any other field is refused.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleRequest {
+    /// The rule's name.
+    #[serde(alias = "rule_name")]
+    pub name: String,
+    /// The model watched (the seed's `model_name` works too).
+    #[serde(alias = "model_name")]
+    #[schema(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
+    pub model: String,
+    /// One version (the seed's `model_version` works too); absent: every version, each on its own.
+    #[serde(default, alias = "model_version")]
+    pub version: Option<String>,
+    /// The metric watched (the seed's `metric_type` works too).
+    #[serde(alias = "metric_type")]
+    #[schema(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
+    pub metric: String,
+    /// A dataset's name, `default` (the default, also when absent), or `*` for each dataset separately, each with its own state and alerts.
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// `low`, `medium` (default), `high` or `critical`.
+    #[serde(default)]
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub cooldown_minutes: Option<i64>,
+    /// Configured channel names.
+    #[serde(default)]
+    pub notify_channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub threshold_value: Option<f64>,
+    /// A threshold rule: `lt`, `lte`, `gt`, `gte` or `eq`.
+    #[serde(default)]
+    pub comparison_operator: Option<String>,
+    #[serde(default)]
+    pub tolerance: Option<f64>,
+    #[serde(default)]
+    pub clear_threshold: Option<f64>,
+    #[serde(default)]
+    pub max_degradation_percentage: Option<f64>,
+    #[serde(default)]
+    pub baseline_window_hours: Option<i64>,
+    #[serde(default)]
+    pub clear_percentage: Option<f64>,
+    /// A degradation rule: `auto` (default), `latest` or `window` (with `comparison_hours`).
+    #[serde(default)]
+    pub comparison: Option<String>,
+    #[serde(default)]
+    pub comparison_hours: Option<i64>,
+    /// A degradation rule: `daily` or `weekly`.
+    #[serde(default)]
+    pub seasonal: Option<String>,
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    /// `threshold`, `degradation`, `change_point` (or `change-point`) or `no_data` (or `no-data`); optional where the fields given say which.
+    #[serde(default)]
+    pub condition_type: Option<String>,
+    /// A change-point rule: `worse` (default) or `both`.
+    #[serde(default)]
+    pub change_direction: Option<String>,
+    #[serde(default)]
+    pub min_shift_percentage: Option<f64>,
+    #[serde(default)]
+    pub min_shift_sd: Option<f64>,
+    #[serde(default)]
+    pub false_alarm_interval_samples: Option<i64>,
+    #[serde(default)]
+    pub false_alarm_interval_hours: Option<f64>,
+    /// A no-data rule: the longest silence, in minutes.
+    #[serde(default)]
+    pub no_data_minutes: Option<f64>,
+    /// A no-data rule: the longest silence, in multiples of the series' usual interval.
+    #[serde(default)]
+    pub no_data_intervals: Option<f64>,
+    #[serde(default)]
+    pub for_evaluations: Option<i64>,
+    #[serde(default)]
+    pub clear_after_evaluations: Option<i64>,
+    #[serde(default)]
+    pub auto_resolve: Option<bool>,
+}
+
+impl From<RuleRequest> for domain::RuleSpec {
+    fn from(request: RuleRequest) -> Self {
+        domain::RuleSpec {
+            name: request.name,
+            model: request.model,
+            version: request.version,
+            metric: request.metric,
+            dataset: request.dataset,
+            severity: request.severity,
+            enabled: request.enabled,
+            cooldown_minutes: request.cooldown_minutes,
+            notify_channels: request.notify_channels,
+            threshold_value: request.threshold_value,
+            comparison_operator: request.comparison_operator,
+            tolerance: request.tolerance,
+            clear_threshold: request.clear_threshold,
+            max_degradation_percentage: request.max_degradation_percentage,
+            baseline_window_hours: request.baseline_window_hours,
+            clear_percentage: request.clear_percentage,
+            comparison: request.comparison,
+            comparison_hours: request.comparison_hours,
+            seasonal: request.seasonal,
+            alpha: request.alpha,
+            condition_type: request.condition_type,
+            change_direction: request.change_direction,
+            min_shift_percentage: request.min_shift_percentage,
+            min_shift_sd: request.min_shift_sd,
+            false_alarm_interval_samples: request.false_alarm_interval_samples,
+            false_alarm_interval_hours: request.false_alarm_interval_hours,
+            no_data_minutes: request.no_data_minutes,
+            no_data_intervals: request.no_data_intervals,
+            for_evaluations: request.for_evaluations,
+            clear_after_evaluations: request.clear_after_evaluations,
+            auto_resolve: request.auto_resolve,
+        }
+    }
+}
+
 /// `GET /api/v1/rules`: the rules, by id.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -873,6 +998,35 @@ mod tests {
         ] {
             assert!(serde_json::from_value::<SilenceRequest>(refused.clone()).is_err());
             assert!(serde_json::from_value::<domain::SilenceSpec>(refused).is_err());
+        }
+    }
+
+    #[test]
+    fn a_rule_request_reads_as_the_core_spec_does() {
+        // Every field of the spec, so a field added to it but not here fails.
+        let every_field = serde_json::to_value(domain::RuleSpec::default()).unwrap();
+        let request: RuleRequest = serde_json::from_value(every_field).unwrap();
+        assert_eq!(domain::RuleSpec::from(request), domain::RuleSpec::default());
+        for body in [
+            json!({"name": "latency", "model": "fraud", "version": "v1", "metric": "latency",
+                "threshold_value": 100.0, "comparison_operator": "gt", "severity": "low",
+                "notify_channels": ["ops"], "cooldown_minutes": 5, "dataset": "*"}),
+            json!({"rule_name": "drop", "model_name": "fraud", "model_version": "v2",
+                "metric_type": "accuracy", "max_degradation_percentage": 5,
+                "comparison": "window", "comparison_hours": 2, "seasonal": "daily"}),
+            json!({"name": "silent", "model": "fraud", "metric": "accuracy",
+                "condition_type": "no-data", "no_data_minutes": 30.0}),
+        ] {
+            let request: RuleRequest = serde_json::from_value(body.clone()).unwrap();
+            let spec: domain::RuleSpec = serde_json::from_value(body).unwrap();
+            assert_eq!(domain::RuleSpec::from(request), spec);
+        }
+        for refused in [
+            json!({"name": "n", "model": "m", "metric": "accuracy", "threshold_operator": "gt"}),
+            json!({"name": "n", "metric": "accuracy"}),
+        ] {
+            assert!(serde_json::from_value::<RuleRequest>(refused.clone()).is_err());
+            assert!(serde_json::from_value::<domain::RuleSpec>(refused).is_err());
         }
     }
 }

@@ -20,8 +20,9 @@ pub mod evaluation;
 
 pub use alerting::{
     Alert, AlertHistoryResponse, AlertStatus, AlertSummary, AlertTransition, ChangeDirection,
-    ComparisonMode, ComparisonOperator, HoldReason, Rule, RuleCondition, RulesResponse,
-    Seasonality, Severity, SignificanceTest, Silence, SilenceRequest, SilencesResponse, Trigger,
+    ComparisonMode, ComparisonOperator, HoldReason, Rule, RuleCondition, RuleRequest,
+    RulesResponse, Seasonality, Severity, SignificanceTest, Silence, SilenceRequest,
+    SilencesResponse, Trigger,
 };
 pub use analysis::{
     BacktestEvent, BacktestEventKind, BacktestReport, ConfidenceInterval, DegradationResult,
