@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sample::Point;
+use crate::sample::{Dataset, Point};
 use crate::time::{TimeRange, Timestamp};
 
 /// Descriptive statistics of the values in a window.
@@ -143,17 +143,22 @@ impl Downsampler {
 
     /// The next point, in time order.
     pub fn push(&mut self, point: &Point) {
-        if !self.range.contains(point.timestamp) {
+        self.push_value(point.timestamp, point.value);
+    }
+
+    /// The next point's time and value, in time order.
+    pub fn push_value(&mut self, timestamp: Timestamp, value: f64) {
+        if !self.range.contains(timestamp) {
             return;
         }
-        let index = point.timestamp.millis_since(self.start) / self.width;
+        let index = timestamp.millis_since(self.start) / self.width;
         match self.buckets.last_mut() {
             Some(bucket) if index == self.current_index => {
                 bucket.count += 1;
-                bucket.mean += (point.value - bucket.mean) / bucket.count as f64;
-                bucket.min = bucket.min.min(point.value);
-                bucket.max = bucket.max.max(point.value);
-                bucket.last = point.value;
+                bucket.mean += (value - bucket.mean) / bucket.count as f64;
+                bucket.min = bucket.min.min(value);
+                bucket.max = bucket.max.max(value);
+                bucket.last = value;
             }
             _ => {
                 self.current_index = index;
@@ -163,11 +168,11 @@ impl Downsampler {
                 self.buckets.push(Bucket {
                     start: bucket_start,
                     count: 1,
-                    mean: point.value,
-                    min: point.value,
-                    max: point.value,
-                    first: point.value,
-                    last: point.value,
+                    mean: value,
+                    min: value,
+                    max: value,
+                    first: value,
+                    last: value,
                 });
             }
         }
@@ -175,6 +180,78 @@ impl Downsampler {
 
     pub fn finish(self) -> Vec<Bucket> {
         self.buckets
+    }
+}
+
+/// A series read for a chart a point at a time: every point while there are at most
+/// `max_points`, their buckets (as [`downsample`] makes them) once there are more. It
+/// holds at most `max_points` points and as many buckets however many it is fed, so a
+/// store can decode a long range straight into it (issue 15).
+#[derive(Debug, Clone)]
+pub struct Chart {
+    range: TimeRange,
+    last: Timestamp,
+    max_points: usize,
+    count: usize,
+    points: Vec<Point>,
+    buckets: Option<Downsampler>,
+}
+
+/// What a [`Chart`] shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Charted {
+    /// Every point: there were at most `max_points`.
+    Points(Vec<Point>),
+    /// Their buckets: there were more.
+    Buckets(Vec<Bucket>),
+}
+
+impl Chart {
+    /// A chart of the points in `range`, the last of which is at `last` (it fixes the
+    /// buckets' width, with the first point fed).
+    pub fn new(range: TimeRange, last: Timestamp, max_points: usize) -> Chart {
+        Chart {
+            range,
+            last,
+            max_points: max_points.max(1),
+            count: 0,
+            points: Vec::new(),
+            buckets: None,
+        }
+    }
+
+    /// The next point, in time order; points outside the range are left out.
+    pub fn push(&mut self, timestamp: Timestamp, value: f64, dataset: Option<&Dataset>) {
+        if !self.range.contains(timestamp) {
+            return;
+        }
+        self.count += 1;
+        let (range, last, max_points) = (self.range, self.last, self.max_points);
+        self.buckets
+            .get_or_insert_with(|| Downsampler::new(range, timestamp, last, max_points))
+            .push_value(timestamp, value);
+        if self.count <= self.max_points {
+            self.points.push(Point {
+                timestamp,
+                value,
+                dataset: dataset.cloned(),
+            });
+        } else if self.count == self.max_points + 1 {
+            self.points = Vec::new();
+        }
+    }
+
+    /// How many points were fed (in the range).
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    pub fn finish(self) -> Charted {
+        if self.count <= self.max_points {
+            Charted::Points(self.points)
+        } else {
+            Charted::Buckets(self.buckets.map(Downsampler::finish).unwrap_or_default())
+        }
     }
 }
 
@@ -240,6 +317,35 @@ mod tests {
         let s = Summary::of_points(&points(&[(1, 0.5)])).unwrap();
         assert_eq!((s.std, s.p99, s.mean), (0.0, 0.5, 0.5));
         assert!(Summary::of_points(&[]).is_none());
+    }
+
+    #[test]
+    fn a_chart_keeps_the_points_up_to_max_points_and_then_gives_downsample_s_buckets() {
+        let data: Vec<(i64, f64)> = (0..5_000).map(|i| (i * 1_000, (i % 97) as f64)).collect();
+        let all = points(&data);
+        let range = TimeRange::new(
+            Timestamp::from_millis(10_000).unwrap(),
+            Timestamp::from_millis(4_000_000).unwrap(),
+        );
+        let inside: Vec<Point> = all
+            .iter()
+            .filter(|p| range.contains(p.timestamp))
+            .cloned()
+            .collect();
+        let last = inside.last().unwrap().timestamp;
+        for max_points in [1, 100, inside.len() - 1, inside.len(), 10_000] {
+            let mut chart = Chart::new(range, last, max_points);
+            for point in &all {
+                chart.push(point.timestamp, point.value, point.dataset.as_ref());
+            }
+            assert_eq!(chart.count(), inside.len());
+            let expected = if inside.len() <= max_points {
+                Charted::Points(inside.clone())
+            } else {
+                Charted::Buckets(downsample(&inside, range, max_points))
+            };
+            assert_eq!(chart.finish(), expected, "max_points {max_points}");
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! once, up to `queued` more wait for a turn (bounded by the request time-out, which
 //! answers 503), and anything beyond is answered 429 with `Retry-After` at once. A
 //! waiting request holds no memory; a running one reads a page at a time
-//! (`modelwatch_store::Pages`), so what the server holds is bounded by `concurrent`.
+//! (`modelwatch_store::Pages`, or `MetricStore::chart` for a chart, which keeps only its
+//! buckets), so what the server holds is bounded by `concurrent`.
 //! A request dropped while it waits or runs — its client gone, its time-out passed —
 //! gives its turn back and stops at its next page.
 

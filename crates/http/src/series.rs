@@ -6,7 +6,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use modelwatch_core::alerting::no_data;
-use modelwatch_core::stats::Downsampler;
+use modelwatch_core::stats::{Chart, Charted};
 use modelwatch_core::{
     Bucket, Dataset, Metric, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp,
     ValidationError, Version,
@@ -514,54 +514,28 @@ pub struct SeriesResponse {
     pub buckets: Vec<BucketOut>,
 }
 
-/// A series over a range, read a page at a time: every point while there are at most
-/// `max_points`, their buckets otherwise (as `stats::downsample` makes them).
-struct Downsampled {
-    count: usize,
-    points: Vec<Point>,
-    buckets: Vec<Bucket>,
-}
-
-/// Reads `key` over `range` holding at most `max_points` points and as many buckets,
-/// plus one page: however long the range, a request holds little (issue 15).
-/// `latest` is the series' newest time, which usually bounds the buckets' span.
-async fn read_downsampled(
+/// Reads `key` over `range` into a chart of at most `max_points` points, or as many
+/// buckets: however long the range, a request holds little (issue 15). `latest` is the
+/// series' newest time, which usually bounds the buckets' span.
+async fn read_chart(
     store: &dyn MetricStore,
     key: &SeriesKey,
     range: TimeRange,
     latest: Timestamp,
     max_points: usize,
-) -> ApiResult<Downsampled> {
-    let mut read = Downsampled {
-        count: 0,
-        points: Vec::new(),
-        buckets: Vec::new(),
-    };
+) -> ApiResult<(usize, Charted)> {
     let last = if latest < range.end {
         (latest >= range.start).then_some(latest)
     } else {
         last_time_in(store, key, range).await?
     };
     let Some(last) = last else {
-        return Ok(read);
+        return Ok((0, Charted::Points(Vec::new())));
     };
-    let mut pages = Pages::new(store, key, range);
-    let mut buckets: Option<Downsampler> = None;
-    while let Some(page) = pages.next_page().await? {
-        for point in page {
-            read.count += 1;
-            buckets
-                .get_or_insert_with(|| Downsampler::new(range, point.timestamp, last, max_points))
-                .push(&point);
-            if read.count <= max_points {
-                read.points.push(point);
-            } else if read.count == max_points + 1 {
-                read.points = Vec::new();
-            }
-        }
-    }
-    read.buckets = buckets.map(Downsampler::finish).unwrap_or_default();
-    Ok(read)
+    let chart = store
+        .chart(key, range, Chart::new(range, last, max_points))
+        .await?;
+    Ok((chart.count(), chart.finish()))
 }
 
 /// The time of the last point in `range`, looking back from its end over windows that
@@ -650,19 +624,14 @@ pub async fn series_points(
     };
     let range = TimeRange::new(from, to.unwrap_or(Timestamp::MAX));
     let direction = store.definition(&key.metric).await?.direction;
-    let read = read_downsampled(store, &key, range, latest.timestamp, max_points).await?;
-    let count = read.count;
-    let downsampled = count > max_points;
-    let (points, buckets) = if downsampled {
-        (
+    let (count, charted) = read_chart(store, &key, range, latest.timestamp, max_points).await?;
+    let downsampled = matches!(charted, Charted::Buckets(_));
+    let (points, buckets) = match charted {
+        Charted::Points(points) => (points.into_iter().map(PointOut::from).collect(), Vec::new()),
+        Charted::Buckets(buckets) => (
             Vec::new(),
-            read.buckets.into_iter().map(BucketOut::from).collect(),
-        )
-    } else {
-        (
-            read.points.into_iter().map(PointOut::from).collect(),
-            Vec::new(),
-        )
+            buckets.into_iter().map(BucketOut::from).collect(),
+        ),
     };
     Ok(Json(SeriesResponse {
         model: key.model.to_string(),
@@ -731,50 +700,69 @@ mod tests {
 
     /// Read a page at a time, a series gives exactly what one read and `downsample` give:
     /// over several pages, with `to` inside the data (found by looking back), beyond it,
-    /// and `from` before the first point.
+    /// and `from` before the first point; in memory and in SQLite, whose chunks are
+    /// decoded straight into the chart, also once late samples overlap earlier ones.
     #[tokio::test]
     async fn paged_downsampling_matches_the_whole_read() {
-        use modelwatch_store::{MemoryStore, MetricStore};
-        let store = MemoryStore::new();
+        use modelwatch_store::{MemoryStore, SqliteStore};
+        let dir = tempfile::tempdir().expect("dir");
+        let sqlite = SqliteStore::open(dir.path().join("m.db"))
+            .await
+            .expect("open");
         let key = SeriesKey::parse("m", "v1", "latency").expect("key");
+        let sample = |ms: i64, value: f64| Sample {
+            model: key.model.clone(),
+            version: key.version.clone(),
+            metric: key.metric.clone(),
+            value,
+            timestamp: Timestamp::from_millis(ms).expect("time"),
+            dataset: None,
+        };
         // 150,000 points a second apart, then a gap of a day, then 5,000 more.
         let samples: Vec<Sample> = (0..155_000i64)
             .map(|i| {
                 let ms = 1_000_000 + i * 1000 + if i >= 150_000 { 86_400_000 } else { 0 };
-                Sample {
-                    model: key.model.clone(),
-                    version: key.version.clone(),
-                    metric: key.metric.clone(),
-                    value: (i % 977) as f64,
-                    timestamp: Timestamp::from_millis(ms).expect("time"),
-                    dataset: None,
-                }
+                sample(ms, (i % 977) as f64)
             })
             .collect();
-        store.append(samples).await.expect("append");
-        let latest = store.latest(&key).await.expect("latest").expect("some");
+        // Then late ones, between and over earlier points.
+        let late: Vec<Sample> = (0..50i64)
+            .map(|i| sample(1_000_500 + i * 2_000_000, 5_000.0 + i as f64))
+            .chain((0..50i64).map(|i| sample(2_000_000 + i * 1_000_000, 0.5)))
+            .collect();
         let at = |ms| Timestamp::from_millis(ms).expect("time");
-        for (range, max_points) in [
-            (TimeRange::all(), 1000),
-            (TimeRange::new(at(0), at(120_000_000)), 500),
-            (TimeRange::new(at(50_000_000), at(160_000_000)), 999),
-            (TimeRange::new(at(2_000_000), at(2_050_000)), 1000),
-            (TimeRange::new(at(1), at(2)), 10),
-        ] {
-            let read = read_downsampled(&store, &key, range, latest.timestamp, max_points)
-                .await
-                .expect("read");
-            let whole = store.range(&key, range).await.expect("range");
-            assert_eq!(read.count, whole.len(), "{range:?}");
-            if whole.len() > max_points {
-                assert!(read.points.is_empty());
-                assert_eq!(
-                    read.buckets,
-                    modelwatch_core::stats::downsample(&whole, range, max_points),
-                    "{range:?}"
-                );
-            } else {
-                assert_eq!(read.points, whole, "{range:?}");
+        let memory = MemoryStore::new();
+        let stores: [(&str, &dyn MetricStore); 2] = [("memory", &memory), ("sqlite", &sqlite)];
+        for (phase, extra) in [("in order", samples), ("with late samples", late)] {
+            for (name, store) in stores {
+                // In batches, so SQLite has both chunks (several pages of them) and a head.
+                for batch in extra.chunks(5_000) {
+                    store.append(batch.to_vec()).await.expect("append");
+                }
+                let latest = store.latest(&key).await.expect("latest").expect("some");
+                for (range, max_points) in [
+                    (TimeRange::all(), 1000),
+                    (TimeRange::new(at(0), at(120_000_000)), 500),
+                    (TimeRange::new(at(50_000_000), at(160_000_000)), 999),
+                    (TimeRange::new(at(2_000_000), at(2_050_000)), 1000),
+                    (TimeRange::new(at(1), at(2)), 10),
+                ] {
+                    let (count, charted) =
+                        read_chart(store, &key, range, latest.timestamp, max_points)
+                            .await
+                            .expect("read");
+                    let whole = store.range(&key, range).await.expect("range");
+                    let context = format!("{name}, {phase}, {range:?}");
+                    assert_eq!(count, whole.len(), "{context}");
+                    let expected = if whole.len() > max_points {
+                        Charted::Buckets(modelwatch_core::stats::downsample(
+                            &whole, range, max_points,
+                        ))
+                    } else {
+                        Charted::Points(whole)
+                    };
+                    assert_eq!(charted, expected, "{context}");
+                }
             }
         }
     }

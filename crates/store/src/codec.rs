@@ -178,6 +178,18 @@ pub fn encode(columns: &Columns) -> Vec<u8> {
 
 /// Decodes a chunk, appending to `into`.
 pub fn decode_into(bytes: &[u8], into: &mut Columns) -> Result<(), StoreError> {
+    let n = point_count(bytes)?;
+    into.timestamps.reserve(n);
+    into.values.reserve(n);
+    into.datasets.reserve(n);
+    for_each_point(bytes, |timestamp, value, dataset| {
+        into.push(timestamp, value, dataset);
+        Ok(())
+    })
+}
+
+/// How many points a chunk holds.
+fn point_count(bytes: &[u8]) -> Result<usize, StoreError> {
     let mut reader = Reader { bytes, at: 0 };
     if reader.byte()? != VERSION {
         return Err(corrupt("unknown chunk version"));
@@ -186,54 +198,88 @@ pub fn decode_into(bytes: &[u8], into: &mut Columns) -> Result<(), StoreError> {
     if n > bytes.len() * 8 {
         return Err(corrupt("chunk length exceeds its size"));
     }
-    into.timestamps.reserve(n);
-    into.values.reserve(n);
-    into.datasets.reserve(n);
-    let mut previous = 0i64;
-    let mut delta = 0i64;
+    Ok(n)
+}
+
+/// Decodes a chunk a point at a time, holding none of it: `visit` gets each point's
+/// timestamp, value and dataset id, in order, and may stop the decoding with an error.
+/// The three blocks (times, values, dataset runs) are read side by side, so the value
+/// and run blocks are first found by skipping over the blocks before them.
+pub fn for_each_point(
+    bytes: &[u8],
+    mut visit: impl FnMut(i64, f64, u32) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let n = point_count(bytes)?;
+    let mut header = Reader { bytes, at: 1 };
+    header.uvarint()?;
+    let mut times = Reader {
+        bytes,
+        at: header.at,
+    };
+    let mut skip = Reader {
+        bytes,
+        at: header.at,
+    };
+    for _ in 0..n {
+        skip.uvarint()?;
+    }
+    let scale = match skip.byte()? {
+        VALUES_DECIMAL => Some(
+            *POW10
+                .get(usize::from(skip.byte()?))
+                .ok_or_else(|| corrupt("decimal exponent"))?,
+        ),
+        VALUES_RAW => None,
+        _ => return Err(corrupt("unknown value encoding")),
+    };
+    let mut values = Reader { bytes, at: skip.at };
+    match scale {
+        Some(_) => {
+            for _ in 0..n {
+                skip.uvarint()?;
+            }
+        }
+        None => {
+            skip.at = n
+                .checked_mul(8)
+                .and_then(|len| skip.at.checked_add(len))
+                .filter(|&end| end <= bytes.len())
+                .ok_or_else(|| corrupt("chunk ends inside a value"))?;
+        }
+    }
+    let mut runs = Reader { bytes, at: skip.at };
+    let (mut previous, mut delta, mut scaled) = (0i64, 0i64, 0i64);
+    let (mut run_left, mut dataset) = (0usize, 0u32);
     for i in 0..n {
-        let t = match i {
-            0 => reader.ivarint()?,
+        let timestamp = match i {
+            0 => times.ivarint()?,
             1 => {
-                delta = reader.ivarint()?;
+                delta = times.ivarint()?;
                 previous.wrapping_add(delta)
             }
             _ => {
-                delta = delta.wrapping_add(reader.ivarint()?);
+                delta = delta.wrapping_add(times.ivarint()?);
                 previous.wrapping_add(delta)
             }
         };
-        into.timestamps.push(t);
-        previous = t;
-    }
-    match reader.byte()? {
-        VALUES_DECIMAL => {
-            let exponent = u32::from(reader.byte()?);
-            let scale = *POW10
-                .get(exponent as usize)
-                .ok_or_else(|| corrupt("decimal exponent"))?;
-            let mut scaled = 0i64;
-            for _ in 0..n {
-                scaled = scaled.wrapping_add(reader.ivarint()?);
-                into.values.push(scaled as f64 / scale);
+        previous = timestamp;
+        let value = match scale {
+            Some(scale) => {
+                scaled = scaled.wrapping_add(values.ivarint()?);
+                scaled as f64 / scale
             }
-        }
-        VALUES_RAW => {
-            for _ in 0..n {
-                into.values.push(reader.f64()?);
+            None => values.f64()?,
+        };
+        if run_left == 0 {
+            let run = usize::try_from(runs.uvarint()?).map_err(|_| corrupt("dataset run"))?;
+            dataset = u32::try_from(runs.uvarint()?).map_err(|_| corrupt("dataset id"))?;
+            if run == 0 || run > n - i {
+                return Err(corrupt("dataset runs do not match the chunk length"));
             }
+            run_left = run;
         }
-        _ => return Err(corrupt("unknown value encoding")),
-    }
-    let mut filled = 0usize;
-    while filled < n {
-        let run = usize::try_from(reader.uvarint()?).map_err(|_| corrupt("dataset run"))?;
-        let id = u32::try_from(reader.uvarint()?).map_err(|_| corrupt("dataset id"))?;
-        if run == 0 || filled + run > n {
-            return Err(corrupt("dataset runs do not match the chunk length"));
-        }
-        into.datasets.extend(std::iter::repeat_n(id, run));
-        filled += run;
+        run_left -= 1;
+        visit(timestamp, value, dataset)?;
     }
     Ok(())
 }
@@ -317,9 +363,13 @@ mod tests {
         let mut columns = Columns::default();
         columns.push(1, 0.5, 0);
         columns.push(2, 0.25, 0);
-        let bytes = encode(&columns);
-        for cut in 0..bytes.len() {
-            assert!(decode_into(&bytes[..cut], &mut Columns::default()).is_err());
+        let mut raw = columns.clone();
+        raw.push(3, std::f64::consts::PI, 2);
+        for bytes in [encode(&columns), encode(&raw)] {
+            for cut in 0..bytes.len() {
+                assert!(decode_into(&bytes[..cut], &mut Columns::default()).is_err());
+                assert!(for_each_point(&bytes[..cut], |_, _, _| Ok(())).is_err());
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use modelwatch_core::stats::downsample;
+use modelwatch_core::stats::{downsample, Chart};
 use modelwatch_core::{
     Bucket, Dataset, DatasetScope, Metric, MetricDefinition, ModelName, Point, Sample, SeriesKey,
     Summary, TimeRange, Timestamp, ValidationError, Version,
@@ -314,6 +314,28 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
         Ok(range.end)
     }
 
+    /// Feeds the points of `series` in `range` to `chart`, in time order, and gives it
+    /// back. Read a page at a time, as [`Pages`] reads (a call dropped between pages
+    /// stops reading); a backend may decode straight into the chart, holding no page of
+    /// points at all (SQLite does).
+    async fn chart(
+        &self,
+        series: &SeriesKey,
+        range: TimeRange,
+        mut chart: Chart,
+    ) -> Result<Chart, StoreError> {
+        let mut next = range.start;
+        while next < range.end {
+            let end =
+                next_page_end(self, series, TimeRange::new(next, range.end), PAGE_POINTS).await?;
+            for point in self.range(series, TimeRange::new(next, end)).await? {
+                chart.push(point.timestamp, point.value, point.dataset.as_ref());
+            }
+            next = end;
+        }
+        Ok(chart)
+    }
+
     /// Every series matching the filter, ordered by model, version, metric, dataset (the
     /// default dataset first, then by name).
     async fn list_series(&self, filter: &SeriesFilter) -> Result<Vec<SeriesInfo>, StoreError>;
@@ -560,13 +582,7 @@ impl<'a> Pages<'a> {
             return Ok(None);
         }
         let rest = TimeRange::new(self.next, self.end);
-        let end = self
-            .store
-            .page_end(self.series, rest, self.target)
-            .await?
-            .clamp(self.next, self.end);
-        // Always forward, even should a backend answer the start itself.
-        let end = if end <= self.next { self.end } else { end };
+        let end = next_page_end(self.store, self.series, rest, self.target).await?;
         let points = self
             .store
             .range(self.series, TimeRange::new(self.next, end))
@@ -574,6 +590,21 @@ impl<'a> Pages<'a> {
         self.next = end;
         Ok(Some(points))
     }
+}
+
+/// Where the page of about `target` points that starts at `rest.start` ends: always
+/// after its start, even should a backend answer the start itself.
+async fn next_page_end<S: MetricStore + ?Sized>(
+    store: &S,
+    series: &SeriesKey,
+    rest: TimeRange,
+    target: usize,
+) -> Result<Timestamp, StoreError> {
+    let end = store
+        .page_end(series, rest, target)
+        .await?
+        .clamp(rest.start, rest.end);
+    Ok(if end <= rest.start { rest.end } else { end })
 }
 
 /// Checks every sample of a batch against the metric definitions, naming the first bad one.

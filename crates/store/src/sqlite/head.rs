@@ -13,6 +13,7 @@
 
 use std::io::Read;
 
+use rusqlite::blob::Blob;
 use rusqlite::{Connection, DatabaseName};
 
 use crate::codec::{self, Columns};
@@ -125,6 +126,27 @@ pub fn read_series(
     into: &mut Columns,
 ) -> Result<Option<Entry>, StoreError> {
     let blob = connection.blob_open(DatabaseName::Main, "head", "data", row_id, true)?;
+    let Some(entry) = find_in(&blob, series_id)? else {
+        return Ok(None);
+    };
+    codec::decode_into(&segment_of(&blob, &entry)?, into)?;
+    Ok(Some(entry))
+}
+
+/// A series' entry in the head row `row_id`.
+pub fn find(
+    connection: &Connection,
+    row_id: i64,
+    series_id: i64,
+) -> Result<Option<Entry>, StoreError> {
+    find_in(
+        &connection.blob_open(DatabaseName::Main, "head", "data", row_id, true)?,
+        series_id,
+    )
+}
+
+/// Binary search over a head row's directory with incremental blob I/O.
+fn find_in(blob: &Blob<'_>, series_id: i64) -> Result<Option<Entry>, StoreError> {
     let mut header = [0u8; HEADER_LEN];
     blob.read_at_exact(&mut header, 0)?;
     let count = entry_count(&header)?;
@@ -137,15 +159,24 @@ pub fn read_series(
         match entry.series_id.cmp(&series_id) {
             std::cmp::Ordering::Less => low = middle + 1,
             std::cmp::Ordering::Greater => high = middle,
-            std::cmp::Ordering::Equal => {
-                let mut segment = vec![0u8; entry.length as usize];
-                blob.read_at_exact(&mut segment, entry.offset as usize)?;
-                codec::decode_into(&segment, into)?;
-                return Ok(Some(entry));
-            }
+            std::cmp::Ordering::Equal => return Ok(Some(entry)),
         }
     }
     Ok(None)
+}
+
+/// The encoded segment of `entry` in the head row `row_id`.
+pub fn segment(connection: &Connection, row_id: i64, entry: &Entry) -> Result<Vec<u8>, StoreError> {
+    segment_of(
+        &connection.blob_open(DatabaseName::Main, "head", "data", row_id, true)?,
+        entry,
+    )
+}
+
+fn segment_of(blob: &Blob<'_>, entry: &Entry) -> Result<Vec<u8>, StoreError> {
+    let mut segment = vec![0u8; entry.length as usize];
+    blob.read_at_exact(&mut segment, entry.offset as usize)?;
+    Ok(segment)
 }
 
 /// Reads a whole head row (compaction, listings).

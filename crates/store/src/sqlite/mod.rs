@@ -16,12 +16,14 @@ mod tokens;
 pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use modelwatch_core::stats::Chart;
 use modelwatch_core::{MetricDefinition, Point, Sample, SeriesKey, TimeRange, Timestamp};
 use rusqlite::{Connection, OpenFlags, Transaction};
 use tokio::sync::oneshot;
@@ -29,7 +31,7 @@ use tokio::sync::oneshot;
 use self::read::Catalogue;
 use self::writer::{ClosureJob, WriteJob, WriterState};
 use crate::decoded::DecodedRows;
-use crate::{MetricStore, SeriesFilter, SeriesInfo, SeriesLimits, StoreError};
+use crate::{MetricStore, SeriesFilter, SeriesInfo, SeriesLimits, StoreError, PAGE_POINTS};
 
 pub use self::writer::SEALED_CHUNK_LEN;
 
@@ -48,12 +50,26 @@ pub struct SqliteStore {
     decoded: Arc<DecodedRows>,
 }
 
+/// Reader connections not in use, and how many are in use.
+///
+/// A reader's page cache (up to `READER_CACHE_KIB`) is what a burst of long reads leaves
+/// behind: kept by up to [`MAX_IDLE_READERS`] idle readers, it would hold memory for good
+/// (issue 15). So a reader that goes back idle while others are still reading (a burst)
+/// gives its whole cache back, and the last one out keeps only [`WARM_CACHE_KIB`] of it:
+/// one client's requests one after another (the pool hands out the last reader back
+/// first) read from a warm cache, and after any burst at most that much is kept.
 #[derive(Debug)]
 struct ReaderPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    busy: AtomicUsize,
     catalogue: Catalogue,
 }
+
+/// Each reader's page cache, in KiB.
+const READER_CACHE_KIB: u32 = 16 * 1024;
+/// What the last reader to go idle keeps of its cache, in KiB.
+const WARM_CACHE_KIB: u32 = 2 * 1024;
 
 impl ReaderPool {
     fn with<T>(
@@ -65,18 +81,48 @@ impl ReaderPool {
             Some(connection) => connection,
             None => open_connection(&self.path, true)?,
         };
+        let busy = Busy::count(&self.busy);
         let result = query(&connection, &self.catalogue);
-        // An idle reader keeps no page cache: after a burst of long reads the pool would
-        // otherwise hold up to MAX_IDLE_READERS full caches for good (issue 15), and a
-        // commit by the writer empties a reader's cache at its next read anyway (WAL).
-        // A failure here only means the memory stays until the next read.
-        let _ = connection.execute_batch("PRAGMA shrink_memory;");
+        let others_busy = busy.others();
+        drop(busy);
+        // Lowering cache_size frees the pages over the new size at once; putting it back
+        // allocates nothing. A failure here only means the memory stays until the next
+        // read. (In WAL mode a commit by the writer empties a reader's cache at its next
+        // read anyway.)
+        let _ = if others_busy {
+            connection.execute_batch("PRAGMA shrink_memory;")
+        } else {
+            connection.execute_batch(&format!(
+                "PRAGMA cache_size = -{WARM_CACHE_KIB}; PRAGMA cache_size = -{READER_CACHE_KIB};"
+            ))
+        };
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < MAX_IDLE_READERS {
                 idle.push(connection);
             }
         }
         result
+    }
+}
+
+/// One reader in use, counted until dropped (also should its query panic).
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn count(busy: &'a AtomicUsize) -> Busy<'a> {
+        busy.fetch_add(1, Ordering::SeqCst);
+        Busy(busy)
+    }
+
+    /// Whether other readers are in use.
+    fn others(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 1
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -102,7 +148,7 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
     connection.set_prepared_statement_cache_capacity(64);
     if read_only {
         connection
-            .execute_batch("PRAGMA cache_size = -16384;")
+            .execute_batch(&format!("PRAGMA cache_size = -{READER_CACHE_KIB};"))
             .map_err(|e| open_error(path, e))?;
     }
     Ok(connection)
@@ -146,6 +192,7 @@ impl SqliteStore {
             readers: Arc::new(ReaderPool {
                 path: path.clone(),
                 idle: Mutex::new(Vec::new()),
+                busy: AtomicUsize::new(0),
                 catalogue: Catalogue::default(),
             }),
             path,
@@ -231,6 +278,33 @@ impl MetricStore for SqliteStore {
             catalogue.page_end(connection, &series, range, target)
         })
         .await
+    }
+
+    async fn chart(
+        &self,
+        series: &SeriesKey,
+        range: TimeRange,
+        mut chart: Chart,
+    ) -> Result<Chart, StoreError> {
+        let mut next = range.start;
+        while next < range.end {
+            let (series, rest) = (series.clone(), TimeRange::new(next, range.end));
+            let (fed, end) = self
+                .read(move |connection, catalogue| {
+                    let end =
+                        catalogue.chart_page(connection, &series, rest, PAGE_POINTS, &mut chart)?;
+                    Ok((chart, end))
+                })
+                .await?;
+            chart = fed;
+            // Always forward, whatever the page's end.
+            next = if end <= next {
+                range.end
+            } else {
+                end.min(range.end)
+            };
+        }
+        Ok(chart)
     }
 
     async fn latest(&self, series: &SeriesKey) -> Result<Option<Point>, StoreError> {

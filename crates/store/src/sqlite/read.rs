@@ -4,6 +4,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use modelwatch_core::stats::Chart;
 use modelwatch_core::{Dataset, DatasetScope, Point, SeriesKey, TimeRange, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -186,25 +187,120 @@ impl Catalogue {
         let Some(series_id) = self.series_id(connection, key)? else {
             return Ok(range.end);
         };
-        let (start, end) = (range.start.as_millis(), range.end.as_millis());
-        let mut statement = connection.prepare_cached(
-            "SELECT min_ms, count FROM chunks
-             WHERE series_id = ?1 AND max_ms >= ?2 AND min_ms < ?3 ORDER BY min_ms",
-        )?;
-        let mut rows = statement.query(params![series_id, start, end])?;
-        let mut counted: i64 = 0;
-        let target = i64::try_from(target.max(1)).unwrap_or(i64::MAX);
-        while let Some(row) = rows.next()? {
-            let (min_ms, count): (i64, i64) = (row.get(0)?, row.get(1)?);
-            if counted > 0 && counted.saturating_add(count) > target && min_ms > start {
-                return Timestamp::from_millis(min_ms.min(end))
-                    .map_err(|e| StoreError::Corrupt(e.to_string()));
-            }
-            counted = counted.saturating_add(count);
-        }
-        Ok(range.end)
+        page_end(connection, series_id, range, target)
     }
 
+    /// Feeds one page of `key`'s points in `range` (as [`Catalogue::page_end`] ends it,
+    /// at about `target` points) to `chart`, and says where the page ended. Chunks that
+    /// follow each other in time, as they usually do, are decoded straight into the chart
+    /// one at a time; only pieces written out of time order are gathered and sorted
+    /// first, as [`Catalogue::range`] does.
+    pub fn chart_page(
+        &self,
+        connection: &Connection,
+        key: &SeriesKey,
+        range: TimeRange,
+        target: usize,
+        chart: &mut Chart,
+    ) -> Result<Timestamp, StoreError> {
+        if range.is_empty() {
+            return Ok(range.end);
+        }
+        let Some(series_id) = self.series_id(connection, key)? else {
+            return Ok(range.end);
+        };
+        in_snapshot(connection, || {
+            let end = page_end(connection, series_id, range, target)?;
+            let page = TimeRange::new(range.start, end);
+            let (start, end_ms) = (page.start.as_millis(), page.end.as_millis());
+            let mut datasets: (u32, Option<Dataset>) = (0, None);
+            let mut feed = |t: i64, value: f64, dataset: u32| -> Result<(), StoreError> {
+                if t < start || t >= end_ms {
+                    return Ok(());
+                }
+                if dataset != datasets.0 {
+                    datasets = (dataset, self.dataset(connection, dataset)?);
+                }
+                let timestamp =
+                    Timestamp::from_millis(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                chart.push(timestamp, value, datasets.1.as_ref());
+                Ok(())
+            };
+            let mut spans: Vec<(i64, i64)> = connection
+                .prepare_cached(
+                    "SELECT min_ms, max_ms FROM chunks
+                     WHERE series_id = ?1 AND max_ms >= ?2 AND min_ms < ?3 ORDER BY id",
+                )?
+                .query_map(params![series_id, start, end_ms], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut in_head = Vec::new();
+            for head_row in head_rows(connection, start, end_ms)? {
+                if let Some(entry) = head::find(connection, head_row, series_id)? {
+                    spans.push((entry.min_ms, entry.max_ms));
+                    in_head.push((head_row, entry));
+                }
+            }
+            if !spans.windows(2).all(|w| w[0].1 < w[1].0) {
+                let columns = range_columns(connection, series_id, page, &mut HeadRows::Probed)?;
+                for ((&t, &value), &dataset) in columns
+                    .timestamps
+                    .iter()
+                    .zip(&columns.values)
+                    .zip(&columns.datasets)
+                {
+                    feed(t, value, dataset)?;
+                }
+                return Ok(page.end);
+            }
+            let mut statement = connection.prepare_cached(
+                "SELECT data FROM chunks
+                 WHERE series_id = ?1 AND max_ms >= ?2 AND min_ms < ?3 ORDER BY id",
+            )?;
+            let mut rows = statement.query(params![series_id, start, end_ms])?;
+            while let Some(row) = rows.next()? {
+                let data = row
+                    .get_ref(0)?
+                    .as_blob()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                codec::for_each_point(data, &mut feed)?;
+            }
+            for (head_row, entry) in in_head {
+                codec::for_each_point(&head::segment(connection, head_row, &entry)?, &mut feed)?;
+            }
+            Ok(page.end)
+        })
+    }
+}
+
+/// [`Catalogue::page_end`] of a series by its id.
+fn page_end(
+    connection: &Connection,
+    series_id: i64,
+    range: TimeRange,
+    target: usize,
+) -> Result<Timestamp, StoreError> {
+    let (start, end) = (range.start.as_millis(), range.end.as_millis());
+    let mut statement = connection.prepare_cached(
+        "SELECT min_ms, count FROM chunks
+         WHERE series_id = ?1 AND max_ms >= ?2 AND min_ms < ?3 ORDER BY min_ms",
+    )?;
+    let mut rows = statement.query(params![series_id, start, end])?;
+    let mut counted: i64 = 0;
+    let target = i64::try_from(target.max(1)).unwrap_or(i64::MAX);
+    while let Some(row) = rows.next()? {
+        let (min_ms, count): (i64, i64) = (row.get(0)?, row.get(1)?);
+        if counted > 0 && counted.saturating_add(count) > target && min_ms > start {
+            return Timestamp::from_millis(min_ms.min(end))
+                .map_err(|e| StoreError::Corrupt(e.to_string()));
+        }
+        counted = counted.saturating_add(count);
+    }
+    Ok(range.end)
+}
+
+impl Catalogue {
     pub fn latest(
         &self,
         connection: &Connection,
