@@ -227,7 +227,8 @@ fn is_public(method: &Method, path: &str) -> bool {
 /// The scope a request needs.
 fn needed_scope(method: &Method, path: &str) -> Scope {
     let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-        || (*method == Method::POST && path.ends_with("/backtest"));
+        || (*method == Method::POST
+            && (path.ends_with("/backtest") || crate::promql::is_read(path)));
     if reads {
         Scope::Read
     } else {

@@ -15,8 +15,18 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 
 /// Routes whose unknown query parameters are accepted: InfluxDB clients send ones
-/// modelwatch has no use for (`rp`, `u`, `p`, `consistency`, …).
-pub(crate) const LENIENT: [&str; 2] = ["/write", "/api/v2/write"];
+/// modelwatch has no use for (`rp`, `u`, `p`, `consistency`, …), and Grafana some the
+/// Prometheus API ignores.
+pub(crate) const LENIENT: [&str; 8] = [
+    "/write",
+    "/api/v2/write",
+    crate::promql::ROUTES[0],
+    crate::promql::ROUTES[1],
+    crate::promql::ROUTES[2],
+    crate::promql::ROUTES[3],
+    crate::promql::ROUTES[4],
+    crate::promql::ROUTES[5],
+];
 
 /// The query parameters of every documented route, read from the OpenAPI document, so a
 /// route cannot take a parameter its documentation does not list.

@@ -18,6 +18,7 @@ pub mod events;
 pub mod line_protocol;
 pub mod notifications;
 pub mod ops;
+pub mod promql;
 pub mod series;
 pub mod server;
 pub mod telemetry;
@@ -230,7 +231,7 @@ impl AppState {
         description = "Model performance monitoring: samples, models, rules, alerts, silences and events. \
                        Errors are {\"error\": {\"code\", \"message\", \"field\"}}."
     ),
-    components(schemas(events::AlertEvent))
+    components(schemas(events::AlertEvent, promql::PromVectorSample, promql::PromMatrixSeries))
 )]
 struct ApiDoc;
 
@@ -272,6 +273,12 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::exposition))
         .routes(routes!(ops::write_v1))
         .routes(routes!(ops::write_v2))
+        .routes(routes!(promql::query))
+        .routes(routes!(promql::query_range))
+        .routes(routes!(promql::series))
+        .routes(routes!(promql::labels))
+        .routes(routes!(promql::label_values))
+        .routes(routes!(promql::buildinfo))
 }
 
 /// The routes that take a turn for expensive reads ([`admission`]) and may answer 429.

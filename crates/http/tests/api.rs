@@ -23,6 +23,9 @@ use modelwatch_store::{NewToken, Scope, StoreError, Stores};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "api/prometheus.rs"]
+mod prometheus;
+
 /// Fixed "now" for the server: 2024-05-01T12:00:00Z.
 const NOW_MS: i64 = 1_714_564_800_000;
 
@@ -1749,6 +1752,16 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/api/v1/session", "get"),
         ("/api/v1/session", "post"),
         ("/api/v1/session", "delete"),
+        ("/api/v1/query", "get"),
+        ("/api/v1/query", "post"),
+        ("/api/v1/query_range", "get"),
+        ("/api/v1/query_range", "post"),
+        ("/api/v1/series", "get"),
+        ("/api/v1/series", "post"),
+        ("/api/v1/labels", "get"),
+        ("/api/v1/labels", "post"),
+        ("/api/v1/label/{name}/values", "get"),
+        ("/api/v1/status/buildinfo", "get"),
     ];
     for (path, method) in expected {
         assert!(
