@@ -9,7 +9,8 @@
 //!   measurements);
 //! - `next minute`: one new sample per series, as in steady per-minute operation;
 //! - `next 10 minutes`: ten such minutes (`MODELWATCH_BENCH_STEADY`), averaged (window rules observe on a 10-minute
-//!   cadence spread over the series, so a tenth of them works each minute).
+//!   cadence spread over the series, so a tenth of them works each minute); the pass
+//!   alone, then with the appends of the minute's samples and those alone.
 //!
 //! `MODELWATCH_BENCH_SERIES` and `MODELWATCH_BENCH_MINUTES` shrink the workload;
 //! `MODELWATCH_BENCH_STEADY` sets how many minutes the last figure averages (10; with 0
@@ -234,17 +235,31 @@ fn main() {
             .unwrap();
         pass("next minute", minute(minutes + 1)).await;
         let started = Instant::now();
+        let mut appending = 0.0;
         for m in minutes + 1..minutes + 1 + steady {
+            let append = Instant::now();
             stores
                 .metrics
                 .append(samples(0..series, m..m + 1))
                 .await
                 .unwrap();
+            appending += append.elapsed().as_secs_f64();
             engine.evaluate_all(minute(m)).await.unwrap();
         }
+        let per_pass = started.elapsed().as_secs_f64() / steady.max(1) as f64;
+        let appends = appending / steady.max(1) as f64;
         println!(
-            "evaluate_all (next {steady} minutes): {:.3} s per pass on average (appends included)",
-            started.elapsed().as_secs_f64() / steady.max(1) as f64
+            "evaluate_all (next {steady} minutes): {:.3} s per pass on average ({per_pass:.3} s with the minute's {series} appends, {appends:.3} s)",
+            per_pass - appends
+        );
+        let states = stores.alerts.states(None).await.unwrap();
+        let bytes: usize = states
+            .iter()
+            .map(|s| serde_json::to_string(&s.state.detail).unwrap().len())
+            .sum();
+        println!(
+            "states: {} bytes of detail per rule state on average",
+            bytes / states.len().max(1)
         );
         stores.close().await.unwrap();
     });

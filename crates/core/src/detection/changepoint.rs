@@ -396,8 +396,12 @@ pub struct ChangePointState {
     pub up: Cusum,
     pub down: Cusum,
     /// The samples since the earlier of the two CUSUMs last stood at zero (at most
-    /// [`MAX_EVIDENCE`]), to date a change.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// [`MAX_EVIDENCE`]), to date a change. Stored as columns ([`super::evidence_form`]).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "super::evidence_form"
+    )]
     pub evidence: Vec<Evidence>,
     /// The last shift reported, until the next one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

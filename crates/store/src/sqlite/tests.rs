@@ -814,6 +814,95 @@ async fn schema_9_rule_states_become_the_default_dataset_s() {
     assert_eq!(index, 1);
 }
 
+#[tokio::test]
+async fn schema_10_rule_states_move_to_a_table_of_their_own_unchanged() {
+    use crate::alerts::{conformance, AlertCommit, CommitOutcome, StateWrite};
+    use crate::AlertStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v10.db");
+    let rule = conformance::rule(1, "fraud");
+    // A change-point detector's evidence as versions before the columns wrote it.
+    let detail = r#"{"change_point":{"last_at":"2023-11-14T22:14:20.000Z","samples":40,
+        "level":0.95,"scale":0.01,"spread":0.008,"settling":0,
+        "up":{"statistic":0.4,"started_at":"2023-11-14T22:13:20.000Z","samples":2,
+            "value_sum":1.92,"reference":0.95},
+        "down":{"statistic":0.0,"samples":0,"value_sum":0.0,"reference":0.0},
+        "evidence":[
+            {"at":"2023-11-14T22:13:20.000Z","value":0.96,"residual":1.0},
+            {"at":"2023-11-14T22:14:20.000Z","value":0.96,"residual":0.9}]}}"#;
+    {
+        let mut connection = Connection::open(&path).unwrap();
+        schema::migrate(&mut connection, &path, 10).unwrap();
+        connection
+            .execute(
+                "INSERT INTO alert_rules (id, model, enabled, body) VALUES (?1, 'fraud', 1, ?2)",
+                rusqlite::params![rule.id.as_str(), serde_json::to_string(&rule).unwrap()],
+            )
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO alert_states (rule_id, version, dataset, model,
+                     consecutive_breaches, consecutive_clears, alert_id, last_observed_ms,
+                     revision, detail)
+                 VALUES ('rule_00000001', 'v1', '', 'fraud', 0, 0, NULL, 1700000060000, 7, ?1),
+                    ('rule_00000001', 'v1', 'canary', 'fraud', 1, 2, NULL, 6000, 4, NULL)",
+                rusqlite::params![detail],
+            )
+            .unwrap();
+    }
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let mut states = store.states(None).await.unwrap();
+    states.sort_by(|a, b| a.dataset.cmp(&b.dataset));
+    assert_eq!(states.len(), 2);
+    let default = &states[0];
+    assert_eq!(
+        (default.dataset.as_ref(), default.state.revision),
+        (None, 7)
+    );
+    let detector = default.state.detail.change_point.as_ref().unwrap();
+    let evidence: Vec<_> = detector
+        .evidence
+        .iter()
+        .map(|e| (e.at.as_millis(), e.value, e.residual))
+        .collect();
+    assert_eq!(
+        evidence,
+        [
+            (1_700_000_000_000, 0.96, 1.0),
+            (1_700_000_060_000, 0.96, 0.9)
+        ]
+    );
+    assert_eq!(states[1].state.revision, 4);
+
+    // The key still guards: a write from revision 7 applies, one from a stale revision
+    // does not, and the state written reads back as written (in the new form).
+    let write = |previous_revision: u64, revision: u64| AlertCommit {
+        state: Some(StateWrite {
+            rule_id: default.rule_id.clone(),
+            model: default.model.clone(),
+            version: default.version.clone(),
+            dataset: None,
+            previous_revision,
+            next: modelwatch_core::alerting::SeriesState {
+                revision,
+                ..default.state.clone()
+            },
+        }),
+        ..Default::default()
+    };
+    let outcomes = store.commit(vec![write(7, 8), write(7, 9)]).await.unwrap();
+    assert_eq!(outcomes, [CommitOutcome::Applied, CommitOutcome::Conflict]);
+    let mut states = store.states(None).await.unwrap();
+    states.sort_by(|a, b| a.dataset.cmp(&b.dataset));
+    assert_eq!(states[0].state.revision, 8);
+    assert_eq!(states[0].state.detail, default.state.detail);
+    assert!(store.delete_rule(&rule.id).await.unwrap());
+    assert!(store.states(None).await.unwrap().is_empty());
+    store.close().await.unwrap();
+}
+
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms).unwrap()
 }
