@@ -660,6 +660,92 @@ fn prometheus_scrapes_the_model_gauges() {
     );
 }
 
+/// promtool (Debian's Prometheus package, installed by scripts/setup) queries modelwatch's
+/// Prometheus-compatible API as it queries a Prometheus: instant and range queries,
+/// labels and series (issue 20). Fails, rather than skips, when promtool is missing.
+#[test]
+fn promtool_queries_the_prometheus_api() {
+    let env = Env::new();
+    let server = env.serve(&[], &[]);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let body = format!(
+        r#"{{"samples":[{{"model":"fraud","version":"v1","metric":"accuracy","value":0.91,"timestamp":{}}},
+            {{"model":"fraud","version":"v1","metric":"accuracy","value":0.93,"timestamp":{}}}]}}"#,
+        now_ms - 120_000,
+        now_ms - 60_000
+    );
+    let (status, reply) = http(&server.address, "POST", "/api/v1/metrics", &body, None);
+    assert_eq!(status, 200, "{reply}");
+    let url = format!("http://{}", server.address);
+    let promtool = |args: &[&str]| -> String {
+        let output = Command::new("promtool")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run promtool ({e}); run scripts/setup to install it")
+            });
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "promtool {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let out = promtool(&[
+        "query",
+        "instant",
+        &url,
+        r#"modelwatch_model_metric{model="fraud"}"#,
+    ]);
+    assert!(
+        out.contains(r#"metric="accuracy""#) && out.contains("=> 0.93 @["),
+        "{out}"
+    );
+    let out = promtool(&[
+        "query",
+        "instant",
+        &url,
+        "avg by (model) (min_over_time(modelwatch_model_metric[10m])) * 100",
+    ]);
+    assert!(out.contains(r#"{model="fraud"} => 91 @["#), "{out}");
+    let start = ((now_ms - 300_000) / 1000).to_string();
+    let end = (now_ms / 1000).to_string();
+    let out = promtool(&[
+        "query",
+        "range",
+        "--start",
+        &start,
+        "--end",
+        &end,
+        "--step",
+        "1m",
+        &url,
+        r#"max_over_time(modelwatch_model_metric{model="fraud"}[10m])"#,
+    ]);
+    // Steps before the first sample have none, those after it 0.91, then 0.93.
+    assert!(out.contains("0.91 @[") && out.contains("0.93 @["), "{out}");
+    let out = promtool(&["query", "labels", &url, "model"]);
+    assert_eq!(out.trim(), "fraud");
+    let out = promtool(&["query", "series", "--match", r#"{version="v1"}"#, &url]);
+    assert!(out.contains(r#"model="fraud""#), "{out}");
+    let output = Command::new("promtool")
+        .args([
+            "query",
+            "instant",
+            &url,
+            "rate(modelwatch_model_metric[5m])",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("rate() is not supported"), "{said}");
+}
+
 /// Slow-loris (issue 15: sockets that never finished their headers were held forever):
 /// a client must send its headers within `header_timeout`, and connections over
 /// `max_connections` are answered 503 at once; once the slow ones are dropped, the
