@@ -193,7 +193,7 @@ pub async fn get_rule(
 
 /// Changes some fields of a rule (including `enabled`).
 #[utoipa::path(patch, path = "/api/v1/rules/{id}", tag = "rules", params(("id" = String, Path, pattern = r"^rule_[0-9a-f]{8}$", example = "rule_75e4c7c4")),
-    request_body(content = Object, description = "The fields to change, as for POST /api/v1/rules (dataset: a name, default, or * for each dataset separately)", example = json!({"cooldown_minutes": 30})),
+    request_body(content = wire::RulePatchRequest, description = "The fields to change, as for POST /api/v1/rules (dataset: a name, default, or * for each dataset separately)", example = json!({"cooldown_minutes": 30})),
     responses((status = 200, description = "The rule", body = wire::Rule), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, description = "The rule was deleted while this request changed it", body = ErrorBody),
@@ -203,7 +203,7 @@ pub async fn patch_rule(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<wire::Rule>> {
-    let patch: RulePatch = json_body(body)?;
+    let patch = RulePatch::from(json_body::<wire::RulePatchRequest>(body)?);
     check_channels(&state, patch.notify_channels.as_deref().unwrap_or_default())?;
     let rule = engine(&state)?
         .update_rule(&rule_id(&id)?, patch, state.now())

@@ -403,6 +403,125 @@ impl From<RuleRequest> for domain::RuleSpec {
     }
 }
 
+/// `PATCH /api/v1/rules/{id}`: the fields to change, as for [`RuleRequest`]; absent
+/// fields keep their value, `version: null` widens the rule to every version, and a
+/// field of another condition kind switches the rule to it. Any other field is refused.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulePatchRequest {
+    #[serde(default, alias = "rule_name")]
+    pub name: Option<String>,
+    #[serde(default, alias = "model_name")]
+    #[schema(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
+    pub model: Option<String>,
+    /// One version; `null` widens the rule to every version.
+    #[serde(default, alias = "model_version", deserialize_with = "present")]
+    #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
+    pub version: Option<Option<String>>,
+    #[serde(default, alias = "metric_type")]
+    #[schema(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
+    pub metric: Option<String>,
+    #[serde(default)]
+    pub dataset: Option<String>,
+    #[serde(default)]
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub cooldown_minutes: Option<i64>,
+    #[serde(default)]
+    pub notify_channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub threshold_value: Option<f64>,
+    #[serde(default)]
+    pub comparison_operator: Option<String>,
+    #[serde(default)]
+    pub tolerance: Option<f64>,
+    #[serde(default)]
+    pub clear_threshold: Option<f64>,
+    #[serde(default)]
+    pub max_degradation_percentage: Option<f64>,
+    #[serde(default)]
+    pub baseline_window_hours: Option<i64>,
+    #[serde(default)]
+    pub clear_percentage: Option<f64>,
+    #[serde(default)]
+    pub comparison: Option<String>,
+    #[serde(default)]
+    pub comparison_hours: Option<i64>,
+    #[serde(default)]
+    pub seasonal: Option<String>,
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    #[serde(default)]
+    pub condition_type: Option<String>,
+    #[serde(default)]
+    pub change_direction: Option<String>,
+    #[serde(default)]
+    pub min_shift_percentage: Option<f64>,
+    #[serde(default)]
+    pub min_shift_sd: Option<f64>,
+    #[serde(default)]
+    pub false_alarm_interval_samples: Option<i64>,
+    #[serde(default)]
+    pub false_alarm_interval_hours: Option<f64>,
+    #[serde(default)]
+    pub no_data_minutes: Option<f64>,
+    #[serde(default)]
+    pub no_data_intervals: Option<f64>,
+    #[serde(default)]
+    pub for_evaluations: Option<i64>,
+    #[serde(default)]
+    pub clear_after_evaluations: Option<i64>,
+    #[serde(default)]
+    pub auto_resolve: Option<bool>,
+}
+
+/// A field given, `null` included: `Some(None)` for `null`, `None` when absent.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+impl From<RulePatchRequest> for domain::RulePatch {
+    fn from(request: RulePatchRequest) -> Self {
+        domain::RulePatch {
+            name: request.name,
+            model: request.model,
+            version: request.version,
+            metric: request.metric,
+            dataset: request.dataset,
+            severity: request.severity,
+            enabled: request.enabled,
+            cooldown_minutes: request.cooldown_minutes,
+            notify_channels: request.notify_channels,
+            threshold_value: request.threshold_value,
+            comparison_operator: request.comparison_operator,
+            tolerance: request.tolerance,
+            clear_threshold: request.clear_threshold,
+            max_degradation_percentage: request.max_degradation_percentage,
+            baseline_window_hours: request.baseline_window_hours,
+            clear_percentage: request.clear_percentage,
+            comparison: request.comparison,
+            comparison_hours: request.comparison_hours,
+            seasonal: request.seasonal,
+            alpha: request.alpha,
+            condition_type: request.condition_type,
+            change_direction: request.change_direction,
+            min_shift_percentage: request.min_shift_percentage,
+            min_shift_sd: request.min_shift_sd,
+            false_alarm_interval_samples: request.false_alarm_interval_samples,
+            false_alarm_interval_hours: request.false_alarm_interval_hours,
+            no_data_minutes: request.no_data_minutes,
+            no_data_intervals: request.no_data_intervals,
+            for_evaluations: request.for_evaluations,
+            clear_after_evaluations: request.clear_after_evaluations,
+            auto_resolve: request.auto_resolve,
+        }
+    }
+}
+
 /// `GET /api/v1/rules`: the rules, by id.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -1028,5 +1147,26 @@ mod tests {
             assert!(serde_json::from_value::<RuleRequest>(refused.clone()).is_err());
             assert!(serde_json::from_value::<domain::RuleSpec>(refused).is_err());
         }
+    }
+
+    #[test]
+    fn a_rule_patch_request_reads_as_the_core_patch_does() {
+        // Every field of the patch, so a field added to it but not here fails.
+        let every_field = serde_json::to_value(domain::RulePatch::default()).unwrap();
+        let request: RulePatchRequest = serde_json::from_value(every_field.clone()).unwrap();
+        let patch: domain::RulePatch = serde_json::from_value(every_field).unwrap();
+        assert_eq!(domain::RulePatch::from(request), patch);
+        for body in [
+            json!({"cooldown_minutes": 30}),
+            json!({"model_version": null, "enabled": false}),
+            json!({"version": "v2", "condition_type": "change_point", "min_shift_sd": 2.0}),
+        ] {
+            let request: RulePatchRequest = serde_json::from_value(body.clone()).unwrap();
+            let patch: domain::RulePatch = serde_json::from_value(body).unwrap();
+            assert_eq!(domain::RulePatch::from(request), patch);
+        }
+        let refused = json!({"threshold_operator": "gt"});
+        assert!(serde_json::from_value::<RulePatchRequest>(refused.clone()).is_err());
+        assert!(serde_json::from_value::<domain::RulePatch>(refused).is_err());
     }
 }

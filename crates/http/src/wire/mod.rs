@@ -20,8 +20,8 @@ pub mod evaluation;
 
 pub use alerting::{
     Alert, AlertHistoryResponse, AlertStatus, AlertSummary, AlertTransition, ChangeDirection,
-    ComparisonMode, ComparisonOperator, HoldReason, Rule, RuleCondition, RuleRequest,
-    RulesResponse, Seasonality, Severity, SignificanceTest, Silence, SilenceRequest,
+    ComparisonMode, ComparisonOperator, HoldReason, Rule, RuleCondition, RulePatchRequest,
+    RuleRequest, RulesResponse, Seasonality, Severity, SignificanceTest, Silence, SilenceRequest,
     SilencesResponse, Trigger,
 };
 pub use analysis::{
