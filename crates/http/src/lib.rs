@@ -19,6 +19,7 @@ pub mod line_protocol;
 pub mod notifications;
 pub mod ops;
 pub mod promql;
+pub mod remote_write;
 pub mod series;
 pub mod server;
 pub mod telemetry;
@@ -109,6 +110,9 @@ struct Inner {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Set once by the binary when it delivers notifications.
     notifications: std::sync::OnceLock<Notifications>,
+    /// Which labels of a remote write name model, version, metric and dataset; set once
+    /// by the binary from its configuration, the default mapping otherwise.
+    remote_write_mapping: std::sync::OnceLock<remote_write::LabelMapping>,
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -139,6 +143,7 @@ impl AppState {
                 engine,
                 shutdown: tokio::sync::watch::Sender::new(false),
                 notifications: std::sync::OnceLock::new(),
+                remote_write_mapping: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -162,6 +167,18 @@ impl AppState {
 
     pub fn notifications(&self) -> Option<&Notifications> {
         self.inner.notifications.get()
+    }
+
+    /// Sets the label mapping of remote writes (`POST /api/v1/write`); only the first call
+    /// (before the first remote write) counts.
+    pub fn set_remote_write_mapping(&self, mapping: remote_write::LabelMapping) {
+        let _ = self.inner.remote_write_mapping.set(mapping);
+    }
+
+    pub fn remote_write_mapping(&self) -> &remote_write::LabelMapping {
+        self.inner
+            .remote_write_mapping
+            .get_or_init(remote_write::LabelMapping::default)
     }
 
     /// Ends the event streams, so a graceful shutdown is not held up by open connections.
@@ -273,6 +290,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::exposition))
         .routes(routes!(ops::write_v1))
         .routes(routes!(ops::write_v2))
+        .routes(routes!(remote_write::write))
         .routes(routes!(promql::query))
         .routes(routes!(promql::query_range))
         .routes(routes!(promql::series))
@@ -299,7 +317,12 @@ const EXPENSIVE: [(&str, utoipa::openapi::HttpMethod); 7] = {
 };
 
 /// The routes that store samples, and may answer 422 when a series limit refuses them.
-const INGEST: [&str; 3] = ["/api/v1/metrics", "/write", "/api/v2/write"];
+const INGEST: [&str; 4] = [
+    "/api/v1/metrics",
+    "/write",
+    "/api/v2/write",
+    remote_write::PATH,
+];
 
 /// Answers every route may give whatever it does: 400 for a query parameter it does not
 /// take (but the InfluxDB writes), 503 when the request time-out passes, and 429 on the
@@ -468,6 +491,8 @@ pub fn router(state: AppState) -> Router {
         // Limits the decompressed body, so a small gzip bomb cannot get past it.
         .layer(DefaultBodyLimit::max(state.inner.limits.max_body_bytes))
         .layer(RequestDecompressionLayer::new())
+        // Snappy is part of a remote write's body format, not a transport encoding.
+        .layer(middleware::from_fn(remote_write::take_snappy))
         // Every error with the JSON body, also those the layers above answer (405, 415).
         .layer(middleware::from_fn(edge::json_error_bodies))
         // The last guard: a bug that panics answers 500 with the JSON error body, logged,

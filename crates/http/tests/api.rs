@@ -25,6 +25,8 @@ use serde_json::{json, Value};
 
 #[path = "api/prometheus.rs"]
 mod prometheus;
+#[path = "api/remote_write.rs"]
+mod remote_write;
 
 /// Fixed "now" for the server: 2024-05-01T12:00:00Z.
 const NOW_MS: i64 = 1_714_564_800_000;
@@ -1751,6 +1753,7 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/api/v1/labels", "post"),
         ("/api/v1/label/{name}/values", "get"),
         ("/api/v1/status/buildinfo", "get"),
+        ("/api/v1/write", "post"),
     ];
     for (path, method) in expected {
         assert!(
