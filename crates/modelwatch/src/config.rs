@@ -39,6 +39,12 @@
 //! series = 100000
 //! metrics_series = 1000     # /metrics exports the latest value of this many series at most
 //!
+//! [remote_write]            # which labels of a Prometheus remote write (POST /api/v1/write)
+//! model = "model"           # name the model, version, metric and dataset (these are the
+//! version = "version"       # defaults; a series without a metric label takes its
+//! metric = "metric"         # metric name, __name__)
+//! dataset = "dataset"
+//!
 //! [retention]               # what `serve` prunes at start-up and hourly
 //! samples = "90d"           # default: kept forever
 //! notifications = "30d"     # finished (delivered, failed, skipped) outbox rows; or "forever"
@@ -106,6 +112,8 @@ pub struct RawConfig {
     pub retention: RawRetention,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub remote_write: RawRemoteWrite,
     /// `[channels.NAME]`: the notify crate owns the tables and their validation.
     #[serde(default)]
     pub channels: modelwatch_notify::RawChannels,
@@ -217,6 +225,44 @@ impl RawLimits {
     }
 }
 
+/// The labels of a Prometheus remote write naming a sample's model, version, metric and
+/// dataset (modelwatch-http's `LabelMapping`); each defaults to its own name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoteWrite {
+    pub model: Option<String>,
+    pub version: Option<String>,
+    /// The metric's label; a series without it takes its metric name (`__name__`).
+    pub metric: Option<String>,
+    pub dataset: Option<String>,
+}
+
+impl RawRemoteWrite {
+    fn validate(self) -> Result<modelwatch_http::remote_write::LabelMapping, ConfigError> {
+        let defaults = modelwatch_http::remote_write::LabelMapping::default();
+        // Prometheus's label-name syntax: [a-zA-Z_][a-zA-Z0-9_]*.
+        let label = |key: &str, value: Option<String>, default: String| match value {
+            None => Ok(default),
+            Some(name)
+                if name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                Ok(name)
+            }
+            Some(name) => Err(invalid(
+                key,
+                format!("{name:?} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
+            )),
+        };
+        Ok(modelwatch_http::remote_write::LabelMapping {
+            model: label("remote_write.model", self.model, defaults.model)?,
+            version: label("remote_write.version", self.version, defaults.version)?,
+            metric: label("remote_write.metric", self.metric, defaults.metric)?,
+            dataset: label("remote_write.dataset", self.dataset, defaults.dataset)?,
+        })
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -226,6 +272,8 @@ pub struct Config {
     pub evaluation: EvaluationConfig,
     pub retention: RetentionConfig,
     pub limits: LimitsConfig,
+    /// The labels a Prometheus remote write is read by.
+    pub remote_write: modelwatch_http::remote_write::LabelMapping,
     /// Channels and delivery policy, validated by the notify crate.
     pub notify: modelwatch_notify::NotifyConfig,
 }
@@ -427,6 +475,7 @@ impl RawConfig {
             evaluation: self.evaluation.validate()?,
             retention: self.retention.validate()?,
             limits: self.limits.validate()?,
+            remote_write: self.remote_write.validate()?,
             // The notify crate's error already names the key (`channels.NAME.url`).
             notify: modelwatch_notify::NotifyConfig::from_raw(self.notify, self.channels).map_err(
                 |e| ConfigError::Key {
@@ -678,6 +727,33 @@ mod tests {
         assert_eq!(
             config.server.connections.header_timeout,
             Duration::from_secs(10)
+        );
+    }
+
+    #[test]
+    fn the_remote_write_label_mapping_is_read_and_checked() {
+        let config = Config::parse(
+            "[remote_write]\nmodel = \"model_name\"\nversion = \"model_version\"\nmetric = \"metric_type\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.remote_write.model, "model_name");
+        assert_eq!(config.remote_write.version, "model_version");
+        assert_eq!(config.remote_write.metric, "metric_type");
+        assert_eq!(config.remote_write.dataset, "dataset");
+        let defaults = Config::parse("", Path::new("c.toml")).unwrap();
+        assert_eq!(
+            defaults.remote_write,
+            modelwatch_http::remote_write::LabelMapping::default()
+        );
+        let error = Config::parse(
+            "[remote_write]\nmodel = \"model-name\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("remote_write.model"),
+            "{error:#}"
         );
     }
 

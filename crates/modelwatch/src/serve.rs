@@ -124,6 +124,7 @@ pub async fn serve(
         Clock::new(crate::now),
         Some(engine.clone()),
     );
+    state.set_remote_write_mapping(config.remote_write.clone());
     let shutdown = crate::shutdown::signal();
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
