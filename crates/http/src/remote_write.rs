@@ -195,13 +195,14 @@ pub(crate) async fn take_snappy(mut request: Request, next: Next) -> Response {
 /// samples. Series without the model or version label are skipped; the rest must be
 /// valid samples or nothing is stored.
 #[utoipa::path(post, path = "/api/v1/write", tag = "ingestion",
-    request_body(content = Vec<u8>, content_type = "application/x-protobuf",
+    request_body(
+        content((String = "application/x-protobuf"), (String = "application/octet-stream")),
         description = "A snappy-compressed (block format) prometheus.WriteRequest, `Content-Encoding: snappy`"),
     responses(
         (status = 204, description = "Stored"),
         (status = 400, description = "Not a snappy-compressed WriteRequest, or a series' sample is invalid (named)", body = ErrorBody),
         (status = 413, description = "The body, compressed or decompressed, is over max_body_bytes", body = ErrorBody),
-        (status = 415, description = "A Content-Type other than application/x-protobuf, or a Content-Encoding other than snappy or gzip", body = ErrorBody),
+        (status = 415, description = "A Content-Type other than application/x-protobuf or application/octet-stream, or a Content-Encoding other than snappy or gzip", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     ))]
 pub async fn write(
@@ -217,10 +218,12 @@ pub async fn write(
             .next()
             .unwrap_or("")
             .trim();
-        if !essence.eq_ignore_ascii_case("application/x-protobuf") {
+        if !essence.eq_ignore_ascii_case("application/x-protobuf")
+            && !essence.eq_ignore_ascii_case("application/octet-stream")
+        {
             return Err(ApiError::UnsupportedMediaType(format!(
                 "remote write takes Content-Type application/x-protobuf (snappy-compressed \
-                 WriteRequest), not {kind:?}"
+                 WriteRequest; application/octet-stream too), not {kind:?}"
             )));
         }
     }
