@@ -10,6 +10,7 @@ pub mod detection;
 pub mod health;
 pub mod metric;
 pub mod name;
+pub mod predictions;
 pub mod sample;
 pub mod stats;
 pub mod text;
