@@ -158,6 +158,7 @@ async fn a_contended_pass_reports_what_it_committed_and_what_it_left() {
         metrics: memory.clone(),
         alerts: store.clone(),
         tokens: memory.clone(),
+        predictions: memory.clone(),
     };
     let engine =
         Engine::new(&stores, AlertConfig::default()).with_ids(Arc::new(SequentialIds::default()));

@@ -13,6 +13,7 @@ mod codec;
 mod decoded;
 pub mod memory;
 pub mod postgres;
+pub mod predictions;
 pub mod sqlite;
 pub mod tokens;
 
@@ -34,6 +35,7 @@ use modelwatch_core::{
 pub use alerts::AlertStore;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
+pub use predictions::PredictionStore;
 pub use sqlite::SqliteStore;
 pub use tokens::{NewToken, Scope, TokenHash, TokenInfo, TokenStore};
 
@@ -646,23 +648,27 @@ pub(crate) fn validate_batch(
     Ok(())
 }
 
-/// Every store a location holds: samples, alerting (rules, alerts, silences, outbox) and
-/// API tokens.
+/// Every store a location holds: samples, alerting (rules, alerts, silences, outbox), API
+/// tokens, and predictions with their labels.
 /// One backend object implements both traits, so they share one database and one writer.
 #[derive(Debug, Clone)]
 pub struct Stores {
     pub metrics: Arc<dyn MetricStore>,
     pub alerts: Arc<dyn AlertStore>,
     pub tokens: Arc<dyn TokenStore>,
+    pub predictions: Arc<dyn PredictionStore>,
 }
 
 impl Stores {
     /// Every view of one backend.
-    pub fn of<S: MetricStore + AlertStore + TokenStore + 'static>(store: Arc<S>) -> Stores {
+    pub fn of<S: MetricStore + AlertStore + TokenStore + PredictionStore + 'static>(
+        store: Arc<S>,
+    ) -> Stores {
         Stores {
             metrics: store.clone(),
             alerts: store.clone(),
-            tokens: store,
+            tokens: store.clone(),
+            predictions: store,
         }
     }
 

@@ -21,6 +21,8 @@ pub struct MemoryStore {
     /// Rules, alerts, silences and the outbox (see `alerts/memory.rs`).
     pub(crate) alerting: std::sync::Mutex<crate::alerts::memory::Tables>,
     tokens: RwLock<Vec<TokenInfo>>,
+    /// Predictions, labels and prediction configs (see `predictions/memory.rs`).
+    pub(crate) predictions: std::sync::Mutex<crate::predictions::memory::Tables>,
     series_limits: SeriesLimits,
 }
 

@@ -18,6 +18,7 @@
 
 mod alerts;
 mod copy;
+mod predictions;
 mod samples;
 pub(crate) mod schema;
 pub mod testing;

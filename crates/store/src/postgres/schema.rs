@@ -226,6 +226,46 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ALTER TABLE alert_states DROP CONSTRAINT alert_states_pkey;
     ALTER TABLE alert_states ADD PRIMARY KEY (rule_id, version, dataset);"#,
     ),
+    (
+        9,
+        "predictions and labels: one row per prediction with its label, pending labels, prediction configs",
+        // As in SQLite (schema 12): the label sits on its prediction's row, joined by the
+        // primary key; a label without its prediction waits in pending_labels; the
+        // dataset is empty text for the default one. Writes of predictions and labels
+        // take one advisory lock, so a label and its prediction never pass each other.
+        r#"CREATE TABLE predictions (
+        model    text COLLATE "C" NOT NULL,
+        id       text COLLATE "C" NOT NULL,
+        version  text COLLATE "C" NOT NULL,
+        dataset  text COLLATE "C" NOT NULL,
+        ts       bigint NOT NULL,
+        class    smallint,
+        score    double precision,
+        value    double precision,
+        truth    double precision,
+        label_ms bigint,
+        labels   integer NOT NULL DEFAULT 0,
+        PRIMARY KEY (model, id)
+    );
+    CREATE INDEX predictions_by_window ON predictions (model, version, dataset, ts);
+    CREATE TABLE pending_labels (
+        model       text COLLATE "C" NOT NULL,
+        id          text COLLATE "C" NOT NULL,
+        truth       double precision NOT NULL,
+        label_ms    bigint,
+        received_ms bigint NOT NULL,
+        labels      integer NOT NULL,
+        PRIMARY KEY (model, id)
+    );
+    CREATE INDEX pending_labels_by_age ON pending_labels (received_ms);
+    CREATE TABLE prediction_configs (
+        model          text COLLATE "C" PRIMARY KEY,
+        window_minutes bigint NOT NULL,
+        task           text NOT NULL CHECK (task IN ('classification', 'regression')),
+        threshold      double precision NOT NULL,
+        min_coverage   double precision NOT NULL
+    );"#,
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -308,6 +308,46 @@ const MIGRATIONS: &[(i64, &str)] = &[
         ALTER TABLE alert_states_v11 RENAME TO alert_states;
         CREATE INDEX alert_states_by_model ON alert_states (model);",
     ),
+    // Predictions and labels (issue 22). A prediction's label sits on its row (joined by
+    // the primary key, one keyed update); a label waiting for its prediction sits in
+    // `pending_labels`. The dataset is empty text for the default dataset. `labels`
+    // counts the labels an id received (the latest won). Windows read by the index on
+    // (model, version, dataset, ts).
+    (
+        12,
+        "CREATE TABLE predictions (
+            model    TEXT NOT NULL,
+            id       TEXT NOT NULL,
+            version  TEXT NOT NULL,
+            dataset  TEXT NOT NULL,
+            ts       INTEGER NOT NULL,
+            class    INTEGER,
+            score    REAL,
+            value    REAL,
+            truth    REAL,
+            label_ms INTEGER,
+            labels   INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (model, id)
+        ) WITHOUT ROWID;
+        CREATE INDEX predictions_by_window ON predictions (model, version, dataset, ts);
+        CREATE TABLE pending_labels (
+            model       TEXT NOT NULL,
+            id          TEXT NOT NULL,
+            truth       REAL NOT NULL,
+            label_ms    INTEGER,
+            received_ms INTEGER NOT NULL,
+            labels      INTEGER NOT NULL,
+            PRIMARY KEY (model, id)
+        ) WITHOUT ROWID;
+        CREATE INDEX pending_labels_by_age ON pending_labels (received_ms);
+        CREATE TABLE prediction_configs (
+            model          TEXT PRIMARY KEY,
+            window_minutes INTEGER NOT NULL,
+            task           TEXT NOT NULL CHECK (task IN ('classification', 'regression')),
+            threshold      REAL NOT NULL,
+            min_coverage   REAL NOT NULL
+        );",
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right after it.

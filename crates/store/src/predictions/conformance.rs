@@ -1,0 +1,458 @@
+//! The behaviour every [`PredictionStore`] shows, run on memory, SQLite and PostgreSQL.
+
+use std::collections::BTreeSet;
+
+use modelwatch_core::predictions::{
+    Label, Labelled, Output, Prediction, PredictionConfig, PredictionId, Task, WindowLength,
+};
+use modelwatch_core::{Dataset, ModelName, TimeRange, Timestamp, Version};
+
+use super::{PredictionSeries, PredictionStore, Touched};
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms).expect("valid")
+}
+
+fn model(name: &str) -> ModelName {
+    ModelName::parse(name).expect("model")
+}
+
+fn scored(id: &str, version: &str, ms: i64, score: f64) -> Prediction {
+    Prediction {
+        id: PredictionId::parse(id).expect("id"),
+        model: model("fraud"),
+        version: Version::parse(version).expect("version"),
+        dataset: None,
+        timestamp: at(ms),
+        output: Output::Classification {
+            class: None,
+            score: Some(score),
+        },
+    }
+}
+
+fn label(id: &str, truth: f64) -> Label {
+    Label::new(
+        PredictionId::parse(id).expect("id"),
+        model("fraud"),
+        truth,
+        Some(at(99)),
+    )
+    .expect("label")
+}
+
+fn series(version: &str, dataset: Option<&str>) -> PredictionSeries {
+    PredictionSeries {
+        model: model("fraud"),
+        version: Version::parse(version).expect("version"),
+        dataset: dataset.map(|d| Dataset::parse(d).expect("dataset")),
+    }
+}
+
+fn everything() -> TimeRange {
+    TimeRange::new(at(0), at(1_000_000))
+}
+
+/// Sorted by truth then score, so backends' row orders compare equal.
+fn sorted(mut pairs: Vec<Labelled>) -> Vec<(f64, Output)> {
+    pairs.sort_by(|a, b| {
+        let score = |p: &Labelled| match p.output {
+            Output::Classification { score, .. } => score.unwrap_or(-1.0),
+            Output::Regression { value } => value,
+        };
+        a.truth
+            .total_cmp(&b.truth)
+            .then(score(a).total_cmp(&score(b)))
+    });
+    pairs.into_iter().map(|p| (p.truth, p.output)).collect()
+}
+
+pub async fn labels_join_their_predictions_in_any_order(store: &dyn PredictionStore) {
+    let written = store
+        .insert_predictions(vec![
+            scored("a", "v1", 1_000, 0.9),
+            scored("b", "v1", 2_000, 0.2),
+        ])
+        .await
+        .expect("predictions");
+    assert_eq!(
+        (written.accepted, written.duplicates, written.labelled),
+        (2, 0, 0)
+    );
+    assert_eq!(
+        written.touched,
+        BTreeSet::from([
+            Touched {
+                series: series("v1", None),
+                timestamp: at(1_000)
+            },
+            Touched {
+                series: series("v1", None),
+                timestamp: at(2_000)
+            },
+        ])
+    );
+    // A label for a stored prediction joins it; one for an unknown id waits.
+    let labels = store
+        .insert_labels(vec![label("a", 1.0), label("c", 0.0)], at(5_000))
+        .await
+        .expect("labels");
+    assert_eq!(
+        (labels.labelled, labels.pending, labels.duplicates),
+        (1, 1, 0)
+    );
+    assert_eq!(
+        labels.touched,
+        BTreeSet::from([Touched {
+            series: series("v1", None),
+            timestamp: at(1_000)
+        }])
+    );
+    assert_eq!(store.pending_labels().await.expect("pending"), 1);
+    // Its prediction arrives: the pending label is joined.
+    let late = store
+        .insert_predictions(vec![scored("c", "v1", 3_000, 0.4)])
+        .await
+        .expect("late prediction");
+    assert_eq!((late.accepted, late.labelled), (1, 1));
+    assert_eq!(store.pending_labels().await.expect("pending"), 0);
+    let window = store
+        .window_pairs(&series("v1", None), everything())
+        .await
+        .expect("window");
+    assert_eq!(window.predicted, 3);
+    assert_eq!(
+        sorted(window.labelled),
+        vec![
+            (
+                0.0,
+                Output::Classification {
+                    class: None,
+                    score: Some(0.4)
+                }
+            ),
+            (
+                1.0,
+                Output::Classification {
+                    class: None,
+                    score: Some(0.9)
+                }
+            ),
+        ]
+    );
+}
+
+pub async fn first_prediction_and_latest_label_win(store: &dyn PredictionStore) {
+    store
+        .insert_predictions(vec![scored("a", "v1", 1_000, 0.9)])
+        .await
+        .expect("predictions");
+    // A second prediction for the id, in another batch and in the same one: dropped.
+    let again = store
+        .insert_predictions(vec![
+            scored("a", "v1", 1_500, 0.1),
+            scored("b", "v1", 1_000, 0.3),
+            scored("b", "v1", 1_000, 0.7),
+        ])
+        .await
+        .expect("duplicates");
+    assert_eq!((again.accepted, again.duplicates), (1, 2));
+    // Labels: the first joins, the next two are duplicates; the last one wins.
+    let labels = store
+        .insert_labels(
+            vec![label("a", 1.0), label("a", 0.0), label("a", 1.0)],
+            at(5_000),
+        )
+        .await
+        .expect("labels");
+    assert_eq!(
+        (labels.labelled, labels.pending, labels.duplicates),
+        (1, 0, 2)
+    );
+    let relabelled = store
+        .insert_labels(vec![label("a", 0.0)], at(6_000))
+        .await
+        .expect("relabel");
+    assert_eq!(relabelled.duplicates, 1);
+    // Pending labels count their duplicates too; the latest is joined.
+    let pending = store
+        .insert_labels(vec![label("z", 1.0), label("z", 0.0)], at(6_000))
+        .await
+        .expect("pending");
+    assert_eq!((pending.pending, pending.duplicates), (1, 1));
+    store
+        .insert_predictions(vec![scored("z", "v1", 2_000, 0.5)])
+        .await
+        .expect("z");
+    let window = store
+        .window_pairs(&series("v1", None), everything())
+        .await
+        .expect("window");
+    assert_eq!(window.predicted, 3);
+    assert_eq!(
+        sorted(window.labelled),
+        vec![
+            (
+                0.0,
+                Output::Classification {
+                    class: None,
+                    score: Some(0.5)
+                }
+            ),
+            (
+                0.0,
+                Output::Classification {
+                    class: None,
+                    score: Some(0.9)
+                }
+            ),
+        ]
+    );
+}
+
+pub async fn a_window_is_one_series_and_time_range(store: &dyn PredictionStore) {
+    let mut canary = scored("k", "v1", 1_000, 0.5);
+    canary.dataset = Some(Dataset::parse("canary").expect("dataset"));
+    let mut other_model = scored("a", "v1", 1_000, 0.5);
+    other_model.model = model("churn");
+    let regression = Prediction {
+        output: Output::Regression { value: -2.5 },
+        ..scored("r", "v2", 1_000, 0.0)
+    };
+    let classed = Prediction {
+        output: Output::Classification {
+            class: Some(true),
+            score: None,
+        },
+        ..scored("c", "v1", 1_999, 0.0)
+    };
+    store
+        .insert_predictions(vec![
+            scored("a", "v1", 1_000, 0.5),
+            scored("late", "v1", 2_000, 0.5),
+            classed,
+            canary,
+            other_model,
+            regression,
+        ])
+        .await
+        .expect("predictions");
+    store
+        .insert_labels(
+            vec![
+                label("a", 1.0),
+                label("c", 1.0),
+                label("r", 3.0),
+                label("k", 0.0),
+            ],
+            at(5_000),
+        )
+        .await
+        .expect("labels");
+    let range = TimeRange::new(at(1_000), at(2_000));
+    let v1 = store
+        .window_pairs(&series("v1", None), range)
+        .await
+        .expect("v1");
+    assert_eq!(v1.predicted, 2);
+    assert_eq!(
+        sorted(v1.labelled),
+        vec![
+            (
+                1.0,
+                Output::Classification {
+                    class: Some(true),
+                    score: None
+                }
+            ),
+            (
+                1.0,
+                Output::Classification {
+                    class: None,
+                    score: Some(0.5)
+                }
+            ),
+        ]
+    );
+    let canary = store
+        .window_pairs(&series("v1", Some("canary")), range)
+        .await
+        .expect("canary");
+    assert_eq!((canary.predicted, canary.labelled.len()), (1, 1));
+    let v2 = store
+        .window_pairs(&series("v2", None), range)
+        .await
+        .expect("v2");
+    assert_eq!(
+        v2.labelled,
+        vec![Labelled {
+            output: Output::Regression { value: -2.5 },
+            truth: 3.0
+        }]
+    );
+    let churn = PredictionSeries {
+        model: model("churn"),
+        ..series("v1", None)
+    };
+    let churn = store.window_pairs(&churn, range).await.expect("churn");
+    assert_eq!((churn.predicted, churn.labelled.len()), (1, 0));
+}
+
+pub async fn pending_labels_expire(store: &dyn PredictionStore) {
+    store
+        .insert_labels(vec![label("old", 1.0)], at(1_000))
+        .await
+        .expect("old");
+    store
+        .insert_labels(vec![label("new", 1.0)], at(5_000))
+        .await
+        .expect("new");
+    assert_eq!(
+        store
+            .expire_pending_labels(at(2_000))
+            .await
+            .expect("expire"),
+        1
+    );
+    assert_eq!(store.pending_labels().await.expect("pending"), 1);
+    let written = store
+        .insert_predictions(vec![
+            scored("old", "v1", 1_000, 0.5),
+            scored("new", "v1", 1_000, 0.5),
+        ])
+        .await
+        .expect("predictions");
+    assert_eq!(written.labelled, 1);
+}
+
+pub async fn prediction_configs_are_kept_per_model(store: &dyn PredictionStore) {
+    assert_eq!(store.prediction_configs().await.expect("none"), vec![]);
+    let daily = PredictionConfig::new(
+        WindowLength::parse("1d").expect("1d"),
+        Task::Classification,
+        0.7,
+        0.8,
+    )
+    .expect("config");
+    let hourly = PredictionConfig::new(
+        WindowLength::parse("1h").expect("1h"),
+        Task::Regression,
+        0.5,
+        0.0,
+    )
+    .expect("config");
+    store
+        .set_prediction_config(&model("fraud"), daily)
+        .await
+        .expect("set");
+    store
+        .set_prediction_config(&model("churn"), daily)
+        .await
+        .expect("set");
+    store
+        .set_prediction_config(&model("churn"), hourly)
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.prediction_configs().await.expect("list"),
+        vec![(model("churn"), hourly), (model("fraud"), daily)]
+    );
+    assert_eq!(
+        store.prediction_config(&model("fraud")).await.expect("one"),
+        Some(daily)
+    );
+    assert_eq!(
+        store.prediction_config(&model("x")).await.expect("none"),
+        None
+    );
+}
+
+/// Runs every test of the suite on fresh stores from `open`.
+macro_rules! prediction_suite {
+    ($open:expr) => {
+        use crate::predictions::conformance as suite;
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn labels_join_their_predictions_in_any_order() {
+            let (store, _guard) = $open.await;
+            suite::labels_join_their_predictions_in_any_order(&*store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn first_prediction_and_latest_label_win() {
+            let (store, _guard) = $open.await;
+            suite::first_prediction_and_latest_label_win(&*store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_window_is_one_series_and_time_range() {
+            let (store, _guard) = $open.await;
+            suite::a_window_is_one_series_and_time_range(&*store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn pending_labels_expire() {
+            let (store, _guard) = $open.await;
+            suite::pending_labels_expire(&*store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn prediction_configs_are_kept_per_model() {
+            let (store, _guard) = $open.await;
+            suite::prediction_configs_are_kept_per_model(&*store).await;
+        }
+    };
+}
+
+type Opened = (
+    std::sync::Arc<dyn PredictionStore>,
+    Box<dyn std::any::Any + Send>,
+);
+
+mod memory {
+    use super::Opened;
+
+    async fn open() -> Opened {
+        (std::sync::Arc::new(crate::MemoryStore::new()), Box::new(()))
+    }
+    prediction_suite!(open());
+}
+
+mod sqlite {
+    use super::Opened;
+
+    async fn open() -> Opened {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = crate::SqliteStore::open(dir.path().join("predictions.db"))
+            .await
+            .expect("open");
+        (std::sync::Arc::new(store), Box::new(dir))
+    }
+    prediction_suite!(open());
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn joined_labels_survive_reopening() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("predictions.db");
+        let store = crate::SqliteStore::open(&path).await.expect("open");
+        super::labels_join_their_predictions_in_any_order(&store).await;
+        crate::MetricStore::close(&store).await.expect("close");
+        let reopened = crate::SqliteStore::open(&path).await.expect("reopen");
+        let window = crate::predictions::PredictionStore::window_pairs(
+            &reopened,
+            &super::series("v1", None),
+            super::everything(),
+        )
+        .await
+        .expect("window");
+        assert_eq!((window.predicted, window.labelled.len()), (3, 2));
+    }
+}
+
+mod postgres {
+    use super::Opened;
+
+    async fn open() -> Opened {
+        let database = crate::postgres::testing::TestDatabase::create("predictions").await;
+        let store = crate::PostgresStore::open(database.url())
+            .await
+            .expect("open");
+        (std::sync::Arc::new(store), Box::new(database))
+    }
+    prediction_suite!(open());
+}

@@ -1,0 +1,162 @@
+//! Predictions and labels in memory: the same rules as the database backends, in maps.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use modelwatch_core::predictions::{Label, Labelled, Prediction, PredictionConfig, PredictionId};
+use modelwatch_core::{ModelName, TimeRange, Timestamp};
+
+use super::{
+    LabelsWritten, PredictionSeries, PredictionStore, PredictionsWritten, Touched, WindowPairs,
+};
+use crate::{MemoryStore, StoreError};
+
+#[derive(Debug)]
+struct Row {
+    prediction: Prediction,
+    truth: Option<f64>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    truth: f64,
+    received: Timestamp,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Tables {
+    rows: HashMap<(ModelName, PredictionId), Row>,
+    pending: HashMap<(ModelName, PredictionId), Pending>,
+    configs: BTreeMap<ModelName, PredictionConfig>,
+}
+
+impl MemoryStore {
+    fn prediction_tables(&self) -> Result<std::sync::MutexGuard<'_, Tables>, StoreError> {
+        self.predictions.lock().map_err(|_| {
+            StoreError::Database("a thread panicked while holding the in-memory store".into())
+        })
+    }
+}
+
+#[async_trait]
+impl PredictionStore for MemoryStore {
+    async fn insert_predictions(
+        &self,
+        predictions: Vec<Prediction>,
+    ) -> Result<PredictionsWritten, StoreError> {
+        let mut tables = self.prediction_tables()?;
+        let mut written = PredictionsWritten::default();
+        for prediction in predictions {
+            let key = (prediction.model.clone(), prediction.id.clone());
+            if tables.rows.contains_key(&key) {
+                written.duplicates += 1;
+                continue;
+            }
+            written.accepted += 1;
+            let truth = tables.pending.remove(&key).map(|pending| pending.truth);
+            if truth.is_some() {
+                written.labelled += 1;
+            }
+            written.touched.insert(Touched {
+                series: PredictionSeries::of(&prediction),
+                timestamp: prediction.timestamp,
+            });
+            tables.rows.insert(key, Row { prediction, truth });
+        }
+        Ok(written)
+    }
+
+    async fn insert_labels(
+        &self,
+        labels: Vec<Label>,
+        now: Timestamp,
+    ) -> Result<LabelsWritten, StoreError> {
+        let mut tables = self.prediction_tables()?;
+        let mut written = LabelsWritten::default();
+        for label in labels {
+            let key = (label.model, label.id);
+            if let Some(row) = tables.rows.get_mut(&key) {
+                if row.truth.replace(label.truth).is_some() {
+                    written.duplicates += 1;
+                } else {
+                    written.labelled += 1;
+                }
+                written.touched.insert(Touched {
+                    series: PredictionSeries::of(&row.prediction),
+                    timestamp: row.prediction.timestamp,
+                });
+                continue;
+            }
+            let pending = Pending {
+                truth: label.truth,
+                received: now,
+            };
+            if tables.pending.insert(key, pending).is_some() {
+                written.duplicates += 1;
+            } else {
+                written.pending += 1;
+            }
+        }
+        Ok(written)
+    }
+
+    async fn window_pairs(
+        &self,
+        series: &PredictionSeries,
+        range: TimeRange,
+    ) -> Result<WindowPairs, StoreError> {
+        let tables = self.prediction_tables()?;
+        let mut pairs = WindowPairs::default();
+        for row in tables.rows.values() {
+            let prediction = &row.prediction;
+            if prediction.model != series.model
+                || prediction.version != series.version
+                || prediction.dataset != series.dataset
+                || !range.contains(prediction.timestamp)
+            {
+                continue;
+            }
+            pairs.predicted += 1;
+            if let Some(truth) = row.truth {
+                pairs.labelled.push(Labelled {
+                    output: prediction.output,
+                    truth,
+                });
+            }
+        }
+        Ok(pairs)
+    }
+
+    async fn expire_pending_labels(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let mut tables = self.prediction_tables()?;
+        let before = tables.pending.len();
+        tables
+            .pending
+            .retain(|_, pending| pending.received >= cutoff);
+        Ok((before - tables.pending.len()) as u64)
+    }
+
+    async fn pending_labels(&self) -> Result<u64, StoreError> {
+        Ok(self.prediction_tables()?.pending.len() as u64)
+    }
+
+    async fn set_prediction_config(
+        &self,
+        model: &ModelName,
+        config: PredictionConfig,
+    ) -> Result<(), StoreError> {
+        self.prediction_tables()?
+            .configs
+            .insert(model.clone(), config);
+        Ok(())
+    }
+
+    async fn prediction_configs(&self) -> Result<Vec<(ModelName, PredictionConfig)>, StoreError> {
+        Ok(self
+            .prediction_tables()?
+            .configs
+            .iter()
+            .map(|(model, config)| (model.clone(), *config))
+            .collect())
+    }
+}
