@@ -10,12 +10,15 @@
 //!   [`evaluation`] counts every new sample through the core's replay and persists what it
 //!   plans with its notifications; [`backtest`] replays a rule over history through the
 //!   same observations and the same replay.
+//! - [`predictions`]: stores predictions and labels and writes each changed window's
+//!   metrics (and label coverage) as samples.
 
 pub mod alerting;
 pub mod analysis;
 pub mod backtest;
 pub mod evaluation;
 mod observe;
+pub mod predictions;
 
 pub use alerting::{Engine, EngineError, IdSource, RandomIds, SequentialIds};
 pub use backtest::{BacktestReport, VersionBacktest};
