@@ -9,6 +9,8 @@
 //! [`metrics`] computes a window's metrics from its joined pairs, as scikit-learn does.
 
 pub mod metrics;
+#[cfg(test)]
+mod scikit_learn;
 
 use std::fmt;
 use std::time::Duration;
