@@ -20,5 +20,5 @@ pub use metric::{Direction, Metric, MetricDefinition, MetricFamily, ValueRange};
 pub use sample::{
     Dataset, DatasetScope, ModelName, Point, Sample, SeriesKey, ValidationError, Version,
 };
-pub use stats::{Bucket, Summary};
+pub use stats::{Aggregation, Bucket, Summary, WindowStats};
 pub use time::{TimeRange, Timestamp};

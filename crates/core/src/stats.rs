@@ -50,6 +50,106 @@ impl Summary {
     }
 }
 
+/// How a cross-series read reduces each series' window to one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Aggregation {
+    Mean,
+    Min,
+    Max,
+    Sum,
+    Count,
+    /// The value of the newest sample in the window.
+    Last,
+}
+
+impl Aggregation {
+    pub const ALL: [Aggregation; 6] = [
+        Aggregation::Mean,
+        Aggregation::Min,
+        Aggregation::Max,
+        Aggregation::Sum,
+        Aggregation::Count,
+        Aggregation::Last,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregation::Mean => "mean",
+            Aggregation::Min => "min",
+            Aggregation::Max => "max",
+            Aggregation::Sum => "sum",
+            Aggregation::Count => "count",
+            Aggregation::Last => "last",
+        }
+    }
+}
+
+/// Count, sum, minimum, maximum and newest sample of one series' window: what every
+/// [`Aggregation`] is computed from, so a store reduces a window in one pass. Points may
+/// arrive in any order (the newest by timestamp is kept), each timestamp once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowStats {
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub last_timestamp: Timestamp,
+    /// The value at `last_timestamp`.
+    pub last: f64,
+}
+
+impl WindowStats {
+    /// The stats of a window holding one point.
+    pub fn of(timestamp: Timestamp, value: f64) -> WindowStats {
+        WindowStats {
+            count: 1,
+            sum: value,
+            min: value,
+            max: value,
+            last_timestamp: timestamp,
+            last: value,
+        }
+    }
+
+    pub fn push(&mut self, timestamp: Timestamp, value: f64) {
+        self.count += 1;
+        self.sum += value;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        if timestamp >= self.last_timestamp {
+            self.last_timestamp = timestamp;
+            self.last = value;
+        }
+    }
+
+    /// The stats of points given in any order; `None` when there are none.
+    pub fn of_points<'a>(points: impl IntoIterator<Item = &'a Point>) -> Option<WindowStats> {
+        let mut stats: Option<WindowStats> = None;
+        for point in points {
+            match &mut stats {
+                Some(stats) => stats.push(point.timestamp, point.value),
+                None => stats = Some(WindowStats::of(point.timestamp, point.value)),
+            }
+        }
+        stats
+    }
+
+    pub fn mean(&self) -> f64 {
+        self.sum / self.count as f64
+    }
+
+    pub fn value(&self, aggregation: Aggregation) -> f64 {
+        match aggregation {
+            Aggregation::Mean => self.mean(),
+            Aggregation::Min => self.min,
+            Aggregation::Max => self.max,
+            Aggregation::Sum => self.sum,
+            Aggregation::Count => self.count as f64,
+            Aggregation::Last => self.last,
+        }
+    }
+}
+
 /// Mean and sample standard deviation by Welford's method (stable for long windows).
 pub fn mean_and_std(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
     let (mut n, mut mean, mut m2) = (0u64, 0.0f64, 0.0f64);
@@ -269,6 +369,30 @@ pub fn format_p_value(p: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_stats_give_every_aggregation_whatever_the_order() {
+        let in_order = points(&[(1, 0.5), (2, 0.25), (3, 1.0)]);
+        let shuffled = points(&[(3, 1.0), (1, 0.5), (2, 0.25)]);
+        let stats = WindowStats::of_points(&in_order).unwrap();
+        assert_eq!(WindowStats::of_points(&shuffled), Some(stats));
+        let values: Vec<(&str, f64)> = Aggregation::ALL
+            .iter()
+            .map(|a| (a.as_str(), stats.value(*a)))
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                ("mean", 1.75 / 3.0),
+                ("min", 0.25),
+                ("max", 1.0),
+                ("sum", 1.75),
+                ("count", 3.0),
+                ("last", 1.0)
+            ]
+        );
+        assert_eq!(WindowStats::of_points(&[]), None);
+    }
 
     #[test]
     fn tiny_p_values_keep_their_magnitude() {

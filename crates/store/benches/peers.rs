@@ -1,7 +1,8 @@
 //! The three queries of the peer benchmark (../shared/bench/peers) against a modelwatch
 //! SQLite database that `modelwatch metrics import` filled with gen.py's data.csv:
 //! (a) one series (model_000/accuracy) over the whole span at full resolution,
-//! (b) the same series averaged in 1 h buckets, (c) every series averaged over the last hour.
+//! (b) the same series averaged in 1 h buckets, (c) every series averaged over the last hour
+//! (one `aggregate_series` read, and one read per series for comparison).
 //! Each runs 3 times; the median is printed. In-process (no HTTP, no JSON), unlike the
 //! peers' figures, which include their HTTP API: see bench/peers-modelwatch/README.md.
 //!
@@ -42,8 +43,14 @@ fn main() {
         );
         let hours = (whole.length_millis() / 3_600_000 + 1) as usize;
 
-        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut points, mut buckets, mut series) = (0, 0, 0);
+        // (c)'s window is Prometheus's `[1h]` at the last time: (end - 1 h, end].
+        let end = all.iter().map(|s| s.last_timestamp).max().unwrap();
+        let last_hour = TimeRange::new(
+            Timestamp::from_millis(end.as_millis() - 3_600_000 + 1).unwrap(),
+            Timestamp::from_millis(end.as_millis() + 1).unwrap(),
+        );
+        let (mut a, mut b, mut c, mut c_each) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut points, mut buckets, mut series, mut series_each) = (0, 0, 0, 0);
         for _ in 0..3 {
             let started = Instant::now();
             points = store.range(&one.key, whole).await.unwrap().len();
@@ -54,18 +61,23 @@ fn main() {
             b.push(started.elapsed());
 
             let started = Instant::now();
-            let end = all.iter().map(|s| s.last_timestamp).max().unwrap();
-            let last_hour = TimeRange::new(
-                Timestamp::from_millis(end.as_millis() - 3_600_000).unwrap(),
-                Timestamp::from_millis(end.as_millis() + 1).unwrap(),
-            );
-            series = 0;
+            let windows = store
+                .aggregate_series(&SeriesFilter::default(), last_hour)
+                .await
+                .unwrap();
+            series = windows.iter().filter(|w| w.stats.mean().is_finite()).count();
+            c.push(started.elapsed());
+
+            // The same answer read one series at a time (how (c) was read before
+            // `aggregate_series`), for comparison.
+            let started = Instant::now();
+            series_each = 0;
             for info in &all {
                 if store.summary(&info.key, last_hour).await.unwrap().is_some() {
-                    series += 1;
+                    series_each += 1;
                 }
             }
-            c.push(started.elapsed());
+            c_each.push(started.elapsed());
         }
         println!(
             "(a) one series raw, whole span: {:.1} ms ({points} points)",
@@ -76,8 +88,12 @@ fn main() {
             median(b)
         );
         println!(
-            "(c) all series, last 1 h mean: {:.1} ms ({series} series)",
+            "(c) all series, last 1 h mean: {:.1} ms ({series} series, one aggregate_series read)",
             median(c)
+        );
+        println!(
+            "(c, per series) all series, last 1 h summary: {:.1} ms ({series_each} series, one read each)",
+            median(c_each)
         );
         store.close().await.unwrap();
     });

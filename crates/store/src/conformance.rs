@@ -826,6 +826,278 @@ pub async fn a_write_counts_its_samples_as_new_replaced_or_unchanged(store: &dyn
         .is_empty());
 }
 
+fn windows(found: &[crate::SeriesWindow]) -> Vec<(String, u64, f64, f64, f64, i64, f64)> {
+    found
+        .iter()
+        .map(|w| {
+            (
+                w.key.to_string(),
+                w.stats.count,
+                w.stats.sum,
+                w.stats.min,
+                w.stats.max,
+                w.stats.last_timestamp.as_millis(),
+                w.stats.last,
+            )
+        })
+        .collect()
+}
+
+fn range(start: i64, end: i64) -> TimeRange {
+    TimeRange::new(at(start), at(end))
+}
+
+pub async fn aggregate_series_reduces_each_matching_series_window(store: &dyn MetricStore) {
+    store
+        .append(vec![
+            sample("a", "v1", "accuracy", 0.5, 10),
+            sample("a", "v1", "accuracy", 0.25, 20),
+            sample("a", "v1", "accuracy", 0.75, 30),
+            sample("a", "v1", "accuracy", 1.0, 40),
+            sample("a", "v1", "latency", 8.0, 15),
+            sample("a", "v2", "accuracy", 0.5, 25),
+            sample("b", "v1", "accuracy", 0.125, 35),
+            on("eu", sample("a", "v1", "accuracy", 0.0, 20)),
+            on("eu", sample("a", "v1", "accuracy", 0.5, 30)),
+        ])
+        .await
+        .unwrap();
+    let every = SeriesFilter {
+        dataset: DatasetScope::Each,
+        ..SeriesFilter::default()
+    };
+    // [20, 40): the sample at 40 is outside, so are those at 10 and 15.
+    let found = store.aggregate_series(&every, range(20, 40)).await.unwrap();
+    let listed: Vec<SeriesKey> = store
+        .list_series(&every)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.key)
+        .filter(|k| k.metric != Metric::Latency)
+        .collect();
+    assert_eq!(
+        found.iter().map(|w| w.key.clone()).collect::<Vec<_>>(),
+        listed,
+        "every series with samples in the window, in listing order"
+    );
+    let a = found
+        .iter()
+        .find(|w| w.key == key("a", "v1", "accuracy"))
+        .unwrap();
+    assert_eq!(
+        (a.stats.count, a.stats.sum, a.stats.min, a.stats.max),
+        (2, 1.0, 0.25, 0.75)
+    );
+    assert_eq!(
+        (a.stats.last_timestamp.as_millis(), a.stats.last),
+        (30, 0.75)
+    );
+    assert_eq!(a.stats.mean(), 0.5);
+    let eu = found
+        .iter()
+        .find(|w| w.key == key_on("eu", "a", "v1", "accuracy"))
+        .unwrap();
+    assert_eq!((eu.stats.count, eu.stats.sum, eu.stats.last), (2, 0.5, 0.5));
+
+    // Filters on model, version, metric and dataset.
+    let filtered =
+        |model: Option<&str>, version: Option<&str>, metric: Option<&str>, dataset| SeriesFilter {
+            model: model.map(|m| modelwatch_core::ModelName::parse(m).unwrap()),
+            version: version.map(|v| modelwatch_core::Version::parse(v).unwrap()),
+            metric: metric.map(|m| Metric::parse(m).unwrap()),
+            dataset,
+        };
+    let all = range(0, 100);
+    let keys = |found: Vec<crate::SeriesWindow>| -> Vec<String> {
+        found.into_iter().map(|w| w.key.to_string()).collect()
+    };
+    let default_only = DatasetScope::One(None);
+    let by_model = store
+        .aggregate_series(&filtered(Some("b"), None, None, DatasetScope::Each), all)
+        .await
+        .unwrap();
+    assert_eq!(keys(by_model), vec![key("b", "v1", "accuracy").to_string()]);
+    let by_version = store
+        .aggregate_series(
+            &filtered(Some("a"), Some("v1"), None, default_only.clone()),
+            all,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        windows(&by_version),
+        vec![
+            (
+                key("a", "v1", "accuracy").to_string(),
+                4,
+                2.5,
+                0.25,
+                1.0,
+                40,
+                1.0
+            ),
+            (
+                key("a", "v1", "latency").to_string(),
+                1,
+                8.0,
+                8.0,
+                8.0,
+                15,
+                8.0
+            ),
+        ]
+    );
+    let by_metric = store
+        .aggregate_series(
+            &filtered(None, None, Some("latency"), DatasetScope::Each),
+            all,
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys(by_metric), vec![key("a", "v1", "latency").to_string()]);
+    let eu_only = DatasetScope::One(Some(Dataset::parse("eu").unwrap()));
+    let by_dataset = store
+        .aggregate_series(&filtered(None, None, None, eu_only), all)
+        .await
+        .unwrap();
+    assert_eq!(
+        windows(&by_dataset),
+        vec![(
+            key_on("eu", "a", "v1", "accuracy").to_string(),
+            2,
+            0.5,
+            0.0,
+            0.5,
+            30,
+            0.5
+        )]
+    );
+    let unknown_dataset = DatasetScope::One(Some(Dataset::parse("nowhere").unwrap()));
+    assert!(store
+        .aggregate_series(&filtered(None, None, None, unknown_dataset), all)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .aggregate_series(&filtered(Some("zzz"), None, None, DatasetScope::Each), all)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Empty windows: no time at all, or a time without samples.
+    assert!(store
+        .aggregate_series(&every, range(30, 30))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .aggregate_series(&every, range(41, 1_000))
+        .await
+        .unwrap()
+        .is_empty());
+    let one = store.aggregate_series(&every, range(40, 41)).await.unwrap();
+    assert_eq!(
+        windows(&one),
+        vec![(
+            key("a", "v1", "accuracy").to_string(),
+            1,
+            1.0,
+            1.0,
+            1.0,
+            40,
+            1.0
+        )]
+    );
+}
+
+pub async fn aggregate_series_counts_an_overwritten_sample_once(store: &dyn MetricStore) {
+    store
+        .append(vec![
+            sample("m", "v1", "accuracy", 0.5, 10),
+            sample("m", "v1", "accuracy", 0.5, 20),
+            sample("m", "v1", "accuracy", 0.5, 30),
+        ])
+        .await
+        .unwrap();
+    store
+        .append(vec![
+            sample("m", "v1", "accuracy", 0.25, 20),
+            sample("m", "v1", "accuracy", 1.0, 30),
+        ])
+        .await
+        .unwrap();
+    store
+        .append_one(sample("m", "v1", "accuracy", 0.0, 20))
+        .await
+        .unwrap();
+    let found = store
+        .aggregate_series(&SeriesFilter::default(), range(0, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        windows(&found),
+        vec![(
+            key("m", "v1", "accuracy").to_string(),
+            3,
+            1.5,
+            0.0,
+            1.0,
+            30,
+            1.0
+        )]
+    );
+}
+
+pub async fn aggregate_series_agrees_with_reading_each_series(store: &dyn MetricStore) {
+    // Enough batches and points that backends with chunks and a head hold both, with
+    // some samples rewritten in later batches.
+    for batch in 0..24i64 {
+        let mut samples = Vec::new();
+        for series in 0..12 {
+            for i in 0..150i64 {
+                let t = batch * 150 + i;
+                let value = ((t * 7 + series) % 100) as f64;
+                samples.push(sample(&format!("m{series:02}"), "v1", "latency", value, t));
+            }
+            if batch % 5 == 4 {
+                // Rewrite an earlier stretch of this series.
+                for t in (batch - 3) * 150..(batch - 3) * 150 + 40 {
+                    samples.push(sample(&format!("m{series:02}"), "v1", "latency", 1.0, t));
+                }
+            }
+        }
+        store.append(samples).await.unwrap();
+    }
+    for window in [
+        range(0, 3_600),
+        range(100, 1_000),
+        range(1_234, 3_100),
+        range(3_000, 9_999),
+    ] {
+        let found = store
+            .aggregate_series(&SeriesFilter::default(), window)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 12);
+        for got in found {
+            let points = store.range(&got.key, window).await.unwrap();
+            let want = modelwatch_core::WindowStats::of_points(&points).unwrap();
+            assert_eq!(
+                (got.stats.count, got.stats.min, got.stats.max),
+                (want.count, want.min, want.max),
+                "{} in {window:?}",
+                got.key
+            );
+            assert_eq!(
+                (got.stats.last_timestamp, got.stats.last),
+                (want.last_timestamp, want.last)
+            );
+            assert_eq!(got.stats.sum, want.sum, "{} in {window:?}", got.key);
+        }
+    }
+}
+
 macro_rules! conformance_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -847,6 +1119,9 @@ macro_rules! conformance_suite {
                 deleting_before_the_earliest_sample_changes_nothing,
                 concurrent_prunes_remove_and_count_each_sample_once,
                 a_write_counts_its_samples_as_new_replaced_or_unchanged,
+                aggregate_series_reduces_each_matching_series_window,
+                aggregate_series_counts_an_overwritten_sample_once,
+                aggregate_series_agrees_with_reading_each_series,
             );
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

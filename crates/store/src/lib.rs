@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use modelwatch_core::stats::{downsample, Chart};
 use modelwatch_core::{
     Bucket, Dataset, DatasetScope, Metric, MetricDefinition, ModelName, Point, Sample, SeriesKey,
-    Summary, TimeRange, Timestamp, ValidationError, Version,
+    Summary, TimeRange, Timestamp, ValidationError, Version, WindowStats,
 };
 
 pub use alerts::AlertStore;
@@ -247,6 +247,13 @@ impl SeriesFilter {
     }
 }
 
+/// One series' samples in a window, reduced (see [`MetricStore::aggregate_series`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesWindow {
+    pub key: SeriesKey,
+    pub stats: WindowStats,
+}
+
 /// What a write did to its samples: stored at a new timestamp of their series, replaced
 /// a different stored point, or matched the stored point exactly.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -350,6 +357,36 @@ pub trait MetricStore: Send + Sync + fmt::Debug {
             found.push(self.latest(key).await?);
         }
         Ok(found)
+    }
+
+    /// Every series matching `filter` that has samples in `range`, with the count, sum,
+    /// minimum, maximum and newest sample of its samples there (each timestamp once, as
+    /// last written), in [`MetricStore::list_series`] order. A cross-series read: the
+    /// overview, PromQL `*_over_time` instant queries and `/api/v1/series/aggregate` ask
+    /// for thousands of series at once, so backends answer it in one query or one pass
+    /// over their chunks; this default reads each series.
+    async fn aggregate_series(
+        &self,
+        filter: &SeriesFilter,
+        range: TimeRange,
+    ) -> Result<Vec<SeriesWindow>, StoreError> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let requests: Vec<(SeriesKey, TimeRange)> = self
+            .list_series(filter)
+            .await?
+            .into_iter()
+            .map(|info| (info.key, range))
+            .collect();
+        let found = self.range_many(&requests).await?;
+        Ok(requests
+            .into_iter()
+            .zip(found)
+            .filter_map(|((key, _), points)| {
+                WindowStats::of_points(&points).map(|stats| SeriesWindow { key, stats })
+            })
+            .collect())
     }
 
     /// Deletes every sample, of every series, with a timestamp before `cutoff`; samples

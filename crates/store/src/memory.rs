@@ -5,11 +5,13 @@ use std::sync::RwLock;
 
 use async_trait::async_trait;
 use modelwatch_core::{
-    MetricDefinition, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp,
+    MetricDefinition, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp, WindowStats,
 };
 
 use crate::tokens::{NewToken, TokenInfo, TokenStore};
-use crate::{validate_batch, MetricStore, SeriesFilter, SeriesInfo, SeriesLimits, StoreError};
+use crate::{
+    validate_batch, MetricStore, SeriesFilter, SeriesInfo, SeriesLimits, SeriesWindow, StoreError,
+};
 
 /// A series' values by time (its dataset is in its key).
 type Series = BTreeMap<Timestamp, f64>;
@@ -139,6 +141,33 @@ impl MetricStore for MemoryStore {
                     key: key.clone(),
                     first_timestamp: *points.first_key_value()?.0,
                     last_timestamp: *points.last_key_value()?.0,
+                })
+            })
+            .collect())
+    }
+
+    async fn aggregate_series(
+        &self,
+        filter: &SeriesFilter,
+        range: TimeRange,
+    ) -> Result<Vec<SeriesWindow>, StoreError> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let all = self.series.read().map_err(poisoned)?;
+        Ok(all
+            .iter()
+            .filter(|(key, _)| filter.matches(key))
+            .filter_map(|(key, points)| {
+                let mut window = points.range(range.start..range.end);
+                let (t, value) = window.next()?;
+                let mut stats = WindowStats::of(*t, *value);
+                for (t, value) in window {
+                    stats.push(*t, *value);
+                }
+                Some(SeriesWindow {
+                    key: key.clone(),
+                    stats,
                 })
             })
             .collect())

@@ -291,6 +291,14 @@ impl MetricStore for PostgresStore {
         samples::list_series(self, filter).await
     }
 
+    async fn aggregate_series(
+        &self,
+        filter: &SeriesFilter,
+        range: TimeRange,
+    ) -> Result<Vec<crate::SeriesWindow>, StoreError> {
+        samples::aggregate_series(self, filter, range).await
+    }
+
     async fn delete_samples_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
         samples::delete_before(self, cutoff).await
     }

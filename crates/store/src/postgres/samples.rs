@@ -23,7 +23,7 @@ use deadpool_postgres::ClientWrapper;
 use modelwatch_core::stats::downsample;
 use modelwatch_core::{
     Bucket, Dataset, DatasetScope, Direction, Metric, MetricDefinition, ModelName, Point, Sample,
-    SeriesKey, TimeRange, Timestamp, ValueRange, Version,
+    SeriesKey, TimeRange, Timestamp, ValueRange, Version, WindowStats,
 };
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
@@ -31,7 +31,7 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Transaction};
 
 use super::{copy, pg_error, Catalogue, PostgresStore};
-use crate::{validate_batch, SeriesFilter, SeriesInfo, SeriesLimits, StoreError};
+use crate::{validate_batch, SeriesFilter, SeriesInfo, SeriesLimits, SeriesWindow, StoreError};
 
 /// One row of `samples`.
 #[derive(Debug, Clone, Copy)]
@@ -661,6 +661,78 @@ pub(super) async fn latest(
         .await
         .map_err(pg_error)?;
     Ok(points(store, &client, rows).await?.pop())
+}
+
+/// [`crate::MetricStore::aggregate_series`] in one statement: per matching series, one
+/// index range scan aggregates the window and one index probe finds its newest sample.
+pub(super) async fn aggregate_series(
+    store: &PostgresStore,
+    filter: &SeriesFilter,
+    range: TimeRange,
+) -> Result<Vec<SeriesWindow>, StoreError> {
+    if range.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = store.client().await?;
+    let (every_dataset, dataset) = match &filter.dataset {
+        DatasetScope::Each => (true, None),
+        DatasetScope::One(dataset) => (false, dataset.as_ref().map(Dataset::as_str)),
+    };
+    let rows = client
+        .query(
+            "SELECT s.model, s.version, s.metric, d.name, a.n, a.total, a.lo, a.hi, l.ts, l.value
+             FROM series s
+             LEFT JOIN datasets d ON d.id = s.dataset_id
+             CROSS JOIN LATERAL
+                 (SELECT ts, value FROM samples WHERE series_id = s.id AND ts >= $6 AND ts < $7
+                  ORDER BY ts DESC LIMIT 1) l
+             CROSS JOIN LATERAL
+                 (SELECT count(*) AS n, sum(value) AS total, min(value) AS lo, max(value) AS hi
+                  FROM samples WHERE series_id = s.id AND ts >= $6 AND ts < $7) a
+             WHERE ($1::text IS NULL OR s.model = $1)
+               AND ($2::text IS NULL OR s.version = $2)
+               AND ($3::text IS NULL OR s.metric = $3)
+               AND ($4 OR (CASE WHEN $5::text IS NULL THEN s.dataset_id = 0
+                                ELSE d.name = $5 END))
+             ORDER BY s.model, s.version, s.metric, d.name NULLS FIRST",
+            &[
+                &filter.model.as_ref().map(|m| m.as_str()),
+                &filter.version.as_ref().map(|v| v.as_str()),
+                &filter.metric.as_ref().map(|m| m.as_str()),
+                &every_dataset,
+                &dataset,
+                &range.start.as_millis(),
+                &range.end.as_millis(),
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    rows.into_iter()
+        .map(|row| {
+            let dataset: Option<&str> = row.try_get(3).map_err(pg_error)?;
+            let dataset = dataset
+                .map(Dataset::parse)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("data set: {e}")))?;
+            let count: i64 = row.try_get(4).map_err(pg_error)?;
+            Ok(SeriesWindow {
+                key: series_key(
+                    row.try_get(0).map_err(pg_error)?,
+                    row.try_get(1).map_err(pg_error)?,
+                    row.try_get(2).map_err(pg_error)?,
+                )?
+                .with_dataset(dataset),
+                stats: WindowStats {
+                    count: u64::try_from(count).unwrap_or(0),
+                    sum: row.try_get(5).map_err(pg_error)?,
+                    min: row.try_get(6).map_err(pg_error)?,
+                    max: row.try_get(7).map_err(pg_error)?,
+                    last_timestamp: timestamp(row.try_get(8).map_err(pg_error)?)?,
+                    last: row.try_get(9).map_err(pg_error)?,
+                },
+            })
+        })
+        .collect()
 }
 
 pub(super) async fn list_series(

@@ -326,6 +326,16 @@ impl MetricStore for SqliteStore {
             .await
     }
 
+    async fn aggregate_series(
+        &self,
+        filter: &SeriesFilter,
+        range: TimeRange,
+    ) -> Result<Vec<crate::SeriesWindow>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |connection, _| read::aggregate_series(connection, &filter, range))
+            .await
+    }
+
     async fn delete_samples_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
         prune::delete_samples_before(self, cutoff).await
     }

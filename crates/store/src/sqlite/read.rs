@@ -629,3 +629,219 @@ pub fn list_series(
         Ok(found)
     })
 }
+
+/// The condition of a [`SeriesFilter`] on `series s LEFT JOIN datasets d`, parameters 1
+/// to 5 as [`filter_parameters`] gives them.
+const SERIES_FILTER: &str = "(?1 IS NULL OR s.model = ?1) AND (?2 IS NULL OR s.version = ?2)
+    AND (?3 IS NULL OR s.metric = ?3)
+    AND (?4 OR (CASE WHEN ?5 IS NULL THEN s.dataset_id = 0 ELSE d.name = ?5 END))";
+
+fn filter_parameters(
+    filter: &SeriesFilter,
+) -> (Option<&str>, Option<&str>, Option<&str>, bool, Option<&str>) {
+    let (every_dataset, dataset) = match &filter.dataset {
+        DatasetScope::Each => (true, None),
+        DatasetScope::One(dataset) => (false, dataset.as_ref().map(Dataset::as_str)),
+    };
+    (
+        filter.model.as_ref().map(|m| m.as_str()),
+        filter.version.as_ref().map(|v| v.as_str()),
+        filter.metric.as_ref().map(|m| m.as_str()),
+        every_dataset,
+        dataset,
+    )
+}
+
+/// A window's stats in the chunks' own units (ms), built as points are decoded.
+#[derive(Debug, Clone, Copy)]
+struct Accumulator {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    last_ms: i64,
+    last: f64,
+}
+
+impl Accumulator {
+    const EMPTY: Accumulator = Accumulator {
+        count: 0,
+        sum: 0.0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+        last_ms: i64::MIN,
+        last: f64::NAN,
+    };
+
+    fn push(&mut self, t: i64, value: f64) {
+        self.count += 1;
+        self.sum += value;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        if t >= self.last_ms {
+            self.last_ms = t;
+            self.last = value;
+        }
+    }
+
+    fn stats(&self) -> Result<Option<modelwatch_core::WindowStats>, StoreError> {
+        if self.count == 0 {
+            return Ok(None);
+        }
+        Ok(Some(modelwatch_core::WindowStats {
+            count: self.count,
+            sum: self.sum,
+            min: self.min,
+            max: self.max,
+            last_timestamp: Timestamp::from_millis(self.last_ms)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            last: self.last,
+        }))
+    }
+}
+
+/// One matching series of a cross-series read: its key, the spans of the pieces (chunks,
+/// head entries) its window was read from, and their stats.
+struct Window {
+    key: SeriesKey,
+    spans: Vec<(i64, i64)>,
+    stats: Accumulator,
+}
+
+/// [`crate::MetricStore::aggregate_series`]: one query lists the matching series, one
+/// more walks their chunks overlapping the window (the index on series and time finds
+/// them; each is decoded once, straight into its series' stats), and each head row is
+/// read once. A series whose pieces overlap in time (overwritten samples) is read again
+/// alone and resolved as [`Catalogue::range`] resolves it: the last write wins.
+pub fn aggregate_series(
+    connection: &Connection,
+    filter: &SeriesFilter,
+    range: TimeRange,
+) -> Result<Vec<crate::SeriesWindow>, StoreError> {
+    if range.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (start, end) = (range.start.as_millis(), range.end.as_millis());
+    let (model, version, metric, every_dataset, dataset) = filter_parameters(filter);
+    in_snapshot(connection, || {
+        let mut windows: Vec<Window> = Vec::new();
+        let mut by_id: HashMap<i64, usize> = HashMap::new();
+        {
+            // The default dataset (no name) sorts first, as `None` does in Rust.
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT s.id, s.model, s.version, s.metric, d.name
+                 FROM series s LEFT JOIN datasets d ON d.id = s.dataset_id
+                 WHERE {SERIES_FILTER}
+                 ORDER BY s.model, s.version, s.metric, d.name NULLS FIRST"
+            ))?;
+            let mut rows =
+                statement.query(params![model, version, metric, every_dataset, dataset])?;
+            while let Some(row) = rows.next()? {
+                let (model, version, metric): (String, String, String) =
+                    (row.get(1)?, row.get(2)?, row.get(3)?);
+                let corrupt = |e: &dyn std::fmt::Display| {
+                    StoreError::Corrupt(format!("series {model}/{version}/{metric}: {e}"))
+                };
+                let dataset: Option<String> = row.get(4)?;
+                let dataset = dataset
+                    .map(Dataset::parse_owned)
+                    .transpose()
+                    .map_err(|e| corrupt(&e))?;
+                let key = SeriesKey::parse(&model, &version, &metric)
+                    .map_err(|e| corrupt(&e))?
+                    .with_dataset(dataset);
+                by_id.insert(row.get(0)?, windows.len());
+                windows.push(Window {
+                    key,
+                    spans: Vec::new(),
+                    stats: Accumulator::EMPTY,
+                });
+            }
+        }
+        if windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT c.series_id, c.min_ms, c.max_ms, c.data
+                 FROM series s LEFT JOIN datasets d ON d.id = s.dataset_id
+                     JOIN chunks c ON c.series_id = s.id AND c.max_ms >= ?6 AND c.min_ms < ?7
+                 WHERE {SERIES_FILTER}"
+            ))?;
+            let mut rows = statement.query(params![
+                model,
+                version,
+                metric,
+                every_dataset,
+                dataset,
+                start,
+                end
+            ])?;
+            while let Some(row) = rows.next()? {
+                let Some(&at) = by_id.get(&row.get::<_, i64>(0)?) else {
+                    continue;
+                };
+                let window = &mut windows[at];
+                window.spans.push((row.get(1)?, row.get(2)?));
+                let data = row
+                    .get_ref(3)?
+                    .as_blob()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let stats = &mut window.stats;
+                codec::for_each_point(data, |t, value, _| {
+                    if t >= start && t < end {
+                        stats.push(t, value);
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        let mut columns = Columns::default();
+        for head_row in head_rows(connection, start, end)? {
+            let bytes = head::read_all(connection, head_row)?;
+            for entry in head::entries(&bytes)? {
+                if entry.max_ms < start || entry.min_ms >= end {
+                    continue;
+                }
+                let Some(&at) = by_id.get(&entry.series_id) else {
+                    continue;
+                };
+                columns.timestamps.clear();
+                columns.values.clear();
+                columns.datasets.clear();
+                head::decode_entry(&bytes, &entry, &mut columns)?;
+                let window = &mut windows[at];
+                window.spans.push((entry.min_ms, entry.max_ms));
+                for (&t, &value) in columns.timestamps.iter().zip(&columns.values) {
+                    if t >= start && t < end {
+                        window.stats.push(t, value);
+                    }
+                }
+            }
+        }
+        let ids: HashMap<usize, i64> = by_id.into_iter().map(|(id, at)| (at, id)).collect();
+        let mut heads = HeadRows::Loaded(HashMap::new());
+        let mut found = Vec::new();
+        for (at, mut window) in windows.into_iter().enumerate() {
+            window.spans.sort_unstable();
+            if !window.spans.windows(2).all(|w| w[0].1 < w[1].0) {
+                // Pieces overlap: some timestamps were written more than once.
+                let series_id = ids[&at];
+                let columns = range_columns(connection, series_id, range, &mut heads)?;
+                window.stats = Accumulator::EMPTY;
+                for (&t, &value) in columns.timestamps.iter().zip(&columns.values) {
+                    if t >= start && t < end {
+                        window.stats.push(t, value);
+                    }
+                }
+            }
+            if let Some(stats) = window.stats.stats()? {
+                found.push(crate::SeriesWindow {
+                    key: window.key,
+                    stats,
+                });
+            }
+        }
+        Ok(found)
+    })
+}
