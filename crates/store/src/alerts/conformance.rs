@@ -376,6 +376,66 @@ pub async fn state_of_a_deleted_rule_is_not_written(store: &dyn AlertStore) {
     assert!(store.states(None).await.unwrap().is_empty());
 }
 
+/// A state-only commit of `rule` for `version`, from `previous_revision` to the next.
+fn state_step(rule: &Rule, version: &str, previous_revision: u64) -> AlertCommit {
+    AlertCommit {
+        state: Some(StateWrite {
+            rule_id: rule.id.clone(),
+            model: rule.model.clone(),
+            version: v(version),
+            dataset: None,
+            previous_revision,
+            next: SeriesState {
+                consecutive_breaches: 1,
+                revision: previous_revision + 1,
+                ..SeriesState::default()
+            },
+        }),
+        ..AlertCommit::default()
+    }
+}
+
+/// The guards of one call are read together (one query per call on the SQL backends), yet
+/// each commit is checked against the writes of the commits before it in the call.
+pub async fn guards_within_one_call_see_the_commits_before_them(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    let deleted = rule(2, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let outcomes = store
+        .commit(vec![
+            state_step(&r, "v1", 0),
+            state_step(&r, "v1", 1),
+            // Read revision 1 like the commit before it, which wrote 2 first.
+            state_step(&r, "v1", 1),
+            state_step(&deleted, "v1", 0),
+            state_step(&r, "v2", 0),
+            state_step(&r, "v2", 0),
+            state_step(&r, "v1", 2),
+        ])
+        .await
+        .unwrap();
+    use CommitOutcome::{Applied, Conflict};
+    assert_eq!(
+        outcomes,
+        [Applied, Applied, Conflict, Conflict, Applied, Conflict, Applied]
+    );
+    let mut revisions: Vec<_> = store
+        .states(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.rule_id, s.version.to_string(), s.state.revision))
+        .collect();
+    revisions.sort();
+    assert_eq!(
+        revisions,
+        [
+            (r.id.clone(), "v1".into(), 3),
+            (r.id.clone(), "v2".into(), 1)
+        ]
+    );
+}
+
 pub async fn outbox_deduplicates_on_its_key(store: &dyn AlertStore) {
     let r = rule(1, "fraud");
     store.insert_rule(r.clone()).await.unwrap();
@@ -1261,6 +1321,7 @@ macro_rules! alert_conformance_suite {
                 commit_writes_state_alert_history_and_outbox_together,
                 stale_revision_or_changed_alert_is_a_conflict_and_writes_nothing,
                 state_of_a_deleted_rule_is_not_written,
+                guards_within_one_call_see_the_commits_before_them,
                 outbox_deduplicates_on_its_key,
                 alerts_are_listed_filtered_and_newest_first,
                 open_labels_and_resolved_counts_match_the_listing,

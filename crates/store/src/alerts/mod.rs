@@ -16,6 +16,7 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub(crate) mod guards;
 pub(crate) mod memory;
 
 use std::fmt;

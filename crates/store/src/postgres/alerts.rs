@@ -21,6 +21,7 @@ use modelwatch_core::{Metric, ModelName, Timestamp, Version};
 use tokio_postgres::{GenericClient, Row};
 
 use super::{pg_error, PostgresStore};
+use crate::alerts::guards::{GuardRow, StateGuards};
 use crate::alerts::{
     alert_label, corrupt, from_json, lease_end, newest_first, optional_timestamp,
     revision_from_sql, severity_count, state_dataset, state_detail, timestamp, to_json,
@@ -71,40 +72,55 @@ async fn stored_alert_body(
     row.map(|row| get(&row, 0)).transpose()
 }
 
-async fn guards_hold(
+/// Reads what the state guards of `commits` compare against, in one query for the call
+/// (under the commit lock, so no other commit or rule deletion comes in between).
+async fn state_guards<'a>(
+    client: &impl GenericClient,
+    commits: &'a [AlertCommit],
+) -> Result<StateGuards<'a>, StoreError> {
+    let mut indexes = Vec::new();
+    let mut rule_ids = Vec::new();
+    let mut versions = Vec::new();
+    let mut datasets = Vec::new();
+    for key in StateGuards::keys(commits) {
+        indexes.push(i64::try_from(key.commit).map_err(|e| corrupt("commit index", e))?);
+        rule_ids.push(key.rule_id);
+        versions.push(key.version);
+        datasets.push(key.dataset);
+    }
+    if indexes.is_empty() {
+        return Ok(StateGuards::new(commits, []));
+    }
+    let rows = client
+        .query(
+            "SELECT k.idx, r.id IS NOT NULL, s.revision
+             FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[])
+                 AS k (idx, rule_id, version, dataset)
+             LEFT JOIN alert_rules AS r ON r.id = k.rule_id
+             LEFT JOIN alert_states AS s ON s.rule_id = k.rule_id
+                 AND s.version = k.version AND s.dataset = k.dataset",
+            &[&indexes, &rule_ids, &versions, &datasets],
+        )
+        .await
+        .map_err(pg_error)?;
+    let rows = rows
+        .iter()
+        .map(|row| {
+            Ok(GuardRow {
+                commit: usize::try_from(get::<i64>(row, 0)?)
+                    .map_err(|e| corrupt("commit index", e))?,
+                rule_exists: get(row, 1)?,
+                revision: get::<Option<i64>>(row, 2)?.map(revision_from_sql),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(StateGuards::new(commits, rows))
+}
+
+async fn alert_guard_holds(
     client: &impl GenericClient,
     commit: &AlertCommit,
 ) -> Result<bool, StoreError> {
-    if let Some(write) = &commit.state {
-        let rule = client
-            .query_opt(
-                "SELECT 1 FROM alert_rules WHERE id = $1",
-                &[&write.rule_id.as_str()],
-            )
-            .await
-            .map_err(pg_error)?;
-        if rule.is_none() {
-            // Deleted while being evaluated: nothing to record against.
-            return Ok(false);
-        }
-        let revision = client
-            .query_opt(
-                "SELECT revision FROM alert_states
-                 WHERE rule_id = $1 AND version = $2 AND dataset = $3",
-                &[
-                    &write.rule_id.as_str(),
-                    &write.version.as_str(),
-                    &write.dataset.as_ref().map_or("", |d| d.as_str()),
-                ],
-            )
-            .await
-            .map_err(pg_error)?
-            .map(|row| get::<i64>(&row, 0))
-            .transpose()?;
-        if revision.map_or(0, revision_from_sql) != write.previous_revision {
-            return Ok(false);
-        }
-    }
     if let Some(write) = &commit.alert {
         let stored = stored_alert_body(client, &write.alert.id).await?;
         let expected = write.previous.as_ref().map(to_json).transpose()?;
@@ -547,11 +563,13 @@ impl AlertStore for PostgresStore {
         let transaction = client.transaction().await.map_err(pg_error)?;
         lock_alert_commits(&*transaction).await?;
         let mut outcomes = Vec::with_capacity(commits.len());
-        for commit in &commits {
+        let mut state_guards = state_guards(&*transaction, &commits).await?;
+        for (index, commit) in commits.iter().enumerate() {
             // Guards are checked before anything of the commit is written, so a conflict
             // needs no rollback; an SQL error fails (and rolls back) the whole call.
-            if guards_hold(&*transaction, commit).await? {
+            if state_guards.hold(index, commit) && alert_guard_holds(&*transaction, commit).await? {
                 apply(&*transaction, commit).await?;
+                state_guards.applied(commit);
                 outcomes.push(CommitOutcome::Applied);
             } else {
                 outcomes.push(CommitOutcome::Conflict);

@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use std::sync::Arc;
 
 use super::SqliteStore;
+use crate::alerts::guards::{GuardRow, StateGuards};
 use crate::alerts::{
     alert_label, corrupt, from_json, lease_end, newest_first, optional_timestamp,
     revision_from_sql, severity_count, state_dataset, state_detail, timestamp, to_json,
@@ -127,33 +128,38 @@ fn stored_alert_body(connection: &Connection, id: &AlertId) -> Result<Option<Str
         .optional()?)
 }
 
-fn guards_hold(connection: &Connection, commit: &AlertCommit) -> Result<bool, StoreError> {
-    if let Some(write) = &commit.state {
-        let rule_exists: bool = connection
-            .prepare_cached("SELECT count(*) > 0 FROM alert_rules WHERE id = ?1")?
-            .query_row(params![write.rule_id.as_str()], |row| row.get(0))?;
-        if !rule_exists {
-            // Deleted while being evaluated: nothing to record against.
-            return Ok(false);
-        }
-        let revision: Option<i64> = connection
-            .prepare_cached(
-                "SELECT revision FROM alert_states
-                 WHERE rule_id = ?1 AND version = ?2 AND dataset = ?3",
-            )?
-            .query_row(
-                params![
-                    write.rule_id.as_str(),
-                    write.version.as_str(),
-                    write.dataset.as_ref().map_or("", |d| d.as_str())
-                ],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if revision.map_or(0, revision_from_sql) != write.previous_revision {
-            return Ok(false);
-        }
+/// Reads what the state guards of `commits` compare against, in one query for the call.
+fn state_guards<'a>(
+    connection: &Connection,
+    commits: &'a [AlertCommit],
+) -> Result<StateGuards<'a>, StoreError> {
+    let keys: Vec<_> = StateGuards::keys(commits)
+        .map(|k| serde_json::json!([k.commit, k.rule_id, k.version, k.dataset]))
+        .collect();
+    if keys.is_empty() {
+        return Ok(StateGuards::new(commits, []));
     }
+    let keys = to_json(&keys)?;
+    let mut statement = connection.prepare_cached(
+        "SELECT k.value ->> 0, r.id IS NOT NULL, s.revision
+         FROM json_each(?1) AS k
+         LEFT JOIN alert_rules AS r ON r.id = k.value ->> 1
+         LEFT JOIN alert_states AS s ON s.rule_id = k.value ->> 1
+             AND s.version = k.value ->> 2 AND s.dataset = k.value ->> 3",
+    )?;
+    let rows = statement
+        .query_map(params![keys], |row| {
+            Ok(GuardRow {
+                commit: row.get(0)?,
+                rule_exists: row.get(1)?,
+                revision: row.get::<_, Option<i64>>(2)?.map(revision_from_sql),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(StateGuards::new(commits, rows))
+}
+
+fn alert_guard_holds(connection: &Connection, commit: &AlertCommit) -> Result<bool, StoreError> {
     if let Some(write) = &commit.alert {
         let stored = stored_alert_body(connection, &write.alert.id)?;
         let expected = write.previous.as_ref().map(to_json).transpose()?;
@@ -563,11 +569,13 @@ impl AlertStore for SqliteStore {
         let decoded = Arc::clone(&self.decoded);
         self.write(move |_, tx| {
             let mut outcomes = Vec::with_capacity(commits.len());
-            for commit in &commits {
+            let mut state_guards = state_guards(tx, &commits)?;
+            for (index, commit) in commits.iter().enumerate() {
                 // Guards are checked before anything of the commit is written, so a
                 // conflict needs no rollback; an SQL error fails the whole call.
-                if guards_hold(tx, commit)? {
+                if state_guards.hold(index, commit) && alert_guard_holds(tx, commit)? {
                     apply(tx, commit, &decoded)?;
+                    state_guards.applied(commit);
                     outcomes.push(CommitOutcome::Applied);
                 } else {
                     outcomes.push(CommitOutcome::Conflict);

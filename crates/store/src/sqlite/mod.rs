@@ -71,6 +71,12 @@ struct ReaderPool {
 const READER_CACHE_KIB: u32 = 16 * 1024;
 /// What the last reader to go idle keeps of its cache, in KiB.
 const WARM_CACHE_KIB: u32 = 2 * 1024;
+/// The writer's page cache, in KiB. An evaluation pass rewrites every rule state (a
+/// detector's detail is about a kilobyte), so 10,000 states take some 12 MiB of pages:
+/// with SQLite's default of 2 MiB the writer read them all again each pass and spilled
+/// dirty pages to the WAL in the middle of the transaction. Only pages the writer
+/// touches are held.
+const WRITER_CACHE_KIB: u32 = 32 * 1024;
 
 impl ReaderPool {
     fn with<T>(
@@ -172,9 +178,10 @@ impl SqliteStore {
         }
         let mut connection = open_connection(&path, false)?;
         connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-            )
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+                     PRAGMA cache_size = -{WRITER_CACHE_KIB};"
+            ))
             .map_err(|e| match e {
                 rusqlite::Error::SqliteFailure(code, _)
                     if code.code == rusqlite::ErrorCode::NotADatabase =>

@@ -906,3 +906,42 @@ async fn schema_10_rule_states_move_to_a_table_of_their_own_unchanged() {
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms).unwrap()
 }
+
+/// A write that fails after writing part of its work leaves nothing behind, also when it
+/// is alone in its transaction (then without a savepoint), and the writer goes on.
+#[tokio::test]
+async fn a_failed_write_leaves_nothing_and_the_next_one_lands() {
+    use crate::AlertStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("m.db")).await.unwrap();
+    let failed = store
+        .write(|_, transaction| {
+            transaction.execute(
+                "INSERT INTO alert_rules (id, model, enabled, body) VALUES ('rule_1', 'm', 1, '{}')",
+                [],
+            )?;
+            Err::<(), _>(StoreError::Database("failed on purpose".into()))
+        })
+        .await;
+    assert!(matches!(failed, Err(StoreError::Database(m)) if m == "failed on purpose"));
+    let rows: i64 = store
+        .read(|connection, _| {
+            Ok(connection.query_row("SELECT count(*) FROM alert_rules", [], |row| row.get(0))?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    store
+        .append(vec![sample("accuracy", 0.9, 1)])
+        .await
+        .unwrap();
+    assert!(store.list_rules(None).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .range(&series("accuracy"), TimeRange::all())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

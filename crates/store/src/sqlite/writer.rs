@@ -3,8 +3,9 @@
 //!
 //! Jobs that arrive while a transaction is being written wait and then go into the next
 //! transaction together, so many small concurrent writes cost one fsync instead of one
-//! each. Every job runs inside its own savepoint: a failing job is rolled back alone and
-//! its caller gets the error, the others commit. A caller's future resolves only after
+//! each. When several jobs share a transaction, each runs inside its own savepoint: a
+//! failing job is rolled back alone and its caller gets the error, the others commit (a
+//! lone job's failure rolls back its transaction). A caller's future resolves only after
 //! the COMMIT (with `synchronous = FULL`) has returned, so every acknowledged write is on
 //! disk. After each commit the writer compacts series whose recent samples sit in many
 //! small chunks (see [`SEALED_CHUNK_LEN`]).
@@ -380,14 +381,32 @@ fn commit_batch(
             return;
         }
     };
+    // A lone job needs no savepoint: if it fails, the whole transaction is rolled back,
+    // which undoes as much. A savepoint is not free: SQLite first copies every page the
+    // job changes to a sub-journal (an evaluation pass changes every rule state's page).
+    let alone = batch.len() == 1;
     let mut outcomes = Vec::with_capacity(batch.len());
     for mut job in batch {
         let mark = state.mark();
-        let outcome = run_in_savepoint(&transaction, state, job.as_mut());
+        let outcome = if alone {
+            job.apply(state, &transaction)
+        } else {
+            run_in_savepoint(&transaction, state, job.as_mut())
+        };
         if outcome.is_err() {
             state.rollback_to(mark);
         }
         outcomes.push((job, outcome));
+    }
+    if alone && outcomes.iter().any(|(_, outcome)| outcome.is_err()) {
+        state.discard_staged();
+        if let Err(error) = transaction.rollback() {
+            eprintln!("modelwatch: rolling back a failed write failed: {error}");
+        }
+        for (job, outcome) in outcomes {
+            job.finish(outcome);
+        }
+        return;
     }
     match transaction.commit() {
         Ok(()) => {
