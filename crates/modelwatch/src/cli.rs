@@ -83,6 +83,13 @@ pub enum Command {
     /// Manage the HTTP API's tokens.
     #[command(subcommand)]
     Tokens(crate::serve::TokensCommand),
+    /// Log predictions (their metrics are computed per window as labels arrive) and set a
+    /// model's prediction configuration.
+    #[command(subcommand)]
+    Predictions(crate::predictions_cli::PredictionsCommand),
+    /// Log labels (ground truth) for logged predictions, in any order.
+    #[command(subcommand)]
+    Labels(crate::predictions_cli::LabelsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +280,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Command::Tokens(command) => crate::serve::tokens(&stores, command, format).await,
             Command::Prune(args) => crate::retention::prune_command(&stores, args, format).await,
+            Command::Predictions(command) => {
+                crate::predictions_cli::predictions(&stores, command, format).await
+            }
+            Command::Labels(command) => {
+                crate::predictions_cli::labels(&stores, command, format).await
+            }
             command => dispatch(command, Arc::clone(&stores.metrics), format).await,
         };
         stores
@@ -303,6 +316,8 @@ async fn dispatch(
         Command::Alerting(_)
         | Command::Monitor(_)
         | Command::Notifications(_)
+        | Command::Predictions(_)
+        | Command::Labels(_)
         | Command::Prune(_) => {
             bail!("this command needs the alert store")
         }

@@ -41,6 +41,7 @@ pub mod migrate;
 pub mod mlflow;
 pub mod notify_cli;
 pub mod output;
+pub mod predictions_cli;
 pub mod retention;
 pub mod serve;
 mod shutdown;

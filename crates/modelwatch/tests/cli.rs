@@ -1693,3 +1693,95 @@ fn messages_cut_the_input_they_echo() {
         out.stderr.len()
     );
 }
+
+#[test]
+fn logged_predictions_and_labels_become_window_metrics_revised_as_labels_arrive() {
+    let env = Env::new();
+    let shown = env.json(&["predictions", "config", "clf"]);
+    assert_eq!(shown["window"], "1h");
+    assert_eq!(shown["configured"], false);
+    let set = env.json(&[
+        "predictions",
+        "config",
+        "clf",
+        "--window",
+        "1h",
+        "--task",
+        "classification",
+        "--threshold",
+        "0.5",
+    ]);
+    assert_eq!(set["task"], "classification");
+    assert_eq!(set["configured"], true);
+
+    // A label before its prediction waits for it; one whose prediction never comes too.
+    let early = env.write("early.csv", "id,model,label\np1,clf,1\nnever,clf,0\n");
+    let pending = env.json(&["labels", "log", path_str(&early)]);
+    assert_eq!(
+        (pending["pending"].as_u64(), pending["labelled"].as_u64()),
+        (Some(2), Some(0))
+    );
+
+    let predictions = env.write(
+        "predictions.jsonl",
+        "{\"id\":\"p1\",\"model\":\"clf\",\"version\":\"v1\",\"timestamp\":\"2026-01-01T10:05:00Z\",\"score\":0.9}\n\
+         {\"id\":\"p2\",\"model\":\"clf\",\"version\":\"v1\",\"timestamp\":\"2026-01-01T10:10:00Z\",\"score\":0.2}\n\
+         {\"id\":\"p3\",\"model\":\"clf\",\"version\":\"v1\",\"timestamp\":\"2026-01-01T10:15:00Z\",\"class\":true}\n\
+         {\"id\":\"p1\",\"model\":\"clf\",\"version\":\"v1\",\"timestamp\":\"2026-01-01T10:20:00Z\",\"score\":0.1}\n",
+    );
+    let logged = env.json(&["predictions", "log", path_str(&predictions)]);
+    let counts = |v: &Value, keys: &[&str]| -> Vec<u64> {
+        keys.iter().map(|k| v[*k].as_u64().unwrap()).collect()
+    };
+    assert_eq!(
+        counts(
+            &logged,
+            &["accepted", "duplicates", "labelled", "windows_recomputed"]
+        ),
+        [3, 1, 1, 1]
+    );
+    let value = |metric: &str| {
+        let samples = env.samples("clf", "v1", metric);
+        assert_eq!(
+            samples.len(),
+            1,
+            "{metric}: one point per window, revised in place"
+        );
+        assert!(samples[0]["timestamp"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-01-01T10:00:00"));
+        samples[0]["value"].as_f64().unwrap()
+    };
+    assert_eq!(
+        (value("label_coverage"), value("accuracy")),
+        (1.0 / 3.0, 1.0)
+    );
+
+    // p2 right (0.2 < 0.5), p3 wrong: the window is recomputed from every label so far.
+    let late = env.write("late.csv", "id,model,label\np2,clf,0\np3,clf,false\n");
+    let joined = env.json(&["labels", "log", path_str(&late)]);
+    assert_eq!(
+        counts(&joined, &["labelled", "pending", "duplicates"]),
+        [2, 0, 0]
+    );
+    assert_eq!(
+        (value("label_coverage"), value("accuracy")),
+        (1.0, 2.0 / 3.0)
+    );
+
+    // A bad line is named with its field, and nothing of the file is stored.
+    let bad = env.write(
+        "bad.csv",
+        "id,model,version,timestamp,score\n\
+         q1,clf,v1,2026-01-01T11:00:00Z,0.5\n\
+         q2,clf,v1,2026-01-01T11:00:00Z,\n",
+    );
+    let out = env.run(&["predictions", "log", path_str(&bad)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("line 3: class:"), "{stderr}");
+    let again = env.write("again.jsonl", "{\"id\":\"q1\",\"model\":\"clf\",\"version\":\"v1\",\"timestamp\":\"2026-01-01T11:00:00Z\",\"score\":0.5}\n");
+    let logged = env.json(&["predictions", "log", path_str(&again)]);
+    assert_eq!(counts(&logged, &["accepted", "duplicates"]), [1, 0]);
+}

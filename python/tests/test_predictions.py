@@ -1,0 +1,161 @@
+"""Metrics computed by modelwatch from logged predictions and labels (issue 22) agree
+with scikit-learn's on the same data to 1e-9: the CLI logs predictions (JSON Lines) and
+labels (CSV, some before their predictions, some twice), and each window's metrics are
+read back as ordinary metric series."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import subprocess
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+from sklearn import metrics  # type: ignore[import-untyped]
+
+from conftest import modelwatch_command
+
+HOUR_MS = 3_600_000
+START_MS = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS
+THRESHOLD = 0.6
+
+
+def command() -> str:
+    """The wheel's `modelwatch`, or a build's binary named by MODELWATCH_COMMAND."""
+    return os.environ.get("MODELWATCH_COMMAND") or modelwatch_command()
+
+
+def cli(db: Path, *args: str) -> Any:
+    done = subprocess.run(
+        [command(), "--db", str(db), "--format", "json", *args],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def series(db: Path, model: str, metric: str) -> Dict[int, float]:
+    history = cli(db, "metrics", "history", model, "v1", "--metric", metric, "--hours", "all")
+    return {hour_of(sample["timestamp"]): sample["value"] for sample in history["samples"]}
+
+
+def hour_of(timestamp: str) -> int:
+    ms = int(datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000)
+    return (ms - START_MS) // HOUR_MS
+
+
+def close(ours: float, theirs: float, what: str) -> None:
+    assert math.isclose(ours, theirs, rel_tol=1e-9, abs_tol=1e-12), (what, ours, theirs)
+
+
+def write_jsonl(path: Path, rows: List[Dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def write_csv(path: Path, rows: List[Dict[str, Any]]) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["id", "model", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def log_events(
+    db: Path, tmp_path: Path, model: str, predictions: List[Dict[str, Any]], truths: Dict[str, float]
+) -> None:
+    """Some labels before their predictions, some twice (the later one counts), the rest after."""
+    rng = random.Random(model)
+    ids = sorted(truths)
+    rng.shuffle(ids)
+    early, late = ids[: len(ids) // 4], ids[len(ids) // 4:]
+    twice = late[:20]
+    first = [{"id": i, "model": model, "label": truths[i]} for i in early]
+    wrong = [{"id": i, "model": model, "label": 1.0 - truths[i] if model == "clf" else truths[i] + 7.0} for i in twice]
+    rest = [{"id": i, "model": model, "label": truths[i]} for i in late]
+    pending = cli(db, "labels", "log", str(write_csv(tmp_path / f"{model}-early.csv", first)))
+    assert pending["pending"] == len(early)
+    logged = cli(db, "predictions", "log", str(write_jsonl(tmp_path / f"{model}.jsonl", predictions)))
+    assert (logged["accepted"], logged["labelled"]) == (len(predictions), len(early))
+    cli(db, "labels", "log", str(write_csv(tmp_path / f"{model}-wrong.csv", wrong)))
+    after = cli(db, "labels", "log", str(write_csv(tmp_path / f"{model}-late.csv", rest)))
+    assert after["duplicates"] == len(twice)
+
+
+def by_window(predictions: List[Dict[str, Any]], truths: Dict[str, float]) -> Dict[int, Tuple[int, List[Dict[str, Any]]]]:
+    windows: Dict[int, Tuple[int, List[Dict[str, Any]]]] = {}
+    for p in predictions:
+        hour = (p["timestamp"] - START_MS) // HOUR_MS
+        count, labelled = windows.get(hour, (0, []))
+        if p["id"] in truths:
+            labelled = labelled + [p]
+        windows[hour] = (count + 1, labelled)
+    return windows
+
+
+def test_classification_metrics_match_scikit_learn(tmp_path: Path) -> None:
+    db = tmp_path / "clf.db"
+    rng = random.Random(22)
+    predictions, truths = [], {}
+    for n in range(900):
+        truth = 1.0 if rng.random() < 0.35 else 0.0
+        # Two decimals: many tied scores, as AUC's tie handling must get right.
+        score = round(min(1.0, max(0.0, rng.gauss(0.65 if truth else 0.4, 0.2))), 2)
+        pid = f"c{n}"
+        predictions.append({"id": pid, "model": "clf", "version": "v1", "timestamp": START_MS + rng.randrange(3 * HOUR_MS), "score": score})
+        if rng.random() < 0.8:
+            truths[pid] = truth
+    cli(db, "predictions", "config", "clf", "--window", "1h", "--task", "classification", "--threshold", str(THRESHOLD))
+    log_events(db, tmp_path, "clf", predictions, truths)
+    expected: Dict[str, Callable[[List[float], List[float], List[float]], float]] = {
+        "accuracy": lambda y, s, p: metrics.accuracy_score(y, p),
+        "precision": lambda y, s, p: metrics.precision_score(y, p),
+        "recall": lambda y, s, p: metrics.recall_score(y, p),
+        "f1_score": lambda y, s, p: metrics.f1_score(y, p),
+        "auc_roc": lambda y, s, p: metrics.roc_auc_score(y, s),
+        "auc_pr": lambda y, s, p: metrics.average_precision_score(y, s),
+    }
+    ours = {name: series(db, "clf", name) for name in [*expected, "label_coverage"]}
+    windows = by_window(predictions, truths)
+    assert len(windows) == 3
+    for hour, (count, labelled) in windows.items():
+        y = [truths[p["id"]] for p in labelled]
+        s = [p["score"] for p in labelled]
+        p = [1.0 if score >= THRESHOLD else 0.0 for score in s]
+        close(ours["label_coverage"][hour], len(labelled) / count, f"coverage {hour}")
+        for name, reference in expected.items():
+            close(ours[name][hour], float(reference(y, s, p)), f"{name} {hour}")
+
+
+def test_regression_metrics_match_scikit_learn(tmp_path: Path) -> None:
+    db = tmp_path / "reg.db"
+    rng = random.Random(7)
+    predictions, truths = [], {}
+    for n in range(700):
+        truth = rng.uniform(-50.0, 200.0)
+        pid = f"r{n}"
+        predictions.append({"id": pid, "model": "reg", "version": "v1", "timestamp": START_MS + rng.randrange(2 * HOUR_MS), "value": truth + rng.gauss(0.0, 5.0)})
+        if rng.random() < 0.7:
+            truths[pid] = truth
+    cli(db, "predictions", "config", "reg", "--window", "1h", "--task", "regression")
+    log_events(db, tmp_path, "reg", predictions, truths)
+    expected: Dict[str, Callable[[List[float], List[float]], float]] = {
+        "mae": metrics.mean_absolute_error,
+        "mse": metrics.mean_squared_error,
+        "rmse": metrics.root_mean_squared_error,
+        "r2_score": metrics.r2_score,
+        "mape": metrics.mean_absolute_percentage_error,
+    }
+    ours = {name: series(db, "reg", name) for name in [*expected, "label_coverage"]}
+    windows = by_window(predictions, truths)
+    assert len(windows) == 2
+    for hour, (count, labelled) in windows.items():
+        y = [truths[p["id"]] for p in labelled]
+        yhat = [p["value"] for p in labelled]
+        close(ours["label_coverage"][hour], len(labelled) / count, f"coverage {hour}")
+        for name, reference in expected.items():
+            close(ours[name][hour], float(reference(y, yhat)), f"{name} {hour}")
