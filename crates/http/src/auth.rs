@@ -3,8 +3,9 @@
 //!
 //! Whether the server requires tokens is decided once, at start-up, by whoever builds
 //! the [`crate::AppState`] (`serve --auth tokens` or `[server] auth = "tokens"` in the
-//! binary): with an [`Authenticator`] every route but `/healthz`, `/readyz`, the dashboard's own
-//! files and the session routes needs a token, whether or not any token exists yet
+//! binary): with an [`Authenticator`] every route but `/healthz`, `/readyz`, InfluxDB's
+//! `/ping`, `/health` and `/ready`, the dashboard's own files and the session routes needs a
+//! token, whether or not any token exists yet
 //! (revoking every token leaves the API closed; nothing but a restart with auth off
 //! opens it). Without one, nothing is checked.
 //!
@@ -215,11 +216,12 @@ fn cross_site(headers: &HeaderMap) -> bool {
 }
 
 /// Paths anyone may fetch: liveness and readiness (load balancers' probes carry no
-/// token; the answers say nothing but "up"), the dashboard's own files (its sign-in page among
+/// token; the answers say nothing but "up"; InfluxDB's `/ping`, `/health` and `/ready` alike), the dashboard's own files (its sign-in page among
 /// them; no data in them) and the session routes (signing in needs no token).
 fn is_public(method: &Method, path: &str) -> bool {
     path == "/healthz"
         || path == "/readyz"
+        || crate::influx::is_public(path)
         || path == SESSION_PATH
         || (matches!(*method, Method::GET | Method::HEAD) && modelwatch_dashboard::is_page(path))
 }
@@ -228,7 +230,7 @@ fn is_public(method: &Method, path: &str) -> bool {
 fn needed_scope(method: &Method, path: &str) -> Scope {
     let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         || (*method == Method::POST
-            && (path.ends_with("/backtest") || crate::promql::is_read(path)));
+            && (path.ends_with("/backtest") || crate::promql::is_read(path) || path == "/query"));
     if reads {
         Scope::Read
     } else {

@@ -1,6 +1,6 @@
 //! modelwatch's HTTP face: the JSON API under `/api/v1`, its OpenAPI document, the
-//! server-sent event stream, InfluxDB line-protocol ingestion and the Prometheus
-//! exposition.
+//! server-sent event stream, InfluxDB line-protocol ingestion and InfluxQL reads, the
+//! Prometheus exposition, read API and remote write.
 //!
 //! [`router`] builds the whole application from an [`AppState`]; tests call it without a
 //! socket, and the binary serves it. Only this crate knows wire formats: the core's
@@ -15,6 +15,7 @@ mod edge;
 pub mod error;
 pub mod evaluator;
 pub mod events;
+pub mod influx;
 pub mod line_protocol;
 pub mod notifications;
 pub mod ops;
@@ -113,6 +114,14 @@ struct Inner {
     /// Which labels of a remote write name model, version, metric and dataset; set once
     /// by the binary from its configuration, the default mapping otherwise.
     remote_write_mapping: std::sync::OnceLock<remote_write::LabelMapping>,
+    /// How InfluxDB points map to samples (writes and `/query`); set once by the binary
+    /// from its configuration, the default mapping otherwise.
+    influx_mapping: std::sync::OnceLock<line_protocol::InfluxMapping>,
+    /// When the state was made: what `/ready` reports as the start.
+    started: Timestamp,
+    /// The versions' health and degradation gauges of `/metrics`, graded at most every
+    /// [`ops::GRADE_EVERY`].
+    graded: tokio::sync::Mutex<Option<ops::Graded>>,
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -139,11 +148,14 @@ impl AppState {
                 telemetry: Telemetry::default(),
                 admission: admission::Admission::new(limits.reads),
                 limits,
+                started: clock.now(),
                 clock,
                 engine,
                 shutdown: tokio::sync::watch::Sender::new(false),
                 notifications: std::sync::OnceLock::new(),
                 remote_write_mapping: std::sync::OnceLock::new(),
+                influx_mapping: std::sync::OnceLock::new(),
+                graded: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -179,6 +191,18 @@ impl AppState {
         self.inner
             .remote_write_mapping
             .get_or_init(remote_write::LabelMapping::default)
+    }
+
+    /// Sets how InfluxDB points map to samples (`/write`, `/api/v2/write`, `/query`); only
+    /// the first call (before the first of those requests) counts.
+    pub fn set_influx_mapping(&self, mapping: line_protocol::InfluxMapping) {
+        let _ = self.inner.influx_mapping.set(mapping);
+    }
+
+    pub fn influx_mapping(&self) -> &line_protocol::InfluxMapping {
+        self.inner
+            .influx_mapping
+            .get_or_init(line_protocol::InfluxMapping::default)
     }
 
     /// Ends the event streams, so a graceful shutdown is not held up by open connections.
@@ -297,6 +321,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(promql::labels))
         .routes(routes!(promql::label_values))
         .routes(routes!(promql::buildinfo))
+        .routes(routes!(influx::ping))
+        .routes(routes!(influx::health))
+        .routes(routes!(influx::ready))
+        .routes(routes!(influx::query))
 }
 
 /// The routes that take a turn for expensive reads ([`admission`]) and may answer 429.

@@ -1,22 +1,81 @@
 //! The InfluxDB line protocol, as Telegraf and the Influx client libraries send it.
 //!
 //! `measurement[,tag=value…] field=value[,field=value…] [timestamp]`, one point per line.
-//! modelwatch maps it onto samples like this:
+//! modelwatch maps it onto samples by an [`InfluxMapping`] (`[influx]` in the
+//! configuration), which reads two shapes of point:
 //!
-//! - the measurement must be `model_metrics`;
-//! - tag `model` and tag `version` name the model version (both required), tag `dataset`
-//!   is optional, other tags (Telegraf's `host`, say) are ignored;
-//! - every field is one metric: its key is the metric name, its value the sample value
-//!   (float, integer `12i` or unsigned `12u`; strings and booleans are refused);
-//! - the timestamp is an integer in the request's precision (nanoseconds by default)
-//!   and defaults to the time of the request.
+//! - the *wide* shape, modelwatch's own: measurement `model_metrics`, tags `model` and
+//!   `version` (both required) and `dataset` (optional); every field is one metric, its
+//!   key the metric name, its value the sample value;
+//! - the *narrow* shape, the product description's: measurement `performance_metric`,
+//!   tags `model_name`, `model_version`, `metric_type` (all required) and `dataset`
+//!   (optional); the one field `value` holds the sample value.
+//!
+//! In both, other tags (Telegraf's `host`, say) are ignored; values are floats, integers
+//! `12i` or unsigned `12u` (strings and booleans are refused); the timestamp is an integer
+//! in the request's precision (nanoseconds by default) and defaults to the time of the
+//! request.
 //!
 //! Errors name the line and the part of it that is wrong, so a client can find it.
 
 use modelwatch_core::{Dataset, Metric, ModelName, Sample, Timestamp, ValidationError, Version};
 
-/// The measurement modelwatch reads.
+/// The measurement of modelwatch's own (wide) shape, by default.
 pub const MEASUREMENT: &str = "model_metrics";
+/// The measurement of the product description's (narrow) shape, by default.
+pub const NARROW_MEASUREMENT: &str = "performance_metric";
+
+/// modelwatch's own shape: every field of a point is a metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WideShape {
+    pub measurement: String,
+    /// The tags naming the model, version and (optional) dataset.
+    pub model: String,
+    pub version: String,
+    pub dataset: String,
+}
+
+/// The product description's shape: a tag names the metric, one field holds its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NarrowShape {
+    pub measurement: String,
+    /// The tags naming the model, version, metric and (optional) dataset.
+    pub model: String,
+    pub version: String,
+    pub metric: String,
+    pub dataset: String,
+    /// The field holding the value.
+    pub field: String,
+}
+
+/// How InfluxDB points map to samples and back: the two measurements modelwatch reads
+/// and writes (`/write`, `/api/v2/write`) and answers InfluxQL about (`/query`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfluxMapping {
+    pub wide: WideShape,
+    pub narrow: NarrowShape,
+}
+
+impl Default for InfluxMapping {
+    fn default() -> Self {
+        InfluxMapping {
+            wide: WideShape {
+                measurement: MEASUREMENT.into(),
+                model: "model".into(),
+                version: "version".into(),
+                dataset: "dataset".into(),
+            },
+            narrow: NarrowShape {
+                measurement: NARROW_MEASUREMENT.into(),
+                model: "model_name".into(),
+                version: "model_version".into(),
+                metric: "metric_type".into(),
+                dataset: "dataset".into(),
+                field: "value".into(),
+            },
+        }
+    }
+}
 
 /// What a line-protocol timestamp counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,14 +157,19 @@ impl Parsed {
 
 /// Parses a whole request body; empty lines and `#` comments are skipped. Stops at the
 /// first bad line, since a write is all or nothing.
-pub fn parse(body: &str, precision: Precision, now: Timestamp) -> Result<Parsed, LineError> {
+pub fn parse(
+    body: &str,
+    precision: Precision,
+    now: Timestamp,
+    mapping: &InfluxMapping,
+) -> Result<Parsed, LineError> {
     let mut parsed = Parsed::default();
     for (index, line) in body.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        parse_line(line, index + 1, precision, now, &mut parsed)?;
+        parse_line(line, index + 1, precision, now, mapping, &mut parsed)?;
     }
     Ok(parsed)
 }
@@ -174,6 +238,7 @@ fn parse_line(
     number: usize,
     precision: Precision,
     now: Timestamp,
+    mapping: &InfluxMapping,
     out: &mut Parsed,
 ) -> Result<(), LineError> {
     let (series, rest) = split_unescaped(line, b' ', false);
@@ -185,30 +250,59 @@ fn parse_line(
 
     let mut parts = split_all(series, b',', false).into_iter();
     let measurement = unescape(parts.next().unwrap_or_default());
-    if measurement != MEASUREMENT {
+    // The tag names of the line's shape: (model, version, metric, dataset).
+    let (wide, narrow) = (&mapping.wide, &mapping.narrow);
+    let names: (&str, &str, Option<&str>, &str) = if measurement == wide.measurement.as_str() {
+        (
+            wide.model.as_str(),
+            wide.version.as_str(),
+            None,
+            wide.dataset.as_str(),
+        )
+    } else if measurement == narrow.measurement.as_str() {
+        (
+            narrow.model.as_str(),
+            narrow.version.as_str(),
+            Some(narrow.metric.as_str()),
+            narrow.dataset.as_str(),
+        )
+    } else {
         return Err(error(
             number,
             "measurement",
-            format!("{measurement:?} is not {MEASUREMENT:?}"),
+            format!(
+                "{measurement:?} is neither {:?} nor {:?}",
+                wide.measurement, narrow.measurement
+            ),
         ));
-    }
-    let (mut model, mut version, mut dataset) = (None, None, None);
+    };
+    let (mut model, mut version, mut metric, mut dataset) = (None, None, None, None);
     for tag in parts {
         let (key, value) = split_unescaped(tag, b'=', false);
         let value = value
             .filter(|v| !v.is_empty())
             .ok_or_else(|| error(number, format!("tag {key}"), "needs key=value"))?;
+        let key = unescape(key);
         let value = unescape(value);
-        let named = |e: ValidationError| error(number, format!("tag {}", e.field), e.message);
-        match key {
-            "model" => model = Some(ModelName::parse(&value).map_err(named)?),
-            "version" => version = Some(Version::parse(&value).map_err(named)?),
-            "dataset" => dataset = Dataset::parse_optional(&value).map_err(named)?,
-            _ => {} // Telegraf adds host and others; they carry no meaning here.
+        let named = |e: ValidationError| error(number, format!("tag {key}"), e.message);
+        if key == names.0 {
+            model = Some(ModelName::parse(&value).map_err(named)?);
+        } else if key == names.1 {
+            version = Some(Version::parse(&value).map_err(named)?);
+        } else if Some(&*key) == names.2 {
+            metric = Some(Metric::parse(&value).map_err(named)?);
+        } else if key == names.3 {
+            dataset = Dataset::parse_optional(&value).map_err(named)?;
         }
+        // Telegraf adds host and others; they carry no meaning here.
     }
-    let model = model.ok_or_else(|| error(number, "tag model", "missing"))?;
-    let version = version.ok_or_else(|| error(number, "tag version", "missing"))?;
+    let missing = |tag: &str| error(number, format!("tag {tag}"), "missing");
+    let model = model.ok_or_else(|| missing(names.0))?;
+    let version = version.ok_or_else(|| missing(names.1))?;
+    let metric = match names.2 {
+        Some(tag) => Some(metric.ok_or_else(|| missing(tag))?),
+        None => None,
+    };
 
     let timestamp = match timestamp.map(str::trim).filter(|t| !t.is_empty()) {
         None => now,
@@ -236,8 +330,23 @@ fn parse_line(
         let value = value
             .filter(|v| !v.is_empty())
             .ok_or_else(|| error(number, format!("field {key}"), "needs key=value"))?;
-        let metric =
-            Metric::parse(&key).map_err(|e| error(number, format!("field {key}"), e.message))?;
+        let metric = match &metric {
+            // The narrow shape: the tag named the metric, and only its value field counts.
+            Some(metric) if key == narrow.field.as_str() => metric.clone(),
+            Some(_) => {
+                return Err(error(
+                    number,
+                    format!("field {key}"),
+                    format!(
+                        "{:?} points have one field, {:?}; tag {:?} names the metric",
+                        narrow.measurement, narrow.field, narrow.metric
+                    ),
+                ))
+            }
+            None => {
+                Metric::parse(&key).map_err(|e| error(number, format!("field {key}"), e.message))?
+            }
+        };
         let value =
             field_value(value).map_err(|message| error(number, format!("field {key}"), message))?;
         // One line is one point: a metric twice on it has no single value.
@@ -303,7 +412,13 @@ mod tests {
     }
 
     fn one(body: &str) -> Result<Vec<Sample>, LineError> {
-        parse(body, Precision::Nanoseconds, now()).map(|parsed| parsed.samples)
+        parse(
+            body,
+            Precision::Nanoseconds,
+            now(),
+            &InfluxMapping::default(),
+        )
+        .map(|parsed| parsed.samples)
     }
 
     #[test]
@@ -333,6 +448,7 @@ mod tests {
             "model_metrics,model=m,version=v accuracy=1 1714564800",
             Precision::Seconds,
             now(),
+            &InfluxMapping::default(),
         )
         .expect("valid")
         .samples;
@@ -421,6 +537,7 @@ mod tests {
              model_metrics,model=m,version=v f1_score=0.5",
             Precision::Nanoseconds,
             now(),
+            &InfluxMapping::default(),
         )
         .expect("valid");
         let origins: Vec<_> = (0..parsed.samples.len())
@@ -435,5 +552,52 @@ mod tests {
             ]
         );
         assert_eq!(parsed.origin(3), None);
+    }
+
+    #[test]
+    fn the_product_description_s_narrow_shape_is_one_metric_per_point() {
+        let samples = one(
+            "performance_metric,model_name=fraud,model_version=v2,metric_type=accuracy,host=a value=0.93 1714564800000000000",
+        )
+        .expect("valid");
+        assert_eq!(samples.len(), 1);
+        assert_eq!(samples[0].model.as_str(), "fraud");
+        assert_eq!(samples[0].version.as_str(), "v2");
+        assert_eq!(samples[0].metric, Metric::Accuracy);
+        assert_eq!(samples[0].value, 0.93);
+
+        let error = one("performance_metric,model_name=m,model_version=v value=1")
+            .expect_err("no metric tag");
+        assert_eq!(error.field, "tag metric_type");
+        let error =
+            one("performance_metric,model_name=m,model_version=v,metric_type=accuracy other=1")
+                .expect_err("another field");
+        assert_eq!(error.field, "field other");
+    }
+
+    #[test]
+    fn the_mapping_renames_measurements_and_tags() {
+        let mut mapping = InfluxMapping::default();
+        mapping.wide.measurement = "models".into();
+        mapping.wide.model = "name".into();
+        mapping.narrow.metric = "kind".into();
+        let samples = parse(
+            "models,name=m,version=v accuracy=0.5\nperformance_metric,model_name=m,model_version=v,kind=latency value=3",
+            Precision::Nanoseconds,
+            now(),
+            &mapping,
+        )
+        .expect("valid")
+        .samples;
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples[1].metric, Metric::Latency);
+        let error = parse(
+            "model_metrics,model=m,version=v accuracy=0.5",
+            Precision::Nanoseconds,
+            now(),
+            &mapping,
+        )
+        .expect_err("the default measurement is renamed");
+        assert_eq!(error.field, "measurement");
     }
 }

@@ -1,6 +1,8 @@
-//! Routes for machines: health checks, the Prometheus exposition, the InfluxDB write
-//! endpoints and the server-sent event stream.
+//! Routes for machines: health checks, the Prometheus exposition (with the versions'
+//! health, open alerts and degradation checks), the InfluxDB write endpoints and the
+//! server-sent event stream.
 
+use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -12,7 +14,9 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::stream::Stream;
-use modelwatch_core::SeriesKey;
+use modelwatch_core::health::HealthOptions;
+use modelwatch_core::{ModelName, SeriesKey, Version};
+use modelwatch_engine::analysis;
 use modelwatch_store::SeriesFilter;
 use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -23,7 +27,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::events::{AlertEvent, Event, SeriesUpdate};
 use crate::line_protocol::{self, Precision};
-use crate::telemetry::{SeriesLabels, CONTENT_TYPE};
+use crate::telemetry::{
+    SeriesLabels, VersionGauges, VersionLabels, VersionSeverityLabels, CONTENT_TYPE,
+};
 use crate::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,7 +90,7 @@ pub async fn exposition(State(state): State<AppState>) -> ApiResult<Response> {
         .latest_many(&keys)
         .await?
         .into_iter()
-        .zip(keys)
+        .zip(&keys)
         .filter_map(|(point, key)| {
             point.map(|point| {
                 (
@@ -102,12 +108,157 @@ pub async fn exposition(State(state): State<AppState>) -> ApiResult<Response> {
     if let Some(notifications) = state.notifications() {
         notifications.sync_telemetry(&state.inner.telemetry);
     }
+    let versions = version_gauges(&state, &keys).await;
     let text = state
         .inner
         .telemetry
-        .render(latest, series.len(), series.len() - shown)
+        .render(latest, series.len(), series.len() - shown, &versions)
         .map_err(|e| ApiError::Internal(format!("cannot render metrics: {e}")))?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
+}
+
+/// How often `/metrics` grades the versions afresh (health over the last 24 hours and each
+/// metric's degradation check read windows of every metric); scrapes in between show the
+/// last grading, and a change in the exported versions grades at once.
+pub const GRADE_EVERY: Duration = Duration::from_secs(60);
+
+/// The last grading of the exported versions.
+#[derive(Debug)]
+pub(crate) struct Graded {
+    at: std::time::Instant,
+    versions: Vec<(ModelName, Version)>,
+    health: Vec<(VersionLabels, Option<f64>, String)>,
+    degradation: Vec<(SeriesLabels, bool, Option<f64>)>,
+}
+
+/// The gauges of the versions of the exported series (`keys`, in order): open alerts by
+/// severity (read at each scrape), health and degradation (graded as [`GRADE_EVERY`]
+/// says). A version that cannot be graded is logged and left out; the scrape goes on.
+async fn version_gauges(state: &AppState, keys: &[SeriesKey]) -> VersionGauges {
+    let mut versions: Vec<(ModelName, Version)> = keys
+        .iter()
+        .map(|k| (k.model.clone(), k.version.clone()))
+        .collect();
+    versions.dedup();
+    let exported: HashSet<(&ModelName, &Version)> = versions.iter().map(|(m, v)| (m, v)).collect();
+    let open = match &state.inner.engine {
+        Some(engine) => engine.open_alerts(None).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot read the open alerts for /metrics");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let mut counts: BTreeMap<(String, String, &'static str), u64> = BTreeMap::new();
+    for alert in open
+        .iter()
+        .filter(|a| exported.contains(&(&a.model, &a.version)))
+    {
+        *counts
+            .entry((
+                alert.model.to_string(),
+                alert.version.to_string(),
+                alert.severity.as_str(),
+            ))
+            .or_default() += 1;
+    }
+    let open_alerts = counts
+        .into_iter()
+        .map(|((model, version, severity), n)| {
+            (
+                VersionSeverityLabels {
+                    model,
+                    version,
+                    severity: severity.to_owned(),
+                },
+                n,
+            )
+        })
+        .collect();
+
+    let mut graded = state.inner.graded.lock().await;
+    let fresh = graded
+        .as_ref()
+        .is_some_and(|g| g.at.elapsed() < GRADE_EVERY && g.versions == versions);
+    if !fresh {
+        *graded = Some(grade(state, keys, &versions, &open).await);
+    }
+    let graded = graded.as_ref();
+    VersionGauges {
+        health: graded.map(|g| g.health.clone()).unwrap_or_default(),
+        open_alerts,
+        degradation: graded.map(|g| g.degradation.clone()).unwrap_or_default(),
+    }
+}
+
+/// Grades each version on the default dataset over the last 24 hours, as `GET
+/// /api/v1/models/{model}/versions/{version}/analysis?hours=24` does.
+async fn grade(
+    state: &AppState,
+    keys: &[SeriesKey],
+    versions: &[(ModelName, Version)],
+    open: &[modelwatch_core::alerting::Alert],
+) -> Graded {
+    let mut health = Vec::new();
+    let mut degradation = Vec::new();
+    let exported: HashSet<&SeriesKey> = keys.iter().collect();
+    let range = analysis::window(Some(24.0), state.now());
+    for (model, version) in versions {
+        let alerts = open
+            .iter()
+            .filter(|a| a.model == *model && a.version == *version)
+            .cloned()
+            .collect();
+        let analysed = analysis::analyse_version(
+            &**state.store(),
+            model,
+            version,
+            None,
+            range,
+            alerts,
+            &HealthOptions::default(),
+        )
+        .await;
+        let analysed = match analysed {
+            Ok(analysed) => analysed,
+            Err(error) => {
+                tracing::warn!(%error, %model, %version, "cannot grade a version for /metrics");
+                continue;
+            }
+        };
+        let grade = serde_json::to_value(analysed.history.overall_health)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "unknown".into());
+        health.push((
+            VersionLabels {
+                model: model.to_string(),
+                version: version.to_string(),
+            },
+            analysed.history.health_score,
+            grade,
+        ));
+        for check in &analysed.degradations {
+            let key = SeriesKey::new(model.clone(), version.clone(), check.metric.clone());
+            if !exported.contains(&key) {
+                continue;
+            }
+            degradation.push((
+                SeriesLabels {
+                    model: model.to_string(),
+                    version: version.to_string(),
+                    metric: check.metric.to_string(),
+                },
+                check.is_degraded,
+                check.degradation_percentage,
+            ));
+        }
+    }
+    Graded {
+        at: std::time::Instant::now(),
+        versions: versions.to_vec(),
+        health,
+        degradation,
+    }
 }
 
 /// Unlike the other routes' queries, unknown parameters are accepted: InfluxDB clients
@@ -143,7 +294,8 @@ async fn write_lines(
         message: error.message,
     };
     let now = state.now();
-    let samples = match line_protocol::parse(text, precision, now) {
+    let mapping = state.influx_mapping();
+    let samples = match line_protocol::parse(text, precision, now, mapping) {
         Ok(parsed) => parsed.samples,
         Err(error) => {
             state.inner.telemetry.rejected("line_protocol", 1);
@@ -153,7 +305,7 @@ async fn write_lines(
     state
         .store_samples(samples, "line_protocol", |index, error| {
             // Rare: the body is parsed again to name the sample's line and field.
-            let origin = line_protocol::parse(text, precision, now)
+            let origin = line_protocol::parse(text, precision, now, mapping)
                 .ok()
                 .and_then(|parsed| parsed.origin(index));
             match origin {
@@ -169,8 +321,10 @@ async fn write_lines(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// InfluxDB v1 line protocol (measurement `model_metrics`, tags `model`, `version`,
-/// `dataset`, one field per metric). gzip bodies accepted.
+/// InfluxDB v1 line protocol: measurement `model_metrics` (tags `model`, `version`,
+/// `dataset`, one field per metric) or `performance_metric` (tags `model_name`,
+/// `model_version`, `metric_type`, `dataset`, field `value`), as `[influx]` maps them.
+/// gzip bodies accepted.
 #[utoipa::path(
     post,
     path = "/write",

@@ -1,7 +1,9 @@
 //! The Prometheus exposition at `/metrics`: modelwatch's own health, and the latest
 //! value of every model metric and the time of its last sample as gauges labelled by
 //! model, version and metric (`time() - modelwatch_series_last_sample_timestamp_seconds`
-//! is how long a series has been silent).
+//! is how long a series has been silent); for the versions of those series, their health
+//! score and grade, their open alerts by severity and each metric's latest degradation
+//! check ([`VersionGauges`]).
 //!
 //! Own counters live for the whole process and are shared with the evaluator and the
 //! notifier through [`Telemetry`]; model gauges are read from the store at each scrape
@@ -26,6 +28,38 @@ pub struct SeriesLabels {
     pub model: String,
     pub version: String,
     pub metric: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct VersionLabels {
+    pub model: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GradeLabels {
+    pub model: String,
+    pub version: String,
+    /// excellent, good, fair, poor or unknown
+    pub grade: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionSeverityLabels {
+    pub model: String,
+    pub version: String,
+    pub severity: String,
+}
+
+/// What `/metrics` shows of each version of the exported series.
+#[derive(Debug, Clone, Default)]
+pub struct VersionGauges {
+    /// Health score (0 to 100; `None` without enough data) and grade.
+    pub health: Vec<(VersionLabels, Option<f64>, String)>,
+    /// Open alerts by severity (only counts above zero).
+    pub open_alerts: Vec<(VersionSeverityLabels, u64)>,
+    /// Each metric's latest degradation check: degraded or not, and by how many percent.
+    pub degradation: Vec<(SeriesLabels, bool, Option<f64>)>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -80,12 +114,14 @@ impl Telemetry {
     }
 
     /// Renders the exposition with the given latest model values and their times (Unix
-    /// seconds), of `series` series of which `omitted` are left out.
+    /// seconds), of `series` series of which `omitted` are left out, and their versions'
+    /// gauges.
     pub fn render(
         &self,
         latest: impl IntoIterator<Item = (SeriesLabels, f64, f64)>,
         series: usize,
         omitted: usize,
+        versions: &VersionGauges,
     ) -> Result<String, std::fmt::Error> {
         let mut registry = Registry::with_prefix("modelwatch");
         registry.register(
@@ -129,6 +165,58 @@ impl Telemetry {
             "Time of each series' newest sample (Unix seconds), for the first [limits] metrics_series series",
             last_samples,
         );
+        let scores = Family::<VersionLabels, Gauge<f64, AtomicU64>>::default();
+        let grades = Family::<GradeLabels, Gauge>::default();
+        for (labels, score, grade) in &versions.health {
+            if let Some(score) = score {
+                scores.get_or_create(labels).set(*score);
+            }
+            grades
+                .get_or_create(&GradeLabels {
+                    model: labels.model.clone(),
+                    version: labels.version.clone(),
+                    grade: grade.clone(),
+                })
+                .set(1);
+        }
+        registry.register(
+            "version_health_score",
+            "Health score (0 to 100) of each version of the exported series, over the last 24 hours",
+            scores,
+        );
+        registry.register(
+            "version_health_grade",
+            "1 for the health grade of each version of the exported series (excellent, good, fair, poor, unknown)",
+            grades,
+        );
+        let open = Family::<VersionSeverityLabels, Gauge>::default();
+        for (labels, count) in &versions.open_alerts {
+            open.get_or_create(labels)
+                .set(i64::try_from(*count).unwrap_or(i64::MAX));
+        }
+        registry.register(
+            "version_open_alerts",
+            "Open (active or acknowledged) alerts of each version of the exported series, by severity",
+            open,
+        );
+        let degraded = Family::<SeriesLabels, Gauge>::default();
+        let degradation = Family::<SeriesLabels, Gauge<f64, AtomicU64>>::default();
+        for (labels, is_degraded, percentage) in &versions.degradation {
+            degraded.get_or_create(labels).set(i64::from(*is_degraded));
+            if let Some(percentage) = percentage {
+                degradation.get_or_create(labels).set(*percentage);
+            }
+        }
+        registry.register(
+            "metric_degraded",
+            "1 when the latest degradation check (last hour against the 24 before) found the exported series degraded",
+            degraded,
+        );
+        registry.register(
+            "metric_degradation_percent",
+            "How much worse the last hour is than the 24 before, in percent, for the exported series",
+            degradation,
+        );
         let count = |n: usize| {
             let gauge = Gauge::<i64>::default();
             gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
@@ -168,6 +256,33 @@ mod tests {
                 )],
                 3,
                 2,
+                &VersionGauges {
+                    health: vec![(
+                        VersionLabels {
+                            model: "fraud".into(),
+                            version: "v1".into(),
+                        },
+                        Some(82.5),
+                        "good".into(),
+                    )],
+                    open_alerts: vec![(
+                        VersionSeverityLabels {
+                            model: "fraud".into(),
+                            version: "v1".into(),
+                            severity: "high".into(),
+                        },
+                        2,
+                    )],
+                    degradation: vec![(
+                        SeriesLabels {
+                            model: "fraud".into(),
+                            version: "v1".into(),
+                            metric: "accuracy".into(),
+                        },
+                        true,
+                        Some(12.5),
+                    )],
+                },
             )
             .expect("render");
         assert!(
@@ -190,6 +305,15 @@ mod tests {
             ),
             "{text}"
         );
+        for line in [
+            "modelwatch_version_health_score{model=\"fraud\",version=\"v1\"} 82.5",
+            "modelwatch_version_health_grade{model=\"fraud\",version=\"v1\",grade=\"good\"} 1",
+            "modelwatch_version_open_alerts{model=\"fraud\",version=\"v1\",severity=\"high\"} 2",
+            "modelwatch_metric_degraded{model=\"fraud\",version=\"v1\",metric=\"accuracy\"} 1",
+            "modelwatch_metric_degradation_percent{model=\"fraud\",version=\"v1\",metric=\"accuracy\"} 12.5",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert!(text.ends_with("# EOF\n"));
     }
 }

@@ -23,6 +23,8 @@ use modelwatch_store::{NewToken, Scope, StoreError, Stores};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "api/influx.rs"]
+mod influx;
 #[path = "api/prometheus.rs"]
 mod prometheus;
 #[path = "api/remote_write.rs"]
@@ -905,6 +907,94 @@ async fn health_readiness_openapi_and_exposition() {
     );
 }
 
+/// `/metrics` shows each exported version's health score and grade, its open alerts by
+/// severity, and each metric's latest degradation check (issue 20, item 4).
+#[tokio::test]
+async fn the_exposition_grades_versions_and_counts_their_open_alerts() {
+    let app = spawn_app().await;
+    // fraud v1: accuracy 0.95 every 10 minutes for a day, then 0.70 over the last hour.
+    let samples: Vec<Value> = (1..=150)
+        .map(|i| {
+            let at = NOW_MS - 25 * HOUR + i * 10 * 60_000;
+            let value = if at > NOW_MS - HOUR { 0.70 } else { 0.95 };
+            json!({"model": "fraud", "version": "v1", "metric": "accuracy", "value": value, "timestamp": at})
+        })
+        .collect();
+    let reply = app
+        .call(
+            Method::POST,
+            METRICS,
+            METRICS,
+            Some(json!({"samples": samples})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    import_alerts(
+        &app,
+        vec![
+            stored_alert(1, "v1", 5 * 60_000, "high", true),
+            stored_alert(2, "v1", 6 * 60_000, "high", true),
+            stored_alert(3, "v1", 7 * 60_000, "low", false),
+        ],
+    )
+    .await;
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing from {text}"))
+            .to_owned()
+    };
+    let score: f64 = line("modelwatch_version_health_score{model=\"fraud\",version=\"v1\"}")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(score < 75.0, "a degraded version scores low: {score}");
+    // An open high alert caps the grade at fair.
+    assert!(
+        line("modelwatch_version_health_grade{model=\"fraud\",version=\"v1\",grade=")
+            .ends_with(" 1"),
+        "{text}"
+    );
+    assert!(!text.contains("grade=\"excellent\""), "{text}");
+    assert_eq!(
+        line("modelwatch_version_open_alerts{model=\"fraud\",version=\"v1\",severity=\"high\"}"),
+        "modelwatch_version_open_alerts{model=\"fraud\",version=\"v1\",severity=\"high\"} 2"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("modelwatch_version_open_alerts") && l.contains("\"low\"")),
+        "a resolved alert is not open: {text}"
+    );
+    assert_eq!(
+        line("modelwatch_metric_degraded{model=\"fraud\",version=\"v1\",metric=\"accuracy\"}"),
+        "modelwatch_metric_degraded{model=\"fraud\",version=\"v1\",metric=\"accuracy\"} 1"
+    );
+    let percent: f64 = line(
+        "modelwatch_metric_degradation_percent{model=\"fraud\",version=\"v1\",metric=\"accuracy\"}",
+    )
+    .rsplit(' ')
+    .next()
+    .unwrap()
+    .parse()
+    .unwrap();
+    assert!(
+        (percent - 26.3).abs() < 0.1,
+        "(0.95 - 0.70) / 0.95: {percent}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stream_says_something_at_once() {
     // Browsers (Firefox) report the stream open only once bytes arrive; the first
@@ -1754,6 +1844,11 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/api/v1/label/{name}/values", "get"),
         ("/api/v1/status/buildinfo", "get"),
         ("/api/v1/write", "post"),
+        ("/ping", "get"),
+        ("/health", "get"),
+        ("/ready", "get"),
+        ("/query", "get"),
+        ("/query", "post"),
     ];
     for (path, method) in expected {
         assert!(

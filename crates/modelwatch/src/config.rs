@@ -45,6 +45,20 @@
 //! metric = "metric"         # metric name, __name__)
 //! dataset = "dataset"
 //!
+//! [influx.wide]              # InfluxDB points (/write, /api/v2/write, /query): modelwatch's
+//! measurement = "model_metrics"  # own shape, every field a metric (these are the defaults)
+//! model = "model"
+//! version = "version"
+//! dataset = "dataset"
+//!
+//! [influx.narrow]            # the product description's shape: a tag names the metric
+//! measurement = "performance_metric"
+//! model = "model_name"
+//! version = "model_version"
+//! metric = "metric_type"
+//! dataset = "dataset"
+//! field = "value"
+//!
 //! [retention]               # what `serve` prunes at start-up and hourly
 //! samples = "90d"           # default: kept forever
 //! notifications = "30d"     # finished (delivered, failed, skipped) outbox rows; or "forever"
@@ -114,6 +128,8 @@ pub struct RawConfig {
     pub limits: RawLimits,
     #[serde(default)]
     pub remote_write: RawRemoteWrite,
+    #[serde(default)]
+    pub influx: RawInflux,
     /// `[channels.NAME]`: the notify crate owns the tables and their validation.
     #[serde(default)]
     pub channels: modelwatch_notify::RawChannels,
@@ -263,6 +279,140 @@ impl RawRemoteWrite {
     }
 }
 
+/// How InfluxDB points map to samples (modelwatch-http's `InfluxMapping`): the names of
+/// the two shapes' measurements, tags and field; each defaults to the mapping's own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInflux {
+    #[serde(default)]
+    pub wide: RawInfluxWide,
+    #[serde(default)]
+    pub narrow: RawInfluxNarrow,
+}
+
+/// modelwatch's own shape: every field is a metric.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInfluxWide {
+    pub measurement: Option<String>,
+    pub model: Option<String>,
+    pub version: Option<String>,
+    pub dataset: Option<String>,
+}
+
+/// The product description's shape: a tag names the metric, one field holds the value.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInfluxNarrow {
+    pub measurement: Option<String>,
+    pub model: Option<String>,
+    pub version: Option<String>,
+    pub metric: Option<String>,
+    pub dataset: Option<String>,
+    pub field: Option<String>,
+}
+
+impl RawInflux {
+    fn validate(self) -> Result<modelwatch_http::line_protocol::InfluxMapping, ConfigError> {
+        use modelwatch_http::line_protocol::{InfluxMapping, NarrowShape, WideShape};
+        let defaults = InfluxMapping::default();
+        // A name the line protocol can carry without escapes, and InfluxQL without quotes
+        // going wrong: no space, comma, equals sign, quote or backslash.
+        let name = |key: &str, value: Option<String>, default: &str| match value {
+            None => Ok(default.to_owned()),
+            Some(name)
+                if !name.is_empty()
+                    && !name
+                        .chars()
+                        .any(|c| c.is_whitespace() || ",=\"'\\".contains(c)) =>
+            {
+                Ok(name)
+            }
+            Some(name) => Err(invalid(
+                key,
+                format!(
+                    "{name:?} is not a measurement, tag or field name (not empty; no space, \
+                     comma, equals sign, quote or backslash)"
+                ),
+            )),
+        };
+        let (wide, narrow) = (self.wide, self.narrow);
+        let mapping = InfluxMapping {
+            wide: WideShape {
+                measurement: name(
+                    "influx.wide.measurement",
+                    wide.measurement,
+                    &defaults.wide.measurement,
+                )?,
+                model: name("influx.wide.model", wide.model, &defaults.wide.model)?,
+                version: name("influx.wide.version", wide.version, &defaults.wide.version)?,
+                dataset: name("influx.wide.dataset", wide.dataset, &defaults.wide.dataset)?,
+            },
+            narrow: NarrowShape {
+                measurement: name(
+                    "influx.narrow.measurement",
+                    narrow.measurement,
+                    &defaults.narrow.measurement,
+                )?,
+                model: name("influx.narrow.model", narrow.model, &defaults.narrow.model)?,
+                version: name(
+                    "influx.narrow.version",
+                    narrow.version,
+                    &defaults.narrow.version,
+                )?,
+                metric: name(
+                    "influx.narrow.metric",
+                    narrow.metric,
+                    &defaults.narrow.metric,
+                )?,
+                dataset: name(
+                    "influx.narrow.dataset",
+                    narrow.dataset,
+                    &defaults.narrow.dataset,
+                )?,
+                field: name("influx.narrow.field", narrow.field, &defaults.narrow.field)?,
+            },
+        };
+        if mapping.wide.measurement == mapping.narrow.measurement {
+            return Err(invalid(
+                "influx.narrow.measurement",
+                format!(
+                    "{:?} is also influx.wide.measurement; the two shapes need two measurements",
+                    mapping.narrow.measurement
+                ),
+            ));
+        }
+        let wide_tags = [
+            &mapping.wide.model,
+            &mapping.wide.version,
+            &mapping.wide.dataset,
+        ];
+        if wide_tags[0] == wide_tags[1]
+            || wide_tags[0] == wide_tags[2]
+            || wide_tags[1] == wide_tags[2]
+        {
+            return Err(invalid(
+                "influx.wide",
+                "model, version and dataset need three different tags",
+            ));
+        }
+        let narrow_tags = [
+            &mapping.narrow.model,
+            &mapping.narrow.version,
+            &mapping.narrow.metric,
+            &mapping.narrow.dataset,
+        ];
+        let distinct: std::collections::BTreeSet<_> = narrow_tags.iter().collect();
+        if distinct.len() < narrow_tags.len() {
+            return Err(invalid(
+                "influx.narrow",
+                "model, version, metric and dataset need four different tags",
+            ));
+        }
+        Ok(mapping)
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -274,6 +424,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// The labels a Prometheus remote write is read by.
     pub remote_write: modelwatch_http::remote_write::LabelMapping,
+    /// How InfluxDB points map to samples.
+    pub influx: modelwatch_http::line_protocol::InfluxMapping,
     /// Channels and delivery policy, validated by the notify crate.
     pub notify: modelwatch_notify::NotifyConfig,
 }
@@ -476,6 +628,7 @@ impl RawConfig {
             retention: self.retention.validate()?,
             limits: self.limits.validate()?,
             remote_write: self.remote_write.validate()?,
+            influx: self.influx.validate()?,
             // The notify crate's error already names the key (`channels.NAME.url`).
             notify: modelwatch_notify::NotifyConfig::from_raw(self.notify, self.channels).map_err(
                 |e| ConfigError::Key {
@@ -755,6 +908,34 @@ mod tests {
             format!("{error:#}").contains("remote_write.model"),
             "{error:#}"
         );
+    }
+
+    #[test]
+    fn the_influx_mapping_is_read_and_checked() {
+        let parse = |text: &str| Config::parse(text, Path::new("c.toml"));
+        let config = parse(
+            "[influx.narrow]\nmeasurement = \"perf\"\nmetric = \"kind\"\n[influx.wide]\nmodel = \"name\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.influx.narrow.measurement, "perf");
+        assert_eq!(config.influx.narrow.metric, "kind");
+        assert_eq!(config.influx.narrow.model, "model_name");
+        assert_eq!(config.influx.wide.model, "name");
+        assert_eq!(config.influx.wide.measurement, "model_metrics");
+        for (text, key) in [
+            ("[influx.wide]\nmodel = \"a b\"\n", "influx.wide.model"),
+            (
+                "[influx.narrow]\nmeasurement = \"model_metrics\"\n",
+                "influx.narrow.measurement",
+            ),
+            (
+                "[influx.narrow]\nmetric = \"model_name\"\n",
+                "influx.narrow",
+            ),
+        ] {
+            let error = parse(text).expect_err(text);
+            assert!(format!("{error:#}").contains(key), "{text}: {error:#}");
+        }
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub async fn serve(
         Some(engine.clone()),
     );
     state.set_remote_write_mapping(config.remote_write.clone());
+    state.set_influx_mapping(config.influx.clone());
     let shutdown = crate::shutdown::signal();
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
