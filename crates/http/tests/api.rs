@@ -913,10 +913,13 @@ async fn health_readiness_openapi_and_exposition() {
 async fn the_exposition_grades_versions_and_counts_their_open_alerts() {
     let app = spawn_app().await;
     // fraud v1: accuracy 0.95 every 10 minutes for a day, then 0.70 over the last hour.
+    // The check compares [now - 1h, now) with the 24 hours before it, so the sample at
+    // exactly now - 1h is the comparison window's first (0.70 here) and the one at now is
+    // outside it.
     let samples: Vec<Value> = (1..=150)
         .map(|i| {
             let at = NOW_MS - 25 * HOUR + i * 10 * 60_000;
-            let value = if at > NOW_MS - HOUR { 0.70 } else { 0.95 };
+            let value = if at >= NOW_MS - HOUR { 0.70 } else { 0.95 };
             json!({"model": "fraud", "version": "v1", "metric": "accuracy", "value": value, "timestamp": at})
         })
         .collect();

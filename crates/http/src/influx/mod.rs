@@ -878,14 +878,20 @@ mod tests {
             interval: 60_000,
             offset: 0,
         };
-        assert_eq!(every.of(1_700_000_059_999), 1_699_999_980_000);
+        // floor(t / interval) * interval: 1_700_000_040_000 is a whole minute
+        // (28_333_334 * 60_000), and the next starts at 1_700_000_100_000.
+        assert_eq!(every.of(1_700_000_059_999), 1_700_000_040_000);
+        assert_eq!(every.of(1_700_000_039_999), 1_699_999_980_000);
         assert_eq!(every.of(1_699_999_980_000), 1_699_999_980_000);
         assert_eq!(every.of(-1), -60_000);
         let offset = Bucketing::Every {
             interval: 60_000,
             offset: 15_000,
         };
-        assert_eq!(offset.of(1_699_999_980_000), 1_699_999_955_000);
+        // floor((t - offset) / interval) * interval + offset: a whole minute falls in
+        // the bucket that began at :15 of the minute before.
+        assert_eq!(offset.of(1_699_999_980_000), 1_699_999_935_000);
+        assert_eq!(offset.of(1_699_999_995_000), 1_699_999_995_000);
     }
 
     #[test]
