@@ -37,8 +37,16 @@
 //! of the default on 3,000 days of the daily noise, overall and after the first 1,000: the
 //! budget over a long horizon, which the daily row's 250–350 samples before the change do
 //! not show), `MODELWATCH_CP_KNOWN_START` (the daily row with the level and noise set to
-//! the truth after learning) and `MODELWATCH_CP_DEFAULT_DAYS` (the
-//! default interval in days, at least 1,000 samples) select and vary what it prints.
+//! the truth after learning), `MODELWATCH_CP_DEFAULT_DAYS` (the
+//! default interval in days, at least 1,000 samples), `MODELWATCH_CP_MISS_KINDS` (the daily
+//! row's misses sorted: ones the oracle misses too, ones where the detector was settling
+//! or deciding after an alarm when the change came, with the samples from that alarm to
+//! the change, ones after an alarm in the 100 before, and the rest), `MODELWATCH_CP_AT_CHANGE`
+//! (the detector's reference error, fast-level share, scale and widening at the change,
+//! found against missed), `MODELWATCH_CP_NOISY_ORACLE` (the oracle CUSUM with its level and
+//! scale off by what about 250 samples of estimation give) and `MODELWATCH_CP_TWICE`
+//! (streams whose one drop of 1–3 sd is paged twice within 80 samples) select and vary
+//! what it prints.
 //! With `MODELWATCH_CP_NAB`, `MODELWATCH_CP_NAB_SEASONAL=1` also scores two NAB ideas with
 //! the default rule: a daily seasonal reference (the rule on the series less a causal
 //! daily profile remembering `MODELWATCH_CP_PROFILE_DAYS` days, default 3) and a spike
@@ -845,6 +853,38 @@ fn cp_experiment((streams, seed): (usize, u64)) {
             t.count(&alarms, points.len(), Some(change), 10);
         }
         println!("daily oracle k .75 ARL 1000: {}", fmt(&t));
+        if std::env::var_os("MODELWATCH_CP_NOISY_ORACLE").is_some() {
+            // The oracle with the level and scale off by what ~250 samples give: how much
+            // of the gap to it is estimation alone.
+            for (level_sd, scale_sd) in [(0.0, 0.0), (0.06, 0.0), (0.0, 0.05), (0.06, 0.05)] {
+                for arl in [1000.0, 800.0] {
+                    let mut rng = synthetic::Rng::new(seed ^ 0xDA11);
+                    let mut noise = synthetic::Rng::new(seed ^ 0x0A0A);
+                    let mut t = changepoints::Tally::default();
+                    let h = threshold_for(0.5, arl);
+                    for _ in 0..400 {
+                        let (points, change) = changepoints::daily_series(&mut rng, 1.5);
+                        let level = 0.9 + 0.018 * level_sd * noise.normal();
+                        let scale = 0.018 * (1.0 + scale_sd * noise.normal());
+                        let mut g = 0.0f64;
+                        let mut alarms = Vec::new();
+                        for (row, p) in points.iter().enumerate().skip(30) {
+                            let r = (p.value - level) / scale;
+                            g = (g - r - 0.5).max(0.0);
+                            if g > h {
+                                alarms.push(changepoints::Alarm { row, onset: row });
+                                g = 0.0;
+                            }
+                        }
+                        t.count(&alarms, points.len(), Some(change), 10);
+                    }
+                    println!(
+                        "daily oracle, level ± {level_sd} sd, scale ± {scale_sd}, ARL {arl}: {}",
+                        fmt(&t)
+                    );
+                }
+            }
+        }
     }
     if std::env::var_os("MODELWATCH_CP_FA_ROWS").is_some() {
         let m = changepoints::Method::Cusum(changepoints::default_settings(), tuning);
@@ -921,6 +961,33 @@ fn cp_experiment((streams, seed): (usize, u64)) {
     }
     if std::env::var_os("MODELWATCH_CP_MISSES").is_some() {
         daily_misses(seed);
+    }
+    if std::env::var_os("MODELWATCH_CP_AT_CHANGE").is_some() {
+        daily_state_at_change(seed);
+    }
+    if std::env::var_os("MODELWATCH_CP_MISS_KINDS").is_some() {
+        daily_miss_kinds(seed);
+    }
+    if std::env::var_os("MODELWATCH_CP_TWICE").is_some() {
+        // One shift must page once: streams with a second alarm on the watched side in
+        // the 80 samples after the first one after the change, by the drop's size.
+        let m = changepoints::Method::Cusum(changepoints::default_settings(), tuning);
+        let mut text = Vec::new();
+        for shift in [1.0, 1.5, 2.0, 3.0] {
+            let mut rng = synthetic::Rng::new(seed ^ 0x7A1C);
+            let mut twice = 0;
+            for _ in 0..400 {
+                let (points, change) = changepoints::daily_series(&mut rng, shift);
+                let after: Vec<usize> = changepoints::run(&m, &points, Sides::Down)
+                    .iter()
+                    .map(|a| a.row)
+                    .filter(|&row| row >= change)
+                    .collect();
+                twice += usize::from(after.len() >= 2 && after[1] < after[0] + 80);
+            }
+            text.push(format!("{shift} sd: {twice}/400"));
+        }
+        println!("paged twice: {}", text.join(", "));
     }
     if std::env::var_os("MODELWATCH_CP_DAILY_ONLY").is_some() {
         return;
@@ -1039,6 +1106,140 @@ fn daily_misses(seed: u64) {
             s.samples,
             (post_mean - 0.9) / 0.018,
             alarms.iter().find(|a| a.0 >= change + 10),
+        );
+    }
+}
+
+/// The daily row's misses by kind: ones the oracle CUSUM (true level and noise, k 0.5,
+/// ARL 1000) misses too; ones where the detector was still settling or deciding whether
+/// an alarm's shift lasted when the change came; ones with an alarm in the 100 samples
+/// before the change (the detector re-learnt or reverted since); and the rest, where only
+/// the estimated level and noise separate it from the oracle.
+fn daily_miss_kinds(seed: u64) {
+    use modelwatch_core::detection::changepoint::{threshold_for, ChangePointState};
+    let settings = modelwatch_core::detection::changepoint::ChangePointSettings {
+        sides: Sides::Down,
+        ..changepoints::default_settings()
+    };
+    let tuning = changepoints::tuning();
+    let h = threshold_for(0.5, 1000.0);
+    let mut rng = synthetic::Rng::new(seed ^ 0xDA11);
+    let (mut intrinsic, mut pending, mut after_alarm, mut power, mut oracle_misses) =
+        (0, 0, 0, 0, 0);
+    let mut power_streams = Vec::new();
+    let mut pending_gaps = Vec::new();
+    for stream in 0..400 {
+        let (points, change) = changepoints::daily_series(&mut rng, 1.5);
+        let mut state = ChangePointState::default();
+        let mut at_change = None;
+        let (mut found, mut alarm_before, mut last_alarm) = (false, false, None);
+        for (row, p) in points.iter().enumerate() {
+            if row == change {
+                at_change = Some(state.clone());
+            }
+            if let Some(c) = state.observe(&settings, &tuning, p.timestamp, p.value) {
+                found |= !c.upward && row >= change && row < change + 10;
+                alarm_before |= row < change && row + 100 >= change;
+                if row < change {
+                    last_alarm = Some(row);
+                }
+            }
+        }
+        let mut g = 0.0f64;
+        let mut oracle_found = false;
+        for (row, p) in points.iter().enumerate().skip(30) {
+            g = (g - (p.value - 0.9) / 0.018 - 0.5).max(0.0);
+            if g > h {
+                g = 0.0;
+                oracle_found |= row >= change && row < change + 10;
+            }
+        }
+        oracle_misses += usize::from(!oracle_found);
+        if found {
+            continue;
+        }
+        let busy = at_change.is_some_and(|s| s.settling > 0 || s.before_change.is_some());
+        if !oracle_found {
+            intrinsic += 1;
+        } else if busy {
+            pending += 1;
+            pending_gaps.push(change - last_alarm.unwrap_or(0));
+        } else if alarm_before {
+            after_alarm += 1;
+        } else {
+            power += 1;
+            power_streams.push(stream);
+        }
+    }
+    println!(
+        "misses: oracle misses too {intrinsic}, settling or deciding at the change {pending}, alarm in the 100 before {after_alarm}, estimates only {power} {power_streams:?}; the oracle misses {oracle_misses}; settling: samples from the alarm to the change {pending_gaps:?}"
+    );
+}
+
+/// The daily row's detector state when the change comes, over all streams, split by
+/// whether the drop was found within 10 samples: the reference's error, the fast level's
+/// share of it, the scale's ratio to the truth and the autocorrelation widening.
+fn daily_state_at_change(seed: u64) {
+    use modelwatch_core::detection::changepoint::ChangePointState;
+    let settings = modelwatch_core::detection::changepoint::ChangePointSettings {
+        sides: Sides::Down,
+        ..changepoints::default_settings()
+    };
+    let tuning = changepoints::tuning();
+    let (f, w) = (tuning.level_rate, tuning.slow_level_rate);
+    let white = f / (2.0 - f) + w / (2.0 - w) - 2.0 * f * w / (f + w - f * w);
+    let mut rng = synthetic::Rng::new(seed ^ 0xDA11);
+    // [found, missed] × (count, Σ ref err, Σ ref err², Σ fast share, Σ scale, Σ scale², Σ infl, n share>0)
+    let mut acc = [[0.0f64; 8]; 2];
+    for _ in 0..400 {
+        let (points, change) = changepoints::daily_series(&mut rng, 1.5);
+        let mut state = ChangePointState::default();
+        let mut at_change = None;
+        let mut found = false;
+        for (row, p) in points.iter().enumerate() {
+            if row == change {
+                at_change = Some(state.clone());
+            }
+            if let Some(c) = state.observe(&settings, &tuning, p.timestamp, p.value) {
+                if !c.upward && row >= change && row < change + 10 {
+                    found = true;
+                }
+            }
+        }
+        let Some(s) = at_change else { continue };
+        let slow = s.slow_level.unwrap_or(s.level);
+        let ratio = s.wander.map_or(3.0, |x| x / white);
+        let share = ((ratio - 1.5) / 1.5).clamp(0.0, 1.0);
+        let reference = slow + share * (s.level - slow);
+        let rho_rate = f / 4.0;
+        let rho = (s.lag_product
+            - tuning.autocorrelation_shrink * (rho_rate / (2.0 - rho_rate)).sqrt())
+        .clamp(0.0, 0.9);
+        let infl = ((1.0 + rho) / (1.0 - rho)).sqrt();
+        let e = (reference - 0.9) / 0.018;
+        let sc = s.scale / 0.018;
+        let a = &mut acc[usize::from(!found)];
+        a[0] += 1.0;
+        a[1] += e;
+        a[2] += e * e;
+        a[3] += share;
+        a[4] += sc;
+        a[5] += sc * sc;
+        a[6] += infl;
+        a[7] += f64::from(u8::from(share > 0.0));
+    }
+    for (label, a) in ["found", "missed"].iter().zip(acc) {
+        let n = a[0].max(1.0);
+        println!(
+            "{label}: {} streams; reference error {:+.3} sd (rms {:.3}); fast share {:.3} (>0 in {:.0} %); scale {:.3} (sd {:.3}); widening {:.3}",
+            a[0],
+            a[1] / n,
+            (a[2] / n).sqrt(),
+            a[3] / n,
+            100.0 * a[7] / n,
+            a[4] / n,
+            (a[5] / n - (a[4] / n).powi(2)).max(0.0).sqrt(),
+            a[6] / n
         );
     }
 }
