@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -100,6 +100,31 @@ impl QueryParameters {
             format!("unknown parameter: this route takes {takes}"),
         ))
     }
+}
+
+/// The parameters of a request that may send them in its query string or, as the
+/// Prometheus and InfluxDB query APIs allow, in a form-encoded body: query first, then
+/// form, in the order sent. The error says which part could not be read.
+pub(crate) fn query_and_form_pairs(
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, String> {
+    let mut pairs: Vec<(String, String)> = match query {
+        Some(query) => serde_urlencoded::from_str(query)
+            .map_err(|e| format!("cannot read the query string: {e}"))?,
+        None => Vec::new(),
+    };
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if form && !body.is_empty() {
+        let more: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|e| format!("cannot read the form body: {e}"))?;
+        pairs.extend(more);
+    }
+    Ok(pairs)
 }
 
 /// Refuses a query parameter the route does not document: a misspelt or unsupported

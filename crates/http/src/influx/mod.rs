@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use modelwatch_core::{Dataset, SeriesKey, TimeRange, Timestamp};
@@ -299,21 +299,7 @@ fn parameters(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Vec<(String, String)>, Failure> {
-    let mut pairs: Vec<(String, String)> = match raw {
-        Some(query) => serde_urlencoded::from_str(query)
-            .map_err(|e| Failure::Bad(format!("cannot read the query string: {e}")))?,
-        None => Vec::new(),
-    };
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if form && !body.is_empty() {
-        let more: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-            .map_err(|e| Failure::Bad(format!("cannot read the form body: {e}")))?;
-        pairs.extend(more);
-    }
-    Ok(pairs)
+    crate::edge::query_and_form_pairs(raw, headers, body).map_err(Failure::Bad)
 }
 
 /// How `epoch` writes times: ms per unit, or RFC 3339 (`None`).

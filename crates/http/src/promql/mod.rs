@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use modelwatch_core::alerting::{Alert, AlertFilter};
@@ -246,21 +246,9 @@ struct Parameters(Vec<(String, String)>);
 
 impl Parameters {
     fn read(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Self, PromError> {
-        let mut pairs: Vec<(String, String)> = match query {
-            Some(query) => serde_urlencoded::from_str(query)
-                .map_err(|e| PromError::BadData(format!("cannot read the query string: {e}")))?,
-            None => Vec::new(),
-        };
-        let form = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        if form && !body.is_empty() {
-            let more: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-                .map_err(|e| PromError::BadData(format!("cannot read the form body: {e}")))?;
-            pairs.extend(more);
-        }
-        Ok(Parameters(pairs))
+        crate::edge::query_and_form_pairs(query, headers, body)
+            .map(Parameters)
+            .map_err(PromError::BadData)
     }
 
     fn get(&self, name: &str) -> Option<&str> {
