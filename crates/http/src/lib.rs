@@ -283,6 +283,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(series::list_models))
         .routes(routes!(series::list_versions))
         .routes(routes!(series::series_points))
+        .routes(routes!(series::aggregate))
         .routes(routes!(alerting::version_history))
         .routes(routes!(alerting::version_analysis))
         .routes(routes!(alerting::degradation))
@@ -328,7 +329,7 @@ fn api() -> OpenApiRouter<AppState> {
 }
 
 /// The routes that take a turn for expensive reads ([`admission`]) and may answer 429.
-const EXPENSIVE: [(&str, utoipa::openapi::HttpMethod); 7] = {
+const EXPENSIVE: [(&str, utoipa::openapi::HttpMethod); 8] = {
     use utoipa::openapi::HttpMethod::{Get, Post};
     [
         (
@@ -341,6 +342,7 @@ const EXPENSIVE: [(&str, utoipa::openapi::HttpMethod); 7] = {
         ("/api/v1/models/{model}/compare", Get),
         ("/api/v1/rules/{id}/backtest", Post),
         ("/api/v1/rules/backtest", Post),
+        ("/api/v1/series/aggregate", Get),
     ]
 };
 

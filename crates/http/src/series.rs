@@ -8,8 +8,8 @@ use axum::Json;
 use modelwatch_core::alerting::no_data;
 use modelwatch_core::stats::{Chart, Charted};
 use modelwatch_core::{
-    Bucket, Dataset, Metric, ModelName, Point, Sample, SeriesKey, TimeRange, Timestamp,
-    ValidationError, Version,
+    Bucket, Dataset, DatasetScope, Metric, ModelName, Point, Sample, SeriesKey, TimeRange,
+    Timestamp, ValidationError, Version,
 };
 use modelwatch_store::{MetricStore, Pages, SeriesFilter, SeriesInfo};
 use serde::{Deserialize, Serialize};
@@ -645,6 +645,124 @@ pub async fn series_points(
         downsampled,
         points,
         buckets,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AggregateQuery {
+    /// Only this model's series (default: every model).
+    #[param(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "fraud_detector")]
+    pub model: Option<String>,
+    /// Only this version's series.
+    #[param(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "v2.1")]
+    pub version: Option<String>,
+    /// Only this metric's series.
+    #[param(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "accuracy")]
+    pub metric: Option<String>,
+    /// Only this dataset's series: a name, or `default` (default: every dataset).
+    #[param(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "default")]
+    pub dataset: Option<String>,
+    /// Start (inclusive), RFC 3339 or epoch ms. Default: 1 hour before `to`.
+    #[param(example = "2026-01-01T00:00:00Z")]
+    pub from: Option<String>,
+    /// End (exclusive), RFC 3339 or epoch ms. Default: now.
+    #[param(example = "2026-01-01T01:00:00Z")]
+    pub to: Option<String>,
+}
+
+/// One series' samples in the window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesAggregate {
+    pub model: String,
+    pub version: String,
+    pub metric: String,
+    pub dataset: String,
+    /// Samples in the window (each timestamp once, as last written); at least 1.
+    pub count: u64,
+    pub mean: f64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    /// The newest sample's value and time (RFC 3339).
+    pub last: f64,
+    pub last_timestamp: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AggregateResponse {
+    pub from: String,
+    pub to: String,
+    /// Every matching series with at least one sample in the window, ordered by model,
+    /// version, metric and dataset.
+    pub series: Vec<SeriesAggregate>,
+}
+
+/// Every matching series' count, mean, sum, minimum, maximum and newest value over one
+/// window, computed by the store in one pass (the overview's question, and Prometheus's
+/// `avg_over_time` over many series).
+#[utoipa::path(
+    get,
+    path = "/api/v1/series/aggregate",
+    tag = "models",
+    params(AggregateQuery),
+    responses(
+        (status = 200, body = AggregateResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    )
+)]
+pub async fn aggregate(
+    State(state): State<AppState>,
+    query: Result<Query<AggregateQuery>, QueryRejection>,
+) -> ApiResult<Json<AggregateResponse>> {
+    let Query(query) = query?;
+    let filter = SeriesFilter {
+        model: query.model.as_deref().map(parse_model).transpose()?,
+        version: query.version.as_deref().map(parse_version).transpose()?,
+        metric: query.metric.as_deref().map(Metric::parse).transpose()?,
+        dataset: DatasetScope::parse_filter(query.dataset.as_deref())?,
+    };
+    let to = match query.to.as_deref() {
+        Some(text) => parse_time("to", text)?,
+        None => state.now(),
+    };
+    let from = match query.from.as_deref() {
+        Some(text) => parse_time("from", text)?,
+        None => to.saturating_sub(std::time::Duration::from_secs(3600)),
+    };
+    if to < from {
+        return Err(ApiError::bad_request("to", "must not be before from"));
+    }
+    let _turn = state.expensive().await?;
+    let windows = state
+        .store()
+        .aggregate_series(&filter, TimeRange::new(from, to))
+        .await?;
+    let series = windows
+        .into_iter()
+        .map(|window| {
+            let stats = window.stats;
+            SeriesAggregate {
+                model: window.key.model.to_string(),
+                version: window.key.version.to_string(),
+                metric: window.key.metric.to_string(),
+                dataset: Dataset::name_of(window.key.dataset.as_ref()).to_owned(),
+                count: stats.count,
+                mean: stats.sum / stats.count.max(1) as f64,
+                sum: stats.sum,
+                min: stats.min,
+                max: stats.max,
+                last: stats.last,
+                last_timestamp: stats.last_timestamp.to_rfc3339(),
+            }
+        })
+        .collect();
+    Ok(Json(AggregateResponse {
+        from: from.to_rfc3339(),
+        to: to.to_rfc3339(),
+        series,
     }))
 }
 

@@ -1846,6 +1846,7 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/api/v1/labels", "post"),
         ("/api/v1/label/{name}/values", "get"),
         ("/api/v1/status/buildinfo", "get"),
+        ("/api/v1/series/aggregate", "get"),
         ("/api/v1/write", "post"),
         ("/ping", "get"),
         ("/health", "get"),

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use modelwatch_core::WindowStats;
 use promql_parser::label::{Matcher, METRIC_NAME};
 use promql_parser::parser::{self, Expr, LabelModifier, Offset};
 
@@ -126,6 +127,9 @@ pub enum Samples {
     /// 1 from `from` until `until` (excluded; `None`: still going): an alert's `ALERTS`
     /// series, which Prometheus would have sampled at each rule evaluation.
     Active { from: i64, until: Option<i64> },
+    /// The series already reduced by the store over exactly the window the one
+    /// `*_over_time` that reads it evaluates (see [`Query::reduced_by_store`]).
+    Window(WindowStats),
 }
 
 /// A series a selector read.
@@ -294,6 +298,32 @@ impl Query {
             Node::Selector(index) => self.selectors.get(index),
             _ => None,
         }
+    }
+
+    /// Whether selector `index` is read by nothing but one `*_over_time` that the
+    /// store's per-window statistics answer (every function but `quantile_over_time`),
+    /// so an instant query can ask the store for one [`WindowStats`] per series instead
+    /// of reading their points.
+    pub fn reduced_by_store(&self, index: usize) -> bool {
+        fn reads(node: &Node, index: usize) -> Option<bool> {
+            match node {
+                Node::Number(_) => None,
+                Node::Selector(i) => (*i == index).then_some(false),
+                Node::OverTime {
+                    function,
+                    parameter,
+                    selector,
+                } => {
+                    if *selector == index {
+                        return Some(*function != OverTime::Quantile);
+                    }
+                    parameter.as_deref().and_then(|p| reads(p, index))
+                }
+                Node::Aggregate { inner, .. } | Node::Negate(inner) => reads(inner, index),
+                Node::Binary { lhs, rhs, .. } => reads(lhs, index).or_else(|| reads(rhs, index)),
+            }
+        }
+        reads(&self.root, index).unwrap_or(false)
     }
 
     /// Whether the answer is a scalar.
@@ -607,6 +637,7 @@ fn latest(samples: &Samples, at: i64, lookback_ms: i64) -> Option<f64> {
         Samples::Active { from, until } => {
             (*from <= at && until.is_none_or(|until| at < until)).then_some(1.0)
         }
+        Samples::Window(_) => None,
     }
 }
 
@@ -631,6 +662,7 @@ fn values_between(samples: &Samples, from: i64, to: i64) -> Vec<f64> {
                 std::cmp::Ordering::Greater => Vec::new(),
             }
         }
+        Samples::Window(_) => Vec::new(),
     }
 }
 
@@ -646,8 +678,15 @@ fn over_time(
     series
         .iter()
         .filter_map(|series| {
-            let values = values_between(&series.samples, at.saturating_sub(range), at);
-            reduce(function, phi, &values).map(|value| (without_name(&series.labels), value))
+            let value = match &series.samples {
+                Samples::Window(stats) => reduce_stats(function, stats),
+                samples => reduce(
+                    function,
+                    phi,
+                    &values_between(samples, at.saturating_sub(range), at),
+                ),
+            };
+            value.map(|value| (without_name(&series.labels), value))
         })
         .collect()
 }
@@ -664,6 +703,23 @@ fn reduce(function: OverTime, phi: Option<f64>, values: &[f64]) -> Option<f64> {
         OverTime::Last => *values.last()?,
         OverTime::Quantile => quantile(phi.unwrap_or(f64::NAN), values),
     })
+}
+
+/// `function` over a window the store reduced (`None` for `quantile_over_time`, which
+/// is never reduced by the store).
+fn reduce_stats(function: OverTime, stats: &WindowStats) -> Option<f64> {
+    if stats.count == 0 {
+        return None;
+    }
+    match function {
+        OverTime::Avg => Some(stats.sum / stats.count as f64),
+        OverTime::Sum => Some(stats.sum),
+        OverTime::Min => Some(stats.min),
+        OverTime::Max => Some(stats.max),
+        OverTime::Count => Some(stats.count as f64),
+        OverTime::Last => Some(stats.last),
+        OverTime::Quantile => None,
+    }
 }
 
 /// Prometheus's quantile: linear interpolation between the closest ranks; φ below 0 is
@@ -765,6 +821,7 @@ fn binary(op: Operator, returns_bool: bool, lhs: Instant, rhs: Instant) -> Insta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use modelwatch_core::Timestamp;
 
     const MIN: i64 = 60_000;
 
@@ -1029,6 +1086,49 @@ mod tests {
         assert!(unsupported("max_over_time(x[5m:1m])").contains("max_over_time"));
         assert!(unsupported("x and y").contains("and"));
         assert!(matches!(Query::parse("x{"), Err(QueryError::Parse(_))));
+    }
+
+    #[test]
+    fn only_selectors_read_by_one_reducible_over_time_are_reduced_by_the_store() {
+        let reduced = |text: &str| {
+            let query = Query::parse(text).expect("parses");
+            (0..query.selectors().len())
+                .map(|index| query.reduced_by_store(index))
+                .collect::<Vec<bool>>()
+        };
+        assert_eq!(reduced("avg_over_time(x[5m])"), [true]);
+        assert_eq!(reduced("x"), [false]);
+        assert_eq!(reduced("quantile_over_time(0.9, x[5m])"), [false]);
+        assert_eq!(
+            reduced("sum by (model) (max_over_time(x[1h] offset 1d))"),
+            [true]
+        );
+        assert_eq!(reduced("avg(x) * 2"), [false]);
+        assert_eq!(reduced("-last_over_time(x[5m]) + 1"), [true]);
+    }
+
+    #[test]
+    fn statistics_reduce_as_the_points_do() {
+        let points = [(1_000, 0.5), (2_000, 0.25), (3_000, 0.75)];
+        let mut stats = WindowStats::of(Timestamp::from_millis(1_000).expect("valid"), 0.5);
+        stats.push(Timestamp::from_millis(2_000).expect("valid"), 0.25);
+        stats.push(Timestamp::from_millis(3_000).expect("valid"), 0.75);
+        let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
+        for function in [
+            OverTime::Avg,
+            OverTime::Sum,
+            OverTime::Min,
+            OverTime::Max,
+            OverTime::Count,
+            OverTime::Last,
+        ] {
+            assert_eq!(
+                reduce_stats(function, &stats),
+                reduce(function, None, &values),
+                "{function:?}"
+            );
+        }
+        assert_eq!(reduce_stats(OverTime::Quantile, &stats), None);
     }
 
     #[test]

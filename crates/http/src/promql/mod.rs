@@ -25,7 +25,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use modelwatch_core::alerting::{Alert, AlertFilter};
-use modelwatch_core::{Dataset, SeriesKey, TimeRange, Timestamp};
+use modelwatch_core::{
+    Dataset, DatasetScope, Metric, ModelName, SeriesKey, TimeRange, Timestamp, Version,
+};
 use modelwatch_store::SeriesFilter;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -372,11 +374,12 @@ struct Catalog {
 }
 
 impl Catalog {
-    /// The series alive in `[from, to]` (ms); alerts only when some selector may match
-    /// `ALERTS` (`selectors` empty: every series).
+    /// The series alive in `[from, to]` (ms): stored series when `list_stored`, alerts
+    /// only when some selector may match `ALERTS` (`selectors` empty: every series).
     async fn read(
         state: &AppState,
         selectors: &[&Selector],
+        list_stored: bool,
         from: i64,
         to: i64,
     ) -> Result<Catalog, PromError> {
@@ -384,7 +387,7 @@ impl Catalog {
             selectors.is_empty() || selectors.iter().any(|s| s.may_match("__name__", name))
         };
         let mut stored = Vec::new();
-        if wants(MODEL_METRIC) {
+        if list_stored && wants(MODEL_METRIC) {
             for info in state.store().list_series(&SeriesFilter::default()).await? {
                 let (first, last) = (
                     info.first_timestamp.as_millis(),
@@ -453,35 +456,26 @@ async fn read_series(
         .collect();
     let from = windows.iter().map(|w| w.0).min().unwrap_or(steps.start);
     let to = windows.iter().map(|w| w.1).max().unwrap_or(steps.end);
-    let catalog = Catalog::read(state, &selectors, from, to).await?;
+    let instant = steps.start == steps.end;
+    let reduced: Vec<bool> = (0..selectors.len())
+        .map(|index| instant && query.reduced_by_store(index))
+        .collect();
+    // Series reduced by the store need no listing of every stored series first.
+    let list_stored = reduced.iter().any(|reduced| !reduced);
+    let catalog = Catalog::read(state, &selectors, list_stored, from, to).await?;
     let mut data = Vec::with_capacity(selectors.len());
-    for (selector, (from, to)) in selectors.iter().zip(windows) {
-        let chosen: Vec<&(SeriesKey, Arc<Labels>, i64, i64)> = catalog
-            .stored
-            .iter()
-            .filter(|(_, labels, first, last)| {
-                *last >= from && *first <= to && selector.matches(labels)
-            })
-            .collect();
+    for (index, (selector, (from, to))) in selectors.iter().zip(windows).enumerate() {
         let range = TimeRange::new(timestamp(from), timestamp(to.saturating_add(1)));
-        let requests: Vec<(SeriesKey, TimeRange)> = chosen
-            .iter()
-            .map(|(key, ..)| (key.clone(), range))
-            .collect();
-        let found = state.store().range_many(&requests).await?;
-        let mut series: Vec<Series> = chosen
-            .into_iter()
-            .zip(found)
-            .map(|((_, labels, _, _), points)| Series {
-                labels: Arc::clone(labels),
-                samples: Samples::Points(
-                    points
-                        .into_iter()
-                        .map(|p| (p.timestamp.as_millis(), p.value))
-                        .collect(),
-                ),
-            })
-            .collect();
+        let mut series = if reduced[index] {
+            // `*_over_time` reads `(from, to]`.
+            let window = TimeRange::new(
+                timestamp(from.saturating_add(1)),
+                timestamp(to.saturating_add(1)),
+            );
+            reduced_series(state, selector, window).await?
+        } else {
+            stored_points(state, &catalog, selector, (from, to), range).await?
+        };
         series.extend(
             catalog
                 .alerts
@@ -498,6 +492,82 @@ async fn read_series(
         data.push(series);
     }
     Ok(data)
+}
+
+/// The points in `range` of each stored series `selector` matches.
+async fn stored_points(
+    state: &AppState,
+    catalog: &Catalog,
+    selector: &Selector,
+    (from, to): (i64, i64),
+    range: TimeRange,
+) -> Result<Vec<Series>, PromError> {
+    let chosen: Vec<&(SeriesKey, Arc<Labels>, i64, i64)> = catalog
+        .stored
+        .iter()
+        .filter(|(_, labels, first, last)| {
+            *last >= from && *first <= to && selector.matches(labels)
+        })
+        .collect();
+    let requests: Vec<(SeriesKey, TimeRange)> = chosen
+        .iter()
+        .map(|(key, ..)| (key.clone(), range))
+        .collect();
+    let found = state.store().range_many(&requests).await?;
+    let series: Vec<Series> = chosen
+        .into_iter()
+        .zip(found)
+        .map(|((_, labels, _, _), points)| Series {
+            labels: Arc::clone(labels),
+            samples: Samples::Points(
+                points
+                    .into_iter()
+                    .map(|p| (p.timestamp.as_millis(), p.value))
+                    .collect(),
+            ),
+        })
+        .collect();
+    Ok(series)
+}
+
+/// Each stored series `selector` matches, reduced by the store to its statistics over
+/// `range` in one cross-series read (the selector's equality matchers narrow it).
+async fn reduced_series(
+    state: &AppState,
+    selector: &Selector,
+    range: TimeRange,
+) -> Result<Vec<Series>, PromError> {
+    if !selector.may_match("__name__", MODEL_METRIC) {
+        return Ok(Vec::new());
+    }
+    // An equality matcher on a name no series can have matches nothing.
+    let Ok(filter) = filter_of(selector) else {
+        return Ok(Vec::new());
+    };
+    let windows = state.store().aggregate_series(&filter, range).await?;
+    Ok(windows
+        .into_iter()
+        .filter_map(|window| {
+            let labels = series_labels(&window.key);
+            selector.matches(&labels).then(|| Series {
+                labels: Arc::new(labels),
+                samples: Samples::Window(window.stats),
+            })
+        })
+        .collect())
+}
+
+/// The store filter of a selector's equality matchers on the series labels.
+fn filter_of(selector: &Selector) -> Result<SeriesFilter, modelwatch_core::ValidationError> {
+    Ok(SeriesFilter {
+        model: selector.equal("model").map(ModelName::parse).transpose()?,
+        version: selector.equal("version").map(Version::parse).transpose()?,
+        metric: selector.equal("metric").map(Metric::parse).transpose()?,
+        dataset: match selector.equal("dataset") {
+            Some(name) => DatasetScope::parse(name)?,
+            None => DatasetScope::Each,
+        },
+    })
 }
 
 fn seconds(ms: i64) -> f64 {
@@ -730,7 +800,7 @@ async fn matching(
         .time("end")?
         .unwrap_or(Timestamp::MAX.as_millis());
     let selectors: Vec<&Selector> = queries.iter().filter_map(Query::as_selector).collect();
-    let catalog = Catalog::read(state, &selectors, from, to).await?;
+    let catalog = Catalog::read(state, &selectors, true, from, to).await?;
     Ok((queries, catalog))
 }
 

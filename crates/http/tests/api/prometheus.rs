@@ -70,6 +70,11 @@ async fn post_form(app: &TestServer, route: &str, form: &[(&str, &str)]) -> Repl
 }
 
 fn values(result: &Value) -> Vec<(String, String)> {
+    values_by(result, |r| r["value"][1].as_str().unwrap().to_owned())
+}
+
+/// Each series' `model/version` and the value `value_of` picks, sorted.
+fn values_by(result: &Value, value_of: impl Fn(&Value) -> String) -> Vec<(String, String)> {
     let mut found: Vec<(String, String)> = result
         .as_array()
         .unwrap()
@@ -81,7 +86,7 @@ fn values(result: &Value) -> Vec<(String, String)> {
                     r["metric"]["model"].as_str().unwrap_or(""),
                     r["metric"]["version"].as_str().unwrap_or("")
                 ),
-                r["value"][1].as_str().unwrap().to_owned(),
+                value_of(r),
             )
         })
         .collect();
@@ -488,4 +493,128 @@ async fn every_query_of_the_example_grafana_dashboard_returns_data() {
         }
     }
     assert!(checked >= 10, "{checked} queries");
+}
+
+/// Instant `*_over_time` queries are answered from the store's per-window statistics;
+/// a one-step range query reads the points. Both must give the same values, at window
+/// edges (a sample exactly at `t - range` is out, one at `t` in), with offsets, under
+/// aggregations and arithmetic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_time_pushed_into_the_store_agrees_with_reading_the_points() {
+    let app = app_with_data().await;
+    let at = seconds(NOW_MS - MINUTE);
+    let queries = [
+        r#"avg_over_time(modelwatch_model_metric[5m])"#,
+        r#"sum_over_time(modelwatch_model_metric{model="fraud"}[3m])"#,
+        r#"min_over_time(modelwatch_model_metric{version!="v2"}[10m])"#,
+        r#"max_over_time(modelwatch_model_metric{model=~"fr.*"}[2m] offset 3m)"#,
+        r#"count_over_time(modelwatch_model_metric{dataset="default"}[4m])"#,
+        r#"last_over_time(modelwatch_model_metric{metric="accuracy"}[1h])"#,
+        r#"avg by (model) (avg_over_time(modelwatch_model_metric[5m])) * 100"#,
+        r#"quantile_over_time(0.5, modelwatch_model_metric[5m])"#,
+        r#"avg_over_time(modelwatch_model_metric{model="no such model!"}[5m])"#,
+    ];
+    for query in queries {
+        let instant = get(&app, QUERY, QUERY, &[("query", query), ("time", &at)]).await;
+        assert_eq!(instant.status, StatusCode::OK, "{query}: {}", instant.body);
+        // Two steps, so the range query reads points; its last step is `at`.
+        let before = seconds(NOW_MS - 2 * MINUTE);
+        let range = get(
+            &app,
+            RANGE,
+            RANGE,
+            &[
+                ("query", query),
+                ("start", &before),
+                ("end", &at),
+                ("step", "60"),
+            ],
+        )
+        .await;
+        assert_eq!(range.status, StatusCode::OK, "{query}: {}", range.body);
+        let from_points = values_by(&range.body["data"]["result"], |r| {
+            let last = r["values"].as_array().unwrap().last().unwrap();
+            assert_eq!(last[0].as_f64(), Some((NOW_MS - MINUTE) as f64 / 1000.0));
+            last[1].as_str().unwrap().to_owned()
+        });
+        let pushed = values(&instant.body["data"]["result"]);
+        assert_eq!(
+            pushed.len(),
+            from_points.len(),
+            "{query}: {pushed:?} vs {from_points:?}"
+        );
+        for ((name, value), (want_name, want)) in pushed.iter().zip(&from_points) {
+            assert_eq!(name, want_name, "{query}");
+            let (value, want): (f64, f64) = (value.parse().unwrap(), want.parse().unwrap());
+            assert!((value - want).abs() < 1e-9, "{query}: {value} != {want}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_series_aggregate_over_a_window_in_one_request() {
+    let app = app_with_data().await;
+    let route = "/api/v1/series/aggregate";
+    // The last 5 minutes: samples at NOW-5m … NOW-1m (the window's start is inclusive).
+    let from = (NOW_MS - 5 * MINUTE).to_string();
+    let to = NOW_MS.to_string();
+    let reply = get(&app, route, route, &[("from", &from), ("to", &to)]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let series = reply.body["series"].as_array().unwrap();
+    let names: Vec<String> = series
+        .iter()
+        .map(|s| {
+            format!(
+                "{}/{}",
+                s["model"].as_str().unwrap(),
+                s["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(names, ["churn/v1", "fraud/v1", "fraud/v2"]);
+    let fraud_v1 = &series[1];
+    assert_eq!(fraud_v1["count"], 5);
+    assert!(
+        (fraud_v1["mean"].as_f64().unwrap() - 0.83).abs() < 1e-9,
+        "{fraud_v1}"
+    );
+    assert!((fraud_v1["min"].as_f64().unwrap() - 0.81).abs() < 1e-9);
+    assert!((fraud_v1["max"].as_f64().unwrap() - 0.85).abs() < 1e-9);
+    assert!((fraud_v1["last"].as_f64().unwrap() - 0.81).abs() < 1e-9);
+    assert_eq!(fraud_v1["last_timestamp"], "2024-05-01T11:59:00.000Z");
+    assert_eq!(fraud_v1["dataset"], "default");
+
+    // Narrowed by model and version; the default window is the hour before `to`.
+    let reply = get(
+        &app,
+        route,
+        route,
+        &[("model", "fraud"), ("version", "v2"), ("to", &to)],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["series"].as_array().unwrap().len(), 1);
+    assert_eq!(reply.body["series"][0]["count"], 10);
+    assert_eq!(reply.body["from"], "2024-05-01T11:00:00.000Z");
+
+    // Bad input names the parameter.
+    for (query, field) in [
+        (vec![("model", "no such model!")], "model"),
+        (vec![("from", "yesterday")], "from"),
+        (vec![("from", to.as_str()), ("to", from.as_str())], "to"),
+        (vec![("colour", "red")], "colour"),
+    ] {
+        let reply = get(&app, route, route, &query).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{query:?}: {}",
+            reply.body
+        );
+        assert_eq!(
+            reply.body["error"]["field"], field,
+            "{query:?}: {}",
+            reply.body
+        );
+    }
 }
