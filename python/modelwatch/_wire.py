@@ -272,7 +272,8 @@ class Rule(Record):
     ``seasonal``, ``alpha``); change-point rules ``change_direction``, a minimum shift
     and a false-alarm interval; no-data rules ``no_data_minutes`` and/or
     ``no_data_intervals`` (``condition_type`` says which). ``dataset`` is the dataset
-    whose series it watches (``"default"``), or ``"*"`` for each dataset separately."""
+    whose series it watches (``"default"``), or ``"*"`` for each dataset separately.
+    ``metric`` is one metric, or ``"*"`` (no-data rules only) for the whole version."""
 
     id: str
     name: str
@@ -325,7 +326,8 @@ class Rule(Record):
 
 class Alert(Record):
     """An alert (``/api/v1/alerts``). ``dataset`` is absent (``None``) for the default
-    dataset."""
+    dataset. ``metric`` is ``"*"`` for an alert about a whole version; its no-data
+    ``trigger`` then lists ``last_samples`` (the metrics seen last, each with ``at``)."""
 
     id: str
     rule_id: str

@@ -16,7 +16,7 @@ pub mod stats;
 pub mod text;
 pub mod time;
 
-pub use metric::{Direction, Metric, MetricDefinition, MetricFamily, ValueRange};
+pub use metric::{Direction, Metric, MetricDefinition, MetricFamily, MetricScope, ValueRange};
 pub use sample::{
     Dataset, DatasetScope, ModelName, Point, Sample, SeriesKey, ValidationError, Version,
 };

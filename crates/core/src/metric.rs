@@ -316,6 +316,86 @@ impl<'de> Deserialize<'de> for Metric {
     }
 }
 
+/// What a rule watches: one metric, or the whole model version (`*`), whose samples of
+/// every metric count together. Only no-data rules take `*`: a version is silent when
+/// none of its metrics reports. `*` cannot be a metric's name (see [`Metric::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MetricScope {
+    One(Metric),
+    Every,
+}
+
+impl MetricScope {
+    /// How [`MetricScope::Every`] is written.
+    pub const EVERY: &'static str = "*";
+
+    /// A metric's name, or `*` for every metric of the version.
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        match text.trim() {
+            Self::EVERY => Ok(MetricScope::Every),
+            name => Metric::parse(name).map(MetricScope::One),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            MetricScope::One(metric) => metric.as_str(),
+            MetricScope::Every => Self::EVERY,
+        }
+    }
+
+    /// The one metric, unless every metric is watched.
+    pub fn metric(&self) -> Option<&Metric> {
+        match self {
+            MetricScope::One(metric) => Some(metric),
+            MetricScope::Every => None,
+        }
+    }
+
+    /// Whether samples of `metric` count.
+    pub fn covers(&self, metric: &Metric) -> bool {
+        self.metric().is_none_or(|m| m == metric)
+    }
+}
+
+impl From<Metric> for MetricScope {
+    fn from(metric: Metric) -> Self {
+        MetricScope::One(metric)
+    }
+}
+
+impl PartialEq<Metric> for MetricScope {
+    fn eq(&self, other: &Metric) -> bool {
+        self.metric() == Some(other)
+    }
+}
+
+impl fmt::Display for MetricScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for MetricScope {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MetricScope::parse(s)
+    }
+}
+
+impl Serialize for MetricScope {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricScope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        MetricScope::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 /// What modelwatch knows about a metric: its direction and valid range.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricDefinition {

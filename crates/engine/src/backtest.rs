@@ -15,12 +15,15 @@ use modelwatch_core::alerting::{
     SeriesState,
 };
 use modelwatch_core::detection::{sampling_interval, DegradationResult, SeriesPoints};
-use modelwatch_core::{Dataset, DatasetScope, SeriesKey, TimeRange, Timestamp, Version};
+use modelwatch_core::{
+    Dataset, DatasetScope, Metric, MetricScope, SeriesKey, TimeRange, Timestamp, Version,
+};
 use modelwatch_store::SeriesFilter;
 use serde::Serialize;
 
 use crate::alerting::{Engine, EngineError};
 use crate::analysis;
+use crate::evaluation::{merge_times, whole_versions};
 use crate::observe::{read_series, SeriesRead};
 
 /// The replay of one version's series on one dataset.
@@ -107,9 +110,17 @@ impl Engine {
         dataset: Option<&Dataset>,
         range: TimeRange,
     ) -> Result<Vec<(Timestamp, Observation)>, EngineError> {
-        let definition = self.metrics.definition(&rule.metric).await?;
+        let metric = match &rule.metric {
+            MetricScope::One(metric) => metric,
+            MetricScope::Every => {
+                return self
+                    .observe_version_range(rule, version, dataset, range)
+                    .await
+            }
+        };
+        let definition = self.metrics.definition(metric).await?;
         let read = [SeriesRead {
-            key: SeriesKey::new(rule.model.clone(), version.clone(), rule.metric.clone())
+            key: SeriesKey::new(rule.model.clone(), version.clone(), metric.clone())
                 .with_dataset(dataset.cloned()),
             first: range.start,
             last: Timestamp::from_millis(range.end.as_millis() - 1).unwrap_or(range.start),
@@ -141,6 +152,48 @@ impl Engine {
         ))
     }
 
+    /// What a no-data rule on a whole version observes in `range`: the samples of every
+    /// metric `version` has on `dataset`, merged by time as live evaluation merges them.
+    async fn observe_version_range(
+        &self,
+        rule: &Rule,
+        version: &Version,
+        dataset: Option<&Dataset>,
+        range: TimeRange,
+    ) -> Result<Vec<(Timestamp, Observation)>, EngineError> {
+        let Condition::NoData(condition) = &rule.condition else {
+            return Ok(Vec::new());
+        };
+        let metrics: Vec<Metric> = self
+            .metrics
+            .list_series(&SeriesFilter {
+                model: Some(rule.model.clone()),
+                version: Some(version.clone()),
+                metric: None,
+                dataset: DatasetScope::One(dataset.cloned()),
+            })
+            .await?
+            .into_iter()
+            .map(|s| s.key.metric)
+            .collect();
+        let requests: Vec<(SeriesKey, TimeRange)> = metrics
+            .iter()
+            .map(|metric| {
+                let key = SeriesKey::new(rule.model.clone(), version.clone(), metric.clone())
+                    .with_dataset(dataset.cloned());
+                (key, range)
+            })
+            .collect();
+        let per_metric = self.metrics.range_many(&requests).await?;
+        let merged = merge_times(&metrics, &per_metric);
+        Ok(no_data::version_observations(
+            condition,
+            &SeriesState::default(),
+            &merged,
+            Tail::Until(range.end),
+        ))
+    }
+
     /// What `check` says of `version`'s series at the instant just after `at`, given the
     /// windows and significance level `rule` stands for (`None` for a rule that is not a
     /// degradation rule): what the rule observes of a sample at `at`.
@@ -150,7 +203,10 @@ impl Engine {
         version: &Version,
         at: Timestamp,
     ) -> Result<Option<DegradationResult>, EngineError> {
-        let key = SeriesKey::new(rule.model.clone(), version.clone(), rule.metric.clone());
+        let Some(metric) = rule.metric.metric() else {
+            return Ok(None);
+        };
+        let key = SeriesKey::new(rule.model.clone(), version.clone(), metric.clone());
         let sampling = match rule.condition {
             Condition::Degradation {
                 comparison: ComparisonMode::Auto,
@@ -184,18 +240,22 @@ impl Engine {
             (Some(version), DatasetScope::One(dataset)) => {
                 vec![(version.clone(), dataset.clone())]
             }
-            (version, scope) => self
-                .metrics
-                .list_series(&SeriesFilter {
-                    model: Some(rule.model.clone()),
-                    version: version.clone(),
-                    metric: Some(rule.metric.clone()),
-                    dataset: scope.clone(),
-                })
-                .await?
-                .into_iter()
-                .map(|s| (s.key.version, s.key.dataset))
-                .collect(),
+            (version, scope) => {
+                let listed = self
+                    .metrics
+                    .list_series(&SeriesFilter {
+                        model: Some(rule.model.clone()),
+                        version: version.clone(),
+                        metric: rule.metric.metric().cloned(),
+                        dataset: scope.clone(),
+                    })
+                    .await?;
+                // A rule on a whole version replays each version × dataset once.
+                whole_versions(&listed)
+                    .into_iter()
+                    .map(|w| (w.version, w.dataset))
+                    .collect()
+            }
         };
         let mut replays = Vec::with_capacity(series.len());
         for (version, dataset) in series {

@@ -11,6 +11,12 @@
 //! create a duplicate: the loser's write is refused, it re-reads, and sees that the
 //! samples were already counted. Evaluating again without new samples changes nothing.
 //!
+//! **A whole version.** A no-data rule on metric `*` has one target per version ×
+//! dataset, made of the series of every metric the version has there: their uncounted
+//! samples are read in the same batched reads and merged by time
+//! ([`no_data::version_observations`]), so the version is silent only when none of its
+//! metrics reports. The backtest replays the same merge.
+//!
 //! **What is counted.** Every sample newer than the last one the state counted. A rule ×
 //! version evaluated for the first time starts one paging horizon back (24 h, see
 //! [`PAGING_HORIZON`](modelwatch_core::alerting::PAGING_HORIZON)): a rule created over an imported day fires now for a condition
@@ -47,8 +53,8 @@ use modelwatch_core::alerting::{
 };
 use modelwatch_core::detection::SeriesPoints;
 use modelwatch_core::{
-    Dataset, DatasetScope, Metric, MetricDefinition, ModelName, Point, SeriesKey, TimeRange,
-    Timestamp, Version,
+    Dataset, DatasetScope, Metric, MetricDefinition, MetricScope, ModelName, Point, SeriesKey,
+    TimeRange, Timestamp, Version,
 };
 use modelwatch_store::alerts::{AlertCommit, AlertWriteGuarded, CommitOutcome, StateWrite};
 use modelwatch_store::{SeriesFilter, SeriesInfo};
@@ -178,8 +184,12 @@ struct PassTarget {
     rule: usize,
     version: Version,
     dataset: Option<Dataset>,
-    /// The series' oldest and newest samples' times as the series listing has them: when
-    /// the newest is not newer than what the state counted, the pass reads nothing.
+    /// The metrics whose series the target counts: the rule's one, or (a rule on `*`)
+    /// every metric the version has on the dataset.
+    metrics: Vec<Metric>,
+    /// The series' oldest and newest samples' times as the series listing has them (of
+    /// all of them, for several): when the newest is not newer than what the state
+    /// counted, the pass reads nothing.
     first_timestamp: Timestamp,
     last_timestamp: Timestamp,
 }
@@ -298,8 +308,8 @@ impl Engine {
     }
 
     /// Every (rule, version, dataset) to evaluate: a rule for one version, or for each
-    /// version of its model that has samples of its metric; on one dataset, or on each
-    /// dataset with samples, each on its own.
+    /// version of its model that has samples of its metric (of any metric, for a rule on
+    /// `*`); on one dataset, or on each dataset with samples, each on its own.
     async fn targets(
         &self,
         rules: &[Rule],
@@ -312,8 +322,14 @@ impl Engine {
             metric: None,
             dataset: DatasetScope::Each,
         };
+        let listed = self.metrics.list_series(&filter).await?;
+        let wholes = if rules.iter().any(|r| r.metric == MetricScope::Every) {
+            whole_versions(&listed)
+        } else {
+            Vec::new()
+        };
         let mut versions: HashMap<(ModelName, Metric), Vec<SeriesInfo>> = HashMap::new();
-        for series in self.metrics.list_series(&filter).await? {
+        for series in listed {
             versions
                 .entry((series.key.model.clone(), series.key.metric.clone()))
                 .or_default()
@@ -321,7 +337,24 @@ impl Engine {
         }
         let mut targets = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
-            let Some(found) = versions.get(&(rule.model.clone(), rule.metric.clone())) else {
+            let Some(metric) = rule.metric.metric() else {
+                for whole in &wholes {
+                    if whole.model == rule.model
+                        && rule.watches(&rule.model, &whole.version, whole.dataset.as_ref())
+                    {
+                        targets.push(PassTarget {
+                            rule: index,
+                            version: whole.version.clone(),
+                            dataset: whole.dataset.clone(),
+                            metrics: whole.metrics.clone(),
+                            first_timestamp: whole.first_timestamp,
+                            last_timestamp: whole.last_timestamp,
+                        });
+                    }
+                }
+                continue;
+            };
+            let Some(found) = versions.get(&(rule.model.clone(), metric.clone())) else {
                 continue;
             };
             for series in found {
@@ -334,6 +367,7 @@ impl Engine {
                         rule: index,
                         version: series.key.version.clone(),
                         dataset: series.key.dataset.clone(),
+                        metrics: vec![metric.clone()],
                         first_timestamp: series.first_timestamp,
                         last_timestamp: series.last_timestamp,
                     });
@@ -552,9 +586,41 @@ impl Engine {
         while due.peek().is_some() && !budget.spent() {
             let group: Vec<_> = due.by_ref().take(UNCOUNTED_PER_READ).collect();
             let uncounted = self.uncounted(pass, targets, &group).await?;
-            for ((index, state, _), (points, more)) in group.into_iter().zip(uncounted) {
+            for ((index, state, _), (per_metric, more)) in group.into_iter().zip(uncounted) {
                 let target = &targets[index];
                 let rule = &pass.rules[target.rule];
+                if let (Condition::NoData(condition), MetricScope::Every) =
+                    (&rule.condition, &rule.metric)
+                {
+                    // The whole version: every metric's samples, merged by time.
+                    let mut merged = merge_times(&target.metrics, &per_metric);
+                    let allowed = budget.take(rule, merged.len());
+                    let unread = more || allowed < merged.len();
+                    input.backlog |= unread;
+                    merged.truncate(allowed);
+                    if merged.is_empty() {
+                        continue;
+                    }
+                    let tail = if unread {
+                        Tail::Open
+                    } else {
+                        Tail::Now {
+                            now: pass.now,
+                            horizon: self.horizon,
+                        }
+                    };
+                    let tracked = state.alert_id.as_ref().and_then(|id| tracked.remove(id));
+                    input.observed.push(Observed {
+                        target: index,
+                        observations: no_data::version_observations(
+                            condition, &state, &merged, tail,
+                        ),
+                        state,
+                        tracked,
+                    });
+                    continue;
+                }
+                let points = per_metric.into_iter().next().unwrap_or_default();
                 let mut observed: Vec<Point> =
                     instants(rule, &target.version, state.last_observed_at, &points)
                         .into_iter()
@@ -597,7 +663,9 @@ impl Engine {
         // alone (threshold, change point) has read all it needs: its samples.
         let mut definitions: HashMap<Metric, MetricDefinition> = HashMap::new();
         for (index, ..) in &ready {
-            let metric = &pass.rules[targets[*index].rule].metric;
+            let Some(metric) = pass.rules[targets[*index].rule].metric.metric() else {
+                continue;
+            };
             if !definitions.contains_key(metric) {
                 definitions.insert(metric.clone(), self.metrics.definition(metric).await?);
             }
@@ -613,7 +681,7 @@ impl Engine {
                 .map(|&i| {
                     let (index, _, _, observed) = &group[i];
                     SeriesRead {
-                        key: self.key(pass, &targets[*index]),
+                        key: self.key(pass, &targets[*index], &targets[*index].metrics[0]),
                         first: observed.first().map_or(pass.now, |p| p.timestamp),
                         last: observed.last().map_or(pass.now, |p| p.timestamp),
                     }
@@ -632,7 +700,7 @@ impl Engine {
                 } else {
                     Vec::new()
                 };
-                let Some(definition) = definitions.get(&rule.metric) else {
+                let Some(definition) = rule.metric.metric().and_then(|m| definitions.get(m)) else {
                     continue;
                 };
                 let series = SeriesPoints {
@@ -660,17 +728,17 @@ impl Engine {
         Ok(input)
     }
 
-    /// The uncounted samples of each due target (in `due`'s order), [`READ_SPAN`] at a
-    /// time: a span without samples (a gap) is skipped and the read goes on with a span
-    /// twice as long, until it finds samples or reaches the newest. Also says whether
-    /// samples are left after what was read.
+    /// The uncounted samples of each due target (in `due`'s order), one vector per metric
+    /// of the target, [`READ_SPAN`] at a time: a span without samples (a gap) is skipped
+    /// and the read goes on with a span twice as long, until it finds samples or reaches
+    /// the newest. Also says whether samples are left after what was read.
     async fn uncounted(
         &self,
         pass: &Pass<'_>,
         targets: &[PassTarget],
         due: &[(usize, SeriesState, TimeRange)],
-    ) -> Result<Vec<(Vec<Point>, bool)>, EngineError> {
-        let mut found: Vec<(Vec<Point>, bool)> = vec![(Vec::new(), false); due.len()];
+    ) -> Result<Vec<(Vec<Vec<Point>>, bool)>, EngineError> {
+        let mut found: Vec<(Vec<Vec<Point>>, bool)> = vec![(Vec::new(), false); due.len()];
         // (index into `due`, start of the next span, its length)
         let mut pending: Vec<(usize, Timestamp, Duration)> = due
             .iter()
@@ -687,16 +755,26 @@ impl Engine {
             let requests: Vec<(SeriesKey, TimeRange)> = pending
                 .iter()
                 .zip(&spans)
-                .map(|((i, ..), span)| (self.key(pass, &targets[due[*i].0]), *span))
+                .flat_map(|((i, ..), span)| {
+                    let target = &targets[due[*i].0];
+                    target
+                        .metrics
+                        .iter()
+                        .map(move |metric| (self.key(pass, target, metric), *span))
+                })
                 .collect();
-            let answered = self.metrics.range_many(&requests).await?;
+            let mut answered = self.metrics.range_many(&requests).await?.into_iter();
             let mut next = Vec::new();
-            for (((i, _, length), span), points) in pending.into_iter().zip(spans).zip(answered) {
+            for ((i, _, length), span) in pending.into_iter().zip(spans) {
+                let per_metric: Vec<Vec<Point>> = answered
+                    .by_ref()
+                    .take(targets[due[i].0].metrics.len())
+                    .collect();
                 let more = span.end < due[i].2.end;
-                if points.is_empty() && more {
+                if per_metric.iter().all(Vec::is_empty) && more {
                     next.push((i, span.end, length.saturating_mul(2)));
                 } else {
-                    found[i] = (points, more);
+                    found[i] = (per_metric, more);
                 }
             }
             pending = next;
@@ -704,15 +782,65 @@ impl Engine {
         Ok(found)
     }
 
-    fn key(&self, pass: &Pass<'_>, target: &PassTarget) -> SeriesKey {
+    fn key(&self, pass: &Pass<'_>, target: &PassTarget, metric: &Metric) -> SeriesKey {
         let rule = &pass.rules[target.rule];
-        SeriesKey::new(
-            rule.model.clone(),
-            target.version.clone(),
-            rule.metric.clone(),
-        )
-        .with_dataset(target.dataset.clone())
+        SeriesKey::new(rule.model.clone(), target.version.clone(), metric.clone())
+            .with_dataset(target.dataset.clone())
     }
+}
+
+/// A model version on one dataset as the series listing has it: every metric it has
+/// there, and the oldest and newest samples of them all.
+#[derive(Debug, Clone)]
+pub(crate) struct WholeVersion {
+    pub model: ModelName,
+    pub version: Version,
+    pub dataset: Option<Dataset>,
+    pub metrics: Vec<Metric>,
+    pub first_timestamp: Timestamp,
+    pub last_timestamp: Timestamp,
+}
+
+/// The versions × datasets of `listed`, in the order they first appear.
+pub(crate) fn whole_versions(listed: &[SeriesInfo]) -> Vec<WholeVersion> {
+    let mut found: Vec<WholeVersion> = Vec::new();
+    let mut index: HashMap<(&ModelName, &Version, Option<&Dataset>), usize> = HashMap::new();
+    for series in listed {
+        let key = &series.key;
+        let at = *index
+            .entry((&key.model, &key.version, key.dataset.as_ref()))
+            .or_insert_with(|| {
+                found.push(WholeVersion {
+                    model: key.model.clone(),
+                    version: key.version.clone(),
+                    dataset: key.dataset.clone(),
+                    metrics: Vec::new(),
+                    first_timestamp: series.first_timestamp,
+                    last_timestamp: series.last_timestamp,
+                });
+                found.len() - 1
+            });
+        let whole = &mut found[at];
+        whole.metrics.push(key.metric.clone());
+        whole.first_timestamp = whole.first_timestamp.min(series.first_timestamp);
+        whole.last_timestamp = whole.last_timestamp.max(series.last_timestamp);
+    }
+    found
+}
+
+/// The sample times of several metrics' series (`per_metric[i]` of `metrics[i]`, each
+/// time-ordered), merged into one time-ordered stream, each with its metric.
+pub(crate) fn merge_times<'a>(
+    metrics: &'a [Metric],
+    per_metric: &[Vec<Point>],
+) -> Vec<(Timestamp, &'a Metric)> {
+    let mut merged: Vec<(Timestamp, &Metric)> = metrics
+        .iter()
+        .zip(per_metric)
+        .flat_map(|(metric, points)| points.iter().map(move |p| (p.timestamp, metric)))
+        .collect();
+    merged.sort();
+    merged
 }
 
 /// A planned commit as the store takes it: the outbox rows get their payloads.

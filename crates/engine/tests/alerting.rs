@@ -15,7 +15,7 @@ use modelwatch_core::alerting::{
     Trigger,
 };
 use modelwatch_core::{
-    Dataset, DatasetScope, ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version,
+    Dataset, DatasetScope, MetricScope, ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version,
 };
 use modelwatch_engine::{Engine, EngineError, EvaluationReport, SequentialIds};
 use modelwatch_store::alerts::{DeliveryStatus, Notification, NotificationFilter};
@@ -1111,6 +1111,122 @@ async fn no_data_state_moves_between_servers(backend: Backend) {
     other.close().await.unwrap();
 }
 
+/// A no-data rule on `*` watches the whole version: while latency still reports, the
+/// version is not silent although accuracy stopped; once both stop, it fires at the last
+/// sample plus the limit, names the metrics seen last, is not muted by a silence of one
+/// metric, resolves at the first sample back, and the backtest replays the same merge.
+async fn a_silent_version_fires_only_when_every_metric_stops(backend: Backend) {
+    let env = Env::new(backend).await;
+    let rule = env
+        .engine
+        .create_rule(
+            RuleSpec {
+                name: "fraud silent".into(),
+                model: "fraud".into(),
+                metric: "*".into(),
+                no_data_minutes: Some(10.0),
+                notify_channels: Some(vec!["ops".into()]),
+                ..RuleSpec::default()
+            },
+            at(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rule.metric, MetricScope::Every);
+    // A silence of accuracy alone says nothing about the version.
+    env.engine
+        .add_silence(
+            SilenceSpec {
+                model: "fraud".into(),
+                metric: Some("accuracy".into()),
+                duration_minutes: Some(24 * 60),
+                created_by: "ana".into(),
+                comment: "accuracy job paused".into(),
+                ..SilenceSpec::default()
+            },
+            at(0),
+        )
+        .await
+        .unwrap();
+    for minute in 0..=60 {
+        env.record("v1", "accuracy", 0.95, minute).await;
+        env.record("v1", "latency", 120.0, minute).await;
+        env.engine.evaluate_all(at(minute)).await.unwrap();
+    }
+    // Accuracy stops at 60; latency goes on until 90.
+    for minute in 61..=90 {
+        env.record("v1", "latency", 120.0, minute).await;
+        let report = env.engine.evaluate_all(at(minute)).await.unwrap();
+        assert!(report.alerts_created.is_empty(), "{minute}: {report:#?}");
+    }
+    for minute in 91..100 {
+        let report = env.engine.evaluate_all(at(minute)).await.unwrap();
+        assert!(report.alerts_created.is_empty(), "{minute}: {report:#?}");
+    }
+    let report = env.engine.evaluate_all(at(100)).await.unwrap();
+    let [alert] = &report.alerts_created[..] else {
+        panic!("{report:#?}")
+    };
+    assert_eq!(alert.first_seen, at(100));
+    assert_eq!(alert.metric, MetricScope::Every);
+    assert_eq!(alert.hold_reason, None);
+    let Trigger::NoData {
+        last_sample_at,
+        last_samples,
+        ..
+    } = &alert.trigger
+    else {
+        panic!("{:?}", alert.trigger)
+    };
+    assert_eq!(*last_sample_at, at(90));
+    let seen: Vec<(&str, Timestamp)> = last_samples
+        .iter()
+        .map(|s| (s.metric.as_str(), s.at))
+        .collect();
+    assert_eq!(seen, [("latency", at(90)), ("accuracy", at(60))]);
+    assert!(
+        alert.message.contains("fraud/v1 (every metric)"),
+        "{}",
+        alert.message
+    );
+    assert_eq!(env.firing_notifications().await, 1);
+    for minute in [101, 110] {
+        let report = env.engine.evaluate_all(at(minute)).await.unwrap();
+        assert!(report.alerts_created.is_empty() && report.alerts_updated.is_empty());
+    }
+    // Accuracy comes back at 120: the version reports again.
+    env.record("v1", "accuracy", 0.95, 120).await;
+    let report = env.engine.evaluate_all(at(120)).await.unwrap();
+    let [resolved] = &report.alerts_updated[..] else {
+        panic!("{report:#?}")
+    };
+    assert_eq!(resolved.resolved_at, Some(at(120)));
+    // The backtest merges the same samples: one version, fired at 100, resolved at 120.
+    let replay = env
+        .engine
+        .backtest(&rule.id, TimeRange::new(at(0), at(121)))
+        .await
+        .unwrap();
+    assert_eq!(replay.versions.len(), 1);
+    let events: Vec<_> = replay.versions[0]
+        .events
+        .iter()
+        .map(|e| (e.at, e.kind))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            (
+                at(100),
+                BacktestEventKind::Fired {
+                    severity: Severity::Medium
+                }
+            ),
+            (at(120), BacktestEventKind::AutoResolved)
+        ]
+    );
+}
+
 /// Samples of v1's accuracy at `minutes`, `value(minute)` each, written in one batch.
 async fn import(env: &Env, minutes: std::ops::Range<i64>, value: impl Fn(i64) -> f64) {
     let key = SeriesKey::parse("fraud", "v1", "accuracy").unwrap();
@@ -1422,6 +1538,7 @@ macro_rules! alerting_suite {
             a_backlog_pages_only_inside_the_horizon_and_records_the_rest,
             change_point_rule_fires_live_where_the_backtest_says,
             a_silent_series_fires_on_passes_without_samples_and_resolves_when_data_returns,
+            a_silent_version_fires_only_when_every_metric_stops,
             each_dataset_is_evaluated_apart_and_only_the_degraded_one_alerts,
             $($extra,)*
         );

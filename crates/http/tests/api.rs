@@ -1471,6 +1471,88 @@ async fn no_data_rules_are_created_refused_naming_the_field_and_backtested() {
     );
 }
 
+/// A no-data rule on `*` watches the whole version: refused for any other kind of rule
+/// (naming `metric`), backtested over the merged samples of every metric, and its alert
+/// names the version and the metrics seen last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_data_rules_on_every_metric_watch_the_whole_version() {
+    const EVALUATE: &str = "/api/v1/models/{model}/versions/{version}/evaluate";
+    let app = spawn_app().await;
+    for body in [
+        json!({"name": "x", "model": "fraud", "metric": "*", "threshold_value": 0.9, "comparison_operator": "lt"}),
+        json!({"name": "x", "model": "fraud", "metric": "*", "max_degradation_percentage": 5}),
+        json!({"name": "x", "model": "fraud", "metric": "*", "condition_type": "change_point"}),
+    ] {
+        let reply = app.call(Method::POST, RULES, RULES, Some(body)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+        assert_eq!(reply.body["error"]["field"], "metric", "{}", reply.body);
+    }
+    let rule = json!({"name": "Fraud silent", "model": "fraud", "metric": "*",
+        "no_data_minutes": 30});
+    let reply = app.call(Method::POST, RULES, RULES, Some(rule)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["metric"], "*");
+    assert_eq!(reply.body["condition_type"], "no_data");
+    let id = reply.body["id"].as_str().unwrap().to_owned();
+    // A switch to a threshold keeping `*` is refused too.
+    let patch = json!({"threshold_value": 0.9, "comparison_operator": "lt"});
+    let path = format!("/api/v1/rules/{id}");
+    let reply = app.call(Method::PATCH, RULE, &path, Some(patch)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(reply.body["error"]["field"], "metric", "{}", reply.body);
+    // Accuracy stopped 60 minutes before the server's clock, latency 40: the version is
+    // silent for 40.
+    let ago = |minutes: i64| NOW_MS - minutes * 60_000;
+    let mut batch: Vec<Value> = (60..=120)
+        .map(|m| sample("accuracy", 0.9, ago(m)))
+        .collect();
+    batch.extend((40..=120).map(|m| sample("latency", 120.0, ago(m))));
+    let reply = app
+        .call(
+            Method::POST,
+            METRICS,
+            METRICS,
+            Some(json!({"samples": batch})),
+        )
+        .await;
+    assert_eq!(reply.body["accepted"], 142, "{}", reply.body);
+    // The backtest replays the merged samples: it fires 30 minutes after the last one.
+    let reply = app
+        .call(
+            Method::POST,
+            "/api/v1/rules/{id}/backtest",
+            &format!(
+                "/api/v1/rules/{id}/backtest?from={}&to={}",
+                ago(180),
+                ago(0)
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let versions = reply.body["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1, "{}", reply.body);
+    let events = versions[0]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{}", reply.body);
+    assert_eq!(events[0]["event"], "fired");
+    let fired = Timestamp::parse(events[0]["at"].as_str().unwrap()).unwrap();
+    assert_eq!(fired.as_millis(), ago(40) + 30 * 60_000);
+    let path = "/api/v1/models/fraud/versions/v1/evaluate";
+    let reply = app.call(Method::POST, EVALUATE, path, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let alerts = app
+        .call(Method::GET, ALERTS, "/api/v1/alerts?model=fraud", None)
+        .await;
+    assert_eq!(alerts.body["total"], 1, "{}", alerts.body);
+    let alert = &alerts.body["alerts"][0];
+    assert_eq!(alert["metric"], "*", "{alert}");
+    let seen = alert["trigger"]["last_samples"].as_array().unwrap();
+    assert_eq!(seen[0]["metric"], "latency", "{alert}");
+    assert_eq!(seen[1]["metric"], "accuracy", "{alert}");
+    let message = alert["message"].as_str().unwrap();
+    assert!(message.contains("fraud/v1 (every metric)"), "{message}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evaluate_runs_a_version_s_rules_now_and_then_finds_nothing_new() {
     const EVALUATE: &str = "/api/v1/models/{model}/versions/{version}/evaluate";

@@ -87,6 +87,8 @@ pub enum AlertsCommand {
 #[derive(Debug, Args)]
 pub struct CreateRuleArgs {
     pub model: String,
+    /// The metric watched, or `*` (no-data rules only): the whole version, silent only
+    /// when none of its metrics reports.
     pub metric: String,
     #[arg(long)]
     pub name: String,

@@ -698,6 +698,85 @@ fn no_data_rules_are_created_listed_evaluated_and_backtested(backend: Backend) {
     );
 }
 
+fn no_data_rules_on_every_metric_watch_the_whole_version(backend: Backend) {
+    let env = Env::new(backend);
+    // `*` is for no-data rules only.
+    let error = env.fails(&[
+        "alerts",
+        "create-rule",
+        "fraud_detector",
+        "*",
+        "--name",
+        "any",
+        "--threshold",
+        "0.9",
+        "--operator",
+        "lt",
+    ]);
+    assert!(error.contains("metric"), "{error}");
+    assert!(error.contains("no-data"), "{error}");
+    let create = |name: &str, limit: &str| {
+        env.json(&[
+            "alerts",
+            "create-rule",
+            "fraud_detector",
+            "*",
+            "--name",
+            name,
+            "--no-data-for",
+            limit,
+        ])
+    };
+    let rule = create("version silent", "30m");
+    assert_eq!(rule["metric"], "*");
+    assert_eq!(rule["condition_type"], "no_data");
+    create("version silent long", "45m");
+    // Accuracy stopped 50 minutes ago, latency 40: the version has been silent for 40.
+    let csv = env.dir.path().join("samples.csv");
+    let mut text = String::from("model,version,metric,value,timestamp\n");
+    for minute in (50..=170).rev() {
+        text.push_str(&format!(
+            "fraud_detector,v1,accuracy,0.9,{}\n",
+            minutes_ago(minute)
+        ));
+    }
+    for minute in (40..=170).rev() {
+        text.push_str(&format!(
+            "fraud_detector,v1,latency,120,{}\n",
+            minutes_ago(minute)
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    env.json(&["metrics", "import", csv.to_str().unwrap()]);
+    let id = rule["id"].as_str().unwrap().to_owned();
+    let report = env.json(&["alerts", "backtest", &id, "--from", &minutes_ago(300)]);
+    let versions = report["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1, "{report:#}");
+    let events = versions[0]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["event"], "fired");
+    // Live: the 30-minute rule fires for the version; the 45-minute one does not,
+    // although accuracy alone has been silent for 50 minutes.
+    env.json(&["evaluate"]);
+    let alerts = env.json(&["alerts", "list"]);
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let alert = &alerts[0];
+    assert_eq!(alert["rule_name"], "version silent");
+    assert_eq!(alert["metric"], "*");
+    assert_eq!(alert["trigger"]["condition_type"], "no_data");
+    let seen = alert["trigger"]["last_samples"].as_array().unwrap();
+    assert_eq!(seen.len(), 2, "{alert:#}");
+    assert_eq!(seen[0]["metric"], "latency");
+    assert_eq!(seen[1]["metric"], "accuracy");
+    let message = alert["message"].as_str().unwrap();
+    assert!(
+        message.contains("fraud_detector/v1 (every metric)"),
+        "{message}"
+    );
+    assert!(message.contains("no data for 4"), "{message}");
+}
+
 /// A millisecond timestamp as the JSON output writes times (RFC 3339).
 fn events_time(millis: &str) -> String {
     let millis: i64 = millis.parse().unwrap();
@@ -728,4 +807,5 @@ on_every_backend!(
     rules_per_dataset_alert_only_for_the_dataset_that_degraded,
     change_point_rules_are_created_listed_evaluated_and_backtested,
     no_data_rules_are_created_listed_evaluated_and_backtested,
+    no_data_rules_on_every_metric_watch_the_whole_version,
 );

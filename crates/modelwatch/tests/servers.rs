@@ -580,7 +580,7 @@ fn backlog_alert(id: u32, at: modelwatch::core::Timestamp) -> modelwatch::core::
         model: ModelName::parse("fraud").unwrap(),
         version: Version::parse("v1").unwrap(),
         dataset: None,
-        metric: Metric::parse("accuracy").unwrap(),
+        metric: Metric::parse("accuracy").unwrap().into(),
         severity: Severity::High,
         status: AlertStatus::Active,
         message: "accuracy 0.5 < 0.9".into(),

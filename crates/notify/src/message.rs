@@ -10,7 +10,7 @@ use modelwatch_core::alerting::{
     no_data_words, Alert, NotificationEvent, SignificanceTest, Trigger,
 };
 use modelwatch_core::stats::format_p_value;
-use modelwatch_core::Timestamp;
+use modelwatch_core::{MetricScope, Timestamp};
 use reqwest::Url;
 
 /// One notification to render.
@@ -132,13 +132,16 @@ impl AlertMessage {
             ..
         } = a.trigger
         {
+            let watched = match &a.metric {
+                MetricScope::One(metric) => metric.as_str(),
+                MetricScope::Every => "(every metric)",
+            };
             return format!(
-                "[{}] {}: {} {} {}: {}",
+                "[{}] {}: {} {} {watched}: {}",
                 self.state_word(),
                 a.severity,
                 a.model.as_str(),
                 self.version_words(),
-                a.metric,
                 no_data_words(silent_minutes, usual_interval_minutes)
             );
         }
@@ -348,7 +351,7 @@ pub(crate) mod fixtures {
             model: ModelName::parse("fraud_detector").expect("name"),
             version: Version::parse("v2.1").expect("version"),
             dataset: None,
-            metric: Metric::parse("precision").expect("metric"),
+            metric: Metric::parse("precision").expect("metric").into(),
             severity: Severity::High,
             status: AlertStatus::Active,
             message: "precision degraded 7.4% below its baseline".into(),
@@ -438,6 +441,7 @@ mod tests {
             silent_minutes: 47.2,
             usual_interval_minutes: Some(1.0),
             limit_minutes: 5.0,
+            last_samples: Vec::new(),
         };
         assert_eq!(
             m.headline(),
@@ -448,6 +452,11 @@ mod tests {
             "none (no-data rule: last sample at 2024-05-01T11:13:20.000Z)"
         );
         assert_eq!(m.test_name(), "no data");
+        m.alert.metric = MetricScope::Every;
+        assert_eq!(
+            m.headline(),
+            "[FIRING] high: fraud-model v2 (every metric): no data for 47 min (usual interval 1 min)"
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub fn synthetic_alert(now: Timestamp) -> Result<Alert, ValidationError> {
         model: ModelName::parse("modelwatch")?,
         version: Version::parse("test")?,
         dataset: None,
-        metric: Metric::parse("accuracy")?,
+        metric: Metric::parse("accuracy")?.into(),
         severity: Severity::Low,
         status: AlertStatus::Active,
         message: "A test notification sent from modelwatch (channels test); nothing is wrong."

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::condition::SignificanceTest;
 use super::ids::{AlertId, RuleId};
 use super::limits::HoldReason;
+use super::no_data::LastSample;
 use super::rule::{ChangePointCondition, ComparisonOperator, NoDataCondition, Severity};
-use crate::metric::Metric;
+use crate::metric::MetricScope;
 use crate::sample::{deserialize_optional_dataset, Dataset, ModelName, Version};
 use crate::time::{TimeRange, Timestamp};
 
@@ -115,6 +116,10 @@ pub enum Trigger {
         usual_interval_minutes: Option<f64>,
         /// The longest silence the rule allowed.
         limit_minutes: f64,
+        /// A rule on a whole version: the metrics seen last before the silence, newest
+        /// first, each with its last sample's time.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        last_samples: Vec<LastSample>,
     },
 }
 
@@ -135,7 +140,9 @@ pub struct Alert {
         deserialize_with = "deserialize_optional_dataset"
     )]
     pub dataset: Option<Dataset>,
-    pub metric: Metric,
+    /// The rule's metric, or `*` for an alert about the whole version (a no-data rule on
+    /// every metric).
+    pub metric: MetricScope,
     pub severity: Severity,
     pub status: AlertStatus,
     pub message: String,

@@ -48,6 +48,9 @@ pub struct FreshnessReading {
     /// The longest silence the rule allows, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_ms: Option<u64>,
+    /// A rule on a whole version: the metrics seen last, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_samples: Vec<super::no_data::LastSample>,
 }
 
 impl FreshnessReading {

@@ -23,6 +23,12 @@
 //!
 //! Samples are judged by their timestamps: a sample stamped before a silence already
 //! counted (sent late) does not end it; the next one stamped after it does.
+//!
+//! **A whole version** (a rule on metric `*`). The samples of every metric of the version
+//! (on one dataset) are merged into one time-ordered stream and counted as one series
+//! ([`version_observations`]): the version is silent only while none of its metrics
+//! reports, and its usual interval is the median gap of the merged times. The cadence
+//! also keeps the [`LAST_SAMPLES`] metrics seen last, which the alert lists.
 
 use std::time::Duration;
 
@@ -31,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use super::condition::{FreshnessReading, Observation};
 use super::rule::NoDataCondition;
 use super::state::SeriesState;
+use crate::metric::Metric;
 use crate::time::Timestamp;
 
 /// How many recent gaps between samples the usual interval is the median of.
@@ -43,17 +50,45 @@ pub const MIN_NO_DATA_LIMIT: Duration = Duration::from_secs(60);
 /// counting, to learn the series' usual interval: 7 days.
 pub const NO_DATA_WARM_UP: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// How many metrics a rule on a whole version remembers as seen last.
+pub const LAST_SAMPLES: usize = 5;
+
+/// A metric of a version and the time of its newest sample counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSample {
+    pub metric: Metric,
+    pub at: Timestamp,
+}
+
 /// The sampling of the watched series as counted so far: its newest sample and the most
-/// recent gaps between samples (at most [`CADENCE_GAPS`], oldest first).
+/// recent gaps between samples (at most [`CADENCE_GAPS`], oldest first); for a rule on a
+/// whole version, also the metrics seen last.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Cadence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sample_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps_ms: Vec<u64>,
+    /// The [`LAST_SAMPLES`] metrics seen last, newest first (a rule on a whole version).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_samples: Vec<LastSample>,
 }
 
 impl Cadence {
+    /// Notes that `metric` reported at `at`, for the list of metrics seen last.
+    pub fn saw(&mut self, metric: &Metric, at: Timestamp) {
+        match self.last_samples.iter_mut().find(|s| &s.metric == metric) {
+            Some(seen) => seen.at = seen.at.max(at),
+            None => self.last_samples.push(LastSample {
+                metric: metric.clone(),
+                at,
+            }),
+        }
+        self.last_samples
+            .sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.metric.cmp(&b.metric)));
+        self.last_samples.truncate(LAST_SAMPLES);
+    }
+
     /// Counts a sample at `at` (newer than the last one; older ones are ignored).
     pub fn record(&mut self, at: Timestamp) {
         if let Some(last) = self.last_sample_at {
@@ -130,6 +165,7 @@ fn reading(
             last_sample_at: last,
             usual_interval_ms: usual.map(|d| d.as_millis() as u64),
             limit_ms: condition.limit(usual).map(|d| d.as_millis() as u64),
+            last_samples: cadence.last_samples.clone(),
         }),
     ))
 }
@@ -156,10 +192,47 @@ pub fn observations(
     samples: &[Timestamp],
     tail: Tail,
 ) -> Vec<(Timestamp, Observation)> {
+    replay(condition, state, samples.iter().map(|&at| (at, None)), tail)
+}
+
+/// [`observations`] of a rule on a whole version: `samples` are the times of every
+/// metric's samples, merged and time-ordered, each with its metric. Samples of several
+/// metrics at one instant count once.
+pub fn version_observations(
+    condition: &NoDataCondition,
+    state: &SeriesState,
+    samples: &[(Timestamp, &Metric)],
+    tail: Tail,
+) -> Vec<(Timestamp, Observation)> {
+    replay(
+        condition,
+        state,
+        samples.iter().map(|&(at, metric)| (at, Some(metric))),
+        tail,
+    )
+}
+
+fn replay<'a>(
+    condition: &NoDataCondition,
+    state: &SeriesState,
+    samples: impl IntoIterator<Item = (Timestamp, Option<&'a Metric>)>,
+    tail: Tail,
+) -> Vec<(Timestamp, Observation)> {
     let mut cadence = state.detail.cadence.clone().unwrap_or_default();
     let mut counted = state.last_observed_at;
+    let replayed_from = counted;
     let mut found = Vec::new();
-    for &at in samples {
+    for (at, metric) in samples {
+        // Another metric at the instant just counted: one more metric seen, no new sample.
+        if counted == Some(at) && counted != replayed_from {
+            if let Some(metric) = metric {
+                cadence.saw(metric, at);
+                if let Some((_, Observation::Freshness(reading))) = found.last_mut() {
+                    reading.last_samples = cadence.last_samples.clone();
+                }
+            }
+            continue;
+        }
         if counted.is_some_and(|c| at <= c) {
             continue;
         }
@@ -167,6 +240,9 @@ pub fn observations(
             if deadline < at && counted.is_none_or(|c| c < deadline) {
                 found.extend(reading(condition, &cadence, deadline));
             }
+        }
+        if let Some(metric) = metric {
+            cadence.saw(metric, at);
         }
         cadence.record(at);
         found.extend(reading(condition, &cadence, at));

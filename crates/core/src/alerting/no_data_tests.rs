@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use super::no_data::{observations, silence_due, Tail, MIN_NO_DATA_LIMIT};
+use super::no_data::{observations, silence_due, version_observations, Tail, MIN_NO_DATA_LIMIT};
 use super::*;
 use crate::time::Timestamp;
-use crate::Version;
+use crate::{Metric, MetricScope, Version};
 
 const SECOND: i64 = 1_000;
 const MINUTE: i64 = 60_000;
@@ -502,4 +502,227 @@ fn silences_read_as_people_say_them() {
     assert_eq!(minutes_words(1.0), "1 min");
     assert_eq!(minutes_words(210.0), "3.5 h");
     assert_eq!(minutes_words(4.0 * 24.0 * 60.0), "4 d");
+}
+
+// A rule on a whole version (metric `*`): every metric's samples merged.
+
+fn version_rule(extra: &str) -> Rule {
+    let spec: RuleSpec = serde_json::from_str(&format!(
+        r#"{{"name":"silent","model":"fraud-model","metric":"*"{extra}}}"#
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    Rule::create(spec, RuleId::from_u32(2), at(-100_000)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The samples of every metric, merged and time-ordered, as the engine reads them.
+fn merged(streams: &[(Metric, Vec<Timestamp>)]) -> Vec<(Timestamp, &Metric)> {
+    let mut all: Vec<(Timestamp, &Metric)> = streams
+        .iter()
+        .flat_map(|(metric, times)| times.iter().map(move |&t| (t, metric)))
+        .collect();
+    all.sort();
+    all
+}
+
+fn replay_version(rule: &Rule, samples: &[(Timestamp, &Metric)], end: Timestamp) -> Backtest {
+    let state = SeriesState::default();
+    let observed = version_observations(&condition(rule), &state, samples, Tail::Until(end));
+    backtest(rule, &version(), &observed, state)
+}
+
+#[test]
+fn a_silent_version_fires_at_its_last_sample_plus_the_limit_and_resolves_at_the_first_back() {
+    let rule = version_rule(r#","no_data_minutes":30"#);
+    assert_eq!(rule.metric, MetricScope::Every);
+    // Both metrics every minute until 100, silent until 160, then accuracy alone.
+    let streams = [
+        (Metric::Accuracy, minutes((0..=100).chain(160..=200))),
+        (Metric::Latency, minutes(0..=100)),
+    ];
+    let result = replay_version(&rule, &merged(&streams), at(201));
+    assert_eq!(events(&result), vec![(130.0, FIRED), (160.0, RESOLVED)]);
+}
+
+#[test]
+fn one_metric_still_reporting_keeps_a_version_from_firing() {
+    let rule = version_rule(r#","no_data_minutes":30"#);
+    // Latency stops at 100 for good; accuracy goes on: the version is not silent.
+    let streams = [
+        (Metric::Accuracy, minutes(0..=300)),
+        (Metric::Latency, minutes(0..=100)),
+    ];
+    assert_eq!(
+        events(&replay_version(&rule, &merged(&streams), at(301))),
+        vec![]
+    );
+    // The same rule on latency alone fires 30 minutes after its last sample.
+    let latency = rule_on("latency", r#","no_data_minutes":30"#);
+    assert_eq!(
+        events(&replay(&latency, &minutes(0..=100), at(301))),
+        vec![(130.0, FIRED)]
+    );
+}
+
+fn rule_on(metric: &str, extra: &str) -> Rule {
+    let spec: RuleSpec = serde_json::from_str(&format!(
+        r#"{{"name":"silent","model":"fraud-model","metric":"{metric}"{extra}}}"#
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    Rule::create(spec, RuleId::from_u32(3), at(-100_000)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_usual_interval_of_a_version_is_learned_from_its_merged_times() {
+    // Accuracy on even minutes, latency on odd ones: each alone every 2 minutes, the
+    // version every minute. Five intervals are five minutes, not ten.
+    let streams = [
+        (Metric::Accuracy, minutes((0..=100).step_by(2))),
+        (Metric::Latency, minutes((1..=99).step_by(2))),
+    ];
+    let rule = version_rule(r#","no_data_intervals":5"#);
+    let result = replay_version(&rule, &merged(&streams), at(200));
+    assert_eq!(events(&result), vec![(105.0, FIRED)]);
+    let cadence = result
+        .final_state
+        .detail
+        .cadence
+        .clone()
+        .unwrap_or_else(|| panic!("no cadence"));
+    assert_eq!(cadence.usual_interval(), Some(Duration::from_secs(60)));
+    // Samples of both metrics at one instant count once: the interval stays a minute.
+    let together = [
+        (Metric::Accuracy, minutes(0..=100)),
+        (Metric::Latency, minutes(0..=100)),
+    ];
+    let result = replay_version(&rule, &merged(&together), at(200));
+    assert_eq!(events(&result), vec![(105.0, FIRED)]);
+}
+
+#[test]
+fn a_live_version_alert_names_the_version_and_the_metrics_seen_last() {
+    let rule = version_rule(r#","no_data_minutes":10,"notify_channels":["ops"]"#);
+    let c = condition(&rule);
+    let f1 = Metric::F1Score;
+    let streams = [
+        (Metric::Accuracy, minutes(0..=100)),
+        (Metric::Latency, minutes(0..=98)),
+        (f1.clone(), minutes([50])),
+    ];
+    let samples = merged(&streams);
+    let tail = Tail::Now {
+        now: at(100),
+        horizon: PAGING_HORIZON,
+    };
+    let first = live(
+        &rule,
+        &SeriesState::default(),
+        None,
+        at(100),
+        version_observations(&c, &SeriesState::default(), &samples, tail),
+    );
+    let state = first.state.clone();
+    assert_eq!(state.last_observed_at, Some(at(100)));
+    // The injected clock: nothing due until the limit, at 110.
+    assert_eq!(
+        silence_due(&c, &state, false, at(109), PAGING_HORIZON),
+        None
+    );
+    let due = silence_due(&c, &state, false, at(110), PAGING_HORIZON)
+        .unwrap_or_else(|| panic!("not due"));
+    let fired = live(&rule, &state, None, at(110), vec![due]);
+    let mut memory = InMemory::default();
+    assert!(memory.apply(&fired.commits));
+    let alert = memory
+        .tracked(&fired.state)
+        .cloned()
+        .unwrap_or_else(|| panic!("no alert"));
+    assert_eq!(alert.metric, MetricScope::Every);
+    assert_eq!(alert.first_seen, at(110));
+    let Trigger::NoData {
+        last_sample_at,
+        last_samples,
+        ..
+    } = &alert.trigger
+    else {
+        panic!("{:?}", alert.trigger)
+    };
+    assert_eq!(*last_sample_at, at(100));
+    let seen: Vec<(&str, Timestamp)> = last_samples
+        .iter()
+        .map(|s| (s.metric.as_str(), s.at))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("accuracy", at(100)),
+            ("latency", at(98)),
+            ("f1_score", at(50))
+        ]
+    );
+    assert!(
+        alert
+            .message
+            .starts_with("silent: fraud-model/v2 (every metric): no data for 10 min"),
+        "{}",
+        alert.message
+    );
+    assert!(
+        alert.message.contains("last seen: accuracy at "),
+        "{}",
+        alert.message
+    );
+    // Latency comes back first: the version is no longer silent.
+    let back = live(
+        &rule,
+        &fired.state,
+        Some(&alert),
+        at(130),
+        version_observations(
+            &c,
+            &fired.state,
+            &[(at(130), &Metric::Latency)],
+            Tail::Now {
+                now: at(130),
+                horizon: PAGING_HORIZON,
+            },
+        ),
+    );
+    assert!(matches!(
+        back.steps.last().map(|s| &s.decision),
+        Some(Decision::AutoResolved { .. })
+    ));
+    assert!(memory.apply(&back.commits));
+    let cadence = back.state.detail.cadence.clone().unwrap_or_default();
+    assert_eq!(cadence.last_samples[0].metric, Metric::Latency);
+}
+
+#[test]
+fn only_no_data_rules_may_watch_every_metric() {
+    assert_eq!(
+        version_rule(r#","no_data_intervals":3"#).metric.to_string(),
+        "*"
+    );
+    for extra in [
+        r#","threshold_value":0.9,"comparison_operator":"lt""#,
+        r#","max_degradation_percentage":5"#,
+        r#","condition_type":"change_point""#,
+    ] {
+        let spec: RuleSpec = serde_json::from_str(&format!(
+            r#"{{"name":"r","model":"m","metric":"*"{extra}}}"#
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let error = Rule::create(spec, RuleId::from_u32(1), at(0))
+            .err()
+            .unwrap_or_else(|| panic!("{extra} accepted"));
+        assert_eq!(error.field, "metric", "{extra}: {error}");
+        assert!(error.to_string().contains("no-data"), "{error}");
+    }
+    // A rule on every metric reads back as it was stored.
+    let rule = version_rule(r#","no_data_minutes":30"#);
+    let json = serde_json::to_value(&rule).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json["metric"], "*");
+    assert_eq!(
+        serde_json::from_value::<Rule>(json).unwrap_or_else(|e| panic!("{e}")),
+        rule
+    );
 }

@@ -16,7 +16,7 @@ use crate::detection::changepoint::{
     DEFAULT_MIN_SHIFT,
 };
 use crate::detection::{significance_level, Seasonality};
-use crate::metric::{Direction, Metric};
+use crate::metric::{Direction, MetricScope};
 use crate::sample::{
     check_name, scope_serde, Dataset, DatasetScope, ModelName, ValidationError, Version,
 };
@@ -447,8 +447,10 @@ pub struct Rule {
     pub model: ModelName,
     #[serde(alias = "model_version")]
     pub version: Option<Version>,
+    /// One metric, or `*` ([`MetricScope::Every`]): the version as a whole, for no-data
+    /// rules only.
     #[serde(alias = "metric_type")]
-    pub metric: Metric,
+    pub metric: MetricScope,
     #[serde(default = "scope_serde::default_dataset", with = "scope_serde")]
     pub dataset: DatasetScope,
     pub severity: Severity,
@@ -512,6 +514,7 @@ pub struct RuleSpec {
     pub model: String,
     #[serde(default, alias = "model_version")]
     pub version: Option<String>,
+    /// A metric's name, or `*` for every metric of the version (no-data rules only).
     #[serde(alias = "metric_type")]
     pub metric: String,
     /// A dataset's name, `default` (the default, also when absent), or `*` for each
@@ -659,7 +662,7 @@ impl RuleSpec {
             None | Some("") => None,
             Some(version) => Some(Version::parse(version)?),
         };
-        let metric = Metric::parse(self.metric.trim())?;
+        let metric = MetricScope::parse(&self.metric)?;
         let dataset = match self.dataset.as_deref() {
             None => DatasetScope::One(None),
             Some(text) => DatasetScope::parse_scope(text)?,
@@ -673,6 +676,15 @@ impl RuleSpec {
             Some(minutes) => bounded("cooldown_minutes", minutes, 0, MAX_COOLDOWN_MINUTES)?,
         };
         let condition = self.condition()?;
+        if metric == MetricScope::Every && condition.kind() != ConditionKind::NoData {
+            return Err(ValidationError::new(
+                "metric",
+                format!(
+                    "* (every metric of the version) applies only to no-data rules, not to a {} rule; name one metric",
+                    condition.kind().as_str()
+                ),
+            ));
+        }
         let notify_channels = validate_channels(self.notify_channels.unwrap_or_default())?;
         // A change-point rule breaches at the one sample that completes the evidence of a
         // shift, a no-data rule at the one instant its silence reaches the limit: each

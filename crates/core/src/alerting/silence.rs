@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::SilenceId;
-use crate::metric::Metric;
+use crate::metric::{Metric, MetricScope};
 use crate::sample::{ModelName, ValidationError, Version};
 use crate::time::{TimeRange, Timestamp};
 
@@ -32,18 +32,20 @@ impl Silence {
         self.period().contains(now)
     }
 
-    /// Whether this silence mutes `model`/`version`/`metric` at `now`.
+    /// Whether this silence mutes `model`/`version`/`metric` at `now`. An alert about a
+    /// whole version (metric `*`) is muted only by a silence of every metric: one metric
+    /// silenced says nothing about the others.
     pub fn mutes(
         &self,
         model: &ModelName,
         version: &Version,
-        metric: &Metric,
+        metric: &MetricScope,
         now: Timestamp,
     ) -> bool {
         self.is_active(now)
             && &self.model == model
             && self.version.as_ref().is_none_or(|v| v == version)
-            && self.metric.as_ref().is_none_or(|m| m == metric)
+            && self.metric.as_ref().is_none_or(|m| metric == m)
     }
 
     /// Ends the silence early; a silence that already ended keeps its end.
@@ -60,7 +62,7 @@ pub fn muting_silence<'a>(
     silences: &'a [Silence],
     model: &ModelName,
     version: &Version,
-    metric: &Metric,
+    metric: &MetricScope,
     now: Timestamp,
 ) -> Option<&'a Silence> {
     silences
@@ -183,15 +185,16 @@ mod tests {
         let model = ModelName::parse("fraud").unwrap();
         let v1 = Version::parse("v1").unwrap();
         let v2 = Version::parse("v2").unwrap();
-        let accuracy = Metric::Accuracy;
+        let accuracy = MetricScope::One(Metric::Accuracy);
+        let latency = MetricScope::One(Metric::Latency);
         let whole_model = silence(None, None);
-        assert!(whole_model.mutes(&model, &v2, &Metric::Latency, at(1_000)));
+        assert!(whole_model.mutes(&model, &v2, &latency, at(1_000)));
         assert!(!whole_model.mutes(&model, &v1, &accuracy, at(999)));
         assert!(!whole_model.mutes(&model, &v1, &accuracy, at(2_000)));
         let narrow = silence(Some("v1"), Some("accuracy"));
         assert!(narrow.mutes(&model, &v1, &accuracy, at(1_500)));
         assert!(!narrow.mutes(&model, &v2, &accuracy, at(1_500)));
-        assert!(!narrow.mutes(&model, &v1, &Metric::Latency, at(1_500)));
+        assert!(!narrow.mutes(&model, &v1, &latency, at(1_500)));
         assert!(!narrow.mutes(
             &ModelName::parse("other").unwrap(),
             &v1,
@@ -199,6 +202,16 @@ mod tests {
             at(1_500)
         ));
         assert!(!narrow.expire(at(1_200)).is_active(at(1_500)));
+    }
+
+    #[test]
+    fn a_silence_of_one_metric_does_not_mute_an_alert_about_the_whole_version() {
+        let model = ModelName::parse("fraud").unwrap();
+        let v1 = Version::parse("v1").unwrap();
+        let every = MetricScope::Every;
+        assert!(!silence(Some("v1"), Some("accuracy")).mutes(&model, &v1, &every, at(1_500)));
+        assert!(silence(Some("v1"), None).mutes(&model, &v1, &every, at(1_500)));
+        assert!(silence(None, None).mutes(&model, &v1, &every, at(1_500)));
     }
 
     #[test]

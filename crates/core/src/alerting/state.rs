@@ -32,6 +32,7 @@ use super::no_data::Cadence;
 use super::rule::{Condition, Rule, Severity};
 use super::silence::{muting_silence, Silence};
 use crate::detection::changepoint::{ChangePointState, Tuning};
+use crate::metric::MetricScope;
 use crate::sample::{Dataset, Version};
 use crate::time::Timestamp;
 
@@ -303,10 +304,9 @@ pub fn evaluate(
     if let (Condition::NoData(_), Observation::Freshness(reading)) = (&rule.condition, observation)
     {
         if reading.is_sample() {
-            next.detail
-                .cadence
-                .get_or_insert_with(Cadence::default)
-                .record(reading.at);
+            let cadence = next.detail.cadence.get_or_insert_with(Cadence::default);
+            cadence.record(reading.at);
+            cadence.last_samples.clone_from(&reading.last_samples);
         }
     }
     next.last_observed_at = observation.observed_at();
@@ -533,6 +533,7 @@ impl Step<'_> {
                     silent_minutes: reading.map_or(f64::NAN, |r| minutes(r.silent_ms())),
                     usual_interval_minutes: reading.and_then(|r| r.usual_interval_ms).map(minutes),
                     limit_minutes: reading.and_then(|r| r.limit_ms).map_or(f64::NAN, minutes),
+                    last_samples: reading.map_or_else(Vec::new, |r| r.last_samples.clone()),
                 }
             }
         }
@@ -540,12 +541,13 @@ impl Step<'_> {
 
     fn message(&self, trigger: &Trigger) -> String {
         let rule = self.rule;
+        let watched = match &rule.metric {
+            MetricScope::One(metric) => format!("{metric} of {}/{}", rule.model, self.version),
+            MetricScope::Every => format!("{}/{} (every metric)", rule.model, self.version),
+        };
         let series = match self.dataset {
-            None => format!("{} of {}/{}", rule.metric, rule.model, self.version),
-            Some(dataset) => format!(
-                "{} of {}/{} on dataset {dataset}",
-                rule.metric, rule.model, self.version
-            ),
+            None => watched,
+            Some(dataset) => format!("{watched} on dataset {dataset}"),
         };
         match trigger {
             Trigger::Threshold {
@@ -594,13 +596,25 @@ impl Step<'_> {
                 silent_minutes,
                 usual_interval_minutes,
                 last_sample_at,
+                last_samples,
                 ..
-            } => format!(
-                "{}: {series}: {}, last sample at {}",
-                rule.name,
-                no_data_words(*silent_minutes, *usual_interval_minutes),
-                last_sample_at.to_rfc3339()
-            ),
+            } => {
+                let seen = if last_samples.is_empty() {
+                    String::new()
+                } else {
+                    let each: Vec<String> = last_samples
+                        .iter()
+                        .map(|s| format!("{} at {}", s.metric, s.at.to_rfc3339()))
+                        .collect();
+                    format!(" (last seen: {})", each.join(", "))
+                };
+                format!(
+                    "{}: {series}: {}, last sample at {}{seen}",
+                    rule.name,
+                    no_data_words(*silent_minutes, *usual_interval_minutes),
+                    last_sample_at.to_rfc3339()
+                )
+            }
         }
     }
 

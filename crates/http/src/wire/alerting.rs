@@ -2,7 +2,7 @@
 
 use modelwatch_core::alerting as domain;
 use modelwatch_core::detection::Seasonality as DomainSeasonality;
-use modelwatch_core::{Dataset, DatasetScope, Metric, ModelName, Timestamp, Version};
+use modelwatch_core::{Dataset, DatasetScope, Metric, MetricScope, ModelName, Timestamp, Version};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -137,8 +137,10 @@ pub struct Rule {
     pub model: ModelName,
     #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", required = true)]
     pub version: Option<Version>,
-    #[schema(value_type = String, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
-    pub metric: Metric,
+    /// One metric's name, or `*`: the whole version (no-data rules only), silent only
+    /// when none of its metrics reports.
+    #[schema(value_type = String, pattern = r"^([A-Za-z0-9_.:+@-]{1,128}|\*)$")]
+    pub metric: MetricScope,
     /// One dataset's name, `default` (the default dataset), or `*`: each dataset
     /// separately, with a state and alerts of its own.
     #[serde(with = "modelwatch_core::sample::scope_serde")]
@@ -295,9 +297,10 @@ pub struct RuleRequest {
     /// One version (the seed's `model_version` works too); absent: every version, each on its own.
     #[serde(default, alias = "model_version")]
     pub version: Option<String>,
-    /// The metric watched (the seed's `metric_type` works too).
+    /// The metric watched (the seed's `metric_type` works too), or `*`: the whole version,
+    /// for no-data rules only.
     #[serde(alias = "metric_type")]
-    #[schema(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
+    #[schema(pattern = r"^([A-Za-z0-9_.:+@-]{1,128}|\*)$")]
     pub metric: String,
     /// A dataset's name, `default` (the default, also when absent), or `*` for each dataset separately, each with its own state and alerts.
     #[serde(default)]
@@ -418,8 +421,9 @@ pub struct RulePatchRequest {
     #[serde(default, alias = "model_version", deserialize_with = "present")]
     #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
     pub version: Option<Option<String>>,
+    /// A metric, or `*` (the whole version, no-data rules only).
     #[serde(default, alias = "metric_type")]
-    #[schema(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
+    #[schema(pattern = r"^([A-Za-z0-9_.:+@-]{1,128}|\*)$")]
     pub metric: Option<String>,
     #[serde(default)]
     pub dataset: Option<String>,
@@ -610,7 +614,29 @@ pub enum Trigger {
         usual_interval_minutes: Option<f64>,
         /// The longest silence the rule allowed.
         limit_minutes: f64,
+        /// A rule on a whole version (`*`): the metrics seen last before the silence,
+        /// newest first, each with its last sample's time.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        last_samples: Vec<LastSample>,
     },
+}
+
+/// A metric of a version and the time of its newest sample.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LastSample {
+    #[schema(value_type = String, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
+    pub metric: Metric,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+}
+
+impl From<&domain::no_data::LastSample> for LastSample {
+    fn from(seen: &domain::no_data::LastSample) -> Self {
+        LastSample {
+            metric: seen.metric.clone(),
+            at: seen.at,
+        }
+    }
 }
 
 impl From<&domain::Trigger> for Trigger {
@@ -665,6 +691,7 @@ impl From<&domain::Trigger> for Trigger {
                 silent_minutes,
                 usual_interval_minutes,
                 limit_minutes,
+                last_samples,
             } => Trigger::NoData {
                 no_data_minutes: condition.no_data_minutes,
                 no_data_intervals: condition.no_data_intervals,
@@ -672,6 +699,7 @@ impl From<&domain::Trigger> for Trigger {
                 silent_minutes: *silent_minutes,
                 usual_interval_minutes: *usual_interval_minutes,
                 limit_minutes: *limit_minutes,
+                last_samples: last_samples.iter().map(Into::into).collect(),
             },
         }
     }
@@ -751,8 +779,9 @@ pub struct Alert {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
     pub dataset: Option<Dataset>,
-    #[schema(value_type = String, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
-    pub metric: Metric,
+    /// The rule's metric, or `*` for an alert about the whole version.
+    #[schema(value_type = String, pattern = r"^([A-Za-z0-9_.:+@-]{1,128}|\*)$")]
+    pub metric: MetricScope,
     pub severity: Severity,
     pub status: AlertStatus,
     pub message: String,

@@ -30,7 +30,7 @@ pub fn alert(id: u32, first_seen: Timestamp) -> Alert {
         model: ModelName::parse("fraud_detector").unwrap(),
         version: Version::parse("v2.1").unwrap(),
         dataset: None,
-        metric: Metric::parse("precision").unwrap(),
+        metric: Metric::parse("precision").unwrap().into(),
         severity: Severity::High,
         status: AlertStatus::Active,
         message: "precision fell 7.4% below its baseline".into(),

@@ -145,6 +145,11 @@ fn firing(rule: &Rule, alert: &Alert, previous_revision: u64) -> AlertCommit {
                     cadence: Some(modelwatch_core::alerting::no_data::Cadence {
                         last_sample_at: Some(at(1)),
                         gaps_ms: vec![60_000, 59_000, 61_000],
+                        // A rule on a whole version: the metrics seen last.
+                        last_samples: vec![modelwatch_core::alerting::no_data::LastSample {
+                            metric: modelwatch_core::Metric::Latency,
+                            at: at(1),
+                        }],
                     }),
                 },
             },
