@@ -22,6 +22,11 @@ const SILENCE_HEADERS = ["Matches", "From", "Until", "By", "Comment", ""];
  * recorded has none to show; a change-point alert shows when the shift began and its size.
  * Worded as the notifications word them (notify's message.rs).
  */
+/** An alert's metric as people read it: `*` is the whole version. */
+function metricWords(metric: string): string {
+  return metric === "*" ? "every metric" : metric;
+}
+
 function evidence(trigger: any): HTMLElement[] {
   if (trigger?.condition_type === "change_point") {
     // A change-point alert says when the shift began and how large it is; its evidence is
@@ -37,7 +42,11 @@ function evidence(trigger: any): HTMLElement[] {
     const usual = trigger.usual_interval_minutes != null ? `, usual interval ${num(trigger.usual_interval_minutes)} min` : "";
     return [h("td", { class: "num p-value", title: why }, "—"),
       h("td", { class: "test small" }, h("div", null, "last sample ", time(trigger.last_sample_at)),
-        h("div", { class: "muted" }, `silent ${num(trigger.silent_minutes)} min (limit ${num(trigger.limit_minutes)} min${usual})`))];
+        h("div", { class: "muted" }, `silent ${num(trigger.silent_minutes)} min (limit ${num(trigger.limit_minutes)} min${usual})`),
+        // A rule on a whole version lists the metrics it saw last.
+        (trigger.last_samples ?? []).length
+          ? h("div", { class: "muted last-samples" }, "last seen: ", (trigger.last_samples as any[]).map((s) => `${s.metric} ${new Date(s.at).toLocaleString()}`).join(", "))
+          : null)];
   }
   if (trigger?.condition_type !== "degradation") {
     const why = "a threshold rule compares a value with a line: no statistical test";
@@ -188,7 +197,7 @@ export function alertsPage(main: HTMLElement): () => void {
       h("td", null, badge(`s-${alert.status}`, alert.status)),
       h("td", null, h("a", { href: `#/alerts/${enc(alert.id)}`, class: "alert-link" }, h("strong", null, alert.rule_name)), h("div", { class: "muted small" }, alert.message),
         h("div", { class: "muted small figures" }, `${alertFigures(alert)}, ${alert.occurrences}×`)),
-      h("td", null, h("a", { href: `#/model/${enc(alert.model)}/${enc(alert.version)}` }, `${alert.model} ${alert.version}`), h("div", { class: "muted small" }, alert.dataset ? `${alert.metric} · ${alert.dataset}` : alert.metric)),
+      h("td", null, h("a", { href: `#/model/${enc(alert.model)}/${enc(alert.version)}` }, `${alert.model} ${alert.version}`), h("div", { class: "muted small" }, alert.dataset ? `${metricWords(alert.metric)} · ${alert.dataset}` : metricWords(alert.metric))),
       ...evidence(alert.trigger),
       h("td", null, time(alert.first_seen)),
       h("td", null, time(alert.last_seen)),

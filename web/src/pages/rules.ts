@@ -167,8 +167,10 @@ export function rulesPage(main: HTMLElement): () => void {
       previewNote.textContent = "Running the backtest…";
       try {
         // The server replays the unsaved rule with the live evaluator's state machine.
+        // A rule on every metric (*) has no one series to draw: only its events are told.
+        const whole = s.metric === "*";
         const [series, report] = await Promise.all([
-          api<Series>(`${seriesPath(s.model, version, s.metric)}?from=${from}&to=${to}&max_points=1000&dataset=${enc(dataset)}`),
+          whole ? Promise.resolve(null) : api<Series>(`${seriesPath(s.model, version, s.metric)}?from=${from}&to=${to}&max_points=1000&dataset=${enc(dataset)}`),
           api(`/rules/backtest?from=${from}&to=${to}`, { method: "POST", json: { ...s, version, dataset } }),
         ]);
         const events: any[] = (report?.versions ?? []).find((v: any) => v.version === version && (v.dataset ?? "default") === dataset)?.events ?? [];
@@ -176,7 +178,13 @@ export function rulesPage(main: HTMLElement): () => void {
           .map((e) => ({ at: Date.parse(e.at) / 1000, kind: e.event === "fired" || e.event === "shifted" ? "fired" : "resolved", label: PREVIEW_EVENTS[e.event], severity: e.event === "fired" || e.event === "shifted" ? s.severity : undefined }));
         const fired = events.filter((e) => e.event === "fired").length;
         if (preview) destroyChart(preview);
+        preview = null;
         clear(chartBox);
+        if (whole || !series) {
+          const when = events.filter((e) => e.event === "fired").map((e) => new Date(e.at).toLocaleString()).join(", ");
+          previewNote.textContent = `Over the last 7 days of ${s.model} ${version}${datasetWords(dataset)} (every metric) this rule would have fired ${fired} time${fired === 1 ? "" : "s"}${when ? `: ${when}` : ""}.`;
+          return;
+        }
         const [xs, ys] = columns(series);
         // With the min–max band, a threshold crossed only inside a bucket still shows where it fired.
         preview = metricChart(chartBox, [{ label: `${s.metric} ${version}`, xs, ys, ...ranges(series) }],
@@ -190,7 +198,7 @@ export function rulesPage(main: HTMLElement): () => void {
 
     const form = h("form", { class: "rule-form", novalidate: false },
       h("div", { class: "fields" }, field("Name", f.name), field("Model", f.model), field("Version", f.version, "empty: every version"),
-        field("Dataset", f.dataset, "default, a dataset's name, or * for each dataset separately"), field("Metric", f.metric),
+        field("Dataset", f.dataset, "default, a dataset's name, or * for each dataset separately"), field("Metric", f.metric, "a metric, or * (no-data rules only) for the whole version: silent only when none of its metrics reports"),
         field("Kind", f.kind), field("Severity", f.severity)),
       thresholdBox, degradationBox, changePointBox, noDataBox,
       h("fieldset", null, h("legend", null, "Anti-flap"), field("Breaching evaluations before firing", f.forEvals), field("Clear evaluations before clearing", f.clearEvals),
@@ -204,7 +212,7 @@ export function rulesPage(main: HTMLElement): () => void {
       previewNote, chartBox,
       h("datalist", { id: "models-list" }, models.map((m) => h("option", { value: m.model }))),
       h("datalist", { id: "datasets-list" }, [...new Set(["default", "*", ...models.flatMap((m) => m.datasets ?? [])])].map((d) => h("option", { value: d }))),
-      h("datalist", { id: "metrics-list" }, METRICS.map((m) => h("option", { value: m }))));
+      h("datalist", { id: "metrics-list" }, ["*", ...METRICS].map((m) => h("option", { value: m }))));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       clear(formError);
