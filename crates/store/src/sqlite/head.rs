@@ -250,4 +250,53 @@ mod tests {
         }
         assert_eq!(read_all(&connection, 1).unwrap(), row);
     }
+
+    /// A whole long segment (a 30-day per-minute series, one ingested batch: the
+    /// downsample bench/http measures) comes back byte for byte from the blob, between
+    /// short ones; an entry that runs past the blob's end is corruption, not a short read.
+    #[test]
+    fn a_whole_long_segment_is_read_exactly_and_a_short_blob_is_corrupt() {
+        let long: Vec<(i64, f64)> = (0..43_200)
+            .map(|i| {
+                (
+                    1_700_000_000_000 + i * 60_000,
+                    40.0 + (i % 1440) as f64 / 100.0,
+                )
+            })
+            .collect();
+        let row = encode(vec![
+            (1, columns(&[(1, 0.5)])),
+            (2, columns(&long)),
+            (3, columns(&[(2, 0.75)])),
+        ]);
+        let connection = Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch("CREATE TABLE head (id INTEGER PRIMARY KEY, data BLOB)")
+            .unwrap();
+        connection
+            .execute("INSERT INTO head (id, data) VALUES (1, ?1)", [&row])
+            .unwrap();
+        let found = entries(&row).unwrap();
+        assert!(found[1].length > 100_000, "{:?}", found[1]);
+        for entry in &found {
+            let (start, end) = (
+                entry.offset as usize,
+                (entry.offset + entry.length) as usize,
+            );
+            assert_eq!(segment(&connection, 1, entry).unwrap(), row[start..end]);
+        }
+        let mut out = Columns::default();
+        read_series(&connection, 1, 2, &mut out).unwrap();
+        assert_eq!(out.len(), long.len());
+        assert_eq!(out.values.last(), long.last().map(|(_, v)| v));
+
+        let past_the_end = Entry {
+            length: found[2].length + 1,
+            ..found[2]
+        };
+        assert!(matches!(
+            segment(&connection, 1, &past_the_end),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 }
