@@ -17,7 +17,7 @@ use modelwatch_core::alerting::{
 use modelwatch_core::detection::DetectionOptions;
 use modelwatch_core::{ModelName, Timestamp, ValidationError};
 use modelwatch_store::alerts::{AlertCommit, AlertWriteGuarded, CommitOutcome, NewNotification};
-use modelwatch_store::{AlertStore, MetricStore, StoreError, Stores};
+use modelwatch_store::{AlertStore, MetricStore, PredictionStore, StoreError, Stores};
 use serde::Serialize;
 
 use crate::analysis::AnalysisError;
@@ -128,11 +128,13 @@ pub(crate) fn notifications(entries: Vec<OutboxEntry>, alert: &Alert) -> Vec<New
         .collect()
 }
 
-/// Rules, alerts, silences and evaluation over one pair of stores.
+/// Rules, alerts, silences and evaluation, and predictions' metrics, over the stores.
 #[derive(Debug, Clone)]
 pub struct Engine {
     pub(crate) metrics: Arc<dyn MetricStore>,
     pub(crate) alerts: Arc<dyn AlertStore>,
+    /// Predictions, labels and prediction configurations ([`crate::predictions`]).
+    pub(crate) predictions: Arc<dyn PredictionStore>,
     pub(crate) config: AlertConfig,
     pub(crate) detection: DetectionOptions,
     pub(crate) ids: Arc<dyn IdSource>,
@@ -146,6 +148,7 @@ impl Engine {
         Engine {
             metrics: Arc::clone(&stores.metrics),
             alerts: Arc::clone(&stores.alerts),
+            predictions: Arc::clone(&stores.predictions),
             config,
             detection: DetectionOptions::default(),
             ids: Arc::new(RandomIds::new()),

@@ -7,6 +7,9 @@
 //! overwrite the window's previous ones (the store's later write wins): the latest value
 //! is always the value of every label received so far. A model without a configuration
 //! gets [`default_config`]'s hourly windows, its task taken from the window's outputs.
+//!
+//! The free functions work on [`Stores`] (the CLI); the [`Engine`]'s methods of the same
+//! names on the engine's stores (the HTTP API).
 
 use std::collections::BTreeSet;
 
@@ -16,7 +19,9 @@ use modelwatch_core::predictions::{
 };
 use modelwatch_core::{Metric, ModelName, Sample, Timestamp};
 use modelwatch_store::predictions::{LabelsWritten, PredictionSeries, PredictionsWritten, Touched};
-use modelwatch_store::{StoreError, Stores};
+use modelwatch_store::{MetricStore, PredictionStore, StoreError, Stores};
+
+use crate::{Engine, EngineError};
 
 /// What a recomputation wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,9 +48,7 @@ pub async fn log_predictions(
     stores: &Stores,
     predictions: Vec<Prediction>,
 ) -> Result<(PredictionsWritten, Recomputed), StoreError> {
-    let written = stores.predictions.insert_predictions(predictions).await?;
-    let recomputed = recompute(stores, &written.touched).await?;
-    Ok((written, recomputed))
+    Sink::of(stores).log_predictions(predictions).await
 }
 
 /// Stores the labels (received at `now`) and recomputes the windows of the predictions
@@ -55,9 +58,7 @@ pub async fn log_labels(
     labels: Vec<Label>,
     now: Timestamp,
 ) -> Result<(LabelsWritten, Recomputed), StoreError> {
-    let written = stores.predictions.insert_labels(labels, now).await?;
-    let recomputed = recompute(stores, &written.touched).await?;
-    Ok((written, recomputed))
+    Sink::of(stores).log_labels(labels, now).await
 }
 
 /// Recomputes the window of each touched prediction (each window once) and writes its
@@ -66,52 +67,139 @@ pub async fn recompute(
     stores: &Stores,
     touched: &BTreeSet<Touched>,
 ) -> Result<Recomputed, StoreError> {
-    let configs = stores.predictions.prediction_configs().await?;
-    let config_of = |model: &ModelName| {
-        configs
-            .iter()
-            .find(|(m, _)| m == model)
-            .map(|(_, config)| *config)
-    };
-    let mut windows: BTreeSet<(PredictionSeries, Timestamp, Timestamp)> = BTreeSet::new();
-    for touch in touched {
-        let length = config_of(&touch.series.model)
-            .map_or_else(|| default_config(Task::Classification).window, |c| c.window);
-        let range = length.window_of(touch.timestamp);
-        windows.insert((touch.series.clone(), range.start, range.end));
+    Sink::of(stores).recompute(touched).await
+}
+
+/// Where predictions are stored and their metrics written: the stores of [`Stores`] or
+/// of an [`Engine`](crate::Engine).
+#[derive(Clone, Copy)]
+pub(crate) struct Sink<'a> {
+    pub(crate) predictions: &'a dyn PredictionStore,
+    pub(crate) metrics: &'a dyn MetricStore,
+}
+
+impl<'a> Sink<'a> {
+    fn of(stores: &'a Stores) -> Self {
+        Sink {
+            predictions: &*stores.predictions,
+            metrics: &*stores.metrics,
+        }
     }
-    let mut recomputed = Recomputed::default();
-    let mut samples = Vec::new();
-    for (series, start, end) in windows {
-        let range = modelwatch_core::TimeRange::new(start, end);
-        let pairs = stores.predictions.window_pairs(&series, range).await?;
-        let config = config_of(&series.model).unwrap_or_else(|| {
-            let task = pairs
-                .labelled
-                .first()
-                .map_or(Task::Classification, |pair| pair.output.task());
-            default_config(task)
-        });
-        let metrics = compute(&config, pairs.predicted, &pairs.labelled);
-        recomputed.windows += 1;
-        let sample = |metric: Metric, value: f64| Sample {
-            model: series.model.clone(),
-            version: series.version.clone(),
-            metric,
-            value,
-            timestamp: start,
-            dataset: series.dataset.clone(),
+
+    pub(crate) async fn log_predictions(
+        self,
+        predictions: Vec<Prediction>,
+    ) -> Result<(PredictionsWritten, Recomputed), StoreError> {
+        let written = self.predictions.insert_predictions(predictions).await?;
+        let recomputed = self.recompute(&written.touched).await?;
+        Ok((written, recomputed))
+    }
+
+    pub(crate) async fn log_labels(
+        self,
+        labels: Vec<Label>,
+        now: Timestamp,
+    ) -> Result<(LabelsWritten, Recomputed), StoreError> {
+        let written = self.predictions.insert_labels(labels, now).await?;
+        let recomputed = self.recompute(&written.touched).await?;
+        Ok((written, recomputed))
+    }
+
+    async fn recompute(self, touched: &BTreeSet<Touched>) -> Result<Recomputed, StoreError> {
+        let configs = self.predictions.prediction_configs().await?;
+        let config_of = |model: &ModelName| {
+            configs
+                .iter()
+                .find(|(m, _)| m == model)
+                .map(|(_, config)| *config)
         };
-        if let Some(coverage) = metrics.coverage() {
-            samples.push(sample(Metric::Custom(COVERAGE_METRIC.into()), coverage));
+        let mut windows: BTreeSet<(PredictionSeries, Timestamp, Timestamp)> = BTreeSet::new();
+        for touch in touched {
+            let length = config_of(&touch.series.model)
+                .map_or_else(|| default_config(Task::Classification).window, |c| c.window);
+            let range = length.window_of(touch.timestamp);
+            windows.insert((touch.series.clone(), range.start, range.end));
         }
-        for (metric, value) in metrics.values {
-            samples.push(sample(metric, value));
+        let mut recomputed = Recomputed::default();
+        let mut samples = Vec::new();
+        for (series, start, end) in windows {
+            let range = modelwatch_core::TimeRange::new(start, end);
+            let pairs = self.predictions.window_pairs(&series, range).await?;
+            let config = config_of(&series.model).unwrap_or_else(|| {
+                let task = pairs
+                    .labelled
+                    .first()
+                    .map_or(Task::Classification, |pair| pair.output.task());
+                default_config(task)
+            });
+            let metrics = compute(&config, pairs.predicted, &pairs.labelled);
+            recomputed.windows += 1;
+            let sample = |metric: Metric, value: f64| Sample {
+                model: series.model.clone(),
+                version: series.version.clone(),
+                metric,
+                value,
+                timestamp: start,
+                dataset: series.dataset.clone(),
+            };
+            if let Some(coverage) = metrics.coverage() {
+                samples.push(sample(Metric::Custom(COVERAGE_METRIC.into()), coverage));
+            }
+            for (metric, value) in metrics.values {
+                samples.push(sample(metric, value));
+            }
+        }
+        recomputed.samples = samples.len() as u64;
+        if !samples.is_empty() {
+            self.metrics.append(samples).await?;
+        }
+        Ok(recomputed)
+    }
+}
+
+/// Predictions, labels and prediction configurations through the engine: the HTTP API's
+/// calls.
+impl Engine {
+    fn sink(&self) -> Sink<'_> {
+        Sink {
+            predictions: &*self.predictions,
+            metrics: &*self.metrics,
         }
     }
-    recomputed.samples = samples.len() as u64;
-    if !samples.is_empty() {
-        stores.metrics.append(samples).await?;
+
+    /// Stores the predictions and recomputes the windows they joined or counted in.
+    pub async fn log_predictions(
+        &self,
+        predictions: Vec<Prediction>,
+    ) -> Result<(PredictionsWritten, Recomputed), EngineError> {
+        Ok(self.sink().log_predictions(predictions).await?)
     }
-    Ok(recomputed)
+
+    /// Stores the labels (received at `now`) and recomputes the windows of the
+    /// predictions they joined.
+    pub async fn log_labels(
+        &self,
+        labels: Vec<Label>,
+        now: Timestamp,
+    ) -> Result<(LabelsWritten, Recomputed), EngineError> {
+        Ok(self.sink().log_labels(labels, now).await?)
+    }
+
+    /// A model's prediction configuration, if it has one.
+    pub async fn prediction_config(
+        &self,
+        model: &ModelName,
+    ) -> Result<Option<PredictionConfig>, EngineError> {
+        Ok(self.predictions.prediction_config(model).await?)
+    }
+
+    /// Sets (or replaces) a model's prediction configuration. The windows already
+    /// computed keep their values until a prediction or label of theirs arrives.
+    pub async fn set_prediction_config(
+        &self,
+        model: &ModelName,
+        config: PredictionConfig,
+    ) -> Result<(), EngineError> {
+        Ok(self.predictions.set_prediction_config(model, config).await?)
+    }
 }

@@ -1,6 +1,6 @@
 //! modelwatch's HTTP face: the JSON API under `/api/v1`, its OpenAPI document, the
-//! server-sent event stream, InfluxDB line-protocol ingestion and InfluxQL reads, the
-//! Prometheus exposition, read API and remote write.
+//! server-sent event stream, predictions and labels, InfluxDB line-protocol ingestion and
+//! InfluxQL reads, the Prometheus exposition, read API and remote write.
 //!
 //! [`router`] builds the whole application from an [`AppState`]; tests call it without a
 //! socket, and the binary serves it. Only this crate knows wire formats: the core's
@@ -19,6 +19,7 @@ pub mod influx;
 pub mod line_protocol;
 pub mod notifications;
 pub mod ops;
+pub mod predictions;
 pub mod promql;
 pub mod remote_write;
 pub mod series;
@@ -284,6 +285,12 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(series::list_versions))
         .routes(routes!(series::series_points))
         .routes(routes!(series::aggregate))
+        .routes(routes!(predictions::log_predictions))
+        .routes(routes!(predictions::log_labels))
+        .routes(routes!(
+            predictions::get_prediction_config,
+            predictions::put_prediction_config
+        ))
         .routes(routes!(alerting::version_history))
         .routes(routes!(alerting::version_analysis))
         .routes(routes!(alerting::degradation))
@@ -346,9 +353,12 @@ const EXPENSIVE: [(&str, utoipa::openapi::HttpMethod); 8] = {
     ]
 };
 
-/// The routes that store samples, and may answer 422 when a series limit refuses them.
-const INGEST: [&str; 4] = [
+/// The routes that store samples (predictions and labels: their windows' metrics), and
+/// may answer 422 when a series limit refuses them.
+const INGEST: [&str; 6] = [
     "/api/v1/metrics",
+    "/api/v1/predictions",
+    "/api/v1/labels",
     "/write",
     "/api/v2/write",
     remote_write::PATH,

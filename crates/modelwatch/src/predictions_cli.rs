@@ -2,20 +2,23 @@
 //! CSV or JSON Lines files, and set a model's prediction configuration.
 //!
 //! Every line is validated before anything is written (an error names the line and the
-//! field); the events are then stored in batches, each batch's windows recomputed into
+//! field), by the rules of the HTTP API's bodies (`modelwatch_http::wire::predictions`:
+//! one parser for both); the events are then stored in batches, each batch's windows recomputed into
 //! metric series by the engine.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use modelwatch_core::predictions::{
-    Label, Output, Prediction, PredictionConfig, PredictionId, Task, WindowLength,
+use modelwatch_core::predictions::{Label, Prediction, Task};
+use modelwatch_core::{ModelName, ValidationError};
+use modelwatch_engine::predictions::{log_labels, log_predictions};
+use modelwatch_http::wire::predictions::{
+    LabelEvent, LabelsLogged, PredictionConfig, PredictionConfigRequest, PredictionEvent,
+    PredictionsLogged,
 };
-use modelwatch_core::{Dataset, ModelName, Timestamp, ValidationError, Version};
-use modelwatch_engine::predictions::{log_labels, log_predictions, Recomputed};
 use modelwatch_store::Stores;
 use serde::{Deserialize, Serialize};
 
@@ -65,103 +68,6 @@ pub struct ConfigArgs {
     pub min_coverage: Option<f64>,
 }
 
-/// A class as files write it: 0/1, true/false.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Flag {
-    Bool(bool),
-    Number(f64),
-    Text(String),
-}
-
-impl Flag {
-    fn class(&self) -> Result<bool, ValidationError> {
-        match self {
-            Flag::Bool(b) => Ok(*b),
-            Flag::Number(n) if *n == 1.0 => Ok(true),
-            Flag::Number(n) if *n == 0.0 => Ok(false),
-            Flag::Text(t) if matches!(t.trim(), "1" | "true") => Ok(true),
-            Flag::Text(t) if matches!(t.trim(), "0" | "false") => Ok(false),
-            other => Err(ValidationError::new(
-                "class",
-                format!("{other:?} is not a class (use 0, 1, true or false)"),
-            )),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPrediction {
-    id: String,
-    model: String,
-    version: String,
-    #[serde(default)]
-    dataset: Option<String>,
-    timestamp: Timestamp,
-    #[serde(default)]
-    class: Option<Flag>,
-    #[serde(default)]
-    score: Option<f64>,
-    #[serde(default)]
-    value: Option<f64>,
-}
-
-impl RawPrediction {
-    fn validate(self) -> Result<Prediction, ValidationError> {
-        let output = match (self.value, self.class, self.score) {
-            (Some(value), None, None) => Output::regression(value)?,
-            (Some(_), _, _) => {
-                return Err(ValidationError::new(
-                    "value",
-                    "a regression value goes without class or score",
-                ))
-            }
-            (None, class, score) => {
-                Output::classification(class.as_ref().map(Flag::class).transpose()?, score)?
-            }
-        };
-        Ok(Prediction {
-            id: PredictionId::parse_owned(self.id)?,
-            model: ModelName::parse_owned(self.model)?,
-            version: Version::parse_owned(self.version)?,
-            dataset: match self.dataset {
-                None => None,
-                Some(name) => Dataset::parse_optional(&name)?,
-            },
-            timestamp: self.timestamp,
-            output,
-        })
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLabel {
-    id: String,
-    model: String,
-    label: Flag,
-    #[serde(default)]
-    timestamp: Option<Timestamp>,
-}
-
-impl RawLabel {
-    fn validate(self) -> Result<Label, ValidationError> {
-        let truth = match self.label {
-            Flag::Bool(b) => f64::from(u8::from(b)),
-            Flag::Number(n) => n,
-            Flag::Text(text) => modelwatch_core::sample::parse_value(&text)
-                .map_err(|e| ValidationError::new("label", e.message))?,
-        };
-        Label::new(
-            PredictionId::parse_owned(self.id)?,
-            ModelName::parse_owned(self.model)?,
-            truth,
-            self.timestamp,
-        )
-    }
-}
-
 /// Reads every record of `file`, naming the line of the first bad one.
 fn read_all<R: for<'de> Deserialize<'de>, T>(
     file: &Path,
@@ -202,40 +108,18 @@ fn read_all<R: for<'de> Deserialize<'de>, T>(
     Ok(events)
 }
 
-#[derive(Debug, Default, Serialize)]
-struct Logged {
-    accepted: u64,
-    duplicates: u64,
-    /// Predictions: accepted ones whose pending label was joined. Labels: first labels
-    /// joined to their prediction.
-    labelled: u64,
-    /// Labels kept waiting for their prediction.
-    pending: u64,
-    windows_recomputed: u64,
-}
-
-impl Logged {
-    fn add(&mut self, recomputed: Recomputed) {
-        self.windows_recomputed += recomputed.windows;
-    }
-
-    fn emit(&self, format: Format) -> Result<()> {
-        let mut table = Table::new(&[
-            "accepted",
-            "duplicates",
-            "labelled",
-            "pending",
-            "windows_recomputed",
-        ]);
-        table.push(vec![
-            self.accepted.to_string(),
-            self.duplicates.to_string(),
-            self.labelled.to_string(),
-            self.pending.to_string(),
-            self.windows_recomputed.to_string(),
-        ]);
-        emit(format, self, &table)
-    }
+/// Shows the counts of what was logged: its JSON form, or a table of the `columns` of
+/// that form.
+fn emit_counts<T: Serialize>(format: Format, logged: &T, columns: &[&'static str]) -> Result<()> {
+    let value = serde_json::to_value(logged)?;
+    let mut table = Table::new(columns);
+    table.push(
+        columns
+            .iter()
+            .map(|column| value[*column].to_string())
+            .collect(),
+    );
+    emit(format, logged, &table)
 }
 
 pub async fn predictions(
@@ -245,18 +129,19 @@ pub async fn predictions(
 ) -> Result<ExitCode> {
     match command {
         PredictionsCommand::Log(args) => {
-            let events = read_all(&args.file, RawPrediction::validate)?;
-            let mut logged = Logged::default();
+            let events = read_all(&args.file, PredictionEvent::validate)?;
+            let mut logged = PredictionsLogged::default();
             let mut events = events.into_iter().peekable();
             while events.peek().is_some() {
                 let batch: Vec<Prediction> = events.by_ref().take(BATCH).collect();
                 let (written, recomputed) = log_predictions(stores, batch).await?;
-                logged.accepted += written.accepted;
-                logged.duplicates += written.duplicates;
-                logged.labelled += written.labelled;
-                logged.add(recomputed);
+                logged.add(&PredictionsLogged::of(&written, recomputed));
             }
-            logged.emit(format)?;
+            emit_counts(
+                format,
+                &logged,
+                &["accepted", "duplicates", "labelled", "windows_recomputed", "samples_written"],
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         PredictionsCommand::Config(args) => config(stores, args, format).await,
@@ -265,78 +150,49 @@ pub async fn predictions(
 
 pub async fn labels(stores: &Stores, command: LabelsCommand, format: Format) -> Result<ExitCode> {
     let LabelsCommand::Log(args) = command;
-    let events = read_all(&args.file, RawLabel::validate)?;
-    let mut logged = Logged::default();
+    let events = read_all(&args.file, LabelEvent::validate)?;
+    let mut logged = LabelsLogged::default();
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
         let batch: Vec<Label> = events.by_ref().take(BATCH).collect();
         let (written, recomputed) = log_labels(stores, batch, crate::now()).await?;
-        logged.accepted += written.labelled + written.pending;
-        logged.duplicates += written.duplicates;
-        logged.labelled += written.labelled;
-        logged.pending += written.pending;
-        logged.add(recomputed);
+        logged.add(&LabelsLogged::of(&written, recomputed));
     }
-    logged.emit(format)?;
+    emit_counts(
+        format,
+        &logged,
+        &["accepted", "labelled", "pending", "duplicates", "windows_recomputed", "samples_written"],
+    )?;
     Ok(ExitCode::SUCCESS)
-}
-
-#[derive(Debug, Serialize)]
-struct ConfigShown {
-    model: String,
-    window: String,
-    task: &'static str,
-    threshold: f64,
-    min_coverage: f64,
-    configured: bool,
 }
 
 async fn config(stores: &Stores, args: ConfigArgs, format: Format) -> Result<ExitCode> {
     let model = ModelName::parse(&args.model)?;
     let stored = stores.predictions.prediction_config(&model).await?;
-    let changes = args.window.is_some()
-        || args.task.is_some()
-        || args.threshold.is_some()
-        || args.min_coverage.is_some();
-    let current = stored
-        .unwrap_or_else(|| modelwatch_engine::predictions::default_config(Task::Classification));
-    let config = if changes {
-        let window = match &args.window {
-            Some(text) => WindowLength::parse(text)?,
-            None => current.window,
-        };
-        let task = match &args.task {
-            Some(text) => Task::parse(text)?,
-            None if stored.is_none() => bail!("task: a model's first configuration needs --task"),
-            None => current.task,
-        };
-        let config = PredictionConfig::new(
-            window,
-            task,
-            args.threshold.unwrap_or(current.threshold),
-            args.min_coverage.unwrap_or(current.min_coverage),
-        )?;
+    let request = PredictionConfigRequest {
+        window: args.window,
+        task: args.task,
+        threshold: args.threshold,
+        min_coverage: args.min_coverage,
+    };
+    let shown = if request.is_empty() {
+        let current = stored.unwrap_or_else(|| {
+            modelwatch_engine::predictions::default_config(Task::Classification)
+        });
+        PredictionConfig::of(&model, &current, stored.is_some())
+    } else {
+        let config = request.apply(stored)?;
         stores
             .predictions
             .set_prediction_config(&model, config)
             .await?;
-        config
-    } else {
-        current
-    };
-    let shown = ConfigShown {
-        model: model.to_string(),
-        window: config.window.to_string(),
-        task: config.task.as_str(),
-        threshold: config.threshold,
-        min_coverage: config.min_coverage,
-        configured: changes || stored.is_some(),
+        PredictionConfig::of(&model, &config, true)
     };
     let mut table = Table::new(&["model", "window", "task", "threshold", "min_coverage"]);
     table.push(vec![
         shown.model.clone(),
         shown.window.clone(),
-        shown.task.to_owned(),
+        shown.task.as_str().to_owned(),
         shown.threshold.to_string(),
         shown.min_coverage.to_string(),
     ]);

@@ -17,6 +17,7 @@
 pub mod alerting;
 pub mod analysis;
 pub mod evaluation;
+pub mod predictions;
 
 pub use alerting::{
     Alert, AlertHistoryResponse, AlertStatus, AlertSummary, AlertTransition, ChangeDirection,
@@ -33,6 +34,11 @@ pub use analysis::{
 pub use evaluation::{
     ConditionKind, Decision, EvaluationReport, NotifyDecision, NotifyReason, PastBreachRecorded,
     RuleEvaluation, TargetKey, Unjudgeable,
+};
+pub use predictions::{
+    FlagOrNumber, LabelEvent, LabelsLogged, LabelsRequest, PredictionConfig,
+    PredictionConfigRequest, PredictionEvent, PredictionTask, PredictionsLogged,
+    PredictionsRequest,
 };
 
 /// What a model, version, metric or dataset name may be: 1 to 128 of these characters

@@ -1,0 +1,144 @@
+//! Predictions and labels over HTTP (issue 22): `POST /api/v1/predictions`, `POST
+//! /api/v1/labels` and a model's prediction configuration, thin adapters from the
+//! [`wire::predictions`] bodies to the [`modelwatch_engine::Engine`].
+//!
+//! Every event of a body is validated before anything is stored; a bad one is named by
+//! its index and field (`predictions[3].score`). The engine stores the batch (all or
+//! nothing) and writes the metrics of every window it changed as ordinary samples, read
+//! back through the metrics routes. Labels are received at the server's clock.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::Json;
+use modelwatch_core::predictions::Task;
+use modelwatch_engine::Engine;
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::series::parse_model;
+use crate::wire::predictions::{
+    validate_batch, LabelEvent, LabelsLogged, LabelsRequest, PredictionConfig,
+    PredictionConfigRequest, PredictionEvent, PredictionsLogged, PredictionsRequest,
+};
+use crate::AppState;
+
+fn engine(state: &AppState) -> ApiResult<&Engine> {
+    state.inner.engine.as_ref().ok_or_else(|| {
+        ApiError::Unavailable("predictions need the engine; this server has none".into())
+    })
+}
+
+/// Parses a JSON body as a `T`, a bad one named by its path (`predictions[3].score`).
+fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
+    let body = body?;
+    let mut deserializer = serde_json::Deserializer::from_slice(&body);
+    let parsed = serde_path_to_error::deserialize::<_, T>(&mut deserializer)
+        .map_err(|error| crate::error::json_error(&error, "body"))?;
+    deserializer
+        .end()
+        .map_err(|error| ApiError::bad_request("body", format!("invalid JSON: {error}")))?;
+    Ok(parsed)
+}
+
+/// Store predictions and recompute their windows' metrics.
+#[utoipa::path(
+    post,
+    path = "/api/v1/predictions",
+    tag = "predictions",
+    request_body(content = PredictionsRequest, description = "{\"predictions\": [...]}: 1 to 10,000 predictions, every one validated before any is stored (all or nothing). A prediction whose id the model already has is counted as a duplicate and dropped."),
+    responses(
+        (status = 200, description = "Stored (durably), and the windows they joined or counted in recomputed", body = PredictionsLogged),
+        (status = 400, description = "A bad prediction, named by its index and field (predictions[3].score), or a batch empty or over 10,000; nothing was stored", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+    )
+)]
+pub async fn log_predictions(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<PredictionsLogged>> {
+    let request: PredictionsRequest = parse_body(body)?;
+    let predictions = validate_batch(
+        "predictions",
+        request.predictions,
+        PredictionEvent::validate,
+    )?;
+    let (written, recomputed) = engine(&state)?.log_predictions(predictions).await?;
+    Ok(Json(PredictionsLogged::of(&written, recomputed)))
+}
+
+/// Store labels (received now) and recompute the windows of the predictions they join.
+#[utoipa::path(
+    post,
+    path = "/api/v1/labels",
+    tag = "predictions",
+    request_body(content = LabelsRequest, description = "{\"labels\": [...]}: 1 to 10,000 labels, every one validated before any is stored (all or nothing). A label whose prediction has not arrived is kept pending for it; a second label for an id replaces the first."),
+    responses(
+        (status = 200, description = "Stored (durably), and the windows of the predictions they joined recomputed", body = LabelsLogged),
+        (status = 400, description = "A bad label, named by its index and field (labels[3].label), or a batch empty or over 10,000; nothing was stored", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+    )
+)]
+pub async fn log_labels(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<LabelsLogged>> {
+    let request: LabelsRequest = parse_body(body)?;
+    let labels = validate_batch("labels", request.labels, LabelEvent::validate)?;
+    let (written, recomputed) = engine(&state)?.log_labels(labels, state.now()).await?;
+    Ok(Json(LabelsLogged::of(&written, recomputed)))
+}
+
+/// A model's prediction configuration (the defaults, `configured: false`, for a model
+/// without one).
+#[utoipa::path(
+    get,
+    path = "/api/v1/models/{model}/prediction-config",
+    tag = "predictions",
+    params(("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")),
+    responses(
+        (status = 200, body = PredictionConfig),
+        (status = 400, description = "A bad model name", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    )
+)]
+pub async fn get_prediction_config(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> ApiResult<Json<PredictionConfig>> {
+    let model = parse_model(&model)?;
+    let stored = engine(&state)?.prediction_config(&model).await?;
+    let config = stored.unwrap_or_else(|| {
+        modelwatch_engine::predictions::default_config(Task::Classification)
+    });
+    Ok(Json(PredictionConfig::of(&model, &config, stored.is_some())))
+}
+
+/// Set a model's prediction configuration: the fields given; the others keep their value.
+#[utoipa::path(
+    put,
+    path = "/api/v1/models/{model}/prediction-config",
+    tag = "predictions",
+    params(("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")),
+    request_body(content = PredictionConfigRequest, description = "The fields to set; a model's first configuration needs its task. Windows already computed keep their values until one of their predictions or labels arrives."),
+    responses(
+        (status = 200, description = "The configuration now", body = PredictionConfig),
+        (status = 400, description = "A bad field, named", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+    )
+)]
+pub async fn put_prediction_config(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<PredictionConfig>> {
+    let model = parse_model(&model)?;
+    let request: PredictionConfigRequest = parse_body(body)?;
+    let engine = engine(&state)?;
+    let stored = engine.prediction_config(&model).await?;
+    let config = request.apply(stored)?;
+    engine.set_prediction_config(&model, config).await?;
+    Ok(Json(PredictionConfig::of(&model, &config, true)))
+}
