@@ -34,6 +34,8 @@ MAX_QUEUED = 1_000_000
 PAGE = 1000
 #: Points per series request (the API's largest ``max_points``).
 MAX_POINTS = 100_000
+#: Predictions or labels per request (the API's largest batch).
+MAX_EVENTS = 10_000
 
 
 def _segment(text: str) -> str:
@@ -376,6 +378,31 @@ class Client:
         self._check_open()
         summary: Dict[str, Any] = self.request("GET", "/api/v1/alerts/summary", {"model": model, "hours": hours})
         return summary
+
+    # -- predictions and labels --------------------------------------------------------
+
+    def log_predictions(self, predictions: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+        """Posts at most ``MAX_EVENTS`` predictions (the API's objects), stored all or nothing."""
+        self._check_open()
+        logged: Dict[str, Any] = self.request("POST", "/api/v1/predictions", body={"predictions": list(predictions)})
+        return logged
+
+    def log_labels(self, labels: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+        """Posts at most ``MAX_EVENTS`` labels (the API's objects), stored all or nothing."""
+        self._check_open()
+        logged: Dict[str, Any] = self.request("POST", "/api/v1/labels", body={"labels": list(labels)})
+        return logged
+
+    def prediction_config(self, model: str) -> Dict[str, Any]:
+        self._check_open()
+        config: Dict[str, Any] = self.request("GET", f"/api/v1/models/{_segment(model)}/prediction-config")
+        return config
+
+    def set_prediction_config(self, model: str, changes: Mapping[str, Any]) -> Dict[str, Any]:
+        self._check_open()
+        path = f"/api/v1/models/{_segment(model)}/prediction-config"
+        config: Dict[str, Any] = self.request("PUT", path, body=dict(changes))
+        return config
 
     def close(self) -> None:
         """Posts what is queued, then stops the background thread."""

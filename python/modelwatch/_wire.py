@@ -391,3 +391,38 @@ class MetricDefinition(Record):
     direction: Direction
     range: Dict[str, Optional[float]]
     _convert = {"metric": _metric, "direction": Direction}
+
+
+class PredictionsLogged(Record):
+    """``POST /api/v1/predictions``: what a batch of predictions did."""
+
+    accepted: int
+    duplicates: int
+    labelled: int
+    windows_recomputed: int
+    samples_written: int
+
+
+class LabelsLogged(Record):
+    """``POST /api/v1/labels``: what a batch of labels did (``accepted`` is
+    ``labelled + pending``)."""
+
+    accepted: int
+    labelled: int
+    pending: int
+    duplicates: int
+    windows_recomputed: int
+    samples_written: int
+
+
+class PredictionConfig(Record):
+    """``GET``/``PUT /api/v1/models/{model}/prediction-config``: how a model's predictions
+    and labels become metrics (``configured`` is false for the defaults of a model
+    without one)."""
+
+    model: str
+    window: str
+    task: str
+    threshold: float
+    min_coverage: float
+    configured: bool

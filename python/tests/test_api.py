@@ -90,6 +90,9 @@ OPENAPI_SCHEMAS: Dict[type[Record], str] = {
     modelwatch.Rule: "Rule",
     modelwatch.Alert: "Alert",
     modelwatch.AlertSummary: "AlertSummary",
+    modelwatch.PredictionsLogged: "PredictionsLogged",
+    modelwatch.LabelsLogged: "LabelsLogged",
+    modelwatch.PredictionConfig: "PredictionConfig",
 }
 
 

@@ -1,7 +1,8 @@
 """Metrics computed by modelwatch from logged predictions and labels (issue 22) agree
 with scikit-learn's on the same data to 1e-9: the CLI logs predictions (JSON Lines) and
 labels (CSV, some before their predictions, some twice), and each window's metrics are
-read back as ordinary metric series."""
+read back as ordinary metric series. The package logs them too, embedded and through a
+real server's HTTP API, with the same counts, metrics and errors."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ import math
 import os
 import random
 import subprocess
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
+import numpy as np
+import pandas as pd
+import pytest
 from sklearn import metrics  # type: ignore[import-untyped]
 
-from conftest import modelwatch_command
+import modelwatch
+from conftest import Services, modelwatch_command
 
 HOUR_MS = 3_600_000
 START_MS = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS
@@ -159,3 +164,51 @@ def test_regression_metrics_match_scikit_learn(tmp_path: Path) -> None:
         close(ours["label_coverage"][hour], len(labelled) / count, f"coverage {hour}")
         for name, reference in expected.items():
             close(ours[name][hour], float(reference(y, yhat)), f"{name} {hour}")
+
+
+def test_the_package_logs_predictions_and_labels_and_reads_their_window_metrics(services: Services) -> None:
+    collector = services.collector
+    mode = "remote" if isinstance(collector.backend, modelwatch.Client) else "embedded"
+    model = f"pkg_{mode}"
+    start = datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
+    assert collector.prediction_config(model).configured is False
+    config = collector.set_prediction_config(model, window="1h", task="classification", threshold=0.5)
+    assert (config.window, config.task, config.threshold, config.configured) == ("1h", "classification", 0.5, True)
+    config = collector.set_prediction_config(model, min_coverage=0.5)
+    assert (config.task, config.min_coverage) == ("classification", 0.5)
+    assert collector.prediction_config(model) == config
+
+    early = collector.log_labels([{"id": "p1", "model": model, "label": 1}])
+    assert (early.accepted, early.pending, early.labelled) == (1, 1, 0)
+    event = {"model": model, "version": "v1"}
+    logged = collector.log_predictions([
+        {**event, "id": "p1", "timestamp": start + timedelta(minutes=5), "score": 0.9},
+        {**event, "id": "p2", "timestamp": int(start.timestamp() * 1000) + 600_000, "score": np.float64(0.2)},
+        {**event, "id": "p3", "timestamp": "2024-05-01T10:15:00Z", "class": True, "score": None},
+        {**event, "id": "p1", "timestamp": start + timedelta(minutes=20), "score": 0.1},
+    ])
+    assert (logged.accepted, logged.duplicates, logged.labelled, logged.windows_recomputed) == (3, 1, 1, 1)
+
+    def value(metric: str) -> float:
+        points = collector.history(model, "v1", metric, start=start, end=start + timedelta(hours=1)).points
+        assert len(points) == 1 and points[0].timestamp == start, (metric, points)
+        return points[0].value
+
+    assert (value("label_coverage"), value("accuracy")) == (1 / 3, 1.0)
+    # p2 right (0.2 < 0.5), p3 wrong: the window is recomputed from every label so far.
+    later = collector.log_labels(pd.DataFrame({"id": ["p2", "p3"], "model": [model, model], "label": [0, 0]}))
+    assert (later.labelled, later.pending, later.duplicates, later.windows_recomputed) == (2, 0, 0, 1)
+    assert (value("label_coverage"), value("accuracy")) == (1.0, 2 / 3)
+
+    # A bad event is named by its index and field, and nothing of its batch is stored.
+    good = [{**event, "id": f"g{n}", "timestamp": start, "score": 0.5} for n in range(3)]
+    with pytest.raises(modelwatch.ValidationError) as raised:
+        collector.log_predictions([*good, {**event, "id": "b", "timestamp": start, "score": "high"}])
+    assert raised.value.field == "predictions[3].score"
+    with pytest.raises(modelwatch.ValidationError) as raised:
+        collector.log_labels([{"id": "g0", "model": model, "label": 1}, {"id": "g1", "model": model}])
+    assert raised.value.field == "labels[1].label"
+    with pytest.raises(modelwatch.ValidationError) as raised:
+        collector.set_prediction_config(f"{model}_new", window="1h")
+    assert raised.value.field == "task"
+    assert collector.log_predictions(good).accepted == 3

@@ -25,6 +25,8 @@ use serde_json::{json, Value};
 
 #[path = "api/influx.rs"]
 mod influx;
+#[path = "api/predictions.rs"]
+mod predictions;
 #[path = "api/prometheus.rs"]
 mod prometheus;
 #[path = "api/remote_write.rs"]

@@ -22,8 +22,13 @@ use modelwatch_core::{
     Dataset, Direction, Metric, MetricDefinition, ModelName, Sample, SeriesKey, TimeRange,
     Timestamp, ValueRange, Version,
 };
+use modelwatch_core::predictions::Task;
 use modelwatch_engine::analysis;
 use modelwatch_engine::Engine;
+use modelwatch_http::wire::predictions::{
+    from_json, validate_batch, LabelEvent, LabelsLogged, LabelsRequest, PredictionConfig,
+    PredictionConfigRequest, PredictionEvent, PredictionsLogged, PredictionsRequest,
+};
 use modelwatch_store::Stores;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyString};
@@ -663,6 +668,70 @@ impl Database {
         to_python(py, &summary)
     }
 
+    /// Logs at most 10,000 predictions (dicts, as `POST /api/v1/predictions`' items), every
+    /// one validated by the API's rules before any is stored; a bad one is named by its
+    /// index and field (`predictions[3].score`).
+    fn log_predictions(&self, py: Python<'_>, predictions: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let request: PredictionsRequest = wire_body("predictions", predictions)?;
+        let predictions = validate_batch(
+            "predictions",
+            request.predictions,
+            PredictionEvent::validate,
+        )
+        .map_err(errors::from_validation)?;
+        let (written, recomputed) = self
+            .block(py, self.engine.log_predictions(predictions))
+            .map_err(errors::from_engine)?;
+        to_python(py, &PredictionsLogged::of(&written, recomputed))
+    }
+
+    /// Logs at most 10,000 labels (dicts, as `POST /api/v1/labels`' items), received now.
+    fn log_labels(&self, py: Python<'_>, labels: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let request: LabelsRequest = wire_body("labels", labels)?;
+        let labels = validate_batch("labels", request.labels, LabelEvent::validate)
+            .map_err(errors::from_validation)?;
+        let (written, recomputed) = self
+            .block(py, self.engine.log_labels(labels, modelwatch::now()))
+            .map_err(errors::from_engine)?;
+        to_python(py, &LabelsLogged::of(&written, recomputed))
+    }
+
+    /// A model's prediction configuration (`GET /api/v1/models/{model}/prediction-config`).
+    fn prediction_config(&self, py: Python<'_>, model: &str) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let model = validation(ModelName::parse(model))?;
+        let stored = self
+            .block(py, self.engine.prediction_config(&model))
+            .map_err(errors::from_engine)?;
+        let config = stored.unwrap_or_else(|| {
+            modelwatch_engine::predictions::default_config(Task::Classification)
+        });
+        to_python(py, &PredictionConfig::of(&model, &config, stored.is_some()))
+    }
+
+    /// Sets the fields of `changes` (a dict, as the `PUT` route's body) of a model's
+    /// prediction configuration; the others keep their value.
+    fn set_prediction_config(
+        &self,
+        py: Python<'_>,
+        model: &str,
+        changes: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        self.check_open()?;
+        let model = validation(ModelName::parse(model))?;
+        let changes: PredictionConfigRequest = wire_value("config", python_to_json(changes)?)?;
+        let config = self.block(py, async {
+            let stored = self.engine.prediction_config(&model).await?;
+            let config = changes.apply(stored)?;
+            self.engine.set_prediction_config(&model, config).await?;
+            Ok::<_, modelwatch_engine::EngineError>(config)
+        });
+        let config = config.map_err(errors::from_engine)?;
+        to_python(py, &PredictionConfig::of(&model, &config, true))
+    }
+
     /// Stores what is queued, stops the background writer and closes the store. Later
     /// calls raise; closing again does nothing.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
@@ -804,6 +873,18 @@ pub fn validate_columns(
 }
 
 /// The `[alerts]` settings from a dict of the core's `AlertConfig` fields.
+/// A list of events as the API's body `{noun: [...]}`, a bad field named by its path
+/// (`predictions[3].score`) as the API names it.
+fn wire_body<T: serde::de::DeserializeOwned>(noun: &str, events: &Bound<'_, PyAny>) -> PyResult<T> {
+    let mut body = serde_json::Map::new();
+    body.insert(noun.to_owned(), python_to_json(events)?);
+    wire_value(noun, serde_json::Value::Object(body))
+}
+
+fn wire_value<T: serde::de::DeserializeOwned>(whole: &str, value: serde_json::Value) -> PyResult<T> {
+    from_json(value, whole).map_err(errors::from_validation)
+}
+
 fn alert_config_from(config: &Bound<'_, PyAny>) -> PyResult<AlertConfig> {
     serde_json::from_value(python_to_json(config)?)
         .map_err(|e| errors::validation("config", e.to_string()))

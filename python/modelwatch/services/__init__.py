@@ -9,24 +9,28 @@ objects; the services turn them into the typed records of ``_wire``.
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import sys
 import threading
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 from .. import _native
 from .._enums import AlertSeverity, AlertStatus, MetricType
 from .._errors import ValidationError
-from .._remote import Client
+from .._remote import MAX_EVENTS, Client
 from .._wire import (
     Alert,
     AlertSummary,
     DegradationResult,
+    LabelsLogged,
     MetricDefinition,
     PerformanceHistory,
     PerformanceMetric,
+    PredictionConfig,
+    PredictionsLogged,
     Rule,
     SeriesHistory,
     parse_time,
@@ -137,6 +141,43 @@ def _timestamps(timestamps: Any) -> Union[bytes, List[int]]:
                     f"must be datetime64 or integer epoch milliseconds, not {timestamps.dtype}", "timestamps"
                 )
     return [_millis(_time("timestamps", t)) for t in timestamps]
+
+
+def _rows(noun: str, events: Any) -> List[Dict[str, Any]]:
+    """Events as the API's objects: dicts (or a DataFrame's rows) with NumPy scalars made
+    plain, missing values (``None``, NaN) left out and times as epoch ms or text."""
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(events, pd.DataFrame):
+        events = events.to_dict("records")
+    if isinstance(events, Mapping):
+        raise ValidationError("must be a list of dicts (or a DataFrame), not one dict", noun)
+    rows: List[Dict[str, Any]] = []
+    for index, event in enumerate(events):
+        if not isinstance(event, Mapping):
+            raise ValidationError(f"must be a dict, not {type(event).__name__}", f"{noun}[{index}]")
+        row: Dict[str, Any] = {}
+        for key, value in event.items():
+            if isinstance(value, (datetime, date)):
+                value = _time(f"{noun}[{index}].{key}", value)
+            elif hasattr(value, "item") and not isinstance(value, (str, bytes)):
+                value = value.item()  # a NumPy scalar
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            row[str(key)] = value
+        rows.append(row)
+    return rows
+
+
+def _shifted(error: ValidationError, noun: str, start: int) -> ValidationError:
+    """A batch's error, its index counted in the whole list (``predictions[3]`` of the
+    second batch is ``predictions[10003]``)."""
+    field = error.field or ""
+    prefix = f"{noun}["
+    if start and field.startswith(prefix) and "]" in field:
+        index, rest = field[len(prefix) :].split("]", 1)
+        if index.isdigit():
+            return ValidationError(error.message, f"{prefix}{int(index) + start}]{rest}")
+    return error
 
 
 def _millis(value: Union[int, str]) -> int:
@@ -306,6 +347,67 @@ class MetricsCollector:
                 dataset,
             )
         )
+
+    # -- predictions and labels (issue 22) ----------------------------------------------
+
+    def log_predictions(self, predictions: Any) -> PredictionsLogged:
+        """Logs predictions; modelwatch computes each window's metrics (accuracy, AUC, RMSE…)
+        and label coverage from them and their labels, as ordinary metric series.
+
+        ``predictions``: dicts (or a pandas DataFrame's rows) with ``id`` (unique per
+        model: its label names it), ``model``, ``version``, ``timestamp`` (a datetime,
+        epoch milliseconds or RFC 3339 text), optionally ``dataset``, and ``class`` and/or
+        ``score`` for a classification or ``value`` for a regression. Every prediction is
+        validated before any is stored, per 10,000; a bad one raises ``ValidationError``
+        naming it (``predictions[3].score``). A prediction whose id the model already has
+        is counted as a duplicate."""
+        return PredictionsLogged(self._log("predictions", predictions, self.backend.log_predictions))
+
+    def log_labels(self, labels: Any) -> LabelsLogged:
+        """Logs labels, in any order and at any time after (or before) their predictions:
+        dicts (or a DataFrame's rows) with ``id``, ``model``, ``label`` (0/1 for a
+        classification, the true value for a regression) and optionally ``timestamp``.
+        The windows of the predictions they label are recomputed."""
+        return LabelsLogged(self._log("labels", labels, self.backend.log_labels))
+
+    def prediction_config(self, model_name: str) -> PredictionConfig:
+        """How ``model_name``'s predictions become metrics (the defaults, with
+        ``configured`` false, for a model without a configuration)."""
+        return PredictionConfig(self.backend.prediction_config(model_name))
+
+    def set_prediction_config(
+        self,
+        model_name: str,
+        *,
+        window: Optional[str] = None,
+        task: Optional[str] = None,
+        threshold: Optional[float] = None,
+        min_coverage: Optional[float] = None,
+    ) -> PredictionConfig:
+        """Sets what is given of ``model_name``'s prediction configuration: the tumbling
+        ``window`` (``"1h"``, ``"1d"``…), the ``task`` (``"classification"`` or
+        ``"regression"``, needed the first time), the score ``threshold`` and the
+        ``min_coverage`` a window needs before it is judged; the rest keep their value."""
+        changes = {
+            key: value
+            for key, value in (("window", window), ("task", task), ("threshold", threshold), ("min_coverage", min_coverage))
+            if value is not None
+        }
+        return PredictionConfig(self.backend.set_prediction_config(model_name, changes))
+
+    def _log(self, noun: str, events: Any, send: Callable[[List[Dict[str, Any]]], Dict[str, Any]]) -> Dict[str, Any]:
+        rows = _rows(noun, events)
+        if not rows:
+            raise ValidationError("must not be empty", noun)
+        total: Dict[str, Any] = {}
+        for start in range(0, len(rows), MAX_EVENTS):
+            try:
+                logged = send(rows[start : start + MAX_EVENTS])
+            except ValidationError as error:
+                raise _shifted(error, noun, start) from None
+            for key, count in logged.items():
+                total[key] = total.get(key, 0) + count
+        return total
 
     def define_metric(
         self, metric: str, *, lower_is_better: bool = False, min: Optional[float] = None, max: Optional[float] = None

@@ -213,6 +213,15 @@ pub fn validate_batch<R, T>(
         .collect()
 }
 
+/// A JSON value as a `T` (the body of a call that comes as a value: an embedded
+/// caller's objects), a bad field named by its path (`predictions[3].score`) or `whole`.
+pub fn from_json<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    whole: &str,
+) -> Result<T, ValidationError> {
+    serde_path_to_error::deserialize(value).map_err(|error| crate::error::json_error(&error, whole))
+}
+
 /// What a batch of predictions did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct PredictionsLogged {
