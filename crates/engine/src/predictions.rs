@@ -48,7 +48,8 @@ pub async fn log_predictions(
     stores: &Stores,
     predictions: Vec<Prediction>,
 ) -> Result<(PredictionsWritten, Recomputed), StoreError> {
-    Sink::of(stores).log_predictions(predictions).await
+    let logged = Sink::of(stores).log_predictions(predictions).await?;
+    Ok((logged.written, logged.recomputed))
 }
 
 /// Stores the labels (received at `now`) and recomputes the windows of the predictions
@@ -58,7 +59,8 @@ pub async fn log_labels(
     labels: Vec<Label>,
     now: Timestamp,
 ) -> Result<(LabelsWritten, Recomputed), StoreError> {
-    Sink::of(stores).log_labels(labels, now).await
+    let logged = Sink::of(stores).log_labels(labels, now).await?;
+    Ok((logged.written, logged.recomputed))
 }
 
 /// Recomputes the window of each touched prediction (each window once) and writes its
@@ -67,15 +69,24 @@ pub async fn recompute(
     stores: &Stores,
     touched: &BTreeSet<Touched>,
 ) -> Result<Recomputed, StoreError> {
-    Sink::of(stores).recompute(touched).await
+    Ok(Sink::of(stores).recompute(touched).await?.0)
+}
+
+/// What logging a batch did: the store's counts, the recomputation's, and the metric
+/// samples it wrote (for whoever tells others that samples arrived).
+#[derive(Debug, Clone, Default)]
+pub struct Logged<W> {
+    pub written: W,
+    pub recomputed: Recomputed,
+    pub samples: Vec<Sample>,
 }
 
 /// Where predictions are stored and their metrics written: the stores of [`Stores`] or
-/// of an [`Engine`](crate::Engine).
-#[derive(Clone, Copy)]
-pub(crate) struct Sink<'a> {
-    pub(crate) predictions: &'a dyn PredictionStore,
-    pub(crate) metrics: &'a dyn MetricStore,
+/// of an [`Engine`].
+#[derive(Debug, Clone, Copy)]
+struct Sink<'a> {
+    predictions: &'a dyn PredictionStore,
+    metrics: &'a dyn MetricStore,
 }
 
 impl<'a> Sink<'a> {
@@ -86,26 +97,38 @@ impl<'a> Sink<'a> {
         }
     }
 
-    pub(crate) async fn log_predictions(
+    async fn log_predictions(
         self,
         predictions: Vec<Prediction>,
-    ) -> Result<(PredictionsWritten, Recomputed), StoreError> {
+    ) -> Result<Logged<PredictionsWritten>, StoreError> {
         let written = self.predictions.insert_predictions(predictions).await?;
-        let recomputed = self.recompute(&written.touched).await?;
-        Ok((written, recomputed))
+        let (recomputed, samples) = self.recompute(&written.touched).await?;
+        Ok(Logged {
+            written,
+            recomputed,
+            samples,
+        })
     }
 
-    pub(crate) async fn log_labels(
+    async fn log_labels(
         self,
         labels: Vec<Label>,
         now: Timestamp,
-    ) -> Result<(LabelsWritten, Recomputed), StoreError> {
+    ) -> Result<Logged<LabelsWritten>, StoreError> {
         let written = self.predictions.insert_labels(labels, now).await?;
-        let recomputed = self.recompute(&written.touched).await?;
-        Ok((written, recomputed))
+        let (recomputed, samples) = self.recompute(&written.touched).await?;
+        Ok(Logged {
+            written,
+            recomputed,
+            samples,
+        })
     }
 
-    async fn recompute(self, touched: &BTreeSet<Touched>) -> Result<Recomputed, StoreError> {
+    /// The recomputation and the samples it wrote.
+    async fn recompute(
+        self,
+        touched: &BTreeSet<Touched>,
+    ) -> Result<(Recomputed, Vec<Sample>), StoreError> {
         let configs = self.predictions.prediction_configs().await?;
         let config_of = |model: &ModelName| {
             configs
@@ -151,9 +174,10 @@ impl<'a> Sink<'a> {
         }
         recomputed.samples = samples.len() as u64;
         if !samples.is_empty() {
-            self.metrics.append(samples).await?;
+            // A window writes a dozen samples at most: the copy is cheap.
+            self.metrics.append(samples.clone()).await?;
         }
-        Ok(recomputed)
+        Ok((recomputed, samples))
     }
 }
 
@@ -171,7 +195,7 @@ impl Engine {
     pub async fn log_predictions(
         &self,
         predictions: Vec<Prediction>,
-    ) -> Result<(PredictionsWritten, Recomputed), EngineError> {
+    ) -> Result<Logged<PredictionsWritten>, EngineError> {
         Ok(self.sink().log_predictions(predictions).await?)
     }
 
@@ -181,7 +205,7 @@ impl Engine {
         &self,
         labels: Vec<Label>,
         now: Timestamp,
-    ) -> Result<(LabelsWritten, Recomputed), EngineError> {
+    ) -> Result<Logged<LabelsWritten>, EngineError> {
         Ok(self.sink().log_labels(labels, now).await?)
     }
 

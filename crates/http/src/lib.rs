@@ -229,6 +229,16 @@ impl AppState {
         self.inner.admission.enter().await
     }
 
+    /// Counts samples stored by someone else (the engine, from predictions) and tells
+    /// the event hub, as [`AppState::store_samples`] does for its own.
+    pub(crate) fn announce(&self, samples: &[Sample]) {
+        self.inner
+            .telemetry
+            .samples_ingested
+            .inc_by(samples.len() as u64);
+        self.inner.events.samples_stored(events::Arrivals::of(samples));
+    }
+
     /// Stores samples (all or nothing), counts them and tells the event hub. A sample the
     /// store refuses (its value outside its metric's declared range) is named by `locate`
     /// from its index, in the terms of the request's own format.

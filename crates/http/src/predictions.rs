@@ -5,7 +5,8 @@
 //! Every event of a body is validated before anything is stored; a bad one is named by
 //! its index and field (`predictions[3].score`). The engine stores the batch (all or
 //! nothing) and writes the metrics of every window it changed as ordinary samples, read
-//! back through the metrics routes. Labels are received at the server's clock.
+//! back through the metrics routes, and announced like any other samples (the event
+//! stream, the evaluator). Labels are received at the server's clock.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -63,8 +64,9 @@ pub async fn log_predictions(
         request.predictions,
         PredictionEvent::validate,
     )?;
-    let (written, recomputed) = engine(&state)?.log_predictions(predictions).await?;
-    Ok(Json(PredictionsLogged::of(&written, recomputed)))
+    let logged = engine(&state)?.log_predictions(predictions).await?;
+    state.announce(&logged.samples);
+    Ok(Json(PredictionsLogged::of(&logged.written, logged.recomputed)))
 }
 
 /// Store labels (received now) and recompute the windows of the predictions they join.
@@ -86,8 +88,9 @@ pub async fn log_labels(
 ) -> ApiResult<Json<LabelsLogged>> {
     let request: LabelsRequest = parse_body(body)?;
     let labels = validate_batch("labels", request.labels, LabelEvent::validate)?;
-    let (written, recomputed) = engine(&state)?.log_labels(labels, state.now()).await?;
-    Ok(Json(LabelsLogged::of(&written, recomputed)))
+    let logged = engine(&state)?.log_labels(labels, state.now()).await?;
+    state.announce(&logged.samples);
+    Ok(Json(LabelsLogged::of(&logged.written, logged.recomputed)))
 }
 
 /// A model's prediction configuration (the defaults, `configured: false`, for a model

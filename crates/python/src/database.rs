@@ -680,10 +680,10 @@ impl Database {
             PredictionEvent::validate,
         )
         .map_err(errors::from_validation)?;
-        let (written, recomputed) = self
+        let logged = self
             .block(py, self.engine.log_predictions(predictions))
             .map_err(errors::from_engine)?;
-        to_python(py, &PredictionsLogged::of(&written, recomputed))
+        to_python(py, &PredictionsLogged::of(&logged.written, logged.recomputed))
     }
 
     /// Logs at most 10,000 labels (dicts, as `POST /api/v1/labels`' items), received now.
@@ -692,10 +692,10 @@ impl Database {
         let request: LabelsRequest = wire_body("labels", labels)?;
         let labels = validate_batch("labels", request.labels, LabelEvent::validate)
             .map_err(errors::from_validation)?;
-        let (written, recomputed) = self
+        let logged = self
             .block(py, self.engine.log_labels(labels, modelwatch::now()))
             .map_err(errors::from_engine)?;
-        to_python(py, &LabelsLogged::of(&written, recomputed))
+        to_python(py, &LabelsLogged::of(&logged.written, logged.recomputed))
     }
 
     /// A model's prediction configuration (`GET /api/v1/models/{model}/prediction-config`).
