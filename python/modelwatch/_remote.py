@@ -390,7 +390,7 @@ class Client:
     def log_labels(self, labels: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
         """Posts at most ``MAX_EVENTS`` labels (the API's objects), stored all or nothing."""
         self._check_open()
-        logged: Dict[str, Any] = self.request("POST", "/api/v1/labels", body={"labels": list(labels)})
+        logged: Dict[str, Any] = self.request("POST", "/api/v1/predictions/labels", body={"labels": list(labels)})
         return logged
 
     def prediction_config(self, model: str) -> Dict[str, Any]:

@@ -404,8 +404,8 @@ class PredictionsLogged(Record):
 
 
 class LabelsLogged(Record):
-    """``POST /api/v1/labels``: what a batch of labels did (``accepted`` is
-    ``labelled + pending``)."""
+    """``POST /api/v1/predictions/labels``: what a batch of labels did (``accepted``
+    is ``labelled + pending``)."""
 
     accepted: int
     labelled: int

@@ -224,6 +224,9 @@ impl Engine {
         model: &ModelName,
         config: PredictionConfig,
     ) -> Result<(), EngineError> {
-        Ok(self.predictions.set_prediction_config(model, config).await?)
+        Ok(self
+            .predictions
+            .set_prediction_config(model, config)
+            .await?)
     }
 }

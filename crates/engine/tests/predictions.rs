@@ -156,3 +156,41 @@ async fn a_model_without_a_config_gets_hourly_windows_of_its_outputs_task() {
         .expect("latest")
         .is_none());
 }
+
+#[tokio::test]
+async fn the_engine_logs_through_its_stores_and_returns_the_samples_it_wrote() {
+    let stores = Stores::of(Arc::new(MemoryStore::new()));
+    let engine = modelwatch_engine::Engine::new(&stores, Default::default());
+    let model = ModelName::parse("fraud").expect("model");
+    assert_eq!(engine.prediction_config(&model).await.expect("read"), None);
+    let config = hourly(Task::Classification, 0.5);
+    engine
+        .set_prediction_config(&model, config)
+        .await
+        .expect("config");
+    assert_eq!(
+        engine.prediction_config(&model).await.expect("read"),
+        Some(config)
+    );
+    let logged = engine
+        .log_predictions(vec![
+            prediction("a", HOUR + 1, score(0.9)),
+            prediction("b", HOUR + 2, score(0.2)),
+        ])
+        .await
+        .expect("predictions");
+    assert_eq!((logged.written.accepted, logged.recomputed.windows), (2, 1));
+    assert_eq!(logged.samples.len() as u64, logged.recomputed.samples);
+    let logged = engine
+        .log_labels(vec![label("a", 1.0), label("b", 1.0)], at(3 * HOUR))
+        .await
+        .expect("labels");
+    assert_eq!(logged.written.labelled, 2);
+    let accuracy = logged
+        .samples
+        .iter()
+        .find(|s| s.metric == Metric::Accuracy)
+        .expect("accuracy written");
+    assert_eq!((accuracy.timestamp, accuracy.value), (at(HOUR), 0.5));
+    assert_eq!(values(&stores, "accuracy").await, vec![(HOUR, 0.5)]);
+}

@@ -236,7 +236,9 @@ impl AppState {
             .telemetry
             .samples_ingested
             .inc_by(samples.len() as u64);
-        self.inner.events.samples_stored(events::Arrivals::of(samples));
+        self.inner
+            .events
+            .samples_stored(events::Arrivals::of(samples));
     }
 
     /// Stores samples (all or nothing), counts them and tells the event hub. A sample the
@@ -368,7 +370,7 @@ const EXPENSIVE: [(&str, utoipa::openapi::HttpMethod); 8] = {
 const INGEST: [&str; 6] = [
     "/api/v1/metrics",
     "/api/v1/predictions",
-    "/api/v1/labels",
+    "/api/v1/predictions/labels",
     "/write",
     "/api/v2/write",
     remote_write::PATH,

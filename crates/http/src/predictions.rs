@@ -1,6 +1,10 @@
 //! Predictions and labels over HTTP (issue 22): `POST /api/v1/predictions`, `POST
-//! /api/v1/labels` and a model's prediction configuration, thin adapters from the
-//! [`wire::predictions`] bodies to the [`modelwatch_engine::Engine`].
+//! /api/v1/predictions/labels` and a model's prediction configuration, thin adapters from
+//! the [`wire::predictions`](crate::wire::predictions) bodies to the
+//! [`modelwatch_engine::Engine`].
+//!
+//! Labels are under `/api/v1/predictions/labels`: `/api/v1/labels` is the Prometheus read
+//! API's (label names, GET and POST as Grafana sends it).
 //!
 //! Every event of a body is validated before anything is stored; a bad one is named by
 //! its index and field (`predictions[3].score`). The engine stores the batch (all or
@@ -66,13 +70,16 @@ pub async fn log_predictions(
     )?;
     let logged = engine(&state)?.log_predictions(predictions).await?;
     state.announce(&logged.samples);
-    Ok(Json(PredictionsLogged::of(&logged.written, logged.recomputed)))
+    Ok(Json(PredictionsLogged::of(
+        &logged.written,
+        logged.recomputed,
+    )))
 }
 
 /// Store labels (received now) and recompute the windows of the predictions they join.
 #[utoipa::path(
     post,
-    path = "/api/v1/labels",
+    path = "/api/v1/predictions/labels",
     tag = "predictions",
     request_body(content = LabelsRequest, description = "{\"labels\": [...]}: 1 to 10,000 labels, every one validated before any is stored (all or nothing). A label whose prediction has not arrived is kept pending for it; a second label for an id replaces the first."),
     responses(
@@ -112,10 +119,13 @@ pub async fn get_prediction_config(
 ) -> ApiResult<Json<PredictionConfig>> {
     let model = parse_model(&model)?;
     let stored = engine(&state)?.prediction_config(&model).await?;
-    let config = stored.unwrap_or_else(|| {
-        modelwatch_engine::predictions::default_config(Task::Classification)
-    });
-    Ok(Json(PredictionConfig::of(&model, &config, stored.is_some())))
+    let config = stored
+        .unwrap_or_else(|| modelwatch_engine::predictions::default_config(Task::Classification));
+    Ok(Json(PredictionConfig::of(
+        &model,
+        &config,
+        stored.is_some(),
+    )))
 }
 
 /// Set a model's prediction configuration: the fields given; the others keep their value.

@@ -140,7 +140,13 @@ pub async fn predictions(
             emit_counts(
                 format,
                 &logged,
-                &["accepted", "duplicates", "labelled", "windows_recomputed", "samples_written"],
+                &[
+                    "accepted",
+                    "duplicates",
+                    "labelled",
+                    "windows_recomputed",
+                    "samples_written",
+                ],
             )?;
             Ok(ExitCode::SUCCESS)
         }
@@ -161,7 +167,14 @@ pub async fn labels(stores: &Stores, command: LabelsCommand, format: Format) -> 
     emit_counts(
         format,
         &logged,
-        &["accepted", "labelled", "pending", "duplicates", "windows_recomputed", "samples_written"],
+        &[
+            "accepted",
+            "labelled",
+            "pending",
+            "duplicates",
+            "windows_recomputed",
+            "samples_written",
+        ],
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -17,12 +17,12 @@ use modelwatch_core::alerting::{
 };
 use modelwatch_core::detection::{DetectionOptions, WindowSpec};
 use modelwatch_core::health::HealthOptions;
+use modelwatch_core::predictions::Task;
 use modelwatch_core::sample::timestamp_error;
 use modelwatch_core::{
     Dataset, Direction, Metric, MetricDefinition, ModelName, Sample, SeriesKey, TimeRange,
     Timestamp, ValueRange, Version,
 };
-use modelwatch_core::predictions::Task;
 use modelwatch_engine::analysis;
 use modelwatch_engine::Engine;
 use modelwatch_http::wire::predictions::{
@@ -671,7 +671,11 @@ impl Database {
     /// Logs at most 10,000 predictions (dicts, as `POST /api/v1/predictions`' items), every
     /// one validated by the API's rules before any is stored; a bad one is named by its
     /// index and field (`predictions[3].score`).
-    fn log_predictions(&self, py: Python<'_>, predictions: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    fn log_predictions(
+        &self,
+        py: Python<'_>,
+        predictions: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
         self.check_open()?;
         let request: PredictionsRequest = wire_body("predictions", predictions)?;
         let predictions = validate_batch(
@@ -683,10 +687,14 @@ impl Database {
         let logged = self
             .block(py, self.engine.log_predictions(predictions))
             .map_err(errors::from_engine)?;
-        to_python(py, &PredictionsLogged::of(&logged.written, logged.recomputed))
+        to_python(
+            py,
+            &PredictionsLogged::of(&logged.written, logged.recomputed),
+        )
     }
 
-    /// Logs at most 10,000 labels (dicts, as `POST /api/v1/labels`' items), received now.
+    /// Logs at most 10,000 labels (dicts, as `POST /api/v1/predictions/labels`' items),
+    /// received now.
     fn log_labels(&self, py: Python<'_>, labels: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         self.check_open()?;
         let request: LabelsRequest = wire_body("labels", labels)?;
@@ -881,7 +889,10 @@ fn wire_body<T: serde::de::DeserializeOwned>(noun: &str, events: &Bound<'_, PyAn
     wire_value(noun, serde_json::Value::Object(body))
 }
 
-fn wire_value<T: serde::de::DeserializeOwned>(whole: &str, value: serde_json::Value) -> PyResult<T> {
+fn wire_value<T: serde::de::DeserializeOwned>(
+    whole: &str,
+    value: serde_json::Value,
+) -> PyResult<T> {
     from_json(value, whole).map_err(errors::from_validation)
 }
 

@@ -1,8 +1,8 @@
 //! Predictions, labels and a model's prediction configuration on the wire (issue 22): the
 //! one parser of a prediction event and a label event, shared by `POST
-//! /api/v1/predictions`, `POST /api/v1/labels` and the CLI's `predictions log` / `labels
-//! log` files (JSON Lines and CSV), so every way in takes the same fields by the same
-//! rules; and what those calls answer.
+//! /api/v1/predictions`, `POST /api/v1/predictions/labels`, the Python package's embedded
+//! mode and the CLI's `predictions log` / `labels log` files (JSON Lines and CSV), so every
+//! way in takes the same fields by the same rules; and what those calls answer.
 //!
 //! An event is read into its raw form ([`PredictionEvent`], [`LabelEvent`]: the field
 //! names, types and no unknown fields) and then validated into the core's
@@ -110,10 +110,9 @@ impl PredictionEvent {
                     "a regression value goes without class or score",
                 ))
             }
-            (None, class, score) => Output::classification(
-                class.as_ref().map(FlagOrNumber::class).transpose()?,
-                score,
-            )?,
+            (None, class, score) => {
+                Output::classification(class.as_ref().map(FlagOrNumber::class).transpose()?, score)?
+            }
         };
         Ok(domain::Prediction {
             id: PredictionId::parse_owned(self.id)?,
@@ -173,7 +172,7 @@ pub struct PredictionsRequest {
     pub predictions: Vec<PredictionEvent>,
 }
 
-/// The body of `POST /api/v1/labels`.
+/// The body of `POST /api/v1/predictions/labels`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabelsRequest {
@@ -429,7 +428,9 @@ mod tests {
     use super::*;
 
     fn prediction(json: &str) -> Result<domain::Prediction, ValidationError> {
-        serde_json::from_str::<PredictionEvent>(json).unwrap().validate()
+        serde_json::from_str::<PredictionEvent>(json)
+            .unwrap()
+            .validate()
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use super::*;
 
 const PREDICTIONS: &str = "/api/v1/predictions";
-const LABELS: &str = "/api/v1/labels";
+const LABELS: &str = "/api/v1/predictions/labels";
 const CONFIG: &str = "/api/v1/models/{model}/prediction-config";
 
 fn prediction(id: &str, minute: u32, output: Value) -> Value {
@@ -58,7 +58,11 @@ async fn logged_predictions_become_metric_series_revised_as_their_labels_arrive(
     let config_path = "/api/v1/models/clf/prediction-config";
     let shown = app.call(Method::GET, CONFIG, config_path, None).await;
     assert_eq!(
-        (shown.status, &shown.body["configured"], &shown.body["window"]),
+        (
+            shown.status,
+            &shown.body["configured"],
+            &shown.body["window"]
+        ),
         (StatusCode::OK, &json!(false), &json!("1h"))
     );
     let set = app
@@ -179,14 +183,23 @@ async fn a_bad_event_is_named_by_its_index_and_field_and_nothing_of_its_batch_is
         json!({ "predictions": events })
     };
     for (body, field) in [
-        (with(prediction("b", 1, json!({"score": "high"}))), "predictions[3].score"),
+        (
+            with(prediction("b", 1, json!({"score": "high"}))),
+            "predictions[3].score",
+        ),
         (with(prediction("b", 1, json!({}))), "predictions[3].class"),
-        (with(prediction("b", 1, json!({"class": 2}))), "predictions[3].class"),
+        (
+            with(prediction("b", 1, json!({"class": 2}))),
+            "predictions[3].class",
+        ),
         (
             with(prediction("b", 1, json!({"value": 2.0, "score": 0.5}))),
             "predictions[3].value",
         ),
-        (with(prediction("", 1, json!({"score": 0.5}))), "predictions[3].id"),
+        (
+            with(prediction("", 1, json!({"score": 0.5}))),
+            "predictions[3].id",
+        ),
         (
             with(json!({"id": "b", "model": "clf", "version": "v1", "score": 0.5})),
             "predictions[3].timestamp",
@@ -209,7 +222,10 @@ async fn a_bad_event_is_named_by_its_index_and_field_and_nothing_of_its_batch_is
     assert_eq!(reply.body["error"]["field"], "predictions");
 
     for (labels, field) in [
-        (json!([{"id": "g0", "model": "clf", "label": "yes"}]), "labels[0].label"),
+        (
+            json!([{"id": "g0", "model": "clf", "label": "yes"}]),
+            "labels[0].label",
+        ),
         (
             json!([{"id": "g0", "model": "clf", "label": 1}, {"id": "g1", "model": "bad model", "label": 1}]),
             "labels[1].model",
@@ -238,7 +254,10 @@ async fn a_bad_event_is_named_by_its_index_and_field_and_nothing_of_its_batch_is
         (json!({"window": "1h"}), "task"),
         (json!({"task": "ranking"}), "task"),
         (json!({"task": "regression", "window": "1w"}), "window"),
-        (json!({"task": "regression", "min_coverage": 2}), "min_coverage"),
+        (
+            json!({"task": "regression", "min_coverage": 2}),
+            "min_coverage",
+        ),
         (json!({"task": "regression", "colour": 1}), "colour"),
     ] {
         let reply = app.call(Method::PUT, CONFIG, path, Some(body)).await;
@@ -265,7 +284,13 @@ async fn logging_needs_a_write_token_and_reading_the_configuration_a_read_one() 
         (Some(reader.as_str()), StatusCode::FORBIDDEN),
     ] {
         let reply = app
-            .call_with(Method::POST, PREDICTIONS, PREDICTIONS, Some(body.clone()), token)
+            .call_with(
+                Method::POST,
+                PREDICTIONS,
+                PREDICTIONS,
+                Some(body.clone()),
+                token,
+            )
             .await;
         assert_eq!(reply.status, status);
         let reply = app
@@ -273,7 +298,13 @@ async fn logging_needs_a_write_token_and_reading_the_configuration_a_read_one() 
             .await;
         assert_eq!(reply.status, status);
         let reply = app
-            .call_with(Method::PUT, CONFIG, config_path, Some(config.clone()), token)
+            .call_with(
+                Method::PUT,
+                CONFIG,
+                config_path,
+                Some(config.clone()),
+                token,
+            )
             .await;
         assert_eq!(reply.status, status);
     }
@@ -287,11 +318,23 @@ async fn logging_needs_a_write_token_and_reading_the_configuration_a_read_one() 
     assert_eq!(reply.status, StatusCode::OK);
 
     let reply = app
-        .call_with(Method::PUT, CONFIG, config_path, Some(config), Some(&writer))
+        .call_with(
+            Method::PUT,
+            CONFIG,
+            config_path,
+            Some(config),
+            Some(&writer),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let reply = app
-        .call_with(Method::POST, PREDICTIONS, PREDICTIONS, Some(body), Some(&writer))
+        .call_with(
+            Method::POST,
+            PREDICTIONS,
+            PREDICTIONS,
+            Some(body),
+            Some(&writer),
+        )
         .await;
     assert_eq!(counts(&reply, &["accepted"]), [1]);
     let reply = app
