@@ -157,8 +157,10 @@ def _rows(noun: str, events: Any) -> List[Dict[str, Any]]:
             raise ValidationError(f"must be a dict, not {type(event).__name__}", f"{noun}[{index}]")
         row: Dict[str, Any] = {}
         for key, value in event.items():
-            if isinstance(value, (datetime, date)):
+            if isinstance(value, datetime):
                 value = _time(f"{noun}[{index}].{key}", value)
+            elif isinstance(value, date):
+                raise ValidationError("must be a datetime, epoch milliseconds or RFC 3339 text, not a date", f"{noun}[{index}].{key}")
             elif hasattr(value, "item") and not isinstance(value, (str, bytes)):
                 value = value.item()  # a NumPy scalar
             if value is None or (isinstance(value, float) and math.isnan(value)):
