@@ -11,14 +11,13 @@ use std::sync::{Arc, Mutex};
 
 use modelwatch_core::alerting::{
     acknowledge, outbox, resolve, summarize, Alert, AlertConfig, AlertFilter, AlertId,
-    AlertSummary, AlertTransition, LifecycleError, NotificationEvent, OutboxEntry, Rule, RuleId,
-    RulePatch, RuleSpec, Silence, SilenceId, SilenceSpec,
+    AlertSummary, AlertTransition, LifecycleError, Rule, RuleId, RulePatch, RuleSpec, Silence,
+    SilenceId, SilenceSpec,
 };
 use modelwatch_core::detection::DetectionOptions;
 use modelwatch_core::{ModelName, Timestamp, ValidationError};
-use modelwatch_store::alerts::{AlertCommit, AlertWriteGuarded, CommitOutcome, NewNotification};
+use modelwatch_store::alerts::{AlertCommit, AlertWriteGuarded, CommitOutcome};
 use modelwatch_store::{AlertStore, MetricStore, PredictionStore, StoreError, Stores};
-use serde::Serialize;
 
 use crate::analysis::AnalysisError;
 
@@ -102,30 +101,6 @@ impl IdSource for SequentialIds {
     fn next_id(&self) -> u32 {
         self.0.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
     }
-}
-
-/// The JSON a channel delivers: the event and the alert as it stood.
-#[derive(Debug, Serialize)]
-struct Payload<'a> {
-    event: NotificationEvent,
-    channel: &'a str,
-    alert: &'a Alert,
-}
-
-pub(crate) fn notifications(entries: Vec<OutboxEntry>, alert: &Alert) -> Vec<NewNotification> {
-    entries
-        .into_iter()
-        .map(|entry| {
-            let payload = serde_json::to_string(&Payload {
-                event: entry.event,
-                channel: &entry.channel,
-                alert,
-            })
-            // Alerts always serialize (non-finite numbers become null); keep the id at least.
-            .unwrap_or_else(|_| format!("{{\"alert_id\":\"{}\"}}", alert.id));
-            NewNotification { entry, payload }
-        })
-        .collect()
 }
 
 /// Rules, alerts, silences and evaluation, and predictions' metrics, over the stores.
@@ -291,7 +266,7 @@ impl Engine {
             let entries = outbox::for_transition(&channels, &next, &transition);
             let commit = AlertCommit {
                 state: None,
-                notifications: notifications(entries, &next),
+                notifications: entries,
                 alert: Some(AlertWriteGuarded {
                     previous: Some(alert),
                     alert: next.clone(),

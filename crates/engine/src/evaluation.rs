@@ -60,7 +60,7 @@ use modelwatch_store::alerts::{AlertCommit, AlertWriteGuarded, CommitOutcome, St
 use modelwatch_store::{SeriesFilter, SeriesInfo};
 use serde::Serialize;
 
-use crate::alerting::{notifications, Engine, EngineError, MAX_ATTEMPTS};
+use crate::alerting::{Engine, EngineError, MAX_ATTEMPTS};
 use crate::observe::{read_series, SeriesRead};
 
 /// The work one pass does at most, in [`cost`] units (about microseconds).
@@ -843,7 +843,7 @@ pub(crate) fn merge_times<'a>(
     merged
 }
 
-/// A planned commit as the store takes it: the outbox rows get their payloads.
+/// A planned commit as the store takes it.
 fn store_commit(rule: &Rule, target: &PassTarget, commit: &PlannedCommit) -> AlertCommit {
     AlertCommit {
         state: Some(StateWrite {
@@ -859,10 +859,6 @@ fn store_commit(rule: &Rule, target: &PassTarget, commit: &PlannedCommit) -> Ale
             alert: planned.alert.clone(),
         }),
         transition: commit.transition.clone(),
-        notifications: commit
-            .notifications
-            .iter()
-            .flat_map(|(entry, alert)| notifications(vec![entry.clone()], alert))
-            .collect(),
+        notifications: commit.notifications.clone(),
     }
 }

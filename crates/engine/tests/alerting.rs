@@ -10,15 +10,15 @@
 use std::sync::Arc;
 
 use modelwatch_core::alerting::{
-    AlertConfig, AlertFilter, AlertId, AlertStatus, BacktestEventKind, Decision, HoldReason,
-    LifecycleError, NotificationEvent, PastBreach, RulePatch, RuleSpec, Severity, SilenceSpec,
-    Trigger,
+    AlertConfig, AlertFilter, AlertId, AlertStatus, BacktestEventKind, Decision, EventFacts,
+    HoldReason, LifecycleError, NotificationEvent, PastBreach, RulePatch, RuleSpec, Severity,
+    SilenceSpec, Trigger,
 };
 use modelwatch_core::{
     Dataset, DatasetScope, MetricScope, ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version,
 };
 use modelwatch_engine::{Engine, EngineError, EvaluationReport, SequentialIds};
-use modelwatch_store::alerts::{DeliveryStatus, Notification, NotificationFilter};
+use modelwatch_store::alerts::{DeliveryStatus, Notification, NotificationFilter, OutboxPayload};
 use modelwatch_store::postgres::testing::TestDatabase;
 use modelwatch_store::{MemoryStore, PostgresStore, SqliteStore, Stores};
 
@@ -195,9 +195,10 @@ async fn threshold_rule_fires_after_three_breaches_and_queues_one_row_per_channe
     assert!(outbox
         .iter()
         .all(|n| n.status == DeliveryStatus::Pending && n.alert_id == alert.id));
-    let payload: serde_json::Value = serde_json::from_str(&outbox[0].payload).unwrap();
-    assert_eq!(payload["event"], "firing");
-    assert_eq!(payload["alert"]["id"], alert.id.as_str());
+    // Each row carries the facts of the alert as it fired, typed, for the worker to
+    // render the stored alert as of the event.
+    assert!(outbox.iter().all(|n| n.event == NotificationEvent::Firing
+        && n.payload == OutboxPayload::Facts(EventFacts::of(alert))));
 }
 
 async fn breaches_fold_into_the_open_alert_and_evaluating_again_changes_nothing(backend: Backend) {
@@ -714,7 +715,7 @@ async fn degradation_rule_fires_on_a_significant_drop(backend: Backend) {
     let alert = &report.alerts_created[0];
     assert!(alert.value > 10.0, "degradation percentage {}", alert.value);
     assert!(alert.message.contains("degraded"), "{}", alert.message);
-    // The detector's test rides on the alert and into the outbox payload, where the
+    // The detector's test rides on the alert and into the outbox row's facts, where the
     // notification worker reads the p-value from.
     let Trigger::Degradation {
         test: Some(test), ..
@@ -735,12 +736,10 @@ async fn degradation_rule_fires_on_a_significant_drop(backend: Backend) {
     );
     let outbox = env.outbox().await;
     assert_eq!(outbox.len(), 1);
-    let payload: serde_json::Value = serde_json::from_str(&outbox[0].payload).unwrap();
-    assert_eq!(payload["alert"]["trigger"]["test"]["p_value"], p_value);
-    assert_eq!(
-        payload["alert"]["trigger"]["test"]["method"],
-        test.method.as_str()
-    );
+    let OutboxPayload::Facts(facts) = &outbox[0].payload else {
+        panic!("{:?}", outbox[0].payload);
+    };
+    assert_eq!(facts.trigger, alert.trigger);
 }
 
 /// The same samples, evaluated live after each one, and backtested afterwards.

@@ -625,6 +625,39 @@ fn a_notification_held_back_is_skipped_not_failed_in_the_api_and_metrics() {
     terminate(&mut server);
 }
 
+/// A row that cannot be rendered is failed with the reason, shown by `notifications list`
+/// and the API, and nothing is sent in its stead.
+#[test]
+fn a_notification_that_cannot_be_rendered_is_failed_with_the_reason() {
+    let receiver = Receiver::start(Mode::Answer);
+    let env = Env::new(&webhook("hook", &receiver.url(), ""));
+    env.fire("hook", 1);
+    let damaged = rusqlite::Connection::open(env.dir.path().join("test.db"))
+        .unwrap()
+        .execute(
+            "UPDATE notification_outbox SET payload = '{\"facts\": {}}'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(damaged, 1);
+    let pass = env.notify_once();
+    assert_eq!(
+        (&pass["failed"], &pass["delivered"]),
+        (&1.into(), &0.into())
+    );
+    let failed = env.json(&["notifications", "list", "--status", "failed"]);
+    let [row] = failed.as_array().unwrap().as_slice() else {
+        panic!("{failed}")
+    };
+    assert_eq!(row["attempts"], 0, "{row}");
+    let error = row["last_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("cannot render: payload's facts: missing field `status`"),
+        "{error}"
+    );
+    assert!(receiver.acked().is_empty());
+}
+
 #[test]
 fn notifications_list_shows_deliveries_by_status_and_channel_newest_first() {
     let receiver = Receiver::start(Mode::Answer);

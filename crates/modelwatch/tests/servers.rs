@@ -605,26 +605,14 @@ fn backlog_alert(id: u32, at: modelwatch::core::Timestamp) -> modelwatch::core::
 
 /// `BACKLOG_ALERTS` alerts with a firing notification on every hook, all due now.
 async fn write_backlog(store: &dyn modelwatch::store::AlertStore) {
-    use modelwatch::core::alerting::{NotificationEvent, OutboxEntry};
-    use modelwatch::store::alerts::{AlertCommit, AlertWriteGuarded, NewNotification};
+    use modelwatch::core::alerting::{outbox, NotificationEvent};
+    use modelwatch::store::alerts::{AlertCommit, AlertWriteGuarded};
     let at = modelwatch::now();
     let commits = (1..=BACKLOG_ALERTS)
         .map(|id| {
             let alert = backlog_alert(id, at);
-            let notifications = HOOKS
-                .iter()
-                .map(|hook| NewNotification {
-                    entry: OutboxEntry {
-                        dedup_key: format!("{}:firing:high:{hook}", alert.id),
-                        alert_id: alert.id.clone(),
-                        channel: hook.to_string(),
-                        event: NotificationEvent::Firing,
-                        severity: alert.severity,
-                        created_at: at,
-                    },
-                    payload: json!({ "alert": alert }).to_string(),
-                })
-                .collect();
+            let hooks: Vec<String> = HOOKS.iter().map(|h| h.to_string()).collect();
+            let notifications = outbox::entries(&hooks, &alert, NotificationEvent::Firing, at);
             AlertCommit {
                 alert: Some(AlertWriteGuarded {
                     previous: None,

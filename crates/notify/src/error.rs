@@ -20,6 +20,8 @@ pub enum DeliveryError {
     Build(String),
     #[error("no channel named {0:?} is configured")]
     UnknownChannel(String),
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
 }
 
 impl DeliveryError {
@@ -28,7 +30,9 @@ impl DeliveryError {
             DeliveryError::Timeout(_) | DeliveryError::Connect(_) => true,
             DeliveryError::Status { status, .. } => http_status_is_retryable(*status),
             DeliveryError::Smtp { permanent, .. } => !permanent,
-            DeliveryError::Build(_) | DeliveryError::UnknownChannel(_) => false,
+            DeliveryError::Build(_)
+            | DeliveryError::UnknownChannel(_)
+            | DeliveryError::Render(_) => false,
         }
     }
 
@@ -38,7 +42,7 @@ impl DeliveryError {
     pub fn was_sent(&self) -> bool {
         !matches!(
             self,
-            DeliveryError::Build(_) | DeliveryError::UnknownChannel(_)
+            DeliveryError::Build(_) | DeliveryError::UnknownChannel(_) | DeliveryError::Render(_)
         )
     }
 

@@ -5,7 +5,7 @@
 //! one digest.
 //!
 //! Layout, in pipeline order: [`config`] (raw → validated channels), [`message`] (what a
-//! notification says), [`channels`] (payloads and [`channels::Sender`]), [`error`]
+//! notification says), [`render`] (an outbox row's alert as of its event), [`channels`] (payloads and [`channels::Sender`]), [`error`]
 //! (retryable or permanent), [`schedule`] (back-off, rate limit, digest — pure, clock
 //! passed in). The decisions take "now" as an argument; only the sender does I/O.
 
@@ -13,6 +13,7 @@ pub mod channels;
 pub mod config;
 pub mod error;
 pub mod message;
+pub mod render;
 pub mod schedule;
 pub mod secret;
 pub mod store_outbox;
@@ -26,6 +27,7 @@ pub use config::{
 };
 pub use error::DeliveryError;
 pub use message::AlertMessage;
+pub use render::RenderError;
 pub use schedule::{after_failure, backoff, plan, Outcome, Plan, RateLimiter};
 pub use secret::Secret;
 pub use store_outbox::StoreOutbox;

@@ -45,6 +45,18 @@ impl AlertMessage {
         }
     }
 
+    /// The alert and its series, for bodies machines read.
+    pub fn keys(&self) -> AlertKeys<'_> {
+        let a = &self.alert;
+        AlertKeys {
+            alert_id: a.id.as_str(),
+            model: a.model.as_str(),
+            version: a.version.as_str(),
+            metric: a.metric.as_str(),
+            dataset: a.dataset.as_ref().map(|d| d.as_str()),
+        }
+    }
+
     /// Current value, what it is compared with, and the signed relative change in percent.
     pub fn figures(&self) -> Figures {
         match self.alert.trigger {
@@ -294,6 +306,14 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// The reference under its label, as a body's field: `"baseline": 0.94`.
+    pub fn labelled_reference(&self, round_to: fn(f64) -> f64) -> Labelled {
+        Labelled {
+            label: self.reference_label,
+            value: self.reference.map(round_to),
+        }
+    }
+
     pub fn describe(&self) -> String {
         let mut text = format!("{}", round(self.current));
         if let Some(reference) = self.reference {
@@ -304,6 +324,36 @@ impl Figures {
             text.push(')');
         }
         text
+    }
+}
+
+/// The alert and the series it is of, flattened into the bodies machines read
+/// (Alertmanager's labels, PagerDuty's details) under the same names.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertKeys<'a> {
+    pub alert_id: &'a str,
+    pub model: &'a str,
+    pub version: &'a str,
+    pub metric: &'a str,
+    /// Only for a dataset other than the default one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<&'a str>,
+}
+
+/// A figure whose field name depends on the rule's kind ("baseline", "threshold",
+/// "before the shift", …), flattened into a body as `"label": value` (`null` when absent).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Labelled {
+    pub label: &'static str,
+    pub value: Option<f64>,
+}
+
+impl serde::Serialize for Labelled {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.label, &self.value)?;
+        map.end()
     }
 }
 

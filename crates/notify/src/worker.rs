@@ -23,6 +23,9 @@
 //!   receiver delays only its own channel;
 //! - a firing notification is not sent when, by the time it is due, its alert has been
 //!   acknowledged or resolved, or a silence now mutes it.
+//! - what is sent is the stored alert as it stood at the row's event (its facts, see
+//!   [`crate::render`]); a row that cannot be rendered is failed with the reason, never
+//!   sent with other content.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -35,23 +38,24 @@ use modelwatch_core::alerting::{
     muting_silence, Alert, AlertId, AlertStatus, NotificationEvent, Silence,
 };
 use modelwatch_core::Timestamp;
-use modelwatch_store::alerts::ClaimChannels;
+use modelwatch_store::alerts::{ClaimChannels, OutboxPayload};
 
 use crate::channels::Sender;
 use crate::config::{ChannelConfig, NotifyConfig};
 use crate::error::DeliveryError;
 use crate::message::AlertMessage;
+use crate::render::{alert_as_of_event, RenderError};
 use crate::schedule::{after_failure, plan, Outcome, RateLimiter};
 
 /// One claimed outbox row, as the worker needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     pub id: i64,
     pub alert_id: AlertId,
     pub channel: String,
     pub event: NotificationEvent,
-    /// JSON written with the row: the alert as of the event.
-    pub payload: String,
+    /// What the alert said at the event.
+    pub payload: OutboxPayload,
     pub dedup_key: String,
     /// Sends recorded so far, before this claim (a claim is not an attempt).
     pub attempts: u32,
@@ -581,18 +585,23 @@ impl Worker {
         silences: &[Silence],
         now: Timestamp,
     ) -> Result<Result<AlertMessage, Outcome>, OutboxError> {
+        let cannot_render = |error: RenderError| Outcome::Failed {
+            error: error.to_string(),
+            sent: false,
+        };
         let Some(current) = self.outbox.alert(&row.alert_id).await? else {
-            return Ok(Err(Outcome::Failed {
-                error: format!("alert {} no longer exists", row.alert_id),
-                sent: false,
-            }));
+            return Ok(Err(cannot_render(RenderError::AlertGone(
+                row.alert_id.clone(),
+            ))));
         };
         if let Some(reason) = skip_reason(row.event, &current, silences, now) {
             return Ok(Err(Outcome::Skipped { reason }));
         }
-        // The snapshot is the alert as of the event, with the detector's test that fired
-        // it; without one the current alert is the best account there is.
-        let alert = read_payload(&row.payload).unwrap_or(current);
+        // The alert as of the event, with the detector's test that fired it.
+        let alert = match alert_as_of_event(&row.payload, &current) {
+            Ok(alert) => alert,
+            Err(error) => return Ok(Err(cannot_render(error))),
+        };
         Ok(Ok(AlertMessage::new(
             row.dedup_key.clone(),
             row.event,
@@ -633,12 +642,4 @@ pub fn skip_reason(
         now,
     )
     .map(|silence| format!("muted by {}", silence.id))
-}
-
-/// The payload's alert snapshot: the alert itself or an object with `alert`. Anything
-/// else yields nothing, not an error, since the current alert can stand in.
-pub fn read_payload(payload: &str) -> Option<Alert> {
-    let value = serde_json::from_str::<serde_json::Value>(payload).ok()?;
-    let alert_value = value.get("alert").cloned().unwrap_or(value);
-    serde_json::from_value(alert_value).ok()
 }

@@ -44,7 +44,7 @@ pub use condition::{
 pub use ids::{AlertId, RuleId, SilenceId};
 pub use lifecycle::{acknowledge, resolve, LifecycleError};
 pub use limits::{AlertConfig, HoldReason, NotifyDecision, NotifyReason, RateCounts, RateLedger};
-pub use outbox::{NotificationEvent, OutboxEntry};
+pub use outbox::{EventFacts, NotificationEvent, OutboxEntry};
 pub use pass::{
     first_counted, plan, Clock, InMemory, Plan, PlanContext, PlannedAlert, PlannedCommit,
     PlannedStep, Target, CHANGE_POINT_WARM_UP, PAGING_HORIZON,

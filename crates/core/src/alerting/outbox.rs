@@ -5,11 +5,17 @@
 //! channel, so two evaluators racing on the same alert insert it once (`INSERT … ON
 //! CONFLICT DO NOTHING`). Acknowledged and resolved events go only to alerts whose firing
 //! was notified: nobody needs to hear that an alert they never saw was closed.
+//!
+//! Each record also carries the [`EventFacts`]: what the alert said at the event. The
+//! alert itself keeps changing (an update, an acknowledgement, a resolution) before the
+//! notification goes out; delivery renders the stored alert as it stood at the event
+//! from them ([`EventFacts::as_of_event`]).
 
 use serde::{Deserialize, Serialize};
 
-use super::alert::{Alert, AlertStatus, AlertTransition};
+use super::alert::{Alert, AlertStatus, AlertTransition, Trigger};
 use super::ids::AlertId;
+use super::limits::HoldReason;
 use super::rule::Severity;
 use super::state::{Decision, Evaluation};
 use crate::time::Timestamp;
@@ -32,8 +38,107 @@ impl NotificationEvent {
     }
 }
 
+/// What an alert said when a notification's event happened: every part of it that can
+/// change afterwards. Its identity (id, rule, model, version, dataset, metric, first
+/// seen) cannot, so it is not repeated; the stored alert supplies it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFacts {
+    pub status: AlertStatus,
+    pub severity: Severity,
+    pub message: String,
+    pub value: f64,
+    pub worst_value: f64,
+    pub trigger: Trigger,
+    pub last_seen: Timestamp,
+    pub occurrences: u32,
+    pub notified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_reason: Option<HoldReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_notes: Option<String>,
+}
+
+impl EventFacts {
+    /// The facts of `alert` as it is now.
+    pub fn of(alert: &Alert) -> EventFacts {
+        EventFacts {
+            status: alert.status,
+            severity: alert.severity,
+            message: alert.message.clone(),
+            value: alert.value,
+            worst_value: alert.worst_value,
+            trigger: alert.trigger.clone(),
+            last_seen: alert.last_seen,
+            occurrences: alert.occurrences,
+            notified: alert.notified,
+            hold_reason: alert.hold_reason.clone(),
+            acknowledged_by: alert.acknowledged_by.clone(),
+            acknowledged_at: alert.acknowledged_at,
+            resolved_by: alert.resolved_by.clone(),
+            resolved_at: alert.resolved_at,
+            resolution_notes: alert.resolution_notes.clone(),
+        }
+    }
+
+    /// `stored` (the alert as it is now) as it stood at the event: its identity with
+    /// these facts.
+    pub fn as_of_event(&self, stored: &Alert) -> Alert {
+        let EventFacts {
+            status,
+            severity,
+            message,
+            value,
+            worst_value,
+            trigger,
+            last_seen,
+            occurrences,
+            notified,
+            hold_reason,
+            acknowledged_by,
+            acknowledged_at,
+            resolved_by,
+            resolved_at,
+            resolution_notes,
+        } = self.clone();
+        Alert {
+            id: stored.id.clone(),
+            rule_id: stored.rule_id.clone(),
+            rule_name: stored.rule_name.clone(),
+            model: stored.model.clone(),
+            version: stored.version.clone(),
+            dataset: stored.dataset.clone(),
+            metric: stored.metric.clone(),
+            first_seen: stored.first_seen,
+            status,
+            severity,
+            message,
+            value,
+            worst_value,
+            trigger,
+            last_seen,
+            occurrences,
+            notified,
+            hold_reason,
+            acknowledged_by,
+            acknowledged_at,
+            resolved_by,
+            resolved_at,
+            resolution_notes,
+        }
+    }
+}
+
 /// One durable delivery to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
     pub dedup_key: String,
     pub alert_id: AlertId,
@@ -41,9 +146,14 @@ pub struct OutboxEntry {
     pub event: NotificationEvent,
     pub severity: Severity,
     pub created_at: Timestamp,
+    /// What the alert said at the event.
+    pub facts: EventFacts,
 }
 
-fn entries(
+/// The deliveries of `event` of `alert` at `at`, one per channel. Evaluations and
+/// transitions choose the event ([`for_evaluation`], [`for_transition`]); tools and tests
+/// that write rows themselves call this.
+pub fn entries(
     channels: &[String],
     alert: &Alert,
     event: NotificationEvent,
@@ -68,6 +178,7 @@ fn entries(
             event,
             severity: alert.severity,
             created_at: at,
+            facts: EventFacts::of(alert),
         })
         .collect()
 }
@@ -108,4 +219,26 @@ pub fn for_transition(
         AlertStatus::Active | AlertStatus::Suppressed => return Vec::new(),
     };
     entries(channels, alert, event, transition.at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::summary::tests::alert;
+
+    #[test]
+    fn facts_restore_the_alert_as_it_stood_at_the_event() {
+        let fired = alert(7, 1_000);
+        let facts = EventFacts::of(&fired);
+        let mut later = fired.clone();
+        later.value = 0.25;
+        later.worst_value = 0.25;
+        later.occurrences = 9;
+        later.severity = Severity::Critical;
+        later.status = AlertStatus::Resolved;
+        later.resolved_by = Some("bob".into());
+        later.resolved_at = Some(fired.first_seen);
+        assert_eq!(facts.as_of_event(&later), fired);
+        assert_eq!(EventFacts::of(&later).as_of_event(&fired), later);
+    }
 }

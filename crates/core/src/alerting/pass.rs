@@ -142,8 +142,9 @@ pub struct PlannedCommit {
     pub state: SeriesState,
     pub alert: Option<PlannedAlert>,
     pub transition: Option<AlertTransition>,
-    /// Deliveries to enqueue, each with the alert as it stood when it was decided.
-    pub notifications: Vec<(OutboxEntry, Alert)>,
+    /// Deliveries to enqueue, each with the facts of the alert as it stood when it was
+    /// decided.
+    pub notifications: Vec<OutboxEntry>,
 }
 
 /// The outcome of replaying one target's observations.
@@ -262,9 +263,7 @@ pub fn plan(
                     })
                 }
             }
-            commit
-                .notifications
-                .extend(entries.into_iter().map(|entry| (entry, alert.clone())));
+            commit.notifications.extend(entries);
             tracked = Some(alert);
         }
         if evaluation.transition.is_some() {
@@ -312,7 +311,7 @@ impl InMemory {
                     .insert(planned.alert.id.clone(), planned.alert.clone());
             }
             self.history.extend(commit.transition.clone());
-            for (entry, _) in &commit.notifications {
+            for entry in &commit.notifications {
                 if !self.outbox.iter().any(|e| e.dedup_key == entry.dedup_key) {
                     self.outbox.push(entry.clone());
                 }

@@ -161,10 +161,10 @@ pub fn summarize(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn alert(id: u32, first_seen_ms: i64) -> Alert {
+    pub(crate) fn alert(id: u32, first_seen_ms: i64) -> Alert {
         let mut alert: Alert = serde_json::from_value(serde_json::json!({
             "id": "alert_00000000", "rule_id": "rule_00000001", "rule_name": "r",
             "model": "fraud", "version": "v1", "metric": "accuracy", "severity": "high",

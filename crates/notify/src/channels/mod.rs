@@ -15,11 +15,11 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use modelwatch_core::Timestamp;
-use serde_json::Value;
 
 use crate::config::{ChannelConfig, ChannelKind, EmailConfig, Tls};
 use crate::error::DeliveryError;
 use crate::message::AlertMessage;
+use crate::render::body_bytes;
 
 /// Sends rendered messages. Cheap to clone: the HTTP connection pool is shared.
 #[derive(Debug, Clone)]
@@ -67,12 +67,13 @@ impl Sender {
         let digest = !rest.is_empty();
         match &channel.kind {
             ChannelKind::Slack(slack) => {
-                let payload = if digest {
+                let message = if digest {
                     slack::digest(messages)
                 } else {
                     slack::single(first)
                 };
-                self.post_json(slack.url.expose(), &payload, &[]).await
+                let body = body_bytes("slack", &message)?;
+                self.post(slack.url.expose(), body, &[]).await
             }
             ChannelKind::Email(config) => {
                 let email = if digest {
@@ -84,15 +85,15 @@ impl Sender {
             }
             ChannelKind::PagerDuty(pd) => {
                 for m in messages {
-                    let event = pagerduty::event(pd.routing_key.expose(), m);
-                    self.post_json(pd.url.as_str(), &event, &[]).await?;
+                    let body =
+                        body_bytes("pagerduty", &pagerduty::event(pd.routing_key.expose(), m))?;
+                    self.post(pd.url.as_str(), body, &[]).await?;
                 }
                 Ok(())
             }
             ChannelKind::Webhook(hook) => {
                 for m in messages {
-                    let body = serde_json::to_vec(&webhook::body(m))
-                        .map_err(|e| DeliveryError::Build(e.to_string()))?;
+                    let body = body_bytes("webhook", &webhook::body(m))?;
                     let mut headers = vec![
                         (webhook::EVENT_HEADER, m.event.as_str().to_owned()),
                         (webhook::DELIVERY_HEADER, m.dedup_key.clone()),
@@ -108,7 +109,7 @@ impl Sender {
                 Ok(())
             }
             ChannelKind::Alertmanager(am) => {
-                let alerts: Vec<Value> = messages
+                let alerts: Vec<alertmanager::PostableAlert<'_>> = messages
                     .iter()
                     .filter_map(|m| alertmanager::alert(m, now, am.firing_ttl))
                     .collect();
@@ -119,20 +120,10 @@ impl Sender {
                     .url
                     .join(alertmanager::ALERTS_PATH)
                     .map_err(|e| DeliveryError::Build(e.to_string()))?;
-                self.post_json(url.as_str(), &Value::Array(alerts), &[])
-                    .await
+                let body = body_bytes("alertmanager", &alerts)?;
+                self.post(url.as_str(), body, &[]).await
             }
         }
-    }
-
-    async fn post_json(
-        &self,
-        url: &str,
-        payload: &Value,
-        headers: &[(&str, String)],
-    ) -> Result<(), DeliveryError> {
-        let body = serde_json::to_vec(payload).map_err(|e| DeliveryError::Build(e.to_string()))?;
-        self.post(url, body, headers).await
     }
 
     async fn post(
@@ -240,6 +231,10 @@ mod tests {
     use crate::message::fixtures::message;
     use modelwatch_core::alerting::NotificationEvent;
 
+    fn json(body: impl serde::Serialize) -> String {
+        serde_json::to_string(&body).expect("json")
+    }
+
     /// Every channel's "Open in modelwatch" link is `{dashboard}/alerts/{id}`, the path the
     /// server answers with the dashboard's page for that alert (crates/dashboard).
     #[test]
@@ -249,18 +244,16 @@ mod tests {
         assert_eq!(m.alert_url, link);
         let now = m.at;
         let payloads = [
-            ("slack", slack::single(&m).to_string()),
+            ("slack", json(slack::single(&m))),
             (
                 "slack digest",
-                slack::digest(std::slice::from_ref(&m)).to_string(),
+                json(slack::digest(std::slice::from_ref(&m))),
             ),
-            ("pagerduty", pagerduty::event("key", &m).to_string()),
-            ("webhook", webhook::body(&m).to_string()),
+            ("pagerduty", json(pagerduty::event("key", &m))),
+            ("webhook", json(webhook::body(&m))),
             (
                 "alertmanager",
-                alertmanager::alert(&m, now, Duration::from_secs(3600))
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
+                json(alertmanager::alert(&m, now, Duration::from_secs(3600))),
             ),
             ("email text", email::single(&m).text),
             ("email html", email::single(&m).html),
@@ -277,18 +270,13 @@ mod tests {
         let payloads = |m: &crate::message::AlertMessage| {
             let now = m.at;
             [
-                ("slack", slack::single(m).to_string()),
-                (
-                    "slack digest",
-                    slack::digest(std::slice::from_ref(m)).to_string(),
-                ),
-                ("pagerduty", pagerduty::event("key", m).to_string()),
-                ("webhook", webhook::body(m).to_string()),
+                ("slack", json(slack::single(m))),
+                ("slack digest", json(slack::digest(std::slice::from_ref(m)))),
+                ("pagerduty", json(pagerduty::event("key", m))),
+                ("webhook", json(webhook::body(m))),
                 (
                     "alertmanager",
-                    alertmanager::alert(m, now, Duration::from_secs(3600))
-                        .map(|v| v.to_string())
-                        .unwrap_or_default(),
+                    json(alertmanager::alert(m, now, Duration::from_secs(3600))),
                 ),
                 ("email text", email::single(m).text),
                 ("email html", email::single(m).html),
@@ -309,7 +297,7 @@ mod tests {
         for (kind, payload) in payloads(&m) {
             assert!(payload.contains("canary-eu"), "{kind}: {payload}");
         }
-        let labels = alertmanager::alert(&m, m.at, Duration::from_secs(3600)).expect("posted");
-        assert_eq!(labels["labels"]["dataset"], "canary-eu");
+        let posted = alertmanager::alert(&m, m.at, Duration::from_secs(3600)).expect("posted");
+        assert_eq!(posted.labels.keys.dataset, Some("canary-eu"));
     }
 }

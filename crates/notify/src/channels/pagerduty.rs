@@ -4,9 +4,9 @@
 //! retried.
 
 use modelwatch_core::alerting::{NotificationEvent, Severity};
-use serde_json::{json, Value};
+use serde::Serialize;
 
-use crate::message::{round, AlertMessage};
+use crate::message::{round, AlertKeys, AlertMessage, Labelled};
 
 /// The incident key of an alert: stable across retries, restarts and servers.
 pub fn dedup_key(m: &AlertMessage) -> String {
@@ -23,77 +23,133 @@ pub fn severity(severity: Severity) -> &'static str {
     }
 }
 
-pub fn event(routing_key: &str, m: &AlertMessage) -> Value {
-    let action = match m.event {
-        NotificationEvent::Firing => "trigger",
-        NotificationEvent::Acknowledged => "acknowledge",
-        NotificationEvent::Resolved => "resolve",
+/// An Events API v2 event. `acknowledge` and `resolve` carry only the key: the incident
+/// already has the rest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event<'a> {
+    pub routing_key: &'a str,
+    pub event_action: Action,
+    pub dedup_key: String,
+    #[serde(flatten)]
+    pub trigger: Option<Trigger<'a>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Trigger,
+    Acknowledge,
+    Resolve,
+}
+
+/// What a `trigger` event carries besides the key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trigger<'a> {
+    pub payload: Payload<'a>,
+    pub links: [Link<'a>; 1],
+    pub client: &'static str,
+    pub client_url: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Payload<'a> {
+    pub summary: String,
+    pub source: String,
+    pub severity: &'static str,
+    pub timestamp: String,
+    pub component: &'a str,
+    pub group: &'a str,
+    pub class: &'a str,
+    pub custom_details: CustomDetails<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomDetails<'a> {
+    /// `alert_id`, `model`, `version`, `metric` and `dataset`.
+    #[serde(flatten)]
+    pub keys: AlertKeys<'a>,
+    pub rule: &'a str,
+    pub rule_id: &'a str,
+    pub modelwatch_severity: &'static str,
+    pub current: f64,
+    /// `baseline`, `threshold`, `before the shift` or `minutes silent, limit`.
+    #[serde(flatten)]
+    pub reference: Labelled,
+    pub change_percent: Option<f64>,
+    pub p_value: Option<f64>,
+    pub significance: String,
+    pub test: &'a str,
+    pub message: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Link<'a> {
+    pub href: &'a str,
+    pub text: &'static str,
+}
+
+pub fn event<'a>(routing_key: &'a str, m: &'a AlertMessage) -> Event<'a> {
+    let event_action = match m.event {
+        NotificationEvent::Firing => Action::Trigger,
+        NotificationEvent::Acknowledged => Action::Acknowledge,
+        NotificationEvent::Resolved => Action::Resolve,
     };
-    if m.event != NotificationEvent::Firing {
-        // acknowledge and resolve carry only the key: the incident already has the rest.
-        return json!({
-            "routing_key": routing_key,
-            "event_action": action,
-            "dedup_key": dedup_key(m),
-        });
+    Event {
+        routing_key,
+        event_action,
+        dedup_key: dedup_key(m),
+        trigger: (event_action == Action::Trigger).then(|| trigger(m)),
     }
+}
+
+fn trigger(m: &AlertMessage) -> Trigger<'_> {
     let a = &m.alert;
     let figures = m.figures();
-    let summary: String = m.headline().chars().take(1024).collect();
-    let mut event = json!({
-        "routing_key": routing_key,
-        "event_action": action,
-        "dedup_key": dedup_key(m),
-        "payload": {
-            "summary": summary,
-            "source": match &a.dataset {
-                None => format!("modelwatch/{}/{}", a.model.as_str(), a.version.as_str()),
-                Some(dataset) => format!(
-                    "modelwatch/{}/{}/{dataset}",
-                    a.model.as_str(),
-                    a.version.as_str()
-                ),
-            },
-            "severity": severity(a.severity),
-            "timestamp": m.at.to_rfc3339(),
-            "component": a.model.as_str(),
-            "group": a.version.as_str(),
-            "class": a.metric.to_string(),
-            "custom_details": {
-                "alert_id": a.id.as_str(),
-                "rule": a.rule_name,
-                "rule_id": a.rule_id.as_str(),
-                "model": a.model.as_str(),
-                "version": a.version.as_str(),
-                "metric": a.metric.to_string(),
-                "modelwatch_severity": a.severity.as_str(),
-                "current": round(figures.current),
-                figures.reference_label: figures.reference.map(round),
-                "change_percent": figures.change_percent.map(|c| (c * 10.0).round() / 10.0),
-                "p_value": m.p_value(),
-                "significance": m.p_value_text(),
-                "test": m.test_name(),
-                "message": a.message,
+    let source = match &a.dataset {
+        None => format!("modelwatch/{}/{}", a.model.as_str(), a.version.as_str()),
+        Some(dataset) => format!(
+            "modelwatch/{}/{}/{dataset}",
+            a.model.as_str(),
+            a.version.as_str()
+        ),
+    };
+    Trigger {
+        payload: Payload {
+            summary: m.headline().chars().take(1024).collect(),
+            source,
+            severity: severity(a.severity),
+            timestamp: m.at.to_rfc3339(),
+            component: a.model.as_str(),
+            group: a.version.as_str(),
+            class: a.metric.as_str(),
+            custom_details: CustomDetails {
+                keys: m.keys(),
+                rule: &a.rule_name,
+                rule_id: a.rule_id.as_str(),
+                modelwatch_severity: a.severity.as_str(),
+                current: round(figures.current),
+                reference: figures.labelled_reference(round),
+                change_percent: figures.change_percent.map(|c| (c * 10.0).round() / 10.0),
+                p_value: m.p_value(),
+                significance: m.p_value_text(),
+                test: m.test_name(),
+                message: &a.message,
             },
         },
-        "links": [{"href": m.alert_url, "text": "Open in modelwatch"}],
-        "client": "modelwatch",
-        "client_url": m.alert_url,
-    });
-    // A dataset other than the default one is named among the details.
-    if let (Some(dataset), Some(details)) = (
-        &a.dataset,
-        event["payload"]["custom_details"].as_object_mut(),
-    ) {
-        details.insert("dataset".into(), json!(dataset.as_str()));
+        links: [Link {
+            href: &m.alert_url,
+            text: "Open in modelwatch",
+        }],
+        client: "modelwatch",
+        client_url: &m.alert_url,
     }
-    event
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::message::fixtures::message;
+    use serde_json::Value;
 
     /// The Events API v2 schema's required fields and enumerations.
     fn assert_valid_event(e: &Value) {
@@ -121,7 +177,7 @@ mod tests {
             NotificationEvent::Resolved,
         ]
         .into_iter()
-        .map(|e| event("R0UT1NGKEY", &message(e)))
+        .map(|e| serde_json::to_value(event("R0UT1NGKEY", &message(e))).expect("json"))
         .collect();
         for e in &events {
             assert_valid_event(e);

@@ -7,7 +7,7 @@
 //! fallback.
 
 use modelwatch_core::alerting::NotificationEvent;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::message::{digest_title, percent, round, AlertMessage};
 
@@ -30,12 +30,80 @@ fn emoji(event: NotificationEvent) -> &'static str {
     }
 }
 
-fn field(label: &str, value: impl std::fmt::Display) -> Value {
-    json!({"type": "mrkdwn", "text": format!("*{label}*\n{value}")})
+/// An incoming webhook's message: `text` is the notification fallback.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub text: String,
+    pub blocks: Vec<Block>,
+}
+
+/// The Block Kit blocks modelwatch sends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block {
+    Header {
+        text: Text,
+    },
+    /// A section has a text, or fields (≤ 10), or both.
+    Section {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<Text>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fields: Option<Vec<Text>>,
+    },
+    Actions {
+        elements: Vec<Element>,
+    },
+    Context {
+        elements: Vec<Text>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Text {
+    PlainText {
+        text: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        emoji: Option<bool>,
+    },
+    Mrkdwn {
+        text: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Element {
+    Button { text: Text, url: String },
+}
+
+fn mrkdwn(text: String) -> Text {
+    Text::Mrkdwn { text }
+}
+
+fn header(text: &str) -> Block {
+    Block::Header {
+        text: Text::PlainText {
+            text: truncate(text, 150),
+            emoji: Some(true),
+        },
+    }
+}
+
+fn section(text: String) -> Block {
+    Block::Section {
+        text: Some(mrkdwn(text)),
+        fields: None,
+    }
+}
+
+fn field(label: &str, value: impl std::fmt::Display) -> Text {
+    mrkdwn(format!("*{label}*\n{value}"))
 }
 
 /// The payload for one alert.
-pub fn single(m: &AlertMessage) -> Value {
+pub fn single(m: &AlertMessage) -> Message {
     let a = &m.alert;
     let figures = m.figures();
     let title = format!(
@@ -82,31 +150,38 @@ pub fn single(m: &AlertMessage) -> Value {
     if let Some(actor) = m.actor_line() {
         body = format!("*{}*\n{body}", truncate(&actor, 500));
     }
-    json!({
-        "text": truncate(&m.headline(), 3000),
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": truncate(&title, 150), "emoji": true}},
-            {"type": "section", "fields": fields},
-            {"type": "section", "text": {"type": "mrkdwn", "text": body}},
-            {"type": "actions", "elements": [{
-                "type": "button",
-                "text": {"type": "plain_text", "text": "Open in modelwatch"},
-                "url": m.alert_url,
-            }]},
-            {"type": "context", "elements": [{
-                "type": "mrkdwn",
-                "text": format!("rule {} · {} · {}", a.rule_name, a.id, m.at),
-            }]},
+    Message {
+        text: truncate(&m.headline(), 3000),
+        blocks: vec![
+            header(&title),
+            Block::Section {
+                text: None,
+                fields: Some(fields),
+            },
+            section(body),
+            Block::Actions {
+                elements: vec![Element::Button {
+                    text: Text::PlainText {
+                        text: "Open in modelwatch".into(),
+                        emoji: None,
+                    },
+                    url: m.alert_url.clone(),
+                }],
+            },
+            Block::Context {
+                elements: vec![mrkdwn(format!(
+                    "rule {} · {} · {}",
+                    a.rule_name, a.id, m.at
+                ))],
+            },
         ],
-    })
+    }
 }
 
 /// One message listing several notifications.
-pub fn digest(messages: &[AlertMessage]) -> Value {
+pub fn digest(messages: &[AlertMessage]) -> Message {
     let title = digest_title(messages);
-    let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&format!(":rotating_light: {title}"), 150), "emoji": true}}),
-    ];
+    let mut blocks = vec![header(&format!(":rotating_light: {title}"))];
     for m in messages.iter().take(MAX_DIGEST_ENTRIES) {
         let a = &m.alert;
         let mut line = format!(
@@ -124,31 +199,36 @@ pub fn digest(messages: &[AlertMessage]) -> Value {
         if let Some(actor) = m.actor_line() {
             line.push_str(&format!(" ({actor})"));
         }
-        blocks.push(
-            json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&line, 3000)}}),
-        );
+        blocks.push(section(truncate(&line, 3000)));
     }
     if messages.len() > MAX_DIGEST_ENTRIES {
-        blocks.push(json!({"type": "context", "elements": [{
-            "type": "mrkdwn",
-            "text": format!("and {} more on the dashboard", messages.len() - MAX_DIGEST_ENTRIES),
-        }]}));
+        blocks.push(Block::Context {
+            elements: vec![mrkdwn(format!(
+                "and {} more on the dashboard",
+                messages.len() - MAX_DIGEST_ENTRIES
+            ))],
+        });
     }
     let fallback = messages
         .iter()
         .map(AlertMessage::headline)
         .collect::<Vec<_>>()
         .join("\n");
-    json!({
-        "text": truncate(&format!("{title}\n{fallback}"), 3000),
-        "blocks": blocks,
-    })
+    Message {
+        text: truncate(&format!("{title}\n{fallback}"), 3000),
+        blocks,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::message::fixtures::message;
+    use serde_json::Value;
+
+    fn json(message: Message) -> Value {
+        serde_json::to_value(message).expect("json")
+    }
 
     /// The Block Kit rules a Slack webhook enforces on what we send.
     fn assert_valid_block_kit(payload: &Value) {
@@ -187,7 +267,7 @@ mod tests {
 
     #[test]
     fn firing_message_shows_every_figure_and_links_to_the_dashboard() {
-        let payload = single(&message(NotificationEvent::Firing));
+        let payload = json(single(&message(NotificationEvent::Firing)));
         assert_valid_block_kit(&payload);
         let text = payload.to_string();
         for expected in [
@@ -212,14 +292,14 @@ mod tests {
             comparison_operator: modelwatch_core::alerting::ComparisonOperator::Lt,
             threshold_value: 0.9,
         };
-        let text = single(&m).to_string();
+        let text = json(single(&m)).to_string();
         assert!(text.contains("*p-value*\\nnone (threshold rule)"), "{text}");
         assert!(!text.contains("n/a"), "{text}");
     }
 
     #[test]
     fn follow_ups_name_the_transition() {
-        let payload = single(&message(NotificationEvent::Resolved));
+        let payload = json(single(&message(NotificationEvent::Resolved)));
         assert_valid_block_kit(&payload);
         assert!(payload["blocks"][0]["text"]["text"]
             .as_str()
@@ -232,7 +312,7 @@ mod tests {
         let many: Vec<AlertMessage> = (0..30)
             .map(|_| message(NotificationEvent::Firing))
             .collect();
-        let payload = digest(&many);
+        let payload = json(digest(&many));
         assert_valid_block_kit(&payload);
         assert!(payload.to_string().contains("30 alerts firing"));
         assert!(payload.to_string().contains("and 10 more"));

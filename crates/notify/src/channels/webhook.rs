@@ -3,10 +3,11 @@
 //! GitHub signs its webhooks), so the receiver can check it came from us untouched.
 
 use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
+use modelwatch_core::alerting::Alert;
+use serde::Serialize;
 use sha2::Sha256;
 
-use crate::message::AlertMessage;
+use crate::message::{AlertMessage, Labelled};
 
 pub const SIGNATURE_HEADER: &str = "X-Modelwatch-Signature";
 pub const EVENT_HEADER: &str = "X-Modelwatch-Event";
@@ -14,23 +15,44 @@ pub const EVENT_HEADER: &str = "X-Modelwatch-Event";
 pub const DELIVERY_HEADER: &str = "X-Modelwatch-Delivery";
 
 /// Version 1 of the webhook body.
-pub fn body(m: &AlertMessage) -> Value {
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Body<'a> {
+    pub version: &'static str,
+    /// firing, acknowledged or resolved.
+    pub event: &'static str,
+    pub dedup_key: &'a str,
+    pub at: String,
+    /// The alert as of the event, as the API shows alerts.
+    pub alert: &'a Alert,
+    pub summary: String,
+    pub current: f64,
+    /// `baseline`, `threshold`, `before the shift` or `minutes silent, limit`.
+    #[serde(flatten)]
+    pub reference: Labelled,
+    pub change_percent: Option<f64>,
+    pub p_value: Option<f64>,
+    pub test: &'a str,
+    pub alpha: Option<f64>,
+    pub alert_url: &'a str,
+}
+
+pub fn body(m: &AlertMessage) -> Body<'_> {
     let figures = m.figures();
-    json!({
-        "version": "1",
-        "event": m.event.as_str(),
-        "dedup_key": m.dedup_key,
-        "at": m.at.to_rfc3339(),
-        "alert": m.alert,
-        "summary": m.headline(),
-        "current": figures.current,
-        figures.reference_label: figures.reference,
-        "change_percent": figures.change_percent,
-        "p_value": m.p_value(),
-        "test": m.test_name(),
-        "alpha": m.alpha(),
-        "alert_url": m.alert_url,
-    })
+    Body {
+        version: "1",
+        event: m.event.as_str(),
+        dedup_key: &m.dedup_key,
+        at: m.at.to_rfc3339(),
+        alert: &m.alert,
+        summary: m.headline(),
+        current: figures.current,
+        reference: figures.labelled_reference(|r| r),
+        change_percent: figures.change_percent,
+        p_value: m.p_value(),
+        test: m.test_name(),
+        alpha: m.alpha(),
+        alert_url: &m.alert_url,
+    }
 }
 
 /// `sha256=` and the lowercase hex HMAC-SHA256 of `body` under `secret`.
@@ -61,7 +83,8 @@ mod tests {
 
     #[test]
     fn body_carries_the_alert_and_its_transition() {
-        let b = body(&message(NotificationEvent::Acknowledged));
+        let b =
+            serde_json::to_value(body(&message(NotificationEvent::Acknowledged))).expect("json");
         assert_eq!(b["version"], "1");
         assert_eq!(b["event"], "acknowledged");
         assert_eq!(b["alert"]["id"], "alert_3f9a1c2b");

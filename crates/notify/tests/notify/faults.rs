@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use modelwatch_core::alerting::{NotificationEvent, OutboxEntry};
+use modelwatch_core::alerting::{outbox, NotificationEvent};
 use modelwatch_notify::{NotifyConfig, Outbox, RawChannel, RawNotify, StoreOutbox, Worker};
 use modelwatch_store::alerts::{
-    AlertCommit, AlertWriteGuarded, DeliveryStatus, NewNotification, NotificationFilter,
+    AlertCommit, AlertWriteGuarded, DeliveryStatus, NotificationFilter,
 };
 use modelwatch_store::{AlertStore, SqliteStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -193,20 +193,8 @@ async fn backlog(store: &dyn AlertStore) {
     let commits = (1..=ALERTS)
         .map(|id| {
             let a = alert(id, t);
-            let notifications = CHANNELS
-                .iter()
-                .map(|channel| NewNotification {
-                    entry: OutboxEntry {
-                        dedup_key: format!("{}:firing:high:{channel}", a.id),
-                        alert_id: a.id.clone(),
-                        channel: channel.to_string(),
-                        event: NotificationEvent::Firing,
-                        severity: a.severity,
-                        created_at: t,
-                    },
-                    payload: serde_json::json!({ "alert": a }).to_string(),
-                })
-                .collect();
+            let channels: Vec<String> = CHANNELS.iter().map(|c| c.to_string()).collect();
+            let notifications = outbox::entries(&channels, &a, NotificationEvent::Firing, t);
             AlertCommit {
                 alert: Some(AlertWriteGuarded {
                     previous: None,

@@ -8,12 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use modelwatch_core::alerting::{Alert, AlertId, AlertStatus, NotificationEvent, Silence};
+use modelwatch_core::alerting::{
+    outbox, Alert, AlertId, AlertStatus, EventFacts, NotificationEvent, Silence,
+};
 use modelwatch_core::Timestamp;
 use modelwatch_notify::{
     Delivery, NotifyConfig, Outbox, OutboxError, Outcome, RawChannel, RawNotify, Worker,
 };
-use modelwatch_store::alerts::ClaimChannels;
+use modelwatch_store::alerts::{ClaimChannels, OutboxPayload};
 
 use crate::receivers::{alert, now};
 use crate::support::{Behaviour, Receiver};
@@ -38,7 +40,20 @@ struct MemoryOutbox {
 }
 
 impl MemoryOutbox {
+    /// Stores `alert` as it is now and queues a row of `event` with its facts.
     fn enqueue(&self, alert: &Alert, event: NotificationEvent, channel: &str, at: Timestamp) {
+        let facts = OutboxPayload::Facts(EventFacts::of(alert));
+        self.enqueue_payload(alert, event, channel, at, facts);
+    }
+
+    fn enqueue_payload(
+        &self,
+        alert: &Alert,
+        event: NotificationEvent,
+        channel: &str,
+        at: Timestamp,
+        payload: OutboxPayload,
+    ) {
         self.alerts
             .lock()
             .unwrap()
@@ -51,7 +66,7 @@ impl MemoryOutbox {
                 alert_id: alert.id.clone(),
                 channel: channel.into(),
                 event,
-                payload: serde_json::to_string(alert).unwrap(),
+                payload,
                 dedup_key: format!("{}:{}:{channel}", alert.id, event.as_str()),
                 attempts: 0,
                 created_at: at,
@@ -174,6 +189,26 @@ fn webhook(receiver: &Receiver, extra: &str) -> String {
     )
 }
 
+/// Stores `alert` with a firing row for channel `hook`, as an evaluation does.
+async fn fire(store: &dyn modelwatch_store::AlertStore, alert: &Alert, at: Timestamp) {
+    let commit = modelwatch_store::alerts::AlertCommit {
+        alert: Some(modelwatch_store::alerts::AlertWriteGuarded {
+            previous: None,
+            alert: alert.clone(),
+        }),
+        notifications: outbox::entries(&["hook".into()], alert, NotificationEvent::Firing, at),
+        ..Default::default()
+    };
+    store.commit(vec![commit]).await.unwrap();
+}
+
+/// An empty outbox and a worker with one webhook channel, `hook`, to `receiver`.
+fn hook_worker(receiver: &Receiver) -> (Arc<MemoryOutbox>, Arc<Worker>) {
+    let outbox = Arc::new(MemoryOutbox::default());
+    let w = worker(&outbox, config(&[("hook", webhook(receiver, ""))], ""));
+    (outbox, w)
+}
+
 fn worker(outbox: &Arc<MemoryOutbox>, config: Arc<NotifyConfig>) -> Arc<Worker> {
     let outbox: Arc<dyn Outbox> = outbox.clone();
     Arc::new(
@@ -272,8 +307,7 @@ async fn gives_up_after_max_attempts_with_the_last_error() {
 #[tokio::test]
 async fn a_refused_payload_is_failed_at_once() {
     let receiver = Receiver::start(Behaviour::Status(400)).await;
-    let outbox = Arc::new(MemoryOutbox::default());
-    let w = worker(&outbox, config(&[("hook", webhook(&receiver, ""))], ""));
+    let (outbox, w) = hook_worker(&receiver);
     let t = now();
     outbox.enqueue(&alert(3, t), NotificationEvent::Firing, "hook", t);
     w.run_once(t).await.unwrap();
@@ -285,8 +319,7 @@ async fn a_refused_payload_is_failed_at_once() {
 #[tokio::test]
 async fn acknowledged_alert_is_not_renotified_but_its_follow_up_is_sent() {
     let receiver = Receiver::start(Behaviour::Status(200)).await;
-    let outbox = Arc::new(MemoryOutbox::default());
-    let w = worker(&outbox, config(&[("hook", webhook(&receiver, ""))], ""));
+    let (outbox, w) = hook_worker(&receiver);
     let t = now();
     let mut a = alert(4, t);
     outbox.enqueue(&a, NotificationEvent::Firing, "hook", t);
@@ -311,8 +344,7 @@ async fn acknowledged_alert_is_not_renotified_but_its_follow_up_is_sent() {
 #[tokio::test]
 async fn silenced_alert_is_not_notified() {
     let receiver = Receiver::start(Behaviour::Status(200)).await;
-    let outbox = Arc::new(MemoryOutbox::default());
-    let w = worker(&outbox, config(&[("hook", webhook(&receiver, ""))], ""));
+    let (outbox, w) = hook_worker(&receiver);
     let t = now();
     let a = alert(5, t);
     let silence: Silence = serde_json::from_value(serde_json::json!({
@@ -532,36 +564,14 @@ async fn a_channel_nobody_configured_fails_with_its_name() {
 
 #[tokio::test]
 async fn the_worker_delivers_rows_of_the_real_store_once() {
-    use modelwatch_store::alerts::{
-        AlertCommit, AlertWriteGuarded, NewNotification, NotificationFilter,
-    };
+    use modelwatch_store::alerts::NotificationFilter;
     use modelwatch_store::AlertStore;
 
     let receiver = Receiver::start(Behaviour::Status(200)).await;
     let store = Arc::new(modelwatch_store::MemoryStore::new());
     let t = now();
     let a = alert(50, t);
-    let entry = modelwatch_core::alerting::OutboxEntry {
-        dedup_key: format!("{}:firing:high:hook", a.id),
-        alert_id: a.id.clone(),
-        channel: "hook".into(),
-        event: NotificationEvent::Firing,
-        severity: a.severity,
-        created_at: t,
-    };
-    let commit = AlertCommit {
-        alert: Some(AlertWriteGuarded {
-            previous: None,
-            alert: a.clone(),
-        }),
-        notifications: vec![NewNotification {
-            entry,
-            payload: serde_json::json!({"event": "firing", "channel": "hook", "alert": a})
-                .to_string(),
-        }],
-        ..AlertCommit::default()
-    };
-    store.commit(vec![commit]).await.unwrap();
+    fire(store.as_ref(), &a, t).await;
     let outbox: Arc<dyn Outbox> = Arc::new(modelwatch_notify::StoreOutbox::new(store.clone()));
     let w = Arc::new(
         Worker::new(
@@ -592,4 +602,133 @@ async fn the_worker_delivers_rows_of_the_real_store_once() {
         receiver.requests()[0].json()["alert"]["id"],
         "alert_00000032"
     );
+}
+
+/// A follow-up says what happened at its event, however the alert changed before the
+/// worker got to it: an acknowledgement delivered after the alert was resolved still
+/// shows an acknowledged alert, with the values it had then.
+#[tokio::test]
+async fn a_follow_up_renders_the_alert_as_it_stood_at_its_event() {
+    let receiver = Receiver::start(Behaviour::Status(200)).await;
+    let (outbox, w) = hook_worker(&receiver);
+    let t = now();
+    let mut a = alert(60, t);
+    a.status = AlertStatus::Acknowledged;
+    a.acknowledged_by = Some("alice".into());
+    a.acknowledged_at = Some(t);
+    let at_event = a.clone();
+    outbox.enqueue(&a, NotificationEvent::Acknowledged, "hook", t);
+    // Updated and resolved before delivery: the store holds the alert as it is now.
+    a.value = 12.5;
+    a.occurrences = 4;
+    a.status = AlertStatus::Resolved;
+    a.resolved_by = Some("bob".into());
+    a.resolved_at = Some(t);
+    outbox.alerts.lock().unwrap().insert(a.id.to_string(), a);
+    assert_eq!(w.run_once(t).await.unwrap().delivered, 1);
+    let [request] = receiver.requests().try_into().unwrap();
+    let body = request.json();
+    assert_eq!(body["event"], "acknowledged");
+    assert_eq!(body["alert"], serde_json::to_value(&at_event).unwrap());
+}
+
+/// A row whose payload cannot be read is not sent with other content: it fails at once,
+/// with the reason, and nothing reaches the receiver.
+#[tokio::test]
+async fn a_row_that_cannot_be_rendered_is_failed_with_the_reason() {
+    let receiver = Receiver::start(Behaviour::Status(200)).await;
+    let (outbox, w) = hook_worker(&receiver);
+    let t = now();
+    let a = alert(61, t);
+    let unreadable = OutboxPayload::Unreadable {
+        text: "{}".into(),
+        error: "payload holds neither facts nor an alert: missing field `id`".into(),
+    };
+    outbox.enqueue_payload(&a, NotificationEvent::Firing, "hook", t, unreadable);
+    let mut other = alert(62, t);
+    other.id = AlertId::from_u32(63);
+    let snapshot = OutboxPayload::Snapshot(Box::new(other));
+    outbox.enqueue_payload(&a, NotificationEvent::Firing, "hook", t, snapshot);
+    let report = w.run_once(t).await.unwrap();
+    assert_eq!((report.failed, report.delivered), (2, 0));
+    let statuses = outbox.statuses();
+    assert_eq!(
+        statuses,
+        [
+            (
+                "failed",
+                0,
+                Some(
+                    "cannot render: payload holds neither facts nor an alert: missing field `id`"
+                        .into()
+                )
+            ),
+            (
+                "failed",
+                0,
+                Some(
+                    "cannot render: the row's alert snapshot is of alert_0000003f, not alert_0000003d"
+                        .into()
+                )
+            ),
+        ]
+    );
+    assert!(receiver.requests().is_empty());
+}
+
+/// A row written before facts (`{"event", "channel", "alert"}`, inserted as the previous
+/// version wrote it) still delivers, from the snapshot it carries, and its body is the
+/// one a row written now sends for the same alert.
+#[tokio::test]
+async fn a_row_of_the_previous_format_delivers_the_same_body() {
+    use modelwatch_store::alerts::NotificationFilter;
+    use modelwatch_store::AlertStore;
+
+    let receiver = Receiver::start(Behaviour::Status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let store = Arc::new(modelwatch_store::SqliteStore::open(&path).await.unwrap());
+    let t = now();
+    let a = alert(64, t);
+    fire(store.as_ref(), &a, t).await;
+    let old = serde_json::json!({"event": "firing", "channel": "hook", "alert": a}).to_string();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO notification_outbox (alert_id, channel, event, severity, payload,
+                 dedup_key, next_attempt_ms, created_ms)
+             VALUES (?1, 'hook', 'firing', 'high', ?2, 'old-row', ?3, ?3)",
+            rusqlite::params![a.id.as_str(), old, t.as_millis()],
+        )
+        .unwrap();
+    let outbox: Arc<dyn Outbox> = Arc::new(modelwatch_notify::StoreOutbox::new(store.clone()));
+    let w = Arc::new(
+        Worker::new(
+            outbox,
+            config(&[("hook", webhook(&receiver, ""))], ""),
+            "w1",
+        )
+        .unwrap(),
+    );
+    assert_eq!(w.run_once(t).await.unwrap().delivered, 2);
+    let rows = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    assert!(rows
+        .iter()
+        .all(|n| n.status == modelwatch_store::alerts::DeliveryStatus::Delivered));
+    let mut bodies: Vec<serde_json::Value> = receiver
+        .requests()
+        .iter()
+        .map(|r| {
+            let mut body = r.json();
+            body.as_object_mut().unwrap().remove("dedup_key");
+            body
+        })
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    let second = bodies.pop().unwrap();
+    assert_eq!(bodies[0], second);
+    assert_eq!(second["alert"], serde_json::to_value(&a).unwrap());
 }

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use modelwatch_core::alerting::{
     outbox, Alert, AlertFilter, AlertId, AlertStatus, AlertTransition, ComparisonOperator,
-    NotificationEvent, OutboxEntry, PastBreach, Rule, RuleId, RuleSpec, SeriesState, Severity,
-    Silence, SilenceId, StateDetail, Trigger, SYSTEM_ACTOR,
+    EventFacts, NotificationEvent, OutboxEntry, PastBreach, Rule, RuleId, RuleSpec, SeriesState,
+    Severity, Silence, SilenceId, StateDetail, Trigger, SYSTEM_ACTOR,
 };
 use modelwatch_core::detection::changepoint::ChangePointState;
 use modelwatch_core::{Dataset, Metric, ModelName, TimeRange, Timestamp, Version};
 
 use super::{
     AlertCommit, AlertLabel, AlertStore, AlertWriteGuarded, ClaimChannels, CommitOutcome,
-    DeliveryResult, DeliveryStatus, NewNotification, NotificationFilter, StateWrite,
+    DeliveryResult, DeliveryStatus, NotificationFilter, OutboxPayload, StateWrite,
 };
 use crate::StoreError;
 
@@ -90,19 +90,17 @@ fn created(alert: &Alert) -> AlertTransition {
     }
 }
 
-fn notifications(alert: &Alert, event: NotificationEvent) -> Vec<NewNotification> {
+fn notifications(alert: &Alert, event: NotificationEvent) -> Vec<OutboxEntry> {
     ["ops", "slack"]
         .into_iter()
-        .map(|channel| NewNotification {
-            entry: OutboxEntry {
-                dedup_key: format!("{}:{}:{channel}", alert.id, event.as_str()),
-                alert_id: alert.id.clone(),
-                channel: channel.into(),
-                event,
-                severity: alert.severity,
-                created_at: alert.first_seen,
-            },
-            payload: format!("{{\"alert_id\":\"{}\"}}", alert.id),
+        .map(|channel| OutboxEntry {
+            dedup_key: format!("{}:{}:{channel}", alert.id, event.as_str()),
+            alert_id: alert.id.clone(),
+            channel: channel.into(),
+            event,
+            severity: alert.severity,
+            created_at: alert.first_seen,
+            facts: EventFacts::of(alert),
         })
         .collect()
 }
@@ -293,7 +291,8 @@ pub async fn commit_writes_state_alert_history_and_outbox_together(store: &dyn A
         && n.attempts == 0
         && n.next_attempt_at == at(10_000)
         && n.alert_id == a.id
-        && n.event == NotificationEvent::Firing));
+        && n.event == NotificationEvent::Firing
+        && n.payload == OutboxPayload::Facts(EventFacts::of(&a))));
     assert_eq!(
         queued
             .iter()
@@ -479,13 +478,7 @@ pub async fn outbox_deduplicates_on_its_key(store: &dyn AlertStore) {
             alert: resolved,
         }),
         transition: Some(transition.clone()),
-        notifications: entries
-            .into_iter()
-            .map(|entry| NewNotification {
-                entry,
-                payload: "{}".into(),
-            })
-            .collect(),
+        notifications: entries,
         ..AlertCommit::default()
     };
     store.commit(vec![commit]).await.unwrap();

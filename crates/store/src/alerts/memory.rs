@@ -82,15 +82,15 @@ impl Tables {
                 .or_default()
                 .push(transition);
         }
-        for new in commit.notifications {
-            if self.outbox_keys.contains_key(&new.entry.dedup_key) {
+        for entry in commit.notifications {
+            if self.outbox_keys.contains_key(&entry.dedup_key) {
                 continue;
             }
             // Kept in id order (imports included), so the last row has the greatest id.
             let id = self.outbox.last().map_or(1, |n| n.id.saturating_add(1));
             self.outbox_keys
-                .insert(new.entry.dedup_key.clone(), self.outbox.len());
-            self.outbox.push(Notification::from_new(id, &new));
+                .insert(entry.dedup_key.clone(), self.outbox.len());
+            self.outbox.push(Notification::from_new(id, &entry));
         }
     }
 }

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use modelwatch_core::alerting::{
-    Alert, AlertFilter, AlertId, AlertStatus, AlertTransition, NotificationEvent, OutboxEntry,
-    Rule, RuleId, SeriesState, Severity, Silence, SilenceId, StateDetail,
+    Alert, AlertFilter, AlertId, AlertStatus, AlertTransition, EventFacts, NotificationEvent,
+    OutboxEntry, Rule, RuleId, SeriesState, Severity, Silence, SilenceId, StateDetail,
 };
 use modelwatch_core::{Dataset, Metric, ModelName, Timestamp, Version};
 use serde::{Deserialize, Serialize};
@@ -65,22 +65,14 @@ pub struct AlertWriteGuarded {
     pub alert: Alert,
 }
 
-/// One delivery to enqueue: the core's [`OutboxEntry`] plus the JSON payload a channel
-/// sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewNotification {
-    pub entry: OutboxEntry,
-    /// JSON text.
-    pub payload: String,
-}
-
 /// One atomic, guarded change: what an evaluation or a person's action writes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertCommit {
     pub state: Option<StateWrite>,
     pub alert: Option<AlertWriteGuarded>,
     pub transition: Option<AlertTransition>,
-    pub notifications: Vec<NewNotification>,
+    /// Deliveries to enqueue; their facts are kept in the row's `payload` column.
+    pub notifications: Vec<OutboxEntry>,
 }
 
 impl AlertCommit {
@@ -136,15 +128,80 @@ impl DeliveryStatus {
     }
 }
 
+/// What an outbox row's `payload` column says about its event.
+///
+/// Rows are written as `{"facts": …}` ([`EventFacts`]). Rows written before that carry the
+/// whole alert as of the event (`{"event", "channel", "alert"}`, or the alert itself); they
+/// are read as [`OutboxPayload::Snapshot`] so a database upgraded with rows still pending
+/// delivers them. A column that is neither is not an error of the store (one bad row must
+/// not stop every claim): it is read as [`OutboxPayload::Unreadable`], kept as stored, and
+/// the delivery fails it with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxPayload {
+    Facts(EventFacts),
+    Snapshot(Box<Alert>),
+    Unreadable { text: String, error: String },
+}
+
+/// The column's current format.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredFacts<T> {
+    facts: T,
+}
+
+impl OutboxPayload {
+    /// The column text of `facts`.
+    pub(crate) fn encode_facts(facts: &EventFacts) -> Result<String, StoreError> {
+        to_json(&StoredFacts { facts })
+    }
+
+    /// The column text, as it was read (a snapshot is written back as `{"alert": …}`).
+    pub(crate) fn encode(&self) -> Result<String, StoreError> {
+        match self {
+            OutboxPayload::Facts(facts) => OutboxPayload::encode_facts(facts),
+            OutboxPayload::Snapshot(alert) => to_json(&serde_json::json!({ "alert": alert })),
+            OutboxPayload::Unreadable { text, .. } => Ok(text.clone()),
+        }
+    }
+
+    pub(crate) fn decode(text: &str) -> OutboxPayload {
+        let unreadable = |error: String| OutboxPayload::Unreadable {
+            text: text.to_owned(),
+            error,
+        };
+        let value = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value) => value,
+            Err(error) => return unreadable(format!("payload is not JSON: {error}")),
+        };
+        if value.get("facts").is_some() {
+            return match serde_json::from_value::<StoredFacts<EventFacts>>(value) {
+                Ok(stored) => OutboxPayload::Facts(stored.facts),
+                Err(error) => unreadable(format!("payload's facts: {error}")),
+            };
+        }
+        // Written before facts: the alert snapshot, alone or under `alert`.
+        let snapshot = match value.get("alert") {
+            Some(alert) => serde_json::from_value::<Alert>(alert.clone()),
+            None => serde_json::from_value::<Alert>(value),
+        };
+        match snapshot {
+            Ok(alert) => OutboxPayload::Snapshot(Box::new(alert)),
+            Err(error) => unreadable(format!("payload holds neither facts nor an alert: {error}")),
+        }
+    }
+}
+
 /// One row of the outbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Notification {
     pub id: i64,
     pub alert_id: AlertId,
     pub channel: String,
     pub event: NotificationEvent,
     pub severity: Severity,
-    pub payload: String,
+    pub payload: OutboxPayload,
     pub dedup_key: String,
     pub status: DeliveryStatus,
     /// Sends made so far, as their senders recorded them: a claim alone is no attempt,
@@ -164,20 +221,20 @@ pub struct Notification {
 }
 
 impl Notification {
-    pub(crate) fn from_new(id: i64, new: &NewNotification) -> Notification {
+    pub(crate) fn from_new(id: i64, entry: &OutboxEntry) -> Notification {
         Notification {
             id,
-            alert_id: new.entry.alert_id.clone(),
-            channel: new.entry.channel.clone(),
-            event: new.entry.event,
-            severity: new.entry.severity,
-            payload: new.payload.clone(),
-            dedup_key: new.entry.dedup_key.clone(),
+            alert_id: entry.alert_id.clone(),
+            channel: entry.channel.clone(),
+            event: entry.event,
+            severity: entry.severity,
+            payload: OutboxPayload::Facts(entry.facts.clone()),
+            dedup_key: entry.dedup_key.clone(),
             status: DeliveryStatus::Pending,
             attempts: 0,
-            next_attempt_at: new.entry.created_at,
+            next_attempt_at: entry.created_at,
             last_error: None,
-            created_at: new.entry.created_at,
+            created_at: entry.created_at,
             delivered_at: None,
             finished_at: None,
             lease_owner: None,
@@ -669,7 +726,7 @@ pub(crate) struct NotificationValues<'a> {
     pub(crate) channel: &'a str,
     pub(crate) event: &'static str,
     pub(crate) severity: &'static str,
-    pub(crate) payload: &'a str,
+    pub(crate) payload: String,
     pub(crate) dedup_key: &'a str,
     pub(crate) status: &'static str,
     pub(crate) attempts: i64,
@@ -683,14 +740,14 @@ pub(crate) struct NotificationValues<'a> {
 }
 
 impl<'a> NotificationValues<'a> {
-    pub(crate) fn new(n: &'a Notification) -> Self {
-        NotificationValues {
+    pub(crate) fn new(n: &'a Notification) -> Result<Self, StoreError> {
+        Ok(NotificationValues {
             id: n.id,
             alert_id: n.alert_id.as_str(),
             channel: &n.channel,
             event: n.event.as_str(),
             severity: n.severity.as_str(),
-            payload: &n.payload,
+            payload: n.payload.encode()?,
             dedup_key: &n.dedup_key,
             status: n.status.as_str(),
             attempts: i64::from(n.attempts),
@@ -701,7 +758,7 @@ impl<'a> NotificationValues<'a> {
             lease_owner: n.lease_owner.as_deref(),
             lease_until_ms: n.lease_until.map(Timestamp::as_millis),
             finished_ms: n.finished_at.map(Timestamp::as_millis),
-        }
+        })
     }
 }
 

@@ -27,8 +27,8 @@ use crate::alerts::{
     revision_from_sql, severity_count, state_dataset, state_detail, timestamp, to_json,
     AlertCommit, AlertLabel, AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome,
     DeliveryResult, DeliveryStatus, Notification, NotificationFilter, NotificationValues,
-    OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState, TransitionValues,
-    FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    OutboxPayload, OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState,
+    TransitionValues, FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
 
@@ -197,8 +197,8 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
             .await
             .map_err(pg_error)?;
     }
-    for new in &commit.notifications {
-        let entry = &new.entry;
+    for entry in &commit.notifications {
+        let payload = OutboxPayload::encode_facts(&entry.facts)?;
         client
             .execute(
                 "INSERT INTO notification_outbox (alert_id, channel, event, severity, payload,
@@ -210,7 +210,7 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
                     &entry.channel,
                     &entry.event.as_str(),
                     &entry.severity.as_str(),
-                    &new.payload,
+                    &payload,
                     &entry.dedup_key,
                     &entry.created_at.as_millis(),
                 ],
@@ -242,7 +242,7 @@ fn notification(row: &Row) -> Result<Notification, StoreError> {
         channel: get(row, 2)?,
         event,
         severity: Severity::parse(get(row, 4)?).map_err(|e| corrupt("notification", e))?,
-        payload: get(row, 5)?,
+        payload: OutboxPayload::decode(get(row, 5)?),
         dedup_key: get(row, 6)?,
         status: DeliveryStatus::parse(status)
             .ok_or_else(|| corrupt("notification status", status))?,
@@ -403,7 +403,7 @@ async fn import_rows(
         .map_err(pg_error)?;
     for n in &rows.notifications {
         transaction
-            .execute(&insert, &NotificationValues::new(n).pg_params())
+            .execute(&insert, &NotificationValues::new(n)?.pg_params())
             .await
             .map_err(pg_error)?;
     }

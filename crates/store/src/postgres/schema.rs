@@ -474,6 +474,49 @@ mod tests {
         );
     }
 
+    /// Outbox rows are written as `{"facts": …}`; a row written before that, with the alert
+    /// as of its event, still reads as that snapshot.
+    #[tokio::test]
+    async fn outbox_rows_of_the_previous_payload_format_read_as_their_alert_snapshot() {
+        use crate::alerts::conformance::{alert, rule};
+        use crate::alerts::{AlertCommit, AlertWriteGuarded, OutboxPayload};
+
+        let database = TestDatabase::create("outbox_payload").await;
+        let stores = crate::open(database.url()).await.unwrap();
+        let a = alert(7, &rule(1, "fraud"), "v1", 10_000);
+        let insert = AlertCommit {
+            alert: Some(AlertWriteGuarded {
+                previous: None,
+                alert: a.clone(),
+            }),
+            ..AlertCommit::default()
+        };
+        stores.alerts.commit(vec![insert]).await.unwrap();
+        let old = serde_json::json!({"event": "firing", "channel": "ops", "alert": a}).to_string();
+        let (client, connection) = tokio_postgres::connect(database.url(), NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        client
+            .execute(
+                "INSERT INTO notification_outbox (alert_id, channel, event, severity, payload,
+                     dedup_key, status, next_attempt_ms, created_ms)
+                 VALUES ($1, 'ops', 'firing', 'high', $2, 'k1', 'pending', 1000, 1000)",
+                &[&a.id.as_str(), &old],
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+        let rows = stores
+            .alerts
+            .list_notifications(&NotificationFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].payload, OutboxPayload::Snapshot(Box::new(a)));
+    }
+
     /// Schema 5 records when an outbox row finished. Rows a schema 4 database holds get
     /// the best time it has: delivered ones their delivery time, failed and skipped ones
     /// when their last attempt was due; pending ones, leased or not, none. Pruning then

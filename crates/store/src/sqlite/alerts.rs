@@ -21,8 +21,8 @@ use crate::alerts::{
     revision_from_sql, severity_count, state_dataset, state_detail, timestamp, to_json,
     AlertCommit, AlertLabel, AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome,
     DeliveryResult, DeliveryStatus, Notification, NotificationFilter, NotificationValues,
-    OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState, TransitionValues,
-    FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    OutboxPayload, OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState,
+    TransitionValues, FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::decoded::{rule_prefix, state_key, DecodedRows};
 use crate::StoreError;
@@ -234,8 +234,8 @@ fn apply(
             .prepare_cached(INSERT_TRANSITION)?
             .execute(TransitionValues::new(transition).sqlite_params())?;
     }
-    for new in &commit.notifications {
-        let entry = &new.entry;
+    for entry in &commit.notifications {
+        let payload = OutboxPayload::encode_facts(&entry.facts)?;
         connection
             .prepare_cached(
                 "INSERT INTO notification_outbox (alert_id, channel, event, severity, payload,
@@ -248,7 +248,7 @@ fn apply(
                 entry.channel,
                 entry.event.as_str(),
                 entry.severity.as_str(),
-                new.payload,
+                payload,
                 entry.dedup_key,
                 entry.created_at.as_millis(),
             ])?;
@@ -316,7 +316,7 @@ impl NotificationRow {
             channel: self.channel,
             event,
             severity: Severity::parse(&self.severity).map_err(|e| corrupt("notification", e))?,
-            payload: self.payload,
+            payload: OutboxPayload::decode(&self.payload),
             dedup_key: self.dedup_key,
             status: DeliveryStatus::parse(&self.status)
                 .ok_or_else(|| corrupt("notification status", &self.status))?,
@@ -460,7 +460,7 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
          ON CONFLICT DO NOTHING"
     ))?;
     for n in &rows.notifications {
-        insert.execute(NotificationValues::new(n).sqlite_params())?;
+        insert.execute(NotificationValues::new(n)?.sqlite_params())?;
     }
     Ok(())
 }

@@ -945,3 +945,52 @@ async fn a_failed_write_leaves_nothing_and_the_next_one_lands() {
         1
     );
 }
+
+/// Outbox rows are written as `{"facts": …}`. A row written before that carries the alert
+/// as of its event (`{"event", "channel", "alert"}`): it still reads, as that snapshot, so
+/// an upgraded server delivers what was pending; a column that is neither reads as
+/// unreadable, with the reason, instead of failing the whole listing.
+#[tokio::test]
+async fn outbox_rows_of_the_previous_payload_format_read_as_their_alert_snapshot() {
+    use crate::alerts::conformance::{alert, rule};
+    use crate::alerts::{AlertCommit, AlertWriteGuarded, NotificationFilter, OutboxPayload};
+    use crate::AlertStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let r = rule(1, "fraud");
+    let a = alert(7, &r, "v1", 10_000);
+    let insert = AlertCommit {
+        alert: Some(AlertWriteGuarded {
+            previous: None,
+            alert: a.clone(),
+        }),
+        ..AlertCommit::default()
+    };
+    store.commit(vec![insert]).await.unwrap();
+    let old = serde_json::json!({"event": "firing", "channel": "ops", "alert": a}).to_string();
+    {
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute(
+                "INSERT INTO notification_outbox (id, alert_id, channel, event, severity,
+                     payload, dedup_key, status, next_attempt_ms, created_ms)
+                 VALUES (1, ?1, 'ops', 'firing', 'high', ?2, 'k1', 'pending', 1000, 1000),
+                    (2, ?1, 'team', 'firing', 'high', 'not json', 'k2', 'pending', 1000, 1000)",
+                rusqlite::params![a.id.as_str(), old],
+            )
+            .unwrap();
+    }
+    let rows = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    let by_id = |id: i64| rows.iter().find(|n| n.id == id).unwrap();
+    assert_eq!(by_id(1).payload, OutboxPayload::Snapshot(Box::new(a)));
+    let OutboxPayload::Unreadable { text, error } = &by_id(2).payload else {
+        panic!("{:?}", by_id(2).payload)
+    };
+    assert_eq!(text, "not json");
+    assert!(error.starts_with("payload is not JSON"), "{error}");
+}
