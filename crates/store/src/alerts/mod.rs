@@ -136,6 +136,9 @@ impl DeliveryStatus {
 /// delivers them. A column that is neither is not an error of the store (one bad row must
 /// not stop every claim): it is read as [`OutboxPayload::Unreadable`], kept as stored, and
 /// the delivery fails it with the reason.
+// Facts is what every row written now holds, so it stays unboxed; the rare snapshot of
+// an old row is boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutboxPayload {
