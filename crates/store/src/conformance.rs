@@ -432,6 +432,17 @@ pub async fn custom_metrics_are_declared_and_enforced(store: &dyn MetricStore) {
         Err(StoreError::Invalid(_))
     ));
 
+    // Each undeclared name is judged once per batch; a typo after names already judged
+    // is still caught, at its own index.
+    let batch = vec![
+        sample("m", "v1", "queue_ms", 1.0, 2),
+        sample("m", "v1", "queue_ms", 2.0, 3),
+        sample("m", "v1", "acuracy", 0.9, 4),
+    ];
+    match store.append(batch).await {
+        Err(StoreError::InvalidSample { index: 2, error }) => assert_eq!(error.field, "metric"),
+        other => panic!("a misspelt metric after others was accepted: {other:?}"),
+    }
     // A misspelt built-in does not silently start a custom series; declared, it may.
     match store.append_one(sample("m", "v1", "acuracy", 0.9, 1)).await {
         Err(StoreError::Invalid(e)) => {

@@ -20,7 +20,7 @@ pub mod tokens;
 #[cfg(test)]
 mod conformance;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -651,6 +651,9 @@ pub(crate) fn validate_batch(
     samples: &[Sample],
     custom: &[MetricDefinition],
 ) -> Result<(), StoreError> {
+    // Undeclared custom names already found not to be typos: a batch repeats a few names,
+    // and the edit distances cost more than the rest of ingestion (issue 15's bisect).
+    let mut not_typos: HashSet<&str> = HashSet::new();
     for (index, sample) in samples.iter().enumerate() {
         // Ranges are looked up, never cloned: this runs for every sample ingested.
         let declared = match &sample.metric {
@@ -658,7 +661,7 @@ pub(crate) fn validate_batch(
                 let found = custom.iter().find(|d| d.metric == *metric).map(|d| d.range);
                 // An undeclared name one typo away from a built-in would otherwise start
                 // a custom series of its own, silently.
-                if found.is_none() {
+                if found.is_none() && not_typos.insert(name.as_str()) {
                     if let Some(meant) = Metric::likely_misspelling_of(name) {
                         return Err(StoreError::InvalidSample {
                             index,
