@@ -596,24 +596,19 @@ impl Step<'_> {
                 silent_minutes,
                 usual_interval_minutes,
                 last_sample_at,
-                last_samples,
                 ..
             } => {
-                let seen = if last_samples.is_empty() {
-                    String::new()
-                } else {
-                    let each: Vec<String> = last_samples
-                        .iter()
-                        .map(|s| format!("{} at {}", s.metric, s.at.to_rfc3339()))
-                        .collect();
-                    format!(" (last seen: {})", each.join(", "))
-                };
-                format!(
-                    "{}: {series}: {}, last sample at {}{seen}",
-                    rule.name,
-                    no_data_words(*silent_minutes, *usual_interval_minutes),
-                    last_sample_at.to_rfc3339()
-                )
+                let silence = no_data_words(*silent_minutes, *usual_interval_minutes);
+                match rule.metric {
+                    // A whole version's message stays one line: the trigger's
+                    // `last_samples` tells when each metric was seen last.
+                    MetricScope::Every => format!("{}: {series}: {silence}", rule.name),
+                    MetricScope::One(_) => format!(
+                        "{}: {series}: {silence}, last sample at {}",
+                        rule.name,
+                        last_sample_at.to_rfc3339()
+                    ),
+                }
             }
         }
     }
