@@ -573,6 +573,45 @@ for (const browserName of selectedBrowsers()) {
       await shot("overview-stale");
     });
 
+    test("a no-data rule on every metric (*) is created from the form; * with a degradation rule is refused naming metric", async () => {
+      await go("#/rules");
+      await page.waitForSelector("form.rule-form");
+      // `*` is offered among the metrics.
+      const offered = await page.$$eval("datalist#metrics-list option", (os) => os.map((o) => o.value));
+      assert.ok(offered.includes("*"), JSON.stringify(offered));
+      const name = `e2e version silent (${browserName})`;
+      await page.locator("input[name=name]").fill(name);
+      await page.locator("input[name=model]").fill("fraud_detector");
+      await page.locator("input[name=metric]").fill("*");
+      // A degradation rule cannot watch every metric: the server's error names the field.
+      await page.select("select[name=kind]", "degradation");
+      await page.waitForFunction(() => document.querySelector("input[name=max_pct]")?.offsetParent !== null);
+      await clickButton("form.rule-form", "Create rule");
+      await page.waitForFunction(() => /Not saved: 400: .*\(field metric\)/.test(document.querySelector("form.rule-form [role=alert]")?.textContent ?? ""));
+      const refused = await page.$eval("form.rule-form [role=alert]", (div) => div.textContent);
+      assert.match(refused, /only to no-data rules/, refused);
+      await shot("rules-every-metric-refused");
+      assert.ok(!list(await json(`${server.url}/api/v1/rules`), "rules").some((r) => r.name === name), "nothing was saved");
+      // As a no-data rule it is created, for every version, and listed with `*`.
+      await page.select("select[name=kind]", "no_data");
+      await page.waitForFunction(() => document.querySelector("input[name=no_data_minutes]")?.offsetParent !== null);
+      await page.locator("input[name=no_data_minutes]").fill("30");
+      await clickButton("form.rule-form", "Create rule");
+      await page.waitForFunction((text) => document.querySelector("main [role=status]")?.textContent.includes(text), {}, `Created ${name}`);
+      const rule = list(await json(`${server.url}/api/v1/rules`), "rules").find((r) => r.name === name);
+      assert.ok(rule, "the rule was created");
+      assert.equal(rule.metric, "*");
+      assert.equal(rule.version, null);
+      assert.equal(rule.condition_type, "no_data");
+      assert.equal(rule.no_data_minutes, 30);
+      const row = await page.waitForFunction((id) => document.querySelector(`tbody tr[data-rule="${id}"]`)?.textContent, {}, rule.id);
+      const text = await row.jsonValue();
+      assert.ok(text.includes("fraud_detector · all versions · *") && text.includes("no data for 30 min"), text);
+      await shot("rules-every-metric");
+      // The demo's older versions are silent: let this rule not page the scenarios after it.
+      await json(`${server.url}/api/v1/rules/${rule.id}`, { method: "DELETE" });
+    });
+
     test("a one-minute spike inside a bucket shows in the min–max band and the legend", async () => {
       // Three days back, between the demo's five-minute samples: three samples over one
       // minute, far above latency's usual ~42 ms. Over 7 days the chart has buckets of
