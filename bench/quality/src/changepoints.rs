@@ -418,6 +418,11 @@ pub fn tuning() -> Tuning {
             .map_or(default.revert_early_samples, |x| *x as u32),
         revert_early_z: v.get(11).copied().unwrap_or(default.revert_early_z),
         autocorrelation_shrink: v.get(12).copied().unwrap_or(default.autocorrelation_shrink),
+        max_autocorrelation: v.get(13).copied().unwrap_or(default.max_autocorrelation),
+        min_alarm_samples: v.get(14).map_or(default.min_alarm_samples, |x| *x as u64),
+        max_clip_excess: v.get(15).copied().unwrap_or(default.max_clip_excess),
+        retracted_grace: v.get(16).copied().unwrap_or(default.retracted_grace),
+        revert_sequential: v.get(17).map_or(default.revert_sequential, |x| *x > 0.0),
     }
 }
 

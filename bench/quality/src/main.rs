@@ -1020,12 +1020,25 @@ fn cp_experiment((streams, seed): (usize, u64)) {
                 .iter()
                 .map(|p| format!("{:.1}", nab::score_corpus(&files, &d, p).normalised))
                 .collect();
-            println!("NAB {}", s.join(" / "));
+            let first = nab::score_corpus(&files, &d, &profiles[0]);
+            println!(
+                "NAB {} ({}/{} windows, {} FPs)",
+                s.join(" / "),
+                first.detected_windows,
+                first.windows,
+                first.false_positives
+            );
             if std::env::var_os("MODELWATCH_CP_NAB_SEASONAL").is_some() {
                 nab_upper_bounds(&default, &files, &profiles);
             }
             if std::env::var_os("MODELWATCH_CP_NAB_FILES").is_some() {
                 nab_breakdown(&files, &d, &profiles[0]);
+            }
+            if let Ok(which) = std::env::var("MODELWATCH_CP_NAB_DUMP") {
+                nab_dump(&files, which.parse().unwrap_or(0));
+            }
+            if std::env::var_os("MODELWATCH_CP_NAB_FP_KINDS").is_some() {
+                nab_false_positive_kinds(&files, &profiles[0]);
             }
         }
     }
@@ -1413,4 +1426,105 @@ fn profile_memory() -> f64 {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(3.0)
+}
+
+/// What the default detector's NAB false positives look like (standard profile): each
+/// alarm outside the windows after probation, by the size of the shift it reported (noise
+/// units), whether another alarm came in the 100 rows before it (a burst), and whether
+/// the level it moved to lasted (the mean of the 50 rows after it nearer the level after
+/// than before); with the raw points each kind costs.
+fn nab_false_positive_kinds(files: &[nab::LabelledFile], profile: &nab::Profile) {
+    use modelwatch_core::detection::changepoint::ChangePointState;
+    let settings = modelwatch_core::detection::changepoint::ChangePointSettings {
+        sides: Sides::Both,
+        ..changepoints::default_settings()
+    };
+    let tuning = changepoints::tuning();
+    // [size bucket][burst][lasted] → (count, cost)
+    let mut kinds = [[[(0usize, 0.0f64); 2]; 2]; 4];
+    let buckets = ["<2 sd", "2-4 sd", "4-8 sd", ">=8 sd"];
+    for file in files {
+        let n = file.points.len();
+        let probation = nab::probation(n);
+        let mut state = ChangePointState::default();
+        let mut last_alarm: Option<usize> = None;
+        for (row, p) in file.points.iter().enumerate() {
+            let Some(change) = state.observe(&settings, &tuning, p.timestamp, p.value) else {
+                continue;
+            };
+            let burst = last_alarm.is_some_and(|l| row < l + 100);
+            last_alarm = Some(row);
+            if row < probation || file.windows.iter().any(|w| row >= w.0 && row <= w.1) {
+                continue;
+            }
+            let previous = file.windows.iter().rev().find(|w| w.1 < row);
+            let position = previous.map_or(3.0, |w| (row - w.1) as f64 / (w.1 - w.0) as f64);
+            let cost = -nab::scaled_sigmoid(position) * profile.fp_weight;
+            let after = &file.points[(row + 1).min(n)..(row + 51).min(n)];
+            let mean = after.iter().map(|p| p.value).sum::<f64>() / after.len().max(1) as f64;
+            let lasted = after.is_empty()
+                || (mean - change.level_after).abs() < (mean - change.level_before).abs();
+            let size = change.shift_sd.abs();
+            let bucket = if size < 2.0 {
+                0
+            } else if size < 4.0 {
+                1
+            } else if size < 8.0 {
+                2
+            } else {
+                3
+            };
+            let slot = &mut kinds[bucket][usize::from(burst)][usize::from(lasted)];
+            slot.0 += 1;
+            slot.1 += cost;
+        }
+    }
+    for (b, name) in buckets.iter().enumerate() {
+        for burst in [false, true] {
+            for lasted in [false, true] {
+                let (count, cost) = kinds[b][usize::from(burst)][usize::from(lasted)];
+                println!(
+                    "FP {name} {} {}: {count} costing {cost:.2}",
+                    if burst { "burst" } else { "alone" },
+                    if lasted { "lasted" } else { "reverted" }
+                );
+            }
+        }
+    }
+}
+
+/// Every alarm of the default detector on one NAB file (by index), with the state.
+fn nab_dump(files: &[nab::LabelledFile], index: usize) {
+    use modelwatch_core::detection::changepoint::ChangePointState;
+    let settings = modelwatch_core::detection::changepoint::ChangePointSettings {
+        sides: Sides::Both,
+        ..changepoints::default_settings()
+    };
+    let tuning = changepoints::tuning();
+    let Some(file) = files.get(index) else { return };
+    println!(
+        "windows {:?} probation {}",
+        file.windows,
+        nab::probation(file.points.len())
+    );
+    let mut state = ChangePointState::default();
+    for (row, p) in file.points.iter().enumerate() {
+        let before = state.clone();
+        if let Some(c) = state.observe(&settings, &tuning, p.timestamp, p.value) {
+            let inside = file.windows.iter().any(|w| row >= w.0 && row <= w.1);
+            println!(
+                "{row} onset {} {} before {:.3} after {:.3} sd {:+.1} scale {:.3} rho {:.2} wander {:.3} fast {:.3} slow {:.3}",
+                row + 1 - c.samples as usize,
+                if inside { "IN" } else { "fp" },
+                c.level_before,
+                c.level_after,
+                c.shift_sd,
+                c.noise_sd,
+                before.lag_product,
+                before.wander.unwrap_or(-1.0),
+                before.level,
+                before.slow_level.unwrap_or(f64::NAN),
+            );
+        }
+    }
 }

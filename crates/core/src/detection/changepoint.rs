@@ -312,6 +312,17 @@ pub struct Tuning {
     /// widens the noise: clipped at zero, the raw estimate widens white noise by about
     /// 0.4 standard errors on average.
     pub autocorrelation_shrink: f64,
+    /// The largest lag-1 autocorrelation the noise is widened for.
+    pub max_autocorrelation: f64,
+    /// An alarm needs at least this many samples since the likeliest onset.
+    pub min_alarm_samples: u64,
+    /// The clipping is at most `k` plus this many noise units.
+    pub max_clip_excess: f64,
+    /// Retracted alarms forgiven as chance before they lengthen the interval (0: never).
+    pub retracted_grace: f64,
+    /// Look early at every sample from `revert_early_samples` (with the same bound on
+    /// the mean's distance from the level before), not once.
+    pub revert_sequential: bool,
 }
 
 impl Default for Tuning {
@@ -330,6 +341,11 @@ impl Default for Tuning {
             revert_early_samples: 10,
             revert_early_z: 0.8,
             autocorrelation_shrink: 1.0,
+            max_autocorrelation: 0.9,
+            min_alarm_samples: 0,
+            max_clip_excess: f64::INFINITY,
+            retracted_grace: 0.0,
+            revert_sequential: false,
         }
     }
 }
@@ -434,6 +450,12 @@ pub struct ChangePointState {
     /// whether the shift lasted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before_change: Option<BeforeChange>,
+    /// Samples counted since learning, and the alarms among them whose shift did not
+    /// last (the detector's own false alarms).
+    #[serde(default)]
+    pub exposure: u64,
+    #[serde(default)]
+    pub retracted: u64,
 }
 
 /// The level and noise before an alarm, and the samples since it.
@@ -587,7 +609,8 @@ impl ChangePointState {
         let scale = self.working_scale();
         let rho_rate = tuning.level_rate / 4.0;
         let rho_error = (rho_rate / (2.0 - rho_rate)).sqrt();
-        let rho = (self.lag_product - tuning.autocorrelation_shrink * rho_error).clamp(0.0, 0.9);
+        let rho = (self.lag_product - tuning.autocorrelation_shrink * rho_error)
+            .clamp(0.0, tuning.max_autocorrelation);
         let inflation = ((1.0 + rho) / (1.0 - rho)).sqrt();
         // Half the smallest shift worth knowing, in units of the (widened) noise.
         let k = match settings.min_shift {
@@ -607,6 +630,7 @@ impl ChangePointState {
                 in_samples(millis).max(samples as f64)
             }
         } * tuning.interval_factor;
+        let arl = arl * self.calibration(tuning, arl);
         let per_side = if settings.sides == Sides::Both {
             2.0 * arl
         } else {
@@ -623,7 +647,7 @@ impl ChangePointState {
         } else {
             (h, h_unwatched)
         };
-        let clip = k + h * tuning.clip_fraction;
+        let clip = k + (h * tuning.clip_fraction).min(tuning.max_clip_excess);
         let deviation = value - self.level;
         let raw_residual = (deviation / scale).clamp(-3.0, 3.0);
         let white_gap = white_gap(tuning);
@@ -650,6 +674,7 @@ impl ChangePointState {
 
         // Follow the level and the noise with the clipped residual.
         self.samples += 1;
+        self.exposure += 1;
         let level_weight = (1.0 / self.samples as f64).max(tuning.level_rate);
         self.lag_product +=
             tuning.level_rate / 4.0 * (raw_residual * self.previous_residual - self.lag_product);
@@ -710,6 +735,9 @@ impl ChangePointState {
                     cusum.value_sum / samples as f64,
                 )
             });
+        if samples < tuning.min_alarm_samples {
+            return None;
+        }
         let reference = cusum.reference;
         let shift = level_after - reference;
         let change = Change {
@@ -733,9 +761,22 @@ impl ChangePointState {
             since: 0,
             value_sum: 0.0,
         });
+        if tuning.retracted_grace < 0.0 {
+            self.retracted += 1;
+        }
         self.rearm(level_after, samples, tuning);
         self.last_change = Some(change);
         Some(change)
+    }
+
+    /// How much longer than asked the interval between false alarms must be set for
+    /// the alarms this detector later retracted to come as rarely as asked.
+    fn calibration(&self, tuning: &Tuning, arl: f64) -> f64 {
+        if tuning.retracted_grace == 0.0 || self.exposure == 0 {
+            return 1.0;
+        }
+        let excess = self.retracted as f64 - tuning.retracted_grace.abs();
+        (excess * arl / self.exposure as f64).max(1.0)
     }
 
     /// The noise scale a spread measured around the fast level (following with weight
@@ -799,14 +840,18 @@ impl ChangePointState {
         };
         before.since += 1;
         before.value_sum += value;
-        let early = before.since == u64::from(tuning.revert_early_samples)
-            && before.since < u64::from(tuning.revert_samples);
+        let early_from = u64::from(tuning.revert_early_samples);
+        let early = if tuning.revert_sequential {
+            early_from > 0 && before.since >= early_from
+        } else {
+            before.since == early_from
+        } && before.since < u64::from(tuning.revert_samples);
         if before.since < u64::from(tuning.revert_samples) && !early {
             self.before_change = Some(before);
             return false;
         }
         let z = if early {
-            tuning.revert_early_z
+            tuning.revert_early_z * (before.since as f64 / early_from as f64).sqrt()
         } else {
             tuning.revert_z
         };
@@ -821,6 +866,7 @@ impl ChangePointState {
             }
             return false;
         }
+        self.retracted += 1;
         self.level = before.level;
         self.slow_level = Some(before.level);
         self.spread = before.spread;
