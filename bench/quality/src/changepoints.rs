@@ -384,8 +384,9 @@ fn bocpd(points: &[Point], sides: Sides, threshold: f64) -> Vec<Alarm> {
 /// `Tuning::default()`, or the comma-separated `MODELWATCH_CP_TUNING` (learning samples,
 /// level rate, settle samples, interval factor, clip fraction, and optionally slow level
 /// rate, the unwatched side's interval factor, likelihood onset (1/0), revert samples,
-/// revert z, early revert samples, early revert z and the autocorrelation's shrinkage in
-/// standard errors) to try others.
+/// revert z, early revert samples, early revert z, the autocorrelation's shrinkage in
+/// standard errors, its cap, the minimum samples since the onset of an alarm, the cap on
+/// the clip's excess over `k` and sequential early looks (1/0)) to try others.
 pub fn tuning() -> Tuning {
     let Ok(text) = std::env::var("MODELWATCH_CP_TUNING") else {
         return Tuning::default();
@@ -421,8 +422,9 @@ pub fn tuning() -> Tuning {
         max_autocorrelation: v.get(13).copied().unwrap_or(default.max_autocorrelation),
         min_alarm_samples: v.get(14).map_or(default.min_alarm_samples, |x| *x as u64),
         max_clip_excess: v.get(15).copied().unwrap_or(default.max_clip_excess),
-        retracted_grace: v.get(16).copied().unwrap_or(default.retracted_grace),
-        revert_sequential: v.get(17).map_or(default.revert_sequential, |x| *x > 0.0),
+        revert_sequential: v.get(16).map_or(default.revert_sequential, |x| *x > 0.0),
+        novelty_after: v.get(17).map_or(default.novelty_after, |x| *x as u32),
+        novelty_ratio: v.get(18).copied().unwrap_or(default.novelty_ratio),
     }
 }
 
