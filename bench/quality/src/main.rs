@@ -765,7 +765,7 @@ fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
                     max_autocorrelation: 0.98,
                     ..default_tuning
                 },
-                "measured, not taken (0.95: 33.7 standard)",
+                "measured, not taken",
             ),
         ] {
             let method = changepoints::Method::Cusum(changepoints::default_settings(), tuning);
