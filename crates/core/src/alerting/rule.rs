@@ -502,83 +502,112 @@ impl Rule {
     }
 }
 
-/// The raw input form of a rule in the seed's flat shape. `rule_name`/`name`,
-/// `model_name`/`model`, `model_version`/`version` and `metric_type`/`metric` are
-/// accepted; any other unknown field is refused.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSpec {
-    #[serde(alias = "rule_name")]
-    pub name: String,
-    #[serde(alias = "model_name")]
-    pub model: String,
-    #[serde(default, alias = "model_version")]
-    pub version: Option<String>,
-    /// A metric's name, or `*` for every metric of the version (no-data rules only).
-    #[serde(alias = "metric_type")]
-    pub metric: String,
-    /// A dataset's name, `default` (the default, also when absent), or `*` for each
-    /// dataset separately.
-    #[serde(default)]
-    pub dataset: Option<String>,
-    #[serde(default)]
-    pub severity: Option<String>,
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    #[serde(default)]
-    pub cooldown_minutes: Option<i64>,
-    #[serde(default)]
-    pub notify_channels: Option<Vec<String>>,
-    #[serde(default)]
-    pub threshold_value: Option<f64>,
-    #[serde(default)]
-    pub comparison_operator: Option<String>,
-    #[serde(default)]
-    pub tolerance: Option<f64>,
-    #[serde(default)]
-    pub clear_threshold: Option<f64>,
-    #[serde(default)]
-    pub max_degradation_percentage: Option<f64>,
-    #[serde(default)]
-    pub baseline_window_hours: Option<i64>,
-    #[serde(default)]
-    pub clear_percentage: Option<f64>,
-    /// `auto` (default), `latest` or `window` (with `comparison_hours`).
-    #[serde(default)]
-    pub comparison: Option<String>,
-    #[serde(default)]
-    pub comparison_hours: Option<i64>,
-    /// `daily` or `weekly`.
-    #[serde(default)]
-    pub seasonal: Option<String>,
-    #[serde(default)]
-    pub alpha: Option<f64>,
-    /// `threshold`, `degradation`, `change_point` or `no_data`; optional where the fields
-    /// given say which (a change-point rule with every setting at its default needs it).
-    #[serde(default)]
-    pub condition_type: Option<String>,
-    #[serde(default)]
-    pub change_direction: Option<String>,
-    #[serde(default)]
-    pub min_shift_percentage: Option<f64>,
-    #[serde(default)]
-    pub min_shift_sd: Option<f64>,
-    #[serde(default)]
-    pub false_alarm_interval_samples: Option<i64>,
-    #[serde(default)]
-    pub false_alarm_interval_hours: Option<f64>,
-    /// A no-data rule: the longest silence, in minutes.
-    #[serde(default)]
-    pub no_data_minutes: Option<f64>,
-    /// A no-data rule: the longest silence, in multiples of the series' usual interval.
-    #[serde(default)]
-    pub no_data_intervals: Option<f64>,
-    #[serde(default)]
-    pub for_evaluations: Option<i64>,
-    #[serde(default)]
-    pub clear_after_evaluations: Option<i64>,
-    #[serde(default)]
-    pub auto_resolve: Option<bool>,
+/// The fields of a rule as people give them, listed once: [`RuleSpec`] (a rule to
+/// create) and [`RulePatch`] (a change to one) are both generated from this list, with
+/// each field's aliases and documentation, so a field cannot be added to one and
+/// forgotten in the other (and every mapping to them, in the HTTP API's types and the
+/// CLI, is a full struct literal: the compiler asks for the new field there too).
+///
+/// - `required`: in a spec as they are; in a patch `Option` (absent: unchanged).
+/// - `nullable`: `Option` in a spec (absent or `null`: the default); `Option<Option<_>>`
+///   in a patch, where `null` (`Some(None)`) clears the value.
+/// - `optional`: `Option` in both (absent: the default in a spec, unchanged in a patch).
+macro_rules! rule_fields {
+    (
+        required { $($(#[$r_meta:meta])* $r_field:ident: $r_ty:ty,)* }
+        nullable { $($(#[$n_meta:meta])* $n_field:ident: $n_ty:ty,)* }
+        optional { $($(#[$o_meta:meta])* $o_field:ident: $o_ty:ty,)* }
+    ) => {
+        /// The raw input form of a rule in the seed's flat shape. `rule_name`/`name`,
+        /// `model_name`/`model`, `model_version`/`version` and `metric_type`/`metric` are
+        /// accepted; any other unknown field is refused.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct RuleSpec {
+            $($(#[$r_meta])* pub $r_field: $r_ty,)*
+            $($(#[$n_meta])* #[serde(default)] pub $n_field: Option<$n_ty>,)*
+            $($(#[$o_meta])* #[serde(default)] pub $o_field: Option<$o_ty>,)*
+        }
+
+        /// A partial update in the same flat shape; absent fields keep their value, `null`
+        /// clears a nullable one (`version: null` widens the rule to every version).
+        /// Giving a field of another condition kind switches the rule to that kind.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct RulePatch {
+            $($(#[$r_meta])* #[serde(default)] pub $r_field: Option<$r_ty>,)*
+            $(
+                $(#[$n_meta])*
+                #[serde(default, with = "double_option")]
+                pub $n_field: Option<Option<$n_ty>>,
+            )*
+            $($(#[$o_meta])* #[serde(default)] pub $o_field: Option<$o_ty>,)*
+        }
+
+        impl RulePatch {
+            /// Lays every field this patch gives over `spec`.
+            fn overlay(self, spec: &mut RuleSpec) {
+                $(if let Some(value) = self.$r_field { spec.$r_field = value; })*
+                $(if let Some(value) = self.$n_field { spec.$n_field = value; })*
+                $(if let Some(value) = self.$o_field { spec.$o_field = Some(value); })*
+            }
+        }
+    };
+}
+
+rule_fields! {
+    required {
+        #[serde(alias = "rule_name")]
+        name: String,
+        #[serde(alias = "model_name")]
+        model: String,
+        /// A metric's name, or `*` for every metric of the version (no-data rules only).
+        #[serde(alias = "metric_type")]
+        metric: String,
+    }
+    nullable {
+        /// One version; none: every version, each evaluated on its own.
+        #[serde(alias = "model_version")]
+        version: String,
+    }
+    optional {
+        /// A dataset's name, `default` (the default, also when absent), or `*` for each
+        /// dataset separately.
+        dataset: String,
+        severity: String,
+        enabled: bool,
+        cooldown_minutes: i64,
+        notify_channels: Vec<String>,
+        threshold_value: f64,
+        comparison_operator: String,
+        tolerance: f64,
+        clear_threshold: f64,
+        max_degradation_percentage: f64,
+        baseline_window_hours: i64,
+        clear_percentage: f64,
+        /// `auto` (default), `latest` or `window` (with `comparison_hours`).
+        comparison: String,
+        comparison_hours: i64,
+        /// `daily` or `weekly`.
+        seasonal: String,
+        alpha: f64,
+        /// `threshold`, `degradation`, `change_point` or `no_data`; optional where the
+        /// fields given say which (a change-point rule with every setting at its default
+        /// needs it).
+        condition_type: String,
+        change_direction: String,
+        min_shift_percentage: f64,
+        min_shift_sd: f64,
+        false_alarm_interval_samples: i64,
+        false_alarm_interval_hours: f64,
+        /// A no-data rule: the longest silence, in minutes.
+        no_data_minutes: f64,
+        /// A no-data rule: the longest silence, in multiples of the series' usual interval.
+        no_data_intervals: f64,
+        for_evaluations: i64,
+        clear_after_evaluations: i64,
+        auto_resolve: bool,
+    }
 }
 
 impl RuleSpec {
@@ -1085,78 +1114,6 @@ impl From<&Rule> for RuleSpec {
     }
 }
 
-/// A partial update in the same flat shape; absent fields keep their value. Giving a field
-/// of the other condition kind switches the rule to that kind.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RulePatch {
-    #[serde(default, alias = "rule_name")]
-    pub name: Option<String>,
-    #[serde(default, alias = "model_name")]
-    pub model: Option<String>,
-    /// `Some(None)` (JSON `null`) widens the rule to every version.
-    #[serde(default, alias = "model_version", with = "double_option")]
-    pub version: Option<Option<String>>,
-    #[serde(default, alias = "metric_type")]
-    pub metric: Option<String>,
-    /// A dataset's name, `default`, or `*` for each dataset separately.
-    #[serde(default)]
-    pub dataset: Option<String>,
-    #[serde(default)]
-    pub severity: Option<String>,
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    #[serde(default)]
-    pub cooldown_minutes: Option<i64>,
-    #[serde(default)]
-    pub notify_channels: Option<Vec<String>>,
-    #[serde(default)]
-    pub threshold_value: Option<f64>,
-    #[serde(default)]
-    pub comparison_operator: Option<String>,
-    #[serde(default)]
-    pub tolerance: Option<f64>,
-    #[serde(default)]
-    pub clear_threshold: Option<f64>,
-    #[serde(default)]
-    pub max_degradation_percentage: Option<f64>,
-    #[serde(default)]
-    pub baseline_window_hours: Option<i64>,
-    #[serde(default)]
-    pub clear_percentage: Option<f64>,
-    #[serde(default)]
-    pub comparison: Option<String>,
-    #[serde(default)]
-    pub comparison_hours: Option<i64>,
-    #[serde(default)]
-    pub seasonal: Option<String>,
-    #[serde(default)]
-    pub alpha: Option<f64>,
-    pub condition_type: Option<String>,
-    #[serde(default)]
-    pub change_direction: Option<String>,
-    #[serde(default)]
-    pub min_shift_percentage: Option<f64>,
-    #[serde(default)]
-    pub min_shift_sd: Option<f64>,
-    #[serde(default)]
-    pub false_alarm_interval_samples: Option<i64>,
-    #[serde(default)]
-    pub false_alarm_interval_hours: Option<f64>,
-    /// A no-data rule: the longest silence, in minutes.
-    #[serde(default)]
-    pub no_data_minutes: Option<f64>,
-    /// A no-data rule: the longest silence, in multiples of the series' usual interval.
-    #[serde(default)]
-    pub no_data_intervals: Option<f64>,
-    #[serde(default)]
-    pub for_evaluations: Option<i64>,
-    #[serde(default)]
-    pub clear_after_evaluations: Option<i64>,
-    #[serde(default)]
-    pub auto_resolve: Option<bool>,
-}
-
 impl RulePatch {
     fn apply_to(self, spec: &mut RuleSpec) -> Result<(), ValidationError> {
         let touches_threshold = self.threshold_value.is_some()
@@ -1249,23 +1206,6 @@ impl RulePatch {
                 }
             }
         }
-        macro_rules! overlay {
-            ($($field:ident),*) => {
-                $(if let Some(value) = self.$field { spec.$field = Some(value); })*
-            };
-        }
-        if let Some(name) = self.name {
-            spec.name = name;
-        }
-        if let Some(model) = self.model {
-            spec.model = model;
-        }
-        if let Some(version) = self.version {
-            spec.version = version;
-        }
-        if let Some(metric) = self.metric {
-            spec.metric = metric;
-        }
         // A new window length implies window mode; another mode drops the old length.
         match (&self.comparison, self.comparison_hours) {
             (None, Some(_)) => spec.comparison = None,
@@ -1274,35 +1214,7 @@ impl RulePatch {
             }
             _ => {}
         }
-        overlay!(
-            dataset,
-            severity,
-            enabled,
-            cooldown_minutes,
-            notify_channels,
-            threshold_value,
-            comparison_operator,
-            tolerance,
-            clear_threshold,
-            max_degradation_percentage,
-            baseline_window_hours,
-            clear_percentage,
-            comparison,
-            comparison_hours,
-            seasonal,
-            alpha,
-            condition_type,
-            change_direction,
-            min_shift_percentage,
-            min_shift_sd,
-            false_alarm_interval_samples,
-            false_alarm_interval_hours,
-            no_data_minutes,
-            no_data_intervals,
-            for_evaluations,
-            clear_after_evaluations,
-            auto_resolve
-        );
+        self.overlay(spec);
         Ok(())
     }
 }
@@ -1318,21 +1230,22 @@ fn named_kind(spec: &RuleSpec) -> Option<ConditionKind> {
     ConditionKind::ALL.into_iter().find(|k| k.as_str() == text)
 }
 
-/// Distinguishes an absent field from an explicit `null`.
+/// Distinguishes an absent field (with `#[serde(default)]`: `None`) from an explicit
+/// `null` (`Some(None)`).
 mod double_option {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<S: Serializer>(
-        value: &Option<Option<String>>,
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<Option<T>>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         value.serialize(serializer)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
-        Option::<String>::deserialize(deserializer).map(Some)
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(deserializer).map(Some)
     }
 }
 

@@ -368,42 +368,25 @@ pub struct RuleRequest {
     pub auto_resolve: Option<bool>,
 }
 
-impl From<RuleRequest> for domain::RuleSpec {
-    fn from(request: RuleRequest) -> Self {
-        domain::RuleSpec {
-            name: request.name,
-            model: request.model,
-            version: request.version,
-            metric: request.metric,
-            dataset: request.dataset,
-            severity: request.severity,
-            enabled: request.enabled,
-            cooldown_minutes: request.cooldown_minutes,
-            notify_channels: request.notify_channels,
-            threshold_value: request.threshold_value,
-            comparison_operator: request.comparison_operator,
-            tolerance: request.tolerance,
-            clear_threshold: request.clear_threshold,
-            max_degradation_percentage: request.max_degradation_percentage,
-            baseline_window_hours: request.baseline_window_hours,
-            clear_percentage: request.clear_percentage,
-            comparison: request.comparison,
-            comparison_hours: request.comparison_hours,
-            seasonal: request.seasonal,
-            alpha: request.alpha,
-            condition_type: request.condition_type,
-            change_direction: request.change_direction,
-            min_shift_percentage: request.min_shift_percentage,
-            min_shift_sd: request.min_shift_sd,
-            false_alarm_interval_samples: request.false_alarm_interval_samples,
-            false_alarm_interval_hours: request.false_alarm_interval_hours,
-            no_data_minutes: request.no_data_minutes,
-            no_data_intervals: request.no_data_intervals,
-            for_evaluations: request.for_evaluations,
-            clear_after_evaluations: request.clear_after_evaluations,
-            auto_resolve: request.auto_resolve,
+/// Maps a rule's wire fields to the domain's one for one, for a new rule and for a
+/// change: each is a full destructuring and a full struct literal, so a field added on
+/// one side only (or to the spec and not the patch) does not compile.
+macro_rules! rule_fields_to_domain {
+    ($($field:ident),* $(,)?) => {
+        impl From<RuleRequest> for domain::RuleSpec {
+            fn from(request: RuleRequest) -> Self {
+                let RuleRequest { $($field),* } = request;
+                domain::RuleSpec { $($field),* }
+            }
         }
-    }
+
+        impl From<RulePatchRequest> for domain::RulePatch {
+            fn from(request: RulePatchRequest) -> Self {
+                let RulePatchRequest { $($field),* } = request;
+                domain::RulePatch { $($field),* }
+            }
+        }
+    };
 }
 
 /// `PATCH /api/v1/rules/{id}`: the fields to change, as for [`RuleRequest`]; absent
@@ -488,43 +471,39 @@ fn present<'de, D: serde::Deserializer<'de>>(
     Option::<String>::deserialize(deserializer).map(Some)
 }
 
-impl From<RulePatchRequest> for domain::RulePatch {
-    fn from(request: RulePatchRequest) -> Self {
-        domain::RulePatch {
-            name: request.name,
-            model: request.model,
-            version: request.version,
-            metric: request.metric,
-            dataset: request.dataset,
-            severity: request.severity,
-            enabled: request.enabled,
-            cooldown_minutes: request.cooldown_minutes,
-            notify_channels: request.notify_channels,
-            threshold_value: request.threshold_value,
-            comparison_operator: request.comparison_operator,
-            tolerance: request.tolerance,
-            clear_threshold: request.clear_threshold,
-            max_degradation_percentage: request.max_degradation_percentage,
-            baseline_window_hours: request.baseline_window_hours,
-            clear_percentage: request.clear_percentage,
-            comparison: request.comparison,
-            comparison_hours: request.comparison_hours,
-            seasonal: request.seasonal,
-            alpha: request.alpha,
-            condition_type: request.condition_type,
-            change_direction: request.change_direction,
-            min_shift_percentage: request.min_shift_percentage,
-            min_shift_sd: request.min_shift_sd,
-            false_alarm_interval_samples: request.false_alarm_interval_samples,
-            false_alarm_interval_hours: request.false_alarm_interval_hours,
-            no_data_minutes: request.no_data_minutes,
-            no_data_intervals: request.no_data_intervals,
-            for_evaluations: request.for_evaluations,
-            clear_after_evaluations: request.clear_after_evaluations,
-            auto_resolve: request.auto_resolve,
-        }
-    }
-}
+rule_fields_to_domain!(
+    name,
+    model,
+    version,
+    metric,
+    dataset,
+    severity,
+    enabled,
+    cooldown_minutes,
+    notify_channels,
+    threshold_value,
+    comparison_operator,
+    tolerance,
+    clear_threshold,
+    max_degradation_percentage,
+    baseline_window_hours,
+    clear_percentage,
+    comparison,
+    comparison_hours,
+    seasonal,
+    alpha,
+    condition_type,
+    change_direction,
+    min_shift_percentage,
+    min_shift_sd,
+    false_alarm_interval_samples,
+    false_alarm_interval_hours,
+    no_data_minutes,
+    no_data_intervals,
+    for_evaluations,
+    clear_after_evaluations,
+    auto_resolve,
+);
 
 /// `GET /api/v1/rules`: the rules, by id.
 #[derive(Debug, Clone, Serialize, ToSchema)]
