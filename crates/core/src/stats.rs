@@ -241,6 +241,16 @@ impl Downsampler {
         }
     }
 
+    /// Where the first bucket starts (a store bucketing by itself aligns there).
+    pub fn start(&self) -> Timestamp {
+        self.start
+    }
+
+    /// The buckets' width in milliseconds (at least 1).
+    pub fn width(&self) -> i64 {
+        self.width
+    }
+
     /// The next point, in time order.
     pub fn push(&mut self, point: &Point) {
         self.push_value(point.timestamp, point.value);

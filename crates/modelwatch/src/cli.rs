@@ -32,10 +32,17 @@ use crate::output::{count, emit, number, parse_hours, Format, Hours, Table};
 )]
 pub struct Cli {
     /// The database: an SQLite file path (created when missing), `sqlite:PATH`,
-    /// `postgres://…`, or `memory`.
+    /// `postgres://…`, `influxdb://HOST:PORT/DATABASE` (samples only), or `memory`.
     /// Default: modelwatch.db in the user's data directory.
     #[arg(long, env = "MODELWATCH_DB", global = true, value_name = "PATH")]
     pub db: Option<String>,
+
+    /// Where rules, alerts, silences, the outbox, tokens and predictions live when not
+    /// with the samples: an SQLite file path or `postgres://…`. Default: with the
+    /// samples; for a store of samples only (InfluxDB), modelwatch-alerts.db beside the
+    /// configuration file, else in the user's data directory.
+    #[arg(long, env = "MODELWATCH_ALERTS_DB", global = true, value_name = "PATH")]
+    pub alerts_db: Option<String>,
 
     /// Output format of listings; `table` on a terminal, `json` otherwise.
     #[arg(long, global = true, value_enum)]
@@ -234,6 +241,26 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
     }
 }
 
+/// Opens the samples' and the alerting state's stores the configuration names.
+pub(crate) async fn open_stores(
+    config: &crate::config::Config,
+) -> Result<modelwatch_store::Stores> {
+    let (location, alerts) = config.store.locations()?;
+    modelwatch_store::open_split(&location, alerts.as_deref(), config.limits.series)
+        .await
+        .with_context(|| match &alerts {
+            Some(alerts) => format!(
+                "cannot open the database {} with the alerts database {}",
+                crate::migrate::shown(&location),
+                crate::migrate::shown(alerts)
+            ),
+            None => format!(
+                "cannot open the database {}",
+                crate::migrate::shown(&location)
+            ),
+        })
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -243,7 +270,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     runtime.block_on(async move {
         let format = cli.format.unwrap_or_else(Format::default_for_stdout);
         let command = match cli.command {
-            Command::Serve(args) => return crate::serve::serve(args, cli.db, cli.config).await,
+            Command::Serve(args) => {
+                return crate::serve::serve(args, cli.db, cli.alerts_db, cli.config).await
+            }
             // Migration names both of its databases itself.
             Command::Migrate(args) => return crate::migrate::run(args, format).await,
             other => other,
@@ -255,21 +284,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             |key| std::env::var(key).ok(),
             &crate::config::Overrides {
                 db: cli.db.clone(),
+                alerts_db: cli.alerts_db.clone(),
                 ..crate::config::Overrides::default()
             },
         )?;
-        let location = match &config.store.db {
-            Some(location) => location.clone(),
-            None => crate::config::default_database()?,
-        };
-        let stores = modelwatch_store::open_with(&location, config.limits.series)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database {}",
-                    crate::migrate::shown(&location)
-                )
-            })?;
+        let stores = open_stores(&config).await?;
         let outcome = match command {
             Command::Alerting(command) => {
                 crate::alerts_cli::run(command, &stores, &config, format).await

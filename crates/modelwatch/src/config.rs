@@ -21,7 +21,10 @@
 //! auth = "tokens"           # or "off": whether the API and dashboard require a token
 //!
 //! [store]
-//! db = "/var/lib/modelwatch/modelwatch.db"
+//! db = "/var/lib/modelwatch/modelwatch.db"   # or postgres://…, influxdb://host:8086/DB
+//! alerts_db = "/var/lib/modelwatch/alerts.db" # rules, alerts, silences, outbox, tokens,
+//!                           # predictions; default: with the samples, or beside this file
+//!                           # (modelwatch-alerts.db) when `db` keeps only samples
 //!
 //! [evaluation]
 //! interval = "60s"          # every enabled rule, this often
@@ -165,8 +168,10 @@ pub struct RawServer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
-    /// As `--db`: a file path, `sqlite:PATH` or `memory`.
+    /// As `--db`: a file path, `sqlite:PATH`, `postgres://…`, `influxdb://…` or `memory`.
     pub db: Option<String>,
+    /// As `--alerts-db`: where the alerting state lives when not with the samples.
+    pub alerts_db: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -473,6 +478,45 @@ pub enum LogFormat {
 pub struct StoreConfig {
     /// `None`: the default database in the user's data directory.
     pub db: Option<String>,
+    /// Rules, alerts, silences, the outbox, tokens and predictions; `None`: with the
+    /// samples, or a default file when `db` keeps only samples (see [`StoreConfig::locations`]).
+    pub alerts_db: Option<String>,
+    /// The directory of the configuration file read, if one was.
+    pub config_dir: Option<PathBuf>,
+}
+
+/// The file name of the alerting state's default SQLite database, beside the
+/// configuration file or in the user's data directory.
+pub const DEFAULT_ALERTS_FILE: &str = "modelwatch-alerts.db";
+
+impl StoreConfig {
+    /// Where the samples live, and the alerting state when elsewhere. A store that keeps
+    /// only samples (InfluxDB) without an `alerts_db` gets an SQLite file
+    /// [`DEFAULT_ALERTS_FILE`] beside the configuration file read, else in the user's
+    /// data directory (`modelwatch/`, beside the default database).
+    pub fn locations(&self) -> anyhow::Result<(String, Option<String>)> {
+        let db = match &self.db {
+            Some(location) => location.clone(),
+            None => default_database()?,
+        };
+        if self.alerts_db.is_some() || modelwatch_store::Backend::of(&db).is_relational() {
+            return Ok((db, self.alerts_db.clone()));
+        }
+        let alerts = match &self.config_dir {
+            Some(dir) => dir.join(DEFAULT_ALERTS_FILE),
+            None => {
+                use anyhow::Context as _;
+                dirs::data_dir()
+                    .context("no data directory for this user; pass --alerts-db PATH")?
+                    .join("modelwatch")
+                    .join(DEFAULT_ALERTS_FILE)
+            }
+        };
+        if let Some(parent) = alerts.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        Ok((db, Some(alerts.to_string_lossy().into_owned())))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -520,6 +564,7 @@ pub fn parse_retention(text: &str) -> Result<Duration, String> {
 pub struct Overrides {
     pub listen: Option<String>,
     pub db: Option<String>,
+    pub alerts_db: Option<String>,
     pub log_level: Option<String>,
     pub sample_retention: Option<String>,
     pub notification_retention: Option<String>,
@@ -583,6 +628,9 @@ impl RawConfig {
         if let Some(v) = lookup("MODELWATCH_DB") {
             self.store.db = Some(v);
         }
+        if let Some(v) = lookup("MODELWATCH_ALERTS_DB") {
+            self.store.alerts_db = Some(v);
+        }
         if let Some(v) = lookup("MODELWATCH_EVAL_INTERVAL") {
             self.evaluation.interval = Some(v);
         }
@@ -605,6 +653,9 @@ impl RawConfig {
         if let Some(v) = &flags.db {
             self.store.db = Some(v.clone());
         }
+        if let Some(v) = &flags.alerts_db {
+            self.store.alerts_db = Some(v.clone());
+        }
         if let Some(v) = &flags.log_level {
             self.server.log_level = Some(v.clone());
         }
@@ -623,7 +674,11 @@ impl RawConfig {
         Ok(Config {
             alerts: self.alerts,
             server: self.server.validate()?,
-            store: StoreConfig { db: self.store.db },
+            store: StoreConfig {
+                db: self.store.db,
+                alerts_db: self.store.alerts_db,
+                config_dir: None,
+            },
             evaluation: self.evaluation.validate()?,
             retention: self.retention.validate()?,
             limits: self.limits.validate()?,
@@ -803,13 +858,18 @@ pub fn load(
     env: impl Fn(&str) -> Option<String>,
     flags: &Overrides,
 ) -> Result<Config, ConfigError> {
-    let mut raw = match file {
-        Some(path) => RawConfig::from_file(path, true)?,
-        None => RawConfig::from_file(Path::new(DEFAULT_FILE), false)?,
-    };
+    let path = file.unwrap_or(Path::new(DEFAULT_FILE));
+    let mut raw = RawConfig::from_file(path, file.is_some())?;
     raw.apply_env(env)?;
     raw.apply_flags(flags);
-    raw.validate()
+    let mut config = raw.validate()?;
+    if path.is_file() {
+        config.store.config_dir = Some(match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        });
+    }
+    Ok(config)
 }
 
 /// The database used without `--db` or `MODELWATCH_DB`: `modelwatch/modelwatch.db` in
@@ -1007,6 +1067,49 @@ mod tests {
         assert_eq!(config.server.listen.port(), 3);
         assert_eq!(config.store.db.as_deref(), Some("env.db"));
         assert_eq!(config.server.log_level, "debug");
+    }
+
+    #[test]
+    fn the_alerts_db_is_with_the_samples_unless_they_live_in_a_store_of_samples_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("m.toml");
+        std::fs::write(&path, "[store]\ndb = \"influxdb://127.0.0.1:8086/mw\"\n").expect("write");
+        let none = |_: &str| None;
+        let config = load(Some(&path), none, &Overrides::default()).expect("valid");
+        let (db, alerts) = config.store.locations().expect("locations");
+        assert_eq!(db, "influxdb://127.0.0.1:8086/mw");
+        assert_eq!(
+            alerts.map(PathBuf::from),
+            Some(dir.path().join(DEFAULT_ALERTS_FILE)),
+            "beside the configuration file"
+        );
+
+        let env = |key: &str| (key == "MODELWATCH_ALERTS_DB").then(|| "env-alerts.db".to_owned());
+        let config = load(Some(&path), env, &Overrides::default()).expect("valid");
+        assert_eq!(
+            config.store.locations().expect("locations").1.as_deref(),
+            Some("env-alerts.db")
+        );
+        let flags = Overrides {
+            alerts_db: Some("flag-alerts.db".into()),
+            db: Some("samples.db".into()),
+            ..Overrides::default()
+        };
+        let config = load(Some(&path), env, &flags).expect("valid");
+        assert_eq!(
+            config.store.locations().expect("locations"),
+            ("samples.db".to_owned(), Some("flag-alerts.db".to_owned()))
+        );
+        // A relational --db keeps everything, as before.
+        let flags = Overrides {
+            db: Some("samples.db".into()),
+            ..Overrides::default()
+        };
+        let config = load(Some(&path), none, &flags).expect("valid");
+        assert_eq!(
+            config.store.locations().expect("locations"),
+            ("samples.db".to_owned(), None)
+        );
     }
 
     #[test]

@@ -84,11 +84,13 @@ fn init_logging(config: &Config) {
 pub async fn serve(
     args: ServeArgs,
     db_flag: Option<String>,
+    alerts_db_flag: Option<String>,
     config_file: Option<PathBuf>,
 ) -> Result<ExitCode> {
     let flags = Overrides {
         listen: args.listen.clone(),
         db: db_flag,
+        alerts_db: alerts_db_flag,
         log_level: args.log_level.clone(),
         sample_retention: args.sample_retention.clone(),
         notification_retention: args.notification_retention.clone(),
@@ -100,13 +102,7 @@ pub async fn serve(
         &flags,
     )?;
     init_logging(&config);
-    let location = match &config.store.db {
-        Some(location) => location.clone(),
-        None => crate::config::default_database()?,
-    };
-    let stores = modelwatch_store::open_with(&location, config.limits.series)
-        .await
-        .with_context(|| format!("cannot open the database {location}"))?;
+    let stores = crate::cli::open_stores(&config).await?;
     if args.demo {
         fill_demo(&stores, config.alerts).await?;
     }
@@ -131,7 +127,15 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let address = listener.local_addr()?;
-    tracing::info!(%address, db = %location, auth = %auth_note, "modelwatch listening");
+    let (location, alerts_location) = config.store.locations()?;
+    let alerts_location = alerts_location.as_deref().map(crate::migrate::shown);
+    tracing::info!(
+        %address,
+        db = %crate::migrate::shown(&location),
+        alerts_db = alerts_location.as_deref().unwrap_or("(with the samples)"),
+        auth = %auth_note,
+        "modelwatch listening"
+    );
     // On stdout, for people and for scripts that asked for port 0 (the address is the
     // first word after "on"). The server runs on when nobody reads its standard output.
     let _ = outln!("modelwatch listening on http://{address} ({auth_note})");

@@ -1109,6 +1109,51 @@ pub async fn aggregate_series_agrees_with_reading_each_series(store: &dyn Metric
     }
 }
 
+/// What a backend declares (its [`crate::Capabilities`]) holds: a sample at its last
+/// storable time round-trips; a later one, or a metric named as the store reserves, is
+/// refused naming the field, and nothing of its batch is written.
+pub async fn declared_capabilities_hold(store: &dyn MetricStore) {
+    let capabilities = store.capabilities();
+    let last = capabilities.last_timestamp.as_millis();
+    let series = key("m", "v1", "accuracy");
+    store
+        .append_one(sample("m", "v1", "accuracy", 0.5, last))
+        .await
+        .unwrap();
+    let latest = store.latest(&series).await.unwrap().unwrap();
+    assert_eq!((latest.timestamp.as_millis(), latest.value), (last, 0.5));
+    if last < Timestamp::MAX.as_millis() {
+        let batch = vec![
+            sample("m", "v1", "accuracy", 0.25, 1_000),
+            sample("m", "v1", "accuracy", 0.75, last + 1),
+        ];
+        match store.append(batch).await {
+            Err(StoreError::InvalidSample { index: 1, error }) => {
+                assert_eq!(error.field, "timestamp", "{error}")
+            }
+            other => panic!("a sample after {last} ms was not refused: {other:?}"),
+        }
+        assert_eq!(store.count(&series, TimeRange::all()).await.unwrap(), 1);
+    }
+    for name in capabilities.reserved_metrics {
+        let metric = Metric::parse(name).unwrap();
+        match store.append_one(sample("m", "v1", name, 0.5, 1_000)).await {
+            Err(StoreError::Invalid(error)) => assert_eq!(error.field, "metric", "{error}"),
+            other => panic!("a sample of the reserved metric {name} was stored: {other:?}"),
+        }
+        let definition = MetricDefinition {
+            metric,
+            direction: Direction::HigherIsBetter,
+            range: ValueRange::UNBOUNDED,
+        };
+        assert!(matches!(
+            store.define_metric(definition).await,
+            Err(StoreError::Invalid(e)) if e.field == "metric"
+        ));
+    }
+    assert!(store.custom_metrics().await.unwrap().is_empty());
+}
+
 macro_rules! conformance_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -1133,6 +1178,7 @@ macro_rules! conformance_suite {
                 aggregate_series_reduces_each_matching_series_window,
                 aggregate_series_counts_an_overwritten_sample_once,
                 aggregate_series_agrees_with_reading_each_series,
+                declared_capabilities_hold,
             );
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1175,6 +1221,18 @@ conformance_suite!(sqlite, |limits| async move {
 conformance_suite!(postgres, |limits| async move {
     let database = crate::postgres::testing::TestDatabase::create("conformance").await;
     let store = crate::PostgresStore::open(database.url())
+        .await
+        .unwrap()
+        .with_series_limits(limits);
+    Fixture {
+        store: Arc::new(store),
+        _guard: Box::new(database),
+    }
+});
+
+conformance_suite!(influx, |limits| async move {
+    let database = crate::influx::testing::TestDatabase::create("conformance");
+    let store = crate::InfluxStore::open(database.location())
         .await
         .unwrap()
         .with_series_limits(limits);

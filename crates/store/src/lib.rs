@@ -11,14 +11,16 @@
 pub mod alerts;
 mod codec;
 mod decoded;
+pub mod influx;
 pub mod memory;
+mod open;
 pub mod postgres;
 pub mod predictions;
 pub mod sqlite;
 pub mod tokens;
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -33,6 +35,7 @@ use modelwatch_core::{
 };
 
 pub use alerts::AlertStore;
+pub use influx::InfluxStore;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use predictions::PredictionStore;
@@ -63,7 +66,8 @@ pub enum StoreError {
     ForeignDatabase { path: PathBuf },
     #[error("cannot open the database at {path}: {reason}")]
     Open { path: PathBuf, reason: String },
-    #[error("cannot connect to PostgreSQL at {location}: {reason}")]
+    /// A database server (PostgreSQL, InfluxDB) did not answer; `location` says which.
+    #[error("cannot connect to {location}: {reason}")]
     Connect { location: String, reason: String },
     #[error(
         "unsupported store location {0:?}: use a file path, sqlite:PATH, postgres://… or memory"
@@ -86,6 +90,18 @@ pub enum StoreError {
     /// was written.
     #[error("{0}")]
     TooManySeries(SeriesLimitExceeded),
+    /// A time-series store keeps only samples: the alerting state needs a relational
+    /// location beside it.
+    #[error(
+        "{location} keeps only samples; name a relational database for rules, alerts and \
+         tokens with --alerts-db (an SQLite file or postgres://…)"
+    )]
+    AlertsDbRequired { location: String },
+    #[error(
+        "{location} cannot keep rules, alerts and tokens; the alerts database must be an \
+         SQLite file, postgres://… or memory"
+    )]
+    NotRelational { location: String },
     #[error("a {kind} with id {id} already exists")]
     AlreadyExists { kind: &'static str, id: String },
 }
@@ -277,6 +293,35 @@ impl std::ops::AddAssign for WriteCounts {
     }
 }
 
+/// What a backend can hold and promise, where backends differ. The conformance suite
+/// checks each backend against what it declares, so a store that cannot do something
+/// refuses it as documented rather than doing it differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The last time a sample may have; later ones are refused (`InvalidSample`, field
+    /// `timestamp`) and nothing of their batch is written.
+    pub last_timestamp: Timestamp,
+    /// Metric names the store cannot hold; samples and definitions of them are refused
+    /// (field `metric`).
+    pub reserved_metrics: &'static [&'static str],
+    /// Whether a batch is all or nothing when the store fails part way (an invalid sample
+    /// is always refused before anything is written, whatever this says).
+    pub atomic_batches: bool,
+    /// Whether prunes by several servers at once count each sample once between them
+    /// (within one server they always do).
+    pub exact_prune_counts_across_servers: bool,
+}
+
+impl Capabilities {
+    /// A relational backend: any time modelwatch accepts, any metric name, transactions.
+    pub const FULL: Capabilities = Capabilities {
+        last_timestamp: Timestamp::MAX,
+        reserved_metrics: &[],
+        atomic_batches: true,
+        exact_prune_counts_across_servers: true,
+    };
+}
+
 /// The storage contract. Samples are identified by series and timestamp: appending a
 /// sample at a timestamp the series already has replaces the stored value (so a
 /// re-import is idempotent). A series is a metric of a model version on one dataset
@@ -284,6 +329,11 @@ impl std::ops::AddAssign for WriteCounts {
 /// time are two samples, and every read names its dataset.
 #[async_trait]
 pub trait MetricStore: Send + Sync + fmt::Debug {
+    /// What this backend can hold and promise (see [`Capabilities`]).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::FULL
+    }
+
     /// Stores all samples or, when any is invalid or the write fails, none.
     /// Returns once the samples are durable.
     async fn append(&self, samples: Vec<Sample>) -> Result<(), StoreError>;
@@ -688,9 +738,11 @@ pub(crate) fn validate_batch(
     Ok(())
 }
 
-/// Every store a location holds: samples, alerting (rules, alerts, silences, outbox), API
-/// tokens, and predictions with their labels.
-/// One backend object implements both traits, so they share one database and one writer.
+/// Every store modelwatch uses: samples, alerting (rules, alerts, silences, outbox), API
+/// tokens, and predictions with their labels. Opened from one location, one backend object
+/// implements every trait, so they share one database and one writer; composed
+/// ([`Stores::compose`]), the samples live in one backend and the alerting state in a
+/// relational one.
 #[derive(Debug, Clone)]
 pub struct Stores {
     pub metrics: Arc<dyn MetricStore>,
@@ -712,35 +764,23 @@ impl Stores {
         }
     }
 
-    /// Flushes and stops background work (see [`MetricStore::close`]).
+    /// Samples in `metrics`; rules, alerts, silences, the outbox, tokens and predictions
+    /// in `relational` (whose own samples go unused).
+    pub fn compose(metrics: Arc<dyn MetricStore>, relational: Stores) -> Stores {
+        Stores {
+            metrics,
+            ..relational
+        }
+    }
+
+    /// Flushes and stops background work (see [`MetricStore::close`]) of the samples'
+    /// backend and, when it is another, the alerting state's. Closing is idempotent, so
+    /// one backend closed twice is closed once.
     pub async fn close(&self) -> Result<(), StoreError> {
-        self.metrics.close().await
+        let metrics = self.metrics.close().await;
+        let alerts = self.alerts.close_alerting().await;
+        metrics.and(alerts)
     }
 }
 
-/// Opens the store a location names: `memory` for an ephemeral in-memory store,
-/// `postgres://…` (or `postgresql://…`) for a PostgreSQL database, `sqlite:PATH` or a
-/// plain path for an SQLite file (created when missing).
-pub async fn open(location: &str) -> Result<Stores, StoreError> {
-    open_with(location, SeriesLimits::default()).await
-}
-
-/// [`open`] with other [`SeriesLimits`] than the defaults.
-pub async fn open_with(location: &str, limits: SeriesLimits) -> Result<Stores, StoreError> {
-    if location == "memory" || location == ":memory:" {
-        return Ok(Stores::of(Arc::new(
-            MemoryStore::new().with_series_limits(limits),
-        )));
-    }
-    if postgres::is_postgres_location(location) {
-        return Ok(Stores::of(Arc::new(
-            PostgresStore::open(location)
-                .await?
-                .with_series_limits(limits),
-        )));
-    }
-    let path = location.strip_prefix("sqlite:").unwrap_or(location);
-    Ok(Stores::of(Arc::new(
-        SqliteStore::open(path).await?.with_series_limits(limits),
-    )))
-}
+pub use open::{open, open_split, open_with, Backend};

@@ -384,6 +384,12 @@ impl AlertLabel {
 /// The alerting storage contract.
 #[async_trait]
 pub trait AlertStore: Send + Sync + fmt::Debug {
+    /// Flushes and stops background work; later calls fail with [`StoreError::Closed`].
+    /// Idempotent (a backend that keeps samples too closes once, by either trait); named
+    /// apart from [`crate::MetricStore::close`] so a backend's `close()` stays one call.
+    async fn close_alerting(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Stores a new rule; [`StoreError::AlreadyExists`] when its id is taken.
     async fn insert_rule(&self, rule: Rule) -> Result<(), StoreError>;
     /// Replaces a stored rule; [`StoreError::NotFound`] when there is none with its id.

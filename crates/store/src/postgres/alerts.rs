@@ -431,6 +431,10 @@ pub(crate) async fn continue_identity_after_max(
 
 #[async_trait]
 impl AlertStore for PostgresStore {
+    async fn close_alerting(&self) -> Result<(), StoreError> {
+        crate::MetricStore::close(self).await
+    }
+
     async fn insert_rule(&self, rule: Rule) -> Result<(), StoreError> {
         let client = self.client().await?;
         let inserted = client

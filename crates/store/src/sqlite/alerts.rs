@@ -467,6 +467,10 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
 
 #[async_trait]
 impl AlertStore for SqliteStore {
+    async fn close_alerting(&self) -> Result<(), StoreError> {
+        crate::MetricStore::close(self).await
+    }
+
     async fn insert_rule(&self, rule: Rule) -> Result<(), StoreError> {
         let body = to_json(&rule)?;
         self.write(move |_, tx| {
