@@ -656,6 +656,73 @@ fn postgres_location_works_for_every_command() {
     assert!(!refused.status.success());
 }
 
+/// Samples in a real influxd (started by the store's test support; the test fails when
+/// influxd is missing), alerting state in an SQLite file beside the configuration file.
+#[test]
+fn influxdb_keeps_the_samples_and_a_file_beside_the_configuration_the_rest() {
+    let env = Env::new();
+    let influx = modelwatch::store::influx::testing::TestDatabase::create("cli");
+    let config = env.write("modelwatch.toml", "[alerts]\nenable_alerts = true\n");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--db", influx.location()];
+        all.extend(args);
+        let mut command = env.command(&all);
+        command.env("MODELWATCH_CONFIG", &config);
+        String::from_utf8(succeeded(&all, command.output().unwrap())).unwrap()
+    };
+    run(&[
+        "metrics",
+        "define",
+        "queue_ms",
+        "--lower-is-better",
+        "--min",
+        "0",
+    ]);
+    run(&[
+        "metrics",
+        "record",
+        "m",
+        "v1",
+        "queue_ms",
+        "4.5",
+        "--at",
+        "1000",
+        "--dataset",
+        "canary",
+    ]);
+    let out = run(&[
+        "metrics",
+        "history",
+        "m",
+        "v1",
+        "--metric",
+        "queue_ms",
+        "--hours",
+        "1000000",
+        "--dataset",
+        "canary",
+        "--format",
+        "json",
+    ]);
+    let history: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(history["samples"][0]["value"], 4.5);
+    assert_eq!(history["samples"][0]["dataset"], "canary");
+    run(&["tokens", "create", "ci"]);
+    assert!(env.dir.path().join("modelwatch-alerts.db").is_file());
+    assert!(!env.db().exists(), "nothing went to the default database");
+    // The same alerting state through --alerts-db, named explicitly.
+    let alerts = env.dir.path().join("modelwatch-alerts.db");
+    let listed = run(&[
+        "--alerts-db",
+        path_str(&alerts),
+        "tokens",
+        "list",
+        "--format",
+        "json",
+    ]);
+    assert!(listed.contains("\"ci\""), "{listed}");
+}
+
 #[test]
 fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
     let env = Env::new();

@@ -81,10 +81,9 @@ pub async fn open_split(
     }
     let relational = open_relational(alerts, limits).await?;
     let samples: Result<Arc<dyn crate::MetricStore>, StoreError> = match Backend::of(metrics) {
-        Backend::Influx => match InfluxStore::open(metrics).await {
-            Ok(store) => Ok(Arc::new(store.with_series_limits(limits))),
-            Err(error) => Err(error),
-        },
+        Backend::Influx => InfluxStore::open(metrics)
+            .await
+            .map(|store| Arc::new(store.with_series_limits(limits)) as Arc<dyn crate::MetricStore>),
         _ => open_relational(metrics, limits).await.map(|s| s.metrics),
     };
     match samples {

@@ -22,6 +22,7 @@ pub fn modelwatch(db: impl AsRef<OsStr>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
     command
         .env("MODELWATCH_DB", db)
+        .env_remove("MODELWATCH_ALERTS_DB")
         .env_remove("MODELWATCH_CONFIG");
     command
 }

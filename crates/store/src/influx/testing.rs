@@ -79,7 +79,10 @@ fn start() -> String {
         parent = std::process::id(),
         dir = dir.display(),
     );
-    Command::new("sh")
+    // Never waited for: the shell outlives this process by design (it reaps influxd and
+    // removes the directory once this process is gone).
+    #[allow(clippy::zombie_processes)]
+    let _watcher = Command::new("sh")
         .arg("-c")
         .arg(script)
         .stdin(Stdio::null())
