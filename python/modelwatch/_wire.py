@@ -400,6 +400,7 @@ class PredictionsLogged(Record):
     duplicates: int
     labelled: int
     windows_recomputed: int
+    windows_judged: int
     samples_written: int
 
 
@@ -412,6 +413,7 @@ class LabelsLogged(Record):
     pending: int
     duplicates: int
     windows_recomputed: int
+    windows_judged: int
     samples_written: int
 
 
@@ -425,4 +427,5 @@ class PredictionConfig(Record):
     task: str
     threshold: float
     min_coverage: float
+    max_label_delay: str
     configured: bool

@@ -44,7 +44,10 @@ def cli(db: Path, *args: str) -> Any:
 
 
 def series(db: Path, model: str, metric: str) -> Dict[int, float]:
-    history = cli(db, "metrics", "history", model, "v1", "--metric", metric, "--hours", "all")
+    history = cli(
+        db, "metrics", "history", model, "v1", "--metric", metric, "--hours", "all",
+        "--dataset", "predictions",
+    )
     return {hour_of(sample["timestamp"]): sample["value"] for sample in history["samples"]}
 
 
@@ -190,7 +193,9 @@ def test_the_package_logs_predictions_and_labels_and_reads_their_window_metrics(
     assert (logged.accepted, logged.duplicates, logged.labelled, logged.windows_recomputed) == (3, 1, 1, 1)
 
     def value(metric: str) -> float:
-        points = collector.history(model, "v1", metric, start=start, end=start + timedelta(hours=1)).points
+        points = collector.history(
+            model, "v1", metric, start=start, end=start + timedelta(hours=1), dataset="predictions"
+        ).points
         assert len(points) == 1 and points[0].timestamp == start, (metric, points)
         return points[0].value
 

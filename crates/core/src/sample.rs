@@ -365,6 +365,9 @@ impl Sample {
             timestamp,
             dataset,
         };
+        if let Some(error) = crate::predictions::refuse_pushed(&sample) {
+            return Err(error);
+        }
         sample.check(&sample.metric.default_definition())?;
         Ok(sample)
     }

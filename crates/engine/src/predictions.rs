@@ -15,10 +15,14 @@ use std::collections::BTreeSet;
 
 use modelwatch_core::predictions::metrics::COVERAGE_METRIC;
 use modelwatch_core::predictions::{
-    compute, Label, Prediction, PredictionConfig, Task, WindowLength,
+    compute, computed_dataset, judge_in_order, Label, LabelDelay, Prediction, PredictionConfig,
+    Task, WindowLength,
 };
 use modelwatch_core::{Metric, ModelName, Sample, Timestamp};
-use modelwatch_store::predictions::{LabelsWritten, PredictionSeries, PredictionsWritten, Touched};
+use modelwatch_store::predictions::{
+    Judged, LabelsWritten, NewRevision, PredictionSeries, PredictionsWritten, Touched,
+    WindowHistory, WindowRevision,
+};
 use modelwatch_store::{MetricStore, PredictionStore, StoreError, Stores};
 
 use crate::{Engine, EngineError};
@@ -28,27 +32,33 @@ use crate::{Engine, EngineError};
 pub struct Recomputed {
     /// Windows recomputed.
     pub windows: u64,
+    /// Windows judged: their samples written for the rules (this batch's or earlier
+    /// ones that were waiting).
+    pub judged: u64,
     /// Metric samples written (coverage included).
     pub samples: u64,
 }
 
 /// The configuration of a model that has none: hourly windows, threshold 0.5, no minimum
-/// coverage; the task is read from the window's outputs.
+/// coverage (a window is judged when it closes), a week's label delay; the task is read
+/// from the window's outputs.
 pub fn default_config(task: Task) -> PredictionConfig {
     PredictionConfig {
         window: WindowLength::HOUR,
         task,
         threshold: PredictionConfig::DEFAULT_THRESHOLD,
         min_coverage: 0.0,
+        max_label_delay: LabelDelay::DEFAULT,
     }
 }
 
-/// Stores the predictions and recomputes the windows they joined or counted in.
+/// Stores the predictions and recomputes (at `now`) the windows they joined or counted in.
 pub async fn log_predictions(
     stores: &Stores,
     predictions: Vec<Prediction>,
+    now: Timestamp,
 ) -> Result<(PredictionsWritten, Recomputed), StoreError> {
-    let logged = Sink::of(stores).log_predictions(predictions).await?;
+    let logged = Sink::of(stores).log_predictions(predictions, now).await?;
     Ok((logged.written, logged.recomputed))
 }
 
@@ -63,13 +73,32 @@ pub async fn log_labels(
     Ok((logged.written, logged.recomputed))
 }
 
-/// Recomputes the window of each touched prediction (each window once) and writes its
-/// metrics.
+/// Recomputes the window of each touched prediction (each window once) at `now`,
+/// recording a revision of each, and judges the windows that are due.
 pub async fn recompute(
     stores: &Stores,
     touched: &BTreeSet<Touched>,
+    now: Timestamp,
 ) -> Result<Recomputed, StoreError> {
-    Ok(Sink::of(stores).recompute(touched).await?.0)
+    Ok(Sink::of(stores).recompute(touched, now).await?.0)
+}
+
+/// Judges the windows due at `now` (their coverage reached, or their label delay
+/// passed): returns how many and the samples written.
+pub async fn judge_windows(
+    stores: &Stores,
+    now: Timestamp,
+) -> Result<(u64, Vec<Sample>), StoreError> {
+    Sink::of(stores).judge_due(now).await
+}
+
+/// A window of a series with every revision, if it was computed.
+pub async fn window_history(
+    stores: &Stores,
+    series: &PredictionSeries,
+    start: Timestamp,
+) -> Result<Option<WindowHistory>, StoreError> {
+    stores.predictions.window_history(series, start).await
 }
 
 /// What logging a batch did: the store's counts, the recomputation's, and the metric
@@ -100,9 +129,10 @@ impl<'a> Sink<'a> {
     async fn log_predictions(
         self,
         predictions: Vec<Prediction>,
+        now: Timestamp,
     ) -> Result<Logged<PredictionsWritten>, StoreError> {
         let written = self.predictions.insert_predictions(predictions).await?;
-        let (recomputed, samples) = self.recompute(&written.touched).await?;
+        let (recomputed, samples) = self.recompute(&written.touched, now).await?;
         Ok(Logged {
             written,
             recomputed,
@@ -116,7 +146,7 @@ impl<'a> Sink<'a> {
         now: Timestamp,
     ) -> Result<Logged<LabelsWritten>, StoreError> {
         let written = self.predictions.insert_labels(labels, now).await?;
-        let (recomputed, samples) = self.recompute(&written.touched).await?;
+        let (recomputed, samples) = self.recompute(&written.touched, now).await?;
         Ok(Logged {
             written,
             recomputed,
@@ -124,21 +154,21 @@ impl<'a> Sink<'a> {
         })
     }
 
-    /// The recomputation and the samples it wrote.
+    async fn judge_due(self, now: Timestamp) -> Result<(u64, Vec<Sample>), StoreError> {
+        let configs = self.predictions.prediction_configs().await?;
+        self.judge(&configs, now).await
+    }
+
+    /// The recomputation at `now` and the samples it wrote.
     async fn recompute(
         self,
         touched: &BTreeSet<Touched>,
+        now: Timestamp,
     ) -> Result<(Recomputed, Vec<Sample>), StoreError> {
         let configs = self.predictions.prediction_configs().await?;
-        let config_of = |model: &ModelName| {
-            configs
-                .iter()
-                .find(|(m, _)| m == model)
-                .map(|(_, config)| *config)
-        };
         let mut windows: BTreeSet<(PredictionSeries, Timestamp, Timestamp)> = BTreeSet::new();
         for touch in touched {
-            let length = config_of(&touch.series.model)
+            let length = config_of(&configs, &touch.series.model)
                 .map_or_else(|| default_config(Task::Classification).window, |c| c.window);
             let range = length.window_of(touch.timestamp);
             windows.insert((touch.series.clone(), range.start, range.end));
@@ -148,7 +178,7 @@ impl<'a> Sink<'a> {
         for (series, start, end) in windows {
             let range = modelwatch_core::TimeRange::new(start, end);
             let pairs = self.predictions.window_pairs(&series, range).await?;
-            let config = config_of(&series.model).unwrap_or_else(|| {
+            let config = config_of(&configs, &series.model).unwrap_or_else(|| {
                 let task = pairs
                     .labelled
                     .first()
@@ -157,28 +187,133 @@ impl<'a> Sink<'a> {
             });
             let metrics = compute(&config, pairs.predicted, &pairs.labelled);
             recomputed.windows += 1;
-            let sample = |metric: Metric, value: f64| Sample {
-                model: series.model.clone(),
-                version: series.version.clone(),
-                metric,
-                value,
-                timestamp: start,
-                dataset: series.dataset.clone(),
+            let revision = NewRevision {
+                computed_at: now,
+                predicted: metrics.predicted,
+                labelled: metrics.labelled,
+                values: metrics.values,
             };
-            if let Some(coverage) = metrics.coverage() {
-                samples.push(sample(Metric::Custom(COVERAGE_METRIC.into()), coverage));
-            }
-            for (metric, value) in metrics.values {
-                samples.push(sample(metric, value));
+            let recorded = self
+                .predictions
+                .record_revision(&series, range, revision.clone())
+                .await?;
+            // A judged window's series follow its revisions; a waiting one's wait.
+            if recorded.judged.is_some() {
+                samples.extend(window_samples(
+                    &series,
+                    start,
+                    revision.predicted,
+                    revision.labelled,
+                    &revision.values,
+                )?);
             }
         }
-        recomputed.samples = samples.len() as u64;
         if !samples.is_empty() {
             // A window writes a dozen samples at most: the copy is cheap.
             self.metrics.append(samples.clone()).await?;
         }
+        let (judged, judged_samples) = self.judge(&configs, now).await?;
+        recomputed.judged = judged;
+        samples.extend(judged_samples);
+        recomputed.samples = samples.len() as u64;
         Ok((recomputed, samples))
     }
+
+    /// Judges the waiting windows due at `now` ([`judge_in_order`]): writes their latest
+    /// revision's samples, then marks them judged (a crash in between judges them again,
+    /// with the same samples). Returns how many were judged and the samples written.
+    async fn judge(
+        self,
+        configs: &[(ModelName, PredictionConfig)],
+        now: Timestamp,
+    ) -> Result<(u64, Vec<Sample>), StoreError> {
+        let waiting = self.predictions.waiting_windows().await?;
+        let mut due = Vec::new();
+        for series in waiting.chunk_by(|a, b| a.series == b.series) {
+            let Some(first) = series.first() else {
+                continue;
+            };
+            let config = config_of(configs, &first.series.model)
+                .unwrap_or_else(|| default_config(Task::Classification));
+            let coverages = series.iter().map(|window| {
+                (
+                    window.window,
+                    window.latest().map_or(0.0, WindowRevision::coverage),
+                )
+            });
+            for (window, by) in series.iter().zip(judge_in_order(&config, coverages, now)) {
+                due.push((window, by));
+            }
+        }
+        let mut samples = Vec::new();
+        for (window, _) in &due {
+            if let Some(latest) = window.latest() {
+                samples.extend(window_samples(
+                    &window.series,
+                    window.window.start,
+                    latest.predicted,
+                    latest.labelled,
+                    &latest.values,
+                )?);
+            }
+        }
+        if !samples.is_empty() {
+            self.metrics.append(samples.clone()).await?;
+        }
+        for (window, by) in &due {
+            let judged = Judged {
+                at: now,
+                revision: window.latest().map_or(0, |r| r.revision),
+                by: *by,
+            };
+            self.predictions
+                .judge_window(&window.series, window.window.start, judged)
+                .await?;
+        }
+        Ok((due.len() as u64, samples))
+    }
+}
+
+fn config_of(
+    configs: &[(ModelName, PredictionConfig)],
+    model: &ModelName,
+) -> Option<PredictionConfig> {
+    configs
+        .iter()
+        .find(|(m, _)| m == model)
+        .map(|(_, config)| *config)
+}
+
+/// A window's metrics and coverage as samples of its computed dataset, at its start.
+fn window_samples(
+    series: &PredictionSeries,
+    start: Timestamp,
+    predicted: u64,
+    labelled: u64,
+    values: &[(Metric, f64)],
+) -> Result<Vec<Sample>, StoreError> {
+    let dataset = computed_dataset(series.dataset.as_ref()).map_err(StoreError::Invalid)?;
+    let sample = |metric: Metric, value: f64| Sample {
+        model: series.model.clone(),
+        version: series.version.clone(),
+        metric,
+        value,
+        timestamp: start,
+        dataset: Some(dataset.clone()),
+    };
+    let mut samples = Vec::with_capacity(values.len() + 1);
+    if predicted > 0 {
+        samples.push(sample(
+            Metric::Custom(COVERAGE_METRIC.into()),
+            labelled as f64 / predicted as f64,
+        ));
+    }
+    samples.extend(
+        values
+            .iter()
+            .map(|(metric, value)| sample(metric.clone(), *value)),
+    );
+    Ok(samples)
 }
 
 /// Predictions, labels and prediction configurations through the engine: the HTTP API's
@@ -191,12 +326,30 @@ impl Engine {
         }
     }
 
-    /// Stores the predictions and recomputes the windows they joined or counted in.
+    /// Stores the predictions and recomputes (at `now`) the windows they joined or
+    /// counted in.
     pub async fn log_predictions(
         &self,
         predictions: Vec<Prediction>,
+        now: Timestamp,
     ) -> Result<Logged<PredictionsWritten>, EngineError> {
-        Ok(self.sink().log_predictions(predictions).await?)
+        Ok(self.sink().log_predictions(predictions, now).await?)
+    }
+
+    /// Judges the windows due at `now`: how many, and the samples written. The
+    /// evaluator calls it before each pass, so a window whose label delay passed is
+    /// judged without a label arriving.
+    pub async fn judge_windows(&self, now: Timestamp) -> Result<(u64, Vec<Sample>), EngineError> {
+        Ok(self.sink().judge_due(now).await?)
+    }
+
+    /// A window of a series with every revision, if it was computed.
+    pub async fn window_history(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+    ) -> Result<Option<WindowHistory>, EngineError> {
+        Ok(self.predictions.window_history(series, start).await?)
     }
 
     /// Stores the labels (received at `now`) and recomputes the windows of the

@@ -1,13 +1,17 @@
 //! Predictions and labels becoming metric series (issue 22): windows recomputed as labels
-//! arrive, in any order, with their label coverage.
+//! arrive, in any order, each computation kept as a revision with its coverage; a window's
+//! samples written for the rules only once it is judged (covered, or its label delay
+//! passed), windows of a series in order; and rules that judge them.
 
 use std::sync::Arc;
 
 use modelwatch_core::predictions::{
-    Label, Output, Prediction, PredictionConfig, PredictionId, Task, WindowLength,
+    JudgedBy, Label, LabelDelay, Output, Prediction, PredictionConfig, PredictionId, Task,
+    WindowLength,
 };
-use modelwatch_core::{Metric, ModelName, SeriesKey, TimeRange, Timestamp, Version};
-use modelwatch_engine::predictions::{log_labels, log_predictions};
+use modelwatch_core::{Dataset, Metric, ModelName, SeriesKey, TimeRange, Timestamp, Version};
+use modelwatch_engine::predictions::{judge_windows, log_labels, log_predictions, window_history};
+use modelwatch_store::predictions::PredictionSeries;
 use modelwatch_store::{MemoryStore, Stores};
 
 const HOUR: i64 = 3_600_000;
@@ -45,7 +49,9 @@ fn label(id: &str, truth: f64) -> Label {
 }
 
 async fn values(stores: &Stores, metric: &str) -> Vec<(i64, f64)> {
-    let key = SeriesKey::parse("fraud", "v1", metric).expect("key");
+    let key = SeriesKey::parse("fraud", "v1", metric)
+        .expect("key")
+        .with_dataset(Some(Dataset::parse("predictions").expect("dataset")));
     stores
         .metrics
         .range(&key, TimeRange::new(at(0), at(100 * HOUR)))
@@ -60,16 +66,58 @@ fn hourly(task: Task, threshold: f64) -> PredictionConfig {
     PredictionConfig::new(WindowLength::HOUR, task, threshold, 0.0).expect("config")
 }
 
+/// Hourly classification windows judged at 75 % coverage or 6 hours after their end.
+fn waiting_for_labels() -> PredictionConfig {
+    PredictionConfig::new(WindowLength::HOUR, Task::Classification, 0.5, 0.75)
+        .expect("config")
+        .with_max_label_delay(LabelDelay::parse("6h").expect("6h"))
+}
+
+fn series() -> PredictionSeries {
+    PredictionSeries {
+        model: ModelName::parse("fraud").expect("model"),
+        version: Version::parse("v1").expect("version"),
+        dataset: None,
+    }
+}
+
+/// (revision, coverage, accuracy) of each revision of the window at `hour`, and its
+/// judgement as (revision, why).
+async fn revisions(
+    stores: &Stores,
+    hour: i64,
+) -> (Vec<(u32, f64, Option<f64>)>, Option<(u32, JudgedBy)>) {
+    let history = window_history(stores, &series(), at(hour * HOUR))
+        .await
+        .expect("read")
+        .expect("window");
+    (
+        history
+            .revisions
+            .iter()
+            .map(|r| {
+                let accuracy = r
+                    .values
+                    .iter()
+                    .find(|(m, _)| *m == Metric::Accuracy)
+                    .map(|(_, v)| *v);
+                (r.revision, r.coverage(), accuracy)
+            })
+            .collect(),
+        history.judged.map(|j| (j.revision, j.by)),
+    )
+}
+
 #[tokio::test]
-async fn a_window_is_revised_as_its_labels_arrive() {
+async fn a_window_is_revised_as_its_labels_arrive_and_judged_once_covered() {
     let stores = Stores::of(Arc::new(MemoryStore::new()));
     let model = ModelName::parse("fraud").expect("model");
     stores
         .predictions
-        .set_prediction_config(&model, hourly(Task::Classification, 0.5))
+        .set_prediction_config(&model, waiting_for_labels())
         .await
         .expect("config");
-    // Window 1: four predictions; window 2: one.
+    // Window 1: four predictions; window 2: one. Logged while window 2 is open.
     let (written, recomputed) = log_predictions(
         &stores,
         vec![
@@ -79,18 +127,16 @@ async fn a_window_is_revised_as_its_labels_arrive() {
             prediction("d", 2 * HOUR - 1, score(0.1)),
             prediction("e", 2 * HOUR, score(0.7)),
         ],
+        at(2 * HOUR + 30),
     )
     .await
     .expect("predictions");
     assert_eq!(written.accepted, 5);
-    assert_eq!(recomputed.windows, 2);
-    assert_eq!(
-        values(&stores, "label_coverage").await,
-        vec![(HOUR, 0.0), (2 * HOUR, 0.0)]
-    );
-    assert_eq!(values(&stores, "accuracy").await, vec![]);
-    // Two labels, and one for a prediction that has not arrived.
-    let (labels, _) = log_labels(
+    assert_eq!((recomputed.windows, recomputed.judged), (2, 0));
+    // Nothing judged: no sample for the rules yet.
+    assert_eq!(values(&stores, "label_coverage").await, vec![]);
+    // Two labels (a right, c wrong), and one for a prediction that has not arrived.
+    let (labels, recomputed) = log_labels(
         &stores,
         vec![label("a", 1.0), label("c", 1.0), label("late", 0.0)],
         at(3 * HOUR),
@@ -98,37 +144,109 @@ async fn a_window_is_revised_as_its_labels_arrive() {
     .await
     .expect("labels");
     assert_eq!((labels.labelled, labels.pending), (2, 1));
-    assert_eq!(values(&stores, "label_coverage").await[0], (HOUR, 0.5));
-    assert_eq!(values(&stores, "accuracy").await, vec![(HOUR, 0.5)]);
-    // The rest arrive; the window's points are revised in place.
-    log_labels(
+    assert_eq!(recomputed.judged, 0, "coverage 0.5 < 0.75");
+    assert_eq!(values(&stores, "accuracy").await, vec![]);
+    assert_eq!(
+        revisions(&stores, 1).await,
+        (vec![(1, 0.0, None), (2, 0.5, Some(0.5))], None)
+    );
+    // The rest arrive: window 1 is covered and judged; its samples are written.
+    let (_, recomputed) = log_labels(
         &stores,
         vec![label("b", 0.0), label("d", 0.0)],
-        at(3 * HOUR),
+        at(3 * HOUR + 1),
     )
     .await
     .expect("more labels");
-    assert_eq!(values(&stores, "label_coverage").await[0], (HOUR, 1.0));
+    assert_eq!(recomputed.judged, 1);
+    assert_eq!(values(&stores, "label_coverage").await, vec![(HOUR, 1.0)]);
     // Scores 0.9 0.8 0.3 0.1, truths 1 0 1 0: predicted 1 1 0 0.
     assert_eq!(values(&stores, "accuracy").await, vec![(HOUR, 0.5)]);
-    assert_eq!(values(&stores, "precision").await, vec![(HOUR, 0.5)]);
     assert_eq!(values(&stores, "auc_roc").await, vec![(HOUR, 0.75)]);
-    // The pending label joins its prediction when it comes, in window 2.
-    let (late, recomputed) =
-        log_predictions(&stores, vec![prediction("late", 2 * HOUR + 5, score(0.2))])
-            .await
-            .expect("late");
     assert_eq!(
-        (late.accepted, late.labelled, recomputed.windows),
-        (1, 1, 1)
+        revisions(&stores, 1).await,
+        (
+            vec![(1, 0.0, None), (2, 0.5, Some(0.5)), (3, 1.0, Some(0.5))],
+            Some((3, JudgedBy::Coverage))
+        )
     );
+    // The pending label joins its prediction in window 2: coverage 0.5, waiting.
+    let (late, recomputed) = log_predictions(
+        &stores,
+        vec![prediction("late", 2 * HOUR + 5, score(0.2))],
+        at(3 * HOUR + 2),
+    )
+    .await
+    .expect("late");
+    assert_eq!(
+        (late.labelled, recomputed.windows, recomputed.judged),
+        (1, 1, 0)
+    );
+    // Nothing arrives; six hours after its end window 2 is judged on what it has.
+    let (judged, _) = judge_windows(&stores, at(9 * HOUR - 1))
+        .await
+        .expect("judge");
+    assert_eq!(judged, 0);
+    let (judged, samples) = judge_windows(&stores, at(9 * HOUR)).await.expect("judge");
+    assert_eq!((judged, samples.len()), (1, 2), "coverage and accuracy");
     assert_eq!(
         values(&stores, "label_coverage").await,
         vec![(HOUR, 1.0), (2 * HOUR, 0.5)]
     );
     assert_eq!(
-        values(&stores, "accuracy").await,
-        vec![(HOUR, 0.5), (2 * HOUR, 1.0)]
+        revisions(&stores, 2).await.1,
+        Some((2, JudgedBy::LabelDelay))
+    );
+    // A label after judging revises the window's points; the judgement stays.
+    let (_, recomputed) = log_labels(&stores, vec![label("e", 0.0)], at(10 * HOUR))
+        .await
+        .expect("a late label");
+    assert_eq!((recomputed.windows, recomputed.judged), (1, 0));
+    assert_eq!(
+        values(&stores, "label_coverage").await,
+        vec![(HOUR, 1.0), (2 * HOUR, 1.0)]
+    );
+    assert_eq!(
+        revisions(&stores, 2).await,
+        (
+            vec![(1, 0.0, None), (2, 0.5, Some(1.0)), (3, 1.0, Some(0.5))],
+            Some((2, JudgedBy::LabelDelay))
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_covered_window_waits_for_the_earlier_windows_of_its_series() {
+    let stores = Stores::of(Arc::new(MemoryStore::new()));
+    let model = ModelName::parse("fraud").expect("model");
+    stores
+        .predictions
+        .set_prediction_config(&model, waiting_for_labels())
+        .await
+        .expect("config");
+    log_predictions(
+        &stores,
+        vec![
+            prediction("early", HOUR, score(0.9)),
+            prediction("later", 2 * HOUR, score(0.9)),
+        ],
+        at(3 * HOUR),
+    )
+    .await
+    .expect("predictions");
+    let (_, recomputed) = log_labels(&stores, vec![label("later", 1.0)], at(3 * HOUR))
+        .await
+        .expect("labels");
+    assert_eq!(recomputed.judged, 0, "window 2 is covered, window 1 is not");
+    assert_eq!(values(&stores, "label_coverage").await, vec![]);
+    let (judged, _) = judge_windows(&stores, at(8 * HOUR)).await.expect("judge");
+    assert_eq!(
+        judged, 2,
+        "window 1's label delay passed, then window 2 follows"
+    );
+    assert_eq!(
+        values(&stores, "label_coverage").await,
+        vec![(HOUR, 0.0), (2 * HOUR, 1.0)]
     );
 }
 
@@ -141,6 +259,7 @@ async fn a_model_without_a_config_gets_hourly_windows_of_its_outputs_task() {
             prediction("1", 10, Output::Regression { value: 2.5 }),
             prediction("2", 20, Output::Regression { value: 0.0 }),
         ],
+        at(30),
     )
     .await
     .expect("predictions");
@@ -151,7 +270,11 @@ async fn a_model_without_a_config_gets_hourly_windows_of_its_outputs_task() {
     assert_eq!(values(&stores, "r2_score").await.len(), 1);
     assert!(stores
         .metrics
-        .latest(&SeriesKey::parse("fraud", "v1", Metric::Accuracy.as_str()).expect("key"))
+        .latest(
+            &SeriesKey::parse("fraud", "v1", Metric::Accuracy.as_str())
+                .expect("key")
+                .with_dataset(Some(Dataset::parse("predictions").expect("dataset")))
+        )
         .await
         .expect("latest")
         .is_none());
@@ -173,10 +296,13 @@ async fn the_engine_logs_through_its_stores_and_returns_the_samples_it_wrote() {
         Some(config)
     );
     let logged = engine
-        .log_predictions(vec![
-            prediction("a", HOUR + 1, score(0.9)),
-            prediction("b", HOUR + 2, score(0.2)),
-        ])
+        .log_predictions(
+            vec![
+                prediction("a", HOUR + 1, score(0.9)),
+                prediction("b", HOUR + 2, score(0.2)),
+            ],
+            at(2 * HOUR),
+        )
         .await
         .expect("predictions");
     assert_eq!((logged.written.accepted, logged.recomputed.windows), (2, 1));

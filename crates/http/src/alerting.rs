@@ -787,7 +787,8 @@ pub async fn version_analysis(
 }
 
 /// Evaluates the enabled rules of one model version now, as `modelwatch evaluate MODEL
-/// VERSION` does: every sample not yet counted, in bounded passes run back to back (the
+/// VERSION` does: the prediction windows due judged, then every sample not yet counted,
+/// in bounded passes run back to back (the
 /// server also evaluates on its own: every interval, and shortly after samples arrive over
 /// HTTP). Alerts it creates or changes go to the event stream.
 #[utoipa::path(post, path = "/api/v1/models/{model}/versions/{version}/evaluate", tag = "rules",
@@ -800,7 +801,12 @@ pub async fn evaluate(
     Path((model, version)): Path<(String, String)>,
 ) -> ApiResult<Json<wire::EvaluationReport>> {
     let (model, version) = (parse_model(&model)?, parse_version(&version)?);
-    let report = engine(&state)?
+    let engine = engine(&state)?;
+    // Prediction windows that time alone made due are judged first, so their samples
+    // are counted now.
+    let (_, judged) = engine.judge_windows(state.now()).await?;
+    state.announce(&judged);
+    let report = engine
         .evaluate_until_counted(Some((&model, &version)), state.now())
         .await?;
     crate::evaluator::publish(&state, &report);

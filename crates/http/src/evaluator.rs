@@ -5,7 +5,8 @@
 //! The evaluator listens to the same event hub the SSE stream reads, which already
 //! coalesces samples per series; it publishes the alerts a pass fires back to the hub,
 //! times each pass and keeps the alert gauges for `/metrics`. A failing pass is logged
-//! and the loop goes on.
+//! and the loop goes on. Before each full pass it judges the prediction windows that
+//! time alone made due (see `modelwatch_core::predictions::judging`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -48,6 +49,7 @@ pub async fn run(state: AppState, engine: Engine, schedule: Schedule) {
         tokio::select! {
             _ = &mut shutdown => return,
             _ = ticker.tick() => {
+                judge_windows(&state, &engine).await;
                 pass(&state, &engine, None, &mut gauges).await;
                 gauges.refresh(&state, &engine).await;
             }
@@ -71,6 +73,15 @@ pub async fn run(state: AppState, engine: Engine, schedule: Schedule) {
                 gauges.refresh(&state, &engine).await;
             }
         }
+    }
+}
+
+/// Judges the prediction windows that became due by time alone (their label delay
+/// passed, or they closed), so the full pass that follows counts their samples.
+async fn judge_windows(state: &AppState, engine: &Engine) {
+    match engine.judge_windows(state.now()).await {
+        Ok((_, samples)) => state.announce(&samples),
+        Err(error) => tracing::warn!(%error, "judging prediction windows failed"),
     }
 }
 

@@ -251,6 +251,12 @@ impl AppState {
         locate: impl FnOnce(usize, modelwatch_core::ValidationError) -> ApiError,
     ) -> ApiResult<usize> {
         let count = samples.len();
+        if let Some((index, error)) = samples.iter().enumerate().find_map(|(index, sample)| {
+            modelwatch_core::predictions::refuse_pushed(sample).map(|error| (index, error))
+        }) {
+            self.inner.telemetry.rejected(format, count as u64);
+            return Err(locate(index, error));
+        }
         let arrivals = events::Arrivals::of(&samples);
         match self.inner.store.append(samples).await {
             Ok(()) => {
@@ -303,6 +309,7 @@ fn api() -> OpenApiRouter<AppState> {
             predictions::get_prediction_config,
             predictions::put_prediction_config
         ))
+        .routes(routes!(predictions::prediction_window))
         .routes(routes!(alerting::version_history))
         .routes(routes!(alerting::version_analysis))
         .routes(routes!(alerting::degradation))

@@ -14,16 +14,18 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use modelwatch_core::predictions::Task;
 use modelwatch_engine::Engine;
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::series::parse_model;
+use crate::series::{parse_dataset, parse_model, parse_version};
 use crate::wire::predictions::{
     validate_batch, LabelEvent, LabelsLogged, LabelsRequest, PredictionConfig,
-    PredictionConfigRequest, PredictionEvent, PredictionsLogged, PredictionsRequest,
+    PredictionConfigRequest, PredictionEvent, PredictionWindow, PredictionsLogged,
+    PredictionsRequest,
 };
 use crate::AppState;
 
@@ -68,7 +70,9 @@ pub async fn log_predictions(
         request.predictions,
         PredictionEvent::validate,
     )?;
-    let logged = engine(&state)?.log_predictions(predictions).await?;
+    let logged = engine(&state)?
+        .log_predictions(predictions, state.now())
+        .await?;
     state.announce(&logged.samples);
     Ok(Json(PredictionsLogged::of(
         &logged.written,
@@ -154,4 +158,63 @@ pub async fn put_prediction_config(
     let config = request.apply(stored)?;
     engine.set_prediction_config(&model, config).await?;
     Ok(Json(PredictionConfig::of(&model, &config, true)))
+}
+
+/// The query of a prediction window.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WindowQuery {
+    /// The predictions' dataset: a name, or `default` (the default).
+    #[param(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$", example = "default")]
+    pub dataset: Option<String>,
+}
+
+/// One window of a model version's predictions: every revision of its metrics (value,
+/// coverage, when computed) and its judgement.
+#[utoipa::path(
+    get,
+    path = "/api/v1/models/{model}/versions/{version}/prediction-windows/{start}",
+    tag = "predictions",
+    params(
+        ("model" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$"),
+        ("version" = String, Path, pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$"),
+        ("start" = String, Path, description = "Any time in the window (RFC 3339 or epoch ms): the window holding it"),
+        WindowQuery,
+    ),
+    responses(
+        (status = 200, body = PredictionWindow),
+        (status = 400, description = "A bad name or time", body = ErrorBody),
+        (status = 404, description = "No prediction in that window", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    )
+)]
+pub async fn prediction_window(
+    State(state): State<AppState>,
+    Path((model, version, start)): Path<(String, String, String)>,
+    query: Result<Query<WindowQuery>, QueryRejection>,
+) -> ApiResult<Json<PredictionWindow>> {
+    let Query(query) = query?;
+    let series = modelwatch_store::predictions::PredictionSeries {
+        model: parse_model(&model)?,
+        version: parse_version(&version)?,
+        dataset: parse_dataset(query.dataset.as_deref())?,
+    };
+    let at = crate::series::parse_time("start", &start)?;
+    let engine = engine(&state)?;
+    let config = engine
+        .prediction_config(&series.model)
+        .await?
+        .unwrap_or_else(|| modelwatch_engine::predictions::default_config(Task::Classification));
+    let window = config.window.window_of(at);
+    let history = engine
+        .window_history(&series, window.start)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "{}/{} has no predictions in the window from {}",
+                series.model, series.version, window.start
+            ))
+        })?;
+    Ok(Json(PredictionWindow::of(&history)))
 }

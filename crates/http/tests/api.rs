@@ -1887,6 +1887,10 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/api/v1/predictions/labels", "post"),
         ("/api/v1/models/{model}/prediction-config", "get"),
         ("/api/v1/models/{model}/prediction-config", "put"),
+        (
+            "/api/v1/models/{model}/versions/{version}/prediction-windows/{start}",
+            "get",
+        ),
         ("/api/v1/events", "get"),
         ("/healthz", "get"),
         ("/readyz", "get"),

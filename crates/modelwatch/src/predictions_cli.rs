@@ -13,12 +13,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use modelwatch_core::predictions::{Label, Prediction, Task};
-use modelwatch_core::{ModelName, ValidationError};
-use modelwatch_engine::predictions::{log_labels, log_predictions};
+use modelwatch_core::{ModelName, Timestamp, ValidationError, Version};
+use modelwatch_engine::predictions::{log_labels, log_predictions, window_history};
 use modelwatch_http::wire::predictions::{
     LabelEvent, LabelsLogged, PredictionConfig, PredictionConfigRequest, PredictionEvent,
-    PredictionsLogged,
+    PredictionWindow, PredictionsLogged,
 };
+use modelwatch_store::predictions::PredictionSeries;
 use modelwatch_store::Stores;
 use serde::{Deserialize, Serialize};
 
@@ -33,8 +34,22 @@ pub enum PredictionsCommand {
     /// class, score or value; dataset optional) or JSON Lines with the same fields.
     Log(LogArgs),
     /// Show or set a model's prediction configuration (window, task, threshold, minimum
-    /// label coverage).
+    /// label coverage, maximum label delay).
     Config(ConfigArgs),
+    /// Show one window's revisions (each with its coverage and when it was computed) and
+    /// its judgement.
+    Window(WindowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    pub model: String,
+    pub version: String,
+    /// Any time in the window (RFC 3339 or epoch ms).
+    pub at: String,
+    /// The predictions' dataset (default: the default dataset).
+    #[arg(long)]
+    pub dataset: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +81,9 @@ pub struct ConfigArgs {
     /// The label coverage a window needs before it is judged (0 to 1).
     #[arg(long)]
     pub min_coverage: Option<f64>,
+    /// How long after its end a window is judged whatever its coverage (30m, 6h, 7d).
+    #[arg(long)]
+    pub max_label_delay: Option<String>,
 }
 
 /// Reads every record of `file`, naming the line of the first bad one.
@@ -134,7 +152,7 @@ pub async fn predictions(
             let mut events = events.into_iter().peekable();
             while events.peek().is_some() {
                 let batch: Vec<Prediction> = events.by_ref().take(BATCH).collect();
-                let (written, recomputed) = log_predictions(stores, batch).await?;
+                let (written, recomputed) = log_predictions(stores, batch, crate::now()).await?;
                 logged.add(&PredictionsLogged::of(&written, recomputed));
             }
             emit_counts(
@@ -145,12 +163,14 @@ pub async fn predictions(
                     "duplicates",
                     "labelled",
                     "windows_recomputed",
+                    "windows_judged",
                     "samples_written",
                 ],
             )?;
             Ok(ExitCode::SUCCESS)
         }
         PredictionsCommand::Config(args) => config(stores, args, format).await,
+        PredictionsCommand::Window(args) => window(stores, args, format).await,
     }
 }
 
@@ -173,6 +193,7 @@ pub async fn labels(stores: &Stores, command: LabelsCommand, format: Format) -> 
             "pending",
             "duplicates",
             "windows_recomputed",
+            "windows_judged",
             "samples_written",
         ],
     )?;
@@ -187,6 +208,7 @@ async fn config(stores: &Stores, args: ConfigArgs, format: Format) -> Result<Exi
         task: args.task,
         threshold: args.threshold,
         min_coverage: args.min_coverage,
+        max_label_delay: args.max_label_delay,
     };
     let shown = if request.is_empty() {
         let current = stored.unwrap_or_else(|| {
@@ -201,14 +223,78 @@ async fn config(stores: &Stores, args: ConfigArgs, format: Format) -> Result<Exi
             .await?;
         PredictionConfig::of(&model, &config, true)
     };
-    let mut table = Table::new(&["model", "window", "task", "threshold", "min_coverage"]);
+    let mut table = Table::new(&[
+        "model",
+        "window",
+        "task",
+        "threshold",
+        "min_coverage",
+        "max_label_delay",
+    ]);
     table.push(vec![
         shown.model.clone(),
         shown.window.clone(),
         shown.task.as_str().to_owned(),
         shown.threshold.to_string(),
         shown.min_coverage.to_string(),
+        shown.max_label_delay.clone(),
     ]);
+    emit(format, &shown, &table)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One window's revisions, oldest first; the judged one marked.
+async fn window(stores: &Stores, args: WindowArgs, format: Format) -> Result<ExitCode> {
+    let series = PredictionSeries {
+        model: ModelName::parse(&args.model)?,
+        version: Version::parse(&args.version)?,
+        dataset: crate::analysis_cli::dataset_arg(args.dataset.as_deref())?,
+    };
+    let at = Timestamp::parse(&args.at).map_err(|e| anyhow::anyhow!("at: {e}"))?;
+    let config = stores
+        .predictions
+        .prediction_config(&series.model)
+        .await?
+        .unwrap_or_else(|| modelwatch_engine::predictions::default_config(Task::Classification));
+    let start = config.window.window_of(at).start;
+    let Some(history) = window_history(stores, &series, start).await? else {
+        anyhow::bail!(
+            "{}/{} has no predictions in the window from {start}",
+            series.model,
+            series.version
+        );
+    };
+    let shown = PredictionWindow::of(&history);
+    let mut table = Table::new(&[
+        "revision",
+        "computed_at",
+        "predicted",
+        "labelled",
+        "coverage",
+        "judged",
+        "metrics",
+    ]);
+    for revision in &shown.revisions {
+        let judged = shown
+            .judged
+            .as_ref()
+            .filter(|j| j.revision == revision.revision)
+            .map_or_else(String::new, |j| format!("{} at {}", j.by, j.judged_at));
+        table.push(vec![
+            revision.revision.to_string(),
+            revision.computed_at.to_string(),
+            revision.predicted.to_string(),
+            revision.labelled.to_string(),
+            format!("{:.4}", revision.coverage),
+            judged,
+            revision
+                .metrics
+                .iter()
+                .map(|(name, value)| format!("{name}={value:.4}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ]);
+    }
     emit(format, &shown, &table)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1808,7 +1808,7 @@ fn logged_predictions_and_labels_become_window_metrics_revised_as_labels_arrive(
         [3, 1, 1, 1]
     );
     let value = |metric: &str| {
-        let samples = env.samples("clf", "v1", metric);
+        let samples = env.samples_in("clf", "v1", metric, "predictions");
         assert_eq!(
             samples.len(),
             1,
@@ -1836,6 +1836,32 @@ fn logged_predictions_and_labels_become_window_metrics_revised_as_labels_arrive(
         (value("label_coverage"), value("accuracy")),
         (1.0, 2.0 / 3.0)
     );
+    // The window's revisions: one per recomputation, with its coverage; judged (minimum
+    // coverage 0) as soon as it was computed, the window having closed.
+    let window = env.json(&["predictions", "window", "clf", "v1", "2026-01-01T10:30:00Z"]);
+    let revisions: Vec<(u64, f64)> = window["revisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_u64().unwrap(),
+                r["coverage"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(revisions, [(1, 1.0 / 3.0), (2, 1.0)]);
+    assert_eq!(
+        (&window["judged"]["revision"], &window["judged"]["by"]),
+        (&serde_json::json!(1), &serde_json::json!("coverage"))
+    );
+    assert_eq!(window["revisions"][1]["metrics"]["accuracy"], 2.0 / 3.0);
+    let table = env.ok(&["predictions", "window", "clf", "v1", "2026-01-01T10:30:00Z"]);
+    assert!(table.contains("coverage at"), "{table}");
+    let none = env.run(&["predictions", "window", "clf", "v1", "2026-01-02T10:30:00Z"]);
+    assert_eq!(none.status.code(), Some(1));
+    let delay = env.json(&["predictions", "config", "clf", "--max-label-delay", "2d"]);
+    assert_eq!(delay["max_label_delay"], "2d");
 
     // A bad line is named with its field, and nothing of the file is stored.
     let bad = env.write(

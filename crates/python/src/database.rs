@@ -685,7 +685,10 @@ impl Database {
         )
         .map_err(errors::from_validation)?;
         let logged = self
-            .block(py, self.engine.log_predictions(predictions))
+            .block(
+                py,
+                self.engine.log_predictions(predictions, modelwatch::now()),
+            )
             .map_err(errors::from_engine)?;
         to_python(
             py,

@@ -385,16 +385,22 @@ class MetricsCollector:
         task: Optional[str] = None,
         threshold: Optional[float] = None,
         min_coverage: Optional[float] = None,
+        max_label_delay: Optional[str] = None,
     ) -> PredictionConfig:
         """Sets what is given of ``model_name``'s prediction configuration: the tumbling
         ``window`` (``"1h"``, ``"1d"``…), the ``task`` (``"classification"`` or
-        ``"regression"``, needed the first time), the score ``threshold`` and the
-        ``min_coverage`` a window needs before it is judged; the rest keep their value."""
-        changes = {
-            key: value
-            for key, value in (("window", window), ("task", task), ("threshold", threshold), ("min_coverage", min_coverage))
-            if value is not None
-        }
+        ``"regression"``, needed the first time), the score ``threshold``, the
+        ``min_coverage`` a window needs before it is judged and the ``max_label_delay``
+        (``"7d"``) after which it is judged whatever its coverage; the rest keep their
+        value."""
+        given = (
+            ("window", window),
+            ("task", task),
+            ("threshold", threshold),
+            ("min_coverage", min_coverage),
+            ("max_label_delay", max_label_delay),
+        )
+        changes = {key: value for key, value in given if value is not None}
         return PredictionConfig(self.backend.set_prediction_config(model_name, changes))
 
     def _log(self, noun: str, events: Any, send: Callable[[List[Dict[str, Any]]], Dict[str, Any]]) -> Dict[str, Any]:

@@ -8,6 +8,7 @@
 //! with (the tumbling window, the task, the score threshold, the minimum coverage), and
 //! [`metrics`] computes a window's metrics from its joined pairs, as scikit-learn does.
 
+pub mod judging;
 pub mod metrics;
 #[cfg(test)]
 mod scikit_learn;
@@ -19,10 +20,70 @@ use crate::sample::validated_string_traits;
 use crate::time::{TimeRange, Timestamp};
 use crate::{Dataset, ModelName, ValidationError, Version};
 
+pub use judging::{judge, judge_in_order, JudgedBy};
 pub use metrics::{compute, WindowMetrics};
 
 /// Longest accepted prediction id, in characters.
 pub const MAX_ID_LEN: usize = 256;
+
+/// The dataset a model's computed metrics are written to when its predictions are in
+/// the default dataset; predictions of dataset `d` write to `predictions:d`
+/// ([`computed_dataset`]). Computed and pushed metrics never share a series: a team that
+/// pushes its own `accuracy` keeps it, and the computed `accuracy` sits beside it.
+pub const COMPUTED_DATASET: &str = "predictions";
+
+/// Whether pushed samples may not use `dataset`: it is where computed metrics go.
+pub fn is_computed_dataset(dataset: &Dataset) -> bool {
+    let name = dataset.as_str();
+    name == COMPUTED_DATASET
+        || name
+            .strip_prefix(COMPUTED_DATASET)
+            .is_some_and(|rest| rest.starts_with(':'))
+}
+
+/// The predictions' dataset whose metrics `computed` holds (`None` inside: the default
+/// dataset); `None` when `computed` is not a computed dataset.
+pub fn predictions_dataset(computed: &Dataset) -> Option<Option<Dataset>> {
+    let name = computed.as_str();
+    if name == COMPUTED_DATASET {
+        return Some(None);
+    }
+    let rest = name.strip_prefix(COMPUTED_DATASET)?.strip_prefix(':')?;
+    Dataset::parse(rest).ok().map(Some)
+}
+
+/// Why a pushed sample is refused, if it is: its dataset is a computed one.
+pub fn refuse_pushed(sample: &crate::Sample) -> Option<ValidationError> {
+    let dataset = sample.dataset.as_ref()?;
+    is_computed_dataset(dataset).then(|| {
+        ValidationError::new(
+            Dataset::FIELD,
+            format!(
+                "{:?} holds the metrics modelwatch computes from predictions; push to another dataset",
+                dataset.as_str()
+            ),
+        )
+    })
+}
+
+/// The dataset of the metrics computed from predictions in `dataset`: `predictions` for
+/// the default dataset, `predictions:d` for `d`. Refused (field `dataset`) when `d` is a
+/// computed dataset itself or too long to be prefixed.
+pub fn computed_dataset(dataset: Option<&Dataset>) -> Result<Dataset, ValidationError> {
+    match dataset {
+        None => Dataset::parse(COMPUTED_DATASET),
+        Some(dataset) if is_computed_dataset(dataset) => Err(ValidationError::new(
+            Dataset::FIELD,
+            format!("{:?} is where metrics computed from predictions go; predictions cannot be logged to it", dataset.as_str()),
+        )),
+        Some(dataset) => Dataset::parse(&format!("{COMPUTED_DATASET}:{dataset}")).map_err(|e| {
+            ValidationError::new(
+                Dataset::FIELD,
+                format!("{:?} is too long for the dataset of its computed metrics ({})", dataset.as_str(), e.message),
+            )
+        }),
+    }
+}
 
 /// A prediction's id as the client gives it (a request id, a transaction id): 1 to
 /// [`MAX_ID_LEN`] characters, no control characters. Unique per model.
@@ -236,25 +297,7 @@ impl WindowLength {
 
     /// Reads `90m`, `1h`, `6h`, `1d`, `7d`.
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let bad = || {
-            ValidationError::new(
-                Self::FIELD,
-                format!("{text:?} is not a window length (like 30m, 1h or 1d)"),
-            )
-        };
-        let number: u64 = number.parse().map_err(|_| bad())?;
-        let minutes = match unit {
-            "m" => Some(number),
-            "h" => number.checked_mul(60),
-            "d" => number.checked_mul(24 * 60),
-            _ => return Err(bad()),
-        };
-        Self::from_minutes(minutes.ok_or_else(bad)?)
+        Self::from_minutes(parse_minutes(Self::FIELD, "window length", text)?)
     }
 
     pub fn as_duration(self) -> Duration {
@@ -278,14 +321,81 @@ impl WindowLength {
 
 impl fmt::Display for WindowLength {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let minutes = self.0.as_secs() / 60;
-        if minutes.is_multiple_of(24 * 60) {
-            write!(f, "{}d", minutes / (24 * 60))
-        } else if minutes.is_multiple_of(60) {
-            write!(f, "{}h", minutes / 60)
-        } else {
-            write!(f, "{minutes}m")
+        write_minutes(f, self.0)
+    }
+}
+
+/// Whole minutes written as `90m`, `1h`, `7d`; `field` and `what` name it in errors.
+fn parse_minutes(field: &str, what: &str, text: &str) -> Result<u64, ValidationError> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || {
+        ValidationError::new(
+            field,
+            format!("{text:?} is not a {what} (like 30m, 1h or 1d)"),
+        )
+    };
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let minutes = match unit {
+        "m" => Some(number),
+        "h" => number.checked_mul(60),
+        "d" => number.checked_mul(24 * 60),
+        _ => return Err(bad()),
+    };
+    minutes.ok_or_else(bad)
+}
+
+fn write_minutes(f: &mut fmt::Formatter<'_>, duration: Duration) -> fmt::Result {
+    let minutes = duration.as_secs() / 60;
+    if minutes.is_multiple_of(24 * 60) {
+        write!(f, "{}d", minutes / (24 * 60))
+    } else if minutes.is_multiple_of(60) {
+        write!(f, "{}h", minutes / 60)
+    } else {
+        write!(f, "{minutes}m")
+    }
+}
+
+/// The longest a window waits for its labels before it is judged whatever its coverage:
+/// whole minutes, from a minute to 366 days, counted from the window's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LabelDelay(Duration);
+
+impl LabelDelay {
+    pub const FIELD: &'static str = "max_label_delay";
+    /// What a configuration without one waits: a week.
+    pub const DEFAULT: LabelDelay = LabelDelay(Duration::from_secs(7 * 24 * 3600));
+
+    pub fn from_minutes(minutes: u64) -> Result<Self, ValidationError> {
+        if minutes == 0 || minutes > WindowLength::MAX_MINUTES {
+            return Err(ValidationError::new(
+                Self::FIELD,
+                format!("{minutes} minutes is not between 1 minute and 366 days"),
+            ));
         }
+        Ok(LabelDelay(Duration::from_secs(minutes * 60)))
+    }
+
+    /// Reads `30m`, `6h`, `7d`.
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        Self::from_minutes(parse_minutes(Self::FIELD, "label delay", text)?)
+    }
+
+    pub fn as_duration(self) -> Duration {
+        self.0
+    }
+
+    pub fn minutes(self) -> u64 {
+        self.0.as_secs() / 60
+    }
+}
+
+impl fmt::Display for LabelDelay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_minutes(f, self.0)
     }
 }
 
@@ -299,6 +409,8 @@ pub struct PredictionConfig {
     pub threshold: f64,
     /// The label coverage (labelled / predicted) a window needs before it is judged.
     pub min_coverage: f64,
+    /// How long after its end a window is judged whatever its coverage.
+    pub max_label_delay: LabelDelay,
 }
 
 impl PredictionConfig {
@@ -322,7 +434,15 @@ impl PredictionConfig {
             task,
             threshold,
             min_coverage,
+            max_label_delay: LabelDelay::DEFAULT,
         })
+    }
+
+    pub fn with_max_label_delay(self, max_label_delay: LabelDelay) -> Self {
+        PredictionConfig {
+            max_label_delay,
+            ..self
+        }
     }
 }
 
@@ -332,6 +452,41 @@ mod tests {
 
     fn at(ms: i64) -> Timestamp {
         Timestamp::from_millis(ms).expect("valid")
+    }
+
+    #[test]
+    fn computed_metrics_have_datasets_of_their_own() {
+        let named = |name: &str| Dataset::parse(name).expect("dataset");
+        assert_eq!(
+            computed_dataset(None).expect("default"),
+            named("predictions")
+        );
+        assert_eq!(
+            computed_dataset(Some(&named("shadow"))).expect("shadow"),
+            named("predictions:shadow")
+        );
+        for computed in ["predictions", "predictions:shadow"] {
+            assert!(is_computed_dataset(&named(computed)), "{computed}");
+            assert_eq!(
+                computed_dataset(Some(&named(computed))).unwrap_err().field,
+                "dataset"
+            );
+        }
+        assert_eq!(predictions_dataset(&named("predictions")), Some(None));
+        assert_eq!(
+            predictions_dataset(&named("predictions:shadow")),
+            Some(Some(named("shadow")))
+        );
+        assert_eq!(predictions_dataset(&named("shadow")), None);
+        for pushed in ["prediction", "predictions_v2", "shadow:predictions"] {
+            assert!(!is_computed_dataset(&named(pushed)), "{pushed}");
+        }
+        assert_eq!(
+            computed_dataset(Some(&named(&"d".repeat(120))))
+                .unwrap_err()
+                .field,
+            "dataset"
+        );
     }
 
     #[test]
@@ -411,5 +566,14 @@ mod tests {
             "threshold"
         );
         assert_eq!(Task::parse("ranking").unwrap_err().field, "task");
+        assert_eq!(LabelDelay::parse("7d").expect("7d"), LabelDelay::DEFAULT);
+        assert_eq!(LabelDelay::parse("36h").expect("36h").to_string(), "36h");
+        for bad in ["0m", "1w", "", "400d"] {
+            assert_eq!(
+                LabelDelay::parse(bad).unwrap_err().field,
+                "max_label_delay",
+                "{bad}"
+            );
+        }
     }
 }

@@ -120,7 +120,12 @@ impl PredictionEvent {
             version: Version::parse_owned(self.version)?,
             dataset: match self.dataset {
                 None => None,
-                Some(name) => Dataset::parse_optional(&name)?,
+                Some(name) => {
+                    let dataset = Dataset::parse_optional(&name)?;
+                    // Its metrics need a dataset of their own.
+                    modelwatch_core::predictions::computed_dataset(dataset.as_ref())?;
+                    dataset
+                }
             },
             timestamp: self.timestamp,
             output,
@@ -230,8 +235,12 @@ pub struct PredictionsLogged {
     pub duplicates: u64,
     /// Of the accepted, those whose pending label was joined to them.
     pub labelled: u64,
-    /// Windows whose metrics were recomputed.
+    /// Windows whose metrics were recomputed (a revision recorded for each).
     pub windows_recomputed: u64,
+    /// Windows judged: their metrics written to their series for the rules (a window is
+    /// judged once it has closed and its coverage reached the model's `min_coverage`
+    /// or its `max_label_delay` passed; windows of a series in order).
+    pub windows_judged: u64,
     /// Metric samples written (label coverage included).
     pub samples_written: u64,
 }
@@ -243,6 +252,7 @@ impl PredictionsLogged {
             duplicates: written.duplicates,
             labelled: written.labelled,
             windows_recomputed: recomputed.windows,
+            windows_judged: recomputed.judged,
             samples_written: recomputed.samples,
         }
     }
@@ -253,6 +263,7 @@ impl PredictionsLogged {
         self.duplicates += other.duplicates;
         self.labelled += other.labelled;
         self.windows_recomputed += other.windows_recomputed;
+        self.windows_judged += other.windows_judged;
         self.samples_written += other.samples_written;
     }
 }
@@ -268,8 +279,12 @@ pub struct LabelsLogged {
     pub pending: u64,
     /// A label for an id that already had one (joined or pending); it replaced it.
     pub duplicates: u64,
-    /// Windows whose metrics were recomputed.
+    /// Windows whose metrics were recomputed (a revision recorded for each).
     pub windows_recomputed: u64,
+    /// Windows judged: their metrics written to their series for the rules (a window is
+    /// judged once it has closed and its coverage reached the model's `min_coverage`
+    /// or its `max_label_delay` passed; windows of a series in order).
+    pub windows_judged: u64,
     /// Metric samples written (label coverage included).
     pub samples_written: u64,
 }
@@ -282,6 +297,7 @@ impl LabelsLogged {
             pending: written.pending,
             duplicates: written.duplicates,
             windows_recomputed: recomputed.windows,
+            windows_judged: recomputed.judged,
             samples_written: recomputed.samples,
         }
     }
@@ -293,6 +309,7 @@ impl LabelsLogged {
         self.pending += other.pending;
         self.duplicates += other.duplicates;
         self.windows_recomputed += other.windows_recomputed;
+        self.windows_judged += other.windows_judged;
         self.samples_written += other.samples_written;
     }
 }
@@ -347,6 +364,11 @@ pub struct PredictionConfigRequest {
     #[serde(default)]
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub min_coverage: Option<f64>,
+    /// How long after its end a window is judged whatever its coverage (`30m`, `6h`,
+    /// `7d`; a minute to 366 days; a week unless set).
+    #[serde(default)]
+    #[schema(pattern = r"^[0-9]+[mhd]$", example = "7d")]
+    pub max_label_delay: Option<String>,
 }
 
 impl PredictionConfigRequest {
@@ -356,6 +378,7 @@ impl PredictionConfigRequest {
             && self.task.is_none()
             && self.threshold.is_none()
             && self.min_coverage.is_none()
+            && self.max_label_delay.is_none()
     }
 
     /// The configuration it makes of `stored` (the model's, if it has one).
@@ -380,12 +403,17 @@ impl PredictionConfigRequest {
             }
             None => current.task,
         };
-        domain::PredictionConfig::new(
+        let max_label_delay = match &self.max_label_delay {
+            Some(text) => domain::LabelDelay::parse(text)?,
+            None => current.max_label_delay,
+        };
+        Ok(domain::PredictionConfig::new(
             window,
             task,
             self.threshold.unwrap_or(current.threshold),
             self.min_coverage.unwrap_or(current.min_coverage),
-        )
+        )?
+        .with_max_label_delay(max_label_delay))
     }
 }
 
@@ -403,6 +431,9 @@ pub struct PredictionConfig {
     /// The label coverage a window needs before it is judged.
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub min_coverage: f64,
+    /// How long after its end a window is judged whatever its coverage.
+    #[schema(pattern = r"^[0-9]+[mhd]$", example = "7d")]
+    pub max_label_delay: String,
     /// False: the model has no configuration and these are the defaults (the task is
     /// then read from each window's predictions).
     pub configured: bool,
@@ -416,7 +447,102 @@ impl PredictionConfig {
             task: config.task.into(),
             threshold: config.threshold,
             min_coverage: config.min_coverage,
+            max_label_delay: config.max_label_delay.to_string(),
             configured,
+        }
+    }
+}
+
+/// One computation of a window's metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WindowRevision {
+    /// 1 for the first computation, one more for each later one.
+    pub revision: u32,
+    /// When it was computed (when the prediction or label that changed the window
+    /// arrived).
+    #[schema(value_type = String, format = DateTime)]
+    pub computed_at: Timestamp,
+    pub predicted: u64,
+    pub labelled: u64,
+    /// `labelled / predicted`.
+    pub coverage: f64,
+    /// The metrics defined for the window then, by name.
+    #[schema(value_type = std::collections::BTreeMap<String, f64>)]
+    pub metrics: std::collections::BTreeMap<String, f64>,
+}
+
+/// When and why a window was judged, and on which revision.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WindowJudgement {
+    #[schema(value_type = String, format = DateTime)]
+    pub judged_at: Timestamp,
+    /// The revision the rules saw.
+    pub revision: u32,
+    /// `coverage` (it reached the model's minimum) or `label_delay` (the model's maximum
+    /// label delay passed).
+    #[schema(value_type = String, pattern = "^(coverage|label_delay)$")]
+    pub by: String,
+    /// The coverage it was judged on.
+    pub coverage: f64,
+}
+
+/// A window of a model version's predictions (`GET
+/// /api/v1/models/{model}/versions/{version}/prediction-windows/{start}`): every
+/// revision of its metrics, oldest first, and its judgement (absent while it waits).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PredictionWindow {
+    pub model: String,
+    pub version: String,
+    /// The predictions' dataset (`default` for the default one).
+    pub dataset: String,
+    /// Where its metrics go (`predictions`, or `predictions:<dataset>`).
+    pub metrics_dataset: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub start: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub end: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judged: Option<WindowJudgement>,
+    pub revisions: Vec<WindowRevision>,
+}
+
+impl PredictionWindow {
+    pub fn of(history: &modelwatch_store::predictions::WindowHistory) -> Self {
+        let series = &history.series;
+        let revisions: Vec<WindowRevision> = history
+            .revisions
+            .iter()
+            .map(|revision| WindowRevision {
+                revision: revision.revision,
+                computed_at: revision.computed_at,
+                predicted: revision.predicted,
+                labelled: revision.labelled,
+                coverage: revision.coverage(),
+                metrics: revision
+                    .values
+                    .iter()
+                    .map(|(metric, value)| (metric.as_str().to_owned(), *value))
+                    .collect(),
+            })
+            .collect();
+        PredictionWindow {
+            model: series.model.to_string(),
+            version: series.version.to_string(),
+            dataset: Dataset::name_of(series.dataset.as_ref()).to_owned(),
+            metrics_dataset: domain::computed_dataset(series.dataset.as_ref())
+                .map_or_else(|_| String::new(), |d| d.to_string()),
+            start: history.window.start,
+            end: history.window.end,
+            judged: history.judged.map(|judged| WindowJudgement {
+                judged_at: judged.at,
+                revision: judged.revision,
+                by: judged.by.as_str().to_owned(),
+                coverage: revisions
+                    .iter()
+                    .find(|r| r.revision == judged.revision)
+                    .map_or(0.0, |r| r.coverage),
+            }),
+            revisions,
         }
     }
 }

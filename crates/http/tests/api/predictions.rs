@@ -8,6 +8,7 @@ use super::*;
 const PREDICTIONS: &str = "/api/v1/predictions";
 const LABELS: &str = "/api/v1/predictions/labels";
 const CONFIG: &str = "/api/v1/models/{model}/prediction-config";
+const WINDOW: &str = "/api/v1/models/{model}/versions/{version}/prediction-windows/{start}";
 
 fn prediction(id: &str, minute: u32, output: Value) -> Value {
     let mut event = json!({
@@ -29,7 +30,9 @@ impl TestServer {
             .call(
                 Method::GET,
                 SERIES,
-                &format!("/api/v1/models/clf/versions/v1/metrics/{metric}?from=0"),
+                &format!(
+                    "/api/v1/models/clf/versions/v1/metrics/{metric}?from=0&dataset=predictions"
+                ),
                 None,
             )
             .await;
@@ -38,6 +41,38 @@ impl TestServer {
         assert_eq!(points.len(), 1, "{metric}: one point per window, revised");
         assert_eq!(points[0]["timestamp"], "2024-05-01T10:00:00.000Z");
         points[0]["value"].as_f64().unwrap()
+    }
+
+    /// The values of clf/v1's `metric` in `dataset` (`default` for the default one).
+    async fn values(&self, metric: &str, dataset: &str) -> Vec<f64> {
+        let reply = self
+            .call(
+                Method::GET,
+                SERIES,
+                &format!(
+                    "/api/v1/models/clf/versions/v1/metrics/{metric}?from=0&dataset={dataset}"
+                ),
+                None,
+            )
+            .await;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Vec::new();
+        }
+        assert_eq!(reply.status, StatusCode::OK, "{metric}: {}", reply.body);
+        reply.body["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|point| point["value"].as_f64().unwrap())
+            .collect()
+    }
+
+    /// The window of clf/v1's predictions holding `at`.
+    async fn window(&self, at: &str) -> Value {
+        let path = format!("/api/v1/models/clf/versions/v1/prediction-windows/{at}");
+        let reply = self.call(Method::GET, WINDOW, &path, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body
     }
 
     async fn post(&self, route: &str, body: Value) -> Reply {
@@ -77,7 +112,7 @@ async fn logged_predictions_become_metric_series_revised_as_their_labels_arrive(
     assert_eq!(
         set.body,
         json!({"model": "clf", "window": "1h", "task": "classification", "threshold": 0.5,
-               "min_coverage": 0.0, "configured": true})
+               "min_coverage": 0.0, "max_label_delay": "7d", "configured": true})
     );
     // A later PUT changes what it names and keeps the rest.
     let set = app
@@ -121,17 +156,35 @@ async fn logged_predictions_become_metric_series_revised_as_their_labels_arrive(
     assert_eq!(
         counts(
             &logged,
-            &["accepted", "duplicates", "labelled", "windows_recomputed"]
+            &[
+                "accepted",
+                "duplicates",
+                "labelled",
+                "windows_recomputed",
+                "windows_judged"
+            ]
         ),
-        [3, 1, 1, 1]
+        [3, 1, 1, 1, 0]
     );
-    assert!(logged.body["samples_written"].as_u64().unwrap() >= 2);
+    // Coverage 1/3 is under the model's 0.5: the window waits, its series are empty and
+    // its first revision is provisional.
     assert_eq!(
+        app.values("accuracy", "predictions").await,
+        Vec::<f64>::new()
+    );
+    let window = app.window("2024-05-01T10:42:00Z").await;
+    assert_eq!(window["judged"], Value::Null, "{window}");
+    assert_eq!(
+        (&window["metrics_dataset"], &window["start"], &window["end"]),
         (
-            app.window_value("label_coverage").await,
-            app.window_value("accuracy").await
-        ),
-        (1.0 / 3.0, 1.0)
+            &json!("predictions"),
+            &json!("2024-05-01T10:00:00.000Z"),
+            &json!("2024-05-01T11:00:00.000Z")
+        )
+    );
+    assert_eq!(
+        revisions(&window),
+        [(1, 1.0 / 3.0, Some(1.0), "2024-05-01T12:00:00.000Z".into())]
     );
 
     // p2 right (0.2 < 0.5), p3 wrong; a label for an id without a prediction waits.
@@ -148,9 +201,15 @@ async fn logged_predictions_become_metric_series_revised_as_their_labels_arrive(
     assert_eq!(
         counts(
             &late,
-            &["labelled", "pending", "duplicates", "windows_recomputed"]
+            &[
+                "labelled",
+                "pending",
+                "duplicates",
+                "windows_recomputed",
+                "windows_judged"
+            ]
         ),
-        [2, 1, 0, 1]
+        [2, 1, 0, 1, 1]
     );
     assert_eq!(
         (
@@ -160,15 +219,51 @@ async fn logged_predictions_become_metric_series_revised_as_their_labels_arrive(
         (1.0, 2.0 / 3.0)
     );
 
-    // A second label for p3 replaces the first: the window is recomputed again.
+    // A second label for p3 replaces the first: the window is recomputed again, its
+    // series follow, and it stays judged on revision 2.
     let again = app
         .post(
             LABELS,
             json!({"labels": [{"id": "p3", "model": "clf", "label": 1}]}),
         )
         .await;
-    assert_eq!(counts(&again, &["duplicates"]), [1]);
+    assert_eq!(counts(&again, &["duplicates", "windows_judged"]), [1, 0]);
     assert_eq!(app.window_value("accuracy").await, 1.0);
+    let window = app.window("2024-05-01T10:00:00Z").await;
+    assert_eq!(revisions(&window).len(), 3);
+    assert_eq!(
+        (revisions(&window)[1].1, revisions(&window)[2].2),
+        (1.0, Some(1.0))
+    );
+    assert_eq!(
+        window["judged"],
+        json!({"judged_at": "2024-05-01T12:00:00.000Z", "revision": 2, "by": "coverage",
+               "coverage": 1.0})
+    );
+    // A window without predictions, and a bad time, are named.
+    let path = "/api/v1/models/clf/versions/v1/prediction-windows/2024-05-02T10:00:00Z";
+    let missing = app.call(Method::GET, WINDOW, path, None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+    let path = "/api/v1/models/clf/versions/v1/prediction-windows/noon";
+    let bad = app.call(Method::GET, WINDOW, path, None).await;
+    assert_eq!(bad.body["error"]["field"], "start", "{}", bad.body);
+}
+
+/// (revision, coverage, accuracy, computed_at) of each revision of a window.
+fn revisions(window: &Value) -> Vec<(u64, f64, Option<f64>, String)> {
+    window["revisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_u64().unwrap(),
+                r["coverage"].as_f64().unwrap(),
+                r["metrics"]["accuracy"].as_f64(),
+                r["computed_at"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,6 +353,10 @@ async fn a_bad_event_is_named_by_its_index_and_field_and_nothing_of_its_batch_is
             json!({"task": "regression", "min_coverage": 2}),
             "min_coverage",
         ),
+        (
+            json!({"task": "regression", "max_label_delay": "0m"}),
+            "max_label_delay",
+        ),
         (json!({"task": "regression", "colour": 1}), "colour"),
     ] {
         let reply = app.call(Method::PUT, CONFIG, path, Some(body)).await;
@@ -341,4 +440,189 @@ async fn logging_needs_a_write_token_and_reading_the_configuration_a_read_one() 
         .call_with(Method::POST, LABELS, LABELS, Some(labels), Some(&writer))
         .await;
     assert_eq!(counts(&reply, &["labelled"]), [1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn computed_metrics_never_share_a_series_with_pushed_ones() {
+    let app = spawn_app().await;
+    // The team pushes its own accuracy for the window, to the default dataset and to
+    // `shadow`.
+    for dataset in [None, Some("shadow")] {
+        let mut sample = json!({"model": "clf", "version": "v1", "metric": "accuracy",
+                                "value": 0.25, "timestamp": "2024-05-01T10:00:00Z"});
+        if let Some(dataset) = dataset {
+            sample["dataset"] = json!(dataset);
+        }
+        let pushed = app.post("/api/v1/metrics", sample).await;
+        assert!(pushed.status.is_success(), "{}", pushed.body);
+    }
+    let mut shadow = prediction("s1", 5, json!({"class": true}));
+    shadow["dataset"] = json!("shadow");
+    let logged = app
+        .post(
+            PREDICTIONS,
+            json!({"predictions": [prediction("p1", 5, json!({"class": true})), shadow]}),
+        )
+        .await;
+    assert_eq!(counts(&logged, &["accepted"]), [2]);
+    let labels = app
+        .post(
+            LABELS,
+            json!({"labels": [{"id": "p1", "model": "clf", "label": 1},
+                              {"id": "s1", "model": "clf", "label": 1}]}),
+        )
+        .await;
+    assert_eq!(counts(&labels, &["labelled"]), [2]);
+
+    // The pushed series keep their one value; the computed ones have their own.
+    assert_eq!(app.values("accuracy", "default").await, [0.25]);
+    assert_eq!(app.values("accuracy", "shadow").await, [0.25]);
+    assert_eq!(app.values("accuracy", "predictions").await, [1.0]);
+    assert_eq!(app.values("accuracy", "predictions:shadow").await, [1.0]);
+
+    // A computed dataset takes no pushed sample and no prediction.
+    let pushed = app
+        .post(
+            "/api/v1/metrics",
+            json!({"samples": [
+                {"model": "clf", "version": "v1", "metric": "accuracy", "value": 0.5},
+                {"model": "clf", "version": "v1", "metric": "accuracy", "value": 0.5,
+                 "dataset": "predictions"},
+            ]}),
+        )
+        .await;
+    assert_eq!(pushed.status, StatusCode::BAD_REQUEST, "{}", pushed.body);
+    assert_eq!(pushed.body["error"]["field"], "samples[1].dataset");
+    let mut bad = prediction("p2", 5, json!({"class": true}));
+    bad["dataset"] = json!("predictions:shadow");
+    let refused = app.post(PREDICTIONS, json!({ "predictions": [bad] })).await;
+    assert_eq!(refused.body["error"]["field"], "predictions[0].dataset");
+    assert_eq!(app.values("accuracy", "predictions").await, [1.0]);
+}
+
+/// (metric, value) of each of fraud/v1's alerts, by metric.
+async fn alerts(app: &TestServer) -> Vec<(String, f64)> {
+    let reply = app
+        .call(
+            Method::GET,
+            "/api/v1/alerts",
+            "/api/v1/alerts?model=fraud&hours=all",
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let mut seen: Vec<_> = reply.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert_eq!(a["dataset"], "predictions", "{a}");
+            (
+                a["metric"].as_str().unwrap().to_owned(),
+                a["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| b.0.cmp(&a.0));
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_judge_a_window_once_its_labels_cover_it_and_page_when_labels_stop() {
+    // The server's clock is 2024-05-01T12:00Z. Windows of an hour, judged at 60 %
+    // coverage or an hour after their end.
+    let app = spawn_app().await;
+    let config = app
+        .call(
+            Method::PUT,
+            CONFIG,
+            "/api/v1/models/fraud/prediction-config",
+            Some(json!({"task": "classification", "min_coverage": 0.6, "max_label_delay": "1h"})),
+        )
+        .await;
+    assert_eq!(config.status, StatusCode::OK, "{}", config.body);
+    for (name, metric, threshold) in [
+        ("accuracy dropped", "accuracy", 0.8),
+        ("labels stopped arriving", "label_coverage", 0.5),
+    ] {
+        let rule = app
+            .call(
+                Method::POST,
+                "/api/v1/rules",
+                "/api/v1/rules",
+                Some(json!({"name": name, "model": "fraud", "metric": metric,
+                            "dataset": "predictions", "threshold_value": threshold,
+                            "comparison_operator": "lt", "severity": "high",
+                            "for_evaluations": 1})),
+            )
+            .await;
+        assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
+    }
+    let evaluate = || async {
+        let path = "/api/v1/models/fraud/versions/v1/evaluate";
+        let reply = app
+            .call(
+                Method::POST,
+                "/api/v1/models/{model}/versions/{version}/evaluate",
+                path,
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    };
+    let label = |id: &str, truth: u8| json!({"id": id, "model": "fraud", "label": truth});
+    // 10:00 gets two right labels (before their predictions) and no more.
+    let early = app
+        .post(
+            LABELS,
+            json!({"labels": [label("10-0", 1), label("10-1", 1)]}),
+        )
+        .await;
+    assert_eq!(counts(&early, &["pending"]), [2]);
+    // Ten predictions of the positive class in each of the 10:00 and 11:00 windows. At
+    // noon, an hour after its end, 10:00 is judged on its 20 % coverage.
+    let predictions: Vec<Value> = [10, 11]
+        .into_iter()
+        .flat_map(|hour| {
+            (0..10).map(move |n| {
+                json!({"id": format!("{hour}-{n}"), "model": "fraud", "version": "v1",
+                       "timestamp": format!("2024-05-01T{hour}:{n:02}:00Z"), "class": 1})
+            })
+        })
+        .collect();
+    let logged = app
+        .post(PREDICTIONS, json!({ "predictions": predictions }))
+        .await;
+    assert_eq!(
+        counts(&logged, &["accepted", "labelled", "windows_judged"]),
+        [20, 2, 1]
+    );
+    // 11:00's first labels are the fast, wrong ones (accuracy 0 on 20 %): it waits, and
+    // no rule sees it.
+    let first = app
+        .post(
+            LABELS,
+            json!({"labels": [label("11-0", 0), label("11-1", 0)]}),
+        )
+        .await;
+    assert_eq!(counts(&first, &["labelled", "windows_judged"]), [2, 0]);
+    evaluate().await;
+    assert_eq!(
+        alerts(&app).await,
+        [("label_coverage".to_owned(), 0.2)],
+        "labels stopped arriving for 10:00; 11:00 waits"
+    );
+
+    // The rest of 11:00's labels come: 80 % coverage, accuracy 6/8. Judged, it pages.
+    let rest: Vec<Value> = (2..8).map(|n| label(&format!("11-{n}"), 1)).collect();
+    let second = app.post(LABELS, json!({ "labels": rest })).await;
+    assert_eq!(counts(&second, &["labelled", "windows_judged"]), [6, 1]);
+    evaluate().await;
+    assert_eq!(
+        alerts(&app).await,
+        [
+            ("label_coverage".to_owned(), 0.2),
+            ("accuracy".to_owned(), 0.75),
+        ]
+    );
 }

@@ -1,4 +1,5 @@
-//! Predictions and labels in PostgreSQL (migration 9): the tables of SQLite's schema 12.
+//! Predictions and labels in PostgreSQL (migrations 9 and 10): the tables of SQLite's
+//! schemas 12 and 13.
 //! Every write of predictions or labels holds one advisory lock for its transaction, so
 //! a label and its prediction arriving at two servers at once cannot both miss each
 //! other (the label left pending beside its prediction).
@@ -9,9 +10,10 @@ use modelwatch_core::{ModelName, TimeRange, Timestamp, Version};
 
 use super::{pg_error, PostgresStore};
 use crate::predictions::{
-    config_from_columns, dataset_column, dataset_from_column, output_columns, output_from_columns,
-    window_minutes, LabelsWritten, PredictionSeries, PredictionStore, PredictionsWritten, Touched,
-    WindowPairs,
+    config_from_columns, dataset_column, dataset_from_column, judged_from_columns, output_columns,
+    output_from_columns, values_column, values_from_column, window_minutes, Judged, LabelsWritten,
+    NewRevision, PredictionSeries, PredictionStore, PredictionsWritten, Recorded, Touched,
+    WindowHistory, WindowPairs, WindowRevision,
 };
 use crate::StoreError;
 
@@ -20,6 +22,36 @@ const PREDICTION_LOCK: i64 = 0x6D77_6174_0000_0003;
 
 fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_millis(ms).map_err(|e| StoreError::Corrupt(format!("prediction time: {e}")))
+}
+
+fn series_columns(series: &PredictionSeries) -> (&str, &str, &str) {
+    (
+        series.model.as_str(),
+        series.version.as_str(),
+        dataset_column(series.dataset.as_ref()),
+    )
+}
+
+fn revision_number(number: i32) -> Result<u32, StoreError> {
+    u32::try_from(number).map_err(|_| StoreError::Corrupt(format!("window revision {number}")))
+}
+
+/// A revision from the row's columns from `first`: revision, computed_ms, predicted,
+/// labelled, metrics.
+fn revision_from_row(
+    row: &tokio_postgres::Row,
+    first: usize,
+) -> Result<WindowRevision, StoreError> {
+    let count =
+        |n: i64| u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("window count {n}")));
+    let metrics: &str = row.try_get(first + 4).map_err(pg_error)?;
+    Ok(WindowRevision {
+        revision: revision_number(row.try_get(first).map_err(pg_error)?)?,
+        computed_at: timestamp(row.try_get(first + 1).map_err(pg_error)?)?,
+        predicted: count(row.try_get(first + 2).map_err(pg_error)?)?,
+        labelled: count(row.try_get(first + 3).map_err(pg_error)?)?,
+        values: values_from_column(metrics)?,
+    })
 }
 
 #[async_trait]
@@ -224,6 +256,186 @@ impl PredictionStore for PostgresStore {
         Ok(pairs)
     }
 
+    async fn record_revision(
+        &self,
+        series: &PredictionSeries,
+        window: TimeRange,
+        revision: NewRevision,
+    ) -> Result<Recorded, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error)?;
+        let (model, version, dataset) = series_columns(series);
+        // The upsert locks the window's row: concurrent revisions get distinct numbers.
+        let row = transaction
+            .query_one(
+                "INSERT INTO prediction_windows
+                    (model, version, dataset, start_ms, end_ms, revisions)
+                 VALUES ($1, $2, $3, $4, $5, 1)
+                 ON CONFLICT (model, version, dataset, start_ms)
+                    DO UPDATE SET revisions = prediction_windows.revisions + 1
+                 RETURNING revisions, judged_ms, judged_revision, judged_by",
+                &[
+                    &model,
+                    &version,
+                    &dataset,
+                    &window.start.as_millis(),
+                    &window.end.as_millis(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        let number: i32 = row.try_get(0).map_err(pg_error)?;
+        let judged = judged_from_columns(
+            row.try_get(1).map_err(pg_error)?,
+            row.try_get::<_, Option<i32>>(2)
+                .map_err(pg_error)?
+                .map(i64::from),
+            row.try_get(3).map_err(pg_error)?,
+        )?;
+        transaction
+            .execute(
+                "INSERT INTO prediction_window_revisions (model, version, dataset, start_ms,
+                    revision, computed_ms, predicted, labelled, metrics)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &[
+                    &model,
+                    &version,
+                    &dataset,
+                    &window.start.as_millis(),
+                    &number,
+                    &revision.computed_at.as_millis(),
+                    &(revision.predicted as i64),
+                    &(revision.labelled as i64),
+                    &values_column(&revision.values),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        transaction.commit().await.map_err(pg_error)?;
+        Ok(Recorded {
+            revision: revision_number(number)?,
+            judged,
+        })
+    }
+
+    async fn window_history(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+    ) -> Result<Option<WindowHistory>, StoreError> {
+        let client = self.client().await?;
+        let (model, version, dataset) = series_columns(series);
+        let Some(window) = client
+            .query_opt(
+                "SELECT end_ms, judged_ms, judged_revision, judged_by FROM prediction_windows
+                 WHERE model = $1 AND version = $2 AND dataset = $3 AND start_ms = $4",
+                &[&model, &version, &dataset, &start.as_millis()],
+            )
+            .await
+            .map_err(pg_error)?
+        else {
+            return Ok(None);
+        };
+        let rows = client
+            .query(
+                "SELECT revision, computed_ms, predicted, labelled, metrics
+                 FROM prediction_window_revisions
+                 WHERE model = $1 AND version = $2 AND dataset = $3 AND start_ms = $4
+                 ORDER BY revision",
+                &[&model, &version, &dataset, &start.as_millis()],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(Some(WindowHistory {
+            series: series.clone(),
+            window: TimeRange::new(start, timestamp(window.try_get(0).map_err(pg_error)?)?),
+            judged: judged_from_columns(
+                window.try_get(1).map_err(pg_error)?,
+                window
+                    .try_get::<_, Option<i32>>(2)
+                    .map_err(pg_error)?
+                    .map(i64::from),
+                window.try_get(3).map_err(pg_error)?,
+            )?,
+            revisions: rows
+                .iter()
+                .map(|row| revision_from_row(row, 0))
+                .collect::<Result<_, _>>()?,
+        }))
+    }
+
+    async fn waiting_windows(&self) -> Result<Vec<WindowHistory>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT w.model, w.version, w.dataset, w.start_ms, w.end_ms,
+                    r.revision, r.computed_ms, r.predicted, r.labelled, r.metrics
+                 FROM prediction_windows w
+                 JOIN prediction_window_revisions r ON r.model = w.model
+                    AND r.version = w.version AND r.dataset = w.dataset
+                    AND r.start_ms = w.start_ms AND r.revision = w.revisions
+                 WHERE w.judged_ms IS NULL
+                 ORDER BY w.model, w.version, w.dataset, w.start_ms",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |e: modelwatch_core::ValidationError| {
+                    StoreError::Corrupt(format!("prediction window: {e}"))
+                };
+                let model: String = row.try_get(0).map_err(pg_error)?;
+                let version: String = row.try_get(1).map_err(pg_error)?;
+                let dataset: &str = row.try_get(2).map_err(pg_error)?;
+                Ok(WindowHistory {
+                    series: PredictionSeries {
+                        model: ModelName::parse_owned(model).map_err(corrupt)?,
+                        version: Version::parse_owned(version).map_err(corrupt)?,
+                        dataset: dataset_from_column(dataset)?,
+                    },
+                    window: TimeRange::new(
+                        timestamp(row.try_get(3).map_err(pg_error)?)?,
+                        timestamp(row.try_get(4).map_err(pg_error)?)?,
+                    ),
+                    judged: None,
+                    revisions: vec![revision_from_row(row, 5)?],
+                })
+            })
+            .collect()
+    }
+
+    async fn judge_window(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+        judged: Judged,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let (model, version, dataset) = series_columns(series);
+        let revision = i32::try_from(judged.revision)
+            .map_err(|_| StoreError::Corrupt(format!("window revision {}", judged.revision)))?;
+        let changed = client
+            .execute(
+                "UPDATE prediction_windows
+                 SET judged_ms = $5, judged_revision = $6, judged_by = $7
+                 WHERE model = $1 AND version = $2 AND dataset = $3 AND start_ms = $4
+                    AND judged_ms IS NULL",
+                &[
+                    &model,
+                    &version,
+                    &dataset,
+                    &start.as_millis(),
+                    &judged.at.as_millis(),
+                    &revision,
+                    &judged.by.as_str(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(changed == 1)
+    }
+
     async fn expire_pending_labels(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
         let client = self.client().await?;
         client
@@ -254,17 +466,20 @@ impl PredictionStore for PostgresStore {
         client
             .execute(
                 "INSERT INTO prediction_configs
-                    (model, window_minutes, task, threshold, min_coverage)
-                 VALUES ($1, $2, $3, $4, $5)
+                    (model, window_minutes, task, threshold, min_coverage,
+                     max_label_delay_minutes)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (model) DO UPDATE SET window_minutes = excluded.window_minutes,
                     task = excluded.task, threshold = excluded.threshold,
-                    min_coverage = excluded.min_coverage",
+                    min_coverage = excluded.min_coverage,
+                    max_label_delay_minutes = excluded.max_label_delay_minutes",
                 &[
                     &model.as_str(),
                     &window_minutes(&config),
                     &config.task.as_str(),
                     &config.threshold,
                     &config.min_coverage,
+                    &(config.max_label_delay.minutes() as i64),
                 ],
             )
             .await
@@ -276,7 +491,8 @@ impl PredictionStore for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT model, window_minutes, task, threshold, min_coverage
+                "SELECT model, window_minutes, task, threshold, min_coverage,
+                    max_label_delay_minutes
                  FROM prediction_configs ORDER BY model",
                 &[],
             )
@@ -294,6 +510,7 @@ impl PredictionStore for PostgresStore {
                         task,
                         row.try_get(3).map_err(pg_error)?,
                         row.try_get(4).map_err(pg_error)?,
+                        row.try_get(5).map_err(pg_error)?,
                     )?,
                 ))
             })

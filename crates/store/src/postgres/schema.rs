@@ -266,6 +266,39 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         min_coverage   double precision NOT NULL
     );"#,
     ),
+    (
+        10,
+        "prediction windows: every revision of a window's metrics, its judgement; the maximum label delay",
+        // As in SQLite (schema 13).
+        r#"ALTER TABLE prediction_configs
+        ADD COLUMN max_label_delay_minutes bigint NOT NULL DEFAULT 10080;
+    CREATE TABLE prediction_windows (
+        model           text COLLATE "C" NOT NULL,
+        version         text COLLATE "C" NOT NULL,
+        dataset         text COLLATE "C" NOT NULL,
+        start_ms        bigint NOT NULL,
+        end_ms          bigint NOT NULL,
+        revisions       integer NOT NULL,
+        judged_ms       bigint,
+        judged_revision integer,
+        judged_by       text,
+        PRIMARY KEY (model, version, dataset, start_ms)
+    );
+    CREATE INDEX prediction_windows_waiting ON prediction_windows (model, version, dataset, start_ms)
+        WHERE judged_ms IS NULL;
+    CREATE TABLE prediction_window_revisions (
+        model       text COLLATE "C" NOT NULL,
+        version     text COLLATE "C" NOT NULL,
+        dataset     text COLLATE "C" NOT NULL,
+        start_ms    bigint NOT NULL,
+        revision    integer NOT NULL,
+        computed_ms bigint NOT NULL,
+        predicted   bigint NOT NULL,
+        labelled    bigint NOT NULL,
+        metrics     text NOT NULL,
+        PRIMARY KEY (model, version, dataset, start_ms, revision)
+    );"#,
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -3,11 +3,12 @@
 use std::collections::BTreeSet;
 
 use modelwatch_core::predictions::{
-    Label, Labelled, Output, Prediction, PredictionConfig, PredictionId, Task, WindowLength,
+    JudgedBy, Label, LabelDelay, Labelled, Output, Prediction, PredictionConfig, PredictionId,
+    Task, WindowLength,
 };
-use modelwatch_core::{Dataset, ModelName, TimeRange, Timestamp, Version};
+use modelwatch_core::{Dataset, Metric, ModelName, TimeRange, Timestamp, Version};
 
-use super::{PredictionSeries, PredictionStore, Touched};
+use super::{Judged, NewRevision, PredictionSeries, PredictionStore, Recorded, Touched};
 
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms).expect("valid")
@@ -340,7 +341,8 @@ pub async fn prediction_configs_are_kept_per_model(store: &dyn PredictionStore) 
         0.5,
         0.0,
     )
-    .expect("config");
+    .expect("config")
+    .with_max_label_delay(LabelDelay::parse("36h").expect("36h"));
     store
         .set_prediction_config(&model("fraud"), daily)
         .await
@@ -367,6 +369,133 @@ pub async fn prediction_configs_are_kept_per_model(store: &dyn PredictionStore) 
     );
 }
 
+pub async fn windows_keep_every_revision_and_their_judgement(store: &dyn PredictionStore) {
+    let hour = |n: i64| TimeRange::new(at(n * 3_600_000), at((n + 1) * 3_600_000));
+    let revision = |minute: i64, labelled: u64, accuracy: f64| NewRevision {
+        computed_at: at(11 * 3_600_000 + minute * 60_000),
+        predicted: 3,
+        labelled,
+        values: vec![
+            (Metric::Accuracy, accuracy),
+            (Metric::Custom("my:metric".into()), 0.1 + 0.2),
+        ],
+    };
+    let (v1, shadow) = (series("v1", None), series("v1", Some("shadow")));
+    assert_eq!(store.window_history(&v1, at(0)).await.expect("none"), None);
+    assert_eq!(store.waiting_windows().await.expect("none"), vec![]);
+    for (n, (labelled, accuracy)) in [(1, 1.0), (2, 0.5), (3, 2.0 / 3.0)].into_iter().enumerate() {
+        let recorded = store
+            .record_revision(&v1, hour(10), revision(n as i64, labelled, accuracy))
+            .await
+            .expect("record");
+        assert_eq!(
+            recorded,
+            Recorded {
+                revision: n as u32 + 1,
+                judged: None
+            }
+        );
+    }
+    store
+        .record_revision(&shadow, hour(10), revision(0, 0, 0.0))
+        .await
+        .expect("another series");
+    store
+        .record_revision(&v1, hour(9), revision(0, 3, 1.0))
+        .await
+        .expect("an earlier window");
+
+    // Waiting: every window, by series and start, with its latest revision.
+    let waiting = store.waiting_windows().await.expect("waiting");
+    let seen: Vec<_> = waiting
+        .iter()
+        .map(|w| {
+            let latest = w.latest().expect("a revision");
+            (
+                w.series.clone(),
+                w.window,
+                w.revisions.len(),
+                latest.revision,
+                latest.labelled,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (v1.clone(), hour(9), 1, 1, 3),
+            (v1.clone(), hour(10), 1, 3, 3),
+            (shadow.clone(), hour(10), 1, 1, 0),
+        ]
+    );
+
+    let judged = Judged {
+        at: at(12 * 3_600_000),
+        revision: 3,
+        by: JudgedBy::Coverage,
+    };
+    assert!(store
+        .judge_window(&v1, at(10 * 3_600_000), judged)
+        .await
+        .expect("judge"));
+    let again = Judged {
+        by: JudgedBy::LabelDelay,
+        ..judged
+    };
+    assert!(!store
+        .judge_window(&v1, at(10 * 3_600_000), again)
+        .await
+        .expect("once"));
+    assert!(!store
+        .judge_window(&v1, at(5), again)
+        .await
+        .expect("no such window"));
+
+    let recorded = store
+        .record_revision(&v1, hour(10), revision(90, 3, 1.0))
+        .await
+        .expect("after judging");
+    assert_eq!(
+        recorded,
+        Recorded {
+            revision: 4,
+            judged: Some(judged)
+        }
+    );
+    let history = store
+        .window_history(&v1, at(10 * 3_600_000))
+        .await
+        .expect("read")
+        .expect("the window");
+    assert_eq!((history.window, history.judged), (hour(10), Some(judged)));
+    let revisions: Vec<_> = history
+        .revisions
+        .iter()
+        .map(|r| (r.revision, r.computed_at, r.labelled, r.values.clone()))
+        .collect();
+    assert_eq!(
+        revisions,
+        [(1, 1.0), (2, 0.5), (3, 2.0 / 3.0), (4, 1.0)]
+            .into_iter()
+            .zip([0, 1, 2, 90])
+            .zip([1, 2, 3, 3])
+            .map(|(((n, accuracy), minute), labelled)| {
+                let r = revision(minute, labelled, accuracy);
+                (n, r.computed_at, r.labelled, r.values)
+            })
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(history.revisions[1].coverage(), 2.0 / 3.0);
+    let waiting: Vec<_> = store
+        .waiting_windows()
+        .await
+        .expect("waiting")
+        .into_iter()
+        .map(|w| (w.series, w.window))
+        .collect();
+    assert_eq!(waiting, vec![(v1, hour(9)), (shadow, hour(10))]);
+}
+
 /// Runs every test of the suite on fresh stores from `open`.
 macro_rules! prediction_suite {
     ($open:expr) => {
@@ -390,6 +519,11 @@ macro_rules! prediction_suite {
         async fn pending_labels_expire() {
             let (store, _guard) = $open.await;
             suite::pending_labels_expire(&*store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn windows_keep_every_revision_and_their_judgement() {
+            let (store, _guard) = $open.await;
+            suite::windows_keep_every_revision_and_their_judgement(&*store).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn prediction_configs_are_kept_per_model() {

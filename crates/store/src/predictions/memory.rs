@@ -7,7 +7,8 @@ use modelwatch_core::predictions::{Label, Labelled, Prediction, PredictionConfig
 use modelwatch_core::{ModelName, TimeRange, Timestamp};
 
 use super::{
-    LabelsWritten, PredictionSeries, PredictionStore, PredictionsWritten, Touched, WindowPairs,
+    Judged, LabelsWritten, NewRevision, PredictionSeries, PredictionStore, PredictionsWritten,
+    Recorded, Touched, WindowHistory, WindowPairs, WindowRevision,
 };
 use crate::{MemoryStore, StoreError};
 
@@ -28,6 +29,7 @@ pub(crate) struct Tables {
     rows: HashMap<(ModelName, PredictionId), Row>,
     pending: HashMap<(ModelName, PredictionId), Pending>,
     configs: BTreeMap<ModelName, PredictionConfig>,
+    windows: BTreeMap<(PredictionSeries, Timestamp), WindowHistory>,
 }
 
 impl MemoryStore {
@@ -125,6 +127,77 @@ impl PredictionStore for MemoryStore {
             }
         }
         Ok(pairs)
+    }
+
+    async fn record_revision(
+        &self,
+        series: &PredictionSeries,
+        window: TimeRange,
+        revision: NewRevision,
+    ) -> Result<Recorded, StoreError> {
+        let mut tables = self.prediction_tables()?;
+        let history = tables
+            .windows
+            .entry((series.clone(), window.start))
+            .or_insert_with(|| WindowHistory {
+                series: series.clone(),
+                window,
+                judged: None,
+                revisions: Vec::new(),
+            });
+        let number = history.revisions.len() as u32 + 1;
+        history.revisions.push(WindowRevision {
+            revision: number,
+            computed_at: revision.computed_at,
+            predicted: revision.predicted,
+            labelled: revision.labelled,
+            values: revision.values,
+        });
+        Ok(Recorded {
+            revision: number,
+            judged: history.judged,
+        })
+    }
+
+    async fn window_history(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+    ) -> Result<Option<WindowHistory>, StoreError> {
+        Ok(self
+            .prediction_tables()?
+            .windows
+            .get(&(series.clone(), start))
+            .cloned())
+    }
+
+    async fn waiting_windows(&self) -> Result<Vec<WindowHistory>, StoreError> {
+        Ok(self
+            .prediction_tables()?
+            .windows
+            .values()
+            .filter(|history| history.judged.is_none())
+            .map(|history| WindowHistory {
+                revisions: history.latest().cloned().into_iter().collect(),
+                ..history.clone()
+            })
+            .collect())
+    }
+
+    async fn judge_window(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+        judged: Judged,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.prediction_tables()?;
+        match tables.windows.get_mut(&(series.clone(), start)) {
+            Some(history) if history.judged.is_none() => {
+                history.judged = Some(judged);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn expire_pending_labels(&self, cutoff: Timestamp) -> Result<u64, StoreError> {

@@ -17,8 +17,10 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use async_trait::async_trait;
-use modelwatch_core::predictions::{Label, Labelled, Output, Prediction, PredictionConfig};
-use modelwatch_core::{Dataset, ModelName, TimeRange, Timestamp, Version};
+use modelwatch_core::predictions::{
+    JudgedBy, Label, Labelled, Output, Prediction, PredictionConfig,
+};
+use modelwatch_core::{Dataset, Metric, ModelName, TimeRange, Timestamp, Version};
 
 use crate::StoreError;
 
@@ -81,6 +83,67 @@ pub struct WindowPairs {
     pub labelled: Vec<Labelled>,
 }
 
+/// What one computation of a window gave, as [`PredictionStore::record_revision`] takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRevision {
+    pub computed_at: Timestamp,
+    pub predicted: u64,
+    pub labelled: u64,
+    /// The metrics defined for the window (coverage aside).
+    pub values: Vec<(Metric, f64)>,
+}
+
+/// One computation of a window, numbered from 1 in the order they were recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRevision {
+    pub revision: u32,
+    pub computed_at: Timestamp,
+    pub predicted: u64,
+    pub labelled: u64,
+    pub values: Vec<(Metric, f64)>,
+}
+
+impl WindowRevision {
+    /// Labelled / predicted; 0 for a window without predictions.
+    pub fn coverage(&self) -> f64 {
+        if self.predicted == 0 {
+            return 0.0;
+        }
+        self.labelled as f64 / self.predicted as f64
+    }
+}
+
+/// When a window was judged (its metrics written for the rules), why, and on which
+/// revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Judged {
+    pub at: Timestamp,
+    pub revision: u32,
+    pub by: JudgedBy,
+}
+
+/// A window of a series: its judgement and its revisions, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowHistory {
+    pub series: PredictionSeries,
+    pub window: TimeRange,
+    pub judged: Option<Judged>,
+    pub revisions: Vec<WindowRevision>,
+}
+
+impl WindowHistory {
+    pub fn latest(&self) -> Option<&WindowRevision> {
+        self.revisions.last()
+    }
+}
+
+/// What recording a revision found: its number and the window's judgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub revision: u32,
+    pub judged: Option<Judged>,
+}
+
 /// Storage of predictions, labels and prediction configurations.
 #[async_trait]
 pub trait PredictionStore: Send + Sync + fmt::Debug {
@@ -105,6 +168,35 @@ pub trait PredictionStore: Send + Sync + fmt::Debug {
         series: &PredictionSeries,
         range: TimeRange,
     ) -> Result<WindowPairs, StoreError>;
+
+    /// Appends a revision to the window of `series` starting at `window.start` (created
+    /// with its first revision).
+    async fn record_revision(
+        &self,
+        series: &PredictionSeries,
+        window: TimeRange,
+        revision: NewRevision,
+    ) -> Result<Recorded, StoreError>;
+
+    /// The window of `series` starting at `start`, with every revision.
+    async fn window_history(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+    ) -> Result<Option<WindowHistory>, StoreError>;
+
+    /// Every window not judged yet, by series and start, each with its latest revision
+    /// only.
+    async fn waiting_windows(&self) -> Result<Vec<WindowHistory>, StoreError>;
+
+    /// Records the window's judgement; `false` (and nothing changed) when it was judged
+    /// already or does not exist.
+    async fn judge_window(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+        judged: Judged,
+    ) -> Result<bool, StoreError>;
 
     /// Drops the pending labels received before `cutoff` (their prediction never came);
     /// returns how many.
@@ -182,26 +274,74 @@ pub(crate) fn dataset_from_column(text: &str) -> Result<Option<Dataset>, StoreEr
         .map_err(|e| StoreError::Corrupt(format!("prediction dataset: {e}")))
 }
 
+/// A revision's metrics as stored: `name=value` joined by `;` (metric names have
+/// neither), values written so that they read back exactly.
+pub(crate) fn values_column(values: &[(Metric, f64)]) -> String {
+    values
+        .iter()
+        .map(|(metric, value)| format!("{}={value:?}", metric.as_str()))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+pub(crate) fn values_from_column(text: &str) -> Result<Vec<(Metric, f64)>, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt(format!("window revision metrics: {what}"));
+    text.split(';')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (name, value) = part
+                .split_once('=')
+                .ok_or_else(|| corrupt(format!("{part:?} is not name=value")))?;
+            let metric = Metric::parse(name).map_err(|e| corrupt(e.to_string()))?;
+            let value: f64 = value.parse().map_err(|_| corrupt(format!("{value:?}")))?;
+            Ok((metric, value))
+        })
+        .collect()
+}
+
+/// A judgement's columns read back: all three set, or none.
+pub(crate) fn judged_from_columns(
+    at_ms: Option<i64>,
+    revision: Option<i64>,
+    by: Option<&str>,
+) -> Result<Option<Judged>, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("window judgement: {what}"));
+    match (at_ms, revision, by) {
+        (None, None, None) => Ok(None),
+        (Some(at_ms), Some(revision), Some(by)) => Ok(Some(Judged {
+            at: Timestamp::from_millis(at_ms).map_err(|_| corrupt("time"))?,
+            revision: u32::try_from(revision).map_err(|_| corrupt("revision"))?,
+            by: JudgedBy::parse(by).ok_or_else(|| corrupt(by))?,
+        })),
+        _ => Err(corrupt("partly set")),
+    }
+}
+
 /// A stored prediction configuration's columns read back.
 pub(crate) fn config_from_columns(
     window_minutes: i64,
     task: &str,
     threshold: f64,
     min_coverage: f64,
+    max_label_delay_minutes: i64,
 ) -> Result<PredictionConfig, StoreError> {
-    use modelwatch_core::predictions::{Task, WindowLength};
+    use modelwatch_core::predictions::{LabelDelay, Task, WindowLength};
     let corrupt = |e: modelwatch_core::ValidationError| {
         StoreError::Corrupt(format!("prediction config: {}: {}", e.field, e.message))
     };
     let minutes = u64::try_from(window_minutes)
         .map_err(|_| StoreError::Corrupt(format!("prediction window {window_minutes}")))?;
-    PredictionConfig::new(
+    Ok(PredictionConfig::new(
         WindowLength::from_minutes(minutes).map_err(corrupt)?,
         Task::parse(task).map_err(corrupt)?,
         threshold,
         min_coverage,
     )
-    .map_err(corrupt)
+    .map_err(corrupt)?
+    .with_max_label_delay(
+        LabelDelay::from_minutes(u64::try_from(max_label_delay_minutes).unwrap_or(0))
+            .map_err(corrupt)?,
+    ))
 }
 
 /// A configuration's window in whole minutes, as stored.

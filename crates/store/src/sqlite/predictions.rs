@@ -1,6 +1,7 @@
-//! Predictions and labels in SQLite (schema version 12): one row per prediction with its
-//! label beside it, pending labels in a table of their own, all written by the writer
-//! thread (so a label and its prediction cannot pass each other).
+//! Predictions and labels in SQLite (schema versions 12 and 13): one row per prediction
+//! with its label beside it, pending labels in a table of their own, all written by the
+//! writer thread (so a label and its prediction cannot pass each other); each window's
+//! revisions and judgement.
 
 use async_trait::async_trait;
 use modelwatch_core::predictions::{Label, Labelled, Prediction, PredictionConfig};
@@ -9,14 +10,58 @@ use rusqlite::{params, OptionalExtension};
 
 use super::SqliteStore;
 use crate::predictions::{
-    config_from_columns, dataset_column, dataset_from_column, output_columns, output_from_columns,
-    window_minutes, LabelsWritten, PredictionSeries, PredictionStore, PredictionsWritten, Touched,
-    WindowPairs,
+    config_from_columns, dataset_column, dataset_from_column, judged_from_columns, output_columns,
+    output_from_columns, values_column, values_from_column, window_minutes, Judged, LabelsWritten,
+    NewRevision, PredictionSeries, PredictionStore, PredictionsWritten, Recorded, Touched,
+    WindowHistory, WindowPairs, WindowRevision,
 };
 use crate::StoreError;
 
 fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_millis(ms).map_err(|e| StoreError::Corrupt(format!("prediction time: {e}")))
+}
+
+/// A series' key columns: model, version, dataset (empty text for the default).
+fn series_columns(series: &PredictionSeries) -> (&str, &str, &str) {
+    (
+        series.model.as_str(),
+        series.version.as_str(),
+        dataset_column(series.dataset.as_ref()),
+    )
+}
+
+fn series_from_columns(
+    model: String,
+    version: String,
+    dataset: &str,
+) -> Result<PredictionSeries, StoreError> {
+    let corrupt = |e: modelwatch_core::ValidationError| {
+        StoreError::Corrupt(format!("prediction window: {e}"))
+    };
+    Ok(PredictionSeries {
+        model: ModelName::parse_owned(model).map_err(corrupt)?,
+        version: Version::parse_owned(version).map_err(corrupt)?,
+        dataset: dataset_from_column(dataset)?,
+    })
+}
+
+fn revision_number(number: i64) -> Result<u32, StoreError> {
+    u32::try_from(number).map_err(|_| StoreError::Corrupt(format!("window revision {number}")))
+}
+
+/// A revision from the row's columns from `first`: revision, computed_ms, predicted,
+/// labelled, metrics.
+fn revision_from_row(row: &rusqlite::Row<'_>, first: usize) -> Result<WindowRevision, StoreError> {
+    let count =
+        |n: i64| u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("window count {n}")));
+    let metrics: String = row.get(first + 4)?;
+    Ok(WindowRevision {
+        revision: revision_number(row.get(first)?)?,
+        computed_at: timestamp(row.get(first + 1)?)?,
+        predicted: count(row.get(first + 2)?)?,
+        labelled: count(row.get(first + 3)?)?,
+        values: values_from_column(&metrics)?,
+    })
 }
 
 #[async_trait]
@@ -178,6 +223,165 @@ impl PredictionStore for SqliteStore {
         .await
     }
 
+    async fn record_revision(
+        &self,
+        series: &PredictionSeries,
+        window: TimeRange,
+        revision: NewRevision,
+    ) -> Result<Recorded, StoreError> {
+        let series = series.clone();
+        self.write(move |_, transaction| {
+            let key = series_columns(&series);
+            let (number, at_ms, judged_revision, by): (
+                i64,
+                Option<i64>,
+                Option<i64>,
+                Option<String>,
+            ) = transaction
+                .prepare_cached(
+                    "INSERT INTO prediction_windows
+                            (model, version, dataset, start_ms, end_ms, revisions)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 1)
+                         ON CONFLICT (model, version, dataset, start_ms)
+                            DO UPDATE SET revisions = revisions + 1
+                         RETURNING revisions, judged_ms, judged_revision, judged_by",
+                )?
+                .query_row(
+                    params![
+                        key.0,
+                        key.1,
+                        key.2,
+                        window.start.as_millis(),
+                        window.end.as_millis()
+                    ],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )?;
+            transaction
+                .prepare_cached(
+                    "INSERT INTO prediction_window_revisions (model, version, dataset, start_ms,
+                        revision, computed_ms, predicted, labelled, metrics)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    key.0,
+                    key.1,
+                    key.2,
+                    window.start.as_millis(),
+                    number,
+                    revision.computed_at.as_millis(),
+                    revision.predicted as i64,
+                    revision.labelled as i64,
+                    values_column(&revision.values),
+                ])?;
+            Ok(Recorded {
+                revision: revision_number(number)?,
+                judged: judged_from_columns(at_ms, judged_revision, by.as_deref())?,
+            })
+        })
+        .await
+    }
+
+    async fn window_history(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+    ) -> Result<Option<WindowHistory>, StoreError> {
+        let series = series.clone();
+        self.read(move |connection, _| {
+            let key = series_columns(&series);
+            let window: Option<(i64, Option<i64>, Option<i64>, Option<String>)> = connection
+                .prepare_cached(
+                    "SELECT end_ms, judged_ms, judged_revision, judged_by FROM prediction_windows
+                     WHERE model = ?1 AND version = ?2 AND dataset = ?3 AND start_ms = ?4",
+                )?
+                .query_row(params![key.0, key.1, key.2, start.as_millis()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .optional()?;
+            let Some((end_ms, at_ms, judged_revision, by)) = window else {
+                return Ok(None);
+            };
+            let mut statement = connection.prepare_cached(
+                "SELECT revision, computed_ms, predicted, labelled, metrics
+                 FROM prediction_window_revisions
+                 WHERE model = ?1 AND version = ?2 AND dataset = ?3 AND start_ms = ?4
+                 ORDER BY revision",
+            )?;
+            let mut rows = statement.query(params![key.0, key.1, key.2, start.as_millis()])?;
+            let mut revisions = Vec::new();
+            while let Some(row) = rows.next()? {
+                revisions.push(revision_from_row(row, 0)?);
+            }
+            Ok(Some(WindowHistory {
+                series,
+                window: TimeRange::new(start, timestamp(end_ms)?),
+                judged: judged_from_columns(at_ms, judged_revision, by.as_deref())?,
+                revisions,
+            }))
+        })
+        .await
+    }
+
+    async fn waiting_windows(&self) -> Result<Vec<WindowHistory>, StoreError> {
+        self.read(|connection, _| {
+            let mut statement = connection.prepare_cached(
+                "SELECT w.model, w.version, w.dataset, w.start_ms, w.end_ms,
+                    r.revision, r.computed_ms, r.predicted, r.labelled, r.metrics
+                 FROM prediction_windows w
+                 JOIN prediction_window_revisions r ON r.model = w.model
+                    AND r.version = w.version AND r.dataset = w.dataset
+                    AND r.start_ms = w.start_ms AND r.revision = w.revisions
+                 WHERE w.judged_ms IS NULL
+                 ORDER BY w.model, w.version, w.dataset, w.start_ms",
+            )?;
+            let mut rows = statement.query([])?;
+            let mut waiting = Vec::new();
+            while let Some(row) = rows.next()? {
+                let model: String = row.get(0)?;
+                let version: String = row.get(1)?;
+                let dataset: String = row.get(2)?;
+                waiting.push(WindowHistory {
+                    series: series_from_columns(model, version, &dataset)?,
+                    window: TimeRange::new(timestamp(row.get(3)?)?, timestamp(row.get(4)?)?),
+                    judged: None,
+                    revisions: vec![revision_from_row(row, 5)?],
+                });
+            }
+            Ok(waiting)
+        })
+        .await
+    }
+
+    async fn judge_window(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+        judged: Judged,
+    ) -> Result<bool, StoreError> {
+        let series = series.clone();
+        self.write(move |_, transaction| {
+            let key = series_columns(&series);
+            let changed = transaction
+                .prepare_cached(
+                    "UPDATE prediction_windows
+                     SET judged_ms = ?5, judged_revision = ?6, judged_by = ?7
+                     WHERE model = ?1 AND version = ?2 AND dataset = ?3 AND start_ms = ?4
+                        AND judged_ms IS NULL",
+                )?
+                .execute(params![
+                    key.0,
+                    key.1,
+                    key.2,
+                    start.as_millis(),
+                    judged.at.as_millis(),
+                    i64::from(judged.revision),
+                    judged.by.as_str(),
+                ])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn expire_pending_labels(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
         self.write(move |_, transaction| {
             let dropped = transaction
@@ -208,11 +412,13 @@ impl PredictionStore for SqliteStore {
             transaction
                 .prepare_cached(
                     "INSERT INTO prediction_configs
-                        (model, window_minutes, task, threshold, min_coverage)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                        (model, window_minutes, task, threshold, min_coverage,
+                         max_label_delay_minutes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (model) DO UPDATE SET window_minutes = excluded.window_minutes,
                         task = excluded.task, threshold = excluded.threshold,
-                        min_coverage = excluded.min_coverage",
+                        min_coverage = excluded.min_coverage,
+                        max_label_delay_minutes = excluded.max_label_delay_minutes",
                 )?
                 .execute(params![
                     model.as_str(),
@@ -220,6 +426,7 @@ impl PredictionStore for SqliteStore {
                     config.task.as_str(),
                     config.threshold,
                     config.min_coverage,
+                    config.max_label_delay.minutes() as i64,
                 ])?;
             Ok(())
         })
@@ -229,7 +436,8 @@ impl PredictionStore for SqliteStore {
     async fn prediction_configs(&self) -> Result<Vec<(ModelName, PredictionConfig)>, StoreError> {
         self.read(|connection, _| {
             let mut statement = connection.prepare_cached(
-                "SELECT model, window_minutes, task, threshold, min_coverage
+                "SELECT model, window_minutes, task, threshold, min_coverage,
+                    max_label_delay_minutes
                  FROM prediction_configs ORDER BY model",
             )?;
             let mut rows = statement.query([])?;
@@ -240,7 +448,7 @@ impl PredictionStore for SqliteStore {
                 configs.push((
                     ModelName::parse_owned(model)
                         .map_err(|e| StoreError::Corrupt(format!("prediction config: {e}")))?,
-                    config_from_columns(row.get(1)?, &task, row.get(3)?, row.get(4)?)?,
+                    config_from_columns(row.get(1)?, &task, row.get(3)?, row.get(4)?, row.get(5)?)?,
                 ));
             }
             Ok(configs)

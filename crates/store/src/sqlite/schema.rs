@@ -348,6 +348,40 @@ const MIGRATIONS: &[(i64, &str)] = &[
             min_coverage   REAL NOT NULL
         );",
     ),
+    // Window revisions and judgement (issue 22): every computation of a window is kept
+    // (`metrics` as `name=value;...`); a window is judged once, on one revision. A
+    // configuration's maximum label delay, a week unless set.
+    (
+        13,
+        "ALTER TABLE prediction_configs
+            ADD COLUMN max_label_delay_minutes INTEGER NOT NULL DEFAULT 10080;
+        CREATE TABLE prediction_windows (
+            model           TEXT NOT NULL,
+            version         TEXT NOT NULL,
+            dataset         TEXT NOT NULL,
+            start_ms        INTEGER NOT NULL,
+            end_ms          INTEGER NOT NULL,
+            revisions       INTEGER NOT NULL,
+            judged_ms       INTEGER,
+            judged_revision INTEGER,
+            judged_by       TEXT,
+            PRIMARY KEY (model, version, dataset, start_ms)
+        ) WITHOUT ROWID;
+        CREATE INDEX prediction_windows_waiting ON prediction_windows (model, version, dataset, start_ms)
+            WHERE judged_ms IS NULL;
+        CREATE TABLE prediction_window_revisions (
+            model       TEXT NOT NULL,
+            version     TEXT NOT NULL,
+            dataset     TEXT NOT NULL,
+            start_ms    INTEGER NOT NULL,
+            revision    INTEGER NOT NULL,
+            computed_ms INTEGER NOT NULL,
+            predicted   INTEGER NOT NULL,
+            labelled    INTEGER NOT NULL,
+            metrics     TEXT NOT NULL,
+            PRIMARY KEY (model, version, dataset, start_ms, revision)
+        ) WITHOUT ROWID;",
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right after it.
