@@ -1856,7 +1856,15 @@ fn logged_predictions_and_labels_become_window_metrics_revised_as_labels_arrive(
         (&serde_json::json!(1), &serde_json::json!("coverage"))
     );
     assert_eq!(window["revisions"][1]["metrics"]["accuracy"], 2.0 / 3.0);
-    let table = env.ok(&["predictions", "window", "clf", "v1", "2026-01-01T10:30:00Z"]);
+    let table = env.ok(&[
+        "predictions",
+        "window",
+        "clf",
+        "v1",
+        "2026-01-01T10:30:00Z",
+        "--format",
+        "table",
+    ]);
     assert!(table.contains("coverage at"), "{table}");
     let none = env.run(&["predictions", "window", "clf", "v1", "2026-01-02T10:30:00Z"]);
     assert_eq!(none.status.code(), Some(1));
