@@ -62,29 +62,25 @@ pub fn sample_line(series: &SeriesKey, value: f64, timestamp: Timestamp, out: &m
 
 /// An InfluxQL identifier: double-quoted.
 pub fn ident(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        if matches!(c, '"' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
+    quoted(text, '"')
 }
 
 /// An InfluxQL string literal: single-quoted.
 pub fn literal(text: &str) -> String {
+    quoted(text, '\'')
+}
+
+/// `text` between `quote`s, with the quote and the backslash escaped.
+fn quoted(text: &str, quote: char) -> String {
     let mut out = String::with_capacity(text.len() + 2);
-    out.push('\'');
+    out.push(quote);
     for c in text.chars() {
-        if matches!(c, '\'' | '\\') {
+        if c == quote || c == '\\' {
             out.push('\\');
         }
         out.push(c);
     }
-    out.push('\'');
+    out.push(quote);
     out
 }
 
