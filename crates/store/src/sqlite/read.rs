@@ -98,15 +98,20 @@ impl Catalogue {
             if dataset != last_dataset.0 {
                 last_dataset = (dataset, self.dataset(connection, dataset)?);
             }
-            let timestamp =
-                Timestamp::from_millis(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            points.push(Point {
-                timestamp,
-                value,
-                dataset: last_dataset.1.clone(),
-            });
+            points.push(point_at(t, value, last_dataset.1.clone())?);
         }
         Ok(points)
+    }
+
+    /// One stored sample as a point, whatever its time: a range's end is exclusive, so
+    /// the newest sample (possibly at the last representable millisecond) is converted
+    /// without one.
+    fn newest_point(
+        &self,
+        connection: &Connection,
+        (t, value, dataset): (i64, f64, u32),
+    ) -> Result<Point, StoreError> {
+        point_at(t, value, self.dataset(connection, dataset)?)
     }
 
     /// Points of a series in `range`: its chunks, then the head (always newer), read in
@@ -300,6 +305,15 @@ fn page_end(
     Ok(range.end)
 }
 
+fn point_at(t: i64, value: f64, dataset: Option<Dataset>) -> Result<Point, StoreError> {
+    let timestamp = Timestamp::from_millis(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Point {
+        timestamp,
+        value,
+        dataset,
+    })
+}
+
 impl Catalogue {
     pub fn latest(
         &self,
@@ -337,12 +351,8 @@ impl Catalogue {
             }
             Ok(best)
         })?;
-        let Some((t, value, dataset)) = last else {
-            return Ok(None);
-        };
-        let mut columns = Columns::default();
-        columns.push(t, value, dataset);
-        Ok(self.to_points(connection, columns, TimeRange::all())?.pop())
+        last.map(|newest| self.newest_point(connection, newest))
+            .transpose()
     }
 }
 
@@ -411,13 +421,10 @@ impl Catalogue {
         })?;
         newest
             .into_iter()
-            .map(|point| match point {
-                None => Ok(None),
-                Some((t, value, dataset)) => {
-                    let mut columns = Columns::default();
-                    columns.push(t, value, dataset);
-                    Ok(self.to_points(connection, columns, TimeRange::all())?.pop())
-                }
+            .map(|point| {
+                point
+                    .map(|newest| self.newest_point(connection, newest))
+                    .transpose()
             })
             .collect()
     }
