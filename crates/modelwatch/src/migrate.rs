@@ -27,12 +27,24 @@ use crate::output::{emit, Format, Table};
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// Where the data is now: an SQLite file (`sqlite:PATH` or a path) or `postgres://…`.
+    /// Where the data is now: an SQLite file (`sqlite:PATH` or a path), `postgres://…`
+    /// or `influxdb://HOST:PORT/DATABASE` (samples only: name its alerting state with
+    /// --from-alerts-db).
     #[arg(long, value_name = "LOCATION")]
     pub from: String,
-    /// Where it goes: `postgres://…` or an SQLite file (created when missing).
+    /// The source's rules, alerts, silences, outbox and tokens when they are not kept
+    /// with its samples (an SQLite file or `postgres://…`).
+    #[arg(long, value_name = "LOCATION")]
+    pub from_alerts_db: Option<String>,
+    /// Where it goes: `postgres://…`, an SQLite file (created when missing) or
+    /// `influxdb://HOST:PORT/DATABASE` (samples only: name where the alerting state goes
+    /// with --to-alerts-db).
     #[arg(long, value_name = "LOCATION")]
     pub to: String,
+    /// Where the alerting state goes when the samples go to a store of samples only, or
+    /// when it should live apart from them.
+    #[arg(long, value_name = "LOCATION")]
+    pub to_alerts_db: Option<String>,
     /// Samples per committed batch.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub batch: u32,
@@ -80,17 +92,41 @@ pub struct Mismatch {
 /// Runs the command: opens both stores, copies, checks, prints the report.
 pub async fn run(args: MigrateArgs, format: Format) -> Result<ExitCode> {
     refuse_missing_sqlite_source(&args.from)?;
+    if let Some(alerts) = &args.from_alerts_db {
+        refuse_missing_sqlite_source(alerts)?;
+    }
     if args.from == args.to {
         bail!("--from and --to name the same database");
     }
-    let source = modelwatch_store::open(&args.from)
+    // A migration names every location itself: no default alerts file is guessed for a
+    // store of samples only, on either side.
+    for (flag, location, alerts, alerts_flag) in [
+        (
+            "--from",
+            &args.from,
+            &args.from_alerts_db,
+            "--from-alerts-db",
+        ),
+        ("--to", &args.to, &args.to_alerts_db, "--to-alerts-db"),
+    ] {
+        if alerts.is_none() && !modelwatch_store::Backend::of(location).is_relational() {
+            bail!(
+                "{flag} {} keeps only samples: name where its rules, alerts and tokens are \
+                 with {alerts_flag} (an SQLite file or postgres://…)",
+                shown(location)
+            );
+        }
+    }
+    let source = open_side(&args.from, args.from_alerts_db.as_deref(), "source")
         .await
         .with_context(|| format!("cannot open the source {}", shown(&args.from)))?;
-    // The target takes every series of the source, however many: limits are for what
-    // clients send, not for moving an installation.
-    let target = modelwatch_store::open_with(&args.to, modelwatch_store::SeriesLimits::UNLIMITED)
-        .await
-        .with_context(|| format!("cannot open the target {}", shown(&args.to)))?;
+    let target = match open_side(&args.to, args.to_alerts_db.as_deref(), "target").await {
+        Ok(target) => target,
+        Err(error) => {
+            let _ = source.close().await;
+            return Err(error.context(format!("cannot open the target {}", shown(&args.to))));
+        }
+    };
     let outcome = migrate(&source, &target, args.batch as usize, &Bar::new()).await;
     source.close().await.context("cannot close the source")?;
     target.close().await.context("cannot close the target")?;
@@ -144,9 +180,20 @@ pub async fn run(args: MigrateArgs, format: Format) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One side of the migration: its samples, and its alerting state when kept apart. The
+/// target takes every series of the source, however many: limits are for what clients
+/// send, not for moving an installation.
+async fn open_side(metrics: &str, alerts: Option<&str>, side: &str) -> Result<Stores> {
+    let limits = match side {
+        "target" => modelwatch_store::SeriesLimits::UNLIMITED,
+        _ => modelwatch_store::SeriesLimits::default(),
+    };
+    Ok(modelwatch_store::open_split(metrics, alerts, limits).await?)
+}
+
 /// `open` creates a missing SQLite file, which as a source would silently migrate nothing.
 fn refuse_missing_sqlite_source(location: &str) -> Result<()> {
-    if location == "memory" || modelwatch_store::postgres::is_postgres_location(location) {
+    if modelwatch_store::Backend::of(location) != modelwatch_store::Backend::Sqlite {
         return Ok(());
     }
     let path = Path::new(location.strip_prefix("sqlite:").unwrap_or(location));
@@ -156,9 +203,9 @@ fn refuse_missing_sqlite_source(location: &str) -> Result<()> {
     Ok(())
 }
 
-/// A location fit for messages: a PostgreSQL URL's password masked.
+/// A location fit for messages: the password of a URL (`postgres://`, `influxdb://`) masked.
 pub(crate) fn shown(location: &str) -> String {
-    if modelwatch_store::postgres::is_postgres_location(location) {
+    if location.contains("://") {
         modelwatch_store::postgres::Location::new(location).redacted()
     } else {
         location.to_owned()

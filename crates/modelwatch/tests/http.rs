@@ -420,6 +420,86 @@ fn a_bad_sample_fires_an_alert_and_a_good_one_resolves_it_on_the_event_stream() 
     assert_eq!(change["alert"]["resolved_by"], "modelwatch");
 }
 
+/// `serve` with the samples in a real influxd and the alerting state in an SQLite file: a
+/// bad sample written through modelwatch fires one alert, and the sample is in InfluxDB,
+/// in the documented shape, for InfluxQL to read.
+#[test]
+fn on_influxdb_a_bad_sample_fires_one_alert_and_influxql_reads_it() {
+    let env = Env::new();
+    let influx = modelwatch::store::influx::testing::TestDatabase::create("serve");
+    let alerts = env.dir.path().join("alerts.db");
+    let alerts = alerts.to_str().unwrap();
+    let server = env.serve(
+        &[],
+        &[
+            ("MODELWATCH_DB", influx.location()),
+            ("MODELWATCH_ALERTS_DB", alerts),
+            ("MODELWATCH_EVAL_DEBOUNCE", "100ms"),
+        ],
+    );
+    let (status, body) = http(
+        &server.address,
+        "POST",
+        "/api/v1/rules",
+        r#"{"name":"Low accuracy","model":"fraud","metric":"accuracy","threshold_value":0.9,"comparison_operator":"lt","for_evaluations":1}"#,
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    let mut events = TcpStream::connect(&server.address).unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(events, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(events);
+    for value in ["0.5", "0.4"] {
+        let (status, body) = http(
+            &server.address,
+            "POST",
+            "/api/v1/metrics",
+            &format!(r#"{{"model":"fraud","version":"v1","metric":"accuracy","value":{value}}}"#),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let alert = next_event(&mut reader, "alert_fired");
+    assert_eq!(alert["alert"]["model"], "fraud");
+    let (status, body) = http(&server.address, "GET", "/api/v1/alerts", "", None);
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    let listed = listed
+        .as_array()
+        .or_else(|| listed["alerts"].as_array())
+        .unwrap_or_else(|| panic!("no alert list: {body}"))
+        .clone();
+    assert_eq!(listed.len(), 1, "one alert for the breach: {body}");
+    assert!(std::path::Path::new(alerts).is_file());
+
+    let database = influx.location().rsplit('/').next().unwrap();
+    let (status, body) = http(
+        modelwatch::store::influx::testing::server(),
+        "GET",
+        &format!(
+            "/query?db={database}&q=SELECT%20%22accuracy%22%20FROM%20%22model_metrics%22%20WHERE%20%22model%22%20%3D%20%27fraud%27%20AND%20%22version%22%20%3D%20%27v1%27"
+        ),
+        "",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    // influxd answers in chunks: the JSON is the first value after the first chunk's size.
+    let json = &body[body
+        .find('{')
+        .unwrap_or_else(|| panic!("no JSON: {body:?}"))..];
+    let answer: Value = serde_json::Deserializer::from_str(json)
+        .into_iter()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("no JSON: {body:?}"));
+    let values = &answer["results"][0]["series"][0]["values"];
+    assert_eq!(values.as_array().map(Vec::len), Some(2), "{body}");
+    assert_eq!(values[0][1], 0.5, "{body}");
+    assert_eq!(values[1][1], 0.4, "{body}");
+}
+
 /// The data of the next `name` event on an open event stream, within 5 s.
 fn next_event(reader: &mut BufReader<TcpStream>, name: &str) -> Value {
     let started = Instant::now();
