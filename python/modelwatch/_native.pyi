@@ -19,9 +19,16 @@ def validate_columns(
 ) -> List[Dict[str, Any]]: ...
 
 class Database:
-    def __init__(self, location: Optional[str] = None, alert_config: Optional[Mapping[str, Any]] = None) -> None: ...
+    def __init__(
+        self,
+        location: Optional[str] = None,
+        alert_config: Optional[Mapping[str, Any]] = None,
+        alerts_location: Optional[str] = None,
+    ) -> None: ...
     @property
     def location(self) -> str: ...
+    @property
+    def alerts_location(self) -> Optional[str]: ...
     def record(
         self,
         model: str,

@@ -265,3 +265,24 @@ def test_embedded_mode_on_postgresql() -> None:
         collector.close()
     finally:
         subprocess.run(["psql", server, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=True)
+
+
+def test_an_embedded_database_keeps_the_alerting_state_apart_when_asked(tmp_path: Path) -> None:
+    samples, alerts = tmp_path / "samples.db", tmp_path / "alerts.db"
+    split = modelwatch.Database(str(samples), alerts_location=str(alerts))
+    assert (split.location, split.alerts_location) == (str(samples), str(alerts))
+    split.record("m", "v1", "accuracy", 0.5, NOW_MS)
+    split.create_rule({"name": "low", "model": "m", "metric": "accuracy", "threshold_value": 0.9,
+                       "comparison_operator": "lt"})
+    split.close()
+    # Each file holds only its part: the rule in one, the sample in the other.
+    only_samples = modelwatch.Database(str(samples))
+    assert only_samples.alerts_location is None
+    assert only_samples.list_rules() == []
+    assert [p["value"] for p in only_samples.series("m", "v1", "accuracy", NOW_MS - 1, NOW_MS + 1)["points"]] == [0.5]
+    only_samples.close()
+    only_alerts = modelwatch.Database(str(alerts))
+    assert [rule["name"] for rule in only_alerts.list_rules()] == ["low"]
+    with pytest.raises(modelwatch.NotFoundError):
+        only_alerts.series("m", "v1", "accuracy", NOW_MS - 1, NOW_MS + 1)
+    only_alerts.close()

@@ -49,6 +49,7 @@ pub fn now_ms() -> i64 {
 #[derive(Debug)]
 pub struct Database {
     location: String,
+    alerts_location: Option<String>,
     runtime: tokio::runtime::Runtime,
     stores: Stores,
     engine: Engine,
@@ -177,20 +178,27 @@ impl Database {
 #[pymethods]
 impl Database {
     /// Opens (creating or migrating as the CLI does) the database at `location`; `None`
-    /// is `MODELWATCH_DB`, else the CLI's default file. `alert_config` is the `[alerts]`
-    /// section as a dict (the core's `AlertConfig` fields).
+    /// is `MODELWATCH_DB`, else the CLI's default file. `alerts_location` keeps rules,
+    /// alerts, silences, the outbox, tokens and predictions apart from the samples, as
+    /// the CLI's `--alerts-db` (`None`: `MODELWATCH_ALERTS_DB`, else with the samples, or
+    /// the CLI's default alerts file when `location` keeps only samples, e.g.
+    /// `influxdb://…`). `alert_config` is the `[alerts]` section as a dict (the core's
+    /// `AlertConfig` fields).
     #[new]
-    #[pyo3(signature = (location=None, alert_config=None))]
+    #[pyo3(signature = (location=None, alert_config=None, alerts_location=None))]
     fn new(
         py: Python<'_>,
         location: Option<String>,
         alert_config: Option<&Bound<'_, PyAny>>,
+        alerts_location: Option<String>,
     ) -> PyResult<Self> {
-        let location = match location.or_else(|| std::env::var("MODELWATCH_DB").ok()) {
-            Some(location) => location,
-            None => modelwatch::config::default_database()
-                .map_err(|e| errors::store_error(e.to_string()))?,
-        };
+        let (location, alerts_location) = modelwatch::config::StoreConfig {
+            db: location.or_else(|| std::env::var("MODELWATCH_DB").ok()),
+            alerts_db: alerts_location.or_else(|| std::env::var("MODELWATCH_ALERTS_DB").ok()),
+            config_dir: None,
+        }
+        .locations()
+        .map_err(|e| errors::store_error(e.to_string()))?;
         let config = match alert_config {
             None => AlertConfig::default(),
             Some(config) => alert_config_from(config)?,
@@ -201,18 +209,28 @@ impl Database {
             .enable_all()
             .build()
             .map_err(|e| errors::store_error(format!("cannot start the async runtime: {e}")))?;
-        if let Some(parent) =
-            std::path::Path::new(location.strip_prefix("sqlite:").unwrap_or(&location))
-                .parent()
-                .filter(|p| {
-                    !p.as_os_str().is_empty() && location != "memory" && !location.contains("://")
-                })
-        {
-            // As the CLI's default location, a missing directory is created.
-            let _ = std::fs::create_dir_all(parent);
+        for location in std::iter::once(&location).chain(&alerts_location) {
+            if let Some(parent) =
+                std::path::Path::new(location.strip_prefix("sqlite:").unwrap_or(location))
+                    .parent()
+                    .filter(|p| {
+                        !p.as_os_str().is_empty()
+                            && location != "memory"
+                            && !location.contains("://")
+                    })
+            {
+                // As the CLI's default location, a missing directory is created.
+                let _ = std::fs::create_dir_all(parent);
+            }
         }
         let stores = py
-            .detach(|| runtime.block_on(modelwatch_store::open(&location)))
+            .detach(|| {
+                runtime.block_on(modelwatch_store::open_split(
+                    &location,
+                    alerts_location.as_deref(),
+                    modelwatch_store::SeriesLimits::default(),
+                ))
+            })
             .map_err(errors::from_store)?;
         let engine = Engine::new(&stores, config);
         let buffer = Arc::new(WriteBehind::default());
@@ -220,6 +238,7 @@ impl Database {
         runtime.spawn(Arc::clone(&buffer).run(Arc::clone(&stores.metrics), Arc::clone(&stop)));
         Ok(Database {
             location,
+            alerts_location,
             runtime,
             stores,
             engine,
@@ -232,6 +251,12 @@ impl Database {
     #[getter]
     fn location(&self) -> &str {
         &self.location
+    }
+
+    /// Where the rules, alerts and tokens live when apart from the samples; `None`: with them.
+    #[getter]
+    fn alerts_location(&self) -> Option<&str> {
+        self.alerts_location.as_deref()
     }
 
     /// Validates one sample and queues it; returns the sample's serde form.
