@@ -9,6 +9,8 @@
 //!     cargo bench -p modelwatch-store --bench store            # S=1000, N=10000
 //!     MW_SERIES=100 MW_SAMPLES=2000 cargo bench -p modelwatch-store --bench store
 //!     MW_BENCH_DB=postgres://postgres@127.0.0.1:5432/test cargo bench -p modelwatch-store --bench store
+//!     MW_BENCH_DB=influxdb cargo bench -p modelwatch-store --bench store   # a private influxd
+//!     MW_BENCH_DB=influxdb://127.0.0.1:8086/bench cargo bench -p modelwatch-store --bench store
 //!
 //! With PostgreSQL the URL names a database to connect to; the benchmark creates a
 //! scratch database next to it and drops it at the end. Commits there are durable too
@@ -20,6 +22,11 @@
 //! a shared machine), database bytes per sample, and the median/p99 latency of reading back
 //! 10,000 points of one series, and of downsampling a 30-day per-minute series to 1,000
 //! points.
+//!
+//! On InfluxDB it then does the same work natively — the same line protocol in the same
+//! requests of 5,000 lines, the same InfluxQL over HTTP with the JSON parsed, one
+//! `GROUP BY time()` statement for the 1,000 buckets — into a second database of the same
+//! server, and prints modelwatch's overhead over each native figure.
 
 #![allow(clippy::unwrap_used)] // a benchmark: a failure should stop it loudly
 
@@ -28,8 +35,9 @@ use std::time::{Duration, Instant};
 use modelwatch_core::{Metric, ModelName, Sample, SeriesKey, TimeRange, Timestamp, Version};
 use std::sync::Arc;
 
+use modelwatch_store::influx::testing as influx_testing;
 use modelwatch_store::postgres::testing::TestDatabase;
-use modelwatch_store::{MetricStore, PostgresStore, SqliteStore};
+use modelwatch_store::{InfluxStore, MetricStore, PostgresStore, SqliteStore};
 
 const START_MS: i64 = 1_704_110_400_000;
 const STEP_MS: i64 = 60_000;
@@ -138,11 +146,23 @@ fn main() {
             Ok(url) if url.starts_with("postgres") => Some(TestDatabase::create_on(&url, "bench").await),
             _ => None,
         };
-        let store: Arc<dyn MetricStore> = match &postgres {
-            Some(database) => Arc::new(PostgresStore::open(database.url()).await.unwrap()),
-            None => Arc::new(SqliteStore::open(&path).await.unwrap()),
+        let influx = match std::env::var("MW_BENCH_DB") {
+            Ok(location) if location == "influxdb" => {
+                Some(influx_testing::TestDatabase::create("bench").location().to_owned())
+            }
+            Ok(location) if location.starts_with("influxdb://") => Some(location),
+            _ => None,
         };
-        let backend = if postgres.is_some() { "postgresql" } else { "sqlite" };
+        let store: Arc<dyn MetricStore> = match (&postgres, &influx) {
+            (Some(database), _) => Arc::new(PostgresStore::open(database.url()).await.unwrap()),
+            (None, Some(location)) => Arc::new(InfluxStore::open(location).await.unwrap()),
+            (None, None) => Arc::new(SqliteStore::open(&path).await.unwrap()),
+        };
+        let backend = match (&postgres, &influx) {
+            (Some(_), _) => "postgresql",
+            (None, Some(_)) => "influxdb",
+            (None, None) => "sqlite",
+        };
         let all = series(s);
         let mut rng = Rng(7);
         let total = s * n;
@@ -229,13 +249,18 @@ fn main() {
             assert_eq!(got.len(), points as usize);
         }
         times.sort();
+        let range_median = percentile(&times, 0.5);
         println!(
             "range query of {points} points (one series of {s}): median {:.3} ms, p99 {:.3} ms",
-            percentile(&times, 0.5).as_secs_f64() * 1e3,
+            range_median.as_secs_f64() * 1e3,
             percentile(&times, 0.99).as_secs_f64() * 1e3
         );
 
         let store = match &postgres {
+            _ if influx.is_some() => {
+                println!("disk: not measured for InfluxDB (its TSM files compact in the background)");
+                store
+            }
             Some(database) => {
                 let bytes = postgres_bytes(database.url()).await;
                 println!("disk: {bytes} bytes for {total} samples = {:.2} bytes/sample (tables + indexes)", bytes as f64 / total as f64);
@@ -273,11 +298,31 @@ fn main() {
             assert!(buckets.len() <= 1000 && buckets.len() > 900);
         }
         times.sort();
+        let buckets_median = percentile(&times, 0.5);
         println!(
             "30-day per-minute series ({month} points) downsampled to 1,000 buckets: median {:.3} ms, p99 {:.3} ms",
-            percentile(&times, 0.5).as_secs_f64() * 1e3,
+            buckets_median.as_secs_f64() * 1e3,
             percentile(&times, 0.99).as_secs_f64() * 1e3
         );
+        if let Some(location) = &influx {
+            let native = native_influx(location, &all, n, range).await;
+            let overhead = |ours: Duration, theirs: Duration| {
+                100.0 * (ours.as_secs_f64() / theirs.as_secs_f64() - 1.0)
+            };
+            println!(
+                "native InfluxDB, same work: ingest {:.0} samples/s ({:.2} s), range median {:.3} ms, buckets median {:.3} ms",
+                total as f64 / native.ingest.as_secs_f64(),
+                native.ingest.as_secs_f64(),
+                native.range.as_secs_f64() * 1e3,
+                native.buckets.as_secs_f64() * 1e3
+            );
+            println!(
+                "modelwatch's overhead over native InfluxDB: ingest {:+.1} %, range {:+.1} %, buckets {:+.1} %",
+                overhead(wall, native.ingest),
+                overhead(range_median, native.range),
+                overhead(buckets_median, native.buckets)
+            );
+        }
         store.close().await.unwrap();
         drop(store);
         drop(postgres);
@@ -330,4 +375,145 @@ async fn postgres_bytes(url: &str) -> i64 {
         .await
         .unwrap()
         .get(0)
+}
+
+struct NativeFigures {
+    ingest: Duration,
+    range: Duration,
+    buckets: Duration,
+}
+
+/// The benchmark's work done straight against InfluxDB's HTTP API, in a second database
+/// of the server at `location`: the same samples (same generator and seed) as line
+/// protocol in requests of 5,000 lines, the same range statement, and the 30-day series'
+/// 1,000 buckets as one `GROUP BY time()` statement.
+async fn native_influx(
+    location: &str,
+    all: &[SeriesGen],
+    n: usize,
+    range: TimeRange,
+) -> NativeFigures {
+    let rest = location.trim_start_matches("influxdb://");
+    let (host, database) = rest.split_once('/').unwrap();
+    let base = format!("http://{}", host.rsplit('@').next().unwrap());
+    let database = format!("{database}_native");
+    let client = reqwest::Client::new();
+    let query = |q: String| {
+        let request = client
+            .post(format!("{base}/query"))
+            .query(&[("db", database.as_str()), ("epoch", "ms")])
+            .form(&[("q", q)]);
+        async move {
+            let body = request.send().await.unwrap().bytes().await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    query(format!("CREATE DATABASE \"{database}\"")).await;
+    let write = |body: String| {
+        let request = client
+            .post(format!("{base}/write"))
+            .query(&[("db", database.as_str()), ("precision", "ms")])
+            .body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert!(
+                response.status().is_success(),
+                "{:?}",
+                response.text().await
+            );
+        }
+    };
+    let line = |key: &SeriesKey, value: f64, ms: i64, out: &mut String| {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            out,
+            "model_metrics,model={},version={} {}={value} {ms}",
+            key.model, key.version, key.metric
+        );
+    };
+    let mut rng = Rng(7);
+    let started = Instant::now();
+    let (mut body, mut lines) = (String::with_capacity(5_000 * 96), 0);
+    for minute in 0..n {
+        let ms = START_MS + minute as i64 * STEP_MS;
+        for gen in all {
+            line(&gen.key, value(gen, &mut rng), ms, &mut body);
+            lines += 1;
+            if lines == 5_000 {
+                write(std::mem::take(&mut body)).await;
+                lines = 0;
+            }
+        }
+    }
+    if !body.is_empty() {
+        write(std::mem::take(&mut body)).await;
+    }
+    let ingest = started.elapsed();
+
+    let statement = |key: &SeriesKey, what: &str, tail: &str| {
+        format!(
+            "SELECT {what} FROM \"model_metrics\" WHERE \"model\" = '{}' AND \"version\" = '{}' \
+             AND \"dataset\" = '' AND time >= {}ms AND time < {}ms{tail}",
+            key.model,
+            key.version,
+            range.start.as_millis(),
+            range.end.as_millis()
+        )
+    };
+    let mut times = Vec::new();
+    for i in 0..200 {
+        let key = &all[(i * 37) % all.len()].key;
+        let q = statement(key, &format!("\"{}\"", key.metric), "");
+        let started = Instant::now();
+        let answer = query(q).await;
+        times.push(started.elapsed());
+        let rows = answer["results"][0]["series"][0]["values"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert_eq!(rows as i64, range.end.millis_since(range.start) / STEP_MS);
+    }
+    times.sort();
+    let range_median = percentile(&times, 0.5);
+
+    let month = 30 * 24 * 60;
+    let long = SeriesKey::parse("long_model", "v1", "latency").unwrap();
+    for start in (0..month).step_by(5_000) {
+        let mut body = String::with_capacity(5_000 * 64);
+        for i in start..(start + 5_000).min(month) {
+            let v = (value(&all[6], &mut rng) * 1e3).round() / 1e3;
+            line(&long, v, START_MS + i as i64 * STEP_MS, &mut body);
+        }
+        write(body).await;
+    }
+    let width = (month as i64 * STEP_MS + 999) / 1000;
+    let month_range = TimeRange::new(
+        Timestamp::from_millis(START_MS).unwrap(),
+        Timestamp::from_millis(START_MS + month as i64 * STEP_MS).unwrap(),
+    );
+    let mut times = Vec::new();
+    for _ in 0..100 {
+        let q = format!(
+            "SELECT count(\"latency\"), mean(\"latency\"), min(\"latency\"), max(\"latency\"), \
+             first(\"latency\"), last(\"latency\") FROM \"model_metrics\" WHERE \"model\" = 'long_model' \
+             AND \"version\" = 'v1' AND \"dataset\" = '' AND time >= {}ms AND time < {}ms \
+             GROUP BY time({width}ms, {}ms) fill(none)",
+            month_range.start.as_millis(),
+            month_range.end.as_millis(),
+            START_MS.rem_euclid(width)
+        );
+        let started = Instant::now();
+        let answer = query(q).await;
+        times.push(started.elapsed());
+        let buckets = answer["results"][0]["series"][0]["values"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert!(buckets <= 1000 && buckets > 900, "{buckets}");
+    }
+    times.sort();
+    query(format!("DROP DATABASE \"{database}\"")).await;
+    NativeFigures {
+        ingest,
+        range: range_median,
+        buckets: percentile(&times, 0.5),
+    }
 }
