@@ -2,7 +2,9 @@
 with scikit-learn's on the same data to 1e-9: the CLI logs predictions (JSON Lines) and
 labels (CSV, some before their predictions, some twice), and each window's metrics are
 read back as ordinary metric series. The package logs them too, embedded and through a
-real server's HTTP API, with the same counts, metrics and errors."""
+real server's HTTP API, with the same counts, metrics and errors. The drift of each
+window's scores from the reference window agrees with SciPy's `ks_2samp` and
+`jensenshannon` (and PSI's formula) on the same binned data, with no label logged."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import math
 import os
 import random
 import subprocess
+from bisect import bisect_left
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
@@ -19,6 +22,8 @@ from typing import Any, Callable, Dict, List, Tuple
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.spatial.distance import jensenshannon  # type: ignore[import-untyped]
+from scipy.stats import ks_2samp  # type: ignore[import-untyped]
 from sklearn import metrics  # type: ignore[import-untyped]
 
 import modelwatch
@@ -167,6 +172,58 @@ def test_regression_metrics_match_scikit_learn(tmp_path: Path) -> None:
         close(ours["label_coverage"][hour], len(labelled) / count, f"coverage {hour}")
         for name, reference in expected.items():
             close(ours[name][hour], float(reference(y, yhat)), f"{name} {hour}")
+
+
+def decile_bins(reference: List[float], values: List[float]) -> List[int]:
+    """Counts of `values` in the reference's bins as modelwatch cuts them: below its
+    lowest value, one bin per decile (a value's bin closes once the reference's
+    cumulative count reaches k/10), above its highest. (Scores 5 % or more apart fall in
+    buckets of their own, so buckets are values here.)"""
+    edges: List[float] = []
+    cumulative, following = 0, 1
+    for value in sorted(set(reference)):
+        cumulative += reference.count(value)
+        reached = False
+        while following <= 10 and cumulative * 10 >= len(reference) * following:
+            reached, following = True, following + 1
+        if reached:
+            edges.append(value)
+    counts = [0] * (len(edges) + 2)
+    lowest = min(reference)
+    for value in values:
+        counts[0 if value < lowest else bisect_left(edges, value) + 1] += 1
+    return counts
+
+
+def test_drift_matches_scipy_on_the_same_binned_data(tmp_path: Path) -> None:
+    db = tmp_path / "drift.db"
+    rng = random.Random(4)
+    levels = [round(0.1 * n, 1) for n in range(1, 11)]
+    # The reference hour, a like one, one moved towards high scores, and one out of the
+    # reference's range; labels never come.
+    weights = [[1, 2, 4, 6, 8, 8, 6, 4, 2, 1], [1, 2, 5, 6, 7, 8, 6, 4, 2, 1], [0, 0, 1, 1, 2, 4, 6, 8, 8, 6]]
+    scores: Dict[int, List[float]] = {
+        hour: rng.choices(levels, weights=w, k=[300, 250, 280][hour]) for hour, w in enumerate(weights)
+    }
+    scores[3] = [1.5] * 120 + [0.1] * 30
+    predictions = [
+        {"id": f"d{hour}-{n}", "model": "drf", "version": "v1", "timestamp": START_MS + hour * HOUR_MS + n * 1000, "score": score}
+        for hour, values in scores.items()
+        for n, score in enumerate(values)
+    ]
+    cli(db, "predictions", "config", "drf", "--window", "1h", "--task", "classification")
+    logged = cli(db, "predictions", "log", str(write_jsonl(tmp_path / "drift.jsonl", predictions)))
+    assert (logged["accepted"], logged["labelled"]) == (len(predictions), 0)
+    ours = {name: series(db, "drf", f"drift_{name}_score") for name in ["psi", "ks", "js"]}
+    reference = scores[0]
+    for hour, current in scores.items():
+        r = np.array(decile_bins(reference, reference), dtype=float) / len(reference)
+        c = np.array(decile_bins(reference, current), dtype=float) / len(current)
+        rf, cf = np.maximum(r, 1e-4), np.maximum(c, 1e-4)
+        close(ours["psi"][hour], float(np.sum((cf - rf) * np.log(cf / rf))), f"psi {hour}")
+        close(ours["ks"][hour], float(ks_2samp(reference, current).statistic), f"ks {hour}")
+        close(ours["js"][hour], float(jensenshannon(r, c, base=2)), f"js {hour}")
+    assert ours["psi"][0] == 0.0 and ours["psi"][2] > 0.25 and ours["js"][3] > ours["js"][1]
 
 
 def test_the_package_logs_predictions_and_labels_and_reads_their_window_metrics(services: Services) -> None:

@@ -8,17 +8,28 @@
 //! is always the value of every label received so far. A model without a configuration
 //! gets [`default_config`]'s hourly windows, its task taken from the window's outputs.
 //!
+//! **Drift** does not wait for labels: each recomputation also stores the window's
+//! [`Sketch`](modelwatch_core::predictions::Sketch) of scores, and once a window has closed its drift from the series'
+//! reference window (its first closed window with at least
+//! [`MIN_REFERENCE_PREDICTIONS`] predictions) is written at once as `drift_psi_score`,
+//! `drift_ks_score` and `drift_js_score` samples of the computed dataset, declared
+//! *lower is better* unless a team declared them otherwise. A window recorded again
+//! (late predictions) gets its drift again; windows before the reference get none.
+//!
 //! The free functions work on [`Stores`] (the CLI); the [`Engine`]'s methods of the same
 //! names on the engine's stores (the HTTP API).
 
 use std::collections::BTreeSet;
 
+use modelwatch_core::predictions::drift::{Drift, MIN_REFERENCE_PREDICTIONS};
 use modelwatch_core::predictions::metrics::COVERAGE_METRIC;
 use modelwatch_core::predictions::{
-    compute, computed_dataset, judge_in_order, Label, LabelDelay, Prediction, PredictionConfig,
-    Task, WindowLength,
+    compute, computed_dataset, drift, judge_in_order, Label, LabelDelay, Prediction,
+    PredictionConfig, Task, WindowLength,
 };
-use modelwatch_core::{Metric, ModelName, Sample, Timestamp};
+use modelwatch_core::{
+    Direction, Metric, MetricDefinition, ModelName, Sample, Timestamp, ValueRange,
+};
 use modelwatch_store::predictions::{
     Judged, LabelsWritten, NewRevision, PredictionSeries, PredictionsWritten, Touched,
     WindowHistory, WindowRevision,
@@ -35,7 +46,7 @@ pub struct Recomputed {
     /// Windows judged: their samples written for the rules (this batch's or earlier
     /// ones that were waiting).
     pub judged: u64,
-    /// Metric samples written (coverage included).
+    /// Metric samples written (coverage and drift included).
     pub samples: u64,
 }
 
@@ -84,7 +95,8 @@ pub async fn recompute(
 }
 
 /// Judges the windows due at `now` (their coverage reached, or their label delay
-/// passed): returns how many and the samples written.
+/// passed) and writes the drift of the windows closed by then: returns how many were
+/// judged and the samples written.
 pub async fn judge_windows(
     stores: &Stores,
     now: Timestamp,
@@ -156,7 +168,9 @@ impl<'a> Sink<'a> {
 
     async fn judge_due(self, now: Timestamp) -> Result<(u64, Vec<Sample>), StoreError> {
         let configs = self.predictions.prediction_configs().await?;
-        self.judge(&configs, now).await
+        let (judged, mut samples) = self.judge(&configs, None, now).await?;
+        samples.extend(self.drift(None, now).await?);
+        Ok((judged, samples))
     }
 
     /// The recomputation at `now` and the samples it wrote.
@@ -187,6 +201,9 @@ impl<'a> Sink<'a> {
             });
             let metrics = compute(&config, pairs.predicted, &pairs.labelled);
             recomputed.windows += 1;
+            self.predictions
+                .record_sketch(&series, range, &pairs.sketch)
+                .await?;
             let revision = NewRevision {
                 computed_at: now,
                 predicted: metrics.predicted,
@@ -212,9 +229,15 @@ impl<'a> Sink<'a> {
             // A window writes a dozen samples at most: the copy is cheap.
             self.metrics.append(samples.clone()).await?;
         }
-        let (judged, judged_samples) = self.judge(&configs, now).await?;
-        recomputed.judged = judged;
-        samples.extend(judged_samples);
+        // Only the series this batch touched: the evaluator sees to the others.
+        let touched_series: BTreeSet<&PredictionSeries> =
+            touched.iter().map(|touch| &touch.series).collect();
+        for series in touched_series {
+            let (judged, judged_samples) = self.judge(&configs, Some(series), now).await?;
+            recomputed.judged += judged;
+            samples.extend(judged_samples);
+            samples.extend(self.drift(Some(series), now).await?);
+        }
         recomputed.samples = samples.len() as u64;
         Ok((recomputed, samples))
     }
@@ -225,9 +248,10 @@ impl<'a> Sink<'a> {
     async fn judge(
         self,
         configs: &[(ModelName, PredictionConfig)],
+        series: Option<&PredictionSeries>,
         now: Timestamp,
     ) -> Result<(u64, Vec<Sample>), StoreError> {
-        let waiting = self.predictions.waiting_windows().await?;
+        let waiting = self.predictions.waiting_windows(series).await?;
         let mut due = Vec::new();
         for series in waiting.chunk_by(|a, b| a.series == b.series) {
             let Some(first) = series.first() else {
@@ -272,6 +296,94 @@ impl<'a> Sink<'a> {
         }
         Ok((due.len() as u64, samples))
     }
+
+    /// Writes the drift of the windows of `series` (of every series when `None`) closed
+    /// by `now` whose sketch changed since their drift was last computed, against the
+    /// series' reference; a series without a reference yet waits for one. Returns the
+    /// samples written.
+    async fn drift(
+        self,
+        series: Option<&PredictionSeries>,
+        now: Timestamp,
+    ) -> Result<Vec<Sample>, StoreError> {
+        let due = self.predictions.drift_due(series, now).await?;
+        let mut samples = Vec::new();
+        let mut computed = Vec::new();
+        for windows in due.chunk_by(|a, b| a.series == b.series) {
+            let Some(first) = windows.first() else {
+                continue;
+            };
+            let Some(reference) = self
+                .predictions
+                .reference_sketch(&first.series, MIN_REFERENCE_PREDICTIONS, now)
+                .await?
+            else {
+                continue;
+            };
+            for window in windows {
+                if window.window.start >= reference.window.start {
+                    if let Some(drift) = drift(&reference.sketch, &window.sketch) {
+                        samples.extend(drift_samples(&window.series, window.window.start, &drift)?);
+                    }
+                }
+                computed.push(window);
+            }
+        }
+        if !samples.is_empty() {
+            self.declare_drift_metrics().await?;
+            self.metrics.append(samples.clone()).await?;
+        }
+        for window in computed {
+            self.predictions
+                .drift_computed(&window.series, window.window.start, window.recorded, now)
+                .await?;
+        }
+        Ok(samples)
+    }
+
+    /// Declares the drift metrics *lower is better*, at least 0, unless declared already
+    /// (a team's own declaration stands).
+    async fn declare_drift_metrics(self) -> Result<(), StoreError> {
+        let declared = self.metrics.custom_metrics().await?;
+        for (name, _) in Drift::NAMES {
+            let metric = Metric::Custom(name.into());
+            if declared
+                .iter()
+                .any(|definition| definition.metric == metric)
+            {
+                continue;
+            }
+            let definition = MetricDefinition::custom(
+                metric,
+                Direction::LowerIsBetter,
+                ValueRange::NON_NEGATIVE,
+            )
+            .map_err(StoreError::Invalid)?;
+            self.metrics.define_metric(definition).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A window's drift as samples of its computed dataset, at its start.
+fn drift_samples(
+    series: &PredictionSeries,
+    start: Timestamp,
+    drift: &Drift,
+) -> Result<Vec<Sample>, StoreError> {
+    let dataset = computed_dataset(series.dataset.as_ref()).map_err(StoreError::Invalid)?;
+    Ok(drift
+        .values()
+        .into_iter()
+        .map(|(name, value)| Sample {
+            model: series.model.clone(),
+            version: series.version.clone(),
+            metric: Metric::Custom(name.into()),
+            value,
+            timestamp: start,
+            dataset: Some(dataset.clone()),
+        })
+        .collect())
 }
 
 fn config_of(

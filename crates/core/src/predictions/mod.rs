@@ -6,8 +6,10 @@
 //! classification). Their constructors validate, naming the bad field, so an event that
 //! exists is well formed. [`PredictionConfig`] is what a model's metrics are computed
 //! with (the tumbling window, the task, the score threshold, the minimum coverage), and
-//! [`metrics`] computes a window's metrics from its joined pairs, as scikit-learn does.
+//! [`metrics`] computes a window's metrics from its joined pairs, as scikit-learn does;
+//! [`drift`] how far a window's scores moved from a reference window's, without labels.
 
+pub mod drift;
 pub mod judging;
 pub mod metrics;
 #[cfg(test)]
@@ -20,6 +22,7 @@ use crate::sample::validated_string_traits;
 use crate::time::{TimeRange, Timestamp};
 use crate::{Dataset, ModelName, ValidationError, Version};
 
+pub use drift::{drift, Drift, Sketch};
 pub use judging::{judge, judge_in_order, JudgedBy};
 pub use metrics::{compute, WindowMetrics};
 

@@ -626,3 +626,92 @@ async fn rules_judge_a_window_once_its_labels_cover_it_and_page_when_labels_stop
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shifted_scores_page_on_drift_before_any_label_arrives() {
+    // The server's clock is 2024-05-01T12:00Z: the 10:00 and 11:00 windows have closed.
+    let app = spawn_app().await;
+    let rule = app
+        .call(
+            Method::POST,
+            "/api/v1/rules",
+            "/api/v1/rules",
+            Some(json!({"name": "scores moved", "model": "fraud",
+                        "metric": "drift_psi_score", "dataset": "predictions",
+                        "threshold_value": 0.25, "comparison_operator": "gt",
+                        "severity": "high", "for_evaluations": 1})),
+        )
+        .await;
+    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
+    // 10:00 (the reference: the first closed window of 100 predictions) spreads its
+    // scores over [0, 1]; 11:00's sit above 0.8. No label ever arrives.
+    let predictions: Vec<Value> = (0..100)
+        .map(|n| (10, n, f64::from(n % 20) / 20.0 + 0.025))
+        .chain((0..100).map(|n| (11, n, 0.8 + f64::from(n % 10) / 50.0)))
+        .map(|(hour, n, score)| {
+            json!({"id": format!("{hour}-{n}"), "model": "fraud", "version": "v1",
+                   "timestamp": format!("2024-05-01T{hour}:{:02}:00Z", n % 60),
+                   "score": score})
+        })
+        .collect();
+    let logged = app
+        .post(PREDICTIONS, json!({ "predictions": predictions }))
+        .await;
+    assert_eq!(counts(&logged, &["accepted", "labelled"]), [200, 0]);
+    let series = |metric: &'static str| {
+        let app = &app;
+        let path =
+            format!("/api/v1/models/fraud/versions/v1/metrics/{metric}?from=0&dataset=predictions");
+        async move {
+            let reply = app.call(Method::GET, SERIES, &path, None).await;
+            assert_eq!(reply.status, StatusCode::OK, "{metric}: {}", reply.body);
+            reply.body["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["value"].as_f64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    let psi = series("drift_psi_score").await;
+    assert_eq!(psi.len(), 2, "{psi:?}");
+    assert_eq!(psi[0], 0.0, "the reference does not drift from itself");
+    assert!(psi[1] > 1.0, "{psi:?}");
+    let ks = series("drift_ks_score").await;
+    assert_eq!(ks, [0.0, 0.8], "80 % of the reference lies below 0.8");
+    let js = series("drift_js_score").await;
+    assert!(js[1] > 0.5 && js[1] <= 1.0, "{js:?}");
+
+    let path = "/api/v1/models/fraud/versions/v1/evaluate";
+    let reply = app
+        .call(
+            Method::POST,
+            "/api/v1/models/{model}/versions/{version}/evaluate",
+            path,
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let alerts = app
+        .call(
+            Method::GET,
+            "/api/v1/alerts",
+            "/api/v1/alerts?model=fraud&hours=all",
+            None,
+        )
+        .await;
+    assert_eq!(alerts.status, StatusCode::OK, "{}", alerts.body);
+    let fired: Vec<_> = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["metric"].as_str().unwrap().to_owned(),
+                a["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(fired, [("drift_psi_score".to_owned(), psi[1])]);
+    assert_eq!(series("label_coverage").await, [0.0, 0.0], "no label yet");
+}

@@ -1,19 +1,21 @@
-//! Predictions and labels in PostgreSQL (migrations 9 and 10): the tables of SQLite's
-//! schemas 12 and 13.
+//! Predictions and labels in PostgreSQL (migrations 9 to 11): the tables of SQLite's
+//! schemas 12 to 14.
 //! Every write of predictions or labels holds one advisory lock for its transaction, so
 //! a label and its prediction arriving at two servers at once cannot both miss each
 //! other (the label left pending beside its prediction).
 
 use async_trait::async_trait;
-use modelwatch_core::predictions::{Label, Labelled, Prediction, PredictionConfig};
+use modelwatch_core::predictions::drift::score_of;
+use modelwatch_core::predictions::{Label, Labelled, Prediction, PredictionConfig, Sketch};
 use modelwatch_core::{ModelName, TimeRange, Timestamp, Version};
 
 use super::{pg_error, PostgresStore};
 use crate::predictions::{
     config_from_columns, dataset_column, dataset_from_column, judged_from_columns, output_columns,
-    output_from_columns, values_column, values_from_column, window_minutes, Judged, LabelsWritten,
-    NewRevision, PredictionSeries, PredictionStore, PredictionsWritten, Recorded, Touched,
-    WindowHistory, WindowPairs, WindowRevision,
+    output_from_columns, recorded_from_column, sketch_from_column, values_column,
+    values_from_column, window_minutes, Judged, LabelsWritten, NewRevision, PredictionSeries,
+    PredictionStore, PredictionsWritten, Recorded, Touched, WindowHistory, WindowPairs,
+    WindowRevision, WindowSketch,
 };
 use crate::StoreError;
 
@@ -51,6 +53,31 @@ fn revision_from_row(
         predicted: count(row.try_get(first + 2).map_err(pg_error)?)?,
         labelled: count(row.try_get(first + 3).map_err(pg_error)?)?,
         values: values_from_column(metrics)?,
+    })
+}
+
+/// A stored sketch from the row's columns: model, version, dataset, start_ms, end_ms,
+/// sketch, recorded.
+fn sketch_from_row(row: &tokio_postgres::Row) -> Result<WindowSketch, StoreError> {
+    let corrupt =
+        |e: modelwatch_core::ValidationError| StoreError::Corrupt(format!("window sketch: {e}"));
+    let model: String = row.try_get(0).map_err(pg_error)?;
+    let version: String = row.try_get(1).map_err(pg_error)?;
+    let dataset: &str = row.try_get(2).map_err(pg_error)?;
+    let sketch: &str = row.try_get(5).map_err(pg_error)?;
+    let recorded: i32 = row.try_get(6).map_err(pg_error)?;
+    Ok(WindowSketch {
+        series: PredictionSeries {
+            model: ModelName::parse_owned(model).map_err(corrupt)?,
+            version: Version::parse_owned(version).map_err(corrupt)?,
+            dataset: dataset_from_column(dataset)?,
+        },
+        window: TimeRange::new(
+            timestamp(row.try_get(3).map_err(pg_error)?)?,
+            timestamp(row.try_get(4).map_err(pg_error)?)?,
+        ),
+        sketch: sketch_from_column(sketch)?,
+        recorded: recorded_from_column(i64::from(recorded))?,
     })
 }
 
@@ -239,19 +266,20 @@ impl PredictionStore for PostgresStore {
         let mut pairs = WindowPairs {
             predicted: rows.len() as u64,
             labelled: Vec::new(),
+            sketch: Sketch::new(),
         };
         for row in &rows {
-            let truth: Option<f64> = row.try_get(3).map_err(pg_error)?;
-            let Some(truth) = truth else { continue };
             let class: Option<i16> = row.try_get(0).map_err(pg_error)?;
-            pairs.labelled.push(Labelled {
-                output: output_from_columns(
-                    class.map(i64::from),
-                    row.try_get(1).map_err(pg_error)?,
-                    row.try_get(2).map_err(pg_error)?,
-                )?,
-                truth,
-            });
+            let output = output_from_columns(
+                class.map(i64::from),
+                row.try_get(1).map_err(pg_error)?,
+                row.try_get(2).map_err(pg_error)?,
+            )?;
+            pairs.sketch.add(score_of(&output));
+            let truth: Option<f64> = row.try_get(3).map_err(pg_error)?;
+            if let Some(truth) = truth {
+                pairs.labelled.push(Labelled { output, truth });
+            }
         }
         Ok(pairs)
     }
@@ -364,22 +392,36 @@ impl PredictionStore for PostgresStore {
         }))
     }
 
-    async fn waiting_windows(&self) -> Result<Vec<WindowHistory>, StoreError> {
+    async fn waiting_windows(
+        &self,
+        series: Option<&PredictionSeries>,
+    ) -> Result<Vec<WindowHistory>, StoreError> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT w.model, w.version, w.dataset, w.start_ms, w.end_ms,
+        // One series reads its rows of the partial index only (issue 22's defect: every
+        // batch logged read every waiting window).
+        let select = "SELECT w.model, w.version, w.dataset, w.start_ms, w.end_ms,
                     r.revision, r.computed_ms, r.predicted, r.labelled, r.metrics
                  FROM prediction_windows w
                  JOIN prediction_window_revisions r ON r.model = w.model
                     AND r.version = w.version AND r.dataset = w.dataset
                     AND r.start_ms = w.start_ms AND r.revision = w.revisions
-                 WHERE w.judged_ms IS NULL
-                 ORDER BY w.model, w.version, w.dataset, w.start_ms",
-                &[],
-            )
-            .await
-            .map_err(pg_error)?;
+                 WHERE w.judged_ms IS NULL";
+        let order = "ORDER BY w.model, w.version, w.dataset, w.start_ms";
+        let rows = match series {
+            Some(series) => {
+                let (model, version, dataset) = series_columns(series);
+                client
+                    .query(
+                        &format!(
+                            "{select} AND w.model = $1 AND w.version = $2 AND w.dataset = $3 {order}"
+                        ),
+                        &[&model, &version, &dataset],
+                    )
+                    .await
+            }
+            None => client.query(&format!("{select} {order}"), &[]).await,
+        }
+        .map_err(pg_error)?;
         rows.iter()
             .map(|row| {
                 let corrupt = |e: modelwatch_core::ValidationError| {
@@ -434,6 +476,124 @@ impl PredictionStore for PostgresStore {
             .await
             .map_err(pg_error)?;
         Ok(changed == 1)
+    }
+
+    async fn record_sketch(
+        &self,
+        series: &PredictionSeries,
+        window: TimeRange,
+        sketch: &Sketch,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let (model, version, dataset) = series_columns(series);
+        client
+            .execute(
+                "INSERT INTO prediction_window_sketches
+                    (model, version, dataset, start_ms, end_ms, count, sketch, recorded)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1)
+                 ON CONFLICT (model, version, dataset, start_ms) DO UPDATE SET
+                    count = excluded.count, sketch = excluded.sketch,
+                    recorded = prediction_window_sketches.recorded + 1",
+                &[
+                    &model,
+                    &version,
+                    &dataset,
+                    &window.start.as_millis(),
+                    &window.end.as_millis(),
+                    &i64::try_from(sketch.count()).unwrap_or(i64::MAX),
+                    &sketch.encode(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    async fn drift_due(
+        &self,
+        series: Option<&PredictionSeries>,
+        now: Timestamp,
+    ) -> Result<Vec<WindowSketch>, StoreError> {
+        let client = self.client().await?;
+        let select = "SELECT model, version, dataset, start_ms, end_ms, sketch, recorded
+                 FROM prediction_window_sketches
+                 WHERE drift_of < recorded AND end_ms <= $1";
+        let order = "ORDER BY model, version, dataset, start_ms";
+        let now = now.as_millis();
+        let rows = match series {
+            Some(series) => {
+                let (model, version, dataset) = series_columns(series);
+                client
+                    .query(
+                        &format!(
+                            "{select} AND model = $2 AND version = $3 AND dataset = $4 {order}"
+                        ),
+                        &[&now, &model, &version, &dataset],
+                    )
+                    .await
+            }
+            None => client.query(&format!("{select} {order}"), &[&now]).await,
+        }
+        .map_err(pg_error)?;
+        rows.iter().map(sketch_from_row).collect()
+    }
+
+    async fn reference_sketch(
+        &self,
+        series: &PredictionSeries,
+        min_count: u64,
+        now: Timestamp,
+    ) -> Result<Option<WindowSketch>, StoreError> {
+        let client = self.client().await?;
+        let (model, version, dataset) = series_columns(series);
+        let row = client
+            .query_opt(
+                "SELECT model, version, dataset, start_ms, end_ms, sketch, recorded
+                 FROM prediction_window_sketches
+                 WHERE model = $1 AND version = $2 AND dataset = $3 AND count >= $4
+                    AND end_ms <= $5
+                 ORDER BY start_ms LIMIT 1",
+                &[
+                    &model,
+                    &version,
+                    &dataset,
+                    &i64::try_from(min_count).unwrap_or(i64::MAX),
+                    &now.as_millis(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        row.as_ref().map(sketch_from_row).transpose()
+    }
+
+    async fn drift_computed(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+        recorded: u32,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let (model, version, dataset) = series_columns(series);
+        let recorded = i32::try_from(recorded)
+            .map_err(|_| StoreError::Corrupt(format!("window sketch {recorded}")))?;
+        client
+            .execute(
+                "UPDATE prediction_window_sketches SET drift_of = $5, drift_ms = $6
+                 WHERE model = $1 AND version = $2 AND dataset = $3 AND start_ms = $4
+                    AND drift_of < $5",
+                &[
+                    &model,
+                    &version,
+                    &dataset,
+                    &start.as_millis(),
+                    &recorded,
+                    &at.as_millis(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
     }
 
     async fn expire_pending_labels(&self, cutoff: Timestamp) -> Result<u64, StoreError> {

@@ -299,6 +299,27 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         PRIMARY KEY (model, version, dataset, start_ms, revision)
     );"#,
     ),
+    (
+        11,
+        "prediction window sketches: each window's scores, for drift",
+        // As in SQLite (schema 14).
+        r#"CREATE TABLE prediction_window_sketches (
+        model     text COLLATE "C" NOT NULL,
+        version   text COLLATE "C" NOT NULL,
+        dataset   text COLLATE "C" NOT NULL,
+        start_ms  bigint NOT NULL,
+        end_ms    bigint NOT NULL,
+        count     bigint NOT NULL,
+        sketch    text NOT NULL,
+        recorded  integer NOT NULL,
+        drift_of  integer NOT NULL DEFAULT 0,
+        drift_ms  bigint,
+        PRIMARY KEY (model, version, dataset, start_ms)
+    );
+    CREATE INDEX prediction_window_sketches_due
+        ON prediction_window_sketches (model, version, dataset, start_ms)
+        WHERE drift_of < recorded;"#,
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

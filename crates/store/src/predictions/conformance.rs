@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use modelwatch_core::predictions::{
     JudgedBy, Label, LabelDelay, Labelled, Output, Prediction, PredictionConfig, PredictionId,
-    Task, WindowLength,
+    Sketch, Task, WindowLength,
 };
 use modelwatch_core::{Dataset, Metric, ModelName, TimeRange, Timestamp, Version};
 
@@ -382,7 +382,7 @@ pub async fn windows_keep_every_revision_and_their_judgement(store: &dyn Predict
     };
     let (v1, shadow) = (series("v1", None), series("v1", Some("shadow")));
     assert_eq!(store.window_history(&v1, at(0)).await.expect("none"), None);
-    assert_eq!(store.waiting_windows().await.expect("none"), vec![]);
+    assert_eq!(store.waiting_windows(None).await.expect("none"), vec![]);
     for (n, (labelled, accuracy)) in [(1, 1.0), (2, 0.5), (3, 2.0 / 3.0)].into_iter().enumerate() {
         let recorded = store
             .record_revision(&v1, hour(10), revision(n as i64, labelled, accuracy))
@@ -406,7 +406,7 @@ pub async fn windows_keep_every_revision_and_their_judgement(store: &dyn Predict
         .expect("an earlier window");
 
     // Waiting: every window, by series and start, with its latest revision.
-    let waiting = store.waiting_windows().await.expect("waiting");
+    let waiting = store.waiting_windows(None).await.expect("waiting");
     let seen: Vec<_> = waiting
         .iter()
         .map(|w| {
@@ -487,13 +487,164 @@ pub async fn windows_keep_every_revision_and_their_judgement(store: &dyn Predict
     );
     assert_eq!(history.revisions[1].coverage(), 2.0 / 3.0);
     let waiting: Vec<_> = store
-        .waiting_windows()
+        .waiting_windows(None)
         .await
         .expect("waiting")
         .into_iter()
         .map(|w| (w.series, w.window))
         .collect();
-    assert_eq!(waiting, vec![(v1, hour(9)), (shadow, hour(10))]);
+    assert_eq!(
+        waiting,
+        vec![(v1.clone(), hour(9)), (shadow.clone(), hour(10))]
+    );
+    // One series' waiting windows only.
+    let of_shadow: Vec<_> = store
+        .waiting_windows(Some(&shadow))
+        .await
+        .expect("waiting")
+        .into_iter()
+        .map(|w| (w.series, w.window))
+        .collect();
+    assert_eq!(of_shadow, vec![(shadow, hour(10))]);
+    let none = store
+        .waiting_windows(Some(&series("v9", None)))
+        .await
+        .expect("none");
+    assert_eq!(none, vec![]);
+}
+
+pub async fn window_sketches_are_kept_and_their_drift_is_due_once_per_recording(
+    store: &dyn PredictionStore,
+) {
+    let hour = |n: i64| TimeRange::new(at(n * 3_600_000), at((n + 1) * 3_600_000));
+    let (v1, shadow) = (series("v1", None), series("v1", Some("shadow")));
+    let small: Sketch = [0.5, 0.7].into_iter().collect();
+    let large: Sketch = (0..200).map(|n| f64::from(n) / 200.0).collect();
+    assert_eq!(
+        store
+            .drift_due(None, at(1_000 * 3_600_000))
+            .await
+            .expect("none"),
+        vec![]
+    );
+    assert_eq!(
+        store
+            .reference_sketch(&v1, 100, at(100 * 3_600_000))
+            .await
+            .expect("none"),
+        None
+    );
+    // The window's predictions counted by window_pairs come with their sketch.
+    store
+        .insert_predictions(vec![
+            scored("s1", "v1", 5, 0.25),
+            scored("s2", "v1", 6, 0.75),
+        ])
+        .await
+        .expect("insert");
+    let pairs = store.window_pairs(&v1, everything()).await.expect("pairs");
+    assert_eq!(pairs.sketch, [0.25, 0.75].into_iter().collect::<Sketch>());
+
+    store
+        .record_sketch(&v1, hour(1), &small)
+        .await
+        .expect("record");
+    store
+        .record_sketch(&v1, hour(2), &large)
+        .await
+        .expect("record");
+    store
+        .record_sketch(&v1, hour(3), &large)
+        .await
+        .expect("record");
+    store
+        .record_sketch(&shadow, hour(1), &large)
+        .await
+        .expect("record");
+    store
+        .record_sketch(&v1, hour(1), &large)
+        .await
+        .expect("again");
+
+    // Due: the windows ended by now, by series and start; of one series when asked.
+    let due = |windows: Vec<super::WindowSketch>| -> Vec<_> {
+        windows
+            .into_iter()
+            .map(|w| (w.series, w.window, w.recorded, w.sketch.count()))
+            .collect()
+    };
+    assert_eq!(
+        due(store.drift_due(None, at(3 * 3_600_000)).await.expect("due")),
+        vec![
+            (v1.clone(), hour(1), 2, 200),
+            (v1.clone(), hour(2), 1, 200),
+            (shadow.clone(), hour(1), 1, 200),
+        ]
+    );
+    assert_eq!(
+        due(store
+            .drift_due(Some(&shadow), at(9 * 3_600_000))
+            .await
+            .expect("due")),
+        vec![(shadow.clone(), hour(1), 1, 200)]
+    );
+
+    // The reference: the earliest window ended by now with enough scores.
+    store
+        .record_sketch(&v1, hour(0), &small)
+        .await
+        .expect("record");
+    let reference = store
+        .reference_sketch(&v1, 100, at(9 * 3_600_000))
+        .await
+        .expect("read")
+        .expect("a reference");
+    assert_eq!(
+        (reference.window, reference.sketch),
+        (hour(1), large.clone())
+    );
+    assert_eq!(
+        store
+            .reference_sketch(&v1, 100, at(2 * 3_600_000 - 1))
+            .await
+            .expect("none"),
+        None
+    );
+
+    // Computed for a recording: not due again until the window is recorded anew; a
+    // stale mark (for an earlier recording) changes nothing.
+    let computed_at = at(10 * 3_600_000);
+    store
+        .drift_computed(&v1, at(3_600_000), 2, computed_at)
+        .await
+        .expect("mark");
+    store
+        .drift_computed(&v1, at(2 * 3_600_000), 1, computed_at)
+        .await
+        .expect("mark");
+    store
+        .record_sketch(&v1, hour(2), &small)
+        .await
+        .expect("anew");
+    store
+        .drift_computed(&v1, at(2 * 3_600_000), 1, computed_at)
+        .await
+        .expect("stale");
+    store
+        .drift_computed(&v1, at(77), 1, computed_at)
+        .await
+        .expect("no such window");
+    assert_eq!(
+        due(store
+            .drift_due(Some(&v1), at(9 * 3_600_000))
+            .await
+            .expect("due")),
+        vec![
+            (v1.clone(), hour(0), 1, 2),
+            (v1.clone(), hour(2), 2, 2),
+            (v1, hour(3), 1, 200),
+        ]
+    );
 }
 
 /// Runs every test of the suite on fresh stores from `open`.
@@ -524,6 +675,12 @@ macro_rules! prediction_suite {
         async fn windows_keep_every_revision_and_their_judgement() {
             let (store, _guard) = $open.await;
             suite::windows_keep_every_revision_and_their_judgement(&*store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn window_sketches_are_kept_and_their_drift_is_due_once_per_recording() {
+            let (store, _guard) = $open.await;
+            suite::window_sketches_are_kept_and_their_drift_is_due_once_per_recording(&*store)
+                .await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn prediction_configs_are_kept_per_model() {

@@ -3,12 +3,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use modelwatch_core::predictions::{Label, Labelled, Prediction, PredictionConfig, PredictionId};
+use modelwatch_core::predictions::drift::score_of;
+use modelwatch_core::predictions::{
+    Label, Labelled, Prediction, PredictionConfig, PredictionId, Sketch,
+};
 use modelwatch_core::{ModelName, TimeRange, Timestamp};
 
 use super::{
     Judged, LabelsWritten, NewRevision, PredictionSeries, PredictionStore, PredictionsWritten,
-    Recorded, Touched, WindowHistory, WindowPairs, WindowRevision,
+    Recorded, Touched, WindowHistory, WindowPairs, WindowRevision, WindowSketch,
 };
 use crate::{MemoryStore, StoreError};
 
@@ -30,6 +33,14 @@ pub(crate) struct Tables {
     pending: HashMap<(ModelName, PredictionId), Pending>,
     configs: BTreeMap<ModelName, PredictionConfig>,
     windows: BTreeMap<(PredictionSeries, Timestamp), WindowHistory>,
+    sketches: BTreeMap<(PredictionSeries, Timestamp), StoredSketch>,
+}
+
+#[derive(Debug)]
+struct StoredSketch {
+    sketch: WindowSketch,
+    /// The recording its drift was computed for (0: never).
+    drift_of: u32,
 }
 
 impl MemoryStore {
@@ -119,6 +130,7 @@ impl PredictionStore for MemoryStore {
                 continue;
             }
             pairs.predicted += 1;
+            pairs.sketch.add(score_of(&prediction.output));
             if let Some(truth) = row.truth {
                 pairs.labelled.push(Labelled {
                     output: prediction.output,
@@ -171,12 +183,16 @@ impl PredictionStore for MemoryStore {
             .cloned())
     }
 
-    async fn waiting_windows(&self) -> Result<Vec<WindowHistory>, StoreError> {
+    async fn waiting_windows(
+        &self,
+        series: Option<&PredictionSeries>,
+    ) -> Result<Vec<WindowHistory>, StoreError> {
         Ok(self
             .prediction_tables()?
             .windows
             .values()
             .filter(|history| history.judged.is_none())
+            .filter(|history| series.is_none_or(|series| history.series == *series))
             .map(|history| WindowHistory {
                 revisions: history.latest().cloned().into_iter().collect(),
                 ..history.clone()
@@ -198,6 +214,81 @@ impl PredictionStore for MemoryStore {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn record_sketch(
+        &self,
+        series: &PredictionSeries,
+        window: TimeRange,
+        sketch: &Sketch,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.prediction_tables()?;
+        let stored = tables
+            .sketches
+            .entry((series.clone(), window.start))
+            .or_insert_with(|| StoredSketch {
+                sketch: WindowSketch {
+                    series: series.clone(),
+                    window,
+                    sketch: Sketch::new(),
+                    recorded: 0,
+                },
+                drift_of: 0,
+            });
+        stored.sketch.sketch = sketch.clone();
+        stored.sketch.recorded += 1;
+        Ok(())
+    }
+
+    async fn drift_due(
+        &self,
+        series: Option<&PredictionSeries>,
+        now: Timestamp,
+    ) -> Result<Vec<WindowSketch>, StoreError> {
+        Ok(self
+            .prediction_tables()?
+            .sketches
+            .values()
+            .filter(|stored| stored.drift_of < stored.sketch.recorded)
+            .filter(|stored| stored.sketch.window.end <= now)
+            .filter(|stored| series.is_none_or(|series| stored.sketch.series == *series))
+            .map(|stored| stored.sketch.clone())
+            .collect())
+    }
+
+    async fn reference_sketch(
+        &self,
+        series: &PredictionSeries,
+        min_count: u64,
+        now: Timestamp,
+    ) -> Result<Option<WindowSketch>, StoreError> {
+        Ok(self
+            .prediction_tables()?
+            .sketches
+            .values()
+            .find(|stored| {
+                stored.sketch.series == *series
+                    && stored.sketch.window.end <= now
+                    && stored.sketch.sketch.count() >= min_count
+            })
+            .map(|stored| stored.sketch.clone()))
+    }
+
+    async fn drift_computed(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+        recorded: u32,
+        _at: Timestamp,
+    ) -> Result<(), StoreError> {
+        if let Some(stored) = self
+            .prediction_tables()?
+            .sketches
+            .get_mut(&(series.clone(), start))
+        {
+            stored.drift_of = stored.drift_of.max(recorded);
+        }
+        Ok(())
     }
 
     async fn expire_pending_labels(&self, cutoff: Timestamp) -> Result<u64, StoreError> {

@@ -18,7 +18,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use modelwatch_core::predictions::{
-    JudgedBy, Label, Labelled, Output, Prediction, PredictionConfig,
+    JudgedBy, Label, Labelled, Output, Prediction, PredictionConfig, Sketch,
 };
 use modelwatch_core::{Dataset, Metric, ModelName, TimeRange, Timestamp, Version};
 
@@ -76,11 +76,23 @@ pub struct LabelsWritten {
     pub touched: BTreeSet<Touched>,
 }
 
-/// A window's predictions: how many, and the labelled ones with their truth.
+/// A window's predictions: how many, the labelled ones with their truth, and the sketch
+/// of every prediction's score (labelled or not).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WindowPairs {
     pub predicted: u64,
     pub labelled: Vec<Labelled>,
+    pub sketch: Sketch,
+}
+
+/// A window's sketch of its scores as stored, numbered by how many times it was recorded
+/// (its drift is due while the number its drift was computed for is lower).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowSketch {
+    pub series: PredictionSeries,
+    pub window: TimeRange,
+    pub sketch: Sketch,
+    pub recorded: u32,
 }
 
 /// What one computation of a window gave, as [`PredictionStore::record_revision`] takes it.
@@ -186,8 +198,11 @@ pub trait PredictionStore: Send + Sync + fmt::Debug {
     ) -> Result<Option<WindowHistory>, StoreError>;
 
     /// Every window not judged yet, by series and start, each with its latest revision
-    /// only.
-    async fn waiting_windows(&self) -> Result<Vec<WindowHistory>, StoreError>;
+    /// only; of `series` only, when given.
+    async fn waiting_windows(
+        &self,
+        series: Option<&PredictionSeries>,
+    ) -> Result<Vec<WindowHistory>, StoreError>;
 
     /// Records the window's judgement; `false` (and nothing changed) when it was judged
     /// already or does not exist.
@@ -197,6 +212,42 @@ pub trait PredictionStore: Send + Sync + fmt::Debug {
         start: Timestamp,
         judged: Judged,
     ) -> Result<bool, StoreError>;
+
+    /// Stores the sketch of the window of `series` starting at `window.start`, replacing
+    /// the one before: the window's drift is due again.
+    async fn record_sketch(
+        &self,
+        series: &PredictionSeries,
+        window: TimeRange,
+        sketch: &Sketch,
+    ) -> Result<(), StoreError>;
+
+    /// The windows ended by `now` whose drift is due (see [`WindowSketch`]), by series
+    /// and start; of `series` only, when given.
+    async fn drift_due(
+        &self,
+        series: Option<&PredictionSeries>,
+        now: Timestamp,
+    ) -> Result<Vec<WindowSketch>, StoreError>;
+
+    /// The reference of `series` at `now`: its earliest window ended by then holding at
+    /// least `min_count` scores.
+    async fn reference_sketch(
+        &self,
+        series: &PredictionSeries,
+        min_count: u64,
+        now: Timestamp,
+    ) -> Result<Option<WindowSketch>, StoreError>;
+
+    /// Records that the window's drift was computed at `at` from its sketch as recorded
+    /// the `recorded`-th time (a later recording leaves its drift due).
+    async fn drift_computed(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+        recorded: u32,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
 
     /// Drops the pending labels received before `cutoff` (their prediction never came);
     /// returns how many.
@@ -297,6 +348,16 @@ pub(crate) fn values_from_column(text: &str) -> Result<Vec<(Metric, f64)>, Store
             Ok((metric, value))
         })
         .collect()
+}
+
+/// A stored sketch read back.
+pub(crate) fn sketch_from_column(text: &str) -> Result<Sketch, StoreError> {
+    Sketch::decode(text).map_err(|e| StoreError::Corrupt(format!("window sketch: {}", e.message)))
+}
+
+/// A sketch's recording number read back.
+pub(crate) fn recorded_from_column(number: i64) -> Result<u32, StoreError> {
+    u32::try_from(number).map_err(|_| StoreError::Corrupt(format!("window sketch {number}")))
 }
 
 /// A judgement's columns read back: all three set, or none.

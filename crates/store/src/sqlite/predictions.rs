@@ -1,19 +1,21 @@
-//! Predictions and labels in SQLite (schema versions 12 and 13): one row per prediction
+//! Predictions and labels in SQLite (schema versions 12 to 14): one row per prediction
 //! with its label beside it, pending labels in a table of their own, all written by the
 //! writer thread (so a label and its prediction cannot pass each other); each window's
-//! revisions and judgement.
+//! revisions and judgement; each window's sketch of its scores.
 
 use async_trait::async_trait;
-use modelwatch_core::predictions::{Label, Labelled, Prediction, PredictionConfig};
+use modelwatch_core::predictions::drift::score_of;
+use modelwatch_core::predictions::{Label, Labelled, Prediction, PredictionConfig, Sketch};
 use modelwatch_core::{ModelName, TimeRange, Timestamp, Version};
 use rusqlite::{params, OptionalExtension};
 
 use super::SqliteStore;
 use crate::predictions::{
     config_from_columns, dataset_column, dataset_from_column, judged_from_columns, output_columns,
-    output_from_columns, values_column, values_from_column, window_minutes, Judged, LabelsWritten,
-    NewRevision, PredictionSeries, PredictionStore, PredictionsWritten, Recorded, Touched,
-    WindowHistory, WindowPairs, WindowRevision,
+    output_from_columns, recorded_from_column, sketch_from_column, values_column,
+    values_from_column, window_minutes, Judged, LabelsWritten, NewRevision, PredictionSeries,
+    PredictionStore, PredictionsWritten, Recorded, Touched, WindowHistory, WindowPairs,
+    WindowRevision, WindowSketch,
 };
 use crate::StoreError;
 
@@ -61,6 +63,18 @@ fn revision_from_row(row: &rusqlite::Row<'_>, first: usize) -> Result<WindowRevi
         predicted: count(row.get(first + 2)?)?,
         labelled: count(row.get(first + 3)?)?,
         values: values_from_column(&metrics)?,
+    })
+}
+
+/// A stored sketch from the row's columns: model, version, dataset, start_ms, end_ms,
+/// sketch, recorded.
+fn sketch_from_row(row: &rusqlite::Row<'_>) -> Result<WindowSketch, StoreError> {
+    let sketch: String = row.get(5)?;
+    Ok(WindowSketch {
+        series: series_from_columns(row.get(0)?, row.get(1)?, &row.get::<_, String>(2)?)?,
+        window: TimeRange::new(timestamp(row.get(3)?)?, timestamp(row.get(4)?)?),
+        sketch: sketch_from_column(&sketch)?,
+        recorded: recorded_from_column(row.get(6)?)?,
     })
 }
 
@@ -210,12 +224,11 @@ impl PredictionStore for SqliteStore {
             let mut pairs = WindowPairs::default();
             while let Some(row) = rows.next()? {
                 pairs.predicted += 1;
+                let output = output_from_columns(row.get(0)?, row.get(1)?, row.get(2)?)?;
+                pairs.sketch.add(score_of(&output));
                 let truth: Option<f64> = row.get(3)?;
                 if let Some(truth) = truth {
-                    pairs.labelled.push(Labelled {
-                        output: output_from_columns(row.get(0)?, row.get(1)?, row.get(2)?)?,
-                        truth,
-                    });
+                    pairs.labelled.push(Labelled { output, truth });
                 }
             }
             Ok(pairs)
@@ -322,19 +335,36 @@ impl PredictionStore for SqliteStore {
         .await
     }
 
-    async fn waiting_windows(&self) -> Result<Vec<WindowHistory>, StoreError> {
-        self.read(|connection, _| {
-            let mut statement = connection.prepare_cached(
+    async fn waiting_windows(
+        &self,
+        series: Option<&PredictionSeries>,
+    ) -> Result<Vec<WindowHistory>, StoreError> {
+        let series = series.cloned();
+        self.read(move |connection, _| {
+            // One series reads its rows of the partial index only (issue 22's defect:
+            // every batch logged read every waiting window).
+            let filter = if series.is_some() {
+                "AND w.model = ?1 AND w.version = ?2 AND w.dataset = ?3"
+            } else {
+                ""
+            };
+            let mut statement = connection.prepare_cached(&format!(
                 "SELECT w.model, w.version, w.dataset, w.start_ms, w.end_ms,
                     r.revision, r.computed_ms, r.predicted, r.labelled, r.metrics
                  FROM prediction_windows w
                  JOIN prediction_window_revisions r ON r.model = w.model
                     AND r.version = w.version AND r.dataset = w.dataset
                     AND r.start_ms = w.start_ms AND r.revision = w.revisions
-                 WHERE w.judged_ms IS NULL
-                 ORDER BY w.model, w.version, w.dataset, w.start_ms",
-            )?;
-            let mut rows = statement.query([])?;
+                 WHERE w.judged_ms IS NULL {filter}
+                 ORDER BY w.model, w.version, w.dataset, w.start_ms"
+            ))?;
+            let mut rows = match &series {
+                Some(series) => {
+                    let key = series_columns(series);
+                    statement.query(params![key.0, key.1, key.2])?
+                }
+                None => statement.query([])?,
+            };
             let mut waiting = Vec::new();
             while let Some(row) = rows.next()? {
                 let model: String = row.get(0)?;
@@ -348,6 +378,133 @@ impl PredictionStore for SqliteStore {
                 });
             }
             Ok(waiting)
+        })
+        .await
+    }
+
+    async fn record_sketch(
+        &self,
+        series: &PredictionSeries,
+        window: TimeRange,
+        sketch: &Sketch,
+    ) -> Result<(), StoreError> {
+        let series = series.clone();
+        let (count, text) = (sketch.count(), sketch.encode());
+        self.write(move |_, transaction| {
+            let key = series_columns(&series);
+            transaction
+                .prepare_cached(
+                    "INSERT INTO prediction_window_sketches
+                        (model, version, dataset, start_ms, end_ms, count, sketch, recorded)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)
+                     ON CONFLICT (model, version, dataset, start_ms) DO UPDATE SET
+                        count = excluded.count, sketch = excluded.sketch,
+                        recorded = prediction_window_sketches.recorded + 1",
+                )?
+                .execute(params![
+                    key.0,
+                    key.1,
+                    key.2,
+                    window.start.as_millis(),
+                    window.end.as_millis(),
+                    i64::try_from(count).unwrap_or(i64::MAX),
+                    text,
+                ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn drift_due(
+        &self,
+        series: Option<&PredictionSeries>,
+        now: Timestamp,
+    ) -> Result<Vec<WindowSketch>, StoreError> {
+        let series = series.cloned();
+        self.read(move |connection, _| {
+            let filter = if series.is_some() {
+                "AND model = ?2 AND version = ?3 AND dataset = ?4"
+            } else {
+                ""
+            };
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT model, version, dataset, start_ms, end_ms, sketch, recorded
+                 FROM prediction_window_sketches
+                 WHERE drift_of < recorded AND end_ms <= ?1 {filter}
+                 ORDER BY model, version, dataset, start_ms"
+            ))?;
+            let mut rows = match &series {
+                Some(series) => {
+                    let key = series_columns(series);
+                    statement.query(params![now.as_millis(), key.0, key.1, key.2])?
+                }
+                None => statement.query([now.as_millis()])?,
+            };
+            let mut due = Vec::new();
+            while let Some(row) = rows.next()? {
+                due.push(sketch_from_row(row)?);
+            }
+            Ok(due)
+        })
+        .await
+    }
+
+    async fn reference_sketch(
+        &self,
+        series: &PredictionSeries,
+        min_count: u64,
+        now: Timestamp,
+    ) -> Result<Option<WindowSketch>, StoreError> {
+        let series = series.clone();
+        self.read(move |connection, _| {
+            let key = series_columns(&series);
+            let mut statement = connection.prepare_cached(
+                "SELECT model, version, dataset, start_ms, end_ms, sketch, recorded
+                 FROM prediction_window_sketches
+                 WHERE model = ?1 AND version = ?2 AND dataset = ?3 AND count >= ?4
+                    AND end_ms <= ?5
+                 ORDER BY start_ms LIMIT 1",
+            )?;
+            let mut rows = statement.query(params![
+                key.0,
+                key.1,
+                key.2,
+                i64::try_from(min_count).unwrap_or(i64::MAX),
+                now.as_millis()
+            ])?;
+            match rows.next()? {
+                Some(row) => Ok(Some(sketch_from_row(row)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn drift_computed(
+        &self,
+        series: &PredictionSeries,
+        start: Timestamp,
+        recorded: u32,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let series = series.clone();
+        self.write(move |_, transaction| {
+            let key = series_columns(&series);
+            transaction
+                .prepare_cached(
+                    "UPDATE prediction_window_sketches SET drift_of = ?5, drift_ms = ?6
+                     WHERE model = ?1 AND version = ?2 AND dataset = ?3 AND start_ms = ?4
+                        AND drift_of < ?5",
+                )?
+                .execute(params![
+                    key.0,
+                    key.1,
+                    key.2,
+                    start.as_millis(),
+                    i64::from(recorded),
+                    at.as_millis()
+                ])?;
+            Ok(())
         })
         .await
     }

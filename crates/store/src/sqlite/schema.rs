@@ -382,6 +382,27 @@ const MIGRATIONS: &[(i64, &str)] = &[
             PRIMARY KEY (model, version, dataset, start_ms, revision)
         ) WITHOUT ROWID;",
     ),
+    // Drift (issue 22): each window's sketch of its scores (`bucket:count,...`), the
+    // number of times it was recorded, and the recording its drift was computed for.
+    (
+        14,
+        "CREATE TABLE prediction_window_sketches (
+            model     TEXT NOT NULL,
+            version   TEXT NOT NULL,
+            dataset   TEXT NOT NULL,
+            start_ms  INTEGER NOT NULL,
+            end_ms    INTEGER NOT NULL,
+            count     INTEGER NOT NULL,
+            sketch    TEXT NOT NULL,
+            recorded  INTEGER NOT NULL,
+            drift_of  INTEGER NOT NULL DEFAULT 0,
+            drift_ms  INTEGER,
+            PRIMARY KEY (model, version, dataset, start_ms)
+        ) WITHOUT ROWID;
+        CREATE INDEX prediction_window_sketches_due
+            ON prediction_window_sketches (model, version, dataset, start_ms)
+            WHERE drift_of < recorded;",
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right after it.
