@@ -1,5 +1,7 @@
 //! Speed of a window's metrics (issue 22): AUC-ROC and the rest of a 1,000,000-prediction
-//! classification window (budget ≤ 200 ms), and a regression window of the same size.
+//! classification window (budget ≤ 200 ms), and a regression window of the same size;
+//! a window's drift from its reference computed from their sketches (budget ≤ 10 ms),
+//! and how many buckets the sketch of a million scores holds.
 //!
 //! Run with `cargo bench -p modelwatch-core --bench predictions`. It prints figures rather
 //! than asserting them.
@@ -7,8 +9,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use modelwatch_core::predictions::drift::score_of;
 use modelwatch_core::predictions::{
-    compute, Labelled, Output, PredictionConfig, Task, WindowLength,
+    compute, drift, Labelled, Output, PredictionConfig, Sketch, Task, WindowLength,
 };
 
 const PAIRS: usize = 1_000_000;
@@ -65,4 +68,33 @@ fn main() {
         }
         println!("{name}: {PAIRS} pairs, best of 5: {best:.1} ms");
     }
+    // Drift: the reference's and a shifted window's sketches of a million scores each.
+    let reference: Sketch = scored.iter().map(|pair| score_of(&pair.output)).collect();
+    let shifted: Sketch = scored
+        .iter()
+        .map(|pair| (score_of(&pair.output) + 0.05).min(1.0))
+        .collect();
+    let started = Instant::now();
+    let sketched: Sketch = regressed
+        .iter()
+        .map(|pair| score_of(&pair.output))
+        .collect();
+    let sketching = started.elapsed().as_secs_f64() * 1000.0;
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let scores = drift(black_box(&reference), black_box(&shifted));
+        best = best.min(started.elapsed().as_secs_f64() * 1000.0);
+        black_box(scores);
+    }
+    println!(
+        "drift: sketches of {PAIRS} scores ({} and {} buckets, {} bytes as stored), best of 5: {best:.3} ms",
+        reference.buckets(),
+        shifted.buckets(),
+        reference.encode().len()
+    );
+    println!(
+        "sketching {PAIRS} regression values: {sketching:.1} ms ({} buckets)",
+        sketched.buckets()
+    );
 }
