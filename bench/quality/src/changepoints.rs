@@ -386,7 +386,9 @@ fn bocpd(points: &[Point], sides: Sides, threshold: f64) -> Vec<Alarm> {
 /// rate, the unwatched side's interval factor, likelihood onset (1/0), revert samples,
 /// revert z, early revert samples, early revert z, the autocorrelation's shrinkage in
 /// standard errors, its cap, the minimum samples since the onset of an alarm, the cap on
-/// the clip's excess over `k` and sequential early looks (1/0)) to try others.
+/// the clip's excess over `k`, sequential early looks (1/0), the novelty rule's alarms and
+/// ratio, and the daily profile's bins, memory in days, days before it may switch on, and
+/// the error ratios to switch it on and off) to try others.
 pub fn tuning() -> Tuning {
     let Ok(text) = std::env::var("MODELWATCH_CP_TUNING") else {
         return Tuning::default();
@@ -425,6 +427,11 @@ pub fn tuning() -> Tuning {
         revert_sequential: v.get(16).map_or(default.revert_sequential, |x| *x > 0.0),
         novelty_after: v.get(17).map_or(default.novelty_after, |x| *x as u32),
         novelty_ratio: v.get(18).copied().unwrap_or(default.novelty_ratio),
+        daily_bins: v.get(19).map_or(default.daily_bins, |x| *x as u32),
+        daily_memory_days: v.get(20).copied().unwrap_or(default.daily_memory_days),
+        daily_min_days: v.get(21).copied().unwrap_or(default.daily_min_days),
+        daily_on_ratio: v.get(22).copied().unwrap_or(default.daily_on_ratio),
+        daily_off_ratio: v.get(23).copied().unwrap_or(default.daily_off_ratio),
     }
 }
 

@@ -308,3 +308,60 @@ fn change_point_rules_validate_naming_the_field() {
     assert!(matches!(back.condition, Condition::ChangePoint(_)));
     assert_eq!(back.anti_flap.for_evaluations, 1);
 }
+
+#[test]
+fn on_a_daily_cycle_only_the_first_days_swings_and_a_real_drop_fire() {
+    // Accuracy with a daily swing of ±0.03 (three noise units) sampled every 5 minutes
+    // for 8 days, and a drop of 0.015 (1.5 noise units) from sample 1700 on. The
+    // detector learns the cycle and subtracts it from the third day on (sample 606), so
+    // backtest and live evaluation, sharing this replay, page the same.
+    let count = 8 * 288;
+    let values = accuracy(count, 16, |i| {
+        let phase = std::f64::consts::TAU * (i % 288) as f64 / 288.0;
+        -0.03 * phase.cos() - if i >= 1700 { 0.015 } else { 0.0 }
+    });
+    let observations: Vec<(Timestamp, Observation)> = samples(&values, 0)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, observation))| {
+            let t = at(5 * i as i64);
+            let Observation::Sample {
+                value, direction, ..
+            } = observation
+            else {
+                unreachable!()
+            };
+            (
+                t,
+                Observation::Sample {
+                    at: t,
+                    value,
+                    direction,
+                },
+            )
+        })
+        .collect();
+    let result = backtest(
+        &rule(r#","auto_resolve":true"#),
+        &version(),
+        &observations,
+        SeriesState::default(),
+    );
+    let by_sample: Vec<(i64, BacktestEventKind, Option<i64>)> = events(&result)
+        .into_iter()
+        .map(|(minute, kind, onset)| (minute / 5, kind, onset.map(|m| m / 5)))
+        .collect();
+    // Two swings of the first two days page and resolve (the second when the profile
+    // takes over and the levels restart); the third day on, only the drop pages.
+    let resolved = BacktestEventKind::AutoResolved;
+    assert_eq!(
+        by_sample,
+        vec![
+            (224, FIRED, Some(196)),
+            (391, resolved, None),
+            (537, FIRED, Some(482)),
+            (608, resolved, None),
+            (1708, FIRED, Some(1694)),
+        ]
+    );
+}
