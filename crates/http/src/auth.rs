@@ -230,7 +230,10 @@ fn is_public(method: &Method, path: &str) -> bool {
 fn needed_scope(method: &Method, path: &str) -> Scope {
     let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         || (*method == Method::POST
-            && (path.ends_with("/backtest") || crate::promql::is_read(path) || path == "/query"));
+            && (path.ends_with("/backtest")
+                || crate::promql::is_read(path)
+                || path == "/query"
+                || path == "/api/v2/query"));
     if reads {
         Scope::Read
     } else {

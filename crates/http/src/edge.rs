@@ -17,13 +17,14 @@ use crate::error::ApiError;
 /// Routes whose unknown query parameters are accepted: InfluxDB clients send ones
 /// modelwatch has no use for (`rp`, `u`, `p`, `consistency`, …), and Grafana some the
 /// Prometheus API ignores.
-pub(crate) const LENIENT: [&str; 12] = [
+pub(crate) const LENIENT: [&str; 13] = [
     "/write",
     "/api/v2/write",
     crate::influx::ROUTES[0],
     crate::influx::ROUTES[1],
     crate::influx::ROUTES[2],
     crate::influx::ROUTES[3],
+    crate::influx::ROUTES[4],
     crate::promql::ROUTES[0],
     crate::promql::ROUTES[1],
     crate::promql::ROUTES[2],

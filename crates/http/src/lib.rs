@@ -352,6 +352,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(influx::health))
         .routes(routes!(influx::ready))
         .routes(routes!(influx::query))
+        .routes(routes!(influx::query_v2))
 }
 
 /// The routes that take a turn for expensive reads ([`admission`]) and may answer 429.

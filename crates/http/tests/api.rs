@@ -1945,6 +1945,7 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/ready", "get"),
         ("/query", "get"),
         ("/query", "post"),
+        ("/api/v2/query", "post"),
     ];
     for (path, method) in expected {
         assert!(

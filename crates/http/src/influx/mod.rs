@@ -13,7 +13,11 @@
 //! A `SELECT` reads the points of the matching series in its time range (a few series at a
 //! time, folded into time buckets aligned to the interval as InfluxDB aligns them, so
 //! only the buckets are held) and takes a turn for expensive reads.
+//!
+//! `/api/v2/query` reads the Flux subset of [`flux`] over the same two shapes (its
+//! `_measurement`, `_field` and tag columns), answered in InfluxDB 2.x's annotated CSV.
 
+pub mod flux;
 pub mod influxql;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use modelwatch_core::{Dataset, SeriesKey, TimeRange, Timestamp};
 use modelwatch_store::{SeriesFilter, SeriesInfo};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
@@ -45,7 +49,7 @@ const READ_BATCH: usize = 64;
 
 /// The routes of this module; their unknown query parameters are accepted (the clients
 /// send `u`, `p`, `rp`, `chunked`, `pretty`, … which modelwatch has no use for).
-pub(crate) const ROUTES: [&str; 4] = ["/ping", "/health", "/ready", "/query"];
+pub(crate) const ROUTES: [&str; 5] = ["/ping", "/health", "/ready", "/query", "/api/v2/query"];
 
 /// Whether a path is one anyone may fetch (InfluxDB's own need no credentials).
 pub(crate) fn is_public(path: &str) -> bool {
@@ -278,6 +282,288 @@ pub async fn query(
                 "reading the store failed",
             )
         }
+    }
+}
+
+/// A Flux query as InfluxDB 2.x's clients post it (`application/json`); a body of
+/// `application/vnd.flux` is the query itself.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct FluxRequest {
+    /// Flux: one pipeline of the supported subset (see the README).
+    pub query: String,
+    /// `flux` (the only language; absent means flux too).
+    #[serde(rename = "type")]
+    pub language: Option<String>,
+    /// Accepted as the clients send it; the answer is always annotated CSV with a header
+    /// and the datatype, group and default annotations.
+    pub dialect: Option<FluxDialect>,
+}
+
+/// The CSV dialect a client asks for (read and ignored: the clients ask for the default).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct FluxDialect {
+    pub header: Option<bool>,
+    pub delimiter: Option<String>,
+    pub annotations: Option<Vec<String>>,
+    pub comment_prefix: Option<String>,
+    pub date_time_format: Option<String>,
+}
+
+/// InfluxDB 2.x's error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FluxErrorBody {
+    /// `invalid` for a query this server does not read, `internal error` otherwise.
+    pub code: String,
+    pub message: String,
+}
+
+fn flux_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let mut response = (
+        status,
+        Json(FluxErrorBody {
+            code: code.into(),
+            message: message.into(),
+        }),
+    )
+        .into_response();
+    version_headers(response.headers_mut());
+    response
+}
+
+/// Flux, like InfluxDB 2.x's `/api/v2/query`, for the Influx 2.x clients and Grafana's
+/// Flux data source: `from |> range |> filter |> aggregateWindow |> mean/last/… |> limit
+/// |> yield` over the same series as `/query`, answered in annotated CSV. `org` and the
+/// bucket's name are accepted and ignored (modelwatch has one database).
+#[utoipa::path(post, path = "/api/v2/query", tag = "influxdb",
+    request_body(content = FluxRequest, description = "The query (JSON, as the clients send it; or the Flux text itself as `application/vnd.flux`)"),
+    responses(
+        (status = 200, description = "InfluxDB 2.x's annotated CSV: one table per series (its `_measurement`, `_field` and tags), `_start`, `_stop`, `_time`, `_value`", content_type = "text/csv", body = String),
+        (status = 400, description = "No query, or Flux outside the supported subset (named)", body = FluxErrorBody),
+        (status = 429, description = "Too many expensive reads at once; see Retry-After", body = ErrorBody),
+        (status = 500, body = FluxErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ))]
+pub async fn query_v2(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| !v.starts_with("application/vnd.flux"));
+    let text = if json {
+        match serde_json::from_slice::<FluxRequest>(&body) {
+            Ok(request) if request.language.as_deref().is_some_and(|l| l != "flux") => {
+                return flux_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    "type: only flux queries are read here (InfluxQL goes to /query)",
+                )
+            }
+            Ok(request) => request.query,
+            Err(error) => {
+                return flux_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    format!("the body is not a query request: {error}"),
+                )
+            }
+        }
+    } else {
+        String::from_utf8_lossy(&body).into_owned()
+    };
+    if text.trim().is_empty() {
+        return flux_error(StatusCode::BAD_REQUEST, "invalid", "query: empty");
+    }
+    let query = match flux::parse(&text, state.now().as_millis()) {
+        Ok(query) => query,
+        Err(error) => {
+            return flux_error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("error in query specification: {error}"),
+            )
+        }
+    };
+    match run_flux(&state, &query).await {
+        Ok(csv) => {
+            let mut response = (
+                [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+                csv,
+            )
+                .into_response();
+            version_headers(response.headers_mut());
+            response
+        }
+        Err(Failure::Api(error)) => error.into_response(),
+        Err(Failure::Bad(message)) => flux_error(StatusCode::BAD_REQUEST, "invalid", message),
+        Err(Failure::Store(error)) => {
+            tracing::error!(%error, "flux read failed");
+            flux_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+                "reading the store failed",
+            )
+        }
+    }
+}
+
+/// One Flux table: its key columns (`_field`, `_measurement`, tags) and its series.
+struct FluxTable {
+    key: BTreeMap<String, String>,
+    series: SeriesKey,
+}
+
+async fn run_flux(state: &AppState, query: &flux::Query) -> Result<String, Failure> {
+    let _turn = state.expensive().await.map_err(Failure::Api)?;
+    let mapping = state.influx_mapping();
+    let all = state.store().list_series(&SeriesFilter::default()).await?;
+    let range = TimeRange::new(timestamp(query.start), timestamp(query.stop));
+    let mut tables = Vec::new();
+    for shape in [Shape::Wide, Shape::Narrow] {
+        for info in &all {
+            if info.last_timestamp < range.start || info.first_timestamp >= range.end {
+                continue;
+            }
+            let mut key = tags_of(mapping, shape, &info.key);
+            key.insert(
+                "_measurement".into(),
+                measurement_of(mapping, shape).to_owned(),
+            );
+            key.insert(
+                "_field".into(),
+                field_of(mapping, shape, &info.key).to_owned(),
+            );
+            let matches = query
+                .filters
+                .iter()
+                .all(|p| p.matches(&|column: &str| key.get(column).cloned()));
+            if matches {
+                tables.push(FluxTable {
+                    key,
+                    series: info.key.clone(),
+                });
+            }
+        }
+    }
+    let mut csv = String::new();
+    let mut number = 0usize;
+    for batch in tables.chunks(READ_BATCH) {
+        let requests: Vec<(SeriesKey, TimeRange)> =
+            batch.iter().map(|t| (t.series.clone(), range)).collect();
+        let found = state.store().range_many(&requests).await?;
+        for (table, points) in batch.iter().zip(found) {
+            let points: Vec<(i64, f64)> = points
+                .iter()
+                .map(|p| (p.timestamp.as_millis(), p.value))
+                .collect();
+            let rows = query
+                .evaluate(&points)
+                .map_err(|e| Failure::Bad(format!("error in query specification: {e}")))?;
+            if rows.is_empty() {
+                continue;
+            }
+            write_flux_table(&mut csv, query, number, &table.key, &rows);
+            number += 1;
+        }
+    }
+    csv.push_str("\r\n");
+    Ok(csv)
+}
+
+/// One table in annotated CSV, its annotations and header first (a table's columns may
+/// differ from the previous one's: the shapes have different tags).
+fn write_flux_table(
+    csv: &mut String,
+    query: &flux::Query,
+    number: usize,
+    key: &BTreeMap<String, String>,
+    rows: &flux::Rows,
+) {
+    use std::fmt::Write as _;
+    let timed = rows.iter().any(|(t, _)| t.is_some());
+    let counted = query.steps.iter().any(|step| {
+        matches!(
+            step,
+            flux::Step::Reduce(flux::Function::Count)
+                | flux::Step::Window {
+                    function: flux::Function::Count,
+                    ..
+                }
+        )
+    });
+    let value_type = if counted { "long" } else { "double" };
+    let time_columns: &[(&str, &str, &str)] = if timed {
+        &[
+            ("_start", "dateTime:RFC3339", "true"),
+            ("_stop", "dateTime:RFC3339", "true"),
+            ("_time", "dateTime:RFC3339", "false"),
+        ]
+    } else {
+        &[
+            ("_start", "dateTime:RFC3339", "true"),
+            ("_stop", "dateTime:RFC3339", "true"),
+        ]
+    };
+    let mut datatypes = vec!["#datatype", "string", "long"];
+    let mut groups = vec!["#group", "false", "false"];
+    let mut names = vec!["", "result", "table"];
+    for (name, datatype, group) in time_columns {
+        names.push(name);
+        datatypes.push(datatype);
+        groups.push(group);
+    }
+    names.push("_value");
+    datatypes.push(value_type);
+    groups.push("false");
+    for column in key.keys() {
+        names.push(column);
+        datatypes.push("string");
+        groups.push("true");
+    }
+    let mut defaults = vec!["#default".to_owned(), csv_cell(&query.result)];
+    defaults.extend(std::iter::repeat_n(String::new(), names.len() - 2));
+    if number > 0 {
+        csv.push_str("\r\n");
+    }
+    for line in [
+        datatypes.join(","),
+        groups.join(","),
+        defaults.join(","),
+        names.join(","),
+    ] {
+        csv.push_str(&line);
+        csv.push_str("\r\n");
+    }
+    let (start, stop) = (rfc3339(query.start), rfc3339(query.stop));
+    let key_cells: Vec<String> = key.values().map(|v| csv_cell(v)).collect();
+    for (time, value) in rows {
+        let _ = write!(csv, ",,{number},{start},{stop}");
+        if timed {
+            let _ = write!(csv, ",{}", time.map(rfc3339).unwrap_or_default());
+        }
+        match value {
+            Some(v) if counted => {
+                let _ = write!(csv, ",{}", *v as i64);
+            }
+            Some(v) => {
+                let _ = write!(csv, ",{v}");
+            }
+            None => csv.push(','),
+        }
+        for cell in &key_cells {
+            csv.push(',');
+            csv.push_str(cell);
+        }
+        csv.push_str("\r\n");
+    }
+}
+
+/// A CSV cell, quoted when it must be.
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
     }
 }
 

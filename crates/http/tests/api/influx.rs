@@ -354,7 +354,8 @@ async fn the_readme_s_influx_client_snippet_runs() {
 }
 
 /// The official Python clients: v1 pings, creates a database, writes and queries; v2
-/// pings, checks health and readiness, and writes the product description's shape.
+/// pings, checks health and readiness, writes the product description's shape and
+/// queries in Flux.
 #[tokio::test]
 async fn the_official_python_clients_ping_write_and_query() {
     let app = spawn_app().await;

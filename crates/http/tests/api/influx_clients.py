@@ -1,9 +1,10 @@
 """The official Python InfluxDB clients against a modelwatch server (crates/http/tests/api/influx.rs).
 
 v1 (`influxdb`): ping, CREATE DATABASE, write_points, query with and without epoch.
-v2 (`influxdb-client`): ping, health, ready, and a write in the product description's
+v2 (`influxdb-client`): ping, health, ready, a write in the product description's
 shape (measurement performance_metric, tags model_name, model_version, metric_type,
-field value). Prints OK on success; any failure raises.
+field value), and Flux queries (raw points, aggregateWindow, last, an unsupported
+function refused). Prints OK on success; any failure raises.
 
 Usage: python influx_clients.py HOST PORT NOW_MS
 """
@@ -80,6 +81,43 @@ with InfluxDBClientV2(url=f"http://{host}:{port}", token="unused", org="modelwat
         .time(now_ms - minute_ms, WritePrecision.MS),
         write_precision=WritePrecision.MS,
     )
+
+    # Flux, as Grafana's Flux data source and the v2 client send it.
+    query = v2.query_api()
+    tables = query.query(
+        'from(bucket: "modelwatch") |> range(start: -1h) '
+        '|> filter(fn: (r) => r._measurement == "model_metrics" and r._field == "accuracy" and r.model == "fraud")'
+    )
+    assert len(tables) == 1, tables
+    records = tables[0].records
+    assert len(records) == 10, records
+    assert records[0].get_measurement() == "model_metrics" and records[0].get_field() == "accuracy"
+    assert records[0].values["model"] == "fraud" and records[0].values["version"] == "v1"
+    assert abs(records[0].get_value() - 0.90) < 1e-12 and abs(records[-1].get_value() - 0.81) < 1e-12
+    assert int(records[-1].get_time().timestamp() * 1000) == now_ms - minute_ms, records[-1].get_time()
+
+    windows = query.query(
+        'from(bucket: "modelwatch") |> range(start: -10m, stop: now()) '
+        '|> filter(fn: (r) => r._measurement == "model_metrics" and r._field == "latency") '
+        '|> aggregateWindow(every: 5m, fn: max, createEmpty: false) |> yield(name: "max")'
+    )
+    rows = [(int(r.get_time().timestamp() * 1000), r.get_value()) for t in windows for r in t.records]
+    # A window is stamped with its stop, as Flux's aggregateWindow does.
+    assert rows == [(now_ms - 5 * minute_ms, 44.0), (now_ms, 49.0)], rows
+
+    last = query.query(
+        'from(bucket: "modelwatch") |> range(start: -1h) '
+        '|> filter(fn: (r) => r._measurement == "performance_metric" and r.model_name == "churn") |> last()'
+    )
+    assert [r.get_value() for t in last for r in t.records] == [0.77], last
+    assert last[0].records[0].values["metric_type"] == "accuracy", last[0].records[0].values
+
+    try:
+        query.query('from(bucket: "modelwatch") |> range(start: -1h) |> pivot(rowKey: ["_time"])')
+    except Exception as error:  # the client raises ApiException with the body's message
+        assert "pivot() is not supported" in str(error.body if hasattr(error, "body") else error), error
+    else:
+        raise AssertionError("an unsupported Flux function was accepted")
 
 # The product description's shape reads back through v1's InfluxQL.
 result = v1.query(
