@@ -723,9 +723,10 @@ fn influxdb_keeps_the_samples_and_a_file_beside_the_configuration_the_rest() {
     assert!(listed.contains("\"ci\""), "{listed}");
 }
 
-#[test]
-fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
-    let env = Env::new();
+/// `count` samples of model `fraud`, one a minute, sample i of metric `metrics[i % n]`
+/// and version `v{1 + i % n}`, every `holdout_every`th in dataset `holdout`; `queue_ms`
+/// defined as a custom metric first.
+fn import_fraud_samples(env: &Env, count: i64, metrics: &[&str], holdout_every: i64) {
     env.ok(&[
         "metrics",
         "define",
@@ -734,19 +735,33 @@ fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
         "--min",
         "0",
     ]);
+    let n = metrics.len() as i64;
     let mut csv = String::from("model,version,metric,value,timestamp,dataset\n");
-    for i in 0..25_000i64 {
-        let dataset = if i % 1000 == 0 { "holdout" } else { "" };
+    for i in 0..count {
+        let dataset = if i % holdout_every == 0 {
+            "holdout"
+        } else {
+            ""
+        };
         csv.push_str(&format!(
             "fraud,v{},{},{},{},{dataset}\n",
-            1 + i % 3,
-            ["accuracy", "latency", "queue_ms"][(i % 3) as usize],
+            1 + i % n,
+            metrics[(i % n) as usize],
             (i % 100) as f64 / 100.0,
             1_700_000_000_000 + i * 60_000
         ));
     }
-    let file = env.write("samples.csv", &csv);
-    env.ok(&["metrics", "import", path_str(&file)]);
+    env.ok(&[
+        "metrics",
+        "import",
+        path_str(&env.write("samples.csv", &csv)),
+    ]);
+}
+
+#[test]
+fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
+    let env = Env::new();
+    import_fraud_samples(&env, 25_000, &["accuracy", "latency", "queue_ms"], 1000);
 
     // The alerting state and tokens of a running installation: rules firing on fresh
     // samples, one alert acknowledged and one resolved (history, follow-up
@@ -980,30 +995,7 @@ fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
 #[test]
 fn migrate_moves_samples_into_influxdb_and_back_with_counts_checked() {
     let env = Env::new();
-    env.ok(&[
-        "metrics",
-        "define",
-        "queue_ms",
-        "--lower-is-better",
-        "--min",
-        "0",
-    ]);
-    let mut csv = String::from("model,version,metric,value,timestamp,dataset\n");
-    for i in 0..6_000i64 {
-        let dataset = if i % 500 == 0 { "holdout" } else { "" };
-        csv.push_str(&format!(
-            "fraud,v{},{},{},{},{dataset}\n",
-            1 + i % 2,
-            ["accuracy", "queue_ms"][(i % 2) as usize],
-            (i % 100) as f64 / 100.0,
-            1_700_000_000_000 + i * 60_000
-        ));
-    }
-    env.ok(&[
-        "metrics",
-        "import",
-        path_str(&env.write("samples.csv", &csv)),
-    ]);
+    import_fraud_samples(&env, 6_000, &["accuracy", "queue_ms"], 500);
     env.json(&[
         "alerts",
         "create-rule",
