@@ -264,17 +264,16 @@ impl Engine {
                 .map(|rule| rule.notify_channels)
                 .unwrap_or_default();
             let entries = outbox::for_transition(&channels, &next, &transition);
+            let write = AlertWriteGuarded::replace(&alert, next);
+            let written = write.alert.clone();
             let commit = AlertCommit {
                 state: None,
                 notifications: entries,
-                alert: Some(AlertWriteGuarded {
-                    previous: Some(alert),
-                    alert: next.clone(),
-                }),
+                alert: Some(write),
                 transition: Some(transition),
             };
             if self.alerts.commit(vec![commit]).await? == [CommitOutcome::Applied] {
-                return Ok(next);
+                return Ok(written);
             }
             // An evaluator or another person changed the alert; decide again on what is
             // stored now (which may turn this into a clear refusal).

@@ -6,9 +6,9 @@
 //! A pass reads everything it needs in bulk (rules, states, tracked alerts, silences, the
 //! last hour's notified alerts, the uncounted samples of every series and the windows
 //! their observations need) and commits all its writes in one store call, which is what
-//! makes 10,000 rules cheap. Each commit is guarded by compare-and-swap on the state's
-//! revision and the tracked alert, so a second evaluator running at the same moment cannot
-//! create a duplicate: the loser's write is refused, it re-reads, and sees that the
+//! makes 10,000 rules cheap. Each commit is guarded by compare-and-swap on the revisions
+//! of the state and of the tracked alert, so a second evaluator running at the same moment
+//! cannot create a duplicate: the loser's write is refused, it re-reads, and sees that the
 //! samples were already counted. Evaluating again without new samples changes nothing.
 //!
 //! **A whole version.** A no-data rule on metric `*` has one target per version ×
@@ -855,7 +855,7 @@ fn store_commit(rule: &Rule, target: &PassTarget, commit: &PlannedCommit) -> Ale
             next: commit.state.clone(),
         }),
         alert: commit.alert.as_ref().map(|planned| AlertWriteGuarded {
-            previous: planned.previous.clone(),
+            previous_revision: planned.previous.as_ref().map(|alert| alert.revision),
             alert: planned.alert.clone(),
         }),
         transition: commit.transition.clone(),

@@ -804,8 +804,11 @@ async fn rules(
     let rule = match command {
         RulesCommand::Show { rule_id } => engine.rule(&RuleId::parse(&rule_id)?).await?,
         RulesCommand::Update { rule_id, patch } => {
-            let patch: RulePatch = serde_json::from_str(&patch)
-                .context("the patch must be a JSON object of rule fields")?;
+            // The API's request type, so the CLI takes exactly the fields PATCH does.
+            let patch = RulePatch::from(
+                serde_json::from_str::<wire::RulePatchRequest>(&patch)
+                    .context("the patch must be a JSON object of rule fields")?,
+            );
             if let Some(channels) = &patch.notify_channels {
                 check_channels(config, channels)?;
             }

@@ -371,6 +371,11 @@ fn rules_are_shown_updated_disabled_enabled_and_deleted(backend: Backend) {
     assert_eq!(updated["threshold_value"], 0.8);
     let error = env.fails(&["rules", "update", &id, r#"{"cooldown_minutes": -5}"#]);
     assert!(error.contains("cooldown_minutes"), "{error}");
+    // The fields of the API's PATCH: the seed's names too, and nothing else.
+    let renamed = env.json(&["rules", "update", &id, r#"{"rule_name": "Accuracy"}"#]);
+    assert_eq!(renamed["name"], "Accuracy");
+    let error = env.fails(&["rules", "update", &id, r#"{"threshold": 0.8}"#]);
+    assert!(error.contains("threshold"), "{error}");
     assert_eq!(env.json(&["rules", "disable", &id])["enabled"], false);
     env.record("v1", 0.5, 2);
     assert!(env.json(&["evaluate"])["evaluations"]

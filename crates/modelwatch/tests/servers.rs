@@ -600,6 +600,7 @@ fn backlog_alert(id: u32, at: modelwatch::core::Timestamp) -> modelwatch::core::
         resolved_by: None,
         resolved_at: None,
         resolution_notes: None,
+        revision: 0,
     }
 }
 
@@ -614,10 +615,7 @@ async fn write_backlog(store: &dyn modelwatch::store::AlertStore) {
             let hooks: Vec<String> = HOOKS.iter().map(|h| h.to_string()).collect();
             let notifications = outbox::entries(&hooks, &alert, NotificationEvent::Firing, at);
             AlertCommit {
-                alert: Some(AlertWriteGuarded {
-                    previous: None,
-                    alert,
-                }),
+                alert: Some(AlertWriteGuarded::insert(alert)),
                 notifications,
                 ..AlertCommit::default()
             }

@@ -12,10 +12,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use modelwatch_core::alerting::{Rule, StateDetail};
+use modelwatch_core::alerting::StateDetail;
 use serde::de::DeserializeOwned;
 
 use crate::alerts::from_json;
+use crate::alerts::records::StoredRule;
 use crate::StoreError;
 
 /// Decoded values of one kind of column, by row key.
@@ -66,7 +67,7 @@ impl<T: DeserializeOwned + Clone> Decoded<T> {
 /// [`state_key`].
 #[derive(Debug, Default)]
 pub(crate) struct DecodedRows {
-    pub(crate) rules: Decoded<Rule>,
+    pub(crate) rules: Decoded<StoredRule>,
     pub(crate) details: Decoded<StateDetail>,
 }
 

@@ -167,9 +167,21 @@ pub struct Alert {
     pub resolved_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution_notes: Option<String>,
+    /// How many times the stored alert was written: 1 once inserted, one more on every
+    /// update ([`Alert::next_revision`]); 0 for an alert not stored yet. The stores'
+    /// compare-and-swap guard: a write names the revision it replaces. Kept by the store
+    /// beside the alert, never in its JSON.
+    #[serde(skip)]
+    pub revision: u64,
 }
 
 impl Alert {
+    /// The revision an alert is written with: replacing the stored alert of revision
+    /// `previous`, or inserting it (`None`). Revisions wrap, like a state's.
+    pub fn next_revision(previous: Option<u64>) -> u64 {
+        previous.map_or(1, |revision| revision.wrapping_add(1))
+    }
+
     /// Still open: deduplication folds new breaches into it and it can still be resolved.
     pub fn is_open(&self) -> bool {
         self.resolved_at.is_none()

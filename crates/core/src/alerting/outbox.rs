@@ -133,6 +133,7 @@ impl EventFacts {
             resolved_by,
             resolved_at,
             resolution_notes,
+            revision: stored.revision,
         }
     }
 }

@@ -127,7 +127,8 @@ pub struct PlannedStep {
     pub change: Option<Change>,
 }
 
-/// An alert to write: insert when `previous` is `None`, else replace `previous`.
+/// An alert to write: insert when `previous` is `None`, else replace `previous` (guarded
+/// by its revision). `alert` has the revision the write gives it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedAlert {
     pub previous: Option<Alert>,
@@ -250,15 +251,22 @@ pub fn plan(
             notifications: Vec::new(),
         });
         if let Some(write) = &evaluation.alert {
-            let alert = write.alert().clone();
+            let mut alert = write.alert().clone();
             match &mut commit.alert {
-                Some(planned) => planned.alert = alert.clone(),
+                // The same alert again: still one write, of the commit's revision.
+                Some(planned) => {
+                    alert.revision = planned.alert.revision;
+                    planned.alert = alert.clone();
+                }
                 None => {
+                    let previous = match write {
+                        AlertWrite::Insert(_) => None,
+                        AlertWrite::Update(_) => tracked.clone(),
+                    };
+                    alert.revision =
+                        Alert::next_revision(previous.as_ref().map(|alert| alert.revision));
                     commit.alert = Some(PlannedAlert {
-                        previous: match write {
-                            AlertWrite::Insert(_) => None,
-                            AlertWrite::Update(_) => tracked.clone(),
-                        },
+                        previous,
                         alert: alert.clone(),
                     })
                 }
@@ -299,12 +307,13 @@ pub struct InMemory {
 }
 
 impl InMemory {
-    /// Applies `commits` in order; a commit whose alert guard fails (the alert is not
-    /// `previous`) is refused, as a store would, and so are the ones after it.
+    /// Applies `commits` in order; a commit whose alert guard fails (the alert's revision
+    /// is not `previous`'s) is refused, as a store would, and so are the ones after it.
     pub fn apply(&mut self, commits: &[PlannedCommit]) -> bool {
         for commit in commits {
             if let Some(planned) = &commit.alert {
-                if self.alerts.get(&planned.alert.id) != planned.previous.as_ref() {
+                let stored = self.alerts.get(&planned.alert.id).map(|a| a.revision);
+                if stored != planned.previous.as_ref().map(|a| a.revision) {
                     return false;
                 }
                 self.alerts
@@ -604,8 +613,22 @@ mod tests {
         );
         // The first commit folded the second breach into the new alert.
         assert_eq!(plan.commits[0].alert.as_ref().unwrap().alert.occurrences, 2);
+        // Alert revisions: one per commit that writes the alert, each guarded by the one
+        // before (the first alert's update replaces revision 1, whatever was folded in).
+        let revisions: Vec<_> = plan
+            .alerts()
+            .map(|a| (a.previous.as_ref().map(|p| p.revision), a.alert.revision))
+            .collect();
+        assert_eq!(revisions, [(None, 1), (Some(1), 2), (None, 1)]);
+        let mut memory = InMemory::default();
+        let mut stale = plan.commits.clone();
+        if let Some(alert) = &mut stale[1].alert {
+            alert.previous.as_mut().unwrap().revision = 0;
+        }
+        assert!(!memory.apply(&stale[..2]));
         let mut memory = InMemory::default();
         assert!(memory.apply(&plan.commits));
+        assert_eq!(memory.alerts[&AlertId::from_u32(1)].revision, 2);
         assert_eq!(memory.alerts.len(), 2);
         assert_eq!(memory.history.len(), 3);
         assert_eq!(plan.state.revision, 44);

@@ -658,6 +658,7 @@ impl Step<'_> {
             resolved_by: None,
             resolved_at: None,
             resolution_notes: None,
+            revision: 0,
         };
         let transition = AlertTransition {
             alert_id: alert.id.clone(),

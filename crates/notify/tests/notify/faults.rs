@@ -196,10 +196,7 @@ async fn backlog(store: &dyn AlertStore) {
             let channels: Vec<String> = CHANNELS.iter().map(|c| c.to_string()).collect();
             let notifications = outbox::entries(&channels, &a, NotificationEvent::Firing, t);
             AlertCommit {
-                alert: Some(AlertWriteGuarded {
-                    previous: None,
-                    alert: a,
-                }),
+                alert: Some(AlertWriteGuarded::insert(a)),
                 notifications,
                 ..AlertCommit::default()
             }

@@ -192,10 +192,9 @@ fn webhook(receiver: &Receiver, extra: &str) -> String {
 /// Stores `alert` with a firing row for channel `hook`, as an evaluation does.
 async fn fire(store: &dyn modelwatch_store::AlertStore, alert: &Alert, at: Timestamp) {
     let commit = modelwatch_store::alerts::AlertCommit {
-        alert: Some(modelwatch_store::alerts::AlertWriteGuarded {
-            previous: None,
-            alert: alert.clone(),
-        }),
+        alert: Some(modelwatch_store::alerts::AlertWriteGuarded::insert(
+            alert.clone(),
+        )),
         notifications: outbox::entries(&["hook".into()], alert, NotificationEvent::Firing, at),
         ..Default::default()
     };

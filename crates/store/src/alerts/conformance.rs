@@ -20,6 +20,9 @@ use crate::StoreError;
 
 pub struct AlertFixture {
     pub store: Arc<dyn AlertStore>,
+    /// A second handle on the same data (the same file or database, opened again; the
+    /// same store in memory), as a second server would have.
+    pub other: Arc<dyn AlertStore>,
     pub _guard: Box<dyn std::any::Any + Send>,
 }
 
@@ -48,6 +51,7 @@ pub fn rule(id: u32, model_name: &str) -> Rule {
     Rule::create(spec, RuleId::from_u32(id), at(1_000)).unwrap()
 }
 
+/// A fired alert, with the revision a store gives it once inserted (1).
 pub fn alert(id: u32, rule: &Rule, version: &str, first_seen: i64) -> Alert {
     Alert {
         id: AlertId::from_u32(id),
@@ -76,6 +80,7 @@ pub fn alert(id: u32, rule: &Rule, version: &str, first_seen: i64) -> Alert {
         resolved_by: None,
         resolved_at: None,
         resolution_notes: None,
+        revision: 1,
     }
 }
 
@@ -152,10 +157,7 @@ fn firing(rule: &Rule, alert: &Alert, previous_revision: u64) -> AlertCommit {
                 },
             },
         }),
-        alert: Some(AlertWriteGuarded {
-            previous: None,
-            alert: alert.clone(),
-        }),
+        alert: Some(AlertWriteGuarded::insert(alert.clone())),
         transition: Some(created(alert)),
         notifications: notifications(alert, NotificationEvent::Firing),
     }
@@ -333,20 +335,15 @@ pub async fn stale_revision_or_changed_alert_is_a_conflict_and_writes_nothing(
     let mut acknowledged = first.clone();
     acknowledged.status = AlertStatus::Acknowledged;
     acknowledged.acknowledged_by = Some("ana".into());
+    let acknowledged = AlertWriteGuarded::replace(&first, acknowledged);
     let person = AlertCommit {
-        alert: Some(AlertWriteGuarded {
-            previous: Some(first.clone()),
-            alert: acknowledged.clone(),
-        }),
+        alert: Some(acknowledged.clone()),
         ..AlertCommit::default()
     };
     let mut stale_update = first.clone();
     stale_update.occurrences = 2;
     let evaluator = AlertCommit {
-        alert: Some(AlertWriteGuarded {
-            previous: Some(first.clone()),
-            alert: stale_update,
-        }),
+        alert: Some(AlertWriteGuarded::replace(&first, stale_update)),
         ..AlertCommit::default()
     };
     let outcomes = store.commit(vec![person, evaluator]).await.unwrap();
@@ -354,15 +351,15 @@ pub async fn stale_revision_or_changed_alert_is_a_conflict_and_writes_nothing(
         outcomes,
         vec![CommitOutcome::Applied, CommitOutcome::Conflict]
     );
-    assert_eq!(store.alert(&first.id).await.unwrap(), Some(acknowledged));
+    assert_eq!(
+        store.alert(&first.id).await.unwrap(),
+        Some(acknowledged.alert)
+    );
 
     // Inserting an alert whose id exists is a conflict too.
     let outcomes = store
         .commit(vec![AlertCommit {
-            alert: Some(AlertWriteGuarded {
-                previous: None,
-                alert: first.clone(),
-            }),
+            alert: Some(AlertWriteGuarded::insert(first.clone())),
             ..AlertCommit::default()
         }])
         .await
@@ -473,10 +470,7 @@ pub async fn outbox_deduplicates_on_its_key(store: &dyn AlertStore) {
     };
     let entries = outbox::for_transition(&r.notify_channels, &resolved, &transition);
     let commit = AlertCommit {
-        alert: Some(AlertWriteGuarded {
-            previous: Some(a.clone()),
-            alert: resolved,
-        }),
+        alert: Some(AlertWriteGuarded::replace(&a, resolved)),
         transition: Some(transition.clone()),
         notifications: entries,
         ..AlertCommit::default()
@@ -511,10 +505,7 @@ pub async fn alerts_are_listed_filtered_and_newest_first(store: &dyn AlertStore)
     let commits = [&old, &new, &other, &resolved]
         .into_iter()
         .map(|a| AlertCommit {
-            alert: Some(AlertWriteGuarded {
-                previous: None,
-                alert: a.clone(),
-            }),
+            alert: Some(AlertWriteGuarded::insert(a.clone())),
             ..AlertCommit::default()
         })
         .collect();
@@ -596,10 +587,7 @@ pub async fn open_labels_and_resolved_counts_match_the_listing(store: &dyn Alert
     let commits = alerts
         .iter()
         .map(|a| AlertCommit {
-            alert: Some(AlertWriteGuarded {
-                previous: None,
-                alert: a.clone(),
-            }),
+            alert: Some(AlertWriteGuarded::insert(a.clone())),
             ..AlertCommit::default()
         })
         .collect();
@@ -1173,16 +1161,162 @@ pub async fn an_alert_read_back_guards_its_own_update(store: &dyn AlertStore) {
     let mut updated = read.clone();
     updated.occurrences += 1;
     let update = AlertCommit {
-        alert: Some(AlertWriteGuarded {
-            previous: Some(read),
-            alert: updated,
-        }),
+        alert: Some(AlertWriteGuarded::replace(&read, updated)),
         ..AlertCommit::default()
     };
     assert_eq!(
         store.commit(vec![update]).await.unwrap(),
         [CommitOutcome::Applied]
     );
+}
+
+/// An alert's revision counts its writes (1 on insert, one more per update, whatever
+/// changed, nothing included), and an update names the revision it replaces: a stale or
+/// missing one is a conflict that writes nothing of its commit, its state included.
+pub async fn alert_revisions_count_writes_and_guard_updates(store: &dyn AlertStore) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let mut fired = alert(1, &r, "v1", 5_000);
+    fired.revision = 0;
+    let insert = AlertWriteGuarded::insert(fired);
+    assert_eq!((insert.previous_revision, insert.revision()), (None, 1));
+    assert_eq!(insert.alert.revision, 1);
+    let mut commit = firing(&r, &insert.alert, 0);
+    commit.alert = Some(insert);
+    assert_eq!(
+        store.commit(vec![commit]).await.unwrap(),
+        [CommitOutcome::Applied]
+    );
+    let read = store.alert(&AlertId::from_u32(1)).await.unwrap().unwrap();
+    assert_eq!(read.revision, 1);
+
+    // An update that changes nothing is a write all the same.
+    let same = AlertWriteGuarded::replace(&read, read.clone());
+    assert_eq!((same.previous_revision, same.revision()), (Some(1), 2));
+    let update = |write: AlertWriteGuarded| AlertCommit {
+        alert: Some(write),
+        ..AlertCommit::default()
+    };
+    assert_eq!(
+        store.commit(vec![update(same.clone())]).await.unwrap(),
+        [CommitOutcome::Applied]
+    );
+    let mut acknowledged = same.alert.clone();
+    acknowledged.status = AlertStatus::Acknowledged;
+    acknowledged.acknowledged_by = Some("ana".into());
+    let acknowledged = AlertWriteGuarded::replace(&same.alert, acknowledged);
+    assert_eq!(
+        store
+            .commit(vec![update(acknowledged.clone())])
+            .await
+            .unwrap(),
+        [CommitOutcome::Applied]
+    );
+    let stored = store.alert(&read.id).await.unwrap().unwrap();
+    assert_eq!(stored, acknowledged.alert);
+    assert_eq!(stored.revision, 3);
+    assert_eq!(
+        store.list_alerts(&AlertFilter::default()).await.unwrap(),
+        [stored.clone()]
+    );
+    assert_eq!(
+        store.alerts_by_id(&[read.id.clone()]).await.unwrap(),
+        [stored.clone()]
+    );
+    assert_eq!(store.open_alerts(None).await.unwrap(), [stored.clone()]);
+
+    // A stale update, with a state write whose own guard holds, a history record and a
+    // notification: nothing of it is written.
+    let mut stale = read.clone();
+    stale.occurrences = 9;
+    let mut commit = state_step(&r, "v1", 1);
+    commit.alert = Some(AlertWriteGuarded::replace(&read, stale));
+    commit.transition = Some(created(&read));
+    commit.notifications = notifications(&read, NotificationEvent::Resolved);
+    let missing = AlertWriteGuarded {
+        previous_revision: Some(1),
+        alert: alert(2, &r, "v1", 5_000),
+    };
+    assert_eq!(
+        store.commit(vec![commit, update(missing)]).await.unwrap(),
+        [CommitOutcome::Conflict, CommitOutcome::Conflict]
+    );
+    assert_eq!(store.alert(&read.id).await.unwrap(), Some(stored));
+    assert_eq!(store.alert(&AlertId::from_u32(2)).await.unwrap(), None);
+    assert_eq!(store.history(&read.id).await.unwrap(), [created(&read)]);
+    let states = store.states(None).await.unwrap();
+    assert_eq!(states[0].state.revision, 1);
+    assert_eq!(states[0].state.consecutive_breaches, 3);
+    let queued = store
+        .list_notifications(&NotificationFilter::default())
+        .await
+        .unwrap();
+    assert!(queued.iter().all(|n| n.event == NotificationEvent::Firing));
+}
+
+/// Two handles on one store (two servers on one file or database) race on the same rule
+/// state and the same alert, round after round: each time exactly one write lands, and
+/// the revisions count exactly the writes that did.
+pub async fn writers_on_two_handles_never_both_win(
+    store: Arc<dyn AlertStore>,
+    other: Arc<dyn AlertStore>,
+) {
+    let r = rule(1, "fraud");
+    store.insert_rule(r.clone()).await.unwrap();
+    let (first, second) = (alert(1, &r, "v1", 5_000), alert(2, &r, "v1", 5_000));
+    let (a, b) = tokio::join!(
+        store.commit(vec![firing(&r, &first, 0)]),
+        other.commit(vec![firing(&r, &second, 0)]),
+    );
+    let outcomes = [a.unwrap(), b.unwrap()].concat();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == CommitOutcome::Applied)
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    let winner = if outcomes[0] == CommitOutcome::Applied {
+        &first
+    } else {
+        &second
+    };
+    let open = store.open_alerts(None).await.unwrap();
+    assert_eq!(open, [winner.clone()]);
+
+    for round in 0..10u32 {
+        let (read, read_other) = tokio::join!(store.alert(&winner.id), other.alert(&winner.id));
+        let (read, read_other) = (read.unwrap().unwrap(), read_other.unwrap().unwrap());
+        assert_eq!(read, read_other);
+        assert_eq!(read.revision, u64::from(round) + 1);
+        let step = |by: &Alert, occurrences: u32| AlertCommit {
+            alert: Some(AlertWriteGuarded::replace(
+                by,
+                Alert {
+                    occurrences,
+                    ..by.clone()
+                },
+            )),
+            ..AlertCommit::default()
+        };
+        let (a, b) = tokio::join!(
+            store.commit(vec![step(&read, 100 + round)]),
+            other.commit(vec![step(&read_other, 200 + round)]),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_ne!(a, b, "round {round}: exactly one update lands");
+        let landed = if a == [CommitOutcome::Applied] {
+            100 + round
+        } else {
+            200 + round
+        };
+        let stored = other.alert(&winner.id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.occurrences, stored.revision),
+            (landed, u64::from(round) + 2)
+        );
+    }
 }
 
 /// A store with a bit of everything: two rules, a fired and acknowledged alert with its
@@ -1204,10 +1338,7 @@ async fn populated() -> crate::MemoryStore {
     acked.acknowledged_by = Some("ana".into());
     acked.acknowledged_at = Some(at(7_000));
     let ack = AlertCommit {
-        alert: Some(AlertWriteGuarded {
-            previous: Some(first.clone()),
-            alert: acked.clone(),
-        }),
+        alert: Some(AlertWriteGuarded::replace(&first, acked.clone())),
         transition: Some(AlertTransition {
             alert_id: first.id.clone(),
             at: at(7_000),
@@ -1331,6 +1462,10 @@ macro_rules! alert_conformance_suite {
                 recent_notifications_are_newest_first_filtered_and_limited,
                 an_alert_read_back_guards_its_own_update,
                 finished_notifications_before_a_cutoff_are_deleted,
+                alert_revisions_count_writes_and_guard_updates,
+            );
+            alert_conformance_suite!(@pairs $make;
+                writers_on_two_handles_never_both_win,
             );
         }
     };
@@ -1343,22 +1478,34 @@ macro_rules! alert_conformance_suite {
             }
         )*
     };
+    (@pairs $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture: AlertFixture = $make.await;
+                super::$case(fixture.store, fixture.other).await;
+            }
+        )*
+    };
 }
 
 alert_conformance_suite!(memory, async {
+    let store: Arc<dyn AlertStore> = Arc::new(crate::MemoryStore::new());
     AlertFixture {
-        store: Arc::new(crate::MemoryStore::new()),
+        other: Arc::clone(&store),
+        store,
         _guard: Box::new(()),
     }
 });
 
 alert_conformance_suite!(sqlite, async {
     let dir = tempfile::tempdir().unwrap();
-    let store = crate::SqliteStore::open(dir.path().join("alerts.db"))
-        .await
-        .unwrap();
+    let path = dir.path().join("alerts.db");
+    let store = crate::SqliteStore::open(&path).await.unwrap();
+    let other = crate::SqliteStore::open(&path).await.unwrap();
     AlertFixture {
         store: Arc::new(store),
+        other: Arc::new(other),
         _guard: Box::new(dir),
     }
 });
@@ -1366,8 +1513,10 @@ alert_conformance_suite!(sqlite, async {
 alert_conformance_suite!(postgres, async {
     let database = crate::postgres::testing::TestDatabase::create("alerts").await;
     let store = crate::PostgresStore::open(database.url()).await.unwrap();
+    let other = crate::PostgresStore::open(database.url()).await.unwrap();
     AlertFixture {
         store: Arc::new(store),
+        other: Arc::new(other),
         _guard: Box::new(database),
     }
 });

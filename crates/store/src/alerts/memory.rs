@@ -47,8 +47,8 @@ impl Tables {
             }
         }
         if let Some(write) = &commit.alert {
-            let stored = self.alerts.get(&write.alert.id);
-            if stored != write.previous.as_ref() {
+            let stored = self.alerts.get(&write.alert.id).map(|a| a.revision);
+            if stored != write.previous_revision {
                 return false;
             }
         }
@@ -74,7 +74,10 @@ impl Tables {
             );
         }
         if let Some(write) = commit.alert {
-            self.alerts.insert(write.alert.id.clone(), write.alert);
+            let revision = write.revision();
+            let mut alert = write.alert;
+            alert.revision = revision;
+            self.alerts.insert(alert.id.clone(), alert);
         }
         if let Some(transition) = commit.transition {
             self.history

@@ -3,8 +3,9 @@
 //!
 //! Everything an evaluation or a person's action changes goes through one call,
 //! [`AlertStore::commit`], as a list of [`AlertCommit`]s. Each commit is atomic and guarded
-//! by compare-and-swap: the state must still have the revision the evaluator read, and an
-//! updated alert must still be exactly the alert the evaluator read. A commit whose guard
+//! by compare-and-swap on integer revisions: the state and an updated alert must still
+//! have the revisions the evaluator read (every write of either stores the next one, on
+//! every backend; an alert's is a column beside its JSON). A commit whose guard
 //! fails is reported as [`CommitOutcome::Conflict`] and writes nothing, so two evaluators
 //! racing on the same rule (or an evaluator racing a person acknowledging) never clobber
 //! each other; the loser re-reads and decides again. Outbox rows are inserted in the same
@@ -18,6 +19,7 @@
 pub(crate) mod conformance;
 pub(crate) mod guards;
 pub(crate) mod memory;
+pub(crate) mod records;
 
 use std::fmt;
 use std::time::Duration;
@@ -57,12 +59,39 @@ pub struct StateWrite {
     pub next: SeriesState,
 }
 
-/// Insert `alert` (when `previous` is `None`; its id must be new) or replace `previous`
-/// by `alert` if the stored alert still equals `previous`.
+/// Insert `alert` (when `previous_revision` is `None`; its id must be new) or replace the
+/// stored alert if it still has `previous_revision`. The alert is stored with the next
+/// revision, [`AlertWriteGuarded::revision`], whatever its own field says; the
+/// constructors set that field to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertWriteGuarded {
-    pub previous: Option<Alert>,
+    pub previous_revision: Option<u64>,
     pub alert: Alert,
+}
+
+impl AlertWriteGuarded {
+    /// A new alert, written with revision 1.
+    pub fn insert(mut alert: Alert) -> Self {
+        alert.revision = Alert::next_revision(None);
+        AlertWriteGuarded {
+            previous_revision: None,
+            alert,
+        }
+    }
+
+    /// `alert` replacing `previous`, the alert as it was read.
+    pub fn replace(previous: &Alert, mut alert: Alert) -> Self {
+        alert.revision = Alert::next_revision(Some(previous.revision));
+        AlertWriteGuarded {
+            previous_revision: Some(previous.revision),
+            alert,
+        }
+    }
+
+    /// The revision the alert is stored with.
+    pub fn revision(&self) -> u64 {
+        Alert::next_revision(self.previous_revision)
+    }
 }
 
 /// One atomic, guarded change: what an evaluation or a person's action writes.
@@ -641,7 +670,8 @@ pub(crate) fn revision_from_sql(revision: i64) -> u64 {
 }
 
 /// An `alerts` row: `(id, rule_id, model, version, status, severity, notified,
-/// first_seen_ms, resolved_ms, body)`.
+/// first_seen_ms, resolved_ms, body, revision)`; `body` is the alert's JSON, which leaves
+/// the revision out.
 pub(crate) struct AlertValues<'a> {
     pub(crate) id: &'a str,
     pub(crate) rule_id: &'a str,
@@ -653,9 +683,11 @@ pub(crate) struct AlertValues<'a> {
     pub(crate) first_seen_ms: i64,
     pub(crate) resolved_ms: Option<i64>,
     pub(crate) body: String,
+    pub(crate) revision: i64,
 }
 
 impl<'a> AlertValues<'a> {
+    /// The row of `alert` as it is, revision included (what an import writes).
     pub(crate) fn new(alert: &'a Alert) -> Result<Self, StoreError> {
         Ok(AlertValues {
             id: alert.id.as_str(),
@@ -668,6 +700,15 @@ impl<'a> AlertValues<'a> {
             first_seen_ms: alert.first_seen.as_millis(),
             resolved_ms: alert.resolved_at.map(Timestamp::as_millis),
             body: to_json(alert)?,
+            revision: revision_to_sql(alert.revision),
+        })
+    }
+
+    /// The row a guarded write stores: its alert with the write's revision.
+    pub(crate) fn written(write: &'a AlertWriteGuarded) -> Result<Self, StoreError> {
+        Ok(AlertValues {
+            revision: revision_to_sql(write.revision()),
+            ..AlertValues::new(&write.alert)?
         })
     }
 }
@@ -807,6 +848,7 @@ bind_columns!(
 bind_columns!(
     AlertValues:
     id, rule_id, model, version, status, severity, notified, first_seen_ms, resolved_ms, body,
+    revision,
 );
 bind_columns!(TransitionValues: alert_id, at_ms, by_actor, from_status, to_status, notes);
 bind_columns!(
@@ -890,6 +932,13 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreErr
 
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// An alert from its row's `body` (the JSON, without the revision) and `revision`.
+pub(crate) fn stored_alert(body: &str, revision: i64) -> Result<Alert, StoreError> {
+    let mut alert: Alert = from_json(body)?;
+    alert.revision = revision_from_sql(revision);
+    Ok(alert)
 }
 
 /// An `(id, status, severity)` row of the alerts table.

@@ -2,7 +2,7 @@
 //! as the core's JSON plus the columns queries filter on).
 //!
 //! Several servers may share the database. An evaluation commit checks its guards
-//! (state revision, alert as last read) and writes in one transaction holding a
+//! (the state's and the alert's revisions) and writes in one transaction holding a
 //! transaction-scoped advisory lock, so commits of all processes are serialised exactly
 //! as SQLite's single writer serialises them: two servers evaluating the same rule
 //! cannot both open an alert — the second sees a stale revision and gets a conflict.
@@ -22,13 +22,14 @@ use tokio_postgres::{GenericClient, Row};
 
 use super::{pg_error, PostgresStore};
 use crate::alerts::guards::{GuardRow, StateGuards};
+use crate::alerts::records::{rule_body, rule_from_body};
 use crate::alerts::{
-    alert_label, corrupt, from_json, lease_end, newest_first, optional_timestamp,
-    revision_from_sql, severity_count, state_dataset, state_detail, timestamp, to_json,
-    AlertCommit, AlertLabel, AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome,
-    DeliveryResult, DeliveryStatus, Notification, NotificationFilter, NotificationValues,
-    OutboxPayload, OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState,
-    TransitionValues, FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    alert_label, corrupt, lease_end, newest_first, optional_timestamp, revision_from_sql,
+    revision_to_sql, severity_count, state_dataset, state_detail, stored_alert, timestamp,
+    AlertCommit, AlertLabel, AlertStore, AlertValues, AlertWriteGuarded, AlertingRows,
+    ClaimChannels, CommitOutcome, DeliveryResult, DeliveryStatus, Notification, NotificationFilter,
+    NotificationValues, OutboxPayload, OutcomeValues, RuleValues, SilenceValues, StateValues,
+    StoredState, TransitionValues, FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::StoreError;
 
@@ -47,9 +48,10 @@ fn count(value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|e| corrupt("count", e))
 }
 
-fn bodies<T: serde::de::DeserializeOwned>(rows: &[Row]) -> Result<Vec<T>, StoreError> {
+/// The rules of `body` rows.
+fn read_rules(rows: &[Row]) -> Result<Vec<Rule>, StoreError> {
     rows.iter()
-        .map(|row| from_json(get::<&str>(row, 0)?))
+        .map(|row| rule_from_body(get(row, 0)?))
         .collect()
 }
 
@@ -61,15 +63,11 @@ async fn lock_alert_commits(client: &impl GenericClient) -> Result<(), StoreErro
     Ok(())
 }
 
-async fn stored_alert_body(
-    client: &impl GenericClient,
-    id: &AlertId,
-) -> Result<Option<String>, StoreError> {
-    let row = client
-        .query_opt("SELECT body FROM alerts WHERE id = $1", &[&id.as_str()])
-        .await
-        .map_err(pg_error)?;
-    row.map(|row| get(&row, 0)).transpose()
+/// The alerts of `body, revision` rows.
+fn read_alerts(rows: &[Row]) -> Result<Vec<Alert>, StoreError> {
+    rows.iter()
+        .map(|row| stored_alert(get(row, 0)?, get(row, 1)?))
+        .collect()
 }
 
 /// Reads what the state guards of `commits` compare against, in one query for the call
@@ -117,34 +115,59 @@ async fn state_guards<'a>(
     Ok(StateGuards::new(commits, rows))
 }
 
-async fn alert_guard_holds(
+/// Writes a commit's alert if its guard holds, and says whether it did: an insert when no
+/// alert has the id, an update when the stored one has the revision the writer read.
+async fn write_alert(
     client: &impl GenericClient,
-    commit: &AlertCommit,
+    write: &AlertWriteGuarded,
 ) -> Result<bool, StoreError> {
-    if let Some(write) = &commit.alert {
-        let stored = stored_alert_body(client, &write.alert.id).await?;
-        let expected = write.previous.as_ref().map(to_json).transpose()?;
-        // Compared as JSON values: PostgreSQL returns the text as stored, but a
-        // value comparison does not depend on that.
-        let same = match (&stored, &expected) {
-            (None, None) => true,
-            (Some(stored), Some(expected)) => {
-                from_json::<serde_json::Value>(stored)? == from_json::<serde_json::Value>(expected)?
-            }
-            _ => false,
-        };
-        if !same {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    let values = AlertValues::written(write)?;
+    let written = match write.previous_revision {
+        None => client
+            .execute(
+                "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
+                     first_seen_ms, resolved_ms, body, revision)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (id) DO NOTHING",
+                &values.pg_params(),
+            )
+            .await
+            .map_err(pg_error)?,
+        Some(previous) => client
+            .execute(
+                "UPDATE alerts SET status = $2, severity = $3, notified = $4, resolved_ms = $5,
+                     body = $6, revision = $7
+                 WHERE id = $1 AND revision = $8",
+                &[
+                    &values.id,
+                    &values.status,
+                    &values.severity,
+                    &values.notified,
+                    &values.resolved_ms,
+                    &values.body,
+                    &values.revision,
+                    &revision_to_sql(previous),
+                ],
+            )
+            .await
+            .map_err(pg_error)?,
+    };
+    Ok(written == 1)
 }
 
 const INSERT_TRANSITION: &str =
     "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
      VALUES ($1, $2, $3, $4, $5, $6)";
 
-async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), StoreError> {
+/// Writes `commit` if its alert guard holds (its state's was checked before), and says
+/// whether it did. The alert is written first, its write being its guard, so a conflict
+/// leaves nothing to roll back.
+async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<bool, StoreError> {
+    if let Some(write) = &commit.alert {
+        if !write_alert(client, write).await? {
+            return Ok(false);
+        }
+    }
     if let Some(write) = &commit.state {
         client
             .execute(
@@ -167,23 +190,6 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
                     &write.next,
                 )?
                 .pg_params(),
-            )
-            .await
-            .map_err(pg_error)?;
-    }
-    if let Some(write) = &commit.alert {
-        client
-            .execute(
-                "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
-                     first_seen_ms, resolved_ms, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT (id) DO UPDATE SET
-                     status = excluded.status,
-                     severity = excluded.severity,
-                     notified = excluded.notified,
-                     resolved_ms = excluded.resolved_ms,
-                     body = excluded.body",
-                &AlertValues::new(&write.alert)?.pg_params(),
             )
             .await
             .map_err(pg_error)?;
@@ -218,7 +224,7 @@ async fn apply(client: &impl GenericClient, commit: &AlertCommit) -> Result<(), 
             .await
             .map_err(pg_error)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 const NOTIFICATION_COLUMNS: &str = "id, alert_id, channel, event, severity, payload, dedup_key,
@@ -318,7 +324,10 @@ async fn import_rows(
         .map_err(pg_error)?;
     for rule in &rows.rules {
         transaction
-            .execute(&insert, &RuleValues::new(rule, &to_json(rule)?).pg_params())
+            .execute(
+                &insert,
+                &RuleValues::new(rule, &rule_body(rule)?).pg_params(),
+            )
             .await
             .map_err(pg_error)?;
     }
@@ -349,8 +358,8 @@ async fn import_rows(
     let insert = transaction
         .prepare(
             "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
-                 first_seen_ms, resolved_ms, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                 first_seen_ms, resolved_ms, body, revision)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
         )
         .await
         .map_err(pg_error)?;
@@ -441,7 +450,7 @@ impl AlertStore for PostgresStore {
             .execute(
                 "INSERT INTO alert_rules (id, model, enabled, body) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (id) DO NOTHING",
-                &RuleValues::new(&rule, &to_json(&rule)?).pg_params(),
+                &RuleValues::new(&rule, &rule_body(&rule)?).pg_params(),
             )
             .await
             .map_err(pg_error)?;
@@ -460,7 +469,7 @@ impl AlertStore for PostgresStore {
         let updated = transaction
             .execute(
                 "UPDATE alert_rules SET model = $2, enabled = $3, body = $4 WHERE id = $1",
-                &RuleValues::new(&rule, &to_json(&rule)?).pg_params(),
+                &RuleValues::new(&rule, &rule_body(&rule)?).pg_params(),
             )
             .await
             .map_err(pg_error)?;
@@ -510,7 +519,7 @@ impl AlertStore for PostgresStore {
             )
             .await
             .map_err(pg_error)?;
-        row.map(|row| from_json(get::<&str>(&row, 0)?)).transpose()
+        row.map(|row| rule_from_body(get(&row, 0)?)).transpose()
     }
 
     async fn list_rules(&self, model: Option<&ModelName>) -> Result<Vec<Rule>, StoreError> {
@@ -523,7 +532,7 @@ impl AlertStore for PostgresStore {
             )
             .await
             .map_err(pg_error)?;
-        bodies(&rows)
+        read_rules(&rows)
     }
 
     async fn states(&self, model: Option<&ModelName>) -> Result<Vec<StoredState>, StoreError> {
@@ -551,7 +560,7 @@ impl AlertStore for PostgresStore {
                             .map(|id| AlertId::parse(id).map_err(|e| corrupt("state", e)))
                             .transpose()?,
                         last_observed_at: optional_timestamp(get(row, 6)?)?,
-                        revision: get::<i64>(row, 7)? as u64,
+                        revision: revision_from_sql(get(row, 7)?),
                         detail: state_detail(get::<Option<&str>>(row, 8)?)?,
                     },
                 })
@@ -569,10 +578,9 @@ impl AlertStore for PostgresStore {
         let mut outcomes = Vec::with_capacity(commits.len());
         let mut state_guards = state_guards(&*transaction, &commits).await?;
         for (index, commit) in commits.iter().enumerate() {
-            // Guards are checked before anything of the commit is written, so a conflict
-            // needs no rollback; an SQL error fails (and rolls back) the whole call.
-            if state_guards.hold(index, commit) && alert_guard_holds(&*transaction, commit).await? {
-                apply(&*transaction, commit).await?;
+            // A conflict is found before anything of the commit is written, so it needs
+            // no rollback; an SQL error fails (and rolls back) the whole call.
+            if state_guards.hold(index, commit) && apply(&*transaction, commit).await? {
                 state_guards.applied(commit);
                 outcomes.push(CommitOutcome::Applied);
             } else {
@@ -585,9 +593,14 @@ impl AlertStore for PostgresStore {
 
     async fn alert(&self, id: &AlertId) -> Result<Option<Alert>, StoreError> {
         let client = self.client().await?;
-        stored_alert_body(&**client, id)
-            .await?
-            .map(|b| from_json(&b))
+        let row = client
+            .query_opt(
+                "SELECT body, revision FROM alerts WHERE id = $1",
+                &[&id.as_str()],
+            )
+            .await
+            .map_err(pg_error)?;
+        row.map(|row| stored_alert(get(&row, 0)?, get(&row, 1)?))
             .transpose()
     }
 
@@ -599,12 +612,12 @@ impl AlertStore for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT body FROM alerts WHERE id = ANY ($1::text[])",
+                "SELECT body, revision FROM alerts WHERE id = ANY ($1::text[])",
                 &[&ids],
             )
             .await
             .map_err(pg_error)?;
-        bodies(&rows)
+        read_alerts(&rows)
     }
 
     async fn list_alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
@@ -614,7 +627,7 @@ impl AlertStore for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT body FROM alerts
+                "SELECT body, revision FROM alerts
                  WHERE ($1::text IS NULL OR model = $1) AND ($2::text IS NULL OR status = $2)
                    AND ($3::text IS NULL OR severity = $3)
                    AND ($4::bigint IS NULL OR first_seen_ms < $4)",
@@ -627,7 +640,7 @@ impl AlertStore for PostgresStore {
             )
             .await
             .map_err(pg_error)?;
-        let mut alerts: Vec<Alert> = bodies(&rows)?;
+        let mut alerts = read_alerts(&rows)?;
         alerts.retain(|a| filter.matches(a));
         newest_first(&mut alerts);
         Ok(alerts)
@@ -637,13 +650,13 @@ impl AlertStore for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT body FROM alerts
+                "SELECT body, revision FROM alerts
                  WHERE resolved_ms IS NULL AND ($1::text IS NULL OR model = $1)",
                 &[&model.map(ModelName::as_str)],
             )
             .await
             .map_err(pg_error)?;
-        let mut alerts: Vec<Alert> = bodies(&rows)?;
+        let mut alerts = read_alerts(&rows)?;
         newest_first(&mut alerts);
         Ok(alerts)
     }

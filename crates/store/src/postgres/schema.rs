@@ -320,6 +320,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         ON prediction_window_sketches (model, version, dataset, start_ms)
         WHERE drift_of < recorded;"#,
     ),
+    (
+        12,
+        "alerts: revision, the compare-and-swap guard of alert updates (existing alerts: 1)",
+        // As in SQLite (schema 15): one more on every write, an update guarded by
+        // `WHERE revision = $n`; the JSON is no longer compared. A constant default adds
+        // the column without rewriting the table.
+        "ALTER TABLE alerts ADD COLUMN revision bigint NOT NULL DEFAULT 1;",
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -534,15 +542,13 @@ mod tests {
     async fn outbox_rows_of_the_previous_payload_format_read_as_their_alert_snapshot() {
         use crate::alerts::conformance::{alert, rule};
         use crate::alerts::{AlertCommit, AlertWriteGuarded, OutboxPayload};
+        use modelwatch_core::alerting::Alert;
 
         let database = TestDatabase::create("outbox_payload").await;
         let stores = crate::open(database.url()).await.unwrap();
         let a = alert(7, &rule(1, "fraud"), "v1", 10_000);
         let insert = AlertCommit {
-            alert: Some(AlertWriteGuarded {
-                previous: None,
-                alert: a.clone(),
-            }),
+            alert: Some(AlertWriteGuarded::insert(a.clone())),
             ..AlertCommit::default()
         };
         stores.alerts.commit(vec![insert]).await.unwrap();
@@ -568,7 +574,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].payload, OutboxPayload::Snapshot(Box::new(a)));
+        assert_eq!(
+            rows[0].payload,
+            OutboxPayload::Snapshot(Box::new(Alert { revision: 0, ..a }))
+        );
     }
 
     /// Schema 5 records when an outbox row finished. Rows a schema 4 database holds get
@@ -850,6 +859,73 @@ mod tests {
             [CommitOutcome::Applied, CommitOutcome::Conflict]
         );
         assert_eq!(store.states(None).await.unwrap().len(), 3);
+    }
+
+    /// A schema 11 database guarded alert updates by comparing the alert's JSON; schema
+    /// 12 gives every alert revision 1, and the database keeps working: the alert reads
+    /// back with it, an update from it lands (revision 2), one from the old revision
+    /// conflicts.
+    #[tokio::test]
+    async fn schema_11_alerts_get_revision_1_and_keep_being_updated() {
+        use crate::alerts::conformance::{alert, rule};
+        use crate::alerts::{AlertCommit, AlertWriteGuarded, CommitOutcome};
+        use modelwatch_core::alerting::{Alert, AlertStatus};
+
+        let database = TestDatabase::create("alerts_v12").await;
+        let (mut client, connection) = tokio_postgres::connect(database.url(), NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        migrate_to(&mut client, &Location::new(database.url()), 11)
+            .await
+            .unwrap();
+        let r = rule(1, "fraud");
+        let fired = alert(7, &r, "v1", 10_000);
+        client
+            .execute(
+                "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
+                     first_seen_ms, body)
+                 VALUES ($1, $2, 'fraud', 'v1', 'active', 'high', true, 10000, $3)",
+                &[
+                    &fired.id.as_str(),
+                    &r.id.as_str(),
+                    &serde_json::to_string(&fired).unwrap(),
+                ],
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+
+        let stores = crate::open(database.url()).await.unwrap();
+        let store = &stores.alerts;
+        let read = store.alert(&fired.id).await.unwrap().unwrap();
+        assert_eq!(
+            read,
+            Alert {
+                revision: 1,
+                ..fired.clone()
+            }
+        );
+        let mut acknowledged = read.clone();
+        acknowledged.status = AlertStatus::Acknowledged;
+        acknowledged.acknowledged_by = Some("ana".into());
+        let update = |write: AlertWriteGuarded| AlertCommit {
+            alert: Some(write),
+            ..AlertCommit::default()
+        };
+        let acknowledged = AlertWriteGuarded::replace(&read, acknowledged);
+        let stale = AlertWriteGuarded::replace(&read, read.clone());
+        assert_eq!(
+            store
+                .commit(vec![update(acknowledged.clone()), update(stale)])
+                .await
+                .unwrap(),
+            [CommitOutcome::Applied, CommitOutcome::Conflict]
+        );
+        let stored = store.alert(&fired.id).await.unwrap().unwrap();
+        assert_eq!(stored, acknowledged.alert);
+        assert_eq!(stored.revision, 2);
     }
 
     /// The prune's statement can read the finished-rows index, with the cutoff as a

@@ -16,13 +16,14 @@ use std::sync::Arc;
 
 use super::SqliteStore;
 use crate::alerts::guards::{GuardRow, StateGuards};
+use crate::alerts::records::{rule_body, rule_from_body};
 use crate::alerts::{
-    alert_label, corrupt, from_json, lease_end, newest_first, optional_timestamp,
-    revision_from_sql, severity_count, state_dataset, state_detail, timestamp, to_json,
-    AlertCommit, AlertLabel, AlertStore, AlertValues, AlertingRows, ClaimChannels, CommitOutcome,
-    DeliveryResult, DeliveryStatus, Notification, NotificationFilter, NotificationValues,
-    OutboxPayload, OutcomeValues, RuleValues, SilenceValues, StateValues, StoredState,
-    TransitionValues, FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    alert_label, corrupt, lease_end, newest_first, optional_timestamp, revision_from_sql,
+    revision_to_sql, severity_count, state_dataset, state_detail, stored_alert, timestamp, to_json,
+    AlertCommit, AlertLabel, AlertStore, AlertValues, AlertWriteGuarded, AlertingRows,
+    ClaimChannels, CommitOutcome, DeliveryResult, DeliveryStatus, Notification, NotificationFilter,
+    NotificationValues, OutboxPayload, OutcomeValues, RuleValues, SilenceValues, StateValues,
+    StoredState, TransitionValues, FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::decoded::{rule_prefix, state_key, DecodedRows};
 use crate::StoreError;
@@ -49,7 +50,7 @@ fn read_rules(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.iter()
-        .map(|(id, body)| decoded.rules.decode(id, body))
+        .map(|(id, body)| decoded.rules.decode(id, body).map(Rule::from))
         .collect()
 }
 
@@ -109,23 +110,21 @@ fn stored_state(
     })
 }
 
-fn alert_bodies(
+/// The alerts a query of `body, revision` rows finds.
+fn read_alerts(
     connection: &Connection,
     sql: &str,
     params: &[&dyn ToSql],
 ) -> Result<Vec<Alert>, StoreError> {
     let mut statement = connection.prepare_cached(sql)?;
-    let bodies = statement
-        .query_map(params, |row| row.get::<_, String>(0))?
+    let rows = statement
+        .query_map(params, |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?
         .collect::<Result<Vec<_>, _>>()?;
-    bodies.iter().map(|b| from_json(b)).collect()
-}
-
-fn stored_alert_body(connection: &Connection, id: &AlertId) -> Result<Option<String>, StoreError> {
-    Ok(connection
-        .prepare_cached("SELECT body FROM alerts WHERE id = ?1")?
-        .query_row(params![id.as_str()], |row| row.get(0))
-        .optional()?)
+    rows.iter()
+        .map(|(body, revision)| stored_alert(body, *revision))
+        .collect()
 }
 
 /// Reads what the state guards of `commits` compare against, in one query for the call.
@@ -159,26 +158,56 @@ fn state_guards<'a>(
     Ok(StateGuards::new(commits, rows))
 }
 
-fn alert_guard_holds(connection: &Connection, commit: &AlertCommit) -> Result<bool, StoreError> {
-    if let Some(write) = &commit.alert {
-        let stored = stored_alert_body(connection, &write.alert.id)?;
-        let expected = write.previous.as_ref().map(to_json).transpose()?;
-        if stored != expected {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+/// Writes a commit's alert if its guard holds, and says whether it did: an insert when no
+/// alert has the id, an update when the stored one has the revision the writer read.
+fn write_alert(connection: &Connection, write: &AlertWriteGuarded) -> Result<bool, StoreError> {
+    let values = AlertValues::written(write)?;
+    let written = match write.previous_revision {
+        None => connection
+            .prepare_cached(
+                "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
+                     first_seen_ms, resolved_ms, body, revision)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(values.sqlite_params())?,
+        Some(previous) => connection
+            .prepare_cached(
+                "UPDATE alerts SET status = ?2, severity = ?3, notified = ?4, resolved_ms = ?5,
+                     body = ?6, revision = ?7
+                 WHERE id = ?1 AND revision = ?8",
+            )?
+            .execute(params![
+                values.id,
+                values.status,
+                values.severity,
+                values.notified,
+                values.resolved_ms,
+                values.body,
+                values.revision,
+                revision_to_sql(previous),
+            ])?,
+    };
+    Ok(written == 1)
 }
 
 const INSERT_TRANSITION: &str =
     "INSERT INTO alert_transitions (alert_id, at_ms, by_actor, from_status, to_status, notes)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
+/// Writes `commit` if its alert guard holds (its state's was checked before), and says
+/// whether it did. The alert is written first, its write being its guard, so a conflict
+/// leaves nothing to roll back.
 fn apply(
     connection: &Connection,
     commit: &AlertCommit,
     decoded: &DecodedRows,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
+    if let Some(write) = &commit.alert {
+        if !write_alert(connection, write)? {
+            return Ok(false);
+        }
+    }
     if let Some(write) = &commit.state {
         let values = StateValues::new(
             &write.rule_id,
@@ -214,21 +243,6 @@ fn apply(
             );
         }
     }
-    if let Some(write) = &commit.alert {
-        connection
-            .prepare_cached(
-                "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
-                     first_seen_ms, resolved_ms, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (id) DO UPDATE SET
-                     status = excluded.status,
-                     severity = excluded.severity,
-                     notified = excluded.notified,
-                     resolved_ms = excluded.resolved_ms,
-                     body = excluded.body",
-            )?
-            .execute(AlertValues::new(&write.alert)?.sqlite_params())?;
-    }
     if let Some(transition) = &commit.transition {
         connection
             .prepare_cached(INSERT_TRANSITION)?
@@ -253,7 +267,7 @@ fn apply(
                 entry.created_at.as_millis(),
             ])?;
     }
-    Ok(())
+    Ok(true)
 }
 
 const NOTIFICATION_COLUMNS: &str = "id, alert_id, channel, event, severity, payload, dedup_key,
@@ -411,7 +425,7 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
          ON CONFLICT DO NOTHING",
     )?;
     for rule in &rows.rules {
-        let body = to_json(rule)?;
+        let body = rule_body(rule)?;
         insert.execute(RuleValues::new(rule, &body).sqlite_params())?;
     }
     let mut insert = connection.prepare_cached(
@@ -434,8 +448,8 @@ fn import_rows(connection: &Connection, rows: &AlertingRows) -> Result<(), Store
     let mut inserted = std::collections::HashSet::new();
     let mut insert = connection.prepare_cached(
         "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
-             first_seen_ms, resolved_ms, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+             first_seen_ms, resolved_ms, body, revision)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
     )?;
     for alert in &rows.alerts {
         let changed = insert.execute(AlertValues::new(alert)?.sqlite_params())?;
@@ -472,7 +486,7 @@ impl AlertStore for SqliteStore {
     }
 
     async fn insert_rule(&self, rule: Rule) -> Result<(), StoreError> {
-        let body = to_json(&rule)?;
+        let body = rule_body(&rule)?;
         self.write(move |_, tx| {
             let inserted = tx
                 .prepare_cached(
@@ -492,7 +506,7 @@ impl AlertStore for SqliteStore {
     }
 
     async fn update_rule(&self, rule: Rule) -> Result<(), StoreError> {
-        let body = to_json(&rule)?;
+        let body = rule_body(&rule)?;
         self.write(move |_, tx| {
             let updated = tx
                 .prepare_cached(
@@ -535,7 +549,7 @@ impl AlertStore for SqliteStore {
                 .prepare_cached("SELECT body FROM alert_rules WHERE id = ?1")?
                 .query_row(params![id.as_str()], |row| row.get(0))
                 .optional()?;
-            body.map(|b| from_json(&b)).transpose()
+            body.map(|b| rule_from_body(&b)).transpose()
         })
         .await
     }
@@ -575,10 +589,9 @@ impl AlertStore for SqliteStore {
             let mut outcomes = Vec::with_capacity(commits.len());
             let mut state_guards = state_guards(tx, &commits)?;
             for (index, commit) in commits.iter().enumerate() {
-                // Guards are checked before anything of the commit is written, so a
-                // conflict needs no rollback; an SQL error fails the whole call.
-                if state_guards.hold(index, commit) && alert_guard_holds(tx, commit)? {
-                    apply(tx, commit, &decoded)?;
+                // A conflict is found before anything of the commit is written, so it
+                // needs no rollback; an SQL error fails the whole call.
+                if state_guards.hold(index, commit) && apply(tx, commit, &decoded)? {
                     state_guards.applied(commit);
                     outcomes.push(CommitOutcome::Applied);
                 } else {
@@ -593,8 +606,11 @@ impl AlertStore for SqliteStore {
     async fn alert(&self, id: &AlertId) -> Result<Option<Alert>, StoreError> {
         let id = id.clone();
         self.read(move |connection, _| {
-            stored_alert_body(connection, &id)?
-                .map(|b| from_json(&b))
+            let row: Option<(String, i64)> = connection
+                .prepare_cached("SELECT body, revision FROM alerts WHERE id = ?1")?
+                .query_row(params![id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            row.map(|(body, revision)| stored_alert(&body, revision))
                 .transpose()
         })
         .await
@@ -609,16 +625,16 @@ impl AlertStore for SqliteStore {
             let mut found = Vec::with_capacity(ids.len());
             for chunk in ids.chunks(IDS_PER_QUERY) {
                 let placeholders = vec!["?"; chunk.len()].join(",");
-                let sql = format!("SELECT body FROM alerts WHERE id IN ({placeholders})");
+                let sql = format!("SELECT body, revision FROM alerts WHERE id IN ({placeholders})");
                 let mut statement = connection.prepare(&sql)?;
-                let bodies = statement
+                let rows = statement
                     .query_map(
                         rusqlite::params_from_iter(chunk.iter().map(AlertId::as_str)),
-                        |row| row.get::<_, String>(0),
+                        |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
                     )?
                     .collect::<Result<Vec<_>, _>>()?;
-                for body in bodies {
-                    found.push(from_json(&body)?);
+                for (body, revision) in rows {
+                    found.push(stored_alert(&body, revision)?);
                 }
             }
             Ok(found)
@@ -632,9 +648,9 @@ impl AlertStore for SqliteStore {
             // SQL narrows by the indexed columns; the core's filter has the final word, so
             // "alive in the window" means the same on every backend.
             let window_end = filter.window.map(|w| w.end.as_millis());
-            let mut alerts = alert_bodies(
+            let mut alerts = read_alerts(
                 connection,
-                "SELECT body FROM alerts
+                "SELECT body, revision FROM alerts
                  WHERE (?1 IS NULL OR model = ?1) AND (?2 IS NULL OR status = ?2)
                    AND (?3 IS NULL OR severity = ?3) AND (?4 IS NULL OR first_seen_ms < ?4)",
                 &[
@@ -654,9 +670,10 @@ impl AlertStore for SqliteStore {
     async fn open_alerts(&self, model: Option<&ModelName>) -> Result<Vec<Alert>, StoreError> {
         let model = model.cloned();
         self.read(move |connection, _| {
-            let mut alerts = alert_bodies(
+            let mut alerts = read_alerts(
                 connection,
-                "SELECT body FROM alerts WHERE resolved_ms IS NULL AND (?1 IS NULL OR model = ?1)",
+                "SELECT body, revision FROM alerts
+                 WHERE resolved_ms IS NULL AND (?1 IS NULL OR model = ?1)",
                 &[&model.as_ref().map(ModelName::as_str)],
             )?;
             newest_first(&mut alerts);

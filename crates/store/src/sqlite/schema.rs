@@ -73,8 +73,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     // Alerting. Rules and alerts keep their full JSON in `body` (the core's serde, which
     // also reads the seed's names back) with the columns queries filter on beside it; an
-    // alert's `body` doubles as its compare-and-swap guard. The outbox is shaped for a
-    // delivery worker and for several servers claiming rows with leases.
+    // alert's `body` was its compare-and-swap guard until schema 15. The outbox is shaped
+    // for a delivery worker and for several servers claiming rows with leases.
     (
         4,
         "CREATE TABLE alert_rules (
@@ -402,6 +402,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
         CREATE INDEX prediction_window_sketches_due
             ON prediction_window_sketches (model, version, dataset, start_ms)
             WHERE drift_of < recorded;",
+    ),
+    // Alerts are compare-and-swapped on an integer revision instead of their JSON: one
+    // more on every write, an update guarded by `WHERE revision = ?`. An existing alert
+    // counts as written once. A constant default adds the column without a rewrite.
+    (
+        15,
+        "ALTER TABLE alerts ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;",
     ),
 ];
 

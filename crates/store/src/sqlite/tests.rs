@@ -955,6 +955,7 @@ async fn outbox_rows_of_the_previous_payload_format_read_as_their_alert_snapshot
     use crate::alerts::conformance::{alert, rule};
     use crate::alerts::{AlertCommit, AlertWriteGuarded, NotificationFilter, OutboxPayload};
     use crate::AlertStore;
+    use modelwatch_core::alerting::Alert;
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox.db");
@@ -962,10 +963,7 @@ async fn outbox_rows_of_the_previous_payload_format_read_as_their_alert_snapshot
     let r = rule(1, "fraud");
     let a = alert(7, &r, "v1", 10_000);
     let insert = AlertCommit {
-        alert: Some(AlertWriteGuarded {
-            previous: None,
-            alert: a.clone(),
-        }),
+        alert: Some(AlertWriteGuarded::insert(a.clone())),
         ..AlertCommit::default()
     };
     store.commit(vec![insert]).await.unwrap();
@@ -987,10 +985,120 @@ async fn outbox_rows_of_the_previous_payload_format_read_as_their_alert_snapshot
         .await
         .unwrap();
     let by_id = |id: i64| rows.iter().find(|n| n.id == id).unwrap();
-    assert_eq!(by_id(1).payload, OutboxPayload::Snapshot(Box::new(a)));
+    assert_eq!(
+        by_id(1).payload,
+        OutboxPayload::Snapshot(Box::new(Alert { revision: 0, ..a }))
+    );
     let OutboxPayload::Unreadable { text, error } = &by_id(2).payload else {
         panic!("{:?}", by_id(2).payload)
     };
     assert_eq!(text, "not json");
     assert!(error.starts_with("payload is not JSON"), "{error}");
+}
+
+/// A schema 14 file guarded alert updates by comparing the alert's JSON; schema 15 gives
+/// every alert revision 1, and the file opens and keeps working: the alert reads back
+/// with it, an update from it lands (revision 2) and one from the old revision conflicts.
+#[tokio::test]
+async fn schema_14_alerts_get_revision_1_and_keep_being_updated() {
+    use crate::alerts::conformance::{alert, rule};
+    use crate::alerts::{AlertCommit, AlertWriteGuarded, CommitOutcome};
+    use crate::AlertStore;
+    use modelwatch_core::alerting::{Alert, AlertStatus};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v14.db");
+    let r = rule(1, "fraud");
+    let fired = alert(7, &r, "v1", 10_000);
+    {
+        let mut connection = Connection::open(&path).unwrap();
+        schema::migrate(&mut connection, &path, 14).unwrap();
+        connection
+            .execute(
+                "INSERT INTO alerts (id, rule_id, model, version, status, severity, notified,
+                     first_seen_ms, body)
+                 VALUES (?1, ?2, 'fraud', 'v1', 'active', 'high', 1, 10000, ?3)",
+                rusqlite::params![
+                    fired.id.as_str(),
+                    r.id.as_str(),
+                    serde_json::to_string(&fired).unwrap()
+                ],
+            )
+            .unwrap();
+    }
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let read = store.alert(&fired.id).await.unwrap().unwrap();
+    assert_eq!(
+        read,
+        Alert {
+            revision: 1,
+            ..fired.clone()
+        }
+    );
+    let mut acknowledged = read.clone();
+    acknowledged.status = AlertStatus::Acknowledged;
+    acknowledged.acknowledged_by = Some("ana".into());
+    let update = |write: AlertWriteGuarded| AlertCommit {
+        alert: Some(write),
+        ..AlertCommit::default()
+    };
+    let acknowledged = AlertWriteGuarded::replace(&read, acknowledged);
+    let stale = AlertWriteGuarded::replace(&read, read.clone());
+    assert_eq!(
+        store
+            .commit(vec![update(acknowledged.clone()), update(stale)])
+            .await
+            .unwrap(),
+        [CommitOutcome::Applied, CommitOutcome::Conflict]
+    );
+    let stored = store.alert(&fired.id).await.unwrap().unwrap();
+    assert_eq!(stored, acknowledged.alert);
+    assert_eq!(stored.revision, 2);
+    store.close().await.unwrap();
+    let connection = Connection::open(&path).unwrap();
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, LATEST_VERSION);
+}
+
+/// A rule stored under the old API's names (`rule_name`, `model_name`, …) and before
+/// rules had a dataset reads back, by id and in listings, as the rule it was; written
+/// again, it is stored under the current names.
+#[tokio::test]
+async fn a_rule_stored_with_the_old_names_reads_back() {
+    use crate::alerts::conformance::rule;
+    use crate::AlertStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old-rule.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let r = rule(1, "fraud");
+    let old = serde_json::to_string(&r)
+        .unwrap()
+        .replace(r#""id":"#, r#""rule_id":"#)
+        .replace(r#""name":"#, r#""rule_name":"#)
+        .replace(r#""model":"#, r#""model_name":"#)
+        .replace(r#""version":"#, r#""model_version":"#)
+        .replace(r#""metric":"#, r#""metric_type":"#)
+        .replace(r#""dataset":"default","#, "");
+    assert!(old.contains(r#""rule_name":"rule 1""#), "{old}");
+    {
+        let connection = Connection::open(&path).unwrap();
+        connection
+            .execute(
+                "INSERT INTO alert_rules (id, model, enabled, body) VALUES (?1, 'fraud', 1, ?2)",
+                rusqlite::params![r.id.as_str(), old],
+            )
+            .unwrap();
+    }
+    assert_eq!(store.rule(&r.id).await.unwrap(), Some(r.clone()));
+    assert_eq!(store.list_rules(None).await.unwrap(), [r.clone()]);
+    store.update_rule(r.clone()).await.unwrap();
+    let body: String = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT body FROM alert_rules", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(body, serde_json::to_string(&r).unwrap());
 }
