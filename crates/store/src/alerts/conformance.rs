@@ -1217,13 +1217,19 @@ pub async fn alert_revisions_count_writes_and_guard_updates(store: &dyn AlertSto
     assert_eq!(stored.revision, 3);
     assert_eq!(
         store.list_alerts(&AlertFilter::default()).await.unwrap(),
-        [stored.clone()]
+        std::slice::from_ref(&stored)
     );
     assert_eq!(
-        store.alerts_by_id(&[read.id.clone()]).await.unwrap(),
-        [stored.clone()]
+        store
+            .alerts_by_id(std::slice::from_ref(&read.id))
+            .await
+            .unwrap(),
+        std::slice::from_ref(&stored)
     );
-    assert_eq!(store.open_alerts(None).await.unwrap(), [stored.clone()]);
+    assert_eq!(
+        store.open_alerts(None).await.unwrap(),
+        std::slice::from_ref(&stored)
+    );
 
     // A stale update, with a state write whose own guard holds, a history record and a
     // notification: nothing of it is written.
@@ -1283,7 +1289,7 @@ pub async fn writers_on_two_handles_never_both_win(
         &second
     };
     let open = store.open_alerts(None).await.unwrap();
-    assert_eq!(open, [winner.clone()]);
+    assert_eq!(open, std::slice::from_ref(winner));
 
     for round in 0..10u32 {
         let (read, read_other) = tokio::join!(store.alert(&winner.id), other.alert(&winner.id));

@@ -1094,7 +1094,10 @@ async fn a_rule_stored_with_the_old_names_reads_back() {
             .unwrap();
     }
     assert_eq!(store.rule(&r.id).await.unwrap(), Some(r.clone()));
-    assert_eq!(store.list_rules(None).await.unwrap(), [r.clone()]);
+    assert_eq!(
+        store.list_rules(None).await.unwrap(),
+        std::slice::from_ref(&r)
+    );
     store.update_rule(r.clone()).await.unwrap();
     let body: String = Connection::open(&path)
         .unwrap()
