@@ -304,25 +304,30 @@ impl InfluxStore {
 
     /// Writes lines (each ending in a newline) in requests of [`LINES_PER_WRITE`].
     async fn write_lines(&self, lines: &[String]) -> Result<(), StoreError> {
-        self.check_open()?;
         for chunk in lines.chunks(LINES_PER_WRITE) {
-            let body: String = chunk.concat();
-            let response = self
-                .request(self.client.post(format!("{}/write", self.location.base)))
-                .query(&[("precision", "ms")])
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| self.connect_error(e))?;
-            if !response.status().is_success() {
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                return Err(StoreError::Database(format!(
-                    "InfluxDB at {} refused a write ({status}): {}",
-                    self.location.shown,
-                    body.trim()
-                )));
-            }
+            self.write_body(chunk.concat()).await?;
+        }
+        Ok(())
+    }
+
+    /// One write request of line protocol.
+    async fn write_body(&self, body: String) -> Result<(), StoreError> {
+        self.check_open()?;
+        let response = self
+            .request(self.client.post(format!("{}/write", self.location.base)))
+            .query(&[("precision", "ms")])
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            return Err(StoreError::Database(format!(
+                "InfluxDB at {} refused a write ({status}): {}",
+                self.location.shown,
+                body.trim()
+            )));
         }
         Ok(())
     }
@@ -418,7 +423,12 @@ impl InfluxStore {
         };
         let mut new: HashSet<SeriesKey> = HashSet::new();
         let mut new_by_model: BTreeMap<ModelName, usize> = BTreeMap::new();
+        // Each series of the batch once, its names copied only then.
+        let mut seen: HashSet<text::SeriesRef<'_>> = HashSet::new();
         for sample in samples {
+            if !seen.insert(text::series_of(sample)) {
+                continue;
+            }
             let series = sample.series();
             if !known.all.contains(&series) && new.insert(series) {
                 *new_by_model.entry(sample.model.clone()).or_default() += 1;
@@ -501,19 +511,36 @@ impl MetricStore for InfluxStore {
         crate::validate_batch(&samples, &custom)?;
         self.admit(&samples).await?;
         // The last write of a point wins, in a batch as across batches.
-        let mut last: HashMap<(SeriesKey, Timestamp), usize> = HashMap::new();
+        let mut last: HashMap<(text::SeriesRef<'_>, Timestamp), usize> =
+            HashMap::with_capacity(samples.len());
         for (index, sample) in samples.iter().enumerate() {
-            last.insert((sample.series(), sample.timestamp), index);
+            last.insert((text::series_of(sample), sample.timestamp), index);
         }
-        let mut lines = Vec::with_capacity(last.len());
+        let unique = last.len() == samples.len();
+        let mut bodies = Vec::with_capacity(samples.len().div_ceil(LINES_PER_WRITE));
+        let mut body = String::new();
+        let mut lines = 0;
         for (index, sample) in samples.iter().enumerate() {
-            if last.get(&(sample.series(), sample.timestamp)) == Some(&index) {
-                let mut line = String::with_capacity(96);
-                text::sample_line(&sample.series(), sample.value, sample.timestamp, &mut line);
-                lines.push(line);
+            let series = text::series_of(sample);
+            if unique || last.get(&(series, sample.timestamp)) == Some(&index) {
+                if lines == 0 {
+                    body.reserve(LINES_PER_WRITE * 96);
+                }
+                text::sample_line(series, sample.value, sample.timestamp, &mut body);
+                lines += 1;
+                if lines == LINES_PER_WRITE {
+                    bodies.push(std::mem::take(&mut body));
+                    lines = 0;
+                }
             }
         }
-        self.write_lines(&lines).await
+        if lines > 0 {
+            bodies.push(body);
+        }
+        for body in bodies {
+            self.write_body(body).await?;
+        }
+        Ok(())
     }
 
     async fn range(&self, series: &SeriesKey, range: TimeRange) -> Result<Vec<Point>, StoreError> {

@@ -34,26 +34,41 @@ pub fn string_field(text: &str, out: &mut String) {
     out.push('"');
 }
 
+/// A series named by borrowed parts (model, version, metric, dataset): a batch's samples
+/// are grouped and written without copying their names.
+pub type SeriesRef<'a> = (&'a str, &'a str, &'a str, Option<&'a str>);
+
+/// The parts of a sample's series.
+pub fn series_of(sample: &modelwatch_core::Sample) -> SeriesRef<'_> {
+    (
+        sample.model.as_str(),
+        sample.version.as_str(),
+        sample.metric.as_str(),
+        sample.dataset.as_ref().map(|d| d.as_str()),
+    )
+}
+
 /// One sample as a line: `model_metrics,dataset=D,model=M,version=V METRIC=VALUE MS`,
 /// tags in key order (as InfluxDB sorts them), the default dataset without its tag.
-pub fn sample_line(series: &SeriesKey, value: f64, timestamp: Timestamp, out: &mut String) {
+pub fn sample_line(series: SeriesRef<'_>, value: f64, timestamp: Timestamp, out: &mut String) {
+    let (model, version, metric, dataset) = series;
     key(MEASUREMENT, out);
-    if let Some(dataset) = &series.dataset {
+    if let Some(dataset) = dataset {
         out.push(',');
         out.push_str(DATASET_TAG);
         out.push('=');
-        key(dataset.as_str(), out);
+        key(dataset, out);
     }
     out.push(',');
     out.push_str(MODEL_TAG);
     out.push('=');
-    key(series.model.as_str(), out);
+    key(model, out);
     out.push(',');
     out.push_str(VERSION_TAG);
     out.push('=');
-    key(series.version.as_str(), out);
+    key(version, out);
     out.push(' ');
-    key(series.metric.as_str(), out);
+    key(metric, out);
     // Rust prints the shortest text that reads back as the same f64, never with an
     // exponent; line protocol reads a number without `i` as a float.
     let _ = write!(out, "={value} {}", timestamp.as_millis());
@@ -151,20 +166,18 @@ pub fn grouped_select(what: &str, conditions: &[String], range: TimeRange) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use modelwatch_core::Dataset;
-
-    fn series(dataset: Option<&str>) -> SeriesKey {
-        SeriesKey::parse("fraud", "v1", "accuracy")
-            .unwrap()
-            .with_dataset(dataset.map(|d| Dataset::parse(d).unwrap()))
-    }
 
     #[test]
     fn a_sample_is_one_line_with_its_tags_sorted_and_exact_value() {
         let mut line = String::new();
         let key = SeriesKey::parse("fraud", "v1", "accuracy").unwrap();
         sample_line(
-            &key,
+            (
+                key.model.as_str(),
+                key.version.as_str(),
+                key.metric.as_str(),
+                None,
+            ),
             0.1 + 0.2,
             Timestamp::from_millis(1_500).unwrap(),
             &mut line,
@@ -175,7 +188,7 @@ mod tests {
         );
         let mut line = String::new();
         sample_line(
-            &series(Some("eu-west")),
+            ("fraud", "v1", "accuracy", Some("eu-west")),
             10.0,
             Timestamp::from_millis(0).unwrap(),
             &mut line,
