@@ -97,7 +97,7 @@ fn a_drop_fires_once_with_its_onset_and_size() {
         &samples(&values, 0),
         SeriesState::default(),
     );
-    assert_eq!(events(&result), vec![(304, FIRED, Some(300))]);
+    assert_eq!(events(&result), vec![(305, FIRED, Some(300))]);
     let alert = result.last_alert.unwrap_or_else(|| panic!("no alert"));
     let Trigger::ChangePoint {
         change_started_at,
@@ -131,7 +131,7 @@ fn improvements_are_not_watched_unless_both_ways_are_asked_for() {
         &observations,
         SeriesState::default(),
     );
-    assert_eq!(events(&both), vec![(305, FIRED, Some(300))]);
+    assert_eq!(events(&both), vec![(306, FIRED, Some(300))]);
 }
 
 #[test]
@@ -166,9 +166,9 @@ fn a_recovery_clears_and_a_later_shift_is_folded_into_the_open_alert() {
     assert_eq!(
         events(&result),
         vec![
-            (304, FIRED, Some(300)),
-            (609, BacktestEventKind::ConditionCleared, None),
-            (903, BacktestEventKind::Shifted, Some(899)),
+            (305, FIRED, Some(300)),
+            (610, BacktestEventKind::ConditionCleared, None),
+            (904, BacktestEventKind::Shifted, Some(899)),
         ]
     );
 }
