@@ -390,6 +390,31 @@ fn bocpd(points: &[Point], sides: Sides, threshold: f64) -> Vec<Alarm> {
 /// ratio, and the daily profile's bins, memory in days, days before it may switch on, and
 /// the error ratios to switch it on and off) to try others.
 pub fn tuning() -> Tuning {
+    let mut tuning = positional_tuning();
+    // `MODELWATCH_CP_SET`: `name=value` pairs, comma-separated, for the newer constants.
+    for pair in std::env::var("MODELWATCH_CP_SET")
+        .unwrap_or_default()
+        .split(',')
+    {
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            eprintln!("ignoring MODELWATCH_CP_SET's {pair}");
+            continue;
+        };
+        match name.trim() {
+            "weekly_bins" => tuning.weekly_bins = value as u32,
+            "weekly_memory_weeks" => tuning.weekly_memory_weeks = value,
+            "weekly_min_weeks" => tuning.weekly_min_weeks = value,
+            "weekly_on_ratio" => tuning.weekly_on_ratio = value,
+            other => eprintln!("ignoring MODELWATCH_CP_SET's unknown {other}"),
+        }
+    }
+    tuning
+}
+
+fn positional_tuning() -> Tuning {
     let Ok(text) = std::env::var("MODELWATCH_CP_TUNING") else {
         return Tuning::default();
     };
@@ -432,6 +457,7 @@ pub fn tuning() -> Tuning {
         daily_min_days: v.get(21).copied().unwrap_or(default.daily_min_days),
         daily_on_ratio: v.get(22).copied().unwrap_or(default.daily_on_ratio),
         daily_off_ratio: v.get(23).copied().unwrap_or(default.daily_off_ratio),
+        ..default
     }
 }
 

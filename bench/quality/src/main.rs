@@ -26,6 +26,9 @@
 //! `MODELWATCH_QUALITY_NO_SURVEY` / `MODELWATCH_QUALITY_CP_FAST` to skip the survey / all
 //! but the goal rows, `MODELWATCH_CP_TUNING` to try other detector constants), and
 //! `MODELWATCH_QUALITY_NO_CHECK` skips `check` on NAB, the slowest part.
+//! `MODELWATCH_CP_EXPERIMENT=1 MODELWATCH_CP_NAB_ONLY=1` scores the change-point rule on
+//! NAB alone (under a second), and `MODELWATCH_CP_SET` (`name=value,…`) sets the detector's
+//! newer constants (`changepoints::tuning`).
 //! `MODELWATCH_CP_EXPERIMENT=1` prints, for quick tuning (a few seconds), the change-point
 //! detector's goal rows with `MODELWATCH_CP_TUNING` (the daily row at several settings,
 //! with detections split by whether a false alarm came in the 100 samples before the
@@ -49,7 +52,8 @@
 //! what it prints.
 //! With `MODELWATCH_CP_NAB`, `MODELWATCH_CP_NAB_DAILY=1` prints, per NAB file, whether and
 //! from which row the detector subtracts its daily profile and the profile's error ratio
-//! at the end (`Tuning::daily_on_ratio`), `MODELWATCH_CP_NAB_FILES=1` where the score goes
+//! at the end (`Tuning::daily_on_ratio`), and likewise for the weekly profile,
+//! `MODELWATCH_CP_NAB_FILES=1` where the score goes
 //! file by file, and `MODELWATCH_CP_NAB_SEASONAL=1` also scores two NAB ideas with
 //! the default rule: a daily seasonal reference (the rule on the series less a causal
 //! daily profile remembering `MODELWATCH_CP_PROFILE_DAYS` days, default 3) and a spike
@@ -772,12 +776,20 @@ fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
                 "measured, not taken (before the cap on the clip: 43.65)",
             ),
             (
+                "no weekly profile",
+                Tuning {
+                    weekly_bins: 0,
+                    ..default_tuning
+                },
+                "the default before it",
+            ),
+            (
                 "no daily profile",
                 Tuning {
                     daily_bins: 0,
                     ..default_tuning
                 },
-                "the default without it (before the cap on the clip: 39.23)",
+                "the default without it (before the cap on the clip: 39.23; before the weekly profile: 38.87)",
             ),
             (
                 "daily profile in 48 bins",
@@ -823,6 +835,13 @@ fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
 
 fn cp_experiment((streams, seed): (usize, u64)) {
     let tuning = changepoints::tuning();
+    if std::env::var_os("MODELWATCH_CP_NAB_ONLY").is_some() {
+        cp_experiment_nab(&changepoints::Method::Cusum(
+            changepoints::default_settings(),
+            tuning,
+        ));
+        return;
+    }
     let fmt = |t: &changepoints::Tally| {
         format!(
             "FA {:.3} det {:.1} onset {:.1} delay {:.1}",
@@ -1081,38 +1100,44 @@ fn cp_experiment((streams, seed): (usize, u64)) {
         println!("events F1 {f1:.3} cover {cover:.3}");
     }
     if std::env::var_os("MODELWATCH_CP_NAB").is_some() {
-        if let Some((files, profiles)) =
-            nab_root().and_then(|root| Some((nab::load(&root)?, nab::profiles(&root)?)))
-        {
-            let d = nab_alarms(&default, &files);
-            let s: Vec<String> = profiles
-                .iter()
-                .map(|p| format!("{:.1}", nab::score_corpus(&files, &d, p).normalised))
-                .collect();
-            let first = nab::score_corpus(&files, &d, &profiles[0]);
-            println!(
-                "NAB {} ({}/{} windows, {} FPs)",
-                s.join(" / "),
-                first.detected_windows,
-                first.windows,
-                first.false_positives
-            );
-            if std::env::var_os("MODELWATCH_CP_NAB_SEASONAL").is_some() {
-                nab_upper_bounds(&default, &files, &profiles);
-            }
-            if std::env::var_os("MODELWATCH_CP_NAB_FILES").is_some() {
-                nab_breakdown(&files, &d, &profiles[0]);
-            }
-            if let Ok(which) = std::env::var("MODELWATCH_CP_NAB_DUMP") {
-                nab_dump(&files, which.parse().unwrap_or(0));
-            }
-            if std::env::var_os("MODELWATCH_CP_NAB_DAILY").is_some() {
-                nab_daily_profiles(&files);
-            }
-            if std::env::var_os("MODELWATCH_CP_NAB_FP_KINDS").is_some() {
-                for row in nab_false_positive_kinds(&files, &profiles[0]) {
-                    println!("{row}");
-                }
+        cp_experiment_nab(&default);
+    }
+}
+
+/// `MODELWATCH_CP_EXPERIMENT`'s NAB part: the score of `default`, and what the other
+/// `MODELWATCH_CP_NAB_*` switches ask for.
+fn cp_experiment_nab(default: &changepoints::Method) {
+    if let Some((files, profiles)) =
+        nab_root().and_then(|root| Some((nab::load(&root)?, nab::profiles(&root)?)))
+    {
+        let d = nab_alarms(default, &files);
+        let s: Vec<String> = profiles
+            .iter()
+            .map(|p| format!("{:.1}", nab::score_corpus(&files, &d, p).normalised))
+            .collect();
+        let first = nab::score_corpus(&files, &d, &profiles[0]);
+        println!(
+            "NAB {} ({}/{} windows, {} FPs)",
+            s.join(" / "),
+            first.detected_windows,
+            first.windows,
+            first.false_positives
+        );
+        if std::env::var_os("MODELWATCH_CP_NAB_SEASONAL").is_some() {
+            nab_upper_bounds(default, &files, &profiles);
+        }
+        if std::env::var_os("MODELWATCH_CP_NAB_FILES").is_some() {
+            nab_breakdown(&files, &d, &profiles[0]);
+        }
+        if let Ok(which) = std::env::var("MODELWATCH_CP_NAB_DUMP") {
+            nab_dump(&files, which.parse().unwrap_or(0));
+        }
+        if std::env::var_os("MODELWATCH_CP_NAB_DAILY").is_some() {
+            nab_daily_profiles(&files);
+        }
+        if std::env::var_os("MODELWATCH_CP_NAB_FP_KINDS").is_some() {
+            for row in nab_false_positive_kinds(&files, &profiles[0]) {
+                println!("{row}");
             }
         }
     }
@@ -1577,18 +1602,30 @@ fn nab_daily_profiles(files: &[nab::LabelledFile]) {
     let tuning = changepoints::tuning();
     for (index, file) in files.iter().enumerate() {
         let mut state = ChangePointState::default();
-        let mut from = None;
+        let (mut from, mut weekly_from, mut weekly_rows) = (None, None, 0);
         for (row, p) in file.points.iter().enumerate() {
             state.observe(&settings, &tuning, p.timestamp, p.value);
             if from.is_none() && state.daily.as_ref().is_some_and(|d| d.active) {
                 from = Some(row);
             }
+            if state.weekly.as_ref().is_some_and(|w| w.active) {
+                weekly_from = weekly_from.or(Some(row));
+                weekly_rows += 1;
+            }
         }
         let (bins, ratio) = state.daily.as_ref().map_or((0, 0.0), |d| {
             (d.bins.len(), d.error_with / d.error_without.max(1e-12))
         });
+        let weekly = state.weekly.as_ref().map_or(String::new(), |w| {
+            format!(
+                "; weekly: bins {}, subtracted from {weekly_from:?} for {weekly_rows} rows, error ratios at the end {:.2} (no profile) {:.2} (daily)",
+                w.bins.len(),
+                w.error_with / w.error_without.max(1e-12),
+                w.error_with / w.error_daily.max(1e-12)
+            )
+        });
         println!(
-            "daily {index}: bins {bins} active from {from:?} of {}, error ratio at the end {ratio:.2}",
+            "daily {index}: bins {bins} active from {from:?} of {}, error ratio at the end {ratio:.2}{weekly}",
             file.points.len()
         );
     }
