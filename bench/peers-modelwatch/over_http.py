@@ -12,6 +12,12 @@ and through modelwatch's own endpoints:
 
     bench/peers-modelwatch/over_http.py --bin target/release/modelwatch --csv data.csv -S 1000 -N 10000
     bench/peers-modelwatch/over_http.py ... --db postgres://127.0.0.1:5432/mwpeers
+    bench/peers-modelwatch/over_http.py --bin ... --jsonl vm.jsonl -S 1000 -N 10000
+
+With --jsonl (gen.py -f vmjson, the file VictoriaMetrics imports) the data goes in as
+VictoriaMetrics' does: one streamed `POST /api/v1/import` of the whole file (chunked,
+1 MiB pieces read from disk as they are sent), timed to the answer, which comes after
+the last batch's durable commit.
 
 Standard library only. The request bodies are encoded before the timer starts (as the
 peers' files are generated before theirs); ingestion is timed from the first byte sent
@@ -49,6 +55,15 @@ def encode_batches(path, batch):
     if rows:
         bodies.append(('{"samples":[' + ",".join(rows) + "]}").encode())
     return bodies
+
+
+def read_pieces(path, size=1 << 20):
+    with open(path, "rb") as f:
+        while True:
+            piece = f.read(size)
+            if not piece:
+                return
+            yield piece
 
 
 def start_server(binary, db, workdir):
@@ -111,7 +126,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", required=True, help="the modelwatch binary (a release build)")
-    ap.add_argument("--csv", required=True, help="gen.py -f csv output")
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", help="gen.py -f csv output: JSON batches to /api/v1/metrics")
+    source.add_argument("--jsonl", help="gen.py -f vmjson output: one streamed /api/v1/import")
     ap.add_argument("-S", type=int, default=1000)
     ap.add_argument("-N", type=int, default=10000)
     ap.add_argument("--batch", type=int, default=10000)
@@ -120,7 +137,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
 
-    bodies = encode_batches(args.csv, args.batch)
+    bodies = encode_batches(args.csv, args.batch) if args.csv else []
     samples = args.S * args.N
     workdir = tempfile.mkdtemp(prefix="mw-peers-http.")
     datadir = os.path.join(workdir, "data")
@@ -131,6 +148,16 @@ def main():
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         start = time.perf_counter()
+        if args.jsonl:
+            conn.request("POST", "/api/v1/import", read_pieces(args.jsonl),
+                         {"Content-Type": "application/x-ndjson"}, encode_chunked=True)
+            response = conn.getresponse()
+            answer = response.read()
+            if response.status != 200:
+                sys.exit("POST /api/v1/import: %d %s" % (response.status, answer[:500]))
+            accepted = json.loads(answer)["accepted"]
+            if accepted != args.S * args.N:
+                sys.exit("POST /api/v1/import stored %d samples, not %d" % (accepted, args.S * args.N))
         for body in bodies:
             conn.request("POST", "/api/v1/metrics", body, {"Content-Type": "application/json"})
             response = conn.getresponse()
@@ -159,8 +186,9 @@ def main():
         ]
         print("workload: S=%d series x N=%d samples = %d samples (gen.py seed 42), store %s"
               % (args.S, args.N, samples, "postgres" if args.db else "SQLite file"))
-        print("ingest: %.2f s = %.0f samples/s (%d JSON batches of %d over 1 connection)"
-              % (ingest_s, samples / ingest_s, len(bodies), args.batch))
+        how = ("one streamed /api/v1/import of %s" % os.path.basename(args.jsonl) if args.jsonl
+               else "%d JSON batches of %d over 1 connection" % (len(bodies), args.batch))
+        print("ingest: %.2f s = %.0f samples/s (%s)" % (ingest_s, samples / ingest_s, how))
         print("disk while serving: %d bytes = %.2f bytes/sample" % (disk, disk / samples))
         print("peak RSS (server, ingest): %.1f MiB" % (rss / 1048576))
         for name, path, count in queries:

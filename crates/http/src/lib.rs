@@ -15,6 +15,7 @@ mod edge;
 pub mod error;
 pub mod evaluator;
 pub mod events;
+pub mod import;
 pub mod influx;
 pub mod line_protocol;
 pub mod notifications;
@@ -54,7 +55,7 @@ pub use telemetry::Telemetry;
 /// Limits of the server.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Largest request body, after gzip decompression.
+    /// Largest request body, after gzip decompression (for a streamed import, its longest line).
     pub max_body_bytes: usize,
     /// Longest time a request may take before it is answered with 503.
     pub request_timeout: Duration,
@@ -342,6 +343,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::write_v1))
         .routes(routes!(ops::write_v2))
         .routes(routes!(remote_write::write))
+        .routes(routes!(import::import))
         .routes(routes!(promql::query))
         .routes(routes!(promql::query_range))
         .routes(routes!(promql::series))
@@ -503,6 +505,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 async fn timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limit = state.inner.limits.request_timeout;
+    // A streamed import has no length limit, so no limit on its whole time either: it
+    // stops when no part of its body arrives for the time-out instead.
+    if request.uri().path() == import::PATH {
+        return next.run(request).await;
+    }
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         // A store write already handed to the writer still commits; only the answer is lost.

@@ -23,6 +23,8 @@ use modelwatch_store::{NewToken, Scope, StoreError, Stores};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "api/import.rs"]
+mod import;
 #[path = "api/influx.rs"]
 mod influx;
 #[path = "api/predictions.rs"]
@@ -1940,6 +1942,7 @@ fn openapi_lists_every_route_with_its_methods() {
         ("/api/v1/status/buildinfo", "get"),
         ("/api/v1/series/aggregate", "get"),
         ("/api/v1/write", "post"),
+        ("/api/v1/import", "post"),
         ("/ping", "get"),
         ("/health", "get"),
         ("/ready", "get"),
