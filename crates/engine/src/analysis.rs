@@ -279,18 +279,32 @@ pub async fn history(
     )
 }
 
-/// Champion (`a`) against challenger (`b`) on one metric of one dataset over `range`.
-#[allow(clippy::too_many_arguments)]
+/// Two versions of a model to compare on one metric of one dataset.
+#[derive(Debug, Clone, Copy)]
+pub struct Matchup<'a> {
+    pub model: &'a ModelName,
+    /// `a`, the version in production.
+    pub champion: &'a Version,
+    /// `b`, the version that would replace it.
+    pub challenger: &'a Version,
+    pub metric: &'a Metric,
+    pub dataset: Option<&'a Dataset>,
+}
+
+/// The champion against the challenger over `range`.
 pub async fn compare(
     store: &dyn MetricStore,
-    model: &ModelName,
-    champion: &Version,
-    challenger: &Version,
-    metric: &Metric,
-    dataset: Option<&Dataset>,
+    matchup: Matchup<'_>,
     range: TimeRange,
     options: &CompareOptions,
 ) -> Result<VersionComparison, AnalysisError> {
+    let Matchup {
+        model,
+        champion,
+        challenger,
+        metric,
+        dataset,
+    } = matchup;
     let definition = store.definition(metric).await?;
     let mut budget = Budget::new();
     let series = |version: &Version| {
@@ -402,11 +416,13 @@ mod tests {
         );
         let error = compare(
             &store,
-            &fraud,
-            &v1,
-            &v1,
-            &key.metric,
-            None,
+            Matchup {
+                model: &fraud,
+                champion: &v1,
+                challenger: &v1,
+                metric: &key.metric,
+                dataset: None,
+            },
             everything,
             &Default::default(),
         )
@@ -594,11 +610,13 @@ mod tests {
         store.append(samples).await.unwrap();
         let comparison = compare(
             &store,
-            &model,
-            &v1,
-            &v2,
-            &Metric::Accuracy,
-            None,
+            Matchup {
+                model: &model,
+                champion: &v1,
+                challenger: &v2,
+                metric: &Metric::Accuracy,
+                dataset: None,
+            },
             range,
             &CompareOptions::default(),
         )

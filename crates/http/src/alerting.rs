@@ -18,6 +18,7 @@ use modelwatch_core::{
     Dataset, DatasetScope, Metric, ModelName, SeriesKey, TimeRange, Timestamp, Version,
 };
 use modelwatch_engine::analysis::{self, AnalysisError};
+use modelwatch_engine::events::AlertChange;
 use modelwatch_engine::{Engine, EngineError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -589,9 +590,10 @@ pub async fn acknowledge(
     let alert = engine(&state)?
         .acknowledge(&alert_id(&id)?, &body.by, state.now())
         .await?;
-    let alert = wire::Alert::from(&alert);
-    state.events().alert("acknowledged", alert.clone());
-    Ok(Json(alert))
+    state
+        .events()
+        .alert(AlertChange::Acknowledged, alert.clone());
+    Ok(Json(wire::Alert::from(&alert)))
 }
 
 /// active | acknowledged → resolved.
@@ -614,9 +616,8 @@ pub async fn resolve(
             state.now(),
         )
         .await?;
-    let alert = wire::Alert::from(&alert);
-    state.events().alert("resolved", alert.clone());
-    Ok(Json(alert))
+    state.events().alert(AlertChange::Resolved, alert.clone());
+    Ok(Json(wire::Alert::from(&alert)))
 }
 
 /// An alert's transitions, oldest first.
@@ -809,7 +810,7 @@ pub async fn evaluate(
     let report = engine
         .evaluate_until_counted(Some((&model, &version)), state.now())
         .await?;
-    crate::evaluator::publish(&state, &report);
+    modelwatch_engine::evaluator::publish(state.events(), &report);
     Ok(Json(wire::EvaluationReport::from(&report)))
 }
 
@@ -939,17 +940,16 @@ pub async fn compare(
     let dataset = parse_dataset(query.dataset.as_deref())?;
     let range = analysis::last_hours(query.hours.unwrap_or(24.0), state.now())?;
     let _turn = state.expensive().await?;
-    let comparison = analysis::compare(
-        &**state.store(),
-        &model,
-        &a,
-        &b,
-        &metric,
-        dataset.as_ref(),
-        range,
-        &CompareOptions::default(),
-    )
-    .await
-    .map_err(analysis_error("hours"))?;
+    let matchup = analysis::Matchup {
+        model: &model,
+        champion: &a,
+        challenger: &b,
+        metric: &metric,
+        dataset: dataset.as_ref(),
+    };
+    let comparison =
+        analysis::compare(&**state.store(), matchup, range, &CompareOptions::default())
+            .await
+            .map_err(analysis_error("hours"))?;
     Ok(Json(wire::VersionComparison::from(&comparison)))
 }

@@ -14,7 +14,6 @@ pub mod auth;
 mod edge;
 pub mod error;
 pub mod evaluator;
-pub mod events;
 pub mod import;
 pub mod influx;
 pub mod line_protocol;
@@ -28,7 +27,6 @@ pub mod server;
 pub mod telemetry;
 pub mod wire;
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use modelwatch_core::{Sample, Timestamp};
+use modelwatch_engine::events::Arrivals;
 use modelwatch_store::{MetricStore, TokenStore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::decompression::RequestDecompressionLayer;
@@ -48,7 +47,8 @@ use utoipa_axum::routes;
 
 pub use auth::{generate_token, Authenticator};
 pub use error::{ApiError, ApiResult};
-pub use events::{Event, EventHub};
+pub use modelwatch_engine::events::{Event, EventHub};
+pub use modelwatch_engine::Clock;
 pub use notifications::Notifications;
 pub use telemetry::Telemetry;
 
@@ -74,26 +74,6 @@ impl Default for Limits {
             reads: admission::ReadLimits::default(),
             metrics_series: 1_000,
         }
-    }
-}
-
-/// Reads "now": the wall clock in the server, a fixed time in tests.
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
-
-impl Clock {
-    pub fn new(now: impl Fn() -> Timestamp + Send + Sync + 'static) -> Clock {
-        Clock(Arc::new(now))
-    }
-
-    pub fn now(&self) -> Timestamp {
-        (self.0)()
-    }
-}
-
-impl fmt::Debug for Clock {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Clock")
     }
 }
 
@@ -225,6 +205,11 @@ impl AppState {
         self.inner.clock.now()
     }
 
+    /// The clock the server reads "now" from (the evaluation loop reads it too).
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
     /// A turn for an expensive read (see [`admission`]): held until dropped.
     pub(crate) async fn expensive(&self) -> ApiResult<admission::Turn> {
         self.inner.admission.enter().await
@@ -237,9 +222,7 @@ impl AppState {
             .telemetry
             .samples_ingested
             .inc_by(samples.len() as u64);
-        self.inner
-            .events
-            .samples_stored(events::Arrivals::of(samples));
+        self.inner.events.samples_stored(Arrivals::of(samples));
     }
 
     /// Stores samples (all or nothing), counts them and tells the event hub. A sample the
@@ -258,7 +241,7 @@ impl AppState {
             self.inner.telemetry.rejected(format, count as u64);
             return Err(locate(index, error));
         }
-        let arrivals = events::Arrivals::of(&samples);
+        let arrivals = Arrivals::of(&samples);
         match self.inner.store.append(samples).await {
             Ok(()) => {
                 self.inner.telemetry.samples_ingested.inc_by(count as u64);
@@ -292,7 +275,7 @@ impl AppState {
         description = "Model performance monitoring: samples, models, rules, alerts, silences and events. \
                        Errors are {\"error\": {\"code\", \"message\", \"field\"}}."
     ),
-    components(schemas(events::AlertEvent, promql::PromVectorSample, promql::PromMatrixSeries))
+    components(schemas(wire::AlertEvent, promql::PromVectorSample, promql::PromMatrixSeries))
 )]
 struct ApiDoc;
 

@@ -25,12 +25,13 @@ use tokio_stream::StreamExt;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::events::{AlertEvent, Event, SeriesUpdate};
 use crate::line_protocol::{self, Precision};
 use crate::telemetry::{
     SeriesLabels, VersionGauges, VersionLabels, VersionSeverityLabels, CONTENT_TYPE,
 };
+use crate::wire::{AlertEvent, SeriesUpdate};
 use crate::AppState;
+use crate::Event;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
@@ -390,8 +391,8 @@ pub async fn events(
             }
         };
         let data = match &event {
-            Event::Samples(update) => serde_json::to_string::<SeriesUpdate>(update),
-            Event::Alert(alert) => serde_json::to_string::<AlertEvent>(alert),
+            Event::Samples(update) => serde_json::to_string(&SeriesUpdate::from(&**update)),
+            Event::Alert(alert) => serde_json::to_string(&AlertEvent::from(&**alert)),
         }
         .unwrap_or_else(|_| "{}".to_owned());
         Ok(SseEvent::default().event(event.name()).data(data))

@@ -522,17 +522,14 @@ pub async fn compare(
         .await?;
     }
     let range = args.hours.window(crate::now());
-    let result = analysis::compare(
-        store,
-        &model,
-        &champion,
-        &challenger,
-        &metric,
-        dataset.as_ref(),
-        range,
-        &CompareOptions::default(),
-    )
-    .await?;
+    let matchup = analysis::Matchup {
+        model: &model,
+        champion: &champion,
+        challenger: &challenger,
+        metric: &metric,
+        dataset: dataset.as_ref(),
+    };
+    let result = analysis::compare(store, matchup, range, &CompareOptions::default()).await?;
     let interval = result
         .confidence_interval
         .map(|ci| {

@@ -261,10 +261,8 @@ impl Database {
 
     /// Validates one sample and queues it; returns the sample's serde form.
     #[pyo3(signature = (model, version, metric, value, timestamp=None, dataset=None))]
-    #[allow(clippy::too_many_arguments)] // the Python call's keyword arguments
     fn record(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         model: &str,
         version: &str,
         metric: &str,
@@ -272,12 +270,13 @@ impl Database {
         timestamp: Option<&Bound<'_, PyAny>>,
         dataset: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
-        self.check_open()?;
-        self.report_failures()?;
+        let (py, this) = (slf.py(), slf.get());
+        this.check_open()?;
+        this.report_failures()?;
         let sample = build_sample(model, version, metric, value, timestamp, dataset)?;
         let json = to_python(py, &sample)?;
-        if self.buffer.push([sample]) == Pushed::FlushNow {
-            self.write(py, Vec::new())?;
+        if this.buffer.push([sample]) == Pushed::FlushNow {
+            this.write(py, Vec::new())?;
         }
         Ok(json)
     }
@@ -285,10 +284,8 @@ impl Database {
     /// Stores one series' values at their timestamps (epoch ms), durable on return.
     /// `values` and `timestamps` are little-endian float64 / int64 bytes or sequences.
     #[pyo3(signature = (model, version, metric, values, timestamps, dataset=None))]
-    #[allow(clippy::too_many_arguments)] // the Python call's keyword arguments
     fn record_columns(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         model: &str,
         version: &str,
         metric: &str,
@@ -296,10 +293,11 @@ impl Database {
         timestamps: &Bound<'_, PyAny>,
         dataset: Option<&str>,
     ) -> PyResult<usize> {
-        self.check_open()?;
+        let (py, this) = (slf.py(), slf.get());
+        this.check_open()?;
         let samples = build_columns(model, version, metric, values, timestamps, dataset)?;
         let count = samples.len();
-        self.write(py, samples)?;
+        this.write(py, samples)?;
         Ok(count)
     }
 
@@ -354,10 +352,8 @@ impl Database {
     /// Degradation check(s), as `GET …/degradation`: one metric, or every metric of the
     /// version (`metric=None`). Returns the list of results.
     #[pyo3(signature = (model, version, metric=None, baseline_hours=None, comparison_hours=None, dataset=None))]
-    #[allow(clippy::too_many_arguments)]
     fn check_degradation(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         model: &str,
         version: &str,
         metric: Option<&str>,
@@ -365,7 +361,8 @@ impl Database {
         comparison_hours: Option<u32>,
         dataset: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
-        self.settle(py)?;
+        let (py, this) = (slf.py(), slf.get());
+        this.settle(py)?;
         let model = validation(ModelName::parse(model))?;
         let version = validation(Version::parse(version))?;
         let dataset = validation(Dataset::parse_optional(dataset.unwrap_or_default()))?;
@@ -392,9 +389,9 @@ impl Database {
             }
             spec.comparison_hours = Some(hours);
         }
-        let store = Arc::clone(&self.stores.metrics);
+        let store = Arc::clone(&this.stores.metrics);
         let now = modelwatch::now();
-        let results = self.block(py, async move {
+        let results = this.block(py, async move {
             let options = DetectionOptions::default();
             if store
                 .metrics(&model, &version)
@@ -483,10 +480,8 @@ impl Database {
     /// A series' points from `start` (default: 24 hours before `end` or now) to `end`
     /// (default: all), as the series route returns them without downsampling.
     #[pyo3(signature = (model, version, metric, start=None, end=None, dataset=None))]
-    #[allow(clippy::too_many_arguments)]
     fn series(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         model: &str,
         version: &str,
         metric: &str,
@@ -494,7 +489,8 @@ impl Database {
         end: Option<&Bound<'_, PyAny>>,
         dataset: Option<&str>,
     ) -> PyResult<Py<PyAny>> {
-        self.settle(py)?;
+        let (py, this) = (slf.py(), slf.get());
+        this.settle(py)?;
         let key = Self::key(model, version, metric)?.with_dataset(validation(
             Dataset::parse_optional(dataset.unwrap_or_default()),
         )?);
@@ -508,8 +504,8 @@ impl Database {
         if to.is_some_and(|to| to < from) {
             return Err(errors::validation("to", "must not be before from"));
         }
-        let store = Arc::clone(&self.stores.metrics);
-        let series = self.block(py, async move {
+        let store = Arc::clone(&this.stores.metrics);
+        let series = this.block(py, async move {
             if store
                 .latest(&key)
                 .await

@@ -17,6 +17,7 @@
 pub mod alerting;
 pub mod analysis;
 pub mod evaluation;
+pub mod events;
 pub mod predictions;
 
 pub use alerting::{
@@ -35,6 +36,7 @@ pub use evaluation::{
     ConditionKind, Decision, EvaluationReport, NotifyDecision, NotifyReason, PastBreachRecorded,
     RuleEvaluation, TargetKey, Unjudgeable,
 };
+pub use events::{AlertEvent, SeriesUpdate};
 pub use predictions::{
     FlagOrNumber, LabelEvent, LabelsLogged, LabelsRequest, PredictionConfig,
     PredictionConfigRequest, PredictionEvent, PredictionTask, PredictionsLogged,
