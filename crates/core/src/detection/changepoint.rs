@@ -150,28 +150,29 @@
 //!   noise gives it (36.8: wandering series pass); learning only while no evidence
 //!   builds (37.9); and the bench's earlier upper bound, the rule on the series less an
 //!   ungated causal daily profile (39.4 / 22.8).
-//! - *The series' weekly cycle.* A weekly profile is kept alike ([`Tuning::weekly_bins`]:
-//!   168, an hour of the week each; none under 28, so a daily series has none), which
-//!   remembers three weeks and besides its own error and the error without a profile
-//!   averages the daily profile's (the prediction it must beat). From two weeks on it is
-//!   subtracted instead of the daily one while its error is under 0.7 times both (the
-//!   daily profile's ratio: [`Tuning::weekly_on_ratio`]), until it is above either; the
-//!   switch restarts the levels as the daily one's does. It is for weekday-and-weekend
-//!   series, which a daily profile cannot predict: NAB's New York taxi demand found 4 of
-//!   its 5 windows instead of 1 (the weekly profile is subtracted, for part of the
-//!   series, on 6 of the 58 files: the taxis, two AWS series, the ambient temperature
-//!   and two Twitter volumes; bench `MODELWATCH_CP_NAB_DAILY`); NAB 45.04 / 34.03 / 50.14 (70 of
-//!   116 windows, 238 false positives) → 48.08 / 36.74 / 53.32 (74, 245). The synthetic
-//!   goal rows, dense false alarms and event F1 do not change: their streams span under
-//!   two weeks (the dense ones ten days) and are counted exactly as without it. Measured
-//!   and not taken (NAB standard): 84 or 56 bins (46.0, 45.3), two or five weeks' memory
-//!   (47.7, 47.2), one or three weeks before it may switch on (44.7, 46.3), beating the
-//!   daily profile's error by 0.8, 0.9 or 1.0 of it (47.5, 47.3, 47.2). Measured beside
-//!   it and not taken: the noise's spread and autocorrelation not updated while a CUSUM
-//!   stands at 0.3, 0.5, 0.7 or 1 times `h` (so a shift building slowly cannot widen the
-//!   noise it is measured in): NAB standard 41.3, 43.4, 41.0, 44.8 against 45.0, the
-//!   daily row 89.8–94.2 % at 0.90–2.66 false alarms per 1000 against 94.2 % at 0.77 —
-//!   a spread learnt only from quiet samples reads the noise narrow.
+//! - *A weekly cycle: measured, off by default.* With [`Tuning::weekly_bins`] (0 by
+//!   default; 168 measured) a weekly profile is kept alike (an hour of the week a bin;
+//!   none under 28), remembering three weeks, averaging besides its own error and the
+//!   error without a profile the daily profile's (the prediction it must beat); from two
+//!   weeks on it is subtracted instead of the daily one while its error is under 0.7
+//!   times both ([`Tuning::weekly_on_ratio`]), until it is above either. On NAB it finds 4
+//!   of the New York taxi demand's 5 windows instead of 1: 45.04 / 34.03 / 50.14 (70 of
+//!   116 windows, 238 false positives) → 48.08 / 36.74 / 53.32 (74, 245), the synthetic
+//!   rows unchanged (their streams span under two weeks). Not taken, for two reasons:
+//!   its 168 numbers are in every stored state (the engine bench's change-point states
+//!   grow from about 0.5 to 3.5 KB and a pass of 10,000 rules took 1.5 s, over the 1 s
+//!   goal; created only once the daily profile is on: 47.0 / 35.5 / 52.3), and its gate,
+//!   like the daily one's, measures errors from the bins' absolute levels, so after a
+//!   large shift both errors saturate at the clip and the profile switches off until it
+//!   has re-learnt the level — three weeks for this one (a 6-sd drop on a weekly cycle
+//!   was paged twice). Measured and not taken besides (NAB standard): 84 or 56 bins
+//!   (46.0, 45.3), two or five weeks' memory (47.7, 47.2), one or three weeks before it
+//!   may switch on (44.7, 46.3), beating the daily profile by 0.8, 0.9 or 1.0 (47.5, 47.3,
+//!   47.2); and the noise's spread and autocorrelation not updated while a CUSUM stands
+//!   at 0.3, 0.5, 0.7 or 1 times `h` (so a shift building slowly cannot widen the noise it
+//!   is measured in): NAB standard 41.3, 43.4, 41.0, 44.8 against 45.0, the daily row
+//!   89.8–94.2 % at 0.90–2.66 false alarms per 1000 against 94.2 % at 0.77 — a spread
+//!   learnt only from quiet samples reads the noise narrow.
 //!
 //! Irregular sampling and gaps need nothing special: evidence counts samples, not time, so
 //! a gap neither raises nor hides a shift, and a shift that happened during a gap is dated
@@ -439,8 +440,9 @@ pub struct Tuning {
     /// without it, and no longer once it is above [`Tuning::daily_off_ratio`] of it.
     pub daily_on_ratio: f64,
     pub daily_off_ratio: f64,
-    /// The most phase bins of a series' weekly profile (0: none): as the daily one, over
-    /// the week; under 28 bins (four a day), none.
+    /// The most phase bins of a series' weekly profile (0, the default: none): as the
+    /// daily one, over the week; under 28 bins (four a day), none. Measured, not taken
+    /// (module docs, *A weekly cycle*).
     pub weekly_bins: u32,
     /// Weeks the weekly profile remembers, and weeks before it may be subtracted.
     pub weekly_memory_weeks: f64,
@@ -479,7 +481,7 @@ impl Default for Tuning {
             daily_min_days: 2.0,
             daily_on_ratio: 0.7,
             daily_off_ratio: 1.0,
-            weekly_bins: 168,
+            weekly_bins: 0,
             weekly_memory_weeks: 3.0,
             weekly_min_weeks: 2.0,
             weekly_on_ratio: 0.7,
@@ -598,7 +600,7 @@ pub struct ChangePointState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily: Option<DailyProfile>,
     /// The series' weekly profile, likewise (subtracted instead of the daily one when it
-    /// predicts the series clearly better).
+    /// predicts the series clearly better; only with [`Tuning::weekly_bins`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weekly: Option<DailyProfile>,
 }
@@ -1367,11 +1369,20 @@ mod tests {
         minutes: &[i64],
         values: &[f64],
     ) -> Vec<(usize, usize, Change)> {
+        replay_with(&Tuning::default(), state, sides, minutes, values)
+    }
+
+    fn replay_with(
+        tuning: &Tuning,
+        state: &mut ChangePointState,
+        sides: Sides,
+        minutes: &[i64],
+        values: &[f64],
+    ) -> Vec<(usize, usize, Change)> {
         let settings = settings(sides);
-        let tuning = Tuning::default();
         let mut alarms = Vec::new();
         for (index, (&minute, &value)) in minutes.iter().zip(values).enumerate() {
-            if let Some(change) = state.observe(&settings, &tuning, at(minute), value) {
+            if let Some(change) = state.observe(&settings, tuning, at(minute), value) {
                 let onset = minutes
                     .iter()
                     .position(|&m| at(m) == change.started_at)
@@ -1810,9 +1821,13 @@ mod tests {
 
     #[test]
     fn a_weekly_cycle_is_learnt_and_then_pages_nothing() {
+        let weekly = Tuning {
+            weekly_bins: 168,
+            ..Tuning::default()
+        };
         let (times, values) = weekly_cycle(0.0, usize::MAX);
         let mut state = ChangePointState::default();
-        let alarms = replay(&mut state, Sides::Both, &times, &values);
+        let alarms = replay_with(&weekly, &mut state, Sides::Both, &times, &values);
         // The weekends' edges are read as shifts until the weekly profile, two weeks
         // old, predicts the series better than the daily one (which never does); none
         // after.
@@ -1820,15 +1835,13 @@ mod tests {
             indices(&alarms),
             vec![(98, 96), (194, 192), (435, 432), (530, 528)]
         );
-        let weekly = state.weekly.as_ref().unwrap_or_else(|| unreachable!());
-        assert!(weekly.active);
-        assert_eq!(weekly.bins.len(), 168);
+        let profile = state.weekly.as_ref().unwrap_or_else(|| unreachable!());
+        assert!(profile.active);
+        assert_eq!(profile.bins.len(), 168);
         assert!(!state.daily.as_ref().is_some_and(|d| d.active));
-        // Without it, the edges page until the series' usual moves are no news.
-        let tuning = Tuning {
-            weekly_bins: 0,
-            ..Tuning::default()
-        };
+        // Without it (the default), the edges page until the series' usual moves are
+        // no news.
+        let tuning = Tuning::default();
         let settings = settings(Sides::Both);
         let mut state = ChangePointState::default();
         let without: Vec<usize> = (0..times.len())
@@ -1846,9 +1859,13 @@ mod tests {
 
     #[test]
     fn on_a_weekly_cycle_a_drop_of_three_sd_pages_once() {
+        let weekly = Tuning {
+            weekly_bins: 168,
+            ..Tuning::default()
+        };
         let (times, values) = weekly_cycle(3.0, 1500);
         let mut state = ChangePointState::default();
-        let alarms = replay(&mut state, Sides::Down, &times, &values);
+        let alarms = replay_with(&weekly, &mut state, Sides::Down, &times, &values);
         // The first two weeks' edges (both sides count, one is watched), then the drop,
         // once, dated at its first sample.
         assert_eq!(
@@ -1862,14 +1879,26 @@ mod tests {
         // exactly; one stored before weekly profiles existed loads without one.
         for cut in [600, 700, 1501] {
             let mut first = ChangePointState::default();
-            let mut resumed = replay(&mut first, Sides::Down, &times[..cut], &values[..cut]);
+            let mut resumed = replay_with(
+                &weekly,
+                &mut first,
+                Sides::Down,
+                &times[..cut],
+                &values[..cut],
+            );
             let stored = serde_json::to_string(&first).unwrap_or_default();
             let mut second: ChangePointState =
                 serde_json::from_str(&stored).unwrap_or_else(|e| panic!("{e}"));
             resumed.extend(
-                replay(&mut second, Sides::Down, &times[cut..], &values[cut..])
-                    .into_iter()
-                    .map(|(i, o, c)| (i + cut, o.saturating_add(cut), c)),
+                replay_with(
+                    &weekly,
+                    &mut second,
+                    Sides::Down,
+                    &times[cut..],
+                    &values[cut..],
+                )
+                .into_iter()
+                .map(|(i, o, c)| (i + cut, o.saturating_add(cut), c)),
             );
             let resumed: Vec<(usize, Change)> = resumed.iter().map(|(i, _, c)| (*i, *c)).collect();
             let whole: Vec<(usize, Change)> = alarms.iter().map(|(i, _, c)| (*i, *c)).collect();
