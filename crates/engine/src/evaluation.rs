@@ -210,7 +210,37 @@ struct Observed {
     observations: Vec<(Timestamp, Observation)>,
 }
 
+/// The stored states of a round's rules and the alerts they track; each target takes
+/// its own out.
+struct Tracking {
+    states: HashMap<(RuleId, Version, Option<Dataset>), SeriesState>,
+    alerts: HashMap<AlertId, Alert>,
+}
+
+impl Tracking {
+    /// The alert `state` tracks, taken out.
+    fn take(&mut self, state: &SeriesState) -> Option<Alert> {
+        state
+            .alert_id
+            .as_ref()
+            .and_then(|id| self.alerts.remove(id))
+    }
+}
+
+/// A target with samples to count: its index, its state, and the range to read.
+type Due = (usize, SeriesState, TimeRange);
+
+/// A target whose samples are read, to be observed over its windows.
+struct Ready {
+    target: usize,
+    state: SeriesState,
+    tracked: Option<Alert>,
+    /// The samples it observes, in order.
+    instants: Vec<Point>,
+}
+
 /// What a round reads for its targets.
+#[derive(Default)]
 struct RoundInput {
     observed: Vec<Observed>,
     /// Targets with nothing new, and the time they counted up to.
@@ -490,12 +520,30 @@ impl Engine {
     }
 
     /// Reads the states, tracked alerts and uncounted samples of `targets`, and observes
-    /// the samples each target counts this round.
+    /// the samples each target counts this round: which targets are due and from when,
+    /// their uncounted samples within the pass's budget, then the windows their
+    /// observations need.
     async fn observe_targets(
         &self,
         pass: &Pass<'_>,
         targets: &[PassTarget],
     ) -> Result<RoundInput, EngineError> {
+        let mut tracking = self.tracking(pass, targets).await?;
+        let mut input = RoundInput::default();
+        let due = self.due(pass, targets, &mut tracking, &mut input);
+        let ready = self
+            .read_due(pass, targets, due, &mut tracking.alerts, &mut input)
+            .await?;
+        self.observe_ready(pass, targets, ready, &mut input).await?;
+        Ok(input)
+    }
+
+    /// The stored states of `targets`' rules and the alerts they track.
+    async fn tracking(
+        &self,
+        pass: &Pass<'_>,
+        targets: &[PassTarget],
+    ) -> Result<Tracking, EngineError> {
         let wanted: HashSet<&RuleId> = targets.iter().map(|t| &pass.rules[t.rule].id).collect();
         let mut states: HashMap<(RuleId, Version, Option<Dataset>), SeriesState> = HashMap::new();
         for stored in self.alerts.states(pass.model).await? {
@@ -508,25 +556,31 @@ impl Engine {
         }
         let tracked_ids: Vec<AlertId> =
             states.values().filter_map(|s| s.alert_id.clone()).collect();
-        let mut tracked: HashMap<AlertId, Alert> = self
+        let alerts: HashMap<AlertId, Alert> = self
             .alerts
             .alerts_by_id(&tracked_ids)
             .await?
             .into_iter()
             .map(|a| (a.id.clone(), a))
             .collect();
+        Ok(Tracking { states, alerts })
+    }
 
-        // Which targets have samples to count, and from when.
-        let mut input = RoundInput {
-            observed: Vec::new(),
-            counted: Vec::new(),
-            backlog: false,
-        };
-        let mut due: Vec<(usize, SeriesState, TimeRange)> = Vec::new();
+    /// Which targets have samples to count, and from when. A target with nothing new is
+    /// reported as counted, or (a no-data rule whose silence is due) observed at once;
+    /// one never evaluated whose samples are all older than where it would start is left.
+    fn due(
+        &self,
+        pass: &Pass<'_>,
+        targets: &[PassTarget],
+        tracking: &mut Tracking,
+        input: &mut RoundInput,
+    ) -> Vec<Due> {
+        let mut due = Vec::new();
         for (index, target) in targets.iter().enumerate() {
             let rule = &pass.rules[target.rule];
-            let fresh_start = first_counted(rule, pass.now, self.horizon);
-            let state = states
+            let state = tracking
+                .states
                 .remove(&(
                     rule.id.clone(),
                     target.version.clone(),
@@ -542,21 +596,21 @@ impl Engine {
                     if !observes(rule, &target.version, Some(last), target.last_timestamp) =>
                 {
                     // Nothing new: a no-data rule looks at the silence all the same.
-                    let tracked_alert = state.alert_id.as_ref().and_then(|id| tracked.get(id));
-                    let open = tracked_alert.is_some_and(Alert::is_open);
+                    let open = state
+                        .alert_id
+                        .as_ref()
+                        .and_then(|id| tracking.alerts.get(id))
+                        .is_some_and(Alert::is_open);
                     let silence = no_data.and_then(|condition| {
                         no_data::silence_due(condition, &state, open, pass.now, self.horizon)
                     });
                     match silence {
-                        Some(observation) => {
-                            let tracked = state.alert_id.as_ref().and_then(|id| tracked.remove(id));
-                            input.observed.push(Observed {
-                                target: index,
-                                state,
-                                tracked,
-                                observations: vec![observation],
-                            });
-                        }
+                        Some(observation) => input.observed.push(Observed {
+                            target: index,
+                            tracked: tracking.take(&state),
+                            state,
+                            observations: vec![observation],
+                        }),
                         None => input.counted.push((index, last)),
                     }
                     continue;
@@ -567,18 +621,35 @@ impl Engine {
                     no_data::first_counted(target.last_timestamp, pass.now, self.horizon)
                         .max(target.first_timestamp)
                 }
-                None if target.last_timestamp < fresh_start => continue,
-                None => fresh_start.max(target.first_timestamp),
+                None => {
+                    let fresh_start = first_counted(rule, pass.now, self.horizon);
+                    if target.last_timestamp < fresh_start {
+                        continue;
+                    }
+                    fresh_start.max(target.first_timestamp)
+                }
             };
             let end = target
                 .last_timestamp
                 .saturating_add(Duration::from_millis(1));
             due.push((index, state, TimeRange::new(start, end)));
         }
+        due
+    }
 
-        // The smallest backlogs first (a target evaluated every pass has a sample or two),
-        // each up to a day of samples, until the pass's bounds are spent; the others wait
-        // for the next pass.
+    /// The uncounted samples of the due targets, the smallest backlogs first (a target
+    /// evaluated every pass has a sample or two), each up to a day of samples, until the
+    /// pass's budget is spent; the others wait for the next pass. No-data rules are
+    /// observed here (they need only the samples' times); the others are returned with
+    /// their samples, to be observed over their windows.
+    async fn read_due(
+        &self,
+        pass: &Pass<'_>,
+        targets: &[PassTarget],
+        mut due: Vec<Due>,
+        tracked: &mut HashMap<AlertId, Alert>,
+        input: &mut RoundInput,
+    ) -> Result<Vec<Ready>, EngineError> {
         due.sort_by_key(|(_, _, range)| range.length_millis());
         let mut budget = Budget(MAX_WORK_PER_PASS);
         let mut ready = Vec::new();
@@ -589,81 +660,100 @@ impl Engine {
             for ((index, state, _), (per_metric, more)) in group.into_iter().zip(uncounted) {
                 let target = &targets[index];
                 let rule = &pass.rules[target.rule];
-                if let (Condition::NoData(condition), MetricScope::Every) =
-                    (&rule.condition, &rule.metric)
-                {
-                    // The whole version: every metric's samples, merged by time.
-                    let mut merged = merge_times(&target.metrics, &per_metric);
-                    let allowed = budget.take(rule, merged.len());
-                    let unread = more || allowed < merged.len();
-                    input.backlog |= unread;
-                    merged.truncate(allowed);
-                    if merged.is_empty() {
+                let (mut instants, unread) = match (&rule.condition, &rule.metric) {
+                    (Condition::NoData(condition), MetricScope::Every) => {
+                        // The whole version: every metric's samples, merged by time.
+                        let mut merged = merge_times(&target.metrics, &per_metric);
+                        let allowed = budget.take(rule, merged.len());
+                        let unread = more || allowed < merged.len();
+                        input.backlog |= unread;
+                        merged.truncate(allowed);
+                        if merged.is_empty() {
+                            continue;
+                        }
+                        let tail = self.tail(pass, unread);
+                        input.observed.push(Observed {
+                            target: index,
+                            observations: no_data::version_observations(
+                                condition, &state, &merged, tail,
+                            ),
+                            tracked: state.alert_id.as_ref().and_then(|id| tracked.remove(id)),
+                            state,
+                        });
                         continue;
                     }
-                    let tail = if unread {
-                        Tail::Open
-                    } else {
-                        Tail::Now {
-                            now: pass.now,
-                            horizon: self.horizon,
-                        }
-                    };
-                    let tracked = state.alert_id.as_ref().and_then(|id| tracked.remove(id));
+                    _ => {
+                        let points = per_metric.into_iter().next().unwrap_or_default();
+                        let instants: Vec<Point> =
+                            instants(rule, &target.version, state.last_observed_at, &points)
+                                .into_iter()
+                                .cloned()
+                                .collect();
+                        (instants, more)
+                    }
+                };
+                let allowed = budget.take(rule, instants.len());
+                let unread = unread || allowed < instants.len();
+                input.backlog |= unread;
+                instants.truncate(allowed);
+                if instants.is_empty() {
+                    continue;
+                }
+                let tracked = state.alert_id.as_ref().and_then(|id| tracked.remove(id));
+                // A no-data rule needs only the samples' times: no windows to read.
+                if let Condition::NoData(condition) = &rule.condition {
+                    let times: Vec<Timestamp> = instants.iter().map(|p| p.timestamp).collect();
                     input.observed.push(Observed {
                         target: index,
-                        observations: no_data::version_observations(
-                            condition, &state, &merged, tail,
+                        observations: no_data::observations(
+                            condition,
+                            &state,
+                            &times,
+                            self.tail(pass, unread),
                         ),
                         state,
                         tracked,
                     });
                     continue;
                 }
-                let points = per_metric.into_iter().next().unwrap_or_default();
-                let mut observed: Vec<Point> =
-                    instants(rule, &target.version, state.last_observed_at, &points)
-                        .into_iter()
-                        .cloned()
-                        .collect();
-                let allowed = budget.take(rule, observed.len());
-                let unread = more || allowed < observed.len();
-                input.backlog |= unread;
-                observed.truncate(allowed);
-                if observed.is_empty() {
-                    continue;
-                }
-                let tracked = state.alert_id.as_ref().and_then(|id| tracked.remove(id));
-                // A no-data rule needs only the samples' times: no windows to read.
-                if let Condition::NoData(condition) = &rule.condition {
-                    let times: Vec<Timestamp> = observed.iter().map(|p| p.timestamp).collect();
-                    let tail = if unread {
-                        Tail::Open
-                    } else {
-                        Tail::Now {
-                            now: pass.now,
-                            horizon: self.horizon,
-                        }
-                    };
-                    input.observed.push(Observed {
-                        target: index,
-                        observations: no_data::observations(condition, &state, &times, tail),
-                        state,
-                        tracked,
-                    });
-                    continue;
-                }
-                ready.push((index, state, tracked, observed));
+                ready.push(Ready {
+                    target: index,
+                    state,
+                    tracked,
+                    instants,
+                });
             }
         }
         input.backlog |= due.peek().is_some();
+        Ok(ready)
+    }
 
-        // The windows their observations need, read a few series at a time (a window
-        // rule's week of history is large); then observed. A rule observing each sample
-        // alone (threshold, change point) has read all it needs: its samples.
+    /// Where a no-data rule's silence is judged up to: now, unless samples are left
+    /// unread (then the next pass judges it).
+    fn tail(&self, pass: &Pass<'_>, unread: bool) -> Tail {
+        if unread {
+            Tail::Open
+        } else {
+            Tail::Now {
+                now: pass.now,
+                horizon: self.horizon,
+            }
+        }
+    }
+
+    /// Observes the ready targets' samples over the windows they need, read a few series
+    /// at a time (a window rule's week of history is large). A rule observing each sample
+    /// alone (threshold, change point) has read all it needs: its samples.
+    async fn observe_ready(
+        &self,
+        pass: &Pass<'_>,
+        targets: &[PassTarget],
+        ready: Vec<Ready>,
+        input: &mut RoundInput,
+    ) -> Result<(), EngineError> {
         let mut definitions: HashMap<Metric, MetricDefinition> = HashMap::new();
-        for (index, ..) in &ready {
-            let Some(metric) = pass.rules[targets[*index].rule].metric.metric() else {
+        for one in &ready {
+            let Some(metric) = pass.rules[targets[one.target].rule].metric.metric() else {
                 continue;
             };
             if !definitions.contains_key(metric) {
@@ -672,28 +762,29 @@ impl Engine {
         }
         let mut ready = ready.into_iter().peekable();
         while ready.peek().is_some() {
-            let group: Vec<_> = ready.by_ref().take(OBSERVED_PER_READ).collect();
-            let windowed: Vec<usize> = (0..group.len())
-                .filter(|&i| needs_windows(&pass.rules[targets[group[i].0].rule]))
+            let group: Vec<Ready> = ready.by_ref().take(OBSERVED_PER_READ).collect();
+            let windowed: Vec<&Ready> = group
+                .iter()
+                .filter(|one| needs_windows(&pass.rules[targets[one.target].rule]))
                 .collect();
             let reads: Vec<SeriesRead> = windowed
                 .iter()
-                .map(|&i| {
-                    let (index, _, _, observed) = &group[i];
+                .map(|one| {
+                    let target = &targets[one.target];
                     SeriesRead {
-                        key: self.key(pass, &targets[*index], &targets[*index].metrics[0]),
-                        first: observed.first().map_or(pass.now, |p| p.timestamp),
-                        last: observed.last().map_or(pass.now, |p| p.timestamp),
+                        key: self.key(pass, target, &target.metrics[0]),
+                        first: one.instants.first().map_or(pass.now, |p| p.timestamp),
+                        last: one.instants.last().map_or(pass.now, |p| p.timestamp),
                     }
                 })
                 .collect();
             let mut windows = read_series(&*self.metrics, &reads, |i| {
-                &pass.rules[targets[group[windowed[i]].0].rule]
+                &pass.rules[targets[windowed[i].target].rule]
             })
             .await?
             .into_iter();
-            for (index, state, tracked, observed) in group {
-                let target = &targets[index];
+            for one in group {
+                let target = &targets[one.target];
                 let rule = &pass.rules[target.rule];
                 let read = if needs_windows(rule) {
                     windows.next().unwrap_or_default()
@@ -708,24 +799,24 @@ impl Engine {
                     points: if needs_windows(rule) {
                         &read
                     } else {
-                        &observed
+                        &one.instants
                     },
                 };
                 input.observed.push(Observed {
-                    target: index,
-                    tracked,
+                    target: one.target,
                     observations: observations(
                         rule,
                         &target.version,
                         series,
-                        &observed,
+                        &one.instants,
                         &self.detection,
                     ),
-                    state,
+                    tracked: one.tracked,
+                    state: one.state,
                 });
             }
         }
-        Ok(input)
+        Ok(())
     }
 
     /// The uncounted samples of each due target (in `due`'s order), one vector per metric
