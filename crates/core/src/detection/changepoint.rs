@@ -158,14 +158,18 @@
 //!   times both ([`Tuning::weekly_on_ratio`]), until it is above either. On NAB it finds 4
 //!   of the New York taxi demand's 5 windows instead of 1: 45.04 / 34.03 / 50.14 (70 of
 //!   116 windows, 238 false positives) → 48.08 / 36.74 / 53.32 (74, 245), the synthetic
-//!   rows unchanged (their streams span under two weeks). Not taken, for two reasons:
-//!   its 168 numbers are in every stored state (the engine bench's change-point states
-//!   grow from about 0.5 to 3.5 KB and a pass of 10,000 rules took 1.5 s, over the 1 s
-//!   goal; created only once the daily profile is on: 47.0 / 35.5 / 52.3), and its gate,
-//!   like the daily one's, measures errors from the bins' absolute levels, so after a
-//!   large shift both errors saturate at the clip and the profile switches off until it
-//!   has re-learnt the level — three weeks for this one (a 6-sd drop on a weekly cycle
-//!   was paged twice). Measured and not taken besides (NAB standard): 84 or 56 bins
+//!   rows unchanged (their streams span under two weeks). Not taken, for two reasons.
+//!   Its gate, like the daily one's, measures errors from the bins' absolute levels, so
+//!   after a large shift both errors saturate at the clip and the profile switches off
+//!   until it has re-learnt the level — three weeks for this one: a 6-sd drop on a
+//!   series with a daily and a weekly cycle is paged, then the profile switches off and
+//!   a weekend's edge 190 samples later is paged as a second drop (3 sd: once, and the
+//!   profile stays on). And its 168 numbers are in every stored state: the engine
+//!   bench's change-point states grow from 1.6 to 3.5 KB, a steady pass of 10,000 rules
+//!   1.25 → 1.52 s (load average 8–10 on two cores, where both miss the 1 s goal; 0.37
+//!   s was measured before on a quieter machine). Created only once the daily profile
+//!   is on (fewer states carry it): NAB 47.0 / 35.5 / 52.3. Measured and not taken
+//!   besides (NAB standard): 84 or 56 bins
 //!   (46.0, 45.3), two or five weeks' memory (47.7, 47.2), one or three weeks before it
 //!   may switch on (44.7, 46.3), beating the daily profile by 0.8, 0.9 or 1.0 (47.5, 47.3,
 //!   47.2); and the noise's spread and autocorrelation not updated while a CUSUM stands
