@@ -407,8 +407,8 @@ impl Engine {
         Ok(targets)
     }
 
-    /// One round over `targets`: read, plan, commit. Returns those whose commits lost a
-    /// race (after reporting what they did commit).
+    /// One round over `targets`: read, plan, commit, settle. Returns those whose commits
+    /// lost a race (after reporting what they did commit).
     async fn round(
         &self,
         pass: &Pass<'_>,
@@ -420,43 +420,13 @@ impl Engine {
         report.backlog |= input.backlog;
         for (index, last_observed_at) in input.counted {
             let target = &targets[index];
-            let rule = &pass.rules[target.rule];
-            report.evaluations.push(RuleEvaluation {
-                rule_id: rule.id.clone(),
-                model: rule.model.clone(),
-                version: target.version.clone(),
-                dataset: target.dataset.clone(),
-                counted: 0,
-                decision: Decision::AlreadyCounted { last_observed_at },
-            });
+            report.evaluations.push(target.evaluation(
+                pass,
+                0,
+                Decision::AlreadyCounted { last_observed_at },
+            ));
         }
-        let mut planned: Vec<(usize, Plan)> = Vec::with_capacity(input.observed.len());
-        for observed in input.observed {
-            let target = &targets[observed.target];
-            let rule = &pass.rules[target.rule];
-            let mut new_alert_id = || AlertId::from_u32(self.ids.next_id());
-            let plan = plan(
-                Target {
-                    rule,
-                    version: &target.version,
-                    dataset: target.dataset.as_ref(),
-                    state: &observed.state,
-                    tracked: observed.tracked.as_ref(),
-                },
-                observed.observations,
-                &mut PlanContext {
-                    clock: Clock::Live {
-                        now: pass.now,
-                        horizon: self.horizon,
-                    },
-                    config: &self.config,
-                    silences: pass.silences,
-                    ledger,
-                    new_alert_id: &mut new_alert_id,
-                },
-            );
-            planned.push((observed.target, plan));
-        }
+        let planned = self.plan_round(pass, targets, input.observed, ledger);
         let commits: Vec<AlertCommit> = planned
             .iter()
             .flat_map(|(index, plan)| {
@@ -467,56 +437,46 @@ impl Engine {
                     .map(move |commit| store_commit(rule, target, commit))
             })
             .collect();
-        let mut outcomes = self.alerts.commit(commits).await?.into_iter();
-        let mut retry = Vec::new();
-        for (index, plan) in planned {
-            let target = &targets[index];
-            let rule = &pass.rules[target.rule];
-            // A target's commits are chained: after a conflict, the rest conflict too.
-            let applied = outcomes
-                .by_ref()
-                .take(plan.commits.len())
-                .collect::<Vec<_>>()
-                .iter()
-                .take_while(|outcome| **outcome == CommitOutcome::Applied)
-                .count();
-            for commit in &plan.commits[..applied] {
-                match &commit.alert {
-                    Some(written) if written.previous.is_none() => {
-                        report.alerts_created.push(written.alert.clone());
-                    }
-                    Some(written) => report.alerts_updated.push(written.alert.clone()),
-                    None => {}
-                }
-            }
-            if applied < plan.commits.len() {
-                retry.push(target.clone());
-                continue;
-            }
-            for step in &plan.steps {
-                if matches!(step.decision, Decision::WouldHaveFired { .. }) {
-                    report.past_breaches.push(PastBreachRecorded {
-                        rule_id: rule.id.clone(),
-                        model: rule.model.clone(),
-                        version: target.version.clone(),
-                        dataset: target.dataset.clone(),
-                        would_have_fired_at: step.at,
-                        value: step.value,
-                    });
-                }
-            }
-            if let Some(last) = plan.steps.last() {
-                report.evaluations.push(RuleEvaluation {
-                    rule_id: rule.id.clone(),
-                    model: rule.model.clone(),
-                    version: target.version.clone(),
-                    dataset: target.dataset.clone(),
-                    counted: plan.steps.len(),
-                    decision: last.decision.clone(),
-                });
-            }
-        }
-        Ok(retry)
+        let outcomes = self.alerts.commit(commits).await?;
+        Ok(settle(pass, targets, planned, &outcomes, report))
+    }
+
+    /// The core's plan for each observed target (see [`plan`]), in order.
+    fn plan_round(
+        &self,
+        pass: &Pass<'_>,
+        targets: &[PassTarget],
+        observed: Vec<Observed>,
+        ledger: &mut RateLedger,
+    ) -> Vec<(usize, Plan)> {
+        let mut new_alert_id = || AlertId::from_u32(self.ids.next_id());
+        observed
+            .into_iter()
+            .map(|observed| {
+                let target = &targets[observed.target];
+                let plan = plan(
+                    Target {
+                        rule: &pass.rules[target.rule],
+                        version: &target.version,
+                        dataset: target.dataset.as_ref(),
+                        state: &observed.state,
+                        tracked: observed.tracked.as_ref(),
+                    },
+                    observed.observations,
+                    &mut PlanContext {
+                        clock: Clock::Live {
+                            now: pass.now,
+                            horizon: self.horizon,
+                        },
+                        config: &self.config,
+                        silences: pass.silences,
+                        ledger,
+                        new_alert_id: &mut new_alert_id,
+                    },
+                );
+                (observed.target, plan)
+            })
+            .collect()
     }
 
     /// Reads the states, tracked alerts and uncounted samples of `targets`, and observes
@@ -932,6 +892,80 @@ pub(crate) fn merge_times<'a>(
         .collect();
     merged.sort();
     merged
+}
+
+/// What a round's commits did, added to `report`: the alerts of every commit applied
+/// (a target's commits are chained, so after its first conflict none applied), and for
+/// each target fully committed its past breaches and last decision. Returns the targets
+/// with a commit refused, to be re-read and re-planned.
+fn settle(
+    pass: &Pass<'_>,
+    targets: &[PassTarget],
+    planned: Vec<(usize, Plan)>,
+    outcomes: &[CommitOutcome],
+    report: &mut EvaluationReport,
+) -> Vec<PassTarget> {
+    let mut outcomes = outcomes.iter();
+    let mut retry = Vec::new();
+    for (index, plan) in planned {
+        let target = &targets[index];
+        let applied = outcomes
+            .by_ref()
+            .take(plan.commits.len())
+            .collect::<Vec<_>>()
+            .iter()
+            .take_while(|outcome| ***outcome == CommitOutcome::Applied)
+            .count();
+        for commit in &plan.commits[..applied] {
+            match &commit.alert {
+                Some(written) if written.previous.is_none() => {
+                    report.alerts_created.push(written.alert.clone());
+                }
+                Some(written) => report.alerts_updated.push(written.alert.clone()),
+                None => {}
+            }
+        }
+        if applied < plan.commits.len() {
+            retry.push(target.clone());
+            continue;
+        }
+        let rule = &pass.rules[target.rule];
+        for step in &plan.steps {
+            if matches!(step.decision, Decision::WouldHaveFired { .. }) {
+                report.past_breaches.push(PastBreachRecorded {
+                    rule_id: rule.id.clone(),
+                    model: rule.model.clone(),
+                    version: target.version.clone(),
+                    dataset: target.dataset.clone(),
+                    would_have_fired_at: step.at,
+                    value: step.value,
+                });
+            }
+        }
+        if let Some(last) = plan.steps.last() {
+            report.evaluations.push(target.evaluation(
+                pass,
+                plan.steps.len(),
+                last.decision.clone(),
+            ));
+        }
+    }
+    retry
+}
+
+impl PassTarget {
+    /// What the target did in a pass: `counted` samples, its last decision.
+    fn evaluation(&self, pass: &Pass<'_>, counted: usize, decision: Decision) -> RuleEvaluation {
+        let rule = &pass.rules[self.rule];
+        RuleEvaluation {
+            rule_id: rule.id.clone(),
+            model: rule.model.clone(),
+            version: self.version.clone(),
+            dataset: self.dataset.clone(),
+            counted,
+            decision,
+        }
+    }
 }
 
 /// A planned commit as the store takes it.
