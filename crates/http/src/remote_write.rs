@@ -23,39 +23,9 @@ use crate::AppState;
 /// The route.
 pub const PATH: &str = "/api/v1/write";
 
-/// The protobuf messages of remote write 1.0 (prometheus/prompb/remote.proto and
-/// types.proto), the fields modelwatch reads; public for clients and tests that encode one.
-pub mod proto {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct WriteRequest {
-        #[prost(message, repeated, tag = "1")]
-        pub timeseries: Vec<TimeSeries>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TimeSeries {
-        #[prost(message, repeated, tag = "1")]
-        pub labels: Vec<Label>,
-        #[prost(message, repeated, tag = "2")]
-        pub samples: Vec<Sample>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Label {
-        #[prost(string, tag = "1")]
-        pub name: String,
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
-        #[prost(double, tag = "1")]
-        pub value: f64,
-        #[prost(int64, tag = "2")]
-        pub timestamp: i64,
-    }
-}
+/// The protobuf messages of remote write 1.0 (prometheus/prompb), shared with the
+/// Prometheus metric store, which sends them; public for clients and tests that encode one.
+pub use modelwatch_store::prometheus::proto;
 
 /// Which labels of a remote-written series name its model, version, metric and dataset.
 #[derive(Debug, Clone, PartialEq, Eq)]

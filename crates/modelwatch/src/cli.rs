@@ -32,7 +32,8 @@ use crate::output::{count, emit, number, parse_hours, Format, Hours, Table};
 )]
 pub struct Cli {
     /// The database: an SQLite file path (created when missing), `sqlite:PATH`,
-    /// `postgres://…`, `influxdb://HOST:PORT/DATABASE` (samples only), or `memory`.
+    /// `postgres://…`, `influxdb://HOST:PORT/DATABASE` or `prometheus://HOST:PORT` (samples
+    /// only), or `memory`.
     /// Default: modelwatch.db in the user's data directory.
     #[arg(long, env = "MODELWATCH_DB", global = true, value_name = "PATH")]
     pub db: Option<String>,

@@ -21,7 +21,7 @@
 //! auth = "tokens"           # or "off": whether the API and dashboard require a token
 //!
 //! [store]
-//! db = "/var/lib/modelwatch/modelwatch.db"   # or postgres://…, influxdb://host:8086/DB
+//! db = "/var/lib/modelwatch/modelwatch.db"   # or postgres://…, influxdb://…, prometheus://…
 //! alerts_db = "/var/lib/modelwatch/alerts.db" # rules, alerts, silences, outbox, tokens,
 //!                           # predictions; default: with the samples, or beside this file
 //!                           # (modelwatch-alerts.db) when `db` keeps only samples
@@ -168,7 +168,8 @@ pub struct RawServer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
-    /// As `--db`: a file path, `sqlite:PATH`, `postgres://…`, `influxdb://…` or `memory`.
+    /// As `--db`: a file path, `sqlite:PATH`, `postgres://…`, `influxdb://…`,
+    /// `prometheus://…` or `memory`.
     pub db: Option<String>,
     /// As `--alerts-db`: where the alerting state lives when not with the samples.
     pub alerts_db: Option<String>,

@@ -28,8 +28,8 @@ use crate::output::{emit, Format, Table};
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
     /// Where the data is now: an SQLite file (`sqlite:PATH` or a path), `postgres://…`
-    /// or `influxdb://HOST:PORT/DATABASE` (samples only: name its alerting state with
-    /// --from-alerts-db).
+    /// `influxdb://HOST:PORT/DATABASE` or `prometheus://HOST:PORT` (samples only: name its
+    /// alerting state with --from-alerts-db; from Prometheus, what remote read returns).
     #[arg(long, value_name = "LOCATION")]
     pub from: String,
     /// The source's rules, alerts, silences, outbox and tokens when they are not kept
@@ -37,8 +37,8 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "LOCATION")]
     pub from_alerts_db: Option<String>,
     /// Where it goes: `postgres://…`, an SQLite file (created when missing) or
-    /// `influxdb://HOST:PORT/DATABASE` (samples only: name where the alerting state goes
-    /// with --to-alerts-db).
+    /// `influxdb://HOST:PORT/DATABASE` or `prometheus://HOST:PORT` (samples only: name
+    /// where the alerting state goes with --to-alerts-db).
     #[arg(long, value_name = "LOCATION")]
     pub to: String,
     /// Where the alerting state goes when the samples go to a store of samples only, or

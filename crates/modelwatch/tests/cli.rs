@@ -1102,6 +1102,114 @@ fn migrate_moves_samples_into_influxdb_and_back_with_counts_checked() {
     assert_eq!(rules(&source), rules(&back_location));
 }
 
+/// SQLite → Prometheus (samples) + an SQLite file (alerting state) → SQLite again: every
+/// sample, definition and rule arrives, counted on both sides, each way (Prometheus's
+/// remote write in, remote read and PromQL out).
+#[test]
+fn migrate_moves_samples_into_prometheus_and_back_with_counts_checked() {
+    let env = Env::new();
+    import_fraud_samples(&env, 6_000, &["accuracy", "queue_ms"], 500);
+    env.json(&[
+        "alerts",
+        "create-rule",
+        "fraud",
+        "accuracy",
+        "--name",
+        "low",
+        "--threshold",
+        "0.5",
+        "--operator",
+        "lt",
+    ]);
+    let prometheus = modelwatch::store::prometheus::testing::TestPrometheus::start();
+    let location = prometheus.location();
+    let source = format!("sqlite:{}", path_str(&env.db()));
+
+    let refused = env.run(&["migrate", "--from", &source, "--to", &location]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--to-alerts-db"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let alerts = env.dir.path().join("prometheus-alerts.db");
+    let back = env.dir.path().join("back.db");
+    let migrate = |args: &[&str]| {
+        let mut all = vec!["migrate"];
+        all.extend(args);
+        all.extend(["--format", "json"]);
+        let out = env.run(&all);
+        assert!(
+            out.status.success(),
+            "migrate {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let there = migrate(&[
+        "--from",
+        &source,
+        "--to",
+        &location,
+        "--to-alerts-db",
+        path_str(&alerts),
+    ]);
+    let back_location = format!("sqlite:{}", path_str(&back));
+    let again = migrate(&[
+        "--from",
+        &location,
+        "--from-alerts-db",
+        path_str(&alerts),
+        "--to",
+        &back_location,
+    ]);
+    for report in [&there, &again] {
+        assert_eq!(report["samples"], 6_000, "{report}");
+        assert_eq!(report["series"], 3, "{report}");
+        assert_eq!(report["metric_definitions"], 1, "{report}");
+        assert_eq!(report["rules"], 1, "{report}");
+        assert_eq!(
+            report["mismatches"].as_array().unwrap().len(),
+            0,
+            "{report}"
+        );
+        assert_eq!(
+            report["table_mismatches"].as_array().unwrap().len(),
+            0,
+            "{report}"
+        );
+    }
+    let history = |db: &str, version: &str, metric: &str, dataset: &str| {
+        let out = env.ok(&[
+            "--db",
+            db,
+            "metrics",
+            "history",
+            "fraud",
+            version,
+            "--metric",
+            metric,
+            "--hours",
+            "1000000",
+            "--dataset",
+            dataset,
+            "--format",
+            "json",
+        ]);
+        serde_json::from_str::<Value>(&out).unwrap()["samples"].clone()
+    };
+    for (version, metric, dataset) in [
+        ("v1", "accuracy", "default"),
+        ("v2", "queue_ms", "default"),
+        ("v1", "accuracy", "holdout"),
+    ] {
+        let before = history(&source, version, metric, dataset);
+        assert!(before.as_array().is_some_and(|s| !s.is_empty()));
+        assert_eq!(before, history(&back_location, version, metric, dataset));
+    }
+}
+
 fn demo_env() -> Env {
     let env = Env::new();
     env.ok(&["demo", "--format", "json"]);

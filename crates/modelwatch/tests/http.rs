@@ -500,6 +500,84 @@ fn on_influxdb_a_bad_sample_fires_one_alert_and_influxql_reads_it() {
     assert_eq!(values[1][1], 0.4, "{body}");
 }
 
+/// `serve` with the samples in a real Prometheus (remote write in, the HTTP API out) and
+/// the alerting state in an SQLite file: a bad sample written through modelwatch fires one
+/// alert, and both samples are in Prometheus, in the documented shape, for PromQL to read.
+#[test]
+fn on_prometheus_a_bad_sample_fires_one_alert_and_promql_reads_it() {
+    let env = Env::new();
+    let prometheus = modelwatch::store::prometheus::testing::TestPrometheus::start();
+    let location = prometheus.location();
+    let alerts = env.dir.path().join("alerts.db");
+    let alerts = alerts.to_str().unwrap();
+    let server = env.serve(
+        &[],
+        &[
+            ("MODELWATCH_DB", location.as_str()),
+            ("MODELWATCH_ALERTS_DB", alerts),
+            ("MODELWATCH_EVAL_DEBOUNCE", "100ms"),
+        ],
+    );
+    let (status, body) = http(
+        &server.address,
+        "POST",
+        "/api/v1/rules",
+        r#"{"name":"Low accuracy","model":"fraud","metric":"accuracy","threshold_value":0.9,"comparison_operator":"lt","for_evaluations":1}"#,
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    let mut events = TcpStream::connect(&server.address).unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(events, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(events);
+    for value in ["0.5", "0.4"] {
+        let (status, body) = http(
+            &server.address,
+            "POST",
+            "/api/v1/metrics",
+            &format!(r#"{{"model":"fraud","version":"v1","metric":"accuracy","value":{value}}}"#),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        // Two samples a millisecond apart at least: Prometheus keeps one value per time.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let alert = next_event(&mut reader, "alert_fired");
+    assert_eq!(alert["alert"]["model"], "fraud");
+    let (status, body) = http(&server.address, "GET", "/api/v1/alerts", "", None);
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    let listed = listed
+        .as_array()
+        .or_else(|| listed["alerts"].as_array())
+        .unwrap_or_else(|| panic!("no alert list: {body}"))
+        .clone();
+    assert_eq!(listed.len(), 1, "one alert for the breach: {body}");
+    assert!(std::path::Path::new(alerts).is_file());
+
+    // modelwatch_model_metric{model="fraud",version="v1",metric="accuracy",dataset="default"}[1h]
+    let (status, body) = http(
+        prometheus.address(),
+        "GET",
+        "/api/v1/query?query=modelwatch_model_metric%7Bmodel%3D%22fraud%22%2Cversion%3D%22v1%22%2Cmetric%3D%22accuracy%22%2Cdataset%3D%22default%22%7D%5B1h%5D",
+        "",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let json = &body[body
+        .find('{')
+        .unwrap_or_else(|| panic!("no JSON: {body:?}"))..];
+    let answer: Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let result = &answer["data"]["result"];
+    assert_eq!(result.as_array().map(Vec::len), Some(1), "{body}");
+    let values = &result[0]["values"];
+    assert_eq!(values.as_array().map(Vec::len), Some(2), "{body}");
+    assert_eq!(values[0][1], "0.5", "{body}");
+    assert_eq!(values[1][1], "0.4", "{body}");
+}
+
 /// The data of the next `name` event on an open event stream, within 5 s.
 fn next_event(reader: &mut BufReader<TcpStream>, name: &str) -> Value {
     let started = Instant::now();

@@ -11,6 +11,8 @@
 //!     MW_BENCH_DB=postgres://postgres@127.0.0.1:5432/test cargo bench -p modelwatch-store --bench store
 //!     MW_BENCH_DB=influxdb cargo bench -p modelwatch-store --bench store   # a private influxd
 //!     MW_BENCH_DB=influxdb://127.0.0.1:8086/bench cargo bench -p modelwatch-store --bench store
+//!     MW_BENCH_DB=prometheus cargo bench -p modelwatch-store --bench store  # a private Prometheus
+//!     MW_BENCH_DB=prometheus://127.0.0.1:9090 cargo bench -p modelwatch-store --bench store
 //!
 //! With PostgreSQL the URL names a database to connect to; the benchmark creates a
 //! scratch database next to it and drops it at the end. Commits there are durable too
@@ -38,7 +40,8 @@ use std::sync::Arc;
 
 use modelwatch_store::influx::testing as influx_testing;
 use modelwatch_store::postgres::testing::TestDatabase;
-use modelwatch_store::{InfluxStore, MetricStore, PostgresStore, SqliteStore};
+use modelwatch_store::prometheus::testing::TestPrometheus;
+use modelwatch_store::{InfluxStore, MetricStore, PostgresStore, PrometheusStore, SqliteStore};
 
 const START_MS: i64 = 1_704_110_400_000;
 const STEP_MS: i64 = 60_000;
@@ -154,15 +157,26 @@ fn main() {
             Ok(location) if location.starts_with("influxdb://") => Some(location),
             _ => None,
         };
-        let store: Arc<dyn MetricStore> = match (&postgres, &influx) {
-            (Some(database), _) => Arc::new(PostgresStore::open(database.url()).await.unwrap()),
-            (None, Some(location)) => Arc::new(InfluxStore::open(location).await.unwrap()),
-            (None, None) => Arc::new(SqliteStore::open(&path).await.unwrap()),
+        // A private Prometheus lives as long as the benchmark (its guard).
+        let (prometheus, _private) = match std::env::var("MW_BENCH_DB") {
+            Ok(location) if location == "prometheus" => {
+                let server = TestPrometheus::start();
+                (Some(server.location()), Some(server))
+            }
+            Ok(location) if location.starts_with("prometheus://") => (Some(location), None),
+            _ => (None, None),
         };
-        let backend = match (&postgres, &influx) {
-            (Some(_), _) => "postgresql",
-            (None, Some(_)) => "influxdb",
-            (None, None) => "sqlite",
+        let store: Arc<dyn MetricStore> = match (&postgres, &influx, &prometheus) {
+            (Some(database), _, _) => Arc::new(PostgresStore::open(database.url()).await.unwrap()),
+            (None, Some(location), _) => Arc::new(InfluxStore::open(location).await.unwrap()),
+            (None, None, Some(location)) => Arc::new(PrometheusStore::open(location).await.unwrap()),
+            (None, None, None) => Arc::new(SqliteStore::open(&path).await.unwrap()),
+        };
+        let backend = match (&postgres, &influx, &prometheus) {
+            (Some(_), _, _) => "postgresql",
+            (None, Some(_), _) => "influxdb",
+            (None, None, Some(_)) => "prometheus",
+            (None, None, None) => "sqlite",
         };
         let all = series(s);
         let mut rng = Rng(7);
@@ -260,6 +274,10 @@ fn main() {
         let store = match &postgres {
             _ if influx.is_some() => {
                 println!("disk: not measured for InfluxDB (its TSM files compact in the background)");
+                store
+            }
+            _ if prometheus.is_some() => {
+                println!("disk: not measured for Prometheus (its head and WAL compact into blocks in the background)");
                 store
             }
             Some(database) => {

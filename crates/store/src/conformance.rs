@@ -60,6 +60,23 @@ fn key_on(dataset: &str, model: &str, version: &str, metric: &str) -> SeriesKey 
     key(model, version, metric).with_dataset(Some(Dataset::parse(dataset).unwrap()))
 }
 
+/// Writes samples that give stored points other values: on a backend that replaces
+/// samples they are stored (true); on one that does not (Prometheus), the batch is refused
+/// whole, naming the timestamp (false).
+async fn rewrite(store: &dyn MetricStore, samples: Vec<Sample>) -> bool {
+    if store.capabilities().replaces_samples {
+        store.append(samples).await.unwrap();
+        return true;
+    }
+    match store.append(samples).await {
+        Err(StoreError::InvalidSample { error, .. }) => {
+            assert_eq!(error.field, "timestamp", "{error}")
+        }
+        other => panic!("a rewrite of a stored point was not refused: {other:?}"),
+    }
+    false
+}
+
 pub async fn append_then_range_round_trips_exact_values(store: &dyn MetricStore) {
     store
         .append_one(sample("fraud", "v1", "accuracy", 0.95, 1_000))
@@ -97,10 +114,16 @@ pub async fn datasets_at_one_timestamp_are_separate_series(store: &dyn MetricSto
         .await
         .unwrap();
     // A later write to one dataset replaces that dataset's sample only.
-    store
-        .append_one(on("canary", sample("fraud", "v1", "accuracy", 0.60, 1_000)))
-        .await
-        .unwrap();
+    let canary_value = if rewrite(
+        store,
+        vec![on("canary", sample("fraud", "v1", "accuracy", 0.60, 1_000))],
+    )
+    .await
+    {
+        0.60
+    } else {
+        0.70
+    };
     let prod = key_on("prod", "fraud", "v1", "accuracy");
     let canary = key_on("canary", "fraud", "v1", "accuracy");
     let default = key("fraud", "v1", "accuracy");
@@ -109,7 +132,10 @@ pub async fn datasets_at_one_timestamp_are_separate_series(store: &dyn MetricSto
     let prod_points = read(prod.clone()).await;
     assert_eq!(values(&prod_points), vec![(1_000, 0.90), (2_000, 0.91)]);
     assert!(prod_points.iter().all(|p| p.dataset == prod.dataset));
-    assert_eq!(values(&read(canary.clone()).await), vec![(1_000, 0.60)]);
+    assert_eq!(
+        values(&read(canary.clone()).await),
+        vec![(1_000, canary_value)]
+    );
     assert_eq!(values(&read(default.clone()).await), vec![(1_000, 0.80)]);
     assert!(read(key_on("holdout", "fraud", "v1", "accuracy"))
         .await
@@ -126,7 +152,10 @@ pub async fn datasets_at_one_timestamp_are_separate_series(store: &dyn MetricSto
             (p.timestamp.as_millis(), p.value)
         })
         .collect();
-    assert_eq!(latest, [(1_000, 0.60), (1_000, 0.80), (2_000, 0.91)]);
+    assert_eq!(
+        latest,
+        [(1_000, canary_value), (1_000, 0.80), (2_000, 0.91)]
+    );
     assert_eq!(
         store
             .summary(&prod, TimeRange::all())
@@ -272,23 +301,30 @@ pub async fn same_timestamp_keeps_the_last_write(store: &dyn MetricStore) {
         .append_one(sample("m", "v1", "accuracy", 0.3, 8))
         .await
         .unwrap();
-    store
-        .append_one(sample("m", "v1", "accuracy", 0.4, 7))
-        .await
-        .unwrap();
+    let at_7 = if rewrite(store, vec![sample("m", "v1", "accuracy", 0.4, 7)]).await {
+        0.4
+    } else {
+        0.2
+    };
     let points = store.range(&series, TimeRange::all()).await.unwrap();
-    assert_eq!(values(&points), vec![(7, 0.4), (8, 0.3)]);
+    assert_eq!(values(&points), vec![(7, at_7), (8, 0.3)]);
     assert_eq!(
         store.latest(&series).await.unwrap().map(|p| p.value),
         Some(0.3)
     );
+    // The stored value written again is stored, whatever the backend.
     store
-        .append_one(sample("m", "v1", "accuracy", 0.5, 8))
+        .append_one(sample("m", "v1", "accuracy", 0.3, 8))
         .await
         .unwrap();
+    let at_8 = if rewrite(store, vec![sample("m", "v1", "accuracy", 0.5, 8)]).await {
+        0.5
+    } else {
+        0.3
+    };
     assert_eq!(
         store.latest(&series).await.unwrap().map(|p| p.value),
-        Some(0.5)
+        Some(at_8)
     );
 }
 
@@ -482,14 +518,15 @@ pub async fn many_small_batches_read_back_exactly(store: &dyn MetricStore) {
         store.append(batch).await.unwrap();
     }
     // Overwrite a few old points after the fact.
-    store
-        .append(vec![sample("m", "v1", "throughput", 1234.5, 60_000 * 17)])
-        .await
-        .unwrap();
+    let replaced = rewrite(
+        store,
+        vec![sample("m", "v1", "throughput", 1234.5, 60_000 * 17)],
+    )
+    .await;
     let points = store.range(&series, TimeRange::all()).await.unwrap();
     assert_eq!(points.len(), n as usize);
     for (i, point) in points.iter().enumerate() {
-        let expected = if i == 17 {
+        let expected = if i == 17 && replaced {
             1234.5
         } else {
             (i as i64 % 97) as f64 + 0.5
@@ -521,10 +558,7 @@ pub async fn pages_read_a_range_exactly_once_in_order(store: &dyn MetricStore) {
             .collect();
         store.append(samples).await.unwrap();
     }
-    store
-        .append(vec![sample("m", "v1", "latency", 0.5, 5_000 * 1000)])
-        .await
-        .unwrap();
+    rewrite(store, vec![sample("m", "v1", "latency", 0.5, 5_000 * 1000)]).await;
     let whole = store.range(&series, TimeRange::all()).await.unwrap();
     assert_eq!(whole.len(), 30_000);
     for range in [
@@ -576,10 +610,11 @@ pub async fn samples_before_a_cutoff_are_deleted_exactly(store: &dyn MetricStore
         store.append(batch).await.unwrap();
     }
     // A timestamp written twice (once in a chunk, once in the head) is one sample.
-    store
-        .append(vec![sample("m", "v1", "accuracy", 0.99, 500 * second)])
-        .await
-        .unwrap();
+    rewrite(
+        store,
+        vec![sample("m", "v1", "accuracy", 0.99, 500 * second)],
+    )
+    .await;
     store
         .append(vec![sample("m", "v2", "accuracy", 0.5, 5 * second)])
         .await
@@ -655,13 +690,23 @@ pub async fn samples_before_a_cutoff_are_deleted_exactly(store: &dyn MetricStore
     assert_eq!(store.delete_samples_before(cutoff).await.unwrap(), 0);
     // Pruning does not hide the past: a sample written before the cutoff afterwards
     // (a backfill) is stored and read like any other, and later writes still win.
-    store
-        .append(vec![
+    let at_1500 = if rewrite(
+        store,
+        vec![
             sample("m", "v1", "accuracy", 0.25, 7 * second),
             sample("m", "v1", "accuracy", 0.75, 1_500 * second),
-        ])
-        .await
-        .unwrap();
+        ],
+    )
+    .await
+    {
+        0.75
+    } else {
+        store
+            .append(vec![sample("m", "v1", "accuracy", 0.25, 7 * second)])
+            .await
+            .unwrap();
+        0.0
+    };
     let accuracy = store
         .range(
             &key("m", "v1", "accuracy"),
@@ -671,7 +716,7 @@ pub async fn samples_before_a_cutoff_are_deleted_exactly(store: &dyn MetricStore
         .unwrap();
     assert_eq!(accuracy.len(), 1 + 500);
     assert_eq!(values(&accuracy)[0], (7 * second, 0.25));
-    assert_eq!(values(&accuracy)[500], (1_500 * second, 0.75));
+    assert_eq!(values(&accuracy)[500], (1_500 * second, at_1500));
 }
 
 /// Several servers may prune one database at once: between them every sample is
@@ -815,15 +860,26 @@ pub async fn a_write_counts_its_samples_as_new_replaced_or_unchanged(store: &dyn
         sample("fraud", "v1", "accuracy", 0.6, 3_000),
         sample("fraud", "v2", "accuracy", 0.9, 500),
     ];
-    assert_eq!(store.append_counted(next).await.unwrap(), counts(2, 2, 1));
-    let points = store
-        .range(&key("fraud", "v1", "accuracy"), TimeRange::all())
-        .await
-        .unwrap();
-    assert_eq!(
-        values(&points),
-        vec![(1_000, 0.5), (2_000, 0.8), (3_000, 0.6)]
-    );
+    let points = || async {
+        values(
+            &store
+                .range(&key("fraud", "v1", "accuracy"), TimeRange::all())
+                .await
+                .unwrap(),
+        )
+    };
+    if store.capabilities().replaces_samples {
+        assert_eq!(store.append_counted(next).await.unwrap(), counts(2, 2, 1));
+        assert_eq!(
+            points().await,
+            vec![(1_000, 0.5), (2_000, 0.8), (3_000, 0.6)]
+        );
+    } else {
+        // Judged alike; written, refused whole for its replacements.
+        assert_eq!(store.classify(&next).await.unwrap(), counts(2, 2, 1));
+        assert!(!rewrite(store, next).await);
+        assert_eq!(points().await, vec![(1_000, 0.9), (2_000, 0.8)]);
+    }
     // Judging alone writes nothing.
     let judged = store
         .classify(&[sample("fraud", "v3", "accuracy", 0.9, 1_000)])
@@ -1031,31 +1087,34 @@ pub async fn aggregate_series_counts_an_overwritten_sample_once(store: &dyn Metr
         ])
         .await
         .unwrap();
-    store
-        .append(vec![
+    let replaced = rewrite(
+        store,
+        vec![
             sample("m", "v1", "accuracy", 0.25, 20),
             sample("m", "v1", "accuracy", 1.0, 30),
-        ])
-        .await
-        .unwrap();
-    store
-        .append_one(sample("m", "v1", "accuracy", 0.0, 20))
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
+    rewrite(store, vec![sample("m", "v1", "accuracy", 0.0, 20)]).await;
     let found = store
         .aggregate_series(&SeriesFilter::default(), range(0, 100))
         .await
         .unwrap();
+    let (min, max, last) = if replaced {
+        (0.0, 1.0, 1.0)
+    } else {
+        (0.5, 0.5, 0.5)
+    };
     assert_eq!(
         windows(&found),
         vec![(
             key("m", "v1", "accuracy").to_string(),
             3,
             1.5,
-            0.0,
-            1.0,
+            min,
+            max,
             30,
-            1.0
+            last
         )]
     );
 }
@@ -1072,9 +1131,15 @@ pub async fn aggregate_series_agrees_with_reading_each_series(store: &dyn Metric
                 samples.push(sample(&format!("m{series:02}"), "v1", "latency", value, t));
             }
             if batch % 5 == 4 {
-                // Rewrite an earlier stretch of this series.
+                // Rewrite an earlier stretch of this series (with its own values where
+                // a backend does not replace samples).
                 for t in (batch - 3) * 150..(batch - 3) * 150 + 40 {
-                    samples.push(sample(&format!("m{series:02}"), "v1", "latency", 1.0, t));
+                    let value = if store.capabilities().replaces_samples {
+                        1.0
+                    } else {
+                        ((t * 7 + series) % 100) as f64
+                    };
+                    samples.push(sample(&format!("m{series:02}"), "v1", "latency", value, t));
                 }
             }
         }
@@ -1239,5 +1304,17 @@ conformance_suite!(influx, |limits| async move {
     Fixture {
         store: Arc::new(store),
         _guard: Box::new(database),
+    }
+});
+
+conformance_suite!(prometheus, |limits| async move {
+    let server = crate::prometheus::testing::TestPrometheus::start();
+    let store = crate::PrometheusStore::open(&server.location())
+        .await
+        .unwrap()
+        .with_series_limits(limits);
+    Fixture {
+        store: Arc::new(store),
+        _guard: Box::new(server),
     }
 });

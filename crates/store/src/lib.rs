@@ -16,6 +16,7 @@ pub mod memory;
 mod open;
 pub mod postgres;
 pub mod predictions;
+pub mod prometheus;
 pub mod sqlite;
 pub mod tokens;
 
@@ -39,6 +40,7 @@ pub use influx::InfluxStore;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use predictions::PredictionStore;
+pub use prometheus::PrometheusStore;
 pub use sqlite::SqliteStore;
 pub use tokens::{NewToken, Scope, TokenHash, TokenInfo, TokenStore};
 
@@ -70,7 +72,7 @@ pub enum StoreError {
     #[error("cannot connect to {location}: {reason}")]
     Connect { location: String, reason: String },
     #[error(
-        "unsupported store location {0:?}: use a file path, sqlite:PATH, postgres://… or memory"
+        "unsupported store location {0:?}: use a file path, sqlite:PATH, postgres://…, influxdb://…, prometheus://… or memory"
     )]
     UnsupportedLocation(String),
     #[error("stored data is corrupt: {0}")]
@@ -310,6 +312,11 @@ pub struct Capabilities {
     /// Whether prunes by several servers at once count each sample once between them
     /// (within one server they always do).
     pub exact_prune_counts_across_servers: bool,
+    /// Whether a sample at a timestamp its series already has replaces the stored value.
+    /// When not (Prometheus), writing the stored value again is a no-op and a different
+    /// value is refused (`InvalidSample`, field `timestamp`) with nothing of its batch
+    /// written.
+    pub replaces_samples: bool,
 }
 
 impl Capabilities {
@@ -319,6 +326,7 @@ impl Capabilities {
         reserved_metrics: &[],
         atomic_batches: true,
         exact_prune_counts_across_servers: true,
+        replaces_samples: true,
     };
 }
 

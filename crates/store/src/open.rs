@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use crate::{
-    InfluxStore, MemoryStore, PostgresStore, SeriesLimits, SqliteStore, StoreError, Stores,
+    InfluxStore, MemoryStore, PostgresStore, PrometheusStore, SeriesLimits, SqliteStore,
+    StoreError, Stores,
 };
 
 /// The backend a location names.
@@ -19,6 +20,8 @@ pub enum Backend {
     Sqlite,
     /// `influxdb://HOST:PORT/DATABASE`: samples only.
     Influx,
+    /// `prometheus://HOST:PORT[?LABEL=VALUE&…]`: samples only.
+    Prometheus,
 }
 
 impl Backend {
@@ -28,6 +31,8 @@ impl Backend {
             Backend::Memory
         } else if crate::influx::is_influx_location(location) {
             Backend::Influx
+        } else if crate::prometheus::is_prometheus_location(location) {
+            Backend::Prometheus
         } else if crate::postgres::is_postgres_location(location) {
             Backend::Postgres
         } else {
@@ -40,7 +45,7 @@ impl Backend {
     pub fn is_relational(self) -> bool {
         match self {
             Backend::Memory | Backend::Postgres | Backend::Sqlite => true,
-            Backend::Influx => false,
+            Backend::Influx | Backend::Prometheus => false,
         }
     }
 }
@@ -84,6 +89,9 @@ pub async fn open_split(
         Backend::Influx => InfluxStore::open(metrics)
             .await
             .map(|store| Arc::new(store.with_series_limits(limits)) as Arc<dyn crate::MetricStore>),
+        Backend::Prometheus => PrometheusStore::open(metrics)
+            .await
+            .map(|store| Arc::new(store.with_series_limits(limits)) as Arc<dyn crate::MetricStore>),
         _ => open_relational(metrics, limits).await.map(|s| s.metrics),
     };
     match samples {
@@ -103,7 +111,7 @@ async fn open_relational(location: &str, limits: SeriesLimits) -> Result<Stores,
                 .await?
                 .with_series_limits(limits),
         )),
-        Backend::Influx => {
+        Backend::Influx | Backend::Prometheus => {
             return Err(StoreError::AlertsDbRequired {
                 location: location.to_owned(),
             })

@@ -499,6 +499,7 @@ impl MetricStore for InfluxStore {
             reserved_metrics: RESERVED_METRICS,
             atomic_batches: false,
             exact_prune_counts_across_servers: false,
+            replaces_samples: true,
         }
     }
 
