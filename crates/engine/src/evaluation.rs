@@ -53,8 +53,8 @@ use modelwatch_core::alerting::{
 };
 use modelwatch_core::detection::SeriesPoints;
 use modelwatch_core::{
-    Dataset, DatasetScope, Metric, MetricDefinition, MetricScope, ModelName, Point, SeriesKey,
-    TimeRange, Timestamp, Version,
+    Dataset, DatasetScope, Metric, MetricDefinition, MetricScope, ModelName, Point, Sample,
+    SeriesKey, TimeRange, Timestamp, Version,
 };
 use modelwatch_store::alerts::{AlertCommit, AlertWriteGuarded, CommitOutcome, StateWrite};
 use modelwatch_store::{SeriesFilter, SeriesInfo};
@@ -282,6 +282,21 @@ impl Engine {
                 return Ok(report);
             }
         }
+    }
+
+    /// What an evaluation asked for does (`POST …/evaluate`, `modelwatch evaluate`): the
+    /// prediction windows that time alone made due are judged first (their label delay
+    /// passed, or they closed), so their samples are counted now; then passes run until
+    /// every sample is counted ([`Engine::evaluate_until_counted`]). Returns the report
+    /// and the samples judging wrote, for whoever announces samples.
+    pub async fn judge_and_evaluate(
+        &self,
+        scope: Option<(&ModelName, &Version)>,
+        now: Timestamp,
+    ) -> Result<(EvaluationReport, Vec<Sample>), EngineError> {
+        let (_, judged) = self.judge_windows(now).await?;
+        let report = self.evaluate_until_counted(scope, now).await?;
+        Ok((report, judged))
     }
 
     async fn evaluate_scope(

@@ -803,13 +803,10 @@ pub async fn evaluate(
 ) -> ApiResult<Json<wire::EvaluationReport>> {
     let (model, version) = (parse_model(&model)?, parse_version(&version)?);
     let engine = engine(&state)?;
-    // Prediction windows that time alone made due are judged first, so their samples
-    // are counted now.
-    let (_, judged) = engine.judge_windows(state.now()).await?;
-    state.announce(&judged);
-    let report = engine
-        .evaluate_until_counted(Some((&model, &version)), state.now())
+    let (report, judged) = engine
+        .judge_and_evaluate(Some((&model, &version)), state.now())
         .await?;
+    state.announce(&judged);
     modelwatch_engine::evaluator::publish(state.events(), &report);
     Ok(Json(wire::EvaluationReport::from(&report)))
 }

@@ -930,12 +930,9 @@ async fn evaluate(
         (None, None) => None,
         _ => bail!("give both a model and a version, or neither to evaluate every rule"),
     };
-    // Prediction windows that time alone made due are judged first (their label delay
-    // passed), so their samples are counted now.
-    engine.judge_windows(now).await?;
-    // Each pass is bounded; an import is counted over as many passes as it takes.
-    let report = engine
-        .evaluate_until_counted(scope.as_ref().map(|(m, v)| (m, v)), now)
+    // Due prediction windows judged first, then bounded passes until all is counted.
+    let (report, _) = engine
+        .judge_and_evaluate(scope.as_ref().map(|(m, v)| (m, v)), now)
         .await?;
     emit(
         format,
