@@ -155,7 +155,7 @@ fn prune_series(
                         chunk_id,
                         first,
                         kept.len() as i64,
-                        codec::encode(&kept)
+                        codec::encode_sealed(&kept)
                     ])?;
             }
         }

@@ -545,7 +545,7 @@ pub(super) fn insert_chunk(
     };
     transaction
         .prepare_cached("INSERT INTO chunks (series_id, min_ms, max_ms, count, data) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![series_id, first, last, columns.len() as i64, codec::encode(columns)])?;
+        .execute(params![series_id, first, last, columns.len() as i64, codec::encode_sealed(columns)])?;
     Ok(())
 }
 
