@@ -35,11 +35,23 @@ async fn data_survives_reopening() {
         ])
         .await
         .unwrap();
+    // A reader is open (and stays open) when the store closes.
+    assert_eq!(
+        store
+            .range(&series("accuracy"), TimeRange::all())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     store.close().await.unwrap();
     assert!(matches!(
         store.append(vec![sample("accuracy", 0.9, 3)]).await,
         Err(StoreError::Closed)
     ));
+    // A clean close leaves no write-ahead log behind.
+    let wal = path.with_extension("db-wal");
+    assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
     let reopened = SqliteStore::open(&path).await.unwrap();
     let points = reopened
         .range(&series("accuracy"), TimeRange::all())

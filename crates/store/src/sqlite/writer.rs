@@ -364,6 +364,12 @@ pub fn run(mut connection: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
             eprintln!("modelwatch: compaction failed (will retry): {error}");
         }
     }
+    // A clean close moves the log into the database and empties it, so a stopped
+    // server's files are the database alone. Best effort: a reader still open may keep
+    // part of the log, which the next start checkpoints.
+    if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        eprintln!("modelwatch: emptying the write-ahead log at close failed: {error}");
+    }
 }
 
 fn commit_batch(
