@@ -689,17 +689,13 @@ impl DailyProfile {
     /// on, first counts the squared distances of the sample (in noise units, clipped at
     /// three) from its bin's average, from the average over the bins and, when given,
     /// from `daily` (another profile's prediction), out of sample, averaged alike.
-    #[allow(clippy::too_many_arguments)]
-    fn learn(
-        &mut self,
-        period: &Period,
-        at: Timestamp,
-        bin: usize,
-        value: f64,
-        daily: Option<f64>,
-        scale: f64,
-        interval: f64,
-    ) {
+    fn learn(&mut self, period: &Period, bin: usize, sample: &Learnt, daily: Option<f64>) {
+        let Learnt {
+            at,
+            value,
+            scale,
+            interval,
+        } = *sample;
         let count = self.bins.len() as f64;
         let length = period.millis as f64;
         let per_visit = (length / count / interval).max(1.0);
@@ -725,6 +721,16 @@ impl DailyProfile {
         let weight = (1.0 / (before + 1.0)).max(1.0 / (period.memory * per_visit));
         self.bins[bin] += weight * (value - self.bins[bin]);
     }
+}
+
+/// A sample as a profile learns it: cleaned of spikes, with the noise scale (to weigh
+/// its errors) and the sampling interval in milliseconds (to count its visits to a bin).
+#[derive(Debug, Clone, Copy)]
+struct Learnt {
+    at: Timestamp,
+    value: f64,
+    scale: f64,
+    interval: f64,
 }
 
 fn is_zero(value: &u32) -> bool {
@@ -880,11 +886,17 @@ impl ChangePointState {
             (Some(profile), Some(bin)) => Some(profile.bins[bin]),
             _ => None,
         };
+        let learnt = Learnt {
+            at,
+            value: cleaned,
+            scale,
+            interval,
+        };
         if let (Some(profile), Some(bin)) = (self.daily.as_mut(), daily_bin) {
-            profile.learn(&daily, at, bin, cleaned, None, scale, interval);
+            profile.learn(&daily, bin, &learnt, None);
         }
         if let (Some(profile), Some(bin)) = (self.weekly.as_mut(), weekly_bin) {
-            profile.learn(&weekly, at, bin, cleaned, daily_prediction, scale, interval);
+            profile.learn(&weekly, bin, &learnt, daily_prediction);
         }
         self.choose_profile(tuning, at);
         change
