@@ -12,6 +12,7 @@ pub mod alerts;
 mod codec;
 mod decoded;
 pub mod influx;
+mod known_series;
 pub mod memory;
 mod open;
 pub mod postgres;

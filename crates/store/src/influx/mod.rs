@@ -31,6 +31,7 @@ use modelwatch_core::{
 };
 use serde::Deserialize;
 
+use crate::known_series::KnownSeries;
 use crate::{
     Capabilities, MetricStore, SeriesFilter, SeriesInfo, SeriesLimits, SeriesWindow, StoreError,
 };
@@ -103,13 +104,6 @@ impl Location {
             shown,
         })
     }
-}
-
-/// The series that exist, as far as this process knows: what [`SeriesLimits`] count.
-#[derive(Debug, Default)]
-struct KnownSeries {
-    all: HashSet<SeriesKey>,
-    by_model: HashMap<ModelName, usize>,
 }
 
 /// InfluxDB 1.x as a [`MetricStore`].
@@ -400,12 +394,8 @@ impl InfluxStore {
     }
 
     async fn load_known(&self) -> Result<KnownSeries, StoreError> {
-        let mut known = KnownSeries::default();
-        for info in self.list_series(&SeriesFilter::default()).await? {
-            *known.by_model.entry(info.key.model.clone()).or_default() += 1;
-            known.all.insert(info.key);
-        }
-        Ok(known)
+        let listed = self.list_series(&SeriesFilter::default()).await?;
+        Ok(KnownSeries::of(listed.into_iter().map(|info| info.key)))
     }
 
     /// Refuses a batch that would pass the series limits; counts its new series as
@@ -421,27 +411,13 @@ impl InfluxStore {
         let Some(known) = known.as_mut() else {
             return Ok(());
         };
-        let mut new: HashSet<SeriesKey> = HashSet::new();
-        let mut new_by_model: BTreeMap<ModelName, usize> = BTreeMap::new();
         // Each series of the batch once, its names copied only then.
         let mut seen: HashSet<text::SeriesRef<'_>> = HashSet::new();
-        for sample in samples {
-            if !seen.insert(text::series_of(sample)) {
-                continue;
-            }
-            let series = sample.series();
-            if !known.all.contains(&series) && new.insert(series) {
-                *new_by_model.entry(sample.model.clone()).or_default() += 1;
-            }
-        }
-        self.limits.check(&new_by_model, known.all.len(), |model| {
-            Ok(known.by_model.get(model).copied().unwrap_or(0))
-        })?;
-        for (model, added) in new_by_model {
-            *known.by_model.entry(model).or_default() += added;
-        }
-        known.all.extend(new);
-        Ok(())
+        let batch = samples
+            .iter()
+            .filter(|sample| seen.insert(text::series_of(sample)))
+            .map(Sample::series);
+        known.admit(batch, &self.limits)
     }
 }
 

@@ -35,7 +35,7 @@
 pub mod proto;
 pub mod testing;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -47,6 +47,7 @@ use modelwatch_core::{
 use prost::Message;
 use serde::Deserialize;
 
+use crate::known_series::KnownSeries;
 use crate::{
     Capabilities, MetricStore, SeriesFilter, SeriesInfo, SeriesLimits, SeriesWindow, StoreError,
 };
@@ -241,13 +242,6 @@ struct Window {
     key: Option<SeriesKey>,
     lo: i64,
     hi: i64,
-}
-
-/// The series that exist, as far as this process knows: what [`SeriesLimits`] count.
-#[derive(Debug, Default)]
-struct KnownSeries {
-    all: HashSet<SeriesKey>,
-    by_model: HashMap<ModelName, usize>,
 }
 
 /// Prometheus as a [`MetricStore`].
@@ -846,18 +840,12 @@ impl PrometheusStore {
     }
 
     async fn load_known(&self) -> Result<KnownSeries, StoreError> {
-        let mut known = KnownSeries::default();
-        for labels in self
+        let listed = self
             .series_labels(&self.filter_matchers(&SeriesFilter::default()))
-            .await?
-        {
-            if let Some(key) = self.key_of_map(&labels) {
-                if known.all.insert(key.clone()) {
-                    *known.by_model.entry(key.model).or_default() += 1;
-                }
-            }
-        }
-        Ok(known)
+            .await?;
+        Ok(KnownSeries::of(
+            listed.iter().filter_map(|labels| self.key_of_map(labels)),
+        ))
     }
 
     /// Refuses a batch that would pass the series limits; counts its new series as
@@ -876,19 +864,7 @@ impl PrometheusStore {
         let Some(known) = known.as_mut() else {
             return Ok(());
         };
-        let mut new_by_model: BTreeMap<ModelName, usize> = BTreeMap::new();
-        let new: Vec<&SeriesKey> = series.keys().filter(|k| !known.all.contains(*k)).collect();
-        for key in &new {
-            *new_by_model.entry(key.model.clone()).or_default() += 1;
-        }
-        self.limits.check(&new_by_model, known.all.len(), |model| {
-            Ok(known.by_model.get(model).copied().unwrap_or(0))
-        })?;
-        for (model, added) in new_by_model {
-            *known.by_model.entry(model).or_default() += added;
-        }
-        known.all.extend(new.into_iter().cloned());
-        Ok(())
+        known.admit(series.keys().cloned(), &self.limits)
     }
 
     /// count, sum, min and max of each series in `window` (at least a minute long), as
