@@ -157,6 +157,26 @@ fn rule_alarms(points: &[Point], settings: &ChangePointSettings) -> Vec<Alarm> {
         .collect()
 }
 
+/// The rows where `method` (the change-point detector only) reports a single outlying
+/// sample rather than a shift: alarms all the same, but not change points.
+pub fn outlier_rows(method: &Method, points: &[Point], sides: Sides) -> Vec<usize> {
+    let Method::Cusum(settings, tuning) = method else {
+        return Vec::new();
+    };
+    let settings = ChangePointSettings { sides, ..*settings };
+    let mut state = ChangePointState::default();
+    points
+        .iter()
+        .enumerate()
+        .filter_map(|(row, point)| {
+            state
+                .observe(&settings, tuning, point.timestamp, point.value)
+                .filter(|change| change.outlier)
+                .map(|_| row)
+        })
+        .collect()
+}
+
 fn cusum(points: &[Point], settings: &ChangePointSettings, tuning: &Tuning) -> Vec<Alarm> {
     if *tuning == Tuning::default() {
         return rule_alarms(points, settings);
@@ -408,6 +428,7 @@ pub fn tuning() -> Tuning {
             "weekly_memory_weeks" => tuning.weekly_memory_weeks = value,
             "weekly_min_weeks" => tuning.weekly_min_weeks = value,
             "weekly_on_ratio" => tuning.weekly_on_ratio = value,
+            "outlier_ratio" => tuning.outlier_ratio = value,
             other => eprintln!("ignoring MODELWATCH_CP_SET's unknown {other}"),
         }
     }

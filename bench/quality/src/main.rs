@@ -517,8 +517,11 @@ fn method_onsets(
         .iter()
         .map(|s| {
             let points = changepoints::as_points(&s.values, 60_000);
+            // An outlier the detector reports is paged, but it claims no change point.
+            let outliers = changepoints::outlier_rows(method, &points, Sides::Both);
             changepoints::run(method, &points, Sides::Both)
                 .into_iter()
+                .filter(|a| !outliers.contains(&a.row))
                 .map(|a| a.onset)
                 .collect()
         })

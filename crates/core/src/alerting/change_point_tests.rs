@@ -151,6 +151,50 @@ fn spikes_never_fire() {
 }
 
 #[test]
+fn an_outlier_pages_alone_and_clears_and_a_large_drop_pages_at_its_first_sample_once() {
+    // A dip of 40 noise units at 300 (beyond anything the series had shown), then a drop
+    // of 70 from 1000 on, whose first sample is an outlier too (beyond 1.5 times 40).
+    let values = accuracy(1200, 15, |i| match i {
+        300 => -0.4,
+        1000.. => -0.7,
+        _ => 0.0,
+    });
+    let result = backtest(
+        &rule(r#","auto_resolve":true,"clear_after_evaluations":1"#),
+        &version(),
+        &samples(&values, 0),
+        SeriesState::default(),
+    );
+    let resolved = BacktestEventKind::AutoResolved;
+    assert_eq!(
+        events(&result),
+        vec![
+            (300, FIRED, Some(300)),
+            (308, resolved, None),
+            (1000, FIRED, Some(1000)),
+            (1004, BacktestEventKind::Shifted, Some(1000)),
+        ]
+    );
+    let alert = result.last_alert.unwrap_or_else(|| panic!("no alert"));
+    assert!(alert.message.contains("shifted down"), "{}", alert.message);
+    // The outlier's own alert said what it was.
+    let outlier_only = backtest(
+        &rule(""),
+        &version(),
+        &samples(&values[..320], 0),
+        SeriesState::default(),
+    );
+    let alert = outlier_only
+        .last_alert
+        .unwrap_or_else(|| panic!("no alert"));
+    assert!(
+        alert.message.contains("outlying sample"),
+        "{}",
+        alert.message
+    );
+}
+
+#[test]
 fn a_recovery_clears_and_a_later_shift_is_folded_into_the_open_alert() {
     let values = accuracy(1400, 14, |i| match i {
         300..=599 => -0.03,

@@ -216,8 +216,8 @@ pub fn plan(
             .detail
             .change_point
             .as_ref()
-            .and_then(|detector| detector.last_change)
-            .filter(|change| change.detected_at == at && state.last_observed_at < Some(at));
+            .and_then(|detector| detector.found_at(at))
+            .filter(|_| state.last_observed_at < Some(at));
         steps.push(PlannedStep {
             at,
             evaluated_at: now,

@@ -418,9 +418,7 @@ fn step_change_point(
         value: *value,
         change,
         watched: change.is_some_and(|c| settings.sides.watches(c.upward)),
-        shifted: detector
-            .last_change
-            .is_some_and(|last| settings.sides.watches(last.upward)),
+        shifted: detector.is_shifted(settings.sides),
     };
     (Some(Observation::ChangePoint(reading)), Some(detector))
 }
@@ -459,6 +457,13 @@ impl Step<'_> {
             self.ctx.now,
         )
         .map(|s| &s.id)
+    }
+
+    /// Whether this observation is a change-point detector's outlier (a single sample),
+    /// not a shift of the level.
+    fn is_outlier(&self) -> bool {
+        matches!(self.observation, Observation::ChangePoint(reading)
+            if reading.change.is_some_and(|change| change.outlier))
     }
 
     fn value(&self) -> f64 {
@@ -582,6 +587,17 @@ impl Step<'_> {
             } => {
                 let percentage =
                     shift_percentage.map_or(String::new(), |p| format!("{p:+.1}%, "));
+                if self.is_outlier() {
+                    return format!(
+                        "{}: {series} had an outlying sample of {} at {}, {} its level of {} by {} ({percentage}{shift_sd:+.1} sd of its noise), beyond any the series has shown",
+                        rule.name,
+                        readable(*level_after),
+                        change_started_at.to_rfc3339(),
+                        if *shift < 0.0 { "below" } else { "above" },
+                        readable(*level_before),
+                        readable(shift.abs()),
+                    );
+                }
                 format!(
                     "{}: {series} shifted {} by {} ({percentage}{shift_sd:+.1} sd of its noise), from {} to {}, starting {}",
                     rule.name,

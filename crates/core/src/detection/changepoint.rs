@@ -178,6 +178,49 @@
 //!   89.8–94.2 % at 0.90–2.66 false alarms per 1000 against 94.2 % at 0.77 — a spread
 //!   learnt only from quiet samples reads the noise narrow.
 //!
+//! - *Outliers.* The clipping keeps any single sample from raising a shift, by design: a
+//!   sustained shift is what pages. But one sample far beyond anything the series has
+//!   done is news too (of the raw NAB points the default lost, about 46 were missed
+//!   windows, mostly anomalies of one or two such samples), so it is reported on its own, as a [`Change`] with
+//!   `outlier` set, `samples` 1 and the sample as the level after; the level, the noise
+//!   and the evidence go on as if it were any other sample. It must pass two bars, each
+//!   from something the detector already knows: more than `k + h` (widened) noise units
+//!   from the reference — alone as much evidence as a whole shift asked for, so under
+//!   normal noise never (5.6 units on a daily series, 10–11 on a dense one) — and
+//!   more than [`Tuning::outlier_ratio`] (1.5) times the largest deviation the series has
+//!   shown since learning (the learning samples' largest included; forgotten over the
+//!   watched side's false-alarm interval). A series with regular spikes shows its first
+//!   and is quiet after, as the usual moves are (*The series' usual moves*). While the
+//!   evidence the outlier's sample began (or joined) lasts, the series counts as away
+//!   from its level ([`ChangePointState::is_shifted`]), so an alert holds; a shift that
+//!   the outlier turns out to start is then folded into that alert, and a large step is
+//!   paged at its first sample, once. Outliers go no further: they claim no change point
+//!   (bench/quality's event F1 leaves them out),
+//!   move no level, and do not count as the series' usual moves. Not during settling.
+//!   NAB 45.04 / 34.03 / 50.14 (standard / low FP / low FN; 70 of 116 windows, 238 false
+//!   positives) → 50.67 / 38.84 / 56.19 (78, 255); dense false alarms on the spiky
+//!   latency streams (1 % of samples × 1.5–3) 0.031 → 0.093 and 0.047 → 0.110 per 1000
+//!   (their first spikes beyond 1.5 times the largest yet), the other goal rows, the
+//!   daily row and event F1 unchanged (RESULTS.md). The ratio is flat between 1.25 and 2 (NAB standard 51.2 /
+//!   50.7 / 50.3, spiky latency false alarms 0.13 / 0.09 / 0.08 per 1000); at 1 (every
+//!   record) 50.3 at 0.39, so 1.5, "clearly beyond". With the weekly profile on besides,
+//!   53.76 / 41.65 / 59.40 (82 windows, 261). A lower severity for outliers than for
+//!   shifts would need a per-alert severity on the wire; an outlier's alert says what it
+//!   is in its message ("an outlying sample of …").
+//!
+//! Measured for the daily row (94.2 %) and not taken (this session; seeds are the
+//! bench's default and 1–5): `h` derived for the clipped increments (Siegmund's
+//! approximation in its general form, `θ` the root of `E[e^{θ(clip(Z) − k)}] = 1`: the
+//! clip at 2.52 makes the true interval about 1,240 samples where 1,000 were asked, which
+//! is why the default seed's false alarms are 0.77 per 1000) reaches 94.5 % at 0.92, but
+//! 1.02–1.04 per 1000 over 3,000 days and 1.14–1.21 on seeds 1–2: the other seeds were at
+//! the budget already (0.75–1.00 per 1000); the spread after a shift that did not last
+//! restored to its value when the evidence began rather than at the alarm (which counts
+//! the very samples the alarm was raised for): 93.97 % against 93.93 % over six seeds at
+//! 0.93 against 0.88 per 1000, along the usual curve; the profiles moved with each shift
+//! (so their gates measure the cycle, not the new level): NAB 41.9 (44.1 with the weekly
+//! profile), as NAB's shifts are mostly cycle swings read before the profile predicts.
+//!
 //! Irregular sampling and gaps need nothing special: evidence counts samples, not time, so
 //! a gap neither raises nor hides a shift, and a shift that happened during a gap is dated
 //! at the first sample after it. Samples at or before the last one seen are ignored.
@@ -456,6 +499,10 @@ pub struct Tuning {
     /// this fraction of the daily profile's; no longer once it is above
     /// [`Tuning::daily_off_ratio`] of either.
     pub weekly_on_ratio: f64,
+    /// A single sample more than `k + h` (widened) noise units from the reference and more
+    /// than this many times the largest deviation the series has shown is reported as an
+    /// outlier (0: never). Module docs, *Outliers*.
+    pub outlier_ratio: f64,
 }
 
 impl Default for Tuning {
@@ -489,6 +536,7 @@ impl Default for Tuning {
             weekly_memory_weeks: 3.0,
             weekly_min_weeks: 2.0,
             weekly_on_ratio: 0.7,
+            outlier_ratio: 1.5,
         }
     }
 }
@@ -599,6 +647,15 @@ pub struct ChangePointState {
     pub alarms: u32,
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub typical_log_shift: f64,
+    /// The largest deviation from the reference the series has shown since learning, in
+    /// (widened) noise units, forgotten over the false-alarm interval; 0 in a state
+    /// stored before outliers were reported (then taken as the outlier floor).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub peak_deviation: f64,
+    /// The last outlier reported, while the evidence its sample began (or joined) lasts:
+    /// a shift it turns out to start is then the same event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_outlier: Option<Change>,
     /// The series' daily profile, once the sampling interval is known (dense enough
     /// series only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -775,6 +832,10 @@ pub struct Change {
     /// The shift in noise units.
     pub shift_sd: f64,
     pub noise_sd: f64,
+    /// A single outlying sample, not a shift of the level ([`Tuning::outlier_ratio`]): the
+    /// level after is that sample, and the level is not moved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outlier: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1036,6 +1097,11 @@ impl ChangePointState {
         self.level = level;
         self.scale = scale;
         self.spread = scale * CLIPPED_ABS_MEAN;
+        if scale > 0.0 {
+            self.peak_deviation = deviations
+                .iter()
+                .fold(0.0, |peak: f64, d| peak.max(d / scale));
+        }
         self.samples = values.len() as u64;
         self.up = Cusum::default();
         self.down = Cusum::default();
@@ -1100,7 +1166,9 @@ impl ChangePointState {
         let raw_residual = (deviation / scale).clamp(-3.0, 3.0);
         let white_gap = white_gap(tuning);
         let reference = self.reference(white_gap);
-        let residual = ((value - reference) / scale / inflation).clamp(-clip, clip);
+        let deviation_sd = (value - reference) / scale / inflation;
+        let residual = deviation_sd.clamp(-clip, clip);
+        let outlier = self.outlier(tuning, at, value, reference, deviation_sd, (k, h, per_side));
 
         // Both sides always run: a shift the settings do not watch is still reported
         // (callers tell it apart by `Change::upward`), and re-arms the reference, so an
@@ -1150,8 +1218,9 @@ impl ChangePointState {
         self.spread += spread_weight * (bounded - self.spread);
         self.scale = self.scale_of(self.spread, level_weight);
 
+        self.end_outlier_hold();
         if self.shift_did_not_last(tuning, value) {
-            return None;
+            return outlier;
         }
         if self.settling > 0 {
             // The new level is being learnt: what differs from it now is the shift just
@@ -1169,7 +1238,7 @@ impl ChangePointState {
         } else if self.down.statistic > h_down {
             (self.down, false)
         } else {
-            return None;
+            return outlier;
         };
         let (started_at, samples, level_after) = self
             .likeliest_onset(&cusum, upward)
@@ -1198,6 +1267,7 @@ impl ChangePointState {
             shift_percentage: (reference != 0.0).then(|| 100.0 * shift / reference.abs()),
             shift_sd: shift / scale,
             noise_sd: scale,
+            outlier: false,
         };
         self.before_change = (tuning.revert_samples > 0).then_some(BeforeChange {
             level: reference,
@@ -1213,6 +1283,84 @@ impl ChangePointState {
         // The level moved all the same: the rule's alert clears on a usual shift back.
         self.last_change = Some(change);
         (!usual).then_some(change)
+    }
+
+    /// The sample at `at` as an outlier worth reporting alone, `deviation_sd` its
+    /// deviation from the reference in (widened) noise units: beyond `k + h`, so that alone
+    /// it is as much evidence as a whole shift (the clipping refuses any single sample
+    /// more than `c − k`), and beyond [`Tuning::outlier_ratio`] times the largest deviation
+    /// the series has shown (its usual extremes are not news). Counts the deviation into
+    /// that largest one, forgotten over the watched side's false-alarm interval. None
+    /// while the detector settles on a new level.
+    fn outlier(
+        &mut self,
+        tuning: &Tuning,
+        at: Timestamp,
+        value: f64,
+        reference: f64,
+        deviation_sd: f64,
+        (k, h, interval): (f64, f64, f64),
+    ) -> Option<Change> {
+        if tuning.outlier_ratio <= 0.0 || self.settling > 0 {
+            return None;
+        }
+        let floor = k + h;
+        let peak = if self.peak_deviation > 0.0 {
+            self.peak_deviation
+        } else {
+            floor
+        };
+        let size = deviation_sd.abs();
+        self.peak_deviation = (peak * (1.0 - 1.0 / interval.max(2.0))).max(size);
+        if size <= floor || size <= tuning.outlier_ratio * peak {
+            return None;
+        }
+        let shift = value - reference;
+        let outlier = Change {
+            started_at: at,
+            detected_at: at,
+            samples: 1,
+            upward: shift > 0.0,
+            level_before: reference,
+            level_after: value,
+            shift,
+            shift_percentage: (reference != 0.0).then(|| 100.0 * shift / reference.abs()),
+            shift_sd: shift / self.working_scale(),
+            noise_sd: self.working_scale(),
+            outlier: true,
+        };
+        self.last_outlier = Some(outlier);
+        Some(outlier)
+    }
+
+    /// Forgets the last outlier once the evidence on its side no longer includes it.
+    fn end_outlier_hold(&mut self) {
+        if let Some(outlier) = self.last_outlier {
+            let side = if outlier.upward { &self.up } else { &self.down };
+            let holds =
+                side.statistic > 0.0 && side.started_at.is_some_and(|s| s <= outlier.started_at);
+            if !holds {
+                self.last_outlier = None;
+            }
+        }
+    }
+
+    /// The shift (or outlier) the detector found at the sample `at`, if `at` is the last
+    /// sample counted and it found one there, reported or not (a usual shift, a
+    /// [`Tuning::novelty_after`], is found but not reported).
+    pub fn found_at(&self, at: Timestamp) -> Option<Change> {
+        let found_at = |change: &Change| change.detected_at == at;
+        self.last_change
+            .filter(found_at)
+            .or(self.last_outlier.filter(found_at))
+    }
+
+    /// Whether the series is still away from its level in a direction `sides` watch: the
+    /// last shift reported was watched (nothing has brought it back), or a watched outlier
+    /// came and the evidence its sample began still builds (it may be a shift's start).
+    pub fn is_shifted(&self, sides: Sides) -> bool {
+        self.last_change.is_some_and(|c| sides.watches(c.upward))
+            || self.last_outlier.is_some_and(|o| sides.watches(o.upward))
     }
 
     /// Counts an alarm's shift (in noise units) into the typical size of the series'
@@ -1336,6 +1484,7 @@ impl ChangePointState {
         self.slow_level = Some(level);
         self.samples = samples;
         self.settling = tuning.settle_samples;
+        self.last_outlier = None;
         self.up = Cusum::default();
         self.down = Cusum::default();
         self.evidence.clear();
@@ -1466,7 +1615,7 @@ mod tests {
     }
 
     #[test]
-    fn single_spikes_never_fire() {
+    fn single_spikes_never_shift_the_level_and_only_the_first_is_news() {
         let mut values: Vec<f64> = noise(2000, 3).iter().map(|e| 100.0 + e).collect();
         for i in (100..2000).step_by(50) {
             values[i] += if i % 100 == 0 { 40.0 } else { -40.0 };
@@ -1475,7 +1624,63 @@ mod tests {
         values[1234] += 40.0;
         values[1235] += 40.0;
         let mut state = ChangePointState::default();
-        assert!(replay(&mut state, Sides::Both, &minutes(2000), &values).is_empty());
+        let alarms = replay(&mut state, Sides::Both, &minutes(2000), &values);
+        // The first spike is beyond anything the series had shown: an outlier, its level
+        // unmoved; the rest are as large as it, this series' usual extremes.
+        assert_eq!(indices(&alarms), vec![(100, 100)]);
+        assert!(alarms[0].2.outlier && alarms[0].2.upward && alarms[0].2.samples == 1);
+        assert!((alarms[0].2.level_before - 100.0).abs() < 0.5);
+        assert!(
+            (alarms[0].2.shift_sd - 40.0).abs() < 4.0,
+            "{:?}",
+            alarms[0].2
+        );
+        assert_eq!(state.last_change, None);
+        assert!((state.level - 100.0).abs() < 0.5);
+        // Without outliers, nothing at all.
+        let tuning = Tuning {
+            outlier_ratio: 0.0,
+            ..Tuning::default()
+        };
+        let mut state = ChangePointState::default();
+        let alarms = replay_with(&tuning, &mut state, Sides::Both, &minutes(2000), &values);
+        assert!(alarms.is_empty(), "{:?}", indices(&alarms));
+    }
+
+    #[test]
+    fn an_outlier_is_news_only_beyond_k_plus_h_and_the_largest_seen_yet() {
+        // Unit noise; spikes of 5 sd (under k + h), 20 sd, 20 sd again, 25 sd (under 1.5
+        // times 20, and now the largest yet), 45 sd (over 1.5 times 25), and a 45-sd dip
+        // (as large as the largest yet).
+        let mut values: Vec<f64> = noise(1500, 21).iter().map(|e| 100.0 + e).collect();
+        for (i, spike) in [
+            (200, 5.0),
+            (400, 20.0),
+            (600, 20.0),
+            (800, 25.0),
+            (1000, 45.0),
+            (1200, -45.0),
+        ] {
+            values[i] += spike;
+        }
+        let mut state = ChangePointState::default();
+        let alarms = replay(&mut state, Sides::Both, &minutes(1500), &values);
+        assert_eq!(indices(&alarms), vec![(400, 400), (1000, 1000)]);
+        assert!(alarms.iter().all(|(_, _, change)| change.outlier));
+        // While the evidence the outlier began lasts, the series counts as away from its
+        // level (an alert holds); a few samples on, it is back.
+        let mut state = ChangePointState::default();
+        let settings = settings(Sides::Both);
+        let tuning = Tuning::default();
+        let mut away = Vec::new();
+        for (i, value) in values.iter().enumerate().take(420) {
+            state.observe(&settings, &tuning, at(i as i64), *value);
+            if state.is_shifted(Sides::Both) {
+                away.push(i);
+            }
+        }
+        assert_eq!(away, (400..409).collect::<Vec<_>>());
+        assert!(!state.is_shifted(Sides::Down));
     }
 
     #[test]
@@ -1648,7 +1853,7 @@ mod tests {
         // A square wave of 4 noise units every 200 samples, then a drop of 12: the first
         // five edges are reported; after them, the edge at 1200 (no larger than usual)
         // is not (the detector re-arms on it all the same), the larger ones are, and so
-        // is the drop.
+        // is the drop (its first sample an outlier, then the shift).
         let values: Vec<f64> = noise(2400, 10)
             .iter()
             .enumerate()
@@ -1663,7 +1868,7 @@ mod tests {
         let reported: Vec<usize> = alarms.iter().map(|(i, _, _)| *i).collect();
         assert_eq!(
             reported,
-            vec![204, 404, 605, 805, 1004, 1406, 1605, 1804, 2005, 2204]
+            vec![204, 404, 605, 805, 1004, 1406, 1605, 1804, 2005, 2200, 2204]
         );
         assert!(
             (alarms[5].2.shift_sd - 3.66).abs() < 0.01,
@@ -1687,7 +1892,7 @@ mod tests {
             .collect();
         assert_eq!(
             every,
-            vec![204, 404, 605, 805, 1004, 1206, 1406, 1605, 1804, 2005, 2204]
+            vec![204, 404, 605, 805, 1004, 1206, 1406, 1605, 1804, 2005, 2200, 2204]
         );
     }
 
@@ -1724,8 +1929,11 @@ mod tests {
         let values: Vec<f64> = (0..200).map(|i| if i >= 100 { 2.0 } else { 1.0 }).collect();
         let mut state = ChangePointState::default();
         let alarms = replay(&mut state, Sides::Both, &minutes(200), &values);
-        assert_eq!(indices(&alarms), vec![(104, 100)]);
-        assert_eq!(alarms[0].2.shift, 1.0);
+        // Its first sample is an outlier (of a noise it had not shown), the shift four
+        // samples on; an alert opened by the outlier takes the shift in.
+        assert_eq!(indices(&alarms), vec![(100, 100), (104, 100)]);
+        assert!(alarms[0].2.outlier && !alarms[1].2.outlier);
+        assert_eq!(alarms[1].2.shift, 1.0);
     }
 
     /// Eight days at one sample every 5 minutes: a daily cycle of 3 noise units (a sine,
@@ -1956,9 +2164,12 @@ mod tests {
         let mut old = serde_json::to_value(&whole).unwrap_or_default();
         if let Some(object) = old.as_object_mut() {
             assert!(object.remove("daily").is_some());
+            // And before outliers were reported: the largest deviation is then unknown.
+            assert!(object.remove("peak_deviation").is_some());
         }
         let loaded: ChangePointState =
             serde_json::from_value(old).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(loaded.daily, None);
+        assert_eq!(loaded.peak_deviation, 0.0);
     }
 }
