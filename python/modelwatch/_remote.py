@@ -1,7 +1,7 @@
 """Remote mode: the embedded ``Database``'s calls over ``modelwatch serve``'s HTTP API.
 
 Each method sends the request the matching route documents and returns its JSON, shaped
-as the embedded mode returns it (the same serde types on the server), so the records in
+as the embedded mode returns it (the same wire types on the server), so the records in
 ``_wire`` and every service work unchanged on either. Single samples are validated here
 by the same Rust code as in embedded mode, queued and posted in batches by a background
 thread (``flush()`` and every read post what is queued first).
@@ -293,10 +293,11 @@ class Client:
         query = {"from": start, "to": end, "max_points": MAX_POINTS, "dataset": dataset}
         answer: Dict[str, Any] = self.request("GET", path, query)
         if answer.get("downsampled"):
-            # More points than one answer holds: read the range in halves.
+            # More points than one answer holds: read the range in halves, so the answer
+            # is the route's for every point (as embedded mode gives it).
             answer["points"] = self._split_points(path, answer, dataset)
-        answer.pop("downsampled", None)
-        answer.pop("buckets", None)
+            answer["downsampled"] = False
+            answer["buckets"] = []
         return answer
 
     def _split_points(self, path: str, answer: Dict[str, Any], dataset: Optional[str]) -> List[Dict[str, Any]]:

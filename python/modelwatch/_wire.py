@@ -1,13 +1,13 @@
 """Typed results: the JSON API's objects with attribute access.
 
-Every record wraps the dict the engine produced — in embedded mode the serde form of the
-core's types (``crates/python/src/convert.rs``), in remote mode the same types' JSON from
-``modelwatch serve`` — so field names have one source, the core's serde attributes, and
-``to_dict()`` returns exactly the JSON API's object. The annotations below declare those
-fields for type checkers; ``python/tests/test_api.py`` checks them against what the
-engine sends and against the API's OpenAPI schemas (the wire types of
-``crates/http/src/wire``), so a renamed or added field fails a test instead of drifting.
-This module is the one place in the package that knows the wire shapes.
+Every record wraps a dict of the HTTP API's wire types (``crates/http/src/wire``): in
+embedded mode the extension serialises those types itself (``crates/python/src/convert.rs``
+accepts nothing else), in remote mode ``modelwatch serve`` sends them. So field names have
+one source, the wire types, and ``to_dict()`` returns exactly the JSON API's object. The
+annotations below declare those fields for type checkers; ``python/tests/test_api.py``
+checks them against what the engine sends and against the API's OpenAPI schemas (every
+field of every schema a record wraps), so a renamed or added field fails a test instead
+of drifting. This module is the one place in the package that knows the wire shapes.
 
 Attribute values are typed: enums for closed vocabularies, ``datetime`` (UTC) for
 times, records for nested objects. ``from`` is ``from_``. The seed's names work too
@@ -111,7 +111,8 @@ _SEED_NAMES = {
 
 
 class PerformanceMetric(Record):
-    """One sample (``POST /api/v1/metrics``' item): the seed's ``PerformanceMetric``."""
+    """One sample (``POST /api/v1/metrics``' item, ``SampleInput``, with its time): the
+    seed's ``PerformanceMetric``."""
 
     model: str
     version: str
@@ -137,7 +138,9 @@ class Point(Record):
 
 
 class SeriesHistory(Record):
-    """A series' points over a time range; ``to_pandas()`` when pandas is installed."""
+    """A series' points over a time range (``GET …/metrics/{metric}`` with every point:
+    ``downsampled`` is false and ``buckets`` empty); ``to_pandas()`` when pandas is
+    installed."""
 
     model: str
     version: str
@@ -147,7 +150,9 @@ class SeriesHistory(Record):
     from_: datetime
     to: Optional[datetime]
     count: int
+    downsampled: bool
     points: List[Point]
+    buckets: List[Dict[str, Any]]
     _convert = {
         "metric": _metric,
         "direction": Direction,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 
 import modelwatch
-from modelwatch import MetricsCollector, MetricType
+from modelwatch import MetricsCollector, MetricType, _native
 from modelwatch._wire import Record
 
 from conftest import Server
@@ -46,16 +47,28 @@ def records(collector: MetricsCollector) -> Dict[type[Record], List[Dict[str, An
     acknowledged = backend.resolve(alerts[0]["id"], "ana", "retrained")
     history = backend.performance_history("wire", "v1", 48)
     series = backend.series("wire", "v1", "accuracy", NOW_MS - 3_600_000, None)
+    split = backend.series("wire", "v1", "accuracy", NOW_MS - 3_600_000, None, "holdout")
+    database = backend
+    assert isinstance(database, modelwatch.Database), "custom metrics are declared in embedded mode only"
+    definition = database.define_metric("queue_ms", True, 0.0, None)
+    config = backend.set_prediction_config("wire", {"window": "1h", "task": "classification", "threshold": 0.5})
+    event = {"model": "wire", "version": "v1", "timestamp": NOW_MS - 3_600_000}
+    predictions = backend.log_predictions([{**event, "id": "p1", "score": 0.9}, {**event, "id": "p2", "score": 0.2}])
+    labels = backend.log_labels([{"id": "p1", "model": "wire", "label": 1}, {"id": "p9", "model": "wire", "label": 0}])
     return {
-        modelwatch.PerformanceMetric: [sample],
+        modelwatch.PerformanceMetric: [sample, *_native.validate_columns("wire", "v1", "latency", [1.5], [NOW_MS])],
+        modelwatch.MetricDefinition: [definition, *database.custom_metrics()],
+        modelwatch.PredictionConfig: [config, backend.prediction_config("other")],
+        modelwatch.PredictionsLogged: [predictions],
+        modelwatch.LabelsLogged: [labels],
         modelwatch.DegradationResult: backend.check_degradation("wire", "v1", None, None, 1),
         modelwatch.PerformanceHistory: [history],
         modelwatch.MetricHistory: history["metric_summaries"],
         modelwatch.Rule: [threshold, degradation, change_point, no_data],
         modelwatch.Alert: [alerts[0], acknowledged],
         modelwatch.AlertSummary: [backend.alert_summary("wire", "all"), backend.alert_summary(None, "24")],
-        modelwatch.SeriesHistory: [series],
-        modelwatch.Point: series["points"][:1],
+        modelwatch.SeriesHistory: [series, split],
+        modelwatch.Point: series["points"][:1] + split["points"][:1],
     }
 
 
@@ -82,8 +95,13 @@ def test_records_declare_exactly_the_fields_the_engine_sends(tmp_path: Path) -> 
         }, f"{kind.__name__} declares fields the engine never sends: {declared - names}"
 
 
-#: The OpenAPI schema (crates/http/src/wire) whose JSON each record wraps.
+#: The OpenAPI schema (crates/http/src/wire) whose JSON each record wraps: every record
+#: the package returns.
 OPENAPI_SCHEMAS: Dict[type[Record], str] = {
+    modelwatch.PerformanceMetric: "SampleInput",
+    modelwatch.SeriesHistory: "SeriesResponse",
+    modelwatch.Point: "PointOut",
+    modelwatch.MetricDefinition: "MetricDefinition",
     modelwatch.DegradationResult: "DegradationResult",
     modelwatch.MetricHistory: "MetricHistory",
     modelwatch.PerformanceHistory: "PerformanceHistory",
@@ -120,6 +138,69 @@ def test_records_declare_exactly_the_fields_of_the_api_schemas(server: Server) -
             f"{kind.__name__}: declared but not in the API's {name}: {sorted(declared - documented)}; "
             f"in the API's {name} but not declared: {sorted(documented - declared)}"
         )
+
+
+def schema_errors(document: Dict[str, Any], schema: Dict[str, Any], value: Any, path: str, closed: bool = True) -> List[str]:
+    """Where `value` breaks `schema` (OpenAPI 3.1: JSON Schema's types, `null` among them):
+    a wrong type, a value outside an enum or pattern, a required field missing, or (when
+    `closed`: not a part of a composed schema) a field the schema does not have."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return schema_errors(document, document["components"]["schemas"][name], value, path, closed)
+    errors: List[str] = []
+    if closed and isinstance(value, dict):
+        known = schema_fields(document, schema)
+        if known or "properties" in schema:
+            errors += [f"{path}: has {name}, which the schema does not" for name in value if name not in known]
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            variants = [schema_errors(document, member, value, path, False) for member in schema[key]]
+            matching = sum(1 for found in variants if not found)
+            if matching == 0 or (key == "oneOf" and matching > 1):
+                errors.append(f"{path}: matches {matching} of its {key} variants: {variants}")
+    for member in schema.get("allOf", []):
+        errors += schema_errors(document, member, value, path, False)
+    kinds = schema.get("type")
+    if kinds is not None:
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+        actual = {
+            type(None): "null", bool: "boolean", int: "integer", float: "number", str: "string",
+            list: "array", dict: "object",
+        }[type(value)]
+        if actual not in kinds and not (actual == "integer" and "number" in kinds):
+            return errors + [f"{path}: {actual} where the schema has {kinds}"]
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path}: {value!r} is not one of {schema['enum']}")
+    if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
+        errors.append(f"{path}: {value!r} does not match {schema['pattern']}")
+    if isinstance(value, str) and schema.get("format") == "date-time":
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            errors.append(f"{path}: {value!r} is not a date-time")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            errors += schema_errors(document, schema["items"], item, f"{path}[{index}]")
+    if isinstance(value, dict) and "properties" in schema:
+        errors += [f"{path}: lacks the required {name}" for name in schema.get("required", []) if name not in value]
+        for name, item in value.items():
+            if name in schema["properties"]:
+                errors += schema_errors(document, schema["properties"][name], item, f"{path}.{name}")
+    return errors
+
+
+def test_every_record_the_engine_sends_is_valid_by_its_api_schema(server: Server, tmp_path: Path) -> None:
+    """Not only the field names: each object the package returns (embedded mode, so the
+    extension's own serialisation) has the types, enums, patterns and required fields of
+    the OpenAPI schema of the wire type it is."""
+    with urllib.request.urlopen(server.url + "/api/openapi.json", timeout=10) as response:
+        document: Dict[str, Any] = json.load(response)
+    sent = records(MetricsCollector(str(tmp_path / "schemas.db")))
+    assert set(sent) == set(OPENAPI_SCHEMAS), "every record the package returns has its schema here"
+    for kind, objects in sent.items():
+        schema = {"$ref": f"#/components/schemas/{OPENAPI_SCHEMAS[kind]}"}
+        for data in objects:
+            assert schema_errors(document, schema, data, kind.__name__) == [], data
 
 
 def test_typed_attributes_and_seed_names() -> None:

@@ -275,7 +275,14 @@ impl AppState {
         description = "Model performance monitoring: samples, models, rules, alerts, silences and events. \
                        Errors are {\"error\": {\"code\", \"message\", \"field\"}}."
     ),
-    components(schemas(wire::AlertEvent, promql::PromVectorSample, promql::PromMatrixSeries))
+    // Schemas no route answers with: the event stream's, PromQL's, and the wire types
+    // only the CLI and the Python package give (a custom metric's declaration).
+    components(schemas(
+        wire::AlertEvent,
+        wire::MetricDefinition,
+        promql::PromVectorSample,
+        promql::PromMatrixSeries
+    ))
 )]
 struct ApiDoc;
 

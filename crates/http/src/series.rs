@@ -8,8 +8,8 @@ use axum::Json;
 use modelwatch_core::alerting::no_data;
 use modelwatch_core::stats::{Chart, Charted};
 use modelwatch_core::{
-    Bucket, Dataset, DatasetScope, Metric, ModelName, Point, Sample, SeriesKey, TimeRange,
-    Timestamp, ValidationError, Version,
+    Dataset, DatasetScope, Metric, ModelName, Sample, SeriesKey, TimeRange, Timestamp,
+    ValidationError, Version,
 };
 use modelwatch_store::{MetricStore, Pages, SeriesFilter, SeriesInfo};
 use serde::{Deserialize, Serialize};
@@ -18,54 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::AppState;
 
-/// One sample as sent to the API: the library's and the CLI's field names (the seed's
-/// `model_name`, `model_version`, `metric_type`, `metric_value` are accepted too).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SampleInput {
-    #[serde(alias = "model_name")]
-    #[schema(value_type = String, example = "fraud_detector")]
-    pub model: ModelName,
-    #[serde(alias = "model_version")]
-    #[schema(value_type = String, example = "v2.1")]
-    pub version: Version,
-    /// A built-in metric (accuracy, precision, recall, f1_score, auc_roc, auc_pr, mae, mse,
-    /// rmse, r2_score, mape, latency, throughput, error_rate) or a custom name.
-    #[serde(alias = "metric_type")]
-    #[schema(value_type = String, example = "accuracy")]
-    pub metric: Metric,
-    #[serde(alias = "metric_value")]
-    pub value: f64,
-    /// RFC 3339 or epoch milliseconds; default: when the server receives it.
-    #[serde(default)]
-    #[schema(value_type = Option<TimeInput>)]
-    pub timestamp: Option<Timestamp>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub dataset: Option<Dataset>,
-}
-
-/// RFC 3339 text (`2024-05-01T12:00:00Z`) or epoch milliseconds.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // exists for the OpenAPI document only
-pub enum TimeInput {
-    Text(String),
-    EpochMillis(i64),
-}
-
-impl SampleInput {
-    /// The sample, at `now` when it did not say when it was measured.
-    pub fn into_sample(self, now: Timestamp) -> Sample {
-        Sample {
-            model: self.model,
-            version: self.version,
-            metric: self.metric,
-            value: self.value,
-            timestamp: self.timestamp.unwrap_or(now),
-            dataset: self.dataset,
-        }
-    }
-}
+pub use crate::wire::series::{SampleInput, TimeInput};
 
 /// The body of `POST /api/v1/metrics`: one sample, or `{"samples": [...]}`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -451,68 +404,7 @@ pub struct SeriesQuery {
     pub dataset: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PointOut {
-    pub timestamp: String,
-    pub value: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dataset: Option<String>,
-}
-
-impl From<Point> for PointOut {
-    fn from(point: Point) -> Self {
-        PointOut {
-            timestamp: point.timestamp.to_rfc3339(),
-            value: point.value,
-            dataset: point.dataset.map(|d| d.to_string()),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BucketOut {
-    /// Start of the bucket (inclusive).
-    pub start: String,
-    pub count: u64,
-    pub mean: f64,
-    pub min: f64,
-    pub max: f64,
-    pub first: f64,
-    pub last: f64,
-}
-
-impl From<Bucket> for BucketOut {
-    fn from(bucket: Bucket) -> Self {
-        BucketOut {
-            start: bucket.start.to_rfc3339(),
-            count: bucket.count,
-            mean: bucket.mean,
-            min: bucket.min,
-            max: bucket.max,
-            first: bucket.first,
-            last: bucket.last,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SeriesResponse {
-    pub model: String,
-    pub version: String,
-    pub metric: String,
-    /// The dataset: a name, or `default`.
-    pub dataset: String,
-    /// higher_is_better or lower_is_better
-    pub direction: String,
-    pub from: String,
-    pub to: Option<String>,
-    /// Points in the range before any downsampling.
-    pub count: usize,
-    /// Whether `buckets` (true) or `points` (false) holds the data.
-    pub downsampled: bool,
-    pub points: Vec<PointOut>,
-    pub buckets: Vec<BucketOut>,
-}
+pub use crate::wire::series::{BucketOut, PointOut, SeriesResponse};
 
 /// Reads `key` over `range` into a chart of at most `max_points` points, or as many
 /// buckets: however long the range, a request holds little (issue 15). `latest` is the
@@ -625,27 +517,13 @@ pub async fn series_points(
     let range = TimeRange::new(from, to.unwrap_or(Timestamp::MAX));
     let direction = store.definition(&key.metric).await?.direction;
     let (count, charted) = read_chart(store, &key, range, latest.timestamp, max_points).await?;
-    let downsampled = matches!(charted, Charted::Buckets(_));
-    let (points, buckets) = match charted {
-        Charted::Points(points) => (points.into_iter().map(PointOut::from).collect(), Vec::new()),
-        Charted::Buckets(buckets) => (
-            Vec::new(),
-            buckets.into_iter().map(BucketOut::from).collect(),
-        ),
-    };
-    Ok(Json(SeriesResponse {
-        model: key.model.to_string(),
-        version: key.version.to_string(),
-        metric: key.metric.to_string(),
-        dataset: Dataset::name_of(key.dataset.as_ref()).to_owned(),
-        direction: direction.as_str().to_owned(),
-        from: from.to_rfc3339(),
-        to: to.map(|t| t.to_rfc3339()),
+    Ok(Json(SeriesResponse::of(
+        &key,
+        direction,
+        (from, to),
         count,
-        downsampled,
-        points,
-        buckets,
-    }))
+        charted,
+    )))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -18,6 +18,7 @@ use modelwatch_core::{
     ValueRange, Version,
 };
 use modelwatch_engine::analysis::metrics_in;
+use modelwatch_http::wire;
 use modelwatch_store::{MetricStore, SeriesFilter};
 use serde::Serialize;
 
@@ -379,37 +380,8 @@ async fn record(store: &dyn MetricStore, args: RecordArgs, format: Format) -> Re
             .map(ToString::to_string)
             .unwrap_or_default(),
     ]);
-    emit(format, &sample, &table)?;
+    emit(format, &wire::SampleInput::from(&sample), &table)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// A per-metric summary, as `metrics history` without `--metric` prints it.
-#[derive(Debug, Serialize)]
-pub struct MetricSummary {
-    pub metric: Metric,
-    pub direction: Direction,
-    #[serde(flatten)]
-    pub summary: Summary,
-}
-
-#[derive(Debug, Serialize)]
-struct SeriesHistory<'a> {
-    model: &'a ModelName,
-    version: &'a Version,
-    metric: &'a Metric,
-    dataset: &'a str,
-    hours: Hours,
-    summary: Option<Summary>,
-    samples: Vec<modelwatch_core::Point>,
-}
-
-#[derive(Debug, Serialize)]
-struct VersionHistory<'a> {
-    model: &'a ModelName,
-    version: &'a Version,
-    dataset: &'a str,
-    hours: Hours,
-    metrics: Vec<MetricSummary>,
 }
 
 /// The samples of the last `hours` (or all), later ones included.
@@ -472,18 +444,18 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
                     .unwrap_or_default(),
             ]);
         }
-        let history = SeriesHistory {
-            model: &model,
-            version: &version,
-            metric: &metric,
-            dataset: dataset_name,
-            hours: args.hours,
-            summary,
-            samples,
+        let history = wire::SeriesSamples {
+            model: model.clone(),
+            version: version.clone(),
+            metric,
+            dataset: dataset_name.to_owned(),
+            hours: args.hours.0.into(),
+            summary: summary.as_ref().map(Into::into),
+            samples: samples.into_iter().map(Into::into).collect(),
         };
         emit(format, &history, &table)?;
         if format == Format::Table {
-            match &history.summary {
+            match &summary {
                 Some(s) => outln!(
                     "{} · mean {} · min {} · max {} · std {} · p50 {} · p95 {}",
                     count(s.count, "sample"),
@@ -508,21 +480,21 @@ async fn history(store: &dyn MetricStore, args: HistoryArgs, format: Format) -> 
         if let Some(summary) = store.summary(&key, range).await? {
             table.push(summary_row(&metric, &summary));
             let direction = store.definition(&metric).await?.direction;
-            metrics.push(MetricSummary {
+            metrics.push(wire::MetricSummary {
                 metric,
-                direction,
-                summary,
+                direction: direction.into(),
+                summary: (&summary).into(),
             });
         }
     }
     let empty = metrics.is_empty();
     emit(
         format,
-        &VersionHistory {
-            model: &model,
-            version: &version,
-            dataset: dataset_name,
-            hours: args.hours,
+        &wire::VersionSummaries {
+            model: model.clone(),
+            version: version.clone(),
+            dataset: dataset_name.to_owned(),
+            hours: args.hours.0.into(),
             metrics,
         },
         &table,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use modelwatch_core::alerting::AlertId;
-use modelwatch_http::notifications::NotificationOut;
+use modelwatch_http::notifications::{NotificationOut, TestOut};
 use modelwatch_notify::{ChannelSummary, NotifyConfig, PassReport, Sender, StoreOutbox, Worker};
 use modelwatch_store::alerts::{DeliveryStatus, NotificationFilter};
 use modelwatch_store::Stores;
@@ -341,8 +341,10 @@ async fn test(notify: &NotifyConfig, name: &str, format: Format) -> Result<ExitC
         outcome.error.clone().unwrap_or_else(|| "delivered".into()),
         format!("{}ms", outcome.elapsed_ms),
     ]);
-    emit(format, &outcome, &table)?;
-    Ok(if outcome.ok {
+    let ok = outcome.ok;
+    // The JSON of POST /api/v1/channels/{name}/test.
+    emit(format, &TestOut::from(outcome), &table)?;
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -1,17 +1,20 @@
-//! Rust values → Python objects through their serde forms: the exact JSON the HTTP API
-//! sends (`serde_json::to_value` of the same core types), as dicts, lists, strings and
-//! numbers. The Python package's typed records (`modelwatch._wire`) are built from these
-//! dicts, so the field names have one source: the core's serde attributes.
+//! Results → Python objects through the HTTP API's wire types (`modelwatch_http::wire`):
+//! the exact JSON the API answers with, as dicts, lists, strings and numbers. The Python
+//! package's typed records (`modelwatch._wire`) are built from these dicts, so the field
+//! names have one source, the wire types, whichever mode the package runs in.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::errors;
 
-/// `value`'s serde form as a Python object.
-pub fn to_python<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
+/// `value`'s JSON as a Python object. Only a type with an OpenAPI schema, a wire type,
+/// can be handed back: the core's domain types have none, so one returned by mistake
+/// does not compile.
+pub fn to_python<T: Serialize + ToSchema>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
     let json = serde_json::to_value(value)
         .map_err(|e| errors::store_error(format!("cannot serialise a result: {e}")))?;
     json_to_python(py, &json)
@@ -48,8 +51,8 @@ pub fn json_to_python(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
     })
 }
 
-/// A Python object (dicts, lists, str, numbers, bool, None) as JSON, for inputs that the
-/// core deserialises (rule specs, alert configuration).
+/// A Python object (dicts, lists, str, numbers, bool, None) as JSON, for inputs read by
+/// the wire's request types (rules, predictions) and the `[alerts]` configuration.
 pub fn python_to_json(value: &Bound<'_, PyAny>) -> PyResult<Value> {
     if value.is_none() {
         return Ok(Value::Null);

@@ -1,8 +1,8 @@
 //! `Database`: the embedded mode. Opens a store location as the CLI does (an SQLite file,
 //! `sqlite:PATH`, `postgres://…` or `memory`) and answers the seed's calls with the same
-//! engine functions the HTTP handlers call, returning the same serde forms; so a
-//! `modelwatch.Client` against `modelwatch serve` on the same database gets the same
-//! dicts. Safe beside a running server on the same file: the stores coordinate processes
+//! engine functions the HTTP handlers call, returning the same wire types' JSON
+//! (`modelwatch_http::wire`); so a `modelwatch.Client` against `modelwatch serve` on the
+//! same database gets the same dicts. Safe beside a running server on the same file: the stores coordinate processes
 //! (SQLite's lock, PostgreSQL's transactions and advisory locks).
 //!
 //! Writes of single samples go through [`WriteBehind`]; reads flush it first. Every call
@@ -19,12 +19,14 @@ use modelwatch_core::detection::{DetectionOptions, WindowSpec};
 use modelwatch_core::health::HealthOptions;
 use modelwatch_core::predictions::Task;
 use modelwatch_core::sample::timestamp_error;
+use modelwatch_core::stats::Charted;
 use modelwatch_core::{
     Dataset, Direction, Metric, MetricDefinition, ModelName, Sample, SeriesKey, TimeRange,
     Timestamp, ValueRange, Version,
 };
 use modelwatch_engine::analysis;
 use modelwatch_engine::Engine;
+use modelwatch_http::wire;
 use modelwatch_http::wire::predictions::{
     from_json, validate_batch, LabelEvent, LabelsLogged, LabelsRequest, PredictionConfig,
     PredictionConfigRequest, PredictionEvent, PredictionsLogged, PredictionsRequest,
@@ -32,7 +34,6 @@ use modelwatch_http::wire::predictions::{
 use modelwatch_store::Stores;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyString};
-use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::buffer::{Pushed, WriteBehind};
@@ -56,22 +57,6 @@ pub struct Database {
     buffer: Arc<WriteBehind>,
     stop: Arc<Notify>,
     closed: AtomicBool,
-}
-
-/// One series' points over a range: the HTTP series route's fields without its
-/// downsampling (`points` always holds every point).
-#[derive(Debug, Serialize)]
-struct SeriesPoints {
-    model: ModelName,
-    version: Version,
-    metric: Metric,
-    /// The dataset: a name, or `default` (the HTTP route's spelling).
-    dataset: String,
-    direction: Direction,
-    from: Timestamp,
-    to: Option<Timestamp>,
-    count: usize,
-    points: Vec<modelwatch_core::Point>,
 }
 
 fn validation<T>(result: Result<T, modelwatch_core::ValidationError>) -> PyResult<T> {
@@ -259,7 +244,7 @@ impl Database {
         self.alerts_location.as_deref()
     }
 
-    /// Validates one sample and queues it; returns the sample's serde form.
+    /// Validates one sample and queues it; returns the sample's wire form.
     #[pyo3(signature = (model, version, metric, value, timestamp=None, dataset=None))]
     fn record(
         slf: &Bound<'_, Self>,
@@ -274,7 +259,7 @@ impl Database {
         this.check_open()?;
         this.report_failures()?;
         let sample = build_sample(model, version, metric, value, timestamp, dataset)?;
-        let json = to_python(py, &sample)?;
+        let json = to_python(py, &wire::SampleInput::from(&sample))?;
         if this.buffer.push([sample]) == Pushed::FlushNow {
             this.write(py, Vec::new())?;
         }
@@ -336,7 +321,7 @@ impl Database {
         let stored = definition.clone();
         self.block(py, async move { store.define_metric(stored).await })
             .map_err(errors::from_store)?;
-        to_python(py, &definition)
+        to_python(py, &wire::MetricDefinition::from(&definition))
     }
 
     /// The declared custom metrics.
@@ -346,6 +331,7 @@ impl Database {
         let definitions = self
             .block(py, async move { store.custom_metrics().await })
             .map_err(errors::from_store)?;
+        let definitions: Vec<wire::MetricDefinition> = definitions.iter().map(Into::into).collect();
         to_python(py, &definitions)
     }
 
@@ -432,6 +418,7 @@ impl Database {
                 .map_err(errors::from_analysis),
             }
         })?;
+        let results: Vec<wire::DegradationResult> = results.iter().map(Into::into).collect();
         to_python(py, &results)
     }
 
@@ -474,7 +461,7 @@ impl Database {
             .await
             .map_err(errors::from_analysis)
         })?;
-        to_python(py, &history)
+        to_python(py, &wire::PerformanceHistory::from(&history))
     }
 
     /// A series' points from `start` (default: 24 hours before `end` or now) to `end`
@@ -523,17 +510,14 @@ impl Database {
                 .await
                 .map_err(errors::from_store)?
                 .direction;
-            Ok(SeriesPoints {
-                dataset: Dataset::name_of(key.dataset.as_ref()).to_owned(),
-                model: key.model,
-                version: key.version,
-                metric: key.metric,
+            let count = points.len();
+            Ok(wire::SeriesResponse::of(
+                &key,
                 direction,
-                from,
-                to,
-                count: points.len(),
-                points,
-            })
+                (from, to),
+                count,
+                Charted::Points(points),
+            ))
         })?;
         to_python(py, &series)
     }
@@ -541,13 +525,13 @@ impl Database {
     /// Creates a rule from the seed's flat rule fields (a dict, as `POST /api/v1/rules`).
     fn create_rule(&self, py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         self.check_open()?;
-        let spec: RuleSpec = serde_json::from_value(python_to_json(spec)?)
-            .map_err(|e| errors::validation("rule", e.to_string()))?;
+        let request: wire::RuleRequest = wire_value("rule", python_to_json(spec)?)?;
+        let spec = RuleSpec::from(request);
         let now = modelwatch::now();
         let rule = self
             .block(py, self.engine.create_rule(spec, now))
             .map_err(errors::from_engine)?;
-        to_python(py, &rule)
+        to_python(py, &wire::Rule::from(&rule))
     }
 
     #[pyo3(signature = (model=None))]
@@ -560,6 +544,7 @@ impl Database {
         let rules = self
             .block(py, self.engine.list_rules(model.as_ref()))
             .map_err(errors::from_engine)?;
+        let rules: Vec<wire::Rule> = rules.iter().map(Into::into).collect();
         to_python(py, &rules)
     }
 
@@ -585,7 +570,7 @@ impl Database {
         let report = self
             .block(py, engine.evaluate_model(&model, &version, now))
             .map_err(errors::from_engine)?;
-        to_python(py, &report)
+        to_python(py, &wire::EvaluationReport::from(&report))
     }
 
     fn get_alert(&self, py: Python<'_>, alert_id: &str) -> PyResult<Py<PyAny>> {
@@ -594,7 +579,7 @@ impl Database {
         let alert = self
             .block(py, self.engine.alert(&id))
             .map_err(errors::from_engine)?;
-        to_python(py, &alert)
+        to_python(py, &wire::Alert::from(&alert))
     }
 
     fn acknowledge(&self, py: Python<'_>, alert_id: &str, by: &str) -> PyResult<Py<PyAny>> {
@@ -604,7 +589,7 @@ impl Database {
         let alert = self
             .block(py, self.engine.acknowledge(&id, by, now))
             .map_err(errors::from_engine)?;
-        to_python(py, &alert)
+        to_python(py, &wire::Alert::from(&alert))
     }
 
     #[pyo3(signature = (alert_id, by, notes=None))]
@@ -621,7 +606,7 @@ impl Database {
         let alert = self
             .block(py, self.engine.resolve(&id, by, notes, now))
             .map_err(errors::from_engine)?;
-        to_python(py, &alert)
+        to_python(py, &wire::Alert::from(&alert))
     }
 
     /// Alerts newest first, as `GET /api/v1/alerts` lists them (every page): `status`
@@ -665,6 +650,7 @@ impl Database {
         if open {
             alerts.retain(modelwatch_core::alerting::Alert::is_open);
         }
+        let alerts: Vec<wire::Alert> = alerts.iter().map(Into::into).collect();
         to_python(py, &alerts)
     }
 
@@ -686,7 +672,7 @@ impl Database {
         let summary = self
             .block(py, self.engine.summary(model.as_ref(), hours, now))
             .map_err(errors::from_engine)?;
-        to_python(py, &summary)
+        to_python(py, &wire::AlertSummary::from(&summary))
     }
 
     /// Logs at most 10,000 predictions (dicts, as `POST /api/v1/predictions`' items), every
@@ -868,7 +854,7 @@ fn build_columns(
     Ok(samples)
 }
 
-/// Validates one sample without storing it (the remote client queues its serde form).
+/// Validates one sample without storing it (the remote client queues its wire form).
 #[pyfunction]
 #[pyo3(signature = (model, version, metric, value, timestamp=None, dataset=None))]
 pub fn validate_sample(
@@ -882,11 +868,13 @@ pub fn validate_sample(
 ) -> PyResult<Py<PyAny>> {
     to_python(
         py,
-        &build_sample(model, version, metric, value, timestamp, dataset)?,
+        &wire::SampleInput::from(&build_sample(
+            model, version, metric, value, timestamp, dataset,
+        )?),
     )
 }
 
-/// Validates columns without storing them; returns the samples' serde forms.
+/// Validates columns without storing them; returns the samples' wire forms.
 #[pyfunction]
 #[pyo3(signature = (model, version, metric, values, timestamps, dataset=None))]
 pub fn validate_columns(
@@ -898,10 +886,9 @@ pub fn validate_columns(
     timestamps: &Bound<'_, PyAny>,
     dataset: Option<&str>,
 ) -> PyResult<Py<PyAny>> {
-    to_python(
-        py,
-        &build_columns(model, version, metric, values, timestamps, dataset)?,
-    )
+    let samples = build_columns(model, version, metric, values, timestamps, dataset)?;
+    let samples: Vec<wire::SampleInput> = samples.iter().map(Into::into).collect();
+    to_python(py, &samples)
 }
 
 /// The `[alerts]` settings from a dict of the core's `AlertConfig` fields.

@@ -19,6 +19,7 @@ pub mod analysis;
 pub mod evaluation;
 pub mod events;
 pub mod predictions;
+pub mod series;
 
 pub use alerting::{
     Alert, AlertHistoryResponse, AlertStatus, AlertSummary, AlertTransition, ChangeDirection,
@@ -41,6 +42,10 @@ pub use predictions::{
     FlagOrNumber, LabelEvent, LabelsLogged, LabelsRequest, PredictionConfig,
     PredictionConfigRequest, PredictionEvent, PredictionTask, PredictionsLogged,
     PredictionsRequest,
+};
+pub use series::{
+    AllTime, BucketOut, HoursWindow, MetricDefinition, MetricSummary, PointOut, SampleInput,
+    SampleSummary, SeriesResponse, SeriesSamples, TimeInput, ValueRange, VersionSummaries,
 };
 
 /// What a model, version, metric or dataset name may be: 1 to 128 of these characters

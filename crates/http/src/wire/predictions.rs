@@ -84,7 +84,7 @@ pub struct PredictionEvent {
     #[schema(pattern = r"^[A-Za-z0-9_.:+@-]{1,128}$")]
     pub dataset: Option<String>,
     /// When the prediction was made (RFC 3339 or epoch milliseconds): its window.
-    #[schema(value_type = crate::series::TimeInput)]
+    #[schema(value_type = super::series::TimeInput)]
     pub timestamp: Timestamp,
     /// The predicted class: `true`/`1` for the positive one, `false`/`0`.
     #[serde(default)]
@@ -150,7 +150,7 @@ pub struct LabelEvent {
     pub label: FlagOrNumber,
     /// When the truth was observed (RFC 3339 or epoch milliseconds), if known.
     #[serde(default)]
-    #[schema(value_type = Option<crate::series::TimeInput>)]
+    #[schema(value_type = Option<super::series::TimeInput>)]
     pub timestamp: Option<Timestamp>,
 }
 
