@@ -301,17 +301,13 @@ pub struct Point {
     pub dataset: Option<Dataset>,
 }
 
-/// One measurement. The JSON form uses the field names below; the seed's longer names
-/// (`model_name`, `model_version`, `metric_type`, `metric_value`) are accepted on input.
+/// One measurement. Its JSON forms belong to the edges (the HTTP API's sample type,
+/// which also accepts the seed's longer names); the stores keep it in columns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
-    #[serde(alias = "model_name")]
     pub model: ModelName,
-    #[serde(alias = "model_version")]
     pub version: Version,
-    #[serde(alias = "metric_type")]
     pub metric: Metric,
-    #[serde(alias = "metric_value")]
     pub value: f64,
     pub timestamp: Timestamp,
     /// The dataset measured on; absent (or `default`) for the default dataset.
@@ -494,9 +490,9 @@ mod tests {
     }
 
     #[test]
-    fn json_accepts_the_seed_field_names() {
+    fn json_round_trips_with_times_as_rfc_3339() {
         let sample: Sample = serde_json::from_str(
-            r#"{"model_name":"m","model_version":"v1","metric_type":"latency","metric_value":12.5,"timestamp":0}"#,
+            r#"{"model":"m","version":"v1","metric":"latency","value":12.5,"timestamp":0}"#,
         )
         .unwrap();
         assert_eq!(sample.metric, Metric::Latency);

@@ -1,9 +1,10 @@
 //! Rules: what to watch, when it is a problem, and whom to tell.
 //!
 //! A [`Rule`] only exists validated. It is built from a [`RuleSpec`], the raw input form
-//! that speaks the seed's flat JSON (`rule_name`, `model_name`, `threshold_value` +
-//! `comparison_operator` or `max_degradation_percentage`), refuses unknown fields, and
-//! turns every mistake into a [`ValidationError`] naming the field.
+//! in the seed's flat shape (`name`, `model`, `threshold_value` + `comparison_operator`
+//! or `max_degradation_percentage`), which refuses unknown fields and turns every mistake
+//! into a [`ValidationError`] naming the field. The seed's older names (`rule_name`,
+//! `model_name`, …) are the edge's business: the HTTP API's request types accept them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -502,7 +503,7 @@ impl Rule {
 
 /// The fields of a rule as people give them, listed once: [`RuleSpec`] (a rule to
 /// create) and [`RulePatch`] (a change to one) are both generated from this list, with
-/// each field's aliases and documentation, so a field cannot be added to one and
+/// each field's documentation, so a field cannot be added to one and
 /// forgotten in the other (and every mapping to them, in the HTTP API's types and the
 /// CLI, is a full struct literal: the compiler asks for the new field there too).
 ///
@@ -516,9 +517,9 @@ macro_rules! rule_fields {
         nullable { $($(#[$n_meta:meta])* $n_field:ident: $n_ty:ty,)* }
         optional { $($(#[$o_meta:meta])* $o_field:ident: $o_ty:ty,)* }
     ) => {
-        /// The raw input form of a rule in the seed's flat shape. `rule_name`/`name`,
-        /// `model_name`/`model`, `model_version`/`version` and `metric_type`/`metric` are
-        /// accepted; any other unknown field is refused.
+        /// The raw input form of a rule in the seed's flat shape; an unknown field is
+        /// refused. (The seed's older names, `rule_name`, `model_name`, `model_version`
+        /// and `metric_type`, are accepted by the edge's request types, not here.)
         #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
         #[serde(deny_unknown_fields)]
         pub struct RuleSpec {
@@ -555,17 +556,13 @@ macro_rules! rule_fields {
 
 rule_fields! {
     required {
-        #[serde(alias = "rule_name")]
         name: String,
-        #[serde(alias = "model_name")]
         model: String,
         /// A metric's name, or `*` for every metric of the version (no-data rules only).
-        #[serde(alias = "metric_type")]
         metric: String,
     }
     nullable {
         /// One version; none: every version, each evaluated on its own.
-        #[serde(alias = "model_version")]
         version: String,
     }
     optional {
@@ -1382,7 +1379,7 @@ mod tests {
     #[test]
     fn seed_threshold_rule_is_accepted_with_defaults() {
         let rule = create(
-            r#"{"rule_name":"Low Accuracy","model_name":"my_model","metric_type":"accuracy",
+            r#"{"name":"Low Accuracy","model":"my_model","metric":"accuracy",
                 "threshold_value":0.90,"comparison_operator":"lt","severity":"high"}"#,
         )
         .unwrap();

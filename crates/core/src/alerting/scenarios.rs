@@ -25,7 +25,7 @@ fn accuracy_rule(extra: &str) -> Rule {
     };
     rule_from(
         &format!(
-            r#"{{"rule_name":"Low accuracy","model_name":"m","metric_type":"accuracy","severity":"high",
+            r#"{{"name":"Low accuracy","model":"m","metric":"accuracy","severity":"high",
                 "threshold_value":0.9,"comparison_operator":"lt","notify_channels":["slack","email"]{extra}}}"#
         ),
         1,

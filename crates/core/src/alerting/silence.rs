@@ -75,11 +75,10 @@ pub fn muting_silence<'a>(
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceSpec {
-    #[serde(alias = "model_name")]
     pub model: String,
-    #[serde(default, alias = "model_version")]
+    #[serde(default)]
     pub version: Option<String>,
-    #[serde(default, alias = "metric_type")]
+    #[serde(default)]
     pub metric: Option<String>,
     #[serde(default)]
     pub starts_at: Option<Timestamp>,

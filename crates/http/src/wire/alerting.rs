@@ -1111,7 +1111,7 @@ mod tests {
     fn a_silence_request_reads_as_the_core_spec_does() {
         for body in [
             json!({"model": "fraud", "duration_minutes": 60, "created_by": "ann", "comment": "c"}),
-            json!({"model_name": "fraud", "model_version": "v1", "metric_type": "latency",
+            json!({"model": "fraud", "version": "v1", "metric": "latency",
                 "starts_at": 1714564800000_i64, "ends_at": "2024-05-01T13:00:00Z",
                 "created_by": "ann", "comment": "c"}),
         ] {
@@ -1128,6 +1128,37 @@ mod tests {
         }
     }
 
+    /// The seed's names are the edge's: the request types take them, the core does not.
+    #[test]
+    fn the_seeds_names_are_read_by_the_request_types() {
+        let seed_silence = json!({"model_name": "fraud", "model_version": "v1",
+            "metric_type": "latency", "duration_minutes": 60, "created_by": "ann", "comment": "c"});
+        let silence = json!({"model": "fraud", "version": "v1", "metric": "latency",
+            "duration_minutes": 60, "created_by": "ann", "comment": "c"});
+        let request: SilenceRequest = serde_json::from_value(seed_silence.clone()).unwrap();
+        let spec: domain::SilenceSpec = serde_json::from_value(silence).unwrap();
+        assert_eq!(domain::SilenceSpec::from(request), spec);
+        assert!(serde_json::from_value::<domain::SilenceSpec>(seed_silence).is_err());
+
+        let seed_rule = json!({"rule_name": "drop", "model_name": "fraud", "model_version": "v2",
+            "metric_type": "accuracy", "max_degradation_percentage": 5});
+        let rule = json!({"name": "drop", "model": "fraud", "version": "v2",
+            "metric": "accuracy", "max_degradation_percentage": 5});
+        let request: RuleRequest = serde_json::from_value(seed_rule.clone()).unwrap();
+        let spec: domain::RuleSpec = serde_json::from_value(rule).unwrap();
+        assert_eq!(domain::RuleSpec::from(request), spec);
+        assert!(serde_json::from_value::<domain::RuleSpec>(seed_rule).is_err());
+
+        let seed_patch = json!({"rule_name": "d", "model_name": "f", "model_version": null,
+            "metric_type": "latency"});
+        let patch = json!({"name": "d", "model": "f", "version": null, "metric": "latency"});
+        let request: RulePatchRequest = serde_json::from_value(seed_patch.clone()).unwrap();
+        let expected: domain::RulePatch = serde_json::from_value(patch).unwrap();
+        assert_eq!(domain::RulePatch::from(request), expected);
+        assert_eq!(expected.version, Some(None));
+        assert!(serde_json::from_value::<domain::RulePatch>(seed_patch).is_err());
+    }
+
     #[test]
     fn a_rule_request_reads_as_the_core_spec_does() {
         // Every field of the spec, so a field added to it but not here fails.
@@ -1138,8 +1169,8 @@ mod tests {
             json!({"name": "latency", "model": "fraud", "version": "v1", "metric": "latency",
                 "threshold_value": 100.0, "comparison_operator": "gt", "severity": "low",
                 "notify_channels": ["ops"], "cooldown_minutes": 5, "dataset": "*"}),
-            json!({"rule_name": "drop", "model_name": "fraud", "model_version": "v2",
-                "metric_type": "accuracy", "max_degradation_percentage": 5,
+            json!({"name": "drop", "model": "fraud", "version": "v2",
+                "metric": "accuracy", "max_degradation_percentage": 5,
                 "comparison": "window", "comparison_hours": 2, "seasonal": "daily"}),
             json!({"name": "silent", "model": "fraud", "metric": "accuracy",
                 "condition_type": "no-data", "no_data_minutes": 30.0}),
@@ -1166,7 +1197,7 @@ mod tests {
         assert_eq!(domain::RulePatch::from(request), patch);
         for body in [
             json!({"cooldown_minutes": 30}),
-            json!({"model_version": null, "enabled": false}),
+            json!({"version": null, "enabled": false}),
             json!({"version": "v2", "condition_type": "change_point", "min_shift_sd": 2.0}),
         ] {
             let request: RulePatchRequest = serde_json::from_value(body.clone()).unwrap();
