@@ -1083,6 +1083,39 @@ mod tests {
         }
     }
 
+    /// The webhook's body carries the alert as the API shows it. notify renders it from
+    /// the domain alert (it cannot name these types: http depends on notify), so this
+    /// pins the two to the same JSON for every trigger kind and the optional fields.
+    #[test]
+    fn the_webhook_body_s_alert_is_the_api_s_alert() {
+        for trigger in [
+            json!({"condition_type": "threshold", "comparison_operator": "lt", "threshold_value": 0.9}),
+            json!({"condition_type": "degradation", "max_degradation_percentage": 5.0, "degradation_percentage": 7.5, "current_value": 0.87, "baseline_value": 0.94, "test": {"p_value": 0.001, "method": "welch_t", "alpha": 0.01}}),
+            json!({"condition_type": "change_point", "change_direction": "worse", "min_shift_sd": 1.0, "false_alarm_interval_samples": 100, "change_started_at": "2024-05-01T11:00:00.000Z", "level_before": 0.9, "level_after": 0.8, "shift": -0.1, "shift_percentage": -11.1, "shift_sd": 4.0, "noise_sd": 0.025}),
+            json!({"condition_type": "no_data", "no_data_intervals": 3.0, "last_sample_at": "2024-05-01T11:00:00.000Z", "silent_minutes": 60.0, "usual_interval_minutes": 5.0, "limit_minutes": 15.0}),
+        ] {
+            let stored = alert(
+                trigger,
+                json!({"dataset": "canary", "hold_reason": {"reason": "no_channels"},
+                    "acknowledged_by": "ann", "acknowledged_at": "2024-05-01T12:01:00.000Z"}),
+            );
+            let domain: domain::Alert = serde_json::from_value(stored).unwrap();
+            let message = modelwatch_notify::AlertMessage {
+                dedup_key: "alert_0000002a:firing".into(),
+                event: domain::NotificationEvent::Firing,
+                alert: domain.clone(),
+                at: domain.first_seen,
+                alert_url: "http://127.0.0.1:7878/alerts/alert_0000002a".into(),
+            };
+            let body =
+                serde_json::to_value(modelwatch_notify::channels::webhook::body(&message)).unwrap();
+            assert_eq!(
+                body["alert"],
+                serde_json::to_value(Alert::from(&domain)).unwrap()
+            );
+        }
+    }
+
     #[test]
     fn transitions_silences_and_summaries_have_the_domain_form() {
         same_json::<domain::AlertTransition, AlertTransition>(
