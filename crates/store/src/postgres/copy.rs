@@ -1,5 +1,7 @@
-//! Decoding of PostgreSQL's binary COPY format for the one row shape we read in bulk:
-//! `(ts bigint, value double precision, dataset_id integer NULL)`.
+//! Decoding of PostgreSQL's binary COPY format for the row shapes we read in bulk:
+//! `(ts bigint, value double precision, dataset_id integer NULL)`, and the same with a
+//! fourth `bytea` column, where a row is either a head row (the chunk NULL) or a sealed
+//! chunk (the three others NULL): one statement reads both, so from one snapshot.
 //!
 //! Reading points through `COPY … TO STDOUT (FORMAT binary)` and decoding them here
 //! costs no allocation per row, unlike the driver's row objects; a 30-day per-minute
@@ -54,8 +56,7 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("binary COPY data from PostgreSQL: {what}"))
 }
 
-/// The rows of a binary COPY of `(bigint, float8, integer)` in the order sent.
-pub(super) fn decode(data: &[u8]) -> Result<Vec<(i64, f64, Option<i32>)>, StoreError> {
+fn header<'a>(data: &'a [u8]) -> Result<Reader<'a>, StoreError> {
     let mut reader = Reader { data };
     if reader.take(SIGNATURE.len())? != SIGNATURE {
         return Err(corrupt("bad signature"));
@@ -63,15 +64,32 @@ pub(super) fn decode(data: &[u8]) -> Result<Vec<(i64, f64, Option<i32>)>, StoreE
     let _flags = reader.i32()?;
     let extension = usize::try_from(reader.i32()?).map_err(|_| corrupt("bad header"))?;
     reader.take(extension)?;
-    // 34 bytes per row: field count, three lengths, 8 + 8 + 4 bytes of data.
-    let mut rows = Vec::with_capacity(data.len() / 34);
+    Ok(reader)
+}
+
+/// Head rows and sealed chunks of a binary COPY of `(bigint, float8, integer, bytea)`,
+/// each in the order sent.
+pub(super) type HeadAndChunks<'a> = (Vec<(i64, f64, Option<i32>)>, Vec<&'a [u8]>);
+
+pub(super) fn decode_head_and_chunks(data: &[u8]) -> Result<HeadAndChunks<'_>, StoreError> {
+    let mut reader = header(data)?;
+    let mut rows = Vec::with_capacity(data.len() / 38);
+    let mut chunks = Vec::new();
     loop {
         match reader.i16()? {
             -1 => break,
-            3 => {}
+            4 => {}
             n => return Err(corrupt(&format!("row of {n} fields"))),
         }
-        reader.field(8)?.ok_or_else(|| corrupt("NULL time"))?;
+        let Some(()) = reader.field(8)? else {
+            // A chunk: NULL value and dataset, then the bytes.
+            if reader.field(8)?.is_some() || reader.field(4)?.is_some() {
+                return Err(corrupt("a chunk row with head columns"));
+            }
+            let len = usize::try_from(reader.i32()?).map_err(|_| corrupt("NULL chunk"))?;
+            chunks.push(reader.take(len)?);
+            continue;
+        };
         let ts = i64::from_be_bytes(reader.array()?);
         reader.field(8)?.ok_or_else(|| corrupt("NULL value"))?;
         let value = f64::from_be_bytes(reader.array()?);
@@ -79,9 +97,12 @@ pub(super) fn decode(data: &[u8]) -> Result<Vec<(i64, f64, Option<i32>)>, StoreE
             Some(()) => Some(reader.i32()?),
             None => None,
         };
+        if reader.i32()? != -1 {
+            return Err(corrupt("a head row with a chunk"));
+        }
         rows.push((ts, value, dataset));
     }
-    Ok(rows)
+    Ok((rows, chunks))
 }
 
 #[cfg(test)]
@@ -90,48 +111,31 @@ mod tests {
 
     use super::*;
 
-    fn encode(rows: &[(i64, f64, Option<i32>)]) -> Vec<u8> {
+    #[test]
+    fn head_rows_and_chunks_are_told_apart_and_truncation_is_an_error() {
         let mut out = SIGNATURE.to_vec();
         out.extend(0i32.to_be_bytes());
         out.extend(0i32.to_be_bytes());
-        for (ts, value, dataset) in rows {
-            out.extend(3i16.to_be_bytes());
-            out.extend(8i32.to_be_bytes());
-            out.extend(ts.to_be_bytes());
-            out.extend(8i32.to_be_bytes());
-            out.extend(value.to_be_bytes());
-            match dataset {
-                Some(id) => {
-                    out.extend(4i32.to_be_bytes());
-                    out.extend(id.to_be_bytes());
-                }
-                None => out.extend((-1i32).to_be_bytes()),
-            }
+        out.extend(4i16.to_be_bytes());
+        out.extend(8i32.to_be_bytes());
+        out.extend(5i64.to_be_bytes());
+        out.extend(8i32.to_be_bytes());
+        out.extend(1.5f64.to_be_bytes());
+        out.extend((-1i32).to_be_bytes());
+        out.extend((-1i32).to_be_bytes());
+        out.extend(4i16.to_be_bytes());
+        for _ in 0..3 {
+            out.extend((-1i32).to_be_bytes());
         }
+        out.extend(3i32.to_be_bytes());
+        out.extend([7u8, 8, 9]);
         out.extend((-1i16).to_be_bytes());
-        out
-    }
-
-    #[test]
-    fn rows_round_trip_exactly() {
-        let rows = vec![
-            (1, 0.1 + 0.2, None),
-            (2, -0.0, Some(7)),
-            (i64::MAX, f64::MIN, Some(-1)),
-        ];
-        let decoded = decode(&encode(&rows)).unwrap();
-        assert_eq!(decoded.len(), 3);
-        for (a, b) in rows.iter().zip(&decoded) {
-            assert_eq!((a.0, a.1.to_bits(), a.2), (b.0, b.1.to_bits(), b.2));
+        let (rows, chunks) = decode_head_and_chunks(&out).unwrap();
+        assert_eq!(rows, vec![(5, 1.5, None)]);
+        assert_eq!(chunks, vec![&[7u8, 8, 9][..]]);
+        for cut in 0..out.len() - 1 {
+            assert!(decode_head_and_chunks(&out[..cut]).is_err(), "cut at {cut}");
         }
-    }
-
-    #[test]
-    fn truncated_or_foreign_data_is_an_error_not_a_panic() {
-        let data = encode(&[(1, 1.0, None)]);
-        for cut in 0..data.len() - 1 {
-            assert!(decode(&data[..cut]).is_err(), "cut at {cut}");
-        }
-        assert!(decode(b"PGCOPY\nXXXXXXXXXXXXXXXXXX").is_err());
+        assert!(decode_head_and_chunks(b"PGCOPY\nXXXXXXXXXXXXXXXXXX").is_err());
     }
 }

@@ -8,15 +8,18 @@
 //! talks to PostgreSQL on loopback or a trusted network (a TLS connector can be added
 //! to [`PostgresStore::open`] without touching anything else).
 //!
-//! Layout (see `schema.rs`): a `series` table naming each series once and a `samples`
-//! table keyed by `(series_id, ts)`, so every range query, latest lookup and time
-//! bucket is an index range scan; a hypertable when TimescaleDB is available.
+//! Layout (see `schema.rs`): a `series` table naming each series once; its points in
+//! `sample_chunks`, compressed per-series chunks keyed by `(series_id, last_ts)`, and in
+//! `samples`, the uncompressed head keyed by `(series_id, ts)` (a hypertable when
+//! TimescaleDB is available); see `chunks.rs`. Every range query, latest lookup and time
+//! bucket is an index range scan of both.
 //!
 //! Several processes may share one database: writes are single transactions (a batch is
 //! all or nothing; "later write wins" is `ON CONFLICT DO UPDATE`), and the only caches
 //! here hold facts that never change once committed (series and dataset ids).
 
 mod alerts;
+mod chunks;
 mod copy;
 mod predictions;
 mod samples;
@@ -176,6 +179,7 @@ pub struct PostgresStore {
     pool: Pool,
     location: Location,
     catalogue: Catalogue,
+    head_growth: chunks::HeadGrowth,
     pub(crate) series_limits: SeriesLimits,
 }
 
@@ -218,6 +222,7 @@ impl PostgresStore {
             pool,
             location,
             catalogue: Catalogue::default(),
+            head_growth: chunks::HeadGrowth::default(),
             series_limits: SeriesLimits::default(),
         };
         let mut client = store.client().await?;

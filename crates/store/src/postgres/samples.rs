@@ -1,7 +1,10 @@
-//! Samples in PostgreSQL: batched appends and index range reads.
+//! Samples in PostgreSQL: batched appends and index range reads of the head (`samples`)
+//! and the sealed chunks (`sample_chunks`; see `chunks.rs`).
 //!
 //! An append is one transaction: resolve (creating when new) the batch's series and
-//! data set ids, then write all rows with one binary COPY straight into `samples`. When
+//! data set ids; write a series' long run of points that overlaps nothing stored (a bulk
+//! import) straight as chunks, and the other rows with one binary COPY into the head,
+//! `samples`; once committed, seal the heads that have grown enough. When
 //! the COPY hits an existing `(series, ts)` — a re-import, a late correction — the
 //! transaction is rolled back and the batch written again, in a new one, as one
 //! multi-row `INSERT … ON CONFLICT DO UPDATE` from arrays, which gives "later write
@@ -30,6 +33,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Transaction};
 
+use super::chunks::{self, StoredPoint};
 use super::{copy, pg_error, Catalogue, PostgresStore};
 use crate::{validate_batch, SeriesFilter, SeriesInfo, SeriesLimits, SeriesWindow, StoreError};
 
@@ -57,15 +61,20 @@ pub(super) async fn append(store: &PostgresStore, samples: Vec<Sample>) -> Resul
     // New timestamps, the common case, take one COPY. A batch that hits a stored one is
     // rolled back whole and written again with an upsert: dearer for that batch, but
     // cheaper overall than guarding every COPY with a savepoint (two more round trips).
-    if write_batch(store, &mut client, &samples, Write::Copy).await? {
-        return Ok(());
+    let due = match write_batch(store, &mut client, &samples, Write::Copy).await? {
+        Some(due) => due,
+        None => write_batch(store, &mut client, &samples, Write::Upsert)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Database("the upsert of a batch reported a conflict".into())
+            })?,
+    };
+    // The batch is committed; sealing is a separate transaction per series, so a failure
+    // here leaves the rows in the head, where they are read as well.
+    for series_id in due {
+        chunks::seal_head(&mut client, series_id).await?;
     }
-    if write_batch(store, &mut client, &samples, Write::Upsert).await? {
-        return Ok(());
-    }
-    Err(StoreError::Database(
-        "the upsert of a batch reported a conflict".into(),
-    ))
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,14 +85,14 @@ enum Write {
     Upsert,
 }
 
-/// One transaction writing the batch; `Ok(false)` when a COPY met a stored timestamp
-/// (nothing written).
+/// One transaction writing the batch; `Ok(None)` when a COPY met a stored timestamp
+/// (nothing written), else the series whose head is due for sealing.
 async fn write_batch(
     store: &PostgresStore,
     client: &mut deadpool_postgres::Object,
     samples: &[Sample],
     write: Write,
-) -> Result<bool, StoreError> {
+) -> Result<Option<Vec<i32>>, StoreError> {
     let transaction = client.transaction().await.map_err(pg_error)?;
     let (dataset_ids, new_datasets) =
         resolve_datasets(&transaction, &store.catalogue, samples).await?;
@@ -112,21 +121,116 @@ async fn write_batch(
         });
     }
     let rows = keep_last_per_key(rows);
-    match write {
-        Write::Copy => match copy_rows(&transaction, &rows).await {
-            Ok(()) => {}
-            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                transaction.rollback().await.map_err(pg_error)?;
-                return Ok(false);
+    let rows = match write {
+        Write::Copy => {
+            let (head, runs) = claim_chunk_runs(&transaction, rows).await?;
+            let mut new_chunks = chunks::NewChunks::default();
+            for run in &runs {
+                let points: Vec<StoredPoint> =
+                    run.iter().map(|r| (r.ts, r.value, r.dataset_id)).collect();
+                new_chunks.add(run[0].series_id, &points);
             }
-            Err(error) => return Err(pg_error(error)),
-        },
-        Write::Upsert => upsert_rows(&transaction, &rows).await?,
-    }
+            new_chunks.insert(&transaction).await?;
+            let copied = if head.is_empty() {
+                Ok(())
+            } else {
+                copy_rows(&transaction, &head).await
+            };
+            match copied {
+                Ok(()) => {}
+                Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    transaction.rollback().await.map_err(pg_error)?;
+                    return Ok(None);
+                }
+                Err(error) => return Err(pg_error(error)),
+            }
+            head
+        }
+        Write::Upsert => {
+            upsert_rows(&transaction, &rows).await?;
+            rows
+        }
+    };
     transaction.commit().await.map_err(pg_error)?;
     store.catalogue.learn_series(new_series);
     store.catalogue.learn_datasets(new_datasets);
-    Ok(true)
+    Ok(Some(
+        store.head_growth.grew(rows.iter().map(|r| r.series_id)),
+    ))
+}
+
+/// A batch's run of one series at least this long is written straight as chunks when it
+/// overlaps nothing stored (a bulk import, a backfill): the head would seal it at once.
+const CHUNK_RUN_POINTS: usize = chunks::SEAL_AT;
+
+/// Splits sorted, deduplicated rows into the head's and the runs to write as chunks: runs
+/// of [`CHUNK_RUN_POINTS`] or more whose series' lock this transaction gets without
+/// waiting (a writer never waits here, so it cannot deadlock with one waiting on rows it
+/// wrote) and whose span overlaps no stored point (checked after the lock is held, by a
+/// later statement: its snapshot sees what the lock's last holder committed).
+async fn claim_chunk_runs(
+    transaction: &Transaction<'_>,
+    rows: Vec<Row>,
+) -> Result<(Vec<Row>, Vec<Vec<Row>>), StoreError> {
+    let long_runs: Vec<&[Row]> = rows
+        .chunk_by(|a, b| a.series_id == b.series_id)
+        .filter(|run| run.len() >= CHUNK_RUN_POINTS)
+        .collect();
+    if long_runs.is_empty() {
+        return Ok((rows, Vec::new()));
+    }
+    let ids: Vec<i32> = long_runs.iter().map(|run| run[0].series_id).collect();
+    let locked: Vec<i32> = transaction
+        .query(
+            "SELECT id FROM unnest($1::integer[]) AS k (id)
+             WHERE pg_try_advisory_xact_lock($2, k.id)",
+            &[&ids, &chunks::SERIES_LOCK],
+        )
+        .await
+        .map_err(pg_error)?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(pg_error)?;
+    let candidates: Vec<&[Row]> = long_runs
+        .into_iter()
+        .filter(|run| locked.contains(&run[0].series_id))
+        .collect();
+    let ids: Vec<i32> = candidates.iter().map(|run| run[0].series_id).collect();
+    let firsts: Vec<i64> = candidates.iter().map(|run| run[0].ts).collect();
+    let lasts: Vec<i64> = candidates.iter().map(|run| run[run.len() - 1].ts).collect();
+    let overlapping: Vec<i32> = transaction
+        .query(
+            "SELECT k.id FROM unnest($1::integer[], $2::bigint[], $3::bigint[]) AS k (id, lo, hi)
+             WHERE EXISTS (SELECT 1 FROM samples
+                           WHERE series_id = k.id AND ts >= k.lo AND ts <= k.hi)
+                OR EXISTS (SELECT 1 FROM sample_chunks
+                           WHERE series_id = k.id AND last_ts >= k.lo AND first_ts <= k.hi)",
+            &[&ids, &firsts, &lasts],
+        )
+        .await
+        .map_err(pg_error)?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(pg_error)?;
+    let as_chunks: Vec<i32> = ids
+        .into_iter()
+        .filter(|id| !overlapping.contains(id))
+        .collect();
+    if as_chunks.is_empty() {
+        return Ok((rows, Vec::new()));
+    }
+    let mut head = Vec::with_capacity(rows.len());
+    let mut runs = Vec::with_capacity(as_chunks.len());
+    for run in rows.chunk_by(|a, b| a.series_id == b.series_id) {
+        if as_chunks.contains(&run[0].series_id) {
+            runs.push(run.to_vec());
+        } else {
+            head.extend_from_slice(run);
+        }
+    }
+    Ok((head, runs))
 }
 
 /// Sorts rows by (series, time) and keeps, of rows with the same key, the one that came
@@ -447,25 +551,51 @@ async fn dataset_name(
         .ok_or_else(|| StoreError::Corrupt(format!("sample refers to unknown data set {id}")))
 }
 
+/// Points of stored rows, data set ids resolved to names.
 async fn points(
     store: &PostgresStore,
     client: &ClientWrapper,
-    rows: Vec<tokio_postgres::Row>,
+    stored: Vec<StoredPoint>,
 ) -> Result<Vec<Point>, StoreError> {
-    let mut points = Vec::with_capacity(rows.len());
-    for row in rows {
-        let dataset_id: Option<i32> = row.try_get(2).map_err(pg_error)?;
+    let mut points = Vec::with_capacity(stored.len());
+    for (ts, value, dataset_id) in stored {
         let dataset = match dataset_id {
             Some(id) => Some(dataset_name(store, client, id).await?),
             None => None,
         };
         points.push(Point {
-            timestamp: timestamp(row.try_get(0).map_err(pg_error)?)?,
-            value: row.try_get(1).map_err(pg_error)?,
+            timestamp: timestamp(ts)?,
+            value,
             dataset,
         });
     }
     Ok(points)
+}
+
+/// The stored points of a series in `range`, head and chunks read by one statement (one
+/// snapshot: a concurrent sealing moves rows from one to the other) as one binary COPY.
+async fn read_stored(
+    client: &ClientWrapper,
+    id: i32,
+    range: TimeRange,
+) -> Result<Vec<StoredPoint>, StoreError> {
+    let (start, end) = (range.start.as_millis(), range.end.as_millis());
+    // COPY takes no parameters; every value inlined here is an integer of ours.
+    let query = format!(
+        "COPY (SELECT ts, value, dataset_id, NULL::bytea FROM samples
+               WHERE series_id = {id} AND ts >= {start} AND ts < {end}
+               UNION ALL
+               SELECT NULL, NULL, NULL, data FROM sample_chunks
+               WHERE series_id = {id} AND last_ts >= {start} AND first_ts < {end})
+         TO STDOUT (FORMAT binary)"
+    );
+    let mut stream = pin!(client.copy_out(query.as_str()).await.map_err(pg_error)?);
+    let mut data = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        data.extend_from_slice(&chunk.map_err(pg_error)?);
+    }
+    let (head, sealed) = copy::decode_head_and_chunks(&data)?;
+    chunks::merge_read(head, &sealed, start, end)
 }
 
 pub(super) async fn range(
@@ -480,36 +610,12 @@ pub(super) async fn range(
     let Some(id) = find_series(store, &client, series).await? else {
         return Ok(Vec::new());
     };
-    // COPY takes no parameters; every value inlined here is an integer of ours.
-    let query = format!(
-        "COPY (SELECT ts, value, dataset_id FROM samples
-               WHERE series_id = {id} AND ts >= {} AND ts < {} ORDER BY ts)
-         TO STDOUT (FORMAT binary)",
-        range.start.as_millis(),
-        range.end.as_millis()
-    );
-    let mut stream = pin!(client.copy_out(query.as_str()).await.map_err(pg_error)?);
-    let mut data = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        data.extend_from_slice(&chunk.map_err(pg_error)?);
-    }
-    let rows = copy::decode(&data)?;
-    let mut points = Vec::with_capacity(rows.len());
-    for (ts, value, dataset_id) in rows {
-        let dataset = match dataset_id {
-            Some(id) => Some(dataset_name(store, &client, id).await?),
-            None => None,
-        };
-        points.push(Point {
-            timestamp: timestamp(ts)?,
-            value,
-            dataset,
-        });
-    }
-    Ok(points)
+    let stored = read_stored(&client, id, range).await?;
+    points(store, &client, stored).await
 }
 
-/// Time buckets over `range`: the points come from one binary COPY (an index range scan)
+/// Time buckets over `range`: the points come from one binary COPY (index range scans of
+/// the head and of the chunks, of which only those overlapping the range are decoded)
 /// and are bucketed by [`downsample`], so the buckets are exactly those of every other
 /// backend. Measured against aggregating with `GROUP BY` in PostgreSQL, this is faster
 /// on PostgreSQL 15: the ordered aggregates that first/last need sort every bucket.
@@ -523,8 +629,8 @@ pub(super) async fn buckets(
     Ok(downsample(&points, range, max_points))
 }
 
-/// The time of the point `target` places after `range.start` (an index range scan of
-/// `target` entries), or `range.end` when fewer remain.
+/// The time of the point `target` places after `range.start`, or `range.end` when fewer
+/// remain.
 pub(super) async fn page_end(
     store: &PostgresStore,
     series: &SeriesKey,
@@ -538,22 +644,9 @@ pub(super) async fn page_end(
     let Some(id) = find_series(store, &client, series).await? else {
         return Ok(range.end);
     };
-    let offset = i64::try_from(target.max(1)).unwrap_or(i64::MAX);
-    let row = client
-        .query_opt(
-            "SELECT ts FROM samples WHERE series_id = $1 AND ts >= $2 AND ts < $3
-             ORDER BY ts OFFSET $4 LIMIT 1",
-            &[
-                &id,
-                &range.start.as_millis(),
-                &range.end.as_millis(),
-                &offset,
-            ],
-        )
-        .await
-        .map_err(pg_error)?;
-    match row {
-        Some(row) => timestamp(row.try_get(0).map_err(pg_error)?),
+    let stored = read_stored(&client, id, range).await?;
+    match stored.get(target.max(1)) {
+        Some(&(ts, _, _)) => timestamp(ts),
         None => Ok(range.end),
     }
 }
@@ -570,78 +663,118 @@ pub(super) async fn count(
     let Some(id) = find_series(store, &client, series).await? else {
         return Ok(0);
     };
-    let count: i64 = client
-        .query_one(
-            "SELECT count(*) FROM samples WHERE series_id = $1 AND ts >= $2 AND ts < $3",
-            &[&id, &range.start.as_millis(), &range.end.as_millis()],
-        )
-        .await
-        .map_err(pg_error)?
-        .try_get(0)
-        .map_err(pg_error)?;
-    u64::try_from(count).map_err(|_| StoreError::Corrupt(format!("negative count {count}")))
+    // A timestamp may be both in the head and in a chunk: counted once, as read.
+    let stored = read_stored(&client, id, range).await?;
+    Ok(stored.len() as u64)
 }
 
-/// Series per delete statement: their ids go in one array, so the primary key is probed
-/// once per series.
-/// (Tiny under test, so the conformance suite crosses statement boundaries.)
-const PRUNE_SERIES_PER_STATEMENT: usize = if cfg!(test) { 2 } else { 1_000 };
-/// Rows per delete statement: each statement is its own short transaction, so ingestion
-/// and other servers are never blocked behind one huge delete.
-const PRUNE_ROWS_PER_STATEMENT: i64 = if cfg!(test) { 700 } else { 50_000 };
-
-/// Deletes the samples before `cutoff`, a bounded statement at a time. Several servers
-/// may do it at once: a row is deleted (and counted) by exactly one of them, whichever
-/// locks it first; the others skip it once it is gone. A group is done when a statement
-/// *finds* fewer rows than its limit (not when it deletes fewer: rows another server
-/// took from under it do not mean none are left).
+/// Deletes the samples before `cutoff`, a series at a time (one short transaction
+/// each, holding that series' lock, so ingestion and other servers are never blocked
+/// behind one huge delete): the head's rows before it, the chunks entirely before it,
+/// and the points before it of the chunk straddling it, written again without them.
+/// Several servers may prune at once: the series' lock lets one of them remove (and
+/// count) a sample, and the others find it gone. A timestamp both in the head and in a
+/// chunk is counted once. A head left holding [`chunks::SEAL_AT`] rows or more is sealed,
+/// so a database written before chunks existed is compressed as retention goes by.
 pub(super) async fn delete_before(
     store: &PostgresStore,
     cutoff: Timestamp,
 ) -> Result<u64, StoreError> {
-    let client = store.client().await?;
+    let mut client = store.client().await?;
+    let cutoff = cutoff.as_millis();
+    // Series holding anything before the cutoff: two index probes each (chunks never
+    // overlap, so the one with the first end also has the first start).
     let series_ids: Vec<i32> = client
-        .query("SELECT id FROM series ORDER BY id", &[])
+        .query(
+            "SELECT id FROM series s
+             WHERE EXISTS (SELECT 1 FROM samples WHERE series_id = s.id AND ts < $1)
+                OR (SELECT first_ts FROM sample_chunks WHERE series_id = s.id
+                    ORDER BY last_ts LIMIT 1) < $1
+             ORDER BY id",
+            &[&cutoff],
+        )
         .await
         .map_err(pg_error)?
         .iter()
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()
         .map_err(pg_error)?;
-    let delete = client
-        .prepare(
-            "WITH batch AS (
-                 SELECT series_id, ts FROM samples
-                 WHERE series_id = ANY($1) AND ts < $2
-                 LIMIT $3),
-             gone AS (
-                 DELETE FROM samples s USING batch b
-                 WHERE s.series_id = b.series_id AND s.ts = b.ts
-                 RETURNING 1)
-             SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM gone)",
+    let mut removed = 0u64;
+    for series_id in series_ids {
+        removed += prune_series(&mut client, series_id, cutoff).await?;
+    }
+    Ok(removed)
+}
+
+async fn prune_series(
+    client: &mut deadpool_postgres::Object,
+    series_id: i32,
+    cutoff: i64,
+) -> Result<u64, StoreError> {
+    let transaction = client.transaction().await.map_err(pg_error)?;
+    chunks::lock_series(&transaction, series_id).await?;
+    let head: Vec<i64> = chunks::take_head_rows(&transaction, series_id, cutoff)
+        .await?
+        .iter()
+        .map(|p| p.0)
+        .collect();
+    let mut removed = head.len() as u64;
+    let overlapping = transaction
+        .query(
+            "SELECT first_ts, last_ts, count FROM sample_chunks
+             WHERE series_id = $1 AND first_ts < $2",
+            &[&series_id, &cutoff],
         )
         .await
         .map_err(pg_error)?;
-    let mut removed = 0u64;
-    for group in series_ids.chunks(PRUNE_SERIES_PER_STATEMENT) {
-        loop {
-            let row = client
-                .query_one(
-                    &delete,
-                    &[&group, &cutoff.as_millis(), &PRUNE_ROWS_PER_STATEMENT],
+    for row in overlapping {
+        let (first, last, count): (i64, i64, i32) = (
+            row.try_get(0).map_err(pg_error)?,
+            row.try_get(1).map_err(pg_error)?,
+            row.try_get(2).map_err(pg_error)?,
+        );
+        let head_inside =
+            head.partition_point(|&ts| ts < first) < head.partition_point(|&ts| ts <= last);
+        if last < cutoff && !head_inside {
+            removed += u64::try_from(count).unwrap_or(0);
+            continue;
+        }
+        // Decoded only when it straddles the cutoff or shares a timestamp with the head.
+        let data = transaction
+            .query_one(
+                "SELECT data FROM sample_chunks WHERE series_id = $1 AND last_ts = $2",
+                &[&series_id, &last],
+            )
+            .await
+            .map_err(pg_error)?;
+        let mut points = Vec::new();
+        chunks::decode_into(data.try_get(0).map_err(pg_error)?, &mut points)?;
+        let kept_from = points.partition_point(|p| p.0 < cutoff);
+        removed += points[..kept_from]
+            .iter()
+            .filter(|p| head.binary_search(&p.0).is_err())
+            .count() as u64;
+        if last >= cutoff {
+            let kept = &points[kept_from..];
+            transaction
+                .execute(
+                    "DELETE FROM sample_chunks WHERE series_id = $1 AND last_ts = $2",
+                    &[&series_id, &last],
                 )
                 .await
                 .map_err(pg_error)?;
-            let (found, deleted): (i64, i64) = (
-                row.try_get(0).map_err(pg_error)?,
-                row.try_get(1).map_err(pg_error)?,
-            );
-            removed += deleted.unsigned_abs();
-            if found < PRUNE_ROWS_PER_STATEMENT {
-                break;
-            }
+            chunks::insert_chunks(&transaction, series_id, kept).await?;
         }
     }
+    transaction
+        .execute(
+            "DELETE FROM sample_chunks WHERE series_id = $1 AND last_ts < $2",
+            &[&series_id, &cutoff],
+        )
+        .await
+        .map_err(pg_error)?;
+    transaction.commit().await.map_err(pg_error)?;
+    chunks::seal_head(client, series_id).await?;
     Ok(removed)
 }
 
@@ -653,18 +786,43 @@ pub(super) async fn latest(
     let Some(id) = find_series(store, &client, series).await? else {
         return Ok(None);
     };
+    // The head's newest row and the newest chunk, in one statement (one snapshot).
     let rows = client
         .query(
-            "SELECT ts, value, dataset_id FROM samples WHERE series_id = $1 ORDER BY ts DESC LIMIT 1",
+            "(SELECT ts, value, dataset_id, NULL::bytea FROM samples
+              WHERE series_id = $1 ORDER BY ts DESC LIMIT 1)
+             UNION ALL
+             (SELECT NULL, NULL, NULL, data FROM sample_chunks
+              WHERE series_id = $1 ORDER BY last_ts DESC LIMIT 1)",
             &[&id],
         )
         .await
         .map_err(pg_error)?;
-    Ok(points(store, &client, rows).await?.pop())
+    let mut head = Vec::new();
+    let mut sealed = Vec::new();
+    for row in &rows {
+        match row.try_get::<_, Option<&[u8]>>(3).map_err(pg_error)? {
+            Some(data) => chunks::decode_into(data, &mut sealed)?,
+            None => head.push((
+                row.try_get(0).map_err(pg_error)?,
+                row.try_get(1).map_err(pg_error)?,
+                row.try_get(2).map_err(pg_error)?,
+            )),
+        }
+    }
+    let newest = match (head.pop(), sealed.into_iter().max_by_key(|p| p.0)) {
+        (Some(head), Some(sealed)) if sealed.0 > head.0 => sealed,
+        (Some(head), _) => head,
+        (None, sealed) => match sealed {
+            Some(sealed) => sealed,
+            None => return Ok(None),
+        },
+    };
+    Ok(points(store, &client, vec![newest]).await?.pop())
 }
 
-/// [`crate::MetricStore::aggregate_series`] in one statement: per matching series, one
-/// index range scan aggregates the window and one index probe finds its newest sample.
+/// [`crate::MetricStore::aggregate_series`]: the matching series, then their head rows
+/// and chunks in the window in one statement (one snapshot), reduced here.
 pub(super) async fn aggregate_series(
     store: &PostgresStore,
     filter: &SeriesFilter,
@@ -678,17 +836,11 @@ pub(super) async fn aggregate_series(
         DatasetScope::Each => (true, None),
         DatasetScope::One(dataset) => (false, dataset.as_ref().map(Dataset::as_str)),
     };
-    let rows = client
+    let matching = client
         .query(
-            "SELECT s.model, s.version, s.metric, d.name, a.n, a.total, a.lo, a.hi, l.ts, l.value
+            "SELECT s.id, s.model, s.version, s.metric, d.name
              FROM series s
              LEFT JOIN datasets d ON d.id = s.dataset_id
-             CROSS JOIN LATERAL
-                 (SELECT ts, value FROM samples WHERE series_id = s.id AND ts >= $6 AND ts < $7
-                  ORDER BY ts DESC LIMIT 1) l
-             CROSS JOIN LATERAL
-                 (SELECT count(*) AS n, sum(value) AS total, min(value) AS lo, max(value) AS hi
-                  FROM samples WHERE series_id = s.id AND ts >= $6 AND ts < $7) a
              WHERE ($1::text IS NULL OR s.model = $1)
                AND ($2::text IS NULL OR s.version = $2)
                AND ($3::text IS NULL OR s.metric = $3)
@@ -701,38 +853,73 @@ pub(super) async fn aggregate_series(
                 &filter.metric.as_ref().map(|m| m.as_str()),
                 &every_dataset,
                 &dataset,
-                &range.start.as_millis(),
-                &range.end.as_millis(),
             ],
         )
         .await
         .map_err(pg_error)?;
-    rows.into_iter()
-        .map(|row| {
-            let dataset: Option<&str> = row.try_get(3).map_err(pg_error)?;
-            let dataset = dataset
-                .map(Dataset::parse)
-                .transpose()
-                .map_err(|e| StoreError::Corrupt(format!("data set: {e}")))?;
-            let count: i64 = row.try_get(4).map_err(pg_error)?;
-            Ok(SeriesWindow {
-                key: series_key(
-                    row.try_get(0).map_err(pg_error)?,
-                    row.try_get(1).map_err(pg_error)?,
-                    row.try_get(2).map_err(pg_error)?,
-                )?
-                .with_dataset(dataset),
-                stats: WindowStats {
-                    count: u64::try_from(count).unwrap_or(0),
-                    sum: row.try_get(5).map_err(pg_error)?,
-                    min: row.try_get(6).map_err(pg_error)?,
-                    max: row.try_get(7).map_err(pg_error)?,
-                    last_timestamp: timestamp(row.try_get(8).map_err(pg_error)?)?,
-                    last: row.try_get(9).map_err(pg_error)?,
-                },
-            })
-        })
-        .collect()
+    let ids = matching
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<Vec<i32>, _>>()
+        .map_err(pg_error)?;
+    let (start, end) = (range.start.as_millis(), range.end.as_millis());
+    let rows = client
+        .query(
+            "SELECT series_id, ts, value, NULL::bytea FROM samples
+             WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3
+             UNION ALL
+             SELECT series_id, NULL, NULL, data FROM sample_chunks
+             WHERE series_id = ANY($1) AND last_ts >= $2 AND first_ts < $3",
+            &[&ids, &start, &end],
+        )
+        .await
+        .map_err(pg_error)?;
+    let mut stored: HashMap<i32, (Vec<StoredPoint>, Vec<&[u8]>)> = HashMap::new();
+    for row in &rows {
+        let id: i32 = row.try_get(0).map_err(pg_error)?;
+        let entry = stored.entry(id).or_default();
+        match row.try_get::<_, Option<&[u8]>>(3).map_err(pg_error)? {
+            Some(data) => entry.1.push(data),
+            None => entry.0.push((
+                row.try_get(1).map_err(pg_error)?,
+                row.try_get(2).map_err(pg_error)?,
+                None,
+            )),
+        }
+    }
+    let mut windows = Vec::new();
+    for row in &matching {
+        let id: i32 = row.try_get(0).map_err(pg_error)?;
+        let Some((head, sealed)) = stored.remove(&id) else {
+            continue;
+        };
+        let mut stats: Option<WindowStats> = None;
+        for (ts, value, _) in chunks::merge_read(head, &sealed, start, end)? {
+            let at = timestamp(ts)?;
+            match &mut stats {
+                Some(stats) => stats.push(at, value),
+                None => stats = Some(WindowStats::of(at, value)),
+            }
+        }
+        let Some(stats) = stats else {
+            continue;
+        };
+        let dataset: Option<&str> = row.try_get(4).map_err(pg_error)?;
+        let dataset = dataset
+            .map(Dataset::parse)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("data set: {e}")))?;
+        windows.push(SeriesWindow {
+            key: series_key(
+                row.try_get(1).map_err(pg_error)?,
+                row.try_get(2).map_err(pg_error)?,
+                row.try_get(3).map_err(pg_error)?,
+            )?
+            .with_dataset(dataset),
+            stats,
+        });
+    }
+    Ok(windows)
 }
 
 pub(super) async fn list_series(
@@ -744,18 +931,25 @@ pub(super) async fn list_series(
         DatasetScope::Each => (true, None),
         DatasetScope::One(dataset) => (false, dataset.as_ref().map(Dataset::as_str)),
     };
-    // Two index probes per series instead of aggregating every sample. The default
-    // dataset (no name) sorts first, as `None` does in Rust.
+    // Four index probes per series (the first and last of the head and of the chunks)
+    // instead of aggregating every sample; `least` and `greatest` skip NULLs. The
+    // default dataset (no name) sorts first, as `None` does in Rust.
     let rows = client
         .query(
-            "SELECT s.model, s.version, s.metric, f.ts, l.ts, d.name
+            "SELECT s.model, s.version, s.metric, least(f.head, f.sealed),
+                 greatest(l.head, l.sealed), d.name
              FROM series s
              LEFT JOIN datasets d ON d.id = s.dataset_id
-             CROSS JOIN LATERAL
-                 (SELECT ts FROM samples WHERE series_id = s.id ORDER BY ts LIMIT 1) f
-             CROSS JOIN LATERAL
-                 (SELECT ts FROM samples WHERE series_id = s.id ORDER BY ts DESC LIMIT 1) l
-             WHERE ($1::text IS NULL OR s.model = $1)
+             CROSS JOIN LATERAL (SELECT
+                 (SELECT ts FROM samples WHERE series_id = s.id ORDER BY ts LIMIT 1) AS head,
+                 (SELECT first_ts FROM sample_chunks WHERE series_id = s.id
+                  ORDER BY last_ts LIMIT 1) AS sealed) f
+             CROSS JOIN LATERAL (SELECT
+                 (SELECT ts FROM samples WHERE series_id = s.id ORDER BY ts DESC LIMIT 1) AS head,
+                 (SELECT last_ts FROM sample_chunks WHERE series_id = s.id
+                  ORDER BY last_ts DESC LIMIT 1) AS sealed) l
+             WHERE (f.head IS NOT NULL OR f.sealed IS NOT NULL)
+               AND ($1::text IS NULL OR s.model = $1)
                AND ($2::text IS NULL OR s.version = $2)
                AND ($3::text IS NULL OR s.metric = $3)
                AND ($4 OR (CASE WHEN $5::text IS NULL THEN s.dataset_id = 0

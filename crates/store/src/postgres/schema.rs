@@ -328,6 +328,24 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         // the column without rewriting the table.
         "ALTER TABLE alerts ADD COLUMN revision bigint NOT NULL DEFAULT 1;",
     ),
+    (
+        13,
+        "samples: sealed chunks, a series' points compressed by the chunk codec; `samples` is the head",
+        // One row per chunk of one series' points (the codec SQLite seals with), keyed by
+        // its last time: chunks of a series never overlap, so the key finds the chunks a
+        // range overlaps with one index range scan. The codec's output does not compress
+        // further: EXTERNAL spares TOAST the attempt. Existing samples stay in `samples`,
+        // now the head, and are sealed as their series are written to or pruned.
+        "CREATE TABLE sample_chunks (
+        series_id integer NOT NULL,
+        first_ts  bigint NOT NULL,
+        last_ts   bigint NOT NULL,
+        count     integer NOT NULL,
+        data      bytea NOT NULL,
+        PRIMARY KEY (series_id, last_ts)
+    );
+    ALTER TABLE sample_chunks ALTER COLUMN data SET STORAGE EXTERNAL;",
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
