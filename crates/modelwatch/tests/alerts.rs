@@ -590,10 +590,17 @@ fn change_point_rules_are_created_listed_evaluated_and_backtested(backend: Backe
     env.json(&["metrics", "import", csv.to_str().unwrap()]);
     let report = env.json(&["alerts", "backtest", &id, "--from", &minutes_ago(300)]);
     let events = report["versions"][0]["events"].as_array().unwrap();
-    assert_eq!(events.len(), 1, "{events:#?}");
-    assert_eq!(events[0]["event"], "fired");
-    // The shift began at the first sample of the last hour.
-    assert_eq!(events[0]["change_started_at"], shift_began.as_str());
+    assert_eq!(events[0]["event"], "fired", "{events:#?}");
+    // The shift began at the first sample of the last hour. If that sample alone pages
+    // (an outlier: 3 points below a level that never moved half a point), the shift it
+    // starts is folded into its alert, not paged again.
+    assert!(events.len() <= 2, "{events:#?}");
+    for event in &events[1..] {
+        assert_eq!(event["event"], "shifted", "{events:#?}");
+    }
+    for event in events {
+        assert_eq!(event["change_started_at"], shift_began.as_str());
+    }
     // Live evaluation counts the imported samples and fires now, as the backtest says.
     env.json(&["evaluate"]);
     let alerts = env.json(&["alerts", "list"]);
