@@ -332,7 +332,9 @@ class Rule(Record):
 class Alert(Record):
     """An alert (``/api/v1/alerts``). ``dataset`` is absent (``None``) for the default
     dataset. ``metric`` is ``"*"`` for an alert about a whole version; its no-data
-    ``trigger`` then lists ``last_samples`` (the metrics seen last, each with ``at``)."""
+    ``trigger`` then lists ``last_samples`` (the metrics seen last, each with ``at``).
+    ``label_coverage`` is set for a metric computed from predictions: the share of its
+    window's predictions that had their label when the alert was decided."""
 
     id: str
     rule_id: str
@@ -357,6 +359,7 @@ class Alert(Record):
     resolved_by: Optional[str]
     resolved_at: Optional[datetime]
     resolution_notes: Optional[str]
+    label_coverage: Optional[float]
     alert_id: str
     model_name: str
     model_version: str
@@ -404,6 +407,7 @@ class PredictionsLogged(Record):
     accepted: int
     duplicates: int
     labelled: int
+    too_old: int
     windows_recomputed: int
     windows_judged: int
     samples_written: int

@@ -83,6 +83,7 @@ fn pass(
             rate: engine.ledger.counts(&rule.model, now),
             silences: &[],
             new_alert_id: &new_alert_id,
+            label_coverage: None,
         };
         let observation = Observation::Value {
             at: now,

@@ -52,6 +52,8 @@ use modelwatch_core::alerting::{
     Plan, PlanContext, PlannedCommit, RateLedger, Rule, RuleId, SeriesState, Silence, Target,
 };
 use modelwatch_core::detection::SeriesPoints;
+use modelwatch_core::predictions::is_computed_dataset;
+use modelwatch_core::predictions::metrics::coverage_metric;
 use modelwatch_core::{
     Dataset, DatasetScope, Metric, MetricDefinition, MetricScope, ModelName, Point, Sample,
     SeriesKey, TimeRange, Timestamp, Version,
@@ -246,6 +248,9 @@ struct RoundInput {
     /// Targets with nothing new, and the time they counted up to.
     counted: Vec<(usize, Timestamp)>,
     backlog: bool,
+    /// The `label_coverage` samples of observed targets computed from predictions, over
+    /// their observations' times, by target.
+    coverage: HashMap<usize, Vec<Point>>,
 }
 
 impl Engine {
@@ -441,7 +446,7 @@ impl Engine {
                 Decision::AlreadyCounted { last_observed_at },
             ));
         }
-        let planned = self.plan_round(pass, targets, input.observed, ledger);
+        let planned = self.plan_round(pass, targets, input.observed, &input.coverage, ledger);
         let commits: Vec<AlertCommit> = planned
             .iter()
             .flat_map(|(index, plan)| {
@@ -462,6 +467,7 @@ impl Engine {
         pass: &Pass<'_>,
         targets: &[PassTarget],
         observed: Vec<Observed>,
+        coverage: &HashMap<usize, Vec<Point>>,
         ledger: &mut RateLedger,
     ) -> Vec<(usize, Plan)> {
         let mut new_alert_id = || AlertId::from_u32(self.ids.next_id());
@@ -476,6 +482,7 @@ impl Engine {
                         dataset: target.dataset.as_ref(),
                         state: &observed.state,
                         tracked: observed.tracked.as_ref(),
+                        coverage: coverage.get(&observed.target).map_or(&[], Vec::as_slice),
                     },
                     observed.observations,
                     &mut PlanContext {
@@ -510,7 +517,47 @@ impl Engine {
             .read_due(pass, targets, due, &mut tracking.alerts, &mut input)
             .await?;
         self.observe_ready(pass, targets, ready, &mut input).await?;
+        self.read_coverage(pass, targets, &mut input).await?;
         Ok(input)
+    }
+
+    /// The label coverage of the windows behind the observed samples of series computed
+    /// from predictions, so their alerts say the coverage they were decided on: one read
+    /// of each such target's `label_coverage` series over its observations' times.
+    async fn read_coverage(
+        &self,
+        pass: &Pass<'_>,
+        targets: &[PassTarget],
+        input: &mut RoundInput,
+    ) -> Result<(), EngineError> {
+        let computed: Vec<(usize, SeriesKey, TimeRange)> = input
+            .observed
+            .iter()
+            .filter_map(|observed| {
+                let target = &targets[observed.target];
+                let dataset = target.dataset.as_ref()?;
+                if !is_computed_dataset(dataset) || target.metrics.len() != 1 {
+                    return None;
+                }
+                let first = observed.observations.first()?.0;
+                let last = observed.observations.last()?.0;
+                let key = self.key(pass, target, &coverage_metric());
+                let range = TimeRange::new(first, last.saturating_add(Duration::from_millis(1)));
+                Some((observed.target, key, range))
+            })
+            .collect();
+        if computed.is_empty() {
+            return Ok(());
+        }
+        let requests: Vec<(SeriesKey, TimeRange)> = computed
+            .iter()
+            .map(|(_, key, range)| (key.clone(), *range))
+            .collect();
+        let found = self.metrics.range_many(&requests).await?;
+        for ((target, ..), points) in computed.into_iter().zip(found) {
+            input.coverage.insert(target, points);
+        }
+        Ok(())
     }
 
     /// The stored states of `targets`' rules and the alerts they track.

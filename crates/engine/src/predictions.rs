@@ -22,7 +22,7 @@
 use std::collections::BTreeSet;
 
 use modelwatch_core::predictions::drift::{Drift, MIN_REFERENCE_PREDICTIONS};
-use modelwatch_core::predictions::metrics::COVERAGE_METRIC;
+use modelwatch_core::predictions::metrics::coverage_metric;
 use modelwatch_core::predictions::{
     compute, computed_dataset, drift, judge_in_order, Label, LabelDelay, Prediction,
     PredictionConfig, Task, WindowLength,
@@ -102,6 +102,29 @@ pub async fn judge_windows(
     now: Timestamp,
 ) -> Result<(u64, Vec<Sample>), StoreError> {
     Sink::of(stores).judge_due(now).await
+}
+
+/// Drops the raw predictions older than `keep` whose windows are final at `now` (see
+/// [`PredictionConfig::raw_kept_from`]), model by model; returns how many went. The
+/// windows' metrics, revisions and sketches stay, and predictions arriving later for a
+/// pruned window are refused (counted as too old), so no metric is recomputed from
+/// what is left of a window.
+pub async fn prune_raw_predictions(
+    stores: &Stores,
+    keep: std::time::Duration,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let configs = stores.predictions.prediction_configs().await?;
+    let mut removed = 0;
+    for model in stores.predictions.window_models().await? {
+        // A model without a configuration keeps the defaults' hourly windows and week of
+        // label delay (its task does not matter here).
+        let config =
+            config_of(&configs, &model).unwrap_or_else(|| default_config(Task::Classification));
+        let before = config.raw_kept_from(keep, now);
+        removed += stores.predictions.prune_predictions(&model, before).await?;
+    }
+    Ok(removed)
 }
 
 /// A window of a series with every revision, if it was computed.
@@ -416,7 +439,7 @@ fn window_samples(
     let mut samples = Vec::with_capacity(values.len() + 1);
     if predicted > 0 {
         samples.push(sample(
-            Metric::Custom(COVERAGE_METRIC.into()),
+            coverage_metric(),
             labelled as f64 / predicted as f64,
         ));
     }

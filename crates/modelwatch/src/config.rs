@@ -65,6 +65,7 @@
 //! [retention]               # what `serve` prunes at start-up and hourly
 //! samples = "90d"           # default: kept forever
 //! notifications = "30d"     # finished (delivered, failed, skipped) outbox rows; or "forever"
+//! predictions = "30d"       # raw prediction events, once their window is final; default forever
 //!
 //! [notify]                  # the delivery worker (modelwatch-notify's RawNotify)
 //! dashboard_url = "https://modelwatch.example.com"
@@ -191,6 +192,9 @@ pub struct RawRetention {
     pub samples: Option<String>,
     /// How long finished notifications are kept (default "30d"); "forever" keeps them.
     pub notifications: Option<String>,
+    /// How long raw prediction events are kept (and longer, until their window is
+    /// final); "forever" (the default) keeps them. Their windows' metrics stay.
+    pub predictions: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -532,6 +536,9 @@ pub struct RetentionConfig {
     pub samples: Option<Duration>,
     /// Outbox rows in a final state (delivered, failed, skipped); pending rows always stay.
     pub notifications: Option<Duration>,
+    /// Raw prediction events, dropped once their window is final and this old; the
+    /// metrics computed from them stay.
+    pub predictions: Option<Duration>,
 }
 
 impl Default for RetentionConfig {
@@ -541,6 +548,7 @@ impl Default for RetentionConfig {
         RetentionConfig {
             samples: None,
             notifications: Some(Duration::from_secs(30 * 86_400)),
+            predictions: None,
         }
     }
 }
@@ -569,6 +577,7 @@ pub struct Overrides {
     pub log_level: Option<String>,
     pub sample_retention: Option<String>,
     pub notification_retention: Option<String>,
+    pub prediction_retention: Option<String>,
     pub auth: Option<String>,
 }
 
@@ -644,6 +653,9 @@ impl RawConfig {
         if let Some(v) = lookup("MODELWATCH_NOTIFICATION_RETENTION") {
             self.retention.notifications = Some(v);
         }
+        if let Some(v) = lookup("MODELWATCH_PREDICTION_RETENTION") {
+            self.retention.predictions = Some(v);
+        }
         Ok(())
     }
 
@@ -665,6 +677,9 @@ impl RawConfig {
         }
         if let Some(v) = &flags.notification_retention {
             self.retention.notifications = Some(v.clone());
+        }
+        if let Some(v) = &flags.prediction_retention {
+            self.retention.predictions = Some(v.clone());
         }
         if let Some(v) = &flags.auth {
             self.server.auth = Some(v.clone());
@@ -836,6 +851,11 @@ impl RawRetention {
                 "retention.notifications",
                 self.notifications,
                 defaults.notifications,
+            )?,
+            predictions: period(
+                "retention.predictions",
+                self.predictions,
+                defaults.predictions,
             )?,
         })
     }
@@ -1170,12 +1190,13 @@ mod tests {
     fn retention_keeps_samples_forever_unless_configured() {
         let defaults = Config::parse("", Path::new("c.toml")).unwrap().retention;
         assert_eq!(defaults.samples, None);
+        assert_eq!(defaults.predictions, None);
         assert_eq!(
             defaults.notifications,
             Some(Duration::from_secs(30 * 86_400))
         );
         let config = Config::parse(
-            "[retention]\nsamples = \"90d\"\nnotifications = \"forever\"\n",
+            "[retention]\nsamples = \"90d\"\nnotifications = \"forever\"\npredictions = \"14d\"\n",
             Path::new("c.toml"),
         )
         .unwrap();
@@ -1184,6 +1205,7 @@ mod tests {
             RetentionConfig {
                 samples: Some(Duration::from_secs(90 * 86_400)),
                 notifications: None,
+                predictions: Some(Duration::from_secs(14 * 86_400)),
             }
         );
         let env = |key: &str| (key == "MODELWATCH_SAMPLE_RETENTION").then(|| "48h".to_owned());

@@ -162,6 +162,7 @@ pub async fn predictions(
                     "accepted",
                     "duplicates",
                     "labelled",
+                    "too_old",
                     "windows_recomputed",
                     "windows_judged",
                     "samples_written",

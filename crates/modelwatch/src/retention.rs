@@ -1,11 +1,13 @@
-//! Retention: deleting samples and finished notifications older than a period.
+//! Retention: deleting samples, finished notifications and raw predictions older than a
+//! period.
 //!
 //! `modelwatch prune` does it once (for cron); `serve` runs [`spawn_pruner`] beside the
 //! HTTP server, which prunes at start-up and then hourly with the configured
 //! [`RetentionConfig`]. What goes and what never goes is the store's contract
 //! ([`MetricStore::delete_samples_before`], [`AlertStore::delete_finished_notifications`]):
-//! samples before the cutoff; outbox rows that finished before it. Pending notifications,
-//! alerts, their history, rules, silences and tokens are never pruned. The deletes are
+//! samples before the cutoff; outbox rows that finished before it; raw predictions in
+//! windows that are final, whose metrics stay ([`prune_raw_predictions`]). Pending
+//! notifications, alerts, their history, rules, silences and tokens are never pruned. The deletes are
 //! idempotent, so several servers on one database may prune at once.
 //!
 //! [`MetricStore::delete_samples_before`]: modelwatch_store::MetricStore::delete_samples_before
@@ -17,6 +19,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::Args;
 use modelwatch_core::Timestamp;
+use modelwatch_engine::predictions::prune_raw_predictions;
 use modelwatch_store::{StoreError, Stores};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -37,6 +40,10 @@ pub struct PruneArgs {
     /// this, e.g. 30d; pending ones always stay.
     #[arg(long, value_name = "DURATION", value_parser = parse_retention)]
     pub notifications_older_than: Option<Duration>,
+    /// Delete raw prediction events older than this, e.g. 30d, whose window is final
+    /// (its label delay passed); their windows' metrics stay.
+    #[arg(long, value_name = "DURATION", value_parser = parse_retention)]
+    pub predictions_older_than: Option<Duration>,
 }
 
 /// What one kind of pruning removed.
@@ -53,21 +60,32 @@ pub struct Pruned {
 enum Kind {
     Samples,
     Notifications,
+    /// Raw predictions: `before` is nominal, each model keeps its non-final windows.
+    Predictions(Duration),
 }
 
 /// The kinds `retention` asks to prune, each with its cutoff: everything (finished)
 /// before `now − period`.
 fn cutoffs(retention: RetentionConfig, now: Timestamp) -> Vec<(Kind, Timestamp)> {
+    let predictions = retention
+        .predictions
+        .map(|keep| (Kind::Predictions(keep), Some(keep)));
     [
         (Kind::Samples, retention.samples),
         (Kind::Notifications, retention.notifications),
     ]
     .into_iter()
+    .chain(predictions)
     .filter_map(|(kind, period)| period.map(|p| (kind, now.saturating_sub(p))))
     .collect()
 }
 
-async fn prune(stores: &Stores, kind: Kind, before: Timestamp) -> Result<Pruned, StoreError> {
+async fn prune(
+    stores: &Stores,
+    kind: Kind,
+    before: Timestamp,
+    now: Timestamp,
+) -> Result<Pruned, StoreError> {
     let (kind, removed) = match kind {
         Kind::Samples => (
             "samples",
@@ -76,6 +94,10 @@ async fn prune(stores: &Stores, kind: Kind, before: Timestamp) -> Result<Pruned,
         Kind::Notifications => (
             "notifications",
             stores.alerts.delete_finished_notifications(before).await?,
+        ),
+        Kind::Predictions(keep) => (
+            "predictions",
+            prune_raw_predictions(stores, keep, now).await?,
         ),
     };
     Ok(Pruned {
@@ -90,14 +112,19 @@ pub async fn prune_command(stores: &Stores, args: PruneArgs, format: Format) -> 
     let retention = RetentionConfig {
         samples: args.samples_older_than,
         notifications: args.notifications_older_than,
+        predictions: args.predictions_older_than,
     };
-    let cutoffs = cutoffs(retention, crate::now());
+    let now = crate::now();
+    let cutoffs = cutoffs(retention, now);
     if cutoffs.is_empty() {
-        bail!("nothing to prune: give --samples-older-than and/or --notifications-older-than");
+        bail!(
+            "nothing to prune: give --samples-older-than, --notifications-older-than \
+             and/or --predictions-older-than"
+        );
     }
     let mut rows = Vec::new();
     for (kind, before) in cutoffs {
-        rows.push(prune(stores, kind, before).await?);
+        rows.push(prune(stores, kind, before, now).await?);
     }
     let mut table = Table::new(&["pruned", "before", "removed"]);
     for row in &rows {
@@ -115,7 +142,7 @@ pub async fn prune_command(stores: &Stores, args: PruneArgs, format: Format) -> 
 /// (the next pass tries again).
 pub async fn prune_pass(stores: &Stores, retention: RetentionConfig, now: Timestamp) {
     for (kind, before) in cutoffs(retention, now) {
-        match prune(stores, kind, before).await {
+        match prune(stores, kind, before, now).await {
             Ok(pruned) => tracing::info!(
                 kind = pruned.kind,
                 removed = pruned.removed,
@@ -135,7 +162,10 @@ pub fn spawn_pruner(
     retention: RetentionConfig,
     mut stop: watch::Receiver<bool>,
 ) -> Option<JoinHandle<()>> {
-    if retention.samples.is_none() && retention.notifications.is_none() {
+    if retention.samples.is_none()
+        && retention.notifications.is_none()
+        && retention.predictions.is_none()
+    {
         return None;
     }
     Some(tokio::spawn(async move {

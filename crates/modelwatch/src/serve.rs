@@ -45,6 +45,11 @@ pub struct ServeArgs {
     /// this (default 30d; `forever` keeps them).
     #[arg(long, value_name = "DURATION")]
     pub notification_retention: Option<String>,
+    /// Delete raw prediction events older than this (e.g. 30d) once their window is
+    /// final (its label delay passed), at start-up and hourly; `forever` (the default)
+    /// keeps them. Their windows' metrics stay.
+    #[arg(long, value_name = "DURATION")]
+    pub prediction_retention: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +99,7 @@ pub async fn serve(
         log_level: args.log_level.clone(),
         sample_retention: args.sample_retention.clone(),
         notification_retention: args.notification_retention.clone(),
+        prediction_retention: args.prediction_retention.clone(),
         auth: args.auth.clone(),
     };
     let config = config::load(

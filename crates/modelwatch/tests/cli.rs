@@ -2121,3 +2121,49 @@ fn logged_predictions_and_labels_become_window_metrics_revised_as_labels_arrive(
     let logged = env.json(&["predictions", "log", path_str(&again)]);
     assert_eq!(counts(&logged, &["accepted", "duplicates"]), [1, 0]);
 }
+
+#[test]
+fn pruned_raw_predictions_leave_their_windows_metrics_final() {
+    let env = Env::new();
+    let predictions = env.write(
+        "predictions.jsonl",
+        "{\"id\":\"p1\",\"model\":\"clf\",\"version\":\"v1\",\"timestamp\":\"2026-01-01T10:05:00Z\",\"score\":0.9}\n\
+         {\"id\":\"p2\",\"model\":\"clf\",\"version\":\"v1\",\"timestamp\":\"2026-01-01T10:10:00Z\",\"score\":0.2}\n",
+    );
+    env.json(&["predictions", "log", path_str(&predictions)]);
+    let labels = env.write("labels.csv", "id,model,label\np1,clf,1\np2,clf,1\n");
+    env.json(&["labels", "log", path_str(&labels)]);
+    let accuracy = || {
+        let samples = env.samples_in("clf", "v1", "accuracy", "predictions");
+        assert_eq!(samples.len(), 1, "{samples:?}");
+        samples[0]["value"].as_f64().unwrap()
+    };
+    assert_eq!(accuracy(), 0.5);
+
+    let pruned = env.json(&["prune", "--predictions-older-than", "30d"]);
+    assert_eq!(pruned[0]["kind"], "predictions", "{pruned}");
+    assert_eq!(pruned[0]["removed"], 2, "{pruned}");
+    // The window's metric stays; a late prediction for it is refused, not folded into
+    // a recomputation from what is left of the window.
+    let late = env.write(
+        "late.jsonl",
+        "{\"id\":\"p3\",\"model\":\"clf\",\"version\":\"v1\",\"timestamp\":\"2026-01-01T10:30:00Z\",\"score\":0.9}\n",
+    );
+    let refused = env.json(&["predictions", "log", path_str(&late)]);
+    assert_eq!(
+        (
+            &refused["too_old"],
+            &refused["accepted"],
+            &refused["windows_recomputed"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(0),
+            &serde_json::json!(0)
+        ),
+        "{refused}"
+    );
+    assert_eq!(accuracy(), 0.5);
+    let window = env.json(&["predictions", "window", "clf", "v1", "2026-01-01T10:30:00Z"]);
+    assert_eq!(window["revisions"].as_array().unwrap().len(), 2, "{window}");
+}

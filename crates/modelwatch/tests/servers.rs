@@ -600,6 +600,7 @@ fn backlog_alert(id: u32, at: modelwatch::core::Timestamp) -> modelwatch::core::
         resolved_by: None,
         resolved_at: None,
         resolution_notes: None,
+        label_coverage: None,
         revision: 0,
     }
 }

@@ -428,6 +428,7 @@ pub(crate) mod fixtures {
             resolved_by: None,
             resolved_at: None,
             resolution_notes: None,
+            label_coverage: None,
             revision: 0,
         }
     }

@@ -60,6 +60,7 @@ pub fn synthetic_alert(now: Timestamp) -> Result<Alert, ValidationError> {
         resolved_by: None,
         resolved_at: None,
         resolution_notes: None,
+        label_coverage: None,
         revision: 0,
     })
 }

@@ -167,6 +167,11 @@ pub struct Alert {
     pub resolved_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution_notes: Option<String>,
+    /// For a metric modelwatch computes from predictions and labels: the share of the
+    /// window's predictions that had their label when the alert was decided (fired or
+    /// last updated), in `[0, 1]`. Absent for pushed metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_coverage: Option<f64>,
     /// How many times the stored alert was written: 1 once inserted, one more on every
     /// update ([`Alert::next_revision`]); 0 for an alert not stored yet. The stores'
     /// compare-and-swap guard: a write names the revision it replaces. Kept by the store

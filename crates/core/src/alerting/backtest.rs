@@ -103,6 +103,7 @@ pub fn backtest_on(
             dataset,
             state: &initial,
             tracked: None,
+            coverage: &[],
         },
         observations.iter().cloned(),
         &mut PlanContext {

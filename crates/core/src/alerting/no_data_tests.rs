@@ -210,6 +210,7 @@ fn live(
             dataset: None,
             state,
             tracked,
+            coverage: &[],
         },
         observations,
         &mut PlanContext {

@@ -65,6 +65,8 @@ pub struct EventFacts {
     pub resolved_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution_notes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_coverage: Option<f64>,
 }
 
 impl EventFacts {
@@ -86,6 +88,7 @@ impl EventFacts {
             resolved_by: alert.resolved_by.clone(),
             resolved_at: alert.resolved_at,
             resolution_notes: alert.resolution_notes.clone(),
+            label_coverage: alert.label_coverage,
         }
     }
 
@@ -108,6 +111,7 @@ impl EventFacts {
             resolved_by,
             resolved_at,
             resolution_notes,
+            label_coverage,
         } = self.clone();
         Alert {
             id: stored.id.clone(),
@@ -133,6 +137,7 @@ impl EventFacts {
             resolved_by,
             resolved_at,
             resolution_notes,
+            label_coverage,
             revision: stored.revision,
         }
     }

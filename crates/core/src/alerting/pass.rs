@@ -35,7 +35,7 @@ use super::rule::Rule;
 use super::silence::Silence;
 use super::state::{evaluate, AlertWrite, Decision, EvaluationContext, SeriesState};
 use crate::detection::changepoint::Change;
-use crate::sample::{Dataset, Version};
+use crate::sample::{Dataset, Point, Version};
 use crate::time::Timestamp;
 
 /// How long after an observation it may still page: 24 hours. A breach whose breaching
@@ -89,6 +89,19 @@ pub struct Target<'a> {
     pub state: &'a SeriesState,
     /// The alert `state.alert_id` names, as stored.
     pub tracked: Option<&'a Alert>,
+    /// For a series computed from predictions: its windows' `label_coverage` samples
+    /// (time-ordered), so an alert says the coverage it was decided on. Empty otherwise.
+    pub coverage: &'a [Point],
+}
+
+impl Target<'_> {
+    /// The label coverage of the window whose sample is at `at`, if the series has one.
+    fn coverage_at(&self, at: Timestamp) -> Option<f64> {
+        self.coverage
+            .binary_search_by_key(&at, |point| point.timestamp)
+            .ok()
+            .map(|found| self.coverage[found].value)
+    }
 }
 
 /// What a plan needs besides the target and its observations; shared by the targets of
@@ -201,6 +214,7 @@ pub fn plan(
                 rate: ctx.ledger.counts(&rule.model, rate_at),
                 silences: ctx.silences,
                 new_alert_id: &new_alert_id,
+                label_coverage: target.coverage_at(at),
             },
         );
         // A sample that cannot be judged (too little data for the detector) is counted
@@ -379,6 +393,17 @@ mod tests {
         now: i64,
         observations: Vec<(Timestamp, Observation)>,
     ) -> Plan {
+        live_with_coverage(rule, state, now, observations, &[])
+    }
+
+    /// [`live`] of a series computed from predictions, whose windows had `coverage`.
+    fn live_with_coverage(
+        rule: &Rule,
+        state: &SeriesState,
+        now: i64,
+        observations: Vec<(Timestamp, Observation)>,
+        coverage: &[Point],
+    ) -> Plan {
         let version = Version::parse("v1").unwrap();
         let config = AlertConfig::default();
         let mut ledger = RateLedger::new();
@@ -394,6 +419,7 @@ mod tests {
                 dataset: None,
                 state,
                 tracked: None,
+                coverage,
             },
             observations,
             &mut PlanContext {
@@ -490,6 +516,38 @@ mod tests {
         assert_eq!((commit.previous_revision, commit.state.revision), (0, 1));
         assert_eq!(plan.state.last_observed_at, Some(at(99)));
         assert_eq!(plan.state.consecutive_breaches, 5);
+    }
+
+    #[test]
+    fn an_alert_on_a_computed_metric_says_the_coverage_it_was_decided_on() {
+        let rule = rule("");
+        let coverage = |minute: i64, value: f64| Point {
+            timestamp: at(minute),
+            value,
+            dataset: None,
+        };
+        // Windows at minutes 0..4; the alert fires at the third breach (minute 2) and
+        // is updated by the fourth (minute 3), whose window had 90 % of its labels.
+        let plan = live_with_coverage(
+            &rule,
+            &SeriesState::default(),
+            10,
+            values(0, &[0.8, 0.8, 0.8, 0.8]),
+            &[coverage(0, 0.5), coverage(2, 0.625), coverage(3, 0.9)],
+        );
+        assert_eq!(decisions(&plan), [(at(2), "fired")]);
+        let alert = &plan.alerts().next().unwrap().alert;
+        assert_eq!(alert.label_coverage, Some(0.9));
+        assert!(
+            alert.message.ends_with("(decided at label coverage 90%)"),
+            "{}",
+            alert.message
+        );
+        // A pushed metric's alert says nothing of coverage.
+        let pushed = live(&rule, &SeriesState::default(), 10, values(0, &[0.8; 4]));
+        let alert = &pushed.alerts().next().unwrap().alert;
+        assert_eq!(alert.label_coverage, None);
+        assert!(!alert.message.contains("coverage"), "{}", alert.message);
     }
 
     #[test]
@@ -654,6 +712,7 @@ mod tests {
                 dataset: None,
                 state: &first.state,
                 tracked: memory.tracked(&first.state),
+                coverage: &[],
             },
             values(1, &[0.5, 0.6]),
             &mut PlanContext {

@@ -97,6 +97,7 @@ impl World {
                 dataset: None,
                 state: &series.state,
                 tracked: self.memory.tracked(&series.state),
+                coverage: &[],
             },
             [(at, observation)],
             &mut PlanContext {

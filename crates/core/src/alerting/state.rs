@@ -134,6 +134,9 @@ pub struct EvaluationContext<'a> {
     pub silences: &'a [Silence],
     /// The id a new alert gets, if this evaluation creates one.
     pub new_alert_id: &'a AlertId,
+    /// The label coverage of the window the observed sample stands for, when the series
+    /// is computed from predictions ([`Alert::label_coverage`]).
+    pub label_coverage: Option<f64>,
 }
 
 /// What one evaluation did, and why.
@@ -545,6 +548,17 @@ impl Step<'_> {
     }
 
     fn message(&self, trigger: &Trigger) -> String {
+        let decided = self.decided(trigger);
+        match self.ctx.label_coverage {
+            Some(coverage) => format!(
+                "{decided} (decided at label coverage {})",
+                percent(coverage)
+            ),
+            None => decided,
+        }
+    }
+
+    fn decided(&self, trigger: &Trigger) -> String {
         let rule = self.rule;
         let watched = match &rule.metric {
             MetricScope::One(metric) => format!("{metric} of {}/{}", rule.model, self.version),
@@ -674,6 +688,7 @@ impl Step<'_> {
             resolved_by: None,
             resolved_at: None,
             resolution_notes: None,
+            label_coverage: ctx.label_coverage,
             revision: 0,
         };
         let transition = AlertTransition {
@@ -716,6 +731,7 @@ impl Step<'_> {
         }
         alert.trigger = self.trigger();
         alert.message = self.message(&alert.trigger);
+        alert.label_coverage = ctx.label_coverage.or(alert.label_coverage);
         let severity_rose =
             (rule.severity > open.severity).then_some((open.severity, rule.severity));
         if severity_rose.is_some() {
@@ -876,6 +892,11 @@ pub fn minutes_words(minutes: f64) -> String {
     }
 }
 
+/// A share in `[0, 1]` as a percentage for people: `0.8` is "80%", `0.8125` "81.3%".
+fn percent(share: f64) -> String {
+    format!("{}%", readable((share * 1000.0).round() / 10.0))
+}
+
 /// A computed value for people: six significant digits, trailing zeros dropped. A
 /// baseline is a mean, and its full binary expansion (0.9430495818815334) reads as noise.
 fn readable(value: f64) -> String {
@@ -894,7 +915,15 @@ fn readable(value: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::readable;
+    use super::{percent, readable};
+
+    #[test]
+    fn coverage_reads_as_a_percentage() {
+        assert_eq!(percent(0.8), "80%");
+        assert_eq!(percent(0.8125), "81.3%");
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(0.0), "0%");
+    }
 
     #[test]
     fn computed_values_read_with_six_significant_digits() {

@@ -23,6 +23,11 @@ use super::{class_of, Labelled, Output, PredictionConfig, Task};
 /// The name of the coverage series: labelled / predicted in the window.
 pub const COVERAGE_METRIC: &str = "label_coverage";
 
+/// The coverage series' metric.
+pub fn coverage_metric() -> Metric {
+    Metric::Custom(COVERAGE_METRIC.into())
+}
+
 /// What a window's pairs gave.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowMetrics {

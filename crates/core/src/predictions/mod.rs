@@ -447,6 +447,16 @@ impl PredictionConfig {
             ..self
         }
     }
+
+    /// Where raw predictions kept for `keep` start at `now`: the start of the earliest
+    /// window that is not final. A window is final once it ended at least
+    /// `max_label_delay` ago (no label is waited for any more) and it ended `keep` ago;
+    /// every prediction before the returned time is in a final window, so dropping them
+    /// changes no metric.
+    pub fn raw_kept_from(&self, keep: Duration, now: Timestamp) -> Timestamp {
+        let final_after = keep.max(self.max_label_delay.as_duration());
+        self.window.window_of(now.saturating_sub(final_after)).start
+    }
 }
 
 #[cfg(test)]
@@ -455,6 +465,22 @@ mod tests {
 
     fn at(ms: i64) -> Timestamp {
         Timestamp::from_millis(ms).expect("valid")
+    }
+
+    #[test]
+    fn raw_predictions_are_kept_until_their_window_is_final() {
+        let hour = 3_600_000;
+        let config = PredictionConfig::new(WindowLength::HOUR, Task::Classification, 0.5, 0.0)
+            .expect("config")
+            .with_max_label_delay(LabelDelay::from_minutes(120).expect("delay"));
+        let now = at(100 * hour + hour / 2);
+        // Kept a day: from the window holding now − 24 h.
+        let day = Duration::from_secs(24 * 3600);
+        assert_eq!(config.raw_kept_from(day, now), at(76 * hour));
+        // Kept an hour, but labels are waited for two: the window that ended 1.5 h ago
+        // (98:00–99:00) may still take labels, so it stays with everything after it.
+        let an_hour = Duration::from_secs(3600);
+        assert_eq!(config.raw_kept_from(an_hour, now), at(98 * hour));
     }
 
     #[test]

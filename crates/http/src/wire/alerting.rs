@@ -789,6 +789,12 @@ pub struct Alert {
     pub resolved_at: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolution_notes: Option<String>,
+    /// For a metric computed from predictions and labels: the share of the window's
+    /// predictions that had their label when the alert was decided (fired or last
+    /// updated). Absent for pushed metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 1)]
+    pub label_coverage: Option<f64>,
 }
 
 impl From<&domain::Alert> for Alert {
@@ -817,6 +823,7 @@ impl From<&domain::Alert> for Alert {
             resolved_by: alert.resolved_by.clone(),
             resolved_at: alert.resolved_at,
             resolution_notes: alert.resolution_notes.clone(),
+            label_coverage: alert.label_coverage,
         }
     }
 }

@@ -235,6 +235,9 @@ pub struct PredictionsLogged {
     pub duplicates: u64,
     /// Of the accepted, those whose pending label was joined to them.
     pub labelled: u64,
+    /// Refused: made in a window whose raw predictions were pruned (older than the
+    /// `[retention] predictions` period); the window's metrics are final.
+    pub too_old: u64,
     /// Windows whose metrics were recomputed (a revision recorded for each).
     pub windows_recomputed: u64,
     /// Windows judged: their metrics written to their series for the rules (a window is
@@ -251,6 +254,7 @@ impl PredictionsLogged {
             accepted: written.accepted,
             duplicates: written.duplicates,
             labelled: written.labelled,
+            too_old: written.too_old,
             windows_recomputed: recomputed.windows,
             windows_judged: recomputed.judged,
             samples_written: recomputed.samples,
@@ -262,6 +266,7 @@ impl PredictionsLogged {
         self.accepted += other.accepted;
         self.duplicates += other.duplicates;
         self.labelled += other.labelled;
+        self.too_old += other.too_old;
         self.windows_recomputed += other.windows_recomputed;
         self.windows_judged += other.windows_judged;
         self.samples_written += other.samples_written;

@@ -517,6 +517,13 @@ async fn alerts(app: &TestServer) -> Vec<(String, f64)> {
         .iter()
         .map(|a| {
             assert_eq!(a["dataset"], "predictions", "{a}");
+            // Every alert on a computed metric says the coverage it was decided on.
+            let coverage = a["label_coverage"].as_f64().unwrap();
+            let stated = format!(
+                "(decided at label coverage {}%)",
+                (coverage * 100.0).round()
+            );
+            assert!(a["message"].as_str().unwrap().ends_with(&stated), "{a}");
             (
                 a["metric"].as_str().unwrap().to_owned(),
                 a["value"].as_f64().unwrap(),
@@ -625,6 +632,28 @@ async fn rules_judge_a_window_once_its_labels_cover_it_and_page_when_labels_stop
             ("accuracy".to_owned(), 0.75),
         ]
     );
+    // The accuracy alert was decided on 11:00's 80 % coverage, not on its early 20 %.
+    let reply = app
+        .call(
+            Method::GET,
+            "/api/v1/alerts",
+            "/api/v1/alerts?model=fraud&hours=all",
+            None,
+        )
+        .await;
+    let coverage: Vec<(&str, f64)> = reply.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["metric"].as_str().unwrap(),
+                a["label_coverage"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(coverage.contains(&("accuracy", 0.8)), "{coverage:?}");
+    assert!(coverage.contains(&("label_coverage", 0.2)), "{coverage:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

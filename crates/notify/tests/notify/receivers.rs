@@ -57,6 +57,7 @@ pub fn alert(id: u32, first_seen: Timestamp) -> Alert {
         resolved_by: None,
         resolved_at: None,
         resolution_notes: None,
+        label_coverage: None,
         revision: 0,
     }
 }

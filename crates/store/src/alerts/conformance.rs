@@ -80,6 +80,7 @@ pub fn alert(id: u32, rule: &Rule, version: &str, first_seen: i64) -> Alert {
         resolved_by: None,
         resolved_at: None,
         resolution_notes: None,
+        label_coverage: None,
         revision: 1,
     }
 }

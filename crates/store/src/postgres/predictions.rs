@@ -1,8 +1,10 @@
-//! Predictions and labels in PostgreSQL (migrations 9 to 11): the tables of SQLite's
-//! schemas 12 to 14.
+//! Predictions and labels in PostgreSQL (migrations 9 to 11, and 14): the tables of
+//! SQLite's schemas 12 to 14, and 16.
 //! Every write of predictions or labels holds one advisory lock for its transaction, so
 //! a label and its prediction arriving at two servers at once cannot both miss each
 //! other (the label left pending beside its prediction).
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use modelwatch_core::predictions::drift::score_of;
@@ -113,8 +115,26 @@ impl PredictionStore for PostgresStore {
             )
             .await
             .map_err(pg_error)?;
+        let pruned_before: HashMap<String, i64> = transaction
+            .query(
+                "SELECT model, pruned_before_ms FROM prediction_retention",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?
+            .into_iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(pg_error)?;
         let mut written = PredictionsWritten::default();
         for prediction in predictions {
+            if pruned_before
+                .get(prediction.model.as_str())
+                .is_some_and(|&cutoff| prediction.timestamp.as_millis() < cutoff)
+            {
+                written.too_old += 1;
+                continue;
+            }
             let (class, score, value) = output_columns(&prediction.output);
             let class = class.map(|c| c as i16);
             let inserted = transaction
@@ -594,6 +614,58 @@ impl PredictionStore for PostgresStore {
             .await
             .map_err(pg_error)?;
         Ok(())
+    }
+
+    async fn prune_predictions(
+        &self,
+        model: &ModelName,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error)?;
+        // Under the inserts' lock: a batch sees the cutoff before or after, never half.
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&PREDICTION_LOCK])
+            .await
+            .map_err(pg_error)?;
+        transaction
+            .execute(
+                "INSERT INTO prediction_retention (model, pruned_before_ms) VALUES ($1, $2)
+                 ON CONFLICT (model) DO UPDATE
+                 SET pruned_before_ms = greatest(prediction_retention.pruned_before_ms,
+                                                 excluded.pruned_before_ms)",
+                &[&model.as_str(), &before.as_millis()],
+            )
+            .await
+            .map_err(pg_error)?;
+        let dropped = transaction
+            .execute(
+                "DELETE FROM predictions WHERE model = $1 AND ts < (
+                    SELECT pruned_before_ms FROM prediction_retention WHERE model = $1)",
+                &[&model.as_str()],
+            )
+            .await
+            .map_err(pg_error)?;
+        transaction.commit().await.map_err(pg_error)?;
+        Ok(dropped)
+    }
+
+    async fn window_models(&self) -> Result<Vec<ModelName>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT DISTINCT model FROM prediction_windows ORDER BY model",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?
+            .into_iter()
+            .map(|row| {
+                let name: String = row.try_get(0).map_err(pg_error)?;
+                ModelName::parse_owned(name)
+                    .map_err(|e| StoreError::Corrupt(format!("prediction window: {e}")))
+            })
+            .collect()
     }
 
     async fn expire_pending_labels(&self, cutoff: Timestamp) -> Result<u64, StoreError> {

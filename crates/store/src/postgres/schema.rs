@@ -346,6 +346,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     );
     ALTER TABLE sample_chunks ALTER COLUMN data SET STORAGE EXTERNAL;",
     ),
+    (
+        14,
+        "raw prediction retention: by model, the time before which raw predictions were pruned",
+        // As in SQLite (schema 16).
+        r#"CREATE TABLE prediction_retention (
+        model            text COLLATE "C" PRIMARY KEY,
+        pruned_before_ms bigint NOT NULL
+    );"#,
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -326,6 +326,73 @@ pub async fn pending_labels_expire(store: &dyn PredictionStore) {
     assert_eq!(written.labelled, 1);
 }
 
+pub async fn pruned_predictions_go_and_their_windows_stay_final(store: &dyn PredictionStore) {
+    let churn = |id: &str, ms: i64| Prediction {
+        model: model("churn"),
+        ..scored(id, "v1", ms, 0.5)
+    };
+    store
+        .insert_predictions(vec![
+            scored("a", "v1", 1_000, 0.9),
+            scored("b", "v1", 2_000, 0.2),
+            scored("c", "v1", 3_000, 0.4),
+            churn("a", 1_000),
+        ])
+        .await
+        .expect("predictions");
+    store
+        .insert_labels(vec![label("a", 1.0)], at(4_000))
+        .await
+        .expect("label");
+    assert_eq!(
+        store
+            .prune_predictions(&model("fraud"), at(3_000))
+            .await
+            .expect("prune"),
+        2
+    );
+    let left = store
+        .window_pairs(&series("v1", None), everything())
+        .await
+        .expect("fraud");
+    assert_eq!((left.predicted, left.labelled.len()), (1, 0));
+    let churn_series = PredictionSeries {
+        model: model("churn"),
+        ..series("v1", None)
+    };
+    let other = store
+        .window_pairs(&churn_series, everything())
+        .await
+        .expect("churn");
+    assert_eq!(other.predicted, 1, "another model's predictions stay");
+    // Before the cutoff: refused, even an id never seen; from it: stored.
+    let written = store
+        .insert_predictions(vec![
+            scored("a", "v1", 1_000, 0.9),
+            scored("d", "v1", 2_999, 0.9),
+            scored("e", "v1", 3_000, 0.9),
+        ])
+        .await
+        .expect("late");
+    assert_eq!(
+        (written.too_old, written.accepted, written.duplicates),
+        (2, 1, 0)
+    );
+    // The cutoff never moves back; pruning again removes nothing more.
+    assert_eq!(
+        store
+            .prune_predictions(&model("fraud"), at(1_500))
+            .await
+            .expect("again"),
+        0
+    );
+    let refused = store
+        .insert_predictions(vec![scored("f", "v1", 2_000, 0.9)])
+        .await
+        .expect("refused");
+    assert_eq!((refused.too_old, refused.accepted), (1, 0));
+}
+
 pub async fn prediction_configs_are_kept_per_model(store: &dyn PredictionStore) {
     assert_eq!(store.prediction_configs().await.expect("none"), vec![]);
     let daily = PredictionConfig::new(
@@ -383,6 +450,7 @@ pub async fn windows_keep_every_revision_and_their_judgement(store: &dyn Predict
     let (v1, shadow) = (series("v1", None), series("v1", Some("shadow")));
     assert_eq!(store.window_history(&v1, at(0)).await.expect("none"), None);
     assert_eq!(store.waiting_windows(None).await.expect("none"), vec![]);
+    assert_eq!(store.window_models().await.expect("no model"), vec![]);
     for (n, (labelled, accuracy)) in [(1, 1.0), (2, 0.5), (3, 2.0 / 3.0)].into_iter().enumerate() {
         let recorded = store
             .record_revision(&v1, hour(10), revision(n as i64, labelled, accuracy))
@@ -404,6 +472,10 @@ pub async fn windows_keep_every_revision_and_their_judgement(store: &dyn Predict
         .record_revision(&v1, hour(9), revision(0, 3, 1.0))
         .await
         .expect("an earlier window");
+    assert_eq!(
+        store.window_models().await.expect("models"),
+        vec![model("fraud")]
+    );
 
     // Waiting: every window, by series and start, with its latest revision.
     let waiting = store.waiting_windows(None).await.expect("waiting");
@@ -670,6 +742,11 @@ macro_rules! prediction_suite {
         async fn pending_labels_expire() {
             let (store, _guard) = $open.await;
             suite::pending_labels_expire(&*store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn pruned_predictions_go_and_their_windows_stay_final() {
+            let (store, _guard) = $open.await;
+            suite::pruned_predictions_go_and_their_windows_stay_final(&*store).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn windows_keep_every_revision_and_their_judgement() {

@@ -34,6 +34,8 @@ pub(crate) struct Tables {
     configs: BTreeMap<ModelName, PredictionConfig>,
     windows: BTreeMap<(PredictionSeries, Timestamp), WindowHistory>,
     sketches: BTreeMap<(PredictionSeries, Timestamp), StoredSketch>,
+    /// By model: predictions made before this were pruned, and are refused.
+    pruned_before: HashMap<ModelName, Timestamp>,
 }
 
 #[derive(Debug)]
@@ -60,6 +62,14 @@ impl PredictionStore for MemoryStore {
         let mut tables = self.prediction_tables()?;
         let mut written = PredictionsWritten::default();
         for prediction in predictions {
+            if tables
+                .pruned_before
+                .get(&prediction.model)
+                .is_some_and(|&cutoff| prediction.timestamp < cutoff)
+            {
+                written.too_old += 1;
+                continue;
+            }
             let key = (prediction.model.clone(), prediction.id.clone());
             if tables.rows.contains_key(&key) {
                 written.duplicates += 1;
@@ -111,6 +121,35 @@ impl PredictionStore for MemoryStore {
             }
         }
         Ok(written)
+    }
+
+    async fn prune_predictions(
+        &self,
+        model: &ModelName,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut tables = self.prediction_tables()?;
+        let cutoff = tables
+            .pruned_before
+            .get(model)
+            .map_or(before, |&current| current.max(before));
+        tables.pruned_before.insert(model.clone(), cutoff);
+        let kept = tables.rows.len();
+        tables
+            .rows
+            .retain(|(of, _), row| of != model || row.prediction.timestamp >= cutoff);
+        Ok((kept - tables.rows.len()) as u64)
+    }
+
+    async fn window_models(&self) -> Result<Vec<ModelName>, StoreError> {
+        let tables = self.prediction_tables()?;
+        let mut models: Vec<ModelName> = tables
+            .windows
+            .keys()
+            .map(|(series, _)| series.model.clone())
+            .collect();
+        models.dedup();
+        Ok(models)
     }
 
     async fn window_pairs(

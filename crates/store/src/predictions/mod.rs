@@ -59,6 +59,9 @@ pub struct PredictionsWritten {
     pub duplicates: u64,
     /// Of the accepted, those whose label was pending and is now joined.
     pub labelled: u64,
+    /// Refused: made before the model's raw predictions were pruned
+    /// ([`PredictionStore::prune_predictions`]); their window is final.
+    pub too_old: u64,
     /// The (series, prediction time) of every accepted prediction.
     pub touched: BTreeSet<Touched>,
 }
@@ -248,6 +251,21 @@ pub trait PredictionStore: Send + Sync + fmt::Debug {
         recorded: u32,
         at: Timestamp,
     ) -> Result<(), StoreError>;
+
+    /// Drops the raw predictions of `model` made before `before` (with their labels) and
+    /// refuses, from then on, predictions of `model` made before it (counted as
+    /// [`PredictionsWritten::too_old`]), so a window whose raw events went is never
+    /// recomputed from what is left; its metrics, revisions and sketch stay. The cutoff
+    /// only moves forward (an earlier one than the model's current does nothing).
+    /// Returns how many predictions went.
+    async fn prune_predictions(
+        &self,
+        model: &ModelName,
+        before: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Every model with a computed window, in name order.
+    async fn window_models(&self) -> Result<Vec<ModelName>, StoreError>;
 
     /// Drops the pending labels received before `cutoff` (their prediction never came);
     /// returns how many.

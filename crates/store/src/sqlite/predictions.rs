@@ -1,4 +1,4 @@
-//! Predictions and labels in SQLite (schema versions 12 to 14): one row per prediction
+//! Predictions and labels in SQLite (schema versions 12 to 14, and 16): one row per prediction
 //! with its label beside it, pending labels in a table of their own, all written by the
 //! writer thread (so a label and its prediction cannot pass each other); each window's
 //! revisions and judgement; each window's sketch of its scores.
@@ -99,9 +99,16 @@ impl PredictionStore for SqliteStore {
                     (model, id, version, dataset, ts, class, score, value, truth, label_ms, labels)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
+            let mut pruned = transaction.prepare_cached(
+                "SELECT 1 FROM prediction_retention WHERE model = ?1 AND pruned_before_ms > ?2",
+            )?;
             let mut written = PredictionsWritten::default();
             for prediction in predictions {
                 let (model, id) = (prediction.model.as_str(), prediction.id.as_str());
+                if pruned.exists(params![model, prediction.timestamp.as_millis()])? {
+                    written.too_old += 1;
+                    continue;
+                }
                 if exists.exists(params![model, id])? {
                     written.duplicates += 1;
                     continue;
@@ -535,6 +542,46 @@ impl PredictionStore for SqliteStore {
                     judged.by.as_str(),
                 ])?;
             Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn prune_predictions(
+        &self,
+        model: &ModelName,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let model = model.clone();
+        self.write(move |_, transaction| {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO prediction_retention (model, pruned_before_ms) VALUES (?1, ?2)
+                     ON CONFLICT (model) DO UPDATE
+                     SET pruned_before_ms = max(pruned_before_ms, excluded.pruned_before_ms)",
+                )?
+                .execute(params![model.as_str(), before.as_millis()])?;
+            let dropped = transaction
+                .prepare_cached(
+                    "DELETE FROM predictions WHERE model = ?1 AND ts < (
+                        SELECT pruned_before_ms FROM prediction_retention WHERE model = ?1)",
+                )?
+                .execute([model.as_str()])?;
+            Ok(dropped as u64)
+        })
+        .await
+    }
+
+    async fn window_models(&self) -> Result<Vec<ModelName>, StoreError> {
+        self.read(|connection, _| {
+            let mut statement = connection
+                .prepare_cached("SELECT DISTINCT model FROM prediction_windows ORDER BY model")?;
+            let names = statement.query_map([], |row| row.get::<_, String>(0))?;
+            names
+                .map(|name| {
+                    ModelName::parse_owned(name?)
+                        .map_err(|e| StoreError::Corrupt(format!("prediction window: {e}")))
+                })
+                .collect()
         })
         .await
     }

@@ -410,6 +410,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         "ALTER TABLE alerts ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;",
     ),
+    // Raw prediction retention (issue 22): by model, the time before which its raw
+    // predictions were pruned; predictions made before it are refused.
+    (
+        16,
+        "CREATE TABLE prediction_retention (
+            model            TEXT PRIMARY KEY,
+            pruned_before_ms INTEGER NOT NULL
+        ) WITHOUT ROWID;",
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right after it.
