@@ -90,6 +90,8 @@ def test_records_declare_exactly_the_fields_the_engine_sends(tmp_path: Path) -> 
             "dataset", "hold_reason", "acknowledged_by", "acknowledged_at", "model", "tolerance",
             "clear_threshold", "comparison_operator", "threshold_value", "max_degradation_percentage",
             "baseline_window_hours", "clear_percentage", "resolved_by", "resolved_at", "resolution_notes",
+            # Only alerts on metrics computed from predictions carry the coverage decided on.
+            "label_coverage",
             # A rule's condition carries one minimum shift and one false-alarm interval.
             "min_shift_percentage", "false_alarm_interval_hours",
         }, f"{kind.__name__} declares fields the engine never sends: {declared - names}"
