@@ -1,5 +1,6 @@
 //! Change-point rules end to end through the one replay (`plan`, via `backtest`): exact
-//! firing samples on constructed series, spikes that must not fire, recovery, a restart
+//! firing samples on constructed series, spikes after learning that must not raise a shift
+//! (only the first beyond any yet pages, as an outlier), recovery, a restart
 //! mid-change and the rule's validation.
 
 use super::*;
@@ -135,19 +136,46 @@ fn improvements_are_not_watched_unless_both_ways_are_asked_for() {
 }
 
 #[test]
-fn spikes_never_fire() {
-    // A spike of 20 noise units every 97 samples, and once two in a row.
-    let values = accuracy(3000, 13, |i| match (i % 97, i) {
-        (0, _) | (_, 1456) => -0.2,
-        _ => 0.0,
-    });
-    let result = backtest(
+fn spikes_after_learning_never_raise_a_shift_and_only_the_first_beyond_any_yet_pages() {
+    // Spikes every 97 samples from sample 50 on (after the 30 learning samples, which hold
+    // none), and once two in a row (1456 and 1457). Each of 8 noise units stays under the
+    // outlier floor `k + h` (about 10.4 units at one sample a minute): none pages, and the
+    // clipping keeps even two in a row from raising a shift.
+    let spiky = |size: f64| {
+        accuracy(3000, 13, move |i| match (i % 97, i) {
+            (50, _) | (_, 1457) => -0.01 * size,
+            _ => 0.0,
+        })
+    };
+    let small = backtest(
         &rule(""),
         &version(),
-        &samples(&values, 0),
+        &samples(&spiky(8.0), 0),
         SeriesState::default(),
     );
-    assert_eq!(events(&result), vec![]);
+    assert_eq!(events(&small), vec![]);
+    // At 20 noise units the first spike is beyond anything the series had shown: it pages
+    // as an outlier, and its alert clears once the evidence it began is gone. The later
+    // ones are as large as it, this series' usual extremes: none pages, nor does the pair.
+    let large = backtest(
+        &rule(r#","auto_resolve":true,"clear_after_evaluations":1"#),
+        &version(),
+        &samples(&spiky(20.0), 0),
+        SeriesState::default(),
+    );
+    assert_eq!(
+        events(&large),
+        vec![
+            (50, FIRED, Some(50)),
+            (56, BacktestEventKind::AutoResolved, None)
+        ]
+    );
+    let alert = large.last_alert.unwrap_or_else(|| panic!("no alert"));
+    assert!(
+        alert.message.contains("outlying sample"),
+        "{}",
+        alert.message
+    );
 }
 
 #[test]
