@@ -429,6 +429,15 @@ pub fn tuning() -> Tuning {
             "weekly_min_weeks" => tuning.weekly_min_weeks = value,
             "weekly_on_ratio" => tuning.weekly_on_ratio = value,
             "outlier_ratio" => tuning.outlier_ratio = value,
+            "max_autocorrelation" => tuning.max_autocorrelation = value,
+            "autocorrelation_shrink" => tuning.autocorrelation_shrink = value,
+            "clip_fraction" => tuning.clip_fraction = value,
+            "interval_factor" => tuning.interval_factor = value,
+            "max_clip_excess" => tuning.max_clip_excess = value,
+            "settle_samples" => tuning.settle_samples = value as u32,
+            "learning_samples" => tuning.learning_samples = value as u32,
+            "level_rate" => tuning.level_rate = value,
+            "slow_level_rate" => tuning.slow_level_rate = value,
             other => eprintln!("ignoring MODELWATCH_CP_SET's unknown {other}"),
         }
     }

@@ -47,7 +47,10 @@
 //! the change, ones after an alarm in the 100 before, and the rest), `MODELWATCH_CP_AT_CHANGE`
 //! (the detector's reference error, fast-level share, scale and widening at the change,
 //! found against missed), `MODELWATCH_CP_NOISY_ORACLE` (the oracle CUSUM with its level and
-//! scale off by what about 250 samples of estimation give) and `MODELWATCH_CP_TWICE`
+//! scale off by what about 250 samples of estimation give), `MODELWATCH_CP_ORACLE_VARIANTS`
+//! (the oracle CUSUM with the detector's clip, with running-mean estimates of the level and
+//! the noise, and blind for 10 or 20 samples after each alarm: the ceiling of a detector
+//! that pages once) and `MODELWATCH_CP_TWICE`
 //! (streams whose one drop of 1–3 sd is paged twice within 80 samples) select and vary
 //! what it prints.
 //! With `MODELWATCH_CP_NAB`, `MODELWATCH_CP_NAB_DAILY=1` prints, per NAB file, whether and
@@ -975,6 +978,57 @@ fn cp_experiment((streams, seed): (usize, u64)) {
                     );
                 }
             }
+        }
+    }
+    if std::env::var_os("MODELWATCH_CP_ORACLE_VARIANTS").is_some() {
+        use modelwatch_core::detection::changepoint::threshold_for;
+        let h = threshold_for(0.5, 1000.0);
+        // (clip, running level, running scale, samples blind after an alarm)
+        for (clip, run_level, run_scale, blind) in [
+            (f64::INFINITY, false, false, 0),
+            (2.53, false, false, 0),
+            (f64::INFINITY, true, false, 0),
+            (f64::INFINITY, false, true, 0),
+            (f64::INFINITY, true, true, 0),
+            (2.53, true, true, 0),
+            (2.53, true, true, 10),
+            (2.53, true, true, 20),
+        ] {
+            let mut rng = synthetic::Rng::new(seed ^ 0xDA11);
+            let mut t = changepoints::Tally::default();
+            for _ in 0..400 {
+                let (points, change) = changepoints::daily_series(&mut rng, 1.5);
+                let (mut g, mut n, mut sum, mut abs_sum) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+                let mut alarms = Vec::new();
+                let mut blinded = 0;
+                for (row, p) in points.iter().enumerate() {
+                    let level = if run_level && n > 0.0 { sum / n } else { 0.9 };
+                    let scale = if run_scale && n > 0.0 {
+                        abs_sum / n / 0.797_884_6
+                    } else {
+                        0.018
+                    };
+                    if row >= 30 && blinded > 0 {
+                        blinded -= 1;
+                    } else if row >= 30 {
+                        let r = ((p.value - level) / scale).clamp(-clip, clip);
+                        g = (g - r - 0.5).max(0.0);
+                        if g > h {
+                            alarms.push(changepoints::Alarm { row, onset: row });
+                            g = 0.0;
+                            blinded = blind;
+                        }
+                    }
+                    n += 1.0;
+                    sum += p.value;
+                    abs_sum += (p.value - 0.9).abs();
+                }
+                t.count(&alarms, points.len(), Some(change), 10);
+            }
+            println!(
+                "oracle clip {clip} running level {run_level} running scale {run_scale} blind {blind}: {}",
+                fmt(&t)
+            );
         }
     }
     if std::env::var_os("MODELWATCH_CP_FA_ROWS").is_some() {
