@@ -52,8 +52,8 @@ use modelwatch_core::alerting::{
     Plan, PlanContext, PlannedCommit, RateLedger, Rule, RuleId, SeriesState, Silence, Target,
 };
 use modelwatch_core::detection::SeriesPoints;
-use modelwatch_core::predictions::is_computed_dataset;
 use modelwatch_core::predictions::metrics::coverage_metric;
+use modelwatch_core::predictions::{is_computed_dataset, Task};
 use modelwatch_core::{
     Dataset, DatasetScope, Metric, MetricDefinition, MetricScope, ModelName, Point, Sample,
     SeriesKey, TimeRange, Timestamp, Version,
@@ -194,6 +194,10 @@ struct PassTarget {
     /// counted, the pass reads nothing.
     first_timestamp: Timestamp,
     last_timestamp: Timestamp,
+    /// How old a sample may be and still page: the engine's horizon, and for a metric
+    /// computed from predictions that much after the latest its window can be judged
+    /// (a window waiting days for its labels pages when it is judged).
+    horizon: Duration,
 }
 
 /// What a pass shares between its rounds.
@@ -399,6 +403,7 @@ impl Engine {
                             metrics: whole.metrics.clone(),
                             first_timestamp: whole.first_timestamp,
                             last_timestamp: whole.last_timestamp,
+                            horizon: self.horizon,
                         });
                     }
                 }
@@ -420,11 +425,44 @@ impl Engine {
                         metrics: vec![metric.clone()],
                         first_timestamp: series.first_timestamp,
                         last_timestamp: series.last_timestamp,
+                        horizon: self.horizon,
                     });
                 }
             }
         }
+        self.widen_computed_horizons(rules, &mut targets).await?;
         Ok(targets)
+    }
+
+    /// Gives the targets on metrics computed from predictions their model's horizon: the
+    /// engine's, plus the longest a window can wait to be judged.
+    async fn widen_computed_horizons(
+        &self,
+        rules: &[Rule],
+        targets: &mut [PassTarget],
+    ) -> Result<(), EngineError> {
+        let mut judged_within: HashMap<ModelName, Duration> = HashMap::new();
+        for target in targets.iter_mut() {
+            if !target.dataset.as_ref().is_some_and(is_computed_dataset) {
+                continue;
+            }
+            let model = &rules[target.rule].model;
+            let within = match judged_within.get(model) {
+                Some(within) => *within,
+                None => {
+                    let config = self.predictions.prediction_config(model).await?;
+                    // Without a configuration the window's task is read from its
+                    // outputs; the task does not change when it is judged.
+                    let within = config
+                        .unwrap_or_else(|| crate::predictions::default_config(Task::Classification))
+                        .judged_within();
+                    judged_within.insert(model.clone(), within);
+                    within
+                }
+            };
+            target.horizon = self.horizon + within;
+        }
+        Ok(())
     }
 
     /// One round over `targets`: read, plan, commit, settle. Returns those whose commits
@@ -488,7 +526,7 @@ impl Engine {
                     &mut PlanContext {
                         clock: Clock::Live {
                             now: pass.now,
-                            horizon: self.horizon,
+                            horizon: target.horizon,
                         },
                         config: &self.config,
                         silences: pass.silences,
@@ -624,7 +662,7 @@ impl Engine {
                         .and_then(|id| tracking.alerts.get(id))
                         .is_some_and(Alert::is_open);
                     let silence = no_data.and_then(|condition| {
-                        no_data::silence_due(condition, &state, open, pass.now, self.horizon)
+                        no_data::silence_due(condition, &state, open, pass.now, target.horizon)
                     });
                     match silence {
                         Some(observation) => input.observed.push(Observed {
@@ -640,11 +678,11 @@ impl Engine {
                 Some(last) => last.saturating_add(Duration::from_millis(1)),
                 // A no-data rule learns the series' usual interval from its last week.
                 None if no_data.is_some() => {
-                    no_data::first_counted(target.last_timestamp, pass.now, self.horizon)
+                    no_data::first_counted(target.last_timestamp, pass.now, target.horizon)
                         .max(target.first_timestamp)
                 }
                 None => {
-                    let fresh_start = first_counted(rule, pass.now, self.horizon);
+                    let fresh_start = first_counted(rule, pass.now, target.horizon);
                     if target.last_timestamp < fresh_start {
                         continue;
                     }

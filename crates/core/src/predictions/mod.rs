@@ -448,6 +448,13 @@ impl PredictionConfig {
         }
     }
 
+    /// How long after its start a window is judged at the latest: once it has ended and
+    /// its label delay has passed, whatever its coverage. A rule on its metrics may first
+    /// see the window's sample that late, and must still page for it.
+    pub fn judged_within(&self) -> Duration {
+        self.window.as_duration() + self.max_label_delay.as_duration()
+    }
+
     /// Where raw predictions kept for `keep` start at `now`: the start of the earliest
     /// window that is not final. A window is final once it ended at least
     /// `max_label_delay` ago (no label is waited for any more) and it ended `keep` ago;
