@@ -351,6 +351,44 @@ for (const browserName of selectedBrowsers()) {
       assert.deepEqual(errors, []);
     });
 
+    test("metrics computed from predictions show how complete each window is", async () => {
+      // Two closed hourly windows: the older fully labelled (judged on its coverage), the
+      // newer half labelled, under the 80 % minimum, judged once its 30 minutes of label
+      // delay ran out.
+      const hour = 3_600_000;
+      const start = Math.floor(Date.now() / hour) * hour - 3 * hour;
+      await json(`${server.url}/api/v1/models/fraud_detector/prediction-config`, {
+        method: "PUT", body: JSON.stringify({ window: "1h", task: "classification", threshold: 0.5, min_coverage: 0.8, max_label_delay: "30m" }),
+      });
+      const predictions = [0, 1].flatMap((w) => Array.from({ length: 10 }, (_, i) => ({
+        id: `e2e-${browserName}-${w}-${i}`, model: "fraud_detector", version: "v2.1", timestamp: start + w * hour + i * 60_000, score: i % 2 ? 0.9 : 0.1,
+      })));
+      await json(`${server.url}/api/v1/predictions`, { method: "POST", body: JSON.stringify({ predictions }) });
+      const labels = predictions.filter((p, i) => i < 10 || i % 2 === 0).map((p, i) => ({ id: p.id, model: "fraud_detector", label: i % 3 === 0 ? 0 : 1 }));
+      await json(`${server.url}/api/v1/predictions/labels`, { method: "POST", body: JSON.stringify({ labels }) });
+
+      await go("#/");
+      await go("#/model/fraud_detector/v2.1?dataset=predictions");
+      await ready("figure[data-metric=accuracy] canvas");
+      assert.equal(await page.$eval("select[name=dataset]", (s) => s.value), "predictions");
+      const caption = await page.$eval("figure[data-metric=accuracy] figcaption", (f) => f.textContent);
+      assert.match(caption, /newest point 50 % labelled \(under the 80 % minimum: judged when its label delay ran out\)/);
+      // Each point's coverage is a line of the chart, against its own 0–100 % axis.
+      const coverage = await page.$eval("figure[data-metric=accuracy] .chart", (box) => {
+        const u = box.uplot;
+        const at = u.series.findIndex((s) => s.label === "labelled");
+        return { scale: u.series[at]?.scale, values: [...u.data[at]].filter((v) => v != null) };
+      });
+      assert.deepEqual(coverage, { scale: "share", values: [1, 0.5] });
+      // Neither the coverage itself nor drift gets a coverage line.
+      const lines = await page.$eval("figure[data-metric=label_coverage] .chart", (box) => box.uplot.series.map((s) => s.label));
+      assert.ok(!lines.includes("labelled"), `label_coverage's chart: ${lines}`);
+      await shot("model-predictions");
+      await page.select("select[name=dataset]", "default");
+      await page.waitForFunction(() => !/dataset=/.test(location.hash));
+      assert.deepEqual(errors, []);
+    });
+
     test("acknowledging and then resolving an alert from the page changes it in the API", async () => {
       const open = list(await json(`${server.url}/api/v1/alerts`), "alerts").filter((a) => a.status === "active");
       assert.ok(open.length > 0, "the demo has an active alert");

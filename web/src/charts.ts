@@ -132,7 +132,14 @@ function overlayPlugin(overlays: () => Overlays, highlighted: () => Marker | nul
 export interface ChartSeries {
   label: string; xs: number[]; ys: (number | null)[]; color?: string; dashed?: boolean;
   lo?: (number | null)[]; hi?: (number | null)[];
+  /**
+   * `share`: a fraction from 0 to 1 (a window's label coverage), drawn against a 0–100 %
+   * axis of its own on the right, so it never stretches the metric's axis.
+   */
+  scale?: "share";
 }
+
+const percent = (v: number | null | undefined) => (v == null ? "—" : `${Math.round(v * 1000) / 10} %`);
 
 /**
  * The chart's columns: x, then every series' line (so series i is uPlot series i + 1, as
@@ -204,23 +211,29 @@ export function metricChart(
     }
     bands.push({ series: [hi, lo], fill });
   }
+  const shares = series.some((s) => s.scale === "share");
   const opts: uPlot.Options = {
     width, height: 220,
-    scales: { x: { time: true }, y: { range: (_u, min, max) => rangeWith(min, max, current.overlays) } },
+    scales: {
+      x: { time: true }, y: { range: (_u, min, max) => rangeWith(min, max, current.overlays) },
+      ...(shares ? { share: { range: [0, 1] as uPlot.Range.MinMax } } : {}),
+    },
     axes: [
       { stroke: css("--muted"), grid: { stroke: css("--grid") }, ticks: { stroke: css("--grid") } },
       { stroke: css("--muted"), grid: { stroke: css("--grid") }, ticks: { stroke: css("--grid") }, size: 60 },
+      ...(shares ? [{ scale: "share", side: 1, size: 50, stroke: css("--muted"), grid: { show: false }, ticks: { stroke: css("--grid") },
+        splits: () => [0, 0.25, 0.5, 0.75, 1], values: (_u: uPlot, ticks: number[]) => ticks.map((t) => `${t * 100} %`) }] : []),
     ],
     series: [
       { value: (_u, v) => (v == null ? "—" : new Date(v * 1000).toLocaleString()) },
       ...series.map((s, i) => ({
         label: s.label,
         stroke: s.color ?? colors[i % colors.length],
-        width: 1.5,
+        width: s.scale === "share" ? 1 : 1.5,
         dash: s.dashed ? [6, 4] : undefined,
         spanGaps: false,
         points: { show: s.xs.length < 200 },
-        value: lineValue,
+        ...(s.scale === "share" ? { scale: "share", value: (_u: uPlot, v: number | null) => percent(v) } : { value: lineValue }),
       })),
       ...rangeSeries,
     ],

@@ -3,6 +3,9 @@
 // another version; the degradation table and per-metric trends. New samples arrive
 // over the event stream and are appended to the charts. Everything shown is of one
 // dataset (segment), chosen with the dataset selector: datasets are never mixed.
+// Metrics modelwatch computes from predictions (the `predictions` datasets) have a point
+// per judged window, revised as labels arrive: their charts also draw each point's label
+// coverage and say how complete the newest point is.
 import { api, ApiError, allAlerts, list, seriesPath, columns, ranges, enc, type Series } from "../api";
 import { metricChart, destroyChart, appendPoint, type ChartSeries, type Line, type Marker, type Overlays } from "../charts";
 import { onLive } from "../live";
@@ -66,6 +69,12 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
   let degradation: any[] = [];
   let history: any = null;
   const directions = new Map<string, string>();
+  /** The model's label coverage a computed window needs before rules judge it (0–1). */
+  let minCoverage: number | null = null;
+  /** Whether the dataset shown holds metrics computed from predictions (issue 22). */
+  const computed = () => dataset === COMPUTED_DATASET || dataset.startsWith(`${COMPUTED_DATASET}:`);
+  /** Computed metrics that depend on labels: every one but the coverage itself and drift. */
+  const needsLabels = (metric: string) => computed() && metric !== COVERAGE && !metric.startsWith("drift_");
 
   function timeWindow(): [number, number] {
     if (range === "custom" && customFrom && customTo) return [Number(customFrom), Number(customTo)];
@@ -110,6 +119,10 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
       if (other.version !== version) compareSelect.append(h("option", { value: other.version, selected: other.version === compareWith }, `compare with ${other.version}`));
     }
     if (versions.length < 2) compareSelect.hidden = true;
+    if (datasets.some((name) => name === COMPUTED_DATASET || name.startsWith(`${COMPUTED_DATASET}:`))) {
+      const config = await api<any>(`/models/${enc(model)}/prediction-config`).catch(() => null);
+      minCoverage = typeof config?.min_coverage === "number" ? config.min_coverage : null;
+    }
     await draw(context);
     await loadAnalysis();
   }
@@ -178,12 +191,17 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
       api<Series>(`${seriesPath(model, version, metric)}${query}`).catch((e: Error) => e),
       compareWith ? api<Series>(`${seriesPath(model, compareWith, metric)}${query}`).catch(() => null) : null,
     ]));
+    // Each computed window's coverage, at the window's start as its metrics are.
+    const coverageRequest = metrics.some(needsLabels)
+      ? api<Series>(`${seriesPath(model, version, COVERAGE)}${query}`).then(columns).catch(() => null)
+      : Promise.resolve(null);
     if (context) {
       const [r, a] = await context;
       rules = list(r, "rules").filter((rule: any) => rule.model === model && (!rule.version || rule.version === version));
       alerts = (a?.alerts ?? []).filter((alert: any) => alert.model === model && alert.version === version);
     }
     const results = await Promise.all(requests);
+    const coverage = await coverageRequest;
     if (gone) return;
     results.forEach(([own, other], i) => {
       const metric = metrics[i];
@@ -207,6 +225,10 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
       if (xs.length === 0) box.append(h("p", { class: "empty" }, `No ${metric} samples in this range.`));
       const series: ChartSeries[] = [{ label: version, xs, ys, ...ranges(own) }];
       if (other) { const [ox, oy] = columns(other); series.push({ label: compareWith, xs: ox, ys: oy, dashed: true, ...ranges(other) }); }
+      if (needsLabels(metric) && coverage) {
+        series.push({ label: "labelled", xs: coverage[0], ys: coverage[1], scale: "share", dashed: true, color: cssVar("--muted") });
+        count.textContent += completeness(xs, coverage);
+      }
       const chart = metricChart(box, series, overlaysFor(metric), {
         onZoom: (f, t) => { range = "custom"; customFrom = String(Math.floor(f)); customTo = String(Math.ceil(t)); void draw(); },
         width, timeWindow: [from, to],
@@ -237,7 +259,8 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     const summary = (history?.metric_summaries ?? []).find((s: any) => s.metric === metric);
     // The band: the baseline ± one standard deviation of the week's values.
     const band: [number, number] | null = baseline != null && summary?.std != null ? [baseline - summary.std, baseline + summary.std] : null;
-    if (baseline != null) lines.push({ value: baseline, label: "baseline", dashed: true, color: getComputedStyle(document.documentElement).getPropertyValue("--muted") });
+    if (baseline != null) lines.push({ value: baseline, label: "baseline", dashed: true, color: cssVar("--muted") });
+    if (metric === COVERAGE && computed() && minCoverage != null) lines.push({ value: minCoverage, label: `judged from ${percent(minCoverage)} labelled`, dashed: true });
     const markers: Marker[] = [];
     // An alert's markers link to its page; alerts of other datasets are not this chart's.
     for (const alert of alerts.filter((a: any) => a.metric === metric && (a.dataset ?? "default") === (dataset || "default"))) {
@@ -288,8 +311,34 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     }
   });
 
+  /**
+   * How complete the newest point is. A computed window gets points only once judged:
+   * when its coverage reached the model's minimum, or, below it, when its label delay ran
+   * out; labels arriving later still revise it.
+   */
+  function completeness(xs: number[], [cx, cy]: [number[], (number | null)[]]): string {
+    const newest = xs[xs.length - 1];
+    const at = cx.lastIndexOf(newest);
+    const share = at < 0 ? null : cy[at];
+    if (share == null) return "";
+    const below = minCoverage != null && share < minCoverage;
+    return `; newest point ${percent(share)} labelled${below ? ` (under the ${percent(minCoverage!)} minimum: judged when its label delay ran out)` : ""}`;
+  }
+
   void start();
   return () => { gone = true; unsubscribe(); for (const chart of charts.values()) destroyChart(chart); };
+}
+
+/** The dataset computed metrics are written to, and their coverage metric (issue 22). */
+const COMPUTED_DATASET = "predictions";
+const COVERAGE = "label_coverage";
+
+function percent(share: number): string {
+  return `${Math.round(share * 1000) / 10} %`;
+}
+
+function cssVar(name: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
 }
 
 function trendWord(trend: string | undefined): HTMLElement | string {
