@@ -191,8 +191,52 @@ async fn version_gauges(state: &AppState, keys: &[SeriesKey]) -> VersionGauges {
     }
 }
 
-/// Grades each version on the default dataset over the last 24 hours, as `GET
-/// /api/v1/models/{model}/versions/{version}/analysis?hours=24` does.
+/// One version's health on the default dataset over the 24 hours before `now`, with the
+/// alerts open at `now` (`alerts` may hold others: they are left out), as `GET
+/// /api/v1/models/{model}/versions/{version}/analysis?hours=24` grades it at that time.
+/// `/metrics` and the PromQL health series ([`crate::promql`]) both read it.
+pub(crate) async fn grade_version(
+    state: &AppState,
+    model: &ModelName,
+    version: &Version,
+    alerts: &[modelwatch_core::alerting::Alert],
+    now: modelwatch_core::Timestamp,
+) -> Result<analysis::VersionAnalysis, analysis::AnalysisError> {
+    let open_then = alerts
+        .iter()
+        .filter(|a| {
+            a.model == *model
+                && a.version == *version
+                && a.first_seen <= now
+                && a.resolved_at.is_none_or(|resolved| resolved > now)
+        })
+        .map(|a| modelwatch_core::alerting::Alert {
+            // Resolved since, but open at `now`.
+            resolved_at: None,
+            ..a.clone()
+        })
+        .collect();
+    analysis::analyse_version(
+        &**state.store(),
+        model,
+        version,
+        None,
+        analysis::window(Some(24.0), now),
+        open_then,
+        &HealthOptions::default(),
+    )
+    .await
+}
+
+/// The grade's name: excellent, good, fair, poor or unknown.
+pub(crate) fn grade_name(analysed: &analysis::VersionAnalysis) -> String {
+    serde_json::to_value(analysed.history.overall_health)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Grades each version on the default dataset over the last 24 hours ([`grade_version`]).
 async fn grade(
     state: &AppState,
     keys: &[SeriesKey],
@@ -202,34 +246,16 @@ async fn grade(
     let mut health = Vec::new();
     let mut degradation = Vec::new();
     let exported: HashSet<&SeriesKey> = keys.iter().collect();
-    let range = analysis::window(Some(24.0), state.now());
+    let now = state.now();
     for (model, version) in versions {
-        let alerts = open
-            .iter()
-            .filter(|a| a.model == *model && a.version == *version)
-            .cloned()
-            .collect();
-        let analysed = analysis::analyse_version(
-            &**state.store(),
-            model,
-            version,
-            None,
-            range,
-            alerts,
-            &HealthOptions::default(),
-        )
-        .await;
-        let analysed = match analysed {
+        let analysed = match grade_version(state, model, version, open, now).await {
             Ok(analysed) => analysed,
             Err(error) => {
                 tracing::warn!(%error, %model, %version, "cannot grade a version for /metrics");
                 continue;
             }
         };
-        let grade = serde_json::to_value(analysed.history.overall_health)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "unknown".into());
+        let grade = grade_name(&analysed);
         health.push((
             VersionLabels {
                 model: model.to_string(),

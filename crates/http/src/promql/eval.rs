@@ -12,12 +12,14 @@
 //! default), a range selector the samples in `(t - range, t]`, and functions, arithmetic
 //! and aggregations drop the metric name.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use modelwatch_core::WindowStats;
 use promql_parser::label::{Matcher, METRIC_NAME};
 use promql_parser::parser::{self, Expr, LabelModifier, Offset};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// A series' labels, the metric name under `__name__`, sorted by name.
 pub type Labels = BTreeMap<String, String>;
@@ -130,6 +132,10 @@ pub enum Samples {
     /// The series already reduced by the store over exactly the window the one
     /// `*_over_time` that reads it evaluates (see [`Query::reduced_by_store`]).
     Window(WindowStats),
+    /// A series computed at evaluation times, in time order (ms, value; `None`: absent
+    /// from then), each value holding until the next (no lookback bound): a version's
+    /// health, graded as at each time.
+    Graded(Vec<(i64, Option<f64>)>),
 }
 
 /// A series a selector read.
@@ -506,6 +512,107 @@ struct Context<'a> {
     selectors: &'a [Selector],
     data: &'a [Vec<Series>],
     lookback_ms: i64,
+    memo: Memo,
+    /// Per selector and series, where its last instant selection ended ([`points_until`]).
+    cursors: Vec<Vec<Cell<usize>>>,
+}
+
+impl<'a> Context<'a> {
+    fn new(selectors: &'a [Selector], data: &'a [Vec<Series>], lookback_ms: i64) -> Self {
+        Context {
+            selectors,
+            data,
+            lookback_ms,
+            memo: Memo::default(),
+            cursors: data
+                .iter()
+                .map(|series| series.iter().map(|_| Cell::new(0)).collect())
+                .collect(),
+        }
+    }
+}
+
+/// How many `points` are at or before `at` (a partition point), searched from `cursor`,
+/// where the last search ended: a range's steps move forward, so it is the same place or
+/// a few points on. (A binary search of the whole series at each step, of a thousand
+/// series, spent most of a range query's time in cache misses.)
+fn points_until<T>(points: &[(i64, T)], at: i64, cursor: &Cell<usize>) -> usize {
+    let mut end = cursor.get().min(points.len());
+    if end > 0 && points[end - 1].0 > at {
+        end = points[..end].partition_point(|(time, _)| *time <= at);
+    } else {
+        // Every point before `end` is at or before `at`: gallop forward, then search the
+        // last stride.
+        let mut stride = 1;
+        while end + stride <= points.len() && points[end + stride - 1].0 <= at {
+            end += stride;
+            stride *= 2;
+        }
+        let last = (end + stride).min(points.len());
+        end += points[end..last].partition_point(|(time, _)| *time <= at);
+    }
+    cursor.set(end);
+    end
+}
+
+/// Which labels a [`Memo`] derives from a series' labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Derived {
+    /// Without the metric name.
+    WithoutName,
+    /// The group of the aggregation whose grouping is at this address.
+    Group(usize),
+}
+
+/// The labels derived from (kept alive, so their address stays theirs), and the result.
+type Derivation = (Arc<Labels>, Arc<Labels>);
+
+/// Labels derived from a series' labels (without the name, a group's), computed once
+/// per series for a whole range instead of at each step. Keyed by the address of the
+/// input `Arc`, which the memo keeps alive so the address is not reused while it lives;
+/// equal results are one `Arc` (interned), so samples can be grouped by address.
+#[derive(Debug, Default)]
+struct Memo {
+    derived: RefCell<HashMap<(Derived, usize), Derivation>>,
+    interned: RefCell<HashSet<Arc<Labels>>>,
+}
+
+impl Memo {
+    fn derive(
+        &self,
+        kind: Derived,
+        labels: &Arc<Labels>,
+        compute: impl FnOnce(&Labels) -> Labels,
+    ) -> Arc<Labels> {
+        let key = (kind, Arc::as_ptr(labels) as usize);
+        if let Some((_, derived)) = self.derived.borrow().get(&key) {
+            return Arc::clone(derived);
+        }
+        let computed = compute(labels);
+        let derived = {
+            let mut interned = self.interned.borrow_mut();
+            match interned.get(&computed) {
+                Some(existing) => Arc::clone(existing),
+                None => {
+                    let fresh = Arc::new(computed);
+                    interned.insert(Arc::clone(&fresh));
+                    fresh
+                }
+            }
+        };
+        self.derived
+            .borrow_mut()
+            .insert(key, (Arc::clone(labels), Arc::clone(&derived)));
+        derived
+    }
+
+    fn without_name(&self, labels: &Arc<Labels>) -> Arc<Labels> {
+        self.derive(Derived::WithoutName, labels, |labels| {
+            let mut labels = labels.clone();
+            labels.remove(METRIC_NAME);
+            labels
+        })
+    }
 }
 
 impl Context<'_> {
@@ -524,12 +631,14 @@ pub fn instant(
     lookback_ms: i64,
     data: &[Vec<Series>],
 ) -> Result<Instant, QueryError> {
-    let context = Context {
-        selectors: &query.selectors,
-        data,
-        lookback_ms,
-    };
-    evaluate(&query.root, t, &context)
+    let context = Context::new(&query.selectors, data, lookback_ms);
+    Ok(match evaluate(&query.root, t, &context)? {
+        Instant::Vector(mut samples) => {
+            samples.sort_by(|a, b| a.0.cmp(&b.0));
+            Instant::Vector(samples)
+        }
+        scalar => scalar,
+    })
 }
 
 /// The query's values at each of `steps`, one series per label set (a scalar query is
@@ -540,29 +649,43 @@ pub fn range(
     lookback_ms: i64,
     data: &[Vec<Series>],
 ) -> Result<Matrix, QueryError> {
-    let context = Context {
-        selectors: &query.selectors,
-        data,
-        lookback_ms,
+    let context = Context::new(&query.selectors, data, lookback_ms);
+    // Each answer's series by the address of its labels (the memo and the data keep
+    // them alive and the same from step to step), merged by content at the end.
+    let mut series: Matrix = Vec::new();
+    let mut index: HashMap<usize, usize> = HashMap::default();
+    let scalar: Arc<Labels> = Arc::default();
+    let mut add = |labels: &Arc<Labels>, t: i64, value: f64| {
+        let at = *index
+            .entry(Arc::as_ptr(labels) as usize)
+            .or_insert_with(|| {
+                series.push((Arc::clone(labels), Vec::new()));
+                series.len() - 1
+            });
+        series[at].1.push((t, value));
     };
-    let mut series: BTreeMap<Arc<Labels>, Vec<(i64, f64)>> = BTreeMap::new();
     for t in steps.times() {
         match evaluate(&query.root, t, &context)? {
-            Instant::Scalar(value) => series.entry(Arc::default()).or_default().push((t, value)),
+            Instant::Scalar(value) => add(&scalar, t, value),
             Instant::Vector(samples) => {
-                for (labels, value) in samples {
-                    series.entry(labels).or_default().push((t, value));
+                for (labels, value) in &samples {
+                    add(labels, t, *value);
                 }
             }
         }
     }
-    Ok(series.into_iter().collect())
-}
-
-fn without_name(labels: &Labels) -> Arc<Labels> {
-    let mut labels = labels.clone();
-    labels.remove(METRIC_NAME);
-    Arc::new(labels)
+    series.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut merged: Matrix = Vec::with_capacity(series.len());
+    for (labels, points) in series {
+        match merged.last_mut() {
+            Some((last, existing)) if *last == labels => {
+                existing.extend(points);
+                existing.sort_by_key(|(t, _)| *t);
+            }
+            _ => merged.push((labels, points)),
+        }
+    }
+    Ok(merged)
 }
 
 fn evaluate(node: &Node, t: i64, context: &Context<'_>) -> Result<Instant, QueryError> {
@@ -573,7 +696,7 @@ fn evaluate(node: &Node, t: i64, context: &Context<'_>) -> Result<Instant, Query
             Instant::Vector(samples) => Instant::Vector(
                 samples
                     .into_iter()
-                    .map(|(labels, value)| (without_name(&labels), -value))
+                    .map(|(labels, value)| (context.memo.without_name(&labels), -value))
                     .collect(),
             ),
         }),
@@ -599,7 +722,12 @@ fn evaluate(node: &Node, t: i64, context: &Context<'_>) -> Result<Instant, Query
             grouping,
             inner,
         } => match evaluate(inner, t, context)? {
-            Instant::Vector(samples) => Ok(Instant::Vector(aggregate(*op, grouping, samples))),
+            Instant::Vector(samples) => Ok(Instant::Vector(aggregate(
+                *op,
+                grouping,
+                samples,
+                &context.memo,
+            ))),
             Instant::Scalar(_) => Err(QueryError::Execution("an aggregation of a scalar".into())),
         },
         Node::Binary {
@@ -610,7 +738,7 @@ fn evaluate(node: &Node, t: i64, context: &Context<'_>) -> Result<Instant, Query
         } => {
             let lhs = evaluate(lhs, t, context)?;
             let rhs = evaluate(rhs, t, context)?;
-            Ok(binary(*op, *returns_bool, lhs, rhs))
+            Ok(binary(*op, *returns_bool, lhs, rhs, &context.memo))
         }
     }
 }
@@ -618,24 +746,30 @@ fn evaluate(node: &Node, t: i64, context: &Context<'_>) -> Result<Instant, Query
 /// An instant selector at `t`: each series' latest sample in `(t - lookback, t]`.
 fn select(index: usize, t: i64, context: &Context<'_>) -> Vec<(Arc<Labels>, f64)> {
     let (series, at, _) = context.read(index, t);
+    let cursors = context.cursors.get(index).map_or(&[][..], Vec::as_slice);
     series
         .iter()
-        .filter_map(|series| {
-            latest(&series.samples, at, context.lookback_ms)
+        .zip(cursors)
+        .filter_map(|(series, cursor)| {
+            latest(&series.samples, at, context.lookback_ms, cursor)
                 .map(|value| (Arc::clone(&series.labels), value))
         })
         .collect()
 }
 
-fn latest(samples: &Samples, at: i64, lookback_ms: i64) -> Option<f64> {
+fn latest(samples: &Samples, at: i64, lookback_ms: i64, cursor: &Cell<usize>) -> Option<f64> {
     match samples {
         Samples::Points(points) => {
-            let end = points.partition_point(|(time, _)| *time <= at);
+            let end = points_until(points, at, cursor);
             let (time, value) = points.get(end.checked_sub(1)?)?;
             (*time > at - lookback_ms).then_some(*value)
         }
         Samples::Active { from, until } => {
             (*from <= at && until.is_none_or(|until| at < until)).then_some(1.0)
+        }
+        Samples::Graded(points) => {
+            let end = points_until(points, at, cursor);
+            points.get(end.checked_sub(1)?)?.1
         }
         Samples::Window(_) => None,
     }
@@ -662,6 +796,14 @@ fn values_between(samples: &Samples, from: i64, to: i64) -> Vec<f64> {
                 std::cmp::Ordering::Greater => Vec::new(),
             }
         }
+        Samples::Graded(points) => {
+            let start = points.partition_point(|(time, _)| *time <= from);
+            let end = points.partition_point(|(time, _)| *time <= to);
+            points[start..end.max(start)]
+                .iter()
+                .filter_map(|(_, value)| *value)
+                .collect()
+        }
         Samples::Window(_) => Vec::new(),
     }
 }
@@ -686,7 +828,7 @@ fn over_time(
                     &values_between(samples, at.saturating_sub(range), at),
                 ),
             };
-            value.map(|value| (without_name(&series.labels), value))
+            value.map(|value| (context.memo.without_name(&series.labels), value))
         })
         .collect()
 }
@@ -762,33 +904,56 @@ fn aggregate(
     op: Aggregation,
     grouping: &Grouping,
     samples: Vec<(Arc<Labels>, f64)>,
+    memo: &Memo,
 ) -> Vec<(Arc<Labels>, f64)> {
-    let mut groups: BTreeMap<Labels, Vec<f64>> = BTreeMap::new();
-    for (labels, value) in samples {
-        groups
-            .entry(group_labels(grouping, &labels))
-            .or_default()
-            .push(value);
+    struct Group {
+        labels: Arc<Labels>,
+        sum: f64,
+        count: f64,
+        min: f64,
+        max: f64,
+    }
+    let kind = Derived::Group(grouping as *const Grouping as usize);
+    // By the address of the group's interned labels.
+    let mut index: HashMap<usize, usize> = HashMap::default();
+    let mut groups: Vec<Group> = Vec::new();
+    for (labels, value) in &samples {
+        let group = memo.derive(kind, labels, |labels| group_labels(grouping, labels));
+        let at = *index
+            .entry(Arc::as_ptr(&group) as usize)
+            .or_insert_with(|| {
+                groups.push(Group {
+                    labels: Arc::clone(&group),
+                    sum: 0.0,
+                    count: 0.0,
+                    min: *value,
+                    max: *value,
+                });
+                groups.len() - 1
+            });
+        let group = &mut groups[at];
+        group.sum += value;
+        group.count += 1.0;
+        group.min = group.min.min(*value);
+        group.max = group.max.max(*value);
     }
     groups
         .into_iter()
-        .filter_map(|(labels, values)| {
-            let (first, _) = values.split_first()?;
-            let n = values.len() as f64;
+        .map(|group| {
             let value = match op {
-                Aggregation::Sum => values.iter().sum(),
-                Aggregation::Avg => values.iter().sum::<f64>() / n,
-                Aggregation::Min => values.iter().copied().fold(*first, f64::min),
-                Aggregation::Max => values.iter().copied().fold(*first, f64::max),
-                Aggregation::Count => n,
+                Aggregation::Sum => group.sum,
+                Aggregation::Avg => group.sum / group.count,
+                Aggregation::Min => group.min,
+                Aggregation::Max => group.max,
+                Aggregation::Count => group.count,
                 Aggregation::Group => 1.0,
             };
-            Some((Arc::new(labels), value))
+            (group.labels, value)
         })
         .collect()
 }
 
-fn binary(op: Operator, returns_bool: bool, lhs: Instant, rhs: Instant) -> Instant {
+fn binary(op: Operator, returns_bool: bool, lhs: Instant, rhs: Instant, memo: &Memo) -> Instant {
     let filter = op.is_comparison() && !returns_bool;
     let each = |samples: Vec<(Arc<Labels>, f64)>, scalar: f64, vector_left: bool| {
         samples
@@ -804,7 +969,7 @@ fn binary(op: Operator, returns_bool: bool, lhs: Instant, rhs: Instant) -> Insta
                     // A filtering comparison keeps the sample as it is, name and all.
                     (result == 1.0).then_some((labels, value))
                 } else {
-                    Some((without_name(&labels), result))
+                    Some((memo.without_name(&labels), result))
                 }
             })
             .collect()
@@ -1037,6 +1202,55 @@ mod tests {
         assert_eq!(matrix.len(), 1);
         assert!(matrix[0].0.is_empty());
         assert_eq!(matrix[0].1.len(), 4);
+    }
+
+    /// A range query's labels are derived once per series and samples grouped by the
+    /// address of those labels: each step must still equal an instant query at that step.
+    #[test]
+    fn each_step_of_a_range_is_the_instant_query_at_that_step() {
+        let steps = Steps {
+            start: 0,
+            end: 8 * MIN,
+            step: MIN / 2,
+        };
+        for text in [
+            "avg by (model) (modelwatch_model_metric)",
+            "sum without (version) (modelwatch_model_metric) * 2",
+            "count(-modelwatch_model_metric > -0.9)",
+            "max by (metric) (max_over_time(modelwatch_model_metric[2m] offset 1m))",
+            "modelwatch_model_metric + 1",
+            "min(modelwatch_model_metric{model=\"churn\"}) - 1",
+        ] {
+            let query = Query::parse(text).expect("parses");
+            let data = data(&query, &catalog());
+            let matrix = range(&query, steps, 5 * MIN, &data).expect("evaluates");
+            let mut expected: BTreeMap<Arc<Labels>, Vec<(i64, f64)>> = BTreeMap::new();
+            for t in steps.times() {
+                if let Instant::Vector(samples) =
+                    instant(&query, t, 5 * MIN, &data).expect("evaluates")
+                {
+                    for (labels, value) in samples {
+                        expected.entry(labels).or_default().push((t, value));
+                    }
+                }
+            }
+            let expected: Matrix = expected.into_iter().collect();
+            assert_eq!(matrix, expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_search_from_the_last_cursor_finds_the_partition_point() {
+        let points: Vec<(i64, f64)> = (0..100).map(|i| (i * 10, 0.0)).collect();
+        let cursor = Cell::new(0);
+        // Forward by small and large strides, backward, past both ends, repeated.
+        for at in [
+            -5, 0, 5, 10, 11, 35, 35, 400, 990, 2000, 15, -1, 500, 505, 0, 999,
+        ] {
+            let expected = points.partition_point(|(time, _)| *time <= at);
+            assert_eq!(points_until(&points, at, &cursor), expected, "at {at}");
+        }
+        assert_eq!(points_until::<f64>(&[], 5, &Cell::new(3)), 0);
     }
 
     #[test]

@@ -9,7 +9,14 @@
 //!   name `/metrics` exports its latest values under), `dataset="default"` for the
 //!   default dataset;
 //! - `ALERTS{alertname, alertstate, severity, model, version, metric, dataset}`: 1 while an
-//!   alert is open (`alertstate="firing"`), from its first breach to its resolution.
+//!   alert is open (`alertstate="firing"`), from its first breach to its resolution;
+//! - `modelwatch_version_health_score{model, version}` (0 to 100) and
+//!   `modelwatch_version_health_grade{model, version, grade}` (1 for the grade), the names
+//!   `/metrics` exports them under: each version of the default dataset graded by the same
+//!   function as `/metrics` and the dashboard ([`crate::ops::grade_version`]), as at each
+//!   evaluation time (the 24 hours before it, the alerts open then). A query grades each
+//!   version at most [`HEALTH_GRADINGS`] / versions times: a longer range is graded at
+//!   every k-th step, each grading holding until the next.
 //!
 //! This module reads the series a query's selectors need from the store and the engine;
 //! [`eval`] computes the answer without I/O.
@@ -41,6 +48,14 @@ use eval::{Instant, Labels, Query, Samples, Selector, Series, Steps};
 pub const MODEL_METRIC: &str = "modelwatch_model_metric";
 /// The name of the alerts' family, as Prometheus names its own.
 pub const ALERTS: &str = "ALERTS";
+/// The name of the versions' health score family (0 to 100), as `/metrics` exports it.
+pub const HEALTH_SCORE: &str = "modelwatch_version_health_score";
+/// The name of the versions' health grade family (1 for the grade), as `/metrics` exports it.
+pub const HEALTH_GRADE: &str = "modelwatch_version_health_grade";
+/// At most this many gradings of a version (each reads 25 hours of its metrics) per
+/// query, shared by the versions the query selects.
+pub const HEALTH_GRADINGS: i64 = 500;
+
 /// The Prometheus version whose HTTP API this one follows (buildinfo says it, so Grafana
 /// picks the requests it sends).
 pub const PROMETHEUS_VERSION: &str = "2.45.0";
@@ -359,6 +374,16 @@ fn alert_labels(alert: &Alert) -> Labels {
     ])
 }
 
+/// The labels of a version's health series (`name`: [`HEALTH_SCORE`] or [`HEALTH_GRADE`];
+/// a grade series gets its `grade` label from its grading).
+fn health_labels(name: &str, model: &ModelName, version: &Version) -> Labels {
+    Labels::from([
+        ("__name__".to_owned(), name.to_owned()),
+        ("model".to_owned(), model.to_string()),
+        ("version".to_owned(), version.to_string()),
+    ])
+}
+
 fn timestamp(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms).unwrap_or(if ms < 0 {
         Timestamp::MIN
@@ -371,6 +396,9 @@ fn timestamp(ms: i64) -> Timestamp {
 struct Catalog {
     stored: Vec<(SeriesKey, Arc<Labels>, i64, i64)>,
     alerts: Vec<(Arc<Labels>, i64, Option<i64>)>,
+    /// The health series of the versions (listings only: without their `grade`, which
+    /// takes a grading to know).
+    health: Vec<Arc<Labels>>,
 }
 
 impl Catalog {
@@ -387,8 +415,19 @@ impl Catalog {
             selectors.is_empty() || selectors.iter().any(|s| s.may_match("__name__", name))
         };
         let mut stored = Vec::new();
-        if list_stored && wants(MODEL_METRIC) {
-            for info in state.store().list_series(&SeriesFilter::default()).await? {
+        let mut health = Vec::new();
+        let wants_health = wants(HEALTH_SCORE) || wants(HEALTH_GRADE);
+        // One selector's equality matchers narrow the listing (an equality no series can
+        // satisfy lists nothing).
+        let filter = match selectors {
+            [selector] => filter_of(selector).ok(),
+            _ => Some(SeriesFilter::default()),
+        };
+        if let (true, true, Some(filter)) =
+            (list_stored, wants(MODEL_METRIC) || wants_health, filter)
+        {
+            let mut versions = BTreeSet::new();
+            for info in state.store().list_series(&filter).await? {
                 let (first, last) = (
                     info.first_timestamp.as_millis(),
                     info.last_timestamp.as_millis(),
@@ -396,8 +435,21 @@ impl Catalog {
                 if last < from || first > to {
                     continue;
                 }
+                if info.key.dataset.is_none() {
+                    versions.insert((info.key.model.clone(), info.key.version.clone()));
+                }
                 let labels = Arc::new(series_labels(&info.key));
                 stored.push((info.key, labels, first, last));
+            }
+            if !wants(MODEL_METRIC) {
+                stored.clear();
+            }
+            if wants_health {
+                for (model, version) in &versions {
+                    for name in [HEALTH_SCORE, HEALTH_GRADE] {
+                        health.push(Arc::new(health_labels(name, model, version)));
+                    }
+                }
             }
         }
         let mut alerts = Vec::new();
@@ -421,7 +473,11 @@ impl Catalog {
                 ));
             }
         }
-        Ok(Catalog { stored, alerts })
+        Ok(Catalog {
+            stored,
+            alerts,
+            health,
+        })
     }
 
     /// Every label set matched by any of `selectors` (all of them when there is none).
@@ -433,6 +489,7 @@ impl Catalog {
             .iter()
             .map(|(_, labels, _, _)| labels.as_ref())
             .chain(self.alerts.iter().map(|(labels, _, _)| labels.as_ref()))
+            .chain(self.health.iter().map(Arc::as_ref))
             .filter(move |labels| {
                 selectors.is_empty() || selectors.iter().any(|s| s.matches(labels))
             })
@@ -463,6 +520,7 @@ async fn read_series(
     // Series reduced by the store need no listing of every stored series first.
     let list_stored = reduced.iter().any(|reduced| !reduced);
     let catalog = Catalog::read(state, &selectors, list_stored, from, to).await?;
+    let health = health_series(state, &selectors, steps).await?;
     let mut data = Vec::with_capacity(selectors.len());
     for (index, (selector, (from, to))) in selectors.iter().zip(windows).enumerate() {
         let range = TimeRange::new(timestamp(from), timestamp(to.saturating_add(1)));
@@ -489,9 +547,106 @@ async fn read_series(
                     },
                 }),
         );
+        series.extend(
+            health
+                .iter()
+                .filter(|series| selector.matches(&series.labels))
+                .cloned(),
+        );
         data.push(series);
     }
     Ok(data)
+}
+
+/// The health series of the versions `selectors` may select, each graded at the times
+/// they are evaluated at (`steps` moved by each selector's offset; at most
+/// [`HEALTH_GRADINGS`] gradings in all: beyond that, every k-th step). Nothing (and no
+/// read) when no selector may select a health family.
+async fn health_series(
+    state: &AppState,
+    selectors: &[&Selector],
+    steps: Steps,
+) -> Result<Vec<Series>, PromError> {
+    let health: Vec<&&Selector> = selectors
+        .iter()
+        .filter(|s| s.may_match("__name__", HEALTH_SCORE) || s.may_match("__name__", HEALTH_GRADE))
+        .collect();
+    if health.is_empty() {
+        return Ok(Vec::new());
+    }
+    let versions: BTreeSet<(ModelName, Version)> = state
+        .store()
+        .list_series(&SeriesFilter::default())
+        .await?
+        .into_iter()
+        .filter(|info| info.key.dataset.is_none())
+        .map(|info| (info.key.model, info.key.version))
+        .filter(|(model, version)| {
+            health.iter().any(|s| {
+                s.may_match("model", model.as_str()) && s.may_match("version", version.as_str())
+            })
+        })
+        .collect();
+    if versions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let per_version = (HEALTH_GRADINGS / versions.len() as i64 / health.len() as i64).max(1);
+    let stride = (steps.count() + per_version - 1) / per_version;
+    let times: BTreeSet<i64> = health
+        .iter()
+        .flat_map(|selector| {
+            (0..steps.count())
+                .step_by(usize::try_from(stride.max(1)).unwrap_or(usize::MAX))
+                .map(move |i| (steps.start + i * steps.step).saturating_sub(selector.offset_ms))
+        })
+        .collect();
+    let (Some(&first), Some(&last)) = (times.first(), times.last()) else {
+        return Ok(Vec::new());
+    };
+    let alerts = match state.inner.engine.as_ref() {
+        Some(engine) => engine
+            .list_alerts(&AlertFilter {
+                window: Some(TimeRange::new(
+                    timestamp(first),
+                    timestamp(last.saturating_add(1)),
+                )),
+                ..AlertFilter::default()
+            })
+            .await
+            .map_err(|e| PromError::Internal(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let mut series = Vec::new();
+    for (model, version) in &versions {
+        let mut scores = Vec::with_capacity(times.len());
+        let mut grades: Vec<(i64, String)> = Vec::with_capacity(times.len());
+        for &t in &times {
+            let analysed = crate::ops::grade_version(state, model, version, &alerts, timestamp(t))
+                .await
+                .map_err(|e| PromError::Internal(e.to_string()))?;
+            scores.push((t, analysed.history.health_score));
+            grades.push((t, crate::ops::grade_name(&analysed)));
+        }
+        series.push(Series {
+            labels: Arc::new(health_labels(HEALTH_SCORE, model, version)),
+            samples: Samples::Graded(scores),
+        });
+        let names: BTreeSet<&String> = grades.iter().map(|(_, grade)| grade).collect();
+        for name in names {
+            let mut labels = health_labels(HEALTH_GRADE, model, version);
+            labels.insert("grade".to_owned(), name.clone());
+            series.push(Series {
+                labels: Arc::new(labels),
+                samples: Samples::Graded(
+                    grades
+                        .iter()
+                        .map(|(t, grade)| (*t, (grade == name).then_some(1.0)))
+                        .collect(),
+                ),
+            });
+        }
+    }
+    Ok(series)
 }
 
 /// The points in `range` of each stored series `selector` matches.
@@ -706,17 +861,23 @@ pub async fn query_range(
     body: Bytes,
 ) -> Response {
     match range_query(&state, raw.as_deref(), &headers, &body).await {
-        Ok(data) => success(data),
+        Ok(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
         Err(error) => error.into_response(),
     }
 }
 
+/// The whole answer of a range query, written straight into bytes (a matrix of a million
+/// points built as `serde_json::Value`s first took longer than evaluating it).
 async fn range_query(
     state: &AppState,
     raw: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Value, PromError> {
+) -> Result<Vec<u8>, PromError> {
     let parameters = Parameters::read(raw, headers, body)?;
     let query = Query::parse(parameters.required("query")?)?;
     let start = parse_time("start", parameters.required("start")?)?;
@@ -745,13 +906,42 @@ async fn range_query(
     let _turn = state.expensive().await.map_err(PromError::Api)?;
     let data = read_series(state, &query, steps, lookback).await?;
     let matrix = eval::range(&query, steps, lookback, &data)?;
-    Ok(json!({
-        "resultType": "matrix",
-        "result": matrix.iter().map(|(labels, points)| json!({
-            "metric": labels.as_ref(),
-            "values": points.iter().map(|(t, v)| json!([seconds(*t), format_value(*v)])).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    }))
+    drop(data);
+    Ok(matrix_answer(&matrix))
+}
+
+/// `{"status":"success","data":{"resultType":"matrix","result":[…]}}` of a matrix, as
+/// `serde_json` would write it.
+fn matrix_answer(matrix: &eval::Matrix) -> Vec<u8> {
+    use std::io::Write;
+    let points: usize = matrix.iter().map(|(_, points)| points.len()).sum();
+    let mut out: Vec<u8> = Vec::with_capacity(64 + 40 * points + 120 * matrix.len());
+    out.extend_from_slice(br#"{"status":"success","data":{"resultType":"matrix","result":["#);
+    for (index, (labels, points)) in matrix.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"metric":"#);
+        // Writing into a Vec cannot fail, nor can serialising a map of strings.
+        let _ = serde_json::to_writer(&mut out, labels.as_ref());
+        out.extend_from_slice(br#","values":["#);
+        for (at, (t, value)) in points.iter().enumerate() {
+            if at > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            let _ = serde_json::to_writer(&mut out, &seconds(*t));
+            // A value's text is digits, `.`, `e`, signs, `NaN` or `Inf`: nothing to escape.
+            let _ = if value.is_finite() {
+                write!(out, ",\"{value}\"]")
+            } else {
+                write!(out, ",\"{}\"]", format_value(*value))
+            };
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"]}}");
+    out
 }
 
 /// The parameters of the series and label listings.

@@ -290,6 +290,166 @@ async fn alerts_are_series_named_alerts() {
     assert_eq!(reply.body["data"]["result"], json!([]));
 }
 
+/// The versions' health series are graded by the function `/metrics` uses: an instant
+/// query now answers what `/metrics` exports; a range query grades each step as at its
+/// time (before any sample, no score and the grade `unknown`), and a range longer than
+/// the gradings allowed still has exactly one grade at every step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_series_grade_each_version_as_at_each_time() {
+    let app = app_with_data().await;
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // "model/version" -> value, from the exposition's lines of one family.
+    let exported = |family: &str, label: Option<&str>| -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")))
+            .map(|l| {
+                let labels = |name: &str| {
+                    l.split(&format!("{name}=\""))
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').next())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let value = match label {
+                    Some(name) => labels(name),
+                    None => l
+                        .rsplit(' ')
+                        .next()
+                        .unwrap()
+                        .parse::<f64>()
+                        .unwrap()
+                        .to_string(),
+                };
+                (format!("{}/{}", labels("model"), labels("version")), value)
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let now = seconds(NOW_MS);
+    let scores = exported("modelwatch_version_health_score", None);
+    assert_eq!(scores.len(), 3, "{text}");
+    let reply = get(
+        &app,
+        QUERY,
+        QUERY,
+        &[("query", "modelwatch_version_health_score"), ("time", &now)],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let result = &reply.body["data"]["result"];
+    assert_eq!(values(result), scores);
+    assert_eq!(
+        result[0]["metric"],
+        json!({"__name__": "modelwatch_version_health_score", "model": "churn", "version": "v1"})
+    );
+    let reply = get(
+        &app,
+        QUERY,
+        QUERY,
+        &[("query", "modelwatch_version_health_grade"), ("time", &now)],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let result = &reply.body["data"]["result"];
+    assert_eq!(
+        values_by(result, |r| r["metric"]["grade"]
+            .as_str()
+            .unwrap()
+            .to_owned()),
+        exported("modelwatch_version_health_grade", Some("grade"))
+    );
+    assert!(values(result).iter().all(|(_, value)| value == "1"));
+
+    // Graded as at each step: an hour ago there was no sample in the day before.
+    let range = |query: &'static str, start: i64, step: &'static str| {
+        let (start, end) = (seconds(start), now.clone());
+        let app = &app;
+        async move {
+            let reply = get(
+                app,
+                RANGE,
+                RANGE,
+                &[
+                    ("query", query),
+                    ("start", &start),
+                    ("end", &end),
+                    ("step", step),
+                ],
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.body);
+            reply.body["data"]["result"].as_array().unwrap().clone()
+        }
+    };
+    let matrix = range(
+        r#"modelwatch_version_health_score{model="fraud",version="v1"}"#,
+        NOW_MS - 2 * HOUR,
+        "3600",
+    )
+    .await;
+    assert_eq!(matrix.len(), 1, "{matrix:?}");
+    let fraud_v1 = &scores[1].1;
+    assert_eq!(
+        matrix[0]["values"],
+        json!([[NOW_MS as f64 / 1000.0, fraud_v1]])
+    );
+    let matrix = range(
+        r#"modelwatch_version_health_grade{model="fraud",version="v1"}"#,
+        NOW_MS - 2 * HOUR,
+        "3600",
+    )
+    .await;
+    let unknown = matrix
+        .iter()
+        .find(|s| s["metric"]["grade"] == "unknown")
+        .unwrap_or_else(|| panic!("{matrix:?}"));
+    let hour = |h: i64| (NOW_MS - h * HOUR) as f64 / 1000.0;
+    assert_eq!(unknown["values"], json!([[hour(2), "1"], [hour(1), "1"]]));
+
+    // A day at a minute's step: 1,441 steps, more than the gradings allowed, each step
+    // with one grade per version all the same.
+    let matrix = range(
+        "count by (model, version) (modelwatch_version_health_grade)",
+        NOW_MS - 24 * HOUR,
+        "60",
+    )
+    .await;
+    assert_eq!(matrix.len(), 3, "{matrix:?}");
+    for series in &matrix {
+        let points = series["values"].as_array().unwrap();
+        assert_eq!(points.len(), 1441, "{series}");
+        assert!(points.iter().all(|p| p[1] == "1"), "{series}");
+    }
+
+    // The listings name both families.
+    let reply = get(
+        &app,
+        "/api/v1/label/{name}/values",
+        "/api/v1/label/__name__/values",
+        &[],
+    )
+    .await;
+    let names = reply.body["data"].as_array().unwrap();
+    assert!(
+        names.contains(&json!("modelwatch_version_health_score")),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&json!("modelwatch_version_health_grade")),
+        "{names:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn series_labels_values_and_buildinfo() {
     let app = app_with_data().await;
@@ -301,10 +461,14 @@ async fn series_labels_values_and_buildinfo() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // The version's health series have its model label too (listed without their
+    // `grade`, which takes a grading to know).
     assert_eq!(
         reply.body["data"],
         json!([{"__name__": "modelwatch_model_metric", "model": "churn", "version": "v1",
-                "metric": "accuracy", "dataset": "default"}])
+                "metric": "accuracy", "dataset": "default"},
+               {"__name__": "modelwatch_version_health_grade", "model": "churn", "version": "v1"},
+               {"__name__": "modelwatch_version_health_score", "model": "churn", "version": "v1"}])
     );
     let reply = get(&app, "/api/v1/series", "/api/v1/series", &[]).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
@@ -330,7 +494,12 @@ async fn series_labels_values_and_buildinfo() {
     let reply = get(&app, route, "/api/v1/label/__name__/values", &[]).await;
     assert_eq!(
         reply.body["data"],
-        json!(["ALERTS", "modelwatch_model_metric"])
+        json!([
+            "ALERTS",
+            "modelwatch_model_metric",
+            "modelwatch_version_health_grade",
+            "modelwatch_version_health_score"
+        ])
     );
     let reply = get(
         &app,
