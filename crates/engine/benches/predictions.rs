@@ -1,0 +1,140 @@
+//! Ingestion of prediction and label events (issue 22's budgets: ≥ 300,000 prediction
+//! events/s ingested durably, a label joined in O(1) amortised, ≤ 16 bytes stored per raw
+//! prediction event, ids aside), through the same path as `POST /api/v1/predictions` and
+//! `modelwatch predictions log`: batches of 10,000 events stored durably on the SQLite
+//! store (`synchronous = FULL`) and every window they touched recomputed into metric
+//! samples.
+//!
+//! Logs `MODELWATCH_BENCH_PREDICTIONS` (1,000,000) scored predictions of one model
+//! version, a minute of time spread over every 1,000 of them, so hourly windows hold
+//! 60,000; then labels for all of them in the same order, then for a second copy in
+//! random order (a join must not depend on arrival order). Prints events/s of each phase
+//! and the bytes the database holds per prediction, with and without the ids' own bytes.
+//!
+//! Run with `cargo bench -p modelwatch-engine --bench predictions`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use modelwatch_core::predictions::{
+    Label, Output, Prediction, PredictionConfig, PredictionId, Task, WindowLength,
+};
+use modelwatch_core::{ModelName, Timestamp, Version};
+use modelwatch_engine::predictions::{log_labels, log_predictions};
+use modelwatch_store::{SqliteStore, Stores};
+
+/// A whole hour.
+const T0: i64 = 472_222 * 3_600_000;
+const BATCH: usize = 10_000;
+
+fn id(i: usize) -> String {
+    format!("req-{i:08}")
+}
+
+fn prediction(model: &ModelName, version: &Version, i: usize) -> Prediction {
+    let score = ((i * 7919) % 10_000) as f64 / 10_000.0;
+    Prediction {
+        id: PredictionId::parse(&id(i)).unwrap(),
+        model: model.clone(),
+        version: version.clone(),
+        dataset: None,
+        timestamp: Timestamp::from_millis(T0 + (i as i64) * 60).unwrap(),
+        output: Output::Classification {
+            class: None,
+            score: Some(score),
+        },
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let total: usize = std::env::var("MODELWATCH_BENCH_PREDICTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.db");
+    let stores = Stores::of(Arc::new(SqliteStore::open(&path).await.unwrap()));
+    let model = ModelName::parse("fraud_detector").unwrap();
+    let version = Version::parse("v2.1").unwrap();
+    stores
+        .predictions
+        .set_prediction_config(
+            &model,
+            PredictionConfig::new(WindowLength::HOUR, Task::Classification, 0.5, 0.8).unwrap(),
+        )
+        .await
+        .unwrap();
+    let now = Timestamp::from_millis(T0 + (total as i64) * 60 + 1).unwrap();
+
+    let started = Instant::now();
+    for from in (0..total).step_by(BATCH) {
+        let batch = (from..(from + BATCH).min(total))
+            .map(|i| prediction(&model, &version, i))
+            .collect();
+        log_predictions(&stores, batch, now).await.unwrap();
+    }
+    let predictions_s = started.elapsed().as_secs_f64();
+    let size_predictions = file_size(&path);
+
+    let label = |i: usize| {
+        let truth = f64::from(u8::from((i * 7919) % 10_000 > 4_000));
+        Label::new(
+            PredictionId::parse(&id(i)).unwrap(),
+            model.clone(),
+            truth,
+            None,
+        )
+        .unwrap()
+    };
+    let started = Instant::now();
+    for from in (0..total).step_by(BATCH) {
+        let batch = (from..(from + BATCH).min(total)).map(label).collect();
+        log_labels(&stores, batch, now).await.unwrap();
+    }
+    let labels_s = started.elapsed().as_secs_f64();
+
+    // The same labels again, shuffled: each joins a prediction anywhere in the store (a
+    // relabel: the latest label wins, every window is recomputed).
+    let mut order: Vec<usize> = (0..total).collect();
+    fastrand::Rng::with_seed(7).shuffle(&mut order);
+    let started = Instant::now();
+    for chunk in order.chunks(BATCH) {
+        let batch = chunk.iter().map(|&i| label(i)).collect();
+        log_labels(&stores, batch, now).await.unwrap();
+    }
+    let shuffled_s = started.elapsed().as_secs_f64();
+    let size_all = file_size(&path);
+
+    let id_bytes = id(0).len() as f64;
+    let rate = |s: f64| total as f64 / s;
+    println!("{total} predictions of one version, hourly windows of 60,000, batches of {BATCH}, SQLite (synchronous = FULL)");
+    println!(
+        "predictions logged:         {:>10.0} events/s ({predictions_s:.2} s)",
+        rate(predictions_s)
+    );
+    println!(
+        "labels joined, in order:    {:>10.0} events/s ({labels_s:.2} s)",
+        rate(labels_s)
+    );
+    println!(
+        "labels joined, shuffled:    {:>10.0} events/s ({shuffled_s:.2} s)",
+        rate(shuffled_s)
+    );
+    println!(
+        "stored per prediction:      {:>10.1} bytes ({:.1} without the {id_bytes:.0}-byte id, stored twice: table key and window index); after labels {:.1}",
+        size_predictions as f64 / total as f64,
+        size_predictions as f64 / total as f64 - 2.0 * id_bytes,
+        size_all as f64 / total as f64,
+    );
+}
+
+/// The database's bytes on disk, its write-ahead log included.
+fn file_size(path: &std::path::Path) -> u64 {
+    let mut size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let wal = path.with_extension("db-wal");
+    size += std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
+    size
+}
