@@ -274,3 +274,59 @@ def test_the_package_logs_predictions_and_labels_and_reads_their_window_metrics(
         collector.set_prediction_config(f"{model}_new", window="1h")
     assert raised.value.field == "task"
     assert collector.log_predictions(good).accepted == 3
+
+
+def test_the_package_logs_features_and_reads_their_drift(services: Services) -> None:
+    collector = services.collector
+    mode = "remote" if isinstance(collector.backend, modelwatch.Client) else "embedded"
+    model = f"feat_{mode}"
+    start = datetime(2024, 5, 1, 10, tzinfo=timezone.utc)
+    collector.set_prediction_config(model, window="1h", task="classification")
+    # 10:00 is the reference; 11:00 has the same scores and ages, its amounts far above.
+    # A DataFrame gives features as feature.<name> columns (NaN: that one left out).
+    frame = pd.DataFrame(
+        [
+            {
+                "id": f"{hour}-{n}", "model": model, "version": "v1",
+                "timestamp": start + timedelta(hours=hour, seconds=n), "score": 0.05 + (n % 10) / 10,
+                "feature.amount": float(10 + n % 20 + 900 * hour),
+                "feature.age": float("nan") if n % 10 == 0 else float(20 + n % 30),
+            }
+            for hour in (0, 1)
+            for n in range(100)
+        ]
+    )
+    assert collector.log_predictions(frame).accepted == 200
+
+    def values(metric: str) -> List[float]:
+        points = collector.history(
+            model, "v1", metric, start=start, end=start + timedelta(hours=2), dataset="predictions"
+        ).points
+        return [point.value for point in points]
+
+    assert values("drift_ks_feature_amount") == [0.0, 1.0]
+    # The reference holds 90 ages (NaN left 10 out), fewer than a feature's reference needs.
+    assert values("drift_ks_feature_age") == []
+    assert values("drift_ks_score") == [0.0, 0.0]
+    assert values("drift_psi_feature_amount")[1] > 1.0
+
+    # Dicts give them as `features` (NumPy numbers too); late ones join their window.
+    late = [
+        {"id": f"late-{n}", "model": model, "version": "v1", "timestamp": start + timedelta(hours=1, minutes=30),
+         "score": 0.05 + (n % 10) / 10, "features": {"amount": np.float64(10 + n % 20)}}
+        for n in range(100)
+    ]
+    assert collector.log_predictions(late).accepted == 100
+    assert values("drift_ks_feature_amount") == [0.0, 0.5]
+
+    # A bad feature is named by its index and field, and nothing of its batch is stored.
+    event = {"model": model, "version": "v1", "timestamp": start, "score": 0.5}
+    for features, field in [
+        ({"a b": 1}, "predictions[1].features"),
+        ({f"f{n}": 1 for n in range(33)}, "predictions[1].features"),
+        ({"amount": "lots"}, "predictions[1].features.amount"),
+    ]:
+        with pytest.raises(modelwatch.ValidationError) as raised:
+            collector.log_predictions([{**event, "id": "ok"}, {**event, "id": "bad", "features": features}])
+        assert raised.value.field == field, (features, raised.value)
+    assert collector.log_predictions([{**event, "id": "ok"}]).accepted == 1

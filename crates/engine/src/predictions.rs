@@ -15,18 +15,22 @@
 //! `drift_ks_score` and `drift_js_score` samples of the computed dataset, declared
 //! *lower is better* unless a team declared them otherwise. A window recorded again
 //! (late predictions) gets its drift again; windows before the reference get none.
+//! Each named feature drifts the same way against its own sketch in that reference
+//! window (when it holds at least [`MIN_REFERENCE_PREDICTIONS`] values of it), written as
+//! `drift_psi_feature_<name>`, `drift_ks_feature_<name>` and `drift_js_feature_<name>`.
 //!
 //! The free functions work on [`Stores`] (the CLI); the [`Engine`]'s methods of the same
 //! names on the engine's stores (the HTTP API).
 
 use std::collections::BTreeSet;
 
-use modelwatch_core::predictions::drift::{Drift, MIN_REFERENCE_PREDICTIONS};
+use modelwatch_core::predictions::drift::MIN_REFERENCE_PREDICTIONS;
 use modelwatch_core::predictions::metrics::coverage_metric;
 use modelwatch_core::predictions::{
     compute, computed_dataset, drift, judge_in_order, Label, LabelDelay, Prediction,
     PredictionConfig, Task, WindowLength,
 };
+use modelwatch_core::predictions::{feature_drift, ModelWindows};
 use modelwatch_core::{
     Direction, Metric, MetricDefinition, ModelName, Sample, Timestamp, ValueRange,
 };
@@ -55,7 +59,7 @@ pub struct Recomputed {
 /// from the window's outputs.
 pub fn default_config(task: Task) -> PredictionConfig {
     PredictionConfig {
-        window: WindowLength::HOUR,
+        window: WindowLength::DEFAULT,
         task,
         threshold: PredictionConfig::DEFAULT_THRESHOLD,
         min_coverage: 0.0,
@@ -166,7 +170,12 @@ impl<'a> Sink<'a> {
         predictions: Vec<Prediction>,
         now: Timestamp,
     ) -> Result<Logged<PredictionsWritten>, StoreError> {
-        let written = self.predictions.insert_predictions(predictions).await?;
+        let configs = self.predictions.prediction_configs().await?;
+        let windows = ModelWindows::of(configs.iter().map(|(model, config)| (model, config)));
+        let written = self
+            .predictions
+            .insert_predictions(predictions, &windows)
+            .await?;
         let (recomputed, samples) = self.recompute(&written.touched, now).await?;
         Ok(Logged {
             written,
@@ -345,15 +354,25 @@ impl<'a> Sink<'a> {
             };
             for window in windows {
                 if window.window.start >= reference.window.start {
+                    let sample = |metric: String, value: f64| -> Result<Sample, StoreError> {
+                        drift_sample(&window.series, window.window.start, metric, value)
+                    };
                     if let Some(drift) = drift(&reference.sketch, &window.sketch) {
-                        samples.extend(drift_samples(&window.series, window.window.start, &drift)?);
+                        for (metric, value) in drift.values() {
+                            samples.push(sample(metric.to_owned(), value)?);
+                        }
+                    }
+                    for (feature, drift) in feature_drift(&reference.features, &window.features) {
+                        for (metric, value) in drift.feature_values(&feature) {
+                            samples.push(sample(metric, value)?);
+                        }
                     }
                 }
                 computed.push(window);
             }
         }
         if !samples.is_empty() {
-            self.declare_drift_metrics().await?;
+            self.declare_drift_metrics(&samples).await?;
             self.metrics.append(samples.clone()).await?;
         }
         for window in computed {
@@ -364,20 +383,20 @@ impl<'a> Sink<'a> {
         Ok(samples)
     }
 
-    /// Declares the drift metrics *lower is better*, at least 0, unless declared already
-    /// (a team's own declaration stands).
-    async fn declare_drift_metrics(self) -> Result<(), StoreError> {
+    /// Declares the drift metrics of `samples` *lower is better*, at least 0, unless
+    /// declared already (a team's own declaration stands).
+    async fn declare_drift_metrics(self, samples: &[Sample]) -> Result<(), StoreError> {
         let declared = self.metrics.custom_metrics().await?;
-        for (name, _) in Drift::NAMES {
-            let metric = Metric::Custom(name.into());
+        let written: BTreeSet<&Metric> = samples.iter().map(|sample| &sample.metric).collect();
+        for metric in written {
             if declared
                 .iter()
-                .any(|definition| definition.metric == metric)
+                .any(|definition| definition.metric == *metric)
             {
                 continue;
             }
             let definition = MetricDefinition::custom(
-                metric,
+                metric.clone(),
                 Direction::LowerIsBetter,
                 ValueRange::NON_NEGATIVE,
             )
@@ -388,25 +407,22 @@ impl<'a> Sink<'a> {
     }
 }
 
-/// A window's drift as samples of its computed dataset, at its start.
-fn drift_samples(
+/// One drift statistic of a window as a sample of its computed dataset, at its start.
+fn drift_sample(
     series: &PredictionSeries,
     start: Timestamp,
-    drift: &Drift,
-) -> Result<Vec<Sample>, StoreError> {
+    metric: String,
+    value: f64,
+) -> Result<Sample, StoreError> {
     let dataset = computed_dataset(series.dataset.as_ref()).map_err(StoreError::Invalid)?;
-    Ok(drift
-        .values()
-        .into_iter()
-        .map(|(name, value)| Sample {
-            model: series.model.clone(),
-            version: series.version.clone(),
-            metric: Metric::Custom(name.into()),
-            value,
-            timestamp: start,
-            dataset: Some(dataset.clone()),
-        })
-        .collect())
+    Ok(Sample {
+        model: series.model.clone(),
+        version: series.version.clone(),
+        metric: Metric::parse(&metric).map_err(StoreError::Invalid)?,
+        value,
+        timestamp: start,
+        dataset: Some(dataset),
+    })
 }
 
 fn config_of(

@@ -6,10 +6,12 @@
 use std::sync::Arc;
 
 use modelwatch_core::predictions::{
-    JudgedBy, Label, LabelDelay, Output, Prediction, PredictionConfig, PredictionId, Task,
-    WindowLength,
+    Features, JudgedBy, Label, LabelDelay, Output, Prediction, PredictionConfig, PredictionId,
+    Task, WindowLength,
 };
-use modelwatch_core::{Dataset, Metric, ModelName, SeriesKey, TimeRange, Timestamp, Version};
+use modelwatch_core::{
+    Dataset, Direction, Metric, ModelName, SeriesKey, TimeRange, Timestamp, Version,
+};
 use modelwatch_engine::predictions::{judge_windows, log_labels, log_predictions, window_history};
 use modelwatch_store::predictions::PredictionSeries;
 use modelwatch_store::{MemoryStore, Stores};
@@ -28,6 +30,7 @@ fn prediction(id: &str, ms: i64, output: Output) -> Prediction {
         dataset: None,
         timestamp: at(ms),
         output,
+        features: Features::new(),
     }
 }
 
@@ -319,4 +322,69 @@ async fn the_engine_logs_through_its_stores_and_returns_the_samples_it_wrote() {
         .expect("accuracy written");
     assert_eq!((accuracy.timestamp, accuracy.value), (at(HOUR), 0.5));
     assert_eq!(values(&stores, "accuracy").await, vec![(HOUR, 0.5)]);
+}
+
+/// A prediction at `ms` with a spread score and the feature `amount`.
+fn with_amount(id: &str, ms: i64, amount: f64) -> Prediction {
+    Prediction {
+        features: Features::parse([("amount".to_owned(), amount)]).expect("features"),
+        ..prediction(
+            id,
+            ms,
+            score(0.05 + f64::from(u8::try_from(ms % 10).unwrap_or(0)) / 10.0),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_feature_drifts_from_its_reference_and_late_predictions_recompute_it() {
+    let stores = Stores::of(Arc::new(MemoryStore::new()));
+    let amounts = |n: i64| 10.0 + f64::from(u8::try_from(n % 20).unwrap_or(0));
+    let batch: Vec<Prediction> = (0..100)
+        .map(|n| with_amount(&format!("r{n}"), HOUR + n, amounts(n)))
+        .chain((0..100).map(|n| with_amount(&format!("c{n}"), 2 * HOUR + n, amounts(n))))
+        .collect();
+    log_predictions(&stores, batch, at(3 * HOUR))
+        .await
+        .expect("log");
+    assert_eq!(
+        values(&stores, "drift_ks_feature_amount").await,
+        vec![(HOUR, 0.0), (2 * HOUR, 0.0)]
+    );
+    assert_eq!(
+        values(&stores, "drift_ks_score").await,
+        vec![(HOUR, 0.0), (2 * HOUR, 0.0)]
+    );
+
+    // As many late predictions far above the reference's amounts: half the window moved.
+    let late: Vec<Prediction> = (0..100)
+        .map(|n| with_amount(&format!("l{n}"), 2 * HOUR + 1_000 + n, 900.0))
+        .collect();
+    log_predictions(&stores, late, at(4 * HOUR))
+        .await
+        .expect("late");
+    assert_eq!(
+        values(&stores, "drift_ks_feature_amount").await,
+        vec![(HOUR, 0.0), (2 * HOUR, 0.5)]
+    );
+    let psi = values(&stores, "drift_psi_feature_amount").await;
+    assert!(psi[1].1 > 1.0, "{psi:?}");
+    // The late scores are like the reference's: the score's drift does not move.
+    assert_eq!(
+        values(&stores, "drift_ks_score").await,
+        vec![(HOUR, 0.0), (2 * HOUR, 0.0)]
+    );
+
+    let declared = stores.metrics.custom_metrics().await.expect("definitions");
+    for name in [
+        "drift_psi_feature_amount",
+        "drift_ks_feature_amount",
+        "drift_js_feature_amount",
+    ] {
+        let definition = declared
+            .iter()
+            .find(|d| d.metric.as_str() == name)
+            .unwrap_or_else(|| panic!("{name} declared"));
+        assert_eq!(definition.direction, Direction::LowerIsBetter, "{name}");
+    }
 }

@@ -52,10 +52,10 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection
     post,
     path = "/api/v1/predictions",
     tag = "predictions",
-    request_body(content = PredictionsRequest, description = "{\"predictions\": [...]}: 1 to 10,000 predictions, every one validated before any is stored (all or nothing). A prediction whose id the model already has is counted as a duplicate and dropped."),
+    request_body(content = PredictionsRequest, description = "{\"predictions\": [...]}: 1 to 10,000 predictions, every one validated before any is stored (all or nothing). A prediction whose id the model already has is counted as a duplicate and dropped. Its `features` (at most 32) are folded into its window's per-feature sketches, whose drift is written as drift_psi_feature_<name>, drift_ks_feature_<name> and drift_js_feature_<name>."),
     responses(
         (status = 200, description = "Stored (durably), and the windows they joined or counted in recomputed", body = PredictionsLogged),
-        (status = 400, description = "A bad prediction, named by its index and field (predictions[3].score), or a batch empty or over 10,000; nothing was stored", body = ErrorBody),
+        (status = 400, description = "A bad prediction, named by its index and field (predictions[3].score, predictions[3].features.amount), or a batch empty or over 10,000; nothing was stored", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
     )

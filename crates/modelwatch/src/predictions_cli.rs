@@ -6,6 +6,7 @@
 //! one parser for both); the events are then stored in batches, each batch's windows recomputed into
 //! metric series by the engine.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ use modelwatch_core::{ModelName, Timestamp, ValidationError, Version};
 use modelwatch_engine::predictions::{log_labels, log_predictions, window_history};
 use modelwatch_http::wire::predictions::{
     LabelEvent, LabelsLogged, PredictionConfig, PredictionConfigRequest, PredictionEvent,
-    PredictionWindow, PredictionsLogged,
+    PredictionWindow, PredictionsLogged, CSV_FEATURE_COLUMN,
 };
 use modelwatch_store::predictions::PredictionSeries;
 use modelwatch_store::Stores;
@@ -31,7 +32,9 @@ const BATCH: usize = 10_000;
 #[derive(Debug, Subcommand)]
 pub enum PredictionsCommand {
     /// Log predictions from CSV (a header line naming id, model, version, timestamp and
-    /// class, score or value; dataset optional) or JSON Lines with the same fields.
+    /// class, score or value; dataset optional; features as `feature.<name>` columns,
+    /// an empty cell leaving that feature out) or JSON Lines with the same fields
+    /// (features as a `features` object: {"age": 41, "amount": 12.5}).
     Log(LogArgs),
     /// Show or set a model's prediction configuration (window, task, threshold, minimum
     /// label coverage, maximum label delay).
@@ -86,10 +89,21 @@ pub struct ConfigArgs {
     pub max_label_delay: Option<String>,
 }
 
-/// Reads every record of `file`, naming the line of the first bad one.
+/// A prediction's features in a CSV file: the `feature.<name>` columns (see
+/// [`CSV_FEATURE_COLUMN`]), taken out of the record before the rest is read as its event.
+type CsvFeatures<R> = fn(&mut R, BTreeMap<String, f64>);
+
+fn with_features(event: &mut PredictionEvent, features: BTreeMap<String, f64>) {
+    event.features = Some(features);
+}
+
+/// Reads every record of `file`, naming the line of the first bad one. In CSV, the
+/// `feature.<name>` columns are given to `features` when it is set (and refused as
+/// unknown fields otherwise).
 fn read_all<R: for<'de> Deserialize<'de>, T>(
     file: &Path,
     validate: impl Fn(R) -> Result<T, ValidationError>,
+    features: Option<CsvFeatures<R>>,
 ) -> Result<Vec<T>> {
     let mut text = String::new();
     if file == Path::new("-") {
@@ -117,13 +131,79 @@ fn read_all<R: for<'de> Deserialize<'de>, T>(
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
-    for (index, record) in reader.deserialize::<R>().enumerate() {
+    let headers = reader.headers().context("line 1")?.clone();
+    let columns = FeatureColumns::of(&headers, features.is_some()).context("line 1")?;
+    for (index, record) in reader.records().enumerate() {
         // Line 1 is the header.
         let line = index + 2;
-        let raw = record.with_context(|| format!("line {line}"))?;
+        let record = record.with_context(|| format!("line {line}"))?;
+        let (rest, values) = columns
+            .split(&record)
+            .with_context(|| format!("line {line}"))?;
+        let mut raw: R = rest
+            .deserialize(Some(&columns.rest))
+            .with_context(|| format!("line {line}"))?;
+        if let (Some(attach), false) = (features, values.is_empty()) {
+            attach(&mut raw, values);
+        }
         events.push(validate(raw).with_context(|| format!("line {line}"))?);
     }
     Ok(events)
+}
+
+/// Which CSV columns are features (`feature.<name>`) and the header of the others.
+struct FeatureColumns {
+    /// By column: the feature it holds, if any.
+    features: Vec<Option<String>>,
+    rest: csv::StringRecord,
+}
+
+impl FeatureColumns {
+    /// The columns of `headers`; with `split` false none is a feature.
+    fn of(headers: &csv::StringRecord, split: bool) -> Result<Self, ValidationError> {
+        let mut features = Vec::with_capacity(headers.len());
+        let mut rest = csv::StringRecord::new();
+        for header in headers {
+            let feature = header
+                .strip_prefix(CSV_FEATURE_COLUMN)
+                .filter(|_| split)
+                .map(str::to_owned);
+            match &feature {
+                Some(name) if features.iter().flatten().any(|seen| seen == name) => {
+                    return Err(ValidationError::new(
+                        "features",
+                        format!("column {header:?} appears twice"),
+                    ));
+                }
+                Some(_) => {}
+                None => rest.push_field(header),
+            }
+            features.push(feature);
+        }
+        Ok(FeatureColumns { features, rest })
+    }
+
+    /// The record's other columns, and its non-empty feature cells as numbers (a cell
+    /// that is not one is refused, naming `features.<name>`).
+    fn split(
+        &self,
+        record: &csv::StringRecord,
+    ) -> Result<(csv::StringRecord, BTreeMap<String, f64>), ValidationError> {
+        let mut rest = csv::StringRecord::new();
+        let mut values = BTreeMap::new();
+        for (cell, feature) in record.iter().zip(&self.features) {
+            match feature {
+                None => rest.push_field(cell),
+                Some(_) if cell.is_empty() => {}
+                Some(name) => {
+                    let value = modelwatch_core::sample::parse_value(cell)
+                        .map_err(|e| ValidationError::new(format!("features.{name}"), e.message))?;
+                    values.insert(name.clone(), value);
+                }
+            }
+        }
+        Ok((rest, values))
+    }
 }
 
 /// Shows the counts of what was logged: its JSON form, or a table of the `columns` of
@@ -147,7 +227,11 @@ pub async fn predictions(
 ) -> Result<ExitCode> {
     match command {
         PredictionsCommand::Log(args) => {
-            let events = read_all(&args.file, PredictionEvent::validate)?;
+            let events = read_all(
+                &args.file,
+                PredictionEvent::validate,
+                Some(with_features as CsvFeatures<PredictionEvent>),
+            )?;
             let mut logged = PredictionsLogged::default();
             let mut events = events.into_iter().peekable();
             while events.peek().is_some() {
@@ -177,7 +261,7 @@ pub async fn predictions(
 
 pub async fn labels(stores: &Stores, command: LabelsCommand, format: Format) -> Result<ExitCode> {
     let LabelsCommand::Log(args) = command;
-    let events = read_all(&args.file, LabelEvent::validate)?;
+    let events = read_all(&args.file, LabelEvent::validate, None)?;
     let mut logged = LabelsLogged::default();
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {

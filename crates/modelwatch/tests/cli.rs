@@ -2123,6 +2123,101 @@ fn logged_predictions_and_labels_become_window_metrics_revised_as_labels_arrive(
 }
 
 #[test]
+fn features_in_csv_columns_and_json_lines_drift_per_feature() {
+    let env = Env::new();
+    // 10:00 is the reference (100 predictions); 11:00 has the same scores and ages but
+    // amounts far above. Some rows leave `age` out (an empty cell).
+    let mut csv = String::from("id,model,version,timestamp,score,feature.amount,feature.age\n");
+    for hour in [10, 11] {
+        for n in 0..100 {
+            let amount = if hour == 10 {
+                10 + n % 20
+            } else {
+                900 + n % 20
+            };
+            let age = if n % 10 == 0 {
+                String::new()
+            } else {
+                (20 + n % 30).to_string()
+            };
+            csv.push_str(&format!(
+                "{hour}-{n},drf,v1,2026-01-01T{hour}:{:02}:00Z,{},{amount},{age}\n",
+                n % 60,
+                0.05 + f64::from(n % 10) / 10.0
+            ));
+        }
+    }
+    let file = env.write("featured.csv", &csv);
+    let logged = env.json(&["predictions", "log", path_str(&file)]);
+    assert_eq!(logged["accepted"], 200);
+    let values = |metric: &str| -> Vec<f64> {
+        env.samples_in("drf", "v1", metric, "predictions")
+            .iter()
+            .map(|s| s["value"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(values("drift_ks_feature_amount"), [0.0, 1.0]);
+    // The reference holds 90 ages, fewer than the 100 a feature's reference needs.
+    assert_eq!(values("drift_ks_feature_age"), Vec::<f64>::new());
+    assert_eq!(values("drift_ks_score"), [0.0, 0.0]);
+
+    // JSON Lines give them as an object; late ones join their window's sketch.
+    let late = env.write(
+        "late.jsonl",
+        &(0..100)
+            .map(|n| {
+                format!(
+                    "{{\"id\":\"late-{n}\",\"model\":\"drf\",\"version\":\"v1\",\"timestamp\":\"2026-01-01T11:30:00Z\",\"score\":{},\"features\":{{\"amount\":{}}}}}\n",
+                    0.05 + f64::from(n % 10) / 10.0,
+                    10 + n % 20
+                )
+            })
+            .collect::<String>(),
+    );
+    env.json(&["predictions", "log", path_str(&late)]);
+    assert_eq!(values("drift_ks_feature_amount"), [0.0, 0.5]);
+
+    // A bad feature is named with its line and field, and nothing of the file is stored.
+    for (name, text, field) in [
+        (
+            "bad.csv",
+            "id,model,version,timestamp,score,feature.amount\n\
+             b1,drf,v1,2026-01-01T12:00:00Z,0.5,3\n\
+             b2,drf,v1,2026-01-01T12:00:00Z,0.5,lots\n",
+            "line 3: features.amount:",
+        ),
+        (
+            "bad.jsonl",
+            "{\"id\":\"b1\",\"model\":\"drf\",\"version\":\"v1\",\"timestamp\":1,\"score\":0.5,\"features\":{\"a b\":1}}\n",
+            "line 1: features: feature name",
+        ),
+        (
+            "twice.csv",
+            "id,model,version,timestamp,score,feature.amount,feature.amount\nb1,drf,v1,1,0.5,1,2\n",
+            "line 1: features: column",
+        ),
+    ] {
+        let bad = env.write(name, text);
+        let out = env.run(&["predictions", "log", path_str(&bad)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(field), "{name}: {stderr}");
+    }
+    let again = env.write(
+        "again.csv",
+        "id,model,version,timestamp,score\nb1,drf,v1,2026-01-01T12:00:00Z,0.5\n",
+    );
+    assert_eq!(
+        env.json(&["predictions", "log", path_str(&again)])["accepted"],
+        1
+    );
+    // Labels have no features: the column is an unknown field.
+    let labels = env.write("labels.csv", "id,model,label,feature.amount\nb1,drf,1,2\n");
+    let out = env.run(&["labels", "log", path_str(&labels)]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
 fn pruned_raw_predictions_leave_their_windows_metrics_final() {
     let env = Env::new();
     let predictions = env.write(

@@ -15,7 +15,7 @@ import sys
 import threading
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .. import _native
 from .._enums import AlertSeverity, AlertStatus, MetricType
@@ -143,9 +143,37 @@ def _timestamps(timestamps: Any) -> Union[bytes, List[int]]:
     return [_millis(_time("timestamps", t)) for t in timestamps]
 
 
+FEATURE_COLUMN = "feature."
+"""A prediction's feature as a key of its own (a DataFrame's column): ``feature.<name>``,
+gathered into its ``features`` object, as the CLI reads CSV columns."""
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds; anything else as it is."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _add_features(row: Dict[str, Any], pairs: Iterable[Tuple[Any, Any]]) -> None:
+    """Adds to the row's ``features`` object, NumPy scalars made plain and missing values
+    left out."""
+    features = row.setdefault("features", {})
+    for name, value in pairs:
+        value = _plain(value)
+        if not _missing(value):
+            features[str(name)] = value
+
+
 def _rows(noun: str, events: Any) -> List[Dict[str, Any]]:
     """Events as the API's objects: dicts (or a DataFrame's rows) with NumPy scalars made
-    plain, missing values (``None``, NaN) left out and times as epoch ms or text."""
+    plain, missing values (``None``, NaN) left out and times as epoch ms or text. A
+    prediction's ``feature.<name>`` keys (and its ``features`` mapping) make its
+    ``features`` object, missing values left out there too."""
     pd = sys.modules.get("pandas")
     if pd is not None and isinstance(events, pd.DataFrame):
         events = events.to_dict("records")
@@ -161,9 +189,17 @@ def _rows(noun: str, events: Any) -> List[Dict[str, Any]]:
                 value = _time(f"{noun}[{index}].{key}", value)
             elif isinstance(value, date):
                 raise ValidationError("must be a datetime, epoch milliseconds or RFC 3339 text, not a date", f"{noun}[{index}].{key}")
-            elif hasattr(value, "item") and not isinstance(value, (str, bytes)):
-                value = value.item()  # a NumPy scalar
-            if value is None or (isinstance(value, float) and math.isnan(value)):
+            else:
+                value = _plain(value)
+            if noun == "predictions" and key == "features" and not _missing(value):
+                if not isinstance(value, Mapping):
+                    raise ValidationError(f"must be a dict of numbers, not {type(value).__name__}", f"{noun}[{index}].features")
+                _add_features(row, value.items())
+                continue
+            if noun == "predictions" and str(key).startswith(FEATURE_COLUMN):
+                _add_features(row, [(str(key)[len(FEATURE_COLUMN) :], value)])
+                continue
+            if _missing(value):
                 continue
             row[str(key)] = value
         rows.append(row)
@@ -359,7 +395,11 @@ class MetricsCollector:
         ``predictions``: dicts (or a pandas DataFrame's rows) with ``id`` (unique per
         model: its label names it), ``model``, ``version``, ``timestamp`` (a datetime,
         epoch milliseconds or RFC 3339 text), optionally ``dataset``, and ``class`` and/or
-        ``score`` for a classification or ``value`` for a regression. Every prediction is
+        ``score`` for a classification or ``value`` for a regression, and optionally up to
+        32 ``features`` (``{"age": 41, "amount": 12.5}``, or a DataFrame's
+        ``feature.age``/``feature.amount`` columns, NaN leaving one out) whose drift from
+        the reference window is written as ``drift_psi_feature_<name>``,
+        ``drift_ks_feature_<name>`` and ``drift_js_feature_<name>``. Every prediction is
         validated before any is stored, per 10,000; a bad one raises ``ValidationError``
         naming it (``predictions[3].score``). A prediction whose id the model already has
         is counted as a duplicate."""

@@ -26,17 +26,39 @@
 //!
 //! All three are 0 for identical distributions and grow with the shift, so rules treat
 //! them as *lower is better*.
+//!
+//! **Features** drift the same way, each against its own sketch in the reference window
+//! ([`feature_drift`]), written as `drift_psi_feature_<name>`, `drift_ks_feature_<name>`
+//! and `drift_js_feature_<name>` ([`feature_metric`]): the `_feature_` infix keeps them
+//! apart from the score's `drift_*_score` whatever the feature is called.
 
 use std::collections::BTreeMap;
 
 use crate::ValidationError;
 
+use super::features::{FeatureName, FeatureSketches};
 use super::Output;
 
 /// The metrics a window's drift is written as, in the computed dataset.
 pub const PSI_METRIC: &str = "drift_psi_score";
 pub const KS_METRIC: &str = "drift_ks_score";
 pub const JS_METRIC: &str = "drift_js_score";
+
+/// What a feature's drift metrics are named after, with the feature's name appended.
+pub const FEATURE_METRIC_PREFIXES: [&str; 3] = [
+    "drift_psi_feature_",
+    "drift_ks_feature_",
+    "drift_js_feature_",
+];
+
+/// The longest of [`FEATURE_METRIC_PREFIXES`]: what a feature name leaves of a metric name.
+pub const FEATURE_METRIC_PREFIX_LEN: usize = 18;
+
+/// The metric a feature's drift statistic is written as: `prefix` (one of
+/// [`FEATURE_METRIC_PREFIXES`]) followed by the feature's name, e.g. `drift_psi_feature_age`.
+pub fn feature_metric(prefix: &str, feature: &FeatureName) -> String {
+    format!("{prefix}{feature}")
+}
 
 /// Bins of the reference's range that PSI and JS compare over (its deciles).
 pub const BINS: u64 = 10;
@@ -186,6 +208,34 @@ impl Drift {
             (JS_METRIC, self.js),
         ]
     }
+
+    /// The three as a feature's (metric name, value), in the order written.
+    pub fn feature_values(&self, feature: &FeatureName) -> [(String, f64); 3] {
+        let [psi, ks, js] = FEATURE_METRIC_PREFIXES;
+        [
+            (feature_metric(psi, feature), self.psi),
+            (feature_metric(ks, feature), self.ks),
+            (feature_metric(js, feature), self.js),
+        ]
+    }
+}
+
+/// Each feature's drift from its sketch in the reference window, by name: the features
+/// both windows sketched whose reference holds at least [`MIN_REFERENCE_PREDICTIONS`]
+/// values (a feature rarely sent in the reference has none).
+pub fn feature_drift(
+    reference: &FeatureSketches,
+    current: &FeatureSketches,
+) -> Vec<(FeatureName, Drift)> {
+    current
+        .iter()
+        .filter_map(|(name, sketch)| {
+            let reference = reference
+                .get(name)
+                .filter(|r| r.count() >= MIN_REFERENCE_PREDICTIONS)?;
+            drift(reference, sketch).map(|drift| (name.clone(), drift))
+        })
+        .collect()
 }
 
 /// How far `current` is from `reference`; `None` when either is empty.
@@ -404,6 +454,57 @@ mod tests {
         assert_eq!(
             decile_edges(&heavy),
             [bucket_of(1.0).expect("b"), bucket_of(2.0).expect("b")]
+        );
+    }
+
+    #[test]
+    fn each_feature_drifts_against_its_own_reference_under_a_name_of_its_own() {
+        let name = |n: &str| FeatureName::parse(n).expect("name");
+        let features = |pairs: &[(&str, Sketch)]| -> FeatureSketches {
+            pairs.iter().map(|(n, s)| (name(n), s.clone())).collect()
+        };
+        let reference = features(&[
+            ("age", sketch(&[(30.0, 50), (40.0, 50)])),
+            ("amount", sketch(&[(10.0, 100)])),
+            ("rare", sketch(&[(1.0, 5)])),
+        ]);
+        let current = features(&[
+            ("age", sketch(&[(30.0, 5), (40.0, 5)])),
+            ("amount", sketch(&[(50.0, 10)])),
+            ("rare", sketch(&[(9.0, 10)])),
+            ("new", sketch(&[(1.0, 10)])),
+        ]);
+        let drifts = feature_drift(&reference, &current);
+        let names: Vec<&str> = drifts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["age", "amount"]);
+        assert_eq!(drifts[0].1.psi, 0.0);
+        close(drifts[1].1.ks, 1.0);
+        let metrics: Vec<String> = drifts[1]
+            .1
+            .feature_values(&name("amount"))
+            .into_iter()
+            .map(|(metric, _)| metric)
+            .collect();
+        assert_eq!(
+            metrics,
+            [
+                "drift_psi_feature_amount",
+                "drift_ks_feature_amount",
+                "drift_js_feature_amount"
+            ]
+        );
+        // A feature called `score` does not take the score's series.
+        let score = drift(&sketch(&[(1.0, 1)]), &sketch(&[(1.0, 1)])).expect("drift");
+        for (metric, _) in score.feature_values(&name("score")) {
+            assert!(!Drift::NAMES.iter().any(|(n, _)| *n == metric), "{metric}");
+        }
+        assert_eq!(
+            FEATURE_METRIC_PREFIX_LEN,
+            FEATURE_METRIC_PREFIXES
+                .map(str::len)
+                .into_iter()
+                .max()
+                .unwrap_or(0)
         );
     }
 

@@ -7,14 +7,17 @@
 //! exists is well formed. [`PredictionConfig`] is what a model's metrics are computed
 //! with (the tumbling window, the task, the score threshold, the minimum coverage), and
 //! [`metrics`] computes a window's metrics from its joined pairs, as scikit-learn does;
-//! [`drift`] how far a window's scores moved from a reference window's, without labels.
+//! [`drift`] how far a window's scores (and [`features`]) moved from a reference
+//! window's, without labels.
 
 pub mod drift;
+pub mod features;
 pub mod judging;
 pub mod metrics;
 #[cfg(test)]
 mod scikit_learn;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -22,7 +25,8 @@ use crate::sample::validated_string_traits;
 use crate::time::{TimeRange, Timestamp};
 use crate::{Dataset, ModelName, ValidationError, Version};
 
-pub use drift::{drift, Drift, Sketch};
+pub use drift::{drift, feature_drift, Drift, Sketch};
+pub use features::{FeatureName, FeatureSketches, Features};
 pub use judging::{judge, judge_in_order, JudgedBy};
 pub use metrics::{compute, WindowMetrics};
 
@@ -208,6 +212,9 @@ pub struct Prediction {
     pub dataset: Option<Dataset>,
     pub timestamp: Timestamp,
     pub output: Output,
+    /// Named inputs whose drift is watched; folded into the window's sketches, not kept
+    /// with the raw prediction.
+    pub features: Features,
 }
 
 /// The ground truth for a prediction: `0`/`1` for a classification, the true value for a
@@ -286,6 +293,8 @@ pub struct WindowLength(Duration);
 impl WindowLength {
     pub const FIELD: &'static str = "window";
     pub const HOUR: WindowLength = WindowLength(Duration::from_secs(3600));
+    /// The window of a model without a configuration.
+    pub const DEFAULT: WindowLength = WindowLength::HOUR;
     const MAX_MINUTES: u64 = 366 * 24 * 60;
 
     pub fn from_minutes(minutes: u64) -> Result<Self, ValidationError> {
@@ -359,6 +368,33 @@ fn write_minutes(f: &mut fmt::Formatter<'_>, duration: Duration) -> fmt::Result 
         write!(f, "{}h", minutes / 60)
     } else {
         write!(f, "{minutes}m")
+    }
+}
+
+/// Each model's window length, [`WindowLength::DEFAULT`] for a model without a
+/// configuration: which window a prediction falls in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelWindows(BTreeMap<ModelName, WindowLength>);
+
+impl ModelWindows {
+    pub fn of<'a>(
+        configs: impl IntoIterator<Item = (&'a ModelName, &'a PredictionConfig)>,
+    ) -> Self {
+        ModelWindows(
+            configs
+                .into_iter()
+                .map(|(model, config)| (model.clone(), config.window))
+                .collect(),
+        )
+    }
+
+    pub fn length(&self, model: &ModelName) -> WindowLength {
+        self.0.get(model).copied().unwrap_or(WindowLength::DEFAULT)
+    }
+
+    /// The window of a prediction of `model` made at `t`.
+    pub fn window_of(&self, model: &ModelName, t: Timestamp) -> TimeRange {
+        self.length(model).window_of(t)
     }
 }
 
@@ -555,6 +591,27 @@ mod tests {
         assert_eq!(
             Label::new(id, model, f64::NAN, None).unwrap_err().field,
             "truth"
+        );
+    }
+
+    #[test]
+    fn a_model_without_a_configuration_has_the_default_window() {
+        let daily = ModelName::parse("daily").expect("model");
+        let config = PredictionConfig::new(
+            WindowLength::parse("1d").expect("1d"),
+            Task::Regression,
+            0.5,
+            0.0,
+        )
+        .expect("config");
+        let windows = ModelWindows::of([(&daily, &config)]);
+        let t = at(86_400_000 * 3 + 7_200_000 + 5);
+        assert_eq!(windows.window_of(&daily, t).start, at(86_400_000 * 3));
+        let other = ModelName::parse("other").expect("model");
+        assert_eq!(windows.length(&other), WindowLength::DEFAULT);
+        assert_eq!(
+            windows.window_of(&other, t).start,
+            at(86_400_000 * 3 + 7_200_000)
         );
     }
 

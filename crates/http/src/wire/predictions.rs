@@ -10,7 +10,7 @@
 //! field. Callers validate every event of a batch before writing any.
 
 use modelwatch_core::predictions as domain;
-use modelwatch_core::predictions::{Output, PredictionId, Task, WindowLength};
+use modelwatch_core::predictions::{Features, Output, PredictionId, Task, WindowLength};
 use modelwatch_core::{Dataset, ModelName, Timestamp, ValidationError, Version};
 use modelwatch_engine::predictions::Recomputed;
 use modelwatch_store::predictions::{LabelsWritten, PredictionsWritten};
@@ -65,11 +65,15 @@ impl FlagOrNumber {
     }
 }
 
+/// CSV files name a prediction's features in columns `feature.<name>` (`feature.age`); an
+/// empty cell leaves that feature out of that prediction. JSON gives them as `features`.
+pub const CSV_FEATURE_COLUMN: &str = "feature.";
+
 /// One prediction: what a model version predicted for one request, at the time it made
 /// it. A classification gives `class`, `score` or both; a regression gives `value` alone.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"id": "req-8812", "model": "fraud_detector", "version": "v2.1", "timestamp": "2024-05-01T12:00:00Z", "score": 0.91}))]
+#[schema(example = json!({"id": "req-8812", "model": "fraud_detector", "version": "v2.1", "timestamp": "2024-05-01T12:00:00Z", "score": 0.91, "features": {"age": 41, "amount": 12.5}}))]
 pub struct PredictionEvent {
     /// The request's id (1 to 256 characters, no control characters), unique per model:
     /// its label names it.
@@ -97,6 +101,13 @@ pub struct PredictionEvent {
     /// A regression's predicted value (without class or score).
     #[serde(default)]
     pub value: Option<f64>,
+    /// Up to 32 of the request's inputs, by name: finite numbers whose distribution per
+    /// window is compared with the reference window's (`drift_psi_feature_<name>`,
+    /// `drift_ks_feature_<name>`, `drift_js_feature_<name>`). A name is 1 to 110 letters,
+    /// digits and `_ . - : + @`. Only their per-window sketches are kept, not the values.
+    #[serde(default)]
+    #[schema(example = json!({"age": 41, "amount": 12.5}))]
+    pub features: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 impl PredictionEvent {
@@ -129,6 +140,7 @@ impl PredictionEvent {
             },
             timestamp: self.timestamp,
             output,
+            features: Features::parse(self.features.unwrap_or_default())?,
         })
     }
 }
@@ -591,6 +603,40 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(two.field, "class");
+    }
+
+    #[test]
+    fn features_are_named_numbers_checked_by_name() {
+        let featured = prediction(
+            r#"{"id":"a","model":"m","version":"v1","timestamp":1,"score":0.7,"features":{"age":41,"amount":12.5}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                featured.features.get("age"),
+                featured.features.get("amount")
+            ),
+            (Some(41.0), Some(12.5))
+        );
+        let none = prediction(r#"{"id":"a","model":"m","version":"v1","timestamp":1,"score":0.7}"#);
+        assert!(none.unwrap().features.is_empty());
+        let events: Vec<PredictionEvent> = serde_json::from_str(
+            r#"[{"id":"a","model":"m","version":"v1","timestamp":1,"score":0.7},
+                {"id":"b","model":"m","version":"v1","timestamp":1,"score":0.7,"features":{"a b":1}}]"#,
+        )
+        .unwrap();
+        let error = validate_batch("predictions", events, PredictionEvent::validate).unwrap_err();
+        assert_eq!(error.field, "predictions[1].features");
+        assert!(error.message.contains("feature name"), "{error}");
+        let many: String = (0..33)
+            .map(|n| format!(r#""f{n}":1"#))
+            .collect::<Vec<_>>()
+            .join(",");
+        let error = prediction(&format!(
+            r#"{{"id":"a","model":"m","version":"v1","timestamp":1,"score":0.7,"features":{{{many}}}}}"#
+        ))
+        .unwrap_err();
+        assert_eq!(error.field, "features");
     }
 
     #[test]

@@ -724,3 +724,112 @@ async fn shifted_scores_page_on_drift_before_any_label_arrives() {
     assert_eq!(fired, [("drift_psi_score".to_owned(), psi[1])]);
     assert_eq!(series("label_coverage").await, [0.0, 0.0], "no label yet");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shifted_feature_pages_its_drift_rule_while_the_score_stays_put() {
+    // The server's clock is 2024-05-01T12:00Z: the 10:00 and 11:00 windows have closed.
+    let app = spawn_app().await;
+    for (name, metric) in [
+        ("amount moved", "drift_psi_feature_amount"),
+        ("age moved", "drift_psi_feature_age"),
+        ("scores moved", "drift_psi_score"),
+    ] {
+        let rule = app
+            .call(
+                Method::POST,
+                "/api/v1/rules",
+                "/api/v1/rules",
+                Some(json!({"name": name, "model": "fraud", "metric": metric,
+                            "dataset": "predictions", "threshold_value": 0.25,
+                            "comparison_operator": "gt", "severity": "high",
+                            "for_evaluations": 1})),
+            )
+            .await;
+        assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
+    }
+    // Both hours have the same scores and ages; 11:00's amounts sit far above 10:00's.
+    let predictions: Vec<Value> = (0..100)
+        .map(|n| (10, n, 10.0 + f64::from(n % 20)))
+        .chain((0..100).map(|n| (11, n, 500.0 + f64::from(n % 20))))
+        .map(|(hour, n, amount)| {
+            json!({"id": format!("{hour}-{n}"), "model": "fraud", "version": "v1",
+                   "timestamp": format!("2024-05-01T{hour}:{:02}:00Z", n % 60),
+                   "score": f64::from(n % 10) / 10.0 + 0.05,
+                   "features": {"amount": amount, "age": 20 + n % 40}})
+        })
+        .collect();
+    let logged = app
+        .post(PREDICTIONS, json!({ "predictions": predictions }))
+        .await;
+    assert_eq!(counts(&logged, &["accepted", "labelled"]), [200, 0]);
+    let series = |metric: &'static str| {
+        let app = &app;
+        let path =
+            format!("/api/v1/models/fraud/versions/v1/metrics/{metric}?from=0&dataset=predictions");
+        async move {
+            let reply = app.call(Method::GET, SERIES, &path, None).await;
+            assert_eq!(reply.status, StatusCode::OK, "{metric}: {}", reply.body);
+            reply.body["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["value"].as_f64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(series("drift_psi_score").await, [0.0, 0.0]);
+    assert_eq!(series("drift_psi_feature_age").await, [0.0, 0.0]);
+    assert_eq!(series("drift_ks_feature_age").await, [0.0, 0.0]);
+    let amount = series("drift_psi_feature_amount").await;
+    assert!(amount[0] == 0.0 && amount[1] > 1.0, "{amount:?}");
+    assert_eq!(series("drift_ks_feature_amount").await, [0.0, 1.0]);
+    assert_eq!(series("drift_js_feature_amount").await, [0.0, 1.0]);
+
+    let path = "/api/v1/models/fraud/versions/v1/evaluate";
+    let reply = app
+        .call(
+            Method::POST,
+            "/api/v1/models/{model}/versions/{version}/evaluate",
+            path,
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let alerts = app
+        .call(
+            Method::GET,
+            "/api/v1/alerts",
+            "/api/v1/alerts?model=fraud&hours=all",
+            None,
+        )
+        .await;
+    assert_eq!(alerts.status, StatusCode::OK, "{}", alerts.body);
+    let fired: Vec<_> = alerts.body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["metric"].as_str().unwrap().to_owned(),
+                a["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(fired, [("drift_psi_feature_amount".to_owned(), amount[1])]);
+
+    // A bad feature is named by its event's index and its own name.
+    let bad = app
+        .post(
+            PREDICTIONS,
+            json!({"predictions": [
+                {"id": "x", "model": "fraud", "version": "v1", "timestamp": 1, "score": 0.5,
+                 "features": {"bad name": 1}}]}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert_eq!(
+        bad.body["error"]["field"], "predictions[0].features",
+        "{}",
+        bad.body
+    );
+}

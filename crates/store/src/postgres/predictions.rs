@@ -1,5 +1,5 @@
-//! Predictions and labels in PostgreSQL (migrations 9 to 11, and 14): the tables of
-//! SQLite's schemas 12 to 14, and 16.
+//! Predictions and labels in PostgreSQL (migrations 9 to 11, 14 and 15): the tables of
+//! SQLite's schemas 12 to 14, 16 and 17.
 //! Every write of predictions or labels holds one advisory lock for its transaction, so
 //! a label and its prediction arriving at two servers at once cannot both miss each
 //! other (the label left pending beside its prediction).
@@ -8,16 +8,18 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use modelwatch_core::predictions::drift::score_of;
-use modelwatch_core::predictions::{Label, Labelled, Prediction, PredictionConfig, Sketch};
+use modelwatch_core::predictions::{
+    FeatureSketches, Label, Labelled, ModelWindows, Prediction, PredictionConfig, Sketch,
+};
 use modelwatch_core::{ModelName, TimeRange, Timestamp, Version};
 
 use super::{pg_error, PostgresStore};
 use crate::predictions::{
-    config_from_columns, dataset_column, dataset_from_column, judged_from_columns, output_columns,
-    output_from_columns, recorded_from_column, sketch_from_column, values_column,
-    values_from_column, window_minutes, Judged, LabelsWritten, NewRevision, PredictionSeries,
-    PredictionStore, PredictionsWritten, Recorded, Touched, WindowHistory, WindowPairs,
-    WindowRevision, WindowSketch,
+    config_from_columns, dataset_column, dataset_from_column, feature_sketches_from_column,
+    judged_from_columns, output_columns, output_from_columns, recorded_from_column,
+    sketch_from_column, values_column, values_from_column, window_minutes, FeatureFold, Judged,
+    LabelsWritten, NewRevision, PredictionSeries, PredictionStore, PredictionsWritten, Recorded,
+    Touched, WindowHistory, WindowPairs, WindowRevision, WindowSketch,
 };
 use crate::StoreError;
 
@@ -59,7 +61,7 @@ fn revision_from_row(
 }
 
 /// A stored sketch from the row's columns: model, version, dataset, start_ms, end_ms,
-/// sketch, recorded.
+/// sketch, recorded, features.
 fn sketch_from_row(row: &tokio_postgres::Row) -> Result<WindowSketch, StoreError> {
     let corrupt =
         |e: modelwatch_core::ValidationError| StoreError::Corrupt(format!("window sketch: {e}"));
@@ -68,6 +70,7 @@ fn sketch_from_row(row: &tokio_postgres::Row) -> Result<WindowSketch, StoreError
     let dataset: &str = row.try_get(2).map_err(pg_error)?;
     let sketch: &str = row.try_get(5).map_err(pg_error)?;
     let recorded: i32 = row.try_get(6).map_err(pg_error)?;
+    let features: &str = row.try_get(7).map_err(pg_error)?;
     Ok(WindowSketch {
         series: PredictionSeries {
             model: ModelName::parse_owned(model).map_err(corrupt)?,
@@ -80,7 +83,67 @@ fn sketch_from_row(row: &tokio_postgres::Row) -> Result<WindowSketch, StoreError
         ),
         sketch: sketch_from_column(sketch)?,
         recorded: recorded_from_column(i64::from(recorded))?,
+        features: feature_sketches_from_column(features)?,
     })
+}
+
+/// Adds a batch's feature sketches to their windows' (a window's row is created, with an
+/// empty score sketch recorded 0 times, when its first features come before it). Run
+/// under the prediction lock, so no two batches fold into one window at once.
+async fn fold_features(
+    transaction: &tokio_postgres::Transaction<'_>,
+    fold: FeatureFold,
+) -> Result<(), StoreError> {
+    let mut windows = fold.into_windows().peekable();
+    if windows.peek().is_none() {
+        return Ok(());
+    }
+    let stored = transaction
+        .prepare(
+            "SELECT features FROM prediction_window_sketches
+             WHERE model = $1 AND version = $2 AND dataset = $3 AND start_ms = $4
+             FOR UPDATE",
+        )
+        .await
+        .map_err(pg_error)?;
+    let write = transaction
+        .prepare(
+            "INSERT INTO prediction_window_sketches
+                (model, version, dataset, start_ms, end_ms, count, sketch, recorded, features)
+             VALUES ($1, $2, $3, $4, $5, 0, '', 0, $6)
+             ON CONFLICT (model, version, dataset, start_ms) DO UPDATE SET
+                features = excluded.features",
+        )
+        .await
+        .map_err(pg_error)?;
+    for (series, window, added) in windows {
+        let (model, version, dataset) = series_columns(&series);
+        let start = window.start.as_millis();
+        let row = transaction
+            .query_opt(&stored, &[&model, &version, &dataset, &start])
+            .await
+            .map_err(pg_error)?;
+        let mut sketches = match row {
+            Some(row) => feature_sketches_from_column(row.try_get(0).map_err(pg_error)?)?,
+            None => FeatureSketches::new(),
+        };
+        sketches.merge(&added);
+        transaction
+            .execute(
+                &write,
+                &[
+                    &model,
+                    &version,
+                    &dataset,
+                    &start,
+                    &window.end.as_millis(),
+                    &sketches.encode(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -88,6 +151,7 @@ impl PredictionStore for PostgresStore {
     async fn insert_predictions(
         &self,
         predictions: Vec<Prediction>,
+        windows: &ModelWindows,
     ) -> Result<PredictionsWritten, StoreError> {
         if predictions.is_empty() {
             return Ok(PredictionsWritten::default());
@@ -127,6 +191,7 @@ impl PredictionStore for PostgresStore {
             .collect::<Result<_, tokio_postgres::Error>>()
             .map_err(pg_error)?;
         let mut written = PredictionsWritten::default();
+        let mut features = FeatureFold::default();
         for prediction in predictions {
             if pruned_before
                 .get(prediction.model.as_str())
@@ -166,7 +231,9 @@ impl PredictionStore for PostgresStore {
                 series: PredictionSeries::of(&prediction),
                 timestamp: prediction.timestamp,
             });
+            features.add(&prediction, windows);
         }
+        fold_features(&transaction, features).await?;
         transaction.commit().await.map_err(pg_error)?;
         Ok(written)
     }
@@ -535,7 +602,7 @@ impl PredictionStore for PostgresStore {
         now: Timestamp,
     ) -> Result<Vec<WindowSketch>, StoreError> {
         let client = self.client().await?;
-        let select = "SELECT model, version, dataset, start_ms, end_ms, sketch, recorded
+        let select = "SELECT model, version, dataset, start_ms, end_ms, sketch, recorded, features
                  FROM prediction_window_sketches
                  WHERE drift_of < recorded AND end_ms <= $1";
         let order = "ORDER BY model, version, dataset, start_ms";
@@ -568,7 +635,7 @@ impl PredictionStore for PostgresStore {
         let (model, version, dataset) = series_columns(series);
         let row = client
             .query_opt(
-                "SELECT model, version, dataset, start_ms, end_ms, sketch, recorded
+                "SELECT model, version, dataset, start_ms, end_ms, sketch, recorded, features
                  FROM prediction_window_sketches
                  WHERE model = $1 AND version = $2 AND dataset = $3 AND count >= $4
                     AND end_ms <= $5

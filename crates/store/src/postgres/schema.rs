@@ -355,6 +355,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         pruned_before_ms bigint NOT NULL
     );"#,
     ),
+    (
+        15,
+        "prediction window sketches: each window's sketch of each named feature, for feature drift",
+        // As in SQLite (schema 17).
+        "ALTER TABLE prediction_window_sketches ADD COLUMN features text NOT NULL DEFAULT '';",
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 
 use modelwatch_core::predictions::{
-    JudgedBy, Label, LabelDelay, Labelled, Output, Prediction, PredictionConfig, PredictionId,
-    Sketch, Task, WindowLength,
+    FeatureName, FeatureSketches, Features, JudgedBy, Label, LabelDelay, Labelled, ModelWindows,
+    Output, Prediction, PredictionConfig, PredictionId, Sketch, Task, WindowLength,
 };
 use modelwatch_core::{Dataset, Metric, ModelName, TimeRange, Timestamp, Version};
 
@@ -29,6 +29,7 @@ fn scored(id: &str, version: &str, ms: i64, score: f64) -> Prediction {
             class: None,
             score: Some(score),
         },
+        features: Features::new(),
     }
 }
 
@@ -70,10 +71,10 @@ fn sorted(mut pairs: Vec<Labelled>) -> Vec<(f64, Output)> {
 
 pub async fn labels_join_their_predictions_in_any_order(store: &dyn PredictionStore) {
     let written = store
-        .insert_predictions(vec![
-            scored("a", "v1", 1_000, 0.9),
-            scored("b", "v1", 2_000, 0.2),
-        ])
+        .insert_predictions(
+            vec![scored("a", "v1", 1_000, 0.9), scored("b", "v1", 2_000, 0.2)],
+            &ModelWindows::default(),
+        )
         .await
         .expect("predictions");
     assert_eq!(
@@ -112,7 +113,10 @@ pub async fn labels_join_their_predictions_in_any_order(store: &dyn PredictionSt
     assert_eq!(store.pending_labels().await.expect("pending"), 1);
     // Its prediction arrives: the pending label is joined.
     let late = store
-        .insert_predictions(vec![scored("c", "v1", 3_000, 0.4)])
+        .insert_predictions(
+            vec![scored("c", "v1", 3_000, 0.4)],
+            &ModelWindows::default(),
+        )
         .await
         .expect("late prediction");
     assert_eq!((late.accepted, late.labelled), (1, 1));
@@ -145,16 +149,22 @@ pub async fn labels_join_their_predictions_in_any_order(store: &dyn PredictionSt
 
 pub async fn first_prediction_and_latest_label_win(store: &dyn PredictionStore) {
     store
-        .insert_predictions(vec![scored("a", "v1", 1_000, 0.9)])
+        .insert_predictions(
+            vec![scored("a", "v1", 1_000, 0.9)],
+            &ModelWindows::default(),
+        )
         .await
         .expect("predictions");
     // A second prediction for the id, in another batch and in the same one: dropped.
     let again = store
-        .insert_predictions(vec![
-            scored("a", "v1", 1_500, 0.1),
-            scored("b", "v1", 1_000, 0.3),
-            scored("b", "v1", 1_000, 0.7),
-        ])
+        .insert_predictions(
+            vec![
+                scored("a", "v1", 1_500, 0.1),
+                scored("b", "v1", 1_000, 0.3),
+                scored("b", "v1", 1_000, 0.7),
+            ],
+            &ModelWindows::default(),
+        )
         .await
         .expect("duplicates");
     assert_eq!((again.accepted, again.duplicates), (1, 2));
@@ -182,7 +192,10 @@ pub async fn first_prediction_and_latest_label_win(store: &dyn PredictionStore) 
         .expect("pending");
     assert_eq!((pending.pending, pending.duplicates), (1, 1));
     store
-        .insert_predictions(vec![scored("z", "v1", 2_000, 0.5)])
+        .insert_predictions(
+            vec![scored("z", "v1", 2_000, 0.5)],
+            &ModelWindows::default(),
+        )
         .await
         .expect("z");
     let window = store
@@ -228,14 +241,17 @@ pub async fn a_window_is_one_series_and_time_range(store: &dyn PredictionStore) 
         ..scored("c", "v1", 1_999, 0.0)
     };
     store
-        .insert_predictions(vec![
-            scored("a", "v1", 1_000, 0.5),
-            scored("late", "v1", 2_000, 0.5),
-            classed,
-            canary,
-            other_model,
-            regression,
-        ])
+        .insert_predictions(
+            vec![
+                scored("a", "v1", 1_000, 0.5),
+                scored("late", "v1", 2_000, 0.5),
+                classed,
+                canary,
+                other_model,
+                regression,
+            ],
+            &ModelWindows::default(),
+        )
         .await
         .expect("predictions");
     store
@@ -317,10 +333,13 @@ pub async fn pending_labels_expire(store: &dyn PredictionStore) {
     );
     assert_eq!(store.pending_labels().await.expect("pending"), 1);
     let written = store
-        .insert_predictions(vec![
-            scored("old", "v1", 1_000, 0.5),
-            scored("new", "v1", 1_000, 0.5),
-        ])
+        .insert_predictions(
+            vec![
+                scored("old", "v1", 1_000, 0.5),
+                scored("new", "v1", 1_000, 0.5),
+            ],
+            &ModelWindows::default(),
+        )
         .await
         .expect("predictions");
     assert_eq!(written.labelled, 1);
@@ -332,12 +351,15 @@ pub async fn pruned_predictions_go_and_their_windows_stay_final(store: &dyn Pred
         ..scored(id, "v1", ms, 0.5)
     };
     store
-        .insert_predictions(vec![
-            scored("a", "v1", 1_000, 0.9),
-            scored("b", "v1", 2_000, 0.2),
-            scored("c", "v1", 3_000, 0.4),
-            churn("a", 1_000),
-        ])
+        .insert_predictions(
+            vec![
+                scored("a", "v1", 1_000, 0.9),
+                scored("b", "v1", 2_000, 0.2),
+                scored("c", "v1", 3_000, 0.4),
+                churn("a", 1_000),
+            ],
+            &ModelWindows::default(),
+        )
         .await
         .expect("predictions");
     store
@@ -367,11 +389,14 @@ pub async fn pruned_predictions_go_and_their_windows_stay_final(store: &dyn Pred
     assert_eq!(other.predicted, 1, "another model's predictions stay");
     // Before the cutoff: refused, even an id never seen; from it: stored.
     let written = store
-        .insert_predictions(vec![
-            scored("a", "v1", 1_000, 0.9),
-            scored("d", "v1", 2_999, 0.9),
-            scored("e", "v1", 3_000, 0.9),
-        ])
+        .insert_predictions(
+            vec![
+                scored("a", "v1", 1_000, 0.9),
+                scored("d", "v1", 2_999, 0.9),
+                scored("e", "v1", 3_000, 0.9),
+            ],
+            &ModelWindows::default(),
+        )
         .await
         .expect("late");
     assert_eq!(
@@ -387,7 +412,10 @@ pub async fn pruned_predictions_go_and_their_windows_stay_final(store: &dyn Pred
         0
     );
     let refused = store
-        .insert_predictions(vec![scored("f", "v1", 2_000, 0.9)])
+        .insert_predictions(
+            vec![scored("f", "v1", 2_000, 0.9)],
+            &ModelWindows::default(),
+        )
         .await
         .expect("refused");
     assert_eq!((refused.too_old, refused.accepted), (1, 0));
@@ -608,10 +636,10 @@ pub async fn window_sketches_are_kept_and_their_drift_is_due_once_per_recording(
     );
     // The window's predictions counted by window_pairs come with their sketch.
     store
-        .insert_predictions(vec![
-            scored("s1", "v1", 5, 0.25),
-            scored("s2", "v1", 6, 0.75),
-        ])
+        .insert_predictions(
+            vec![scored("s1", "v1", 5, 0.25), scored("s2", "v1", 6, 0.75)],
+            &ModelWindows::default(),
+        )
         .await
         .expect("insert");
     let pairs = store.window_pairs(&v1, everything()).await.expect("pairs");
@@ -719,6 +747,152 @@ pub async fn window_sketches_are_kept_and_their_drift_is_due_once_per_recording(
     );
 }
 
+/// A prediction of `fraud`/v1 at `ms` with the features `pairs`.
+fn featured(id: &str, ms: i64, pairs: &[(&str, f64)]) -> Prediction {
+    Prediction {
+        features: Features::parse(pairs.iter().map(|(n, v)| (n.to_string(), *v)))
+            .expect("features"),
+        ..scored(id, "v1", ms, 0.5)
+    }
+}
+
+pub async fn features_are_folded_into_their_window_s_sketches(store: &dyn PredictionStore) {
+    let hour = |n: i64| TimeRange::new(at(n * 3_600_000), at((n + 1) * 3_600_000));
+    let v1 = series("v1", None);
+    let name = |n: &str| FeatureName::parse(n).expect("name");
+    let sketches = |pairs: &[(&str, &[f64])]| -> FeatureSketches {
+        pairs
+            .iter()
+            .map(|(n, values)| (name(n), values.iter().copied().collect::<Sketch>()))
+            .collect()
+    };
+    let windows = ModelWindows::default();
+    let written = store
+        .insert_predictions(
+            vec![
+                featured("a", 1_000, &[("age", 41.0), ("amount", 12.5)]),
+                featured("b", 2_000, &[("age", 30.0)]),
+                // A duplicate's features are dropped with it.
+                featured("a", 3_000, &[("age", 99.0)]),
+                featured("c", 3_600_000 + 5, &[("amount", 7.0)]),
+                scored("plain", "v1", 4_000, 0.1),
+            ],
+            &windows,
+        )
+        .await
+        .expect("insert");
+    assert_eq!((written.accepted, written.duplicates), (4, 1));
+    // Not due before the window's scores are recorded (recorded 0 times).
+    assert_eq!(
+        store
+            .drift_due(None, at(100 * 3_600_000))
+            .await
+            .expect("due"),
+        vec![]
+    );
+    let scores: Sketch = (0..150).map(|n| f64::from(n) / 150.0).collect();
+    store
+        .record_sketch(&v1, hour(0), &scores)
+        .await
+        .expect("record");
+    store
+        .record_sketch(&v1, hour(1), &scores)
+        .await
+        .expect("record");
+    // Late ones add to what is there; recording the scores again keeps the features.
+    store
+        .insert_predictions(vec![featured("d", 5_000, &[("age", 41.0)])], &windows)
+        .await
+        .expect("late");
+    store
+        .record_sketch(&v1, hour(0), &scores)
+        .await
+        .expect("again");
+    let due = store
+        .drift_due(Some(&v1), at(2 * 3_600_000))
+        .await
+        .expect("due");
+    let seen: Vec<_> = due
+        .iter()
+        .map(|w| (w.window, w.recorded, w.sketch.count(), w.features.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                hour(0),
+                2,
+                150,
+                sketches(&[("age", &[41.0, 30.0, 41.0]), ("amount", &[12.5])])
+            ),
+            (hour(1), 1, 150, sketches(&[("amount", &[7.0])])),
+        ]
+    );
+    let reference = store
+        .reference_sketch(&v1, 100, at(2 * 3_600_000))
+        .await
+        .expect("read")
+        .expect("reference");
+    assert_eq!(reference.features, seen[0].3);
+
+    // Another model's windows are its configuration's: a day here.
+    let daily = ModelName::parse("daily").expect("model");
+    let config = PredictionConfig::new(
+        WindowLength::parse("1d").expect("1d"),
+        Task::Regression,
+        0.5,
+        0.0,
+    )
+    .expect("config");
+    let windows = ModelWindows::of([(&daily, &config)]);
+    let day = TimeRange::new(at(0), at(86_400_000));
+    let mut early = featured("e1", 1_000, &[("load", 2.0)]);
+    let mut late = featured("e2", 20 * 3_600_000, &[("load", 3.0)]);
+    early.model = daily.clone();
+    late.model = daily.clone();
+    store
+        .insert_predictions(vec![early, late], &windows)
+        .await
+        .expect("daily");
+    let daily_series = PredictionSeries {
+        model: daily,
+        ..v1.clone()
+    };
+    store
+        .record_sketch(&daily_series, day, &scores)
+        .await
+        .expect("record");
+    let due = store
+        .drift_due(Some(&daily_series), at(86_400_000))
+        .await
+        .expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].window, due[0].features.clone()),
+        (day, sketches(&[("load", &[2.0, 3.0])]))
+    );
+
+    // Refused as too old: its features are not counted either.
+    store
+        .prune_predictions(&model("fraud"), at(3_600_000))
+        .await
+        .expect("prune");
+    let written = store
+        .insert_predictions(
+            vec![featured("old", 10, &[("age", 5.0)])],
+            &ModelWindows::default(),
+        )
+        .await
+        .expect("too old");
+    assert_eq!(written.too_old, 1);
+    let reference = store
+        .reference_sketch(&v1, 100, at(2 * 3_600_000))
+        .await
+        .expect("read")
+        .expect("reference");
+    assert_eq!(reference.features, seen[0].3);
+}
+
 /// Runs every test of the suite on fresh stores from `open`.
 macro_rules! prediction_suite {
     ($open:expr) => {
@@ -758,6 +932,11 @@ macro_rules! prediction_suite {
             let (store, _guard) = $open.await;
             suite::window_sketches_are_kept_and_their_drift_is_due_once_per_recording(&*store)
                 .await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn features_are_folded_into_their_window_s_sketches() {
+            let (store, _guard) = $open.await;
+            suite::features_are_folded_into_their_window_s_sketches(&*store).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn prediction_configs_are_kept_per_model() {

@@ -5,18 +5,22 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use modelwatch_core::predictions::drift::score_of;
 use modelwatch_core::predictions::{
-    Label, Labelled, Prediction, PredictionConfig, PredictionId, Sketch,
+    FeatureSketches, Features, Label, Labelled, ModelWindows, Prediction, PredictionConfig,
+    PredictionId, Sketch,
 };
 use modelwatch_core::{ModelName, TimeRange, Timestamp};
 
 use super::{
-    Judged, LabelsWritten, NewRevision, PredictionSeries, PredictionStore, PredictionsWritten,
-    Recorded, Touched, WindowHistory, WindowPairs, WindowRevision, WindowSketch,
+    FeatureFold, Judged, LabelsWritten, NewRevision, PredictionSeries, PredictionStore,
+    PredictionsWritten, Recorded, Touched, WindowHistory, WindowPairs, WindowRevision,
+    WindowSketch,
 };
 use crate::{MemoryStore, StoreError};
 
 #[derive(Debug)]
 struct Row {
+    /// Without its features (they are in the window's feature sketches), as the database
+    /// backends keep it.
     prediction: Prediction,
     truth: Option<f64>,
 }
@@ -45,6 +49,22 @@ struct StoredSketch {
     drift_of: u32,
 }
 
+impl StoredSketch {
+    /// A window's row before anything was recorded in it.
+    fn empty(series: PredictionSeries, window: TimeRange) -> Self {
+        StoredSketch {
+            sketch: WindowSketch {
+                series,
+                window,
+                sketch: Sketch::new(),
+                recorded: 0,
+                features: FeatureSketches::new(),
+            },
+            drift_of: 0,
+        }
+    }
+}
+
 impl MemoryStore {
     fn prediction_tables(&self) -> Result<std::sync::MutexGuard<'_, Tables>, StoreError> {
         self.predictions.lock().map_err(|_| {
@@ -58,10 +78,12 @@ impl PredictionStore for MemoryStore {
     async fn insert_predictions(
         &self,
         predictions: Vec<Prediction>,
+        windows: &ModelWindows,
     ) -> Result<PredictionsWritten, StoreError> {
         let mut tables = self.prediction_tables()?;
         let mut written = PredictionsWritten::default();
-        for prediction in predictions {
+        let mut features = FeatureFold::default();
+        for mut prediction in predictions {
             if tables
                 .pruned_before
                 .get(&prediction.model)
@@ -84,7 +106,18 @@ impl PredictionStore for MemoryStore {
                 series: PredictionSeries::of(&prediction),
                 timestamp: prediction.timestamp,
             });
+            features.add(&prediction, windows);
+            prediction.features = Features::new();
             tables.rows.insert(key, Row { prediction, truth });
+        }
+        for (series, window, sketches) in features.into_windows() {
+            tables
+                .sketches
+                .entry((series.clone(), window.start))
+                .or_insert_with(|| StoredSketch::empty(series, window))
+                .sketch
+                .features
+                .merge(&sketches);
         }
         Ok(written)
     }
@@ -265,15 +298,7 @@ impl PredictionStore for MemoryStore {
         let stored = tables
             .sketches
             .entry((series.clone(), window.start))
-            .or_insert_with(|| StoredSketch {
-                sketch: WindowSketch {
-                    series: series.clone(),
-                    window,
-                    sketch: Sketch::new(),
-                    recorded: 0,
-                },
-                drift_of: 0,
-            });
+            .or_insert_with(|| StoredSketch::empty(series.clone(), window));
         stored.sketch.sketch = sketch.clone();
         stored.sketch.recorded += 1;
         Ok(())

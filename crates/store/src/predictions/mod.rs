@@ -8,6 +8,14 @@
 //! drops it. Duplicates: the **first prediction** for an id wins (a later one is counted
 //! and dropped: a prediction is a fact of the past); the **latest label** wins (a label is
 //! a correction), and every label an id receives is counted on its row.
+//!
+//! A prediction's **features** are not stored on its row: an accepted prediction's
+//! features are folded into its window's [`FeatureSketches`] in the transaction that
+//! stores it (the window taken from the [`ModelWindows`] the caller passes), beside the
+//! window's sketch of scores. A raw row stays its output and label however many features
+//! it had; the price is that a window's feature sketches are only ever added to, never
+//! rebuilt from raw rows (a model whose window length changes keeps its old windows'
+//! sketches as they were).
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -18,7 +26,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 use modelwatch_core::predictions::{
-    JudgedBy, Label, Labelled, Output, Prediction, PredictionConfig, Sketch,
+    FeatureSketches, JudgedBy, Label, Labelled, ModelWindows, Output, Prediction, PredictionConfig,
+    Sketch,
 };
 use modelwatch_core::{Dataset, Metric, ModelName, TimeRange, Timestamp, Version};
 
@@ -89,13 +98,46 @@ pub struct WindowPairs {
 }
 
 /// A window's sketch of its scores as stored, numbered by how many times it was recorded
-/// (its drift is due while the number its drift was computed for is lower).
+/// (its drift is due while the number its drift was computed for is lower), with its
+/// sketch of each feature.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowSketch {
     pub series: PredictionSeries,
     pub window: TimeRange,
     pub sketch: Sketch,
     pub recorded: u32,
+    pub features: FeatureSketches,
+}
+
+/// The features of a batch's accepted predictions, folded per window: what
+/// [`PredictionStore::insert_predictions`] adds to each window's feature sketches.
+#[derive(Debug, Default)]
+pub(crate) struct FeatureFold(
+    std::collections::BTreeMap<(PredictionSeries, Timestamp), (TimeRange, FeatureSketches)>,
+);
+
+impl FeatureFold {
+    /// Counts an accepted prediction's features in its window (nothing without features).
+    pub(crate) fn add(&mut self, prediction: &Prediction, windows: &ModelWindows) {
+        if prediction.features.is_empty() {
+            return;
+        }
+        let window = windows.window_of(&prediction.model, prediction.timestamp);
+        self.0
+            .entry((PredictionSeries::of(prediction), window.start))
+            .or_insert_with(|| (window, FeatureSketches::new()))
+            .1
+            .add(&prediction.features);
+    }
+
+    /// Each window's series, range and the sketches to add to its own.
+    pub(crate) fn into_windows(
+        self,
+    ) -> impl Iterator<Item = (PredictionSeries, TimeRange, FeatureSketches)> {
+        self.0
+            .into_iter()
+            .map(|((series, _), (window, sketches))| (series, window, sketches))
+    }
 }
 
 /// What one computation of a window gave, as [`PredictionStore::record_revision`] takes it.
@@ -163,10 +205,13 @@ pub struct Recorded {
 #[async_trait]
 pub trait PredictionStore: Send + Sync + fmt::Debug {
     /// Stores the predictions (the first for each `(model, id)`; later ones are counted
-    /// as duplicates) and joins the pending labels waiting for them. All or nothing.
+    /// as duplicates), joins the pending labels waiting for them and adds the accepted
+    /// ones' features to their window's feature sketches (windows by `windows`; the
+    /// window's drift is due again once its score sketch is recorded). All or nothing.
     async fn insert_predictions(
         &self,
         predictions: Vec<Prediction>,
+        windows: &ModelWindows,
     ) -> Result<PredictionsWritten, StoreError>;
 
     /// Joins each label to its prediction (the latest label wins) or, for an id without
@@ -217,7 +262,7 @@ pub trait PredictionStore: Send + Sync + fmt::Debug {
     ) -> Result<bool, StoreError>;
 
     /// Stores the sketch of the window of `series` starting at `window.start`, replacing
-    /// the one before: the window's drift is due again.
+    /// the one before (its feature sketches stay): the window's drift is due again.
     async fn record_sketch(
         &self,
         series: &PredictionSeries,
@@ -371,6 +416,12 @@ pub(crate) fn values_from_column(text: &str) -> Result<Vec<(Metric, f64)>, Store
 /// A stored sketch read back.
 pub(crate) fn sketch_from_column(text: &str) -> Result<Sketch, StoreError> {
     Sketch::decode(text).map_err(|e| StoreError::Corrupt(format!("window sketch: {}", e.message)))
+}
+
+/// Stored feature sketches read back.
+pub(crate) fn feature_sketches_from_column(text: &str) -> Result<FeatureSketches, StoreError> {
+    FeatureSketches::decode(text)
+        .map_err(|e| StoreError::Corrupt(format!("window feature sketches: {}", e.message)))
 }
 
 /// A sketch's recording number read back.

@@ -1,21 +1,24 @@
-//! Predictions and labels in SQLite (schema versions 12 to 14, and 16): one row per prediction
-//! with its label beside it, pending labels in a table of their own, all written by the
-//! writer thread (so a label and its prediction cannot pass each other); each window's
-//! revisions and judgement; each window's sketch of its scores.
+//! Predictions and labels in SQLite (schema versions 12 to 14, 16 and 17): one row per
+//! prediction with its label beside it, pending labels in a table of their own, all
+//! written by the writer thread (so a label and its prediction cannot pass each other);
+//! each window's revisions and judgement; each window's sketch of its scores and of each
+//! feature.
 
 use async_trait::async_trait;
 use modelwatch_core::predictions::drift::score_of;
-use modelwatch_core::predictions::{Label, Labelled, Prediction, PredictionConfig, Sketch};
+use modelwatch_core::predictions::{
+    FeatureSketches, Label, Labelled, ModelWindows, Prediction, PredictionConfig, Sketch,
+};
 use modelwatch_core::{ModelName, TimeRange, Timestamp, Version};
 use rusqlite::{params, OptionalExtension};
 
 use super::SqliteStore;
 use crate::predictions::{
-    config_from_columns, dataset_column, dataset_from_column, judged_from_columns, output_columns,
-    output_from_columns, recorded_from_column, sketch_from_column, values_column,
-    values_from_column, window_minutes, Judged, LabelsWritten, NewRevision, PredictionSeries,
-    PredictionStore, PredictionsWritten, Recorded, Touched, WindowHistory, WindowPairs,
-    WindowRevision, WindowSketch,
+    config_from_columns, dataset_column, dataset_from_column, feature_sketches_from_column,
+    judged_from_columns, output_columns, output_from_columns, recorded_from_column,
+    sketch_from_column, values_column, values_from_column, window_minutes, FeatureFold, Judged,
+    LabelsWritten, NewRevision, PredictionSeries, PredictionStore, PredictionsWritten, Recorded,
+    Touched, WindowHistory, WindowPairs, WindowRevision, WindowSketch,
 };
 use crate::StoreError;
 
@@ -67,15 +70,57 @@ fn revision_from_row(row: &rusqlite::Row<'_>, first: usize) -> Result<WindowRevi
 }
 
 /// A stored sketch from the row's columns: model, version, dataset, start_ms, end_ms,
-/// sketch, recorded.
+/// sketch, recorded, features.
 fn sketch_from_row(row: &rusqlite::Row<'_>) -> Result<WindowSketch, StoreError> {
     let sketch: String = row.get(5)?;
+    let features: String = row.get(7)?;
     Ok(WindowSketch {
         series: series_from_columns(row.get(0)?, row.get(1)?, &row.get::<_, String>(2)?)?,
         window: TimeRange::new(timestamp(row.get(3)?)?, timestamp(row.get(4)?)?),
         sketch: sketch_from_column(&sketch)?,
         recorded: recorded_from_column(row.get(6)?)?,
+        features: feature_sketches_from_column(&features)?,
     })
+}
+
+/// Adds a batch's feature sketches to their windows' (a window's row is created, with an
+/// empty score sketch recorded 0 times, when its first features come before it).
+fn fold_features(
+    transaction: &rusqlite::Transaction<'_>,
+    fold: FeatureFold,
+) -> Result<(), StoreError> {
+    let mut stored = transaction.prepare_cached(
+        "SELECT features FROM prediction_window_sketches
+         WHERE model = ?1 AND version = ?2 AND dataset = ?3 AND start_ms = ?4",
+    )?;
+    let mut write = transaction.prepare_cached(
+        "INSERT INTO prediction_window_sketches
+            (model, version, dataset, start_ms, end_ms, count, sketch, recorded, features)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, '', 0, ?6)
+         ON CONFLICT (model, version, dataset, start_ms) DO UPDATE SET
+            features = excluded.features",
+    )?;
+    for (series, window, added) in fold.into_windows() {
+        let key = series_columns(&series);
+        let start = window.start.as_millis();
+        let text: Option<String> = stored
+            .query_row(params![key.0, key.1, key.2, start], |row| row.get(0))
+            .optional()?;
+        let mut sketches = match text {
+            Some(text) => feature_sketches_from_column(&text)?,
+            None => FeatureSketches::new(),
+        };
+        sketches.merge(&added);
+        write.execute(params![
+            key.0,
+            key.1,
+            key.2,
+            start,
+            window.end.as_millis(),
+            sketches.encode()
+        ])?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -83,10 +128,12 @@ impl PredictionStore for SqliteStore {
     async fn insert_predictions(
         &self,
         predictions: Vec<Prediction>,
+        windows: &ModelWindows,
     ) -> Result<PredictionsWritten, StoreError> {
         if predictions.is_empty() {
             return Ok(PredictionsWritten::default());
         }
+        let windows = windows.clone();
         self.write(move |_, transaction| {
             let mut take_pending = transaction.prepare_cached(
                 "DELETE FROM pending_labels WHERE model = ?1 AND id = ?2
@@ -103,6 +150,7 @@ impl PredictionStore for SqliteStore {
                 "SELECT 1 FROM prediction_retention WHERE model = ?1 AND pruned_before_ms > ?2",
             )?;
             let mut written = PredictionsWritten::default();
+            let mut features = FeatureFold::default();
             for prediction in predictions {
                 let (model, id) = (prediction.model.as_str(), prediction.id.as_str());
                 if pruned.exists(params![model, prediction.timestamp.as_millis()])? {
@@ -140,7 +188,9 @@ impl PredictionStore for SqliteStore {
                     series: PredictionSeries::of(&prediction),
                     timestamp: prediction.timestamp,
                 });
+                features.add(&prediction, &windows);
             }
+            fold_features(transaction, features)?;
             Ok(written)
         })
         .await
@@ -435,7 +485,7 @@ impl PredictionStore for SqliteStore {
                 ""
             };
             let mut statement = connection.prepare_cached(&format!(
-                "SELECT model, version, dataset, start_ms, end_ms, sketch, recorded
+                "SELECT model, version, dataset, start_ms, end_ms, sketch, recorded, features
                  FROM prediction_window_sketches
                  WHERE drift_of < recorded AND end_ms <= ?1 {filter}
                  ORDER BY model, version, dataset, start_ms"
@@ -466,7 +516,7 @@ impl PredictionStore for SqliteStore {
         self.read(move |connection, _| {
             let key = series_columns(&series);
             let mut statement = connection.prepare_cached(
-                "SELECT model, version, dataset, start_ms, end_ms, sketch, recorded
+                "SELECT model, version, dataset, start_ms, end_ms, sketch, recorded, features
                  FROM prediction_window_sketches
                  WHERE model = ?1 AND version = ?2 AND dataset = ?3 AND count >= ?4
                     AND end_ms <= ?5

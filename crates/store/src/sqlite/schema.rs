@@ -419,6 +419,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
             pruned_before_ms INTEGER NOT NULL
         ) WITHOUT ROWID;",
     ),
+    // Feature drift (issue 22): each window's sketch of each named feature
+    // (`name=bucket:count,...;...`), added to as predictions arrive; features are not kept
+    // on the raw rows. A constant default adds the column without a rewrite.
+    (
+        17,
+        "ALTER TABLE prediction_window_sketches ADD COLUMN features TEXT NOT NULL DEFAULT '';",
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right after it.
