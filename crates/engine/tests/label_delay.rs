@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use modelwatch_core::alerting::{AlertConfig, AlertFilter, RuleSpec};
 use modelwatch_core::predictions::{
-    Label, LabelDelay, Output, Prediction, PredictionConfig, PredictionId, Task, WindowLength,
+    Features, Label, LabelDelay, Output, Prediction, PredictionConfig, PredictionId, Task,
+    WindowLength,
 };
 use modelwatch_core::{ModelName, Timestamp, Version};
 use modelwatch_engine::{Engine, SequentialIds};
@@ -80,6 +81,7 @@ fn simulate(seed: u64) -> Vec<Event> {
                         class: None,
                         score: Some(score),
                     },
+                    features: Features::new(),
                 },
                 correct,
                 label: Label::new(id, model.clone(), f64::from(u8::from(fraud)), None)
