@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use modelwatch_core::predictions::{
-    Label, Output, Prediction, PredictionConfig, PredictionId, Task, WindowLength,
+    Features, Label, Output, Prediction, PredictionConfig, PredictionId, Task, WindowLength,
 };
 use modelwatch_core::{ModelName, Timestamp, Version};
 use modelwatch_engine::predictions::{log_labels, log_predictions};
@@ -45,6 +45,7 @@ fn prediction(model: &ModelName, version: &Version, i: usize) -> Prediction {
             class: None,
             score: Some(score),
         },
+        features: Features::new(),
     }
 }
 
