@@ -438,6 +438,9 @@ pub fn tuning() -> Tuning {
             "learning_samples" => tuning.learning_samples = value as u32,
             "level_rate" => tuning.level_rate = value,
             "slow_level_rate" => tuning.slow_level_rate = value,
+            "resolution_floor" => tuning.resolution_floor = value,
+            "novelty_after" => tuning.novelty_after = value as u32,
+            "novelty_ratio" => tuning.novelty_ratio = value,
             other => eprintln!("ignoring MODELWATCH_CP_SET's unknown {other}"),
         }
     }

@@ -56,6 +56,9 @@
 //! With `MODELWATCH_CP_NAB`, `MODELWATCH_CP_NAB_DAILY=1` prints, per NAB file, whether and
 //! from which row the detector subtracts its daily profile and the profile's error ratio
 //! at the end (`Tuning::daily_on_ratio`), and likewise for the weekly profile,
+//! `MODELWATCH_CP_NAB_FP_AGE=1` the false positives by how young the detector was (samples
+//! since learning or re-arming, alarms raised before, before or after the file's first
+//! window; `MODELWATCH_CP_NAB_FP_LIST=1` one by one),
 //! `MODELWATCH_CP_NAB_FILES=1` where the score goes
 //! file by file, and `MODELWATCH_CP_NAB_SEASONAL=1` also scores two NAB ideas with
 //! the default rule: a daily seasonal reference (the rule on the series less a causal
@@ -766,6 +769,14 @@ fn change_point_section(out: &mut String, (streams, seed): (usize, u64)) {
         let default_tuning = changepoints::tuning();
         for (label, tuning, note) in [
             (
+                "no noise floor from the resolution",
+                Tuning {
+                    resolution_floor: 0.0,
+                    ..default_tuning
+                },
+                "the default before the floor (module docs, *Quantised series*)",
+            ),
+            (
                 "no cap on the clip (only k + 0.4 h)",
                 Tuning {
                     max_clip_excess: f64::INFINITY,
@@ -1196,6 +1207,9 @@ fn cp_experiment_nab(default: &changepoints::Method) {
             for row in nab_false_positive_kinds(&files, &profiles[0]) {
                 println!("{row}");
             }
+        }
+        if std::env::var_os("MODELWATCH_CP_NAB_FP_AGE").is_some() {
+            nab_false_positive_ages(&files);
         }
     }
 }
@@ -1650,6 +1664,63 @@ fn nab_false_positive_kinds(files: &[nab::LabelledFile], profile: &nab::Profile)
         ));
     }
     rows
+}
+
+/// The default's NAB false positives (after probation, outside windows) by how young the
+/// detector was: samples since it learnt or re-armed, alarms it had raised before, and
+/// whether the file's first window was still to come; with the noise scale against the
+/// series' resolution (a flat or quantised series whose scale collapsed).
+fn nab_false_positive_ages(files: &[nab::LabelledFile]) {
+    use modelwatch_core::detection::changepoint::ChangePointState;
+    let settings = modelwatch_core::detection::changepoint::ChangePointSettings {
+        sides: Sides::Both,
+        ..changepoints::default_settings()
+    };
+    let tuning = changepoints::tuning();
+    let ages = [30u64, 60, 120, 240, 500, 1000, u64::MAX];
+    // [before first window][age bucket], [before][alarms 0, 1-4, 5+]
+    let mut by_age = [[0usize; 7]; 2];
+    let mut by_alarms = [[0usize; 3]; 2];
+    let (mut under_resolution, mut outliers) = (0, 0);
+    for (index, file) in files.iter().enumerate() {
+        let probation = nab::probation(file.points.len());
+        let first = file.windows.first().map_or(usize::MAX, |w| w.0);
+        let mut state = ChangePointState::default();
+        for (row, p) in file.points.iter().enumerate() {
+            let before = state.clone();
+            let Some(change) = state.observe(&settings, &tuning, p.timestamp, p.value) else {
+                continue;
+            };
+            if row < probation || file.windows.iter().any(|w| row >= w.0 && row <= w.1) {
+                continue;
+            }
+            let early = usize::from(row < first);
+            let age = ages.iter().position(|a| before.samples < *a).unwrap_or(6);
+            by_age[early][age] += 1;
+            by_alarms[early][match before.alarms {
+                0 => 0,
+                1..=4 => 1,
+                _ => 2,
+            }] += 1;
+            outliers += usize::from(change.outlier);
+            let small = change.noise_sd < before.resolution;
+            under_resolution += usize::from(small);
+            if std::env::var_os("MODELWATCH_CP_NAB_FP_LIST").is_some() {
+                println!(
+                    "fp file {index} row {row} early {early} since {} alarms {} sd {:+.1} noise {:.4} resolution {:.4} outlier {}",
+                    before.samples, before.alarms, change.shift_sd, change.noise_sd, before.resolution, change.outlier
+                );
+            }
+        }
+    }
+    println!("false positives by samples since learning or re-arming (under 30, 60, 120, 240, 500, 1000, more):");
+    println!("  before the first window: {:?}", by_age[1]);
+    println!("  after it:                {:?}", by_age[0]);
+    println!(
+        "by alarms raised before (0, 1–4, 5 or more): before the first window {:?}, after {:?}",
+        by_alarms[1], by_alarms[0]
+    );
+    println!("noise scale under the series' resolution: {under_resolution}; outliers: {outliers}");
 }
 
 /// Which NAB files the default detector subtracts a daily profile from, and from which row.
