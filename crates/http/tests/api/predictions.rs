@@ -45,12 +45,17 @@ impl TestServer {
 
     /// The values of clf/v1's `metric` in `dataset` (`default` for the default one).
     async fn values(&self, metric: &str, dataset: &str) -> Vec<f64> {
+        self.model_values("clf", metric, dataset).await
+    }
+
+    /// The values of `model`/v1's `metric` in `dataset`; none when it has no such series.
+    async fn model_values(&self, model: &str, metric: &str, dataset: &str) -> Vec<f64> {
         let reply = self
             .call(
                 Method::GET,
                 SERIES,
                 &format!(
-                    "/api/v1/models/clf/versions/v1/metrics/{metric}?from=0&dataset={dataset}"
+                    "/api/v1/models/{model}/versions/v1/metrics/{metric}?from=0&dataset={dataset}"
                 ),
                 None,
             )
@@ -73,6 +78,40 @@ impl TestServer {
         let reply = self.call(Method::GET, WINDOW, &path, None).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply.body
+    }
+
+    /// Evaluates `model`/v1's rules now.
+    async fn evaluate(&self, model: &str) {
+        let path = format!("/api/v1/models/{model}/versions/v1/evaluate");
+        let reply = self
+            .call(
+                Method::POST,
+                "/api/v1/models/{model}/versions/{version}/evaluate",
+                &path,
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+
+    /// Evaluates `model`/v1's rules now, then lists (metric, value) of every alert of
+    /// `model` there is.
+    async fn evaluate_and_list_alerts(&self, model: &str) -> Vec<(String, f64)> {
+        self.evaluate(model).await;
+        let path = format!("/api/v1/alerts?model={model}&hours=all");
+        let alerts = self.call(Method::GET, "/api/v1/alerts", &path, None).await;
+        assert_eq!(alerts.status, StatusCode::OK, "{}", alerts.body);
+        alerts.body["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["metric"].as_str().unwrap().to_owned(),
+                    a["value"].as_f64().unwrap(),
+                )
+            })
+            .collect()
     }
 
     async fn post(&self, route: &str, body: Value) -> Reply {
@@ -566,18 +605,6 @@ async fn rules_judge_a_window_once_its_labels_cover_it_and_page_when_labels_stop
             .await;
         assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
     }
-    let evaluate = || async {
-        let path = "/api/v1/models/fraud/versions/v1/evaluate";
-        let reply = app
-            .call(
-                Method::POST,
-                "/api/v1/models/{model}/versions/{version}/evaluate",
-                path,
-                None,
-            )
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    };
     let label = |id: &str, truth: u8| json!({"id": id, "model": "fraud", "label": truth});
     // 10:00 gets two right labels (before their predictions) and no more.
     let early = app
@@ -614,7 +641,7 @@ async fn rules_judge_a_window_once_its_labels_cover_it_and_page_when_labels_stop
         )
         .await;
     assert_eq!(counts(&first, &["labelled", "windows_judged"]), [2, 0]);
-    evaluate().await;
+    app.evaluate("fraud").await;
     assert_eq!(
         alerts(&app).await,
         [("label_coverage".to_owned(), 0.2, 0.2)],
@@ -625,7 +652,7 @@ async fn rules_judge_a_window_once_its_labels_cover_it_and_page_when_labels_stop
     let rest: Vec<Value> = (2..8).map(|n| label(&format!("11-{n}"), 1)).collect();
     let second = app.post(LABELS, json!({ "labels": rest })).await;
     assert_eq!(counts(&second, &["labelled", "windows_judged"]), [6, 1]);
-    evaluate().await;
+    app.evaluate("fraud").await;
     // The accuracy alert was decided on 11:00's 80 % coverage, not on its early 20 %.
     assert_eq!(
         alerts(&app).await,
@@ -667,21 +694,7 @@ async fn shifted_scores_page_on_drift_before_any_label_arrives() {
         .post(PREDICTIONS, json!({ "predictions": predictions }))
         .await;
     assert_eq!(counts(&logged, &["accepted", "labelled"]), [200, 0]);
-    let series = |metric: &'static str| {
-        let app = &app;
-        let path =
-            format!("/api/v1/models/fraud/versions/v1/metrics/{metric}?from=0&dataset=predictions");
-        async move {
-            let reply = app.call(Method::GET, SERIES, &path, None).await;
-            assert_eq!(reply.status, StatusCode::OK, "{metric}: {}", reply.body);
-            reply.body["points"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["value"].as_f64().unwrap())
-                .collect::<Vec<_>>()
-        }
-    };
+    let series = |metric: &'static str| app.model_values("fraud", metric, "predictions");
     let psi = series("drift_psi_score").await;
     assert_eq!(psi.len(), 2, "{psi:?}");
     assert_eq!(psi[0], 0.0, "the reference does not drift from itself");
@@ -691,36 +704,7 @@ async fn shifted_scores_page_on_drift_before_any_label_arrives() {
     let js = series("drift_js_score").await;
     assert!(js[1] > 0.5 && js[1] <= 1.0, "{js:?}");
 
-    let path = "/api/v1/models/fraud/versions/v1/evaluate";
-    let reply = app
-        .call(
-            Method::POST,
-            "/api/v1/models/{model}/versions/{version}/evaluate",
-            path,
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let alerts = app
-        .call(
-            Method::GET,
-            "/api/v1/alerts",
-            "/api/v1/alerts?model=fraud&hours=all",
-            None,
-        )
-        .await;
-    assert_eq!(alerts.status, StatusCode::OK, "{}", alerts.body);
-    let fired: Vec<_> = alerts.body["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["metric"].as_str().unwrap().to_owned(),
-                a["value"].as_f64().unwrap(),
-            )
-        })
-        .collect();
+    let fired = app.evaluate_and_list_alerts("fraud").await;
     assert_eq!(fired, [("drift_psi_score".to_owned(), psi[1])]);
     assert_eq!(series("label_coverage").await, [0.0, 0.0], "no label yet");
 }
@@ -762,21 +746,7 @@ async fn a_shifted_feature_pages_its_drift_rule_while_the_score_stays_put() {
         .post(PREDICTIONS, json!({ "predictions": predictions }))
         .await;
     assert_eq!(counts(&logged, &["accepted", "labelled"]), [200, 0]);
-    let series = |metric: &'static str| {
-        let app = &app;
-        let path =
-            format!("/api/v1/models/fraud/versions/v1/metrics/{metric}?from=0&dataset=predictions");
-        async move {
-            let reply = app.call(Method::GET, SERIES, &path, None).await;
-            assert_eq!(reply.status, StatusCode::OK, "{metric}: {}", reply.body);
-            reply.body["points"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["value"].as_f64().unwrap())
-                .collect::<Vec<_>>()
-        }
-    };
+    let series = |metric: &'static str| app.model_values("fraud", metric, "predictions");
     assert_eq!(series("drift_psi_score").await, [0.0, 0.0]);
     assert_eq!(series("drift_psi_feature_age").await, [0.0, 0.0]);
     assert_eq!(series("drift_ks_feature_age").await, [0.0, 0.0]);
@@ -785,36 +755,7 @@ async fn a_shifted_feature_pages_its_drift_rule_while_the_score_stays_put() {
     assert_eq!(series("drift_ks_feature_amount").await, [0.0, 1.0]);
     assert_eq!(series("drift_js_feature_amount").await, [0.0, 1.0]);
 
-    let path = "/api/v1/models/fraud/versions/v1/evaluate";
-    let reply = app
-        .call(
-            Method::POST,
-            "/api/v1/models/{model}/versions/{version}/evaluate",
-            path,
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let alerts = app
-        .call(
-            Method::GET,
-            "/api/v1/alerts",
-            "/api/v1/alerts?model=fraud&hours=all",
-            None,
-        )
-        .await;
-    assert_eq!(alerts.status, StatusCode::OK, "{}", alerts.body);
-    let fired: Vec<_> = alerts.body["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["metric"].as_str().unwrap().to_owned(),
-                a["value"].as_f64().unwrap(),
-            )
-        })
-        .collect();
+    let fired = app.evaluate_and_list_alerts("fraud").await;
     assert_eq!(fired, [("drift_psi_feature_amount".to_owned(), amount[1])]);
 
     // A bad feature is named by its event's index and its own name.
