@@ -69,6 +69,11 @@ export function ago(value: string | null | undefined, now = Date.now()): HTMLEle
   return h("time", { datetime: date.toISOString(), title: `${localFormat.format(date)} (UTC: ${date.toISOString()})` }, text);
 }
 
+/** "1 sample", "2 samples": a count with its noun, in the singular for one. */
+export function counted(count: number, noun: string): string {
+  return `${count} ${count === 1 ? noun : `${noun}s`}`;
+}
+
 export function num(value: number | null | undefined, digits = 4): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return "—";
   const abs = Math.abs(value);
@@ -175,12 +180,23 @@ export function hashParams(): URLSearchParams {
   return new URLSearchParams(at >= 0 ? hash.slice(at + 1) : "");
 }
 
-export function setHashParams(params: URLSearchParams): void {
+/** The hash route without its parameters: the page the address shows. */
+export function hashPath(): string {
   const hash = location.hash;
   const at = hash.indexOf("?");
-  const base = at >= 0 ? hash.slice(0, at) : hash || "#/";
+  return at >= 0 ? hash.slice(0, at) : hash || "#/";
+}
+
+/**
+ * Writes `params` as the address's query while it still shows `page` (the page's
+ * [`hashPath`] when it was drawn). A page being left must not touch the next page's
+ * address: the address changes a task before the router hears of it, and the old page's
+ * answers may arrive in between.
+ */
+export function setHashParams(page: string, params: URLSearchParams): void {
+  if (hashPath() !== page) return;
   const query = params.toString();
-  history.replaceState(null, "", query ? `${base}?${query}` : base);
+  history.replaceState(null, "", query ? `${page}?${query}` : page);
 }
 
 export const SEVERITIES = ["critical", "high", "medium", "low"] as const;

@@ -6,7 +6,7 @@
 import { api, ApiError, list, enc, seriesPath, columns, ranges, isOpen, type Series } from "../api";
 import { metricChart, destroyChart, type Marker, type Line } from "../charts";
 import { onLive } from "../live";
-import { h, clear, time, num, pct, pValue, badge, alertValue, markReady } from "../util";
+import { h, clear, time, counted, num, pct, pValue, badge, alertValue, markReady } from "../util";
 import { whoField } from "./alerts";
 import type uPlot from "uplot";
 
@@ -209,7 +209,7 @@ export function alertPage(main: HTMLElement, [id]: string[]): () => void {
     if (gone) return;
     if (chart) { destroyChart(chart); chart = null; }
     clear(box);
-    if (caption) caption.textContent = ` ${series.count} samples around the alert`;
+    if (caption) caption.textContent = ` ${counted(series.count, "sample")} around the alert`;
     const [xs, ys] = columns(series);
     if (xs.length === 0) box.append(h("p", { class: "empty" }, `No ${alert.metric} samples around the alert.`));
     const lines: Line[] = [];

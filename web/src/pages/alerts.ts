@@ -2,7 +2,7 @@
 // notes) as the person named in "You are"; each alert's history; silences.
 import { api, allAlerts, list, enc, isOpen, type AlertListing } from "../api";
 import { onLive } from "../live";
-import { h, clear, time, num, pValue, badge, alertFigures, labelled, markReady, hashParams, setHashParams, SEVERITIES, RANGES } from "../util";
+import { h, clear, time, num, pValue, badge, alertFigures, labelled, markReady, hashParams, hashPath, setHashParams, SEVERITIES, RANGES } from "../util";
 
 export function whoField(): HTMLInputElement {
   const input = h("input", { type: "text", id: "who", value: localStorage.getItem("modelwatch.user") ?? "", placeholder: "you@example.com", autocomplete: "email", required: true });
@@ -68,6 +68,7 @@ function evidence(trigger: any): HTMLElement[] {
 
 export function alertsPage(main: HTMLElement): () => void {
   const params = hashParams();
+  const address = hashPath();
   const status = h("select", { "aria-label": "Status" }, ...[["open", "open (not resolved yet)"], ["", "any status"], ["active", "active"], ["acknowledged", "acknowledged"], ["resolved", "resolved"], ["suppressed", "suppressed"]]
     .map(([v, t]) => h("option", { value: v, selected: (params.get("status") ?? "open") === v }, t)));
   const severity = h("select", { "aria-label": "Severity" }, h("option", { value: "" }, "any severity"), ...SEVERITIES.map((s) => h("option", { value: s, selected: params.get("severity") === s }, s)));
@@ -105,7 +106,7 @@ export function alertsPage(main: HTMLElement): () => void {
     const shown = new URLSearchParams();
     if (status.value !== "open") shown.set("status", status.value);
     for (const [k, v] of [["severity", severity.value], ["model", model.value.trim()], ["since", since.value]]) if (v) shown.set(k, v);
-    setHashParams(shown);
+    setHashParams(address, shown);
     const ticket = ++loads;
     let listing: AlertListing;
     try {

@@ -9,11 +9,12 @@
 import { api, ApiError, allAlerts, list, seriesPath, columns, ranges, enc, type Series } from "../api";
 import { metricChart, destroyChart, appendPoint, type ChartSeries, type Line, type Marker, type Overlays } from "../charts";
 import { onLive } from "../live";
-import { h, clear, time, num, pct, pValue, badge, labelled, markReady, RANGES, hashParams, setHashParams } from "../util";
+import { h, clear, time, counted, num, pct, pValue, badge, labelled, markReady, RANGES, hashParams, hashPath, setHashParams } from "../util";
 import type uPlot from "uplot";
 
 export function modelPage(main: HTMLElement, [model, version]: string[]): () => void {
   const params = hashParams();
+  const address = hashPath();
   let range = params.get("range") ?? "24h";
   let compareWith = params.get("compare") ?? "";
   let customFrom = params.get("from");
@@ -37,12 +38,13 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
   const chartsBox = h("div", { class: "charts" });
   const degradationBox = h("section", { "aria-labelledby": "deg-h" });
   const status = h("div", { role: "status" });
+  const absentNote = h("p", { class: "muted absent", hidden: true });
   clear(main,
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "Models"), " / ", model, " / ", version),
     h("h1", null, `${model} `, h("span", { class: "muted" }, version)),
     h("div", { class: "toolbar" }, rangeButtons, customForm, datasetSelect, compareSelect,
       h("span", { class: "muted hint" }, "Drag on a chart to zoom, double-click to reset.")),
-    status, chartsBox, degradationBox);
+    status, chartsBox, absentNote, degradationBox);
 
   for (const name of [...Object.keys(RANGES), "custom"]) {
     rangeButtons.append(h("button", { type: "button", "data-range": name, "aria-pressed": String(name === range), onclick: () => {
@@ -171,6 +173,8 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
   }
 
   async function draw(context?: Promise<[any, any]>) {
+    // Left meanwhile: nothing of this page is shown any more.
+    if (gone) return;
     const [from, to] = timeWindow();
     for (const button of rangeButtons.querySelectorAll<HTMLButtonElement>("button")) button.setAttribute("aria-pressed", String(button.dataset.range === range));
     const p = new URLSearchParams();
@@ -178,7 +182,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     if (range === "custom" && customFrom && customTo) { p.set("from", customFrom); p.set("to", customTo); }
     if (compareWith) p.set("compare", compareWith);
     if (dataset && dataset !== "default") p.set("dataset", dataset);
-    setHashParams(p);
+    setHashParams(address, p);
     fromInput.value = localInput(from); toInput.value = localInput(to);
     if (metrics.length === 0) { clear(chartsBox, h("p", { class: "empty" }, "This version has no metrics.")); markReady(main); return; }
     // One layout, read once: every chart is as wide as the first figure's box, and a
@@ -203,24 +207,25 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
     const results = await Promise.all(requests);
     const coverage = await coverageRequest;
     if (gone) return;
+    const absent: string[] = [];
     results.forEach(([own, other], i) => {
       const metric = metrics[i];
       const { count, box } = figureFor(metric);
       const old = charts.get(metric);
       if (old) { destroyChart(old); charts.delete(metric); }
       clear(box);
-      if (own instanceof ApiError && own.status === 404) {
-        clear(count);
-        box.append(h("p", { class: "empty" }, `No ${metric} samples in dataset ${dataset}.`));
-        return;
-      }
+      // A metric this dataset has no samples of: one line below the charts names them all,
+      // rather than a card each (a computed dataset lacks every pushed metric).
+      const missing = own instanceof ApiError && own.status === 404;
+      figureFor(metric).figure.hidden = missing;
+      if (missing) { clear(count); absent.push(metric); return; }
       if (own instanceof Error) {
         clear(count);
         box.append(h("p", { class: "error" }, `Cannot load ${metric}: ${own.message}`));
         return;
       }
       directions.set(metric, own.direction);
-      count.textContent = ` ${own.count} samples${own.downsampled ? `, shown as ${own.buckets.length} buckets (mean line, min–max band)` : ""}`;
+      count.textContent = ` ${counted(own.count, "sample")}${own.downsampled ? `, shown as ${own.buckets.length} buckets (mean line, min–max band)` : ""}`;
       const [xs, ys] = columns(own);
       if (xs.length === 0) box.append(h("p", { class: "empty" }, `No ${metric} samples in this range.`));
       const series: ChartSeries[] = [{ label: version, xs, ys, ...ranges(own) }];
@@ -238,6 +243,8 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
       (box as any).uplot = chart;
       charts.set(metric, chart);
     });
+    clear(absentNote, absent.length === 0 ? null : `No samples in dataset ${dataset} of ${absent.join(", ")}.`);
+    absentNote.hidden = absent.length === 0;
     // uPlot paints in the next frame; "ready" means the charts are on screen.
     requestAnimationFrame(() => markReady(main));
   }

@@ -5,7 +5,7 @@
 import { api, list, seriesPath, columns, allAlerts, enc, type Series } from "../api";
 import { sparkline } from "../charts";
 import { onLive } from "../live";
-import { h, clear, ago, badge, limiter, markReady, hashParams, setHashParams, SEVERITIES } from "../util";
+import { h, clear, ago, badge, limiter, markReady, hashParams, hashPath, setHashParams, SEVERITIES } from "../util";
 import type uPlot from "uplot";
 
 /** Which metric a model's sparkline shows: the first of these it has. */
@@ -29,6 +29,7 @@ interface Row {
 
 export function overview(main: HTMLElement): () => void {
   const params = hashParams();
+  const address = hashPath();
   const search = h("input", { type: "search", placeholder: "model or version", value: params.get("q") ?? "", "aria-label": "Search models and versions" });
   const gradeFilter = h("select", { "aria-label": "Health grade" },
     h("option", { value: "" }, "any health"),
@@ -126,7 +127,7 @@ export function overview(main: HTMLElement): () => void {
     if (q) next.set("q", q);
     if (grade) next.set("grade", grade);
     if (alerting) next.set("alerting", "1");
-    setHashParams(next);
+    setHashParams(address, next);
   }
   search.addEventListener("input", applyFilters);
   gradeFilter.addEventListener("change", applyFilters);
@@ -181,6 +182,7 @@ export function overview(main: HTMLElement): () => void {
       // Every open alert, however old: an alert still open is the version's concern.
       alerts = (await allAlerts(new URLSearchParams({ status: "open", hours: "all" }))).alerts;
     } catch (error) {
+      if (gone) return;
       const missing = (error as { status?: number }).status === 404;
       clear(status, h("p", { class: missing ? "muted" : "error" }, missing
         ? "This server has no alerting, so open alerts are not shown."
@@ -188,6 +190,8 @@ export function overview(main: HTMLElement): () => void {
       for (const row of rows) clear(row.alerts, h("span", { class: "muted" }, "n/a"));
       return;
     }
+    // Left meanwhile: nothing of this page is shown any more.
+    if (gone) return;
     const byVersion = new Map<string, Record<string, number>>();
     for (const alert of alerts) {
       const key = `${alert.model}\u0000${alert.version}`;
