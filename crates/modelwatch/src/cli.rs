@@ -176,10 +176,38 @@ pub enum ModelsCommand {
     List,
 }
 
+impl Cli {
+    /// The command line `args` (program name first), refusing what clap would accept and
+    /// the command ignore: `--db` or `--alerts-db` typed on `migrate`, which names both
+    /// its databases itself (a user who typed them expects them to be used).
+    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{parser::ValueSource, CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches_from(args)?;
+        if let Some(("migrate", migrate)) = matches.subcommand() {
+            for (id, flag) in [("db", "--db"), ("alerts_db", "--alerts-db")] {
+                if migrate.value_source(id) == Some(ValueSource::CommandLine) {
+                    return Err(Cli::command().error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!(
+                            "migrate does not use {flag}: name the source with --from (and \
+                             --from-alerts-db) and the destination with --to (and --to-alerts-db)"
+                        ),
+                    ));
+                }
+            }
+        }
+        Cli::from_arg_matches(&matches)
+    }
+}
+
 pub fn main() -> ExitCode {
     // Help and --version exit 0; a bad argument is an error like any other (exit 1), so
     // `check`'s 2 and 3 keep meaning degraded and insufficient data.
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -225,7 +253,7 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 /// command): `args` with the program name first; returns the exit status. Help, version
 /// and usage errors print as the binary prints them.
 pub fn main_with_args(args: Vec<String>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_args(args) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();

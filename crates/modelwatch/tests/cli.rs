@@ -759,6 +759,41 @@ fn import_fraud_samples(env: &Env, count: i64, metrics: &[&str], holdout_every: 
 }
 
 #[test]
+fn migrate_refuses_a_typed_db_it_would_ignore_but_not_the_environment_s() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let from = dir.path().join("from.db");
+    let to = dir.path().join("to.db");
+    let (from, to) = (from.to_str().unwrap(), to.to_str().unwrap());
+    env.ok(&[
+        "--db", from, "metrics", "record", "m", "v1", "accuracy", "0.9",
+    ]);
+    for flag in ["--db", "--alerts-db"] {
+        let out = env.run(&[flag, "elsewhere.db", "migrate", "--from", from, "--to", to]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "migrate does not use {flag}: name the source with --from"
+            )),
+            "{stderr}"
+        );
+        assert!(!std::path::Path::new(to).exists(), "nothing was migrated");
+    }
+    // MODELWATCH_DB names the installation for every command; migrate goes on without it.
+    let out = env
+        .command(&["migrate", "--from", from, "--to", to, "--format", "json"])
+        .env("MODELWATCH_DB", dir.path().join("other.db"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn migrate_moves_a_populated_sqlite_file_to_postgres_with_counts_checked() {
     let env = Env::new();
     import_fraud_samples(&env, 25_000, &["accuracy", "latency", "queue_ms"], 1000);
