@@ -116,6 +116,9 @@ pub struct Engine {
     /// Samples older than this before a pass's clock cannot page (see
     /// [`crate::evaluation`]).
     pub(crate) horizon: std::time::Duration,
+    /// Held by each recomputation of dirty prediction windows: two at once could record
+    /// an older read of a window after a newer one (see [`crate::predictions`]).
+    pub(crate) recomputing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Engine {
@@ -128,6 +131,7 @@ impl Engine {
             detection: DetectionOptions::default(),
             ids: Arc::new(RandomIds::new()),
             horizon: modelwatch_core::alerting::PAGING_HORIZON,
+            recomputing: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 

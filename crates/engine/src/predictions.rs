@@ -2,11 +2,15 @@
 //! every window the batch changed and write its metrics as ordinary samples.
 //!
 //! A window's metrics are samples of the series `(model, version, metric, dataset)` at
-//! the window's start, plus a `label_coverage` sample (labelled / predicted). A window is
-//! recomputed whole each time one of its predictions or labels arrives, and the samples
-//! overwrite the window's previous ones (the store's later write wins): the latest value
-//! is always the value of every label received so far. A model without a configuration
-//! gets [`default_config`]'s hourly windows, its task taken from the window's outputs.
+//! the window's start, plus a `label_coverage` sample (labelled / predicted). The store
+//! marks every window a batch changed dirty in the batch's own transaction; after the
+//! batch each dirty window is recomputed whole, once, and the samples overwrite the
+//! window's previous ones (the store's later write wins): the latest value is always the
+//! value of every label received so far. A window is cleared only after its revision and
+//! samples are written, so a crash in between leaves it dirty and the next batch or
+//! evaluator tick (the first one after a restart) recomputes it. A model without a
+//! configuration gets [`default_config`]'s hourly windows, its task taken from the
+//! window's outputs.
 //!
 //! **Drift** does not wait for labels: each recomputation also stores the window's
 //! [`Sketch`](modelwatch_core::predictions::Sketch) of scores, and once a window has closed its drift from the series'
@@ -35,8 +39,8 @@ use modelwatch_core::{
     Direction, Metric, MetricDefinition, ModelName, Sample, Timestamp, ValueRange,
 };
 use modelwatch_store::predictions::{
-    Judged, LabelsWritten, NewRevision, PredictionSeries, PredictionsWritten, Touched,
-    WindowHistory, WindowRevision,
+    Judged, LabelsWritten, NewRevision, PredictionSeries, PredictionsWritten, WindowHistory,
+    WindowRecord, WindowRevision,
 };
 use modelwatch_store::{MetricStore, PredictionStore, StoreError, Stores};
 
@@ -88,19 +92,47 @@ pub async fn log_labels(
     Ok((logged.written, logged.recomputed))
 }
 
-/// Recomputes the window of each touched prediction (each window once) at `now`,
-/// recording a revision of each, and judges the windows that are due.
-pub async fn recompute(
+/// Stores the predictions without recomputing their windows (left dirty): a bulk load
+/// stores every batch, then calls [`recompute`] once, so each window is computed once
+/// however many batches touched it.
+pub async fn store_predictions(
     stores: &Stores,
-    touched: &BTreeSet<Touched>,
-    now: Timestamp,
-) -> Result<Recomputed, StoreError> {
-    Ok(Sink::of(stores).recompute(touched, now).await?.0)
+    predictions: Vec<Prediction>,
+) -> Result<PredictionsWritten, StoreError> {
+    let configs = stores.predictions.prediction_configs().await?;
+    let windows = ModelWindows::of(configs.iter().map(|(model, config)| (model, config)));
+    stores
+        .predictions
+        .insert_predictions(predictions, &windows)
+        .await
 }
 
-/// Judges the windows due at `now` (their coverage reached, or their label delay
-/// passed) and writes the drift of the windows closed by then: returns how many were
-/// judged and the samples written.
+/// Stores the labels (received at `now`) without recomputing their windows (left
+/// dirty), as [`store_predictions`] does.
+pub async fn store_labels(
+    stores: &Stores,
+    labels: Vec<Label>,
+    now: Timestamp,
+) -> Result<LabelsWritten, StoreError> {
+    let configs = stores.predictions.prediction_configs().await?;
+    let windows = ModelWindows::of(configs.iter().map(|(model, config)| (model, config)));
+    stores
+        .predictions
+        .insert_labels(labels, &windows, now)
+        .await
+}
+
+/// Recomputes every dirty window (each once) at `now`, recording a revision of each, and
+/// judges the windows of their series that are due.
+pub async fn recompute(stores: &Stores, now: Timestamp) -> Result<Recomputed, StoreError> {
+    let configs = stores.predictions.prediction_configs().await?;
+    Ok(Sink::of(stores).recompute(&configs, now).await?.0)
+}
+
+/// Recomputes the dirty windows (left by a crash between a batch and its
+/// recomputation), judges the windows due at `now` (their coverage reached, or their
+/// label delay passed) and writes the drift of the windows closed by then: returns how
+/// many were judged and the samples written.
 pub async fn judge_windows(
     stores: &Stores,
     now: Timestamp,
@@ -155,6 +187,8 @@ pub struct Logged<W> {
 struct Sink<'a> {
     predictions: &'a dyn PredictionStore,
     metrics: &'a dyn MetricStore,
+    /// The engine's: one recomputation at a time (the CLI runs one anyway).
+    recomputing: Option<&'a tokio::sync::Mutex<()>>,
 }
 
 impl<'a> Sink<'a> {
@@ -162,6 +196,7 @@ impl<'a> Sink<'a> {
         Sink {
             predictions: &*stores.predictions,
             metrics: &*stores.metrics,
+            recomputing: None,
         }
     }
 
@@ -176,7 +211,7 @@ impl<'a> Sink<'a> {
             .predictions
             .insert_predictions(predictions, &windows)
             .await?;
-        let (recomputed, samples) = self.recompute(&written.touched, now).await?;
+        let (recomputed, samples) = self.recompute(&configs, now).await?;
         Ok(Logged {
             written,
             recomputed,
@@ -189,8 +224,13 @@ impl<'a> Sink<'a> {
         labels: Vec<Label>,
         now: Timestamp,
     ) -> Result<Logged<LabelsWritten>, StoreError> {
-        let written = self.predictions.insert_labels(labels, now).await?;
-        let (recomputed, samples) = self.recompute(&written.touched, now).await?;
+        let configs = self.predictions.prediction_configs().await?;
+        let windows = ModelWindows::of(configs.iter().map(|(model, config)| (model, config)));
+        let written = self
+            .predictions
+            .insert_labels(labels, &windows, now)
+            .await?;
+        let (recomputed, samples) = self.recompute(&configs, now).await?;
         Ok(Logged {
             written,
             recomputed,
@@ -200,31 +240,40 @@ impl<'a> Sink<'a> {
 
     async fn judge_due(self, now: Timestamp) -> Result<(u64, Vec<Sample>), StoreError> {
         let configs = self.predictions.prediction_configs().await?;
-        let (judged, mut samples) = self.judge(&configs, None, now).await?;
+        let (recomputed, mut samples) = self.recompute(&configs, now).await?;
+        let (judged, judged_samples) = self.judge(&configs, None, now).await?;
+        samples.extend(judged_samples);
         samples.extend(self.drift(None, now).await?);
-        Ok((judged, samples))
+        Ok((recomputed.judged + judged, samples))
     }
 
-    /// The recomputation at `now` and the samples it wrote.
+    /// Recomputes every dirty window at `now`: its pairs read once, its sketch and
+    /// revision recorded (one store call for them all), the samples of the judged ones
+    /// written, and only then the windows cleared (a crash before leaves them dirty);
+    /// then judges and writes the drift of their series. Returns what it did and the
+    /// samples it wrote.
     async fn recompute(
         self,
-        touched: &BTreeSet<Touched>,
+        configs: &[(ModelName, PredictionConfig)],
         now: Timestamp,
     ) -> Result<(Recomputed, Vec<Sample>), StoreError> {
-        let configs = self.predictions.prediction_configs().await?;
-        let mut windows: BTreeSet<(PredictionSeries, Timestamp, Timestamp)> = BTreeSet::new();
-        for touch in touched {
-            let length = config_of(&configs, &touch.series.model)
-                .map_or_else(|| default_config(Task::Classification).window, |c| c.window);
-            let range = length.window_of(touch.timestamp);
-            windows.insert((touch.series.clone(), range.start, range.end));
-        }
+        // Two at once could both read a window, and the older read be recorded last.
+        let _one_at_a_time = match self.recomputing {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let dirty = self.predictions.dirty_windows().await?;
         let mut recomputed = Recomputed::default();
-        let mut samples = Vec::new();
-        for (series, start, end) in windows {
-            let range = modelwatch_core::TimeRange::new(start, end);
-            let pairs = self.predictions.window_pairs(&series, range).await?;
-            let config = config_of(&configs, &series.model).unwrap_or_else(|| {
+        if dirty.is_empty() {
+            return Ok((recomputed, Vec::new()));
+        }
+        let mut records = Vec::with_capacity(dirty.len());
+        for window in &dirty {
+            let pairs = self
+                .predictions
+                .window_pairs(&window.series, window.window)
+                .await?;
+            let config = config_of(configs, &window.series.model).unwrap_or_else(|| {
                 let task = pairs
                     .labelled
                     .first()
@@ -232,25 +281,28 @@ impl<'a> Sink<'a> {
                 default_config(task)
             });
             let metrics = compute(&config, pairs.predicted, &pairs.labelled);
-            recomputed.windows += 1;
-            self.predictions
-                .record_sketch(&series, range, &pairs.sketch)
-                .await?;
-            let revision = NewRevision {
-                computed_at: now,
-                predicted: metrics.predicted,
-                labelled: metrics.labelled,
-                values: metrics.values,
-            };
-            let recorded = self
-                .predictions
-                .record_revision(&series, range, revision.clone())
-                .await?;
+            records.push(WindowRecord {
+                series: window.series.clone(),
+                window: window.window,
+                sketch: pairs.sketch,
+                revision: NewRevision {
+                    computed_at: now,
+                    predicted: metrics.predicted,
+                    labelled: metrics.labelled,
+                    values: metrics.values,
+                },
+            });
+        }
+        recomputed.windows = records.len() as u64;
+        let revisions: Vec<NewRevision> = records.iter().map(|r| r.revision.clone()).collect();
+        let recorded = self.predictions.record_windows(records).await?;
+        let mut samples = Vec::new();
+        for ((window, revision), recorded) in dirty.iter().zip(&revisions).zip(&recorded) {
             // A judged window's series follow its revisions; a waiting one's wait.
             if recorded.judged.is_some() {
                 samples.extend(window_samples(
-                    &series,
-                    start,
+                    &window.series,
+                    window.window.start,
                     revision.predicted,
                     revision.labelled,
                     &revision.values,
@@ -261,11 +313,12 @@ impl<'a> Sink<'a> {
             // A window writes a dozen samples at most: the copy is cheap.
             self.metrics.append(samples.clone()).await?;
         }
-        // Only the series this batch touched: the evaluator sees to the others.
-        let touched_series: BTreeSet<&PredictionSeries> =
-            touched.iter().map(|touch| &touch.series).collect();
-        for series in touched_series {
-            let (judged, judged_samples) = self.judge(&configs, Some(series), now).await?;
+        self.predictions.clear_dirty(&dirty).await?;
+        // Only the series recomputed: the evaluator sees to the others.
+        let series: BTreeSet<&PredictionSeries> =
+            dirty.iter().map(|window| &window.series).collect();
+        for series in series {
+            let (judged, judged_samples) = self.judge(configs, Some(series), now).await?;
             recomputed.judged += judged;
             samples.extend(judged_samples);
             samples.extend(self.drift(Some(series), now).await?);
@@ -474,6 +527,7 @@ impl Engine {
         Sink {
             predictions: &*self.predictions,
             metrics: &*self.metrics,
+            recomputing: Some(&self.recomputing),
         }
     }
 

@@ -1092,3 +1092,582 @@ fn a_token_in_a_query_string_is_never_logged() {
         }
     }
 }
+
+/// Issue 22: `serve` killed with SIGKILL while labels are being joined, then restarted,
+/// loses nothing it acknowledged. A client streams batches of labels (shuffled over three
+/// hourly windows, relabels among them, a few orphans per batch) and the server is
+/// killed part-way through a request, three times; after each restart, and before any
+/// new event, every window's latest revision and its metric series equal a from-scratch
+/// computation over the acknowledged events (plus the batch in flight, all of it or none
+/// of it), and every acknowledged batch's counts (labelled, pending, duplicates) are
+/// what the events before it imply.
+mod killed_mid_join {
+    use std::collections::BTreeMap;
+    use std::ffi::OsStr;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::path::Path;
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use modelwatch::core::predictions::{
+        compute, Labelled, Output, PredictionConfig, Task, WindowLength,
+    };
+    use serde_json::{json, Value};
+
+    use super::{common, Server};
+
+    const HOUR: i64 = 3_600_000;
+    const WINDOWS: usize = 3;
+    const PREDICTIONS: usize = 9_000;
+    const LABEL_BATCH: usize = 400;
+    const ORPHANS_PER_BATCH: usize = 5;
+
+    fn serve_on(db: &OsStr, dir: &Path) -> Server {
+        let mut child = common::modelwatch(db)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .env_remove("MODELWATCH_LISTEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut server = Server {
+            child,
+            address: String::new(),
+        };
+        server.address = common::listening_on(stdout);
+        server
+    }
+
+    /// One request over a fresh connection; an error when the server is gone.
+    fn request(
+        address: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> std::io::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(address)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(body.as_bytes())?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let Some((head, body)) = response.split_once("\r\n\r\n") else {
+            return Err(std::io::Error::other(format!("no response: {response:?}")));
+        };
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line: {head:?}")))?;
+        Ok((status, body.to_owned()))
+    }
+
+    fn ok(address: &str, method: &str, path: &str, body: &Value) -> Value {
+        let (status, text) = request(address, method, path, &body.to_string()).unwrap();
+        assert_eq!(status, 200, "{method} {path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The test's events and what the server must hold after the batches it committed.
+    struct Plan {
+        base: i64,
+        /// Prediction i's (time, score).
+        predictions: Vec<(i64, f64)>,
+        /// Batches of labels: (id, truth).
+        batches: Vec<Vec<(String, f64)>>,
+    }
+
+    impl Plan {
+        fn new() -> Plan {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            let base = (now / HOUR - 10) * HOUR;
+            let predictions = (0..PREDICTIONS)
+                .map(|i| {
+                    let window = (i % WINDOWS) as i64;
+                    let time = base + window * HOUR + (i / WINDOWS) as i64 * 100;
+                    (time, ((i * 7919) % 1000) as f64 / 1000.0)
+                })
+                .collect();
+            let mut rng = fastrand::Rng::with_seed(22);
+            let mut order: Vec<usize> = (0..PREDICTIONS).collect();
+            rng.shuffle(&mut order);
+            let truth = |i: usize| f64::from(u8::from((i * 7919) % 1000 > 350 + (i % 3) * 100));
+            let mut labels: Vec<(String, f64)> =
+                order.iter().map(|&i| (format!("p{i}"), truth(i))).collect();
+            // Relabels: a sixth of the ids again, the other way (the latest label wins).
+            let mut again: Vec<usize> = (0..PREDICTIONS).step_by(6).collect();
+            rng.shuffle(&mut again);
+            labels.extend(again.iter().map(|&i| (format!("p{i}"), 1.0 - truth(i))));
+            let batches = labels
+                .chunks(LABEL_BATCH)
+                .enumerate()
+                .map(|(b, chunk)| {
+                    let mut batch = chunk.to_vec();
+                    batch.extend(
+                        (0..ORPHANS_PER_BATCH).map(|j| (format!("o{b}-{j}"), (j % 2) as f64)),
+                    );
+                    batch
+                })
+                .collect();
+            Plan {
+                base,
+                predictions,
+                batches,
+            }
+        }
+
+        fn window_start(&self, w: usize) -> i64 {
+            self.base + w as i64 * HOUR
+        }
+
+        fn prediction_body(&self, range: std::ops::Range<usize>) -> Value {
+            let events: Vec<Value> = range
+                .map(|i| {
+                    let (time, score) = self.predictions[i];
+                    json!({"id": format!("p{i}"), "model": "clf", "version": "v1", "timestamp": time, "score": score})
+                })
+                .collect();
+            json!({ "predictions": events })
+        }
+
+        fn label_body(&self, batch: usize) -> String {
+            let events: Vec<Value> = self.batches[batch]
+                .iter()
+                .map(|(id, truth)| json!({"id": id, "model": "clf", "label": truth}))
+                .collect();
+            json!({ "labels": events }).to_string()
+        }
+    }
+
+    /// The labels the server holds after some batches: joined by prediction index, and
+    /// the pending ones (orphans).
+    #[derive(Clone, Default, PartialEq, Debug)]
+    struct Held {
+        joined: BTreeMap<usize, f64>,
+        pending: BTreeMap<String, f64>,
+    }
+
+    impl Held {
+        /// Applies a committed batch; returns its (labelled, pending, duplicates).
+        fn apply(&mut self, batch: &[(String, f64)]) -> (u64, u64, u64) {
+            let mut counts = (0, 0, 0);
+            for (id, truth) in batch {
+                if let Some(i) = id.strip_prefix('p').and_then(|i| i.parse().ok()) {
+                    if self.joined.insert(i, *truth).is_some() {
+                        counts.2 += 1;
+                    } else {
+                        counts.0 += 1;
+                    }
+                } else if self.pending.insert(id.clone(), *truth).is_some() {
+                    counts.2 += 1;
+                } else {
+                    counts.1 += 1;
+                }
+            }
+            counts
+        }
+    }
+
+    fn config() -> PredictionConfig {
+        PredictionConfig::new(WindowLength::HOUR, Task::Classification, 0.5, 0.3).unwrap()
+    }
+
+    /// Window w's latest revision as the server shows it: (predicted, labelled, coverage,
+    /// metrics, judged).
+    fn latest_revision(
+        address: &str,
+        plan: &Plan,
+        w: usize,
+    ) -> (u64, u64, f64, BTreeMap<String, f64>, bool) {
+        let start = plan.window_start(w);
+        let window = ok(
+            address,
+            "GET",
+            &format!("/api/v1/models/clf/versions/v1/prediction-windows/{start}"),
+            &Value::Null,
+        );
+        let latest = window["revisions"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        let metrics = latest["metrics"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(name, value)| (name.clone(), value.as_f64().unwrap()))
+            .collect();
+        (
+            latest["predicted"].as_u64().unwrap(),
+            latest["labelled"].as_u64().unwrap(),
+            latest["coverage"].as_f64().unwrap(),
+            metrics,
+            !window["judged"].is_null(),
+        )
+    }
+
+    /// Window w computed from scratch over `held` and the predictions stored (every
+    /// planned one, and the orphans' once they were logged at `orphans`).
+    fn from_scratch(
+        plan: &Plan,
+        held: &Held,
+        w: usize,
+        orphans: &[(String, i64, f64, f64)],
+    ) -> (u64, u64, BTreeMap<String, f64>) {
+        let start = plan.window_start(w);
+        let in_window = |time: i64| (start..start + HOUR).contains(&time);
+        let output = |score: f64| Output::Classification {
+            class: None,
+            score: Some(score),
+        };
+        let mut predicted = 0;
+        let mut labelled = Vec::new();
+        for (i, &(time, score)) in plan.predictions.iter().enumerate() {
+            if in_window(time) {
+                predicted += 1;
+                if let Some(&truth) = held.joined.get(&i) {
+                    labelled.push(Labelled {
+                        output: output(score),
+                        truth,
+                    });
+                }
+            }
+        }
+        for (_, time, score, truth) in orphans {
+            if in_window(*time) {
+                predicted += 1;
+                labelled.push(Labelled {
+                    output: output(*score),
+                    truth: *truth,
+                });
+            }
+        }
+        let metrics = compute(&config(), predicted, &labelled);
+        let values = metrics
+            .values
+            .iter()
+            .map(|(metric, value)| (metric.as_str().to_owned(), *value))
+            .collect();
+        (metrics.predicted, metrics.labelled, values)
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0) || (a.is_nan() && b.is_nan())
+    }
+
+    /// Whether every window the server shows equals the from-scratch computation over
+    /// `held`, and its metric series (when judged) the latest revision; the differences.
+    fn differences(
+        address: &str,
+        plan: &Plan,
+        held: &Held,
+        orphans: &[(String, i64, f64, f64)],
+    ) -> Vec<String> {
+        let mut wrong = Vec::new();
+        for w in 0..WINDOWS {
+            let (predicted, labelled, coverage, metrics, judged) =
+                latest_revision(address, plan, w);
+            let (want_predicted, want_labelled, want) = from_scratch(plan, held, w, orphans);
+            if (predicted, labelled) != (want_predicted, want_labelled) {
+                wrong.push(format!(
+                    "window {w}: predicted/labelled {predicted}/{labelled}, from scratch {want_predicted}/{want_labelled}"
+                ));
+                continue;
+            }
+            if !close(coverage, labelled as f64 / predicted as f64) {
+                wrong.push(format!("window {w}: coverage {coverage}"));
+            }
+            if metrics.keys().ne(want.keys())
+                || metrics
+                    .iter()
+                    .zip(&want)
+                    .any(|((_, a), (_, b))| !close(*a, *b))
+            {
+                wrong.push(format!(
+                    "window {w}: metrics {metrics:?}, from scratch {want:?}"
+                ));
+            }
+            // A judged window's series follow its revisions.
+            if judged {
+                for (metric, value) in std::iter::once(("label_coverage", coverage))
+                    .chain(metrics.iter().map(|(m, v)| (m.as_str(), *v)))
+                {
+                    let start = plan.window_start(w);
+                    let series = ok(
+                        address,
+                        "GET",
+                        &format!(
+                            "/api/v1/models/clf/versions/v1/metrics/{metric}?dataset=predictions&from={start}&to={}",
+                            start + 1
+                        ),
+                        &Value::Null,
+                    );
+                    let points = series["points"].as_array().unwrap();
+                    let shown = points.last().map(|p| p["value"].as_f64().unwrap());
+                    if !shown.is_some_and(|shown| close(shown, value)) {
+                        wrong.push(format!(
+                            "window {w}: {metric} series {shown:?}, revision {value}"
+                        ));
+                    }
+                }
+            }
+        }
+        wrong
+    }
+
+    /// Waits (at most 60 s) until the server shows `held`, or `held` with `in_flight`
+    /// applied; returns which one it shows, failing with the differences otherwise.
+    fn settled(address: &str, plan: &Plan, held: &Held, in_flight: Option<usize>) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut with = held.clone();
+        if let Some(batch) = in_flight {
+            with.apply(&plan.batches[batch]);
+        }
+        loop {
+            let without_it = differences(address, plan, held, &[]);
+            if without_it.is_empty() {
+                return false;
+            }
+            let with_it = differences(address, plan, &with, &[]);
+            if in_flight.is_some() && with_it.is_empty() {
+                return true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "after the restart the windows are neither the acknowledged labels' ({without_it:?}) nor with the batch in flight ({with_it:?})"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// What the streaming client saw: the batches acknowledged (with their counts) and
+    /// how long the last one took.
+    #[derive(Default)]
+    struct Stream {
+        acked: Vec<(usize, Value)>,
+        last: Duration,
+        stopped: Option<usize>,
+    }
+
+    fn stream_from(
+        address: String,
+        bodies: Vec<(usize, String)>,
+        seen: Arc<Mutex<Stream>>,
+    ) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            for (batch, body) in bodies {
+                let started = Instant::now();
+                match request(&address, "POST", "/api/v1/predictions/labels", &body) {
+                    Ok((200, text)) => {
+                        let mut seen = seen.lock().unwrap();
+                        seen.acked
+                            .push((batch, serde_json::from_str(&text).unwrap()));
+                        seen.last = started.elapsed();
+                    }
+                    Ok((status, text)) => panic!("batch {batch}: {status} {text}"),
+                    Err(_) => {
+                        seen.lock().unwrap().stopped = Some(batch);
+                        return;
+                    }
+                }
+            }
+        })
+    }
+
+    pub fn killed_mid_join_then_restarted_loses_nothing(db: &OsStr) {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = Plan::new();
+        let mut server = serve_on(db, dir.path());
+        let set = ok(
+            &server.address,
+            "PUT",
+            "/api/v1/models/clf/prediction-config",
+            &json!({"task": "classification", "window": "1h", "threshold": 0.5, "min_coverage": 0.3}),
+        );
+        assert_eq!(set["min_coverage"], 0.3, "{set}");
+        for from in (0..PREDICTIONS).step_by(3_000) {
+            let logged = ok(
+                &server.address,
+                "POST",
+                "/api/v1/predictions",
+                &plan.prediction_body(from..(from + 3_000).min(PREDICTIONS)),
+            );
+            assert_eq!(logged["accepted"], 3_000, "{logged}");
+        }
+
+        let mut held = Held::default();
+        let mut next = 0;
+        // Killed a fifth, a half and nine tenths of the way through a request.
+        for (round, fraction) in [0.2, 0.5, 0.9].into_iter().enumerate() {
+            let seen = Arc::new(Mutex::new(Stream::default()));
+            let bodies = (next..plan.batches.len())
+                .map(|b| (b, plan.label_body(b)))
+                .collect();
+            let client = stream_from(server.address.clone(), bodies, Arc::clone(&seen));
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let took = loop {
+                {
+                    let seen = seen.lock().unwrap();
+                    if seen.acked.len() >= 2 {
+                        break seen.last;
+                    }
+                    assert!(
+                        seen.stopped.is_none(),
+                        "round {round}: the stream stopped early"
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: no batch acknowledged"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            std::thread::sleep(took.mul_f64(fraction));
+            server.child.kill().unwrap(); // SIGKILL
+            server.child.wait().unwrap();
+            client.join().unwrap();
+            let seen = std::mem::take(&mut *seen.lock().unwrap());
+            for (batch, counts) in &seen.acked {
+                let (labelled, pending, duplicates) = held.apply(&plan.batches[*batch]);
+                assert_eq!(
+                    (
+                        &counts["labelled"],
+                        &counts["pending"],
+                        &counts["duplicates"]
+                    ),
+                    (&json!(labelled), &json!(pending), &json!(duplicates)),
+                    "round {round}, batch {batch}: {counts}"
+                );
+            }
+            next = seen.acked.last().map_or(next, |(b, _)| b + 1);
+            let in_flight = seen.stopped.filter(|&b| b == next);
+            assert!(
+                next < plan.batches.len(),
+                "round {round}: the stream ended before the kill"
+            );
+
+            server = serve_on(db, dir.path());
+            if settled(&server.address, &plan, &held, in_flight) {
+                // The batch in flight was committed before the kill: the client, not
+                // told, sends it again; now every label of it is a duplicate.
+                let committed = in_flight.unwrap();
+                held.apply(&plan.batches[committed]);
+                let again = ok(
+                    &server.address,
+                    "POST",
+                    "/api/v1/predictions/labels",
+                    &serde_json::from_str(&plan.label_body(committed)).unwrap(),
+                );
+                assert_eq!(
+                    (&again["labelled"], &again["pending"], &again["duplicates"]),
+                    (&json!(0), &json!(0), &json!(plan.batches[committed].len())),
+                    "{again}"
+                );
+                next = committed + 1;
+            }
+        }
+
+        // The rest of the labels, then the orphans' predictions: each joins its pending
+        // label, kept through three kills.
+        for batch in next..plan.batches.len() {
+            let counts = ok(
+                &server.address,
+                "POST",
+                "/api/v1/predictions/labels",
+                &serde_json::from_str(&plan.label_body(batch)).unwrap(),
+            );
+            let (labelled, pending, duplicates) = held.apply(&plan.batches[batch]);
+            assert_eq!(
+                (
+                    &counts["labelled"],
+                    &counts["pending"],
+                    &counts["duplicates"]
+                ),
+                (&json!(labelled), &json!(pending), &json!(duplicates)),
+                "batch {batch}: {counts}"
+            );
+        }
+        assert!(differences(&server.address, &plan, &held, &[]).is_empty());
+        let orphans: Vec<(String, i64, f64, f64)> = held
+            .pending
+            .iter()
+            .enumerate()
+            .map(|(k, (id, truth))| {
+                let time = plan.window_start(k % WINDOWS) + 55 * 60_000 + k as i64;
+                (id.clone(), time, 0.25 + (k % 50) as f64 / 100.0, *truth)
+            })
+            .collect();
+        let events: Vec<Value> = orphans
+            .iter()
+            .map(|(id, time, score, _)| {
+                json!({"id": id, "model": "clf", "version": "v1", "timestamp": time, "score": score})
+            })
+            .collect();
+        let logged = ok(
+            &server.address,
+            "POST",
+            "/api/v1/predictions",
+            &json!({"predictions": events}),
+        );
+        assert_eq!(
+            (
+                &logged["accepted"],
+                &logged["labelled"],
+                &logged["duplicates"]
+            ),
+            (&json!(orphans.len()), &json!(orphans.len()), &json!(0)),
+            "{logged}"
+        );
+        let everything = differences(
+            &server.address,
+            &plan,
+            &Held {
+                pending: BTreeMap::new(),
+                ..held.clone()
+            },
+            &orphans,
+        );
+        assert!(everything.is_empty(), "{everything:?}");
+        // Every prediction again: all duplicates.
+        let again = ok(
+            &server.address,
+            "POST",
+            "/api/v1/predictions",
+            &plan.prediction_body(0..3_000),
+        );
+        assert_eq!(
+            (&again["accepted"], &again["duplicates"]),
+            (&json!(0), &json!(3_000)),
+            "{again}"
+        );
+        common::terminate(&mut server.child);
+    }
+}
+
+use std::ffi::OsStr;
+
+#[test]
+fn serve_killed_mid_join_on_sqlite_loses_no_acknowledged_prediction_or_label() {
+    let dir = tempfile::tempdir().unwrap();
+    killed_mid_join::killed_mid_join_then_restarted_loses_nothing(
+        dir.path().join("kill.db").as_os_str(),
+    );
+}
+
+#[test]
+fn serve_killed_mid_join_on_postgres_loses_no_acknowledged_prediction_or_label() {
+    let (_runtime, database) = common::postgres_database("kill_join");
+    killed_mid_join::killed_mid_join_then_restarted_loses_nothing(OsStr::new(database.url()));
+}

@@ -1,5 +1,5 @@
-//! Predictions and labels in PostgreSQL (migrations 9 to 11, 14 and 15): the tables of
-//! SQLite's schemas 12 to 14, 16 and 17.
+//! Predictions and labels in PostgreSQL (migrations 9 to 11, 14 to 16): the tables of
+//! SQLite's schemas 12 to 14, 16 to 18.
 //! Every write of predictions or labels holds one advisory lock for its transaction, so
 //! a label and its prediction arriving at two servers at once cannot both miss each
 //! other (the label left pending beside its prediction).
@@ -17,9 +17,10 @@ use super::{pg_error, PostgresStore};
 use crate::predictions::{
     config_from_columns, dataset_column, dataset_from_column, feature_sketches_from_column,
     judged_from_columns, output_columns, output_from_columns, recorded_from_column,
-    sketch_from_column, values_column, values_from_column, window_minutes, FeatureFold, Judged,
-    LabelsWritten, NewRevision, PredictionSeries, PredictionStore, PredictionsWritten, Recorded,
-    Touched, WindowHistory, WindowPairs, WindowRevision, WindowSketch,
+    sketch_from_column, touched_windows, values_column, values_from_column, window_minutes,
+    DirtyWindow, FeatureFold, Judged, LabelsWritten, NewRevision, PredictionSeries,
+    PredictionStore, PredictionsWritten, Recorded, Touched, WindowHistory, WindowPairs,
+    WindowRevision, WindowSketch,
 };
 use crate::StoreError;
 
@@ -146,6 +147,45 @@ async fn fold_features(
     Ok(())
 }
 
+/// Marks the windows of `touched` dirty, in the transaction that touched them.
+async fn mark_dirty(
+    transaction: &tokio_postgres::Transaction<'_>,
+    touched: &std::collections::BTreeSet<Touched>,
+    windows: &ModelWindows,
+) -> Result<(), StoreError> {
+    let touched = touched_windows(touched, windows);
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let mark = transaction
+        .prepare(
+            "INSERT INTO prediction_windows_dirty
+                (model, version, dataset, start_ms, end_ms, marks)
+             VALUES ($1, $2, $3, $4, $5, 1)
+             ON CONFLICT (model, version, dataset, start_ms)
+                DO UPDATE SET marks = prediction_windows_dirty.marks + 1",
+        )
+        .await
+        .map_err(pg_error)?;
+    for ((series, start), window) in touched {
+        let (model, version, dataset) = series_columns(&series);
+        transaction
+            .execute(
+                &mark,
+                &[
+                    &model,
+                    &version,
+                    &dataset,
+                    &start.as_millis(),
+                    &window.end.as_millis(),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl PredictionStore for PostgresStore {
     async fn insert_predictions(
@@ -234,6 +274,7 @@ impl PredictionStore for PostgresStore {
             features.add(&prediction, windows);
         }
         fold_features(&transaction, features).await?;
+        mark_dirty(&transaction, &written.touched, windows).await?;
         transaction.commit().await.map_err(pg_error)?;
         Ok(written)
     }
@@ -241,6 +282,7 @@ impl PredictionStore for PostgresStore {
     async fn insert_labels(
         &self,
         labels: Vec<Label>,
+        windows: &ModelWindows,
         now: Timestamp,
     ) -> Result<LabelsWritten, StoreError> {
         if labels.is_empty() {
@@ -326,8 +368,79 @@ impl PredictionStore for PostgresStore {
                 written.duplicates += 1;
             }
         }
+        mark_dirty(&transaction, &written.touched, windows).await?;
         transaction.commit().await.map_err(pg_error)?;
         Ok(written)
+    }
+
+    async fn dirty_windows(&self) -> Result<Vec<DirtyWindow>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT model, version, dataset, start_ms, end_ms, marks
+                 FROM prediction_windows_dirty ORDER BY model, version, dataset, start_ms",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?;
+        let corrupt = |e: modelwatch_core::ValidationError| {
+            StoreError::Corrupt(format!("dirty prediction window: {e}"))
+        };
+        rows.iter()
+            .map(|row| {
+                let model: String = row.try_get(0).map_err(pg_error)?;
+                let version: String = row.try_get(1).map_err(pg_error)?;
+                let dataset: &str = row.try_get(2).map_err(pg_error)?;
+                let marks: i64 = row.try_get(5).map_err(pg_error)?;
+                Ok(DirtyWindow {
+                    series: PredictionSeries {
+                        model: ModelName::parse_owned(model).map_err(corrupt)?,
+                        version: Version::parse_owned(version).map_err(corrupt)?,
+                        dataset: dataset_from_column(dataset)?,
+                    },
+                    window: TimeRange::new(
+                        timestamp(row.try_get(3).map_err(pg_error)?)?,
+                        timestamp(row.try_get(4).map_err(pg_error)?)?,
+                    ),
+                    marks: u64::try_from(marks)
+                        .map_err(|_| StoreError::Corrupt(format!("dirty window marks {marks}")))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn clear_dirty(&self, windows: &[DirtyWindow]) -> Result<(), StoreError> {
+        if windows.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(pg_error)?;
+        let clear = transaction
+            .prepare(
+                "DELETE FROM prediction_windows_dirty
+                 WHERE model = $1 AND version = $2 AND dataset = $3 AND start_ms = $4
+                    AND marks = $5",
+            )
+            .await
+            .map_err(pg_error)?;
+        for window in windows {
+            let (model, version, dataset) = series_columns(&window.series);
+            transaction
+                .execute(
+                    &clear,
+                    &[
+                        &model,
+                        &version,
+                        &dataset,
+                        &window.window.start.as_millis(),
+                        &i64::try_from(window.marks).unwrap_or(i64::MAX),
+                    ],
+                )
+                .await
+                .map_err(pg_error)?;
+        }
+        transaction.commit().await.map_err(pg_error)?;
+        Ok(())
     }
 
     async fn window_pairs(
@@ -708,6 +821,15 @@ impl PredictionStore for PostgresStore {
         let dropped = transaction
             .execute(
                 "DELETE FROM predictions WHERE model = $1 AND ts < (
+                    SELECT pruned_before_ms FROM prediction_retention WHERE model = $1)",
+                &[&model.as_str()],
+            )
+            .await
+            .map_err(pg_error)?;
+        // A pruned window is final: never recomputed from what is left of it.
+        transaction
+            .execute(
+                "DELETE FROM prediction_windows_dirty WHERE model = $1 AND start_ms < (
                     SELECT pruned_before_ms FROM prediction_retention WHERE model = $1)",
                 &[&model.as_str()],
             )

@@ -361,6 +361,20 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         // As in SQLite (schema 17).
         "ALTER TABLE prediction_window_sketches ADD COLUMN features text NOT NULL DEFAULT '';",
     ),
+    (
+        16,
+        "dirty prediction windows: marked with their predictions or labels, cleared once recomputed",
+        // As in SQLite (schema 18).
+        r#"CREATE TABLE prediction_windows_dirty (
+        model    text COLLATE "C" NOT NULL,
+        version  text COLLATE "C" NOT NULL,
+        dataset  text COLLATE "C" NOT NULL,
+        start_ms bigint NOT NULL,
+        end_ms   bigint NOT NULL,
+        marks    bigint NOT NULL,
+        PRIMARY KEY (model, version, dataset, start_ms)
+    );"#,
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -8,7 +8,10 @@ use modelwatch_core::predictions::{
 };
 use modelwatch_core::{Dataset, Metric, ModelName, TimeRange, Timestamp, Version};
 
-use super::{Judged, NewRevision, PredictionSeries, PredictionStore, Recorded, Touched};
+use super::{
+    DirtyWindow, Judged, NewRevision, PredictionSeries, PredictionStore, Recorded, Touched,
+    WindowRecord,
+};
 
 fn at(ms: i64) -> Timestamp {
     Timestamp::from_millis(ms).expect("valid")
@@ -96,7 +99,11 @@ pub async fn labels_join_their_predictions_in_any_order(store: &dyn PredictionSt
     );
     // A label for a stored prediction joins it; one for an unknown id waits.
     let labels = store
-        .insert_labels(vec![label("a", 1.0), label("c", 0.0)], at(5_000))
+        .insert_labels(
+            vec![label("a", 1.0), label("c", 0.0)],
+            &ModelWindows::default(),
+            at(5_000),
+        )
         .await
         .expect("labels");
     assert_eq!(
@@ -172,6 +179,7 @@ pub async fn first_prediction_and_latest_label_win(store: &dyn PredictionStore) 
     let labels = store
         .insert_labels(
             vec![label("a", 1.0), label("a", 0.0), label("a", 1.0)],
+            &ModelWindows::default(),
             at(5_000),
         )
         .await
@@ -181,13 +189,17 @@ pub async fn first_prediction_and_latest_label_win(store: &dyn PredictionStore) 
         (1, 0, 2)
     );
     let relabelled = store
-        .insert_labels(vec![label("a", 0.0)], at(6_000))
+        .insert_labels(vec![label("a", 0.0)], &ModelWindows::default(), at(6_000))
         .await
         .expect("relabel");
     assert_eq!(relabelled.duplicates, 1);
     // Pending labels count their duplicates too; the latest is joined.
     let pending = store
-        .insert_labels(vec![label("z", 1.0), label("z", 0.0)], at(6_000))
+        .insert_labels(
+            vec![label("z", 1.0), label("z", 0.0)],
+            &ModelWindows::default(),
+            at(6_000),
+        )
         .await
         .expect("pending");
     assert_eq!((pending.pending, pending.duplicates), (1, 1));
@@ -262,6 +274,7 @@ pub async fn a_window_is_one_series_and_time_range(store: &dyn PredictionStore) 
                 label("r", 3.0),
                 label("k", 0.0),
             ],
+            &ModelWindows::default(),
             at(5_000),
         )
         .await
@@ -317,11 +330,11 @@ pub async fn a_window_is_one_series_and_time_range(store: &dyn PredictionStore) 
 
 pub async fn pending_labels_expire(store: &dyn PredictionStore) {
     store
-        .insert_labels(vec![label("old", 1.0)], at(1_000))
+        .insert_labels(vec![label("old", 1.0)], &ModelWindows::default(), at(1_000))
         .await
         .expect("old");
     store
-        .insert_labels(vec![label("new", 1.0)], at(5_000))
+        .insert_labels(vec![label("new", 1.0)], &ModelWindows::default(), at(5_000))
         .await
         .expect("new");
     assert_eq!(
@@ -363,7 +376,7 @@ pub async fn pruned_predictions_go_and_their_windows_stay_final(store: &dyn Pred
         .await
         .expect("predictions");
     store
-        .insert_labels(vec![label("a", 1.0)], at(4_000))
+        .insert_labels(vec![label("a", 1.0)], &ModelWindows::default(), at(4_000))
         .await
         .expect("label");
     assert_eq!(
@@ -893,6 +906,81 @@ pub async fn features_are_folded_into_their_window_s_sketches(store: &dyn Predic
     assert_eq!(reference.features, seen[0].3);
 }
 
+/// The windows a write of predictions or labels changed are dirty until cleared with the
+/// marks read; a change in between (a mark more) keeps a window dirty; a pending label
+/// changes no window; pruning a window's predictions makes it final (not dirty).
+pub async fn changed_windows_stay_dirty_until_cleared(store: &dyn PredictionStore) {
+    let hour = 3_600_000;
+    let windows = ModelWindows::default();
+    store
+        .insert_predictions(
+            vec![
+                scored("a", "v1", 10, 0.9),
+                scored("b", "v1", 20, 0.1),
+                scored("c", "v1", hour + 10, 0.5),
+            ],
+            &windows,
+        )
+        .await
+        .expect("predictions");
+    let dirty = store.dirty_windows().await.expect("dirty");
+    let first = |d: &[DirtyWindow]| -> Vec<(Timestamp, Timestamp, u64)> {
+        d.iter()
+            .map(|w| (w.window.start, w.window.end, w.marks))
+            .collect()
+    };
+    assert_eq!(
+        first(&dirty),
+        [(at(0), at(hour), 1), (at(hour), at(2 * hour), 1)]
+    );
+    assert!(dirty.iter().all(|w| w.series == series("v1", None)));
+    // A label for the first window marks it again: clearing with the old marks keeps it.
+    store
+        .insert_labels(
+            vec![label("a", 1.0), label("nobody", 1.0)],
+            &windows,
+            at(50),
+        )
+        .await
+        .expect("labels");
+    store.clear_dirty(&dirty).await.expect("clear");
+    let left = store.dirty_windows().await.expect("dirty");
+    assert_eq!(first(&left), [(at(0), at(hour), 2)]);
+    // Recording windows does not clear them: only clearing does.
+    let recorded = store
+        .record_windows(vec![WindowRecord {
+            series: series("v1", None),
+            window: left[0].window,
+            sketch: Sketch::new(),
+            revision: NewRevision {
+                computed_at: at(60),
+                predicted: 2,
+                labelled: 1,
+                values: Vec::new(),
+            },
+        }])
+        .await
+        .expect("record");
+    assert_eq!(recorded[0].revision, 1);
+    assert_eq!(store.dirty_windows().await.expect("dirty").len(), 1);
+    store.clear_dirty(&left).await.expect("clear");
+    assert!(store.dirty_windows().await.expect("dirty").is_empty());
+    // The pending label's prediction arriving marks its window.
+    store
+        .insert_predictions(vec![scored("nobody", "v1", 30, 0.4)], &windows)
+        .await
+        .expect("late prediction");
+    assert_eq!(
+        first(&store.dirty_windows().await.expect("dirty")),
+        [(at(0), at(hour), 1)]
+    );
+    store
+        .prune_predictions(&model("fraud"), at(hour))
+        .await
+        .expect("prune");
+    assert!(store.dirty_windows().await.expect("dirty").is_empty());
+}
+
 /// Runs every test of the suite on fresh stores from `open`.
 macro_rules! prediction_suite {
     ($open:expr) => {
@@ -937,6 +1025,11 @@ macro_rules! prediction_suite {
         async fn features_are_folded_into_their_window_s_sketches() {
             let (store, _guard) = $open.await;
             suite::features_are_folded_into_their_window_s_sketches(&*store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn changed_windows_stay_dirty_until_cleared() {
+            let (store, _guard) = $open.await;
+            suite::changed_windows_stay_dirty_until_cleared(&*store).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn prediction_configs_are_kept_per_model() {

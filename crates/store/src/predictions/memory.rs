@@ -11,9 +11,9 @@ use modelwatch_core::predictions::{
 use modelwatch_core::{ModelName, TimeRange, Timestamp};
 
 use super::{
-    FeatureFold, Judged, LabelsWritten, NewRevision, PredictionSeries, PredictionStore,
-    PredictionsWritten, Recorded, Touched, WindowHistory, WindowPairs, WindowRevision,
-    WindowSketch,
+    touched_windows, DirtyWindow, FeatureFold, Judged, LabelsWritten, NewRevision,
+    PredictionSeries, PredictionStore, PredictionsWritten, Recorded, Touched, WindowHistory,
+    WindowPairs, WindowRevision, WindowSketch,
 };
 use crate::{MemoryStore, StoreError};
 
@@ -40,6 +40,26 @@ pub(crate) struct Tables {
     sketches: BTreeMap<(PredictionSeries, Timestamp), StoredSketch>,
     /// By model: predictions made before this were pruned, and are refused.
     pruned_before: HashMap<ModelName, Timestamp>,
+    dirty: BTreeMap<(PredictionSeries, Timestamp), DirtyWindow>,
+}
+
+impl Tables {
+    fn mark_dirty(
+        &mut self,
+        touched: &std::collections::BTreeSet<Touched>,
+        windows: &ModelWindows,
+    ) {
+        for ((series, start), window) in touched_windows(touched, windows) {
+            self.dirty
+                .entry((series.clone(), start))
+                .or_insert(DirtyWindow {
+                    series,
+                    window,
+                    marks: 0,
+                })
+                .marks += 1;
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -119,12 +139,33 @@ impl PredictionStore for MemoryStore {
                 .features
                 .merge(&sketches);
         }
+        tables.mark_dirty(&written.touched, windows);
         Ok(written)
+    }
+
+    async fn dirty_windows(&self) -> Result<Vec<DirtyWindow>, StoreError> {
+        Ok(self.prediction_tables()?.dirty.values().cloned().collect())
+    }
+
+    async fn clear_dirty(&self, windows: &[DirtyWindow]) -> Result<(), StoreError> {
+        let mut tables = self.prediction_tables()?;
+        for window in windows {
+            let key = (window.series.clone(), window.window.start);
+            if tables
+                .dirty
+                .get(&key)
+                .is_some_and(|d| d.marks == window.marks)
+            {
+                tables.dirty.remove(&key);
+            }
+        }
+        Ok(())
     }
 
     async fn insert_labels(
         &self,
         labels: Vec<Label>,
+        windows: &ModelWindows,
         now: Timestamp,
     ) -> Result<LabelsWritten, StoreError> {
         let mut tables = self.prediction_tables()?;
@@ -153,6 +194,7 @@ impl PredictionStore for MemoryStore {
                 written.pending += 1;
             }
         }
+        tables.mark_dirty(&written.touched, windows);
         Ok(written)
     }
 
@@ -171,6 +213,10 @@ impl PredictionStore for MemoryStore {
         tables
             .rows
             .retain(|(of, _), row| of != model || row.prediction.timestamp >= cutoff);
+        // A pruned window is final: never recomputed from what is left of it.
+        tables
+            .dirty
+            .retain(|(series, start), _| series.model != *model || *start >= cutoff);
         Ok((kept - tables.rows.len()) as u64)
     }
 

@@ -16,6 +16,13 @@
 //! it had; the price is that a window's feature sketches are only ever added to, never
 //! rebuilt from raw rows (a model whose window length changes keeps its old windows'
 //! sketches as they were).
+//!
+//! **Dirty windows.** The transaction that stores predictions or labels also marks each
+//! window they changed as dirty ([`DirtyWindow`]); the engine recomputes the dirty
+//! windows afterwards and clears them once their revision and samples are written. A
+//! crash (kill -9) between the two leaves the windows marked, and the next recomputation
+//! (a later batch, or the evaluator's first tick after a restart) brings their metrics
+//! up to the stored events: nothing acknowledged is lost from a window's metrics.
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -140,6 +147,40 @@ impl FeatureFold {
     }
 }
 
+/// A window whose predictions or labels changed since its metrics were last recorded.
+/// `marks` counts the changes: clearing it ([`PredictionStore::clear_dirty`]) with the
+/// count read before the recomputation leaves it dirty when a change came in meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirtyWindow {
+    pub series: PredictionSeries,
+    pub window: TimeRange,
+    pub marks: u64,
+}
+
+/// The windows of `touched`, each once, by series and start.
+pub(crate) fn touched_windows(
+    touched: &BTreeSet<Touched>,
+    windows: &ModelWindows,
+) -> std::collections::BTreeMap<(PredictionSeries, Timestamp), TimeRange> {
+    let mut by_window = std::collections::BTreeMap::new();
+    for touch in touched {
+        let window = windows.window_of(&touch.series.model, touch.timestamp);
+        by_window
+            .entry((touch.series.clone(), window.start))
+            .or_insert(window);
+    }
+    by_window
+}
+
+/// One window's recomputation as [`PredictionStore::record_windows`] takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowRecord {
+    pub series: PredictionSeries,
+    pub window: TimeRange,
+    pub sketch: Sketch,
+    pub revision: NewRevision,
+}
+
 /// What one computation of a window gave, as [`PredictionStore::record_revision`] takes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRevision {
@@ -205,9 +246,10 @@ pub struct Recorded {
 #[async_trait]
 pub trait PredictionStore: Send + Sync + fmt::Debug {
     /// Stores the predictions (the first for each `(model, id)`; later ones are counted
-    /// as duplicates), joins the pending labels waiting for them and adds the accepted
+    /// as duplicates), joins the pending labels waiting for them, adds the accepted
     /// ones' features to their window's feature sketches (windows by `windows`; the
-    /// window's drift is due again once its score sketch is recorded). All or nothing.
+    /// window's drift is due again once its score sketch is recorded) and marks their
+    /// windows dirty. All or nothing.
     async fn insert_predictions(
         &self,
         predictions: Vec<Prediction>,
@@ -215,12 +257,39 @@ pub trait PredictionStore: Send + Sync + fmt::Debug {
     ) -> Result<PredictionsWritten, StoreError>;
 
     /// Joins each label to its prediction (the latest label wins) or, for an id without
-    /// a prediction, keeps it pending, received at `now`. All or nothing.
+    /// a prediction, keeps it pending, received at `now`; marks the windows (by
+    /// `windows`) of the predictions joined dirty. All or nothing.
     async fn insert_labels(
         &self,
         labels: Vec<Label>,
+        windows: &ModelWindows,
         now: Timestamp,
     ) -> Result<LabelsWritten, StoreError>;
+
+    /// Every dirty window, by series and start.
+    async fn dirty_windows(&self) -> Result<Vec<DirtyWindow>, StoreError>;
+
+    /// Clears each window that was not marked again since it was read (its `marks`
+    /// unchanged). One transaction.
+    async fn clear_dirty(&self, windows: &[DirtyWindow]) -> Result<(), StoreError>;
+
+    /// Records each window's sketch ([`Self::record_sketch`]) and revision
+    /// ([`Self::record_revision`]); the backends that can do it in one transaction do.
+    async fn record_windows(
+        &self,
+        windows: Vec<WindowRecord>,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let mut recorded = Vec::with_capacity(windows.len());
+        for record in windows {
+            self.record_sketch(&record.series, record.window, &record.sketch)
+                .await?;
+            recorded.push(
+                self.record_revision(&record.series, record.window, record.revision)
+                    .await?,
+            );
+        }
+        Ok(recorded)
+    }
 
     /// The predictions of `series` made in `range` and, of those, the labelled pairs.
     async fn window_pairs(

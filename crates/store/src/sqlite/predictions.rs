@@ -1,4 +1,4 @@
-//! Predictions and labels in SQLite (schema versions 12 to 14, 16 and 17): one row per
+//! Predictions and labels in SQLite (schema versions 12 to 14, 16 to 18): one row per
 //! prediction with its label beside it, pending labels in a table of their own, all
 //! written by the writer thread (so a label and its prediction cannot pass each other);
 //! each window's revisions and judgement; each window's sketch of its scores and of each
@@ -16,9 +16,10 @@ use super::SqliteStore;
 use crate::predictions::{
     config_from_columns, dataset_column, dataset_from_column, feature_sketches_from_column,
     judged_from_columns, output_columns, output_from_columns, recorded_from_column,
-    sketch_from_column, values_column, values_from_column, window_minutes, FeatureFold, Judged,
-    LabelsWritten, NewRevision, PredictionSeries, PredictionStore, PredictionsWritten, Recorded,
-    Touched, WindowHistory, WindowPairs, WindowRevision, WindowSketch,
+    sketch_from_column, touched_windows, values_column, values_from_column, window_minutes,
+    DirtyWindow, FeatureFold, Judged, LabelsWritten, NewRevision, PredictionSeries,
+    PredictionStore, PredictionsWritten, Recorded, Touched, WindowHistory, WindowPairs,
+    WindowRecord, WindowRevision, WindowSketch,
 };
 use crate::StoreError;
 
@@ -123,6 +124,111 @@ fn fold_features(
     Ok(())
 }
 
+/// Marks the windows of `touched` dirty, in the transaction that touched them.
+fn mark_dirty(
+    transaction: &rusqlite::Transaction<'_>,
+    touched: &std::collections::BTreeSet<Touched>,
+    windows: &ModelWindows,
+) -> Result<(), StoreError> {
+    let mut mark = transaction.prepare_cached(
+        "INSERT INTO prediction_windows_dirty (model, version, dataset, start_ms, end_ms, marks)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1)
+         ON CONFLICT (model, version, dataset, start_ms) DO UPDATE SET marks = marks + 1",
+    )?;
+    for ((series, start), window) in touched_windows(touched, windows) {
+        let key = series_columns(&series);
+        mark.execute(params![
+            key.0,
+            key.1,
+            key.2,
+            start.as_millis(),
+            window.end.as_millis()
+        ])?;
+    }
+    Ok(())
+}
+
+/// Stores a window's sketch of scores, replacing the one before (its feature sketches
+/// stay): its drift is due again.
+fn record_sketch_in(
+    transaction: &rusqlite::Transaction<'_>,
+    series: &PredictionSeries,
+    window: TimeRange,
+    sketch: &Sketch,
+) -> Result<(), StoreError> {
+    let key = series_columns(series);
+    transaction
+        .prepare_cached(
+            "INSERT INTO prediction_window_sketches
+                (model, version, dataset, start_ms, end_ms, count, sketch, recorded)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)
+             ON CONFLICT (model, version, dataset, start_ms) DO UPDATE SET
+                count = excluded.count, sketch = excluded.sketch,
+                recorded = prediction_window_sketches.recorded + 1",
+        )?
+        .execute(params![
+            key.0,
+            key.1,
+            key.2,
+            window.start.as_millis(),
+            window.end.as_millis(),
+            i64::try_from(sketch.count()).unwrap_or(i64::MAX),
+            sketch.encode(),
+        ])?;
+    Ok(())
+}
+
+/// Appends a revision to a window (created with its first).
+fn record_revision_in(
+    transaction: &rusqlite::Transaction<'_>,
+    series: &PredictionSeries,
+    window: TimeRange,
+    revision: &NewRevision,
+) -> Result<Recorded, StoreError> {
+    let key = series_columns(series);
+    let (number, at_ms, judged_revision, by): (i64, Option<i64>, Option<i64>, Option<String>) =
+        transaction
+            .prepare_cached(
+                "INSERT INTO prediction_windows
+                        (model, version, dataset, start_ms, end_ms, revisions)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 1)
+                     ON CONFLICT (model, version, dataset, start_ms)
+                        DO UPDATE SET revisions = revisions + 1
+                     RETURNING revisions, judged_ms, judged_revision, judged_by",
+            )?
+            .query_row(
+                params![
+                    key.0,
+                    key.1,
+                    key.2,
+                    window.start.as_millis(),
+                    window.end.as_millis()
+                ],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )?;
+    transaction
+        .prepare_cached(
+            "INSERT INTO prediction_window_revisions (model, version, dataset, start_ms,
+                revision, computed_ms, predicted, labelled, metrics)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            key.0,
+            key.1,
+            key.2,
+            window.start.as_millis(),
+            number,
+            revision.computed_at.as_millis(),
+            revision.predicted as i64,
+            revision.labelled as i64,
+            values_column(&revision.values),
+        ])?;
+    Ok(Recorded {
+        revision: revision_number(number)?,
+        judged: judged_from_columns(at_ms, judged_revision, by.as_deref())?,
+    })
+}
+
 #[async_trait]
 impl PredictionStore for SqliteStore {
     async fn insert_predictions(
@@ -139,35 +245,46 @@ impl PredictionStore for SqliteStore {
                 "DELETE FROM pending_labels WHERE model = ?1 AND id = ?2
                  RETURNING truth, label_ms, labels",
             )?;
-            let mut exists = transaction
-                .prepare_cached("SELECT 1 FROM predictions WHERE model = ?1 AND id = ?2")?;
+            // A duplicate is the insert that changes nothing (one lookup, not two).
             let mut insert = transaction.prepare_cached(
                 "INSERT INTO predictions
                     (model, id, version, dataset, ts, class, score, value, truth, label_ms, labels)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (model, id) DO NOTHING",
             )?;
-            let mut pruned = transaction.prepare_cached(
-                "SELECT 1 FROM prediction_retention WHERE model = ?1 AND pruned_before_ms > ?2",
-            )?;
+            // Read once per batch: the cutoffs, and whether any label is pending at all
+            // (usually none: the pending table is not searched for every prediction).
+            let cutoffs: std::collections::HashMap<String, i64> = transaction
+                .prepare_cached("SELECT model, pruned_before_ms FROM prediction_retention")?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let any_pending: bool = transaction
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM pending_labels)")?
+                .query_row([], |row| row.get(0))?;
             let mut written = PredictionsWritten::default();
             let mut features = FeatureFold::default();
             for prediction in predictions {
                 let (model, id) = (prediction.model.as_str(), prediction.id.as_str());
-                if pruned.exists(params![model, prediction.timestamp.as_millis()])? {
+                if cutoffs
+                    .get(model)
+                    .is_some_and(|&cutoff| prediction.timestamp.as_millis() < cutoff)
+                {
                     written.too_old += 1;
                     continue;
                 }
-                if exists.exists(params![model, id])? {
-                    written.duplicates += 1;
-                    continue;
-                }
-                let pending: Option<(f64, Option<i64>, i64)> = take_pending
-                    .query_row(params![model, id], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                    })
-                    .optional()?;
+                // A stored prediction never has a pending label (its label joined it at
+                // once), so taking one before knowing whether this is a duplicate is safe.
+                let pending: Option<(f64, Option<i64>, i64)> = if any_pending {
+                    take_pending
+                        .query_row(params![model, id], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        })
+                        .optional()?
+                } else {
+                    None
+                };
                 let (class, score, value) = output_columns(&prediction.output);
-                insert.execute(params![
+                let inserted = insert.execute(params![
                     model,
                     id,
                     prediction.version.as_str(),
@@ -180,6 +297,10 @@ impl PredictionStore for SqliteStore {
                     pending.and_then(|p| p.1),
                     pending.map_or(0, |p| p.2),
                 ])?;
+                if inserted == 0 {
+                    written.duplicates += 1;
+                    continue;
+                }
                 written.accepted += 1;
                 if pending.is_some() {
                     written.labelled += 1;
@@ -191,6 +312,7 @@ impl PredictionStore for SqliteStore {
                 features.add(&prediction, &windows);
             }
             fold_features(transaction, features)?;
+            mark_dirty(transaction, &written.touched, &windows)?;
             Ok(written)
         })
         .await
@@ -199,11 +321,13 @@ impl PredictionStore for SqliteStore {
     async fn insert_labels(
         &self,
         labels: Vec<Label>,
+        windows: &ModelWindows,
         now: Timestamp,
     ) -> Result<LabelsWritten, StoreError> {
         if labels.is_empty() {
             return Ok(LabelsWritten::default());
         }
+        let windows = windows.clone();
         self.write(move |_, transaction| {
             let mut join = transaction.prepare_cached(
                 "UPDATE predictions SET truth = ?3, label_ms = ?4, labels = labels + 1
@@ -255,7 +379,84 @@ impl PredictionStore for SqliteStore {
                     written.duplicates += 1;
                 }
             }
+            mark_dirty(transaction, &written.touched, &windows)?;
             Ok(written)
+        })
+        .await
+    }
+
+    async fn dirty_windows(&self) -> Result<Vec<DirtyWindow>, StoreError> {
+        self.read(|connection, _| {
+            let mut statement = connection.prepare_cached(
+                "SELECT model, version, dataset, start_ms, end_ms, marks
+                 FROM prediction_windows_dirty ORDER BY model, version, dataset, start_ms",
+            )?;
+            let mut rows = statement.query([])?;
+            let mut dirty = Vec::new();
+            while let Some(row) = rows.next()? {
+                let marks: i64 = row.get(5)?;
+                dirty.push(DirtyWindow {
+                    series: series_from_columns(
+                        row.get(0)?,
+                        row.get(1)?,
+                        &row.get::<_, String>(2)?,
+                    )?,
+                    window: TimeRange::new(timestamp(row.get(3)?)?, timestamp(row.get(4)?)?),
+                    marks: u64::try_from(marks)
+                        .map_err(|_| StoreError::Corrupt(format!("dirty window marks {marks}")))?,
+                });
+            }
+            Ok(dirty)
+        })
+        .await
+    }
+
+    async fn clear_dirty(&self, windows: &[DirtyWindow]) -> Result<(), StoreError> {
+        if windows.is_empty() {
+            return Ok(());
+        }
+        let windows = windows.to_vec();
+        self.write(move |_, transaction| {
+            let mut clear = transaction.prepare_cached(
+                "DELETE FROM prediction_windows_dirty
+                 WHERE model = ?1 AND version = ?2 AND dataset = ?3 AND start_ms = ?4
+                    AND marks = ?5",
+            )?;
+            for window in &windows {
+                let key = series_columns(&window.series);
+                clear.execute(params![
+                    key.0,
+                    key.1,
+                    key.2,
+                    window.window.start.as_millis(),
+                    i64::try_from(window.marks).unwrap_or(i64::MAX)
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_windows(
+        &self,
+        windows: Vec<WindowRecord>,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        if windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One transaction (one sync) for every window of a recomputation.
+        self.write(move |_, transaction| {
+            let mut recorded = Vec::with_capacity(windows.len());
+            for record in &windows {
+                record_sketch_in(transaction, &record.series, record.window, &record.sketch)?;
+                recorded.push(record_revision_in(
+                    transaction,
+                    &record.series,
+                    record.window,
+                    &record.revision,
+                )?);
+            }
+            Ok(recorded)
         })
         .await
     }
@@ -301,52 +502,7 @@ impl PredictionStore for SqliteStore {
     ) -> Result<Recorded, StoreError> {
         let series = series.clone();
         self.write(move |_, transaction| {
-            let key = series_columns(&series);
-            let (number, at_ms, judged_revision, by): (
-                i64,
-                Option<i64>,
-                Option<i64>,
-                Option<String>,
-            ) = transaction
-                .prepare_cached(
-                    "INSERT INTO prediction_windows
-                            (model, version, dataset, start_ms, end_ms, revisions)
-                         VALUES (?1, ?2, ?3, ?4, ?5, 1)
-                         ON CONFLICT (model, version, dataset, start_ms)
-                            DO UPDATE SET revisions = revisions + 1
-                         RETURNING revisions, judged_ms, judged_revision, judged_by",
-                )?
-                .query_row(
-                    params![
-                        key.0,
-                        key.1,
-                        key.2,
-                        window.start.as_millis(),
-                        window.end.as_millis()
-                    ],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )?;
-            transaction
-                .prepare_cached(
-                    "INSERT INTO prediction_window_revisions (model, version, dataset, start_ms,
-                        revision, computed_ms, predicted, labelled, metrics)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )?
-                .execute(params![
-                    key.0,
-                    key.1,
-                    key.2,
-                    window.start.as_millis(),
-                    number,
-                    revision.computed_at.as_millis(),
-                    revision.predicted as i64,
-                    revision.labelled as i64,
-                    values_column(&revision.values),
-                ])?;
-            Ok(Recorded {
-                revision: revision_number(number)?,
-                judged: judged_from_columns(at_ms, judged_revision, by.as_deref())?,
-            })
+            record_revision_in(transaction, &series, window, &revision)
         })
         .await
     }
@@ -445,31 +601,9 @@ impl PredictionStore for SqliteStore {
         window: TimeRange,
         sketch: &Sketch,
     ) -> Result<(), StoreError> {
-        let series = series.clone();
-        let (count, text) = (sketch.count(), sketch.encode());
-        self.write(move |_, transaction| {
-            let key = series_columns(&series);
-            transaction
-                .prepare_cached(
-                    "INSERT INTO prediction_window_sketches
-                        (model, version, dataset, start_ms, end_ms, count, sketch, recorded)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)
-                     ON CONFLICT (model, version, dataset, start_ms) DO UPDATE SET
-                        count = excluded.count, sketch = excluded.sketch,
-                        recorded = prediction_window_sketches.recorded + 1",
-                )?
-                .execute(params![
-                    key.0,
-                    key.1,
-                    key.2,
-                    window.start.as_millis(),
-                    window.end.as_millis(),
-                    i64::try_from(count).unwrap_or(i64::MAX),
-                    text,
-                ])?;
-            Ok(())
-        })
-        .await
+        let (series, sketch) = (series.clone(), sketch.clone());
+        self.write(move |_, transaction| record_sketch_in(transaction, &series, window, &sketch))
+            .await
     }
 
     async fn drift_due(
@@ -613,6 +747,13 @@ impl PredictionStore for SqliteStore {
             let dropped = transaction
                 .prepare_cached(
                     "DELETE FROM predictions WHERE model = ?1 AND ts < (
+                        SELECT pruned_before_ms FROM prediction_retention WHERE model = ?1)",
+                )?
+                .execute([model.as_str()])?;
+            // A pruned window is final: never recomputed from what is left of it.
+            transaction
+                .prepare_cached(
+                    "DELETE FROM prediction_windows_dirty WHERE model = ?1 AND start_ms < (
                         SELECT pruned_before_ms FROM prediction_retention WHERE model = ?1)",
                 )?
                 .execute([model.as_str()])?;

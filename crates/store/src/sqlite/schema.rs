@@ -426,6 +426,22 @@ const MIGRATIONS: &[(i64, &str)] = &[
         17,
         "ALTER TABLE prediction_window_sketches ADD COLUMN features TEXT NOT NULL DEFAULT '';",
     ),
+    // Dirty prediction windows (issue 22): marked in the transaction that stores their
+    // predictions or labels, cleared once their metrics are recorded, so a crash in
+    // between leaves them to recompute. `marks` counts the changes (a clear with a stale
+    // count leaves the window dirty).
+    (
+        18,
+        "CREATE TABLE prediction_windows_dirty (
+            model    TEXT NOT NULL,
+            version  TEXT NOT NULL,
+            dataset  TEXT NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms   INTEGER NOT NULL,
+            marks    INTEGER NOT NULL,
+            PRIMARY KEY (model, version, dataset, start_ms)
+        ) WITHOUT ROWID;",
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right after it.
