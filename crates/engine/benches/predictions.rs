@@ -10,6 +10,9 @@
 //! 60,000; then labels for all of them in the same order, then for a second copy in
 //! random order (a join must not depend on arrival order). Prints events/s of each phase
 //! and the bytes the database holds per prediction, with and without the ids' own bytes.
+//! Then the same three phases on a fresh database through the bulk path of `modelwatch
+//! predictions log` / `labels log`: every batch stored (its windows left dirty), then
+//! each dirty window recomputed once at the end of the phase.
 //!
 //! Run with `cargo bench -p modelwatch-engine --bench predictions`.
 
@@ -22,7 +25,9 @@ use modelwatch_core::predictions::{
     Features, Label, Output, Prediction, PredictionConfig, PredictionId, Task, WindowLength,
 };
 use modelwatch_core::{ModelName, Timestamp, Version};
-use modelwatch_engine::predictions::{log_labels, log_predictions};
+use modelwatch_engine::predictions::{
+    log_labels, log_predictions, recompute, store_labels, store_predictions,
+};
 use modelwatch_store::{SqliteStore, Stores};
 
 /// A whole hour.
@@ -55,6 +60,16 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    println!("{total} predictions of one version, hourly windows of 60,000, batches of {BATCH}, SQLite (synchronous = FULL)");
+    println!("per request (POST /api/v1/predictions, /api/v1/predictions/labels): each batch's windows recomputed");
+    run(total, false).await;
+    println!(
+        "bulk (modelwatch predictions log, labels log): each window recomputed once per phase"
+    );
+    run(total, true).await;
+}
+
+async fn run(total: usize, bulk: bool) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.db");
     let stores = Stores::of(Arc::new(SqliteStore::open(&path).await.unwrap()));
@@ -75,7 +90,14 @@ async fn main() {
         let batch = (from..(from + BATCH).min(total))
             .map(|i| prediction(&model, &version, i))
             .collect();
-        log_predictions(&stores, batch, now).await.unwrap();
+        if bulk {
+            store_predictions(&stores, batch).await.unwrap();
+        } else {
+            log_predictions(&stores, batch, now).await.unwrap();
+        }
+    }
+    if bulk {
+        recompute(&stores, now).await.unwrap();
     }
     let predictions_s = started.elapsed().as_secs_f64();
     let size_predictions = file_size(&path);
@@ -93,7 +115,14 @@ async fn main() {
     let started = Instant::now();
     for from in (0..total).step_by(BATCH) {
         let batch = (from..(from + BATCH).min(total)).map(label).collect();
-        log_labels(&stores, batch, now).await.unwrap();
+        if bulk {
+            store_labels(&stores, batch, now).await.unwrap();
+        } else {
+            log_labels(&stores, batch, now).await.unwrap();
+        }
+    }
+    if bulk {
+        recompute(&stores, now).await.unwrap();
     }
     let labels_s = started.elapsed().as_secs_f64();
 
@@ -104,14 +133,20 @@ async fn main() {
     let started = Instant::now();
     for chunk in order.chunks(BATCH) {
         let batch = chunk.iter().map(|&i| label(i)).collect();
-        log_labels(&stores, batch, now).await.unwrap();
+        if bulk {
+            store_labels(&stores, batch, now).await.unwrap();
+        } else {
+            log_labels(&stores, batch, now).await.unwrap();
+        }
+    }
+    if bulk {
+        recompute(&stores, now).await.unwrap();
     }
     let shuffled_s = started.elapsed().as_secs_f64();
     let size_all = file_size(&path);
 
     let id_bytes = id(0).len() as f64;
     let rate = |s: f64| total as f64 / s;
-    println!("{total} predictions of one version, hourly windows of 60,000, batches of {BATCH}, SQLite (synchronous = FULL)");
     println!(
         "predictions logged:         {:>10.0} events/s ({predictions_s:.2} s)",
         rate(predictions_s)

@@ -15,7 +15,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use modelwatch_core::predictions::{Label, Prediction, Task};
 use modelwatch_core::{ModelName, Timestamp, ValidationError, Version};
-use modelwatch_engine::predictions::{log_labels, log_predictions, window_history};
+use modelwatch_engine::predictions::{
+    recompute, store_labels, store_predictions, window_history, Recomputed,
+};
 use modelwatch_http::wire::predictions::{
     LabelEvent, LabelsLogged, PredictionConfig, PredictionConfigRequest, PredictionEvent,
     PredictionWindow, PredictionsLogged, CSV_FEATURE_COLUMN,
@@ -234,11 +236,15 @@ pub async fn predictions(
             )?;
             let mut logged = PredictionsLogged::default();
             let mut events = events.into_iter().peekable();
+            // Every batch stored (its windows left dirty), then each window recomputed
+            // once: a file's cost does not grow with the windows each batch touches.
             while events.peek().is_some() {
                 let batch: Vec<Prediction> = events.by_ref().take(BATCH).collect();
-                let (written, recomputed) = log_predictions(stores, batch, crate::now()).await?;
-                logged.add(&PredictionsLogged::of(&written, recomputed));
+                let written = store_predictions(stores, batch).await?;
+                logged.add(&PredictionsLogged::of(&written, Recomputed::default()));
             }
+            let recomputed = recompute(stores, crate::now()).await?;
+            logged.add(&PredictionsLogged::of(&Default::default(), recomputed));
             emit_counts(
                 format,
                 &logged,
@@ -264,11 +270,14 @@ pub async fn labels(stores: &Stores, command: LabelsCommand, format: Format) -> 
     let events = read_all(&args.file, LabelEvent::validate, None)?;
     let mut logged = LabelsLogged::default();
     let mut events = events.into_iter().peekable();
+    // As for predictions: every batch stored, then each dirty window recomputed once.
     while events.peek().is_some() {
         let batch: Vec<Label> = events.by_ref().take(BATCH).collect();
-        let (written, recomputed) = log_labels(stores, batch, crate::now()).await?;
-        logged.add(&LabelsLogged::of(&written, recomputed));
+        let written = store_labels(stores, batch, crate::now()).await?;
+        logged.add(&LabelsLogged::of(&written, Recomputed::default()));
     }
+    let recomputed = recompute(stores, crate::now()).await?;
+    logged.add(&LabelsLogged::of(&Default::default(), recomputed));
     emit_counts(
         format,
         &logged,
