@@ -154,16 +154,47 @@ fn plain_rule(
 /// `DetectionOptions::default()`, or the JSON in `MODELWATCH_DETECTION_OPTIONS` (fields
 /// not given keep their defaults) to try other settings on the same streams.
 pub fn options_from_env() -> DetectionOptions {
-    match std::env::var("MODELWATCH_DETECTION_OPTIONS") {
-        Ok(json) => match serde_json::from_str(&json) {
-            Ok(options) => options,
-            Err(error) => {
-                eprintln!("ignoring MODELWATCH_DETECTION_OPTIONS: {error}");
-                DetectionOptions::default()
-            }
-        },
-        Err(_) => DetectionOptions::default(),
+    let mut options = DetectionOptions::default();
+    let Ok(json) = std::env::var("MODELWATCH_DETECTION_OPTIONS") else {
+        return options;
+    };
+    if let Err(error) = apply_options(&mut options, &json) {
+        eprintln!("ignoring MODELWATCH_DETECTION_OPTIONS: {error}");
+        return DetectionOptions::default();
     }
+    options
+}
+
+/// Sets the fields `json` names: an object of `DetectionOptions` fields by their names
+/// (the core's options have no serde; this harness is their only reader from text).
+fn apply_options(options: &mut DetectionOptions, json: &str) -> Result<(), String> {
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| e.to_string())?;
+    for (name, value) in fields {
+        let number = value
+            .as_f64()
+            .ok_or_else(|| format!("{name}: {value} is not a number"))?;
+        let count = || {
+            value
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| format!("{name}: {value} is not a count"))
+        };
+        match name.as_str() {
+            "alpha" => options.alpha = number,
+            "latest_value_alpha" => options.latest_value_alpha = number,
+            "min_degradation_percentage" => options.min_degradation_percentage = number,
+            "min_baseline_samples" => options.min_baseline_samples = count()?,
+            "min_comparison_samples" => options.min_comparison_samples = count()?,
+            "min_batches" => options.min_batches = count()?,
+            "cusum_threshold_sigmas" => options.cusum_threshold_sigmas = number,
+            "daily_cycle_alpha" => options.daily_cycle_alpha = number,
+            "daily_cycle_min_r_squared" => options.daily_cycle_min_r_squared = number,
+            "long_run_alpha" => options.long_run_alpha = number,
+            other => return Err(format!("unknown field `{other}`")),
+        }
+    }
+    Ok(())
 }
 
 /// The rows of `points` where `kind`, replayed causally over both directions, turns to

@@ -9,14 +9,11 @@
 //! Like every t-based method it treats samples as independent; for strongly
 //! autocorrelated series compare windows of aggregated values (e.g. hourly means).
 
-use serde::{Deserialize, Serialize};
-
 use crate::detection::significance::{student_t_quantile, student_t_upper_tail, Moments};
 use crate::metric::{Direction, Metric, MetricDefinition};
 use crate::sample::{ModelName, Point, Version};
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CompareOptions {
     /// Confidence level of the interval, e.g. 0.95.
     pub confidence: f64,
@@ -32,8 +29,7 @@ impl Default for CompareOptions {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verdict {
     ChallengerBetter,
     ChampionBetter,
@@ -41,8 +37,19 @@ pub enum Verdict {
     InsufficientData,
 }
 
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::ChallengerBetter => "challenger_better",
+            Verdict::ChampionBetter => "champion_better",
+            Verdict::NoSignificantDifference => "no_significant_difference",
+            Verdict::InsufficientData => "insufficient_data",
+        }
+    }
+}
+
 /// An interval of the difference `challenger − champion`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConfidenceInterval {
     pub lower: f64,
     pub upper: f64,
@@ -56,7 +63,7 @@ pub struct VersionPoints<'a> {
     pub points: &'a [Point],
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VersionComparison {
     pub model: ModelName,
     pub metric: Metric,

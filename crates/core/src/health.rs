@@ -20,8 +20,6 @@
 //! The **health formula** ([`HEALTH_FORMULA`], also in every result) grades the version
 //! from the metric scores; `health_reasons` names each metric that pulled it down.
 
-use serde::{Deserialize, Serialize};
-
 use crate::alerting::{Alert, Severity};
 use crate::detection::significance::normal_upper_tail;
 use crate::metric::{Direction, Metric, MetricDefinition};
@@ -35,8 +33,7 @@ pub const HEALTH_FORMULA: &str = "each metric with a trend scores 100 unless its
 const MS_PER_DAY: f64 = 86_400_000.0;
 
 /// Tuning of trend detection.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HealthOptions {
     /// Two-sided significance level of the Mann–Kendall test.
     pub alpha: f64,
@@ -59,16 +56,14 @@ impl Default for HealthOptions {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Trend {
     Improving,
     Stable,
     Degrading,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OverallHealth {
     Excellent,
     Good,
@@ -76,6 +71,18 @@ pub enum OverallHealth {
     Poor,
     /// No metric had enough data for a trend.
     Unknown,
+}
+
+impl OverallHealth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverallHealth::Excellent => "excellent",
+            OverallHealth::Good => "good",
+            OverallHealth::Fair => "fair",
+            OverallHealth::Poor => "poor",
+            OverallHealth::Unknown => "unknown",
+        }
+    }
 }
 
 /// The points of one metric over the range, time-ordered.
@@ -86,7 +93,7 @@ pub struct MetricSeries<'a> {
 }
 
 /// One metric's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetricHistory {
     pub metric: Metric,
     pub direction: Direction,
@@ -110,12 +117,11 @@ pub struct MetricHistory {
     /// This metric's part of the health formula; `None` without a trend.
     pub health_score: Option<f64>,
     /// Alerts of this metric not resolved yet (see [`include_open_alerts`]).
-    #[serde(default)]
     pub open_alerts: u32,
 }
 
 /// The history and health of a model version; the seed's `get_performance_history`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PerformanceHistory {
     pub model: ModelName,
     pub version: Version,
@@ -729,8 +735,6 @@ mod tests {
             (h.overall_health, h.health_score, h.total_snapshots),
             (OverallHealth::Unknown, None, 1)
         );
-        let json = serde_json::to_string(&h).unwrap();
-        assert!(!json.contains("NaN") && !json.contains("inf"));
     }
 }
 

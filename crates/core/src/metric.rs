@@ -7,8 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::name::{check_name, ValidationError};
 
 /// Which way of change is an improvement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     HigherIsBetter,
     LowerIsBetter,
@@ -33,8 +32,7 @@ impl Direction {
 }
 
 /// The family a metric belongs to; recommendations and dashboards group by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricFamily {
     Classification,
     Regression,
@@ -43,7 +41,7 @@ pub enum MetricFamily {
 }
 
 /// The closed interval of values a metric can take; `None` is unbounded on that side.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ValueRange {
     pub min: Option<f64>,
     pub max: Option<f64>,
@@ -397,7 +395,7 @@ impl<'de> Deserialize<'de> for MetricScope {
 }
 
 /// What modelwatch knows about a metric: its direction and valid range.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetricDefinition {
     pub metric: Metric,
     pub direction: Direction,

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::metric::{Metric, MetricDefinition};
 use crate::time::{Timestamp, TimestampError};
@@ -237,16 +237,11 @@ pub mod scope_serde {
 }
 
 /// One time series: a metric of a model version on a dataset (`None`: the default one).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
     pub model: ModelName,
     pub version: Version,
     pub metric: Metric,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "deserialize_optional_dataset"
-    )]
     pub dataset: Option<Dataset>,
 }
 
@@ -289,21 +284,16 @@ impl fmt::Display for SeriesKey {
 }
 
 /// A value of a series at a time, as stored and returned by range queries.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     pub timestamp: Timestamp,
     pub value: f64,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "deserialize_optional_dataset"
-    )]
     pub dataset: Option<Dataset>,
 }
 
 /// One measurement. Its JSON forms belong to the edges (the HTTP API's sample type,
 /// which also accepts the seed's longer names); the stores keep it in columns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub model: ModelName,
     pub version: Version,
@@ -311,11 +301,6 @@ pub struct Sample {
     pub value: f64,
     pub timestamp: Timestamp,
     /// The dataset measured on; absent (or `default`) for the default dataset.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "deserialize_optional_dataset"
-    )]
     pub dataset: Option<Dataset>,
 }
 
@@ -458,11 +443,6 @@ mod tests {
         let prod = Dataset::parse_optional("prod").unwrap();
         assert_eq!(Dataset::name_of(prod.as_ref()), "prod");
         assert_eq!(Dataset::name_of(None), "default");
-        let tagged: Sample = serde_json::from_str(
-            r#"{"model":"m","version":"v1","metric":"accuracy","value":0.5,"timestamp":0,"dataset":"default"}"#,
-        )
-        .unwrap();
-        assert_eq!(tagged.dataset, None);
         let mut raw = raw("0.5", "0");
         raw.dataset = Some("default");
         assert_eq!(Sample::parse_fields(&raw).unwrap().dataset, None);
@@ -487,17 +467,5 @@ mod tests {
         assert!(DatasetScope::parse("canary")
             .unwrap()
             .matches(canary.dataset.as_ref()));
-    }
-
-    #[test]
-    fn json_round_trips_with_times_as_rfc_3339() {
-        let sample: Sample = serde_json::from_str(
-            r#"{"model":"m","version":"v1","metric":"latency","value":12.5,"timestamp":0}"#,
-        )
-        .unwrap();
-        assert_eq!(sample.metric, Metric::Latency);
-        let json = serde_json::to_value(&sample).unwrap();
-        assert_eq!(json["model"], "m");
-        assert_eq!(json["timestamp"], "1970-01-01T00:00:00.000Z");
     }
 }

@@ -1,13 +1,11 @@
 //! Summaries of a window of values, time-bucketed downsampling for charts, and how a
 //! p-value is written.
 
-use serde::{Deserialize, Serialize};
-
 use crate::sample::{Dataset, Point};
 use crate::time::{TimeRange, Timestamp};
 
 /// Descriptive statistics of the values in a window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub count: u64,
     pub mean: f64,
@@ -185,7 +183,7 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
 
 /// One time bucket of a downsampled series. Minimum and maximum are kept so that spikes
 /// stay visible however far a chart zooms out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Bucket {
     /// Start of the bucket (inclusive).
     pub start: Timestamp,

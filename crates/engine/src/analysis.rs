@@ -206,7 +206,7 @@ pub fn analysis_spec() -> WindowSpec {
 /// metric's summary and trend over the range, with the checks and open alerts folded
 /// into the trends, the grade and its reasons; `degradations` are those checks
 /// ([`analysis_spec`]); `open_alerts` the version's alerts not resolved yet.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct VersionAnalysis {
     pub history: PerformanceHistory,
     pub degradations: Vec<DegradationResult>,

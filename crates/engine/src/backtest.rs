@@ -19,7 +19,6 @@ use modelwatch_core::{
     Dataset, DatasetScope, Metric, MetricScope, SeriesKey, TimeRange, Timestamp, Version,
 };
 use modelwatch_store::SeriesFilter;
-use serde::Serialize;
 
 use crate::alerting::{Engine, EngineError};
 use crate::analysis;
@@ -27,11 +26,10 @@ use crate::evaluation::{merge_times, whole_versions};
 use crate::observe::{read_series, SeriesRead};
 
 /// The replay of one version's series on one dataset.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VersionBacktest {
     pub version: Version,
     /// The dataset replayed; absent for the default dataset.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<Dataset>,
     /// Samples replayed.
     pub samples: usize,
@@ -40,7 +38,7 @@ pub struct VersionBacktest {
     pub events: Vec<BacktestEvent>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BacktestReport {
     pub rule: Rule,
     pub from: Timestamp,

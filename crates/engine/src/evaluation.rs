@@ -60,7 +60,6 @@ use modelwatch_core::{
 };
 use modelwatch_store::alerts::{AlertCommit, AlertWriteGuarded, CommitOutcome, StateWrite};
 use modelwatch_store::{SeriesFilter, SeriesInfo};
-use serde::Serialize;
 
 use crate::alerting::{Engine, EngineError, MAX_ATTEMPTS};
 use crate::observe::{read_series, SeriesRead};
@@ -108,45 +107,41 @@ impl Budget {
 }
 
 /// What one rule did for one version in a pass.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuleEvaluation {
     pub rule_id: RuleId,
     pub model: ModelName,
     pub version: Version,
     /// The dataset evaluated; absent for the default dataset.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<Dataset>,
     /// Samples counted in this pass.
     pub counted: usize,
     /// The decision at the last sample counted (or why none was).
-    #[serde(flatten)]
     pub decision: Decision,
 }
 
 /// A rule × version.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TargetKey {
     pub rule_id: RuleId,
     pub version: Version,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<Dataset>,
 }
 
 /// A breach this pass recorded instead of paging for it: it would have fired at a sample
 /// older than the paging horizon.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PastBreachRecorded {
     pub rule_id: RuleId,
     pub model: ModelName,
     pub version: Version,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dataset: Option<Dataset>,
     pub would_have_fired_at: Timestamp,
     pub value: Option<f64>,
 }
 
 /// The outcome of a pass.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EvaluationReport {
     /// Alerts this pass created (including suppressed ones), in evaluation order.
     pub alerts_created: Vec<Alert>,

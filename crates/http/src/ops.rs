@@ -230,10 +230,7 @@ pub(crate) async fn grade_version(
 
 /// The grade's name: excellent, good, fair, poor or unknown.
 pub(crate) fn grade_name(analysed: &analysis::VersionAnalysis) -> String {
-    serde_json::to_value(analysed.history.overall_health)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
+    analysed.history.overall_health.as_str().to_owned()
 }
 
 /// Grades each version on the default dataset over the last 24 hours ([`grade_version`]).

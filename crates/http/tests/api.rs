@@ -2119,7 +2119,13 @@ async fn slow_app(delay: Duration, limits: Limits) -> (String, Arc<SlowReads>) {
     let stores = modelwatch_store::open("memory").await.unwrap();
     let samples: Vec<modelwatch_core::Sample> = (0..10)
         .map(|i| {
-            serde_json::from_value(sample("accuracy", 0.9, NOW_MS - 600_000 + i * 1000)).unwrap()
+            serde_json::from_value::<modelwatch_http::wire::SampleInput>(sample(
+                "accuracy",
+                0.9,
+                NOW_MS - 600_000 + i * 1000,
+            ))
+            .unwrap()
+            .into_sample(Timestamp::from_millis(NOW_MS).unwrap())
         })
         .collect();
     stores.metrics.append(samples).await.unwrap();

@@ -473,12 +473,11 @@ async fn alerts(
             let mut table = Table::new(&["version", "at", "alert", "event", "value"]);
             for version in &report.versions {
                 for event in &version.events {
-                    let kind = serde_json::to_value(event.kind)?;
                     table.push(vec![
                         series(version),
                         event.at.to_string(),
                         event.alert_number.to_string(),
-                        kind["event"].as_str().unwrap_or_default().to_owned(),
+                        event.kind.as_str().to_owned(),
                         event.value.map(number).unwrap_or_default(),
                     ]);
                 }

@@ -152,10 +152,7 @@ fn status_style(status: DegradationStatus) -> (Style, &'static str) {
 }
 
 fn severity_name(result: &DegradationResult) -> String {
-    serde_json::to_value(result.severity)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    result.severity.as_str().to_owned()
 }
 
 fn degradation_row(result: &DegradationResult) -> Vec<String> {
@@ -442,7 +439,7 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
         OverallHealth::Poor => RED,
         OverallHealth::Unknown => DIM,
     };
-    let health = serde_json::to_value(monitor.history.overall_health)?;
+    let health = monitor.history.overall_health.as_str();
     let (trend_style, trend) = trend_text(monitor.history.health_trend);
     let on = match &dataset {
         Some(dataset) => format!(" (dataset {dataset})"),
@@ -451,7 +448,7 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
     outln!(
         "{model} {version}{on} — health {health_style}{}{health_style:#}, trend {trend_style}{trend}{trend_style:#}, \
          {} in {}",
-        health.as_str().unwrap_or("unknown"),
+        health,
         count(monitor.history.total_snapshots, "sample"),
         args.hours.describe()
     )?;
@@ -541,10 +538,7 @@ pub async fn compare(
             )
         })
         .unwrap_or_else(|| "–".into());
-    let verdict = serde_json::to_value(result.verdict)?
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let verdict = result.verdict.as_str().to_owned();
     if format != Format::Table {
         let mut table = Table::new(&[
             "metric",

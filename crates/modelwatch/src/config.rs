@@ -85,7 +85,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use modelwatch_core::alerting::AlertConfig;
+use modelwatch_core::alerting::{AlertConfig, Severity};
 use serde::Deserialize;
 
 /// A configuration error naming the file or the key.
@@ -113,13 +113,42 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The `[alerts]` section as written: the core's [`AlertConfig`] by the seed's names, each
+/// optional (an absent one keeps the default). The Python package reads its `config`
+/// dict with it too.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    enable_alerts: Option<bool>,
+    max_alerts_per_hour: Option<u32>,
+    max_alerts_per_model_per_hour: Option<u32>,
+    min_severity_to_notify: Option<Severity>,
+}
+
+impl From<RawAlerts> for AlertConfig {
+    fn from(raw: RawAlerts) -> Self {
+        let default = AlertConfig::default();
+        AlertConfig {
+            enable_alerts: raw.enable_alerts.unwrap_or(default.enable_alerts),
+            max_alerts_per_hour: raw
+                .max_alerts_per_hour
+                .unwrap_or(default.max_alerts_per_hour),
+            max_alerts_per_model_per_hour: raw
+                .max_alerts_per_model_per_hour
+                .unwrap_or(default.max_alerts_per_model_per_hour),
+            min_severity_to_notify: raw
+                .min_severity_to_notify
+                .unwrap_or(default.min_severity_to_notify),
+        }
+    }
+}
+
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    /// Already typed: the core's `AlertConfig` validates itself while deserialising.
     #[serde(default)]
-    pub alerts: AlertConfig,
+    pub alerts: RawAlerts,
     #[serde(default)]
     pub server: RawServer,
     #[serde(default)]
@@ -688,7 +717,7 @@ impl RawConfig {
 
     pub fn validate(self) -> Result<Config, ConfigError> {
         Ok(Config {
-            alerts: self.alerts,
+            alerts: self.alerts.into(),
             server: self.server.validate()?,
             store: StoreConfig {
                 db: self.store.db,
@@ -908,8 +937,6 @@ pub fn default_database() -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-
-    use modelwatch_core::alerting::Severity;
 
     use super::*;
 

@@ -891,7 +891,6 @@ pub fn validate_columns(
     to_python(py, &samples)
 }
 
-/// The `[alerts]` settings from a dict of the core's `AlertConfig` fields.
 /// A list of events as the API's body `{noun: [...]}`, a bad field named by its path
 /// (`predictions[3].score`) as the API names it.
 fn wire_body<T: serde::de::DeserializeOwned>(noun: &str, events: &Bound<'_, PyAny>) -> PyResult<T> {
@@ -907,8 +906,11 @@ fn wire_value<T: serde::de::DeserializeOwned>(
     from_json(value, whole).map_err(errors::from_validation)
 }
 
+/// The `[alerts]` settings from a dict of the core's `AlertConfig` fields, read as the
+/// configuration file's section is.
 fn alert_config_from(config: &Bound<'_, PyAny>) -> PyResult<AlertConfig> {
-    serde_json::from_value(python_to_json(config)?)
+    serde_json::from_value::<modelwatch::config::RawAlerts>(python_to_json(config)?)
+        .map(AlertConfig::from)
         .map_err(|e| errors::validation("config", e.to_string()))
 }
 

@@ -206,14 +206,13 @@ impl Alert {
 /// One change of an alert's status, kept as history. `from` is `None` when the alert was
 /// created. Escalations and closing a suppressed alert keep the status and say so in
 /// `notes`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlertTransition {
     pub alert_id: AlertId,
     pub at: Timestamp,
     pub by: String,
     pub from: Option<AlertStatus>,
     pub to: AlertStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
 }
 

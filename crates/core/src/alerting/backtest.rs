@@ -7,8 +7,6 @@
 //! left out: people acknowledging or resolving alerts, silences and rate limits (which
 //! change who is told, not when a rule fires).
 
-use serde::{Deserialize, Serialize};
-
 use super::alert::Alert;
 use super::condition::Observation;
 use super::ids::AlertId;
@@ -19,8 +17,7 @@ use super::state::{Decision, SeriesState};
 use crate::sample::{Dataset, Version};
 use crate::time::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum BacktestEventKind {
     Fired {
         severity: Severity,
@@ -38,16 +35,27 @@ pub enum BacktestEventKind {
     Shifted,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl BacktestEventKind {
+    /// The event's name, as reports show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BacktestEventKind::Fired { .. } => "fired",
+            BacktestEventKind::ConditionCleared => "condition_cleared",
+            BacktestEventKind::AutoResolved => "auto_resolved",
+            BacktestEventKind::HeldByCooldown { .. } => "held_by_cooldown",
+            BacktestEventKind::Shifted => "shifted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct BacktestEvent {
     pub at: Timestamp,
     /// Which would-be alert, numbered from 1 in the order they fire.
     pub alert_number: u32,
     pub value: Option<f64>,
     /// For a change-point rule's firing or shift: when the shift began.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_started_at: Option<Timestamp>,
-    #[serde(flatten)]
     pub kind: BacktestEventKind,
 }
 

@@ -13,8 +13,7 @@ use crate::metric::Direction;
 use crate::time::Timestamp;
 
 /// What the engine measured for one rule and model version at one evaluation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
     /// No data in the window; the rule's counters are left as they are.
     NoData,
@@ -37,19 +36,16 @@ pub enum Observation {
 }
 
 /// How long a no-data rule's series has been silent at one instant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FreshnessReading {
     pub at: Timestamp,
     /// The newest sample at `at` (`at` itself when observing a sample).
     pub last_sample_at: Timestamp,
     /// The series' usual interval (see [`super::no_data::Cadence`]), once known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usual_interval_ms: Option<u64>,
     /// The longest silence the rule allows, once known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_ms: Option<u64>,
     /// A rule on a whole version: the metrics seen last, newest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_samples: Vec<super::no_data::LastSample>,
 }
 
@@ -65,25 +61,22 @@ impl FreshnessReading {
 }
 
 /// What a change-point rule's detector made of one sample.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChangePointReading {
     pub at: Timestamp,
     pub value: f64,
     /// The shift this sample completed the evidence for, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<Change>,
     /// Whether `change` is in a direction the rule watches.
-    #[serde(default)]
     pub watched: bool,
     /// Whether the last shift reported (this one or an earlier one) was watched: the level
     /// is still shifted, nothing has brought it back.
-    #[serde(default)]
     pub shifted: bool,
 }
 
 /// The degradation detector's output that a degradation rule needs. `degradation_percentage`
 /// is positive when the metric got worse, whatever its direction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DegradationReading {
     pub at: Timestamp,
     pub degradation_percentage: f64,
@@ -92,7 +85,6 @@ pub struct DegradationReading {
     pub baseline_value: f64,
     /// The test behind `significant`, carried onto the alert so notifications can say how
     /// sure the detector was.
-    #[serde(default)]
     pub test: Option<SignificanceTest>,
 }
 
@@ -149,8 +141,7 @@ impl Observation {
 }
 
 /// What an observation means for a condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Breaches,
     /// Inside the hysteresis band while an alert is open: neither breaching nor clear.
@@ -159,8 +150,7 @@ pub enum Verdict {
 }
 
 /// Why an observation could not be judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reason", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unjudgeable {
     NoData,
     NotFinite,

@@ -18,8 +18,7 @@ use crate::time::Timestamp;
 pub const RATE_WINDOW_MS: i64 = 60 * 60 * 1000;
 
 /// The seed's global alert configuration. Defaults are the seed's example values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlertConfig {
     pub enable_alerts: bool,
     /// Most new notified alerts across all models in any hour.
@@ -43,7 +42,7 @@ impl Default for AlertConfig {
 /// How many new alerts were *notified* in the last hour, globally and for the model being
 /// evaluated. Alerts held back (silenced, suppressed, below the minimum severity) do not
 /// count, otherwise a storm would keep itself suppressed forever.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RateCounts {
     pub global_last_hour: u32,
     pub model_last_hour: u32,
@@ -133,8 +132,7 @@ impl HoldReason {
 }
 
 /// Why a firing notification is queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reason", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotifyReason {
     /// The alert is new, or was muted so far and no longer is.
     FirstNotification,
@@ -144,8 +142,7 @@ pub enum NotifyReason {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotifyDecision {
     Notify(NotifyReason),
     Hold(HoldReason),
@@ -237,18 +234,6 @@ mod tests {
                 model_last_hour: 1
             }
         );
-    }
-
-    #[test]
-    fn config_json_has_the_seed_names_and_defaults() {
-        let config: AlertConfig =
-            serde_json::from_str(r#"{"max_alerts_per_hour":3,"min_severity_to_notify":"high"}"#)
-                .unwrap();
-        assert!(config.enable_alerts);
-        assert_eq!(config.max_alerts_per_hour, 3);
-        assert_eq!(config.max_alerts_per_model_per_hour, 5);
-        assert_eq!(config.min_severity_to_notify, Severity::High);
-        assert!(serde_json::from_str::<AlertConfig>(r#"{"max_alerts":3}"#).is_err());
     }
 
     #[test]

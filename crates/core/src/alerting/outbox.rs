@@ -20,8 +20,7 @@ use super::rule::Severity;
 use super::state::{Decision, Evaluation};
 use crate::time::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NotificationEvent {
     Firing,
     Acknowledged,
@@ -144,7 +143,7 @@ impl EventFacts {
 }
 
 /// One durable delivery to do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
     pub dedup_key: String,
     pub alert_id: AlertId,

@@ -18,9 +18,7 @@ use crate::detection::changepoint::{
 };
 use crate::detection::{significance_level, Seasonality};
 use crate::metric::{Direction, MetricScope};
-use crate::sample::{
-    check_name, scope_serde, Dataset, DatasetScope, ModelName, ValidationError, Version,
-};
+use crate::sample::{check_name, Dataset, DatasetScope, ModelName, ValidationError, Version};
 use crate::time::Timestamp;
 
 /// How urgent an alert is; ordered so that `Low < Medium < High < Critical`.
@@ -285,8 +283,7 @@ pub const MAX_NO_DATA_MINUTES: f64 = 30.0 * 24.0 * 60.0;
 pub const MAX_NO_DATA_INTERVALS: f64 = 10_000.0;
 
 /// Which kind of observation a condition needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConditionKind {
     Threshold,
     Degradation,
@@ -439,9 +436,9 @@ impl Default for AntiFlap {
 /// for each dataset is evaluated per version × dataset, with a state and alerts of its
 /// own for each: datasets are never mixed, and one degrading alerts for it alone.
 ///
-/// Its serde is what a backtest report shows and what the store's record of a rule writes
-/// field for field; reading back rules stored under older names is that record's job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// It has no serde: the API maps it to its wire type, and the store to its record of a
+/// rule (which also reads back rules stored under older names).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub id: RuleId,
     pub name: String,
@@ -450,7 +447,6 @@ pub struct Rule {
     /// One metric, or `*` ([`MetricScope::Every`]): the version as a whole, for no-data
     /// rules only.
     pub metric: MetricScope,
-    #[serde(with = "scope_serde")]
     pub dataset: DatasetScope,
     pub severity: Severity,
     pub enabled: bool,
@@ -458,9 +454,7 @@ pub struct Rule {
     pub updated_at: Timestamp,
     pub cooldown_minutes: u32,
     pub notify_channels: Vec<String>,
-    #[serde(flatten)]
     pub condition: Condition,
-    #[serde(flatten)]
     pub anti_flap: AntiFlap,
 }
 
@@ -1338,23 +1332,6 @@ mod tests {
     }
 
     #[test]
-    fn a_rule_s_dataset_is_written_out_and_read_back() {
-        let rule = create(&format!(r#"{{{LOW_ACCURACY},"dataset":"*"}}"#)).unwrap();
-        let json = serde_json::to_value(&rule).unwrap();
-        assert_eq!(json["dataset"], "*");
-        assert_eq!(serde_json::from_value::<Rule>(json).unwrap(), rule);
-        let default = create(&format!("{{{LOW_ACCURACY}}}")).unwrap();
-        assert_eq!(
-            serde_json::to_value(&default).unwrap()["dataset"],
-            "default"
-        );
-        assert_eq!(
-            serde_json::from_value::<Rule>(serde_json::to_value(&default).unwrap()).unwrap(),
-            default
-        );
-    }
-
-    #[test]
     fn an_update_moves_a_rule_to_another_dataset_or_back_to_the_default() {
         let rule = create(&format!("{{{LOW_ACCURACY}}}")).unwrap();
         let patch = |json: &str| serde_json::from_str::<RulePatch>(json).unwrap();
@@ -1503,22 +1480,6 @@ mod tests {
     }
 
     #[test]
-    fn rule_json_is_flat_with_the_seed_names_and_round_trips() {
-        let rule = create(
-            r#"{"name":"r","model":"m","metric":"latency","threshold_value":250,"comparison_operator":"gt","clear_threshold":200}"#,
-        )
-        .unwrap();
-        let json = serde_json::to_value(&rule).unwrap();
-        assert_eq!(json["condition_type"], "threshold");
-        assert_eq!(json["comparison_operator"], "gt");
-        assert_eq!(json["threshold_value"], 250.0);
-        assert_eq!(json["for_evaluations"], 3);
-        assert_eq!(json["id"], "rule_00000001");
-        let back: Rule = serde_json::from_value(json).unwrap();
-        assert_eq!(back, rule);
-    }
-
-    #[test]
     fn update_keeps_identity_and_can_switch_condition_kind() {
         let rule = create(
             r#"{"name":"r","model":"m","version":"v1","metric":"accuracy","threshold_value":0.9,"comparison_operator":"lt"}"#,
@@ -1563,11 +1524,6 @@ mod tests {
                 ..
             } if alpha == 0.001
         ));
-        let json = serde_json::to_value(&rule).unwrap();
-        assert_eq!(json["comparison"], "window");
-        assert_eq!(json["comparison_hours"], 2);
-        assert_eq!(json["seasonal"], "weekly");
-        assert_eq!(serde_json::from_value::<Rule>(json).unwrap(), rule);
         let latest = create(
             r#"{"name":"r","model":"m","metric":"latency","max_degradation_percentage":5,"comparison":"latest"}"#,
         )
@@ -1602,25 +1558,6 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.field, "condition");
-    }
-
-    #[test]
-    fn a_degradation_rule_stored_before_the_comparison_existed_compares_the_latest_value() {
-        let rule = create(
-            r#"{"name":"r","model":"m","metric":"accuracy","max_degradation_percentage":5}"#,
-        )
-        .unwrap();
-        let mut json = serde_json::to_value(&rule).unwrap();
-        let object = json.as_object_mut().unwrap();
-        object.remove("comparison");
-        let stored: Rule = serde_json::from_value(json).unwrap();
-        assert!(matches!(
-            stored.condition,
-            Condition::Degradation {
-                comparison: ComparisonMode::Latest,
-                ..
-            }
-        ));
     }
 
     #[test]

@@ -1,14 +1,12 @@
 //! Silences: mute notifications for a model (optionally one version or metric) for a
 //! while, saying who and why. Evaluation still records alerts; nothing is notified.
 
-use serde::{Deserialize, Serialize};
-
 use super::ids::SilenceId;
 use crate::metric::{Metric, MetricScope};
 use crate::sample::{ModelName, ValidationError, Version};
 use crate::time::{TimeRange, Timestamp};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Silence {
     pub id: SilenceId,
     pub model: ModelName,
@@ -72,19 +70,13 @@ pub fn muting_silence<'a>(
 
 /// The raw input form of a silence. `starts_at` defaults to now; give `ends_at` or
 /// `duration_minutes`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SilenceSpec {
     pub model: String,
-    #[serde(default)]
     pub version: Option<String>,
-    #[serde(default)]
     pub metric: Option<String>,
-    #[serde(default)]
     pub starts_at: Option<Timestamp>,
-    #[serde(default)]
     pub ends_at: Option<Timestamp>,
-    #[serde(default)]
     pub duration_minutes: Option<i64>,
     pub created_by: String,
     pub comment: String,

@@ -37,7 +37,7 @@ use crate::sample::{Dataset, Version};
 use crate::time::Timestamp;
 
 /// What the engine persists per rule × model version between evaluations.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SeriesState {
     pub consecutive_breaches: u32,
     pub consecutive_clears: u32,
@@ -51,7 +51,6 @@ pub struct SeriesState {
     pub revision: u64,
     /// What else a rule keeps between evaluations; the stores keep it as one JSON value,
     /// so it can grow without a migration.
-    #[serde(default, skip_serializing_if = "StateDetail::is_empty")]
     pub detail: StateDetail,
 }
 
@@ -140,8 +139,7 @@ pub struct EvaluationContext<'a> {
 }
 
 /// What one evaluation did, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     RuleDisabled,
     /// The observation could not be judged (no data, not finite, wrong kind); nothing changed.

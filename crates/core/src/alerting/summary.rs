@@ -6,8 +6,6 @@
 use std::cmp::{Ordering, Reverse};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::alert::{Alert, AlertStatus};
 use super::ids::{AlertId, RuleId};
 use super::rule::Severity;
@@ -112,9 +110,8 @@ impl ListingPosition {
 }
 
 /// Counts of the alerts alive in a window, by status and by severity.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertSummary {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelName>,
     pub total_count: u32,
     pub active_count: u32,

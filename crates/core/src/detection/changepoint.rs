@@ -409,8 +409,7 @@ use serde::{Deserialize, Serialize};
 use crate::time::Timestamp;
 
 /// Which way a shift must go to matter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Sides {
     Up,
     Down,
@@ -429,8 +428,7 @@ impl Sides {
 }
 
 /// The smallest shift worth knowing.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MinShift {
     /// In percent of the level before the shift.
     Percent(f64),
@@ -439,8 +437,7 @@ pub enum MinShift {
 }
 
 /// How rarely a false alarm may come on a series without changes, on average.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FalseAlarmInterval {
     Samples(u64),
     /// Milliseconds, converted with the series' typical sampling interval.
@@ -454,7 +451,7 @@ pub enum FalseAlarmInterval {
 }
 
 /// What the user asks of a change-point detector.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChangePointSettings {
     pub sides: Sides,
     pub min_shift: MinShift,

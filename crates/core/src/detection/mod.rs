@@ -90,8 +90,6 @@ pub mod series;
 pub mod significance;
 pub mod windows;
 
-use serde::{Deserialize, Serialize};
-
 use crate::metric::{Direction, Metric, MetricDefinition};
 use crate::sample::{ModelName, Point, Version};
 use crate::time::Timestamp;
@@ -111,8 +109,7 @@ use significance::{
 const WINDOW_TESTS_BESIDE_LONG_RUN: f64 = 20.0;
 
 /// Thresholds of a check. Alert rules override `min_degradation_percentage`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectionOptions {
     /// One-sided significance level of window comparisons.
     pub alpha: f64,
@@ -162,8 +159,7 @@ impl Default for DetectionOptions {
 }
 
 /// How bad a statistically supported worsening is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Severity {
     None,
     Low,
@@ -198,8 +194,7 @@ impl Severity {
 }
 
 /// The verdict of a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DegradationStatus {
     Ok,
     Degraded,
@@ -247,7 +242,7 @@ pub struct History<'a> {
 }
 
 /// The result of a check; also the JSON contract of `check`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DegradationResult {
     pub model: ModelName,
     pub version: Version,

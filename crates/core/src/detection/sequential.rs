@@ -9,8 +9,6 @@
 //! which is the maximum-likelihood change time for a step. Values that improve the metric
 //! never raise an alarm.
 
-use serde::{Deserialize, Serialize};
-
 use crate::metric::Direction;
 use crate::sample::Point;
 use crate::time::Timestamp;
@@ -19,8 +17,7 @@ use super::significance::Moments;
 
 /// Tuning of [`cusum`]; the defaults detect a sustained 5 % worsening within a handful of
 /// samples at typical noise while staying quiet on noise alone.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CusumOptions {
     /// The smallest sustained worsening worth detecting, in percent of the baseline mean.
     pub shift_percentage: f64,
@@ -38,7 +35,7 @@ impl Default for CusumOptions {
 }
 
 /// A detected change in a stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChangePoint {
     /// The first sample of the change.
     pub started_at: Timestamp,

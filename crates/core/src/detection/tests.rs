@@ -191,10 +191,7 @@ fn zero_baseline_uses_the_range_and_never_emits_nan() {
     assert_eq!(r.p_value, Some(0.0));
     assert!(r.is_degraded);
     assert_eq!(r.severity, Severity::High);
-    let json = serde_json::to_value(&r).unwrap();
-    assert_eq!(json["percentage_change"], serde_json::Value::Null);
-    assert_eq!(json["severity"], "high");
-    assert_eq!(json["status"], "degraded");
+    assert_eq!(r.status, DegradationStatus::Degraded);
 
     // 0 → 0.02 is 2 % of the range: real, but below the 3 % threshold.
     let small = points_from(3, &[0.02, 0.02, 0.02]);
@@ -385,45 +382,6 @@ fn severity_bands_follow_the_seed() {
     assert_eq!(Severity::of_percentage(9.99), Severity::Medium);
     assert_eq!(Severity::of_percentage(5.0), Severity::Medium);
     assert_eq!(Severity::of_percentage(4.99), Severity::Low);
-}
-
-#[test]
-fn result_json_uses_snake_case_names() {
-    let (model, version) = names();
-    let definition = Metric::F1Score.default_definition();
-    let windows = MetricWindows {
-        definition: &definition,
-        baseline: &[],
-        comparison: Comparison::Latest(None),
-        reference: None,
-        history: None,
-    };
-    let r = check_degradation(&model, &version, &windows, &DetectionOptions::default());
-    let json = serde_json::to_value(&r).unwrap();
-    for key in [
-        "model",
-        "version",
-        "metric",
-        "current_value",
-        "baseline_value",
-        "absolute_change",
-        "percentage_change",
-        "degradation_percentage",
-        "is_degraded",
-        "severity",
-        "recommendation",
-        "baseline_samples",
-        "comparison_samples",
-        "p_value",
-        "method",
-        "status",
-    ] {
-        assert!(json.get(key).is_some(), "{key}");
-    }
-    assert_eq!(json["status"], "insufficient_data");
-    assert_eq!(json["direction"], "higher_is_better");
-    let back: DegradationResult = serde_json::from_value(json).unwrap();
-    assert_eq!(back, r);
 }
 
 /// 24 hours of an accuracy with a daily cycle of amplitude 0.05 around 0.9, a point every

@@ -50,8 +50,7 @@ impl Seasonality {
 }
 
 /// How a check chooses its windows. `Default` is the seed's behaviour plus the weekly guard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowSpec {
     pub baseline_hours: u32,
     /// `None`: compare the latest value.

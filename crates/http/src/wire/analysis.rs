@@ -543,43 +543,83 @@ impl From<&domain_analysis::VersionAnalysis> for VersionAnalysis {
 
 #[cfg(test)]
 mod tests {
+    use modelwatch_core::alerting::{AntiFlap, ComparisonOperator, Condition};
+    use modelwatch_core::{DatasetScope, MetricScope};
     use serde_json::{json, Value};
 
     use super::*;
 
-    fn same_json<D, W>(stored: Value)
-    where
-        D: serde::de::DeserializeOwned + Serialize,
-        W: Serialize + for<'a> From<&'a D>,
-    {
-        let domain: D = serde_json::from_value(stored).unwrap();
-        let expected = serde_json::to_value(&domain).unwrap();
-        assert_eq!(serde_json::to_value(W::from(&domain)).unwrap(), expected);
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms).unwrap()
     }
 
+    fn shown<W: Serialize>(wire: W) -> Value {
+        serde_json::to_value(wire).unwrap()
+    }
+
+    /// The core's values are built field by field (they have no serde); the JSON is what
+    /// the API has always answered with.
     #[test]
-    fn a_backtest_report_has_the_engine_form() {
-        let rule: domain::Rule = serde_json::from_value(json!({
-            "id": "rule_00000000", "name": "latency", "model": "fraud", "version": "v1",
-            "metric": "latency", "dataset": "default", "severity": "low", "enabled": true,
-            "created_at": "2024-05-01T12:00:00.000Z", "updated_at": "2024-05-01T12:00:00.000Z",
-            "cooldown_minutes": 0, "notify_channels": [], "condition_type": "threshold",
-            "comparison_operator": "gt", "threshold_value": 100.0,
-            "for_evaluations": 1, "clear_after_evaluations": 1, "auto_resolve": false
-        }))
-        .unwrap();
-        let events: Vec<domain::BacktestEvent> = serde_json::from_value(json!([
-            {"at": "2024-05-01T10:00:00.000Z", "alert_number": 1, "value": 120.0, "event": "fired", "severity": "low"},
-            {"at": "2024-05-01T10:05:00.000Z", "alert_number": 1, "value": 130.0, "event": "held_by_cooldown", "until": "2024-05-01T11:00:00.000Z"},
-            {"at": "2024-05-01T10:10:00.000Z", "alert_number": 1, "value": null, "change_started_at": "2024-05-01T09:00:00.000Z", "event": "shifted"},
-            {"at": "2024-05-01T10:15:00.000Z", "alert_number": 1, "value": 90.0, "event": "condition_cleared"},
-            {"at": "2024-05-01T10:20:00.000Z", "alert_number": 1, "value": 80.0, "event": "auto_resolved"}
-        ]))
-        .unwrap();
+    fn a_backtest_report_shows_as_it_always_has() {
+        let rule = domain::Rule {
+            id: domain::RuleId::from_u32(0),
+            name: "latency".into(),
+            model: ModelName::parse("fraud").unwrap(),
+            version: Some(Version::parse("v1").unwrap()),
+            metric: MetricScope::One(Metric::Latency),
+            dataset: DatasetScope::One(None),
+            severity: domain::Severity::Low,
+            enabled: true,
+            created_at: at(1_714_564_800_000),
+            updated_at: at(1_714_564_800_000),
+            cooldown_minutes: 0,
+            notify_channels: Vec::new(),
+            condition: Condition::Threshold {
+                comparison_operator: ComparisonOperator::Gt,
+                threshold_value: 100.0,
+                tolerance: None,
+                clear_threshold: None,
+            },
+            anti_flap: AntiFlap {
+                for_evaluations: 1,
+                clear_after_evaluations: 1,
+                auto_resolve: false,
+            },
+        };
+        let event = |minute: i64, value: Option<f64>, kind| domain::BacktestEvent {
+            at: at(1_714_557_600_000 + minute * 60_000),
+            alert_number: 1,
+            value,
+            change_started_at: None,
+            kind,
+        };
+        use domain::BacktestEventKind as K;
+        let events = vec![
+            event(
+                0,
+                Some(120.0),
+                K::Fired {
+                    severity: domain::Severity::Low,
+                },
+            ),
+            event(
+                5,
+                Some(130.0),
+                K::HeldByCooldown {
+                    until: at(1_714_561_200_000),
+                },
+            ),
+            domain::BacktestEvent {
+                change_started_at: Some(at(1_714_554_000_000)),
+                ..event(10, None, K::Shifted)
+            },
+            event(15, Some(90.0), K::ConditionCleared),
+            event(20, Some(80.0), K::AutoResolved),
+        ];
         let report = domain_backtest::BacktestReport {
             rule,
-            from: Timestamp::from_millis(0).unwrap(),
-            to: Timestamp::from_millis(1_714_564_800_000).unwrap(),
+            from: at(0),
+            to: at(1_714_564_800_000),
             versions: vec![
                 domain_backtest::VersionBacktest {
                     version: Version::parse("v1").unwrap(),
@@ -598,70 +638,198 @@ mod tests {
             ],
         };
         assert_eq!(
-            serde_json::to_value(BacktestReport::from(&report)).unwrap(),
-            serde_json::to_value(&report).unwrap()
+            shown(BacktestReport::from(&report)),
+            json!({
+                "rule": {
+                    "id": "rule_00000000", "name": "latency", "model": "fraud", "version": "v1",
+                    "metric": "latency", "dataset": "default", "severity": "low", "enabled": true,
+                    "created_at": "2024-05-01T12:00:00.000Z", "updated_at": "2024-05-01T12:00:00.000Z",
+                    "cooldown_minutes": 0, "notify_channels": [], "condition_type": "threshold",
+                    "comparison_operator": "gt", "threshold_value": 100.0,
+                    "for_evaluations": 1, "clear_after_evaluations": 1, "auto_resolve": false
+                },
+                "from": "1970-01-01T00:00:00.000Z",
+                "to": "2024-05-01T12:00:00.000Z",
+                "versions": [
+                    {"version": "v1", "samples": 5, "alerts": 1, "events": [
+                        {"at": "2024-05-01T10:00:00.000Z", "alert_number": 1, "value": 120.0, "event": "fired", "severity": "low"},
+                        {"at": "2024-05-01T10:05:00.000Z", "alert_number": 1, "value": 130.0, "event": "held_by_cooldown", "until": "2024-05-01T11:00:00.000Z"},
+                        {"at": "2024-05-01T10:10:00.000Z", "alert_number": 1, "value": null, "change_started_at": "2024-05-01T09:00:00.000Z", "event": "shifted"},
+                        {"at": "2024-05-01T10:15:00.000Z", "alert_number": 1, "value": 90.0, "event": "condition_cleared"},
+                        {"at": "2024-05-01T10:20:00.000Z", "alert_number": 1, "value": 80.0, "event": "auto_resolved"}
+                    ]},
+                    {"version": "v1", "dataset": "canary", "samples": 0, "alerts": 0, "events": []}
+                ]
+            })
         );
     }
 
     #[test]
-    fn degradation_results_and_comparisons_have_the_core_form() {
+    fn degradation_results_and_comparisons_show_as_they_always_have() {
+        use domain_detection::{DegradationStatus as St, Severity as Sev};
+        use modelwatch_core::Direction as Dir;
         for (direction, severity, status, number) in [
-            ("higher_is_better", "none", "insufficient_data", json!(null)),
-            ("lower_is_better", "critical", "degraded", json!(12.5)),
-            ("higher_is_better", "medium", "ok", json!(0.0)),
+            (Dir::HigherIsBetter, Sev::None, St::InsufficientData, None),
+            (Dir::LowerIsBetter, Sev::Critical, St::Degraded, Some(12.5)),
+            (Dir::HigherIsBetter, Sev::Medium, St::Ok, Some(0.0)),
         ] {
-            same_json::<domain_detection::DegradationResult, DegradationResult>(json!({
-                "model": "fraud", "version": "v1", "metric": "accuracy", "direction": direction,
-                "current_value": number, "baseline_value": number, "reference_value": number,
-                "absolute_change": number, "percentage_change": number,
-                "degradation_percentage": number, "is_degraded": status == "degraded",
-                "severity": severity, "recommendation": "r", "baseline_samples": 10,
-                "comparison_samples": 1, "reference_samples": 0, "p_value": number,
-                "method": "none", "status": status,
-                "change_started_at": if number.is_null() { json!(null) } else { json!("2024-05-01T11:00:00.000Z") },
-                "alpha": 0.01, "min_degradation_percentage": 5.0
-            }));
+            let result = domain_detection::DegradationResult {
+                model: ModelName::parse("fraud").unwrap(),
+                version: Version::parse("v1").unwrap(),
+                metric: Metric::Accuracy,
+                direction,
+                current_value: number,
+                baseline_value: number,
+                reference_value: number,
+                absolute_change: number,
+                percentage_change: number,
+                degradation_percentage: number,
+                is_degraded: status == St::Degraded,
+                severity,
+                recommendation: "r".into(),
+                baseline_samples: 10,
+                comparison_samples: 1,
+                reference_samples: 0,
+                p_value: number,
+                method: "none".into(),
+                status,
+                change_started_at: number.map(|_| at(1_714_561_200_000)),
+                alpha: 0.01,
+                min_degradation_percentage: 5.0,
+            };
+            let (direction, severity, status) = match status {
+                St::InsufficientData => ("higher_is_better", "none", "insufficient_data"),
+                St::Degraded => ("lower_is_better", "critical", "degraded"),
+                St::Ok => ("higher_is_better", "medium", "ok"),
+            };
+            assert_eq!(
+                shown(DegradationResult::from(&result)),
+                json!({
+                    "model": "fraud", "version": "v1", "metric": "accuracy", "direction": direction,
+                    "current_value": number, "baseline_value": number, "reference_value": number,
+                    "absolute_change": number, "percentage_change": number,
+                    "degradation_percentage": number, "is_degraded": status == "degraded",
+                    "severity": severity, "recommendation": "r", "baseline_samples": 10,
+                    "comparison_samples": 1, "reference_samples": 0, "p_value": number,
+                    "method": "none", "status": status,
+                    "change_started_at": if number.is_none() { json!(null) } else { json!("2024-05-01T11:00:00.000Z") },
+                    "alpha": 0.01, "min_degradation_percentage": 5.0
+                })
+            );
         }
-        for (verdict, interval) in [
+        use domain_compare::Verdict as V;
+        for (verdict, name, interval) in [
             (
+                V::ChallengerBetter,
                 "challenger_better",
-                json!({"lower": 0.01, "upper": 0.03, "level": 0.95}),
+                Some(domain_compare::ConfidenceInterval {
+                    lower: 0.01,
+                    upper: 0.03,
+                    level: 0.95,
+                }),
             ),
-            ("champion_better", json!(null)),
-            ("no_significant_difference", json!(null)),
-            ("insufficient_data", json!(null)),
+            (V::ChampionBetter, "champion_better", None),
+            (
+                V::NoSignificantDifference,
+                "no_significant_difference",
+                None,
+            ),
+            (V::InsufficientData, "insufficient_data", None),
         ] {
-            same_json::<domain_compare::VersionComparison, VersionComparison>(json!({
-                "model": "fraud", "metric": "latency", "direction": "lower_is_better",
-                "champion": "v1", "challenger": "v2", "champion_mean": 0.9,
-                "challenger_mean": null, "champion_samples": 10, "challenger_samples": 0,
-                "difference": null, "difference_percentage": null,
-                "confidence_interval": interval, "p_value": 0.2, "method": "welch_t",
-                "verdict": verdict, "summary": "s"
-            }));
+            let comparison = domain_compare::VersionComparison {
+                model: ModelName::parse("fraud").unwrap(),
+                metric: Metric::Latency,
+                direction: Dir::LowerIsBetter,
+                champion: Version::parse("v1").unwrap(),
+                challenger: Version::parse("v2").unwrap(),
+                champion_mean: Some(0.9),
+                challenger_mean: None,
+                champion_samples: 10,
+                challenger_samples: 0,
+                difference: None,
+                difference_percentage: None,
+                confidence_interval: interval,
+                p_value: Some(0.2),
+                method: "welch_t".into(),
+                verdict,
+                summary: "s".into(),
+            };
+            let interval = interval.map_or(
+                json!(null),
+                |_| json!({"lower": 0.01, "upper": 0.03, "level": 0.95}),
+            );
+            assert_eq!(
+                shown(VersionComparison::from(&comparison)),
+                json!({
+                    "model": "fraud", "metric": "latency", "direction": "lower_is_better",
+                    "champion": "v1", "challenger": "v2", "champion_mean": 0.9,
+                    "challenger_mean": null, "champion_samples": 10, "challenger_samples": 0,
+                    "difference": null, "difference_percentage": null,
+                    "confidence_interval": interval, "p_value": 0.2, "method": "welch_t",
+                    "verdict": name, "summary": "s"
+                })
+            );
         }
     }
 
     #[test]
-    fn a_performance_history_has_the_core_form() {
+    fn a_performance_history_shows_as_it_always_has() {
+        use domain_health::{OverallHealth as H, Trend as T};
         for (health, trend, number) in [
-            ("unknown", "stable", json!(null)),
-            ("excellent", "improving", json!(97.5)),
-            ("poor", "degrading", json!(-3.0)),
+            (H::Unknown, T::Stable, None),
+            (H::Excellent, T::Improving, Some(97.5)),
+            (H::Poor, T::Degrading, Some(-3.0)),
         ] {
-            same_json::<domain_health::PerformanceHistory, PerformanceHistory>(json!({
-                "model": "fraud", "version": "v1", "from": "2024-05-01T11:00:00.000Z",
-                "to": "2024-05-01T12:00:00.000Z",
-                "metric_summaries": [{
-                    "metric": "accuracy", "direction": "higher_is_better", "count": 3,
-                    "current_value": number, "mean": number, "min": number, "max": number,
-                    "std": number, "trend": trend, "change_percentage": number,
-                    "slope_per_day": number, "trend_p_value": number, "trend_points": 3,
-                    "health_score": number, "open_alerts": 1
+            let history = domain_health::PerformanceHistory {
+                model: ModelName::parse("fraud").unwrap(),
+                version: Version::parse("v1").unwrap(),
+                from: at(1_714_561_200_000),
+                to: at(1_714_564_800_000),
+                metric_summaries: vec![domain_health::MetricHistory {
+                    metric: Metric::Accuracy,
+                    direction: modelwatch_core::Direction::HigherIsBetter,
+                    count: 3,
+                    current_value: number,
+                    mean: number,
+                    min: number,
+                    max: number,
+                    std: number,
+                    trend,
+                    change_percentage: number,
+                    slope_per_day: number,
+                    trend_p_value: number,
+                    trend_points: 3,
+                    health_score: number,
+                    open_alerts: 1,
                 }],
-                "overall_health": health, "health_score": number, "health_trend": trend,
-                "health_reasons": ["r"], "health_formula": "f", "total_snapshots": 3
-            }));
+                overall_health: health,
+                health_score: number,
+                health_trend: trend,
+                health_reasons: vec!["r".into()],
+                health_formula: "f".into(),
+                total_snapshots: 3,
+            };
+            let trend = match trend {
+                T::Stable => "stable",
+                T::Improving => "improving",
+                T::Degrading => "degrading",
+            };
+            assert_eq!(
+                shown(PerformanceHistory::from(&history)),
+                json!({
+                    "model": "fraud", "version": "v1", "from": "2024-05-01T11:00:00.000Z",
+                    "to": "2024-05-01T12:00:00.000Z",
+                    "metric_summaries": [{
+                        "metric": "accuracy", "direction": "higher_is_better", "count": 3,
+                        "current_value": number, "mean": number, "min": number, "max": number,
+                        "std": number, "trend": trend, "change_percentage": number,
+                        "slope_per_day": number, "trend_p_value": number, "trend_points": 3,
+                        "health_score": number, "open_alerts": 1
+                    }],
+                    "overall_health": health.as_str(), "health_score": number, "health_trend": trend,
+                    "health_reasons": ["r"], "health_formula": "f", "total_snapshots": 3
+                })
+            );
         }
     }
 }

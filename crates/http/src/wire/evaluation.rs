@@ -382,45 +382,162 @@ impl From<&domain_evaluation::EvaluationReport> for EvaluationReport {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::*;
 
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms).unwrap()
+    }
+
+    /// Every decision, as the domain has it and as the API has always shown it.
+    fn decisions() -> Vec<(domain::Decision, Value)> {
+        use domain::{AlertStatus as S, ConditionKind, Severity as Sev};
+        use domain::{Decision as D, HoldReason, NotifyDecision, NotifyReason, Unjudgeable};
+        let id = || domain::AlertId::from_u32(1);
+        let noon = at(1_714_564_800_000);
+        vec![
+            (D::RuleDisabled, json!({"decision": "rule_disabled"})),
+            (
+                D::NotJudged {
+                    why: Unjudgeable::NoData,
+                },
+                json!({"decision": "not_judged", "why": {"reason": "no_data"}}),
+            ),
+            (
+                D::NotJudged {
+                    why: Unjudgeable::NotFinite,
+                },
+                json!({"decision": "not_judged", "why": {"reason": "not_finite"}}),
+            ),
+            (
+                D::NotJudged {
+                    why: Unjudgeable::WrongKind {
+                        expected: ConditionKind::Threshold,
+                        got: ConditionKind::NoData,
+                    },
+                },
+                json!({"decision": "not_judged", "why": {"reason": "wrong_kind", "expected": "threshold", "got": "no_data"}}),
+            ),
+            (
+                D::AlreadyCounted {
+                    last_observed_at: noon,
+                },
+                json!({"decision": "already_counted", "last_observed_at": "2024-05-01T12:00:00.000Z"}),
+            ),
+            (
+                D::Pending {
+                    breaches: 1,
+                    needed: 3,
+                },
+                json!({"decision": "pending", "breaches": 1, "needed": 3}),
+            ),
+            (
+                D::InCooldown {
+                    until: at(1_714_566_600_000),
+                    breaches: 3,
+                },
+                json!({"decision": "in_cooldown", "until": "2024-05-01T12:30:00.000Z", "breaches": 3}),
+            ),
+            (
+                D::Fired {
+                    alert_id: id(),
+                    status: S::Active,
+                    notify: NotifyDecision::Notify(NotifyReason::FirstNotification),
+                },
+                json!({"decision": "fired", "alert_id": "alert_00000001", "status": "active",
+                    "notify": {"decision": "notify", "reason": "first_notification"}}),
+            ),
+            (
+                D::Fired {
+                    alert_id: id(),
+                    status: S::Suppressed,
+                    notify: NotifyDecision::Hold(HoldReason::MaxAlertsPerHour { limit: 5 }),
+                },
+                json!({"decision": "fired", "alert_id": "alert_00000001", "status": "suppressed",
+                    "notify": {"decision": "hold", "reason": "max_alerts_per_hour", "limit": 5}}),
+            ),
+            (
+                D::Updated {
+                    alert_id: id(),
+                    occurrences: 2,
+                    worst_value: 9.5,
+                    severity_rose: Some((Sev::Low, Sev::High)),
+                    notify: NotifyDecision::Notify(NotifyReason::SeverityRose {
+                        from: Sev::Low,
+                        to: Sev::High,
+                    }),
+                },
+                json!({"decision": "updated", "alert_id": "alert_00000001", "occurrences": 2, "worst_value": 9.5,
+                    "severity_rose": ["low", "high"],
+                    "notify": {"decision": "notify", "reason": "severity_rose", "from": "low", "to": "high"}}),
+            ),
+            (
+                D::Updated {
+                    alert_id: id(),
+                    occurrences: 3,
+                    worst_value: 9.5,
+                    severity_rose: None,
+                    notify: NotifyDecision::Hold(HoldReason::AlreadyNotified),
+                },
+                json!({"decision": "updated", "alert_id": "alert_00000001", "occurrences": 3, "worst_value": 9.5,
+                    "severity_rose": null, "notify": {"decision": "hold", "reason": "already_notified"}}),
+            ),
+            (
+                D::Holding { alert_id: id() },
+                json!({"decision": "holding", "alert_id": "alert_00000001"}),
+            ),
+            (
+                D::Clearing {
+                    alert_id: id(),
+                    clears: 1,
+                    needed: 2,
+                },
+                json!({"decision": "clearing", "alert_id": "alert_00000001", "clears": 1, "needed": 2}),
+            ),
+            (
+                D::ConditionCleared { alert_id: id() },
+                json!({"decision": "condition_cleared", "alert_id": "alert_00000001"}),
+            ),
+            (
+                D::AwaitingResolution { alert_id: id() },
+                json!({"decision": "awaiting_resolution", "alert_id": "alert_00000001"}),
+            ),
+            (
+                D::AutoResolved { alert_id: id() },
+                json!({"decision": "auto_resolved", "alert_id": "alert_00000001"}),
+            ),
+            (
+                D::SuppressedClosed { alert_id: id() },
+                json!({"decision": "suppressed_closed", "alert_id": "alert_00000001"}),
+            ),
+            (D::Clear, json!({"decision": "clear"})),
+            (
+                D::WouldHaveFired { breaches: 3 },
+                json!({"decision": "would_have_fired", "breaches": 3}),
+            ),
+            (
+                D::PastBreachGoesOn {
+                    since: at(1_714_557_600_000),
+                },
+                json!({"decision": "past_breach_goes_on", "since": "2024-05-01T10:00:00.000Z"}),
+            ),
+            (
+                D::PastBreachCleared {
+                    since: at(1_714_557_600_000),
+                },
+                json!({"decision": "past_breach_cleared", "since": "2024-05-01T10:00:00.000Z"}),
+            ),
+        ]
+    }
+
     #[test]
-    fn an_evaluation_report_has_the_engine_form() {
-        let decisions: Vec<domain::Decision> = serde_json::from_value(json!([
-            {"decision": "rule_disabled"},
-            {"decision": "not_judged", "why": {"reason": "no_data"}},
-            {"decision": "not_judged", "why": {"reason": "not_finite"}},
-            {"decision": "not_judged", "why": {"reason": "wrong_kind", "expected": "threshold", "got": "no_data"}},
-            {"decision": "already_counted", "last_observed_at": "2024-05-01T12:00:00.000Z"},
-            {"decision": "pending", "breaches": 1, "needed": 3},
-            {"decision": "in_cooldown", "until": "2024-05-01T12:30:00.000Z", "breaches": 3},
-            {"decision": "fired", "alert_id": "alert_00000001", "status": "active",
-                "notify": {"decision": "notify", "reason": "first_notification"}},
-            {"decision": "fired", "alert_id": "alert_00000001", "status": "suppressed",
-                "notify": {"decision": "hold", "reason": "max_alerts_per_hour", "limit": 5}},
-            {"decision": "updated", "alert_id": "alert_00000001", "occurrences": 2, "worst_value": 9.5,
-                "severity_rose": ["low", "high"],
-                "notify": {"decision": "notify", "reason": "severity_rose", "from": "low", "to": "high"}},
-            {"decision": "updated", "alert_id": "alert_00000001", "occurrences": 3, "worst_value": 9.5,
-                "severity_rose": null, "notify": {"decision": "hold", "reason": "already_notified"}},
-            {"decision": "holding", "alert_id": "alert_00000001"},
-            {"decision": "clearing", "alert_id": "alert_00000001", "clears": 1, "needed": 2},
-            {"decision": "condition_cleared", "alert_id": "alert_00000001"},
-            {"decision": "awaiting_resolution", "alert_id": "alert_00000001"},
-            {"decision": "auto_resolved", "alert_id": "alert_00000001"},
-            {"decision": "suppressed_closed", "alert_id": "alert_00000001"},
-            {"decision": "clear"},
-            {"decision": "would_have_fired", "breaches": 3},
-            {"decision": "past_breach_goes_on", "since": "2024-05-01T10:00:00.000Z"},
-            {"decision": "past_breach_cleared", "since": "2024-05-01T10:00:00.000Z"}
-        ]))
-        .unwrap();
+    fn an_evaluation_report_shows_every_decision_as_the_api_always_has() {
         let rule_id = domain::RuleId::parse("rule_00000007").unwrap();
         let model = ModelName::parse("fraud").unwrap();
         let version = Version::parse("v1").unwrap();
         let canary = Some(Dataset::parse("canary").unwrap());
+        let (decisions, shown): (Vec<_>, Vec<_>) = decisions().into_iter().unzip();
         let report = domain_evaluation::EvaluationReport {
             alerts_created: Vec::new(),
             alerts_updated: Vec::new(),
@@ -441,7 +558,7 @@ mod tests {
                 model: model.clone(),
                 version: version.clone(),
                 dataset: canary.clone(),
-                would_have_fired_at: Timestamp::from_millis(1_714_564_800_000).unwrap(),
+                would_have_fired_at: at(1_714_564_800_000),
                 value: None,
             }],
             conflicts: 2,
@@ -452,9 +569,32 @@ mod tests {
             }],
             backlog: true,
         };
+        let evaluations: Vec<Value> = shown
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut decision)| {
+                let mut evaluation = json!({"rule_id": "rule_00000007", "model": "fraud",
+                    "version": "v1", "counted": i});
+                if i % 2 == 1 {
+                    evaluation["dataset"] = json!("canary");
+                }
+                for (field, value) in decision.as_object_mut().unwrap() {
+                    evaluation[field] = value.take();
+                }
+                evaluation
+            })
+            .collect();
         assert_eq!(
             serde_json::to_value(EvaluationReport::from(&report)).unwrap(),
-            serde_json::to_value(&report).unwrap()
+            json!({
+                "alerts_created": [], "alerts_updated": [], "evaluations": evaluations,
+                "past_breaches": [{"rule_id": "rule_00000007", "model": "fraud", "version": "v1",
+                    "dataset": "canary", "would_have_fired_at": "2024-05-01T12:00:00.000Z",
+                    "value": null}],
+                "conflicts": 2,
+                "contended": [{"rule_id": "rule_00000007", "version": "v1"}],
+                "backlog": true
+            })
         );
     }
 }

@@ -91,8 +91,14 @@ pub struct ImportReport {
 /// A custom metric's direction as the import inferred it from the name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InferredDirection {
+    #[serde(serialize_with = "direction_name")]
     pub direction: Direction,
     pub reason: String,
+}
+
+/// A direction by the name the API gives it (`higher_is_better`, `lower_is_better`).
+fn direction_name<S: serde::Serializer>(direction: &Direction, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(direction.as_str())
 }
 
 /// Imports the registered models named in `wanted` (every one when empty) from the server

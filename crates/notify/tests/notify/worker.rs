@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use modelwatch_core::alerting::{
-    outbox, Alert, AlertId, AlertStatus, EventFacts, NotificationEvent, Silence,
+    outbox, Alert, AlertId, AlertStatus, EventFacts, NotificationEvent, Silence, SilenceId,
 };
-use modelwatch_core::Timestamp;
+use modelwatch_core::{ModelName, Timestamp};
 use modelwatch_notify::{
     Delivery, NotifyConfig, Outbox, OutboxError, Outcome, RawChannel, RawNotify, Worker,
 };
@@ -346,16 +346,17 @@ async fn silenced_alert_is_not_notified() {
     let (outbox, w) = hook_worker(&receiver);
     let t = now();
     let a = alert(5, t);
-    let silence: Silence = serde_json::from_value(serde_json::json!({
-        "id": "silence_00c0ffee",
-        "model": "fraud_detector",
-        "starts_at": t.saturating_sub(Duration::from_secs(60)).to_rfc3339(),
-        "ends_at": t.saturating_add(Duration::from_secs(3600)).to_rfc3339(),
-        "created_by": "alice",
-        "created_at": t.to_rfc3339(),
-        "comment": "retraining",
-    }))
-    .unwrap();
+    let silence = Silence {
+        id: SilenceId::parse("silence_00c0ffee").unwrap(),
+        model: ModelName::parse("fraud_detector").unwrap(),
+        version: None,
+        metric: None,
+        starts_at: t.saturating_sub(Duration::from_secs(60)),
+        ends_at: t.saturating_add(Duration::from_secs(3600)),
+        created_by: "alice".into(),
+        comment: "retraining".into(),
+        created_at: t,
+    };
     outbox.silences.lock().unwrap().push(silence);
     outbox.enqueue(&a, NotificationEvent::Firing, "hook", t);
     let report = w.run_once(t).await.unwrap();

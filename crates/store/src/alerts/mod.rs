@@ -168,8 +168,7 @@ impl DeliveryStatus {
 // Facts is what every row written now holds, so it stays unboxed; the rare snapshot of
 // an old row is boxed.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OutboxPayload {
     Facts(EventFacts),
     Snapshot(Box<Alert>),
@@ -226,7 +225,7 @@ impl OutboxPayload {
 }
 
 /// One row of the outbox.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
     pub id: i64,
     pub alert_id: AlertId,

@@ -4,8 +4,9 @@
 //! The record reads back every rule ever stored: rules written with the old API's names
 //! (`rule_id`, `rule_name`, `model_name`, `model_version`, `metric_type`) and rules stored
 //! before rules had a dataset (they watch the default one). It writes the current names,
-//! the JSON the core's `Rule` itself gives, so a body written by this version reads the
-//! same with the ones before it.
+//! so a body written by this version reads the same with the ones before it. The core's
+//! `Rule` has no serde of its own: this record is the only thing that says what a stored
+//! rule looks like, and its tests pin the bytes.
 
 use modelwatch_core::alerting::{AntiFlap, Condition, Rule, RuleId, Severity};
 use modelwatch_core::sample::scope_serde;
@@ -130,15 +131,82 @@ pub(crate) fn rule_from_body(body: &str) -> Result<Rule, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use modelwatch_core::alerting::{ChangeDirection, ComparisonMode, NoDataCondition};
+    use modelwatch_core::detection::Seasonality;
+
     use super::*;
     use crate::alerts::conformance;
 
+    /// Bodies as this and earlier versions wrote them, one of each condition: each reads
+    /// back and is written again byte for byte, so a rule stored by an earlier version
+    /// keeps its bytes when rewritten, and a change to the core's `Rule` that would change
+    /// the stored format fails here.
+    const STORED: [&str; 4] = [
+        r#"{"id":"rule_00000001","name":"slow","model":"fraud","version":null,"metric":"latency","dataset":"default","severity":"medium","enabled":true,"created_at":"2024-05-01T12:00:00.000Z","updated_at":"2024-05-01T12:00:00.000Z","cooldown_minutes":60,"notify_channels":["ops"],"condition_type":"threshold","comparison_operator":"gt","threshold_value":250.0,"clear_threshold":200.0,"for_evaluations":3,"clear_after_evaluations":3,"auto_resolve":false}"#,
+        r#"{"id":"rule_00000002","name":"drop","model":"fraud","version":"v2","metric":"precision","dataset":"canary","severity":"high","enabled":true,"created_at":"2024-05-01T12:00:00.000Z","updated_at":"2024-05-02T12:00:00.000Z","cooldown_minutes":60,"notify_channels":[],"condition_type":"degradation","max_degradation_percentage":5.0,"baseline_window_hours":24,"comparison":"window","comparison_hours":2,"seasonal":"weekly","alpha":0.001,"for_evaluations":3,"clear_after_evaluations":3,"auto_resolve":false}"#,
+        r#"{"id":"rule_00000003","name":"shift","model":"fraud","version":null,"metric":"accuracy","dataset":"*","severity":"medium","enabled":false,"created_at":"2024-05-01T12:00:00.000Z","updated_at":"2024-05-01T12:00:00.000Z","cooldown_minutes":60,"notify_channels":[],"condition_type":"change_point","change_direction":"both","min_shift_percentage":5.0,"false_alarm_interval_hours":720.0,"for_evaluations":1,"clear_after_evaluations":3,"auto_resolve":false}"#,
+        r#"{"id":"rule_00000004","name":"quiet","model":"fraud","version":"v1","metric":"*","dataset":"default","severity":"critical","enabled":true,"created_at":"2024-05-01T12:00:00.000Z","updated_at":"2024-05-01T12:00:00.000Z","cooldown_minutes":0,"notify_channels":["ops"],"condition_type":"no_data","no_data_minutes":30.0,"for_evaluations":1,"clear_after_evaluations":1,"auto_resolve":true}"#,
+    ];
+
     #[test]
-    fn a_body_is_the_rule_s_own_json_and_reads_back_as_the_rule() {
+    fn stored_rules_of_every_condition_read_back_and_are_rewritten_byte_for_byte() {
+        let rules: Vec<Rule> = STORED
+            .iter()
+            .map(|body| rule_from_body(body).unwrap())
+            .collect();
+        for (rule, body) in rules.iter().zip(STORED) {
+            assert_eq!(rule_body(rule).unwrap(), body);
+        }
+        assert!(matches!(
+            rules[0].condition,
+            Condition::Threshold { threshold_value, clear_threshold: Some(clear), .. }
+                if threshold_value == 250.0 && clear == 200.0
+        ));
+        assert_eq!(rules[0].dataset, DatasetScope::One(None));
+        assert!(matches!(
+            rules[1].condition,
+            Condition::Degradation {
+                comparison: ComparisonMode::Window,
+                comparison_hours: Some(2),
+                seasonal: Some(Seasonality::Weekly),
+                ..
+            }
+        ));
+        assert_eq!(rules[2].dataset, DatasetScope::Each);
+        assert!(matches!(
+            rules[2].condition,
+            Condition::ChangePoint(c) if c.change_direction == ChangeDirection::Both
+                && c.min_shift_percentage == Some(5.0)
+        ));
+        assert_eq!(rules[3].metric, MetricScope::Every);
+        assert_eq!(
+            rules[3].condition,
+            Condition::NoData(NoDataCondition {
+                no_data_minutes: Some(30.0),
+                no_data_intervals: None,
+            })
+        );
+    }
+
+    #[test]
+    fn a_body_reads_back_as_the_rule() {
         let rule = conformance::rule(1, "fraud");
-        let body = rule_body(&rule).unwrap();
-        assert_eq!(body, serde_json::to_string(&rule).unwrap());
-        assert_eq!(rule_from_body(&body).unwrap(), rule);
+        assert_eq!(rule_from_body(&rule_body(&rule).unwrap()).unwrap(), rule);
+    }
+
+    /// A degradation rule stored before rules had a comparison compared the latest value.
+    #[test]
+    fn a_degradation_rule_stored_before_comparisons_compares_the_latest_value() {
+        let old = STORED[1].replace(r#""comparison":"window","comparison_hours":2,"#, "");
+        let rule = rule_from_body(&old).unwrap();
+        assert!(matches!(
+            rule.condition,
+            Condition::Degradation {
+                comparison: ComparisonMode::Latest,
+                comparison_hours: None,
+                ..
+            }
+        ));
     }
 
     /// What a rule stored with the old API's names and before rules had datasets looks
@@ -146,7 +214,7 @@ mod tests {
     #[test]
     fn a_rule_stored_with_the_old_names_and_no_dataset_reads_back() {
         let rule = conformance::rule(1, "fraud");
-        let mut old = serde_json::to_value(&rule).unwrap();
+        let mut old: serde_json::Value = serde_json::from_str(&rule_body(&rule).unwrap()).unwrap();
         let fields = old.as_object_mut().unwrap();
         fields.remove("dataset");
         for (name, old_name) in [

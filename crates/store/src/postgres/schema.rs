@@ -837,7 +837,7 @@ mod tests {
             .await
             .unwrap();
         let rule = conformance::rule(1, "fraud");
-        let body = serde_json::to_string(&rule)
+        let body = crate::alerts::records::rule_body(&rule)
             .unwrap()
             .replace(r#""dataset":"default","#, "");
         client

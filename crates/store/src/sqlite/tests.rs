@@ -746,7 +746,7 @@ async fn schema_9_rule_states_become_the_default_dataset_s() {
                 "INSERT INTO alert_rules (id, model, enabled, body) VALUES (?1, 'fraud', 1, ?2)",
                 rusqlite::params![
                     rule.id.as_str(),
-                    serde_json::to_string(&rule)
+                    crate::alerts::records::rule_body(&rule)
                         .unwrap()
                         .replace(r#""dataset":"default","#, "")
                 ],
@@ -849,7 +849,10 @@ async fn schema_10_rule_states_move_to_a_table_of_their_own_unchanged() {
         connection
             .execute(
                 "INSERT INTO alert_rules (id, model, enabled, body) VALUES (?1, 'fraud', 1, ?2)",
-                rusqlite::params![rule.id.as_str(), serde_json::to_string(&rule).unwrap()],
+                rusqlite::params![
+                    rule.id.as_str(),
+                    crate::alerts::records::rule_body(&rule).unwrap()
+                ],
             )
             .unwrap();
         connection
@@ -1087,7 +1090,7 @@ async fn a_rule_stored_with_the_old_names_reads_back() {
     let path = dir.path().join("old-rule.db");
     let store = SqliteStore::open(&path).await.unwrap();
     let r = rule(1, "fraud");
-    let old = serde_json::to_string(&r)
+    let old = crate::alerts::records::rule_body(&r)
         .unwrap()
         .replace(r#""id":"#, r#""rule_id":"#)
         .replace(r#""name":"#, r#""rule_name":"#)
@@ -1115,5 +1118,5 @@ async fn a_rule_stored_with_the_old_names_reads_back() {
         .unwrap()
         .query_row("SELECT body FROM alert_rules", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(body, serde_json::to_string(&r).unwrap());
+    assert_eq!(body, crate::alerts::records::rule_body(&r).unwrap());
 }
