@@ -113,17 +113,10 @@ async fn run(total: usize, bulk: bool) {
         .unwrap()
     };
     let started = Instant::now();
-    for from in (0..total).step_by(BATCH) {
-        let batch = (from..(from + BATCH).min(total)).map(label).collect();
-        if bulk {
-            store_labels(&stores, batch, now).await.unwrap();
-        } else {
-            log_labels(&stores, batch, now).await.unwrap();
-        }
-    }
-    if bulk {
-        recompute(&stores, now).await.unwrap();
-    }
+    let in_order = (0..total)
+        .step_by(BATCH)
+        .map(|from| (from..(from + BATCH).min(total)).map(label).collect());
+    log_label_batches(&stores, in_order, bulk, now).await;
     let labels_s = started.elapsed().as_secs_f64();
 
     // The same labels again, shuffled: each joins a prediction anywhere in the store (a
@@ -131,17 +124,10 @@ async fn run(total: usize, bulk: bool) {
     let mut order: Vec<usize> = (0..total).collect();
     fastrand::Rng::with_seed(7).shuffle(&mut order);
     let started = Instant::now();
-    for chunk in order.chunks(BATCH) {
-        let batch = chunk.iter().map(|&i| label(i)).collect();
-        if bulk {
-            store_labels(&stores, batch, now).await.unwrap();
-        } else {
-            log_labels(&stores, batch, now).await.unwrap();
-        }
-    }
-    if bulk {
-        recompute(&stores, now).await.unwrap();
-    }
+    let shuffled = order
+        .chunks(BATCH)
+        .map(|chunk| chunk.iter().map(|&i| label(i)).collect());
+    log_label_batches(&stores, shuffled, bulk, now).await;
     let shuffled_s = started.elapsed().as_secs_f64();
     let size_all = file_size(&path);
 
@@ -173,4 +159,25 @@ fn file_size(path: &std::path::Path) -> u64 {
     let wal = path.with_extension("db-wal");
     size += std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
     size
+}
+
+/// Logs `batches` of labels as the API does (each batch's windows recomputed at once) or,
+/// in `bulk`, as `modelwatch labels log` does (every batch stored, then each dirty window
+/// recomputed once).
+async fn log_label_batches(
+    stores: &Stores,
+    batches: impl Iterator<Item = Vec<Label>>,
+    bulk: bool,
+    now: Timestamp,
+) {
+    for batch in batches {
+        if bulk {
+            store_labels(stores, batch, now).await.unwrap();
+        } else {
+            log_labels(stores, batch, now).await.unwrap();
+        }
+    }
+    if bulk {
+        recompute(stores, now).await.unwrap();
+    }
 }

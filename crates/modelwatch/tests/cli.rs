@@ -781,16 +781,13 @@ fn migrate_refuses_a_typed_db_it_would_ignore_but_not_the_environment_s() {
         assert!(!std::path::Path::new(to).exists(), "nothing was migrated");
     }
     // MODELWATCH_DB names the installation for every command; migrate goes on without it.
+    let args = ["migrate", "--from", from, "--to", to, "--format", "json"];
     let out = env
-        .command(&["migrate", "--from", from, "--to", to, "--format", "json"])
+        .command(&args)
         .env("MODELWATCH_DB", dir.path().join("other.db"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&args, out);
 }
 
 #[test]

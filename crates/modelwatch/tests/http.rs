@@ -52,6 +52,18 @@ impl Env {
         for (key, value) in env {
             command.env(key, value);
         }
+        Server::spawn(command)
+    }
+}
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    /// Spawns `command` (a `serve` on port 0) and waits for the address it listens on.
+    fn spawn(mut command: Command) -> Server {
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -66,11 +78,6 @@ impl Env {
         server.address = listening_on(stdout);
         server
     }
-}
-
-struct Server {
-    child: Child,
-    address: String,
 }
 
 impl Drop for Server {
@@ -1107,7 +1114,6 @@ mod killed_mid_join {
     use std::io::{Read, Write};
     use std::net::TcpStream;
     use std::path::Path;
-    use std::process::Stdio;
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
@@ -1125,21 +1131,12 @@ mod killed_mid_join {
     const ORPHANS_PER_BATCH: usize = 5;
 
     fn serve_on(db: &OsStr, dir: &Path) -> Server {
-        let mut child = common::modelwatch(db)
+        let mut command = common::modelwatch(db);
+        command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .current_dir(dir)
-            .env_remove("MODELWATCH_LISTEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut server = Server {
-            child,
-            address: String::new(),
-        };
-        server.address = common::listening_on(stdout);
-        server
+            .env_remove("MODELWATCH_LISTEN");
+        Server::spawn(command)
     }
 
     /// One request over a fresh connection; an error when the server is gone.

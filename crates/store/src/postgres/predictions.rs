@@ -61,27 +61,38 @@ fn revision_from_row(
     })
 }
 
-/// A stored sketch from the row's columns: model, version, dataset, start_ms, end_ms,
-/// sketch, recorded, features.
-fn sketch_from_row(row: &tokio_postgres::Row) -> Result<WindowSketch, StoreError> {
-    let corrupt =
-        |e: modelwatch_core::ValidationError| StoreError::Corrupt(format!("window sketch: {e}"));
+/// The series and window of a row whose columns start model, version, dataset,
+/// start_ms, end_ms; `what` names the row in a corruption error.
+fn series_window_from_row(
+    row: &tokio_postgres::Row,
+    what: &str,
+) -> Result<(PredictionSeries, TimeRange), StoreError> {
+    let corrupt = |e: modelwatch_core::ValidationError| StoreError::Corrupt(format!("{what}: {e}"));
     let model: String = row.try_get(0).map_err(pg_error)?;
     let version: String = row.try_get(1).map_err(pg_error)?;
     let dataset: &str = row.try_get(2).map_err(pg_error)?;
+    let series = PredictionSeries {
+        model: ModelName::parse_owned(model).map_err(corrupt)?,
+        version: Version::parse_owned(version).map_err(corrupt)?,
+        dataset: dataset_from_column(dataset)?,
+    };
+    let window = TimeRange::new(
+        timestamp(row.try_get(3).map_err(pg_error)?)?,
+        timestamp(row.try_get(4).map_err(pg_error)?)?,
+    );
+    Ok((series, window))
+}
+
+/// A stored sketch from the row's columns: model, version, dataset, start_ms, end_ms,
+/// sketch, recorded, features.
+fn sketch_from_row(row: &tokio_postgres::Row) -> Result<WindowSketch, StoreError> {
+    let (series, window) = series_window_from_row(row, "window sketch")?;
     let sketch: &str = row.try_get(5).map_err(pg_error)?;
     let recorded: i32 = row.try_get(6).map_err(pg_error)?;
     let features: &str = row.try_get(7).map_err(pg_error)?;
     Ok(WindowSketch {
-        series: PredictionSeries {
-            model: ModelName::parse_owned(model).map_err(corrupt)?,
-            version: Version::parse_owned(version).map_err(corrupt)?,
-            dataset: dataset_from_column(dataset)?,
-        },
-        window: TimeRange::new(
-            timestamp(row.try_get(3).map_err(pg_error)?)?,
-            timestamp(row.try_get(4).map_err(pg_error)?)?,
-        ),
+        series,
+        window,
         sketch: sketch_from_column(sketch)?,
         recorded: recorded_from_column(i64::from(recorded))?,
         features: feature_sketches_from_column(features)?,
@@ -383,25 +394,13 @@ impl PredictionStore for PostgresStore {
             )
             .await
             .map_err(pg_error)?;
-        let corrupt = |e: modelwatch_core::ValidationError| {
-            StoreError::Corrupt(format!("dirty prediction window: {e}"))
-        };
         rows.iter()
             .map(|row| {
-                let model: String = row.try_get(0).map_err(pg_error)?;
-                let version: String = row.try_get(1).map_err(pg_error)?;
-                let dataset: &str = row.try_get(2).map_err(pg_error)?;
+                let (series, window) = series_window_from_row(row, "dirty prediction window")?;
                 let marks: i64 = row.try_get(5).map_err(pg_error)?;
                 Ok(DirtyWindow {
-                    series: PredictionSeries {
-                        model: ModelName::parse_owned(model).map_err(corrupt)?,
-                        version: Version::parse_owned(version).map_err(corrupt)?,
-                        dataset: dataset_from_column(dataset)?,
-                    },
-                    window: TimeRange::new(
-                        timestamp(row.try_get(3).map_err(pg_error)?)?,
-                        timestamp(row.try_get(4).map_err(pg_error)?)?,
-                    ),
+                    series,
+                    window,
                     marks: u64::try_from(marks)
                         .map_err(|_| StoreError::Corrupt(format!("dirty window marks {marks}")))?,
                 })
@@ -624,22 +623,10 @@ impl PredictionStore for PostgresStore {
         .map_err(pg_error)?;
         rows.iter()
             .map(|row| {
-                let corrupt = |e: modelwatch_core::ValidationError| {
-                    StoreError::Corrupt(format!("prediction window: {e}"))
-                };
-                let model: String = row.try_get(0).map_err(pg_error)?;
-                let version: String = row.try_get(1).map_err(pg_error)?;
-                let dataset: &str = row.try_get(2).map_err(pg_error)?;
+                let (series, window) = series_window_from_row(row, "prediction window")?;
                 Ok(WindowHistory {
-                    series: PredictionSeries {
-                        model: ModelName::parse_owned(model).map_err(corrupt)?,
-                        version: Version::parse_owned(version).map_err(corrupt)?,
-                        dataset: dataset_from_column(dataset)?,
-                    },
-                    window: TimeRange::new(
-                        timestamp(row.try_get(3).map_err(pg_error)?)?,
-                        timestamp(row.try_get(4).map_err(pg_error)?)?,
-                    ),
+                    series,
+                    window,
                     judged: None,
                     revisions: vec![revision_from_row(row, 5)?],
                 })
