@@ -114,6 +114,21 @@ impl TestServer {
             .collect()
     }
 
+    /// Creates a high-severity rule firing at once when fraud's `metric` in the
+    /// `predictions` dataset is `operator` (`lt`, `gt`) `threshold`.
+    async fn create_rule(&self, name: &str, metric: &str, operator: &str, threshold: f64) {
+        let rule = self
+            .post(
+                "/api/v1/rules",
+                json!({"name": name, "model": "fraud", "metric": metric,
+                       "dataset": "predictions", "threshold_value": threshold,
+                       "comparison_operator": operator, "severity": "high",
+                       "for_evaluations": 1}),
+            )
+            .await;
+        assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
+    }
+
     async fn post(&self, route: &str, body: Value) -> Reply {
         self.call(Method::POST, route, route, Some(body)).await
     }
@@ -592,18 +607,7 @@ async fn rules_judge_a_window_once_its_labels_cover_it_and_page_when_labels_stop
         ("accuracy dropped", "accuracy", 0.8),
         ("labels stopped arriving", "label_coverage", 0.5),
     ] {
-        let rule = app
-            .call(
-                Method::POST,
-                "/api/v1/rules",
-                "/api/v1/rules",
-                Some(json!({"name": name, "model": "fraud", "metric": metric,
-                            "dataset": "predictions", "threshold_value": threshold,
-                            "comparison_operator": "lt", "severity": "high",
-                            "for_evaluations": 1})),
-            )
-            .await;
-        assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
+        app.create_rule(name, metric, "lt", threshold).await;
     }
     let label = |id: &str, truth: u8| json!({"id": id, "model": "fraud", "label": truth});
     // 10:00 gets two right labels (before their predictions) and no more.
@@ -667,18 +671,8 @@ async fn rules_judge_a_window_once_its_labels_cover_it_and_page_when_labels_stop
 async fn shifted_scores_page_on_drift_before_any_label_arrives() {
     // The server's clock is 2024-05-01T12:00Z: the 10:00 and 11:00 windows have closed.
     let app = spawn_app().await;
-    let rule = app
-        .call(
-            Method::POST,
-            "/api/v1/rules",
-            "/api/v1/rules",
-            Some(json!({"name": "scores moved", "model": "fraud",
-                        "metric": "drift_psi_score", "dataset": "predictions",
-                        "threshold_value": 0.25, "comparison_operator": "gt",
-                        "severity": "high", "for_evaluations": 1})),
-        )
+    app.create_rule("scores moved", "drift_psi_score", "gt", 0.25)
         .await;
-    assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
     // 10:00 (the reference: the first closed window of 100 predictions) spreads its
     // scores over [0, 1]; 11:00's sit above 0.8. No label ever arrives.
     let predictions: Vec<Value> = (0..100)
@@ -718,18 +712,7 @@ async fn a_shifted_feature_pages_its_drift_rule_while_the_score_stays_put() {
         ("age moved", "drift_psi_feature_age"),
         ("scores moved", "drift_psi_score"),
     ] {
-        let rule = app
-            .call(
-                Method::POST,
-                "/api/v1/rules",
-                "/api/v1/rules",
-                Some(json!({"name": name, "model": "fraud", "metric": metric,
-                            "dataset": "predictions", "threshold_value": 0.25,
-                            "comparison_operator": "gt", "severity": "high",
-                            "for_evaluations": 1})),
-            )
-            .await;
-        assert_eq!(rule.status, StatusCode::CREATED, "{}", rule.body);
+        app.create_rule(name, metric, "gt", 0.25).await;
     }
     // Both hours have the same scores and ages; 11:00's amounts sit far above 10:00's.
     let predictions: Vec<Value> = (0..100)
