@@ -369,7 +369,7 @@ for (const browserName of selectedBrowsers()) {
       await page.waitForFunction(() => /\b5 samples/.test(document.querySelector("figure[data-metric=accuracy] figcaption")?.textContent ?? ""), { timeout: 10_000 });
       assert.deepEqual(await accuracy(), [0.42, 0.42, 0.42, 0.42, 0.42]);
       // The other metrics have no canary samples: not drawn, named once below the charts.
-      await page.waitForFunction(() => /No samples in dataset canary of .*\blatency\b/.test(document.querySelector("main p.absent")?.textContent ?? ""));
+      await page.waitForFunction(() => /\blatency\b.*: no samples in dataset canary\./.test(document.querySelector("main p.absent")?.textContent ?? ""));
       assert.ok(await page.$eval("figure[data-metric=latency]", (f) => f.hidden), "latency's empty chart is hidden");
       assert.ok(!(await page.$eval("figure[data-metric=accuracy]", (f) => f.hidden)));
       await shot("model-dataset");

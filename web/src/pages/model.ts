@@ -243,7 +243,7 @@ export function modelPage(main: HTMLElement, [model, version]: string[]): () => 
       (box as any).uplot = chart;
       charts.set(metric, chart);
     });
-    clear(absentNote, absent.length === 0 ? null : `No samples in dataset ${dataset} of ${absent.join(", ")}.`);
+    clear(absentNote, absent.length === 0 ? null : `${absent.join(", ")}: no samples in dataset ${dataset}.`);
     absentNote.hidden = absent.length === 0;
     // uPlot paints in the next frame; "ready" means the charts are on screen.
     requestAnimationFrame(() => markReady(main));
