@@ -658,22 +658,17 @@ pub async fn window_sketches_are_kept_and_their_drift_is_due_once_per_recording(
     let pairs = store.window_pairs(&v1, everything()).await.expect("pairs");
     assert_eq!(pairs.sketch, [0.25, 0.75].into_iter().collect::<Sketch>());
 
-    store
-        .record_sketch(&v1, hour(1), &small)
-        .await
-        .expect("record");
-    store
-        .record_sketch(&v1, hour(2), &large)
-        .await
-        .expect("record");
-    store
-        .record_sketch(&v1, hour(3), &large)
-        .await
-        .expect("record");
-    store
-        .record_sketch(&shadow, hour(1), &large)
-        .await
-        .expect("record");
+    for (series, start, sketch) in [
+        (&v1, 1, &small),
+        (&v1, 2, &large),
+        (&v1, 3, &large),
+        (&shadow, 1, &large),
+    ] {
+        store
+            .record_sketch(series, hour(start), sketch)
+            .await
+            .expect("record");
+    }
     store
         .record_sketch(&v1, hour(1), &large)
         .await
@@ -804,14 +799,12 @@ pub async fn features_are_folded_into_their_window_s_sketches(store: &dyn Predic
         vec![]
     );
     let scores: Sketch = (0..150).map(|n| f64::from(n) / 150.0).collect();
-    store
-        .record_sketch(&v1, hour(0), &scores)
-        .await
-        .expect("record");
-    store
-        .record_sketch(&v1, hour(1), &scores)
-        .await
-        .expect("record");
+    for start in [0, 1] {
+        store
+            .record_sketch(&v1, hour(start), &scores)
+            .await
+            .expect("record");
+    }
     // Late ones add to what is there; recording the scores again keeps the features.
     store
         .insert_predictions(vec![featured("d", 5_000, &[("age", 41.0)])], &windows)
