@@ -1219,32 +1219,42 @@ pub async fn declared_capabilities_hold(store: &dyn MetricStore) {
     assert!(store.custom_metrics().await.unwrap().is_empty());
 }
 
+/// Calls `$then!` with the caller's tokens followed by every case taking a store with
+/// default limits and using it from one task at a time: the one list both ways of running
+/// the suite share.
+macro_rules! every_case {
+    ($then:ident!($($before:tt)*)) => {
+        $then! { $($before)*
+            append_then_range_round_trips_exact_values,
+            datasets_at_one_timestamp_are_separate_series,
+            batch_is_all_or_nothing,
+            range_is_half_open_sorted_and_isolated,
+            same_timestamp_keeps_the_last_write,
+            latest_is_the_greatest_timestamp,
+            catalogue_lists_models_versions_metrics_in_order,
+            summary_and_buckets_are_exact,
+            custom_metrics_are_declared_and_enforced,
+            many_small_batches_read_back_exactly,
+            pages_read_a_range_exactly_once_in_order,
+            empty_batch_is_a_no_op,
+            samples_before_a_cutoff_are_deleted_exactly,
+            deleting_before_the_earliest_sample_changes_nothing,
+            a_write_counts_its_samples_as_new_replaced_or_unchanged,
+            aggregate_series_reduces_each_matching_series_window,
+            aggregate_series_counts_an_overwritten_sample_once,
+            aggregate_series_agrees_with_reading_each_series,
+            declared_capabilities_hold,
+        }
+    };
+}
+
+/// One test per case, each on a fresh store from `$make` (called with the series limits).
 macro_rules! conformance_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
             use super::*;
-            conformance_suite!(@cases $make;
-                append_then_range_round_trips_exact_values,
-                datasets_at_one_timestamp_are_separate_series,
-                batch_is_all_or_nothing,
-                range_is_half_open_sorted_and_isolated,
-                same_timestamp_keeps_the_last_write,
-                latest_is_the_greatest_timestamp,
-                catalogue_lists_models_versions_metrics_in_order,
-                summary_and_buckets_are_exact,
-                custom_metrics_are_declared_and_enforced,
-                many_small_batches_read_back_exactly,
-                pages_read_a_range_exactly_once_in_order,
-                empty_batch_is_a_no_op,
-                samples_before_a_cutoff_are_deleted_exactly,
-                deleting_before_the_earliest_sample_changes_nothing,
-                concurrent_prunes_remove_and_count_each_sample_once,
-                a_write_counts_its_samples_as_new_replaced_or_unchanged,
-                aggregate_series_reduces_each_matching_series_window,
-                aggregate_series_counts_an_overwritten_sample_once,
-                aggregate_series_agrees_with_reading_each_series,
-                declared_capabilities_hold,
-            );
+            every_case!(conformance_suite!(@cases $make;));
+            conformance_suite!(@cases $make; concurrent_prunes_remove_and_count_each_sample_once);
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn series_limits_refuse_a_batch_whole() {
@@ -1261,6 +1271,20 @@ macro_rules! conformance_suite {
                 super::$case(&*fixture).await;
             }
         )*
+    };
+}
+
+/// Every case one after the other, each on a store from `$make` (for a backend that
+/// cannot hold one database per test).
+macro_rules! conformance_in_sequence {
+    ($make:expr; $($case:ident),* $(,)?) => {
+        $(
+            let fixture: Fixture = ($make)(crate::SeriesLimits::default()).await;
+            $case(&*fixture).await;
+            drop(fixture);
+        )*
+        let fixture: Fixture = ($make)(SMALL_LIMITS).await;
+        series_limits_refuse_a_batch_whole(&*fixture).await;
     };
 }
 
@@ -1318,3 +1342,32 @@ conformance_suite!(prometheus, |limits| async move {
         _guard: Box::new(server),
     }
 });
+
+/// The PostgreSQL store on TimescaleDB: the samples table becomes a hypertable and the
+/// suite holds on it. PGlite serves one database, so the cases run in sequence, each on
+/// emptied tables. It is also one session that its socket server shares between
+/// connections, which interleaves their statements: the case of several servers pruning
+/// at once runs on real PostgreSQL only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timescaledb_hypertable_passes_the_suite() {
+    let server = crate::postgres::testing::TestTimescale::start();
+    let make = |limits| {
+        let server = &server;
+        async move {
+            server.empty().await;
+            let store = crate::PostgresStore::open(&server.url())
+                .await
+                .unwrap()
+                .with_series_limits(limits);
+            assert!(
+                store.is_hypertable().await.unwrap(),
+                "samples is not a hypertable"
+            );
+            Fixture {
+                store: Arc::new(store),
+                _guard: Box::new(()),
+            }
+        }
+    };
+    every_case!(conformance_in_sequence!(make;));
+}

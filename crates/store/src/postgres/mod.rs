@@ -181,6 +181,9 @@ pub struct PostgresStore {
     catalogue: Catalogue,
     head_growth: chunks::HeadGrowth,
     pub(crate) series_limits: SeriesLimits,
+    /// Whether the server takes `COPY … FROM STDIN`; PGlite (PostgreSQL compiled to
+    /// WebAssembly, served over the wire) loses the connection on it.
+    copy_in: bool,
 }
 
 impl PostgresStore {
@@ -224,10 +227,13 @@ impl PostgresStore {
             catalogue: Catalogue::default(),
             head_growth: chunks::HeadGrowth::default(),
             series_limits: SeriesLimits::default(),
+            copy_in: true,
         };
         let mut client = store.client().await?;
         schema::migrate(&mut client, &store.location).await?;
-        Ok(store)
+        let copy_in = !schema::is_pglite(&client).await?;
+        drop(client);
+        Ok(PostgresStore { copy_in, ..store })
     }
 
     /// Refuses batches that would pass `limits` (default: [`SeriesLimits::default`]).

@@ -133,8 +133,10 @@ async fn write_batch(
             new_chunks.insert(&transaction).await?;
             let copied = if head.is_empty() {
                 Ok(())
-            } else {
+            } else if store.copy_in {
                 copy_rows(&transaction, &head).await
+            } else {
+                insert_rows(&transaction, &head).await
             };
             match copied {
                 Ok(()) => {}
@@ -270,11 +272,36 @@ async fn copy_rows(
     Ok(())
 }
 
+/// What [`copy_rows`] does, for a server without `COPY … FROM STDIN`: fails the same way
+/// on a stored `(series, ts)`.
+async fn insert_rows(
+    transaction: &Transaction<'_>,
+    rows: &[Row],
+) -> Result<(), tokio_postgres::Error> {
+    let (series, times, values, datasets) = columns(rows);
+    transaction
+        .execute(
+            "INSERT INTO samples (series_id, ts, value, dataset_id)
+             SELECT * FROM unnest($1::integer[], $2::bigint[], $3::double precision[], $4::integer[])",
+            &[&series, &times, &values, &datasets],
+        )
+        .await?;
+    Ok(())
+}
+
+type Columns = (Vec<i32>, Vec<i64>, Vec<f64>, Vec<Option<i32>>);
+
+fn columns(rows: &[Row]) -> Columns {
+    (
+        rows.iter().map(|r| r.series_id).collect(),
+        rows.iter().map(|r| r.ts).collect(),
+        rows.iter().map(|r| r.value).collect(),
+        rows.iter().map(|r| r.dataset_id).collect(),
+    )
+}
+
 async fn upsert_rows(transaction: &Transaction<'_>, rows: &[Row]) -> Result<(), StoreError> {
-    let series: Vec<i32> = rows.iter().map(|r| r.series_id).collect();
-    let times: Vec<i64> = rows.iter().map(|r| r.ts).collect();
-    let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
-    let datasets: Vec<Option<i32>> = rows.iter().map(|r| r.dataset_id).collect();
+    let (series, times, values, datasets) = columns(rows);
     transaction
         .execute(
             "INSERT INTO samples (series_id, ts, value, dataset_id)

