@@ -255,7 +255,7 @@ fn main() {
         let states = stores.alerts.states(None).await.unwrap();
         let bytes: usize = states
             .iter()
-            .map(|s| serde_json::to_string(&s.state.detail).unwrap().len())
+            .map(|s| modelwatch_store::alerts::records::detail_to_json(&s.state.detail).unwrap().len())
             .sum();
         println!(
             "states: {} bytes of detail per rule state on average",

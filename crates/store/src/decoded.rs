@@ -13,9 +13,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use modelwatch_core::alerting::StateDetail;
-use serde::de::DeserializeOwned;
 
-use crate::alerts::from_json;
 use crate::alerts::records::StoredRule;
 use crate::StoreError;
 
@@ -33,9 +31,15 @@ impl<T> Default for Decoded<T> {
     }
 }
 
-impl<T: DeserializeOwned + Clone> Decoded<T> {
-    /// The value `text` decodes to, from the entry of `key` when it holds that text.
-    pub(crate) fn decode(&self, key: &str, text: &str) -> Result<T, StoreError> {
+impl<T: Clone> Decoded<T> {
+    /// The value `text` decodes to (by `read`), from the entry of `key` when it holds
+    /// that text.
+    pub(crate) fn decode(
+        &self,
+        key: &str,
+        text: &str,
+        read: impl FnOnce(&str) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         if let Ok(entries) = self.entries.lock() {
             if let Some((known, value)) = entries.get(key) {
                 if known == text {
@@ -43,7 +47,7 @@ impl<T: DeserializeOwned + Clone> Decoded<T> {
                 }
             }
         }
-        let value: T = from_json(text)?;
+        let value = read(text)?;
         self.record(key.to_owned(), text.to_owned(), value.clone());
         Ok(value)
     }
@@ -85,17 +89,18 @@ pub(crate) fn rule_prefix(rule_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::from_json;
 
     #[test]
     fn a_value_is_reused_only_for_the_exact_text_it_came_from() {
         let cache: Decoded<Vec<f64>> = Decoded::default();
-        assert_eq!(cache.decode("a", "[1.5]").ok(), Some(vec![1.5]));
+        assert_eq!(cache.decode("a", "[1.5]", from_json).ok(), Some(vec![1.5]));
         // Recorded under a text the row does not hold: decoded from the row's text.
         cache.record("a".into(), "[2.5]".into(), vec![99.0]);
-        assert_eq!(cache.decode("a", "[3.5]").ok(), Some(vec![3.5]));
+        assert_eq!(cache.decode("a", "[3.5]", from_json).ok(), Some(vec![3.5]));
         cache.record("a".into(), "[4.5]".into(), vec![4.5]);
-        assert_eq!(cache.decode("a", "[4.5]").ok(), Some(vec![4.5]));
-        assert!(cache.decode("a", "not json").is_err());
+        assert_eq!(cache.decode("a", "[4.5]", from_json).ok(), Some(vec![4.5]));
+        assert!(cache.decode("a", "not json", from_json).is_err());
     }
 
     #[test]

@@ -63,14 +63,11 @@ pub struct LastSample {
 /// The sampling of the watched series as counted so far: its newest sample and the most
 /// recent gaps between samples (at most [`CADENCE_GAPS`], oldest first); for a rule on a
 /// whole version, also the metrics seen last.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Cadence {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sample_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps_ms: Vec<u64>,
     /// The [`LAST_SAMPLES`] metrics seen last, newest first (a rule on a whole version).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_samples: Vec<LastSample>,
 }
 

@@ -19,8 +19,6 @@
 //! condition counts as cleared. When the breach is still going on at an observation
 //! inside the horizon, the alert fires there and then, as it would have all along.
 
-use serde::{Deserialize, Serialize};
-
 use super::alert::{Alert, AlertStatus, AlertTransition, Trigger, SYSTEM_ACTOR};
 use super::condition::{ChangePointReading, Observation, Unjudgeable, Verdict};
 use super::ids::AlertId;
@@ -56,18 +54,14 @@ pub struct SeriesState {
 
 /// The part of a [`SeriesState`] stored as one JSON value. Every field has a default, so
 /// a state stored before a field existed reads back as it was.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct StateDetail {
     /// Breaches older than the paging horizon that would have fired, oldest first (at
     /// most [`MAX_PAST_BREACHES`]): the rule's history of what it did not page for.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub past_breaches: Vec<PastBreach>,
     /// A change-point rule's detector, advanced by every sample counted.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub change_point: Option<ChangePointState>,
     /// A no-data rule's view of its series' sampling, advanced by every sample counted.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cadence: Option<Cadence>,
 }
 
@@ -97,17 +91,15 @@ impl StateDetail {
 pub const MAX_PAST_BREACHES: usize = 20;
 
 /// A breach that would have fired at an observation older than the paging horizon.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PastBreach {
     /// The observation at which the rule would have fired.
     pub would_have_fired_at: Timestamp,
     /// The condition's value there (see [`Observation::condition_value`]).
     pub value: Option<f64>,
     /// When the condition counted as cleared again, all before the horizon.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleared_at: Option<Timestamp>,
     /// The alert that fired when the breach lasted into the horizon.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_id: Option<AlertId>,
 }
 

@@ -82,7 +82,6 @@
 //! the comparison window is dated at its first sample.
 
 pub mod changepoint;
-mod evidence_form;
 pub mod long_run;
 mod recommend;
 pub mod sequential;

@@ -19,7 +19,7 @@
 pub(crate) mod conformance;
 pub(crate) mod guards;
 pub(crate) mod memory;
-pub(crate) mod records;
+pub mod records;
 
 use std::fmt;
 use std::time::Duration;
@@ -642,7 +642,7 @@ impl<'a> StateValues<'a> {
             detail: if state.detail.is_empty() {
                 None
             } else {
-                Some(to_json(&state.detail)?)
+                Some(records::detail_to_json(&state.detail)?)
             },
             dataset: dataset.map_or("", Dataset::as_str),
         })
@@ -656,7 +656,7 @@ pub(crate) fn state_dataset(column: &str) -> Result<Option<Dataset>, StoreError>
 
 /// A state's [`StateDetail`] from its `detail` column.
 pub(crate) fn state_detail(column: Option<&str>) -> Result<StateDetail, StoreError> {
-    column.map_or_else(|| Ok(StateDetail::default()), from_json)
+    column.map_or_else(|| Ok(StateDetail::default()), records::detail_from_json)
 }
 
 /// Revisions wrap; the bits are stored so the comparison stays exact.

@@ -16,14 +16,15 @@ use std::sync::Arc;
 
 use super::SqliteStore;
 use crate::alerts::guards::{GuardRow, StateGuards};
-use crate::alerts::records::{rule_body, rule_from_body};
+use crate::alerts::records::{detail_from_json, rule_body, rule_from_body};
 use crate::alerts::{
-    alert_label, corrupt, lease_end, newest_first, optional_timestamp, revision_from_sql,
-    revision_to_sql, severity_count, state_dataset, state_detail, stored_alert, timestamp, to_json,
-    AlertCommit, AlertLabel, AlertStore, AlertValues, AlertWriteGuarded, AlertingRows,
-    ClaimChannels, CommitOutcome, DeliveryResult, DeliveryStatus, Notification, NotificationFilter,
-    NotificationValues, OutboxPayload, OutcomeValues, RuleValues, SilenceValues, StateValues,
-    StoredState, TransitionValues, FINISHED_BEFORE, PRUNE_NOTIFICATIONS_PER_STATEMENT,
+    alert_label, corrupt, from_json, lease_end, newest_first, optional_timestamp,
+    revision_from_sql, revision_to_sql, severity_count, state_dataset, state_detail, stored_alert,
+    timestamp, to_json, AlertCommit, AlertLabel, AlertStore, AlertValues, AlertWriteGuarded,
+    AlertingRows, ClaimChannels, CommitOutcome, DeliveryResult, DeliveryStatus, Notification,
+    NotificationFilter, NotificationValues, OutboxPayload, OutcomeValues, RuleValues,
+    SilenceValues, StateValues, StoredState, TransitionValues, FINISHED_BEFORE,
+    PRUNE_NOTIFICATIONS_PER_STATEMENT,
 };
 use crate::decoded::{rule_prefix, state_key, DecodedRows};
 use crate::StoreError;
@@ -50,7 +51,7 @@ fn read_rules(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.iter()
-        .map(|(id, body)| decoded.rules.decode(id, body).map(Rule::from))
+        .map(|(id, body)| decoded.rules.decode(id, body, from_json).map(Rule::from))
         .collect()
 }
 
@@ -86,9 +87,11 @@ fn stored_state(
     decoded: &DecodedRows,
 ) -> Result<StoredState, StoreError> {
     let detail = match columns.detail.as_deref() {
-        Some(text) => decoded
-            .details
-            .decode(&state_key(&rule_id, &version, &columns.dataset), text)?,
+        Some(text) => decoded.details.decode(
+            &state_key(&rule_id, &version, &columns.dataset),
+            text,
+            detail_from_json,
+        )?,
         None => state_detail(None)?,
     };
     Ok(StoredState {

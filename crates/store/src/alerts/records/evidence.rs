@@ -1,4 +1,4 @@
-//! The stored form of a change-point detector's evidence ([`Evidence`]): three columns,
+//! The record of a change-point detector's evidence ([`Evidence`]): three columns,
 //! with times as epoch milliseconds and the gaps between them.
 //!
 //! A detector keeps up to 256 samples of evidence, and a rule's state is written after
@@ -21,8 +21,8 @@ use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::changepoint::Evidence;
-use crate::time::Timestamp;
+use modelwatch_core::detection::changepoint::Evidence;
+use modelwatch_core::Timestamp;
 
 /// The columns as read.
 #[derive(Deserialize)]
@@ -68,6 +68,14 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
     deserializer.deserialize_any(EvidenceVisitor)
 }
 
+/// One sample of the list form, written before the columns.
+#[derive(Deserialize)]
+struct Sample {
+    at: Timestamp,
+    value: f64,
+    residual: f64,
+}
+
 struct EvidenceVisitor;
 
 impl<'de> Visitor<'de> for EvidenceVisitor {
@@ -79,8 +87,17 @@ impl<'de> Visitor<'de> for EvidenceVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut evidence = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(sample) = seq.next_element::<Evidence>()? {
-            evidence.push(sample);
+        while let Some(Sample {
+            at,
+            value,
+            residual,
+        }) = seq.next_element()?
+        {
+            evidence.push(Evidence {
+                at,
+                value,
+                residual,
+            });
         }
         Ok(evidence)
     }
@@ -124,7 +141,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::detection::changepoint::ChangePointState;
 
     fn sample(ms: i64, value: f64, residual: f64) -> Evidence {
         Evidence {
@@ -134,23 +150,20 @@ mod tests {
         }
     }
 
-    fn state(evidence: Vec<Evidence>) -> ChangePointState {
-        ChangePointState {
-            evidence,
-            ..ChangePointState::default()
-        }
+    fn written(evidence: &[Evidence]) -> serde_json::Value {
+        serialize(evidence, serde_json::value::Serializer).unwrap()
     }
 
     #[test]
     fn evidence_is_written_as_columns_with_gaps_and_read_back_exactly() {
-        let written = state(vec![
+        let evidence = vec![
             sample(1_700_000_000_000, 0.95, 0.1 + 0.2),
             sample(1_700_000_060_000, 0.960_000_000_000_1, -1.0 / 3.0),
             sample(1_700_000_060_001, 1e-300, 2.5),
-        ]);
-        let json = serde_json::to_value(&written).unwrap_or_default();
+        ];
+        let json = written(&evidence);
         assert_eq!(
-            json["evidence"],
+            json,
             json!({
                 "first_ms": 1_700_000_000_000_i64,
                 "gaps_ms": [60_000, 1],
@@ -158,30 +171,7 @@ mod tests {
                 "residual": [0.1 + 0.2, -1.0 / 3.0, 2.5],
             })
         );
-        let read: ChangePointState = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(read, written);
-    }
-
-    #[test]
-    fn evidence_stored_as_a_list_of_samples_still_reads() {
-        let stored = json!({
-            "samples": 0, "level": 0.0, "scale": 0.0, "spread": 0.0, "settling": 0,
-            "up": {"statistic": 0.0, "samples": 0, "value_sum": 0.0, "reference": 0.0},
-            "down": {"statistic": 0.0, "samples": 0, "value_sum": 0.0, "reference": 0.0},
-            "evidence": [
-                {"at": "2023-11-14T22:13:20.000Z", "value": 0.95, "residual": 0.25},
-                {"at": 1_700_000_060_000_i64, "value": 0.96, "residual": -0.5},
-            ],
-        });
-        let read: ChangePointState =
-            serde_json::from_value(stored).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            read.evidence,
-            vec![
-                sample(1_700_000_000_000, 0.95, 0.25),
-                sample(1_700_000_060_000, 0.96, -0.5)
-            ]
-        );
+        assert_eq!(deserialize(json).unwrap(), evidence);
     }
 
     #[test]
@@ -190,11 +180,5 @@ mod tests {
             json!({"first_ms": 0, "gaps_ms": [1], "value": [1.0, 2.0], "residual": [1.0]});
         let error = deserialize(columns).map(|_| ()).unwrap_err();
         assert!(error.to_string().contains("disagree"), "{error}");
-    }
-
-    #[test]
-    fn no_evidence_is_not_written() {
-        let json = serde_json::to_value(state(Vec::new())).unwrap_or_default();
-        assert!(json.get("evidence").is_none());
     }
 }

@@ -13,7 +13,7 @@ use modelwatch_core::sample::scope_serde;
 use modelwatch_core::{DatasetScope, MetricScope, ModelName, Timestamp, Version};
 use serde::{Deserialize, Serialize};
 
-use super::{from_json, to_json};
+use crate::alerts::{from_json, to_json};
 use crate::StoreError;
 
 /// A rule as the `alert_rules.body` column holds it. The mappings to and from [`Rule`]
