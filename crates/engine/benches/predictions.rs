@@ -130,6 +130,7 @@ async fn run(total: usize, bulk: bool) {
     log_label_batches(&stores, shuffled, bulk, now).await;
     let shuffled_s = started.elapsed().as_secs_f64();
     let size_all = file_size(&path);
+    let tables = table_sizes(&path);
 
     let id_bytes = id(0).len() as f64;
     let rate = |s: f64| total as f64 / s;
@@ -146,11 +147,36 @@ async fn run(total: usize, bulk: bool) {
         rate(shuffled_s)
     );
     println!(
-        "stored per prediction:      {:>10.1} bytes ({:.1} without the {id_bytes:.0}-byte id, stored twice: table key and window index); after labels {:.1}",
+        "stored per prediction:      {:>10.1} bytes ({:.1} without the {id_bytes:.0}-byte id); after labels {:.1}",
         size_predictions as f64 / total as f64,
-        size_predictions as f64 / total as f64 - 2.0 * id_bytes,
+        size_predictions as f64 / total as f64 - id_bytes,
         size_all as f64 / total as f64,
     );
+    let per = |bytes: u64| bytes as f64 / total as f64;
+    for (table, bytes) in tables {
+        println!("  {table:<34} {:>6.1} bytes per prediction", per(bytes));
+    }
+}
+
+/// The bytes of each prediction table and index (SQLite's `dbstat`), largest first.
+fn table_sizes(path: &std::path::Path) -> Vec<(String, u64)> {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let mut statement = connection
+        .prepare(
+            "SELECT name, sum(pgsize) FROM dbstat
+             WHERE name LIKE 'prediction%' OR name LIKE 'pending%'
+             GROUP BY name ORDER BY sum(pgsize) DESC",
+        )
+        .unwrap();
+    let sizes = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    sizes
+        .into_iter()
+        .filter(|(_, bytes)| *bytes > 4096)
+        .collect()
 }
 
 /// The database's bytes on disk, its write-ahead log included.

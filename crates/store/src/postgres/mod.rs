@@ -21,6 +21,7 @@
 mod alerts;
 mod chunks;
 mod copy;
+mod prediction_blocks;
 mod predictions;
 mod samples;
 pub(crate) mod schema;

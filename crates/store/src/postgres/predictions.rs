@@ -1,37 +1,36 @@
-//! Predictions and labels in PostgreSQL (migrations 9 to 11, 14 to 16): the tables of
-//! SQLite's schemas 12 to 14, 16 to 18.
+//! Predictions and labels in PostgreSQL: the tables of SQLite's, raw predictions in
+//! columnar blocks (see `prediction_blocks.rs`).
 //! Every write of predictions or labels holds one advisory lock for its transaction, so
 //! a label and its prediction arriving at two servers at once cannot both miss each
 //! other (the label left pending beside its prediction).
 
-use std::collections::HashMap;
-
 use async_trait::async_trait;
-use modelwatch_core::predictions::drift::score_of;
 use modelwatch_core::predictions::{
-    FeatureSketches, Label, Labelled, ModelWindows, Prediction, PredictionConfig, Sketch,
+    FeatureSketches, Label, ModelWindows, Prediction, PredictionConfig, Sketch,
 };
 use modelwatch_core::{ModelName, TimeRange, Timestamp, Version};
 
+use super::prediction_blocks::{
+    drop_predictions_before, read_window, store_labels, store_predictions,
+};
 use super::{pg_error, PostgresStore};
 use crate::predictions::{
     config_from_columns, dataset_column, dataset_from_column, feature_sketches_from_column,
-    judged_from_columns, output_columns, output_from_columns, recorded_from_column,
-    sketch_from_column, touched_windows, values_column, values_from_column, window_minutes,
-    DirtyWindow, FeatureFold, Judged, LabelsWritten, NewRevision, PredictionSeries,
-    PredictionStore, PredictionsWritten, Recorded, Touched, WindowHistory, WindowPairs,
-    WindowRevision, WindowSketch,
+    judged_from_columns, recorded_from_column, sketch_from_column, touched_windows, values_column,
+    values_from_column, window_minutes, DirtyWindow, FeatureFold, Judged, LabelsWritten,
+    NewRevision, PredictionSeries, PredictionStore, PredictionsWritten, Recorded, Touched,
+    WindowHistory, WindowPairs, WindowRevision, WindowSketch,
 };
 use crate::StoreError;
 
 /// Held by every transaction writing predictions or labels.
 const PREDICTION_LOCK: i64 = 0x6D77_6174_0000_0003;
 
-fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
+pub(super) fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_millis(ms).map_err(|e| StoreError::Corrupt(format!("prediction time: {e}")))
 }
 
-fn series_columns(series: &PredictionSeries) -> (&str, &str, &str) {
+pub(super) fn series_columns(series: &PredictionSeries) -> (&str, &str, &str) {
     (
         series.model.as_str(),
         series.version.as_str(),
@@ -102,7 +101,7 @@ fn sketch_from_row(row: &tokio_postgres::Row) -> Result<WindowSketch, StoreError
 /// Adds a batch's feature sketches to their windows' (a window's row is created, with an
 /// empty score sketch recorded 0 times, when its first features come before it). Run
 /// under the prediction lock, so no two batches fold into one window at once.
-async fn fold_features(
+pub(super) async fn fold_features(
     transaction: &tokio_postgres::Transaction<'_>,
     fold: FeatureFold,
 ) -> Result<(), StoreError> {
@@ -159,7 +158,7 @@ async fn fold_features(
 }
 
 /// Marks the windows of `touched` dirty, in the transaction that touched them.
-async fn mark_dirty(
+pub(super) async fn mark_dirty(
     transaction: &tokio_postgres::Transaction<'_>,
     touched: &std::collections::BTreeSet<Touched>,
     windows: &ModelWindows,
@@ -213,79 +212,7 @@ impl PredictionStore for PostgresStore {
             .execute("SELECT pg_advisory_xact_lock($1)", &[&PREDICTION_LOCK])
             .await
             .map_err(pg_error)?;
-        // The pending label (if any) moves onto the new row. A duplicate never has one:
-        // a label for a stored prediction joins it at once, under the same lock.
-        let insert = transaction
-            .prepare(
-                "WITH taken AS (
-                    DELETE FROM pending_labels WHERE model = $1 AND id = $2
-                    RETURNING truth, label_ms, labels)
-                 INSERT INTO predictions
-                    (model, id, version, dataset, ts, class, score, value, truth, label_ms, labels)
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8,
-                    (SELECT truth FROM taken), (SELECT label_ms FROM taken),
-                    coalesce((SELECT labels FROM taken), 0)
-                 ON CONFLICT (model, id) DO NOTHING
-                 RETURNING labels",
-            )
-            .await
-            .map_err(pg_error)?;
-        let pruned_before: HashMap<String, i64> = transaction
-            .query(
-                "SELECT model, pruned_before_ms FROM prediction_retention",
-                &[],
-            )
-            .await
-            .map_err(pg_error)?
-            .into_iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(pg_error)?;
-        let mut written = PredictionsWritten::default();
-        let mut features = FeatureFold::default();
-        for prediction in predictions {
-            if pruned_before
-                .get(prediction.model.as_str())
-                .is_some_and(|&cutoff| prediction.timestamp.as_millis() < cutoff)
-            {
-                written.too_old += 1;
-                continue;
-            }
-            let (class, score, value) = output_columns(&prediction.output);
-            let class = class.map(|c| c as i16);
-            let inserted = transaction
-                .query_opt(
-                    &insert,
-                    &[
-                        &prediction.model.as_str(),
-                        &prediction.id.as_str(),
-                        &prediction.version.as_str(),
-                        &dataset_column(prediction.dataset.as_ref()),
-                        &prediction.timestamp.as_millis(),
-                        &class,
-                        &score,
-                        &value,
-                    ],
-                )
-                .await
-                .map_err(pg_error)?;
-            let Some(row) = inserted else {
-                written.duplicates += 1;
-                continue;
-            };
-            written.accepted += 1;
-            let labels: i32 = row.try_get(0).map_err(pg_error)?;
-            if labels > 0 {
-                written.labelled += 1;
-            }
-            written.touched.insert(Touched {
-                series: PredictionSeries::of(&prediction),
-                timestamp: prediction.timestamp,
-            });
-            features.add(&prediction, windows);
-        }
-        fold_features(&transaction, features).await?;
-        mark_dirty(&transaction, &written.touched, windows).await?;
+        let written = store_predictions(&transaction, predictions, windows).await?;
         transaction.commit().await.map_err(pg_error)?;
         Ok(written)
     }
@@ -305,81 +232,7 @@ impl PredictionStore for PostgresStore {
             .execute("SELECT pg_advisory_xact_lock($1)", &[&PREDICTION_LOCK])
             .await
             .map_err(pg_error)?;
-        let join = transaction
-            .prepare(
-                "UPDATE predictions SET truth = $3, label_ms = $4, labels = labels + 1
-                 WHERE model = $1 AND id = $2
-                 RETURNING labels, version, dataset, ts",
-            )
-            .await
-            .map_err(pg_error)?;
-        let keep = transaction
-            .prepare(
-                "INSERT INTO pending_labels (model, id, truth, label_ms, received_ms, labels)
-                 VALUES ($1, $2, $3, $4, $5, 1)
-                 ON CONFLICT (model, id) DO UPDATE SET truth = excluded.truth,
-                    label_ms = excluded.label_ms, received_ms = excluded.received_ms,
-                    labels = pending_labels.labels + 1
-                 RETURNING labels",
-            )
-            .await
-            .map_err(pg_error)?;
-        let mut written = LabelsWritten::default();
-        for label in &labels {
-            let label_ms = label.timestamp.map(Timestamp::as_millis);
-            let joined = transaction
-                .query_opt(
-                    &join,
-                    &[
-                        &label.model.as_str(),
-                        &label.id.as_str(),
-                        &label.truth,
-                        &label_ms,
-                    ],
-                )
-                .await
-                .map_err(pg_error)?;
-            if let Some(row) = joined {
-                let count: i32 = row.try_get(0).map_err(pg_error)?;
-                if count == 1 {
-                    written.labelled += 1;
-                } else {
-                    written.duplicates += 1;
-                }
-                let version: String = row.try_get(1).map_err(pg_error)?;
-                let dataset: &str = row.try_get(2).map_err(pg_error)?;
-                written.touched.insert(Touched {
-                    series: PredictionSeries {
-                        model: label.model.clone(),
-                        version: Version::parse_owned(version)
-                            .map_err(|e| StoreError::Corrupt(format!("prediction version: {e}")))?,
-                        dataset: dataset_from_column(dataset)?,
-                    },
-                    timestamp: timestamp(row.try_get(3).map_err(pg_error)?)?,
-                });
-                continue;
-            }
-            let row = transaction
-                .query_one(
-                    &keep,
-                    &[
-                        &label.model.as_str(),
-                        &label.id.as_str(),
-                        &label.truth,
-                        &label_ms,
-                        &now.as_millis(),
-                    ],
-                )
-                .await
-                .map_err(pg_error)?;
-            let count: i32 = row.try_get(0).map_err(pg_error)?;
-            if count == 1 {
-                written.pending += 1;
-            } else {
-                written.duplicates += 1;
-            }
-        }
-        mark_dirty(&transaction, &written.touched, windows).await?;
+        let written = store_labels(&transaction, &labels, windows, now).await?;
         transaction.commit().await.map_err(pg_error)?;
         Ok(written)
     }
@@ -448,39 +301,7 @@ impl PredictionStore for PostgresStore {
         range: TimeRange,
     ) -> Result<WindowPairs, StoreError> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT class, score, value, truth FROM predictions
-                 WHERE model = $1 AND version = $2 AND dataset = $3 AND ts >= $4 AND ts < $5",
-                &[
-                    &series.model.as_str(),
-                    &series.version.as_str(),
-                    &dataset_column(series.dataset.as_ref()),
-                    &range.start.as_millis(),
-                    &range.end.as_millis(),
-                ],
-            )
-            .await
-            .map_err(pg_error)?;
-        let mut pairs = WindowPairs {
-            predicted: rows.len() as u64,
-            labelled: Vec::new(),
-            sketch: Sketch::new(),
-        };
-        for row in &rows {
-            let class: Option<i16> = row.try_get(0).map_err(pg_error)?;
-            let output = output_from_columns(
-                class.map(i64::from),
-                row.try_get(1).map_err(pg_error)?,
-                row.try_get(2).map_err(pg_error)?,
-            )?;
-            pairs.sketch.add(score_of(&output));
-            let truth: Option<f64> = row.try_get(3).map_err(pg_error)?;
-            if let Some(truth) = truth {
-                pairs.labelled.push(Labelled { output, truth });
-            }
-        }
-        Ok(pairs)
+        read_window(&client, series, range).await
     }
 
     async fn record_revision(
@@ -805,14 +626,7 @@ impl PredictionStore for PostgresStore {
             )
             .await
             .map_err(pg_error)?;
-        let dropped = transaction
-            .execute(
-                "DELETE FROM predictions WHERE model = $1 AND ts < (
-                    SELECT pruned_before_ms FROM prediction_retention WHERE model = $1)",
-                &[&model.as_str()],
-            )
-            .await
-            .map_err(pg_error)?;
+        let dropped = drop_predictions_before(&transaction, model).await?;
         // A pruned window is final: never recomputed from what is left of it.
         transaction
             .execute(

@@ -375,6 +375,46 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         PRIMARY KEY (model, version, dataset, start_ms)
     );"#,
     ),
+    (
+        17,
+        "raw predictions as columnar blocks: an id index to each prediction's location, labels by location",
+        // As in SQLite (schema 19); the rows of `predictions` move into blocks after the
+        // SQL (prediction_blocks::move_rows_into_blocks), then the table goes. The blocks
+        // are already compact: EXTERNAL spares TOAST the attempt to compress them.
+        r#"CREATE TABLE prediction_models (
+        key   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        model text COLLATE "C" NOT NULL UNIQUE
+    );
+    CREATE TABLE prediction_blocks (
+        key      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        model    text COLLATE "C" NOT NULL,
+        version  text COLLATE "C" NOT NULL,
+        dataset  text COLLATE "C" NOT NULL,
+        start_ms bigint NOT NULL,
+        end_ms   bigint NOT NULL,
+        min_ms   bigint NOT NULL,
+        max_ms   bigint NOT NULL,
+        count    integer NOT NULL,
+        data     bytea NOT NULL
+    );
+    ALTER TABLE prediction_blocks ALTER COLUMN data SET STORAGE EXTERNAL;
+    CREATE INDEX prediction_blocks_by_time
+        ON prediction_blocks (model, version, dataset, max_ms, min_ms);
+    CREATE INDEX prediction_blocks_by_window
+        ON prediction_blocks (model, version, dataset, start_ms);
+    CREATE TABLE prediction_ids (
+        model    bigint NOT NULL,
+        id       text COLLATE "C" NOT NULL,
+        location bigint NOT NULL,
+        PRIMARY KEY (model, id)
+    );
+    CREATE TABLE prediction_labels (
+        location bigint PRIMARY KEY,
+        truth    double precision NOT NULL,
+        label_ms bigint,
+        labels   integer NOT NULL
+    );"#,
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -429,6 +469,9 @@ pub(crate) async fn migrate_to(
         .filter(|(v, _, _)| *v > current && *v <= target)
     {
         transaction.batch_execute(sql).await.map_err(pg_error)?;
+        if version == 17 {
+            super::prediction_blocks::move_rows_into_blocks(&transaction).await?;
+        }
         transaction
             .execute(
                 "INSERT INTO modelwatch_migrations (version, description) VALUES ($1, $2)",
@@ -923,6 +966,71 @@ mod tests {
     /// 12 gives every alert revision 1, and the database keeps working: the alert reads
     /// back with it, an update from it lands (revision 2), one from the old revision
     /// conflicts.
+    /// Migration 17 moves the rows of `predictions` into columnar blocks: every window
+    /// holds the same predictions and labels, ids keep joining labels and refusing
+    /// duplicates, a pending label still waits (the suite SQLite's schema 19 passes).
+    #[tokio::test]
+    async fn schema_16_predictions_move_into_blocks_with_the_same_metrics() {
+        use crate::predictions::conformance::{legacy_rows, rows_moved_into_blocks_read_back};
+
+        let database = TestDatabase::create("predictions_v16").await;
+        let (mut client, connection) = tokio_postgres::connect(database.url(), NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        migrate_to(&mut client, &Location::new(database.url()), 16)
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO prediction_configs (model, window_minutes, task, threshold,
+                    min_coverage, max_label_delay_minutes)
+                 VALUES ('fraud', 120, 'classification', 0.5, 0.0, 10080)",
+                &[],
+            )
+            .await
+            .unwrap();
+        let rows = legacy_rows();
+        for row in &rows {
+            let (class, score, value) = crate::predictions::output_columns(&row.output);
+            client
+                .execute(
+                    "INSERT INTO predictions
+                        (model, id, version, dataset, ts, class, score, value, truth, label_ms,
+                         labels)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    &[
+                        &row.model,
+                        &row.id,
+                        &row.version,
+                        &row.dataset,
+                        &row.ts,
+                        &class.map(|c| c as i16),
+                        &score,
+                        &value,
+                        &row.label.map(|l| l.0),
+                        &row.label.map(|_| row.ts + 5),
+                        &row.label.map_or(0, |l| l.1 as i32),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        client
+            .execute(
+                "INSERT INTO pending_labels (model, id, truth, label_ms, received_ms, labels)
+                 VALUES ('fraud', 'late', 1.0, NULL, 0, 1)",
+                &[],
+            )
+            .await
+            .unwrap();
+        drop(client);
+        let _ = driver.await;
+
+        let store = crate::PostgresStore::open(database.url()).await.unwrap();
+        rows_moved_into_blocks_read_back(&store, &rows).await;
+    }
+
     #[tokio::test]
     async fn schema_11_alerts_get_revision_1_and_keep_being_updated() {
         use crate::alerts::conformance::{alert, rule};

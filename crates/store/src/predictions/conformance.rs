@@ -10,7 +10,7 @@ use modelwatch_core::{Dataset, Metric, ModelName, TimeRange, Timestamp, Version}
 
 use super::{
     DirtyWindow, Judged, NewRevision, PredictionSeries, PredictionStore, Recorded, Touched,
-    WindowRecord,
+    WindowPairs, WindowRecord,
 };
 
 fn at(ms: i64) -> Timestamp {
@@ -376,7 +376,11 @@ pub async fn pruned_predictions_go_and_their_windows_stay_final(store: &dyn Pred
         .await
         .expect("predictions");
     store
-        .insert_labels(vec![label("a", 1.0)], &ModelWindows::default(), at(4_000))
+        .insert_labels(
+            vec![label("a", 1.0), label("c", 0.0)],
+            &ModelWindows::default(),
+            at(4_000),
+        )
         .await
         .expect("label");
     assert_eq!(
@@ -390,7 +394,22 @@ pub async fn pruned_predictions_go_and_their_windows_stay_final(store: &dyn Pred
         .window_pairs(&series("v1", None), everything())
         .await
         .expect("fraud");
-    assert_eq!((left.predicted, left.labelled.len()), (1, 0));
+    assert_eq!(
+        (left.predicted, left.labelled.len()),
+        (1, 1),
+        "c and its label stay"
+    );
+    // The kept prediction's id still joins its labels (a second one for c).
+    let relabelled = store
+        .insert_labels(vec![label("c", 1.0)], &ModelWindows::default(), at(4_500))
+        .await
+        .expect("relabel");
+    assert_eq!((relabelled.duplicates, relabelled.pending), (1, 0));
+    let left = store
+        .window_pairs(&series("v1", None), everything())
+        .await
+        .expect("fraud");
+    assert_eq!(left.labelled.first().map(|pair| pair.truth), Some(1.0));
     let churn_series = PredictionSeries {
         model: model("churn"),
         ..series("v1", None)
@@ -975,6 +994,170 @@ pub async fn changed_windows_stay_dirty_until_cleared(store: &dyn PredictionStor
 }
 
 /// Runs every test of the suite on fresh stores from `open`.
+/// A prediction row as the schemas before blocks stored it (SQLite 18, PostgreSQL 16).
+pub struct LegacyRow {
+    pub model: &'static str,
+    pub id: String,
+    pub version: &'static str,
+    /// Empty for the default dataset.
+    pub dataset: &'static str,
+    pub ts: i64,
+    pub output: Output,
+    /// The truth and how many labels the id received.
+    pub label: Option<(f64, i64)>,
+}
+
+/// The start of [`legacy_rows`]' first window.
+pub const LEGACY_T0: i64 = 480_000 * 3_600_000;
+
+/// 300 predictions of `fraud` (scores, classes or both; a dataset `eu` for every fourth;
+/// two-hour windows configured) and 300 regression predictions of `churn` (hourly,
+/// without a configuration), two in three or one in two labelled, some twice. Stored
+/// with the configuration of `fraud` (window 120 minutes, classification, threshold 0.5,
+/// no minimum coverage) and a pending label for the id `late` of `fraud`.
+pub fn legacy_rows() -> Vec<LegacyRow> {
+    let mut rows = Vec::new();
+    for i in 0..300i64 {
+        let score = ((i * 37) % 100) as f64 / 100.0;
+        let output = if i % 11 == 0 {
+            Output::Classification {
+                class: Some(i % 2 == 0),
+                score: None,
+            }
+        } else {
+            Output::Classification {
+                class: (i % 5 == 0).then_some(true),
+                score: Some(score),
+            }
+        };
+        let truth = f64::from(u8::from((score > 0.5) != (i % 7 == 0)));
+        rows.push(LegacyRow {
+            model: "fraud",
+            id: format!("f-{i}"),
+            version: "v1",
+            dataset: if i % 4 == 0 { "eu" } else { "" },
+            ts: LEGACY_T0 + i * 36_000,
+            output,
+            label: (i % 3 != 0).then_some((truth, 1 + i % 2)),
+        });
+        let value = (i * 13 % 50) as f64 * 1.5;
+        rows.push(LegacyRow {
+            model: "churn",
+            id: format!("c-{i}"),
+            version: "v2",
+            dataset: "",
+            ts: LEGACY_T0 + 600_000 + i * 24_000,
+            output: Output::Regression { value },
+            label: (i % 2 == 0).then_some((value + (i % 5) as f64, 1)),
+        });
+    }
+    rows
+}
+
+/// After the migration of [`legacy_rows`]: every window of every series holds the same
+/// predictions and labels, so the same metrics; a migrated id is a duplicate, the
+/// pending label joins its prediction, labels join migrated predictions (a second label
+/// counted as such).
+pub async fn rows_moved_into_blocks_read_back(store: &dyn PredictionStore, rows: &[LegacyRow]) {
+    use modelwatch_core::predictions::compute;
+    use modelwatch_core::predictions::drift::score_of;
+
+    let config = PredictionConfig::new(
+        WindowLength::from_minutes(120).expect("window"),
+        Task::Classification,
+        0.5,
+        0.0,
+    )
+    .expect("config");
+    let regression =
+        PredictionConfig::new(WindowLength::HOUR, Task::Regression, 0.5, 0.0).expect("config");
+    let series_of = |model: &str, version: &str, dataset: &str| PredictionSeries {
+        model: self::model(model),
+        version: Version::parse(version).expect("version"),
+        dataset: (!dataset.is_empty()).then(|| Dataset::parse(dataset).expect("dataset")),
+    };
+    let mut checked = 0;
+    for (model, version, dataset, config) in [
+        ("fraud", "v1", "", &config),
+        ("fraud", "v1", "eu", &config),
+        ("churn", "v2", "", &regression),
+    ] {
+        let length = config.window.as_duration().as_millis() as i64;
+        for window in 0..6 {
+            let (start, end) = (
+                LEGACY_T0 + window * length,
+                LEGACY_T0 + (window + 1) * length,
+            );
+            let mut mine: Vec<&LegacyRow> = rows
+                .iter()
+                .filter(|r| r.model == model && r.version == version && r.dataset == dataset)
+                .filter(|r| r.ts >= start && r.ts < end)
+                .collect();
+            mine.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
+            let mut expected = WindowPairs::default();
+            for row in mine {
+                expected.predicted += 1;
+                expected.sketch.add(score_of(&row.output));
+                if let Some((truth, _)) = row.label {
+                    expected.labelled.push(Labelled {
+                        output: row.output,
+                        truth,
+                    });
+                }
+            }
+            let read = store
+                .window_pairs(
+                    &series_of(model, version, dataset),
+                    TimeRange::new(at(start), at(end)),
+                )
+                .await
+                .expect("window");
+            assert_eq!(read, expected, "{model} {dataset} window {window}");
+            assert_eq!(
+                compute(config, read.predicted, &read.labelled),
+                compute(config, expected.predicted, &expected.labelled)
+            );
+            checked += expected.predicted;
+        }
+    }
+    assert_eq!(
+        checked,
+        rows.len() as u64,
+        "every prediction is in a window"
+    );
+
+    let windows = ModelWindows::of([(&model("fraud"), &config)]);
+    let written = store
+        .insert_predictions(
+            vec![
+                scored("f-1", "v1", LEGACY_T0, 0.7),
+                scored("late", "v1", LEGACY_T0 + 1, 0.7),
+            ],
+            &windows,
+        )
+        .await
+        .expect("predictions");
+    assert_eq!(
+        (written.accepted, written.duplicates, written.labelled),
+        (1, 1, 1),
+        "a migrated id is a duplicate; the pending label joins its prediction"
+    );
+    let labels = store
+        .insert_labels(
+            vec![label("f-3", 1.0), label("f-4", 1.0)],
+            &windows,
+            at(LEGACY_T0),
+        )
+        .await
+        .expect("labels");
+    assert_eq!(
+        (labels.labelled, labels.pending, labels.duplicates),
+        (1, 0, 1),
+        "f-3 had no label, f-4 had one"
+    );
+    assert_eq!(store.pending_labels().await.expect("pending"), 0);
+}
+
 macro_rules! prediction_suite {
     ($open:expr) => {
         use crate::predictions::conformance as suite;

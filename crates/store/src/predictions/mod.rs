@@ -24,6 +24,7 @@
 //! (a later batch, or the evaluator's first tick after a restart) brings their metrics
 //! up to the stored events: nothing acknowledged is lost from a window's metrics.
 
+pub(crate) mod block;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub(crate) mod memory;
@@ -411,8 +412,10 @@ pub trait PredictionStore: Send + Sync + fmt::Debug {
     }
 }
 
-/// A prediction's output as stored: `class` (0/1), `score`, `value` columns, the value
-/// set only for a regression.
+/// A prediction's output as the rows before blocks stored it (SQLite 18, PostgreSQL 16):
+/// `class` (0/1), `score`, `value` columns, the value set only for a regression. Tests
+/// write such rows to migrate them.
+#[cfg(test)]
 pub(crate) fn output_columns(output: &Output) -> (Option<i64>, Option<f64>, Option<f64>) {
     match *output {
         Output::Classification { class, score } => (class.map(i64::from), score, None),
@@ -420,7 +423,7 @@ pub(crate) fn output_columns(output: &Output) -> (Option<i64>, Option<f64>, Opti
     }
 }
 
-/// Reads the stored columns back.
+/// Reads those columns back (when migrating them into blocks).
 pub(crate) fn output_from_columns(
     class: Option<i64>,
     score: Option<f64>,

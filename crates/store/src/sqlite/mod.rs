@@ -8,6 +8,7 @@
 
 pub(crate) mod alerts;
 mod head;
+mod prediction_blocks;
 mod predictions;
 mod prune;
 pub(crate) mod read;

@@ -1,34 +1,35 @@
-//! Predictions and labels in SQLite (schema versions 12 to 14, 16 to 18): one row per
-//! prediction with its label beside it, pending labels in a table of their own, all
-//! written by the writer thread (so a label and its prediction cannot pass each other);
-//! each window's revisions and judgement; each window's sketch of its scores and of each
-//! feature.
+//! Predictions and labels in SQLite: raw predictions in columnar blocks with an id index
+//! and labels by location (see `prediction_blocks.rs`), pending labels in a table of
+//! their own, all written by the writer thread (so a label and its prediction cannot pass
+//! each other); each window's revisions and judgement; each window's sketch of its scores
+//! and of each feature.
 
 use async_trait::async_trait;
-use modelwatch_core::predictions::drift::score_of;
 use modelwatch_core::predictions::{
-    FeatureSketches, Label, Labelled, ModelWindows, Prediction, PredictionConfig, Sketch,
+    FeatureSketches, Label, ModelWindows, Prediction, PredictionConfig, Sketch,
 };
 use modelwatch_core::{ModelName, TimeRange, Timestamp, Version};
 use rusqlite::{params, OptionalExtension};
 
+use super::prediction_blocks::{
+    drop_predictions_before, read_window, store_labels, store_predictions,
+};
 use super::SqliteStore;
 use crate::predictions::{
     config_from_columns, dataset_column, dataset_from_column, feature_sketches_from_column,
-    judged_from_columns, output_columns, output_from_columns, recorded_from_column,
-    sketch_from_column, touched_windows, values_column, values_from_column, window_minutes,
-    DirtyWindow, FeatureFold, Judged, LabelsWritten, NewRevision, PredictionSeries,
-    PredictionStore, PredictionsWritten, Recorded, Touched, WindowHistory, WindowPairs,
-    WindowRecord, WindowRevision, WindowSketch,
+    judged_from_columns, recorded_from_column, sketch_from_column, touched_windows, values_column,
+    values_from_column, window_minutes, DirtyWindow, FeatureFold, Judged, LabelsWritten,
+    NewRevision, PredictionSeries, PredictionStore, PredictionsWritten, Recorded, Touched,
+    WindowHistory, WindowPairs, WindowRecord, WindowRevision, WindowSketch,
 };
 use crate::StoreError;
 
-fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
+pub(super) fn timestamp(ms: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_millis(ms).map_err(|e| StoreError::Corrupt(format!("prediction time: {e}")))
 }
 
 /// A series' key columns: model, version, dataset (empty text for the default).
-fn series_columns(series: &PredictionSeries) -> (&str, &str, &str) {
+pub(super) fn series_columns(series: &PredictionSeries) -> (&str, &str, &str) {
     (
         series.model.as_str(),
         series.version.as_str(),
@@ -36,7 +37,7 @@ fn series_columns(series: &PredictionSeries) -> (&str, &str, &str) {
     )
 }
 
-fn series_from_columns(
+pub(super) fn series_from_columns(
     model: String,
     version: String,
     dataset: &str,
@@ -86,7 +87,7 @@ fn sketch_from_row(row: &rusqlite::Row<'_>) -> Result<WindowSketch, StoreError> 
 
 /// Adds a batch's feature sketches to their windows' (a window's row is created, with an
 /// empty score sketch recorded 0 times, when its first features come before it).
-fn fold_features(
+pub(super) fn fold_features(
     transaction: &rusqlite::Transaction<'_>,
     fold: FeatureFold,
 ) -> Result<(), StoreError> {
@@ -125,7 +126,7 @@ fn fold_features(
 }
 
 /// Marks the windows of `touched` dirty, in the transaction that touched them.
-fn mark_dirty(
+pub(super) fn mark_dirty(
     transaction: &rusqlite::Transaction<'_>,
     touched: &std::collections::BTreeSet<Touched>,
     windows: &ModelWindows,
@@ -240,82 +241,8 @@ impl PredictionStore for SqliteStore {
             return Ok(PredictionsWritten::default());
         }
         let windows = windows.clone();
-        self.write(move |_, transaction| {
-            let mut take_pending = transaction.prepare_cached(
-                "DELETE FROM pending_labels WHERE model = ?1 AND id = ?2
-                 RETURNING truth, label_ms, labels",
-            )?;
-            // A duplicate is the insert that changes nothing (one lookup, not two).
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO predictions
-                    (model, id, version, dataset, ts, class, score, value, truth, label_ms, labels)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (model, id) DO NOTHING",
-            )?;
-            // Read once per batch: the cutoffs, and whether any label is pending at all
-            // (usually none: the pending table is not searched for every prediction).
-            let cutoffs: std::collections::HashMap<String, i64> = transaction
-                .prepare_cached("SELECT model, pruned_before_ms FROM prediction_retention")?
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            let any_pending: bool = transaction
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM pending_labels)")?
-                .query_row([], |row| row.get(0))?;
-            let mut written = PredictionsWritten::default();
-            let mut features = FeatureFold::default();
-            for prediction in predictions {
-                let (model, id) = (prediction.model.as_str(), prediction.id.as_str());
-                if cutoffs
-                    .get(model)
-                    .is_some_and(|&cutoff| prediction.timestamp.as_millis() < cutoff)
-                {
-                    written.too_old += 1;
-                    continue;
-                }
-                // A stored prediction never has a pending label (its label joined it at
-                // once), so taking one before knowing whether this is a duplicate is safe.
-                let pending: Option<(f64, Option<i64>, i64)> = if any_pending {
-                    take_pending
-                        .query_row(params![model, id], |row| {
-                            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                        })
-                        .optional()?
-                } else {
-                    None
-                };
-                let (class, score, value) = output_columns(&prediction.output);
-                let inserted = insert.execute(params![
-                    model,
-                    id,
-                    prediction.version.as_str(),
-                    dataset_column(prediction.dataset.as_ref()),
-                    prediction.timestamp.as_millis(),
-                    class,
-                    score,
-                    value,
-                    pending.map(|p| p.0),
-                    pending.and_then(|p| p.1),
-                    pending.map_or(0, |p| p.2),
-                ])?;
-                if inserted == 0 {
-                    written.duplicates += 1;
-                    continue;
-                }
-                written.accepted += 1;
-                if pending.is_some() {
-                    written.labelled += 1;
-                }
-                written.touched.insert(Touched {
-                    series: PredictionSeries::of(&prediction),
-                    timestamp: prediction.timestamp,
-                });
-                features.add(&prediction, &windows);
-            }
-            fold_features(transaction, features)?;
-            mark_dirty(transaction, &written.touched, &windows)?;
-            Ok(written)
-        })
-        .await
+        self.write(move |_, transaction| store_predictions(transaction, predictions, &windows))
+            .await
     }
 
     async fn insert_labels(
@@ -328,61 +255,8 @@ impl PredictionStore for SqliteStore {
             return Ok(LabelsWritten::default());
         }
         let windows = windows.clone();
-        self.write(move |_, transaction| {
-            let mut join = transaction.prepare_cached(
-                "UPDATE predictions SET truth = ?3, label_ms = ?4, labels = labels + 1
-                 WHERE model = ?1 AND id = ?2
-                 RETURNING labels, version, dataset, ts",
-            )?;
-            let mut keep = transaction.prepare_cached(
-                "INSERT INTO pending_labels (model, id, truth, label_ms, received_ms, labels)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1)
-                 ON CONFLICT (model, id) DO UPDATE SET truth = excluded.truth,
-                    label_ms = excluded.label_ms, received_ms = excluded.received_ms,
-                    labels = pending_labels.labels + 1
-                 RETURNING labels",
-            )?;
-            let mut written = LabelsWritten::default();
-            for label in &labels {
-                let (model, id) = (label.model.as_str(), label.id.as_str());
-                let label_ms = label.timestamp.map(Timestamp::as_millis);
-                let joined: Option<(i64, String, String, i64)> = join
-                    .query_row(params![model, id, label.truth, label_ms], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                    })
-                    .optional()?;
-                if let Some((count, version, dataset, ts)) = joined {
-                    if count == 1 {
-                        written.labelled += 1;
-                    } else {
-                        written.duplicates += 1;
-                    }
-                    written.touched.insert(Touched {
-                        series: PredictionSeries {
-                            model: label.model.clone(),
-                            version: Version::parse_owned(version).map_err(|e| {
-                                StoreError::Corrupt(format!("prediction version: {e}"))
-                            })?,
-                            dataset: dataset_from_column(&dataset)?,
-                        },
-                        timestamp: timestamp(ts)?,
-                    });
-                    continue;
-                }
-                let count: i64 = keep.query_row(
-                    params![model, id, label.truth, label_ms, now.as_millis()],
-                    |row| row.get(0),
-                )?;
-                if count == 1 {
-                    written.pending += 1;
-                } else {
-                    written.duplicates += 1;
-                }
-            }
-            mark_dirty(transaction, &written.touched, &windows)?;
-            Ok(written)
-        })
-        .await
+        self.write(move |_, transaction| store_labels(transaction, &labels, &windows, now))
+            .await
     }
 
     async fn dirty_windows(&self) -> Result<Vec<DirtyWindow>, StoreError> {
@@ -467,31 +341,8 @@ impl PredictionStore for SqliteStore {
         range: TimeRange,
     ) -> Result<WindowPairs, StoreError> {
         let series = series.clone();
-        self.read(move |connection, _| {
-            let mut statement = connection.prepare_cached(
-                "SELECT class, score, value, truth FROM predictions
-                 WHERE model = ?1 AND version = ?2 AND dataset = ?3 AND ts >= ?4 AND ts < ?5",
-            )?;
-            let mut rows = statement.query(params![
-                series.model.as_str(),
-                series.version.as_str(),
-                dataset_column(series.dataset.as_ref()),
-                range.start.as_millis(),
-                range.end.as_millis(),
-            ])?;
-            let mut pairs = WindowPairs::default();
-            while let Some(row) = rows.next()? {
-                pairs.predicted += 1;
-                let output = output_from_columns(row.get(0)?, row.get(1)?, row.get(2)?)?;
-                pairs.sketch.add(score_of(&output));
-                let truth: Option<f64> = row.get(3)?;
-                if let Some(truth) = truth {
-                    pairs.labelled.push(Labelled { output, truth });
-                }
-            }
-            Ok(pairs)
-        })
-        .await
+        self.read(move |connection, _| read_window(connection, &series, range))
+            .await
     }
 
     async fn record_revision(
@@ -744,12 +595,7 @@ impl PredictionStore for SqliteStore {
                      SET pruned_before_ms = max(pruned_before_ms, excluded.pruned_before_ms)",
                 )?
                 .execute(params![model.as_str(), before.as_millis()])?;
-            let dropped = transaction
-                .prepare_cached(
-                    "DELETE FROM predictions WHERE model = ?1 AND ts < (
-                        SELECT pruned_before_ms FROM prediction_retention WHERE model = ?1)",
-                )?
-                .execute([model.as_str()])?;
+            let dropped = drop_predictions_before(transaction, &model)?;
             // A pruned window is final: never recomputed from what is left of it.
             transaction
                 .prepare_cached(
@@ -757,7 +603,7 @@ impl PredictionStore for SqliteStore {
                         SELECT pruned_before_ms FROM prediction_retention WHERE model = ?1)",
                 )?
                 .execute([model.as_str()])?;
-            Ok(dropped as u64)
+            Ok(dropped)
         })
         .await
     }

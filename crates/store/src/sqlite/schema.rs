@@ -442,12 +442,55 @@ const MIGRATIONS: &[(i64, &str)] = &[
             PRIMARY KEY (model, version, dataset, start_ms)
         ) WITHOUT ROWID;",
     ),
+    // Raw predictions as columnar blocks (issue 22's ≤ 16 bytes per prediction): each
+    // block holds the predictions of one series one window received (see
+    // predictions/block.rs), found by series and time; the id index maps a model's
+    // prediction id (the model by a small integer) to its location (block and slot),
+    // and labels are keyed by location, so a label joins in one keyed lookup and a
+    // window reads its blocks and one range of labels. The rows of `predictions` move
+    // into blocks (after_sql), then the table goes.
+    (
+        19,
+        "CREATE TABLE prediction_models (
+            key   INTEGER PRIMARY KEY,
+            model TEXT NOT NULL UNIQUE
+        );
+        CREATE TABLE prediction_blocks (
+            key      INTEGER PRIMARY KEY,
+            model    TEXT NOT NULL,
+            version  TEXT NOT NULL,
+            dataset  TEXT NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms   INTEGER NOT NULL,
+            min_ms   INTEGER NOT NULL,
+            max_ms   INTEGER NOT NULL,
+            count    INTEGER NOT NULL,
+            data     BLOB NOT NULL
+        );
+        CREATE INDEX prediction_blocks_by_time
+            ON prediction_blocks (model, version, dataset, max_ms, min_ms);
+        CREATE INDEX prediction_blocks_by_window
+            ON prediction_blocks (model, version, dataset, start_ms);
+        CREATE TABLE prediction_ids (
+            model    INTEGER NOT NULL,
+            id       TEXT NOT NULL,
+            location INTEGER NOT NULL,
+            PRIMARY KEY (model, id)
+        ) WITHOUT ROWID;
+        CREATE TABLE prediction_labels (
+            location INTEGER PRIMARY KEY,
+            truth    REAL NOT NULL,
+            label_ms INTEGER,
+            labels   INTEGER NOT NULL
+        );",
+    ),
 ];
 
 /// Work a migration needs beyond its SQL, run in the same transaction right after it.
 fn after_sql(version: i64, transaction: &Transaction<'_>) -> Result<(), StoreError> {
     match version {
         9 => split_series_by_dataset(transaction),
+        19 => super::prediction_blocks::move_rows_into_blocks(transaction),
         _ => Ok(()),
     }
 }

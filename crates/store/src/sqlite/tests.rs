@@ -1120,3 +1120,71 @@ async fn a_rule_stored_with_the_old_names_reads_back() {
         .unwrap();
     assert_eq!(body, crate::alerts::records::rule_body(&r).unwrap());
 }
+
+/// Schema 19 moves schema 18's prediction rows into columnar blocks: every window of
+/// every series holds the same predictions and labels (so the same metrics), ids keep
+/// joining labels and refusing duplicates, and a pending label still waits for its
+/// prediction.
+#[tokio::test]
+async fn schema_18_predictions_move_into_blocks_with_the_same_metrics() {
+    use crate::predictions::conformance::{legacy_rows, rows_moved_into_blocks_read_back};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v18.db");
+    let rows = legacy_rows();
+    {
+        let mut connection = Connection::open(&path).unwrap();
+        schema::migrate(&mut connection, &path, 18).unwrap();
+        connection
+            .execute(
+                "INSERT INTO prediction_configs (model, window_minutes, task, threshold,
+                    min_coverage, max_label_delay_minutes)
+                 VALUES ('fraud', 120, 'classification', 0.5, 0.0, 10080)",
+                [],
+            )
+            .unwrap();
+        for row in &rows {
+            let (class, score, value) = crate::predictions::output_columns(&row.output);
+            connection
+                .execute(
+                    "INSERT INTO predictions
+                        (model, id, version, dataset, ts, class, score, value, truth, label_ms,
+                         labels)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    rusqlite::params![
+                        row.model,
+                        row.id,
+                        row.version,
+                        row.dataset,
+                        row.ts,
+                        class,
+                        score,
+                        value,
+                        row.label.map(|l| l.0),
+                        row.label.map(|_| row.ts + 5),
+                        row.label.map_or(0, |l| l.1)
+                    ],
+                )
+                .unwrap();
+        }
+        connection
+            .execute(
+                "INSERT INTO pending_labels (model, id, truth, label_ms, received_ms, labels)
+                 VALUES ('fraud', 'late', 1.0, NULL, 0, 1)",
+                [],
+            )
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    rows_moved_into_blocks_read_back(&store, &rows).await;
+    store.close().await.unwrap();
+    let connection = Connection::open(&path).unwrap();
+    let gone: bool = connection
+        .query_row(
+            "SELECT count(*) = 0 FROM sqlite_master WHERE name = 'predictions'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(gone, "the rows' table is dropped");
+}
