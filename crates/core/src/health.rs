@@ -832,15 +832,15 @@ mod degradation_grade_tests {
     }
 
     fn open_alert(metric: &str, severity: &str, resolved: bool) -> Alert {
-        serde_json::from_value(serde_json::json!({
-            "id": "alert_00000001", "rule_id": "rule_00000001", "rule_name": format!("{metric} rule"),
-            "model": "fraud", "version": "v1", "metric": metric, "severity": severity,
-            "status": if resolved { "resolved" } else { "active" }, "message": "m", "value": 0.5, "worst_value": 0.5,
-            "trigger": {"condition_type": "threshold", "comparison_operator": "lt", "threshold_value": 0.9},
-            "first_seen": 0, "last_seen": 0, "occurrences": 1, "notified": false,
-            "resolved_at": if resolved { serde_json::json!(1) } else { serde_json::Value::Null },
-        }))
-        .unwrap()
+        let mut alert = crate::alerting::summary::tests::alert(1, 0);
+        alert.rule_name = format!("{metric} rule");
+        alert.metric = crate::Metric::parse(metric).unwrap().into();
+        alert.severity = crate::alerting::Severity::parse(severity).unwrap();
+        if resolved {
+            alert.status = crate::alerting::AlertStatus::Resolved;
+            alert.resolved_at = Some(Timestamp::from_millis(1).unwrap());
+        }
+        alert
     }
 
     #[test]

@@ -325,7 +325,7 @@ mod tests {
             alert["resolved_by"] = json!("ana");
             alert["resolved_at"] = json!(NOW_MS - 30_000);
         }
-        serde_json::from_value(alert).expect("an alert")
+        modelwatch_store::alerts::records::deserialize_alert(alert).expect("an alert")
     }
 
     async fn import(engine: &Engine, alerts: Vec<Alert>) {

@@ -2266,7 +2266,7 @@ async fn import_alerts(app: &TestServer, alerts: Vec<Value>) {
     let rows = modelwatch_store::alerts::AlertingRows {
         alerts: alerts
             .into_iter()
-            .map(|a| serde_json::from_value(a).unwrap())
+            .map(|a| modelwatch_store::alerts::records::deserialize_alert(a).unwrap())
             .collect(),
         ..Default::default()
     };

@@ -972,7 +972,7 @@ mod tests {
     use super::*;
 
     fn alert(trigger: serde_json::Value, value: f64) -> Alert {
-        serde_json::from_value(serde_json::json!({
+        modelwatch_store::alerts::records::deserialize_alert(serde_json::json!({
             "id": "alert_0000002a", "rule_id": "rule_0000002a", "rule_name": "r",
             "model": "m", "version": "v1", "metric": "accuracy", "severity": "high",
             "status": "active", "message": "r fired", "value": value, "worst_value": value,

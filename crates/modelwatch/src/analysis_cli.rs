@@ -478,14 +478,8 @@ pub async fn monitor(stores: &Stores, args: MonitorArgs, format: Format) -> Resu
         for alert in &monitor.open_alerts {
             alerts.push(vec![
                 alert.id.to_string(),
-                serde_json::to_value(alert.severity)?
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                serde_json::to_value(alert.status)?
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
+                alert.severity.as_str().to_owned(),
+                alert.status.as_str().to_owned(),
                 alert.metric.to_string(),
                 alert.rule_name.clone(),
                 alert.first_seen.to_string(),

@@ -7,22 +7,19 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
 use super::condition::SignificanceTest;
 use super::ids::{AlertId, RuleId};
 use super::limits::HoldReason;
 use super::no_data::LastSample;
 use super::rule::{ChangePointCondition, ComparisonOperator, NoDataCondition, Severity};
 use crate::metric::MetricScope;
-use crate::sample::{deserialize_optional_dataset, Dataset, ModelName, Version};
+use crate::sample::{Dataset, ModelName, Version};
 use crate::time::{TimeRange, Timestamp};
 
 /// Who modelwatch itself is in history records (auto-resolve, closing suppressed alerts).
 pub const SYSTEM_ACTOR: &str = "modelwatch";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlertStatus {
     Active,
     Acknowledged,
@@ -67,8 +64,7 @@ impl fmt::Display for AlertStatus {
 }
 
 /// The line an alert crossed, for messages and the UI.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "condition_type", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {
     /// A value compared with a line: no statistical test applies.
     Threshold {
@@ -83,12 +79,10 @@ pub enum Trigger {
         /// The detector's test at the observation that fired or last updated the alert.
         /// Absent in alerts stored before it was recorded; left out of the JSON when
         /// absent, so such alerts read back byte for byte (their body is a CAS guard).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         test: Option<SignificanceTest>,
     },
     /// A change-point detector found a sustained shift of the level.
     ChangePoint {
-        #[serde(flatten)]
         condition: ChangePointCondition,
         /// The first sample of the shift.
         change_started_at: Timestamp,
@@ -97,7 +91,6 @@ pub enum Trigger {
         /// `level_after − level_before`, in the metric's units.
         shift: f64,
         /// The shift in percent of `|level_before|`; absent when that is zero.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         shift_percentage: Option<f64>,
         /// The shift in noise units (robust standard deviations around the level).
         shift_sd: f64,
@@ -105,27 +98,24 @@ pub enum Trigger {
     },
     /// A series (or model version) reported nothing for longer than the rule allows.
     NoData {
-        #[serde(flatten)]
         condition: NoDataCondition,
         /// The newest sample before the silence.
         last_sample_at: Timestamp,
         /// How long it had been silent when observed.
         silent_minutes: f64,
         /// The series' usual interval, once known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         usual_interval_minutes: Option<f64>,
         /// The longest silence the rule allowed.
         limit_minutes: f64,
         /// A rule on a whole version: the metrics seen last before the silence, newest
         /// first, each with its last sample's time.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         last_samples: Vec<LastSample>,
     },
 }
 
 /// One alert. `value` and `worst_value` are in the condition's terms: the metric value
 /// for threshold rules, the degradation percentage for degradation rules.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     pub id: AlertId,
     pub rule_id: RuleId,
@@ -134,11 +124,6 @@ pub struct Alert {
     pub version: Version,
     /// The dataset whose series fired; absent for the default dataset (so alerts stored
     /// before rules had datasets read back byte for byte).
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "deserialize_optional_dataset"
-    )]
     pub dataset: Option<Dataset>,
     /// The rule's metric, or `*` for an alert about the whole version (a no-data rule on
     /// every metric).
@@ -155,28 +140,20 @@ pub struct Alert {
     /// Whether a firing notification was queued for this alert.
     pub notified: bool,
     /// Why the last firing notification was not queued, when it was not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_reason: Option<HoldReason>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution_notes: Option<String>,
     /// For a metric modelwatch computes from predictions and labels: the share of the
     /// window's predictions that had their label when the alert was decided (fired or
     /// last updated), in `[0, 1]`. Absent for pushed metrics.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_coverage: Option<f64>,
     /// How many times the stored alert was written: 1 once inserted, one more on every
     /// update ([`Alert::next_revision`]); 0 for an alert not stored yet. The stores'
     /// compare-and-swap guard: a write names the revision it replaces. Kept by the store
     /// beside the alert, never in its JSON.
-    #[serde(skip)]
     pub revision: u64,
 }
 
@@ -221,46 +198,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_parse_from_their_json_names() {
+    fn statuses_parse_from_their_names() {
         for status in AlertStatus::ALL {
             assert_eq!(AlertStatus::parse(status.as_str()).unwrap(), status);
-            assert_eq!(
-                serde_json::to_value(status).unwrap(),
-                serde_json::Value::String(status.as_str().into())
-            );
         }
         assert_eq!(AlertStatus::parse("open").unwrap_err().field, "status");
-    }
-
-    /// A degradation alert as stored before alerts carried their significance test. The
-    /// stores compare an alert's stored JSON with the re-serialized alert as read (the
-    /// compare-and-swap guard), so such a body must read back byte for byte.
-    const STORED_BEFORE_TESTS: &str = r#"{"id":"alert_0000002a","rule_id":"rule_00000007","rule_name":"precision drop","model":"fraud_detector","version":"v2","metric":"precision","severity":"high","status":"active","message":"m","value":7.5,"worst_value":7.5,"trigger":{"condition_type":"degradation","max_degradation_percentage":5.0,"degradation_percentage":7.5,"current_value":0.87,"baseline_value":0.94},"first_seen":"2024-05-01T12:00:00.000Z","last_seen":"2024-05-01T12:00:00.000Z","occurrences":1,"notified":true}"#;
-
-    #[test]
-    fn alerts_stored_before_tests_were_recorded_read_back_unchanged() {
-        let alert: Alert = serde_json::from_str(STORED_BEFORE_TESTS).unwrap();
-        assert!(matches!(
-            alert.trigger,
-            Trigger::Degradation { test: None, .. }
-        ));
-        assert_eq!(serde_json::to_string(&alert).unwrap(), STORED_BEFORE_TESTS);
-    }
-
-    #[test]
-    fn a_degradation_alert_carries_its_test_in_json() {
-        let mut alert: Alert = serde_json::from_str(STORED_BEFORE_TESTS).unwrap();
-        if let Trigger::Degradation { test, .. } = &mut alert.trigger {
-            *test = Some(SignificanceTest {
-                p_value: Some(0.0012),
-                method: "welch_t+batch_means".into(),
-                alpha: 0.01,
-            });
-        }
-        let json = serde_json::to_value(&alert).unwrap();
-        assert_eq!(json["trigger"]["test"]["p_value"], 0.0012);
-        assert_eq!(json["trigger"]["test"]["method"], "welch_t+batch_means");
-        let back: Alert = serde_json::from_value(json).unwrap();
-        assert_eq!(back, alert);
     }
 }

@@ -5,8 +5,6 @@
 //! line for clearing differ from the line for firing: between the two lines an open alert
 //! [`Verdict::Holds`] instead of clearing.
 
-use serde::{Deserialize, Serialize};
-
 use super::rule::{ComparisonOperator, Condition, ConditionKind, DEFAULT_EQ_TOLERANCE};
 use crate::detection::changepoint::Change;
 use crate::metric::Direction;
@@ -91,7 +89,7 @@ pub struct DegradationReading {
 /// A significance test's result as the detector reported it: the one-sided p-value of
 /// the worsening, the test(s) that produced it (the detector's `method`, e.g.
 /// `welch_t+batch_means`) and the level it was judged at.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SignificanceTest {
     /// `None` when the test could not produce a finite p-value.
     pub p_value: Option<f64>,

@@ -7,8 +7,6 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::ids::SilenceId;
 use super::rule::Severity;
 use crate::sample::ModelName;
@@ -90,8 +88,7 @@ impl RateLedger {
 }
 
 /// Why a firing notification was not queued.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "reason", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldReason {
     /// `enable_alerts` is off.
     AlertsDisabled,

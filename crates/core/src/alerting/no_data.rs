@@ -32,8 +32,6 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::condition::{FreshnessReading, Observation};
 use super::rule::NoDataCondition;
 use super::state::SeriesState;
@@ -54,7 +52,7 @@ pub const NO_DATA_WARM_UP: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const LAST_SAMPLES: usize = 5;
 
 /// A metric of a version and the time of its newest sample counted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastSample {
     pub metric: Metric,
     pub at: Timestamp,

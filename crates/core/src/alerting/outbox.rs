@@ -11,8 +11,6 @@
 //! notification goes out; delivery renders the stored alert as it stood at the event
 //! from them ([`EventFacts::as_of_event`]).
 
-use serde::{Deserialize, Serialize};
-
 use super::alert::{Alert, AlertStatus, AlertTransition, Trigger};
 use super::ids::AlertId;
 use super::limits::HoldReason;
@@ -40,8 +38,7 @@ impl NotificationEvent {
 /// What an alert said when a notification's event happened: every part of it that can
 /// change afterwards. Its identity (id, rule, model, version, dataset, metric, first
 /// seen) cannot, so it is not repeated; the stored alert supplies it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventFacts {
     pub status: AlertStatus,
     pub severity: Severity,
@@ -52,19 +49,12 @@ pub struct EventFacts {
     pub last_seen: Timestamp,
     pub occurrences: u32,
     pub notified: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_reason: Option<HoldReason>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution_notes: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_coverage: Option<f64>,
 }
 

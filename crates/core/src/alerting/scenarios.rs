@@ -1242,20 +1242,11 @@ fn a_firing_over_the_rate_limit_is_suppressed_and_its_stored_alert_says_why() {
             notify: NotifyDecision::Hold(HoldReason::MaxAlertsPerHour { limit: 0 }),
         }
     );
-    // The alert's JSON is what the stores keep.
+    // (The alert as the stores keep it: their record's tests.)
     let alert = world.alert(&series).clone();
-    let json = serde_json::to_value(&alert).unwrap();
-    assert_eq!(json["hold_reason"]["reason"], "max_alerts_per_hour");
-    assert_eq!(json["trigger"]["comparison_operator"], "lt");
-    assert_eq!(json["first_seen"], at(0).to_rfc3339());
-    // The revision is the store's, beside the JSON.
-    assert!(json.get("revision").is_none());
-    assert_eq!(alert.revision, 1);
     assert_eq!(
-        serde_json::from_value::<Alert>(json).unwrap(),
-        Alert {
-            revision: 0,
-            ..alert
-        }
+        alert.hold_reason,
+        Some(HoldReason::MaxAlertsPerHour { limit: 0 })
     );
+    assert_eq!(alert.revision, 1);
 }

@@ -162,18 +162,37 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn alert(id: u32, first_seen_ms: i64) -> Alert {
-        let mut alert: Alert = serde_json::from_value(serde_json::json!({
-            "id": "alert_00000000", "rule_id": "rule_00000001", "rule_name": "r",
-            "model": "fraud", "version": "v1", "metric": "accuracy", "severity": "high",
-            "status": "active", "message": "m", "value": 0.5, "worst_value": 0.5,
-            "trigger": {"condition_type": "threshold", "comparison_operator": "lt", "threshold_value": 0.9},
-            "first_seen": 0, "last_seen": 0, "occurrences": 1, "notified": false,
-        }))
-        .unwrap();
-        alert.id = AlertId::from_u32(id);
-        alert.first_seen = Timestamp::from_millis(first_seen_ms).unwrap();
-        alert.last_seen = alert.first_seen;
-        alert
+        let first_seen = Timestamp::from_millis(first_seen_ms).unwrap();
+        Alert {
+            id: AlertId::from_u32(id),
+            rule_id: crate::alerting::RuleId::from_u32(1),
+            rule_name: "r".into(),
+            model: crate::ModelName::parse("fraud").unwrap(),
+            version: crate::Version::parse("v1").unwrap(),
+            dataset: None,
+            metric: crate::Metric::parse("accuracy").unwrap().into(),
+            severity: crate::alerting::Severity::High,
+            status: AlertStatus::Active,
+            message: "m".into(),
+            value: 0.5,
+            worst_value: 0.5,
+            trigger: crate::alerting::Trigger::Threshold {
+                comparison_operator: crate::alerting::ComparisonOperator::Lt,
+                threshold_value: 0.9,
+            },
+            first_seen,
+            last_seen: first_seen,
+            occurrences: 1,
+            notified: false,
+            hold_reason: None,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            resolved_by: None,
+            resolved_at: None,
+            resolution_notes: None,
+            label_coverage: None,
+            revision: 0,
+        }
     }
 
     #[test]

@@ -22,7 +22,9 @@ pub struct Body<'a> {
     pub event: &'static str,
     pub dedup_key: &'a str,
     pub at: String,
-    /// The alert as of the event, as the API shows alerts.
+    /// The alert as of the event, as the API shows alerts (the stored form; the API's
+    /// tests pin the two together).
+    #[serde(serialize_with = "modelwatch_store::alerts::records::serialize_alert")]
     pub alert: &'a Alert,
     pub summary: String,
     pub current: f64,

@@ -175,24 +175,17 @@ pub enum OutboxPayload {
     Unreadable { text: String, error: String },
 }
 
-/// The column's current format.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StoredFacts<T> {
-    facts: T,
-}
-
 impl OutboxPayload {
     /// The column text of `facts`.
     pub(crate) fn encode_facts(facts: &EventFacts) -> Result<String, StoreError> {
-        to_json(&StoredFacts { facts })
+        records::facts_payload(facts)
     }
 
     /// The column text, as it was read (a snapshot is written back as `{"alert": …}`).
     pub(crate) fn encode(&self) -> Result<String, StoreError> {
         match self {
             OutboxPayload::Facts(facts) => OutboxPayload::encode_facts(facts),
-            OutboxPayload::Snapshot(alert) => to_json(&serde_json::json!({ "alert": alert })),
+            OutboxPayload::Snapshot(alert) => records::snapshot_payload(alert),
             OutboxPayload::Unreadable { text, .. } => Ok(text.clone()),
         }
     }
@@ -207,15 +200,15 @@ impl OutboxPayload {
             Err(error) => return unreadable(format!("payload is not JSON: {error}")),
         };
         if value.get("facts").is_some() {
-            return match serde_json::from_value::<StoredFacts<EventFacts>>(value) {
-                Ok(stored) => OutboxPayload::Facts(stored.facts),
+            return match records::facts_from_payload(value) {
+                Ok(facts) => OutboxPayload::Facts(facts),
                 Err(error) => unreadable(format!("payload's facts: {error}")),
             };
         }
         // Written before facts: the alert snapshot, alone or under `alert`.
         let snapshot = match value.get("alert") {
-            Some(alert) => serde_json::from_value::<Alert>(alert.clone()),
-            None => serde_json::from_value::<Alert>(value),
+            Some(alert) => records::snapshot_from_payload(alert.clone()),
+            None => records::snapshot_from_payload(value),
         };
         match snapshot {
             Ok(alert) => OutboxPayload::Snapshot(Box::new(alert)),
@@ -698,7 +691,7 @@ impl<'a> AlertValues<'a> {
             notified: alert.notified,
             first_seen_ms: alert.first_seen.as_millis(),
             resolved_ms: alert.resolved_at.map(Timestamp::as_millis),
-            body: to_json(alert)?,
+            body: records::alert_body(alert)?,
             revision: revision_to_sql(alert.revision),
         })
     }
@@ -935,7 +928,7 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T,
 
 /// An alert from its row's `body` (the JSON, without the revision) and `revision`.
 pub(crate) fn stored_alert(body: &str, revision: i64) -> Result<Alert, StoreError> {
-    let mut alert: Alert = from_json(body)?;
+    let mut alert = records::alert_from_body(body)?;
     alert.revision = revision_from_sql(revision);
     Ok(alert)
 }

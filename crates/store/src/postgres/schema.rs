@@ -653,7 +653,10 @@ mod tests {
             ..AlertCommit::default()
         };
         stores.alerts.commit(vec![insert]).await.unwrap();
-        let old = serde_json::json!({"event": "firing", "channel": "ops", "alert": a}).to_string();
+        let body: serde_json::Value =
+            serde_json::from_str(&crate::alerts::records::alert_body(&a).unwrap()).unwrap();
+        let old =
+            serde_json::json!({"event": "firing", "channel": "ops", "alert": body}).to_string();
         let (client, connection) = tokio_postgres::connect(database.url(), NoTls)
             .await
             .unwrap();
@@ -1055,7 +1058,7 @@ mod tests {
                 &[
                     &fired.id.as_str(),
                     &r.id.as_str(),
-                    &serde_json::to_string(&fired).unwrap(),
+                    &crate::alerts::records::alert_body(&fired).unwrap(),
                 ],
             )
             .await

@@ -982,7 +982,9 @@ async fn outbox_rows_of_the_previous_payload_format_read_as_their_alert_snapshot
         ..AlertCommit::default()
     };
     store.commit(vec![insert]).await.unwrap();
-    let old = serde_json::json!({"event": "firing", "channel": "ops", "alert": a}).to_string();
+    let body: serde_json::Value =
+        serde_json::from_str(&crate::alerts::records::alert_body(&a).unwrap()).unwrap();
+    let old = serde_json::json!({"event": "firing", "channel": "ops", "alert": body}).to_string();
     {
         let connection = Connection::open(&path).unwrap();
         connection
@@ -1036,7 +1038,7 @@ async fn schema_14_alerts_get_revision_1_and_keep_being_updated() {
                 rusqlite::params![
                     fired.id.as_str(),
                     r.id.as_str(),
-                    serde_json::to_string(&fired).unwrap()
+                    crate::alerts::records::alert_body(&fired).unwrap()
                 ],
             )
             .unwrap();

@@ -9,10 +9,16 @@
 //! is read). A record held in an `Option` or a `Vec` goes through [`option_record!`] or
 //! [`vec_record!`].
 
+mod alert;
 mod evidence;
 mod rule;
 mod state;
 
+pub(crate) use alert::{
+    alert_body, alert_from_body, facts_from_payload, facts_payload, snapshot_from_payload,
+    snapshot_payload,
+};
+pub use alert::{deserialize_alert, serialize_alert};
 pub(crate) use rule::{rule_body, rule_from_body, StoredRule};
 pub use state::{detail_from_json, detail_to_json};
 

@@ -65,7 +65,11 @@ struct CadenceRecord {
     last_sample_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     gaps_ms: Vec<u64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "super::alert::last_samples"
+    )]
     last_samples: Vec<LastSample>,
 }
 
