@@ -9,6 +9,7 @@
 //! Only this crate knows SQL.
 
 pub mod alerts;
+pub mod cloudwatch;
 mod codec;
 mod decoded;
 pub mod influx;
@@ -37,6 +38,7 @@ use modelwatch_core::{
 };
 
 pub use alerts::AlertStore;
+pub use cloudwatch::CloudWatchStore;
 pub use influx::InfluxStore;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
@@ -73,7 +75,7 @@ pub enum StoreError {
     #[error("cannot connect to {location}: {reason}")]
     Connect { location: String, reason: String },
     #[error(
-        "unsupported store location {0:?}: use a file path, sqlite:PATH, postgres://…, influxdb://…, prometheus://… or memory"
+        "unsupported store location {0:?}: use a file path, sqlite:PATH, postgres://…, influxdb://…, prometheus://…, cloudwatch://… or memory"
     )]
     UnsupportedLocation(String),
     #[error("stored data is corrupt: {0}")]
@@ -318,6 +320,13 @@ pub struct Capabilities {
     /// value is refused (`InvalidSample`, field `timestamp`) with nothing of its batch
     /// written.
     pub replaces_samples: bool,
+    /// The finest time the store keeps: samples of a series within one such interval
+    /// are one point, stored at the interval's start (CloudWatch: a second). Timestamps
+    /// read back are multiples of it.
+    pub resolution: std::time::Duration,
+    /// Whether [`MetricStore::delete_samples_before`] deletes. When not (CloudWatch,
+    /// whose own retention applies), it removes nothing and returns 0.
+    pub deletes_samples: bool,
 }
 
 impl Capabilities {
@@ -328,6 +337,8 @@ impl Capabilities {
         atomic_batches: true,
         exact_prune_counts_across_servers: true,
         replaces_samples: true,
+        resolution: std::time::Duration::from_millis(1),
+        deletes_samples: true,
     };
 }
 

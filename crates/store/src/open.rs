@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use crate::{
-    InfluxStore, MemoryStore, PostgresStore, PrometheusStore, SeriesLimits, SqliteStore,
-    StoreError, Stores,
+    CloudWatchStore, InfluxStore, MemoryStore, PostgresStore, PrometheusStore, SeriesLimits,
+    SqliteStore, StoreError, Stores,
 };
 
 /// The backend a location names.
@@ -22,6 +22,8 @@ pub enum Backend {
     Influx,
     /// `prometheus://HOST:PORT[?LABEL=VALUE&…]`: samples only.
     Prometheus,
+    /// `cloudwatch://REGION/NAMESPACE[?endpoint=URL]`: samples only.
+    CloudWatch,
 }
 
 impl Backend {
@@ -33,6 +35,8 @@ impl Backend {
             Backend::Influx
         } else if crate::prometheus::is_prometheus_location(location) {
             Backend::Prometheus
+        } else if crate::cloudwatch::is_cloudwatch_location(location) {
+            Backend::CloudWatch
         } else if crate::postgres::is_postgres_location(location) {
             Backend::Postgres
         } else {
@@ -45,7 +49,7 @@ impl Backend {
     pub fn is_relational(self) -> bool {
         match self {
             Backend::Memory | Backend::Postgres | Backend::Sqlite => true,
-            Backend::Influx | Backend::Prometheus => false,
+            Backend::Influx | Backend::Prometheus | Backend::CloudWatch => false,
         }
     }
 }
@@ -92,6 +96,9 @@ pub async fn open_split(
         Backend::Prometheus => PrometheusStore::open(metrics)
             .await
             .map(|store| Arc::new(store.with_series_limits(limits)) as Arc<dyn crate::MetricStore>),
+        Backend::CloudWatch => CloudWatchStore::open(metrics)
+            .await
+            .map(|store| Arc::new(store.with_series_limits(limits)) as Arc<dyn crate::MetricStore>),
         _ => open_relational(metrics, limits).await.map(|s| s.metrics),
     };
     match samples {
@@ -111,7 +118,7 @@ async fn open_relational(location: &str, limits: SeriesLimits) -> Result<Stores,
                 .await?
                 .with_series_limits(limits),
         )),
-        Backend::Influx | Backend::Prometheus => {
+        Backend::Influx | Backend::Prometheus | Backend::CloudWatch => {
             return Err(StoreError::AlertsDbRequired {
                 location: location.to_owned(),
             })

@@ -476,6 +476,7 @@ impl MetricStore for InfluxStore {
             atomic_batches: false,
             exact_prune_counts_across_servers: false,
             replaces_samples: true,
+            ..Capabilities::FULL
         }
     }
 

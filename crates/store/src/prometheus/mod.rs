@@ -979,6 +979,7 @@ impl MetricStore for PrometheusStore {
             atomic_batches: true,
             exact_prune_counts_across_servers: false,
             replaces_samples: false,
+            ..Capabilities::FULL
         }
     }
 
