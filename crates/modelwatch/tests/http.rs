@@ -585,6 +585,128 @@ fn on_prometheus_a_bad_sample_fires_one_alert_and_promql_reads_it() {
     assert_eq!(values[1][1], "0.4", "{body}");
 }
 
+/// `serve` with the samples in CloudWatch (moto's CloudWatch-compatible server: the
+/// Query protocol, signed with credentials from the environment) and the alerting state
+/// in an SQLite file: a bad sample written through modelwatch fires one alert, and both
+/// samples are in CloudWatch, in the documented shape, for `GetMetricData` to read.
+#[test]
+fn on_cloudwatch_a_bad_sample_fires_one_alert_and_get_metric_data_reads_it() {
+    use modelwatch::store::cloudwatch::testing::TestCloudWatch;
+    let env = Env::new();
+    let cloudwatch = TestCloudWatch::start();
+    let location = format!(
+        "cloudwatch://us-east-1/ML/Models?endpoint={}",
+        cloudwatch.endpoint()
+    );
+    let alerts = env.dir.path().join("alerts.db");
+    let alerts = alerts.to_str().unwrap();
+    let server = env.serve(
+        &[],
+        &[
+            ("MODELWATCH_DB", location.as_str()),
+            ("MODELWATCH_ALERTS_DB", alerts),
+            ("MODELWATCH_EVAL_DEBOUNCE", "100ms"),
+            ("AWS_ACCESS_KEY_ID", "AKIDMODELWATCHTEST"),
+            ("AWS_SECRET_ACCESS_KEY", "modelwatch-test-secret"),
+        ],
+    );
+    let (status, body) = http(
+        &server.address,
+        "POST",
+        "/api/v1/rules",
+        r#"{"name":"Low accuracy","model":"fraud","metric":"accuracy","threshold_value":0.9,"comparison_operator":"lt","for_evaluations":1}"#,
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    let mut events = TcpStream::connect(&server.address).unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(events, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(events);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for value in ["0.5", "0.4"] {
+        let (status, body) = http(
+            &server.address,
+            "POST",
+            "/api/v1/metrics",
+            &format!(r#"{{"model":"fraud","version":"v1","metric":"accuracy","value":{value}}}"#),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        // Two samples in two seconds: CloudWatch keeps time to the second.
+        std::thread::sleep(Duration::from_millis(1_100));
+    }
+    let alert = next_event(&mut reader, "alert_fired");
+    assert_eq!(alert["alert"]["model"], "fraud");
+    let (status, body) = http(&server.address, "GET", "/api/v1/alerts", "", None);
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    let listed = listed
+        .as_array()
+        .or_else(|| listed["alerts"].as_array())
+        .unwrap_or_else(|| panic!("no alert list: {body}"))
+        .clone();
+    assert_eq!(listed.len(), 1, "one alert for the breach: {body}");
+    assert!(std::path::Path::new(alerts).is_file());
+
+    // GetMetricData of accuracy{Model=fraud, Version=v1, Dataset=default}, each second.
+    let time = |s: u64| {
+        modelwatch_core::Timestamp::from_millis(s as i64 * 1000)
+            .unwrap()
+            .to_rfc3339()
+    };
+    let query = format!(
+        "/?Action=GetMetricData&Version=2010-08-01&StartTime={}&EndTime={}&ScanBy=TimestampAscending\
+         &MetricDataQueries.member.1.Id=q\
+         &MetricDataQueries.member.1.MetricStat.Metric.Namespace=ML%2FModels\
+         &MetricDataQueries.member.1.MetricStat.Metric.MetricName=accuracy\
+         &MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.1.Name=Model\
+         &MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.1.Value=fraud\
+         &MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.2.Name=Version\
+         &MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.2.Value=v1\
+         &MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.3.Name=Dataset\
+         &MetricDataQueries.member.1.MetricStat.Metric.Dimensions.member.3.Value=default\
+         &MetricDataQueries.member.1.MetricStat.Period=1\
+         &MetricDataQueries.member.1.MetricStat.Stat=Average",
+        time(started - 5),
+        time(started + 60),
+    );
+    let address = cloudwatch
+        .endpoint()
+        .trim_start_matches("http://")
+        .to_owned();
+    // A form POST, as the Query protocol sends; moto routes by the signature's service
+    // and checks no signature.
+    let (path, form) = query.split_once('?').unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=AKIDMODELWATCHTEST/20260101/us-east-1/monitoring/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let response = common::exchange(&address, &request, Some(Duration::from_secs(20)));
+    let status: u16 = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    assert_eq!(status, 200, "{body}");
+    let values: Vec<&str> = body
+        .split("<Values>")
+        .nth(1)
+        .and_then(|v| v.split("</Values>").next())
+        .unwrap_or_else(|| panic!("no values: {body}"))
+        .split("<member>")
+        .skip(1)
+        .filter_map(|m| m.split("</member>").next())
+        .collect();
+    assert_eq!(values, ["0.5", "0.4"], "{body}");
+}
+
 /// The data of the next `name` event on an open event stream, within 5 s.
 fn next_event(reader: &mut BufReader<TcpStream>, name: &str) -> Value {
     let started = Instant::now();
