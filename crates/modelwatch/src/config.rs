@@ -122,7 +122,19 @@ pub struct RawAlerts {
     enable_alerts: Option<bool>,
     max_alerts_per_hour: Option<u32>,
     max_alerts_per_model_per_hour: Option<u32>,
+    #[serde(default, deserialize_with = "deserialize_severity")]
     min_severity_to_notify: Option<Severity>,
+}
+
+/// A severity by its name (`low`, `medium`, `high`, `critical`), refused with the names
+/// it may take.
+fn deserialize_severity<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Severity>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Severity::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 impl From<RawAlerts> for AlertConfig {

@@ -22,8 +22,7 @@ use crate::sample::{check_name, Dataset, DatasetScope, ModelName, ValidationErro
 use crate::time::Timestamp;
 
 /// How urgent an alert is; ordered so that `Low < Medium < High < Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Severity {
     Low,
     Medium,
@@ -76,8 +75,7 @@ impl FromStr for Severity {
 
 /// The seed's comparison operators. `Eq` matches within a tolerance because measured
 /// values are floating point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ComparisonOperator {
     Gt,
     Lt,
@@ -161,8 +159,7 @@ pub const MAX_ANTI_FLAP_EVALUATIONS: u32 = 1000;
 pub const MAX_COMPARISON_HOURS: u32 = 7 * 24;
 
 /// What a degradation rule compares with its baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ComparisonMode {
     /// The best the quality benchmark supports for the series' sampling, chosen at each
     /// evaluation (see [`super::observe`]): the default of a new rule.
@@ -200,11 +197,6 @@ impl ComparisonMode {
                 )
             })
     }
-
-    /// A rule stored before the field existed compared the latest value.
-    fn stored_default() -> Self {
-        ComparisonMode::Latest
-    }
 }
 
 fn parse_seasonality(text: &str) -> Result<Seasonality, ValidationError> {
@@ -223,17 +215,14 @@ fn parse_seasonality(text: &str) -> Result<Seasonality, ValidationError> {
 pub const DEFAULT_MIN_SHIFT_SD: f64 = 1.0;
 
 /// When a rule's series is in trouble.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "condition_type", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
     /// The latest value compared with a fixed threshold. With `clear_threshold` the alert
     /// only clears once the value is past that second line (hysteresis).
     Threshold {
         comparison_operator: ComparisonOperator,
         threshold_value: f64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         tolerance: Option<f64>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         clear_threshold: Option<f64>,
     },
     /// The degradation detector's verdict against a baseline, as `check` gives it with
@@ -243,18 +232,13 @@ pub enum Condition {
     Degradation {
         max_degradation_percentage: f64,
         baseline_window_hours: u32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         clear_percentage: Option<f64>,
-        #[serde(default = "ComparisonMode::stored_default")]
         comparison: ComparisonMode,
         /// The comparison window, with `comparison: window`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         comparison_hours: Option<u32>,
         /// Take the baseline from the same hours one day or one week earlier.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         seasonal: Option<Seasonality>,
         /// The significance level of every test; `None`: the detector's defaults.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         alpha: Option<f64>,
     },
     /// A causal change-point detector on every sample
@@ -270,11 +254,9 @@ pub enum Condition {
 
 /// A no-data rule's limit as stored: a duration, a multiple of the usual interval, or both
 /// (the silence must then exceed both).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NoDataCondition {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_data_minutes: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_data_intervals: Option<f64>,
 }
 
@@ -311,8 +293,7 @@ impl ConditionKind {
 
 /// Which shifts a change-point rule reports: those that make the metric worse (its
 /// direction says which way that is), or any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChangeDirection {
     Worse,
     Both,
@@ -349,16 +330,12 @@ impl ChangeDirection {
 
 /// A change-point rule's detector settings as stored: exactly one minimum shift and one
 /// false-alarm interval (validation fills in the defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChangePointCondition {
     pub change_direction: ChangeDirection,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_shift_percentage: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_shift_sd: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub false_alarm_interval_samples: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub false_alarm_interval_hours: Option<f64>,
 }
 
@@ -402,7 +379,7 @@ impl Condition {
 /// three evaluations before anything fires, and once an alert is open every later breach
 /// only updates it until a person resolves it. With `auto_resolve` on, the rule's cooldown
 /// bounds re-firing instead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AntiFlap {
     /// Consecutive breaching evaluations before an alert fires (Prometheus' `for`).
     pub for_evaluations: u32,

@@ -16,8 +16,6 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::time::{TimeRange, Timestamp};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -26,8 +24,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 pub const LATEST_SEASONAL_HALF_WIDTH: Duration = HOUR;
 
 /// A cycle a metric may follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Seasonality {
     Daily,
     Weekly,

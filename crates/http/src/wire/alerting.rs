@@ -996,8 +996,7 @@ impl From<&domain::AlertSummary> for AlertSummary {
 
 #[cfg(test)]
 mod tests {
-    use modelwatch_store::alerts::records::{deserialize_alert, serialize_alert};
-    use serde::de::DeserializeOwned;
+    use modelwatch_store::alerts::records::{deserialize_alert, rule_from_body, serialize_alert};
     use serde_json::{json, Value};
 
     use super::*;
@@ -1027,28 +1026,10 @@ mod tests {
         rule
     }
 
-    /// The domain rule `rule` describes, built field by field (the core's `Rule` has no
-    /// serde; its condition and anti-flap settings have the stored form).
+    /// The domain rule `rule` describes, read as the store reads a stored rule (the
+    /// core's `Rule` has no serde; the API's form of a rule is its stored form).
     fn domain_rule(rule: &Value) -> domain::Rule {
-        fn field<T: DeserializeOwned>(rule: &Value, name: &str) -> T {
-            serde_json::from_value(rule[name].clone()).unwrap()
-        }
-        domain::Rule {
-            id: field(rule, "id"),
-            name: field(rule, "name"),
-            model: field(rule, "model"),
-            version: field(rule, "version"),
-            metric: field(rule, "metric"),
-            dataset: DatasetScope::parse_scope(rule["dataset"].as_str().unwrap()).unwrap(),
-            severity: field(rule, "severity"),
-            enabled: field(rule, "enabled"),
-            created_at: field(rule, "created_at"),
-            updated_at: field(rule, "updated_at"),
-            cooldown_minutes: field(rule, "cooldown_minutes"),
-            notify_channels: field(rule, "notify_channels"),
-            condition: serde_json::from_value(rule.clone()).unwrap(),
-            anti_flap: serde_json::from_value(rule.clone()).unwrap(),
-        }
+        rule_from_body(&rule.to_string()).unwrap()
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! alert said at a notification's event, or an alert snapshot in rows written before
 //! facts).
 
+use super::condition::{
+    ChangePointConditionRecord, ComparisonOperatorRecord, NoDataConditionRecord, SeverityRecord,
+};
 use modelwatch_core::alerting::no_data::LastSample;
 use modelwatch_core::alerting::{
     Alert, AlertId, AlertStatus, ChangePointCondition, ComparisonOperator, EventFacts, HoldReason,
@@ -54,6 +57,7 @@ pub(crate) struct AlertRecord {
     )]
     dataset: Option<Dataset>,
     metric: MetricScope,
+    #[serde(with = "SeverityRecord")]
     severity: Severity,
     #[serde(with = "AlertStatusRecord")]
     status: AlertStatus,
@@ -98,6 +102,7 @@ enum AlertStatusRecord {
 #[serde(remote = "Trigger", tag = "condition_type", rename_all = "snake_case")]
 enum TriggerRecord {
     Threshold {
+        #[serde(with = "ComparisonOperatorRecord")]
         comparison_operator: ComparisonOperator,
         threshold_value: f64,
     },
@@ -112,7 +117,7 @@ enum TriggerRecord {
         test: Option<SignificanceTest>,
     },
     ChangePoint {
-        #[serde(flatten)]
+        #[serde(flatten, with = "ChangePointConditionRecord")]
         condition: ChangePointCondition,
         change_started_at: Timestamp,
         level_before: f64,
@@ -124,7 +129,7 @@ enum TriggerRecord {
         noise_sd: f64,
     },
     NoData {
-        #[serde(flatten)]
+        #[serde(flatten, with = "NoDataConditionRecord")]
         condition: NoDataCondition,
         last_sample_at: Timestamp,
         silent_minutes: f64,
@@ -159,11 +164,20 @@ pub(crate) struct LastSampleRecord {
 #[serde(remote = "HoldReason", tag = "reason", rename_all = "snake_case")]
 enum HoldReasonRecord {
     AlertsDisabled,
-    Silenced { silence_id: SilenceId },
-    BelowMinSeverity { min_severity_to_notify: Severity },
+    Silenced {
+        silence_id: SilenceId,
+    },
+    BelowMinSeverity {
+        #[serde(with = "SeverityRecord")]
+        min_severity_to_notify: Severity,
+    },
     NoChannels,
-    MaxAlertsPerHour { limit: u32 },
-    MaxAlertsPerModelPerHour { limit: u32 },
+    MaxAlertsPerHour {
+        limit: u32,
+    },
+    MaxAlertsPerModelPerHour {
+        limit: u32,
+    },
     AlreadyNotified,
     Acknowledged,
     OlderThanHorizon,
@@ -175,6 +189,7 @@ enum HoldReasonRecord {
 struct EventFactsRecord {
     #[serde(with = "AlertStatusRecord")]
     status: AlertStatus,
+    #[serde(with = "SeverityRecord")]
     severity: Severity,
     message: String,
     value: f64,

@@ -10,6 +10,7 @@
 //! [`vec_record!`].
 
 mod alert;
+mod condition;
 mod evidence;
 mod rule;
 mod state;
@@ -19,7 +20,8 @@ pub(crate) use alert::{
     snapshot_payload,
 };
 pub use alert::{deserialize_alert, serialize_alert};
-pub(crate) use rule::{rule_body, rule_from_body, StoredRule};
+pub use rule::rule_from_body;
+pub(crate) use rule::{rule_body, StoredRule};
 pub use state::{detail_from_json, detail_to_json};
 
 use crate::StoreError;

@@ -13,6 +13,7 @@ use modelwatch_core::sample::scope_serde;
 use modelwatch_core::{DatasetScope, MetricScope, ModelName, Timestamp, Version};
 use serde::{Deserialize, Serialize};
 
+use super::condition::{AntiFlapRecord, ConditionRecord, SeverityRecord};
 use crate::alerts::{from_json, to_json};
 use crate::StoreError;
 
@@ -33,15 +34,16 @@ pub(crate) struct StoredRule {
     metric: MetricScope,
     #[serde(default = "scope_serde::default_dataset", with = "scope_serde")]
     dataset: DatasetScope,
+    #[serde(with = "SeverityRecord")]
     severity: Severity,
     enabled: bool,
     created_at: Timestamp,
     updated_at: Timestamp,
     cooldown_minutes: u32,
     notify_channels: Vec<String>,
-    #[serde(flatten)]
+    #[serde(flatten, with = "ConditionRecord")]
     condition: Condition,
-    #[serde(flatten)]
+    #[serde(flatten, with = "AntiFlapRecord")]
     anti_flap: AntiFlap,
 }
 
@@ -124,8 +126,8 @@ pub(crate) fn rule_body(rule: &Rule) -> Result<String, StoreError> {
     to_json(&StoredRule::from(rule))
 }
 
-/// The rule a `body` holds.
-pub(crate) fn rule_from_body(body: &str) -> Result<Rule, StoreError> {
+/// The rule a `body` holds (also for tests and tools building rules from JSON).
+pub fn rule_from_body(body: &str) -> Result<Rule, StoreError> {
     from_json::<StoredRule>(body).map(Rule::from)
 }
 
@@ -186,6 +188,43 @@ mod tests {
                 no_data_intervals: None,
             })
         );
+    }
+
+    /// Bodies of the other shapes each condition takes (tolerance, clear lines, the
+    /// comparison modes, seasonal and significance settings, both change-point settings
+    /// of each kind, no-data limits by intervals and by both) with anti-flap settings
+    /// other than the defaults, as this version writes them.
+    const STORED_SHAPES: [&str; 7] = [
+        r#"{"id":"rule_00000007","name":"rule 7","model":"fraud","version":null,"metric":"accuracy","dataset":"default","severity":"low","enabled":true,"created_at":"1970-01-01T00:00:01.000Z","updated_at":"1970-01-01T00:00:01.000Z","cooldown_minutes":60,"notify_channels":["ops","slack"],"condition_type":"threshold","comparison_operator":"eq","threshold_value":0.5,"tolerance":0.01,"for_evaluations":1,"clear_after_evaluations":2,"auto_resolve":true}"#,
+        r#"{"id":"rule_00000007","name":"rule 7","model":"fraud","version":null,"metric":"accuracy","dataset":"default","severity":"low","enabled":true,"created_at":"1970-01-01T00:00:01.000Z","updated_at":"1970-01-01T00:00:01.000Z","cooldown_minutes":60,"notify_channels":["ops","slack"],"condition_type":"threshold","comparison_operator":"lte","threshold_value":0.8,"clear_threshold":0.85,"for_evaluations":3,"clear_after_evaluations":3,"auto_resolve":false}"#,
+        r#"{"id":"rule_00000007","name":"rule 7","model":"fraud","version":null,"metric":"accuracy","dataset":"default","severity":"low","enabled":true,"created_at":"1970-01-01T00:00:01.000Z","updated_at":"1970-01-01T00:00:01.000Z","cooldown_minutes":60,"notify_channels":["ops","slack"],"condition_type":"degradation","max_degradation_percentage":10.0,"baseline_window_hours":48,"clear_percentage":4.5,"comparison":"auto","for_evaluations":5,"clear_after_evaluations":10,"auto_resolve":false}"#,
+        r#"{"id":"rule_00000007","name":"rule 7","model":"fraud","version":null,"metric":"accuracy","dataset":"default","severity":"low","enabled":true,"created_at":"1970-01-01T00:00:01.000Z","updated_at":"1970-01-01T00:00:01.000Z","cooldown_minutes":60,"notify_channels":["ops","slack"],"condition_type":"degradation","max_degradation_percentage":3.0,"baseline_window_hours":24,"comparison":"latest","seasonal":"daily","alpha":0.01,"for_evaluations":3,"clear_after_evaluations":3,"auto_resolve":false}"#,
+        r#"{"id":"rule_00000007","name":"rule 7","model":"fraud","version":null,"metric":"accuracy","dataset":"default","severity":"low","enabled":true,"created_at":"1970-01-01T00:00:01.000Z","updated_at":"1970-01-01T00:00:01.000Z","cooldown_minutes":60,"notify_channels":["ops","slack"],"condition_type":"change_point","change_direction":"worse","min_shift_sd":1.5,"false_alarm_interval_samples":500,"for_evaluations":1,"clear_after_evaluations":1,"auto_resolve":true}"#,
+        r#"{"id":"rule_00000007","name":"rule 7","model":"fraud","version":null,"metric":"accuracy","dataset":"default","severity":"low","enabled":true,"created_at":"1970-01-01T00:00:01.000Z","updated_at":"1970-01-01T00:00:01.000Z","cooldown_minutes":60,"notify_channels":["ops","slack"],"condition_type":"no_data","no_data_intervals":4.0,"for_evaluations":3,"clear_after_evaluations":3,"auto_resolve":false}"#,
+        r#"{"id":"rule_00000007","name":"rule 7","model":"fraud","version":null,"metric":"accuracy","dataset":"default","severity":"low","enabled":true,"created_at":"1970-01-01T00:00:01.000Z","updated_at":"1970-01-01T00:00:01.000Z","cooldown_minutes":60,"notify_channels":["ops","slack"],"condition_type":"no_data","no_data_minutes":90.0,"no_data_intervals":2.5,"for_evaluations":2,"clear_after_evaluations":1,"auto_resolve":false}"#,
+    ];
+
+    #[test]
+    fn stored_rules_of_every_condition_shape_are_rewritten_byte_for_byte() {
+        for body in STORED_SHAPES {
+            assert_eq!(rule_body(&rule_from_body(body).unwrap()).unwrap(), body);
+        }
+        let first = rule_from_body(STORED_SHAPES[0]).unwrap();
+        assert_eq!(first.severity, Severity::Low);
+        assert_eq!(
+            first.anti_flap,
+            AntiFlap {
+                for_evaluations: 1,
+                clear_after_evaluations: 2,
+                auto_resolve: true
+            }
+        );
+        assert!(matches!(
+            rule_from_body(STORED_SHAPES[4]).unwrap().condition,
+            Condition::ChangePoint(c) if c.change_direction == ChangeDirection::Worse
+                && c.min_shift_sd == Some(1.5)
+                && c.false_alarm_interval_samples == Some(500)
+        ));
     }
 
     #[test]
