@@ -19,6 +19,7 @@ mod open;
 pub mod postgres;
 pub mod predictions;
 pub mod prometheus;
+mod served;
 pub mod sqlite;
 pub mod tokens;
 

@@ -6,13 +6,12 @@
 //! is missing or does not answer, the test fails — it is never skipped. The server stops,
 //! and its directory goes, when the test process ends (a shell beside it watches).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+
+use crate::served::{free_port, start_watched, wait_until_answers};
 
 /// A database name no other test of any process uses.
 #[derive(Debug)]
@@ -46,13 +45,6 @@ pub fn server() -> &'static str {
     })
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 fn start() -> String {
     if let Err(error) = Command::new("influxd")
         .arg("version")
@@ -68,52 +60,11 @@ fn start() -> String {
     let config = dir.join("influxdb.conf");
     std::fs::write(&config, config_text(&dir, http, rpc)).expect("influxd's configuration");
     let log = dir.join("influxd.log");
-    // The shell starts influxd, then watches this process: when it is gone, it stops
-    // influxd and removes the directory.
-    let script = format!(
-        "influxd -config '{config}' >'{log}' 2>&1 & server=$!; \
-         while kill -0 {parent} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 1; done; \
-         kill $server 2>/dev/null; wait $server; rm -rf '{dir}'",
-        config = config.display(),
-        log = log.display(),
-        parent = std::process::id(),
-        dir = dir.display(),
-    );
-    // Never waited for: the shell outlives this process by design (it reaps influxd and
-    // removes the directory once this process is gone).
-    #[allow(clippy::zombie_processes)]
-    let _watcher = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sh to start influxd");
+    let command = format!("influxd -config '{}'", config.display());
+    start_watched("influxd", &command, &dir, &log);
     let address = format!("127.0.0.1:{http}");
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        if ping(&address) {
-            return address;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let log = std::fs::read_to_string(&log).unwrap_or_default();
-    panic!("influxd did not answer at {address} within 60 s; its log:\n{log}");
-}
-
-fn ping(address: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(address) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET /ping HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 204")
+    wait_until_answers("influxd", &address, "/ping", &[204], &log);
+    address
 }
 
 fn config_text(dir: &Path, http: u16, rpc: u16) -> String {

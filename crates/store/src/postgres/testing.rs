@@ -150,10 +150,7 @@ impl TestTimescale {
             "TimescaleDB's PGlite packages are not installed in {}; run scripts/setup",
             dir.display()
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
+        let port = crate::served::free_port();
         let mut server = Command::new("node")
             .arg("serve.mjs")
             .arg(port.to_string())
