@@ -427,23 +427,10 @@ fn a_bad_sample_fires_an_alert_and_a_good_one_resolves_it_on_the_event_stream() 
     assert_eq!(change["alert"]["resolved_by"], "modelwatch");
 }
 
-/// `serve` with the samples in a real influxd and the alerting state in an SQLite file: a
-/// bad sample written through modelwatch fires one alert, and the sample is in InfluxDB,
-/// in the documented shape, for InfluxQL to read.
-#[test]
-fn on_influxdb_a_bad_sample_fires_one_alert_and_influxql_reads_it() {
-    let env = Env::new();
-    let influx = modelwatch::store::influx::testing::TestDatabase::create("serve");
-    let alerts = env.dir.path().join("alerts.db");
-    let alerts = alerts.to_str().unwrap();
-    let server = env.serve(
-        &[],
-        &[
-            ("MODELWATCH_DB", influx.location()),
-            ("MODELWATCH_ALERTS_DB", alerts),
-            ("MODELWATCH_EVAL_DEBOUNCE", "100ms"),
-        ],
-    );
+/// On a server whose alerting state is in the SQLite file `alerts`: a threshold rule, then
+/// two samples below it `gap` apart (a store may keep one value per time unit) fire one
+/// alert, seen on the event stream and in the alert list, and the file holds it.
+fn two_bad_samples_fire_one_alert(server: &Server, alerts: &str, gap: Duration) {
     let (status, body) = http(
         &server.address,
         "POST",
@@ -467,6 +454,7 @@ fn on_influxdb_a_bad_sample_fires_one_alert_and_influxql_reads_it() {
             None,
         );
         assert_eq!(status, 200, "{body}");
+        std::thread::sleep(gap);
     }
     let alert = next_event(&mut reader, "alert_fired");
     assert_eq!(alert["alert"]["model"], "fraud");
@@ -480,6 +468,26 @@ fn on_influxdb_a_bad_sample_fires_one_alert_and_influxql_reads_it() {
         .clone();
     assert_eq!(listed.len(), 1, "one alert for the breach: {body}");
     assert!(std::path::Path::new(alerts).is_file());
+}
+
+/// `serve` with the samples in a real influxd and the alerting state in an SQLite file: a
+/// bad sample written through modelwatch fires one alert, and the sample is in InfluxDB,
+/// in the documented shape, for InfluxQL to read.
+#[test]
+fn on_influxdb_a_bad_sample_fires_one_alert_and_influxql_reads_it() {
+    let env = Env::new();
+    let influx = modelwatch::store::influx::testing::TestDatabase::create("serve");
+    let alerts = env.dir.path().join("alerts.db");
+    let alerts = alerts.to_str().unwrap();
+    let server = env.serve(
+        &[],
+        &[
+            ("MODELWATCH_DB", influx.location()),
+            ("MODELWATCH_ALERTS_DB", alerts),
+            ("MODELWATCH_EVAL_DEBOUNCE", "100ms"),
+        ],
+    );
+    two_bad_samples_fire_one_alert(&server, alerts, Duration::ZERO);
 
     let database = influx.location().rsplit('/').next().unwrap();
     let (status, body) = http(
@@ -525,44 +533,8 @@ fn on_prometheus_a_bad_sample_fires_one_alert_and_promql_reads_it() {
             ("MODELWATCH_EVAL_DEBOUNCE", "100ms"),
         ],
     );
-    let (status, body) = http(
-        &server.address,
-        "POST",
-        "/api/v1/rules",
-        r#"{"name":"Low accuracy","model":"fraud","metric":"accuracy","threshold_value":0.9,"comparison_operator":"lt","for_evaluations":1}"#,
-        None,
-    );
-    assert_eq!(status, 201, "{body}");
-    let mut events = TcpStream::connect(&server.address).unwrap();
-    events
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(events, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut reader = BufReader::new(events);
-    for value in ["0.5", "0.4"] {
-        let (status, body) = http(
-            &server.address,
-            "POST",
-            "/api/v1/metrics",
-            &format!(r#"{{"model":"fraud","version":"v1","metric":"accuracy","value":{value}}}"#),
-            None,
-        );
-        assert_eq!(status, 200, "{body}");
-        // Two samples a millisecond apart at least: Prometheus keeps one value per time.
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let alert = next_event(&mut reader, "alert_fired");
-    assert_eq!(alert["alert"]["model"], "fraud");
-    let (status, body) = http(&server.address, "GET", "/api/v1/alerts", "", None);
-    assert_eq!(status, 200, "{body}");
-    let listed: Value = serde_json::from_str(&body).unwrap();
-    let listed = listed
-        .as_array()
-        .or_else(|| listed["alerts"].as_array())
-        .unwrap_or_else(|| panic!("no alert list: {body}"))
-        .clone();
-    assert_eq!(listed.len(), 1, "one alert for the breach: {body}");
-    assert!(std::path::Path::new(alerts).is_file());
+    // Two samples a millisecond apart at least: Prometheus keeps one value per time.
+    two_bad_samples_fire_one_alert(&server, alerts, Duration::from_millis(5));
 
     // modelwatch_model_metric{model="fraud",version="v1",metric="accuracy",dataset="default"}[1h]
     let (status, body) = http(
@@ -610,48 +582,12 @@ fn on_cloudwatch_a_bad_sample_fires_one_alert_and_get_metric_data_reads_it() {
             ("AWS_SECRET_ACCESS_KEY", "modelwatch-test-secret"),
         ],
     );
-    let (status, body) = http(
-        &server.address,
-        "POST",
-        "/api/v1/rules",
-        r#"{"name":"Low accuracy","model":"fraud","metric":"accuracy","threshold_value":0.9,"comparison_operator":"lt","for_evaluations":1}"#,
-        None,
-    );
-    assert_eq!(status, 201, "{body}");
-    let mut events = TcpStream::connect(&server.address).unwrap();
-    events
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(events, "GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut reader = BufReader::new(events);
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    for value in ["0.5", "0.4"] {
-        let (status, body) = http(
-            &server.address,
-            "POST",
-            "/api/v1/metrics",
-            &format!(r#"{{"model":"fraud","version":"v1","metric":"accuracy","value":{value}}}"#),
-            None,
-        );
-        assert_eq!(status, 200, "{body}");
-        // Two samples in two seconds: CloudWatch keeps time to the second.
-        std::thread::sleep(Duration::from_millis(1_100));
-    }
-    let alert = next_event(&mut reader, "alert_fired");
-    assert_eq!(alert["alert"]["model"], "fraud");
-    let (status, body) = http(&server.address, "GET", "/api/v1/alerts", "", None);
-    assert_eq!(status, 200, "{body}");
-    let listed: Value = serde_json::from_str(&body).unwrap();
-    let listed = listed
-        .as_array()
-        .or_else(|| listed["alerts"].as_array())
-        .unwrap_or_else(|| panic!("no alert list: {body}"))
-        .clone();
-    assert_eq!(listed.len(), 1, "one alert for the breach: {body}");
-    assert!(std::path::Path::new(alerts).is_file());
+    // Two samples in two seconds: CloudWatch keeps time to the second.
+    two_bad_samples_fire_one_alert(&server, alerts, Duration::from_millis(1_100));
 
     // GetMetricData of accuracy{Model=fraud, Version=v1, Dataset=default}, each second.
     let time = |s: u64| {
